@@ -1,0 +1,127 @@
+"""Permission strings, the base registry entries, and the compiled per-user permission set."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import Permission
+
+PERMISSION_RE = re.compile(r"^(db|ui)\.[a-z0-9_-]+\.[a-z0-9_*-]+$|^plugin:[a-z]+$")
+GRANT_RE = re.compile(r"^\*$|^(db|ui)\.\*$|^(db|ui)\.[a-z0-9_-]+\.\*$|^(db|ui)\.[a-z0-9_-]+\.[a-z0-9_-]+$|^plugin:\*$|^plugin:[a-z]+$")
+
+
+@dataclass(frozen=True)
+class PermissionDef:
+    code: str
+    description: str
+    module: str = "base"
+    scope: str = "tenant"  # 'platform': only a grant in the system tenant counts
+
+
+def _crud(table: str, label: str, module: str = "base", scope: str = "tenant") -> list[PermissionDef]:
+    verbs = {"select": "View", "insert": "Create", "update": "Edit", "delete": "Delete"}
+    return [PermissionDef(f"db.{table}.{v}", f"{d} {label}", module, scope) for v, d in verbs.items()]
+
+
+BASE_PERMISSIONS: list[PermissionDef] = [
+    *_crud("tenants", "tenants (organizations) of the platform", scope="platform"),
+    *_crud("users", "user accounts"),
+    *_crud("tenant_users", "members of the tenant and their role"),
+    *_crud("roles", "roles of the tenant"),
+    PermissionDef("db.role_permissions.select", "View which permissions each role grants"),
+    PermissionDef("db.role_permissions.insert", "Grant permissions to roles"),
+    PermissionDef("db.role_permissions.delete", "Revoke permissions from roles"),
+    PermissionDef("db.permissions.select", "View the permission registry"),
+    PermissionDef("db.audit_log.select", "View the audit log"),
+    PermissionDef("ui.admin.menu", "Show the Administration menu"),
+    PermissionDef("ui.admin.explain", "Use the permission explain tool"),
+]
+
+
+def is_valid_grant(pattern: str) -> bool:
+    return bool(GRANT_RE.match(pattern))
+
+
+def pattern_matches(pattern: str, permission: str) -> bool:
+    """Casbin keyMatch restricted to trailing wildcards, the only form grants may take."""
+    if pattern.endswith("*"):
+        return permission.startswith(pattern[:-1])
+    return pattern == permission
+
+
+@dataclass(frozen=True)
+class Grant:
+    pattern: str
+    role_id: str
+    role_name: str
+    tenant_id: str
+
+
+@dataclass
+class PermissionSet:
+    """A user's grants in one tenant, compiled for O(1)-ish checks.
+
+    `tenant_grants` come from the user's role in the tenant, `system_grants` from their role in the
+    system tenant; platform-scoped permissions only count from the latter.
+    """
+
+    tenant_grants: tuple[Grant, ...] = ()
+    system_grants: tuple[Grant, ...] = ()
+    platform_codes: frozenset[str] = frozenset()
+    _exact: frozenset[str] = field(init=False, default=frozenset())
+    _prefixes: tuple[str, ...] = field(init=False, default=())
+    _sys_exact: frozenset[str] = field(init=False, default=frozenset())
+    _sys_prefixes: tuple[str, ...] = field(init=False, default=())
+    _memo: dict[str, bool] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        def split(grants: Iterable[Grant]) -> tuple[frozenset[str], tuple[str, ...]]:
+            pats = [g.pattern for g in grants]
+            return (
+                frozenset(p for p in pats if not p.endswith("*")),
+                tuple(sorted({p[:-1] for p in pats if p.endswith("*")})),
+            )
+
+        self._exact, self._prefixes = split(self.tenant_grants)
+        self._sys_exact, self._sys_prefixes = split(self.system_grants)
+
+    def allows(self, permission: str) -> bool:
+        hit = self._memo.get(permission)
+        if hit is not None:
+            return hit
+        result = permission in self._sys_exact or permission.startswith(self._sys_prefixes)
+        if not result and permission not in self.platform_codes:
+            result = permission in self._exact or permission.startswith(self._prefixes)
+        self._memo[permission] = result
+        return result
+
+    def effective(self, registry: Iterable[str]) -> list[str]:
+        return sorted(code for code in registry if self.allows(code))
+
+
+async def register_permissions(session: AsyncSession, defs: Iterable[PermissionDef]) -> None:
+    """Insert or refresh registry rows (idempotent; runs at start-up and plugin install)."""
+    defs = list(defs)
+    existing = {
+        p.code: p
+        for p in (
+            await session.scalars(select(Permission).where(Permission.code.in_([d.code for d in defs])))
+        ).all()
+    }
+    for d in defs:
+        row = existing.get(d.code)
+        if row is None:
+            session.add(Permission(code=d.code, description=d.description, module=d.module, scope=d.scope))
+        else:
+            row.description, row.module, row.scope = d.description, d.module, d.scope
+    await session.flush()
+
+
+async def platform_codes(session: AsyncSession) -> frozenset[str]:
+    rows = await session.scalars(select(Permission.code).where(Permission.scope == "platform"))
+    return frozenset(rows.all())

@@ -1,0 +1,59 @@
+"""Audit trail: one row per change, with who, where, what and before/after values."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import AuditEntry
+
+
+@dataclass(frozen=True)
+class Actor:
+    user_id: uuid.UUID | None
+    email: str
+    ip: str = ""
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls(None, "system")
+
+
+def diff(before: dict[str, Any] | None, after: dict[str, Any] | None) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Keep only the keys that changed (both sides), so audit rows stay readable."""
+    if before is None or after is None:
+        return before, after
+    keys = [k for k in after if before.get(k) != after.get(k)] + [k for k in before if k not in after]
+    return {k: before.get(k) for k in keys}, {k: after.get(k) for k in keys}
+
+
+async def record(
+    session: AsyncSession,
+    actor: Actor,
+    action: str,
+    target_type: str,
+    target_id: Any = "",
+    *,
+    tenant_id: uuid.UUID | None = None,
+    summary: str = "",
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> None:
+    b, a = diff(before, after)
+    session.add(
+        AuditEntry(
+            tenant_id=tenant_id,
+            actor_id=actor.user_id,
+            actor_email=actor.email,
+            action=action,
+            target_type=target_type,
+            target_id=str(target_id),
+            summary=summary,
+            before=b,
+            after=a,
+            ip=actor.ip,
+        )
+    )

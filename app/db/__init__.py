@@ -1,0 +1,1 @@
+"""Database: base models, engine configuration, migrations."""

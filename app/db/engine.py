@@ -1,0 +1,45 @@
+"""Engine and session configuration shared by the web app, the CLI and the tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from advanced_alchemy.extensions.litestar import (
+    AlembicAsyncConfig,
+    AsyncSessionConfig,
+    EngineConfig,
+    SQLAlchemyAsyncConfig,
+)
+from advanced_alchemy.extensions.litestar.plugins.init.config.asyncio import autocommit_handler_maker
+from sqlalchemy import event
+
+from app.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+MIGRATIONS_DIR = ROOT / "migrations"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers and one writer work at once; busy_timeout waits instead of failing.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def make_alchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
+    engine_config = EngineConfig() if settings.is_sqlite else EngineConfig(pool_size=10, max_overflow=10)
+    config = SQLAlchemyAsyncConfig(
+        connection_string=settings.database_url,
+        engine_config=engine_config,
+        session_config=AsyncSessionConfig(expire_on_commit=False),
+        # A handler's writes commit with a 2xx or 3xx response (POST → redirect) and roll back otherwise.
+        before_send_handler=autocommit_handler_maker(commit_on_redirect=True),
+        alembic_config=AlembicAsyncConfig(script_location=str(MIGRATIONS_DIR)),
+        create_all=False,
+    )
+    if settings.is_sqlite:
+        event.listen(config.get_engine().sync_engine, "connect", _sqlite_pragmas)
+    return config

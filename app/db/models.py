@@ -1,0 +1,152 @@
+"""Base tables. Plugin tables are created at run time by app.schema and never live here."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from advanced_alchemy.base import UUIDAuditBase, UUIDBase
+from advanced_alchemy.types import GUID, DateTimeUTC, JsonB
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Tenant(UUIDAuditBase):
+    __tablename__ = "tenants"
+
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Bumped on every change of this tenant's roles, grants or memberships; per-user permission
+    # caches in every worker compare it per request (see app.access.cache).
+    policy_version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class User(UUIDAuditBase):
+    __tablename__ = "users"
+
+    # Stored lower-cased: uniqueness is case-insensitive on every database.
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+
+
+class Role(UUIDAuditBase):
+    __tablename__ = "roles"
+    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_roles_tenant_name"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(String(500), default="")
+    # 'admin' and 'member' mark the default roles every tenant gets; None for roles admins create.
+    builtin: Mapped[str | None] = mapped_column(String(20), nullable=True)
+
+
+class Membership(UUIDAuditBase):
+    """A user in a tenant, with exactly one role there."""
+
+    __tablename__ = "tenant_users"
+    __table_args__ = (UniqueConstraint("tenant_id", "user_id", name="uq_tenant_users_tenant_user"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("tenants.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("roles.id"))
+
+    user: Mapped[User] = relationship(lazy="joined", innerjoin=True)
+    role: Mapped[Role] = relationship(lazy="joined", innerjoin=True)
+    tenant: Mapped[Tenant] = relationship(lazy="joined", innerjoin=True)
+
+
+class Permission(UUIDAuditBase):
+    """The permission registry: every permission string with who declared it and why."""
+
+    __tablename__ = "permissions"
+
+    code: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str] = mapped_column(String(500))
+    module: Mapped[str] = mapped_column(String(100))
+    # 'platform' permissions count only when granted in the system tenant.
+    scope: Mapped[str] = mapped_column(String(20), default="tenant")
+
+
+class CasbinRule(UUIDBase):
+    """Casbin policy lines, read and written through the pycasbin SQLAlchemy adapter."""
+
+    __tablename__ = "casbin_rule"
+    __table_args__ = (Index("ix_casbin_rule_lookup", "ptype", "v0", "v1"),)
+
+    # The adapter addresses lines by the columns below; its integer id is not used here.
+    ptype: Mapped[str] = mapped_column(String(16))
+    v0: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    v1: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    v2: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    v3: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    v4: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    v5: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+    def __str__(self) -> str:
+        values = [v for v in (self.v0, self.v1, self.v2, self.v3, self.v4, self.v5) if v is not None]
+        return ", ".join([self.ptype, *values])
+
+
+class WebSession(UUIDBase):
+    """A browser session; the cookie carries a random token, the table only its sha256."""
+
+    __tablename__ = "web_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True))
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(300), default="")
+
+
+class ApiToken(UUIDAuditBase):
+    __tablename__ = "api_tokens"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+
+
+class LoginAttempt(UUIDBase):
+    __tablename__ = "login_attempts"
+    __table_args__ = (
+        Index("ix_login_attempts_email", "email", "created_at"),
+        Index("ix_login_attempts_ip", "ip", "created_at"),
+    )
+
+    email: Mapped[str] = mapped_column(String(254))
+    ip: Mapped[str] = mapped_column(String(64))
+    succeeded: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), default=utcnow)
+
+
+class AuditEntry(UUIDBase):
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_tenant_time", "tenant_id", "created_at"),)
+
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(GUID, nullable=True)
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(GUID, nullable=True)
+    actor_email: Mapped[str] = mapped_column(String(254), default="")
+    action: Mapped[str] = mapped_column(String(100))
+    target_type: Mapped[str] = mapped_column(String(100))
+    target_id: Mapped[str] = mapped_column(String(100), default="")
+    summary: Mapped[str] = mapped_column(Text, default="")
+    before: Mapped[dict[str, Any] | None] = mapped_column(JsonB, nullable=True)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JsonB, nullable=True)
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), default=utcnow)

@@ -1,0 +1,38 @@
+"""Domain errors raised by services; the web layer maps them to pages and problem details."""
+
+from __future__ import annotations
+
+
+class PortalError(Exception):
+    status_code = 400
+    title = "Bad request"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class ValidationFailed(PortalError):
+    """Bad input; `errors` maps a field name to a message shown next to that field."""
+
+    status_code = 422
+    title = "Validation failed"
+
+    def __init__(self, errors: dict[str, str], detail: str | None = None) -> None:
+        super().__init__(detail or "; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+class NotFound(PortalError):
+    status_code = 404
+    title = "Not found"
+
+
+class Conflict(PortalError):
+    status_code = 409
+    title = "Conflict"
+
+
+class Forbidden(PortalError):
+    status_code = 403
+    title = "Forbidden"

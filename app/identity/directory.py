@@ -1,0 +1,239 @@
+"""Tenants, users and memberships (exactly one role per user per tenant)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import audit
+from app.access import policy, roles
+from app.audit import Actor
+from app.db.models import Membership, Role, Tenant, User
+from app.errors import Conflict, NotFound, ValidationFailed
+from app.identity.passwords import hash_password, password_problem
+from app.identity.validation import email_problem, normalize_email, slug_problem, text_problem
+from app.settings import SYSTEM_TENANT_ID
+
+SYSTEM_UUID = uuid.UUID(SYSTEM_TENANT_ID)
+LANGUAGES = ("en", "zh")
+
+
+def tenant_dict(t: Tenant) -> dict[str, object]:
+    return {"id": str(t.id), "slug": t.slug, "name": t.name, "is_active": t.is_active}
+
+
+def user_dict(u: User) -> dict[str, object]:
+    return {"id": str(u.id), "email": u.email, "display_name": u.display_name, "is_active": u.is_active,
+            "language": u.language}
+
+
+# --- tenants -------------------------------------------------------------------------------------
+
+async def find_tenant(session: AsyncSession, ref: str) -> Tenant | None:
+    """A tenant by slug or UUID."""
+    try:
+        return await session.get(Tenant, uuid.UUID(ref))
+    except ValueError:
+        return await session.scalar(select(Tenant).where(Tenant.slug == ref.strip().lower()))
+
+
+async def get_tenant(session: AsyncSession, ref: str) -> Tenant:
+    tenant = await find_tenant(session, ref)
+    if tenant is None:
+        raise NotFound(f"No tenant {ref!r}")
+    return tenant
+
+
+async def create_tenant(
+    session: AsyncSession, actor: Actor, slug: str, name: str, *, tenant_id: uuid.UUID | None = None
+) -> Tenant:
+    slug = slug.strip().lower()
+    errors: dict[str, str] = {}
+    if tenant_id != SYSTEM_UUID and (problem := slug_problem(slug)):
+        errors["slug"] = problem
+    if problem := text_problem(name, "name", 200):
+        errors["name"] = problem
+    if not errors and await session.scalar(select(Tenant.id).where(Tenant.slug == slug)):
+        errors["slug"] = f"The slug '{slug}' is already taken."
+    if errors:
+        raise ValidationFailed(errors)
+    tenant = Tenant(slug=slug, name=name.strip(), is_active=True)
+    if tenant_id is not None:
+        tenant.id = tenant_id
+    session.add(tenant)
+    await session.flush()
+    await roles.create_default_roles(session, tenant.id)
+    await audit.record(session, actor, "tenant.create", "tenant", tenant.id, tenant_id=tenant.id,
+                       summary=f"Created tenant {slug}", after=tenant_dict(tenant))
+    return tenant
+
+
+async def update_tenant(session: AsyncSession, actor: Actor, tenant: Tenant, *, name: str | None = None,
+                        is_active: bool | None = None) -> Tenant:
+    before = tenant_dict(tenant)
+    if name is not None:
+        if problem := text_problem(name, "name", 200):
+            raise ValidationFailed({"name": problem})
+        tenant.name = name.strip()
+    if is_active is not None:
+        if tenant.id == SYSTEM_UUID and not is_active:
+            raise Conflict("The system tenant cannot be deactivated")
+        tenant.is_active = is_active
+    await session.flush()
+    await audit.record(session, actor, "tenant.update", "tenant", tenant.id, tenant_id=tenant.id,
+                       summary=f"Updated tenant {tenant.slug}", before=before, after=tenant_dict(tenant))
+    return tenant
+
+
+async def list_tenants(session: AsyncSession, q: str = "", offset: int = 0, limit: int = 25) -> tuple[list[Tenant], int]:
+    stmt = select(Tenant)
+    if q:
+        like = f"%{q.lower()}%"
+        stmt = stmt.where(or_(func.lower(Tenant.slug).like(like), func.lower(Tenant.name).like(like)))
+    total = await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = await session.scalars(stmt.order_by(Tenant.slug).offset(offset).limit(limit))
+    return list(rows.all()), int(total)
+
+
+# --- users ---------------------------------------------------------------------------------------
+
+async def find_user(session: AsyncSession, email: str) -> User | None:
+    return await session.scalar(select(User).where(User.email == normalize_email(email)))
+
+
+async def create_user(
+    session: AsyncSession, actor: Actor, email: str, password: str, display_name: str = "",
+    language: str = "en", *, tenant_id: uuid.UUID | None = None,
+) -> User:
+    email = normalize_email(email)
+    errors: dict[str, str] = {}
+    if problem := email_problem(email):
+        errors["email"] = problem
+    elif await find_user(session, email):
+        errors["email"] = f"A user with the email {email} already exists."
+    if problem := password_problem(password, email):
+        errors["password"] = problem
+    display_name = display_name.strip() or email.split("@")[0]
+    if problem := text_problem(display_name, "display name", 200):
+        errors["display_name"] = problem
+    if language not in LANGUAGES:
+        errors["language"] = f"Choose one of: {', '.join(LANGUAGES)}."
+    if errors:
+        raise ValidationFailed(errors)
+    user = User(email=email, display_name=display_name, password_hash=hash_password(password),
+                is_active=True, language=language)
+    session.add(user)
+    await session.flush()
+    await audit.record(session, actor, "user.create", "user", user.id, tenant_id=tenant_id,
+                       summary=f"Created user {email}", after=user_dict(user))
+    return user
+
+
+async def set_password(session: AsyncSession, actor: Actor, user: User, password: str) -> None:
+    if problem := password_problem(password, user.email):
+        raise ValidationFailed({"password": problem})
+    user.password_hash = hash_password(password)
+    await session.flush()
+    await audit.record(session, actor, "user.password", "user", user.id, summary=f"Changed password of {user.email}")
+
+
+# --- memberships ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MemberRow:
+    membership: Membership
+    user: User
+    role: Role
+
+
+async def list_members(session: AsyncSession, tenant_id: uuid.UUID, q: str = "", offset: int = 0,
+                       limit: int = 25) -> tuple[list[MemberRow], int]:
+    stmt = (
+        select(Membership, User, Role)
+        .join(User, User.id == Membership.user_id)
+        .join(Role, Role.id == Membership.role_id)
+        .where(Membership.tenant_id == tenant_id)
+    )
+    if q:
+        like = f"%{q.lower()}%"
+        stmt = stmt.where(or_(User.email.like(like), func.lower(User.display_name).like(like)))
+    total = await session.scalar(select(func.count()).select_from(stmt.with_only_columns(Membership.id).subquery())) or 0
+    rows = await session.execute(stmt.order_by(User.email).offset(offset).limit(limit))
+    return [MemberRow(m, u, r) for m, u, r in rows.all()], int(total)
+
+
+async def get_membership(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> Membership:
+    m = await session.scalar(select(Membership).where(Membership.tenant_id == tenant_id, Membership.user_id == user_id))
+    if m is None:
+        raise NotFound("That user is not a member of this tenant")
+    return m
+
+
+async def add_member(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, user: User, role: Role) -> Membership:
+    if role.tenant_id != tenant_id:
+        raise ValidationFailed({"role": "That role belongs to another tenant."})
+    exists = await session.scalar(
+        select(Membership.id).where(Membership.tenant_id == tenant_id, Membership.user_id == user.id)
+    )
+    if exists:
+        raise ValidationFailed({"email": f"{user.email} is already a member of this tenant."})
+    m = Membership(tenant_id=tenant_id, user_id=user.id, role_id=role.id)
+    session.add(m)
+    await session.flush()
+    await policy.bump_policy_version(session, tenant_id)
+    await audit.record(session, actor, "member.add", "tenant_user", user.id, tenant_id=tenant_id,
+                       summary=f"Added {user.email} as {role.name}", after={"user": user.email, "role": role.name})
+    return m
+
+
+async def change_member_role(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, user_id: uuid.UUID,
+                             role: Role) -> Membership:
+    m = await get_membership(session, tenant_id, user_id)
+    if role.tenant_id != tenant_id:
+        raise ValidationFailed({"role": "That role belongs to another tenant."})
+    old = await session.get(Role, m.role_id)
+    if old and old.builtin == roles.ADMIN and role.id != old.id:
+        await _keep_one_admin(session, tenant_id, old)
+    m.role_id = role.id
+    await session.flush()
+    await policy.bump_policy_version(session, tenant_id)
+    user = await session.get(User, user_id)
+    await audit.record(session, actor, "member.role", "tenant_user", user_id, tenant_id=tenant_id,
+                       summary=f"Changed role of {user.email if user else user_id} to {role.name}",
+                       before={"role": old.name if old else None}, after={"role": role.name})
+    return m
+
+
+async def remove_member(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    m = await get_membership(session, tenant_id, user_id)
+    role = await session.get(Role, m.role_id)
+    if role and role.builtin == roles.ADMIN:
+        await _keep_one_admin(session, tenant_id, role)
+    user = await session.get(User, user_id)
+    await session.delete(m)
+    await session.flush()
+    await policy.bump_policy_version(session, tenant_id)
+    await audit.record(session, actor, "member.remove", "tenant_user", user_id, tenant_id=tenant_id,
+                       summary=f"Removed {user.email if user else user_id}",
+                       before={"user": user.email if user else None, "role": role.name if role else None})
+
+
+async def _keep_one_admin(session: AsyncSession, tenant_id: uuid.UUID, admin_role: Role) -> None:
+    n = await session.scalar(select(func.count()).select_from(Membership).where(
+        Membership.tenant_id == tenant_id, Membership.role_id == admin_role.id))
+    if (n or 0) <= 1 and tenant_id == SYSTEM_UUID:
+        raise Conflict("The platform must keep at least one system administrator")
+
+
+async def memberships_of(session: AsyncSession, user_id: uuid.UUID) -> list[tuple[Tenant, Role]]:
+    rows = await session.execute(
+        select(Tenant, Role)
+        .join(Membership, Membership.tenant_id == Tenant.id)
+        .join(Role, Role.id == Membership.role_id)
+        .where(Membership.user_id == user_id)
+        .order_by(Tenant.id == SYSTEM_UUID, Tenant.name)
+    )
+    return [(t, r) for t, r in rows.all()]

@@ -1,0 +1,70 @@
+"""Server-side browser sessions in the database, shared by every worker process.
+
+The cookie holds a random token; only its sha256 is stored. Login always issues a new token
+(rotation). A session ends after `session_idle_seconds` without requests or
+`session_absolute_seconds` after login, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import uuid
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import User, WebSession, utcnow
+from app.settings import Settings
+
+COOKIE = "portal_session"
+TOUCH_EVERY = dt.timedelta(seconds=60)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def start(session: AsyncSession, settings: Settings, user: User, *, old_token: str | None,
+                ip: str, user_agent: str) -> str:
+    if old_token:
+        await end(session, old_token)
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    session.add(WebSession(token_hash=token_hash(token), user_id=user.id, created_at=now, last_seen_at=now,
+                           expires_at=now + dt.timedelta(seconds=settings.session_absolute_seconds),
+                           ip=ip[:64], user_agent=user_agent[:300]))
+    user.last_login_at = now
+    await session.flush()
+    return token
+
+
+async def resolve(session: AsyncSession, settings: Settings, token: str) -> tuple[WebSession, User] | None:
+    row = (
+        await session.execute(
+            select(WebSession, User).join(User, User.id == WebSession.user_id).where(WebSession.token_hash == token_hash(token))
+        )
+    ).first()
+    if row is None:
+        return None
+    ws, user = row
+    now = utcnow()
+    idle_limit = ws.last_seen_at + dt.timedelta(seconds=settings.session_idle_seconds)
+    if now >= ws.expires_at or now >= idle_limit or not user.is_active:
+        await session.delete(ws)
+        await session.commit()
+        return None
+    if now - ws.last_seen_at > TOUCH_EVERY:
+        # Written at most once a minute so most requests stay read-only.
+        ws.last_seen_at = now
+        await session.commit()
+    return ws, user
+
+
+async def end(session: AsyncSession, token: str) -> None:
+    await session.execute(delete(WebSession).where(WebSession.token_hash == token_hash(token)))
+
+
+async def end_all_for(session: AsyncSession, user_id: uuid.UUID) -> None:
+    await session.execute(delete(WebSession).where(WebSession.user_id == user_id))

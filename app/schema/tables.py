@@ -1,0 +1,196 @@
+"""Manifest entities → SQLAlchemy tables, and idempotent creation on SQLite and PostgreSQL.
+
+Every entity becomes one table ``plugin_<entity>`` shared by all tenants (row-level isolation by
+``tenant_id``).  The host's standard columns come first, then the declared fields.  Per-tenant
+uniqueness is a partial unique index on ``(tenant_id, field) WHERE deleted_at IS NULL`` so that a
+soft-deleted row does not block re-using its value.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from app.plugins.manifest import STANDARD_FIELDS, EntitySpec, FieldSpec
+
+__all__ = [
+    "MAX_IDENTIFIER_LENGTH",
+    "STANDARD_COLUMNS",
+    "build_metadata",
+    "build_table",
+    "column_for",
+    "column_type",
+    "create_tables_sync",
+    "ensure_tables",
+    "index_name",
+    "server_default_for",
+]
+
+#: The host's columns on every plugin table, in table order.
+STANDARD_COLUMNS: tuple[str, ...] = STANDARD_FIELDS
+
+#: PostgreSQL's identifier limit (bytes); every generated name fits.
+MAX_IDENTIFIER_LENGTH = 63
+
+#: Key for ``pg_advisory_xact_lock`` so concurrent workers do not race on plugin DDL.
+_DDL_LOCK_KEY = 0x706C7567696E  # "plugin"
+
+
+def index_name(prefix: str, table: str, *columns: str) -> str:
+    """``<prefix>_<table>_<col>_<col>``, shortened with a hash suffix when over 63 characters."""
+    name = "_".join((prefix, table, *columns))
+    if len(name.encode()) <= MAX_IDENTIFIER_LENGTH:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+    return f"{name.encode()[: MAX_IDENTIFIER_LENGTH - 9].decode(errors='ignore')}_{digest}"
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def column_type(spec: FieldSpec) -> sa.types.TypeEngine[Any]:
+    """The SQL type of a declared field."""
+    match spec.type:
+        case "string":
+            return sa.String(spec.max_length or 255)
+        case "text":
+            return sa.Text()
+        case "integer":
+            return sa.BigInteger()
+        case "decimal":
+            return sa.Numeric(
+                spec.precision or 18, spec.scale if spec.scale is not None else 2, asdecimal=True
+            )
+        case "boolean":
+            return sa.Boolean(create_constraint=False)
+        case "date":
+            return sa.Date()
+        case "datetime":
+            return sa.DateTime(timezone=True)
+        case "uuid" | "reference":
+            return sa.Uuid(as_uuid=True)
+        case "select":
+            return sa.String(100)
+        case "json":
+            return sa.JSON()
+    raise ValueError(f"field '{spec.name}' has unknown type '{spec.type}'")
+
+
+def server_default_for(spec: FieldSpec) -> Any:
+    """A database-side default for literal defaults, so ``ALTER TABLE ADD COLUMN`` fills existing rows.
+
+    ``None`` when the field has no default the database can hold as a constant ("now", "today",
+    uuids and json are applied by the application layer only).
+    """
+    value = spec.default
+    if value is None:
+        return None
+    if spec.type == "boolean" and isinstance(value, bool):
+        return sa.true() if value else sa.false()
+    if spec.type == "integer" and isinstance(value, int):
+        return sa.text(str(value))
+    if spec.type == "decimal" and isinstance(value, Decimal):
+        return sa.text(format(value, "f"))
+    if spec.type in ("string", "text", "select") and isinstance(value, str):
+        return value
+    if spec.type == "date" and isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value.isoformat()
+    return None
+
+
+def column_for(spec: FieldSpec) -> sa.Column[Any]:
+    """A fresh (unattached) column for a declared field."""
+    return sa.Column(
+        spec.name,
+        column_type(spec),
+        nullable=spec.nullable,
+        server_default=server_default_for(spec),
+    )
+
+
+def _standard_columns() -> list[sa.Column[Any]]:
+    return [
+        sa.Column("id", sa.Uuid(as_uuid=True), primary_key=True, default=uuid.uuid4),
+        sa.Column("tenant_id", sa.Uuid(as_uuid=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, default=_utcnow),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, default=_utcnow),
+        sa.Column("created_by", sa.Uuid(as_uuid=True), nullable=True),
+        sa.Column("updated_by", sa.Uuid(as_uuid=True), nullable=True),
+        sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("version", sa.Integer(), nullable=False, default=1, server_default=sa.text("1")),
+    ]
+
+
+def build_table(entity: EntitySpec, metadata: sa.MetaData) -> sa.Table:
+    """Define ``plugin_<entity>`` in ``metadata`` (replacing an earlier definition of the same name).
+
+    Indexes: ``ix_<table>_tenant`` on ``(tenant_id)``; each declared index as
+    ``(tenant_id, *columns)``; each unique field as a partial unique index ``uq_<table>_<field>`` on
+    ``(tenant_id, field) WHERE deleted_at IS NULL``.
+    """
+    name = entity.table_name
+    existing = metadata.tables.get(name)
+    if existing is not None:
+        metadata.remove(existing)
+    table = sa.Table(name, metadata, *_standard_columns(), *(column_for(f) for f in entity.fields))
+
+    sa.Index(index_name("ix", name, "tenant"), table.c.tenant_id)
+    seen: set[tuple[str, ...]] = {("tenant_id",)}
+    for columns in entity.indexes:
+        key = ("tenant_id", *(c for c in columns if c != "tenant_id"))
+        if key in seen:
+            continue
+        seen.add(key)
+        sa.Index(index_name("ix", name, *columns), *(table.c[c] for c in key))
+    live = table.c.deleted_at.is_(None)
+    for spec in entity.fields:
+        if spec.unique:
+            sa.Index(
+                index_name("uq", name, spec.name),
+                table.c.tenant_id,
+                table.c[spec.name],
+                unique=True,
+                sqlite_where=live,
+                postgresql_where=live,
+            )
+    return table
+
+
+def build_metadata(entities: Sequence[EntitySpec]) -> sa.MetaData:
+    """A fresh :class:`~sqlalchemy.MetaData` holding a table for each entity."""
+    metadata = sa.MetaData()
+    for entity in entities:
+        build_table(entity, metadata)
+    return metadata
+
+
+def create_tables_sync(connection: Connection, tables: Sequence[sa.Table]) -> None:
+    """``CREATE TABLE IF NOT EXISTS`` / ``CREATE INDEX IF NOT EXISTS`` for ``tables``.
+
+    Missing indexes of tables that already exist are created too.  On PostgreSQL a transaction-level
+    advisory lock serialises concurrent callers.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_DDL_LOCK_KEY)))
+    for table in tables:
+        connection.execute(CreateTable(table, if_not_exists=True))
+    for table in tables:
+        for index in sorted(table.indexes, key=lambda ix: str(ix.name)):
+            connection.execute(CreateIndex(index, if_not_exists=True))
+
+
+async def ensure_tables(conn: AsyncConnection, entities: Sequence[EntitySpec]) -> None:
+    """Create the tables (and indexes) of ``entities`` that do not exist yet; safe to repeat."""
+    metadata = build_metadata(entities)
+    tables = list(metadata.tables.values())
+    await conn.run_sync(create_tables_sync, tables)

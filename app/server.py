@@ -1,0 +1,71 @@
+"""The Litestar application factory."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
+from litestar import Litestar, Router
+from litestar.config.csrf import CSRFConfig
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.htmx import HTMXPlugin
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+
+from app import PLATFORM_VERSION
+from app.access.cache import PermissionCache
+from app.db.engine import make_alchemy_config
+from app.identity import bootstrap
+from app.settings import Settings, load_settings
+from app.web import admin_pages, api, auth_pages
+from app.web.context import access_guard, provide_ctx
+from app.web.errors import handle_exception
+
+ROOT = Path(__file__).resolve().parents[1]
+log = logging.getLogger("portal")
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or load_settings()
+    alchemy = make_alchemy_config(settings)
+
+    async def on_startup(app: Litestar) -> None:
+        async with alchemy.get_session() as session:
+            await bootstrap.ensure_base(session, settings)
+            await session.commit()
+
+    static = create_static_files_router(path="/static", directories=[ROOT / "static"], opt={"public": True},
+                                        include_in_schema=False)
+    app = Litestar(
+        route_handlers=[*auth_pages.ROUTES, *admin_pages.ROUTES, *api.ROUTES, static],
+        plugins=[SQLAlchemyPlugin(config=alchemy), HTMXPlugin()],
+        guards=[access_guard],
+        dependencies={"ctx": Provide(provide_ctx)},
+        template_config=TemplateConfig(directory=ROOT / "templates", engine=JinjaTemplateEngine),
+        csrf_config=CSRFConfig(secret=settings.secret_key, cookie_name="portal_csrf", header_name="x-csrftoken",
+                               cookie_secure=settings.secure_cookies, exclude=["/api/"]),
+        openapi_config=OpenAPIConfig(
+            title="Portal API", version=PLATFORM_VERSION, path="/api/schema",
+            render_plugins=[JsonRenderPlugin()],
+            openapi_router=Router(path="/api/schema", route_handlers=[], opt={"public": True}),
+            components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}),
+            security=[{"bearer": []}],
+        ),
+        exception_handlers={Exception: handle_exception},
+        on_startup=[on_startup],
+        debug=settings.debug,
+        state=State({"settings": settings, "alchemy": alchemy, "permission_cache": PermissionCache()}),
+    )
+    return app
+
+
+def app_factory() -> Any:
+    """Entry point for uvicorn worker processes (`--factory`)."""
+    return create_app()

@@ -1,0 +1,85 @@
+"""Settings read from the environment once, at start-up."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SYSTEM_TENANT_ID = "00000000-0000-0000-0000-000000000001"
+SYSTEM_TENANT_SLUG = "system"
+
+
+class SettingsError(Exception):
+    """A setting is unusable; the message is one line meant for the operator."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    secret_key: str
+    admin_email: str | None = None
+    admin_password: str | None = None
+    session_idle_seconds: int = 2 * 3600
+    session_absolute_seconds: int = 12 * 3600
+    login_max_failures: int = 5
+    login_window_seconds: int = 15 * 60
+    secure_cookies: bool = False
+    debug: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def normalize_database_url(url: str) -> str:
+    """Map the URLs people type to the async drivers the portal uses."""
+    url = url.strip()
+    if not url:
+        raise SettingsError("DATABASE_URL is empty")
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise SettingsError(f"DATABASE_URL {url!r} is not a URL (expected e.g. postgresql://user@host/db)")
+    base = scheme.split("+", 1)[0].lower()
+    if base in {"postgres", "postgresql"}:
+        return f"postgresql+psycopg://{rest}"
+    if base == "sqlite":
+        return f"sqlite+aiosqlite://{rest}"
+    raise SettingsError(
+        f"DATABASE_URL scheme {scheme!r} is not supported (use postgresql://... or sqlite:///path)"
+    )
+
+
+def _secret_key(data_dir: Path) -> str:
+    given = os.environ.get("PORTAL_SECRET_KEY")
+    if given:
+        return given
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    environ = dict(os.environ if env is None else env)
+    data_dir = Path(environ.get("PORTAL_DATA_DIR", "./var")).resolve()
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SettingsError(f"PORTAL_DATA_DIR {str(data_dir)!r} cannot be created: {exc.strerror}") from exc
+    raw_url = environ.get("DATABASE_URL") or f"sqlite:///{data_dir / 'portal.db'}"
+    return Settings(
+        data_dir=data_dir,
+        database_url=normalize_database_url(raw_url),
+        secret_key=environ.get("PORTAL_SECRET_KEY") or _secret_key(data_dir),
+        admin_email=environ.get("PORTAL_ADMIN_EMAIL") or None,
+        admin_password=environ.get("PORTAL_ADMIN_PASSWORD") or None,
+        secure_cookies=environ.get("PORTAL_SECURE_COOKIES", "").lower() in {"1", "true", "yes"},
+        debug=environ.get("PORTAL_DEBUG", "").lower() in {"1", "true", "yes"},
+    )

@@ -1,0 +1,316 @@
+"""Server-rendered administration pages: tenants, members, roles, audit log, explain, tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from litestar import Request, get, post
+from litestar.datastructures import FormMultiDict
+from litestar.response import Redirect, Template
+from sqlalchemy import func, select
+
+from app.access import roles as role_service
+from app.access.explain import explain_permission
+from app.access.registry import grouped_registry
+from app.db.models import AuditEntry, Membership, Tenant
+from app.errors import ValidationFailed
+from app.identity import directory, tokens
+from app.web.context import RequestContext
+from app.web.render import Pager, page, redirect
+
+
+def T(path: str) -> str:
+    return "/t/{tenant:str}" + path
+
+
+async def _form(request: Request) -> FormMultiDict:
+    return await request.form()
+
+
+def _s(form: FormMultiDict, key: str, limit: int = 1000) -> str:
+    value = form.get(key)
+    return str(value)[:limit] if isinstance(value, str) else ""
+
+
+# --- home ----------------------------------------------------------------------------------------
+
+@get(T("/"), opt={"auth": True}, include_in_schema=False)
+async def home(request: Request, ctx: RequestContext) -> Template:
+    count = await ctx.db.scalar(select(func.count()).select_from(Membership).where(Membership.tenant_id == ctx.tenant_id))
+    return await page(request, ctx, "home.html", member_count=count)
+
+
+# --- tenants (platform) --------------------------------------------------------------------------
+
+async def _tenants_page(request: Request, ctx: RequestContext, errors: dict[str, str] | None = None,
+                        values: dict[str, str] | None = None, status_code: int = 200) -> Template:
+    p = Pager(request)
+    rows, p.total = await directory.list_tenants(ctx.db, p.q, p.offset, p.size)
+    return await page(request, ctx, "admin/tenants.html", fragment="admin/_tenant_rows.html", status_code=status_code,
+                      p=p, rows=rows, errors=errors or {}, values=values or {})
+
+
+@get(T("/admin/tenants"), opt={"permission": "db.tenants.select"}, include_in_schema=False)
+async def tenants_list(request: Request, ctx: RequestContext) -> Template:
+    return await _tenants_page(request, ctx)
+
+
+@post(T("/admin/tenants"), opt={"permission": "db.tenants.insert"}, include_in_schema=False)
+async def tenants_create(request: Request, ctx: RequestContext) -> Template | Redirect:
+    form = await _form(request)
+    values = {"slug": _s(form, "slug", 100), "name": _s(form, "name", 300)}
+    try:
+        tenant = await directory.create_tenant(ctx.db, ctx.actor, values["slug"], values["name"])
+    except ValidationFailed as exc:
+        return await _tenants_page(request, ctx, exc.errors, values, status_code=422)
+    return redirect(f"/t/{ctx.tenant.slug}/admin/tenants", f"Tenant {tenant.slug} created")  # type: ignore[union-attr]
+
+
+@get(T("/admin/tenants/{tenant_id:uuid}"), opt={"permission": "db.tenants.select"}, include_in_schema=False)
+async def tenant_edit(request: Request, ctx: RequestContext, tenant_id: uuid.UUID) -> Template:
+    target = await directory.get_tenant(ctx.db, str(tenant_id))
+    return await page(request, ctx, "admin/tenant_edit.html", target=target, errors={}, values={"name": target.name})
+
+
+@post(T("/admin/tenants/{tenant_id:uuid}"), opt={"permission": "db.tenants.update"}, include_in_schema=False)
+async def tenant_update(request: Request, ctx: RequestContext, tenant_id: uuid.UUID) -> Template | Redirect:
+    target = await directory.get_tenant(ctx.db, str(tenant_id))
+    form = await _form(request)
+    values = {"name": _s(form, "name", 300)}
+    try:
+        await directory.update_tenant(ctx.db, ctx.actor, target, name=values["name"],
+                                      is_active=_s(form, "is_active") == "on")
+    except ValidationFailed as exc:
+        return await page(request, ctx, "admin/tenant_edit.html", status_code=422, target=target, errors=exc.errors,
+                          values=values)
+    return redirect(f"/t/{ctx.tenant.slug}/admin/tenants", f"Tenant {target.slug} saved")  # type: ignore[union-attr]
+
+
+# --- members -------------------------------------------------------------------------------------
+
+async def _members_page(request: Request, ctx: RequestContext, errors: dict[str, str] | None = None,
+                        values: dict[str, str] | None = None, status_code: int = 200) -> Template:
+    p = Pager(request)
+    rows, p.total = await directory.list_members(ctx.db, ctx.tenant_id, p.q, p.offset, p.size)
+    role_rows = await role_service.list_roles(ctx.db, ctx.tenant_id)
+    return await page(request, ctx, "admin/members.html", fragment="admin/_member_rows.html", status_code=status_code,
+                      p=p, rows=rows, roles=[r for r, _ in role_rows], errors=errors or {}, values=values or {})
+
+
+@get(T("/admin/members"), opt={"permission": "db.tenant_users.select"}, include_in_schema=False)
+async def members_list(request: Request, ctx: RequestContext) -> Template:
+    return await _members_page(request, ctx)
+
+
+async def add_member_from(ctx: RequestContext, values: dict[str, str]) -> tuple[Any, bool]:
+    """Add an existing user, or create the account first (needs db.users.insert). Returns (user, created)."""
+    role = await role_service.get_role(ctx.db, ctx.tenant_id, values.get("role") or "Member")
+    user = await directory.find_user(ctx.db, values.get("email", ""))
+    created = False
+    if user is None:
+        if not ctx.can("db.users.insert"):
+            raise ValidationFailed({"email": "No user has this email, and you may not create accounts."})
+        if not values.get("password"):
+            raise ValidationFailed({"password": "This is a new account: set an initial password."})
+        user = await directory.create_user(ctx.db, ctx.actor, values.get("email", ""), values["password"],
+                                           values.get("display_name", ""), tenant_id=ctx.tenant_id)
+        created = True
+    await directory.add_member(ctx.db, ctx.actor, ctx.tenant_id, user, role)
+    return user, created
+
+
+@post(T("/admin/members"), opt={"permission": "db.tenant_users.insert"}, include_in_schema=False)
+async def members_add(request: Request, ctx: RequestContext) -> Template | Redirect:
+    form = await _form(request)
+    values = {k: _s(form, k, 300) for k in ("email", "display_name", "password", "role")}
+    try:
+        user, created = await add_member_from(ctx, values)
+    except ValidationFailed as exc:
+        values.pop("password", None)
+        return await _members_page(request, ctx, exc.errors, values, status_code=422)
+    verb = "Created and added" if created else "Added"
+    return redirect(f"/t/{ctx.tenant.slug}/admin/members", f"{verb} {user.email}")  # type: ignore[union-attr]
+
+
+@post(T("/admin/members/{user_id:uuid}/role"), opt={"permission": "db.tenant_users.update"}, include_in_schema=False)
+async def members_role(request: Request, ctx: RequestContext, user_id: uuid.UUID) -> Redirect:
+    form = await _form(request)
+    role = await role_service.get_role(ctx.db, ctx.tenant_id, _s(form, "role", 100))
+    await directory.change_member_role(ctx.db, ctx.actor, ctx.tenant_id, user_id, role)
+    return redirect(f"/t/{ctx.tenant.slug}/admin/members", f"Role changed to {role.name}")  # type: ignore[union-attr]
+
+
+@post(T("/admin/members/{user_id:uuid}/remove"), opt={"permission": "db.tenant_users.delete"}, include_in_schema=False)
+async def members_remove(ctx: RequestContext, user_id: uuid.UUID) -> Redirect:
+    await directory.remove_member(ctx.db, ctx.actor, ctx.tenant_id, user_id)
+    return redirect(f"/t/{ctx.tenant.slug}/admin/members", "Member removed")  # type: ignore[union-attr]
+
+
+# --- roles ---------------------------------------------------------------------------------------
+
+async def _roles_page(request: Request, ctx: RequestContext, errors: dict[str, str] | None = None,
+                      values: dict[str, str] | None = None, status_code: int = 200) -> Template:
+    rows = await role_service.list_roles(ctx.db, ctx.tenant_id)
+    return await page(request, ctx, "admin/roles.html", status_code=status_code, rows=rows, errors=errors or {},
+                      values=values or {})
+
+
+@get(T("/admin/roles"), opt={"permission": "db.roles.select"}, include_in_schema=False)
+async def roles_list(request: Request, ctx: RequestContext) -> Template:
+    return await _roles_page(request, ctx)
+
+
+@post(T("/admin/roles"), opt={"permission": "db.roles.insert"}, include_in_schema=False)
+async def roles_create(request: Request, ctx: RequestContext) -> Template | Redirect:
+    form = await _form(request)
+    values = {"name": _s(form, "name", 200), "description": _s(form, "description", 600)}
+    try:
+        role = await role_service.create_role(ctx.db, ctx.actor, ctx.tenant_id, values["name"], values["description"])
+    except ValidationFailed as exc:
+        return await _roles_page(request, ctx, exc.errors, values, status_code=422)
+    return redirect(f"/t/{ctx.tenant.slug}/admin/roles/{role.id}", f"Role {role.name} created")  # type: ignore[union-attr]
+
+
+async def _role_page(request: Request, ctx: RequestContext, role_id: uuid.UUID, errors: dict[str, str] | None = None,
+                     values: dict[str, str] | None = None, status_code: int = 200) -> Template:
+    role = await role_service.get_role(ctx.db, ctx.tenant_id, role_id)
+    grants = await role_service.role_grants(ctx.db, role)
+    groups = await grouped_registry(ctx.db, grants, include_platform=ctx.tenant_id == directory.SYSTEM_UUID)
+    return await page(request, ctx, "admin/role.html", status_code=status_code, role=role, grants=grants,
+                      groups=groups, errors=errors or {},
+                      values=values or {"name": role.name, "description": role.description},
+                      extra_patterns=[g for g in grants if g.endswith("*")])
+
+
+@get(T("/admin/roles/{role_id:uuid}"), opt={"permission": "db.role_permissions.select"}, include_in_schema=False)
+async def role_detail(request: Request, ctx: RequestContext, role_id: uuid.UUID) -> Template:
+    return await _role_page(request, ctx, role_id)
+
+
+@post(T("/admin/roles/{role_id:uuid}"), opt={"permission": "db.roles.update"}, include_in_schema=False)
+async def role_update(request: Request, ctx: RequestContext, role_id: uuid.UUID) -> Template | Redirect:
+    role = await role_service.get_role(ctx.db, ctx.tenant_id, role_id)
+    form = await _form(request)
+    values = {"name": _s(form, "name", 200), "description": _s(form, "description", 600)}
+    try:
+        await role_service.update_role(ctx.db, ctx.actor, role, values["name"], values["description"])
+    except ValidationFailed as exc:
+        return await _role_page(request, ctx, role_id, exc.errors, values, status_code=422)
+    return redirect(f"/t/{ctx.tenant.slug}/admin/roles/{role.id}", "Role saved")  # type: ignore[union-attr]
+
+
+@post(T("/admin/roles/{role_id:uuid}/grants"), opt={"permission": "db.role_permissions.insert"},
+      include_in_schema=False)
+async def role_grants(request: Request, ctx: RequestContext, role_id: uuid.UUID) -> Template | Redirect:
+    role = await role_service.get_role(ctx.db, ctx.tenant_id, role_id)
+    form = await _form(request)
+    wanted = [str(v) for v in form.getall("perm")] if "perm" in form else []
+    wanted += [line.strip() for line in _s(form, "patterns", 20_000).splitlines() if line.strip()]
+    current = set(await role_service.role_grants(ctx.db, role))
+    if current - set(wanted):
+        ctx.require("db.role_permissions.delete")
+    try:
+        added, removed = await role_service.set_role_grants(ctx.db, ctx.actor, role, wanted)
+    except ValidationFailed as exc:
+        return await _role_page(request, ctx, role_id, exc.errors, status_code=422)
+    return redirect(f"/t/{ctx.tenant.slug}/admin/roles/{role.id}",  # type: ignore[union-attr]
+                    f"Saved: {len(added)} granted, {len(removed)} revoked")
+
+
+@post(T("/admin/roles/{role_id:uuid}/delete"), opt={"permission": "db.roles.delete"}, include_in_schema=False)
+async def role_delete(ctx: RequestContext, role_id: uuid.UUID) -> Redirect:
+    role = await role_service.get_role(ctx.db, ctx.tenant_id, role_id)
+    await role_service.delete_role(ctx.db, ctx.actor, role)
+    return redirect(f"/t/{ctx.tenant.slug}/admin/roles", f"Role {role.name} deleted")  # type: ignore[union-attr]
+
+
+# --- audit ---------------------------------------------------------------------------------------
+
+def _date(value: str | None) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC) if value else None
+    except ValueError:
+        return None
+
+
+async def query_audit(ctx: RequestContext, p: Pager, action: str, actor: str, since: str, until: str,
+                      ) -> list[tuple[AuditEntry, str | None]]:
+    stmt = select(AuditEntry, Tenant.slug).outerjoin(Tenant, Tenant.id == AuditEntry.tenant_id)
+    if ctx.tenant_id != directory.SYSTEM_UUID:
+        stmt = stmt.where(AuditEntry.tenant_id == ctx.tenant_id)
+    if action:
+        stmt = stmt.where(AuditEntry.action.like(f"{action}%"))
+    if actor:
+        stmt = stmt.where(AuditEntry.actor_email.like(f"%{actor.lower()}%"))
+    if p.q:
+        stmt = stmt.where(AuditEntry.summary.like(f"%{p.q}%"))
+    if (start := _date(since)) is not None:
+        stmt = stmt.where(AuditEntry.created_at >= start)
+    if (end := _date(until)) is not None:
+        stmt = stmt.where(AuditEntry.created_at < end + dt.timedelta(days=1))
+    p.total = await ctx.db.scalar(select(func.count()).select_from(stmt.with_only_columns(AuditEntry.id).subquery())) or 0
+    rows = await ctx.db.execute(stmt.order_by(AuditEntry.created_at.desc()).offset(p.offset).limit(p.size))
+    return [(a, s) for a, s in rows.all()]
+
+
+@get(T("/admin/audit"), opt={"permission": "db.audit_log.select"}, include_in_schema=False)
+async def audit_list(request: Request, ctx: RequestContext, action: str = "", actor: str = "", since: str = "",
+                     until: str = "") -> Template:
+    p = Pager(request)
+    p.extra = {"action": action[:100], "actor": actor[:254], "since": since[:10], "until": until[:10]}
+    rows = await query_audit(ctx, p, **p.extra)
+    return await page(request, ctx, "admin/audit.html", fragment="admin/_audit_rows.html", p=p, rows=rows,
+                      filters=p.extra)
+
+
+# --- explain -------------------------------------------------------------------------------------
+
+@get(T("/admin/explain"), opt={"permission": "ui.admin.explain"}, include_in_schema=False)
+async def explain_page(request: Request, ctx: RequestContext, user: str = "", permission: str = "") -> Template:
+    result = None
+    errors: dict[str, str] = {}
+    if user or permission:
+        try:
+            result = await explain_permission(ctx.db, ctx.tenant, user, permission)  # type: ignore[arg-type]
+        except ValidationFailed as exc:
+            errors = exc.errors
+    return await page(request, ctx, "admin/explain.html", result=result, errors=errors,
+                      values={"user": user[:254], "permission": permission[:200]})
+
+
+# --- own API tokens ------------------------------------------------------------------------------
+
+async def _tokens_page(request: Request, ctx: RequestContext, *, secret: str | None = None,
+                       errors: dict[str, str] | None = None, status_code: int = 200) -> Template:
+    rows = await tokens.list_for(ctx.db, ctx.user.id)  # type: ignore[union-attr]
+    return await page(request, ctx, "account/tokens.html", status_code=status_code, rows=rows, secret=secret,
+                      errors=errors or {})
+
+
+@get(T("/account/tokens"), opt={"auth": True}, include_in_schema=False)
+async def tokens_list(request: Request, ctx: RequestContext) -> Template:
+    return await _tokens_page(request, ctx)
+
+
+@post(T("/account/tokens"), opt={"auth": True}, include_in_schema=False, status_code=200)
+async def tokens_create(request: Request, ctx: RequestContext) -> Template:
+    form = await _form(request)
+    try:
+        _, secret = await tokens.create(ctx.db, ctx.actor, ctx.user, _s(form, "name", 200))  # type: ignore[arg-type]
+    except ValidationFailed as exc:
+        return await _tokens_page(request, ctx, errors=exc.errors, status_code=422)
+    # Shown once, on this response only; it is not stored in clear anywhere.
+    return await _tokens_page(request, ctx, secret=secret)
+
+
+@post(T("/account/tokens/{token_id:uuid}/revoke"), opt={"auth": True}, include_in_schema=False)
+async def tokens_revoke(ctx: RequestContext, token_id: uuid.UUID) -> Redirect:
+    await tokens.revoke(ctx.db, ctx.actor, ctx.user.id, token_id)  # type: ignore[union-attr]
+    return redirect(f"/t/{ctx.tenant.slug}/account/tokens", "Token revoked")  # type: ignore[union-attr]
+
+
+ROUTES = [home, tenants_list, tenants_create, tenant_edit, tenant_update, members_list, members_add, members_role,
+          members_remove, roles_list, roles_create, role_detail, role_update, role_grants, role_delete, audit_list,
+          explain_page, tokens_list, tokens_create, tokens_revoke]

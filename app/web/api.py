@@ -1,0 +1,271 @@
+"""The JSON API (/api/v1): the same services as the pages, bearer tokens, tenant from X-Tenant."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from litestar import Request, Router, delete, get, patch, post, put
+from litestar.params import Parameter
+
+from app.access import roles as role_service
+from app.access.explain import explain_permission
+from app.access.registry import all_permissions
+from app.db.models import Role
+from app.identity import directory, tokens
+from app.web.admin_pages import add_member_from, query_audit
+from app.web.context import RequestContext
+from app.web.render import Pager
+
+TENANT_HEADER = Parameter(header="X-Tenant", required=False, description="Tenant slug or id; defaults to your only tenant")
+
+
+def _page(request: Request) -> Pager:
+    return Pager(request)
+
+
+def role_json(role: Role, members: int | None = None, grants: list[str] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": str(role.id), "name": role.name, "description": role.description,
+                           "builtin": role.builtin}
+    if members is not None:
+        out["members"] = members
+    if grants is not None:
+        out["permissions"] = grants
+    return out
+
+
+# --- me ------------------------------------------------------------------------------------------
+
+@get("/me", opt={"auth": True}, summary="The signed-in user, their tenants and effective permissions")
+async def me(ctx: RequestContext, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+    assert ctx.user is not None
+    own = await ctx.memberships()
+    codes = [p.code for p in await all_permissions(ctx.db)]
+    return {
+        "user": directory.user_dict(ctx.user),
+        "tenants": [{**directory.tenant_dict(t), "role": r.name} for t, r in own],
+        "tenant": directory.tenant_dict(ctx.tenant) if ctx.tenant else None,
+        "permissions": ctx.access.permissions.effective(codes) if ctx.access else [],
+    }
+
+
+# --- tenants (platform) --------------------------------------------------------------------------
+
+@dataclass
+class TenantIn:
+    slug: str
+    name: str
+
+
+@dataclass
+class TenantPatch:
+    name: str | None = None
+    is_active: bool | None = None
+
+
+@get("/tenants", opt={"permission": "db.tenants.select"})
+async def tenants_index(request: Request, ctx: RequestContext, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+    p = _page(request)
+    rows, total = await directory.list_tenants(ctx.db, p.q, p.offset, p.size)
+    return {"items": [directory.tenant_dict(t) for t in rows], "total": total, "page": p.page, "size": p.size}
+
+
+@post("/tenants", opt={"permission": "db.tenants.insert"})
+async def tenants_create(ctx: RequestContext, data: TenantIn, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+    tenant = await directory.create_tenant(ctx.db, ctx.actor, data.slug, data.name)
+    return directory.tenant_dict(tenant)
+
+
+@get("/tenants/{ref:str}", opt={"permission": "db.tenants.select"})
+async def tenants_show(ctx: RequestContext, ref: str, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+    return directory.tenant_dict(await directory.get_tenant(ctx.db, ref))
+
+
+@patch("/tenants/{ref:str}", opt={"permission": "db.tenants.update"})
+async def tenants_update(ctx: RequestContext, ref: str, data: TenantPatch,
+                         x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+    tenant = await directory.get_tenant(ctx.db, ref)
+    await directory.update_tenant(ctx.db, ctx.actor, tenant, name=data.name, is_active=data.is_active)
+    return directory.tenant_dict(tenant)
+
+
+# --- members -------------------------------------------------------------------------------------
+
+@dataclass
+class MemberIn:
+    email: str
+    role: str = "Member"
+    display_name: str = ""
+    password: str = ""
+
+
+@dataclass
+class MemberPatch:
+    role: str
+
+
+def member_json(row: directory.MemberRow) -> dict[str, Any]:
+    return {**directory.user_dict(row.user), "role": row.role.name, "role_id": str(row.role.id)}
+
+
+@get("/members", opt={"permission": "db.tenant_users.select"})
+async def members_index(request: Request, ctx: RequestContext, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+    p = _page(request)
+    rows, total = await directory.list_members(ctx.db, ctx.tenant_id, p.q, p.offset, p.size)
+    return {"items": [member_json(r) for r in rows], "total": total, "page": p.page, "size": p.size}
+
+
+@post("/members", opt={"permission": "db.tenant_users.insert"})
+async def members_create(ctx: RequestContext, data: MemberIn, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+    user, created = await add_member_from(ctx, {"email": data.email, "role": data.role,
+                                               "display_name": data.display_name, "password": data.password})
+    return {**directory.user_dict(user), "role": data.role, "created_account": created}
+
+
+@patch("/members/{user_id:uuid}", opt={"permission": "db.tenant_users.update"})
+async def members_update(ctx: RequestContext, user_id: uuid.UUID, data: MemberPatch,
+                         x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+    role = await role_service.get_role(ctx.db, ctx.tenant_id, data.role)
+    await directory.change_member_role(ctx.db, ctx.actor, ctx.tenant_id, user_id, role)
+    return {"user_id": str(user_id), "role": role.name}
+
+
+@delete("/members/{user_id:uuid}", opt={"permission": "db.tenant_users.delete"}, status_code=204)
+async def members_delete(ctx: RequestContext, user_id: uuid.UUID, x_tenant: str | None = TENANT_HEADER) -> None:
+    await directory.remove_member(ctx.db, ctx.actor, ctx.tenant_id, user_id)
+
+
+# --- roles ---------------------------------------------------------------------------------------
+
+@dataclass
+class RoleIn:
+    name: str
+    description: str = ""
+
+
+@dataclass
+class RolePatch:
+    name: str | None = None
+    description: str | None = None
+
+
+@dataclass
+class GrantsIn:
+    permissions: list[str]
+
+
+@get("/roles", opt={"permission": "db.roles.select"})
+async def roles_index(ctx: RequestContext, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+    rows = await role_service.list_roles(ctx.db, ctx.tenant_id)
+    return {"items": [role_json(r, n) for r, n in rows], "total": len(rows)}
+
+
+@post("/roles", opt={"permission": "db.roles.insert"})
+async def roles_create(ctx: RequestContext, data: RoleIn, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+    return role_json(await role_service.create_role(ctx.db, ctx.actor, ctx.tenant_id, data.name, data.description))
+
+
+@get("/roles/{role_id:uuid}", opt={"permission": "db.roles.select"})
+async def roles_show(ctx: RequestContext, role_id: uuid.UUID, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+    role = await role_service.get_role(ctx.db, ctx.tenant_id, role_id)
+    grants = await role_service.role_grants(ctx.db, role) if ctx.can("db.role_permissions.select") else None
+    return role_json(role, grants=grants)
+
+
+@patch("/roles/{role_id:uuid}", opt={"permission": "db.roles.update"})
+async def roles_update(ctx: RequestContext, role_id: uuid.UUID, data: RolePatch,
+                       x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+    role = await role_service.get_role(ctx.db, ctx.tenant_id, role_id)
+    await role_service.update_role(ctx.db, ctx.actor, role, data.name if data.name is not None else role.name,
+                                   data.description if data.description is not None else role.description)
+    return role_json(role)
+
+
+@delete("/roles/{role_id:uuid}", opt={"permission": "db.roles.delete"}, status_code=204)
+async def roles_delete(ctx: RequestContext, role_id: uuid.UUID, x_tenant: str | None = TENANT_HEADER) -> None:
+    role = await role_service.get_role(ctx.db, ctx.tenant_id, role_id)
+    await role_service.delete_role(ctx.db, ctx.actor, role)
+
+
+@get("/roles/{role_id:uuid}/permissions", opt={"permission": "db.role_permissions.select"})
+async def role_permissions(ctx: RequestContext, role_id: uuid.UUID,
+                           x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+    role = await role_service.get_role(ctx.db, ctx.tenant_id, role_id)
+    return {"role": role_json(role), "permissions": await role_service.role_grants(ctx.db, role)}
+
+
+@put("/roles/{role_id:uuid}/permissions", opt={"permission": "db.role_permissions.insert"})
+async def role_permissions_set(ctx: RequestContext, role_id: uuid.UUID, data: GrantsIn,
+                               x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+    """Replace the role's grants; revoking needs db.role_permissions.delete too."""
+    role = await role_service.get_role(ctx.db, ctx.tenant_id, role_id)
+    current = set(await role_service.role_grants(ctx.db, role))
+    if current - set(data.permissions):
+        ctx.require("db.role_permissions.delete")
+    added, removed = await role_service.set_role_grants(ctx.db, ctx.actor, role, data.permissions)
+    return {"role": role_json(role), "permissions": await role_service.role_grants(ctx.db, role),
+            "added": added, "removed": removed}
+
+
+# --- registry, audit, explain, tokens ------------------------------------------------------------
+
+@get("/permissions", opt={"auth": True})
+async def permissions_index(ctx: RequestContext) -> dict[str, Any]:
+    rows = await all_permissions(ctx.db)
+    return {"items": [{"code": p.code, "description": p.description, "module": p.module, "scope": p.scope}
+                      for p in rows], "total": len(rows)}
+
+
+@get("/audit", opt={"permission": "db.audit_log.select"})
+async def audit_index(request: Request, ctx: RequestContext, action: str = "", actor: str = "", since: str = "",
+                      until: str = "", x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+    p = _page(request)
+    rows = await query_audit(ctx, p, action[:100], actor[:254], since[:10], until[:10])
+    return {"items": [{"id": str(a.id), "tenant": slug, "actor": a.actor_email, "action": a.action,
+                       "target_type": a.target_type, "target_id": a.target_id, "summary": a.summary,
+                       "before": a.before, "after": a.after, "at": a.created_at.isoformat()} for a, slug in rows],
+            "total": p.total, "page": p.page, "size": p.size}
+
+
+@get("/explain", opt={"permission": "ui.admin.explain"})
+async def explain(ctx: RequestContext, user: str, permission: str, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+    r = await explain_permission(ctx.db, ctx.tenant, user, permission)  # type: ignore[arg-type]
+    return {"user": r.user.email, "tenant": r.tenant.slug, "permission": r.permission, "allowed": r.allowed,
+            "registered": r.registered, "platform_scoped": r.platform_scoped, "role": r.role_name,
+            "policy": list(r.rule) if r.rule else None, "reason": r.reason}
+
+
+@dataclass
+class TokenIn:
+    name: str
+
+
+@get("/tokens", opt={"auth": True})
+async def tokens_index(ctx: RequestContext) -> dict[str, Any]:
+    rows = await tokens.list_for(ctx.db, ctx.user.id)  # type: ignore[union-attr]
+    return {"items": [{"id": str(t.id), "name": t.name, "prefix": t.prefix, "created_at": t.created_at.isoformat(),
+                       "last_used_at": t.last_used_at.isoformat() if t.last_used_at else None,
+                       "revoked": t.revoked_at is not None} for t in rows]}
+
+
+@post("/tokens", opt={"auth": True})
+async def tokens_create(ctx: RequestContext, data: TokenIn) -> dict[str, Any]:
+    row, secret = await tokens.create(ctx.db, ctx.actor, ctx.user, data.name)  # type: ignore[arg-type]
+    return {"id": str(row.id), "name": row.name, "token": secret}
+
+
+@delete("/tokens/{token_id:uuid}", opt={"auth": True}, status_code=204)
+async def tokens_revoke(ctx: RequestContext, token_id: uuid.UUID) -> None:
+    await tokens.revoke(ctx.db, ctx.actor, ctx.user.id, token_id)  # type: ignore[union-attr]
+
+
+router = Router(
+    path="/api/v1",
+    route_handlers=[me, tenants_index, tenants_create, tenants_show, tenants_update, members_index, members_create,
+                    members_update, members_delete, roles_index, roles_create, roles_show, roles_update, roles_delete,
+                    role_permissions, role_permissions_set, permissions_index, audit_index, explain, tokens_index,
+                    tokens_create, tokens_revoke],
+    tags=["portal"],
+)
+ROUTES = [router]

@@ -1,0 +1,95 @@
+"""Sign-in, sign-out and the landing redirect."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Request, get, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
+from litestar.response import Redirect, Response, Template
+
+from app.identity import directory, sessions, throttle
+from app.identity.passwords import verify_password
+from app.identity.validation import normalize_email
+from app.web.context import RequestContext
+from app.web.render import page
+
+FORM = Body(media_type=RequestEncodingType.URL_ENCODED)
+
+
+def safe_next(target: str | None) -> str:
+    """Only local paths: no scheme, no host, no protocol-relative '//' tricks."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+@get("/login", opt={"public": True}, include_in_schema=False)
+async def login_form(request: Request, ctx: RequestContext, next: str = "/") -> Template | Redirect:
+    if ctx.user is not None:
+        return Redirect(safe_next(next), status_code=303)
+    return await page(request, ctx, "login.html", next=safe_next(next), email="", error=None)
+
+
+@post("/login", opt={"public": True}, include_in_schema=False, status_code=200)
+async def login(request: Request, ctx: RequestContext,
+                data: Annotated[dict[str, Any], FORM]) -> Template | Response[Any]:
+    email = normalize_email(str(data.get("email", "")))[:254]
+    password = str(data.get("password", ""))[:1024]
+    target = safe_next(str(data.get("next") or "/"))
+    wait = await throttle.retry_after(ctx.db, ctx.settings, email, ctx.ip)
+    if wait:
+        minutes = max(1, round(wait / 60))
+        return await page(request, ctx, "login.html", status_code=429, next=target, email=email,
+                          error=f"Too many failed sign-in attempts. Try again in about {minutes} minute(s).")
+    user = await directory.find_user(ctx.db, email) if email else None
+    ok = verify_password(user.password_hash if user else None, password) and user is not None and user.is_active
+    await throttle.note(ctx.db, email, ctx.ip, succeeded=ok)
+    if not ok or user is None:
+        await ctx.db.commit()
+        return await page(request, ctx, "login.html", status_code=200, next=target, email=email,
+                          error="Email or password is not correct.")
+    token = await sessions.start(ctx.db, ctx.settings, user, old_token=request.cookies.get(sessions.COOKIE),
+                                 ip=ctx.ip, user_agent=request.headers.get("user-agent", ""))
+    if target == "/":
+        own = await directory.memberships_of(ctx.db, user.id)
+        target = f"/t/{own[0][0].slug}/" if own else "/"
+    response = Redirect(target, status_code=303)
+    response.set_cookie(sessions.COOKIE, token, httponly=True, samesite="lax", secure=ctx.settings.secure_cookies,
+                        max_age=ctx.settings.session_absolute_seconds)
+    return response
+
+
+@post("/logout", opt={"auth": True}, include_in_schema=False)
+async def logout(request: Request, ctx: RequestContext) -> Redirect:
+    if ctx.session_token:
+        await sessions.end(ctx.db, ctx.session_token)
+    response = Redirect("/login", status_code=303)
+    response.delete_cookie(sessions.COOKIE)
+    return response
+
+
+@get("/", opt={"auth": True}, include_in_schema=False)
+async def landing(ctx: RequestContext) -> Redirect:
+    own = await ctx.memberships()
+    if not own:
+        return Redirect("/account/no-tenant", status_code=303)
+    return Redirect(f"/t/{own[0][0].slug}/", status_code=303)
+
+
+@get("/account/no-tenant", opt={"auth": True}, include_in_schema=False)
+async def no_tenant(request: Request, ctx: RequestContext) -> Template:
+    return await page(request, ctx, "error.html", status_code=200, status="", title="No tenant yet",
+                      detail="Your account is not a member of any tenant. Ask a tenant administrator to add you.")
+
+
+@get("/health", opt={"public": True}, include_in_schema=False)
+async def health(ctx: RequestContext) -> dict[str, str]:
+    from sqlalchemy import text
+
+    await ctx.db.execute(text("SELECT 1"))
+    return {"status": "ok"}
+
+
+ROUTES = [login_form, login, logout, landing, no_tenant, health]

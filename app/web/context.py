@@ -1,0 +1,165 @@
+"""Who is asking, in which tenant, with which permissions — resolved once per request.
+
+`access_guard` runs for every route. A handler declares exactly one of:
+  opt={"public": True}          no login needed (login page, static files, health)
+  opt={"auth": True}            any signed-in user
+  opt={"permission": "db.x.y"}  signed-in user holding that permission in the request's tenant
+Anything else is refused: deny by default. The tenant comes from the `/t/{tenant}` path segment
+(HTML) or the `X-Tenant` header (API, defaulting to the user's only tenant).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.access.cache import Access, PermissionCache
+from app.audit import Actor
+from app.db.models import Tenant, User
+from app.errors import NotFound
+from app.identity import directory, sessions, tokens
+from app.settings import SYSTEM_TENANT_ID, Settings
+
+SYSTEM_UUID = uuid.UUID(SYSTEM_TENANT_ID)
+STATE_KEY = "portal_ctx"
+
+
+@dataclass
+class RequestContext:
+    settings: Settings
+    db: AsyncSession
+    ip: str
+    is_api: bool
+    user: User | None = None
+    auth_method: str = ""
+    session_token: str | None = None
+    tenant: Tenant | None = None
+    access: Access | None = None
+    _memberships: list[tuple[Tenant, Any]] | None = field(default=None, repr=False)
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.user.id if self.user else None, self.user.email if self.user else "anonymous", self.ip)
+
+    @property
+    def tenant_id(self) -> uuid.UUID:
+        if self.tenant is None:
+            raise NotFound("This request has no tenant")
+        return self.tenant.id
+
+    def can(self, permission: str) -> bool:
+        return self.access is not None and self.access.permissions.allows(permission)
+
+    def can_any(self, permissions: list[str]) -> bool:
+        return any(self.can(p) for p in permissions)
+
+    def can_all(self, permissions: list[str]) -> bool:
+        return all(self.can(p) for p in permissions)
+
+    def require(self, permission: str) -> None:
+        if not self.can(permission):
+            raise PermissionDeniedException(f"You need the permission {permission} in this tenant")
+
+    async def memberships(self) -> list[tuple[Tenant, Any]]:
+        """Tenants the user may switch to (their memberships; all tenants for platform admins)."""
+        if self._memberships is None:
+            assert self.user is not None
+            own = await directory.memberships_of(self.db, self.user.id)
+            self._memberships = [(t, r) for t, r in own if t.is_active or t.id == SYSTEM_UUID]
+        return self._memberships
+
+
+def _db(connection: ASGIConnection) -> AsyncSession:
+    config = connection.app.state.alchemy
+    return config.provide_session(connection.app.state, connection.scope)
+
+
+async def _tenant_pair(db: AsyncSession, ref: str) -> tuple[Tenant | None, int]:
+    """The tenant named by `ref` and the system tenant's policy version, in one query."""
+    try:
+        cond = Tenant.id == uuid.UUID(ref)
+    except ValueError:
+        cond = Tenant.slug == ref.strip().lower()
+    rows = (await db.scalars(select(Tenant).where(cond | (Tenant.id == SYSTEM_UUID)))).all()
+    system_version = next((t.policy_version for t in rows if t.id == SYSTEM_UUID), 0)
+    match = [t for t in rows if t.id != SYSTEM_UUID or (ref in (SYSTEM_TENANT_ID, t.slug))]
+    return (match[0] if match else None), system_version
+
+
+async def resolve_context(connection: ASGIConnection) -> RequestContext:
+    cached = connection.scope.get("state", {}).get(STATE_KEY)
+    if cached is not None:
+        return cached
+    settings: Settings = connection.app.state.settings
+    is_api = connection.scope["path"].startswith("/api/")
+    ctx = RequestContext(settings=settings, db=_db(connection), ip=connection.client.host if connection.client else "", is_api=is_api)
+    connection.state[STATE_KEY] = ctx
+    if is_api:
+        header = connection.headers.get("authorization", "")
+        scheme, _, secret = header.partition(" ")
+        if scheme.lower() == "bearer" and secret:
+            found = await tokens.resolve(ctx.db, secret.strip())
+            if found:
+                ctx.user, ctx.auth_method = found[1], "token"
+    else:
+        token = connection.cookies.get(sessions.COOKIE)
+        if token:
+            found_s = await sessions.resolve(ctx.db, settings, token)
+            if found_s:
+                ctx.user, ctx.auth_method, ctx.session_token = found_s[1], "session", token
+    return ctx
+
+
+async def _attach_tenant(connection: ASGIConnection, ctx: RequestContext) -> None:
+    assert ctx.user is not None
+    ref = connection.path_params.get("tenant") if not ctx.is_api else connection.headers.get("x-tenant")
+    if ref is None:
+        if not ctx.is_api:
+            return
+        own = await ctx.memberships()
+        if len(own) != 1:
+            if not own:
+                return
+            # Several tenants: the API needs X-Tenant to know which one is meant.
+            ctx.tenant = None
+            return
+        ref = str(own[0][0].id)
+    tenant, system_version = await _tenant_pair(ctx.db, str(ref))
+    if tenant is None:
+        raise PermissionDeniedException(f"Unknown tenant {ref!r}") if ctx.is_api else NotFound(f"No tenant {ref!r}")
+    cache: PermissionCache = connection.app.state.permission_cache
+    access = await cache.access(ctx.db, ctx.user.id, tenant.id, (tenant.policy_version, system_version))
+    if not access.is_member and not access.is_platform_member:
+        raise PermissionDeniedException(f"You are not a member of tenant {tenant.slug}")
+    if not tenant.is_active and not access.is_platform_member:
+        raise PermissionDeniedException(f"Tenant {tenant.slug} is deactivated")
+    ctx.tenant, ctx.access = tenant, access
+
+
+async def access_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+    opt = handler.opt
+    ctx = await resolve_context(connection)
+    if opt.get("public"):
+        return
+    if ctx.user is None:
+        raise NotAuthorizedException("Sign in first" if not ctx.is_api else "A valid bearer token is required")
+    await _attach_tenant(connection, ctx)
+    permission = opt.get("permission")
+    if permission:
+        if ctx.tenant is None:
+            raise PermissionDeniedException("Say which tenant with the X-Tenant header (slug or id)")
+        ctx.require(permission)
+        return
+    if not opt.get("auth"):
+        raise PermissionDeniedException("This route declares no access rule and is therefore closed")
+
+
+async def provide_ctx(request: Any) -> RequestContext:
+    return await resolve_context(request)

@@ -1,0 +1,64 @@
+"""Errors become HTML pages for people and RFC 9457 problem details for API clients."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import quote
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
+from litestar.response import Redirect, Template
+
+from app.errors import PortalError, ValidationFailed
+
+log = logging.getLogger("portal.web")
+
+
+def problem(status: int, title: str, detail: str, **extra: Any) -> Response[dict[str, Any]]:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    return Response(body, status_code=status, media_type="application/problem+json")
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", "")
+
+
+def _html_error(request: Request, status: int, title: str, detail: str) -> Response[Any]:
+    from app.web.context import STATE_KEY
+
+    ctx = request.scope.get("state", {}).get(STATE_KEY)
+    context = {"status": status, "title": title, "detail": detail, "ctx": ctx,
+               "can": (ctx.can if ctx and ctx.access else (lambda _p: False))}
+    return Template(template_name="error.html", context=context, status_code=status)
+
+
+def handle_exception(request: Request, exc: Exception) -> Response[Any]:
+    if isinstance(exc, NotAuthorizedException) and not _wants_json(request):
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if request.headers.get("hx-request") == "true":
+            return Response("", status_code=401, headers={"HX-Redirect": f"/login?next={quote(target)}"})
+        return Redirect(f"/login?next={quote(target)}", status_code=303)
+    if isinstance(exc, ValidationFailed):
+        status, title, detail, extra = exc.status_code, exc.title, exc.detail, {"errors": exc.errors}
+    elif isinstance(exc, PortalError):
+        status, title, detail, extra = exc.status_code, exc.title, exc.detail, {}
+    elif isinstance(exc, ValidationException):
+        status, title, detail = 400, "Bad request", str(exc.detail)
+        extra = {"errors": exc.extra} if exc.extra else {}
+    elif isinstance(exc, HTTPException):
+        status, title, detail, extra = exc.status_code, _title(exc.status_code), str(exc.detail), {}
+    else:
+        log.exception("Unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        status, title, detail, extra = 500, "Internal error", "Something went wrong on our side; it has been logged.", {}
+    if _wants_json(request):
+        return problem(status, title, detail, **extra)
+    return _html_error(request, status, title, detail)
+
+
+def _title(status: int) -> str:
+    return {400: "Bad request", 401: "Sign-in required", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
+            409: "Conflict", 413: "Too large", 429: "Too many requests"}.get(status, "Error")
+
+
+__all__ = ["MediaType", "handle_exception", "problem"]

@@ -1,0 +1,49 @@
+"""The navigation menu: a registry of items, each shown only when `can()` allows it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.web.context import RequestContext
+
+
+@dataclass(frozen=True)
+class MenuItem:
+    group: str
+    label: str
+    path: str  # relative to /t/<tenant>
+    permission: str | None = None  # None: any member
+    icon: str = ""
+    order: int = 100
+
+
+_REGISTRY: list[MenuItem] = [
+    MenuItem("", "Home", "/", order=0),
+    MenuItem("Administration", "Members", "/admin/members", "db.tenant_users.select", order=10),
+    MenuItem("Administration", "Roles", "/admin/roles", "db.roles.select", order=20),
+    MenuItem("Administration", "Permissions explain", "/admin/explain", "ui.admin.explain", order=30),
+    MenuItem("Administration", "Audit log", "/admin/audit", "db.audit_log.select", order=40),
+    MenuItem("Platform", "Tenants", "/admin/tenants", "db.tenants.select", order=10),
+    MenuItem("Account", "API tokens", "/account/tokens", None, order=10),
+]
+
+
+def register(item: MenuItem) -> None:
+    if item not in _REGISTRY:
+        _REGISTRY.append(item)
+
+
+def unregister_group(group: str) -> None:
+    _REGISTRY[:] = [i for i in _REGISTRY if i.group != group]
+
+
+def build_menu(ctx: RequestContext, extra: list[MenuItem] | None = None) -> list[tuple[str, list[MenuItem]]]:
+    if ctx.user is None or ctx.tenant is None:
+        return []
+    groups: dict[str, list[MenuItem]] = {}
+    for item in sorted([*_REGISTRY, *(extra or [])], key=lambda i: (i.group != "", i.group, i.order, i.label)):
+        if item.permission is None or ctx.can(item.permission):
+            groups.setdefault(item.group, []).append(item)
+    order = ["", *sorted(g for g in groups if g not in {"", "Administration", "Platform", "Account"}),
+             "Administration", "Platform", "Account"]
+    return [(g, groups[g]) for g in order if g in groups]

@@ -1,0 +1,84 @@
+"""Rendering helpers: one URL serves the full page or, for HTMX, just the fragment."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from litestar import Request
+from litestar.response import Redirect, Template
+
+from app.web.context import RequestContext
+from app.web.menu import build_menu
+
+PAGE_SIZES = (10, 25, 50, 100)
+
+
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true" and request.headers.get("hx-boosted") != "true"
+
+
+async def page(request: Request, ctx: RequestContext, template: str, *, fragment: str | None = None,
+               status_code: int = 200, **data: Any) -> Template:
+    """Render `template`; an HTMX request targeting a region gets `fragment` (included by the page)."""
+    partial = bool(fragment) and is_htmx(request)
+    context: dict[str, Any] = {"ctx": ctx, "can": ctx.can, "can_any": ctx.can_any, "can_all": ctx.can_all, **data}
+    if not partial:
+        context["menu"] = build_menu(ctx)
+        context["switcher"] = await ctx.memberships() if ctx.user else []
+        context["flash"] = take_flash(request)
+        context["path"] = request.url.path
+        context["base"] = f"/t/{ctx.tenant.slug}" if ctx.tenant else ""
+    response = Template(template_name=fragment if partial else template, context=context, status_code=status_code)
+    if not partial and context["flash"]:
+        response.delete_cookie("portal_flash")
+    return response
+
+
+def redirect(path: str, message: str | None = None, level: str = "success") -> Redirect:
+    """303 redirect after a POST, carrying a one-shot flash message in a cookie."""
+    response = Redirect(path, status_code=303)
+    if message:
+        response.set_cookie("portal_flash", f"{level}|{message}"[:300], max_age=30, httponly=True, samesite="lax")
+    return response
+
+
+def take_flash(request: Request) -> tuple[str, str] | None:
+    raw = request.cookies.get("portal_flash")
+    if not raw or "|" not in raw:
+        return None
+    level, _, message = raw.partition("|")
+    return (level if level in {"success", "info", "warning", "error"} else "info"), message
+
+
+class Pager:
+    """Paging state read from the query string and written back into links."""
+
+    def __init__(self, request: Request, total_hint: int | None = None) -> None:
+        q = request.query_params
+        self.q = (q.get("q") or "").strip()[:200]
+        try:
+            self.size = int(q.get("size") or 25)
+        except ValueError:
+            self.size = 25
+        if self.size not in PAGE_SIZES:
+            self.size = 25
+        try:
+            self.page = max(1, min(int(q.get("page") or 1), 100_000))
+        except ValueError:
+            self.page = 1
+        self.total = total_hint or 0
+        self.extra: dict[str, str] = {}
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.size
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.size))
+
+    def url(self, base: str, **changes: Any) -> str:
+        params: dict[str, Any] = {"q": self.q, "page": self.page, "size": self.size, **self.extra, **changes}
+        params = {k: v for k, v in params.items() if v not in ("", None) and not (k == "page" and v == 1)}
+        return base + ("?" + urlencode(params) if params else "")
