@@ -81,7 +81,6 @@ async def drop_role_grants(session: AsyncSession, tenant_id: uuid.UUID, role_id:
 class Explanation:
     allowed: bool
     rule: tuple[str, ...] | None  # the Casbin policy line that matched
-    roles: tuple[str, ...]  # role subjects the user holds in the tenant and the system tenant
 
 
 async def build_enforcer(session: AsyncSession, user_id: uuid.UUID, tenant_id: uuid.UUID) -> casbin.AsyncEnforcer:
@@ -112,8 +111,7 @@ async def explain(
     enforcer = await build_enforcer(session, user_id, tenant_id)
     domain = SYSTEM_TENANT_ID if platform else str(tenant_id)
     allowed, rule = enforcer.enforce_ex(user_subject(user_id), domain, permission)
-    roles = tuple(r for dom in {str(tenant_id), SYSTEM_TENANT_ID} for r in enforcer.get_roles_for_user_in_domain(user_subject(user_id), dom))
-    return Explanation(bool(allowed), tuple(rule) if rule else None, roles)
+    return Explanation(bool(allowed), tuple(rule) if rule else None)
 
 
 __all__ = [

@@ -35,11 +35,13 @@ def make_alchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
         connection_string=settings.database_url,
         engine_config=engine_config,
         session_config=AsyncSessionConfig(expire_on_commit=False),
-        # A handler's writes commit with a 2xx or 3xx response (POST → redirect) and roll back otherwise.
-        before_send_handler=autocommit_handler_maker(commit_on_redirect=True),
         alembic_config=AlembicAsyncConfig(script_location=str(MIGRATIONS_DIR)),
         create_all=False,
     )
+    # A handler's writes commit with a 2xx or 3xx response (POST → redirect) and roll back otherwise.
+    # The scope key is per config object, so the handler must be told which one to look for.
+    config.before_send_handler = autocommit_handler_maker(commit_on_redirect=True,
+                                                          session_scope_key=config.session_scope_key)
     if settings.is_sqlite:
         event.listen(config.get_engine().sync_engine, "connect", _sqlite_pragmas)
     return config

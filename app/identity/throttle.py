@@ -15,18 +15,15 @@ from app.settings import Settings
 async def retry_after(session: AsyncSession, settings: Settings, email: str, ip: str) -> int:
     """Seconds until this email or IP may try again; 0 when allowed."""
     since = utcnow() - dt.timedelta(seconds=settings.login_window_seconds)
-    rows = (
+    failures, oldest = (
         await session.execute(
-            select(LoginAttempt.email == email, func.count(), func.min(LoginAttempt.created_at))
-            .where(LoginAttempt.created_at >= since, LoginAttempt.succeeded.is_(False),
-                   or_(LoginAttempt.email == email, LoginAttempt.ip == ip))
-            .group_by(LoginAttempt.email == email)
+            select(func.count(), func.min(LoginAttempt.created_at)).where(
+                LoginAttempt.created_at >= since, LoginAttempt.succeeded.is_(False),
+                or_(LoginAttempt.email == email, LoginAttempt.ip == ip))
         )
-    ).all()
-    failures = sum(n for _, n, _ in rows)
-    if failures < settings.login_max_failures:
+    ).one()
+    if failures < settings.login_max_failures or oldest is None:
         return 0
-    oldest = min(first for _, _, first in rows)
     wait = (oldest + dt.timedelta(seconds=settings.login_window_seconds) - utcnow()).total_seconds()
     return max(1, math.ceil(wait))
 

@@ -704,7 +704,12 @@ class _Parser:
         ui = self.table(data, "ui", "") or {}
         self.keys(ui, _UI_KEYS, "ui")
         ui_permissions = self.ui_permissions(ui)
-        pages = self.pages(ui, {p.code for p in ui_permissions})
+        declared_codes = {
+            item["code"]
+            for item in ui.get("permissions", ())
+            if isinstance(item, Mapping) and isinstance(item.get("code"), str)
+        }
+        pages = self.pages(ui, declared_codes)
         limits = self.limits()
         self.config_and_extensions()
         return Manifest(
@@ -727,6 +732,7 @@ class _Parser:
         if "plugin" in self.data:
             self.keys(section, _PLUGIN_KEYS, path, required=("id", "name", "version"))
         plugin_id = self.text(section, "id", path) or ""
+        valid_id = False
         if plugin_id:
             if not _KEBAB_ID.match(plugin_id):
                 self.add(
@@ -741,7 +747,10 @@ class _Parser:
                 )
             elif plugin_id in self.ctx.available_modules:
                 self.add(f"{path}.id", f"plugin id '{plugin_id}' is the name of a base module")
-        self.plugin_id = plugin_id
+            else:
+                valid_id = True
+        # Checks that depend on the id (e.g. the ui.<plugin>. namespace) only run with a valid one.
+        self.plugin_id = plugin_id if valid_id else ""
         name = self.text(section, "name", path) or ""
         version = self.text(section, "version", path) or ""
         if version:

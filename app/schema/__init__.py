@@ -3,6 +3,7 @@
 from app.schema.diff import Change, ChangeKind, SchemaDiff, apply_additive, diff_entities
 from app.schema.tables import (
     STANDARD_COLUMNS,
+    UtcDateTime,
     build_metadata,
     build_table,
     column_type,
@@ -16,6 +17,7 @@ __all__ = [
     "Change",
     "ChangeKind",
     "SchemaDiff",
+    "UtcDateTime",
     "apply_additive",
     "build_metadata",
     "build_table",

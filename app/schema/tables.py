@@ -25,6 +25,7 @@ from app.plugins.manifest import STANDARD_FIELDS, EntitySpec, FieldSpec
 __all__ = [
     "MAX_IDENTIFIER_LENGTH",
     "STANDARD_COLUMNS",
+    "UtcDateTime",
     "build_metadata",
     "build_table",
     "column_for",
@@ -58,6 +59,32 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+class UtcDateTime(sa.TypeDecorator[dt.datetime]):
+    """``DateTime(timezone=True)`` that always stores and returns aware UTC datetimes.
+
+    PostgreSQL keeps the instant either way, but SQLite has no time zones: SQLAlchemy would store an
+    aware value's wall-clock time and return naive values.  Naive input is taken to be UTC.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: sa.Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: sa.Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
 def column_type(spec: FieldSpec) -> sa.types.TypeEngine[Any]:
     """The SQL type of a declared field."""
     match spec.type:
@@ -76,7 +103,7 @@ def column_type(spec: FieldSpec) -> sa.types.TypeEngine[Any]:
         case "date":
             return sa.Date()
         case "datetime":
-            return sa.DateTime(timezone=True)
+            return UtcDateTime()
         case "uuid" | "reference":
             return sa.Uuid(as_uuid=True)
         case "select":
@@ -122,11 +149,11 @@ def _standard_columns() -> list[sa.Column[Any]]:
     return [
         sa.Column("id", sa.Uuid(as_uuid=True), primary_key=True, default=uuid.uuid4),
         sa.Column("tenant_id", sa.Uuid(as_uuid=True), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, default=_utcnow),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, default=_utcnow),
+        sa.Column("created_at", UtcDateTime(), nullable=False, default=_utcnow),
+        sa.Column("updated_at", UtcDateTime(), nullable=False, default=_utcnow),
         sa.Column("created_by", sa.Uuid(as_uuid=True), nullable=True),
         sa.Column("updated_by", sa.Uuid(as_uuid=True), nullable=True),
-        sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("deleted_at", UtcDateTime(), nullable=True),
         sa.Column("version", sa.Integer(), nullable=False, default=1, server_default=sa.text("1")),
     ]
 
