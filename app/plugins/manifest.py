@@ -121,6 +121,9 @@ RESERVED_WORDS: frozenset[str] = frozenset(
     }
 )  # fmt: skip
 
+#: Entity names whose ``plugin_<name>`` table the host keeps for itself.
+RESERVED_ENTITY_NAMES: frozenset[str] = frozenset({"schema_versions", "event_subscriptions"})
+
 MAX_PLUGIN_ID_LENGTH = 64
 TABLE_PREFIX = "plugin_"
 #: PostgreSQL truncates identifiers at 63 bytes; ``plugin_<entity>`` must fit.
@@ -625,12 +628,9 @@ class _Parser:
             return []
         return list(value)
 
-    def text(
-        self, parent: Mapping[str, Any], key: str, path: str, *, required: bool = False, nonempty: bool = True
-    ) -> str | None:
+    def text(self, parent: Mapping[str, Any], key: str, path: str, *, nonempty: bool = True) -> str | None:
+        """An optional string (missing required keys are reported by :meth:`keys`)."""
         if key not in parent:
-            if required:
-                self.add(_at(path, key), "is required")
             return None
         value = parent[key]
         if not isinstance(value, str):
@@ -729,7 +729,7 @@ class _Parser:
             self.add("plugin", "the [plugin] table is required")
         section = self.table(self.data, "plugin", "") or {}
         path = "plugin"
-        if "plugin" in self.data:
+        if isinstance(self.data.get("plugin"), Mapping):
             self.keys(section, _PLUGIN_KEYS, path, required=("id", "name", "version"))
         plugin_id = self.text(section, "id", path) or ""
         valid_id = False
@@ -917,6 +917,11 @@ class _Parser:
                     f"{path}.name",
                     f"entity name is {len(name)} characters long (at most {MAX_ENTITY_NAME_LENGTH}, "
                     f"so that '{TABLE_PREFIX}{name}' fits in 63)",
+                )
+            if name in RESERVED_ENTITY_NAMES:
+                self.add(
+                    f"{path}.name",
+                    f"entity name '{name}' is reserved: the host uses table '{TABLE_PREFIX}{name}'",
                 )
             owner = self.ctx.foreign_entities.get(name)
             if owner is not None and owner != self.plugin_id:

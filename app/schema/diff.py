@@ -310,7 +310,9 @@ def _apply_sync(connection: Connection, changes: list[Change]) -> None:
         assert change.new_entity is not None and change.old_entity is not None
         table = change.table_name
         if change.kind is ChangeKind.ADD_COLUMN:
-            operations.add_column(table, column_for(change.new_entity.field(_field(change))))
+            # Skipped when present, so re-applying a diff after an interrupted upgrade is harmless.
+            if _field(change) not in _column_names(connection, table):
+                operations.add_column(table, column_for(change.new_entity.field(_field(change))))
         elif change.kind is ChangeKind.WIDEN_COLUMN:
             # SQLite does not enforce VARCHAR lengths or NUMERIC precision: nothing to do there.
             if dialect != "sqlite":
@@ -337,6 +339,10 @@ def _apply_sync(connection: Connection, changes: list[Change]) -> None:
             index = _index(change)
             connection.execute(CreateIndex(index, if_not_exists=True))
     _relax_sqlite(operations, relax_on_sqlite)
+
+
+def _column_names(connection: Connection, table: str) -> set[str]:
+    return {str(column["name"]) for column in sa.inspect(connection).get_columns(table)}
 
 
 def _field(change: Change) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, unquote, urlencode
 
 from litestar import Request
 from litestar.response import Redirect, Template
@@ -39,12 +39,14 @@ def redirect(path: str, message: str | None = None, level: str = "success") -> R
     """303 redirect after a POST, carrying a one-shot flash message in a cookie."""
     response = Redirect(path, status_code=303)
     if message:
-        response.set_cookie("portal_flash", f"{level}|{message}"[:300], max_age=30, httponly=True, samesite="lax")
+        # Percent-encoded: cookie values must be ASCII, messages may carry any user-typed name.
+        response.set_cookie("portal_flash", quote(f"{level}|{message[:200]}", safe=""), max_age=30, httponly=True,
+                            samesite="lax")
     return response
 
 
 def take_flash(request: Request) -> tuple[str, str] | None:
-    raw = request.cookies.get("portal_flash")
+    raw = unquote(request.cookies.get("portal_flash") or "")
     if not raw or "|" not in raw:
         return None
     level, _, message = raw.partition("|")

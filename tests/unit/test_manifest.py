@@ -124,8 +124,12 @@ INVALID: list[Any] = [
     pytest.param([("plugin.id", "auth")], "plugin.id", "base module", None, id="id-is-base-module"),
     pytest.param([("plugin.name", DELETE)], "plugin.name", "is required", None, id="name-missing"),
     pytest.param([("plugin.name", "  ")], "plugin.name", "must not be empty", None, id="name-empty"),
-    pytest.param([("plugin.version", "1.0")], "plugin.version", "not a semantic version", None, id="version-not-semver"),
-    pytest.param([("plugin.version", 1)], "plugin.version", "expected a string", None, id="version-not-string"),
+    pytest.param(
+        [("plugin.version", "1.0")], "plugin.version", "not a semantic version", None, id="version-not-semver"
+    ),
+    pytest.param(
+        [("plugin.version", 1)], "plugin.version", "expected a string", None, id="version-not-string"
+    ),
     pytest.param(
         [("plugin.min_platform_version", "v1")],
         "plugin.min_platform_version",
@@ -141,24 +145,59 @@ INVALID: list[Any] = [
         id="min-platform-too-high",
     ),
     pytest.param([("plugin", DELETE)], "plugin", "[plugin] table is required", None, id="plugin-missing"),
+    pytest.param(
+        [("plugin", "demo")], "plugin", "expected a table, got a string", None, id="plugin-not-table"
+    ),
     # -- unknown keys at every level -------------------------------------------------------------
     pytest.param([("plugn", {})], "plugn", "did you mean 'plugin'?", None, id="unknown-top-level"),
-    pytest.param([("plugin.homepage", "x")], "plugin.homepage", "unknown key 'homepage'", None, id="unknown-plugin-key"),
-    pytest.param([("permissions.network", True)], "permissions.network", "unknown key", None, id="unknown-capability"),
-    pytest.param([(f"{F}[1].tpye", "string")], f"{F}[1].tpye", "did you mean 'type'?", None, id="unknown-field-key"),
-    pytest.param([(f"{E0}.lable", "W")], f"{E0}.lable", "did you mean 'label'?", None, id="unknown-entity-key"),
-    pytest.param([(f"{P0}.colums", [])], f"{P0}.colums", "did you mean 'columns'?", None, id="unknown-page-key"),
+    pytest.param(
+        [("plugin.homepage", "x")], "plugin.homepage", "unknown key 'homepage'", None, id="unknown-plugin-key"
+    ),
+    pytest.param(
+        [("permissions.network", True)], "permissions.network", "unknown key", None, id="unknown-capability"
+    ),
+    pytest.param(
+        [(f"{F}[1].tpye", "string")], f"{F}[1].tpye", "did you mean 'type'?", None, id="unknown-field-key"
+    ),
+    pytest.param(
+        [(f"{E0}.lable", "W")], f"{E0}.lable", "did you mean 'label'?", None, id="unknown-entity-key"
+    ),
+    pytest.param(
+        [(f"{P0}.colums", [])], f"{P0}.colums", "did you mean 'columns'?", None, id="unknown-page-key"
+    ),
     pytest.param([("events.emitted", [])], "events.emitted", "unknown key", None, id="unknown-events-key"),
     pytest.param([("ui.menus", [])], "ui.menus", "unknown key", None, id="unknown-ui-key"),
-    pytest.param([("config", {"secrets": 1})], "config.secrets", "unknown key", None, id="unknown-config-key"),
+    pytest.param(
+        [("config", {"secrets": 1})], "config.secrets", "unknown key", None, id="unknown-config-key"
+    ),
     # -- [permissions] ---------------------------------------------------------------------------------
-    pytest.param([("permissions.files", "no")], "permissions.files", "expected true or false", None, id="capability-not-bool"),
+    pytest.param(
+        [("permissions.files", "no")],
+        "permissions.files",
+        "expected true or false",
+        None,
+        id="capability-not-bool",
+    ),
     # -- [limits] ----------------------------------------------------------------------------------------
     pytest.param([("limits", {"fuel": 0})], "limits.fuel", "out of range", None, id="limit-zero"),
-    pytest.param([("limits", {"memory_mb": "64"})], "limits.memory_mb", "expected an integer", None, id="limit-not-int"),
-    pytest.param([("limits", {"deadline_ms": True})], "limits.deadline_ms", "expected an integer", None, id="limit-bool"),
+    pytest.param(
+        [("limits", {"memory_mb": "64"})], "limits.memory_mb", "expected an integer", None, id="limit-not-int"
+    ),
+    pytest.param(
+        [("limits", {"deadline_ms": True})],
+        "limits.deadline_ms",
+        "expected an integer",
+        None,
+        id="limit-bool",
+    ),
     pytest.param([("limits", {"cpu": 1})], "limits.cpu", "unknown key 'cpu'", None, id="limit-unknown"),
-    pytest.param([("config", {"fields": ["x"]})], "config.fields[0]", "expected a table", None, id="config-field-not-table"),
+    pytest.param(
+        [("config", {"fields": ["x"]})],
+        "config.fields[0]",
+        "expected a table",
+        None,
+        id="config-field-not-table",
+    ),
     pytest.param([("extensions", [1])], "extensions[0]", "expected a table", None, id="extension-not-table"),
     # -- [dependencies] ------------------------------------------------------------------------------
     pytest.param(
@@ -168,10 +207,26 @@ INVALID: list[Any] = [
         None,
         id="module-unavailable",
     ),
-    pytest.param([("dependencies.modules", ["auth", "auth"])], "dependencies.modules[1]", "listed twice", None, id="module-twice"),
-    pytest.param([("dependencies.modules", "auth")], "dependencies.modules", "expected an array", None, id="modules-not-list"),
     pytest.param(
-        [("dependencies.plugins", ["crm"])], "dependencies.plugins[0]", "plugin 'crm' is not installed", None, id="plugin-dep-missing"
+        [("dependencies.modules", ["auth", "auth"])],
+        "dependencies.modules[1]",
+        "listed twice",
+        None,
+        id="module-twice",
+    ),
+    pytest.param(
+        [("dependencies.modules", "auth")],
+        "dependencies.modules",
+        "expected an array",
+        None,
+        id="modules-not-list",
+    ),
+    pytest.param(
+        [("dependencies.plugins", ["crm"])],
+        "dependencies.plugins[0]",
+        "plugin 'crm' is not installed",
+        None,
+        id="plugin-dep-missing",
     ),
     pytest.param(
         [("dependencies.plugins", {"crm": ">=2.0.0"})],
@@ -187,8 +242,20 @@ INVALID: list[Any] = [
         {"installed_plugins": {"crm": "1.5.0"}},
         id="plugin-dep-bad-constraint",
     ),
-    pytest.param([("dependencies.plugins", ["demo"])], "dependencies.plugins[0]", "cannot depend on itself", None, id="plugin-dep-self"),
-    pytest.param([("dependencies.plugins", [3])], "dependencies.plugins[0]", "expected a plugin id", None, id="plugin-dep-not-id"),
+    pytest.param(
+        [("dependencies.plugins", ["demo"])],
+        "dependencies.plugins[0]",
+        "cannot depend on itself",
+        None,
+        id="plugin-dep-self",
+    ),
+    pytest.param(
+        [("dependencies.plugins", [3])],
+        "dependencies.plugins[0]",
+        "expected a plugin id",
+        None,
+        id="plugin-dep-not-id",
+    ),
     # -- field types and attributes --------------------------------------------------------------
     pytest.param(
         [(f"{F}[2].type", "strng")],
@@ -199,52 +266,212 @@ INVALID: list[Any] = [
         id="unknown-type",
     ),
     pytest.param([(f"{F}[1].type", DELETE)], f"{F}[1].type", "is required", None, id="type-missing"),
-    pytest.param([(f"{F}[1].max_length", 0)], f"{F}[1].max_length", "out of range", None, id="max-length-zero"),
-    pytest.param([(f"{F}[1].max_length", 10_001)], f"{F}[1].max_length", "between 1 and 10000", None, id="max-length-huge"),
-    pytest.param([(f"{F}[2].max_length", 10)], f"{F}[2].max_length", "does not apply to integer", None, id="attr-not-applicable"),
-    pytest.param([(f"{F}[3].precision", 39)], f"{F}[3].precision", "between 1 and 38", None, id="precision-too-big"),
-    pytest.param([(f"{F}[3].scale", 11)], f"{F}[3].scale", "larger than precision 10", None, id="scale-above-precision"),
-    pytest.param([(f"{F}[4].options", DELETE)], f"{F}[4].options", "select fields need options", None, id="select-no-options"),
-    pytest.param([(f"{F}[4].options", [])], f"{F}[4].options", "at least one option", None, id="select-empty-options"),
-    pytest.param([(f"{F}[4].options", ["a", "a"])], f"{F}[4].options[1]", "listed twice", None, id="select-duplicate-option"),
-    pytest.param([(f"{F}[4].options", [{"label": "x"}])], f"{F}[4].options[0].value", "is required", None, id="option-no-value"),
-    pytest.param([(f"{F}[4].options", [3])], f"{F}[4].options[0]", "expected a string or a table", None, id="option-not-string"),
-    pytest.param([(f"{F}[5].entity", "gizmo")], f"{F}[5].entity", "unknown entity 'gizmo'", None, id="reference-unknown"),
-    pytest.param([(f"{F}[5].entity", DELETE)], f"{F}[5].entity", "need the name of the entity", None, id="reference-no-entity"),
-    pytest.param([(f"{F}[1].searchable", "yes")], f"{F}[1].searchable", "expected true or false", None, id="searchable-not-bool"),
-    pytest.param([(f"{F}[2].searchable", True)], f"{F}[2].searchable", "can be searchable", None, id="searchable-integer"),
-    pytest.param([(f"{F}[10].unique", True)], f"{F}[10].unique", "json fields cannot be unique", None, id="unique-json"),
+    pytest.param(
+        [(f"{F}[1].max_length", 0)], f"{F}[1].max_length", "out of range", None, id="max-length-zero"
+    ),
+    pytest.param(
+        [(f"{F}[1].max_length", 10_001)],
+        f"{F}[1].max_length",
+        "between 1 and 10000",
+        None,
+        id="max-length-huge",
+    ),
+    pytest.param(
+        [(f"{F}[2].max_length", 10)],
+        f"{F}[2].max_length",
+        "does not apply to integer",
+        None,
+        id="attr-not-applicable",
+    ),
+    pytest.param(
+        [(f"{F}[3].precision", 39)], f"{F}[3].precision", "between 1 and 38", None, id="precision-too-big"
+    ),
+    pytest.param(
+        [(f"{F}[3].scale", 11)], f"{F}[3].scale", "larger than precision 10", None, id="scale-above-precision"
+    ),
+    pytest.param(
+        [(f"{F}[4].options", DELETE)],
+        f"{F}[4].options",
+        "select fields need options",
+        None,
+        id="select-no-options",
+    ),
+    pytest.param(
+        [(f"{F}[4].options", [])], f"{F}[4].options", "at least one option", None, id="select-empty-options"
+    ),
+    pytest.param(
+        [(f"{F}[4].options", ["a", "a"])],
+        f"{F}[4].options[1]",
+        "listed twice",
+        None,
+        id="select-duplicate-option",
+    ),
+    pytest.param(
+        [(f"{F}[4].options", [{"label": "x"}])],
+        f"{F}[4].options[0].value",
+        "is required",
+        None,
+        id="option-no-value",
+    ),
+    pytest.param(
+        [(f"{F}[4].options", [3])],
+        f"{F}[4].options[0]",
+        "expected a string or a table",
+        None,
+        id="option-not-string",
+    ),
+    pytest.param(
+        [(f"{F}[5].entity", "gizmo")],
+        f"{F}[5].entity",
+        "unknown entity 'gizmo'",
+        None,
+        id="reference-unknown",
+    ),
+    pytest.param(
+        [(f"{F}[5].entity", DELETE)],
+        f"{F}[5].entity",
+        "need the name of the entity",
+        None,
+        id="reference-no-entity",
+    ),
+    pytest.param(
+        [(f"{F}[1].searchable", "yes")],
+        f"{F}[1].searchable",
+        "expected true or false",
+        None,
+        id="searchable-not-bool",
+    ),
+    pytest.param(
+        [(f"{F}[2].searchable", True)],
+        f"{F}[2].searchable",
+        "can be searchable",
+        None,
+        id="searchable-integer",
+    ),
+    pytest.param(
+        [(f"{F}[10].unique", True)], f"{F}[10].unique", "json fields cannot be unique", None, id="unique-json"
+    ),
     pytest.param([(f"{F}[1].label", 5)], f"{F}[1].label", "expected a string", None, id="label-not-string"),
     # -- defaults ------------------------------------------------------------------------------------
-    pytest.param([(f"{F}[2].default", "abc")], f"{F}[2].default", "default 'abc' is not a valid integer", None, id="default-int"),
-    pytest.param([(f"{F}[2].default", 1.5)], f"{F}[2].default", "default 1.5 is not a valid integer", None, id="default-int-float"),
-    pytest.param([(f"{F}[2].default", True)], f"{F}[2].default", "not a valid integer", None, id="default-int-bool"),
-    pytest.param([(f"{F}[2].default", 2**63)], f"{F}[2].default", "64-bit", None, id="default-int-overflow"),
-    pytest.param([(f"{F}[3].default", "abc")], f"{F}[3].default", "not a valid decimal", None, id="default-decimal"),
-    pytest.param([(f"{F}[3].default", "1.234")], f"{F}[3].default", "does not fit decimal(10, 2)", None, id="default-decimal-scale"),
     pytest.param(
-        [(f"{F}[3].default", 123456789)], f"{F}[3].default", "does not fit decimal(10, 2)", None, id="default-decimal-digits"
+        [(f"{F}[2].default", "abc")],
+        f"{F}[2].default",
+        "default 'abc' is not a valid integer",
+        None,
+        id="default-int",
     ),
-    pytest.param([(f"{F}[4].default", "c")], f"{F}[4].default", "not one of the options (a, b)", None, id="default-select"),
-    pytest.param([(f"{F}[6].default", "nope")], f"{F}[6].default", "not a valid uuid", None, id="default-uuid"),
-    pytest.param([(f"{F}[7].default", "2024-13-01")], f"{F}[7].default", "not a valid date", None, id="default-date"),
-    pytest.param([(f"{F}[7].default", "now")], f"{F}[7].default", "not a valid date", None, id="default-date-now"),
-    pytest.param([(f"{F}[8].default", "yesterday")], f"{F}[8].default", "not a valid datetime", None, id="default-datetime"),
-    pytest.param([(f"{F}[9].default", "yes")], f"{F}[9].default", "not a valid boolean", None, id="default-boolean"),
-    pytest.param([(f"{F}[1].default", 7)], f"{F}[1].default", "not a valid string", None, id="default-string-type"),
-    pytest.param([(f"{F}[1].default", "x" * 21)], f"{F}[1].default", "max_length is 20", None, id="default-string-too-long"),
-    pytest.param([(f"{F}[10].default", {"d": dt.date(2024, 1, 1)})], f"{F}[10].default", "dates", None, id="default-json-date"),
+    pytest.param(
+        [(f"{F}[2].default", 1.5)],
+        f"{F}[2].default",
+        "default 1.5 is not a valid integer",
+        None,
+        id="default-int-float",
+    ),
+    pytest.param(
+        [(f"{F}[2].default", True)], f"{F}[2].default", "not a valid integer", None, id="default-int-bool"
+    ),
+    pytest.param([(f"{F}[2].default", 2**63)], f"{F}[2].default", "64-bit", None, id="default-int-overflow"),
+    pytest.param(
+        [(f"{F}[3].default", "abc")], f"{F}[3].default", "not a valid decimal", None, id="default-decimal"
+    ),
+    pytest.param(
+        [(f"{F}[3].default", "1.234")],
+        f"{F}[3].default",
+        "does not fit decimal(10, 2)",
+        None,
+        id="default-decimal-scale",
+    ),
+    pytest.param(
+        [(f"{F}[3].default", 123456789)],
+        f"{F}[3].default",
+        "does not fit decimal(10, 2)",
+        None,
+        id="default-decimal-digits",
+    ),
+    pytest.param(
+        [(f"{F}[4].default", "c")],
+        f"{F}[4].default",
+        "not one of the options (a, b)",
+        None,
+        id="default-select",
+    ),
+    pytest.param(
+        [(f"{F}[6].default", "nope")], f"{F}[6].default", "not a valid uuid", None, id="default-uuid"
+    ),
+    pytest.param(
+        [(f"{F}[7].default", "2024-13-01")], f"{F}[7].default", "not a valid date", None, id="default-date"
+    ),
+    pytest.param(
+        [(f"{F}[7].default", "now")], f"{F}[7].default", "not a valid date", None, id="default-date-now"
+    ),
+    pytest.param(
+        [(f"{F}[8].default", "yesterday")],
+        f"{F}[8].default",
+        "not a valid datetime",
+        None,
+        id="default-datetime",
+    ),
+    pytest.param(
+        [(f"{F}[9].default", "yes")], f"{F}[9].default", "not a valid boolean", None, id="default-boolean"
+    ),
+    pytest.param(
+        [(f"{F}[1].default", 7)], f"{F}[1].default", "not a valid string", None, id="default-string-type"
+    ),
+    pytest.param(
+        [(f"{F}[1].default", "x" * 21)],
+        f"{F}[1].default",
+        "max_length is 20",
+        None,
+        id="default-string-too-long",
+    ),
+    pytest.param(
+        [(f"{F}[10].default", {"d": dt.date(2024, 1, 1)})],
+        f"{F}[10].default",
+        "dates",
+        None,
+        id="default-json-date",
+    ),
     # -- required / nullable ---------------------------------------------------------------------------
-    pytest.param([(f"{F}[0].nullable", True)], f"{F}[0].nullable", "required field cannot be nullable", None, id="required-nullable"),
-    pytest.param([(f"{F}[1].nullable", False)], f"{F}[1].nullable", "needs required = true or a default", None, id="not-null-no-default"),
+    pytest.param(
+        [(f"{F}[0].nullable", True)],
+        f"{F}[0].nullable",
+        "required field cannot be nullable",
+        None,
+        id="required-nullable",
+    ),
+    pytest.param(
+        [(f"{F}[1].nullable", False)],
+        f"{F}[1].nullable",
+        "needs required = true or a default",
+        None,
+        id="not-null-no-default",
+    ),
     # -- names ---------------------------------------------------------------------------------------
-    pytest.param([(f"{F}[11].name", "Notes")], f"{F}[11].name", "field name 'Notes' is not valid", None, id="field-name-case"),
+    pytest.param(
+        [(f"{F}[11].name", "Notes")],
+        f"{F}[11].name",
+        "field name 'Notes' is not valid",
+        None,
+        id="field-name-case",
+    ),
     pytest.param([(f"{F}[11].name", "1st")], f"{F}[11].name", "is not valid", None, id="field-name-digit"),
-    pytest.param([(f"{F}[11].name", "order")], f"{F}[11].name", "reserved SQL word", None, id="field-name-reserved"),
+    pytest.param(
+        [(f"{F}[11].name", "order")], f"{F}[11].name", "reserved SQL word", None, id="field-name-reserved"
+    ),
     pytest.param([(f"{F}[11].name", "count")], f"{F}[11].name", "declared twice", None, id="field-duplicate"),
-    pytest.param([(f"{F}[11].name", "created_at")], f"{F}[11].name", "standard field", None, id="field-standard"),
-    pytest.param([(f"{F}[11].name", "tenant_id")], f"{F}[11].name", "standard field", None, id="field-tenant-id"),
-    pytest.param([("schema.entities[1].fields", [])], "schema.entities[1].fields", "at least one field", None, id="entity-no-fields"),
+    pytest.param(
+        [(f"{F}[11].name", "created_at")], f"{F}[11].name", "standard field", None, id="field-standard"
+    ),
+    pytest.param(
+        [(f"{F}[11].name", "tenant_id")], f"{F}[11].name", "standard field", None, id="field-tenant-id"
+    ),
+    pytest.param(
+        [("schema.entities[1].fields", [])],
+        "schema.entities[1].fields",
+        "at least one field",
+        None,
+        id="entity-no-fields",
+    ),
     pytest.param(
         [("schema.entities[1].name", "Gadget"), (f"{F}[5].entity", "Gadget")],
         "schema.entities[1].name",
@@ -281,6 +508,13 @@ INVALID: list[Any] = [
         id="entity-foreign-clash",
     ),
     pytest.param(
+        [("schema.entities[1].name", "schema_versions"), (f"{F}[5].entity", "schema_versions")],
+        "schema.entities[1].name",
+        "the host uses table 'plugin_schema_versions'",
+        None,
+        id="entity-name-host-table",
+    ),
+    pytest.param(
         [("schema.entities", {"name": "x"}), ("ui.pages", DELETE)],
         "schema.entities",
         "expected an array",
@@ -288,42 +522,152 @@ INVALID: list[Any] = [
         id="entities-not-list",
     ),
     # -- indexes, owner, display -----------------------------------------------------------------
-    pytest.param([(f"{E0}.indexes", [["nope"]])], f"{E0}.indexes[0][0]", "unknown field 'nope'", None, id="index-unknown-field"),
-    pytest.param([(f"{E0}.indexes", [["extra"]])], f"{E0}.indexes[0][0]", "json field", None, id="index-json"),
+    pytest.param(
+        [(f"{E0}.indexes", [["nope"]])],
+        f"{E0}.indexes[0][0]",
+        "unknown field 'nope'",
+        None,
+        id="index-unknown-field",
+    ),
+    pytest.param(
+        [(f"{E0}.indexes", [["extra"]])], f"{E0}.indexes[0][0]", "json field", None, id="index-json"
+    ),
     pytest.param([(f"{E0}.indexes", [[]])], f"{E0}.indexes[0]", "at least one field", None, id="index-empty"),
-    pytest.param([(f"{E0}.indexes", ["code"])], f"{E0}.indexes[0]", "expected an array", None, id="index-not-list"),
-    pytest.param([(f"{E0}.indexes", [["code", "code"]])], f"{E0}.indexes[0][1]", "appears twice", None, id="index-repeat-column"),
-    pytest.param([(f"{E0}.indexes", [["code"], ["code"]])], f"{E0}.indexes[1]", "duplicate index", None, id="index-duplicate"),
-    pytest.param([(f"{E0}.owner_field", "title")], f"{E0}.owner_field", "must be a uuid or reference", None, id="owner-not-uuid"),
-    pytest.param([(f"{E0}.owner_field", "boss")], f"{E0}.owner_field", "unknown field 'boss'", None, id="owner-unknown"),
-    pytest.param([(f"{E0}.display_field", "nope")], f"{E0}.display_field", "unknown field 'nope'", None, id="display-unknown"),
+    pytest.param(
+        [(f"{E0}.indexes", ["code"])], f"{E0}.indexes[0]", "expected an array", None, id="index-not-list"
+    ),
+    pytest.param(
+        [(f"{E0}.indexes", [["code", "code"]])],
+        f"{E0}.indexes[0][1]",
+        "appears twice",
+        None,
+        id="index-repeat-column",
+    ),
+    pytest.param(
+        [(f"{E0}.indexes", [["code"], ["code"]])],
+        f"{E0}.indexes[1]",
+        "duplicate index",
+        None,
+        id="index-duplicate",
+    ),
+    pytest.param(
+        [(f"{E0}.owner_field", "title")],
+        f"{E0}.owner_field",
+        "must be a uuid or reference",
+        None,
+        id="owner-not-uuid",
+    ),
+    pytest.param(
+        [(f"{E0}.owner_field", "boss")], f"{E0}.owner_field", "unknown field 'boss'", None, id="owner-unknown"
+    ),
+    pytest.param(
+        [(f"{E0}.display_field", "nope")],
+        f"{E0}.display_field",
+        "unknown field 'nope'",
+        None,
+        id="display-unknown",
+    ),
     # -- events ----------------------------------------------------------------------------------------
-    pytest.param([("events.published", ["Demo.Made"])], "events.published[0]", "not valid", None, id="event-uppercase"),
-    pytest.param([("events.published", ["demo"])], "events.published[0]", "not valid", None, id="event-one-part"),
-    pytest.param([("events.published", ["a.b.c.d"])], "events.published[0]", "not valid", None, id="event-four-parts"),
-    pytest.param([("events.published", ["demo.*"])], "events.published[0]", "wildcard", None, id="event-published-wildcard"),
-    pytest.param([("events.subscribed", ["auth.login", "auth.login"])], "events.subscribed[1]", "listed twice", None, id="event-twice"),
-    pytest.param([("events.published", "demo.x")], "events.published", "expected an array", None, id="events-not-list"),
-    pytest.param([("permissions.events", False)], "permissions.events", "events = true", None, id="events-without-capability"),
+    pytest.param(
+        [("events.published", ["Demo.Made"])], "events.published[0]", "not valid", None, id="event-uppercase"
+    ),
+    pytest.param(
+        [("events.published", ["demo"])], "events.published[0]", "not valid", None, id="event-one-part"
+    ),
+    pytest.param(
+        [("events.published", ["a.b.c.d"])], "events.published[0]", "not valid", None, id="event-four-parts"
+    ),
+    pytest.param(
+        [("events.published", ["demo.*"])],
+        "events.published[0]",
+        "wildcard",
+        None,
+        id="event-published-wildcard",
+    ),
+    pytest.param(
+        [("events.subscribed", ["auth.login", "auth.login"])],
+        "events.subscribed[1]",
+        "listed twice",
+        None,
+        id="event-twice",
+    ),
+    pytest.param(
+        [("events.published", "demo.x")], "events.published", "expected an array", None, id="events-not-list"
+    ),
+    pytest.param(
+        [("permissions.events", False)],
+        "permissions.events",
+        "events = true",
+        None,
+        id="events-without-capability",
+    ),
     # -- pages -----------------------------------------------------------------------------------------
-    pytest.param([(f"{P0}.type", "wizard")], f"{P0}.type", "unknown page type 'wizard'", None, id="page-type"),
-    pytest.param([(f"{P0}.path", "demo/widgets")], f"{P0}.path", "must start with '/'", None, id="page-path-no-slash"),
+    pytest.param(
+        [(f"{P0}.type", "wizard")], f"{P0}.type", "unknown page type 'wizard'", None, id="page-type"
+    ),
+    pytest.param(
+        [(f"{P0}.path", "demo/widgets")], f"{P0}.path", "must start with '/'", None, id="page-path-no-slash"
+    ),
     pytest.param([(f"{P0}.path", "/demo/my widgets")], f"{P0}.path", "URL-safe", None, id="page-path-space"),
     pytest.param([(f"{P0}.path", "/demo/../admin")], f"{P0}.path", "URL-safe", None, id="page-path-dotdot"),
     pytest.param([(f"{P0}.path", "/demo//x")], f"{P0}.path", "URL-safe", None, id="page-path-empty-segment"),
-    pytest.param([(f"{P0}.entity", DELETE)], f"{P0}.entity", "crud pages need an entity", None, id="crud-no-entity"),
-    pytest.param([(f"{P0}.entity", "gizmo")], f"{P0}.entity", "unknown entity 'gizmo'", None, id="crud-unknown-entity"),
-    pytest.param([("ui.pages[1].entity", "gizmo")], "ui.pages[1].entity", "unknown entity 'gizmo'", None, id="dashboard-unknown-entity"),
-    pytest.param([("ui.pages[1].path", "/demo/widgets")], "ui.pages[1].path", "already used by ui.pages[0]", None, id="page-duplicate-path"),
+    pytest.param(
+        [(f"{P0}.entity", DELETE)], f"{P0}.entity", "crud pages need an entity", None, id="crud-no-entity"
+    ),
+    pytest.param(
+        [(f"{P0}.entity", "gizmo")], f"{P0}.entity", "unknown entity 'gizmo'", None, id="crud-unknown-entity"
+    ),
+    pytest.param(
+        [("ui.pages[1].entity", "gizmo")],
+        "ui.pages[1].entity",
+        "unknown entity 'gizmo'",
+        None,
+        id="dashboard-unknown-entity",
+    ),
+    pytest.param(
+        [("ui.pages[1].path", "/demo/widgets")],
+        "ui.pages[1].path",
+        "already used by ui.pages[0]",
+        None,
+        id="page-duplicate-path",
+    ),
     pytest.param([(f"{P0}.name", DELETE)], f"{P0}.name", "is required", None, id="page-no-name"),
-    pytest.param([(f"{P0}.columns[0]", "nope")], f"{P0}.columns[0]", "unknown field 'nope'", None, id="column-unknown"),
-    pytest.param([(f"{P0}.columns[1].field", "nope")], f"{P0}.columns[1].field", "unknown field 'nope'", None, id="column-table-unknown"),
-    pytest.param([(f"{P0}.columns[1].type", "pie")], f"{P0}.columns[1].type", "unknown column type 'pie'", None, id="column-type"),
-    pytest.param([(f"{P0}.columns[1].width", -5)], f"{P0}.columns[1].width", "out of range", None, id="column-width"),
-    pytest.param([(f"{P0}.columns", ["code", "code"])], f"{P0}.columns[1]", "listed twice", None, id="column-twice"),
-    pytest.param([(f"{P0}.filters[0]", "nope")], f"{P0}.filters[0]", "unknown field 'nope'", None, id="filter-unknown"),
-    pytest.param([(f"{P0}.filters[1].field", "extra")], f"{P0}.filters[1]", "json field", None, id="filter-json"),
-    pytest.param([(f"{P0}.actions[0]", "frobnicate")], f"{P0}.actions[0]", "unknown action 'frobnicate'", None, id="action-unknown"),
+    pytest.param(
+        [(f"{P0}.columns[0]", "nope")], f"{P0}.columns[0]", "unknown field 'nope'", None, id="column-unknown"
+    ),
+    pytest.param(
+        [(f"{P0}.columns[1].field", "nope")],
+        f"{P0}.columns[1].field",
+        "unknown field 'nope'",
+        None,
+        id="column-table-unknown",
+    ),
+    pytest.param(
+        [(f"{P0}.columns[1].type", "pie")],
+        f"{P0}.columns[1].type",
+        "unknown column type 'pie'",
+        None,
+        id="column-type",
+    ),
+    pytest.param(
+        [(f"{P0}.columns[1].width", -5)], f"{P0}.columns[1].width", "out of range", None, id="column-width"
+    ),
+    pytest.param(
+        [(f"{P0}.columns", ["code", "code"])], f"{P0}.columns[1]", "listed twice", None, id="column-twice"
+    ),
+    pytest.param(
+        [(f"{P0}.filters[0]", "nope")], f"{P0}.filters[0]", "unknown field 'nope'", None, id="filter-unknown"
+    ),
+    pytest.param(
+        [(f"{P0}.filters[1].field", "extra")], f"{P0}.filters[1]", "json field", None, id="filter-json"
+    ),
+    pytest.param(
+        [(f"{P0}.actions[0]", "frobnicate")],
+        f"{P0}.actions[0]",
+        "unknown action 'frobnicate'",
+        None,
+        id="action-unknown",
+    ),
     pytest.param(
         [(f"{P0}.actions[1].permission", "ui.demo.nothing")],
         f"{P0}.actions[1].permission",
@@ -345,10 +689,18 @@ INVALID: list[Any] = [
         None,
         id="action-db-permission-operation",
     ),
-    pytest.param([(f"{P0}.actions[1].name", "Magic!")], f"{P0}.actions[1].name", "not valid", None, id="action-name"),
-    pytest.param([(f"{P0}.actions", ["create", "create"])], f"{P0}.actions[1]", "listed twice", None, id="action-twice"),
     pytest.param(
-        [(f"{P0}.form.groups[0].fields[1]", "nope")], f"{P0}.form.groups[0].fields[1]", "unknown field 'nope'", None, id="form-unknown"
+        [(f"{P0}.actions[1].name", "Magic!")], f"{P0}.actions[1].name", "not valid", None, id="action-name"
+    ),
+    pytest.param(
+        [(f"{P0}.actions", ["create", "create"])], f"{P0}.actions[1]", "listed twice", None, id="action-twice"
+    ),
+    pytest.param(
+        [(f"{P0}.form.groups[0].fields[1]", "nope")],
+        f"{P0}.form.groups[0].fields[1]",
+        "unknown field 'nope'",
+        None,
+        id="form-unknown",
     ),
     pytest.param(
         [(f"{P0}.form.fields", ["count", "created_at"])],
@@ -357,12 +709,28 @@ INVALID: list[Any] = [
         None,
         id="form-standard-field",
     ),
-    pytest.param([(f"{P0}.form.fields", ["title"])], f"{P0}.form.fields[0]", "already in the form", None, id="form-field-twice"),
     pytest.param(
-        [(f"{P0}.form.groups[0].fields", ["title"])], f"{P0}.form", "leaves out required field 'code'", None, id="form-misses-required"
+        [(f"{P0}.form.fields", ["title"])],
+        f"{P0}.form.fields[0]",
+        "already in the form",
+        None,
+        id="form-field-twice",
+    ),
+    pytest.param(
+        [(f"{P0}.form.groups[0].fields", ["title"])],
+        f"{P0}.form",
+        "leaves out required field 'code'",
+        None,
+        id="form-misses-required",
     ),
     pytest.param([(f"{P0}.form", {})], f"{P0}.form", "needs 'fields' or 'groups'", None, id="form-empty"),
-    pytest.param([(f"{P0}.form.groups[0].colour", "red")], f"{P0}.form.groups[0].colour", "unknown key", None, id="form-group-key"),
+    pytest.param(
+        [(f"{P0}.form.groups[0].colour", "red")],
+        f"{P0}.form.groups[0].colour",
+        "unknown key",
+        None,
+        id="form-group-key",
+    ),
     pytest.param(
         [("ui.pages[2]", {"name": "X", "path": "/demo/x", "type": "custom", "columns": ["code"]})],
         "ui.pages[2].columns",
@@ -393,7 +761,11 @@ INVALID: list[Any] = [
         id="ui-permission-namespace",
     ),
     pytest.param(
-        [("ui.permissions[0].description", DELETE)], "ui.permissions[0].description", "is required", None, id="ui-permission-no-desc"
+        [("ui.permissions[0].description", DELETE)],
+        "ui.permissions[0].description",
+        "is required",
+        None,
+        id="ui-permission-no-desc",
     ),
     pytest.param(
         [("ui.permissions[1]", {"code": "ui.demo.magic", "description": "again"})],
@@ -424,44 +796,86 @@ VALID: list[Any] = [
     pytest.param([], None, id="base"),
     pytest.param([("plugin.version", "1.0.0-beta.1")], None, id="prerelease-version"),
     pytest.param([("plugin.min_platform_version", "1.0.0-rc.1")], None, id="prerelease-platform"),
-    pytest.param([("plugin.description", DELETE), ("plugin.author", DELETE)], None, id="optional-plugin-keys"),
-    pytest.param([("plugin.min_platform_version", "2.1.0")], {"platform_version": "2.1.0"}, id="newer-platform"),
-    pytest.param([("dependencies.modules", ["auth", "workflow"])], {"available_modules": frozenset({"auth", "workflow"})}, id="module"),
+    pytest.param(
+        [("plugin.description", DELETE), ("plugin.author", DELETE)], None, id="optional-plugin-keys"
+    ),
+    pytest.param(
+        [("plugin.min_platform_version", "2.1.0")], {"platform_version": "2.1.0"}, id="newer-platform"
+    ),
+    pytest.param(
+        [("dependencies.modules", ["auth", "workflow"])],
+        {"available_modules": frozenset({"auth", "workflow"})},
+        id="module",
+    ),
     pytest.param(
         [("dependencies.plugins", [{"id": "crm", "version": ">=1.0.0"}, "billing"])],
         {"installed_plugins": {"crm": "1.5.0", "billing": "0.1.0"}},
         id="plugin-dependencies",
     ),
-    pytest.param([("dependencies.plugins", {"crm": "1.2.0"})], {"installed_plugins": {"crm": "1.10.0"}}, id="plugin-dep-table"),
+    pytest.param(
+        [("dependencies.plugins", {"crm": "1.2.0"})],
+        {"installed_plugins": {"crm": "1.10.0"}},
+        id="plugin-dep-table",
+    ),
     pytest.param(
         [
-            ("limits", {k: 5 for k in ("deadline_ms", "fuel", "memory_mb", "output_bytes", "host_calls", "log_bytes")}),
+            (
+                "limits",
+                {
+                    k: 5
+                    for k in ("deadline_ms", "fuel", "memory_mb", "output_bytes", "host_calls", "log_bytes")
+                },
+            ),
             ("config", {"fields": [{"key": "anything", "goes": ["here"]}]}),
             ("extensions", [{"kind": "whatever", "nested": {"a": 1}}]),
         ],
         None,
         id="limits-config-extensions",
     ),
-    pytest.param([(f"{F}[5].entity", "customer")], {"foreign_entity_specs": {"customer": None}}, id="foreign-reference"),
-    pytest.param([(f"{E0}.indexes", [["created_at"], ["tenant_id", "code"]])], None, id="standard-field-index"),
+    pytest.param(
+        [(f"{F}[5].entity", "customer")], {"foreign_entity_specs": {"customer": None}}, id="foreign-reference"
+    ),
+    pytest.param(
+        [(f"{E0}.indexes", [["created_at"], ["tenant_id", "code"]])], None, id="standard-field-index"
+    ),
     pytest.param([(f"{E0}.owner_field", "owner")], None, id="owner-uuid"),
     pytest.param([(f"{E0}.owner_field", "parent_id")], None, id="owner-reference"),
     pytest.param([(f"{E0}.owner_field", "created_by")], None, id="owner-created-by"),
     pytest.param([(f"{E0}.display_field", "created_at")], None, id="display-standard"),
-    pytest.param([("events.published", ["purchase_order.created", "demo.stock.low"])], None, id="two-and-three-part-events"),
+    pytest.param(
+        [("events.published", ["purchase_order.created", "demo.stock.low"])],
+        None,
+        id="two-and-three-part-events",
+    ),
     pytest.param([("events", DELETE), ("permissions.events", False)], None, id="no-events-no-capability"),
     pytest.param([(f"{F}[7].default", "today"), (f"{F}[8].default", "now")], None, id="today-now"),
-    pytest.param([(f"{F}[7].default", dt.date(2024, 2, 29)), (f"{F}[8].default", "2024-02-29T10:00:00")], None, id="iso-dates"),
+    pytest.param(
+        [(f"{F}[7].default", dt.date(2024, 2, 29)), (f"{F}[8].default", "2024-02-29T10:00:00")],
+        None,
+        id="iso-dates",
+    ),
     pytest.param([(f"{F}[3].default", "12.5"), (f"{F}[2].default", -3)], None, id="numeric-defaults"),
     pytest.param([(f"{F}[6].default", str(uuid.UUID(int=1)))], None, id="uuid-default"),
     pytest.param([(f"{F}[10].default", {"a": [1, 2, {"b": None}]})], None, id="json-default"),
     pytest.param([(f"{F}[1].nullable", False), (f"{F}[1].default", "x")], None, id="not-null-with-default"),
     pytest.param([(f"{F}[11].searchable", False), (f"{F}[4].searchable", True)], None, id="searchable-flags"),
     pytest.param([("ui.pages[1].entity", "widget")], None, id="dashboard-entity"),
-    pytest.param([("ui.pages[1].entity", "customer")], {"foreign_entity_specs": {"customer": None}}, id="dashboard-foreign"),
+    pytest.param(
+        [("ui.pages[1].entity", "customer")],
+        {"foreign_entity_specs": {"customer": None}},
+        id="dashboard-foreign",
+    ),
     pytest.param([(f"{P0}.actions[1].permission", "db.widget.update")], None, id="db-permission-action"),
-    pytest.param([(f"{P0}.columns", DELETE), (f"{P0}.filters", DELETE), (f"{P0}.form", DELETE)], None, id="derived-page"),
-    pytest.param([("schema.entities[1].name", "customer"), (f"{F}[5].entity", "customer")], None, id="foreign-entities-unrelated"),
+    pytest.param(
+        [(f"{P0}.columns", DELETE), (f"{P0}.filters", DELETE), (f"{P0}.form", DELETE)],
+        None,
+        id="derived-page",
+    ),
+    pytest.param(
+        [("schema.entities[1].name", "customer"), (f"{F}[5].entity", "customer")],
+        None,
+        id="foreign-entities-unrelated",
+    ),
     pytest.param(
         [("schema.entities[1].name", "customer"), (f"{F}[5].entity", "customer")],
         {"foreign_entities": {"customer": "demo"}},
@@ -476,7 +890,9 @@ def test_valid_variants_parse(changes: list[tuple[str, Any]], ctx: dict[str, Any
     for change_path, value in changes:
         apply(doc, change_path, value)
     if ctx and "foreign_entity_specs" in ctx:
-        ctx["foreign_entity_specs"] = {"customer": EntitySpec("customer", "Customer", (FieldSpec("name", "string", "Name"),))}
+        ctx["foreign_entity_specs"] = {
+            "customer": EntitySpec("customer", "Customer", (FieldSpec("name", "string", "Name"),))
+        }
     manifest = parse_manifest(doc, ValidationContext(**ctx) if ctx else None)
     assert isinstance(manifest, Manifest)
 
@@ -575,8 +991,13 @@ def test_all_issues_are_collected() -> None:
     assert paths == ["plugin.id", "dependencies.modules[1]", f"{F}[1].default", f"{F}[2].type", f"{P0}.path"]
     lines = str(caught.value).splitlines()
     assert len(lines) == 5
-    assert lines[1] == "dependencies.modules[1]: base module 'workflow' is not available on this platform (available: auth)"
-    assert all(line.startswith(f"{issue.path}: ") for line, issue in zip(lines, caught.value.issues, strict=True))
+    assert (
+        lines[1]
+        == "dependencies.modules[1]: base module 'workflow' is not available on this platform (available: auth)"
+    )
+    assert all(
+        line.startswith(f"{issue.path}: ") for line, issue in zip(lines, caught.value.issues, strict=True)
+    )
 
 
 def test_toml_syntax_error_is_one_issue_with_position() -> None:
@@ -612,7 +1033,12 @@ def test_manifest_error_formatting() -> None:
 def test_semver_ordering() -> None:
     assert parse_version("1.0.0-alpha") < parse_version("1.0.0-alpha.1") < parse_version("1.0.0-beta")
     assert parse_version("1.0.0-beta.2") < parse_version("1.0.0-beta.11") < parse_version("1.0.0-rc.1")
-    assert parse_version("1.0.0-rc.1") < parse_version("1.0.0") < parse_version("1.0.1") < parse_version("1.10.0")
+    assert (
+        parse_version("1.0.0-rc.1")
+        < parse_version("1.0.0")
+        < parse_version("1.0.1")
+        < parse_version("1.10.0")
+    )
     assert str(parse_version("2.3.4-rc.1")) == "2.3.4-rc.1"
     for bad in ("1", "1.0", "01.0.0", "1.0.0+build", "v1.0.0", "1.0.0-"):
         with pytest.raises(ValueError):
@@ -633,8 +1059,16 @@ def test_seed_manifest_parses_with_workflow_module() -> None:
     assert item.field("category_id").nullable
     assert item.field("sku").unique and not item.field("sku").nullable
     assert item.field("unit_price").precision == 10
-    assert manifest.events.published == ("inventory.stock.low", "purchase_order.created", "purchase_order.approved")
-    assert [p.path for p in manifest.pages] == ["/inventory/items", "/inventory/purchase", "/inventory/stocktaking"]
+    assert manifest.events.published == (
+        "inventory.stock.low",
+        "purchase_order.created",
+        "purchase_order.approved",
+    )
+    assert [p.path for p in manifest.pages] == [
+        "/inventory/items",
+        "/inventory/purchase",
+        "/inventory/stocktaking",
+    ]
     assert manifest.page("/inventory/stocktaking").type == "custom"
     assert manifest.page("/inventory/items").menu_group == "进销存"
 
@@ -724,4 +1158,7 @@ def test_dependency_model() -> None:
     doc = base()
     apply(doc, "dependencies.plugins", [{"id": "crm", "version": ">= 1.2.0"}, "billing"])
     manifest = parse_manifest(doc, ValidationContext(installed_plugins={"crm": "1.2.0", "billing": "3.0.0"}))
-    assert manifest.dependencies.plugins == (PluginDependency("crm", "1.2.0"), PluginDependency("billing", None))
+    assert manifest.dependencies.plugins == (
+        PluginDependency("crm", "1.2.0"),
+        PluginDependency("billing", None),
+    )

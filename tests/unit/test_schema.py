@@ -93,11 +93,14 @@ def renamed(entities: Sequence[EntitySpec], suffix: str) -> list[EntitySpec]:
         return spec
 
     return [
-        dataclasses.replace(e, name=f"{e.name}_{suffix}", fields=tuple(field(f) for f in e.fields)) for e in entities
+        dataclasses.replace(e, name=f"{e.name}_{suffix}", fields=tuple(field(f) for f in e.fields))
+        for e in entities
     ]
 
 
-def with_fields(entity: EntitySpec, *fields: FieldSpec, drop: Sequence[str] = (), **changes: Any) -> EntitySpec:
+def with_fields(
+    entity: EntitySpec, *fields: FieldSpec, drop: Sequence[str] = (), **changes: Any
+) -> EntitySpec:
     kept = tuple(f for f in entity.fields if f.name not in drop)
     return dataclasses.replace(entity, fields=kept + fields, **changes)
 
@@ -184,7 +187,10 @@ def test_seed_tables_layout() -> None:
     assert isinstance(c.version.type, sa.Integer) and not c.version.nullable
     assert isinstance(c.sku.type, sa.String) and c.sku.type.length == 255 and not c.sku.nullable
     assert isinstance(c.quantity.type, sa.BigInteger) and c.quantity.nullable
-    assert isinstance(c.unit_price.type, sa.Numeric) and (c.unit_price.type.precision, c.unit_price.type.scale) == (10, 2)
+    assert isinstance(c.unit_price.type, sa.Numeric) and (
+        c.unit_price.type.precision,
+        c.unit_price.type.scale,
+    ) == (10, 2)
     assert isinstance(c.category_id.type, sa.Uuid) and c.category_id.nullable
     assert c.quantity.server_default is not None and str(c.quantity.server_default.arg) == "0"
     assert c.unit.server_default is not None and c.unit.server_default.arg == "个"
@@ -198,14 +204,20 @@ def test_seed_tables_layout() -> None:
         "uq_plugin_inventory_item_sku",
     }
     assert [col.name for col in indexes["ix_plugin_inventory_item_tenant"].columns] == ["tenant_id"]
-    assert [col.name for col in indexes["ix_plugin_inventory_item_category_id"].columns] == ["tenant_id", "category_id"]
+    assert [col.name for col in indexes["ix_plugin_inventory_item_category_id"].columns] == [
+        "tenant_id",
+        "category_id",
+    ]
     unique = indexes["uq_plugin_inventory_item_sku"]
     assert unique.unique and [col.name for col in unique.columns] == ["tenant_id", "sku"]
     assert str(unique.dialect_options["sqlite"]["where"]) == "plugin_inventory_item.deleted_at IS NULL"
     assert str(unique.dialect_options["postgresql"]["where"]) == "plugin_inventory_item.deleted_at IS NULL"
     order = metadata.tables["plugin_purchase_order"]
     assert isinstance(order.c.order_date.type, sa.Date)
-    assert {ix.name for ix in order.indexes} == {"ix_plugin_purchase_order_tenant", "uq_plugin_purchase_order_order_no"}
+    assert {ix.name for ix in order.indexes} == {
+        "ix_plugin_purchase_order_tenant",
+        "uq_plugin_purchase_order_order_no",
+    }
 
 
 def test_all_field_types_map_to_columns() -> None:
@@ -364,7 +376,9 @@ async def test_unique_is_per_tenant_and_ignores_soft_deleted_rows(db: Db) -> Non
         )
         await insert(conn, item, tenant_id=tenant_a, sku="SKU-1", name="Re-used after soft delete")
     async with db.engine.connect() as conn:
-        count = await conn.scalar(sa.select(sa.func.count()).select_from(item).where(item.c.tenant_id == tenant_a))
+        count = await conn.scalar(
+            sa.select(sa.func.count()).select_from(item).where(item.c.tenant_id == tenant_a)
+        )
     assert count == 2
 
 
@@ -468,7 +482,9 @@ async def test_additive_changes_are_applied_and_usable(db: Db) -> None:
     tenant = uuid.uuid4()
     async with db.engine.begin() as conn:
         await ensure_tables(conn, old)
-        existing = await insert(conn, build_table(old_item, sa.MetaData()), tenant_id=tenant, sku="A", name="Old")
+        existing = await insert(
+            conn, build_table(old_item, sa.MetaData()), tenant_id=tenant, sku="A", name="Old"
+        )
 
     new_item = with_fields(
         replace_field(old_item, "name", max_length=500, required=False, nullable=True),
@@ -478,7 +494,12 @@ async def test_additive_changes_are_applied_and_usable(db: Db) -> None:
         FieldSpec("memo", "text", "Memo"),
         indexes=((*old_item.indexes, ("reorder",))),
     )
-    new_order = replace_field(old_order, "total_amount", precision=14, scale=3)
+    new_order = replace_field(
+        replace_field(old_order, "total_amount", precision=14, scale=3),
+        "status",
+        type="text",
+        max_length=None,
+    )
     [supplier] = db.entities([EntitySpec("supplier", "Supplier", (FieldSpec("name", "string", "Name"),))])
     diff = diff_entities(old, [new_item, new_order, supplier])
     assert diff.destructive == []
@@ -492,6 +513,7 @@ async def test_additive_changes_are_applied_and_usable(db: Db) -> None:
             (ChangeKind.ADD_COLUMN, "active"),
             (ChangeKind.ADD_COLUMN, "memo"),
             (ChangeKind.WIDEN_COLUMN, "total_amount"),
+            (ChangeKind.WIDEN_COLUMN, "status"),
             (ChangeKind.ADD_INDEX, None),
             (ChangeKind.ADD_INDEX, None),
         ],
@@ -507,7 +529,14 @@ async def test_additive_changes_are_applied_and_usable(db: Db) -> None:
         await insert(conn, item, tenant_id=tenant, sku="B", name=long_name, barcode="123", memo="hello")
         await insert(conn, item, tenant_id=tenant, sku="C", barcode="456")  # name is optional now
         order = build_table(new_order, sa.MetaData())
-        await insert(conn, order, tenant_id=tenant, order_no="PO-1", total_amount=Decimal("99999999999.999"))
+        await insert(
+            conn,
+            order,
+            tenant_id=tenant,
+            order_no="PO-1",
+            total_amount=Decimal("99999999999.999"),
+            status="S" * 300,
+        )
         await insert(conn, build_table(supplier, sa.MetaData()), tenant_id=tenant, name="ACME")
     async with db.engine.connect() as conn:
         old_row = (await conn.execute(sa.select(item).where(item.c.id == existing))).mappings().one()
@@ -525,12 +554,17 @@ async def test_additive_changes_are_applied_and_usable(db: Db) -> None:
         async with db.engine.begin() as conn:
             await insert(conn, item, tenant_id=tenant, sku="A", name="Dup")
     async with db.engine.begin() as conn:
-        await conn.execute(item.update().where(item.c.id == existing).values(deleted_at=dt.datetime.now(dt.UTC)))
+        await conn.execute(
+            item.update().where(item.c.id == existing).values(deleted_at=dt.datetime.now(dt.UTC))
+        )
         await insert(conn, item, tenant_id=tenant, sku="A", name="Re-used", barcode="789")
 
-    # Applying the same diff again is harmless for new tables and indexes only; an empty diff is a no-op.
+    # Re-applying (e.g. after an interrupted upgrade) is harmless, and an empty diff does nothing.
     async with db.engine.begin() as conn:
+        await apply_additive(conn, diff)
         await apply_additive(conn, SchemaDiff())
+    columns = await db.inspect(lambda i: [c["name"] for c in i.get_columns(item.name)])
+    assert columns.count("barcode") == 1
 
 
 async def test_destructive_changes_are_listed_not_applied(db: Db) -> None:
@@ -539,7 +573,9 @@ async def test_destructive_changes_are_listed_not_applied(db: Db) -> None:
     tenant = uuid.uuid4()
     async with db.engine.begin() as conn:
         await ensure_tables(conn, old)
-        await insert(conn, build_table(old_item, sa.MetaData()), tenant_id=tenant, sku="A", name="Kept", unit="box")
+        await insert(
+            conn, build_table(old_item, sa.MetaData()), tenant_id=tenant, sku="A", name="Kept", unit="box"
+        )
 
     new_item = with_fields(
         replace_field(old_item, "sku", type="integer", max_length=None),
