@@ -150,3 +150,44 @@ class AuditEntry(UUIDBase):
     after: Mapped[dict[str, Any] | None] = mapped_column(JsonB, nullable=True)
     ip: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), default=utcnow)
+
+
+class PluginPackage(UUIDAuditBase):
+    """A plugin known to the platform (uploaded once, shared by all tenants)."""
+
+    __tablename__ = "plugins"
+
+    plugin_id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[str] = mapped_column(String(40))
+    description: Mapped[str] = mapped_column(Text, default="")
+    manifest_toml: Mapped[str] = mapped_column(Text)
+    package_sha256: Mapped[str] = mapped_column(String(64))
+    has_wasm: Mapped[bool] = mapped_column(Boolean, default=False)
+    # uploaded | installed | error (platform-wide); per-tenant state lives in PluginTenant.
+    status: Mapped[str] = mapped_column(String(20), default="uploaded")
+    error_message: Mapped[str] = mapped_column(Text, default="")
+    bundled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Soft uninstall keeps the row (and the tables); re-installing clears it.
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+
+
+class PluginTenant(UUIDAuditBase):
+    __tablename__ = "plugin_tenants"
+    __table_args__ = (UniqueConstraint("tenant_id", "plugin_id", name="uq_plugin_tenants"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("tenants.id", ondelete="CASCADE"))
+    plugin_id: Mapped[str] = mapped_column(String(64), index=True)
+    # enabled | disabled | error
+    status: Mapped[str] = mapped_column(String(20), default="enabled")
+    error_message: Mapped[str] = mapped_column(Text, default="")
+
+
+class PluginSchemaVersion(UUIDAuditBase):
+    __tablename__ = "plugin_schema_versions"
+    __table_args__ = (UniqueConstraint("plugin_id", "entity_name", name="uq_plugin_schema_versions"),)
+
+    plugin_id: Mapped[str] = mapped_column(String(64))
+    entity_name: Mapped[str] = mapped_column(String(64))
+    schema_version: Mapped[int] = mapped_column(Integer, default=1)
+    plugin_version: Mapped[str] = mapped_column(String(40))

@@ -1,0 +1,125 @@
+"""Browser fixtures: the real app under uvicorn (per database backend) and Debian's Chromium via Playwright.
+
+`live_server` starts `create_app(load_settings(settings_env))` on a free localhost port in a background
+thread, once per test and per backend (`settings_env` is parametrized over SQLite and PostgreSQL in
+tests/conftest.py). `browser` is one Chromium for the whole session; `page` is a fresh context (own
+cookies, 1280x800) per test. When /usr/bin/chromium is missing the browser tests are skipped, except with
+CI=true, where that is a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from app.server import create_app
+from app.settings import load_settings
+from tests.conftest import IN_CI
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+VIEWPORT = {"width": 1280, "height": 800}
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+TIMEOUT_MS = 10_000
+
+
+@dataclass
+class LiveServer:
+    url: str
+    backend: str  # "sqlite" or "postgresql"
+
+
+class _Server(uvicorn.Server):
+    def install_signal_handlers(self) -> None:  # the main thread belongs to pytest
+        pass
+
+
+@pytest.fixture
+def live_server(settings_env: dict[str, str]) -> Iterator[LiveServer]:
+    backend = "sqlite" if settings_env["DATABASE_URL"].startswith("sqlite") else "postgresql"
+    app = create_app(load_settings(settings_env))
+    config = uvicorn.Config(app=app, host="127.0.0.1", port=0, log_level="warning", lifespan="on",
+                            access_log=False, ws="none")
+    server = _Server(config)
+    errors: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            asyncio.run(server.serve())
+        except BaseException as exc:  # surfaced below instead of dying silently in the thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=serve, name=f"uvicorn-{backend}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)  # polling uvicorn's own flag; nothing to await from this thread
+    if not server.started:
+        server.should_exit = True
+        thread.join(5)
+        pytest.fail(f"uvicorn did not start on {backend}: {errors[0] if errors else 'timeout'}")
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield LiveServer(url=f"http://127.0.0.1:{port}", backend=backend)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        assert not thread.is_alive(), "uvicorn did not stop"
+    if errors:
+        raise errors[0]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing (apt-get install chromium)"
+        if IN_CI:
+            pytest.fail(f"browser tests need Chromium in CI: {message}", pytrace=False)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    context = browser.new_context(base_url=live_server.url, viewport=VIEWPORT)
+    context.set_default_timeout(TIMEOUT_MS)
+    tab = context.new_page()
+    try:
+        yield tab
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def shot(request: pytest.FixtureRequest, live_server: LiveServer) -> Any:
+    """`shot(page, "members")` saves test-artifacts/screenshots/<test>-<backend>-members.png."""
+    test = re.sub(r"[^\w.-]+", "_", request.node.originalname)
+
+    def take(tab: Any, name: str, **kw: Any) -> Path:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        path = SHOTS / f"{test}-{live_server.backend}-{name}.png"
+        tab.screenshot(path=str(path), **kw)
+        return path
+
+    return take
