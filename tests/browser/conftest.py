@@ -80,13 +80,38 @@ def live_server(settings_env: dict[str, str]) -> Iterator[LiveServer]:
         raise errors[0]
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+def _migrate_first(request: pytest.FixtureRequest) -> None:
+    """Build the migrated databases the browser tests will use *before* Playwright starts.
+
+    Playwright's sync API keeps an asyncio loop marked as running in the main thread for as long as it
+    lives, and the migrations (tests/conftest.py) call asyncio.run(), which refuses to run then. A skip
+    or failure here (PostgreSQL unreachable) is cached by pytest and reported by the PostgreSQL tests
+    themselves, so the SQLite half still runs.
+    """
+    wanted = {item.callspec.params.get("db_url") for item in request.session.items
+              if item.get_closest_marker("browser") and hasattr(item, "callspec")}
+    for backend, fixture in (("sqlite", "sqlite_template"), ("postgresql", "pg_migrated")):
+        if backend in wanted:
+            try:
+                request.getfixturevalue(fixture)
+            except (pytest.skip.Exception, pytest.fail.Exception):
+                pass
+
+
+@pytest.fixture(scope="package")
+def browser(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """One Chromium for all browser tests.
+
+    Package scope rather than session: it is closed right after the last test in tests/browser, so the
+    Playwright loop (see _migrate_first) cannot break asyncio.run() in the unit and integration tests
+    that run after it. Within tests/browser this is the same single browser a session fixture would be.
+    """
     if not CHROMIUM.exists():
         message = f"{CHROMIUM} is missing (apt-get install chromium)"
         if IN_CI:
             pytest.fail(f"browser tests need Chromium in CI: {message}", pytrace=False)
         pytest.skip(message)
+    _migrate_first(request)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

@@ -78,6 +78,13 @@ def add_member(page: Page, tenant: str, email: str, display_name: str, password:
     expect(member_row(page, email)).to_be_visible()
 
 
+def open_tenant_from_tenants_page(page: Page, slug: str) -> None:
+    nav(page).get_by_role("link", name="Tenants").click()
+    page.locator("#rows").get_by_role("link", name=slug, exact=True).click()
+    expect(page).to_have_url(re.compile(rf"/t/{slug}/$"))
+    expect(page.locator("#tenant-switch")).to_have_value(slug)
+
+
 def member_row(page: Page, email: str) -> Any:
     return page.locator("#rows tbody tr", has=page.get_by_text(email, exact=True))
 
@@ -107,8 +114,7 @@ def test_admin_grants_a_role_and_the_member_sees_it(page: Page, live_server: Any
     switcher.select_option("system")
     expect(page).to_have_url(re.compile(r"/t/system/$"))
     expect(page.locator("#tenant-switch")).to_have_value("system")
-    page.locator("#tenant-switch").select_option("acme")
-    expect(page).to_have_url(re.compile(r"/t/acme/$"))
+    open_tenant_from_tenants_page(page, "acme")  # the switcher on /t/system/ does not list acme: see xfail below
     expect(page.get_by_role("heading", level=1)).to_have_text("Acme Inc")
     sign_out(page)
 
@@ -128,8 +134,7 @@ def test_admin_grants_a_role_and_the_member_sees_it(page: Page, live_server: Any
 
     # The admin grants db.roles.select to the Member role on the matrix.
     sign_in(page, ADMIN_EMAIL, ADMIN_PASSWORD)
-    page.locator("#tenant-switch").select_option("acme")
-    expect(page).to_have_url(re.compile(r"/t/acme/$"))
+    open_tenant_from_tenants_page(page, "acme")
     nav(page).get_by_role("link", name="Roles").click()
     expect(page).to_have_url(re.compile(r"/t/acme/admin/roles$"))
     page.get_by_role("link", name="Member", exact=True).click()
@@ -184,7 +189,7 @@ def test_member_search_updates_rows_without_reloading(page: Page, shot: Any) -> 
     create_tenant(page, "acme", "Acme Inc")
     add_member(page, "acme", BOB[0], "Bob", BOB[1])
     add_member(page, "acme", "carol@acme.test", "Carol", "carol-password-1")
-    expect(page.locator("#rows tbody tr")).to_have_count(3)  # the admin (creator?) or not: see below
+    expect(page.locator("#rows tbody tr")).to_have_count(2)  # the platform admin is no member of acme
 
     page.evaluate("window.__noReload = 'still here'")
     with page.expect_response(lambda r: "/t/acme/admin/members?" in r.url and "q=carol" in r.url) as caught:
@@ -204,5 +209,14 @@ def test_member_search_updates_rows_without_reloading(page: Page, shot: Any) -> 
     expect(page.locator("#rows")).to_contain_text("No members match “nobody-like-this”")
     expect(page).to_have_url(re.compile(r"\?q=nobody-like-this(&|$)"))
     page.get_by_role("searchbox", name="Search").fill("")
-    expect(page.locator("#rows tbody tr")).to_have_count(3)
+    expect(page.locator("#rows tbody tr")).to_have_count(2)
     assert page.evaluate("window.__noReload") == "still here"
+
+
+@pytest.mark.xfail(strict=True, reason="app bug: RequestContext.memberships() lists only the admin's own memberships, "
+                   "not 'all tenants for platform admins' as its docstring says, so /t/system/ cannot switch to acme")
+def test_platform_admin_switches_from_system_to_any_tenant(page: Page) -> None:
+    sign_in(page, ADMIN_EMAIL, ADMIN_PASSWORD)
+    create_tenant(page, "acme", "Acme Inc")
+    page.locator("#tenant-switch").select_option("acme", timeout=2_000)
+    expect(page).to_have_url(re.compile(r"/t/acme/$"))

@@ -1,0 +1,400 @@
+"""Plugin lifecycle (seed 004 §6): uploaded → installed → enabled/disabled per tenant →
+uninstalled (soft: tables and data kept) → purged (backup first, then drop tables).
+
+Every step runs in the caller's transaction, so on PostgreSQL a failed step leaves nothing behind
+(DDL included). Illegal transitions raise Conflict with the reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import PLATFORM_VERSION, audit
+from app.access import policy
+from app.access.permissions import PermissionDef, register_permissions
+from app.audit import Actor
+from app.db.models import (
+    CasbinRule,
+    Permission,
+    PluginPackage,
+    PluginSchemaVersion,
+    PluginTenant,
+    Role,
+    Tenant,
+    utcnow,
+)
+from app.errors import Conflict, NotFound, PortalError
+from app.plugins import runtime
+from app.plugins.manifest import (
+    Manifest,
+    ManifestError,
+    ValidationContext,
+    parse_manifest,
+    parse_version,
+)
+from app.plugins.modules import available_modules
+from app.plugins.packages import Package, store
+from app.schema import apply_additive, build_table, diff_entities, ensure_tables
+from app.schema.diff import SchemaDiff
+from app.settings import Settings
+
+PLATFORM_PERMISSIONS = [
+    PermissionDef("plugin:admin", "Upload, install, upgrade, uninstall and purge plugins (platform)", "base", "platform"),
+    PermissionDef("plugin:manage", "Enable and disable plugins in this tenant"),
+    PermissionDef("plugin:configure", "Configure plugins in this tenant"),
+    PermissionDef("plugin:view", "See the plugins of this tenant and their health"),
+]
+
+
+class ManifestRejected(PortalError):
+    """The manifest is invalid; `issues` are the located messages."""
+
+    status_code = 422
+    title = "Invalid plugin manifest"
+
+    def __init__(self, error: ManifestError) -> None:
+        super().__init__(str(error))
+        self.issues = [str(i) for i in error.issues]
+
+
+class DestructiveUpgrade(Conflict):
+    def __init__(self, losses: list[str]) -> None:
+        super().__init__("The upgrade would lose data: " + "; ".join(losses)
+                         + ". Re-run with allow_destructive to back up and apply it.")
+        self.losses = losses
+
+
+async def _rows(session: AsyncSession, *, include_deleted: bool = False) -> list[PluginPackage]:
+    stmt = select(PluginPackage).order_by(PluginPackage.plugin_id)
+    if not include_deleted:
+        stmt = stmt.where(PluginPackage.deleted_at.is_(None))
+    return list((await session.scalars(stmt)).all())
+
+
+async def get(session: AsyncSession, plugin_id: str) -> PluginPackage:
+    row = await session.scalar(select(PluginPackage).where(PluginPackage.plugin_id == plugin_id))
+    if row is None:
+        raise NotFound(f"No plugin {plugin_id!r}")
+    return row
+
+
+async def validation_context(session: AsyncSession, excluding: str | None = None) -> ValidationContext:
+    others = [p for p in await runtime.installed(session) if p.id != excluding]
+    return ValidationContext(
+        platform_version=PLATFORM_VERSION,
+        available_modules=available_modules(),
+        installed_plugins={p.id: p.manifest.version for p in others},
+        foreign_entities={e: p.id for p in others for e in p.entities},
+        foreign_entity_specs={e: ref.spec for p in others for e, ref in p.entities.items()},
+    )
+
+
+async def validate(session: AsyncSession, text: str, excluding: str | None = None) -> Manifest:
+    ctx = await validation_context(session, excluding)
+    try:
+        return parse_manifest(text, ctx)
+    except ManifestError as exc:
+        raise ManifestRejected(exc) from exc
+
+
+def _plugin_id_of(text: str) -> str | None:
+    import tomllib
+
+    try:
+        value = tomllib.loads(text).get("plugin", {}).get("id")
+    except (tomllib.TOMLDecodeError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+async def upload(session: AsyncSession, actor: Actor, package: Package, settings: Settings, *,
+                 bundled: bool = False, install_now: bool = False, allow_destructive: bool = False) -> PluginPackage:
+    """Register a package. A newer version of an installed plugin is an upgrade."""
+    plugin_id = _plugin_id_of(package.manifest_text)
+    existing = await session.scalar(select(PluginPackage).where(PluginPackage.plugin_id == plugin_id)) if plugin_id else None
+    if existing is not None and existing.status == "installed" and existing.deleted_at is None:
+        return await upgrade(session, actor, package, settings, allow_destructive=allow_destructive)
+    manifest = await validate(session, package.manifest_text, excluding=plugin_id)
+    if existing is not None and parse_version(manifest.version) < parse_version(existing.version):
+        raise Conflict(f"{manifest.id} {existing.version} was installed before; downgrading to {manifest.version} is refused")
+    store(package, settings.data_dir, manifest.id)
+    row = existing or PluginPackage(plugin_id=manifest.id)
+    row.name, row.version, row.description = manifest.plugin.name, manifest.version, manifest.plugin.description
+    row.manifest_toml, row.package_sha256, row.has_wasm = package.manifest_text, package.sha256, package.wasm is not None
+    row.bundled = bundled
+    row.error_message = ""
+    if existing is None:
+        row.status = "uploaded"
+        session.add(row)
+    elif existing.status != "installed":
+        row.status = "uploaded"
+    await session.flush()
+    await audit.record(session, actor, "plugin.upload", "plugin", manifest.id, summary=f"Uploaded {manifest.id} {manifest.version}",
+                       after={"version": manifest.version, "sha256": package.sha256})
+    if install_now:
+        return await install(session, actor, manifest.id)
+    return row
+
+
+async def _record_schema_versions(session: AsyncSession, manifest: Manifest, changed: set[str] | None) -> None:
+    current = {
+        v.entity_name: v for v in (await session.scalars(
+            select(PluginSchemaVersion).where(PluginSchemaVersion.plugin_id == manifest.id))).all()
+    }
+    for entity in manifest.entities:
+        row = current.get(entity.name)
+        if row is None:
+            session.add(PluginSchemaVersion(plugin_id=manifest.id, entity_name=entity.name, schema_version=1,
+                                            plugin_version=manifest.version))
+        else:
+            if changed is not None and entity.name in changed:
+                row.schema_version += 1
+            row.plugin_version = manifest.version
+
+
+async def _register(session: AsyncSession, manifest: Manifest) -> None:
+    defs = []
+    for entity in manifest.entities:
+        label = entity.label or entity.name
+        for op, verb in (("select", "View"), ("insert", "Create"), ("update", "Edit"), ("delete", "Delete")):
+            defs.append(PermissionDef(f"db.{entity.name}.{op}", f"{verb} {label} records", manifest.id))
+    defs += [PermissionDef(p.code, p.description, manifest.id) for p in manifest.ui_permissions]
+    await register_permissions(session, defs)
+
+
+async def install(session: AsyncSession, actor: Actor, plugin_id: str) -> PluginPackage:
+    row = await get(session, plugin_id)
+    if row.status == "installed" and row.deleted_at is None:
+        raise Conflict(f"{plugin_id} is already installed")
+    manifest = await validate(session, row.manifest_toml, excluding=plugin_id)
+    conn = await session.connection()
+    await ensure_tables(conn, manifest.entities)
+    await _register(session, manifest)
+    await _record_schema_versions(session, manifest, None)
+    reinstall = row.deleted_at is not None
+    row.status, row.deleted_at, row.error_message = "installed", None, ""
+    await session.flush()
+    await audit.record(session, actor, "plugin.install", "plugin", plugin_id,
+                       summary=f"{'Re-installed' if reinstall else 'Installed'} {plugin_id} {row.version}")
+    return row
+
+
+async def _tenant_state(session: AsyncSession, tenant_id: uuid.UUID, plugin_id: str) -> PluginTenant | None:
+    return await session.scalar(select(PluginTenant).where(PluginTenant.tenant_id == tenant_id,
+                                                           PluginTenant.plugin_id == plugin_id))
+
+
+async def enable(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, plugin_id: str) -> PluginTenant:
+    row = await get(session, plugin_id)
+    if row.status != "installed" or row.deleted_at is not None:
+        raise Conflict(f"{plugin_id} is not installed on this platform (state: {state_name(row)})")
+    plugin = runtime.load(row, (await validation_context(session, plugin_id)).foreign_entity_specs)  # type: ignore[arg-type]
+    enabled = {p.id for p in await runtime.enabled_for(session, tenant_id)}
+    missing = [d.id for d in plugin.manifest.dependencies.plugins if d.id not in enabled]
+    if missing:
+        raise Conflict(f"Enable {', '.join(missing)} in this tenant first: {plugin_id} depends on it")
+    state = await _tenant_state(session, tenant_id, plugin_id)
+    if state is not None and state.status == "enabled":
+        raise Conflict(f"{plugin_id} is already enabled in this tenant")
+    if state is None:
+        state = PluginTenant(tenant_id=tenant_id, plugin_id=plugin_id, status="enabled")
+        session.add(state)
+    state.status, state.error_message = "enabled", ""
+    await session.flush()
+    await _grant_defaults(session, tenant_id, plugin.manifest)
+    await audit.record(session, actor, "plugin.enable", "plugin", plugin_id, tenant_id=tenant_id,
+                       summary=f"Enabled {plugin_id}")
+    return state
+
+
+async def _grant_defaults(session: AsyncSession, tenant_id: uuid.UUID, manifest: Manifest) -> None:
+    """Admin holds `*` (so every new permission); Member gets read-only access to the new entities."""
+    member = await session.scalar(select(Role).where(Role.tenant_id == tenant_id, Role.builtin == "member"))
+    if member is not None:
+        have = {p for _, _, p in await policy.grants_of_roles(session, [member.id])}
+        wanted = [f"db.{e.name}.select" for e in manifest.entities if f"db.{e.name}.select" not in have]
+        await policy.add_grants(session, tenant_id, member.id, wanted)
+    await policy.bump_policy_version(session, tenant_id)
+
+
+async def disable(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, plugin_id: str) -> PluginTenant:
+    state = await _tenant_state(session, tenant_id, plugin_id)
+    if state is None or state.status != "enabled":
+        raise Conflict(f"{plugin_id} is not enabled in this tenant")
+    dependants = [p.id for p in await runtime.enabled_for(session, tenant_id)
+                  if any(d.id == plugin_id for d in p.manifest.dependencies.plugins)]
+    if dependants:
+        raise Conflict(f"Disable {', '.join(dependants)} first: it depends on {plugin_id}")
+    state.status = "disabled"
+    await session.flush()
+    await policy.bump_policy_version(session, tenant_id)
+    await audit.record(session, actor, "plugin.disable", "plugin", plugin_id, tenant_id=tenant_id,
+                       summary=f"Disabled {plugin_id}")
+    return state
+
+
+async def uninstall(session: AsyncSession, actor: Actor, plugin_id: str) -> PluginPackage:
+    row = await get(session, plugin_id)
+    if row.deleted_at is not None:
+        raise Conflict(f"{plugin_id} is already uninstalled")
+    if row.status != "installed":
+        raise Conflict(f"{plugin_id} is not installed (state: {state_name(row)})")
+    enabled_in = (await session.scalars(
+        select(Tenant.slug).join(PluginTenant, PluginTenant.tenant_id == Tenant.id)
+        .where(PluginTenant.plugin_id == plugin_id, PluginTenant.status == "enabled"))).all()
+    if enabled_in:
+        raise Conflict(f"{plugin_id} is still enabled in: {', '.join(enabled_in)}; disable it there first")
+    dependants = [p.id for p in await runtime.installed(session)
+                  if p.id != plugin_id and any(d.id == plugin_id for d in p.manifest.dependencies.plugins)]
+    if dependants:
+        raise Conflict(f"Uninstall {', '.join(dependants)} first: it depends on {plugin_id}")
+    row.deleted_at = utcnow()
+    await session.flush()
+    await audit.record(session, actor, "plugin.uninstall", "plugin", plugin_id,
+                       summary=f"Uninstalled {plugin_id} (tables and data kept)")
+    return row
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, Decimal | uuid.UUID):
+        return str(value)
+    return value
+
+
+async def backup(session: AsyncSession, manifest: Manifest, manifest_toml: str, data_dir: Path, label: str) -> Path:
+    """JSON Lines per entity plus the manifest, under <data dir>/backups/."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+    target = data_dir / "backups" / f"{manifest.id}-{label}-{stamp}"
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "plugin.toml").write_text(manifest_toml, encoding="utf-8")
+    meta = sa.MetaData()
+    schema = {}
+    for entity in manifest.entities:
+        table = build_table(entity, meta)
+        schema[entity.name] = {"table": table.name, "columns": {c.name: str(c.type) for c in table.columns}}
+        rows = (await session.execute(select(table))).mappings().all()
+        with (target / f"{entity.name}.jsonl").open("w", encoding="utf-8") as out:
+            for r in rows:
+                out.write(json.dumps({k: _jsonable(v) for k, v in r.items()}, ensure_ascii=False) + "\n")
+    (target / "schema.json").write_text(json.dumps({"plugin": manifest.id, "version": manifest.version,
+                                                    "entities": schema}, indent=2), encoding="utf-8")
+    return target
+
+
+async def purge(session: AsyncSession, actor: Actor, plugin_id: str, confirm: str, settings: Settings) -> Path:
+    row = await get(session, plugin_id)
+    if row.deleted_at is None:
+        raise Conflict(f"Uninstall {plugin_id} before purging it")
+    if confirm.strip() != plugin_id:
+        raise Conflict(f"Type the plugin id ({plugin_id}) to confirm the purge; nothing was deleted")
+    manifest = parse_manifest(row.manifest_toml, ValidationContext(
+        platform_version=PLATFORM_VERSION, available_modules=available_modules(),
+        installed_plugins=runtime._AnyVersion()))
+    (settings.data_dir / "backups").mkdir(parents=True, exist_ok=True)
+    target = await backup(session, manifest, row.manifest_toml, settings.data_dir, "purge")
+    conn = await session.connection()
+    for entity in manifest.entities:
+        await conn.execute(sa.text(f'DROP TABLE IF EXISTS "{entity.table_name}"'))
+    codes = [*manifest.permission_codes]
+    await session.execute(delete(CasbinRule).where(CasbinRule.ptype == "p", CasbinRule.v2.in_(codes)))
+    await session.execute(delete(Permission).where(Permission.code.in_(codes)))
+    await session.execute(delete(PluginSchemaVersion).where(PluginSchemaVersion.plugin_id == plugin_id))
+    await session.execute(delete(PluginTenant).where(PluginTenant.plugin_id == plugin_id))
+    await session.delete(row)
+    await session.flush()
+    await audit.record(session, actor, "plugin.purge", "plugin", plugin_id,
+                       summary=f"Purged {plugin_id}; backup in {target}")
+    return target
+
+
+async def upgrade(session: AsyncSession, actor: Actor, package: Package, settings: Settings, *,
+                  allow_destructive: bool = False) -> PluginPackage:
+    plugin_id = _plugin_id_of(package.manifest_text) or ""
+    row = await get(session, plugin_id)
+    if row.status != "installed" or row.deleted_at is not None:
+        raise Conflict(f"{plugin_id} is not installed; install it instead of upgrading")
+    manifest = await validate(session, package.manifest_text, excluding=plugin_id)
+    old = runtime.load(row, (await validation_context(session, plugin_id)).foreign_entity_specs)  # type: ignore[arg-type]
+    new_v, old_v = parse_version(manifest.version), parse_version(row.version)
+    if new_v < old_v:
+        raise Conflict(f"Downgrade refused: {plugin_id} {row.version} is installed, the package is {manifest.version}")
+    if new_v == old_v:
+        if package.sha256 == row.package_sha256:
+            raise Conflict(f"{plugin_id} {row.version} is already installed with this exact package")
+        raise Conflict(f"{plugin_id} {row.version} is installed with different content; bump the version to upgrade")
+    diff: SchemaDiff = diff_entities(old.manifest.entities, manifest.entities)
+    if diff.destructive:
+        if not allow_destructive:
+            raise DestructiveUpgrade([c.describe() for c in diff.destructive])
+        await backup(session, old.manifest, row.manifest_toml, settings.data_dir, "upgrade")
+        await _apply_destructive(session, diff)
+    conn = await session.connection()
+    await apply_additive(conn, diff)
+    await ensure_tables(conn, manifest.entities)
+    store(package, settings.data_dir, plugin_id)
+    before = {"version": row.version, "sha256": row.package_sha256}
+    row.version, row.name, row.description = manifest.version, manifest.plugin.name, manifest.plugin.description
+    row.manifest_toml, row.package_sha256, row.has_wasm = package.manifest_text, package.sha256, package.wasm is not None
+    await _register(session, manifest)
+    await _record_schema_versions(session, manifest, {c.entity for c in diff.changes})
+    await session.flush()
+    for state in (await session.scalars(select(PluginTenant).where(
+            PluginTenant.plugin_id == plugin_id, PluginTenant.status == "enabled"))).all():
+        await _grant_defaults(session, state.tenant_id, manifest)
+    await audit.record(session, actor, "plugin.upgrade", "plugin", plugin_id,
+                       summary=f"Upgraded {plugin_id} {before['version']} → {manifest.version}: "
+                               + ("; ".join(diff.describe()) or "no schema change"),
+                       before=before, after={"version": manifest.version, "sha256": package.sha256})
+    return row
+
+
+async def _apply_destructive(session: AsyncSession, diff: SchemaDiff) -> None:
+    """Drop what the new manifest no longer has, and recreate changed columns (data was backed up)."""
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    from app.schema.tables import column_for
+
+    def work(connection: sa.Connection) -> None:
+        ops = Operations(MigrationContext.configure(connection))
+        for change in diff.destructive:
+            if change.field is None and change.new_entity is None:
+                ops.drop_table(change.table_name)
+                continue
+            if change.field is None:
+                continue
+            with ops.batch_alter_table(change.table_name) as batch:
+                batch.drop_column(change.field)
+            if change.new_entity is not None and change.new_entity.has_field(change.field):
+                spec = change.new_entity.field(change.field)
+                column = column_for(spec)
+                column.nullable = True
+                with ops.batch_alter_table(change.table_name) as batch:
+                    batch.add_column(column)
+
+    conn = await session.connection()
+    await conn.run_sync(work)
+
+
+def state_name(row: PluginPackage) -> str:
+    return "uninstalled" if row.deleted_at is not None else row.status
+
+
+async def tenant_states(session: AsyncSession, tenant_id: uuid.UUID) -> dict[str, PluginTenant]:
+    rows = (await session.scalars(select(PluginTenant).where(PluginTenant.tenant_id == tenant_id))).all()
+    return {r.plugin_id: r for r in rows}
+
+
+async def all_plugins(session: AsyncSession) -> list[PluginPackage]:
+    return await _rows(session, include_deleted=True)

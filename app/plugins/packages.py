@@ -1,0 +1,126 @@
+"""Plugin packages: a folder or a .zip with plugin.toml at its root, plugin.wasm, README, icon.
+
+Zips are read defensively: no path traversal, absolute paths, links or nested folders' escapes,
+bounded file count and unpacked size; anything else is refused with a clear message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import stat
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+MAX_FILES = 64
+MAX_UNPACKED_BYTES = 64 * 1024 * 1024
+ALLOWED_ROOT_FILES = {"plugin.toml", "plugin.wasm", "README.md", "README.txt", "README", "icon.png", "icon.svg"}
+
+
+class PackageError(Exception):
+    """The package cannot be used; the message says why, for the person who uploaded it."""
+
+
+@dataclass(frozen=True)
+class Package:
+    manifest_text: str
+    files: dict[str, bytes]  # every file by its path inside the package
+    sha256: str
+
+    @property
+    def wasm(self) -> bytes | None:
+        return self.files.get("plugin.wasm")
+
+
+def _finish(files: dict[str, bytes], sha256: str) -> Package:
+    raw = files.get("plugin.toml")
+    if raw is None:
+        raise PackageError("The package has no plugin.toml at its root")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PackageError(f"plugin.toml is not UTF-8 text (byte {exc.start})") from exc
+    return Package(text, files, sha256)
+
+
+def read_zip(data: bytes) -> Package:
+    if not data.startswith(b"PK"):
+        raise PackageError("Not a zip archive (a plugin package is a .zip with plugin.toml at its root)")
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise PackageError(f"Not a readable zip archive: {exc}") from exc
+    infos = [i for i in archive.infolist() if not i.is_dir()]
+    if len(infos) > MAX_FILES:
+        raise PackageError(f"The package holds {len(infos)} files; at most {MAX_FILES} are allowed")
+    total = 0
+    files: dict[str, bytes] = {}
+    for info in infos:
+        name = info.filename
+        path = PurePosixPath(name)
+        if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or path.is_absolute():
+            raise PackageError(f"Refused absolute path in package: {name}")
+        if ".." in path.parts or "\\" in name:
+            raise PackageError(f"Refused path traversal in package: {name}")
+        mode = info.external_attr >> 16
+        if stat.S_ISLNK(mode):
+            raise PackageError(f"Refused symbolic link in package: {name}")
+        total += info.file_size
+        if total > MAX_UNPACKED_BYTES:
+            raise PackageError(f"The package unpacks to more than {MAX_UNPACKED_BYTES // (1024 * 1024)} MiB")
+        with archive.open(info) as handle:
+            content = handle.read(MAX_UNPACKED_BYTES + 1)
+        if len(content) != info.file_size:
+            raise PackageError(f"The size of {name} does not match its zip header")
+        files[str(path)] = content
+    return _finish(files, hashlib.sha256(data).hexdigest())
+
+
+def read_folder(folder: Path) -> Package:
+    if not (folder / "plugin.toml").is_file():
+        raise PackageError(f"{folder} has no plugin.toml")
+    files: dict[str, bytes] = {}
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_symlink():
+            raise PackageError(f"Refused symbolic link in package: {path.relative_to(folder)}")
+        if not path.is_file() or "__pycache__" in path.parts:
+            continue
+        rel = str(path.relative_to(folder).as_posix())
+        files[rel] = path.read_bytes()
+        if len(files) > MAX_FILES * 8:
+            raise PackageError(f"{folder} holds too many files")
+        digest.update(rel.encode() + b"\0" + files[rel])
+    return _finish(files, digest.hexdigest())
+
+
+def read_package(path: Path) -> Package:
+    if path.is_dir():
+        return read_folder(path)
+    if not path.is_file():
+        raise PackageError(f"No such package: {path}")
+    return read_zip(path.read_bytes())
+
+
+def make_zip(folder: Path) -> bytes:
+    """Pack a plugin folder (used by `portal plugin pack` and the tests)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                archive.write(path, path.relative_to(folder).as_posix())
+    return buffer.getvalue()
+
+
+def store(package: Package, data_dir: Path, plugin_id: str) -> Path:
+    """Keep the package's files under the data dir, by content hash (written once)."""
+    target = data_dir / "plugins" / plugin_id / package.sha256
+    if not target.exists():
+        tmp = target.with_suffix(".tmp")
+        for rel, content in package.files.items():
+            out = tmp / rel
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(content)
+        tmp.rename(target)
+    return target

@@ -1,0 +1,137 @@
+"""Installed plugins as the rest of the host sees them: parsed manifests and SQLAlchemy tables.
+
+Parsing is cached per package hash, so each worker parses a manifest once; the database row is
+the source of truth, read per request, so an install or upgrade through one worker is seen by all.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import PLATFORM_VERSION
+from app.db.models import PluginPackage, PluginTenant
+from app.errors import NotFound
+from app.plugins.manifest import EntitySpec, Manifest, ValidationContext, parse_manifest
+from app.plugins.modules import available_modules
+from app.schema import build_table
+
+
+@dataclass(frozen=True)
+class EntityRef:
+    plugin_id: str
+    spec: EntitySpec
+    table: sa.Table
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def permission(self, op: str) -> str:
+        return f"db.{self.spec.name}.{op}"
+
+
+@dataclass
+class LoadedPlugin:
+    row_sha: str
+    manifest: Manifest
+    metadata: sa.MetaData = field(default_factory=sa.MetaData)
+    entities: dict[str, EntityRef] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.manifest.id
+
+
+_cache: dict[tuple[str, str], LoadedPlugin] = {}
+
+
+def load(row: PluginPackage, foreign: dict[str, EntitySpec] | None = None) -> LoadedPlugin:
+    """The parsed form of an installed plugin row (validated when it was installed)."""
+    key = (row.plugin_id, row.package_sha256)
+    hit = _cache.get(key)
+    if hit is not None:
+        return hit
+    ctx = ValidationContext(platform_version=PLATFORM_VERSION, available_modules=available_modules(),
+                            installed_plugins=_AnyVersion(), foreign_entity_specs=foreign or {})
+    manifest = parse_manifest(row.manifest_toml, ctx)
+    loaded = LoadedPlugin(row.package_sha256, manifest)
+    for spec in manifest.entities:
+        loaded.entities[spec.name] = EntityRef(manifest.id, spec, build_table(spec, loaded.metadata))
+    _cache[key] = loaded
+    return loaded
+
+
+class _AnyVersion(dict[str, str]):
+    """Dependencies were checked at install time; reloading must not fail on them."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def get(self, key: str, default: str | None = None) -> str:  # type: ignore[override]
+        return "999999.0.0"
+
+    def __getitem__(self, key: str) -> str:
+        return "999999.0.0"
+
+
+async def installed(session: AsyncSession) -> list[LoadedPlugin]:
+    rows = (await session.scalars(
+        select(PluginPackage).where(PluginPackage.status == "installed", PluginPackage.deleted_at.is_(None))
+    )).all()
+    return _load_all(list(rows))
+
+
+def _load_all(rows: list[PluginPackage]) -> list[LoadedPlugin]:
+    """Load plugins so that dependency plugins' entities are known to their dependants."""
+    out: list[LoadedPlugin] = []
+    foreign: dict[str, EntitySpec] = {}
+    pending = list(rows)
+    for _ in range(len(rows) + 1):
+        rest = []
+        for row in pending:
+            try:
+                plugin = load(row, dict(foreign))
+            except Exception:
+                rest.append(row)
+                continue
+            out.append(plugin)
+            foreign.update({s.name: s for s in plugin.manifest.entities})
+        if not rest or len(rest) == len(pending):
+            break
+        pending = rest
+    return out
+
+
+async def enabled_for(session: AsyncSession, tenant_id: uuid.UUID) -> list[LoadedPlugin]:
+    """Plugins enabled in a tenant (one query; parsing is cached)."""
+    rows = (await session.scalars(
+        select(PluginPackage)
+        .join(PluginTenant, PluginTenant.plugin_id == PluginPackage.plugin_id)
+        .where(PluginTenant.tenant_id == tenant_id, PluginTenant.status == "enabled",
+               PluginPackage.status == "installed", PluginPackage.deleted_at.is_(None))
+        .order_by(PluginPackage.plugin_id)
+    )).all()
+    return _load_all(list(rows))
+
+
+async def entity_in_tenant(session: AsyncSession, tenant_id: uuid.UUID, plugin_id: str, entity: str) -> EntityRef:
+    """An entity of a plugin enabled in this tenant, or NotFound."""
+    for plugin in await enabled_for(session, tenant_id):
+        if plugin.id == plugin_id:
+            ref = plugin.entities.get(entity)
+            if ref is None:
+                raise NotFound(f"Plugin {plugin_id} has no entity {entity!r}")
+            return ref
+    raise NotFound(f"Plugin {plugin_id!r} is not enabled in this tenant")
+
+
+def find_entity(plugins: list[LoadedPlugin], name: str) -> EntityRef | None:
+    for plugin in plugins:
+        if name in plugin.entities:
+            return plugin.entities[name]
+    return None

@@ -1,0 +1,404 @@
+"""The one record service. Generated pages, the JSON API and (later) the WASM host API all call it.
+
+It injects the tenant, hides soft-deleted rows, checks `db.<entity>.<op>` permissions, applies
+whitelisted filters/search/sort/paging with a capped count, sets the standard fields, checks the
+optimistic-lock `version`, writes an audit row with a before/after diff for every change and
+publishes `{plugin}.{entity}.created|updated|deleted|restored` after the transaction commits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from litestar.exceptions import PermissionDeniedException
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import audit
+from app.audit import Actor
+from app.errors import Conflict, NotFound, ValidationFailed
+from app.events import Event, EventBus
+from app.plugins.manifest import FieldSpec
+from app.plugins.runtime import EntityRef
+from app.records.values import FieldError, default_for, parse, to_json
+
+COUNT_CAP = 10_000  # past this, lists show "10,000+" instead of paying for a full COUNT
+MAX_PAGE_SIZE = 200
+SORTABLE_STANDARD = ("created_at", "updated_at")
+FILTERABLE_TYPES = {"select", "boolean", "reference", "uuid", "date", "datetime", "integer", "decimal", "string"}
+
+
+class StaleVersion(Conflict):
+    """Someone changed the record since it was read; `current` holds their values."""
+
+    def __init__(self, current: dict[str, Any], given: int) -> None:
+        super().__init__(f"The record was changed by someone else (now version {current.get('version')}, "
+                         f"you edited version {given}); nothing was saved")
+        self.current = current
+
+
+@dataclass
+class ListQuery:
+    q: str = ""
+    filters: dict[str, str] = field(default_factory=dict)  # field, field__from, field__to
+    sort: str = "-created_at"
+    page: int = 1
+    size: int = 25
+    deleted: bool = False  # the "deleted" view lists soft-deleted rows (for restore)
+
+
+@dataclass
+class ListResult:
+    rows: list[dict[str, Any]]
+    total: int
+    capped: bool  # total is a lower bound
+    query: ListQuery
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.query.size))
+
+
+def _row(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(mapping)
+
+
+class RecordService:
+    def __init__(self, session: AsyncSession, tenant_id: uuid.UUID, actor: Actor, can: Callable[[str], bool],
+                 bus: EventBus | None = None) -> None:
+        self.db = session
+        self.tenant_id = tenant_id
+        self.actor = actor
+        self.can = can
+        self.bus = bus
+
+    # -- permission ------------------------------------------------------------------------------
+
+    def require(self, entity: EntityRef, op: str) -> None:
+        perm = entity.permission(op)
+        if not self.can(perm):
+            raise PermissionDeniedException(f"You need the permission {perm} in this tenant")
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def _base(self, entity: EntityRef, *, deleted: bool = False) -> sa.Select[Any]:
+        t = entity.table
+        live = t.c.deleted_at.is_not(None) if deleted else t.c.deleted_at.is_(None)
+        return sa.select(t).where(t.c.tenant_id == self.tenant_id, live)
+
+    def _filtered(self, entity: EntityRef, query: ListQuery) -> sa.Select[Any]:
+        t = entity.table
+        stmt = self._base(entity, deleted=query.deleted)
+        if query.q:
+            needle = f"%{query.q.lower()}%"
+            cols = [t.c[f.name] for f in entity.spec.searchable_fields]
+            if cols:
+                stmt = stmt.where(sa.or_(*(sa.func.lower(c).like(needle) for c in cols)))
+        errors: dict[str, str] = {}
+        for key, raw in query.filters.items():
+            if raw in ("", None):
+                continue
+            name, _, bound = key.partition("__")
+            if not entity.spec.has_field(name):
+                errors[key] = f"Unknown filter field {name!r}"
+                continue
+            spec = entity.spec.field(name)
+            if spec.type not in FILTERABLE_TYPES:
+                errors[key] = f"{spec.label} cannot be filtered"
+                continue
+            try:
+                value = parse(spec, raw)
+            except FieldError as exc:
+                errors[key] = str(exc)
+                continue
+            col = t.c[name]
+            if bound == "from":
+                stmt = stmt.where(col >= value)
+            elif bound == "to":
+                if spec.type == "datetime" and isinstance(value, dt.datetime):
+                    stmt = stmt.where(col < value + dt.timedelta(minutes=1))
+                else:
+                    stmt = stmt.where(col <= value)
+            elif bound == "":
+                stmt = stmt.where(col == value)
+            else:
+                errors[key] = f"Unknown filter suffix {bound!r}"
+        if errors:
+            raise ValidationFailed(errors)
+        return stmt
+
+    def _order(self, entity: EntityRef, sort: str) -> list[Any]:
+        t = entity.table
+        desc = sort.startswith("-")
+        name = sort.lstrip("-")
+        allowed = set(SORTABLE_STANDARD) | {f.name for f in entity.spec.fields if f.type not in {"json", "text"}}
+        if name not in allowed:
+            raise ValidationFailed({"sort": f"Cannot sort by {name!r}"})
+        col = t.c[name]
+        return [col.desc() if desc else col.asc(), t.c.id.desc() if desc else t.c.id.asc()]
+
+    async def list(self, entity: EntityRef, query: ListQuery) -> ListResult:
+        self.require(entity, "select")
+        query.size = max(1, min(query.size, MAX_PAGE_SIZE))
+        query.page = max(1, query.page)
+        stmt = self._filtered(entity, query)
+        order = self._order(entity, query.sort)
+        rows = (await self.db.execute(stmt.order_by(*order).offset((query.page - 1) * query.size)
+                                      .limit(query.size))).mappings().all()
+        total, capped = await self.count(stmt)
+        return ListResult([_row(r) for r in rows], total, capped, query)
+
+    async def count(self, stmt: sa.Select[Any]) -> tuple[int, bool]:
+        limited = stmt.with_only_columns(sa.literal(1)).order_by(None).limit(COUNT_CAP + 1).subquery()
+        n = await self.db.scalar(sa.select(sa.func.count()).select_from(limited)) or 0
+        return (COUNT_CAP, True) if n > COUNT_CAP else (int(n), False)
+
+    async def iterate(self, entity: EntityRef, query: ListQuery, batch: int = 500) -> Any:
+        """All rows of a filtered list, in batches (CSV export streams from this)."""
+        self.require(entity, "select")
+        stmt = self._filtered(entity, query).order_by(*self._order(entity, query.sort))
+        offset = 0
+        while True:
+            rows = (await self.db.execute(stmt.offset(offset).limit(batch))).mappings().all()
+            if not rows:
+                return
+            for r in rows:
+                yield _row(r)
+            offset += batch
+
+    async def get(self, entity: EntityRef, record_id: uuid.UUID | str, *, deleted: bool | None = False) -> dict[str, Any]:
+        self.require(entity, "select")
+        return await self._load(entity, record_id, deleted=deleted)
+
+    async def _load(self, entity: EntityRef, record_id: uuid.UUID | str, *, deleted: bool | None = False) -> dict[str, Any]:
+        try:
+            rid = record_id if isinstance(record_id, uuid.UUID) else uuid.UUID(str(record_id))
+        except ValueError as exc:
+            raise NotFound(f"No {entity.spec.label} with id {record_id!r}") from exc
+        t = entity.table
+        stmt = sa.select(t).where(t.c.tenant_id == self.tenant_id, t.c.id == rid)
+        if deleted is not None:
+            stmt = stmt.where(t.c.deleted_at.is_not(None) if deleted else t.c.deleted_at.is_(None))
+        row = (await self.db.execute(stmt)).mappings().first()
+        if row is None:
+            raise NotFound(f"No {entity.spec.label} with id {rid}")
+        return _row(row)
+
+    async def labels(self, entity: EntityRef, ids: Iterable[Any]) -> dict[Any, str]:
+        """Display names of referenced rows (for list cells and pickers); only rows of this tenant."""
+        wanted = {i for i in ids if i is not None}
+        if not wanted or not self.can(entity.permission("select")):
+            return {}
+        t = entity.table
+        label_col = t.c.get(entity.spec.display_field, t.c.id)
+        rows = await self.db.execute(sa.select(t.c.id, label_col).where(t.c.tenant_id == self.tenant_id,
+                                                                         t.c.id.in_(wanted)))
+        return {rid: str(label) for rid, label in rows.all()}
+
+    async def search_labels(self, entity: EntityRef, q: str, limit: int = 20) -> list[tuple[uuid.UUID, str]]:
+        self.require(entity, "select")
+        t = entity.table
+        label_col = t.c.get(entity.spec.display_field, t.c.id)
+        stmt = self._filtered(entity, ListQuery(q=q)).with_only_columns(t.c.id, label_col).order_by(label_col).limit(limit)
+        return [(rid, str(label)) for rid, label in (await self.db.execute(stmt)).all()]
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    async def _check_values(self, entity: EntityRef, data: Mapping[str, Any], *, creating: bool,
+                            record_id: uuid.UUID | None = None) -> dict[str, Any]:
+        errors: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        unknown = [k for k in data if not entity.spec.has_field(k)]
+        for key in unknown:
+            errors[key] = "Unknown field" if key not in entity.table.c else "This field is set by the platform"
+        for spec in entity.spec.fields:
+            if spec.name not in data:
+                if creating:
+                    default = default_for(spec)
+                    if default is not None:
+                        values[spec.name] = default
+                    elif spec.required:
+                        errors[spec.name] = "This field is required."
+                continue
+            try:
+                value = parse(spec, data[spec.name])
+            except FieldError as exc:
+                errors[spec.name] = str(exc)
+                continue
+            if value is None and spec.required:
+                errors[spec.name] = "This field is required."
+                continue
+            values[spec.name] = value
+        if not errors:
+            errors.update(await self._check_unique(entity, values, record_id))
+            errors.update(await self._check_references(entity, values))
+        if errors:
+            raise ValidationFailed(errors)
+        return values
+
+    async def _check_unique(self, entity: EntityRef, values: Mapping[str, Any], record_id: uuid.UUID | None) -> dict[str, str]:
+        errors = {}
+        t = entity.table
+        for spec in entity.spec.fields:
+            if spec.unique and values.get(spec.name) is not None:
+                stmt = sa.select(t.c.id).where(t.c.tenant_id == self.tenant_id, t.c.deleted_at.is_(None),
+                                               t.c[spec.name] == values[spec.name])
+                if record_id is not None:
+                    stmt = stmt.where(t.c.id != record_id)
+                if await self.db.scalar(stmt.limit(1)):
+                    errors[spec.name] = f"Another {entity.spec.label} already has {spec.label} = {values[spec.name]}."
+        return errors
+
+    async def _check_references(self, entity: EntityRef, values: Mapping[str, Any]) -> dict[str, str]:
+        from app.plugins import runtime
+
+        errors: dict[str, str] = {}
+        refs = [s for s in entity.spec.fields if s.type == "reference" and values.get(s.name) is not None]
+        if not refs:
+            return errors
+        plugins = await runtime.enabled_for(self.db, self.tenant_id)
+        for spec in refs:
+            target = runtime.find_entity(plugins, spec.entity or "")
+            if target is None:
+                errors[spec.name] = f"{spec.entity} is not available in this tenant."
+                continue
+            t = target.table
+            found = await self.db.scalar(sa.select(t.c.id).where(t.c.tenant_id == self.tenant_id,
+                                                                 t.c.deleted_at.is_(None), t.c.id == values[spec.name]))
+            if found is None:
+                errors[spec.name] = f"No {target.spec.label} with that id in this tenant."
+        return errors
+
+    def _publish(self, entity: EntityRef, action: str, row: Mapping[str, Any]) -> None:
+        if self.bus is None:
+            return
+        payload = {"id": str(row["id"]), "entity": entity.name, "plugin": entity.plugin_id,
+                   "record": {k: to_json(v) for k, v in row.items()}, "actor": self.actor.email}
+        self.bus.after_commit(self.db, Event(f"{entity.plugin_id}.{entity.name}.{action}", str(self.tenant_id),
+                                             payload, source=entity.plugin_id))
+
+    async def _audit(self, entity: EntityRef, action: str, rid: Any, before: Mapping[str, Any] | None,
+                     after: Mapping[str, Any] | None, summary: str) -> None:
+        def plain(row: Mapping[str, Any] | None) -> dict[str, Any] | None:
+            if row is None:
+                return None
+            return {k: to_json(v) for k, v in row.items() if k not in {"tenant_id", "updated_at", "updated_by"}}
+
+        await audit.record(self.db, self.actor, f"record.{action}", f"{entity.plugin_id}.{entity.name}", rid,
+                           tenant_id=self.tenant_id, summary=summary, before=plain(before), after=plain(after))
+
+    async def _write(self, stmt: Any, entity: EntityRef) -> Any:
+        try:
+            async with self.db.begin_nested():
+                return await self.db.execute(stmt)
+        except IntegrityError as exc:
+            unique = [f.label for f in entity.spec.fields if f.unique]
+            raise Conflict(f"A conflicting {entity.spec.label} exists (unique: {', '.join(unique) or 'id'})") from exc
+
+    async def insert(self, entity: EntityRef, data: Mapping[str, Any]) -> dict[str, Any]:
+        self.require(entity, "insert")
+        values = await self._check_values(entity, data, creating=True)
+        now = dt.datetime.now(dt.UTC)
+        row = {**values, "id": uuid.uuid4(), "tenant_id": self.tenant_id, "created_at": now, "updated_at": now,
+               "created_by": self.actor.user_id, "updated_by": self.actor.user_id, "deleted_at": None, "version": 1}
+        await self._write(sa.insert(entity.table).values(**row), entity)
+        label = row.get(entity.spec.display_field, row["id"])
+        await self._audit(entity, "create", row["id"], None, row, f"Created {entity.spec.label} {label}")
+        self._publish(entity, "created", row)
+        return row
+
+    async def update(self, entity: EntityRef, record_id: uuid.UUID | str, data: Mapping[str, Any],
+                     version: int | None) -> dict[str, Any]:
+        self.require(entity, "update")
+        before = await self._load(entity, record_id)
+        if version is None:
+            raise ValidationFailed({"version": "The record's version is required to update it."})
+        if int(version) != before["version"]:
+            raise StaleVersion(before, int(version))
+        values = await self._check_values(entity, data, creating=False, record_id=before["id"])
+        t = entity.table
+        now = dt.datetime.now(dt.UTC)
+        changes = {**values, "updated_at": now, "updated_by": self.actor.user_id, "version": before["version"] + 1}
+        result = await self._write(
+            sa.update(t).where(t.c.id == before["id"], t.c.tenant_id == self.tenant_id,
+                               t.c.version == before["version"], t.c.deleted_at.is_(None)).values(**changes),
+            entity)
+        if result.rowcount != 1:  # changed between our read and our write
+            raise StaleVersion(await self._load(entity, before["id"], deleted=None), int(version))
+        after = {**before, **changes}
+        await self._audit(entity, "update", before["id"], before, after,
+                          f"Edited {entity.spec.label} {after.get(entity.spec.display_field, before['id'])}")
+        self._publish(entity, "updated", after)
+        return after
+
+    async def delete(self, entity: EntityRef, record_id: uuid.UUID | str) -> dict[str, Any]:
+        self.require(entity, "delete")
+        before = await self._load(entity, record_id)
+        t = entity.table
+        now = dt.datetime.now(dt.UTC)
+        changes = {"deleted_at": now, "updated_at": now, "updated_by": self.actor.user_id,
+                   "version": before["version"] + 1}
+        await self._write(sa.update(t).where(t.c.id == before["id"], t.c.tenant_id == self.tenant_id).values(**changes),
+                          entity)
+        after = {**before, **changes}
+        await self._audit(entity, "delete", before["id"], {"deleted_at": None}, {"deleted_at": now},
+                          f"Deleted {entity.spec.label} {before.get(entity.spec.display_field, before['id'])}")
+        self._publish(entity, "deleted", after)
+        return after
+
+    async def restore(self, entity: EntityRef, record_id: uuid.UUID | str) -> dict[str, Any]:
+        self.require(entity, "delete")
+        before = await self._load(entity, record_id, deleted=True)
+        live = {s.name: before[s.name] for s in entity.spec.fields if s.unique}
+        clash = await self._check_unique(entity, live, before["id"])
+        if clash:
+            raise Conflict("Cannot restore: " + " ".join(clash.values()))
+        t = entity.table
+        now = dt.datetime.now(dt.UTC)
+        changes = {"deleted_at": None, "updated_at": now, "updated_by": self.actor.user_id,
+                   "version": before["version"] + 1}
+        await self._write(sa.update(t).where(t.c.id == before["id"], t.c.tenant_id == self.tenant_id).values(**changes),
+                          entity)
+        after = {**before, **changes}
+        await self._audit(entity, "restore", before["id"], {"deleted_at": to_json(before["deleted_at"])},
+                          {"deleted_at": None},
+                          f"Restored {entity.spec.label} {before.get(entity.spec.display_field, before['id'])}")
+        self._publish(entity, "restored", after)
+        return after
+
+    async def bulk_delete(self, entity: EntityRef, ids: Iterable[str]) -> int:
+        count = 0
+        for rid in ids:
+            await self.delete(entity, rid)
+            count += 1
+        return count
+
+    async def import_rows(self, entity: EntityRef, rows: list[dict[str, Any]]) -> tuple[int, dict[int, dict[str, str]]]:
+        """Insert all rows or none: returns (inserted, errors by 1-based row number)."""
+        self.require(entity, "insert")
+        errors: dict[int, dict[str, str]] = {}
+        inserted = 0
+        async with self.db.begin_nested() as savepoint:
+            for number, data in enumerate(rows, start=1):
+                try:
+                    await self.insert(entity, data)
+                    inserted += 1
+                except ValidationFailed as exc:
+                    errors[number] = exc.errors
+                except Conflict as exc:
+                    errors[number] = {"": exc.detail}
+            if errors:
+                await savepoint.rollback()
+                inserted = 0
+        if errors and self.bus is not None:
+            self.db.sync_session.info.pop("portal_pending_events", None)
+        return inserted, errors
+
+
+def field_of(entity: EntityRef, name: str) -> FieldSpec | None:
+    return entity.spec.field(name) if entity.spec.has_field(name) else None

@@ -1,0 +1,152 @@
+"""Typed values of plugin fields: parsing from forms (strings) and JSON, and display formatting."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from app.plugins.manifest import FieldSpec
+
+INT64 = 2**63 - 1
+TRUE = {"true", "1", "on", "yes"}
+FALSE = {"false", "0", "off", "no", ""}
+
+
+class FieldError(ValueError):
+    """A value that does not fit its field; the message is shown next to the field."""
+
+
+def parse(field: FieldSpec, value: Any) -> Any:
+    """Parse one value for `field`; '' and None mean 'no value'. Raises FieldError."""
+    if isinstance(value, str) and field.type not in {"string", "text", "json"}:
+        value = value.strip()
+    if value is None or (value == "" and field.type not in {"boolean"}):
+        return None
+    kind = field.type
+    if kind in {"string", "text"}:
+        if not isinstance(value, str):
+            raise FieldError("Enter text.")
+        if "\x00" in value:
+            raise FieldError("Text may not contain NUL characters.")
+        if kind == "string":
+            value = value.strip()
+            if field.max_length and len(value) > field.max_length:
+                raise FieldError(f"Use at most {field.max_length} characters (this has {len(value)}).")
+        return value if value != "" else None
+    if kind == "integer":
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise FieldError("Enter a whole number.")
+        try:
+            number = int(value)
+        except ValueError as exc:
+            raise FieldError("Enter a whole number, like 42.") from exc
+        if abs(number) > INT64:
+            raise FieldError("That number is too large.")
+        return number
+    if kind == "decimal":
+        if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+            raise FieldError("Enter a number.")
+        try:
+            number = Decimal(str(value))
+        except InvalidOperation as exc:
+            raise FieldError("Enter a number, like 12.50.") from exc
+        if not number.is_finite():
+            raise FieldError("Enter a finite number.")
+        scale = field.scale if field.scale is not None else 2
+        precision = field.precision or 18
+        quantized = number.quantize(Decimal(1).scaleb(-scale))
+        if quantized != number:
+            raise FieldError(f"Use at most {scale} decimal places.")
+        if abs(quantized) >= Decimal(10) ** (precision - scale):
+            raise FieldError(f"Use at most {precision - scale} digits before the decimal point.")
+        return quantized
+    if kind == "boolean":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in TRUE | FALSE:
+            return value.lower() in TRUE
+        raise FieldError("Choose yes or no.")
+    if kind == "date":
+        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+            return value
+        try:
+            return dt.date.fromisoformat(str(value))
+        except ValueError as exc:
+            raise FieldError("Enter a date as YYYY-MM-DD.") from exc
+    if kind == "datetime":
+        if isinstance(value, dt.datetime):
+            moment = value
+        else:
+            try:
+                moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            except ValueError as exc:
+                raise FieldError("Enter a date and time, like 2026-05-01T09:30.") from exc
+        return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    if kind in {"uuid", "reference"}:
+        try:
+            return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+        except ValueError as exc:
+            raise FieldError("Choose a record." if kind == "reference" else "Enter a UUID.") from exc
+    if kind == "select":
+        text = str(value)
+        if text not in field.option_values:
+            raise FieldError(f"Choose one of: {', '.join(field.option_values)}.")
+        return text
+    if kind == "json":
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise FieldError(f"Not valid JSON: {exc.msg} at position {exc.pos}.") from exc
+        return value
+    raise FieldError(f"Unsupported field type {kind}.")
+
+
+def default_for(field: FieldSpec) -> Any:
+    if field.default == "now" and field.type == "datetime":
+        return dt.datetime.now(dt.UTC)
+    if field.default == "today" and field.type == "date":
+        return dt.date.today()
+    return field.default
+
+
+def to_json(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, Decimal | uuid.UUID):
+        return str(value)
+    return value
+
+
+def to_input(field: FieldSpec | None, value: Any) -> str:
+    """The string an HTML input shows for a stored value."""
+    if value is None:
+        return ""
+    if field is not None and field.type == "json":
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M")
+    return str(to_json(value))
+
+
+def display(field: FieldSpec | None, value: Any) -> str:
+    """Human text for list and detail pages (references are resolved by the caller)."""
+    if value is None or value == "":
+        return "—"
+    if field is not None:
+        if field.type == "boolean":
+            return "Yes" if value else "No"
+        if field.type == "select":
+            return next((o.label for o in field.options if o.value == value), str(value))
+        if field.type == "decimal":
+            return f"{value:,.{field.scale if field.scale is not None else 2}f}"
+        if field.type == "json":
+            return json.dumps(value, ensure_ascii=False)[:200]
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
