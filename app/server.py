@@ -22,6 +22,7 @@ from litestar.template.config import TemplateConfig
 from app import PLATFORM_VERSION
 from app.access.cache import PermissionCache
 from app.db.engine import make_alchemy_config
+from app.events import EventBus
 from app.identity import bootstrap
 from app.settings import Settings, load_settings
 from app.web import admin_pages, api, auth_pages
@@ -61,7 +62,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers={Exception: handle_exception},
         on_startup=[on_startup],
         debug=settings.debug,
-        state=State({"settings": settings, "alchemy": alchemy, "permission_cache": PermissionCache()}),
+        state=State({"settings": settings, "alchemy": alchemy, "permission_cache": PermissionCache(),
+                     "bus": EventBus()}),
     )
     return app
 

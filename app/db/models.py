@@ -173,8 +173,8 @@ class PluginPackage(UUIDAuditBase):
 
 
 class PluginTenant(UUIDAuditBase):
-    __tablename__ = "plugin_tenants"
-    __table_args__ = (UniqueConstraint("tenant_id", "plugin_id", name="uq_plugin_tenants"),)
+    __tablename__ = "tenant_plugins"
+    __table_args__ = (UniqueConstraint("tenant_id", "plugin_id", name="uq_tenant_plugins"),)
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("tenants.id", ondelete="CASCADE"))
     plugin_id: Mapped[str] = mapped_column(String(64), index=True)
@@ -184,8 +184,8 @@ class PluginTenant(UUIDAuditBase):
 
 
 class PluginSchemaVersion(UUIDAuditBase):
-    __tablename__ = "plugin_schema_versions"
-    __table_args__ = (UniqueConstraint("plugin_id", "entity_name", name="uq_plugin_schema_versions"),)
+    __tablename__ = "entity_schema_versions"
+    __table_args__ = (UniqueConstraint("plugin_id", "entity_name", name="uq_entity_schema_versions"),)
 
     plugin_id: Mapped[str] = mapped_column(String(64))
     entity_name: Mapped[str] = mapped_column(String(64))

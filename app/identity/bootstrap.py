@@ -25,7 +25,9 @@ class FirstAdmin:
 
 
 async def ensure_base(session: AsyncSession, settings: Settings) -> FirstAdmin | None:
-    await register_permissions(session, BASE_PERMISSIONS)
+    from app.plugins.lifecycle import PLATFORM_PERMISSIONS
+
+    await register_permissions(session, [*BASE_PERMISSIONS, *PLATFORM_PERMISSIONS])
     system = await session.get(Tenant, SYSTEM_UUID)
     actor = Actor.system()
     if system is None:

@@ -24,7 +24,9 @@ from app.access.cache import Access, PermissionCache
 from app.audit import Actor
 from app.db.models import Tenant, User
 from app.errors import NotFound
+from app.events import EventBus
 from app.identity import directory, sessions, tokens
+from app.records.service import RecordService
 from app.settings import SYSTEM_TENANT_ID, Settings
 
 SYSTEM_UUID = uuid.UUID(SYSTEM_TENANT_ID)
@@ -42,6 +44,7 @@ class RequestContext:
     session_token: str | None = None
     tenant: Tenant | None = None
     access: Access | None = None
+    bus: EventBus | None = None
     _memberships: list[tuple[Tenant, Any]] | None = field(default=None, repr=False)
 
     @property
@@ -66,6 +69,10 @@ class RequestContext:
     def require(self, permission: str) -> None:
         if not self.can(permission):
             raise PermissionDeniedException(f"You need the permission {permission} in this tenant")
+
+    def records(self) -> RecordService:
+        """The record service bound to this request's tenant, user and permissions."""
+        return RecordService(self.db, self.tenant_id, self.actor, self.can, self.bus)
 
     async def memberships(self) -> list[tuple[Tenant, Any]]:
         """Tenants the user may switch to (their memberships; all tenants for platform admins)."""
@@ -99,7 +106,8 @@ async def resolve_context(connection: ASGIConnection) -> RequestContext:
         return cached
     settings: Settings = connection.app.state.settings
     is_api = connection.scope["path"].startswith("/api/")
-    ctx = RequestContext(settings=settings, db=_db(connection), ip=connection.client.host if connection.client else "", is_api=is_api)
+    ctx = RequestContext(settings=settings, db=_db(connection), ip=connection.client.host if connection.client else "", is_api=is_api,
+                         bus=connection.app.state.bus)
     connection.state[STATE_KEY] = ctx
     if is_api:
         header = connection.headers.get("authorization", "")

@@ -37,6 +37,21 @@ def unregister_group(group: str) -> None:
     _REGISTRY[:] = [i for i in _REGISTRY if i.group != group]
 
 
+async def plugin_menu(ctx: RequestContext) -> list[MenuItem]:
+    """Pages of the plugins enabled in this tenant, grouped by their menu_group."""
+    from app.plugins import runtime
+
+    if ctx.user is None or ctx.tenant is None:
+        return []
+    items = []
+    for plugin in await runtime.enabled_for(ctx.db, ctx.tenant.id):
+        for order, spec in enumerate(plugin.manifest.pages):
+            perm = f"db.{spec.entity}.select" if spec.entity else None
+            items.append(MenuItem(spec.menu_group or plugin.manifest.plugin.name, spec.name,
+                                  f"/p/{plugin.id}{spec.path}", perm, spec.icon or "", order))
+    return items
+
+
 def build_menu(ctx: RequestContext, extra: list[MenuItem] | None = None) -> list[tuple[str, list[MenuItem]]]:
     if ctx.user is None or ctx.tenant is None:
         return []

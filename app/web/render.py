@@ -9,7 +9,7 @@ from litestar import Request
 from litestar.response import Redirect, Template
 
 from app.web.context import RequestContext
-from app.web.menu import build_menu
+from app.web.menu import build_menu, plugin_menu
 
 PAGE_SIZES = (10, 25, 50, 100)
 
@@ -24,7 +24,7 @@ async def page(request: Request, ctx: RequestContext, template: str, *, fragment
     partial = bool(fragment) and is_htmx(request)
     context: dict[str, Any] = {"ctx": ctx, "can": ctx.can, "can_any": ctx.can_any, "can_all": ctx.can_all, **data}
     if not partial:
-        context["menu"] = build_menu(ctx)
+        context["menu"] = build_menu(ctx, await plugin_menu(ctx))
         context["switcher"] = await ctx.memberships() if ctx.user else []
         context["flash"] = take_flash(request)
         context["path"] = request.url.path

@@ -44,34 +44,34 @@ def upgrade() -> None:
         sa.UniqueConstraint("plugin_id", name=op.f("uq_plugins_plugin_id")),
     )
     op.create_table(
-        "plugin_tenants",
+        "tenant_plugins",
         sa.Column("id", GUID(length=16), nullable=False),
         sa.Column("tenant_id", GUID(length=16), nullable=False),
         sa.Column("plugin_id", sa.String(64), nullable=False),
         sa.Column("status", sa.String(20), nullable=False),
         sa.Column("error_message", sa.Text(), nullable=False),
         *_audit_columns(),
-        sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], name=op.f("fk_plugin_tenants_tenant_id_tenants"),
+        sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], name=op.f("fk_tenant_plugins_tenant_id_tenants"),
                                 ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_plugin_tenants")),
-        sa.UniqueConstraint("tenant_id", "plugin_id", name="uq_plugin_tenants"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_tenant_plugins")),
+        sa.UniqueConstraint("tenant_id", "plugin_id", name="uq_tenant_plugins"),
     )
-    op.create_index("ix_plugin_tenants_plugin_id", "plugin_tenants", ["plugin_id"])
+    op.create_index("ix_tenant_plugins_plugin_id", "tenant_plugins", ["plugin_id"])
     op.create_table(
-        "plugin_schema_versions",
+        "entity_schema_versions",
         sa.Column("id", GUID(length=16), nullable=False),
         sa.Column("plugin_id", sa.String(64), nullable=False),
         sa.Column("entity_name", sa.String(64), nullable=False),
         sa.Column("schema_version", sa.Integer(), nullable=False),
         sa.Column("plugin_version", sa.String(40), nullable=False),
         *_audit_columns(),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_plugin_schema_versions")),
-        sa.UniqueConstraint("plugin_id", "entity_name", name="uq_plugin_schema_versions"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_entity_schema_versions")),
+        sa.UniqueConstraint("plugin_id", "entity_name", name="uq_entity_schema_versions"),
     )
 
 
 def downgrade() -> None:
-    op.drop_table("plugin_schema_versions")
-    op.drop_index("ix_plugin_tenants_plugin_id", table_name="plugin_tenants")
-    op.drop_table("plugin_tenants")
+    op.drop_table("entity_schema_versions")
+    op.drop_index("ix_tenant_plugins_plugin_id", table_name="tenant_plugins")
+    op.drop_table("tenant_plugins")
     op.drop_table("plugins")
