@@ -148,9 +148,9 @@ def test_admin_grants_a_role_and_the_member_sees_it(page: Page, live_server: Any
     expect(page.get_by_role("checkbox", name="db.roles.select", exact=True)).to_be_checked()
     expect(page.get_by_role("checkbox", name="db.roles.delete", exact=True)).not_to_be_checked()
     role_url = page.url
-    shot(page, "role-matrix")
-    if os.environ.get("PORTAL_UPDATE_SCREENSHOT") == "1":
-        page.screenshot(path=str(ROOT / "docs" / "screenshot.png"))  # the viewport: 1280x800
+    if os.environ.get("PORTAL_UPDATE_SCREENSHOT") == "1":  # the README picture; not rewritten on every run
+        page.screenshot(path=str(ROOT / "docs" / "screenshot.png"))  # the viewport, 1280x800, top of the page
+    shot(page, "role-matrix", full_page=True)
 
     # The explain page says yes, and why.
     nav(page).get_by_role("link", name="Permissions explain").click()
@@ -213,10 +213,99 @@ def test_member_search_updates_rows_without_reloading(page: Page, shot: Any) -> 
     assert page.evaluate("window.__noReload") == "still here"
 
 
-@pytest.mark.xfail(strict=True, reason="app bug: RequestContext.memberships() lists only the admin's own memberships, "
-                   "not 'all tenants for platform admins' as its docstring says, so /t/system/ cannot switch to acme")
+
+# --- names are text, never markup ---------------------------------------------------------------
+
+def test_hostile_names_are_shown_escaped(page: Page, shot: Any) -> None:
+    dialogs: list[str] = []
+
+    def on_dialog(dialog: Any) -> None:
+        dialogs.append(f"{dialog.type}: {dialog.message}")
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    hostile_tenant = "Acme <script>alert(2)</script>"
+    sign_in(page, ADMIN_EMAIL, ADMIN_PASSWORD)
+    create_tenant(page, "acme", hostile_tenant)
+    add_member(page, "acme", "eve@acme.test", HOSTILE, "eve-password-1")
+
+    def assert_inert() -> None:
+        expect(page.locator("img")).to_have_count(0)  # the portal has no images; an <img> here is injected
+        expect(page.locator("main script, header script")).to_have_count(0)
+
+    row = member_row(page, "eve@acme.test")
+    expect(row).to_contain_text(HOSTILE)  # shown literally, as text
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Members of {hostile_tenant}")
+    assert hostile_tenant in page.title()
+    assert_inert()
+    shot(page, "members")
+
+    page.get_by_role("searchbox", name="Search").fill("eve")  # the HTMX fragment is escaped too
+    expect(page).to_have_url(re.compile(r"\?q=eve(&|$)"))
+    expect(page.locator("#rows tbody tr")).to_have_count(1)
+    expect(member_row(page, "eve@acme.test")).to_contain_text(HOSTILE)
+    assert_inert()
+
+    nav(page).get_by_role("link", name="Audit log").click()
+    expect(page.locator("#rows")).to_contain_text("member.add")
+    assert_inert()
+    sign_out(page)
+
+    sign_in(page, "eve@acme.test", "eve-password-1")  # her own name in the header and on the home page
+    expect(page.locator("header.top")).to_contain_text(HOSTILE)
+    expect(page.locator("main")).to_contain_text(HOSTILE)
+    expect(page.locator("#tenant-switch option:checked")).to_have_text(f"{hostile_tenant} (Member)")
+    assert_inert()
+    shot(page, "home")
+    assert dialogs == [], f"markup from user input ran: {dialogs}"
+
+
+# --- known app bugs, pinned as strict xfails (they start failing once fixed: then drop the mark) --
+
+UI_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # no database difference involved
+
+
+@UI_ONLY
+@pytest.mark.xfail(strict=True, reason="app/web/context.py RequestContext.memberships() returns only the user's own "
+                   "memberships, not 'all tenants for platform admins' as documented: on /t/system/ the switcher "
+                   "cannot reach acme")
 def test_platform_admin_switches_from_system_to_any_tenant(page: Page) -> None:
     sign_in(page, ADMIN_EMAIL, ADMIN_PASSWORD)
     create_tenant(page, "acme", "Acme Inc")
-    page.locator("#tenant-switch").select_option("acme", timeout=2_000)
+    expect(page.locator("#tenant-switch option[value=acme]")).to_have_count(1, timeout=1_000)
+    page.locator("#tenant-switch").select_option("acme")
     expect(page).to_have_url(re.compile(r"/t/acme/$"))
+
+
+@UI_ONLY
+@pytest.mark.xfail(strict=True, reason="app/web/render.py page(): HTMX fragments are rendered without `base`, so the "
+                   "row forms (and pager links) of a searched list point at /admin/members/... and answer 404")
+def test_row_actions_still_work_after_an_htmx_search(page: Page) -> None:
+    sign_in(page, ADMIN_EMAIL, ADMIN_PASSWORD)
+    create_tenant(page, "acme", "Acme Inc")
+    add_member(page, "acme", BOB[0], "Bob", BOB[1])
+    page.get_by_role("searchbox", name="Search").fill("bob")
+    expect(page).to_have_url(re.compile(r"\?q=bob(&|$)"))
+    form = member_row(page, BOB[0]).locator("form").first
+    expect(form).to_have_attribute("action", re.compile(r"^/t/acme/admin/members/[0-9a-f-]{36}/role$"),
+                                   timeout=1_000)
+    member_row(page, BOB[0]).get_by_label(f"Role of {BOB[0]}").select_option("Admin")
+    member_row(page, BOB[0]).get_by_role("button", name="Change").click()
+    expect(flash(page)).to_have_text("Role changed to Admin")
+
+
+@UI_ONLY
+@pytest.mark.xfail(strict=True, reason="app/web/render.py page(): the full page and the HTMX fragment share one URL "
+                   "without `Vary: HX-Request`, so Back to a searched list shows the cached bare fragment")
+def test_back_button_restores_a_searched_list_as_a_full_page(page: Page) -> None:
+    sign_in(page, ADMIN_EMAIL, ADMIN_PASSWORD)
+    create_tenant(page, "acme", "Acme Inc")
+    add_member(page, "acme", BOB[0], "Bob", BOB[1])
+    page.get_by_role("searchbox", name="Search").fill("bob")
+    expect(page).to_have_url(re.compile(r"\?q=bob(&|$)"))
+    nav(page).get_by_role("link", name="Home").click()
+    expect(page).to_have_url(re.compile(r"/t/acme/$"))
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"\?q=bob(&|$)"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Members of Acme Inc", timeout=1_000)
+    expect(member_row(page, BOB[0])).to_be_visible()

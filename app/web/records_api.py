@@ -1,0 +1,111 @@
+"""JSON API for plugin records (seed 004 §8.4): the same RecordService as the generated pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, Router, delete, get, post, put
+from litestar.exceptions import PermissionDeniedException
+from litestar.params import Parameter
+
+from app.plugins import runtime
+from app.plugins.runtime import EntityRef
+from app.records.service import ListQuery, RecordService, StaleVersion
+from app.records.values import to_json
+from app.web.context import RequestContext
+from app.web.errors import problem
+
+TENANT_HEADER = Parameter(header="X-Tenant", required=False, description="Tenant slug or id; defaults to your only tenant")
+RESERVED_PARAMS = {"q", "sort", "page", "size", "deleted"}
+RULE = {"auth": True}  # the db.<entity>.<op> permission is checked by the record service
+
+
+def record_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: to_json(v) for k, v in row.items() if k != "tenant_id"}
+
+
+async def _entity(ctx: RequestContext, plugin_id: str, entity: str) -> tuple[RecordService, EntityRef]:
+    if ctx.tenant is None:
+        raise PermissionDeniedException("Say which tenant with the X-Tenant header (slug or id)")
+    ref = await runtime.entity_in_tenant(ctx.db, ctx.tenant.id, plugin_id, entity)
+    return ctx.records(), ref
+
+
+def _int(value: str | None, default: int, name: str) -> int:
+    from app.errors import ValidationFailed
+
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ValidationFailed({name: "Enter a whole number."}) from exc
+
+
+@get("/{plugin_id:str}/{entity:str}", opt=RULE, summary="List records (filters: any field name, field__from, field__to)")
+async def list_records(request: Request, ctx: RequestContext, plugin_id: str, entity: str,
+                       x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+    service, ref = await _entity(ctx, plugin_id, entity)
+    params = request.query_params
+    query = ListQuery(
+        q=(params.get("q") or "")[:200],
+        filters={k: v for k, v in params.items() if k not in RESERVED_PARAMS},
+        sort=params.get("sort") or "-created_at",
+        page=_int(params.get("page"), 1, "page"),
+        size=_int(params.get("size"), 25, "size"),
+        deleted=(params.get("deleted") or "").lower() in {"1", "true", "yes"},
+    )
+    result = await service.list(ref, query)
+    return {"items": [record_json(r) for r in result.rows], "total": result.total, "total_is_lower_bound": result.capped,
+            "page": query.page, "size": query.size}
+
+
+@post("/{plugin_id:str}/{entity:str}", opt=RULE, summary="Create a record")
+async def create_record(ctx: RequestContext, plugin_id: str, entity: str, data: dict[str, Any],
+                        x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+    service, ref = await _entity(ctx, plugin_id, entity)
+    return record_json(await service.insert(ref, data))
+
+
+@get("/{plugin_id:str}/{entity:str}/{record_id:str}", opt=RULE, summary="Read one record")
+async def get_record(ctx: RequestContext, plugin_id: str, entity: str, record_id: str,
+                     x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+    service, ref = await _entity(ctx, plugin_id, entity)
+    return record_json(await service.get(ref, record_id))
+
+
+@put("/{plugin_id:str}/{entity:str}/{record_id:str}", opt=RULE,
+     summary="Update a record; body carries the `version` it was read at (409 when stale)")
+async def update_record(ctx: RequestContext, plugin_id: str, entity: str, record_id: str, data: dict[str, Any],
+                        x_tenant: str | None = TENANT_HEADER) -> Response[Any]:
+    service, ref = await _entity(ctx, plugin_id, entity)
+    values = dict(data)
+    version = values.pop("version", None)
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+        from app.errors import ValidationFailed
+
+        raise ValidationFailed({"version": "Send the integer version you read."})
+    try:
+        row = await service.update(ref, record_id, values, version)
+    except StaleVersion as exc:
+        return problem(409, exc.title, exc.detail, current=record_json(exc.current))
+    return Response(record_json(row))
+
+
+@delete("/{plugin_id:str}/{entity:str}/{record_id:str}", opt=RULE, status_code=204, summary="Soft-delete a record")
+async def delete_record(ctx: RequestContext, plugin_id: str, entity: str, record_id: str,
+                        x_tenant: str | None = TENANT_HEADER) -> None:
+    service, ref = await _entity(ctx, plugin_id, entity)
+    await service.delete(ref, record_id)
+
+
+@post("/{plugin_id:str}/{entity:str}/{record_id:str}/restore", opt=RULE, summary="Restore a soft-deleted record")
+async def restore_record(ctx: RequestContext, plugin_id: str, entity: str, record_id: str,
+                         x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+    service, ref = await _entity(ctx, plugin_id, entity)
+    return record_json(await service.restore(ref, record_id))
+
+
+router = Router(path="/api/v1/plugins", route_handlers=[list_records, create_record, get_record, update_record,
+                                                        delete_record, restore_record], tags=["records"])
+ROUTES = [router]
