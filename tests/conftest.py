@@ -65,23 +65,35 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pg_migrated(tmp_path_factory: pytest.TempPathFactory) -> str:
+def pg_migrated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private database created next to TEST_DATABASE_URL's, so concurrent test runs never collide."""
+    global _pg_run_url
     if not pg_available():
         if IN_CI:
             pytest.fail(f"PostgreSQL at {PG_URL} is unreachable in CI: {_pg_state.get('error')}")
         pytest.skip(f"PostgreSQL unreachable ({_pg_state.get('error')})")
-    engine = create_engine(_pg_sync_url())
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    _migrate(PG_URL, tmp_path_factory.mktemp("pg"))
-    return PG_URL
+    name = f"portal_test_{os.getpid()}"
+    admin = create_engine(_pg_sync_url(), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_URL.rsplit("/", 1)[0] + "/" + name
+    _pg_run_url = url
+    _migrate(url, tmp_path_factory.mktemp("pg"))
+    yield url
+    _pg_run_url = None
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+_pg_run_url: str | None = None
 
 
 def reset_pg() -> None:
     """Empty every table (base and plugin) between tests; cheaper than re-migrating."""
-    engine = create_engine(_pg_sync_url())
+    assert _pg_run_url, "reset_pg needs the pg_migrated fixture"
+    engine = create_engine(re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql+psycopg://", _pg_run_url))
     with engine.begin() as conn:
         tables = [r[0] for r in conn.execute(text(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"))]
