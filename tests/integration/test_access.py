@@ -53,7 +53,7 @@ def test_member_is_refused_until_granted_then_explain_says_why(client):
 
     login(client, *BOB)
     home = client.get("/t/acme/")
-    assert f'href="/t/acme/admin/roles"' in home.text
+    assert 'href="/t/acme/admin/roles"' in home.text
     assert client.get("/t/acme/admin/roles").status_code == 200
     assert client.get("/api/v1/roles", headers=bearer(token, "acme")).status_code == 200
     # Seeing roles is not editing them: the create form is hidden and the route refuses.
