@@ -30,6 +30,8 @@ from app.records.values import FieldError, default_for, parse, to_json
 COUNT_CAP = 10_000  # past this, lists show "10,000+" instead of paying for a full COUNT
 MAX_PAGE_SIZE = 200
 SORTABLE_STANDARD = ("created_at", "updated_at")
+# Pages may filter on the standard timestamps too (e.g. a "created_at" from/to filter).
+STANDARD_FILTERS = {name: FieldSpec(name, "datetime", name.replace("_", " ").capitalize()) for name in SORTABLE_STANDARD}
 FILTERABLE_TYPES = {"select", "boolean", "reference", "uuid", "date", "datetime", "integer", "decimal", "string"}
 
 
@@ -104,10 +106,10 @@ class RecordService:
             if raw in ("", None):
                 continue
             name, _, bound = key.partition("__")
-            if not entity.spec.has_field(name):
+            spec = entity.spec.field(name) if entity.spec.has_field(name) else STANDARD_FILTERS.get(name)
+            if spec is None:
                 errors[key] = f"Unknown filter field {name!r}"
                 continue
-            spec = entity.spec.field(name)
             if spec.type not in FILTERABLE_TYPES:
                 errors[key] = f"{spec.label} cannot be filtered"
                 continue

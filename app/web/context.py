@@ -90,10 +90,11 @@ def _db(connection: ASGIConnection) -> AsyncSession:
 
 async def _tenant_pair(db: AsyncSession, ref: str) -> tuple[Tenant | None, int]:
     """The tenant named by `ref` and the system tenant's policy version, in one query."""
+    ref = ref.strip().lower()
     try:
         cond = Tenant.id == uuid.UUID(ref)
     except ValueError:
-        cond = Tenant.slug == ref.strip().lower()
+        cond = Tenant.slug == ref
     rows = (await db.scalars(select(Tenant).where(cond | (Tenant.id == SYSTEM_UUID)))).all()
     system_version = next((t.policy_version for t in rows if t.id == SYSTEM_UUID), 0)
     match = [t for t in rows if t.id != SYSTEM_UUID or (ref in (SYSTEM_TENANT_ID, t.slug))]

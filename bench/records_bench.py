@@ -1,0 +1,288 @@
+"""Generated pages and record service under load (issue 3's speed targets).
+
+Loads 200,000 inventory_item rows across 10 tenants into PostgreSQL (once; reused afterwards),
+starts `portal serve --workers 2`, drives each scenario with wrk (16 connections on loopback) and
+reports requests/s, p50/p99 latency and server CPU per request (uvicorn workers + PostgreSQL
+backends, from /proc), next to the same SQL run directly.
+
+    .venv/bin/python bench/records_bench.py [--database-url postgresql://postgres@127.0.0.1:5432/portal_records_bench]
+                                             [--duration 10] [--rebuild]
+
+Needs Debian's wrk (apt-get install -y wrk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TENANTS = 10
+ROWS_PER_TENANT = 20_000
+CATEGORIES_PER_TENANT = 20
+ADMIN = ("bench@portal.test", "bench-password-1")
+TARGETS_MS = {"list page 1": 17, "search ~1%": 40, "page 100": 17, "category filter": 17, "edit form": 8,
+              "create POST": 4}
+
+
+def sync_url(url: str) -> str:
+    return re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql://", url)
+
+
+def ensure_database(url: str, rebuild: bool) -> None:
+    base, name = sync_url(url).rsplit("/", 1)
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if exists and rebuild:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            exists = None
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def env_for(url: str, data_dir: Path) -> dict[str, str]:
+    return {**os.environ, "DATABASE_URL": url, "PORTAL_DATA_DIR": str(data_dir), "PORTAL_SECRET_KEY": "bench-secret",
+            "PORTAL_ADMIN_EMAIL": ADMIN[0], "PORTAL_ADMIN_PASSWORD": ADMIN[1]}
+
+
+async def load_data(url: str, data_dir: Path) -> None:
+    """Tenants, the inventory plugin and 200k rows, written in the shapes the record service writes."""
+    from app.audit import Actor
+    from app.db.engine import make_alchemy_config
+    from app.identity import bootstrap, directory
+    from app.plugins import lifecycle
+    from app.plugins.packages import read_folder
+    from app.settings import load_settings
+
+    settings = load_settings(env_for(url, data_dir))
+    config = make_alchemy_config(settings)
+    async with config.get_session() as s:
+        await bootstrap.ensure_base(s, settings)
+        actor = Actor(None, "bench")
+        if await directory.find_tenant(s, "t00") is None:
+            await lifecycle.upload(s, actor, read_folder(ROOT / "plugins" / "inventory"), settings, install_now=True)
+            for i in range(TENANTS):
+                t = await directory.create_tenant(s, actor, f"t{i:02d}", f"Tenant {i}")
+                await lifecycle.enable(s, actor, t.id, "inventory")
+                from app.access import roles
+
+                admin = await directory.find_user(s, ADMIN[0])
+                await directory.add_member(s, actor, t.id, admin, await roles.get_role(s, t.id, "Admin"))
+        await s.commit()
+    await config.get_engine().dispose()
+
+    with psycopg.connect(sync_url(url)) as conn:
+        have = conn.execute("SELECT count(*) FROM plugin_inventory_item").fetchone()[0]
+        if have >= TENANTS * ROWS_PER_TENANT:
+            return
+        conn.execute("DELETE FROM plugin_inventory_item")
+        conn.execute("DELETE FROM plugin_inventory_category")
+        tenants = conn.execute("SELECT id, slug FROM tenants WHERE slug LIKE 't__' ORDER BY slug").fetchall()
+        words = ["bolt", "nut", "washer", "screw", "cable", "paper", "stapler", "printer", "hinge", "bracket",
+                 "valve", "pipe", "filter", "sensor", "relay", "fuse", "lamp", "switch", "panel", "drill"]
+        with conn.cursor() as cur:
+            for tenant_id, _slug in tenants:
+                cats = [uuid.uuid4() for _ in range(CATEGORIES_PER_TENANT)]
+                with cur.copy("COPY plugin_inventory_category (id, tenant_id, created_at, updated_at, version, name, code)"
+                              " FROM STDIN") as copy:
+                    for n, cid in enumerate(cats):
+                        copy.write_row((cid, tenant_id, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", 1,
+                                        f"Category {n}", f"C{n:03d}"))
+                with cur.copy("COPY plugin_inventory_item (id, tenant_id, created_at, updated_at, version, sku, name,"
+                              " quantity, unit, category_id, unit_price, threshold, status) FROM STDIN") as copy:
+                    for n in range(ROWS_PER_TENANT):
+                        # 'zephyr' appears in 1% of names: the search scenario matches ~1% of a tenant's rows.
+                        special = "zephyr " if n % 100 == 7 else ""
+                        copy.write_row((uuid.uuid4(), tenant_id, f"2026-01-01T00:{n // 3600 % 60:02d}:{n % 60:02d}Z",
+                                        "2026-01-01T00:00:00Z", 1, f"SKU-{n:06d}",
+                                        f"{special}{words[n % 20]} {words[(n // 20) % 20]} {n}", n % 500, "pcs",
+                                        cats[n % CATEGORIES_PER_TENANT], f"{(n % 1000) / 10:.2f}", 10, "active"))
+        conn.execute("ANALYZE plugin_inventory_item")
+        conn.commit()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / tick
+
+
+def tree(pid: int) -> list[int]:
+    out = [pid]
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        out += tree(int(child))
+    return out
+
+
+def postgres_pids() -> list[int]:
+    result = subprocess.run(["pgrep", "-f", "postgres"], capture_output=True, text=True)
+    return [int(p) for p in result.stdout.split()]
+
+
+def wrk(url: str, headers: dict[str, str], seconds: int, script: Path | None = None) -> dict[str, float]:
+    cmd = ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency"]
+    for k, v in headers.items():
+        cmd += ["-H", f"{k}: {v}"]
+    if script:
+        cmd += ["-s", str(script)]
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+
+    def ms(token: str) -> float:
+        value = float(re.match(r"[\d.]+", token).group())  # type: ignore[union-attr]
+        return value / 1000 if token.endswith("us") else value * 1000 if token.endswith("s") and not token.endswith("ms") else value
+
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"requests": requests, "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+            "p50": ms(re.search(r"50%\s+(\S+)", out).group(1)), "p99": ms(re.search(r"99%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
+            "errors": int(non2xx.group(1)) if non2xx else 0}
+
+
+def direct_sql_ms(url: str, tenant_id: str, category: str) -> dict[str, float]:
+    """The statements the record service issues, run directly with psycopg (median of 20)."""
+    base = "FROM plugin_inventory_item WHERE tenant_id = %(t)s AND deleted_at IS NULL"
+    statements = {
+        "list page 1": [f"SELECT * {base} ORDER BY created_at DESC, id DESC LIMIT 25",
+                        f"SELECT count(*) FROM (SELECT 1 {base} LIMIT 10001) x"],
+        "search ~1%": [f"SELECT * {base} AND (lower(sku) LIKE %(q)s OR lower(name) LIKE %(q)s OR lower(unit) LIKE %(q)s)"
+                       " ORDER BY created_at DESC, id DESC LIMIT 25",
+                       f"SELECT count(*) FROM (SELECT 1 {base} AND (lower(sku) LIKE %(q)s OR lower(name) LIKE %(q)s"
+                       " OR lower(unit) LIKE %(q)s) LIMIT 10001) x"],
+        "page 100": [f"SELECT * {base} ORDER BY created_at DESC, id DESC LIMIT 25 OFFSET 2475",
+                     f"SELECT count(*) FROM (SELECT 1 {base} LIMIT 10001) x"],
+        "category filter": [f"SELECT * {base} AND category_id = %(c)s ORDER BY created_at DESC, id DESC LIMIT 25",
+                            f"SELECT count(*) FROM (SELECT 1 {base} AND category_id = %(c)s LIMIT 10001) x"],
+    }
+    params = {"t": tenant_id, "q": "%zephyr%", "c": category}
+    out = {}
+    with psycopg.connect(sync_url(url)) as conn:
+        for name, sqls in statements.items():
+            samples = []
+            for _ in range(20):
+                start = time.perf_counter()
+                for sql in sqls:
+                    conn.execute(sql, params).fetchall()
+                samples.append((time.perf_counter() - start) * 1000)
+            out[name] = sorted(samples)[len(samples) // 2]
+    return out
+
+
+POST_SCRIPT = """
+counter = 0
+request = function()
+  counter = counter + 1
+  local body = "_csrf_token=" .. csrf .. "&sku=BENCH-" .. id .. "-" .. counter .. "&name=bench+item&quantity=5&unit=pcs&unit_price=1.50&threshold=10&status=active"
+  return wrk.format("POST", nil, {["Content-Type"] = "application/x-www-form-urlencoded", ["Cookie"] = cookie}, body)
+end
+setup = function(thread) thread:set("id", tostring(math.random(1, 1000000000))) end
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/portal_records_bench")
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--rebuild", action="store_true")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("records_bench: wrk is missing (apt-get install -y wrk)")
+    url = args.database_url
+    ensure_database(url, args.rebuild)
+    data_dir = Path(tempfile.mkdtemp(prefix="portal-bench-"))
+    env = env_for(url, data_dir)
+    subprocess.run([str(ROOT / ".venv/bin/portal"), "db", "upgrade"], env=env, check=True, capture_output=True)
+    t0 = time.perf_counter()
+    asyncio.run(load_data(url, data_dir))
+    print(f"data ready in {time.perf_counter() - t0:.1f} s: {TENANTS} tenants x {ROWS_PER_TENANT:,} inventory_item rows")
+
+    port = free_port()
+    server = subprocess.Popen([str(ROOT / ".venv/bin/portal"), "serve", "--workers", "2", "--port", str(port)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        client = httpx.Client(base_url=base)
+        client.get("/login")
+        client.post("/login", data={"email": ADMIN[0], "password": ADMIN[1], "next": "/",
+                                    "_csrf_token": client.cookies["portal_csrf"]})
+        cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+        csrf = client.cookies["portal_csrf"]
+        with psycopg.connect(sync_url(url)) as conn:
+            tenant_id = str(conn.execute("SELECT id FROM tenants WHERE slug = 't03'").fetchone()[0])
+            category = str(conn.execute("SELECT id FROM plugin_inventory_category WHERE tenant_id = %s LIMIT 1",
+                                        (tenant_id,)).fetchone()[0])
+            item = str(conn.execute("SELECT id FROM plugin_inventory_item WHERE tenant_id = %s LIMIT 1",
+                                    (tenant_id,)).fetchone()[0])
+        page = f"{base}/t/t03/p/inventory/inventory/items"
+        scenarios: dict[str, tuple[str, Path | None]] = {
+            "list page 1": (page, None),
+            "search ~1%": (f"{page}?q=zephyr", None),
+            "page 100": (f"{page}?page=100", None),
+            "category filter": (f"{page}?category_id={category}", None),
+            "edit form": (f"{page}/{item}/edit", None),
+        }
+        script = data_dir / "post.lua"
+        script.write_text(f'cookie = "{cookie}"\ncsrf = "{csrf}"\n' + POST_SCRIPT)
+        scenarios["create POST"] = (f"{page}/new", script)
+        for name, (target, _s) in scenarios.items():
+            if _s is None:
+                status = client.get(target.removeprefix(base)).status_code
+                if status != 200:
+                    print(f"warning: {name} answers {status}")
+        workers = tree(server.pid)
+        direct = direct_sql_ms(url, tenant_id, category)
+        print(f"\n{'scenario':<16} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>11} {'target':>7} "
+              f"{'SQL ms':>7} {'x SQL':>6}  verdict")
+        for name, (target, lua) in scenarios.items():
+            headers = {"Cookie": cookie, "x-csrftoken": csrf}
+            before = cpu_seconds(workers) + cpu_seconds(postgres_pids())
+            result = wrk(target, headers, args.duration, lua)
+            after = cpu_seconds(workers) + cpu_seconds(postgres_pids())
+            cpu_ms = (after - before) * 1000 / max(1, result["requests"])
+            sql = direct.get(name)
+            ratio = f"{cpu_ms / sql:.1f}" if sql else "—"
+            ok = cpu_ms <= TARGETS_MS[name] and (sql is None or cpu_ms <= 3 * sql or cpu_ms <= TARGETS_MS[name])
+            verdict = ("PASS" if ok else "FAIL") + (f" ({int(result['errors'])} non-2xx/3xx)" if result["errors"] else "")
+            print(f"{name:<16} {result['rps']:>8.0f} {result['p50']:>8.1f} {result['p99']:>8.1f} {cpu_ms:>11.2f} "
+                  f"{TARGETS_MS[name]:>7} {sql if sql is None else round(sql, 2)!s:>7} {ratio:>6}  {verdict}")
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=20)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
