@@ -132,6 +132,22 @@ async def create_user(
     return user
 
 
+async def update_profile(session: AsyncSession, actor: Actor, user: User, display_name: str, language: str) -> User:
+    before = user_dict(user)
+    errors = {}
+    if problem := text_problem(display_name, "display name", 200):
+        errors["display_name"] = problem
+    if language not in LANGUAGES:
+        errors["language"] = f"Choose one of: {', '.join(LANGUAGES)}."
+    if errors:
+        raise ValidationFailed(errors)
+    user.display_name, user.language = display_name.strip(), language
+    await session.flush()
+    await audit.record(session, actor, "user.update", "user", user.id, summary=f"Updated profile of {user.email}",
+                       before=before, after=user_dict(user))
+    return user
+
+
 async def set_password(session: AsyncSession, actor: Actor, user: User, password: str) -> None:
     if problem := password_problem(password, user.email):
         raise ValidationFailed({"password": problem})

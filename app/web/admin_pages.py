@@ -280,6 +280,36 @@ async def explain_page(request: Request, ctx: RequestContext, user: str = "", pe
                       values={"user": user[:254], "permission": permission[:200]})
 
 
+# --- own profile ---------------------------------------------------------------------------------
+
+@get(T("/account"), opt={"auth": True}, include_in_schema=False)
+async def profile(request: Request, ctx: RequestContext) -> Template:
+    user = ctx.user
+    assert user is not None
+    return await page(request, ctx, "account/profile.html", errors={},
+                      values={"display_name": user.display_name, "language": user.language})
+
+
+@post(T("/account"), opt={"auth": True}, include_in_schema=False)
+async def profile_save(request: Request, ctx: RequestContext) -> Template | Redirect:
+    user = ctx.user
+    assert user is not None
+    form = await _form(request)
+    values = {"display_name": _s(form, "display_name", 300), "language": _s(form, "language", 10)}
+    try:
+        await directory.update_profile(ctx.db, ctx.actor, user, values["display_name"], values["language"])
+        new_password = _s(form, "new_password", 300)
+        if new_password:
+            from app.identity.passwords import verify_password
+
+            if not verify_password(user.password_hash, _s(form, "current_password", 1024)):
+                raise ValidationFailed({"current_password": "This is not your current password."})
+            await directory.set_password(ctx.db, ctx.actor, user, new_password)
+    except ValidationFailed as exc:
+        return await page(request, ctx, "account/profile.html", status_code=422, errors=exc.errors, values=values)
+    return redirect(f"/t/{ctx.tenant.slug}/account", "Profile saved")  # type: ignore[union-attr]
+
+
 # --- own API tokens ------------------------------------------------------------------------------
 
 async def _tokens_page(request: Request, ctx: RequestContext, *, secret: str | None = None,
@@ -313,4 +343,4 @@ async def tokens_revoke(ctx: RequestContext, token_id: uuid.UUID) -> Redirect:
 
 ROUTES = [home, tenants_list, tenants_create, tenant_edit, tenant_update, members_list, members_add, members_role,
           members_remove, roles_list, roles_create, role_detail, role_update, role_grants, role_delete, audit_list,
-          explain_page, tokens_list, tokens_create, tokens_revoke]
+          explain_page, profile, profile_save, tokens_list, tokens_create, tokens_revoke]

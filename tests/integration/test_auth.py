@@ -71,3 +71,19 @@ def test_failed_logins_are_throttled_with_a_clear_message(client):
     r = post_form(client, "/login", {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}, follow_redirects=False)
     assert r.status_code == 429
     assert "Too many failed sign-in attempts" in text_of(r.text)
+
+
+def test_profile_language_and_password_change(client):
+    login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
+    r = post_form(client, "/t/system/account", {"display_name": "Root", "language": "zh", "current_password": "x",
+                                                "new_password": "another-pass-9"})
+    assert r.status_code == 422 and "not your current password" in r.text
+    r = post_form(client, "/t/system/account", {"display_name": "Root", "language": "xx"})
+    assert r.status_code == 422 and "Choose one of" in r.text
+    r = post_form(client, "/t/system/account", {"display_name": "Root", "language": "zh",
+                                                "current_password": ADMIN_PASSWORD, "new_password": "another-pass-9"},
+                  follow_redirects=False)
+    assert r.status_code == 303
+    assert '<html lang="zh">' in client.get("/t/system/account").text
+    post_form(client, "/logout", {})
+    login(client, ADMIN_EMAIL, "another-pass-9")
