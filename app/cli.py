@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -212,6 +213,97 @@ def token_create(email: str, name: str) -> None:
         return secret
 
     click.echo(run_db(settings, work))
+
+
+@main.group(help="Plugins: install packages, list them.")
+def plugin() -> None:
+    pass
+
+
+@plugin.command("install", help="Upload and install a plugin from a folder or a .zip (a newer version upgrades it).")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--tenant", "tenant_ref", default=None, help="Tenant slug or id to enable the plugin in (with --enable).")
+@click.option("--enable", is_flag=True, help="Also enable it in --tenant.")
+@click.option("--allow-destructive", is_flag=True, help="Apply an upgrade that drops data (backed up first).")
+def plugin_install(path: Path, tenant_ref: str | None, enable: bool, allow_destructive: bool) -> None:
+    from sqlalchemy import select
+
+    from app.db.models import PluginPackage, PluginTenant
+    from app.identity import directory
+    from app.plugins import lifecycle
+    from app.plugins.packages import PackageError, read_package
+
+    if enable != bool(tenant_ref):
+        fail("--enable and --tenant go together: `portal plugin install PATH --tenant SLUG --enable`")
+    settings = settings_or_exit()
+    try:
+        package = read_package(path)
+    except PackageError as exc:
+        fail(str(exc))
+        raise  # unreachable
+    migrate_or_exit(settings)
+    actor = Actor(None, "cli")
+
+    async def work(s: AsyncSession) -> list[str]:
+        done: list[str] = []
+        plugin_id = lifecycle._plugin_id_of(package.manifest_text) or ""
+        row = await s.scalar(select(PluginPackage).where(PluginPackage.plugin_id == plugin_id))
+        before = (lifecycle.state_name(row), row.version) if row is not None else None
+        if row is not None and row.package_sha256 == package.sha256 and before[0] == "installed":  # type: ignore[index]
+            done.append(f"{plugin_id} {row.version} is already installed")
+        elif row is not None and row.package_sha256 == package.sha256:
+            row = await lifecycle.install(s, actor, plugin_id)
+            done.append(f"Installed {plugin_id} {row.version}")
+        else:
+            row = await lifecycle.upload(s, actor, package, settings, install_now=True,
+                                         allow_destructive=allow_destructive)
+            if before is not None and before[0] == "installed":
+                done.append(f"Upgraded {plugin_id} {before[1]} → {row.version}")
+            else:
+                done.append(f"Installed {plugin_id} {row.version}")
+        if enable and tenant_ref:
+            tenant = await directory.get_tenant(s, tenant_ref)
+            state = await s.scalar(select(PluginTenant).where(PluginTenant.tenant_id == tenant.id,
+                                                              PluginTenant.plugin_id == plugin_id))
+            if state is not None and state.status == "enabled":
+                done.append(f"{plugin_id} is already enabled in {tenant.slug}")
+            else:
+                await lifecycle.enable(s, actor, tenant.id, plugin_id)
+                done.append(f"Enabled {plugin_id} in {tenant.slug}")
+        return done
+
+    for line in run_db(settings, work):
+        click.echo(line)
+
+
+@plugin.command("list", help="List the plugins with their state and the tenants they are enabled in.")
+def plugin_list() -> None:
+    from sqlalchemy import select
+
+    from app.db.models import PluginTenant, Tenant
+    from app.plugins import lifecycle
+
+    settings = settings_or_exit()
+    migrate_or_exit(settings)
+
+    async def work(s: AsyncSession) -> list[tuple[str, ...]]:
+        enabled: dict[str, list[str]] = {}
+        for plugin_id, slug in (await s.execute(
+                select(PluginTenant.plugin_id, Tenant.slug).join(Tenant, Tenant.id == PluginTenant.tenant_id)
+                .where(PluginTenant.status == "enabled").order_by(Tenant.slug))).all():
+            enabled.setdefault(plugin_id, []).append(slug)
+        return [(r.plugin_id, r.version, lifecycle.state_name(r), r.package_sha256[:12],
+                 "bundled" if r.bundled else "", ",".join(enabled.get(r.plugin_id, [])) or "-")
+                for r in await lifecycle.all_plugins(s)]
+
+    rows = run_db(settings, work)
+    if not rows:
+        click.echo("No plugins.")
+        return
+    header = ("ID", "VERSION", "STATE", "SHA256", "BUNDLED", "ENABLED IN")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        click.echo("  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from app.db.engine import make_alchemy_config
 from app.events import EventBus
 from app.identity import bootstrap
 from app.settings import Settings, load_settings
-from app.web import admin_pages, api, auth_pages, records_api
+from app.web import admin_pages, api, auth_pages, plugin_admin, records_api, records_pages
 from app.web.context import access_guard, provide_ctx
 from app.web.errors import handle_exception
 
@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     static = create_static_files_router(path="/static", directories=[ROOT / "static"], opt={"public": True},
                                         include_in_schema=False)
     app = Litestar(
-        route_handlers=[*auth_pages.ROUTES, *admin_pages.ROUTES, *api.ROUTES, *records_api.ROUTES, static],
+        route_handlers=[*auth_pages.ROUTES, *admin_pages.ROUTES, *api.ROUTES, *records_api.ROUTES, *plugin_admin.ROUTES, *records_pages.ROUTES, static],
         plugins=[SQLAlchemyPlugin(config=alchemy), HTMXPlugin()],
         guards=[access_guard],
         dependencies={"ctx": Provide(provide_ctx)},

@@ -38,7 +38,6 @@ BASE_PERMISSIONS: list[PermissionDef] = [
     PermissionDef("db.role_permissions.delete", "Revoke permissions from roles"),
     PermissionDef("db.permissions.select", "View the permission registry"),
     PermissionDef("db.audit_log.select", "View the audit log"),
-    PermissionDef("ui.admin.menu", "Show the Administration menu"),
     PermissionDef("ui.admin.explain", "Use the permission explain tool"),
 ]
 

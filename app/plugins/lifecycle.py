@@ -298,9 +298,15 @@ async def purge(session: AsyncSession, actor: Actor, plugin_id: str, confirm: st
         raise Conflict(f"Uninstall {plugin_id} before purging it")
     if confirm.strip() != plugin_id:
         raise Conflict(f"Type the plugin id ({plugin_id}) to confirm the purge; nothing was deleted")
-    manifest = parse_manifest(row.manifest_toml, ValidationContext(
-        platform_version=PLATFORM_VERSION, available_modules=available_modules(),
-        installed_plugins=runtime._AnyVersion()))
+    # Entities of the other plugins (uninstalled ones too) resolve this manifest's references to them.
+    others = runtime._load_all([r for r in await _rows(session, include_deleted=True) if r.plugin_id != plugin_id])
+    try:
+        manifest = parse_manifest(row.manifest_toml, ValidationContext(
+            platform_version=PLATFORM_VERSION, available_modules=available_modules(),
+            installed_plugins=runtime._AnyVersion(),
+            foreign_entity_specs={e: ref.spec for p in others for e, ref in p.entities.items()}))
+    except ManifestError as exc:
+        raise ManifestRejected(exc) from exc
     (settings.data_dir / "backups").mkdir(parents=True, exist_ok=True)
     target = await backup(session, manifest, row.manifest_toml, settings.data_dir, "purge")
     conn = await session.connection()

@@ -10,6 +10,7 @@ import hashlib
 import io
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -69,8 +70,12 @@ def read_zip(data: bytes) -> Package:
         total += info.file_size
         if total > MAX_UNPACKED_BYTES:
             raise PackageError(f"The package unpacks to more than {MAX_UNPACKED_BYTES // (1024 * 1024)} MiB")
-        with archive.open(info) as handle:
-            content = handle.read(MAX_UNPACKED_BYTES + 1)
+        try:
+            with archive.open(info) as handle:
+                content = handle.read(MAX_UNPACKED_BYTES + 1)
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+            # Damaged data, a bad CRC, an unsupported compression method or an encrypted entry.
+            raise PackageError(f"Cannot unpack {name}: {exc}") from exc
         if len(content) != info.file_size:
             raise PackageError(f"The size of {name} does not match its zip header")
         files[str(path)] = content

@@ -33,6 +33,14 @@ SYSTEM_UUID = uuid.UUID(SYSTEM_TENANT_ID)
 STATE_KEY = "portal_ctx"
 
 
+@dataclass(frozen=True)
+class _PlatformRole:
+    name: str = "platform"
+
+
+PLATFORM_ROLE = _PlatformRole()
+
+
 @dataclass
 class RequestContext:
     settings: Settings
@@ -80,6 +88,11 @@ class RequestContext:
             assert self.user is not None
             own = await directory.memberships_of(self.db, self.user.id)
             self._memberships = [(t, r) for t, r in own if t.is_active or t.id == SYSTEM_UUID]
+            if any(t.id == SYSTEM_UUID for t, _ in own):
+                # Platform members reach every tenant through their system role.
+                seen = {t.id for t, _ in own}
+                tenants, _ = await directory.list_tenants(self.db, limit=200)
+                self._memberships += [(t, PLATFORM_ROLE) for t in tenants if t.id not in seen]
         return self._memberships
 
 

@@ -21,15 +21,20 @@ def is_htmx(request: Request) -> bool:
 async def page(request: Request, ctx: RequestContext, template: str, *, fragment: str | None = None,
                status_code: int = 200, **data: Any) -> Template:
     """Render `template`; an HTMX request targeting a region gets `fragment` (included by the page)."""
-    partial = bool(fragment) and is_htmx(request)
-    context: dict[str, Any] = {"ctx": ctx, "can": ctx.can, "can_any": ctx.can_any, "can_all": ctx.can_all, **data}
+    # A history restore asks for the whole page even though it is an HTMX request.
+    partial = bool(fragment) and is_htmx(request) and request.headers.get("hx-history-restore-request") != "true"
+    context: dict[str, Any] = {"ctx": ctx, "can": ctx.can, "can_any": ctx.can_any, "can_all": ctx.can_all,
+                               "base": f"/t/{ctx.tenant.slug}" if ctx.tenant else "", "path": request.url.path,
+                               **data}
     if not partial:
         context["menu"] = build_menu(ctx, await plugin_menu(ctx))
         context["switcher"] = await ctx.memberships() if ctx.user else []
         context["flash"] = take_flash(request)
-        context["path"] = request.url.path
-        context["base"] = f"/t/{ctx.tenant.slug}" if ctx.tenant else ""
-    response = Template(template_name=fragment if partial else template, context=context, status_code=status_code)
+    headers = {"Cache-Control": "no-store"} if ctx.user else {}
+    if fragment:
+        headers["Vary"] = "HX-Request"  # one URL, two representations: caches must keep them apart
+    response = Template(template_name=fragment if partial else template, context=context, status_code=status_code,
+                        headers=headers)
     if not partial and context["flash"]:
         response.delete_cookie("portal_flash")
     return response

@@ -2,14 +2,16 @@
 
 `live_server` starts `create_app(load_settings(settings_env))` on a free localhost port in a background
 thread, once per test and per backend (`settings_env` is parametrized over SQLite and PostgreSQL in
-tests/conftest.py). `browser` is one Chromium for the whole session; `page` is a fresh context (own
-cookies, 1280x800) per test. When /usr/bin/chromium is missing the browser tests are skipped, except with
-CI=true, where that is a failure.
+tests/conftest.py). `browser` is one Chromium for all browser tests; `page` is a fresh context (own
+cookies, 1280x800) per test; `shot` saves screenshots under test-artifacts/screenshots/. When /usr/bin/chromium (or $PORTAL_CHROMIUM) is missing the browser tests are
+skipped, except with CI=true, where that is a failure.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import re
 import threading
 import time
@@ -25,7 +27,7 @@ from app.server import create_app
 from app.settings import load_settings
 from tests.conftest import IN_CI
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(os.environ.get("PORTAL_CHROMIUM", "/usr/bin/chromium"))  # Debian's; override elsewhere
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1280, "height": 800}
@@ -40,18 +42,13 @@ class LiveServer:
     backend: str  # "sqlite" or "postgresql"
 
 
-class _Server(uvicorn.Server):
-    def install_signal_handlers(self) -> None:  # the main thread belongs to pytest
-        pass
-
-
 @pytest.fixture
 def live_server(settings_env: dict[str, str]) -> Iterator[LiveServer]:
     backend = "sqlite" if settings_env["DATABASE_URL"].startswith("sqlite") else "postgresql"
     app = create_app(load_settings(settings_env))
     config = uvicorn.Config(app=app, host="127.0.0.1", port=0, log_level="warning", lifespan="on",
-                            access_log=False, ws="none")
-    server = _Server(config)
+                            access_log=False, ws="none", timeout_graceful_shutdown=3)
+    server = uvicorn.Server(config)  # off the main thread it installs no signal handlers
     errors: list[BaseException] = []
 
     def serve() -> None:
@@ -92,10 +89,8 @@ def _migrate_first(request: pytest.FixtureRequest) -> None:
               if item.get_closest_marker("browser") and hasattr(item, "callspec")}
     for backend, fixture in (("sqlite", "sqlite_template"), ("postgresql", "pg_migrated")):
         if backend in wanted:
-            try:
+            with contextlib.suppress(pytest.skip.Exception, pytest.fail.Exception):
                 request.getfixturevalue(fixture)
-            except (pytest.skip.Exception, pytest.fail.Exception):
-                pass
 
 
 @pytest.fixture(scope="package")

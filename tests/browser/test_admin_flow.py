@@ -115,7 +115,8 @@ def test_admin_grants_a_role_and_the_member_sees_it(page: Page, shot: Any) -> No
     switcher.select_option("system")
     expect(page).to_have_url(re.compile(r"/t/system/$"))
     expect(page.locator("#tenant-switch")).to_have_value("system")
-    open_tenant_from_tenants_page(page, "acme")  # the switcher on /t/system/ does not list acme: see xfail below
+    page.locator("#tenant-switch").select_option("acme")
+    expect(page).to_have_url(re.compile(r"/t/acme/$"))
     expect(page.get_by_role("heading", level=1)).to_have_text("Acme Inc")
     sign_out(page)
 
@@ -260,15 +261,12 @@ def test_hostile_names_are_shown_escaped(page: Page, shot: Any) -> None:
     assert dialogs == [], f"markup from user input ran: {dialogs}"
 
 
-# --- known app bugs, pinned as strict xfails (they start failing once fixed: then drop the mark) --
+# --- regressions: bugs found by these browser tests, now fixed ---------------------------------
 
 UI_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # no database difference involved
 
 
 @UI_ONLY
-@pytest.mark.xfail(strict=True, reason="app/web/context.py RequestContext.memberships() returns only the user's own "
-                   "memberships, not 'all tenants for platform admins' as documented: on /t/system/ the switcher "
-                   "cannot reach acme")
 def test_platform_admin_switches_from_system_to_any_tenant(page: Page) -> None:
     sign_in(page, ADMIN_EMAIL, ADMIN_PASSWORD)
     create_tenant(page, "acme", "Acme Inc")
@@ -278,8 +276,6 @@ def test_platform_admin_switches_from_system_to_any_tenant(page: Page) -> None:
 
 
 @UI_ONLY
-@pytest.mark.xfail(strict=True, reason="app/web/render.py page(): HTMX fragments are rendered without `base`, so the "
-                   "row forms (and pager links) of a searched list point at /admin/members/... and answer 404")
 def test_row_actions_still_work_after_an_htmx_search(page: Page) -> None:
     sign_in(page, ADMIN_EMAIL, ADMIN_PASSWORD)
     create_tenant(page, "acme", "Acme Inc")
@@ -295,8 +291,6 @@ def test_row_actions_still_work_after_an_htmx_search(page: Page) -> None:
 
 
 @UI_ONLY
-@pytest.mark.xfail(strict=True, reason="app/web/render.py page(): the full page and the HTMX fragment share one URL "
-                   "without `Vary: HX-Request`, so Back to a searched list shows the cached bare fragment")
 def test_back_button_restores_a_searched_list_as_a_full_page(page: Page) -> None:
     sign_in(page, ADMIN_EMAIL, ADMIN_PASSWORD)
     create_tenant(page, "acme", "Acme Inc")
