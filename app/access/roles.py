@@ -43,6 +43,8 @@ async def list_roles(session: AsyncSession, tenant_id: uuid.UUID) -> list[tuple[
 
 
 async def get_role(session: AsyncSession, tenant_id: uuid.UUID, role_ref: uuid.UUID | str) -> Role:
+    if isinstance(role_ref, str) and ("\x00" in role_ref or len(role_ref) > 200):
+        raise NotFound("No such role in this tenant")
     try:
         rid = role_ref if isinstance(role_ref, uuid.UUID) else uuid.UUID(str(role_ref))
         role = await session.scalar(select(Role).where(Role.tenant_id == tenant_id, Role.id == rid))

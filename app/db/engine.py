@@ -21,6 +21,9 @@ MIGRATIONS_DIR = ROOT / "migrations"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # The driver's own transaction handling skips BEGIN before a SAVEPOINT, which would make every
+    # savepoint commit on its own; take over: autocommit at the driver, explicit BEGIN below.
+    dbapi_connection.isolation_level = None
     # WAL lets readers and one writer work at once; busy_timeout waits instead of failing.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -43,5 +46,7 @@ def make_alchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
     config.before_send_handler = autocommit_handler_maker(commit_on_redirect=True,
                                                           session_scope_key=config.session_scope_key)
     if settings.is_sqlite:
-        event.listen(config.get_engine().sync_engine, "connect", _sqlite_pragmas)
+        engine = config.get_engine().sync_engine
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
     return config

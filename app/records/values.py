@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 from app.plugins.manifest import FieldSpec
@@ -57,7 +57,9 @@ def parse(field: FieldSpec, value: Any) -> Any:
             raise FieldError("Enter a finite number.")
         scale = field.scale if field.scale is not None else 2
         precision = field.precision or 18
-        quantized = number.quantize(Decimal(1).scaleb(-scale))
+        if number and number.adjusted() >= precision - scale:  # first: quantize() cannot hold huge values
+            raise FieldError(f"Use at most {precision - scale} digits before the decimal point.")
+        quantized = number.quantize(Decimal(1).scaleb(-scale), context=Context(prec=precision + 1))
         if quantized != number:
             raise FieldError(f"Use at most {scale} decimal places.")
         if abs(quantized) >= Decimal(10) ** (precision - scale):
@@ -98,11 +100,23 @@ def parse(field: FieldSpec, value: Any) -> Any:
     if kind == "json":
         if isinstance(value, str):
             try:
-                return json.loads(value)
+                value = json.loads(value)
             except json.JSONDecodeError as exc:
                 raise FieldError(f"Not valid JSON: {exc.msg} at position {exc.pos}.") from exc
+        if _has_nul(value):  # PostgreSQL's jsonb refuses them
+            raise FieldError("JSON may not contain NUL characters.")
         return value
     raise FieldError(f"Unsupported field type {kind}.")
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def default_for(field: FieldSpec) -> Any:

@@ -31,7 +31,11 @@ async def _form(request: Request) -> FormMultiDict:
 
 def _s(form: FormMultiDict, key: str, limit: int = 1000) -> str:
     value = form.get(key)
-    return str(value)[:limit] if isinstance(value, str) else ""
+    if not isinstance(value, str):
+        return ""
+    if "\x00" in value:  # no database stores NUL in text; refuse it here with the field's name
+        raise ValidationFailed({key: "NUL characters are not allowed."})
+    return value[:limit]
 
 
 # --- home ----------------------------------------------------------------------------------------

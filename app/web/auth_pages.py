@@ -35,9 +35,10 @@ async def login_form(request: Request, ctx: RequestContext, next: str = "/") -> 
 @post("/login", opt={"public": True}, include_in_schema=False, status_code=200)
 async def login(request: Request, ctx: RequestContext,
                 data: Annotated[dict[str, Any], FORM]) -> Template | Response[Any]:
-    email = normalize_email(str(data.get("email", "")))[:254]
+    # NUL never belongs in an address (and PostgreSQL text cannot hold it): drop it before any query.
+    email = normalize_email(str(data.get("email", "")).replace("\x00", ""))[:254]
     password = str(data.get("password", ""))[:1024]
-    target = safe_next(str(data.get("next") or "/"))
+    target = safe_next(str(data.get("next") or "/").replace("\x00", ""))
     wait = await throttle.retry_after(ctx.db, ctx.settings, email, ctx.ip)
     if wait:
         minutes = max(1, round(wait / 60))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException, ValidationException
 from litestar.handlers.base import BaseRouteHandler
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -167,6 +167,8 @@ async def _attach_tenant(connection: ASGIConnection, ctx: RequestContext) -> Non
 
 async def access_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
     opt = handler.opt
+    if b"%00" in connection.scope.get("query_string", b"") or "\x00" in connection.scope["path"]:
+        raise ValidationException("NUL characters are not allowed in URLs")
     ctx = await resolve_context(connection)
     if opt.get("public"):
         return

@@ -245,7 +245,7 @@ async def plugins_page(request: Request, ctx: RequestContext) -> Template:
 
 
 @post(T("/upload"), opt={"permission": ADMIN}, include_in_schema=False, request_max_body_size=MAX_UPLOAD_BYTES)
-async def upload_page(request: Request, ctx: RequestContext) -> Template | Redirect:
+async def upload_page(request: Request, ctx: RequestContext) -> Template | Redirect | Response[Any]:
     form = await _form(request)
     values = {"install_now": _flag(form.get("install_now")), "allow_destructive": _flag(form.get("allow_destructive"))}
     try:
@@ -261,7 +261,13 @@ async def upload_page(request: Request, ctx: RequestContext) -> Template | Redir
         message = f"Upgraded {row.plugin_id} {old_version} → {row.version}"
     else:
         message = f"{'Installed' if row.status == 'installed' else 'Uploaded'} {row.plugin_id} {row.version}"
-    return redirect(f"{_base(ctx)}/{row.plugin_id}", message)
+    done = redirect(f"{_base(ctx)}/{row.plugin_id}", message)
+    if request.headers.get("hx-request") == "true":
+        # The HTMX upload (with its progress bar) navigates to the plugin's page, URL included.
+        hx = Response(content="", status_code=200, headers={"HX-Redirect": done.url})
+        hx.cookies.extend(done.cookies)
+        return hx
+    return done
 
 
 @get(T("/{plugin_id:str}"), opt={"permission": VIEW}, include_in_schema=False)
@@ -461,7 +467,6 @@ async def api_upgrade(ctx: RequestContext, plugin_id: str, data: MultipartUpload
     found = lifecycle._plugin_id_of(package.manifest_text)
     if found != plugin_id:
         raise PortalError(f"This package is the plugin {found!r}, not {plugin_id!r}")
-    await lifecycle.get(ctx.db, plugin_id)
     row = await lifecycle.upgrade(ctx.db, ctx.actor, package, ctx.settings,
                                   allow_destructive=bool(allow_destructive) or _flag(data.allow_destructive))
     return await describe(ctx.db, row, ctx.tenant_id)

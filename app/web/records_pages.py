@@ -315,13 +315,11 @@ def _list_query(request: Request, target: Target, filters: dict[str, str], p: Pa
     if not _sortable(target.ref, sort):
         sort = DEFAULT_SORT
     deleted = params.get("deleted") in {"1", "true", "on"}
+    p.q = p.q.replace("\x00", "")  # PostgreSQL text cannot hold NUL; nothing can match it anyway
     return ListQuery(q=p.q, filters=filters, sort=sort, page=p.page, size=p.size, deleted=deleted)
 
 
 # --- rendering helpers ---------------------------------------------------------------------------
-
-_render = page  # page() serves the fragment to HTMX (not to a history restore) and sets Vary: HX-Request
-
 
 def _common(ctx: RequestContext, target: Target) -> dict[str, Any]:
     return {"target": target, "spec": target.spec, "entity": target.entity, "page_url": target.url,
@@ -363,7 +361,7 @@ async def _list(request: Request, ctx: RequestContext, target: Target) -> Templa
     table = [(row, [_cell(ctx, target, c, row, labels) for c in columns]) for row in rows]
     has_next = p.page < p.pages or (capped and len(rows) == p.size)
     export_params = {k: v for k, v in {"q": p.q, **p.extra}.items() if v}
-    return await _render(
+    return await page(
         request, ctx, "records/list.html", fragment="records/_rows.html", **_common(ctx, target),
         p=p, rows=table, columns=columns, filters=widgets, filter_errors=filter_errors, query=query, total=total,
         capped=capped, total_text=_count_text(total, capped), filters_active=bool(active), has_next=has_next,
@@ -401,8 +399,8 @@ async def _detail(request: Request, ctx: RequestContext, target: Target, record_
     await _label_history(svc, target, history_rows)
     meta = [("Created", display(None, row.get("created_at"))), ("Last changed", display(None, row.get("updated_at"))),
             ("Version", str(row.get("version"))), ("Id", str(row["id"]))]
-    return await _render(request, ctx, "records/detail.html", **_common(ctx, target), row=row, fields=fields, meta=meta,
-                         history=history_rows, title=_title(ref, row, labels))
+    return await page(request, ctx, "records/detail.html", **_common(ctx, target), row=row, fields=fields, meta=meta,
+                      history=history_rows, title=_title(ref, row, labels))
 
 
 def _title(ref: EntityRef, row: Mapping[str, Any], labels: dict[str, dict[Any, str]] | None = None) -> str:
@@ -572,11 +570,11 @@ async def _form_page(request: Request, ctx: RequestContext, target: Target, *, r
         readonly = {ff.spec.name: _value_text(ff.spec, row.get(ff.spec.name), labels.get(ff.spec.name))
                     for ff in _form_fields(groups) if ff.readonly}
     action = target.url if row is None else f"{target.url}/{row['id']}"
-    return await _render(request, ctx, "records/form.html", status_code=status_code, **_common(ctx, target),
-                         groups=groups, values=values, errors=errors, stray=stray, row=row, version=version,
-                         action=action, readonly=readonly, form_error=form_error,
-                         lookup_url=f"{target.url}/lookup",
-                         title=(f"New {target.ref.spec.label}" if row is None else f"Edit {_title(target.ref, row)}"))
+    return await page(request, ctx, "records/form.html", status_code=status_code, **_common(ctx, target),
+                      groups=groups, values=values, errors=errors, stray=stray, row=row, version=version,
+                      action=action, readonly=readonly, form_error=form_error,
+                      lookup_url=f"{target.url}/lookup",
+                      title=(f"New {target.ref.spec.label}" if row is None else f"Edit {_title(target.ref, row)}"))
 
 
 async def _new(request: Request, ctx: RequestContext, target: Target) -> Template:
@@ -618,7 +616,7 @@ async def _update(request: Request, ctx: RequestContext, target: Target, record_
     groups = _form_layout(target.ref, target.spec)
     data, values = _values_from_form(groups, form)
     raw_version = form.get("version")
-    version = int(raw_version) if isinstance(raw_version, str) and raw_version.strip().isdigit() else None
+    version = int(raw_version) if isinstance(raw_version, str) and re.fullmatch(r"[0-9]{1,18}", raw_version) else None
     try:
         async with _atomic(ctx):
             row = await svc.update(target.ref, record_id, data, version)
@@ -663,9 +661,9 @@ async def _conflict(request: Request, ctx: RequestContext, target: Target, group
                      "theirs": _value_text(ff.spec, theirs, labels.get(name)),
                      "yours": _value_text(ff.spec, yours, mine_labels.get(name)),
                      "differs": to_json(theirs) != to_json(yours)})
-    return await _render(request, ctx, "records/conflict.html", status_code=409, **_common(ctx, target),
-                         row=current, rows=rows, mine=mine, title=_title(target.ref, current),
-                         action=f"{target.url}/{current['id']}")
+    return await page(request, ctx, "records/conflict.html", status_code=409, **_common(ctx, target),
+                      row=current, rows=rows, mine=mine, title=_title(target.ref, current),
+                      action=f"{target.url}/{current['id']}")
 
 
 # --- delete, restore, bulk delete ----------------------------------------------------------------
@@ -774,7 +772,14 @@ class ImportPreview:
 
 def _read_csv(text: str, ref: EntityRef) -> tuple[list[str], list[dict[str, str]], list[str], list[str]]:
     """(header, rows for the service, ignored standard columns, unknown columns)."""
-    reader = csv.reader(io.StringIO(text))
+    try:
+        return _parse_csv(text, ref)
+    except csv.Error as exc:
+        raise ValidationFailed({"file": f"This is not a readable CSV file: {exc}."}) from exc
+
+
+def _parse_csv(text: str, ref: EntityRef) -> tuple[list[str], list[dict[str, str]], list[str], list[str]]:
+    reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
@@ -843,9 +848,9 @@ async def _validate_import(svc: RecordService, ctx: RequestContext, ref: EntityR
 
 async def _import_page(request: Request, ctx: RequestContext, target: Target, *, preview: ImportPreview | None = None,
                        errors: dict[str, str] | None = None, status_code: int = 200) -> Template:
-    return await _render(request, ctx, "records/import.html", status_code=status_code, **_common(ctx, target),
-                         preview=preview, errors=errors or {}, field_labels={f.name: f.label for f in target.ref.spec.fields},
-                         title=f"Import {target.spec.name}")
+    return await page(request, ctx, "records/import.html", status_code=status_code, **_common(ctx, target),
+                      preview=preview, errors=errors or {}, field_labels={f.name: f.label for f in target.ref.spec.fields},
+                      title=f"Import {target.spec.name}")
 
 
 async def _import_form(request: Request, ctx: RequestContext, target: Target) -> Template:
@@ -892,7 +897,7 @@ async def _lookup(request: Request, ctx: RequestContext, target: Target) -> Temp
     if ref is None:
         raise NotFound(f"{fspec.entity} is not available in this tenant")
     svc = ctx.records()
-    q = (params.get("q") or params.get("_q") or "").strip()[:200]
+    q = (params.get("q") or params.get("_q") or "").replace("\x00", "").strip()[:200]
     found = await svc.search_labels(ref, q, LOOKUP_LIMIT)
     options = [(str(i), label) for i, label in found]
     selected = params.get(name) or ""
@@ -919,12 +924,12 @@ async def _dashboard(request: Request, ctx: RequestContext, target: Target) -> T
         result = await svc.list(ref, ListQuery(size=1))
         cards.append({"label": ref.spec.label, "name": ref.name, "total_text": _count_text(result.total, result.capped),
                       "url": _page_url_for(ctx, [target.plugin], ref.name)})
-    return await _render(request, ctx, "records/dashboard.html", **_common(ctx, target), cards=cards)
+    return await page(request, ctx, "records/dashboard.html", **_common(ctx, target), cards=cards)
 
 
 async def _custom(request: Request, ctx: RequestContext, target: Target) -> Template:
     has_wasm = await ctx.db.scalar(select(PluginPackage.has_wasm).where(PluginPackage.plugin_id == target.plugin.id))
-    return await _render(request, ctx, "records/custom.html", **_common(ctx, target), has_wasm=bool(has_wasm))
+    return await page(request, ctx, "records/custom.html", **_common(ctx, target), has_wasm=bool(has_wasm))
 
 
 # --- routes --------------------------------------------------------------------------------------

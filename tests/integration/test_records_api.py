@@ -36,6 +36,7 @@ def setup_tenants(app: Any) -> None:
             acme = await directory.get_tenant(s, "acme")
             await directory.add_member(s, actor, acme.id, bob, await roles.get_role(s, acme.id, "Member"))
             await s.commit()
+        await app.state.alchemy.get_engine().dispose()  # its connections belong to this loop
 
     asyncio.run(work())
 
