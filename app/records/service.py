@@ -27,7 +27,10 @@ from app.plugins.manifest import FieldSpec
 from app.plugins.runtime import EntityRef
 from app.records.values import FieldError, default_for, parse, to_json
 
-COUNT_CAP = 10_000  # past this, lists show "10,000+" instead of paying for a full COUNT
+# A full COUNT on every page view is the classic cost of admin lists on big tables: count at most
+# COUNT_CAP rows, or up to COUNT_LOOKAHEAD_PAGES pages past the one asked for, and show "N+" beyond.
+COUNT_CAP = 1_000
+COUNT_LOOKAHEAD_PAGES = 20
 MAX_PAGE_SIZE = 200
 SORTABLE_STANDARD = ("created_at", "updated_at")
 # Pages may filter on the standard timestamps too (e.g. a "created_at" from/to filter).
@@ -152,13 +155,15 @@ class RecordService:
         order = self._order(entity, query.sort)
         rows = (await self.db.execute(stmt.order_by(*order).offset((query.page - 1) * query.size)
                                       .limit(query.size))).mappings().all()
-        total, capped = await self.count(stmt)
+        offset = (query.page - 1) * query.size
+        total, capped = await self.count(stmt, max(COUNT_CAP, offset + query.size * COUNT_LOOKAHEAD_PAGES))
         return ListResult([_row(r) for r in rows], total, capped, query)
 
-    async def count(self, stmt: sa.Select[Any]) -> tuple[int, bool]:
-        limited = stmt.with_only_columns(sa.literal(1)).order_by(None).limit(COUNT_CAP + 1).subquery()
+    async def count(self, stmt: sa.Select[Any], cap: int | None = None) -> tuple[int, bool]:
+        cap = cap or COUNT_CAP
+        limited = stmt.with_only_columns(sa.literal(1)).order_by(None).limit(cap + 1).subquery()
         n = await self.db.scalar(sa.select(sa.func.count()).select_from(limited)) or 0
-        return (COUNT_CAP, True) if n > COUNT_CAP else (int(n), False)
+        return (cap, True) if n > cap else (int(n), False)
 
     async def iterate(self, entity: EntityRef, query: ListQuery, batch: int = 500) -> Any:
         """All rows of a filtered list, in batches (CSV export streams from this)."""

@@ -172,6 +172,9 @@ def build_table(entity: EntitySpec, metadata: sa.MetaData) -> sa.Table:
     table = sa.Table(name, metadata, *_standard_columns(), *(column_for(f) for f in entity.fields))
 
     sa.Index(index_name("ix", name, "tenant"), table.c.tenant_id)
+    # Serves the default list order (newest first) and the capped counts with an index-only scan.
+    sa.Index(index_name("ix", name, "live"), table.c.tenant_id, table.c.created_at, table.c.id,
+             sqlite_where=table.c.deleted_at.is_(None), postgresql_where=table.c.deleted_at.is_(None))
     seen: set[tuple[str, ...]] = {("tenant_id",)}
     for columns in entity.indexes:
         key = ("tenant_id", *(c for c in columns if c != "tenant_id"))

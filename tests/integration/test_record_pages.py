@@ -142,6 +142,7 @@ def test_list_search_filter_sort_and_paging(tenants, monkeypatch):
 
     # Past the count cap the list says "N+" and keeps offering the next page.
     monkeypatch.setattr(record_service, "COUNT_CAP", 20)
+    monkeypatch.setattr(record_service, "COUNT_LOOKAHEAD_PAGES", 1)
     capped = client.get(ITEMS, params={"size": "10", "page": "2"})
     assert "20+ total" in text_of(capped.text) and "Page 2 of 2+" in text_of(capped.text) and "Next" in capped.text
     monkeypatch.undo()
