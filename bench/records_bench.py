@@ -196,6 +196,7 @@ def direct_sql_ms(url: str, tenant_id: str, category: str) -> dict[str, float]:
 
 
 POST_SCRIPT = """
+math.randomseed(os.time())
 counter = 0
 request = function()
   counter = counter + 1

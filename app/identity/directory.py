@@ -98,6 +98,11 @@ async def list_tenants(session: AsyncSession, q: str = "", offset: int = 0, limi
     return list(rows.all()), int(total)
 
 
+async def active_tenants(session: AsyncSession, limit: int = 200) -> list[Tenant]:
+    rows = await session.scalars(select(Tenant).where(Tenant.is_active.is_(True)).order_by(Tenant.name).limit(limit))
+    return list(rows.all())
+
+
 # --- users ---------------------------------------------------------------------------------------
 
 async def find_user(session: AsyncSession, email: str) -> User | None:

@@ -138,6 +138,7 @@ async def upload(session: AsyncSession, actor: Actor, package: Package, settings
     elif existing.status != "installed":
         row.status = "uploaded"
     await session.flush()
+    runtime.forget_enabled(session)
     await audit.record(session, actor, "plugin.upload", "plugin", manifest.id, summary=f"Uploaded {manifest.id} {manifest.version}",
                        after={"version": manifest.version, "sha256": package.sha256})
     if install_now:
@@ -183,6 +184,7 @@ async def install(session: AsyncSession, actor: Actor, plugin_id: str) -> Plugin
     reinstall = row.deleted_at is not None
     row.status, row.deleted_at, row.error_message = "installed", None, ""
     await session.flush()
+    runtime.forget_enabled(session)
     await audit.record(session, actor, "plugin.install", "plugin", plugin_id,
                        summary=f"{'Re-installed' if reinstall else 'Installed'} {plugin_id} {row.version}")
     return row
@@ -210,6 +212,7 @@ async def enable(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, plug
         session.add(state)
     state.status, state.error_message = "enabled", ""
     await session.flush()
+    runtime.forget_enabled(session)
     await _grant_defaults(session, tenant_id, plugin.manifest)
     await audit.record(session, actor, "plugin.enable", "plugin", plugin_id, tenant_id=tenant_id,
                        summary=f"Enabled {plugin_id}")
@@ -236,6 +239,7 @@ async def disable(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, plu
         raise Conflict(f"Disable {', '.join(dependants)} first: it depends on {plugin_id}")
     state.status = "disabled"
     await session.flush()
+    runtime.forget_enabled(session)
     await policy.bump_policy_version(session, tenant_id)
     await audit.record(session, actor, "plugin.disable", "plugin", plugin_id, tenant_id=tenant_id,
                        summary=f"Disabled {plugin_id}")
@@ -259,6 +263,7 @@ async def uninstall(session: AsyncSession, actor: Actor, plugin_id: str) -> Plug
         raise Conflict(f"Uninstall {', '.join(dependants)} first: it depends on {plugin_id}")
     row.deleted_at = utcnow()
     await session.flush()
+    runtime.forget_enabled(session)
     await audit.record(session, actor, "plugin.uninstall", "plugin", plugin_id,
                        summary=f"Uninstalled {plugin_id} (tables and data kept)")
     return row
@@ -319,6 +324,7 @@ async def purge(session: AsyncSession, actor: Actor, plugin_id: str, confirm: st
     await session.execute(delete(PluginTenant).where(PluginTenant.plugin_id == plugin_id))
     await session.delete(row)
     await session.flush()
+    runtime.forget_enabled(session)
     await audit.record(session, actor, "plugin.purge", "plugin", plugin_id,
                        summary=f"Purged {plugin_id}; backup in {target}")
     return target
@@ -355,6 +361,7 @@ async def upgrade(session: AsyncSession, actor: Actor, package: Package, setting
     await _register(session, manifest)
     await _record_schema_versions(session, manifest, {c.entity for c in diff.changes})
     await session.flush()
+    runtime.forget_enabled(session)
     for state in (await session.scalars(select(PluginTenant).where(
             PluginTenant.plugin_id == plugin_id, PluginTenant.status == "enabled"))).all():
         await _grant_defaults(session, state.tenant_id, manifest)

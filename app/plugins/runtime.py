@@ -107,8 +107,19 @@ def _load_all(rows: list[PluginPackage]) -> list[LoadedPlugin]:
     return out
 
 
+ENABLED_KEY = "portal_enabled_plugins"
+
+
+def forget_enabled(session: AsyncSession) -> None:
+    """Drop the per-session memo after a lifecycle change in this session."""
+    session.info.pop(ENABLED_KEY, None)
+
+
 async def enabled_for(session: AsyncSession, tenant_id: uuid.UUID) -> list[LoadedPlugin]:
-    """Plugins enabled in a tenant (one query; parsing is cached)."""
+    """Plugins enabled in a tenant (one query per request session; parsing is cached per worker)."""
+    memo: dict[uuid.UUID, list[LoadedPlugin]] = session.info.setdefault(ENABLED_KEY, {})
+    if tenant_id in memo:
+        return memo[tenant_id]
     rows = (await session.scalars(
         select(PluginPackage)
         .join(PluginTenant, PluginTenant.plugin_id == PluginPackage.plugin_id)
@@ -116,7 +127,8 @@ async def enabled_for(session: AsyncSession, tenant_id: uuid.UUID) -> list[Loade
                PluginPackage.status == "installed", PluginPackage.deleted_at.is_(None))
         .order_by(PluginPackage.plugin_id)
     )).all()
-    return _load_all(list(rows))
+    memo[tenant_id] = _load_all(list(rows))
+    return memo[tenant_id]
 
 
 async def entity_in_tenant(session: AsyncSession, tenant_id: uuid.UUID, plugin_id: str, entity: str) -> EntityRef:

@@ -300,9 +300,10 @@ class RecordService:
                            tenant_id=self.tenant_id, summary=summary, before=plain(before), after=plain(after))
 
     async def _write(self, stmt: Any, entity: EntityRef) -> Any:
+        # No savepoint here: a failed write fails the caller's unit of work (request, guest call or
+        # one imported row), which owns the transaction or its own savepoint.
         try:
-            async with self.db.begin_nested():
-                return await self.db.execute(stmt)
+            return await self.db.execute(stmt)
         except IntegrityError as exc:
             unique = [f.label for f in entity.spec.fields if f.unique]
             raise Conflict(f"A conflicting {entity.spec.label} exists (unique: {', '.join(unique) or 'id'})") from exc
@@ -393,7 +394,8 @@ class RecordService:
         async with self.db.begin_nested() as savepoint:
             for number, data in enumerate(rows, start=1):
                 try:
-                    await self.insert(entity, data)
+                    async with self.db.begin_nested():  # a refused row must not poison the next ones
+                        await self.insert(entity, data)
                     inserted += 1
                 except ValidationFailed as exc:
                     errors[number] = exc.errors

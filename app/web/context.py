@@ -91,7 +91,7 @@ class RequestContext:
             if any(t.id == SYSTEM_UUID for t, _ in own):
                 # Platform members reach every tenant through their system role.
                 seen = {t.id for t, _ in own}
-                tenants, _ = await directory.list_tenants(self.db, limit=200)
+                tenants = await directory.active_tenants(self.db, limit=200)
                 self._memberships += [(t, PLATFORM_ROLE) for t in tenants if t.id not in seen]
         return self._memberships
 

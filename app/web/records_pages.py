@@ -327,9 +327,8 @@ def _common(ctx: RequestContext, target: Target) -> dict[str, Any]:
 
 
 def _atomic(ctx: RequestContext) -> Any:
-    """A savepoint around one page action, so that the record, its audit row and (for bulk actions)
-    every row succeed or fail together — also on SQLite, where the driver's legacy transaction
-    handling lets the service's own inner SAVEPOINT ... RELEASE commit on its own."""
+    """A savepoint around one page action: when the action fails (a unique clash on PostgreSQL aborts
+    the transaction), rolling back to it keeps the session usable for re-rendering the form."""
     return ctx.db.begin_nested()
 
 
