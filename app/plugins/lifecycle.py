@@ -10,9 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import delete, select
@@ -43,6 +41,7 @@ from app.plugins.manifest import (
 )
 from app.plugins.modules import available_modules
 from app.plugins.packages import Package, store
+from app.records.values import to_json
 from app.schema import apply_additive, build_table, diff_entities, ensure_tables
 from app.schema.diff import SchemaDiff
 from app.settings import Settings
@@ -269,14 +268,6 @@ async def uninstall(session: AsyncSession, actor: Actor, plugin_id: str) -> Plug
     return row
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    if isinstance(value, Decimal | uuid.UUID):
-        return str(value)
-    return value
-
-
 async def backup(session: AsyncSession, manifest: Manifest, manifest_toml: str, data_dir: Path, label: str) -> Path:
     """JSON Lines per entity plus the manifest, under <data dir>/backups/."""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
@@ -291,7 +282,7 @@ async def backup(session: AsyncSession, manifest: Manifest, manifest_toml: str, 
         rows = (await session.execute(select(table))).mappings().all()
         with (target / f"{entity.name}.jsonl").open("w", encoding="utf-8") as out:
             for r in rows:
-                out.write(json.dumps({k: _jsonable(v) for k, v in r.items()}, ensure_ascii=False) + "\n")
+                out.write(json.dumps({k: to_json(v) for k, v in r.items()}, ensure_ascii=False) + "\n")
     (target / "schema.json").write_text(json.dumps({"plugin": manifest.id, "version": manifest.version,
                                                     "entities": schema}, indent=2), encoding="utf-8")
     return target

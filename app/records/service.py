@@ -344,20 +344,26 @@ class RecordService:
         self._publish(entity, "updated", after)
         return after
 
-    async def delete(self, entity: EntityRef, record_id: uuid.UUID | str) -> dict[str, Any]:
-        self.require(entity, "delete")
-        before = await self._load(entity, record_id)
+    async def _set_deleted(self, entity: EntityRef, before: dict[str, Any], deleted_at: dt.datetime | None,
+                           action: str, verb: str) -> dict[str, Any]:
         t = entity.table
         now = dt.datetime.now(dt.UTC)
-        changes = {"deleted_at": now, "updated_at": now, "updated_by": self.actor.user_id,
+        changes = {"deleted_at": deleted_at, "updated_at": now, "updated_by": self.actor.user_id,
                    "version": before["version"] + 1}
         await self._write(sa.update(t).where(t.c.id == before["id"], t.c.tenant_id == self.tenant_id).values(**changes),
                           entity)
         after = {**before, **changes}
-        await self._audit(entity, "delete", before["id"], {"deleted_at": None}, {"deleted_at": now},
-                          f"Deleted {entity.spec.label} {before.get(entity.spec.display_field, before['id'])}")
-        self._publish(entity, "deleted", after)
+        await self._audit(entity, action, before["id"], {"deleted_at": to_json(before["deleted_at"])},
+                          {"deleted_at": to_json(deleted_at)},
+                          f"{verb} {entity.spec.label} {before.get(entity.spec.display_field, before['id'])}")
+        self._publish(entity, {"delete": "deleted", "restore": "restored"}[action], after)
         return after
+
+    async def delete(self, entity: EntityRef, record_id: uuid.UUID | str) -> dict[str, Any]:
+        """Soft delete: the row stays, hidden, and can be restored."""
+        self.require(entity, "delete")
+        before = await self._load(entity, record_id)
+        return await self._set_deleted(entity, before, dt.datetime.now(dt.UTC), "delete", "Deleted")
 
     async def restore(self, entity: EntityRef, record_id: uuid.UUID | str) -> dict[str, Any]:
         self.require(entity, "delete")
@@ -366,18 +372,7 @@ class RecordService:
         clash = await self._check_unique(entity, live, before["id"])
         if clash:
             raise Conflict("Cannot restore: " + " ".join(clash.values()))
-        t = entity.table
-        now = dt.datetime.now(dt.UTC)
-        changes = {"deleted_at": None, "updated_at": now, "updated_by": self.actor.user_id,
-                   "version": before["version"] + 1}
-        await self._write(sa.update(t).where(t.c.id == before["id"], t.c.tenant_id == self.tenant_id).values(**changes),
-                          entity)
-        after = {**before, **changes}
-        await self._audit(entity, "restore", before["id"], {"deleted_at": to_json(before["deleted_at"])},
-                          {"deleted_at": None},
-                          f"Restored {entity.spec.label} {before.get(entity.spec.display_field, before['id'])}")
-        self._publish(entity, "restored", after)
-        return after
+        return await self._set_deleted(entity, before, None, "restore", "Restored")
 
     async def bulk_delete(self, entity: EntityRef, ids: Iterable[str]) -> int:
         count = 0

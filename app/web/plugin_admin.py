@@ -14,10 +14,8 @@ reason. A failed action answers 4xx, so its transaction is rolled back.
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Annotated, Any
 
 from litestar import Request, Response, Router, delete, get, post
@@ -34,6 +32,7 @@ from app.plugins import lifecycle, runtime
 from app.plugins.lifecycle import DestructiveUpgrade, ManifestRejected
 from app.plugins.manifest import Manifest, ManifestError
 from app.plugins.packages import MAX_UNPACKED_BYTES, Package, PackageError, read_zip
+from app.records.values import to_json
 from app.web.context import RequestContext
 from app.web.errors import problem
 from app.web.render import page, redirect
@@ -46,12 +45,7 @@ TENANT_HEADER = Parameter(header="X-Tenant", required=False, description="Tenant
 
 # --- facts shared by the pages and the API ------------------------------------------------------
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    if isinstance(value, Decimal | uuid.UUID):
-        return str(value)
-    return value
+_plain = to_json  # dates, decimals and UUIDs as JSON-safe strings
 
 
 def plugin_json(row: PluginPackage, state: PluginTenant | None) -> dict[str, Any]:
