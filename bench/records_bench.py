@@ -265,19 +265,20 @@ def main() -> None:
                     print(f"warning: {name} answers {status}")
         workers = tree(server.pid)
         direct = direct_sql_ms(url, tenant_id, category)
-        print(f"\n{'scenario':<16} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>11} {'target':>7} "
+        print(f"\n{'scenario':<16} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'app ms':>7} {'pg ms':>6} {'CPU ms/req':>11} {'target':>7} "
               f"{'SQL ms':>7} {'x SQL':>6}  verdict")
         for name, (target, lua) in scenarios.items():
             headers = {"Cookie": cookie, "x-csrftoken": csrf}
-            before = cpu_seconds(workers) + cpu_seconds(postgres_pids())
+            app_before, pg_before = cpu_seconds(workers), cpu_seconds(postgres_pids())
             result = wrk(target, headers, args.duration, lua)
-            after = cpu_seconds(workers) + cpu_seconds(postgres_pids())
-            cpu_ms = (after - before) * 1000 / max(1, result["requests"])
+            app_ms = (cpu_seconds(workers) - app_before) * 1000 / max(1, result["requests"])
+            pg_ms = (cpu_seconds(postgres_pids()) - pg_before) * 1000 / max(1, result["requests"])
+            cpu_ms = app_ms + pg_ms
             sql = direct.get(name)
             ratio = f"{cpu_ms / sql:.1f}" if sql else "—"
             ok = cpu_ms <= TARGETS_MS[name] and (sql is None or cpu_ms <= 3 * sql or cpu_ms <= TARGETS_MS[name])
             verdict = ("PASS" if ok else "FAIL") + (f" ({int(result['errors'])} non-2xx/3xx)" if result["errors"] else "")
-            print(f"{name:<16} {result['rps']:>8.0f} {result['p50']:>8.1f} {result['p99']:>8.1f} {cpu_ms:>11.2f} "
+            print(f"{name:<16} {result['rps']:>8.0f} {result['p50']:>8.1f} {result['p99']:>8.1f} {app_ms:>7.2f} {pg_ms:>6.2f} {cpu_ms:>11.2f} "
                   f"{TARGETS_MS[name]:>7} {sql if sql is None else round(sql, 2)!s:>7} {ratio:>6}  {verdict}")
     finally:
         os.killpg(server.pid, signal.SIGTERM)

@@ -62,6 +62,8 @@ BADGE_COLORS = {"green", "grey", "gray", "blue", "red", "orange", "purple", "yel
 ACTION_OPS = {"create": "insert", "edit": "update", "delete": "delete", "restore": "delete",
               "bulk_delete": "delete", "import": "insert", "export": "select"}
 CSV_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+# "+1 555 0100" or "-12.5" cannot run as a formula: no guard apostrophe for plain numbers/phones.
+PHONE_LIKE = re.compile(r"^[+-][0-9][0-9 ().-]*$")
 
 
 # --- resolving a URL to a plugin page ------------------------------------------------------------
@@ -568,7 +570,8 @@ async def _form_page(request: Request, ctx: RequestContext, target: Target, *, r
         labels = await _reference_labels(svc, target, [ff.spec for ff in _form_fields(groups) if ff.readonly], [row])
         readonly = {ff.spec.name: _value_text(ff.spec, row.get(ff.spec.name), labels.get(ff.spec.name))
                     for ff in _form_fields(groups) if ff.readonly}
-    action = target.url if row is None else f"{target.url}/{row['id']}"
+    # Posting to .../new keeps a refused create on the form's own URL (a reload shows the form).
+    action = f"{target.url}/new" if row is None else f"{target.url}/{row['id']}"
     return await page(request, ctx, "records/form.html", status_code=status_code, **_common(ctx, target),
                       groups=groups, values=values, errors=errors, stray=stray, row=row, version=version,
                       action=action, readonly=readonly, form_error=form_error,
@@ -704,7 +707,8 @@ def _csv_cell(spec: FieldSpec | None, value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     text = to_input(spec, value) if spec is not None and spec.type == "json" else str(to_json(value))
-    if spec is not None and spec.type in {"string", "text", "select", "json"} and text.startswith(CSV_FORMULA):
+    if (spec is not None and spec.type in {"string", "text", "select", "json"} and text.startswith(CSV_FORMULA)
+            and not PHONE_LIKE.match(text)):
         text = "'" + text  # keep spreadsheets from running it as a formula; import strips it again
     return text
 
