@@ -131,7 +131,9 @@ def cpu_seconds(pids: list[int]) -> float:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except FileNotFoundError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime + stime
+        # utime + stime, plus cutime + cstime: the CPU of children that already exited (PostgreSQL
+        # backends of closed overflow connections) is added to their parent's counters when reaped.
+        total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
     return total / tick
 
 
@@ -156,7 +158,10 @@ def wrk(url: str, headers: dict[str, str], seconds: int, script: Path | None = N
     out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
 
     def ms(token: str) -> float:
-        value = float(re.match(r"[\d.]+", token).group())  # type: ignore[union-attr]
+        match = re.match(r"[\d.]+", token)
+        if match is None:
+            sys.exit(f"records_bench: cannot read wrk's output:\n{out}")
+        value = float(match.group())
         return value / 1000 if token.endswith("us") else value * 1000 if token.endswith("s") and not token.endswith("ms") else value
 
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]

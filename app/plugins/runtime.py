@@ -120,12 +120,19 @@ async def enabled_for(session: AsyncSession, tenant_id: uuid.UUID) -> list[Loade
     memo: dict[uuid.UUID, list[LoadedPlugin]] = session.info.setdefault(ENABLED_KEY, {})
     if tenant_id in memo:
         return memo[tenant_id]
-    rows = (await session.scalars(
-        select(PluginPackage)
+    # Ids and hashes only: manifests are parsed once per worker, so their text is fetched on a miss.
+    keys = (await session.execute(
+        select(PluginPackage.plugin_id, PluginPackage.package_sha256)
         .join(PluginTenant, PluginTenant.plugin_id == PluginPackage.plugin_id)
         .where(PluginTenant.tenant_id == tenant_id, PluginTenant.status == "enabled",
                PluginPackage.status == "installed", PluginPackage.deleted_at.is_(None))
         .order_by(PluginPackage.plugin_id)
+    )).all()
+    if all(tuple(k) in _cache for k in keys):
+        memo[tenant_id] = [_cache[tuple(k)] for k in keys]  # type: ignore[index]
+        return memo[tenant_id]
+    rows = (await session.scalars(
+        select(PluginPackage).where(PluginPackage.plugin_id.in_([k[0] for k in keys])).order_by(PluginPackage.plugin_id)
     )).all()
     memo[tenant_id] = _load_all(list(rows))
     return memo[tenant_id]

@@ -592,11 +592,13 @@ async def _create(request: Request, ctx: RequestContext, target: Target) -> Resp
     svc.require(target.ref, "insert")
     data, values = _values_from_form(_form_layout(target.ref, target.spec), await request.form())
     try:
-        async with _atomic(ctx):
-            row = await svc.insert(target.ref, data)
+        # No savepoint on the hot path: validation fails before any write, and a unique clash
+        # (which aborts a PostgreSQL transaction) rolls the whole request back before re-rendering.
+        row = await svc.insert(target.ref, data)
     except ValidationFailed as exc:
         return await _form_page(request, ctx, target, row=None, values=values, errors=exc.errors, status_code=422)
     except Conflict as exc:
+        await ctx.db.rollback()
         return await _form_page(request, ctx, target, row=None, values=values, form_error=exc.detail, status_code=409)
     return redirect(f"{target.url}/{row['id']}", f"{_title(target.ref, row)} created")
 
