@@ -171,14 +171,8 @@ def stop_server(server: Server) -> None:
         proc.wait(timeout=10)
 
 
-@pytest.mark.parametrize(
-    "backend",
-    ["postgresql",
-     pytest.param("sqlite", marks=pytest.mark.skip(reason="several workers sharing one cache key source is a "
-                                                          "PostgreSQL deployment; SQLite runs one worker"))],
-)
-def test_grant_reaches_every_worker_within_a_second(backend: str, request: pytest.FixtureRequest,
-                                                    tmp_path: Path) -> None:
+def test_grant_reaches_every_worker_within_a_second(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """Several workers are a PostgreSQL deployment (SQLite serves one worker), so this runs there only."""
     url: str = request.getfixturevalue("pg_migrated")  # skips off-CI without PostgreSQL, fails in CI
     reset_pg()
     env = server_env(tmp_path, url)
