@@ -122,10 +122,7 @@ async def create_user(
     if problem := password_problem(password, email):
         errors["password"] = problem
     display_name = display_name.strip() or email.split("@")[0]
-    if problem := text_problem(display_name, "display name", 200):
-        errors["display_name"] = problem
-    if language not in LANGUAGES:
-        errors["language"] = f"Choose one of: {', '.join(LANGUAGES)}."
+    errors.update(_profile_errors(display_name, language))
     if errors:
         raise ValidationFailed(errors)
     user = User(email=email, display_name=display_name, password_hash=hash_password(password),
@@ -137,14 +134,18 @@ async def create_user(
     return user
 
 
-async def update_profile(session: AsyncSession, actor: Actor, user: User, display_name: str, language: str) -> User:
-    before = user_dict(user)
+def _profile_errors(display_name: str, language: str) -> dict[str, str]:
     errors = {}
     if problem := text_problem(display_name, "display name", 200):
         errors["display_name"] = problem
     if language not in LANGUAGES:
         errors["language"] = f"Choose one of: {', '.join(LANGUAGES)}."
-    if errors:
+    return errors
+
+
+async def update_profile(session: AsyncSession, actor: Actor, user: User, display_name: str, language: str) -> User:
+    before = user_dict(user)
+    if errors := _profile_errors(display_name, language):
         raise ValidationFailed(errors)
     user.display_name, user.language = display_name.strip(), language
     await session.flush()
