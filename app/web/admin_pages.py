@@ -25,10 +25,6 @@ def T(path: str) -> str:
     return "/t/{tenant:str}" + path
 
 
-async def _form(request: Request) -> FormMultiDict:
-    return await request.form()
-
-
 def _s(form: FormMultiDict, key: str, limit: int = 1000) -> str:
     value = form.get(key)
     if not isinstance(value, str):
@@ -63,7 +59,7 @@ async def tenants_list(request: Request, ctx: RequestContext) -> Template:
 
 @post(T("/admin/tenants"), opt={"permission": "db.tenants.insert"}, include_in_schema=False)
 async def tenants_create(request: Request, ctx: RequestContext) -> Template | Redirect:
-    form = await _form(request)
+    form = await request.form()
     values = {"slug": _s(form, "slug", 100), "name": _s(form, "name", 300)}
     try:
         tenant = await directory.create_tenant(ctx.db, ctx.actor, values["slug"], values["name"])
@@ -81,7 +77,7 @@ async def tenant_edit(request: Request, ctx: RequestContext, tenant_id: uuid.UUI
 @post(T("/admin/tenants/{tenant_id:uuid}"), opt={"permission": "db.tenants.update"}, include_in_schema=False)
 async def tenant_update(request: Request, ctx: RequestContext, tenant_id: uuid.UUID) -> Template | Redirect:
     target = await directory.get_tenant(ctx.db, str(tenant_id))
-    form = await _form(request)
+    form = await request.form()
     values = {"name": _s(form, "name", 300)}
     try:
         await directory.update_tenant(ctx.db, ctx.actor, target, name=values["name"],
@@ -127,7 +123,7 @@ async def add_member_from(ctx: RequestContext, values: dict[str, str]) -> tuple[
 
 @post(T("/admin/members"), opt={"permission": "db.tenant_users.insert"}, include_in_schema=False)
 async def members_add(request: Request, ctx: RequestContext) -> Template | Redirect:
-    form = await _form(request)
+    form = await request.form()
     values = {k: _s(form, k, 300) for k in ("email", "display_name", "password", "role")}
     try:
         user, created = await add_member_from(ctx, values)
@@ -140,7 +136,7 @@ async def members_add(request: Request, ctx: RequestContext) -> Template | Redir
 
 @post(T("/admin/members/{user_id:uuid}/role"), opt={"permission": "db.tenant_users.update"}, include_in_schema=False)
 async def members_role(request: Request, ctx: RequestContext, user_id: uuid.UUID) -> Redirect:
-    form = await _form(request)
+    form = await request.form()
     role = await role_service.get_role(ctx.db, ctx.tenant_id, _s(form, "role", 100))
     await directory.change_member_role(ctx.db, ctx.actor, ctx.tenant_id, user_id, role)
     return redirect(f"/t/{ctx.tenant.slug}/admin/members", f"Role changed to {role.name}")  # type: ignore[union-attr]
@@ -168,7 +164,7 @@ async def roles_list(request: Request, ctx: RequestContext) -> Template:
 
 @post(T("/admin/roles"), opt={"permission": "db.roles.insert"}, include_in_schema=False)
 async def roles_create(request: Request, ctx: RequestContext) -> Template | Redirect:
-    form = await _form(request)
+    form = await request.form()
     values = {"name": _s(form, "name", 200), "description": _s(form, "description", 600)}
     try:
         role = await role_service.create_role(ctx.db, ctx.actor, ctx.tenant_id, values["name"], values["description"])
@@ -196,7 +192,7 @@ async def role_detail(request: Request, ctx: RequestContext, role_id: uuid.UUID)
 @post(T("/admin/roles/{role_id:uuid}"), opt={"permission": "db.roles.update"}, include_in_schema=False)
 async def role_update(request: Request, ctx: RequestContext, role_id: uuid.UUID) -> Template | Redirect:
     role = await role_service.get_role(ctx.db, ctx.tenant_id, role_id)
-    form = await _form(request)
+    form = await request.form()
     values = {"name": _s(form, "name", 200), "description": _s(form, "description", 600)}
     try:
         await role_service.update_role(ctx.db, ctx.actor, role, values["name"], values["description"])
@@ -209,7 +205,7 @@ async def role_update(request: Request, ctx: RequestContext, role_id: uuid.UUID)
       include_in_schema=False)
 async def role_grants(request: Request, ctx: RequestContext, role_id: uuid.UUID) -> Template | Redirect:
     role = await role_service.get_role(ctx.db, ctx.tenant_id, role_id)
-    form = await _form(request)
+    form = await request.form()
     wanted = [str(v) for v in form.getall("perm")] if "perm" in form else []
     wanted += [line.strip() for line in _s(form, "patterns", 20_000).splitlines() if line.strip()]
     current = set(await role_service.role_grants(ctx.db, role))
@@ -298,7 +294,7 @@ async def profile(request: Request, ctx: RequestContext) -> Template:
 async def profile_save(request: Request, ctx: RequestContext) -> Template | Redirect:
     user = ctx.user
     assert user is not None
-    form = await _form(request)
+    form = await request.form()
     values = {"display_name": _s(form, "display_name", 300), "language": _s(form, "language", 10)}
     try:
         await directory.update_profile(ctx.db, ctx.actor, user, values["display_name"], values["language"])
@@ -330,7 +326,7 @@ async def tokens_list(request: Request, ctx: RequestContext) -> Template:
 
 @post(T("/account/tokens"), opt={"auth": True}, include_in_schema=False, status_code=200)
 async def tokens_create(request: Request, ctx: RequestContext) -> Template:
-    form = await _form(request)
+    form = await request.form()
     try:
         _, secret = await tokens.create(ctx.db, ctx.actor, ctx.user, _s(form, "name", 200))  # type: ignore[arg-type]
     except ValidationFailed as exc:

@@ -210,10 +210,6 @@ async def _detail_page(request: Request, ctx: RequestContext, plugin_id: str, fa
                       p=info, failure=failure, values=values or {}, manifest_toml=row.manifest_toml)
 
 
-async def _form(request: Request) -> FormMultiDict:
-    return await request.form()
-
-
 async def _package_from(form: FormMultiDict) -> Package:
     upload = form.get("plugin")
     if not isinstance(upload, UploadFile) or not upload.filename:
@@ -240,7 +236,7 @@ async def plugins_page(request: Request, ctx: RequestContext) -> Template:
 
 @post(T("/upload"), opt={"permission": ADMIN}, include_in_schema=False, request_max_body_size=MAX_UPLOAD_BYTES)
 async def upload_page(request: Request, ctx: RequestContext) -> Template | Redirect | Response[Any]:
-    form = await _form(request)
+    form = await request.form()
     values = {"install_now": _flag(form.get("install_now")), "allow_destructive": _flag(form.get("allow_destructive"))}
     try:
         package = await _package_from(form)
@@ -274,7 +270,7 @@ def _back(ctx: RequestContext, form: FormMultiDict, plugin_id: str) -> str:
 
 
 async def _action(request: Request, ctx: RequestContext, plugin_id: str, work: Any, message: str) -> Template | Redirect:
-    form = await _form(request)
+    form = await request.form()
     try:
         await work()
     except _FAILURES as exc:
@@ -315,7 +311,7 @@ async def uninstall_page(request: Request, ctx: RequestContext, plugin_id: str) 
 @post(T("/{plugin_id:str}/upgrade"), opt={"permission": ADMIN}, include_in_schema=False,
       request_max_body_size=MAX_UPLOAD_BYTES)
 async def upgrade_page(request: Request, ctx: RequestContext, plugin_id: str) -> Template | Redirect:
-    form = await _form(request)
+    form = await request.form()
     values = {"allow_destructive": _flag(form.get("allow_destructive"))}
     try:
         package = await _package_from(form)
@@ -332,7 +328,7 @@ async def upgrade_page(request: Request, ctx: RequestContext, plugin_id: str) ->
 
 @post(T("/{plugin_id:str}/purge"), opt={"permission": ADMIN}, include_in_schema=False, status_code=200)
 async def purge_page(request: Request, ctx: RequestContext, plugin_id: str) -> Template:
-    form = await _form(request)
+    form = await request.form()
     confirm = form.get("confirm")
     try:
         target = await lifecycle.purge(ctx.db, ctx.actor, plugin_id, confirm if isinstance(confirm, str) else "",
