@@ -215,7 +215,7 @@ def token_create(email: str, name: str) -> None:
     click.echo(run_db(settings, work))
 
 
-@main.group(help="Plugins: install packages, list them.")
+@main.group(help="Plugins: install packages, list them; create, build and pack your own.")
 def plugin() -> None:
     pass
 
@@ -231,14 +231,15 @@ def plugin_install(path: Path, tenant_ref: str | None, enable: bool, allow_destr
     from app.db.models import PluginPackage, PluginTenant
     from app.identity import directory
     from app.plugins import lifecycle
-    from app.plugins.packages import PackageError, read_package
+    from app.plugins.packages import PackageError
+    from app.sandbox.build import BuildError, package_from
 
     if enable != bool(tenant_ref):
         fail("--enable and --tenant go together: `portal plugin install PATH --tenant SLUG --enable`")
     settings = settings_or_exit()
     try:
-        package = read_package(path)
-    except PackageError as exc:
+        package = package_from(path)
+    except (PackageError, BuildError) as exc:
         fail(str(exc))
         raise  # unreachable
     migrate_or_exit(settings)
@@ -306,5 +307,171 @@ def plugin_list() -> None:
         click.echo("  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
 
 
+# -- plugin authoring: new, build, pack ------------------------------------------------------------
+
+def _author_error(message: str) -> None:
+    """Authoring commands exit with 1 (the plugin is at fault), not 2 (a usage or setup problem)."""
+    click.secho(f"portal: {message}", fg="red", err=True)
+    sys.exit(1)
+
+
+@plugin.command("new", help="Create a starter plugin NAME (also its id): manifest, Python guest, README, tests.")
+@click.argument("name")
+@click.option("--dir", "parent", default=".", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Folder to create it in.")
+def plugin_new(name: str, parent: Path) -> None:
+    from app.sandbox.scaffold import ScaffoldError, scaffold_plugin
+
+    try:
+        folder = scaffold_plugin(name, parent)
+    except ScaffoldError as exc:
+        _author_error(str(exc))
+        raise  # unreachable
+    click.echo(f"Created {folder}: plugin.toml, guest/app.py, README.md, tests/test_plugin.py")
+    click.echo("Next:")
+    click.echo(f"  portal plugin build {folder}")
+    click.echo(f"  portal plugin pack {folder}")
+    click.echo(f"  portal plugin install {name}-0.1.0.zip --tenant SLUG --enable")
+
+
+@plugin.command("build", help="Build FOLDER/guest (Python) into FOLDER/plugin.wasm; unchanged sources come from the cache.")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def plugin_build(folder: Path) -> None:
+    import time
+
+    from app.sandbox.build import BuildError, build_component, cache_dir, source_hash
+
+    started = time.perf_counter()
+    try:
+        cached = (folder / "guest").is_dir() and (cache_dir() / f"{source_hash(folder)}.wasm").is_file()
+        path = build_component(folder)
+    except BuildError as exc:
+        _author_error(str(exc))
+        raise  # unreachable
+    seconds = time.perf_counter() - started
+    size_mb = path.stat().st_size / (1024 * 1024)
+    click.echo(f"Built {path} ({size_mb:.1f} MiB) in {seconds:.1f} s" + (" (cached)" if cached else ""))
+
+
+@plugin.command("pack", help="Validate FOLDER/plugin.toml, build the guest if needed and zip the package.")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The .zip to write (default: ./<id>-<version>.zip).")
+def plugin_pack(folder: Path, output: Path | None) -> None:
+    import io
+    import os
+    import tomllib
+    import zipfile
+
+    from app.plugins.manifest import ManifestError, parse_manifest
+    from app.plugins.packages import ALLOWED_ROOT_FILES, PackageError, read_zip
+    from app.sandbox.build import BuildError, ensure_built
+
+    toml = folder / "plugin.toml"
+    if not toml.is_file():
+        _author_error(f"{folder} has no plugin.toml")
+    try:
+        manifest = parse_manifest(toml.read_bytes())
+        plugin_id, version = manifest.id, manifest.version
+        custom = [p.path for p in manifest.pages if p.type == "custom"]
+    except ManifestError as exc:
+        # Checked against a bare platform: what a plugin needs from the plugins it depends on (their
+        # installation, their entities) can only be checked when it is installed.
+        raw = tomllib.loads(toml.read_text(encoding="utf-8")) if exc.issues[0].path != "plugin.toml" else {}
+        deferred = ("is not installed", "unknown entity")
+        later = [i for i in exc.issues if raw.get("dependencies", {}).get("plugins")
+                 and any(d in i.message for d in deferred)]
+        if len(later) != len(exc.issues):
+            click.secho(f"portal: {toml} has {len(exc.issues)} problem(s):", fg="red", err=True)
+            for issue in exc.issues:
+                click.echo(f"  {issue}", err=True)
+            sys.exit(1)
+        for issue in later:
+            click.echo(f"note: checked at install time: {issue}", err=True)
+        plugin_id, version = str(raw["plugin"]["id"]), str(raw["plugin"]["version"])
+        custom = [str(p.get("path")) for p in raw.get("ui", {}).get("pages", []) if p.get("type") == "custom"]
+    try:
+        wasm = ensure_built(folder)
+    except BuildError as exc:
+        _author_error(str(exc))
+        raise  # unreachable
+    if custom and wasm is None:
+        _author_error(f"custom page {custom[0]} needs guest/app.py or a prebuilt plugin.wasm in {folder}")
+
+    # Only the package's own files: never guest sources, tests or dotfiles.
+    names = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name in ALLOWED_ROOT_FILES)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in names:
+            # A fixed timestamp makes the zip (and so its sha256) depend on the content only.
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, (folder / name).read_bytes())
+    data = buffer.getvalue()
+    try:
+        read_zip(data)  # the same checks an upload goes through
+    except PackageError as exc:
+        _author_error(f"the package would be refused: {exc}")
+    target = output or Path(f"{plugin_id}-{version}.zip")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, target)
+    click.echo(f"Packed {target} ({len(data) / (1024 * 1024):.1f} MiB): {', '.join(names)}")
+
+
 if __name__ == "__main__":
     main()
+
+
+@plugin.command("run", help="Render a page of the plugin in FOLDER (or run an action) against the configured database "
+                            "and print the UI JSON with the call's duration, fuel and host calls. Nothing is kept "
+                            "unless --commit.")
+@click.argument("folder", type=click.Path(exists=True, path_type=Path))
+@click.option("--page", "page_path", required=True, help="The page path of the manifest, e.g. /inventory/stocktaking.")
+@click.option("--params", default="{}", help="Query parameters as a JSON object.")
+@click.option("--action", default=None, help="Run this action of the page instead of rendering it.")
+@click.option("--data", default="{}", help="The action's form data as a JSON object.")
+@click.option("--tenant", "tenant_ref", default=None, help="Tenant slug or id (default: the user's first tenant).")
+@click.option("--user", "email", default=None, help="Act as this user (default: the first platform admin).")
+@click.option("--commit", is_flag=True, help="Keep what the call wrote (and the plugin's install) instead of rolling back.")
+def plugin_run(folder: Path, page_path: str, params: str, action: str | None, data: str, tenant_ref: str | None,
+               email: str | None, commit: bool) -> None:
+    import json
+
+    from app.plugins.packages import PackageError
+    from app.sandbox import dev_run
+    from app.sandbox.build import BuildError
+
+    try:
+        params_value, data_value = json.loads(params), json.loads(data)
+    except json.JSONDecodeError as exc:
+        _author_error(f"--params and --data take JSON objects: {exc}")
+        raise  # unreachable
+    if not isinstance(params_value, dict) or not isinstance(data_value, dict):
+        _author_error("--params and --data take JSON objects")
+    settings = settings_or_exit()
+    migrate_or_exit(settings)
+
+    async def work(s: AsyncSession) -> dict[str, Any]:
+        return await dev_run.run(s, settings, folder, page_path, params_value, tenant_ref=tenant_ref, email=email,
+                                 action=action, data=data_value, commit=commit)
+
+    try:
+        out = run_db(settings, work)
+    except (PackageError, BuildError) as exc:
+        _author_error(str(exc))
+        raise  # unreachable
+    click.echo(json.dumps(out.get("ui"), indent=2, ensure_ascii=False) if "ui" in out else "")
+    for problem in out.get("problems", []):
+        click.secho(f"problem: {problem['path']}: {problem['message']}", fg="yellow", err=True)
+    for entry in out.get("logs", []):
+        click.echo(f"log {entry['level']}: {entry['message']}", err=True)
+    stats = out.get("stats") or {}
+    click.echo(f"{out['plugin']} {out['page']} as {out['user']} in {out['tenant']}: "
+               f"{stats.get('duration_ms', 0):.1f} ms, fuel {stats.get('fuel', 0):,}, host calls {stats.get('host_calls', 0)}, "
+               f"output {stats.get('output_bytes', 0):,} bytes (limits: {out['limits']})"
+               + (", fresh instance" if stats.get("fresh_instance") else ""), err=True)
+    if "failure" in out:
+        _author_error(f"{out['failure']['kind']}: {out['failure']['message']}")

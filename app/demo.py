@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from pathlib import Path
 
@@ -13,10 +14,12 @@ from app.audit import Actor
 from app.db.models import PluginPackage
 from app.identity import directory
 from app.plugins import lifecycle, runtime
-from app.plugins.packages import read_folder
+from app.plugins.packages import read_source_folder
 from app.records.service import RecordService
+from app.sandbox.build import BuildError, package_from
 from app.settings import Settings
 
+log = logging.getLogger("portal.demo")
 DEMO_PASSWORD = "demo-pass-2026"
 DEMO_USERS = (("alice@demo.test", "Alice Admin", "Admin"), ("bob@demo.test", "Bob Member", "Member"))
 BUNDLED = Path(__file__).resolve().parents[1] / "plugins"
@@ -27,7 +30,11 @@ async def install_bundled(session: AsyncSession, settings: Settings, actor: Acto
     done = []
     folders = sorted(p for p in BUNDLED.iterdir() if (p / "plugin.toml").is_file())
     for folder in folders:
-        package = read_folder(folder)
+        try:
+            package = package_from(folder)  # builds the guest (cached by source hash)
+        except BuildError as exc:
+            log.warning("Installing %s without its page code: %s", folder.name, exc)
+            package = read_source_folder(folder, None)
         plugin_id = lifecycle._plugin_id_of(package.manifest_text)
         row = await session.scalar(select(PluginPackage).where(PluginPackage.plugin_id == plugin_id))
         if row is not None and row.status == "installed" and row.deleted_at is None:

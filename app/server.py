@@ -24,8 +24,10 @@ from app.access.cache import PermissionCache
 from app.db.engine import make_alchemy_config
 from app.events import EventBus
 from app.identity import bootstrap
+from app.plugins import runtime
+from app.sandbox import Sandbox
 from app.settings import Settings, load_settings
-from app.web import admin_pages, api, auth_pages, plugin_admin, records_api, records_pages
+from app.web import admin_pages, api, auth_pages, guest_pages, plugin_admin, records_api, records_pages
 from app.web.context import access_guard, provide_ctx
 from app.web.errors import handle_exception
 
@@ -37,15 +39,24 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
     alchemy = make_alchemy_config(settings)
 
+    sandbox = Sandbox(settings, alchemy.get_session)
+
     async def on_startup(app: Litestar) -> None:
         async with alchemy.get_session() as session:
             await bootstrap.ensure_base(session, settings)
             await session.commit()
+            # Compile (in the background) any installed component missing from the compile cache.
+            for plugin in await runtime.installed(session):
+                sandbox.start_compile(plugin)
+
+    async def on_shutdown(app: Litestar) -> None:
+        await sandbox.drain()
+        sandbox.close()
 
     static = create_static_files_router(path="/static", directories=[ROOT / "static"], opt={"public": True},
                                         include_in_schema=False)
     app = Litestar(
-        route_handlers=[*auth_pages.ROUTES, *admin_pages.ROUTES, *api.ROUTES, *records_api.ROUTES, *plugin_admin.ROUTES, *records_pages.ROUTES, static],
+        route_handlers=[*auth_pages.ROUTES, *admin_pages.ROUTES, *api.ROUTES, *records_api.ROUTES, *guest_pages.ROUTES, *plugin_admin.ROUTES, *records_pages.ROUTES, static],
         plugins=[SQLAlchemyPlugin(config=alchemy), HTMXPlugin()],
         guards=[access_guard],
         dependencies={"ctx": Provide(provide_ctx)},
@@ -61,9 +72,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         exception_handlers={Exception: handle_exception},
         on_startup=[on_startup],
+        on_shutdown=[on_shutdown],
         debug=settings.debug,
         state=State({"settings": settings, "alchemy": alchemy, "permission_cache": PermissionCache(),
-                     "bus": EventBus()}),
+                     "bus": EventBus(), "sandbox": sandbox}),
     )
     return app
 

@@ -7,6 +7,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.sandbox.limits import PLATFORM_DEFAULT, PLATFORM_MAXIMUM, Limits, from_env
+
 SYSTEM_TENANT_ID = "00000000-0000-0000-0000-000000000001"
 SYSTEM_TENANT_SLUG = "system"
 
@@ -29,6 +31,14 @@ class Settings:
     secure_cookies: bool = False
     debug: bool = False
     extra: dict[str, str] = field(default_factory=dict)
+    wasm_default: Limits = PLATFORM_DEFAULT
+    wasm_maximum: Limits = PLATFORM_MAXIMUM
+    wasm_pool_size: int = 4  # warm instances per (plugin, tenant) and worker
+    wasm_cache_dir: Path | None = None  # compiled components; default <data_dir>/wasm-cache
+
+    @property
+    def compile_cache(self) -> Path:
+        return self.wasm_cache_dir or self.data_dir / "wasm-cache"
 
     @property
     def is_sqlite(self) -> bool:
@@ -82,4 +92,23 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         admin_password=environ.get("PORTAL_ADMIN_PASSWORD") or None,
         secure_cookies=environ.get("PORTAL_SECURE_COOKIES", "").lower() in {"1", "true", "yes"},
         debug=environ.get("PORTAL_DEBUG", "").lower() in {"1", "true", "yes"},
+        wasm_default=_limits(environ, "PORTAL_WASM_", PLATFORM_DEFAULT),
+        wasm_maximum=_limits(environ, "PORTAL_WASM_MAX_", PLATFORM_MAXIMUM),
+        wasm_pool_size=_int(environ, "PORTAL_WASM_POOL_SIZE", 4),
+        wasm_cache_dir=Path(environ["PORTAL_WASM_CACHE_DIR"]).resolve() if environ.get("PORTAL_WASM_CACHE_DIR") else None,
     )
+
+
+def _int(environ: dict[str, str], name: str, default: int) -> int:
+    raw = environ.get(name, "")
+    try:
+        return int(raw) if raw else default
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+def _limits(environ: dict[str, str], prefix: str, base: Limits) -> Limits:
+    try:
+        return from_env(environ, prefix, base)
+    except ValueError as exc:
+        raise SettingsError(f"{prefix}* settings must be whole numbers: {exc}") from exc

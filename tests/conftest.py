@@ -45,9 +45,14 @@ def pg_available() -> bool:
     return bool(_pg_state["ok"])
 
 
+# Compiled components are shared by every test of a run (compiling a Python guest takes seconds).
+WASM_CACHE = Path(os.environ.get("PORTAL_TEST_WASM_CACHE", Path.home() / ".cache" / "portal" / "test-wasm-cache"))
+
+
 def _settings_env(tmp: Path, url: str) -> dict[str, str]:
     return {"PORTAL_DATA_DIR": str(tmp), "DATABASE_URL": url, "PORTAL_SECRET_KEY": "test-secret-key-0123456789",
-            "PORTAL_ADMIN_EMAIL": ADMIN_EMAIL, "PORTAL_ADMIN_PASSWORD": ADMIN_PASSWORD}
+            "PORTAL_ADMIN_EMAIL": ADMIN_EMAIL, "PORTAL_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "PORTAL_WASM_CACHE_DIR": str(WASM_CACHE)}
 
 
 def _migrate(url: str, tmp: Path) -> None:

@@ -164,6 +164,8 @@ class PluginPackage(UUIDAuditBase):
     manifest_toml: Mapped[str] = mapped_column(Text)
     package_sha256: Mapped[str] = mapped_column(String(64))
     has_wasm: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The compiled-component cache is keyed by this (and the wasmtime version).
+    wasm_sha256: Mapped[str] = mapped_column(String(64), default="", server_default="")
     # uploaded | installed | error (platform-wide); per-tenant state lives in PluginTenant.
     status: Mapped[str] = mapped_column(String(20), default="uploaded")
     error_message: Mapped[str] = mapped_column(Text, default="")
@@ -191,3 +193,19 @@ class PluginSchemaVersion(UUIDAuditBase):
     entity_name: Mapped[str] = mapped_column(String(64))
     schema_version: Mapped[int] = mapped_column(Integer, default=1)
     plugin_version: Mapped[str] = mapped_column(String(40))
+
+
+class PluginFault(UUIDBase):
+    """A failed guest call: traps and limit breaches count toward the crash policy; error results don't."""
+
+    __tablename__ = "guest_faults"
+    __table_args__ = (Index("ix_guest_faults_plugin_tenant_time", "plugin_id", "tenant_id", "created_at"),)
+
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(GUID, nullable=True)
+    plugin_id: Mapped[str] = mapped_column(String(64))
+    call: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(40))
+    counts_as_trap: Mapped[bool] = mapped_column(Boolean)
+    message: Mapped[str] = mapped_column(Text)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), default=utcnow)

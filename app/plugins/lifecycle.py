@@ -8,9 +8,11 @@ Every step runs in the caller's transaction, so on PostgreSQL a failed step leav
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import delete, select
@@ -35,13 +37,16 @@ from app.plugins import runtime
 from app.plugins.manifest import (
     Manifest,
     ManifestError,
+    ManifestIssue,
     ValidationContext,
     parse_manifest,
     parse_version,
 )
 from app.plugins.modules import available_modules
-from app.plugins.packages import Package, store
+from app.plugins.packages import Package, PackageError, store
 from app.records.values import to_json
+from app.sandbox.engine import ComponentRejected, check_component_bytes
+from app.sandbox.limits import problems as limit_problems
 from app.schema import apply_additive, build_table, diff_entities, ensure_tables
 from app.schema.diff import SchemaDiff
 from app.settings import Settings
@@ -115,6 +120,21 @@ def _plugin_id_of(text: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _accept_package(package: Package, manifest: Manifest, settings: Settings, row: PluginPackage) -> None:
+    """Checks beyond the manifest: limits within the platform maximum and a component of our interface."""
+    too_high = limit_problems(manifest.limits, settings.wasm_maximum)
+    if too_high:
+        raise ManifestRejected(ManifestError(ManifestIssue(*p.split(": ", 1)) for p in too_high))
+    wasm = package.wasm
+    if wasm is not None:
+        try:
+            check_component_bytes(wasm)
+        except ComponentRejected as exc:
+            raise PackageError(str(exc)) from exc
+    row.manifest_toml, row.package_sha256, row.has_wasm = package.manifest_text, package.sha256, wasm is not None
+    row.wasm_sha256 = hashlib.sha256(wasm).hexdigest() if wasm is not None else ""
+
+
 async def upload(session: AsyncSession, actor: Actor, package: Package, settings: Settings, *,
                  bundled: bool = False, install_now: bool = False, allow_destructive: bool = False) -> PluginPackage:
     """Register a package. A newer version of an installed plugin is an upgrade."""
@@ -125,10 +145,10 @@ async def upload(session: AsyncSession, actor: Actor, package: Package, settings
     manifest = await validate(session, package.manifest_text, excluding=plugin_id)
     if existing is not None and parse_version(manifest.version) < parse_version(existing.version):
         raise Conflict(f"{manifest.id} {existing.version} was installed before; downgrading to {manifest.version} is refused")
-    store(package, settings.data_dir, manifest.id)
     row = existing or PluginPackage(plugin_id=manifest.id)
+    _accept_package(package, manifest, settings, row)
+    store(package, settings.data_dir, manifest.id)
     row.name, row.version, row.description = manifest.plugin.name, manifest.version, manifest.plugin.description
-    row.manifest_toml, row.package_sha256, row.has_wasm = package.manifest_text, package.sha256, package.wasm is not None
     row.bundled = bundled
     row.error_message = ""
     if existing is None:
@@ -194,7 +214,10 @@ async def _tenant_state(session: AsyncSession, tenant_id: uuid.UUID, plugin_id: 
                                                            PluginTenant.plugin_id == plugin_id))
 
 
-async def enable(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, plugin_id: str) -> PluginTenant:
+async def enable(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, plugin_id: str, *,
+                 sandbox: Any = None) -> PluginTenant:
+    """Enable in a tenant. The first time, the plugin's code gets `on-tenant-created` (after the commit,
+    in the background, through `sandbox` when one is given): the tenant is new to the plugin."""
     row = await get(session, plugin_id)
     if row.status != "installed" or row.deleted_at is not None:
         raise Conflict(f"{plugin_id} is not installed on this platform (state: {state_name(row)})")
@@ -209,6 +232,8 @@ async def enable(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, plug
     if state is None:
         state = PluginTenant(tenant_id=tenant_id, plugin_id=plugin_id, status="enabled")
         session.add(state)
+        if sandbox is not None and row.has_wasm:
+            sandbox.after_commit(session, plugin_id, tenant_id, "on-tenant-created", str(tenant_id))
     state.status, state.error_message = "enabled", ""
     await session.flush()
     runtime.forget_enabled(session)
@@ -336,6 +361,8 @@ async def upgrade(session: AsyncSession, actor: Actor, package: Package, setting
         if package.sha256 == row.package_sha256:
             raise Conflict(f"{plugin_id} {row.version} is already installed with this exact package")
         raise Conflict(f"{plugin_id} {row.version} is installed with different content; bump the version to upgrade")
+    before = {"version": row.version, "sha256": row.package_sha256}
+    _accept_package(package, manifest, settings, row)
     diff: SchemaDiff = diff_entities(old.manifest.entities, manifest.entities)
     if diff.destructive:
         if not allow_destructive:
@@ -346,9 +373,7 @@ async def upgrade(session: AsyncSession, actor: Actor, package: Package, setting
     await apply_additive(conn, diff)
     await ensure_tables(conn, manifest.entities)
     store(package, settings.data_dir, plugin_id)
-    before = {"version": row.version, "sha256": row.package_sha256}
     row.version, row.name, row.description = manifest.version, manifest.plugin.name, manifest.plugin.description
-    row.manifest_toml, row.package_sha256, row.has_wasm = package.manifest_text, package.sha256, package.wasm is not None
     await _register(session, manifest)
     await _record_schema_versions(session, manifest, {c.entity for c in diff.changes})
     await session.flush()

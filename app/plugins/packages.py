@@ -100,6 +100,22 @@ def read_folder(folder: Path) -> Package:
     return _finish(files, digest.hexdigest())
 
 
+SOURCE_ONLY = ("guest/", "tests/")
+
+
+def read_source_folder(folder: Path, wasm: bytes | None) -> Package:
+    """A plugin's source folder as the package it builds to: guest sources and tests stay out, the
+    built component (when there is one) goes in as plugin.wasm."""
+    base = read_folder(folder)
+    files = {k: v for k, v in base.files.items() if not k.startswith(SOURCE_ONLY) and k != "plugin.wasm"}
+    if wasm is not None:
+        files["plugin.wasm"] = wasm
+    digest = hashlib.sha256()
+    for rel in sorted(files):
+        digest.update(rel.encode() + b"\0" + files[rel])
+    return _finish(files, digest.hexdigest())
+
+
 def read_package(path: Path) -> Package:
     if path.is_dir():
         return read_folder(path)

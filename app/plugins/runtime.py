@@ -39,6 +39,7 @@ class EntityRef:
 class LoadedPlugin:
     row_sha: str
     manifest: Manifest
+    wasm_sha256: str = ""  # empty when the package has no plugin.wasm
     metadata: sa.MetaData = field(default_factory=sa.MetaData)
     entities: dict[str, EntityRef] = field(default_factory=dict)
 
@@ -59,7 +60,7 @@ def load(row: PluginPackage, foreign: dict[str, EntitySpec] | None = None) -> Lo
     ctx = ValidationContext(platform_version=PLATFORM_VERSION, available_modules=available_modules(),
                             installed_plugins=_AnyVersion(), foreign_entity_specs=foreign or {})
     manifest = parse_manifest(row.manifest_toml, ctx)
-    loaded = LoadedPlugin(row.package_sha256, manifest)
+    loaded = LoadedPlugin(row.package_sha256, manifest, row.wasm_sha256 if row.has_wasm else "")
     for spec in manifest.entities:
         loaded.entities[spec.name] = EntityRef(manifest.id, spec, build_table(spec, loaded.metadata))
     _cache[key] = loaded

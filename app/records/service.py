@@ -55,6 +55,21 @@ class ListQuery:
     page: int = 1
     size: int = 25
     deleted: bool = False  # the "deleted" view lists soft-deleted rows (for restore)
+    offset: int | None = None  # an explicit row offset (host API) instead of page * size
+
+
+AGGREGATE_FUNCTIONS = {"count", "sum", "avg", "min", "max"}
+MAX_AGGREGATE_GROUPS = 1_000
+
+
+@dataclass
+class Aggregate:
+    """A structured aggregation (never SQL): group by whitelisted fields, functions over fields."""
+
+    group_by: list[str] = field(default_factory=list)
+    metrics: list[tuple[str, str | None]] = field(default_factory=lambda: [("count", None)])
+    filters: dict[str, str] = field(default_factory=dict)
+    limit: int = MAX_AGGREGATE_GROUPS
 
 
 @dataclass
@@ -131,6 +146,8 @@ class RecordService:
                     stmt = stmt.where(col <= value)
             elif bound == "":
                 stmt = stmt.where(col == value)
+            elif bound in {"gt", "lt", "ne"}:
+                stmt = stmt.where(col > value if bound == "gt" else col < value if bound == "lt" else col != value)
             else:
                 errors[key] = f"Unknown filter suffix {bound!r}"
         if errors:
@@ -153,11 +170,49 @@ class RecordService:
         query.page = max(1, query.page)
         stmt = self._filtered(entity, query)
         order = self._order(entity, query.sort)
-        rows = (await self.db.execute(stmt.order_by(*order).offset((query.page - 1) * query.size)
-                                      .limit(query.size))).mappings().all()
-        offset = (query.page - 1) * query.size
+        offset = (query.page - 1) * query.size if query.offset is None else max(0, query.offset)
+        rows = (await self.db.execute(stmt.order_by(*order).offset(offset).limit(query.size))).mappings().all()
         total, capped = await self.count(stmt, max(COUNT_CAP, offset + query.size * COUNT_LOOKAHEAD_PAGES))
         return ListResult([_row(r) for r in rows], total, capped, query)
+
+    async def aggregate(self, entity: EntityRef, spec: Aggregate) -> list[dict[str, Any]]:
+        """Grouped counts/sums/averages/min/max over the rows this user may select."""
+        self.require(entity, "select")
+        t = entity.table
+        errors: dict[str, str] = {}
+        groups = []
+        for i, name in enumerate(spec.group_by):
+            f = field_of(entity, name)
+            if f is None or f.type in {"json", "text"}:
+                errors[f"group_by[{i}]"] = f"cannot group by {name!r}"
+            else:
+                groups.append(t.c[name].label(name))
+        columns = []
+        whole: set[str] = set()  # integer results (PostgreSQL sums integers as numeric)
+        for i, (fn, name) in enumerate(spec.metrics):
+            if fn not in AGGREGATE_FUNCTIONS:
+                errors[f"metrics[{i}].fn"] = f"unknown function {fn!r} (use {', '.join(sorted(AGGREGATE_FUNCTIONS))})"
+                continue
+            if fn == "count" and not name:
+                columns.append(sa.func.count().label("count"))
+                continue
+            f = field_of(entity, name or "")
+            numeric = f is not None and f.type in {"integer", "decimal"}
+            ordered = f is not None and f.type in {"integer", "decimal", "date", "datetime", "string"}
+            if f is None or (fn in {"sum", "avg"} and not numeric) or (fn in {"min", "max", "count"} and not ordered):
+                errors[f"metrics[{i}].field"] = f"{fn} is not allowed over {name!r}"
+                continue
+            columns.append(getattr(sa.func, fn)(t.c[f.name]).label(f"{fn}_{f.name}"))
+            if f.type == "integer" and fn != "avg":
+                whole.add(f"{fn}_{f.name}")
+        if errors:
+            raise ValidationFailed(errors)
+        base = self._filtered(entity, ListQuery(filters=spec.filters)).with_only_columns(*groups, *columns).select_from(t)
+        if groups:
+            base = base.group_by(*[t.c[g.name] for g in groups]).order_by(*[t.c[g.name] for g in groups])
+        limit = max(1, min(spec.limit, MAX_AGGREGATE_GROUPS))
+        rows = (await self.db.execute(base.limit(limit))).mappings().all()
+        return [{k: int(v) if k in whole and v is not None else v for k, v in r.items()} for r in rows]
 
     async def count(self, stmt: sa.Select[Any], cap: int | None = None) -> tuple[int, bool]:
         cap = cap or COUNT_CAP

@@ -53,6 +53,7 @@ class RequestContext:
     tenant: Tenant | None = None
     access: Access | None = None
     bus: EventBus | None = None
+    sandbox: Any = None  # app.sandbox.Sandbox (typed loosely: the sandbox imports the web-free layers only)
     _memberships: list[tuple[Tenant, Any]] | None = field(default=None, repr=False)
 
     @property
@@ -121,7 +122,7 @@ async def resolve_context(connection: ASGIConnection) -> RequestContext:
     settings: Settings = connection.app.state.settings
     is_api = connection.scope["path"].startswith("/api/")
     ctx = RequestContext(settings=settings, db=_db(connection), ip=connection.client.host if connection.client else "", is_api=is_api,
-                         bus=connection.app.state.bus)
+                         bus=connection.app.state.bus, sandbox=connection.app.state.sandbox)
     connection.state[STATE_KEY] = ctx
     if is_api:
         header = connection.headers.get("authorization", "")

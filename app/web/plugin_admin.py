@@ -14,6 +14,7 @@ reason. A failed action answers 4xx, so its transaction is rolled back.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -26,13 +27,14 @@ from litestar.response import Redirect, Template
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import Permission, PluginPackage, PluginSchemaVersion, PluginTenant, Tenant
+from app.db.models import Permission, PluginFault, PluginPackage, PluginSchemaVersion, PluginTenant, Tenant
 from app.errors import PortalError
 from app.plugins import lifecycle, runtime
 from app.plugins.lifecycle import DestructiveUpgrade, ManifestRejected
 from app.plugins.manifest import Manifest, ManifestError
 from app.plugins.packages import MAX_UNPACKED_BYTES, Package, PackageError, read_zip
 from app.records.values import to_json
+from app.sandbox import Sandbox
 from app.web.context import RequestContext
 from app.web.errors import problem
 from app.web.render import page, redirect
@@ -84,12 +86,45 @@ def _field_json(spec: Any) -> dict[str, Any]:
     }
 
 
-async def describe(session: AsyncSession, row: PluginPackage, tenant_id: uuid.UUID) -> dict[str, Any]:
+async def runtime_facts(session: AsyncSession, row: PluginPackage, sandbox: Sandbox | None,
+                        tenant_id: uuid.UUID | None) -> dict[str, Any] | None:
+    """Compile state, limits, this worker's recent call figures and the last faults of a plugin's code.
+    Viewing an installed plugin whose component is not compiled yet starts the (background) compile."""
+    if not row.has_wasm or sandbox is None:
+        return None
+    ctx = await lifecycle.validation_context(session, row.plugin_id)
+    try:
+        plugin = runtime.load(row, dict(ctx.foreign_entity_specs))
+    except ManifestError:
+        return None
+    state = sandbox.compile_state(plugin)
+    if state == "pending" and row.status == "installed":
+        sandbox.start_compile(plugin)
+        state = sandbox.compile_state(plugin)
+    job = sandbox.components.job(plugin.wasm_sha256)
+    stmt = select(PluginFault).where(PluginFault.plugin_id == row.plugin_id)
+    if tenant_id is not None:
+        stmt = stmt.where(PluginFault.tenant_id == tenant_id)
+    faults = (await session.scalars(stmt.order_by(PluginFault.created_at.desc()).limit(10))).all()
+    return {
+        "compile": {"state": state, "seconds": job.seconds if job else None, "error": job.error if job else None,
+                    "wasm_sha256": plugin.wasm_sha256},
+        "limits": dataclasses.asdict(sandbox.limits_for(plugin)),
+        "figures": sandbox.figures(row.plugin_id),
+        "warm_instances": sandbox.warm_count(row.plugin_id),
+        "faults": [{"at": _plain(f.created_at), "call": f.call, "kind": f.kind, "message": f.message,
+                    "counts_as_trap": f.counts_as_trap} for f in faults],
+    }
+
+
+async def describe(session: AsyncSession, row: PluginPackage, tenant_id: uuid.UUID,
+                   sandbox: Sandbox | None = None) -> dict[str, Any]:
     """Everything the detail page and GET /admin/plugins/{id} show."""
     state = await session.scalar(select(PluginTenant).where(PluginTenant.tenant_id == tenant_id,
                                                             PluginTenant.plugin_id == row.plugin_id))
     out = plugin_json(row, state)
     out["tenant_error"] = (state.error_message or None) if state is not None else None
+    out["runtime"] = await runtime_facts(session, row, sandbox, tenant_id)
     manifest, problem_text = await _manifest_of(session, row)
     out["manifest_error"] = problem_text or None
     versions = (await session.scalars(select(PluginSchemaVersion).where(PluginSchemaVersion.plugin_id == row.plugin_id)
@@ -143,9 +178,12 @@ async def health(ctx: RequestContext, plugin_id: str) -> dict[str, Any]:
     tenants = [{"tenant": slug, "tenant_id": str(s.tenant_id), "state": s.status, "error": s.error_message or None}
                for s, slug in (await ctx.db.execute(stmt)).all()]
     state = lifecycle.state_name(row)
-    healthy = state == "installed" and not row.error_message and all(t["state"] != "error" for t in tenants)
+    facts = await runtime_facts(ctx.db, row, ctx.sandbox, None if ctx.can(ADMIN) else ctx.tenant_id)
+    compiled = facts is None or facts["compile"]["state"] in {"ready", "compiling"}
+    healthy = (state == "installed" and not row.error_message and compiled
+               and all(t["state"] != "error" for t in tenants))
     return {"id": row.plugin_id, "version": row.version, "state": state, "error": row.error_message or None,
-            "healthy": healthy, "tenants": tenants, "runtime": None}
+            "healthy": healthy, "tenants": tenants, "runtime": facts}
 
 
 def _flag(value: Any) -> bool:
@@ -205,7 +243,7 @@ async def _list_page(request: Request, ctx: RequestContext, failure: Failure | N
 async def _detail_page(request: Request, ctx: RequestContext, plugin_id: str, failure: Failure | None = None,
                        values: dict[str, Any] | None = None) -> Template:
     row = await lifecycle.get(ctx.db, plugin_id)
-    info = await describe(ctx.db, row, ctx.tenant_id)
+    info = await describe(ctx.db, row, ctx.tenant_id, ctx.sandbox)
     return await page(request, ctx, "plugins/detail.html", status_code=failure.status if failure else 200,
                       p=info, failure=failure, values=values or {}, manifest_toml=row.manifest_toml)
 
@@ -291,7 +329,7 @@ async def install_page(request: Request, ctx: RequestContext, plugin_id: str) ->
 @post(T("/{plugin_id:str}/enable"), opt={"permission": MANAGE}, include_in_schema=False)
 async def enable_page(request: Request, ctx: RequestContext, plugin_id: str) -> Template | Redirect:
     return await _action(request, ctx, plugin_id,
-                         lambda: lifecycle.enable(ctx.db, ctx.actor, ctx.tenant_id, plugin_id),
+                         lambda: lifecycle.enable(ctx.db, ctx.actor, ctx.tenant_id, plugin_id, sandbox=ctx.sandbox),
                          f"Enabled {plugin_id} in {ctx.tenant.name}")  # type: ignore[union-attr]
 
 
@@ -369,7 +407,7 @@ async def _read_upload(data: UploadForm) -> Package:
 
 
 async def _detail(ctx: RequestContext, plugin_id: str) -> dict[str, Any]:
-    return await describe(ctx.db, await lifecycle.get(ctx.db, plugin_id), ctx.tenant_id)
+    return await describe(ctx.db, await lifecycle.get(ctx.db, plugin_id), ctx.tenant_id, ctx.sandbox)
 
 
 @get("/", opt={"permission": VIEW}, summary="All plugins with their platform state and this tenant's state")
@@ -386,7 +424,7 @@ async def api_upload(ctx: RequestContext, data: MultipartUpload, install: bool |
     row = await lifecycle.upload(ctx.db, ctx.actor, package, ctx.settings,
                                  install_now=bool(install) or _flag(data.install),
                                  allow_destructive=bool(allow_destructive) or _flag(data.allow_destructive))
-    return await describe(ctx.db, row, ctx.tenant_id)
+    return await describe(ctx.db, row, ctx.tenant_id, ctx.sandbox)
 
 
 @get("/{plugin_id:str}", opt={"permission": VIEW}, summary="A plugin's manifest facts, schema versions and states")
@@ -404,7 +442,7 @@ async def api_install(ctx: RequestContext, plugin_id: str, x_tenant: str | None 
 @post("/{plugin_id:str}/enable", opt={"permission": MANAGE}, status_code=200,
       summary="Enable an installed plugin in the X-Tenant tenant")
 async def api_enable(ctx: RequestContext, plugin_id: str, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
-    await lifecycle.enable(ctx.db, ctx.actor, ctx.tenant_id, plugin_id)
+    await lifecycle.enable(ctx.db, ctx.actor, ctx.tenant_id, plugin_id, sandbox=ctx.sandbox)
     return await _detail(ctx, plugin_id)
 
 
@@ -459,7 +497,7 @@ async def api_upgrade(ctx: RequestContext, plugin_id: str, data: MultipartUpload
         raise PortalError(f"This package is the plugin {found!r}, not {plugin_id!r}")
     row = await lifecycle.upgrade(ctx.db, ctx.actor, package, ctx.settings,
                                   allow_destructive=bool(allow_destructive) or _flag(data.allow_destructive))
-    return await describe(ctx.db, row, ctx.tenant_id)
+    return await describe(ctx.db, row, ctx.tenant_id, ctx.sandbox)
 
 
 @get("/{plugin_id:str}/health", opt={"permission": VIEW}, summary="Platform state and the state per tenant")

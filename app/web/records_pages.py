@@ -33,7 +33,7 @@ from litestar.exceptions import PermissionDeniedException
 from litestar.response import Redirect, Stream, Template
 from sqlalchemy import select
 
-from app.db.models import AuditEntry, PluginPackage
+from app.db.models import AuditEntry
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.events import PENDING_KEY
 from app.plugins import runtime
@@ -41,6 +41,7 @@ from app.plugins.manifest import BUILTIN_ACTIONS, FieldSpec, PageSpec, default_l
 from app.plugins.runtime import EntityRef, LoadedPlugin
 from app.records.service import SORTABLE_STANDARD, STANDARD_FILTERS, ListQuery, RecordService, StaleVersion
 from app.records.values import TRUE, FieldError, default_for, display, parse, to_input, to_json
+from app.web import guest_pages
 from app.web.context import RequestContext
 from app.web.render import PAGE_SIZES, Pager, page, redirect
 
@@ -933,8 +934,11 @@ async def _dashboard(request: Request, ctx: RequestContext, target: Target) -> T
 
 
 async def _custom(request: Request, ctx: RequestContext, target: Target) -> Template:
-    has_wasm = await ctx.db.scalar(select(PluginPackage.has_wasm).where(PluginPackage.plugin_id == target.plugin.id))
-    return await page(request, ctx, "records/custom.html", **_common(ctx, target), has_wasm=bool(has_wasm))
+    return await guest_pages.render_page(request, ctx, target.plugin, target.spec, target.url, _common(ctx, target))
+
+
+def _has_page_code(target: Target) -> bool:
+    return target.spec.type in {"custom", "dashboard"} and bool(target.plugin.wasm_sha256)
 
 
 # --- routes --------------------------------------------------------------------------------------
@@ -947,9 +951,9 @@ def _is_id(segment: str) -> bool:
 async def plugin_page(request: Request, ctx: RequestContext, plugin_id: str, path: str) -> Response[Any]:
     target = await _resolve(ctx, plugin_id, path)
     rest = target.rest
-    if target.spec.type == "dashboard" and not rest:
+    if target.spec.type == "dashboard" and not rest and not _has_page_code(target):
         return await _dashboard(request, ctx, target)
-    if target.spec.type == "custom" and not rest:
+    if target.spec.type in {"custom", "dashboard"} and not rest:
         return await _custom(request, ctx, target)
     if target.spec.type == "crud":
         if not rest:
@@ -973,6 +977,9 @@ async def plugin_page(request: Request, ctx: RequestContext, plugin_id: str, pat
 async def plugin_page_post(request: Request, ctx: RequestContext, plugin_id: str, path: str) -> Response[Any]:
     target = await _resolve(ctx, plugin_id, path)
     rest = target.rest
+    if _has_page_code(target) and len(rest) == 2 and rest[0] == "actions":
+        return await guest_pages.post_action(request, ctx, target.plugin, target.spec, target.url, rest[1],
+                                             _common(ctx, target))
     if target.spec.type == "crud":
         if rest in ([], ["new"]):
             return await _create(request, ctx, target)

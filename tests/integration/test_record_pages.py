@@ -550,21 +550,6 @@ def test_derived_page_with_every_field_type(tenants, app, tmp_path):
     assert exported[0]["owner_id"] == owner and exported[0]["seen_at"].startswith("2026-05-01T09:30")
 
 
-def test_custom_page_with_wasm_says_it_needs_the_runtime(tenants, app):
-    client = tenants
-
-    async def pretend_wasm(s: Any) -> None:
-        from sqlalchemy import update
-
-        from app.db.models import PluginPackage
-
-        await s.execute(update(PluginPackage).where(PluginPackage.plugin_id == "inventory").values(has_wasm=True))
-
-    in_db(app, pretend_wasm)
-    page = client.get("/t/acme/p/inventory/inventory/stocktaking")
-    assert page.status_code == 200 and "needs the WASM runtime" in page.text
-
-
 def test_garbage_in_forms_and_query_strings_never_gives_a_500(tenants):
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st

@@ -1,0 +1,234 @@
+"""The shared wasmtime Engine, its epoch ticker, the compile cache and the interface check.
+
+Compiling a Python guest takes seconds, so it happens once per wasm hash and wasmtime version, in the
+background, and the artefact is kept under the data dir; every later start deserializes the file
+(a few milliseconds, memory-mapped).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wasmtime import Config, Engine
+from wasmtime.component import Component
+
+log = logging.getLogger("portal.sandbox")
+
+INTERFACE_PACKAGE = "portal:plugin"
+INTERFACE_VERSION = "0.1.0"
+HOST_IMPORT = f"{INTERFACE_PACKAGE}/host@{INTERFACE_VERSION}"
+GUEST_EXPORT = f"{INTERFACE_PACKAGE}/guest@{INTERFACE_VERSION}"
+GUEST_FUNCTIONS = ("init", "on-tenant-created", "handle-event", "render-page", "handle-action")
+EPOCH_TICK_SECONDS = 0.005
+WASMTIME_VERSION = importlib.metadata.version("wasmtime")
+_COMPONENT_LAYER = b"\x00asm\x0d\x00\x01\x00"
+_CORE_MODULE = b"\x00asm\x01\x00\x00\x00"
+_INTERFACE_NAME = re.compile(rb"portal:plugin/(host|guest)@(\d+\.\d+\.\d+)")
+
+
+class ComponentRejected(Exception):
+    """The wasm cannot run here; the message says why, for the person who uploaded it."""
+
+
+def _compatible(version: str) -> bool:
+    """Semver: 0.x versions are compatible within the same minor, others within the same major."""
+    ours = [int(p) for p in INTERFACE_VERSION.split(".")]
+    theirs = [int(p) for p in version.split(".")]
+    if ours[0] == 0:
+        return theirs[:2] == ours[:2] and theirs[2] <= ours[2]
+    return theirs[0] == ours[0] and theirs[1:] <= ours[1:]
+
+
+def check_component_bytes(wasm: bytes) -> None:
+    """A fast check at upload, before the (slow) compile: a component of our interface version."""
+    if wasm.startswith(_CORE_MODULE):
+        raise ComponentRejected("plugin.wasm is a core WebAssembly module, not a component; build it with "
+                                "`portal plugin build` (componentize-py) against wit/plugin.wit")
+    if not wasm.startswith(_COMPONENT_LAYER):
+        raise ComponentRejected("plugin.wasm is not a WebAssembly component (wrong magic bytes)")
+    names = {(m.group(1).decode(), m.group(2).decode()) for m in _INTERFACE_NAME.finditer(wasm)}
+    guest = {v for kind, v in names if kind == "guest"}
+    if not guest:
+        raise ComponentRejected(f"plugin.wasm does not export the {INTERFACE_PACKAGE}/guest interface "
+                                f"(build it against wit/plugin.wit, package {INTERFACE_PACKAGE}@{INTERFACE_VERSION})")
+    bad = sorted(v for _, v in names if not _compatible(v))
+    if bad:
+        raise ComponentRejected(f"plugin.wasm was built against {INTERFACE_PACKAGE}@{bad[0]}; this portal provides "
+                                f"{INTERFACE_PACKAGE}@{INTERFACE_VERSION} — rebuild it with `portal plugin build`")
+
+
+def check_component_type(engine: Engine, component: Component) -> None:
+    """The full check on the compiled component: what it imports and exports."""
+    ctype = component.type
+    imports = set(ctype.imports(engine))
+    exports = set(ctype.exports(engine))
+    if GUEST_EXPORT not in exports:
+        raise ComponentRejected(f"the component does not export {GUEST_EXPORT} (it exports: "
+                                f"{', '.join(sorted(exports)) or 'nothing'})")
+    foreign = sorted(i for i in imports if i != HOST_IMPORT)
+    if foreign:
+        raise ComponentRejected(f"the component imports {', '.join(foreign)}, which this portal does not provide "
+                                f"(only {HOST_IMPORT}; build with --stub-wasi)")
+
+
+def make_engine() -> Engine:
+    config = Config()
+    config.consume_fuel = True
+    config.epoch_interruption = True
+    return Engine(config)
+
+
+@dataclass
+class CompileJob:
+    wasm_sha256: str
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    error: str | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def state(self) -> str:
+        if not self.done.is_set():
+            return "compiling"
+        return "failed" if self.error else "ready"
+
+    @property
+    def seconds(self) -> float:
+        return round((self.finished or time.monotonic()) - self.started, 1)
+
+
+class ComponentStore:
+    """Compiled components by wasm hash: memory, then the cache file, then a compile."""
+
+    def __init__(self, engine: Engine, cache_dir: Path) -> None:
+        self.engine = engine
+        self.cache_dir = cache_dir
+        self._components: dict[str, Component] = {}
+        self._jobs: dict[str, CompileJob] = {}
+        self._lock = threading.Lock()
+
+    def cache_path(self, wasm_sha256: str) -> Path:
+        return self.cache_dir / f"{wasm_sha256}-wasmtime{WASMTIME_VERSION}.cwasm"
+
+    def job(self, wasm_sha256: str) -> CompileJob | None:
+        return self._jobs.get(wasm_sha256)
+
+    def state(self, wasm_sha256: str) -> str:
+        """ready | compiling | failed | pending (never compiled in this process nor cached)."""
+        if wasm_sha256 in self._components or self.cache_path(wasm_sha256).exists():
+            return "ready"
+        job = self._jobs.get(wasm_sha256)
+        return job.state if job else "pending"
+
+    def start_compile(self, wasm_path: Path, wasm_sha256: str) -> CompileJob:
+        """Compile in a background thread (once per hash); the returned job tells progress."""
+        with self._lock:
+            job = self._jobs.get(wasm_sha256)
+            if job is not None and job.state != "failed":
+                return job
+            job = CompileJob(wasm_sha256)
+            self._jobs[wasm_sha256] = job
+            if self.cache_path(wasm_sha256).exists():
+                job.finished = time.monotonic()
+                job.done.set()
+                return job
+        threading.Thread(target=self._compile, args=(wasm_path, job), daemon=True,
+                         name=f"compile-{wasm_sha256[:8]}").start()
+        return job
+
+    def _compile(self, wasm_path: Path, job: CompileJob) -> None:
+        try:
+            component = Component(self.engine, wasm_path.read_bytes())
+            check_component_type(self.engine, component)
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            target = self.cache_path(job.wasm_sha256)
+            tmp = target.with_suffix(f".tmp{threading.get_ident()}")
+            tmp.write_bytes(component.serialize())
+            tmp.replace(target)
+            self._components[job.wasm_sha256] = component
+        except ComponentRejected as exc:
+            job.error = str(exc)
+        except Exception as exc:  # a compile failure must reach the admin, not kill the thread silently
+            log.exception("Compiling %s failed", wasm_path)
+            job.error = f"the component does not compile: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        finally:
+            job.finished = time.monotonic()
+            job.done.set()
+
+    def get(self, wasm_path: Path, wasm_sha256: str, *, wait: float | None = None) -> Component | None:
+        """The compiled component, or None while it is still compiling after `wait` seconds."""
+        hit = self._components.get(wasm_sha256)
+        if hit is not None:
+            return hit
+        cached = self.cache_path(wasm_sha256)
+        if cached.exists():
+            try:
+                component = Component.deserialize_file(self.engine, str(cached))
+            except Exception:
+                log.warning("Compile cache %s is unusable; recompiling", cached)
+                cached.unlink(missing_ok=True)
+            else:
+                self._components[wasm_sha256] = component
+                return component
+        job = self.start_compile(wasm_path, wasm_sha256)
+        if not job.done.wait(wait):
+            return None
+        if job.error:
+            raise ComponentRejected(job.error)
+        return self._components.get(wasm_sha256)
+
+    def forget(self, wasm_sha256: str) -> None:
+        self._components.pop(wasm_sha256, None)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class EpochTicker:
+    """Advances the engine's epoch every few milliseconds; guests' deadlines are counted in ticks.
+    The thread starts with the first guest call, so processes that never run a guest pay nothing."""
+
+    def __init__(self, engine: Engine, interval: float = EPOCH_TICK_SECONDS) -> None:
+        self.engine = engine
+        self.interval = interval
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.interval)
+            self.engine.increment_epoch()
+
+    def ticks(self, milliseconds: int) -> int:
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, daemon=True, name="wasm-epoch")
+                    self._thread.start()
+        return max(1, int(milliseconds / 1000 / self.interval) + 1)
+
+
+_shared: tuple[Engine, EpochTicker] | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_engine() -> tuple[Engine, EpochTicker]:
+    """One Engine (and epoch ticker) per process: engines are thread-safe and compiled code is per engine."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            engine = make_engine()
+            _shared = (engine, EpochTicker(engine))
+        return _shared

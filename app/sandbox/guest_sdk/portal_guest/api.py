@@ -1,0 +1,170 @@
+"""Typed wrappers around the host imports (``portal:plugin/host``): Python values in, Python values out.
+
+Guest-side code: runs inside the plugin component, never in the portal host.
+
+A refused or failed host call raises :class:`HostError` with the host's message. Left uncaught in a
+page or action handler, the :class:`~portal_guest.plugin.Plugin` dispatcher returns that message as
+the call's error result.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from . import _bindings
+from ._jsonutil import dumps
+
+__all__ = ["HostError", "can", "config", "current_user", "db", "events", "log"]
+
+
+class HostError(Exception):
+    """The host refused or failed a call; ``message`` is its explanation (meant for people)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _call(name: str, *args: Any) -> Any:
+    host = _bindings.host
+    if host is None:
+        raise HostError(f"host.{name} is only available inside a plugin component")
+    try:
+        return getattr(host, name)(*args)
+    except _bindings.Err as exc:
+        raise HostError(str(exc.value)) from None
+
+
+def _parse(text: str, call: str) -> Any:
+    try:
+        return json.loads(text) if text else None
+    except ValueError as exc:
+        raise HostError(f"{call}: the host sent invalid JSON ({exc})") from None
+
+
+class Db:
+    """The plugin's entities (and those of plugins it depends on), in the acting user's tenant."""
+
+    def insert(self, entity: str, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Insert a row; returns it with its standard fields (``id``, ``version``, ...)."""
+        return _parse(_call("db_insert", entity, dumps(dict(data))), "db.insert")
+
+    def query(
+        self,
+        entity: str,
+        filter: Mapping[str, Any] | None = None,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        sort: str | None = None,
+        q: str | None = None,
+    ) -> dict[str, Any]:
+        """Rows matching ``filter``: ``{"rows": [...], "total": n}``.
+
+        ``filter`` maps a field to a value (equality) or to operator tests such as
+        ``{"quantity": {"lt": 10}}`` (eq, ne, lt, lte, gt, gte). ``sort`` is a field name, ``-field``
+        for descending (the host's default is ``-created_at``); ``q`` a search string.
+        """
+        page: dict[str, Any] = {"limit": limit, "offset": offset}
+        if sort is not None:
+            page["sort"] = sort
+        if q is not None:
+            page["q"] = q
+        return _parse(_call("db_query", entity, dumps(dict(filter or {})), dumps(page)), "db.query")
+
+    def update(self, entity: str, id: str, data: Mapping[str, Any], version: int) -> dict[str, Any]:
+        """Update a row read at ``version`` (a conflict if someone changed it since); returns the new row."""
+        return _parse(_call("db_update", entity, str(id), dumps(dict(data)), int(version)), "db.update")
+
+    def delete(self, entity: str, id: str) -> None:
+        """Soft-delete a row (it can be restored from the crud page)."""
+        _call("db_delete", entity, str(id))
+
+    def aggregate(
+        self,
+        entity: str,
+        group_by: Iterable[str] = (),
+        metrics: Iterable[tuple[str, str | None] | str | Mapping[str, Any]] = (),
+        filter: Mapping[str, Any] | None = None,
+        *,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Grouped figures, one dict per group, e.g.
+        ``db.aggregate("item", ["category"], [("sum", "quantity"), ("count", None)])``.
+
+        A metric is ``(fn, field)`` (fn: count, sum, avg, min, max), ``(fn, None)``/``"count"`` for
+        a row count, or a ready ``{"fn", "field"}`` dict. Each group's dict holds the ``group_by``
+        fields and one key per metric: ``count``, or ``<fn>_<field>`` such as ``sum_quantity``
+        (decimals arrive as strings). ``limit`` caps the number of groups.
+        """
+        query: dict[str, Any] = {"group_by": list(group_by), "metrics": [_metric(m) for m in metrics]}
+        if filter is not None:
+            query["filter"] = dict(filter)
+        if limit is not None:
+            query["limit"] = limit
+        out = _parse(_call("db_aggregate", entity, dumps(query)), "db.aggregate")
+        # Accept both a bare list and {"rows": [...]} so the SDK does not pin the host's envelope.
+        if isinstance(out, dict) and isinstance(out.get("rows"), list):
+            return out["rows"]
+        return out if isinstance(out, list) else []
+
+
+def _metric(m: tuple[str, str | None] | str | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(m, str):
+        return {"fn": m}
+    if isinstance(m, Mapping):
+        return dict(m)
+    fn, field_name = m
+    return {"fn": fn} if field_name is None else {"fn": fn, "field": field_name}
+
+
+class Events:
+    def publish(self, event_type: str, payload: Mapping[str, Any] | None = None) -> None:
+        """Publish ``<plugin>.<entity>.<action>`` (declared in the manifest); delivered after the call commits."""
+        _call("event_publish", event_type, dumps(dict(payload or {})))
+
+
+class Config:
+    def get(self, key: str, default: str | None = None) -> str | None:
+        """A value of this tenant's configuration of the plugin, or ``default`` when unset."""
+        value = _call("config_get", key)
+        return default if value is None else value
+
+
+class Log:
+    """The plugin's log (shown to administrators). ``print`` does not work in a component: use this."""
+
+    def _write(self, level: str, message: Any) -> None:
+        host = _bindings.host
+        if host is not None:  # outside a component there is nowhere to log to
+            host.log_write(level, str(message))
+
+    def debug(self, message: Any) -> None:
+        self._write("debug", message)
+
+    def info(self, message: Any) -> None:
+        self._write("info", message)
+
+    def warning(self, message: Any) -> None:
+        self._write("warning", message)
+
+    def error(self, message: Any) -> None:
+        self._write("error", message)
+
+
+db = Db()
+events = Events()
+config = Config()
+log = Log()
+
+
+def current_user() -> dict[str, Any]:
+    """The acting user: ``{"id", "email", "display_name", "tenant_id", "tenant_slug", "language"}``."""
+    return _parse(_call("current_user"), "current_user") or {}
+
+
+def can(permission: str) -> bool:
+    """Whether the acting user holds ``permission`` (``db.<entity>.<op>`` or ``ui.<plugin>.<code>``)."""
+    return bool(_call("check_permission", permission))

@@ -1,0 +1,328 @@
+"""The host API a guest imports (`portal:plugin/host`), implemented on the one record service.
+
+A guest call runs in a worker thread; each host function hops back to the event loop, where the
+request's (or the background job's) database session lives, and runs the record service there. So
+tenant, permissions, soft delete, standard fields, version checks, audit and events are exactly
+those of the generated pages and the JSON API. Host functions never raise into wasmtime (that kills
+the instance): refusals are `err` results. Limit breaches are the exception: they must stop the
+guest, so they raise, which traps the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from litestar.exceptions import HTTPException
+from wasmtime.component import Linker, Variant
+
+from app.audit import Actor
+from app.errors import PortalError, ValidationFailed
+from app.events import Event, EventBus
+from app.plugins.manifest import Manifest
+from app.plugins.runtime import EntityRef, LoadedPlugin
+from app.records.service import Aggregate, ListQuery, RecordService
+from app.records.values import to_json
+from app.sandbox.engine import HOST_IMPORT
+from app.sandbox.limits import Limits
+
+log = logging.getLogger("portal.plugin")
+LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "warn": logging.WARNING,
+              "error": logging.ERROR}
+_local = threading.local()
+
+
+class LimitBreach(Exception):
+    """Raised inside a host function to stop the guest; `kind` names the limit."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass
+class Principal:
+    """Who a guest call acts as: the user who triggered it, or the plugin itself for background calls."""
+
+    actor: Actor
+    can: Callable[[str], bool]
+    user: dict[str, Any]
+
+
+@dataclass
+class CallContext:
+    plugin: LoadedPlugin
+    reachable: dict[str, EntityRef]  # the plugin's entities and those of its enabled dependencies
+    tenant_id: uuid.UUID
+    principal: Principal
+    session: Any  # AsyncSession, used only on `loop`
+    loop: asyncio.AbstractEventLoop
+    bus: EventBus | None
+    limits: Limits
+    host_calls: int = 0
+    log_bytes: int = 0
+    logs: list[tuple[str, str]] = field(default_factory=list)
+    breach: LimitBreach | None = None
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.plugin.manifest
+
+    def records(self) -> RecordService:
+        return RecordService(self.session, self.tenant_id, self.principal.actor, self.principal.can, self.bus)
+
+    def run(self, make: Callable[[], Awaitable[Any]]) -> Any:
+        """Run a coroutine on the loop that owns the session and wait for it (we are in a worker thread)."""
+        return asyncio.run_coroutine_threadsafe(_call(make), self.loop).result()
+
+
+async def _call(make: Callable[[], Awaitable[Any]]) -> Any:
+    return await make()
+
+
+def current() -> CallContext | None:
+    return getattr(_local, "ctx", None)
+
+
+def bind(ctx: CallContext | None) -> None:
+    _local.ctx = ctx
+
+
+def _ok(value: Any) -> Variant:
+    return Variant("ok", value)
+
+
+def _err(message: str) -> Variant:
+    return Variant("err", message)
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, ValidationFailed):
+        return "; ".join(f"{k}: {v}" for k, v in exc.errors.items()) or exc.detail
+    if isinstance(exc, PortalError):
+        return exc.detail
+    detail = getattr(exc, "detail", None)
+    return str(detail or exc) or type(exc).__name__
+
+
+def _json_arg(text: str, what: str) -> Any:
+    try:
+        return json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{what} is not valid JSON ({exc.msg} at position {exc.pos})") from exc
+
+
+def _object_arg(text: str, what: str) -> dict[str, Any]:
+    value = _json_arg(text, what)
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} must be a JSON object")
+    return value
+
+
+def _row_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: to_json(v) for k, v in row.items() if k != "tenant_id"}
+
+
+def _entity(ctx: CallContext, name: str) -> EntityRef:
+    ref = ctx.reachable.get(name)
+    if ref is None:
+        raise PermissionError(f"entity {name!r} is not one of {ctx.plugin.id}'s entities or those of its "
+                              f"declared dependencies")
+    return ref
+
+
+_OPERATORS = {"eq": "", "gte": "__from", "lte": "__to", "gt": "__gt", "lt": "__lt", "ne": "__ne"}
+
+
+def _list_query(ref: EntityRef, filters: dict[str, Any], page: dict[str, Any]) -> ListQuery:
+    out: dict[str, str] = {}
+    for name, cond in filters.items():
+        tests = cond if isinstance(cond, dict) else {"eq": cond}
+        for op, value in tests.items():
+            suffix = _OPERATORS.get(op)
+            if suffix is None:
+                raise ValueError(f"filter {name}: unknown operator {op!r} (use {', '.join(_OPERATORS)})")
+            if isinstance(value, dict | list):
+                raise ValueError(f"filter {name}.{op}: expected a single value")
+            out[name + suffix] = "" if value is None else ("true" if value is True else "false" if value is False
+                                                           else str(value))
+    limit = page.get("limit", 50)
+    offset = page.get("offset", 0)
+    if not isinstance(limit, int) or not isinstance(offset, int) or limit < 1 or offset < 0:
+        raise ValueError("page.limit must be a positive integer and page.offset a non-negative one")
+    return ListQuery(q=str(page.get("q") or "")[:200], filters=out, sort=str(page.get("sort") or "-created_at"),
+                     size=limit, offset=offset)
+
+
+# -- the functions ---------------------------------------------------------------------------------
+
+def db_insert(ctx: CallContext, entity: str, data: str) -> Variant:
+    ref = _entity(ctx, entity)
+    values = _object_arg(data, "data")
+    return _ok(json.dumps(_row_json(ctx.run(lambda: ctx.records().insert(ref, values)))))
+
+
+def db_query(ctx: CallContext, entity: str, filter_json: str, page_json: str) -> Variant:
+    ref = _entity(ctx, entity)
+    query = _list_query(ref, _object_arg(filter_json, "filter"), _object_arg(page_json, "page"))
+    result = ctx.run(lambda: ctx.records().list(ref, query))
+    return _ok(json.dumps({"rows": [_row_json(r) for r in result.rows], "total": result.total,
+                           "capped": result.capped}))
+
+
+def db_update(ctx: CallContext, entity: str, record_id: str, data: str, version: int) -> Variant:
+    ref = _entity(ctx, entity)
+    values = _object_arg(data, "data")
+    return _ok(json.dumps(_row_json(ctx.run(lambda: ctx.records().update(ref, record_id, values, version)))))
+
+
+def db_delete(ctx: CallContext, entity: str, record_id: str) -> Variant:
+    ref = _entity(ctx, entity)
+    ctx.run(lambda: ctx.records().delete(ref, record_id))
+    return _ok(None)
+
+
+def db_aggregate(ctx: CallContext, entity: str, query_json: str) -> Variant:
+    ref = _entity(ctx, entity)
+    query = _object_arg(query_json, "query")
+    unknown = set(query) - {"group_by", "metrics", "filter", "limit"}
+    if unknown:
+        raise ValueError(f"query: unknown key {sorted(unknown)[0]!r} (expected group_by, metrics, filter, limit)")
+    group_by = query.get("group_by") or []
+    metrics = query.get("metrics") or [{"fn": "count"}]
+    if not isinstance(group_by, list) or not all(isinstance(g, str) for g in group_by):
+        raise ValueError("query.group_by must be a list of field names")
+    if not isinstance(metrics, list) or not all(isinstance(m, dict) for m in metrics):
+        raise ValueError('query.metrics must be a list of objects like {"fn": "sum", "field": "quantity"}')
+    spec = Aggregate(group_by=group_by, metrics=[(str(m.get("fn")), m.get("field")) for m in metrics],
+                     filters=_list_query(ref, query.get("filter") or {}, {}).filters,
+                     limit=int(query.get("limit") or 1000))
+    rows = ctx.run(lambda: ctx.records().aggregate(ref, spec))
+    return _ok(json.dumps([{k: to_json(v) for k, v in r.items()} for r in rows]))
+
+
+def event_publish(ctx: CallContext, event_type: str, payload: str) -> Variant:
+    declared = ctx.manifest.events.published
+    if event_type not in declared:
+        raise PermissionError(f"event {event_type!r} is not declared in [events] published of {ctx.plugin.id}")
+    body = _object_arg(payload, "payload")
+    if ctx.bus is not None:
+        bus, session = ctx.bus, ctx.session
+        event = Event(event_type, str(ctx.tenant_id), body, source=ctx.plugin.id)
+
+        async def queue() -> None:  # on the loop, like every other use of the session
+            bus.after_commit(session, event)
+
+        ctx.run(queue)
+    return _ok(None)
+
+
+def config_get(ctx: CallContext, key: str) -> Variant:
+    # Until per-tenant named configurations exist, the declared schema's defaults are the configuration.
+    for item in (ctx.manifest.raw.get("config") or {}).get("fields") or []:
+        if isinstance(item, dict) and item.get("key") == key:
+            default = item.get("default")
+            return _ok(None if default is None else str(default))
+    return _ok(None)
+
+
+def log_write(ctx: CallContext, level: str, message: str) -> None:
+    size = len(message.encode("utf-8", "replace"))
+    ctx.log_bytes += size
+    if ctx.log_bytes > ctx.limits.log_bytes:
+        raise LimitBreach("log_bytes", f"the plugin wrote more than {ctx.limits.log_bytes} bytes of log in one call")
+    lvl = level.lower() if level.lower() in LOG_LEVELS else "info"
+    ctx.logs.append((lvl, message))
+    log.log(LOG_LEVELS[lvl], "[%s tenant=%s] %s", ctx.plugin.id, ctx.tenant_id, message)
+
+
+def current_user(ctx: CallContext) -> Variant:
+    return _ok(json.dumps(ctx.principal.user))
+
+
+def check_permission(ctx: CallContext, permission: str) -> Variant:
+    return _ok(bool(ctx.principal.can(permission)))
+
+
+# (name, function, capability that gates it; None = always linked)
+FUNCTIONS: tuple[tuple[str, Callable[..., Any], str | None], ...] = (
+    ("db-insert", db_insert, "database"),
+    ("db-query", db_query, "database"),
+    ("db-update", db_update, "database"),
+    ("db-delete", db_delete, "database"),
+    ("db-aggregate", db_aggregate, "database"),
+    ("event-publish", event_publish, "events"),
+    ("config-get", config_get, "config"),
+    ("log-write", log_write, None),
+    ("current-user", current_user, None),
+    ("check-permission", check_permission, None),
+)
+
+
+# wasmtime-py wants a Variant only where a result's ok and err cases have overlapping Python types
+# (result<string, string>); for result<_, string> and result<bool, string> it wants the bare value.
+UNTAGGED = {"db-delete", "event-publish", "check-permission"}
+
+
+def _lowered(name: str, value: Any) -> Any:
+    return value.payload if name in UNTAGGED and isinstance(value, Variant) else value
+
+
+def _wrap(name: str, fn: Callable[..., Any], returns_result: bool) -> Callable[..., Any]:
+    def host_function(_store: Any, *args: Any) -> Any:
+        return _lowered(name, _call_host(name, fn, returns_result, args))
+
+    return host_function
+
+
+def _call_host(name: str, fn: Callable[..., Any], returns_result: bool, args: tuple[Any, ...]) -> Any:
+    """One body for every host function: count, enforce the limit, run, turn refusals into error values."""
+    ctx = current()
+    if ctx is None:  # only possible if a guest calls out while no call is bound (init of a broken pool)
+        return _err("no active call") if returns_result else None
+    ctx.host_calls += 1
+    if ctx.host_calls > ctx.limits.host_calls:
+        ctx.breach = ctx.breach or LimitBreach(
+            "host_calls", f"the plugin made more than {ctx.limits.host_calls} host calls in one call")
+        raise ctx.breach
+    try:
+        return fn(ctx, *args)
+    except LimitBreach as exc:
+        ctx.breach = ctx.breach or exc
+        raise
+    except Exception as exc:  # a refusal is an error value for the guest, never an exception into wasm
+        expected = isinstance(exc, PortalError | PermissionError | ValueError | LookupError | HTTPException)
+        if not expected:
+            log.exception("Host function %s failed for %s", name, ctx.plugin.id)
+        return _err(f"{name}: {_describe(exc)}") if returns_result else None
+
+
+def _refuse(name: str, capability: str, plugin_id: str) -> Callable[..., Any]:
+    message = (f"{name}: plugin {plugin_id} does not have the {capability!r} capability "
+               f"(add `{capability} = true` under [permissions] in plugin.toml)")
+
+    def refused(_store: Any, *_args: Any) -> Any:
+        ctx = current()
+        if ctx is not None:
+            ctx.host_calls += 1
+        return _lowered(name, _err(message))
+
+    return refused
+
+
+def link(linker: Linker, manifest: Manifest) -> None:
+    """Define the host interface; functions whose capability the manifest lacks answer an error."""
+    caps = manifest.capabilities
+    with linker.root() as root, root.add_instance(HOST_IMPORT) as host:
+        for name, fn, capability in FUNCTIONS:
+            returns_result = name != "log-write"
+            if capability is None or getattr(caps, capability):
+                host.add_func(name, _wrap(name, fn, returns_result))
+            else:
+                host.add_func(name, _refuse(name, capability, manifest.id))

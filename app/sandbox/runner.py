@@ -1,0 +1,414 @@
+"""Calling guests: warm instance pools per (plugin, tenant), limits, one transaction per call, call
+figures, and the crash policy (seed 004 appendix E)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import statistics
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from wasmtime import Store, WasmtimeError
+from wasmtime.component import Component, Func, Instance, Linker, Variant
+
+from app import audit
+from app.audit import Actor
+from app.db.models import PluginFault, PluginTenant
+from app.events import PENDING_KEY, EventBus
+from app.plugins import runtime
+from app.plugins.runtime import EntityRef, LoadedPlugin
+from app.sandbox import host
+from app.sandbox.engine import GUEST_EXPORT, GUEST_FUNCTIONS, ComponentRejected, ComponentStore, shared_engine
+from app.sandbox.host import CallContext, LimitBreach, Principal
+from app.sandbox.limits import Limits, effective
+
+if TYPE_CHECKING:  # settings import the limits of this package
+    from app.settings import Settings
+
+log = logging.getLogger("portal.sandbox")
+MIB = 1024 * 1024
+TRAP_WINDOW = dt.timedelta(minutes=1)
+MAX_TRAPS_PER_WINDOW = 5  # more than this within the window auto-disables the plugin for the tenant
+STATS_KEPT = 500
+
+
+@dataclass
+class CallStats:
+    plugin_id: str
+    tenant_id: str
+    call: str
+    ok: bool
+    duration_ms: float
+    fuel: int
+    host_calls: int
+    output_bytes: int
+    kind: str = "ok"
+    fresh_instance: bool = False
+    at: float = field(default_factory=time.time)
+    logs: list[tuple[str, str]] = field(default_factory=list, repr=False)
+
+
+class GuestFailure(Exception):
+    """A guest call failed. `message` is safe to show to end users; `detail` is for admins' logs."""
+
+    def __init__(self, plugin_id: str, kind: str, message: str, detail: str = "", *,
+                 counts_as_trap: bool = False, stats: CallStats | None = None, disabled: bool = False) -> None:
+        super().__init__(message)
+        self.plugin_id = plugin_id
+        self.kind = kind
+        self.message = message
+        self.detail = detail
+        self.counts_as_trap = counts_as_trap
+        self.stats = stats
+        self.disabled = disabled
+
+
+@dataclass
+class _Instance:
+    store: Store
+    funcs: dict[str, Func]
+    dead: bool = False
+
+
+@dataclass
+class _Pool:
+    semaphore: asyncio.Semaphore
+    idle: list[_Instance] = field(default_factory=list)
+
+
+def _trap_kind(exc: Exception, ctx: CallContext) -> tuple[str, str]:
+    text = str(exc)
+    if ctx.breach is not None:
+        return ctx.breach.kind, str(ctx.breach)
+    if "interrupt" in text:
+        return "deadline_ms", f"the plugin ran longer than its {ctx.limits.deadline_ms} ms deadline and was stopped"
+    if "fuel" in text:
+        return "fuel", f"the plugin used up its instruction budget ({ctx.limits.fuel:,} fuel) and was stopped"
+    if "memory" in text.lower() and "limit" in text.lower():
+        return "memory_mb", f"the plugin needed more than its {ctx.limits.memory_mb} MiB memory limit"
+    first = next((line.strip() for line in reversed(text.splitlines()) if "trap" in line), "") or "trap"
+    return "trap", f"the plugin crashed ({first})"
+
+
+class Sandbox:
+    def __init__(self, settings: Settings, session_factory: Callable[[], Any] | None = None) -> None:
+        self.settings = settings
+        self.session_factory = session_factory  # own sessions for background calls (after a commit)
+        self._background: set[asyncio.Task[None]] = set()
+        self.engine, self.ticker = shared_engine()
+        self.components = ComponentStore(self.engine, settings.compile_cache)
+        self._executor: ThreadPoolExecutor | None = None
+        self._linkers: dict[tuple[str, str], Linker] = {}
+        self._pools: dict[tuple[str, str, str], _Pool] = {}
+        self.stats: dict[str, deque[CallStats]] = {}
+        self.last: CallStats | None = None  # the latest call's figures (for `portal plugin run`)
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        if self._executor is None:  # created on first use: most test apps never run a guest
+            self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="wasm")
+        return self._executor
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        self._pools.clear()
+
+    # -- components ------------------------------------------------------------------------------
+
+    def wasm_path(self, plugin: LoadedPlugin) -> Path:
+        return self.settings.data_dir / "plugins" / plugin.id / plugin.row_sha / "plugin.wasm"
+
+    def compile_state(self, plugin: LoadedPlugin) -> str:
+        return self.components.state(plugin.wasm_sha256) if plugin.wasm_sha256 else "none"
+
+    def start_compile(self, plugin: LoadedPlugin) -> None:
+        if plugin.wasm_sha256:
+            self.components.start_compile(self.wasm_path(plugin), plugin.wasm_sha256)
+
+    def limits_for(self, plugin: LoadedPlugin) -> Limits:
+        return effective(plugin.manifest.limits, self.settings.wasm_default, self.settings.wasm_maximum)
+
+    def _linker(self, plugin: LoadedPlugin) -> Linker:
+        key = (plugin.id, plugin.row_sha)
+        linker = self._linkers.get(key)
+        if linker is None:
+            linker = Linker(self.engine)
+            host.link(linker, plugin.manifest)
+            self._linkers[key] = linker
+        return linker
+
+    def _pool(self, plugin: LoadedPlugin, tenant_id: uuid.UUID) -> _Pool:
+        key = (plugin.id, plugin.wasm_sha256, str(tenant_id))
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = _Pool(asyncio.Semaphore(max(1, self.settings.wasm_pool_size)))
+        return pool
+
+    def drop_instances(self, plugin_id: str, tenant_id: uuid.UUID | None = None) -> None:
+        for key in [k for k in self._pools if k[0] == plugin_id and (tenant_id is None or k[2] == str(tenant_id))]:
+            self._pools[key].idle.clear()
+
+    def warm_count(self, plugin_id: str) -> int:
+        return sum(len(p.idle) for k, p in self._pools.items() if k[0] == plugin_id)
+
+    # -- running (worker thread) -----------------------------------------------------------------
+
+    def _instantiate(self, component: Component, plugin: LoadedPlugin, ctx: CallContext) -> _Instance:
+        store = Store(self.engine)
+        store.set_limits(memory_size=ctx.limits.memory_mb * MIB)
+        store.set_fuel(ctx.limits.fuel)
+        store.set_epoch_deadline(self.ticker.ticks(ctx.limits.deadline_ms))
+        instance: Instance = self._linker(plugin).instantiate(store, component)
+        guest = instance.get_export_index(store, GUEST_EXPORT)
+        funcs = {}
+        for name in GUEST_FUNCTIONS:
+            index = instance.get_export_index(store, name, guest)
+            func = instance.get_func(store, index) if index is not None else None
+            if func is None:
+                raise ComponentRejected(f"the component does not export {GUEST_EXPORT}#{name}")
+            funcs[name] = func
+        inst = _Instance(store, funcs)
+        problem = _error_of(self._invoke(inst, "init", ()))
+        if problem is not None:
+            raise _InitFailed(problem)
+        return inst
+
+    def _invoke(self, inst: _Instance, name: str, args: tuple[Any, ...]) -> Any:
+        func = inst.funcs[name]
+        result = func(inst.store, *args)
+        func.post_return(inst.store)
+        return result
+
+    def _execute(self, component: Component, plugin: LoadedPlugin, inst: _Instance | None, ctx: CallContext,
+                 name: str, args: tuple[Any, ...]) -> tuple[_Instance | None, Any, int, bool]:
+        host.bind(ctx)
+        fresh = inst is None
+        try:
+            if inst is None:
+                inst = self._instantiate(component, plugin, ctx)
+            inst.store.set_fuel(ctx.limits.fuel)
+            inst.store.set_epoch_deadline(self.ticker.ticks(ctx.limits.deadline_ms))
+            try:
+                result = self._invoke(inst, name, args)
+            except Exception:
+                inst.dead = True  # after any trap the instance cannot be entered again
+                raise
+            fuel = ctx.limits.fuel - inst.store.get_fuel()
+            return inst, result, fuel, fresh
+        finally:
+            host.bind(None)
+
+    # -- the public call -------------------------------------------------------------------------
+
+    async def call(self, session: AsyncSession, plugin: LoadedPlugin, tenant_id: uuid.UUID, principal: Principal,
+                   name: str, *args: Any, bus: EventBus | None = None, wait_compile: float | None = 3.0,
+                   record_faults: bool = True) -> str | None:
+        """Call guest function `name`; everything it does runs in one transaction (a savepoint of the
+        caller's), rolled back on any failure. Returns the ok payload or raises GuestFailure."""
+        if not plugin.wasm_sha256:
+            raise GuestFailure(plugin.id, "no_wasm", f"{plugin.manifest.plugin.name} ships no page code (no plugin.wasm)")
+        loop = asyncio.get_running_loop()
+        try:
+            component = await loop.run_in_executor(
+                self.executor, lambda: self.components.get(self.wasm_path(plugin), plugin.wasm_sha256, wait=wait_compile))
+        except ComponentRejected as exc:
+            raise GuestFailure(plugin.id, "rejected", f"the plugin's code cannot run here: {exc}") from exc
+        if component is None:
+            job = self.components.job(plugin.wasm_sha256)
+            raise GuestFailure(plugin.id, "compiling", "the plugin's code is still being compiled"
+                               + (f" ({job.seconds} s so far)" if job else ""))
+        reachable = await self._reachable(session, plugin, tenant_id)
+        limits = self.limits_for(plugin)
+        ctx = CallContext(plugin, reachable, tenant_id, principal, session, loop, bus, limits)
+        pool = self._pool(plugin, tenant_id)
+        pending: list[Any] = session.sync_session.info.setdefault(PENDING_KEY, [])
+        events_before = len(pending)
+        async with pool.semaphore:
+            inst = pool.idle.pop() if pool.idle else None
+            savepoint = await session.begin_nested()
+            started = time.perf_counter()
+            failure: GuestFailure | None = None
+            result: Any = None
+            fresh = inst is None
+            fuel = 0
+            try:
+                inst, result, fuel, fresh = await loop.run_in_executor(
+                    self.executor, self._execute, component, plugin, inst, ctx, name, args)
+            except _InitFailed as exc:
+                failure = GuestFailure(plugin.id, "init", f"the plugin failed to start: {exc}", str(exc),
+                                       counts_as_trap=True)
+            except (WasmtimeError, LimitBreach) as exc:
+                kind, message = _trap_kind(exc, ctx)
+                failure = GuestFailure(plugin.id, kind, message, str(exc), counts_as_trap=True)
+            except ComponentRejected as exc:
+                failure = GuestFailure(plugin.id, "rejected", f"the plugin's code cannot run here: {exc}")
+            except Exception as exc:
+                if ctx.breach is not None:
+                    failure = GuestFailure(plugin.id, ctx.breach.kind, str(ctx.breach), repr(exc), counts_as_trap=True)
+                else:
+                    log.exception("Guest call %s.%s failed in the host", plugin.id, name)
+                    failure = GuestFailure(plugin.id, "host", "the portal failed while running the plugin", repr(exc),
+                                           counts_as_trap=False)
+            duration = (time.perf_counter() - started) * 1000
+            payload: str | None = None
+            if failure is None:
+                message = _error_of(result)
+                if message is not None:
+                    kind = "memory_mb" if "MemoryError" in message else "error"
+                    text = (f"the plugin ran out of memory (limit {limits.memory_mb} MiB)" if kind == "memory_mb"
+                            else f"the plugin reported an error: {message[:500]}")
+                    failure = GuestFailure(plugin.id, kind, text, message, counts_as_trap=kind != "error")
+                else:
+                    payload = result.payload if isinstance(result, Variant) else None
+                    if payload is not None and len(payload.encode("utf-8", "replace")) > limits.output_bytes:
+                        failure = GuestFailure(plugin.id, "output_bytes",
+                                               f"the plugin returned more than {limits.output_bytes} bytes", "",
+                                               counts_as_trap=True)
+            if inst is not None and not inst.dead and (failure is None or failure.kind in {"error", "output_bytes"}):
+                pool.idle.append(inst)
+            stats = CallStats(plugin.id, str(tenant_id), name, failure is None, round(duration, 3), fuel, ctx.host_calls,
+                              len(payload or ""), failure.kind if failure else "ok", fresh, logs=ctx.logs)
+            self.stats.setdefault(plugin.id, deque(maxlen=STATS_KEPT)).append(stats)
+            self.last = stats
+            if failure is None:
+                await savepoint.commit()
+                return payload
+            await savepoint.rollback()
+            del pending[events_before:]  # events of the failed call are never published
+            failure.stats = stats
+        if record_faults:
+            await self._record_failure(session, plugin, tenant_id, name, failure)
+        raise failure
+
+    async def _reachable(self, session: AsyncSession, plugin: LoadedPlugin, tenant_id: uuid.UUID) -> dict[str, EntityRef]:
+        out = dict(plugin.entities)
+        deps = {d.id for d in plugin.manifest.dependencies.plugins}
+        if deps:
+            for other in await runtime.enabled_for(session, tenant_id):
+                if other.id in deps:
+                    out.update(other.entities)
+        return out
+
+    async def _record_failure(self, session: AsyncSession, plugin: LoadedPlugin, tenant_id: uuid.UUID, call: str,
+                              failure: GuestFailure) -> None:
+        """Persist the fault and apply the crash policy. Commits: the request itself will fail, and the
+        fault (and an auto-disable) must outlive it."""
+        log.warning("Plugin %s %s failed in tenant %s: %s (%s)", plugin.id, call, tenant_id, failure.message,
+                    failure.detail[:2000])
+        if failure.kind in {"compiling", "no_wasm"}:
+            return
+        session.add(PluginFault(tenant_id=tenant_id, plugin_id=plugin.id, call=call, kind=failure.kind,
+                                counts_as_trap=failure.counts_as_trap, message=failure.message,
+                                detail=failure.detail[:4000]))
+        await session.flush()
+        reason = ""
+        if failure.kind == "init":
+            reason = f"Start-up failed: {failure.message}"
+        elif failure.counts_as_trap:
+            since = dt.datetime.now(dt.UTC) - TRAP_WINDOW
+            traps = await session.scalar(sa.select(sa.func.count()).select_from(PluginFault).where(
+                PluginFault.plugin_id == plugin.id, PluginFault.tenant_id == tenant_id,
+                PluginFault.counts_as_trap.is_(True), PluginFault.created_at >= since))
+            if (traps or 0) > MAX_TRAPS_PER_WINDOW:
+                reason = f"Auto-disabled after {traps} failures within a minute (last: {failure.message})"
+        if reason:
+            state = await session.scalar(sa.select(PluginTenant).where(PluginTenant.tenant_id == tenant_id,
+                                                                       PluginTenant.plugin_id == plugin.id))
+            if state is not None and state.status == "enabled":
+                state.status, state.error_message = "error", reason[:2000]
+                runtime.forget_enabled(session)
+                await audit.record(session, Actor.system(), "plugin.error", "plugin", plugin.id, tenant_id=tenant_id,
+                                   summary=reason[:500])
+                failure.disabled = True
+            self.drop_instances(plugin.id, tenant_id)
+        await session.commit()
+
+    # -- background calls ------------------------------------------------------------------------
+
+    def after_commit(self, session: AsyncSession, plugin_id: str, tenant_id: uuid.UUID, name: str, *args: Any) -> None:
+        """Call a guest function as the plugin, in its own transaction, once `session` has committed
+        (so the call sees what the triggering transaction wrote); dropped if it rolls back."""
+        if self.session_factory is None:
+            return
+        sync = session.sync_session
+
+        def schedule(_session: Any) -> None:
+            task = asyncio.get_running_loop().create_task(self.background(plugin_id, tenant_id, name, *args))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+        sa.event.listen(sync, "after_commit", schedule, once=True)
+
+    async def background(self, plugin_id: str, tenant_id: uuid.UUID, name: str, *args: Any) -> None:
+        """A guest call outside any request, acting as the plugin; failures are logged and counted."""
+        assert self.session_factory is not None
+        try:
+            async with self.session_factory() as session:
+                plugin = next((p for p in await runtime.enabled_for(session, tenant_id) if p.id == plugin_id), None)
+                if plugin is None or not plugin.wasm_sha256:
+                    return
+                reachable = await self._reachable(session, plugin, tenant_id)
+                try:
+                    await self.call(session, plugin, tenant_id, plugin_principal(plugin, tenant_id, reachable), name,
+                                    *args, wait_compile=120.0)
+                except GuestFailure:
+                    return  # recorded (and committed) by call()
+                await session.commit()
+        except Exception:
+            log.exception("Background call %s.%s for tenant %s failed", plugin_id, name, tenant_id)
+
+    async def drain(self) -> None:
+        """Wait for the background calls in flight (tests and shutdown)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    # -- figures ---------------------------------------------------------------------------------
+
+    def figures(self, plugin_id: str) -> dict[str, Any]:
+        """p50/p95 of this worker's recent calls of a plugin."""
+        calls = list(self.stats.get(plugin_id, ()))
+        if not calls:
+            return {"calls": 0}
+
+        def pct(values: list[float], q: float) -> float:
+            if len(values) == 1:
+                return values[0]
+            return round(statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1], 3)
+
+        out: dict[str, Any] = {"calls": len(calls), "failures": sum(1 for c in calls if not c.ok)}
+        for name in ("duration_ms", "fuel", "host_calls", "output_bytes"):
+            values = sorted(float(getattr(c, name)) for c in calls)
+            out[name] = {"p50": pct(values, 50), "p95": pct(values, 95), "max": values[-1]}
+        return out
+
+
+def _error_of(result: Any) -> str | None:
+    """The error of a guest result: a Variant for result<string, string>, a bare string for result<_, string>."""
+    if isinstance(result, Variant):
+        return str(result.payload) if result.tag == "err" else None
+    return result if isinstance(result, str) else None
+
+
+class _InitFailed(Exception):
+    """The guest's init returned an error."""
+
+
+def plugin_principal(plugin: LoadedPlugin, tenant_id: uuid.UUID, reachable: dict[str, EntityRef] | None = None) -> Principal:
+    """Background calls act as the plugin, with the permissions its manifest brings (and its dependencies' db.*)."""
+    granted = set(plugin.manifest.permission_codes)
+    for ref in (reachable or {}).values():
+        granted.update(ref.permission(op) for op in ("select", "insert", "update", "delete"))
+    return Principal(Actor(None, f"plugin:{plugin.id}", ""), granted.__contains__,
+                     {"id": None, "plugin": plugin.id, "tenant_id": str(tenant_id), "email": None,
+                      "display_name": plugin.manifest.plugin.name})

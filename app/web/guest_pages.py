@@ -1,0 +1,169 @@
+"""Custom (and WASM dashboard) pages: the guest's render-page / handle-action output, validated and
+rendered with the host's own templates, for the browser and as JSON for API clients."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from litestar import Request, Response, Router, get, post
+from litestar.exceptions import PermissionDeniedException
+from litestar.params import Parameter
+from litestar.response import Template
+
+from app.errors import NotFound
+from app.plugins import runtime
+from app.plugins.manifest import PageSpec
+from app.plugins.runtime import LoadedPlugin
+from app.sandbox import GuestFailure, Sandbox
+from app.sandbox.host import Principal
+from app.ui import parse_ui
+from app.web.context import RequestContext
+from app.web.errors import problem
+from app.web.render import is_htmx, page
+
+MAX_PARAMS = 50
+
+
+def principal(ctx: RequestContext) -> Principal:
+    """Guests called from a request act as the signed-in user, with exactly that user's permissions."""
+    user = ctx.user
+    assert user is not None and ctx.tenant is not None
+    return Principal(ctx.actor, ctx.can, {
+        "id": str(user.id), "email": user.email, "display_name": user.display_name, "language": user.language,
+        "tenant_id": str(ctx.tenant.id), "tenant_slug": ctx.tenant.slug})
+
+
+def _sandbox(request: Request) -> Sandbox:
+    return request.app.state.sandbox  # type: ignore[no-any-return]
+
+
+def _params(request: Request) -> dict[str, str]:
+    items = list(request.query_params.items())[:MAX_PARAMS]
+    return {k: v.replace("\x00", "")[:2000] for k, v in items}
+
+
+async def _form_data(request: Request) -> dict[str, Any]:
+    form = await request.form()
+    out: dict[str, Any] = {}
+    for key in list(form.keys())[:MAX_PARAMS]:
+        if key == "_csrf_token":
+            continue
+        values = [v for v in form.getall(key) if isinstance(v, str)]
+        out[key] = values[-1] if len(values) == 1 else values
+    return out
+
+
+def _failure_context(ctx: RequestContext, failure: GuestFailure) -> dict[str, Any]:
+    return {"failure": failure, "is_admin": ctx.can("plugin:view")}
+
+
+def _status(failure: GuestFailure) -> int:
+    return 200 if failure.kind in {"compiling", "no_wasm"} else 502
+
+
+async def render_page(request: Request, ctx: RequestContext, plugin: LoadedPlugin, spec: PageSpec, url: str,
+                      common: dict[str, Any]) -> Template:
+    """GET of a custom page (or a dashboard whose plugin has page code)."""
+    data: dict[str, Any] = {**common, "action_url": url + "/actions", "view": None, "failure": None}
+    status = 200
+    try:
+        text = await _sandbox(request).call(ctx.db, plugin, ctx.tenant_id, principal(ctx), "render-page", spec.path,
+                                            json.dumps(_params(request)), bus=ctx.bus)
+        data["view"] = parse_ui(text or "", can=ctx.can)
+    except GuestFailure as failure:
+        data.update(_failure_context(ctx, failure))
+        status = _status(failure)
+    return await page(request, ctx, "records/custom.html", fragment="records/_custom_region.html",
+                      status_code=status, **data)
+
+
+async def post_action(request: Request, ctx: RequestContext, plugin: LoadedPlugin, spec: PageSpec, url: str,
+                      action: str, common: dict[str, Any]) -> Response[Any]:
+    """A button or form of a custom page: handle-action's UI replaces the page region."""
+    data: dict[str, Any] = {**common, "action_url": url + "/actions", "view": None, "failure": None}
+    status = 200
+    try:
+        text = await _sandbox(request).call(ctx.db, plugin, ctx.tenant_id, principal(ctx), "handle-action", spec.path,
+                                            action, json.dumps(await _form_data(request)), bus=ctx.bus)
+        view = parse_ui(text or "", can=ctx.can)
+        if view.redirect:
+            if is_htmx(request):
+                return Response("", status_code=200, headers={"HX-Redirect": view.redirect})
+            return Response("", status_code=303, headers={"Location": view.redirect})
+        data["view"] = view
+    except GuestFailure as failure:
+        data.update(_failure_context(ctx, failure))
+        status = _status(failure)
+    if is_htmx(request):
+        return Template(template_name="records/_custom_region.html",
+                        context={"ctx": ctx, "can": ctx.can, "base": f"/t/{ctx.tenant.slug}" if ctx.tenant else "",
+                                 **data}, status_code=status,
+                        headers={"Cache-Control": "no-store"})
+    return await page(request, ctx, "records/custom.html", status_code=status, **data)
+
+
+# --- JSON API -------------------------------------------------------------------------------------
+
+TENANT_HEADER = Parameter(header="X-Tenant", required=False, description="Tenant slug or id; defaults to your only tenant")
+RULE = {"auth": True}  # permissions inside the page are the user's own, checked by the host API
+
+
+async def _page_target(ctx: RequestContext, plugin_id: str, path: str) -> tuple[LoadedPlugin, PageSpec]:
+    if ctx.tenant is None:
+        raise PermissionDeniedException("Say which tenant with the X-Tenant header (slug or id)")
+    plugin = next((p for p in await runtime.enabled_for(ctx.db, ctx.tenant.id) if p.id == plugin_id), None)
+    if plugin is None:
+        raise NotFound(f"Plugin {plugin_id!r} is not enabled in this tenant")
+    wanted = "/" + path.strip("/")
+    spec = next((s for s in plugin.manifest.pages if s.path == wanted and s.type in {"custom", "dashboard"}), None)
+    if spec is None:
+        raise NotFound(f"{plugin_id} has no custom page {wanted}")
+    return plugin, spec
+
+
+def _view_json(text: str | None, ctx: RequestContext) -> dict[str, Any]:
+    view = parse_ui(text or "", can=ctx.can)
+    return {"title": view.title, "blocks": view.blocks, "redirect": view.redirect, "toast": view.toast,
+            "problems": [{"path": p.path, "message": p.message} for p in view.problems]}
+
+
+def _failure_problem(failure: GuestFailure) -> Response[Any]:
+    status = 503 if failure.kind == "compiling" else 404 if failure.kind == "no_wasm" else 502
+    return problem(status, "Plugin failure", failure.message, plugin=failure.plugin_id, kind=failure.kind,
+                   disabled=failure.disabled)
+
+
+@get("/{plugin_id:str}/{path:path}", opt=RULE, summary="Render a custom page: the validated UI instructions")
+async def api_render(request: Request, ctx: RequestContext, plugin_id: str, path: str,
+                     x_tenant: str | None = TENANT_HEADER) -> Response[Any]:
+    plugin, spec = await _page_target(ctx, plugin_id, path)
+    try:
+        text = await _sandbox(request).call(ctx.db, plugin, ctx.tenant_id, principal(ctx), "render-page", spec.path,
+                                            json.dumps(_params(request)), bus=ctx.bus)
+    except GuestFailure as failure:
+        return _failure_problem(failure)
+    return Response(_view_json(text, ctx))
+
+
+@post("/{plugin_id:str}/{path:path}", opt=RULE, status_code=200,
+      summary='Run an action of a custom page: body {"action": name, "data": {...}}')
+async def api_action(request: Request, ctx: RequestContext, plugin_id: str, path: str,
+                     x_tenant: str | None = TENANT_HEADER) -> Response[Any]:
+    plugin, spec = await _page_target(ctx, plugin_id, path)
+    try:
+        body = await request.json()
+    except Exception:
+        body = None
+    if not isinstance(body, dict) or not isinstance(body.get("action"), str) or not isinstance(body.get("data", {}), dict):
+        return problem(400, "Bad request", 'Send a JSON object {"action": "<name>", "data": {...}}')
+    try:
+        text = await _sandbox(request).call(ctx.db, plugin, ctx.tenant_id, principal(ctx), "handle-action", spec.path,
+                                            body["action"], json.dumps(body.get("data", {})), bus=ctx.bus)
+    except GuestFailure as failure:
+        return _failure_problem(failure)
+    return Response(_view_json(text, ctx))
+
+
+router = Router(path="/api/v1/pages", route_handlers=[api_render, api_action], tags=["pages"])
+ROUTES = [router]

@@ -1,0 +1,257 @@
+"""The WASM runtime's speed targets (issue 4), on a real component built from the probe guest.
+
+    .venv/bin/python bench/wasm_bench.py [--database-url postgresql://postgres@127.0.0.1:5432/portal_wasm_bench]
+                                         [--duration 8] [--plugins 10]
+
+Measures, in this order:
+  1. cold start with the compile cache: a fresh engine, deserialize the cached artefact, instantiate,
+     init and a first call (median of 5) — target ≤ 50 ms per plugin;
+  2. host-call overhead on a warm instance: n check-permission calls (pure boundary crossing) and
+     n db-query calls minus the same record-service query run directly — target ≤ 100 µs each;
+  3. RSS of one process with --plugins distinct components enabled, each with a warm instance —
+     target ≤ 300 MB per worker;
+  4. end to end: `portal serve --workers 1`, wrk on a custom page making 3 host calls, server CPU per
+     request (worker + PostgreSQL backends, from /proc) — target ≤ 5 ms.
+The first run builds and compiles the components (about 15 s each); later runs reuse the caches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from records_bench import cpu_seconds, ensure_database, free_port, postgres_pids, tree, wrk  # noqa: E402
+
+ADMIN = ("bench@portal.test", "bench-password-1")
+PROBE = ROOT / "tests" / "fixtures" / "guests" / "probe"
+CACHE = Path.home() / ".cache" / "portal" / "bench-wasm-cache"
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def build_variants(count: int, work: Path) -> list[Path]:
+    """`count` plugin folders with distinct components (the probe guest, each with its own id)."""
+    from app.sandbox.build import build_component
+
+    out = []
+    for i in range(count):
+        pid = "probe" if i == 0 else f"probe-v{i}"
+        folder = work / pid
+        shutil.copytree(PROBE, folder)
+        toml = (folder / "plugin.toml").read_text().replace("host_calls = 50", "host_calls = 5000")
+        if i:
+            toml = (toml.replace('id = "probe"', f'id = "{pid}"').replace("probe_note", f"probe_v{i}_note")
+                    .replace('"/probe"', f'"/{pid}"').replace("probe.probe_v", f"{pid}.probe_v"))
+            app = folder / "guest" / "app.py"
+            app.write_text(app.read_text().replace("probe_note", f"probe_v{i}_note") + f"\nVARIANT = {i}\n")
+        (folder / "plugin.toml").write_text(toml)
+        t0 = time.perf_counter()
+        build_component(folder)
+        shutil.rmtree(folder / "guest")
+        print(f"  built {pid} in {time.perf_counter() - t0:.1f} s", flush=True)
+        out.append(folder)
+    return out
+
+
+def env_for(url: str, data_dir: Path) -> dict[str, str]:
+    return {**os.environ, "DATABASE_URL": url, "PORTAL_DATA_DIR": str(data_dir), "PORTAL_SECRET_KEY": "bench-secret",
+            "PORTAL_ADMIN_EMAIL": ADMIN[0], "PORTAL_ADMIN_PASSWORD": ADMIN[1], "PORTAL_WASM_CACHE_DIR": str(CACHE)}
+
+
+async def in_process(url: str, data_dir: Path, folders: list[Path]) -> dict[str, Any]:
+    from app.access import roles
+    from app.audit import Actor
+    from app.db.engine import make_alchemy_config
+    from app.identity import bootstrap, directory
+    from app.plugins import lifecycle, runtime
+    from app.plugins.packages import read_folder
+    from app.records.service import ListQuery, RecordService
+    from app.sandbox import Sandbox
+    from app.sandbox.engine import ComponentStore, sha256_file, shared_engine
+    from app.sandbox.host import Principal
+    from app.settings import load_settings
+
+    settings = load_settings(env_for(url, data_dir))
+    t0 = time.perf_counter()
+    store = ComponentStore(shared_engine()[0], CACHE)
+    for folder in folders:
+        store.get(folder / "plugin.wasm", sha256_file(folder / "plugin.wasm"), wait=None)
+    print(f"  compile cache ready in {time.perf_counter() - t0:.1f} s", flush=True)
+    config = make_alchemy_config(settings)
+    actor = Actor(None, "bench")
+    async with config.get_session() as s:
+        await bootstrap.ensure_base(s, settings)
+        tenant = await directory.find_tenant(s, "bench") or await directory.create_tenant(s, actor, "bench", "Bench")
+        admin = await directory.find_user(s, ADMIN[0])
+        if not await directory.memberships_of(s, admin.id) or all(t.slug != "bench" for t, _ in await directory.memberships_of(s, admin.id)):
+            await directory.add_member(s, actor, tenant.id, admin, await roles.get_role(s, tenant.id, "Admin"))
+        states = await lifecycle.tenant_states(s, tenant.id)
+        for folder in folders:
+            pkg = read_folder(folder)
+            pid = json.loads(json.dumps(pkg.manifest_text.split('id = "', 1)[1].split('"', 1)[0]))
+            if pid not in states:
+                await lifecycle.upload(s, actor, pkg, settings, install_now=True)
+                await lifecycle.enable(s, actor, tenant.id, pid)
+        await s.commit()
+
+    async def principal_for(s: Any) -> Principal:
+        from app.access.cache import compute_access
+
+        access = await compute_access(s, admin.id, tenant.id)
+        return Principal(Actor(admin.id, admin.email, ""), access.permissions.allows,
+                         {"id": str(admin.id), "email": admin.email, "tenant_slug": "bench"})
+
+    figures: dict[str, Any] = {}
+    async with config.get_session() as s:
+        plugins = {p.id: p for p in await runtime.enabled_for(s, tenant.id)}
+        probe = plugins["probe"]
+        principal = await principal_for(s)
+
+        async def call(sandbox: Sandbox, plugin: Any, mode: str, **params: Any) -> float:
+            t = time.perf_counter()
+            await sandbox.call(s, plugin, tenant.id, principal, "render-page", plugin.manifest.pages[0].path,
+                               json.dumps({"mode": mode, **params}))
+            return (time.perf_counter() - t) * 1000
+
+        colds = []
+        for _ in range(5):
+            fresh = Sandbox(settings)
+            colds.append(await call(fresh, probe, "calls", n=0))
+            fresh.close()
+        figures["cold start ms"] = statistics.median(colds)
+
+        sandbox = Sandbox(settings)
+        await call(sandbox, probe, "calls", n=0)
+        base = statistics.median([await call(sandbox, probe, "calls", n=0) for _ in range(50)])
+        many = statistics.median([await call(sandbox, probe, "calls", n=2000) for _ in range(10)])
+        figures["warm call ms (no host calls)"] = base
+        figures["check-permission µs/call"] = (many - base) * 1000 / 2000
+        queries = statistics.median([await call(sandbox, probe, "queries", n=200) for _ in range(5)])
+        svc = RecordService(s, tenant.id, principal.actor, principal.can)
+        ref = probe.entities["probe_note"]
+        t = time.perf_counter()
+        for _ in range(200):
+            await svc.list(ref, ListQuery(size=1))
+        direct = (time.perf_counter() - t) * 1000 / 200
+        figures["db-query µs/call"] = (queries - base) * 1000 / 200
+        figures["record service list() µs (direct)"] = direct * 1000
+        figures["db-query overhead µs/call"] = figures["db-query µs/call"] - direct * 1000
+        figures["warm page with 3 host calls ms"] = statistics.median([await call(sandbox, probe, "bench") for _ in range(50)])
+
+        before = rss_mb()
+        for plugin in plugins.values():
+            await call(sandbox, plugin, "calls", n=0)
+        figures["plugins loaded"] = len(plugins)
+        figures["RSS MB (process, all plugins warm)"] = rss_mb()
+        figures["RSS MB added by the plugins"] = rss_mb() - before + 0.0
+        sandbox.close()
+        await s.rollback()
+    await config.get_engine().dispose()
+    return figures
+
+
+def end_to_end(url: str, data_dir: Path, seconds: int) -> dict[str, float]:
+    env = env_for(url, data_dir)
+    port = free_port()
+    server = subprocess.Popen([str(ROOT / ".venv/bin/portal"), "serve", "--workers", "1", "--port", str(port)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(150):
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        client = httpx.Client(base_url=base)
+        client.get("/login")
+        client.post("/login", data={"email": ADMIN[0], "password": ADMIN[1], "next": "/",
+                                    "_csrf_token": client.cookies["portal_csrf"]})
+        page = "/t/bench/p/probe/probe?mode=bench"
+        for _ in range(20):
+            r = client.get(page)
+            if r.status_code == 200 and "notes=" in r.text:
+                break
+            time.sleep(1)  # the worker may still be loading the component
+        else:
+            sys.exit(f"wasm_bench: the custom page answers {r.status_code}: {r.text[:300]}")
+        cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+        workers = tree(server.pid)
+        app_before, pg_before = cpu_seconds(workers), cpu_seconds(postgres_pids())
+        result = wrk(base + page, {"Cookie": cookie}, seconds)
+        app_ms = (cpu_seconds(workers) - app_before) * 1000 / max(1, result["requests"])
+        pg_ms = (cpu_seconds(postgres_pids()) - pg_before) * 1000 / max(1, result["requests"])
+        rss = sum(int(line.split()[1]) for pid in workers[1:] or workers
+                  for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmRSS:")) / 1024
+        return {**result, "app_ms": app_ms, "pg_ms": pg_ms, "worker_rss_mb": rss}
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=20)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/portal_wasm_bench")
+    parser.add_argument("--duration", type=int, default=8)
+    parser.add_argument("--plugins", type=int, default=10)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wasm_bench: wrk is missing (apt-get install -y wrk)")
+    ensure_database(args.database_url, rebuild=True)
+    data_dir = Path(tempfile.mkdtemp(prefix="portal-wasm-bench-"))
+    try:
+        env = env_for(args.database_url, data_dir)
+        subprocess.run([str(ROOT / ".venv/bin/portal"), "db", "upgrade"], env=env, check=True, capture_output=True)
+        print("building components (cached by source hash):", flush=True)
+        folders = build_variants(args.plugins, data_dir / "src")
+        figures = asyncio.run(in_process(args.database_url, data_dir, folders))
+        e2e = end_to_end(args.database_url, data_dir, args.duration)
+        print()
+        rows = [
+            ("cold start with compile cache (ms, median of 5)", figures["cold start ms"], 50),
+            ("warm call, no host calls (ms)", figures["warm call ms (no host calls)"], None),
+            ("host call: check-permission (µs each)", figures["check-permission µs/call"], 100),
+            ("host call: db-query total (µs each)", figures["db-query µs/call"], None),
+            ("  record service list() directly (µs)", figures["record service list() µs (direct)"], None),
+            ("  db-query overhead over the direct call (µs)", figures["db-query overhead µs/call"], 100),
+            ("warm page, 3 host calls, in process (ms)", figures["warm page with 3 host calls ms"], None),
+            (f"RSS, one process, {figures['plugins loaded']} plugins warm (MB)", figures["RSS MB (process, all plugins warm)"], 300),
+            ("e2e custom page: requests/s", e2e["rps"], None),
+            ("e2e custom page: p50 latency (ms)", e2e["p50"], None),
+            ("e2e custom page: worker CPU per request (ms)", e2e["app_ms"], None),
+            ("e2e custom page: PostgreSQL CPU per request (ms)", e2e["pg_ms"], None),
+            ("e2e custom page: server CPU per request (ms)", e2e["app_ms"] + e2e["pg_ms"], 5),
+        ]
+        for label, value, target in rows:
+            verdict = "" if target is None else ("PASS" if value <= target else "FAIL")
+            print(f"{label:<52} {value:>10.2f} {'' if target is None else '≤ ' + str(target):>8}  {verdict}")
+        if e2e["errors"]:
+            print(f"warning: {int(e2e['errors'])} non-2xx/3xx responses during the e2e run")
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
