@@ -470,7 +470,8 @@ def plugin_run(folder: Path, page_path: str, params: str, action: str | None, da
         click.echo(f"log {entry['level']}: {entry['message']}", err=True)
     stats = out.get("stats") or {}
     click.echo(f"{out['plugin']} {out['page']} as {out['user']} in {out['tenant']}: "
-               f"{stats.get('duration_ms', 0):.1f} ms, fuel {stats.get('fuel', 0):,}, host calls {stats.get('host_calls', 0)}, "
+               f"{stats.get('duration_ms', 0):.1f} ms, fuel {stats.get('fuel', 0):,}, memory {stats.get('memory_mb', 0)} MiB, "
+               f"host calls {stats.get('host_calls', 0)}, "
                f"output {stats.get('output_bytes', 0):,} bytes (limits: {out['limits']})"
                + (", fresh instance" if stats.get("fresh_instance") else ""), err=True)
     if "failure" in out:

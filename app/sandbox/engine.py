@@ -19,6 +19,8 @@ from pathlib import Path
 from wasmtime import Config, Engine
 from wasmtime.component import Component
 
+from app.sandbox import memory
+
 log = logging.getLogger("portal.sandbox")
 
 INTERFACE_PACKAGE = "portal:plugin"
@@ -82,6 +84,7 @@ def make_engine() -> Engine:
     config = Config()
     config.consume_fuel = True
     config.epoch_interruption = True
+    memory.install(config)
     return Engine(config)
 
 
@@ -115,7 +118,8 @@ class ComponentStore:
         self._lock = threading.Lock()
 
     def cache_path(self, wasm_sha256: str) -> Path:
-        return self.cache_dir / f"{wasm_sha256}-wasmtime{WASMTIME_VERSION}.cwasm"
+        # The engine's settings are part of the artefact (the host memory creator disables CoW images).
+        return self.cache_dir / f"{wasm_sha256}-wasmtime{WASMTIME_VERSION}-hostmem.cwasm"
 
     def job(self, wasm_sha256: str) -> CompileJob | None:
         return self._jobs.get(wasm_sha256)

@@ -69,6 +69,7 @@ class CallContext:
     log_bytes: int = 0
     logs: list[tuple[str, str]] = field(default_factory=list)
     breach: LimitBreach | None = None
+    memory_mb: float = 0.0  # the instance's linear memory size after the call (set by the runner)
 
     @property
     def manifest(self) -> Manifest:

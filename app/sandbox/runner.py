@@ -27,10 +27,11 @@ from app.db.models import PluginFault, PluginTenant
 from app.events import PENDING_KEY, EventBus
 from app.plugins import runtime
 from app.plugins.runtime import EntityRef, LoadedPlugin
-from app.sandbox import host
+from app.sandbox import host, memory
 from app.sandbox.engine import GUEST_EXPORT, GUEST_FUNCTIONS, ComponentRejected, ComponentStore, shared_engine
 from app.sandbox.host import CallContext, LimitBreach, Principal
 from app.sandbox.limits import Limits, effective
+from app.sandbox.memory import LinearMemory
 
 if TYPE_CHECKING:  # settings import the limits of this package
     from app.settings import Settings
@@ -52,6 +53,7 @@ class CallStats:
     fuel: int
     host_calls: int
     output_bytes: int
+    memory_mb: float = 0.0  # the instance's linear memory after the call: its peak (memories only grow)
     kind: str = "ok"
     fresh_instance: bool = False
     at: float = field(default_factory=time.time)
@@ -77,7 +79,12 @@ class GuestFailure(Exception):
 class _Instance:
     store: Store
     funcs: dict[str, Func]
+    memories: list[LinearMemory] = field(default_factory=list)
     dead: bool = False
+
+    @property
+    def memory_mb(self) -> float:
+        return round(sum(m.size for m in self.memories) / MIB, 2)
 
 
 @dataclass
@@ -90,6 +97,8 @@ def _trap_kind(exc: Exception, ctx: CallContext) -> tuple[str, str]:
     text = str(exc)
     if ctx.breach is not None:
         return ctx.breach.kind, str(ctx.breach)
+    if ctx.memory_mb >= ctx.limits.memory_mb * 0.9:  # a guest that cannot allocate crashes in many ways
+        return "memory_mb", f"the plugin needed more than its {ctx.limits.memory_mb} MiB memory limit"
     if "interrupt" in text:
         return "deadline_ms", f"the plugin ran longer than its {ctx.limits.deadline_ms} ms deadline and was stopped"
     if "fuel" in text:
@@ -169,7 +178,8 @@ class Sandbox:
         store.set_limits(memory_size=ctx.limits.memory_mb * MIB)
         store.set_fuel(ctx.limits.fuel)
         store.set_epoch_deadline(self.ticker.ticks(ctx.limits.deadline_ms))
-        instance: Instance = self._linker(plugin).instantiate(store, component)
+        with memory.Collect() as memories:
+            instance: Instance = self._linker(plugin).instantiate(store, component)
         guest = instance.get_export_index(store, GUEST_EXPORT)
         funcs = {}
         for name in GUEST_FUNCTIONS:
@@ -178,7 +188,7 @@ class Sandbox:
             if func is None:
                 raise ComponentRejected(f"the component does not export {GUEST_EXPORT}#{name}")
             funcs[name] = func
-        inst = _Instance(store, funcs)
+        inst = _Instance(store, funcs, memories)
         problem = _error_of(self._invoke(inst, "init", ()))
         if problem is not None:
             raise _InitFailed(problem)
@@ -203,7 +213,9 @@ class Sandbox:
                 result = self._invoke(inst, name, args)
             except Exception:
                 inst.dead = True  # after any trap the instance cannot be entered again
+                ctx.memory_mb = inst.memory_mb
                 raise
+            ctx.memory_mb = inst.memory_mb
             fuel = ctx.limits.fuel - inst.store.get_fuel()
             return inst, result, fuel, fresh
         finally:
@@ -278,7 +290,7 @@ class Sandbox:
             if inst is not None and not inst.dead and (failure is None or failure.kind in {"error", "output_bytes"}):
                 pool.idle.append(inst)
             stats = CallStats(plugin.id, str(tenant_id), name, failure is None, round(duration, 3), fuel, ctx.host_calls,
-                              len(payload or ""), failure.kind if failure else "ok", fresh, logs=ctx.logs)
+                              len(payload or ""), ctx.memory_mb, failure.kind if failure else "ok", fresh, logs=ctx.logs)
             self.stats.setdefault(plugin.id, deque(maxlen=STATS_KEPT)).append(stats)
             self.last = stats
             if failure is None:
@@ -387,7 +399,7 @@ class Sandbox:
             return round(statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1], 3)
 
         out: dict[str, Any] = {"calls": len(calls), "failures": sum(1 for c in calls if not c.ok)}
-        for name in ("duration_ms", "fuel", "host_calls", "output_bytes"):
+        for name in ("duration_ms", "fuel", "host_calls", "memory_mb", "output_bytes"):
             values = sorted(float(getattr(c, name)) for c in calls)
             out[name] = {"p50": pct(values, 50), "p95": pct(values, 95), "max": values[-1]}
         return out

@@ -243,3 +243,62 @@ def test_upload_refuses_what_is_not_a_component(probe: Any, app: Any, tmp_path: 
 
         with pytest.raises(PackageError, match=expected):
             in_db(app, work)
+
+
+def test_limits_above_the_platform_maximum_are_refused(probe: Any, app: Any, probe_packages: dict[str, Path],
+                                                       tmp_path: Path) -> None:
+    folder = tmp_path / "greedy"
+    folder.mkdir()
+    (folder / "plugin.toml").write_text((probe_packages["probe"] / "plugin.toml").read_text()
+                                        .replace('id = "probe"', 'id = "greedy"').replace("probe_note", "greedy_note")
+                                        .replace('"/probe"', '"/greedy"').replace("probe.", "greedy.")
+                                        .replace("fuel = 40_000_000_000", "fuel = 900_000_000_000"))
+
+    async def work(s: Any) -> None:
+        await lifecycle.upload(s, Actor(None, "t"), read_folder(folder), app.state.settings)
+
+    with pytest.raises(lifecycle.ManifestRejected) as caught:
+        in_db(app, work)
+    assert caught.value.issues == ["limits.fuel: 900000000000 is above the platform maximum 50000000000"]
+
+
+def test_the_plugin_page_reports_code_health(probe: Any) -> None:
+    from tests.helpers import api_token, bearer
+
+    probe.get(PAGE, params={"mode": "hello"})
+    probe.get(PAGE, params={"mode": "err"})
+    page = text_of(probe.get("/t/acme/admin/plugins/probe").text)
+    assert "Code and health" in page and "compiled" in page and "duration_ms" in page
+    assert "the plugin reported an error: the probe refuses" in page
+    token = api_token(probe, ADMIN_EMAIL, ADMIN_PASSWORD)
+    health = probe.get("/api/v1/admin/plugins/probe/health", headers=bearer(token, "acme")).json()
+    assert health["runtime"]["compile"]["state"] == "ready"
+    assert health["runtime"]["limits"]["deadline_ms"] == 1500
+    assert health["runtime"]["faults"][0]["kind"] == "error"
+    # Peak memory is measured per call: a Python guest starts at ~12.4 MiB, below the 64 MiB cap.
+    assert 12 <= health["runtime"]["figures"]["memory_mb"]["p50"] < 64
+
+
+def test_plugin_run_renders_against_the_database_and_rolls_back(probe: Any, app: Any, settings_env: dict[str, str],
+                                                                probe_packages: dict[str, Path]) -> None:
+    from click.testing import CliRunner
+
+    from app.cli import main
+
+    folder = str(probe_packages["probe"])
+    runner = CliRunner()
+    shown = runner.invoke(main, ["plugin", "run", folder, "--page", "/probe", "--params", '{"mode": "hello"}',
+                                 "--tenant", "acme"], env=settings_env)
+    assert shown.exit_code == 0, shown.output
+    assert '"text": "notes=0"' in shown.stdout and "host calls 4" in shown.stderr and "fuel" in shown.stderr
+    dry = runner.invoke(main, ["plugin", "run", folder, "--page", "/probe", "--action", "add", "--data",
+                               '{"title": "dry"}', "--tenant", "acme"], env=settings_env)
+    assert dry.exit_code == 0 and "added dry" in dry.stdout
+    assert notes(app) == []
+    kept = runner.invoke(main, ["plugin", "run", folder, "--page", "/probe", "--action", "add", "--data",
+                                '{"title": "kept"}', "--tenant", "acme", "--commit"], env=settings_env)
+    assert kept.exit_code == 0
+    assert [n["title"] for n in notes(app)] == ["kept"]
+    failing = runner.invoke(main, ["plugin", "run", folder, "--page", "/probe", "--params", '{"mode": "output"}',
+                                   "--tenant", "acme"], env=settings_env)
+    assert failing.exit_code == 1 and "output_bytes" in failing.stderr

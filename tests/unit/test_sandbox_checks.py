@@ -1,0 +1,44 @@
+"""The sandbox's pure checks: interface compatibility of an uploaded component, and per-plugin limits."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.sandbox.engine import ComponentRejected, _compatible, check_component_bytes
+from app.sandbox.limits import PLATFORM_DEFAULT, PLATFORM_MAXIMUM, Limits, effective, from_env, problems
+
+HEADER = b"\x00asm\x0d\x00\x01\x00"
+
+
+@pytest.mark.parametrize(("version", "ok"), [("0.1.0", True), ("0.0.9", False), ("0.2.0", False), ("1.1.0", False),
+                                             ("0.1.1", False)])
+def test_interface_versions(version: str, ok: bool) -> None:
+    assert _compatible(version) is ok
+
+
+@pytest.mark.parametrize(("blob", "message"), [
+    (b"\x00asm\x01\x00\x00\x00rest", "core WebAssembly module, not a component"),
+    (b"PK\x03\x04", "not a WebAssembly component"),
+    (HEADER + b"no interface here", "does not export the portal:plugin/guest interface"),
+    (HEADER + b"portal:plugin/host@0.1.0 portal:plugin/guest@0.2.0", "built against portal:plugin@0.2.0"),
+])
+def test_bad_components_are_refused_with_a_reason(blob: bytes, message: str) -> None:
+    with pytest.raises(ComponentRejected, match=message):
+        check_component_bytes(blob)
+
+
+def test_a_compatible_component_header_passes() -> None:
+    check_component_bytes(HEADER + b"..portal:plugin/host@0.1.0..portal:plugin/guest@0.1.0..")
+
+
+def test_limits_tighten_and_loosen_within_the_maximum() -> None:
+    mine = effective({"deadline_ms": 100, "fuel": 10**12}, PLATFORM_DEFAULT, PLATFORM_MAXIMUM)
+    assert mine.deadline_ms == 100 and mine.fuel == PLATFORM_MAXIMUM.fuel
+    assert mine.memory_mb == PLATFORM_DEFAULT.memory_mb
+    assert problems({"fuel": 10**12, "host_calls": 5}, PLATFORM_MAXIMUM) == [
+        f"limits.fuel: {10**12} is above the platform maximum {PLATFORM_MAXIMUM.fuel}"]
+
+
+def test_limits_from_the_environment() -> None:
+    got = from_env({"PORTAL_WASM_DEADLINE_MS": "900", "PORTAL_WASM_MAX_FUEL": "5"}, "PORTAL_WASM_", Limits())
+    assert got.deadline_ms == 900 and got.fuel == Limits().fuel
