@@ -35,6 +35,8 @@ class Settings:
     wasm_maximum: Limits = PLATFORM_MAXIMUM
     wasm_pool_size: int = 4  # warm instances per (plugin, tenant) and worker
     wasm_cache_dir: Path | None = None  # compiled components; default <data_dir>/wasm-cache
+    # Per-call peak memory of guests (own memory creator, no copy-on-write images: more RSS per instance).
+    wasm_memory_stats: bool = False
 
     @property
     def compile_cache(self) -> Path:
@@ -96,6 +98,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         wasm_maximum=_limits(environ, "PORTAL_WASM_MAX_", PLATFORM_MAXIMUM),
         wasm_pool_size=_int(environ, "PORTAL_WASM_POOL_SIZE", 4),
         wasm_cache_dir=Path(environ["PORTAL_WASM_CACHE_DIR"]).resolve() if environ.get("PORTAL_WASM_CACHE_DIR") else None,
+        wasm_memory_stats=environ.get("PORTAL_WASM_MEMORY_STATS", "").lower() in {"1", "true", "yes"},
     )
 
 

@@ -8,8 +8,9 @@ Measures, in this order:
      init and a first call (median of 5) — target ≤ 50 ms per plugin;
   2. host-call overhead on a warm instance: n check-permission calls (pure boundary crossing) and
      n db-query calls minus the same record-service query run directly — target ≤ 100 µs each;
-  3. RSS of one process with --plugins distinct components enabled, each with a warm instance —
-     target ≤ 300 MB per worker;
+  3. RSS of a fresh process with --plugins distinct components enabled, each with a warm instance —
+     target ≤ 300 MB per worker — in the default engine mode (copy-on-write memory images) and with
+     PORTAL_WASM_MEMORY_STATS=1 (own memory creator: per-call peak memory, no CoW);
   4. end to end: `portal serve --workers 1`, wrk on a custom page making 3 host calls, server CPU per
      request (worker + PostgreSQL backends, from /proc) — target ≤ 5 ms.
 The first run builds and compiles the components (about 15 s each); later runs reuse the caches.
@@ -95,9 +96,10 @@ async def in_process(url: str, data_dir: Path, folders: list[Path]) -> dict[str,
 
     settings = load_settings(env_for(url, data_dir))
     t0 = time.perf_counter()
-    store = ComponentStore(shared_engine()[0], CACHE)
-    for folder in folders:
-        store.get(folder / "plugin.wasm", sha256_file(folder / "plugin.wasm"), wait=None)
+    for stats in (False, True):  # both engine modes: the RSS children must not compile
+        store = ComponentStore(shared_engine(stats)[0], CACHE, memory_stats=stats)
+        for folder in folders:
+            store.get(folder / "plugin.wasm", sha256_file(folder / "plugin.wasm"), wait=None)
     print(f"  compile cache ready in {time.perf_counter() - t0:.1f} s", flush=True)
     config = make_alchemy_config(settings)
     actor = Actor(None, "bench")
@@ -160,16 +162,50 @@ async def in_process(url: str, data_dir: Path, folders: list[Path]) -> dict[str,
         figures["db-query overhead µs/call"] = figures["db-query µs/call"] - direct * 1000
         figures["warm page with 3 host calls ms"] = statistics.median([await call(sandbox, probe, "bench") for _ in range(50)])
 
-        before = rss_mb()
-        for plugin in plugins.values():
-            await call(sandbox, plugin, "calls", n=0)
-        figures["plugins loaded"] = len(plugins)
-        figures["RSS MB (process, all plugins warm)"] = rss_mb()
-        figures["RSS MB added by the plugins"] = rss_mb() - before + 0.0
         sandbox.close()
         await s.rollback()
     await config.get_engine().dispose()
     return figures
+
+
+async def rss_child(url: str, data_dir: Path, memory_stats: bool) -> None:
+    """In a fresh process: every enabled plugin loaded from the compile cache with one warm instance
+    (one call each), as a worker serving them all; prints the process RSS as JSON."""
+    from app.access.cache import compute_access
+    from app.audit import Actor
+    from app.db.engine import make_alchemy_config
+    from app.identity import directory
+    from app.plugins import runtime
+    from app.sandbox import Sandbox
+    from app.sandbox.host import Principal
+    from app.settings import load_settings
+
+    settings = load_settings({**env_for(url, data_dir), "PORTAL_WASM_MEMORY_STATS": "1" if memory_stats else ""})
+    config = make_alchemy_config(settings)
+    async with config.get_session() as s:
+        tenant = await directory.find_tenant(s, "bench")
+        admin = await directory.find_user(s, ADMIN[0])
+        access = await compute_access(s, admin.id, tenant.id)
+        principal = Principal(Actor(admin.id, admin.email, ""), access.permissions.allows, {"id": str(admin.id)})
+        plugins = await runtime.enabled_for(s, tenant.id)
+        sandbox = Sandbox(settings)
+        before = rss_mb()
+        for plugin in plugins:
+            await sandbox.call(s, plugin, tenant.id, principal, "render-page", plugin.manifest.pages[0].path,
+                               json.dumps({"mode": "hello"}), wait_compile=None)
+        print(json.dumps({"plugins": len(plugins), "before": before, "after": rss_mb(),
+                          "instances": sum(sandbox.warm_count(p.id) for p in plugins)}))
+        await s.rollback()
+    await config.get_engine().dispose()
+
+
+def measure_rss(url: str, data_dir: Path, memory_stats: bool) -> dict[str, float]:
+    args = [sys.executable, __file__, "--rss-child", "--database-url", url, "--data-dir", str(data_dir)]
+    done = subprocess.run([*args, *(["--memory-stats"] if memory_stats else [])], capture_output=True, text=True,
+                          check=False)
+    if done.returncode != 0:
+        sys.exit(f"wasm_bench: the RSS child failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def end_to_end(url: str, data_dir: Path, seconds: int) -> dict[str, float]:
@@ -216,7 +252,13 @@ def main() -> None:
     parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/portal_wasm_bench")
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--plugins", type=int, default=10)
+    parser.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--memory-stats", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.rss_child:
+        asyncio.run(rss_child(args.database_url, args.data_dir, args.memory_stats))
+        return
     if shutil.which("wrk") is None:
         sys.exit("wasm_bench: wrk is missing (apt-get install -y wrk)")
     ensure_database(args.database_url, rebuild=True)
@@ -227,6 +269,7 @@ def main() -> None:
         print("building components (cached by source hash):", flush=True)
         folders = build_variants(args.plugins, data_dir / "src")
         figures = asyncio.run(in_process(args.database_url, data_dir, folders))
+        rss = {stats: measure_rss(args.database_url, data_dir, stats) for stats in (False, True)}
         e2e = end_to_end(args.database_url, data_dir, args.duration)
         print()
         rows = [
@@ -237,7 +280,10 @@ def main() -> None:
             ("  record service list() directly (µs)", figures["record service list() µs (direct)"], None),
             ("  db-query overhead over the direct call (µs)", figures["db-query overhead µs/call"], 100),
             ("warm page, 3 host calls, in process (ms)", figures["warm page with 3 host calls ms"], None),
-            (f"RSS, one process, {figures['plugins loaded']} plugins warm (MB)", figures["RSS MB (process, all plugins warm)"], 300),
+            (f"RSS of a worker, {rss[False]['plugins']} plugins warm (MB)", rss[False]["after"], 300),
+            ("  of which the plugins (MB)", rss[False]["after"] - rss[False]["before"], None),
+            ("RSS of a worker, same, PORTAL_WASM_MEMORY_STATS=1 (MB)", rss[True]["after"], None),
+            ("  of which the plugins (MB)", rss[True]["after"] - rss[True]["before"], None),
             ("e2e custom page: requests/s", e2e["rps"], None),
             ("e2e custom page: p50 latency (ms)", e2e["p50"], None),
             ("e2e custom page: worker CPU per request (ms)", e2e["app_ms"], None),

@@ -27,9 +27,10 @@ def built_plugin(name: str, target_parent: Path, *, guest_from: str | None = Non
     return target
 
 
-def precompile(wasm: Path) -> None:
+def precompile(wasm: Path, *, memory_stats: bool = False) -> None:
     """Fill the tests' shared compile cache, as the server does in the background after an install."""
     from app.sandbox.engine import ComponentStore, sha256_file, shared_engine
     from tests.conftest import WASM_CACHE
 
-    ComponentStore(shared_engine()[0], WASM_CACHE).get(wasm, sha256_file(wasm), wait=None)
+    store = ComponentStore(shared_engine(memory_stats)[0], WASM_CACHE, memory_stats=memory_stats)
+    store.get(wasm, sha256_file(wasm), wait=None)

@@ -157,7 +157,7 @@ async def upload(session: AsyncSession, actor: Actor, package: Package, settings
     elif existing.status != "installed":
         row.status = "uploaded"
     await session.flush()
-    runtime.forget_enabled(session)
+    await runtime.plugins_changed(session)  # platform-wide: every tenant's set
     await audit.record(session, actor, "plugin.upload", "plugin", manifest.id, summary=f"Uploaded {manifest.id} {manifest.version}",
                        after={"version": manifest.version, "sha256": package.sha256})
     if install_now:
@@ -203,7 +203,7 @@ async def install(session: AsyncSession, actor: Actor, plugin_id: str) -> Plugin
     reinstall = row.deleted_at is not None
     row.status, row.deleted_at, row.error_message = "installed", None, ""
     await session.flush()
-    runtime.forget_enabled(session)
+    await runtime.plugins_changed(session)  # platform-wide: every tenant's set
     await audit.record(session, actor, "plugin.install", "plugin", plugin_id,
                        summary=f"{'Re-installed' if reinstall else 'Installed'} {plugin_id} {row.version}")
     return row
@@ -287,7 +287,7 @@ async def uninstall(session: AsyncSession, actor: Actor, plugin_id: str) -> Plug
         raise Conflict(f"Uninstall {', '.join(dependants)} first: it depends on {plugin_id}")
     row.deleted_at = utcnow()
     await session.flush()
-    runtime.forget_enabled(session)
+    await runtime.plugins_changed(session)  # platform-wide: every tenant's set
     await audit.record(session, actor, "plugin.uninstall", "plugin", plugin_id,
                        summary=f"Uninstalled {plugin_id} (tables and data kept)")
     return row
@@ -340,7 +340,7 @@ async def purge(session: AsyncSession, actor: Actor, plugin_id: str, confirm: st
     await session.execute(delete(PluginTenant).where(PluginTenant.plugin_id == plugin_id))
     await session.delete(row)
     await session.flush()
-    runtime.forget_enabled(session)
+    await runtime.plugins_changed(session)  # platform-wide: every tenant's set
     await audit.record(session, actor, "plugin.purge", "plugin", plugin_id,
                        summary=f"Purged {plugin_id}; backup in {target}")
     return target
@@ -377,7 +377,7 @@ async def upgrade(session: AsyncSession, actor: Actor, package: Package, setting
     await _register(session, manifest)
     await _record_schema_versions(session, manifest, {c.entity for c in diff.changes})
     await session.flush()
-    runtime.forget_enabled(session)
+    await runtime.plugins_changed(session)  # platform-wide: every tenant's set
     for state in (await session.scalars(select(PluginTenant).where(
             PluginTenant.plugin_id == plugin_id, PluginTenant.status == "enabled"))).all():
         await _grant_defaults(session, state.tenant_id, manifest)

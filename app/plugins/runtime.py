@@ -109,11 +109,35 @@ def _load_all(rows: list[PluginPackage]) -> list[LoadedPlugin]:
 
 
 ENABLED_KEY = "portal_enabled_plugins"
+VERSIONS_KEY = "portal_plugin_versions"
+# Per worker: a tenant's enabled plugins under (tenant policy_version, system policy_version). Every
+# lifecycle change bumps one of the two (the tenant's for enable/disable/error, the system tenant's
+# for platform-wide changes), and requests read both versions with their tenant anyway.
+_enabled_by_version: dict[uuid.UUID, tuple[tuple[int, int], list[LoadedPlugin]]] = {}
+
+
+def note_versions(session: AsyncSession, tenant_id: uuid.UUID, versions: tuple[int, int]) -> None:
+    """Tell enabled_for the policy versions this session read for `tenant_id` (enables the worker cache)."""
+    session.info.setdefault(VERSIONS_KEY, {})[tenant_id] = versions
 
 
 def forget_enabled(session: AsyncSession) -> None:
-    """Drop the per-session memo after a lifecycle change in this session."""
+    """Drop the per-session memo (and the versions read before the change) after a lifecycle change."""
     session.info.pop(ENABLED_KEY, None)
+    session.info.pop(VERSIONS_KEY, None)
+
+
+async def plugins_changed(session: AsyncSession, tenant_id: uuid.UUID | None = None) -> None:
+    """A lifecycle change: forget this session's memo and bump the version every worker's cache is keyed
+    by — the tenant's, or the system tenant's for a platform-wide change."""
+    from app.db.models import Tenant
+    from app.settings import SYSTEM_TENANT_ID
+
+    forget_enabled(session)
+    target = tenant_id or uuid.UUID(SYSTEM_TENANT_ID)
+    await session.execute(sa.update(Tenant).where(Tenant.id == target)
+                          .values(policy_version=Tenant.policy_version + 1)
+                          .execution_options(synchronize_session=False))
 
 
 async def enabled_for(session: AsyncSession, tenant_id: uuid.UUID) -> list[LoadedPlugin]:
@@ -121,6 +145,18 @@ async def enabled_for(session: AsyncSession, tenant_id: uuid.UUID) -> list[Loade
     memo: dict[uuid.UUID, list[LoadedPlugin]] = session.info.setdefault(ENABLED_KEY, {})
     if tenant_id in memo:
         return memo[tenant_id]
+    versions = session.info.get(VERSIONS_KEY, {}).get(tenant_id)
+    cached = _enabled_by_version.get(tenant_id)
+    if versions is not None and cached is not None and cached[0] == versions:
+        memo[tenant_id] = cached[1]
+        return cached[1]
+    memo[tenant_id] = await _query_enabled(session, tenant_id)
+    if versions is not None:
+        _enabled_by_version[tenant_id] = (versions, memo[tenant_id])
+    return memo[tenant_id]
+
+
+async def _query_enabled(session: AsyncSession, tenant_id: uuid.UUID) -> list[LoadedPlugin]:
     # Ids and hashes only: manifests are parsed once per worker, so their text is fetched on a miss.
     keys = (await session.execute(
         select(PluginPackage.plugin_id, PluginPackage.package_sha256)
@@ -130,13 +166,11 @@ async def enabled_for(session: AsyncSession, tenant_id: uuid.UUID) -> list[Loade
         .order_by(PluginPackage.plugin_id)
     )).all()
     if all(tuple(k) in _cache for k in keys):
-        memo[tenant_id] = [_cache[tuple(k)] for k in keys]  # type: ignore[index]
-        return memo[tenant_id]
+        return [_cache[tuple(k)] for k in keys]  # type: ignore[index]
     rows = (await session.scalars(
         select(PluginPackage).where(PluginPackage.plugin_id.in_([k[0] for k in keys])).order_by(PluginPackage.plugin_id)
     )).all()
-    memo[tenant_id] = _load_all(list(rows))
-    return memo[tenant_id]
+    return _load_all(list(rows))
 
 
 async def entity_in_tenant(session: AsyncSession, tenant_id: uuid.UUID, plugin_id: str, entity: str) -> EntityRef:

@@ -8,7 +8,7 @@ a dry run leaves no trace (DDL included on PostgreSQL and SQLite)."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,7 @@ async def run(s: AsyncSession, settings: Settings, folder: Path, page_path: str,
     principal = Principal(actor, access.permissions.allows, {
         "id": str(user.id), "email": user.email, "display_name": user.display_name, "language": user.language,
         "tenant_id": str(tenant.id), "tenant_slug": tenant.slug})
-    sandbox = Sandbox(settings)
+    sandbox = Sandbox(replace(settings, wasm_memory_stats=True))  # the author wants the call's peak memory
     out: dict[str, Any] = {"plugin": plugin.id, "page": spec.path, "tenant": tenant.slug, "user": user.email,
                            "limits": asdict(sandbox.limits_for(plugin))}
     try:

@@ -119,11 +119,16 @@ def install(config: Config) -> None:
 
 
 class Collect:
-    """`with Collect() as memories:` gathers the memories created in this thread meanwhile (an instantiation)."""
+    """`with Collect() as memories:` gathers the memories created in this thread meanwhile (an
+    instantiation); with `enabled` false (engines without our creator) it gathers nothing."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
 
     def __enter__(self) -> list[LinearMemory]:
         self.memories: list[LinearMemory] = []
-        _local.created = self.memories
+        if self.enabled:
+            _local.created = self.memories
         return self.memories
 
     def __exit__(self, *_exc: Any) -> None:

@@ -114,8 +114,9 @@ class Sandbox:
         self.settings = settings
         self.session_factory = session_factory  # own sessions for background calls (after a commit)
         self._background: set[asyncio.Task[None]] = set()
-        self.engine, self.ticker = shared_engine()
-        self.components = ComponentStore(self.engine, settings.compile_cache)
+        self.memory_stats = settings.wasm_memory_stats
+        self.engine, self.ticker = shared_engine(self.memory_stats)
+        self.components = ComponentStore(self.engine, settings.compile_cache, memory_stats=self.memory_stats)
         self._executor: ThreadPoolExecutor | None = None
         self._linkers: dict[tuple[str, str], Linker] = {}
         self._pools: dict[tuple[str, str, str], _Pool] = {}
@@ -178,7 +179,7 @@ class Sandbox:
         store.set_limits(memory_size=ctx.limits.memory_mb * MIB)
         store.set_fuel(ctx.limits.fuel)
         store.set_epoch_deadline(self.ticker.ticks(ctx.limits.deadline_ms))
-        with memory.Collect() as memories:
+        with memory.Collect(self.memory_stats) as memories:
             instance: Instance = self._linker(plugin).instantiate(store, component)
         guest = instance.get_export_index(store, GUEST_EXPORT)
         funcs = {}
@@ -232,7 +233,7 @@ class Sandbox:
             raise GuestFailure(plugin.id, "no_wasm", f"{plugin.manifest.plugin.name} ships no page code (no plugin.wasm)")
         loop = asyncio.get_running_loop()
         try:
-            component = await loop.run_in_executor(
+            component = self.components.loaded(plugin.wasm_sha256) or await loop.run_in_executor(
                 self.executor, lambda: self.components.get(self.wasm_path(plugin), plugin.wasm_sha256, wait=wait_compile))
         except ComponentRejected as exc:
             raise GuestFailure(plugin.id, "rejected", f"the plugin's code cannot run here: {exc}") from exc
@@ -339,7 +340,7 @@ class Sandbox:
                                                                        PluginTenant.plugin_id == plugin.id))
             if state is not None and state.status == "enabled":
                 state.status, state.error_message = "error", reason[:2000]
-                runtime.forget_enabled(session)
+                await runtime.plugins_changed(session, tenant_id)
                 await audit.record(session, Actor.system(), "plugin.error", "plugin", plugin.id, tenant_id=tenant_id,
                                    summary=reason[:500])
                 failure.disabled = True
@@ -399,7 +400,8 @@ class Sandbox:
             return round(statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1], 3)
 
         out: dict[str, Any] = {"calls": len(calls), "failures": sum(1 for c in calls if not c.ok)}
-        for name in ("duration_ms", "fuel", "host_calls", "memory_mb", "output_bytes"):
+        measured = ("duration_ms", "fuel", "host_calls", "memory_mb", "output_bytes")
+        for name in measured if self.memory_stats else tuple(n for n in measured if n != "memory_mb"):
             values = sorted(float(getattr(c, name)) for c in calls)
             out[name] = {"p50": pct(values, 50), "p95": pct(values, 95), "max": values[-1]}
         return out

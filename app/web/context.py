@@ -26,6 +26,7 @@ from app.db.models import Tenant, User
 from app.errors import NotFound
 from app.events import EventBus
 from app.identity import directory, sessions, tokens
+from app.plugins import runtime
 from app.records.service import RecordService
 from app.settings import SYSTEM_TENANT_ID, Settings
 
@@ -164,6 +165,7 @@ async def _attach_tenant(connection: ASGIConnection, ctx: RequestContext) -> Non
     if not tenant.is_active and not access.is_platform_member:
         raise PermissionDeniedException(f"Tenant {tenant.slug} is deactivated")
     ctx.tenant, ctx.access = tenant, access
+    runtime.note_versions(ctx.db, tenant.id, (tenant.policy_version, system_version))
 
 
 async def access_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:

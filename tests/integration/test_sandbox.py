@@ -36,7 +36,10 @@ def probe_packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture
 def probe(client: Any, app: Any, probe_packages: dict[str, Path]) -> Any:
     """probe and probe-nodb installed, enabled in acme and globex; root signed in."""
+    return install_probes(client, app, probe_packages)
 
+
+def install_probes(client: Any, app: Any, probe_packages: dict[str, Path]) -> Any:
     async def work(s: Any) -> None:
         actor = Actor(None, "test")
         for name in ("probe", "probe-nodb"):
@@ -275,8 +278,31 @@ def test_the_plugin_page_reports_code_health(probe: Any) -> None:
     assert health["runtime"]["compile"]["state"] == "ready"
     assert health["runtime"]["limits"]["deadline_ms"] == 1500
     assert health["runtime"]["faults"][0]["kind"] == "error"
-    # Peak memory is measured per call: a Python guest starts at ~12.4 MiB, below the 64 MiB cap.
-    assert 12 <= health["runtime"]["figures"]["memory_mb"]["p50"] < 64
+    # Peak memory needs PORTAL_WASM_MEMORY_STATS (below); by default it is not reported at all.
+    assert "memory_mb" not in health["runtime"]["figures"]
+
+
+def test_memory_stats_mode_measures_each_call(app: Any, settings_env: dict[str, str],
+                                               probe_packages: dict[str, Path]) -> None:
+    from litestar.testing import TestClient
+
+    from app.server import create_app
+    from app.settings import load_settings
+    from tests.guests import precompile
+    from tests.helpers import api_token, bearer
+
+    precompile(probe_packages["probe"] / "plugin.wasm", memory_stats=True)
+    measuring = create_app(load_settings({**settings_env, "PORTAL_WASM_MEMORY_STATS": "1"}))
+    with TestClient(app=measuring, base_url="http://testserver.local") as client:
+        install_probes(client, measuring, probe_packages)
+        assert client.get(PAGE, params={"mode": "hello"}).status_code == 200
+        # A guest that does not catch MemoryError dies in many ways; the measured size names the cause.
+        raw = client.get(PAGE, params={"mode": "memory-raw"})
+        assert raw.status_code == 502 and panel_kind(raw.text) == "memory_mb"
+        token = api_token(client, ADMIN_EMAIL, ADMIN_PASSWORD)
+        figures = client.get("/api/v1/admin/plugins/probe/health", headers=bearer(token, "acme")).json()["runtime"]["figures"]
+    # A Python guest starts at ~12.4 MiB; the bomb reached the 64 MiB cap.
+    assert 12 <= figures["memory_mb"]["p50"] <= 64 and figures["memory_mb"]["max"] >= 57
 
 
 def test_plugin_run_renders_against_the_database_and_rolls_back(probe: Any, app: Any, settings_env: dict[str, str],
