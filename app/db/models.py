@@ -216,10 +216,10 @@ class PluginConfig(UUIDAuditBase):
     (the database enforces it with a partial unique index). Secrets live apart from the plain values,
     encrypted (app.plugins.configs)."""
 
-    __tablename__ = "plugin_configs"
+    __tablename__ = "tenant_plugin_configs"
     __table_args__ = (
-        UniqueConstraint("tenant_id", "plugin_id", "name", name="uq_plugin_configs_name"),
-        Index("uq_plugin_configs_active", "tenant_id", "plugin_id", unique=True,
+        UniqueConstraint("tenant_id", "plugin_id", "name", name="uq_tenant_plugin_configs_name"),
+        Index("uq_tenant_plugin_configs_active", "tenant_id", "plugin_id", unique=True,
               sqlite_where=text("is_active"), postgresql_where=text("is_active")),
     )
 
