@@ -21,6 +21,7 @@ from app.plugins.packages import read_folder
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.helpers import api_token, bearer, login, logout, post_form, text_of
 from tests.integration.test_record_pages import in_db
+from tests.integration.test_sandbox import probe, probe_packages  # noqa: F401 (fixtures)
 
 BOB = ("bob@acme.test", "bob-password-1")  # Admin of acme
 CAROL = ("carol@acme.test", "carol-password-1")  # Member of acme
@@ -351,3 +352,53 @@ def test_secrets_never_leave_the_server_in_plaintext(acme: Any, app: Any) -> Non
     changed = [a for a in audit_rows(app) if a.action == "plugin.config.updated"]
     assert changed and changed[-1].before == {"values.password": "***"}
     assert changed[-1].after == {"values.password": "*** (changed)"}
+
+
+# --- a real WASM guest reading its configuration ---------------------------------------------------
+
+PROBE_API = "/api/v1/admin/plugins/probe/config"
+DEFAULTS = {"greeting": '"hello"', "limit": "10", "rate": "0.25", "loud": "false", "currency": '"eur"',
+            "api_key": "None", "nope": "None"}
+
+
+def seen_by_guest(client: Any, tenant: str = "acme") -> dict[str, str]:
+    """What the probe guest's config-get answered for each key (JSON text; None: no value)."""
+    r = client.get(f"/t/{tenant}/p/probe/probe", params={"mode": "config"})
+    assert r.status_code == 200, text_of(r.text)[:600]
+    return dict(re.findall(r"\b(greeting|limit|rate|loud|currency|api_key|nope)=(\S+)", html.unescape(text_of(r.text))))
+
+
+def test_guest_reads_the_active_configuration_and_sees_switches_without_restart(
+        probe: Any, app: Any, settings_env: dict[str, str]) -> None:  # noqa: F811 (the fixture)
+    from litestar.testing import TestClient
+
+    from app.server import create_app
+    from app.settings import load_settings
+
+    assert seen_by_guest(probe) == DEFAULTS
+    token = api_token(probe, ADMIN_EMAIL, ADMIN_PASSWORD)
+    login(probe, ADMIN_EMAIL, ADMIN_PASSWORD)
+    h = bearer(token, "acme")
+    a = probe.put(PROBE_API, headers=h, json={"name": "A", "active": True, "values": {
+        "greeting": "hi-A", "limit": 5, "rate": "1.50", "loud": True, "currency": "usd", "api_key": "key-A"}})
+    assert a.status_code == 201, a.text
+    assert seen_by_guest(probe) == {"greeting": '"hi-A"', "limit": "5", "rate": "1.50", "loud": "true",
+                                    "currency": '"usd"', "api_key": '"key-A"', "nope": "None"}
+    b = probe.put(PROBE_API, headers=h, json={"name": "B", "active": True,
+                                              "values": {"greeting": "hi-B", "api_key": "key-B"}})
+    assert b.status_code == 201, b.text
+    assert seen_by_guest(probe) == {**DEFAULTS, "greeting": '"hi-B"', "api_key": '"key-B"'}
+    assert seen_by_guest(probe, "globex") == DEFAULTS  # another tenant: its own (no) configuration
+
+    # A second worker process of the same deployment: its warm instances see every switch at once.
+    other_app = create_app(load_settings(settings_env))
+    with TestClient(app=other_app, base_url="http://testserver.local") as other:
+        login(other, ADMIN_EMAIL, ADMIN_PASSWORD)
+        assert seen_by_guest(other)["greeting"] == '"hi-B"'
+        assert probe.post(f"{PROBE_API}/activate", headers=h, json={"name": "A"}).status_code == 200
+        assert seen_by_guest(other)["greeting"] == '"hi-A"' and seen_by_guest(probe)["api_key"] == '"key-A"'
+        edited = probe.put(PROBE_API, headers=h, json={"name": "A", "version": 1, "values": {"greeting": "hi-A2"}})
+        assert edited.status_code == 200, edited.text
+        assert seen_by_guest(other) == {**DEFAULTS, "greeting": '"hi-A2"', "api_key": '"key-A"'}  # secret kept
+        assert probe.post(f"{PROBE_API}/activate", headers=h, json={"name": None}).status_code == 200
+        assert seen_by_guest(other) == DEFAULTS
