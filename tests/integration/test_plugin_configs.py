@@ -173,7 +173,8 @@ def test_form_creates_configurations_and_switches_the_active_one(acme: Any, app:
                                          "provider": "api"}
     assert rows["Backup"].plain_values == {"sender": "backup@acme.test"}  # blanks: the defaults apply
     listing = acme.get(PAGE)
-    assert "The plugin reads <strong>Main</strong>" in listing.text
+    assert "The plugin reads <strong>Main</strong>" in listing.text and 'id="config-form"' not in listing.text
+    assert 'id="config-form"' in acme.get(PAGE, params={"new": ""}).text
 
     # Switch: Backup becomes the only active one.
     saved(post_form(acme, f"{PAGE}/activate", {"name": "Backup"}, follow_redirects=False))
@@ -324,6 +325,20 @@ def test_configuring_needs_plugin_configure(acme: Any) -> None:
     logout(acme)
     login(acme, ADMIN_EMAIL, ADMIN_PASSWORD)  # the platform admin reaches every tenant
     assert acme.get(PAGE).status_code == 200
+
+
+def test_purge_drops_the_configurations(acme: Any, app: Any) -> None:
+    root = api_token(acme, ADMIN_EMAIL, ADMIN_PASSWORD)
+    made = acme.put(API, json={"name": "Main", "values": {"sender": "a@acme.test", "password": SECRET}},
+                    headers=bearer(root, "acme"))
+    assert made.status_code == 201, made.text
+    system = bearer(root, "system")
+    assert acme.post("/api/v1/admin/plugins/mailer/disable", headers=bearer(root, "acme")).status_code == 200
+    assert acme.delete("/api/v1/admin/plugins/mailer", headers=system).status_code == 200
+    assert len(stored(app)) == 1  # a soft uninstall keeps them, like the data
+    purged = acme.post("/api/v1/admin/plugins/mailer/purge", json={"confirm": "mailer"}, headers=system)
+    assert purged.status_code == 200, purged.text
+    assert stored(app) == []
 
 
 def test_secrets_never_leave_the_server_in_plaintext(acme: Any, app: Any) -> None:
