@@ -292,6 +292,7 @@ class SaveRequest:
     clear_secrets: tuple[str, ...] = ()
     from_form: bool = False
     create_only: bool = False  # the form's "new configuration": an existing name is an error, not an update
+    update_only: bool = False  # the form's "edit": the configuration must still exist
 
 
 async def save(session: AsyncSession, actor: Actor, box: SecretBox, tenant_id: uuid.UUID, manifest: Manifest,
@@ -299,6 +300,8 @@ async def save(session: AsyncSession, actor: Actor, box: SecretBox, tenant_id: u
     """Create or update a configuration; raise ValidationFailed (per-field errors), Conflict (version)."""
     plugin_id = manifest.id
     row = await find(session, tenant_id, plugin_id, req.name.strip()) if isinstance(req.name, str) else None
+    if row is None and (req.update_only or req.new_name is not None):
+        raise NotFound(f"Plugin {plugin_id} has no configuration {req.name!r} in this tenant (deleted meanwhile?)")
     errors: dict[str, str] = {}
     target_name = req.new_name if req.new_name is not None else req.name
     problem = check_name(target_name)
@@ -307,6 +310,7 @@ async def save(session: AsyncSession, actor: Actor, box: SecretBox, tenant_id: u
     target_name = (target_name or "").strip() if isinstance(target_name, str) else ""
     if row is not None and req.create_only:
         errors["name"] = f"a configuration called {row.name!r} already exists"
+        row = None  # not this one's values or secrets: the form meant a new configuration
     elif not problem and target_name != (row.name if row else None):
         clash = await find(session, tenant_id, plugin_id, target_name)
         if clash is not None and clash is not row:

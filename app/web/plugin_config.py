@@ -141,7 +141,8 @@ async def save_page(request: Request, ctx: RequestContext, plugin_id: str) -> Te
         editor.secrets_set = set(existing.secret_values or {}) if existing else set()
     req = SaveRequest(name=original or editor.name, new_name=editor.name if original else None, values=values,
                       version=editor.version, active=True if editor.active else (False if original else None),
-                      clear_secrets=clear, from_form=True, create_only=not original)
+                      clear_secrets=clear, from_form=True, create_only=not original,
+                      update_only=bool(original))
     try:
         row = await configs.save(ctx.db, ctx.actor, configs.secret_box(ctx.settings.secret_key), ctx.tenant_id,
                                  manifest, req)

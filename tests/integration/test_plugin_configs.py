@@ -208,6 +208,8 @@ def test_form_creates_configurations_and_switches_the_active_one(acme: Any, app:
     saved(post_form(acme, f"{PAGE}/delete", {"name": "Backup", "version": str(backup.version)},
                     follow_redirects=False))
     assert [r.name for r in stored(app)] == ["Primary"]
+    gone = post_form(acme, PAGE, form("Backup", original="Backup", version=backup.version, sender="b@acme.test"))
+    assert gone.status_code == 404 and "deleted meanwhile" in text_of(gone.text)  # not re-created by an old form
     actions = [a.action for a in audit_rows(app)]
     assert actions.count("plugin.config.created") == 2 and "plugin.config.deleted" in actions
     assert actions.count("plugin.config.activated") == 2 and "plugin.config.updated" in actions
@@ -234,6 +236,8 @@ def test_form_shows_value_errors_inline_and_saves_nothing(acme: Any, app: Any) -
     saved(post_form(acme, PAGE, form("Main", sender="a@acme.test", password=SECRET), follow_redirects=False))
     dup = post_form(acme, PAGE, form("Main", sender="b@acme.test", password=SECRET))
     assert dup.status_code == 422 and "already exists" in error_of(dup.text, "name")
+    dup = post_form(acme, PAGE, form("Main", sender="b@acme.test"))  # the other one's secret is not this one's
+    assert error_of(dup.text, "password") == "is required"
     assert len(stored(app)) == 1
 
 
