@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
@@ -261,6 +262,15 @@ async def get(session: AsyncSession, tenant_id: uuid.UUID, plugin_id: str, name:
     return row
 
 
+async def _flush(session: AsyncSession) -> None:
+    """Flush; a unique index refusing it means a concurrent change (two admins at once), not a server error."""
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise Conflict("Another change to this plugin's configurations was saved at the same moment; reload "
+                       "and try again") from exc
+
+
 def _check_version(row: PluginConfig, version: int | None) -> None:
     if version is None:
         raise ValidationFailed({"version": "required to change an existing configuration (the version you read)"})
@@ -277,7 +287,7 @@ async def _set_active(session: AsyncSession, tenant_id: uuid.UUID, plugin_id: st
         .execution_options(synchronize_session="fetch"))
     if row is not None and not row.is_active:
         row.is_active = True
-    await session.flush()
+    await _flush(session)
 
 
 @dataclass
@@ -342,7 +352,7 @@ async def save(session: AsyncSession, actor: Actor, box: SecretBox, tenant_id: u
         row = PluginConfig(tenant_id=tenant_id, plugin_id=plugin_id, name=target_name, plain_values=incoming.plain,
                            secret_values=secrets, is_active=False, version=1)
         session.add(row)
-        await session.flush()
+        await _flush(session)
         action = "plugin.config.created"
     else:
         changed = (row.name != target_name or row.plain_values != incoming.plain or row.secret_values != secrets)
@@ -354,7 +364,7 @@ async def save(session: AsyncSession, actor: Actor, box: SecretBox, tenant_id: u
         await _set_active(session, tenant_id, plugin_id, row)
     elif req.active is False and row.is_active:
         row.is_active = False
-    await session.flush()
+    await _flush(session)
     after = _audit_view(row, set(incoming.secrets_set))
     await audit.record(session, actor, action, "plugin_config", row.id, tenant_id=tenant_id,
                        summary=f"{plugin_id}: configuration {row.name!r}", before=before, after=after)

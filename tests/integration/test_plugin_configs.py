@@ -421,3 +421,49 @@ def test_guest_reads_the_active_configuration_and_sees_switches_without_restart(
         assert seen_by_guest(other) == {**DEFAULTS, "greeting": '"hi-A2"', "api_key": '"key-A"'}  # secret kept
         assert probe.post(f"{PROBE_API}/activate", headers=h, json={"name": None}).status_code == 200
         assert seen_by_guest(other) == DEFAULTS
+
+
+def test_two_admins_activating_at_once_get_a_conflict_not_an_error(pg_migrated: str, tmp_path: Path) -> None:
+    """PostgreSQL only (SQLite runs one writer at a time): the partial unique index keeps one configuration
+    active, and the loser of the race is told to retry (409) rather than failing with a 500."""
+    import asyncio
+
+    from app.db.engine import make_alchemy_config
+    from app.errors import Conflict
+    from app.plugins import configs
+    from app.settings import load_settings
+    from tests.conftest import _settings_env, reset_pg
+
+    reset_pg()
+    settings = load_settings(_settings_env(tmp_path, pg_migrated))
+    actor = Actor(None, "test")
+
+    async def go() -> None:
+        config = make_alchemy_config(settings)
+        try:
+            async with config.get_session() as s:
+                tenant = await directory.create_tenant(s, actor, "acme", "Acme")
+                for name in ("A", "B"):
+                    s.add(PluginConfig(tenant_id=tenant.id, plugin_id="mailer", name=name, plain_values={},
+                                       secret_values={}, is_active=False, version=1))
+                await s.commit()
+            async with config.get_session() as first, config.get_session() as second:
+                await configs.activate(first, actor, tenant.id, "mailer", "A")  # not committed yet
+
+                async def other() -> None:
+                    await configs.activate(second, actor, tenant.id, "mailer", "B")
+
+                racing = asyncio.create_task(other())
+                await asyncio.sleep(0.5)
+                assert not racing.done()  # waiting on the index entry of the first transaction
+                await first.commit()
+                with pytest.raises(Conflict, match="at the same moment"):
+                    await racing
+                await second.rollback()
+            async with config.get_session() as s:
+                rows = (await s.scalars(sa.select(PluginConfig).order_by(PluginConfig.name))).all()
+                assert [(r.name, r.is_active) for r in rows] == [("A", True), ("B", False)]
+        finally:
+            await config.get_engine().dispose()
+
+    asyncio.run(go())
