@@ -33,7 +33,7 @@ from app import audit
 from app.audit import Actor
 from app.db.models import PluginConfig
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.plugins.manifest import ConfigFieldSpec, Manifest, config_value
+from app.plugins.manifest import CONFIG_VALUE_MAX_LENGTH, ConfigFieldSpec, Manifest, config_value
 
 log = logging.getLogger("portal.plugin")
 
@@ -202,6 +202,8 @@ def check_text_values(given: Mapping[str, Any]) -> Incoming:
             continue
         elif not isinstance(value, str):
             out.errors[f"values.{key}"] = "expected text (this plugin declares no [[config.fields]]: values are text)"
+        elif len(value) > CONFIG_VALUE_MAX_LENGTH:
+            out.errors[f"values.{key}"] = f"is {len(value)} characters long (at most {CONFIG_VALUE_MAX_LENGTH})"
         else:
             out.plain[key] = value
     return out

@@ -128,6 +128,8 @@ def test_key_value_text() -> None:
                               "'_', '.', '-', starting with a letter or '_'); line 4: key 'ok' is already set on line 1")
     assert configs.check_text_values({"a": "1", "b": 2}).errors == {
         "values.b": "expected text (this plugin declares no [[config.fields]]: values are text)"}
+    assert configs.check_text_values({"long": "x" * 10_001}).errors == {
+        "values.long": "is 10001 characters long (at most 10000)"}
 
 
 def test_names() -> None:
