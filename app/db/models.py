@@ -8,7 +8,7 @@ from typing import Any
 
 from advanced_alchemy.base import UUIDAuditBase, UUIDBase
 from advanced_alchemy.types import GUID, DateTimeUTC, JsonB
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 
@@ -209,3 +209,26 @@ class PluginFault(UUIDBase):
     message: Mapped[str] = mapped_column(Text)
     detail: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), default=utcnow)
+
+
+class PluginConfig(UUIDAuditBase):
+    """A named configuration of a plugin in a tenant (seed 001): several per plugin, at most one active
+    (the database enforces it with a partial unique index). Secrets live apart from the plain values,
+    encrypted (app.plugins.configs)."""
+
+    __tablename__ = "tenant_plugin_configs"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "plugin_id", "name", name="uq_tenant_plugin_configs_name"),
+        Index("uq_tenant_plugin_configs_active", "tenant_id", "plugin_id", unique=True,
+              sqlite_where=text("is_active"), postgresql_where=text("is_active")),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("tenants.id", ondelete="CASCADE"))
+    plugin_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(100))
+    # key -> JSON value (decimals as strings); keys left out fall back to the manifest's defaults
+    plain_values: Mapped[dict[str, Any]] = mapped_column(JsonB, default=dict)
+    # key -> encrypted token (never the plaintext)
+    secret_values: Mapped[dict[str, str]] = mapped_column(JsonB, default=dict)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=False)
+    version: Mapped[int] = mapped_column(Integer, default=1)  # optimistic lock for edits

@@ -25,6 +25,7 @@ from app.audit import Actor
 from app.db.models import (
     CasbinRule,
     Permission,
+    PluginConfig,
     PluginPackage,
     PluginSchemaVersion,
     PluginTenant,
@@ -338,6 +339,7 @@ async def purge(session: AsyncSession, actor: Actor, plugin_id: str, confirm: st
     await session.execute(delete(Permission).where(Permission.code.in_(codes)))
     await session.execute(delete(PluginSchemaVersion).where(PluginSchemaVersion.plugin_id == plugin_id))
     await session.execute(delete(PluginTenant).where(PluginTenant.plugin_id == plugin_id))
+    await session.execute(delete(PluginConfig).where(PluginConfig.plugin_id == plugin_id))  # secrets included
     await session.delete(row)
     await session.flush()
     await runtime.plugins_changed(session)  # platform-wide: every tenant's set

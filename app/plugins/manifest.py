@@ -25,12 +25,14 @@ from typing import Any
 
 __all__ = [
     "BUILTIN_ACTIONS",
+    "CONFIG_FIELD_TYPES",
     "DB_OPERATIONS",
     "FIELD_TYPES",
     "LIMIT_KEYS",
     "PAGE_TYPES",
     "STANDARD_FIELDS",
     "Capabilities",
+    "ConfigFieldSpec",
     "Dependencies",
     "EntitySpec",
     "EventsSpec",
@@ -45,6 +47,7 @@ __all__ = [
     "SemVer",
     "UiPermission",
     "ValidationContext",
+    "config_value",
     "default_label",
     "load_manifest",
     "parse_manifest",
@@ -68,6 +71,12 @@ FIELD_TYPES: tuple[str, ...] = (
     "text",
     "uuid",
 )
+
+#: Types of ``[[config.fields]]`` (plugin configuration values, not table columns).
+CONFIG_FIELD_TYPES: tuple[str, ...] = ("string", "text", "integer", "decimal", "boolean", "select", "url", "email")
+#: Config types that may be ``secret`` (stored encrypted, never shown back).
+SECRET_CONFIG_TYPES: tuple[str, ...] = ("string", "text")
+CONFIG_VALUE_MAX_LENGTH = 10_000
 
 #: Columns the host adds to every plugin table, in table order.
 STANDARD_FIELDS: tuple[str, ...] = (
@@ -205,6 +214,10 @@ _FORM_GROUP_KEYS = ("title", "fields")
 _FORM_FIELD_KEYS = ("field", "label", "help", "readonly")
 _UI_PERMISSION_KEYS = ("code", "description")
 _CONFIG_KEYS = ("fields",)
+_CONFIG_FIELD_KEYS = ("key", "type", "label", "help", "required", "default", "secret", "options")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+_FALSE_WORDS = frozenset({"false", "0", "no", "off"})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -328,6 +341,74 @@ class FieldSpec:
 
 
 @dataclass(frozen=True)
+class ConfigFieldSpec:
+    """One ``[[config.fields]]`` entry. ``default`` is normalised by :func:`config_value`: ``int``
+    (integer), :class:`~decimal.Decimal` (decimal), ``bool`` (boolean), ``str`` otherwise; ``None``
+    when there is none (secrets never have one)."""
+
+    key: str
+    type: str
+    label: str
+    help: str | None = None
+    required: bool = False
+    default: Any = None
+    secret: bool = False
+    options: tuple[SelectOption, ...] = ()
+
+    @property
+    def option_values(self) -> tuple[str, ...]:
+        return tuple(option.value for option in self.options)
+
+
+def config_value(ftype: str, value: Any, options: Iterable[str] = ()) -> Any:
+    """Check and normalise one configuration value of type ``ftype``; raise :class:`ValueError` with a
+    message for people. Accepts the typed TOML/JSON value or the text a form sends."""
+    if ftype in ("string", "text", "url", "email", "select"):
+        if not isinstance(value, str):
+            raise ValueError(f"expected text, got {_kind(value)}")
+        if len(value) > CONFIG_VALUE_MAX_LENGTH:
+            raise ValueError(f"is {len(value)} characters long (at most {CONFIG_VALUE_MAX_LENGTH})")
+        if ftype == "url":
+            value = value.strip()
+            if not re.match(r"^https?://[^\s/?#]+[^\s]*$", value):
+                raise ValueError(f"{_show(value)} is not an http(s) URL")
+        elif ftype == "email":
+            value = value.strip()
+            if not _EMAIL.match(value):
+                raise ValueError(f"{_show(value)} is not an e-mail address")
+        elif ftype == "select":
+            allowed = tuple(options)
+            if value not in allowed:
+                raise ValueError(f"{_show(value)} is not one of the options ({_one_of(allowed)})")
+        return value
+    if ftype == "integer":
+        if isinstance(value, str) and re.match(r"^\s*[+-]?\d+\s*$", value):
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{_show(value)} is not a whole number")
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise ValueError(f"{value} does not fit a 64-bit integer")
+        return value
+    if ftype == "decimal":
+        number: Decimal | None = None
+        if isinstance(value, int | float | str | Decimal) and not isinstance(value, bool):
+            try:
+                number = Decimal(str(value).strip())
+            except InvalidOperation:
+                number = None
+        if number is None or not number.is_finite():
+            raise ValueError(f"{_show(value)} is not a decimal number")
+        return number
+    if ftype == "boolean":
+        if isinstance(value, str) and value.strip().lower() in _TRUE_WORDS | _FALSE_WORDS:
+            return value.strip().lower() in _TRUE_WORDS
+        if not isinstance(value, bool):
+            raise ValueError(f"{_show(value)} is not true or false")
+        return value
+    raise ValueError(f"unknown type '{ftype}'")
+
+
+@dataclass(frozen=True)
 class EntitySpec:
     name: str
     label: str
@@ -405,6 +486,8 @@ class Manifest:
     ui_permissions: tuple[UiPermission, ...]
     limits: dict[str, int]
     raw: dict[str, Any]
+    #: ``[[config.fields]]``: the schema of the plugin's named configurations (empty: free key=value text)
+    config_fields: tuple[ConfigFieldSpec, ...] = ()
 
     @property
     def id(self) -> str:
@@ -711,7 +794,7 @@ class _Parser:
         }
         pages = self.pages(ui, declared_codes)
         limits = self.limits()
-        self.config_and_extensions()
+        config_fields = self.config_and_extensions()
         return Manifest(
             plugin=plugin,
             dependencies=dependencies,
@@ -722,6 +805,7 @@ class _Parser:
             ui_permissions=ui_permissions,
             limits=limits,
             raw=data,
+            config_fields=config_fields,
         )
 
     def plugin_info(self) -> PluginInfo:
@@ -1672,16 +1756,68 @@ class _Parser:
                 out[key] = value
         return out
 
-    def config_and_extensions(self) -> None:
+    def config_and_extensions(self) -> tuple[ConfigFieldSpec, ...]:
         config = self.table(self.data, "config", "")
+        out: list[ConfigFieldSpec] = []
         if config is not None:
             self.keys(config, _CONFIG_KEYS, "config")
+            seen: dict[str, int] = {}
             for i, item in enumerate(self.array(config, "fields", "config")):
+                path = _ix("config.fields", i)
                 if not isinstance(item, Mapping):
-                    self.add(_ix("config.fields", i), f"expected a table, got {_kind(item)}")
+                    self.add(path, f"expected a table, got {_kind(item)}")
+                    continue
+                spec = self.config_field(item, path)
+                if spec is None:
+                    continue
+                if spec.key in seen:
+                    self.add(f"{path}.key", f"key '{spec.key}' is declared twice (first at config.fields[{seen[spec.key]}])")
+                    continue
+                seen[spec.key] = i
+                out.append(spec)
         for i, item in enumerate(self.array(self.data, "extensions", "")):
             if not isinstance(item, Mapping):
                 self.add(_ix("extensions", i), f"expected a table, got {_kind(item)}")
+        return tuple(out)
+
+    def config_field(self, raw: Mapping[str, Any], path: str) -> ConfigFieldSpec | None:
+        self.keys(raw, _CONFIG_FIELD_KEYS, path, required=("key", "type"))
+        key = self.text(raw, "key", path)
+        if key is not None and not _NAME.match(key):
+            self.add(f"{path}.key", f"key '{key}' is not valid (lowercase letters, digits and underscores, "
+                                    "starting with a letter, at most 63 characters)")
+            key = None
+        ftype = self.text(raw, "type", path)
+        if ftype is not None and ftype not in CONFIG_FIELD_TYPES:
+            close = difflib.get_close_matches(ftype, CONFIG_FIELD_TYPES, n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            self.add(f"{path}.type",
+                     f"unknown type '{ftype}' (expected one of: {_one_of(CONFIG_FIELD_TYPES)}){hint}")
+            ftype = None
+        label = self.text(raw, "label", path)
+        help_text = self.text(raw, "help", path)
+        required = bool(self.flag(raw, "required", path))
+        secret = bool(self.flag(raw, "secret", path))
+        options: tuple[SelectOption, ...] = ()
+        if ftype == "select":
+            options = self.options(raw, path)
+        elif ftype is not None and "options" in raw:
+            self.add(f"{path}.options", f"'options' does not apply to {ftype} fields")
+        if secret and ftype is not None and ftype not in SECRET_CONFIG_TYPES:
+            self.add(f"{path}.secret", f"only {_one_of(SECRET_CONFIG_TYPES)} fields can be secret, not {ftype}")
+        default: Any = None
+        if "default" in raw:
+            if secret:
+                self.add(f"{path}.default", "a secret cannot have a default (it would be readable in plugin.toml)")
+            elif ftype is not None:
+                try:
+                    default = config_value(ftype, raw["default"], (o.value for o in options))
+                except ValueError as exc:
+                    self.add(f"{path}.default", f"default is not a valid {ftype}: {exc}")
+        if key is None or ftype is None:
+            return None
+        return ConfigFieldSpec(key=key, type=ftype, label=label or default_label(key), help=help_text,
+                               required=required, default=default, secret=secret, options=options)
 
 
 def _form_has_entries(form: Mapping[str, Any]) -> bool:

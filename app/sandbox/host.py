@@ -25,6 +25,7 @@ from wasmtime.component import Linker, Variant
 from app.audit import Actor
 from app.errors import PortalError, ValidationFailed
 from app.events import Event, EventBus
+from app.plugins import configs
 from app.plugins.manifest import Manifest
 from app.plugins.runtime import EntityRef, LoadedPlugin
 from app.records.service import Aggregate, ListQuery, RecordService
@@ -70,6 +71,10 @@ class CallContext:
     logs: list[tuple[str, str]] = field(default_factory=list)
     breach: LimitBreach | None = None
     memory_mb: float = 0.0  # the instance's linear memory size after the call (set by the runner)
+    secret_key: str = ""  # the platform secret: decrypts the plugin's own configuration secrets
+    # The active configuration, read once per guest call (so a change applies from the next call, in
+    # every worker, without a cache to invalidate): (row or None,) once loaded.
+    config_row: tuple[Any, ...] | None = None
 
     @property
     def manifest(self) -> Manifest:
@@ -225,12 +230,15 @@ def event_publish(ctx: CallContext, event_type: str, payload: str) -> Variant:
 
 
 def config_get(ctx: CallContext, key: str) -> Variant:
-    # Until per-tenant named configurations exist, the declared schema's defaults are the configuration.
-    for item in (ctx.manifest.raw.get("config") or {}).get("fields") or []:
-        if isinstance(item, dict) and item.get("key") == key:
-            default = item.get("default")
-            return _ok(None if default is None else str(default))
-    return _ok(None)
+    """The value of `key` in the tenant's active configuration (or its declared default) as JSON text."""
+    if ctx.config_row is None:
+        plugin_id, tenant_id, session = ctx.plugin.id, ctx.tenant_id, ctx.session
+        ctx.config_row = (ctx.run(lambda: configs.active(session, tenant_id, plugin_id)),)
+    box = configs.secret_box(ctx.secret_key)
+    try:
+        return _ok(configs.lookup(ctx.manifest, ctx.config_row[0], box, ctx.tenant_id, key))
+    except configs.SecretUnreadable as exc:
+        raise ValueError(str(exc)) from exc
 
 
 def log_write(ctx: CallContext, level: str, message: str) -> None:

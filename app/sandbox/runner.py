@@ -243,7 +243,8 @@ class Sandbox:
                                + (f" ({job.seconds} s so far)" if job else ""))
         reachable = await self._reachable(session, plugin, tenant_id)
         limits = self.limits_for(plugin)
-        ctx = CallContext(plugin, reachable, tenant_id, principal, session, loop, bus, limits)
+        ctx = CallContext(plugin, reachable, tenant_id, principal, session, loop, bus, limits,
+                          secret_key=self.settings.secret_key)
         pool = self._pool(plugin, tenant_id)
         pending: list[Any] = session.sync_session.info.setdefault(PENDING_KEY, [])
         events_before = len(pending)

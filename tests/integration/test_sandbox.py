@@ -74,7 +74,7 @@ def test_page_renders_through_the_host_api(probe: Any) -> None:
     assert r.status_code == 200, r.text[:500]
     text = text_of(r.text)
     assert "notes=0" in text and f"user={ADMIN_EMAIL}" in text and "can_insert=True" in text
-    assert "greeting=hello" in text  # config-get answers the declared default
+    assert 'greeting=&#34;hello&#34;' in text  # config-get answers the declared default (as JSON text)
     # The same URL gives only the region to HTMX.
     partial = probe.get(PAGE, params={"mode": "hello"}, headers=HX)
     assert "<html" not in partial.text and "notes=0" in text_of(partial.text)

@@ -12,6 +12,7 @@ import ast
 import importlib
 import json
 import sys
+from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -296,10 +297,17 @@ def test_db_calls_send_documented_json(host: StubHost) -> None:
 
 
 def test_other_host_calls(host: StubHost) -> None:
-    host.replies = {"config_get": "eur", "current_user": '{"id": "u1", "email": "a@b.c"}',
+    host.replies = {"config_get": '"eur"', "current_user": '{"id": "u1", "email": "a@b.c"}',
                     "check_permission": True}
     pg.events.publish("demo.item.created", {"id": "1"})
     assert pg.config.get("currency") == "eur"
+    for text, typed in (("42", 42), ("12.50", Decimal("12.50")), ("true", True), ('"x y"', "x y")):
+        host.replies["config_get"] = text
+        value = pg.config.get("k")
+        assert value == typed and type(value) is type(typed)
+    assert str(pg.config.get("k")) == "x y"
+    host.replies["config_get"] = "12.50"
+    assert str(pg.config.get("k")) == "12.50"  # exact, not a float
     host.replies["config_get"] = None
     assert pg.config.get("missing") is None and pg.config.get("missing", "x") == "x"
     assert pg.current_user() == {"id": "u1", "email": "a@b.c"}

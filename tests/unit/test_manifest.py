@@ -69,6 +69,18 @@ BASE: dict[str, Any] = {
         ]
     },
     "events": {"published": ["demo.widget.made"], "subscribed": ["auth.login", "demo.gadget.*"]},
+    "config": {
+        "fields": [
+            {"key": "greeting", "type": "string", "default": "hello", "label": "Greeting", "help": "Shown on top"},  # 0
+            {"key": "retries", "type": "integer", "default": 3},  # 1
+            {"key": "rate", "type": "decimal", "default": "0.25"},  # 2
+            {"key": "enabled", "type": "boolean", "default": True},  # 3
+            {"key": "currency", "type": "select", "options": ["eur", {"value": "usd", "label": "US dollar"}]},  # 4
+            {"key": "api_key", "type": "string", "secret": True, "required": True},  # 5
+            {"key": "endpoint", "type": "url", "default": "https://example.com/api"},  # 6
+            {"key": "notify", "type": "email"},  # 7
+        ]
+    },
     "ui": {
         "permissions": [{"code": "ui.demo.magic", "description": "Do magic"}],
         "pages": [
@@ -112,6 +124,7 @@ def apply(doc: dict[str, Any], path: str, value: Any) -> None:
 
 
 F = "schema.entities[0].fields"
+C = "config.fields"
 E0 = "schema.entities[0]"
 P0 = "ui.pages[0]"
 
@@ -199,6 +212,74 @@ INVALID: list[Any] = [
         id="config-field-not-table",
     ),
     pytest.param([("extensions", [1])], "extensions[0]", "expected a table", None, id="extension-not-table"),
+    # -- [[config.fields]] ---------------------------------------------------------------------------
+    pytest.param(
+        [(f"{C}[1].type", "strng")],
+        f"{C}[1].type",
+        "unknown type 'strng' (expected one of: string, text, integer, decimal, boolean, select, url, email); "
+        "did you mean 'string'?",
+        None,
+        id="config-unknown-type",
+    ),
+    pytest.param([(f"{C}[1].type", DELETE)], f"{C}[1].type", "is required", None, id="config-type-missing"),
+    pytest.param([(f"{C}[0].key", DELETE)], f"{C}[0].key", "is required", None, id="config-key-missing"),
+    pytest.param([(f"{C}[0].key", "Greeting!")], f"{C}[0].key", "is not valid", None, id="config-key-invalid"),
+    pytest.param(
+        [(f"{C}[3].key", "greeting")],
+        f"{C}[3].key",
+        "key 'greeting' is declared twice (first at config.fields[0])",
+        None,
+        id="config-duplicate-key",
+    ),
+    pytest.param(
+        [(f"{C}[1].default", "three")],
+        f"{C}[1].default",
+        "default is not a valid integer: 'three' is not a whole number",
+        None,
+        id="config-default-wrong-type",
+    ),
+    pytest.param(
+        [(f"{C}[3].default", "maybe")], f"{C}[3].default", "is not true or false", None, id="config-bool-default"
+    ),
+    pytest.param(
+        [(f"{C}[2].default", "1,5")], f"{C}[2].default", "not a decimal number", None, id="config-decimal-default"
+    ),
+    pytest.param(
+        [(f"{C}[0].default", 5)], f"{C}[0].default", "expected text, got an integer", None, id="config-string-default"
+    ),
+    pytest.param(
+        [(f"{C}[4].default", "gbp")], f"{C}[4].default", "not one of the options (eur, usd)", None,
+        id="config-select-default",
+    ),
+    pytest.param(
+        [(f"{C}[4].options", DELETE)], f"{C}[4].options", "select fields need options", None,
+        id="config-select-no-options",
+    ),
+    pytest.param(
+        [(f"{C}[1].options", ["a"])], f"{C}[1].options", "does not apply to integer", None,
+        id="config-options-not-select",
+    ),
+    pytest.param(
+        [(f"{C}[5].default", "s3cr3t")], f"{C}[5].default", "a secret cannot have a default", None,
+        id="config-secret-default",
+    ),
+    pytest.param(
+        [(f"{C}[4].secret", True)], f"{C}[4].secret", "only string, text fields can be secret, not select", None,
+        id="config-secret-select",
+    ),
+    pytest.param(
+        [(f"{C}[6].default", "ftp://x")], f"{C}[6].default", "is not an http(s) URL", None, id="config-url-default"
+    ),
+    pytest.param(
+        [(f"{C}[7].default", "nobody")], f"{C}[7].default", "is not an e-mail address", None,
+        id="config-email-default",
+    ),
+    pytest.param(
+        [(f"{C}[0].required", "yes")], f"{C}[0].required", "expected true or false", None, id="config-required-bool"
+    ),
+    pytest.param(
+        [(f"{C}[0].secrt", True)], f"{C}[0].secrt", "did you mean 'secret'?", None, id="config-unknown-field-key"
+    ),
     # -- [dependencies] ------------------------------------------------------------------------------
     pytest.param(
         [("dependencies.modules", ["auth", "workflow"])],
@@ -826,7 +907,7 @@ VALID: list[Any] = [
                     for k in ("deadline_ms", "fuel", "memory_mb", "output_bytes", "host_calls", "log_bytes")
                 },
             ),
-            ("config", {"fields": [{"key": "anything", "goes": ["here"]}]}),
+            ("config", {"fields": [{"key": "anything", "type": "text"}]}),
             ("extensions", [{"kind": "whatever", "nested": {"a": 1}}]),
         ],
         None,
@@ -963,6 +1044,21 @@ def test_parsed_model() -> None:
     board = manifest.page("/demo/board")
     assert board.type == "dashboard" and board.entity is None and board.columns is None
     assert manifest.raw == base()
+
+
+def test_config_fields_are_exposed() -> None:
+    fields = {f.key: f for f in parse_manifest(base()).config_fields}
+    assert list(fields) == ["greeting", "retries", "rate", "enabled", "currency", "api_key", "endpoint", "notify"]
+    assert fields["greeting"].label == "Greeting" and fields["greeting"].help == "Shown on top"
+    assert fields["retries"].default == 3 and fields["retries"].label == "Retries"
+    assert fields["rate"].default == Decimal("0.25")
+    assert fields["enabled"].default is True
+    assert fields["currency"].option_values == ("eur", "usd") and fields["currency"].default is None
+    assert fields["api_key"].secret and fields["api_key"].required and fields["api_key"].default is None
+    assert fields["endpoint"].default == "https://example.com/api"
+    doc = base()
+    del doc["config"]
+    assert parse_manifest(doc).config_fields == ()
 
 
 def test_defaults_are_normalised() -> None:

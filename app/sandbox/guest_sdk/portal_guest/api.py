@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from typing import Any
 
 from . import _bindings
@@ -127,10 +128,17 @@ class Events:
 
 
 class Config:
-    def get(self, key: str, default: str | None = None) -> str | None:
-        """A value of this tenant's configuration of the plugin, or ``default`` when unset."""
+    def get(self, key: str, default: Any = None) -> Any:
+        """A value of this tenant's active configuration of the plugin (or its declared default), typed by
+        the manifest's ``[[config.fields]]``: ``str`` (string, text, select, url, email, secrets), ``int``,
+        :class:`~decimal.Decimal` or ``bool``; ``default`` when unset or not declared."""
         value = _call("config_get", key)
-        return default if value is None else value
+        if value is None:
+            return default
+        try:  # the host answers JSON text; decimals are exact JSON numbers
+            return json.loads(value, parse_float=Decimal)
+        except ValueError as exc:
+            raise HostError(f"config.get: the host sent invalid JSON ({exc})") from None
 
 
 class Log:

@@ -1,0 +1,447 @@
+"""Named plugin configurations (seed 001): per tenant and plugin, several named sets of values, at most
+one active; `config-get` (app.sandbox.host) reads the active one, falling back to the manifest's defaults.
+
+Values are checked against the manifest's `[[config.fields]]`; a plugin that declares none takes free
+`key = value` text. Secret fields are encrypted at rest (AES-GCM, key derived from the platform secret,
+bound to tenant, plugin and key), never shown back (pages say "set", the API `***`) and masked in audit rows.
+Every change is audited; edits are version-checked (optimistic locking).
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import logging
+import os
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import audit
+from app.audit import Actor
+from app.db.models import PluginConfig
+from app.errors import Conflict, NotFound, ValidationFailed
+from app.plugins.manifest import CONFIG_VALUE_MAX_LENGTH, ConfigFieldSpec, Manifest, config_value
+
+log = logging.getLogger("portal.plugin")
+
+MASK = "***"  # how the API shows a stored secret
+NAME_MAX = 100
+_NAME = re.compile(r"^[\w][\w .@()+-]*$")
+_TEXT_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,99}$")
+_TOKEN_PREFIX = "v1:"
+TEXT_MAX_KEYS = 200
+
+
+# --- secrets at rest ------------------------------------------------------------------------------
+
+class SecretUnreadable(Exception):
+    """A stored secret cannot be decrypted (the platform secret key changed, or the row was tampered with)."""
+
+
+class SecretBox:
+    """AES-GCM with a key derived (HKDF-SHA256) from the platform secret. The associated data binds a token
+    to its tenant, plugin and key, so a token copied into another row does not decrypt."""
+
+    def __init__(self, platform_secret: str) -> None:
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"portal-plugin-config",
+                   info=b"plugin configuration secrets v1").derive(platform_secret.encode("utf-8"))
+        self._aead = AESGCM(key)
+
+    @staticmethod
+    def _aad(tenant_id: uuid.UUID, plugin_id: str, key: str) -> bytes:
+        return f"{tenant_id}/{plugin_id}/{key}".encode()
+
+    def seal(self, tenant_id: uuid.UUID, plugin_id: str, key: str, plaintext: str) -> str:
+        nonce = os.urandom(12)
+        sealed = self._aead.encrypt(nonce, plaintext.encode("utf-8"), self._aad(tenant_id, plugin_id, key))
+        return _TOKEN_PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
+
+    def open(self, tenant_id: uuid.UUID, plugin_id: str, key: str, token: str) -> str:
+        try:
+            if not token.startswith(_TOKEN_PREFIX):
+                raise ValueError("unknown token format")
+            raw = base64.urlsafe_b64decode(token[len(_TOKEN_PREFIX):])
+            return self._aead.decrypt(raw[:12], raw[12:], self._aad(tenant_id, plugin_id, key)).decode("utf-8")
+        except (InvalidTag, ValueError) as exc:
+            raise SecretUnreadable(f"the secret {key!r} cannot be decrypted (was PORTAL_SECRET_KEY changed?); "
+                                   "enter it again") from exc
+
+
+@functools.lru_cache(maxsize=4)
+def secret_box(platform_secret: str) -> SecretBox:
+    return SecretBox(platform_secret)
+
+
+# --- values ---------------------------------------------------------------------------------------
+
+def stored_form(spec: ConfigFieldSpec, value: Any) -> Any:
+    """A checked value as JSON stores it: decimals as their exact text."""
+    return str(value) if isinstance(value, Decimal) else value
+
+
+def display(spec: ConfigFieldSpec | None, value: Any) -> str:
+    """A stored value as a form shows it."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def parse_text(text: str) -> tuple[dict[str, str], dict[str, str]]:
+    """`key = value` lines (blank lines and `#` comments ignored) → values, or errors located by line."""
+    values: dict[str, str] = {}
+    problems: list[str] = []
+    first_line: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        key, sep, value = stripped.partition("=")
+        key = key.strip()
+        if not sep:
+            problems.append(f"line {number}: expected key = value")
+        elif not _TEXT_KEY.match(key):
+            problems.append(f"line {number}: {key!r} is not a valid key (letters, digits, '_', '.', '-', starting "
+                            "with a letter or '_')")
+        elif key in values:
+            problems.append(f"line {number}: key {key!r} is already set on line {first_line[key]}")
+        else:
+            values[key] = value.strip()
+            first_line[key] = number
+    if len(values) > TEXT_MAX_KEYS:
+        problems.append(f"at most {TEXT_MAX_KEYS} keys")
+    return values, ({"text": "; ".join(problems)} if problems else {})
+
+
+def format_text(values: Mapping[str, Any]) -> str:
+    return "".join(f"{k} = {display(None, v)}\n" for k, v in values.items())
+
+
+@dataclass
+class Incoming:
+    """Checked input for one configuration."""
+
+    plain: dict[str, Any] = field(default_factory=dict)
+    secrets_set: dict[str, str] = field(default_factory=dict)  # key -> new plaintext
+    secrets_cleared: set[str] = field(default_factory=set)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def check_values(fields: tuple[ConfigFieldSpec, ...], given: Mapping[str, Any], stored_secrets: Iterable[str], *,
+                 from_form: bool, clear: Iterable[str] = ()) -> Incoming:
+    """Check `given` (API JSON or form text) against the schema. Left-out or blank plain values are unset
+    (the default applies). A blank, absent or `***` secret keeps the stored one; `clear` (form) or `null`/""
+    (API) removes it. Errors are keyed `values.<key>`."""
+    out = Incoming()
+    known = {f.key: f for f in fields}
+    stored = set(stored_secrets)
+    cleared = set(clear)
+    for key in given:
+        if key not in known:
+            out.errors[f"values.{key}"] = (f"unknown key {key!r} (this plugin's keys: "
+                                           f"{', '.join(known) or 'none'})")
+    for spec in fields:
+        raw = given.get(spec.key)
+        where = f"values.{spec.key}"
+        if spec.secret:
+            if raw is not None and not isinstance(raw, str):
+                out.errors[where] = "expected text"
+                continue
+            if from_form:  # a blank secret input keeps the stored value; the "clear" box removes it
+                action = "clear" if spec.key in cleared else "keep" if raw in (None, "", MASK) else "set"
+            else:  # API: absent or "***" keeps, null or "" removes
+                action = "keep" if spec.key not in given or raw == MASK else "clear" if raw in (None, "") else "set"
+            has = spec.key in stored
+            if action == "clear":
+                out.secrets_cleared.add(spec.key)
+                has = False
+            elif action == "set":
+                try:
+                    out.secrets_set[spec.key] = config_value(spec.type, raw)
+                except ValueError as exc:
+                    out.errors[where] = str(exc)
+                    continue
+                has = True
+            if spec.required and not has:
+                out.errors[where] = "is required"
+            continue
+        if raw is None or (isinstance(raw, str) and not raw.strip()):  # unset: the default applies
+            if spec.required and spec.default is None:
+                out.errors[where] = "is required"
+            continue
+        try:
+            out.plain[spec.key] = stored_form(spec, config_value(spec.type, raw, spec.option_values))
+        except ValueError as exc:
+            out.errors[where] = str(exc)
+    return out
+
+
+def check_text_values(given: Mapping[str, Any]) -> Incoming:
+    """Values of a plugin without a schema: any keys, text values."""
+    out = Incoming()
+    if len(given) > TEXT_MAX_KEYS:
+        out.errors["values"] = f"at most {TEXT_MAX_KEYS} keys"
+    for key, value in given.items():
+        if not _TEXT_KEY.match(key):
+            out.errors[f"values.{key}"] = "not a valid key (letters, digits, '_', '.', '-', starting with a letter or '_')"
+        elif value is None:
+            continue
+        elif not isinstance(value, str):
+            out.errors[f"values.{key}"] = "expected text (this plugin declares no [[config.fields]]: values are text)"
+        elif len(value) > CONFIG_VALUE_MAX_LENGTH:
+            out.errors[f"values.{key}"] = f"is {len(value)} characters long (at most {CONFIG_VALUE_MAX_LENGTH})"
+        else:
+            out.plain[key] = value
+    return out
+
+
+def check_name(name: Any) -> str | None:
+    if not isinstance(name, str) or not name.strip():
+        return "is required"
+    if len(name.strip()) > NAME_MAX:
+        return f"at most {NAME_MAX} characters"
+    if not _NAME.match(name.strip()):
+        return "letters, digits, spaces and . @ ( ) + - _ only"
+    return None
+
+
+# --- views ----------------------------------------------------------------------------------------
+
+def masked(manifest: Manifest | None, row: PluginConfig) -> dict[str, Any]:
+    """A configuration as the API shows it: plain values, and `***` for each stored secret."""
+    values: dict[str, Any] = dict(row.plain_values or {})
+    for key in row.secret_values or {}:
+        values[key] = MASK
+    if manifest is not None and manifest.config_fields:
+        order = [f.key for f in manifest.config_fields]
+        values = {k: values[k] for k in order if k in values} | {k: v for k, v in values.items() if k not in order}
+    return {"id": str(row.id), "name": row.name, "active": row.is_active, "version": row.version,
+            "values": values, "created_at": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat()}
+
+
+def _audit_view(row: PluginConfig, changed_secrets: Iterable[str] = ()) -> dict[str, Any]:
+    """Flat, secret-free snapshot for audit before/after (flat so the audit diff keeps only what changed)."""
+    changed = set(changed_secrets)
+    out: dict[str, Any] = {"name": row.name, "active": row.is_active}
+    for key, value in (row.plain_values or {}).items():
+        out[f"values.{key}"] = value
+    for key in row.secret_values or {}:
+        out[f"values.{key}"] = f"{MASK} (changed)" if key in changed else MASK
+    return out
+
+
+# --- storage --------------------------------------------------------------------------------------
+
+async def list_configs(session: AsyncSession, tenant_id: uuid.UUID, plugin_id: str) -> list[PluginConfig]:
+    stmt = (select(PluginConfig).where(PluginConfig.tenant_id == tenant_id, PluginConfig.plugin_id == plugin_id)
+            .order_by(PluginConfig.name))
+    return list((await session.scalars(stmt)).all())
+
+
+async def find(session: AsyncSession, tenant_id: uuid.UUID, plugin_id: str, name: str) -> PluginConfig | None:
+    return await session.scalar(select(PluginConfig).where(
+        PluginConfig.tenant_id == tenant_id, PluginConfig.plugin_id == plugin_id, PluginConfig.name == name))
+
+
+async def get(session: AsyncSession, tenant_id: uuid.UUID, plugin_id: str, name: str) -> PluginConfig:
+    row = await find(session, tenant_id, plugin_id, name)
+    if row is None:
+        raise NotFound(f"Plugin {plugin_id} has no configuration {name!r} in this tenant")
+    return row
+
+
+async def _flush(session: AsyncSession) -> None:
+    """Flush; a unique index refusing it means a concurrent change (two admins at once), not a server error."""
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise Conflict("Another change to this plugin's configurations was saved at the same moment; reload "
+                       "and try again") from exc
+
+
+def _check_version(row: PluginConfig, version: int | None) -> None:
+    if version is None:
+        raise ValidationFailed({"version": "required to change an existing configuration (the version you read)"})
+    if version != row.version:
+        raise Conflict(f"The configuration {row.name!r} was changed by someone else since you read it (your version "
+                       f"{version}, now {row.version}); reload it and apply your change again")
+
+
+async def _set_active(session: AsyncSession, tenant_id: uuid.UUID, plugin_id: str, row: PluginConfig | None) -> None:
+    # Deactivate first: the partial unique index allows one active row at any moment.
+    await session.execute(update(PluginConfig).where(
+        PluginConfig.tenant_id == tenant_id, PluginConfig.plugin_id == plugin_id, PluginConfig.is_active.is_(True),
+        *([PluginConfig.id != row.id] if row is not None else [])).values(is_active=False)
+        .execution_options(synchronize_session="fetch"))
+    if row is not None and not row.is_active:
+        row.is_active = True
+    await _flush(session)
+
+
+@dataclass
+class SaveRequest:
+    """One create-or-update of a named configuration (from the form or the API)."""
+
+    name: str  # the configuration to create or change
+    values: Mapping[str, Any]
+    version: int | None = None  # required when `name` exists
+    new_name: str | None = None  # rename
+    active: bool | None = None  # True: make it the active one; False: if active, no configuration is active
+    clear_secrets: tuple[str, ...] = ()
+    from_form: bool = False
+    create_only: bool = False  # the form's "new configuration": an existing name is an error, not an update
+    update_only: bool = False  # the form's "edit": the configuration must still exist
+
+
+async def save(session: AsyncSession, actor: Actor, box: SecretBox, tenant_id: uuid.UUID, manifest: Manifest,
+               req: SaveRequest) -> PluginConfig:
+    """Create or update a configuration; raise ValidationFailed (per-field errors), Conflict (version)."""
+    plugin_id = manifest.id
+    row = await find(session, tenant_id, plugin_id, req.name.strip()) if isinstance(req.name, str) else None
+    if row is None and (req.update_only or req.new_name is not None):
+        raise NotFound(f"Plugin {plugin_id} has no configuration {req.name!r} in this tenant (deleted meanwhile?)")
+    errors: dict[str, str] = {}
+    target_name = req.new_name if req.new_name is not None else req.name
+    problem = check_name(target_name)
+    if problem:
+        errors["new_name" if req.new_name is not None else "name"] = problem
+    target_name = (target_name or "").strip() if isinstance(target_name, str) else ""
+    if row is not None and req.create_only:
+        errors["name"] = f"a configuration called {row.name!r} already exists"
+        row = None  # not this one's values or secrets: the form meant a new configuration
+    elif not problem and target_name != (row.name if row else None):
+        clash = await find(session, tenant_id, plugin_id, target_name)
+        if clash is not None and clash is not row:
+            errors["new_name" if req.new_name is not None and row is not None else "name"] = (
+                f"a configuration called {target_name!r} already exists")
+    if row is not None and not errors:
+        _check_version(row, req.version)
+    if manifest.config_fields:
+        incoming = check_values(manifest.config_fields, req.values, (row.secret_values or {}) if row else {},
+                                from_form=req.from_form, clear=req.clear_secrets)
+    else:
+        incoming = check_text_values(req.values)
+    errors.update(incoming.errors)
+    if errors:
+        raise ValidationFailed(errors, "The configuration was not saved: " + "; ".join(
+            f"{k}: {v}" for k, v in errors.items()))
+
+    before = _audit_view(row) if row is not None else None
+    secrets = dict(row.secret_values or {}) if row is not None else {}
+    for key in incoming.secrets_cleared:
+        secrets.pop(key, None)
+    for key, plaintext in incoming.secrets_set.items():
+        secrets[key] = box.seal(tenant_id, plugin_id, key, plaintext)
+    # Secrets of keys the schema no longer declares are dropped with the rest of the stale values.
+    if manifest.config_fields:
+        declared = {f.key for f in manifest.config_fields if f.secret}
+        secrets = {k: v for k, v in secrets.items() if k in declared}
+    if row is None:
+        row = PluginConfig(tenant_id=tenant_id, plugin_id=plugin_id, name=target_name, plain_values=incoming.plain,
+                           secret_values=secrets, is_active=False, version=1)
+        session.add(row)
+        await _flush(session)
+        action = "plugin.config.created"
+    else:
+        changed = (row.name != target_name or row.plain_values != incoming.plain or row.secret_values != secrets)
+        row.name, row.plain_values, row.secret_values = target_name, incoming.plain, secrets
+        if changed:
+            row.version += 1
+        action = "plugin.config.updated"
+    if req.active is True:
+        await _set_active(session, tenant_id, plugin_id, row)
+    elif req.active is False and row.is_active:
+        row.is_active = False
+    await _flush(session)
+    after = _audit_view(row, set(incoming.secrets_set))
+    await audit.record(session, actor, action, "plugin_config", row.id, tenant_id=tenant_id,
+                       summary=f"{plugin_id}: configuration {row.name!r}", before=before, after=after)
+    return row
+
+
+async def activate(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, plugin_id: str,
+                   name: str | None) -> PluginConfig | None:
+    """Make `name` the active configuration; `None`: no configuration is active (the defaults apply)."""
+    rows = await list_configs(session, tenant_id, plugin_id)
+    previous = next((r for r in rows if r.is_active), None)
+    row = await get(session, tenant_id, plugin_id, name) if name is not None else None
+    await _set_active(session, tenant_id, plugin_id, row)
+    if previous is not row:
+        summary = (f"{plugin_id}: configuration {row.name!r} is now active" if row is not None
+                   else f"{plugin_id}: no configuration is active (the declared defaults apply)")
+        await audit.record(session, actor, "plugin.config.activated", "plugin_config", row.id if row else "",
+                           tenant_id=tenant_id, summary=summary,
+                           before={"active": previous.name if previous else None},
+                           after={"active": row.name if row else None})
+    return row
+
+
+async def delete(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, plugin_id: str, name: str,
+                 version: int | None) -> None:
+    """Delete a configuration. The active one is refused: choose another (or none) first, so the plugin
+    never silently falls back to its defaults."""
+    row = await get(session, tenant_id, plugin_id, name)
+    if version is not None:
+        _check_version(row, version)
+    if row.is_active:
+        raise Conflict(f"{row.name!r} is the active configuration of {plugin_id}; make another one active (or "
+                       "choose “no active configuration”) before deleting it")
+    before = _audit_view(row)
+    await session.delete(row)
+    await session.flush()
+    await audit.record(session, actor, "plugin.config.deleted", "plugin_config", row.id, tenant_id=tenant_id,
+                       summary=f"{plugin_id}: configuration {row.name!r} deleted", before=before, after=None)
+
+
+# --- reading for the plugin -----------------------------------------------------------------------
+
+async def active(session: AsyncSession, tenant_id: uuid.UUID, plugin_id: str) -> PluginConfig | None:
+    return await session.scalar(select(PluginConfig).where(
+        PluginConfig.tenant_id == tenant_id, PluginConfig.plugin_id == plugin_id, PluginConfig.is_active.is_(True)))
+
+
+def _json_value(spec: ConfigFieldSpec | None, value: Any) -> str:
+    """The JSON text config-get answers: decimals as exact JSON numbers, everything else as JSON."""
+    if spec is not None and spec.type == "decimal":
+        return format(Decimal(str(value)), "f")
+    return json.dumps(value, ensure_ascii=False)
+
+
+def lookup(manifest: Manifest, row: PluginConfig | None, box: SecretBox, tenant_id: uuid.UUID, key: str) -> str | None:
+    """`key` of the active configuration `row` (or the declared default) as JSON text; None when unset/unknown."""
+    specs = {f.key: f for f in manifest.config_fields}
+    spec = specs.get(key)
+    if manifest.config_fields and spec is None:
+        return None  # not declared
+    if row is not None:
+        if spec is not None and spec.secret:
+            token = (row.secret_values or {}).get(key)
+            if token is not None:
+                return _json_value(spec, box.open(tenant_id, manifest.id, key, token))
+            return None
+        if key in (row.plain_values or {}):
+            value = row.plain_values[key]
+            if spec is None:
+                return _json_value(None, value)
+            try:  # a value stored under an older schema may no longer fit; then the default applies
+                return _json_value(spec, stored_form(spec, config_value(spec.type, value, spec.option_values)))
+            except ValueError:
+                log.warning("Config %s.%s of tenant %s no longer fits its type %s; using the default",
+                            manifest.id, key, tenant_id, spec.type)
+    if spec is not None and spec.default is not None:
+        return _json_value(spec, stored_form(spec, spec.default))
+    return None
