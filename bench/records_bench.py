@@ -123,7 +123,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def cpu_seconds(pids: list[int]) -> float:
+def cpu_seconds(pids: list[int], *, reaped: bool = True) -> float:
     total = 0
     tick = os.sysconf("SC_CLK_TCK")
     for pid in pids:
@@ -132,9 +132,23 @@ def cpu_seconds(pids: list[int]) -> float:
         except FileNotFoundError:
             continue
         # utime + stime, plus cutime + cstime: the CPU of children that already exited (PostgreSQL
-        # backends of closed overflow connections) is added to their parent's counters when reaped.
-        total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
+        # backends of closed overflow connections) is added to their parent's counters when reaped —
+        # unless other clients share the server (their backends would be counted too).
+        total += int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if reaped else 0)
     return total / tick
+
+
+def pg_cpu_seconds(database: str, *, shared: bool) -> float:
+    """CPU of the PostgreSQL processes serving `database`; with `shared` (other clients connected to
+    the server) only its own backends and the server's helpers, without reaped children."""
+    if not shared:
+        return cpu_seconds(postgres_pids())
+    return cpu_seconds(postgres_pids(database), reaped=False)
+
+
+def server_is_shared(database: str) -> bool:
+    """Whether backends of other databases are connected (e.g. a test run beside the bench)."""
+    return len(postgres_pids()) != len(postgres_pids(database))
 
 
 def tree(pid: int) -> list[int]:
@@ -144,9 +158,23 @@ def tree(pid: int) -> list[int]:
     return out
 
 
-def postgres_pids() -> list[int]:
+_BACKEND = re.compile(r"postgres: [^:]+: \S+ (\S+) (\S+\(\d+\)|\[local\])")
+
+
+def postgres_pids(database: str | None = None) -> list[int]:
+    """PostgreSQL's processes: the server's own, and the backends of `database` only when given (so
+    other clients of the same server, such as a test run, do not count toward the bench)."""
     result = subprocess.run(["pgrep", "-f", "postgres"], capture_output=True, text=True)
-    return [int(p) for p in result.stdout.split()]
+    out = []
+    for pid in (int(p) for p in result.stdout.split()):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        backend = _BACKEND.search(cmdline)
+        if database is None or backend is None or backend.group(1) == database:
+            out.append(pid)
+    return out
 
 
 def wrk(url: str, headers: dict[str, str], seconds: int, script: Path | None = None) -> dict[str, float]:
@@ -272,14 +300,18 @@ def main() -> None:
                     print(f"warning: {name} answers {status}")
         workers = tree(server.pid)
         direct = direct_sql_ms(url, tenant_id, category)
+        dbname = url.rsplit("/", 1)[1]
+        shared = server_is_shared(dbname)
+        if shared:
+            print("note: other databases' clients are connected; PostgreSQL CPU counts this database's backends only")
         print(f"\n{'scenario':<16} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'app ms':>7} {'pg ms':>6} {'CPU ms/req':>11} {'target':>7} "
               f"{'SQL ms':>7} {'x SQL':>6}  verdict")
         for name, (target, lua) in scenarios.items():
             headers = {"Cookie": cookie, "x-csrftoken": csrf}
-            app_before, pg_before = cpu_seconds(workers), cpu_seconds(postgres_pids())
+            app_before, pg_before = cpu_seconds(workers), pg_cpu_seconds(dbname, shared=shared)
             result = wrk(target, headers, args.duration, lua)
             app_ms = (cpu_seconds(workers) - app_before) * 1000 / max(1, result["requests"])
-            pg_ms = (cpu_seconds(postgres_pids()) - pg_before) * 1000 / max(1, result["requests"])
+            pg_ms = (pg_cpu_seconds(dbname, shared=shared) - pg_before) * 1000 / max(1, result["requests"])
             cpu_ms = app_ms + pg_ms
             sql = direct.get(name)
             ratio = f"{cpu_ms / sql:.1f}" if sql else "—"

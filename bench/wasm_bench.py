@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from records_bench import cpu_seconds, ensure_database, free_port, postgres_pids, tree, wrk  # noqa: E402
+from records_bench import cpu_seconds, ensure_database, free_port, pg_cpu_seconds, server_is_shared, tree, wrk  # noqa: E402
 
 ADMIN = ("bench@portal.test", "bench-password-1")
 PROBE = ROOT / "tests" / "fixtures" / "guests" / "probe"
@@ -235,10 +235,12 @@ def end_to_end(url: str, data_dir: Path, seconds: int) -> dict[str, float]:
             sys.exit(f"wasm_bench: the custom page answers {r.status_code}: {r.text[:300]}")
         cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
         workers = tree(server.pid)
-        app_before, pg_before = cpu_seconds(workers), cpu_seconds(postgres_pids())
+        dbname = url.rsplit("/", 1)[1]
+        shared = server_is_shared(dbname)
+        app_before, pg_before = cpu_seconds(workers), pg_cpu_seconds(dbname, shared=shared)
         result = wrk(base + page, {"Cookie": cookie}, seconds)
         app_ms = (cpu_seconds(workers) - app_before) * 1000 / max(1, result["requests"])
-        pg_ms = (cpu_seconds(postgres_pids()) - pg_before) * 1000 / max(1, result["requests"])
+        pg_ms = (pg_cpu_seconds(dbname, shared=shared) - pg_before) * 1000 / max(1, result["requests"])
         rss = sum(int(line.split()[1]) for pid in workers[1:] or workers
                   for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmRSS:")) / 1024
         return {**result, "app_ms": app_ms, "pg_ms": pg_ms, "worker_rss_mb": rss}
