@@ -1,0 +1,321 @@
+"""Data scopes: which rows of an entity a user may see and touch, from their role and reporting line.
+
+A role grants per entity (or as its default, entity '*') one of
+  all      every row of the tenant (the default when nothing is set)
+  subtree  rows owned by the user or anyone below them in the reporting hierarchy
+  own      rows owned by the user
+optionally narrowed to rows of the member's unit (`by_unit`, for entities naming a `unit_field`).
+The owner of a row is `created_by` unless the manifest names an `owner_field`.
+
+Tenant Admins (the built-in admin role) and platform admins bypass scopes. The record service asks a
+`DataScope` for a SQL condition and applies it to every read and write. Per-user data (role rules,
+unit, subordinate ids) is cached per worker and keyed by the tenant's `hierarchy_version`, which
+every hierarchy, unit or scope change bumps, so a move made through any worker is seen by all on
+their next request.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import Membership, Role, RoleScope, Tenant
+
+SCOPE_KINDS: tuple[str, ...] = ("all", "subtree", "own")
+DEFAULT_ENTITY = "*"
+# How a subtree filter reaches the database: "ids" binds the cached id list (one array parameter on
+# PostgreSQL), "cte" embeds the recursive query. bench/scope_bench.py measures both.
+SUBTREE_STRATEGIES: tuple[str, ...] = ("ids", "cte")
+
+
+@dataclass(frozen=True)
+class ScopeRule:
+    kind: str = "all"
+    by_unit: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.kind + (" within their unit" if self.by_unit else "")
+
+    def as_json(self) -> dict[str, Any]:
+        return {"scope": self.kind, "unit": self.by_unit}
+
+
+ALL = ScopeRule()
+
+
+@dataclass
+class UserScopeData:
+    """What one member's row visibility depends on; cached per worker."""
+
+    role_name: str | None
+    rules: dict[str, ScopeRule]  # entity name or '*' -> rule
+    unit: str | None
+    subtree: frozenset[uuid.UUID] | None = None  # resolved on first need
+    subtree_list: list[uuid.UUID] = field(default_factory=list)
+
+    def rule_for(self, entity: str) -> tuple[ScopeRule, str]:
+        """The rule for an entity and where it comes from."""
+        if entity in self.rules:
+            return self.rules[entity], f"role {self.role_name} scope for {entity}"
+        if DEFAULT_ENTITY in self.rules:
+            return self.rules[DEFAULT_ENTITY], f"role {self.role_name} default scope"
+        if self.role_name is None:
+            return ALL, "no role in this tenant (platform staff see all rows)"
+        return ALL, f"role {self.role_name} sets no scope (all is the default)"
+
+
+def subtree_select(tenant_id: uuid.UUID, user_id: uuid.UUID) -> sa.Select[Any]:
+    """The user and everyone below them, by a recursive query (SQLite and PostgreSQL).
+
+    UNION (not UNION ALL) stops on a cycle even if one ever slipped in.
+    """
+    tu = Membership.__table__
+    top = sa.select(tu.c.user_id).where(tu.c.tenant_id == tenant_id, tu.c.user_id == user_id)
+    tree = top.cte("subtree", recursive=True)
+    below = sa.select(tu.c.user_id).join(tree, tu.c.manager_id == tree.c.user_id).where(tu.c.tenant_id == tenant_id)
+    tree = tree.union(below)
+    return sa.select(tree.c.user_id)
+
+
+async def subordinate_ids(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> list[uuid.UUID]:
+    """The user (always) and every member below them in the tenant's hierarchy."""
+    found = (await session.scalars(subtree_select(tenant_id, user_id))).all()
+    return [user_id, *(u for u in found if u != user_id)]
+
+
+async def load_user_data(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> UserScopeData:
+    row = (await session.execute(
+        sa.select(Membership.role_id, Role.name, Membership.unit)
+        .join(Role, Role.id == Membership.role_id)
+        .where(Membership.tenant_id == tenant_id, Membership.user_id == user_id)
+    )).first()
+    if row is None:
+        return UserScopeData(None, {}, None)
+    role_id, role_name, unit = row
+    rules = {e: ScopeRule(k, bool(u)) for e, k, u in (await session.execute(
+        sa.select(RoleScope.entity, RoleScope.scope, RoleScope.by_unit).where(RoleScope.role_id == role_id))).all()}
+    return UserScopeData(role_name, rules, unit)
+
+
+class ScopeCache:
+    """Per-worker cache of UserScopeData, keyed by (tenant, user) and checked against hierarchy_version."""
+
+    def __init__(self, max_entries: int = 20_000) -> None:
+        self._entries: OrderedDict[tuple[uuid.UUID, uuid.UUID], tuple[int, UserScopeData]] = OrderedDict()
+        self._max = max_entries
+        self.loads = 0
+
+    def peek(self, tenant_id: uuid.UUID, user_id: uuid.UUID, version: int) -> UserScopeData | None:
+        key = (tenant_id, user_id)
+        hit = self._entries.get(key)
+        if hit is not None and hit[0] == version:
+            self._entries.move_to_end(key)
+            return hit[1]
+        return None
+
+    async def data(self, session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, version: int) -> UserScopeData:
+        hit = self.peek(tenant_id, user_id, version)
+        if hit is not None:
+            return hit
+        data = await load_user_data(session, tenant_id, user_id)
+        self.loads += 1
+        self._entries[(tenant_id, user_id)] = (version, data)
+        if len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+        return data
+
+    async def subtree(self, session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID,
+                      data: UserScopeData) -> list[uuid.UUID]:
+        if data.subtree is None:
+            data.subtree_list = await subordinate_ids(session, tenant_id, user_id)
+            data.subtree = frozenset(data.subtree_list)
+        return data.subtree_list
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+async def current_hierarchy_version(session: AsyncSession, tenant_id: uuid.UUID) -> int:
+    return int(await session.scalar(sa.select(Tenant.hierarchy_version).where(Tenant.id == tenant_id)) or 0)
+
+
+async def bump_hierarchy_version(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """Invalidate every worker's cached scope data of this tenant (compared per request).
+
+    On PostgreSQL the UPDATE also locks the tenant row until commit, which serialises concurrent
+    hierarchy changes of a tenant (two crossing moves cannot both pass the cycle check).
+    """
+    await session.execute(
+        sa.update(Tenant).where(Tenant.id == tenant_id).values(hierarchy_version=Tenant.hierarchy_version + 1)
+    )
+
+
+class DataScope:
+    """Row visibility of one user in one tenant; resolved lazily, on the first record access."""
+
+    def __init__(self, cache: ScopeCache, tenant_id: uuid.UUID, user_id: uuid.UUID | None, version: int, *,
+                 bypass: bool = False, strategy: str = "ids") -> None:
+        self.cache = cache
+        self.tenant_id = tenant_id
+        self.user_id = user_id
+        self.version = version
+        self.bypass = bypass or user_id is None
+        self.strategy = strategy
+
+    async def data(self, session: AsyncSession) -> UserScopeData:
+        assert self.user_id is not None
+        return await self.cache.data(session, self.tenant_id, self.user_id, self.version)
+
+    async def rule(self, session: AsyncSession, entity: str) -> tuple[ScopeRule, str]:
+        if self.bypass:
+            return ALL, "administrators bypass data scopes"
+        return (await self.data(session)).rule_for(entity)
+
+    async def condition(self, session: AsyncSession, entity: Any) -> sa.ColumnElement[bool] | None:
+        """A WHERE condition for `entity` (an EntityRef), or None when every tenant row is visible."""
+        if self.bypass:
+            return None
+        data = await self.data(session)
+        rule, _ = data.rule_for(entity.name)
+        if rule == ALL or (rule.kind == "all" and not entity.spec.unit_field):
+            return None
+        table = entity.table
+        parts: list[sa.ColumnElement[bool]] = []
+        owner = table.c[entity.spec.owner_column]
+        if rule.kind == "own":
+            parts.append(owner == self.user_id)
+        elif rule.kind == "subtree":
+            parts.append(await self._in_subtree(session, owner, data))
+        if rule.by_unit and entity.spec.unit_field:
+            unit_col = table.c[entity.spec.unit_field]
+            value = _unit_value(unit_col, data.unit)
+            parts.append(unit_col == value if value is not None else sa.false())  # no unit: no rows
+        return sa.and_(*parts) if parts else None
+
+    async def _in_subtree(self, session: AsyncSession, owner: sa.ColumnElement[Any],
+                          data: UserScopeData) -> sa.ColumnElement[bool]:
+        assert self.user_id is not None
+        if self.strategy == "cte":
+            return owner.in_(subtree_select(self.tenant_id, self.user_id).scalar_subquery())
+        ids = await self.cache.subtree(session, self.tenant_id, self.user_id, data)
+        if len(ids) == 1:
+            return owner == ids[0]
+        if session.bind.dialect.name == "postgresql":
+            # One array parameter instead of thousands of bound values: cheap to compile and send.
+            return owner == sa.any_(sa.bindparam("scope_ids", ids, type_=postgresql.ARRAY(sa.Uuid()), unique=True))
+        return owner.in_(ids)
+
+    async def admits(self, session: AsyncSession, entity: Any, row: Mapping[str, Any]) -> bool:
+        """Whether a row (e.g. the result of a write) is inside this scope, checked in Python."""
+        if self.bypass:
+            return True
+        data = await self.data(session)
+        rule, _ = data.rule_for(entity.name)
+        owner = row.get(entity.spec.owner_column)
+        if rule.kind == "own" and owner != self.user_id:
+            return False
+        if rule.kind == "subtree":
+            await self.cache.subtree(session, self.tenant_id, self.user_id, data)  # type: ignore[arg-type]
+            if owner not in (data.subtree or frozenset()):
+                return False
+        if rule.by_unit and entity.spec.unit_field:
+            value = row.get(entity.spec.unit_field)
+            return data.unit is not None and value is not None and str(value).lower() == data.unit.lower()
+        return True
+
+
+def _unit_value(column: sa.ColumnElement[Any], unit: str | None) -> Any:
+    """The member's unit as the unit column's type (uuid columns compare with a UUID); None: matches nothing."""
+    if unit is None:
+        return None
+    if isinstance(column.type, sa.Uuid):
+        try:
+            return uuid.UUID(unit)
+        except ValueError:
+            return None
+    return unit
+
+
+async def role_rules(session: AsyncSession, role_id: uuid.UUID) -> dict[str, ScopeRule]:
+    rows = (await session.execute(
+        sa.select(RoleScope.entity, RoleScope.scope, RoleScope.by_unit).where(RoleScope.role_id == role_id)
+        .order_by(RoleScope.entity))).all()
+    return {e: ScopeRule(k, bool(u)) for e, k, u in rows}
+
+
+def normalize_unit(raw: str | None) -> str | None:
+    """A member's unit as stored: trimmed, None when empty, canonical form when it is a uuid."""
+    text = (raw or "").strip()
+    if not text:
+        return None
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return text
+
+
+def parse_rule(raw: Any, where: str) -> tuple[ScopeRule | None, str | None]:
+    """A rule from API/form input: "subtree", {"scope": "own", "unit": true}, or None/"" (unset).
+
+    Returns (rule, problem)."""
+    if raw is None or raw == "" or raw == "inherit":
+        return None, None
+    if isinstance(raw, str):
+        kind, by_unit = raw, False
+    elif isinstance(raw, Mapping):
+        kind, by_unit = raw.get("scope"), raw.get("unit", False)
+        unknown = sorted(set(raw) - {"scope", "unit"})
+        if unknown:
+            return None, f"{where}: unknown key {unknown[0]!r} (use scope and unit)"
+        if not isinstance(by_unit, bool):
+            return None, f"{where}.unit: expected true or false"
+    else:
+        return None, f"{where}: expected a scope name or an object with scope and unit"
+    if kind not in SCOPE_KINDS:
+        return None, f"{where}: unknown scope {kind!r} (use {', '.join(SCOPE_KINDS)})"
+    return ScopeRule(str(kind), bool(by_unit)), None
+
+
+async def set_role_scopes(session: AsyncSession, actor: Any, role: Role, wanted: Mapping[str, ScopeRule],
+                          entities: Mapping[str, Any]) -> dict[str, ScopeRule]:
+    """Make the role's scopes exactly `wanted` (entity name or '*' -> rule); audited.
+
+    `entities` maps the entity names that may carry a scope (installed plugins) to their EntitySpec.
+    """
+    from app import audit
+    from app.errors import ValidationFailed
+
+    errors: dict[str, str] = {}
+    clean: dict[str, ScopeRule] = {}
+    for key, rule in wanted.items():
+        name = key.split(".", 1)[1] if "." in key else key  # accept plugin.entity too
+        if name != DEFAULT_ENTITY and name not in entities:
+            errors[f"scopes.{key}"] = f"no installed plugin has an entity {name!r}"
+            continue
+        if rule.by_unit and name != DEFAULT_ENTITY and not entities[name].unit_field:
+            errors[f"scopes.{key}"] = (f"{name} names no unit_field in its manifest, so a scope cannot be narrowed "
+                                       "to the member's unit")
+            continue
+        clean[name] = rule
+    if errors:
+        raise ValidationFailed(errors)
+    before = await role_rules(session, role.id)
+    if before == clean:
+        return clean
+    await session.execute(sa.delete(RoleScope).where(RoleScope.role_id == role.id))
+    session.add_all([RoleScope(tenant_id=role.tenant_id, role_id=role.id, entity=e, scope=r.kind, by_unit=r.by_unit)
+                     for e, r in clean.items()])
+    await session.flush()
+    await bump_hierarchy_version(session, role.tenant_id)
+    await audit.record(session, actor, "role.scopes", "role", role.id, tenant_id=role.tenant_id,
+                       summary=f"Changed data scopes of {role.name}",
+                       before={e: r.label for e, r in before.items()}, after={e: r.label for e, r in clean.items()})
+    return clean
