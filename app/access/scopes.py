@@ -291,8 +291,11 @@ async def set_role_scopes(session: AsyncSession, actor: Any, role: Role, wanted:
     `entities` maps the entity names that may carry a scope (installed plugins) to their EntitySpec.
     """
     from app import audit
-    from app.errors import ValidationFailed
+    from app.errors import Conflict, ValidationFailed
 
+    if role.builtin == "admin":
+        raise Conflict(f"{role.name} is the built-in admin role: its members bypass data scopes, so a scope on it "
+                       "would have no effect")
     errors: dict[str, str] = {}
     clean: dict[str, ScopeRule] = {}
     for key, rule in wanted.items():
@@ -319,3 +322,14 @@ async def set_role_scopes(session: AsyncSession, actor: Any, role: Role, wanted:
                        summary=f"Changed data scopes of {role.name}",
                        before={e: r.label for e, r in before.items()}, after={e: r.label for e, r in clean.items()})
     return clean
+
+
+async def scope_entities(session: AsyncSession) -> dict[str, Any]:
+    """Entity name -> EntitySpec of every installed plugin (what a role scope may name)."""
+    from app.plugins import runtime
+
+    return {name: ref.spec for plugin in await runtime.installed(session) for name, ref in plugin.entities.items()}
+
+
+def rules_json(rules: Mapping[str, ScopeRule]) -> dict[str, Any]:
+    return {e: r.as_json() for e, r in sorted(rules.items())}
