@@ -60,6 +60,9 @@ class UserScopeData:
     unit: str | None
     subtree: frozenset[uuid.UUID] | None = None  # resolved on first need
     subtree_list: list[uuid.UUID] = field(default_factory=list)
+    # Built SQL conditions by (table, strategy): SQL expressions are immutable and reusable, and
+    # building one (an ARRAY bind of thousands of ids) costs more than the rest of a cache hit.
+    conditions: dict[tuple[sa.Table, str], sa.ColumnElement[bool] | None] = field(default_factory=dict)
 
     def rule_for(self, entity: str) -> tuple[ScopeRule, str]:
         """The rule for an entity and where it comes from."""
@@ -87,22 +90,27 @@ def subtree_select(tenant_id: uuid.UUID, user_id: uuid.UUID) -> sa.Select[Any]:
 
 async def subordinate_ids(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> list[uuid.UUID]:
     """The user (always) and every member below them in the tenant's hierarchy."""
-    found = (await session.scalars(subtree_select(tenant_id, user_id))).all()
+    stmt = subtree_select(tenant_id, user_id)
+    if session.bind.dialect.name == "postgresql":
+        # psycopg already returns UUIDs; skip the GUID type's per-row conversion (thousands of rows).
+        tree = stmt.subquery()
+        stmt = sa.select(sa.type_coerce(tree.c.user_id, sa.Uuid()))
+    found = (await session.scalars(stmt)).all()
     return [user_id, *(u for u in found if u != user_id)]
 
 
 async def load_user_data(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> UserScopeData:
-    row = (await session.execute(
-        sa.select(Membership.role_id, Role.name, Membership.unit)
+    """The member's role name, unit and the role's scope rules, in one query."""
+    rows = (await session.execute(
+        sa.select(Role.name, Membership.unit, RoleScope.entity, RoleScope.scope, RoleScope.by_unit)
         .join(Role, Role.id == Membership.role_id)
+        .outerjoin(RoleScope, RoleScope.role_id == Membership.role_id)
         .where(Membership.tenant_id == tenant_id, Membership.user_id == user_id)
-    )).first()
-    if row is None:
+    )).all()
+    if not rows:
         return UserScopeData(None, {}, None)
-    role_id, role_name, unit = row
-    rules = {e: ScopeRule(k, bool(u)) for e, k, u in (await session.execute(
-        sa.select(RoleScope.entity, RoleScope.scope, RoleScope.by_unit).where(RoleScope.role_id == role_id))).all()}
-    return UserScopeData(role_name, rules, unit)
+    rules = {e: ScopeRule(k, bool(u)) for _, _, e, k, u in rows if e is not None}
+    return UserScopeData(rows[0][0], rules, rows[0][1])
 
 
 class ScopeCache:
@@ -184,6 +192,17 @@ class DataScope:
         if self.bypass:
             return None
         data = await self.data(session)
+        key = (entity.table, self._strategy(session))
+        if key not in data.conditions:
+            data.conditions[key] = await self._build(session, entity, data)
+        return data.conditions[key]
+
+    def _strategy(self, session: AsyncSession) -> str:
+        # The CTE compares tenant_users' GUIDs with plugin tables' uuid columns, which share one
+        # storage format on PostgreSQL only; elsewhere the id list is used.
+        return self.strategy if session.bind.dialect.name == "postgresql" else "ids"
+
+    async def _build(self, session: AsyncSession, entity: Any, data: UserScopeData) -> sa.ColumnElement[bool] | None:
         rule, _ = data.rule_for(entity.name)
         if rule == ALL or (rule.kind == "all" and not entity.spec.unit_field):
             return None
@@ -203,7 +222,7 @@ class DataScope:
     async def _in_subtree(self, session: AsyncSession, owner: sa.ColumnElement[Any],
                           data: UserScopeData) -> sa.ColumnElement[bool]:
         assert self.user_id is not None
-        if self.strategy == "cte":
+        if self._strategy(session) == "cte":
             return owner.in_(subtree_select(self.tenant_id, self.user_id).scalar_subquery())
         ids = await self.cache.subtree(session, self.tenant_id, self.user_id, data)
         if len(ids) == 1:
