@@ -59,8 +59,9 @@ class Membership(UUIDAuditBase):
     __tablename__ = "tenant_users"
     __table_args__ = (
         UniqueConstraint("tenant_id", "user_id", name="uq_tenant_users_tenant_user"),
-        # The recursive subordinate query walks manager -> reports by this index.
-        Index("ix_tenant_users_manager", "tenant_id", "manager_id"),
+        # The recursive subordinate query walks manager -> reports by this index; user_id in it makes
+        # each step an index-only scan.
+        Index("ix_tenant_users_manager", "tenant_id", "manager_id", "user_id"),
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("tenants.id", ondelete="CASCADE"))

@@ -24,7 +24,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("unit", sa.String(100), nullable=True))
         batch.create_foreign_key("fk_tenant_users_manager_id_users", "users", ["manager_id"], ["id"],
                                  ondelete="SET NULL")
-    op.create_index("ix_tenant_users_manager", "tenant_users", ["tenant_id", "manager_id"])
+    op.create_index("ix_tenant_users_manager", "tenant_users", ["tenant_id", "manager_id", "user_id"])
     op.create_table(
         "role_scopes",
         sa.Column("id", GUID(length=16), nullable=False),
