@@ -234,7 +234,7 @@ async def bench_resolution(settings: Any, url: str, people: dict[str, tuple[str,
     try:
         async with config.get_session() as s:
             tenant = await directory.get_tenant(s, "scope")
-            version = await scopes.current_hierarchy_version(s, tenant.id)
+            version = await scopes.current_scope_version(s, tenant.id)
             item = await runtime.entity_in_tenant(s, tenant.id, "inventory", "inventory_item")
             for label, (_email, uid, _size) in people.items():
                 cache = ScopeCache()

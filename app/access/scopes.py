@@ -9,9 +9,9 @@ The owner of a row is `created_by` unless the manifest names an `owner_field`.
 
 Tenant Admins (the built-in admin role) and platform admins bypass scopes. The record service asks a
 `DataScope` for a SQL condition and applies it to every read and write. Per-user data (role rules,
-unit, subordinate ids) is cached per worker and keyed by the tenant's `hierarchy_version`, which
-every hierarchy, unit or scope change bumps, so a move made through any worker is seen by all on
-their next request.
+unit, subordinate ids) is cached per worker and keyed by the tenant's `hierarchy_version` (bumped by
+every hierarchy, unit or scope change) and `policy_version` (bumped by role and membership changes),
+so a change made through any worker is seen by all on their next request.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ DEFAULT_ENTITY = "*"
 # How a subtree filter reaches the database: "ids" binds the cached id list (one array parameter on
 # PostgreSQL), "cte" embeds the recursive query. bench/scope_bench.py measures both.
 SUBTREE_STRATEGIES: tuple[str, ...] = ("ids", "cte")
+ScopeVersion = tuple[int, int]  # (tenant.hierarchy_version, tenant.policy_version)
 
 
 @dataclass(frozen=True)
@@ -114,14 +115,14 @@ async def load_user_data(session: AsyncSession, tenant_id: uuid.UUID, user_id: u
 
 
 class ScopeCache:
-    """Per-worker cache of UserScopeData, keyed by (tenant, user) and checked against hierarchy_version."""
+    """Per-worker cache of UserScopeData, keyed by (tenant, user) and checked against the tenant's versions."""
 
     def __init__(self, max_entries: int = 20_000) -> None:
-        self._entries: OrderedDict[tuple[uuid.UUID, uuid.UUID], tuple[int, UserScopeData]] = OrderedDict()
+        self._entries: OrderedDict[tuple[uuid.UUID, uuid.UUID], tuple[ScopeVersion, UserScopeData]] = OrderedDict()
         self._max = max_entries
         self.loads = 0
 
-    def peek(self, tenant_id: uuid.UUID, user_id: uuid.UUID, version: int) -> UserScopeData | None:
+    def peek(self, tenant_id: uuid.UUID, user_id: uuid.UUID, version: ScopeVersion) -> UserScopeData | None:
         key = (tenant_id, user_id)
         hit = self._entries.get(key)
         if hit is not None and hit[0] == version:
@@ -129,7 +130,7 @@ class ScopeCache:
             return hit[1]
         return None
 
-    async def data(self, session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, version: int) -> UserScopeData:
+    async def data(self, session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, version: ScopeVersion) -> UserScopeData:
         hit = self.peek(tenant_id, user_id, version)
         if hit is not None:
             return hit
@@ -151,8 +152,15 @@ class ScopeCache:
         self._entries.clear()
 
 
-async def current_hierarchy_version(session: AsyncSession, tenant_id: uuid.UUID) -> int:
-    return int(await session.scalar(sa.select(Tenant.hierarchy_version).where(Tenant.id == tenant_id)) or 0)
+def scope_version(tenant: Tenant) -> ScopeVersion:
+    """What cached scope data of a tenant depends on: its hierarchy and its roles/memberships."""
+    return (tenant.hierarchy_version, tenant.policy_version)
+
+
+async def current_scope_version(session: AsyncSession, tenant_id: uuid.UUID) -> ScopeVersion:
+    row = (await session.execute(sa.select(Tenant.hierarchy_version, Tenant.policy_version)
+                                 .where(Tenant.id == tenant_id))).one()
+    return (int(row[0]), int(row[1]))
 
 
 async def bump_hierarchy_version(session: AsyncSession, tenant_id: uuid.UUID) -> None:
@@ -169,7 +177,7 @@ async def bump_hierarchy_version(session: AsyncSession, tenant_id: uuid.UUID) ->
 class DataScope:
     """Row visibility of one user in one tenant; resolved lazily, on the first record access."""
 
-    def __init__(self, cache: ScopeCache, tenant_id: uuid.UUID, user_id: uuid.UUID | None, version: int, *,
+    def __init__(self, cache: ScopeCache, tenant_id: uuid.UUID, user_id: uuid.UUID | None, version: ScopeVersion, *,
                  bypass: bool = False, strategy: str = "ids") -> None:
         self.cache = cache
         self.tenant_id = tenant_id

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.cache import Access, PermissionCache
-from app.access.scopes import DataScope, ScopeCache
+from app.access.scopes import DataScope, ScopeCache, scope_version
 from app.audit import Actor
 from app.db.models import Tenant, User
 from app.errors import NotFound
@@ -84,12 +84,12 @@ class RequestContext:
     def data_scope(self) -> DataScope:
         """Which rows this user may see here (their role's data scopes; admins bypass).
 
-        Keyed by the tenant row's hierarchy_version, loaded with this request, so moves made through
-        any worker apply at once.
+        Keyed by the tenant row's hierarchy and policy versions, loaded with this request, so moves
+        and role changes made through any worker apply at once.
         """
         assert self.tenant is not None and self.user is not None and self.scope_cache is not None
         bypass = self.access is None or self.access.bypasses_scopes
-        return DataScope(self.scope_cache, self.tenant.id, self.user.id, self.tenant.hierarchy_version, bypass=bypass)
+        return DataScope(self.scope_cache, self.tenant.id, self.user.id, scope_version(self.tenant), bypass=bypass)
 
     def records(self) -> RecordService:
         """The record service bound to this request's tenant, user, permissions and data scope."""

@@ -135,7 +135,7 @@ async def _arrange(w: World, case: Case) -> list[uuid.UUID]:
 
 async def _check_all(w: World, case: Case, parent: list[int | None], ids: list[uuid.UUID]) -> None:
     async with w.config.get_session() as s:
-        version = await scopes.current_hierarchy_version(s, w.tenant_id)
+        version = await scopes.current_scope_version(s, w.tenant_id)
         item = await runtime.entity_in_tenant(s, w.tenant_id, "inventory", "inventory_item")
         for u, uid in enumerate(w.users):
             want = {ids[i] for i in expected_rows(case, parent, u)}

@@ -299,9 +299,14 @@ def test_moves_apply_at_once_in_every_worker(client: TestClient, org: dict[str, 
         assert seen() == {"SKU-20"}  # carol took dave with her
         client.patch(f"/api/v1/members/{ids['dave']}", json={"manager": email("mid")}, headers=admin)
         assert seen() == {"SKU-20", "SKU-40"}
-        # A scope change is seen at once too.
-        client.put(f"/api/v1/roles/{org['sales']}/scopes", json={"scopes": {"*": "all"}}, headers=admin)
+        # A role change (policy_version) is seen at once: Member has no scope, so all rows.
+        assert client.patch(f"/api/v1/members/{ids['mid']}", json={"role": "Member"}, headers=admin).status_code == 200
         assert len(seen()) == 6
+        client.patch(f"/api/v1/members/{ids['mid']}", json={"role": "Sales"}, headers=admin)
+        assert seen() == {"SKU-20", "SKU-40"}
+        # A scope change is seen at once too.
+        client.put(f"/api/v1/roles/{org['sales']}/scopes", json={"scopes": {"*": "own"}}, headers=admin)
+        assert seen() == {"SKU-20"}
 
 
 UNIT_PLUGIN = """
