@@ -126,6 +126,39 @@ def test_subtree_scope_on_pages_csv_and_pickers(client: TestClient, org: dict[st
     assert len(skus_on(as_user(client, "alice").get(ITEMS).text)) == 7
 
 
+VISIBLE_TO_MID = {"all": {"boss", "mid", "carol", "dave", "eve", "alice"}, "subtree": {"mid", "carol", "dave"},
+                  "own": {"mid"}}
+
+
+@pytest.mark.parametrize("kind", ["all", "subtree", "own"])
+def test_each_scope_on_list_count_detail_csv_and_api(client: TestClient, org: dict[str, Any], app: Any,
+                                                     kind: str) -> None:
+    async def set_scope(s: Any) -> None:
+        role = await roles.get_role(s, org["acme"], "Sales")
+        await scopes.set_role_scopes(s, Actor(None, "test"), role, {"*": ScopeRule(kind)}, await scopes.scope_entities(s))
+
+    in_db(app, set_scope)
+    want = VISIBLE_TO_MID[kind]
+    skus = {SKU[n] for n in want}
+    token = api_token(client, email("mid"), PW)
+    as_user(client, "mid")
+    listed = client.get(ITEMS)
+    assert skus_on(listed.text) == skus and f"{len(want)} total" in text_of(listed.text)
+    exported = list(csv.DictReader(io.StringIO(client.get(f"{ITEMS}/export.csv").text)))
+    assert {r["sku"] for r in exported} == skus
+    for name in SKU:
+        assert client.get(f"{ITEMS}/{org['rows'][name]}").status_code == (200 if name in want else 404), name
+    h = bearer(token, "acme")
+    api = client.get(API_ITEMS, headers=h).json()
+    assert {r["sku"] for r in api["items"]} == skus and api["total"] == len(want)
+    for name in SKU:
+        url = f"{API_ITEMS}/{org['rows'][name]}"
+        edited = client.put(url, json={"quantity": 7, "version": 1}, headers=h)
+        assert edited.status_code == (200 if name in want else 404), (name, edited.text)
+    dropped = client.delete(f"{API_ITEMS}/{org['rows']['eve']}", headers=h)
+    assert dropped.status_code == (204 if "eve" in want else 404)
+
+
 def test_subtree_scope_through_the_json_api(client: TestClient, org: dict[str, Any]) -> None:
     rows = org["rows"]
     h = bearer(api_token(client, email("mid"), PW), "acme")
