@@ -25,6 +25,7 @@ from app.plugins.packages import read_folder
 from app.records.service import RecordService
 from app.server import create_app
 from app.settings import load_settings
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.helpers import api_token, bearer, login, logout, post_form, text_of
 from tests.integration.test_record_pages import in_db
 
@@ -124,6 +125,10 @@ def test_subtree_scope_on_pages_csv_and_pickers(client: TestClient, org: dict[st
     # Boss sees the whole line; the Admin sees everything.
     assert skus_on(as_user(client, "boss").get(ITEMS).text) == {"SKU-10", "SKU-20", "SKU-21", "SKU-30", "SKU-40"}
     assert len(skus_on(as_user(client, "alice").get(ITEMS).text)) == 7
+    # A platform admin (Admin of the system tenant, no role in acme) bypasses scopes too.
+    client.cookies.clear()
+    login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
+    assert len(skus_on(client.get(ITEMS).text)) == 7
 
 
 VISIBLE_TO_MID = {"all": {"boss", "mid", "carol", "dave", "eve", "alice"}, "subtree": {"mid", "carol", "dave"},
