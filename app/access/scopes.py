@@ -302,11 +302,14 @@ def normalize_unit(raw: str | None) -> str | None:
 
 
 def parse_rule(raw: Any, where: str) -> tuple[ScopeRule | None, str | None]:
-    """A rule from API/form input: "subtree", {"scope": "own", "unit": true}, or None/"" (unset).
+    """A rule from API/form input: "subtree", "unit" (= all rows of the member's unit),
+    {"scope": "own", "unit": true}, or None/"" (unset).
 
     Returns (rule, problem)."""
     if raw is None or raw == "" or raw == "inherit":
         return None, None
+    if raw == "unit":  # shorthand: every row of the member's unit
+        return ScopeRule("all", by_unit=True), None
     if isinstance(raw, str):
         kind, by_unit = raw, False
     elif isinstance(raw, Mapping):

@@ -417,4 +417,16 @@ def test_unit_scope(client: TestClient, org: dict[str, Any], app: Any, tmp_path:
     explained = client.get("/api/v1/explain", headers=admin,
                            params={"user": email("mid"), "permission": "db.shop_sale.select"}).json()["scope"]
     assert explained["rule"] == "all within their unit" and "has no unit, so no rows at all" in explained["reason"]
+    # "unit" is shorthand for all rows of the member's unit; narrowing subtree by unit works too.
+    sales = next(r for r in client.get("/api/v1/roles", headers=admin).json()["items"] if r["name"] == "Sales")
+    put = client.put(f"/api/v1/roles/{sales['id']}/scopes", headers=admin,
+                     json={"scopes": {"*": "subtree", "shops.shop_sale": "unit"}})
+    assert put.json()["scopes"]["shop_sale"] == {"scope": "all", "unit": True}
+    client.put(f"/api/v1/roles/{sales['id']}/scopes", headers=admin,
+               json={"scopes": {"shop_sale": {"scope": "subtree", "unit": True}}})
+    assert {r["ref"] for r in client.get(url, headers=carol).json()["items"]} == {"S-8"}  # her own north row
+    boss = client.patch(f"/api/v1/members/{ids['boss']}", json={"manager": email("carol")}, headers=admin)
+    assert boss.status_code == 422  # boss is above carol: a cycle
+    client.patch(f"/api/v1/members/{ids['eve']}", json={"manager": email("carol")}, headers=admin)
+    assert {r["ref"] for r in client.get(url, headers=carol).json()["items"]} == {"S-8", "S-1"}  # + eve's north row
     logout(client)
