@@ -212,8 +212,11 @@ async def _role_page(request: Request, ctx: RequestContext, role_id: uuid.UUID, 
     if scope_values is not None:  # a refused submission: show what was typed
         rules = scope_values
     enabled = [(p.manifest.plugin.name, list(p.entities.values())) for p in await runtime.enabled_for(ctx.db, ctx.tenant_id)]
+    inline = {"scopes.*"} | {f"scopes.{ref.name}" for _, refs in enabled for ref in refs}
+    scope_problems = [m for k, m in (errors or {}).items() if k.startswith("scopes.") and k not in inline]
     return await page(request, ctx, "admin/role.html", status_code=status_code, role=role, grants=grants,
                       groups=groups, errors=errors or {}, scope_rules=rules, scope_kinds=scopes.SCOPE_KINDS,
+                      scope_problems=scope_problems,
                       scope_plugins=enabled,
                       values=values or {"name": role.name, "description": role.description},
                       extra_patterns=[g for g in grants if g.endswith("*")])
