@@ -43,6 +43,8 @@ async def _membership(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid
 async def resolve_member(session: AsyncSession, tenant_id: uuid.UUID, ref: str, field: str) -> User:
     """A member of the tenant by email or user id; a clear error on the named field otherwise."""
     ref = ref.strip()
+    if len(ref) > 254 or any(ord(ch) < 32 for ch in ref):
+        raise ValidationFailed({field: "Enter the email or user id of a member of this tenant."})
     try:
         cond = User.id == uuid.UUID(ref)
     except ValueError:

@@ -102,6 +102,8 @@ class MemberIn:
     role: str = "Member"
     display_name: str = ""
     password: str = ""
+    manager: str | None = None  # email or user id of a member of this tenant
+    unit: str | None = None
 
 
 class MemberPatch(msgspec.Struct, forbid_unknown_fields=True):
@@ -148,7 +150,11 @@ async def _member_out(ctx: RequestContext, user_id: uuid.UUID) -> dict[str, Any]
 async def members_create(ctx: RequestContext, data: MemberIn, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
     user, created = await add_member_from(ctx, {"email": data.email, "role": data.role,
                                                "display_name": data.display_name, "password": data.password})
-    return {**directory.user_dict(user), "role": data.role, "created_account": created}
+    if data.manager:
+        await hierarchy.set_manager(ctx.db, ctx.actor, ctx.tenant_id, user.id, data.manager)
+    if data.unit:
+        await hierarchy.set_unit(ctx.db, ctx.actor, ctx.tenant_id, user.id, data.unit)
+    return {**await _member_out(ctx, user.id), "created_account": created}
 
 
 @patch("/members/{user_id:uuid}", opt={"permission": "db.tenant_users.update"})

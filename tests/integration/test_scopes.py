@@ -207,6 +207,8 @@ def test_hierarchy_admin_ui_api_cycles_and_audit(client: TestClient, org: dict[s
     assert foreign.status_code == 422 and "not a member of this tenant" in foreign.json()["errors"]["manager"]
     unknown = client.patch(f"/api/v1/members/{ids['boss']}", json={"manager": "nobody@x.test"}, headers=h)
     assert unknown.status_code == 422 and "No user" in unknown.json()["errors"]["manager"]
+    nul = client.patch(f"/api/v1/members/{ids['boss']}", json={"manager": "a\x00b", "unit": "x\x00"}, headers=h)
+    assert nul.status_code == 422 and "member of this tenant" in nul.json()["errors"]["manager"]
     bad_type = client.patch(f"/api/v1/members/{ids['boss']}", json={"manager": 5}, headers=h)
     assert bad_type.status_code == 400
     assert client.get(f"/api/v1/members/{ids['boss']}", headers=h).json()["manager"] is None
@@ -215,13 +217,16 @@ def test_hierarchy_admin_ui_api_cycles_and_audit(client: TestClient, org: dict[s
     last = "dave"
     for i in range(1, 10):
         name = f"deep{i}"
-        made = client.post("/api/v1/members", json={"email": email(name), "role": "Sales", "password": PW}, headers=h)
+        made = client.post("/api/v1/members", json={"email": email(name), "role": "Sales", "password": PW,
+                                                    "manager": email(last), "unit": " north "}, headers=h)
         assert made.status_code == 201, made.text
+        assert made.json()["manager"] == email(last) and made.json()["unit"] == "north" and made.json()["role"] == "Sales"
         ids[name] = made.json()["id"]
-        moved = client.patch(f"/api/v1/members/{ids[name]}", json={"manager": email(last), "unit": " north "},
-                             headers=h)
-        assert moved.status_code == 200 and moved.json()["manager"] == email(last) and moved.json()["unit"] == "north"
         last = name
+    moved = client.patch(f"/api/v1/members/{ids['deep3']}", json={"manager": email("deep1"), "unit": None}, headers=h)
+    assert moved.status_code == 200 and moved.json()["manager"] == email("deep1") and moved.json()["unit"] is None
+    moved = client.patch(f"/api/v1/members/{ids['deep3']}", json={"manager": email("deep2")}, headers=h)
+    assert moved.json()["unit"] is None and moved.json()["reports_to"][:2] == [email("deep2"), email("deep1")]
     deepest = client.get(f"/api/v1/members/{ids['deep9']}", headers=h).json()
     assert len(deepest["reports_to"]) == 12 and deepest["reports_to"][-1] == email("boss")
     cycle = client.patch(f"/api/v1/members/{ids['mid']}", json={"manager": email("deep9")}, headers=h)
