@@ -59,8 +59,8 @@ class UserScopeData:
     role_name: str | None
     rules: dict[str, ScopeRule]  # entity name or '*' -> rule
     unit: str | None
-    subtree: frozenset[uuid.UUID] | None = None  # resolved on first need
-    subtree_list: list[uuid.UUID] = field(default_factory=list)
+    subtree: frozenset[str] | None = None  # ids (canonical text) of the user and their reports; on first need
+    subtree_list: list[str] = field(default_factory=list)  # the same, the user first
     # Built SQL conditions by (table, strategy): SQL expressions are immutable and reusable, and
     # building one (an ARRAY bind of thousands of ids) costs more than the rest of a cache hit.
     conditions: dict[tuple[sa.Table, str], sa.ColumnElement[bool] | None] = field(default_factory=dict)
@@ -98,6 +98,22 @@ async def subordinate_ids(session: AsyncSession, tenant_id: uuid.UUID, user_id: 
         stmt = sa.select(sa.type_coerce(tree.c.user_id, sa.Uuid()))
     found = (await session.scalars(stmt)).all()
     return [user_id, *(u for u in found if u != user_id)]
+
+
+async def subordinate_texts(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> list[str]:
+    """subordinate_ids as canonical text, the user first.
+
+    On PostgreSQL the database joins them into one string: thousands of rows would cost more to
+    fetch one by one (a few µs each through the driver and the ORM) than the recursive query itself.
+    """
+    if session.bind.dialect.name == "postgresql":
+        tree = subtree_select(tenant_id, user_id).subquery()
+        joined = await session.scalar(sa.select(sa.func.string_agg(sa.cast(tree.c.user_id, sa.Text), ",")))
+        found = joined.split(",") if joined else []
+    else:
+        found = [str(u) for u in (await session.scalars(subtree_select(tenant_id, user_id))).all()]
+    me = str(user_id)
+    return [me, *(u for u in found if u != me)]
 
 
 async def load_user_data(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> UserScopeData:
@@ -142,9 +158,9 @@ class ScopeCache:
         return data
 
     async def subtree(self, session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID,
-                      data: UserScopeData) -> list[uuid.UUID]:
+                      data: UserScopeData) -> list[str]:
         if data.subtree is None:
-            data.subtree_list = await subordinate_ids(session, tenant_id, user_id)
+            data.subtree_list = await subordinate_texts(session, tenant_id, user_id)
             data.subtree = frozenset(data.subtree_list)
         return data.subtree_list
 
@@ -234,13 +250,13 @@ class DataScope:
             return owner.in_(subtree_select(self.tenant_id, self.user_id).scalar_subquery())
         ids = await self.cache.subtree(session, self.tenant_id, self.user_id, data)
         if len(ids) == 1:
-            return owner == ids[0]
+            return owner == self.user_id
         if session.bind.dialect.name == "postgresql":
-            # One uuid[] parameter instead of thousands of bound values, rendered to its text form once
+            # One uuid[] parameter instead of thousands of bound values, in its text form, built once
             # (the condition is cached per user): nothing is adapted per id per request.
-            literal = "{" + ",".join(map(str, ids)) + "}"
+            literal = "{" + ",".join(ids) + "}"
             return owner == sa.any_(sa.bindparam("scope_ids", literal, type_=UuidArrayText(), unique=True))
-        return owner.in_(ids)
+        return owner.in_([uuid.UUID(i) for i in ids])
 
     async def admits(self, session: AsyncSession, entity: Any, row: Mapping[str, Any]) -> bool:
         """Whether a row (e.g. the result of a write) is inside this scope, checked in Python."""
@@ -253,7 +269,7 @@ class DataScope:
             return False
         if rule.kind == "subtree":
             await self.cache.subtree(session, self.tenant_id, self.user_id, data)  # type: ignore[arg-type]
-            if owner not in (data.subtree or frozenset()):
+            if owner is None or str(owner) not in (data.subtree or frozenset()):
                 return False
         if rule.by_unit and entity.spec.unit_field:
             value = row.get(entity.spec.unit_field)
