@@ -258,23 +258,31 @@ class DataScope:
             return owner == sa.any_(sa.bindparam("scope_ids", literal, type_=UuidArrayText(), unique=True))
         return owner.in_([uuid.UUID(i) for i in ids])
 
-    async def admits(self, session: AsyncSession, entity: Any, row: Mapping[str, Any]) -> bool:
-        """Whether a row (e.g. the result of a write) is inside this scope, checked in Python."""
+    async def write_problem(self, session: AsyncSession, entity: Any, row: Mapping[str, Any]) -> dict[str, str] | None:
+        """Why a row (the result of a write) would fall outside this scope, by field; None when inside.
+
+        Checked in Python with exactly the semantics of the SQL condition.
+        """
         if self.bypass:
-            return True
+            return None
         data = await self.data(session)
         rule, _ = data.rule_for(entity.name)
-        owner = row.get(entity.spec.owner_column)
-        if rule.kind == "own" and owner != self.user_id:
-            return False
+        spec = entity.spec
+        owner = row.get(spec.owner_column)
+        outside = rule.kind == "own" and owner != self.user_id
         if rule.kind == "subtree":
-            await self.cache.subtree(session, self.tenant_id, self.user_id, data)  # type: ignore[arg-type]
-            if owner is None or str(owner) not in (data.subtree or frozenset()):
-                return False
-        if rule.by_unit and entity.spec.unit_field:
-            value = row.get(entity.spec.unit_field)
-            return data.unit is not None and value is not None and str(value).lower() == data.unit.lower()
-        return True
+            members = data.subtree if data.subtree is not None else frozenset(
+                await self.cache.subtree(session, self.tenant_id, self.user_id, data))  # type: ignore[arg-type]
+            outside = owner is None or str(owner) not in members
+        if outside:
+            return {spec.owner_column: f"Your data scope ({rule.label}) would not include this {spec.label}; "
+                                       "choose an owner within it."}
+        if rule.by_unit and spec.unit_field:
+            expected = _unit_value(entity.table.c[spec.unit_field], data.unit)
+            if expected is None or row.get(spec.unit_field) != expected:
+                return {spec.unit_field: "You may only write rows of your own unit"
+                                         + (f" ({data.unit})." if data.unit else "; you have none.")}
+        return None
 
 
 class UuidArrayText(sa.TypeDecorator[str]):

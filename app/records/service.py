@@ -369,15 +369,8 @@ class RecordService:
 
     async def _check_in_scope(self, entity: EntityRef, row: Mapping[str, Any]) -> None:
         """A write must not put a row outside the writer's own data scope (they could not see it)."""
-        if self.scope is None or await self.scope.admits(self.db, entity, row):
-            return
-        spec = entity.spec
-        rule, _ = await self.scope.rule(self.db, entity.name)
-        if rule.by_unit and spec.unit_field and str(row.get(spec.unit_field) or "").lower() != (
-                (await self.scope.data(self.db)).unit or "").lower():
-            raise ValidationFailed({spec.unit_field: "You may only write rows of your own unit."})
-        raise ValidationFailed({spec.owner_column: f"Your data scope ({rule.label}) would not include this "
-                                                   f"{spec.label}; choose an owner within it."})
+        if self.scope is not None and (problem := await self.scope.write_problem(self.db, entity, row)):
+            raise ValidationFailed(problem)
 
     async def _write(self, stmt: Any, entity: EntityRef) -> Any:
         # No savepoint here: a failed write fails the caller's unit of work (request, guest call or

@@ -374,8 +374,10 @@ name = "shop_sale"
 label = "Sale"
 display_field = "ref"
 unit_field = "shop"
+owner_field = "seller"
 fields = [
   { name = "ref", type = "string", required = true },
+  { name = "seller", type = "uuid" },
   { name = "shop", type = "string", max_length = 40 },
   { name = "amount", type = "integer", default = 0 },
 ]
@@ -402,15 +404,17 @@ def test_unit_scope(client: TestClient, org: dict[str, Any], app: Any, tmp_path:
         ref = await runtime.entity_in_tenant(s, org["acme"], "shops", "shop_sale")
         for i, (owner, shop) in enumerate([("boss", "north"), ("eve", "north"), ("dave", "south"), ("mid", None)]):
             svc = RecordService(s, org["acme"], Actor(ids[owner], email(owner)), lambda _p: True)
-            await svc.insert(ref, {"ref": f"S-{i}", "shop": shop, "amount": 10 * (i + 1)})
+            await svc.insert(ref, {"ref": f"S-{i}", "shop": shop, "amount": 10 * (i + 1), "seller": str(ids[owner])})
 
     in_db(app, install)
     url = "/api/v1/plugins/shops/shop_sale"
     carol = bearer(api_token(client, email("carol"), PW), "acme")
     assert {r["ref"] for r in client.get(url, headers=carol).json()["items"]} == {"S-0", "S-1"}
     south = client.post(url, json={"ref": "S-9", "shop": "south"}, headers=carol)
-    assert south.status_code == 422 and south.json()["errors"] == {"shop": "You may only write rows of your own unit."}
-    north = client.post(url, json={"ref": "S-8", "shop": "north"}, headers=carol)
+    assert south.status_code == 422 and south.json()["errors"] == {"shop": "You may only write rows of your own unit (north)."}
+    upper = client.post(url, json={"ref": "S-7", "shop": "North"}, headers=carol)  # units compare exactly, as in SQL
+    assert upper.status_code == 422
+    north = client.post(url, json={"ref": "S-8", "shop": "north", "seller": str(ids["carol"])}, headers=carol)
     assert north.status_code == 201
     dave = bearer(api_token(client, email("dave"), PW), "acme")
     assert {r["ref"] for r in client.get(url, headers=dave).json()["items"]} == {"S-2"}
@@ -432,10 +436,15 @@ def test_unit_scope(client: TestClient, org: dict[str, Any], app: Any, tmp_path:
     client.put(f"/api/v1/roles/{sales['id']}/scopes", headers=admin,
                json={"scopes": {"shop_sale": {"scope": "subtree", "unit": True}}})
     assert {r["ref"] for r in client.get(url, headers=carol).json()["items"]} == {"S-8"}  # her own north row
+    # The owner is the manifest's owner_field: a row sold by someone outside her line is refused.
+    foreign = client.post(url, json={"ref": "S-6", "shop": "north", "seller": str(ids["boss"])}, headers=carol)
+    assert foreign.status_code == 422 and "would not include this Sale" in foreign.json()["errors"]["seller"]
+    mine = client.post(url, json={"ref": "S-6", "shop": "north", "seller": str(ids["dave"])}, headers=carol)
+    assert mine.status_code == 201  # dave reports to carol
     boss = client.patch(f"/api/v1/members/{ids['boss']}", json={"manager": email("carol")}, headers=admin)
     assert boss.status_code == 422  # boss is above carol: a cycle
     client.patch(f"/api/v1/members/{ids['eve']}", json={"manager": email("carol")}, headers=admin)
-    assert {r["ref"] for r in client.get(url, headers=carol).json()["items"]} == {"S-8", "S-1"}  # + eve's north row
+    assert {r["ref"] for r in client.get(url, headers=carol).json()["items"]} == {"S-8", "S-6", "S-1"}  # + eve's
     logout(client)
 
 
