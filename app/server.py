@@ -21,6 +21,7 @@ from litestar.template.config import TemplateConfig
 
 from app import PLATFORM_VERSION
 from app.access.cache import PermissionCache
+from app.access.scopes import ScopeCache
 from app.db.engine import make_alchemy_config
 from app.events import EventBus
 from app.identity import bootstrap
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         on_shutdown=[on_shutdown],
         debug=settings.debug,
         state=State({"settings": settings, "alchemy": alchemy, "permission_cache": PermissionCache(),
+                     "scope_cache": ScopeCache(),
                      "bus": EventBus(), "sandbox": sandbox}),
     )
     return app

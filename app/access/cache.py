@@ -30,6 +30,13 @@ class Access:
     role_name: str | None
     system_role_name: str | None
     permissions: PermissionSet
+    role_builtin: str | None = None  # 'admin' for tenant Admins (they bypass data scopes)
+    system_role_builtin: str | None = None  # 'admin' for platform admins
+
+    @property
+    def bypasses_scopes(self) -> bool:
+        """Tenant Admins and platform admins see every row regardless of data scopes."""
+        return "admin" in (self.role_builtin, self.system_role_builtin)
 
     @property
     def is_member(self) -> bool:
@@ -43,12 +50,13 @@ class Access:
 async def compute_access(session: AsyncSession, user_id: uuid.UUID, tenant_id: uuid.UUID) -> Access:
     rows = (
         await session.execute(
-            select(Membership.tenant_id, Role.id, Role.name)
+            select(Membership.tenant_id, Role.id, Role.name, Role.builtin)
             .join(Role, Role.id == Membership.role_id)
             .where(Membership.user_id == user_id, Membership.tenant_id.in_({tenant_id, SYSTEM_UUID}))
         )
     ).all()
-    roles = {t: (rid, name) for t, rid, name in rows}
+    roles = {t: (rid, name) for t, rid, name, _ in rows}
+    builtin = {t: b for t, _, _, b in rows}
     lines = await grants_of_roles(session, [rid for rid, _ in roles.values()])
     names = {f"role:{rid}": name for rid, name in roles.values()}
     tenant_role = roles.get(tenant_id)
@@ -75,6 +83,8 @@ async def compute_access(session: AsyncSession, user_id: uuid.UUID, tenant_id: u
         role_name=tenant_role[1] if tenant_role else None,
         system_role_name=system_role[1] if system_role else None,
         permissions=perms,
+        role_builtin=builtin.get(tenant_id),
+        system_role_builtin=builtin.get(SYSTEM_UUID),
     )
 
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.access import policy
+from app.access import policy, scopes
 from app.access.cache import compute_access
 from app.access.permissions import PERMISSION_RE
 from app.db.models import Permission, Role, Tenant, User
 from app.errors import ValidationFailed
 from app.identity import directory
+from app.plugins import runtime
 from app.settings import SYSTEM_TENANT_ID
 
 
@@ -30,6 +32,57 @@ class ExplainResult:
     rule_tenant: str | None
     reason: str
     effective: list[str]
+    scope: ScopeExplanation | None = None  # for db.<entity>.<op> of an entity enabled in the tenant
+
+
+@dataclass(frozen=True)
+class ScopeExplanation:
+    """Which rows of an entity the user's data scope admits, and why."""
+
+    entity: str
+    rule: str  # e.g. "subtree within their unit"; "all" when bypassing
+    source: str  # e.g. "role Sales default scope"
+    owners: list[str]  # emails of the users whose rows are admitted (subtree/own), nearest first
+    unit: str | None  # the member's unit when the rule narrows by unit
+    reason: str
+
+    def as_json(self) -> dict[str, object]:
+        return {"entity": self.entity, "rule": self.rule, "source": self.source, "owners": self.owners,
+                "unit": self.unit, "reason": self.reason}
+
+
+MAX_NAMED_OWNERS = 20
+
+
+async def explain_scope(session: AsyncSession, tenant: Tenant, user: User, entity: Any, bypass: bool) -> ScopeExplanation:
+    if bypass:
+        return ScopeExplanation(entity.name, "all", "Admins bypass data scopes", [], None,
+                                f"All rows of {tenant.slug}: {user.email} is an administrator, who bypass data scopes.")
+    data = await scopes.load_user_data(session, tenant.id, user.id)
+    rule, source = data.rule_for(entity.name)
+    spec = entity.spec
+    owners: list[uuid.UUID] = []
+    users: dict[uuid.UUID, User] = {}
+    if rule.kind == "all":
+        what = f"all rows of {tenant.slug}"
+    else:
+        owners = [user.id] if rule.kind == "own" else await scopes.subordinate_ids(session, tenant.id, user.id)
+        users = {u.id: u for u in (await session.scalars(select(User).where(User.id.in_(owners)))).all()}
+        names = [users[o].display_name if o in users else str(o) for o in owners[:MAX_NAMED_OWNERS]]
+        more = f" and {len(owners) - MAX_NAMED_OWNERS} more" if len(owners) > MAX_NAMED_OWNERS else ""
+        count = f"{len(owners)} user{'s' if len(owners) != 1 else ''}"
+        owner_field = f" by {spec.owner_column}" if spec.owner_column != "created_by" else ""
+        what = (f"rows owned{owner_field} by {user.display_name} only" if rule.kind == "own"
+                else f"rows owned{owner_field} by the subtree of {user.display_name}: {', '.join(names)}{more} ({count})")
+    unit = None
+    if rule.by_unit and spec.unit_field:
+        unit = data.unit
+        what += (f", and only those whose {spec.unit_field} is {unit!r} ({user.display_name}'s unit)" if unit
+                 else f", but {user.display_name} has no unit, so no rows at all")
+    elif rule.by_unit:
+        what += f" (the unit narrowing does not apply: {entity.name} names no unit_field)"
+    return ScopeExplanation(entity.name, rule.label, source, [users[o].email for o in owners if o in users], unit,
+                            f"{what[0].upper()}{what[1:]} — from {source}.")
 
 
 async def explain_permission(session: AsyncSession, tenant: Tenant, user_ref: str, permission: str) -> ExplainResult:
@@ -64,6 +117,13 @@ async def explain_permission(session: AsyncSession, tenant: Tenant, user_ref: st
     else:
         held = ", ".join(filter(None, [access.role_name, access.system_role_name])) or "none"
         reason = f"Denied: no policy line of the user's roles ({held}) matches {permission}."
+    scope = None
+    parts = permission.split(".")
+    if parts[0] == "db" and len(parts) == 3:
+        entity = runtime.find_entity(await runtime.enabled_for(session, tenant.id), parts[1])
+        if entity is not None:
+            scope = await explain_scope(session, tenant, user, entity, access.bypasses_scopes)
     return ExplainResult(user=user, tenant=tenant, permission=permission, registered=perm_row is not None,
                          platform_scoped=platform, allowed=found.allowed, rule=found.rule, role_name=role_name,
-                         rule_tenant=rule_tenant, reason=reason, effective=access.permissions.effective(codes))
+                         rule_tenant=rule_tenant, reason=reason, effective=access.permissions.effective(codes),
+                         scope=scope)

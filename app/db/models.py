@@ -25,6 +25,9 @@ class Tenant(UUIDAuditBase):
     # Bumped on every change of this tenant's roles, grants or memberships; per-user permission
     # caches in every worker compare it per request (see app.access.cache).
     policy_version: Mapped[int] = mapped_column(Integer, default=1)
+    # Bumped on every change of this tenant's reporting lines, member units or role data scopes;
+    # per-user data-scope caches compare it per request (see app.access.scopes).
+    hierarchy_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class User(UUIDAuditBase):
@@ -51,16 +54,26 @@ class Role(UUIDAuditBase):
 
 
 class Membership(UUIDAuditBase):
-    """A user in a tenant, with exactly one role there."""
+    """A user in a tenant, with exactly one role there, optionally a manager and a unit there."""
 
     __tablename__ = "tenant_users"
-    __table_args__ = (UniqueConstraint("tenant_id", "user_id", name="uq_tenant_users_tenant_user"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "user_id", name="uq_tenant_users_tenant_user"),
+        # The recursive subordinate query walks manager -> reports by this index; user_id in it makes
+        # each step an index-only scan.
+        Index("ix_tenant_users_manager", "tenant_id", "manager_id", "user_id"),
+    )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("tenants.id", ondelete="CASCADE"))
     user_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("users.id", ondelete="CASCADE"), index=True)
     role_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("roles.id"))
+    # The user id of this member's manager in the same tenant (checked by app.identity.hierarchy).
+    manager_id: Mapped[uuid.UUID | None] = mapped_column(GUID, ForeignKey("users.id", ondelete="SET NULL"),
+                                                         nullable=True)
+    # A department/shop the member belongs to; `unit` data scopes admit rows of this unit only.
+    unit: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
-    user: Mapped[User] = relationship(lazy="joined", innerjoin=True)
+    user: Mapped[User] = relationship(lazy="joined", innerjoin=True, foreign_keys=[user_id])
     role: Mapped[Role] = relationship(lazy="joined", innerjoin=True)
     tenant: Mapped[Tenant] = relationship(lazy="joined", innerjoin=True)
 
@@ -232,3 +245,18 @@ class PluginConfig(UUIDAuditBase):
     secret_values: Mapped[dict[str, str]] = mapped_column(JsonB, default=dict)
     is_active: Mapped[bool] = mapped_column(Boolean, default=False)
     version: Mapped[int] = mapped_column(Integer, default=1)  # optimistic lock for edits
+
+
+class RoleScope(UUIDAuditBase):
+    """A role's data scope for one entity (or, with entity '*', its default for every entity)."""
+
+    __tablename__ = "role_scopes"
+    __table_args__ = (UniqueConstraint("role_id", "entity", name="uq_role_scopes_role_entity"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    role_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("roles.id", ondelete="CASCADE"))
+    entity: Mapped[str] = mapped_column(String(64))
+    # all | subtree | own (app.access.scopes.SCOPE_KINDS)
+    scope: Mapped[str] = mapped_column(String(20))
+    # Narrow further to rows whose unit field equals the member's unit.
+    by_unit: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -235,11 +235,15 @@ async def remove_member(session: AsyncSession, actor: Actor, tenant_id: uuid.UUI
     if role and role.builtin == roles.ADMIN:
         await _keep_one_admin(session, tenant_id, role)
     user = await session.get(User, user_id)
+    from app.identity.hierarchy import detach
+
+    moved = await detach(session, tenant_id, user_id)  # their reports move up to the leaver's manager
     await session.delete(m)
     await session.flush()
     await policy.bump_policy_version(session, tenant_id)
     await audit.record(session, actor, "member.remove", "tenant_user", user_id, tenant_id=tenant_id,
-                       summary=f"Removed {user.email if user else user_id}",
+                       summary=f"Removed {user.email if user else user_id}"
+                               + (f"; {moved} report(s) moved to their manager" if moved else ""),
                        before={"user": user.email if user else None, "role": role.name if role else None})
 
 

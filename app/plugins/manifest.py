@@ -93,6 +93,9 @@ STANDARD_FIELDS: tuple[str, ...] = (
 #: Standard fields that may serve as an entity's owner (they hold a user id).
 OWNER_STANDARD_FIELDS: tuple[str, ...] = ("created_by", "updated_by")
 
+#: Field types a unit field may have (a unit is compared with the member's unit, a string or uuid).
+UNIT_FIELD_TYPES: tuple[str, ...] = ("string", "select", "uuid", "reference")
+
 LIMIT_KEYS: tuple[str, ...] = ("deadline_ms", "fuel", "memory_mb", "output_bytes", "host_calls", "log_bytes")
 
 PAGE_TYPES: tuple[str, ...] = ("crud", "dashboard", "custom")
@@ -175,7 +178,7 @@ _DEPENDENCY_KEYS = ("modules", "plugins")
 _PLUGIN_DEPENDENCY_KEYS = ("id", "version")
 _CAPABILITY_KEYS = ("database", "events", "config", "files")
 _SCHEMA_KEYS = ("entities",)
-_ENTITY_KEYS = ("name", "label", "fields", "indexes", "owner_field", "display_field")
+_ENTITY_KEYS = ("name", "label", "fields", "indexes", "owner_field", "unit_field", "display_field")
 _FIELD_KEYS = (
     "name",
     "type",
@@ -415,7 +418,14 @@ class EntitySpec:
     fields: tuple[FieldSpec, ...]
     indexes: tuple[tuple[str, ...], ...] = ()
     owner_field: str | None = None
+    # The field naming a row's unit (department, shop...) for `unit` data scopes; None: no unit.
+    unit_field: str | None = None
     display_field: str = "id"
+
+    @property
+    def owner_column(self) -> str:
+        """The column holding the user id that owns a row (`subtree`/`own` data scopes)."""
+        return self.owner_field or "created_by"
 
     @property
     def table_name(self) -> str:
@@ -1049,6 +1059,19 @@ class _Parser:
                     f"owner field '{owner_field}' must be a uuid or reference field, not {target.type}",
                 )
 
+        unit_field = self.text(raw, "unit_field", path)
+        if unit_field is not None:
+            target = by_name.get(unit_field)
+            if target is None:
+                self.add(f"{path}.unit_field", f"unknown field '{unit_field}'")
+                unit_field = None
+            elif target.type not in UNIT_FIELD_TYPES:
+                self.add(
+                    f"{path}.unit_field",
+                    f"unit field '{unit_field}' must be a {' or '.join(UNIT_FIELD_TYPES)} field, not {target.type}",
+                )
+                unit_field = None
+
         display_field = self.text(raw, "display_field", path)
         if display_field is not None:
             if display_field not in by_name and display_field not in STANDARD_FIELDS:
@@ -1062,6 +1085,7 @@ class _Parser:
             fields=tuple(fields),
             indexes=indexes,
             owner_field=owner_field,
+            unit_field=unit_field,
             display_field=display_field,
         )
 

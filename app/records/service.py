@@ -1,6 +1,7 @@
 """The one record service. Generated pages, the JSON API and (later) the WASM host API all call it.
 
-It injects the tenant, hides soft-deleted rows, checks `db.<entity>.<op>` permissions, applies
+It injects the tenant, hides soft-deleted rows, applies the user's data scope (app.access.scopes) to
+every read and write (a row outside it does not exist for them), checks `db.<entity>.<op>` permissions, applies
 whitelisted filters/search/sort/paging with a capped count, sets the standard fields, checks the
 optimistic-lock `version`, writes an audit row with a before/after diff for every change and
 publishes `{plugin}.{entity}.created|updated|deleted|restored` after the transaction commits.
@@ -20,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
+from app.access.scopes import DataScope
 from app.audit import Actor
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.events import Event, EventBus
@@ -90,12 +92,13 @@ def _row(mapping: Mapping[str, Any]) -> dict[str, Any]:
 
 class RecordService:
     def __init__(self, session: AsyncSession, tenant_id: uuid.UUID, actor: Actor, can: Callable[[str], bool],
-                 bus: EventBus | None = None) -> None:
+                 bus: EventBus | None = None, *, scope: DataScope | None = None) -> None:
         self.db = session
         self.tenant_id = tenant_id
         self.actor = actor
         self.can = can
         self.bus = bus
+        self.scope = scope  # None: every row of the tenant (background calls acting as a plugin)
 
     # -- permission ------------------------------------------------------------------------------
 
@@ -106,14 +109,23 @@ class RecordService:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def _base(self, entity: EntityRef, *, deleted: bool = False) -> sa.Select[Any]:
+    async def _visible(self, entity: EntityRef) -> list[sa.ColumnElement[bool]]:
+        """The tenant and the data scope: the conditions every statement on `entity` carries."""
+        conds: list[sa.ColumnElement[bool]] = [entity.table.c.tenant_id == self.tenant_id]
+        if self.scope is not None:
+            cond = await self.scope.condition(self.db, entity)
+            if cond is not None:
+                conds.append(cond)
+        return conds
+
+    async def _base(self, entity: EntityRef, *, deleted: bool = False) -> sa.Select[Any]:
         t = entity.table
         live = t.c.deleted_at.is_not(None) if deleted else t.c.deleted_at.is_(None)
-        return sa.select(t).where(t.c.tenant_id == self.tenant_id, live)
+        return sa.select(t).where(*await self._visible(entity), live)
 
-    def _filtered(self, entity: EntityRef, query: ListQuery) -> sa.Select[Any]:
+    async def _filtered(self, entity: EntityRef, query: ListQuery) -> sa.Select[Any]:
         t = entity.table
-        stmt = self._base(entity, deleted=query.deleted)
+        stmt = await self._base(entity, deleted=query.deleted)
         if query.q:
             needle = f"%{query.q.lower()}%"
             cols = [t.c[f.name] for f in entity.spec.searchable_fields]
@@ -168,7 +180,7 @@ class RecordService:
         self.require(entity, "select")
         query.size = max(1, min(query.size, MAX_PAGE_SIZE))
         query.page = max(1, query.page)
-        stmt = self._filtered(entity, query)
+        stmt = await self._filtered(entity, query)
         order = self._order(entity, query.sort)
         offset = (query.page - 1) * query.size if query.offset is None else max(0, query.offset)
         rows = (await self.db.execute(stmt.order_by(*order).offset(offset).limit(query.size))).mappings().all()
@@ -207,7 +219,7 @@ class RecordService:
                 whole.add(f"{fn}_{f.name}")
         if errors:
             raise ValidationFailed(errors)
-        base = self._filtered(entity, ListQuery(filters=spec.filters)).with_only_columns(*groups, *columns).select_from(t)
+        base = (await self._filtered(entity, ListQuery(filters=spec.filters))).with_only_columns(*groups, *columns).select_from(t)
         if groups:
             base = base.group_by(*[t.c[g.name] for g in groups]).order_by(*[t.c[g.name] for g in groups])
         limit = max(1, min(spec.limit, MAX_AGGREGATE_GROUPS))
@@ -223,7 +235,7 @@ class RecordService:
     async def iterate(self, entity: EntityRef, query: ListQuery, batch: int = 500) -> Any:
         """All rows of a filtered list, in batches (CSV export streams from this)."""
         self.require(entity, "select")
-        stmt = self._filtered(entity, query).order_by(*self._order(entity, query.sort))
+        stmt = (await self._filtered(entity, query)).order_by(*self._order(entity, query.sort))
         offset = 0
         while True:
             rows = (await self.db.execute(stmt.offset(offset).limit(batch))).mappings().all()
@@ -243,7 +255,7 @@ class RecordService:
         except ValueError as exc:
             raise NotFound(f"No {entity.spec.label} with id {record_id!r}") from exc
         t = entity.table
-        stmt = sa.select(t).where(t.c.tenant_id == self.tenant_id, t.c.id == rid)
+        stmt = sa.select(t).where(*await self._visible(entity), t.c.id == rid)
         if deleted is not None:
             stmt = stmt.where(t.c.deleted_at.is_not(None) if deleted else t.c.deleted_at.is_(None))
         row = (await self.db.execute(stmt)).mappings().first()
@@ -258,7 +270,7 @@ class RecordService:
             return {}
         t = entity.table
         label_col = t.c.get(entity.spec.display_field, t.c.id)
-        rows = await self.db.execute(sa.select(t.c.id, label_col).where(t.c.tenant_id == self.tenant_id,
+        rows = await self.db.execute(sa.select(t.c.id, label_col).where(*await self._visible(entity),
                                                                          t.c.id.in_(wanted)))
         return {rid: str(label) for rid, label in rows.all()}
 
@@ -266,7 +278,7 @@ class RecordService:
         self.require(entity, "select")
         t = entity.table
         label_col = t.c.get(entity.spec.display_field, t.c.id)
-        stmt = self._filtered(entity, ListQuery(q=q)).with_only_columns(t.c.id, label_col).order_by(label_col).limit(limit)
+        stmt = (await self._filtered(entity, ListQuery(q=q))).with_only_columns(t.c.id, label_col).order_by(label_col).limit(limit)
         return [(rid, str(label)) for rid, label in (await self.db.execute(stmt)).all()]
 
     # -- writing ---------------------------------------------------------------------------------
@@ -330,7 +342,8 @@ class RecordService:
                 errors[spec.name] = f"{spec.entity} is not available in this tenant."
                 continue
             t = target.table
-            found = await self.db.scalar(sa.select(t.c.id).where(t.c.tenant_id == self.tenant_id,
+            # A row outside the user's data scope cannot be referenced (nor its existence learnt).
+            found = await self.db.scalar(sa.select(t.c.id).where(*await self._visible(target),
                                                                  t.c.deleted_at.is_(None), t.c.id == values[spec.name]))
             if found is None:
                 errors[spec.name] = f"No {target.spec.label} with that id in this tenant."
@@ -354,6 +367,11 @@ class RecordService:
         await audit.record(self.db, self.actor, f"record.{action}", f"{entity.plugin_id}.{entity.name}", rid,
                            tenant_id=self.tenant_id, summary=summary, before=plain(before), after=plain(after))
 
+    async def _check_in_scope(self, entity: EntityRef, row: Mapping[str, Any]) -> None:
+        """A write must not put a row outside the writer's own data scope (they could not see it)."""
+        if self.scope is not None and (problem := await self.scope.write_problem(self.db, entity, row)):
+            raise ValidationFailed(problem)
+
     async def _write(self, stmt: Any, entity: EntityRef) -> Any:
         # No savepoint here: a failed write fails the caller's unit of work (request, guest call or
         # one imported row), which owns the transaction or its own savepoint.
@@ -369,6 +387,7 @@ class RecordService:
         now = dt.datetime.now(dt.UTC)
         row = {**values, "id": uuid.uuid4(), "tenant_id": self.tenant_id, "created_at": now, "updated_at": now,
                "created_by": self.actor.user_id, "updated_by": self.actor.user_id, "deleted_at": None, "version": 1}
+        await self._check_in_scope(entity, row)
         await self._write(sa.insert(entity.table).values(**row), entity)
         label = row.get(entity.spec.display_field, row["id"])
         await self._audit(entity, "create", row["id"], None, row, f"Created {entity.spec.label} {label}")
@@ -387,6 +406,7 @@ class RecordService:
         t = entity.table
         now = dt.datetime.now(dt.UTC)
         changes = {**values, "updated_at": now, "updated_by": self.actor.user_id, "version": before["version"] + 1}
+        await self._check_in_scope(entity, {**before, **changes})
         result = await self._write(
             sa.update(t).where(t.c.id == before["id"], t.c.tenant_id == self.tenant_id,
                                t.c.version == before["version"], t.c.deleted_at.is_(None)).values(**changes),

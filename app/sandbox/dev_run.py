@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.cache import compute_access
+from app.access.scopes import DataScope, ScopeCache, scope_version
 from app.audit import Actor
 from app.db.models import Membership, PluginPackage, Tenant, User
 from app.errors import NotFound
@@ -73,7 +74,8 @@ async def run(s: AsyncSession, settings: Settings, folder: Path, page_path: str,
     access = await compute_access(s, user.id, tenant.id)
     principal = Principal(actor, access.permissions.allows, {
         "id": str(user.id), "email": user.email, "display_name": user.display_name, "language": user.language,
-        "tenant_id": str(tenant.id), "tenant_slug": tenant.slug})
+        "tenant_id": str(tenant.id), "tenant_slug": tenant.slug},
+        scope=DataScope(ScopeCache(), tenant.id, user.id, scope_version(tenant), bypass=access.bypasses_scopes))
     sandbox = Sandbox(replace(settings, wasm_memory_stats=True))  # the author wants the call's peak memory
     out: dict[str, Any] = {"plugin": plugin.id, "page": spec.path, "tenant": tenant.slug, "user": user.email,
                            "limits": asdict(sandbox.limits_for(plugin))}

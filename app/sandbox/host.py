@@ -22,6 +22,7 @@ from typing import Any
 from litestar.exceptions import HTTPException
 from wasmtime.component import Linker, Variant
 
+from app.access.scopes import DataScope
 from app.audit import Actor
 from app.errors import PortalError, ValidationFailed
 from app.events import Event, EventBus
@@ -54,6 +55,7 @@ class Principal:
     actor: Actor
     can: Callable[[str], bool]
     user: dict[str, Any]
+    scope: DataScope | None = None  # the user's data scope; None (all rows) when acting as the plugin
 
 
 @dataclass
@@ -81,7 +83,8 @@ class CallContext:
         return self.plugin.manifest
 
     def records(self) -> RecordService:
-        return RecordService(self.session, self.tenant_id, self.principal.actor, self.principal.can, self.bus)
+        return RecordService(self.session, self.tenant_id, self.principal.actor, self.principal.can, self.bus,
+                             scope=self.principal.scope)
 
     def run(self, make: Callable[[], Awaitable[Any]]) -> Any:
         """Run a coroutine on the loop that owns the session and wait for it (we are in a worker thread)."""

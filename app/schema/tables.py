@@ -176,6 +176,11 @@ def build_table(entity: EntitySpec, metadata: sa.MetaData) -> sa.Table:
     sa.Index(index_name("ix", name, "live"), table.c.tenant_id, table.c.created_at, table.c.id,
              sqlite_where=table.c.deleted_at.is_(None), postgresql_where=table.c.deleted_at.is_(None))
     seen: set[tuple[str, ...]] = {("tenant_id",)}
+    # Data scopes filter on the owner (`subtree`/`own`) and the unit (`unit`) within a tenant.
+    for purpose, column in (("owner", entity.owner_column), ("unit", entity.unit_field)):
+        if column is not None and ("tenant_id", column) not in seen:
+            seen.add(("tenant_id", column))
+            sa.Index(index_name("ix", name, purpose), table.c.tenant_id, table.c[column])
     for columns in entity.indexes:
         key = ("tenant_id", *(c for c in columns if c != "tenant_id"))
         if key in seen:

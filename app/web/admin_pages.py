@@ -12,11 +12,13 @@ from litestar.response import Redirect, Template
 from sqlalchemy import func, select
 
 from app.access import roles as role_service
+from app.access import scopes
 from app.access.explain import explain_permission
 from app.access.registry import grouped_registry
 from app.db.models import AuditEntry, Membership, Tenant
 from app.errors import ValidationFailed
-from app.identity import directory, tokens
+from app.identity import directory, hierarchy, tokens
+from app.plugins import runtime
 from app.web.context import RequestContext
 from app.web.render import Pager, page, redirect
 
@@ -91,12 +93,20 @@ async def tenant_update(request: Request, ctx: RequestContext, tenant_id: uuid.U
 # --- members -------------------------------------------------------------------------------------
 
 async def _members_page(request: Request, ctx: RequestContext, errors: dict[str, str] | None = None,
-                        values: dict[str, str] | None = None, status_code: int = 200) -> Template:
+                        values: dict[str, str] | None = None, status_code: int = 200,
+                        row_errors: dict[uuid.UUID, dict[str, str]] | None = None,
+                        row_values: dict[uuid.UUID, dict[str, str]] | None = None) -> Template:
     p = Pager(request)
     rows, p.total = await directory.list_members(ctx.db, ctx.tenant_id, p.q, p.offset, p.size)
     role_rows = await role_service.list_roles(ctx.db, ctx.tenant_id)
+    reporting = await hierarchy.reporting_of(ctx.db, ctx.tenant_id, [r.user.id for r in rows])
+    errors = dict(errors or {})
+    for uid, problems in (row_errors or {}).items():
+        if uid not in reporting:  # the member is on another page: say it above the list
+            errors["reporting"] = " ".join(problems.values())
     return await page(request, ctx, "admin/members.html", fragment="admin/_member_rows.html", status_code=status_code,
-                      p=p, rows=rows, roles=[r for r, _ in role_rows], errors=errors or {}, values=values or {})
+                      p=p, rows=rows, roles=[r for r, _ in role_rows], errors=errors, values=values or {},
+                      reporting=reporting, row_errors=row_errors or {}, row_values=row_values or {})
 
 
 @get(T("/admin/members"), opt={"permission": "db.tenant_users.select"}, include_in_schema=False)
@@ -142,6 +152,25 @@ async def members_role(request: Request, ctx: RequestContext, user_id: uuid.UUID
     return redirect(f"/t/{ctx.tenant.slug}/admin/members", f"Role changed to {role.name}")  # type: ignore[union-attr]
 
 
+@post(T("/admin/members/{user_id:uuid}/reporting"), opt={"permission": "db.tenant_users.update"},
+      include_in_schema=False)
+async def members_reporting(request: Request, ctx: RequestContext, user_id: uuid.UUID) -> Template | Redirect:
+    """Set a member's manager (email; empty clears it) and unit; refused moves re-render inline."""
+    form = await request.form()
+    values = {"manager": _s(form, "manager", 300), "unit": _s(form, "unit", 200)}
+    try:
+        await hierarchy.set_manager(ctx.db, ctx.actor, ctx.tenant_id, user_id, values["manager"])
+        await hierarchy.set_unit(ctx.db, ctx.actor, ctx.tenant_id, user_id, values["unit"])
+    except ValidationFailed as exc:
+        # Nothing of the refused change may show on the re-rendered page.
+        await ctx.db.rollback()
+        for obj in (ctx.user, ctx.tenant):
+            await ctx.db.refresh(obj)
+        return await _members_page(request, ctx, status_code=422, row_errors={user_id: exc.errors},
+                                   row_values={user_id: values})
+    return redirect(f"/t/{ctx.tenant.slug}/admin/members", "Reporting line saved")  # type: ignore[union-attr]
+
+
 @post(T("/admin/members/{user_id:uuid}/remove"), opt={"permission": "db.tenant_users.delete"}, include_in_schema=False)
 async def members_remove(ctx: RequestContext, user_id: uuid.UUID) -> Redirect:
     await directory.remove_member(ctx.db, ctx.actor, ctx.tenant_id, user_id)
@@ -174,12 +203,21 @@ async def roles_create(request: Request, ctx: RequestContext) -> Template | Redi
 
 
 async def _role_page(request: Request, ctx: RequestContext, role_id: uuid.UUID, errors: dict[str, str] | None = None,
-                     values: dict[str, str] | None = None, status_code: int = 200) -> Template:
+                     values: dict[str, str] | None = None, status_code: int = 200,
+                     scope_values: dict[str, scopes.ScopeRule] | None = None) -> Template:
     role = await role_service.get_role(ctx.db, ctx.tenant_id, role_id)
     grants = await role_service.role_grants(ctx.db, role)
     groups = await grouped_registry(ctx.db, grants, include_platform=ctx.tenant_id == directory.SYSTEM_UUID)
+    rules = await scopes.role_rules(ctx.db, role.id)
+    if scope_values is not None:  # a refused submission: show what was typed
+        rules = scope_values
+    enabled = [(p.manifest.plugin.name, list(p.entities.values())) for p in await runtime.enabled_for(ctx.db, ctx.tenant_id)]
+    inline = {"scopes.*"} | {f"scopes.{ref.name}" for _, refs in enabled for ref in refs}
+    scope_problems = [m for k, m in (errors or {}).items() if k.startswith("scopes.") and k not in inline]
     return await page(request, ctx, "admin/role.html", status_code=status_code, role=role, grants=grants,
-                      groups=groups, errors=errors or {},
+                      groups=groups, errors=errors or {}, scope_rules=rules, scope_kinds=scopes.SCOPE_KINDS,
+                      scope_problems=scope_problems,
+                      scope_plugins=enabled,
                       values=values or {"name": role.name, "description": role.description},
                       extra_patterns=[g for g in grants if g.endswith("*")])
 
@@ -217,6 +255,44 @@ async def role_grants(request: Request, ctx: RequestContext, role_id: uuid.UUID)
         return await _role_page(request, ctx, role_id, exc.errors, status_code=422)
     return redirect(f"/t/{ctx.tenant.slug}/admin/roles/{role.id}",  # type: ignore[union-attr]
                     f"Saved: {len(added)} granted, {len(removed)} revoked")
+
+
+def scope_rules_from_form(form: FormMultiDict) -> tuple[dict[str, scopes.ScopeRule], dict[str, str]]:
+    """`scope:<entity>` selects (empty: inherit the default) and `unit:<entity>` checkboxes; '*' is the default."""
+    rules: dict[str, scopes.ScopeRule] = {}
+    errors: dict[str, str] = {}
+    for key in form:
+        if not key.startswith("scope:"):
+            continue
+        entity = key.removeprefix("scope:")[:64]
+        raw = _s(form, key, 20)
+        rule, problem = scopes.parse_rule({"scope": raw, "unit": _s(form, f"unit:{entity}") == "on"} if raw else None,
+                                          f"scopes.{entity}")
+        if problem:
+            errors[f"scopes.{entity}"] = problem
+        elif rule is not None and not (entity == scopes.DEFAULT_ENTITY and rule == scopes.ALL):
+            rules[entity] = rule  # an explicit "all" default is the same as none
+    return rules, errors
+
+
+@post(T("/admin/roles/{role_id:uuid}/scopes"), opt={"permission": "db.role_permissions.insert"},
+      include_in_schema=False)
+async def role_scopes(request: Request, ctx: RequestContext, role_id: uuid.UUID) -> Template | Redirect:
+    role = await role_service.get_role(ctx.db, ctx.tenant_id, role_id)
+    form = await request.form()
+    rules, errors = scope_rules_from_form(form)
+    # Scopes of entities not on the form (their plugin is not enabled here) are kept as they are.
+    shown = {k.removeprefix("scope:") for k in form if k.startswith("scope:")}
+    for entity, rule in (await scopes.role_rules(ctx.db, role.id)).items():
+        if entity not in shown:
+            rules.setdefault(entity, rule)
+    try:
+        if errors:
+            raise ValidationFailed(errors)
+        await scopes.set_role_scopes(ctx.db, ctx.actor, role, rules, await scopes.scope_entities(ctx.db))
+    except ValidationFailed as exc:
+        return await _role_page(request, ctx, role_id, exc.errors, status_code=422, scope_values=rules)
+    return redirect(f"/t/{ctx.tenant.slug}/admin/roles/{role.id}", "Data scopes saved")  # type: ignore[union-attr]
 
 
 @post(T("/admin/roles/{role_id:uuid}/delete"), opt={"permission": "db.roles.delete"}, include_in_schema=False)
@@ -342,5 +418,5 @@ async def tokens_revoke(ctx: RequestContext, token_id: uuid.UUID) -> Redirect:
 
 
 ROUTES = [home, tenants_list, tenants_create, tenant_edit, tenant_update, members_list, members_add, members_role,
-          members_remove, roles_list, roles_create, role_detail, role_update, role_grants, role_delete, audit_list,
+          members_reporting, members_remove, roles_list, roles_create, role_detail, role_update, role_grants, role_scopes, role_delete, audit_list,
           explain_page, profile, profile_save, tokens_list, tokens_create, tokens_revoke]

@@ -6,14 +6,18 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from litestar import Request, Router, delete, get, patch, post, put
 from litestar.params import Parameter
+from sqlalchemy import select
 
 from app.access import roles as role_service
+from app.access import scopes
 from app.access.explain import explain_permission
 from app.access.registry import all_permissions
-from app.db.models import Role
-from app.identity import directory, tokens
+from app.db.models import Role, User
+from app.errors import ValidationFailed
+from app.identity import directory, hierarchy, tokens
 from app.web.admin_pages import add_member_from, query_audit
 from app.web.context import RequestContext
 from app.web.render import Pager
@@ -98,37 +102,74 @@ class MemberIn:
     role: str = "Member"
     display_name: str = ""
     password: str = ""
+    manager: str | None = None  # email or user id of a member of this tenant
+    unit: str | None = None
 
 
-@dataclass
-class MemberPatch:
-    role: str
+class MemberPatch(msgspec.Struct, forbid_unknown_fields=True):
+    """Change a member: any of role, manager (email or user id; null or "" clears it), unit (null clears it)."""
+
+    role: str | msgspec.UnsetType = msgspec.UNSET
+    manager: str | msgspec.UnsetType | None = msgspec.UNSET
+    unit: str | msgspec.UnsetType | None = msgspec.UNSET
 
 
-def member_json(row: directory.MemberRow) -> dict[str, Any]:
-    return {**directory.user_dict(row.user), "role": row.role.name, "role_id": str(row.role.id)}
+def member_json(row: directory.MemberRow, rep: hierarchy.Reporting | None = None) -> dict[str, Any]:
+    out = {**directory.user_dict(row.user), "role": row.role.name, "role_id": str(row.role.id)}
+    if rep is not None:
+        out |= {"manager_id": str(rep.manager_id) if rep.manager_id else None, "manager": rep.manager_email,
+                "unit": rep.unit}
+    return out
 
 
 @get("/members", opt={"permission": "db.tenant_users.select"})
 async def members_index(request: Request, ctx: RequestContext, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
     p = _page(request)
     rows, total = await directory.list_members(ctx.db, ctx.tenant_id, p.q, p.offset, p.size)
-    return {"items": [member_json(r) for r in rows], "total": total, "page": p.page, "size": p.size}
+    reporting = await hierarchy.reporting_of(ctx.db, ctx.tenant_id, [r.user.id for r in rows])
+    return {"items": [member_json(r, reporting.get(r.user.id)) for r in rows], "total": total, "page": p.page,
+            "size": p.size}
+
+
+@get("/members/{user_id:uuid}", opt={"permission": "db.tenant_users.select"})
+async def members_show(ctx: RequestContext, user_id: uuid.UUID, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+    return await _member_out(ctx, user_id)
+
+
+async def _member_out(ctx: RequestContext, user_id: uuid.UUID) -> dict[str, Any]:
+    m = await directory.get_membership(ctx.db, ctx.tenant_id, user_id)
+    rep = (await hierarchy.reporting_of(ctx.db, ctx.tenant_id, [user_id]))[user_id]
+    out = member_json(directory.MemberRow(m, m.user, m.role), rep)
+    chain = await hierarchy.chain_above(ctx.db, ctx.tenant_id, user_id)
+    emails = dict((await ctx.db.execute(select(User.id, User.email).where(User.id.in_(chain)))).all()) if chain else {}
+    out["reports_to"] = [emails.get(uid, str(uid)) for uid in chain]  # nearest manager first
+    return out
 
 
 @post("/members", opt={"permission": "db.tenant_users.insert"})
 async def members_create(ctx: RequestContext, data: MemberIn, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
     user, created = await add_member_from(ctx, {"email": data.email, "role": data.role,
                                                "display_name": data.display_name, "password": data.password})
-    return {**directory.user_dict(user), "role": data.role, "created_account": created}
+    if data.manager:
+        await hierarchy.set_manager(ctx.db, ctx.actor, ctx.tenant_id, user.id, data.manager)
+    if data.unit:
+        await hierarchy.set_unit(ctx.db, ctx.actor, ctx.tenant_id, user.id, data.unit)
+    return {**await _member_out(ctx, user.id), "created_account": created}
 
 
 @patch("/members/{user_id:uuid}", opt={"permission": "db.tenant_users.update"})
 async def members_update(ctx: RequestContext, user_id: uuid.UUID, data: MemberPatch,
                          x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
-    role = await role_service.get_role(ctx.db, ctx.tenant_id, data.role)
-    await directory.change_member_role(ctx.db, ctx.actor, ctx.tenant_id, user_id, role)
-    return {"user_id": str(user_id), "role": role.name}
+    if data.role is not msgspec.UNSET:
+        role = await role_service.get_role(ctx.db, ctx.tenant_id, data.role)
+        await directory.change_member_role(ctx.db, ctx.actor, ctx.tenant_id, user_id, role)
+    if data.manager is not msgspec.UNSET:
+        await hierarchy.set_manager(ctx.db, ctx.actor, ctx.tenant_id, user_id, data.manager)
+    if data.unit is not msgspec.UNSET:
+        await hierarchy.set_unit(ctx.db, ctx.actor, ctx.tenant_id, user_id, data.unit)
+    out = await _member_out(ctx, user_id)
+    out["user_id"] = out["id"]
+    return out
 
 
 @delete("/members/{user_id:uuid}", opt={"permission": "db.tenant_users.delete"}, status_code=204)
@@ -169,8 +210,11 @@ async def roles_create(ctx: RequestContext, data: RoleIn, x_tenant: str | None =
 @get("/roles/{role_id:uuid}", opt={"permission": "db.roles.select"})
 async def roles_show(ctx: RequestContext, role_id: uuid.UUID, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
     role = await role_service.get_role(ctx.db, ctx.tenant_id, role_id)
-    grants = await role_service.role_grants(ctx.db, role) if ctx.can("db.role_permissions.select") else None
-    return role_json(role, grants=grants)
+    if not ctx.can("db.role_permissions.select"):
+        return role_json(role)
+    out = role_json(role, grants=await role_service.role_grants(ctx.db, role))
+    out["scopes"] = scopes.rules_json(await scopes.role_rules(ctx.db, role.id))
+    return out
 
 
 @patch("/roles/{role_id:uuid}", opt={"permission": "db.roles.update"})
@@ -208,6 +252,39 @@ async def role_permissions_set(ctx: RequestContext, role_id: uuid.UUID, data: Gr
             "added": added, "removed": removed}
 
 
+@dataclass
+class ScopesIn:
+    """entity name (or plugin.entity, or '*' for the default) -> "all" | "subtree" | "own" | {"scope", "unit"}."""
+
+    scopes: dict[str, Any]
+
+
+@get("/roles/{role_id:uuid}/scopes", opt={"permission": "db.role_permissions.select"})
+async def role_scopes(ctx: RequestContext, role_id: uuid.UUID, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+    role = await role_service.get_role(ctx.db, ctx.tenant_id, role_id)
+    return {"role": role_json(role), "scopes": scopes.rules_json(await scopes.role_rules(ctx.db, role.id)),
+            "kinds": list(scopes.SCOPE_KINDS)}
+
+
+@put("/roles/{role_id:uuid}/scopes", opt={"permission": "db.role_permissions.insert"})
+async def role_scopes_set(ctx: RequestContext, role_id: uuid.UUID, data: ScopesIn,
+                          x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+    """Replace the role's data scopes (entities left out fall back to the default, '*', itself 'all' if unset)."""
+    role = await role_service.get_role(ctx.db, ctx.tenant_id, role_id)
+    rules: dict[str, scopes.ScopeRule] = {}
+    errors: dict[str, str] = {}
+    for key, raw in data.scopes.items():
+        rule, problem = scopes.parse_rule(raw, f"scopes.{key}")
+        if problem:
+            errors[f"scopes.{key}"] = problem
+        elif rule is not None:
+            rules[key] = rule
+    if errors:
+        raise ValidationFailed(errors)
+    saved = await scopes.set_role_scopes(ctx.db, ctx.actor, role, rules, await scopes.scope_entities(ctx.db))
+    return {"role": role_json(role), "scopes": scopes.rules_json(saved)}
+
+
 # --- registry, audit, explain, tokens ------------------------------------------------------------
 
 @get("/permissions", opt={"auth": True})
@@ -233,7 +310,8 @@ async def explain(ctx: RequestContext, user: str, permission: str, x_tenant: str
     r = await explain_permission(ctx.db, ctx.tenant, user, permission)  # type: ignore[arg-type]
     return {"user": r.user.email, "tenant": r.tenant.slug, "permission": r.permission, "allowed": r.allowed,
             "registered": r.registered, "platform_scoped": r.platform_scoped, "role": r.role_name,
-            "policy": list(r.rule) if r.rule else None, "reason": r.reason}
+            "policy": list(r.rule) if r.rule else None, "reason": r.reason,
+            "scope": r.scope.as_json() if r.scope else None}
 
 
 @dataclass
@@ -262,9 +340,9 @@ async def tokens_revoke(ctx: RequestContext, token_id: uuid.UUID) -> None:
 
 router = Router(
     path="/api/v1",
-    route_handlers=[me, tenants_index, tenants_create, tenants_show, tenants_update, members_index, members_create,
+    route_handlers=[me, tenants_index, tenants_create, tenants_show, tenants_update, members_index, members_show, members_create,
                     members_update, members_delete, roles_index, roles_create, roles_show, roles_update, roles_delete,
-                    role_permissions, role_permissions_set, permissions_index, audit_index, explain, tokens_index,
+                    role_permissions, role_permissions_set, role_scopes, role_scopes_set, permissions_index, audit_index, explain, tokens_index,
                     tokens_create, tokens_revoke],
     tags=["portal"],
 )

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.cache import Access, PermissionCache
+from app.access.scopes import DataScope, ScopeCache, scope_version
 from app.audit import Actor
 from app.db.models import Tenant, User
 from app.errors import NotFound
@@ -55,6 +56,7 @@ class RequestContext:
     access: Access | None = None
     bus: EventBus | None = None
     sandbox: Any = None  # app.sandbox.Sandbox (typed loosely: the sandbox imports the web-free layers only)
+    scope_cache: ScopeCache | None = None
     _memberships: list[tuple[Tenant, Any]] | None = field(default=None, repr=False)
 
     @property
@@ -80,9 +82,19 @@ class RequestContext:
         if not self.can(permission):
             raise PermissionDeniedException(f"You need the permission {permission} in this tenant")
 
+    def data_scope(self) -> DataScope:
+        """Which rows this user may see here (their role's data scopes; admins bypass).
+
+        Keyed by the tenant row's hierarchy and policy versions, loaded with this request, so moves
+        and role changes made through any worker apply at once.
+        """
+        assert self.tenant is not None and self.user is not None and self.scope_cache is not None
+        bypass = self.access is None or self.access.bypasses_scopes
+        return DataScope(self.scope_cache, self.tenant.id, self.user.id, scope_version(self.tenant), bypass=bypass)
+
     def records(self) -> RecordService:
-        """The record service bound to this request's tenant, user and permissions."""
-        return RecordService(self.db, self.tenant_id, self.actor, self.can, self.bus)
+        """The record service bound to this request's tenant, user, permissions and data scope."""
+        return RecordService(self.db, self.tenant_id, self.actor, self.can, self.bus, scope=self.data_scope())
 
     async def memberships(self) -> list[tuple[Tenant, Any]]:
         """Tenants the user may switch to (their memberships; all tenants for platform admins)."""
@@ -123,7 +135,8 @@ async def resolve_context(connection: ASGIConnection) -> RequestContext:
     settings: Settings = connection.app.state.settings
     is_api = connection.scope["path"].startswith("/api/")
     ctx = RequestContext(settings=settings, db=_db(connection), ip=connection.client.host if connection.client else "", is_api=is_api,
-                         bus=connection.app.state.bus, sandbox=connection.app.state.sandbox)
+                         bus=connection.app.state.bus, sandbox=connection.app.state.sandbox,
+                         scope_cache=connection.app.state.scope_cache)
     connection.state[STATE_KEY] = ctx
     if is_api:
         header = connection.headers.get("authorization", "")

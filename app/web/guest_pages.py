@@ -26,12 +26,12 @@ MAX_PARAMS = 50
 
 
 def principal(ctx: RequestContext) -> Principal:
-    """Guests called from a request act as the signed-in user, with exactly that user's permissions."""
+    """Guests called from a request act as the signed-in user, with exactly that user's permissions and data scope."""
     user = ctx.user
     assert user is not None and ctx.tenant is not None
     return Principal(ctx.actor, ctx.can, {
         "id": str(user.id), "email": user.email, "display_name": user.display_name, "language": user.language,
-        "tenant_id": str(ctx.tenant.id), "tenant_slug": ctx.tenant.slug})
+        "tenant_id": str(ctx.tenant.id), "tenant_slug": ctx.tenant.slug}, scope=ctx.data_scope())
 
 
 def _sandbox(request: Request) -> Sandbox:

@@ -728,6 +728,7 @@ async def _export(request: Request, ctx: RequestContext, target: Target) -> Stre
     header = ["id", *ref.spec.field_names, "created_at", "updated_at"]
     specs = [None, *ref.spec.fields, None, None]
     tenant_id, actor, can, alchemy = ctx.tenant_id, ctx.actor, ctx.can, request.app.state.alchemy
+    scope = ctx.data_scope()
 
     async def lines() -> AsyncIterator[str]:
         buffer = io.StringIO()
@@ -743,7 +744,7 @@ async def _export(request: Request, ctx: RequestContext, target: Target) -> Stre
         yield flush()
         # The request's session is closed once the response starts: stream from a session of our own.
         async with alchemy.get_session() as session:
-            reader = RecordService(session, tenant_id, actor, can)
+            reader = RecordService(session, tenant_id, actor, can, scope=scope)
             n = 0
             async for row in reader.iterate(ref, query):
                 writer.writerow([_csv_cell(s, row.get(h)) for h, s in zip(header, specs, strict=True)])

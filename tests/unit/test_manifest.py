@@ -642,6 +642,16 @@ INVALID: list[Any] = [
         [(f"{E0}.owner_field", "boss")], f"{E0}.owner_field", "unknown field 'boss'", None, id="owner-unknown"
     ),
     pytest.param(
+        [(f"{E0}.unit_field", "shop")], f"{E0}.unit_field", "unknown field 'shop'", None, id="unit-unknown"
+    ),
+    pytest.param(
+        [(f"{E0}.unit_field", "count")],
+        f"{E0}.unit_field",
+        "unit field 'count' must be a string or select or uuid or reference field, not integer",
+        None,
+        id="unit-not-text",
+    ),
+    pytest.param(
         [(f"{E0}.display_field", "nope")],
         f"{E0}.display_field",
         "unknown field 'nope'",
@@ -922,6 +932,8 @@ VALID: list[Any] = [
     pytest.param([(f"{E0}.owner_field", "owner")], None, id="owner-uuid"),
     pytest.param([(f"{E0}.owner_field", "parent_id")], None, id="owner-reference"),
     pytest.param([(f"{E0}.owner_field", "created_by")], None, id="owner-created-by"),
+    pytest.param([(f"{E0}.unit_field", "title")], None, id="unit-string"),
+    pytest.param([(f"{E0}.unit_field", "owner")], None, id="unit-uuid"),
     pytest.param([(f"{E0}.display_field", "created_at")], None, id="display-standard"),
     pytest.param(
         [("events.published", ["purchase_order.created", "demo.stock.low"])],

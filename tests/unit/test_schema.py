@@ -202,8 +202,10 @@ def test_seed_tables_layout() -> None:
         "ix_plugin_inventory_item_live",
         "ix_plugin_inventory_item_sku",
         "ix_plugin_inventory_item_category_id",
+        "ix_plugin_inventory_item_owner",
         "uq_plugin_inventory_item_sku",
     }
+    assert [col.name for col in indexes["ix_plugin_inventory_item_owner"].columns] == ["tenant_id", "created_by"]
     assert [col.name for col in indexes["ix_plugin_inventory_item_tenant"].columns] == ["tenant_id"]
     live = indexes["ix_plugin_inventory_item_live"]
     assert [col.name for col in live.columns] == ["tenant_id", "created_at", "id"]
@@ -221,6 +223,7 @@ def test_seed_tables_layout() -> None:
     assert {ix.name for ix in order.indexes} == {
         "ix_plugin_purchase_order_tenant",
         "ix_plugin_purchase_order_live",
+        "ix_plugin_purchase_order_owner",
         "uq_plugin_purchase_order_order_no",
     }
 
@@ -271,7 +274,7 @@ def test_long_names_are_shortened_deterministically() -> None:
     assert table.name == f"plugin_{long_entity}" and len(table.name) == 63
     names = [str(ix.name) for ix in table.indexes]
     assert all(len(n) <= 63 for n in names)
-    assert len(set(names)) == len(names) == 4
+    assert len(set(names)) == len(names) == 5  # tenant, live, owner, declared, unique
     assert index_name("ix", table.name, "f" * 60) == index_name("ix", table.name, "f" * 60)
     assert index_name("ix", "t", "a") == "ix_t_a"
 
@@ -292,7 +295,8 @@ async def test_ensure_tables_is_idempotent(db: Db) -> None:
     tables = await db.inspect(lambda i: i.get_table_names())
     assert {item, f"plugin_purchase_order_{db.suffix}"} <= set(tables)
     indexes = await db.inspect(lambda i: {ix["name"]: ix for ix in i.get_indexes(item)})
-    assert set(indexes) == {f"ix_{item}_tenant", f"ix_{item}_live", f"ix_{item}_sku", f"ix_{item}_category_id", f"uq_{item}_sku"}
+    assert set(indexes) == {f"ix_{item}_tenant", f"ix_{item}_live", f"ix_{item}_sku", f"ix_{item}_category_id", f"ix_{item}_owner",
+                            f"uq_{item}_sku"}
     assert indexes[f"uq_{item}_sku"]["unique"]
     assert indexes[f"uq_{item}_sku"]["column_names"] == ["tenant_id", "sku"]
 
