@@ -247,5 +247,7 @@ def package_from(path: Path) -> Any:
     from app.plugins.packages import read_package, read_source_folder
 
     if path.is_dir() and (path / "guest" / "app.py").is_file():
-        return read_source_folder(path, build_component(path).read_bytes())
+        # Built beside the cache, not into the source folder (a bundled plugin's folder stays sources only).
+        with tempfile.TemporaryDirectory(prefix="package-") as work:
+            return read_source_folder(path, build_component(path, out=Path(work) / "plugin.wasm").read_bytes())
     return read_package(path)
