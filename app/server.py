@@ -23,6 +23,7 @@ from app import PLATFORM_VERSION
 from app.access.cache import PermissionCache
 from app.db.engine import make_alchemy_config
 from app.events import EventBus
+from app.events.delivery import Dispatcher
 from app.identity import bootstrap
 from app.plugins import runtime
 from app.sandbox import Sandbox
@@ -40,6 +41,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     alchemy = make_alchemy_config(settings)
 
     sandbox = Sandbox(settings, alchemy.get_session)
+    bus = EventBus()
+    dispatcher = Dispatcher(settings, alchemy.get_session, sandbox, bus, sync_engine=alchemy.get_engine().sync_engine)
 
     async def on_startup(app: Litestar) -> None:
         async with alchemy.get_session() as session:
@@ -48,8 +51,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             # Compile (in the background) any installed component missing from the compile cache.
             for plugin in await runtime.installed(session):
                 sandbox.start_compile(plugin)
+        dispatcher.start()  # delivers events after their commit, and sweeps for ones left by others
 
     async def on_shutdown(app: Litestar) -> None:
+        await dispatcher.stop()
         await sandbox.drain()
         sandbox.close()
 
@@ -75,7 +80,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         on_shutdown=[on_shutdown],
         debug=settings.debug,
         state=State({"settings": settings, "alchemy": alchemy, "permission_cache": PermissionCache(),
-                     "bus": EventBus(), "sandbox": sandbox}),
+                     "bus": bus, "sandbox": sandbox,
+                     "events": dispatcher}),
     )
     return app
 
