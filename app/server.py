@@ -28,7 +28,16 @@ from app.identity import bootstrap
 from app.plugins import runtime
 from app.sandbox import Sandbox
 from app.settings import Settings, load_settings
-from app.web import admin_pages, api, auth_pages, guest_pages, plugin_admin, records_api, records_pages
+from app.web import (
+    admin_pages,
+    api,
+    auth_pages,
+    events_pages,
+    guest_pages,
+    plugin_admin,
+    records_api,
+    records_pages,
+)
 from app.web.context import access_guard, provide_ctx
 from app.web.errors import handle_exception
 
@@ -61,7 +70,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     static = create_static_files_router(path="/static", directories=[ROOT / "static"], opt={"public": True},
                                         include_in_schema=False)
     app = Litestar(
-        route_handlers=[*auth_pages.ROUTES, *admin_pages.ROUTES, *api.ROUTES, *records_api.ROUTES, *guest_pages.ROUTES, *plugin_admin.ROUTES, *records_pages.ROUTES, static],
+        route_handlers=[*auth_pages.ROUTES, *admin_pages.ROUTES, *events_pages.ROUTES, *api.ROUTES, *records_api.ROUTES, *guest_pages.ROUTES, *plugin_admin.ROUTES, *records_pages.ROUTES, static],
         plugins=[SQLAlchemyPlugin(config=alchemy), HTMXPlugin()],
         guards=[access_guard],
         dependencies={"ctx": Provide(provide_ctx)},
