@@ -32,6 +32,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# Execution option: begin this connection's SQLite transaction IMMEDIATE (take the write lock first).
+# Background work that reads, then writes (event deliveries) uses it, so it waits for other writers
+# instead of failing when one commits between its read and its write.
+SQLITE_WRITE_LOCK = "portal_sqlite_write_lock"
+
+
+def _sqlite_begin(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(SQLITE_WRITE_LOCK) else "BEGIN")
+
+
 def make_alchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
     engine_config = EngineConfig() if settings.is_sqlite else EngineConfig(pool_size=10, max_overflow=10)
     config = SQLAlchemyAsyncConfig(
@@ -48,5 +58,5 @@ def make_alchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
     if settings.is_sqlite:
         engine = config.get_engine().sync_engine
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        event.listen(engine, "begin", _sqlite_begin)
     return config

@@ -35,6 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.engine import SQLITE_WRITE_LOCK
 from app.db.models import EventDelivery, EventRecord
 from app.events import DEPTH_KEY, Event, EventBus, matches, serve
 from app.plugins import runtime
@@ -193,25 +194,31 @@ class Dispatcher:
             event = (record.type, record.tenant_id, record.payload, record.depth)
         failed = any(status != "ok" for _, _, status in done)
         already = {(p, h) for p, h, _ in done}
+        made = len(done)
         for plugin, handler in targets:
             if (plugin.id, handler) in already:
                 continue  # delivered before this claim was taken over
-            ok = await self._call(event_id, plugin, handler, *event)
-            failed = failed or not ok
-        await self._finish(event_id, "failed" if failed else "delivered")
+            result = await self._call(event_id, plugin, handler, *event)
+            made += result is not None
+            failed = failed or result is False
+        # No delivery at all: every subscriber was disabled between raising and handling.
+        await self._finish(event_id, "failed" if failed else "delivered" if made else "none")
 
     async def _call(self, event_id: uuid.UUID, plugin: LoadedPlugin, handler: str, event_type: str,
-                    tenant_id: uuid.UUID, payload: dict[str, Any], depth: int) -> bool:
+                    tenant_id: uuid.UUID, payload: dict[str, Any], depth: int) -> bool | None:
+        """Deliver to one subscriber: True (ok), False (failed) or None (no longer subscribed)."""
         from app.sandbox.runner import GuestFailure, plugin_principal
 
         args = (str(tenant_id),) if handler == "on-tenant-created" else (event_type, json.dumps(payload))
         started = time.perf_counter()
         status, message = "ok", ""
         async with self.session_factory() as session:
+            if session.bind.dialect.name == "sqlite":
+                await session.connection(execution_options={SQLITE_WRITE_LOCK: True})
             session.sync_session.info[DEPTH_KEY] = depth + 1  # what the handler raises is one level deeper
             current = next((p for p in await runtime.enabled_for(session, tenant_id) if p.id == plugin.id), None)
-            if current is None:  # disabled since the event was claimed
-                return True
+            if current is None:  # disabled since the event was raised
+                return None
             reachable = await self.sandbox._reachable(session, current, tenant_id)
             try:
                 await self.sandbox.call(session, current, tenant_id, plugin_principal(current, tenant_id, reachable),
@@ -227,7 +234,7 @@ class Dispatcher:
             except IntegrityError:
                 await session.rollback()
                 log.warning("Event %s was already delivered to %s %s by another worker", event_id, plugin.id, handler)
-                return True
+                return None
         self.delivered += 1
         if status != "ok":
             log.warning("Event %s %s → %s %s failed: %s", event_type, event_id, plugin.id, handler, message)

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.cache import Access, PermissionCache
 from app.audit import Actor
+from app.db.engine import SQLITE_WRITE_LOCK
 from app.db.models import Tenant, User
 from app.errors import NotFound
 from app.events import EventBus
@@ -124,6 +125,10 @@ async def resolve_context(connection: ASGIConnection) -> RequestContext:
     ctx = RequestContext(settings=settings, db=_db(connection), ip=connection.client.host if connection.client else "", is_api=is_api,
                          bus=connection.app.state.bus, sandbox=connection.app.state.sandbox)
     connection.state[STATE_KEY] = ctx
+    if settings.is_sqlite and connection.scope.get("method") not in ("GET", "HEAD", "OPTIONS"):
+        # A write request takes SQLite's write lock up front: it then waits for a background writer
+        # (event delivery) instead of failing when that one commits between its reads and its writes.
+        await ctx.db.connection(execution_options={SQLITE_WRITE_LOCK: True})
     if is_api:
         header = connection.headers.get("authorization", "")
         scheme, _, secret = header.partition(" ")
