@@ -2,9 +2,9 @@
 
 Every worker runs one Dispatcher. A transaction that raised events wakes its own worker's dispatcher
 when it commits; a periodic sweep (every `event_sweep_seconds`) picks up whatever other processes
-(the CLI, a worker that crashed) left pending. A dispatcher claims pending events with one atomic
-UPDATE (`... WHERE status = 'pending'`, candidates picked `FOR UPDATE SKIP LOCKED` on PostgreSQL), so
-each event is handled by exactly one worker. A claim older than `event_claim_timeout_seconds` (its
+(the CLI, a worker that crashed) left pending. A dispatcher claims pending events with an UPDATE
+`... WHERE status = 'pending'` of candidates it locked first (`FOR UPDATE SKIP LOCKED` on PostgreSQL,
+the write lock on SQLite), so each event is handled by exactly one worker. A claim older than `event_claim_timeout_seconds` (its
 worker died mid-way) returns to pending.
 
 Subscribers are derived from the database when the event is handled: the plugins enabled in the
@@ -152,17 +152,28 @@ class Dispatcher:
         return int(result.rowcount or 0)
 
     async def claim(self, session: AsyncSession, limit: int = BATCH) -> list[uuid.UUID]:
+        """Take up to `limit` pending events for this worker, oldest first. The candidates are locked
+        (PostgreSQL: FOR UPDATE SKIP LOCKED, so concurrent claimers take different rows; SQLite: the
+        transaction holds the write lock), and the UPDATE re-checks `status = 'pending'`."""
         t = EventRecord.__table__
+        if session.bind.dialect.name == "sqlite":
+            await session.connection(execution_options={SQLITE_WRITE_LOCK: True})
         candidates = sa.select(t.c.id).where(t.c.status == "pending").order_by(t.c.created_at).limit(limit)
         if session.bind.dialect.name == "postgresql":
             candidates = candidates.with_for_update(skip_locked=True)
-        stmt = (sa.update(t).where(t.c.id.in_(candidates), t.c.status == "pending")
+        ids = list((await session.scalars(candidates)).all())
+        if not ids:
+            await session.commit()
+            return []
+        stmt = (sa.update(t).where(t.c.id.in_(ids), t.c.status == "pending")
                 .values(status="running", claimed_by=self.worker, claimed_at=dt.datetime.now(dt.UTC),
                         attempts=t.c.attempts + 1)
-                .returning(t.c.id, t.c.created_at))
-        rows = (await session.execute(stmt)).all()
+                .returning(t.c.id))
+        claimed = set((await session.scalars(stmt)).all())
         await session.commit()
-        return [r[0] for r in sorted(rows, key=lambda r: r[1])]
+        if claimed:
+            log.debug("%s claimed %d event(s)", self.worker, len(claimed))
+        return [i for i in ids if i in claimed]
 
     async def run_once(self) -> int:
         """Claim one batch of pending events and deliver them; returns how many were claimed."""
