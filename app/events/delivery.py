@@ -93,6 +93,15 @@ class Dispatcher:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        # Claims interrupted by the shutdown go back to pending at once (deliveries made are kept).
+        t = EventRecord.__table__
+        try:
+            async with self.session_factory() as session:
+                await session.execute(sa.update(t).where(t.c.status == "running", t.c.claimed_by == self.worker)
+                                      .values(status="pending"))
+                await session.commit()
+        except Exception:  # the database may be gone already; the claim timeout covers it then
+            log.warning("Could not release this worker's event claims on shutdown", exc_info=True)
 
     def committed(self, events: list[Event]) -> None:
         """A transaction of this worker committed `events`: tell in-process subscribers, deliver soon."""
