@@ -14,6 +14,7 @@ from advanced_alchemy.extensions.litestar import (
 from advanced_alchemy.extensions.litestar.plugins.init.config.asyncio import autocommit_handler_maker
 from sqlalchemy import event
 
+from app.db import SQLITE_WRITE_LOCK
 from app.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,12 +31,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
-
-
-# Execution option: begin this connection's SQLite transaction IMMEDIATE (take the write lock first).
-# Background work that reads, then writes (event deliveries) uses it, so it waits for other writers
-# instead of failing when one commits between its read and its write.
-SQLITE_WRITE_LOCK = "portal_sqlite_write_lock"
 
 
 def _sqlite_begin(conn: Any) -> None:

@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.engine import SQLITE_WRITE_LOCK
+from app.db import SQLITE_WRITE_LOCK
 from app.db.models import EventDelivery, EventRecord
 from app.events import DEPTH_KEY, Event, EventBus, matches, serve
 from app.plugins import runtime

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.cache import Access, PermissionCache
 from app.audit import Actor
-from app.db.engine import SQLITE_WRITE_LOCK
+from app.db import SQLITE_WRITE_LOCK
 from app.db.models import Tenant, User
 from app.errors import NotFound
 from app.events import EventBus
