@@ -133,6 +133,7 @@ class Dispatcher:
         """Deliver everything pending (in the whole database), including what deliveries raise, and wait
         for this worker's background guest calls. For tests and shutdown."""
         deadline = time.monotonic() + timeout
+        await self.release_stale()
         while time.monotonic() < deadline:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
             await self.sandbox.drain()

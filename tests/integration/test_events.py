@@ -418,6 +418,33 @@ def test_members_without_the_permission_see_no_event_log(listening: Any, app: An
     assert "/admin/events" not in listening.get("/t/acme/").text
 
 
+def test_a_crashed_workers_claims_are_taken_over_without_delivering_twice(listening: Any, app: Any) -> None:
+    """A worker died after claiming two events; for one it had already made (and committed) the delivery."""
+    listening.blocking_portal.call(app.state.events.stop)  # so that the dead worker claims them first
+    lost = add_note(app, "acme", "claimed, never delivered")
+    half = add_note(app, "acme", "delivered, never finished")
+    dead = "gone-host:999999:dead"
+
+    async def crash(s: Any) -> None:
+        long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+        for note in (lost, half):
+            event = next(e for e in (await s.scalars(sa.select(EventRecord).where(
+                EventRecord.type == "probe.probe_note.created"))).all() if e.payload["id"] == note)
+            event.status, event.claimed_by, event.claimed_at, event.attempts = "running", dead, long_ago, 1
+            if note == half:
+                s.add(EventDelivery(event_id=event.id, plugin_id="listener", handler="handle-event", status="ok",
+                                    duration_ms=1.0, worker=dead))
+
+    writing(app, crash)
+    listening.blocking_portal.call(app.state.events.start)
+    deliver(listening, app)
+    for note in (lost, half):
+        event, deliveries = of_note(app, note)
+        assert event.status == "delivered" and event.attempts == 2 and len(deliveries) == 1, note
+    assert of_note(app, half)[1][0].worker == dead  # kept, not repeated
+    assert [json.loads(b)["record"]["title"] for _, b in heard(app, "acme")] == ["claimed, never delivered"]
+
+
 def test_two_dispatchers_deliver_each_event_once(app: Any, event_packages: dict[str, Path]) -> None:
     """Two dispatchers (as two workers would) compete for the same pending events."""
     in_db(app, lambda s: setup_tenants(s, app, event_packages))

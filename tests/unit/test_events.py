@@ -96,3 +96,18 @@ def test_bus_filters_by_type_and_unsubscribes() -> None:
     # A failing subscriber neither stops the others nor reaches the publisher.
     assert seen["broken"] == ["tenant.created", "tenant.created"]
     assert [s.pattern for s in bus.subscribers("tenant.created")] == ["tenant.created"]
+
+
+def test_event_settings(tmp_path: object) -> None:
+    from app.settings import SettingsError, load_settings
+
+    base = {"PORTAL_DATA_DIR": str(tmp_path), "PORTAL_SECRET_KEY": "k"}
+    defaults = load_settings(base)
+    assert (defaults.event_sweep_seconds, defaults.event_claim_timeout_seconds) == (1.5, 300)
+    tuned = load_settings({**base, "PORTAL_EVENT_SWEEP_SECONDS": "0.25", "PORTAL_EVENT_CLAIM_TIMEOUT": "60"})
+    assert (tuned.event_sweep_seconds, tuned.event_claim_timeout_seconds) == (0.25, 60)
+    for name, value, message in (("PORTAL_EVENT_SWEEP_SECONDS", "soon", "number of seconds"),
+                                 ("PORTAL_EVENT_SWEEP_SECONDS", "0", "more than 0"),
+                                 ("PORTAL_EVENT_CLAIM_TIMEOUT", "1.5", "whole number")):
+        with pytest.raises(SettingsError, match=message):
+            load_settings({**base, name: value})
