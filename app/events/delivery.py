@@ -108,6 +108,13 @@ class Dispatcher:
         loop = self._loop
         if loop is None:
             return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not loop:  # committed from another thread: hand over to the dispatcher's loop
+            loop.call_soon_threadsafe(self.committed, events)
+            return
         for event in events:
             task = loop.create_task(self.bus.publish(event))
             self._tasks.add(task)  # keep a reference until done, or the task may be collected mid-flight
@@ -115,12 +122,16 @@ class Dispatcher:
         self._wake.set()
 
     async def _run(self) -> None:
+        stale_check_every = max(1.0, self.settings.event_claim_timeout_seconds / 10)
+        next_stale_check = 0.0
         while True:
             with contextlib.suppress(TimeoutError):  # woken by a local commit, or time for a sweep
                 await asyncio.wait_for(self._wake.wait(), timeout=self.settings.event_sweep_seconds)
             self._wake.clear()
             try:
-                await self.release_stale()
+                if time.monotonic() >= next_stale_check:
+                    await self.release_stale()
+                    next_stale_check = time.monotonic() + stale_check_every
                 while await self.run_once():
                     pass
             except asyncio.CancelledError:
@@ -189,6 +200,10 @@ class Dispatcher:
         """Claim one batch of pending events and deliver them; returns how many were claimed."""
         async with self._lock:
             async with self.session_factory() as session:
+                # A plain read first: most sweeps find nothing and should not take any lock.
+                if await session.scalar(sa.select(EventRecord.id).where(EventRecord.status == "pending").limit(1)) is None:
+                    return 0
+                await session.rollback()
                 ids = await self.claim(session)
             for event_id in ids:
                 try:
