@@ -7,6 +7,7 @@ Tenant admins see their tenant's events; in the system tenant, platform admins s
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,16 @@ class EventRow:
     event: EventRecord
     tenant_slug: str | None
     deliveries: list[EventDelivery] = field(default_factory=list)
+
+    @property
+    def payload_text(self) -> str:
+        """Readable JSON; the template escapes it like any other text."""
+        return json.dumps(self.event.payload, indent=2, ensure_ascii=False, sort_keys=True)
+
+    @property
+    def payload_summary(self) -> str:
+        flat = json.dumps(self.event.payload, ensure_ascii=False)
+        return flat if len(flat) <= 60 else flat[:59] + "…"
 
     def json(self) -> dict[str, Any]:
         e = self.event
