@@ -215,7 +215,8 @@ class PluginFault(UUIDBase):
 
 class EventRecord(UUIDBase):
     """The event log and outbox: written in the transaction that raised the event, delivered after it
-    commits by whichever worker claims it (status pending → running → delivered | failed | dropped)."""
+    commits by whichever worker claims it. Status: pending → running → delivered | failed; `none` when
+    no plugin subscribed (nothing to deliver); `dropped` when raised by a handler chain too deep."""
 
     __tablename__ = "event_log"
     __table_args__ = (
