@@ -142,7 +142,7 @@ class Dispatcher:
 
     async def drain(self, timeout: float = 60.0) -> None:
         """Deliver everything pending (in the whole database), including what deliveries raise, and wait
-        for this worker's background guest calls. For tests and shutdown."""
+        for this worker's background guest calls (tests use it to make delivery deterministic)."""
         deadline = time.monotonic() + timeout
         await self.release_stale()
         while time.monotonic() < deadline:
