@@ -472,3 +472,28 @@ def test_two_dispatchers_deliver_each_event_once(app: Any, event_packages: dict[
     assert all(e.status == "delivered" and e.attempts == 1 and len(d) == 1 for e, d in events)
     assert len(heard(app, "acme")) == notes
     assert {d[0].worker for _, d in events} == {"w0", "w1"}
+
+
+def test_prune_deletes_old_handled_events_only(listening: Any, app: Any, settings_env: dict[str, str]) -> None:
+    from click.testing import CliRunner
+
+    from app.cli import main
+
+    old_note, new_note = add_note(app, "acme", "old"), add_note(app, "acme", "new")
+    deliver(listening, app)
+    stuck = add_note(app, "acme", "still pending")  # not delivered yet (no drain): must survive
+
+    async def age(s: Any) -> None:
+        for event in (await s.scalars(sa.select(EventRecord))).all():
+            if event.payload.get("id") in (old_note, stuck) or event.type == "tenant.created":
+                event.created_at = dt.datetime.now(dt.UTC) - dt.timedelta(days=40)
+
+    listening.blocking_portal.call(app.state.events.stop)
+    writing(app, age)
+    result = CliRunner().invoke(main, ["events", "prune", "--older-than", "30"], env=settings_env)
+    assert result.exit_code == 0, result.output
+    assert "Deleted 4 event(s)" in result.output  # the old note's, and tenant.created of system, acme, globex
+    left = {e.payload.get("id"): (e.status, len(d)) for e, d in logged(app) if e.type == "probe.probe_note.created"}
+    assert left == {new_note: ("delivered", 1), stuck: ("pending", 0)}
+    refused = CliRunner().invoke(main, ["events", "prune", "--older-than", "0"], env=settings_env)
+    assert refused.exit_code == 2 and "0 is not in the range" in refused.output
