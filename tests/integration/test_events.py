@@ -160,8 +160,10 @@ def test_subscription_is_in_force_only_while_enabled(listening: Any, app: Any) -
     # globex has no subscriber: logged as such, never delivered, and nothing crossed tenants.
     assert of_note(app, other)[0].status == "none" and heard(app, "globex") == []
 
+    assert "In force in Acme" in text_of(listening.get("/t/acme/admin/plugins/listener").text)
     r = post_form(listening, "/t/acme/admin/plugins/listener/disable", {}, follow_redirects=False)
     assert r.status_code == 303, r.text[:300]
+    assert "Not in force in Acme" in text_of(listening.get("/t/acme/admin/plugins/listener").text)
     while_off = add_note(app, "acme", "while disabled")
     deliver(listening, app)
     assert len(heard(app, "acme")) == 1
