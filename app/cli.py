@@ -215,6 +215,35 @@ def token_create(email: str, name: str) -> None:
     click.echo(run_db(settings, work))
 
 
+@main.group(help="The event log.")
+def events() -> None:
+    pass
+
+
+@events.command("prune", help="Delete handled events (and their delivery records) older than DAYS days; "
+                              "pending and running ones are kept.")
+@click.option("--older-than", "days", type=click.IntRange(min=1), required=True, metavar="DAYS")
+def events_prune(days: int) -> None:
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    from app.db.models import EventDelivery, EventRecord
+
+    settings = settings_or_exit()
+    migrate_or_exit(settings)
+    before = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
+
+    async def work(s: AsyncSession) -> int:
+        old = sa.select(EventRecord.id).where(EventRecord.created_at < before,
+                                               EventRecord.status.not_in(("pending", "running")))
+        await s.execute(sa.delete(EventDelivery).where(EventDelivery.event_id.in_(old)))
+        result = await s.execute(sa.delete(EventRecord).where(EventRecord.id.in_(old)))
+        return int(result.rowcount or 0)
+
+    click.echo(f"Deleted {run_db(settings, work)} event(s) from before {before:%Y-%m-%d %H:%M} UTC")
+
+
 @main.group(help="Plugins: install packages, list them; create, build and pack your own.")
 def plugin() -> None:
     pass

@@ -24,6 +24,7 @@ from app.access.cache import PermissionCache
 from app.access.scopes import ScopeCache
 from app.db.engine import make_alchemy_config
 from app.events import EventBus
+from app.events.delivery import Dispatcher
 from app.identity import bootstrap
 from app.plugins import runtime
 from app.sandbox import Sandbox
@@ -32,6 +33,7 @@ from app.web import (
     admin_pages,
     api,
     auth_pages,
+    events_pages,
     guest_pages,
     plugin_admin,
     plugin_config,
@@ -50,6 +52,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     alchemy = make_alchemy_config(settings)
 
     sandbox = Sandbox(settings, alchemy.get_session)
+    bus = EventBus()
+    dispatcher = Dispatcher(settings, alchemy.get_session, sandbox, bus, sync_engine=alchemy.get_engine().sync_engine)
 
     async def on_startup(app: Litestar) -> None:
         async with alchemy.get_session() as session:
@@ -58,15 +62,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
             # Compile (in the background) any installed component missing from the compile cache.
             for plugin in await runtime.installed(session):
                 sandbox.start_compile(plugin)
+        dispatcher.start()  # delivers events after their commit, and sweeps for ones left by others
 
     async def on_shutdown(app: Litestar) -> None:
+        await dispatcher.stop()
         await sandbox.drain()
         sandbox.close()
 
     static = create_static_files_router(path="/static", directories=[ROOT / "static"], opt={"public": True},
                                         include_in_schema=False)
     app = Litestar(
-        route_handlers=[*auth_pages.ROUTES, *admin_pages.ROUTES, *api.ROUTES, *records_api.ROUTES, *guest_pages.ROUTES, *plugin_admin.ROUTES, *plugin_config.ROUTES, *records_pages.ROUTES, static],
+        route_handlers=[*auth_pages.ROUTES, *admin_pages.ROUTES, *events_pages.ROUTES, *api.ROUTES, *records_api.ROUTES, *guest_pages.ROUTES, *plugin_admin.ROUTES, *plugin_config.ROUTES, *records_pages.ROUTES, static],
         plugins=[SQLAlchemyPlugin(config=alchemy), HTMXPlugin()],
         guards=[access_guard],
         dependencies={"ctx": Provide(provide_ctx)},
@@ -86,7 +92,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         debug=settings.debug,
         state=State({"settings": settings, "alchemy": alchemy, "permission_cache": PermissionCache(),
                      "scope_cache": ScopeCache(),
-                     "bus": EventBus(), "sandbox": sandbox}),
+                     "bus": bus, "sandbox": sandbox,
+                     "events": dispatcher}),
     )
     return app
 

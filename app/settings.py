@@ -37,6 +37,8 @@ class Settings:
     wasm_cache_dir: Path | None = None  # compiled components; default <data_dir>/wasm-cache
     # Per-call peak memory of guests (own memory creator, no copy-on-write images: more RSS per instance).
     wasm_memory_stats: bool = False
+    event_sweep_seconds: float = 1.5  # how often each worker looks for events left by other processes
+    event_claim_timeout_seconds: int = 300  # a claim this old (its worker died) is taken over
 
     @property
     def compile_cache(self) -> Path:
@@ -99,6 +101,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         wasm_pool_size=_int(environ, "PORTAL_WASM_POOL_SIZE", 4),
         wasm_cache_dir=Path(environ["PORTAL_WASM_CACHE_DIR"]).resolve() if environ.get("PORTAL_WASM_CACHE_DIR") else None,
         wasm_memory_stats=environ.get("PORTAL_WASM_MEMORY_STATS", "").lower() in {"1", "true", "yes"},
+        event_sweep_seconds=_positive_float(environ, "PORTAL_EVENT_SWEEP_SECONDS", 1.5),
+        event_claim_timeout_seconds=_int(environ, "PORTAL_EVENT_CLAIM_TIMEOUT", 300),
     )
 
 
@@ -108,6 +112,17 @@ def _int(environ: dict[str, str], name: str, default: int) -> int:
         return int(raw) if raw else default
     except ValueError as exc:
         raise SettingsError(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+def _positive_float(environ: dict[str, str], name: str, default: float) -> float:
+    raw = environ.get(name, "")
+    try:
+        value = float(raw) if raw else default
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from exc
+    if not value > 0:
+        raise SettingsError(f"{name} must be more than 0, got {raw!r}")
+    return value
 
 
 def _limits(environ: dict[str, str], prefix: str, base: Limits) -> Limits:

@@ -38,6 +38,7 @@ BASE_PERMISSIONS: list[PermissionDef] = [
     PermissionDef("db.role_permissions.delete", "Revoke permissions from roles"),
     PermissionDef("db.permissions.select", "View the permission registry"),
     PermissionDef("db.audit_log.select", "View the audit log"),
+    PermissionDef("db.event_log.select", "View the event log and each event's deliveries to plugins"),
     PermissionDef("ui.admin.explain", "Use the permission explain tool"),
 ]
 

@@ -14,6 +14,7 @@ from advanced_alchemy.extensions.litestar import (
 from advanced_alchemy.extensions.litestar.plugins.init.config.asyncio import autocommit_handler_maker
 from sqlalchemy import event
 
+from app.db import SQLITE_WRITE_LOCK
 from app.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,6 +33,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_begin(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(SQLITE_WRITE_LOCK) else "BEGIN")
+
+
 def make_alchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
     engine_config = EngineConfig() if settings.is_sqlite else EngineConfig(pool_size=10, max_overflow=10)
     config = SQLAlchemyAsyncConfig(
@@ -48,5 +53,5 @@ def make_alchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
     if settings.is_sqlite:
         engine = config.get_engine().sync_engine
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        event.listen(engine, "begin", _sqlite_begin)
     return config

@@ -8,7 +8,7 @@ from typing import Any
 
 from advanced_alchemy.base import UUIDAuditBase, UUIDBase
 from advanced_alchemy.types import GUID, DateTimeUTC, JsonB
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 
@@ -183,6 +183,8 @@ class PluginPackage(UUIDAuditBase):
     status: Mapped[str] = mapped_column(String(20), default="uploaded")
     error_message: Mapped[str] = mapped_column(Text, default="")
     bundled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Platform-wide: a tenant created later gets this plugin enabled (and its on-tenant-created called).
+    enable_for_new_tenants: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Soft uninstall keeps the row (and the tables); re-installing clears it.
     deleted_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
 
@@ -260,3 +262,45 @@ class RoleScope(UUIDAuditBase):
     scope: Mapped[str] = mapped_column(String(20))
     # Narrow further to rows whose unit field equals the member's unit.
     by_unit: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class EventRecord(UUIDBase):
+    """The event log and outbox: written in the transaction that raised the event, delivered after it
+    commits by whichever worker claims it. Status: pending → running → delivered | failed; `none` when
+    no plugin subscribed (nothing to deliver); `dropped` when raised by a handler chain too deep."""
+
+    __tablename__ = "event_log"
+    __table_args__ = (
+        Index("ix_event_log_status_time", "status", "created_at"),
+        Index("ix_event_log_tenant_time", "tenant_id", "created_at"),
+    )
+
+    type: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(64))  # 'base' or the publishing plugin's id
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(GUID, nullable=True)
+    actor: Mapped[str] = mapped_column(String(254), default="")
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonB)
+    depth: Mapped[int] = mapped_column(Integer, default=0)  # 0, or 1 + that of the event whose handler raised it
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_by: Mapped[str] = mapped_column(String(100), default="")
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), default=utcnow)
+
+
+class EventDelivery(UUIDBase):
+    """One subscriber's handling of one event. Unique per (event, plugin, handler): a delivery is
+    recorded in the transaction of the guest's own writes, so it happens once or not at all."""
+
+    __tablename__ = "event_deliveries"
+    __table_args__ = (UniqueConstraint("event_id", "plugin_id", "handler", name="uq_event_deliveries"),)
+
+    event_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("event_log.id", ondelete="CASCADE"), index=True)
+    plugin_id: Mapped[str] = mapped_column(String(64))
+    handler: Mapped[str] = mapped_column(String(40))  # handle-event | on-tenant-created
+    status: Mapped[str] = mapped_column(String(20))  # ok | failed
+    message: Mapped[str] = mapped_column(Text, default="")
+    duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    worker: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), default=utcnow)

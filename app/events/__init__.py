@@ -1,23 +1,47 @@
-"""In-process event bus. Events raised inside a transaction are delivered after it commits."""
+"""Events: raised inside a transaction, recorded in the event log (the outbox) by that transaction,
+and handled only after it commits.
+
+Two kinds of subscribers:
+- plugins, through their manifest's `[events] subscribed` while enabled in the event's tenant:
+  durable delivery to the guest's `handle-event` by `app.events.delivery.Dispatcher` (once across
+  workers; see there);
+- base-module code of this process, through `EventBus.subscribe`: called in the worker whose
+  transaction committed the event, best effort (nothing is retried, a crash loses the call).
+
+Event types are dot-separated names (`tenant.created`, `inventory.item.updated`). A subscription
+pattern is an exact type or has `*` segments: `*` stands for exactly one whole segment, never part
+of one and never a dot, so `inventory.*.created` matches `inventory.item.created` but not
+`inventory.created` or `inventory.item.sub.created`, and `user.*` matches `user.added` but not
+`user.role.changed`. The guest SDK's `@plugin.on_event` matches the same way.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import fnmatch
+import dataclasses
+import datetime as dt
 import itertools
 import logging
+import re
+import uuid
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from app.db.models import EventRecord
+
 log = logging.getLogger("portal.events")
 Handler = Callable[["Event"], Awaitable[None] | None]
 PENDING_KEY = "portal_pending_events"
-_tasks: set[asyncio.Task[None]] = set()
+DEPTH_KEY = "portal_event_depth"  # set on the sessions that deliver an event: the depth of what they raise
+MAX_DEPTH = 8  # events raised by handlers of handlers ... deeper than this are logged, not delivered
+_SEGMENT = re.compile(r"^[a-z0-9_-]+$")
 
 
 @dataclass(frozen=True)
@@ -26,61 +50,143 @@ class Event:
     tenant_id: str | None
     payload: dict[str, Any] = field(default_factory=dict)
     source: str = "base"
+    actor: str = ""
+    id: str | None = None  # the event log row, once recorded
+    depth: int = 0
 
+
+# -- patterns --------------------------------------------------------------------------------------
+
+def pattern_problem(pattern: str) -> str | None:
+    """Why `pattern` is not a valid subscription pattern, or None."""
+    parts = pattern.split(".")
+    if len(parts) < 2:
+        return f"'{pattern}' needs at least two dot-separated parts (e.g. 'tenant.created' or 'crm.customer.*')"
+    for part in parts:
+        if part != "*" and not _SEGMENT.match(part):
+            if "*" in part:
+                return f"'{pattern}': a wildcard must be a whole segment ('*' stands for one part between dots)"
+            return f"'{pattern}': '{part}' is not a valid part (lowercase letters, digits, '_' and '-')"
+    return None
+
+
+def matches(pattern: str, event_type: str) -> bool:
+    """Exact, or `*` standing for one whole dot-separated segment (same number of segments)."""
+    if pattern == event_type:
+        return True
+    want, got = pattern.split("."), event_type.split(".")
+    return len(want) == len(got) and all(w == "*" or w == g for w, g in zip(want, got, strict=True))
+
+
+# -- the in-process bus ----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Subscription:
     id: int
-    pattern: str  # exact type or fnmatch pattern such as 'inventory.*.created'
+    pattern: str
     handler: Handler
 
 
 class EventBus:
+    """Base-module subscribers of this process. Plugins do not subscribe here (see the module docstring)."""
+
     def __init__(self) -> None:
         self._subs: dict[int, Subscription] = {}
         self._ids = itertools.count(1)
         self.delivered: list[Event] = []  # recent events, newest last (bounded)
 
     def subscribe(self, pattern: str, handler: Handler) -> int:
+        """Call `handler(event)` for each committed event whose type matches `pattern`; returns a handle."""
+        problem = pattern_problem(pattern)
+        if problem:
+            raise ValueError(problem)
         sub = Subscription(next(self._ids), pattern, handler)
         self._subs[sub.id] = sub
         return sub.id
 
-    def unsubscribe(self, sub_id: int) -> None:
-        self._subs.pop(sub_id, None)
+    def unsubscribe(self, handle: int) -> bool:
+        """End a subscription; False when it was not (or no longer) subscribed."""
+        return self._subs.pop(handle, None) is not None
+
+    def subscribers(self, event_type: str) -> list[Subscription]:
+        return [s for s in self._subs.values() if matches(s.pattern, event_type)]
 
     async def publish(self, event: Event) -> None:
         self.delivered = [*self.delivered[-199:], event]
-        for sub in list(self._subs.values()):
-            if sub.pattern == event.type or fnmatch.fnmatchcase(event.type, sub.pattern):
-                try:
-                    result = sub.handler(event)
-                    if asyncio.iscoroutine(result):
-                        await result
-                except Exception:  # a subscriber's failure never reaches the publisher
-                    log.exception("Event handler for %s failed on %s", sub.pattern, event.type)
+        for sub in self.subscribers(event.type):
+            try:
+                result = sub.handler(event)
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:  # a subscriber's failure never reaches the publisher
+                log.exception("Event handler for %s failed on %s", sub.pattern, event.type)
 
-    def after_commit(self, session: AsyncSession, event: Event) -> None:
-        """Queue `event` to be published once `session` commits (dropped on rollback)."""
-        sync = session.sync_session
-        pending: list[Event] = sync.info.setdefault(PENDING_KEY, [])
-        pending.append(event)
-        if not sa_event.contains(sync, "after_commit", _flush_pending):
-            sa_event.listen(sync, "after_commit", _flush_pending)
-            sa_event.listen(sync, "after_rollback", _drop_pending)
-        sync.info["portal_bus"] = self
+
+# -- raising an event ------------------------------------------------------------------------------
+
+class Committed(Protocol):
+    def committed(self, events: list[Event]) -> None: ...
+
+
+# The dispatcher serving an engine in this process: told at once when a transaction with events commits.
+_local: weakref.WeakKeyDictionary[Any, Committed] = weakref.WeakKeyDictionary()
+
+
+def serve(sync_engine: Any, dispatcher: Committed | None) -> None:
+    """Register (or with None, remove) the local dispatcher for the sessions of `sync_engine`."""
+    if dispatcher is None:
+        _local.pop(sync_engine, None)
+    else:
+        _local[sync_engine] = dispatcher
+
+
+async def emit(session: AsyncSession, event: Event) -> Event:
+    """Record `event` in the event log within `session`'s transaction. It is delivered once that
+    transaction commits; if it rolls back (or the savepoint around it does), the event never existed."""
+    depth = max(event.depth, int(session.sync_session.info.get(DEPTH_KEY, 0)))
+    event_id = uuid.uuid4()
+    # Most events have no plugin subscriber: they are logged as such, and no dispatcher writes for them.
+    status = "pending" if await _has_subscribers(session, event) else "none"
+    if status == "pending" and depth > MAX_DEPTH:
+        status = "dropped"
+        log.warning("Event %s from %s is %d handlers deep (limit %d): logged, not delivered", event.type,
+                    event.source, depth, MAX_DEPTH)
+    await session.execute(sa.insert(EventRecord.__table__).values(
+        id=event_id, type=event.type, source=event.source,
+        tenant_id=uuid.UUID(event.tenant_id) if event.tenant_id else None, actor=event.actor[:254],
+        payload=event.payload, depth=depth, status=status, attempts=0, claimed_by="",
+        created_at=dt.datetime.now(dt.UTC)))
+    recorded = dataclasses.replace(event, id=str(event_id), depth=depth)
+    sync = session.sync_session
+    pending: list[Event] = sync.info.setdefault(PENDING_KEY, [])
+    pending.append(recorded)
+    if not sa_event.contains(sync, "after_commit", _flush_pending):
+        sa_event.listen(sync, "after_commit", _flush_pending)
+        sa_event.listen(sync, "after_rollback", _drop_pending)
+    return recorded
+
+
+async def _has_subscribers(session: AsyncSession, event: Event) -> bool:
+    """Whether a plugin enabled in the event's tenant (with code) takes it now; the dispatcher checks
+    again when delivering (a plugin disabled meanwhile gets nothing)."""
+    if not event.tenant_id:
+        return False
+    from app.events.delivery import subscriptions  # the plugin layer builds on this module
+    from app.plugins import runtime
+
+    plugins = await runtime.enabled_for(session, uuid.UUID(event.tenant_id))
+    return any(p.wasm_sha256 and subscriptions(p, event.type, event.source, event.payload) for p in plugins)
 
 
 def _flush_pending(session: Session) -> None:
     events: list[Event] = session.info.pop(PENDING_KEY, [])
-    bus: EventBus | None = session.info.get("portal_bus")
-    if not events or bus is None:
+    if not events:
         return
-    loop = asyncio.get_running_loop()
-    for ev in events:
-        task = loop.create_task(bus.publish(ev))
-        _tasks.add(task)  # keep a reference until done, or the task may be collected mid-flight
-        task.add_done_callback(_tasks.discard)
+    bind = session.get_bind()
+    dispatcher = _local.get(getattr(bind, "engine", bind))
+    if dispatcher is not None:
+        dispatcher.committed(events)
+    # Without a dispatcher here (CLI, scripts) the events wait in the log for a server's sweep.
 
 
 def _drop_pending(session: Session) -> None:

@@ -13,6 +13,7 @@ from app.access import policy, roles
 from app.audit import Actor
 from app.db.models import Membership, Role, Tenant, User
 from app.errors import Conflict, NotFound, ValidationFailed
+from app.events import Event, emit
 from app.identity.passwords import hash_password, password_problem
 from app.identity.validation import email_problem, normalize_email, slug_problem, text_problem
 from app.settings import SYSTEM_TENANT_ID
@@ -68,7 +69,21 @@ async def create_tenant(
     await roles.create_default_roles(session, tenant.id)
     await audit.record(session, actor, "tenant.create", "tenant", tenant.id, tenant_id=tenant.id,
                        summary=f"Created tenant {slug}", after=tenant_dict(tenant))
+    enabled: list[str] = []
+    if tenant.id != SYSTEM_UUID:
+        from app.plugins import lifecycle  # the plugin layer builds on this one
+
+        enabled = await lifecycle.enable_defaults(session, actor, tenant.id)
+    # Delivered after the commit: on-tenant-created of the plugins just enabled, handle-event of subscribers.
+    await _raise(session, actor, "tenant.created", tenant.id, {**tenant_dict(tenant), "plugins": enabled})
     return tenant
+
+
+async def _raise(session: AsyncSession, actor: Actor, event_type: str, tenant_id: uuid.UUID | None,
+                 payload: dict[str, object]) -> None:
+    body = {"tenant_id": str(tenant_id) if tenant_id else None, **payload,
+            "actor": actor.email, "actor_id": str(actor.user_id) if actor.user_id else None}
+    await emit(session, Event(event_type, str(tenant_id) if tenant_id else None, body, actor=actor.email))
 
 
 async def update_tenant(session: AsyncSession, actor: Actor, tenant: Tenant, *, name: str | None = None,
@@ -131,6 +146,8 @@ async def create_user(
     await session.flush()
     await audit.record(session, actor, "user.create", "user", user.id, tenant_id=tenant_id,
                        summary=f"Created user {email}", after=user_dict(user))
+    await _raise(session, actor, "user.created", tenant_id, {"user_id": str(user.id), "email": user.email,
+                                                             "display_name": user.display_name})
     return user
 
 
@@ -208,6 +225,8 @@ async def add_member(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, 
     await policy.bump_policy_version(session, tenant_id)
     await audit.record(session, actor, "member.add", "tenant_user", user.id, tenant_id=tenant_id,
                        summary=f"Added {user.email} as {role.name}", after={"user": user.email, "role": role.name})
+    await _raise(session, actor, "user.added", tenant_id, {"user_id": str(user.id), "email": user.email,
+                                                           "role": role.name, "role_id": str(role.id)})
     return m
 
 
@@ -226,6 +245,9 @@ async def change_member_role(session: AsyncSession, actor: Actor, tenant_id: uui
     await audit.record(session, actor, "member.role", "tenant_user", user_id, tenant_id=tenant_id,
                        summary=f"Changed role of {user.email if user else user_id} to {role.name}",
                        before={"role": old.name if old else None}, after={"role": role.name})
+    await _raise(session, actor, "user.role_changed", tenant_id, {
+        "user_id": str(user_id), "email": user.email if user else None, "role": role.name, "role_id": str(role.id),
+        "old_role": old.name if old else None, "old_role_id": str(old.id) if old else None})
     return m
 
 
@@ -245,6 +267,8 @@ async def remove_member(session: AsyncSession, actor: Actor, tenant_id: uuid.UUI
                        summary=f"Removed {user.email if user else user_id}"
                                + (f"; {moved} report(s) moved to their manager" if moved else ""),
                        before={"user": user.email if user else None, "role": role.name if role else None})
+    await _raise(session, actor, "user.removed", tenant_id, {
+        "user_id": str(user_id), "email": user.email if user else None, "role": role.name if role else None})
 
 
 async def _keep_one_admin(session: AsyncSession, tenant_id: uuid.UUID, admin_role: Role) -> None:

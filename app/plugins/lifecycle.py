@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import uuid
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ from app.schema import apply_additive, build_table, diff_entities, ensure_tables
 from app.schema.diff import SchemaDiff
 from app.settings import Settings
 
+log = logging.getLogger("portal.plugins")
 PLATFORM_PERMISSIONS = [
     PermissionDef("plugin:admin", "Upload, install, upgrade, uninstall and purge plugins (platform)", "base", "platform"),
     PermissionDef("plugin:manage", "Enable and disable plugins in this tenant"),
@@ -242,6 +244,40 @@ async def enable(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, plug
     await audit.record(session, actor, "plugin.enable", "plugin", plugin_id, tenant_id=tenant_id,
                        summary=f"Enabled {plugin_id}")
     return state
+
+
+async def enable_defaults(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID) -> list[str]:
+    """Enable, in a new tenant, the plugins marked "enable for new tenants" (dependencies first). Their
+    on-tenant-created runs when the tenant.created event is delivered, after the commit."""
+    flagged = set((await session.scalars(select(PluginPackage.plugin_id).where(
+        PluginPackage.enable_for_new_tenants.is_(True)))).all())
+    wanted = [p for p in await runtime.installed(session) if p.id in flagged] if flagged else []
+    done: list[str] = []
+    while wanted:
+        ready = [p for p in wanted if all(d.id in done for d in p.manifest.dependencies.plugins)]
+        if not ready:
+            log.warning("Not enabled in new tenant %s (a dependency is not enabled for new tenants): %s",
+                        tenant_id, ", ".join(p.id for p in wanted))
+            break
+        for plugin in ready:
+            await enable(session, actor, tenant_id, plugin.id)
+            done.append(plugin.id)
+        wanted = [p for p in wanted if p not in ready]
+    return done
+
+
+async def set_enable_for_new_tenants(session: AsyncSession, actor: Actor, plugin_id: str, on: bool) -> PluginPackage:
+    row = await get(session, plugin_id)
+    if on and (row.status != "installed" or row.deleted_at is not None):
+        raise Conflict(f"{plugin_id} is not installed (state: {state_name(row)}); only installed plugins can be "
+                       "enabled for new tenants")
+    if row.enable_for_new_tenants != on:
+        row.enable_for_new_tenants = on
+        await session.flush()
+        await audit.record(session, actor, "plugin.defaults", "plugin", plugin_id,
+                           summary=f"{plugin_id} {'is now' if on else 'is no longer'} enabled for new tenants",
+                           before={"enable_for_new_tenants": not on}, after={"enable_for_new_tenants": on})
+    return row
 
 
 async def _grant_defaults(session: AsyncSession, tenant_id: uuid.UUID, manifest: Manifest) -> None:

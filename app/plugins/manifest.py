@@ -1375,6 +1375,9 @@ class _Parser:
                         )
                     elif key == "published" and "*" in name:
                         self.add(item_path, f"published event '{name}' cannot contain a wildcard")
+                    elif any("*" in part and part != "*" for part in name.split(".")):
+                        self.add(item_path, f"'{name}': a wildcard must be a whole part ('*' stands for one "
+                                            "dot-separated part, e.g. 'crm.customer.*')")
                     elif name in names:
                         self.add(item_path, f"event '{name}' is listed twice")
                     else:

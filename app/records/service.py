@@ -24,7 +24,7 @@ from app import audit
 from app.access.scopes import DataScope
 from app.audit import Actor
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.events import Event, EventBus
+from app.events import PENDING_KEY, Event, EventBus, emit
 from app.plugins.manifest import FieldSpec
 from app.plugins.runtime import EntityRef
 from app.records.values import FieldError, default_for, parse, to_json
@@ -349,13 +349,13 @@ class RecordService:
                 errors[spec.name] = f"No {target.spec.label} with that id in this tenant."
         return errors
 
-    def _publish(self, entity: EntityRef, action: str, row: Mapping[str, Any]) -> None:
-        if self.bus is None:
-            return
+    async def _publish(self, entity: EntityRef, action: str, row: Mapping[str, Any]) -> None:
+        """Log the change's event in this transaction (the outbox); it is delivered after the commit."""
         payload = {"id": str(row["id"]), "entity": entity.name, "plugin": entity.plugin_id,
-                   "record": {k: to_json(v) for k, v in row.items()}, "actor": self.actor.email}
-        self.bus.after_commit(self.db, Event(f"{entity.plugin_id}.{entity.name}.{action}", str(self.tenant_id),
-                                             payload, source=entity.plugin_id))
+                   "tenant_id": str(self.tenant_id), "record": {k: to_json(v) for k, v in row.items() if k != "tenant_id"},
+                   "actor": self.actor.email, "actor_id": str(self.actor.user_id) if self.actor.user_id else None}
+        await emit(self.db, Event(f"{entity.plugin_id}.{entity.name}.{action}", str(self.tenant_id), payload,
+                                  source=entity.plugin_id, actor=self.actor.email))
 
     async def _audit(self, entity: EntityRef, action: str, rid: Any, before: Mapping[str, Any] | None,
                      after: Mapping[str, Any] | None, summary: str) -> None:
@@ -391,7 +391,7 @@ class RecordService:
         await self._write(sa.insert(entity.table).values(**row), entity)
         label = row.get(entity.spec.display_field, row["id"])
         await self._audit(entity, "create", row["id"], None, row, f"Created {entity.spec.label} {label}")
-        self._publish(entity, "created", row)
+        await self._publish(entity, "created", row)
         return row
 
     async def update(self, entity: EntityRef, record_id: uuid.UUID | str, data: Mapping[str, Any],
@@ -416,7 +416,7 @@ class RecordService:
         after = {**before, **changes}
         await self._audit(entity, "update", before["id"], before, after,
                           f"Edited {entity.spec.label} {after.get(entity.spec.display_field, before['id'])}")
-        self._publish(entity, "updated", after)
+        await self._publish(entity, "updated", after)
         return after
 
     async def _set_deleted(self, entity: EntityRef, before: dict[str, Any], deleted_at: dt.datetime | None,
@@ -431,7 +431,7 @@ class RecordService:
         await self._audit(entity, action, before["id"], {"deleted_at": to_json(before["deleted_at"])},
                           {"deleted_at": to_json(deleted_at)},
                           f"{verb} {entity.spec.label} {before.get(entity.spec.display_field, before['id'])}")
-        self._publish(entity, {"delete": "deleted", "restore": "restored"}[action], after)
+        await self._publish(entity, {"delete": "deleted", "restore": "restored"}[action], after)
         return after
 
     async def delete(self, entity: EntityRef, record_id: uuid.UUID | str) -> dict[str, Any]:
@@ -474,8 +474,8 @@ class RecordService:
             if errors:
                 await savepoint.rollback()
                 inserted = 0
-        if errors and self.bus is not None:
-            self.db.sync_session.info.pop("portal_pending_events", None)
+        if errors:  # rolled back with the savepoint: never delivered in-process either
+            self.db.sync_session.info.pop(PENDING_KEY, None)
         return inserted, errors
 
 

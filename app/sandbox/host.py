@@ -25,7 +25,7 @@ from wasmtime.component import Linker, Variant
 from app.access.scopes import DataScope
 from app.audit import Actor
 from app.errors import PortalError, ValidationFailed
-from app.events import Event, EventBus
+from app.events import Event, EventBus, emit
 from app.plugins import configs
 from app.plugins.manifest import Manifest
 from app.plugins.runtime import EntityRef, LoadedPlugin
@@ -221,14 +221,8 @@ def event_publish(ctx: CallContext, event_type: str, payload: str) -> Variant:
     if event_type not in declared:
         raise PermissionError(f"event {event_type!r} is not declared in [events] published of {ctx.plugin.id}")
     body = _object_arg(payload, "payload")
-    if ctx.bus is not None:
-        bus, session = ctx.bus, ctx.session
-        event = Event(event_type, str(ctx.tenant_id), body, source=ctx.plugin.id)
-
-        async def queue() -> None:  # on the loop, like every other use of the session
-            bus.after_commit(session, event)
-
-        ctx.run(queue)
+    event = Event(event_type, str(ctx.tenant_id), body, source=ctx.plugin.id, actor=ctx.principal.actor.email)
+    ctx.run(lambda: emit(ctx.session, event))  # in the call's transaction: gone if the call fails
     return _ok(None)
 
 

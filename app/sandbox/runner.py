@@ -23,6 +23,7 @@ from wasmtime.component import Component, Func, Instance, Linker, Variant
 
 from app import audit
 from app.audit import Actor
+from app.db import SQLITE_WRITE_LOCK
 from app.db.models import PluginFault, PluginTenant
 from app.events import PENDING_KEY, EventBus
 from app.plugins import runtime
@@ -369,6 +370,8 @@ class Sandbox:
         assert self.session_factory is not None
         try:
             async with self.session_factory() as session:
+                if session.bind.dialect.name == "sqlite":  # wait for other writers rather than fail after them
+                    await session.connection(execution_options={SQLITE_WRITE_LOCK: True})
                 plugin = next((p for p in await runtime.enabled_for(session, tenant_id) if p.id == plugin_id), None)
                 if plugin is None or not plugin.wasm_sha256:
                     return

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.access.cache import Access, PermissionCache
 from app.access.scopes import DataScope, ScopeCache, scope_version
 from app.audit import Actor
+from app.db import SQLITE_WRITE_LOCK
 from app.db.models import Tenant, User
 from app.errors import NotFound
 from app.events import EventBus
@@ -138,6 +139,10 @@ async def resolve_context(connection: ASGIConnection) -> RequestContext:
                          bus=connection.app.state.bus, sandbox=connection.app.state.sandbox,
                          scope_cache=connection.app.state.scope_cache)
     connection.state[STATE_KEY] = ctx
+    if settings.is_sqlite and connection.scope.get("method") not in ("GET", "HEAD", "OPTIONS"):
+        # A write request takes SQLite's write lock up front: it then waits for a background writer
+        # (event delivery) instead of failing when that one commits between its reads and its writes.
+        await ctx.db.connection(execution_options={SQLITE_WRITE_LOCK: True})
     if is_api:
         header = connection.headers.get("authorization", "")
         scheme, _, secret = header.partition(" ")

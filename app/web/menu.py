@@ -23,6 +23,7 @@ _REGISTRY: list[MenuItem] = [
     MenuItem("Administration", "Roles", "/admin/roles", "db.roles.select", order=20),
     MenuItem("Administration", "Permissions explain", "/admin/explain", "ui.admin.explain", order=30),
     MenuItem("Administration", "Audit log", "/admin/audit", "db.audit_log.select", order=40),
+    MenuItem("Administration", "Event log", "/admin/events", "db.event_log.select", order=45),
     MenuItem("Administration", "Plugins", "/admin/plugins", "plugin:view", order=50),
     MenuItem("Platform", "Tenants", "/admin/tenants", "db.tenants.select", order=10),
     MenuItem("Account", "Profile", "/account", None, order=5),

@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from litestar import Request, Response, Router, delete, get, post
+from litestar import Request, Response, Router, delete, get, patch, post
 from litestar.datastructures import FormMultiDict, UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, Parameter
@@ -60,6 +60,7 @@ def plugin_json(row: PluginPackage, state: PluginTenant | None) -> dict[str, Any
         "tenant_state": state.status if state is not None else None,
         "sha256": row.package_sha256,
         "bundled": row.bundled,
+        "enable_for_new_tenants": row.enable_for_new_tenants,
         "has_wasm": row.has_wasm,
         "error": row.error_message or None,
         "uploaded_at": _plain(row.created_at),
@@ -377,8 +378,17 @@ async def purge_page(request: Request, ctx: RequestContext, plugin_id: str) -> T
     return await page(request, ctx, "plugins/purged.html", plugin_id=plugin_id, backup=str(target), files=files)
 
 
+@post(T("/{plugin_id:str}/new-tenants"), opt={"permission": ADMIN}, include_in_schema=False)
+async def new_tenants_page(request: Request, ctx: RequestContext, plugin_id: str) -> Template | Redirect:
+    form = await request.form()
+    on = _flag(form.get("enable"))
+    return await _action(request, ctx, plugin_id,
+                         lambda: lifecycle.set_enable_for_new_tenants(ctx.db, ctx.actor, plugin_id, on),
+                         f"{plugin_id} {'will be' if on else 'will no longer be'} enabled in new tenants")
+
+
 HTML_ROUTES = [plugins_page, upload_page, plugin_page, install_page, enable_page, disable_page, uninstall_page,
-               upgrade_page, purge_page]
+               upgrade_page, purge_page, new_tenants_page]
 
 
 # --- JSON API -----------------------------------------------------------------------------------
@@ -395,6 +405,11 @@ class UploadForm:
 @dataclass
 class PurgeIn:
     confirm: str
+
+
+@dataclass
+class PluginPatch:
+    enable_for_new_tenants: bool
 
 
 MultipartUpload = Annotated[UploadForm, Body(media_type=RequestEncodingType.MULTI_PART)]
@@ -429,6 +444,14 @@ async def api_upload(ctx: RequestContext, data: MultipartUpload, install: bool |
 
 @get("/{plugin_id:str}", opt={"permission": VIEW}, summary="A plugin's manifest facts, schema versions and states")
 async def api_detail(ctx: RequestContext, plugin_id: str, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+    return await _detail(ctx, plugin_id)
+
+
+@patch("/{plugin_id:str}", opt={"permission": ADMIN},
+       summary="Platform settings of a plugin: enable_for_new_tenants (enabled, with on-tenant-created, in each new tenant)")
+async def api_patch(ctx: RequestContext, plugin_id: str, data: PluginPatch,
+                    x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+    await lifecycle.set_enable_for_new_tenants(ctx.db, ctx.actor, plugin_id, data.enable_for_new_tenants)
     return await _detail(ctx, plugin_id)
 
 
@@ -519,7 +542,7 @@ def _package_problem(_: Request, exc: PackageError) -> Response[Any]:
 
 api_router = Router(
     path="/api/v1/admin/plugins",
-    route_handlers=[api_list, api_upload, api_detail, api_install, api_enable, api_disable, api_uninstall, api_purge,
+    route_handlers=[api_list, api_upload, api_detail, api_patch, api_install, api_enable, api_disable, api_uninstall, api_purge,
                     api_purge_delete, api_upgrade, api_health],
     tags=["plugins"],
     exception_handlers={ManifestRejected: _manifest_problem, DestructiveUpgrade: _destructive_problem,

@@ -337,7 +337,7 @@ def test_openapi_documents_the_plugin_admin_api(client):
     assert set(paths[API]) == {"get"}
     assert set(paths[f"{API}/upload"]) == {"post"}
     assert "multipart/form-data" in paths[f"{API}/upload"]["post"]["requestBody"]["content"]
-    assert set(paths[f"{API}/{{plugin_id}}"]) == {"get", "delete"}
+    assert set(paths[f"{API}/{{plugin_id}}"]) == {"get", "patch", "delete"}
     for action in ("install", "enable", "disable", "upgrade"):
         assert set(paths[f"{API}/{{plugin_id}}/{action}"]) == {"post"}, action
     assert set(paths[f"{API}/{{plugin_id}}/purge"]) == {"post", "delete"}

@@ -676,6 +676,13 @@ INVALID: list[Any] = [
         id="event-published-wildcard",
     ),
     pytest.param(
+        [("events.subscribed", ["demo.wid*.made"])],
+        "events.subscribed[0]",
+        "a wildcard must be a whole part",
+        None,
+        id="event-subscribed-partial-wildcard",
+    ),
+    pytest.param(
         [("events.subscribed", ["auth.login", "auth.login"])],
         "events.subscribed[1]",
         "listed twice",
