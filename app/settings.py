@@ -18,6 +18,20 @@ class SettingsError(Exception):
 
 
 @dataclass(frozen=True)
+class SmtpSettings:
+    """Outgoing mail for notifications (optional: without PORTAL_SMTP_HOST nothing is emailed)."""
+
+    host: str
+    port: int = 25
+    sender: str = "portal@localhost"
+    user: str = ""
+    password: str = ""
+    starttls: bool = False
+    timeout_seconds: float = 10.0
+    base_url: str = ""  # PORTAL_PUBLIC_URL, prefixed to the relative links in emails
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path
     database_url: str
@@ -37,6 +51,7 @@ class Settings:
     wasm_cache_dir: Path | None = None  # compiled components; default <data_dir>/wasm-cache
     # Per-call peak memory of guests (own memory creator, no copy-on-write images: more RSS per instance).
     wasm_memory_stats: bool = False
+    smtp: SmtpSettings | None = None  # PORTAL_SMTP_*; None = notifications are in-app only
 
     @property
     def compile_cache(self) -> Path:
@@ -99,7 +114,25 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         wasm_pool_size=_int(environ, "PORTAL_WASM_POOL_SIZE", 4),
         wasm_cache_dir=Path(environ["PORTAL_WASM_CACHE_DIR"]).resolve() if environ.get("PORTAL_WASM_CACHE_DIR") else None,
         wasm_memory_stats=environ.get("PORTAL_WASM_MEMORY_STATS", "").lower() in {"1", "true", "yes"},
+        smtp=_smtp(environ),
     )
+
+
+def _smtp(environ: dict[str, str]) -> SmtpSettings | None:
+    host = environ.get("PORTAL_SMTP_HOST", "").strip()
+    if not host:
+        return None
+    user = environ.get("PORTAL_SMTP_USER", "")
+    password = environ.get("PORTAL_SMTP_PASSWORD", "")
+    if bool(user) != bool(password):
+        raise SettingsError("PORTAL_SMTP_USER and PORTAL_SMTP_PASSWORD must be set together")
+    starttls = environ.get("PORTAL_SMTP_STARTTLS", "").lower()
+    if starttls not in {"", "0", "1", "true", "false", "yes", "no"}:
+        raise SettingsError(f"PORTAL_SMTP_STARTTLS must be true or false, got {starttls!r}")
+    return SmtpSettings(host=host, port=_int(environ, "PORTAL_SMTP_PORT", 25),
+                        sender=environ.get("PORTAL_SMTP_FROM", "").strip() or "portal@localhost",
+                        user=user, password=password, starttls=starttls in {"1", "true", "yes"},
+                        base_url=environ.get("PORTAL_PUBLIC_URL", "").strip().rstrip("/"))
 
 
 def _int(environ: dict[str, str], name: str, default: int) -> int:
