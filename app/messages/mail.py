@@ -11,12 +11,14 @@ import smtplib
 import threading
 from dataclasses import dataclass
 from email.message import EmailMessage
+from typing import TYPE_CHECKING
 
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from app.settings import SmtpSettings
+if TYPE_CHECKING:  # app.settings imports the sandbox, which imports this module
+    from app.settings import SmtpSettings
 
 log = logging.getLogger("portal.messages")
 PENDING_KEY = "portal_pending_mail"
