@@ -149,6 +149,7 @@ class FakeHost:
             "log-write": lambda *a: None,
             "current-user": lambda: ok('{"id": "u1"}'),
             "check-permission": lambda *a: True,
+            "notify": lambda *a: len(a[0]),  # componentize-py imports the whole host interface
         }
 
 
