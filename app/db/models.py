@@ -240,7 +240,8 @@ class Message(UUIDBase):
     __tablename__ = "messages"
     __table_args__ = (
         # The header bell counts unread rows per page view: this index answers it alone.
-        Index("ix_messages_inbox_unread", "tenant_id", "user_id", "read_at"),
+        # (created_at last: the unread part of the inbox is read in order from it too)
+        Index("ix_messages_inbox_unread", "tenant_id", "user_id", "read_at", "created_at"),
         Index("ix_messages_inbox_time", "tenant_id", "user_id", "created_at"),
     )
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
@@ -139,16 +139,21 @@ async def unread_count(session: AsyncSession, tenant_id: uuid.UUID, user_id: uui
 async def list_for(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, *, unread_only: bool = False,
                    offset: int = 0, limit: int = 25) -> Inbox:
     """The user's messages in the tenant: unread first, newest first within each group."""
-    where = _mine(tenant_id, user_id)
-    if unread_only:
-        where = where & Message.read_at.is_(None)
+    # Two index-ordered slices (unread, then read) instead of one sort of all the user's messages.
+    mine = _mine(tenant_id, user_id)
     unread = await unread_count(session, tenant_id, user_id)
     total = unread if unread_only else int(
-        (await session.scalar(select(func.count()).select_from(Message).where(where))) or 0)
-    query = (select(Message).where(where)
-             .order_by(case((Message.read_at.is_(None), 0), else_=1), Message.created_at.desc(), Message.id)
-             .offset(offset).limit(limit))
-    return Inbox(list((await session.scalars(query)).all()), total, unread)
+        (await session.scalar(select(func.count()).select_from(Message).where(mine))) or 0)
+
+    async def part(cond: Any, skip: int, take: int) -> list[Message]:
+        query = (select(Message).where(mine, cond).order_by(Message.created_at.desc(), Message.id.desc())
+                 .offset(skip).limit(take))
+        return list((await session.scalars(query)).all())
+
+    rows = await part(Message.read_at.is_(None), offset, limit) if offset < unread else []
+    if not unread_only and len(rows) < limit:
+        rows += await part(Message.read_at.is_not(None), max(0, offset - unread), limit - len(rows))
+    return Inbox(rows, total, unread)
 
 
 async def get(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, message_id: uuid.UUID) -> Message:

@@ -35,7 +35,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_messages_user_id_users"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_messages")),
     )
-    op.create_index("ix_messages_inbox_unread", "messages", ["tenant_id", "user_id", "read_at"])
+    op.create_index("ix_messages_inbox_unread", "messages", ["tenant_id", "user_id", "read_at", "created_at"])
     op.create_index("ix_messages_inbox_time", "messages", ["tenant_id", "user_id", "created_at"])
     op.create_table(
         "message_preferences",

@@ -213,3 +213,24 @@ def test_api_lists_and_marks_read(client: Any, app: Any) -> None:
     assert client.get("/api/v1/messages").status_code == 401
     schema = client.get("/api/schema/openapi.json").json()["paths"]
     assert {"/api/v1/messages", "/api/v1/messages/{message_id}/read", "/api/v1/messages/read-all"} <= set(schema)
+
+
+def test_paging_runs_across_unread_and_read(app: Any) -> None:
+    w = make_world(app)
+    for i in range(7):
+        send(app, w["acme"], [w["bob"]], title=f"m{i}")
+
+    async def check(s: Any) -> None:
+        rows = (await messages.list_for(s, w["acme"], w["bob"], limit=10)).rows
+        for m in rows:
+            if m.title in {"m0", "m2", "m4", "m6"}:
+                await messages.mark_read(s, w["acme"], w["bob"], m.id)
+        pages = [[m.title for m in (await messages.list_for(s, w["acme"], w["bob"], offset=o, limit=2)).rows]
+                 for o in (0, 2, 4, 6)]
+        # unread newest first (m5, m3, m1), then read newest first (m6, m4, m2, m0)
+        assert pages == [["m5", "m3"], ["m1", "m6"], ["m4", "m2"], ["m0"]]
+        unread_pages = [[m.title for m in (await messages.list_for(s, w["acme"], w["bob"], unread_only=True,
+                                                                     offset=o, limit=2)).rows] for o in (0, 2, 4)]
+        assert unread_pages == [["m5", "m3"], ["m1"], []]
+
+    in_db(app, check)
