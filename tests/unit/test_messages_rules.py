@@ -74,3 +74,32 @@ def test_smtp_settings(tmp_path) -> None:  # type: ignore[no-untyped-def]
     for bad in ({"PORTAL_SMTP_PORT": "x"}, {"PORTAL_SMTP_USER": "u"}, {"PORTAL_SMTP_STARTTLS": "maybe"}):
         with pytest.raises(SettingsError):
             load_settings({**env, "PORTAL_SMTP_HOST": "mail.test", **bad})
+
+
+OLD_HOST = """(component
+  (import "portal:plugin/host@0.1.0" (instance
+    (export "log-write" (func (param "level" string) (param "message" string)))
+    (export "check-permission" (func (param "permission" string) (result (result bool (error string)))))))
+)"""
+NEW_HOST = OLD_HOST.replace('(export "log-write"', '''(export "notify" (func (param "user-ids" (list string))
+      (param "title" string) (param "body" string) (param "link" (option string)) (result (result u32 (error string)))))
+    (export "log-write"''')
+
+
+@pytest.mark.parametrize(("wat", "flag"), [(OLD_HOST, False), (NEW_HOST, True), (NEW_HOST, False)])
+def test_components_with_and_without_notify_link(wat: str, flag: bool) -> None:
+    """notify joined portal:plugin@0.1.0 without a version bump: a component built before it (importing
+    no notify) still links, and one importing it links whether or not the capability is granted."""
+    from wasmtime import Store
+    from wasmtime.component import Component, Linker
+
+    from app.sandbox import host
+    from app.sandbox.engine import make_engine
+
+    engine = make_engine()
+    doc = base()
+    apply(doc, "dependencies.modules", ["auth", "message"])
+    apply(doc, "permissions.messages", flag)
+    linker = Linker(engine)
+    host.link(linker, parse_manifest(doc, WITH_MESSAGE))
+    assert linker.instantiate(Store(engine), Component(engine, wat)) is not None
