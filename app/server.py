@@ -26,6 +26,7 @@ from app.db.engine import make_alchemy_config
 from app.events import EventBus
 from app.events.delivery import Dispatcher
 from app.identity import bootstrap
+from app.messages import mail
 from app.plugins import runtime
 from app.sandbox import Sandbox
 from app.settings import Settings, load_settings
@@ -35,6 +36,7 @@ from app.web import (
     auth_pages,
     events_pages,
     guest_pages,
+    messages,
     plugin_admin,
     plugin_config,
     records_api,
@@ -54,6 +56,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     sandbox = Sandbox(settings, alchemy.get_session)
     bus = EventBus()
     dispatcher = Dispatcher(settings, alchemy.get_session, sandbox, bus, sync_engine=alchemy.get_engine().sync_engine)
+    mail.configure(settings.smtp)
 
     async def on_startup(app: Litestar) -> None:
         async with alchemy.get_session() as session:
@@ -66,13 +69,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     async def on_shutdown(app: Litestar) -> None:
         await dispatcher.stop()
+        await mail.drain()
         await sandbox.drain()
         sandbox.close()
 
     static = create_static_files_router(path="/static", directories=[ROOT / "static"], opt={"public": True},
                                         include_in_schema=False)
     app = Litestar(
-        route_handlers=[*auth_pages.ROUTES, *admin_pages.ROUTES, *events_pages.ROUTES, *api.ROUTES, *records_api.ROUTES, *guest_pages.ROUTES, *plugin_admin.ROUTES, *plugin_config.ROUTES, *records_pages.ROUTES, static],
+        route_handlers=[*auth_pages.ROUTES, *admin_pages.ROUTES, *events_pages.ROUTES, *api.ROUTES, *records_api.ROUTES, *guest_pages.ROUTES, *messages.ROUTES, *plugin_admin.ROUTES, *plugin_config.ROUTES, *records_pages.ROUTES, static],
         plugins=[SQLAlchemyPlugin(config=alchemy), HTMXPlugin()],
         guards=[access_guard],
         dependencies={"ctx": Provide(provide_ctx)},

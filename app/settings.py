@@ -18,6 +18,20 @@ class SettingsError(Exception):
 
 
 @dataclass(frozen=True)
+class SmtpSettings:
+    """Outgoing mail for notifications (optional: without PORTAL_SMTP_HOST nothing is emailed)."""
+
+    host: str
+    port: int = 25
+    sender: str = "portal@localhost"
+    user: str = ""
+    password: str = ""
+    starttls: bool = False
+    timeout_seconds: float = 10.0
+    base_url: str = ""  # PORTAL_PUBLIC_URL, prefixed to the relative links in emails
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path
     database_url: str
@@ -39,6 +53,7 @@ class Settings:
     wasm_memory_stats: bool = False
     event_sweep_seconds: float = 1.5  # how often each worker looks for events left by other processes
     event_claim_timeout_seconds: int = 300  # a claim this old (its worker died) is taken over
+    smtp: SmtpSettings | None = None  # PORTAL_SMTP_*; None = notifications are in-app only
 
     @property
     def compile_cache(self) -> Path:
@@ -103,7 +118,25 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         wasm_memory_stats=environ.get("PORTAL_WASM_MEMORY_STATS", "").lower() in {"1", "true", "yes"},
         event_sweep_seconds=_positive_float(environ, "PORTAL_EVENT_SWEEP_SECONDS", 1.5),
         event_claim_timeout_seconds=_int(environ, "PORTAL_EVENT_CLAIM_TIMEOUT", 300),
+        smtp=_smtp(environ),
     )
+
+
+def _smtp(environ: dict[str, str]) -> SmtpSettings | None:
+    host = environ.get("PORTAL_SMTP_HOST", "").strip()
+    if not host:
+        return None
+    user = environ.get("PORTAL_SMTP_USER", "")
+    password = environ.get("PORTAL_SMTP_PASSWORD", "")
+    if bool(user) != bool(password):
+        raise SettingsError("PORTAL_SMTP_USER and PORTAL_SMTP_PASSWORD must be set together")
+    starttls = environ.get("PORTAL_SMTP_STARTTLS", "").lower()
+    if starttls not in {"", "0", "1", "true", "false", "yes", "no"}:
+        raise SettingsError(f"PORTAL_SMTP_STARTTLS must be true or false, got {starttls!r}")
+    return SmtpSettings(host=host, port=_int(environ, "PORTAL_SMTP_PORT", 25),
+                        sender=environ.get("PORTAL_SMTP_FROM", "").strip() or "portal@localhost",
+                        user=user, password=password, starttls=starttls in {"1", "true", "yes"},
+                        base_url=environ.get("PORTAL_PUBLIC_URL", "").strip().rstrip("/"))
 
 
 def _int(environ: dict[str, str], name: str, default: int) -> int:

@@ -304,3 +304,34 @@ class EventDelivery(UUIDBase):
     duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
     worker: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), default=utcnow)
+
+
+class Message(UUIDBase):
+    """An in-app notification for one user in one tenant (the `message` base module, app.messages)."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        # The header bell counts unread rows per page view: this index answers it alone.
+        # (created_at last: the unread part of the inbox is read in order from it too)
+        Index("ix_messages_inbox_unread", "tenant_id", "user_id", "read_at", "created_at"),
+        Index("ix_messages_inbox_time", "tenant_id", "user_id", "created_at"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("tenants.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("users.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text, default="")
+    link: Mapped[str | None] = mapped_column(String(500), nullable=True)  # relative URL only
+    source: Mapped[str] = mapped_column(String(64))  # a base module ("workflow") or a plugin id
+    sender_id: Mapped[uuid.UUID | None] = mapped_column(GUID, nullable=True)  # the acting user, if any
+    created_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), default=utcnow)
+    read_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+
+
+class MessagePreference(UUIDBase):
+    """Per-user message settings; no row means the defaults (email on when SMTP is configured)."""
+
+    __tablename__ = "message_preferences"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    email: Mapped[bool] = mapped_column(Boolean, default=True)

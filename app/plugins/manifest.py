@@ -96,7 +96,8 @@ OWNER_STANDARD_FIELDS: tuple[str, ...] = ("created_by", "updated_by")
 #: Field types a unit field may have (a unit is compared with the member's unit, a string or uuid).
 UNIT_FIELD_TYPES: tuple[str, ...] = ("string", "select", "uuid", "reference")
 
-LIMIT_KEYS: tuple[str, ...] = ("deadline_ms", "fuel", "memory_mb", "output_bytes", "host_calls", "log_bytes")
+LIMIT_KEYS: tuple[str, ...] = ("deadline_ms", "fuel", "memory_mb", "output_bytes", "host_calls", "log_bytes",
+                              "notifications")
 
 PAGE_TYPES: tuple[str, ...] = ("crud", "dashboard", "custom")
 
@@ -176,7 +177,7 @@ _TOP_KEYS = (
 _PLUGIN_KEYS = ("id", "name", "version", "description", "author", "min_platform_version")
 _DEPENDENCY_KEYS = ("modules", "plugins")
 _PLUGIN_DEPENDENCY_KEYS = ("id", "version")
-_CAPABILITY_KEYS = ("database", "events", "config", "files")
+_CAPABILITY_KEYS = ("database", "events", "config", "files", "messages")
 _SCHEMA_KEYS = ("entities",)
 _ENTITY_KEYS = ("name", "label", "fields", "indexes", "owner_field", "unit_field", "display_field")
 _FIELD_KEYS = (
@@ -304,6 +305,7 @@ class Capabilities:
     events: bool = False
     config: bool = False
     files: bool = False
+    messages: bool = False  # the notify host function (the `message` base module)
 
 
 @dataclass(frozen=True)
@@ -792,6 +794,9 @@ class _Parser:
         plugin = self.plugin_info()
         dependencies = self.dependencies()
         capabilities = self.capabilities()
+        if capabilities.messages and "message" not in dependencies.modules:
+            self.add("permissions.messages", 'the plugin requests messages = true but does not depend on the '
+                     '"message" base module (add it to [dependencies] modules)')
         entities = self.schema()
         events = self.events(capabilities)
         ui = self.table(data, "ui", "") or {}

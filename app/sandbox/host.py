@@ -22,6 +22,7 @@ from typing import Any
 from litestar.exceptions import HTTPException
 from wasmtime.component import Linker, Variant
 
+from app import messages
 from app.access.scopes import DataScope
 from app.audit import Actor
 from app.errors import PortalError, ValidationFailed
@@ -70,6 +71,7 @@ class CallContext:
     limits: Limits
     host_calls: int = 0
     log_bytes: int = 0
+    notifications: int = 0  # messages created by notify in this guest call
     logs: list[tuple[str, str]] = field(default_factory=list)
     breach: LimitBreach | None = None
     memory_mb: float = 0.0  # the instance's linear memory size after the call (set by the runner)
@@ -238,6 +240,18 @@ def config_get(ctx: CallContext, key: str) -> Variant:
         raise ValueError(str(exc)) from exc
 
 
+def notify(ctx: CallContext, user_ids: list[str], title: str, body: str, link: str | None) -> Variant:
+    """Notify members of the tenant as this plugin (source = plugin id, sender = the acting user, if any)."""
+    wanted = len(set(user_ids))
+    if ctx.notifications + wanted > ctx.limits.notifications:
+        raise LimitBreach("notifications", f"the plugin tried to create more than {ctx.limits.notifications} "
+                                           f"notifications in one call")
+    rows = ctx.run(lambda: messages.notify(ctx.session, ctx.tenant_id, user_ids, title, body, link,
+                                           source=ctx.plugin.id, actor=ctx.principal.actor))
+    ctx.notifications += len(rows)
+    return _ok(len(rows))
+
+
 def log_write(ctx: CallContext, level: str, message: str) -> None:
     size = len(message.encode("utf-8", "replace"))
     ctx.log_bytes += size
@@ -265,6 +279,7 @@ FUNCTIONS: tuple[tuple[str, Callable[..., Any], str | None], ...] = (
     ("db-aggregate", db_aggregate, "database"),
     ("event-publish", event_publish, "events"),
     ("config-get", config_get, "config"),
+    ("notify", notify, "messages"),
     ("log-write", log_write, None),
     ("current-user", current_user, None),
     ("check-permission", check_permission, None),
@@ -273,7 +288,7 @@ FUNCTIONS: tuple[tuple[str, Callable[..., Any], str | None], ...] = (
 
 # wasmtime-py wants a Variant only where a result's ok and err cases have overlapping Python types
 # (result<string, string>); for result<_, string> and result<bool, string> it wants the bare value.
-UNTAGGED = {"db-delete", "event-publish", "check-permission"}
+UNTAGGED = {"db-delete", "event-publish", "check-permission", "notify"}
 
 
 def _lowered(name: str, value: Any) -> Any:

@@ -15,6 +15,7 @@ class Limits:
     output_bytes: int = 1_000_000  # size of a returned JSON document
     host_calls: int = 500  # host functions per guest call
     log_bytes: int = 64 * 1024  # log-write bytes per guest call
+    notifications: int = 100  # messages the notify host function may create per guest call (recipients summed)
 
     def describe(self, name: str) -> str:
         value = getattr(self, name)
@@ -24,7 +25,7 @@ class Limits:
 
 PLATFORM_DEFAULT = Limits()
 PLATFORM_MAXIMUM = Limits(deadline_ms=30_000, fuel=50_000_000_000, memory_mb=1024, output_bytes=8_000_000,
-                          host_calls=10_000, log_bytes=1_000_000)
+                          host_calls=10_000, log_bytes=1_000_000, notifications=1_000)
 NAMES = tuple(f.name for f in fields(Limits))
 
 

@@ -11,6 +11,7 @@ from litestar.datastructures import FormMultiDict
 from litestar.response import Redirect, Template
 from sqlalchemy import func, select
 
+from app import messages
 from app.access import roles as role_service
 from app.access import scopes
 from app.access.explain import explain_permission
@@ -363,7 +364,8 @@ async def profile(request: Request, ctx: RequestContext) -> Template:
     user = ctx.user
     assert user is not None
     return await page(request, ctx, "account/profile.html", errors={},
-                      values={"display_name": user.display_name, "language": user.language})
+                      values={"display_name": user.display_name, "language": user.language,
+                              "email_notifications": await messages.email_enabled(ctx.db, user.id)})
 
 
 @post(T("/account"), opt={"auth": True}, include_in_schema=False)
@@ -371,9 +373,12 @@ async def profile_save(request: Request, ctx: RequestContext) -> Template | Redi
     user = ctx.user
     assert user is not None
     form = await request.form()
-    values = {"display_name": _s(form, "display_name", 300), "language": _s(form, "language", 10)}
+    values: dict[str, Any] = {"display_name": _s(form, "display_name", 300), "language": _s(form, "language", 10),
+                              "email_notifications": form.get("email_notifications") == "on"}
     try:
         await directory.update_profile(ctx.db, ctx.actor, user, values["display_name"], values["language"])
+        if ctx.settings.smtp is not None:  # the choice is offered only when the portal can send email
+            await messages.set_email_enabled(ctx.db, user.id, values["email_notifications"])
         new_password = _s(form, "new_password", 300)
         if new_password:
             from app.identity.passwords import verify_password

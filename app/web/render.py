@@ -8,6 +8,7 @@ from urllib.parse import quote, unquote, urlencode
 from litestar import Request
 from litestar.response import Redirect, Template
 
+from app import messages
 from app.web.context import RequestContext
 from app.web.menu import build_menu, plugin_menu
 
@@ -30,6 +31,9 @@ async def page(request: Request, ctx: RequestContext, template: str, *, fragment
         context["menu"] = build_menu(ctx, await plugin_menu(ctx))
         context["switcher"] = await ctx.memberships() if ctx.user else []
         context["flash"] = take_flash(request)
+        # The header bell: one COUNT on ix_messages_inbox_unread per full page (fragments skip it).
+        if ctx.user is not None and ctx.tenant is not None and "unread_messages" not in context:
+            context["unread_messages"] = await messages.unread_count(ctx.db, ctx.tenant.id, ctx.user.id)
     headers = {"Cache-Control": "no-store"} if ctx.user else {}
     if fragment:
         headers["Vary"] = "HX-Request"  # one URL, two representations: caches must keep them apart

@@ -149,6 +149,7 @@ class FakeHost:
             "log-write": lambda *a: None,
             "current-user": lambda: ok('{"id": "u1"}'),
             "check-permission": lambda *a: True,
+            "notify": lambda *a: len(a[0]),  # componentize-py imports the whole host interface
         }
 
 
@@ -297,3 +298,13 @@ def test_cache_keeps_the_most_recently_used(tmp_path: Path) -> None:
         os.utime(entry, (1000 + i, 1000 + i))
     _prune(tmp_path, keep=2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mid.wasm", "new.wasm"]
+
+
+def test_pack_knows_the_platform_base_modules(tmp_path: Path) -> None:
+    (tmp_path / "plugin.toml").write_text(
+        '[plugin]\nid = "notifier"\nname = "Notifier"\nversion = "1.0.0"\n'
+        '[dependencies]\nmodules = ["auth", "message"]\n[permissions]\nmessages = true\n'
+    )
+    out = CliRunner().invoke(main, ["plugin", "pack", str(tmp_path), "-o", str(tmp_path / "p.zip")])
+    assert out.exit_code == 0, out.output
+    assert "messages = true" in read_package(tmp_path / "p.zip").manifest_text

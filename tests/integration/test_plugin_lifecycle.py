@@ -31,7 +31,7 @@ from app.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED_FIXTURE = ROOT / "tests" / "fixtures" / "manifests" / "seed004_inventory.toml"
-SEED_MESSAGE = "dependencies.modules[1]: base module 'workflow' is not available on this platform (available: auth)"
+SEED_MESSAGE = "dependencies.modules[1]: base module 'workflow' is not available on this platform (available: auth, message)"
 ACTOR = Actor(None, "tests")
 
 # --- test packages, built from inline TOML ------------------------------------------------------

@@ -20,7 +20,7 @@ See docs/plugin-authors.md (the SDK) and docs/ui-instructions.md (the UI vocabul
 
 from __future__ import annotations
 
-from .api import HostError, can, config, current_user, db, events, log
+from .api import HostError, can, config, current_user, db, events, log, notify
 from .plugin import Plugin
 from .ui import (
     alert,
@@ -63,6 +63,7 @@ __all__ = [
     "item_list",
     "link",
     "log",
+    "notify",
     "page",
     "redirect",
     "result",

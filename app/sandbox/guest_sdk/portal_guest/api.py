@@ -17,7 +17,7 @@ from typing import Any
 from . import _bindings
 from ._jsonutil import dumps
 
-__all__ = ["HostError", "can", "config", "current_user", "db", "events", "log"]
+__all__ = ["HostError", "can", "config", "current_user", "db", "events", "log", "notify"]
 
 
 class HostError(Exception):
@@ -176,3 +176,14 @@ def current_user() -> dict[str, Any]:
 def can(permission: str) -> bool:
     """Whether the acting user holds ``permission`` (``db.<entity>.<op>`` or ``ui.<plugin>.<code>``)."""
     return bool(_call("check_permission", permission))
+
+
+def notify(user_ids: Iterable[str], title: str, body: str = "", link: str | None = None) -> int:
+    """Send an in-app notification to members of the tenant (``messages = true`` under [permissions]).
+
+    ``link`` must be a relative URL inside the portal (``/t/<tenant>/...``). Nothing is sent when any
+    recipient is not a member of the tenant (:class:`HostError`). Returns how many users were notified.
+    """
+    if isinstance(user_ids, str):  # a lone id would otherwise be split into characters
+        user_ids = [user_ids]
+    return int(_call("notify", [str(u) for u in user_ids], title, body, link))
