@@ -41,9 +41,11 @@ from app.web import (
     plugin_config,
     records_api,
     records_pages,
+    workflow_pages,
 )
 from app.web.context import access_guard, provide_ctx
 from app.web.errors import handle_exception
+from app.workflow import install_hooks
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("portal")
@@ -52,6 +54,7 @@ log = logging.getLogger("portal")
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
     alchemy = make_alchemy_config(settings)
+    install_hooks()  # approvals that start on create
 
     sandbox = Sandbox(settings, alchemy.get_session)
     bus = EventBus()
@@ -76,7 +79,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     static = create_static_files_router(path="/static", directories=[ROOT / "static"], opt={"public": True},
                                         include_in_schema=False)
     app = Litestar(
-        route_handlers=[*auth_pages.ROUTES, *admin_pages.ROUTES, *events_pages.ROUTES, *api.ROUTES, *records_api.ROUTES, *guest_pages.ROUTES, *messages.ROUTES, *plugin_admin.ROUTES, *plugin_config.ROUTES, *records_pages.ROUTES, static],
+        route_handlers=[*auth_pages.ROUTES, *admin_pages.ROUTES, *events_pages.ROUTES, *api.ROUTES, *records_api.ROUTES, *guest_pages.ROUTES, *messages.ROUTES, *workflow_pages.ROUTES, *plugin_admin.ROUTES, *plugin_config.ROUTES, *records_pages.ROUTES, static],
         plugins=[SQLAlchemyPlugin(config=alchemy), HTMXPlugin()],
         guards=[access_guard],
         dependencies={"ctx": Provide(provide_ctx)},

@@ -335,3 +335,85 @@ class MessagePreference(UUIDBase):
 
     user_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("users.id", ondelete="CASCADE"), unique=True)
     email: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class WorkflowProcess(UUIDAuditBase):
+    """An approval process a tenant admin defined for one plugin entity (the `workflow` base module).
+
+    `steps` is a list of {"name", "selector": {"kind", "config"}, "condition": {"kind", "config"} | null};
+    `on_approve` / `on_reject` are {"field", "value"} or null (app.workflow.definitions checks them)."""
+
+    __tablename__ = "workflow_processes"
+    __table_args__ = (UniqueConstraint("tenant_id", "plugin_id", "entity", name="uq_workflow_processes_entity"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("tenants.id", ondelete="CASCADE"))
+    plugin_id: Mapped[str] = mapped_column(String(64))
+    entity: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    steps: Mapped[list[dict[str, Any]]] = mapped_column(JsonB)
+    on_approve: Mapped[dict[str, Any] | None] = mapped_column(JsonB, nullable=True)
+    on_reject: Mapped[dict[str, Any] | None] = mapped_column(JsonB, nullable=True)
+    auto_start: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class WorkflowInstance(UUIDBase):
+    """One run of a process for one record. State: running → approved | rejected, or stuck (with
+    `error`) when a step finds no approver or the end action fails."""
+
+    __tablename__ = "workflow_instances"
+    __table_args__ = (
+        Index("ix_workflow_instances_record", "tenant_id", "plugin_id", "entity", "record_id"),
+        Index("ix_workflow_instances_state", "tenant_id", "state"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("tenants.id", ondelete="CASCADE"))
+    process_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("workflow_processes.id", ondelete="CASCADE"))
+    plugin_id: Mapped[str] = mapped_column(String(64))
+    entity: Mapped[str] = mapped_column(String(64))
+    record_id: Mapped[str] = mapped_column(String(36))
+    requester_id: Mapped[uuid.UUID | None] = mapped_column(GUID, nullable=True)
+    requester_email: Mapped[str] = mapped_column(String(254), default="")
+    state: Mapped[str] = mapped_column(String(20), default="running")
+    step_index: Mapped[int] = mapped_column(Integer, default=0)
+    # The record as submitted: approvers see it even when it lies outside their data scope.
+    snapshot: Mapped[dict[str, Any]] = mapped_column(JsonB)
+    title: Mapped[str] = mapped_column(String(200), default="")
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+
+
+class WorkflowTask(UUIDBase):
+    """One approval step waiting on (or decided by) one of its assignees. State: open → approved |
+    rejected | cancelled."""
+
+    __tablename__ = "workflow_tasks"
+    __table_args__ = (Index("ix_workflow_tasks_instance", "instance_id", "created_at"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("tenants.id", ondelete="CASCADE"))
+    instance_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("workflow_instances.id", ondelete="CASCADE"))
+    step_index: Mapped[int] = mapped_column(Integer)
+    step_name: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(20), default="open")
+    decided_by: Mapped[uuid.UUID | None] = mapped_column(GUID, nullable=True)
+    decided_by_email: Mapped[str] = mapped_column(String(254), default="")
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), default=utcnow)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+
+
+class WorkflowAssignee(UUIDBase):
+    """Who may decide a task (any one of them). `is_open` mirrors the task's state so the header
+    badge is one COUNT on ix_workflow_assignees_inbox."""
+
+    __tablename__ = "workflow_assignees"
+    __table_args__ = (
+        UniqueConstraint("task_id", "user_id", name="uq_workflow_assignees_task_user"),
+        Index("ix_workflow_assignees_inbox", "tenant_id", "user_id", "is_open"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("tenants.id", ondelete="CASCADE"))
+    task_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("workflow_tasks.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("users.id", ondelete="CASCADE"))
+    is_open: Mapped[bool] = mapped_column(Boolean, default=True)

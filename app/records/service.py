@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,6 +88,12 @@ class ListResult:
 
 def _row(mapping: Mapping[str, Any]) -> dict[str, Any]:
     return dict(mapping)
+
+
+# Called with (service, entity, row) after every insert, inside its transaction (the workflow module
+# registers its auto-start here, so every path — pages, API, WASM host — starts approvals alike).
+InsertHook = Callable[["RecordService", EntityRef, dict[str, Any]], Awaitable[Any]]
+INSERT_HOOKS: list[InsertHook] = []
 
 
 class RecordService:
@@ -392,6 +398,8 @@ class RecordService:
         label = row.get(entity.spec.display_field, row["id"])
         await self._audit(entity, "create", row["id"], None, row, f"Created {entity.spec.label} {label}")
         await self._publish(entity, "created", row)
+        for hook in INSERT_HOOKS:
+            await hook(self, entity, row)
         return row
 
     async def update(self, entity: EntityRef, record_id: uuid.UUID | str, data: Mapping[str, Any],

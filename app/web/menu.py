@@ -25,8 +25,10 @@ _REGISTRY: list[MenuItem] = [
     MenuItem("Administration", "Audit log", "/admin/audit", "db.audit_log.select", order=40),
     MenuItem("Administration", "Event log", "/admin/events", "db.event_log.select", order=45),
     MenuItem("Administration", "Plugins", "/admin/plugins", "plugin:view", order=50),
+    MenuItem("Administration", "Approval processes", "/admin/workflow", "ui.workflow.admin", order=55),
     MenuItem("Platform", "Tenants", "/admin/tenants", "db.tenants.select", order=10),
     MenuItem("Account", "Messages", "/messages", None, order=1),
+    MenuItem("Account", "Approval tasks", "/tasks", None, order=2),
     MenuItem("Account", "Profile", "/account", None, order=5),
     MenuItem("Account", "API tokens", "/account/tokens", None, order=10),
 ]

@@ -33,6 +33,7 @@ from litestar.exceptions import PermissionDeniedException
 from litestar.response import Redirect, Stream, Template
 from sqlalchemy import select
 
+from app import workflow
 from app.db.models import AuditEntry
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.events import PENDING_KEY
@@ -401,8 +402,22 @@ async def _detail(request: Request, ctx: RequestContext, target: Target, record_
     await _label_history(svc, target, history_rows)
     meta = [("Created", display(None, row.get("created_at"))), ("Last changed", display(None, row.get("updated_at"))),
             ("Version", str(row.get("version"))), ("Id", str(row["id"]))]
+    approvals = await workflow.instances_for_record(ctx.db, ctx.tenant_id, ref.plugin_id, ref.name, str(row["id"]))
+    process = await workflow.process_for(ctx.db, ctx.tenant_id, ref.plugin_id, ref.name)
+    busy = any(i.state in workflow.ACTIVE_STATES for i, _ in approvals)
+    can_submit = process is not None and not busy and ctx.can(ref.permission("update"))
     return await page(request, ctx, "records/detail.html", **_common(ctx, target), row=row, fields=fields, meta=meta,
-                      history=history_rows, title=_title(ref, row, labels))
+                      history=history_rows, title=_title(ref, row, labels), approvals=approvals, can_submit=can_submit)
+
+
+async def _submit(ctx: RequestContext, target: Target, record_id: str) -> Redirect:
+    """Submit for approval (the record page's button): the user must be able to edit the record."""
+    from app.web.workflow_pages import submit_record
+
+    instance = await submit_record(ctx, target.ref, record_id)
+    text = {"stuck": f"Submitted, but the approval is stuck: {instance.error}",
+            "approved": "Submitted: no step applied, so it is approved"}.get(instance.state, "Submitted for approval")
+    return redirect(f"{target.url}/{instance.record_id}", text, "warning" if instance.state == "stuck" else "success")
 
 
 def _title(ref: EntityRef, row: Mapping[str, Any], labels: dict[str, dict[Any, str]] | None = None) -> str:
@@ -995,6 +1010,8 @@ async def plugin_page_post(request: Request, ctx: RequestContext, plugin_id: str
                 return await _delete(ctx, target, rest[0])
             if rest[1:] == ["restore"]:
                 return await _restore(ctx, target, rest[0])
+            if rest[1:] == ["submit"]:
+                return await _submit(ctx, target, rest[0])
     raise NotFound(f"{target.spec.name} accepts no form at {'/'.join(rest) or 'this address'}")
 
 

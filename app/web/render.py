@@ -8,7 +8,7 @@ from urllib.parse import quote, unquote, urlencode
 from litestar import Request
 from litestar.response import Redirect, Template
 
-from app import messages
+from app import messages, workflow
 from app.web.context import RequestContext
 from app.web.menu import build_menu, plugin_menu
 
@@ -34,6 +34,9 @@ async def page(request: Request, ctx: RequestContext, template: str, *, fragment
         # The header bell: one COUNT on ix_messages_inbox_unread per full page (fragments skip it).
         if ctx.user is not None and ctx.tenant is not None and "unread_messages" not in context:
             context["unread_messages"] = await messages.unread_count(ctx.db, ctx.tenant.id, ctx.user.id)
+        # The approval-task badge: one COUNT on ix_workflow_assignees_inbox.
+        if ctx.user is not None and ctx.tenant is not None and "open_tasks" not in context:
+            context["open_tasks"] = await workflow.open_task_count(ctx.db, ctx.tenant.id, ctx.user.id)
     headers = {"Cache-Control": "no-store"} if ctx.user else {}
     if fragment:
         headers["Vary"] = "HX-Request"  # one URL, two representations: caches must keep them apart
