@@ -16,8 +16,8 @@ from app.plugins.packages import MAX_FILES
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.helpers import api_token, bearer, csrf, login, logout, post_form, text_of
 from tests.integration.test_plugin_lifecycle import (
-    SEED_FIXTURE,
-    SEED_MESSAGE,
+    MISSING_MODULE_MESSAGE,
+    MISSING_MODULE_TOML,
     TASKS_TOML,
     make_zip,
     notes_toml,
@@ -192,7 +192,7 @@ def _bad_packages() -> list[tuple[str, bytes, str]]:
         ("no manifest", make_zip({"README.md": "# hi"}), "The package has no plugin.toml at its root"),
         ("bad toml", make_zip({"plugin.toml": "[plugin\nid="}),
          "plugin.toml: invalid TOML: Expected ']' at the end of a table declaration (at line 1, column 8)"),
-        ("seed 004", plugin_zip(SEED_FIXTURE.read_text(encoding="utf-8")), SEED_MESSAGE),
+        ("missing module", plugin_zip(MISSING_MODULE_TOML), MISSING_MODULE_MESSAGE),
     ]
 
 
@@ -203,7 +203,7 @@ def test_failed_uploads_leave_nothing_behind(client, root, settings_env):
         r = client.post(f"{API}/upload", files=files(data), params={"install": "true"}, headers=h)
         assert r.status_code == 422, (name, r.text)
         problem = r.json()
-        if name in ("seed 004", "bad toml"):
+        if name in ("missing module", "bad toml"):
             assert problem["title"] == "Invalid plugin manifest" and problem["errors"] == [message], name
             assert problem["detail"] == message
         else:
@@ -281,9 +281,9 @@ def test_pages_upload_show_errors_and_purge(client, root, settings_env):
     def upload(data: bytes, url: str = f"{base}/upload", **fields: str) -> Any:
         return client.post(url, data={"_csrf_token": csrf(client), **fields}, files=files(data), follow_redirects=False)
 
-    bad = upload(plugin_zip(SEED_FIXTURE.read_text(encoding="utf-8")), install_now="on")
+    bad = upload(plugin_zip(MISSING_MODULE_TOML), install_now="on")
     assert bad.status_code == 422
-    assert f"<li><code>{SEED_MESSAGE}</code></li>".replace("'", "&#39;") in bad.text
+    assert f"<li><code>{MISSING_MODULE_MESSAGE}</code></li>".replace("'", "&#39;") in bad.text
     assert "No plugins yet" in bad.text
     junk = upload(b"not a zip")
     assert junk.status_code == 422 and "Not a zip archive" in text_of(junk.text)

@@ -31,7 +31,12 @@ from app.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED_FIXTURE = ROOT / "tests" / "fixtures" / "manifests" / "seed004_inventory.toml"
-SEED_MESSAGE = "dependencies.modules[1]: base module 'workflow' is not available on this platform (available: auth, message)"
+# The seed 004 manifest installs since the workflow module exists; a module the platform still lacks
+# (seed 004's `config`) is refused with a located message.
+MISSING_MODULE_TOML = SEED_FIXTURE.read_text(encoding="utf-8").replace('modules = ["auth", "workflow"]',
+                                                                      'modules = ["auth", "config"]')
+MISSING_MODULE_MESSAGE = ("dependencies.modules[1]: base module 'config' is not available on this platform "
+                          "(available: auth, message, workflow)")
 ACTOR = Actor(None, "tests")
 
 # --- test packages, built from inline TOML ------------------------------------------------------
@@ -465,16 +470,20 @@ def test_purge_writes_a_backup_that_round_trips_and_drops_the_tables(scenario):
     scenario(body)
 
 
-def test_seed004_manifest_is_refused_naming_the_missing_workflow_module(scenario):
+def test_seed004_manifest_installs_and_a_missing_module_is_refused(scenario):
     async def body(db: Db) -> None:
-        seed = read_zip(plugin_zip(SEED_FIXTURE.read_text(encoding="utf-8")))
-        refused = await db.refused(lambda s: lifecycle.upload(s, ACTOR, seed, db.settings, install_now=True),
+        lacking = read_zip(plugin_zip(MISSING_MODULE_TOML))
+        refused = await db.refused(lambda s: lifecycle.upload(s, ACTOR, lacking, db.settings, install_now=True),
                                    ManifestRejected)
-        assert refused.issues == [SEED_MESSAGE]
-        assert str(refused) == SEED_MESSAGE
+        assert refused.issues == [MISSING_MODULE_MESSAGE]
+        assert str(refused) == MISSING_MODULE_MESSAGE
         assert await db.scalar(sa.select(sa.func.count()).select_from(PluginPackage)) == 0
         assert not (db.settings.data_dir / "plugins").exists()
         assert not {t for t in await db.tables() if t.startswith("plugin_")}
+        # Seed 004's example, unchanged, depends on auth and workflow: both exist now.
+        row = await db.upload(SEED_FIXTURE.read_text(encoding="utf-8"), install_now=True)
+        assert row.plugin_id == "erp-inventory" and lifecycle.state_name(row) == "installed"
+        assert {"plugin_inventory_item", "plugin_purchase_order"} <= set(await db.tables())
 
     scenario(body)
 
@@ -505,10 +514,10 @@ def test_cli_installs_upgrades_enables_and_lists(settings_env, tmp_path):
     assert lines[0].split() == ["ID", "VERSION", "STATE", "SHA256", "BUNDLED", "ENABLED", "IN"]
     assert lines[1].split()[:3] == ["notes", "1.1.0", "installed"] and lines[1].split()[-1] == "acme"
 
-    seed = tmp_path / "seed.zip"
-    seed.write_bytes(plugin_zip(SEED_FIXTURE.read_text(encoding="utf-8")))
-    refused = portal("plugin", "install", str(seed))
-    assert refused.exit_code == 2 and refused.stderr == f"portal: {SEED_MESSAGE}\n"
+    lacking = tmp_path / "lacking.zip"
+    lacking.write_bytes(plugin_zip(MISSING_MODULE_TOML))
+    refused = portal("plugin", "install", str(lacking))
+    assert refused.exit_code == 2 and refused.stderr == f"portal: {MISSING_MODULE_MESSAGE}\n"
     junk = tmp_path / "junk.zip"
     junk.write_bytes(b"junk")
     bad = portal("plugin", "install", str(junk))

@@ -370,3 +370,20 @@ def test_instances_are_per_tenant_rows(world):
     async def check(s: Any) -> list[uuid.UUID]:
         return list((await s.scalars(sa.select(WorkflowInstance.tenant_id))).all())
     assert in_db(w["app"], check) == [w["ids"]["acme"]]
+
+
+def test_seed004_manifest_installs_and_its_custom_page_says_it_ships_no_code(client, app):
+    """Seed 004's example manifest depends on auth and workflow: it installs and enables unchanged; its
+    custom stocktaking page, without a plugin.wasm, shows the notice instead of failing."""
+    from tests.integration.test_plugin_lifecycle import SEED_FIXTURE, package
+
+    async def work(s: Any) -> None:
+        await lifecycle.upload(s, ACTOR, package(SEED_FIXTURE.read_text(encoding="utf-8")), app.state.settings,
+                               install_now=True)
+        t = await directory.create_tenant(s, ACTOR, "acme", "Acme")
+        await lifecycle.enable(s, ACTOR, t.id, "erp-inventory")
+    in_db(app, work)
+    login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
+    page = client.get("/t/acme/p/erp-inventory/inventory/stocktaking")
+    assert page.status_code == 200 and "ships no page code for 库存盘点" in page.text
+    assert client.get("/t/acme/p/erp-inventory/inventory/purchase").status_code == 200
