@@ -51,8 +51,8 @@ from app.records.values import FieldError, parse, to_json
 from app.workflow.kinds import CONDITIONS, SELECTORS, RuleContext
 
 ADMIN_PERMISSION = "ui.workflow.admin"
-PERMISSIONS = [PermissionDef(ADMIN_PERMISSION, "Define approval processes, reassign approval tasks, retry stuck approvals",
-                             module="workflow")]
+# module "base": the role matrix groups base-module permissions with the platform's (module names a plugin otherwise).
+PERMISSIONS = [PermissionDef(ADMIN_PERMISSION, "Approval processes: define them, reassign tasks, retry stuck approvals")]
 MAX_STEPS = 20
 MAX_COMMENT = 2000
 ACTIVE_STATES = ("running", "stuck")
