@@ -60,10 +60,12 @@ async def _check_name(session: AsyncSession, tenant_id: uuid.UUID, name: str, ex
     problem = text_problem(name, "role name", 100)
     if problem:
         raise ValidationFailed({"name": problem})
+    # SQLite's lower() folds ASCII only: the exact comparison catches a non-ASCII name given twice.
+    same = (func.lower(Role.name) == name.lower()) | (Role.name == name)
     clash = await session.scalar(
-        select(Role.id).where(Role.tenant_id == tenant_id, func.lower(Role.name) == name.lower(), Role.id != exclude)
+        select(Role.id).where(Role.tenant_id == tenant_id, same, Role.id != exclude)
         if exclude
-        else select(Role.id).where(Role.tenant_id == tenant_id, func.lower(Role.name) == name.lower())
+        else select(Role.id).where(Role.tenant_id == tenant_id, same)
     )
     if clash:
         raise ValidationFailed({"name": f"A role named '{name}' already exists in this tenant."})
