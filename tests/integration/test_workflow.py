@@ -387,3 +387,44 @@ def test_seed004_manifest_installs_and_its_custom_page_says_it_ships_no_code(cli
     page = client.get("/t/acme/p/erp-inventory/inventory/stocktaking")
     assert page.status_code == 200 and "ships no page code for 库存盘点" in page.text
     assert client.get("/t/acme/p/erp-inventory/inventory/purchase").status_code == 200
+
+
+def test_failing_end_action_leaves_the_approval_stuck_and_the_decision_recorded(world):
+    w = world
+    define(w)
+    po = order(w, "alice", "PO-10", "50.00")
+    submit(w, "alice", po["id"])
+    [task] = tasks(w, "fin")
+    assert w["client"].delete(f"{PO}/{po['id']}", headers=h(w, "alice")).status_code == 204
+    r = decide(w, "fin", task["id"], "approve")
+    # The approval is recorded; setting the status on a deleted order cannot happen: stuck, with why.
+    assert r.status_code == 200 and r.json()["state"] == "approved" and r.json()["instance_state"] == "stuck"
+    [stuck] = w["client"].get("/api/v1/workflow/instances", headers=h(w, "root")).json()["items"]
+    assert stuck["error"] == f"The end action (set status) failed: No Purchase order with id {po['id']}"
+    assert [t for t, _ in events(w)] == ["workflow.task.created", "workflow.task.completed"]  # no instance.completed
+    # Restored, a retry finishes it: the end action runs, the instance completes.
+    assert w["client"].post(f"{PO}/{po['id']}/restore", headers=h(w, "alice")).status_code == 201
+    done = w["client"].post(f"/api/v1/workflow/instances/{stuck['id']}/retry", headers=h(w, "root"))
+    assert done.status_code == 200 and done.json()["state"] == "approved"
+    assert record(w, po["id"])["status"] == "approved"
+    assert [t for t, _ in events(w)][-1] == "workflow.instance.completed"
+    again = w["client"].post(f"/api/v1/workflow/instances/{stuck['id']}/retry", headers=h(w, "root"))
+    assert again.status_code == 409
+
+
+def test_api_is_described_and_forms_need_csrf(world):
+    w = world
+    paths = w["client"].get("/api/schema/openapi.json").json()["paths"]
+    for path in ("/api/v1/tasks", "/api/v1/tasks/{task_id}/approve", "/api/v1/tasks/{task_id}/reject",
+                 "/api/v1/plugins/{plugin_id}/{entity}/{record_id}/submit", "/api/v1/workflow/processes/{plugin_id}/{entity}"):
+        assert path in paths, path
+    define(w)
+    po = order(w, "alice", "PO-11", "5.00")
+    submit(w, "alice", po["id"])
+    [task] = tasks(w, "fin")
+    login(w["client"], "fin@acme.test", PASSWORD)
+    forged = w["client"].post(f"/t/acme/tasks/{task['id']}/decide", data={"outcome": "approve"})
+    assert forged.status_code == 403
+    assert tasks(w, "fin")[0]["state"] == "open"
+    bad = post_form(w["client"], f"/t/acme/tasks/{task['id']}/decide", {"outcome": "maybe"})
+    assert bad.status_code == 422 and "approve or reject" in bad.text
