@@ -5,6 +5,7 @@ Submitting from a generated record page lives with the record pages (app.web.rec
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -142,18 +143,24 @@ def _form_steps(steps: list[dict[str, Any]]) -> list[dict[str, str]]:
     rows = []
     for s in steps:
         sel, cond = s["selector"], s.get("condition") or {}
-        clause = (cond.get("config", {}).get("all") or [{}])[0] if cond else {}
+        clauses = list(cond.get("config", {}).get("all") or []) if cond else []
+        clause = clauses[0] if clauses else {}
         value = clause.get("value")
         rows.append({"name": s["name"], "selector": sel["kind"],
                      "who": str(sel["config"].get("role") or sel["config"].get("user") or ""),
                      "field": str(clause.get("field") or ""), "op": str(clause.get("op") or ""),
-                     "value": ", ".join(map(str, value)) if isinstance(value, list) else str(value or "")})
-    return rows + [{"name": "", "selector": "", "who": "", "field": "", "op": "", "value": ""}] * FORM_STEPS
+                     "value": ", ".join(map(str, value)) if isinstance(value, list) else str(value or ""),
+                     # Clauses beyond the first (set through the API) ride along unchanged.
+                     "extra": json.dumps(clauses[1:]) if len(clauses) > 1 else "",
+                     "extra_text": CONDITIONS["fields"].describe({"all": clauses[1:]}) if len(clauses) > 1 else ""})
+    empty = {"name": "", "selector": "", "who": "", "field": "", "op": "", "value": "", "extra": "", "extra_text": ""}
+    return rows + [empty] * FORM_STEPS
 
 
 def _steps_from_form(form: FormMultiDict) -> list[dict[str, Any]]:
     names, kinds, whos = form.getall("step_name", []), form.getall("step_selector", []), form.getall("step_who", [])
     fields, ops, values = form.getall("step_field", []), form.getall("step_op", []), form.getall("step_value", [])
+    extras = form.getall("step_extra", [])
     steps = []
     for i, kind in enumerate(kinds):
         name = names[i] if i < len(names) else ""
@@ -162,11 +169,24 @@ def _steps_from_form(form: FormMultiDict) -> list[dict[str, Any]]:
         who = whos[i] if i < len(whos) else ""
         step: dict[str, Any] = {"name": name, "selector": {"kind": kind, "config": {kind: who} if who else {}}}
         field = fields[i] if i < len(fields) else ""
-        if field:
-            step["condition"] = {"kind": "fields", "config": {"all": [
-                {"field": field, "op": ops[i] if i < len(ops) else "", "value": values[i] if i < len(values) else ""}]}}
+        clauses = [{"field": field, "op": ops[i] if i < len(ops) else "", "value": values[i] if i < len(values) else ""}
+                   ] if field else []
+        clauses += _extra(extras[i] if i < len(extras) else "")
+        if clauses:
+            step["condition"] = {"kind": "fields", "config": {"all": clauses}}
         steps.append(step)
     return steps
+
+
+def _extra(raw: str) -> list[dict[str, Any]]:
+    """The hidden further clauses of a step (checked again by save_process like any input)."""
+    if not raw:
+        return []
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return []
+    return [c for c in value if isinstance(c, dict)] if isinstance(value, list) else []
 
 
 def _end(form: FormMultiDict, prefix: str) -> dict[str, Any] | None:

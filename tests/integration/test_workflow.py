@@ -428,3 +428,27 @@ def test_api_is_described_and_forms_need_csrf(world):
     assert tasks(w, "fin")[0]["state"] == "open"
     bad = post_form(w["client"], f"/t/acme/tasks/{task['id']}/decide", {"outcome": "maybe"})
     assert bad.status_code == 422 and "approve or reject" in bad.text
+
+
+def test_process_form_keeps_clauses_it_does_not_show(world):
+    """The form edits one condition clause per step; further ones (set through the API) survive a save."""
+    import html as html_lib
+
+    w = world
+    two = {"all": [{"field": "total_amount", "op": "gt", "value": "1000"}, {"field": "status", "op": "eq", "value": "draft"}]}
+    define(w, {**PROCESS, "steps": [{"name": "Manager", "selector": {"kind": "manager"},
+                                     "condition": {"kind": "fields", "config": two}}]})
+    login(w["client"], ADMIN_EMAIL, ADMIN_PASSWORD)
+    url = "/t/acme/admin/workflow/edit?entity=inventory.purchase_order"
+    form = w["client"].get(url).text
+    assert "and status = draft (set through the API; kept)" in form
+    extras = [html_lib.unescape(v) for v in re.findall(r'name="step_extra" value="([^"]*)"', form)]
+    assert len(extras) == 3 and extras[1:] == ["", ""]
+    data = [("name", "Purchase approval"), ("is_active", "on"), ("step_name", "Manager"), ("step_selector", "manager"),
+            ("step_who", ""), ("step_field", "total_amount"), ("step_op", "ge"), ("step_value", "2000"),
+            ("step_extra", extras[0]), ("on_approve_field", "status"), ("on_approve_value", "approved")]
+    assert post_form(w["client"], url, data, follow_redirects=False).status_code == 303
+    [saved] = w["client"].get("/api/v1/workflow/processes", headers=h(w, "root")).json()["items"]
+    assert saved["steps"][0]["condition"]["config"]["all"] == [
+        {"field": "total_amount", "op": "ge", "value": "2000.00"}, {"field": "status", "op": "eq", "value": "draft"}]
+    assert saved["on_reject"] is None and saved["auto_start"] is False
