@@ -23,6 +23,7 @@ Decisions and rules, briefly:
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -48,8 +49,9 @@ from app.errors import Conflict, Forbidden, NotFound, PortalError, ValidationFai
 from app.events import Event, emit
 from app.plugins.runtime import EntityRef
 from app.records.values import FieldError, parse, to_json
-from app.workflow.kinds import CONDITIONS, SELECTORS, RuleContext
+from app.workflow.kinds import CONDITIONS, SELECTORS, RuleContext, Selection
 
+log = logging.getLogger("portal.workflow")
 ADMIN_PERMISSION = "ui.workflow.admin"
 # module "base": the role matrix groups base-module permissions with the platform's (module names a plugin otherwise).
 PERMISSIONS = [PermissionDef(ADMIN_PERMISSION, "Approval processes: define them, reassign tasks, retry stuck approvals")]
@@ -188,6 +190,11 @@ async def process_for(session: AsyncSession, tenant_id: uuid.UUID, plugin_id: st
 
 # --- running ---------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Failure:
+    reason: str
+
+
 @dataclass
 class Engine:
     """One unit of workflow work inside the caller's transaction."""
@@ -263,7 +270,11 @@ class Engine:
                 if kind is None:
                     return await self._stuck(instance, f"Step {index + 1} ({step['name']}): the condition kind "
                                                        f"{cond['kind']!r} is not available")
-                if not await kind.evaluate(ctx, cond["config"]):
+                holds = await self._guarded(kind.evaluate, ctx, cond["config"])
+                if isinstance(holds, Failure):
+                    return await self._stuck(instance, f"Step {index + 1} ({step['name']}): the condition failed: "
+                                                       f"{holds.reason}")
+                if not holds:
                     await self._audit("step.skipped", instance, f"Skipped step {step['name']}: its condition "
                                                                 f"({kind.describe(cond['config'])}) does not hold")
                     continue
@@ -271,7 +282,10 @@ class Engine:
             if selector is None:
                 return await self._stuck(instance, f"Step {index + 1} ({step['name']}): the selector kind "
                                                    f"{step['selector']['kind']!r} is not available")
-            chosen = await selector.select(ctx, step["selector"]["config"])
+            chosen = await self._guarded(selector.select, ctx, step["selector"]["config"])
+            if isinstance(chosen, Failure) or not isinstance(chosen, Selection):
+                reason = chosen.reason if isinstance(chosen, Failure) else f"it returned {type(chosen).__name__}"
+                return await self._stuck(instance, f"Step {index + 1} ({step['name']}): the approver rule failed: {reason}")
             if not chosen.user_ids:
                 return await self._stuck(instance, f"Step {index + 1} ({step['name']}) has no approver: {chosen.reason}")
             instance.state, instance.step_index, instance.error = "running", index, ""
@@ -279,6 +293,16 @@ class Engine:
             return None
         await self.finish(instance, process, entity, "approved")
         return None
+
+    async def _guarded(self, call: Any, ctx: RuleContext, config: Mapping[str, Any]) -> Any:
+        """Run a condition or selector in a savepoint: one that fails (a bug, a trapped WASM guest, a
+        database error) stops this instance as stuck with the reason instead of failing the request."""
+        try:
+            async with self.session.begin_nested():
+                return await call(ctx, config)
+        except Exception as exc:  # any failure of a rule implementation is the instance's problem
+            log.warning("Approval rule %s failed", getattr(call, "__qualname__", call), exc_info=True)
+            return Failure(f"{type(exc).__name__}: {exc}"[:500])
 
     async def _open_task(self, instance: WorkflowInstance, entity: EntityRef, index: int, step_name: str,
                          user_ids: list[uuid.UUID]) -> WorkflowTask:

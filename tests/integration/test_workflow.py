@@ -16,7 +16,7 @@ from app import workflow
 from app.access import roles
 from app.access.scopes import ScopeRule, scope_entities, set_role_scopes
 from app.audit import Actor
-from app.db.models import AuditEntry, EventRecord, Message, WorkflowInstance
+from app.db.models import AuditEntry, EventRecord, Message, Permission, WorkflowInstance
 from app.identity import directory, hierarchy
 from app.plugins import lifecycle
 from app.plugins.modules import available_modules
@@ -263,6 +263,11 @@ def test_process_validation_and_admin_permission(world):
         "all": [{"field": "notes", "op": "gt", "value": "a"}]}}}]}
     assert "steps[0].condition.all[0]" in str(w["client"].put(url, json=bad, headers=h(w, "root")).json()["errors"])
     assert w["client"].put(url, json=PROCESS, headers=h(w, "alice")).status_code == 403
+
+    async def registered(s: Any) -> tuple[str, str] | None:
+        row = await s.scalar(sa.select(Permission).where(Permission.code == workflow.ADMIN_PERMISSION))
+        return (row.module, row.scope) if row else None
+    assert in_db(w["app"], registered) == ("base", "tenant")  # listed in the role matrix with the base permissions
     # Without a process there is nothing to submit to; without update permission no submit either.
     po = order(w, "alice", "PO-5", "1.00")
     assert w["client"].post(f"{PO}/{po['id']}/submit", headers=h(w, "alice")).status_code == 404
@@ -452,3 +457,38 @@ def test_process_form_keeps_clauses_it_does_not_show(world):
     assert saved["steps"][0]["condition"]["config"]["all"] == [
         {"field": "total_amount", "op": "ge", "value": "2000.00"}, {"field": "status", "op": "eq", "value": "draft"}]
     assert saved["on_reject"] is None and saved["auto_start"] is False
+
+
+def test_a_failing_rule_implementation_stops_its_instance_only(world, monkeypatch):
+    """A selector that raises (standing in for a trapped WASM implementation) or returns garbage makes
+    that approval stuck with the reason; the request succeeds and other approvals go on."""
+    from app.workflow import kinds
+
+    class Exploding:
+        name, label = "exploding", "Explodes"
+
+        async def check(self, *args: Any) -> dict[str, Any]:
+            return {}
+
+        async def select(self, ctx: Any, config: Any) -> Any:
+            raise RuntimeError("guest trapped: unreachable")
+
+        def describe(self, config: Any) -> str:
+            return "explodes"
+
+    class Garbage(Exploding):
+        name = "garbage"
+
+        async def select(self, ctx: Any, config: Any) -> Any:
+            return ["not", "a", "selection"]
+
+    monkeypatch.setitem(kinds.SELECTORS, "exploding", Exploding())
+    monkeypatch.setitem(kinds.SELECTORS, "garbage", Garbage())
+    w = world
+    for kind, reason in (("exploding", "RuntimeError: guest trapped: unreachable"), ("garbage", "it returned list")):
+        define(w, {**PROCESS, "steps": [{"name": "Odd", "selector": {"kind": kind}}]})
+        po = order(w, "alice", f"PO-{kind}", "5.00")
+        assert submit(w, "alice", po["id"])["error"] == f"Step 1 (Odd): the approver rule failed: {reason}"
+    define(w)
+    po = order(w, "alice", "PO-fine", "5.00")
+    assert submit(w, "alice", po["id"])["state"] == "running"
