@@ -53,6 +53,7 @@ class Event:
     actor: str = ""
     id: str | None = None  # the event log row, once recorded
     depth: int = 0
+    deliverable: bool = False  # recorded as pending: a plugin subscriber will get it after the commit
 
 
 # -- patterns --------------------------------------------------------------------------------------
@@ -156,7 +157,7 @@ async def emit(session: AsyncSession, event: Event) -> Event:
         tenant_id=uuid.UUID(event.tenant_id) if event.tenant_id else None, actor=event.actor[:254],
         payload=event.payload, depth=depth, status=status, attempts=0, claimed_by="",
         created_at=dt.datetime.now(dt.UTC)))
-    recorded = dataclasses.replace(event, id=str(event_id), depth=depth)
+    recorded = dataclasses.replace(event, id=str(event_id), depth=depth, deliverable=status == "pending")
     sync = session.sync_session
     pending: list[Event] = sync.info.setdefault(PENDING_KEY, [])
     pending.append(recorded)

@@ -119,7 +119,8 @@ class Dispatcher:
             task = loop.create_task(self.bus.publish(event))
             self._tasks.add(task)  # keep a reference until done, or the task may be collected mid-flight
             task.add_done_callback(self._tasks.discard)
-        self._wake.set()
+        if any(event.deliverable for event in events):  # most events have no subscriber: nothing to claim
+            self._wake.set()
 
     async def _run(self) -> None:
         stale_check_every = max(1.0, self.settings.event_claim_timeout_seconds / 10)

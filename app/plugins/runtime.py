@@ -121,6 +121,12 @@ def note_versions(session: AsyncSession, tenant_id: uuid.UUID, versions: tuple[i
     session.info.setdefault(VERSIONS_KEY, {})[tenant_id] = versions
 
 
+def noted_versions(session: AsyncSession, tenant_id: uuid.UUID) -> tuple[int, int] | None:
+    """The (tenant, system) policy versions this session read for `tenant_id`, if any: a key for
+    per-worker caches of tenant settings that bump the tenant's policy_version when they change."""
+    return session.info.get(VERSIONS_KEY, {}).get(tenant_id)  # type: ignore[no-any-return]
+
+
 def forget_enabled(session: AsyncSession) -> None:
     """Drop the per-session memo (and the versions read before the change) after a lifecycle change."""
     session.info.pop(ENABLED_KEY, None)
@@ -145,7 +151,7 @@ async def enabled_for(session: AsyncSession, tenant_id: uuid.UUID) -> list[Loade
     memo: dict[uuid.UUID, list[LoadedPlugin]] = session.info.setdefault(ENABLED_KEY, {})
     if tenant_id in memo:
         return memo[tenant_id]
-    versions = session.info.get(VERSIONS_KEY, {}).get(tenant_id)
+    versions = noted_versions(session, tenant_id)
     cached = _enabled_by_version.get(tenant_id)
     if versions is not None and cached is not None and cached[0] == versions:
         memo[tenant_id] = cached[1]

@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit, messages
+from app.access import policy
 from app.access.permissions import PermissionDef
 from app.audit import Actor
 from app.db.models import (
@@ -47,6 +48,7 @@ from app.db.models import (
 )
 from app.errors import Conflict, Forbidden, NotFound, PortalError, ValidationFailed
 from app.events import Event, emit
+from app.plugins import runtime
 from app.plugins.runtime import EntityRef
 from app.records.values import FieldError, parse, to_json
 from app.workflow.kinds import CONDITIONS, SELECTORS, RuleContext, Selection
@@ -142,6 +144,9 @@ async def save_process(session: AsyncSession, tenant_id: uuid.UUID, actor: Actor
     row.auto_start = bool(data.get("auto_start"))
     row.is_active = bool(data.get("is_active", True))
     await session.flush()
+    # Every worker's auto-start cache is keyed by the tenant's policy version.
+    runtime.forget_enabled(session)
+    await policy.bump_policy_version(session, tenant_id)
     await audit.record(session, actor, "workflow.process.save", "workflow_process", row.id, tenant_id=tenant_id,
                        summary=f"Saved approval process {name} for {entity.plugin_id}.{entity.name}",
                        before=before, after=_process_json(row))
@@ -387,9 +392,30 @@ async def start(session: AsyncSession, tenant_id: uuid.UUID, actor: Actor, entit
     return await _engine(session, tenant_id, actor).start(process, entity, row, actor)
 
 
+# Per worker: the (plugin, entity) pairs with an active auto-start process, per tenant, under the policy
+# versions requests read anyway (save_process bumps the tenant's). Spares every insert a query.
+_auto_start_by_version: dict[uuid.UUID, tuple[tuple[int, int], frozenset[tuple[str, str]]]] = {}
+
+
+async def _auto_start_entities(session: AsyncSession, tenant_id: uuid.UUID) -> frozenset[tuple[str, str]]:
+    versions = runtime.noted_versions(session, tenant_id)
+    cached = _auto_start_by_version.get(tenant_id)
+    if versions is not None and cached is not None and cached[0] == versions:
+        return cached[1]
+    rows = await session.execute(sa.select(WorkflowProcess.plugin_id, WorkflowProcess.entity).where(
+        WorkflowProcess.tenant_id == tenant_id, WorkflowProcess.is_active.is_(True),
+        WorkflowProcess.auto_start.is_(True)))
+    found = frozenset((p, e) for p, e in rows.all())
+    if versions is not None:
+        _auto_start_by_version[tenant_id] = (versions, found)
+    return found
+
+
 async def auto_start(session: AsyncSession, tenant_id: uuid.UUID, actor: Actor, entity: EntityRef,
                      row: Mapping[str, Any]) -> WorkflowInstance | None:
     """Called by the record service after every insert: start when the entity's process says so."""
+    if (entity.plugin_id, entity.name) not in await _auto_start_entities(session, tenant_id):
+        return None
     process = await process_for(session, tenant_id, entity.plugin_id, entity.name)
     if process is None or not process.auto_start:
         return None
