@@ -47,6 +47,8 @@ def sync_url(url: str) -> str:
 
 def ensure_database(url: str, rebuild: bool) -> None:
     base, name = sync_url(url).rsplit("/", 1)
+    if name == "test":
+        sys.exit("bench: refusing to use the test suite's database 'test'")
     with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if exists and rebuild:

@@ -36,6 +36,9 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from records_bench import ensure_database, sync_url  # noqa: E402
 
 USERS = 10_000
 LEVEL_SIZES = [1, 4, 16, 64, 256, 1024, 2600, 6035]  # 8 levels, 10,000 members
@@ -44,23 +47,6 @@ ADMIN = ("bench@portal.test", "bench-password-1")
 MEMBER_PASSWORD = "member-password-1"
 UNCACHED_RUNS = 30
 TARGETS = {"list": 25.0, "cached": 0.1, "uncached": 20.0}
-
-
-def sync_url(url: str) -> str:
-    return re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql://", url)
-
-
-def ensure_database(url: str, rebuild: bool) -> None:
-    base, name = sync_url(url).rsplit("/", 1)
-    if name == "test":
-        sys.exit("scope_bench: refusing to use the test suite's database 'test'")
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if exists and rebuild:
-            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-            exists = None
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def env_for(url: str, data_dir: Path) -> dict[str, str]:
