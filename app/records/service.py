@@ -24,7 +24,7 @@ from app import audit
 from app.access.scopes import DataScope
 from app.audit import Actor
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.events import PENDING_KEY, Event, EventBus, emit
+from app.events import PENDING_KEY, Event, emit
 from app.plugins.manifest import FieldSpec
 from app.plugins.runtime import EntityRef
 from app.records.values import FieldError, default_for, parse, to_json
@@ -97,13 +97,12 @@ INSERT_HOOKS: list[InsertHook] = []
 
 
 class RecordService:
-    def __init__(self, session: AsyncSession, tenant_id: uuid.UUID, actor: Actor, can: Callable[[str], bool],
-                 bus: EventBus | None = None, *, scope: DataScope | None = None) -> None:
+    def __init__(self, session: AsyncSession, tenant_id: uuid.UUID, actor: Actor, can: Callable[[str], bool], *,
+                 scope: DataScope | None = None) -> None:
         self.db = session
         self.tenant_id = tenant_id
         self.actor = actor
         self.can = can
-        self.bus = bus
         self.scope = scope  # None: every row of the tenant (background calls acting as a plugin)
 
     # -- permission ------------------------------------------------------------------------------

@@ -85,7 +85,7 @@ class CallContext:
         return self.plugin.manifest
 
     def records(self) -> RecordService:
-        return RecordService(self.session, self.tenant_id, self.principal.actor, self.principal.can, self.bus,
+        return RecordService(self.session, self.tenant_id, self.principal.actor, self.principal.can,
                              scope=self.principal.scope)
 
     def run(self, make: Callable[[], Awaitable[Any]]) -> Any:

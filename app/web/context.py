@@ -95,7 +95,7 @@ class RequestContext:
 
     def records(self) -> RecordService:
         """The record service bound to this request's tenant, user, permissions and data scope."""
-        return RecordService(self.db, self.tenant_id, self.actor, self.can, self.bus, scope=self.data_scope())
+        return RecordService(self.db, self.tenant_id, self.actor, self.can, scope=self.data_scope())
 
     async def memberships(self) -> list[tuple[Tenant, Any]]:
         """Tenants the user may switch to (their memberships; all tenants for platform admins)."""

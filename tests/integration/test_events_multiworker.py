@@ -9,7 +9,6 @@ have exactly one row per event, and both workers must have delivered some of the
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
 from pathlib import Path
@@ -18,33 +17,19 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from app.db.engine import make_alchemy_config
+from app.cli import run_db
 from app.db.models import EventDelivery, EventRecord
 from app.identity import directory
 from app.plugins import lifecycle, runtime
 from app.plugins.packages import read_folder
 from app.records.service import RecordService
-from app.settings import Settings, load_settings
+from app.settings import load_settings
 from tests.conftest import ADMIN_EMAIL, WASM_CACHE, reset_pg
 from tests.integration.test_events import ACTOR, event_packages  # noqa: F401  (the session fixture)
 from tests.integration.test_multiworker import cli_token, server_env, start_server, stop_server
 
 BURST = 150
 BY_REQUEST = 30
-
-
-def db(settings: Settings, work: Any) -> Any:
-    async def go() -> Any:
-        config = make_alchemy_config(settings)
-        try:
-            async with config.get_session() as session:
-                result = await work(session)
-                await session.commit()
-                return result
-        finally:
-            await config.get_engine().dispose()
-
-    return asyncio.run(go())
 
 
 def test_each_event_is_delivered_once_across_two_workers(request: pytest.FixtureRequest, tmp_path: Path,
@@ -62,7 +47,7 @@ def test_each_event_is_delivered_once_across_two_workers(request: pytest.Fixture
         for name in ("probe", "listener"):
             await lifecycle.enable(s, ACTOR, tenant.id, name)
 
-    db(settings, setup)
+    run_db(settings, setup)
     server = start_server(env, tmp_path)
     try:
         token = cli_token(env, ADMIN_EMAIL)
@@ -78,16 +63,16 @@ def test_each_event_is_delivered_once_across_two_workers(request: pytest.Fixture
             for i in range(BURST):
                 await service.insert(ref, {"title": f"burst {i}"})
 
-        db(settings, burst)
+        run_db(settings, burst)
 
         async def open_events(s: Any) -> int:
             return int(await s.scalar(sa.select(sa.func.count()).select_from(EventRecord).where(
                 EventRecord.status.in_(("pending", "running")))) or 0)
 
         deadline = time.monotonic() + 120
-        while db(settings, open_events) and time.monotonic() < deadline:
+        while run_db(settings, open_events) and time.monotonic() < deadline:
             time.sleep(0.5)
-        assert db(settings, open_events) == 0, f"events still undelivered after 120 s:\n{server.log_tail()}"
+        assert run_db(settings, open_events) == 0, f"events still undelivered after 120 s:\n{server.log_tail()}"
     finally:
         stop_server(server)
 
@@ -103,7 +88,7 @@ def test_each_event_is_delivered_once_across_two_workers(request: pytest.Fixture
         heard = await s.scalar(sa.select(sa.func.count()).select_from(t).where(t.c.tenant_id == tenant.id))
         return list(events), list(deliveries), int(heard or 0)
 
-    events, deliveries, heard = db(settings, outcome)
+    events, deliveries, heard = run_db(settings, outcome)
     assert len(events) == BURST + BY_REQUEST
     assert all(e.status == "delivered" and e.attempts == 1 for e in events)
     per_event = Counter(d.event_id for d in deliveries)
