@@ -31,7 +31,7 @@ MAX_LINK = 500
 MAX_SOURCE = 64
 
 __all__ = ["MAX_BODY", "MAX_LINK", "MAX_RECIPIENTS", "MAX_TITLE", "Inbox", "check_link", "email_enabled",
-           "list_for", "mark_all_read", "mark_read", "message_json", "notify", "set_email_enabled", "unread_count"]
+           "list_for", "mark_all_read", "mark_read", "message_json", "notify", "set_email_enabled", "unread_count", "unread_count_query"]
 
 
 @dataclass(frozen=True)
@@ -130,10 +130,14 @@ def _mine(tenant_id: uuid.UUID, user_id: uuid.UUID) -> Any:
     return (Message.tenant_id == tenant_id) & (Message.user_id == user_id)
 
 
+def unread_count_query(tenant_id: uuid.UUID, user_id: uuid.UUID) -> Any:
+    """One COUNT answered by ix_messages_inbox_unread (the header bell asks on every page, together
+    with the other header badges in one statement: app.web.render)."""
+    return select(func.count()).select_from(Message).where(_mine(tenant_id, user_id), Message.read_at.is_(None))
+
+
 async def unread_count(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> int:
-    """One COUNT answered by ix_messages_inbox_unread (the header bell asks on every page)."""
-    query = select(func.count()).select_from(Message).where(_mine(tenant_id, user_id), Message.read_at.is_(None))
-    return int((await session.scalar(query)) or 0)
+    return int((await session.scalar(unread_count_query(tenant_id, user_id))) or 0)
 
 
 async def list_for(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, *, unread_only: bool = False,

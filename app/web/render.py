@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
+import sqlalchemy as sa
 from litestar import Request
 from litestar.response import Redirect, Template
 
@@ -19,6 +20,19 @@ def is_htmx(request: Request) -> bool:
     return request.headers.get("hx-request") == "true" and request.headers.get("hx-boosted") != "true"
 
 
+async def _badges(ctx: RequestContext, context: dict[str, Any]) -> dict[str, int]:
+    """The header's unread-message bell and approval-task badge, in one statement per full page
+    (fragments skip them); counts a handler already has are not asked again."""
+    assert ctx.user is not None and ctx.tenant is not None
+    wanted = {name: make(ctx.tenant.id, ctx.user.id) for name, make in (
+        ("unread_messages", messages.unread_count_query), ("open_tasks", workflow.open_task_count_query))
+        if name not in context}
+    if not wanted:
+        return {}
+    row = (await ctx.db.execute(sa.select(*(q.scalar_subquery().label(n) for n, q in wanted.items())))).one()
+    return {name: int(value or 0) for name, value in row._mapping.items()}
+
+
 async def page(request: Request, ctx: RequestContext, template: str, *, fragment: str | None = None,
                status_code: int = 200, **data: Any) -> Template:
     """Render `template`; an HTMX request targeting a region gets `fragment` (included by the page)."""
@@ -31,12 +45,8 @@ async def page(request: Request, ctx: RequestContext, template: str, *, fragment
         context["menu"] = build_menu(ctx, await plugin_menu(ctx))
         context["switcher"] = await ctx.memberships() if ctx.user else []
         context["flash"] = take_flash(request)
-        # The header bell: one COUNT on ix_messages_inbox_unread per full page (fragments skip it).
-        if ctx.user is not None and ctx.tenant is not None and "unread_messages" not in context:
-            context["unread_messages"] = await messages.unread_count(ctx.db, ctx.tenant.id, ctx.user.id)
-        # The approval-task badge: one COUNT on ix_workflow_assignees_inbox.
-        if ctx.user is not None and ctx.tenant is not None and "open_tasks" not in context:
-            context["open_tasks"] = await workflow.open_task_count(ctx.db, ctx.tenant.id, ctx.user.id)
+        if ctx.user is not None and ctx.tenant is not None:
+            context.update(await _badges(ctx, context))
     headers = {"Cache-Control": "no-store"} if ctx.user else {}
     if fragment:
         headers["Vary"] = "HX-Request"  # one URL, two representations: caches must keep them apart

@@ -63,7 +63,7 @@ ACTIVE_STATES = ("running", "stuck")
 OUTCOMES = ("approved", "rejected")
 
 __all__ = ["ADMIN_PERMISSION", "PERMISSIONS", "Forbidden", "decide", "get_task", "instances_for_record",
-           "list_processes", "open_task_count", "process_for", "reassign", "retry", "save_process", "start",
+           "list_processes", "open_task_count", "open_task_count_query", "process_for", "reassign", "retry", "save_process", "start",
            "stuck_instances", "tasks_for"]
 
 
@@ -554,11 +554,15 @@ async def retry(session: AsyncSession, tenant_id: uuid.UUID, actor: Actor, entit
 
 # --- reading ---------------------------------------------------------------------------------------
 
-async def open_task_count(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> int:
+def open_task_count_query(tenant_id: uuid.UUID, user_id: uuid.UUID) -> sa.Select[Any]:
     """One COUNT answered by ix_workflow_assignees_inbox (the header badge asks on every full page)."""
-    return int(await session.scalar(sa.select(sa.func.count()).select_from(WorkflowAssignee).where(
+    return sa.select(sa.func.count()).select_from(WorkflowAssignee).where(
         WorkflowAssignee.tenant_id == tenant_id, WorkflowAssignee.user_id == user_id,
-        WorkflowAssignee.is_open.is_(True))) or 0)
+        WorkflowAssignee.is_open.is_(True))
+
+
+async def open_task_count(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> int:
+    return int(await session.scalar(open_task_count_query(tenant_id, user_id)) or 0)
 
 
 async def tasks_for(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, *, open_only: bool = True,
