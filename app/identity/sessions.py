@@ -51,11 +51,17 @@ async def resolve(session: AsyncSession, settings: Settings, token: str) -> tupl
     ws, user = row
     now = utcnow()
     idle_limit = ws.last_seen_at + dt.timedelta(seconds=settings.session_idle_seconds)
-    if now >= ws.expires_at or now >= idle_limit or not user.is_active:
+    expired = now >= ws.expires_at or now >= idle_limit or not user.is_active
+    touch = now - ws.last_seen_at > TOUCH_EVERY
+    if expired or touch:
+        # End the read before writing: on SQLite a transaction that has read cannot become a writer once
+        # another connection (say, an event delivery) committed meanwhile; busy_timeout does not help.
+        await session.commit()
+    if expired:
         await session.delete(ws)
         await session.commit()
         return None
-    if now - ws.last_seen_at > TOUCH_EVERY:
+    if touch:
         # Written at most once a minute so most requests stay read-only.
         ws.last_seen_at = now
         await session.commit()

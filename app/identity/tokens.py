@@ -50,6 +50,9 @@ async def resolve(session: AsyncSession, secret: str) -> tuple[ApiToken, User] |
         return None
     now = utcnow()
     if token.last_used_at is None or now - token.last_used_at > TOUCH_EVERY:
+        # End the read first: on SQLite a transaction that has read cannot become a writer once another
+        # connection committed meanwhile (SQLITE_BUSY at once; busy_timeout does not wait that out).
+        await session.commit()
         token.last_used_at = now
         await session.commit()
     return token, user

@@ -16,8 +16,8 @@ Decisions and rules, briefly:
 - A selector that finds nobody, or an end action that fails, stops the instance as `stuck` with the
   reason in `error` (shown to admins, who can retry after fixing the cause); nothing hangs silently.
 - Events (outbox, delivered after commit): workflow.task.created, workflow.task.completed (payload
-  business_id = record id, entity, plugin, outcome, comment, task_id, instance_id — seed 004 §10.3),
-  workflow.instance.completed. Notifications go to the assignees of a new task and to the requester
+  business_id = record id, entity, plugin, title, outcome, comment, decided_by(_email), task_id,
+  instance_id — seed 004 §10.3), workflow.instance.completed (outcome, decisions). Notifications go to the assignees of a new task and to the requester
   on the outcome. Every change writes an audit row.
 """
 
@@ -330,8 +330,10 @@ class Engine:
 
     @staticmethod
     def _payload(instance: WorkflowInstance) -> dict[str, Any]:
+        # `title` (the record's display value when submitted) lets a guest find the row with db.query,
+        # which filters on fields, not on ids.
         return {"business_id": instance.record_id, "entity": instance.entity, "plugin": instance.plugin_id,
-                "instance_id": str(instance.id), "process_id": str(instance.process_id)}
+                "instance_id": str(instance.id), "process_id": str(instance.process_id), "title": instance.title}
 
     async def _stuck(self, instance: WorkflowInstance, reason: str) -> None:
         instance.state, instance.error = "stuck", reason[:2000]
@@ -350,7 +352,11 @@ class Engine:
         await self.session.flush()
         await self._audit(f"instance.{outcome}", instance, f"Approval of {instance.title}: {outcome}",
                           {"outcome": outcome})
-        await self._event("instance.completed", {**self._payload(instance), "outcome": outcome})
+        # `decisions` = 0: every step was skipped, nobody decided (a subscriber may say so on the record).
+        decisions = await self.session.scalar(sa.select(sa.func.count()).select_from(WorkflowTask).where(
+            WorkflowTask.instance_id == instance.id, WorkflowTask.state.in_(OUTCOMES)))
+        await self._event("instance.completed", {**self._payload(instance), "outcome": outcome,
+                                                 "decisions": int(decisions or 0)})
         if instance.requester_id is not None and await self._is_member(instance.requester_id):
             await messages.notify(self.session, self.tenant_id, [instance.requester_id],
                                   f"{entity.spec.label} {instance.title} was {outcome}"[:200],
@@ -492,7 +498,8 @@ async def decide(session: AsyncSession, tenant_id: uuid.UUID, actor: Actor, enti
                         + (f": {comment[:200]}" if comment else ""), {"task_id": str(task.id), "comment": comment})
     await engine._event("task.completed", {**Engine._payload(instance), "task_id": str(task.id), "outcome": outcome,
                                            "comment": comment, "step": task.step_name,
-                                           "decided_by": str(actor.user_id) if actor.user_id else None})
+                                           "decided_by": str(actor.user_id) if actor.user_id else None,
+                                           "decided_by_email": actor.email})
     if outcome == "rejected":
         await engine.finish(instance, process, entity, "rejected")
     else:

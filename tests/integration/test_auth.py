@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+
+import sqlalchemy as sa
+
+from app.audit import Actor
+from app.db.engine import make_alchemy_config
+from app.db.models import ApiToken, Tenant, User, WebSession, utcnow
+from app.identity import directory, sessions, tokens
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.helpers import csrf, login, post_form, text_of
 
@@ -87,3 +96,35 @@ def test_profile_language_and_password_change(client):
     assert '<html lang="zh">' in client.get("/t/system/account").text
     post_form(client, "/logout", {})
     login(client, ADMIN_EMAIL, "another-pass-9")
+
+
+def test_touching_a_token_or_session_survives_a_commit_in_between(app):
+    """A request reads (its snapshot), another connection commits (an event delivery), then the request
+    notes the token's or session's use: on SQLite that write must not fail with "database is locked"."""
+    async def work() -> None:
+        config = make_alchemy_config(app.state.settings)
+        try:
+            async with config.get_session() as s:
+                user = await directory.create_user(s, Actor(None, "test"), "toucher@example.test", "toucher-pass-1")
+                row, secret = await tokens.create(s, Actor(None, "test"), user, "t")
+                web = await sessions.start(s, app.state.settings, user, old_token=None, ip="", user_agent="")
+                # Last seen two minutes ago: this request writes the touch.
+                await s.execute(sa.update(WebSession).values(last_seen_at=utcnow() - dt.timedelta(minutes=2)))
+                await s.commit()
+            for resolve in (lambda r: tokens.resolve(r, secret),
+                            lambda r: sessions.resolve(r, app.state.settings, web)):
+                async with config.get_session() as request, config.get_session() as other:
+                    await request.scalar(sa.select(sa.func.count()).select_from(Tenant))  # the request's read
+                    await other.execute(sa.update(User).where(User.email == "toucher@example.test")
+                                        .values(display_name=sa.func.lower(User.display_name)))
+                    await other.commit()
+                    assert await resolve(request) is not None
+                    await request.commit()
+            async with config.get_session() as s:
+                assert (await s.get(ApiToken, row.id)).last_used_at is not None  # type: ignore[union-attr]
+                seen = await s.scalar(sa.select(WebSession.last_seen_at).where(WebSession.user_id == row.user_id))
+                assert seen is not None and utcnow() - seen < dt.timedelta(minutes=1)
+        finally:
+            await config.get_engine().dispose()
+
+    asyncio.run(work())

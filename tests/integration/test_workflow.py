@@ -185,7 +185,9 @@ def test_two_steps_with_condition_approved_sets_the_field_through_the_record_ser
     assert completed[0]["business_id"] == po["id"] and completed[0]["entity"] == "purchase_order"
     assert completed[0]["outcome"] == "approved" and completed[0]["comment"] == "fine by me"
     assert completed[0]["task_id"] == task["id"] and completed[0]["instance_id"] == started["id"]
-    assert logged[-1][1]["outcome"] == "approved"
+    assert completed[0]["decided_by_email"] == "max@acme.test" and completed[0]["title"] == "PO-1"
+    assert completed[1]["decided_by_email"] == "fin@acme.test" and completed[1]["decided_by"] == str(w["ids"]["fin"])
+    assert logged[-1][1]["outcome"] == "approved" and logged[-1][1]["decisions"] == 2
     assert [t for t, _ in events(w, "inventory.purchase_order.updated")] == ["inventory.purchase_order.updated"]
     # Notifications: the assignees of each new task, then the requester with a link to the record.
     assert inbox(w, "max") == [("Approval needed: PO-1", f"/t/acme/tasks/{task['id']}")]
@@ -208,6 +210,8 @@ def test_condition_false_skips_the_step_and_rejection_ends_it(world):
     assert record(w, po["id"])["status"] == "rejected"
     done = [p for t, p in events(w) if t == "workflow.task.completed"]
     assert done == [{**done[0], "outcome": "rejected", "comment": "too expensive", "business_id": po["id"]}]
+    finished = [p for t, p in events(w) if t == "workflow.instance.completed"]
+    assert [(p["outcome"], p["decisions"], p["title"]) for p in finished] == [("rejected", 1, "PO-2")]
     assert inbox(w, "alice") == [("Purchase order PO-2 was rejected", f"{PAGE}/{po['id']}")]
     # Finished: it may be submitted again.
     again = submit(w, "alice", po["id"])

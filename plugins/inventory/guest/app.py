@@ -1,9 +1,12 @@
 """Inventory's page code: the stocktaking page (items below their threshold, adjust a quantity with
-the version check, publish inventory.stock.low), the dashboard (stat cards and stock by category) and
-a default category for every new tenant. Built into plugin.wasm by `portal plugin build plugins/inventory`."""
+the version check, publish inventory.stock.low), the dashboard (stat cards and stock by category), a
+default category for every new tenant, and the reaction to purchase-order approvals (workflow events:
+each decision is noted on the order, the final outcome sets its status). Built into plugin.wasm by
+`portal plugin build plugins/inventory`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from portal_guest import (
@@ -32,6 +35,10 @@ plugin = Plugin()
 ITEM = "inventory_item"
 ADJUST = "ui.inventory.stocktaking-adjust"
 MAX_ITEMS = 200
+ORDER = "purchase_order"
+OUTCOMES = ("approved", "rejected")
+MAX_NOTE_COMMENT = 500
+SCAN_PAGES, SCAN_PAGE = 5, 100
 
 
 def _items() -> list[dict[str, Any]]:
@@ -130,6 +137,138 @@ def create_default_category(tenant_id: str) -> None:
     if not db.query("inventory_category", {"code": "GENERAL"}, limit=1)["rows"]:
         db.insert("inventory_category", {"name": "General", "code": "GENERAL",
                                          "description": "Created when the tenant was created"})
+
+
+# --- purchase-order approvals (workflow events) ------------------------------------------------------
+#
+# The tenant's approval process for purchase_order (steps, approvers, conditions) lives in the workflow
+# module; this plugin only reacts. workflow.task.completed: note the decision (who, which step, the
+# comment) on the order; a rejection ends the approval, so it also sets status = rejected.
+# workflow.instance.completed: the final outcome sets the status (approved only here: in a multi-step
+# process an approved step is not yet an approved order). An instance that finished without any
+# decision (every step's condition was false) is approved and noted as such.
+
+
+def _ours(payload: dict[str, Any]) -> bool:
+    """Only approvals of this plugin's purchase orders: the events cover every entity of the tenant."""
+    me = str(current_user().get("plugin") or "inventory")
+    return payload.get("entity") == ORDER and payload.get("plugin") == me and bool(payload.get("business_id"))
+
+
+def _find_order(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """The live order (not deleted) the approval is about, or None.
+
+    db.query filters on fields, so look up the order number the approval was submitted with; an order
+    renumbered since was updated since, so it is among the most recently updated ones."""
+    order_id = str(payload["business_id"])
+    title = str(payload.get("title") or "")
+    if title:
+        for row in db.query(ORDER, {"order_no": title}, limit=5)["rows"]:
+            if row["id"] == order_id:
+                return row
+    for page_no in range(SCAN_PAGES):
+        rows = db.query(ORDER, limit=SCAN_PAGE, offset=page_no * SCAN_PAGE, sort="-updated_at")["rows"]
+        for row in rows:
+            if row["id"] == order_id:
+                return row
+        if len(rows) < SCAN_PAGE:
+            break
+    return None
+
+
+def _update_order(payload: dict[str, Any], change: Callable[[dict[str, Any]], dict[str, Any]],
+                  why: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Apply `change(order)` with the version check; on a conflict re-read and try once more.
+
+    Returns (before, after), or None when there was nothing to do or the order is gone (logged: an
+    order deleted while its approval ran is not the plugin's failure)."""
+    for attempt in (1, 2):
+        order = _find_order(payload)
+        if order is None:
+            log.warning(f"{why}: purchase order {payload['business_id']} ({payload.get('title') or '?'}) "
+                        "no longer exists; nothing updated")
+            return None
+        values = change(order)
+        if not values:
+            return None
+        try:
+            return order, db.update(ORDER, order["id"], values, order["version"])
+        except HostError as exc:
+            if "changed by someone else" in exc.message and attempt == 1:
+                log.info(f"{why}: {order['order_no']} changed meanwhile; reading it again")
+                continue
+            if "changed by someone else" in exc.message or exc.message.startswith("No "):
+                log.error(f"{why}: could not update {order['order_no']}: {exc.message}")
+                return None
+            raise
+    return None
+
+
+def _with_line(notes: Any, line: str) -> str:
+    return f"{str(notes).rstrip()}\n{line}" if notes and str(notes).strip() else line
+
+
+def _order_event(kind: str, order: dict[str, Any], payload: dict[str, Any]) -> None:
+    events.publish(f"inventory.purchase_order.{kind}", {
+        "order_id": order["id"], "order_no": order["order_no"], "total_amount": order.get("total_amount"),
+        "supplier_id": order.get("supplier_id"), "instance_id": payload.get("instance_id"),
+        "decided_by": payload.get("decided_by_email")})
+
+
+@plugin.on_event("workflow.task.completed")
+def approval_decided(payload: dict[str, Any]) -> None:
+    if not _ours(payload):
+        return
+    outcome = payload.get("outcome")
+    if outcome not in OUTCOMES:
+        log.warning(f"approval task {payload.get('task_id')}: unknown outcome {outcome!r}; ignored")
+        return
+    comment = " ".join(str(payload.get("comment") or "").split())[:MAX_NOTE_COMMENT]
+    line = (f"Approval: {outcome} by {payload.get('decided_by_email') or 'an approver'}"
+            f" (step {payload.get('step') or '?'})" + (f": {comment}" if comment else ""))
+
+    def change(order: dict[str, Any]) -> dict[str, Any]:
+        values: dict[str, Any] = {"notes": _with_line(order.get("notes"), line)}
+        if outcome == "rejected" and order.get("status") != "rejected":
+            values["status"] = "rejected"  # any rejection ends the approval
+        return values
+
+    done = _update_order(payload, change, f"approval task {payload.get('task_id')}")
+    if done is None:
+        return
+    before, after = done
+    log.info(f"{after['order_no']}: {line}")
+    if after.get("status") == "rejected" and before.get("status") != "rejected":
+        _order_event("rejected", after, payload)
+
+
+@plugin.on_event("workflow.instance.completed")
+def approval_finished(payload: dict[str, Any]) -> None:
+    if not _ours(payload):
+        return
+    outcome = payload.get("outcome")
+    if outcome not in OUTCOMES:
+        log.warning(f"approval {payload.get('instance_id')}: unknown outcome {outcome!r}; ignored")
+        return
+    undecided = outcome == "approved" and not payload.get("decisions")
+
+    def change(order: dict[str, Any]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        # A received order stays received: the goods are in, whatever an old approval says.
+        if order.get("status") not in (outcome, "received"):
+            values["status"] = outcome
+        if undecided:
+            values["notes"] = _with_line(order.get("notes"),
+                                         "Approval: approved without a decision (no approval step applied)")
+        return values
+
+    done = _update_order(payload, change, f"approval {payload.get('instance_id')}")
+    if done is None:
+        return
+    before, after = done
+    if after.get("status") != before.get("status"):
+        log.info(f"{after['order_no']}: approval finished, status {before.get('status')} → {after['status']}")
+        _order_event(outcome, after, payload)
 
 
 Guest = plugin.guest_class()
