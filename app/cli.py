@@ -95,11 +95,13 @@ def serve(host: str, port: int, workers: int, demo: bool) -> None:
     migrate_or_exit(settings)
     first = run_db(settings, lambda s: bootstrap.ensure_base(s, settings))
     if demo:
-        from app.demo import ensure_demo
+        from app.demo import demo_logins, ensure_demo
 
         run_db(settings, lambda s: ensure_demo(s, settings))
     url = f"http://{host}:{port}/"
     click.secho(f"Portal is starting at {url}", fg="green")
+    if demo:
+        click.echo(demo_logins())
     if first and first.password:
         click.secho(f"First platform admin: {first.email}  password: {first.password}", fg="yellow")
         click.echo("This password is shown once; change it after signing in.")

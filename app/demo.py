@@ -1,19 +1,24 @@
-"""Demo data for a first look: tenant `demo` with an admin, a member, the bundled plugins and rows."""
+"""Demo data for a first look: tenant `demo` with an admin, a member, a buyer and her manager, the
+bundled plugins, rows, and a purchase-order approval process (orders above 1000 need the buyer's
+manager; the inventory plugin's handle-event sets the order's status when the approval finishes)."""
 
 from __future__ import annotations
 
 import logging
 import random
+import tomllib
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import workflow
 from app.access import roles
 from app.audit import Actor
 from app.db.models import PluginPackage
-from app.identity import directory
+from app.identity import directory, hierarchy
 from app.plugins import lifecycle, runtime
+from app.plugins.manifest import parse_version
 from app.plugins.packages import read_source_folder
 from app.records.service import RecordService
 from app.sandbox.build import BuildError, package_from
@@ -21,12 +26,32 @@ from app.settings import Settings
 
 log = logging.getLogger("portal.demo")
 DEMO_PASSWORD = "demo-pass-2026"
-DEMO_USERS = (("alice@demo.test", "Alice Admin", "Admin"), ("bob@demo.test", "Bob Member", "Member"))
+DEMO_USERS = (("alice@demo.test", "Alice Admin", "Admin"), ("bob@demo.test", "Bob Member", "Member"),
+              ("carol@demo.test", "Carol Buyer", "Buyer"), ("dave@demo.test", "Dave Manager", "Manager"))
+# Roles the demo adds (grant patterns); carol reports to dave, who approves her larger orders.
+DEMO_ROLES = {
+    "Buyer": ("Creates purchase orders and submits them for approval",
+              ["db.purchase_order.*", "db.purchase_order_line.*", "db.supplier.select", "db.inventory_item.select",
+               "db.inventory_category.select"]),
+    "Manager": ("Approves the purchase orders of the people reporting to them",
+                ["db.purchase_order.select", "db.purchase_order_line.select", "db.supplier.select",
+                 "db.inventory_item.select"]),
+}
+DEMO_REPORTS_TO = {"carol@demo.test": "dave@demo.test"}
+APPROVAL_THRESHOLD = "1000.00"
+DEMO_PROCESS = {
+    "name": "Purchase order approval",
+    # No end action: the inventory plugin sets the status itself (guest handle-event), and notes the decision.
+    "steps": [{"name": "Manager approval", "selector": {"kind": "manager"},
+               "condition": {"kind": "fields", "config": {"all": [
+                   {"field": "total_amount", "op": "gt", "value": APPROVAL_THRESHOLD}]}}}],
+}
 BUNDLED = Path(__file__).resolve().parents[1] / "plugins"
 
 
 async def install_bundled(session: AsyncSession, settings: Settings, actor: Actor) -> list[str]:
-    """Install every plugin folder under plugins/ that is not installed yet (dependencies first)."""
+    """Install every plugin folder under plugins/ that is not installed yet (dependencies first), and
+    upgrade an installed bundled plugin whose folder has a newer version."""
     done = []
     folders = sorted(p for p in BUNDLED.iterdir() if (p / "plugin.toml").is_file())
     for folder in folders:
@@ -38,6 +63,12 @@ async def install_bundled(session: AsyncSession, settings: Settings, actor: Acto
         plugin_id = lifecycle._plugin_id_of(package.manifest_text)
         row = await session.scalar(select(PluginPackage).where(PluginPackage.plugin_id == plugin_id))
         if row is not None and row.status == "installed" and row.deleted_at is None:
+            version = str(tomllib.loads(package.manifest_text).get("plugin", {}).get("version") or "0.0.0")
+            if not row.bundled or parse_version(version) <= parse_version(row.version):
+                continue
+            # A newer bundled version (e.g. inventory 1.1.0 reacting to approvals) replaces the old one.
+            await lifecycle.upgrade(session, actor, package, settings)
+            done.append(str(plugin_id))
             continue
         await lifecycle.upload(session, actor, package, settings, bundled=True, install_now=True)
         done.append(str(plugin_id))
@@ -53,14 +84,21 @@ async def ensure_demo(session: AsyncSession, settings: Settings) -> bool:
     if await directory.find_tenant(session, "demo"):
         return False
     tenant = await directory.create_tenant(session, actor, "demo", "Demo Company")
+    for plugin_id in ("inventory", "crm"):  # first: the roles below grant the plugins' permissions
+        await lifecycle.enable(session, actor, tenant.id, plugin_id)
+    for role_name, (description, grants) in DEMO_ROLES.items():
+        role = await roles.create_role(session, actor, tenant.id, role_name, description)
+        await roles.set_role_grants(session, actor, role, grants)
     alice = None
     for email, name, role_name in DEMO_USERS:
         user = await directory.find_user(session, email) or await directory.create_user(
             session, actor, email, DEMO_PASSWORD, name)
         await directory.add_member(session, actor, tenant.id, user, await roles.get_role(session, tenant.id, role_name))
         alice = alice or user
-    for plugin_id in ("inventory", "crm"):
-        await lifecycle.enable(session, actor, tenant.id, plugin_id)
+    for email, manager in DEMO_REPORTS_TO.items():
+        member = await directory.find_user(session, email)
+        assert member is not None
+        await hierarchy.set_manager(session, actor, tenant.id, member.id, manager)
     assert alice is not None
     records = RecordService(session, tenant.id, Actor(alice.id, alice.email), lambda _p: True)
     plugins = await runtime.enabled_for(session, tenant.id)
@@ -82,6 +120,7 @@ async def ensure_demo(session: AsyncSession, settings: Settings) -> bool:
         await records.insert(ref("inventory_item"), {
             "sku": f"SKU-{1001 + i}", "name": name, "unit": unit, "quantity": rng.randint(0, 120),
             "category_id": str(categories[i % 3]["id"]), "unit_price": f"{rng.uniform(0.2, 90):.2f}"})
+    await workflow.save_process(session, tenant.id, actor, ref("purchase_order"), DEMO_PROCESS)
     await records.insert(ref("purchase_order"), {"order_no": "PO-0001", "supplier_id": str(suppliers[0]["id"]),
                                                  "total_amount": "1250.00"})
     for name, email, status in (("Acme Retail", "hello@acme-retail.test", "active"),
@@ -91,3 +130,10 @@ async def ensure_demo(session: AsyncSession, settings: Settings) -> bool:
         await records.insert(ref("contact"), {"customer_id": str(customer["id"]), "name": f"{name} buyer",
                                               "email": f"buyer@{email.split('@')[1]}"})
     return True
+
+
+def demo_logins() -> str:
+    """One line for the console: who to sign in as in the demo tenant."""
+    users = ", ".join(f"{email} ({role}{', reports to ' + DEMO_REPORTS_TO[email] if email in DEMO_REPORTS_TO else ''})"
+                      for email, _, role in DEMO_USERS)
+    return f"Demo tenant /t/demo: {users}; password {DEMO_PASSWORD}"
