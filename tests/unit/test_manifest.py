@@ -26,10 +26,12 @@ from app.plugins.manifest import (
     parse_manifest,
     parse_version,
 )
+from app.plugins.modules import available_modules
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED_FIXTURE = ROOT / "tests" / "fixtures" / "manifests" / "seed004_inventory.toml"
 BUNDLED = sorted((ROOT / "plugins").glob("*/plugin.toml"))
+PLATFORM = ValidationContext(available_modules=available_modules())  # the base modules this platform has
 WITH_WORKFLOW = ValidationContext(available_modules=frozenset({"auth", "workflow"}))
 
 DELETE = object()
@@ -1205,9 +1207,10 @@ def test_bundled_plugins_are_found() -> None:
 
 @pytest.mark.parametrize("path", BUNDLED, ids=[p.parent.name for p in BUNDLED])
 def test_bundled_manifest_validates(path: Path) -> None:
-    manifest = load_manifest(path)
+    manifest = load_manifest(path, PLATFORM)
     assert manifest.plugin.id == path.parent.name
-    assert manifest.dependencies.modules == ("auth",)
+    # Inventory reacts to purchase-order approvals (1.1.0); the others need identity only.
+    assert manifest.dependencies.modules == (("auth", "workflow") if path.parent.name == "inventory" else ("auth",))
     assert manifest.entities and manifest.pages
     for page in manifest.pages:
         if page.type == "crud":
@@ -1216,7 +1219,7 @@ def test_bundled_manifest_validates(path: Path) -> None:
 
 
 def test_bundled_inventory_shape() -> None:
-    manifest = load_manifest(ROOT / "plugins" / "inventory" / "plugin.toml")
+    manifest = load_manifest(ROOT / "plugins" / "inventory" / "plugin.toml", PLATFORM)
     assert [e.name for e in manifest.entities] == [
         "inventory_category",
         "supplier",
@@ -1243,6 +1246,8 @@ def test_bundled_inventory_shape() -> None:
     assert manifest.page("/inventory/stocktaking").type == "custom"
     assert {p.menu_group for p in manifest.pages} == {"Inventory"}
     assert all(e.startswith("inventory.") for e in manifest.events.published)
+    assert {"inventory.purchase_order.approved", "inventory.purchase_order.rejected"} <= set(manifest.events.published)
+    assert manifest.events.subscribed == ("workflow.task.completed", "workflow.instance.completed")
     assert manifest.capabilities.database and manifest.capabilities.events and manifest.capabilities.config
 
 
@@ -1263,7 +1268,7 @@ def test_bundled_crm_shape() -> None:
 
 def test_bundled_plugins_coexist() -> None:
     """Installing one bundled plugin after the other: no entity clashes."""
-    inventory = load_manifest(ROOT / "plugins" / "inventory" / "plugin.toml")
+    inventory = load_manifest(ROOT / "plugins" / "inventory" / "plugin.toml", PLATFORM)
     owned = {e.name: inventory.id for e in inventory.entities}
     crm = load_manifest(ROOT / "plugins" / "crm" / "plugin.toml", ValidationContext(foreign_entities=owned))
     assert not owned.keys() & {e.name for e in crm.entities}

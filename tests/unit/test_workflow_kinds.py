@@ -14,12 +14,14 @@ import sqlalchemy as sa
 
 from app.errors import ValidationFailed
 from app.plugins.manifest import ValidationContext, load_manifest
+from app.plugins.modules import available_modules
 from app.plugins.runtime import EntityRef
 from app.schema import build_table
 from app.workflow.kinds import CONDITIONS, SELECTORS, FieldCondition, RuleContext
 
 ROOT = Path(__file__).resolve().parents[2]
-MANIFEST = load_manifest(ROOT / "plugins" / "inventory" / "plugin.toml", ValidationContext())
+MANIFEST = load_manifest(ROOT / "plugins" / "inventory" / "plugin.toml",
+                         ValidationContext(available_modules=available_modules()))
 SPEC = next(e for e in MANIFEST.entities if e.name == "purchase_order")
 PO = EntityRef("inventory", SPEC, build_table(SPEC, sa.MetaData()))
 COND = FieldCondition()
