@@ -15,6 +15,7 @@ import uuid
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import commit_keeping_write_lock
 from app.db.models import User, WebSession, utcnow
 from app.settings import Settings
 
@@ -56,15 +57,15 @@ async def resolve(session: AsyncSession, settings: Settings, token: str) -> tupl
     if expired or touch:
         # End the read before writing: on SQLite a transaction that has read cannot become a writer once
         # another connection (say, an event delivery) committed meanwhile; busy_timeout does not help.
-        await session.commit()
+        await commit_keeping_write_lock(session)
     if expired:
         await session.delete(ws)
-        await session.commit()
+        await commit_keeping_write_lock(session)
         return None
     if touch:
         # Written at most once a minute so most requests stay read-only.
         ws.last_seen_at = now
-        await session.commit()
+        await commit_keeping_write_lock(session)
     return ws, user
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
 from app.audit import Actor
+from app.db import commit_keeping_write_lock
 from app.db.models import ApiToken, User, utcnow
 from app.errors import NotFound, ValidationFailed
 from app.identity.validation import text_problem
@@ -52,9 +53,9 @@ async def resolve(session: AsyncSession, secret: str) -> tuple[ApiToken, User] |
     if token.last_used_at is None or now - token.last_used_at > TOUCH_EVERY:
         # End the read first: on SQLite a transaction that has read cannot become a writer once another
         # connection committed meanwhile (SQLITE_BUSY at once; busy_timeout does not wait that out).
-        await session.commit()
+        await commit_keeping_write_lock(session)
         token.last_used_at = now
-        await session.commit()
+        await commit_keeping_write_lock(session)
     return token, user
 
 

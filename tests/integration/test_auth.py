@@ -8,6 +8,7 @@ import datetime as dt
 import sqlalchemy as sa
 
 from app.audit import Actor
+from app.db import SQLITE_WRITE_LOCK
 from app.db.engine import make_alchemy_config
 from app.db.models import ApiToken, Tenant, User, WebSession, utcnow
 from app.identity import directory, sessions, tokens
@@ -120,6 +121,17 @@ def test_touching_a_token_or_session_survives_a_commit_in_between(app):
                     await other.commit()
                     assert await resolve(request) is not None
                     await request.commit()
+            # A write request holds SQLite's write lock from its start (BEGIN IMMEDIATE): a touch's commit
+            # must not leave the rest of the request in a plain deferred transaction.
+            async with config.get_session() as s:
+                await s.execute(sa.update(ApiToken).values(last_used_at=None))
+                await s.commit()
+            async with config.get_session() as request:
+                await request.connection(execution_options={SQLITE_WRITE_LOCK: True})
+                assert await tokens.resolve(request, secret) is not None
+                conn = await request.connection()
+                assert conn.sync_connection.get_execution_options().get(SQLITE_WRITE_LOCK)  # type: ignore[union-attr]
+                await request.commit()
             async with config.get_session() as s:
                 assert (await s.get(ApiToken, row.id)).last_used_at is not None  # type: ignore[union-attr]
                 seen = await s.scalar(sa.select(WebSession.last_seen_at).where(WebSession.user_id == row.user_id))

@@ -229,8 +229,9 @@ def approval_decided(payload: dict[str, Any]) -> None:
 
     def change(order: dict[str, Any]) -> dict[str, Any]:
         values: dict[str, Any] = {"notes": _with_line(order.get("notes"), line)}
-        if outcome == "rejected" and order.get("status") != "rejected":
-            values["status"] = "rejected"  # any rejection ends the approval
+        # Any rejection ends the approval; a received order stays received (the goods are in).
+        if outcome == "rejected" and order.get("status") not in ("rejected", "received"):
+            values["status"] = "rejected"
         return values
 
     done = _update_order(payload, change, f"approval task {payload.get('task_id')}")
