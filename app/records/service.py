@@ -37,6 +37,9 @@ MAX_PAGE_SIZE = 200
 SORTABLE_STANDARD = ("created_at", "updated_at")
 # Pages may filter on the standard timestamps too (e.g. a "created_at" from/to filter).
 STANDARD_FILTERS = {name: FieldSpec(name, "datetime", name.replace("_", " ").capitalize()) for name in SORTABLE_STANDARD}
+# Rows can be picked by id and by who wrote them (a guest's db.get, "my records" filters in the API).
+STANDARD_FILTERS |= {name: FieldSpec(name, "uuid", label) for name, label in
+                     (("id", "Id"), ("created_by", "Created by"), ("updated_by", "Updated by"))}
 FILTERABLE_TYPES = {"select", "boolean", "reference", "uuid", "date", "datetime", "integer", "decimal", "string"}
 
 

@@ -81,6 +81,13 @@ def test_crud_with_version_check_and_audit(client, root):
     assert listed["total"] == 1 and listed["items"][0]["sku"] == "A-1"
     assert client.get(ITEMS, params={"sort": "nope"}, headers=h).status_code == 422
     assert client.get(ITEMS, params={"quantity__from": "6"}, headers=h).json()["total"] == 0
+    # Standard fields filter too: by id (a guest's db.get) and by writer.
+    other = client.post(ITEMS, json={"sku": "A-2", "name": "Saw"}, headers=h).json()
+    by_id = client.get(ITEMS, params={"id": item["id"]}, headers=h).json()
+    assert [r["sku"] for r in by_id["items"]] == ["A-1"]
+    assert client.get(ITEMS, params={"created_by": other["created_by"]}, headers=h).json()["total"] == 2
+    bad_id = client.get(ITEMS, params={"id": "not-a-uuid"}, headers=h)
+    assert bad_id.status_code == 422 and "id" in bad_id.json()["errors"]
 
     assert client.delete(url, headers=h).status_code == 204
     assert client.get(url, headers=h).status_code == 404

@@ -38,7 +38,6 @@ MAX_ITEMS = 200
 ORDER = "purchase_order"
 OUTCOMES = ("approved", "rejected")
 MAX_NOTE_COMMENT = 500
-SCAN_PAGES, SCAN_PAGE = 5, 100
 
 
 def _items() -> list[dict[str, Any]]:
@@ -156,24 +155,8 @@ def _ours(payload: dict[str, Any]) -> bool:
 
 
 def _find_order(payload: dict[str, Any]) -> dict[str, Any] | None:
-    """The live order (not deleted) the approval is about, or None.
-
-    db.query filters on fields, so look up the order number the approval was submitted with; an order
-    renumbered since was updated since, so it is among the most recently updated ones."""
-    order_id = str(payload["business_id"])
-    title = str(payload.get("title") or "")
-    if title:
-        for row in db.query(ORDER, {"order_no": title}, limit=5)["rows"]:
-            if row["id"] == order_id:
-                return row
-    for page_no in range(SCAN_PAGES):
-        rows = db.query(ORDER, limit=SCAN_PAGE, offset=page_no * SCAN_PAGE, sort="-updated_at")["rows"]
-        for row in rows:
-            if row["id"] == order_id:
-                return row
-        if len(rows) < SCAN_PAGE:
-            break
-    return None
+    """The live order (not deleted) the approval is about, or None."""
+    return db.get(ORDER, str(payload["business_id"]))
 
 
 def _update_order(payload: dict[str, Any], change: Callable[[dict[str, Any]], dict[str, Any]],

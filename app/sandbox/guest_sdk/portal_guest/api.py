@@ -75,6 +75,11 @@ class Db:
             page["q"] = q
         return _parse(_call("db_query", entity, dumps(dict(filter or {})), dumps(page)), "db.query")
 
+    def get(self, entity: str, id: str) -> dict[str, Any] | None:
+        """The live row with this id, or None when there is none (or the acting user may not see it)."""
+        rows = self.query(entity, {"id": str(id)}, limit=1)["rows"]
+        return rows[0] if rows else None
+
     def update(self, entity: str, id: str, data: Mapping[str, Any], version: int) -> dict[str, Any]:
         """Update a row read at ``version`` (a conflict if someone changed it since); returns the new row."""
         return _parse(_call("db_update", entity, str(id), dumps(dict(data)), int(version)), "db.update")
