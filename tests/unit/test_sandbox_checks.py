@@ -42,3 +42,12 @@ def test_limits_tighten_and_loosen_within_the_maximum() -> None:
 def test_limits_from_the_environment() -> None:
     got = from_env({"PORTAL_WASM_DEADLINE_MS": "900", "PORTAL_WASM_MAX_FUEL": "5"}, "PORTAL_WASM_", Limits())
     assert got.deadline_ms == 900 and got.fuel == Limits().fuel
+
+
+def test_declared_extensions_need_the_extensions_export() -> None:
+    old = HEADER + b"..portal:plugin/host@0.1.0..portal:plugin/guest@0.1.0.."
+    check_component_bytes(old)  # a component built before extension points still installs
+    with pytest.raises(ComponentRejected) as caught:
+        check_component_bytes(old, needs_extensions=True)
+    assert "declares [[extensions]] but plugin.wasm does not export portal:plugin/extensions@0.1.0" in str(caught.value)
+    check_component_bytes(old + b"portal:plugin/extensions@0.1.0", needs_extensions=True)
