@@ -355,8 +355,8 @@ def _old_wit(target: Path) -> Path:
 
     text = (wit_dir() / "plugin.wit").read_text(encoding="utf-8")
     start = text.index("/// Extension points the plugin implements")
-    end = text.index("world plugin {")
-    old = text[:start] + text[end:].replace("  export extensions;\n", "")
+    end = text.index("/// Every plugin's component.")
+    old = text[:start] + text[end:text.index("/// The component of a plugin that declares")]
     assert "extensions" not in old
     target.mkdir(parents=True, exist_ok=True)
     (target / "plugin.wit").write_text(old, encoding="utf-8")
@@ -406,3 +406,95 @@ def test_a_component_built_before_extension_points_loads_and_runs(client: Any, a
         return "accepted"
 
     assert "does not export portal:plugin/extensions@0.1.0" in in_db(app, upload)
+
+
+# --- auto-login through an auth verifier -----------------------------------------------------------------
+
+SECRET = "shared-secret-0123"
+
+
+def signed(email: str, expiry: int, secret: str = SECRET) -> str:
+    import hashlib
+    import hmac
+
+    return f"{email}.{expiry}." + hmac.new(secret.encode(), f"{email}.{expiry}".encode(), hashlib.sha256).hexdigest()
+
+
+def audit_rows(w: dict[str, Any], prefix: str) -> list[tuple[str, str, str]]:
+    async def work(s: Any) -> list[tuple[str, str, str]]:
+        rows = (await s.scalars(sa.select(AuditEntry).where(AuditEntry.action.like(prefix + "%"))
+                                .order_by(AuditEntry.created_at))).all()
+        return [(r.action, r.actor_email, r.summary) for r in rows]
+    return in_db(w["app"], work)  # type: ignore[no-any-return]
+
+
+def test_auto_login_signs_in_members_only_when_enabled_and_audits_everything(world: dict[str, Any]) -> None:
+    w = world
+    c = w["client"]
+    sso = configure(w, "extkit:hmac-token", "Partner SSO", {"secret": SECRET})
+    link = f"/t/acme/auto-login/{sso['id']}"
+    future = int(time.time()) + 600
+    c.cookies.clear()
+    # Off until a tenant admin enables it: a disabled verifier's link does not exist.
+    assert c.get(link, params={"token": signed("bob@corp.test", future)}, follow_redirects=False).status_code == 404
+    c.patch(f"{CONFIGS}/{sso['id']}", json={"version": 1, "enabled": True}, headers=h(w))
+    c.cookies.clear()
+    ok = c.get(link, params={"token": signed("bob@corp.test", future), "next": "/t/acme/tasks"},
+               follow_redirects=False)
+    assert ok.status_code == 303 and ok.headers["location"] == "/t/acme/tasks", ok.text
+    assert "portal_session" in ok.cookies
+    assert c.get("/t/acme/tasks").status_code == 200  # a normal session
+    # An unsafe `next` falls back to a local path.
+    c.cookies.clear()
+    evil = c.get(link, params={"token": signed("bob@corp.test", future), "next": "//evil.test/x"}, follow_redirects=False)
+    assert evil.status_code == 303 and evil.headers["location"] == "/"
+    refusals = [
+        ({"token": signed("bob@corp.test", future, "wrong-secret")}, "bad signature"),
+        ({"token": signed("bob@corp.test", int(time.time()) - 5)}, "token expired"),
+        ({"token": "garbage"}, "malformed token"),
+        ({"token": signed("gil@corp.test", future)}, "gil@corp.test is not a member of this tenant"),
+        ({"token": signed("dan@corp.test", future)}, "is not an active user"),
+    ]  # five: the sixth refusal from this address within the window would be throttled
+    for params, _reason in refusals:
+        c.cookies.clear()
+        r = c.get(link, params=params, follow_redirects=False)
+        assert r.status_code == 403 and "portal_session" not in r.cookies, r.text[:300]
+        assert "bad signature" not in r.text  # the visitor learns nothing about why
+    # The same link in another tenant's URL is not there.
+    c.cookies.clear()
+    assert c.get(f"/t/globex/auto-login/{sso['id']}", params={"token": signed("bob@corp.test", future)},
+                 follow_redirects=False).status_code == 404
+    trail = audit_rows(w, "auth.auto_login")
+    assert [a for a, _, _ in trail] == ["auth.auto_login", "auth.auto_login"] + ["auth.auto_login.refused"] * 5
+    assert trail[0][1] == "bob@corp.test"
+    for (_, _, summary), (_, reason) in zip(trail[2:], refusals, strict=True):
+        assert reason in summary, summary
+
+
+def test_auto_login_hands_no_portal_credentials_to_the_verifier(world: dict[str, Any]) -> None:
+    from litestar.testing import RequestFactory
+
+    from app.web.extensions_pages import verifier_request
+
+    request = RequestFactory().get("/t/acme/auto-login/x", query_params={"token": "t"},
+                                   headers={"Cookie": "portal_session=secret", "Authorization": "Bearer p_x",
+                                            "X-Partner-Signature": "abc"})
+    seen = verifier_request(request, "acme")
+    assert seen["query"] == {"token": "t"} and seen["tenant"] == "acme" and seen["now"] > 0
+    assert seen["headers"]["x-partner-signature"] == "abc"
+    assert not {"cookie", "authorization"} & set(seen["headers"])
+
+
+def test_refused_links_are_throttled_and_broken_verifiers_refuse(world: dict[str, Any]) -> None:
+    w = world
+    c = w["client"]
+    broken = configure(w, "extkit:bad-identity", "Broken SSO")
+    c.patch(f"{CONFIGS}/{broken['id']}", json={"version": 1, "enabled": True}, headers=h(w))
+    c.cookies.clear()
+    link = f"/t/acme/auto-login/{broken['id']}"
+    r = c.get(link, follow_redirects=False)
+    assert r.status_code == 403
+    assert 'with "email" or "user_id"' in audit_rows(w, "auth.auto_login.refused")[0][2]
+    limit = w["app"].state.settings.login_max_failures
+    codes = [c.get(link, follow_redirects=False).status_code for _ in range(limit)]
+    assert codes[-1] == 429 and set(codes[:limit - 1]) == {403}, codes
