@@ -41,9 +41,20 @@ class _ConfiguredKind:
 
     async def check(self, session: AsyncSession, tenant_id: uuid.UUID, entity: EntityRef,
                     config: Mapping[str, Any]) -> dict[str, Any]:
-        ref = str(config.get("config_id") or "").strip()
+        # The API names a configuration by id; the process form by its name (typed or chosen).
+        ref = str(config.get("config_id") or config.get("extension") or "").strip()
         if not ref:
             raise ValidationFailed({"config_id": "choose a configuration (Administration → Extension points)"})
+        try:
+            uuid.UUID(ref)
+        except ValueError:
+            found = await session.scalar(sa.select(ExtensionConfig.id).where(
+                ExtensionConfig.tenant_id == tenant_id, ExtensionConfig.point == self.point,
+                ExtensionConfig.name == ref[:100]))
+            if found is None:
+                raise ValidationFailed({"config_id": f"no {self.point} configuration called {ref[:100]!r} in this "
+                                                     "tenant (Administration → Extension points)"}) from None
+            ref = str(found)
         try:
             resolved = await resolve(session, tenant_id, ref, self.point, enabled_only=False)
         except NotFound as exc:

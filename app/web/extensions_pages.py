@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from litestar import Request, delete, get, patch, post
 from litestar.exceptions import PermissionDeniedException
-from litestar.response import Redirect
+from litestar.response import Redirect, Template
 
 from app import audit, extensions
 from app.audit import Actor
@@ -19,11 +20,14 @@ from app.db.models import Membership, User
 from app.errors import Forbidden, NotFound, PortalError, ValidationFailed
 from app.extensions import store
 from app.identity import directory, sessions, throttle
+from app.plugins import configs as plugin_configs
 from app.plugins.configs import secret_box
 from app.plugins.manifest import EXTENSION_POINTS
 from app.web.api import TENANT_HEADER
 from app.web.auth_pages import safe_next
 from app.web.context import RequestContext
+from app.web.plugin_admin import Failure
+from app.web.render import page, redirect
 
 ADMIN = {"permission": extensions.ADMIN_PERMISSION}
 
@@ -124,6 +128,146 @@ async def api_delete(ctx: RequestContext, config_id: str, version: int | None = 
 API_ROUTES = [api_points, api_configs, api_config, api_create, api_update, api_delete]
 
 
+# --- admin pages -----------------------------------------------------------------------------------------
+
+@dataclass
+class Editor:
+    """The edit form of one configuration (new: `config_id` empty)."""
+
+    implementation: extensions.Implementation
+    config_id: str = ""
+    name: str = ""
+    version: int | None = None
+    enabled: bool = True
+    values: dict[str, str] = field(default_factory=dict)  # key -> text shown (never a secret)
+    secrets_set: set[str] = field(default_factory=set)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def _admin_url(ctx: RequestContext) -> str:
+    return f"/t/{ctx.tenant.slug}/admin/extensions"  # type: ignore[union-attr]
+
+
+async def _admin_page(request: Request, ctx: RequestContext, editor: Editor | None = None,
+                      failure: Failure | None = None, status_code: int = 200) -> Template:
+    tenant_id = _tenant(ctx)
+    impls = await extensions.implementations(ctx.db, tenant_id)
+    by_key = {i.key: i for i in impls}
+    rows = await store.list_configs(ctx.db, tenant_id)
+    if editor is None and failure is None:
+        wanted_new, wanted_edit = request.query_params.get("new"), request.query_params.get("edit")
+        try:
+            if wanted_new:
+                impl, _plugin = await extensions.implementation(ctx.db, tenant_id, wanted_new)
+                editor = Editor(impl, enabled=impl.point != extensions.AUTH_VERIFIER)
+            elif wanted_edit:
+                row = await store.get(ctx.db, tenant_id, wanted_edit)
+                impl, _plugin = await extensions.implementation(ctx.db, tenant_id,
+                                                                f"{row.plugin_id or 'base'}:{row.implementation}")
+                editor = Editor(impl, str(row.id), row.name, row.version, row.is_enabled,
+                                {k: plugin_configs.display(None, v) for k, v in (row.plain_values or {}).items()},
+                                set(row.secret_values or {}))
+        except NotFound as exc:
+            failure, status_code = Failure(404, "Not found", exc.detail, [], []), 404
+    points = [(p, extensions.POINT_LABELS[p], extensions.POINT_HELP[p], [i for i in impls if i.point == p],
+               [(r, by_key.get(f"{r.plugin_id or 'base'}:{r.implementation}")) for r in rows if r.point == p])
+              for p in EXTENSION_POINTS]
+    return await page(request, ctx, "extensions/index.html", fragment="extensions/_editor.html",
+                      status_code=status_code, points=points, editor=editor, failure=failure,
+                      fields=editor.implementation.fields if editor else (), admin_url=_admin_url(ctx))
+
+
+async def _admin_fail(request: Request, ctx: RequestContext, exc: PortalError, editor: Editor | None) -> Template:
+    await ctx.db.rollback()
+    for obj in (ctx.user, ctx.tenant):
+        if obj is not None:
+            await ctx.db.refresh(obj)
+    if isinstance(exc, ValidationFailed) and editor is not None:
+        editor.errors = exc.errors
+        return await _admin_page(request, ctx, editor, status_code=exc.status_code)
+    return await _admin_page(request, ctx, editor, Failure.of(exc), exc.status_code)
+
+
+def _form_text(form: Any, key: str) -> str:
+    value = form.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def _form_int(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+@get("/t/{tenant:str}/admin/extensions", opt=ADMIN, include_in_schema=False)
+async def admin_index(request: Request, ctx: RequestContext) -> Template:
+    """Points, their implementations and the tenant's configurations; `?new=<implementation>` or
+    `?edit=<id>` adds the editor (HTMX gets the editor alone)."""
+    return await _admin_page(request, ctx)
+
+
+@post("/t/{tenant:str}/admin/extensions", opt=ADMIN, include_in_schema=False, status_code=200)
+async def admin_save(request: Request, ctx: RequestContext) -> Template | Redirect:
+    form = await request.form()
+    tenant_id = _tenant(ctx)
+    config_id = _form_text(form, "config_id")
+    editor: Editor | None = None
+    try:
+        if config_id:
+            row = await store.get(ctx.db, tenant_id, config_id)
+            key = f"{row.plugin_id or 'base'}:{row.implementation}"
+        else:
+            key = _form_text(form, "implementation")
+        impl, _plugin = await extensions.implementation(ctx.db, tenant_id, key)
+        editor = Editor(impl, config_id, _form_text(form, "name"), _form_int(form.get("version")),
+                        (form.get("enabled") == "on" and impl.point != extensions.AUTH_VERIFIER) or
+                        (bool(config_id) and form.get("enabled") == "on"))
+        # Secrets typed into the form are never echoed back, even when the form must be shown again.
+        editor.values = {f.key: _form_text(form, f"v.{f.key}") for f in impl.fields if not f.secret}
+        values: dict[str, Any] = {f.key: _form_text(form, f"v.{f.key}") for f in impl.fields}
+        clear = tuple(f.key for f in impl.fields if f.secret and form.get(f"clear.{f.key}") == "on")
+        req = store.SaveRequest(values=values, name=editor.name, implementation=key, version=editor.version,
+                                enabled=form.get("enabled") == "on", clear_secrets=clear, from_form=True)
+        if config_id:
+            editor.secrets_set = set(row.secret_values or {})
+            saved = await store.update(ctx.db, ctx.actor, secret_box(ctx.settings.secret_key), tenant_id, config_id, req)
+        else:
+            saved = await store.create(ctx.db, ctx.actor, secret_box(ctx.settings.secret_key), tenant_id, req)
+    except PortalError as exc:
+        return await _admin_fail(request, ctx, exc, editor)
+    state = "enabled" if saved.is_enabled else "disabled"
+    return redirect(_admin_url(ctx), f"Saved {saved.name} ({state})")
+
+
+@post("/t/{tenant:str}/admin/extensions/{config_id:str}/enabled", opt=ADMIN, include_in_schema=False, status_code=200)
+async def admin_toggle(request: Request, ctx: RequestContext, config_id: str) -> Template | Redirect:
+    form = await request.form()
+    on = form.get("enabled") == "on"
+    try:
+        row = await store.update(ctx.db, ctx.actor, secret_box(ctx.settings.secret_key), _tenant(ctx), config_id,
+                                 store.SaveRequest(values=None, version=_form_int(form.get("version")),  # type: ignore[arg-type]
+                                                   enabled=on))
+    except PortalError as exc:
+        return await _admin_fail(request, ctx, exc, None)
+    return redirect(_admin_url(ctx), f"{row.name} is now {'enabled' if on else 'disabled'}")
+
+
+@post("/t/{tenant:str}/admin/extensions/{config_id:str}/delete", opt=ADMIN, include_in_schema=False, status_code=200)
+async def admin_delete(request: Request, ctx: RequestContext, config_id: str) -> Template | Redirect:
+    form = await request.form()
+    try:
+        row = await store.get(ctx.db, _tenant(ctx), config_id)
+        name = row.name
+        await store.delete(ctx.db, ctx.actor, _tenant(ctx), config_id, _form_int(form.get("version")))
+    except PortalError as exc:
+        return await _admin_fail(request, ctx, exc, None)
+    return redirect(_admin_url(ctx), f"Deleted {name}")
+
+
+PAGE_ROUTES = [admin_index, admin_save, admin_toggle, admin_delete]
+
+
 # --- auto-login through an auth verifier ------------------------------------------------------------------
 
 # Never handed to a verifier: the portal's own credentials and anti-forgery tokens.
@@ -208,4 +352,4 @@ class TooManyAttempts(PortalError):
     title = "Too many attempts"
 
 
-ROUTES: list[Any] = [*API_ROUTES, auto_login]
+ROUTES: list[Any] = [*API_ROUTES, *PAGE_ROUTES, auto_login]

@@ -498,3 +498,50 @@ def test_refused_links_are_throttled_and_broken_verifiers_refuse(world: dict[str
     limit = w["app"].state.settings.login_max_failures
     codes = [c.get(link, follow_redirects=False).status_code for _ in range(limit)]
     assert codes[-1] == 429 and set(codes[:limit - 1]) == {403}, codes
+
+
+# --- admin pages ------------------------------------------------------------------------------------------
+
+ADMIN_PAGE = "/t/acme/admin/extensions"
+
+
+def test_admin_pages_configure_with_inline_errors_and_feed_the_process_editor(world: dict[str, Any]) -> None:
+    w = world
+    c = w["client"]
+    login(c, "bob@corp.test", PASSWORD)
+    assert c.get(ADMIN_PAGE).status_code == 403  # not an extension admin
+    login(c, "ann@corp.test", PASSWORD)
+    index = c.get(ADMIN_PAGE)
+    assert index.status_code == 200 and "Record validator" in index.text and "code-pattern (extkit)" in index.text
+    editor = c.get(ADMIN_PAGE, params={"new": "extkit:amount-above"}, headers={"HX-Request": "true",
+                                                                               "HX-Target": "extension-editor"})
+    assert editor.status_code == 200 and 'name="v.threshold"' in editor.text and "<html" not in editor.text
+    bad = post_form(c, ADMIN_PAGE, {"implementation": "extkit:amount-above", "name": "Big", "v.threshold": "many"})
+    assert bad.status_code == 422 and 'id="e-threshold"' in bad.text and "not a whole number" in bad.text
+    done = post_form(c, ADMIN_PAGE, {"implementation": "extkit:amount-above", "name": "Big", "v.threshold": "100",
+                                     "enabled": "on"}, follow_redirects=False)
+    assert done.status_code == 303, done.text[:500]
+    sso = post_form(c, ADMIN_PAGE, {"implementation": "extkit:hmac-token", "name": "SSO", "v.secret": "top-secret",
+                                    "enabled": "on"}, follow_redirects=False)
+    assert sso.status_code == 303
+    desk = configure(w, "extkit:listed-users", "Order desk", {"user_ids": str(w["ids"]["cy"])})
+    listed = c.get(CONFIGS, headers=h(w)).json()["items"]
+    by_name = {i["name"]: i for i in listed}
+    assert by_name["Big"]["enabled"] is True and by_name["SSO"]["enabled"] is False  # verifiers start disabled
+    assert "top-secret" not in c.get(f"{ADMIN_PAGE}?edit={by_name['SSO']['id']}").text
+    off = post_form(c, f"{ADMIN_PAGE}/{by_name['Big']['id']}/enabled", {"version": "1"}, follow_redirects=False)
+    assert off.status_code == 303
+    assert c.get(f"{CONFIGS}/{by_name['Big']['id']}", headers=h(w)).json()["enabled"] is False
+    # The process editor offers the configured condition and takes a configured selector by name.
+    form_page = c.get("/t/acme/admin/workflow/edit", params={"entity": "extkit.ext_order"})
+    assert "Configure conditions and approver rules" in form_page.text and ">Big</option>" in form_page.text
+    saved = post_form(c, "/t/acme/admin/workflow/edit?entity=extkit.ext_order", [
+        ("name", "Orders"), ("is_active", "on"), ("step_name", "Desk"), ("step_selector", "extension"),
+        ("step_who", "Order desk"), ("step_field", ""), ("step_op", "eq"), ("step_value", ""), ("step_extra", ""),
+        ("step_condition_config", by_name["Big"]["id"])], follow_redirects=False)
+    assert saved.status_code == 303, saved.text[:2000]
+    process = c.get("/api/v1/workflow/processes", headers=h(w)).json()["items"][0]
+    assert process["steps"][0]["selector"] == {"kind": "extension", "config": {"config_id": desk["id"], "name": "Order desk"}}
+    assert process["steps"][0]["condition"]["config"]["config_id"] == by_name["Big"]["id"]
+    again = c.get("/t/acme/admin/workflow/edit", params={"entity": "extkit.ext_order"})
+    assert f'<option value="{by_name["Big"]["id"]}" selected>' in again.text and 'value="Order desk"' in again.text
