@@ -329,12 +329,19 @@ def test_record_validator_refuses_writes_on_every_path(world: dict[str, Any]) ->
     preview = post_form(c, f"{PAGE}/import", {"confirm": "1", "csv_text": csv})
     assert preview.status_code == 422 and "must match" in preview.text
 
+    # The WASM host API (the plugin's own page writing through db.insert: a validator call inside its call).
+    login(c, "bob@corp.test", PASSWORD)
+    refused = c.get("/t/acme/p/extkit/extkit/add", params={"code": "guest"})
+    assert refused.status_code == 200 and "refused: db-insert: code: must match" in refused.text, refused.text[-1500:]
+    inserted = c.get("/t/acme/p/extkit/extkit/add", params={"code": "GST-7"})
+    assert "inserted GST-7" in inserted.text, inserted.text[-1500:]
+
     async def count(s: Any) -> int:
         from app.plugins import runtime
         ref = await runtime.entity_in_tenant(s, w["ids"]["acme"], "extkit", "ext_order")
         return int(await s.scalar(sa.select(sa.func.count()).select_from(ref.table)
                                   .where(ref.table.c.tenant_id == w["ids"]["acme"])) or 0)
-    assert in_db(w["app"], count) == 2  # "anything" and "ABC-1"
+    assert in_db(w["app"], count) == 3  # "anything", "ABC-1" and "GST-7"
 
 
 def test_a_broken_validator_fails_the_write_clearly(world: dict[str, Any]) -> None:
