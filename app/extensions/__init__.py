@@ -328,7 +328,8 @@ def _default(value: Any) -> Any:
     return str(value)  # decimals (exact text), dates, ids
 
 
-async def _call_wasm(ctx_session: AsyncSession, tenant_id: uuid.UUID, resolved: Resolved, payload: Mapping[str, Any]) -> Any:
+async def _call_wasm(ctx_session: AsyncSession, tenant_id: uuid.UUID, resolved: Resolved, payload: Mapping[str, Any],
+                     *, error_is_answer: bool = False) -> Any:
     from app.sandbox.runner import GuestFailure, plugin_principal
 
     if not _sandbox:
@@ -341,7 +342,8 @@ async def _call_wasm(ctx_session: AsyncSession, tenant_id: uuid.UUID, resolved: 
         return await sandbox.call(ctx_session, plugin, tenant_id, plugin_principal(plugin, tenant_id, reachable),
                                   WASM_FUNCTION[resolved.impl.point], resolved.impl.name,
                                   json.dumps(config_values(resolved), default=_default),
-                                  json.dumps(payload, default=_default), defer_faults=True)
+                                  json.dumps(payload, default=_default), defer_faults=True,
+                                  error_is_answer=error_is_answer)
     except GuestFailure as exc:
         raise ExtensionFailed(f"{resolved.config.name} ({resolved.impl.key}): {exc.message}"[:MAX_MESSAGE],
                               kind=exc.kind, guest_message=exc.detail) from None
@@ -435,7 +437,7 @@ async def verify_auth(session: AsyncSession, tenant_id: uuid.UUID, config_id: uu
     if resolved.plugin is None:  # no built-in verifiers (yet): a verifier is always the tenant's own code
         raise ExtensionFailed("no built-in auth verifier exists")
     try:
-        answer = await _call_wasm(session, tenant_id, resolved, request)
+        answer = await _call_wasm(session, tenant_id, resolved, request, error_is_answer=True)
     except ExtensionFailed as exc:
         if exc.kind == "error":  # the guest's own `err` answer: a refusal
             raise Refused(exc.guest_message[:MAX_MESSAGE] or exc.detail) from None

@@ -247,13 +247,15 @@ class Sandbox:
 
     async def call(self, session: AsyncSession, plugin: LoadedPlugin, tenant_id: uuid.UUID, principal: Principal,
                    name: str, *args: Any, bus: EventBus | None = None, wait_compile: float | None = 3.0,
-                   record_faults: bool = True, defer_faults: bool = False) -> Any:
+                   record_faults: bool = True, defer_faults: bool = False, error_is_answer: bool = False) -> Any:
         """Call guest function `name`; everything it does runs in one transaction (a savepoint of the
         caller's), rolled back on any failure. Returns the ok payload or raises GuestFailure.
 
         `defer_faults`: record a failure (and apply the crash policy) in a session of its own once the
         caller's transaction ended, instead of committing the caller's session now — for calls in the
-        middle of someone else's unit of work (extension points: a record write, a workflow step)."""
+        middle of someone else's unit of work (extension points: a record write, a workflow step).
+        `error_is_answer`: the guest's own `err` result is a normal answer (an auth verifier's refusal), not
+        a fault; traps and limit breaches still are."""
         if not plugin.wasm_sha256:
             raise GuestFailure(plugin.id, "no_wasm", f"{plugin.manifest.plugin.name} ships no page code (no plugin.wasm)")
         loop = asyncio.get_running_loop()
@@ -281,14 +283,15 @@ class Sandbox:
         in_flight.add(key)
         try:
             return await self._call_in_pool(session, plugin, tenant_id, component, ctx, pool, pending, events_before,
-                                            name, args, reentrant, record_faults, defer_faults)
+                                            name, args, reentrant, record_faults, defer_faults, error_is_answer)
         finally:
             if not reentrant:
                 in_flight.discard(key)
 
     async def _call_in_pool(self, session: AsyncSession, plugin: LoadedPlugin, tenant_id: uuid.UUID, component: Component,
                             ctx: CallContext, pool: _Pool, pending: list[Any], events_before: int, name: str,
-                            args: tuple[Any, ...], reentrant: bool, record_faults: bool, defer_faults: bool) -> Any:
+                            args: tuple[Any, ...], reentrant: bool, record_faults: bool, defer_faults: bool,
+                            error_is_answer: bool) -> Any:
         loop = asyncio.get_running_loop()
         limits = ctx.limits
         async with contextlib.nullcontext() if reentrant else pool.semaphore:
@@ -345,7 +348,9 @@ class Sandbox:
             await savepoint.rollback()
             del pending[events_before:]  # events of the failed call are never published
             failure.stats = stats
-        if defer_faults:
+        if error_is_answer and failure.kind == "error":
+            pass
+        elif defer_faults:
             self._record_failure_later(session, plugin, tenant_id, name, failure)
         elif record_faults:
             await self._record_failure(session, plugin, tenant_id, name, failure)

@@ -20,6 +20,7 @@ from app.db.models import Membership, User
 from app.errors import Forbidden, NotFound, PortalError, ValidationFailed
 from app.extensions import store
 from app.identity import directory, sessions, throttle
+from app.identity.directory import SYSTEM_UUID
 from app.plugins import configs as plugin_configs
 from app.plugins.configs import secret_box
 from app.plugins.manifest import EXTENSION_POINTS
@@ -301,7 +302,8 @@ async def auto_login(request: Request, ctx: RequestContext, tenant: str, config_
         resolved = await extensions.resolve(ctx.db, found.id, config_id, extensions.AUTH_VERIFIER)
     except NotFound:
         raise NotFound("No such sign-in link") from None
-    key = f"auto-login:{resolved.config.id}"
+    # Per link and address: refusals from one address must not lock everybody out of a shared link.
+    key = f"auto-login:{resolved.config.id}:{ctx.ip}"[:254]
     anonymous = Actor(None, "auto-login", ctx.ip)
     if await throttle.retry_after(ctx.db, ctx.settings, key, ctx.ip):
         await audit.record(ctx.db, anonymous, "auth.auto_login.refused", "extension_config", resolved.config.id,
@@ -323,6 +325,10 @@ async def auto_login(request: Request, ctx: RequestContext, tenant: str, config_
         elif await ctx.db.scalar(sa.select(Membership.id).where(Membership.tenant_id == found.id,
                                                                 Membership.user_id == user.id)) is None:
             reason = f"{user.email} is not a member of this tenant"
+        elif await ctx.db.scalar(sa.select(Membership.id).where(Membership.tenant_id == SYSTEM_UUID,
+                                                                Membership.user_id == user.id)) is not None:
+            # A tenant's verifier must not mint sessions carrying platform-wide powers.
+            reason = f"{user.email} is a platform member; platform members sign in with their password"
     except extensions.Refused as exc:
         reason = f"the verifier refused the link: {exc}"
     except extensions.ExtensionFailed as exc:

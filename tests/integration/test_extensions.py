@@ -471,11 +471,22 @@ def test_auto_login_signs_in_members_only_when_enabled_and_audits_everything(wor
     c.cookies.clear()
     assert c.get(f"/t/globex/auto-login/{sso['id']}", params={"token": signed("bob@corp.test", future)},
                  follow_redirects=False).status_code == 404
+    # A platform member who is also a member of the tenant is never signed in by a tenant's verifier.
+    async def platform_member_joins(s: Any) -> None:
+        from app.db.models import LoginAttempt
+        await s.execute(sa.delete(LoginAttempt))
+        root = await directory.find_user(s, ADMIN_EMAIL)
+        await directory.add_member(s, ACTOR, w["ids"]["acme"], root, await roles.get_role(s, w["ids"]["acme"], "Member"))
+    in_db(w["app"], platform_member_joins)
+    c.cookies.clear()
+    assert c.get(link, params={"token": signed(ADMIN_EMAIL, future)}, follow_redirects=False).status_code == 403
+    refusals.append(({}, "is a platform member"))
     trail = audit_rows(w, "auth.auto_login")
-    assert [a for a, _, _ in trail] == ["auth.auto_login", "auth.auto_login"] + ["auth.auto_login.refused"] * 5
+    assert [a for a, _, _ in trail] == ["auth.auto_login", "auth.auto_login"] + ["auth.auto_login.refused"] * 6
     assert trail[0][1] == "bob@corp.test"
     for (_, _, summary), (_, reason) in zip(trail[2:], refusals, strict=True):
         assert reason in summary, summary
+    assert faults(w) == []  # a verifier's refusal is an answer, not a plugin fault
 
 
 def test_auto_login_hands_no_portal_credentials_to_the_verifier(world: dict[str, Any]) -> None:
