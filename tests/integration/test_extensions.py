@@ -563,3 +563,9 @@ def test_admin_pages_configure_with_inline_errors_and_feed_the_process_editor(wo
     assert process["steps"][0]["condition"]["config"]["config_id"] == by_name["Big"]["id"]
     again = c.get("/t/acme/admin/workflow/edit", params={"entity": "extkit.ext_order"})
     assert f'<option value="{by_name["Big"]["id"]}" selected>' in again.text and 'value="Order desk"' in again.text
+
+
+def test_openapi_documents_the_extension_api(client: Any) -> None:
+    paths = client.get("/api/schema/openapi.json").json()["paths"]
+    assert {"/api/v1/extensions/points", "/api/v1/extensions/configs", "/api/v1/extensions/configs/{config_id}"} <= set(paths)
+    assert not any("auto-login" in p or "admin/extensions" in p for p in paths)  # pages stay out of the API schema
