@@ -212,11 +212,31 @@ async def update(session: AsyncSession, actor: Actor, box: SecretBox, tenant_id:
     return row
 
 
+async def used_by(session: AsyncSession, tenant_id: uuid.UUID, config_id: uuid.UUID) -> list[str]:
+    """Names of the tenant's approval processes whose steps use this configuration."""
+    from app.db.models import WorkflowProcess
+
+    out = []
+    for process in (await session.scalars(sa.select(WorkflowProcess).where(WorkflowProcess.tenant_id == tenant_id))).all():
+        for step in process.steps or []:
+            rules = [step.get("selector") or {}, step.get("condition") or {}]
+            if any(r.get("kind") == "extension" and (r.get("config") or {}).get("config_id") == str(config_id)
+                   for r in rules):
+                out.append(process.name)
+                break
+    return out
+
+
 async def delete(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, config_id: uuid.UUID | str,
                  version: int | None) -> None:
+    """Delete a configuration; refused while an approval process uses it (its steps would get stuck)."""
     row = await get(session, tenant_id, config_id)
     if version is not None:
         _check_version(row, version)
+    users = await used_by(session, tenant_id, row.id)
+    if users:
+        raise Conflict(f"{row.name!r} is used by the approval process(es) {', '.join(users)}; change their steps "
+                       "first (or disable the configuration)")
     before = _audit_view(row)
     await session.delete(row)
     await _changed(session, tenant_id)

@@ -257,6 +257,9 @@ def test_process_steps_use_configured_wasm_condition_and_selector(world: dict[st
     assert in_db(w["app"], assignees) == [ids["cy"]]
     small = order(w, amount=50).json()
     assert submit(w, small["id"])["state"] == "approved"  # the condition does not hold: no step applies
+    # A configuration a process uses cannot be deleted (its steps would get stuck).
+    refused = w["client"].delete(f"{CONFIGS}/{people['id']}", headers=h(w))
+    assert refused.status_code == 409 and "Order approval" in refused.text
 
 
 def test_builtin_implementations_through_the_same_registry(world: dict[str, Any]) -> None:
