@@ -572,3 +572,42 @@ def test_openapi_documents_the_extension_api(client: Any) -> None:
     paths = client.get("/api/schema/openapi.json").json()["paths"]
     assert {"/api/v1/extensions/points", "/api/v1/extensions/configs", "/api/v1/extensions/configs/{config_id}"} <= set(paths)
     assert not any("auto-login" in p or "admin/extensions" in p for p in paths)  # pages stay out of the API schema
+
+
+def test_tenants_without_validators_pay_no_query_per_write(world: dict[str, Any]) -> None:
+    """The enabled validators are cached per worker under the policy versions every request reads."""
+    from app.db.models import Tenant
+    from app.extensions import hooks
+    from app.plugins import runtime
+
+    w = world
+    acme = w["ids"]["acme"]
+
+    async def statements(s: Any) -> list[int]:
+        counted: list[str] = []
+
+        def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            counted.append(statement)
+
+        engine = s.bind.sync_engine if hasattr(s.bind, "sync_engine") else s.get_bind()
+        sa.event.listen(engine, "before_cursor_execute", count)
+        out = []
+        try:
+            for _ in range(2):
+                s.info.clear()
+                tenant = await s.get(Tenant, acme, populate_existing=True)
+                system = await s.get(Tenant, directory.SYSTEM_UUID)
+                runtime.note_versions(s, acme, (tenant.policy_version, system.policy_version))
+                before = len(counted)
+                found = await hooks.active_validators(s, acme)
+                out.append(len(counted) - before)
+                assert found == ()
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", count)
+        return out
+
+    hooks._validators_by_version.pop(acme, None)
+    first, second = in_db(w["app"], statements)
+    assert first >= 1 and second == 0  # the second request of the same versions asks the database nothing
+    configure(w, "extkit:code-pattern", "Codes", {"pattern": "x"})  # bumps the policy version
+    assert len(in_db(w["app"], lambda s: hooks.active_validators(s, acme))) == 1
