@@ -368,6 +368,8 @@ class Sandbox:
         async def record() -> None:
             try:
                 async with self.session_factory() as own:  # type: ignore[misc]
+                    if own.bind.dialect.name == "sqlite":  # wait for other writers rather than fail after them
+                        await own.connection(execution_options={SQLITE_WRITE_LOCK: True})
                     await self._record_failure(own, plugin, tenant_id, call, failure)
             except Exception:
                 log.exception("Recording the fault of %s.%s failed", plugin.id, call)

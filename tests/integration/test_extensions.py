@@ -611,3 +611,27 @@ def test_tenants_without_validators_pay_no_query_per_write(world: dict[str, Any]
     assert first >= 1 and second == 0  # the second request of the same versions asks the database nothing
     configure(w, "extkit:code-pattern", "Codes", {"pattern": "x"})  # bumps the policy version
     assert len(in_db(w["app"], lambda s: hooks.active_validators(s, acme))) == 1
+
+
+def test_traps_in_extension_calls_count_toward_the_crash_policy(world: dict[str, Any]) -> None:
+    from app.db.models import PluginTenant
+    from app.sandbox.runner import MAX_TRAPS_PER_WINDOW
+
+    w = world
+    spin = configure(w, "extkit:spin", "Spin")
+    define(w, [{"name": "Check", "selector": {"kind": "role", "config": {"role": "Clerk"}},
+                "condition": {"kind": "extension", "config": {"config_id": spin["id"]}}}])
+    for _ in range(MAX_TRAPS_PER_WINDOW + 1):
+        assert submit(w, order(w, amount=1).json()["id"])["state"] == "stuck"
+    assert len(wait_for_faults(w, MAX_TRAPS_PER_WINDOW + 1)) == MAX_TRAPS_PER_WINDOW + 1
+
+    async def states(s: Any) -> dict[str, str]:
+        rows = (await s.execute(sa.select(PluginTenant.tenant_id, PluginTenant.status)
+                                .where(PluginTenant.plugin_id == "extkit"))).all()
+        return {str(t): st for t, st in rows}
+
+    deadline = time.monotonic() + 10
+    while in_db(w["app"], states)[str(w["ids"]["acme"])] != "error" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    found = in_db(w["app"], states)
+    assert found[str(w["ids"]["acme"])] == "error" and found[str(w["ids"]["globex"])] == "enabled"
