@@ -19,12 +19,13 @@ from litestar.plugins.htmx import HTMXPlugin
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from app import PLATFORM_VERSION
+from app import PLATFORM_VERSION, extensions
 from app.access.cache import PermissionCache
 from app.access.scopes import ScopeCache
 from app.db.engine import make_alchemy_config
 from app.events import EventBus
 from app.events.delivery import Dispatcher
+from app.extensions import hooks as extension_hooks
 from app.identity import bootstrap
 from app.messages import mail
 from app.plugins import runtime
@@ -35,6 +36,7 @@ from app.web import (
     api,
     auth_pages,
     events_pages,
+    extensions_pages,
     guest_pages,
     messages,
     plugin_admin,
@@ -57,6 +59,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     install_hooks()  # approvals that start on create
 
     sandbox = Sandbox(settings, alchemy.get_session)
+    extensions.configure(sandbox)  # extension points call plugin code through the app's sandbox
+    extension_hooks.install()  # configured conditions/selectors in processes; record validators
     bus = EventBus()
     dispatcher = Dispatcher(settings, alchemy.get_session, sandbox, bus, sync_engine=alchemy.get_engine().sync_engine)
     mail.configure(settings.smtp)
@@ -79,7 +83,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     static = create_static_files_router(path="/static", directories=[ROOT / "static"], opt={"public": True},
                                         include_in_schema=False)
     app = Litestar(
-        route_handlers=[*auth_pages.ROUTES, *admin_pages.ROUTES, *events_pages.ROUTES, *api.ROUTES, *records_api.ROUTES, *guest_pages.ROUTES, *messages.ROUTES, *workflow_pages.ROUTES, *plugin_admin.ROUTES, *plugin_config.ROUTES, *records_pages.ROUTES, static],
+        route_handlers=[*auth_pages.ROUTES, *admin_pages.ROUTES, *events_pages.ROUTES, *api.ROUTES, *records_api.ROUTES, *guest_pages.ROUTES, *messages.ROUTES, *workflow_pages.ROUTES, *plugin_admin.ROUTES, *plugin_config.ROUTES, *extensions_pages.ROUTES, *records_pages.ROUTES, static],
         plugins=[SQLAlchemyPlugin(config=alchemy), HTMXPlugin()],
         guards=[access_guard],
         dependencies={"ctx": Provide(provide_ctx)},

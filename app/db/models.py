@@ -249,6 +249,27 @@ class PluginConfig(UUIDAuditBase):
     version: Mapped[int] = mapped_column(Integer, default=1)  # optimistic lock for edits
 
 
+class ExtensionConfig(UUIDAuditBase):
+    """A named configuration of an extension point implementation in a tenant (app.extensions): built-in
+    (plugin_id "") or a plugin's WASM extension. Several per implementation; resolved by id or by point."""
+
+    __tablename__ = "tenant_extension_configs"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name", name="uq_tenant_extension_configs_name"),
+        Index("ix_tenant_extension_configs_point", "tenant_id", "point"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("tenants.id", ondelete="CASCADE"))
+    point: Mapped[str] = mapped_column(String(32))  # condition | user-selector | record-validator | auth-verifier
+    plugin_id: Mapped[str] = mapped_column(String(64), default="")  # "" for a built-in implementation
+    implementation: Mapped[str] = mapped_column(String(64))  # the extension's name (built-in or [[extensions]])
+    name: Mapped[str] = mapped_column(String(100))
+    plain_values: Mapped[dict[str, Any]] = mapped_column(JsonB, default=dict)
+    secret_values: Mapped[dict[str, str]] = mapped_column(JsonB, default=dict)  # key -> encrypted token
+    is_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)  # optimistic lock for edits
+
+
 class RoleScope(UUIDAuditBase):
     """A role's data scope for one entity (or, with entity '*', its default for every entity)."""
 

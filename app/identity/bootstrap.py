@@ -25,10 +25,12 @@ class FirstAdmin:
 
 
 async def ensure_base(session: AsyncSession, settings: Settings) -> FirstAdmin | None:
+    from app.extensions import PERMISSIONS as EXTENSION_PERMISSIONS
     from app.plugins.lifecycle import PLATFORM_PERMISSIONS
     from app.workflow import PERMISSIONS as WORKFLOW_PERMISSIONS
 
-    await register_permissions(session, [*BASE_PERMISSIONS, *PLATFORM_PERMISSIONS, *WORKFLOW_PERMISSIONS])
+    await register_permissions(session, [*BASE_PERMISSIONS, *PLATFORM_PERMISSIONS, *WORKFLOW_PERMISSIONS,
+                                         *EXTENSION_PERMISSIONS])
     system = await session.get(Tenant, SYSTEM_UUID)
     actor = Actor.system()
     if system is None:

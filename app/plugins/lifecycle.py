@@ -129,9 +129,11 @@ def _accept_package(package: Package, manifest: Manifest, settings: Settings, ro
     if too_high:
         raise ManifestRejected(ManifestError(ManifestIssue(*p.split(": ", 1)) for p in too_high))
     wasm = package.wasm
+    if wasm is None and manifest.extensions:
+        raise PackageError("plugin.toml declares [[extensions]] but the package has no plugin.wasm implementing them")
     if wasm is not None:
         try:
-            check_component_bytes(wasm)
+            check_component_bytes(wasm, needs_extensions=bool(manifest.extensions))
         except ComponentRejected as exc:
             raise PackageError(str(exc)) from exc
     row.manifest_toml, row.package_sha256, row.has_wasm = package.manifest_text, package.sha256, wasm is not None

@@ -219,6 +219,10 @@ _FORM_FIELD_KEYS = ("field", "label", "help", "readonly")
 _UI_PERMISSION_KEYS = ("code", "description")
 _CONFIG_KEYS = ("fields",)
 _CONFIG_FIELD_KEYS = ("key", "type", "label", "help", "required", "default", "secret", "options")
+_EXTENSION_KEYS = ("point", "name", "description", "config", "entities")
+#: Extension point types a plugin can implement (app.extensions; the contracts are in wit/plugin.wit).
+EXTENSION_POINTS = ("condition", "user-selector", "record-validator", "auth-verifier")
+_EXTENSION_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
 _FALSE_WORDS = frozenset({"false", "0", "no", "off"})
@@ -414,6 +418,17 @@ def config_value(ftype: str, value: Any, options: Iterable[str] = ()) -> Any:
 
 
 @dataclass(frozen=True)
+class ExtensionSpec:
+    """One ``[[extensions]]`` entry: an implementation of an extension point in the plugin's component."""
+
+    point: str
+    name: str
+    description: str
+    config_fields: tuple[ConfigFieldSpec, ...] = ()
+    entities: tuple[str, ...] = ()  # record-validator: the entities it validates
+
+
+@dataclass(frozen=True)
 class EntitySpec:
     name: str
     label: str
@@ -500,6 +515,8 @@ class Manifest:
     raw: dict[str, Any]
     #: ``[[config.fields]]``: the schema of the plugin's named configurations (empty: free key=value text)
     config_fields: tuple[ConfigFieldSpec, ...] = ()
+    #: ``[[extensions]]``: extension point implementations in the plugin's component
+    extensions: tuple[ExtensionSpec, ...] = ()
 
     @property
     def id(self) -> str:
@@ -809,7 +826,7 @@ class _Parser:
         }
         pages = self.pages(ui, declared_codes)
         limits = self.limits()
-        config_fields = self.config_and_extensions()
+        config_fields, extensions = self.config_and_extensions()
         return Manifest(
             plugin=plugin,
             dependencies=dependencies,
@@ -821,6 +838,7 @@ class _Parser:
             limits=limits,
             raw=data,
             config_fields=config_fields,
+            extensions=extensions,
         )
 
     def plugin_info(self) -> PluginInfo:
@@ -1788,28 +1806,88 @@ class _Parser:
                 out[key] = value
         return out
 
-    def config_and_extensions(self) -> tuple[ConfigFieldSpec, ...]:
+    def config_and_extensions(self) -> tuple[tuple[ConfigFieldSpec, ...], tuple[ExtensionSpec, ...]]:
         config = self.table(self.data, "config", "")
-        out: list[ConfigFieldSpec] = []
+        out: tuple[ConfigFieldSpec, ...] = ()
         if config is not None:
             self.keys(config, _CONFIG_KEYS, "config")
-            seen: dict[str, int] = {}
-            for i, item in enumerate(self.array(config, "fields", "config")):
-                path = _ix("config.fields", i)
-                if not isinstance(item, Mapping):
-                    self.add(path, f"expected a table, got {_kind(item)}")
-                    continue
-                spec = self.config_field(item, path)
-                if spec is None:
-                    continue
-                if spec.key in seen:
-                    self.add(f"{path}.key", f"key '{spec.key}' is declared twice (first at config.fields[{seen[spec.key]}])")
-                    continue
-                seen[spec.key] = i
-                out.append(spec)
+            out = self.config_fields(self.array(config, "fields", "config"), "config.fields")
+        extensions: list[ExtensionSpec] = []
+        names: dict[str, int] = {}
         for i, item in enumerate(self.array(self.data, "extensions", "")):
+            path = _ix("extensions", i)
             if not isinstance(item, Mapping):
-                self.add(_ix("extensions", i), f"expected a table, got {_kind(item)}")
+                self.add(path, f"expected a table, got {_kind(item)}")
+                continue
+            spec = self.extension(item, path)
+            if spec is None:
+                continue
+            if spec.name in names:
+                self.add(f"{path}.name", f"extension '{spec.name}' is declared twice (first at extensions[{names[spec.name]}])")
+                continue
+            names[spec.name] = i
+            extensions.append(spec)
+        return out, tuple(extensions)
+
+    def extension(self, raw: Mapping[str, Any], path: str) -> ExtensionSpec | None:
+        self.keys(raw, _EXTENSION_KEYS, path, required=("point", "name", "description"))
+        point = self.text(raw, "point", path)
+        if point is not None and point not in EXTENSION_POINTS:
+            close = difflib.get_close_matches(point, EXTENSION_POINTS, n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            self.add(f"{path}.point", f"unknown extension point '{point}' (expected one of: {_one_of(EXTENSION_POINTS)}){hint}")
+            point = None
+        name = self.text(raw, "name", path)
+        if name is not None and not _EXTENSION_NAME.match(name):
+            self.add(f"{path}.name", f"name '{name}' is not valid (lowercase letters, digits, '-' and '_', starting "
+                                     "with a letter, at most 63 characters)")
+            name = None
+        description = self.text(raw, "description", path)
+        fields: tuple[ConfigFieldSpec, ...] = ()
+        if "config" in raw:
+            config = self.table(raw, "config", path)
+            if config is not None:
+                self.keys(config, _CONFIG_KEYS, f"{path}.config")
+                fields = self.config_fields(self.array(config, "fields", f"{path}.config"), f"{path}.config.fields")
+        entities: list[str] = []
+        if point == "record-validator":
+            if "entities" not in raw:
+                self.add(f"{path}.entities", "a record-validator must list the entities it validates")
+            else:
+                known = set(self.entities) | set(self.ctx.foreign_entity_specs)
+                items = self.names(raw["entities"], f"{path}.entities", "entity names")
+                if not items and isinstance(raw["entities"], list | tuple):
+                    self.add(f"{path}.entities", "list at least one entity")
+                for where, entity in items:
+                    if entity not in known:
+                        self.add(where, f"entity '{entity}' is neither this plugin's nor one of its dependencies' "
+                                        f"(known: {_one_of(sorted(known)) or 'none'})")
+                    else:
+                        entities.append(entity)
+        elif point is not None and "entities" in raw:
+            self.add(f"{path}.entities", f"'entities' applies to record-validator extensions only, not {point}")
+        if point is None or name is None or description is None:
+            return None
+        return ExtensionSpec(point=point, name=name, description=description, config_fields=fields,
+                             entities=tuple(entities))
+
+    def config_fields(self, items: list[Any], where: str) -> tuple[ConfigFieldSpec, ...]:
+        """`[[config.fields]]` or an extension's config fields (the same field spec)."""
+        out: list[ConfigFieldSpec] = []
+        seen: dict[str, int] = {}
+        for i, item in enumerate(items):
+            path = _ix(where, i)
+            if not isinstance(item, Mapping):
+                self.add(path, f"expected a table, got {_kind(item)}")
+                continue
+            spec = self.config_field(item, path)
+            if spec is None:
+                continue
+            if spec.key in seen:
+                self.add(f"{path}.key", f"key '{spec.key}' is declared twice (first at {_ix(where, seen[spec.key])})")
+                continue
+            seen[spec.key] = i
+            out.append(spec)
         return tuple(out)
 
     def config_field(self, raw: Mapping[str, Any], path: str) -> ConfigFieldSpec | None:

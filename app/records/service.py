@@ -97,6 +97,10 @@ def _row(mapping: Mapping[str, Any]) -> dict[str, Any]:
 # registers its auto-start here, so every path — pages, API, WASM host — starts approvals alike).
 InsertHook = Callable[["RecordService", EntityRef, dict[str, Any]], Awaitable[Any]]
 INSERT_HOOKS: list[InsertHook] = []
+# Called with (service, entity, row as it will be written, row before for an update / None) before every
+# insert and update; raising ValidationFailed refuses the write (app.extensions: record validators).
+ValidateHook = Callable[["RecordService", EntityRef, dict[str, Any], "dict[str, Any] | None"], Awaitable[Any]]
+VALIDATE_HOOKS: list[ValidateHook] = []
 
 
 class RecordService:
@@ -395,6 +399,8 @@ class RecordService:
         now = dt.datetime.now(dt.UTC)
         row = {**values, "id": uuid.uuid4(), "tenant_id": self.tenant_id, "created_at": now, "updated_at": now,
                "created_by": self.actor.user_id, "updated_by": self.actor.user_id, "deleted_at": None, "version": 1}
+        for check in VALIDATE_HOOKS:
+            await check(self, entity, row, None)
         await self._check_in_scope(entity, row)
         await self._write(sa.insert(entity.table).values(**row), entity)
         label = row.get(entity.spec.display_field, row["id"])
@@ -416,6 +422,8 @@ class RecordService:
         t = entity.table
         now = dt.datetime.now(dt.UTC)
         changes = {**values, "updated_at": now, "updated_by": self.actor.user_id, "version": before["version"] + 1}
+        for check in VALIDATE_HOOKS:
+            await check(self, entity, {**before, **changes}, before)
         await self._check_in_scope(entity, {**before, **changes})
         result = await self._write(
             sa.update(t).where(t.c.id == before["id"], t.c.tenant_id == self.tenant_id,

@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,8 @@ __all__ = [
 ]
 
 WORLD = "plugin"
+#: The world of a plugin whose manifest declares [[extensions]] (it also exports the extensions interface).
+EXTENSIONS_WORLD = "plugin-with-extensions"
 ENTRY_MODULE = "app"
 BUILD_TIMEOUT_S = 600
 #: Cached components kept (~18 MB each); the least recently used beyond this are removed.
@@ -102,6 +105,15 @@ def _files(root: Path) -> list[tuple[str, Path]]:
     )
 
 
+def world_for(plugin_dir: Path) -> str:
+    """The WIT world to build: with the extensions export when plugin.toml declares [[extensions]]."""
+    try:
+        data = tomllib.loads((Path(plugin_dir) / "plugin.toml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return WORLD  # the manifest's own problems are reported when it is validated
+    return EXTENSIONS_WORLD if data.get("extensions") else WORLD
+
+
 def source_hash(plugin_dir: Path) -> str:
     """sha256 over the guest files, the SDK files, the WIT world and the componentize-py version."""
     digest = hashlib.sha256()
@@ -117,6 +129,7 @@ def source_hash(plugin_dir: Path) -> str:
     for rel, path in _files(sdk_dir()):
         add("sdk", rel, path.read_bytes())
     add("wit", "plugin.wit", (wit_dir() / "plugin.wit").read_bytes())
+    add("world", "name", world_for(plugin_dir).encode())
     add("tool", "componentize-py", componentize_py_version().encode())
     return digest.hexdigest()
 
@@ -174,9 +187,9 @@ def _same_file_content(a: Path, b: Path) -> bool:
     return a.read_bytes() == b.read_bytes()
 
 
-def _run_componentize(guest: Path, target: Path, quiet: bool) -> None:
+def _run_componentize(guest: Path, target: Path, quiet: bool, world: str = WORLD) -> None:
     paths = [guest, sdk_dir()]
-    args = [componentize_py(), "-d", str(wit_dir()), "-w", WORLD, "componentize", "--stub-wasi"]
+    args = [componentize_py(), "-d", str(wit_dir()), "-w", world, "componentize", "--stub-wasi"]
     for path in paths:
         args += ["-p", str(path)]
     args += [ENTRY_MODULE, "-o", str(target)]
@@ -195,6 +208,9 @@ def _run_componentize(guest: Path, target: Path, quiet: bool) -> None:
         detail = _error_text(done.stderr, paths)
         if "has no attribute 'Guest'" in detail:
             detail += "\n(app.py must end with `Guest = plugin.guest_class()`)"
+        if "has no attribute 'Extensions'" in detail:
+            detail += ("\n(plugin.toml declares [[extensions]]: define `Extensions` in app.py, or let "
+                       "`Guest = plugin.guest_class()` define it from your @plugin.condition/... handlers)")
         raise BuildError(f"componentize-py failed for {guest / 'app.py'}:\n{detail}")
 
 
@@ -222,7 +238,7 @@ def build_component(plugin_dir: Path, *, out: Path | None = None, quiet: bool = 
         # sources (parallel test workers) never see a half-written component.
         with tempfile.TemporaryDirectory(prefix="build-", dir=cached.parent) as work:
             built = Path(work) / "plugin.wasm"
-            _run_componentize(guest, built, quiet)
+            _run_componentize(guest, built, quiet, world_for(plugin_dir))
             os.replace(built, cached)
         _prune(cached.parent)
 

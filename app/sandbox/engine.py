@@ -28,11 +28,14 @@ INTERFACE_VERSION = "0.1.0"
 HOST_IMPORT = f"{INTERFACE_PACKAGE}/host@{INTERFACE_VERSION}"
 GUEST_EXPORT = f"{INTERFACE_PACKAGE}/guest@{INTERFACE_VERSION}"
 GUEST_FUNCTIONS = ("init", "on-tenant-created", "handle-event", "render-page", "handle-action")
+# Optional export (added to 0.1.0 like the notify import): components built before it still load.
+EXTENSIONS_EXPORT = f"{INTERFACE_PACKAGE}/extensions@{INTERFACE_VERSION}"
+EXTENSION_FUNCTIONS = ("check-condition", "select-users", "validate-record", "verify-auth")
 EPOCH_TICK_SECONDS = 0.005
 WASMTIME_VERSION = importlib.metadata.version("wasmtime")
 _COMPONENT_LAYER = b"\x00asm\x0d\x00\x01\x00"
 _CORE_MODULE = b"\x00asm\x01\x00\x00\x00"
-_INTERFACE_NAME = re.compile(rb"portal:plugin/(host|guest)@(\d+\.\d+\.\d+)")
+_INTERFACE_NAME = re.compile(rb"portal:plugin/(host|guest|extensions)@(\d+\.\d+\.\d+)")
 
 
 class ComponentRejected(Exception):
@@ -48,8 +51,9 @@ def _compatible(version: str) -> bool:
     return theirs[0] == ours[0] and theirs[1:] <= ours[1:]
 
 
-def check_component_bytes(wasm: bytes) -> None:
-    """A fast check at upload, before the (slow) compile: a component of our interface version."""
+def check_component_bytes(wasm: bytes, *, needs_extensions: bool = False) -> None:
+    """A fast check at upload, before the (slow) compile: a component of our interface version (and,
+    when the manifest declares [[extensions]], one that exports the extensions interface)."""
     if wasm.startswith(_CORE_MODULE):
         raise ComponentRejected("plugin.wasm is a core WebAssembly module, not a component; build it with "
                                 "`portal plugin build` (componentize-py) against wit/plugin.wit")
@@ -64,6 +68,10 @@ def check_component_bytes(wasm: bytes) -> None:
     if bad:
         raise ComponentRejected(f"plugin.wasm was built against {INTERFACE_PACKAGE}@{bad[0]}; this portal provides "
                                 f"{INTERFACE_PACKAGE}@{INTERFACE_VERSION} — rebuild it with `portal plugin build`")
+    if needs_extensions and not any(kind == "extensions" for kind, _ in names):
+        raise ComponentRejected(f"plugin.toml declares [[extensions]] but plugin.wasm does not export "
+                                f"{EXTENSIONS_EXPORT} (it was built before extension points existed: rebuild it "
+                                "with `portal plugin build`)")
 
 
 def check_component_type(engine: Engine, component: Component) -> None:

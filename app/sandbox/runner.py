@@ -4,6 +4,7 @@ figures, and the crash policy (seed 004 appendix E)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import statistics
@@ -29,7 +30,15 @@ from app.events import PENDING_KEY, EventBus
 from app.plugins import runtime
 from app.plugins.runtime import EntityRef, LoadedPlugin
 from app.sandbox import host, memory
-from app.sandbox.engine import GUEST_EXPORT, GUEST_FUNCTIONS, ComponentRejected, ComponentStore, shared_engine
+from app.sandbox.engine import (
+    EXTENSION_FUNCTIONS,
+    EXTENSIONS_EXPORT,
+    GUEST_EXPORT,
+    GUEST_FUNCTIONS,
+    ComponentRejected,
+    ComponentStore,
+    shared_engine,
+)
 from app.sandbox.host import CallContext, LimitBreach, Principal
 from app.sandbox.limits import Limits, effective
 from app.sandbox.memory import LinearMemory
@@ -42,6 +51,7 @@ MIB = 1024 * 1024
 TRAP_WINDOW = dt.timedelta(minutes=1)
 MAX_TRAPS_PER_WINDOW = 5  # more than this within the window auto-disables the plugin for the tenant
 STATS_KEPT = 500
+IN_FLIGHT_KEY = "portal_guest_calls_in_flight"
 
 
 @dataclass
@@ -190,6 +200,13 @@ class Sandbox:
             if func is None:
                 raise ComponentRejected(f"the component does not export {GUEST_EXPORT}#{name}")
             funcs[name] = func
+        extensions = instance.get_export_index(store, EXTENSIONS_EXPORT)
+        if extensions is not None:  # optional: components built before extension points lack it
+            for name in EXTENSION_FUNCTIONS:
+                index = instance.get_export_index(store, name, extensions)
+                func = instance.get_func(store, index) if index is not None else None
+                if func is not None:
+                    funcs[name] = func
         inst = _Instance(store, funcs, memories)
         problem = _error_of(self._invoke(inst, "init", ()))
         if problem is not None:
@@ -197,7 +214,10 @@ class Sandbox:
         return inst
 
     def _invoke(self, inst: _Instance, name: str, args: tuple[Any, ...]) -> Any:
-        func = inst.funcs[name]
+        func = inst.funcs.get(name)
+        if func is None:
+            raise ComponentRejected(f"the component does not export {EXTENSIONS_EXPORT}#{name} (rebuild it with "
+                                    "`portal plugin build`)")
         result = func(inst.store, *args)
         func.post_return(inst.store)
         return result
@@ -227,9 +247,15 @@ class Sandbox:
 
     async def call(self, session: AsyncSession, plugin: LoadedPlugin, tenant_id: uuid.UUID, principal: Principal,
                    name: str, *args: Any, bus: EventBus | None = None, wait_compile: float | None = 3.0,
-                   record_faults: bool = True) -> str | None:
+                   record_faults: bool = True, defer_faults: bool = False, error_is_answer: bool = False) -> Any:
         """Call guest function `name`; everything it does runs in one transaction (a savepoint of the
-        caller's), rolled back on any failure. Returns the ok payload or raises GuestFailure."""
+        caller's), rolled back on any failure. Returns the ok payload or raises GuestFailure.
+
+        `defer_faults`: record a failure (and apply the crash policy) in a session of its own once the
+        caller's transaction ended, instead of committing the caller's session now — for calls in the
+        middle of someone else's unit of work (extension points: a record write, a workflow step).
+        `error_is_answer`: the guest's own `err` result is a normal answer (an auth verifier's refusal), not
+        a fault; traps and limit breaches still are."""
         if not plugin.wasm_sha256:
             raise GuestFailure(plugin.id, "no_wasm", f"{plugin.manifest.plugin.name} ships no page code (no plugin.wasm)")
         loop = asyncio.get_running_loop()
@@ -249,7 +275,26 @@ class Sandbox:
         pool = self._pool(plugin, tenant_id)
         pending: list[Any] = session.sync_session.info.setdefault(PENDING_KEY, [])
         events_before = len(pending)
-        async with pool.semaphore:
+        # A call made while the same plugin's call waits on a host function (a validator of a record the
+        # plugin writes) must not wait for a pool slot that call holds.
+        in_flight: set[tuple[str, uuid.UUID]] = session.info.setdefault(IN_FLIGHT_KEY, set())
+        key = (plugin.id, tenant_id)
+        reentrant = key in in_flight
+        in_flight.add(key)
+        try:
+            return await self._call_in_pool(session, plugin, tenant_id, component, ctx, pool, pending, events_before,
+                                            name, args, reentrant, record_faults, defer_faults, error_is_answer)
+        finally:
+            if not reentrant:
+                in_flight.discard(key)
+
+    async def _call_in_pool(self, session: AsyncSession, plugin: LoadedPlugin, tenant_id: uuid.UUID, component: Component,
+                            ctx: CallContext, pool: _Pool, pending: list[Any], events_before: int, name: str,
+                            args: tuple[Any, ...], reentrant: bool, record_faults: bool, defer_faults: bool,
+                            error_is_answer: bool) -> Any:
+        loop = asyncio.get_running_loop()
+        limits = ctx.limits
+        async with contextlib.nullcontext() if reentrant else pool.semaphore:
             inst = pool.idle.pop() if pool.idle else None
             savepoint = await session.begin_nested()
             started = time.perf_counter()
@@ -285,15 +330,16 @@ class Sandbox:
                             else f"the plugin reported an error: {message[:500]}")
                     failure = GuestFailure(plugin.id, kind, text, message, counts_as_trap=kind != "error")
                 else:
-                    payload = result.payload if isinstance(result, Variant) else None
-                    if payload is not None and len(payload.encode("utf-8", "replace")) > limits.output_bytes:
+                    # result<string, string> lifts to a Variant; result<bool|list, string> to the bare value.
+                    payload = result.payload if isinstance(result, Variant) else result
+                    if payload is not None and _size(payload) > limits.output_bytes:
                         failure = GuestFailure(plugin.id, "output_bytes",
                                                f"the plugin returned more than {limits.output_bytes} bytes", "",
                                                counts_as_trap=True)
             if inst is not None and not inst.dead and (failure is None or failure.kind in {"error", "output_bytes"}):
                 pool.idle.append(inst)
             stats = CallStats(plugin.id, str(tenant_id), name, failure is None, round(duration, 3), fuel, ctx.host_calls,
-                              len(payload or ""), ctx.memory_mb, failure.kind if failure else "ok", fresh, logs=ctx.logs)
+                              _size(payload), ctx.memory_mb, failure.kind if failure else "ok", fresh, logs=ctx.logs)
             self.stats.setdefault(plugin.id, deque(maxlen=STATS_KEPT)).append(stats)
             self.last = stats
             if failure is None:
@@ -302,9 +348,43 @@ class Sandbox:
             await savepoint.rollback()
             del pending[events_before:]  # events of the failed call are never published
             failure.stats = stats
-        if record_faults:
+        if error_is_answer and failure.kind == "error":
+            pass
+        elif defer_faults:
+            self._record_failure_later(session, plugin, tenant_id, name, failure)
+        elif record_faults:
             await self._record_failure(session, plugin, tenant_id, name, failure)
         raise failure
+
+    def _record_failure_later(self, session: AsyncSession, plugin: LoadedPlugin, tenant_id: uuid.UUID, call: str,
+                              failure: GuestFailure) -> None:
+        """Record the fault in a session of its own after the caller's transaction ends (committed or not):
+        the caller's unit of work stays whole, and on SQLite no second writer waits for it."""
+        if self.session_factory is None:
+            log.warning("Plugin %s %s failed in tenant %s: %s", plugin.id, call, tenant_id, failure.message)
+            return
+        loop = asyncio.get_running_loop()
+
+        async def record() -> None:
+            try:
+                async with self.session_factory() as own:  # type: ignore[misc]
+                    if own.bind.dialect.name == "sqlite":  # wait for other writers rather than fail after them
+                        await own.connection(execution_options={SQLITE_WRITE_LOCK: True})
+                    await self._record_failure(own, plugin, tenant_id, call, failure)
+            except Exception:
+                log.exception("Recording the fault of %s.%s failed", plugin.id, call)
+
+        fired: list[bool] = []
+
+        def ended(_session: Any, transaction: Any) -> None:
+            if transaction.parent is not None or fired:  # a savepoint ended, or already scheduled
+                return
+            fired.append(True)
+            task = loop.create_task(record())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+        sa.event.listen(session.sync_session, "after_transaction_end", ended)
 
     async def _reachable(self, session: AsyncSession, plugin: LoadedPlugin, tenant_id: uuid.UUID) -> dict[str, EntityRef]:
         out = dict(plugin.entities)
@@ -409,6 +489,16 @@ class Sandbox:
             values = sorted(float(getattr(c, name)) for c in calls)
             out[name] = {"p50": pct(values, 50), "p95": pct(values, 95), "max": values[-1]}
         return out
+
+
+def _size(payload: Any) -> int:
+    if payload is None or isinstance(payload, bool):
+        return 0
+    if isinstance(payload, str):
+        return len(payload.encode("utf-8", "replace"))
+    if isinstance(payload, list):
+        return sum(len(str(item).encode("utf-8", "replace")) + 1 for item in payload)
+    return len(str(payload))
 
 
 def _error_of(result: Any) -> str | None:

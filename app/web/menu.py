@@ -26,6 +26,7 @@ _REGISTRY: list[MenuItem] = [
     MenuItem("Administration", "Event log", "/admin/events", "db.event_log.select", order=45),
     MenuItem("Administration", "Plugins", "/admin/plugins", "plugin:view", order=50),
     MenuItem("Administration", "Approval processes", "/admin/workflow", "ui.workflow.admin", order=55),
+    MenuItem("Administration", "Extension points", "/admin/extensions", "ui.extensions.admin", order=57),
     MenuItem("Platform", "Tenants", "/admin/tenants", "db.tenants.select", order=10),
     MenuItem("Account", "Messages", "/messages", None, order=1),
     MenuItem("Account", "Approval tasks", "/tasks", None, order=2),

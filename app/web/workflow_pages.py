@@ -147,13 +147,16 @@ def _form_steps(steps: list[dict[str, Any]]) -> list[dict[str, str]]:
         clause = clauses[0] if clauses else {}
         value = clause.get("value")
         rows.append({"name": s["name"], "selector": sel["kind"],
-                     "who": str(sel["config"].get("role") or sel["config"].get("user") or ""),
+                     "who": str(sel["config"].get("role") or sel["config"].get("user") or sel["config"].get("name") or ""),
+                     # A configured condition (extension point) is chosen by id from a list.
+                     "cond_config": str(cond["config"].get("config_id") or "") if cond and cond["kind"] == "extension" else "",
                      "field": str(clause.get("field") or ""), "op": str(clause.get("op") or ""),
                      "value": ", ".join(map(str, value)) if isinstance(value, list) else str(value or ""),
                      # Clauses beyond the first (set through the API) ride along unchanged.
                      "extra": json.dumps(clauses[1:]) if len(clauses) > 1 else "",
                      "extra_text": CONDITIONS["fields"].describe({"all": clauses[1:]}) if len(clauses) > 1 else ""})
-    empty = {"name": "", "selector": "", "who": "", "field": "", "op": "", "value": "", "extra": "", "extra_text": ""}
+    empty = {"name": "", "selector": "", "who": "", "field": "", "op": "", "value": "", "extra": "", "extra_text": "",
+             "cond_config": ""}
     return rows + [empty] * FORM_STEPS
 
 
@@ -161,6 +164,7 @@ def _steps_from_form(form: FormMultiDict) -> list[dict[str, Any]]:
     names, kinds, whos = form.getall("step_name", []), form.getall("step_selector", []), form.getall("step_who", [])
     fields, ops, values = form.getall("step_field", []), form.getall("step_op", []), form.getall("step_value", [])
     extras = form.getall("step_extra", [])
+    configured = form.getall("step_condition_config", [])
     steps = []
     for i, kind in enumerate(kinds):
         name = names[i] if i < len(names) else ""
@@ -172,7 +176,10 @@ def _steps_from_form(form: FormMultiDict) -> list[dict[str, Any]]:
         clauses = [{"field": field, "op": ops[i] if i < len(ops) else "", "value": values[i] if i < len(values) else ""}
                    ] if field else []
         clauses += _extra(extras[i] if i < len(extras) else "")
-        if clauses:
+        chosen = configured[i] if i < len(configured) else ""
+        if chosen:  # a configured condition replaces the field clauses of the row
+            step["condition"] = {"kind": "extension", "config": {"config_id": chosen}}
+        elif clauses:
             step["condition"] = {"kind": "fields", "config": {"all": clauses}}
         steps.append(step)
     return steps
@@ -196,8 +203,14 @@ def _end(form: FormMultiDict, prefix: str) -> dict[str, Any] | None:
 
 async def _process_form(request: Request, ctx: RequestContext, entity: EntityRef, values: dict[str, Any],
                         errors: dict[str, str] | None = None, status_code: int = 200) -> Template:
+    from app import extensions
+    from app.extensions import store as extension_store
+
+    configured = await extension_store.list_configs(ctx.db, _tenant(ctx), extensions.CONDITION)
     return await page(request, ctx, "workflow/process_form.html", entity=entity, values=values, errors=errors or {},
-                      selectors=SELECTORS, ops=OPS, status_code=status_code, conditions=CONDITIONS)
+                      selectors=SELECTORS, ops=OPS, status_code=status_code, conditions=CONDITIONS,
+                      condition_configs=[(str(r.id), r.name) for r in configured],
+                      may_configure=ctx.can(extensions.ADMIN_PERMISSION))
 
 
 def _entity_param(request: Request) -> tuple[str, str]:

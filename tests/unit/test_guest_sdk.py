@@ -484,3 +484,51 @@ def test_guest_class_dispatches_every_export(plugin: Any) -> None:
     assert guest.handle_event("any.thing.here", "{}") is None
     with pytest.raises(Err):
         guest.render_page("nope", "{}")
+
+
+# -- extension points ----------------------------------------------------------------------------------
+
+
+def test_extension_decorators_dispatch_and_check_the_answer_shape() -> None:
+    p = pg.Plugin()
+
+    @p.condition("big")
+    def big(config: dict[str, Any], context: dict[str, Any]) -> Any:
+        return context["record"]["amount"] > config["limit"] if config.get("limit") else "yes"
+
+    @p.user_selector("people")
+    def people(config: dict[str, Any], context: dict[str, Any]) -> Any:
+        return config.get("ids", 7)
+
+    @p.record_validator("codes")
+    def codes(config: dict[str, Any], context: dict[str, Any]) -> Any:
+        return None if context["record"].get("code") else {"code": "is required"}
+
+    @p.auth_verifier("token")
+    def token(config: dict[str, Any], request: dict[str, Any]) -> Any:
+        if request["query"].get("t") != "ok":
+            raise ValueError("bad token")
+        return {"email": "a@b.test"}
+
+    ext = p.extensions_class()()
+    assert ext.check_condition("big", '{"limit": 3}', '{"record": {"amount": 5}}') is True
+    assert ext.select_users("people", '{"ids": ["u1"]}', "{}") == ["u1"]
+    assert json.loads(ext.validate_record("codes", "{}", '{"record": {}}')) == {"code": "is required"}
+    assert json.loads(ext.validate_record("codes", "{}", '{"record": {"code": "x"}}')) == {}
+    assert json.loads(ext.verify_auth("token", "{}", '{"query": {"t": "ok"}}')) == {"email": "a@b.test"}
+    for call, message in ((lambda: ext.check_condition("big", "{}", "{}"), "returned str, not True or False"),
+                          (lambda: ext.select_users("people", "{}", "{}"), "not a list of user id strings"),
+                          (lambda: ext.verify_auth("token", "{}", '{"query": {}}'), "bad token"),
+                          (lambda: ext.check_condition("nope", "{}", "{}"), "implements no condition 'nope'"),
+                          (lambda: ext.check_condition("big", "[1]", "{}"), "config must be a JSON object")):
+        with pytest.raises(Err) as caught:
+            call()
+        assert message in str(caught.value.value)
+    with pytest.raises(ValueError, match="registered twice"):
+        p.condition("big")(big)
+
+
+def test_guest_class_leaves_no_extensions_outside_a_component() -> None:
+    namespace: dict[str, Any] = {"plugin": pg.Plugin()}
+    exec("Guest = plugin.guest_class()", namespace)
+    assert "Guest" in namespace and "Extensions" not in namespace  # no bindings here: nothing to export

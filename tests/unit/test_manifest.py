@@ -125,6 +125,7 @@ def apply(doc: dict[str, Any], path: str, value: Any) -> None:
         node[last] = value
 
 
+EXT: dict[str, Any] = {"point": "condition", "name": "big", "description": "Large amounts"}
 F = "schema.entities[0].fields"
 C = "config.fields"
 E0 = "schema.entities[0]"
@@ -214,6 +215,38 @@ INVALID: list[Any] = [
         id="config-field-not-table",
     ),
     pytest.param([("extensions", [1])], "extensions[0]", "expected a table", None, id="extension-not-table"),
+    # -- [[extensions]] --------------------------------------------------------------------------------
+    pytest.param(
+        [("extensions", [{**EXT, "point": "condtion"}])],
+        "extensions[0].point",
+        "unknown extension point 'condtion' (expected one of: condition, user-selector, record-validator, "
+        "auth-verifier); did you mean 'condition'?",
+        None,
+        id="extension-unknown-point",
+    ),
+    pytest.param([("extensions", [{k: v for k, v in EXT.items() if k != "point"}])], "extensions[0].point", "is required", None,
+                 id="extension-point-missing"),
+    pytest.param([("extensions", [{k: v for k, v in EXT.items() if k != "description"}])],
+                 "extensions[0].description", "is required", None, id="extension-description-missing"),
+    pytest.param([("extensions", [{**EXT, "name": "Big One"}])], "extensions[0].name", "is not valid", None,
+                 id="extension-name-invalid"),
+    pytest.param([("extensions", [EXT, {**EXT, "point": "user-selector"}])], "extensions[1].name",
+                 "extension 'big' is declared twice (first at extensions[0])", None, id="extension-duplicate-name"),
+    pytest.param([("extensions", [{**EXT, "kind": "x"}])], "extensions[0].kind", "unknown key 'kind'", None,
+                 id="extension-unknown-key"),
+    pytest.param([("extensions", [{**EXT, "config": {"fields": [{"key": "limit", "type": "intger"}]}}])],
+                 "extensions[0].config.fields[0].type", "unknown type 'intger'", None, id="extension-config-type"),
+    pytest.param([("extensions", [{**EXT, "config": {"fields": [{"key": "s", "type": "string", "secret": True,
+                                                                  "default": "x"}]}}])],
+                 "extensions[0].config.fields[0].default", "a secret cannot have a default", None,
+                 id="extension-config-secret-default"),
+    pytest.param([("extensions", [{**EXT, "point": "record-validator"}])], "extensions[0].entities",
+                 "must list the entities it validates", None, id="validator-without-entities"),
+    pytest.param([("extensions", [{**EXT, "point": "record-validator", "entities": ["widget", "customer"]}])],
+                 "extensions[0].entities[1]", "entity 'customer' is neither this plugin's nor one of its dependencies'",
+                 None, id="validator-foreign-entity"),
+    pytest.param([("extensions", [{**EXT, "entities": ["widget"]}])], "extensions[0].entities",
+                 "applies to record-validator extensions only", None, id="entities-on-condition"),
     # -- [[config.fields]] ---------------------------------------------------------------------------
     pytest.param(
         [(f"{C}[1].type", "strng")],
@@ -927,7 +960,7 @@ VALID: list[Any] = [
                 },
             ),
             ("config", {"fields": [{"key": "anything", "type": "text"}]}),
-            ("extensions", [{"kind": "whatever", "nested": {"a": 1}}]),
+            ("extensions", [{"point": "condition", "name": "big", "description": "Large amounts"}]),
         ],
         None,
         id="limits-config-extensions",
@@ -1065,6 +1098,20 @@ def test_parsed_model() -> None:
     board = manifest.page("/demo/board")
     assert board.type == "dashboard" and board.entity is None and board.columns is None
     assert manifest.raw == base()
+
+
+def test_extensions_are_exposed() -> None:
+    doc = base()
+    doc["extensions"] = [
+        {**EXT, "config": {"fields": [{"key": "threshold", "type": "decimal", "required": True},
+                                      {"key": "secret", "type": "string", "secret": True}]}},
+        {"point": "record-validator", "name": "codes", "description": "Code pattern", "entities": ["widget"]},
+    ]
+    extensions = parse_manifest(doc).extensions
+    assert [(e.point, e.name) for e in extensions] == [("condition", "big"), ("record-validator", "codes")]
+    assert [f.key for f in extensions[0].config_fields] == ["threshold", "secret"]
+    assert extensions[0].config_fields[1].secret and extensions[1].entities == ("widget",)
+    assert parse_manifest(base()).extensions == ()
 
 
 def test_config_fields_are_exposed() -> None:

@@ -42,3 +42,23 @@ def test_limits_tighten_and_loosen_within_the_maximum() -> None:
 def test_limits_from_the_environment() -> None:
     got = from_env({"PORTAL_WASM_DEADLINE_MS": "900", "PORTAL_WASM_MAX_FUEL": "5"}, "PORTAL_WASM_", Limits())
     assert got.deadline_ms == 900 and got.fuel == Limits().fuel
+
+
+def test_declared_extensions_need_the_extensions_export() -> None:
+    old = HEADER + b"..portal:plugin/host@0.1.0..portal:plugin/guest@0.1.0.."
+    check_component_bytes(old)  # a component built before extension points still installs
+    with pytest.raises(ComponentRejected) as caught:
+        check_component_bytes(old, needs_extensions=True)
+    assert "declares [[extensions]] but plugin.wasm does not export portal:plugin/extensions@0.1.0" in str(caught.value)
+    check_component_bytes(old + b"portal:plugin/extensions@0.1.0", needs_extensions=True)
+
+
+def test_plugins_with_extensions_build_for_the_extended_world(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from app.sandbox.build import EXTENSIONS_WORLD, WORLD, world_for
+
+    (tmp_path / "plugin.toml").write_text('[plugin]\nid = "x"\n', encoding="utf-8")
+    assert world_for(tmp_path) == WORLD
+    (tmp_path / "plugin.toml").write_text('[[extensions]]\npoint = "condition"\nname = "a"\n', encoding="utf-8")
+    assert world_for(tmp_path) == EXTENSIONS_WORLD == "plugin-with-extensions"
+    (tmp_path / "plugin.toml").write_text("not toml [", encoding="utf-8")
+    assert world_for(tmp_path) == WORLD  # the manifest's errors are reported by its validation

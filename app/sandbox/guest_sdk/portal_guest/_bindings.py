@@ -19,6 +19,8 @@ try:
     from wit_world.imports import host as _host_module
 
     GuestBase: type = _exports.Guest
+    # Worlds before extension points had no `extensions` export (None then: nothing to implement).
+    ExtensionsBase: type | None = getattr(_exports, "Extensions", None)
     host: Any = _host_module
     IN_COMPONENT = True
 except ImportError:  # on the host: no generated bindings
@@ -31,7 +33,8 @@ except ImportError:  # on the host: no generated bindings
             self.value = value
 
     GuestBase = object
+    ExtensionsBase = None
     host = None
     IN_COMPONENT = False
 
-__all__ = ["IN_COMPONENT", "Err", "GuestBase", "host"]
+__all__ = ["IN_COMPONENT", "Err", "ExtensionsBase", "GuestBase", "host"]

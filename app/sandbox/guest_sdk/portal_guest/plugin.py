@@ -10,7 +10,11 @@ Guest-side code: runs inside the plugin component, never in the portal host.
     @plugin.action("stocktaking", "adjust")
     def adjust(data: dict) -> dict: ...
 
-    Guest = plugin.guest_class()   # componentize-py looks for ``app.Guest``
+    @plugin.condition("amount-above")
+    def amount_above(config: dict, context: dict) -> bool: ...
+
+    Guest = plugin.guest_class()   # componentize-py looks for ``app.Guest`` (and ``app.Extensions``,
+                                   # which guest_class() defines in the calling module when missing)
 
 Every export catches what the handler raises and returns it as the call's error result (a WIT
 ``result<_, string>``): a :class:`HostError` or :class:`ValueError` with its message, anything else
@@ -20,6 +24,7 @@ instance (and, with ``--stub-wasi``, printing its traceback traps too).
 
 from __future__ import annotations
 
+import sys
 import types
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -103,6 +108,7 @@ class Plugin:
         self._events: list[tuple[str, Callable[..., Any], int]] = []
         self._init: list[Callable[[], Any]] = []
         self._tenant_created: list[tuple[Callable[..., Any], int]] = []
+        self._extensions: dict[tuple[str, str], Callable[..., Any]] = {}
 
     # ---- registration (runs at import time, i.e. at build time: mistakes fail the build) ------------
 
@@ -158,6 +164,36 @@ class Plugin:
         """Run when a tenant is created with this plugin enabled; gets the tenant id (decorator)."""
         self._tenant_created.append((fn, _arity(fn)))
         return fn
+
+    def _extension(self, point: str, name: str) -> Callable[[F], F]:
+        if not name or not isinstance(name, str):
+            raise ValueError(f"plugin.{point.replace('-', '_')} needs the extension's name from plugin.toml")
+
+        def register(fn: F) -> F:
+            if (point, name) in self._extensions:
+                raise ValueError(f"{point} '{name}' is registered twice")
+            self._extensions[(point, name)] = fn
+            return fn
+
+        return register
+
+    def condition(self, name: str) -> Callable[[F], F]:
+        """Implement the ``condition`` extension ``name``: ``fn(config, context) -> bool``."""
+        return self._extension("condition", name)
+
+    def user_selector(self, name: str) -> Callable[[F], F]:
+        """Implement the ``user-selector`` extension ``name``: ``fn(config, context) -> list of user ids``."""
+        return self._extension("user-selector", name)
+
+    def record_validator(self, name: str) -> Callable[[F], F]:
+        """Implement the ``record-validator`` extension ``name``: ``fn(config, context) -> {field: message}``
+        (an empty dict or ``None`` when the record is fine)."""
+        return self._extension("record-validator", name)
+
+    def auth_verifier(self, name: str) -> Callable[[F], F]:
+        """Implement the ``auth-verifier`` extension ``name``: ``fn(config, request) -> {"email": ...}`` (or
+        ``{"user_id": ...}``); raise ``ValueError("why")`` to refuse the link."""
+        return self._extension("auth-verifier", name)
 
     # ---- dispatch: the Guest export's behaviour; raises Err(message) for an error result -------------
 
@@ -223,6 +259,58 @@ class Plugin:
         except Exception as exc:
             raise _err(exc) from None
 
+    def run_extension(self, point: str, name: str, config: str, context: str) -> Any:
+        """Call the handler of extension ``name``; its answer is checked for the point's shape here, so
+        a wrong return type is a clear error rather than a trap while lowering it."""
+        try:
+            fn = self._extensions.get((point, name))
+            if fn is None:
+                raise ValueError(f"this plugin implements no {point} '{name}' (register it with "
+                                 f"@plugin.{point.replace('-', '_')}(\"{name}\"))")
+            answer = fn(loads_object(config, "config"), loads_object(context, "context"))
+            if point == "condition":
+                if not isinstance(answer, bool):
+                    raise ValueError(f"condition '{name}' returned {type(answer).__name__}, not True or False")
+                return answer
+            if point == "user-selector":
+                if not isinstance(answer, list | tuple) or not all(isinstance(u, str) for u in answer):
+                    raise ValueError(f"user selector '{name}' returned {type(answer).__name__}, not a list of "
+                                     "user id strings")
+                return list(answer)
+            if point == "record-validator":
+                answer = answer or {}
+                if not isinstance(answer, Mapping):
+                    raise ValueError(f"record validator '{name}' returned {type(answer).__name__}, not a dict "
+                                     "of field -> message")
+                return dumps({str(k): str(v) for k, v in answer.items()})
+            if not isinstance(answer, Mapping):
+                raise ValueError(f"auth verifier '{name}' returned {type(answer).__name__}, not a dict with "
+                                 "'email' or 'user_id'")
+            return dumps(dict(answer))
+        except Exception as exc:
+            raise _err(exc) from None
+
+    def extensions_class(self) -> type:
+        """A class implementing ``wit_world.exports.Extensions`` (the extension points), dispatching to
+        the handlers registered with @plugin.condition and friends; unregistered names answer an error."""
+        plugin = self
+        base = _bindings.ExtensionsBase or object
+
+        class Extensions(base):  # type: ignore[misc,valid-type]
+            def check_condition(self, name: str, config: str, context: str) -> bool:
+                return bool(plugin.run_extension("condition", name, config, context))
+
+            def select_users(self, name: str, config: str, context: str) -> list[str]:
+                return list(plugin.run_extension("user-selector", name, config, context))
+
+            def validate_record(self, name: str, config: str, context: str) -> str:
+                return str(plugin.run_extension("record-validator", name, config, context))
+
+            def verify_auth(self, name: str, config: str, request: str) -> str:
+                return str(plugin.run_extension("auth-verifier", name, config, request))
+
+        return Extensions
+
     def guest_class(self) -> type:
         """A class implementing ``wit_world.exports.Guest`` that dispatches to this plugin's handlers.
         Assign it to ``Guest`` at the top level of ``app.py``."""
@@ -244,4 +332,8 @@ class Plugin:
             def handle_action(self, page_path: str, action: str, data: str) -> str:
                 return plugin.handle_action(page_path, action, data)
 
+        # componentize-py also wants `app.Extensions`; guests written before extension points (and those
+        # implementing none) get the dispatcher here, so they keep building unchanged.
+        if _bindings.ExtensionsBase is not None:
+            sys._getframe(1).f_globals.setdefault("Extensions", self.extensions_class())
         return Guest

@@ -1,0 +1,361 @@
+"""Extension points on the web: the JSON API for tenant admins (/api/v1/extensions/...), the admin pages
+(/t/{tenant}/admin/extensions) and the public auto-login route (/t/{tenant}/auto-login/{config_id})."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from litestar import Request, delete, get, patch, post
+from litestar.exceptions import PermissionDeniedException
+from litestar.response import Redirect, Template
+
+from app import audit, extensions
+from app.audit import Actor
+from app.db import SQLITE_WRITE_LOCK
+from app.db.models import Membership, User
+from app.errors import Forbidden, NotFound, PortalError, ValidationFailed
+from app.extensions import store
+from app.identity import directory, sessions, throttle
+from app.identity.directory import SYSTEM_UUID
+from app.plugins import configs as plugin_configs
+from app.plugins.configs import secret_box
+from app.plugins.manifest import EXTENSION_POINTS
+from app.web.api import TENANT_HEADER
+from app.web.auth_pages import safe_next
+from app.web.context import RequestContext
+from app.web.plugin_admin import Failure
+from app.web.render import page, redirect
+
+ADMIN = {"permission": extensions.ADMIN_PERMISSION}
+
+
+def _tenant(ctx: RequestContext) -> uuid.UUID:
+    if ctx.tenant is None:
+        raise PermissionDeniedException("Say which tenant with the X-Tenant header (slug or id)")
+    return ctx.tenant.id
+
+
+def impl_json(impl: extensions.Implementation) -> dict[str, Any]:
+    return {"key": impl.key, "point": impl.point, "plugin": impl.plugin_id or None, "name": impl.name,
+            "label": impl.label, "description": impl.description, "entities": list(impl.entities) or None,
+            "config_fields": [{"key": f.key, "type": f.type, "label": f.label, "help": f.help, "required": f.required,
+                               "secret": f.secret, "default": None if f.default is None else str(f.default)
+                               if not isinstance(f.default, bool | int) else f.default,
+                               "options": [o.value for o in f.options] or None} for f in impl.fields]}
+
+
+async def _views(ctx: RequestContext, point: str | None = None) -> list[dict[str, Any]]:
+    tenant_id = _tenant(ctx)
+    available = {i.key: i for i in await extensions.implementations(ctx.db, tenant_id)}
+    rows = await store.list_configs(ctx.db, tenant_id, point)
+    return [store.view(r, available.get(f"{r.plugin_id or 'base'}:{r.implementation}")) for r in rows]
+
+
+def _request(data: dict[str, Any], *, creating: bool) -> store.SaveRequest:
+    if not isinstance(data, dict):
+        raise ValidationFailed({"": "send a JSON object"})
+    values = data.get("values")
+    if values is not None and not isinstance(values, dict):
+        raise ValidationFailed({"values": "must be an object of key -> value"})
+    enabled = data.get("enabled")
+    if enabled is not None and not isinstance(enabled, bool):
+        raise ValidationFailed({"enabled": "true or false"})
+    version = data.get("version")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+        raise ValidationFailed({"version": "the version number you read"})
+    return store.SaveRequest(values=values if values is not None else ({} if creating else None),  # type: ignore[arg-type]
+                             name=data.get("name"), implementation=data.get("implementation"), version=version,
+                             enabled=enabled)
+
+
+@get("/api/v1/extensions/points", opt=ADMIN, tags=["extensions"],
+     summary="Extension point types and the implementations available in the tenant")
+async def api_points(ctx: RequestContext, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+    impls = await extensions.implementations(ctx.db, _tenant(ctx))
+    return {"items": [{"point": p, "label": extensions.POINT_LABELS[p], "description": extensions.POINT_HELP[p],
+                       "implementations": [impl_json(i) for i in impls if i.point == p]} for p in EXTENSION_POINTS]}
+
+
+@get("/api/v1/extensions/configs", opt=ADMIN, tags=["extensions"], summary="The tenant's extension configurations")
+async def api_configs(ctx: RequestContext, point: str | None = None, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+    if point is not None and point not in EXTENSION_POINTS:
+        raise ValidationFailed({"point": f"one of {', '.join(EXTENSION_POINTS)}"})
+    return {"items": await _views(ctx, point)}
+
+
+async def _one(ctx: RequestContext, config_id: str) -> dict[str, Any]:
+    row = await store.get(ctx.db, _tenant(ctx), config_id)
+    try:
+        extensions_impl, _plugin = await extensions.implementation(ctx.db, row.tenant_id,
+                                                                   f"{row.plugin_id or 'base'}:{row.implementation}")
+    except NotFound:
+        extensions_impl = None
+    return store.view(row, extensions_impl)
+
+
+@get("/api/v1/extensions/configs/{config_id:str}", opt=ADMIN, tags=["extensions"], summary="One configuration")
+async def api_config(ctx: RequestContext, config_id: str, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+    return await _one(ctx, config_id)
+
+
+@post("/api/v1/extensions/configs", opt=ADMIN, tags=["extensions"], status_code=201,
+      summary="Create a configuration: {implementation, name, values[, enabled]} (auto-login verifiers start disabled)")
+async def api_create(ctx: RequestContext, data: dict[str, Any], x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+    row = await store.create(ctx.db, ctx.actor, secret_box(ctx.settings.secret_key), _tenant(ctx),
+                             _request(data, creating=True))
+    return await _one(ctx, str(row.id))
+
+
+@patch("/api/v1/extensions/configs/{config_id:str}", opt=ADMIN, tags=["extensions"],
+       summary="Change name, values or enabled ({version} required; a secret sent as *** or left out is kept)")
+async def api_update(ctx: RequestContext, config_id: str, data: dict[str, Any],
+                     x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+    row = await store.update(ctx.db, ctx.actor, secret_box(ctx.settings.secret_key), _tenant(ctx), config_id,
+                             _request(data, creating=False))
+    return await _one(ctx, str(row.id))
+
+
+@delete("/api/v1/extensions/configs/{config_id:str}", opt=ADMIN, tags=["extensions"], status_code=204,
+        summary="Delete a configuration (?version= checks it is unchanged)")
+async def api_delete(ctx: RequestContext, config_id: str, version: int | None = None,
+                     x_tenant: str | None = TENANT_HEADER) -> None:
+    await store.delete(ctx.db, ctx.actor, _tenant(ctx), config_id, version)
+
+
+API_ROUTES = [api_points, api_configs, api_config, api_create, api_update, api_delete]
+
+
+# --- admin pages -----------------------------------------------------------------------------------------
+
+@dataclass
+class Editor:
+    """The edit form of one configuration (new: `config_id` empty)."""
+
+    implementation: extensions.Implementation
+    config_id: str = ""
+    name: str = ""
+    version: int | None = None
+    enabled: bool = True
+    values: dict[str, str] = field(default_factory=dict)  # key -> text shown (never a secret)
+    secrets_set: set[str] = field(default_factory=set)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def _admin_url(ctx: RequestContext) -> str:
+    return f"/t/{ctx.tenant.slug}/admin/extensions"  # type: ignore[union-attr]
+
+
+async def _admin_page(request: Request, ctx: RequestContext, editor: Editor | None = None,
+                      failure: Failure | None = None, status_code: int = 200) -> Template:
+    tenant_id = _tenant(ctx)
+    impls = await extensions.implementations(ctx.db, tenant_id)
+    by_key = {i.key: i for i in impls}
+    rows = await store.list_configs(ctx.db, tenant_id)
+    if editor is None and failure is None:
+        wanted_new, wanted_edit = request.query_params.get("new"), request.query_params.get("edit")
+        try:
+            if wanted_new:
+                impl, _plugin = await extensions.implementation(ctx.db, tenant_id, wanted_new)
+                editor = Editor(impl, enabled=impl.point != extensions.AUTH_VERIFIER)
+            elif wanted_edit:
+                row = await store.get(ctx.db, tenant_id, wanted_edit)
+                impl, _plugin = await extensions.implementation(ctx.db, tenant_id,
+                                                                f"{row.plugin_id or 'base'}:{row.implementation}")
+                editor = Editor(impl, str(row.id), row.name, row.version, row.is_enabled,
+                                {k: plugin_configs.display(None, v) for k, v in (row.plain_values or {}).items()},
+                                set(row.secret_values or {}))
+        except NotFound as exc:
+            failure, status_code = Failure(404, "Not found", exc.detail, [], []), 404
+    points = [(p, extensions.POINT_LABELS[p], extensions.POINT_HELP[p], [i for i in impls if i.point == p],
+               [(r, by_key.get(f"{r.plugin_id or 'base'}:{r.implementation}")) for r in rows if r.point == p])
+              for p in EXTENSION_POINTS]
+    return await page(request, ctx, "extensions/index.html", fragment="extensions/_editor.html",
+                      status_code=status_code, points=points, editor=editor, failure=failure,
+                      fields=editor.implementation.fields if editor else (), admin_url=_admin_url(ctx))
+
+
+async def _admin_fail(request: Request, ctx: RequestContext, exc: PortalError, editor: Editor | None) -> Template:
+    await ctx.db.rollback()
+    for obj in (ctx.user, ctx.tenant):
+        if obj is not None:
+            await ctx.db.refresh(obj)
+    if isinstance(exc, ValidationFailed) and editor is not None:
+        editor.errors = exc.errors
+        return await _admin_page(request, ctx, editor, status_code=exc.status_code)
+    return await _admin_page(request, ctx, editor, Failure.of(exc), exc.status_code)
+
+
+def _form_text(form: Any, key: str) -> str:
+    value = form.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def _form_int(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+@get("/t/{tenant:str}/admin/extensions", opt=ADMIN, include_in_schema=False)
+async def admin_index(request: Request, ctx: RequestContext) -> Template:
+    """Points, their implementations and the tenant's configurations; `?new=<implementation>` or
+    `?edit=<id>` adds the editor (HTMX gets the editor alone)."""
+    return await _admin_page(request, ctx)
+
+
+@post("/t/{tenant:str}/admin/extensions", opt=ADMIN, include_in_schema=False, status_code=200)
+async def admin_save(request: Request, ctx: RequestContext) -> Template | Redirect:
+    form = await request.form()
+    tenant_id = _tenant(ctx)
+    config_id = _form_text(form, "config_id")
+    editor: Editor | None = None
+    try:
+        if config_id:
+            row = await store.get(ctx.db, tenant_id, config_id)
+            key = f"{row.plugin_id or 'base'}:{row.implementation}"
+        else:
+            key = _form_text(form, "implementation")
+        impl, _plugin = await extensions.implementation(ctx.db, tenant_id, key)
+        editor = Editor(impl, config_id, _form_text(form, "name"), _form_int(form.get("version")),
+                        (form.get("enabled") == "on" and impl.point != extensions.AUTH_VERIFIER) or
+                        (bool(config_id) and form.get("enabled") == "on"))
+        # Secrets typed into the form are never echoed back, even when the form must be shown again.
+        editor.values = {f.key: _form_text(form, f"v.{f.key}") for f in impl.fields if not f.secret}
+        values: dict[str, Any] = {f.key: _form_text(form, f"v.{f.key}") for f in impl.fields}
+        clear = tuple(f.key for f in impl.fields if f.secret and form.get(f"clear.{f.key}") == "on")
+        req = store.SaveRequest(values=values, name=editor.name, implementation=key, version=editor.version,
+                                enabled=form.get("enabled") == "on", clear_secrets=clear, from_form=True)
+        if config_id:
+            editor.secrets_set = set(row.secret_values or {})
+            saved = await store.update(ctx.db, ctx.actor, secret_box(ctx.settings.secret_key), tenant_id, config_id, req)
+        else:
+            saved = await store.create(ctx.db, ctx.actor, secret_box(ctx.settings.secret_key), tenant_id, req)
+    except PortalError as exc:
+        return await _admin_fail(request, ctx, exc, editor)
+    state = "enabled" if saved.is_enabled else "disabled"
+    return redirect(_admin_url(ctx), f"Saved {saved.name} ({state})")
+
+
+@post("/t/{tenant:str}/admin/extensions/{config_id:str}/enabled", opt=ADMIN, include_in_schema=False, status_code=200)
+async def admin_toggle(request: Request, ctx: RequestContext, config_id: str) -> Template | Redirect:
+    form = await request.form()
+    on = form.get("enabled") == "on"
+    try:
+        row = await store.update(ctx.db, ctx.actor, secret_box(ctx.settings.secret_key), _tenant(ctx), config_id,
+                                 store.SaveRequest(values=None, version=_form_int(form.get("version")),  # type: ignore[arg-type]
+                                                   enabled=on))
+    except PortalError as exc:
+        return await _admin_fail(request, ctx, exc, None)
+    return redirect(_admin_url(ctx), f"{row.name} is now {'enabled' if on else 'disabled'}")
+
+
+@post("/t/{tenant:str}/admin/extensions/{config_id:str}/delete", opt=ADMIN, include_in_schema=False, status_code=200)
+async def admin_delete(request: Request, ctx: RequestContext, config_id: str) -> Template | Redirect:
+    form = await request.form()
+    try:
+        row = await store.get(ctx.db, _tenant(ctx), config_id)
+        name = row.name
+        await store.delete(ctx.db, ctx.actor, _tenant(ctx), config_id, _form_int(form.get("version")))
+    except PortalError as exc:
+        return await _admin_fail(request, ctx, exc, None)
+    return redirect(_admin_url(ctx), f"Deleted {name}")
+
+
+PAGE_ROUTES = [admin_index, admin_save, admin_toggle, admin_delete]
+
+
+# --- auto-login through an auth verifier ------------------------------------------------------------------
+
+# Never handed to a verifier: the portal's own credentials and anti-forgery tokens.
+WITHHELD_HEADERS = frozenset({"cookie", "authorization", "proxy-authorization", "x-csrftoken", "x-tenant"})
+MAX_HEADERS, MAX_VALUE = 50, 4096
+REFUSED = "This sign-in link was not accepted. Ask for a new link, or sign in with your password."
+
+
+def verifier_request(request: Request, tenant_slug: str) -> dict[str, Any]:
+    """What a verifier sees of the link's request: its query, headers without the portal's credentials,
+    the tenant and the time (guests have no clock of their own worth trusting, and no network)."""
+    headers: dict[str, str] = {}
+    for name, value in request.headers.items():
+        if name.lower() in WITHHELD_HEADERS or len(headers) >= MAX_HEADERS:
+            continue
+        headers[name.lower()] = value[:MAX_VALUE]
+    query = {k: str(v)[:MAX_VALUE] for k, v in list(request.query_params.items())[:MAX_HEADERS]}
+    return {"tenant": tenant_slug, "query": query, "headers": headers, "now": int(time.time())}
+
+
+@get("/t/{tenant:str}/auto-login/{config_id:str}", opt={"public": True}, include_in_schema=False)
+async def auto_login(request: Request, ctx: RequestContext, tenant: str, config_id: str,
+                     next: str | None = None) -> Redirect:
+    """Sign a member in from a link carrying a third-party token, checked by an enabled auth verifier."""
+    if ctx.settings.is_sqlite:  # a GET that writes (session, throttle, audit): take the write lock up front
+        await ctx.db.connection(execution_options={SQLITE_WRITE_LOCK: True})
+    found = await directory.find_tenant(ctx.db, tenant)
+    if found is None or not found.is_active:
+        raise NotFound("No such sign-in link")
+    try:  # a disabled, deleted or unavailable verifier is simply not there
+        resolved = await extensions.resolve(ctx.db, found.id, config_id, extensions.AUTH_VERIFIER)
+    except NotFound:
+        raise NotFound("No such sign-in link") from None
+    # Per link and address: refusals from one address must not lock everybody out of a shared link.
+    key = f"auto-login:{resolved.config.id}:{ctx.ip}"[:254]
+    anonymous = Actor(None, "auto-login", ctx.ip)
+    if await throttle.retry_after(ctx.db, ctx.settings, key, ctx.ip):
+        await audit.record(ctx.db, anonymous, "auth.auto_login.refused", "extension_config", resolved.config.id,
+                           tenant_id=found.id, summary=f"Auto-login through {resolved.config.name!r} refused: "
+                                                       "too many refused links from this address")
+        await ctx.db.commit()
+        raise TooManyAttempts("Too many sign-in links were refused. Try again later.")
+    reason = ""
+    user: User | None = None
+    try:
+        identity = await extensions.verify_auth(ctx.db, found.id, resolved.config.id,
+                                                verifier_request(request, found.slug))
+        if identity.user_id is not None:
+            user = await ctx.db.get(User, identity.user_id)
+        elif identity.email:
+            user = await directory.find_user(ctx.db, identity.email)
+        if user is None or not user.is_active:
+            reason = f"{identity.email or identity.user_id} is not an active user"
+        elif await ctx.db.scalar(sa.select(Membership.id).where(Membership.tenant_id == found.id,
+                                                                Membership.user_id == user.id)) is None:
+            reason = f"{user.email} is not a member of this tenant"
+        elif await ctx.db.scalar(sa.select(Membership.id).where(Membership.tenant_id == SYSTEM_UUID,
+                                                                Membership.user_id == user.id)) is not None:
+            # A tenant's verifier must not mint sessions carrying platform-wide powers.
+            reason = f"{user.email} is a platform member; platform members sign in with their password"
+    except extensions.Refused as exc:
+        reason = f"the verifier refused the link: {exc}"
+    except extensions.ExtensionFailed as exc:
+        reason = f"the verifier failed: {exc.detail}"
+    if reason or user is None:
+        await throttle.note(ctx.db, key, ctx.ip, succeeded=False)
+        await audit.record(ctx.db, anonymous, "auth.auto_login.refused", "extension_config", resolved.config.id,
+                           tenant_id=found.id, summary=f"Auto-login through {resolved.config.name!r} refused: "
+                                                       f"{reason}"[:500])
+        await ctx.db.commit()
+        raise Forbidden(REFUSED)
+    await throttle.note(ctx.db, key, ctx.ip, succeeded=True)
+    token = await sessions.start(ctx.db, ctx.settings, user, old_token=request.cookies.get(sessions.COOKIE),
+                                 ip=ctx.ip, user_agent=request.headers.get("user-agent", ""))
+    await audit.record(ctx.db, Actor(user.id, user.email, ctx.ip), "auth.auto_login", "extension_config",
+                       resolved.config.id, tenant_id=found.id,
+                       summary=f"{user.email} signed in through the auto-login verifier {resolved.config.name!r}")
+    target = safe_next(next) if next else f"/t/{found.slug}/"
+    response = Redirect(target, status_code=303)
+    response.set_cookie(sessions.COOKIE, token, httponly=True, samesite="lax", secure=ctx.settings.secure_cookies,
+                        max_age=ctx.settings.session_absolute_seconds)
+    return response
+
+
+class TooManyAttempts(PortalError):
+    status_code = 429
+    title = "Too many attempts"
+
+
+ROUTES: list[Any] = [*API_ROUTES, *PAGE_ROUTES, auto_login]
