@@ -46,6 +46,14 @@ def make_alchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
         alembic_config=AlembicAsyncConfig(script_location=str(MIGRATIONS_DIR)),
         create_all=False,
     )
+    # advanced-alchemy keeps every config's state keys in class-level registries and renames a repeated
+    # key recursively (`_1`, `_2`, ...), for several configs in one app. Portal has one config per app
+    # (scope and app state are per app), so release the keys: a process that builds many apps (the
+    # test suite, `portal` commands) would otherwise hit the recursion limit after ~900 of them.
+    cls = type(config)
+    cls._SESSION_SCOPE_KEY_REGISTRY.discard(config.session_scope_key)
+    cls._ENGINE_APP_STATE_KEY_REGISTRY.discard(config.engine_app_state_key)
+    cls._SESSIONMAKER_APP_STATE_KEY_REGISTRY.discard(config.session_maker_app_state_key)
     # A handler's writes commit with a 2xx or 3xx response (POST → redirect) and roll back otherwise.
     # The scope key is per config object, so the handler must be told which one to look for.
     config.before_send_handler = autocommit_handler_maker(commit_on_redirect=True,

@@ -56,3 +56,16 @@ def test_cli_creates_tenant_user_and_token(tmp_path):
     assert token.returncode == 0 and token.stdout.strip().startswith("pt_")
     for cmd in (["serve"], ["db", "upgrade"], ["tenant", "create"], ["user", "create"], ["token", "create"]):
         assert "--help" in _portal(tmp_path, *cmd, "--help").stdout or "Usage" in _portal(tmp_path, *cmd, "--help").stdout
+
+
+def test_building_many_apps_in_one_process_keeps_the_database_state_keys(tmp_path):
+    """advanced-alchemy renames a repeated state key recursively per config ever built; Portal releases
+    them (one config per app), so the thousandth app of a test run gets the same keys as the first."""
+    from app.db.engine import make_alchemy_config
+
+    settings = load_settings({"PORTAL_DATA_DIR": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path}/p.db",
+                              "PORTAL_SECRET_KEY": "k" * 32})
+    first, second = make_alchemy_config(settings), make_alchemy_config(settings)
+    assert second.session_scope_key == first.session_scope_key == "_sqlalchemy_db_session"
+    assert second.engine_app_state_key == first.engine_app_state_key
+    assert second.session_maker_app_state_key == first.session_maker_app_state_key
