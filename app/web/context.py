@@ -11,6 +11,7 @@ Anything else is refused: deny by default. The tenant comes from the `/t/{tenant
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.cache import Access, PermissionCache
+from app.access.policy import DIRECTORY_CHANGED_KEY
 from app.access.scopes import DataScope, ScopeCache, scope_version
 from app.audit import Actor
 from app.db import SQLITE_WRITE_LOCK
@@ -44,6 +46,50 @@ class _PlatformRole:
 PLATFORM_ROLE = _PlatformRole()
 
 
+@dataclass(frozen=True)
+class SwitcherTenant:
+    """A tenant as the switcher (and /api/me) shows it: plain values, safe to keep across sessions."""
+
+    id: uuid.UUID
+    slug: str
+    name: str
+    is_active: bool
+
+
+@dataclass(frozen=True)
+class SwitcherRole:
+    name: str
+
+
+Switcher = list[tuple[SwitcherTenant, SwitcherRole]]
+
+
+class SwitcherCache:
+    """Per worker: each user's switcher entries under the system tenant's `directory_version`, which
+    every tenant request reads with its tenant and which every change of a tenant, a membership or a
+    role name bumps (app.access.policy.bump_directory_version), so a change made through any worker
+    shows on the next request everywhere."""
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self._entries: OrderedDict[uuid.UUID, tuple[int, Switcher]] = OrderedDict()
+        self._max = max_entries
+        self.rebuilds = 0
+
+    def get(self, user_id: uuid.UUID, version: int) -> Switcher | None:
+        hit = self._entries.get(user_id)
+        if hit is None or hit[0] != version:
+            return None
+        self._entries.move_to_end(user_id)
+        return hit[1]
+
+    def put(self, user_id: uuid.UUID, version: int, entries: Switcher) -> None:
+        self.rebuilds += 1
+        self._entries[user_id] = (version, entries)
+        self._entries.move_to_end(user_id)
+        if len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+
 @dataclass
 class RequestContext:
     settings: Settings
@@ -58,7 +104,9 @@ class RequestContext:
     bus: EventBus | None = None
     sandbox: Any = None  # app.sandbox.Sandbox (typed loosely: the sandbox imports the web-free layers only)
     scope_cache: ScopeCache | None = None
-    _memberships: list[tuple[Tenant, Any]] | None = field(default=None, repr=False)
+    switcher_cache: SwitcherCache | None = None
+    directory_version: int | None = None  # the system tenant's, read with the request's tenant
+    _memberships: Switcher | None = field(default=None, repr=False)
 
     @property
     def actor(self) -> Actor:
@@ -97,18 +145,31 @@ class RequestContext:
         """The record service bound to this request's tenant, user, permissions and data scope."""
         return RecordService(self.db, self.tenant_id, self.actor, self.can, scope=self.data_scope())
 
-    async def memberships(self) -> list[tuple[Tenant, Any]]:
+    async def memberships(self) -> Switcher:
         """Tenants the user may switch to (their memberships; all tenants for platform admins)."""
         if self._memberships is None:
             assert self.user is not None
-            own = await directory.memberships_of(self.db, self.user.id)
-            self._memberships = [(t, r) for t, r in own if t.is_active or t.id == SYSTEM_UUID]
-            if any(t.id == SYSTEM_UUID for t, _ in own):
-                # Platform members reach every tenant through their system role.
-                seen = {t.id for t, _ in own}
-                tenants = await directory.active_tenants(self.db, limit=200)
-                self._memberships += [(t, PLATFORM_ROLE) for t in tenants if t.id not in seen]
+            cache, version = self.switcher_cache, self.directory_version
+            if self.db.info.get(DIRECTORY_CHANGED_KEY):
+                cache = None  # this request changed the directory: neither trust nor fill the cache
+            if cache is not None and version is not None:
+                self._memberships = cache.get(self.user.id, version)
+            if self._memberships is None:
+                self._memberships = await self._query_memberships()
+                if cache is not None and version is not None:
+                    cache.put(self.user.id, version, self._memberships)
         return self._memberships
+
+    async def _query_memberships(self) -> Switcher:
+        assert self.user is not None
+        own = await directory.memberships_of(self.db, self.user.id)
+        found = [(t, r.name) for t, r in own if t.is_active or t.id == SYSTEM_UUID]
+        if any(t.id == SYSTEM_UUID for t, _ in own):
+            # Platform members reach every tenant through their system role.
+            seen = {t.id for t, _ in own}
+            tenants = await directory.active_tenants(self.db, limit=200)
+            found += [(t, PLATFORM_ROLE.name) for t in tenants if t.id not in seen]
+        return [(SwitcherTenant(t.id, t.slug, t.name, t.is_active), SwitcherRole(name)) for t, name in found]
 
 
 def _db(connection: ASGIConnection) -> AsyncSession:
@@ -116,17 +177,18 @@ def _db(connection: ASGIConnection) -> AsyncSession:
     return config.provide_session(connection.app.state, connection.scope)
 
 
-async def _tenant_pair(db: AsyncSession, ref: str) -> tuple[Tenant | None, int]:
-    """The tenant named by `ref` and the system tenant's policy version, in one query."""
+async def _tenant_pair(db: AsyncSession, ref: str) -> tuple[Tenant | None, int, int]:
+    """The tenant named by `ref` and the system tenant's policy and directory versions, in one query."""
     ref = ref.strip().lower()
     try:
         cond = Tenant.id == uuid.UUID(ref)
     except ValueError:
         cond = Tenant.slug == ref
     rows = (await db.scalars(select(Tenant).where(cond | (Tenant.id == SYSTEM_UUID)))).all()
-    system_version = next((t.policy_version for t in rows if t.id == SYSTEM_UUID), 0)
+    system = next((t for t in rows if t.id == SYSTEM_UUID), None)
     match = [t for t in rows if t.id != SYSTEM_UUID or (ref in (SYSTEM_TENANT_ID, t.slug))]
-    return (match[0] if match else None), system_version
+    return (match[0] if match else None), (system.policy_version if system else 0), (
+        system.directory_version if system else 0)
 
 
 async def resolve_context(connection: ASGIConnection) -> RequestContext:
@@ -137,7 +199,8 @@ async def resolve_context(connection: ASGIConnection) -> RequestContext:
     is_api = connection.scope["path"].startswith("/api/")
     ctx = RequestContext(settings=settings, db=_db(connection), ip=connection.client.host if connection.client else "", is_api=is_api,
                          bus=connection.app.state.bus, sandbox=connection.app.state.sandbox,
-                         scope_cache=connection.app.state.scope_cache)
+                         scope_cache=connection.app.state.scope_cache,
+                         switcher_cache=connection.app.state.get("switcher_cache"))
     connection.state[STATE_KEY] = ctx
     if settings.is_sqlite and connection.scope.get("method") not in ("GET", "HEAD", "OPTIONS"):
         # A write request takes SQLite's write lock up front: it then waits for a background writer
@@ -173,7 +236,7 @@ async def _attach_tenant(connection: ASGIConnection, ctx: RequestContext) -> Non
             ctx.tenant = None
             return
         ref = str(own[0][0].id)
-    tenant, system_version = await _tenant_pair(ctx.db, str(ref))
+    tenant, system_version, ctx.directory_version = await _tenant_pair(ctx.db, str(ref))
     if tenant is None:
         raise PermissionDeniedException(f"Unknown tenant {ref!r}") if ctx.is_api else NotFound(f"No tenant {ref!r}")
     cache: PermissionCache = connection.app.state.permission_cache
