@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from litestar.exceptions import PermissionDeniedException
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -289,7 +290,7 @@ class RecordService:
     # -- writing ---------------------------------------------------------------------------------
 
     async def _check_values(self, entity: EntityRef, data: Mapping[str, Any], *, creating: bool,
-                            record_id: uuid.UUID | None = None) -> dict[str, Any]:
+                            record_id: uuid.UUID | None = None, unique: bool = True) -> dict[str, Any]:
         errors: dict[str, str] = {}
         values: dict[str, Any] = {}
         unknown = [k for k in data if not entity.spec.has_field(k)]
@@ -314,8 +315,11 @@ class RecordService:
                 continue
             values[spec.name] = value
         if not errors:
-            errors.update(await self._check_unique(entity, values, record_id))
+            if unique:
+                errors.update(await self._check_unique(entity, values, record_id))
             errors.update(await self._check_references(entity, values))
+            if errors and not unique:  # refused anyway: name a taken unique value too, as the check up front would
+                errors = {**await self._check_unique(entity, values, record_id), **errors}
         if errors:
             raise ValidationFailed(errors)
         return values
@@ -369,8 +373,8 @@ class RecordService:
                 return None
             return {k: to_json(v) for k, v in row.items() if k not in {"tenant_id", "updated_at", "updated_by"}}
 
-        await audit.record(self.db, self.actor, f"record.{action}", f"{entity.plugin_id}.{entity.name}", rid,
-                           tenant_id=self.tenant_id, summary=summary, before=plain(before), after=plain(after))
+        await audit.write(self.db, self.actor, f"record.{action}", f"{entity.plugin_id}.{entity.name}", rid,
+                          tenant_id=self.tenant_id, summary=summary, before=plain(before), after=plain(after))
 
     async def _check_in_scope(self, entity: EntityRef, row: Mapping[str, Any]) -> None:
         """A write must not put a row outside the writer's own data scope (they could not see it)."""
@@ -386,14 +390,36 @@ class RecordService:
             unique = [f.label for f in entity.spec.fields if f.unique]
             raise Conflict(f"A conflicting {entity.spec.label} exists (unique: {', '.join(unique) or 'id'})") from exc
 
+    def _insert_unless_taken(self, entity: EntityRef, row: Mapping[str, Any]) -> Any:
+        """INSERT ... RETURNING id that returns no row, instead of failing, when a unique index refuses it."""
+        t = entity.table
+        dialect = self.db.get_bind().dialect.name
+        if dialect == "postgresql":
+            return postgresql.insert(t).values(**row).on_conflict_do_nothing().returning(t.c.id)
+        if dialect == "sqlite":
+            return sqlite.insert(t).values(**row).on_conflict_do_nothing().returning(t.c.id)
+        return sa.insert(t).values(**row).returning(t.c.id)
+
     async def insert(self, entity: EntityRef, data: Mapping[str, Any]) -> dict[str, Any]:
         self.require(entity, "insert")
-        values = await self._check_values(entity, data, creating=True)
+        # Unique values are left to the unique indexes (INSERT ... ON CONFLICT DO NOTHING): a SELECT per
+        # unique field runs only when the row is refused, to say which value is taken.
+        values = await self._check_values(entity, data, creating=True, unique=False)
         now = dt.datetime.now(dt.UTC)
         row = {**values, "id": uuid.uuid4(), "tenant_id": self.tenant_id, "created_at": now, "updated_at": now,
                "created_by": self.actor.user_id, "updated_by": self.actor.user_id, "deleted_at": None, "version": 1}
-        await self._check_in_scope(entity, row)
-        await self._write(sa.insert(entity.table).values(**row), entity)
+        try:
+            await self._check_in_scope(entity, row)
+        except ValidationFailed:
+            if clash := await self._check_unique(entity, values, None):
+                raise ValidationFailed(clash) from None
+            raise
+        result = await self._write(self._insert_unless_taken(entity, row), entity)
+        if result.first() is None:
+            if clash := await self._check_unique(entity, values, None):
+                raise ValidationFailed(clash)
+            raise Conflict(f"A conflicting {entity.spec.label} exists (unique: "
+                           f"{', '.join(f.label for f in entity.spec.fields if f.unique) or 'id'})")
         label = row.get(entity.spec.display_field, row["id"])
         await self._audit(entity, "create", row["id"], None, row, f"Created {entity.spec.label} {label}")
         await self._publish(entity, "created", row)
