@@ -152,11 +152,11 @@ async def emit(session: AsyncSession, event: Event) -> Event:
         status = "dropped"
         log.warning("Event %s from %s is %d handlers deep (limit %d): logged, not delivered", event.type,
                     event.source, depth, MAX_DEPTH)
-    await session.execute(sa.insert(EventRecord.__table__).values(
-        id=event_id, type=event.type, source=event.source,
-        tenant_id=uuid.UUID(event.tenant_id) if event.tenant_id else None, actor=event.actor[:254],
-        payload=event.payload, depth=depth, status=status, attempts=0, claimed_by="",
-        created_at=dt.datetime.now(dt.UTC)))
+    await session.execute(_INSERT, {  # parameters, not .values(): one statement compiled once
+        "id": event_id, "type": event.type, "source": event.source,
+        "tenant_id": uuid.UUID(event.tenant_id) if event.tenant_id else None, "actor": event.actor[:254],
+        "payload": event.payload, "depth": depth, "status": status, "attempts": 0, "claimed_by": "",
+        "created_at": dt.datetime.now(dt.UTC)})
     recorded = dataclasses.replace(event, id=str(event_id), depth=depth, deliverable=status == "pending")
     sync = session.sync_session
     pending: list[Event] = sync.info.setdefault(PENDING_KEY, [])
@@ -165,6 +165,9 @@ async def emit(session: AsyncSession, event: Event) -> Event:
         sa_event.listen(sync, "after_commit", _flush_pending)
         sa_event.listen(sync, "after_rollback", _drop_pending)
     return recorded
+
+
+_INSERT = sa.insert(EventRecord.__table__)
 
 
 async def _has_subscribers(session: AsyncSession, event: Event) -> bool:

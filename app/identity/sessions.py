@@ -11,8 +11,9 @@ import datetime as dt
 import hashlib
 import secrets
 import uuid
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import User, WebSession, utcnow
@@ -40,15 +41,21 @@ async def start(session: AsyncSession, settings: Settings, user: User, *, old_to
     return token
 
 
+def lookup(token: str) -> Select[Any]:
+    """The session row and its user; callers may add columns (the request's tenant rides along)."""
+    return select(WebSession, User).join(User, User.id == WebSession.user_id).where(WebSession.token_hash == token_hash(token))
+
+
 async def resolve(session: AsyncSession, settings: Settings, token: str) -> tuple[WebSession, User] | None:
-    row = (
-        await session.execute(
-            select(WebSession, User).join(User, User.id == WebSession.user_id).where(WebSession.token_hash == token_hash(token))
-        )
-    ).first()
+    row = (await session.execute(lookup(token))).first()
     if row is None:
         return None
-    ws, user = row
+    return await check(session, settings, row[0], row[1])
+
+
+async def check(session: AsyncSession, settings: Settings, ws: WebSession, user: User) -> tuple[WebSession, User] | None:
+    """The session and user when the session is still valid (ended ones are deleted), touching it at
+    most once a minute."""
     now = utcnow()
     idle_limit = ws.last_seen_at + dt.timedelta(seconds=settings.session_idle_seconds)
     if now >= ws.expires_at or now >= idle_limit or not user.is_active:

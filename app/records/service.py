@@ -18,6 +18,8 @@ from typing import Any
 import sqlalchemy as sa
 from litestar.exceptions import PermissionDeniedException
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import dml as pg_dml
+from sqlalchemy.dialects.sqlite import dml as sqlite_dml
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,6 +41,29 @@ SORTABLE_STANDARD = ("created_at", "updated_at")
 # Pages may filter on the standard timestamps too (e.g. a "created_at" from/to filter).
 STANDARD_FILTERS = {name: FieldSpec(name, "datetime", name.replace("_", " ").capitalize()) for name in SORTABLE_STANDARD}
 FILTERABLE_TYPES = {"select", "boolean", "reference", "uuid", "date", "datetime", "integer", "decimal", "string"}
+
+
+class _PgInsertUnlessTaken(postgresql.Insert):
+    """The dialects' INSERT and ON CONFLICT constructs opt out of SQLAlchemy's compiled cache, so each
+    insert was compiled anew. These classes are only ever built as `INSERT ... ON CONFLICT DO NOTHING
+    RETURNING id` (RecordService._insert_unless_taken, no conflict target): the key (class, table,
+    returning, the constant clause's class) identifies that statement, so caching it is safe."""
+
+    inherit_cache = True
+
+
+class _SqliteInsertUnlessTaken(sqlite.Insert):
+    inherit_cache = True
+
+
+class _PgDoNothing(pg_dml.OnConflictDoNothing):
+    _traverse_internals: list[Any] = []  # no conflict target: nothing varies
+    inherit_cache = True
+
+
+class _SqliteDoNothing(sqlite_dml.OnConflictDoNothing):
+    _traverse_internals: list[Any] = []
+    inherit_cache = True
 
 
 class StaleVersion(Conflict):
@@ -381,24 +406,32 @@ class RecordService:
         if self.scope is not None and (problem := await self.scope.write_problem(self.db, entity, row)):
             raise ValidationFailed(problem)
 
-    async def _write(self, stmt: Any, entity: EntityRef) -> Any:
+    async def _write(self, stmt: Any, entity: EntityRef, params: Mapping[str, Any] | None = None) -> Any:
         # No savepoint here: a failed write fails the caller's unit of work (request, guest call or
         # one imported row), which owns the transaction or its own savepoint.
         try:
-            return await self.db.execute(stmt)
+            return await self.db.execute(stmt, params)
         except IntegrityError as exc:
             unique = [f.label for f in entity.spec.fields if f.unique]
             raise Conflict(f"A conflicting {entity.spec.label} exists (unique: {', '.join(unique) or 'id'})") from exc
 
-    def _insert_unless_taken(self, entity: EntityRef, row: Mapping[str, Any]) -> Any:
-        """INSERT ... RETURNING id that returns no row, instead of failing, when a unique index refuses it."""
+    def _insert_unless_taken(self, entity: EntityRef) -> Any:
+        """INSERT ... RETURNING id that returns no row, instead of failing, when a unique index refuses it.
+        Built once per table and run with the row as parameters: `.values(**row)` would build and
+        cache-key a new statement per insert."""
         t = entity.table
         dialect = self.db.get_bind().dialect.name
-        if dialect == "postgresql":
-            return postgresql.insert(t).values(**row).on_conflict_do_nothing().returning(t.c.id)
-        if dialect == "sqlite":
-            return sqlite.insert(t).values(**row).on_conflict_do_nothing().returning(t.c.id)
-        return sa.insert(t).values(**row).returning(t.c.id)
+        key = f"portal_insert_{dialect}"
+        stmt = t.info.get(key)
+        if stmt is None:
+            if dialect in ("postgresql", "sqlite"):
+                pg = dialect == "postgresql"
+                stmt = (_PgInsertUnlessTaken if pg else _SqliteInsertUnlessTaken)(t).returning(t.c.id)
+                stmt._post_values_clause = _PgDoNothing() if pg else _SqliteDoNothing()  # ON CONFLICT DO NOTHING
+            else:
+                stmt = sa.insert(t).returning(t.c.id)
+            t.info[key] = stmt
+        return stmt
 
     async def insert(self, entity: EntityRef, data: Mapping[str, Any]) -> dict[str, Any]:
         self.require(entity, "insert")
@@ -414,7 +447,7 @@ class RecordService:
             if clash := await self._check_unique(entity, values, None):
                 raise ValidationFailed(clash) from None
             raise
-        result = await self._write(self._insert_unless_taken(entity, row), entity)
+        result = await self._write(self._insert_unless_taken(entity), entity, row)
         if result.first() is None:
             if clash := await self._check_unique(entity, values, None):
                 raise ValidationFailed(clash)

@@ -15,11 +15,13 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException, ValidationException
 from litestar.handlers.base import BaseRouteHandler
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from app.access.cache import Access, PermissionCache
 from app.access.policy import DIRECTORY_CHANGED_KEY
@@ -107,6 +109,7 @@ class RequestContext:
     switcher_cache: SwitcherCache | None = None
     directory_version: int | None = None  # the system tenant's, read with the request's tenant
     _memberships: Switcher | None = field(default=None, repr=False)
+    _prefetched: tuple[str, TenantPair] | None = field(default=None, repr=False)  # read with the session
 
     @property
     def actor(self) -> Actor:
@@ -177,13 +180,21 @@ def _db(connection: ASGIConnection) -> AsyncSession:
     return config.provide_session(connection.app.state, connection.scope)
 
 
-async def _tenant_pair(db: AsyncSession, ref: str) -> tuple[Tenant | None, int, int]:
-    """The tenant named by `ref` and the system tenant's policy and directory versions, in one query."""
+def _tenant_cond(entity: Any, ref: str) -> Any:
     ref = ref.strip().lower()
     try:
-        cond = Tenant.id == uuid.UUID(ref)
+        return entity.id == uuid.UUID(ref)
     except ValueError:
-        cond = Tenant.slug == ref
+        return entity.slug == ref
+
+
+TenantPair = tuple[Tenant | None, int, int]
+
+
+async def _tenant_pair(db: AsyncSession, ref: str) -> TenantPair:
+    """The tenant named by `ref` and the system tenant's policy and directory versions, in one query."""
+    ref = ref.strip().lower()
+    cond = _tenant_cond(Tenant, ref)
     rows = (await db.scalars(select(Tenant).where(cond | (Tenant.id == SYSTEM_UUID)))).all()
     system = next((t for t in rows if t.id == SYSTEM_UUID), None)
     match = [t for t in rows if t.id != SYSTEM_UUID or (ref in (SYSTEM_TENANT_ID, t.slug))]
@@ -216,10 +227,31 @@ async def resolve_context(connection: ASGIConnection) -> RequestContext:
     else:
         token = connection.cookies.get(sessions.COOKIE)
         if token:
-            found_s = await sessions.resolve(ctx.db, settings, token)
+            ref = connection.path_params.get("tenant") if "path_params" in connection.scope else None
+            found_s = await _session_and_tenant(ctx, token, ref)
             if found_s:
                 ctx.user, ctx.auth_method, ctx.session_token = found_s[1], "session", token
     return ctx
+
+
+async def _session_and_tenant(ctx: RequestContext, token: str, ref: str | None) -> tuple[Any, User] | None:
+    """The browser session and, for a /t/<tenant> URL, the tenant row and the system tenant's versions
+    in the same statement (one round trip fewer on every page); _attach_tenant takes them from here."""
+    if ref is None:
+        return await sessions.resolve(ctx.db, ctx.settings, token)
+    tenant = aliased(Tenant)
+    system = select(Tenant.policy_version, Tenant.directory_version).where(Tenant.id == SYSTEM_UUID).subquery()
+    row = (await ctx.db.execute(
+        sessions.lookup(token).add_columns(tenant, system.c.policy_version, system.c.directory_version)
+        .outerjoin(tenant, _tenant_cond(tenant, ref)).outerjoin(system, sa.true())
+    )).first()
+    if row is None:
+        return None
+    ws, user, found, policy_version, directory_version = row
+    found_s = await sessions.check(ctx.db, ctx.settings, ws, user)
+    if found_s is not None:
+        ctx._prefetched = (ref, (found, policy_version or 0, directory_version or 0))
+    return found_s
 
 
 async def _attach_tenant(connection: ASGIConnection, ctx: RequestContext) -> None:
@@ -236,7 +268,11 @@ async def _attach_tenant(connection: ASGIConnection, ctx: RequestContext) -> Non
             ctx.tenant = None
             return
         ref = str(own[0][0].id)
-    tenant, system_version, ctx.directory_version = await _tenant_pair(ctx.db, str(ref))
+    prefetched = ctx._prefetched
+    if prefetched is not None and prefetched[0] == ref:
+        tenant, system_version, ctx.directory_version = prefetched[1]
+    else:
+        tenant, system_version, ctx.directory_version = await _tenant_pair(ctx.db, str(ref))
     if tenant is None:
         raise PermissionDeniedException(f"Unknown tenant {ref!r}") if ctx.is_api else NotFound(f"No tenant {ref!r}")
     cache: PermissionCache = connection.app.state.permission_cache
