@@ -13,7 +13,7 @@ import secrets
 import uuid
 from typing import Any
 
-from sqlalchemy import Select, delete, select
+from sqlalchemy import Select, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import User, WebSession, utcnow
@@ -41,13 +41,18 @@ async def start(session: AsyncSession, settings: Settings, user: User, *, old_to
     return token
 
 
-def lookup(token: str) -> Select[Any]:
-    """The session row and its user; callers may add columns (the request's tenant rides along)."""
-    return select(WebSession, User).join(User, User.id == WebSession.user_id).where(WebSession.token_hash == token_hash(token))
+def lookup() -> Select[Any]:
+    """The session row (by the `token_hash` parameter) and its user; callers may add columns (the
+    request's tenant rides along). Built once by each caller and run with parameters."""
+    return (select(WebSession, User).join(User, User.id == WebSession.user_id)
+            .where(WebSession.token_hash == bindparam("token_hash", type_=WebSession.token_hash.type)))
+
+
+_LOOKUP = lookup()
 
 
 async def resolve(session: AsyncSession, settings: Settings, token: str) -> tuple[WebSession, User] | None:
-    row = (await session.execute(lookup(token))).first()
+    row = (await session.execute(_LOOKUP, {"token_hash": token_hash(token)})).first()
     if row is None:
         return None
     return await check(session, settings, row[0], row[1])

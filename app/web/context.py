@@ -234,17 +234,31 @@ async def resolve_context(connection: ASGIConnection) -> RequestContext:
     return ctx
 
 
+def _session_and_tenant_stmt(by_id: bool) -> Any:
+    tenant = aliased(Tenant)
+    column = tenant.id if by_id else tenant.slug
+    system = select(Tenant.policy_version, Tenant.directory_version).where(Tenant.id == SYSTEM_UUID).subquery()
+    return (sessions.lookup().add_columns(tenant, system.c.policy_version, system.c.directory_version)
+            .outerjoin(tenant, column == sa.bindparam("ref", type_=column.type)).outerjoin(system, sa.true()))
+
+
+# Built once: a statement object reused with parameters skips construction and cache-key generation.
+_SESSION_AND_TENANT_BY_ID = _session_and_tenant_stmt(by_id=True)
+_SESSION_AND_TENANT_BY_SLUG = _session_and_tenant_stmt(by_id=False)
+
+
 async def _session_and_tenant(ctx: RequestContext, token: str, ref: str | None) -> tuple[Any, User] | None:
     """The browser session and, for a /t/<tenant> URL, the tenant row and the system tenant's versions
     in the same statement (one round trip fewer on every page); _attach_tenant takes them from here."""
     if ref is None:
         return await sessions.resolve(ctx.db, ctx.settings, token)
-    tenant = aliased(Tenant)
-    system = select(Tenant.policy_version, Tenant.directory_version).where(Tenant.id == SYSTEM_UUID).subquery()
-    row = (await ctx.db.execute(
-        sessions.lookup(token).add_columns(tenant, system.c.policy_version, system.c.directory_version)
-        .outerjoin(tenant, _tenant_cond(tenant, ref)).outerjoin(system, sa.true())
-    )).first()
+    key = ref.strip().lower()
+    try:
+        value: Any = uuid.UUID(key)
+        stmt = _SESSION_AND_TENANT_BY_ID
+    except ValueError:
+        value, stmt = key, _SESSION_AND_TENANT_BY_SLUG
+    row = (await ctx.db.execute(stmt, {"token_hash": sessions.token_hash(token), "ref": value})).first()
     if row is None:
         return None
     ws, user, found, policy_version, directory_version = row

@@ -143,6 +143,7 @@ def test_a_request_that_changes_the_directory_neither_reads_nor_fills_the_cache(
             fresh = RequestContext(settings=app.state.settings, db=s, ip="", is_api=False, user=admin,
                                    switcher_cache=cache, directory_version=version)
             assert not any(t.slug == "phantom" for t, _ in await fresh.memberships())
+        await app.state.alchemy.get_engine().dispose()  # its connections belong to this event loop
 
     with TestClient(app=app):  # runs the start-up (system tenant, first admin)
         pass
