@@ -160,10 +160,7 @@ async def emit(session: AsyncSession, event: Event) -> Event:
     recorded = dataclasses.replace(event, id=str(event_id), depth=depth, deliverable=status == "pending")
     sync = session.sync_session
     pending: list[Event] = sync.info.setdefault(PENDING_KEY, [])
-    pending.append(recorded)
-    if not sa_event.contains(sync, "after_commit", _flush_pending):
-        sa_event.listen(sync, "after_commit", _flush_pending)
-        sa_event.listen(sync, "after_rollback", _drop_pending)
+    pending.append(recorded)  # handed over (or dropped) by the listeners registered below for every Session
     return recorded
 
 
@@ -195,3 +192,9 @@ def _flush_pending(session: Session) -> None:
 
 def _drop_pending(session: Session) -> None:
     session.info.pop(PENDING_KEY, None)
+
+
+# Once for all sessions (cheap when nothing is pending) rather than per session on its first event:
+# listening on a Session instance costs more than the whole event row's INSERT.
+sa_event.listen(Session, "after_commit", _flush_pending)
+sa_event.listen(Session, "after_rollback", _drop_pending)
