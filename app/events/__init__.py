@@ -112,8 +112,12 @@ class EventBus:
     def subscribers(self, event_type: str) -> list[Subscription]:
         return [s for s in self._subs.values() if matches(s.pattern, event_type)]
 
-    async def publish(self, event: Event) -> None:
+    def note(self, event: Event) -> None:
+        """Keep `event` among the recent ones (what publish does first)."""
         self.delivered = [*self.delivered[-199:], event]
+
+    async def publish(self, event: Event) -> None:
+        self.note(event)
         for sub in self.subscribers(event.type):
             try:
                 result = sub.handler(event)
