@@ -45,7 +45,7 @@ from app.web import (
     records_pages,
     workflow_pages,
 )
-from app.web.context import access_guard, provide_ctx
+from app.web.context import SwitcherCache, access_guard, provide_ctx
 from app.web.errors import handle_exception
 from app.workflow import install_hooks
 
@@ -102,7 +102,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         on_shutdown=[on_shutdown],
         debug=settings.debug,
         state=State({"settings": settings, "alchemy": alchemy, "permission_cache": PermissionCache(),
-                     "scope_cache": ScopeCache(),
+                     "scope_cache": ScopeCache(), "switcher_cache": SwitcherCache(),
                      "bus": bus, "sandbox": sandbox,
                      "events": dispatcher}),
     )

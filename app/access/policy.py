@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.models import CasbinRule, Membership, Tenant
 from app.settings import SYSTEM_TENANT_ID
 
+DIRECTORY_CHANGED_KEY = "portal_directory_changed"
 MODEL_PATH = Path(__file__).resolve().parents[2] / "policies" / "model.conf"
 
 
@@ -53,6 +54,17 @@ async def bump_policy_version(session: AsyncSession, tenant_id: uuid.UUID) -> No
     """Invalidate every worker's cached permission sets for this tenant (checked per request)."""
     await session.execute(
         update(Tenant).where(Tenant.id == tenant_id).values(policy_version=Tenant.policy_version + 1)
+    )
+
+
+async def bump_directory_version(session: AsyncSession) -> None:
+    """Invalidate every worker's cached tenant switchers: a tenant, a membership or a role name changed
+    somewhere (one counter on the system tenant's row, which every tenant request reads anyway)."""
+    # This session must not fill the caches from its own uncommitted view (it may still roll back).
+    session.info[DIRECTORY_CHANGED_KEY] = True
+    await session.execute(
+        update(Tenant).where(Tenant.id == uuid.UUID(SYSTEM_TENANT_ID)).values(directory_version=Tenant.directory_version + 1)
+        .execution_options(synchronize_session=False)
     )
 
 

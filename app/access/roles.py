@@ -92,6 +92,7 @@ async def update_role(session: AsyncSession, actor: Actor, role: Role, name: str
     role.name, role.description = new_name, description.strip()
     await session.flush()
     await policy.bump_policy_version(session, role.tenant_id)  # cached Access carries role names
+    await policy.bump_directory_version(session)  # so do cached tenant switchers
     await audit.record(session, actor, "role.update", "role", role.id, tenant_id=role.tenant_id,
                        summary=f"Updated role {new_name}", before=before,
                        after={"name": role.name, "description": role.description})

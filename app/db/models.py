@@ -28,6 +28,10 @@ class Tenant(UUIDAuditBase):
     # Bumped on every change of this tenant's reporting lines, member units or role data scopes;
     # per-user data-scope caches compare it per request (see app.access.scopes).
     hierarchy_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # Used on the system tenant's row only: bumped on every change of a tenant, a membership or a role
+    # name anywhere; per-worker caches of each user's tenant switcher compare it per request
+    # (see app.web.context).
+    directory_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class User(UUIDAuditBase):

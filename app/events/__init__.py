@@ -112,8 +112,12 @@ class EventBus:
     def subscribers(self, event_type: str) -> list[Subscription]:
         return [s for s in self._subs.values() if matches(s.pattern, event_type)]
 
-    async def publish(self, event: Event) -> None:
+    def note(self, event: Event) -> None:
+        """Keep `event` among the recent ones (what publish does first)."""
         self.delivered = [*self.delivered[-199:], event]
+
+    async def publish(self, event: Event) -> None:
+        self.note(event)
         for sub in self.subscribers(event.type):
             try:
                 result = sub.handler(event)
@@ -152,19 +156,19 @@ async def emit(session: AsyncSession, event: Event) -> Event:
         status = "dropped"
         log.warning("Event %s from %s is %d handlers deep (limit %d): logged, not delivered", event.type,
                     event.source, depth, MAX_DEPTH)
-    await session.execute(sa.insert(EventRecord.__table__).values(
-        id=event_id, type=event.type, source=event.source,
-        tenant_id=uuid.UUID(event.tenant_id) if event.tenant_id else None, actor=event.actor[:254],
-        payload=event.payload, depth=depth, status=status, attempts=0, claimed_by="",
-        created_at=dt.datetime.now(dt.UTC)))
+    await session.execute(_INSERT, {  # parameters, not .values(): one statement compiled once
+        "id": event_id, "type": event.type, "source": event.source,
+        "tenant_id": uuid.UUID(event.tenant_id) if event.tenant_id else None, "actor": event.actor[:254],
+        "payload": event.payload, "depth": depth, "status": status, "attempts": 0, "claimed_by": "",
+        "created_at": dt.datetime.now(dt.UTC)})
     recorded = dataclasses.replace(event, id=str(event_id), depth=depth, deliverable=status == "pending")
     sync = session.sync_session
     pending: list[Event] = sync.info.setdefault(PENDING_KEY, [])
-    pending.append(recorded)
-    if not sa_event.contains(sync, "after_commit", _flush_pending):
-        sa_event.listen(sync, "after_commit", _flush_pending)
-        sa_event.listen(sync, "after_rollback", _drop_pending)
+    pending.append(recorded)  # handed over (or dropped) by the listeners registered below for every Session
     return recorded
+
+
+_INSERT = sa.insert(EventRecord.__table__)
 
 
 async def _has_subscribers(session: AsyncSession, event: Event) -> bool:
@@ -192,3 +196,9 @@ def _flush_pending(session: Session) -> None:
 
 def _drop_pending(session: Session) -> None:
     session.info.pop(PENDING_KEY, None)
+
+
+# Once for all sessions (cheap when nothing is pending) rather than per session on its first event:
+# listening on a Session instance costs more than the whole event row's INSERT.
+sa_event.listen(Session, "after_commit", _flush_pending)
+sa_event.listen(Session, "after_rollback", _drop_pending)

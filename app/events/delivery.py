@@ -115,10 +115,14 @@ class Dispatcher:
         if running is not loop:  # committed from another thread: hand over to the dispatcher's loop
             loop.call_soon_threadsafe(self.committed, events)
             return
-        for event in events:
-            task = loop.create_task(self.bus.publish(event))
-            self._tasks.add(task)  # keep a reference until done, or the task may be collected mid-flight
-            task.add_done_callback(self._tasks.discard)
+        if any(self.bus.subscribers(event.type) for event in events):
+            for event in events:
+                task = loop.create_task(self.bus.publish(event))
+                self._tasks.add(task)  # keep a reference until done, or the task may be collected mid-flight
+                task.add_done_callback(self._tasks.discard)
+        else:
+            for event in events:  # nobody in-process listens: no task per event (the common case)
+                self.bus.note(event)
         if any(event.deliverable for event in events):  # most events have no subscriber: nothing to claim
             self._wake.set()
 

@@ -66,6 +66,7 @@ async def create_tenant(
         tenant.id = tenant_id
     session.add(tenant)
     await session.flush()
+    await policy.bump_directory_version(session)  # platform admins' tenant switchers list it
     await roles.create_default_roles(session, tenant.id)
     await audit.record(session, actor, "tenant.create", "tenant", tenant.id, tenant_id=tenant.id,
                        summary=f"Created tenant {slug}", after=tenant_dict(tenant))
@@ -98,6 +99,7 @@ async def update_tenant(session: AsyncSession, actor: Actor, tenant: Tenant, *, 
             raise Conflict("The system tenant cannot be deactivated")
         tenant.is_active = is_active
     await session.flush()
+    await policy.bump_directory_version(session)  # tenant switchers show names and hide inactive tenants
     await audit.record(session, actor, "tenant.update", "tenant", tenant.id, tenant_id=tenant.id,
                        summary=f"Updated tenant {tenant.slug}", before=before, after=tenant_dict(tenant))
     return tenant
@@ -223,6 +225,7 @@ async def add_member(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, 
     session.add(m)
     await session.flush()
     await policy.bump_policy_version(session, tenant_id)
+    await policy.bump_directory_version(session)  # tenant switchers
     await audit.record(session, actor, "member.add", "tenant_user", user.id, tenant_id=tenant_id,
                        summary=f"Added {user.email} as {role.name}", after={"user": user.email, "role": role.name})
     await _raise(session, actor, "user.added", tenant_id, {"user_id": str(user.id), "email": user.email,
@@ -241,6 +244,7 @@ async def change_member_role(session: AsyncSession, actor: Actor, tenant_id: uui
     m.role_id = role.id
     await session.flush()
     await policy.bump_policy_version(session, tenant_id)
+    await policy.bump_directory_version(session)  # tenant switchers
     user = await session.get(User, user_id)
     await audit.record(session, actor, "member.role", "tenant_user", user_id, tenant_id=tenant_id,
                        summary=f"Changed role of {user.email if user else user_id} to {role.name}",
@@ -263,6 +267,7 @@ async def remove_member(session: AsyncSession, actor: Actor, tenant_id: uuid.UUI
     await session.delete(m)
     await session.flush()
     await policy.bump_policy_version(session, tenant_id)
+    await policy.bump_directory_version(session)  # tenant switchers
     await audit.record(session, actor, "member.remove", "tenant_user", user_id, tenant_id=tenant_id,
                        summary=f"Removed {user.email if user else user_id}"
                                + (f"; {moved} report(s) moved to their manager" if moved else ""),

@@ -11,8 +11,9 @@ import datetime as dt
 import hashlib
 import secrets
 import uuid
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Select, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import commit_keeping_write_lock
@@ -41,15 +42,26 @@ async def start(session: AsyncSession, settings: Settings, user: User, *, old_to
     return token
 
 
+def lookup() -> Select[Any]:
+    """The session row (by the `token_hash` parameter) and its user; callers may add columns (the
+    request's tenant rides along). Built once by each caller and run with parameters."""
+    return (select(WebSession, User).join(User, User.id == WebSession.user_id)
+            .where(WebSession.token_hash == bindparam("token_hash", type_=WebSession.token_hash.type)))
+
+
+_LOOKUP = lookup()
+
+
 async def resolve(session: AsyncSession, settings: Settings, token: str) -> tuple[WebSession, User] | None:
-    row = (
-        await session.execute(
-            select(WebSession, User).join(User, User.id == WebSession.user_id).where(WebSession.token_hash == token_hash(token))
-        )
-    ).first()
+    row = (await session.execute(_LOOKUP, {"token_hash": token_hash(token)})).first()
     if row is None:
         return None
-    ws, user = row
+    return await check(session, settings, row[0], row[1])
+
+
+async def check(session: AsyncSession, settings: Settings, ws: WebSession, user: User) -> tuple[WebSession, User] | None:
+    """The session and user when the session is still valid (ended ones are deleted), touching it at
+    most once a minute."""
     now = utcnow()
     idle_limit = ws.last_seen_at + dt.timedelta(seconds=settings.session_idle_seconds)
     expired = now >= ws.expires_at or now >= idle_limit or not user.is_active

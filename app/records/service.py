@@ -17,6 +17,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from litestar.exceptions import PermissionDeniedException
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import dml as pg_dml
+from sqlalchemy.dialects.sqlite import dml as sqlite_dml
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,6 +44,29 @@ STANDARD_FILTERS = {name: FieldSpec(name, "datetime", name.replace("_", " ").cap
 STANDARD_FILTERS |= {name: FieldSpec(name, "uuid", label) for name, label in
                      (("id", "Id"), ("created_by", "Created by"), ("updated_by", "Updated by"))}
 FILTERABLE_TYPES = {"select", "boolean", "reference", "uuid", "date", "datetime", "integer", "decimal", "string"}
+
+
+class _PgInsertUnlessTaken(postgresql.Insert):
+    """The dialects' INSERT and ON CONFLICT constructs opt out of SQLAlchemy's compiled cache, so each
+    insert was compiled anew. These classes are only ever built as `INSERT ... ON CONFLICT DO NOTHING
+    RETURNING id` (RecordService._insert_unless_taken, no conflict target): the key (class, table,
+    returning, the constant clause's class) identifies that statement, so caching it is safe."""
+
+    inherit_cache = True
+
+
+class _SqliteInsertUnlessTaken(sqlite.Insert):
+    inherit_cache = True
+
+
+class _PgDoNothing(pg_dml.OnConflictDoNothing):
+    _traverse_internals: list[Any] = []  # no conflict target: nothing varies
+    inherit_cache = True
+
+
+class _SqliteDoNothing(sqlite_dml.OnConflictDoNothing):
+    _traverse_internals: list[Any] = []
+    inherit_cache = True
 
 
 class StaleVersion(Conflict):
@@ -296,7 +322,7 @@ class RecordService:
     # -- writing ---------------------------------------------------------------------------------
 
     async def _check_values(self, entity: EntityRef, data: Mapping[str, Any], *, creating: bool,
-                            record_id: uuid.UUID | None = None) -> dict[str, Any]:
+                            record_id: uuid.UUID | None = None, unique: bool = True) -> dict[str, Any]:
         errors: dict[str, str] = {}
         values: dict[str, Any] = {}
         unknown = [k for k in data if not entity.spec.has_field(k)]
@@ -321,8 +347,11 @@ class RecordService:
                 continue
             values[spec.name] = value
         if not errors:
-            errors.update(await self._check_unique(entity, values, record_id))
+            if unique:
+                errors.update(await self._check_unique(entity, values, record_id))
             errors.update(await self._check_references(entity, values))
+            if errors and not unique:  # refused anyway: name a taken unique value too, as the check up front would
+                errors = {**await self._check_unique(entity, values, record_id), **errors}
         if errors:
             raise ValidationFailed(errors)
         return values
@@ -376,33 +405,63 @@ class RecordService:
                 return None
             return {k: to_json(v) for k, v in row.items() if k not in {"tenant_id", "updated_at", "updated_by"}}
 
-        await audit.record(self.db, self.actor, f"record.{action}", f"{entity.plugin_id}.{entity.name}", rid,
-                           tenant_id=self.tenant_id, summary=summary, before=plain(before), after=plain(after))
+        await audit.write(self.db, self.actor, f"record.{action}", f"{entity.plugin_id}.{entity.name}", rid,
+                          tenant_id=self.tenant_id, summary=summary, before=plain(before), after=plain(after))
 
     async def _check_in_scope(self, entity: EntityRef, row: Mapping[str, Any]) -> None:
         """A write must not put a row outside the writer's own data scope (they could not see it)."""
         if self.scope is not None and (problem := await self.scope.write_problem(self.db, entity, row)):
             raise ValidationFailed(problem)
 
-    async def _write(self, stmt: Any, entity: EntityRef) -> Any:
+    async def _write(self, stmt: Any, entity: EntityRef, params: Mapping[str, Any] | None = None) -> Any:
         # No savepoint here: a failed write fails the caller's unit of work (request, guest call or
         # one imported row), which owns the transaction or its own savepoint.
         try:
-            return await self.db.execute(stmt)
+            return await self.db.execute(stmt, params)
         except IntegrityError as exc:
             unique = [f.label for f in entity.spec.fields if f.unique]
             raise Conflict(f"A conflicting {entity.spec.label} exists (unique: {', '.join(unique) or 'id'})") from exc
 
+    def _insert_unless_taken(self, entity: EntityRef) -> Any:
+        """INSERT ... RETURNING id that returns no row, instead of failing, when a unique index refuses it.
+        Built once per table and run with the row as parameters: `.values(**row)` would build and
+        cache-key a new statement per insert."""
+        t = entity.table
+        dialect = self.db.get_bind().dialect.name
+        key = f"portal_insert_{dialect}"
+        stmt = t.info.get(key)
+        if stmt is None:
+            if dialect in ("postgresql", "sqlite"):
+                pg = dialect == "postgresql"
+                stmt = (_PgInsertUnlessTaken if pg else _SqliteInsertUnlessTaken)(t).returning(t.c.id)
+                stmt._post_values_clause = _PgDoNothing() if pg else _SqliteDoNothing()  # ON CONFLICT DO NOTHING
+            else:
+                stmt = sa.insert(t).returning(t.c.id)
+            t.info[key] = stmt
+        return stmt
+
     async def insert(self, entity: EntityRef, data: Mapping[str, Any]) -> dict[str, Any]:
         self.require(entity, "insert")
-        values = await self._check_values(entity, data, creating=True)
+        # Unique values are left to the unique indexes (INSERT ... ON CONFLICT DO NOTHING): a SELECT per
+        # unique field runs only when the row is refused, to say which value is taken.
+        values = await self._check_values(entity, data, creating=True, unique=False)
         now = dt.datetime.now(dt.UTC)
         row = {**values, "id": uuid.uuid4(), "tenant_id": self.tenant_id, "created_at": now, "updated_at": now,
                "created_by": self.actor.user_id, "updated_by": self.actor.user_id, "deleted_at": None, "version": 1}
         for check in VALIDATE_HOOKS:
             await check(self, entity, row, None)
-        await self._check_in_scope(entity, row)
-        await self._write(sa.insert(entity.table).values(**row), entity)
+        try:
+            await self._check_in_scope(entity, row)
+        except ValidationFailed:
+            if clash := await self._check_unique(entity, values, None):
+                raise ValidationFailed(clash) from None
+            raise
+        result = await self._write(self._insert_unless_taken(entity), entity, row)
+        if result.first() is None:
+            if clash := await self._check_unique(entity, values, None):
+                raise ValidationFailed(clash)
+            raise Conflict(f"A conflicting {entity.spec.label} exists (unique: "
+                           f"{', '.join(f.label for f in entity.spec.fields if f.unique) or 'id'})")
         label = row.get(entity.spec.display_field, row["id"])
         await self._audit(entity, "create", row["id"], None, row, f"Created {entity.spec.label} {label}")
         await self._publish(entity, "created", row)

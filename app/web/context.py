@@ -11,16 +11,20 @@ Anything else is refused: deny by default. The tenant comes from the `/t/{tenant
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException, ValidationException
 from litestar.handlers.base import BaseRouteHandler
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from app.access.cache import Access, PermissionCache
+from app.access.policy import DIRECTORY_CHANGED_KEY
 from app.access.scopes import DataScope, ScopeCache, scope_version
 from app.audit import Actor
 from app.db import SQLITE_WRITE_LOCK
@@ -44,6 +48,50 @@ class _PlatformRole:
 PLATFORM_ROLE = _PlatformRole()
 
 
+@dataclass(frozen=True)
+class SwitcherTenant:
+    """A tenant as the switcher (and /api/me) shows it: plain values, safe to keep across sessions."""
+
+    id: uuid.UUID
+    slug: str
+    name: str
+    is_active: bool
+
+
+@dataclass(frozen=True)
+class SwitcherRole:
+    name: str
+
+
+Switcher = list[tuple[SwitcherTenant, SwitcherRole]]
+
+
+class SwitcherCache:
+    """Per worker: each user's switcher entries under the system tenant's `directory_version`, which
+    every tenant request reads with its tenant and which every change of a tenant, a membership or a
+    role name bumps (app.access.policy.bump_directory_version), so a change made through any worker
+    shows on the next request everywhere."""
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self._entries: OrderedDict[uuid.UUID, tuple[int, Switcher]] = OrderedDict()
+        self._max = max_entries
+        self.rebuilds = 0
+
+    def get(self, user_id: uuid.UUID, version: int) -> Switcher | None:
+        hit = self._entries.get(user_id)
+        if hit is None or hit[0] != version:
+            return None
+        self._entries.move_to_end(user_id)
+        return hit[1]
+
+    def put(self, user_id: uuid.UUID, version: int, entries: Switcher) -> None:
+        self.rebuilds += 1
+        self._entries[user_id] = (version, entries)
+        self._entries.move_to_end(user_id)
+        if len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+
 @dataclass
 class RequestContext:
     settings: Settings
@@ -58,7 +106,10 @@ class RequestContext:
     bus: EventBus | None = None
     sandbox: Any = None  # app.sandbox.Sandbox (typed loosely: the sandbox imports the web-free layers only)
     scope_cache: ScopeCache | None = None
-    _memberships: list[tuple[Tenant, Any]] | None = field(default=None, repr=False)
+    switcher_cache: SwitcherCache | None = None
+    directory_version: int | None = None  # the system tenant's, read with the request's tenant
+    _memberships: Switcher | None = field(default=None, repr=False)
+    _prefetched: tuple[str, TenantPair] | None = field(default=None, repr=False)  # read with the session
 
     @property
     def actor(self) -> Actor:
@@ -97,18 +148,31 @@ class RequestContext:
         """The record service bound to this request's tenant, user, permissions and data scope."""
         return RecordService(self.db, self.tenant_id, self.actor, self.can, scope=self.data_scope())
 
-    async def memberships(self) -> list[tuple[Tenant, Any]]:
+    async def memberships(self) -> Switcher:
         """Tenants the user may switch to (their memberships; all tenants for platform admins)."""
         if self._memberships is None:
             assert self.user is not None
-            own = await directory.memberships_of(self.db, self.user.id)
-            self._memberships = [(t, r) for t, r in own if t.is_active or t.id == SYSTEM_UUID]
-            if any(t.id == SYSTEM_UUID for t, _ in own):
-                # Platform members reach every tenant through their system role.
-                seen = {t.id for t, _ in own}
-                tenants = await directory.active_tenants(self.db, limit=200)
-                self._memberships += [(t, PLATFORM_ROLE) for t in tenants if t.id not in seen]
+            cache, version = self.switcher_cache, self.directory_version
+            if self.db.info.get(DIRECTORY_CHANGED_KEY):
+                cache = None  # this request changed the directory: neither trust nor fill the cache
+            if cache is not None and version is not None:
+                self._memberships = cache.get(self.user.id, version)
+            if self._memberships is None:
+                self._memberships = await self._query_memberships()
+                if cache is not None and version is not None:
+                    cache.put(self.user.id, version, self._memberships)
         return self._memberships
+
+    async def _query_memberships(self) -> Switcher:
+        assert self.user is not None
+        own = await directory.memberships_of(self.db, self.user.id)
+        found = [(t, r.name) for t, r in own if t.is_active or t.id == SYSTEM_UUID]
+        if any(t.id == SYSTEM_UUID for t, _ in own):
+            # Platform members reach every tenant through their system role.
+            seen = {t.id for t, _ in own}
+            tenants = await directory.active_tenants(self.db, limit=200)
+            found += [(t, PLATFORM_ROLE.name) for t in tenants if t.id not in seen]
+        return [(SwitcherTenant(t.id, t.slug, t.name, t.is_active), SwitcherRole(name)) for t, name in found]
 
 
 def _db(connection: ASGIConnection) -> AsyncSession:
@@ -116,17 +180,26 @@ def _db(connection: ASGIConnection) -> AsyncSession:
     return config.provide_session(connection.app.state, connection.scope)
 
 
-async def _tenant_pair(db: AsyncSession, ref: str) -> tuple[Tenant | None, int]:
-    """The tenant named by `ref` and the system tenant's policy version, in one query."""
+def _tenant_cond(entity: Any, ref: str) -> Any:
     ref = ref.strip().lower()
     try:
-        cond = Tenant.id == uuid.UUID(ref)
+        return entity.id == uuid.UUID(ref)
     except ValueError:
-        cond = Tenant.slug == ref
+        return entity.slug == ref
+
+
+TenantPair = tuple[Tenant | None, int, int]
+
+
+async def _tenant_pair(db: AsyncSession, ref: str) -> TenantPair:
+    """The tenant named by `ref` and the system tenant's policy and directory versions, in one query."""
+    ref = ref.strip().lower()
+    cond = _tenant_cond(Tenant, ref)
     rows = (await db.scalars(select(Tenant).where(cond | (Tenant.id == SYSTEM_UUID)))).all()
-    system_version = next((t.policy_version for t in rows if t.id == SYSTEM_UUID), 0)
+    system = next((t for t in rows if t.id == SYSTEM_UUID), None)
     match = [t for t in rows if t.id != SYSTEM_UUID or (ref in (SYSTEM_TENANT_ID, t.slug))]
-    return (match[0] if match else None), system_version
+    return (match[0] if match else None), (system.policy_version if system else 0), (
+        system.directory_version if system else 0)
 
 
 async def resolve_context(connection: ASGIConnection) -> RequestContext:
@@ -137,7 +210,8 @@ async def resolve_context(connection: ASGIConnection) -> RequestContext:
     is_api = connection.scope["path"].startswith("/api/")
     ctx = RequestContext(settings=settings, db=_db(connection), ip=connection.client.host if connection.client else "", is_api=is_api,
                          bus=connection.app.state.bus, sandbox=connection.app.state.sandbox,
-                         scope_cache=connection.app.state.scope_cache)
+                         scope_cache=connection.app.state.scope_cache,
+                         switcher_cache=connection.app.state.get("switcher_cache"))
     connection.state[STATE_KEY] = ctx
     if settings.is_sqlite and connection.scope.get("method") not in ("GET", "HEAD", "OPTIONS"):
         # A write request takes SQLite's write lock up front: it then waits for a background writer
@@ -153,10 +227,45 @@ async def resolve_context(connection: ASGIConnection) -> RequestContext:
     else:
         token = connection.cookies.get(sessions.COOKIE)
         if token:
-            found_s = await sessions.resolve(ctx.db, settings, token)
+            ref = connection.path_params.get("tenant") if "path_params" in connection.scope else None
+            found_s = await _session_and_tenant(ctx, token, ref)
             if found_s:
                 ctx.user, ctx.auth_method, ctx.session_token = found_s[1], "session", token
     return ctx
+
+
+def _session_and_tenant_stmt(by_id: bool) -> Any:
+    tenant = aliased(Tenant)
+    column = tenant.id if by_id else tenant.slug
+    system = select(Tenant.policy_version, Tenant.directory_version).where(Tenant.id == SYSTEM_UUID).subquery()
+    return (sessions.lookup().add_columns(tenant, system.c.policy_version, system.c.directory_version)
+            .outerjoin(tenant, column == sa.bindparam("ref", type_=column.type)).outerjoin(system, sa.true()))
+
+
+# Built once: a statement object reused with parameters skips construction and cache-key generation.
+_SESSION_AND_TENANT_BY_ID = _session_and_tenant_stmt(by_id=True)
+_SESSION_AND_TENANT_BY_SLUG = _session_and_tenant_stmt(by_id=False)
+
+
+async def _session_and_tenant(ctx: RequestContext, token: str, ref: str | None) -> tuple[Any, User] | None:
+    """The browser session and, for a /t/<tenant> URL, the tenant row and the system tenant's versions
+    in the same statement (one round trip fewer on every page); _attach_tenant takes them from here."""
+    if ref is None:
+        return await sessions.resolve(ctx.db, ctx.settings, token)
+    key = ref.strip().lower()
+    try:
+        value: Any = uuid.UUID(key)
+        stmt = _SESSION_AND_TENANT_BY_ID
+    except ValueError:
+        value, stmt = key, _SESSION_AND_TENANT_BY_SLUG
+    row = (await ctx.db.execute(stmt, {"token_hash": sessions.token_hash(token), "ref": value})).first()
+    if row is None:
+        return None
+    ws, user, found, policy_version, directory_version = row
+    found_s = await sessions.check(ctx.db, ctx.settings, ws, user)
+    if found_s is not None:
+        ctx._prefetched = (ref, (found, policy_version or 0, directory_version or 0))
+    return found_s
 
 
 async def _attach_tenant(connection: ASGIConnection, ctx: RequestContext) -> None:
@@ -173,7 +282,11 @@ async def _attach_tenant(connection: ASGIConnection, ctx: RequestContext) -> Non
             ctx.tenant = None
             return
         ref = str(own[0][0].id)
-    tenant, system_version = await _tenant_pair(ctx.db, str(ref))
+    prefetched = ctx._prefetched
+    if prefetched is not None and prefetched[0] == ref:
+        tenant, system_version, ctx.directory_version = prefetched[1]
+    else:
+        tenant, system_version, ctx.directory_version = await _tenant_pair(ctx.db, str(ref))
     if tenant is None:
         raise PermissionDeniedException(f"Unknown tenant {ref!r}") if ctx.is_api else NotFound(f"No tenant {ref!r}")
     cache: PermissionCache = connection.app.state.permission_cache

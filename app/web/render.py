@@ -24,13 +24,20 @@ async def _badges(ctx: RequestContext, context: dict[str, Any]) -> dict[str, int
     """The header's unread-message bell and approval-task badge, in one statement per full page
     (fragments skip them); counts a handler already has are not asked again."""
     assert ctx.user is not None and ctx.tenant is not None
-    wanted = {name: make(ctx.tenant.id, ctx.user.id) for name, make in (
-        ("unread_messages", messages.unread_count_query), ("open_tasks", workflow.open_task_count_query))
-        if name not in context}
+    wanted = tuple(name for name in _BADGES if name not in context)
     if not wanted:
         return {}
-    row = (await ctx.db.execute(sa.select(*(q.scalar_subquery().label(n) for n, q in wanted.items())))).one()
+    stmt = _BADGE_STATEMENTS.get(wanted)
+    if stmt is None:  # built once per combination, run with parameters (no per-request construction)
+        ids = (sa.bindparam("tenant_id"), sa.bindparam("user_id"))  # typed by the columns they meet
+        stmt = sa.select(*(_BADGES[n](*ids).scalar_subquery().label(n) for n in wanted))
+        _BADGE_STATEMENTS[wanted] = stmt
+    row = (await ctx.db.execute(stmt, {"tenant_id": ctx.tenant.id, "user_id": ctx.user.id})).one()
     return {name: int(value or 0) for name, value in row._mapping.items()}
+
+
+_BADGES: dict[str, Any] = {"unread_messages": messages.unread_count_query, "open_tasks": workflow.open_task_count_query}
+_BADGE_STATEMENTS: dict[tuple[str, ...], Any] = {}
 
 
 async def page(request: Request, ctx: RequestContext, template: str, *, fragment: str | None = None,

@@ -295,10 +295,40 @@ async def test_ensure_tables_is_idempotent(db: Db) -> None:
     tables = await db.inspect(lambda i: i.get_table_names())
     assert {item, f"plugin_purchase_order_{db.suffix}"} <= set(tables)
     indexes = await db.inspect(lambda i: {ix["name"]: ix for ix in i.get_indexes(item)})
+    # PostgreSQL adds a trigram index per searchable text field (pg_trgm ships with the server here).
+    searchable = next(e for e in entities if e.table_name == item).searchable_fields
+    trigram = {index_name("trgm", item, f.name) for f in searchable} if db.dialect == "postgresql" else set()
     assert set(indexes) == {f"ix_{item}_tenant", f"ix_{item}_live", f"ix_{item}_sku", f"ix_{item}_category_id", f"ix_{item}_owner",
-                            f"uq_{item}_sku"}
+                            f"uq_{item}_sku", *trigram}
     assert indexes[f"uq_{item}_sku"]["unique"]
     assert indexes[f"uq_{item}_sku"]["column_names"] == ["tenant_id", "sku"]
+
+
+async def test_search_uses_the_trigram_indexes_on_postgresql(db: Db) -> None:
+    """The record service's search condition, lower(col) LIKE '%q%', is answered by the trigram indexes,
+    and a field that stops being searchable loses its index on the next ensure_tables."""
+    if db.dialect != "postgresql":
+        pytest.skip("trigram indexes are PostgreSQL-only; SQLite scans")
+    entities = db.entities(SEED.entities)
+    entity = next(e for e in entities if e.name.startswith("inventory_item"))
+    async with db.engine.begin() as conn:
+        await ensure_tables(conn, entities)
+    table = build_table(entity, sa.MetaData())
+    needle = "%zephyr%"
+    cond = sa.or_(*(sa.func.lower(table.c[f.name]).like(needle) for f in entity.searchable_fields))
+    compiled = sa.select(table.c.id).where(cond).compile(dialect=db.engine.dialect)
+    async with db.engine.begin() as conn:
+        await conn.execute(sa.text("SET LOCAL enable_seqscan = off"))
+        plan = "\n".join(r[0] for r in (await conn.exec_driver_sql("EXPLAIN " + str(compiled), compiled.params)).all())
+    for f in entity.searchable_fields:
+        assert index_name("trgm", entity.table_name, f.name) in plan, plan
+
+    narrowed = dataclasses.replace(entity, fields=tuple(dataclasses.replace(f, searchable=f.name == "sku")
+                                                        for f in entity.fields))
+    async with db.engine.begin() as conn:
+        await ensure_tables(conn, [narrowed])
+    names = await db.inspect(lambda i: {ix["name"] for ix in i.get_indexes(entity.table_name)})
+    assert {n for n in names if n.startswith("trgm_")} == {index_name("trgm", entity.table_name, "sku")}
 
 
 async def test_ensure_tables_adds_missing_indexes_to_existing_tables(db: Db) -> None:
