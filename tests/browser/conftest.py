@@ -36,6 +36,25 @@ SHOTS = ROOT / "test-artifacts" / "screenshots"
 TIMEOUT_MS = 10_000
 
 
+def run_off_loop(work: Any, timeout: float = 60) -> None:
+    """Run `asyncio.run(work())` in a thread (Playwright's loop owns the main thread) and re-raise its
+    failure here."""
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(work())
+        except BaseException as exc:
+            failures.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), f"{getattr(work, '__qualname__', work)} did not finish in {timeout} s"
+    if failures:
+        raise failures[0]
+
+
 @dataclass
 class LiveServer:
     url: str

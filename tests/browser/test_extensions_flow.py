@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from app.identity import directory
 from app.plugins import lifecycle
 from app.plugins.packages import read_folder
 from app.settings import load_settings
+from tests.browser.conftest import run_off_loop
 from tests.browser.test_admin_flow import flash, sign_in
 from tests.integration.test_extensions import extkit_package  # noqa: F401 (fixture)
 
@@ -34,7 +34,6 @@ SECRET = "partner-S3CRET-77"
 
 def setup_extkit(settings_env: dict[str, str], folder: Path) -> None:
     """extkit enabled in acme; ann is acme's Admin. In a thread: Playwright's loop owns the main thread."""
-    import asyncio
 
     from app.access import roles
 
@@ -53,19 +52,7 @@ def setup_extkit(settings_env: dict[str, str], folder: Path) -> None:
         finally:
             await config.get_engine().dispose()
 
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            asyncio.run(work())
-        except BaseException as exc:  # re-raised in the test's thread
-            errors.append(exc)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(60)
-    if errors:
-        raise errors[0]
+    run_off_loop(work, 60)
 
 
 def test_admin_configures_a_validator_and_a_verifier_and_both_take_effect(

@@ -6,9 +6,7 @@ decision committed."""
 
 from __future__ import annotations
 
-import asyncio
 import re
-import threading
 import time
 from typing import Any
 
@@ -18,6 +16,7 @@ from playwright.sync_api import Page, expect
 from app.db.engine import make_alchemy_config
 from app.demo import DEMO_PASSWORD, ensure_demo
 from app.settings import load_settings
+from tests.browser.conftest import run_off_loop
 from tests.browser.test_admin_flow import sign_in, sign_out
 
 pytestmark = pytest.mark.browser
@@ -39,20 +38,7 @@ def _demo(settings_env: dict[str, str]) -> None:
         finally:
             await config.get_engine().dispose()
 
-    failures: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            asyncio.run(work())
-        except BaseException as exc:
-            failures.append(exc)
-
-    thread = threading.Thread(target=run)  # Playwright keeps a running loop in the main thread
-    thread.start()
-    thread.join(180)
-    assert not thread.is_alive(), "ensure_demo did not finish"
-    if failures:
-        raise failures[0]
+    run_off_loop(work, 180)
 
 
 def _reload_until(page: Page, *texts: str, timeout: float = 20.0) -> None:

@@ -5,7 +5,6 @@ opening a message's link marks it read, and a hostile title stays text."""
 from __future__ import annotations
 
 import re
-import threading
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ from app.audit import Actor
 from app.db.engine import make_alchemy_config
 from app.identity import directory
 from app.settings import load_settings
+from tests.browser.conftest import run_off_loop
 from tests.browser.test_admin_flow import sign_in
 
 pytestmark = pytest.mark.browser
@@ -27,7 +27,6 @@ HOSTILE = "<img src=x onerror=\"window.__pwned=1\">"
 
 def seed(settings_env: dict[str, str]) -> None:
     """acme with alice and three messages for her. In a thread: Playwright's loop owns the main thread."""
-    import asyncio
 
     async def work() -> None:
         config = make_alchemy_config(load_settings(settings_env))
@@ -45,19 +44,7 @@ def seed(settings_env: dict[str, str]) -> None:
         finally:
             await config.get_engine().dispose()
 
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            asyncio.run(work())
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(60)
-    if errors:
-        raise errors[0]
+    run_off_loop(work, 60)
 
 
 def bell(page: Page) -> Any:

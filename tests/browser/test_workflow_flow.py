@@ -4,10 +4,8 @@ order approved (the end action set its status through the record service) with t
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shutil
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from app.identity import directory, hierarchy
 from app.plugins import lifecycle, runtime
 from app.plugins.packages import read_folder
 from app.settings import load_settings
+from tests.browser.conftest import run_off_loop
 from tests.browser.test_admin_flow import sign_in, sign_out
 
 pytestmark = pytest.mark.browser
@@ -62,19 +61,7 @@ def _setup(settings_env: dict[str, str], folder: Path) -> None:
         finally:
             await config.get_engine().dispose()
 
-    failures: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            asyncio.run(work())
-        except BaseException as exc:
-            failures.append(exc)
-
-    thread = threading.Thread(target=run)  # Playwright keeps a running loop in the main thread
-    thread.start()
-    thread.join(60)
-    if failures:
-        raise failures[0]
+    run_off_loop(work, 60)
 
 
 def test_submit_approve_as_manager_and_see_it_approved(page: Page, live_server: Any, settings_env: dict[str, str],
