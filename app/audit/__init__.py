@@ -31,6 +31,14 @@ def diff(before: dict[str, Any] | None, after: dict[str, Any] | None) -> tuple[d
     return {k: before.get(k) for k in keys}, {k: after.get(k) for k in keys}
 
 
+def _values(actor: Actor, action: str, target_type: str, target_id: Any, tenant_id: uuid.UUID | None,
+            summary: str, before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, Any]:
+    b, a = diff(before, after)
+    return {"tenant_id": tenant_id, "actor_id": actor.user_id, "actor_email": actor.email, "action": action,
+            "target_type": target_type, "target_id": str(target_id), "summary": summary, "before": b, "after": a,
+            "ip": actor.ip}
+
+
 async def record(
     session: AsyncSession,
     actor: Actor,
@@ -43,42 +51,16 @@ async def record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> None:
-    b, a = diff(before, after)
-    session.add(
-        AuditEntry(
-            tenant_id=tenant_id,
-            actor_id=actor.user_id,
-            actor_email=actor.email,
-            action=action,
-            target_type=target_type,
-            target_id=str(target_id),
-            summary=summary,
-            before=b,
-            after=a,
-            ip=actor.ip,
-        )
-    )
+    """Add an audit entry to the session (written with the caller's transaction)."""
+    session.add(AuditEntry(**_values(actor, action, target_type, target_id, tenant_id, summary, before, after)))
 
 
-async def write(
-    session: AsyncSession,
-    actor: Actor,
-    action: str,
-    target_type: str,
-    target_id: Any = "",
-    *,
-    tenant_id: uuid.UUID | None = None,
-    summary: str = "",
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-) -> None:
+async def write(session: AsyncSession, actor: Actor, action: str, target_type: str, target_id: Any = "", *,
+                tenant_id: uuid.UUID | None = None, summary: str = "", before: dict[str, Any] | None = None,
+                after: dict[str, Any] | None = None) -> None:
     """`record`, written at once with one Core INSERT instead of an ORM object flushed at commit: the
     record service's hot path (one audit row per record change) skips the unit of work."""
-    b, a = diff(before, after)
-    await session.execute(_INSERT, {
-        "tenant_id": tenant_id, "actor_id": actor.user_id, "actor_email": actor.email, "action": action,
-        "target_type": target_type, "target_id": str(target_id), "summary": summary, "before": b, "after": a,
-        "ip": actor.ip})
+    await session.execute(_INSERT, _values(actor, action, target_type, target_id, tenant_id, summary, before, after))
 
 
 # One statement object, run with parameters: compiled once (id and created_at come from the column defaults).
