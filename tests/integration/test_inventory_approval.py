@@ -145,12 +145,15 @@ def test_manager_approves_and_the_plugin_sets_the_order_approved_with_a_note(w: 
     after = w.record(po["id"])
     assert after["status"] == "approved"
     assert after["notes"] == "Urgent: stock-out\nApproval: approved by max@acme.test (step Manager approval): Within budget"
-    # Two writes by the plugin (the note, then the status), not by the approver: no end action ran.
-    assert after["version"] == 3 and after["updated_by"] is None
+    # Three writes by the plugin (submitted when the task was created, the note, then the status), none
+    # by the approver: no end action ran.
+    assert after["version"] == 4 and after["updated_by"] is None
+    assert [p["order_no"] for _, p in w.events("inventory.purchase_order.submitted")] == ["PO-1"]
     approved = w.events("inventory.purchase_order.approved")
     assert [(p["order_no"], p["order_id"], p["total_amount"]) for _, p in approved] == [("PO-1", po["id"], "5000.00")]
     assert w.events("inventory.purchase_order.rejected") == []
-    assert w.deliveries() == [("workflow.task.completed", "ok", ""), ("workflow.instance.completed", "ok", "")]
+    assert w.deliveries() == [("workflow.task.created", "ok", ""), ("workflow.task.completed", "ok", ""),
+                              ("workflow.instance.completed", "ok", "")]
     # What the guest read from the payloads.
     [(_, completed)] = w.events("workflow.task.completed")
     assert completed["decided_by_email"] == "max@acme.test" and completed["title"] == "PO-1"
@@ -166,11 +169,12 @@ def test_manager_rejects_and_the_plugin_sets_the_order_rejected(w: World) -> Non
     after = w.record(po["id"])
     assert after["status"] == "rejected"
     assert after["notes"] == "Approval: rejected by max@acme.test (step Manager approval): Too expensive, ask for a quote"
-    # One write: the rejection's note and status together; instance.completed finds nothing left to do.
-    assert after["version"] == 2
+    # Submitted when the task was created, then one write: the rejection's note and status together;
+    # instance.completed finds nothing left to do.
+    assert after["version"] == 3
     assert [p["order_no"] for _, p in w.events("inventory.purchase_order.rejected")] == ["PO-2"]
     assert w.events("inventory.purchase_order.approved") == []
-    assert [s for _, s, _ in w.deliveries()] == ["ok", "ok"]
+    assert [s for _, s, _ in w.deliveries()] == ["ok", "ok", "ok"]
 
 
 def test_below_the_threshold_the_step_is_skipped_and_the_plugin_still_approves(w: World) -> None:
@@ -195,7 +199,7 @@ def test_in_two_steps_only_the_final_outcome_approves(w2: World) -> None:
     [task] = w.tasks("max")
     assert w.decide("max", task["id"], "approve", "ok from me")["instance_state"] == "running"
     halfway = w.record(po["id"])
-    assert halfway["status"] == "draft"  # one approved step is not an approved order
+    assert halfway["status"] == "submitted"  # one approved step is not an approved order
     assert halfway["notes"] == "Approval: approved by max@acme.test (step Manager approval): ok from me"
     assert w.events("inventory.purchase_order.approved") == []
     [fin_task] = w.tasks("fin")
@@ -243,19 +247,20 @@ def test_approvals_of_other_entities_and_plugins_are_ignored(w: World) -> None:
     after = w.record(po["id"])
     assert (after["status"], after["notes"], after["version"]) == ("draft", None, 1)
     assert w.events("inventory.purchase_order.approved") == w.events("inventory.purchase_order.rejected") == []
-    assert {s for _, s, _ in w.deliveries()} == {"ok"} and len(w.deliveries()) == 4
+    assert {s for _, s, _ in w.deliveries()} == {"ok"} and len(w.deliveries()) == 5
 
 
 def test_a_deleted_order_is_logged_not_a_failure(w: World, caplog: pytest.LogCaptureFixture) -> None:
     po = w.order("PO-7", "5000.00")
     w.submit(po["id"])
+    deliver(w.client, w.app)  # task.created marks the live order submitted before it is deleted
     [task] = w.tasks("max")
     assert w.client.delete(f"{PO}/{po['id']}", headers=w.h("alice")).status_code == 204
     with caplog.at_level(logging.WARNING, logger="portal.plugin"):
         w.decide("max", task["id"], "approve", "too late")
     gone = [r.getMessage() for r in caplog.records if r.name == "portal.plugin" and "no longer exists" in r.getMessage()]
     assert len(gone) == 2 and f"purchase order {po['id']} (PO-7)" in gone[0]
-    assert [s for _, s, _ in w.deliveries()] == ["ok", "ok"]
+    assert [s for _, s, _ in w.deliveries()] == ["ok", "ok", "ok"]
     assert w.events("inventory.purchase_order.approved") == w.events("inventory.purchase_order.rejected") == []
 
 
@@ -273,7 +278,7 @@ def _previous_manifest(current: str) -> str:
     """The bundled manifest as 1.0.0 shipped it: auth only, no workflow subscriptions or PO outcome events."""
     replaced = current
     for old, new in (('version = "1.1.0"', 'version = "1.0.0"'), ('modules = ["auth", "workflow"]', 'modules = ["auth"]'),
-                     ('subscribed = ["workflow.task.completed", "workflow.instance.completed"]',
+                     ('subscribed = ["workflow.task.created", "workflow.task.completed", "workflow.instance.completed"]',
                       'subscribed = ["inventory.purchase_order.updated"]'),
                      ('  "inventory.purchase_order.approved",\n  "inventory.purchase_order.rejected",\n', '')):
         assert old in replaced, old
@@ -315,4 +320,4 @@ def test_upgrade_from_1_0_0_keeps_the_orders(client: Any, app: Any, inventory_bu
 
     version, modules, subscribed, order_no = in_db(app, check)
     assert (version, modules, order_no) == ("1.1.0", ("auth", "workflow"), "PO-OLD")
-    assert subscribed == ("workflow.task.completed", "workflow.instance.completed")
+    assert subscribed == ("workflow.task.created", "workflow.task.completed", "workflow.instance.completed")

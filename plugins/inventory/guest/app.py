@@ -141,7 +141,8 @@ def create_default_category(tenant_id: str) -> None:
 # --- purchase-order approvals (workflow events) ------------------------------------------------------
 #
 # The tenant's approval process for purchase_order (steps, approvers, conditions) lives in the workflow
-# module; this plugin only reacts. workflow.task.completed: note the decision (who, which step, the
+# module; this plugin only reacts. workflow.task.created: a draft order becomes submitted.
+# workflow.task.completed: note the decision (who, which step, the
 # comment) on the order; a rejection ends the approval, so it also sets status = rejected.
 # workflow.instance.completed: the final outcome sets the status (approved only here: in a multi-step
 # process an approved step is not yet an approved order). An instance that finished without any
@@ -196,6 +197,20 @@ def _order_event(kind: str, order: dict[str, Any], payload: dict[str, Any]) -> N
         "order_id": order["id"], "order_no": order["order_no"], "total_amount": order.get("total_amount"),
         "supplier_id": order.get("supplier_id"), "instance_id": payload.get("instance_id"),
         "decided_by": payload.get("decided_by_email")})
+
+
+@plugin.on_event("workflow.task.created")
+def approval_requested(payload: dict[str, Any]) -> None:
+    """An approver was asked: a draft order is now submitted (visible in the list while it waits)."""
+    if not _ours(payload):
+        return
+
+    def change(order: dict[str, Any]) -> dict[str, Any]:
+        return {"status": "submitted"} if order.get("status") == "draft" else {}
+
+    done = _update_order(payload, change, f"approval task {payload.get('task_id')}")
+    if done is not None:
+        _order_event("submitted", done[1], payload)
 
 
 @plugin.on_event("workflow.task.completed")
