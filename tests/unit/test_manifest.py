@@ -1294,7 +1294,7 @@ def test_bundled_inventory_shape() -> None:
     assert {p.menu_group for p in manifest.pages} == {"Inventory"}
     assert all(e.startswith("inventory.") for e in manifest.events.published)
     assert {"inventory.purchase_order.approved", "inventory.purchase_order.rejected"} <= set(manifest.events.published)
-    assert manifest.events.subscribed == ("workflow.task.completed", "workflow.instance.completed")
+    assert manifest.events.subscribed == ("workflow.task.created", "workflow.task.completed", "workflow.instance.completed")
     assert manifest.capabilities.database and manifest.capabilities.events and manifest.capabilities.config
 
 
