@@ -29,8 +29,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.permissions import PermissionDef
-from app.db.models import ExtensionConfig, Membership, User
+from app.db.models import ExtensionConfig, Membership
 from app.errors import NotFound, PortalError, ValidationFailed
+from app.identity import directory
 from app.plugins import configs as plugin_configs
 from app.plugins import runtime
 from app.plugins.manifest import EXTENSION_POINTS, ConfigFieldSpec, SelectOption
@@ -374,8 +375,7 @@ async def active_members(session: AsyncSession, tenant_id: uuid.UUID, ids: list[
     """`ids` that are active members of the tenant, in the given order."""
     if not ids:
         return []
-    rows = set((await session.scalars(sa.select(Membership.user_id).join(User, User.id == Membership.user_id).where(
-        Membership.tenant_id == tenant_id, User.is_active.is_(True), Membership.user_id.in_(ids)))).all())
+    rows = set(await directory.active_member_ids(session, tenant_id, Membership.user_id.in_(ids)))
     return [u for u in dict.fromkeys(ids) if u in rows]
 
 

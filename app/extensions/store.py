@@ -161,19 +161,11 @@ async def create(session: AsyncSession, actor: Actor, box: SecretBox, tenant_id:
     return row
 
 
-def _check_version(row: ExtensionConfig, version: int | None) -> None:
-    if version is None:
-        raise ValidationFailed({"version": "required to change a configuration (the version you read)"})
-    if int(version) != row.version:
-        raise Conflict(f"The configuration {row.name!r} was changed by someone else since you read it (your version "
-                       f"{version}, now {row.version}); reload it and apply your change again")
-
-
 async def update(session: AsyncSession, actor: Actor, box: SecretBox, tenant_id: uuid.UUID, config_id: uuid.UUID | str,
                  req: SaveRequest) -> ExtensionConfig:
     """Change name, values and/or the enabled flag of a configuration (values: only when given)."""
     row = await get(session, tenant_id, config_id)
-    _check_version(row, req.version)
+    plugin_configs.check_version(row, req.version)
     before = _audit_view(row)
     errors: dict[str, str] = {}
     if req.name is not None:
@@ -232,7 +224,7 @@ async def delete(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, conf
     """Delete a configuration; refused while an approval process uses it (its steps would get stuck)."""
     row = await get(session, tenant_id, config_id)
     if version is not None:
-        _check_version(row, version)
+        plugin_configs.check_version(row, version)
     users = await used_by(session, tenant_id, row.id)
     if users:
         raise Conflict(f"{row.name!r} is used by the approval process(es) {', '.join(users)}; change their steps "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -204,6 +205,15 @@ async def list_members(session: AsyncSession, tenant_id: uuid.UUID, q: str = "",
     total = await session.scalar(select(func.count()).select_from(stmt.with_only_columns(Membership.id).subquery())) or 0
     rows = await session.execute(stmt.order_by(User.email).offset(offset).limit(limit))
     return [MemberRow(m, u, r) for m, u, r in rows.all()], int(total)
+
+
+async def active_member_ids(session: AsyncSession, tenant_id: uuid.UUID, cond: Any) -> list[uuid.UUID]:
+    """Ids of the tenant's members whose user is active and who match `cond` (a condition on Membership),
+    by email."""
+    rows = await session.scalars(
+        select(Membership.user_id).join(User, User.id == Membership.user_id)
+        .where(Membership.tenant_id == tenant_id, User.is_active.is_(True), cond).order_by(User.email))
+    return list(rows.all())
 
 
 async def get_membership(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> Membership:

@@ -273,10 +273,12 @@ async def _flush(session: AsyncSession) -> None:
                        "and try again") from exc
 
 
-def _check_version(row: PluginConfig, version: int | None) -> None:
+def check_version(row: Any, version: int | None) -> None:
+    """Optimistic locking of a named configuration (a plugin's, or an extension's): `version` is what the
+    caller read."""
     if version is None:
         raise ValidationFailed({"version": "required to change an existing configuration (the version you read)"})
-    if version != row.version:
+    if int(version) != row.version:
         raise Conflict(f"The configuration {row.name!r} was changed by someone else since you read it (your version "
                        f"{version}, now {row.version}); reload it and apply your change again")
 
@@ -329,7 +331,7 @@ async def save(session: AsyncSession, actor: Actor, box: SecretBox, tenant_id: u
             errors["new_name" if req.new_name is not None and row is not None else "name"] = (
                 f"a configuration called {target_name!r} already exists")
     if row is not None and not errors:
-        _check_version(row, req.version)
+        check_version(row, req.version)
     if manifest.config_fields:
         incoming = check_values(manifest.config_fields, req.values, (row.secret_values or {}) if row else {},
                                 from_form=req.from_form, clear=req.clear_secrets)
@@ -396,7 +398,7 @@ async def delete(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, plug
     never silently falls back to its defaults."""
     row = await get(session, tenant_id, plugin_id, name)
     if version is not None:
-        _check_version(row, version)
+        check_version(row, version)
     if row.is_active:
         raise Conflict(f"{row.name!r} is the active configuration of {plugin_id}; make another one active (or "
                        "choose “no active configuration”) before deleting it")

@@ -21,8 +21,9 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import Membership, User
+from app.db.models import Membership
 from app.errors import NotFound, ValidationFailed
+from app.identity.directory import active_member_ids
 from app.plugins.manifest import FieldSpec
 from app.plugins.runtime import EntityRef
 from app.records.values import FieldError, parse
@@ -193,13 +194,6 @@ class FieldCondition:
 
 # --- approver selectors --------------------------------------------------------------------------
 
-async def _active_members(session: AsyncSession, tenant_id: uuid.UUID, cond: Any) -> list[uuid.UUID]:
-    rows = await session.scalars(
-        sa.select(Membership.user_id).join(User, User.id == Membership.user_id)
-        .where(Membership.tenant_id == tenant_id, User.is_active.is_(True), cond).order_by(User.email))
-    return list(rows.all())
-
-
 class RoleSelector:
     """Every active member holding a role of the tenant (any one of them decides)."""
 
@@ -220,7 +214,7 @@ class RoleSelector:
         return {"role_id": str(role.id), "role": role.name}
 
     async def select(self, ctx: RuleContext, config: Mapping[str, Any]) -> Selection:
-        users = await _active_members(ctx.session, ctx.tenant_id, Membership.role_id == uuid.UUID(config["role_id"]))
+        users = await active_member_ids(ctx.session, ctx.tenant_id, Membership.role_id == uuid.UUID(config["role_id"]))
         return Selection(users, "" if users else f"nobody holds the role {config.get('role')!r}")
 
     def describe(self, config: Mapping[str, Any]) -> str:
@@ -247,7 +241,7 @@ class UserSelector:
         return {"user_id": str(user.id), "user": user.email}
 
     async def select(self, ctx: RuleContext, config: Mapping[str, Any]) -> Selection:
-        users = await _active_members(ctx.session, ctx.tenant_id, Membership.user_id == uuid.UUID(config["user_id"]))
+        users = await active_member_ids(ctx.session, ctx.tenant_id, Membership.user_id == uuid.UUID(config["user_id"]))
         return Selection(users, "" if users else f"{config.get('user')} is no longer an active member of this tenant")
 
     def describe(self, config: Mapping[str, Any]) -> str:
@@ -271,7 +265,7 @@ class ManagerSelector:
             Membership.tenant_id == ctx.tenant_id, Membership.user_id == ctx.requester_id))
         if manager is None:
             return Selection([], "the requester has no manager in this tenant")
-        users = await _active_members(ctx.session, ctx.tenant_id, Membership.user_id == manager)
+        users = await active_member_ids(ctx.session, ctx.tenant_id, Membership.user_id == manager)
         return Selection(users, "" if users else "the requester's manager is not an active member of this tenant")
 
     def describe(self, config: Mapping[str, Any]) -> str:
