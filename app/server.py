@@ -45,6 +45,7 @@ from app.web import (
     records_pages,
     workflow_pages,
 )
+from app.web.body_limits import bound_json_body
 from app.web.context import SwitcherCache, access_guard, provide_ctx
 from app.web.errors import handle_exception
 from app.workflow import install_hooks
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             security=[{"bearer": []}],
         ),
         exception_handlers={Exception: handle_exception},
+        before_request=bound_json_body,
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
         debug=settings.debug,

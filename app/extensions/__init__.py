@@ -32,6 +32,7 @@ from app.access.permissions import PermissionDef
 from app.db.models import ExtensionConfig, Membership
 from app.errors import NotFound, PortalError, ValidationFailed
 from app.identity import directory
+from app.nesting import loads_json
 from app.plugins import configs as plugin_configs
 from app.plugins import runtime
 from app.plugins.manifest import EXTENSION_POINTS, ConfigFieldSpec, SelectOption
@@ -55,6 +56,7 @@ POINT_HELP = {
     AUTH_VERIFIER: "Verifies the token of an auto-login link and names the member to sign in. Off until enabled.",
 }
 MAX_MESSAGE = 500
+GUEST_JSON_MAX_BYTES = 1_000_000  # an extension's answer (depth-bounded too: app.nesting)
 
 __all__ = ["ADMIN_PERMISSION", "AUTH_VERIFIER", "CONDITION", "PERMISSIONS", "POINT_LABELS", "RECORD_VALIDATOR",
            "USER_SELECTOR", "ExtensionFailed", "Implementation", "Resolved", "check_condition", "configure",
@@ -412,7 +414,7 @@ async def validate_record(ctx: Context, resolved: Resolved) -> dict[str, str]:
         return dict(await BUILTINS[(RECORD_VALIDATOR, resolved.impl.name)].run(ctx, config_values(resolved)))
     answer = await _call_wasm(ctx.session, ctx.tenant_id, resolved, ctx.as_json())
     try:
-        errors = json.loads(answer) if isinstance(answer, str) else None
+        errors = loads_json(answer, max_bytes=GUEST_JSON_MAX_BYTES) if isinstance(answer, str) else None
     except ValueError:
         errors = None
     if not isinstance(errors, dict) or not all(isinstance(v, str) for v in errors.values()):
@@ -443,7 +445,7 @@ async def verify_auth(session: AsyncSession, tenant_id: uuid.UUID, config_id: uu
             raise Refused(exc.guest_message[:MAX_MESSAGE] or exc.detail) from None
         raise
     try:
-        data = json.loads(answer) if isinstance(answer, str) else None
+        data = loads_json(answer, max_bytes=GUEST_JSON_MAX_BYTES) if isinstance(answer, str) else None
     except ValueError:
         data = None
     if isinstance(data, dict) and isinstance(data.get("email"), str) and data["email"].strip():

@@ -36,7 +36,10 @@ from app.db.models import (
 )
 from app.errors import Conflict, NotFound, PortalError
 from app.plugins import runtime
+from app.nesting import TextRejected, loads_toml
 from app.plugins.manifest import (
+    MANIFEST_MAX_BYTES,
+    MANIFEST_MAX_DEPTH,
     Manifest,
     ManifestError,
     ManifestIssue,
@@ -116,9 +119,9 @@ async def validate(session: AsyncSession, text: str, excluding: str | None = Non
 def _plugin_id_of(text: str) -> str | None:
     import tomllib
 
-    try:
-        value = tomllib.loads(text).get("plugin", {}).get("id")
-    except (tomllib.TOMLDecodeError, AttributeError):
+    try:  # too large or deep: None, and the validation that follows says why
+        value = loads_toml(text, max_depth=MANIFEST_MAX_DEPTH, max_bytes=MANIFEST_MAX_BYTES).get("plugin", {}).get("id")
+    except (tomllib.TOMLDecodeError, TextRejected, AttributeError):
         return None
     return value if isinstance(value, str) else None
 

@@ -23,6 +23,8 @@ from functools import total_ordering
 from pathlib import Path
 from typing import Any
 
+from app.nesting import TextRejected, loads_toml
+
 __all__ = [
     "BUILTIN_ACTIONS",
     "CONFIG_FIELD_TYPES",
@@ -138,6 +140,7 @@ RESERVED_WORDS: frozenset[str] = frozenset(
 RESERVED_ENTITY_NAMES: frozenset[str] = frozenset({"schema_versions", "event_subscriptions"})
 
 MAX_PLUGIN_ID_LENGTH = 64
+MANIFEST_MAX_BYTES, MANIFEST_MAX_DEPTH = 256 * 1024, 32  # the bundled manifests: 8 KiB, 8 levels
 TABLE_PREFIX = "plugin_"
 #: PostgreSQL truncates identifiers at 63 bytes; ``plugin_<entity>`` must fit.
 MAX_ENTITY_NAME_LENGTH = 63 - len(TABLE_PREFIX)
@@ -632,10 +635,12 @@ def _load(source: str | bytes | Mapping[str, Any], issues: _Issues) -> dict[str,
     if source.startswith("\ufeff"):
         source = source[1:]
     try:
-        return tomllib.loads(source)
+        return loads_toml(source, max_depth=MANIFEST_MAX_DEPTH, max_bytes=MANIFEST_MAX_BYTES)
+    except TextRejected as exc:
+        issues.add("plugin.toml", str(exc))
     except tomllib.TOMLDecodeError as exc:
         issues.add("plugin.toml", f"invalid TOML: {exc}")
-        return None
+    return None
 
 
 def _plain(value: Any) -> Any:

@@ -25,6 +25,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from app.nesting import TextRejected, loads_toml
+from app.plugins.manifest import MANIFEST_MAX_BYTES, MANIFEST_MAX_DEPTH
+
 __all__ = [
     "BuildError",
     "build_component",
@@ -108,8 +111,9 @@ def _files(root: Path) -> list[tuple[str, Path]]:
 def world_for(plugin_dir: Path) -> str:
     """The WIT world to build: with the extensions export when plugin.toml declares [[extensions]]."""
     try:
-        data = tomllib.loads((Path(plugin_dir) / "plugin.toml").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        data = loads_toml((Path(plugin_dir) / "plugin.toml").read_text(encoding="utf-8"),
+                          max_depth=MANIFEST_MAX_DEPTH, max_bytes=MANIFEST_MAX_BYTES)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, TextRejected):
         return WORLD  # the manifest's own problems are reported when it is validated
     return EXTENSIONS_WORLD if data.get("extensions") else WORLD
 

@@ -27,6 +27,7 @@ from app.access.scopes import DataScope
 from app.audit import Actor
 from app.errors import PortalError, ValidationFailed
 from app.events import Event, EventBus, emit
+from app.nesting import TextRejected, loads_json
 from app.plugins import configs
 from app.plugins.manifest import Manifest
 from app.plugins.runtime import EntityRef, LoadedPlugin
@@ -36,6 +37,7 @@ from app.sandbox.engine import HOST_IMPORT
 from app.sandbox.limits import Limits
 
 log = logging.getLogger("portal.plugin")
+ARG_JSON_MAX_BYTES = 4_000_000  # one host-call argument (depth-bounded too: app.nesting)
 LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "warn": logging.WARNING,
               "error": logging.ERROR}
 _local = threading.local()
@@ -124,7 +126,9 @@ def _describe(exc: Exception) -> str:
 
 def _json_arg(text: str, what: str) -> Any:
     try:
-        return json.loads(text) if text.strip() else {}
+        return loads_json(text, max_bytes=ARG_JSON_MAX_BYTES) if text.strip() else {}
+    except TextRejected as exc:
+        raise ValueError(f"{what} {exc}") from exc
     except json.JSONDecodeError as exc:
         raise ValueError(f"{what} is not valid JSON ({exc.msg} at position {exc.pos})") from exc
 

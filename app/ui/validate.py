@@ -18,12 +18,14 @@ from typing import Any
 
 from markupsafe import Markup
 
+from app.nesting import TextRejected, loads_json
 from app.ui.charts import format_number, render_chart
 
 log = logging.getLogger("portal.ui")
 
 UI_VERSION = 1
 MAX_DEPTH = 8
+MAX_JSON_DEPTH = 64  # arrays/objects in the text, checked before parsing (blocks at MAX_DEPTH need ~20)
 MAX_BLOCKS = 2000
 MAX_STRING = 10_000
 MAX_URL = 2048
@@ -518,9 +520,9 @@ def _parse(text: str, can: Callable[[str], bool], max_bytes: int) -> UIView:
     if size > max_bytes:
         return _fatal("$", f"the document is {size:,} bytes; the limit is {max_bytes:,}")
     try:
-        doc = json.loads(text, parse_constant=_reject_constant)
-    except RecursionError:
-        return _fatal("$", "not valid JSON: nested too deeply")
+        doc = loads_json(text, max_depth=MAX_JSON_DEPTH, max_bytes=max_bytes, parse_constant=_reject_constant)
+    except TextRejected as exc:
+        return _fatal("$", f"the document is {exc}")
     except ValueError as exc:
         return _fatal("$", f"not valid JSON: {exc}")
     if not isinstance(doc, dict):
