@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Permission
+from app.errors import Conflict
 
 PERMISSION_RE = re.compile(r"^(db|ui)\.[a-z0-9_-]+\.[a-z0-9_*-]+$|^plugin:[a-z]+$")
 GRANT_RE = re.compile(r"^\*$|^(db|ui)\.\*$|^(db|ui)\.[a-z0-9_-]+\.\*$|^(db|ui)\.[a-z0-9_-]+\.[a-z0-9_-]+$|^plugin:\*$|^plugin:[a-z]+$")
@@ -104,22 +105,41 @@ class PermissionSet:
         return sorted(code for code in registry if self.allows(code))
 
 
+class PermissionTaken(Conflict):
+    """A code is registered for another module or scope: a code's owner and scope never change."""
+
+
 async def register_permissions(session: AsyncSession, defs: Iterable[PermissionDef]) -> None:
-    """Insert or refresh registry rows (idempotent; runs at start-up and plugin install)."""
-    defs = list(defs)
+    """Insert new registry rows and refresh descriptions (idempotent; runs at start-up and plugin install).
+
+    A permission code belongs to one module, with one scope, for ever: re-registering it for another
+    module or scope is refused (a plugin entity `tenants` once turned the platform-only `db.tenants.*`
+    into tenant permissions that every tenant Admin held)."""
+    wanted: dict[str, PermissionDef] = {}
+    for d in defs:
+        first = wanted.setdefault(d.code, d)
+        if (first.module, first.scope) != (d.module, d.scope):
+            raise PermissionTaken(f"Permission {d.code} is declared for both {_owner(first)} and {_owner(d)}")
     existing = {
         p.code: p
-        for p in (
-            await session.scalars(select(Permission).where(Permission.code.in_([d.code for d in defs])))
-        ).all()
+        for p in (await session.scalars(select(Permission).where(Permission.code.in_(list(wanted))))).all()
     }
-    for d in defs:
+    for d in wanted.values():
+        row = existing.get(d.code)
+        if row is not None and (row.module, row.scope) != (d.module, d.scope):
+            raise PermissionTaken(f"Permission {d.code} belongs to {_owner(row)}; it cannot be registered for "
+                                  f"{_owner(d)}")
+    for d in wanted.values():
         row = existing.get(d.code)
         if row is None:
             session.add(Permission(code=d.code, description=d.description, module=d.module, scope=d.scope))
         else:
-            row.description, row.module, row.scope = d.description, d.module, d.scope
+            row.description = d.description
     await session.flush()
+
+
+def _owner(p: PermissionDef | Permission) -> str:
+    return f"module '{p.module}' ({p.scope} scope)"
 
 
 async def platform_codes(session: AsyncSession) -> frozenset[str]:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access import roles
-from app.access.permissions import BASE_PERMISSIONS, register_permissions
+from app.access.permissions import register_permissions
 from app.audit import Actor
 from app.db.models import Membership, Role, Tenant
 from app.identity import directory
@@ -25,12 +25,9 @@ class FirstAdmin:
 
 
 async def ensure_base(session: AsyncSession, settings: Settings) -> FirstAdmin | None:
-    from app.extensions import PERMISSIONS as EXTENSION_PERMISSIONS
-    from app.plugins.lifecycle import PLATFORM_PERMISSIONS
-    from app.workflow import PERMISSIONS as WORKFLOW_PERMISSIONS
+    from app.plugins.reserved import base_permissions
 
-    await register_permissions(session, [*BASE_PERMISSIONS, *PLATFORM_PERMISSIONS, *WORKFLOW_PERMISSIONS,
-                                         *EXTENSION_PERMISSIONS])
+    await register_permissions(session, base_permissions())
     system = await session.get(Tenant, SYSTEM_UUID)
     actor = Actor.system()
     if system is None:

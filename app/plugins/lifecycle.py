@@ -35,7 +35,7 @@ from app.db.models import (
     utcnow,
 )
 from app.errors import Conflict, NotFound, PortalError
-from app.plugins import runtime
+from app.plugins import reserved, runtime
 from app.nesting import TextRejected, loads_toml
 from app.plugins.manifest import (
     MANIFEST_MAX_BYTES,
@@ -99,11 +99,18 @@ async def get(session: AsyncSession, plugin_id: str) -> PluginPackage:
 
 async def validation_context(session: AsyncSession, excluding: str | None = None) -> ValidationContext:
     others = [p for p in await runtime.installed(session) if p.id != excluding]
+    foreign = {e: p.id for p in others for e in p.entities}
+    # The registry knows every entity still holding its table and permissions, uninstalled plugins'
+    # included (kept until a purge): such a name stays taken.
+    for code, module in (await session.execute(select(Permission.code, Permission.module).where(
+            Permission.code.like("db.%")))).all():
+        if module != excluding and module not in reserved.base_modules():
+            foreign.setdefault(code.split(".")[1], module)
     return ValidationContext(
         platform_version=PLATFORM_VERSION,
         available_modules=available_modules(),
         installed_plugins={p.id: p.manifest.version for p in others},
-        foreign_entities={e: p.id for p in others for e in p.entities},
+        foreign_entities=foreign,
         foreign_entity_specs={e: ref.spec for p in others for e, ref in p.entities.items()},
     )
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from app.nesting import TextRejected, loads_toml
+from app.plugins import reserved
 
 __all__ = [
     "BUILTIN_ACTIONS",
@@ -869,6 +870,8 @@ class _Parser:
                 )
             elif plugin_id in self.ctx.available_modules:
                 self.add(f"{path}.id", f"plugin id '{plugin_id}' is the name of a base module")
+            elif clash := reserved.plugin_id_clash(plugin_id):
+                self.add(f"{path}.id", clash)
             else:
                 valid_id = True
         # Checks that depend on the id (e.g. the ui.<plugin>. namespace) only run with a valid one.
@@ -1045,6 +1048,8 @@ class _Parser:
                     f"{path}.name",
                     f"entity name '{name}' is reserved: the host uses table '{TABLE_PREFIX}{name}'",
                 )
+            elif clash := reserved.entity_name_clash(name):
+                self.add(f"{path}.name", clash)
             owner = self.ctx.foreign_entities.get(name)
             if owner is not None and owner != self.plugin_id:
                 self.add(f"{path}.name", f"entity '{name}' is already provided by plugin '{owner}'")
@@ -1479,6 +1484,11 @@ class _Parser:
                 f"path '{page_path}' must start with '/' and use only URL-safe characters "
                 "(letters, digits, '-', '_', '.', '~'; no empty, '.' or '..' segments)",
             )
+            page_path = None
+        elif page_path is not None and any(seg.lower().startswith("api") for seg in page_path.split("/")):
+            # Paths under /api/ are the JSON API's (token auth, no CSRF check): a page must never look like one.
+            self.add(f"{path}.path", f"path '{page_path}' has a segment starting with 'api', which the portal "
+                     "keeps for its JSON API; choose another path")
             page_path = None
         ptype = self.text(raw, "type", path)
         if ptype is not None and ptype not in PAGE_TYPES:

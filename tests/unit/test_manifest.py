@@ -744,6 +744,9 @@ INVALID: list[Any] = [
     pytest.param([(f"{P0}.path", "/demo/my widgets")], f"{P0}.path", "URL-safe", None, id="page-path-space"),
     pytest.param([(f"{P0}.path", "/demo/../admin")], f"{P0}.path", "URL-safe", None, id="page-path-dotdot"),
     pytest.param([(f"{P0}.path", "/demo//x")], f"{P0}.path", "URL-safe", None, id="page-path-empty-segment"),
+    pytest.param([(f"{P0}.path", "/api/notes")], f"{P0}.path", "segment starting with 'api'", None, id="page-path-api"),
+    pytest.param([(f"{P0}.path", "/x/api-foo")], f"{P0}.path", "segment starting with 'api'", None, id="page-path-api-x"),
+    pytest.param([(f"{P0}.path", "/demo/API")], f"{P0}.path", "segment starting with 'api'", None, id="page-path-API"),
     pytest.param(
         [(f"{P0}.entity", DELETE)], f"{P0}.entity", "crud pages need an entity", None, id="crud-no-entity"
     ),
