@@ -35,8 +35,8 @@ from app.db.models import (
     utcnow,
 )
 from app.errors import Conflict, NotFound, PortalError
-from app.plugins import reserved, runtime
 from app.nesting import TextRejected, loads_toml
+from app.plugins import reserved, runtime
 from app.plugins.manifest import (
     MANIFEST_MAX_BYTES,
     MANIFEST_MAX_DEPTH,

@@ -8,11 +8,13 @@ import uuid
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
+from app.nesting import TextRejected, loads_json
 from app.plugins.manifest import FieldSpec
 
 INT64 = 2**63 - 1
 TRUE = {"true", "1", "on", "yes"}
 FALSE = {"false", "0", "off", "no", ""}
+JSON_FIELD_MAX_BYTES = 1_000_000  # a json field typed into a form (depth-bounded too: app.nesting)
 
 
 class FieldError(ValueError):
@@ -100,7 +102,9 @@ def parse(field: FieldSpec, value: Any) -> Any:
     if kind == "json":
         if isinstance(value, str):
             try:
-                value = json.loads(value)
+                value = loads_json(value, max_bytes=JSON_FIELD_MAX_BYTES)
+            except TextRejected as exc:
+                raise FieldError(f"The JSON is {exc}.") from exc
             except json.JSONDecodeError as exc:
                 raise FieldError(f"Not valid JSON: {exc.msg} at position {exc.pos}.") from exc
         if _has_nul(value):  # PostgreSQL's jsonb refuses them

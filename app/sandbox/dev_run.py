@@ -21,6 +21,7 @@ from app.audit import Actor
 from app.db.models import Membership, PluginPackage, Tenant, User
 from app.errors import NotFound
 from app.identity import directory
+from app.nesting import loads_json
 from app.plugins import lifecycle, runtime
 from app.sandbox.build import package_from
 from app.sandbox.host import Principal
@@ -84,7 +85,10 @@ async def run(s: AsyncSession, settings: Settings, folder: Path, page_path: str,
         text = await sandbox.call(s, plugin, tenant.id, principal, "handle-action" if action else "render-page",
                                   *args, wait_compile=None, record_faults=False)
         view = parse_ui(text or "", can=access.permissions.allows)
-        out["ui"] = json.loads(text or "null")
+        try:
+            out["ui"] = loads_json(text or "null", max_bytes=10_000_000)
+        except ValueError:  # not JSON, or nested too deeply: the problems say which
+            out["ui"] = None
         out["problems"] = [{"path": p.path, "message": p.message} for p in view.problems]
     except GuestFailure as failure:
         out["failure"] = {"kind": failure.kind, "message": failure.message, "detail": failure.detail}

@@ -16,6 +16,7 @@ from litestar.response import Redirect, Template
 
 from app import workflow
 from app.errors import NotFound, ValidationFailed
+from app.nesting import loads_json
 from app.plugins import runtime
 from app.plugins.runtime import EntityRef
 from app.records.values import display, parse
@@ -190,7 +191,7 @@ def _extra(raw: str) -> list[dict[str, Any]]:
     if not raw:
         return []
     try:
-        value = json.loads(raw)
+        value = loads_json(raw, max_bytes=1_000_000)  # depth-bounded: hidden, but still form input
     except ValueError:
         return []
     return [c for c in value if isinstance(c, dict)] if isinstance(value, list) else []

@@ -4,8 +4,6 @@ plugin's entity), and deeply nested manifests, configuration bodies and guest JS
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from sqlalchemy import select
 

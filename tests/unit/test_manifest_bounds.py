@@ -12,7 +12,13 @@ from app.access.permissions import BASE_PERMISSIONS
 from app.db.models import Tenant
 from app.nesting import TextRejected, loads_json, loads_toml, scan_depth
 from app.plugins import reserved
-from app.plugins.manifest import MANIFEST_MAX_BYTES, MANIFEST_MAX_DEPTH, ManifestError, ManifestIssue, parse_manifest
+from app.plugins.manifest import (
+    MANIFEST_MAX_BYTES,
+    MANIFEST_MAX_DEPTH,
+    ManifestError,
+    ManifestIssue,
+    parse_manifest,
+)
 from app.ui import parse_ui
 
 HEAD = '[plugin]\nid = "{id}"\nname = "X"\nversion = "1.0.0"\n'
@@ -154,3 +160,14 @@ def test_deep_ui_instructions_are_a_located_error(doc: str) -> None:
 def test_ui_instructions_with_bracket_text_still_render() -> None:
     view = parse_ui(json.dumps({"blocks": [{"type": "text", "text": "[" * 500 + "{" * 500}]}), can=lambda _p: True)
     assert not view.problems and view.blocks[0]["text"] == "[" * 500 + "{" * 500
+
+
+def test_a_json_field_typed_into_a_form_is_depth_bounded() -> None:
+    from app.plugins.manifest import FieldSpec
+    from app.records.values import FieldError, parse
+
+    spec = FieldSpec(name="extra", type="json", label="Extra")
+    with pytest.raises(FieldError) as caught:
+        parse(spec, "[" * 5000 + "]" * 5000)
+    assert str(caught.value) == "The JSON is nested more than 64 levels deep (line 1, column 65)."
+    assert parse(spec, '{"a": [[1]]}') == {"a": [[1]]}
