@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -11,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Permission
 from app.errors import Conflict
+
+log = logging.getLogger("portal.access")
 
 PERMISSION_RE = re.compile(r"^(db|ui)\.[a-z0-9_-]+\.[a-z0-9_*-]+$|^plugin:[a-z]+$")
 GRANT_RE = re.compile(r"^\*$|^(db|ui)\.\*$|^(db|ui)\.[a-z0-9_-]+\.\*$|^(db|ui)\.[a-z0-9_-]+\.[a-z0-9_-]+$|^plugin:\*$|^plugin:[a-z]+$")
@@ -109,12 +112,14 @@ class PermissionTaken(Conflict):
     """A code is registered for another module or scope: a code's owner and scope never change."""
 
 
-async def register_permissions(session: AsyncSession, defs: Iterable[PermissionDef]) -> None:
+async def register_permissions(session: AsyncSession, defs: Iterable[PermissionDef], *,
+                               authoritative: bool = False) -> None:
     """Insert new registry rows and refresh descriptions (idempotent; runs at start-up and plugin install).
 
     A permission code belongs to one module, with one scope, for ever: re-registering it for another
     module or scope is refused (a plugin entity `tenants` once turned the platform-only `db.tenants.*`
-    into tenant permissions that every tenant Admin held)."""
+    into tenant permissions that every tenant Admin held). Only the base's own definitions at start-up
+    are `authoritative`: they take back a code a database lost before this rule existed."""
     wanted: dict[str, PermissionDef] = {}
     for d in defs:
         first = wanted.setdefault(d.code, d)
@@ -126,7 +131,7 @@ async def register_permissions(session: AsyncSession, defs: Iterable[PermissionD
     }
     for d in wanted.values():
         row = existing.get(d.code)
-        if row is not None and (row.module, row.scope) != (d.module, d.scope):
+        if row is not None and (row.module, row.scope) != (d.module, d.scope) and not authoritative:
             raise PermissionTaken(f"Permission {d.code} belongs to {_owner(row)}; it cannot be registered for "
                                   f"{_owner(d)}")
     for d in wanted.values():
@@ -134,7 +139,9 @@ async def register_permissions(session: AsyncSession, defs: Iterable[PermissionD
         if row is None:
             session.add(Permission(code=d.code, description=d.description, module=d.module, scope=d.scope))
         else:
-            row.description = d.description
+            if (row.module, row.scope) != (d.module, d.scope):
+                log.warning("Permission %s was registered for %s; restored to %s", d.code, _owner(row), _owner(d))
+            row.description, row.module, row.scope = d.description, d.module, d.scope
     await session.flush()
 
 

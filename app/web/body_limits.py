@@ -13,9 +13,13 @@ from litestar.exceptions import ValidationException
 
 from app.nesting import DEFAULT_MAX_DEPTH, scan_depth
 
+# Forms are flat key/value pairs and never reach a JSON decoder; everything else might (Litestar decodes a
+# `data` parameter as JSON whatever the Content-Type says), so it is scanned.
+_FLAT = ("multipart/", "application/x-www-form-urlencoded")
+
 
 async def bound_json_body(request: Request) -> None:
-    if "json" not in request.headers.get("content-type", "").lower():
+    if request.method in ("GET", "HEAD", "OPTIONS") or request.headers.get("content-type", "").lower().startswith(_FLAT):
         return None
     body = await request.body()
     problem = scan_depth(body.decode("utf-8", "replace"), "json", DEFAULT_MAX_DEPTH)
