@@ -31,16 +31,18 @@ CSRF_HEADER = "x-csrftoken"
 
 # No inline script or style anywhere: behaviour lives in /static/portal.js, looks in /static/portal.css
 # (htmx runs with allowEval off and without its injected indicator <style>; see templates/base.html).
-CONTENT_SECURITY_POLICY = "; ".join([
-    "default-src 'self'",
-    "script-src 'self'",
-    "style-src 'self'",
-    "img-src 'self' data:",
-    "object-src 'none'",
-    "base-uri 'self'",
-    "form-action 'self'",
-    "frame-ancestors 'none'",
-])
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
 SECURITY_HEADERS = {
     "content-security-policy": CONTENT_SECURITY_POLICY,
     "x-content-type-options": "nosniff",
@@ -72,8 +74,12 @@ class PortalCSRFMiddleware(CSRFMiddleware):
 def csrf_config(settings: Settings) -> CSRFConfig:
     # No `exclude`: the bearer exemption is decided per request by PortalCSRFMiddleware. The Secure flag
     # is added per response by `security_headers` (it depends on the request's scheme).
-    return CSRFConfig(secret=settings.secret_key, cookie_name=CSRF_COOKIE, header_name=CSRF_HEADER,
-                      cookie_secure=settings.secure_cookies)
+    return CSRFConfig(
+        secret=settings.secret_key,
+        cookie_name=CSRF_COOKIE,
+        header_name=CSRF_HEADER,
+        cookie_secure=settings.secure_cookies,
+    )
 
 
 def csrf_middleware(settings: Settings) -> DefineMiddleware:
@@ -86,7 +92,11 @@ def wants_secure_cookies(settings: Settings, scope: Scope) -> bool:
     """HTTPS if the operator says so (PORTAL_SECURE_COOKIES, or a PORTAL_PUBLIC_URL of https://...) or
     the request came over TLS. uvicorn sets the scheme from `X-Forwarded-Proto` only for proxies in its
     `--forwarded-allow-ips` (default 127.0.0.1), so a client cannot fake it; the header is not read here."""
-    return settings.secure_cookies or settings.public_url.startswith("https://") or scope.get("scheme") == "https"
+    return (
+        settings.secure_cookies
+        or settings.public_url.startswith("https://")
+        or scope.get("scheme") == "https"
+    )
 
 
 def _with_secure(cookie: bytes) -> bytes:
@@ -106,11 +116,19 @@ def security_headers(settings: Settings) -> Any:
             if name not in headers:
                 headers[name] = value
         if wants_secure_cookies(settings, scope):
-            message["headers"] = [(k, _with_secure(v) if k.lower() == b"set-cookie" else v)
-                                  for k, v in message["headers"]]
+            message["headers"] = [
+                (k, _with_secure(v) if k.lower() == b"set-cookie" else v) for k, v in message["headers"]
+            ]
 
     return hook
 
 
-__all__ = ["API_PREFIX", "CONTENT_SECURITY_POLICY", "PortalCSRFMiddleware", "csrf_middleware", "is_bearer_api_call",
-           "security_headers", "wants_secure_cookies"]
+__all__ = [
+    "API_PREFIX",
+    "CONTENT_SECURITY_POLICY",
+    "PortalCSRFMiddleware",
+    "csrf_middleware",
+    "is_bearer_api_call",
+    "security_headers",
+    "wants_secure_cookies",
+]

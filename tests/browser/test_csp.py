@@ -38,14 +38,18 @@ HTTP_STATUS_NOISE = ("Failed to load resource", "Response Status Error Code")
 def install_inventory(settings_env: dict[str, str], target: Path) -> None:
     """The bundled inventory plugin as manifest only (generated pages), enabled in acme."""
     folder = target / "inventory"
-    shutil.copytree(ROOT / "plugins" / "inventory", folder, ignore=shutil.ignore_patterns("plugin.wasm", "guest"))
+    shutil.copytree(
+        ROOT / "plugins" / "inventory", folder, ignore=shutil.ignore_patterns("plugin.wasm", "guest")
+    )
 
     async def work() -> None:
         config = make_alchemy_config(load_settings(settings_env))
         try:
             async with config.get_session() as s:
                 actor = Actor(None, "test")
-                await lifecycle.upload(s, actor, read_folder(folder), load_settings(settings_env), install_now=True)
+                await lifecycle.upload(
+                    s, actor, read_folder(folder), load_settings(settings_env), install_now=True
+                )
                 await lifecycle.enable(s, actor, (await directory.get_tenant(s, "acme")).id, "inventory")
                 await s.commit()
         finally:
@@ -63,20 +67,33 @@ def visit(page: Page, url: str) -> None:
 
 def htmx_get(page: Page, action: Any, fragment: str) -> None:
     """Do `action` and wait for the htmx GET it triggers (its URL contains `fragment`)."""
-    with page.expect_response(lambda r: fragment in r.url and r.request.headers.get("hx-request") == "true") as got:
+    with page.expect_response(
+        lambda r: fragment in r.url and r.request.headers.get("hx-request") == "true"
+    ) as got:
         action()
     assert got.value.status == 200
 
 
-def test_every_main_page_runs_under_the_csp(page: Page, live_server: Any, settings_env: dict[str, str],
-                                            probe_package: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_every_main_page_runs_under_the_csp(
+    page: Page,
+    live_server: Any,
+    settings_env: dict[str, str],
+    probe_package: Path,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+) -> None:
     setup_probe(settings_env, probe_package)  # acme, with the probe's WASM custom page and its config fields
     install_inventory(settings_env, tmp_path)
     problems: list[str] = []
     page.context.add_init_script(REPORT_VIOLATIONS)
-    page.on("console", lambda m: problems.append(f"{page.url} {m.type}: {m.text}")
-            if (m.type == "error" and not m.text.startswith(HTTP_STATUS_NOISE)) or "Content Security Policy" in m.text
-            else None)
+    page.on(
+        "console",
+        lambda m: (
+            problems.append(f"{page.url} {m.type}: {m.text}")
+            if (m.type == "error" and not m.text.startswith(HTTP_STATUS_NOISE))
+            or "Content Security Policy" in m.text
+            else None
+        ),
+    )
     page.on("pageerror", lambda e: problems.append(f"{page.url} pageerror: {e}"))
     dialogs: list[str] = []
 
@@ -122,10 +139,20 @@ def test_every_main_page_runs_under_the_csp(page: Page, live_server: Any, settin
     visit(page, "/t/acme/admin/roles")
     page.get_by_role("link", name="Admin", exact=True).first.click()
     expect(page).to_have_url(re.compile(r"/admin/roles/[0-9a-f-]{36}$"))
-    for url in ("/t/acme/admin/audit", "/t/acme/admin/events", "/t/acme/admin/explain", "/t/acme/account/tokens",
-                "/t/acme/account", "/t/acme/admin/plugins", "/t/acme/admin/plugins/probe",
-                "/t/acme/admin/plugins/probe/config", "/t/acme/admin/extensions", "/t/acme/admin/workflow",
-                "/t/acme/tasks", "/t/acme/messages"):
+    for url in (
+        "/t/acme/admin/audit",
+        "/t/acme/admin/events",
+        "/t/acme/admin/explain",
+        "/t/acme/account/tokens",
+        "/t/acme/account",
+        "/t/acme/admin/plugins",
+        "/t/acme/admin/plugins/probe",
+        "/t/acme/admin/plugins/probe/config",
+        "/t/acme/admin/extensions",
+        "/t/acme/admin/workflow",
+        "/t/acme/tasks",
+        "/t/acme/messages",
+    ):
         visit(page, url)
     # A confirmation moved from onsubmit= to data-confirm: dismissing it keeps the plugin installed.
     page.goto("/t/acme/admin/plugins")

@@ -207,8 +207,8 @@ def test_every_state_changing_route_refuses_a_cookie_request_without_csrf_token(
     assert ("POST", "/t/acme/p/inventory/api/notes") in checked
     assert len(checked) > 100
     # Nothing was written by the refused requests; the same form with the token is accepted.
-    assert "No inventory items yet" in client.get(items).text or "0 total" in client.get(items).text
+    assert re.search(r"No \w+ records yet", client.get(items).text)
     created = post_form(client, f"{items}/new", {"sku": "CSRF-1", "name": "Widget", "quantity": "1",
                                                   "unit_price": "1", "status": "active"}, follow_redirects=False)
     assert created.status_code == 303, text_of(created.text)[:400]
-    assert client.get(f"/t/acme/admin/members").status_code == 200  # still signed in: /logout was refused
+    assert client.get("/t/acme/admin/members").status_code == 200  # still signed in: /logout was refused

@@ -16,13 +16,18 @@ from app.web.security import CONTENT_SECURITY_POLICY
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.helpers import api_token, bearer, login
 
-EXPECTED = {"content-security-policy": CONTENT_SECURITY_POLICY, "x-content-type-options": "nosniff",
-            "referrer-policy": "same-origin"}
+EXPECTED = {
+    "content-security-policy": CONTENT_SECURITY_POLICY,
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+}
 
 
 def assert_hardened(response: Any) -> None:
     for name, value in EXPECTED.items():
-        assert response.headers.get(name) == value, f"{response.request.url}: {name} = {response.headers.get(name)!r}"
+        assert response.headers.get(name) == value, (
+            f"{response.request.url}: {name} = {response.headers.get(name)!r}"
+        )
 
 
 def test_csp_forbids_inline_script_and_framing():
@@ -56,8 +61,14 @@ def test_headers_on_html_json_static_and_error_responses(client):
 
 def test_no_inline_script_or_handlers_in_served_pages(client):
     login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
-    for url in ("/t/system/", "/t/system/admin/members", "/t/system/admin/roles", "/t/system/admin/plugins",
-                "/t/system/admin/extensions", "/t/system/account/tokens"):
+    for url in (
+        "/t/system/",
+        "/t/system/admin/members",
+        "/t/system/admin/roles",
+        "/t/system/admin/plugins",
+        "/t/system/admin/extensions",
+        "/t/system/account/tokens",
+    ):
         html = client.get(url).text
         assert not re.search(r"<script(?![^>]*\bsrc=)", html), f"inline <script> on {url}"
         assert not re.search(r"\s(on[a-z]+|hx-on[:\w-]*)=", html), f"inline event handler on {url}"
@@ -84,8 +95,9 @@ def _login_cookies(client: TestClient, role: str = "Clerk") -> list[str]:
     def post(url: str, data: dict[str, str]) -> Any:
         client.cookies.clear()
         cookie = "; ".join(f"{k}={v}" for k, v in jar.items())
-        return client.post(url, data={**data, "_csrf_token": token}, headers={"Cookie": cookie},
-                           follow_redirects=False)
+        return client.post(
+            url, data={**data, "_csrf_token": token}, headers={"Cookie": cookie}, follow_redirects=False
+        )
 
     signed_in = post("/login", {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "next": "/"})
     assert signed_in.status_code == 303, signed_in.text[:300]
