@@ -43,11 +43,11 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "frame-ancestors 'none'",
     ]
 )
-SECURITY_HEADERS = {
-    "content-security-policy": CONTENT_SECURITY_POLICY,
-    "x-content-type-options": "nosniff",
-    "referrer-policy": "same-origin",
-}
+SECURITY_HEADERS = (
+    ("content-security-policy", CONTENT_SECURITY_POLICY),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "same-origin"),
+)
 
 
 def is_bearer_api_call(scope: Scope) -> bool:
@@ -90,8 +90,9 @@ def csrf_middleware(settings: Settings) -> DefineMiddleware:
 
 def wants_secure_cookies(settings: Settings, scope: Scope) -> bool:
     """HTTPS if the operator says so (PORTAL_SECURE_COOKIES, or a PORTAL_PUBLIC_URL of https://...) or
-    the request came over TLS. uvicorn sets the scheme from `X-Forwarded-Proto` only for proxies in its
-    `--forwarded-allow-ips` (default 127.0.0.1), so a client cannot fake it; the header is not read here."""
+    the request came over TLS to the server itself. `X-Forwarded-Proto` is deliberately not read (a client
+    could send it; `portal serve` runs uvicorn with proxy headers off), so behind a TLS-terminating proxy
+    the operator sets PORTAL_PUBLIC_URL."""
     return (
         settings.secure_cookies
         or settings.public_url.startswith("https://")
@@ -112,7 +113,7 @@ def security_headers(settings: Settings) -> Any:
             return
         message.setdefault("headers", [])
         headers = MutableScopeHeaders.from_message(message)
-        for name, value in SECURITY_HEADERS.items():
+        for name, value in SECURITY_HEADERS:
             if name not in headers:
                 headers[name] = value
         if wants_secure_cookies(settings, scope):
