@@ -133,6 +133,10 @@ def test_cookies_follow_the_request_scheme_without_settings(app):
     with TestClient(app=app, base_url="https://testserver.local") as client:
         tls = _login_cookies(client, role="Clerk over TLS")
     assert tls and all(re.search(r";\s*secure\b", c, re.I) for c in tls), tls
+    # A client's own X-Forwarded-Proto changes nothing (see app.web.security.wants_secure_cookies).
+    with TestClient(app=app, base_url="http://testserver.local") as client:
+        claimed = _cookie_headers(client.get("/login", headers={"X-Forwarded-Proto": "https"}))
+    assert claimed and not any(re.search(r";\s*secure\b", c, re.I) for c in claimed), claimed
 
 
 def test_portal_secure_cookies_still_forces_secure(settings_env):
