@@ -8,7 +8,6 @@ from typing import Any
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar, Router
-from litestar.config.csrf import CSRFConfig
 from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -48,6 +47,7 @@ from app.web import (
 from app.web.body_limits import bound_json_body
 from app.web.context import SwitcherCache, access_guard, provide_ctx
 from app.web.errors import handle_exception
+from app.web.security import csrf_middleware, security_headers
 from app.workflow import install_hooks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,8 +89,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         guards=[access_guard],
         dependencies={"ctx": Provide(provide_ctx)},
         template_config=TemplateConfig(directory=ROOT / "templates", engine=JinjaTemplateEngine),
-        csrf_config=CSRFConfig(secret=settings.secret_key, cookie_name="portal_csrf", header_name="x-csrftoken",
-                               cookie_secure=settings.secure_cookies, exclude=["/api/"]),
+        # CSRF on every state-changing request but bearer-token API calls; CSP and friends on every response.
+        middleware=[csrf_middleware(settings)],
+        before_send=[security_headers(settings)],
         openapi_config=OpenAPIConfig(
             title="Portal API", version=PLATFORM_VERSION, path="/api/schema",
             render_plugins=[JsonRenderPlugin()],

@@ -43,6 +43,8 @@ class Settings:
     login_max_failures: int = 5
     login_window_seconds: int = 15 * 60
     secure_cookies: bool = False
+    # PORTAL_PUBLIC_URL: where users reach the portal; https:// there makes every cookie Secure too.
+    public_url: str = ""
     debug: bool = False
     extra: dict[str, str] = field(default_factory=dict)
     wasm_default: Limits = PLATFORM_DEFAULT
@@ -110,6 +112,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         admin_email=environ.get("PORTAL_ADMIN_EMAIL") or None,
         admin_password=environ.get("PORTAL_ADMIN_PASSWORD") or None,
         secure_cookies=environ.get("PORTAL_SECURE_COOKIES", "").lower() in {"1", "true", "yes"},
+        public_url=environ.get("PORTAL_PUBLIC_URL", "").strip().rstrip("/"),
         debug=environ.get("PORTAL_DEBUG", "").lower() in {"1", "true", "yes"},
         wasm_default=_limits(environ, "PORTAL_WASM_", PLATFORM_DEFAULT),
         wasm_maximum=_limits(environ, "PORTAL_WASM_MAX_", PLATFORM_MAXIMUM),

@@ -126,3 +126,89 @@ def test_deny_by_default_for_a_route_without_rule(app, client):
     app.register(careless)
     login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
     assert client.get("/t/system/forgot-to-guard").status_code == 403
+
+
+# --- CSRF: every state-changing route, plugin pages included ------------------------------------
+
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+SOME_ID = "0b0e7d55-6c1e-4a43-9d5e-1f1d3c4b5a69"
+PARAM_VALUES = {"tenant": "acme", "plugin_id": "inventory", "entity": "items", "ref": "acme", "name": "x"}
+
+
+def _plugin_page_posts(manifests: list) -> list[str]:
+    """Every form address the generated and custom pages of the enabled plugins accept (records_pages's
+    POST dispatch), plus page paths with an `api` segment, the shape the old `/api/` exclusion let through."""
+    urls = []
+    for manifest in manifests:
+        for spec in manifest.pages:
+            base = f"/t/acme/p/{manifest.id}{spec.path}"
+            if spec.type == "crud":
+                urls += [base, f"{base}/new", f"{base}/import", f"{base}/bulk-delete"]
+                urls += [f"{base}/{SOME_ID}{tail}" for tail in ("", "/edit", "/delete", "/restore", "/submit")]
+            else:  # custom pages and dashboards with page code: actions go to the plugin's handle-action
+                urls += [f"{base}/actions/save", f"{base}/actions/refresh"]
+        urls += [f"/t/acme/p/{manifest.id}/api/notes", f"/t/acme/p/{manifest.id}/api/v1/notes"]
+    return urls
+
+
+def _concrete(path: str, plugin_pages: list[str]) -> list[str]:
+    if "{path:path}" in path and path.startswith("/t/"):
+        return plugin_pages  # the one catch-all route behind every plugin page
+    path = path.replace("{path:path}", "inventory/stocktaking")
+
+    def value(match: re.Match[str]) -> str:
+        name, kind = match.group(1), match.group(2)
+        return SOME_ID if kind == "uuid" else PARAM_VALUES.get(name, SOME_ID)
+
+    return [re.sub(r"\{(\w+):(\w+)\}", value, path)]
+
+
+def test_every_state_changing_route_refuses_a_cookie_request_without_csrf_token(app, client, tmp_path):
+    """Signed in with the session cookie (a platform admin: every permission), no token: 403 from the
+    CSRF check on every POST/PUT/PATCH/DELETE route, the JSON API included, and on every form address
+    of an installed and enabled plugin. With the token, the same kind of request goes through."""
+    from app.audit import Actor
+    from app.identity import directory
+    from app.plugins import lifecycle, runtime
+    from app.plugins.packages import read_folder
+    from tests.integration.test_record_pages import in_db, manifest_only
+
+    package = read_folder(manifest_only("inventory", tmp_path))
+
+    async def install(s):
+        actor = Actor(None, "test")
+        await lifecycle.upload(s, actor, package, app.state.settings, install_now=True)
+        tenant = await directory.create_tenant(s, actor, "acme", "Acme")
+        await lifecycle.enable(s, actor, tenant.id, "inventory")
+        await s.flush()
+        return [p.manifest for p in await runtime.enabled_for(s, tenant.id)]
+
+    manifests = in_db(app, install)
+    assert [m.id for m in manifests] == ["inventory"]
+    plugin_pages = _plugin_page_posts(manifests)
+    login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
+    items = "/t/acme/p/inventory/inventory/items"
+    assert client.get(items).status_code == 200  # the plugin is live for this user
+
+    checked: list[tuple[str, str]] = []
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for method in sorted(set(route.methods) & UNSAFE):
+            for url in _concrete(route.path, plugin_pages):
+                for body in ({"data": {"name": "x"}}, {"json": {"name": "x"}}):  # form and JSON bodies
+                    r = client.request(method, url, **body)
+                    assert r.status_code == 403 and "CSRF" in r.text, f"{method} {url} ({route.path}): {r.status_code}"
+                checked.append((method, url))
+    # The inventory really covers the base, the API and the plugin's pages.
+    assert ("POST", "/logout") in checked and ("POST", f"{items}/new") in checked
+    assert ("DELETE", f"/api/v1/plugins/inventory/items/{SOME_ID}") in checked
+    assert ("POST", "/t/acme/p/inventory/inventory/stocktaking/actions/save") in checked
+    assert ("POST", "/t/acme/p/inventory/api/notes") in checked
+    assert len(checked) > 100
+    # Nothing was written by the refused requests; the same form with the token is accepted.
+    assert re.search(r"No \w+ records yet", client.get(items).text)
+    created = post_form(client, f"{items}/new", {"sku": "CSRF-1", "name": "Widget", "quantity": "1",
+                                                  "unit_price": "1", "status": "active"}, follow_redirects=False)
+    assert created.status_code == 303, text_of(created.text)[:400]
+    assert client.get("/t/acme/admin/members").status_code == 200  # still signed in: /logout was refused

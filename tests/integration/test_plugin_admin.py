@@ -274,9 +274,10 @@ def test_pages_upload_show_errors_and_purge(client, root, settings_env):
     base = "/t/system/admin/plugins"
     empty = client.get(base)
     assert empty.status_code == 200 and "No plugins yet" in empty.text
-    for needle in ('id="plugin-upload"', 'hx-encoding="multipart/form-data"', "<progress", "htmx:xhr:progress",
+    for needle in ('id="plugin-upload"', 'hx-encoding="multipart/form-data"', "<progress", 'src="/static/portal.js"',
                    'name="install_now"', 'name="allow_destructive"', 'name="_csrf_token"'):
         assert needle in empty.text, needle
+    assert "htmx:xhr:progress" in client.get("/static/portal.js").text  # the progress bar's script (no inline JS)
 
     def upload(data: bytes, url: str = f"{base}/upload", **fields: str) -> Any:
         return client.post(url, data={"_csrf_token": csrf(client), **fields}, files=files(data), follow_redirects=False)

@@ -1,0 +1,90 @@
+// The portal's only page script. The Content-Security-Policy allows no inline script, no inline event
+// handlers (onclick=, hx-on) and no eval, so behaviour is declared with data- attributes in the templates
+// and wired here by event delegation on the document: it works for content htmx swaps in later too.
+(function () {
+  "use strict";
+  if (window.portalScript) { return; }  // loaded once per document, even if a swap brings the tag again
+  window.portalScript = true;
+
+  function closest(target, selector) {
+    return target && target.closest ? target.closest(selector) : null;
+  }
+
+  // <form data-confirm="Delete this?">: ask before a plain (non-htmx) form submits.
+  // (htmx-driven elements use hx-confirm, which htmx handles without eval.)
+  document.addEventListener("submit", function (evt) {
+    var form = closest(evt.target, "form[data-confirm]");
+    if (form && !window.confirm(form.getAttribute("data-confirm"))) {
+      evt.preventDefault();
+      evt.stopImmediatePropagation();
+    }
+  }, true);
+
+  // <select data-navigate-tenant>: the tenant switcher goes to the chosen tenant's home at once.
+  document.addEventListener("change", function (evt) {
+    var select = closest(evt.target, "select[data-navigate-tenant]");
+    if (select) { window.location = "/t/" + encodeURIComponent(select.value) + "/"; }
+  });
+
+  // <input type="checkbox" data-select-all="ids">: (un)ticks every checkbox named `ids` in its table.
+  document.addEventListener("click", function (evt) {
+    var all = closest(evt.target, "input[data-select-all]");
+    if (!all) { return; }
+    var table = all.closest("table");
+    var name = all.getAttribute("data-select-all");
+    table.querySelectorAll("input[type=checkbox]").forEach(function (box) {
+      if (box.name === name) { box.checked = all.checked; }
+    });
+  });
+
+  // <input data-no-enter-submit>: Enter in a search-as-you-type picker must not submit the record form.
+  document.addEventListener("keydown", function (evt) {
+    if (evt.key === "Enter" && closest(evt.target, "[data-no-enter-submit]")) { evt.preventDefault(); }
+  });
+
+  // <form data-drop-empty>: empty filters stay out of the htmx request (and so out of the pushed URL).
+  document.addEventListener("htmx:configRequest", function (evt) {
+    if (!closest(evt.target, "form[data-drop-empty]")) { return; }
+    var params = evt.detail.parameters;  // htmx 2: an object view of the request's FormData
+    Object.keys(params).forEach(function (key) {
+      if (params[key] === "") { delete params[key]; }
+    });
+  });
+
+  // <form data-sync-attributes>: after each request copy the inputs' current values into their
+  // attributes, so htmx's history snapshot (taken before the next request) shows the filters that
+  // produced the rows when the user comes back.
+  document.addEventListener("htmx:afterRequest", function (evt) {
+    var form = closest(evt.target, "form[data-sync-attributes]");
+    if (!form || evt.target !== form) { return; }
+    Array.prototype.forEach.call(form.elements, function (el) {
+      if (el.type === "checkbox") {
+        el.toggleAttribute("checked", el.checked);
+      } else if (el.tagName === "SELECT") {
+        Array.prototype.forEach.call(el.options, function (o) { o.toggleAttribute("selected", o.selected); });
+      } else if (el.name && el.type !== "hidden") {
+        el.setAttribute("value", el.value);
+      }
+    });
+  });
+
+  // Plugin upload (#plugin-upload): a progress bar, and refusals (invalid package or manifest,
+  // destructive upgrade, conflicts) come back as a page to show instead of being dropped as errors.
+  function inUploadForm(evt) {  // progress fires on the form itself, beforeSwap on the target (#main)
+    var cfg = evt.detail && evt.detail.requestConfig;
+    var elt = (cfg && cfg.elt) || evt.target;
+    return closest(elt, "#plugin-upload");
+  }
+  document.addEventListener("htmx:xhr:progress", function (evt) {
+    var bar = document.getElementById("upload-progress");
+    if (!inUploadForm(evt) || !bar || !evt.detail.lengthComputable) { return; }
+    bar.hidden = false;
+    bar.value = Math.round(evt.detail.loaded / evt.detail.total * 100);
+  });
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    if (inUploadForm(evt) && evt.detail.xhr.status >= 400 && evt.detail.xhr.status < 500) {
+      evt.detail.shouldSwap = true;
+      evt.detail.isError = false;
+    }
+  });
+})();
