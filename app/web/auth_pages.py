@@ -9,6 +9,7 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body
 from litestar.response import Redirect, Response, Template
 
+from app.db import SQLITE_WRITE_LOCK
 from app.identity import directory, sessions, throttle
 from app.identity.passwords import verify_password
 from app.identity.validation import normalize_email
@@ -39,18 +40,20 @@ async def login(request: Request, ctx: RequestContext,
     email = normalize_email(str(data.get("email", "")).replace("\x00", ""))[:254]
     password = str(data.get("password", ""))[:1024]
     target = safe_next(str(data.get("next") or "/").replace("\x00", ""))
-    wait = await throttle.retry_after(ctx.db, ctx.settings, email, ctx.ip)
-    if wait:
-        minutes = max(1, round(wait / 60))
+    user = await directory.find_user(ctx.db, email) if email else None
+    # Counted and recorded before the password is looked at, in one locked step (see app.identity.throttle).
+    admission = await throttle.admit(ctx.db, ctx.settings, email, ctx.ip)
+    if admission.wait:
+        minutes = max(1, round(admission.wait / 60))
         return await page(request, ctx, "login.html", status_code=429, next=target, email=email,
                           error=f"Too many failed sign-in attempts. Try again in about {minutes} minute(s).")
-    user = await directory.find_user(ctx.db, email) if email else None
     ok = verify_password(user.password_hash if user else None, password) and user is not None and user.is_active
-    await throttle.note(ctx.db, email, ctx.ip, succeeded=ok)
     if not ok or user is None:
-        await ctx.db.commit()
         return await page(request, ctx, "login.html", status_code=200, next=target, email=email,
                           error="Email or password is not correct.")
+    # The argon2 check ran outside any transaction; the sign-in's writes take SQLite's write lock again.
+    await ctx.db.connection(execution_options={SQLITE_WRITE_LOCK: True})
+    await throttle.succeeded(ctx.db, admission)
     token = await sessions.start(ctx.db, ctx.settings, user, old_token=request.cookies.get(sessions.COOKIE),
                                  ip=ctx.ip, user_agent=request.headers.get("user-agent", ""))
     if target == "/":
