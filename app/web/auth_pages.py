@@ -9,12 +9,13 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body
 from litestar.response import Redirect, Response, Template
 
+from app import audit
 from app.db import SQLITE_WRITE_LOCK
 from app.identity import directory, sessions, throttle
 from app.identity.passwords import verify_password
 from app.identity.validation import normalize_email
 from app.web.context import RequestContext
-from app.web.render import page
+from app.web.render import page, redirect
 
 FORM = Body(media_type=RequestEncodingType.URL_ENCODED)
 
@@ -74,6 +75,18 @@ async def logout(request: Request, ctx: RequestContext) -> Redirect:
     return response
 
 
+@post("/t/{tenant:str}/account/sign-out-everywhere", opt={"auth": True}, include_in_schema=False)
+async def sign_out_everywhere(ctx: RequestContext) -> Redirect:
+    """End every session of the signed-in user, this one included (a lost laptop, a shared computer)."""
+    assert ctx.user is not None
+    ended = await sessions.end_all_for(ctx.db, ctx.user.id)
+    await audit.record(ctx.db, ctx.actor, "user.sign_out_everywhere", "user", ctx.user.id,
+                       summary=f"{ctx.user.email} signed out everywhere ({ended} session(s) ended)")
+    response = redirect("/login", f"Signed out everywhere: {ended} session(s) ended.", level="info")
+    response.delete_cookie(sessions.COOKIE)
+    return response
+
+
 @get("/", opt={"auth": True}, include_in_schema=False)
 async def landing(ctx: RequestContext) -> Redirect:
     own = await ctx.memberships()
@@ -96,4 +109,4 @@ async def health(ctx: RequestContext) -> dict[str, str]:
     return {"status": "ok"}
 
 
-ROUTES = [login_form, login, logout, landing, no_tenant, health]
+ROUTES = [login_form, login, logout, sign_out_everywhere, landing, no_tenant, health]

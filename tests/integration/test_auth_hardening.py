@@ -5,7 +5,7 @@ atomic login throttling under real concurrency, sessions ended by password chang
 from __future__ import annotations
 
 import asyncio
-import re
+
 from typing import Any
 
 import httpx
@@ -40,7 +40,7 @@ async def _attempts(app: Any, attempts: list[tuple[str, str]]) -> list[httpx.Res
                 return await c.post("/login", data={"email": email, "password": "wrong-password-9",
                                                     "next": "/", "_csrf_token": token})
 
-            tasks = [asyncio.create_task(one(c, email, t)) for c, (email, _), t in zip(clients, attempts, tokens)]
+            tasks = [asyncio.create_task(one(c, email, t)) for c, (email, _), t in zip(clients, attempts, tokens, strict=True)]
             await asyncio.sleep(0)
             start.set()
             return list(await asyncio.gather(*tasks))
