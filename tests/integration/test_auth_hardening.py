@@ -5,16 +5,20 @@ atomic login throttling under real concurrency, sessions ended by password chang
 from __future__ import annotations
 
 import asyncio
-
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import sqlalchemy as sa
+from click.testing import CliRunner
+from litestar.testing import TestClient
 
+from app import cli
 from app.db.engine import make_alchemy_config
-from app.db.models import LoginAttempt
+from app.db.models import ApiToken, AuditEntry, LoginAttempt, WebSession
 from app.web import auth_pages
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
+from tests.helpers import bearer, login, post_form, text_of
 
 LIMIT = 5  # Settings.login_max_failures
 THROTTLED = "Too many failed sign-in attempts"
@@ -92,3 +96,98 @@ def test_fifty_parallel_wrong_passwords_for_one_account_check_at_most_five(app, 
 def test_fifty_parallel_attempts_from_one_address_check_at_most_five(app, monkeypatch):
     # One address, fifty accounts (most unknown: they are checked against a dummy hash all the same).
     _check_race(app, monkeypatch, [(f"user{i}@example.test", "10.9.9.9") for i in range(50)])
+
+
+# --- sessions end with password changes, deactivation, "sign out everywhere" ---------------------------------
+
+def _browser(app: Any) -> TestClient:
+    return TestClient(app=app, base_url="http://testserver.local")
+
+
+def _signed_in(c: TestClient) -> bool:
+    return c.get("/t/system/account", follow_redirects=False).status_code == 200
+
+
+def _cli(settings_env: dict[str, str], *args: str) -> Any:
+    """The `portal` command in-process, against the test's database."""
+    result = CliRunner().invoke(cli.main, list(args), env=settings_env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def _db(app: Any, work: Callable[[Any], Awaitable[Any]]) -> Any:
+    async def main() -> Any:
+        config = make_alchemy_config(app.state.settings)
+        try:
+            async with config.get_session() as s:
+                result = await work(s)
+                await s.commit()
+                return result
+        finally:
+            await config.get_engine().dispose()
+
+    return asyncio.run(main())
+
+
+def test_changing_the_own_password_ends_the_other_sessions_and_keeps_this_one(app):
+    with _browser(app) as here, _browser(app) as elsewhere:
+        login(here, ADMIN_EMAIL, ADMIN_PASSWORD)
+        login(elsewhere, ADMIN_EMAIL, ADMIN_PASSWORD)
+        r = post_form(here, "/t/system/account", {"display_name": "Root", "language": "en",
+                                                  "current_password": ADMIN_PASSWORD, "new_password": "fresh-pass-42"},
+                      follow_redirects=False)
+        assert r.status_code == 303
+        assert _signed_in(here)
+        assert not _signed_in(elsewhere)
+        # A profile save without a new password ends nothing.
+        login(elsewhere, ADMIN_EMAIL, "fresh-pass-42")
+        post_form(here, "/t/system/account", {"display_name": "Root 2", "language": "en"}, follow_redirects=False)
+        assert _signed_in(here) and _signed_in(elsewhere)
+
+
+def test_cli_set_password_ends_every_session(app, settings_env):
+    with _browser(app) as c:
+        login(c, ADMIN_EMAIL, ADMIN_PASSWORD)
+        out = _cli(settings_env, "user", "set-password", ADMIN_EMAIL, "--password", "reset-pass-42")
+        assert "1 session(s) ended" in out.output
+        assert not _signed_in(c)
+        login(c, ADMIN_EMAIL, "reset-pass-42")
+
+
+def test_deactivating_a_user_ends_their_sessions_and_revokes_their_tokens(app, settings_env):
+    with _browser(app) as c:  # (the app's start creates the system tenant)
+        _cli(settings_env, "user", "create", "bob@example.test", "--password", "bob-password-1",
+             "--tenant", "system", "--role", "Admin")
+        secret = _cli(settings_env, "token", "create", "--user", "bob@example.test").output.strip()
+        login(c, "bob@example.test", "bob-password-1")
+        assert c.get("/api/v1/me", headers=bearer(secret)).status_code == 200
+        _cli(settings_env, "user", "deactivate", "bob@example.test")
+        assert not _signed_in(c)
+        assert c.get("/api/v1/me", headers=bearer(secret)).status_code == 401
+        # Reactivated, the account signs in afresh; the old session and token stay dead.
+        cookie = c.cookies.get("portal_session")
+        _cli(settings_env, "user", "activate", "bob@example.test")
+        c.cookies.set("portal_session", cookie or "", domain="testserver.local")
+        assert not _signed_in(c)
+        assert c.get("/api/v1/me", headers=bearer(secret)).status_code == 401
+        login(c, "bob@example.test", "bob-password-1")
+    rows = _db(app, lambda s: s.scalars(sa.select(ApiToken)))
+    assert [t.revoked_at is not None for t in rows.all()] == [True]
+    actions = _db(app, lambda s: s.scalars(sa.select(AuditEntry.action).where(AuditEntry.action.like("user.%activate"))))
+    assert sorted(actions.all()) == ["user.activate", "user.deactivate"]
+
+
+def test_sign_out_everywhere_ends_all_sessions_including_this_one(app):
+    with _browser(app) as here, _browser(app) as elsewhere:
+        login(here, ADMIN_EMAIL, ADMIN_PASSWORD)
+        login(elsewhere, ADMIN_EMAIL, ADMIN_PASSWORD)
+        assert "Sign out everywhere" in here.get("/t/system/account").text
+        # Without the CSRF token nothing happens.
+        assert here.post("/t/system/account/sign-out-everywhere", follow_redirects=False).status_code == 403
+        assert _signed_in(here) and _signed_in(elsewhere)
+        r = post_form(here, "/t/system/account/sign-out-everywhere", {}, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/login"
+        assert "Signed out everywhere: 2 session(s) ended." in text_of(here.get("/login").text)
+        assert not _signed_in(here) and not _signed_in(elsewhere)
+    count = _db(app, lambda s: s.scalar(sa.select(sa.func.count()).select_from(WebSession)))
+    assert count == 0
