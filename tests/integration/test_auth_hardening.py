@@ -5,6 +5,9 @@ atomic login throttling under real concurrency, sessions ended by password chang
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import re
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,7 +18,8 @@ from litestar.testing import TestClient
 
 from app import cli
 from app.db.engine import make_alchemy_config
-from app.db.models import ApiToken, AuditEntry, LoginAttempt, WebSession
+from app.db.models import ApiToken, AuditEntry, LoginAttempt, WebSession, utcnow
+from app.identity import tokens
 from app.web import auth_pages
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.helpers import bearer, login, post_form, text_of
@@ -191,3 +195,115 @@ def test_sign_out_everywhere_ends_all_sessions_including_this_one(app):
         assert not _signed_in(here) and not _signed_in(elsewhere)
     count = _db(app, lambda s: s.scalar(sa.select(sa.func.count()).select_from(WebSession)))
     assert count == 0
+
+
+# --- API tokens: expiry and read-only scope --------------------------------------------------------------------
+
+def _ui_token(c: TestClient, **form: str) -> tuple[str, str]:
+    """Create a token on the token page (as a user would); its secret and the page's text."""
+    r = post_form(c, "/t/system/account/tokens", {"name": "export", **form})
+    assert r.status_code == 200, r.text[:500]
+    match = re.search(r'<code class="secret">([^<]+)</code>', r.text)
+    assert match
+    return match.group(1), text_of(r.text)
+
+
+def _expire(app: Any, secret_prefix: str) -> None:
+    _db(app, lambda s: s.execute(sa.update(ApiToken).where(ApiToken.prefix == secret_prefix[:10])
+                                 .values(expires_at=utcnow() - dt.timedelta(minutes=1))))
+
+
+def _problem(r: Any, status: int) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    body = r.json()
+    assert body["status"] == status and body["type"] == "about:blank"
+    return body
+
+
+def test_token_page_offers_expiry_and_scope_and_shows_them(client):
+    login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
+    form = client.get("/t/system/account/tokens").text
+    assert re.search(r'<option value="90"\s+selected>90 days</option>', form)
+    assert all(f'value="{v}"' in form for v in ("30", "365", "never", "full", "read"))
+    full, _ = _ui_token(client)  # the defaults: 90 days, full
+    reader, page = _ui_token(client, expires_days="30", scope="read")
+    forever, page = _ui_token(client, expires_days="never")
+    assert page.count("read-only") == 1
+    rows = {t["prefix"]: t for t in client.get("/api/v1/tokens", headers=bearer(full)).json()["items"]}
+    now = utcnow()
+    for secret, days, scope in ((full, 90, "full"), (reader, 30, "read"), (forever, None, "full")):
+        row = rows[secret[:10]]
+        assert row["scope"] == scope and row["expired"] is False and row["created_at"]
+        if days is None:
+            assert row["expires_at"] is None
+        else:
+            left = dt.datetime.fromisoformat(row["expires_at"]) - now
+            assert dt.timedelta(days=days - 1) < left <= dt.timedelta(days=days)
+    assert rows[full[:10]]["last_used_at"] is not None  # it made the request above
+    r = post_form(client, "/t/system/account/tokens", {"name": "x", "expires_days": "7"})
+    assert r.status_code == 422 and "Choose one of the offered expiries" in r.text
+    r = post_form(client, "/t/system/account/tokens", {"name": "x", "scope": "admin"})
+    assert r.status_code == 422 and "Choose one of: full, read" in r.text
+    # An expired token answers 401 and the page says "expired".
+    _expire(app_of(client), reader)
+    body = _problem(client.get("/api/v1/me", headers=bearer(reader)), 401)
+    assert "expired" in body["detail"]
+    page = text_of(client.get("/t/system/account/tokens").text)
+    assert page.count("expired") == 1
+    assert client.get("/api/v1/tokens", headers=bearer(full)).json()["items"][1]["expired"] is True
+
+
+def app_of(client: TestClient) -> Any:
+    return client.app
+
+
+def test_read_only_token_may_get_and_head_only(client):
+    login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
+    reader, _ = _ui_token(client, scope="read")
+    client.cookies.clear()  # from here on the token alone
+    assert client.get("/api/v1/me", headers=bearer(reader)).json()["user"]["email"] == ADMIN_EMAIL
+    # (No API route answers HEAD today, so routing says 405 before any check; the scope itself allows it.)
+    assert tokens.allows(ApiToken(scope="read"), "HEAD") and not tokens.allows(ApiToken(scope="read"), "PATCH")
+    refused = [client.post("/api/v1/tenants", json={"slug": "acme", "name": "Acme"}, headers=bearer(reader)),
+               client.post("/api/v1/tokens", json={"name": "escalate", "scope": "full"}, headers=bearer(reader)),
+               client.delete(f"/api/v1/tokens/{uuid.uuid4()}", headers=bearer(reader))]
+    for r in refused:
+        assert "read-only" in _problem(r, 403)["detail"]
+    assert client.get("/api/v1/tenants", headers=bearer(reader)).json()["total"] == 1  # acme was not created
+
+
+def test_api_token_creation_carries_the_fields_and_cannot_outlive_its_creator(client):
+    login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
+    month, _ = _ui_token(client, expires_days="30")
+    forever, _ = _ui_token(client, expires_days="never")
+    client.cookies.clear()
+    made = client.post("/api/v1/tokens", json={"name": "ci"}, headers=bearer(forever)).json()
+    assert made["token"].startswith("pt_") and made["scope"] == "full" and made["expired"] is False
+    left = dt.datetime.fromisoformat(made["expires_at"]) - utcnow()
+    assert dt.timedelta(days=89) < left <= dt.timedelta(days=90)  # the API's default, like the page's
+    made = client.post("/api/v1/tokens", json={"name": "ro", "expires_days": None, "scope": "read"},
+                       headers=bearer(forever)).json()
+    assert made["expires_at"] is None and made["scope"] == "read"
+    # Minted by a 30-day token: "never" and 365 days both end when the minting token does.
+    mine = {t["prefix"]: t for t in client.get("/api/v1/tokens", headers=bearer(month)).json()["items"]}
+    for days in (None, 365):
+        made = client.post("/api/v1/tokens", json={"name": "longer", "expires_days": days}, headers=bearer(month)).json()
+        assert made["expires_at"] == mine[month[:10]]["expires_at"]
+    body = _problem(client.post("/api/v1/tokens", json={"name": "x", "expires_days": 0}, headers=bearer(forever)), 422)
+    assert "expires_days" in body["errors"]
+    _problem(client.post("/api/v1/tokens", json={"name": "x", "scope": "root"}, headers=bearer(forever)), 422)
+
+
+def test_cli_token_create_takes_expiry_and_read_only(app, settings_env):
+    with _browser(app):  # (the app's start creates the admin)
+        plain = _cli(settings_env, "token", "create", "--user", ADMIN_EMAIL).output.strip()
+        week = _cli(settings_env, "token", "create", "--user", ADMIN_EMAIL, "--expires-days", "7",
+                    "--read-only").output.strip()
+    rows = {t.prefix: t for t in _db(app, lambda s: s.scalars(sa.select(ApiToken))).all()}
+    assert rows[plain[:10]].expires_at is None and rows[plain[:10]].scope == "full"
+    left = rows[week[:10]].expires_at - utcnow()  # type: ignore[operator]
+    assert dt.timedelta(days=6) < left <= dt.timedelta(days=7) and rows[week[:10]].scope == "read"
+    bad = CliRunner().invoke(cli.main, ["token", "create", "--user", ADMIN_EMAIL, "--expires-days", "0"],
+                             env=settings_env)
+    assert bad.exit_code == 2 and "--expires-days" in bad.output
