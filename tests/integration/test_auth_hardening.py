@@ -9,6 +9,8 @@ import datetime as dt
 import re
 import uuid
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from threading import Barrier
 from typing import Any
 
 import httpx
@@ -23,7 +25,10 @@ from app.identity import tokens
 from app.web import auth_pages
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.helpers import bearer, login, post_form, text_of
+from tests.integration import test_extensions as ext
 
+# The extkit world's fixtures (a real auth verifier component), for the auto-login race.
+extkit_package, world = ext.extkit_package, ext.world
 LIMIT = 5  # Settings.login_max_failures
 THROTTLED = "Too many failed sign-in attempts"
 WRONG = "Email or password is not correct"
@@ -100,6 +105,29 @@ def test_fifty_parallel_wrong_passwords_for_one_account_check_at_most_five(app, 
 def test_fifty_parallel_attempts_from_one_address_check_at_most_five(app, monkeypatch):
     # One address, fifty accounts (most unknown: they are checked against a dummy hash all the same).
     _check_race(app, monkeypatch, [(f"user{i}@example.test", "10.9.9.9") for i in range(50)])
+
+
+def test_fifty_parallel_refused_links_run_the_verifier_at_most_five_times(world: dict[str, Any]) -> None:
+    """The refusal count is checked and the attempt recorded in one locked step before the verifier runs,
+    so parallel links cannot all slip under the limit (threads share the test client's event loop, where
+    the 50 requests interleave at every database and verifier call)."""
+    w = world
+    c = w["client"]
+    broken = ext.configure(w, "extkit:bad-identity", "Broken SSO")
+    c.patch(f"{ext.CONFIGS}/{broken['id']}", json={"version": 1, "enabled": True}, headers=ext.h(w))
+    c.cookies.clear()
+    link = f"/t/acme/auto-login/{broken['id']}"
+    barrier = Barrier(50)
+
+    def one(_: int) -> int:
+        barrier.wait()
+        return int(c.get(link, follow_redirects=False).status_code)
+
+    with ThreadPoolExecutor(50) as pool:
+        codes = list(pool.map(one, range(50)))
+    limit = w["app"].state.settings.login_max_failures
+    ran = [r for r in ext.audit_rows(w, "auth.auto_login.refused") if 'with "email" or "user_id"' in r[2]]
+    assert len(ran) <= limit and codes.count(403) == len(ran) and codes.count(429) == 50 - len(ran), codes
 
 
 # --- sessions end with password changes, deactivation, "sign out everywhere" ---------------------------------
