@@ -380,16 +380,19 @@ async def profile_save(request: Request, ctx: RequestContext) -> Template | Redi
         if ctx.settings.smtp is not None:  # the choice is offered only when the portal can send email
             await messages.set_email_enabled(ctx.db, user.id, values["email_notifications"])
         new_password = _s(form, "new_password", 300)
+        message = "Profile saved"
         if new_password:
             from app.identity.passwords import verify_password
 
             if not verify_password(user.password_hash, _s(form, "current_password", 1024)):
                 raise ValidationFailed({"current_password": "This is not your current password."})
             # Every other session of this user ends; this browser stays signed in.
-            await directory.set_password(ctx.db, ctx.actor, user, new_password, keep_session=ctx.session_token)
+            ended = await directory.set_password(ctx.db, ctx.actor, user, new_password,
+                                                 keep_session=ctx.session_token)
+            message = f"Profile saved; password changed, {ended} other session(s) signed out"
     except ValidationFailed as exc:
         return await page(request, ctx, "account/profile.html", status_code=422, errors=exc.errors, values=values)
-    return redirect(f"/t/{ctx.tenant.slug}/account", "Profile saved")  # type: ignore[union-attr]
+    return redirect(f"/t/{ctx.tenant.slug}/account", message)  # type: ignore[union-attr]
 
 
 # --- own API tokens ------------------------------------------------------------------------------

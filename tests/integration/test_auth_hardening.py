@@ -169,6 +169,7 @@ def test_changing_the_own_password_ends_the_other_sessions_and_keeps_this_one(ap
                                                   "current_password": ADMIN_PASSWORD, "new_password": "fresh-pass-42"},
                       follow_redirects=False)
         assert r.status_code == 303
+        assert "password changed, 1 other session(s) signed out" in here.get("/t/system/account").text
         assert _signed_in(here)
         assert not _signed_in(elsewhere)
         # A profile save without a new password ends nothing.
