@@ -184,14 +184,42 @@ def user_set_password(email: str, password: str) -> None:
 
     settings = settings_or_exit()
 
+    async def work(s: AsyncSession) -> int:
+        u = await directory.find_user(s, email)
+        if u is None:
+            raise PortalError(f"no user {email}")
+        return await directory.set_password(s, Actor(None, "cli"), u, password)  # ends all their sessions
+
+    ended = run_db(settings, work)
+    click.echo(f"Password of {email} changed; {ended} session(s) ended.")
+
+
+def _set_active(email: str, active: bool) -> None:
+    from app.identity import directory
+
+    settings = settings_or_exit()
+
     async def work(s: AsyncSession) -> None:
         u = await directory.find_user(s, email)
         if u is None:
             raise PortalError(f"no user {email}")
-        await directory.set_password(s, Actor(None, "cli"), u, password)
+        await directory.set_user_active(s, Actor(None, "cli"), u, active)
 
     run_db(settings, work)
-    click.echo(f"Password of {email} changed.")
+
+
+@user.command("deactivate", help="Deactivate a user: no sign-in; all sessions end, all API tokens are revoked.")
+@click.argument("email")
+def user_deactivate(email: str) -> None:
+    _set_active(email, False)
+    click.echo(f"Deactivated {email}; their sessions ended and API tokens were revoked.")
+
+
+@user.command("activate", help="Let a deactivated user sign in again (revoked tokens stay revoked).")
+@click.argument("email")
+def user_activate(email: str) -> None:
+    _set_active(email, True)
+    click.echo(f"Activated {email}.")
 
 
 @main.group(help="API tokens.")
@@ -202,7 +230,10 @@ def token() -> None:
 @token.command("create", help="Create an API token for a user and print it (shown once).")
 @click.option("--user", "email", required=True, help="Email of the token's owner.")
 @click.option("--name", default="cli", show_default=True, help="What the token is for.")
-def token_create(email: str, name: str) -> None:
+@click.option("--expires-days", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Expire after N days (default: never).")
+@click.option("--read-only", is_flag=True, help="Allow only GET and HEAD requests.")
+def token_create(email: str, name: str, expires_days: int | None, read_only: bool) -> None:
     from app.identity import directory, tokens
 
     settings = settings_or_exit()
@@ -211,7 +242,8 @@ def token_create(email: str, name: str) -> None:
         u = await directory.find_user(s, email)
         if u is None:
             raise PortalError(f"no user {email}")
-        _, secret = await tokens.create(s, Actor(None, "cli"), u, name)
+        _, secret = await tokens.create(s, Actor(None, "cli"), u, name, expires_days=expires_days,
+                                        scope="read" if read_only else "full")
         return secret
 
     click.echo(run_db(settings, work))

@@ -23,6 +23,13 @@ class ValidationFailed(PortalError):
         self.errors = errors
 
 
+class Unauthorized(PortalError):
+    """The credentials sent are not (or no longer) valid, e.g. an expired API token."""
+
+    status_code = 401
+    title = "Sign-in required"
+
+
 class NotFound(PortalError):
     status_code = 404
     title = "Not found"

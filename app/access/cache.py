@@ -89,6 +89,10 @@ async def compute_access(session: AsyncSession, user_id: uuid.UUID, tenant_id: u
 
 
 class PermissionCache:
+    """Per worker: each (user, tenant)'s Access under the tenant's and the system tenant's policy versions.
+    Invalidation is by those versions (bumped by every grant, role or membership change, read with every
+    request), never by clearing: a clear() in one worker would not reach the others."""
+
     def __init__(self, max_entries: int = 20_000) -> None:
         self._entries: OrderedDict[tuple[uuid.UUID, uuid.UUID], tuple[tuple[int, int], Access]] = OrderedDict()
         self._max = max_entries
@@ -112,6 +116,3 @@ class PermissionCache:
         if len(self._entries) > self._max:
             self._entries.popitem(last=False)
         return access
-
-    def clear(self) -> None:
-        self._entries.clear()

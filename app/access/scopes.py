@@ -164,9 +164,6 @@ class ScopeCache:
             data.subtree = frozenset(data.subtree_list)
         return data.subtree_list
 
-    def clear(self) -> None:
-        self._entries.clear()
-
 
 def scope_version(tenant: Tenant) -> ScopeVersion:
     """What cached scope data of a tenant depends on: its hierarchy and its roles/memberships."""

@@ -137,6 +137,10 @@ class ApiToken(UUIDAuditBase):
     prefix: Mapped[str] = mapped_column(String(16))
     last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+    # None: never expires (opt-in; the token page offers 90 days by default).
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+    # "full" acts as the user; "read" may only GET and HEAD (app.identity.tokens.SCOPES).
+    scope: Mapped[str] = mapped_column(String(20), default="full", server_default="full")
 
 
 class LoginAttempt(UUIDBase):

@@ -15,6 +15,7 @@ from app.audit import Actor
 from app.db.models import Membership, Role, Tenant, User
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.events import Event, emit
+from app.identity import sessions, tokens
 from app.identity.passwords import hash_password, password_problem
 from app.identity.validation import email_problem, normalize_email, slug_problem, text_problem
 from app.settings import SYSTEM_TENANT_ID
@@ -174,12 +175,34 @@ async def update_profile(session: AsyncSession, actor: Actor, user: User, displa
     return user
 
 
-async def set_password(session: AsyncSession, actor: Actor, user: User, password: str) -> None:
+async def set_password(session: AsyncSession, actor: Actor, user: User, password: str, *,
+                       keep_session: str | None = None) -> int:
+    """Set the password and end the user's other sessions: whoever signed in with the old one (someone who
+    learnt it, a forgotten browser) is out. A self-service change passes its own session token as
+    `keep_session`; a reset by someone else (CLI, admin) ends them all. How many sessions ended."""
     if problem := password_problem(password, user.email):
         raise ValidationFailed({"password": problem})
     user.password_hash = hash_password(password)
     await session.flush()
-    await audit.record(session, actor, "user.password", "user", user.id, summary=f"Changed password of {user.email}")
+    ended = await sessions.end_all_for(session, user.id, keep_token=keep_session)
+    await audit.record(session, actor, "user.password", "user", user.id,
+                       summary=f"Changed password of {user.email}; ended {ended} other session(s)")
+    return ended
+
+
+async def set_user_active(session: AsyncSession, actor: Actor, user: User, active: bool) -> None:
+    """Activate or deactivate an account. Deactivating ends all its sessions and revokes its API tokens,
+    so reactivating it later does not bring old credentials back to life."""
+    before = user_dict(user)
+    user.is_active = active
+    await session.flush()
+    summary = f"{'Activated' if active else 'Deactivated'} user {user.email}"
+    if not active:
+        ended = await sessions.end_all_for(session, user.id)
+        revoked = await tokens.revoke_all_for(session, actor, user)
+        summary += f"; ended {ended} session(s), revoked {revoked} API token(s)"
+    await audit.record(session, actor, "user.activate" if active else "user.deactivate", "user", user.id,
+                       summary=summary, before=before, after=user_dict(user))
 
 
 # --- memberships ---------------------------------------------------------------------------------

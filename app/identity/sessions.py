@@ -85,5 +85,12 @@ async def end(session: AsyncSession, token: str) -> None:
     await session.execute(delete(WebSession).where(WebSession.token_hash == token_hash(token)))
 
 
-async def end_all_for(session: AsyncSession, user_id: uuid.UUID) -> None:
-    await session.execute(delete(WebSession).where(WebSession.user_id == user_id))
+async def end_all_for(session: AsyncSession, user_id: uuid.UUID, *, keep_token: str | None = None) -> int:
+    """End every session of the user, except `keep_token`'s (the browser that changed its own password
+    stays signed in); how many ended. Sessions are rows read on every request, so this takes effect in
+    every worker at the next request."""
+    stmt = delete(WebSession).where(WebSession.user_id == user_id)
+    if keep_token:
+        stmt = stmt.where(WebSession.token_hash != token_hash(keep_token))
+    result = await session.execute(stmt)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

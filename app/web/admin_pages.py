@@ -16,7 +16,7 @@ from app.access import roles as role_service
 from app.access import scopes
 from app.access.explain import explain_permission
 from app.access.registry import grouped_registry
-from app.db.models import AuditEntry, Membership, Tenant
+from app.db.models import AuditEntry, Membership, Tenant, utcnow
 from app.errors import ValidationFailed
 from app.identity import directory, hierarchy, tokens
 from app.plugins import runtime
@@ -380,15 +380,19 @@ async def profile_save(request: Request, ctx: RequestContext) -> Template | Redi
         if ctx.settings.smtp is not None:  # the choice is offered only when the portal can send email
             await messages.set_email_enabled(ctx.db, user.id, values["email_notifications"])
         new_password = _s(form, "new_password", 300)
+        message = "Profile saved"
         if new_password:
             from app.identity.passwords import verify_password
 
             if not verify_password(user.password_hash, _s(form, "current_password", 1024)):
                 raise ValidationFailed({"current_password": "This is not your current password."})
-            await directory.set_password(ctx.db, ctx.actor, user, new_password)
+            # Every other session of this user ends; this browser stays signed in.
+            ended = await directory.set_password(ctx.db, ctx.actor, user, new_password,
+                                                 keep_session=ctx.session_token)
+            message = f"Profile saved; password changed, {ended} other session(s) signed out"
     except ValidationFailed as exc:
         return await page(request, ctx, "account/profile.html", status_code=422, errors=exc.errors, values=values)
-    return redirect(f"/t/{ctx.tenant.slug}/account", "Profile saved")  # type: ignore[union-attr]
+    return redirect(f"/t/{ctx.tenant.slug}/account", message)  # type: ignore[union-attr]
 
 
 # --- own API tokens ------------------------------------------------------------------------------
@@ -397,7 +401,19 @@ async def _tokens_page(request: Request, ctx: RequestContext, *, secret: str | N
                        errors: dict[str, str] | None = None, status_code: int = 200) -> Template:
     rows = await tokens.list_for(ctx.db, ctx.user.id)  # type: ignore[union-attr]
     return await page(request, ctx, "account/tokens.html", status_code=status_code, rows=rows, secret=secret,
-                      errors=errors or {})
+                      errors=errors or {}, now=utcnow(), scopes=tokens.SCOPES,
+                      expiry_options=[(d or "never", f"{d} days" if d else "Never") for d in tokens.EXPIRY_CHOICES],
+                      default_expiry=tokens.DEFAULT_EXPIRY_DAYS)
+
+
+def _expiry_days(raw: str) -> int | None:
+    """The form's expiry choice: a number of days or "never" (-1 for anything else, which is refused)."""
+    if raw == "never":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        return -1
 
 
 @get(T("/account/tokens"), opt={"auth": True}, include_in_schema=False)
@@ -409,7 +425,11 @@ async def tokens_list(request: Request, ctx: RequestContext) -> Template:
 async def tokens_create(request: Request, ctx: RequestContext) -> Template:
     form = await request.form()
     try:
-        _, secret = await tokens.create(ctx.db, ctx.actor, ctx.user, _s(form, "name", 200))  # type: ignore[arg-type]
+        expires_days = _expiry_days(_s(form, "expires_days", 10) or str(tokens.DEFAULT_EXPIRY_DAYS))
+        if expires_days not in tokens.EXPIRY_CHOICES:
+            raise ValidationFailed({"expires_days": "Choose one of the offered expiries."})
+        _, secret = await tokens.create(ctx.db, ctx.actor, ctx.user, _s(form, "name", 200),  # type: ignore[arg-type]
+                                        expires_days=expires_days, scope=_s(form, "scope", 10) or "full")
     except ValidationFailed as exc:
         return await _tokens_page(request, ctx, errors=exc.errors, status_code=422)
     # Shown once, on this response only; it is not stored in clear anywhere.

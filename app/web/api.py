@@ -317,20 +317,21 @@ async def explain(ctx: RequestContext, user: str, permission: str, x_tenant: str
 @dataclass
 class TokenIn:
     name: str
+    expires_days: int | None = tokens.DEFAULT_EXPIRY_DAYS  # null: never expires
+    scope: str = "full"  # or "read": GET and HEAD only
 
 
 @get("/tokens", opt={"auth": True})
 async def tokens_index(ctx: RequestContext) -> dict[str, Any]:
     rows = await tokens.list_for(ctx.db, ctx.user.id)  # type: ignore[union-attr]
-    return {"items": [{"id": str(t.id), "name": t.name, "prefix": t.prefix, "created_at": t.created_at.isoformat(),
-                       "last_used_at": t.last_used_at.isoformat() if t.last_used_at else None,
-                       "revoked": t.revoked_at is not None} for t in rows]}
+    return {"items": [tokens.as_json(t) for t in rows]}
 
 
 @post("/tokens", opt={"auth": True})
 async def tokens_create(ctx: RequestContext, data: TokenIn) -> dict[str, Any]:
-    row, secret = await tokens.create(ctx.db, ctx.actor, ctx.user, data.name)  # type: ignore[arg-type]
-    return {"id": str(row.id), "name": row.name, "token": secret}
+    row, secret = await tokens.create(ctx.db, ctx.actor, ctx.user, data.name,  # type: ignore[arg-type]
+                                      expires_days=data.expires_days, scope=data.scope, minted_by=ctx.api_token)
+    return {**tokens.as_json(row), "token": secret}
 
 
 @delete("/tokens/{token_id:uuid}", opt={"auth": True}, status_code=204)

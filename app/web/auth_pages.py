@@ -9,11 +9,13 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body
 from litestar.response import Redirect, Response, Template
 
+from app import audit
+from app.db import SQLITE_WRITE_LOCK
 from app.identity import directory, sessions, throttle
 from app.identity.passwords import verify_password
 from app.identity.validation import normalize_email
 from app.web.context import RequestContext
-from app.web.render import page
+from app.web.render import page, redirect
 
 FORM = Body(media_type=RequestEncodingType.URL_ENCODED)
 
@@ -39,18 +41,20 @@ async def login(request: Request, ctx: RequestContext,
     email = normalize_email(str(data.get("email", "")).replace("\x00", ""))[:254]
     password = str(data.get("password", ""))[:1024]
     target = safe_next(str(data.get("next") or "/").replace("\x00", ""))
-    wait = await throttle.retry_after(ctx.db, ctx.settings, email, ctx.ip)
-    if wait:
-        minutes = max(1, round(wait / 60))
+    user = await directory.find_user(ctx.db, email) if email else None
+    # Counted and recorded before the password is looked at, in one locked step (see app.identity.throttle).
+    admission = await throttle.admit(ctx.db, ctx.settings, email, ctx.ip)
+    if admission.wait:
+        minutes = max(1, round(admission.wait / 60))
         return await page(request, ctx, "login.html", status_code=429, next=target, email=email,
                           error=f"Too many failed sign-in attempts. Try again in about {minutes} minute(s).")
-    user = await directory.find_user(ctx.db, email) if email else None
     ok = verify_password(user.password_hash if user else None, password) and user is not None and user.is_active
-    await throttle.note(ctx.db, email, ctx.ip, succeeded=ok)
     if not ok or user is None:
-        await ctx.db.commit()
         return await page(request, ctx, "login.html", status_code=200, next=target, email=email,
                           error="Email or password is not correct.")
+    # The argon2 check ran outside any transaction; the sign-in's writes take SQLite's write lock again.
+    await ctx.db.connection(execution_options={SQLITE_WRITE_LOCK: True})
+    await throttle.succeeded(ctx.db, admission)
     token = await sessions.start(ctx.db, ctx.settings, user, old_token=request.cookies.get(sessions.COOKIE),
                                  ip=ctx.ip, user_agent=request.headers.get("user-agent", ""))
     if target == "/":
@@ -67,6 +71,18 @@ async def logout(request: Request, ctx: RequestContext) -> Redirect:
     if ctx.session_token:
         await sessions.end(ctx.db, ctx.session_token)
     response = Redirect("/login", status_code=303)
+    response.delete_cookie(sessions.COOKIE)
+    return response
+
+
+@post("/t/{tenant:str}/account/sign-out-everywhere", opt={"auth": True}, include_in_schema=False)
+async def sign_out_everywhere(ctx: RequestContext) -> Redirect:
+    """End every session of the signed-in user, this one included (a lost laptop, a shared computer)."""
+    assert ctx.user is not None
+    ended = await sessions.end_all_for(ctx.db, ctx.user.id)
+    await audit.record(ctx.db, ctx.actor, "user.sign_out_everywhere", "user", ctx.user.id,
+                       summary=f"{ctx.user.email} signed out everywhere ({ended} session(s) ended)")
+    response = redirect("/login", f"Signed out everywhere: {ended} session(s) ended.", level="info")
     response.delete_cookie(sessions.COOKIE)
     return response
 
@@ -93,4 +109,4 @@ async def health(ctx: RequestContext) -> dict[str, str]:
     return {"status": "ok"}
 
 
-ROUTES = [login_form, login, logout, landing, no_tenant, health]
+ROUTES = [login_form, login, logout, sign_out_everywhere, landing, no_tenant, health]

@@ -28,8 +28,8 @@ from app.access.policy import DIRECTORY_CHANGED_KEY
 from app.access.scopes import DataScope, ScopeCache, scope_version
 from app.audit import Actor
 from app.db import SQLITE_WRITE_LOCK
-from app.db.models import Tenant, User
-from app.errors import NotFound
+from app.db.models import ApiToken, Tenant, User
+from app.errors import Forbidden, NotFound
 from app.events import EventBus
 from app.identity import directory, sessions, tokens
 from app.plugins import runtime
@@ -100,6 +100,7 @@ class RequestContext:
     is_api: bool
     user: User | None = None
     auth_method: str = ""
+    api_token: ApiToken | None = None  # the bearer token of an API request, when it authenticated one
     session_token: str | None = None
     tenant: Tenant | None = None
     access: Access | None = None
@@ -221,9 +222,13 @@ async def resolve_context(connection: ASGIConnection) -> RequestContext:
         header = connection.headers.get("authorization", "")
         scheme, _, secret = header.partition(" ")
         if scheme.lower() == "bearer" and secret:
-            found = await tokens.resolve(ctx.db, secret.strip())
+            found = await tokens.resolve(ctx.db, secret.strip())  # an expired token raises: 401 with the reason
             if found:
-                ctx.user, ctx.auth_method = found[1], "token"
+                ctx.user, ctx.auth_method, ctx.api_token = found[1], "token", found[0]
+                method = connection.scope.get("method", "GET")
+                if not tokens.allows(found[0], method):
+                    # Enforced here, for every route, rather than per handler: a read-only token can change nothing.
+                    raise Forbidden(f"This API token is read-only: it may only GET and HEAD, not {method}.")
     else:
         token = connection.cookies.get(sessions.COOKIE)
         if token:

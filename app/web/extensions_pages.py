@@ -305,7 +305,11 @@ async def auto_login(request: Request, ctx: RequestContext, tenant: str, config_
     # Per link and address: refusals from one address must not lock everybody out of a shared link.
     key = f"auto-login:{resolved.config.id}:{ctx.ip}"[:254]
     anonymous = Actor(None, "auto-login", ctx.ip)
-    if await throttle.retry_after(ctx.db, ctx.settings, key, ctx.ip):
+    # Counted and recorded as a refusal before the verifier runs, in one locked step (app.identity.throttle).
+    admission = await throttle.admit(ctx.db, ctx.settings, key, ctx.ip)
+    # admit committed: the rest of this GET writes again (audit, session), under SQLite's write lock.
+    await ctx.db.connection(execution_options={SQLITE_WRITE_LOCK: True})
+    if admission.wait:
         await audit.record(ctx.db, anonymous, "auth.auto_login.refused", "extension_config", resolved.config.id,
                            tenant_id=found.id, summary=f"Auto-login through {resolved.config.name!r} refused: "
                                                        "too many refused links from this address")
@@ -334,13 +338,12 @@ async def auto_login(request: Request, ctx: RequestContext, tenant: str, config_
     except extensions.ExtensionFailed as exc:
         reason = f"the verifier failed: {exc.detail}"
     if reason or user is None:
-        await throttle.note(ctx.db, key, ctx.ip, succeeded=False)
         await audit.record(ctx.db, anonymous, "auth.auto_login.refused", "extension_config", resolved.config.id,
                            tenant_id=found.id, summary=f"Auto-login through {resolved.config.name!r} refused: "
                                                        f"{reason}"[:500])
         await ctx.db.commit()
         raise Forbidden(REFUSED)
-    await throttle.note(ctx.db, key, ctx.ip, succeeded=True)
+    await throttle.succeeded(ctx.db, admission)
     token = await sessions.start(ctx.db, ctx.settings, user, old_token=request.cookies.get(sessions.COOKIE),
                                  ip=ctx.ip, user_agent=request.headers.get("user-agent", ""))
     await audit.record(ctx.db, Actor(user.id, user.email, ctx.ip), "auth.auto_login", "extension_config",
