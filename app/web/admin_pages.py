@@ -17,7 +17,7 @@ from app.access import scopes
 from app.access.explain import explain_permission
 from app.access.registry import grouped_registry
 from app.db.models import AuditEntry, Membership, Tenant
-from app.errors import ValidationFailed
+from app.errors import Conflict, ValidationFailed
 from app.identity import directory, hierarchy, tokens
 from app.plugins import runtime
 from app.web.context import RequestContext
@@ -145,11 +145,22 @@ async def members_add(request: Request, ctx: RequestContext) -> Template | Redir
     return redirect(f"/t/{ctx.tenant.slug}/admin/members", f"{verb} {user.email}")  # type: ignore[union-attr]
 
 
+async def _refused(request: Request, ctx: RequestContext, exc: Conflict) -> Template:
+    """A refused member change (the tenant's last Admin): the members page again, saying why."""
+    await ctx.db.rollback()  # nothing of the refused change may show
+    for obj in (ctx.user, ctx.tenant):
+        await ctx.db.refresh(obj)
+    return await _members_page(request, ctx, {"member": exc.detail}, status_code=409)
+
+
 @post(T("/admin/members/{user_id:uuid}/role"), opt={"permission": "db.tenant_users.update"}, include_in_schema=False)
-async def members_role(request: Request, ctx: RequestContext, user_id: uuid.UUID) -> Redirect:
+async def members_role(request: Request, ctx: RequestContext, user_id: uuid.UUID) -> Template | Redirect:
     form = await request.form()
     role = await role_service.get_role(ctx.db, ctx.tenant_id, _s(form, "role", 100))
-    await directory.change_member_role(ctx.db, ctx.actor, ctx.tenant_id, user_id, role)
+    try:
+        await directory.change_member_role(ctx.db, ctx.actor, ctx.tenant_id, user_id, role)
+    except Conflict as exc:
+        return await _refused(request, ctx, exc)
     return redirect(f"/t/{ctx.tenant.slug}/admin/members", f"Role changed to {role.name}")  # type: ignore[union-attr]
 
 
@@ -173,8 +184,11 @@ async def members_reporting(request: Request, ctx: RequestContext, user_id: uuid
 
 
 @post(T("/admin/members/{user_id:uuid}/remove"), opt={"permission": "db.tenant_users.delete"}, include_in_schema=False)
-async def members_remove(ctx: RequestContext, user_id: uuid.UUID) -> Redirect:
-    await directory.remove_member(ctx.db, ctx.actor, ctx.tenant_id, user_id)
+async def members_remove(request: Request, ctx: RequestContext, user_id: uuid.UUID) -> Template | Redirect:
+    try:
+        await directory.remove_member(ctx.db, ctx.actor, ctx.tenant_id, user_id)
+    except Conflict as exc:
+        return await _refused(request, ctx, exc)
     return redirect(f"/t/{ctx.tenant.slug}/admin/members", "Member removed")  # type: ignore[union-attr]
 
 
