@@ -17,11 +17,16 @@ from app.access import scopes
 from app.access.explain import explain_permission
 from app.access.registry import grouped_registry
 from app.db.models import AuditEntry, Membership, Tenant
-from app.errors import Conflict, ValidationFailed
+from app.errors import Conflict, NotFound, ValidationFailed
 from app.identity import directory, hierarchy, tokens
 from app.plugins import runtime
 from app.web.context import RequestContext
 from app.web.render import Pager, page, redirect
+
+
+def is_platform_admin(ctx: RequestContext) -> bool:
+    """Holds the system tenant's Admin role: platform staff, who see the whole user directory anyway."""
+    return ctx.access is not None and ctx.access.system_role_builtin == role_service.ADMIN
 
 
 def T(path: str) -> str:
@@ -362,12 +367,16 @@ async def audit_list(request: Request, ctx: RequestContext, action: str = "", ac
 async def explain_page(request: Request, ctx: RequestContext, user: str = "", permission: str = "") -> Template:
     result = None
     errors: dict[str, str] = {}
+    status = 200
     if user or permission:
         try:
-            result = await explain_permission(ctx.db, ctx.tenant, user, permission)  # type: ignore[arg-type]
+            result = await explain_permission(ctx.db, ctx.tenant, user, permission,  # type: ignore[arg-type]
+                                              any_user=is_platform_admin(ctx))
         except ValidationFailed as exc:
             errors = exc.errors
-    return await page(request, ctx, "admin/explain.html", result=result, errors=errors,
+        except NotFound as exc:  # the same answer whether or not an account has that email
+            errors, status = {"user": exc.detail}, 404
+    return await page(request, ctx, "admin/explain.html", result=result, errors=errors, status_code=status,
                       values={"user": user[:254], "permission": permission[:200]})
 
 

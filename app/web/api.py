@@ -18,7 +18,7 @@ from app.access.registry import all_permissions
 from app.db.models import Role, User
 from app.errors import ValidationFailed
 from app.identity import directory, hierarchy, tokens
-from app.web.admin_pages import add_member_from, query_audit
+from app.web.admin_pages import add_member_from, is_platform_admin, query_audit
 from app.web.context import RequestContext
 from app.web.render import Pager
 
@@ -307,7 +307,10 @@ async def audit_index(request: Request, ctx: RequestContext, action: str = "", a
 
 @get("/explain", opt={"permission": "ui.admin.explain"})
 async def explain(ctx: RequestContext, user: str, permission: str, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
-    r = await explain_permission(ctx.db, ctx.tenant, user, permission)  # type: ignore[arg-type]
+    """Only members of the tenant are explained (404 for anyone else, whether or not the account exists),
+    except to platform admins."""
+    r = await explain_permission(ctx.db, ctx.tenant, user, permission,  # type: ignore[arg-type]
+                                 any_user=is_platform_admin(ctx))
     return {"user": r.user.email, "tenant": r.tenant.slug, "permission": r.permission, "allowed": r.allowed,
             "registered": r.registered, "platform_scoped": r.platform_scoped, "role": r.role_name,
             "policy": list(r.rule) if r.rule else None, "reason": r.reason,
