@@ -215,12 +215,14 @@ def test_hierarchy_admin_ui_api_cycles_and_audit(client: TestClient, org: dict[s
     assert bad_type.status_code == 400
     assert client.get(f"/api/v1/members/{ids['boss']}", headers=h).json()["manager"] is None
 
-    # A chain 9 levels below dave works; the deepest member reports to 12 managers.
+    # A chain 9 levels below dave works; the deepest member reports to 12 managers. (The platform admin
+    # adds them directly; a tenant admin would invite them: tests/integration/test_invitations.py.)
+    root = bearer(api_token(client, ADMIN_EMAIL, ADMIN_PASSWORD), "acme")
     last = "dave"
     for i in range(1, 10):
         name = f"deep{i}"
         made = client.post("/api/v1/members", json={"email": email(name), "role": "Sales", "password": PW,
-                                                    "manager": email(last), "unit": " north "}, headers=h)
+                                                    "manager": email(last), "unit": " north "}, headers=root)
         assert made.status_code == 201, made.text
         assert made.json()["manager"] == email(last) and made.json()["unit"] == "north" and made.json()["role"] == "Sales"
         ids[name] = made.json()["id"]
