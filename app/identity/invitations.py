@@ -22,6 +22,7 @@ see the whole user directory anyway.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
 from dataclasses import dataclass
@@ -171,10 +172,9 @@ async def accept(session: AsyncSession, actor: Actor, user: User, invitation_id:
     except ValidationFailed:
         raise Conflict(f"You are already a member of {row.tenant.name}.") from None
     if inv.manager_id:
-        try:
+        # The manager may have left meanwhile (refused before any write): join without one rather than not at all.
+        with contextlib.suppress(ValidationFailed, NotFound):
             await hierarchy.set_manager(session, actor, inv.tenant_id, user.id, str(inv.manager_id))
-        except (ValidationFailed, NotFound):
-            pass  # the manager left meanwhile: join without one rather than not at all
     if inv.unit:
         await hierarchy.set_unit(session, actor, inv.tenant_id, user.id, inv.unit)
     await _decide(session, actor, row, ACCEPTED)

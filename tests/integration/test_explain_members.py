@@ -56,7 +56,7 @@ def test_explain_page_refuses_non_members_alike_and_platform_admin_may_explain_a
     pages = [client.get("/t/demo/admin/explain", params={"user": ref, "permission": "db.roles.select"})
              for ref in ("gus@other.test", "nobody@other.test")]
     assert [p.status_code for p in pages] == [404, 404]
-    bodies = [text_of(p.text).replace(ref, "X") for p, ref in zip(pages, ("gus@other.test", "nobody@other.test"))]
+    bodies = [text_of(p.text).replace(ref, "X") for p, ref in zip(pages, ("gus@other.test", "nobody@other.test"), strict=True)]
     assert bodies[0] == bodies[1]
     assert "No member of this tenant has that email or id." in bodies[0] and "explain-result" not in pages[0].text
     member = client.get("/t/demo/admin/explain", params={"user": "bob@demo.test", "permission": "db.roles.select"})
