@@ -107,7 +107,9 @@ async def invite(session: AsyncSession, actor: Actor, tenant: Tenant, email: str
         raise ValidationFailed({"email": f"{email} is already a member of this tenant or invited."})
     user = await directory.find_user(session, email)
     if user is None and password and may_create_account:
-        user = await directory.create_user(session, actor, email, password, display_name, tenant_id=tenant.id)
+        # Audited (and user.created raised) platform-wide, not in this tenant: the tenant's audit log
+        # would otherwise show "Created user" for unknown emails only. The tenant sees member.add on acceptance.
+        user = await directory.create_user(session, actor, email, password, display_name, tenant_id=None)
     elif password:
         hash_password(password)  # the same work as creating the account would do: no timing tell
     inv = Invitation(tenant_id=tenant.id, email=email, role_id=role.id,

@@ -89,7 +89,14 @@ def test_known_and_unknown_emails_get_the_same_answer_on_the_page(client, app, w
     inbox = query(app, sa.select(Message.tenant_id, Message.title, Message.link).where(Message.user_id == world["gus"]))
     assert inbox == [(world["other"], "Invitation to join Demo Company", f"/invitations/{invitation_id(app, KNOWN)}")]
     assert query(app, sa.select(User.id).where(User.email == UNKNOWN))
-    # The invitee's other tenant learns nothing from its audit log.
+    # The tenant's audit log reads alike for both (the new account is audited platform-wide)...
+    demo_log = query(app, sa.select(AuditEntry.action, AuditEntry.summary).where(AuditEntry.tenant_id == world["demo"],
+                                                                               AuditEntry.action.like("%invite%")))
+    assert sorted(demo_log) == [("member.invite", f"Invited {KNOWN} as Sales"), ("member.invite", f"Invited {UNKNOWN} as Sales")]
+    assert not query(app, sa.select(AuditEntry.id).where(AuditEntry.tenant_id == world["demo"],
+                                                         AuditEntry.summary.like(f"%{UNKNOWN}%"),
+                                                         AuditEntry.action != "member.invite"))
+    # ...and the invitee's other tenant learns nothing from its audit log.
     assert not query(app, sa.select(AuditEntry.action).where(AuditEntry.tenant_id == world["other"],
                                                              AuditEntry.action.like("message%")))
 
