@@ -194,6 +194,24 @@ def user_set_password(email: str, password: str) -> None:
     click.echo(f"Password of {email} changed.")
 
 
+@user.command("deactivate", help="Deactivate an account (refused while it is a tenant's last Admin).")
+@click.argument("email")
+@click.option("--activate", is_flag=True, help="Reactivate it instead.")
+def user_deactivate(email: str, activate: bool) -> None:
+    from app.identity import directory
+
+    settings = settings_or_exit()
+
+    async def work(s: AsyncSession) -> None:
+        u = await directory.find_user(s, email)
+        if u is None:
+            raise PortalError(f"no user {email}")
+        await directory.set_user_active(s, Actor(None, "cli"), u, activate)
+
+    run_db(settings, work)
+    click.echo(f"{email} {'reactivated' if activate else 'deactivated'}.")
+
+
 @main.group(help="API tokens.")
 def token() -> None:
     pass

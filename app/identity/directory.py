@@ -182,6 +182,23 @@ async def set_password(session: AsyncSession, actor: Actor, user: User, password
     await audit.record(session, actor, "user.password", "user", user.id, summary=f"Changed password of {user.email}")
 
 
+async def set_user_active(session: AsyncSession, actor: Actor, user: User, active: bool) -> User:
+    """Deactivate (sessions and tokens stop working at once) or reactivate an account. Refused while the
+    account is the last active Admin of any tenant, like a demotion there."""
+    if not active and user.is_active:
+        admin_of = (await session.scalars(select(Membership.tenant_id).join(Role, Role.id == Membership.role_id)
+                                          .where(Membership.user_id == user.id, Role.builtin == roles.ADMIN))).all()
+        for tenant_id in sorted(admin_of):  # a fixed order: two deactivations lock tenants alike
+            await _keep_one_admin(session, tenant_id, user.id)
+    before = user_dict(user)
+    user.is_active = active
+    await session.flush()
+    await audit.record(session, actor, "user.activate" if active else "user.deactivate", "user", user.id,
+                       summary=f"{'Reactivated' if active else 'Deactivated'} {user.email}", before=before,
+                       after=user_dict(user))
+    return user
+
+
 # --- memberships ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

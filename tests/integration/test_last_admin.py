@@ -153,3 +153,29 @@ def test_two_admins_demoting_each_other_at_once_leave_one(app, demo):
     if app.state.settings.is_sqlite is False:
         assert isinstance(second, Conflict) and str(second) == REFUSAL
     assert admins(app, demo["demo"]) == ["alice@demo.test"]
+
+
+def test_the_last_admin_cannot_be_deactivated_from_the_cli(app, demo, settings_env):
+    from click.testing import CliRunner
+
+    from app.cli import main
+
+    runner = CliRunner()
+    refused = runner.invoke(main, ["user", "deactivate", "alice@demo.test"], env=settings_env)
+    assert refused.exit_code != 0 and REFUSAL in refused.output
+    assert runner.invoke(main, ["user", "deactivate", "bob@demo.test"], env=settings_env).exit_code == 0
+
+    async def state(s: Any) -> dict[str, bool]:
+        return dict((await s.execute(sa.select(User.email, User.is_active).where(User.email.like("%@demo.test")))).all())
+
+    assert in_db(app, state) == {"alice@demo.test": True, "bob@demo.test": False}
+    # With bob back and made Admin, alice may go.
+    assert runner.invoke(main, ["user", "deactivate", "bob@demo.test", "--activate"], env=settings_env).exit_code == 0
+
+    async def promote(s: Any) -> None:
+        await directory.change_member_role(s, ACTOR, demo["demo"], demo["bob"], await roles.get_role(s, demo["demo"], "Admin"))
+
+    in_db(app, promote)
+    done = runner.invoke(main, ["user", "deactivate", "alice@demo.test"], env=settings_env)
+    assert done.exit_code == 0, done.output
+    assert in_db(app, state) == {"alice@demo.test": False, "bob@demo.test": True}
