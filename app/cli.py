@@ -208,11 +208,16 @@ def _set_active(email: str, active: bool) -> None:
     run_db(settings, work)
 
 
-@user.command("deactivate", help="Deactivate a user: no sign-in; all sessions end, all API tokens are revoked.")
+@user.command("deactivate", help="Deactivate a user: no sign-in; all sessions end, all API tokens are revoked "
+              "(refused while the account is a tenant's last Admin).")
 @click.argument("email")
-def user_deactivate(email: str) -> None:
-    _set_active(email, False)
-    click.echo(f"Deactivated {email}; their sessions ended and API tokens were revoked.")
+@click.option("--activate", is_flag=True, help="Reactivate it instead (same as `portal user activate`).")
+def user_deactivate(email: str, activate: bool) -> None:
+    _set_active(email, activate)
+    if activate:
+        click.echo(f"{email} reactivated.")
+    else:
+        click.echo(f"Deactivated {email}; their sessions ended and API tokens were revoked.")
 
 
 @user.command("activate", help="Let a deactivated user sign in again (revoked tokens stay revoked).")

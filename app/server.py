@@ -37,6 +37,7 @@ from app.web import (
     events_pages,
     extensions_pages,
     guest_pages,
+    invitation_pages,
     messages,
     plugin_admin,
     plugin_config,
@@ -84,7 +85,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     static = create_static_files_router(path="/static", directories=[ROOT / "static"], opt={"public": True},
                                         include_in_schema=False)
     app = Litestar(
-        route_handlers=[*auth_pages.ROUTES, *admin_pages.ROUTES, *events_pages.ROUTES, *api.ROUTES, *records_api.ROUTES, *guest_pages.ROUTES, *messages.ROUTES, *workflow_pages.ROUTES, *plugin_admin.ROUTES, *plugin_config.ROUTES, *extensions_pages.ROUTES, *records_pages.ROUTES, static],
+        route_handlers=[*auth_pages.ROUTES, *admin_pages.ROUTES, *events_pages.ROUTES, *api.ROUTES, *records_api.ROUTES, *guest_pages.ROUTES, *messages.ROUTES, *invitation_pages.ROUTES, *workflow_pages.ROUTES, *plugin_admin.ROUTES, *plugin_config.ROUTES, *extensions_pages.ROUTES, *records_pages.ROUTES, static],
         plugins=[SQLAlchemyPlugin(config=alchemy), HTMXPlugin()],
         guards=[access_guard],
         dependencies={"ctx": Provide(provide_ctx)},

@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.access import policy, scopes
 from app.access.cache import compute_access
 from app.access.permissions import PERMISSION_RE
-from app.db.models import Permission, Role, Tenant, User
-from app.errors import ValidationFailed
-from app.identity import directory
+from app.db.models import Membership, Permission, Role, Tenant, User
+from app.errors import NotFound, ValidationFailed
+from app.identity.validation import normalize_email
 from app.plugins import runtime
 from app.settings import SYSTEM_TENANT_ID
 
@@ -85,17 +85,43 @@ async def explain_scope(session: AsyncSession, tenant: Tenant, user: User, entit
                             f"{what[0].upper()}{what[1:]} — from {source}.")
 
 
-async def explain_permission(session: AsyncSession, tenant: Tenant, user_ref: str, permission: str) -> ExplainResult:
-    errors: dict[str, str] = {}
-    user = await directory.find_user(session, user_ref) if user_ref else None
-    if user is None:
-        errors["user"] = f"No user with the email {user_ref!r}." if user_ref else "Enter a user's email."
+NOT_A_MEMBER = "No member of this tenant has that email or id."
+
+
+async def _find_subject(session: AsyncSession, tenant: Tenant, ref: str, any_user: bool) -> User | None:
+    """The user to explain: a member of the tenant, by email or id; anyone only for platform admins.
+
+    One query either way, so an account that exists elsewhere and one that does not exist at all get
+    the same answer in the same time: a tenant admin must not learn which emails have accounts here.
+    """
+    ref = ref.strip()
+    if len(ref) > 254 or any(ord(ch) < 32 for ch in ref):
+        return None
+    try:
+        cond = User.id == uuid.UUID(ref)
+    except ValueError:
+        cond = User.email == normalize_email(ref)
+    stmt = select(User).where(cond)
+    if not any_user:
+        stmt = stmt.join(Membership, (Membership.user_id == User.id) & (Membership.tenant_id == tenant.id))
+    return await session.scalar(stmt)
+
+
+async def explain_permission(session: AsyncSession, tenant: Tenant, user_ref: str, permission: str, *,
+                             any_user: bool = False) -> ExplainResult:
+    """Why `user_ref` may or may not do `permission` in `tenant`. Only members of the tenant are
+    explained (NotFound for anyone else, existing or not) unless `any_user` (the asker is platform staff)."""
     permission = permission.strip()
+    errors: dict[str, str] = {}
+    if not user_ref.strip():
+        errors["user"] = "Enter the email or id of a member of this tenant."
     if not PERMISSION_RE.match(permission):
         errors["permission"] = "Enter a permission such as db.roles.select or ui.admin.menu."
     if errors:
         raise ValidationFailed(errors)
-    assert user is not None
+    user = await _find_subject(session, tenant, user_ref, any_user)
+    if user is None:
+        raise NotFound(NOT_A_MEMBER)
     perm_row = await session.scalar(select(Permission).where(Permission.code == permission))
     platform = perm_row is not None and perm_row.scope == "platform"
     found = await policy.explain(session, user.id, tenant.id, permission, platform=platform)

@@ -446,3 +446,31 @@ class WorkflowAssignee(UUIDBase):
     task_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("workflow_tasks.id", ondelete="CASCADE"))
     user_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("users.id", ondelete="CASCADE"))
     is_open: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Invitation(UUIDBase):
+    """An offer to join a tenant with a role, made by a tenant admin to an email address; the holder of
+    that account accepts or declines it (app.identity.invitations). State: pending → accepted |
+    declined | revoked | expired (a pending one past `expires_at` counts as expired when read)."""
+
+    __tablename__ = "invitations"
+    __table_args__ = (
+        # At most one open invitation per tenant and email (expired ones are closed before a new one).
+        Index("uq_invitations_pending", "tenant_id", "email", unique=True,
+              sqlite_where=text("state = 'pending'"), postgresql_where=text("state = 'pending'")),
+        Index("ix_invitations_email", "email", "state"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("tenants.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(254))  # lower-cased, like users.email
+    # The role, manager and unit the admin chose, applied on acceptance.
+    role_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("roles.id", ondelete="CASCADE"))
+    manager_id: Mapped[uuid.UUID | None] = mapped_column(GUID, ForeignKey("users.id", ondelete="SET NULL"),
+                                                         nullable=True)
+    unit: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    state: Mapped[str] = mapped_column(String(20), default="pending")
+    invited_by: Mapped[uuid.UUID | None] = mapped_column(GUID, nullable=True)
+    invited_by_email: Mapped[str] = mapped_column(String(254), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)

@@ -190,9 +190,15 @@ async def set_password(session: AsyncSession, actor: Actor, user: User, password
     return ended
 
 
-async def set_user_active(session: AsyncSession, actor: Actor, user: User, active: bool) -> None:
-    """Activate or deactivate an account. Deactivating ends all its sessions and revokes its API tokens,
-    so reactivating it later does not bring old credentials back to life."""
+async def set_user_active(session: AsyncSession, actor: Actor, user: User, active: bool) -> User:
+    """Deactivate or reactivate an account. Deactivating ends all its sessions and revokes its API tokens,
+    so reactivating it later does not bring old credentials back to life; it is refused while the account
+    is the last active Admin of any tenant, like a demotion there."""
+    if not active and user.is_active:
+        admin_of = (await session.scalars(select(Membership.tenant_id).join(Role, Role.id == Membership.role_id)
+                                          .where(Membership.user_id == user.id, Role.builtin == roles.ADMIN))).all()
+        for tenant_id in sorted(admin_of):  # a fixed order: two deactivations lock tenants alike
+            await _keep_one_admin(session, tenant_id, user.id)
     before = user_dict(user)
     user.is_active = active
     await session.flush()
@@ -203,6 +209,7 @@ async def set_user_active(session: AsyncSession, actor: Actor, user: User, activ
         summary += f"; ended {ended} session(s), revoked {revoked} API token(s)"
     await audit.record(session, actor, "user.activate" if active else "user.deactivate", "user", user.id,
                        summary=summary, before=before, after=user_dict(user))
+    return user
 
 
 # --- memberships ---------------------------------------------------------------------------------
@@ -268,12 +275,12 @@ async def add_member(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, 
 
 async def change_member_role(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, user_id: uuid.UUID,
                              role: Role) -> Membership:
-    m = await get_membership(session, tenant_id, user_id)
     if role.tenant_id != tenant_id:
         raise ValidationFailed({"role": "That role belongs to another tenant."})
+    if role.builtin != roles.ADMIN:  # checked (and locked) before the membership is read: see _keep_one_admin
+        await _keep_one_admin(session, tenant_id, user_id)
+    m = await get_membership(session, tenant_id, user_id)
     old = await session.get(Role, m.role_id)
-    if old and old.builtin == roles.ADMIN and role.id != old.id:
-        await _keep_one_admin(session, tenant_id, old)
     m.role_id = role.id
     await session.flush()
     await policy.bump_policy_version(session, tenant_id)
@@ -289,10 +296,9 @@ async def change_member_role(session: AsyncSession, actor: Actor, tenant_id: uui
 
 
 async def remove_member(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    await _keep_one_admin(session, tenant_id, user_id)
     m = await get_membership(session, tenant_id, user_id)
     role = await session.get(Role, m.role_id)
-    if role and role.builtin == roles.ADMIN:
-        await _keep_one_admin(session, tenant_id, role)
     user = await session.get(User, user_id)
     from app.identity.hierarchy import detach
 
@@ -309,11 +315,27 @@ async def remove_member(session: AsyncSession, actor: Actor, tenant_id: uuid.UUI
         "user_id": str(user_id), "email": user.email if user else None, "role": role.name if role else None})
 
 
-async def _keep_one_admin(session: AsyncSession, tenant_id: uuid.UUID, admin_role: Role) -> None:
-    n = await session.scalar(select(func.count()).select_from(Membership).where(
-        Membership.tenant_id == tenant_id, Membership.role_id == admin_role.id))
-    if (n or 0) <= 1 and tenant_id == SYSTEM_UUID:
-        raise Conflict("The platform must keep at least one system administrator")
+async def _keep_one_admin(session: AsyncSession, tenant_id: uuid.UUID, leaving: uuid.UUID) -> None:
+    """Refuse a change that would leave the tenant without an active member holding its Admin role.
+
+    Called before demoting or removing `leaving` (page, API and CLI all come here), and before the
+    caller reads the membership, so the decision rests on locked, current rows only. Race safety: on
+    PostgreSQL the tenant's Admin memberships are locked FOR UPDATE in id order, so two admins demoting
+    each other at once serialize and the second one counts again after the first commits (READ
+    COMMITTED re-checks locked rows against the query). SQLite has no row locks: the tenant-row
+    update below takes its single write lock first, so the count that follows cannot go stale before
+    commit (a transaction whose reads were overtaken fails to write instead of writing).
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        await policy.bump_policy_version(session, tenant_id)  # the callers bump it anyway
+    admins = (await session.scalars(
+        select(Membership.user_id).join(Role, Role.id == Membership.role_id).join(User, User.id == Membership.user_id)
+        .where(Membership.tenant_id == tenant_id, Role.builtin == roles.ADMIN, User.is_active.is_(True))
+        .order_by(Membership.id).with_for_update(of=Membership))).all()
+    if leaving in admins and not [uid for uid in admins if uid != leaving]:
+        tenant = await session.get(Tenant, tenant_id)
+        name = tenant.name if tenant else "This tenant"
+        raise Conflict(f"{name} needs at least one Admin; make someone else Admin first.")
 
 
 async def memberships_of(session: AsyncSession, user_id: uuid.UUID) -> list[tuple[Tenant, Role]]:

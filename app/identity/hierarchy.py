@@ -49,13 +49,11 @@ async def resolve_member(session: AsyncSession, tenant_id: uuid.UUID, ref: str, 
         cond = User.id == uuid.UUID(ref)
     except ValueError:
         cond = User.email == normalize_email(ref)
-    user = await session.scalar(sa.select(User).where(cond))
+    # One query, one message: whether an outsider's email has an account elsewhere is not told here.
+    user = await session.scalar(sa.select(User).where(cond).join(
+        Membership, (Membership.user_id == User.id) & (Membership.tenant_id == tenant_id)))
     if user is None:
-        raise ValidationFailed({field: f"No user {ref!r}."})
-    member = await session.scalar(sa.select(Membership.id).where(Membership.tenant_id == tenant_id,
-                                                                 Membership.user_id == user.id))
-    if member is None:
-        raise ValidationFailed({field: f"{user.email} is not a member of this tenant; a manager must be one."})
+        raise ValidationFailed({field: f"{ref!r} is not a member of this tenant; a manager must be one."})
     return user
 
 

@@ -31,7 +31,7 @@ MAX_LINK = 500
 MAX_SOURCE = 64
 
 __all__ = ["MAX_BODY", "MAX_LINK", "MAX_RECIPIENTS", "MAX_TITLE", "Inbox", "check_link", "email_enabled",
-           "list_for", "mark_all_read", "mark_read", "message_json", "notify", "set_email_enabled", "unread_count", "unread_count_query"]
+           "list_for", "mark_all_read", "mark_read", "message_json", "notify", "notify_personal", "set_email_enabled", "unread_count", "unread_count_query"]
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,31 @@ async def notify(session: AsyncSession, tenant_id: uuid.UUID, user_ids: Iterable
             mailer.send_after_commit(session, [mail.Mail(to, title, body, link) for to in addresses])
     await session.flush()
     return rows
+
+
+async def notify_personal(session: AsyncSession, user_id: uuid.UUID, title: str, body: str = "",
+                          link: str | None = None, *, source: str, sender: Actor) -> int:
+    """A message about the user's own account rather than a tenant's business (an invitation to join a
+    tenant they are not in yet): one row in their inbox in each tenant they belong to, and one email.
+
+    No tenant's audit log records it: the caller audits in the tenant it acts for, so the invitee's
+    other tenants learn nothing about it. Returns how many inbox rows were written (0 for an account
+    without tenants: it finds the matter on its own landing page).
+    """
+    title = _text(title, "title", MAX_TITLE, required=True)
+    body = _text(body, "body", MAX_BODY, required=False)
+    link = check_link(link)
+    tenants = list((await session.scalars(select(Membership.tenant_id).where(Membership.user_id == user_id))).all())
+    now = utcnow()
+    session.add_all([Message(tenant_id=t, user_id=user_id, title=title, body=body, link=link, source=source,
+                             sender_id=sender.user_id, created_at=now) for t in tenants])
+    mailer = mail.current()
+    if mailer is not None:
+        addresses = await _email_addresses(session, [user_id])
+        if addresses:
+            mailer.send_after_commit(session, [mail.Mail(to, title, body, link) for to in addresses])
+    await session.flush()
+    return len(tenants)
 
 
 async def _email_addresses(session: AsyncSession, user_ids: list[uuid.UUID]) -> list[str]:

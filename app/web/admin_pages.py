@@ -17,11 +17,16 @@ from app.access import scopes
 from app.access.explain import explain_permission
 from app.access.registry import grouped_registry
 from app.db.models import AuditEntry, Membership, Tenant, utcnow
-from app.errors import ValidationFailed
-from app.identity import directory, hierarchy, tokens
+from app.errors import Conflict, NotFound, ValidationFailed
+from app.identity import directory, hierarchy, invitations, tokens
 from app.plugins import runtime
 from app.web.context import RequestContext
 from app.web.render import Pager, page, redirect
+
+
+def is_platform_admin(ctx: RequestContext) -> bool:
+    """Holds the system tenant's Admin role: platform staff, who see the whole user directory anyway."""
+    return ctx.access is not None and ctx.access.system_role_builtin == role_service.ADMIN
 
 
 def T(path: str) -> str:
@@ -105,8 +110,9 @@ async def _members_page(request: Request, ctx: RequestContext, errors: dict[str,
     for uid, problems in (row_errors or {}).items():
         if uid not in reporting:  # the member is on another page: say it above the list
             errors["reporting"] = " ".join(problems.values())
+    pending = await invitations.list_pending(ctx.db, ctx.tenant_id) if ctx.can("db.tenant_users.insert") else []
     return await page(request, ctx, "admin/members.html", fragment="admin/_member_rows.html", status_code=status_code,
-                      p=p, rows=rows, roles=[r for r, _ in role_rows], errors=errors, values=values or {},
+                      p=p, rows=rows, invitations=pending, direct_add=is_platform_admin(ctx), roles=[r for r, _ in role_rows], errors=errors, values=values or {},
                       reporting=reporting, row_errors=row_errors or {}, row_values=row_values or {})
 
 
@@ -132,24 +138,51 @@ async def add_member_from(ctx: RequestContext, values: dict[str, str]) -> tuple[
     return user, created
 
 
+async def invite_from(ctx: RequestContext, values: dict[str, str]) -> invitations.InvitationRow:
+    """A tenant admin's add-member: an invitation the account holder accepts (app.identity.invitations),
+    answered the same whether or not an account has the email."""
+    role = await role_service.get_role(ctx.db, ctx.tenant_id, values.get("role") or "Member")
+    return await invitations.invite(ctx.db, ctx.actor, ctx.tenant, values.get("email", ""), role,  # type: ignore[arg-type]
+                                    manager=values.get("manager") or None, unit=values.get("unit") or None,
+                                    password=values.get("password", ""), display_name=values.get("display_name", ""),
+                                    may_create_account=ctx.can("db.users.insert"))
+
+
 @post(T("/admin/members"), opt={"permission": "db.tenant_users.insert"}, include_in_schema=False)
 async def members_add(request: Request, ctx: RequestContext) -> Template | Redirect:
     form = await request.form()
-    values = {k: _s(form, k, 300) for k in ("email", "display_name", "password", "role")}
+    values = {k: _s(form, k, 300) for k in ("email", "display_name", "password", "role", "manager", "unit")}
     try:
-        user, created = await add_member_from(ctx, values)
+        if is_platform_admin(ctx):  # platform staff add directly, as before (they see every account anyway)
+            user, created = await add_member_from(ctx, values)
+            message = f"{'Created and added' if created else 'Added'} {user.email}"
+        else:
+            message = f"Invitation sent to {(await invite_from(ctx, values)).invitation.email}"
     except ValidationFailed as exc:
         values.pop("password", None)
+        await ctx.db.rollback()  # nothing of the refused add may show (an account created on the way)
+        for obj in (ctx.user, ctx.tenant):
+            await ctx.db.refresh(obj)
         return await _members_page(request, ctx, exc.errors, values, status_code=422)
-    verb = "Created and added" if created else "Added"
-    return redirect(f"/t/{ctx.tenant.slug}/admin/members", f"{verb} {user.email}")  # type: ignore[union-attr]
+    return redirect(f"/t/{ctx.tenant.slug}/admin/members", message)  # type: ignore[union-attr]
+
+
+async def _refused(request: Request, ctx: RequestContext, exc: Conflict) -> Template:
+    """A refused member change (the tenant's last Admin): the members page again, saying why."""
+    await ctx.db.rollback()  # nothing of the refused change may show
+    for obj in (ctx.user, ctx.tenant):
+        await ctx.db.refresh(obj)
+    return await _members_page(request, ctx, {"member": exc.detail}, status_code=409)
 
 
 @post(T("/admin/members/{user_id:uuid}/role"), opt={"permission": "db.tenant_users.update"}, include_in_schema=False)
-async def members_role(request: Request, ctx: RequestContext, user_id: uuid.UUID) -> Redirect:
+async def members_role(request: Request, ctx: RequestContext, user_id: uuid.UUID) -> Template | Redirect:
     form = await request.form()
     role = await role_service.get_role(ctx.db, ctx.tenant_id, _s(form, "role", 100))
-    await directory.change_member_role(ctx.db, ctx.actor, ctx.tenant_id, user_id, role)
+    try:
+        await directory.change_member_role(ctx.db, ctx.actor, ctx.tenant_id, user_id, role)
+    except Conflict as exc:
+        return await _refused(request, ctx, exc)
     return redirect(f"/t/{ctx.tenant.slug}/admin/members", f"Role changed to {role.name}")  # type: ignore[union-attr]
 
 
@@ -173,8 +206,11 @@ async def members_reporting(request: Request, ctx: RequestContext, user_id: uuid
 
 
 @post(T("/admin/members/{user_id:uuid}/remove"), opt={"permission": "db.tenant_users.delete"}, include_in_schema=False)
-async def members_remove(ctx: RequestContext, user_id: uuid.UUID) -> Redirect:
-    await directory.remove_member(ctx.db, ctx.actor, ctx.tenant_id, user_id)
+async def members_remove(request: Request, ctx: RequestContext, user_id: uuid.UUID) -> Template | Redirect:
+    try:
+        await directory.remove_member(ctx.db, ctx.actor, ctx.tenant_id, user_id)
+    except Conflict as exc:
+        return await _refused(request, ctx, exc)
     return redirect(f"/t/{ctx.tenant.slug}/admin/members", "Member removed")  # type: ignore[union-attr]
 
 
@@ -348,12 +384,16 @@ async def audit_list(request: Request, ctx: RequestContext, action: str = "", ac
 async def explain_page(request: Request, ctx: RequestContext, user: str = "", permission: str = "") -> Template:
     result = None
     errors: dict[str, str] = {}
+    status = 200
     if user or permission:
         try:
-            result = await explain_permission(ctx.db, ctx.tenant, user, permission)  # type: ignore[arg-type]
+            result = await explain_permission(ctx.db, ctx.tenant, user, permission,  # type: ignore[arg-type]
+                                              any_user=is_platform_admin(ctx))
         except ValidationFailed as exc:
             errors = exc.errors
-    return await page(request, ctx, "admin/explain.html", result=result, errors=errors,
+        except NotFound as exc:  # the same answer whether or not an account has that email
+            errors, status = {"user": exc.detail}, 404
+    return await page(request, ctx, "admin/explain.html", result=result, errors=errors, status_code=status,
                       values={"user": user[:254], "permission": permission[:200]})
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from litestar import Request, Router, delete, get, patch, post, put
+from litestar import Request, Response, Router, delete, get, patch, post, put
 from litestar.params import Parameter
 from sqlalchemy import select
 
@@ -17,8 +17,8 @@ from app.access.explain import explain_permission
 from app.access.registry import all_permissions
 from app.db.models import Role, User
 from app.errors import ValidationFailed
-from app.identity import directory, hierarchy, tokens
-from app.web.admin_pages import add_member_from, query_audit
+from app.identity import directory, hierarchy, invitations, tokens
+from app.web.admin_pages import add_member_from, invite_from, is_platform_admin, query_audit
 from app.web.context import RequestContext
 from app.web.render import Pager
 
@@ -147,14 +147,20 @@ async def _member_out(ctx: RequestContext, user_id: uuid.UUID) -> dict[str, Any]
 
 
 @post("/members", opt={"permission": "db.tenant_users.insert"})
-async def members_create(ctx: RequestContext, data: MemberIn, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
-    user, created = await add_member_from(ctx, {"email": data.email, "role": data.role,
-                                               "display_name": data.display_name, "password": data.password})
+async def members_create(ctx: RequestContext, data: MemberIn, x_tenant: str | None = TENANT_HEADER) -> Response[dict[str, Any]]:
+    """Platform admins add the member directly (201, the member). Anyone else invites: 202 with the
+    invitation, the same answer whether or not an account has the email (see app.identity.invitations)."""
+    values = {"email": data.email, "role": data.role, "display_name": data.display_name, "password": data.password,
+              "manager": data.manager or "", "unit": data.unit or ""}
+    if not is_platform_admin(ctx):
+        row = await invite_from(ctx, values)
+        return Response({"status": "invited", "invitation": invitations.invitation_json(row)}, status_code=202)
+    user, created = await add_member_from(ctx, values)
     if data.manager:
         await hierarchy.set_manager(ctx.db, ctx.actor, ctx.tenant_id, user.id, data.manager)
     if data.unit:
         await hierarchy.set_unit(ctx.db, ctx.actor, ctx.tenant_id, user.id, data.unit)
-    return {**await _member_out(ctx, user.id), "created_account": created}
+    return Response({**await _member_out(ctx, user.id), "created_account": created}, status_code=201)
 
 
 @patch("/members/{user_id:uuid}", opt={"permission": "db.tenant_users.update"})
@@ -307,7 +313,10 @@ async def audit_index(request: Request, ctx: RequestContext, action: str = "", a
 
 @get("/explain", opt={"permission": "ui.admin.explain"})
 async def explain(ctx: RequestContext, user: str, permission: str, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
-    r = await explain_permission(ctx.db, ctx.tenant, user, permission)  # type: ignore[arg-type]
+    """Only members of the tenant are explained (404 for anyone else, whether or not the account exists),
+    except to platform admins."""
+    r = await explain_permission(ctx.db, ctx.tenant, user, permission,  # type: ignore[arg-type]
+                                 any_user=is_platform_admin(ctx))
     return {"user": r.user.email, "tenant": r.tenant.slug, "permission": r.permission, "allowed": r.allowed,
             "registered": r.registered, "platform_scoped": r.platform_scoped, "role": r.role_name,
             "policy": list(r.rule) if r.rule else None, "reason": r.reason,

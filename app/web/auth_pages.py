@@ -90,8 +90,8 @@ async def sign_out_everywhere(ctx: RequestContext) -> Redirect:
 @get("/", opt={"auth": True}, include_in_schema=False)
 async def landing(ctx: RequestContext) -> Redirect:
     own = await ctx.memberships()
-    if not own:
-        return Redirect("/account/no-tenant", status_code=303)
+    if not own:  # a new account: its invitations (or the word that it has none yet) are all it can see
+        return Redirect("/invitations", status_code=303)
     return Redirect(f"/t/{own[0][0].slug}/", status_code=303)
 
 

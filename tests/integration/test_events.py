@@ -323,9 +323,15 @@ def test_tenant_created_reaches_default_plugins_and_user_events_follow(listening
     assert r.status_code == 201, r.text
     user_id = r.json()["id"]
     assert listening.patch(f"/api/v1/members/{user_id}", json={"role": "Admin"}, headers=h).status_code == 200
+    # Initech's only Admin cannot leave (a refused change raises no event); once erin is Admin too, she can.
+    assert listening.delete(f"/api/v1/members/{user_id}", headers=h).status_code == 409
+    assert listening.patch(f"/api/v1/members/{user_id}", json={"role": "Member"}, headers=h).status_code == 409
+    assert listening.post("/api/v1/members", json={"email": "erin@initech.test", "password": "erin-password-1",
+                                                   "role": "Admin"}, headers=h).status_code == 201
     assert listening.delete(f"/api/v1/members/{user_id}", headers=h).status_code == 204
     deliver(listening, app)
-    users = [(t, json.loads(b)) for t, b in heard(app, "initech") if t.startswith("user.")]
+    users = [(t, json.loads(b)) for t, b in heard(app, "initech")
+             if t.startswith("user.") and json.loads(b)["user_id"] == user_id]
     assert [t for t, _ in users] == ["user.created", "user.added", "user.role_changed", "user.removed"]
     for _, body in users:
         assert body["user_id"] == user_id and body["tenant_id"] == tenant_id and body["actor"] == ADMIN_EMAIL
