@@ -8,6 +8,7 @@ a dry run leaves no trace (DDL included on PostgreSQL and SQLite)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import tempfile
@@ -26,8 +27,8 @@ from app.errors import NotFound
 from app.identity import directory
 from app.plugins import lifecycle, runtime
 from app.sandbox.build import package_from
-from app.sandbox.host import Principal
 from app.sandbox.engine import ComponentRejected
+from app.sandbox.host import Principal
 from app.sandbox.runner import GuestFailure, Sandbox
 from app.settings import SYSTEM_TENANT_ID, Settings
 from app.ui import parse_ui
@@ -66,10 +67,8 @@ async def run(s: AsyncSession, settings: Settings, folder: Path, page_path: str,
         with tempfile.TemporaryDirectory() as work:
             wasm = Path(work) / "plugin.wasm"
             wasm.write_bytes(package.wasm)
-            try:
+            with contextlib.suppress(ComponentRejected):  # the call reports it
                 await asyncio.to_thread(sandbox.components.get, wasm, hashlib.sha256(package.wasm).hexdigest())
-            except ComponentRejected:
-                pass  # the call reports it
     user, tenant = await _user_and_tenant(s, email, tenant_ref)
     actor = Actor(user.id, user.email, "cli")
     row = await s.scalar(select(PluginPackage).where(PluginPackage.package_sha256 == package.sha256,

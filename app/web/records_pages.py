@@ -44,9 +44,9 @@ from app.plugins.runtime import EntityRef, LoadedPlugin
 from app.records.service import SORTABLE_STANDARD, STANDARD_FILTERS, ListQuery, RecordService, StaleVersion
 from app.records.values import TRUE, FieldError, default_for, display, parse, to_input, to_json
 from app.web import guest_pages
-from app.workflow import guard as workflow_guard
 from app.web.context import RequestContext
 from app.web.render import PAGE_SIZES, Pager, page, redirect
+from app.workflow import guard as workflow_guard
 
 PREFIX = "/t/{tenant:str}/p/{plugin_id:str}"
 RULE = {"auth": True}  # db.<entity>.<op> is checked by the record service

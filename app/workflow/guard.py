@@ -136,4 +136,4 @@ def install() -> None:
     from app.records.service import VALIDATE_HOOKS
 
     if check not in VALIDATE_HOOKS:
-        VALIDATE_HOOKS.append(check)
+        VALIDATE_HOOKS.insert(0, check)  # before record validators: a refused write need not run plugin code
