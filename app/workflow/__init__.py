@@ -372,20 +372,12 @@ class Engine:
 
     async def _apply(self, instance: WorkflowInstance, entity: EntityRef, action: Mapping[str, Any]) -> str | None:
         """Set the end action's field through the record service; the reason when it cannot."""
-        from app.records.service import RecordService, StaleVersion
+        from app.records.service import RecordService
 
         granted = {entity.permission("select"), entity.permission("update")}
         svc = RecordService(self.session, self.tenant_id, self.actor, granted.__contains__, scope=None)
         try:
-            for attempt in (1, 2):  # once more when a plugin's event handler wrote the record meanwhile
-                try:
-                    async with self.session.begin_nested(), guard.end_action(self.session, instance.record_id):
-                        current = await svc.get(entity, instance.record_id)
-                        await svc.update(entity, current["id"], {action["field"]: action["value"]}, current["version"])
-                    break
-                except StaleVersion:
-                    if attempt == 2:
-                        raise
+            await guard.write_end_action(svc, entity, instance.record_id, action["field"], action["value"])
         except ValidationFailed as exc:
             return "; ".join(f"{k}: {v}" for k, v in exc.errors.items()) or exc.detail
         except PortalError as exc:

@@ -92,6 +92,22 @@ async def end_action(session: AsyncSession, record_id: str) -> AsyncIterator[Non
         session.info.pop(END_ACTION_KEY, None)
 
 
+async def write_end_action(svc: RecordService, entity: EntityRef, record_id: str, field: str, value: Any) -> None:
+    """The workflow's end-action write (marked, so the lock lets it through). Tried once more when a
+    plugin's event handler wrote the pending record meanwhile (allowed; on PostgreSQL the two race)."""
+    from app.records.service import StaleVersion
+
+    for attempt in (1, 2):
+        try:
+            async with svc.db.begin_nested(), end_action(svc.db, record_id):
+                current = await svc.get(entity, record_id)
+                await svc.update(entity, current["id"], {field: value}, current["version"])
+            return
+        except StaleVersion:
+            if attempt == 2:
+                raise
+
+
 def _plugin_as_itself(svc: RecordService) -> bool:
     # plugin_principal's actor: only background calls (event delivery, on-tenant-created) act so; a
     # page or action a user opens runs the guest as that user.
