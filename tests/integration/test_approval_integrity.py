@@ -45,12 +45,13 @@ def _world(app: Any, package: Path, probe: Path | None = None) -> None:
                             "db.probe_note.*"],
                   "Manager": ["db.purchase_order.select", "db.probe_note.select"],
                   "Boss": ["*"],
-                  "Flow": ["db.purchase_order.*", "ui.workflow.admin"]}
+                  "Flow": ["db.purchase_order.*", "ui.workflow.admin"],
+                  "Setter": ["db.purchase_order.*", "ui.workflow.set-purchase_order-status"]}
         made = {}
         for name, patterns in grants.items():
             made[name] = await roles.create_role(s, ACTOR, tenant.id, name)
             await roles.grant(s, ACTOR, made[name], patterns)
-        for name, role in (("alice", "Buyer"), ("max", "Manager"), ("boss", "Boss"), ("flo", "Flow")):
+        for name, role in (("alice", "Buyer"), ("max", "Manager"), ("boss", "Boss"), ("flo", "Flow"), ("pat", "Setter")):
             user = await directory.create_user(s, ACTOR, f"{name}@acme.test", PW, name.title())
             await directory.add_member(s, ACTOR, tenant.id, user, made[role])
             if name == "alice":
@@ -72,7 +73,7 @@ def _world(app: Any, package: Path, probe: Path | None = None) -> None:
 class World:
     def __init__(self, client: Any, app: Any) -> None:
         self.client, self.app = client, app
-        self.tokens = {n: api_token(client, f"{n}@acme.test", PW) for n in ("alice", "max", "boss", "flo")}
+        self.tokens = {n: api_token(client, f"{n}@acme.test", PW) for n in ("alice", "max", "boss", "flo", "pat")}
 
     def h(self, who: str) -> dict[str, str]:
         return bearer(self.tokens[who], "acme")
@@ -105,6 +106,9 @@ def test_the_decided_field_is_read_only_to_a_buyer_on_every_path(w: World) -> No
     # A tenant Admin holding `*` has the permission.
     r = c.post(PO, json={"order_no": "PO-B", "total_amount": "5.00", "status": "approved"}, headers=w.h("boss"))
     assert r.status_code == 201 and r.json()["status"] == "approved"
+    # So does a role granted exactly the registered permission.
+    r = c.post(PO, json={"order_no": "PO-P", "total_amount": "5.00", "status": "rejected"}, headers=w.h("pat"))
+    assert r.status_code == 201 and r.json()["status"] == "rejected"
 
     # The generated form: the status is shown (its value), with no input; a forged one is ignored.
     login(c, "alice@acme.test", PW)
