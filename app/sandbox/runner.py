@@ -282,7 +282,9 @@ class Sandbox:
         component = self.components.loaded(plugin.wasm_sha256) or await loop.run_in_executor(
             self.executor, self.components.cached, plugin.wasm_sha256)
         if component is None:
-            job = self.components.start_compile(self.wasm_path(plugin), plugin.wasm_sha256)
+            job = self.components.job(plugin.wasm_sha256)
+            if job is None or not job.error:  # a failed compile is not retried on every call
+                job = self.components.start_compile(self.wasm_path(plugin), plugin.wasm_sha256)
             if job.error:
                 raise GuestFailure(plugin.id, "rejected", f"the plugin's code cannot run here: {job.error}")
             raise GuestFailure(plugin.id, "compiling", "the plugin's code is still being compiled"
