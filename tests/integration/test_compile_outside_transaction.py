@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,10 @@ from app.records.service import RecordService
 from app.sandbox import GuestFailure
 from app.sandbox.engine import sha256_file
 from app.sandbox.runner import plugin_principal
-from tests.conftest import WASM_CACHE
-from tests.integration.test_events import ACTOR, event_packages  # noqa: F401  (the session fixture)
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, WASM_CACHE
+from tests.helpers import login, post_form, text_of
+from tests.integration.test_events import ACTOR, add_note, event_packages  # noqa: F401  (the session fixture)
+from tests.integration.test_record_pages import in_db
 
 WRITERS = 20
 
@@ -117,3 +120,40 @@ def test_first_delivery_compiles_outside_any_transaction(client: Any, app: Any,
     # Every event reached the listener once its component was ready: the first one, and the 20 writes'.
     assert out["statuses"] and set(out["statuses"]) == {"ok"}
     assert len(out["statuses"]) >= 1 + WRITERS
+
+
+def test_a_page_action_waits_for_the_compile_without_holding_the_write_lock(client: Any, app: Any,
+                                                                          event_packages: dict[str, Path]) -> None:  # noqa: F811
+    """A custom page's action (a write request: on SQLite it takes the write lock up front) on a plugin whose
+    component is still compiling ends its transaction before waiting; other writers are not held up."""
+    probe_sha = sha256_file(event_packages["probe"] / "plugin.wasm")
+    app.state.sandbox.components.cache_path(probe_sha).unlink()  # this test's cache: the probe is not compiled
+    app.state.sandbox.components.forget(probe_sha)
+
+    async def setup(s: Any) -> None:
+        await lifecycle.upload(s, ACTOR, read_folder(event_packages["probe"]), app.state.settings, install_now=True)
+        tenant = await directory.create_tenant(s, ACTOR, "acme", "Acme")
+        await lifecycle.enable(s, ACTOR, tenant.id, "probe")
+
+    in_db(app, setup)
+    login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
+    answer: dict[str, Any] = {}
+
+    def act() -> None:
+        answer["r"] = post_form(client, "/t/acme/p/probe/probe/actions/add", {"title": "by the guest", "amount": "1"},
+                                headers={"HX-Request": "true"})
+
+    thread = threading.Thread(target=act)
+    thread.start()
+    time.sleep(1.0)  # the action is waiting for the compile now
+    latencies = []
+    for i in range(5):
+        began = time.perf_counter()
+        add_note(app, "acme", f"user write {i}")
+        latencies.append(time.perf_counter() - began)
+        time.sleep(0.5)
+    thread.join(120)
+    assert max(latencies) < 2.0, latencies
+    r = answer["r"]
+    assert r.status_code == 200, r.text[:300]
+    assert "added by the guest" in r.text or "still being compiled" in r.text, text_of(r.text)[:300]
