@@ -1,6 +1,7 @@
 """Demo data for a first look: tenant `demo` with an admin, a member, a buyer and her manager, the
 bundled plugins, rows, and a purchase-order approval process (orders above 1000 need the buyer's
-manager; the inventory plugin's handle-event sets the order's status when the approval finishes)."""
+manager; its end actions set the order's status — read-only to the buyer — and the inventory plugin's
+handle-event notes the decision)."""
 
 from __future__ import annotations
 
@@ -41,7 +42,10 @@ DEMO_REPORTS_TO = {"carol@demo.test": "dave@demo.test"}
 APPROVAL_THRESHOLD = "1000.00"
 DEMO_PROCESS = {
     "name": "Purchase order approval",
-    # No end action: the inventory plugin sets the status itself (guest handle-event), and notes the decision.
+    # The end actions make `status` the approval's (read-only to the Buyer: app.workflow.guard); the
+    # inventory plugin also sets it from its handle-event, and notes the decision.
+    "on_approve": {"field": "status", "value": "approved"},
+    "on_reject": {"field": "status", "value": "rejected"},
     "steps": [{"name": "Manager approval", "selector": {"kind": "manager"},
                "condition": {"kind": "fields", "config": {"all": [
                    {"field": "total_amount", "op": "gt", "value": APPROVAL_THRESHOLD}]}}}],

@@ -253,6 +253,9 @@ class Dispatcher:
         args = (str(tenant_id),) if handler == "on-tenant-created" else (event_type, json.dumps(payload))
         started = time.perf_counter()
         status, message = "ok", ""
+        # A freshly installed plugin's first delivery may find its component still compiling (seconds):
+        # wait here, holding no transaction and no write lock, so users' writes go on meanwhile.
+        await self.sandbox.ready(plugin, 120.0)
         async with self.session_factory() as session:
             if session.bind.dialect.name == "sqlite":
                 await session.connection(execution_options={SQLITE_WRITE_LOCK: True})
@@ -263,7 +266,7 @@ class Dispatcher:
             reachable = await self.sandbox._reachable(session, current, tenant_id)
             try:
                 await self.sandbox.call(session, current, tenant_id, plugin_principal(current, tenant_id, reachable),
-                                        handler, *args, wait_compile=120.0)
+                                        handler, *args)
             except GuestFailure as exc:  # recorded as a fault (and committed) by the sandbox
                 status = "failed"
                 message = exc.message + (" — the plugin was switched off in this tenant" if exc.disabled else "")

@@ -7,7 +7,11 @@ a dry run leaves no trace (DDL included on PostgreSQL and SQLite)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
 import json
+import tempfile
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,7 @@ from app.identity import directory
 from app.nesting import loads_json
 from app.plugins import lifecycle, runtime
 from app.sandbox.build import package_from
+from app.sandbox.engine import ComponentRejected
 from app.sandbox.host import Principal
 from app.sandbox.runner import GuestFailure, Sandbox
 from app.settings import SYSTEM_TENANT_ID, Settings
@@ -56,6 +61,15 @@ async def run(s: AsyncSession, settings: Settings, folder: Path, page_path: str,
               tenant_ref: str | None = None, email: str | None = None, action: str | None = None,
               data: dict[str, Any] | None = None, commit: bool = False) -> dict[str, Any]:
     package = package_from(folder)
+    sandbox = Sandbox(replace(settings, wasm_memory_stats=True))  # the author wants the call's peak memory
+    if package.wasm is not None:
+        # Compile before the first query: the call below runs in this session's transaction, which must
+        # never wait for a compile (SQLite: the server's writes would fail meanwhile).
+        with tempfile.TemporaryDirectory() as work:
+            wasm = Path(work) / "plugin.wasm"
+            wasm.write_bytes(package.wasm)
+            with contextlib.suppress(ComponentRejected):  # the call reports it
+                await asyncio.to_thread(sandbox.components.get, wasm, hashlib.sha256(package.wasm).hexdigest())
     user, tenant = await _user_and_tenant(s, email, tenant_ref)
     actor = Actor(user.id, user.email, "cli")
     row = await s.scalar(select(PluginPackage).where(PluginPackage.package_sha256 == package.sha256,
@@ -77,13 +91,12 @@ async def run(s: AsyncSession, settings: Settings, folder: Path, page_path: str,
         "id": str(user.id), "email": user.email, "display_name": user.display_name, "language": user.language,
         "tenant_id": str(tenant.id), "tenant_slug": tenant.slug},
         scope=DataScope(ScopeCache(), tenant.id, user.id, scope_version(tenant), bypass=access.bypasses_scopes))
-    sandbox = Sandbox(replace(settings, wasm_memory_stats=True))  # the author wants the call's peak memory
     out: dict[str, Any] = {"plugin": plugin.id, "page": spec.path, "tenant": tenant.slug, "user": user.email,
                            "limits": asdict(sandbox.limits_for(plugin))}
     try:
         args = (spec.path, action, json.dumps(data or {})) if action else (spec.path, json.dumps(params))
         text = await sandbox.call(s, plugin, tenant.id, principal, "handle-action" if action else "render-page",
-                                  *args, wait_compile=None, record_faults=False)
+                                  *args, record_faults=False)
         view = parse_ui(text or "", can=access.permissions.allows)
         try:
             out["ui"] = loads_json(text or "null", max_bytes=10_000_000)

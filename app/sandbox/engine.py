@@ -181,26 +181,36 @@ class ComponentStore:
             job.done.set()
 
     def get(self, wasm_path: Path, wasm_sha256: str, *, wait: float | None = None) -> Component | None:
-        """The compiled component, or None while it is still compiling after `wait` seconds."""
-        hit = self._components.get(wasm_sha256)
+        """The compiled component, or None while it is still compiling after `wait` seconds. May wait for
+        a compile: never call it with a transaction open (Sandbox.ready is the one caller)."""
+        hit = self.cached(wasm_sha256)
         if hit is not None:
             return hit
-        cached = self.cache_path(wasm_sha256)
-        if cached.exists():
-            try:
-                component = Component.deserialize_file(self.engine, str(cached))
-            except Exception:
-                log.warning("Compile cache %s is unusable; recompiling", cached)
-                cached.unlink(missing_ok=True)
-            else:
-                self._components[wasm_sha256] = component
-                return component
         job = self.start_compile(wasm_path, wasm_sha256)
         if not job.done.wait(wait):
             return None
         if job.error:
             raise ComponentRejected(job.error)
         return self._components.get(wasm_sha256)
+
+    def cached(self, wasm_sha256: str) -> Component | None:
+        """The component from memory or the compile cache file — never a compile, never a wait.
+        What a call inside a transaction may use: deserializing takes milliseconds, compiling seconds
+        (holding a transaction, or SQLite's write lock, that long fails everyone else's writes)."""
+        hit = self._components.get(wasm_sha256)
+        if hit is not None:
+            return hit
+        cached = self.cache_path(wasm_sha256)
+        if not cached.exists():
+            return None
+        try:
+            component = Component.deserialize_file(self.engine, str(cached))
+        except Exception:
+            log.warning("Compile cache %s is unusable; it will be recompiled", cached)
+            cached.unlink(missing_ok=True)
+            return None
+        self._components[wasm_sha256] = component
+        return component
 
     def loaded(self, wasm_sha256: str) -> Component | None:
         """The component if this process already holds it (no file access: safe on the event loop)."""

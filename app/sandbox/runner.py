@@ -157,6 +157,21 @@ class Sandbox:
         if plugin.wasm_sha256:
             self.components.start_compile(self.wasm_path(plugin), plugin.wasm_sha256)
 
+    async def ready(self, plugin: LoadedPlugin, timeout: float | None) -> bool:
+        """Wait (up to `timeout` seconds, None: no limit) until the plugin's component is compiled and
+        loaded; False when it is still compiling. Compiling takes seconds: call this with no transaction
+        open (before opening the session a guest call then uses), never from inside one."""
+        if not plugin.wasm_sha256:
+            return True
+        if self.components.loaded(plugin.wasm_sha256) is not None:
+            return True
+        try:
+            found = await asyncio.get_running_loop().run_in_executor(
+                self.executor, lambda: self.components.get(self.wasm_path(plugin), plugin.wasm_sha256, wait=timeout))
+        except ComponentRejected:
+            return True  # the call reports it (as `rejected`), where faults are recorded
+        return found is not None
+
     def limits_for(self, plugin: LoadedPlugin) -> Limits:
         return effective(plugin.manifest.limits, self.settings.wasm_default, self.settings.wasm_maximum)
 
@@ -246,7 +261,7 @@ class Sandbox:
     # -- the public call -------------------------------------------------------------------------
 
     async def call(self, session: AsyncSession, plugin: LoadedPlugin, tenant_id: uuid.UUID, principal: Principal,
-                   name: str, *args: Any, bus: EventBus | None = None, wait_compile: float | None = 3.0,
+                   name: str, *args: Any, bus: EventBus | None = None,
                    record_faults: bool = True, defer_faults: bool = False, error_is_answer: bool = False) -> Any:
         """Call guest function `name`; everything it does runs in one transaction (a savepoint of the
         caller's), rolled back on any failure. Returns the ok payload or raises GuestFailure.
@@ -255,17 +270,23 @@ class Sandbox:
         caller's transaction ended, instead of committing the caller's session now — for calls in the
         middle of someone else's unit of work (extension points: a record write, a workflow step).
         `error_is_answer`: the guest's own `err` result is a normal answer (an auth verifier's refusal), not
-        a fault; traps and limit breaches still are."""
+        a fault; traps and limit breaches still are.
+
+        Never compiles and never waits for a compile: `session` holds a transaction (on SQLite perhaps the
+        write lock), and a Python guest compiles for seconds, during which every other write would fail.
+        A component not yet compiled fails the call as `compiling` (its compile goes on in the background);
+        callers that may wait (event delivery, background calls) await `ready()` before opening a session."""
         if not plugin.wasm_sha256:
             raise GuestFailure(plugin.id, "no_wasm", f"{plugin.manifest.plugin.name} ships no page code (no plugin.wasm)")
         loop = asyncio.get_running_loop()
-        try:
-            component = self.components.loaded(plugin.wasm_sha256) or await loop.run_in_executor(
-                self.executor, lambda: self.components.get(self.wasm_path(plugin), plugin.wasm_sha256, wait=wait_compile))
-        except ComponentRejected as exc:
-            raise GuestFailure(plugin.id, "rejected", f"the plugin's code cannot run here: {exc}") from exc
+        component = self.components.loaded(plugin.wasm_sha256) or await loop.run_in_executor(
+            self.executor, self.components.cached, plugin.wasm_sha256)
         if component is None:
             job = self.components.job(plugin.wasm_sha256)
+            if job is None or not job.error:  # a failed compile is not retried on every call
+                job = self.components.start_compile(self.wasm_path(plugin), plugin.wasm_sha256)
+            if job.error:
+                raise GuestFailure(plugin.id, "rejected", f"the plugin's code cannot run here: {job.error}")
             raise GuestFailure(plugin.id, "compiling", "the plugin's code is still being compiled"
                                + (f" ({job.seconds} s so far)" if job else ""))
         reachable = await self._reachable(session, plugin, tenant_id)
@@ -449,6 +470,11 @@ class Sandbox:
         """A guest call outside any request, acting as the plugin; failures are logged and counted."""
         assert self.session_factory is not None
         try:
+            async with self.session_factory() as session:  # a read, ended before waiting for a compile
+                plugin = next((p for p in await runtime.enabled_for(session, tenant_id) if p.id == plugin_id), None)
+            if plugin is None or not plugin.wasm_sha256:
+                return
+            await self.ready(plugin, 120.0)
             async with self.session_factory() as session:
                 if session.bind.dialect.name == "sqlite":  # wait for other writers rather than fail after them
                     await session.connection(execution_options={SQLITE_WRITE_LOCK: True})
@@ -458,7 +484,7 @@ class Sandbox:
                 reachable = await self._reachable(session, plugin, tenant_id)
                 try:
                     await self.call(session, plugin, tenant_id, plugin_principal(plugin, tenant_id, reachable), name,
-                                    *args, wait_compile=120.0)
+                                    *args)
                 except GuestFailure:
                     return  # recorded (and committed) by call()
                 await session.commit()

@@ -11,6 +11,7 @@ from litestar.exceptions import PermissionDeniedException
 from litestar.params import Parameter
 from litestar.response import Template
 
+from app.db import SQLITE_WRITE_LOCK
 from app.errors import NotFound
 from app.plugins import runtime
 from app.plugins.manifest import PageSpec
@@ -36,6 +37,26 @@ def principal(ctx: RequestContext) -> Principal:
 
 def _sandbox(request: Request) -> Sandbox:
     return request.app.state.sandbox  # type: ignore[no-any-return]
+
+
+# How long a page or action waits for a component that is still compiling (just installed) before it
+# answers "still being compiled".
+COMPILE_WAIT_SECONDS = 10.0
+
+
+async def _ready(request: Request, ctx: RequestContext, plugin: LoadedPlugin) -> None:
+    """Wait for the plugin's compile, if it is still running, with the request's transaction ended first:
+    the guest call itself never waits (Sandbox.call), and waiting inside a transaction — on SQLite a
+    write request holds the write lock — would fail every other user's save meanwhile."""
+    sandbox = _sandbox(request)
+    if sandbox.compile_state(plugin) in {"ready", "none", "failed"}:
+        return  # loaded or in the compile cache (the call deserializes it in milliseconds), or hopeless
+    conn = await ctx.db.connection()
+    locked = bool(conn.sync_connection and conn.sync_connection.get_execution_options().get(SQLITE_WRITE_LOCK))
+    await ctx.db.commit()  # nothing of the request's own is written before a guest call
+    await sandbox.ready(plugin, COMPILE_WAIT_SECONDS)
+    if locked:
+        await ctx.db.connection(execution_options={SQLITE_WRITE_LOCK: True})
 
 
 def _params(request: Request) -> dict[str, str]:
@@ -68,6 +89,7 @@ async def render_page(request: Request, ctx: RequestContext, plugin: LoadedPlugi
     data: dict[str, Any] = {**common, "action_url": url + "/actions", "view": None, "failure": None}
     status = 200
     try:
+        await _ready(request, ctx, plugin)
         text = await _sandbox(request).call(ctx.db, plugin, ctx.tenant_id, principal(ctx), "render-page", spec.path,
                                             json.dumps(_params(request)), bus=ctx.bus)
         data["view"] = parse_ui(text or "", can=ctx.can)
@@ -84,6 +106,7 @@ async def post_action(request: Request, ctx: RequestContext, plugin: LoadedPlugi
     data: dict[str, Any] = {**common, "action_url": url + "/actions", "view": None, "failure": None}
     status = 200
     try:
+        await _ready(request, ctx, plugin)
         text = await _sandbox(request).call(ctx.db, plugin, ctx.tenant_id, principal(ctx), "handle-action", spec.path,
                                             action, json.dumps(await _form_data(request)), bus=ctx.bus)
         view = parse_ui(text or "", can=ctx.can)
@@ -139,6 +162,7 @@ async def api_render(request: Request, ctx: RequestContext, plugin_id: str, path
                      x_tenant: str | None = TENANT_HEADER) -> Response[Any]:
     plugin, spec = await _page_target(ctx, plugin_id, path)
     try:
+        await _ready(request, ctx, plugin)
         text = await _sandbox(request).call(ctx.db, plugin, ctx.tenant_id, principal(ctx), "render-page", spec.path,
                                             json.dumps(_params(request)), bus=ctx.bus)
     except GuestFailure as failure:
@@ -158,6 +182,7 @@ async def api_action(request: Request, ctx: RequestContext, plugin_id: str, path
     if not isinstance(body, dict) or not isinstance(body.get("action"), str) or not isinstance(body.get("data", {}), dict):
         return problem(400, "Bad request", 'Send a JSON object {"action": "<name>", "data": {...}}')
     try:
+        await _ready(request, ctx, plugin)
         text = await _sandbox(request).call(ctx.db, plugin, ctx.tenant_id, principal(ctx), "handle-action", spec.path,
                                             body["action"], json.dumps(body.get("data", {})), bus=ctx.bus)
     except GuestFailure as failure:

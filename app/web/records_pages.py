@@ -46,6 +46,7 @@ from app.records.values import TRUE, FieldError, default_for, display, parse, to
 from app.web import guest_pages
 from app.web.context import RequestContext
 from app.web.render import PAGE_SIZES, Pager, page, redirect
+from app.workflow import guard as workflow_guard
 
 PREFIX = "/t/{tenant:str}/p/{plugin_id:str}"
 RULE = {"auth": True}  # db.<entity>.<op> is checked by the record service
@@ -561,6 +562,15 @@ def _form_layout(ref: EntityRef, spec: PageSpec) -> list[FormGroup]:
     return [g for g in groups if g.fields]
 
 
+async def _layout(ctx: RequestContext, target: Target) -> list[FormGroup]:
+    """The form layout, with the fields an approval process decides read-only to users who may not set them."""
+    groups = _form_layout(target.ref, target.spec)
+    decided = await workflow_guard.readonly_fields(ctx.db, ctx.tenant_id, target.ref, ctx.can)
+    for ff in _form_fields(groups):
+        ff.readonly = ff.readonly or ff.spec.name in decided
+    return groups
+
+
 def _form_fields(groups: list[FormGroup]) -> list[FormField]:
     return [f for g in groups for f in g.fields]
 
@@ -605,7 +615,7 @@ async def _form_page(request: Request, ctx: RequestContext, target: Target, *, r
                      values: dict[str, str], errors: dict[str, str] | None = None, version: Any = None,
                      status_code: int = 200, form_error: str | None = None) -> Template:
     svc = ctx.records()
-    groups = _form_layout(target.ref, target.spec)
+    groups = await _layout(ctx, target)
     await _prepare_pickers(svc, ctx, target, groups, values)
     errors = errors or {}
     known = {ff.spec.name for ff in _form_fields(groups)}
@@ -635,7 +645,7 @@ async def _create(request: Request, ctx: RequestContext, target: Target) -> Resp
     _need_action(ctx, target, "create")
     svc = ctx.records()
     svc.require(target.ref, "insert")
-    data, values = _values_from_form(_form_layout(target.ref, target.spec), await request.form())
+    data, values = _values_from_form(await _layout(ctx, target), await request.form())
     try:
         # No savepoint on the hot path: validation fails before any write, and a unique clash
         # (which aborts a PostgreSQL transaction) rolls the whole request back before re-rendering.
@@ -662,7 +672,7 @@ async def _update(request: Request, ctx: RequestContext, target: Target, record_
     svc = ctx.records()
     svc.require(target.ref, "update")
     form = await request.form()
-    groups = _form_layout(target.ref, target.spec)
+    groups = await _layout(ctx, target)
     data, values = _values_from_form(groups, form)
     raw_version = form.get("version")
     version = int(raw_version) if isinstance(raw_version, str) and re.fullmatch(r"[0-9]{1,18}", raw_version) else None

@@ -51,10 +51,11 @@ from app.events import Event, emit
 from app.plugins import runtime
 from app.plugins.runtime import EntityRef
 from app.records.values import FieldError, parse, to_json
+from app.workflow import guard
+from app.workflow.guard import ADMIN_PERMISSION
 from app.workflow.kinds import CONDITIONS, SELECTORS, RuleContext, Selection
 
 log = logging.getLogger("portal.workflow")
-ADMIN_PERMISSION = "ui.workflow.admin"
 # module "base": the role matrix groups base-module permissions with the platform's (module names a plugin otherwise).
 PERMISSIONS = [PermissionDef(ADMIN_PERMISSION, "Approval processes: define them, reassign tasks, retry stuck approvals")]
 MAX_STEPS = 20
@@ -143,6 +144,7 @@ async def save_process(session: AsyncSession, tenant_id: uuid.UUID, actor: Actor
     row.name, row.steps, row.on_approve, row.on_reject = name, steps, on_approve, on_reject
     row.auto_start = bool(data.get("auto_start"))
     row.is_active = bool(data.get("is_active", True))
+    await guard.register_for(session, entity, guard.decided_fields(row))
     await session.flush()
     # Every worker's auto-start cache is keyed by the tenant's policy version.
     runtime.forget_enabled(session)
@@ -375,9 +377,7 @@ class Engine:
         granted = {entity.permission("select"), entity.permission("update")}
         svc = RecordService(self.session, self.tenant_id, self.actor, granted.__contains__, scope=None)
         try:
-            async with self.session.begin_nested():
-                current = await svc.get(entity, instance.record_id)
-                await svc.update(entity, current["id"], {action["field"]: action["value"]}, current["version"])
+            await guard.write_end_action(svc, entity, instance.record_id, action["field"], action["value"])
         except ValidationFailed as exc:
             return "; ".join(f"{k}: {v}" for k, v in exc.errors.items()) or exc.detail
         except PortalError as exc:
@@ -638,6 +638,7 @@ def install_hooks() -> None:
 
     if _auto_start_hook not in INSERT_HOOKS:
         INSERT_HOOKS.append(_auto_start_hook)
+    guard.install()  # decided fields and locked-while-pending, on every write path
 
 
 async def process_for_any(session: AsyncSession, tenant_id: uuid.UUID, plugin_id: str, entity: str) -> WorkflowProcess | None:

@@ -54,7 +54,8 @@ def test_demo_upgrades_inventory_and_its_buyer_needs_her_managers_approval(clien
     assert [(s["name"], s["selector"]["kind"], s["condition"]["config"]["all"][0]["op"]) for s in steps] == [
         ("Manager approval", "manager", "gt")]
     assert steps[0]["condition"]["config"]["all"][0]["value"] == DEMO_PROCESS["steps"][0]["condition"]["config"]["all"][0]["value"]
-    assert on_approve is None and on_reject is None  # the plugin sets the status, not an end action
+    # The end actions make the status the approval's (read-only to carol, the Buyer).
+    assert on_approve == {"field": "status", "value": "approved"} and on_reject == {"field": "status", "value": "rejected"}
 
     carol = bearer(api_token(client, "carol@demo.test", DEMO_PASSWORD), "demo")
     dave = bearer(api_token(client, "dave@demo.test", DEMO_PASSWORD), "demo")

@@ -25,7 +25,7 @@ from app.plugins.packages import read_folder
 from app.records.service import RecordService
 from tests.guests import BUNDLED, built_plugin
 from tests.helpers import api_token, bearer
-from tests.integration.test_events import deliver
+from tests.integration.test_events import deliver, writing
 from tests.integration.test_record_pages import in_db
 
 ACTOR = Actor(None, "test")
@@ -267,8 +267,19 @@ def test_a_deleted_order_is_logged_not_a_failure(w: World, caplog: pytest.LogCap
 def test_a_renumbered_order_is_still_found(w: World) -> None:
     po = w.order("PO-8", "5000.00")
     w.submit(po["id"])
+    # The requester cannot change an order awaiting approval (app.workflow.guard); a workflow admin can.
     r = w.client.put(f"{PO}/{po['id']}", json={"order_no": "PO-8b", "version": po["version"]}, headers=w.h("alice"))
-    assert r.status_code == 200, r.text
+    assert r.status_code == 409 and "awaiting approval" in r.json()["detail"], r.text
+
+    async def rename(s: Any) -> None:
+        ref = await runtime.entity_in_tenant(s, w.ids["acme"], "inventory", "purchase_order")
+        svc = RecordService(s, w.ids["acme"], ACTOR, {workflow.ADMIN_PERMISSION, "db.purchase_order.select",
+                                                      "db.purchase_order.update"}.__contains__)
+        current = await svc.get(ref, po["id"])
+        await svc.update(ref, po["id"], {"order_no": "PO-8b"}, current["version"])
+
+    deliver(w.client, w.app)  # the plugin marks it submitted first
+    writing(w.app, rename)
     w.decide("max", w.tasks("max")[0]["id"], "approve")
     after = w.record(po["id"])
     assert (after["order_no"], after["status"]) == ("PO-8b", "approved")
