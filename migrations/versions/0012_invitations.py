@@ -2,7 +2,7 @@
 accepted or declined by them, instead of attaching their account directly
 
 Revision ID: 0012
-Revises: 0010 (re-chained after 0011 at merge)
+Revises: 0011 (re-chained after 0011 at merge)
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from advanced_alchemy.types import GUID, DateTimeUTC
 from alembic import op
 
 revision = "0012"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
