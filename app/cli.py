@@ -394,7 +394,7 @@ def plugin_pack(folder: Path, output: Path | None) -> None:
     import tomllib
     import zipfile
 
-    from app.plugins.manifest import ManifestError, ValidationContext, parse_manifest
+    from app.manifest import ManifestError, ValidationContext, parse_manifest
     from app.plugins.modules import available_modules
     from app.plugins.packages import ALLOWED_ROOT_FILES, PackageError, read_zip
     from app.sandbox.build import BuildError, ensure_built

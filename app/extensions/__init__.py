@@ -32,9 +32,9 @@ from app.access.permissions import PermissionDef
 from app.db.models import ExtensionConfig, Membership
 from app.errors import NotFound, PortalError, ValidationFailed
 from app.identity import directory
+from app.manifest import EXTENSION_POINTS, ConfigFieldSpec, SelectOption
 from app.plugins import configs as plugin_configs
 from app.plugins import runtime
-from app.plugins.manifest import EXTENSION_POINTS, ConfigFieldSpec, SelectOption
 from app.plugins.runtime import EntityRef, LoadedPlugin
 from app.records.values import to_json
 

@@ -35,8 +35,7 @@ from app.db.models import (
     utcnow,
 )
 from app.errors import Conflict, NotFound, PortalError
-from app.plugins import runtime
-from app.plugins.manifest import (
+from app.manifest import (
     Manifest,
     ManifestError,
     ManifestIssue,
@@ -44,6 +43,7 @@ from app.plugins.manifest import (
     parse_manifest,
     parse_version,
 )
+from app.plugins import runtime
 from app.plugins.modules import available_modules
 from app.plugins.packages import Package, PackageError, store
 from app.records.values import to_json

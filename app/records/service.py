@@ -28,7 +28,7 @@ from app.access.scopes import DataScope
 from app.audit import Actor
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.events import PENDING_KEY, Event, emit
-from app.plugins.manifest import FieldSpec
+from app.manifest import FieldSpec
 from app.plugins.runtime import EntityRef
 from app.records.values import FieldError, default_for, parse, to_json
 

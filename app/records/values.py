@@ -8,7 +8,7 @@ import uuid
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
-from app.plugins.manifest import FieldSpec
+from app.manifest import FieldSpec
 
 INT64 = 2**63 - 1
 TRUE = {"true", "1", "on", "yes"}

@@ -27,8 +27,8 @@ from app.access.scopes import DataScope
 from app.audit import Actor
 from app.errors import PortalError, ValidationFailed
 from app.events import Event, EventBus, emit
+from app.manifest import Manifest
 from app.plugins import configs
-from app.plugins.manifest import Manifest
 from app.plugins.runtime import EntityRef, LoadedPlugin
 from app.records.service import Aggregate, ListQuery, RecordService
 from app.records.values import to_json

@@ -12,8 +12,8 @@ from litestar.params import Parameter
 from litestar.response import Template
 
 from app.errors import NotFound
+from app.manifest import PageSpec
 from app.plugins import runtime
-from app.plugins.manifest import PageSpec
 from app.plugins.runtime import LoadedPlugin
 from app.sandbox import GuestFailure, Sandbox
 from app.sandbox.host import Principal

@@ -1,4 +1,4 @@
-"""plugin.toml parsing and validation (app.plugins.manifest)."""
+"""plugin.toml parsing and validation (app.manifest)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from app.plugins.manifest import (
+from app.manifest import (
     STANDARD_FIELDS,
     EntitySpec,
     FieldSpec,
