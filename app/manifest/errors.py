@@ -36,4 +36,3 @@ class ValidationContext:
     foreign_entities: Mapping[str, str] = field(default_factory=dict)
     #: entity specs of dependency plugins, usable as reference targets and dashboard entities
     foreign_entity_specs: Mapping[str, EntitySpec] = field(default_factory=dict)
-

@@ -177,7 +177,6 @@ def decimal_default(issues: Issues, value: Any, path: str, precision: int, scale
     return number
 
 
-
 def _has_temporal(value: Any) -> bool:
     if isinstance(value, dt.date | dt.time):
         return True

@@ -25,7 +25,16 @@ FIELD_TYPES: tuple[str, ...] = (
 )
 
 #: Types of ``[[config.fields]]`` (plugin configuration values, not table columns).
-CONFIG_FIELD_TYPES: tuple[str, ...] = ("string", "text", "integer", "decimal", "boolean", "select", "url", "email")
+CONFIG_FIELD_TYPES: tuple[str, ...] = (
+    "string",
+    "text",
+    "integer",
+    "decimal",
+    "boolean",
+    "select",
+    "url",
+    "email",
+)
 #: Config types that may be ``secret`` (stored encrypted, never shown back).
 SECRET_CONFIG_TYPES: tuple[str, ...] = ("string", "text")
 CONFIG_VALUE_MAX_LENGTH = 10_000
@@ -52,8 +61,15 @@ OWNER_STANDARD_FIELDS: tuple[str, ...] = ("created_by", "updated_by")
 #: Field types a unit field may have (a unit is compared with the member's unit, a string or uuid).
 UNIT_FIELD_TYPES: tuple[str, ...] = ("string", "select", "uuid", "reference")
 
-LIMIT_KEYS: tuple[str, ...] = ("deadline_ms", "fuel", "memory_mb", "output_bytes", "host_calls", "log_bytes",
-                              "notifications")
+LIMIT_KEYS: tuple[str, ...] = (
+    "deadline_ms",
+    "fuel",
+    "memory_mb",
+    "output_bytes",
+    "host_calls",
+    "log_bytes",
+    "notifications",
+)
 
 PAGE_TYPES: tuple[str, ...] = ("crud", "dashboard", "custom")
 

@@ -50,8 +50,11 @@ def read_events(r: ManifestReader, capabilities: Capabilities) -> EventsSpec:
                 elif key == "published" and "*" in name:
                     r.add(item_path, f"published event '{name}' cannot contain a wildcard")
                 elif any("*" in part and part != "*" for part in name.split(".")):
-                    r.add(item_path, f"'{name}': a wildcard must be a whole part ('*' stands for one "
-                                        "dot-separated part, e.g. 'crm.customer.*')")
+                    r.add(
+                        item_path,
+                        f"'{name}': a wildcard must be a whole part ('*' stands for one "
+                        "dot-separated part, e.g. 'crm.customer.*')",
+                    )
                 elif name in names:
                     r.add(item_path, f"event '{name}' is listed twice")
                 else:
@@ -65,7 +68,9 @@ def read_events(r: ManifestReader, capabilities: Capabilities) -> EventsSpec:
     return EventsSpec(published=lists["published"], subscribed=lists["subscribed"])
 
 
-def read_config_and_extensions(r: ManifestReader) -> tuple[tuple[ConfigFieldSpec, ...], tuple[ExtensionSpec, ...]]:
+def read_config_and_extensions(
+    r: ManifestReader,
+) -> tuple[tuple[ConfigFieldSpec, ...], tuple[ExtensionSpec, ...]]:
     config = r.table(r.data, "config", "")
     out: tuple[ConfigFieldSpec, ...] = ()
     if config is not None:
@@ -82,7 +87,10 @@ def read_config_and_extensions(r: ManifestReader) -> tuple[tuple[ConfigFieldSpec
         if spec is None:
             continue
         if spec.name in names:
-            r.add(f"{path}.name", f"extension '{spec.name}' is declared twice (first at extensions[{names[spec.name]}])")
+            r.add(
+                f"{path}.name",
+                f"extension '{spec.name}' is declared twice (first at extensions[{names[spec.name]}])",
+            )
             continue
         names[spec.name] = i
         extensions.append(spec)
@@ -95,12 +103,18 @@ def read_extension(r: ManifestReader, raw: Mapping[str, Any], path: str) -> Exte
     if point is not None and point not in EXTENSION_POINTS:
         close = suggest(point, EXTENSION_POINTS)
         hint = f"; did you mean '{close}'?" if close else ""
-        r.add(f"{path}.point", f"unknown extension point '{point}' (expected one of: {one_of(EXTENSION_POINTS)}){hint}")
+        r.add(
+            f"{path}.point",
+            f"unknown extension point '{point}' (expected one of: {one_of(EXTENSION_POINTS)}){hint}",
+        )
         point = None
     name = r.text(raw, "name", path)
     if name is not None and not EXTENSION_NAME.match(name):
-        r.add(f"{path}.name", f"name '{name}' is not valid (lowercase letters, digits, '-' and '_', starting "
-                                 "with a letter, at most 63 characters)")
+        r.add(
+            f"{path}.name",
+            f"name '{name}' is not valid (lowercase letters, digits, '-' and '_', starting "
+            "with a letter, at most 63 characters)",
+        )
         name = None
     description = r.text(raw, "description", path)
     fields: tuple[ConfigFieldSpec, ...] = ()
@@ -108,7 +122,9 @@ def read_extension(r: ManifestReader, raw: Mapping[str, Any], path: str) -> Exte
         config = r.table(raw, "config", path)
         if config is not None:
             r.keys(config, CONFIG_KEYS, f"{path}.config")
-            fields = read_config_fields(r, r.array(config, "fields", f"{path}.config"), f"{path}.config.fields")
+            fields = read_config_fields(
+                r, r.array(config, "fields", f"{path}.config"), f"{path}.config.fields"
+            )
     entities: list[str] = []
     if point == "record-validator":
         if "entities" not in raw:
@@ -120,16 +136,20 @@ def read_extension(r: ManifestReader, raw: Mapping[str, Any], path: str) -> Exte
                 r.add(f"{path}.entities", "list at least one entity")
             for where, entity in items:
                 if entity not in known:
-                    r.add(where, f"entity '{entity}' is neither this plugin's nor one of its dependencies' "
-                                    f"(known: {one_of(sorted(known)) or 'none'})")
+                    r.add(
+                        where,
+                        f"entity '{entity}' is neither this plugin's nor one of its dependencies' "
+                        f"(known: {one_of(sorted(known)) or 'none'})",
+                    )
                 else:
                     entities.append(entity)
     elif point is not None and "entities" in raw:
         r.add(f"{path}.entities", f"'entities' applies to record-validator extensions only, not {point}")
     if point is None or name is None or description is None:
         return None
-    return ExtensionSpec(point=point, name=name, description=description, config_fields=fields,
-                         entities=tuple(entities))
+    return ExtensionSpec(
+        point=point, name=name, description=description, config_fields=fields, entities=tuple(entities)
+    )
 
 
 def read_config_fields(r: ManifestReader, items: list[Any], where: str) -> tuple[ConfigFieldSpec, ...]:
@@ -156,15 +176,17 @@ def read_config_field(r: ManifestReader, raw: Mapping[str, Any], path: str) -> C
     r.keys(raw, CONFIG_FIELD_KEYS, path, required=("key", "type"))
     key = r.text(raw, "key", path)
     if key is not None and not NAME.match(key):
-        r.add(f"{path}.key", f"key '{key}' is not valid (lowercase letters, digits and underscores, "
-                                "starting with a letter, at most 63 characters)")
+        r.add(
+            f"{path}.key",
+            f"key '{key}' is not valid (lowercase letters, digits and underscores, "
+            "starting with a letter, at most 63 characters)",
+        )
         key = None
     ftype = r.text(raw, "type", path)
     if ftype is not None and ftype not in CONFIG_FIELD_TYPES:
         close = suggest(ftype, CONFIG_FIELD_TYPES)
         hint = f"; did you mean '{close}'?" if close else ""
-        r.add(f"{path}.type",
-                 f"unknown type '{ftype}' (expected one of: {one_of(CONFIG_FIELD_TYPES)}){hint}")
+        r.add(f"{path}.type", f"unknown type '{ftype}' (expected one of: {one_of(CONFIG_FIELD_TYPES)}){hint}")
         ftype = None
     label = r.text(raw, "label", path)
     help_text = r.text(raw, "help", path)
@@ -188,5 +210,13 @@ def read_config_field(r: ManifestReader, raw: Mapping[str, Any], path: str) -> C
                 r.add(f"{path}.default", f"default is not a valid {ftype}: {exc}")
     if key is None or ftype is None:
         return None
-    return ConfigFieldSpec(key=key, type=ftype, label=label or default_label(key), help=help_text,
-                           required=required, default=default, secret=secret, options=options)
+    return ConfigFieldSpec(
+        key=key,
+        type=ftype,
+        label=label or default_label(key),
+        help=help_text,
+        required=required,
+        default=default,
+        secret=secret,
+        options=options,
+    )

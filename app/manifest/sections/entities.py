@@ -83,7 +83,9 @@ def check_entity_name(r: ManifestReader, name: str, path: str) -> None:
         r.add(path, f"entity '{name}' is already provided by plugin '{owner}'")
 
 
-def read_entity(r: ManifestReader, raw: Mapping[str, Any], path: str, local_names: set[str]) -> EntitySpec | None:
+def read_entity(
+    r: ManifestReader, raw: Mapping[str, Any], path: str, local_names: set[str]
+) -> EntitySpec | None:
     r.keys(raw, ENTITY_KEYS, path, required=("name", "fields"))
     name = r.text(raw, "name", path)
     if name is None:
@@ -159,7 +161,8 @@ def read_entity(r: ManifestReader, raw: Mapping[str, Any], path: str, local_name
     )
 
 
-def read_indexes(r: ManifestReader, raw: Mapping[str, Any], path: str, fields: Mapping[str, FieldSpec]
+def read_indexes(
+    r: ManifestReader, raw: Mapping[str, Any], path: str, fields: Mapping[str, FieldSpec]
 ) -> tuple[tuple[str, ...], ...]:
     out: list[tuple[str, ...]] = []
     for i, item in enumerate(r.array(raw, "indexes", path)):
@@ -195,7 +198,9 @@ def read_indexes(r: ManifestReader, raw: Mapping[str, Any], path: str, fields: M
     return tuple(out)
 
 
-def read_field(r: ManifestReader, raw: Mapping[str, Any], path: str, local_names: set[str]) -> FieldSpec | None:
+def read_field(
+    r: ManifestReader, raw: Mapping[str, Any], path: str, local_names: set[str]
+) -> FieldSpec | None:
     r.keys(raw, FIELD_KEYS, path, required=("name", "type"))
     name = r.text(raw, "name", path)
     if name is None:
@@ -234,9 +239,7 @@ def read_field(r: ManifestReader, raw: Mapping[str, Any], path: str, local_names
     if ftype == "string":
         max_length = r.integer(raw, "max_length", path, 1, STRING_MAX_LENGTH) or STRING_DEFAULT_LENGTH
     elif ftype == "decimal":
-        precision = (
-            r.integer(raw, "precision", path, 1, DECIMAL_MAX_PRECISION) or DECIMAL_DEFAULT_PRECISION
-        )
+        precision = r.integer(raw, "precision", path, 1, DECIMAL_MAX_PRECISION) or DECIMAL_DEFAULT_PRECISION
         scale_value = r.integer(raw, "scale", path, 0, DECIMAL_MAX_PRECISION)
         if scale_value is None:
             scale = min(DECIMAL_DEFAULT_SCALE, precision)
@@ -258,14 +261,11 @@ def read_field(r: ManifestReader, raw: Mapping[str, Any], path: str, local_names
     default: Any = None
     if "default" in raw and ftype:
         default = field_default(
-                r.issues,
-            raw["default"], f"{path}.default", ftype, max_length, precision, scale, options
+            r.issues, raw["default"], f"{path}.default", ftype, max_length, precision, scale, options
         )
 
     if required and explicit_nullable is True:
-        r.add(
-            f"{path}.nullable", "a required field cannot be nullable (required = true, nullable = true)"
-        )
+        r.add(f"{path}.nullable", "a required field cannot be nullable (required = true, nullable = true)")
     if explicit_nullable is False and not required and "default" not in raw:
         r.add(f"{path}.nullable", "nullable = false needs required = true or a default")
     nullable = explicit_nullable if explicit_nullable is not None else not required
@@ -299,6 +299,7 @@ def read_options(r: ManifestReader, raw: Mapping[str, Any], path: str) -> tuple[
     seen: set[str] = set()
     for i, item in enumerate(items):
         item_path = ix(f"{path}.options", i)
+        value: str | None
         if isinstance(item, str):
             value, label = item, item
         elif isinstance(item, Mapping):

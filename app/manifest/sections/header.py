@@ -89,9 +89,7 @@ def read_dependencies(r: ManifestReader) -> Dependencies:
                     f"base module '{module}' is not available on this platform (available: {available})",
                 )
     plugins = (
-        read_plugin_dependencies(r, section.get("plugins"), f"{path}.plugins")
-        if "plugins" in section
-        else []
+        read_plugin_dependencies(r, section.get("plugins"), f"{path}.plugins") if "plugins" in section else []
     )
     return Dependencies(tuple(modules), tuple(plugins))
 

@@ -88,9 +88,7 @@ def read_pages(r: ManifestReader, ui: Mapping[str, Any], ui_codes: set[str]) -> 
         if page is None:
             continue
         if page.path in paths:
-            r.add(
-                f"{path}.path", f"path '{page.path}' is already used by ui.pages[{paths[page.path]}]"
-            )
+            r.add(f"{path}.path", f"path '{page.path}' is already used by ui.pages[{paths[page.path]}]")
             continue
         paths[page.path] = i
         out.append(page)
@@ -132,9 +130,7 @@ def read_page(r: ManifestReader, raw: Mapping[str, Any], path: str, ui_codes: se
         if entity is None:
             scope = "this plugin's" if ptype == "crud" else "known"
             known = (
-                sorted(r.entities)
-                if ptype == "crud"
-                else sorted({*r.entities, *r.ctx.foreign_entity_specs})
+                sorted(r.entities) if ptype == "crud" else sorted({*r.entities, *r.ctx.foreign_entity_specs})
             )
             r.add(
                 f"{path}.entity",
@@ -175,7 +171,9 @@ def read_page(r: ManifestReader, raw: Mapping[str, Any], path: str, ui_codes: se
     )
 
 
-def read_field_ref(r: ManifestReader, value: Any, path: str, entity: EntitySpec, *, standard: bool) -> str | None:
+def read_field_ref(
+    r: ManifestReader, value: Any, path: str, entity: EntitySpec, *, standard: bool
+) -> str | None:
     if not isinstance(value, str):
         r.add(path, f"expected a field name, got {kind(value)}")
         return None
@@ -241,7 +239,9 @@ def read_columns(r: ManifestReader, value: Any, path: str, entity: EntitySpec) -
     return tuple(out)
 
 
-def read_column_options(r: ManifestReader, item: Mapping[str, Any], path: str) -> tuple[dict[str, str | None], ...]:
+def read_column_options(
+    r: ManifestReader, item: Mapping[str, Any], path: str
+) -> tuple[dict[str, str | None], ...]:
     out: list[dict[str, str | None]] = []
     for i, option in enumerate(r.array(item, "options", path)):
         option_path = ix(f"{path}.options", i)
@@ -324,8 +324,8 @@ def read_actions(r: ManifestReader, value: Any, path: str, ui_codes: set[str]) -
                 name = None
             label = r.text(item, "label", item_path)
             permission = r.text(item, "permission", item_path)
-            if permission is not None and not check_permission_ref(r, 
-                permission, f"{item_path}.permission", ui_codes
+            if permission is not None and not check_permission_ref(
+                r, permission, f"{item_path}.permission", ui_codes
             ):
                 permission = None
         else:
@@ -352,9 +352,7 @@ def check_permission_ref(r: ManifestReader, code: str, path: str, ui_codes: set[
         return True
     match = DB_PERMISSION.match(code)
     if match is None:
-        r.add(
-            path, f"permission '{code}' is neither a declared ui.* permission nor db.<entity>.<operation>"
-        )
+        r.add(path, f"permission '{code}' is neither a declared ui.* permission nor db.<entity>.<operation>")
         return False
     entity, operation = match.groups()
     if entity not in r.entities and entity not in r.ctx.foreign_entity_specs:
@@ -404,7 +402,8 @@ def read_form(r: ManifestReader, value: Any, path: str, entity: EntitySpec) -> d
     return {"groups": tuple(groups), "fields": loose}
 
 
-def read_form_fields(r: ManifestReader, value: Any, path: str, entity: EntitySpec, seen: dict[str, str]
+def read_form_fields(
+    r: ManifestReader, value: Any, path: str, entity: EntitySpec, seen: dict[str, str]
 ) -> tuple[dict[str, Any], ...]:
     if not isinstance(value, list | tuple):
         r.add(path, f"expected an array of field names, got {kind(value)}")
