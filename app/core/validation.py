@@ -23,9 +23,25 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal, TypeAlias
+from typing import Any, Final, Literal, TypeAlias, TypeVar
 
-__all__ = ["INVALID", "Invalid", "Issue", "Issues", "at", "ix", "kind", "member", "one_of", "show", "suggest"]
+__all__ = [
+    "INVALID",
+    "Invalid",
+    "Issue",
+    "Issues",
+    "at",
+    "ix",
+    "kind",
+    "member",
+    "one_of",
+    "or_default",
+    "show",
+    "suggest",
+]
+
+T = TypeVar("T")
+D = TypeVar("D")
 
 
 @dataclass(frozen=True)
@@ -52,6 +68,11 @@ class _Invalid(enum.Enum):
 #: What a failed check returns (after recording its issue). Falsy, so ``check(...) or ""`` reads well.
 INVALID: Final = _Invalid.INVALID
 Invalid: TypeAlias = Literal[_Invalid.INVALID]
+
+
+def or_default(value: T | Invalid, default: D) -> T | D:
+    """``value``, or ``default`` when a check failed."""
+    return default if value is INVALID else value
 
 
 class Issues:
