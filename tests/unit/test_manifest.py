@@ -184,6 +184,11 @@ INVALID: list[Any] = [
     pytest.param([("events.emitted", [])], "events.emitted", "unknown key", None, id="unknown-events-key"),
     pytest.param([("ui.menus", [])], "ui.menus", "unknown key", None, id="unknown-ui-key"),
     pytest.param(
+        [("ui.permissions", 3), (f"{P0}.actions", ["create"])], "ui.permissions", "expected an array, got an integer",
+        None,
+        id="ui-permissions-not-array",
+    ),
+    pytest.param(
         [("config", {"secrets": 1})], "config.secrets", "unknown key", None, id="unknown-config-key"
     ),
     # -- [permissions] ---------------------------------------------------------------------------------

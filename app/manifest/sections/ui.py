@@ -36,9 +36,10 @@ def read_ui(r: ManifestReader) -> tuple[tuple[PageSpec, ...], tuple[UiPermission
     ui = r.table(r.data, "ui", "") or {}
     r.keys(ui, UI_KEYS, "ui")
     ui_permissions = read_ui_permissions(r, ui)
+    raw_permissions = ui.get("permissions")
     declared_codes = {
         item["code"]
-        for item in ui.get("permissions", ())
+        for item in (raw_permissions if isinstance(raw_permissions, list | tuple) else ())
         if isinstance(item, Mapping) and isinstance(item.get("code"), str)
     }
     return read_pages(r, ui, declared_codes), ui_permissions
