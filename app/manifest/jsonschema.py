@@ -19,57 +19,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from app.manifest.vocabulary import (
-    ACTION_KEYS,
-    ACTION_NAME,
-    BUILTIN_ACTIONS,
-    CAPABILITY_KEYS,
-    COLUMN_KEYS,
-    COLUMN_OPTION_KEYS,
-    COLUMN_TYPES,
-    CONFIG_FIELD_KEYS,
-    CONFIG_FIELD_TYPES,
-    CONFIG_KEYS,
-    DECIMAL_MAX_PRECISION,
-    DEPENDENCY_KEYS,
-    ENTITY_KEYS,
-    EVENT_NAME,
-    EVENTS_KEYS,
-    EXTENSION_KEYS,
-    EXTENSION_NAME,
-    EXTENSION_POINTS,
-    FIELD_KEYS,
-    FIELD_TYPES,
-    FILTER_KEYS,
-    FORM_FIELD_KEYS,
-    FORM_GROUP_KEYS,
-    FORM_KEYS,
-    KEBAB_ID,
-    LIMIT_KEYS,
-    MAX_ENTITY_NAME_LENGTH,
-    MAX_PLUGIN_ID_LENGTH,
-    NAME,
-    OPTION_KEYS,
-    PAGE_KEYS,
-    PAGE_PATH,
-    PAGE_TYPES,
-    PLUGIN_DEPENDENCY_KEYS,
-    PLUGIN_KEYS,
-    RESERVED_ENTITY_NAMES,
-    RESERVED_WORDS,
-    SCHEMA_KEYS,
-    SEARCHABLE_TYPES,
-    SECRET_CONFIG_TYPES,
-    SELECT_VALUE_MAX_LENGTH,
-    SEMVER,
-    STANDARD_FIELDS,
-    STRING_MAX_LENGTH,
-    TOP_KEYS,
-    TYPE_SPECIFIC,
-    UI_KEYS,
-    UI_PERMISSION,
-    UI_PERMISSION_KEYS,
-)
+from app.manifest import vocabulary as v
 
 __all__ = ["plugin_schema", "render"]
 
@@ -142,9 +92,9 @@ def _identifier(description: str, *, max_length: int = 63, forbidden: Iterable[s
     """A table or column name: lowercase, starting with a letter, not a reserved word."""
     return _string(
         description,
-        pattern=_pattern(NAME),
+        pattern=_pattern(v.NAME),
         maxLength=max_length,
-        **{"not": {"enum": sorted(set(RESERVED_WORDS) | set(forbidden))}},
+        **{"not": {"enum": sorted(set(v.RESERVED_WORDS) | set(forbidden))}},
     )
 
 
@@ -152,15 +102,15 @@ def _identifier(description: str, *, max_length: int = 63, forbidden: Iterable[s
 
 
 def _plugin() -> Schema:
-    semver = _pattern(SEMVER)
+    semver = _pattern(v.SEMVER)
     return _table(
-        PLUGIN_KEYS,
+        v.PLUGIN_KEYS,
         {
             "id": _string(
                 "Unique on the platform; kebab-case (lowercase letters and digits in words joined by single "
                 "hyphens, starting with a letter). Not the name of a base module.",
-                pattern=_pattern(KEBAB_ID),
-                maxLength=MAX_PLUGIN_ID_LENGTH,
+                pattern=_pattern(v.KEBAB_ID),
+                maxLength=v.MAX_PLUGIN_ID_LENGTH,
             ),
             "name": _text("The plugin's name as people see it."),
             "version": _string(
@@ -179,13 +129,13 @@ def _plugin() -> Schema:
 
 
 def _dependencies() -> Schema:
-    plugin_id = _string("A plugin id.", pattern=_pattern(KEBAB_ID))
+    plugin_id = _string("A plugin id.", pattern=_pattern(v.KEBAB_ID))
     constraint = _string(
         "A minimum version: '>=MAJOR.MINOR.PATCH' (or 'MAJOR.MINOR.PATCH'); '' or '*' for any.",
-        pattern=rf"^\s*(?:\*|(?:>=)?\s*{_unanchored(SEMVER)})?\s*$",
+        pattern=rf"^\s*(?:\*|(?:>=)?\s*{_unanchored(v.SEMVER)})?\s*$",
     )
     return _table(
-        DEPENDENCY_KEYS,
+        v.DEPENDENCY_KEYS,
         {
             "modules": _array(
                 _string("A base module id (auth, message, workflow, ...)."),
@@ -201,7 +151,7 @@ def _dependencies() -> Schema:
                             "oneOf": [
                                 plugin_id,
                                 _table(
-                                    PLUGIN_DEPENDENCY_KEYS,
+                                    v.PLUGIN_DEPENDENCY_KEYS,
                                     {"id": plugin_id, "version": constraint},
                                     "A plugin and its minimum version.",
                                     required=["id"],
@@ -213,7 +163,7 @@ def _dependencies() -> Schema:
                     {
                         "type": "object",
                         "description": "Plugin id = version constraint.",
-                        "propertyNames": {"pattern": _pattern(KEBAB_ID)},
+                        "propertyNames": {"pattern": _pattern(v.KEBAB_ID)},
                         "additionalProperties": constraint,
                     },
                 ],
@@ -234,20 +184,20 @@ _CAPABILITIES = {
 
 def _capabilities() -> Schema:
     return _table(
-        CAPABILITY_KEYS,
-        {key: _flag(_CAPABILITIES[key]) for key in CAPABILITY_KEYS},
+        v.CAPABILITY_KEYS,
+        {key: _flag(_CAPABILITIES[key]) for key in v.CAPABILITY_KEYS},
         "Capabilities: the host API groups the plugin's WebAssembly may call.",
     )
 
 
 def _select_options() -> Schema:
-    value = _string("The stored value.", pattern=r"\S", maxLength=SELECT_VALUE_MAX_LENGTH)
+    value = _string("The stored value.", pattern=r"\S", maxLength=v.SELECT_VALUE_MAX_LENGTH)
     return _array(
         {
             "oneOf": [
                 value,
                 _table(
-                    OPTION_KEYS,
+                    v.OPTION_KEYS,
                     {"value": value, "label": _text("Shown instead of the value.")},
                     "An option.",
                     required=["value"],
@@ -262,9 +212,9 @@ def _select_options() -> Schema:
 def _field() -> Schema:
     properties = {
         "name": _identifier(
-            "The column name (lowercase identifier); not a standard field.", forbidden=STANDARD_FIELDS
+            "The column name (lowercase identifier); not a standard field.", forbidden=v.STANDARD_FIELDS
         ),
-        "type": _enum(FIELD_TYPES, "The field's type."),
+        "type": _enum(v.FIELD_TYPES, "The field's type."),
         "label": _text("Shown in forms and lists; default: the name, title-cased."),
         "help": _text("Help text under the form input."),
         "required": _flag("A value is required."),
@@ -273,31 +223,34 @@ def _field() -> Schema:
         "default": {
             "description": 'The default value, of the field\'s type ("today" for dates, "now" for datetimes).'
         },
-        "max_length": _integer("string fields: the maximum length (default 255).", 1, STRING_MAX_LENGTH),
+        "max_length": _integer("string fields: the maximum length (default 255).", 1, v.STRING_MAX_LENGTH),
         "precision": _integer(
-            "decimal fields: the total number of digits (default 18).", 1, DECIMAL_MAX_PRECISION
+            "decimal fields: the total number of digits (default 18).", 1, v.DECIMAL_MAX_PRECISION
         ),
         "scale": _integer(
-            "decimal fields: the digits after the point (default 2).", 0, DECIMAL_MAX_PRECISION
+            "decimal fields: the digits after the point (default 2).", 0, v.DECIMAL_MAX_PRECISION
         ),
         "options": _select_options(),
         "entity": _string(
             "reference fields: the entity pointed to (this plugin's or a dependency's).",
-            pattern=_pattern(NAME),
+            pattern=_pattern(v.NAME),
         ),
-        "searchable": _flag(f"Included in the list search ({', '.join(SEARCHABLE_TYPES)} fields)."),
+        "searchable": _flag(f"Included in the list search ({', '.join(v.SEARCHABLE_TYPES)} fields)."),
     }
     rules: list[Schema] = [
         {"if": {"required": [attr]}, "then": {"properties": {"type": {"enum": list(types)}}}}
-        for attr, types in TYPE_SPECIFIC.items()
+        for attr, types in v.TYPE_SPECIFIC.items()
     ]
     rules += [
         {"if": _when("type", "select"), "then": {"required": ["options"]}},
         {"if": _when("type", "reference"), "then": {"required": ["entity"]}},
-        {"if": _when("searchable", True), "then": {"properties": {"type": {"enum": list(SEARCHABLE_TYPES)}}}},
+        {
+            "if": _when("searchable", True),
+            "then": {"properties": {"type": {"enum": list(v.SEARCHABLE_TYPES)}}},
+        },
     ]
     return _table(
-        FIELD_KEYS,
+        v.FIELD_KEYS,
         properties,
         "A field: a column of the entity's table.",
         required=["name", "type"],
@@ -306,14 +259,14 @@ def _field() -> Schema:
 
 
 def _entity() -> Schema:
-    field_name = _string("A field name.", pattern=_pattern(NAME))
+    field_name = _string("A field name.", pattern=_pattern(v.NAME))
     return _table(
-        ENTITY_KEYS,
+        v.ENTITY_KEYS,
         {
             "name": _identifier(
                 "The entity's name: its table is plugin_<name>, its permissions db.<name>.<operation>.",
-                max_length=MAX_ENTITY_NAME_LENGTH,
-                forbidden=RESERVED_ENTITY_NAMES,
+                max_length=v.MAX_ENTITY_NAME_LENGTH,
+                forbidden=v.RESERVED_ENTITY_NAMES,
             ),
             "label": _text("Shown in menus and titles; default: the name, title-cased."),
             "fields": _array({"$ref": "#/$defs/field"}, "The entity's fields.", minItems=1),
@@ -324,15 +277,15 @@ def _entity() -> Schema:
             "owner_field": _string(
                 "The field holding the user who owns a row (a uuid or reference field, or created_by / "
                 "updated_by); default created_by.",
-                pattern=_pattern(NAME),
+                pattern=_pattern(v.NAME),
             ),
             "unit_field": _string(
                 "The field naming a row's unit for `unit` data scopes (a string, select, uuid or reference field).",
-                pattern=_pattern(NAME),
+                pattern=_pattern(v.NAME),
             ),
             "display_field": _string(
                 "Shown for references to this entity; default: the first string field.",
-                pattern=_pattern(NAME),
+                pattern=_pattern(v.NAME),
             ),
         },
         "An entity: a table with generated pages, API and permissions.",
@@ -343,10 +296,10 @@ def _entity() -> Schema:
 def _events() -> Schema:
     name = _string(
         "<plugin>.<entity>.<action> or <module>.<event>: two or three dot-separated parts.",
-        pattern=_pattern(EVENT_NAME),
+        pattern=_pattern(v.EVENT_NAME),
     )
     return _table(
-        EVENTS_KEYS,
+        v.EVENTS_KEYS,
         {
             "published": _array(
                 {**name, "not": {"pattern": r"\*"}},
@@ -364,11 +317,11 @@ def _events() -> Schema:
 def _page() -> Schema:
     field_ref = _string("A field of the page's entity.")
     column = _table(
-        COLUMN_KEYS,
+        v.COLUMN_KEYS,
         {
             "field": field_ref,
             "label": _text("The column header."),
-            "type": _enum(COLUMN_TYPES, "How the values are shown."),
+            "type": _enum(v.COLUMN_TYPES, "How the values are shown."),
             "width": _integer("Width in pixels.", 1, 2000),
             "sortable": _flag(
                 "Whether people may sort by it (default true; json and text fields never are)."
@@ -376,7 +329,7 @@ def _page() -> Schema:
             "hidden": _flag("Leave the column out."),
             "options": _array(
                 _table(
-                    COLUMN_OPTION_KEYS,
+                    v.COLUMN_OPTION_KEYS,
                     {
                         "value": _text("A value."),
                         "label": _text("Shown instead."),
@@ -392,15 +345,15 @@ def _page() -> Schema:
         required=["field"],
     )
     filter_ = _table(
-        FILTER_KEYS,
+        v.FILTER_KEYS,
         {"field": field_ref, "label": _text("The filter's label.")},
         "A list filter.",
         required=["field"],
     )
     action = _table(
-        ACTION_KEYS,
+        v.ACTION_KEYS,
         {
-            "name": _string("The action's name.", pattern=_pattern(ACTION_NAME)),
+            "name": _string("The action's name.", pattern=_pattern(v.ACTION_NAME)),
             "label": _text("The button's label."),
             "permission": _string("A declared ui.* permission or db.<entity>.<operation>."),
         },
@@ -411,7 +364,7 @@ def _page() -> Schema:
         "oneOf": [
             field_ref,
             _table(
-                FORM_FIELD_KEYS,
+                v.FORM_FIELD_KEYS,
                 {
                     "field": field_ref,
                     "label": _text("The input's label."),
@@ -425,11 +378,11 @@ def _page() -> Schema:
     }
     form_fields = _array(form_field, "Fields: names or {field, label, help, readonly} tables.")
     form = _table(
-        FORM_KEYS,
+        v.FORM_KEYS,
         {
             "groups": _array(
                 _table(
-                    FORM_GROUP_KEYS,
+                    v.FORM_GROUP_KEYS,
                     {"title": _text("The group's title."), "fields": form_fields},
                     "A group of fields.",
                     required=["fields"],
@@ -443,12 +396,12 @@ def _page() -> Schema:
     )
     crud_only = ("columns", "filters", "actions", "form")
     return _table(
-        PAGE_KEYS,
+        v.PAGE_KEYS,
         {
             "name": _string("The page's title and menu entry."),
-            "path": _string("The page's URL path, starting with '/'.", pattern=_pattern(PAGE_PATH)),
+            "path": _string("The page's URL path, starting with '/'.", pattern=_pattern(v.PAGE_PATH)),
             "type": _enum(
-                PAGE_TYPES, "crud: generated list and forms of an entity; dashboard; custom (WebAssembly)."
+                v.PAGE_TYPES, "crud: generated list and forms of an entity; dashboard; custom (WebAssembly)."
             ),
             "entity": _string("crud pages: the entity (this plugin's); dashboards: any known entity."),
             "icon": _text("An icon name."),
@@ -458,7 +411,7 @@ def _page() -> Schema:
                 {"oneOf": [field_ref, filter_]}, "crud pages: the list's filters (not json fields)."
             ),
             "actions": _array(
-                {"oneOf": [_enum(BUILTIN_ACTIONS, "A built-in action."), action]},
+                {"oneOf": [_enum(v.BUILTIN_ACTIONS, "A built-in action."), action]},
                 "crud pages: built-in actions and custom {name, label, permission} ones.",
             ),
             "form": form,
@@ -468,7 +421,7 @@ def _page() -> Schema:
         allOf=[
             {"if": _when("type", "crud"), "then": {"required": ["entity"]}},
             {
-                "if": _when("type", [t for t in PAGE_TYPES if t != "crud"]),
+                "if": _when("type", [t for t in v.PAGE_TYPES if t != "crud"]),
                 "then": {"properties": dict.fromkeys(crud_only, False)},
             },
         ],
@@ -477,16 +430,16 @@ def _page() -> Schema:
 
 def _ui() -> Schema:
     permission = _table(
-        UI_PERMISSION_KEYS,
+        v.UI_PERMISSION_KEYS,
         {
-            "code": _string("ui.<plugin id>.<element>.", pattern=_pattern(UI_PERMISSION)),
+            "code": _string("ui.<plugin id>.<element>.", pattern=_pattern(v.UI_PERMISSION)),
             "description": _text("What the permission allows, for the role editor."),
         },
         "A permission the plugin's pages check.",
         required=["code", "description"],
     )
     return _table(
-        UI_KEYS,
+        v.UI_KEYS,
         {
             "pages": _array({"$ref": "#/$defs/page"}, "The plugin's pages."),
             "permissions": _array(permission, "Permissions for UI elements (ui.<plugin>.<element>)."),
@@ -497,10 +450,10 @@ def _ui() -> Schema:
 
 def _config_field() -> Schema:
     return _table(
-        CONFIG_FIELD_KEYS,
+        v.CONFIG_FIELD_KEYS,
         {
-            "key": _string("The setting's key (lowercase identifier).", pattern=_pattern(NAME)),
-            "type": _enum(CONFIG_FIELD_TYPES, "The value's type."),
+            "key": _string("The setting's key (lowercase identifier).", pattern=_pattern(v.NAME)),
+            "type": _enum(v.CONFIG_FIELD_TYPES, "The value's type."),
             "label": _text("Shown in the configuration form; default: the key, title-cased."),
             "help": _text("Help text."),
             "required": _flag("A value is required."),
@@ -509,7 +462,7 @@ def _config_field() -> Schema:
                 "description": "The value used when a configuration leaves the key out (never for secrets).",
             },
             "secret": _flag(
-                f"Stored encrypted and never shown back ({', '.join(SECRET_CONFIG_TYPES)} fields)."
+                f"Stored encrypted and never shown back ({', '.join(v.SECRET_CONFIG_TYPES)} fields)."
             ),
             "options": _select_options(),
         },
@@ -519,7 +472,7 @@ def _config_field() -> Schema:
             {"if": _when("type", "select"), "then": {"required": ["options"]}},
             {
                 "if": _when("secret", True),
-                "then": {"properties": {"type": {"enum": list(SECRET_CONFIG_TYPES)}, "default": False}},
+                "then": {"properties": {"type": {"enum": list(v.SECRET_CONFIG_TYPES)}, "default": False}},
             },
         ],
     )
@@ -527,7 +480,7 @@ def _config_field() -> Schema:
 
 def _config_table(description: str) -> Schema:
     return _table(
-        CONFIG_KEYS,
+        v.CONFIG_KEYS,
         {"fields": _array({"$ref": "#/$defs/configField"}, "The settings.")},
         description,
     )
@@ -535,14 +488,14 @@ def _config_table(description: str) -> Schema:
 
 def _extension() -> Schema:
     return _table(
-        EXTENSION_KEYS,
+        v.EXTENSION_KEYS,
         {
-            "point": _enum(EXTENSION_POINTS, "The extension point implemented."),
-            "name": _string("Unique in the plugin.", pattern=_pattern(EXTENSION_NAME)),
+            "point": _enum(v.EXTENSION_POINTS, "The extension point implemented."),
+            "name": _string("Unique in the plugin.", pattern=_pattern(v.EXTENSION_NAME)),
             "description": _text("What it does, for administrators."),
             "config": _config_table("The settings of each named configuration of this extension."),
             "entities": _array(
-                _string("An entity name.", pattern=_pattern(NAME)),
+                _string("An entity name.", pattern=_pattern(v.NAME)),
                 "record-validator only: the entities it validates.",
                 minItems=1,
             ),
@@ -562,23 +515,23 @@ def _extension() -> Schema:
 def plugin_schema() -> Schema:
     """The JSON Schema of a ``plugin.toml`` (as a dict)."""
     top = _table(
-        TOP_KEYS,
+        v.TOP_KEYS,
         {
             "plugin": _plugin(),
             "dependencies": _dependencies(),
             "permissions": _capabilities(),
             "schema": _table(
-                SCHEMA_KEYS,
+                v.SCHEMA_KEYS,
                 {"entities": _array({"$ref": "#/$defs/entity"}, "The plugin's entities.")},
                 "The plugin's data model.",
             ),
             "events": _events(),
             "ui": _ui(),
             "limits": _table(
-                LIMIT_KEYS,
+                v.LIMIT_KEYS,
                 {
                     key: _integer(f"Per-call limit: {key} (within the platform's maximum).", 1)
-                    for key in LIMIT_KEYS
+                    for key in v.LIMIT_KEYS
                 },
                 "Limits of each call into the plugin's WebAssembly (see docs/operators.md).",
             ),
