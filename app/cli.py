@@ -431,7 +431,8 @@ def plugin_pack(folder: Path, output: Path | None) -> None:
     import tomllib
     import zipfile
 
-    from app.plugins.manifest import ManifestError, ValidationContext, parse_manifest
+    from app.manifest import ManifestError, ValidationContext, parse_manifest
+    from app.plugins import reserved
     from app.plugins.modules import available_modules
     from app.plugins.packages import ALLOWED_ROOT_FILES, PackageError, read_zip
     from app.sandbox.build import BuildError, ensure_built
@@ -440,7 +441,9 @@ def plugin_pack(folder: Path, output: Path | None) -> None:
     if not toml.is_file():
         _author_error(f"{folder} has no plugin.toml")
     try:
-        manifest = parse_manifest(toml.read_bytes(), ValidationContext(available_modules=available_modules()))
+        manifest = parse_manifest(toml.read_bytes(), ValidationContext(
+            available_modules=available_modules(), entity_name_clash=reserved.entity_name_clash,
+            plugin_id_clash=reserved.plugin_id_clash))
         plugin_id, version = manifest.id, manifest.version
         custom = [p.path for p in manifest.pages if p.type == "custom"]
     except ManifestError as exc:

@@ -18,8 +18,8 @@ from app.access import roles
 from app.audit import Actor
 from app.db.models import PluginPackage
 from app.identity import directory, hierarchy
+from app.manifest import parse_version
 from app.plugins import lifecycle, runtime
-from app.plugins.manifest import parse_version
 from app.plugins.packages import read_source_folder
 from app.records.service import RecordService
 from app.sandbox.build import BuildError, package_from

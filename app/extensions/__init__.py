@@ -29,13 +29,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.permissions import PermissionDef
+from app.core.nesting import loads_json
 from app.db.models import ExtensionConfig, Membership
 from app.errors import NotFound, PortalError, ValidationFailed
 from app.identity import directory
-from app.nesting import loads_json
+from app.manifest import EXTENSION_POINTS, ConfigFieldSpec, SelectOption
 from app.plugins import configs as plugin_configs
 from app.plugins import runtime
-from app.plugins.manifest import EXTENSION_POINTS, ConfigFieldSpec, SelectOption
 from app.plugins.runtime import EntityRef, LoadedPlugin
 from app.records.values import to_json
 

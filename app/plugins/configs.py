@@ -33,7 +33,7 @@ from app import audit
 from app.audit import Actor
 from app.db.models import PluginConfig
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.plugins.manifest import CONFIG_VALUE_MAX_LENGTH, ConfigFieldSpec, Manifest, config_value
+from app.manifest import CONFIG_VALUE_MAX_LENGTH, ConfigFieldSpec, Manifest, config_value
 
 log = logging.getLogger("portal.plugin")
 

@@ -23,6 +23,7 @@ from app import PLATFORM_VERSION, audit
 from app.access import policy
 from app.access.permissions import PermissionDef, register_permissions
 from app.audit import Actor
+from app.core.nesting import TextRejected, loads_toml
 from app.db.models import (
     CasbinRule,
     Permission,
@@ -35,9 +36,7 @@ from app.db.models import (
     utcnow,
 )
 from app.errors import Conflict, NotFound, PortalError
-from app.nesting import TextRejected, loads_toml
-from app.plugins import reserved, runtime
-from app.plugins.manifest import (
+from app.manifest import (
     MANIFEST_MAX_BYTES,
     MANIFEST_MAX_DEPTH,
     Manifest,
@@ -47,6 +46,7 @@ from app.plugins.manifest import (
     parse_manifest,
     parse_version,
 )
+from app.plugins import reserved, runtime
 from app.plugins.modules import available_modules
 from app.plugins.packages import Package, PackageError, store
 from app.records.values import to_json
@@ -112,6 +112,8 @@ async def validation_context(session: AsyncSession, excluding: str | None = None
         installed_plugins={p.id: p.manifest.version for p in others},
         foreign_entities=foreign,
         foreign_entity_specs={e: ref.spec for p in others for e, ref in p.entities.items()},
+        entity_name_clash=reserved.entity_name_clash,
+        plugin_id_clash=reserved.plugin_id_clash,
     )
 
 

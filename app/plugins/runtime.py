@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import PLATFORM_VERSION
 from app.db.models import PluginPackage, PluginTenant
 from app.errors import NotFound
-from app.plugins.manifest import EntitySpec, Manifest, ValidationContext, parse_manifest
+from app.manifest import EntitySpec, Manifest, ValidationContext, parse_manifest
 from app.plugins.modules import available_modules
 from app.schema import build_table
 

@@ -28,7 +28,7 @@ from app.access.scopes import DataScope
 from app.audit import Actor
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.events import PENDING_KEY, Event, emit
-from app.plugins.manifest import FieldSpec
+from app.manifest import FieldSpec
 from app.plugins.runtime import EntityRef
 from app.records.values import FieldError, default_for, parse, to_json
 
@@ -43,7 +43,6 @@ STANDARD_FILTERS = {name: FieldSpec(name, "datetime", name.replace("_", " ").cap
 # Rows can be picked by id and by who wrote them (a guest's db.get, "my records" filters in the API).
 STANDARD_FILTERS |= {name: FieldSpec(name, "uuid", label) for name, label in
                      (("id", "Id"), ("created_by", "Created by"), ("updated_by", "Updated by"))}
-FILTERABLE_TYPES = {"select", "boolean", "reference", "uuid", "date", "datetime", "integer", "decimal", "string"}
 
 
 class _PgInsertUnlessTaken(postgresql.Insert):
@@ -178,7 +177,7 @@ class RecordService:
             if spec is None:
                 errors[key] = f"Unknown filter field {name!r}"
                 continue
-            if spec.type not in FILTERABLE_TYPES:
+            if not spec.filterable:
                 errors[key] = f"{spec.label} cannot be filtered"
                 continue
             try:
@@ -208,7 +207,7 @@ class RecordService:
         t = entity.table
         desc = sort.startswith("-")
         name = sort.lstrip("-")
-        allowed = set(SORTABLE_STANDARD) | {f.name for f in entity.spec.fields if f.type not in {"json", "text"}}
+        allowed = set(SORTABLE_STANDARD) | {f.name for f in entity.spec.fields if f.sortable}
         if name not in allowed:
             raise ValidationFailed({"sort": f"Cannot sort by {name!r}"})
         col = t.c[name]
@@ -233,7 +232,7 @@ class RecordService:
         groups = []
         for i, name in enumerate(spec.group_by):
             f = field_of(entity, name)
-            if f is None or f.type in {"json", "text"}:
+            if f is None or not f.sortable:
                 errors[f"group_by[{i}]"] = f"cannot group by {name!r}"
             else:
                 groups.append(t.c[name].label(name))

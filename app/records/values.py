@@ -8,8 +8,8 @@ import uuid
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
-from app.nesting import TextRejected, loads_json
-from app.plugins.manifest import FieldSpec
+from app.core.nesting import TextRejected, loads_json
+from app.manifest import FieldSpec
 
 INT64 = 2**63 - 1
 TRUE = {"true", "1", "on", "yes"}

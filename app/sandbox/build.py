@@ -25,8 +25,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from app.nesting import TextRejected, loads_toml
-from app.plugins.manifest import MANIFEST_MAX_BYTES, MANIFEST_MAX_DEPTH
+from app.core.nesting import TextRejected, loads_toml
+from app.manifest import MANIFEST_MAX_BYTES, MANIFEST_MAX_DEPTH
 
 __all__ = [
     "BuildError",

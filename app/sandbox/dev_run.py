@@ -22,10 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.access.cache import compute_access
 from app.access.scopes import DataScope, ScopeCache, scope_version
 from app.audit import Actor
+from app.core.nesting import loads_json
 from app.db.models import Membership, PluginPackage, Tenant, User
 from app.errors import NotFound
 from app.identity import directory
-from app.nesting import loads_json
 from app.plugins import lifecycle, runtime
 from app.sandbox.build import package_from
 from app.sandbox.engine import ComponentRejected

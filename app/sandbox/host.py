@@ -25,11 +25,11 @@ from wasmtime.component import Linker, Variant
 from app import messages
 from app.access.scopes import DataScope
 from app.audit import Actor
+from app.core.nesting import TextRejected, loads_json
 from app.errors import PortalError, ValidationFailed
 from app.events import Event, EventBus, emit
-from app.nesting import TextRejected, loads_json
+from app.manifest import Manifest
 from app.plugins import configs
-from app.plugins.manifest import Manifest
 from app.plugins.runtime import EntityRef, LoadedPlugin
 from app.records.service import Aggregate, ListQuery, RecordService
 from app.records.values import to_json

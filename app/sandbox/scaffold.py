@@ -203,7 +203,7 @@ from pathlib import Path
 from wasmtime import Engine
 from wasmtime.component import Component
 
-from app.plugins.manifest import parse_manifest
+from app.manifest import parse_manifest
 from app.sandbox.build import build_component
 
 PLUGIN_DIR = Path(__file__).resolve().parents[1]
@@ -241,7 +241,7 @@ def scaffold_plugin(name: str, parent: Path) -> Path:
         raise ScaffoldError(f"{folder} already exists; choose another name or remove it")
     values = {"id": name, "title": _title(name), "entity": f"{name.replace('-', '_')}_item"}
     # Names like "auth" (a base module) pass the id pattern but not the manifest checks: refuse early.
-    from app.plugins.manifest import ManifestError, parse_manifest
+    from app.manifest import ManifestError, parse_manifest
 
     try:
         parse_manifest(_MANIFEST.format(**values))

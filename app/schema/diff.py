@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.schema import CreateIndex
 
-from app.plugins.manifest import EntitySpec, FieldSpec
+from app.manifest import EntitySpec, FieldSpec
 from app.schema.tables import build_table, column_for, column_type, create_tables_sync, server_default_for
 
 __all__ = ["Change", "ChangeKind", "SchemaDiff", "apply_additive", "diff_entities"]

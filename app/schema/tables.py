@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from app.plugins.manifest import STANDARD_FIELDS, EntitySpec, FieldSpec
+from app.manifest import STANDARD_FIELDS, EntitySpec, FieldSpec
 
 __all__ = [
     "MAX_IDENTIFIER_LENGTH",

@@ -3,7 +3,8 @@
 A plugin is untrusted. This module turns its JSON into plain dicts of checked values that the host's
 own templates render with autoescaping; URLs must be same-origin relative ones. Nothing here raises
 on bad input: each problem is recorded with its JSON path (`blocks[2].rows[0].qty`; `$` is the
-document itself), and an invalid block is replaced in place by an `_error` block.
+document itself) in an `app.core.validation.Issues` collector, and an invalid block is replaced in place by
+an `_error` block. A check returns the normalized value, or `INVALID` after recording its problem.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ import json
 import logging
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from markupsafe import Markup
 
-from app.nesting import TextRejected, loads_json
+from app.core.nesting import TextRejected, loads_json
+from app.core.validation import INVALID, Invalid, Issue, Issues, member, or_default
 from app.ui.charts import format_number, render_chart
 
 log = logging.getLogger("portal.ui")
@@ -77,7 +79,6 @@ PART_PROPERTIES: dict[str, frozenset[str]] = {
     "chartSeries": frozenset({"name", "values"}),
 }
 
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SURROGATE = re.compile("[\ud800-\udfff]")  # would make the response unencodable
 _URL_BAD = re.compile(r"[\x00-\x20\x7f\\]")
 ACTION_RE = re.compile(r"[a-z0-9_-]{1,64}")
@@ -87,10 +88,8 @@ NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 PERMISSION_RE = re.compile(r"(?:ui|db)\.[a-z0-9_.*-]{1,200}")
 
 
-@dataclass(frozen=True)
-class UIProblem:
-    path: str
-    message: str
+#: One problem of a document: `path` (`blocks[2].rows[0].qty`, `$`) and `message`.
+UIProblem = Issue
 
 
 @dataclass
@@ -128,21 +127,10 @@ def safe_relative_url(href: str) -> str | None:
     return None
 
 
-# --- value checks: (value, path, errs) -> normalized value, or None after recording a problem ---------
+# --- value checks: (value, path, errs) -> normalized value, or INVALID after recording a problem ------
 
-Errs = list[UIProblem]
+Errs = Issues
 Check = Callable[[Any, str, Errs], Any]
-
-
-def _fail(errs: Errs, path: str, message: str) -> None:
-    errs.append(UIProblem(path, message))
-
-
-def _join(path: str, key: str) -> str:
-    if _IDENT.fullmatch(key):
-        return f"{path}.{key}" if path else key
-    shown = key if len(key) <= 60 else key[:60] + "…"
-    return f"{path}[{json.dumps(shown)}]"  # ASCII-only, so even a lone surrogate key stays printable
 
 
 def _is_number(value: Any) -> bool:
@@ -154,66 +142,66 @@ def _is_number(value: Any) -> bool:
         return False
 
 
-def c_str(value: Any, path: str, errs: Errs) -> str | None:
+def c_str(value: Any, path: str, errs: Errs) -> str | Invalid:
     if not isinstance(value, str):
-        return _fail(errs, path, "expected a string")
+        return errs.fail(path, "expected a string")
     if len(value) > MAX_STRING:
-        return _fail(errs, path, f"longer than {MAX_STRING:,} characters")
+        return errs.fail(path, f"longer than {MAX_STRING:,} characters")
     if _SURROGATE.search(value):
-        return _fail(errs, path, "contains an unpaired surrogate (invalid Unicode)")
+        return errs.fail(path, "contains an unpaired surrogate (invalid Unicode)")
     return value
 
 
-def c_bool(value: Any, path: str, errs: Errs) -> bool | None:
-    return value if isinstance(value, bool) else _fail(errs, path, "expected a boolean")
+def c_bool(value: Any, path: str, errs: Errs) -> bool | Invalid:
+    return value if isinstance(value, bool) else errs.fail(path, "expected a boolean")
 
 
-def c_number(value: Any, path: str, errs: Errs) -> float | None:
-    return value if _is_number(value) else _fail(errs, path, "expected a number")
+def c_number(value: Any, path: str, errs: Errs) -> float | Invalid:
+    return value if _is_number(value) else errs.fail(path, "expected a number")
 
 
-def c_scalar(value: Any, path: str, errs: Errs) -> Any:
+def c_scalar(value: Any, path: str, errs: Errs) -> str | float | bool | Invalid | None:
     if value is None or isinstance(value, bool) or _is_number(value):
         return value
     if isinstance(value, str):
         return c_str(value, path, errs)
-    return _fail(errs, path, "expected a string, number, boolean or null")
+    return errs.fail(path, "expected a string, number, boolean or null")
 
 
-def c_url(value: Any, path: str, errs: Errs) -> str | None:
-    if c_str(value, path, errs) is None:
-        return None
-    return safe_relative_url(value) or _fail(
-        errs, path, 'expected a relative URL starting with a single "/", "?" or "#" (no scheme, host, spaces or '
-                    "backslashes)")
+def c_url(value: Any, path: str, errs: Errs) -> str | Invalid:
+    if c_str(value, path, errs) is INVALID:
+        return INVALID
+    return safe_relative_url(value) or errs.fail(
+        path, 'expected a relative URL starting with a single "/", "?" or "#" (no scheme, host, spaces or '
+              "backslashes)")
 
 
 def c_enum(*choices: str) -> Check:
-    def check(value: Any, path: str, errs: Errs) -> str | None:
-        return value if value in choices and isinstance(value, str) else _fail(
-            errs, path, "expected one of: " + ", ".join(choices))
+    def check(value: Any, path: str, errs: Errs) -> str | Invalid:
+        return value if value in choices and isinstance(value, str) else errs.fail(
+            path, "expected one of: " + ", ".join(choices))
     return check
 
 
 def c_int(lo: int, hi: int) -> Check:
-    def check(value: Any, path: str, errs: Errs) -> int | None:
+    def check(value: Any, path: str, errs: Errs) -> int | Invalid:
         ok = isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
-        return value if ok else _fail(errs, path, f"expected an integer from {lo} to {hi}")
+        return value if ok else errs.fail(path, f"expected an integer from {lo} to {hi}")
     return check
 
 
 def c_match(regex: re.Pattern[str], what: str) -> Check:
-    def check(value: Any, path: str, errs: Errs) -> str | None:
-        return value if isinstance(value, str) and regex.fullmatch(value) else _fail(errs, path, f"expected {what}")
+    def check(value: Any, path: str, errs: Errs) -> str | Invalid:
+        return value if isinstance(value, str) and regex.fullmatch(value) else errs.fail(path, f"expected {what}")
     return check
 
 
 def c_list(max_items: int, min_items: int = 0) -> Check:
-    def check(value: Any, path: str, errs: Errs) -> list[Any] | None:
+    def check(value: Any, path: str, errs: Errs) -> list[Any] | Invalid:
         if not isinstance(value, list):
-            return _fail(errs, path, "expected a list")
+            return errs.fail(path, "expected a list")
         if not min_items <= len(value) <= max_items:
-            return _fail(errs, path, f"expected {min_items} to {max_items:,} items, got {len(value):,}")
+            return errs.fail(path, f"expected {min_items} to {max_items:,} items, got {len(value):,}")
         return value
     return check
 
@@ -231,24 +219,26 @@ class _Obj:
         self.raw, self.path, self.errs = raw, path, errs
         for key in raw:
             if key not in allowed:
-                _fail(errs, _join(path, key), "unknown property")
+                errs.add(member(path, key), "unknown property")
 
     @classmethod
     def of(cls, raw: Any, path: str, errs: Errs, part: str) -> _Obj | None:
         if isinstance(raw, dict):
             return cls(raw, path, errs, PART_PROPERTIES[part])
-        return _fail(errs, path, "expected an object")
+        errs.add(path, "expected an object")
+        return None
 
     def at(self, key: str) -> str:
-        return _join(self.path, key)
+        return member(self.path, key)
 
     def get(self, key: str, check: Check, default: Any = None, *, required: bool = False) -> Any:
+        """The checked value at `key`; `default` when it is missing or invalid, or null (JSON's nothing)."""
         if key not in self.raw:
             if required:
-                _fail(self.errs, self.at(key), "required")
+                self.errs.add(self.at(key), "required")
             return default
         value = check(self.raw[key], self.at(key), self.errs)
-        return default if value is None else value
+        return default if value is INVALID or value is None else value
 
 
 # --- blocks ----------------------------------------------------------------------------------------
@@ -262,7 +252,7 @@ class _Fatal(Exception):
 @dataclass
 class _State:
     can: Callable[[str], bool]
-    problems: list[UIProblem] = field(default_factory=list)
+    problems: Issues = field(default_factory=Issues)
     count: int = 0
     ids: set[str] = field(default_factory=set)
 
@@ -283,39 +273,40 @@ def _block_list(items: list[Any], path: str, st: _State, depth: int) -> list[dic
     return [b for b in out if b is not None]
 
 
-def _error(st: _State, errs: Errs) -> dict[str, Any]:
-    st.problems.extend(errs)
-    return {"type": "_error", "path": errs[0].path, "message": errs[0].message, "more": len(errs) - 1}
+def _error(st: _State, errs: Iterable[Issue]) -> dict[str, Any]:
+    found = list(errs)
+    st.problems.extend(found)
+    return {"type": "_error", "path": found[0].path, "message": found[0].message, "more": len(found) - 1}
 
 
 def _block(raw: Any, path: str, st: _State, depth: int) -> dict[str, Any] | None:
     st.count += 1
     if st.count > MAX_BLOCKS:
         raise _Fatal(UIProblem("$", f"more than {MAX_BLOCKS:,} blocks"))
-    errs: Errs = []
+    errs = Issues()
     if not isinstance(raw, dict):
         return _error(st, [UIProblem(path, 'expected a block: an object with a "type"')])
     if depth > MAX_DEPTH:
         return _error(st, [UIProblem(path, f"blocks nested more than {MAX_DEPTH} deep")])
     if "permission" in raw:
-        permission = c_permission(raw["permission"], _join(path, "permission"), errs)
-        if permission is None:
+        permission = c_permission(raw["permission"], member(path, "permission"), errs)
+        if permission is INVALID:
             return _error(st, errs)
         if not st.can(permission):
             return None  # hidden from this user, children included
     kind = raw.get("type")
     if kind is None:
-        return _error(st, [UIProblem(_join(path, "type"), "required")])
+        return _error(st, [UIProblem(member(path, "type"), "required")])
     if not isinstance(kind, str) or kind not in BLOCK_PROPERTIES:
         shown = json.dumps(kind[:40]) if isinstance(kind, str) else "a " + type(kind).__name__
-        return _error(st, [UIProblem(_join(path, "type"), f"unknown block type {shown}; expected one of: "
+        return _error(st, [UIProblem(member(path, "type"), f"unknown block type {shown}; expected one of: "
                                      + ", ".join(BLOCK_PROPERTIES))])
     kind = ALIASES.get(kind, kind)
     o = _Obj(raw, path, errs, BLOCK_PROPERTIES[kind])
     block_id = o.get("id", c_id)
     if block_id is not None:
         if block_id in st.ids:
-            _fail(errs, o.at("id"), "duplicate id")
+            errs.add(o.at("id"), "duplicate id")
         st.ids.add(block_id)
     # `uid` prefixes the DOM ids this block renders; plugin ids render as "ui-<id>", so they cannot collide.
     out: dict[str, Any] = {"type": kind, "id": block_id, "uid": f"uib{st.count}"}
@@ -338,7 +329,7 @@ def _alert(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
 
 def _stat(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
     value = o.get("value", lambda v, p, e: v if _is_number(v) else c_str(v, p, e) if isinstance(v, str) else
-                  _fail(e, p, "expected a string or a number"), "", required=True)
+                  e.fail(p, "expected a string or a number"), "", required=True)
     return {"label": o.get("label", c_str, "", required=True),
             "value": format_number(value) if _is_number(value) else value,
             "hint": o.get("hint", c_str), "tone": o.get("tone", c_enum(*TONES), "neutral")}
@@ -360,7 +351,7 @@ def _cell(value: Any, path: str, errs: Errs) -> dict[str, Any]:
                 "href": None}
     if isinstance(value, str):
         return {"text": c_str(value, path, errs) or "", "href": None}
-    _fail(errs, path, "expected a string, number, boolean or null")
+    errs.add(path, "expected a string, number, boolean or null")
     return {"text": "", "href": None}
 
 
@@ -375,17 +366,17 @@ def _table(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
     for r, row in enumerate(o.get("rows", c_list(MAX_ROWS), [])):
         path = f"{o.at('rows')}[{r}]"
         if not isinstance(row, dict):
-            _fail(o.errs, path, "expected an object mapping column keys to cells")
+            o.errs.add(path, "expected an object mapping column keys to cells")
             continue
         # Keys without a column are ignored: plugins may pass whole records.
-        rows.append([_cell(row.get(c["key"]), _join(path, c["key"]), o.errs) for c in columns])
+        rows.append([_cell(row.get(c["key"]), member(path, c["key"]), o.errs) for c in columns])
     return {"columns": columns, "rows": rows, "empty": o.get("empty", c_str)}
 
 
 def _field(f: _Obj, uid: str, seen: set[str]) -> dict[str, Any]:
     name = f.get("name", c_name, "", required=True)
     if name in seen:
-        _fail(f.errs, f.at("name"), "duplicate field name")
+        f.errs.add(f.at("name"), "duplicate field name")
     seen.add(name)
     kind = f.get("type", c_enum(*FIELD_INPUTS), "string")
     value = f.get("value", c_scalar)
@@ -400,7 +391,7 @@ def _field(f: _Obj, uid: str, seen: set[str]) -> dict[str, Any]:
                 v = opt.get("value", c_str, "", required=True)
                 options.append((v, opt.get("label", c_str, v)))
     elif "options" in f.raw:
-        _fail(f.errs, f.at("options"), "only select fields have options")
+        f.errs.add(f.at("options"), "only select fields have options")
     bounds: dict[str, Any] = {}
     for key in ("min", "max"):
         if key not in f.raw:
@@ -410,7 +401,8 @@ def _field(f: _Obj, uid: str, seen: set[str]) -> dict[str, Any]:
         elif kind in ("date", "datetime"):
             bounds[key] = f.get(key, c_str)
         else:
-            bounds[key] = _fail(f.errs, f.at(key), "only integer, decimal, date and datetime fields have min and max")
+            f.errs.add(f.at(key), "only integer, decimal, date and datetime fields have min and max")
+            bounds[key] = None
     return {
         "name": name, "id": f"{uid}-{name}", "type": kind, "input": FIELD_INPUTS[kind],
         "label": f.get("label", c_str, name), "value": _plain(value),
@@ -427,7 +419,7 @@ def _form(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
     for i, raw in enumerate(o.get("fields", c_list(MAX_FIELDS), [])):
         if f := _Obj.of(raw, f"{o.at('fields')}[{i}]", o.errs, "formField"):
             fields.append(_field(f, uid, seen))
-    errors = [c_str(e, f"{o.at('errors')}[{i}]", o.errs) for i, e in
+    errors = [c_str(e, f"{o.at('errors')}[{i}]", o.errs) or "" for i, e in
               enumerate(o.get("errors", c_list(MAX_ERRORS), []))]
     return {"action": o.get("action", c_action, "", required=True), "fields": fields,
             "submit": o.get("submit", c_str, "Save"), "errors": errors}
@@ -435,13 +427,13 @@ def _form(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
 
 def _button(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
     data: list[tuple[str, str]] = []
-    raw = o.get("data", lambda v, p, e: v if isinstance(v, dict) else _fail(e, p, "expected an object"), {})
+    raw = o.get("data", lambda v, p, e: v if isinstance(v, dict) else e.fail(p, "expected an object"), {})
     if len(raw) > MAX_DATA:
-        _fail(o.errs, o.at("data"), f"more than {MAX_DATA} entries")
+        o.errs.add(o.at("data"), f"more than {MAX_DATA} entries")
     for key, value in list(raw.items())[:MAX_DATA]:
-        path = _join(o.at("data"), key)
-        if c_name(key, path, o.errs) is not None:
-            data.append((key, _plain(c_scalar(value, path, o.errs))))
+        path = member(o.at("data"), key)
+        if c_name(key, path, o.errs) is not INVALID:
+            data.append((key, _plain(or_default(c_scalar(value, path, o.errs), None))))
     return {"label": o.get("label", c_str, "", required=True), "action": o.get("action", c_action, "", required=True),
             "data": data, "style": o.get("style", c_enum(*STYLES), "secondary"), "confirm": o.get("confirm", c_str)}
 
@@ -455,7 +447,7 @@ def _list(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
     for i, raw in enumerate(o.get("items", c_list(MAX_ITEMS), [], required=True)):
         path = f"{o.at('items')}[{i}]"
         if isinstance(raw, str):
-            items.append({"text": c_str(raw, path, o.errs), "href": None})
+            items.append({"text": c_str(raw, path, o.errs) or "", "href": None})
         elif item := _Obj.of(raw, path, o.errs, "listItem"):
             items.append({"text": item.get("text", c_str, "", required=True), "href": item.get("href", c_url)})
     return {"items": items, "ordered": o.get("ordered", c_bool, False)}
@@ -465,17 +457,17 @@ def _columns(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
     cols = o.get("columns", c_list(4, 1), [], required=True)
     for i, col in enumerate(cols):
         if not isinstance(col, list):
-            _fail(o.errs, f"{o.at('columns')}[{i}]", "expected a list of blocks")
+            o.errs.add(f"{o.at('columns')}[{i}]", "expected a list of blocks")
     if o.errs:
         return {"columns": []}
     return {"columns": [_block_list(col, f"{o.at('columns')}[{i}]", st, depth + 1) for i, col in enumerate(cols)]}
 
 
-def c_chart_value(value: Any, path: str, errs: Errs) -> float | None:
+def c_chart_value(value: Any, path: str, errs: Errs) -> float | Invalid | None:
     if value is None:
         return None
     if not _is_number(value) or abs(value) > MAX_CHART_VALUE:
-        return _fail(errs, path, f"expected a number between -{MAX_CHART_VALUE:.0e} and {MAX_CHART_VALUE:.0e}, or null")
+        return errs.fail(path, f"expected a number between -{MAX_CHART_VALUE:.0e} and {MAX_CHART_VALUE:.0e}, or null")
     return value
 
 
@@ -487,9 +479,10 @@ def _chart(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
         if s := _Obj.of(raw, f"{o.at('series')}[{j}]", o.errs, "chartSeries"):
             values = s.get("values", c_list(MAX_LABELS), [], required=True)
             if "values" in s.raw and isinstance(s.raw["values"], list) and len(values) != len(labels):
-                _fail(o.errs, s.at("values"), f"expected {len(labels)} values (one per label), got {len(values)}")
+                o.errs.add(s.at("values"), f"expected {len(labels)} values (one per label), got {len(values)}")
             series.append({"name": s.get("name", c_str, "", required=True),
-                           "values": [c_chart_value(v, f"{s.at('values')}[{i}]", o.errs) for i, v in enumerate(values)]})
+                           "values": [or_default(c_chart_value(v, f"{s.at('values')}[{i}]", o.errs), None)
+                                      for i, v in enumerate(values)]})
     # Rows of the accessible data table rendered under the SVG.
     rows = [[label, *(format_number(s["values"][i]) if i < len(s["values"]) and s["values"][i] is not None else ""
                       for s in series)] for i, label in enumerate(labels)]
@@ -540,7 +533,7 @@ def _parse(text: str, can: Callable[[str], bool], max_bytes: int) -> UIView:
     title = o.get("title", c_str)
     redirect = o.get("redirect", c_url)
     blocks = _block_list(o.get("blocks", c_list(10**9), []), "blocks", st, 1)
-    return UIView(title=title, blocks=blocks, problems=st.problems, redirect=redirect, toast=toast, fatal=False)
+    return UIView(title=title, blocks=blocks, problems=st.problems.items, redirect=redirect, toast=toast, fatal=False)
 
 
 def parse_ui(text: str, *, can: Callable[[str], bool], max_bytes: int = 1_000_000) -> UIView:

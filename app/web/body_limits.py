@@ -11,7 +11,7 @@ from __future__ import annotations
 from litestar import Request
 from litestar.exceptions import ValidationException
 
-from app.nesting import DEFAULT_MAX_DEPTH, scan_depth
+from app.core.nesting import DEFAULT_MAX_DEPTH, scan_depth
 
 # Forms are flat key/value pairs and never reach a JSON decoder; everything else might (Litestar decodes a
 # `data` parameter as JSON whatever the Content-Type says), so it is scanned.

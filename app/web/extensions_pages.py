@@ -21,9 +21,9 @@ from app.errors import Forbidden, NotFound, PortalError, ValidationFailed
 from app.extensions import store
 from app.identity import directory, sessions, throttle
 from app.identity.directory import SYSTEM_UUID
+from app.manifest import EXTENSION_POINTS
 from app.plugins import configs as plugin_configs
 from app.plugins.configs import secret_box
-from app.plugins.manifest import EXTENSION_POINTS
 from app.web.api import TENANT_HEADER
 from app.web.auth_pages import safe_next
 from app.web.context import RequestContext

@@ -13,8 +13,8 @@ from litestar.response import Template
 
 from app.db import SQLITE_WRITE_LOCK
 from app.errors import NotFound
+from app.manifest import PageSpec
 from app.plugins import runtime
-from app.plugins.manifest import PageSpec
 from app.plugins.runtime import LoadedPlugin
 from app.sandbox import GuestFailure, Sandbox
 from app.sandbox.host import Principal

@@ -29,9 +29,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Permission, PluginFault, PluginPackage, PluginSchemaVersion, PluginTenant, Tenant
 from app.errors import PortalError
+from app.manifest import Manifest, ManifestError
 from app.plugins import lifecycle, runtime
 from app.plugins.lifecycle import DestructiveUpgrade, ManifestRejected
-from app.plugins.manifest import Manifest, ManifestError
 from app.plugins.packages import MAX_UNPACKED_BYTES, Package, PackageError, read_zip
 from app.records.values import to_json
 from app.sandbox import Sandbox

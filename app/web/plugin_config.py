@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import PluginPackage
 from app.errors import Conflict, PortalError, ValidationFailed
+from app.manifest import ConfigFieldSpec, Manifest, ManifestError
 from app.plugins import configs, lifecycle, runtime
 from app.plugins.configs import SaveRequest
-from app.plugins.manifest import ConfigFieldSpec, Manifest, ManifestError
 from app.records.values import to_json
 from app.web.context import RequestContext
 from app.web.plugin_admin import TENANT_HEADER, Failure

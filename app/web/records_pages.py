@@ -38,8 +38,8 @@ from app import workflow
 from app.db.models import AuditEntry
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.events import PENDING_KEY
+from app.manifest import BUILTIN_ACTIONS, FieldSpec, PageSpec, default_label
 from app.plugins import runtime
-from app.plugins.manifest import BUILTIN_ACTIONS, FieldSpec, PageSpec, default_label
 from app.plugins.runtime import EntityRef, LoadedPlugin
 from app.records.service import SORTABLE_STANDARD, STANDARD_FILTERS, ListQuery, RecordService, StaleVersion
 from app.records.values import TRUE, FieldError, default_for, display, parse, to_input, to_json

@@ -15,8 +15,8 @@ from litestar.exceptions import PermissionDeniedException
 from litestar.response import Redirect, Template
 
 from app import workflow
+from app.core.nesting import loads_json
 from app.errors import NotFound, ValidationFailed
-from app.nesting import loads_json
 from app.plugins import runtime
 from app.plugins.runtime import EntityRef
 from app.records.values import display, parse

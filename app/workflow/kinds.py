@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.models import Membership
 from app.errors import NotFound, ValidationFailed
 from app.identity.directory import active_member_ids
-from app.plugins.manifest import FieldSpec
+from app.manifest import FieldSpec
 from app.plugins.runtime import EntityRef
 from app.records.values import FieldError, parse
 

@@ -23,7 +23,7 @@ from wasmtime import Engine, Store
 from wasmtime.component import Component, Linker, Variant
 
 from app.cli import main
-from app.plugins.manifest import parse_manifest
+from app.manifest import parse_manifest
 from app.plugins.packages import read_package
 from app.sandbox.build import BuildError, build_component, cache_dir, ensure_built, source_hash
 from app.ui import parse_ui

@@ -20,8 +20,8 @@ from app.access import roles
 from app.audit import Actor
 from app.db.engine import make_alchemy_config
 from app.identity import directory
+from app.manifest import default_label
 from app.plugins import lifecycle
-from app.plugins.manifest import default_label
 from app.plugins.packages import read_folder
 from app.records import service as record_service
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD

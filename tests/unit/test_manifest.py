@@ -1,4 +1,4 @@
-"""plugin.toml parsing and validation (app.plugins.manifest)."""
+"""plugin.toml parsing and validation (app.manifest)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from app.plugins.manifest import (
+from app.manifest import (
     STANDARD_FIELDS,
     EntitySpec,
     FieldSpec,
@@ -183,6 +183,11 @@ INVALID: list[Any] = [
     ),
     pytest.param([("events.emitted", [])], "events.emitted", "unknown key", None, id="unknown-events-key"),
     pytest.param([("ui.menus", [])], "ui.menus", "unknown key", None, id="unknown-ui-key"),
+    pytest.param(
+        [("ui.permissions", 3), (f"{P0}.actions", ["create"])], "ui.permissions", "expected an array, got an integer",
+        None,
+        id="ui-permissions-not-array",
+    ),
     pytest.param(
         [("config", {"secrets": 1})], "config.secrets", "unknown key", None, id="unknown-config-key"
     ),

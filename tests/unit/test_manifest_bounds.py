@@ -9,18 +9,21 @@ import time
 import pytest
 
 from app.access.permissions import BASE_PERMISSIONS
+from app.core.nesting import TextRejected, loads_json, loads_toml, scan_depth
 from app.db.models import Tenant
-from app.nesting import TextRejected, loads_json, loads_toml, scan_depth
-from app.plugins import reserved
-from app.plugins.manifest import (
+from app.manifest import (
     MANIFEST_MAX_BYTES,
     MANIFEST_MAX_DEPTH,
     ManifestError,
     ManifestIssue,
+    ValidationContext,
     parse_manifest,
 )
+from app.plugins import reserved
 from app.ui import parse_ui
 
+# Upload, install and `plugin pack` check against the base's names (the leaf manifest package gets them here).
+BASE_CTX = ValidationContext(entity_name_clash=reserved.entity_name_clash, plugin_id_clash=reserved.plugin_id_clash)
 HEAD = '[plugin]\nid = "{id}"\nname = "X"\nversion = "1.0.0"\n'
 ENTITY = '[[schema.entities]]\nname = "{name}"\nfields = [{{ name = "title", type = "string" }}]\n'
 
@@ -33,7 +36,7 @@ DEEP_HEADER = "[" + ".".join(["a"] * 5000) + "]\n"
 
 def issues_of(text: str) -> list[ManifestIssue]:
     with pytest.raises(ManifestError) as caught:
-        parse_manifest(text)
+        parse_manifest(text, BASE_CTX)
     return caught.value.issues
 
 
@@ -163,7 +166,7 @@ def test_ui_instructions_with_bracket_text_still_render() -> None:
 
 
 def test_a_json_field_typed_into_a_form_is_depth_bounded() -> None:
-    from app.plugins.manifest import FieldSpec
+    from app.manifest import FieldSpec
     from app.records.values import FieldError, parse
 
     spec = FieldSpec(name="extra", type="json", label="Extra")

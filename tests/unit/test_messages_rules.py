@@ -7,7 +7,7 @@ import pytest
 
 from app import messages
 from app.errors import ValidationFailed
-from app.plugins.manifest import ManifestError, ValidationContext, parse_manifest
+from app.manifest import ManifestError, ValidationContext, parse_manifest
 from app.plugins.modules import available_modules
 from app.settings import SettingsError, load_settings
 from tests.unit.test_guest_sdk import StubHost, pg

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from app.db.models import PluginConfig
+from app.manifest import Manifest, parse_manifest
 from app.plugins import configs
-from app.plugins.manifest import Manifest, parse_manifest
 
 TENANT = uuid.UUID(int=7)
 OTHER_TENANT = uuid.UUID(int=8)

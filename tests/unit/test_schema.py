@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
-from app.plugins.manifest import EntitySpec, FieldSpec, ValidationContext, load_manifest, parse_manifest
+from app.manifest import EntitySpec, FieldSpec, ValidationContext, load_manifest, parse_manifest
 from app.schema import (
     STANDARD_COLUMNS,
     ChangeKind,

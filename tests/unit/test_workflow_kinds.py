@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.errors import ValidationFailed
-from app.plugins.manifest import ValidationContext, load_manifest
+from app.manifest import ValidationContext, load_manifest
 from app.plugins.modules import available_modules
 from app.plugins.runtime import EntityRef
 from app.schema import build_table

@@ -1,0 +1,566 @@
+"""The JSON Schema (draft 2020-12) of ``plugin.toml``, generated from the manifest's vocabulary.
+
+``python -m app.manifest.jsonschema > docs/plugin.schema.json`` writes the schema that editors use to
+complete and check manifests (see docs/plugins.md); a unit test keeps the committed file equal to
+:func:`plugin_schema`.
+
+The key sets, types, enums and name patterns come from :mod:`app.manifest.vocabulary`: every object
+here is built by :func:`_table`, which refuses a property list that differs from the vocabulary's
+allowed keys, so a key added to the parser cannot be forgotten here. The schema is a structural
+subset of the parser's checks: it cannot see the platform (available modules, installed plugins) or
+cross-references (a column's field, a reference's entity); :func:`app.manifest.parse_manifest` stays
+the authority.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from app.manifest import vocabulary as v
+
+__all__ = ["plugin_schema", "render"]
+
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+Schema = dict[str, Any]
+
+
+# --- building blocks -------------------------------------------------------------------------------
+
+
+def _table(keys: Iterable[str], properties: Mapping[str, Schema], description: str, **extra: Any) -> Schema:
+    """An object allowing exactly the vocabulary's ``keys`` (in their order), nothing else."""
+    keys = tuple(keys)
+    if set(keys) != set(properties):
+        missing, unknown = set(keys) - set(properties), set(properties) - set(keys)
+        raise AssertionError(f"schema out of step with the vocabulary: missing {missing}, unknown {unknown}")
+    return {
+        "type": "object",
+        "description": description,
+        "properties": {key: properties[key] for key in keys},
+        "additionalProperties": False,
+        **extra,
+    }
+
+
+def _string(description: str, **extra: Any) -> Schema:
+    return {"type": "string", "description": description, **extra}
+
+
+def _text(description: str) -> Schema:
+    """A string that must not be blank."""
+    return _string(description, pattern=r"\S")
+
+
+def _flag(description: str) -> Schema:
+    return {"type": "boolean", "description": description}
+
+
+def _integer(description: str, minimum: int, maximum: int | None = None) -> Schema:
+    out: Schema = {"type": "integer", "description": description, "minimum": minimum}
+    if maximum is not None:
+        out["maximum"] = maximum
+    return out
+
+
+def _array(items: Schema, description: str, **extra: Any) -> Schema:
+    return {"type": "array", "description": description, "items": items, **extra}
+
+
+def _enum(values: Iterable[str], description: str) -> Schema:
+    return {"type": "string", "description": description, "enum": list(values)}
+
+
+def _when(key: str, value: Any) -> Schema:
+    """An ``if`` that holds when ``key`` is present and equals ``value`` (or is one of a list of them)."""
+    test = {"enum": value} if isinstance(value, list) else {"const": value}
+    return {"properties": {key: test}, "required": [key]}
+
+
+def _pattern(regex: re.Pattern[str]) -> str:
+    return regex.pattern
+
+
+def _unanchored(regex: re.Pattern[str]) -> str:
+    return regex.pattern.removeprefix("^").removesuffix("$")
+
+
+def _identifier(description: str, *, max_length: int = 63, forbidden: Iterable[str] = ()) -> Schema:
+    """A table or column name: lowercase, starting with a letter, not a reserved word."""
+    return _string(
+        description,
+        pattern=_pattern(v.NAME),
+        maxLength=max_length,
+        **{"not": {"enum": sorted(set(v.RESERVED_WORDS) | set(forbidden))}},
+    )
+
+
+# --- the parts of the manifest -----------------------------------------------------------------------
+
+
+def _plugin() -> Schema:
+    semver = _pattern(v.SEMVER)
+    return _table(
+        v.PLUGIN_KEYS,
+        {
+            "id": _string(
+                "Unique on the platform; kebab-case (lowercase letters and digits in words joined by single "
+                "hyphens, starting with a letter). Not the name of a base module.",
+                pattern=_pattern(v.KEBAB_ID),
+                maxLength=v.MAX_PLUGIN_ID_LENGTH,
+            ),
+            "name": _text("The plugin's name as people see it."),
+            "version": _string(
+                "Semantic version MAJOR.MINOR.PATCH[-prerelease]; an upgrade must increase it.",
+                pattern=semver,
+            ),
+            "description": _string("What the plugin does."),
+            "author": _string("Who wrote it."),
+            "min_platform_version": _string(
+                "The oldest platform version the plugin runs on.", pattern=semver
+            ),
+        },
+        "The plugin's identity.",
+        required=["id", "name", "version"],
+    )
+
+
+def _dependencies() -> Schema:
+    plugin_id = _string("A plugin id.", pattern=_pattern(v.KEBAB_ID))
+    constraint = _string(
+        "A minimum version: '>=MAJOR.MINOR.PATCH' (or 'MAJOR.MINOR.PATCH'); '' or '*' for any.",
+        pattern=rf"^\s*(?:\*|(?:>=)?\s*{_unanchored(v.SEMVER)})?\s*$",
+    )
+    return _table(
+        v.DEPENDENCY_KEYS,
+        {
+            "modules": _array(
+                _string("A base module id (auth, message, workflow, ...)."),
+                "Base modules of the platform the plugin needs.",
+                uniqueItems=True,
+            ),
+            "plugins": {
+                "description": "Plugins this one needs installed: an array of ids or {id, version} tables, or "
+                "a table of id = version constraint.",
+                "oneOf": [
+                    _array(
+                        {
+                            "oneOf": [
+                                plugin_id,
+                                _table(
+                                    v.PLUGIN_DEPENDENCY_KEYS,
+                                    {"id": plugin_id, "version": constraint},
+                                    "A plugin and its minimum version.",
+                                    required=["id"],
+                                ),
+                            ]
+                        },
+                        "Plugin ids or {id, version} tables.",
+                    ),
+                    {
+                        "type": "object",
+                        "description": "Plugin id = version constraint.",
+                        "propertyNames": {"pattern": _pattern(v.KEBAB_ID)},
+                        "additionalProperties": constraint,
+                    },
+                ],
+            },
+        },
+        "What the plugin needs from the platform.",
+    )
+
+
+_CAPABILITIES = {
+    "database": "The db-* host functions (records, as the acting user).",
+    "events": "event-publish; needed to publish or subscribe to [events].",
+    "config": "config-get: the tenant's active configuration.",
+    "files": "Reserved.",
+    "messages": 'notify: in-app notifications; needs the "message" base module in [dependencies] modules.',
+}
+
+
+def _capabilities() -> Schema:
+    return _table(
+        v.CAPABILITY_KEYS,
+        {key: _flag(_CAPABILITIES[key]) for key in v.CAPABILITY_KEYS},
+        "Capabilities: the host API groups the plugin's WebAssembly may call.",
+    )
+
+
+def _select_options() -> Schema:
+    value = _string("The stored value.", pattern=r"\S", maxLength=v.SELECT_VALUE_MAX_LENGTH)
+    return _array(
+        {
+            "oneOf": [
+                value,
+                _table(
+                    v.OPTION_KEYS,
+                    {"value": value, "label": _text("Shown instead of the value.")},
+                    "An option.",
+                    required=["value"],
+                ),
+            ]
+        },
+        "The allowed values: strings or {value, label} tables.",
+        minItems=1,
+    )
+
+
+def _field() -> Schema:
+    properties = {
+        "name": _identifier(
+            "The column name (lowercase identifier); not a standard field.", forbidden=v.STANDARD_FIELDS
+        ),
+        "type": _enum(v.FIELD_TYPES, "The field's type."),
+        "label": _text("Shown in forms and lists; default: the name, title-cased."),
+        "help": _text("Help text under the form input."),
+        "required": _flag("A value is required."),
+        "unique": _flag("Unique within a tenant (not for json fields)."),
+        "nullable": _flag("Whether the column accepts null; default: not required."),
+        "default": {
+            "description": 'The default value, of the field\'s type ("today" for dates, "now" for datetimes).'
+        },
+        "max_length": _integer("string fields: the maximum length (default 255).", 1, v.STRING_MAX_LENGTH),
+        "precision": _integer(
+            "decimal fields: the total number of digits (default 18).", 1, v.DECIMAL_MAX_PRECISION
+        ),
+        "scale": _integer(
+            "decimal fields: the digits after the point (default 2).", 0, v.DECIMAL_MAX_PRECISION
+        ),
+        "options": _select_options(),
+        "entity": _string(
+            "reference fields: the entity pointed to (this plugin's or a dependency's).",
+            pattern=_pattern(v.NAME),
+        ),
+        "searchable": _flag(f"Included in the list search ({', '.join(v.SEARCHABLE_TYPES)} fields)."),
+    }
+    rules: list[Schema] = [
+        {"if": {"required": [attr]}, "then": {"properties": {"type": {"enum": list(types)}}}}
+        for attr, types in v.TYPE_SPECIFIC.items()
+    ]
+    rules += [
+        {"if": _when("type", "select"), "then": {"required": ["options"]}},
+        {"if": _when("type", "reference"), "then": {"required": ["entity"]}},
+        {
+            "if": _when("searchable", True),
+            "then": {"properties": {"type": {"enum": list(v.SEARCHABLE_TYPES)}}},
+        },
+    ]
+    return _table(
+        v.FIELD_KEYS,
+        properties,
+        "A field: a column of the entity's table.",
+        required=["name", "type"],
+        allOf=rules,
+    )
+
+
+def _entity() -> Schema:
+    field_name = _string("A field name.", pattern=_pattern(v.NAME))
+    return _table(
+        v.ENTITY_KEYS,
+        {
+            "name": _identifier(
+                "The entity's name: its table is plugin_<name>, its permissions db.<name>.<operation>.",
+                max_length=v.MAX_ENTITY_NAME_LENGTH,
+                forbidden=v.RESERVED_ENTITY_NAMES,
+            ),
+            "label": _text("Shown in menus and titles; default: the name, title-cased."),
+            "fields": _array({"$ref": "#/$defs/field"}, "The entity's fields.", minItems=1),
+            "indexes": _array(
+                _array(field_name, "The indexed fields, in order.", minItems=1),
+                "Indexes (tenant_id is prepended).",
+            ),
+            "owner_field": _string(
+                "The field holding the user who owns a row (a uuid or reference field, or created_by / "
+                "updated_by); default created_by.",
+                pattern=_pattern(v.NAME),
+            ),
+            "unit_field": _string(
+                "The field naming a row's unit for `unit` data scopes (a string, select, uuid or reference field).",
+                pattern=_pattern(v.NAME),
+            ),
+            "display_field": _string(
+                "Shown for references to this entity; default: the first string field.",
+                pattern=_pattern(v.NAME),
+            ),
+        },
+        "An entity: a table with generated pages, API and permissions.",
+        required=["name", "fields"],
+    )
+
+
+def _events() -> Schema:
+    name = _string(
+        "<plugin>.<entity>.<action> or <module>.<event>: two or three dot-separated parts.",
+        pattern=_pattern(v.EVENT_NAME),
+    )
+    return _table(
+        v.EVENTS_KEYS,
+        {
+            "published": _array(
+                {**name, "not": {"pattern": r"\*"}},
+                "Events the plugin publishes (no wildcards).",
+                uniqueItems=True,
+            ),
+            "subscribed": _array(
+                name, "Events delivered to the plugin; '*' stands for one whole part.", uniqueItems=True
+            ),
+        },
+        "Events (needs events = true under [permissions]).",
+    )
+
+
+def _page() -> Schema:
+    field_ref = _string("A field of the page's entity.")
+    column = _table(
+        v.COLUMN_KEYS,
+        {
+            "field": field_ref,
+            "label": _text("The column header."),
+            "type": _enum(v.COLUMN_TYPES, "How the values are shown."),
+            "width": _integer("Width in pixels.", 1, 2000),
+            "sortable": _flag(
+                "Whether people may sort by it (default true; json and text fields never are)."
+            ),
+            "hidden": _flag("Leave the column out."),
+            "options": _array(
+                _table(
+                    v.COLUMN_OPTION_KEYS,
+                    {
+                        "value": _text("A value."),
+                        "label": _text("Shown instead."),
+                        "color": _text("A color."),
+                    },
+                    "How one value is shown.",
+                    required=["value"],
+                ),
+                "Labels and colors of values (status and select columns).",
+            ),
+        },
+        "A list column.",
+        required=["field"],
+    )
+    filter_ = _table(
+        v.FILTER_KEYS,
+        {"field": field_ref, "label": _text("The filter's label.")},
+        "A list filter.",
+        required=["field"],
+    )
+    action = _table(
+        v.ACTION_KEYS,
+        {
+            "name": _string("The action's name.", pattern=_pattern(v.ACTION_NAME)),
+            "label": _text("The button's label."),
+            "permission": _string("A declared ui.* permission or db.<entity>.<operation>."),
+        },
+        "A custom action.",
+        required=["name"],
+    )
+    form_field = {
+        "oneOf": [
+            field_ref,
+            _table(
+                v.FORM_FIELD_KEYS,
+                {
+                    "field": field_ref,
+                    "label": _text("The input's label."),
+                    "help": _text("Help text."),
+                    "readonly": _flag("Shown but not editable."),
+                },
+                "A form field.",
+                required=["field"],
+            ),
+        ]
+    }
+    form_fields = _array(form_field, "Fields: names or {field, label, help, readonly} tables.")
+    form = _table(
+        v.FORM_KEYS,
+        {
+            "groups": _array(
+                _table(
+                    v.FORM_GROUP_KEYS,
+                    {"title": _text("The group's title."), "fields": form_fields},
+                    "A group of fields.",
+                    required=["fields"],
+                ),
+                "Groups of fields.",
+            ),
+            "fields": form_fields,
+        },
+        "The create/edit form; it must include every required field without a default.",
+        anyOf=[{"required": ["groups"]}, {"required": ["fields"]}],
+    )
+    crud_only = ("columns", "filters", "actions", "form")
+    return _table(
+        v.PAGE_KEYS,
+        {
+            "name": _string("The page's title and menu entry."),
+            "path": _string("The page's URL path, starting with '/'.", pattern=_pattern(v.PAGE_PATH)),
+            "type": _enum(
+                v.PAGE_TYPES, "crud: generated list and forms of an entity; dashboard; custom (WebAssembly)."
+            ),
+            "entity": _string("crud pages: the entity (this plugin's); dashboards: any known entity."),
+            "icon": _text("An icon name."),
+            "menu_group": _text("The menu group the page appears in."),
+            "columns": _array({"oneOf": [field_ref, column]}, "crud pages: the list's columns."),
+            "filters": _array(
+                {"oneOf": [field_ref, filter_]}, "crud pages: the list's filters (not json fields)."
+            ),
+            "actions": _array(
+                {"oneOf": [_enum(v.BUILTIN_ACTIONS, "A built-in action."), action]},
+                "crud pages: built-in actions and custom {name, label, permission} ones.",
+            ),
+            "form": form,
+        },
+        "A page in the tenant's menu.",
+        required=["name", "path", "type"],
+        allOf=[
+            {"if": _when("type", "crud"), "then": {"required": ["entity"]}},
+            {
+                "if": _when("type", [t for t in v.PAGE_TYPES if t != "crud"]),
+                "then": {"properties": dict.fromkeys(crud_only, False)},
+            },
+        ],
+    )
+
+
+def _ui() -> Schema:
+    permission = _table(
+        v.UI_PERMISSION_KEYS,
+        {
+            "code": _string("ui.<plugin id>.<element>.", pattern=_pattern(v.UI_PERMISSION)),
+            "description": _text("What the permission allows, for the role editor."),
+        },
+        "A permission the plugin's pages check.",
+        required=["code", "description"],
+    )
+    return _table(
+        v.UI_KEYS,
+        {
+            "pages": _array({"$ref": "#/$defs/page"}, "The plugin's pages."),
+            "permissions": _array(permission, "Permissions for UI elements (ui.<plugin>.<element>)."),
+        },
+        "Pages and UI permissions.",
+    )
+
+
+def _config_field() -> Schema:
+    return _table(
+        v.CONFIG_FIELD_KEYS,
+        {
+            "key": _string("The setting's key (lowercase identifier).", pattern=_pattern(v.NAME)),
+            "type": _enum(v.CONFIG_FIELD_TYPES, "The value's type."),
+            "label": _text("Shown in the configuration form; default: the key, title-cased."),
+            "help": _text("Help text."),
+            "required": _flag("A value is required."),
+            "default": {
+                "type": ["string", "integer", "number", "boolean"],
+                "description": "The value used when a configuration leaves the key out (never for secrets).",
+            },
+            "secret": _flag(
+                f"Stored encrypted and never shown back ({', '.join(v.SECRET_CONFIG_TYPES)} fields)."
+            ),
+            "options": _select_options(),
+        },
+        "A setting tenant admins fill in.",
+        required=["key", "type"],
+        allOf=[
+            {"if": _when("type", "select"), "then": {"required": ["options"]}},
+            {
+                "if": _when("secret", True),
+                "then": {"properties": {"type": {"enum": list(v.SECRET_CONFIG_TYPES)}, "default": False}},
+            },
+        ],
+    )
+
+
+def _config_table(description: str) -> Schema:
+    return _table(
+        v.CONFIG_KEYS,
+        {"fields": _array({"$ref": "#/$defs/configField"}, "The settings.")},
+        description,
+    )
+
+
+def _extension() -> Schema:
+    return _table(
+        v.EXTENSION_KEYS,
+        {
+            "point": _enum(v.EXTENSION_POINTS, "The extension point implemented."),
+            "name": _string("Unique in the plugin.", pattern=_pattern(v.EXTENSION_NAME)),
+            "description": _text("What it does, for administrators."),
+            "config": _config_table("The settings of each named configuration of this extension."),
+            "entities": _array(
+                _string("An entity name.", pattern=_pattern(v.NAME)),
+                "record-validator only: the entities it validates.",
+                minItems=1,
+            ),
+        },
+        "An implementation of an extension point in the plugin's component.",
+        required=["point", "name", "description"],
+        allOf=[
+            {
+                "if": _when("point", "record-validator"),
+                "then": {"required": ["entities"]},
+                "else": {"properties": {"entities": False}},
+            }
+        ],
+    )
+
+
+def plugin_schema() -> Schema:
+    """The JSON Schema of a ``plugin.toml`` (as a dict)."""
+    top = _table(
+        v.TOP_KEYS,
+        {
+            "plugin": _plugin(),
+            "dependencies": _dependencies(),
+            "permissions": _capabilities(),
+            "schema": _table(
+                v.SCHEMA_KEYS,
+                {"entities": _array({"$ref": "#/$defs/entity"}, "The plugin's entities.")},
+                "The plugin's data model.",
+            ),
+            "events": _events(),
+            "ui": _ui(),
+            "limits": _table(
+                v.LIMIT_KEYS,
+                {
+                    key: _integer(f"Per-call limit: {key} (within the platform's maximum).", 1)
+                    for key in v.LIMIT_KEYS
+                },
+                "Limits of each call into the plugin's WebAssembly (see docs/operators.md).",
+            ),
+            "config": _config_table("The plugin's configuration settings ([[config.fields]])."),
+            "extensions": _array({"$ref": "#/$defs/extension"}, "Extension point implementations."),
+        },
+        "A Portal plugin manifest (plugin.toml). Generated by `python -m app.manifest.jsonschema`; the "
+        "platform's parser also checks what a schema cannot (base modules, installed plugins, fields named "
+        "by pages).",
+        required=["plugin"],
+    )
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "title": "Portal plugin manifest (plugin.toml)",
+        **top,
+        "$defs": {
+            "entity": _entity(),
+            "field": _field(),
+            "page": _page(),
+            "configField": _config_field(),
+            "extension": _extension(),
+        },
+    }
+
+
+def render() -> str:
+    """The schema as the text of ``docs/plugin.schema.json``."""
+    return json.dumps(plugin_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+if __name__ == "__main__":
+    print(render(), end="")

@@ -1,0 +1,137 @@
+"""The state and typed getters shared by the section readers of :mod:`app.manifest.sections`.
+
+A :class:`ManifestReader` reads one manifest: it records issues in an :class:`~app.core.validation.Issues`
+collector and carries what later sections need from earlier ones (the plugin id, the entities declared).
+Every getter returns ``None`` (or an empty value) after recording an issue, so a section can go on and
+report the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from app.core.validation import Issues, at, ix, kind, one_of, suggest
+from app.manifest.errors import ValidationContext
+from app.manifest.model import EntitySpec
+from app.manifest.semver import SemVer, parse_version
+from app.manifest.vocabulary import NAME, RESERVED_WORDS
+
+
+class ManifestReader:
+    def __init__(self, data: dict[str, Any], ctx: ValidationContext, issues: Issues) -> None:
+        self.data = data
+        self.ctx = ctx
+        self.issues = issues
+        #: the plugin's id once [plugin] was read and the id is valid, else ""
+        self.plugin_id = ""
+        #: the entities of [[schema.entities]] read so far, by name
+        self.entities: dict[str, EntitySpec] = {}
+
+    def add(self, path: str, message: str) -> None:
+        self.issues.add(path, message)
+
+    def keys(
+        self, table: Mapping[str, Any], allowed: Iterable[str], path: str, required: Iterable[str] = ()
+    ) -> None:
+        """Unknown keys (with a did-you-mean) and missing required ones."""
+        allowed = tuple(allowed)
+        for key in table:
+            if key in allowed:
+                continue
+            close = suggest(key, allowed)
+            hint = f"did you mean '{close}'?" if close else f"expected one of: {one_of(sorted(allowed))}"
+            self.add(at(path, key), f"unknown key '{key}' ({hint})")
+        for key in required:
+            if key not in table:
+                self.add(at(path, key), "is required")
+
+    def table(self, parent: Mapping[str, Any], key: str, path: str) -> dict[str, Any] | None:
+        """An optional sub-table; ``None`` when absent or not a table (then an issue is recorded)."""
+        if key not in parent:
+            return None
+        value = parent[key]
+        if not isinstance(value, Mapping):
+            self.add(at(path, key), f"expected a table, got {kind(value)}")
+            return None
+        return dict(value)
+
+    def array(self, parent: Mapping[str, Any], key: str, path: str) -> list[Any]:
+        if key not in parent:
+            return []
+        value = parent[key]
+        if not isinstance(value, list | tuple):
+            self.add(at(path, key), f"expected an array, got {kind(value)}")
+            return []
+        return list(value)
+
+    def text(self, parent: Mapping[str, Any], key: str, path: str, *, nonempty: bool = True) -> str | None:
+        """An optional string (missing required keys are reported by :meth:`keys`)."""
+        if key not in parent:
+            return None
+        value = parent[key]
+        if not isinstance(value, str):
+            self.add(at(path, key), f"expected a string, got {kind(value)}")
+            return None
+        if nonempty and not value.strip():
+            self.add(at(path, key), "must not be empty")
+            return None
+        return value
+
+    def flag(self, parent: Mapping[str, Any], key: str, path: str) -> bool | None:
+        if key not in parent:
+            return None
+        value = parent[key]
+        if not isinstance(value, bool):
+            self.add(at(path, key), f"expected true or false, got {kind(value)}")
+            return None
+        return value
+
+    def integer(
+        self, parent: Mapping[str, Any], key: str, path: str, low: int, high: int | None = None
+    ) -> int | None:
+        if key not in parent:
+            return None
+        value = parent[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.add(at(path, key), f"expected an integer, got {kind(value)}")
+            return None
+        if value < low or (high is not None and value > high):
+            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+            self.add(at(path, key), f"{value} is out of range (must be {bounds})")
+            return None
+        return value
+
+    def names(self, value: Any, path: str, what: str) -> list[tuple[str, str]]:
+        """An array of strings; returns ``(path, string)`` pairs of the valid items."""
+        if not isinstance(value, list | tuple):
+            self.add(path, f"expected an array of {what}, got {kind(value)}")
+            return []
+        out: list[tuple[str, str]] = []
+        for i, item in enumerate(value):
+            if isinstance(item, str):
+                out.append((ix(path, i), item))
+            else:
+                self.add(ix(path, i), f"expected a string ({what}), got {kind(item)}")
+        return out
+
+    def identifier(self, value: str, path: str, what: str) -> bool:
+        """A table or column name: lowercase, at most 63 characters, not a reserved SQL word."""
+        if not NAME.match(value):
+            self.add(
+                path,
+                f"{what} name '{value}' is not valid (lowercase letters, digits and underscores, "
+                "starting with a letter, at most 63 characters)",
+            )
+            return False
+        if value in RESERVED_WORDS:
+            self.add(path, f"{what} name '{value}' is a reserved SQL word; choose another name")
+            return False
+        return True
+
+    def semver(self, text: str, path: str) -> SemVer | None:
+        try:
+            return parse_version(text)
+        except ValueError as exc:
+            self.add(path, str(exc))
+            return None

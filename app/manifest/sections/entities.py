@@ -1,0 +1,340 @@
+"""``[[schema.entities]]``: entities, their fields (types, defaults, select options, references) and
+indexes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from app.core.validation import ix, kind, one_of
+from app.manifest.model import EntitySpec, FieldSpec, SelectOption, default_label
+from app.manifest.reader import ManifestReader
+from app.manifest.values import field_default
+from app.manifest.vocabulary import (
+    DECIMAL_DEFAULT_PRECISION,
+    DECIMAL_DEFAULT_SCALE,
+    DECIMAL_MAX_PRECISION,
+    ENTITY_KEYS,
+    FIELD_KEYS,
+    FIELD_TYPES,
+    MAX_ENTITY_NAME_LENGTH,
+    OPTION_KEYS,
+    OWNER_STANDARD_FIELDS,
+    RESERVED_ENTITY_NAMES,
+    SCHEMA_KEYS,
+    SEARCHABLE_TYPES,
+    SELECT_VALUE_MAX_LENGTH,
+    STANDARD_FIELDS,
+    STRING_DEFAULT_LENGTH,
+    STRING_MAX_LENGTH,
+    TABLE_PREFIX,
+    TYPE_SPECIFIC,
+    UNIT_FIELD_TYPES,
+)
+
+
+def read_schema(r: ManifestReader) -> tuple[EntitySpec, ...]:
+    section = r.table(r.data, "schema", "")
+    if section is None:
+        return ()
+    r.keys(section, SCHEMA_KEYS, "schema")
+    raw_entities = r.array(section, "entities", "schema")
+    # Names first: references may point at entities declared further down.
+    local_names = {
+        e["name"] for e in raw_entities if isinstance(e, Mapping) and isinstance(e.get("name"), str)
+    }
+    specs: list[EntitySpec] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(raw_entities):
+        path = ix("schema.entities", i)
+        if not isinstance(raw, Mapping):
+            r.add(path, f"expected a table, got {kind(raw)}")
+            continue
+        spec = read_entity(r, raw, path, local_names)
+        if spec is None:
+            continue
+        if spec.name in seen:
+            r.add(
+                f"{path}.name",
+                f"entity '{spec.name}' is declared twice (first at schema.entities[{seen[spec.name]}])",
+            )
+            continue
+        seen[spec.name] = i
+        specs.append(spec)
+        r.entities[spec.name] = spec
+    return tuple(specs)
+
+
+def check_entity_name(r: ManifestReader, name: str, path: str) -> None:
+    """The rules for an entity's name (it names the table ``plugin_<name>`` and the ``db.<name>.*``
+    permissions); ``path`` is the name's own path (``schema.entities[0].name``)."""
+    if not r.identifier(name, path, "entity"):
+        return
+    if len(name) > MAX_ENTITY_NAME_LENGTH:
+        r.add(
+            path,
+            f"entity name is {len(name)} characters long (at most {MAX_ENTITY_NAME_LENGTH}, "
+            f"so that '{TABLE_PREFIX}{name}' fits in 63)",
+        )
+    if name in RESERVED_ENTITY_NAMES:
+        r.add(path, f"entity name '{name}' is reserved: the host uses table '{TABLE_PREFIX}{name}'")
+    elif clash := r.ctx.entity_name_clash(name):
+        r.add(path, clash)
+    owner = r.ctx.foreign_entities.get(name)
+    if owner is not None and owner != r.plugin_id:
+        r.add(path, f"entity '{name}' is already provided by plugin '{owner}'")
+
+
+def read_entity(
+    r: ManifestReader, raw: Mapping[str, Any], path: str, local_names: set[str]
+) -> EntitySpec | None:
+    r.keys(raw, ENTITY_KEYS, path, required=("name", "fields"))
+    name = r.text(raw, "name", path)
+    if name is None:
+        return None
+    check_entity_name(r, name, f"{path}.name")
+    label = r.text(raw, "label", path) or default_label(name)
+
+    fields: list[FieldSpec] = []
+    seen: dict[str, int] = {}
+    raw_fields = r.array(raw, "fields", path)
+    if "fields" in raw and isinstance(raw["fields"], list | tuple) and not raw_fields:
+        r.add(f"{path}.fields", "an entity needs at least one field")
+    for j, raw_field in enumerate(raw_fields):
+        field_path = ix(f"{path}.fields", j)
+        if not isinstance(raw_field, Mapping):
+            r.add(field_path, f"expected a table, got {kind(raw_field)}")
+            continue
+        spec = read_field(r, raw_field, field_path, local_names)
+        if spec is None:
+            continue
+        if spec.name in seen:
+            r.add(
+                f"{field_path}.name",
+                f"field '{spec.name}' is declared twice (first at fields[{seen[spec.name]}])",
+            )
+            continue
+        seen[spec.name] = j
+        fields.append(spec)
+    by_name = {f.name: f for f in fields}
+
+    indexes = read_indexes(r, raw, path, by_name)
+
+    owner_field = r.text(raw, "owner_field", path)
+    if owner_field is not None:
+        target = by_name.get(owner_field)
+        if target is None and owner_field not in OWNER_STANDARD_FIELDS:
+            r.add(f"{path}.owner_field", f"unknown field '{owner_field}'")
+            owner_field = None
+        elif target is not None and target.type not in ("uuid", "reference"):
+            r.add(
+                f"{path}.owner_field",
+                f"owner field '{owner_field}' must be a uuid or reference field, not {target.type}",
+            )
+
+    unit_field = r.text(raw, "unit_field", path)
+    if unit_field is not None:
+        target = by_name.get(unit_field)
+        if target is None:
+            r.add(f"{path}.unit_field", f"unknown field '{unit_field}'")
+            unit_field = None
+        elif target.type not in UNIT_FIELD_TYPES:
+            r.add(
+                f"{path}.unit_field",
+                f"unit field '{unit_field}' must be a {' or '.join(UNIT_FIELD_TYPES)} field, not {target.type}",
+            )
+            unit_field = None
+
+    display_field = r.text(raw, "display_field", path)
+    if display_field is not None:
+        if display_field not in by_name and display_field not in STANDARD_FIELDS:
+            r.add(f"{path}.display_field", f"unknown field '{display_field}'")
+    else:
+        display_field = next((f.name for f in fields if f.type == "string"), "id")
+
+    return EntitySpec(
+        name=name,
+        label=label,
+        fields=tuple(fields),
+        indexes=indexes,
+        owner_field=owner_field,
+        unit_field=unit_field,
+        display_field=display_field,
+    )
+
+
+def read_indexes(
+    r: ManifestReader, raw: Mapping[str, Any], path: str, fields: Mapping[str, FieldSpec]
+) -> tuple[tuple[str, ...], ...]:
+    out: list[tuple[str, ...]] = []
+    for i, item in enumerate(r.array(raw, "indexes", path)):
+        index_path = ix(f"{path}.indexes", i)
+        if not isinstance(item, list | tuple):
+            r.add(index_path, f"expected an array of field names, got {kind(item)}")
+            continue
+        if not item:
+            r.add(index_path, "an index needs at least one field")
+            continue
+        columns: list[str] = []
+        ok = True
+        for col_path, column in r.names(item, index_path, "field names"):
+            known = fields.get(column)
+            if known is None and column not in STANDARD_FIELDS:
+                r.add(col_path, f"unknown field '{column}'")
+                ok = False
+            elif known is not None and known.type == "json":
+                r.add(col_path, f"json field '{column}' cannot be indexed")
+                ok = False
+            elif column in columns:
+                r.add(col_path, f"field '{column}' appears twice in this index")
+                ok = False
+            columns.append(column)
+        if len(columns) != len(item):
+            ok = False
+        key = tuple(columns)
+        if ok and key in out:
+            r.add(index_path, f"duplicate index on ({', '.join(key)})")
+            continue
+        if ok:
+            out.append(key)
+    return tuple(out)
+
+
+def read_field(
+    r: ManifestReader, raw: Mapping[str, Any], path: str, local_names: set[str]
+) -> FieldSpec | None:
+    r.keys(raw, FIELD_KEYS, path, required=("name", "type"))
+    name = r.text(raw, "name", path)
+    if name is None:
+        return None
+    if name in STANDARD_FIELDS:
+        r.add(
+            f"{path}.name",
+            f"'{name}' is a standard field the host adds to every table "
+            f"({one_of(STANDARD_FIELDS)}); choose another name",
+        )
+    else:
+        r.identifier(name, f"{path}.name", "field")
+
+    ftype = r.text(raw, "type", path) or ""
+    if ftype and ftype not in FIELD_TYPES:
+        r.add(f"{path}.type", f"unknown type '{ftype}' (expected one of: {one_of(FIELD_TYPES)})")
+        ftype = ""
+    if ftype:
+        for attr, types in TYPE_SPECIFIC.items():
+            if attr in raw and ftype not in types:
+                r.add(f"{path}.{attr}", f"'{attr}' does not apply to {ftype} fields")
+
+    label = r.text(raw, "label", path) or default_label(name)
+    help_text = r.text(raw, "help", path)
+    required = bool(r.flag(raw, "required", path))
+    unique = bool(r.flag(raw, "unique", path))
+    if unique and ftype == "json":
+        r.add(f"{path}.unique", "json fields cannot be unique")
+    explicit_nullable = r.flag(raw, "nullable", path)
+
+    max_length: int | None = None
+    precision: int | None = None
+    scale: int | None = None
+    options: tuple[SelectOption, ...] = ()
+    target: str | None = None
+    if ftype == "string":
+        max_length = r.integer(raw, "max_length", path, 1, STRING_MAX_LENGTH) or STRING_DEFAULT_LENGTH
+    elif ftype == "decimal":
+        precision = r.integer(raw, "precision", path, 1, DECIMAL_MAX_PRECISION) or DECIMAL_DEFAULT_PRECISION
+        scale_value = r.integer(raw, "scale", path, 0, DECIMAL_MAX_PRECISION)
+        if scale_value is None:
+            scale = min(DECIMAL_DEFAULT_SCALE, precision)
+        elif scale_value > precision:
+            r.add(f"{path}.scale", f"scale {scale_value} is larger than precision {precision}")
+            scale = precision
+        else:
+            scale = scale_value
+    elif ftype == "select":
+        options = read_options(r, raw, path)
+    elif ftype == "reference":
+        target = read_reference(r, raw, path, local_names)
+
+    searchable_flag = r.flag(raw, "searchable", path)
+    if searchable_flag and ftype and ftype not in SEARCHABLE_TYPES:
+        r.add(f"{path}.searchable", f"only {one_of(SEARCHABLE_TYPES)} fields can be searchable")
+    searchable = searchable_flag if searchable_flag is not None else ftype in ("string", "text")
+
+    default: Any = None
+    if "default" in raw and ftype:
+        default = field_default(
+            r.issues, raw["default"], f"{path}.default", ftype, max_length, precision, scale, options
+        )
+
+    if required and explicit_nullable is True:
+        r.add(f"{path}.nullable", "a required field cannot be nullable (required = true, nullable = true)")
+    if explicit_nullable is False and not required and "default" not in raw:
+        r.add(f"{path}.nullable", "nullable = false needs required = true or a default")
+    nullable = explicit_nullable if explicit_nullable is not None else not required
+
+    return FieldSpec(
+        name=name,
+        type=ftype,
+        label=label,
+        help=help_text,
+        required=required,
+        unique=unique,
+        nullable=nullable,
+        default=default,
+        max_length=max_length,
+        precision=precision,
+        scale=scale,
+        options=options,
+        entity=target,
+        searchable=bool(searchable),
+    )
+
+
+def read_options(r: ManifestReader, raw: Mapping[str, Any], path: str) -> tuple[SelectOption, ...]:
+    if "options" not in raw:
+        r.add(f"{path}.options", "select fields need options")
+        return ()
+    items = r.array(raw, "options", path)
+    if not items and isinstance(raw["options"], list | tuple):
+        r.add(f"{path}.options", "select fields need at least one option")
+    out: list[SelectOption] = []
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        item_path = ix(f"{path}.options", i)
+        value: str | None
+        if isinstance(item, str):
+            value, label = item, item
+        elif isinstance(item, Mapping):
+            r.keys(item, OPTION_KEYS, item_path, required=("value",))
+            value = r.text(item, "value", item_path)
+            if value is None:
+                continue
+            label = r.text(item, "label", item_path) or value
+        else:
+            r.add(item_path, f"expected a string or a table {{value, label}}, got {kind(item)}")
+            continue
+        if not value.strip():
+            r.add(item_path, "option value must not be empty")
+            continue
+        if len(value) > SELECT_VALUE_MAX_LENGTH:
+            r.add(item_path, f"option value is longer than {SELECT_VALUE_MAX_LENGTH} characters")
+            continue
+        if value in seen:
+            r.add(item_path, f"option '{value}' is listed twice")
+            continue
+        seen.add(value)
+        out.append(SelectOption(value, label))
+    return tuple(out)
+
+
+def read_reference(r: ManifestReader, raw: Mapping[str, Any], path: str, local_names: set[str]) -> str | None:
+    if "entity" not in raw:
+        r.add(f"{path}.entity", "reference fields need the name of the entity they point to")
+        return None
+    target = r.text(raw, "entity", path)
+    if target is None:
+        return None
+    if target not in local_names and target not in r.ctx.foreign_entity_specs:
+        known = sorted(local_names | set(r.ctx.foreign_entity_specs))
+        r.add(f"{path}.entity", f"unknown entity '{target}' (known: {one_of(known) or 'none'})")
+    return target
