@@ -39,9 +39,10 @@ from app.db.models import AuditEntry
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.events import PENDING_KEY
 from app.plugins import runtime
-from app.plugins.manifest import BUILTIN_ACTIONS, FieldSpec, PageSpec, default_label
+from app.plugins.manifest import BUILTIN_ACTIONS, STANDARD_FIELDS, FieldSpec, PageSpec, default_label
 from app.plugins.runtime import EntityRef, LoadedPlugin
-from app.records.service import SORTABLE_STANDARD, STANDARD_FILTERS, ListQuery, RecordService, StaleVersion
+from app.records.query import DEFAULT_SORT, ListQuery, comparable, filterable, sortable
+from app.records.service import RecordService, StaleVersion
 from app.records.values import TRUE, FieldError, default_for, display, parse, to_input, to_json
 from app.web import guest_pages
 from app.web.context import RequestContext
@@ -49,7 +50,6 @@ from app.web.render import PAGE_SIZES, Pager, page, redirect
 
 PREFIX = "/t/{tenant:str}/p/{plugin_id:str}"
 RULE = {"auth": True}  # db.<entity>.<op> is checked by the record service
-DEFAULT_SORT = "-created_at"
 DERIVED_COLUMNS = 7
 LOOKUP_LIMIT = 20
 PICKER_PRELOAD = 50
@@ -58,7 +58,6 @@ MAX_BULK = 500
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
 MAX_IMPORT_ROWS = 5_000
 PREVIEW_ROWS = 200
-STANDARD_COLUMNS = {"id", "tenant_id", "created_at", "updated_at", "created_by", "updated_by", "deleted_at", "version"}
 STANDARD_LABELS = {"created_at": "Created", "updated_at": "Updated", "id": "Id", "version": "Version"}
 BADGE_COLORS = {"green", "grey", "gray", "blue", "red", "orange", "purple", "yellow"}
 # Which database operation each built-in action needs.
@@ -172,7 +171,7 @@ def _field(ref: EntityRef, name: str) -> FieldSpec | None:
 
 def _columns(ref: EntityRef, spec: PageSpec) -> list[Column]:
     if spec.columns is None:
-        fields = [f for f in ref.spec.fields if f.type not in {"text", "json"}][:DERIVED_COLUMNS]
+        fields = [f for f in ref.spec.fields if comparable(f)][:DERIVED_COLUMNS]
         return [Column(f.name, f.label, None, f, f.type != "reference") for f in fields]
     out = []
     for c in spec.columns:
@@ -180,8 +179,7 @@ def _columns(ref: EntityRef, spec: PageSpec) -> list[Column]:
             continue
         fspec = _field(ref, c["field"])
         # Sorting by a reference would sort by the target's id, which means nothing to people.
-        sortable_kind = c["field"] in SORTABLE_STANDARD or (
-            fspec is not None and fspec.type not in {"json", "text", "reference"})
+        sortable_kind = sortable(ref, c["field"]) and not (fspec is not None and fspec.type == "reference")
         options = {o["value"]: (o["label"] or o["value"], o.get("color")) for o in c.get("options") or ()}
         out.append(Column(c["field"], c["label"] or STANDARD_LABELS.get(c["field"], c["field"]), c.get("type"), fspec,
                           bool(c.get("sortable", True)) and sortable_kind, options))
@@ -276,8 +274,8 @@ def _filter_specs(ref: EntityRef, spec: PageSpec) -> list[tuple[FieldSpec, str]]
         return [(f, f.label) for f in ref.spec.fields if f.type in {"select", "boolean", "reference", "date", "datetime"}]
     out = []
     for item in spec.filters:
-        fspec = _field(ref, item["field"]) or STANDARD_FILTERS.get(item["field"])
-        if fspec is not None and fspec.type not in {"json", "text"}:
+        fspec = filterable(ref, item["field"])
+        if fspec is not None:
             out.append((fspec, item["label"] or fspec.label))
     return out
 
@@ -336,15 +334,10 @@ def _step(spec: FieldSpec) -> str:
     return "1" if scale == 0 else "0." + "0" * (scale - 1) + "1"
 
 
-def _sortable(ref: EntityRef, sort: str) -> bool:
-    name = sort.lstrip("-")
-    return name in SORTABLE_STANDARD or (ref.spec.has_field(name) and ref.spec.field(name).type not in {"json", "text"})
-
-
 def _list_query(request: Request, target: Target, filters: dict[str, str], p: Pager) -> ListQuery:
     params = request.query_params
     sort = (params.get("sort") or DEFAULT_SORT)[:80]
-    if not _sortable(target.ref, sort):
+    if not sortable(target.ref, sort):
         sort = DEFAULT_SORT
     deleted = params.get("deleted") in {"1", "true", "on"}
     p.q = p.q.replace("\x00", "")  # PostgreSQL text cannot hold NUL; nothing can match it anyway
@@ -837,8 +830,8 @@ def _parse_csv(text: str, ref: EntityRef) -> tuple[list[str], list[dict[str, str
         raise ValidationFailed({"file": "The CSV file is empty."}) from None
     if not any(header):
         raise ValidationFailed({"file": "The first line must name the columns (field names)."})
-    ignored = [h for h in header if h in STANDARD_COLUMNS]
-    unknown = [h for h in header if h and h not in STANDARD_COLUMNS and not ref.spec.has_field(h)]
+    ignored = [h for h in header if h in STANDARD_FIELDS]
+    unknown = [h for h in header if h and h not in STANDARD_FIELDS and not ref.spec.has_field(h)]
     rows: list[dict[str, str]] = []
     for line in reader:
         if not any(cell.strip() for cell in line):
@@ -847,7 +840,7 @@ def _parse_csv(text: str, ref: EntityRef) -> tuple[list[str], list[dict[str, str
             raise ValidationFailed({"file": f"Import at most {MAX_IMPORT_ROWS:,} rows at a time."})
         data: dict[str, str] = {}
         for i, name in enumerate(header):
-            if not name or name in STANDARD_COLUMNS:
+            if not name or name in STANDARD_FIELDS:
                 continue
             cell = line[i] if i < len(line) else ""
             if len(cell) > 1 and cell[0] == "'" and cell[1] in CSV_FORMULA:
@@ -889,7 +882,7 @@ async def _validate_import(svc: RecordService, ctx: RequestContext, ref: EntityR
             if savepoint.is_active:
                 await savepoint.rollback()
         ctx.db.sync_session.info.pop(PENDING_KEY, None)  # no events for rows that were never kept
-    columns = [h for h in header if h and h not in STANDARD_COLUMNS]
+    columns = [h for h in header if h and h not in STANDARD_FIELDS]
     shown = [(n, rows[n - 1], errors.get(n, {})) for n in range(1, len(rows) + 1)]
     # Rows with errors first (all of them, up to the preview size), then the clean ones.
     shown.sort(key=lambda r: (not r[2], r[0]))
