@@ -41,12 +41,13 @@ from app.web import (
     messages,
     plugin_admin,
     plugin_config,
-    records_api,
-    records_pages,
     workflow_pages,
 )
 from app.web.context import SwitcherCache, access_guard, provide_ctx
 from app.web.errors import handle_exception
+from app.web.records import api as records_api
+from app.web.records import routing as records_routing
+from app.web.render import template_globals
 from app.workflow import install_hooks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,11 +84,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
     static = create_static_files_router(path="/static", directories=[ROOT / "static"], opt={"public": True},
                                         include_in_schema=False)
     app = Litestar(
-        route_handlers=[*auth_pages.ROUTES, *admin_pages.ROUTES, *events_pages.ROUTES, *api.ROUTES, *records_api.ROUTES, *guest_pages.ROUTES, *messages.ROUTES, *workflow_pages.ROUTES, *plugin_admin.ROUTES, *plugin_config.ROUTES, *extensions_pages.ROUTES, *records_pages.ROUTES, static],
+        route_handlers=[*auth_pages.ROUTES, *admin_pages.ROUTES, *events_pages.ROUTES, *api.ROUTES, *records_api.ROUTES, *guest_pages.ROUTES, *messages.ROUTES, *workflow_pages.ROUTES, *plugin_admin.ROUTES, *plugin_config.ROUTES, *extensions_pages.ROUTES, *records_routing.ROUTES, static],
         plugins=[SQLAlchemyPlugin(config=alchemy), HTMXPlugin()],
         guards=[access_guard],
         dependencies={"ctx": Provide(provide_ctx)},
-        template_config=TemplateConfig(directory=ROOT / "templates", engine=JinjaTemplateEngine),
+        template_config=TemplateConfig(directory=ROOT / "templates", engine=JinjaTemplateEngine,
+                                       engine_callback=template_globals),
         csrf_config=CSRFConfig(secret=settings.secret_key, cookie_name="portal_csrf", header_name="x-csrftoken",
                                cookie_secure=settings.secure_cookies, exclude=["/api/"]),
         openapi_config=OpenAPIConfig(
