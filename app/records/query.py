@@ -10,14 +10,16 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from app.errors import ValidationFailed
 from app.plugins.manifest import FieldSpec
-from app.plugins.runtime import EntityRef
 from app.records.values import FieldError, parse
+
+if TYPE_CHECKING:
+    from app.plugins.runtime import EntityRef
 
 DEFAULT_SORT = "-created_at"
 # A full COUNT on every page view is the classic cost of admin lists on big tables: count at most

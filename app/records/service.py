@@ -2,8 +2,8 @@
 
 It injects the tenant, hides soft-deleted rows, applies the user's data scope (app.access.scopes) to
 every read and write (a row outside it does not exist for them), checks `db.<entity>.<op>` permissions, applies
-whitelisted filters/search/sort/paging with a capped count, sets the standard fields, checks the
-optimistic-lock `version`, writes an audit row with a before/after diff for every change and
+whitelisted filters/search/sort/paging with a capped count (the rules live in app.records.query), sets the
+standard fields, checks the optimistic-lock `version`, writes an audit row with a before/after diff for every change and
 publishes `{plugin}.{entity}.created|updated|deleted|restored` after the transaction commits.
 """
 
