@@ -51,10 +51,16 @@ TABLE: tuple[tuple[str, str, str, Handler], ...] = (
     ("POST", "guest", "actions/{name}", dashboard.action),
 )
 
-# (method, kind) -> [(segments, handler)], segments being literals, ID or NAME.
-DISPATCH: dict[tuple[str, str], list[tuple[tuple[str, ...], Handler]]] = {}
-for _method, _kind, _shape, _handler in TABLE:
-    DISPATCH.setdefault((_method, _kind), []).append((tuple(s for s in _shape.split("/") if s), _handler))
+
+def _index(table: tuple[tuple[str, str, str, Handler], ...]) -> dict[tuple[str, str], list[tuple[tuple[str, ...], Handler]]]:
+    """(method, kind) -> [(segments, handler)], each segment a literal, ID or NAME."""
+    out: dict[tuple[str, str], list[tuple[tuple[str, ...], Handler]]] = {}
+    for method, page_kind, shape, handler in table:
+        out.setdefault((method, page_kind), []).append((tuple(s for s in shape.split("/") if s), handler))
+    return out
+
+
+DISPATCH = _index(TABLE)
 
 
 def kind(target: Target) -> str:
