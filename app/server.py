@@ -41,13 +41,14 @@ from app.web import (
     messages,
     plugin_admin,
     plugin_config,
-    records_api,
-    records_pages,
     workflow_pages,
 )
 from app.web.body_limits import bound_json_body
 from app.web.context import SwitcherCache, access_guard, provide_ctx
 from app.web.errors import handle_exception
+from app.web.records import api as records_api
+from app.web.records import routing as records_routing
+from app.web.render import template_globals
 from app.web.security import csrf_middleware, security_headers
 from app.workflow import install_hooks
 
@@ -85,11 +86,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
     static = create_static_files_router(path="/static", directories=[ROOT / "static"], opt={"public": True},
                                         include_in_schema=False)
     app = Litestar(
-        route_handlers=[*auth_pages.ROUTES, *admin_pages.ROUTES, *events_pages.ROUTES, *api.ROUTES, *records_api.ROUTES, *guest_pages.ROUTES, *messages.ROUTES, *invitation_pages.ROUTES, *workflow_pages.ROUTES, *plugin_admin.ROUTES, *plugin_config.ROUTES, *extensions_pages.ROUTES, *records_pages.ROUTES, static],
+        route_handlers=[*auth_pages.ROUTES, *admin_pages.ROUTES, *events_pages.ROUTES, *api.ROUTES, *records_api.ROUTES, *guest_pages.ROUTES, *messages.ROUTES, *invitation_pages.ROUTES, *workflow_pages.ROUTES, *plugin_admin.ROUTES, *plugin_config.ROUTES, *extensions_pages.ROUTES, *records_routing.ROUTES, static],
         plugins=[SQLAlchemyPlugin(config=alchemy), HTMXPlugin()],
         guards=[access_guard],
         dependencies={"ctx": Provide(provide_ctx)},
-        template_config=TemplateConfig(directory=ROOT / "templates", engine=JinjaTemplateEngine),
+        template_config=TemplateConfig(directory=ROOT / "templates", engine=JinjaTemplateEngine,
+                                       engine_callback=template_globals),
         # CSRF on every state-changing request but bearer-token API calls; CSP and friends on every response.
         middleware=[csrf_middleware(settings)],
         before_send=[security_headers(settings)],

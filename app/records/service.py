@@ -2,8 +2,8 @@
 
 It injects the tenant, hides soft-deleted rows, applies the user's data scope (app.access.scopes) to
 every read and write (a row outside it does not exist for them), checks `db.<entity>.<op>` permissions, applies
-whitelisted filters/search/sort/paging with a capped count, sets the standard fields, checks the
-optimistic-lock `version`, writes an audit row with a before/after diff for every change and
+whitelisted filters/search/sort/paging with a capped count (the rules live in app.records.query), sets the
+standard fields, checks the optimistic-lock `version`, writes an audit row with a before/after diff for every change and
 publishes `{plugin}.{entity}.created|updated|deleted|restored` after the transaction commits.
 """
 
@@ -28,22 +28,12 @@ from app.access.scopes import DataScope
 from app.audit import Actor
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.events import PENDING_KEY, Event, emit
-from app.manifest import FieldSpec
 from app.plugins.runtime import EntityRef
+from app.records import query as query_rules
+from app.records.query import ListQuery, comparable, declared, filter_conditions, order_by, search_condition
 from app.records.values import FieldError, default_for, parse, to_json
 
-# A full COUNT on every page view is the classic cost of admin lists on big tables: count at most
-# COUNT_CAP rows, or up to COUNT_LOOKAHEAD_PAGES pages past the one asked for, and show "N+" beyond.
-COUNT_CAP = 1_000
-COUNT_LOOKAHEAD_PAGES = 20
-MAX_PAGE_SIZE = 200
-SORTABLE_STANDARD = ("created_at", "updated_at")
-# Pages may filter on the standard timestamps too (e.g. a "created_at" from/to filter).
-STANDARD_FILTERS = {name: FieldSpec(name, "datetime", name.replace("_", " ").capitalize()) for name in SORTABLE_STANDARD}
-# Rows can be picked by id and by who wrote them (a guest's db.get, "my records" filters in the API).
-STANDARD_FILTERS |= {name: FieldSpec(name, "uuid", label) for name, label in
-                     (("id", "Id"), ("created_by", "Created by"), ("updated_by", "Updated by"))}
-
+__all__ = ["ListQuery", "ListResult", "RecordService", "StaleVersion"]  # ListQuery lives in app.records.query
 
 class _PgInsertUnlessTaken(postgresql.Insert):
     """The dialects' INSERT and ON CONFLICT constructs opt out of SQLAlchemy's compiled cache, so each
@@ -75,17 +65,6 @@ class StaleVersion(Conflict):
         super().__init__(f"The record was changed by someone else (now version {current.get('version')}, "
                          f"you edited version {given}); nothing was saved")
         self.current = current
-
-
-@dataclass
-class ListQuery:
-    q: str = ""
-    filters: dict[str, str] = field(default_factory=dict)  # field, field__from, field__to
-    sort: str = "-created_at"
-    page: int = 1
-    size: int = 25
-    deleted: bool = False  # the "deleted" view lists soft-deleted rows (for restore)
-    offset: int | None = None  # an explicit row offset (host API) instead of page * size
 
 
 AGGREGATE_FUNCTIONS = {"count", "sum", "avg", "min", "max"}
@@ -161,67 +140,19 @@ class RecordService:
         return sa.select(t).where(*await self._visible(entity), live)
 
     async def _filtered(self, entity: EntityRef, query: ListQuery) -> sa.Select[Any]:
-        t = entity.table
         stmt = await self._base(entity, deleted=query.deleted)
-        if query.q:
-            needle = f"%{query.q.lower()}%"
-            cols = [t.c[f.name] for f in entity.spec.searchable_fields]
-            if cols:
-                stmt = stmt.where(sa.or_(*(sa.func.lower(c).like(needle) for c in cols)))
-        errors: dict[str, str] = {}
-        for key, raw in query.filters.items():
-            if raw in ("", None):
-                continue
-            name, _, bound = key.partition("__")
-            spec = entity.spec.field(name) if entity.spec.has_field(name) else STANDARD_FILTERS.get(name)
-            if spec is None:
-                errors[key] = f"Unknown filter field {name!r}"
-                continue
-            if not spec.filterable:
-                errors[key] = f"{spec.label} cannot be filtered"
-                continue
-            try:
-                value = parse(spec, raw)
-            except FieldError as exc:
-                errors[key] = str(exc)
-                continue
-            col = t.c[name]
-            if bound == "from":
-                stmt = stmt.where(col >= value)
-            elif bound == "to":
-                if spec.type == "datetime" and isinstance(value, dt.datetime):
-                    stmt = stmt.where(col < value + dt.timedelta(minutes=1))
-                else:
-                    stmt = stmt.where(col <= value)
-            elif bound == "":
-                stmt = stmt.where(col == value)
-            elif bound in {"gt", "lt", "ne"}:
-                stmt = stmt.where(col > value if bound == "gt" else col < value if bound == "lt" else col != value)
-            else:
-                errors[key] = f"Unknown filter suffix {bound!r}"
-        if errors:
-            raise ValidationFailed(errors)
-        return stmt
-
-    def _order(self, entity: EntityRef, sort: str) -> list[Any]:
-        t = entity.table
-        desc = sort.startswith("-")
-        name = sort.lstrip("-")
-        allowed = set(SORTABLE_STANDARD) | {f.name for f in entity.spec.fields if f.sortable}
-        if name not in allowed:
-            raise ValidationFailed({"sort": f"Cannot sort by {name!r}"})
-        col = t.c[name]
-        return [col.desc() if desc else col.asc(), t.c.id.desc() if desc else t.c.id.asc()]
+        search = search_condition(entity, query.q)
+        if search is not None:
+            stmt = stmt.where(search)
+        return stmt.where(*filter_conditions(entity, query.filters))
 
     async def list(self, entity: EntityRef, query: ListQuery) -> ListResult:
         self.require(entity, "select")
-        query.size = max(1, min(query.size, MAX_PAGE_SIZE))
-        query.page = max(1, query.page)
+        query.clamp()
         stmt = await self._filtered(entity, query)
-        order = self._order(entity, query.sort)
-        offset = (query.page - 1) * query.size if query.offset is None else max(0, query.offset)
-        rows = (await self.db.execute(stmt.order_by(*order).offset(offset).limit(query.size))).mappings().all()
-        total, capped = await self.count(stmt, max(COUNT_CAP, offset + query.size * COUNT_LOOKAHEAD_PAGES))
+        order = order_by(entity, query.sort)
+        rows = (await self.db.execute(stmt.order_by(*order).offset(query.row_offset).limit(query.size))).mappings().all()
+        total, capped = await self.count(stmt, query.count_cap)
         return ListResult([_row(r) for r in rows], total, capped, query)
 
     async def aggregate(self, entity: EntityRef, spec: Aggregate) -> list[dict[str, Any]]:
@@ -231,8 +162,8 @@ class RecordService:
         errors: dict[str, str] = {}
         groups = []
         for i, name in enumerate(spec.group_by):
-            f = field_of(entity, name)
-            if f is None or not f.sortable:
+            f = declared(entity, name)
+            if not comparable(f):
                 errors[f"group_by[{i}]"] = f"cannot group by {name!r}"
             else:
                 groups.append(t.c[name].label(name))
@@ -245,7 +176,7 @@ class RecordService:
             if fn == "count" and not name:
                 columns.append(sa.func.count().label("count"))
                 continue
-            f = field_of(entity, name or "")
+            f = declared(entity, name or "")
             numeric = f is not None and f.type in {"integer", "decimal"}
             ordered = f is not None and f.type in {"integer", "decimal", "date", "datetime", "string"}
             if f is None or (fn in {"sum", "avg"} and not numeric) or (fn in {"min", "max", "count"} and not ordered):
@@ -264,7 +195,7 @@ class RecordService:
         return [{k: int(v) if k in whole and v is not None else v for k, v in r.items()} for r in rows]
 
     async def count(self, stmt: sa.Select[Any], cap: int | None = None) -> tuple[int, bool]:
-        cap = cap or COUNT_CAP
+        cap = cap or query_rules.COUNT_CAP
         limited = stmt.with_only_columns(sa.literal(1)).order_by(None).limit(cap + 1).subquery()
         n = await self.db.scalar(sa.select(sa.func.count()).select_from(limited)) or 0
         return (cap, True) if n > cap else (int(n), False)
@@ -272,7 +203,7 @@ class RecordService:
     async def iterate(self, entity: EntityRef, query: ListQuery, batch: int = 500) -> Any:
         """All rows of a filtered list, in batches (CSV export streams from this)."""
         self.require(entity, "select")
-        stmt = (await self._filtered(entity, query)).order_by(*self._order(entity, query.sort))
+        stmt = (await self._filtered(entity, query)).order_by(*order_by(entity, query.sort))
         offset = 0
         while True:
             rows = (await self.db.execute(stmt.offset(offset).limit(batch))).mappings().all()
@@ -554,6 +485,3 @@ class RecordService:
             self.db.sync_session.info.pop(PENDING_KEY, None)
         return inserted, errors
 
-
-def field_of(entity: EntityRef, name: str) -> FieldSpec | None:
-    return entity.spec.field(name) if entity.spec.has_field(name) else None

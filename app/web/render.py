@@ -7,6 +7,8 @@ from urllib.parse import quote, unquote, urlencode
 
 import sqlalchemy as sa
 from litestar import Request
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
 from app import messages, workflow
@@ -16,8 +18,20 @@ from app.web.menu import build_menu, plugin_menu
 PAGE_SIZES = (10, 25, 50, 100)
 
 
-def is_htmx(request: Request) -> bool:
-    return request.headers.get("hx-request") == "true" and request.headers.get("hx-boosted") != "true"
+def template_globals(engine: JinjaTemplateEngine) -> None:
+    """Names every template (and every imported macro) sees: the page sizes `Pager` accepts."""
+    engine.engine.globals["page_sizes"] = PAGE_SIZES
+
+
+def is_htmx(request: HTMXRequest) -> bool:
+    """An HTMX request for a region (a boosted link or form navigates: it wants whole pages)."""
+    return bool(request.htmx) and not request.htmx.boosted
+
+
+def wants_fragment(request: HTMXRequest) -> bool:
+    """Whether `page(..., fragment=...)` answers with the fragment: an HTMX request for a region, but not
+    a history restore (htmx asks for the whole page when its snapshot is gone)."""
+    return is_htmx(request) and not request.htmx.history_restore_request
 
 
 async def _badges(ctx: RequestContext, context: dict[str, Any]) -> dict[str, int]:
@@ -40,11 +54,10 @@ _BADGES: dict[str, Any] = {"unread_messages": messages.unread_count_query, "open
 _BADGE_STATEMENTS: dict[tuple[str, ...], Any] = {}
 
 
-async def page(request: Request, ctx: RequestContext, template: str, *, fragment: str | None = None,
+async def page(request: HTMXRequest, ctx: RequestContext, template: str, *, fragment: str | None = None,
                status_code: int = 200, **data: Any) -> Template:
     """Render `template`; an HTMX request targeting a region gets `fragment` (included by the page)."""
-    # A history restore asks for the whole page even though it is an HTMX request.
-    partial = bool(fragment) and is_htmx(request) and request.headers.get("hx-history-restore-request") != "true"
+    partial = bool(fragment) and wants_fragment(request)
     context: dict[str, Any] = {"ctx": ctx, "can": ctx.can, "can_any": ctx.can_any, "can_all": ctx.can_all,
                                "base": f"/t/{ctx.tenant.slug}" if ctx.tenant else "", "path": request.url.path,
                                **data}

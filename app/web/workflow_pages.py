@@ -1,7 +1,7 @@
 """The workflow base module on the web: the task inbox (/t/{tenant}/tasks), a task's page with approve/
 reject (and reassign for admins), the process admin page (/t/{tenant}/admin/workflow), and the JSON
 API (/api/v1/tasks, /api/v1/workflow/..., POST /api/v1/plugins/{plugin}/{entity}/{id}/submit).
-Submitting from a generated record page lives with the record pages (app.web.records_pages)."""
+Submitting from a generated record page lives with the record pages (app.web.records.actions)."""
 
 from __future__ import annotations
 

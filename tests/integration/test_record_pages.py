@@ -23,7 +23,7 @@ from app.identity import directory
 from app.manifest import default_label
 from app.plugins import lifecycle
 from app.plugins.packages import read_folder
-from app.records import service as record_service
+from app.records import query as record_query
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.helpers import login, logout, post_form, text_of
 
@@ -150,8 +150,8 @@ def test_list_search_filter_sort_and_paging(tenants, monkeypatch):
     assert "No item records match" in nothing.text
 
     # Past the count cap the list says "N+" and keeps offering the next page.
-    monkeypatch.setattr(record_service, "COUNT_CAP", 20)
-    monkeypatch.setattr(record_service, "COUNT_LOOKAHEAD_PAGES", 1)
+    monkeypatch.setattr(record_query, "COUNT_CAP", 20)
+    monkeypatch.setattr(record_query, "COUNT_LOOKAHEAD_PAGES", 1)
     capped = client.get(ITEMS, params={"size": "10", "page": "2"})
     assert "20+ total" in text_of(capped.text) and "Page 2 of 2+" in text_of(capped.text) and "Next" in capped.text
     monkeypatch.undo()

@@ -1,4 +1,4 @@
-"""JSON API for plugin records (seed 004 §8.4): the same RecordService as the generated pages."""
+"""JSON API for plugin records: the same RecordService as the generated pages."""
 
 from __future__ import annotations
 

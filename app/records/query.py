@@ -1,0 +1,150 @@
+"""What a list query may ask for, and what it means in SQL: the one owner of the sort and filter
+whitelists, the "json/text cannot be sorted, filtered or grouped" rule, and the capped count.
+
+`RecordService` (every path: pages, JSON API, WASM host) applies these; the generated pages use the
+same functions to decide which headers are sortable and which filters to offer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from app.errors import ValidationFailed
+from app.manifest import FieldSpec
+from app.records.values import FieldError, parse
+
+if TYPE_CHECKING:
+    from app.plugins.runtime import EntityRef
+
+DEFAULT_SORT = "-created_at"
+# A full COUNT on every page view is the classic cost of admin lists on big tables: count at most
+# COUNT_CAP rows, or up to COUNT_LOOKAHEAD_PAGES pages past the one asked for, and show "N+" beyond.
+COUNT_CAP = 1_000
+COUNT_LOOKAHEAD_PAGES = 20
+MAX_PAGE_SIZE = 200
+SORTABLE_STANDARD = ("created_at", "updated_at")
+# Pages may filter on the standard timestamps too (e.g. a "created_at" from/to filter).
+STANDARD_FILTERS = {name: FieldSpec(name, "datetime", name.replace("_", " ").capitalize()) for name in SORTABLE_STANDARD}
+# Rows can be picked by id and by who wrote them (a guest's db.get, "my records" filters in the API).
+STANDARD_FILTERS |= {name: FieldSpec(name, "uuid", label) for name, label in
+                     (("id", "Id"), ("created_by", "Created by"), ("updated_by", "Updated by"))}
+
+
+@dataclass
+class ListQuery:
+    q: str = ""
+    filters: dict[str, str] = field(default_factory=dict)  # field, field__from, field__to
+    sort: str = DEFAULT_SORT
+    page: int = 1
+    size: int = 25
+    deleted: bool = False  # the "deleted" view lists soft-deleted rows (for restore)
+    offset: int | None = None  # an explicit row offset (host API) instead of page * size
+
+    def clamp(self) -> None:
+        """Keep page and size in range (in place: the caller's pager reads them back)."""
+        self.size = max(1, min(self.size, MAX_PAGE_SIZE))
+        self.page = max(1, self.page)
+
+    @property
+    def row_offset(self) -> int:
+        return (self.page - 1) * self.size if self.offset is None else max(0, self.offset)
+
+    @property
+    def count_cap(self) -> int:
+        """How many rows the count may look at before it answers "N+"."""
+        return max(COUNT_CAP, self.row_offset + self.size * COUNT_LOOKAHEAD_PAGES)
+
+
+# --- the rule ------------------------------------------------------------------------------------
+
+def comparable(spec: FieldSpec | None) -> bool:
+    """Whether a field's values can be sorted, filtered on or grouped by (the rule is FieldSpec's)."""
+    return spec is not None and spec.sortable
+
+
+def declared(entity: EntityRef, name: str) -> FieldSpec | None:
+    return entity.spec.field(name) if entity.spec.has_field(name) else None
+
+
+def sortable(entity: EntityRef, sort: str) -> bool:
+    """`sort` ("name" or "-name") names a standard timestamp or a comparable declared field."""
+    name = sort.lstrip("-")
+    return name in SORTABLE_STANDARD or comparable(declared(entity, name))
+
+
+def filter_spec(entity: EntityRef, name: str) -> FieldSpec | None:
+    """The field a filter key's name stands for (declared, or a standard one), filterable or not."""
+    return declared(entity, name) or STANDARD_FILTERS.get(name)
+
+
+def filterable(entity: EntityRef, name: str) -> FieldSpec | None:
+    """The field behind a filter on `name`, if it may be filtered on."""
+    spec = filter_spec(entity, name)
+    return spec if comparable(spec) else None
+
+
+# --- what it means in SQL ------------------------------------------------------------------------
+
+def search_condition(entity: EntityRef, q: str) -> sa.ColumnElement[bool] | None:
+    cols = [entity.table.c[f.name] for f in entity.spec.searchable_fields]
+    if not q or not cols:
+        return None
+    needle = f"%{q.lower()}%"
+    return sa.or_(*(sa.func.lower(c).like(needle) for c in cols))
+
+
+def filter_conditions(entity: EntityRef, filters: Mapping[str, Any]) -> list[sa.ColumnElement[bool]]:
+    """`field`, `field__from|to|gt|lt|ne` = value, parsed by the field's type; ValidationFailed lists
+    every bad key at once."""
+    t = entity.table
+    conds: list[sa.ColumnElement[bool]] = []
+    errors: dict[str, str] = {}
+    for key, raw in filters.items():
+        if raw in ("", None):
+            continue
+        name, _, bound = key.partition("__")
+        spec = filter_spec(entity, name)
+        if spec is None:
+            errors[key] = f"Unknown filter field {name!r}"
+            continue
+        if not comparable(spec):
+            errors[key] = f"{spec.label} cannot be filtered"
+            continue
+        try:
+            value = parse(spec, raw)
+        except FieldError as exc:
+            errors[key] = str(exc)
+            continue
+        col = t.c[name]
+        if bound == "from":
+            conds.append(col >= value)
+        elif bound == "to":
+            if spec.type == "datetime" and isinstance(value, dt.datetime):
+                conds.append(col < value + dt.timedelta(minutes=1))
+            else:
+                conds.append(col <= value)
+        elif bound == "":
+            conds.append(col == value)
+        elif bound in {"gt", "lt", "ne"}:
+            conds.append(col > value if bound == "gt" else col < value if bound == "lt" else col != value)
+        else:
+            errors[key] = f"Unknown filter suffix {bound!r}"
+    if errors:
+        raise ValidationFailed(errors)
+    return conds
+
+
+def order_by(entity: EntityRef, sort: str) -> list[Any]:
+    """ORDER BY for `sort`, the id breaking ties (stable pages); ValidationFailed if not sortable."""
+    if not sortable(entity, sort):
+        raise ValidationFailed({"sort": f"Cannot sort by {sort.lstrip('-')!r}"})
+    t = entity.table
+    col = t.c[sort.lstrip("-")]
+    if sort.startswith("-"):
+        return [col.desc(), t.c.id.desc()]
+    return [col.asc(), t.c.id.asc()]

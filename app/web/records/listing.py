@@ -1,0 +1,287 @@
+"""The generated list page, built the way Django's ChangeList builds an admin list: the page's declared
+options (`columns`, `filters`, `actions` in the manifest) plus the query string go into one `ListPage`,
+which holds the parsed query (search, sort, filters, paging, the deleted view), the columns with their
+cell formatters (prepared once per column, not per cell), the rows and the pager, and hands the
+templates what they render.
+
+The rows region (`records/_rows.html`, what an HTMX search keystroke or a pager link asks for) needs only
+`fragment_context()`; the filter toolbar's widgets, whose reference filters query up to
+FILTER_OPTIONS_LIMIT option rows each, are built by `page_context()` for the whole page only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from litestar.plugins.htmx import HTMXRequest
+from litestar.response import Template
+from markupsafe import Markup, escape
+
+from app.errors import ValidationFailed
+from app.manifest import FieldSpec, PageSpec
+from app.plugins import runtime
+from app.plugins.runtime import EntityRef
+from app.records.query import DEFAULT_SORT, ListQuery, comparable, declared, filterable, sortable
+from app.records.values import display
+from app.web.context import RequestContext
+from app.web.records.display import STANDARD_LABELS, as_uuid, reference_labels, step, value_text
+from app.web.records.target import Target, allowed, common, record_link_base
+from app.web.render import Pager, page, wants_fragment
+
+DERIVED_COLUMNS = 7  # columns shown when the page declares none
+DERIVED_FILTER_TYPES = {"select", "boolean", "reference", "date", "datetime"}  # filters offered when none are declared
+FILTER_OPTIONS_LIMIT = 200
+BADGE_COLORS = {"green", "grey", "gray", "blue", "red", "orange", "purple", "yellow"}
+RANGE_TYPES = {"date": "date", "datetime": "datetime-local", "integer": "number", "decimal": "number"}
+LINK = re.compile(r"^https?://", re.I)
+
+
+# --- columns and cells ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    href: str | None = None
+    badge: str | None = None  # a colour name for status badges
+    muted: bool = False
+
+
+EMPTY = Cell("—", muted=True)
+Formatter = Callable[[Any], Cell]
+
+
+@dataclass
+class Column:
+    name: str
+    label: str
+    type: str | None  # the page's display type: status, select, date, link, number, currency, ...
+    spec: FieldSpec | None
+    sortable: bool
+    options: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+
+    def formatter(self, labels: Mapping[Any, str] | None = None, link_base: str | None = None) -> Formatter:
+        """How this column's (non-empty) values become cells, decided once for the whole column.
+        `labels`: names of referenced rows; `link_base`: their record pages' URL prefix, if visible."""
+        spec = self.spec
+        if spec is not None and spec.type == "reference":
+            return lambda v: Cell(value_text(spec, v, labels), href=f"{link_base}/{v}" if link_base else None)
+        if self.type == "status" or (self.type == "select" and self.options):
+            options = self.options
+
+            def badge(v: Any) -> Cell:
+                label, color = options.get(str(v), (display(spec, v), None))
+                return Cell(label, badge=color if color in BADGE_COLORS else "default")
+            return badge
+        if self.type == "date":
+            return lambda v: Cell(v.astimezone(dt.UTC).strftime("%Y-%m-%d") if isinstance(v, dt.datetime)
+                                  else display(spec, v))
+        if self.type == "link":
+            return lambda v: Cell(v, href=v) if isinstance(v, str) and LINK.match(v) else Cell(display(spec, v))
+        return lambda v: Cell(display(spec, v))
+
+
+def columns(ref: EntityRef, spec: PageSpec) -> list[Column]:
+    # Sorting by a reference would sort by the target's id, which means nothing to people.
+    if spec.columns is None:
+        fields = [f for f in ref.spec.fields if comparable(f)][:DERIVED_COLUMNS]
+        return [Column(f.name, f.label, None, f, f.type != "reference") for f in fields]
+    out = []
+    for c in spec.columns:
+        if c.get("hidden"):
+            continue
+        fspec = declared(ref, c["field"])
+        sortable_kind = sortable(ref, c["field"]) and not (fspec is not None and fspec.type == "reference")
+        options = {o["value"]: (o["label"] or o["value"], o.get("color")) for o in c.get("options") or ()}
+        out.append(Column(c["field"], c["label"] or STANDARD_LABELS.get(c["field"], c["field"]), c.get("type"), fspec,
+                          bool(c.get("sortable", True)) and sortable_kind, options))
+    return out
+
+
+@dataclass(frozen=True)
+class TableRow:
+    row: Mapping[str, Any]
+    cells: list[Cell]
+    url: str  # the record's page
+    html: Markup  # the cells' <td>s, escaped here rather than by the template (the list's hot loop)
+
+
+def table_row(row: Mapping[str, Any], cells: list[Cell], page_url: str, deleted: bool) -> TableRow:
+    """One table row's cells as HTML. Every text and URL is escaped here (tests/unit/test_record_listing.py)."""
+    url = f"{page_url}/{row['id']}"
+    out = []
+    for i, cell in enumerate(cells):
+        text = escape(cell.text)
+        if i == 0 and not deleted:
+            inner = f'<a href="{escape(url)}">{text}</a>'
+        elif cell.badge:
+            inner = f'<span class="badge c-{escape(cell.badge)}">{text}</span>'
+        elif cell.href:
+            inner = f'<a href="{escape(cell.href)}">{text}</a>'
+        elif cell.muted:
+            inner = f'<span class="muted">{text}</span>'
+        else:
+            inner = str(text)
+        out.append(f"<td>{inner}</td>")
+    return TableRow(row, cells, url, Markup("\n      ".join(out)))
+
+
+# --- filters -------------------------------------------------------------------------------------
+
+@dataclass
+class Filter:
+    name: str
+    label: str
+    kind: str  # select | range | text
+    input_type: str = "text"
+    options: list[tuple[str, str]] = field(default_factory=list)
+    value: str = ""
+    value_from: str = ""
+    value_to: str = ""
+    step: str | None = None
+
+
+def filter_fields(ref: EntityRef, spec: PageSpec) -> list[tuple[FieldSpec, str]]:
+    """(field, label) of the page's filters: declared ones that may be filtered on, or a default set."""
+    if spec.filters is None:
+        return [(f, f.label) for f in ref.spec.fields if f.type in DERIVED_FILTER_TYPES]
+    out = []
+    for item in spec.filters:
+        fspec = filterable(ref, item["field"])
+        if fspec is not None:
+            out.append((fspec, item["label"] or fspec.label))
+    return out
+
+
+def _keys(fspec: FieldSpec) -> list[str]:
+    return [f"{fspec.name}__from", f"{fspec.name}__to"] if fspec.type in RANGE_TYPES else [fspec.name]
+
+
+# --- the page ------------------------------------------------------------------------------------
+
+class ListPage:
+    """One crud list page for one request: parses on construction, `load()` fetches the rows."""
+
+    def __init__(self, request: HTMXRequest, ctx: RequestContext, target: Target) -> None:
+        self.ctx, self.target, self.ref = ctx, target, target.ref
+        self.svc = ctx.records()
+        self.svc.require(self.ref, "select")
+        self.allowed = allowed(ctx, target)
+        params = request.query_params
+        self.filter_fields = filter_fields(self.ref, target.spec)
+        self.active = self._filter_values(params)
+        self.pager = Pager(request)
+        self.query = self._query(params)
+        self.columns = columns(self.ref, target.spec)
+        self.rows: list[TableRow] = []
+        self.total, self.capped = 0, False
+        self.filter_errors: dict[str, str] = {}
+
+    def _filter_values(self, params: Mapping[str, str]) -> dict[str, str]:
+        """The service's filter dict from the query string: only the page's filters, bounded."""
+        active: dict[str, str] = {}
+        for fspec, _ in self.filter_fields:
+            for key in _keys(fspec):
+                value = (params.get(key) or "").strip()[:200]
+                if value:
+                    active[key] = value
+        return active
+
+    def _query(self, params: Mapping[str, str]) -> ListQuery:
+        sort = (params.get("sort") or DEFAULT_SORT)[:80]
+        if not sortable(self.ref, sort):
+            sort = DEFAULT_SORT
+        # The deleted view is for restoring: only for those who may restore.
+        deleted = params.get("deleted") in {"1", "true", "on"} and self.allowed["restore"]
+        p = self.pager
+        p.q = p.q.replace("\x00", "")  # PostgreSQL text cannot hold NUL; nothing can match it anyway
+        return ListQuery(q=p.q, filters=self.active, sort=sort, page=p.page, size=p.size, deleted=deleted)
+
+    async def load(self) -> None:
+        """This page's rows, formatted; a filter the service refuses shows its message instead."""
+        rows: list[dict[str, Any]] = []
+        try:
+            result = await self.svc.list(self.ref, self.query)
+            rows, self.total, self.capped = result.rows, result.total, result.capped
+        except ValidationFailed as exc:
+            self.filter_errors = exc.errors
+        query, p = self.query, self.pager
+        p.total = self.total
+        p.extra = {**self.active, "sort": "" if query.sort == DEFAULT_SORT else query.sort,
+                   "deleted": "1" if query.deleted else ""}
+        labels = await reference_labels(self.svc, self.target, [c.spec for c in self.columns], rows)
+        formats = [c.formatter(labels.get(c.name), record_link_base(self.ctx, self.target, c.spec.entity)
+                               if c.spec is not None and c.spec.type == "reference" else None)
+                   for c in self.columns]
+        self.rows = [table_row(row, [EMPTY if (v := row.get(c.name)) is None or v == "" else fmt(v)
+                                     for c, fmt in zip(self.columns, formats, strict=True)],
+                               self.target.url, query.deleted)
+                     for row in rows]
+
+    @property
+    def has_next(self) -> bool:
+        # Past the count cap the total is a lower bound: a full page means there may be more.
+        return self.pager.page < self.pager.pages or (self.capped and len(self.rows) == self.pager.size)
+
+    @property
+    def export_url(self) -> str:
+        params = {k: v for k, v in {"q": self.pager.q, **self.pager.extra}.items() if v}
+        return self.target.url + "/export.csv" + ("?" + urlencode(params) if params else "")
+
+    def fragment_context(self) -> dict[str, Any]:
+        """What the rows region renders (records/_rows.html): no query beyond the rows' own."""
+        return {**common(self.ctx, self.target, self.allowed), "p": self.pager, "rows": self.rows,
+                "columns": self.columns, "filter_errors": self.filter_errors, "query": self.query,
+                "total": self.total, "capped": self.capped, "total_text": count_text(self.total, self.capped),
+                "filters_active": bool(self.active), "has_next": self.has_next, "default_sort": DEFAULT_SORT,
+                "export_url": self.export_url}
+
+    async def page_context(self) -> dict[str, Any]:
+        """The whole page: the rows region plus the filter toolbar."""
+        return {**self.fragment_context(), "filters": await self.filter_widgets()}
+
+    async def filter_widgets(self) -> list[Filter]:
+        """The toolbar's inputs; a reference filter lists the first FILTER_OPTIONS_LIMIT target rows."""
+        widgets: list[Filter] = []
+        for fspec, label in self.filter_fields:
+            name = fspec.name
+            if fspec.type in RANGE_TYPES:
+                w = Filter(name, label, "range", RANGE_TYPES[fspec.type], value_from=self.active.get(f"{name}__from", ""),
+                           value_to=self.active.get(f"{name}__to", ""))
+                if fspec.type in {"integer", "decimal"}:
+                    w.step = step(fspec)
+            else:
+                w = Filter(name, label, "text", value=self.active.get(name, ""))
+                if fspec.type == "select":
+                    w.kind, w.options = "select", [(o.value, o.label) for o in fspec.options]
+                elif fspec.type == "boolean":
+                    w.kind, w.options = "select", [("true", "Yes"), ("false", "No")]
+                elif fspec.type == "reference":
+                    await self._reference_options(w, fspec)
+            widgets.append(w)
+        return widgets
+
+    async def _reference_options(self, w: Filter, fspec: FieldSpec) -> None:
+        ref = runtime.find_entity(self.target.plugins, fspec.entity or "")
+        if ref is None or not self.ctx.can(ref.permission("select")):
+            return  # no way to list the targets: an exact-value text filter
+        w.kind = "select"
+        w.options = [(str(i), label) for i, label in await self.svc.search_labels(ref, "", FILTER_OPTIONS_LIMIT)]
+        if w.value and w.value not in {v for v, _ in w.options}:
+            known = await self.svc.labels(ref, [as_uuid(w.value)])
+            w.options.insert(0, (w.value, next(iter(known.values()), w.value)))
+
+
+def count_text(total: int, capped: bool) -> str:
+    return f"{total:,}+" if capped else f"{total:,}"
+
+
+async def list_page(request: HTMXRequest, ctx: RequestContext, target: Target) -> Template:
+    listing = ListPage(request, ctx, target)
+    await listing.load()
+    context = listing.fragment_context() if wants_fragment(request) else await listing.page_context()
+    return await page(request, ctx, "records/list.html", fragment="records/_rows.html", **context)

@@ -1,0 +1,113 @@
+"""The routes of generated plugin pages and the table that sends each sub-path to its handler.
+
+A plugin's pages are runtime data (its manifest's `[[ui.pages]]`, paths of any depth, longest prefix
+wins), and Litestar's `{path:path}` parameter can only end a route, so `<page>/new` or `<page>/<id>/edit`
+cannot be Litestar routes of their own. Two catch-all routes (GET and POST) resolve the page
+(`target.resolve`); `find` then matches what is left of the path against the shapes in `TABLE`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from litestar import Response, get, post
+from litestar.plugins.htmx import HTMXRequest
+
+from app.errors import NotFound
+from app.web.context import RequestContext
+from app.web.records import actions, csv_io, dashboard, detail, forms, listing, lookup
+from app.web.records.display import as_uuid
+from app.web.records.target import Target, resolve
+
+PREFIX = "/t/{tenant:str}/p/{plugin_id:str}"
+RULE = {"auth": True}  # db.<entity>.<op> is checked by the record service
+
+Handler = Callable[..., Awaitable[Response[Any]]]
+ID, NAME = "{id}", "{name}"  # a record id (a UUID); any one segment
+
+# Page kinds: "crud"; "dashboard" (built-in count cards); "custom" (a placeholder: the plugin has no
+# page code); "guest" (a custom or dashboard page the plugin's WebAssembly renders).
+TABLE: tuple[tuple[str, str, str, Handler], ...] = (
+    ("GET", "crud", "", listing.list_page),
+    ("GET", "crud", "new", forms.new),
+    ("GET", "crud", "export.csv", csv_io.export),
+    ("GET", "crud", "import", csv_io.import_form),
+    ("GET", "crud", "lookup", lookup.lookup),
+    ("GET", "crud", "{id}", detail.detail),
+    ("GET", "crud", "{id}/edit", forms.edit),
+    ("POST", "crud", "", forms.create),
+    ("POST", "crud", "new", forms.create),
+    ("POST", "crud", "import", csv_io.import_post),
+    ("POST", "crud", "bulk-delete", actions.bulk_delete),
+    ("POST", "crud", "{id}", forms.update),
+    ("POST", "crud", "{id}/edit", forms.update),
+    ("POST", "crud", "{id}/delete", actions.delete),
+    ("POST", "crud", "{id}/restore", actions.restore),
+    ("POST", "crud", "{id}/submit", actions.submit),
+    ("GET", "dashboard", "", dashboard.dashboard),
+    ("GET", "custom", "", dashboard.custom),
+    ("GET", "guest", "", dashboard.custom),
+    ("POST", "guest", "actions/{name}", dashboard.action),
+)
+
+
+def _index(table: tuple[tuple[str, str, str, Handler], ...]) -> dict[tuple[str, str], list[tuple[tuple[str, ...], Handler]]]:
+    """(method, kind) -> [(segments, handler)], each segment a literal, ID or NAME."""
+    out: dict[tuple[str, str], list[tuple[tuple[str, ...], Handler]]] = {}
+    for method, page_kind, shape, handler in table:
+        out.setdefault((method, page_kind), []).append((tuple(s for s in shape.split("/") if s), handler))
+    return out
+
+
+DISPATCH = _index(TABLE)
+
+
+def kind(target: Target) -> str:
+    if target.spec.type == "crud":
+        return "crud"
+    return "guest" if target.has_page_code else target.spec.type
+
+
+def _match(shape: tuple[str, ...], rest: list[str]) -> list[str] | None:
+    """The ID and NAME segments of `rest` if it has this shape, else None."""
+    if len(shape) != len(rest):
+        return None
+    params = []
+    for want, seg in zip(shape, rest, strict=True):
+        if want == NAME or (want == ID and as_uuid(seg) is not None):
+            params.append(seg)
+        elif want != seg:
+            return None
+    return params
+
+
+def find(method: str, target: Target) -> tuple[Handler, list[str]] | None:
+    for shape, handler in DISPATCH.get((method, kind(target)), ()):
+        params = _match(shape, target.rest)
+        if params is not None:
+            return handler, params
+    return None
+
+
+@get(PREFIX + "/{path:path}", opt=RULE, include_in_schema=False)
+async def plugin_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str, path: str) -> Response[Any]:
+    target = await resolve(ctx, plugin_id, path)
+    found = find("GET", target)
+    if found is None:
+        raise NotFound(f"{target.spec.name} has no page {'/'.join(target.rest)}")
+    handler, params = found
+    return await handler(request, ctx, target, *params)
+
+
+@post(PREFIX + "/{path:path}", opt=RULE, include_in_schema=False, status_code=200)
+async def plugin_page_post(request: HTMXRequest, ctx: RequestContext, plugin_id: str, path: str) -> Response[Any]:
+    target = await resolve(ctx, plugin_id, path)
+    found = find("POST", target)
+    if found is None:
+        raise NotFound(f"{target.spec.name} accepts no form at {'/'.join(target.rest) or 'this address'}")
+    handler, params = found
+    return await handler(request, ctx, target, *params)
+
+
+ROUTES = [plugin_page, plugin_page_post]

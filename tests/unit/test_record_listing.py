@@ -1,0 +1,60 @@
+"""The list page's hot loop builds each row's <td>s in Python (app.web.records.listing.table_row):
+every text and URL that reaches the HTML is escaped there, references show their label, and the
+column formatters pick badges, dates and links."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from app.manifest import FieldSpec
+from app.web.records.listing import EMPTY, Cell, Column, table_row
+
+PAGE = "/t/acme/p/inventory/inventory/items"
+ROW_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
+HOSTILE = '<script>alert("x")</script>'
+
+
+def test_text_is_escaped_and_the_first_cell_links_to_the_record():
+    html = table_row({"id": ROW_ID}, [Cell(HOSTILE), Cell(HOSTILE)], PAGE, deleted=False).html
+    assert "<script>" not in html
+    assert html.count("&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;") == 2
+    assert html.startswith(f'<td><a href="{PAGE}/{ROW_ID}">&lt;script&gt;')
+    assert html.endswith("<td>&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;</td>")
+
+
+def test_badges_links_and_muted_cells_escape_their_attributes():
+    cells = [Cell("name"), Cell("Active", badge='green" onclick="x'), Cell("ref", href='/a?"><b>'), EMPTY]
+    html = table_row({"id": ROW_ID}, cells, PAGE, deleted=False).html
+    assert 'class="badge c-green&#34; onclick=&#34;x"' in html
+    assert '<a href="/a?&#34;&gt;&lt;b&gt;">ref</a>' in html
+    assert '<td><span class="muted">—</span></td>' in html
+
+
+def test_the_deleted_view_does_not_link_the_first_cell():
+    html = table_row({"id": ROW_ID}, [Cell("gone")], PAGE, deleted=True).html
+    assert html == "<td>gone</td>"
+
+
+def test_a_reference_shows_its_label_and_links_when_visible():
+    cat = uuid.uuid4()
+    column = Column("category_id", "Category", None, FieldSpec("category_id", "reference", "Category",
+                                                                 entity="inventory_category"), False)
+    linked = column.formatter({cat: "<Tools>"}, "/t/acme/p/inventory/inventory/categories")(cat)
+    assert linked == Cell("<Tools>", href=f"/t/acme/p/inventory/inventory/categories/{cat}")
+    html = table_row({"id": ROW_ID}, [Cell("x"), linked], PAGE, deleted=False).html
+    assert f'<a href="/t/acme/p/inventory/inventory/categories/{cat}">&lt;Tools&gt;</a>' in html
+    assert column.formatter({}, None)(cat) == Cell(str(cat))  # unknown label, no permission: the id, no link
+
+
+def test_formatters_for_status_dates_and_links():
+    status = Column("status", "Status", "status", FieldSpec("status", "string", "Status"), True,
+                    {"active": ("Active", "green"), "odd": ("Odd", "chartreuse")})
+    assert status.formatter()("active") == Cell("Active", badge="green")
+    assert status.formatter()("odd") == Cell("Odd", badge="default")  # colours outside the palette
+    assert status.formatter()("other") == Cell("other", badge="default")
+    when = Column("created_at", "Created", "date", None, True)
+    assert when.formatter()(dt.datetime(2026, 3, 4, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-2)))).text == "2026-03-05"
+    link = Column("site", "Site", "link", FieldSpec("site", "string", "Site"), True)
+    assert link.formatter()("https://example.test/a") == Cell("https://example.test/a", href="https://example.test/a")
+    assert link.formatter()("javascript:alert(1)") == Cell("javascript:alert(1)")  # no href for other schemes
