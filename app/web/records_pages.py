@@ -788,7 +788,7 @@ async def _export(request: Request, ctx: RequestContext, target: Target) -> Stre
         yield flush()
         # The request's session is closed once the response starts: stream from a session of our own.
         async with alchemy.get_session() as session:
-            reader = RecordService(session, tenant_id, actor, can, scope=scope)
+            reader = RecordService(session, tenant_id, actor, can, scope=scope, hooks=svc.hooks)
             n = 0
             async for row in reader.iterate(ref, query):
                 writer.writerow([_csv_cell(s, row.get(h)) for h, s in zip(header, specs, strict=True)])
