@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     alchemy = make_alchemy_config(settings)
     sandbox = Sandbox(settings, alchemy.get_session)
     bus = EventBus()
-    # Everything the app's behaviour is wired through, explicitly (app.services): nothing is module-global.
+    # What the app's behaviour is wired through, explicitly (app.services): all of it is this app's own.
     services = AppServices(
         settings=settings,
         record_hooks=RecordHooks(
@@ -83,7 +83,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # Every session of this app (requests, event delivery, guest calls) carries the app's services, so
     # code holding only a session (WASM host API, workflow rules, extension calls) uses this app's.
     bind_services(alchemy, services)
-    extension_hooks.register_workflow_kinds()  # approval steps may use configured conditions/selectors
+    # Approval steps may use configured conditions/selectors (stateless kinds, the same for every app; they
+    # reach the app's extension registry through the session).
+    extension_hooks.register_workflow_kinds()
     dispatcher = Dispatcher(settings, alchemy.get_session, sandbox, bus, sync_engine=alchemy.get_engine().sync_engine)
 
     async def on_startup(app: Litestar) -> None:
