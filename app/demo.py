@@ -21,7 +21,7 @@ from app.identity import directory, hierarchy
 from app.manifest import parse_version
 from app.plugins import lifecycle, runtime
 from app.plugins.packages import read_source_folder
-from app.records.service import RecordService
+from app.records.service import RecordService, app_hooks
 from app.sandbox.build import BuildError, package_from
 from app.settings import Settings
 
@@ -104,7 +104,8 @@ async def ensure_demo(session: AsyncSession, settings: Settings) -> bool:
         assert member is not None
         await hierarchy.set_manager(session, actor, tenant.id, member.id, manager)
     assert alice is not None
-    records = RecordService(session, tenant.id, Actor(alice.id, alice.email), lambda _p: True)
+    records = RecordService(session, tenant.id, Actor(alice.id, alice.email), lambda _p: True,
+                            hooks=app_hooks(session))
     plugins = await runtime.enabled_for(session, tenant.id)
 
     def ref(name: str) -> runtime.EntityRef:

@@ -21,14 +21,18 @@ from litestar.template.config import TemplateConfig
 from app import PLATFORM_VERSION, extensions
 from app.access.cache import PermissionCache
 from app.access.scopes import ScopeCache
-from app.db.engine import make_alchemy_config
+from app.db.engine import bind_services, make_alchemy_config
 from app.events import EventBus
 from app.events.delivery import Dispatcher
+from app.extensions import ExtensionRegistry
 from app.extensions import hooks as extension_hooks
+from app.extensions.hooks import RecordValidators
 from app.identity import bootstrap
-from app.messages import mail
-from app.plugins import runtime
+from app.messages.mail import Mailer
+from app.plugins.runtime import PluginCatalog
+from app.records.service import RecordHooks
 from app.sandbox import Sandbox
+from app.services import AppServices
 from app.settings import Settings, load_settings
 from app.web import (
     admin_pages,
@@ -46,11 +50,13 @@ from app.web import (
 from app.web.body_limits import bound_json_body
 from app.web.context import SwitcherCache, access_guard, provide_ctx
 from app.web.errors import handle_exception
+from app.web.menu import Menu
 from app.web.records import api as records_api
 from app.web.records import routing as records_routing
 from app.web.render import template_globals
 from app.web.security import csrf_middleware, security_headers
-from app.workflow import install_hooks
+from app.workflow import StartApprovalOnCreate
+from app.workflow import guard as approval_guard
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("portal")
@@ -59,27 +65,50 @@ log = logging.getLogger("portal")
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
     alchemy = make_alchemy_config(settings)
-    install_hooks()  # approvals that start on create
-
     sandbox = Sandbox(settings, alchemy.get_session)
-    extensions.configure(sandbox)  # extension points call plugin code through the app's sandbox
-    extension_hooks.install()  # configured conditions/selectors in processes; record validators
     bus = EventBus()
+    # What the app's behaviour is wired through, explicitly (app.services): all of it is this app's own.
+    services = AppServices(
+        settings=settings,
+        record_hooks=RecordHooks(
+            insert=(StartApprovalOnCreate(),),  # approvals that start on create (app.workflow)
+            validate=(
+                approval_guard.check,  # decided fields, locked while pending (app.workflow.guard); first:
+                # a write it refuses need not run plugin code
+                RecordValidators(),  # configured record validators (app.extensions.hooks)
+            ),
+        ),
+        plugin_catalog=PluginCatalog(),  # parsed plugins, enabled plugins per tenant (per worker)
+        sandbox=sandbox,
+        extension_registry=ExtensionRegistry(builtins=extensions.BUILTINS, sandbox=sandbox),
+        mailer=Mailer.from_settings(settings.smtp),
+        menu=Menu(),
+        bus=bus,
+        permission_cache=PermissionCache(),
+        scope_cache=ScopeCache(),
+        switcher_cache=SwitcherCache(),
+    )
+    # Every session of this app (requests, event delivery, guest calls) carries the app's services, so
+    # code holding only a session (WASM host API, workflow rules, extension calls) uses this app's.
+    bind_services(alchemy, services)
+    # Approval steps may use configured conditions/selectors (stateless kinds, the same for every app; they
+    # reach the app's extension registry through the session).
+    extension_hooks.register_workflow_kinds()
     dispatcher = Dispatcher(settings, alchemy.get_session, sandbox, bus, sync_engine=alchemy.get_engine().sync_engine)
-    mail.configure(settings.smtp)
 
     async def on_startup(app: Litestar) -> None:
         async with alchemy.get_session() as session:
             await bootstrap.ensure_base(session, settings)
             await session.commit()
             # Compile (in the background) any installed component missing from the compile cache.
-            for plugin in await runtime.installed(session):
+            for plugin in await services.plugin_catalog.installed(session):
                 sandbox.start_compile(plugin)
         dispatcher.start()  # delivers events after their commit, and sweeps for ones left by others
 
     async def on_shutdown(app: Litestar) -> None:
         await dispatcher.stop()
-        await mail.drain()
+        if services.mailer is not None:
+            await services.mailer.drain()
         await sandbox.drain()
         sandbox.close()
 
@@ -107,9 +136,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
         debug=settings.debug,
-        state=State({"settings": settings, "alchemy": alchemy, "permission_cache": PermissionCache(),
-                     "scope_cache": ScopeCache(), "switcher_cache": SwitcherCache(),
-                     "bus": bus, "sandbox": sandbox,
+        state=State({"settings": settings, "alchemy": alchemy, "services": services,
+                     "permission_cache": services.permission_cache, "scope_cache": services.scope_cache,
+                     "switcher_cache": services.switcher_cache, "bus": bus, "sandbox": sandbox,
                      "events": dispatcher}),
     )
     return app

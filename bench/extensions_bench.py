@@ -43,8 +43,7 @@ async def main(rows: int, tmp: str) -> None:
     from app.identity import bootstrap, directory
     from app.plugins import lifecycle, runtime
     from app.plugins.packages import Package
-    from app.records import service
-    from app.records.service import RecordService
+    from app.records.service import NO_HOOKS, RecordHooks, RecordService
 
     settings = load_settings(_env(tmp))
     config = make_alchemy_config(settings)
@@ -59,22 +58,23 @@ async def main(rows: int, tmp: str) -> None:
         await s.commit()
     timings: dict[str, list[float]] = {"without hook": [], "with hook": []}
     hook_times: list[float] = []
+    validators = hooks.RecordValidators()
     for label in ("without hook", "with hook", "without hook", "with hook"):
-        service.VALIDATE_HOOKS[:] = [hooks._validate_hook] if label == "with hook" else []
+        record_hooks = RecordHooks(validate=(validators,)) if label == "with hook" else NO_HOOKS
         async with config.get_session() as s:
             t = await s.get(Tenant, tenant.id)
             system = await s.get(Tenant, bootstrap.SYSTEM_UUID)
             assert t is not None and system is not None
             runtime.note_versions(s, t.id, (t.policy_version, system.policy_version))
             ref = await runtime.entity_in_tenant(s, t.id, "benchkit", "bench_row")
-            svc = RecordService(s, t.id, actor, lambda _p: True)
+            svc = RecordService(s, t.id, actor, lambda _p: True, hooks=record_hooks)
             for i in range(rows // 2):
                 started = time.perf_counter()
                 await svc.insert(ref, {"title": f"row {i}", "amount": i})
                 timings[label].append((time.perf_counter() - started) * 1e6)
                 if label == "with hook":
                     started = time.perf_counter()
-                    await hooks._validate_hook(svc, ref, {"title": "x"}, None)
+                    await validators(svc, ref, {"title": "x"}, None)
                     hook_times.append((time.perf_counter() - started) * 1e6)
             await s.commit()
     await config.get_engine().dispose()

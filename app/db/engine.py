@@ -63,3 +63,13 @@ def make_alchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
     return config
+
+
+def bind_services(config: SQLAlchemyAsyncConfig, services: Any) -> None:
+    """Make every session `config` opens carry `services` (app.services.AppServices) in its `info`.
+    Called by create_app before the app opens any session."""
+    from app.services import SERVICES_KEY
+
+    info = config.session_config.info
+    assert isinstance(info, dict)  # advanced-alchemy normalises it to a private dict per config
+    info[SERVICES_KEY] = services

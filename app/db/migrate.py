@@ -18,7 +18,3 @@ def upgrade(settings: Settings, *, quiet: bool = True) -> None:
     with contextlib.redirect_stdout(sink) if quiet else contextlib.nullcontext():
         commands.upgrade(revision="head")
 
-
-def make_revision(settings: Settings, message: str) -> None:
-    commands = AlembicCommands(sqlalchemy_config=make_alchemy_config(settings))
-    commands.revision(message=message, autogenerate=True)

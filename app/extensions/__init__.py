@@ -23,6 +23,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,6 +39,7 @@ from app.plugins import configs as plugin_configs
 from app.plugins import runtime
 from app.plugins.runtime import EntityRef, LoadedPlugin
 from app.records.values import to_json
+from app.services import services_of
 
 log = logging.getLogger("portal.extensions")
 
@@ -59,8 +61,9 @@ MAX_MESSAGE = 500
 GUEST_JSON_MAX_BYTES = 1_000_000  # an extension's answer (depth-bounded too: app.nesting)
 
 __all__ = ["ADMIN_PERMISSION", "AUTH_VERIFIER", "CONDITION", "PERMISSIONS", "POINT_LABELS", "RECORD_VALIDATOR",
-           "USER_SELECTOR", "ExtensionFailed", "Implementation", "Resolved", "check_condition", "configure",
-           "implementations", "resolve", "resolve_all", "select_users", "validate_record", "verify_auth"]
+           "USER_SELECTOR", "ExtensionFailed", "ExtensionRegistry", "Implementation", "Resolved", "check_condition",
+           "implementations", "registry_of", "resolve", "resolve_all", "select_users", "validate_record",
+           "verify_auth"]
 
 
 class ExtensionFailed(PortalError):
@@ -133,22 +136,17 @@ class Builtin:
     check: BuiltinCheck | None = None  # extra save-time validation (errors keyed `values.<key>`)
 
 
-BUILTINS: dict[tuple[str, str], Builtin] = {}
-
-
-def register_builtin(builtin: Builtin) -> None:
-    BUILTINS[(builtin.impl.point, builtin.impl.name)] = builtin
-
-
 def _text_field(key: str, label: str, help_text: str, *, ftype: str = "string", required: bool = True,
                 options: tuple[SelectOption, ...] = ()) -> ConfigFieldSpec:
     return ConfigFieldSpec(key=key, type=ftype, label=label, help=help_text, required=required, options=options)
 
 
-def _install_builtins() -> None:
+def _builtins() -> Mapping[tuple[str, str], Builtin]:
     from app.workflow.kinds import OPS, FieldCondition, ManagerSelector, RoleSelector, UserSelector
 
     fields_kind, role_kind, user_kind, manager_kind = FieldCondition(), RoleSelector(), UserSelector(), ManagerSelector()
+    found: list[Builtin] = []
+    add = found.append
 
     async def fields_run(ctx: Context, values: Mapping[str, Any]) -> bool:
         if ctx.entity is None:
@@ -160,7 +158,7 @@ def _install_builtins() -> None:
             raise ExtensionFailed("; ".join(v for v in exc.errors.values())) from None
         return await fields_kind.evaluate(_rule_context(ctx), checked)
 
-    register_builtin(Builtin(Implementation(
+    add(Builtin(Implementation(
         CONDITION, "", "fields", "Field value", "A field of the record compared with a value (e.g. amount > 1000).",
         (_text_field("field", "Field", "The field's name, e.g. amount"),
          _text_field("op", "Operator", "How to compare", ftype="select",
@@ -191,9 +189,10 @@ def _install_builtins() -> None:
     for kind, fields in ((role_kind, (_text_field("role", "Role", "The role's name"),)),
                          (user_kind, (_text_field("user", "User", "The email of a member", ftype="email"),)),
                          (manager_kind, ())):
-        register_builtin(Builtin(
+        add(Builtin(
             Implementation(USER_SELECTOR, "", kind.name, kind.label, kind.__doc__ or kind.label, fields),
             lambda ctx, values, _kind=kind: selector_run(_kind, ctx, values), selector_check(kind)))
+    return MappingProxyType({(b.impl.point, b.impl.name): b for b in found})
 
 
 class NobodySelected(Exception):
@@ -216,7 +215,7 @@ def _plugin_implementations(plugin: LoadedPlugin) -> list[Implementation]:
 
 async def implementations(session: AsyncSession, tenant_id: uuid.UUID, point: str | None = None) -> list[Implementation]:
     """Built-in implementations, then those of the plugins enabled in the tenant (shipping a component)."""
-    out = [b.impl for b in BUILTINS.values()]
+    out = [b.impl for b in registry_of(session).builtins.values()]
     for plugin in await runtime.enabled_for(session, tenant_id):
         if plugin.wasm_sha256:
             out.extend(_plugin_implementations(plugin))
@@ -227,7 +226,7 @@ async def implementation(session: AsyncSession, tenant_id: uuid.UUID, key: str) 
     """An implementation by key (`base:role`, `<plugin>:<name>`), available in the tenant; else NotFound."""
     plugin_id, _, name = str(key or "").partition(":")
     if plugin_id == "base":
-        for builtin in BUILTINS.values():
+        for builtin in registry_of(session).builtins.values():
             if builtin.impl.name == name:
                 return builtin.impl, None
         raise NotFound(f"There is no built-in implementation {name!r}")
@@ -247,10 +246,10 @@ class Resolved:
     plugin: LoadedPlugin | None
 
 
-def _lookup(impl_point: str, plugin_id: str, name: str, plugins: list[LoadedPlugin]
-            ) -> tuple[Implementation, LoadedPlugin | None] | None:
+def _lookup(impl_point: str, plugin_id: str, name: str, plugins: list[LoadedPlugin],
+            builtins: Mapping[tuple[str, str], Builtin]) -> tuple[Implementation, LoadedPlugin | None] | None:
     if not plugin_id:
-        builtin = BUILTINS.get((impl_point, name))
+        builtin = builtins.get((impl_point, name))
         return (builtin.impl, None) if builtin else None
     for plugin in plugins:
         if plugin.id == plugin_id and plugin.wasm_sha256:
@@ -275,7 +274,8 @@ async def resolve(session: AsyncSession, tenant_id: uuid.UUID, config_id: uuid.U
                        + (f" (expected a {POINT_LABELS.get(point, point).lower()})" if row is not None and point else ""))
     if enabled_only and not row.is_enabled:
         raise NotFound(f"The extension configuration {row.name!r} is disabled")
-    found = _lookup(row.point, row.plugin_id, row.implementation, await runtime.enabled_for(session, tenant_id))
+    found = _lookup(row.point, row.plugin_id, row.implementation, await runtime.enabled_for(session, tenant_id),
+                    registry_of(session).builtins)
     if found is None:
         where = f"plugin {row.plugin_id}" if row.plugin_id else "the base"
         raise NotFound(f"The implementation of {row.name!r} ({row.implementation} from {where}) is not available in "
@@ -289,9 +289,10 @@ async def resolve_all(session: AsyncSession, tenant_id: uuid.UUID, point: str) -
         ExtensionConfig.tenant_id == tenant_id, ExtensionConfig.point == point, ExtensionConfig.is_enabled.is_(True))
         .order_by(ExtensionConfig.name))).all()
     plugins = await runtime.enabled_for(session, tenant_id) if any(r.plugin_id for r in rows) else []
+    builtins = registry_of(session).builtins
     out = []
     for row in rows:
-        found = _lookup(row.point, row.plugin_id, row.implementation, plugins)
+        found = _lookup(row.point, row.plugin_id, row.implementation, plugins, builtins)
         if found is not None:
             out.append(Resolved(row, found[0], found[1]))
     return out
@@ -299,15 +300,7 @@ async def resolve_all(session: AsyncSession, tenant_id: uuid.UUID, point: str) -
 
 # --- calling -------------------------------------------------------------------------------------------
 
-_sandbox: list[Any] = []  # the app's Sandbox (set by create_app; one per process in production)
-
-
-def configure(sandbox: Any) -> None:
-    """Give extension calls the app's sandbox (called by create_app)."""
-    _sandbox[:] = [sandbox]
-
-
-def config_values(resolved: Resolved) -> dict[str, Any]:
+def config_values(session: AsyncSession, resolved: Resolved) -> dict[str, Any]:
     """The configuration as its implementation receives it: declared defaults, stored values, secrets
     decrypted (plugin implementations get decimals as exact text)."""
     from app.extensions.store import box_key, secret_box_for
@@ -318,7 +311,7 @@ def config_values(resolved: Resolved) -> dict[str, Any]:
         if spec.default is not None:
             out[spec.key] = plugin_configs.stored_form(spec, spec.default)
     out.update(row.plain_values or {})
-    box = secret_box_for()
+    box = secret_box_for(session)
     for key, token in (row.secret_values or {}).items():
         try:
             out[key] = box.open(row.tenant_id, box_key(row), key, token)
@@ -335,16 +328,16 @@ async def _call_wasm(ctx_session: AsyncSession, tenant_id: uuid.UUID, resolved: 
                      *, error_is_answer: bool = False) -> Any:
     from app.sandbox.runner import GuestFailure, plugin_principal
 
-    if not _sandbox:
+    sandbox = registry_of(ctx_session).sandbox
+    if sandbox is None:
         raise ExtensionFailed("plugin code cannot run in this process (no sandbox)")
-    sandbox = _sandbox[0]
     plugin = resolved.plugin
     assert plugin is not None
     reachable = await sandbox._reachable(ctx_session, plugin, tenant_id)
     try:
         return await sandbox.call(ctx_session, plugin, tenant_id, plugin_principal(plugin, tenant_id, reachable),
                                   WASM_FUNCTION[resolved.impl.point], resolved.impl.name,
-                                  json.dumps(config_values(resolved), default=_default),
+                                  json.dumps(config_values(ctx_session, resolved), default=_default),
                                   json.dumps(payload, default=_default), defer_faults=True,
                                   error_is_answer=error_is_answer)
     except GuestFailure as exc:
@@ -360,7 +353,8 @@ def _shape(resolved: Resolved, what: str, got: Any) -> ExtensionFailed:
 async def check_condition(ctx: Context, config_id: uuid.UUID | str) -> bool:
     resolved = await resolve(ctx.session, ctx.tenant_id, config_id, CONDITION)
     if resolved.plugin is None:
-        return bool(await BUILTINS[(CONDITION, resolved.impl.name)].run(ctx, config_values(resolved)))
+        builtin = registry_of(ctx.session).builtins[(CONDITION, resolved.impl.name)]
+        return bool(await builtin.run(ctx, config_values(ctx.session, resolved)))
     answer = await _call_wasm(ctx.session, ctx.tenant_id, resolved, ctx.as_json())
     if not isinstance(answer, bool):
         raise _shape(resolved, "true or false", answer)
@@ -386,7 +380,8 @@ async def select_users(ctx: Context, config_id: uuid.UUID | str) -> Selected:
     resolved = await resolve(ctx.session, ctx.tenant_id, config_id, USER_SELECTOR)
     if resolved.plugin is None:
         try:
-            ids = await BUILTINS[(USER_SELECTOR, resolved.impl.name)].run(ctx, config_values(resolved))
+            builtin = registry_of(ctx.session).builtins[(USER_SELECTOR, resolved.impl.name)]
+            ids = await builtin.run(ctx, config_values(ctx.session, resolved))
         except NobodySelected as exc:
             return Selected([], str(exc))
         returned = len(ids)
@@ -411,7 +406,8 @@ async def select_users(ctx: Context, config_id: uuid.UUID | str) -> Selected:
 async def validate_record(ctx: Context, resolved: Resolved) -> dict[str, str]:
     """One validator's field errors for the record in `ctx` ({} when fine)."""
     if resolved.plugin is None:
-        return dict(await BUILTINS[(RECORD_VALIDATOR, resolved.impl.name)].run(ctx, config_values(resolved)))
+        builtin = registry_of(ctx.session).builtins[(RECORD_VALIDATOR, resolved.impl.name)]
+        return dict(await builtin.run(ctx, config_values(ctx.session, resolved)))
     answer = await _call_wasm(ctx.session, ctx.tenant_id, resolved, ctx.as_json())
     try:
         errors = loads_json(answer, max_bytes=GUEST_JSON_MAX_BYTES) if isinstance(answer, str) else None
@@ -458,4 +454,23 @@ async def verify_auth(session: AsyncSession, tenant_id: uuid.UUID, config_id: uu
     raise _shape(resolved, 'a JSON object with "email" or "user_id"', answer)
 
 
-_install_builtins()
+# The built-in implementations: a constant (read-only), the default of every app's ExtensionRegistry.
+BUILTINS: Mapping[tuple[str, str], Builtin] = _builtins()
+
+
+@dataclass(frozen=True, eq=False)
+class ExtensionRegistry:
+    """An app's extension implementations: the built-ins, and the sandbox that runs plugins' ones
+    (AppServices.extension_registry; the functions of this module find it through the session)."""
+
+    builtins: Mapping[tuple[str, str], Builtin] = field(default_factory=lambda: BUILTINS)
+    sandbox: Any = None  # app.sandbox.Sandbox; None: plugin implementations cannot run here
+
+
+_NO_SANDBOX = ExtensionRegistry()
+
+
+def registry_of(session: AsyncSession) -> ExtensionRegistry:
+    """The extension registry of the app that opened `session` (built-ins only outside an app)."""
+    services = services_of(session)
+    return services.extension_registry if services is not None else _NO_SANDBOX

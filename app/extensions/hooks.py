@@ -23,6 +23,7 @@ from app.extensions import (
     _lookup,
     check_condition,
     config_values,
+    registry_of,
     resolve,
     select_users,
     validate_record,
@@ -61,7 +62,7 @@ class _ConfiguredKind:
             raise ValidationFailed({"config_id": exc.detail}) from None
         if resolved.plugin is None and resolved.impl.point == CONDITION:
             # A built-in field condition names a field: it must be one of this entity's.
-            clause = {k: config_values(resolved).get(k) for k in ("field", "op", "value")}
+            clause = {k: config_values(session, resolved).get(k) for k in ("field", "op", "value")}
             try:
                 await FieldCondition().check(session, tenant_id, entity, {"all": [clause]})
             except ValidationFailed as exc:
@@ -104,70 +105,76 @@ class _Validator:
     entities: frozenset[str]
 
 
-# Per worker: the tenant's enabled validators under the policy versions every request reads (saving any
-# extension configuration or enabling/disabling a plugin bumps them). A tenant without validators then
-# pays one dict lookup per write, no query (as workflow auto-start does).
-_validators_by_version: dict[uuid.UUID, tuple[tuple[int, int], tuple[_Validator, ...]]] = {}
 VALIDATING_KEY = "portal_validating_record"
 
 
-async def active_validators(session: AsyncSession, tenant_id: uuid.UUID) -> tuple[_Validator, ...]:
-    versions = runtime.noted_versions(session, tenant_id)
-    cached = _validators_by_version.get(tenant_id)
-    if versions is not None and cached is not None and cached[0] == versions:
-        return cached[1]
-    rows = (await session.execute(sa.select(ExtensionConfig.id, ExtensionConfig.plugin_id, ExtensionConfig.implementation)
-                                  .where(ExtensionConfig.tenant_id == tenant_id,
-                                         ExtensionConfig.point == RECORD_VALIDATOR,
-                                         ExtensionConfig.is_enabled.is_(True))
-                                  .order_by(ExtensionConfig.name))).all()
-    found: list[_Validator] = []
-    if rows:
-        plugins = await runtime.enabled_for(session, tenant_id)
-        for config_id, plugin_id, name in rows:
-            hit = _lookup(RECORD_VALIDATOR, plugin_id, name, plugins)
-            if hit is not None:
-                found.append(_Validator(config_id, frozenset(hit[0].entities)))
-    out = tuple(found)
-    if versions is not None:
-        _validators_by_version[tenant_id] = (versions, out)
-    return out
+class RecordValidators:
+    """The record service's validation hook (AppServices.record_hooks.validate): runs the tenant's
+    enabled record-validator configurations whose implementation covers the entity, before every insert
+    and update; their field errors refuse the write.
+
+    Per worker it keeps the tenant's enabled validators under the policy versions every request reads
+    (saving any extension configuration or enabling/disabling a plugin bumps them). A tenant without
+    validators then pays one dict lookup per write, no query (as workflow auto-start does)."""
+
+    def __init__(self) -> None:
+        self._by_version: dict[uuid.UUID, tuple[tuple[int, int], tuple[_Validator, ...]]] = {}
+
+    async def active(self, session: AsyncSession, tenant_id: uuid.UUID) -> tuple[_Validator, ...]:
+        versions = runtime.noted_versions(session, tenant_id)
+        cached = self._by_version.get(tenant_id)
+        if versions is not None and cached is not None and cached[0] == versions:
+            return cached[1]
+        rows = (await session.execute(sa.select(ExtensionConfig.id, ExtensionConfig.plugin_id,
+                                                ExtensionConfig.implementation)
+                                      .where(ExtensionConfig.tenant_id == tenant_id,
+                                             ExtensionConfig.point == RECORD_VALIDATOR,
+                                             ExtensionConfig.is_enabled.is_(True))
+                                      .order_by(ExtensionConfig.name))).all()
+        found: list[_Validator] = []
+        if rows:
+            plugins = await runtime.enabled_for(session, tenant_id)
+            builtins = registry_of(session).builtins
+            for config_id, plugin_id, name in rows:
+                hit = _lookup(RECORD_VALIDATOR, plugin_id, name, plugins, builtins)
+                if hit is not None:
+                    found.append(_Validator(config_id, frozenset(hit[0].entities)))
+        out = tuple(found)
+        if versions is not None:
+            self._by_version[tenant_id] = (versions, out)
+        return out
+
+    async def __call__(self, svc: Any, entity: EntityRef, row: dict[str, Any], before: dict[str, Any] | None) -> None:
+        validators = [v for v in await self.active(svc.db, svc.tenant_id) if entity.name in v.entities]
+        if not validators:
+            return
+        info = svc.db.info
+        if info.get(VALIDATING_KEY):
+            raise ValidationFailed({"": "a record validator cannot write records that are validated themselves"})
+        ctx = Context(svc.db, svc.tenant_id, entity, {k: v for k, v in row.items() if k != "tenant_id"},
+                      svc.actor.user_id, before, "update" if before is not None else "insert")
+        errors: dict[str, str] = {}
+        info[VALIDATING_KEY] = True
+        try:
+            for validator in validators:
+                try:
+                    resolved = await resolve(svc.db, svc.tenant_id, validator.config_id, RECORD_VALIDATOR)
+                    found = await validate_record(ctx, resolved)
+                except NotFound:
+                    continue  # deleted or disabled since the cache was filled
+                except ExtensionFailed as exc:  # a broken validator refuses the write, clearly (never a 500)
+                    raise ValidationFailed({"": f"The record could not be validated: {exc.detail}"}) from None
+                for key, message in found.items():
+                    target = key if entity.spec.has_field(key) else ""
+                    errors[target] = f"{errors[target]} {message}" if target in errors else message
+        finally:
+            info.pop(VALIDATING_KEY, None)
+        if errors:
+            raise ValidationFailed(errors)
 
 
-async def _validate_hook(svc: Any, entity: EntityRef, row: dict[str, Any], before: dict[str, Any] | None) -> None:
-    validators = [v for v in await active_validators(svc.db, svc.tenant_id) if entity.name in v.entities]
-    if not validators:
-        return
-    info = svc.db.info
-    if info.get(VALIDATING_KEY):
-        raise ValidationFailed({"": "a record validator cannot write records that are validated themselves"})
-    ctx = Context(svc.db, svc.tenant_id, entity, {k: v for k, v in row.items() if k != "tenant_id"},
-                  svc.actor.user_id, before, "update" if before is not None else "insert")
-    errors: dict[str, str] = {}
-    info[VALIDATING_KEY] = True
-    try:
-        for validator in validators:
-            try:
-                resolved = await resolve(svc.db, svc.tenant_id, validator.config_id, RECORD_VALIDATOR)
-                found = await validate_record(ctx, resolved)
-            except NotFound:
-                continue  # deleted or disabled since the cache was filled
-            except ExtensionFailed as exc:  # a broken validator refuses the write, clearly (never a 500)
-                raise ValidationFailed({"": f"The record could not be validated: {exc.detail}"}) from None
-            for key, message in found.items():
-                target = key if entity.spec.has_field(key) else ""
-                errors[target] = f"{errors[target]} {message}" if target in errors else message
-    finally:
-        info.pop(VALIDATING_KEY, None)
-    if errors:
-        raise ValidationFailed(errors)
-
-
-def install() -> None:
-    """Register the workflow kinds and the record validation hook (idempotent; called by create_app)."""
-    from app.records.service import VALIDATE_HOOKS
-
+def register_workflow_kinds() -> None:
+    """Let approval steps use configured conditions and selectors (kind "extension"; idempotent, the
+    kinds are stateless: they find the app's extension registry through the session)."""
     register_condition(ConfiguredCondition())
     register_selector(ConfiguredSelector())
-    if _validate_hook not in VALIDATE_HOOKS:
-        VALIDATE_HOOKS.append(_validate_hook)

@@ -23,10 +23,11 @@ from app.access import policy
 from app.audit import Actor
 from app.db.models import ExtensionConfig
 from app.errors import Conflict, NotFound, ValidationFailed
-from app.extensions import AUTH_VERIFIER, BUILTINS, Implementation, _sandbox, implementation
+from app.extensions import AUTH_VERIFIER, Implementation, implementation, registry_of
 from app.plugins import configs as plugin_configs
 from app.plugins import runtime
 from app.plugins.configs import MASK, SecretBox, check_name, check_values, secret_box
+from app.services import services_of
 
 MAX_CONFIGS = 500  # per tenant
 
@@ -36,10 +37,12 @@ def box_key(row: ExtensionConfig) -> str:
     return f"extension/{row.id}"
 
 
-def secret_box_for() -> SecretBox:
-    if not _sandbox:
-        raise RuntimeError("app.extensions.configure() was not called")
-    return secret_box(_sandbox[0].settings.secret_key)
+def secret_box_for(session: AsyncSession) -> SecretBox:
+    """The secret box of the app that opened `session` (its PORTAL_SECRET_KEY)."""
+    services = services_of(session)
+    if services is None:
+        raise RuntimeError("this session was not opened by an app (no secret key for extension secrets)")
+    return secret_box(services.settings.secret_key)
 
 
 def view(row: ExtensionConfig, impl: Implementation | None) -> dict[str, Any]:
@@ -109,7 +112,7 @@ async def _check(session: AsyncSession, tenant_id: uuid.UUID, impl: Implementati
     incoming = check_values(impl.fields, req.values, (row.secret_values or {}) if row else {}, from_form=req.from_form,
                             clear=req.clear_secrets)
     errors.update(incoming.errors)
-    builtin = BUILTINS.get((impl.point, impl.name)) if impl.builtin else None
+    builtin = registry_of(session).builtins.get((impl.point, impl.name)) if impl.builtin else None
     if builtin is not None and builtin.check is not None and not errors:
         errors.update(await builtin.check(session, tenant_id, incoming.plain))
     return incoming

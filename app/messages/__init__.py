@@ -23,6 +23,7 @@ from app.audit import Actor
 from app.db.models import Membership, Message, MessagePreference, User, utcnow
 from app.errors import NotFound, ValidationFailed
 from app.messages import mail
+from app.services import services_of
 
 MAX_RECIPIENTS = 200  # per notify call
 MAX_TITLE = 200
@@ -109,7 +110,8 @@ async def notify(session: AsyncSession, tenant_id: uuid.UUID, user_ids: Iterable
     await audit.record(session, actor, "message.notify", "message", tenant_id=tenant_id,
                        summary=f"{source} notified {len(rows)} user(s): {title[:80]}",
                        after={"source": source, "recipients": len(rows)})
-    mailer = mail.current()
+    services = services_of(session)  # the mailer of the app that opened this session
+    mailer = services.mailer if services is not None else None
     if mailer is not None:
         addresses = await _email_addresses(session, recipients)
         if addresses:

@@ -1,6 +1,7 @@
 """Notification email: sent after the transaction commits, off the event loop, never failing a request.
 
-The SMTP settings are per process (PORTAL_SMTP_*); `configure` is called when the app is created.
+The SMTP settings come from PORTAL_SMTP_*; create_app builds the app's Mailer (AppServices.mailer), which
+app.messages.notify finds through the session's services.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import smtplib
 import threading
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,8 +23,6 @@ if TYPE_CHECKING:  # app.settings imports the sandbox, which imports this module
 
 log = logging.getLogger("portal.messages")
 PENDING_KEY = "portal_pending_mail"
-_mailer: Mailer | None = None
-_tasks: set[asyncio.Future[None]] = set()
 
 
 @dataclass(frozen=True)
@@ -38,6 +37,17 @@ class Mailer:
     def __init__(self, smtp: SmtpSettings, base_url: str = "") -> None:
         self.smtp = smtp
         self.base_url = base_url.rstrip("/")
+        self._tasks: set[asyncio.Future[Any]] = set()  # sends in flight (kept referenced until done)
+
+    @classmethod
+    def from_settings(cls, smtp: SmtpSettings | None) -> Mailer | None:
+        """The mailer for these SMTP settings; None when email is not configured."""
+        return cls(smtp, smtp.base_url) if smtp is not None else None
+
+    async def drain(self) -> None:
+        """Wait for the emails queued so far (tests, shutdown)."""
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def compose(self, mail: Mail) -> EmailMessage:
         msg = EmailMessage()
@@ -91,24 +101,9 @@ def _flush(session: Session) -> None:
         threading.Thread(target=mailer.send_now, args=(mails,), daemon=True, name="portal-mail").start()
         return
     task = loop.run_in_executor(None, mailer.send_now, mails)
-    _tasks.add(task)  # keep a reference until done
-    task.add_done_callback(_tasks.discard)
+    mailer._tasks.add(task)  # keep a reference until done
+    task.add_done_callback(mailer._tasks.discard)
 
 
 def _drop(session: Session) -> None:
     session.info.pop(PENDING_KEY, None)
-
-
-def configure(smtp: SmtpSettings | None) -> None:
-    global _mailer
-    _mailer = Mailer(smtp, smtp.base_url) if smtp is not None else None
-
-
-def current() -> Mailer | None:
-    return _mailer
-
-
-async def drain() -> None:
-    """Wait for queued emails (tests, shutdown)."""
-    if _tasks:
-        await asyncio.gather(*list(_tasks), return_exceptions=True)

@@ -238,7 +238,7 @@ async def enable(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, plug
     row = await get(session, plugin_id)
     if row.status != "installed" or row.deleted_at is not None:
         raise Conflict(f"{plugin_id} is not installed on this platform (state: {state_name(row)})")
-    plugin = runtime.load(row, (await validation_context(session, plugin_id)).foreign_entity_specs)  # type: ignore[arg-type]
+    plugin = runtime.catalog_of(session).load(row, (await validation_context(session, plugin_id)).foreign_entity_specs)  # type: ignore[arg-type]
     enabled = {p.id for p in await runtime.enabled_for(session, tenant_id)}
     missing = [d.id for d in plugin.manifest.dependencies.plugins if d.id not in enabled]
     if missing:
@@ -371,7 +371,7 @@ async def purge(session: AsyncSession, actor: Actor, plugin_id: str, confirm: st
     if confirm.strip() != plugin_id:
         raise Conflict(f"Type the plugin id ({plugin_id}) to confirm the purge; nothing was deleted")
     # Entities of the other plugins (uninstalled ones too) resolve this manifest's references to them.
-    others = runtime._load_all([r for r in await _rows(session, include_deleted=True) if r.plugin_id != plugin_id])
+    others = runtime.catalog_of(session).load_all([r for r in await _rows(session, include_deleted=True) if r.plugin_id != plugin_id])
     try:
         manifest = parse_manifest(row.manifest_toml, ValidationContext(
             platform_version=PLATFORM_VERSION, available_modules=available_modules(),
@@ -405,7 +405,7 @@ async def upgrade(session: AsyncSession, actor: Actor, package: Package, setting
     if row.status != "installed" or row.deleted_at is not None:
         raise Conflict(f"{plugin_id} is not installed; install it instead of upgrading")
     manifest = await validate(session, package.manifest_text, excluding=plugin_id)
-    old = runtime.load(row, (await validation_context(session, plugin_id)).foreign_entity_specs)  # type: ignore[arg-type]
+    old = runtime.catalog_of(session).load(row, (await validation_context(session, plugin_id)).foreign_entity_specs)  # type: ignore[arg-type]
     new_v, old_v = parse_version(manifest.version), parse_version(row.version)
     if new_v < old_v:
         raise Conflict(f"Downgrade refused: {plugin_id} {row.version} is installed, the package is {manifest.version}")

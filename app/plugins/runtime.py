@@ -19,6 +19,7 @@ from app.errors import NotFound
 from app.manifest import EntitySpec, Manifest, ValidationContext, parse_manifest
 from app.plugins.modules import available_modules
 from app.schema import build_table
+from app.services import services_of
 
 
 @dataclass(frozen=True)
@@ -48,23 +49,106 @@ class LoadedPlugin:
         return self.manifest.id
 
 
-_cache: dict[tuple[str, str], LoadedPlugin] = {}
+class PluginCatalog:
+    """Installed plugins as parsed once per worker: manifests and tables per package hash, and each
+    tenant's enabled plugins under the policy versions its requests read. One per app
+    (AppServices.plugin_catalog); the app's sessions carry it (`catalog_of`)."""
+
+    def __init__(self) -> None:
+        self._parsed: dict[tuple[str, str], LoadedPlugin] = {}
+        # tenant -> ((tenant policy_version, system policy_version), enabled plugins). Every lifecycle
+        # change bumps one of the two (the tenant's for enable/disable/error, the system tenant's for
+        # platform-wide changes), and requests read both versions with their tenant anyway.
+        self._enabled_by_version: dict[uuid.UUID, tuple[tuple[int, int], list[LoadedPlugin]]] = {}
+
+    def load(self, row: PluginPackage, foreign: dict[str, EntitySpec] | None = None) -> LoadedPlugin:
+        """The parsed form of an installed plugin row (validated when it was installed)."""
+        key = (row.plugin_id, row.package_sha256)
+        hit = self._parsed.get(key)
+        if hit is not None:
+            return hit
+        ctx = ValidationContext(platform_version=PLATFORM_VERSION, available_modules=available_modules(),
+                                installed_plugins=_AnyVersion(), foreign_entity_specs=foreign or {})
+        manifest = parse_manifest(row.manifest_toml, ctx)
+        loaded = LoadedPlugin(row.package_sha256, manifest, row.wasm_sha256 if row.has_wasm else "")
+        for spec in manifest.entities:
+            loaded.entities[spec.name] = EntityRef(manifest.id, spec, build_table(spec, loaded.metadata))
+        self._parsed[key] = loaded
+        return loaded
+
+    def load_all(self, rows: list[PluginPackage]) -> list[LoadedPlugin]:
+        """Load plugins so that dependency plugins' entities are known to their dependants."""
+        out: list[LoadedPlugin] = []
+        foreign: dict[str, EntitySpec] = {}
+        pending = list(rows)
+        for _ in range(len(rows) + 1):
+            rest = []
+            for row in pending:
+                try:
+                    plugin = self.load(row, dict(foreign))
+                except Exception:
+                    rest.append(row)
+                    continue
+                out.append(plugin)
+                foreign.update({s.name: s for s in plugin.manifest.entities})
+            if not rest or len(rest) == len(pending):
+                break
+            pending = rest
+        return out
+
+    async def installed(self, session: AsyncSession) -> list[LoadedPlugin]:
+        rows = (await session.scalars(
+            select(PluginPackage).where(PluginPackage.status == "installed", PluginPackage.deleted_at.is_(None))
+        )).all()
+        return self.load_all(list(rows))
+
+    async def enabled_for(self, session: AsyncSession, tenant_id: uuid.UUID) -> list[LoadedPlugin]:
+        """Plugins enabled in a tenant (one query per request session; parsing is cached per worker)."""
+        memo: dict[uuid.UUID, list[LoadedPlugin]] = session.info.setdefault(ENABLED_KEY, {})
+        if tenant_id in memo:
+            return memo[tenant_id]
+        versions = noted_versions(session, tenant_id)
+        cached = self._enabled_by_version.get(tenant_id)
+        if versions is not None and cached is not None and cached[0] == versions:
+            memo[tenant_id] = cached[1]
+            return cached[1]
+        memo[tenant_id] = await self._query_enabled(session, tenant_id)
+        if versions is not None:
+            self._enabled_by_version[tenant_id] = (versions, memo[tenant_id])
+        return memo[tenant_id]
+
+    async def _query_enabled(self, session: AsyncSession, tenant_id: uuid.UUID) -> list[LoadedPlugin]:
+        # Ids and hashes only: manifests are parsed once per worker, so their text is fetched on a miss.
+        keys = (await session.execute(
+            select(PluginPackage.plugin_id, PluginPackage.package_sha256)
+            .join(PluginTenant, PluginTenant.plugin_id == PluginPackage.plugin_id)
+            .where(PluginTenant.tenant_id == tenant_id, PluginTenant.status == "enabled",
+                   PluginPackage.status == "installed", PluginPackage.deleted_at.is_(None))
+            .order_by(PluginPackage.plugin_id)
+        )).all()
+        parsed = self._parsed
+        if all(tuple(k) in parsed for k in keys):
+            return [parsed[tuple(k)] for k in keys]  # type: ignore[index]
+        rows = (await session.scalars(
+            select(PluginPackage).where(PluginPackage.plugin_id.in_([k[0] for k in keys]))
+            .order_by(PluginPackage.plugin_id)
+        )).all()
+        return self.load_all(list(rows))
 
 
-def load(row: PluginPackage, foreign: dict[str, EntitySpec] | None = None) -> LoadedPlugin:
-    """The parsed form of an installed plugin row (validated when it was installed)."""
-    key = (row.plugin_id, row.package_sha256)
-    hit = _cache.get(key)
-    if hit is not None:
-        return hit
-    ctx = ValidationContext(platform_version=PLATFORM_VERSION, available_modules=available_modules(),
-                            installed_plugins=_AnyVersion(), foreign_entity_specs=foreign or {})
-    manifest = parse_manifest(row.manifest_toml, ctx)
-    loaded = LoadedPlugin(row.package_sha256, manifest, row.wasm_sha256 if row.has_wasm else "")
-    for spec in manifest.entities:
-        loaded.entities[spec.name] = EntityRef(manifest.id, spec, build_table(spec, loaded.metadata))
-    _cache[key] = loaded
-    return loaded
+CATALOG_KEY = "portal_plugin_catalog"
+
+
+def catalog_of(session: AsyncSession) -> PluginCatalog:
+    """The plugin catalog of the app that opened `session`; a session opened outside an app (a CLI
+    command, a script) gets one of its own, kept for the session's life."""
+    services = services_of(session)
+    if services is not None:
+        return services.plugin_catalog
+    own: PluginCatalog | None = session.info.get(CATALOG_KEY)
+    if own is None:
+        own = session.info[CATALOG_KEY] = PluginCatalog()
+    return own
 
 
 class _AnyVersion(dict[str, str]):
@@ -81,39 +165,11 @@ class _AnyVersion(dict[str, str]):
 
 
 async def installed(session: AsyncSession) -> list[LoadedPlugin]:
-    rows = (await session.scalars(
-        select(PluginPackage).where(PluginPackage.status == "installed", PluginPackage.deleted_at.is_(None))
-    )).all()
-    return _load_all(list(rows))
-
-
-def _load_all(rows: list[PluginPackage]) -> list[LoadedPlugin]:
-    """Load plugins so that dependency plugins' entities are known to their dependants."""
-    out: list[LoadedPlugin] = []
-    foreign: dict[str, EntitySpec] = {}
-    pending = list(rows)
-    for _ in range(len(rows) + 1):
-        rest = []
-        for row in pending:
-            try:
-                plugin = load(row, dict(foreign))
-            except Exception:
-                rest.append(row)
-                continue
-            out.append(plugin)
-            foreign.update({s.name: s for s in plugin.manifest.entities})
-        if not rest or len(rest) == len(pending):
-            break
-        pending = rest
-    return out
+    return await catalog_of(session).installed(session)
 
 
 ENABLED_KEY = "portal_enabled_plugins"
 VERSIONS_KEY = "portal_plugin_versions"
-# Per worker: a tenant's enabled plugins under (tenant policy_version, system policy_version). Every
-# lifecycle change bumps one of the two (the tenant's for enable/disable/error, the system tenant's
-# for platform-wide changes), and requests read both versions with their tenant anyway.
-_enabled_by_version: dict[uuid.UUID, tuple[tuple[int, int], list[LoadedPlugin]]] = {}
 
 
 def note_versions(session: AsyncSession, tenant_id: uuid.UUID, versions: tuple[int, int]) -> None:
@@ -147,36 +203,8 @@ async def plugins_changed(session: AsyncSession, tenant_id: uuid.UUID | None = N
 
 
 async def enabled_for(session: AsyncSession, tenant_id: uuid.UUID) -> list[LoadedPlugin]:
-    """Plugins enabled in a tenant (one query per request session; parsing is cached per worker)."""
-    memo: dict[uuid.UUID, list[LoadedPlugin]] = session.info.setdefault(ENABLED_KEY, {})
-    if tenant_id in memo:
-        return memo[tenant_id]
-    versions = noted_versions(session, tenant_id)
-    cached = _enabled_by_version.get(tenant_id)
-    if versions is not None and cached is not None and cached[0] == versions:
-        memo[tenant_id] = cached[1]
-        return cached[1]
-    memo[tenant_id] = await _query_enabled(session, tenant_id)
-    if versions is not None:
-        _enabled_by_version[tenant_id] = (versions, memo[tenant_id])
-    return memo[tenant_id]
-
-
-async def _query_enabled(session: AsyncSession, tenant_id: uuid.UUID) -> list[LoadedPlugin]:
-    # Ids and hashes only: manifests are parsed once per worker, so their text is fetched on a miss.
-    keys = (await session.execute(
-        select(PluginPackage.plugin_id, PluginPackage.package_sha256)
-        .join(PluginTenant, PluginTenant.plugin_id == PluginPackage.plugin_id)
-        .where(PluginTenant.tenant_id == tenant_id, PluginTenant.status == "enabled",
-               PluginPackage.status == "installed", PluginPackage.deleted_at.is_(None))
-        .order_by(PluginPackage.plugin_id)
-    )).all()
-    if all(tuple(k) in _cache for k in keys):
-        return [_cache[tuple(k)] for k in keys]  # type: ignore[index]
-    rows = (await session.scalars(
-        select(PluginPackage).where(PluginPackage.plugin_id.in_([k[0] for k in keys])).order_by(PluginPackage.plugin_id)
-    )).all()
-    return _load_all(list(rows))
+    """Plugins enabled in a tenant, from the catalog of the app that opened `session`."""
+    return await catalog_of(session).enabled_for(session, tenant_id)
 
 
 async def entity_in_tenant(session: AsyncSession, tenant_id: uuid.UUID, plugin_id: str, entity: str) -> EntityRef:

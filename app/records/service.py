@@ -32,6 +32,7 @@ from app.plugins.runtime import EntityRef
 from app.records import query as query_rules
 from app.records.query import ListQuery, comparable, declared, filter_conditions, order_by, search_condition
 from app.records.values import FieldError, default_for, parse, to_json
+from app.services import services_of
 
 __all__ = ["ListQuery", "ListResult", "RecordService", "StaleVersion"]  # ListQuery lives in app.records.query
 
@@ -97,24 +98,42 @@ def _row(mapping: Mapping[str, Any]) -> dict[str, Any]:
     return dict(mapping)
 
 
-# Called with (service, entity, row) after every insert, inside its transaction (the workflow module
-# registers its auto-start here, so every path — pages, API, WASM host — starts approvals alike).
+# Called with (service, entity, row) after every insert, inside its transaction (the workflow module's
+# StartApprovalOnCreate is one: every path — pages, API, WASM host — starts approvals alike).
 InsertHook = Callable[["RecordService", EntityRef, dict[str, Any]], Awaitable[Any]]
-INSERT_HOOKS: list[InsertHook] = []
 # Called with (service, entity, row as it will be written, row before for an update / None) before every
-# insert and update; raising ValidationFailed refuses the write (app.extensions: record validators).
+# insert and update; raising ValidationFailed refuses the write (app.extensions.hooks.RecordValidators).
 ValidateHook = Callable[["RecordService", EntityRef, dict[str, Any], "dict[str, Any] | None"], Awaitable[Any]]
-VALIDATE_HOOKS: list[ValidateHook] = []
+
+
+@dataclass(frozen=True)
+class RecordHooks:
+    """What a RecordService runs besides its own checks; the app's are listed in app.server.create_app
+    (AppServices.record_hooks). A service built without them runs none."""
+
+    insert: tuple[InsertHook, ...] = ()
+    validate: tuple[ValidateHook, ...] = ()
+
+
+NO_HOOKS = RecordHooks()
+
+
+def app_hooks(session: AsyncSession) -> RecordHooks:
+    """The record hooks of the app that opened `session` (for code that holds only a session: the WASM
+    host API, workflow end actions); none for a session opened outside an app."""
+    services = services_of(session)
+    return services.record_hooks if services is not None else NO_HOOKS
 
 
 class RecordService:
     def __init__(self, session: AsyncSession, tenant_id: uuid.UUID, actor: Actor, can: Callable[[str], bool], *,
-                 scope: DataScope | None = None) -> None:
+                 scope: DataScope | None = None, hooks: RecordHooks = NO_HOOKS) -> None:
         self.db = session
         self.tenant_id = tenant_id
         self.actor = actor
         self.can = can
         self.scope = scope  # None: every row of the tenant (background calls acting as a plugin)
+        self.hooks = hooks  # the app's: AppServices.record_hooks
 
     # -- permission ------------------------------------------------------------------------------
 
@@ -378,7 +397,7 @@ class RecordService:
         now = dt.datetime.now(dt.UTC)
         row = {**values, "id": uuid.uuid4(), "tenant_id": self.tenant_id, "created_at": now, "updated_at": now,
                "created_by": self.actor.user_id, "updated_by": self.actor.user_id, "deleted_at": None, "version": 1}
-        for check in VALIDATE_HOOKS:
+        for check in self.hooks.validate:
             await check(self, entity, row, None)
         try:
             await self._check_in_scope(entity, row)
@@ -395,7 +414,7 @@ class RecordService:
         label = row.get(entity.spec.display_field, row["id"])
         await self._audit(entity, "create", row["id"], None, row, f"Created {entity.spec.label} {label}")
         await self._publish(entity, "created", row)
-        for hook in INSERT_HOOKS:
+        for hook in self.hooks.insert:
             await hook(self, entity, row)
         return row
 
@@ -411,7 +430,7 @@ class RecordService:
         t = entity.table
         now = dt.datetime.now(dt.UTC)
         changes = {**values, "updated_at": now, "updated_by": self.actor.user_id, "version": before["version"] + 1}
-        for check in VALIDATE_HOOKS:
+        for check in self.hooks.validate:
             await check(self, entity, {**before, **changes}, before)
         await self._check_in_scope(entity, {**before, **changes})
         result = await self._write(

@@ -216,9 +216,6 @@ class ComponentStore:
         """The component if this process already holds it (no file access: safe on the event loop)."""
         return self._components.get(wasm_sha256)
 
-    def forget(self, wasm_sha256: str) -> None:
-        self._components.pop(wasm_sha256, None)
-
 
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()

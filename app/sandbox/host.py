@@ -31,7 +31,7 @@ from app.events import Event, EventBus, emit
 from app.manifest import Manifest
 from app.plugins import configs
 from app.plugins.runtime import EntityRef, LoadedPlugin
-from app.records.service import Aggregate, ListQuery, RecordService
+from app.records.service import Aggregate, ListQuery, RecordService, app_hooks
 from app.records.values import to_json
 from app.sandbox.engine import HOST_IMPORT
 from app.sandbox.limits import Limits
@@ -88,7 +88,7 @@ class CallContext:
 
     def records(self) -> RecordService:
         return RecordService(self.session, self.tenant_id, self.principal.actor, self.principal.can,
-                             scope=self.principal.scope)
+                             scope=self.principal.scope, hooks=app_hooks(self.session))
 
     def run(self, make: Callable[[], Awaitable[Any]]) -> Any:
         """Run a coroutine on the loop that owns the session and wait for it (we are in a worker thread)."""

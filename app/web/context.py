@@ -33,7 +33,7 @@ from app.errors import Forbidden, NotFound
 from app.events import EventBus
 from app.identity import directory, sessions, tokens
 from app.plugins import runtime
-from app.records.service import RecordService
+from app.records.service import NO_HOOKS, RecordService
 from app.settings import SYSTEM_TENANT_ID, Settings
 
 SYSTEM_UUID = uuid.UUID(SYSTEM_TENANT_ID)
@@ -109,6 +109,9 @@ class RequestContext:
     scope_cache: ScopeCache | None = None
     switcher_cache: SwitcherCache | None = None
     directory_version: int | None = None  # the system tenant's, read with the request's tenant
+    # The app's app.services.AppServices (app.state.services); typed loosely like `sandbox`: Litestar
+    # resolves this dataclass's annotations, and AppServices names its members for type checkers only.
+    services: Any = None
     _memberships: Switcher | None = field(default=None, repr=False)
     _prefetched: tuple[str, TenantPair] | None = field(default=None, repr=False)  # read with the session
 
@@ -147,7 +150,8 @@ class RequestContext:
 
     def records(self) -> RecordService:
         """The record service bound to this request's tenant, user, permissions and data scope."""
-        return RecordService(self.db, self.tenant_id, self.actor, self.can, scope=self.data_scope())
+        return RecordService(self.db, self.tenant_id, self.actor, self.can, scope=self.data_scope(),
+                             hooks=self.services.record_hooks if self.services is not None else NO_HOOKS)
 
     async def memberships(self) -> Switcher:
         """Tenants the user may switch to (their memberships; all tenants for platform admins)."""
@@ -212,7 +216,8 @@ async def resolve_context(connection: ASGIConnection) -> RequestContext:
     ctx = RequestContext(settings=settings, db=_db(connection), ip=connection.client.host if connection.client else "", is_api=is_api,
                          bus=connection.app.state.bus, sandbox=connection.app.state.sandbox,
                          scope_cache=connection.app.state.scope_cache,
-                         switcher_cache=connection.app.state.get("switcher_cache"))
+                         switcher_cache=connection.app.state.get("switcher_cache"),
+                         services=connection.app.state.get("services"))
     connection.state[STATE_KEY] = ctx
     if settings.is_sqlite and connection.scope.get("method") not in ("GET", "HEAD", "OPTIONS"):
         # A write request takes SQLite's write lock up front: it then waits for a background writer

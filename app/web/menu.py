@@ -1,4 +1,5 @@
-"""The navigation menu: a registry of items, each shown only when `can()` allows it."""
+"""The navigation menu: the base items (a constant, held by each app's AppServices.menu) and the pages of
+the tenant's plugins, each shown only when `can()` allows it."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ class MenuItem:
     order: int = 100
 
 
-_REGISTRY: list[MenuItem] = [
+BASE_MENU: tuple[MenuItem, ...] = (
     MenuItem("", "Home", "/", order=0),
     MenuItem("Administration", "Members", "/admin/members", "db.tenant_users.select", order=10),
     MenuItem("Administration", "Roles", "/admin/roles", "db.roles.select", order=20),
@@ -32,16 +33,14 @@ _REGISTRY: list[MenuItem] = [
     MenuItem("Account", "Approval tasks", "/tasks", None, order=2),
     MenuItem("Account", "Profile", "/account", None, order=5),
     MenuItem("Account", "API tokens", "/account/tokens", None, order=10),
-]
+)
 
 
-def register(item: MenuItem) -> None:
-    if item not in _REGISTRY:
-        _REGISTRY.append(item)
+@dataclass(frozen=True)
+class Menu:
+    """An app's base navigation items (AppServices.menu)."""
 
-
-def unregister_group(group: str) -> None:
-    _REGISTRY[:] = [i for i in _REGISTRY if i.group != group]
+    items: tuple[MenuItem, ...] = BASE_MENU
 
 
 async def plugin_menu(ctx: RequestContext) -> list[MenuItem]:
@@ -63,7 +62,8 @@ def build_menu(ctx: RequestContext, extra: list[MenuItem] | None = None) -> list
     if ctx.user is None or ctx.tenant is None:
         return []
     groups: dict[str, list[MenuItem]] = {}
-    for item in sorted([*_REGISTRY, *(extra or [])], key=lambda i: (i.group != "", i.group, i.order, i.label)):
+    base = ctx.services.menu.items if ctx.services is not None else BASE_MENU
+    for item in sorted([*base, *(extra or [])], key=lambda i: (i.group != "", i.group, i.order, i.label)):
         if item.permission is None or ctx.can(item.permission):
             groups.setdefault(item.group, []).append(item)
     order = ["", *sorted(g for g in groups if g not in {"", "Administration", "Platform", "Account"}),

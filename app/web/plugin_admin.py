@@ -73,7 +73,7 @@ async def _manifest_of(session: AsyncSession, row: PluginPackage) -> tuple[Manif
     """The parsed manifest of any plugin row (also uploaded or uninstalled ones), or why it cannot be parsed."""
     ctx = await lifecycle.validation_context(session, row.plugin_id)
     try:
-        return runtime.load(row, dict(ctx.foreign_entity_specs)).manifest, ""
+        return runtime.catalog_of(session).load(row, dict(ctx.foreign_entity_specs)).manifest, ""
     except ManifestError as exc:
         return None, str(exc)
 
@@ -95,7 +95,7 @@ async def runtime_facts(session: AsyncSession, row: PluginPackage, sandbox: Sand
         return None
     ctx = await lifecycle.validation_context(session, row.plugin_id)
     try:
-        plugin = runtime.load(row, dict(ctx.foreign_entity_specs))
+        plugin = runtime.catalog_of(session).load(row, dict(ctx.foreign_entity_specs))
     except ManifestError:
         return None
     state = sandbox.compile_state(plugin)

@@ -31,7 +31,7 @@ async def _plugin(session: AsyncSession, plugin_id: str) -> tuple[PluginPackage,
     row = await lifecycle.get(session, plugin_id)
     ctx = await lifecycle.validation_context(session, row.plugin_id)
     try:
-        return row, runtime.load(row, dict(ctx.foreign_entity_specs)).manifest
+        return row, runtime.catalog_of(session).load(row, dict(ctx.foreign_entity_specs)).manifest
     except ManifestError as exc:
         raise PortalError(f"The manifest of {plugin_id} cannot be read on this platform now: {exc}") from exc
 

@@ -63,7 +63,7 @@ MAX_COMMENT = 2000
 ACTIVE_STATES = ("running", "stuck")
 OUTCOMES = ("approved", "rejected")
 
-__all__ = ["ADMIN_PERMISSION", "PERMISSIONS", "Forbidden", "decide", "get_task", "instances_for_record",
+__all__ = ["ADMIN_PERMISSION", "PERMISSIONS", "Forbidden", "StartApprovalOnCreate", "decide", "get_task", "instances_for_record",
            "list_processes", "open_task_count", "open_task_count_query", "process_for", "reassign", "retry", "save_process", "start",
            "stuck_instances", "tasks_for"]
 
@@ -178,14 +178,6 @@ def describe_step(step: Mapping[str, Any]) -> tuple[str, str]:
 async def list_processes(session: AsyncSession, tenant_id: uuid.UUID) -> list[WorkflowProcess]:
     return list((await session.scalars(sa.select(WorkflowProcess).where(WorkflowProcess.tenant_id == tenant_id)
                                         .order_by(WorkflowProcess.plugin_id, WorkflowProcess.entity))).all())
-
-
-async def get_process(session: AsyncSession, tenant_id: uuid.UUID, process_id: uuid.UUID) -> WorkflowProcess:
-    row = await session.scalar(sa.select(WorkflowProcess).where(WorkflowProcess.tenant_id == tenant_id,
-                                                                WorkflowProcess.id == process_id))
-    if row is None:
-        raise NotFound("No such approval process in this tenant")
-    return row
 
 
 async def process_for(session: AsyncSession, tenant_id: uuid.UUID, plugin_id: str, entity: str) -> WorkflowProcess | None:
@@ -372,10 +364,12 @@ class Engine:
 
     async def _apply(self, instance: WorkflowInstance, entity: EntityRef, action: Mapping[str, Any]) -> str | None:
         """Set the end action's field through the record service; the reason when it cannot."""
-        from app.records.service import RecordService
+        from app.records.service import RecordService, app_hooks
 
         granted = {entity.permission("select"), entity.permission("update")}
-        svc = RecordService(self.session, self.tenant_id, self.actor, granted.__contains__, scope=None)
+        # The app's hooks: its record validators check this write too.
+        svc = RecordService(self.session, self.tenant_id, self.actor, granted.__contains__, scope=None,
+                            hooks=app_hooks(self.session))
         try:
             await guard.write_end_action(svc, entity, instance.record_id, action["field"], action["value"])
         except ValidationFailed as exc:
@@ -398,34 +392,37 @@ async def start(session: AsyncSession, tenant_id: uuid.UUID, actor: Actor, entit
     return await _engine(session, tenant_id, actor).start(process, entity, row, actor)
 
 
-# Per worker: the (plugin, entity) pairs with an active auto-start process, per tenant, under the policy
-# versions requests read anyway (save_process bumps the tenant's). Spares every insert a query.
-_auto_start_by_version: dict[uuid.UUID, tuple[tuple[int, int], frozenset[tuple[str, str]]]] = {}
+class StartApprovalOnCreate:
+    """The record service's insert hook (AppServices.record_hooks.insert): after every insert, start the
+    entity's approval when its active process says `auto_start` (every path — pages, API, WASM host).
 
+    Per worker it keeps the (plugin, entity) pairs with an active auto-start process, per tenant, under the
+    policy versions requests read anyway (save_process bumps the tenant's): it spares every insert a query."""
 
-async def _auto_start_entities(session: AsyncSession, tenant_id: uuid.UUID) -> frozenset[tuple[str, str]]:
-    versions = runtime.noted_versions(session, tenant_id)
-    cached = _auto_start_by_version.get(tenant_id)
-    if versions is not None and cached is not None and cached[0] == versions:
-        return cached[1]
-    rows = await session.execute(sa.select(WorkflowProcess.plugin_id, WorkflowProcess.entity).where(
-        WorkflowProcess.tenant_id == tenant_id, WorkflowProcess.is_active.is_(True),
-        WorkflowProcess.auto_start.is_(True)))
-    found = frozenset((p, e) for p, e in rows.all())
-    if versions is not None:
-        _auto_start_by_version[tenant_id] = (versions, found)
-    return found
+    def __init__(self) -> None:
+        self._by_version: dict[uuid.UUID, tuple[tuple[int, int], frozenset[tuple[str, str]]]] = {}
 
+    async def entities(self, session: AsyncSession, tenant_id: uuid.UUID) -> frozenset[tuple[str, str]]:
+        versions = runtime.noted_versions(session, tenant_id)
+        cached = self._by_version.get(tenant_id)
+        if versions is not None and cached is not None and cached[0] == versions:
+            return cached[1]
+        rows = await session.execute(sa.select(WorkflowProcess.plugin_id, WorkflowProcess.entity).where(
+            WorkflowProcess.tenant_id == tenant_id, WorkflowProcess.is_active.is_(True),
+            WorkflowProcess.auto_start.is_(True)))
+        found = frozenset((p, e) for p, e in rows.all())
+        if versions is not None:
+            self._by_version[tenant_id] = (versions, found)
+        return found
 
-async def auto_start(session: AsyncSession, tenant_id: uuid.UUID, actor: Actor, entity: EntityRef,
-                     row: Mapping[str, Any]) -> WorkflowInstance | None:
-    """Called by the record service after every insert: start when the entity's process says so."""
-    if (entity.plugin_id, entity.name) not in await _auto_start_entities(session, tenant_id):
-        return None
-    process = await process_for(session, tenant_id, entity.plugin_id, entity.name)
-    if process is None or not process.auto_start:
-        return None
-    return await _engine(session, tenant_id, actor).start(process, entity, row, actor)
+    async def __call__(self, svc: Any, entity: EntityRef, row: dict[str, Any]) -> WorkflowInstance | None:
+        session, tenant_id, actor = svc.db, svc.tenant_id, svc.actor
+        if (entity.plugin_id, entity.name) not in await self.entities(session, tenant_id):
+            return None
+        process = await process_for(session, tenant_id, entity.plugin_id, entity.name)
+        if process is None or not process.auto_start:
+            return None
+        return await _engine(session, tenant_id, actor).start(process, entity, row, actor)
 
 
 async def _load(session: AsyncSession, tenant_id: uuid.UUID, task_id: uuid.UUID) -> tuple[WorkflowTask, WorkflowInstance]:
@@ -626,19 +623,6 @@ def task_json(task: WorkflowTask, instance: WorkflowInstance | None = None) -> d
         out.update({"plugin": instance.plugin_id, "entity": instance.entity, "record_id": instance.record_id,
                     "title": instance.title, "requester": instance.requester_email, "record": instance.snapshot})
     return out
-
-
-async def _auto_start_hook(svc: Any, entity: EntityRef, row: dict[str, Any]) -> None:
-    await auto_start(svc.db, svc.tenant_id, svc.actor, entity, row)
-
-
-def install_hooks() -> None:
-    """Start approvals on create for processes that say so (idempotent; called by create_app)."""
-    from app.records.service import INSERT_HOOKS
-
-    if _auto_start_hook not in INSERT_HOOKS:
-        INSERT_HOOKS.append(_auto_start_hook)
-    guard.install()  # decided fields and locked-while-pending, on every write path
 
 
 async def process_for_any(session: AsyncSession, tenant_id: uuid.UUID, plugin_id: str, entity: str) -> WorkflowProcess | None:

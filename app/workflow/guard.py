@@ -1,5 +1,5 @@
 """Approval integrity, enforced in the record service (so every path — generated forms, JSON API, CSV
-import, WASM host API — is covered by one check, a VALIDATE_HOOKS entry).
+import, WASM host API — is covered by one check, a record-service validate hook).
 
 Two rules:
 - **Decided fields**: a field an active process sets in its end action (`on_approve` / `on_reject`) is
@@ -115,7 +115,8 @@ def _plugin_as_itself(svc: RecordService) -> bool:
 
 
 async def check(svc: RecordService, entity: EntityRef, row: dict[str, Any], before: dict[str, Any] | None) -> None:
-    """The VALIDATE_HOOKS entry: both rules above."""
+    """A record-service validate hook (listed first in create_app: a refused write need not run plugin
+    code): both rules above."""
     if _plugin_as_itself(svc):
         return
     session = svc.db
@@ -145,11 +146,3 @@ async def check(svc: RecordService, entity: EntityRef, row: dict[str, Any], befo
                             f"(it needs the permission {set_permission(entity.name, name)})")
     if errors:
         raise ValidationFailed(errors)
-
-
-def install() -> None:
-    """Register the check with the record service (idempotent; called by app.workflow.install_hooks)."""
-    from app.records.service import VALIDATE_HOOKS
-
-    if check not in VALIDATE_HOOKS:
-        VALIDATE_HOOKS.insert(0, check)  # before record validators: a refused write need not run plugin code

@@ -577,11 +577,12 @@ def test_openapi_documents_the_extension_api(client: Any) -> None:
 def test_tenants_without_validators_pay_no_query_per_write(world: dict[str, Any]) -> None:
     """The enabled validators are cached per worker under the policy versions every request reads."""
     from app.db.models import Tenant
-    from app.extensions import hooks
     from app.plugins import runtime
+    from app.services import SERVICES_KEY
 
     w = world
     acme = w["ids"]["acme"]
+    [validators] = w["app"].state.services.record_hooks.validate  # the app's RecordValidators
 
     async def statements(s: Any) -> list[int]:
         counted: list[str] = []
@@ -594,23 +595,24 @@ def test_tenants_without_validators_pay_no_query_per_write(world: dict[str, Any]
         out = []
         try:
             for _ in range(2):
-                s.info.clear()
+                for key in [k for k in s.info if k != SERVICES_KEY]:  # a new request's session: only the app's services
+                    del s.info[key]
                 tenant = await s.get(Tenant, acme, populate_existing=True)
                 system = await s.get(Tenant, directory.SYSTEM_UUID)
                 runtime.note_versions(s, acme, (tenant.policy_version, system.policy_version))
                 before = len(counted)
-                found = await hooks.active_validators(s, acme)
+                found = await validators.active(s, acme)
                 out.append(len(counted) - before)
                 assert found == ()
         finally:
             sa.event.remove(engine, "before_cursor_execute", count)
         return out
 
-    hooks._validators_by_version.pop(acme, None)
+    validators._by_version.pop(acme, None)
     first, second = in_db(w["app"], statements)
     assert first >= 1 and second == 0  # the second request of the same versions asks the database nothing
     configure(w, "extkit:code-pattern", "Codes", {"pattern": "x"})  # bumps the policy version
-    assert len(in_db(w["app"], lambda s: hooks.active_validators(s, acme))) == 1
+    assert len(in_db(w["app"], lambda s: validators.active(s, acme))) == 1
 
 
 def test_traps_in_extension_calls_count_toward_the_crash_policy(world: dict[str, Any]) -> None:

@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from litestar.testing import TestClient
 
 from app import messages
 from app.audit import Actor
-from app.messages import mail
-from app.settings import SmtpSettings
+from app.server import create_app
+from app.settings import load_settings
 from tests.conftest import _settings_env
 from tests.helpers import login, post_form
 from tests.integration.test_messages import PASSWORD, make_world
@@ -103,9 +104,17 @@ def test_emails_after_commit_respecting_the_preference(client: Any, app: Any, si
     assert [m["Subject"] for m in box.received] == ["Approve order <PO-7>", "after the rollback"]
 
 
-def test_unreachable_smtp_fails_nothing(client: Any, app: Any, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.fixture
+def unreachable_app(settings_env: dict[str, str]) -> Iterator[Any]:
+    """An app whose SMTP port nobody listens on (the mailer is the app's own: AppServices.mailer)."""
+    app = create_app(load_settings({**settings_env, "PORTAL_SMTP_PORT": str(free_port())}))
+    with TestClient(app=app, base_url="http://testserver.local"):
+        yield app
+
+
+def test_unreachable_smtp_fails_nothing(unreachable_app: Any, caplog: pytest.LogCaptureFixture) -> None:
+    app = unreachable_app
     w = make_world(app)
-    mail.configure(SmtpSettings(host="127.0.0.1", port=free_port(), timeout_seconds=2))  # nobody listens there
     with caplog.at_level(logging.WARNING, logger="portal.messages"):
         notify(app, w["acme"], [w["alice"]], "still delivered in-app")
 

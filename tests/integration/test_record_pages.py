@@ -18,7 +18,7 @@ import pytest
 
 from app.access import roles
 from app.audit import Actor
-from app.db.engine import make_alchemy_config
+from app.db.engine import bind_services, make_alchemy_config
 from app.identity import directory
 from app.manifest import default_label
 from app.plugins import lifecycle
@@ -41,6 +41,7 @@ def in_db(app: Any, work: Callable[[Any], Awaitable[Any]]) -> Any:
 
     async def go() -> Any:
         config = make_alchemy_config(app.state.settings)
+        bind_services(config, app.state.services)  # its sessions act for this app (hooks, mailer, plugins)
         try:
             async with config.get_session() as session:
                 result = await work(session)

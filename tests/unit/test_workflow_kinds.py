@@ -37,7 +37,7 @@ def holds(config: dict[str, Any], **record: Any) -> bool:
 
 
 def test_registries_hold_the_built_in_kinds() -> None:
-    # ...plus "extension" (configured implementations) once app.extensions.hooks.install() ran (create_app).
+    # ...plus "extension" (configured implementations) once app.extensions.hooks.register_workflow_kinds() ran (create_app).
     assert set(CONDITIONS) - {"extension"} == {"fields"}
     assert set(SELECTORS) - {"extension"} == {"role", "user", "manager"}
 

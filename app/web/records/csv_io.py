@@ -76,7 +76,7 @@ async def export(request: HTMXRequest, ctx: RequestContext, target: Target) -> S
         yield flush()
         # The request's session is closed once the response starts: stream from a session of our own.
         async with alchemy.get_session() as session:
-            reader = RecordService(session, tenant_id, actor, can, scope=scope)
+            reader = RecordService(session, tenant_id, actor, can, scope=scope, hooks=svc.hooks)
             n = 0
             async for row in reader.iterate(ref, query):
                 writer.writerow([csv_cell(s, row.get(h)) for h, s in zip(header, specs, strict=True)])
