@@ -136,7 +136,8 @@ async def notify_personal(session: AsyncSession, user_id: uuid.UUID, title: str,
     now = utcnow()
     session.add_all([Message(tenant_id=t, user_id=user_id, title=title, body=body, link=link, source=source,
                              sender_id=sender.user_id, created_at=now) for t in tenants])
-    mailer = mail.current()
+    services = services_of(session)  # the mailer of the app that opened this session
+    mailer = services.mailer if services is not None else None
     if mailer is not None:
         addresses = await _email_addresses(session, [user_id])
         if addresses:

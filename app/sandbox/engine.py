@@ -193,6 +193,10 @@ class ComponentStore:
             raise ComponentRejected(job.error)
         return self._components.get(wasm_sha256)
 
+    def forget(self, wasm_sha256: str) -> None:
+        """Drop the in-process component (with its cache file removed, the next need compiles again)."""
+        self._components.pop(wasm_sha256, None)
+
     def cached(self, wasm_sha256: str) -> Component | None:
         """The component from memory or the compile cache file — never a compile, never a wait.
         What a call inside a transaction may use: deserializing takes milliseconds, compiling seconds

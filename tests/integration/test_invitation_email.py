@@ -7,7 +7,7 @@ from typing import Any
 
 from tests.helpers import login, post_form
 from tests.integration.test_invitations import KNOWN, PW, invitation_id, world  # noqa: F401  (fixture)
-from tests.integration.test_messages_email import Sink, settings_env, sink  # noqa: F401  (fixtures)
+from tests.integration.test_messages_email import Sink, client, settings_env, sink  # noqa: F401  (fixtures)
 
 
 def test_an_invitation_is_emailed_with_its_link(client: Any, app: Any, world: Any, sink: tuple[Sink, int]) -> None:  # noqa: F811

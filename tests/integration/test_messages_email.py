@@ -69,6 +69,13 @@ def settings_env(db_url: str, tmp_path: Path, sink: tuple[Sink, int]) -> dict[st
             "PORTAL_SMTP_FROM": "portal@corp.test", "PORTAL_PUBLIC_URL": "https://portal.corp.test"}
 
 
+@pytest.fixture
+def client(app: Any) -> Iterator[TestClient]:
+    """Served at its https public URL, as a browser would reach it (its cookies are Secure there)."""
+    with TestClient(app=app, base_url="https://portal.corp.test") as c:
+        yield c
+
+
 def notify(app: Any, tenant: uuid.UUID, users: list[uuid.UUID], title: str, *, fail: bool = False) -> None:
     async def work(s: Any) -> None:
         await messages.notify(s, tenant, users, title, "Please look", "/t/acme/messages", source="workflow",
