@@ -1,0 +1,37 @@
+"""Checks that keep the house in order, run with the suite (and so in CI): lint, the layer contracts
+(import-linter, configured in pyproject.toml) and the size of modules."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+MAX_MODULE_LINES = 600
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_ruff_finds_nothing() -> None:
+    out = _run(str(BIN / "ruff"), "check", "app", "tests", "bench")
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_layer_contracts_hold() -> None:
+    out = _run(str(BIN / "lint-imports"), "--no-cache")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "0 broken" in out.stdout
+
+
+def test_no_module_is_over_600_lines() -> None:
+    # Migrations are history, and the guest SDK's generated bindings are not ours to cut.
+    big = {
+        str(path.relative_to(ROOT)): n
+        for path in (ROOT / "app").rglob("*.py")
+        if "_bindings.py" not in path.name and (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert big == {}, f"modules over {MAX_MODULE_LINES} lines: {big}"
