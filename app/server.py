@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         record_hooks=RecordHooks(
             insert=(StartApprovalOnCreate(),),  # approvals that start on create (app.workflow)
             validate=(
-                approval_guard.check,  # decided fields, locked while pending (app.workflow.guard); first:
+                approval_guard.ApprovalGuard(),  # decided fields, locked while pending (app.workflow.guard); first:
                 # a write it refuses need not run plugin code
                 RecordValidators(),  # configured record validators (app.extensions.hooks)
             ),

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.access.permissions import PermissionDef, register_permissions
 from app.db.models import WorkflowInstance, WorkflowProcess, WorkflowTask
 from app.errors import Conflict, ValidationFailed
+from app.plugins import runtime
 from app.plugins.runtime import EntityRef
 from app.records.values import default_for, parse, to_json
 
@@ -146,3 +147,32 @@ async def check(svc: RecordService, entity: EntityRef, row: dict[str, Any], befo
                             f"(it needs the permission {set_permission(entity.name, name)})")
     if errors:
         raise ValidationFailed(errors)
+
+
+class ApprovalGuard:
+    """The record-service validate hook (AppServices.record_hooks.validate, listed first): :func:`check`
+    for entities that have an approval process in the tenant.
+
+    Per worker it keeps the (plugin, entity) pairs with a process, per tenant, under the policy versions
+    every request reads (save_process bumps the tenant's): a write to an entity without approvals, the
+    common case, asks the database nothing more."""
+
+    def __init__(self) -> None:
+        self._by_version: dict[uuid.UUID, tuple[tuple[int, int], frozenset[tuple[str, str]]]] = {}
+
+    async def entities(self, session: AsyncSession, tenant_id: uuid.UUID) -> frozenset[tuple[str, str]]:
+        versions = runtime.noted_versions(session, tenant_id)
+        cached = self._by_version.get(tenant_id)
+        if versions is not None and cached is not None and cached[0] == versions:
+            return cached[1]
+        rows = await session.execute(sa.select(WorkflowProcess.plugin_id, WorkflowProcess.entity).where(
+            WorkflowProcess.tenant_id == tenant_id))
+        found = frozenset((p, e) for p, e in rows.all())
+        if versions is not None:
+            self._by_version[tenant_id] = (versions, found)
+        return found
+
+    async def __call__(self, svc: RecordService, entity: EntityRef, row: dict[str, Any],
+                       before: dict[str, Any] | None) -> None:
+        if (entity.plugin_id, entity.name) in await self.entities(svc.db, svc.tenant_id):
+            await check(svc, entity, row, before)

@@ -112,8 +112,8 @@ def test_two_apps_in_one_process_share_no_state(two_apps: dict[str, Any], monkey
     sa_, sb = a.state.services, b.state.services
     assert sa_ is not sb and sa_.plugin_catalog is not sb.plugin_catalog
     assert sa_.record_hooks.insert[0] is not sb.record_hooks.insert[0]
-    # The approval guard (validate[0]) is a stateless function; the validators hook keeps a per-app cache.
-    assert sa_.record_hooks.validate[-1] is not sb.record_hooks.validate[-1]
+    # The approval guard and the validators hook each keep a per-app cache.
+    assert all(x is not y for x, y in zip(sa_.record_hooks.validate, sb.record_hooks.validate, strict=True))
     assert sa_.extension_registry.sandbox is a.state.sandbox and sb.extension_registry.sandbox is b.state.sandbox
 
     # --- plugins: each app serves (and caches) only its own enabled plugins ---------------------------

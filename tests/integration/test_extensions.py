@@ -582,7 +582,7 @@ def test_tenants_without_validators_pay_no_query_per_write(world: dict[str, Any]
 
     w = world
     acme = w["ids"]["acme"]
-    [validators] = w["app"].state.services.record_hooks.validate  # the app's RecordValidators
+    validators = w["app"].state.services.record_hooks.validate[-1]  # the app's RecordValidators (after the approval guard)
 
     async def statements(s: Any) -> list[int]:
         counted: list[str] = []
