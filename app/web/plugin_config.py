@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from litestar import Request, Response, Router, delete, get, post, put
+from litestar import Response, Router, delete, get, post, put
 from litestar.datastructures import FormMultiDict
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -65,7 +66,7 @@ def _editor_of(row: Any, manifest: Manifest) -> Editor:
                   text="" if manifest.config_fields else configs.format_text(row.plain_values or {}))
 
 
-async def _page(request: Request, ctx: RequestContext, plugin_id: str, editor: Editor | None = None,
+async def _page(request: HTMXRequest, ctx: RequestContext, plugin_id: str, editor: Editor | None = None,
                 failure: Failure | None = None, status_code: int = 200) -> Template:
     row, manifest = await _plugin(ctx.db, plugin_id)
     rows = await configs.list_configs(ctx.db, ctx.tenant_id, plugin_id)
@@ -96,7 +97,7 @@ def _text(form: FormMultiDict, key: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-async def _fail(request: Request, ctx: RequestContext, plugin_id: str, exc: PortalError,
+async def _fail(request: HTMXRequest, ctx: RequestContext, plugin_id: str, exc: PortalError,
                 editor: Editor | None) -> Template:
     await ctx.db.rollback()
     for obj in (ctx.user, ctx.tenant):
@@ -113,13 +114,13 @@ def T(path: str) -> str:
 
 
 @get(T(""), opt={"permission": CONFIGURE}, include_in_schema=False)
-async def config_page(request: Request, ctx: RequestContext, plugin_id: str) -> Template:
+async def config_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str) -> Template:
     """The list of configurations; `?new` or `?edit=<name>` adds the editor (HTMX gets the editor alone)."""
     return await _page(request, ctx, plugin_id)
 
 
 @post(T(""), opt={"permission": CONFIGURE}, include_in_schema=False)
-async def save_page(request: Request, ctx: RequestContext, plugin_id: str) -> Template | Redirect:
+async def save_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str) -> Template | Redirect:
     form = await request.form()
     _, manifest = await _plugin(ctx.db, plugin_id)
     original = _text(form, "original")
@@ -154,7 +155,7 @@ async def save_page(request: Request, ctx: RequestContext, plugin_id: str) -> Te
 
 
 @post(T("/activate"), opt={"permission": CONFIGURE}, include_in_schema=False)
-async def activate_page(request: Request, ctx: RequestContext, plugin_id: str) -> Template | Redirect:
+async def activate_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str) -> Template | Redirect:
     form = await request.form()
     name = _text(form, "name") or None
     try:
@@ -167,7 +168,7 @@ async def activate_page(request: Request, ctx: RequestContext, plugin_id: str) -
 
 
 @post(T("/delete"), opt={"permission": CONFIGURE}, include_in_schema=False)
-async def delete_page(request: Request, ctx: RequestContext, plugin_id: str) -> Template | Redirect:
+async def delete_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str) -> Template | Redirect:
     form = await request.form()
     name = _text(form, "name")
     try:
