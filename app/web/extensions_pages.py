@@ -13,6 +13,7 @@ from litestar import delete, get, patch, post
 from litestar.exceptions import PermissionDeniedException
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
+from litestar.types import ControllerRouterHandler
 
 from app import audit, extensions
 from app.audit import Actor
@@ -362,4 +363,4 @@ class TooManyAttempts(PortalError):
     title = "Too many attempts"
 
 
-ROUTES: list[Any] = [*API_ROUTES, *PAGE_ROUTES, auto_login]
+ROUTES: list[ControllerRouterHandler] = [*API_ROUTES, *PAGE_ROUTES, auto_login]

@@ -37,7 +37,7 @@ def principal(ctx: RequestContext) -> Principal:
 
 
 def _sandbox(request: HTMXRequest) -> Sandbox:
-    return request.app.state.sandbox  # type: ignore[no-any-return]
+    return request.app.state.sandbox
 
 
 # How long a page or action waits for a component that is still compiling (just installed) before it

@@ -25,6 +25,7 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, Parameter
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
+from litestar.types import ControllerRouterHandler
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -388,7 +389,7 @@ async def new_tenants_page(request: HTMXRequest, ctx: RequestContext, plugin_id:
                          f"{plugin_id} {'will be' if on else 'will no longer be'} enabled in new tenants")
 
 
-HTML_ROUTES = [plugins_page, upload_page, plugin_page, install_page, enable_page, disable_page, uninstall_page,
+HTML_ROUTES: list[ControllerRouterHandler] = [plugins_page, upload_page, plugin_page, install_page, enable_page, disable_page, uninstall_page,
                upgrade_page, purge_page, new_tenants_page]
 
 
@@ -547,9 +548,9 @@ api_router = Router(
                     api_purge_delete, api_upgrade, api_health],
     tags=["plugins"],
     exception_handlers={ManifestRejected: _manifest_problem, DestructiveUpgrade: _destructive_problem,
-                        PackageError: _package_problem},  # type: ignore[dict-item]
+                        PackageError: _package_problem},
 )
 
-ROUTES = [*HTML_ROUTES, api_router]
+ROUTES: list[ControllerRouterHandler] = [*HTML_ROUTES, api_router]
 
 __all__ = ["ROUTES", "describe", "health", "list_plugins", "plugin_json"]

@@ -12,6 +12,7 @@ from litestar import Response, Router, delete, get, post, put
 from litestar.datastructures import FormMultiDict
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
+from litestar.types import ControllerRouterHandler
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import PluginPackage
@@ -180,7 +181,7 @@ async def delete_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str)
                     f"Deleted configuration {name}")
 
 
-HTML_ROUTES = [config_page, save_page, activate_page, delete_page]
+HTML_ROUTES: list[ControllerRouterHandler] = [config_page, save_page, activate_page, delete_page]
 
 
 # --- JSON API -----------------------------------------------------------------------------------
@@ -250,6 +251,6 @@ async def api_delete(ctx: RequestContext, plugin_id: str, name: str,
 api_router = Router(path="/api/v1/admin/plugins/{plugin_id:str}/config",
                     route_handlers=[api_list, api_put, api_activate, api_delete], tags=["plugins"])
 
-ROUTES = [*HTML_ROUTES, api_router]
+ROUTES: list[ControllerRouterHandler] = [*HTML_ROUTES, api_router]
 
 __all__ = ["ROUTES", "field_json"]
