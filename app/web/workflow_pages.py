@@ -240,14 +240,15 @@ async def process_save(request: HTMXRequest, ctx: RequestContext) -> Template | 
     plugin_id, name = _entity_param(request)
     entity = await _entity_of(ctx)(plugin_id, name)
     form = await request.form()
-    data = {"name": form.get("name"), "steps": _steps_from_form(form), "auto_start": form.get("auto_start") == "on",
+    steps = _steps_from_form(form)
+    data = {"name": form.get("name"), "steps": steps, "auto_start": form.get("auto_start") == "on",
             "is_active": form.get("is_active") == "on", "on_approve": _end(form, "on_approve"),
             "on_reject": _end(form, "on_reject")}
     try:
         async with ctx.db.begin_nested():
             await workflow.save_process(ctx.db, _tenant(ctx), ctx.actor, entity, data)
     except ValidationFailed as exc:
-        values = {**data, "steps": [*_form_steps(data["steps"])[:len(data["steps"])], *_form_steps([])],
+        values = {**data, "steps": [*_form_steps(steps)[:len(steps)], *_form_steps([])],
                   "on_approve": data["on_approve"] or {}, "on_reject": data["on_reject"] or {}}
         return await _process_form(request, ctx, entity, values, exc.errors, 422)
     return redirect(f"/t/{ctx.tenant.slug}/admin/workflow", f"Saved the approval process for {entity.spec.label}")  # type: ignore[union-attr]
