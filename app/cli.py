@@ -6,7 +6,7 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -277,7 +277,7 @@ def events_prune(days: int) -> None:
         old = sa.select(EventRecord.id).where(EventRecord.created_at < before,
                                                EventRecord.status.not_in(("pending", "running")))
         await s.execute(sa.delete(EventDelivery).where(EventDelivery.event_id.in_(old)))
-        result = await s.execute(sa.delete(EventRecord).where(EventRecord.id.in_(old)))
+        result = cast(sa.CursorResult[Any], await s.execute(sa.delete(EventRecord).where(EventRecord.id.in_(old))))
         return int(result.rowcount or 0)
 
     click.echo(f"Deleted {run_db(settings, work)} event(s) from before {before:%Y-%m-%d %H:%M} UTC")

@@ -52,4 +52,4 @@ class AppServices:
 
 def services_of(session: Any) -> AppServices | None:
     """The services of the app whose SQLAlchemy config opened `session` (None outside an app)."""
-    return session.info.get(SERVICES_KEY)  # type: ignore[no-any-return]
+    return session.info.get(SERVICES_KEY)

@@ -331,6 +331,7 @@ def parse_rule(raw: Any, where: str) -> tuple[ScopeRule | None, str | None]:
         return None, None
     if raw == "unit":  # shorthand: every row of the member's unit
         return ScopeRule("all", by_unit=True), None
+    kind: object
     if isinstance(raw, str):
         kind, by_unit = raw, False
     elif isinstance(raw, Mapping):

@@ -27,7 +27,7 @@ import uuid
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
@@ -168,7 +168,7 @@ async def emit(session: AsyncSession, event: Event) -> Event:
     return recorded
 
 
-_INSERT = sa.insert(EventRecord.__table__)
+_INSERT = sa.insert(cast(sa.Table, EventRecord.__table__))  # declarative types __table__ as FromClause
 
 
 async def _has_subscribers(session: AsyncSession, event: Event) -> bool:

@@ -29,7 +29,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -94,7 +94,7 @@ class Dispatcher:
             self._task = None
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
         # Claims interrupted by the shutdown go back to pending at once (deliveries made are kept).
-        t = EventRecord.__table__
+        t = cast(sa.Table, EventRecord.__table__)
         try:
             async with self.session_factory() as session:
                 await session.execute(sa.update(t).where(t.c.status == "running", t.c.claimed_by == self.worker)
@@ -167,7 +167,7 @@ class Dispatcher:
     async def release_stale(self) -> int:
         """Return claims older than the claim timeout (their worker died) to pending."""
         limit = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=self.settings.event_claim_timeout_seconds)
-        t = EventRecord.__table__
+        t = cast(sa.Table, EventRecord.__table__)
         async with self.session_factory() as session:
             result = await session.execute(sa.update(t).where(t.c.status == "running", t.c.claimed_at < limit)
                                            .values(status="pending"))
@@ -181,7 +181,7 @@ class Dispatcher:
         """Take up to `limit` pending events for this worker, oldest first. The candidates are locked
         (PostgreSQL: FOR UPDATE SKIP LOCKED, so concurrent claimers take different rows; SQLite: the
         transaction holds the write lock), and the UPDATE re-checks `status = 'pending'`."""
-        t = EventRecord.__table__
+        t = cast(sa.Table, EventRecord.__table__)
         if session.bind.dialect.name == "sqlite":
             await session.connection(execution_options={SQLITE_WRITE_LOCK: True})
         candidates = sa.select(t.c.id).where(t.c.status == "pending").order_by(t.c.created_at).limit(limit)
@@ -285,7 +285,7 @@ class Dispatcher:
         return status == "ok"
 
     async def _finish(self, event_id: uuid.UUID, status: str) -> None:
-        t = EventRecord.__table__
+        t = cast(sa.Table, EventRecord.__table__)
         async with self.session_factory() as session:
             await session.execute(sa.update(t).where(t.c.id == event_id, t.c.claimed_by == self.worker)
                                   .values(status=status, finished_at=dt.datetime.now(dt.UTC)))

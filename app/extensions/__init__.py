@@ -176,6 +176,11 @@ def _builtins() -> Mapping[tuple[str, str], Builtin]:
             raise NobodySelected(selection.reason)
         return list(selection.user_ids)
 
+    def selector_runner(kind: Any) -> BuiltinRun:
+        async def run(ctx: Context, values: Mapping[str, Any]) -> list[uuid.UUID]:
+            return await selector_run(kind, ctx, values)
+        return run
+
     def selector_check(kind: Any) -> BuiltinCheck:
         async def check(session: AsyncSession, tenant_id: uuid.UUID, values: Mapping[str, Any]) -> dict[str, str]:
             try:
@@ -191,7 +196,7 @@ def _builtins() -> Mapping[tuple[str, str], Builtin]:
                          (manager_kind, ())):
         add(Builtin(
             Implementation(USER_SELECTOR, "", kind.name, kind.label, kind.__doc__ or kind.label, fields),
-            lambda ctx, values, _kind=kind: selector_run(_kind, ctx, values), selector_check(kind)))
+            selector_runner(kind), selector_check(kind)))
     return MappingProxyType({(b.impl.point, b.impl.name): b for b in found})
 
 

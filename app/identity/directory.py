@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,7 +24,20 @@ SYSTEM_UUID = uuid.UUID(SYSTEM_TENANT_ID)
 LANGUAGES = ("en", "zh")
 
 
-def tenant_dict(t: Tenant) -> dict[str, object]:
+class TenantLike(Protocol):
+    """What `tenant_dict` reads: a `Tenant` row, or a plain snapshot of one (the web switcher's)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def slug(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def is_active(self) -> bool: ...
+
+
+def tenant_dict(t: TenantLike) -> dict[str, object]:
     return {"id": str(t.id), "slug": t.slug, "name": t.name, "is_active": t.is_active}
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -75,7 +76,8 @@ async def chain_above(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid
 async def _emails(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
     if not ids:
         return {}
-    return dict((await session.execute(sa.select(User.id, User.email).where(User.id.in_(ids)))).all())
+    rows = (await session.execute(sa.select(User.id, User.email).where(User.id.in_(ids)))).all()
+    return {uid: email for uid, email in rows}
 
 
 async def set_manager(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, user_id: uuid.UUID,
@@ -139,7 +141,7 @@ async def set_unit(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, us
 async def detach(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> int:
     """Before a member leaves: their reports move up to the leaver's own manager. Returns how many moved."""
     member = await _membership(session, tenant_id, user_id)
-    moved = (await session.execute(
+    moved = cast(sa.CursorResult[Any], await session.execute(
         sa.update(Membership).where(Membership.tenant_id == tenant_id, Membership.manager_id == user_id)
         .values(manager_id=member.manager_id))).rowcount or 0
     await bump_hierarchy_version(session, tenant_id)

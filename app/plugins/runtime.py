@@ -128,7 +128,7 @@ class PluginCatalog:
         )).all()
         parsed = self._parsed
         if all(tuple(k) in parsed for k in keys):
-            return [parsed[tuple(k)] for k in keys]  # type: ignore[index]
+            return [parsed[tuple(k)] for k in keys]
         rows = (await session.scalars(
             select(PluginPackage).where(PluginPackage.plugin_id.in_([k[0] for k in keys]))
             .order_by(PluginPackage.plugin_id)
@@ -180,7 +180,7 @@ def note_versions(session: AsyncSession, tenant_id: uuid.UUID, versions: tuple[i
 def noted_versions(session: AsyncSession, tenant_id: uuid.UUID) -> tuple[int, int] | None:
     """The (tenant, system) policy versions this session read for `tenant_id`, if any: a key for
     per-worker caches of tenant settings that bump the tenant's policy_version when they change."""
-    return session.info.get(VERSIONS_KEY, {}).get(tenant_id)  # type: ignore[no-any-return]
+    return session.info.get(VERSIONS_KEY, {}).get(tenant_id)
 
 
 def forget_enabled(session: AsyncSession) -> None:

@@ -9,6 +9,7 @@ publishes `{plugin}.{entity}.created|updated|deleted|restored` after the transac
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -94,7 +95,7 @@ class ListResult:
         return max(1, -(-self.total // self.query.size))
 
 
-def _row(mapping: Mapping[str, Any]) -> dict[str, Any]:
+def _row(mapping: Mapping[Any, Any]) -> dict[str, Any]:
     return dict(mapping)
 
 
@@ -174,18 +175,18 @@ class RecordService:
         total, capped = await self.count(stmt, query.count_cap)
         return ListResult([_row(r) for r in rows], total, capped, query)
 
-    async def aggregate(self, entity: EntityRef, spec: Aggregate) -> list[dict[str, Any]]:
+    async def aggregate(self, entity: EntityRef, spec: Aggregate) -> builtins.list[dict[str, Any]]:
         """Grouped counts/sums/averages/min/max over the rows this user may select."""
         self.require(entity, "select")
         t = entity.table
         errors: dict[str, str] = {}
         groups = []
-        for i, name in enumerate(spec.group_by):
-            f = declared(entity, name)
+        for i, group in enumerate(spec.group_by):
+            f = declared(entity, group)
             if not comparable(f):
-                errors[f"group_by[{i}]"] = f"cannot group by {name!r}"
+                errors[f"group_by[{i}]"] = f"cannot group by {group!r}"
             else:
-                groups.append(t.c[name].label(name))
+                groups.append(t.c[group].label(group))
         columns = []
         whole: set[str] = set()  # integer results (PostgreSQL sums integers as numeric)
         for i, (fn, name) in enumerate(spec.metrics):
@@ -261,7 +262,7 @@ class RecordService:
                                                                          t.c.id.in_(wanted)))
         return {rid: str(label) for rid, label in rows.all()}
 
-    async def search_labels(self, entity: EntityRef, q: str, limit: int = 20) -> list[tuple[uuid.UUID, str]]:
+    async def search_labels(self, entity: EntityRef, q: str, limit: int = 20) -> builtins.list[tuple[uuid.UUID, str]]:
         self.require(entity, "select")
         t = entity.table
         label_col = t.c.get(entity.spec.display_field, t.c.id)
@@ -482,7 +483,7 @@ class RecordService:
             count += 1
         return count
 
-    async def import_rows(self, entity: EntityRef, rows: list[dict[str, Any]]) -> tuple[int, dict[int, dict[str, str]]]:
+    async def import_rows(self, entity: EntityRef, rows: builtins.list[dict[str, Any]]) -> tuple[int, dict[int, dict[str, str]]]:
         """Insert all rows or none: returns (inserted, errors by 1-based row number)."""
         self.require(entity, "insert")
         errors: dict[int, dict[str, str]] = {}

@@ -52,17 +52,17 @@ def parse(field: FieldSpec, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
             raise FieldError("Enter a number.")
         try:
-            number = Decimal(str(value))
+            amount = Decimal(str(value))
         except InvalidOperation as exc:
             raise FieldError("Enter a number, like 12.50.") from exc
-        if not number.is_finite():
+        if not amount.is_finite():
             raise FieldError("Enter a finite number.")
         scale = field.scale if field.scale is not None else 2
         precision = field.precision or 18
-        if number and number.adjusted() >= precision - scale:  # first: quantize() cannot hold huge values
+        if amount and amount.adjusted() >= precision - scale:  # first: quantize() cannot hold huge values
             raise FieldError(f"Use at most {precision - scale} digits before the decimal point.")
-        quantized = number.quantize(Decimal(1).scaleb(-scale), context=Context(prec=precision + 1))
-        if quantized != number:
+        quantized = amount.quantize(Decimal(1).scaleb(-scale), context=Context(prec=precision + 1))
+        if quantized != amount:
             raise FieldError(f"Use at most {scale} decimal places.")
         if abs(quantized) >= Decimal(10) ** (precision - scale):
             raise FieldError(f"Use at most {precision - scale} digits before the decimal point.")

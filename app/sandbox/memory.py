@@ -106,9 +106,9 @@ def _creator_finalize(_env: Any) -> None:
 
 
 _creator = ffi.wasmtime_memory_creator_t()
-_creator.env = None
-_creator.new_memory = _new_memory
-_creator.finalizer = _creator_finalize
+_creator.env = None  # type: ignore[assignment]  # wasmtime annotates the ctypes fields as pointers; NULL and CFUNCTYPE are what C takes
+_creator.new_memory = _new_memory  # type: ignore[assignment]  # (same: a CFUNCTYPE callback in a pointer-annotated field)
+_creator.finalizer = _creator_finalize  # type: ignore[assignment]  # (same)
 
 
 def install(config: Config) -> None:

@@ -344,12 +344,12 @@ class Sandbox:
             duration = (time.perf_counter() - started) * 1000
             payload: str | None = None
             if failure is None:
-                message = _error_of(result)
-                if message is not None:
-                    kind = "memory_mb" if "MemoryError" in message else "error"
+                reported = _error_of(result)
+                if reported is not None:
+                    kind = "memory_mb" if "MemoryError" in reported else "error"
                     text = (f"the plugin ran out of memory (limit {limits.memory_mb} MiB)" if kind == "memory_mb"
-                            else f"the plugin reported an error: {message[:500]}")
-                    failure = GuestFailure(plugin.id, kind, text, message, counts_as_trap=kind != "error")
+                            else f"the plugin reported an error: {reported[:500]}")
+                    failure = GuestFailure(plugin.id, kind, text, reported, counts_as_trap=kind != "error")
                 else:
                     # result<string, string> lifts to a Variant; result<bool|list, string> to the bare value.
                     payload = result.payload if isinstance(result, Variant) else result

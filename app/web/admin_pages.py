@@ -6,8 +6,9 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from litestar import Request, get, post
+from litestar import get, post
 from litestar.datastructures import FormMultiDict
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 from sqlalchemy import func, select
 
@@ -45,14 +46,14 @@ def _s(form: FormMultiDict, key: str, limit: int = 1000) -> str:
 # --- home ----------------------------------------------------------------------------------------
 
 @get(T("/"), opt={"auth": True}, include_in_schema=False)
-async def home(request: Request, ctx: RequestContext) -> Template:
+async def home(request: HTMXRequest, ctx: RequestContext) -> Template:
     count = await ctx.db.scalar(select(func.count()).select_from(Membership).where(Membership.tenant_id == ctx.tenant_id))
     return await page(request, ctx, "home.html", member_count=count)
 
 
 # --- tenants (platform) --------------------------------------------------------------------------
 
-async def _tenants_page(request: Request, ctx: RequestContext, errors: dict[str, str] | None = None,
+async def _tenants_page(request: HTMXRequest, ctx: RequestContext, errors: dict[str, str] | None = None,
                         values: dict[str, str] | None = None, status_code: int = 200) -> Template:
     p = Pager(request)
     rows, p.total = await directory.list_tenants(ctx.db, p.q, p.offset, p.size)
@@ -61,12 +62,12 @@ async def _tenants_page(request: Request, ctx: RequestContext, errors: dict[str,
 
 
 @get(T("/admin/tenants"), opt={"permission": "db.tenants.select"}, include_in_schema=False)
-async def tenants_list(request: Request, ctx: RequestContext) -> Template:
+async def tenants_list(request: HTMXRequest, ctx: RequestContext) -> Template:
     return await _tenants_page(request, ctx)
 
 
 @post(T("/admin/tenants"), opt={"permission": "db.tenants.insert"}, include_in_schema=False)
-async def tenants_create(request: Request, ctx: RequestContext) -> Template | Redirect:
+async def tenants_create(request: HTMXRequest, ctx: RequestContext) -> Template | Redirect:
     form = await request.form()
     values = {"slug": _s(form, "slug", 100), "name": _s(form, "name", 300)}
     try:
@@ -77,13 +78,13 @@ async def tenants_create(request: Request, ctx: RequestContext) -> Template | Re
 
 
 @get(T("/admin/tenants/{tenant_id:uuid}"), opt={"permission": "db.tenants.select"}, include_in_schema=False)
-async def tenant_edit(request: Request, ctx: RequestContext, tenant_id: uuid.UUID) -> Template:
+async def tenant_edit(request: HTMXRequest, ctx: RequestContext, tenant_id: uuid.UUID) -> Template:
     target = await directory.get_tenant(ctx.db, str(tenant_id))
     return await page(request, ctx, "admin/tenant_edit.html", target=target, errors={}, values={"name": target.name})
 
 
 @post(T("/admin/tenants/{tenant_id:uuid}"), opt={"permission": "db.tenants.update"}, include_in_schema=False)
-async def tenant_update(request: Request, ctx: RequestContext, tenant_id: uuid.UUID) -> Template | Redirect:
+async def tenant_update(request: HTMXRequest, ctx: RequestContext, tenant_id: uuid.UUID) -> Template | Redirect:
     target = await directory.get_tenant(ctx.db, str(tenant_id))
     form = await request.form()
     values = {"name": _s(form, "name", 300)}
@@ -98,7 +99,7 @@ async def tenant_update(request: Request, ctx: RequestContext, tenant_id: uuid.U
 
 # --- members -------------------------------------------------------------------------------------
 
-async def _members_page(request: Request, ctx: RequestContext, errors: dict[str, str] | None = None,
+async def _members_page(request: HTMXRequest, ctx: RequestContext, errors: dict[str, str] | None = None,
                         values: dict[str, str] | None = None, status_code: int = 200,
                         row_errors: dict[uuid.UUID, dict[str, str]] | None = None,
                         row_values: dict[uuid.UUID, dict[str, str]] | None = None) -> Template:
@@ -117,7 +118,7 @@ async def _members_page(request: Request, ctx: RequestContext, errors: dict[str,
 
 
 @get(T("/admin/members"), opt={"permission": "db.tenant_users.select"}, include_in_schema=False)
-async def members_list(request: Request, ctx: RequestContext) -> Template:
+async def members_list(request: HTMXRequest, ctx: RequestContext) -> Template:
     return await _members_page(request, ctx)
 
 
@@ -149,7 +150,7 @@ async def invite_from(ctx: RequestContext, values: dict[str, str]) -> invitation
 
 
 @post(T("/admin/members"), opt={"permission": "db.tenant_users.insert"}, include_in_schema=False)
-async def members_add(request: Request, ctx: RequestContext) -> Template | Redirect:
+async def members_add(request: HTMXRequest, ctx: RequestContext) -> Template | Redirect:
     form = await request.form()
     values = {k: _s(form, k, 300) for k in ("email", "display_name", "password", "role", "manager", "unit")}
     try:
@@ -167,7 +168,7 @@ async def members_add(request: Request, ctx: RequestContext) -> Template | Redir
     return redirect(f"/t/{ctx.tenant.slug}/admin/members", message)  # type: ignore[union-attr]
 
 
-async def _refused(request: Request, ctx: RequestContext, exc: Conflict) -> Template:
+async def _refused(request: HTMXRequest, ctx: RequestContext, exc: Conflict) -> Template:
     """A refused member change (the tenant's last Admin): the members page again, saying why."""
     await ctx.db.rollback()  # nothing of the refused change may show
     for obj in (ctx.user, ctx.tenant):
@@ -176,7 +177,7 @@ async def _refused(request: Request, ctx: RequestContext, exc: Conflict) -> Temp
 
 
 @post(T("/admin/members/{user_id:uuid}/role"), opt={"permission": "db.tenant_users.update"}, include_in_schema=False)
-async def members_role(request: Request, ctx: RequestContext, user_id: uuid.UUID) -> Template | Redirect:
+async def members_role(request: HTMXRequest, ctx: RequestContext, user_id: uuid.UUID) -> Template | Redirect:
     form = await request.form()
     role = await role_service.get_role(ctx.db, ctx.tenant_id, _s(form, "role", 100))
     try:
@@ -188,7 +189,7 @@ async def members_role(request: Request, ctx: RequestContext, user_id: uuid.UUID
 
 @post(T("/admin/members/{user_id:uuid}/reporting"), opt={"permission": "db.tenant_users.update"},
       include_in_schema=False)
-async def members_reporting(request: Request, ctx: RequestContext, user_id: uuid.UUID) -> Template | Redirect:
+async def members_reporting(request: HTMXRequest, ctx: RequestContext, user_id: uuid.UUID) -> Template | Redirect:
     """Set a member's manager (email; empty clears it) and unit; refused moves re-render inline."""
     form = await request.form()
     values = {"manager": _s(form, "manager", 300), "unit": _s(form, "unit", 200)}
@@ -206,7 +207,7 @@ async def members_reporting(request: Request, ctx: RequestContext, user_id: uuid
 
 
 @post(T("/admin/members/{user_id:uuid}/remove"), opt={"permission": "db.tenant_users.delete"}, include_in_schema=False)
-async def members_remove(request: Request, ctx: RequestContext, user_id: uuid.UUID) -> Template | Redirect:
+async def members_remove(request: HTMXRequest, ctx: RequestContext, user_id: uuid.UUID) -> Template | Redirect:
     try:
         await directory.remove_member(ctx.db, ctx.actor, ctx.tenant_id, user_id)
     except Conflict as exc:
@@ -216,7 +217,7 @@ async def members_remove(request: Request, ctx: RequestContext, user_id: uuid.UU
 
 # --- roles ---------------------------------------------------------------------------------------
 
-async def _roles_page(request: Request, ctx: RequestContext, errors: dict[str, str] | None = None,
+async def _roles_page(request: HTMXRequest, ctx: RequestContext, errors: dict[str, str] | None = None,
                       values: dict[str, str] | None = None, status_code: int = 200) -> Template:
     rows = await role_service.list_roles(ctx.db, ctx.tenant_id)
     return await page(request, ctx, "admin/roles.html", status_code=status_code, rows=rows, errors=errors or {},
@@ -224,12 +225,12 @@ async def _roles_page(request: Request, ctx: RequestContext, errors: dict[str, s
 
 
 @get(T("/admin/roles"), opt={"permission": "db.roles.select"}, include_in_schema=False)
-async def roles_list(request: Request, ctx: RequestContext) -> Template:
+async def roles_list(request: HTMXRequest, ctx: RequestContext) -> Template:
     return await _roles_page(request, ctx)
 
 
 @post(T("/admin/roles"), opt={"permission": "db.roles.insert"}, include_in_schema=False)
-async def roles_create(request: Request, ctx: RequestContext) -> Template | Redirect:
+async def roles_create(request: HTMXRequest, ctx: RequestContext) -> Template | Redirect:
     form = await request.form()
     values = {"name": _s(form, "name", 200), "description": _s(form, "description", 600)}
     try:
@@ -239,7 +240,7 @@ async def roles_create(request: Request, ctx: RequestContext) -> Template | Redi
     return redirect(f"/t/{ctx.tenant.slug}/admin/roles/{role.id}", f"Role {role.name} created")  # type: ignore[union-attr]
 
 
-async def _role_page(request: Request, ctx: RequestContext, role_id: uuid.UUID, errors: dict[str, str] | None = None,
+async def _role_page(request: HTMXRequest, ctx: RequestContext, role_id: uuid.UUID, errors: dict[str, str] | None = None,
                      values: dict[str, str] | None = None, status_code: int = 200,
                      scope_values: dict[str, scopes.ScopeRule] | None = None) -> Template:
     role = await role_service.get_role(ctx.db, ctx.tenant_id, role_id)
@@ -260,12 +261,12 @@ async def _role_page(request: Request, ctx: RequestContext, role_id: uuid.UUID, 
 
 
 @get(T("/admin/roles/{role_id:uuid}"), opt={"permission": "db.role_permissions.select"}, include_in_schema=False)
-async def role_detail(request: Request, ctx: RequestContext, role_id: uuid.UUID) -> Template:
+async def role_detail(request: HTMXRequest, ctx: RequestContext, role_id: uuid.UUID) -> Template:
     return await _role_page(request, ctx, role_id)
 
 
 @post(T("/admin/roles/{role_id:uuid}"), opt={"permission": "db.roles.update"}, include_in_schema=False)
-async def role_update(request: Request, ctx: RequestContext, role_id: uuid.UUID) -> Template | Redirect:
+async def role_update(request: HTMXRequest, ctx: RequestContext, role_id: uuid.UUID) -> Template | Redirect:
     role = await role_service.get_role(ctx.db, ctx.tenant_id, role_id)
     form = await request.form()
     values = {"name": _s(form, "name", 200), "description": _s(form, "description", 600)}
@@ -278,7 +279,7 @@ async def role_update(request: Request, ctx: RequestContext, role_id: uuid.UUID)
 
 @post(T("/admin/roles/{role_id:uuid}/grants"), opt={"permission": "db.role_permissions.insert"},
       include_in_schema=False)
-async def role_grants(request: Request, ctx: RequestContext, role_id: uuid.UUID) -> Template | Redirect:
+async def role_grants(request: HTMXRequest, ctx: RequestContext, role_id: uuid.UUID) -> Template | Redirect:
     role = await role_service.get_role(ctx.db, ctx.tenant_id, role_id)
     form = await request.form()
     wanted = [str(v) for v in form.getall("perm")] if "perm" in form else []
@@ -314,7 +315,7 @@ def scope_rules_from_form(form: FormMultiDict) -> tuple[dict[str, scopes.ScopeRu
 
 @post(T("/admin/roles/{role_id:uuid}/scopes"), opt={"permission": "db.role_permissions.insert"},
       include_in_schema=False)
-async def role_scopes(request: Request, ctx: RequestContext, role_id: uuid.UUID) -> Template | Redirect:
+async def role_scopes(request: HTMXRequest, ctx: RequestContext, role_id: uuid.UUID) -> Template | Redirect:
     role = await role_service.get_role(ctx.db, ctx.tenant_id, role_id)
     form = await request.form()
     rules, errors = scope_rules_from_form(form)
@@ -369,7 +370,7 @@ async def query_audit(ctx: RequestContext, p: Pager, action: str, actor: str, si
 
 
 @get(T("/admin/audit"), opt={"permission": "db.audit_log.select"}, include_in_schema=False)
-async def audit_list(request: Request, ctx: RequestContext, action: str = "", actor: str = "", since: str = "",
+async def audit_list(request: HTMXRequest, ctx: RequestContext, action: str = "", actor: str = "", since: str = "",
                      until: str = "") -> Template:
     p = Pager(request)
     p.extra = {"action": action[:100], "actor": actor[:254], "since": since[:10], "until": until[:10]}
@@ -381,7 +382,7 @@ async def audit_list(request: Request, ctx: RequestContext, action: str = "", ac
 # --- explain -------------------------------------------------------------------------------------
 
 @get(T("/admin/explain"), opt={"permission": "ui.admin.explain"}, include_in_schema=False)
-async def explain_page(request: Request, ctx: RequestContext, user: str = "", permission: str = "") -> Template:
+async def explain_page(request: HTMXRequest, ctx: RequestContext, user: str = "", permission: str = "") -> Template:
     result = None
     errors: dict[str, str] = {}
     status = 200
@@ -400,7 +401,7 @@ async def explain_page(request: Request, ctx: RequestContext, user: str = "", pe
 # --- own profile ---------------------------------------------------------------------------------
 
 @get(T("/account"), opt={"auth": True}, include_in_schema=False)
-async def profile(request: Request, ctx: RequestContext) -> Template:
+async def profile(request: HTMXRequest, ctx: RequestContext) -> Template:
     user = ctx.user
     assert user is not None
     return await page(request, ctx, "account/profile.html", errors={},
@@ -409,7 +410,7 @@ async def profile(request: Request, ctx: RequestContext) -> Template:
 
 
 @post(T("/account"), opt={"auth": True}, include_in_schema=False)
-async def profile_save(request: Request, ctx: RequestContext) -> Template | Redirect:
+async def profile_save(request: HTMXRequest, ctx: RequestContext) -> Template | Redirect:
     user = ctx.user
     assert user is not None
     form = await request.form()
@@ -437,7 +438,7 @@ async def profile_save(request: Request, ctx: RequestContext) -> Template | Redi
 
 # --- own API tokens ------------------------------------------------------------------------------
 
-async def _tokens_page(request: Request, ctx: RequestContext, *, secret: str | None = None,
+async def _tokens_page(request: HTMXRequest, ctx: RequestContext, *, secret: str | None = None,
                        errors: dict[str, str] | None = None, status_code: int = 200) -> Template:
     rows = await tokens.list_for(ctx.db, ctx.user.id)  # type: ignore[union-attr]
     return await page(request, ctx, "account/tokens.html", status_code=status_code, rows=rows, secret=secret,
@@ -457,12 +458,12 @@ def _expiry_days(raw: str) -> int | None:
 
 
 @get(T("/account/tokens"), opt={"auth": True}, include_in_schema=False)
-async def tokens_list(request: Request, ctx: RequestContext) -> Template:
+async def tokens_list(request: HTMXRequest, ctx: RequestContext) -> Template:
     return await _tokens_page(request, ctx)
 
 
 @post(T("/account/tokens"), opt={"auth": True}, include_in_schema=False, status_code=200)
-async def tokens_create(request: Request, ctx: RequestContext) -> Template:
+async def tokens_create(request: HTMXRequest, ctx: RequestContext) -> Template:
     form = await request.form()
     try:
         expires_days = _expiry_days(_s(form, "expires_days", 10) or str(tokens.DEFAULT_EXPIRY_DAYS))

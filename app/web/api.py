@@ -141,7 +141,10 @@ async def _member_out(ctx: RequestContext, user_id: uuid.UUID) -> dict[str, Any]
     rep = (await hierarchy.reporting_of(ctx.db, ctx.tenant_id, [user_id]))[user_id]
     out = member_json(directory.MemberRow(m, m.user, m.role), rep)
     chain = await hierarchy.chain_above(ctx.db, ctx.tenant_id, user_id)
-    emails = dict((await ctx.db.execute(select(User.id, User.email).where(User.id.in_(chain)))).all()) if chain else {}
+    emails: dict[uuid.UUID, str] = {}
+    if chain:
+        rows = (await ctx.db.execute(select(User.id, User.email).where(User.id.in_(chain)))).all()
+        emails = {uid: email for uid, email in rows}
     out["reports_to"] = [emails.get(uid, str(uid)) for uid in chain]  # nearest manager first
     return out
 

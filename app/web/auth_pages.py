@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Request, get, post
+from litestar import get, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Response, Template
 
 from app import audit
@@ -28,14 +29,14 @@ def safe_next(target: str | None) -> str:
 
 
 @get("/login", opt={"public": True}, include_in_schema=False)
-async def login_form(request: Request, ctx: RequestContext, next: str = "/") -> Template | Redirect:
+async def login_form(request: HTMXRequest, ctx: RequestContext, next: str = "/") -> Template | Redirect:
     if ctx.user is not None:
         return Redirect(safe_next(next), status_code=303)
     return await page(request, ctx, "login.html", next=safe_next(next), email="", error=None)
 
 
 @post("/login", opt={"public": True}, include_in_schema=False, status_code=200)
-async def login(request: Request, ctx: RequestContext,
+async def login(request: HTMXRequest, ctx: RequestContext,
                 data: Annotated[dict[str, Any], FORM]) -> Template | Response[Any]:
     # NUL never belongs in an address (and PostgreSQL text cannot hold it): drop it before any query.
     email = normalize_email(str(data.get("email", "")).replace("\x00", ""))[:254]
@@ -67,7 +68,7 @@ async def login(request: Request, ctx: RequestContext,
 
 
 @post("/logout", opt={"auth": True}, include_in_schema=False)
-async def logout(request: Request, ctx: RequestContext) -> Redirect:
+async def logout(request: HTMXRequest, ctx: RequestContext) -> Redirect:
     if ctx.session_token:
         await sessions.end(ctx.db, ctx.session_token)
     response = Redirect("/login", status_code=303)
@@ -96,7 +97,7 @@ async def landing(ctx: RequestContext) -> Redirect:
 
 
 @get("/account/no-tenant", opt={"auth": True}, include_in_schema=False)
-async def no_tenant(request: Request, ctx: RequestContext) -> Template:
+async def no_tenant(request: HTMXRequest, ctx: RequestContext) -> Template:
     return await page(request, ctx, "error.html", status_code=200, status="", title="No tenant yet",
                       detail="Your account is not a member of any tenant. Ask a tenant administrator to add you.")
 

@@ -230,7 +230,7 @@ async def resolve_context(connection: ASGIConnection) -> RequestContext:
             found = await tokens.resolve(ctx.db, secret.strip())  # an expired token raises: 401 with the reason
             if found:
                 ctx.user, ctx.auth_method, ctx.api_token = found[1], "token", found[0]
-                method = connection.scope.get("method", "GET")
+                method = str(connection.scope.get("method", "GET"))
                 if not tokens.allows(found[0], method):
                     # Enforced here, for every route, rather than per handler: a read-only token can change nothing.
                     raise Forbidden(f"This API token is read-only: it may only GET and HEAD, not {method}.")

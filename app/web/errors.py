@@ -40,6 +40,7 @@ def handle_exception(request: Request, exc: Exception) -> Response[Any]:
         if request.headers.get("hx-request") == "true":
             return Response("", status_code=401, headers={"HX-Redirect": f"/login?next={quote(target)}"})
         return Redirect(f"/login?next={quote(target)}", status_code=303)
+    extra: dict[str, Any]
     if isinstance(exc, ValidationFailed):
         status, title, detail, extra = exc.status_code, exc.title, exc.detail, {"errors": exc.errors}
     elif isinstance(exc, PortalError):

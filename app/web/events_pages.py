@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from litestar import Request, get
+from litestar import get
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
 
 from app.db.models import EventDelivery, EventRecord, Tenant
@@ -149,7 +150,7 @@ async def _sources(ctx: RequestContext) -> list[str]:
 
 
 @get("/t/{tenant:str}/admin/events", opt={"permission": PERMISSION}, include_in_schema=False)
-async def events_page(request: Request, ctx: RequestContext, type: str = "", source: str = "", status: str = "",
+async def events_page(request: HTMXRequest, ctx: RequestContext, type: str = "", source: str = "", status: str = "",
                       since: str = "", until: str = "") -> Template:
     p = Pager(request)
     filters = EventFilters.read(type, source, status, since, until)
@@ -166,7 +167,7 @@ async def events_page(request: Request, ctx: RequestContext, type: str = "", sou
 
 
 @get("/api/v1/events", opt={"permission": PERMISSION}, tags=["events"], summary="The event log with delivery results per subscriber")
-async def events_api(request: Request, ctx: RequestContext, type: str = "", source: str = "", status: str = "",
+async def events_api(request: HTMXRequest, ctx: RequestContext, type: str = "", source: str = "", status: str = "",
                      since: str = "", until: str = "", x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
     p = Pager(request)
     rows = await query_events(ctx, p, EventFilters.read(type, source, status, since, until))

@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from litestar import Request, delete, get, patch, post
+from litestar import delete, get, patch, post
 from litestar.exceptions import PermissionDeniedException
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
+from litestar.types import ControllerRouterHandler
 
 from app import audit, extensions
 from app.audit import Actor
@@ -149,7 +151,7 @@ def _admin_url(ctx: RequestContext) -> str:
     return f"/t/{ctx.tenant.slug}/admin/extensions"  # type: ignore[union-attr]
 
 
-async def _admin_page(request: Request, ctx: RequestContext, editor: Editor | None = None,
+async def _admin_page(request: HTMXRequest, ctx: RequestContext, editor: Editor | None = None,
                       failure: Failure | None = None, status_code: int = 200) -> Template:
     tenant_id = _tenant(ctx)
     impls = await extensions.implementations(ctx.db, tenant_id)
@@ -178,7 +180,7 @@ async def _admin_page(request: Request, ctx: RequestContext, editor: Editor | No
                       fields=editor.implementation.fields if editor else (), admin_url=_admin_url(ctx))
 
 
-async def _admin_fail(request: Request, ctx: RequestContext, exc: PortalError, editor: Editor | None) -> Template:
+async def _admin_fail(request: HTMXRequest, ctx: RequestContext, exc: PortalError, editor: Editor | None) -> Template:
     await ctx.db.rollback()
     for obj in (ctx.user, ctx.tenant):
         if obj is not None:
@@ -202,14 +204,14 @@ def _form_int(value: Any) -> int | None:
 
 
 @get("/t/{tenant:str}/admin/extensions", opt=ADMIN, include_in_schema=False)
-async def admin_index(request: Request, ctx: RequestContext) -> Template:
+async def admin_index(request: HTMXRequest, ctx: RequestContext) -> Template:
     """Points, their implementations and the tenant's configurations; `?new=<implementation>` or
     `?edit=<id>` adds the editor (HTMX gets the editor alone)."""
     return await _admin_page(request, ctx)
 
 
 @post("/t/{tenant:str}/admin/extensions", opt=ADMIN, include_in_schema=False, status_code=200)
-async def admin_save(request: Request, ctx: RequestContext) -> Template | Redirect:
+async def admin_save(request: HTMXRequest, ctx: RequestContext) -> Template | Redirect:
     form = await request.form()
     tenant_id = _tenant(ctx)
     config_id = _form_text(form, "config_id")
@@ -242,7 +244,7 @@ async def admin_save(request: Request, ctx: RequestContext) -> Template | Redire
 
 
 @post("/t/{tenant:str}/admin/extensions/{config_id:str}/enabled", opt=ADMIN, include_in_schema=False, status_code=200)
-async def admin_toggle(request: Request, ctx: RequestContext, config_id: str) -> Template | Redirect:
+async def admin_toggle(request: HTMXRequest, ctx: RequestContext, config_id: str) -> Template | Redirect:
     form = await request.form()
     on = form.get("enabled") == "on"
     try:
@@ -255,7 +257,7 @@ async def admin_toggle(request: Request, ctx: RequestContext, config_id: str) ->
 
 
 @post("/t/{tenant:str}/admin/extensions/{config_id:str}/delete", opt=ADMIN, include_in_schema=False, status_code=200)
-async def admin_delete(request: Request, ctx: RequestContext, config_id: str) -> Template | Redirect:
+async def admin_delete(request: HTMXRequest, ctx: RequestContext, config_id: str) -> Template | Redirect:
     form = await request.form()
     try:
         row = await store.get(ctx.db, _tenant(ctx), config_id)
@@ -277,7 +279,7 @@ MAX_HEADERS, MAX_VALUE = 50, 4096
 REFUSED = "This sign-in link was not accepted. Ask for a new link, or sign in with your password."
 
 
-def verifier_request(request: Request, tenant_slug: str) -> dict[str, Any]:
+def verifier_request(request: HTMXRequest, tenant_slug: str) -> dict[str, Any]:
     """What a verifier sees of the link's request: its query, headers without the portal's credentials,
     the tenant and the time (guests have no clock of their own worth trusting, and no network)."""
     headers: dict[str, str] = {}
@@ -290,7 +292,7 @@ def verifier_request(request: Request, tenant_slug: str) -> dict[str, Any]:
 
 
 @get("/t/{tenant:str}/auto-login/{config_id:str}", opt={"public": True}, include_in_schema=False)
-async def auto_login(request: Request, ctx: RequestContext, tenant: str, config_id: str,
+async def auto_login(request: HTMXRequest, ctx: RequestContext, tenant: str, config_id: str,
                      next: str | None = None) -> Redirect:
     """Sign a member in from a link carrying a third-party token, checked by an enabled auth verifier."""
     if ctx.settings.is_sqlite:  # a GET that writes (session, throttle, audit): take the write lock up front
@@ -361,4 +363,4 @@ class TooManyAttempts(PortalError):
     title = "Too many attempts"
 
 
-ROUTES: list[Any] = [*API_ROUTES, *PAGE_ROUTES, auto_login]
+ROUTES: list[ControllerRouterHandler] = [*API_ROUTES, *PAGE_ROUTES, auto_login]

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from litestar import Request, Response, Router, get, post
+from litestar import Response, Router, get, post
 from litestar.exceptions import PermissionDeniedException
 from litestar.params import Parameter
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
 
 from app.db import SQLITE_WRITE_LOCK
@@ -35,8 +36,8 @@ def principal(ctx: RequestContext) -> Principal:
         "tenant_id": str(ctx.tenant.id), "tenant_slug": ctx.tenant.slug}, scope=ctx.data_scope())
 
 
-def _sandbox(request: Request) -> Sandbox:
-    return request.app.state.sandbox  # type: ignore[no-any-return]
+def _sandbox(request: HTMXRequest) -> Sandbox:
+    return request.app.state.sandbox
 
 
 # How long a page or action waits for a component that is still compiling (just installed) before it
@@ -44,7 +45,7 @@ def _sandbox(request: Request) -> Sandbox:
 COMPILE_WAIT_SECONDS = 10.0
 
 
-async def _ready(request: Request, ctx: RequestContext, plugin: LoadedPlugin) -> None:
+async def _ready(request: HTMXRequest, ctx: RequestContext, plugin: LoadedPlugin) -> None:
     """Wait for the plugin's compile, if it is still running, with the request's transaction ended first:
     the guest call itself never waits (Sandbox.call), and waiting inside a transaction — on SQLite a
     write request holds the write lock — would fail every other user's save meanwhile."""
@@ -59,12 +60,12 @@ async def _ready(request: Request, ctx: RequestContext, plugin: LoadedPlugin) ->
         await ctx.db.connection(execution_options={SQLITE_WRITE_LOCK: True})
 
 
-def _params(request: Request) -> dict[str, str]:
+def _params(request: HTMXRequest) -> dict[str, str]:
     items = list(request.query_params.items())[:MAX_PARAMS]
     return {k: v.replace("\x00", "")[:2000] for k, v in items}
 
 
-async def _form_data(request: Request) -> dict[str, Any]:
+async def _form_data(request: HTMXRequest) -> dict[str, Any]:
     form = await request.form()
     out: dict[str, Any] = {}
     for key in list(form.keys())[:MAX_PARAMS]:
@@ -83,7 +84,7 @@ def _status(failure: GuestFailure) -> int:
     return 200 if failure.kind in {"compiling", "no_wasm"} else 502
 
 
-async def render_page(request: Request, ctx: RequestContext, plugin: LoadedPlugin, spec: PageSpec, url: str,
+async def render_page(request: HTMXRequest, ctx: RequestContext, plugin: LoadedPlugin, spec: PageSpec, url: str,
                       common: dict[str, Any]) -> Template:
     """GET of a custom page (or a dashboard whose plugin has page code)."""
     data: dict[str, Any] = {**common, "action_url": url + "/actions", "view": None, "failure": None}
@@ -100,7 +101,7 @@ async def render_page(request: Request, ctx: RequestContext, plugin: LoadedPlugi
                       status_code=status, **data)
 
 
-async def post_action(request: Request, ctx: RequestContext, plugin: LoadedPlugin, spec: PageSpec, url: str,
+async def post_action(request: HTMXRequest, ctx: RequestContext, plugin: LoadedPlugin, spec: PageSpec, url: str,
                       action: str, common: dict[str, Any]) -> Response[Any]:
     """A button or form of a custom page: handle-action's UI replaces the page region."""
     data: dict[str, Any] = {**common, "action_url": url + "/actions", "view": None, "failure": None}
@@ -158,7 +159,7 @@ def _failure_problem(failure: GuestFailure) -> Response[Any]:
 
 
 @get("/{plugin_id:str}/{path:path}", opt=RULE, summary="Render a custom page: the validated UI instructions")
-async def api_render(request: Request, ctx: RequestContext, plugin_id: str, path: str,
+async def api_render(request: HTMXRequest, ctx: RequestContext, plugin_id: str, path: str,
                      x_tenant: str | None = TENANT_HEADER) -> Response[Any]:
     plugin, spec = await _page_target(ctx, plugin_id, path)
     try:
@@ -172,7 +173,7 @@ async def api_render(request: Request, ctx: RequestContext, plugin_id: str, path
 
 @post("/{plugin_id:str}/{path:path}", opt=RULE, status_code=200,
       summary='Run an action of a custom page: body {"action": name, "data": {...}}')
-async def api_action(request: Request, ctx: RequestContext, plugin_id: str, path: str,
+async def api_action(request: HTMXRequest, ctx: RequestContext, plugin_id: str, path: str,
                      x_tenant: str | None = TENANT_HEADER) -> Response[Any]:
     plugin, spec = await _page_target(ctx, plugin_id, path)
     try:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from litestar import Request, delete, get, post
+from litestar import delete, get, post
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
 from app.errors import Conflict
@@ -19,24 +20,24 @@ from app.web.render import page, redirect
 
 
 @get("/invitations", opt={"auth": True}, include_in_schema=False)
-async def my_invitations(request: Request, ctx: RequestContext) -> Template:
+async def my_invitations(request: HTMXRequest, ctx: RequestContext) -> Template:
     rows = await invitations.for_user(ctx.db, ctx.user)  # type: ignore[arg-type]
     return await page(request, ctx, "account/invitations.html", rows=rows, has_tenants=bool(await ctx.memberships()))
 
 
-async def _one(request: Request, ctx: RequestContext, invitation_id: uuid.UUID, *, problem: str | None = None,
+async def _one(request: HTMXRequest, ctx: RequestContext, invitation_id: uuid.UUID, *, problem: str | None = None,
                status_code: int = 200) -> Template:
     row = await invitations.get_for_user(ctx.db, ctx.user, invitation_id)  # type: ignore[arg-type]
     return await page(request, ctx, "account/invitation.html", row=row, problem=problem, status_code=status_code)
 
 
 @get("/invitations/{invitation_id:uuid}", opt={"auth": True}, include_in_schema=False)
-async def invitation_page(request: Request, ctx: RequestContext, invitation_id: uuid.UUID) -> Template:
+async def invitation_page(request: HTMXRequest, ctx: RequestContext, invitation_id: uuid.UUID) -> Template:
     return await _one(request, ctx, invitation_id)
 
 
 @post("/invitations/{invitation_id:uuid}/accept", opt={"auth": True}, include_in_schema=False)
-async def invitation_accept(request: Request, ctx: RequestContext, invitation_id: uuid.UUID) -> Template | Redirect:
+async def invitation_accept(request: HTMXRequest, ctx: RequestContext, invitation_id: uuid.UUID) -> Template | Redirect:
     try:
         row = await invitations.accept(ctx.db, ctx.actor, ctx.user, invitation_id)  # type: ignore[arg-type]
     except Conflict as exc:
@@ -47,7 +48,7 @@ async def invitation_accept(request: Request, ctx: RequestContext, invitation_id
 
 
 @post("/invitations/{invitation_id:uuid}/decline", opt={"auth": True}, include_in_schema=False)
-async def invitation_decline(request: Request, ctx: RequestContext, invitation_id: uuid.UUID) -> Template | Redirect:
+async def invitation_decline(request: HTMXRequest, ctx: RequestContext, invitation_id: uuid.UUID) -> Template | Redirect:
     try:
         row = await invitations.decline(ctx.db, ctx.actor, ctx.user, invitation_id)  # type: ignore[arg-type]
     except Conflict as exc:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from litestar import Request, get, post
+from litestar import get, post
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
 from app import messages
@@ -18,7 +19,7 @@ from app.web.render import Pager, is_htmx, page
 LIST = "messages/_list.html"
 
 
-def _pager(request: Request) -> Pager:
+def _pager(request: HTMXRequest) -> Pager:
     pager = Pager(request)
     if request.query_params.get("unread") in {"1", "true"}:
         pager.extra["unread"] = "1"
@@ -32,7 +33,7 @@ def _owner(ctx: RequestContext) -> tuple[uuid.UUID, uuid.UUID]:
     return ctx.tenant.id, ctx.user.id
 
 
-async def _inbox(request: Request, ctx: RequestContext, *, oob_bell: bool = False) -> Template:
+async def _inbox(request: HTMXRequest, ctx: RequestContext, *, oob_bell: bool = False) -> Template:
     pager = _pager(request)
     tenant_id, user_id = _owner(ctx)
     unread_only = "unread" in pager.extra
@@ -49,30 +50,30 @@ async def _inbox(request: Request, ctx: RequestContext, *, oob_bell: bool = Fals
                       state_url=pager.url(base))
 
 
-def _back(request: Request, ctx: RequestContext) -> Redirect:
+def _back(request: HTMXRequest, ctx: RequestContext) -> Redirect:
     return Redirect(_pager(request).url(f"/t/{ctx.tenant.slug}/messages"), status_code=303)  # type: ignore[union-attr]
 
 
 @get("/t/{tenant:str}/messages", opt={"auth": True}, include_in_schema=False)
-async def inbox_page(request: Request, ctx: RequestContext) -> Template:
+async def inbox_page(request: HTMXRequest, ctx: RequestContext) -> Template:
     return await _inbox(request, ctx)
 
 
 @post("/t/{tenant:str}/messages/{message_id:uuid}/read", opt={"auth": True}, include_in_schema=False,
       status_code=200)
-async def inbox_mark_read(request: Request, ctx: RequestContext, message_id: uuid.UUID) -> Template | Redirect:
+async def inbox_mark_read(request: HTMXRequest, ctx: RequestContext, message_id: uuid.UUID) -> Template | Redirect:
     await messages.mark_read(ctx.db, *_owner(ctx), message_id)
     return await _inbox(request, ctx, oob_bell=True) if is_htmx(request) else _back(request, ctx)
 
 
 @post("/t/{tenant:str}/messages/read-all", opt={"auth": True}, include_in_schema=False, status_code=200)
-async def inbox_mark_all_read(request: Request, ctx: RequestContext) -> Template | Redirect:
+async def inbox_mark_all_read(request: HTMXRequest, ctx: RequestContext) -> Template | Redirect:
     await messages.mark_all_read(ctx.db, *_owner(ctx))
     return await _inbox(request, ctx, oob_bell=True) if is_htmx(request) else _back(request, ctx)
 
 
 @post("/t/{tenant:str}/messages/{message_id:uuid}/open", opt={"auth": True}, include_in_schema=False)
-async def inbox_open(request: Request, ctx: RequestContext, message_id: uuid.UUID) -> Redirect:
+async def inbox_open(request: HTMXRequest, ctx: RequestContext, message_id: uuid.UUID) -> Redirect:
     """Following a message's link marks it read (a POST with CSRF, then a redirect to the link)."""
     row = await messages.mark_read(ctx.db, *_owner(ctx), message_id)
     target = messages.check_link(row.link)  # stored links were checked; checked again before redirecting
@@ -83,7 +84,7 @@ async def inbox_open(request: Request, ctx: RequestContext, message_id: uuid.UUI
 
 @get("/api/v1/messages", opt={"auth": True}, tags=["messages"],
      summary="Your messages in the tenant: unread first; ?unread=1 for unread only, ?page, ?size")
-async def api_messages(request: Request, ctx: RequestContext, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+async def api_messages(request: HTMXRequest, ctx: RequestContext, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
     pager = _pager(request)
     tenant_id, user_id = _owner(ctx)
     inbox = await messages.list_for(ctx.db, tenant_id, user_id, unread_only="unread" in pager.extra,

@@ -23,7 +23,9 @@ from litestar import Request, Response, Router, delete, get, patch, post
 from litestar.datastructures import FormMultiDict, UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, Parameter
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
+from litestar.types import ControllerRouterHandler
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -234,14 +236,14 @@ def _base(ctx: RequestContext) -> str:
     return f"/t/{ctx.tenant.slug}/admin/plugins"  # type: ignore[union-attr]
 
 
-async def _list_page(request: Request, ctx: RequestContext, failure: Failure | None = None,
+async def _list_page(request: HTMXRequest, ctx: RequestContext, failure: Failure | None = None,
                      values: dict[str, Any] | None = None) -> Template:
     rows = await list_plugins(ctx.db, ctx.tenant_id)
     return await page(request, ctx, "plugins/index.html", status_code=failure.status if failure else 200,
                       rows=rows, failure=failure, values=values or {}, max_mib=MAX_UNPACKED_BYTES // (1024 * 1024))
 
 
-async def _detail_page(request: Request, ctx: RequestContext, plugin_id: str, failure: Failure | None = None,
+async def _detail_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str, failure: Failure | None = None,
                        values: dict[str, Any] | None = None) -> Template:
     row = await lifecycle.get(ctx.db, plugin_id)
     info = await describe(ctx.db, row, ctx.tenant_id, ctx.sandbox)
@@ -256,7 +258,7 @@ async def _package_from(form: FormMultiDict) -> Package:
     return read_zip(await upload.read())
 
 
-async def _failed(request: Request, ctx: RequestContext, exc: Exception, plugin_id: str | None,
+async def _failed(request: HTMXRequest, ctx: RequestContext, exc: Exception, plugin_id: str | None,
                   values: dict[str, Any] | None = None) -> Template:
     await _reset(ctx)
     failure = Failure.of(exc)
@@ -269,12 +271,12 @@ _FAILURES = (PortalError, PackageError)
 
 
 @get(T(""), opt={"permission": VIEW}, include_in_schema=False)
-async def plugins_page(request: Request, ctx: RequestContext) -> Template:
+async def plugins_page(request: HTMXRequest, ctx: RequestContext) -> Template:
     return await _list_page(request, ctx)
 
 
 @post(T("/upload"), opt={"permission": ADMIN}, include_in_schema=False, request_max_body_size=MAX_UPLOAD_BYTES)
-async def upload_page(request: Request, ctx: RequestContext) -> Template | Redirect | Response[Any]:
+async def upload_page(request: HTMXRequest, ctx: RequestContext) -> Template | Redirect | Response[Any]:
     form = await request.form()
     values = {"install_now": _flag(form.get("install_now")), "allow_destructive": _flag(form.get("allow_destructive"))}
     try:
@@ -300,7 +302,7 @@ async def upload_page(request: Request, ctx: RequestContext) -> Template | Redir
 
 
 @get(T("/{plugin_id:str}"), opt={"permission": VIEW}, include_in_schema=False)
-async def plugin_page(request: Request, ctx: RequestContext, plugin_id: str) -> Template:
+async def plugin_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str) -> Template:
     return await _detail_page(request, ctx, plugin_id)
 
 
@@ -308,7 +310,7 @@ def _back(ctx: RequestContext, form: FormMultiDict, plugin_id: str) -> str:
     return _base(ctx) if form.get("from") == "list" else f"{_base(ctx)}/{plugin_id}"
 
 
-async def _action(request: Request, ctx: RequestContext, plugin_id: str, work: Any, message: str) -> Template | Redirect:
+async def _action(request: HTMXRequest, ctx: RequestContext, plugin_id: str, work: Any, message: str) -> Template | Redirect:
     form = await request.form()
     try:
         await work()
@@ -322,34 +324,34 @@ async def _action(request: Request, ctx: RequestContext, plugin_id: str, work: A
 
 
 @post(T("/{plugin_id:str}/install"), opt={"permission": ADMIN}, include_in_schema=False)
-async def install_page(request: Request, ctx: RequestContext, plugin_id: str) -> Template | Redirect:
+async def install_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str) -> Template | Redirect:
     return await _action(request, ctx, plugin_id, lambda: lifecycle.install(ctx.db, ctx.actor, plugin_id),
                          f"Installed {plugin_id}")
 
 
 @post(T("/{plugin_id:str}/enable"), opt={"permission": MANAGE}, include_in_schema=False)
-async def enable_page(request: Request, ctx: RequestContext, plugin_id: str) -> Template | Redirect:
+async def enable_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str) -> Template | Redirect:
     return await _action(request, ctx, plugin_id,
                          lambda: lifecycle.enable(ctx.db, ctx.actor, ctx.tenant_id, plugin_id, sandbox=ctx.sandbox),
                          f"Enabled {plugin_id} in {ctx.tenant.name}")  # type: ignore[union-attr]
 
 
 @post(T("/{plugin_id:str}/disable"), opt={"permission": MANAGE}, include_in_schema=False)
-async def disable_page(request: Request, ctx: RequestContext, plugin_id: str) -> Template | Redirect:
+async def disable_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str) -> Template | Redirect:
     return await _action(request, ctx, plugin_id,
                          lambda: lifecycle.disable(ctx.db, ctx.actor, ctx.tenant_id, plugin_id),
                          f"Disabled {plugin_id} in {ctx.tenant.name}")  # type: ignore[union-attr]
 
 
 @post(T("/{plugin_id:str}/uninstall"), opt={"permission": ADMIN}, include_in_schema=False)
-async def uninstall_page(request: Request, ctx: RequestContext, plugin_id: str) -> Template | Redirect:
+async def uninstall_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str) -> Template | Redirect:
     return await _action(request, ctx, plugin_id, lambda: lifecycle.uninstall(ctx.db, ctx.actor, plugin_id),
                          f"Uninstalled {plugin_id}; its tables and data are kept until it is purged")
 
 
 @post(T("/{plugin_id:str}/upgrade"), opt={"permission": ADMIN}, include_in_schema=False,
       request_max_body_size=MAX_UPLOAD_BYTES)
-async def upgrade_page(request: Request, ctx: RequestContext, plugin_id: str) -> Template | Redirect:
+async def upgrade_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str) -> Template | Redirect:
     form = await request.form()
     values = {"allow_destructive": _flag(form.get("allow_destructive"))}
     try:
@@ -366,7 +368,7 @@ async def upgrade_page(request: Request, ctx: RequestContext, plugin_id: str) ->
 
 
 @post(T("/{plugin_id:str}/purge"), opt={"permission": ADMIN}, include_in_schema=False, status_code=200)
-async def purge_page(request: Request, ctx: RequestContext, plugin_id: str) -> Template:
+async def purge_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str) -> Template:
     form = await request.form()
     confirm = form.get("confirm")
     try:
@@ -379,7 +381,7 @@ async def purge_page(request: Request, ctx: RequestContext, plugin_id: str) -> T
 
 
 @post(T("/{plugin_id:str}/new-tenants"), opt={"permission": ADMIN}, include_in_schema=False)
-async def new_tenants_page(request: Request, ctx: RequestContext, plugin_id: str) -> Template | Redirect:
+async def new_tenants_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str) -> Template | Redirect:
     form = await request.form()
     on = _flag(form.get("enable"))
     return await _action(request, ctx, plugin_id,
@@ -387,7 +389,7 @@ async def new_tenants_page(request: Request, ctx: RequestContext, plugin_id: str
                          f"{plugin_id} {'will be' if on else 'will no longer be'} enabled in new tenants")
 
 
-HTML_ROUTES = [plugins_page, upload_page, plugin_page, install_page, enable_page, disable_page, uninstall_page,
+HTML_ROUTES: list[ControllerRouterHandler] = [plugins_page, upload_page, plugin_page, install_page, enable_page, disable_page, uninstall_page,
                upgrade_page, purge_page, new_tenants_page]
 
 
@@ -498,7 +500,7 @@ async def api_purge(ctx: RequestContext, plugin_id: str, data: PurgeIn,
 
 @delete("/{plugin_id:str}/purge", opt={"permission": ADMIN}, status_code=200,
         summary="Purge (appendix C form): confirm with ?confirm=<plugin id> or a JSON body {confirm}")
-async def api_purge_delete(request: Request, ctx: RequestContext, plugin_id: str, confirm: str | None = None,
+async def api_purge_delete(request: HTMXRequest, ctx: RequestContext, plugin_id: str, confirm: str | None = None,
                            x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
     if confirm is None and await request.body():
         try:
@@ -546,9 +548,9 @@ api_router = Router(
                     api_purge_delete, api_upgrade, api_health],
     tags=["plugins"],
     exception_handlers={ManifestRejected: _manifest_problem, DestructiveUpgrade: _destructive_problem,
-                        PackageError: _package_problem},  # type: ignore[dict-item]
+                        PackageError: _package_problem},
 )
 
-ROUTES = [*HTML_ROUTES, api_router]
+ROUTES: list[ControllerRouterHandler] = [*HTML_ROUTES, api_router]
 
 __all__ = ["ROUTES", "describe", "health", "list_plugins", "plugin_json"]

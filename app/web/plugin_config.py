@@ -8,9 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from litestar import Request, Response, Router, delete, get, post, put
+from litestar import Response, Router, delete, get, post, put
 from litestar.datastructures import FormMultiDict
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
+from litestar.types import ControllerRouterHandler
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import PluginPackage
@@ -65,7 +67,7 @@ def _editor_of(row: Any, manifest: Manifest) -> Editor:
                   text="" if manifest.config_fields else configs.format_text(row.plain_values or {}))
 
 
-async def _page(request: Request, ctx: RequestContext, plugin_id: str, editor: Editor | None = None,
+async def _page(request: HTMXRequest, ctx: RequestContext, plugin_id: str, editor: Editor | None = None,
                 failure: Failure | None = None, status_code: int = 200) -> Template:
     row, manifest = await _plugin(ctx.db, plugin_id)
     rows = await configs.list_configs(ctx.db, ctx.tenant_id, plugin_id)
@@ -96,7 +98,7 @@ def _text(form: FormMultiDict, key: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-async def _fail(request: Request, ctx: RequestContext, plugin_id: str, exc: PortalError,
+async def _fail(request: HTMXRequest, ctx: RequestContext, plugin_id: str, exc: PortalError,
                 editor: Editor | None) -> Template:
     await ctx.db.rollback()
     for obj in (ctx.user, ctx.tenant):
@@ -113,13 +115,13 @@ def T(path: str) -> str:
 
 
 @get(T(""), opt={"permission": CONFIGURE}, include_in_schema=False)
-async def config_page(request: Request, ctx: RequestContext, plugin_id: str) -> Template:
+async def config_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str) -> Template:
     """The list of configurations; `?new` or `?edit=<name>` adds the editor (HTMX gets the editor alone)."""
     return await _page(request, ctx, plugin_id)
 
 
 @post(T(""), opt={"permission": CONFIGURE}, include_in_schema=False)
-async def save_page(request: Request, ctx: RequestContext, plugin_id: str) -> Template | Redirect:
+async def save_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str) -> Template | Redirect:
     form = await request.form()
     _, manifest = await _plugin(ctx.db, plugin_id)
     original = _text(form, "original")
@@ -154,7 +156,7 @@ async def save_page(request: Request, ctx: RequestContext, plugin_id: str) -> Te
 
 
 @post(T("/activate"), opt={"permission": CONFIGURE}, include_in_schema=False)
-async def activate_page(request: Request, ctx: RequestContext, plugin_id: str) -> Template | Redirect:
+async def activate_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str) -> Template | Redirect:
     form = await request.form()
     name = _text(form, "name") or None
     try:
@@ -167,7 +169,7 @@ async def activate_page(request: Request, ctx: RequestContext, plugin_id: str) -
 
 
 @post(T("/delete"), opt={"permission": CONFIGURE}, include_in_schema=False)
-async def delete_page(request: Request, ctx: RequestContext, plugin_id: str) -> Template | Redirect:
+async def delete_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str) -> Template | Redirect:
     form = await request.form()
     name = _text(form, "name")
     try:
@@ -179,7 +181,7 @@ async def delete_page(request: Request, ctx: RequestContext, plugin_id: str) -> 
                     f"Deleted configuration {name}")
 
 
-HTML_ROUTES = [config_page, save_page, activate_page, delete_page]
+HTML_ROUTES: list[ControllerRouterHandler] = [config_page, save_page, activate_page, delete_page]
 
 
 # --- JSON API -----------------------------------------------------------------------------------
@@ -249,6 +251,6 @@ async def api_delete(ctx: RequestContext, plugin_id: str, name: str,
 api_router = Router(path="/api/v1/admin/plugins/{plugin_id:str}/config",
                     route_handlers=[api_list, api_put, api_activate, api_delete], tags=["plugins"])
 
-ROUTES = [*HTML_ROUTES, api_router]
+ROUTES: list[ControllerRouterHandler] = [*HTML_ROUTES, api_router]
 
 __all__ = ["ROUTES", "field_json"]

@@ -43,7 +43,7 @@ async def _badges(ctx: RequestContext, context: dict[str, Any]) -> dict[str, int
         return {}
     stmt = _BADGE_STATEMENTS.get(wanted)
     if stmt is None:  # built once per combination, run with parameters (no per-request construction)
-        ids = (sa.bindparam("tenant_id"), sa.bindparam("user_id"))  # typed by the columns they meet
+        ids: tuple[sa.BindParameter[Any], sa.BindParameter[Any]] = (sa.bindparam("tenant_id"), sa.bindparam("user_id"))  # typed by the columns they meet
         stmt = sa.select(*(_BADGES[n](*ids).scalar_subquery().label(n) for n in wanted))
         _BADGE_STATEMENTS[wanted] = stmt
     row = (await ctx.db.execute(stmt, {"tenant_id": ctx.tenant.id, "user_id": ctx.user.id})).one()

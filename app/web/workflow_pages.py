@@ -9,9 +9,10 @@ import json
 import uuid
 from typing import Any
 
-from litestar import Request, get, post, put
+from litestar import get, post, put
 from litestar.datastructures import FormMultiDict
 from litestar.exceptions import PermissionDeniedException
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
 from app import workflow
@@ -49,7 +50,7 @@ def _user(ctx: RequestContext) -> uuid.UUID:
 
 # --- task inbox and task page --------------------------------------------------------------------
 
-async def _inbox(request: Request, ctx: RequestContext) -> Template:
+async def _inbox(request: HTMXRequest, ctx: RequestContext) -> Template:
     pager = Pager(request)
     show_all = request.query_params.get("all") in {"1", "true"}
     if show_all:
@@ -63,7 +64,7 @@ async def _inbox(request: Request, ctx: RequestContext) -> Template:
 
 
 @get("/t/{tenant:str}/tasks", opt=AUTH, include_in_schema=False)
-async def tasks_page(request: Request, ctx: RequestContext) -> Template:
+async def tasks_page(request: HTMXRequest, ctx: RequestContext) -> Template:
     return await _inbox(request, ctx)
 
 
@@ -80,7 +81,7 @@ def _snapshot_fields(entity: EntityRef | None, snapshot: dict[str, Any]) -> list
     return out
 
 
-async def _task_page(request: Request, ctx: RequestContext, task_id: uuid.UUID, *, errors: dict[str, str] | None = None,
+async def _task_page(request: HTMXRequest, ctx: RequestContext, task_id: uuid.UUID, *, errors: dict[str, str] | None = None,
                      status_code: int = 200) -> Template:
     is_admin = ctx.can(workflow.ADMIN_PERMISSION)
     view = await workflow.get_task(ctx.db, _tenant(ctx), task_id, _user(ctx), admin=is_admin)
@@ -97,12 +98,12 @@ async def _task_page(request: Request, ctx: RequestContext, task_id: uuid.UUID, 
 
 
 @get("/t/{tenant:str}/tasks/{task_id:uuid}", opt=AUTH, include_in_schema=False)
-async def task_page(request: Request, ctx: RequestContext, task_id: uuid.UUID) -> Template:
+async def task_page(request: HTMXRequest, ctx: RequestContext, task_id: uuid.UUID) -> Template:
     return await _task_page(request, ctx, task_id)
 
 
 @post("/t/{tenant:str}/tasks/{task_id:uuid}/decide", opt=AUTH, include_in_schema=False, status_code=200)
-async def task_decide(request: Request, ctx: RequestContext, task_id: uuid.UUID) -> Template | Redirect:
+async def task_decide(request: HTMXRequest, ctx: RequestContext, task_id: uuid.UUID) -> Template | Redirect:
     form = await request.form()
     outcome = {"approve": "approved", "reject": "rejected"}.get(str(form.get("outcome") or ""), "")
     try:
@@ -115,7 +116,7 @@ async def task_decide(request: Request, ctx: RequestContext, task_id: uuid.UUID)
 
 
 @post("/t/{tenant:str}/tasks/{task_id:uuid}/reassign", opt=ADMIN, include_in_schema=False, status_code=200)
-async def task_reassign(request: Request, ctx: RequestContext, task_id: uuid.UUID) -> Template | Redirect:
+async def task_reassign(request: HTMXRequest, ctx: RequestContext, task_id: uuid.UUID) -> Template | Redirect:
     form = await request.form()
     try:
         view = await workflow.reassign(ctx.db, _tenant(ctx), ctx.actor, task_id, str(form.get("user") or ""))
@@ -132,7 +133,7 @@ async def _entities(ctx: RequestContext) -> list[EntityRef]:
 
 
 @get("/t/{tenant:str}/admin/workflow", opt=ADMIN, include_in_schema=False)
-async def processes_page(request: Request, ctx: RequestContext) -> Template:
+async def processes_page(request: HTMXRequest, ctx: RequestContext) -> Template:
     processes = await workflow.list_processes(ctx.db, _tenant(ctx))
     described = [(p, [(s["name"], *workflow.describe_step(s)) for s in p.steps]) for p in processes]
     return await page(request, ctx, "workflow/processes.html", processes=described, entities=await _entities(ctx),
@@ -202,7 +203,7 @@ def _end(form: FormMultiDict, prefix: str) -> dict[str, Any] | None:
     return {"field": field, "value": form.get(f"{prefix}_value") or ""} if field else None
 
 
-async def _process_form(request: Request, ctx: RequestContext, entity: EntityRef, values: dict[str, Any],
+async def _process_form(request: HTMXRequest, ctx: RequestContext, entity: EntityRef, values: dict[str, Any],
                         errors: dict[str, str] | None = None, status_code: int = 200) -> Template:
     from app import extensions
     from app.extensions import store as extension_store
@@ -214,7 +215,7 @@ async def _process_form(request: Request, ctx: RequestContext, entity: EntityRef
                       may_configure=ctx.can(extensions.ADMIN_PERMISSION))
 
 
-def _entity_param(request: Request) -> tuple[str, str]:
+def _entity_param(request: HTMXRequest) -> tuple[str, str]:
     plugin_id, _, name = (request.query_params.get("entity") or "").partition(".")
     if not plugin_id or not name:
         raise NotFound("Choose an entity (plugin.entity)")
@@ -222,7 +223,7 @@ def _entity_param(request: Request) -> tuple[str, str]:
 
 
 @get("/t/{tenant:str}/admin/workflow/edit", opt=ADMIN, include_in_schema=False)
-async def process_edit(request: Request, ctx: RequestContext) -> Template:
+async def process_edit(request: HTMXRequest, ctx: RequestContext) -> Template:
     plugin_id, name = _entity_param(request)
     entity = await _entity_of(ctx)(plugin_id, name)
     row = await workflow.process_for_any(ctx.db, _tenant(ctx), plugin_id, name)
@@ -235,18 +236,19 @@ async def process_edit(request: Request, ctx: RequestContext) -> Template:
 
 
 @post("/t/{tenant:str}/admin/workflow/edit", opt=ADMIN, include_in_schema=False, status_code=200)
-async def process_save(request: Request, ctx: RequestContext) -> Template | Redirect:
+async def process_save(request: HTMXRequest, ctx: RequestContext) -> Template | Redirect:
     plugin_id, name = _entity_param(request)
     entity = await _entity_of(ctx)(plugin_id, name)
     form = await request.form()
-    data = {"name": form.get("name"), "steps": _steps_from_form(form), "auto_start": form.get("auto_start") == "on",
+    steps = _steps_from_form(form)
+    data = {"name": form.get("name"), "steps": steps, "auto_start": form.get("auto_start") == "on",
             "is_active": form.get("is_active") == "on", "on_approve": _end(form, "on_approve"),
             "on_reject": _end(form, "on_reject")}
     try:
         async with ctx.db.begin_nested():
             await workflow.save_process(ctx.db, _tenant(ctx), ctx.actor, entity, data)
     except ValidationFailed as exc:
-        values = {**data, "steps": [*_form_steps(data["steps"])[:len(data["steps"])], *_form_steps([])],
+        values = {**data, "steps": [*_form_steps(steps)[:len(steps)], *_form_steps([])],
                   "on_approve": data["on_approve"] or {}, "on_reject": data["on_reject"] or {}}
         return await _process_form(request, ctx, entity, values, exc.errors, 422)
     return redirect(f"/t/{ctx.tenant.slug}/admin/workflow", f"Saved the approval process for {entity.spec.label}")  # type: ignore[union-attr]
@@ -299,7 +301,7 @@ async def api_record_approvals(ctx: RequestContext, plugin_id: str, entity: str,
 
 @get("/api/v1/tasks", opt=AUTH, tags=["workflow"],
      summary="Your approval tasks in the tenant: open ones, or ?all=1 for every task assigned to you")
-async def api_tasks(request: Request, ctx: RequestContext, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+async def api_tasks(request: HTMXRequest, ctx: RequestContext, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
     pager = Pager(request)
     rows, total = await workflow.tasks_for(ctx.db, _tenant(ctx), _user(ctx),
                                            open_only=request.query_params.get("all") not in {"1", "true"},

@@ -58,7 +58,7 @@ async def stuck_instances(session: AsyncSession, tenant_id: uuid.UUID) -> list[W
 
 
 def instance_json(instance: WorkflowInstance, tasks: list[WorkflowTask] | None = None) -> dict[str, Any]:
-    out = {"id": str(instance.id), "process_id": str(instance.process_id), "plugin": instance.plugin_id,
+    out: dict[str, Any] = {"id": str(instance.id), "process_id": str(instance.process_id), "plugin": instance.plugin_id,
            "entity": instance.entity, "record_id": instance.record_id, "title": instance.title,
            "state": instance.state, "error": instance.error or None, "step_index": instance.step_index,
            "requester": instance.requester_email, "created_at": instance.created_at.isoformat(),

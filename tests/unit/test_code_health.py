@@ -1,5 +1,5 @@
 """Checks that keep the house in order, run with the suite (and so in CI): lint, the layer contracts
-(import-linter, configured in pyproject.toml) and the size of modules."""
+(import-linter, configured in pyproject.toml), types (mypy) and the size of modules."""
 
 from __future__ import annotations
 
@@ -25,6 +25,12 @@ def test_layer_contracts_hold() -> None:
     out = _run(str(BIN / "lint-imports"), "--no-cache")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "0 broken" in out.stdout
+
+
+def test_mypy_finds_nothing() -> None:
+    # Configured in pyproject.toml ([tool.mypy]: the guest SDK is excluded, stub-less libraries listed).
+    out = _run(str(BIN / "mypy"), "app")
+    assert out.returncode == 0, out.stdout + out.stderr
 
 
 def test_no_module_is_over_600_lines() -> None:

@@ -37,7 +37,7 @@ def _int(value: str | None, default: int, name: str) -> int:
     if value in (None, ""):
         return default
     try:
-        return int(value)  # type: ignore[arg-type]
+        return int(value)
     except ValueError as exc:
         raise ValidationFailed({name: "Enter a whole number."}) from exc
 
