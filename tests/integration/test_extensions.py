@@ -277,7 +277,9 @@ def test_builtin_implementations_through_the_same_registry(world: dict[str, Any]
 
 
 @pytest.mark.parametrize(("implementation", "kind", "reason"), [
-    ("extkit:spin", "condition", "deadline"),
+    # A guest that never returns is stopped by whichever limit it reaches first: the wall-clock deadline
+    # on a busy machine, the instruction budget (fuel) on an idle fast one. Either is the right answer.
+    ("extkit:spin", "condition", "deadline|instruction budget"),
     ("extkit:not-bool", "condition", "returned int, not True or False"),
     ("extkit:strangers", "selector", "named no active member of this tenant (2 id(s)"),
 ])
@@ -292,16 +294,18 @@ def test_a_hostile_implementation_leaves_the_instance_stuck(world: dict[str, Any
         step["selector"] = {"kind": "extension", "config": {"config_id": bad["id"]}}
     define(w, [step])
     instance = submit(w, order(w, amount=5).json()["id"])
+    reasons = reason.split("|")
     assert instance["state"] == "stuck", instance
-    assert reason in instance["error"] and "Step 1 (Check)" in instance["error"], instance["error"]
+    assert any(r in instance["error"] for r in reasons) and "Step 1 (Check)" in instance["error"], instance["error"]
     # The process (and the plugin's other extensions) keep working.
     assert order(w, amount=6).status_code == 201
     if implementation == "extkit:spin":
-        assert ("check-condition", "deadline_ms", True) in wait_for_faults(w, 1)
+        faults = wait_for_faults(w, 1)
+        assert {("check-condition", "deadline_ms", True), ("check-condition", "fuel", True)} & set(faults), faults
 
     async def work(s: Any) -> str:
         return (await s.scalar(sa.select(WorkflowInstance.error)))  # type: ignore[no-any-return]
-    assert reason in in_db(w["app"], work)
+    assert any(r in in_db(w["app"], work) for r in reasons)
 
 
 # --- record validators ----------------------------------------------------------------------------------
