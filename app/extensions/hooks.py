@@ -118,13 +118,12 @@ class RecordValidators:
     validators then pays one dict lookup per write, no query (as workflow auto-start does)."""
 
     def __init__(self) -> None:
-        self._by_version: dict[uuid.UUID, tuple[tuple[int, int], tuple[_Validator, ...]]] = {}
+        self.cache: runtime.PerTenantCache[tuple[_Validator, ...]] = runtime.PerTenantCache()
 
     async def active(self, session: AsyncSession, tenant_id: uuid.UUID) -> tuple[_Validator, ...]:
-        versions = runtime.noted_versions(session, tenant_id)
-        cached = self._by_version.get(tenant_id)
-        if versions is not None and cached is not None and cached[0] == versions:
-            return cached[1]
+        return await self.cache.get(session, tenant_id, lambda: self._load(session, tenant_id))
+
+    async def _load(self, session: AsyncSession, tenant_id: uuid.UUID) -> tuple[_Validator, ...]:
         rows = (await session.execute(sa.select(ExtensionConfig.id, ExtensionConfig.plugin_id,
                                                 ExtensionConfig.implementation)
                                       .where(ExtensionConfig.tenant_id == tenant_id,
@@ -139,10 +138,7 @@ class RecordValidators:
                 hit = _lookup(RECORD_VALIDATOR, plugin_id, name, plugins, builtins)
                 if hit is not None:
                     found.append(_Validator(config_id, frozenset(hit[0].entities)))
-        out = tuple(found)
-        if versions is not None:
-            self._by_version[tenant_id] = (versions, out)
-        return out
+        return tuple(found)
 
     async def __call__(self, svc: Any, entity: EntityRef, row: dict[str, Any], before: dict[str, Any] | None) -> None:
         validators = [v for v in await self.active(svc.db, svc.tenant_id) if entity.name in v.entities]

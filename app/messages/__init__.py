@@ -110,12 +110,7 @@ async def notify(session: AsyncSession, tenant_id: uuid.UUID, user_ids: Iterable
     await audit.record(session, actor, "message.notify", "message", tenant_id=tenant_id,
                        summary=f"{source} notified {len(rows)} user(s): {title[:80]}",
                        after={"source": source, "recipients": len(rows)})
-    services = services_of(session)  # the mailer of the app that opened this session
-    mailer = services.mailer if services is not None else None
-    if mailer is not None:
-        addresses = await _email_addresses(session, recipients)
-        if addresses:
-            mailer.send_after_commit(session, [mail.Mail(to, title, body, link) for to in addresses])
+    await _email_after_commit(session, recipients, title, body, link)
     await session.flush()
     return rows
 
@@ -136,14 +131,22 @@ async def notify_personal(session: AsyncSession, user_id: uuid.UUID, title: str,
     now = utcnow()
     session.add_all([Message(tenant_id=t, user_id=user_id, title=title, body=body, link=link, source=source,
                              sender_id=sender.user_id, created_at=now) for t in tenants])
-    services = services_of(session)  # the mailer of the app that opened this session
-    mailer = services.mailer if services is not None else None
-    if mailer is not None:
-        addresses = await _email_addresses(session, [user_id])
-        if addresses:
-            mailer.send_after_commit(session, [mail.Mail(to, title, body, link) for to in addresses])
+    await _email_after_commit(session, [user_id], title, body, link)
     await session.flush()
     return len(tenants)
+
+
+async def _email_after_commit(session: AsyncSession, user_ids: list[uuid.UUID], title: str, body: str,
+                              link: str | None) -> None:
+    """Queue the emails of a notification with the mailer of the app that opened this session (none:
+    SMTP not configured); they leave after the caller's commit."""
+    services = services_of(session)
+    mailer = services.mailer if services is not None else None
+    if mailer is None:
+        return
+    addresses = await _email_addresses(session, user_ids)
+    if addresses:
+        mailer.send_after_commit(session, [mail.Mail(to, title, body, link) for to in addresses])
 
 
 async def _email_addresses(session: AsyncSession, user_ids: list[uuid.UUID]) -> list[str]:

@@ -7,7 +7,9 @@ the source of truth, read per request, so an install or upgrade through one work
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import select
@@ -168,6 +170,7 @@ async def installed(session: AsyncSession) -> list[LoadedPlugin]:
     return await catalog_of(session).installed(session)
 
 
+T = TypeVar("T")
 ENABLED_KEY = "portal_enabled_plugins"
 VERSIONS_KEY = "portal_plugin_versions"
 
@@ -181,6 +184,27 @@ def noted_versions(session: AsyncSession, tenant_id: uuid.UUID) -> tuple[int, in
     """The (tenant, system) policy versions this session read for `tenant_id`, if any: a key for
     per-worker caches of tenant settings that bump the tenant's policy_version when they change."""
     return session.info.get(VERSIONS_KEY, {}).get(tenant_id)
+
+
+class PerTenantCache(Generic[T]):
+    """A per-worker value per tenant, valid while the policy versions the request noted for that tenant
+    are unchanged (every change to tenant settings bumps them): one dict lookup instead of a query."""
+
+    def __init__(self) -> None:
+        self._by_version: dict[uuid.UUID, tuple[tuple[int, int], T]] = {}
+
+    async def get(self, session: AsyncSession, tenant_id: uuid.UUID, load: Callable[[], Awaitable[T]]) -> T:
+        versions = noted_versions(session, tenant_id)
+        cached = self._by_version.get(tenant_id)
+        if versions is not None and cached is not None and cached[0] == versions:
+            return cached[1]
+        value = await load()
+        if versions is not None:
+            self._by_version[tenant_id] = (versions, value)
+        return value
+
+    def forget(self, tenant_id: uuid.UUID) -> None:
+        self._by_version.pop(tenant_id, None)
 
 
 def forget_enabled(session: AsyncSession) -> None:

@@ -429,20 +429,16 @@ class StartApprovalOnCreate:
     policy versions requests read anyway (save_process bumps the tenant's): it spares every insert a query."""
 
     def __init__(self) -> None:
-        self._by_version: dict[uuid.UUID, tuple[tuple[int, int], frozenset[tuple[str, str]]]] = {}
+        self.cache: runtime.PerTenantCache[frozenset[tuple[str, str]]] = runtime.PerTenantCache()
 
     async def entities(self, session: AsyncSession, tenant_id: uuid.UUID) -> frozenset[tuple[str, str]]:
-        versions = runtime.noted_versions(session, tenant_id)
-        cached = self._by_version.get(tenant_id)
-        if versions is not None and cached is not None and cached[0] == versions:
-            return cached[1]
-        rows = await session.execute(sa.select(WorkflowProcess.plugin_id, WorkflowProcess.entity).where(
-            WorkflowProcess.tenant_id == tenant_id, WorkflowProcess.is_active.is_(True),
-            WorkflowProcess.auto_start.is_(True)))
-        found = frozenset((p, e) for p, e in rows.all())
-        if versions is not None:
-            self._by_version[tenant_id] = (versions, found)
-        return found
+        async def load() -> frozenset[tuple[str, str]]:
+            rows = await session.execute(sa.select(WorkflowProcess.plugin_id, WorkflowProcess.entity).where(
+                WorkflowProcess.tenant_id == tenant_id, WorkflowProcess.is_active.is_(True),
+                WorkflowProcess.auto_start.is_(True)))
+            return frozenset((p, e) for p, e in rows.all())
+
+        return await self.cache.get(session, tenant_id, load)
 
     async def __call__(self, svc: Any, entity: EntityRef, row: dict[str, Any]) -> WorkflowInstance | None:
         session, tenant_id, actor = svc.db, svc.tenant_id, svc.actor

@@ -158,19 +158,15 @@ class ApprovalGuard:
     common case, asks the database nothing more."""
 
     def __init__(self) -> None:
-        self._by_version: dict[uuid.UUID, tuple[tuple[int, int], frozenset[tuple[str, str]]]] = {}
+        self.cache: runtime.PerTenantCache[frozenset[tuple[str, str]]] = runtime.PerTenantCache()
 
     async def entities(self, session: AsyncSession, tenant_id: uuid.UUID) -> frozenset[tuple[str, str]]:
-        versions = runtime.noted_versions(session, tenant_id)
-        cached = self._by_version.get(tenant_id)
-        if versions is not None and cached is not None and cached[0] == versions:
-            return cached[1]
-        rows = await session.execute(sa.select(WorkflowProcess.plugin_id, WorkflowProcess.entity).where(
-            WorkflowProcess.tenant_id == tenant_id))
-        found = frozenset((p, e) for p, e in rows.all())
-        if versions is not None:
-            self._by_version[tenant_id] = (versions, found)
-        return found
+        async def load() -> frozenset[tuple[str, str]]:
+            rows = await session.execute(sa.select(WorkflowProcess.plugin_id, WorkflowProcess.entity).where(
+                WorkflowProcess.tenant_id == tenant_id))
+            return frozenset((p, e) for p, e in rows.all())
+
+        return await self.cache.get(session, tenant_id, load)
 
     async def __call__(self, svc: RecordService, entity: EntityRef, row: dict[str, Any],
                        before: dict[str, Any] | None) -> None:
