@@ -107,8 +107,15 @@ def serve(host: str, port: int, workers: int, demo: bool) -> None:
         click.echo("This password is shown once; change it after signing in.")
     elif first:
         click.echo(f"First platform admin: {first.email} (password from PORTAL_ADMIN_PASSWORD)")
-    uvicorn.run("app.server:app_factory", factory=True, host=host, port=port, workers=workers,
-                log_level="info", proxy_headers=False)
+    uvicorn.run(
+        "app.server:app_factory",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        proxy_headers=False,
+    )
 
 
 @main.group(help="Database maintenance.")
@@ -208,8 +215,11 @@ def _set_active(email: str, active: bool) -> None:
     run_db(settings, work)
 
 
-@user.command("deactivate", help="Deactivate a user: no sign-in; all sessions end, all API tokens are revoked "
-              "(refused while the account is a tenant's last Admin).")
+@user.command(
+    "deactivate",
+    help="Deactivate a user: no sign-in; all sessions end, all API tokens are revoked "
+    "(refused while the account is a tenant's last Admin).",
+)
 @click.argument("email")
 @click.option("--activate", is_flag=True, help="Reactivate it instead (same as `portal user activate`).")
 def user_deactivate(email: str, activate: bool) -> None:
@@ -235,8 +245,13 @@ def token() -> None:
 @token.command("create", help="Create an API token for a user and print it (shown once).")
 @click.option("--user", "email", required=True, help="Email of the token's owner.")
 @click.option("--name", default="cli", show_default=True, help="What the token is for.")
-@click.option("--expires-days", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Expire after N days (default: never).")
+@click.option(
+    "--expires-days",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Expire after N days (default: never).",
+)
 @click.option("--read-only", is_flag=True, help="Allow only GET and HEAD requests.")
 def token_create(email: str, name: str, expires_days: int | None, read_only: bool) -> None:
     from app.identity import directory, tokens
@@ -247,8 +262,9 @@ def token_create(email: str, name: str, expires_days: int | None, read_only: boo
         u = await directory.find_user(s, email)
         if u is None:
             raise PortalError(f"no user {email}")
-        _, secret = await tokens.create(s, Actor(None, "cli"), u, name, expires_days=expires_days,
-                                        scope="read" if read_only else "full")
+        _, secret = await tokens.create(
+            s, Actor(None, "cli"), u, name, expires_days=expires_days, scope="read" if read_only else "full"
+        )
         return secret
 
     click.echo(run_db(settings, work))
@@ -259,8 +275,11 @@ def events() -> None:
     pass
 
 
-@events.command("prune", help="Delete handled events (and their delivery records) older than DAYS days; "
-                              "pending and running ones are kept.")
+@events.command(
+    "prune",
+    help="Delete handled events (and their delivery records) older than DAYS days; "
+    "pending and running ones are kept.",
+)
 @click.option("--older-than", "days", type=click.IntRange(min=1), required=True, metavar="DAYS")
 def events_prune(days: int) -> None:
     import datetime as dt
@@ -274,10 +293,13 @@ def events_prune(days: int) -> None:
     before = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
 
     async def work(s: AsyncSession) -> int:
-        old = sa.select(EventRecord.id).where(EventRecord.created_at < before,
-                                               EventRecord.status.not_in(("pending", "running")))
+        old = sa.select(EventRecord.id).where(
+            EventRecord.created_at < before, EventRecord.status.not_in(("pending", "running"))
+        )
         await s.execute(sa.delete(EventDelivery).where(EventDelivery.event_id.in_(old)))
-        result = cast(sa.CursorResult[Any], await s.execute(sa.delete(EventRecord).where(EventRecord.id.in_(old))))
+        result = cast(
+            sa.CursorResult[Any], await s.execute(sa.delete(EventRecord).where(EventRecord.id.in_(old)))
+        )
         return int(result.rowcount or 0)
 
     click.echo(f"Deleted {run_db(settings, work)} event(s) from before {before:%Y-%m-%d %H:%M} UTC")
@@ -288,9 +310,13 @@ def plugin() -> None:
     pass
 
 
-@plugin.command("install", help="Upload and install a plugin from a folder or a .zip (a newer version upgrades it).")
+@plugin.command(
+    "install", help="Upload and install a plugin from a folder or a .zip (a newer version upgrades it)."
+)
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
-@click.option("--tenant", "tenant_ref", default=None, help="Tenant slug or id to enable the plugin in (with --enable).")
+@click.option(
+    "--tenant", "tenant_ref", default=None, help="Tenant slug or id to enable the plugin in (with --enable)."
+)
 @click.option("--enable", is_flag=True, help="Also enable it in --tenant.")
 @click.option("--allow-destructive", is_flag=True, help="Apply an upgrade that drops data (backed up first).")
 def plugin_install(path: Path, tenant_ref: str | None, enable: bool, allow_destructive: bool) -> None:
@@ -324,16 +350,20 @@ def plugin_install(path: Path, tenant_ref: str | None, enable: bool, allow_destr
             row = await lifecycle.install(s, actor, plugin_id)
             done.append(f"Installed {plugin_id} {row.version}")
         else:
-            row = await lifecycle.upload(s, actor, package, settings, install_now=True,
-                                         allow_destructive=allow_destructive)
+            row = await lifecycle.upload(
+                s, actor, package, settings, install_now=True, allow_destructive=allow_destructive
+            )
             if before is not None and before[0] == "installed":
                 done.append(f"Upgraded {plugin_id} {before[1]} → {row.version}")
             else:
                 done.append(f"Installed {plugin_id} {row.version}")
         if enable and tenant_ref:
             tenant = await directory.get_tenant(s, tenant_ref)
-            state = await s.scalar(select(PluginTenant).where(PluginTenant.tenant_id == tenant.id,
-                                                              PluginTenant.plugin_id == plugin_id))
+            state = await s.scalar(
+                select(PluginTenant).where(
+                    PluginTenant.tenant_id == tenant.id, PluginTenant.plugin_id == plugin_id
+                )
+            )
             if state is not None and state.status == "enabled":
                 done.append(f"{plugin_id} is already enabled in {tenant.slug}")
             else:
@@ -357,13 +387,26 @@ def plugin_list() -> None:
 
     async def work(s: AsyncSession) -> list[tuple[str, ...]]:
         enabled: dict[str, list[str]] = {}
-        for plugin_id, slug in (await s.execute(
-                select(PluginTenant.plugin_id, Tenant.slug).join(Tenant, Tenant.id == PluginTenant.tenant_id)
-                .where(PluginTenant.status == "enabled").order_by(Tenant.slug))).all():
+        for plugin_id, slug in (
+            await s.execute(
+                select(PluginTenant.plugin_id, Tenant.slug)
+                .join(Tenant, Tenant.id == PluginTenant.tenant_id)
+                .where(PluginTenant.status == "enabled")
+                .order_by(Tenant.slug)
+            )
+        ).all():
             enabled.setdefault(plugin_id, []).append(slug)
-        return [(r.plugin_id, r.version, lifecycle.state_name(r), r.package_sha256[:12],
-                 "bundled" if r.bundled else "", ",".join(enabled.get(r.plugin_id, [])) or "-")
-                for r in await lifecycle.all_plugins(s)]
+        return [
+            (
+                r.plugin_id,
+                r.version,
+                lifecycle.state_name(r),
+                r.package_sha256[:12],
+                "bundled" if r.bundled else "",
+                ",".join(enabled.get(r.plugin_id, [])) or "-",
+            )
+            for r in await lifecycle.all_plugins(s)
+        ]
 
     rows = run_db(settings, work)
     if not rows:
@@ -377,16 +420,25 @@ def plugin_list() -> None:
 
 # -- plugin authoring: new, build, pack ------------------------------------------------------------
 
+
 def _author_error(message: str) -> None:
     """Authoring commands exit with 1 (the plugin is at fault), not 2 (a usage or setup problem)."""
     click.secho(f"portal: {message}", fg="red", err=True)
     sys.exit(1)
 
 
-@plugin.command("new", help="Create a starter plugin NAME (also its id): manifest, Python guest, README, tests.")
+@plugin.command(
+    "new", help="Create a starter plugin NAME (also its id): manifest, Python guest, README, tests."
+)
 @click.argument("name")
-@click.option("--dir", "parent", default=".", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path), help="Folder to create it in.")
+@click.option(
+    "--dir",
+    "parent",
+    default=".",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to create it in.",
+)
 def plugin_new(name: str, parent: Path) -> None:
     from app.sandbox.scaffold import ScaffoldError, scaffold_plugin
 
@@ -402,7 +454,10 @@ def plugin_new(name: str, parent: Path) -> None:
     click.echo(f"  portal plugin install {name}-0.1.0.zip --tenant SLUG --enable")
 
 
-@plugin.command("build", help="Build FOLDER/guest (Python) into FOLDER/plugin.wasm; unchanged sources come from the cache.")
+@plugin.command(
+    "build",
+    help="Build FOLDER/guest (Python) into FOLDER/plugin.wasm; unchanged sources come from the cache.",
+)
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def plugin_build(folder: Path) -> None:
     import time
@@ -423,8 +478,13 @@ def plugin_build(folder: Path) -> None:
 
 @plugin.command("pack", help="Validate FOLDER/plugin.toml, build the guest if needed and zip the package.")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="The .zip to write (default: ./<id>-<version>.zip).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The .zip to write (default: ./<id>-<version>.zip).",
+)
 def plugin_pack(folder: Path, output: Path | None) -> None:
     import io
     import os
@@ -441,9 +501,14 @@ def plugin_pack(folder: Path, output: Path | None) -> None:
     if not toml.is_file():
         _author_error(f"{folder} has no plugin.toml")
     try:
-        manifest = parse_manifest(toml.read_bytes(), ValidationContext(
-            available_modules=available_modules(), entity_name_clash=reserved.entity_name_clash,
-            plugin_id_clash=reserved.plugin_id_clash))
+        manifest = parse_manifest(
+            toml.read_bytes(),
+            ValidationContext(
+                available_modules=available_modules(),
+                entity_name_clash=reserved.entity_name_clash,
+                plugin_id_clash=reserved.plugin_id_clash,
+            ),
+        )
         plugin_id, version = manifest.id, manifest.version
         custom = [p.path for p in manifest.pages if p.type == "custom"]
     except ManifestError as exc:
@@ -451,8 +516,11 @@ def plugin_pack(folder: Path, output: Path | None) -> None:
         # installation, their entities) can only be checked when it is installed.
         raw = tomllib.loads(toml.read_text(encoding="utf-8")) if exc.issues[0].path != "plugin.toml" else {}
         deferred = ("is not installed", "unknown entity")
-        later = [i for i in exc.issues if raw.get("dependencies", {}).get("plugins")
-                 and any(d in i.message for d in deferred)]
+        later = [
+            i
+            for i in exc.issues
+            if raw.get("dependencies", {}).get("plugins") and any(d in i.message for d in deferred)
+        ]
         if len(later) != len(exc.issues):
             click.secho(f"portal: {toml} has {len(exc.issues)} problem(s):", fg="red", err=True)
             for issue in exc.issues:
@@ -497,19 +565,38 @@ if __name__ == "__main__":
     main()
 
 
-@plugin.command("run", help="Render a page of the plugin in FOLDER (or run an action) against the configured database "
-                            "and print the UI JSON with the call's duration, fuel and host calls. Nothing is kept "
-                            "unless --commit.")
+@plugin.command(
+    "run",
+    help="Render a page of the plugin in FOLDER (or run an action) against the configured database "
+    "and print the UI JSON with the call's duration, fuel and host calls. Nothing is kept "
+    "unless --commit.",
+)
 @click.argument("folder", type=click.Path(exists=True, path_type=Path))
-@click.option("--page", "page_path", required=True, help="The page path of the manifest, e.g. /inventory/stocktaking.")
+@click.option(
+    "--page", "page_path", required=True, help="The page path of the manifest, e.g. /inventory/stocktaking."
+)
 @click.option("--params", default="{}", help="Query parameters as a JSON object.")
 @click.option("--action", default=None, help="Run this action of the page instead of rendering it.")
 @click.option("--data", default="{}", help="The action's form data as a JSON object.")
-@click.option("--tenant", "tenant_ref", default=None, help="Tenant slug or id (default: the user's first tenant).")
+@click.option(
+    "--tenant", "tenant_ref", default=None, help="Tenant slug or id (default: the user's first tenant)."
+)
 @click.option("--user", "email", default=None, help="Act as this user (default: the first platform admin).")
-@click.option("--commit", is_flag=True, help="Keep what the call wrote (and the plugin's install) instead of rolling back.")
-def plugin_run(folder: Path, page_path: str, params: str, action: str | None, data: str, tenant_ref: str | None,
-               email: str | None, commit: bool) -> None:
+@click.option(
+    "--commit",
+    is_flag=True,
+    help="Keep what the call wrote (and the plugin's install) instead of rolling back.",
+)
+def plugin_run(
+    folder: Path,
+    page_path: str,
+    params: str,
+    action: str | None,
+    data: str,
+    tenant_ref: str | None,
+    email: str | None,
+    commit: bool,
+) -> None:
     import json
 
     from app.plugins.packages import PackageError
@@ -527,8 +614,18 @@ def plugin_run(folder: Path, page_path: str, params: str, action: str | None, da
     migrate_or_exit(settings)
 
     async def work(s: AsyncSession) -> dict[str, Any]:
-        return await dev_run.run(s, settings, folder, page_path, params_value, tenant_ref=tenant_ref, email=email,
-                                 action=action, data=data_value, commit=commit)
+        return await dev_run.run(
+            s,
+            settings,
+            folder,
+            page_path,
+            params_value,
+            tenant_ref=tenant_ref,
+            email=email,
+            action=action,
+            data=data_value,
+            commit=commit,
+        )
 
     try:
         out = run_db(settings, work)
@@ -541,10 +638,13 @@ def plugin_run(folder: Path, page_path: str, params: str, action: str | None, da
     for entry in out.get("logs", []):
         click.echo(f"log {entry['level']}: {entry['message']}", err=True)
     stats = out.get("stats") or {}
-    click.echo(f"{out['plugin']} {out['page']} as {out['user']} in {out['tenant']}: "
-               f"{stats.get('duration_ms', 0):.1f} ms, fuel {stats.get('fuel', 0):,}, memory {stats.get('memory_mb', 0)} MiB, "
-               f"host calls {stats.get('host_calls', 0)}, "
-               f"output {stats.get('output_bytes', 0):,} bytes (limits: {out['limits']})"
-               + (", fresh instance" if stats.get("fresh_instance") else ""), err=True)
+    click.echo(
+        f"{out['plugin']} {out['page']} as {out['user']} in {out['tenant']}: "
+        f"{stats.get('duration_ms', 0):.1f} ms, fuel {stats.get('fuel', 0):,}, memory {stats.get('memory_mb', 0)} MiB, "
+        f"host calls {stats.get('host_calls', 0)}, "
+        f"output {stats.get('output_bytes', 0):,} bytes (limits: {out['limits']})"
+        + (", fresh instance" if stats.get("fresh_instance") else ""),
+        err=True,
+    )
     if "failure" in out:
         _author_error(f"{out['failure']['kind']}: {out['failure']['message']}")

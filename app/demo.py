@@ -27,16 +27,33 @@ from app.settings import Settings
 
 log = logging.getLogger("portal.demo")
 DEMO_PASSWORD = "demo-pass-2026"
-DEMO_USERS = (("alice@demo.test", "Alice Admin", "Admin"), ("bob@demo.test", "Bob Member", "Member"),
-              ("carol@demo.test", "Carol Buyer", "Buyer"), ("dave@demo.test", "Dave Manager", "Manager"))
+DEMO_USERS = (
+    ("alice@demo.test", "Alice Admin", "Admin"),
+    ("bob@demo.test", "Bob Member", "Member"),
+    ("carol@demo.test", "Carol Buyer", "Buyer"),
+    ("dave@demo.test", "Dave Manager", "Manager"),
+)
 # Roles the demo adds (grant patterns); carol reports to dave, who approves her larger orders.
 DEMO_ROLES = {
-    "Buyer": ("Creates purchase orders and submits them for approval",
-              ["db.purchase_order.*", "db.purchase_order_line.*", "db.supplier.select", "db.inventory_item.select",
-               "db.inventory_category.select"]),
-    "Manager": ("Approves the purchase orders of the people reporting to them",
-                ["db.purchase_order.select", "db.purchase_order_line.select", "db.supplier.select",
-                 "db.inventory_item.select"]),
+    "Buyer": (
+        "Creates purchase orders and submits them for approval",
+        [
+            "db.purchase_order.*",
+            "db.purchase_order_line.*",
+            "db.supplier.select",
+            "db.inventory_item.select",
+            "db.inventory_category.select",
+        ],
+    ),
+    "Manager": (
+        "Approves the purchase orders of the people reporting to them",
+        [
+            "db.purchase_order.select",
+            "db.purchase_order_line.select",
+            "db.supplier.select",
+            "db.inventory_item.select",
+        ],
+    ),
 }
 DEMO_REPORTS_TO = {"carol@demo.test": "dave@demo.test"}
 APPROVAL_THRESHOLD = "1000.00"
@@ -46,9 +63,16 @@ DEMO_PROCESS = {
     # inventory plugin also sets it from its handle-event, and notes the decision.
     "on_approve": {"field": "status", "value": "approved"},
     "on_reject": {"field": "status", "value": "rejected"},
-    "steps": [{"name": "Manager approval", "selector": {"kind": "manager"},
-               "condition": {"kind": "fields", "config": {"all": [
-                   {"field": "total_amount", "op": "gt", "value": APPROVAL_THRESHOLD}]}}}],
+    "steps": [
+        {
+            "name": "Manager approval",
+            "selector": {"kind": "manager"},
+            "condition": {
+                "kind": "fields",
+                "config": {"all": [{"field": "total_amount", "op": "gt", "value": APPROVAL_THRESHOLD}]},
+            },
+        }
+    ],
 }
 BUNDLED = Path(__file__).resolve().parents[1] / "plugins"
 
@@ -96,16 +120,20 @@ async def ensure_demo(session: AsyncSession, settings: Settings) -> bool:
     alice = None
     for email, name, role_name in DEMO_USERS:
         user = await directory.find_user(session, email) or await directory.create_user(
-            session, actor, email, DEMO_PASSWORD, name)
-        await directory.add_member(session, actor, tenant.id, user, await roles.get_role(session, tenant.id, role_name))
+            session, actor, email, DEMO_PASSWORD, name
+        )
+        await directory.add_member(
+            session, actor, tenant.id, user, await roles.get_role(session, tenant.id, role_name)
+        )
         alice = alice or user
     for email, manager in DEMO_REPORTS_TO.items():
         member = await directory.find_user(session, email)
         assert member is not None
         await hierarchy.set_manager(session, actor, tenant.id, member.id, manager)
     assert alice is not None
-    records = RecordService(session, tenant.id, Actor(alice.id, alice.email), lambda _p: True,
-                            hooks=app_hooks(session))
+    records = RecordService(
+        session, tenant.id, Actor(alice.id, alice.email), lambda _p: True, hooks=app_hooks(session)
+    )
     plugins = await runtime.enabled_for(session, tenant.id)
 
     def ref(name: str) -> runtime.EntityRef:
@@ -114,31 +142,67 @@ async def ensure_demo(session: AsyncSession, settings: Settings) -> bool:
         return found
 
     rng = random.Random(2026)
-    categories = [await records.insert(ref("inventory_category"), {"name": n, "code": c})
-                  for n, c in (("Hardware", "HW"), ("Office supplies", "OFF"), ("Electronics", "EL"))]
-    suppliers = [await records.insert(ref("supplier"), {"name": n, "code": c, "email": e})
-                 for n, c, e in (("Northwind Traders", "NW", "orders@northwind.test"),
-                                 ("Contoso Supply", "CS", "sales@contoso.test"))]
-    for i, (name, unit) in enumerate([("Hex bolt M8", "pcs"), ("Washer 8mm", "pcs"), ("A4 paper", "ream"),
-                                      ("Stapler", "pcs"), ("USB-C cable", "pcs"), ("Label printer", "pcs"),
-                                      ("Cable ties", "bag"), ("Wood screws", "box")]):
-        await records.insert(ref("inventory_item"), {
-            "sku": f"SKU-{1001 + i}", "name": name, "unit": unit, "quantity": rng.randint(0, 120),
-            "category_id": str(categories[i % 3]["id"]), "unit_price": f"{rng.uniform(0.2, 90):.2f}"})
+    categories = [
+        await records.insert(ref("inventory_category"), {"name": n, "code": c})
+        for n, c in (("Hardware", "HW"), ("Office supplies", "OFF"), ("Electronics", "EL"))
+    ]
+    suppliers = [
+        await records.insert(ref("supplier"), {"name": n, "code": c, "email": e})
+        for n, c, e in (
+            ("Northwind Traders", "NW", "orders@northwind.test"),
+            ("Contoso Supply", "CS", "sales@contoso.test"),
+        )
+    ]
+    for i, (name, unit) in enumerate(
+        [
+            ("Hex bolt M8", "pcs"),
+            ("Washer 8mm", "pcs"),
+            ("A4 paper", "ream"),
+            ("Stapler", "pcs"),
+            ("USB-C cable", "pcs"),
+            ("Label printer", "pcs"),
+            ("Cable ties", "bag"),
+            ("Wood screws", "box"),
+        ]
+    ):
+        await records.insert(
+            ref("inventory_item"),
+            {
+                "sku": f"SKU-{1001 + i}",
+                "name": name,
+                "unit": unit,
+                "quantity": rng.randint(0, 120),
+                "category_id": str(categories[i % 3]["id"]),
+                "unit_price": f"{rng.uniform(0.2, 90):.2f}",
+            },
+        )
     await workflow.save_process(session, tenant.id, actor, ref("purchase_order"), DEMO_PROCESS)
-    await records.insert(ref("purchase_order"), {"order_no": "PO-0001", "supplier_id": str(suppliers[0]["id"]),
-                                                 "total_amount": "1250.00"})
-    for name, email, status in (("Acme Retail", "hello@acme-retail.test", "active"),
-                                ("Globex", "info@globex.test", "lead")):
-        customer = await records.insert(ref("customer"), {"name": name, "email": email, "status": status,
-                                                          "code": name[:3].upper()})
-        await records.insert(ref("contact"), {"customer_id": str(customer["id"]), "name": f"{name} buyer",
-                                              "email": f"buyer@{email.split('@')[1]}"})
+    await records.insert(
+        ref("purchase_order"),
+        {"order_no": "PO-0001", "supplier_id": str(suppliers[0]["id"]), "total_amount": "1250.00"},
+    )
+    for name, email, status in (
+        ("Acme Retail", "hello@acme-retail.test", "active"),
+        ("Globex", "info@globex.test", "lead"),
+    ):
+        customer = await records.insert(
+            ref("customer"), {"name": name, "email": email, "status": status, "code": name[:3].upper()}
+        )
+        await records.insert(
+            ref("contact"),
+            {
+                "customer_id": str(customer["id"]),
+                "name": f"{name} buyer",
+                "email": f"buyer@{email.split('@')[1]}",
+            },
+        )
     return True
 
 
 def demo_logins() -> str:
     """One line for the console: who to sign in as in the demo tenant."""
-    users = ", ".join(f"{email} ({role}{', reports to ' + DEMO_REPORTS_TO[email] if email in DEMO_REPORTS_TO else ''})"
-                      for email, _, role in DEMO_USERS)
+    users = ", ".join(
+        f"{email} ({role}{', reports to ' + DEMO_REPORTS_TO[email] if email in DEMO_REPORTS_TO else ''})"
+        for email, _, role in DEMO_USERS
+    )
     return f"Demo tenant /t/demo: {users}; password {DEMO_PASSWORD}"

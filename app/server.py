@@ -94,7 +94,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # Approval steps may use configured conditions/selectors (stateless kinds, the same for every app; they
     # reach the app's extension registry through the session).
     extension_hooks.register_workflow_kinds()
-    dispatcher = Dispatcher(settings, alchemy.get_session, sandbox, bus, sync_engine=alchemy.get_engine().sync_engine)
+    dispatcher = Dispatcher(
+        settings, alchemy.get_session, sandbox, bus, sync_engine=alchemy.get_engine().sync_engine
+    )
 
     async def on_startup(app: Litestar) -> None:
         async with alchemy.get_session() as session:
@@ -112,20 +114,39 @@ def create_app(settings: Settings | None = None) -> Litestar:
         await sandbox.drain()
         sandbox.close()
 
-    static = create_static_files_router(path="/static", directories=[ROOT / "static"], opt={"public": True},
-                                        include_in_schema=False)
+    static = create_static_files_router(
+        path="/static", directories=[ROOT / "static"], opt={"public": True}, include_in_schema=False
+    )
     app = Litestar(
-        route_handlers=[*auth_pages.ROUTES, *admin_pages.ROUTES, *events_pages.ROUTES, *api.ROUTES, *records_api.ROUTES, *guest_pages.ROUTES, *messages.ROUTES, *invitation_pages.ROUTES, *workflow_pages.ROUTES, *plugin_admin.ROUTES, *plugin_config.ROUTES, *extensions_pages.ROUTES, *records_routing.ROUTES, static],
+        route_handlers=[
+            *auth_pages.ROUTES,
+            *admin_pages.ROUTES,
+            *events_pages.ROUTES,
+            *api.ROUTES,
+            *records_api.ROUTES,
+            *guest_pages.ROUTES,
+            *messages.ROUTES,
+            *invitation_pages.ROUTES,
+            *workflow_pages.ROUTES,
+            *plugin_admin.ROUTES,
+            *plugin_config.ROUTES,
+            *extensions_pages.ROUTES,
+            *records_routing.ROUTES,
+            static,
+        ],
         plugins=[SQLAlchemyPlugin(config=alchemy), HTMXPlugin()],
         guards=[access_guard],
         dependencies={"ctx": Provide(provide_ctx)},
-        template_config=TemplateConfig(directory=ROOT / "templates", engine=JinjaTemplateEngine,
-                                       engine_callback=template_globals),
+        template_config=TemplateConfig(
+            directory=ROOT / "templates", engine=JinjaTemplateEngine, engine_callback=template_globals
+        ),
         # CSRF on every state-changing request but bearer-token API calls; CSP and friends on every response.
         middleware=[csrf_middleware(settings)],
         before_send=[security_headers(settings)],
         openapi_config=OpenAPIConfig(
-            title="Portal API", version=PLATFORM_VERSION, path="/api/schema",
+            title="Portal API",
+            version=PLATFORM_VERSION,
+            path="/api/schema",
             render_plugins=[JsonRenderPlugin()],
             openapi_router=Router(path="/api/schema", route_handlers=[], opt={"public": True}),
             components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}),
@@ -136,10 +157,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
         debug=settings.debug,
-        state=State({"settings": settings, "alchemy": alchemy, "services": services,
-                     "permission_cache": services.permission_cache, "scope_cache": services.scope_cache,
-                     "switcher_cache": services.switcher_cache, "bus": bus, "sandbox": sandbox,
-                     "events": dispatcher}),
+        state=State(
+            {
+                "settings": settings,
+                "alchemy": alchemy,
+                "services": services,
+                "permission_cache": services.permission_cache,
+                "scope_cache": services.scope_cache,
+                "switcher_cache": services.switcher_cache,
+                "bus": bus,
+                "sandbox": sandbox,
+                "events": dispatcher,
+            }
+        ),
     )
     return app
 

@@ -117,7 +117,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         wasm_default=_limits(environ, "PORTAL_WASM_", PLATFORM_DEFAULT),
         wasm_maximum=_limits(environ, "PORTAL_WASM_MAX_", PLATFORM_MAXIMUM),
         wasm_pool_size=_int(environ, "PORTAL_WASM_POOL_SIZE", 4),
-        wasm_cache_dir=Path(environ["PORTAL_WASM_CACHE_DIR"]).resolve() if environ.get("PORTAL_WASM_CACHE_DIR") else None,
+        wasm_cache_dir=Path(environ["PORTAL_WASM_CACHE_DIR"]).resolve()
+        if environ.get("PORTAL_WASM_CACHE_DIR")
+        else None,
         wasm_memory_stats=environ.get("PORTAL_WASM_MEMORY_STATS", "").lower() in {"1", "true", "yes"},
         event_sweep_seconds=_positive_float(environ, "PORTAL_EVENT_SWEEP_SECONDS", 1.5),
         event_claim_timeout_seconds=_int(environ, "PORTAL_EVENT_CLAIM_TIMEOUT", 300),
@@ -136,10 +138,15 @@ def _smtp(environ: dict[str, str]) -> SmtpSettings | None:
     starttls = environ.get("PORTAL_SMTP_STARTTLS", "").lower()
     if starttls not in {"", "0", "1", "true", "false", "yes", "no"}:
         raise SettingsError(f"PORTAL_SMTP_STARTTLS must be true or false, got {starttls!r}")
-    return SmtpSettings(host=host, port=_int(environ, "PORTAL_SMTP_PORT", 25),
-                        sender=environ.get("PORTAL_SMTP_FROM", "").strip() or "portal@localhost",
-                        user=user, password=password, starttls=starttls in {"1", "true", "yes"},
-                        base_url=environ.get("PORTAL_PUBLIC_URL", "").strip().rstrip("/"))
+    return SmtpSettings(
+        host=host,
+        port=_int(environ, "PORTAL_SMTP_PORT", 25),
+        sender=environ.get("PORTAL_SMTP_FROM", "").strip() or "portal@localhost",
+        user=user,
+        password=password,
+        starttls=starttls in {"1", "true", "yes"},
+        base_url=environ.get("PORTAL_PUBLIC_URL", "").strip().rstrip("/"),
+    )
 
 
 def _int(environ: dict[str, str], name: str, default: int) -> int:

@@ -63,17 +63,27 @@ TARGET_REBUILD_MS = 5.0
 
 # --- set-up --------------------------------------------------------------------------------------
 
+
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
 def bench_settings(url: str, data_dir: str) -> Settings:
-    return load_settings({"DATABASE_URL": url, "PORTAL_DATA_DIR": data_dir, "PORTAL_SECRET_KEY": "bench-not-a-secret",
-                          "PORTAL_ADMIN_EMAIL": ADMIN_EMAIL, "PORTAL_ADMIN_PASSWORD": "bench-admin-password"})
+    return load_settings(
+        {
+            "DATABASE_URL": url,
+            "PORTAL_DATA_DIR": data_dir,
+            "PORTAL_SECRET_KEY": "bench-not-a-secret",
+            "PORTAL_ADMIN_EMAIL": ADMIN_EMAIL,
+            "PORTAL_ADMIN_PASSWORD": "bench-admin-password",
+        }
+    )
 
 
 def sync_url(settings: Settings) -> sa.URL:
-    return make_url(settings.database_url).set(drivername="postgresql+psycopg" if not settings.is_sqlite else "sqlite")
+    return make_url(settings.database_url).set(
+        drivername="postgresql+psycopg" if not settings.is_sqlite else "sqlite"
+    )
 
 
 def ensure_database(settings: Settings) -> None:
@@ -85,8 +95,10 @@ def ensure_database(settings: Settings) -> None:
     if not name:
         raise SystemExit("access_bench: the database URL names no database")
     if name == "test":
-        raise SystemExit("access_bench: refusing to load 500k rows into `test` (the test suite's database); "
-                         "use e.g. postgresql://postgres@127.0.0.1:5432/portal_bench")
+        raise SystemExit(
+            "access_bench: refusing to load 500k rows into `test` (the test suite's database); "
+            "use e.g. postgresql://postgres@127.0.0.1:5432/portal_bench"
+        )
     last_error: Exception | None = None
     for maint in ("postgres", "template1"):
         engine = sa.create_engine(url.set(database=maint), isolation_level="AUTOCOMMIT")
@@ -119,14 +131,21 @@ class Shape:
         """(user index, tenant index) pairs; tenant index -1 is the system tenant."""
         out = [(u, u % self.tenants) for u in range(self.users)]
         if self.tenants > 1:  # every 5th user also belongs to a second tenant
-            out += [(u, (u * 7 + 3) % self.tenants) for u in range(0, self.users, 5)
-                    if (u * 7 + 3) % self.tenants != u % self.tenants]
+            out += [
+                (u, (u * 7 + 3) % self.tenants)
+                for u in range(0, self.users, 5)
+                if (u * 7 + 3) % self.tenants != u % self.tenants
+            ]
         out += [(u, -1) for u in range(0, self.users, 1000)]  # platform staff
         return out
 
 
 def synthetic_permissions() -> list[PermissionDef]:
-    defs = [PermissionDef(f"db.t{t:03d}.{v}", f"{v} t{t:03d}", "bench") for t in range(SYNTH_TABLES) for v in VERBS]
+    defs = [
+        PermissionDef(f"db.t{t:03d}.{v}", f"{v} t{t:03d}", "bench")
+        for t in range(SYNTH_TABLES)
+        for v in VERBS
+    ]
     defs += [PermissionDef(f"ui.p{p:02d}.view", f"show page {p}", "bench") for p in range(SYNTH_PAGES)]
     return defs
 
@@ -146,14 +165,24 @@ def role_grants(rng: random.Random, role_index: int, perms: int, codes: Sequence
 
 
 async def bench_counts(session: AsyncSession) -> tuple[int, int, int, int]:
-    tenants = await session.scalar(sa.select(sa.func.count()).select_from(Tenant).where(Tenant.slug.like(f"{TENANT_SLUG}%")))
-    users = await session.scalar(sa.select(sa.func.count()).select_from(User).where(User.email.like(f"{USER_EMAIL}%")))
+    tenants = await session.scalar(
+        sa.select(sa.func.count()).select_from(Tenant).where(Tenant.slug.like(f"{TENANT_SLUG}%"))
+    )
+    users = await session.scalar(
+        sa.select(sa.func.count()).select_from(User).where(User.email.like(f"{USER_EMAIL}%"))
+    )
     members = await session.scalar(
-        sa.select(sa.func.count()).select_from(Membership).join(User, User.id == Membership.user_id)
-        .where(User.email.like(f"{USER_EMAIL}%")))
+        sa.select(sa.func.count())
+        .select_from(Membership)
+        .join(User, User.id == Membership.user_id)
+        .where(User.email.like(f"{USER_EMAIL}%"))
+    )
     bench_ids = sa.select(sa.cast(Tenant.id, sa.String)).where(Tenant.slug.like(f"{TENANT_SLUG}%"))
     lines = await session.scalar(
-        sa.select(sa.func.count()).select_from(CasbinRule).where(CasbinRule.ptype == "p", CasbinRule.v1.in_(bench_ids)))
+        sa.select(sa.func.count())
+        .select_from(CasbinRule)
+        .where(CasbinRule.ptype == "p", CasbinRule.v1.in_(bench_ids))
+    )
     return int(tenants or 0), int(users or 0), int(members or 0), int(lines or 0)
 
 
@@ -161,9 +190,13 @@ async def drop_bench_data(session: AsyncSession) -> None:
     bench_tenants = sa.select(Tenant.id).where(Tenant.slug.like(f"{TENANT_SLUG}%"))
     bench_roles = sa.select(Role.id).where(Role.tenant_id.in_(bench_tenants))
     # Lines of bench roles wherever they are (subjects "role:<id>"), then memberships, roles, tenants, users.
-    await session.execute(sa.text(
-        "DELETE FROM casbin_rule WHERE ptype = 'p' AND v1 IN "
-        "(SELECT CAST(id AS VARCHAR) FROM tenants WHERE slug LIKE :s)"), {"s": f"{TENANT_SLUG}%"})
+    await session.execute(
+        sa.text(
+            "DELETE FROM casbin_rule WHERE ptype = 'p' AND v1 IN "
+            "(SELECT CAST(id AS VARCHAR) FROM tenants WHERE slug LIKE :s)"
+        ),
+        {"s": f"{TENANT_SLUG}%"},
+    )
     bench_users = sa.select(User.id).where(User.email.like(f"{USER_EMAIL}%"))
     await session.execute(sa.delete(Membership).where(Membership.user_id.in_(bench_users)))
     await session.execute(sa.delete(Membership).where(Membership.tenant_id.in_(bench_tenants)))
@@ -172,10 +205,14 @@ async def drop_bench_data(session: AsyncSession) -> None:
     await session.execute(sa.delete(User).where(User.email.like(f"{USER_EMAIL}%")))
 
 
-def build_rows(shape: Shape, system_member_role: uuid.UUID, password_hash: str) -> dict[str, list[tuple[Any, ...]]]:
+def build_rows(
+    shape: Shape, system_member_role: uuid.UUID, password_hash: str
+) -> dict[str, list[tuple[Any, ...]]]:
     rng = random.Random(20240601)
     now = dt.datetime.now(dt.UTC)
-    codes = [d.code for d in BASE_PERMISSIONS if d.scope == "tenant"] + [d.code for d in synthetic_permissions()]
+    codes = [d.code for d in BASE_PERMISSIONS if d.scope == "tenant"] + [
+        d.code for d in synthetic_permissions()
+    ]
     tenants, roles, lines, users, members = [], [], [], [], []
     tenant_roles: list[list[uuid.UUID]] = []
     for t in range(shape.tenants):
@@ -185,17 +222,25 @@ def build_rows(shape: Shape, system_member_role: uuid.UUID, password_hash: str) 
         for r in range(shape.roles):
             rid = uuid.uuid4()
             ids.append(rid)
-            name, builtin, desc = (("Admin", "admin", "All permissions in this tenant") if r == 0 else
-                                   ("Member", "member", "Read-only access to business data") if r == 1 else
-                                   (f"Role {r}", None, f"Bench role {r}"))
+            name, builtin, desc = (
+                ("Admin", "admin", "All permissions in this tenant")
+                if r == 0
+                else ("Member", "member", "Read-only access to business data")
+                if r == 1
+                else (f"Role {r}", None, f"Bench role {r}")
+            )
             roles.append((rid, tid, name, desc, builtin, now, now))
             subject, domain = role_subject(rid), str(tid)
-            lines += [(uuid.uuid4(), "p", subject, domain, p) for p in role_grants(rng, r, shape.perms, codes)]
+            lines += [
+                (uuid.uuid4(), "p", subject, domain, p) for p in role_grants(rng, r, shape.perms, codes)
+            ]
         tenant_roles.append(ids)
     tenant_ids = [row[0] for row in tenants]
     user_ids = [uuid.uuid4() for _ in range(shape.users)]
     for u, uid in enumerate(user_ids):
-        users.append((uid, f"{USER_EMAIL}{u:06d}@bench.test", f"Bench user {u}", password_hash, True, "en", now, now))
+        users.append(
+            (uid, f"{USER_EMAIL}{u:06d}@bench.test", f"Bench user {u}", password_hash, True, "en", now, now)
+        )
     for u, t in shape.memberships():
         if t < 0:
             members.append((uuid.uuid4(), SYSTEM_UUID, user_ids[u], system_member_role, now, now))
@@ -208,7 +253,16 @@ COLUMNS = {
     "tenants": ("id", "slug", "name", "is_active", "policy_version", "created_at", "updated_at"),
     "roles": ("id", "tenant_id", "name", "description", "builtin", "created_at", "updated_at"),
     "casbin_rule": ("id", "ptype", "v0", "v1", "v2"),
-    "users": ("id", "email", "display_name", "password_hash", "is_active", "language", "created_at", "updated_at"),
+    "users": (
+        "id",
+        "email",
+        "display_name",
+        "password_hash",
+        "is_active",
+        "language",
+        "created_at",
+        "updated_at",
+    ),
     "tenant_users": ("id", "tenant_id", "user_id", "role_id", "created_at", "updated_at"),
 }
 
@@ -217,7 +271,13 @@ def bulk_load(settings: Settings, rows: dict[str, list[tuple[Any, ...]]]) -> Non
     order = ["tenants", "users", "roles", "tenant_users", "casbin_rule"]
     if settings.is_sqlite:
         engine = sa.create_engine(sync_url(settings))
-        meta = {"tenants": Tenant, "users": User, "roles": Role, "tenant_users": Membership, "casbin_rule": CasbinRule}
+        meta = {
+            "tenants": Tenant,
+            "users": User,
+            "roles": Role,
+            "tenant_users": Membership,
+            "casbin_rule": CasbinRule,
+        }
         with engine.begin() as conn:
             for table in order:
                 cols = COLUMNS[table]
@@ -261,19 +321,23 @@ async def prepare(settings: Settings, shape: Shape, rebuild: bool) -> str:
                 await drop_bench_data(session)
                 await session.commit()
             system_member = await session.scalar(
-                sa.select(Role.id).where(Role.tenant_id == SYSTEM_UUID, Role.builtin == "member"))
+                sa.select(Role.id).where(Role.tenant_id == SYSTEM_UUID, Role.builtin == "member")
+            )
             assert system_member is not None
     finally:
         await config.get_engine().dispose()
     t0 = time.perf_counter()
     rows = build_rows(shape, system_member, hash_password(USER_PASSWORD))
-    log(f"generated {sum(len(v) for v in rows.values()):,} rows in {time.perf_counter() - t0:.1f} s; loading ...")
+    log(
+        f"generated {sum(len(v) for v in rows.values()):,} rows in {time.perf_counter() - t0:.1f} s; loading ..."
+    )
     t1 = time.perf_counter()
     await asyncio.to_thread(bulk_load, settings, rows)
     return f"built in {time.perf_counter() - t0:.1f} s (load {time.perf_counter() - t1:.1f} s)"
 
 
 # --- measuring -----------------------------------------------------------------------------------
+
 
 @dataclass
 class Row:
@@ -310,7 +374,9 @@ def timer_overhead() -> int:
 
 def probes_for(pset: PermissionSet, codes: Sequence[str], rng: random.Random) -> list[str]:
     """Permission strings a request would check: exact hits, wildcard hits, misses, platform codes, junk."""
-    exact = sorted({g.pattern for g in (*pset.tenant_grants, *pset.system_grants) if not g.pattern.endswith("*")})
+    exact = sorted(
+        {g.pattern for g in (*pset.tenant_grants, *pset.system_grants) if not g.pattern.endswith("*")}
+    )
     wild = [g.pattern for g in pset.tenant_grants if g.pattern.endswith("*") and g.pattern.startswith("db.t")]
     via_wild = [w[:-1] + v for w in wild for v in VERBS]
     platform = sorted(pset.platform_codes)
@@ -320,7 +386,9 @@ def probes_for(pset: PermissionSet, codes: Sequence[str], rng: random.Random) ->
     return probes
 
 
-def measure_allows(pset_factory: Callable[[], PermissionSet], probes: list[str], calls: int) -> tuple[Row, Row, Row, int]:
+def measure_allows(
+    pset_factory: Callable[[], PermissionSet], probes: list[str], calls: int
+) -> tuple[Row, Row, Row, int]:
     pc = time.perf_counter_ns
     # First call of each string on a freshly compiled set (memo miss), as right after a rebuild.
     cold: list[int] = []
@@ -347,16 +415,20 @@ def measure_allows(pset_factory: Callable[[], PermissionSet], probes: list[str],
     for i in range(calls):
         allows(probes[i % n])
     batch = (pc() - t0) / calls
-    return (Row("(a) PermissionSet.allows, warm user", calls, warm, f"median ≤ {TARGET_ALLOWS_US:.0f} µs"),
-            Row("    allows, first call after rebuild", len(cold), cold),
-            Row("    allows, tight loop (no timer)", calls, [int(batch)], note="mean per call"), hits)
+    return (
+        Row("(a) PermissionSet.allows, warm user", calls, warm, f"median ≤ {TARGET_ALLOWS_US:.0f} µs"),
+        Row("    allows, first call after rebuild", len(cold), cold),
+        Row("    allows, tight loop (no timer)", calls, [int(batch)], note="mean per call"),
+        hits,
+    )
 
 
 Probe = tuple[str, str, str, bool]  # Casbin request (sub, dom, obj) and the compiled set's answer
 
 
-async def measure(settings: Settings, shape: Shape, args: argparse.Namespace,
-                  plain_probes: list[Probe]) -> list[Row]:
+async def measure(
+    settings: Settings, shape: Shape, args: argparse.Namespace, plain_probes: list[Probe]
+) -> list[Row]:
     from app.db.engine import make_alchemy_config
     from app.web.context import _tenant_pair
 
@@ -366,12 +438,24 @@ async def measure(settings: Settings, shape: Shape, args: argparse.Namespace,
     config = make_alchemy_config(settings)
     try:
         async with config.get_session() as session:
-            pairs = (await session.execute(
-                sa.select(Membership.user_id, Membership.tenant_id).join(User, User.id == Membership.user_id)
-                .where(User.email.like(f"{USER_EMAIL}%"), Membership.tenant_id != SYSTEM_UUID))).all()
-            staff = {u for (u,) in (await session.execute(
-                sa.select(Membership.user_id).where(Membership.tenant_id == SYSTEM_UUID))).all()}
-            versions = {t: v for t, v in (await session.execute(sa.select(Tenant.id, Tenant.policy_version))).all()}
+            pairs = (
+                await session.execute(
+                    sa.select(Membership.user_id, Membership.tenant_id)
+                    .join(User, User.id == Membership.user_id)
+                    .where(User.email.like(f"{USER_EMAIL}%"), Membership.tenant_id != SYSTEM_UUID)
+                )
+            ).all()
+            staff = {
+                u
+                for (u,) in (
+                    await session.execute(
+                        sa.select(Membership.user_id).where(Membership.tenant_id == SYSTEM_UUID)
+                    )
+                ).all()
+            }
+            versions = {
+                t: v for t, v in (await session.execute(sa.select(Tenant.id, Tenant.policy_version))).all()
+            }
             codes = list((await session.scalars(sa.select(Permission.code))).all())
             sample = rng.sample(pairs, k=min(len(pairs), args.rebuilds))
             # Make sure some platform staff (two roles, two domains) are in the sample.
@@ -404,9 +488,13 @@ async def measure(settings: Settings, shape: Shape, args: argparse.Namespace,
             cold.note = "memo miss"
             rows += [warm, cold, batch]
 
-            rebuild = Row("(b) compute_access (cache rebuild)", len(rebuild_ns), rebuild_ns,
-                          f"median ≤ {TARGET_REBUILD_MS:.0f} ms",
-                          note=f"{len(sample)} users, avg {statistics.mean(grants):.0f} grants")
+            rebuild = Row(
+                "(b) compute_access (cache rebuild)",
+                len(rebuild_ns),
+                rebuild_ns,
+                f"median ≤ {TARGET_REBUILD_MS:.0f} ms",
+                note=f"{len(sample)} users, avg {statistics.mean(grants):.0f} grants",
+            )
             rebuild.ok = rebuild.q(0.5) <= TARGET_REBUILD_MS * 1_000_000
             rows.append(rebuild)
 
@@ -425,7 +513,9 @@ async def measure(settings: Settings, shape: Shape, args: argparse.Namespace,
                 await cache.access(session, u, t, v)
                 hit_ns.append(pc() - t0)
             assert cache.rebuilds == before, "hits must not rebuild"
-            rows.append(Row("(c) PermissionCache.access, hit", len(hit_ns), hit_ns, note=f"{len(hot)} cached users"))
+            rows.append(
+                Row("(c) PermissionCache.access, hit", len(hit_ns), hit_ns, note=f"{len(hot)} cached users")
+            )
             hit_check = []
             for i in range(args.hit_calls // 2):
                 u, t = hot[i % len(hot)]
@@ -445,18 +535,36 @@ async def measure(settings: Settings, shape: Shape, args: argparse.Namespace,
                 await _tenant_pair(session, s)
                 q_ns.append(pc() - t0)
             session.expunge_all()
-            rows.append(Row("(i) tenant + system version query", len(q_ns), q_ns, note="once per request, by slug"))
+            rows.append(
+                Row("(i) tenant + system version query", len(q_ns), q_ns, note="once per request, by slug")
+            )
 
             # Requests for (d), with the compiled answer to compare: members of the last tenant, whose
             # lines sit at the end of Casbin's policy list; one permission their role grants, one it does not.
-            last = await session.scalar(sa.select(Tenant.id).where(Tenant.slug.like(f"{TENANT_SLUG}%"))
-                                        .order_by(Tenant.slug.desc()).limit(1))
-            members = (await session.scalars(sa.select(Membership.user_id).where(Membership.tenant_id == last)
-                                             .order_by(Membership.user_id).limit(2))).all()
+            last = await session.scalar(
+                sa.select(Tenant.id)
+                .where(Tenant.slug.like(f"{TENANT_SLUG}%"))
+                .order_by(Tenant.slug.desc())
+                .limit(1)
+            )
+            members = (
+                await session.scalars(
+                    sa.select(Membership.user_id)
+                    .where(Membership.tenant_id == last)
+                    .order_by(Membership.user_id)
+                    .limit(2)
+                )
+            ).all()
             for uid in members:
                 perms = (await compute_access(session, uid, last)).permissions
-                granted = next((g.pattern for g in perms.tenant_grants if not g.pattern.endswith("*")
-                                and g.pattern not in perms.platform_codes), "db.t000.select")
+                granted = next(
+                    (
+                        g.pattern
+                        for g in perms.tenant_grants
+                        if not g.pattern.endswith("*") and g.pattern not in perms.platform_codes
+                    ),
+                    "db.t000.select",
+                )
                 for perm in (granted, "db.nosuch.select"):
                     plain_probes.append((user_subject(uid), str(last), perm, perms.allows(perm)))
     finally:
@@ -471,10 +579,16 @@ def plain_casbin(settings: Settings, args: argparse.Namespace, probes: list[Prob
     engine = sa.create_engine(sync_url(settings))
     t0 = time.perf_counter()
     with engine.connect() as conn:
-        p_lines = [[a, b, c] for a, b, c in conn.execute(
-            sa.text("SELECT v0, v1, v2 FROM casbin_rule WHERE ptype = 'p'"))]
-        g_lines = [[user_subject(u), role_subject(r), str(t)] for u, r, t in conn.execute(
-            sa.select(Membership.user_id, Membership.role_id, Membership.tenant_id))]
+        p_lines = [
+            [a, b, c]
+            for a, b, c in conn.execute(sa.text("SELECT v0, v1, v2 FROM casbin_rule WHERE ptype = 'p'"))
+        ]
+        g_lines = [
+            [user_subject(u), role_subject(r), str(t)]
+            for u, r, t in conn.execute(
+                sa.select(Membership.user_id, Membership.role_id, Membership.tenant_id)
+            )
+        ]
     engine.dispose()
     read_s = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -487,7 +601,9 @@ def plain_casbin(settings: Settings, args: argparse.Namespace, probes: list[Prob
     model["g"]["g"].policy = g_lines
     enforcer.build_role_links()
     load_s = time.perf_counter() - t0
-    log(f"plain Casbin: read {len(p_lines):,} p + {len(g_lines):,} g lines in {read_s:.1f} s, loaded in {load_s:.1f} s")
+    log(
+        f"plain Casbin: read {len(p_lines):,} p + {len(g_lines):,} g lines in {read_s:.1f} s, loaded in {load_s:.1f} s"
+    )
     ns: list[int] = []
     allowed = disagree = 0
     deadline = time.perf_counter() + args.plain_budget
@@ -500,9 +616,15 @@ def plain_casbin(settings: Settings, args: argparse.Namespace, probes: list[Prob
         if time.perf_counter() > deadline:
             break
     agree = "agrees with compiled sets" if not disagree else f"DISAGREES with compiled sets on {disagree}"
-    return [Row(f"(d) plain casbin.Enforcer.enforce, {len(p_lines) // 1000}k lines", len(ns), ns,
-                ok=None if not disagree else False,
-                note=f"{allowed}/{len(ns)} allowed, {agree}; load {read_s + load_s:.1f} s")]
+    return [
+        Row(
+            f"(d) plain casbin.Enforcer.enforce, {len(p_lines) // 1000}k lines",
+            len(ns),
+            ns,
+            ok=None if not disagree else False,
+            note=f"{allowed}/{len(ns)} allowed, {agree}; load {read_s + load_s:.1f} s",
+        )
+    ]
 
 
 def print_table(rows: list[Row], header: str) -> None:
@@ -515,9 +637,18 @@ def print_table(rows: list[Row], header: str) -> None:
         if r.samples == 0 or not r.ns:
             continue
         one = len(r.ns) == 1
-        lines.append((r.label, f"{r.samples:,}", fmt_ns(r.q(0.5)), "" if one else fmt_ns(r.q(0.99)),
-                      fmt_ns(statistics.mean(r.ns)), r.target or "—",
-                      "PASS" if r.ok else "FAIL" if r.ok is False else "info", r.note))
+        lines.append(
+            (
+                r.label,
+                f"{r.samples:,}",
+                fmt_ns(r.q(0.5)),
+                "" if one else fmt_ns(r.q(0.99)),
+                fmt_ns(statistics.mean(r.ns)),
+                r.target or "—",
+                "PASS" if r.ok else "FAIL" if r.ok is False else "info",
+                r.note,
+            )
+        )
     widths = [max(len(c), *(len(line[i]) for line in lines)) for i, c in enumerate(cols)]
     fmt = "  ".join(f"{{:{'<' if i in (0, 5, 7) else '>'}{w}}}" for i, w in enumerate(widths))
     print(fmt.format(*cols))
@@ -528,8 +659,9 @@ def print_table(rows: list[Row], header: str) -> None:
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--database-url", default=DEFAULT_URL, help=f"default {DEFAULT_URL} (created if missing)")
     ap.add_argument("--tenants", type=int, default=1000)
     ap.add_argument("--roles", type=int, default=10)
@@ -561,11 +693,17 @@ def main(argv: Iterable[str] | None = None) -> int:
         if not args.skip_plain:
             rows += plain_casbin(settings, args, probes)
     url = sync_url(settings)
-    where = f"SQLite {url.database}" if settings.is_sqlite else f"PostgreSQL {url.host}:{url.port or 5432}/{url.database}"
-    header = (f"Portal access bench — {where}\n"
-              f"data: {shape.tenants:,} tenants × {shape.roles} roles × {shape.perms} grants = {shape.p_lines:,} "
-              f"p lines; {shape.users:,} users, {len(shape.memberships()):,} memberships ({state})\n"
-              f"python {sys.version.split()[0]}, total {time.perf_counter() - started:.0f} s")
+    where = (
+        f"SQLite {url.database}"
+        if settings.is_sqlite
+        else f"PostgreSQL {url.host}:{url.port or 5432}/{url.database}"
+    )
+    header = (
+        f"Portal access bench — {where}\n"
+        f"data: {shape.tenants:,} tenants × {shape.roles} roles × {shape.perms} grants = {shape.p_lines:,} "
+        f"p lines; {shape.users:,} users, {len(shape.memberships()):,} memberships ({state})\n"
+        f"python {sys.version.split()[0]}, total {time.perf_counter() - started:.0f} s"
+    )
     print_table(rows, header)
     failed = [r.label.strip() for r in rows if r.ok is False]
     print("targets: " + ("all met" if not failed else "FAILED: " + "; ".join(failed)))

@@ -56,8 +56,12 @@ async def run(url: str, data_dir: Path, writes: int, events: int) -> None:
     from app.settings import load_settings
     from tests.guests import FIXTURES
 
-    env = {"DATABASE_URL": url, "PORTAL_DATA_DIR": str(data_dir), "PORTAL_SECRET_KEY": "bench-secret",
-           "PORTAL_WASM_CACHE_DIR": str(CACHE)}
+    env = {
+        "DATABASE_URL": url,
+        "PORTAL_DATA_DIR": str(data_dir),
+        "PORTAL_SECRET_KEY": "bench-secret",
+        "PORTAL_WASM_CACHE_DIR": str(CACHE),
+    }
     settings = load_settings(env)
     await asyncio.to_thread(upgrade, settings)
     actor = Actor(None, "bench@portal.test")
@@ -72,7 +76,9 @@ async def run(url: str, data_dir: Path, writes: int, events: int) -> None:
         await asyncio.to_thread(build_component, target)
         shutil.rmtree(target / "guest")
         wasm = target / "plugin.wasm"
-        await asyncio.to_thread(ComponentStore(shared_engine()[0], CACHE).get, wasm, sha256_file(wasm), wait=None)
+        await asyncio.to_thread(
+            ComponentStore(shared_engine()[0], CACHE).get, wasm, sha256_file(wasm), wait=None
+        )
         folders[name] = target
 
     config = make_alchemy_config(settings)
@@ -93,8 +99,15 @@ async def run(url: str, data_dir: Path, writes: int, events: int) -> None:
             took = []
             for i in range(writes):
                 started = time.perf_counter()
-                await emit(s, Event(event_type, str(tenant.id), {"id": str(i), "record": {"title": "x" * 40}},
-                                    source="probe"))
+                await emit(
+                    s,
+                    Event(
+                        event_type,
+                        str(tenant.id),
+                        {"id": str(i), "record": {"title": "x" * 40}},
+                        source="probe",
+                    ),
+                )
                 took.append((time.perf_counter() - started) * 1e6)
             await s.rollback()
         label = "no subscriber" if tenant is quiet else "subscribed   "
@@ -115,28 +128,39 @@ async def run(url: str, data_dir: Path, writes: int, events: int) -> None:
 
     async def delivered_throughput(dispatchers: int) -> None:
         async with config.get_session() as s:
-            await s.execute(sa.update(EventRecord).where(EventRecord.status == "pending").values(status="none"))
+            await s.execute(
+                sa.update(EventRecord).where(EventRecord.status == "pending").values(status="none")
+            )
             ref = await runtime.entity_in_tenant(s, busy.id, "probe", "probe_note")
             service = RecordService(s, busy.id, actor, lambda _p: True)
             for i in range(events):
                 await service.insert(ref, {"title": f"e{i}"})
             await s.commit()
         sandboxes = [Sandbox(settings, config.get_session) for _ in range(dispatchers)]
-        workers = [Dispatcher(settings, config.get_session, sb, EventBus(), worker=f"bench{i}")
-                   for i, sb in enumerate(sandboxes)]
+        workers = [
+            Dispatcher(settings, config.get_session, sb, EventBus(), worker=f"bench{i}")
+            for i, sb in enumerate(sandboxes)
+        ]
         started = time.perf_counter()
         await asyncio.gather(*(w.drain(timeout=600) for w in workers))
         seconds = time.perf_counter() - started
         async with config.get_session() as s:
-            durations = list((await s.scalars(sa.select(EventDelivery.duration_ms).where(
-                EventDelivery.worker.like("bench%")))).all())
+            durations = list(
+                (
+                    await s.scalars(
+                        sa.select(EventDelivery.duration_ms).where(EventDelivery.worker.like("bench%"))
+                    )
+                ).all()
+            )
             await s.execute(sa.delete(EventDelivery).where(EventDelivery.worker.like("bench%")))
             await s.commit()
         for sb in sandboxes:
             sb.close()
-        print(f"   {dispatchers} dispatcher(s): {events} events in {seconds:5.2f} s = {events / seconds:6.1f} events/s;"
-              f" handle-event p50 {statistics.median(durations):6.1f} ms  p95 {pct(durations, 95):6.1f} ms"
-              f" (includes each dispatcher's first, cold instance)")
+        print(
+            f"   {dispatchers} dispatcher(s): {events} events in {seconds:5.2f} s = {events / seconds:6.1f} events/s;"
+            f" handle-event p50 {statistics.median(durations):6.1f} ms  p95 {pct(durations, 95):6.1f} ms"
+            f" (includes each dispatcher's first, cold instance)"
+        )
 
     print("3. delivery to the listener's handle-event (a Python guest writing one row per event)")
     await delivered_throughput(1)
@@ -145,7 +169,9 @@ async def run(url: str, data_dir: Path, writes: int, events: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/portal_events_bench")
     parser.add_argument("--writes", type=int, default=500)
     parser.add_argument("--events", type=int, default=300)

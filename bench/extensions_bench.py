@@ -50,8 +50,11 @@ async def main(rows: int, tmp: str) -> None:
     actor = Actor(None, "bench")
     async with config.get_session() as s:
         await bootstrap.ensure_base(s, settings)
-        package = Package(manifest_text=MANIFEST, files={"plugin.toml": MANIFEST.encode()},
-                          sha256=hashlib.sha256(MANIFEST.encode()).hexdigest())
+        package = Package(
+            manifest_text=MANIFEST,
+            files={"plugin.toml": MANIFEST.encode()},
+            sha256=hashlib.sha256(MANIFEST.encode()).hexdigest(),
+        )
         await lifecycle.upload(s, actor, package, settings, install_now=True)
         tenant = await directory.create_tenant(s, actor, "bench", "Bench")
         await lifecycle.enable(s, actor, tenant.id, "benchkit")
@@ -80,13 +83,18 @@ async def main(rows: int, tmp: str) -> None:
     await config.get_engine().dispose()
     for label, values in timings.items():
         print(f"insert {label:13}: median {statistics.median(values):8.1f} µs  (n={len(values)})")
-    print(f"hook alone (no validator, cache hit): median {statistics.median(hook_times):.2f} µs, "
-          f"p99 {sorted(hook_times)[int(len(hook_times) * 0.99)]:.2f} µs")
+    print(
+        f"hook alone (no validator, cache hit): median {statistics.median(hook_times):.2f} µs, "
+        f"p99 {sorted(hook_times)[int(len(hook_times) * 0.99)]:.2f} µs"
+    )
 
 
 def _env(tmp: str) -> dict[str, str]:
-    return {"PORTAL_DATA_DIR": tmp, "DATABASE_URL": f"sqlite:///{Path(tmp) / 'bench.db'}",
-            "PORTAL_SECRET_KEY": "bench-secret-key-0123456789"}
+    return {
+        "PORTAL_DATA_DIR": tmp,
+        "DATABASE_URL": f"sqlite:///{Path(tmp) / 'bench.db'}",
+        "PORTAL_SECRET_KEY": "bench-secret-key-0123456789",
+    }
 
 
 if __name__ == "__main__":

@@ -39,7 +39,9 @@ TARGET_COUNT_MS = 1.0
 HEAVY_EMAIL = "heavy@bench.test"
 
 
-def load(engine: sa.Engine, args: argparse.Namespace) -> tuple[uuid.UUID, uuid.UUID, list[tuple[uuid.UUID, uuid.UUID]]]:
+def load(
+    engine: sa.Engine, args: argparse.Namespace
+) -> tuple[uuid.UUID, uuid.UUID, list[tuple[uuid.UUID, uuid.UUID]]]:
     """Bulk-load the rows (or reuse them when the counts match); returns the heavy pair and some others."""
     md = sa.MetaData()
     md.reflect(engine, only=["tenants", "users", "messages"])
@@ -57,14 +59,38 @@ def load(engine: sa.Engine, args: argparse.Namespace) -> tuple[uuid.UUID, uuid.U
             conn.execute(tenants.delete().where(tenants.c.slug.like("bench-%")))
             now = dt.datetime.now(dt.UTC)
             tenant_ids = [uuid.uuid4() for _ in range(args.tenants)]
-            conn.execute(tenants.insert(), [{"id": t, "slug": f"bench-{i}", "name": f"Bench {i}", "is_active": True,
-                                             "policy_version": 1, "created_at": now, "updated_at": now}
-                                            for i, t in enumerate(tenant_ids)])
+            conn.execute(
+                tenants.insert(),
+                [
+                    {
+                        "id": t,
+                        "slug": f"bench-{i}",
+                        "name": f"Bench {i}",
+                        "is_active": True,
+                        "policy_version": 1,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for i, t in enumerate(tenant_ids)
+                ],
+            )
             user_ids = [uuid.uuid4() for _ in range(args.users)]
-            conn.execute(users.insert(), [{"id": u, "email": (HEAVY_EMAIL if i == 0 else f"u{i}@bench.test"),
-                                           "display_name": f"U{i}", "password_hash": "x", "is_active": True,
-                                           "language": "en", "created_at": now, "updated_at": now}
-                                          for i, u in enumerate(user_ids)])
+            conn.execute(
+                users.insert(),
+                [
+                    {
+                        "id": u,
+                        "email": (HEAVY_EMAIL if i == 0 else f"u{i}@bench.test"),
+                        "display_name": f"U{i}",
+                        "password_hash": "x",
+                        "is_active": True,
+                        "language": "en",
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for i, u in enumerate(user_ids)
+                ],
+            )
             rng = random.Random(7)
             home = {u: tenant_ids[i % len(tenant_ids)] for i, u in enumerate(user_ids)}
 
@@ -72,40 +98,69 @@ def load(engine: sa.Engine, args: argparse.Namespace) -> tuple[uuid.UUID, uuid.U
                 out = []
                 for i in range(n):
                     u = pick()
-                    out.append({"id": uuid.uuid4(), "tenant_id": home[u], "user_id": u, "title": f"Task {i}",
-                                "body": "Please approve", "link": "/t/x/messages", "source": "workflow",
-                                "created_at": now - dt.timedelta(minutes=i),
-                                "read_at": None if rng.random() < unread_share else now})
+                    out.append(
+                        {
+                            "id": uuid.uuid4(),
+                            "tenant_id": home[u],
+                            "user_id": u,
+                            "title": f"Task {i}",
+                            "body": "Please approve",
+                            "link": "/t/x/messages",
+                            "source": "workflow",
+                            "created_at": now - dt.timedelta(minutes=i),
+                            "read_at": None if rng.random() < unread_share else now,
+                        }
+                    )
                 return out
 
             batch = 20_000
             for start in range(0, args.messages, batch):
-                conn.execute(msgs.insert(), rows(min(batch, args.messages - start),
-                                                 lambda: user_ids[rng.randrange(1, len(user_ids))], 0.1))
+                conn.execute(
+                    msgs.insert(),
+                    rows(
+                        min(batch, args.messages - start),
+                        lambda: user_ids[rng.randrange(1, len(user_ids))],
+                        0.1,
+                    ),
+                )
             conn.execute(msgs.insert(), rows(args.heavy, lambda: user_ids[0], 0.25))
             heavy = user_ids[0]
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("VACUUM ANALYZE messages"))
     with engine.connect() as conn:
-        pairs = conn.execute(sa.select(msgs.c.tenant_id, msgs.c.user_id).where(msgs.c.user_id != heavy)
-                             .distinct().limit(200)).all()
+        pairs = conn.execute(
+            sa.select(msgs.c.tenant_id, msgs.c.user_id).where(msgs.c.user_id != heavy).distinct().limit(200)
+        ).all()
         heavy_tenant = conn.scalar(sa.select(msgs.c.tenant_id).where(msgs.c.user_id == heavy).limit(1))
-        plan = conn.execute(sa.text("EXPLAIN SELECT count(*) FROM messages WHERE tenant_id = :t AND user_id = :u "
-                                    "AND read_at IS NULL"), {"t": heavy_tenant, "u": heavy}).scalars().all()
+        plan = (
+            conn.execute(
+                sa.text(
+                    "EXPLAIN SELECT count(*) FROM messages WHERE tenant_id = :t AND user_id = :u "
+                    "AND read_at IS NULL"
+                ),
+                {"t": heavy_tenant, "u": heavy},
+            )
+            .scalars()
+            .all()
+        )
     print("plan of the bell's count:\n  " + "\n  ".join(plan))
     return heavy_tenant, heavy, [(t, u) for t, u in pairs]
 
 
-async def measure(settings: Any, heavy: tuple[uuid.UUID, uuid.UUID], others: list[tuple[uuid.UUID, uuid.UUID]],
-                  samples: int) -> list[tuple[str, list[float], float | None]]:
+async def measure(
+    settings: Any, heavy: tuple[uuid.UUID, uuid.UUID], others: list[tuple[uuid.UUID, uuid.UUID]], samples: int
+) -> list[tuple[str, list[float], float | None]]:
     config = make_alchemy_config(settings)
     out: list[tuple[str, list[float], float | None]] = []
     try:
         async with config.get_session() as s:
             for name, call, target in (
                 ("unread_count, heavy user", lambda i: messages.unread_count(s, *heavy), TARGET_COUNT_MS),
-                ("unread_count, typical users", lambda i: messages.unread_count(s, *others[i % len(others)]),
-                 TARGET_COUNT_MS),
+                (
+                    "unread_count, typical users",
+                    lambda i: messages.unread_count(s, *others[i % len(others)]),
+                    TARGET_COUNT_MS,
+                ),
                 ("list_for page 1 (25), heavy user", lambda i: messages.list_for(s, *heavy, limit=25), None),
             ):
                 for i in range(20):
@@ -149,8 +204,10 @@ def main() -> int:
         p99 = sorted(times)[int(len(times) * 0.99) - 1]
         verdict = "info" if target is None else ("PASS" if med <= target else "FAIL")
         ok &= verdict != "FAIL"
-        print(f"{name:34} {len(times):>7} {med:>7.3f}ms {p99:>7.3f}ms "
-              f"{(f'{target:.1f}ms' if target else '-'):>9}  {verdict}")
+        print(
+            f"{name:34} {len(times):>7} {med:>7.3f}ms {p99:>7.3f}ms "
+            f"{(f'{target:.1f}ms' if target else '-'):>9}  {verdict}"
+        )
     print("\nall targets met" if ok else "\nSOME TARGETS MISSED")
     return 0 if ok else 1
 

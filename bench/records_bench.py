@@ -37,8 +37,14 @@ TENANTS = 10
 ROWS_PER_TENANT = 20_000
 CATEGORIES_PER_TENANT = 20
 ADMIN = ("bench@portal.test", "bench-password-1")
-TARGETS_MS = {"list page 1": 17, "search ~1%": 40, "page 100": 17, "category filter": 17, "edit form": 8,
-              "create POST": 4}
+TARGETS_MS = {
+    "list page 1": 17,
+    "search ~1%": 40,
+    "page 100": 17,
+    "category filter": 17,
+    "edit form": 8,
+    "create POST": 4,
+}
 
 
 def sync_url(url: str) -> str:
@@ -59,8 +65,14 @@ def ensure_database(url: str, rebuild: bool) -> None:
 
 
 def env_for(url: str, data_dir: Path) -> dict[str, str]:
-    return {**os.environ, "DATABASE_URL": url, "PORTAL_DATA_DIR": str(data_dir), "PORTAL_SECRET_KEY": "bench-secret",
-            "PORTAL_ADMIN_EMAIL": ADMIN[0], "PORTAL_ADMIN_PASSWORD": ADMIN[1]}
+    return {
+        **os.environ,
+        "DATABASE_URL": url,
+        "PORTAL_DATA_DIR": str(data_dir),
+        "PORTAL_SECRET_KEY": "bench-secret",
+        "PORTAL_ADMIN_EMAIL": ADMIN[0],
+        "PORTAL_ADMIN_PASSWORD": ADMIN[1],
+    }
 
 
 async def load_data(url: str, data_dir: Path) -> None:
@@ -78,7 +90,9 @@ async def load_data(url: str, data_dir: Path) -> None:
         await bootstrap.ensure_base(s, settings)
         actor = Actor(None, "bench")
         if await directory.find_tenant(s, "t00") is None:
-            await lifecycle.upload(s, actor, read_folder(ROOT / "plugins" / "inventory"), settings, install_now=True)
+            await lifecycle.upload(
+                s, actor, read_folder(ROOT / "plugins" / "inventory"), settings, install_now=True
+            )
             for i in range(TENANTS):
                 t = await directory.create_tenant(s, actor, f"t{i:02d}", f"Tenant {i}")
                 await lifecycle.enable(s, actor, t.id, "inventory")
@@ -96,25 +110,71 @@ async def load_data(url: str, data_dir: Path) -> None:
         conn.execute("DELETE FROM plugin_inventory_item")
         conn.execute("DELETE FROM plugin_inventory_category")
         tenants = conn.execute("SELECT id, slug FROM tenants WHERE slug LIKE 't__' ORDER BY slug").fetchall()
-        words = ["bolt", "nut", "washer", "screw", "cable", "paper", "stapler", "printer", "hinge", "bracket",
-                 "valve", "pipe", "filter", "sensor", "relay", "fuse", "lamp", "switch", "panel", "drill"]
+        words = [
+            "bolt",
+            "nut",
+            "washer",
+            "screw",
+            "cable",
+            "paper",
+            "stapler",
+            "printer",
+            "hinge",
+            "bracket",
+            "valve",
+            "pipe",
+            "filter",
+            "sensor",
+            "relay",
+            "fuse",
+            "lamp",
+            "switch",
+            "panel",
+            "drill",
+        ]
         with conn.cursor() as cur:
             for tenant_id, _slug in tenants:
                 cats = [uuid.uuid4() for _ in range(CATEGORIES_PER_TENANT)]
-                with cur.copy("COPY plugin_inventory_category (id, tenant_id, created_at, updated_at, version, name, code)"
-                              " FROM STDIN") as copy:
+                with cur.copy(
+                    "COPY plugin_inventory_category (id, tenant_id, created_at, updated_at, version, name, code)"
+                    " FROM STDIN"
+                ) as copy:
                     for n, cid in enumerate(cats):
-                        copy.write_row((cid, tenant_id, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", 1,
-                                        f"Category {n}", f"C{n:03d}"))
-                with cur.copy("COPY plugin_inventory_item (id, tenant_id, created_at, updated_at, version, sku, name,"
-                              " quantity, unit, category_id, unit_price, threshold, status) FROM STDIN") as copy:
+                        copy.write_row(
+                            (
+                                cid,
+                                tenant_id,
+                                "2026-01-01T00:00:00Z",
+                                "2026-01-01T00:00:00Z",
+                                1,
+                                f"Category {n}",
+                                f"C{n:03d}",
+                            )
+                        )
+                with cur.copy(
+                    "COPY plugin_inventory_item (id, tenant_id, created_at, updated_at, version, sku, name,"
+                    " quantity, unit, category_id, unit_price, threshold, status) FROM STDIN"
+                ) as copy:
                     for n in range(ROWS_PER_TENANT):
                         # 'zephyr' appears in 1% of names: the search scenario matches ~1% of a tenant's rows.
                         special = "zephyr " if n % 100 == 7 else ""
-                        copy.write_row((uuid.uuid4(), tenant_id, f"2026-01-01T00:{n // 3600 % 60:02d}:{n % 60:02d}Z",
-                                        "2026-01-01T00:00:00Z", 1, f"SKU-{n:06d}",
-                                        f"{special}{words[n % 20]} {words[(n // 20) % 20]} {n}", n % 500, "pcs",
-                                        cats[n % CATEGORIES_PER_TENANT], f"{(n % 1000) / 10:.2f}", 10, "active"))
+                        copy.write_row(
+                            (
+                                uuid.uuid4(),
+                                tenant_id,
+                                f"2026-01-01T00:{n // 3600 % 60:02d}:{n % 60:02d}Z",
+                                "2026-01-01T00:00:00Z",
+                                1,
+                                f"SKU-{n:06d}",
+                                f"{special}{words[n % 20]} {words[(n // 20) % 20]} {n}",
+                                n % 500,
+                                "pcs",
+                                cats[n % CATEGORIES_PER_TENANT],
+                                f"{(n % 1000) / 10:.2f}",
+                                10,
+                                "active",
+                            )
+                        )
         conn.commit()
     # VACUUM, not just ANALYZE: it also merges the GIN (trigram) indexes' pending lists, as autovacuum
     # would soon after a real bulk load; searches otherwise scan 200,000 pending entries.
@@ -195,31 +255,48 @@ def wrk(url: str, headers: dict[str, str], seconds: int, script: Path | None = N
         if match is None:
             sys.exit(f"records_bench: cannot read wrk's output:\n{out}")
         value = float(match.group())
-        return value / 1000 if token.endswith("us") else value * 1000 if token.endswith("s") and not token.endswith("ms") else value
+        return (
+            value / 1000
+            if token.endswith("us")
+            else value * 1000
+            if token.endswith("s") and not token.endswith("ms")
+            else value
+        )
 
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"requests": requests, "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
-            # Anchored: "84.50%" in the Stdev columns must not pass for the 50th percentile.
-            "p50": ms(re.search(r"^\s*50%\s+(\S+)", out, re.M).group(1)),  # type: ignore[union-attr]
-            "p99": ms(re.search(r"^\s*99%\s+(\S+)", out, re.M).group(1)),  # type: ignore[union-attr]
-            "errors": int(non2xx.group(1)) if non2xx else 0}
+    return {
+        "requests": requests,
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        # Anchored: "84.50%" in the Stdev columns must not pass for the 50th percentile.
+        "p50": ms(re.search(r"^\s*50%\s+(\S+)", out, re.M).group(1)),  # type: ignore[union-attr]
+        "p99": ms(re.search(r"^\s*99%\s+(\S+)", out, re.M).group(1)),  # type: ignore[union-attr]
+        "errors": int(non2xx.group(1)) if non2xx else 0,
+    }
 
 
 def direct_sql_ms(url: str, tenant_id: str, category: str) -> dict[str, float]:
     """The statements the record service issues, run directly with psycopg (median of 20)."""
     base = "FROM plugin_inventory_item WHERE tenant_id = %(t)s AND deleted_at IS NULL"
     statements = {
-        "list page 1": [f"SELECT * {base} ORDER BY created_at DESC, id DESC LIMIT 25",
-                        f"SELECT count(*) FROM (SELECT 1 {base} LIMIT 10001) x"],
-        "search ~1%": [f"SELECT * {base} AND (lower(sku) LIKE %(q)s OR lower(name) LIKE %(q)s OR lower(unit) LIKE %(q)s)"
-                       " ORDER BY created_at DESC, id DESC LIMIT 25",
-                       f"SELECT count(*) FROM (SELECT 1 {base} AND (lower(sku) LIKE %(q)s OR lower(name) LIKE %(q)s"
-                       " OR lower(unit) LIKE %(q)s) LIMIT 10001) x"],
-        "page 100": [f"SELECT * {base} ORDER BY created_at DESC, id DESC LIMIT 25 OFFSET 2475",
-                     f"SELECT count(*) FROM (SELECT 1 {base} LIMIT 10001) x"],
-        "category filter": [f"SELECT * {base} AND category_id = %(c)s ORDER BY created_at DESC, id DESC LIMIT 25",
-                            f"SELECT count(*) FROM (SELECT 1 {base} AND category_id = %(c)s LIMIT 10001) x"],
+        "list page 1": [
+            f"SELECT * {base} ORDER BY created_at DESC, id DESC LIMIT 25",
+            f"SELECT count(*) FROM (SELECT 1 {base} LIMIT 10001) x",
+        ],
+        "search ~1%": [
+            f"SELECT * {base} AND (lower(sku) LIKE %(q)s OR lower(name) LIKE %(q)s OR lower(unit) LIKE %(q)s)"
+            " ORDER BY created_at DESC, id DESC LIMIT 25",
+            f"SELECT count(*) FROM (SELECT 1 {base} AND (lower(sku) LIKE %(q)s OR lower(name) LIKE %(q)s"
+            " OR lower(unit) LIKE %(q)s) LIMIT 10001) x",
+        ],
+        "page 100": [
+            f"SELECT * {base} ORDER BY created_at DESC, id DESC LIMIT 25 OFFSET 2475",
+            f"SELECT count(*) FROM (SELECT 1 {base} LIMIT 10001) x",
+        ],
+        "category filter": [
+            f"SELECT * {base} AND category_id = %(c)s ORDER BY created_at DESC, id DESC LIMIT 25",
+            f"SELECT count(*) FROM (SELECT 1 {base} AND category_id = %(c)s LIMIT 10001) x",
+        ],
     }
     params = {"t": tenant_id, "q": "%zephyr%", "c": category}
     out = {}
@@ -248,7 +325,9 @@ setup = function(thread) thread:set("id", tostring(math.random(1, 1000000000))) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/portal_records_bench")
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--rebuild", action="store_true")
@@ -259,14 +338,23 @@ def main() -> None:
     ensure_database(url, args.rebuild)
     data_dir = Path(tempfile.mkdtemp(prefix="portal-bench-"))
     env = env_for(url, data_dir)
-    subprocess.run([str(ROOT / ".venv/bin/portal"), "db", "upgrade"], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [str(ROOT / ".venv/bin/portal"), "db", "upgrade"], env=env, check=True, capture_output=True
+    )
     t0 = time.perf_counter()
     asyncio.run(load_data(url, data_dir))
-    print(f"data ready in {time.perf_counter() - t0:.1f} s: {TENANTS} tenants x {ROWS_PER_TENANT:,} inventory_item rows")
+    print(
+        f"data ready in {time.perf_counter() - t0:.1f} s: {TENANTS} tenants x {ROWS_PER_TENANT:,} inventory_item rows"
+    )
 
     port = free_port()
-    server = subprocess.Popen([str(ROOT / ".venv/bin/portal"), "serve", "--workers", "2", "--port", str(port)],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    server = subprocess.Popen(
+        [str(ROOT / ".venv/bin/portal"), "serve", "--workers", "2", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         for _ in range(100):
@@ -277,16 +365,29 @@ def main() -> None:
                 time.sleep(0.2)
         client = httpx.Client(base_url=base)
         client.get("/login")
-        client.post("/login", data={"email": ADMIN[0], "password": ADMIN[1], "next": "/",
-                                    "_csrf_token": client.cookies["portal_csrf"]})
+        client.post(
+            "/login",
+            data={
+                "email": ADMIN[0],
+                "password": ADMIN[1],
+                "next": "/",
+                "_csrf_token": client.cookies["portal_csrf"],
+            },
+        )
         cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
         csrf = client.cookies["portal_csrf"]
         with psycopg.connect(sync_url(url)) as conn:
             tenant_id = str(conn.execute("SELECT id FROM tenants WHERE slug = 't03'").fetchone()[0])
-            category = str(conn.execute("SELECT id FROM plugin_inventory_category WHERE tenant_id = %s LIMIT 1",
-                                        (tenant_id,)).fetchone()[0])
-            item = str(conn.execute("SELECT id FROM plugin_inventory_item WHERE tenant_id = %s LIMIT 1",
-                                    (tenant_id,)).fetchone()[0])
+            category = str(
+                conn.execute(
+                    "SELECT id FROM plugin_inventory_category WHERE tenant_id = %s LIMIT 1", (tenant_id,)
+                ).fetchone()[0]
+            )
+            item = str(
+                conn.execute(
+                    "SELECT id FROM plugin_inventory_item WHERE tenant_id = %s LIMIT 1", (tenant_id,)
+                ).fetchone()[0]
+            )
         page = f"{base}/t/t03/p/inventory/inventory/items"
         scenarios: dict[str, tuple[str, Path | None]] = {
             "list page 1": (page, None),
@@ -308,9 +409,13 @@ def main() -> None:
         dbname = url.rsplit("/", 1)[1]
         shared = server_is_shared(dbname)
         if shared:
-            print("note: other databases' clients are connected; PostgreSQL CPU counts this database's backends only")
-        print(f"\n{'scenario':<16} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'app ms':>7} {'pg ms':>6} {'CPU ms/req':>11} {'target':>7} "
-              f"{'SQL ms':>7} {'x SQL':>6}  verdict")
+            print(
+                "note: other databases' clients are connected; PostgreSQL CPU counts this database's backends only"
+            )
+        print(
+            f"\n{'scenario':<16} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'app ms':>7} {'pg ms':>6} {'CPU ms/req':>11} {'target':>7} "
+            f"{'SQL ms':>7} {'x SQL':>6}  verdict"
+        )
         for name, (target, lua) in scenarios.items():
             headers = {"Cookie": cookie, "x-csrftoken": csrf}
             app_before, pg_before = cpu_seconds(workers), pg_cpu_seconds(dbname, shared=shared)
@@ -320,10 +425,16 @@ def main() -> None:
             cpu_ms = app_ms + pg_ms
             sql = direct.get(name)
             ratio = f"{cpu_ms / sql:.1f}" if sql else "—"
-            ok = cpu_ms <= TARGETS_MS[name] and (sql is None or cpu_ms <= 3 * sql or cpu_ms <= TARGETS_MS[name])
-            verdict = ("PASS" if ok else "FAIL") + (f" ({int(result['errors'])} non-2xx/3xx)" if result["errors"] else "")
-            print(f"{name:<16} {result['rps']:>8.0f} {result['p50']:>8.1f} {result['p99']:>8.1f} {app_ms:>7.2f} {pg_ms:>6.2f} {cpu_ms:>11.2f} "
-                  f"{TARGETS_MS[name]:>7} {sql if sql is None else round(sql, 2)!s:>7} {ratio:>6}  {verdict}")
+            ok = cpu_ms <= TARGETS_MS[name] and (
+                sql is None or cpu_ms <= 3 * sql or cpu_ms <= TARGETS_MS[name]
+            )
+            verdict = ("PASS" if ok else "FAIL") + (
+                f" ({int(result['errors'])} non-2xx/3xx)" if result["errors"] else ""
+            )
+            print(
+                f"{name:<16} {result['rps']:>8.0f} {result['p50']:>8.1f} {result['p99']:>8.1f} {app_ms:>7.2f} {pg_ms:>6.2f} {cpu_ms:>11.2f} "
+                f"{TARGETS_MS[name]:>7} {sql if sql is None else round(sql, 2)!s:>7} {ratio:>6}  {verdict}"
+            )
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=20)

@@ -50,8 +50,13 @@ TARGETS = {"list": 25.0, "cached": 0.1, "uncached": 20.0}
 
 
 def env_for(url: str, data_dir: Path) -> dict[str, str]:
-    return {"DATABASE_URL": url, "PORTAL_DATA_DIR": str(data_dir), "PORTAL_SECRET_KEY": "bench-secret",
-            "PORTAL_ADMIN_EMAIL": ADMIN[0], "PORTAL_ADMIN_PASSWORD": ADMIN[1]}
+    return {
+        "DATABASE_URL": url,
+        "PORTAL_DATA_DIR": str(data_dir),
+        "PORTAL_SECRET_KEY": "bench-secret",
+        "PORTAL_ADMIN_EMAIL": ADMIN[0],
+        "PORTAL_ADMIN_PASSWORD": ADMIN[1],
+    }
 
 
 async def base_setup(settings: Any) -> None:
@@ -69,12 +74,18 @@ async def base_setup(settings: Any) -> None:
         await bootstrap.ensure_base(s, settings)
         if await directory.find_tenant(s, "scope") is None:
             actor = Actor(None, "bench")
-            await lifecycle.upload(s, actor, read_folder(ROOT / "plugins" / "inventory"), settings, install_now=True)
+            await lifecycle.upload(
+                s, actor, read_folder(ROOT / "plugins" / "inventory"), settings, install_now=True
+            )
             tenant = await directory.create_tenant(s, actor, "scope", "Scope bench")
             await lifecycle.enable(s, actor, tenant.id, "inventory")
             sales = await roles.create_role(s, actor, tenant.id, "Sales")
-            await roles.set_role_grants(s, actor, sales, ["db.inventory_item.*", "db.inventory_category.select"])
-            await scopes.set_role_scopes(s, actor, sales, {"*": ScopeRule("subtree")}, await scopes.scope_entities(s))
+            await roles.set_role_grants(
+                s, actor, sales, ["db.inventory_item.*", "db.inventory_category.select"]
+            )
+            await scopes.set_role_scopes(
+                s, actor, sales, {"*": ScopeRule("subtree")}, await scopes.scope_entities(s)
+            )
         await s.commit()
     await config.get_engine().dispose()
 
@@ -89,10 +100,14 @@ def load_rows(url: str) -> None:
             return
         tenant_id, role_id = conn.execute(
             "SELECT t.id, r.id FROM tenants t JOIN roles r ON r.tenant_id = t.id AND r.name = 'Sales' "
-            "WHERE t.slug = 'scope'").fetchone()  # type: ignore[misc]
+            "WHERE t.slug = 'scope'"
+        ).fetchone()  # type: ignore[misc]
         conn.execute("DELETE FROM plugin_inventory_item")
-        conn.execute("DELETE FROM tenant_users WHERE tenant_id = %s AND user_id IN "
-                     "(SELECT id FROM users WHERE email LIKE 'm%%@scope.test')", (tenant_id,))
+        conn.execute(
+            "DELETE FROM tenant_users WHERE tenant_id = %s AND user_id IN "
+            "(SELECT id FROM users WHERE email LIKE 'm%%@scope.test')",
+            (tenant_id,),
+        )
         conn.execute("DELETE FROM users WHERE email LIKE 'm%%@scope.test'")
         rng = random.Random(5)
         pw_hash = hash_password(MEMBER_PASSWORD)
@@ -106,24 +121,47 @@ def load_rows(url: str) -> None:
             levels.append(level)
         now = "2026-01-01T00:00:00Z"
         with conn.cursor() as cur:
-            with cur.copy("COPY users (id, email, display_name, password_hash, is_active, language, created_at, "
-                          "updated_at) FROM STDIN") as copy:
+            with cur.copy(
+                "COPY users (id, email, display_name, password_hash, is_active, language, created_at, "
+                "updated_at) FROM STDIN"
+            ) as copy:
                 for depth, level in enumerate(levels):
                     for i, uid in enumerate(level):
-                        copy.write_row((uid, f"m{depth}-{i}@scope.test", f"M{depth}.{i}", pw_hash, True, "en", now, now))
+                        copy.write_row(
+                            (uid, f"m{depth}-{i}@scope.test", f"M{depth}.{i}", pw_hash, True, "en", now, now)
+                        )
                         n += 1
-            with cur.copy("COPY tenant_users (id, tenant_id, user_id, role_id, manager_id, created_at, updated_at) "
-                          "FROM STDIN") as copy:
+            with cur.copy(
+                "COPY tenant_users (id, tenant_id, user_id, role_id, manager_id, created_at, updated_at) "
+                "FROM STDIN"
+            ) as copy:
                 for uid, boss in manager.items():
                     copy.write_row((uuid.uuid4(), tenant_id, uid, role_id, boss, now, now))
             everyone = list(manager)
-            with cur.copy("COPY plugin_inventory_item (id, tenant_id, created_at, updated_at, created_by, version, "
-                          "sku, name, quantity, unit, threshold, status) FROM STDIN") as copy:
+            with cur.copy(
+                "COPY plugin_inventory_item (id, tenant_id, created_at, updated_at, created_by, version, "
+                "sku, name, quantity, unit, threshold, status) FROM STDIN"
+            ) as copy:
                 for r in range(ROWS):
-                    copy.write_row((uuid.uuid4(), tenant_id, f"2026-01-01T{r // 3600 % 24:02d}:{r // 60 % 60:02d}:{r % 60:02d}Z",
-                                    now, rng.choice(everyone), 1, f"SKU-{r:06d}", f"item {r}", r % 500, "pcs", 10,
-                                    "active"))
-        conn.execute("UPDATE tenants SET hierarchy_version = hierarchy_version + 1 WHERE id = %s", (tenant_id,))
+                    copy.write_row(
+                        (
+                            uuid.uuid4(),
+                            tenant_id,
+                            f"2026-01-01T{r // 3600 % 24:02d}:{r // 60 % 60:02d}:{r % 60:02d}Z",
+                            now,
+                            rng.choice(everyone),
+                            1,
+                            f"SKU-{r:06d}",
+                            f"item {r}",
+                            r % 500,
+                            "pcs",
+                            10,
+                            "active",
+                        )
+                    )
+        conn.execute(
+            "UPDATE tenants SET hierarchy_version = hierarchy_version + 1 WHERE id = %s", (tenant_id,)
+        )
         conn.commit()
         assert n == USERS
 
@@ -138,8 +176,12 @@ def vacuum(url: str) -> None:
 def backend_pids(url: str) -> list[int]:
     name = sync_url(url).rsplit("/", 1)[1]
     with psycopg.connect(sync_url(url)) as conn:
-        return [r[0] for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                                           (name,)).fetchall()]
+        return [
+            r[0]
+            for r in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (name,)
+            ).fetchall()
+        ]
 
 
 def proc_cpu(pid: int) -> float:
@@ -174,7 +216,9 @@ def managers(url: str) -> dict[str, tuple[str, uuid.UUID, int]]:
             uid = conn.execute("SELECT id FROM users WHERE email = %s", (email,)).fetchone()[0]  # type: ignore[index]
             size = conn.execute(
                 "WITH RECURSIVE s(u) AS (SELECT %s::uuid UNION SELECT tu.user_id FROM tenant_users tu JOIN s "
-                "ON tu.manager_id = s.u WHERE tu.tenant_id = %s) SELECT count(*) FROM s", (uid, tenant_id)).fetchone()[0]  # type: ignore[index]
+                "ON tu.manager_id = s.u WHERE tu.tenant_id = %s) SELECT count(*) FROM s",
+                (uid, tenant_id),
+            ).fetchone()[0]  # type: ignore[index]
             out[f"level {depth}"] = (email, uid, int(size))
     return out
 
@@ -188,8 +232,16 @@ def bench_list_page(settings: Any, url: str, email: str, requests: int) -> dict[
     app = create_app(settings)
     with TestClient(app=app, base_url="http://bench.local") as client:
         client.get("/login")
-        r = client.post("/login", data={"email": email, "password": MEMBER_PASSWORD, "next": "/",
-                                        "_csrf_token": client.cookies["portal_csrf"]}, follow_redirects=False)
+        r = client.post(
+            "/login",
+            data={
+                "email": email,
+                "password": MEMBER_PASSWORD,
+                "next": "/",
+                "_csrf_token": client.cookies["portal_csrf"],
+            },
+            follow_redirects=False,
+        )
         assert r.status_code == 303, r.text[:300]
         page = "/t/scope/p/inventory/inventory/items"
         first = client.get(page)
@@ -205,12 +257,18 @@ def bench_list_page(settings: Any, url: str, email: str, requests: int) -> dict[
         app_ms = (time.process_time() - cpu0) * 1000 / requests
         wall_ms = (time.perf_counter() - wall0) * 1000 / requests
         pg_ms = pg.stop() * 1000 / requests
-    return {"app": app_ms, "pg": pg_ms, "cpu": app_ms + pg_ms, "wall": wall_ms,
-            "total": total.group(1) if total else "?"}  # type: ignore[dict-item]
+    return {
+        "app": app_ms,
+        "pg": pg_ms,
+        "cpu": app_ms + pg_ms,
+        "wall": wall_ms,
+        "total": total.group(1) if total else "?",
+    }  # type: ignore[dict-item]
 
 
-async def bench_resolution(settings: Any, url: str, people: dict[str, tuple[str, uuid.UUID, int]],
-                           requests: int) -> dict[str, Any]:
+async def bench_resolution(
+    settings: Any, url: str, people: dict[str, tuple[str, uuid.UUID, int]], requests: int
+) -> dict[str, Any]:
     from app.access import scopes
     from app.access.scopes import DataScope, ScopeCache
     from app.audit import Actor
@@ -240,8 +298,11 @@ async def bench_resolution(settings: Any, url: str, people: dict[str, tuple[str,
                     await cache.subtree(s, tenant.id, uid, data)
                     samples.append((time.perf_counter() - start) * 1000)
                 app_ms = (time.process_time() - cpu0) * 1000 / UNCACHED_RUNS
-                out["uncached"][label] = (app_ms + pg.stop() * 1000 / UNCACHED_RUNS, statistics.median(samples),
-                                          min(samples))
+                out["uncached"][label] = (
+                    app_ms + pg.stop() * 1000 / UNCACHED_RUNS,
+                    statistics.median(samples),
+                    min(samples),
+                )
                 # (b) cached: lookup + the SQL condition, as every record-service call does it.
                 scope = DataScope(cache, tenant.id, uid, version)
                 await scope.condition(s, item)
@@ -256,8 +317,13 @@ async def bench_resolution(settings: Any, url: str, people: dict[str, tuple[str,
                 out.setdefault("peek", {})[label] = (time.perf_counter() - start) * 1000 / n
                 # (d) list + capped count with each subtree strategy.
                 for strategy in scopes.SUBTREE_STRATEGIES:
-                    svc = RecordService(s, tenant.id, Actor(uid, "bench"), lambda _p: True,
-                                        scope=DataScope(cache, tenant.id, uid, version, strategy=strategy))
+                    svc = RecordService(
+                        s,
+                        tenant.id,
+                        Actor(uid, "bench"),
+                        lambda _p: True,
+                        scope=DataScope(cache, tenant.id, uid, version, strategy=strategy),
+                    )
                     for _ in range(5):
                         result = await svc.list(item, ListQuery())
                     pg = PgCpu(url)
@@ -275,7 +341,9 @@ async def bench_resolution(settings: Any, url: str, people: dict[str, tuple[str,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/portal_scope_bench")
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--rebuild", action="store_true")
@@ -292,8 +360,11 @@ def main() -> None:
     asyncio.run(base_setup(settings))
     load_rows(url)
     vacuum(url)
-    print(f"data ready in {time.perf_counter() - t0:.1f} s: {USERS:,} members in {len(LEVEL_SIZES)} levels, "
-          f"{ROWS:,} inventory_item rows", file=sys.stderr)
+    print(
+        f"data ready in {time.perf_counter() - t0:.1f} s: {USERS:,} members in {len(LEVEL_SIZES)} levels, "
+        f"{ROWS:,} inventory_item rows",
+        file=sys.stderr,
+    )
     people = managers(url)
     mid_email, _mid_id, mid_size = people["level 3"]
 
@@ -306,25 +377,37 @@ def main() -> None:
         verdicts.append(ok)
         return "PASS" if ok else "FAIL"
 
-    print(f"\n(a) list page, mid-level manager {mid_email} (subtree of {mid_size} members, {page['total']} rows), "
-          f"{args.requests} requests")
-    print(f"    app CPU {page['app']:.2f} ms + PostgreSQL CPU {page['pg']:.2f} ms = {page['cpu']:.2f} ms/request "
-          f"(wall {page['wall']:.2f} ms)   target <= {TARGETS['list']:.0f} ms  {verdict(page['cpu'], TARGETS['list'])}")
+    print(
+        f"\n(a) list page, mid-level manager {mid_email} (subtree of {mid_size} members, {page['total']} rows), "
+        f"{args.requests} requests"
+    )
+    print(
+        f"    app CPU {page['app']:.2f} ms + PostgreSQL CPU {page['pg']:.2f} ms = {page['cpu']:.2f} ms/request "
+        f"(wall {page['wall']:.2f} ms)   target <= {TARGETS['list']:.0f} ms  {verdict(page['cpu'], TARGETS['list'])}"
+    )
     print("\n(b) cached resolution: cache lookup + SQL condition per record-service call (lookup alone)")
     for label, ms in res["cached"].items():
-        print(f"    {label:<8} {ms * 1000:7.1f} µs  ({res['peek'][label] * 1000:.2f} µs)   target <= 100 µs  "
-              f"{verdict(ms, TARGETS['cached'])}")
-    print(f"\n(c) uncached resolution: member + role scopes query, recursive subordinate query ({UNCACHED_RUNS} runs);"
-          " CPU = app + PostgreSQL per resolution, wall median / min (wall includes waiting for a CPU)")
+        print(
+            f"    {label:<8} {ms * 1000:7.1f} µs  ({res['peek'][label] * 1000:.2f} µs)   target <= 100 µs  "
+            f"{verdict(ms, TARGETS['cached'])}"
+        )
+    print(
+        f"\n(c) uncached resolution: member + role scopes query, recursive subordinate query ({UNCACHED_RUNS} runs);"
+        " CPU = app + PostgreSQL per resolution, wall median / min (wall includes waiting for a CPU)"
+    )
     for label, (cpu_ms, wall_ms, wall_min) in res["uncached"].items():
         size = people[label][2]
-        print(f"    {label:<8} subtree {size:>5} members  CPU {cpu_ms:6.2f} ms  wall {wall_ms:6.2f} / {wall_min:5.2f} ms   "
-              f"target <= {TARGETS['uncached']:.0f} ms  {verdict(cpu_ms, TARGETS['uncached'])}")
+        print(
+            f"    {label:<8} subtree {size:>5} members  CPU {cpu_ms:6.2f} ms  wall {wall_ms:6.2f} / {wall_min:5.2f} ms   "
+            f"target <= {TARGETS['uncached']:.0f} ms  {verdict(cpu_ms, TARGETS['uncached'])}"
+        )
     print("\n(d) subtree filter strategies, RecordService.list (page 1 + capped count), CPU ms per call")
     print(f"    {'manager':<8} {'members':>7} {'strategy':<8} {'app':>6} {'pg':>6} {'total':>6}  rows")
     for (label, strategy), (app_ms, pg_ms, total, capped) in res["strategies"].items():
-        print(f"    {label:<8} {people[label][2]:>7} {strategy:<8} {app_ms:6.2f} {pg_ms:6.2f} {app_ms + pg_ms:6.2f}  "
-              f"{total}{'+' if capped else ''}")
+        print(
+            f"    {label:<8} {people[label][2]:>7} {strategy:<8} {app_ms:6.2f} {pg_ms:6.2f} {app_ms + pg_ms:6.2f}  "
+            f"{total}{'+' if capped else ''}"
+        )
     print(f"\n{'all targets met' if all(verdicts) else 'some targets missed'}")
     sys.exit(0 if all(verdicts) else 1)
 

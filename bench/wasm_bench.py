@@ -65,8 +65,12 @@ def build_variants(count: int, work: Path) -> list[Path]:
         shutil.copytree(PROBE, folder)
         toml = (folder / "plugin.toml").read_text().replace("host_calls = 50", "host_calls = 5000")
         if i:
-            toml = (toml.replace('id = "probe"', f'id = "{pid}"').replace("probe_note", f"probe_v{i}_note")
-                    .replace('"/probe"', f'"/{pid}"').replace("probe.probe_v", f"{pid}.probe_v"))
+            toml = (
+                toml.replace('id = "probe"', f'id = "{pid}"')
+                .replace("probe_note", f"probe_v{i}_note")
+                .replace('"/probe"', f'"/{pid}"')
+                .replace("probe.probe_v", f"{pid}.probe_v")
+            )
             app = folder / "guest" / "app.py"
             app.write_text(app.read_text().replace("probe_note", f"probe_v{i}_note") + f"\nVARIANT = {i}\n")
         (folder / "plugin.toml").write_text(toml)
@@ -79,8 +83,15 @@ def build_variants(count: int, work: Path) -> list[Path]:
 
 
 def env_for(url: str, data_dir: Path) -> dict[str, str]:
-    return {**os.environ, "DATABASE_URL": url, "PORTAL_DATA_DIR": str(data_dir), "PORTAL_SECRET_KEY": "bench-secret",
-            "PORTAL_ADMIN_EMAIL": ADMIN[0], "PORTAL_ADMIN_PASSWORD": ADMIN[1], "PORTAL_WASM_CACHE_DIR": str(CACHE)}
+    return {
+        **os.environ,
+        "DATABASE_URL": url,
+        "PORTAL_DATA_DIR": str(data_dir),
+        "PORTAL_SECRET_KEY": "bench-secret",
+        "PORTAL_ADMIN_EMAIL": ADMIN[0],
+        "PORTAL_ADMIN_PASSWORD": ADMIN[1],
+        "PORTAL_WASM_CACHE_DIR": str(CACHE),
+    }
 
 
 async def in_process(url: str, data_dir: Path, folders: list[Path]) -> dict[str, Any]:
@@ -107,10 +118,16 @@ async def in_process(url: str, data_dir: Path, folders: list[Path]) -> dict[str,
     actor = Actor(None, "bench")
     async with config.get_session() as s:
         await bootstrap.ensure_base(s, settings)
-        tenant = await directory.find_tenant(s, "bench") or await directory.create_tenant(s, actor, "bench", "Bench")
+        tenant = await directory.find_tenant(s, "bench") or await directory.create_tenant(
+            s, actor, "bench", "Bench"
+        )
         admin = await directory.find_user(s, ADMIN[0])
-        if not await directory.memberships_of(s, admin.id) or all(t.slug != "bench" for t, _ in await directory.memberships_of(s, admin.id)):
-            await directory.add_member(s, actor, tenant.id, admin, await roles.get_role(s, tenant.id, "Admin"))
+        if not await directory.memberships_of(s, admin.id) or all(
+            t.slug != "bench" for t, _ in await directory.memberships_of(s, admin.id)
+        ):
+            await directory.add_member(
+                s, actor, tenant.id, admin, await roles.get_role(s, tenant.id, "Admin")
+            )
         states = await lifecycle.tenant_states(s, tenant.id)
         for folder in folders:
             pkg = read_folder(folder)
@@ -124,8 +141,11 @@ async def in_process(url: str, data_dir: Path, folders: list[Path]) -> dict[str,
         from app.access.cache import compute_access
 
         access = await compute_access(s, admin.id, tenant.id)
-        return Principal(Actor(admin.id, admin.email, ""), access.permissions.allows,
-                         {"id": str(admin.id), "email": admin.email, "tenant_slug": "bench"})
+        return Principal(
+            Actor(admin.id, admin.email, ""),
+            access.permissions.allows,
+            {"id": str(admin.id), "email": admin.email, "tenant_slug": "bench"},
+        )
 
     figures: dict[str, Any] = {}
     async with config.get_session() as s:
@@ -135,8 +155,15 @@ async def in_process(url: str, data_dir: Path, folders: list[Path]) -> dict[str,
 
         async def call(sandbox: Sandbox, plugin: Any, mode: str, **params: Any) -> float:
             t = time.perf_counter()
-            await sandbox.call(s, plugin, tenant.id, principal, "render-page", plugin.manifest.pages[0].path,
-                               json.dumps({"mode": mode, **params}))
+            await sandbox.call(
+                s,
+                plugin,
+                tenant.id,
+                principal,
+                "render-page",
+                plugin.manifest.pages[0].path,
+                json.dumps({"mode": mode, **params}),
+            )
             return (time.perf_counter() - t) * 1000
 
         colds = []
@@ -162,7 +189,9 @@ async def in_process(url: str, data_dir: Path, folders: list[Path]) -> dict[str,
         figures["db-query µs/call"] = (queries - base) * 1000 / 200
         figures["record service list() µs (direct)"] = direct * 1000
         figures["db-query overhead µs/call"] = figures["db-query µs/call"] - direct * 1000
-        figures["warm page with 3 host calls ms"] = statistics.median([await call(sandbox, probe, "bench") for _ in range(50)])
+        figures["warm page with 3 host calls ms"] = statistics.median(
+            [await call(sandbox, probe, "bench") for _ in range(50)]
+        )
 
         sandbox.close()
         await s.rollback()
@@ -182,30 +211,52 @@ async def rss_child(url: str, data_dir: Path, memory_stats: bool) -> None:
     from app.sandbox.host import Principal
     from app.settings import load_settings
 
-    settings = load_settings({**env_for(url, data_dir), "PORTAL_WASM_MEMORY_STATS": "1" if memory_stats else ""})
+    settings = load_settings(
+        {**env_for(url, data_dir), "PORTAL_WASM_MEMORY_STATS": "1" if memory_stats else ""}
+    )
     config = make_alchemy_config(settings)
     async with config.get_session() as s:
         tenant = await directory.find_tenant(s, "bench")
         admin = await directory.find_user(s, ADMIN[0])
         access = await compute_access(s, admin.id, tenant.id)
-        principal = Principal(Actor(admin.id, admin.email, ""), access.permissions.allows, {"id": str(admin.id)})
+        principal = Principal(
+            Actor(admin.id, admin.email, ""), access.permissions.allows, {"id": str(admin.id)}
+        )
         plugins = await runtime.enabled_for(s, tenant.id)
         sandbox = Sandbox(settings)
         before = rss_mb()
         for plugin in plugins:
-            await sandbox.call(s, plugin, tenant.id, principal, "render-page", plugin.manifest.pages[0].path,
-                               json.dumps({"mode": "hello"}), wait_compile=None)
-        print(json.dumps({"plugins": len(plugins), "before": before, "after": rss_mb(),
-                          "anon": rss_mb("RssAnon"), "file": rss_mb("RssFile"),
-                          "instances": sum(sandbox.warm_count(p.id) for p in plugins)}))
+            await sandbox.call(
+                s,
+                plugin,
+                tenant.id,
+                principal,
+                "render-page",
+                plugin.manifest.pages[0].path,
+                json.dumps({"mode": "hello"}),
+                wait_compile=None,
+            )
+        print(
+            json.dumps(
+                {
+                    "plugins": len(plugins),
+                    "before": before,
+                    "after": rss_mb(),
+                    "anon": rss_mb("RssAnon"),
+                    "file": rss_mb("RssFile"),
+                    "instances": sum(sandbox.warm_count(p.id) for p in plugins),
+                }
+            )
+        )
         await s.rollback()
     await config.get_engine().dispose()
 
 
 def measure_rss(url: str, data_dir: Path, memory_stats: bool) -> dict[str, float]:
     args = [sys.executable, __file__, "--rss-child", "--database-url", url, "--data-dir", str(data_dir)]
-    done = subprocess.run([*args, *(["--memory-stats"] if memory_stats else [])], capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run(
+        [*args, *(["--memory-stats"] if memory_stats else [])], capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         sys.exit(f"wasm_bench: the RSS child failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -214,8 +265,13 @@ def measure_rss(url: str, data_dir: Path, memory_stats: bool) -> dict[str, float
 def end_to_end(url: str, data_dir: Path, seconds: int) -> dict[str, float]:
     env = env_for(url, data_dir)
     port = free_port()
-    server = subprocess.Popen([str(ROOT / ".venv/bin/portal"), "serve", "--workers", "1", "--port", str(port)],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    server = subprocess.Popen(
+        [str(ROOT / ".venv/bin/portal"), "serve", "--workers", "1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         for _ in range(150):
@@ -226,8 +282,15 @@ def end_to_end(url: str, data_dir: Path, seconds: int) -> dict[str, float]:
                 time.sleep(0.2)
         client = httpx.Client(base_url=base)
         client.get("/login")
-        client.post("/login", data={"email": ADMIN[0], "password": ADMIN[1], "next": "/",
-                                    "_csrf_token": client.cookies["portal_csrf"]})
+        client.post(
+            "/login",
+            data={
+                "email": ADMIN[0],
+                "password": ADMIN[1],
+                "next": "/",
+                "_csrf_token": client.cookies["portal_csrf"],
+            },
+        )
         page = "/t/bench/p/probe/probe?mode=bench"
         for _ in range(20):
             r = client.get(page)
@@ -244,8 +307,15 @@ def end_to_end(url: str, data_dir: Path, seconds: int) -> dict[str, float]:
         result = wrk(base + page, {"Cookie": cookie}, seconds)
         app_ms = (cpu_seconds(workers) - app_before) * 1000 / max(1, result["requests"])
         pg_ms = (pg_cpu_seconds(dbname, shared=shared) - pg_before) * 1000 / max(1, result["requests"])
-        rss = sum(int(line.split()[1]) for pid in workers[1:] or workers
-                  for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmRSS:")) / 1024
+        rss = (
+            sum(
+                int(line.split()[1])
+                for pid in workers[1:] or workers
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                if line.startswith("VmRSS:")
+            )
+            / 1024
+        )
         return {**result, "app_ms": app_ms, "pg_ms": pg_ms, "worker_rss_mb": rss}
     finally:
         os.killpg(server.pid, signal.SIGTERM)
@@ -253,7 +323,9 @@ def end_to_end(url: str, data_dir: Path, seconds: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/portal_wasm_bench")
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--plugins", type=int, default=10)
@@ -270,7 +342,9 @@ def main() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="portal-wasm-bench-"))
     try:
         env = env_for(args.database_url, data_dir)
-        subprocess.run([str(ROOT / ".venv/bin/portal"), "db", "upgrade"], env=env, check=True, capture_output=True)
+        subprocess.run(
+            [str(ROOT / ".venv/bin/portal"), "db", "upgrade"], env=env, check=True, capture_output=True
+        )
         print("building components (cached by source hash):", flush=True)
         folders = build_variants(args.plugins, data_dir / "src")
         figures = asyncio.run(in_process(args.database_url, data_dir, folders))
@@ -297,7 +371,9 @@ def main() -> None:
             ("e2e custom page: server CPU per request (ms)", e2e["app_ms"] + e2e["pg_ms"], 5),
         ]
         for label, value, target in rows:
-            verdict = "" if target is None or isinstance(value, str) else ("PASS" if value <= target else "FAIL")
+            verdict = (
+                "" if target is None or isinstance(value, str) else ("PASS" if value <= target else "FAIL")
+            )
             shown = value if isinstance(value, str) else f"{value:.2f}"
             print(f"{label:<52} {shown:>10} {'' if target is None else '≤ ' + str(target):>8}  {verdict}")
         if e2e["errors"]:

@@ -46,13 +46,20 @@ def pg_available() -> bool:
 
 
 # Compiled components are shared by every test of a run (compiling a Python guest takes seconds).
-WASM_CACHE = Path(os.environ.get("PORTAL_TEST_WASM_CACHE", Path.home() / ".cache" / "portal" / "test-wasm-cache"))
+WASM_CACHE = Path(
+    os.environ.get("PORTAL_TEST_WASM_CACHE", Path.home() / ".cache" / "portal" / "test-wasm-cache")
+)
 
 
 def _settings_env(tmp: Path, url: str) -> dict[str, str]:
-    return {"PORTAL_DATA_DIR": str(tmp), "DATABASE_URL": url, "PORTAL_SECRET_KEY": "test-secret-key-0123456789",
-            "PORTAL_ADMIN_EMAIL": ADMIN_EMAIL, "PORTAL_ADMIN_PASSWORD": ADMIN_PASSWORD,
-            "PORTAL_WASM_CACHE_DIR": str(WASM_CACHE)}
+    return {
+        "PORTAL_DATA_DIR": str(tmp),
+        "DATABASE_URL": url,
+        "PORTAL_SECRET_KEY": "test-secret-key-0123456789",
+        "PORTAL_ADMIN_EMAIL": ADMIN_EMAIL,
+        "PORTAL_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "PORTAL_WASM_CACHE_DIR": str(WASM_CACHE),
+    }
 
 
 def _migrate(url: str, tmp: Path) -> None:
@@ -100,8 +107,14 @@ def reset_pg() -> None:
     assert _pg_run_url, "reset_pg needs the pg_migrated fixture"
     engine = create_engine(re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql+psycopg://", _pg_run_url))
     with engine.begin() as conn:
-        tables = [r[0] for r in conn.execute(text(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"))]
+        tables = [
+            r[0]
+            for r in conn.execute(
+                text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+                )
+            )
+        ]
         plugin = [t for t in tables if t.startswith("plugin_")]
         for t in plugin:
             conn.execute(text(f'DROP TABLE IF EXISTS "{t}" CASCADE'))

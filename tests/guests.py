@@ -12,7 +12,9 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "guests"
 BUNDLED = Path(__file__).resolve().parents[1] / "plugins"
 
 
-def built_plugin(name: str, target_parent: Path, *, guest_from: str | None = None, source: Path = FIXTURES) -> Path:
+def built_plugin(
+    name: str, target_parent: Path, *, guest_from: str | None = None, source: Path = FIXTURES
+) -> Path:
     """Copy plugin folder `source/name` under `target_parent` and build its plugin.wasm (with the
     guest of fixture `guest_from` when given)."""
     from app.sandbox.build import build_component

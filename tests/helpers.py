@@ -30,8 +30,12 @@ def post_form(client: TestClient, url: str, data: dict[str, Any] | list[tuple[st
 
 def login(client: TestClient, email: str, password: str) -> Any:
     client.get("/login")
-    response = post_form(client, "/login", {"email": email, "password": password, "next": "/"}, follow_redirects=False)
-    assert response.status_code == 303, f"login as {email} failed: {response.status_code} {response.text[:300]}"
+    response = post_form(
+        client, "/login", {"email": email, "password": password, "next": "/"}, follow_redirects=False
+    )
+    assert response.status_code == 303, (
+        f"login as {email} failed: {response.status_code} {response.text[:300]}"
+    )
     return response
 
 

@@ -94,16 +94,14 @@ class PermissionCache:
     request), never by clearing: a clear() in one worker would not reach the others."""
 
     def __init__(self, max_entries: int = 20_000) -> None:
-        self._entries: OrderedDict[tuple[uuid.UUID, uuid.UUID], tuple[tuple[int, int], Access]] = OrderedDict()
+        self._entries: OrderedDict[tuple[uuid.UUID, uuid.UUID], tuple[tuple[int, int], Access]] = (
+            OrderedDict()
+        )
         self._max = max_entries
         self.rebuilds = 0
 
     async def access(
-        self,
-        session: AsyncSession,
-        user_id: uuid.UUID,
-        tenant_id: uuid.UUID,
-        versions: tuple[int, int],
+        self, session: AsyncSession, user_id: uuid.UUID, tenant_id: uuid.UUID, versions: tuple[int, int]
     ) -> Access:
         key = (user_id, tenant_id)
         hit = self._entries.get(key)

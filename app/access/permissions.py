@@ -16,7 +16,9 @@ from app.errors import Conflict
 log = logging.getLogger("portal.access")
 
 PERMISSION_RE = re.compile(r"^(db|ui)\.[a-z0-9_-]+\.[a-z0-9_*-]+$|^plugin:[a-z]+$")
-GRANT_RE = re.compile(r"^\*$|^(db|ui)\.\*$|^(db|ui)\.[a-z0-9_-]+\.\*$|^(db|ui)\.[a-z0-9_-]+\.[a-z0-9_-]+$|^plugin:\*$|^plugin:[a-z]+$")
+GRANT_RE = re.compile(
+    r"^\*$|^(db|ui)\.\*$|^(db|ui)\.[a-z0-9_-]+\.\*$|^(db|ui)\.[a-z0-9_-]+\.[a-z0-9_-]+$|^plugin:\*$|^plugin:[a-z]+$"
+)
 
 
 @dataclass(frozen=True)
@@ -112,8 +114,9 @@ class PermissionTaken(Conflict):
     """A code is registered for another module or scope: a code's owner and scope never change."""
 
 
-async def register_permissions(session: AsyncSession, defs: Iterable[PermissionDef], *,
-                               authoritative: bool = False) -> None:
+async def register_permissions(
+    session: AsyncSession, defs: Iterable[PermissionDef], *, authoritative: bool = False
+) -> None:
     """Insert new registry rows and refresh descriptions (idempotent; runs at start-up and plugin install).
 
     A permission code belongs to one module, with one scope, for ever: re-registering it for another
@@ -132,15 +135,18 @@ async def register_permissions(session: AsyncSession, defs: Iterable[PermissionD
     for d in wanted.values():
         row = existing.get(d.code)
         if row is not None and (row.module, row.scope) != (d.module, d.scope) and not authoritative:
-            raise PermissionTaken(f"Permission {d.code} belongs to {_owner(row)}; it cannot be registered for "
-                                  f"{_owner(d)}")
+            raise PermissionTaken(
+                f"Permission {d.code} belongs to {_owner(row)}; it cannot be registered for {_owner(d)}"
+            )
     for d in wanted.values():
         row = existing.get(d.code)
         if row is None:
             session.add(Permission(code=d.code, description=d.description, module=d.module, scope=d.scope))
         else:
             if (row.module, row.scope) != (d.module, d.scope):
-                log.warning("Permission %s was registered for %s; restored to %s", d.code, _owner(row), _owner(d))
+                log.warning(
+                    "Permission %s was registered for %s; restored to %s", d.code, _owner(row), _owner(d)
+                )
             row.description, row.module, row.scope = d.description, d.module, d.scope
     await session.flush()
 

@@ -63,12 +63,16 @@ async def bump_directory_version(session: AsyncSession) -> None:
     # This session must not fill the caches from its own uncommitted view (it may still roll back).
     session.info[DIRECTORY_CHANGED_KEY] = True
     await session.execute(
-        update(Tenant).where(Tenant.id == uuid.UUID(SYSTEM_TENANT_ID)).values(directory_version=Tenant.directory_version + 1)
+        update(Tenant)
+        .where(Tenant.id == uuid.UUID(SYSTEM_TENANT_ID))
+        .values(directory_version=Tenant.directory_version + 1)
         .execution_options(synchronize_session=False)
     )
 
 
-async def add_grants(session: AsyncSession, tenant_id: uuid.UUID, role_id: uuid.UUID, patterns: Iterable[str]) -> None:
+async def add_grants(
+    session: AsyncSession, tenant_id: uuid.UUID, role_id: uuid.UUID, patterns: Iterable[str]
+) -> None:
     rules = [[role_subject(role_id), str(tenant_id), p] for p in patterns]
     if rules:
         await adapter_for(session).add_policies("p", "p", rules)
@@ -85,7 +89,9 @@ async def remove_grants(
 
 
 async def drop_role_grants(session: AsyncSession, tenant_id: uuid.UUID, role_id: uuid.UUID) -> None:
-    await session.execute(delete(CasbinRule).where(CasbinRule.ptype == "p", CasbinRule.v0 == role_subject(role_id)))
+    await session.execute(
+        delete(CasbinRule).where(CasbinRule.ptype == "p", CasbinRule.v0 == role_subject(role_id))
+    )
     await bump_policy_version(session, tenant_id)
 
 
@@ -95,7 +101,9 @@ class Explanation:
     rule: tuple[str, ...] | None  # the Casbin policy line that matched
 
 
-async def build_enforcer(session: AsyncSession, user_id: uuid.UUID, tenant_id: uuid.UUID) -> casbin.AsyncEnforcer:
+async def build_enforcer(
+    session: AsyncSession, user_id: uuid.UUID, tenant_id: uuid.UUID
+) -> casbin.AsyncEnforcer:
     """A Casbin enforcer holding exactly the lines that can matter for one user in one tenant."""
     domains = sorted({str(tenant_id), SYSTEM_TENANT_ID})
     members = (

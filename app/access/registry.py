@@ -20,7 +20,9 @@ class MatrixCell:
 
 
 async def all_permissions(session: AsyncSession) -> list[Permission]:
-    return list((await session.scalars(select(Permission).order_by(Permission.module, Permission.code))).all())
+    return list(
+        (await session.scalars(select(Permission).order_by(Permission.module, Permission.code))).all()
+    )
 
 
 async def grouped_registry(
@@ -36,4 +38,6 @@ async def grouped_registry(
         via = next((w for w in wildcards if pattern_matches(w, perm.code)), None)
         cell = MatrixCell(perm.code, perm.description, perm.code in grants, via)
         modules.setdefault(perm.module, {}).setdefault(family, []).append(cell)
-    return [(m, sorted(f.items())) for m, f in sorted(modules.items(), key=lambda kv: (kv[0] != "base", kv[0]))]
+    return [
+        (m, sorted(f.items())) for m, f in sorted(modules.items(), key=lambda kv: (kv[0] != "base", kv[0]))
+    ]

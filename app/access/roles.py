@@ -21,8 +21,12 @@ ADMIN, MEMBER = "admin", "member"
 
 async def create_default_roles(session: AsyncSession, tenant_id: uuid.UUID) -> tuple[Role, Role]:
     """Every tenant starts with Admin (everything, including permissions registered later) and Member."""
-    admin = Role(tenant_id=tenant_id, name="Admin", description="All permissions in this tenant", builtin=ADMIN)
-    member = Role(tenant_id=tenant_id, name="Member", description="Read-only access to business data", builtin=MEMBER)
+    admin = Role(
+        tenant_id=tenant_id, name="Admin", description="All permissions in this tenant", builtin=ADMIN
+    )
+    member = Role(
+        tenant_id=tenant_id, name="Member", description="Read-only access to business data", builtin=MEMBER
+    )
     session.add_all([admin, member])
     await session.flush()
     await policy.add_grants(session, tenant_id, admin.id, ["*"])
@@ -31,7 +35,9 @@ async def create_default_roles(session: AsyncSession, tenant_id: uuid.UUID) -> t
 
 async def list_roles(session: AsyncSession, tenant_id: uuid.UUID) -> list[tuple[Role, int]]:
     counts = (
-        select(Membership.role_id, func.count().label("n")).where(Membership.tenant_id == tenant_id).group_by(Membership.role_id)
+        select(Membership.role_id, func.count().label("n"))
+        .where(Membership.tenant_id == tenant_id)
+        .group_by(Membership.role_id)
     ).subquery()
     rows = await session.execute(
         select(Role, func.coalesce(counts.c.n, 0))
@@ -49,13 +55,17 @@ async def get_role(session: AsyncSession, tenant_id: uuid.UUID, role_ref: uuid.U
         rid = role_ref if isinstance(role_ref, uuid.UUID) else uuid.UUID(str(role_ref))
         role = await session.scalar(select(Role).where(Role.tenant_id == tenant_id, Role.id == rid))
     except ValueError:
-        role = await session.scalar(select(Role).where(Role.tenant_id == tenant_id, Role.name == str(role_ref)))
+        role = await session.scalar(
+            select(Role).where(Role.tenant_id == tenant_id, Role.name == str(role_ref))
+        )
     if role is None:
         raise NotFound(f"No role {role_ref!r} in this tenant")
     return role
 
 
-async def _check_name(session: AsyncSession, tenant_id: uuid.UUID, name: str, exclude: uuid.UUID | None = None) -> str:
+async def _check_name(
+    session: AsyncSession, tenant_id: uuid.UUID, name: str, exclude: uuid.UUID | None = None
+) -> str:
     name = name.strip()
     problem = text_problem(name, "role name", 100)
     if problem:
@@ -72,15 +82,25 @@ async def _check_name(session: AsyncSession, tenant_id: uuid.UUID, name: str, ex
     return name
 
 
-async def create_role(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, name: str, description: str = "") -> Role:
+async def create_role(
+    session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, name: str, description: str = ""
+) -> Role:
     name = await _check_name(session, tenant_id, name)
     if problem := text_problem(description, "description", 500, required=False):
         raise ValidationFailed({"description": problem})
     role = Role(tenant_id=tenant_id, name=name, description=description.strip())
     session.add(role)
     await session.flush()
-    await audit.record(session, actor, "role.create", "role", role.id, tenant_id=tenant_id,
-                       summary=f"Created role {name}", after={"name": name, "description": role.description})
+    await audit.record(
+        session,
+        actor,
+        "role.create",
+        "role",
+        role.id,
+        tenant_id=tenant_id,
+        summary=f"Created role {name}",
+        after={"name": name, "description": role.description},
+    )
     return role
 
 
@@ -93,31 +113,51 @@ async def update_role(session: AsyncSession, actor: Actor, role: Role, name: str
     await session.flush()
     await policy.bump_policy_version(session, role.tenant_id)  # cached Access carries role names
     await policy.bump_directory_version(session)  # so do cached tenant switchers
-    await audit.record(session, actor, "role.update", "role", role.id, tenant_id=role.tenant_id,
-                       summary=f"Updated role {new_name}", before=before,
-                       after={"name": role.name, "description": role.description})
+    await audit.record(
+        session,
+        actor,
+        "role.update",
+        "role",
+        role.id,
+        tenant_id=role.tenant_id,
+        summary=f"Updated role {new_name}",
+        before=before,
+        after={"name": role.name, "description": role.description},
+    )
     return role
 
 
 async def delete_role(session: AsyncSession, actor: Actor, role: Role) -> None:
     if role.builtin:
         raise Conflict(f"The built-in role {role.name} cannot be deleted")
-    assigned = await session.scalar(select(func.count()).select_from(Membership).where(Membership.role_id == role.id))
+    assigned = await session.scalar(
+        select(func.count()).select_from(Membership).where(Membership.role_id == role.id)
+    )
     if assigned:
         raise Conflict(f"Role {role.name} is still assigned to {assigned} member(s); change their role first")
     grants = [p for _, _, p in await policy.grants_of_roles(session, [role.id])]
     await policy.drop_role_grants(session, role.tenant_id, role.id)
     await session.delete(role)
     await session.flush()
-    await audit.record(session, actor, "role.delete", "role", role.id, tenant_id=role.tenant_id,
-                       summary=f"Deleted role {role.name}", before={"name": role.name, "grants": grants})
+    await audit.record(
+        session,
+        actor,
+        "role.delete",
+        "role",
+        role.id,
+        tenant_id=role.tenant_id,
+        summary=f"Deleted role {role.name}",
+        before={"name": role.name, "grants": grants},
+    )
 
 
 async def role_grants(session: AsyncSession, role: Role) -> list[str]:
     return [p for _, _, p in await policy.grants_of_roles(session, [role.id])]
 
 
-async def set_role_grants(session: AsyncSession, actor: Actor, role: Role, patterns: Iterable[str]) -> tuple[list[str], list[str]]:
+async def set_role_grants(
+    session: AsyncSession, actor: Actor, role: Role, patterns: Iterable[str]
+) -> tuple[list[str], list[str]]:
     """Make the role grant exactly `patterns`; returns (added, removed)."""
     wanted = sorted({p.strip() for p in patterns if p.strip()})
     bad = [p for p in wanted if not is_valid_grant(p)]
@@ -129,9 +169,17 @@ async def set_role_grants(session: AsyncSession, actor: Actor, role: Role, patte
     await policy.add_grants(session, role.tenant_id, role.id, added)
     await policy.remove_grants(session, role.tenant_id, role.id, removed)
     if added or removed:
-        await audit.record(session, actor, "role.grants", "role", role.id, tenant_id=role.tenant_id,
-                           summary=f"Changed grants of {role.name}: +{len(added)} -{len(removed)}",
-                           before={"grants": sorted(current)}, after={"grants": wanted})
+        await audit.record(
+            session,
+            actor,
+            "role.grants",
+            "role",
+            role.id,
+            tenant_id=role.tenant_id,
+            summary=f"Changed grants of {role.name}: +{len(added)} -{len(removed)}",
+            before={"grants": sorted(current)},
+            after={"grants": wanted},
+        )
     return added, removed
 
 

@@ -84,7 +84,11 @@ def subtree_select(tenant_id: uuid.UUID, user_id: uuid.UUID) -> sa.Select[Any]:
     tu = Membership.__table__
     top = sa.select(tu.c.user_id).where(tu.c.tenant_id == tenant_id, tu.c.user_id == user_id)
     tree = top.cte("subtree", recursive=True)
-    below = sa.select(tu.c.user_id).join(tree, tu.c.manager_id == tree.c.user_id).where(tu.c.tenant_id == tenant_id)
+    below = (
+        sa.select(tu.c.user_id)
+        .join(tree, tu.c.manager_id == tree.c.user_id)
+        .where(tu.c.tenant_id == tenant_id)
+    )
     tree = tree.union(below)
     return sa.select(tree.c.user_id)
 
@@ -118,12 +122,14 @@ async def subordinate_texts(session: AsyncSession, tenant_id: uuid.UUID, user_id
 
 async def load_user_data(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> UserScopeData:
     """The member's role name, unit and the role's scope rules, in one query."""
-    rows = (await session.execute(
-        sa.select(Role.name, Membership.unit, RoleScope.entity, RoleScope.scope, RoleScope.by_unit)
-        .join(Role, Role.id == Membership.role_id)
-        .outerjoin(RoleScope, RoleScope.role_id == Membership.role_id)
-        .where(Membership.tenant_id == tenant_id, Membership.user_id == user_id)
-    )).all()
+    rows = (
+        await session.execute(
+            sa.select(Role.name, Membership.unit, RoleScope.entity, RoleScope.scope, RoleScope.by_unit)
+            .join(Role, Role.id == Membership.role_id)
+            .outerjoin(RoleScope, RoleScope.role_id == Membership.role_id)
+            .where(Membership.tenant_id == tenant_id, Membership.user_id == user_id)
+        )
+    ).all()
     if not rows:
         return UserScopeData(None, {}, None)
     rules = {e: ScopeRule(k, bool(u)) for _, _, e, k, u in rows if e is not None}
@@ -134,7 +140,9 @@ class ScopeCache:
     """Per-worker cache of UserScopeData, keyed by (tenant, user) and checked against the tenant's versions."""
 
     def __init__(self, max_entries: int = 20_000) -> None:
-        self._entries: OrderedDict[tuple[uuid.UUID, uuid.UUID], tuple[ScopeVersion, UserScopeData]] = OrderedDict()
+        self._entries: OrderedDict[tuple[uuid.UUID, uuid.UUID], tuple[ScopeVersion, UserScopeData]] = (
+            OrderedDict()
+        )
         self._max = max_entries
         self.loads = 0
 
@@ -146,7 +154,9 @@ class ScopeCache:
             return hit[1]
         return None
 
-    async def data(self, session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, version: ScopeVersion) -> UserScopeData:
+    async def data(
+        self, session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, version: ScopeVersion
+    ) -> UserScopeData:
         hit = self.peek(tenant_id, user_id, version)
         if hit is not None:
             return hit
@@ -157,8 +167,9 @@ class ScopeCache:
             self._entries.popitem(last=False)
         return data
 
-    async def subtree(self, session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID,
-                      data: UserScopeData) -> list[str]:
+    async def subtree(
+        self, session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, data: UserScopeData
+    ) -> list[str]:
         if data.subtree is None:
             data.subtree_list = await subordinate_texts(session, tenant_id, user_id)
             data.subtree = frozenset(data.subtree_list)
@@ -171,8 +182,11 @@ def scope_version(tenant: Tenant) -> ScopeVersion:
 
 
 async def current_scope_version(session: AsyncSession, tenant_id: uuid.UUID) -> ScopeVersion:
-    row = (await session.execute(sa.select(Tenant.hierarchy_version, Tenant.policy_version)
-                                 .where(Tenant.id == tenant_id))).one()
+    row = (
+        await session.execute(
+            sa.select(Tenant.hierarchy_version, Tenant.policy_version).where(Tenant.id == tenant_id)
+        )
+    ).one()
     return (int(row[0]), int(row[1]))
 
 
@@ -190,8 +204,16 @@ async def bump_hierarchy_version(session: AsyncSession, tenant_id: uuid.UUID) ->
 class DataScope:
     """Row visibility of one user in one tenant; resolved lazily, on the first record access."""
 
-    def __init__(self, cache: ScopeCache, tenant_id: uuid.UUID, user_id: uuid.UUID | None, version: ScopeVersion, *,
-                 bypass: bool = False, strategy: str = "ids") -> None:
+    def __init__(
+        self,
+        cache: ScopeCache,
+        tenant_id: uuid.UUID,
+        user_id: uuid.UUID | None,
+        version: ScopeVersion,
+        *,
+        bypass: bool = False,
+        strategy: str = "ids",
+    ) -> None:
         self.cache = cache
         self.tenant_id = tenant_id
         self.user_id = user_id
@@ -223,7 +245,9 @@ class DataScope:
         # storage format on PostgreSQL only; elsewhere the id list is used.
         return self.strategy if session.bind.dialect.name == "postgresql" else "ids"
 
-    async def _build(self, session: AsyncSession, entity: Any, data: UserScopeData) -> sa.ColumnElement[bool] | None:
+    async def _build(
+        self, session: AsyncSession, entity: Any, data: UserScopeData
+    ) -> sa.ColumnElement[bool] | None:
         rule, _ = data.rule_for(entity.name)
         if rule == ALL or (rule.kind == "all" and not entity.spec.unit_field):
             return None
@@ -240,8 +264,9 @@ class DataScope:
             parts.append(unit_col == value if value is not None else sa.false())  # no unit: no rows
         return sa.and_(*parts) if parts else None
 
-    async def _in_subtree(self, session: AsyncSession, owner: sa.ColumnElement[Any],
-                          data: UserScopeData) -> sa.ColumnElement[bool]:
+    async def _in_subtree(
+        self, session: AsyncSession, owner: sa.ColumnElement[Any], data: UserScopeData
+    ) -> sa.ColumnElement[bool]:
         assert self.user_id is not None
         if self._strategy(session) == "cte":
             return owner.in_(subtree_select(self.tenant_id, self.user_id).scalar_subquery())
@@ -255,7 +280,9 @@ class DataScope:
             return owner == sa.any_(sa.bindparam("scope_ids", literal, type_=UuidArrayText(), unique=True))
         return owner.in_([uuid.UUID(i) for i in ids])
 
-    async def write_problem(self, session: AsyncSession, entity: Any, row: Mapping[str, Any]) -> dict[str, str] | None:
+    async def write_problem(
+        self, session: AsyncSession, entity: Any, row: Mapping[str, Any]
+    ) -> dict[str, str] | None:
         """Why a row (the result of a write) would fall outside this scope, by field; None when inside.
 
         Checked in Python with exactly the semantics of the SQL condition.
@@ -268,17 +295,24 @@ class DataScope:
         owner = row.get(spec.owner_column)
         outside = rule.kind == "own" and owner != self.user_id
         if rule.kind == "subtree":
-            members = data.subtree if data.subtree is not None else frozenset(
-                await self.cache.subtree(session, self.tenant_id, self.user_id, data))  # type: ignore[arg-type]
+            members = (
+                data.subtree
+                if data.subtree is not None
+                else frozenset(await self.cache.subtree(session, self.tenant_id, self.user_id, data))  # type: ignore[arg-type]
+            )
             outside = owner is None or str(owner) not in members
         if outside:
-            return {spec.owner_column: f"Your data scope ({rule.label}) would not include this {spec.label}; "
-                                       "choose an owner within it."}
+            return {
+                spec.owner_column: f"Your data scope ({rule.label}) would not include this {spec.label}; "
+                "choose an owner within it."
+            }
         if rule.by_unit and spec.unit_field:
             expected = _unit_value(entity.table.c[spec.unit_field], data.unit)
             if expected is None or row.get(spec.unit_field) != expected:
-                return {spec.unit_field: "You may only write rows of your own unit"
-                                         + (f" ({data.unit})." if data.unit else "; you have none.")}
+                return {
+                    spec.unit_field: "You may only write rows of your own unit"
+                    + (f" ({data.unit})." if data.unit else "; you have none.")
+                }
         return None
 
 
@@ -305,9 +339,13 @@ def _unit_value(column: sa.ColumnElement[Any], unit: str | None) -> Any:
 
 
 async def role_rules(session: AsyncSession, role_id: uuid.UUID) -> dict[str, ScopeRule]:
-    rows = (await session.execute(
-        sa.select(RoleScope.entity, RoleScope.scope, RoleScope.by_unit).where(RoleScope.role_id == role_id)
-        .order_by(RoleScope.entity))).all()
+    rows = (
+        await session.execute(
+            sa.select(RoleScope.entity, RoleScope.scope, RoleScope.by_unit)
+            .where(RoleScope.role_id == role_id)
+            .order_by(RoleScope.entity)
+        )
+    ).all()
     return {e: ScopeRule(k, bool(u)) for e, k, u in rows}
 
 
@@ -348,8 +386,13 @@ def parse_rule(raw: Any, where: str) -> tuple[ScopeRule | None, str | None]:
     return ScopeRule(str(kind), bool(by_unit)), None
 
 
-async def set_role_scopes(session: AsyncSession, actor: Any, role: Role, wanted: Mapping[str, ScopeRule],
-                          entities: Mapping[str, Any]) -> dict[str, ScopeRule]:
+async def set_role_scopes(
+    session: AsyncSession,
+    actor: Any,
+    role: Role,
+    wanted: Mapping[str, ScopeRule],
+    entities: Mapping[str, Any],
+) -> dict[str, ScopeRule]:
     """Make the role's scopes exactly `wanted` (entity name or '*' -> rule); audited.
 
     `entities` maps the entity names that may carry a scope (installed plugins) to their EntitySpec.
@@ -358,8 +401,10 @@ async def set_role_scopes(session: AsyncSession, actor: Any, role: Role, wanted:
     from app.errors import Conflict, ValidationFailed
 
     if role.builtin == "admin":
-        raise Conflict(f"{role.name} is the built-in admin role: its members bypass data scopes, so a scope on it "
-                       "would have no effect")
+        raise Conflict(
+            f"{role.name} is the built-in admin role: its members bypass data scopes, so a scope on it "
+            "would have no effect"
+        )
     errors: dict[str, str] = {}
     clean: dict[str, ScopeRule] = {}
     for key, rule in wanted.items():
@@ -368,8 +413,10 @@ async def set_role_scopes(session: AsyncSession, actor: Any, role: Role, wanted:
             errors[f"scopes.{key}"] = f"no installed plugin has an entity {name!r}"
             continue
         if rule.by_unit and name != DEFAULT_ENTITY and not entities[name].unit_field:
-            errors[f"scopes.{key}"] = (f"{name} names no unit_field in its manifest, so a scope cannot be narrowed "
-                                       "to the member's unit")
+            errors[f"scopes.{key}"] = (
+                f"{name} names no unit_field in its manifest, so a scope cannot be narrowed "
+                "to the member's unit"
+            )
             continue
         clean[name] = rule
     if errors:
@@ -378,13 +425,25 @@ async def set_role_scopes(session: AsyncSession, actor: Any, role: Role, wanted:
     if before == clean:
         return clean
     await session.execute(sa.delete(RoleScope).where(RoleScope.role_id == role.id))
-    session.add_all([RoleScope(tenant_id=role.tenant_id, role_id=role.id, entity=e, scope=r.kind, by_unit=r.by_unit)
-                     for e, r in clean.items()])
+    session.add_all(
+        [
+            RoleScope(tenant_id=role.tenant_id, role_id=role.id, entity=e, scope=r.kind, by_unit=r.by_unit)
+            for e, r in clean.items()
+        ]
+    )
     await session.flush()
     await bump_hierarchy_version(session, role.tenant_id)
-    await audit.record(session, actor, "role.scopes", "role", role.id, tenant_id=role.tenant_id,
-                       summary=f"Changed data scopes of {role.name}",
-                       before={e: r.label for e, r in before.items()}, after={e: r.label for e, r in clean.items()})
+    await audit.record(
+        session,
+        actor,
+        "role.scopes",
+        "role",
+        role.id,
+        tenant_id=role.tenant_id,
+        summary=f"Changed data scopes of {role.name}",
+        before={e: r.label for e, r in before.items()},
+        after={e: r.label for e, r in clean.items()},
+    )
     return clean
 
 
@@ -392,7 +451,9 @@ async def scope_entities(session: AsyncSession) -> dict[str, Any]:
     """Entity name -> EntitySpec of every installed plugin (what a role scope may name)."""
     from app.plugins import runtime
 
-    return {name: ref.spec for plugin in await runtime.installed(session) for name, ref in plugin.entities.items()}
+    return {
+        name: ref.spec for plugin in await runtime.installed(session) for name, ref in plugin.entities.items()
+    }
 
 
 def rules_json(rules: Mapping[str, ScopeRule]) -> dict[str, Any]:

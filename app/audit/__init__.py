@@ -23,7 +23,9 @@ class Actor:
         return cls(None, "system")
 
 
-def diff(before: dict[str, Any] | None, after: dict[str, Any] | None) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+def diff(
+    before: dict[str, Any] | None, after: dict[str, Any] | None
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """Keep only the keys that changed (both sides), so audit rows stay readable."""
     if before is None or after is None:
         return before, after
@@ -31,12 +33,29 @@ def diff(before: dict[str, Any] | None, after: dict[str, Any] | None) -> tuple[d
     return {k: before.get(k) for k in keys}, {k: after.get(k) for k in keys}
 
 
-def _values(actor: Actor, action: str, target_type: str, target_id: Any, tenant_id: uuid.UUID | None,
-            summary: str, before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, Any]:
+def _values(
+    actor: Actor,
+    action: str,
+    target_type: str,
+    target_id: Any,
+    tenant_id: uuid.UUID | None,
+    summary: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> dict[str, Any]:
     b, a = diff(before, after)
-    return {"tenant_id": tenant_id, "actor_id": actor.user_id, "actor_email": actor.email, "action": action,
-            "target_type": target_type, "target_id": str(target_id), "summary": summary, "before": b, "after": a,
-            "ip": actor.ip}
+    return {
+        "tenant_id": tenant_id,
+        "actor_id": actor.user_id,
+        "actor_email": actor.email,
+        "action": action,
+        "target_type": target_type,
+        "target_id": str(target_id),
+        "summary": summary,
+        "before": b,
+        "after": a,
+        "ip": actor.ip,
+    }
 
 
 async def record(
@@ -52,15 +71,28 @@ async def record(
     after: dict[str, Any] | None = None,
 ) -> None:
     """Add an audit entry to the session (written with the caller's transaction)."""
-    session.add(AuditEntry(**_values(actor, action, target_type, target_id, tenant_id, summary, before, after)))
+    session.add(
+        AuditEntry(**_values(actor, action, target_type, target_id, tenant_id, summary, before, after))
+    )
 
 
-async def write(session: AsyncSession, actor: Actor, action: str, target_type: str, target_id: Any = "", *,
-                tenant_id: uuid.UUID | None = None, summary: str = "", before: dict[str, Any] | None = None,
-                after: dict[str, Any] | None = None) -> None:
+async def write(
+    session: AsyncSession,
+    actor: Actor,
+    action: str,
+    target_type: str,
+    target_id: Any = "",
+    *,
+    tenant_id: uuid.UUID | None = None,
+    summary: str = "",
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> None:
     """`record`, written at once with one Core INSERT instead of an ORM object flushed at commit: the
     record service's hot path (one audit row per record change) skips the unit of work."""
-    await session.execute(_INSERT, _values(actor, action, target_type, target_id, tenant_id, summary, before, after))
+    await session.execute(
+        _INSERT, _values(actor, action, target_type, target_id, tenant_id, summary, before, after)
+    )
 
 
 # One statement object, run with parameters: compiled once (id and created_at come from the column defaults).

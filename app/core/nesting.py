@@ -105,7 +105,9 @@ def loads_toml(text: str, *, max_depth: int = DEFAULT_MAX_DEPTH, max_bytes: int)
     return data
 
 
-def loads_json(text: str | bytes, *, max_depth: int = DEFAULT_MAX_DEPTH, max_bytes: int, **kwargs: Any) -> Any:
+def loads_json(
+    text: str | bytes, *, max_depth: int = DEFAULT_MAX_DEPTH, max_bytes: int, **kwargs: Any
+) -> Any:
     """`json.loads` within bounds; TextRejected (size/depth) or ValueError (not JSON) otherwise."""
     if isinstance(text, bytes | bytearray):
         if len(text) > max_bytes:

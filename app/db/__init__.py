@@ -18,7 +18,9 @@ async def commit_keeping_write_lock(session: AsyncSession) -> None:
     """Commit mid-request (a session or token touch) without losing SQLITE_WRITE_LOCK: the request's
     next transaction begins IMMEDIATE again when this one did, instead of as a plain deferred one."""
     conn = await session.connection()
-    locked = bool(conn.sync_connection and conn.sync_connection.get_execution_options().get(SQLITE_WRITE_LOCK))
+    locked = bool(
+        conn.sync_connection and conn.sync_connection.get_execution_options().get(SQLITE_WRITE_LOCK)
+    )
     await session.commit()
     if locked:
         await session.connection(execution_options={SQLITE_WRITE_LOCK: True})

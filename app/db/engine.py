@@ -34,7 +34,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(SQLITE_WRITE_LOCK) else "BEGIN")
+    conn.exec_driver_sql(
+        "BEGIN IMMEDIATE" if conn.get_execution_options().get(SQLITE_WRITE_LOCK) else "BEGIN"
+    )
 
 
 def make_alchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
@@ -56,8 +58,9 @@ def make_alchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
     cls._SESSIONMAKER_APP_STATE_KEY_REGISTRY.discard(config.session_maker_app_state_key)
     # A handler's writes commit with a 2xx or 3xx response (POST → redirect) and roll back otherwise.
     # The scope key is per config object, so the handler must be told which one to look for.
-    config.before_send_handler = autocommit_handler_maker(commit_on_redirect=True,
-                                                          session_scope_key=config.session_scope_key)
+    config.before_send_handler = autocommit_handler_maker(
+        commit_on_redirect=True, session_scope_key=config.session_scope_key
+    )
     if settings.is_sqlite:
         engine = config.get_engine().sync_engine
         event.listen(engine, "connect", _sqlite_pragmas)

@@ -17,4 +17,3 @@ def upgrade(settings: Settings, *, quiet: bool = True) -> None:
     sink = io.StringIO()
     with contextlib.redirect_stdout(sink) if quiet else contextlib.nullcontext():
         commands.upgrade(revision="head")
-

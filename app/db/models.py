@@ -72,8 +72,9 @@ class Membership(UUIDAuditBase):
     user_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("users.id", ondelete="CASCADE"), index=True)
     role_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("roles.id"))
     # The user id of this member's manager in the same tenant (checked by app.identity.hierarchy).
-    manager_id: Mapped[uuid.UUID | None] = mapped_column(GUID, ForeignKey("users.id", ondelete="SET NULL"),
-                                                         nullable=True)
+    manager_id: Mapped[uuid.UUID | None] = mapped_column(
+        GUID, ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
     # A department/shop the member belongs to; `unit` data scopes admit rows of this unit only.
     unit: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
@@ -242,8 +243,14 @@ class PluginConfig(UUIDAuditBase):
     __tablename__ = "tenant_plugin_configs"
     __table_args__ = (
         UniqueConstraint("tenant_id", "plugin_id", "name", name="uq_tenant_plugin_configs_name"),
-        Index("uq_tenant_plugin_configs_active", "tenant_id", "plugin_id", unique=True,
-              sqlite_where=text("is_active"), postgresql_where=text("is_active")),
+        Index(
+            "uq_tenant_plugin_configs_active",
+            "tenant_id",
+            "plugin_id",
+            unique=True,
+            sqlite_where=text("is_active"),
+            postgresql_where=text("is_active"),
+        ),
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("tenants.id", ondelete="CASCADE"))
@@ -268,9 +275,13 @@ class ExtensionConfig(UUIDAuditBase):
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("tenants.id", ondelete="CASCADE"))
-    point: Mapped[str] = mapped_column(String(32))  # condition | user-selector | record-validator | auth-verifier
+    point: Mapped[str] = mapped_column(
+        String(32)
+    )  # condition | user-selector | record-validator | auth-verifier
     plugin_id: Mapped[str] = mapped_column(String(64), default="")  # "" for a built-in implementation
-    implementation: Mapped[str] = mapped_column(String(64))  # the extension's name (built-in or [[extensions]])
+    implementation: Mapped[str] = mapped_column(
+        String(64)
+    )  # the extension's name (built-in or [[extensions]])
     name: Mapped[str] = mapped_column(String(100))
     plain_values: Mapped[dict[str, Any]] = mapped_column(JsonB, default=dict)
     secret_values: Mapped[dict[str, str]] = mapped_column(JsonB, default=dict)  # key -> encrypted token
@@ -284,7 +295,9 @@ class RoleScope(UUIDAuditBase):
     __tablename__ = "role_scopes"
     __table_args__ = (UniqueConstraint("role_id", "entity", name="uq_role_scopes_role_entity"),)
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        GUID, ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
     role_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("roles.id", ondelete="CASCADE"))
     entity: Mapped[str] = mapped_column(String(64))
     # all | subtree | own (app.access.scopes.SCOPE_KINDS)
@@ -309,7 +322,9 @@ class EventRecord(UUIDBase):
     tenant_id: Mapped[uuid.UUID | None] = mapped_column(GUID, nullable=True)
     actor: Mapped[str] = mapped_column(String(254), default="")
     payload: Mapped[dict[str, Any]] = mapped_column(JsonB)
-    depth: Mapped[int] = mapped_column(Integer, default=0)  # 0, or 1 + that of the event whose handler raised it
+    depth: Mapped[int] = mapped_column(
+        Integer, default=0
+    )  # 0, or 1 + that of the event whose handler raised it
     status: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     claimed_by: Mapped[str] = mapped_column(String(100), default="")
@@ -325,7 +340,9 @@ class EventDelivery(UUIDBase):
     __tablename__ = "event_deliveries"
     __table_args__ = (UniqueConstraint("event_id", "plugin_id", "handler", name="uq_event_deliveries"),)
 
-    event_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("event_log.id", ondelete="CASCADE"), index=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(
+        GUID, ForeignKey("event_log.id", ondelete="CASCADE"), index=True
+    )
     plugin_id: Mapped[str] = mapped_column(String(64))
     handler: Mapped[str] = mapped_column(String(40))  # handle-event | on-tenant-created
     status: Mapped[str] = mapped_column(String(20))  # ok | failed
@@ -373,7 +390,9 @@ class WorkflowProcess(UUIDAuditBase):
     `on_approve` / `on_reject` are {"field", "value"} or null (app.workflow.definitions checks them)."""
 
     __tablename__ = "workflow_processes"
-    __table_args__ = (UniqueConstraint("tenant_id", "plugin_id", "entity", name="uq_workflow_processes_entity"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "plugin_id", "entity", name="uq_workflow_processes_entity"),
+    )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("tenants.id", ondelete="CASCADE"))
     plugin_id: Mapped[str] = mapped_column(String(64))
@@ -397,7 +416,9 @@ class WorkflowInstance(UUIDBase):
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("tenants.id", ondelete="CASCADE"))
-    process_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("workflow_processes.id", ondelete="CASCADE"))
+    process_id: Mapped[uuid.UUID] = mapped_column(
+        GUID, ForeignKey("workflow_processes.id", ondelete="CASCADE")
+    )
     plugin_id: Mapped[str] = mapped_column(String(64))
     entity: Mapped[str] = mapped_column(String(64))
     record_id: Mapped[str] = mapped_column(String(36))
@@ -421,7 +442,9 @@ class WorkflowTask(UUIDBase):
     __table_args__ = (Index("ix_workflow_tasks_instance", "instance_id", "created_at"),)
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("tenants.id", ondelete="CASCADE"))
-    instance_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("workflow_instances.id", ondelete="CASCADE"))
+    instance_id: Mapped[uuid.UUID] = mapped_column(
+        GUID, ForeignKey("workflow_instances.id", ondelete="CASCADE")
+    )
     step_index: Mapped[int] = mapped_column(Integer)
     step_name: Mapped[str] = mapped_column(String(200))
     state: Mapped[str] = mapped_column(String(20), default="open")
@@ -456,8 +479,14 @@ class Invitation(UUIDBase):
     __tablename__ = "invitations"
     __table_args__ = (
         # At most one open invitation per tenant and email (expired ones are closed before a new one).
-        Index("uq_invitations_pending", "tenant_id", "email", unique=True,
-              sqlite_where=text("state = 'pending'"), postgresql_where=text("state = 'pending'")),
+        Index(
+            "uq_invitations_pending",
+            "tenant_id",
+            "email",
+            unique=True,
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
         Index("ix_invitations_email", "email", "state"),
     )
 
@@ -465,8 +494,9 @@ class Invitation(UUIDBase):
     email: Mapped[str] = mapped_column(String(254))  # lower-cased, like users.email
     # The role, manager and unit the admin chose, applied on acceptance.
     role_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("roles.id", ondelete="CASCADE"))
-    manager_id: Mapped[uuid.UUID | None] = mapped_column(GUID, ForeignKey("users.id", ondelete="SET NULL"),
-                                                         nullable=True)
+    manager_id: Mapped[uuid.UUID | None] = mapped_column(
+        GUID, ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
     unit: Mapped[str | None] = mapped_column(String(100), nullable=True)
     state: Mapped[str] = mapped_column(String(20), default="pending")
     invited_by: Mapped[uuid.UUID | None] = mapped_column(GUID, nullable=True)

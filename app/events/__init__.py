@@ -58,15 +58,20 @@ class Event:
 
 # -- patterns --------------------------------------------------------------------------------------
 
+
 def pattern_problem(pattern: str) -> str | None:
     """Why `pattern` is not a valid subscription pattern, or None."""
     parts = pattern.split(".")
     if len(parts) < 2:
-        return f"'{pattern}' needs at least two dot-separated parts (e.g. 'tenant.created' or 'crm.customer.*')"
+        return (
+            f"'{pattern}' needs at least two dot-separated parts (e.g. 'tenant.created' or 'crm.customer.*')"
+        )
     for part in parts:
         if part != "*" and not _SEGMENT.match(part):
             if "*" in part:
-                return f"'{pattern}': a wildcard must be a whole segment ('*' stands for one part between dots)"
+                return (
+                    f"'{pattern}': a wildcard must be a whole segment ('*' stands for one part between dots)"
+                )
             return f"'{pattern}': '{part}' is not a valid part (lowercase letters, digits, '_' and '-')"
     return None
 
@@ -80,6 +85,7 @@ def matches(pattern: str, event_type: str) -> bool:
 
 
 # -- the in-process bus ----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Subscription:
@@ -129,6 +135,7 @@ class EventBus:
 
 # -- raising an event ------------------------------------------------------------------------------
 
+
 class Committed(Protocol):
     def committed(self, events: list[Event]) -> None: ...
 
@@ -154,13 +161,29 @@ async def emit(session: AsyncSession, event: Event) -> Event:
     status = "pending" if await _has_subscribers(session, event) else "none"
     if status == "pending" and depth > MAX_DEPTH:
         status = "dropped"
-        log.warning("Event %s from %s is %d handlers deep (limit %d): logged, not delivered", event.type,
-                    event.source, depth, MAX_DEPTH)
-    await session.execute(_INSERT, {  # parameters, not .values(): one statement compiled once
-        "id": event_id, "type": event.type, "source": event.source,
-        "tenant_id": uuid.UUID(event.tenant_id) if event.tenant_id else None, "actor": event.actor[:254],
-        "payload": event.payload, "depth": depth, "status": status, "attempts": 0, "claimed_by": "",
-        "created_at": dt.datetime.now(dt.UTC)})
+        log.warning(
+            "Event %s from %s is %d handlers deep (limit %d): logged, not delivered",
+            event.type,
+            event.source,
+            depth,
+            MAX_DEPTH,
+        )
+    await session.execute(
+        _INSERT,
+        {  # parameters, not .values(): one statement compiled once
+            "id": event_id,
+            "type": event.type,
+            "source": event.source,
+            "tenant_id": uuid.UUID(event.tenant_id) if event.tenant_id else None,
+            "actor": event.actor[:254],
+            "payload": event.payload,
+            "depth": depth,
+            "status": status,
+            "attempts": 0,
+            "claimed_by": "",
+            "created_at": dt.datetime.now(dt.UTC),
+        },
+    )
     recorded = dataclasses.replace(event, id=str(event_id), depth=depth, deliverable=status == "pending")
     sync = session.sync_session
     pending: list[Event] = sync.info.setdefault(PENDING_KEY, [])

@@ -62,8 +62,16 @@ def subscriptions(plugin: LoadedPlugin, event_type: str, source: str, payload: d
 
 
 class Dispatcher:
-    def __init__(self, settings: Settings, session_factory: Callable[[], Any], sandbox: Sandbox, bus: EventBus,
-                 *, sync_engine: Any = None, worker: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        session_factory: Callable[[], Any],
+        sandbox: Sandbox,
+        bus: EventBus,
+        *,
+        sync_engine: Any = None,
+        worker: str | None = None,
+    ) -> None:
         self.settings = settings
         self.session_factory = session_factory
         self.sandbox = sandbox
@@ -97,8 +105,11 @@ class Dispatcher:
         t = cast(sa.Table, EventRecord.__table__)
         try:
             async with self.session_factory() as session:
-                await session.execute(sa.update(t).where(t.c.status == "running", t.c.claimed_by == self.worker)
-                                      .values(status="pending"))
+                await session.execute(
+                    sa.update(t)
+                    .where(t.c.status == "running", t.c.claimed_by == self.worker)
+                    .values(status="pending")
+                )
                 await session.commit()
         except Exception:  # the database may be gone already; the claim timeout covers it then
             log.warning("Could not release this worker's event claims on shutdown", exc_info=True)
@@ -155,8 +166,11 @@ class Dispatcher:
             await self.sandbox.drain()
             if not await self.run_once():
                 async with self.session_factory() as session:
-                    left = await session.scalar(sa.select(sa.func.count()).select_from(EventRecord).where(
-                        EventRecord.status.in_(("pending", "running"))))
+                    left = await session.scalar(
+                        sa.select(sa.func.count())
+                        .select_from(EventRecord)
+                        .where(EventRecord.status.in_(("pending", "running")))
+                    )
                 if not left and not self._tasks:
                     return
                 await asyncio.sleep(0.05)  # another dispatcher holds a claim: wait for it
@@ -169,12 +183,16 @@ class Dispatcher:
         limit = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=self.settings.event_claim_timeout_seconds)
         t = cast(sa.Table, EventRecord.__table__)
         async with self.session_factory() as session:
-            result = await session.execute(sa.update(t).where(t.c.status == "running", t.c.claimed_at < limit)
-                                           .values(status="pending"))
+            result = await session.execute(
+                sa.update(t).where(t.c.status == "running", t.c.claimed_at < limit).values(status="pending")
+            )
             await session.commit()
         if result.rowcount:
-            log.warning("Released %d event claim(s) older than %d s", result.rowcount,
-                        self.settings.event_claim_timeout_seconds)
+            log.warning(
+                "Released %d event claim(s) older than %d s",
+                result.rowcount,
+                self.settings.event_claim_timeout_seconds,
+            )
         return int(result.rowcount or 0)
 
     async def claim(self, session: AsyncSession, limit: int = BATCH) -> list[uuid.UUID]:
@@ -191,10 +209,17 @@ class Dispatcher:
         if not ids:
             await session.commit()
             return []
-        stmt = (sa.update(t).where(t.c.id.in_(ids), t.c.status == "pending")
-                .values(status="running", claimed_by=self.worker, claimed_at=dt.datetime.now(dt.UTC),
-                        attempts=t.c.attempts + 1)
-                .returning(t.c.id))
+        stmt = (
+            sa.update(t)
+            .where(t.c.id.in_(ids), t.c.status == "pending")
+            .values(
+                status="running",
+                claimed_by=self.worker,
+                claimed_at=dt.datetime.now(dt.UTC),
+                attempts=t.c.attempts + 1,
+            )
+            .returning(t.c.id)
+        )
         claimed = set((await session.scalars(stmt)).all())
         await session.commit()
         if claimed:
@@ -206,7 +231,12 @@ class Dispatcher:
         async with self._lock:
             async with self.session_factory() as session:
                 # A plain read first: most sweeps find nothing and should not take any lock.
-                if await session.scalar(sa.select(EventRecord.id).where(EventRecord.status == "pending").limit(1)) is None:
+                if (
+                    await session.scalar(
+                        sa.select(EventRecord.id).where(EventRecord.status == "pending").limit(1)
+                    )
+                    is None
+                ):
                     return 0
                 await session.rollback()
                 ids = await self.claim(session)
@@ -225,13 +255,23 @@ class Dispatcher:
             record = await session.get(EventRecord, event_id)
             if record is None:
                 return
-            done = set((await session.execute(sa.select(EventDelivery.plugin_id, EventDelivery.handler, EventDelivery.status)
-                                              .where(EventDelivery.event_id == event_id))).all())
+            done = set(
+                (
+                    await session.execute(
+                        sa.select(EventDelivery.plugin_id, EventDelivery.handler, EventDelivery.status).where(
+                            EventDelivery.event_id == event_id
+                        )
+                    )
+                ).all()
+            )
             targets: list[tuple[LoadedPlugin, str]] = []
             if record.tenant_id is not None:
                 for plugin in await runtime.enabled_for(session, record.tenant_id):
                     if plugin.wasm_sha256:
-                        targets += [(plugin, h) for h in subscriptions(plugin, record.type, record.source, record.payload)]
+                        targets += [
+                            (plugin, h)
+                            for h in subscriptions(plugin, record.type, record.source, record.payload)
+                        ]
             event = (record.type, record.tenant_id, record.payload, record.depth)
         failed = any(status != "ok" for _, _, status in done)
         already = {(p, h) for p, h, _ in done}
@@ -245,8 +285,16 @@ class Dispatcher:
         # No delivery at all: every subscriber was disabled between raising and handling.
         await self._finish(event_id, "failed" if failed else "delivered" if made else "none")
 
-    async def _call(self, event_id: uuid.UUID, plugin: LoadedPlugin, handler: str, event_type: str,
-                    tenant_id: uuid.UUID, payload: dict[str, Any], depth: int) -> bool | None:
+    async def _call(
+        self,
+        event_id: uuid.UUID,
+        plugin: LoadedPlugin,
+        handler: str,
+        event_type: str,
+        tenant_id: uuid.UUID,
+        payload: dict[str, Any],
+        depth: int,
+    ) -> bool | None:
         """Deliver to one subscriber: True (ok), False (failed) or None (no longer subscribed)."""
         from app.sandbox.runner import GuestFailure, plugin_principal
 
@@ -260,24 +308,45 @@ class Dispatcher:
             if session.bind.dialect.name == "sqlite":
                 await session.connection(execution_options={SQLITE_WRITE_LOCK: True})
             session.sync_session.info[DEPTH_KEY] = depth + 1  # what the handler raises is one level deeper
-            current = next((p for p in await runtime.enabled_for(session, tenant_id) if p.id == plugin.id), None)
+            current = next(
+                (p for p in await runtime.enabled_for(session, tenant_id) if p.id == plugin.id), None
+            )
             if current is None:  # disabled since the event was raised
                 return None
             reachable = await self.sandbox._reachable(session, current, tenant_id)
             try:
-                await self.sandbox.call(session, current, tenant_id, plugin_principal(current, tenant_id, reachable),
-                                        handler, *args)
+                await self.sandbox.call(
+                    session,
+                    current,
+                    tenant_id,
+                    plugin_principal(current, tenant_id, reachable),
+                    handler,
+                    *args,
+                )
             except GuestFailure as exc:  # recorded as a fault (and committed) by the sandbox
                 status = "failed"
-                message = exc.message + (" — the plugin was switched off in this tenant" if exc.disabled else "")
+                message = exc.message + (
+                    " — the plugin was switched off in this tenant" if exc.disabled else ""
+                )
             duration = round((time.perf_counter() - started) * 1000, 3)
-            session.add(EventDelivery(event_id=event_id, plugin_id=plugin.id, handler=handler, status=status,
-                                      message=message[:4000], duration_ms=duration, worker=self.worker))
+            session.add(
+                EventDelivery(
+                    event_id=event_id,
+                    plugin_id=plugin.id,
+                    handler=handler,
+                    status=status,
+                    message=message[:4000],
+                    duration_ms=duration,
+                    worker=self.worker,
+                )
+            )
             try:
                 await session.commit()  # the guest's writes and the delivery row, together
             except IntegrityError:
                 await session.rollback()
-                log.warning("Event %s was already delivered to %s %s by another worker", event_id, plugin.id, handler)
+                log.warning(
+                    "Event %s was already delivered to %s %s by another worker", event_id, plugin.id, handler
+                )
                 return None
         self.delivered += 1
         if status != "ok":
@@ -287,6 +356,9 @@ class Dispatcher:
     async def _finish(self, event_id: uuid.UUID, status: str) -> None:
         t = cast(sa.Table, EventRecord.__table__)
         async with self.session_factory() as session:
-            await session.execute(sa.update(t).where(t.c.id == event_id, t.c.claimed_by == self.worker)
-                                  .values(status=status, finished_at=dt.datetime.now(dt.UTC)))
+            await session.execute(
+                sa.update(t)
+                .where(t.c.id == event_id, t.c.claimed_by == self.worker)
+                .values(status=status, finished_at=dt.datetime.now(dt.UTC))
+            )
             await session.commit()

@@ -44,13 +44,25 @@ from app.services import services_of
 log = logging.getLogger("portal.extensions")
 
 ADMIN_PERMISSION = "ui.extensions.admin"
-PERMISSIONS = [PermissionDef(ADMIN_PERMISSION, "Extension points: configure conditions, approver rules, record "
-                                               "validators and auto-login verifiers")]
+PERMISSIONS = [
+    PermissionDef(
+        ADMIN_PERMISSION,
+        "Extension points: configure conditions, approver rules, record validators and auto-login verifiers",
+    )
+]
 CONDITION, USER_SELECTOR, RECORD_VALIDATOR, AUTH_VERIFIER = EXTENSION_POINTS
-WASM_FUNCTION = {CONDITION: "check-condition", USER_SELECTOR: "select-users", RECORD_VALIDATOR: "validate-record",
-                 AUTH_VERIFIER: "verify-auth"}
-POINT_LABELS = {CONDITION: "Condition", USER_SELECTOR: "User selector", RECORD_VALIDATOR: "Record validator",
-                AUTH_VERIFIER: "Auto-login verifier"}
+WASM_FUNCTION = {
+    CONDITION: "check-condition",
+    USER_SELECTOR: "select-users",
+    RECORD_VALIDATOR: "validate-record",
+    AUTH_VERIFIER: "verify-auth",
+}
+POINT_LABELS = {
+    CONDITION: "Condition",
+    USER_SELECTOR: "User selector",
+    RECORD_VALIDATOR: "Record validator",
+    AUTH_VERIFIER: "Auto-login verifier",
+}
 POINT_HELP = {
     CONDITION: "Given a record and its context, answers true or false (approval step conditions).",
     USER_SELECTOR: "Given a record and its context, names members of the tenant (approvers of a step).",
@@ -60,10 +72,27 @@ POINT_HELP = {
 MAX_MESSAGE = 500
 GUEST_JSON_MAX_BYTES = 1_000_000  # an extension's answer (depth-bounded too: app.nesting)
 
-__all__ = ["ADMIN_PERMISSION", "AUTH_VERIFIER", "CONDITION", "PERMISSIONS", "POINT_LABELS", "RECORD_VALIDATOR",
-           "USER_SELECTOR", "ExtensionFailed", "ExtensionRegistry", "Implementation", "Resolved", "check_condition",
-           "implementations", "registry_of", "resolve", "resolve_all", "select_users", "validate_record",
-           "verify_auth"]
+__all__ = [
+    "ADMIN_PERMISSION",
+    "AUTH_VERIFIER",
+    "CONDITION",
+    "PERMISSIONS",
+    "POINT_LABELS",
+    "RECORD_VALIDATOR",
+    "USER_SELECTOR",
+    "ExtensionFailed",
+    "ExtensionRegistry",
+    "Implementation",
+    "Resolved",
+    "check_condition",
+    "implementations",
+    "registry_of",
+    "resolve",
+    "resolve_all",
+    "select_users",
+    "validate_record",
+    "verify_auth",
+]
 
 
 class ExtensionFailed(PortalError):
@@ -111,15 +140,20 @@ class Context:
     operation: str = ""
 
     def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"tenant_id": str(self.tenant_id),
-                               "plugin": self.entity.plugin_id if self.entity else None,
-                               "entity": self.entity.name if self.entity else None,
-                               "record": {k: to_json(v) for k, v in self.record.items() if k != "tenant_id"},
-                               "requester_id": str(self.requester_id) if self.requester_id else None}
+        out: dict[str, Any] = {
+            "tenant_id": str(self.tenant_id),
+            "plugin": self.entity.plugin_id if self.entity else None,
+            "entity": self.entity.name if self.entity else None,
+            "record": {k: to_json(v) for k, v in self.record.items() if k != "tenant_id"},
+            "requester_id": str(self.requester_id) if self.requester_id else None,
+        }
         if self.operation:
             out["operation"] = self.operation
-            out["before"] = ({k: to_json(v) for k, v in self.before.items() if k != "tenant_id"}
-                             if self.before is not None else None)
+            out["before"] = (
+                {k: to_json(v) for k, v in self.before.items() if k != "tenant_id"}
+                if self.before is not None
+                else None
+            )
         return out
 
 
@@ -136,15 +170,29 @@ class Builtin:
     check: BuiltinCheck | None = None  # extra save-time validation (errors keyed `values.<key>`)
 
 
-def _text_field(key: str, label: str, help_text: str, *, ftype: str = "string", required: bool = True,
-                options: tuple[SelectOption, ...] = ()) -> ConfigFieldSpec:
-    return ConfigFieldSpec(key=key, type=ftype, label=label, help=help_text, required=required, options=options)
+def _text_field(
+    key: str,
+    label: str,
+    help_text: str,
+    *,
+    ftype: str = "string",
+    required: bool = True,
+    options: tuple[SelectOption, ...] = (),
+) -> ConfigFieldSpec:
+    return ConfigFieldSpec(
+        key=key, type=ftype, label=label, help=help_text, required=required, options=options
+    )
 
 
 def _builtins() -> Mapping[tuple[str, str], Builtin]:
     from app.workflow.kinds import OPS, FieldCondition, ManagerSelector, RoleSelector, UserSelector
 
-    fields_kind, role_kind, user_kind, manager_kind = FieldCondition(), RoleSelector(), UserSelector(), ManagerSelector()
+    fields_kind, role_kind, user_kind, manager_kind = (
+        FieldCondition(),
+        RoleSelector(),
+        UserSelector(),
+        ManagerSelector(),
+    )
     found: list[Builtin] = []
     add = found.append
 
@@ -158,13 +206,34 @@ def _builtins() -> Mapping[tuple[str, str], Builtin]:
             raise ExtensionFailed("; ".join(v for v in exc.errors.values())) from None
         return await fields_kind.evaluate(_rule_context(ctx), checked)
 
-    add(Builtin(Implementation(
-        CONDITION, "", "fields", "Field value", "A field of the record compared with a value (e.g. amount > 1000).",
-        (_text_field("field", "Field", "The field's name, e.g. amount"),
-         _text_field("op", "Operator", "How to compare", ftype="select",
-                     options=tuple(SelectOption(k, v) for k, v in OPS.items())),
-         _text_field("value", "Value", "Compared with; several values separated by commas for “is one of”",
-                     required=False))), fields_run))
+    add(
+        Builtin(
+            Implementation(
+                CONDITION,
+                "",
+                "fields",
+                "Field value",
+                "A field of the record compared with a value (e.g. amount > 1000).",
+                (
+                    _text_field("field", "Field", "The field's name, e.g. amount"),
+                    _text_field(
+                        "op",
+                        "Operator",
+                        "How to compare",
+                        ftype="select",
+                        options=tuple(SelectOption(k, v) for k, v in OPS.items()),
+                    ),
+                    _text_field(
+                        "value",
+                        "Value",
+                        "Compared with; several values separated by commas for “is one of”",
+                        required=False,
+                    ),
+                ),
+            ),
+            fields_run,
+        )
+    )
 
     async def selector_run(kind: Any, ctx: Context, values: Mapping[str, Any]) -> list[uuid.UUID]:
         try:
@@ -179,10 +248,13 @@ def _builtins() -> Mapping[tuple[str, str], Builtin]:
     def selector_runner(kind: Any) -> BuiltinRun:
         async def run(ctx: Context, values: Mapping[str, Any]) -> list[uuid.UUID]:
             return await selector_run(kind, ctx, values)
+
         return run
 
     def selector_check(kind: Any) -> BuiltinCheck:
-        async def check(session: AsyncSession, tenant_id: uuid.UUID, values: Mapping[str, Any]) -> dict[str, str]:
+        async def check(
+            session: AsyncSession, tenant_id: uuid.UUID, values: Mapping[str, Any]
+        ) -> dict[str, str]:
             try:
                 await kind.check(session, tenant_id, None, values)
             except ValidationFailed as exc:
@@ -191,12 +263,18 @@ def _builtins() -> Mapping[tuple[str, str], Builtin]:
 
         return check
 
-    for kind, fields in ((role_kind, (_text_field("role", "Role", "The role's name"),)),
-                         (user_kind, (_text_field("user", "User", "The email of a member", ftype="email"),)),
-                         (manager_kind, ())):
-        add(Builtin(
-            Implementation(USER_SELECTOR, "", kind.name, kind.label, kind.__doc__ or kind.label, fields),
-            selector_runner(kind), selector_check(kind)))
+    for kind, fields in (
+        (role_kind, (_text_field("role", "Role", "The role's name"),)),
+        (user_kind, (_text_field("user", "User", "The email of a member", ftype="email"),)),
+        (manager_kind, ()),
+    ):
+        add(
+            Builtin(
+                Implementation(USER_SELECTOR, "", kind.name, kind.label, kind.__doc__ or kind.label, fields),
+                selector_runner(kind),
+                selector_check(kind),
+            )
+        )
     return MappingProxyType({(b.impl.point, b.impl.name): b for b in found})
 
 
@@ -213,12 +291,19 @@ def _rule_context(ctx: Context) -> Any:
 
 # --- the registry ------------------------------------------------------------------------------------
 
+
 def _plugin_implementations(plugin: LoadedPlugin) -> list[Implementation]:
-    return [Implementation(spec.point, plugin.id, spec.name, spec.name, spec.description, spec.config_fields,
-                           spec.entities) for spec in plugin.manifest.extensions]
+    return [
+        Implementation(
+            spec.point, plugin.id, spec.name, spec.name, spec.description, spec.config_fields, spec.entities
+        )
+        for spec in plugin.manifest.extensions
+    ]
 
 
-async def implementations(session: AsyncSession, tenant_id: uuid.UUID, point: str | None = None) -> list[Implementation]:
+async def implementations(
+    session: AsyncSession, tenant_id: uuid.UUID, point: str | None = None
+) -> list[Implementation]:
     """Built-in implementations, then those of the plugins enabled in the tenant (shipping a component)."""
     out = [b.impl for b in registry_of(session).builtins.values()]
     for plugin in await runtime.enabled_for(session, tenant_id):
@@ -227,7 +312,9 @@ async def implementations(session: AsyncSession, tenant_id: uuid.UUID, point: st
     return [i for i in out if point is None or i.point == point]
 
 
-async def implementation(session: AsyncSession, tenant_id: uuid.UUID, key: str) -> tuple[Implementation, LoadedPlugin | None]:
+async def implementation(
+    session: AsyncSession, tenant_id: uuid.UUID, key: str
+) -> tuple[Implementation, LoadedPlugin | None]:
     """An implementation by key (`base:role`, `<plugin>:<name>`), available in the tenant; else NotFound."""
     plugin_id, _, name = str(key or "").partition(":")
     if plugin_id == "base":
@@ -251,8 +338,13 @@ class Resolved:
     plugin: LoadedPlugin | None
 
 
-def _lookup(impl_point: str, plugin_id: str, name: str, plugins: list[LoadedPlugin],
-            builtins: Mapping[tuple[str, str], Builtin]) -> tuple[Implementation, LoadedPlugin | None] | None:
+def _lookup(
+    impl_point: str,
+    plugin_id: str,
+    name: str,
+    plugins: list[LoadedPlugin],
+    builtins: Mapping[tuple[str, str], Builtin],
+) -> tuple[Implementation, LoadedPlugin | None] | None:
     if not plugin_id:
         builtin = builtins.get((impl_point, name))
         return (builtin.impl, None) if builtin else None
@@ -264,35 +356,59 @@ def _lookup(impl_point: str, plugin_id: str, name: str, plugins: list[LoadedPlug
     return None
 
 
-async def resolve(session: AsyncSession, tenant_id: uuid.UUID, config_id: uuid.UUID | str, point: str | None = None,
-                  *, enabled_only: bool = True) -> Resolved:
+async def resolve(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    config_id: uuid.UUID | str,
+    point: str | None = None,
+    *,
+    enabled_only: bool = True,
+) -> Resolved:
     """The configuration `config_id` of this tenant with its implementation; NotFound when it does not
     exist here, is of another point, is disabled, or its plugin is not enabled in the tenant."""
     try:
         cid = config_id if isinstance(config_id, uuid.UUID) else uuid.UUID(str(config_id))
     except ValueError:
         raise NotFound(f"No extension configuration {str(config_id)[:40]!r} in this tenant") from None
-    row = await session.scalar(sa.select(ExtensionConfig).where(ExtensionConfig.tenant_id == tenant_id,
-                                                                ExtensionConfig.id == cid))
+    row = await session.scalar(
+        sa.select(ExtensionConfig).where(ExtensionConfig.tenant_id == tenant_id, ExtensionConfig.id == cid)
+    )
     if row is None or (point is not None and row.point != point):
-        raise NotFound("No such extension configuration in this tenant"
-                       + (f" (expected a {POINT_LABELS.get(point, point).lower()})" if row is not None and point else ""))
+        raise NotFound(
+            "No such extension configuration in this tenant"
+            + (f" (expected a {POINT_LABELS.get(point, point).lower()})" if row is not None and point else "")
+        )
     if enabled_only and not row.is_enabled:
         raise NotFound(f"The extension configuration {row.name!r} is disabled")
-    found = _lookup(row.point, row.plugin_id, row.implementation, await runtime.enabled_for(session, tenant_id),
-                    registry_of(session).builtins)
+    found = _lookup(
+        row.point,
+        row.plugin_id,
+        row.implementation,
+        await runtime.enabled_for(session, tenant_id),
+        registry_of(session).builtins,
+    )
     if found is None:
         where = f"plugin {row.plugin_id}" if row.plugin_id else "the base"
-        raise NotFound(f"The implementation of {row.name!r} ({row.implementation} from {where}) is not available in "
-                       "this tenant (is the plugin enabled?)")
+        raise NotFound(
+            f"The implementation of {row.name!r} ({row.implementation} from {where}) is not available in "
+            "this tenant (is the plugin enabled?)"
+        )
     return Resolved(row, found[0], found[1])
 
 
 async def resolve_all(session: AsyncSession, tenant_id: uuid.UUID, point: str) -> list[Resolved]:
     """Every enabled configuration of a point whose implementation is available, by name."""
-    rows = (await session.scalars(sa.select(ExtensionConfig).where(
-        ExtensionConfig.tenant_id == tenant_id, ExtensionConfig.point == point, ExtensionConfig.is_enabled.is_(True))
-        .order_by(ExtensionConfig.name))).all()
+    rows = (
+        await session.scalars(
+            sa.select(ExtensionConfig)
+            .where(
+                ExtensionConfig.tenant_id == tenant_id,
+                ExtensionConfig.point == point,
+                ExtensionConfig.is_enabled.is_(True),
+            )
+            .order_by(ExtensionConfig.name)
+        )
+    ).all()
     plugins = await runtime.enabled_for(session, tenant_id) if any(r.plugin_id for r in rows) else []
     builtins = registry_of(session).builtins
     out = []
@@ -304,6 +420,7 @@ async def resolve_all(session: AsyncSession, tenant_id: uuid.UUID, point: str) -
 
 
 # --- calling -------------------------------------------------------------------------------------------
+
 
 def config_values(session: AsyncSession, resolved: Resolved) -> dict[str, Any]:
     """The configuration as its implementation receives it: declared defaults, stored values, secrets
@@ -329,8 +446,14 @@ def _default(value: Any) -> Any:
     return str(value)  # decimals (exact text), dates, ids
 
 
-async def _call_wasm(ctx_session: AsyncSession, tenant_id: uuid.UUID, resolved: Resolved, payload: Mapping[str, Any],
-                     *, error_is_answer: bool = False) -> Any:
+async def _call_wasm(
+    ctx_session: AsyncSession,
+    tenant_id: uuid.UUID,
+    resolved: Resolved,
+    payload: Mapping[str, Any],
+    *,
+    error_is_answer: bool = False,
+) -> Any:
     from app.sandbox.runner import GuestFailure, plugin_principal
 
     sandbox = registry_of(ctx_session).sandbox
@@ -340,19 +463,31 @@ async def _call_wasm(ctx_session: AsyncSession, tenant_id: uuid.UUID, resolved: 
     assert plugin is not None
     reachable = await sandbox._reachable(ctx_session, plugin, tenant_id)
     try:
-        return await sandbox.call(ctx_session, plugin, tenant_id, plugin_principal(plugin, tenant_id, reachable),
-                                  WASM_FUNCTION[resolved.impl.point], resolved.impl.name,
-                                  json.dumps(config_values(ctx_session, resolved), default=_default),
-                                  json.dumps(payload, default=_default), defer_faults=True,
-                                  error_is_answer=error_is_answer)
+        return await sandbox.call(
+            ctx_session,
+            plugin,
+            tenant_id,
+            plugin_principal(plugin, tenant_id, reachable),
+            WASM_FUNCTION[resolved.impl.point],
+            resolved.impl.name,
+            json.dumps(config_values(ctx_session, resolved), default=_default),
+            json.dumps(payload, default=_default),
+            defer_faults=True,
+            error_is_answer=error_is_answer,
+        )
     except GuestFailure as exc:
-        raise ExtensionFailed(f"{resolved.config.name} ({resolved.impl.key}): {exc.message}"[:MAX_MESSAGE],
-                              kind=exc.kind, guest_message=exc.detail) from None
+        raise ExtensionFailed(
+            f"{resolved.config.name} ({resolved.impl.key}): {exc.message}"[:MAX_MESSAGE],
+            kind=exc.kind,
+            guest_message=exc.detail,
+        ) from None
 
 
 def _shape(resolved: Resolved, what: str, got: Any) -> ExtensionFailed:
-    return ExtensionFailed(f"{resolved.config.name} ({resolved.impl.key}) answered {type(got).__name__} "
-                           f"{str(got)[:80]!r}, not {what}")
+    return ExtensionFailed(
+        f"{resolved.config.name} ({resolved.impl.key}) answered {type(got).__name__} "
+        f"{str(got)[:80]!r}, not {what}"
+    )
 
 
 async def check_condition(ctx: Context, config_id: uuid.UUID | str) -> bool:
@@ -372,7 +507,9 @@ class Selected:
     reason: str = ""  # why nobody is left
 
 
-async def active_members(session: AsyncSession, tenant_id: uuid.UUID, ids: list[uuid.UUID]) -> list[uuid.UUID]:
+async def active_members(
+    session: AsyncSession, tenant_id: uuid.UUID, ids: list[uuid.UUID]
+) -> list[uuid.UUID]:
     """`ids` that are active members of the tenant, in the given order."""
     if not ids:
         return []
@@ -403,8 +540,11 @@ async def select_users(ctx: Context, config_id: uuid.UUID | str) -> Selected:
                 continue  # not a user id: dropped like a non-member
     kept = await active_members(ctx.session, ctx.tenant_id, ids)
     if not kept:
-        return Selected([], f"{resolved.config.name} named no active member of this tenant"
-                            + (f" ({returned} id(s) returned were dropped)" if returned else ""))
+        return Selected(
+            [],
+            f"{resolved.config.name} named no active member of this tenant"
+            + (f" ({returned} id(s) returned were dropped)" if returned else ""),
+        )
     return Selected(kept)
 
 
@@ -433,8 +573,9 @@ class Refused(Exception):
     """A verifier refused an auto-login link (the message is for the audit log, not the visitor)."""
 
 
-async def verify_auth(session: AsyncSession, tenant_id: uuid.UUID, config_id: uuid.UUID | str,
-                      request: Mapping[str, Any]) -> Identity:
+async def verify_auth(
+    session: AsyncSession, tenant_id: uuid.UUID, config_id: uuid.UUID | str, request: Mapping[str, Any]
+) -> Identity:
     """Run an auth verifier on a link's request; Refused when it says no; ExtensionFailed when it breaks."""
     resolved = await resolve(session, tenant_id, config_id, AUTH_VERIFIER)
     if resolved.plugin is None:  # no built-in verifiers (yet): a verifier is always the tenant's own code

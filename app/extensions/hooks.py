@@ -40,21 +40,32 @@ def _context(ctx: RuleContext) -> Context:
 class _ConfiguredKind:
     point = ""
 
-    async def check(self, session: AsyncSession, tenant_id: uuid.UUID, entity: EntityRef,
-                    config: Mapping[str, Any]) -> dict[str, Any]:
+    async def check(
+        self, session: AsyncSession, tenant_id: uuid.UUID, entity: EntityRef, config: Mapping[str, Any]
+    ) -> dict[str, Any]:
         # The API names a configuration by id; the process form by its name (typed or chosen).
         ref = str(config.get("config_id") or config.get("extension") or "").strip()
         if not ref:
-            raise ValidationFailed({"config_id": "choose a configuration (Administration → Extension points)"})
+            raise ValidationFailed(
+                {"config_id": "choose a configuration (Administration → Extension points)"}
+            )
         try:
             uuid.UUID(ref)
         except ValueError:
-            found = await session.scalar(sa.select(ExtensionConfig.id).where(
-                ExtensionConfig.tenant_id == tenant_id, ExtensionConfig.point == self.point,
-                ExtensionConfig.name == ref[:100]))
+            found = await session.scalar(
+                sa.select(ExtensionConfig.id).where(
+                    ExtensionConfig.tenant_id == tenant_id,
+                    ExtensionConfig.point == self.point,
+                    ExtensionConfig.name == ref[:100],
+                )
+            )
             if found is None:
-                raise ValidationFailed({"config_id": f"no {self.point} configuration called {ref[:100]!r} in this "
-                                                     "tenant (Administration → Extension points)"}) from None
+                raise ValidationFailed(
+                    {
+                        "config_id": f"no {self.point} configuration called {ref[:100]!r} in this "
+                        "tenant (Administration → Extension points)"
+                    }
+                ) from None
             ref = str(found)
         try:
             resolved = await resolve(session, tenant_id, ref, self.point, enabled_only=False)
@@ -66,8 +77,9 @@ class _ConfiguredKind:
             try:
                 await FieldCondition().check(session, tenant_id, entity, {"all": [clause]})
             except ValidationFailed as exc:
-                raise ValidationFailed({"config_id": f"{resolved.config.name}: "
-                                                     + "; ".join(exc.errors.values())}) from None
+                raise ValidationFailed(
+                    {"config_id": f"{resolved.config.name}: " + "; ".join(exc.errors.values())}
+                ) from None
         return {"config_id": str(resolved.config.id), "name": resolved.config.name}
 
     def describe(self, config: Mapping[str, Any]) -> str:
@@ -99,6 +111,7 @@ class ConfiguredSelector(_ConfiguredKind):
 
 # --- record validators --------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class _Validator:
     config_id: uuid.UUID
@@ -124,12 +137,17 @@ class RecordValidators:
         return await self.cache.get(session, tenant_id, lambda: self._load(session, tenant_id))
 
     async def _load(self, session: AsyncSession, tenant_id: uuid.UUID) -> tuple[_Validator, ...]:
-        rows = (await session.execute(sa.select(ExtensionConfig.id, ExtensionConfig.plugin_id,
-                                                ExtensionConfig.implementation)
-                                      .where(ExtensionConfig.tenant_id == tenant_id,
-                                             ExtensionConfig.point == RECORD_VALIDATOR,
-                                             ExtensionConfig.is_enabled.is_(True))
-                                      .order_by(ExtensionConfig.name))).all()
+        rows = (
+            await session.execute(
+                sa.select(ExtensionConfig.id, ExtensionConfig.plugin_id, ExtensionConfig.implementation)
+                .where(
+                    ExtensionConfig.tenant_id == tenant_id,
+                    ExtensionConfig.point == RECORD_VALIDATOR,
+                    ExtensionConfig.is_enabled.is_(True),
+                )
+                .order_by(ExtensionConfig.name)
+            )
+        ).all()
         found: list[_Validator] = []
         if rows:
             plugins = await runtime.enabled_for(session, tenant_id)
@@ -140,15 +158,26 @@ class RecordValidators:
                     found.append(_Validator(config_id, frozenset(hit[0].entities)))
         return tuple(found)
 
-    async def __call__(self, svc: Any, entity: EntityRef, row: dict[str, Any], before: dict[str, Any] | None) -> None:
+    async def __call__(
+        self, svc: Any, entity: EntityRef, row: dict[str, Any], before: dict[str, Any] | None
+    ) -> None:
         validators = [v for v in await self.active(svc.db, svc.tenant_id) if entity.name in v.entities]
         if not validators:
             return
         info = svc.db.info
         if info.get(VALIDATING_KEY):
-            raise ValidationFailed({"": "a record validator cannot write records that are validated themselves"})
-        ctx = Context(svc.db, svc.tenant_id, entity, {k: v for k, v in row.items() if k != "tenant_id"},
-                      svc.actor.user_id, before, "update" if before is not None else "insert")
+            raise ValidationFailed(
+                {"": "a record validator cannot write records that are validated themselves"}
+            )
+        ctx = Context(
+            svc.db,
+            svc.tenant_id,
+            entity,
+            {k: v for k, v in row.items() if k != "tenant_id"},
+            svc.actor.user_id,
+            before,
+            "update" if before is not None else "insert",
+        )
         errors: dict[str, str] = {}
         info[VALIDATING_KEY] = True
         try:

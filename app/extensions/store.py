@@ -50,16 +50,27 @@ def view(row: ExtensionConfig, impl: Implementation | None) -> dict[str, Any]:
     values: dict[str, Any] = dict(row.plain_values or {})
     for key in row.secret_values or {}:
         values[key] = MASK
-    return {"id": str(row.id), "name": row.name, "point": row.point,
-            "implementation": f"{row.plugin_id or 'base'}:{row.implementation}", "enabled": row.is_enabled,
-            "available": impl is not None, "version": row.version, "values": values,
-            "created_at": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat()}
+    return {
+        "id": str(row.id),
+        "name": row.name,
+        "point": row.point,
+        "implementation": f"{row.plugin_id or 'base'}:{row.implementation}",
+        "enabled": row.is_enabled,
+        "available": impl is not None,
+        "version": row.version,
+        "values": values,
+        "created_at": row.created_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
+    }
 
 
 def _audit_view(row: ExtensionConfig, changed_secrets: Iterable[str] = ()) -> dict[str, Any]:
     changed = set(changed_secrets)
-    out: dict[str, Any] = {"name": row.name, "enabled": row.is_enabled,
-                           "implementation": f"{row.plugin_id or 'base'}:{row.implementation}"}
+    out: dict[str, Any] = {
+        "name": row.name,
+        "enabled": row.is_enabled,
+        "implementation": f"{row.plugin_id or 'base'}:{row.implementation}",
+    }
     for key, value in (row.plain_values or {}).items():
         out[f"values.{key}"] = value
     for key in row.secret_values or {}:
@@ -67,7 +78,9 @@ def _audit_view(row: ExtensionConfig, changed_secrets: Iterable[str] = ()) -> di
     return out
 
 
-async def list_configs(session: AsyncSession, tenant_id: uuid.UUID, point: str | None = None) -> list[ExtensionConfig]:
+async def list_configs(
+    session: AsyncSession, tenant_id: uuid.UUID, point: str | None = None
+) -> list[ExtensionConfig]:
     stmt = sa.select(ExtensionConfig).where(ExtensionConfig.tenant_id == tenant_id)
     if point is not None:
         stmt = stmt.where(ExtensionConfig.point == point)
@@ -79,8 +92,9 @@ async def get(session: AsyncSession, tenant_id: uuid.UUID, config_id: uuid.UUID 
         cid = config_id if isinstance(config_id, uuid.UUID) else uuid.UUID(str(config_id))
     except ValueError:
         raise NotFound("No such extension configuration in this tenant") from None
-    row = await session.scalar(sa.select(ExtensionConfig).where(ExtensionConfig.tenant_id == tenant_id,
-                                                                ExtensionConfig.id == cid))
+    row = await session.scalar(
+        sa.select(ExtensionConfig).where(ExtensionConfig.tenant_id == tenant_id, ExtensionConfig.id == cid)
+    )
     if row is None:  # another tenant's configuration is simply not there
         raise NotFound("No such extension configuration in this tenant")
     return row
@@ -90,8 +104,10 @@ async def _changed(session: AsyncSession, tenant_id: uuid.UUID) -> None:
     try:
         await session.flush()
     except IntegrityError as exc:
-        raise Conflict("Another extension configuration with this name was saved at the same moment; reload and "
-                       "try again") from exc
+        raise Conflict(
+            "Another extension configuration with this name was saved at the same moment; reload and "
+            "try again"
+        ) from exc
     runtime.forget_enabled(session)
     await policy.bump_policy_version(session, tenant_id)  # every worker's validator cache is keyed by it
 
@@ -107,10 +123,21 @@ class SaveRequest:
     from_form: bool = False
 
 
-async def _check(session: AsyncSession, tenant_id: uuid.UUID, impl: Implementation, row: ExtensionConfig | None,
-                 req: SaveRequest, errors: dict[str, str]) -> plugin_configs.Incoming:
-    incoming = check_values(impl.fields, req.values, (row.secret_values or {}) if row else {}, from_form=req.from_form,
-                            clear=req.clear_secrets)
+async def _check(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    impl: Implementation,
+    row: ExtensionConfig | None,
+    req: SaveRequest,
+    errors: dict[str, str],
+) -> plugin_configs.Incoming:
+    incoming = check_values(
+        impl.fields,
+        req.values,
+        (row.secret_values or {}) if row else {},
+        from_form=req.from_form,
+        clear=req.clear_secrets,
+    )
     errors.update(incoming.errors)
     builtin = registry_of(session).builtins.get((impl.point, impl.name)) if impl.builtin else None
     if builtin is not None and builtin.check is not None and not errors:
@@ -127,8 +154,9 @@ def _apply(row: ExtensionConfig, box: SecretBox, incoming: plugin_configs.Incomi
     return changed
 
 
-async def create(session: AsyncSession, actor: Actor, box: SecretBox, tenant_id: uuid.UUID,
-                 req: SaveRequest) -> ExtensionConfig:
+async def create(
+    session: AsyncSession, actor: Actor, box: SecretBox, tenant_id: uuid.UUID, req: SaveRequest
+) -> ExtensionConfig:
     errors: dict[str, str] = {}
     impl: Implementation | None = None
     try:
@@ -139,33 +167,60 @@ async def create(session: AsyncSession, actor: Actor, box: SecretBox, tenant_id:
     if problem:
         errors["name"] = problem
     name = (req.name or "").strip() if isinstance(req.name, str) else ""
-    if not problem and await session.scalar(sa.select(ExtensionConfig.id).where(
-            ExtensionConfig.tenant_id == tenant_id, ExtensionConfig.name == name)):
+    if not problem and await session.scalar(
+        sa.select(ExtensionConfig.id).where(
+            ExtensionConfig.tenant_id == tenant_id, ExtensionConfig.name == name
+        )
+    ):
         errors["name"] = f"a configuration called {name!r} already exists"
-    count = await session.scalar(sa.select(sa.func.count()).select_from(ExtensionConfig)
-                                 .where(ExtensionConfig.tenant_id == tenant_id))
+    count = await session.scalar(
+        sa.select(sa.func.count()).select_from(ExtensionConfig).where(ExtensionConfig.tenant_id == tenant_id)
+    )
     if (count or 0) >= MAX_CONFIGS:
         errors["name"] = f"at most {MAX_CONFIGS} extension configurations per tenant"
     if impl is None:
         raise ValidationFailed(errors)
-    row = ExtensionConfig(id=uuid.uuid4(), tenant_id=tenant_id, point=impl.point, plugin_id=impl.plugin_id,
-                          implementation=impl.name, name=name, plain_values={}, secret_values={}, version=1,
-                          # An auto-login verifier signs people in: never on before an admin says so explicitly.
-                          is_enabled=False if impl.point == AUTH_VERIFIER else req.enabled is not False)
+    row = ExtensionConfig(
+        id=uuid.uuid4(),
+        tenant_id=tenant_id,
+        point=impl.point,
+        plugin_id=impl.plugin_id,
+        implementation=impl.name,
+        name=name,
+        plain_values={},
+        secret_values={},
+        version=1,
+        # An auto-login verifier signs people in: never on before an admin says so explicitly.
+        is_enabled=False if impl.point == AUTH_VERIFIER else req.enabled is not False,
+    )
     incoming = await _check(session, tenant_id, impl, row, req, errors)
     if errors:
         raise ValidationFailed(errors)
     _apply(row, box, incoming)
     session.add(row)
     await _changed(session, tenant_id)
-    await audit.record(session, actor, "extension.config.created", "extension_config", row.id, tenant_id=tenant_id,
-                       summary=f"Extension configuration {row.name!r} ({impl.key})", before=None,
-                       after=_audit_view(row, incoming.secrets_set))
+    await audit.record(
+        session,
+        actor,
+        "extension.config.created",
+        "extension_config",
+        row.id,
+        tenant_id=tenant_id,
+        summary=f"Extension configuration {row.name!r} ({impl.key})",
+        before=None,
+        after=_audit_view(row, incoming.secrets_set),
+    )
     return row
 
 
-async def update(session: AsyncSession, actor: Actor, box: SecretBox, tenant_id: uuid.UUID, config_id: uuid.UUID | str,
-                 req: SaveRequest) -> ExtensionConfig:
+async def update(
+    session: AsyncSession,
+    actor: Actor,
+    box: SecretBox,
+    tenant_id: uuid.UUID,
+    config_id: uuid.UUID | str,
+    req: SaveRequest,
+) -> ExtensionConfig:
     """Change name, values and/or the enabled flag of a configuration (values: only when given)."""
     row = await get(session, tenant_id, config_id)
     plugin_configs.check_version(row, req.version)
@@ -176,14 +231,19 @@ async def update(session: AsyncSession, actor: Actor, box: SecretBox, tenant_id:
         name = req.name.strip() if isinstance(req.name, str) else ""
         if problem:
             errors["name"] = problem
-        elif name != row.name and await session.scalar(sa.select(ExtensionConfig.id).where(
-                ExtensionConfig.tenant_id == tenant_id, ExtensionConfig.name == name)):
+        elif name != row.name and await session.scalar(
+            sa.select(ExtensionConfig.id).where(
+                ExtensionConfig.tenant_id == tenant_id, ExtensionConfig.name == name
+            )
+        ):
             errors["name"] = f"a configuration called {name!r} already exists"
     changed = False
     incoming = None
     if req.values is not None:
         try:
-            impl, _plugin = await implementation(session, tenant_id, f"{row.plugin_id or 'base'}:{row.implementation}")
+            impl, _plugin = await implementation(
+                session, tenant_id, f"{row.plugin_id or 'base'}:{row.implementation}"
+            )
         except NotFound as exc:
             raise Conflict(f"{exc.detail}: its values cannot be checked now") from None
         incoming = await _check(session, tenant_id, impl, row, req, errors)
@@ -199,11 +259,24 @@ async def update(session: AsyncSession, actor: Actor, box: SecretBox, tenant_id:
         return row
     row.version += 1
     await _changed(session, tenant_id)
-    action = ("extension.config.enabled" if req.enabled is True and not before["enabled"] else
-              "extension.config.disabled" if req.enabled is False and before["enabled"] else "extension.config.updated")
-    await audit.record(session, actor, action, "extension_config", row.id, tenant_id=tenant_id,
-                       summary=f"Extension configuration {row.name!r}: {action.rsplit('.', 1)[1]}", before=before,
-                       after=_audit_view(row, incoming.secrets_set if incoming else ()))
+    action = (
+        "extension.config.enabled"
+        if req.enabled is True and not before["enabled"]
+        else "extension.config.disabled"
+        if req.enabled is False and before["enabled"]
+        else "extension.config.updated"
+    )
+    await audit.record(
+        session,
+        actor,
+        action,
+        "extension_config",
+        row.id,
+        tenant_id=tenant_id,
+        summary=f"Extension configuration {row.name!r}: {action.rsplit('.', 1)[1]}",
+        before=before,
+        after=_audit_view(row, incoming.secrets_set if incoming else ()),
+    )
     return row
 
 
@@ -212,28 +285,44 @@ async def used_by(session: AsyncSession, tenant_id: uuid.UUID, config_id: uuid.U
     from app.db.models import WorkflowProcess
 
     out = []
-    for process in (await session.scalars(sa.select(WorkflowProcess).where(WorkflowProcess.tenant_id == tenant_id))).all():
+    for process in (
+        await session.scalars(sa.select(WorkflowProcess).where(WorkflowProcess.tenant_id == tenant_id))
+    ).all():
         for step in process.steps or []:
             rules = [step.get("selector") or {}, step.get("condition") or {}]
-            if any(r.get("kind") == "extension" and (r.get("config") or {}).get("config_id") == str(config_id)
-                   for r in rules):
+            if any(
+                r.get("kind") == "extension" and (r.get("config") or {}).get("config_id") == str(config_id)
+                for r in rules
+            ):
                 out.append(process.name)
                 break
     return out
 
 
-async def delete(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, config_id: uuid.UUID | str,
-                 version: int | None) -> None:
+async def delete(
+    session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, config_id: uuid.UUID | str, version: int | None
+) -> None:
     """Delete a configuration; refused while an approval process uses it (its steps would get stuck)."""
     row = await get(session, tenant_id, config_id)
     if version is not None:
         plugin_configs.check_version(row, version)
     users = await used_by(session, tenant_id, row.id)
     if users:
-        raise Conflict(f"{row.name!r} is used by the approval process(es) {', '.join(users)}; change their steps "
-                       "first (or disable the configuration)")
+        raise Conflict(
+            f"{row.name!r} is used by the approval process(es) {', '.join(users)}; change their steps "
+            "first (or disable the configuration)"
+        )
     before = _audit_view(row)
     await session.delete(row)
     await _changed(session, tenant_id)
-    await audit.record(session, actor, "extension.config.deleted", "extension_config", row.id, tenant_id=tenant_id,
-                       summary=f"Extension configuration {row.name!r} deleted", before=before, after=None)
+    await audit.record(
+        session,
+        actor,
+        "extension.config.deleted",
+        "extension_config",
+        row.id,
+        tenant_id=tenant_id,
+        summary=f"Extension configuration {row.name!r} deleted",
+        before=before,
+        after=None,
+    )

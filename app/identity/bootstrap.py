@@ -31,8 +31,12 @@ async def ensure_base(session: AsyncSession, settings: Settings) -> FirstAdmin |
     system = await session.get(Tenant, SYSTEM_UUID)
     actor = Actor.system()
     if system is None:
-        system = await directory.create_tenant(session, actor, SYSTEM_TENANT_SLUG, "Platform", tenant_id=SYSTEM_UUID)
-    has_member = await session.scalar(select(Membership.id).where(Membership.tenant_id == SYSTEM_UUID).limit(1))
+        system = await directory.create_tenant(
+            session, actor, SYSTEM_TENANT_SLUG, "Platform", tenant_id=SYSTEM_UUID
+        )
+    has_member = await session.scalar(
+        select(Membership.id).where(Membership.tenant_id == SYSTEM_UUID).limit(1)
+    )
     if has_member:
         return None
     email = settings.admin_email or "admin@localhost"
@@ -43,8 +47,9 @@ async def ensure_base(session: AsyncSession, settings: Settings) -> FirstAdmin |
     user = await directory.find_user(session, email)
     if user is None:
         user = await directory.create_user(session, actor, email, password, "Platform admin")
-    admin_role = await session.scalar(select(Role).where(Role.tenant_id == SYSTEM_UUID, Role.builtin == roles.ADMIN))
+    admin_role = await session.scalar(
+        select(Role).where(Role.tenant_id == SYSTEM_UUID, Role.builtin == roles.ADMIN)
+    )
     assert admin_role is not None
     await directory.add_member(session, actor, SYSTEM_UUID, user, admin_role)
     return FirstAdmin(email=user.email, password=generated)
-

@@ -42,11 +42,17 @@ def tenant_dict(t: TenantLike) -> dict[str, object]:
 
 
 def user_dict(u: User) -> dict[str, object]:
-    return {"id": str(u.id), "email": u.email, "display_name": u.display_name, "is_active": u.is_active,
-            "language": u.language}
+    return {
+        "id": str(u.id),
+        "email": u.email,
+        "display_name": u.display_name,
+        "is_active": u.is_active,
+        "language": u.language,
+    }
 
 
 # --- tenants -------------------------------------------------------------------------------------
+
 
 async def find_tenant(session: AsyncSession, ref: str) -> Tenant | None:
     """A tenant by slug or UUID."""
@@ -83,8 +89,16 @@ async def create_tenant(
     await session.flush()
     await policy.bump_directory_version(session)  # platform admins' tenant switchers list it
     await roles.create_default_roles(session, tenant.id)
-    await audit.record(session, actor, "tenant.create", "tenant", tenant.id, tenant_id=tenant.id,
-                       summary=f"Created tenant {slug}", after=tenant_dict(tenant))
+    await audit.record(
+        session,
+        actor,
+        "tenant.create",
+        "tenant",
+        tenant.id,
+        tenant_id=tenant.id,
+        summary=f"Created tenant {slug}",
+        after=tenant_dict(tenant),
+    )
     enabled: list[str] = []
     if tenant.id != SYSTEM_UUID:
         from app.plugins import lifecycle  # the plugin layer builds on this one
@@ -95,15 +109,30 @@ async def create_tenant(
     return tenant
 
 
-async def _raise(session: AsyncSession, actor: Actor, event_type: str, tenant_id: uuid.UUID | None,
-                 payload: dict[str, object]) -> None:
-    body = {"tenant_id": str(tenant_id) if tenant_id else None, **payload,
-            "actor": actor.email, "actor_id": str(actor.user_id) if actor.user_id else None}
+async def _raise(
+    session: AsyncSession,
+    actor: Actor,
+    event_type: str,
+    tenant_id: uuid.UUID | None,
+    payload: dict[str, object],
+) -> None:
+    body = {
+        "tenant_id": str(tenant_id) if tenant_id else None,
+        **payload,
+        "actor": actor.email,
+        "actor_id": str(actor.user_id) if actor.user_id else None,
+    }
     await emit(session, Event(event_type, str(tenant_id) if tenant_id else None, body, actor=actor.email))
 
 
-async def update_tenant(session: AsyncSession, actor: Actor, tenant: Tenant, *, name: str | None = None,
-                        is_active: bool | None = None) -> Tenant:
+async def update_tenant(
+    session: AsyncSession,
+    actor: Actor,
+    tenant: Tenant,
+    *,
+    name: str | None = None,
+    is_active: bool | None = None,
+) -> Tenant:
     before = tenant_dict(tenant)
     if name is not None:
         if problem := text_problem(name, "name", 200):
@@ -115,12 +144,23 @@ async def update_tenant(session: AsyncSession, actor: Actor, tenant: Tenant, *, 
         tenant.is_active = is_active
     await session.flush()
     await policy.bump_directory_version(session)  # tenant switchers show names and hide inactive tenants
-    await audit.record(session, actor, "tenant.update", "tenant", tenant.id, tenant_id=tenant.id,
-                       summary=f"Updated tenant {tenant.slug}", before=before, after=tenant_dict(tenant))
+    await audit.record(
+        session,
+        actor,
+        "tenant.update",
+        "tenant",
+        tenant.id,
+        tenant_id=tenant.id,
+        summary=f"Updated tenant {tenant.slug}",
+        before=before,
+        after=tenant_dict(tenant),
+    )
     return tenant
 
 
-async def list_tenants(session: AsyncSession, q: str = "", offset: int = 0, limit: int = 25) -> tuple[list[Tenant], int]:
+async def list_tenants(
+    session: AsyncSession, q: str = "", offset: int = 0, limit: int = 25
+) -> tuple[list[Tenant], int]:
     stmt = select(Tenant)
     if q:
         like = f"%{q.lower()}%"
@@ -131,19 +171,28 @@ async def list_tenants(session: AsyncSession, q: str = "", offset: int = 0, limi
 
 
 async def active_tenants(session: AsyncSession, limit: int = 200) -> list[Tenant]:
-    rows = await session.scalars(select(Tenant).where(Tenant.is_active.is_(True)).order_by(Tenant.name).limit(limit))
+    rows = await session.scalars(
+        select(Tenant).where(Tenant.is_active.is_(True)).order_by(Tenant.name).limit(limit)
+    )
     return list(rows.all())
 
 
 # --- users ---------------------------------------------------------------------------------------
+
 
 async def find_user(session: AsyncSession, email: str) -> User | None:
     return await session.scalar(select(User).where(User.email == normalize_email(email)))
 
 
 async def create_user(
-    session: AsyncSession, actor: Actor, email: str, password: str, display_name: str = "",
-    language: str = "en", *, tenant_id: uuid.UUID | None = None,
+    session: AsyncSession,
+    actor: Actor,
+    email: str,
+    password: str,
+    display_name: str = "",
+    language: str = "en",
+    *,
+    tenant_id: uuid.UUID | None = None,
 ) -> User:
     email = normalize_email(email)
     errors: dict[str, str] = {}
@@ -157,14 +206,32 @@ async def create_user(
     errors.update(_profile_errors(display_name, language))
     if errors:
         raise ValidationFailed(errors)
-    user = User(email=email, display_name=display_name, password_hash=hash_password(password),
-                is_active=True, language=language)
+    user = User(
+        email=email,
+        display_name=display_name,
+        password_hash=hash_password(password),
+        is_active=True,
+        language=language,
+    )
     session.add(user)
     await session.flush()
-    await audit.record(session, actor, "user.create", "user", user.id, tenant_id=tenant_id,
-                       summary=f"Created user {email}", after=user_dict(user))
-    await _raise(session, actor, "user.created", tenant_id, {"user_id": str(user.id), "email": user.email,
-                                                             "display_name": user.display_name})
+    await audit.record(
+        session,
+        actor,
+        "user.create",
+        "user",
+        user.id,
+        tenant_id=tenant_id,
+        summary=f"Created user {email}",
+        after=user_dict(user),
+    )
+    await _raise(
+        session,
+        actor,
+        "user.created",
+        tenant_id,
+        {"user_id": str(user.id), "email": user.email, "display_name": user.display_name},
+    )
     return user
 
 
@@ -177,19 +244,30 @@ def _profile_errors(display_name: str, language: str) -> dict[str, str]:
     return errors
 
 
-async def update_profile(session: AsyncSession, actor: Actor, user: User, display_name: str, language: str) -> User:
+async def update_profile(
+    session: AsyncSession, actor: Actor, user: User, display_name: str, language: str
+) -> User:
     before = user_dict(user)
     if errors := _profile_errors(display_name, language):
         raise ValidationFailed(errors)
     user.display_name, user.language = display_name.strip(), language
     await session.flush()
-    await audit.record(session, actor, "user.update", "user", user.id, summary=f"Updated profile of {user.email}",
-                       before=before, after=user_dict(user))
+    await audit.record(
+        session,
+        actor,
+        "user.update",
+        "user",
+        user.id,
+        summary=f"Updated profile of {user.email}",
+        before=before,
+        after=user_dict(user),
+    )
     return user
 
 
-async def set_password(session: AsyncSession, actor: Actor, user: User, password: str, *,
-                       keep_session: str | None = None) -> int:
+async def set_password(
+    session: AsyncSession, actor: Actor, user: User, password: str, *, keep_session: str | None = None
+) -> int:
     """Set the password and end the user's other sessions: whoever signed in with the old one (someone who
     learnt it, a forgotten browser) is out. A self-service change passes its own session token as
     `keep_session`; a reset by someone else (CLI, admin) ends them all. How many sessions ended."""
@@ -198,8 +276,14 @@ async def set_password(session: AsyncSession, actor: Actor, user: User, password
     user.password_hash = hash_password(password)
     await session.flush()
     ended = await sessions.end_all_for(session, user.id, keep_token=keep_session)
-    await audit.record(session, actor, "user.password", "user", user.id,
-                       summary=f"Changed password of {user.email}; ended {ended} other session(s)")
+    await audit.record(
+        session,
+        actor,
+        "user.password",
+        "user",
+        user.id,
+        summary=f"Changed password of {user.email}; ended {ended} other session(s)",
+    )
     return ended
 
 
@@ -208,8 +292,13 @@ async def set_user_active(session: AsyncSession, actor: Actor, user: User, activ
     so reactivating it later does not bring old credentials back to life; it is refused while the account
     is the last active Admin of any tenant, like a demotion there."""
     if not active and user.is_active:
-        admin_of = (await session.scalars(select(Membership.tenant_id).join(Role, Role.id == Membership.role_id)
-                                          .where(Membership.user_id == user.id, Role.builtin == roles.ADMIN))).all()
+        admin_of = (
+            await session.scalars(
+                select(Membership.tenant_id)
+                .join(Role, Role.id == Membership.role_id)
+                .where(Membership.user_id == user.id, Role.builtin == roles.ADMIN)
+            )
+        ).all()
         for tenant_id in sorted(admin_of):  # a fixed order: two deactivations lock tenants alike
             await _keep_one_admin(session, tenant_id, user.id)
     before = user_dict(user)
@@ -220,12 +309,21 @@ async def set_user_active(session: AsyncSession, actor: Actor, user: User, activ
         ended = await sessions.end_all_for(session, user.id)
         revoked = await tokens.revoke_all_for(session, actor, user)
         summary += f"; ended {ended} session(s), revoked {revoked} API token(s)"
-    await audit.record(session, actor, "user.activate" if active else "user.deactivate", "user", user.id,
-                       summary=summary, before=before, after=user_dict(user))
+    await audit.record(
+        session,
+        actor,
+        "user.activate" if active else "user.deactivate",
+        "user",
+        user.id,
+        summary=summary,
+        before=before,
+        after=user_dict(user),
+    )
     return user
 
 
 # --- memberships ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class MemberRow:
@@ -234,8 +332,9 @@ class MemberRow:
     role: Role
 
 
-async def list_members(session: AsyncSession, tenant_id: uuid.UUID, q: str = "", offset: int = 0,
-                       limit: int = 25) -> tuple[list[MemberRow], int]:
+async def list_members(
+    session: AsyncSession, tenant_id: uuid.UUID, q: str = "", offset: int = 0, limit: int = 25
+) -> tuple[list[MemberRow], int]:
     stmt = (
         select(Membership, User, Role)
         .join(User, User.id == Membership.user_id)
@@ -245,7 +344,12 @@ async def list_members(session: AsyncSession, tenant_id: uuid.UUID, q: str = "",
     if q:
         like = f"%{q.lower()}%"
         stmt = stmt.where(or_(User.email.like(like), func.lower(User.display_name).like(like)))
-    total = await session.scalar(select(func.count()).select_from(stmt.with_only_columns(Membership.id).subquery())) or 0
+    total = (
+        await session.scalar(
+            select(func.count()).select_from(stmt.with_only_columns(Membership.id).subquery())
+        )
+        or 0
+    )
     rows = await session.execute(stmt.order_by(User.email).offset(offset).limit(limit))
     return [MemberRow(m, u, r) for m, u, r in rows.all()], int(total)
 
@@ -254,19 +358,26 @@ async def active_member_ids(session: AsyncSession, tenant_id: uuid.UUID, cond: A
     """Ids of the tenant's members whose user is active and who match `cond` (a condition on Membership),
     by email."""
     rows = await session.scalars(
-        select(Membership.user_id).join(User, User.id == Membership.user_id)
-        .where(Membership.tenant_id == tenant_id, User.is_active.is_(True), cond).order_by(User.email))
+        select(Membership.user_id)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.tenant_id == tenant_id, User.is_active.is_(True), cond)
+        .order_by(User.email)
+    )
     return list(rows.all())
 
 
 async def get_membership(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> Membership:
-    m = await session.scalar(select(Membership).where(Membership.tenant_id == tenant_id, Membership.user_id == user_id))
+    m = await session.scalar(
+        select(Membership).where(Membership.tenant_id == tenant_id, Membership.user_id == user_id)
+    )
     if m is None:
         raise NotFound("That user is not a member of this tenant")
     return m
 
 
-async def add_member(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, user: User, role: Role) -> Membership:
+async def add_member(
+    session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, user: User, role: Role
+) -> Membership:
     if role.tenant_id != tenant_id:
         raise ValidationFailed({"role": "That role belongs to another tenant."})
     exists = await session.scalar(
@@ -279,15 +390,29 @@ async def add_member(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, 
     await session.flush()
     await policy.bump_policy_version(session, tenant_id)
     await policy.bump_directory_version(session)  # tenant switchers
-    await audit.record(session, actor, "member.add", "tenant_user", user.id, tenant_id=tenant_id,
-                       summary=f"Added {user.email} as {role.name}", after={"user": user.email, "role": role.name})
-    await _raise(session, actor, "user.added", tenant_id, {"user_id": str(user.id), "email": user.email,
-                                                           "role": role.name, "role_id": str(role.id)})
+    await audit.record(
+        session,
+        actor,
+        "member.add",
+        "tenant_user",
+        user.id,
+        tenant_id=tenant_id,
+        summary=f"Added {user.email} as {role.name}",
+        after={"user": user.email, "role": role.name},
+    )
+    await _raise(
+        session,
+        actor,
+        "user.added",
+        tenant_id,
+        {"user_id": str(user.id), "email": user.email, "role": role.name, "role_id": str(role.id)},
+    )
     return m
 
 
-async def change_member_role(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, user_id: uuid.UUID,
-                             role: Role) -> Membership:
+async def change_member_role(
+    session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, user_id: uuid.UUID, role: Role
+) -> Membership:
     if role.tenant_id != tenant_id:
         raise ValidationFailed({"role": "That role belongs to another tenant."})
     if role.builtin != roles.ADMIN:  # checked (and locked) before the membership is read: see _keep_one_admin
@@ -299,16 +424,37 @@ async def change_member_role(session: AsyncSession, actor: Actor, tenant_id: uui
     await policy.bump_policy_version(session, tenant_id)
     await policy.bump_directory_version(session)  # tenant switchers
     user = await session.get(User, user_id)
-    await audit.record(session, actor, "member.role", "tenant_user", user_id, tenant_id=tenant_id,
-                       summary=f"Changed role of {user.email if user else user_id} to {role.name}",
-                       before={"role": old.name if old else None}, after={"role": role.name})
-    await _raise(session, actor, "user.role_changed", tenant_id, {
-        "user_id": str(user_id), "email": user.email if user else None, "role": role.name, "role_id": str(role.id),
-        "old_role": old.name if old else None, "old_role_id": str(old.id) if old else None})
+    await audit.record(
+        session,
+        actor,
+        "member.role",
+        "tenant_user",
+        user_id,
+        tenant_id=tenant_id,
+        summary=f"Changed role of {user.email if user else user_id} to {role.name}",
+        before={"role": old.name if old else None},
+        after={"role": role.name},
+    )
+    await _raise(
+        session,
+        actor,
+        "user.role_changed",
+        tenant_id,
+        {
+            "user_id": str(user_id),
+            "email": user.email if user else None,
+            "role": role.name,
+            "role_id": str(role.id),
+            "old_role": old.name if old else None,
+            "old_role_id": str(old.id) if old else None,
+        },
+    )
     return m
 
 
-async def remove_member(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, user_id: uuid.UUID) -> None:
+async def remove_member(
+    session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, user_id: uuid.UUID
+) -> None:
     await _keep_one_admin(session, tenant_id, user_id)
     m = await get_membership(session, tenant_id, user_id)
     role = await session.get(Role, m.role_id)
@@ -320,12 +466,24 @@ async def remove_member(session: AsyncSession, actor: Actor, tenant_id: uuid.UUI
     await session.flush()
     await policy.bump_policy_version(session, tenant_id)
     await policy.bump_directory_version(session)  # tenant switchers
-    await audit.record(session, actor, "member.remove", "tenant_user", user_id, tenant_id=tenant_id,
-                       summary=f"Removed {user.email if user else user_id}"
-                               + (f"; {moved} report(s) moved to their manager" if moved else ""),
-                       before={"user": user.email if user else None, "role": role.name if role else None})
-    await _raise(session, actor, "user.removed", tenant_id, {
-        "user_id": str(user_id), "email": user.email if user else None, "role": role.name if role else None})
+    await audit.record(
+        session,
+        actor,
+        "member.remove",
+        "tenant_user",
+        user_id,
+        tenant_id=tenant_id,
+        summary=f"Removed {user.email if user else user_id}"
+        + (f"; {moved} report(s) moved to their manager" if moved else ""),
+        before={"user": user.email if user else None, "role": role.name if role else None},
+    )
+    await _raise(
+        session,
+        actor,
+        "user.removed",
+        tenant_id,
+        {"user_id": str(user_id), "email": user.email if user else None, "role": role.name if role else None},
+    )
 
 
 async def _keep_one_admin(session: AsyncSession, tenant_id: uuid.UUID, leaving: uuid.UUID) -> None:
@@ -341,10 +499,16 @@ async def _keep_one_admin(session: AsyncSession, tenant_id: uuid.UUID, leaving: 
     """
     if session.get_bind().dialect.name == "sqlite":
         await policy.bump_policy_version(session, tenant_id)  # the callers bump it anyway
-    admins = (await session.scalars(
-        select(Membership.user_id).join(Role, Role.id == Membership.role_id).join(User, User.id == Membership.user_id)
-        .where(Membership.tenant_id == tenant_id, Role.builtin == roles.ADMIN, User.is_active.is_(True))
-        .order_by(Membership.id).with_for_update(of=Membership))).all()
+    admins = (
+        await session.scalars(
+            select(Membership.user_id)
+            .join(Role, Role.id == Membership.role_id)
+            .join(User, User.id == Membership.user_id)
+            .where(Membership.tenant_id == tenant_id, Role.builtin == roles.ADMIN, User.is_active.is_(True))
+            .order_by(Membership.id)
+            .with_for_update(of=Membership)
+        )
+    ).all()
     if leaving in admins and not [uid for uid in admins if uid != leaving]:
         tenant = await session.get(Tenant, tenant_id)
         name = tenant.name if tenant else "This tenant"

@@ -34,8 +34,9 @@ class Reporting:
 
 
 async def _membership(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> Membership:
-    m = await session.scalar(sa.select(Membership).where(Membership.tenant_id == tenant_id,
-                                                         Membership.user_id == user_id))
+    m = await session.scalar(
+        sa.select(Membership).where(Membership.tenant_id == tenant_id, Membership.user_id == user_id)
+    )
     if m is None:
         raise NotFound("That user is not a member of this tenant")
     return m
@@ -51,8 +52,11 @@ async def resolve_member(session: AsyncSession, tenant_id: uuid.UUID, ref: str, 
     except ValueError:
         cond = User.email == normalize_email(ref)
     # One query, one message: whether an outsider's email has an account elsewhere is not told here.
-    user = await session.scalar(sa.select(User).where(cond).join(
-        Membership, (Membership.user_id == User.id) & (Membership.tenant_id == tenant_id)))
+    user = await session.scalar(
+        sa.select(User)
+        .where(cond)
+        .join(Membership, (Membership.user_id == User.id) & (Membership.tenant_id == tenant_id))
+    )
     if user is None:
         raise ValidationFailed({field: f"{ref!r} is not a member of this tenant; a manager must be one."})
     return user
@@ -64,8 +68,11 @@ async def chain_above(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid
     current: uuid.UUID | None = user_id
     seen = {user_id}
     while current is not None and len(out) < MAX_CHAIN:
-        current = await session.scalar(sa.select(Membership.manager_id).where(Membership.tenant_id == tenant_id,
-                                                                              Membership.user_id == current))
+        current = await session.scalar(
+            sa.select(Membership.manager_id).where(
+                Membership.tenant_id == tenant_id, Membership.user_id == current
+            )
+        )
         if current is None or current in seen:
             break
         seen.add(current)
@@ -80,8 +87,9 @@ async def _emails(session: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID
     return {uid: email for uid, email in rows}
 
 
-async def set_manager(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, user_id: uuid.UUID,
-                      manager_ref: str | None) -> Membership:
+async def set_manager(
+    session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, user_id: uuid.UUID, manager_ref: str | None
+) -> Membership:
     """Set (or, with an empty ref, clear) who a member reports to. Refuses cycles and non-members."""
     member = await _membership(session, tenant_id, user_id)
     manager: User | None = None
@@ -91,8 +99,10 @@ async def set_manager(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID,
         return member
     # Lock (PostgreSQL) and invalidate first, so a concurrent move is checked against this one.
     await bump_hierarchy_version(session, tenant_id)
-    emails = await _emails(session, [user_id, *([manager.id] if manager else []),
-                                     *([member.manager_id] if member.manager_id else [])])
+    emails = await _emails(
+        session,
+        [user_id, *([manager.id] if manager else []), *([member.manager_id] if member.manager_id else [])],
+    )
     if manager is not None:
         if manager.id == user_id:
             raise ValidationFailed({"manager": "A member cannot be their own manager."})
@@ -105,22 +115,37 @@ async def set_manager(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID,
                     break
             names = await _emails(session, path)
             chain = " → ".join(names.get(p, str(p)) for p in path)
-            raise ValidationFailed({"manager": (
-                f"{emails[manager.id]} already reports to {emails[user_id]} ({chain}); "
-                "making them their manager would create a cycle.")})
+            raise ValidationFailed(
+                {
+                    "manager": (
+                        f"{emails[manager.id]} already reports to {emails[user_id]} ({chain}); "
+                        "making them their manager would create a cycle."
+                    )
+                }
+            )
     before = emails.get(member.manager_id) if member.manager_id else None
     member.manager_id = manager.id if manager else None
     await session.flush()
     after = manager.email if manager else None
-    await audit.record(session, actor, "member.manager", "tenant_user", user_id, tenant_id=tenant_id,
-                       summary=(f"{emails[user_id]} now reports to {after}" if after
-                                else f"{emails[user_id]} reports to no one"),
-                       before={"manager": before}, after={"manager": after})
+    await audit.record(
+        session,
+        actor,
+        "member.manager",
+        "tenant_user",
+        user_id,
+        tenant_id=tenant_id,
+        summary=(
+            f"{emails[user_id]} now reports to {after}" if after else f"{emails[user_id]} reports to no one"
+        ),
+        before={"manager": before},
+        after={"manager": after},
+    )
     return member
 
 
-async def set_unit(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, user_id: uuid.UUID,
-                   unit: str | None) -> Membership:
+async def set_unit(
+    session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, user_id: uuid.UUID, unit: str | None
+) -> Membership:
     member = await _membership(session, tenant_id, user_id)
     if unit and (problem := text_problem(unit, "unit", 100, required=False)):
         raise ValidationFailed({"unit": problem})
@@ -132,31 +157,51 @@ async def set_unit(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, us
     await session.flush()
     await bump_hierarchy_version(session, tenant_id)
     user = await session.get(User, user_id)
-    await audit.record(session, actor, "member.unit", "tenant_user", user_id, tenant_id=tenant_id,
-                       summary=f"Unit of {user.email if user else user_id} set to {value or 'none'}",
-                       before={"unit": before}, after={"unit": value})
+    await audit.record(
+        session,
+        actor,
+        "member.unit",
+        "tenant_user",
+        user_id,
+        tenant_id=tenant_id,
+        summary=f"Unit of {user.email if user else user_id} set to {value or 'none'}",
+        before={"unit": before},
+        after={"unit": value},
+    )
     return member
 
 
 async def detach(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> int:
     """Before a member leaves: their reports move up to the leaver's own manager. Returns how many moved."""
     member = await _membership(session, tenant_id, user_id)
-    moved = cast(sa.CursorResult[Any], await session.execute(
-        sa.update(Membership).where(Membership.tenant_id == tenant_id, Membership.manager_id == user_id)
-        .values(manager_id=member.manager_id))).rowcount or 0
+    moved = (
+        cast(
+            sa.CursorResult[Any],
+            await session.execute(
+                sa.update(Membership)
+                .where(Membership.tenant_id == tenant_id, Membership.manager_id == user_id)
+                .values(manager_id=member.manager_id)
+            ),
+        ).rowcount
+        or 0
+    )
     await bump_hierarchy_version(session, tenant_id)
     return int(moved)
 
 
-async def reporting_of(session: AsyncSession, tenant_id: uuid.UUID, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, Reporting]:
+async def reporting_of(
+    session: AsyncSession, tenant_id: uuid.UUID, user_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, Reporting]:
     """Manager and unit of the given members (for member lists)."""
     if not user_ids:
         return {}
     manager = aliased(User)
-    rows = (await session.execute(
-        sa.select(Membership.user_id, User.email, Membership.manager_id, manager.email, Membership.unit)
-        .join(User, User.id == Membership.user_id)
-        .outerjoin(manager, manager.id == Membership.manager_id)
-        .where(Membership.tenant_id == tenant_id, Membership.user_id.in_(user_ids))
-    )).all()
+    rows = (
+        await session.execute(
+            sa.select(Membership.user_id, User.email, Membership.manager_id, manager.email, Membership.unit)
+            .join(User, User.id == Membership.user_id)
+            .outerjoin(manager, manager.id == Membership.manager_id)
+            .where(Membership.tenant_id == tenant_id, Membership.user_id.in_(user_ids))
+        )
+    ).all()
     return {r[0]: Reporting(*r) for r in rows}

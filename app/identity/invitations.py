@@ -64,20 +64,41 @@ def _aware(value: dt.datetime) -> dt.datetime:
 
 def invitation_json(row: InvitationRow) -> dict[str, object]:
     inv = row.invitation
-    return {"id": str(inv.id), "email": inv.email, "tenant": row.tenant.slug, "role": row.role.name,
-            "role_id": str(row.role.id), "state": row.state, "unit": inv.unit,
-            "manager_id": str(inv.manager_id) if inv.manager_id else None,
-            "created_at": inv.created_at.isoformat(), "expires_at": inv.expires_at.isoformat()}
+    return {
+        "id": str(inv.id),
+        "email": inv.email,
+        "tenant": row.tenant.slug,
+        "role": row.role.name,
+        "role_id": str(row.role.id),
+        "state": row.state,
+        "unit": inv.unit,
+        "manager_id": str(inv.manager_id) if inv.manager_id else None,
+        "created_at": inv.created_at.isoformat(),
+        "expires_at": inv.expires_at.isoformat(),
+    }
 
 
 def _select() -> object:
-    return (select(Invitation, Tenant, Role).join(Tenant, Tenant.id == Invitation.tenant_id)
-            .join(Role, Role.id == Invitation.role_id))
+    return (
+        select(Invitation, Tenant, Role)
+        .join(Tenant, Tenant.id == Invitation.tenant_id)
+        .join(Role, Role.id == Invitation.role_id)
+    )
 
 
-async def invite(session: AsyncSession, actor: Actor, tenant: Tenant, email: str, role: Role, *,
-                 manager: str | None = None, unit: str | None = None, password: str = "", display_name: str = "",
-                 may_create_account: bool = False) -> InvitationRow:
+async def invite(
+    session: AsyncSession,
+    actor: Actor,
+    tenant: Tenant,
+    email: str,
+    role: Role,
+    *,
+    manager: str | None = None,
+    unit: str | None = None,
+    password: str = "",
+    display_name: str = "",
+    may_create_account: bool = False,
+) -> InvitationRow:
     """Invite `email` to `tenant` as `role`; the same outcome whether or not an account has that email."""
     email = normalize_email(email)
     errors: dict[str, str] = {}
@@ -95,14 +116,28 @@ async def invite(session: AsyncSession, actor: Actor, tenant: Tenant, email: str
         raise ValidationFailed(errors)
     manager_user = await hierarchy.resolve_member(session, tenant.id, manager, "manager") if manager else None
     # The admin sees their own members and invitations anyway: saying so tells them nothing new.
-    member = await session.scalar(select(Membership.id).join(User, User.id == Membership.user_id)
-                                  .where(Membership.tenant_id == tenant.id, User.email == email))
+    member = await session.scalar(
+        select(Membership.id)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.tenant_id == tenant.id, User.email == email)
+    )
     now = utcnow()
-    await session.execute(update(Invitation).where(Invitation.tenant_id == tenant.id, Invitation.email == email,
-                                                   Invitation.state == PENDING, Invitation.expires_at <= now)
-                          .values(state=EXPIRED).execution_options(synchronize_session=False))
-    pending = await session.scalar(select(Invitation.id).where(Invitation.tenant_id == tenant.id,
-                                                               Invitation.email == email, Invitation.state == PENDING))
+    await session.execute(
+        update(Invitation)
+        .where(
+            Invitation.tenant_id == tenant.id,
+            Invitation.email == email,
+            Invitation.state == PENDING,
+            Invitation.expires_at <= now,
+        )
+        .values(state=EXPIRED)
+        .execution_options(synchronize_session=False)
+    )
+    pending = await session.scalar(
+        select(Invitation.id).where(
+            Invitation.tenant_id == tenant.id, Invitation.email == email, Invitation.state == PENDING
+        )
+    )
     if member or pending:
         raise ValidationFailed({"email": f"{email} is already a member of this tenant or invited."})
     user = await directory.find_user(session, email)
@@ -112,40 +147,69 @@ async def invite(session: AsyncSession, actor: Actor, tenant: Tenant, email: str
         user = await directory.create_user(session, actor, email, password, display_name, tenant_id=None)
     elif password:
         hash_password(password)  # the same work as creating the account would do: no timing tell
-    inv = Invitation(tenant_id=tenant.id, email=email, role_id=role.id,
-                     manager_id=manager_user.id if manager_user else None, unit=normalize_unit(unit), state=PENDING,
-                     invited_by=actor.user_id, invited_by_email=actor.email, created_at=now,
-                     expires_at=now + dt.timedelta(days=VALID_DAYS))
+    inv = Invitation(
+        tenant_id=tenant.id,
+        email=email,
+        role_id=role.id,
+        manager_id=manager_user.id if manager_user else None,
+        unit=normalize_unit(unit),
+        state=PENDING,
+        invited_by=actor.user_id,
+        invited_by_email=actor.email,
+        created_at=now,
+        expires_at=now + dt.timedelta(days=VALID_DAYS),
+    )
     session.add(inv)
     await session.flush()
-    await audit.record(session, actor, "member.invite", "invitation", inv.id, tenant_id=tenant.id,
-                       summary=f"Invited {email} as {role.name}", after={"email": email, "role": role.name})
+    await audit.record(
+        session,
+        actor,
+        "member.invite",
+        "invitation",
+        inv.id,
+        tenant_id=tenant.id,
+        summary=f"Invited {email} as {role.name}",
+        after={"email": email, "role": role.name},
+    )
     if user is not None and user.is_active:
         await messages.notify_personal(
-            session, user.id, f"Invitation to join {tenant.name}",
+            session,
+            user.id,
+            f"Invitation to join {tenant.name}",
             f"{actor.email or 'An administrator'} invites you to join {tenant.name} as {role.name}. Open the "
             f"invitation to accept or decline it; it expires on {inv.expires_at:%Y-%m-%d}.",
-            f"/invitations/{inv.id}", source="invitations", sender=actor)
+            f"/invitations/{inv.id}",
+            source="invitations",
+            sender=actor,
+        )
     return InvitationRow(inv, tenant, role)
 
 
 async def list_pending(session: AsyncSession, tenant_id: uuid.UUID) -> list[InvitationRow]:
     """The tenant's open invitations (expired ones included, marked so), newest first."""
-    rows = await session.execute(_select().where(Invitation.tenant_id == tenant_id, Invitation.state == PENDING)  # type: ignore[attr-defined]
-                                 .order_by(Invitation.created_at.desc()).limit(200))
+    rows = await session.execute(
+        _select()
+        .where(Invitation.tenant_id == tenant_id, Invitation.state == PENDING)  # type: ignore[attr-defined]
+        .order_by(Invitation.created_at.desc())
+        .limit(200)
+    )
     return [InvitationRow(i, t, r) for i, t, r in rows.all()]
 
 
 async def for_user(session: AsyncSession, user: User) -> list[InvitationRow]:
     """The user's open, unexpired invitations."""
-    rows = await session.execute(_select().where(Invitation.email == user.email, Invitation.state == PENDING,  # type: ignore[attr-defined]
-                                                 Invitation.expires_at > utcnow())
-                                 .order_by(Invitation.created_at.desc()).limit(100))
+    rows = await session.execute(
+        _select()  # type: ignore[attr-defined]
+        .where(Invitation.email == user.email, Invitation.state == PENDING, Invitation.expires_at > utcnow())
+        .order_by(Invitation.created_at.desc())
+        .limit(100)
+    )
     return [InvitationRow(i, t, r) for i, t, r in rows.all()]
 
 
-async def get_for_user(session: AsyncSession, user: User, invitation_id: uuid.UUID, *,
-                       lock: bool = False) -> InvitationRow:
+async def get_for_user(
+    session: AsyncSession, user: User, invitation_id: uuid.UUID, *, lock: bool = False
+) -> InvitationRow:
     """One of the user's invitations (any state); someone else's is simply not there."""
     stmt = _select().where(Invitation.id == invitation_id, Invitation.email == user.email)  # type: ignore[attr-defined]
     row = (await session.execute(stmt.with_for_update(of=Invitation) if lock else stmt)).first()
@@ -190,10 +254,17 @@ async def decline(session: AsyncSession, actor: Actor, user: User, invitation_id
     return row
 
 
-async def revoke(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, invitation_id: uuid.UUID) -> InvitationRow:
+async def revoke(
+    session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, invitation_id: uuid.UUID
+) -> InvitationRow:
     """Withdraw an open (or expired) invitation of the tenant."""
-    row = (await session.execute(_select().where(Invitation.id == invitation_id,  # type: ignore[attr-defined]
-                                                 Invitation.tenant_id == tenant_id).with_for_update(of=Invitation))).first()
+    row = (
+        await session.execute(
+            _select()  # type: ignore[attr-defined]
+            .where(Invitation.id == invitation_id, Invitation.tenant_id == tenant_id)
+            .with_for_update(of=Invitation)
+        )
+    ).first()
     if row is None or row[0].state != PENDING:
         raise NotFound("No such open invitation in this tenant")
     found = InvitationRow(*row)
@@ -206,6 +277,13 @@ async def _decide(session: AsyncSession, actor: Actor, row: InvitationRow, state
     inv.state, inv.decided_at = state, utcnow()
     await session.flush()
     verb = {ACCEPTED: "accepted", DECLINED: "declined", REVOKED: "revoked"}[state]
-    await audit.record(session, actor, f"member.invite.{state}", "invitation", inv.id, tenant_id=inv.tenant_id,
-                       summary=f"Invitation of {inv.email} as {row.role.name} {verb}",
-                       after={"email": inv.email, "role": row.role.name, "state": state})
+    await audit.record(
+        session,
+        actor,
+        f"member.invite.{state}",
+        "invitation",
+        inv.id,
+        tenant_id=inv.tenant_id,
+        summary=f"Invitation of {inv.email} as {row.role.name} {verb}",
+        after={"email": inv.email, "role": row.role.name, "state": state},
+    )

@@ -10,8 +10,18 @@ _hasher = PasswordHasher()
 # reveal which accounts exist.
 _DUMMY_HASH = _hasher.hash("dummy-password-for-timing")
 
-COMMON = {"password", "password1", "123456789", "1234567890", "qwertyuiop", "letmein123", "admin12345",
-          "iloveyou12", "welcome123", "passw0rd12"}
+COMMON = {
+    "password",
+    "password1",
+    "123456789",
+    "1234567890",
+    "qwertyuiop",
+    "letmein123",
+    "admin12345",
+    "iloveyou12",
+    "welcome123",
+    "passw0rd12",
+}
 MIN_LENGTH = 10
 
 

@@ -28,15 +28,24 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def start(session: AsyncSession, settings: Settings, user: User, *, old_token: str | None,
-                ip: str, user_agent: str) -> str:
+async def start(
+    session: AsyncSession, settings: Settings, user: User, *, old_token: str | None, ip: str, user_agent: str
+) -> str:
     if old_token:
         await end(session, old_token)
     token = secrets.token_urlsafe(32)
     now = utcnow()
-    session.add(WebSession(token_hash=token_hash(token), user_id=user.id, created_at=now, last_seen_at=now,
-                           expires_at=now + dt.timedelta(seconds=settings.session_absolute_seconds),
-                           ip=ip[:64], user_agent=user_agent[:300]))
+    session.add(
+        WebSession(
+            token_hash=token_hash(token),
+            user_id=user.id,
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + dt.timedelta(seconds=settings.session_absolute_seconds),
+            ip=ip[:64],
+            user_agent=user_agent[:300],
+        )
+    )
     user.last_login_at = now
     await session.flush()
     return token
@@ -45,8 +54,11 @@ async def start(session: AsyncSession, settings: Settings, user: User, *, old_to
 def lookup() -> Select[Any]:
     """The session row (by the `token_hash` parameter) and its user; callers may add columns (the
     request's tenant rides along). Built once by each caller and run with parameters."""
-    return (select(WebSession, User).join(User, User.id == WebSession.user_id)
-            .where(WebSession.token_hash == bindparam("token_hash", type_=WebSession.token_hash.type)))
+    return (
+        select(WebSession, User)
+        .join(User, User.id == WebSession.user_id)
+        .where(WebSession.token_hash == bindparam("token_hash", type_=WebSession.token_hash.type))
+    )
 
 
 _LOOKUP = lookup()
@@ -59,7 +71,9 @@ async def resolve(session: AsyncSession, settings: Settings, token: str) -> tupl
     return await check(session, settings, row[0], row[1])
 
 
-async def check(session: AsyncSession, settings: Settings, ws: WebSession, user: User) -> tuple[WebSession, User] | None:
+async def check(
+    session: AsyncSession, settings: Settings, ws: WebSession, user: User
+) -> tuple[WebSession, User] | None:
     """The session and user when the session is still valid (ended ones are deleted), touching it at
     most once a minute."""
     now = utcnow()

@@ -36,7 +36,9 @@ class Admission:
 
 def _lock_key(kind: str, value: str) -> int:
     # A stable signed 64-bit key for pg_advisory_xact_lock, the same in every worker process.
-    return int.from_bytes(hashlib.sha256(f"portal.login.{kind}:{value}".encode()).digest()[:8], "big", signed=True)
+    return int.from_bytes(
+        hashlib.sha256(f"portal.login.{kind}:{value}".encode()).digest()[:8], "big", signed=True
+    )
 
 
 async def _lock(session: AsyncSession, email: str, ip: str) -> None:
@@ -63,8 +65,10 @@ async def admit(session: AsyncSession, settings: Settings, email: str, ip: str) 
     failures, oldest = (
         await session.execute(
             select(func.count(), func.min(LoginAttempt.created_at)).where(
-                LoginAttempt.created_at >= since, LoginAttempt.succeeded.is_(False),
-                or_(LoginAttempt.email == email, LoginAttempt.ip == ip))
+                LoginAttempt.created_at >= since,
+                LoginAttempt.succeeded.is_(False),
+                or_(LoginAttempt.email == email, LoginAttempt.ip == ip),
+            )
         )
     ).one()
     if failures >= settings.login_max_failures and oldest is not None:
@@ -82,7 +86,10 @@ async def succeeded(session: AsyncSession, admission: Admission) -> None:
     failures. (A failure needs nothing more: `admit` recorded it as one.) Needs SQLite's write lock."""
     if admission.attempt_id is None:
         return
-    await session.execute(update(LoginAttempt).where(LoginAttempt.id == admission.attempt_id).values(succeeded=True))
-    await session.execute(delete(LoginAttempt).where(LoginAttempt.email == admission.email,
-                                                     LoginAttempt.succeeded.is_(False)))
+    await session.execute(
+        update(LoginAttempt).where(LoginAttempt.id == admission.attempt_id).values(succeeded=True)
+    )
+    await session.execute(
+        delete(LoginAttempt).where(LoginAttempt.email == admission.email, LoginAttempt.succeeded.is_(False))
+    )
     await session.flush()

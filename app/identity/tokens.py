@@ -47,15 +47,29 @@ def allows(token: ApiToken, method: str) -> bool:
 
 
 def as_json(t: ApiToken) -> dict[str, object]:
-    return {"id": str(t.id), "name": t.name, "prefix": t.prefix, "scope": t.scope,
-            "created_at": t.created_at.isoformat(),
-            "last_used_at": t.last_used_at.isoformat() if t.last_used_at else None,
-            "expires_at": t.expires_at.isoformat() if t.expires_at else None,
-            "expired": is_expired(t), "revoked": t.revoked_at is not None}
+    return {
+        "id": str(t.id),
+        "name": t.name,
+        "prefix": t.prefix,
+        "scope": t.scope,
+        "created_at": t.created_at.isoformat(),
+        "last_used_at": t.last_used_at.isoformat() if t.last_used_at else None,
+        "expires_at": t.expires_at.isoformat() if t.expires_at else None,
+        "expired": is_expired(t),
+        "revoked": t.revoked_at is not None,
+    }
 
 
-async def create(session: AsyncSession, actor: Actor, user: User, name: str, *, expires_days: int | None = None,
-                 scope: str = "full", minted_by: ApiToken | None = None) -> tuple[ApiToken, str]:
+async def create(
+    session: AsyncSession,
+    actor: Actor,
+    user: User,
+    name: str,
+    *,
+    expires_days: int | None = None,
+    scope: str = "full",
+    minted_by: ApiToken | None = None,
+) -> tuple[ApiToken, str]:
     """A new token; `minted_by` is the token authenticating the request, when one is: a token cannot
     create one that outlives it (its expiry caps the new one's), or expiry would mean nothing."""
     name = name.strip() or "token"
@@ -75,14 +89,30 @@ async def create(session: AsyncSession, actor: Actor, user: User, name: str, *, 
     if minted_by is not None and minted_by.scope == "read":
         scope = "read"  # (read-only tokens cannot POST; kept narrow should that ever change)
     secret = PREFIX + secrets.token_urlsafe(32)
-    row = ApiToken(user_id=user.id, name=name, token_hash=_hash(secret), prefix=secret[:10], expires_at=expires_at,
-                   scope=scope)
+    row = ApiToken(
+        user_id=user.id,
+        name=name,
+        token_hash=_hash(secret),
+        prefix=secret[:10],
+        expires_at=expires_at,
+        scope=scope,
+    )
     session.add(row)
     await session.flush()
-    await audit.record(session, actor, "token.create", "api_token", row.id,
-                       summary=f"Created API token {name} for {user.email}",
-                       after={"name": name, "prefix": row.prefix, "scope": scope,
-                              "expires_at": expires_at.isoformat() if expires_at else None})
+    await audit.record(
+        session,
+        actor,
+        "token.create",
+        "api_token",
+        row.id,
+        summary=f"Created API token {name} for {user.email}",
+        after={
+            "name": name,
+            "prefix": row.prefix,
+            "scope": scope,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
+    )
     return row, secret
 
 
@@ -92,7 +122,11 @@ async def resolve(session: AsyncSession, secret: str) -> tuple[ApiToken, User] |
     if not secret.startswith(PREFIX):
         return None
     row = (
-        await session.execute(select(ApiToken, User).join(User, User.id == ApiToken.user_id).where(ApiToken.token_hash == _hash(secret)))
+        await session.execute(
+            select(ApiToken, User)
+            .join(User, User.id == ApiToken.user_id)
+            .where(ApiToken.token_hash == _hash(secret))
+        )
     ).first()
     if row is None:
         return None
@@ -102,7 +136,9 @@ async def resolve(session: AsyncSession, secret: str) -> tuple[ApiToken, User] |
     now = utcnow()
     if is_expired(token, now):
         assert token.expires_at is not None
-        raise Unauthorized(f"This API token expired on {token.expires_at:%Y-%m-%d %H:%M} UTC; create a new one.")
+        raise Unauthorized(
+            f"This API token expired on {token.expires_at:%Y-%m-%d %H:%M} UTC; create a new one."
+        )
     if token.last_used_at is None or now - token.last_used_at > TOUCH_EVERY:
         # End the read first: on SQLite a transaction that has read cannot become a writer once another
         # connection committed meanwhile (SQLITE_BUSY at once; busy_timeout does not wait that out).
@@ -113,18 +149,29 @@ async def resolve(session: AsyncSession, secret: str) -> tuple[ApiToken, User] |
 
 
 async def list_for(session: AsyncSession, user_id: uuid.UUID) -> list[ApiToken]:
-    rows = await session.scalars(select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.created_at.desc()))
+    rows = await session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.created_at.desc())
+    )
     return list(rows.all())
 
 
 async def revoke_all_for(session: AsyncSession, actor: Actor, user: User) -> int:
     """Revoke every live token of the user (a deactivated account); how many were revoked."""
-    result = await session.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
-                                   .values(revoked_at=utcnow()))
+    result = await session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
     revoked = int(result.rowcount or 0)  # type: ignore[attr-defined]
     if revoked:
-        await audit.record(session, actor, "token.revoke_all", "user", user.id,
-                           summary=f"Revoked all {revoked} API token(s) of {user.email}")
+        await audit.record(
+            session,
+            actor,
+            "token.revoke_all",
+            "user",
+            user.id,
+            summary=f"Revoked all {revoked} API token(s) of {user.email}",
+        )
     return revoked
 
 
@@ -135,6 +182,14 @@ async def revoke(session: AsyncSession, actor: Actor, user_id: uuid.UUID, token_
     if token.revoked_at is None:
         token.revoked_at = utcnow()
         await session.flush()
-        await audit.record(session, actor, "token.revoke", "api_token", token.id,
-                           summary=f"Revoked API token {token.name}", before={"revoked": False}, after={"revoked": True})
+        await audit.record(
+            session,
+            actor,
+            "token.revoke",
+            "api_token",
+            token.id,
+            summary=f"Revoked API token {token.name}",
+            before={"revoked": False},
+            after={"revoked": True},
+        )
     return token

@@ -480,9 +480,7 @@ def _config_field() -> Schema:
 
 def _config_table(description: str) -> Schema:
     return _table(
-        v.CONFIG_KEYS,
-        {"fields": _array({"$ref": "#/$defs/configField"}, "The settings.")},
-        description,
+        v.CONFIG_KEYS, {"fields": _array({"$ref": "#/$defs/configField"}, "The settings.")}, description
     )
 
 

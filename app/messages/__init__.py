@@ -31,8 +31,24 @@ MAX_BODY = 4000
 MAX_LINK = 500
 MAX_SOURCE = 64
 
-__all__ = ["MAX_BODY", "MAX_LINK", "MAX_RECIPIENTS", "MAX_TITLE", "Inbox", "check_link", "email_enabled",
-           "list_for", "mark_all_read", "mark_read", "message_json", "notify", "notify_personal", "set_email_enabled", "unread_count", "unread_count_query"]
+__all__ = [
+    "MAX_BODY",
+    "MAX_LINK",
+    "MAX_RECIPIENTS",
+    "MAX_TITLE",
+    "Inbox",
+    "check_link",
+    "email_enabled",
+    "list_for",
+    "mark_all_read",
+    "mark_read",
+    "message_json",
+    "notify",
+    "notify_personal",
+    "set_email_enabled",
+    "unread_count",
+    "unread_count_query",
+]
 
 
 @dataclass(frozen=True)
@@ -84,8 +100,17 @@ def _text(value: str, name: str, limit: int, *, required: bool) -> str:
     return value
 
 
-async def notify(session: AsyncSession, tenant_id: uuid.UUID, user_ids: Iterable[Any], title: str, body: str = "",
-                 link: str | None = None, *, source: str, actor: Actor) -> list[Message]:
+async def notify(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    user_ids: Iterable[Any],
+    title: str,
+    body: str = "",
+    link: str | None = None,
+    *,
+    source: str,
+    actor: Actor,
+) -> list[Message]:
     """Create one message per recipient (all members of the tenant, or nothing is sent).
 
     Audited once per call (who sent how many, from which source). When SMTP is configured, each
@@ -96,27 +121,58 @@ async def notify(session: AsyncSession, tenant_id: uuid.UUID, user_ids: Iterable
     body = _text(body, "body", MAX_BODY, required=False)
     link = check_link(link)
     source = _text(source, "source", MAX_SOURCE, required=True)
-    members = set((await session.scalars(
-        select(Membership.user_id).where(Membership.tenant_id == tenant_id, Membership.user_id.in_(recipients))
-    )).all())
+    members = set(
+        (
+            await session.scalars(
+                select(Membership.user_id).where(
+                    Membership.tenant_id == tenant_id, Membership.user_id.in_(recipients)
+                )
+            )
+        ).all()
+    )
     outsiders = [str(u) for u in recipients if u not in members]
     if outsiders:
         shown = ", ".join(outsiders[:5]) + (f" and {len(outsiders) - 5} more" if len(outsiders) > 5 else "")
         raise ValidationFailed({"user_ids": f"not members of this tenant: {shown}"})
     now = utcnow()
-    rows = [Message(tenant_id=tenant_id, user_id=u, title=title, body=body, link=link, source=source,
-                    sender_id=actor.user_id, created_at=now) for u in recipients]
+    rows = [
+        Message(
+            tenant_id=tenant_id,
+            user_id=u,
+            title=title,
+            body=body,
+            link=link,
+            source=source,
+            sender_id=actor.user_id,
+            created_at=now,
+        )
+        for u in recipients
+    ]
     session.add_all(rows)
-    await audit.record(session, actor, "message.notify", "message", tenant_id=tenant_id,
-                       summary=f"{source} notified {len(rows)} user(s): {title[:80]}",
-                       after={"source": source, "recipients": len(rows)})
+    await audit.record(
+        session,
+        actor,
+        "message.notify",
+        "message",
+        tenant_id=tenant_id,
+        summary=f"{source} notified {len(rows)} user(s): {title[:80]}",
+        after={"source": source, "recipients": len(rows)},
+    )
     await _email_after_commit(session, recipients, title, body, link)
     await session.flush()
     return rows
 
 
-async def notify_personal(session: AsyncSession, user_id: uuid.UUID, title: str, body: str = "",
-                          link: str | None = None, *, source: str, sender: Actor) -> int:
+async def notify_personal(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    title: str,
+    body: str = "",
+    link: str | None = None,
+    *,
+    source: str,
+    sender: Actor,
+) -> int:
     """A message about the user's own account rather than a tenant's business (an invitation to join a
     tenant they are not in yet): one row in their inbox in each tenant they belong to, and one email.
 
@@ -127,17 +183,33 @@ async def notify_personal(session: AsyncSession, user_id: uuid.UUID, title: str,
     title = _text(title, "title", MAX_TITLE, required=True)
     body = _text(body, "body", MAX_BODY, required=False)
     link = check_link(link)
-    tenants = list((await session.scalars(select(Membership.tenant_id).where(Membership.user_id == user_id))).all())
+    tenants = list(
+        (await session.scalars(select(Membership.tenant_id).where(Membership.user_id == user_id))).all()
+    )
     now = utcnow()
-    session.add_all([Message(tenant_id=t, user_id=user_id, title=title, body=body, link=link, source=source,
-                             sender_id=sender.user_id, created_at=now) for t in tenants])
+    session.add_all(
+        [
+            Message(
+                tenant_id=t,
+                user_id=user_id,
+                title=title,
+                body=body,
+                link=link,
+                source=source,
+                sender_id=sender.user_id,
+                created_at=now,
+            )
+            for t in tenants
+        ]
+    )
     await _email_after_commit(session, [user_id], title, body, link)
     await session.flush()
     return len(tenants)
 
 
-async def _email_after_commit(session: AsyncSession, user_ids: list[uuid.UUID], title: str, body: str,
-                              link: str | None) -> None:
+async def _email_after_commit(
+    session: AsyncSession, user_ids: list[uuid.UUID], title: str, body: str, link: str | None
+) -> None:
     """Queue the emails of a notification with the mailer of the app that opened this session (none:
     SMTP not configured); they leave after the caller's commit."""
     services = services_of(session)
@@ -151,9 +223,15 @@ async def _email_after_commit(session: AsyncSession, user_ids: list[uuid.UUID], 
 
 async def _email_addresses(session: AsyncSession, user_ids: list[uuid.UUID]) -> list[str]:
     """Active recipients who have not turned notification emails off."""
-    query = (select(User.email).outerjoin(MessagePreference, MessagePreference.user_id == User.id)
-             .where(User.id.in_(user_ids), User.is_active.is_(True),
-                    (MessagePreference.email.is_(None)) | (MessagePreference.email.is_(True))))
+    query = (
+        select(User.email)
+        .outerjoin(MessagePreference, MessagePreference.user_id == User.id)
+        .where(
+            User.id.in_(user_ids),
+            User.is_active.is_(True),
+            (MessagePreference.email.is_(None)) | (MessagePreference.email.is_(True)),
+        )
+    )
     return list((await session.scalars(query)).all())
 
 
@@ -164,25 +242,42 @@ def _mine(tenant_id: uuid.UUID, user_id: uuid.UUID) -> Any:
 def unread_count_query(tenant_id: uuid.UUID, user_id: uuid.UUID) -> Any:
     """One COUNT answered by ix_messages_inbox_unread (the header bell asks on every page, together
     with the other header badges in one statement: app.web.render)."""
-    return select(func.count()).select_from(Message).where(_mine(tenant_id, user_id), Message.read_at.is_(None))
+    return (
+        select(func.count()).select_from(Message).where(_mine(tenant_id, user_id), Message.read_at.is_(None))
+    )
 
 
 async def unread_count(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> int:
     return int((await session.scalar(unread_count_query(tenant_id, user_id))) or 0)
 
 
-async def list_for(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, *, unread_only: bool = False,
-                   offset: int = 0, limit: int = 25) -> Inbox:
+async def list_for(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    user_id: uuid.UUID,
+    *,
+    unread_only: bool = False,
+    offset: int = 0,
+    limit: int = 25,
+) -> Inbox:
     """The user's messages in the tenant: unread first, newest first within each group."""
     # Two index-ordered slices (unread, then read) instead of one sort of all the user's messages.
     mine = _mine(tenant_id, user_id)
     unread = await unread_count(session, tenant_id, user_id)
-    total = unread if unread_only else int(
-        (await session.scalar(select(func.count()).select_from(Message).where(mine))) or 0)
+    total = (
+        unread
+        if unread_only
+        else int((await session.scalar(select(func.count()).select_from(Message).where(mine))) or 0)
+    )
 
     async def part(cond: Any, skip: int, take: int) -> list[Message]:
-        query = (select(Message).where(mine, cond).order_by(Message.created_at.desc(), Message.id.desc())
-                 .offset(skip).limit(take))
+        query = (
+            select(Message)
+            .where(mine, cond)
+            .order_by(Message.created_at.desc(), Message.id.desc())
+            .offset(skip)
+            .limit(take)
+        )
         return list((await session.scalars(query)).all())
 
     rows = await part(Message.read_at.is_(None), offset, limit) if offset < unread else []
@@ -191,15 +286,18 @@ async def list_for(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UU
     return Inbox(rows, total, unread)
 
 
-async def get(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, message_id: uuid.UUID) -> Message:
+async def get(
+    session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, message_id: uuid.UUID
+) -> Message:
     row = await session.scalar(select(Message).where(_mine(tenant_id, user_id), Message.id == message_id))
     if row is None:  # another user's or another tenant's message is simply not there
         raise NotFound("No such message")
     return row
 
 
-async def mark_read(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID,
-                    message_id: uuid.UUID) -> Message:
+async def mark_read(
+    session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, message_id: uuid.UUID
+) -> Message:
     row = await get(session, tenant_id, user_id, message_id)
     if row.read_at is None:
         row.read_at = utcnow()
@@ -208,8 +306,12 @@ async def mark_read(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.U
 
 
 async def mark_all_read(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> int:
-    result = await session.execute(update(Message).where(_mine(tenant_id, user_id), Message.read_at.is_(None))
-                                   .values(read_at=utcnow()).execution_options(synchronize_session=False))
+    result = await session.execute(
+        update(Message)
+        .where(_mine(tenant_id, user_id), Message.read_at.is_(None))
+        .values(read_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
@@ -232,5 +334,13 @@ def _iso(value: dt.datetime | None) -> str | None:
 
 
 def message_json(row: Message) -> dict[str, Any]:
-    return {"id": str(row.id), "title": row.title, "body": row.body, "link": row.link, "source": row.source,
-            "created_at": _iso(row.created_at), "read_at": _iso(row.read_at), "read": row.read_at is not None}
+    return {
+        "id": str(row.id),
+        "title": row.title,
+        "body": row.body,
+        "link": row.link,
+        "source": row.source,
+        "created_at": _iso(row.created_at),
+        "read_at": _iso(row.read_at),
+        "read": row.read_at is not None,
+    }

@@ -76,8 +76,13 @@ class Mailer:
                     except smtplib.SMTPException as exc:
                         log.warning("Notification email to %s failed: %s", mail.to, exc)
         except (OSError, smtplib.SMTPException) as exc:
-            log.warning("Notification email: SMTP %s:%s unusable (%s); %d email(s) not sent",
-                        self.smtp.host, self.smtp.port, exc, len(mails) - sent)
+            log.warning(
+                "Notification email: SMTP %s:%s unusable (%s); %d email(s) not sent",
+                self.smtp.host,
+                self.smtp.port,
+                exc,
+                len(mails) - sent,
+            )
         return sent
 
     def send_after_commit(self, session: AsyncSession, mails: list[Mail]) -> None:

@@ -47,6 +47,7 @@ TEXT_MAX_KEYS = 200
 
 # --- secrets at rest ------------------------------------------------------------------------------
 
+
 class SecretUnreadable(Exception):
     """A stored secret cannot be decrypted (the platform secret key changed, or the row was tampered with)."""
 
@@ -56,8 +57,12 @@ class SecretBox:
     to its tenant, plugin and key, so a token copied into another row does not decrypt."""
 
     def __init__(self, platform_secret: str) -> None:
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"portal-plugin-config",
-                   info=b"plugin configuration secrets v1").derive(platform_secret.encode("utf-8"))
+        key = HKDF(
+            algorithm=hashes.SHA256(),
+            length=32,
+            salt=b"portal-plugin-config",
+            info=b"plugin configuration secrets v1",
+        ).derive(platform_secret.encode("utf-8"))
         self._aead = AESGCM(key)
 
     @staticmethod
@@ -73,11 +78,14 @@ class SecretBox:
         try:
             if not token.startswith(_TOKEN_PREFIX):
                 raise ValueError("unknown token format")
-            raw = base64.urlsafe_b64decode(token[len(_TOKEN_PREFIX):])
-            return self._aead.decrypt(raw[:12], raw[12:], self._aad(tenant_id, plugin_id, key)).decode("utf-8")
+            raw = base64.urlsafe_b64decode(token[len(_TOKEN_PREFIX) :])
+            return self._aead.decrypt(raw[:12], raw[12:], self._aad(tenant_id, plugin_id, key)).decode(
+                "utf-8"
+            )
         except (InvalidTag, ValueError) as exc:
-            raise SecretUnreadable(f"the secret {key!r} cannot be decrypted (was PORTAL_SECRET_KEY changed?); "
-                                   "enter it again") from exc
+            raise SecretUnreadable(
+                f"the secret {key!r} cannot be decrypted (was PORTAL_SECRET_KEY changed?); enter it again"
+            ) from exc
 
 
 @functools.lru_cache(maxsize=4)
@@ -86,6 +94,7 @@ def secret_box(platform_secret: str) -> SecretBox:
 
 
 # --- values ---------------------------------------------------------------------------------------
+
 
 def stored_form(spec: ConfigFieldSpec, value: Any) -> Any:
     """A checked value as JSON stores it: decimals as their exact text."""
@@ -115,8 +124,10 @@ def parse_text(text: str) -> tuple[dict[str, str], dict[str, str]]:
         if not sep:
             problems.append(f"line {number}: expected key = value")
         elif not _TEXT_KEY.match(key):
-            problems.append(f"line {number}: {key!r} is not a valid key (letters, digits, '_', '.', '-', starting "
-                            "with a letter or '_')")
+            problems.append(
+                f"line {number}: {key!r} is not a valid key (letters, digits, '_', '.', '-', starting "
+                "with a letter or '_')"
+            )
         elif key in values:
             problems.append(f"line {number}: key {key!r} is already set on line {first_line[key]}")
         else:
@@ -141,8 +152,14 @@ class Incoming:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-def check_values(fields: tuple[ConfigFieldSpec, ...], given: Mapping[str, Any], stored_secrets: Iterable[str], *,
-                 from_form: bool, clear: Iterable[str] = ()) -> Incoming:
+def check_values(
+    fields: tuple[ConfigFieldSpec, ...],
+    given: Mapping[str, Any],
+    stored_secrets: Iterable[str],
+    *,
+    from_form: bool,
+    clear: Iterable[str] = (),
+) -> Incoming:
     """Check `given` (API JSON or form text) against the schema. Left-out or blank plain values are unset
     (the default applies). A blank, absent or `***` secret keeps the stored one; `clear` (form) or `null`/""
     (API) removes it. Errors are keyed `values.<key>`."""
@@ -152,8 +169,9 @@ def check_values(fields: tuple[ConfigFieldSpec, ...], given: Mapping[str, Any], 
     cleared = set(clear)
     for key in given:
         if key not in known:
-            out.errors[f"values.{key}"] = (f"unknown key {key!r} (this plugin's keys: "
-                                           f"{', '.join(known) or 'none'})")
+            out.errors[f"values.{key}"] = (
+                f"unknown key {key!r} (this plugin's keys: {', '.join(known) or 'none'})"
+            )
     for spec in fields:
         raw = given.get(spec.key)
         where = f"values.{spec.key}"
@@ -164,7 +182,13 @@ def check_values(fields: tuple[ConfigFieldSpec, ...], given: Mapping[str, Any], 
             if from_form:  # a blank secret input keeps the stored value; the "clear" box removes it
                 action = "clear" if spec.key in cleared else "keep" if raw in (None, "", MASK) else "set"
             else:  # API: absent or "***" keeps, null or "" removes
-                action = "keep" if spec.key not in given or raw == MASK else "clear" if raw in (None, "") else "set"
+                action = (
+                    "keep"
+                    if spec.key not in given or raw == MASK
+                    else "clear"
+                    if raw in (None, "")
+                    else "set"
+                )
             has = spec.key in stored
             if action == "clear":
                 out.secrets_cleared.add(spec.key)
@@ -197,13 +221,19 @@ def check_text_values(given: Mapping[str, Any]) -> Incoming:
         out.errors["values"] = f"at most {TEXT_MAX_KEYS} keys"
     for key, value in given.items():
         if not _TEXT_KEY.match(key):
-            out.errors[f"values.{key}"] = "not a valid key (letters, digits, '_', '.', '-', starting with a letter or '_')"
+            out.errors[f"values.{key}"] = (
+                "not a valid key (letters, digits, '_', '.', '-', starting with a letter or '_')"
+            )
         elif value is None:
             continue
         elif not isinstance(value, str):
-            out.errors[f"values.{key}"] = "expected text (this plugin declares no [[config.fields]]: values are text)"
+            out.errors[f"values.{key}"] = (
+                "expected text (this plugin declares no [[config.fields]]: values are text)"
+            )
         elif len(value) > CONFIG_VALUE_MAX_LENGTH:
-            out.errors[f"values.{key}"] = f"is {len(value)} characters long (at most {CONFIG_VALUE_MAX_LENGTH})"
+            out.errors[f"values.{key}"] = (
+                f"is {len(value)} characters long (at most {CONFIG_VALUE_MAX_LENGTH})"
+            )
         else:
             out.plain[key] = value
     return out
@@ -221,6 +251,7 @@ def check_name(name: Any) -> str | None:
 
 # --- views ----------------------------------------------------------------------------------------
 
+
 def masked(manifest: Manifest | None, row: PluginConfig) -> dict[str, Any]:
     """A configuration as the API shows it: plain values, and `***` for each stored secret."""
     values: dict[str, Any] = dict(row.plain_values or {})
@@ -228,9 +259,18 @@ def masked(manifest: Manifest | None, row: PluginConfig) -> dict[str, Any]:
         values[key] = MASK
     if manifest is not None and manifest.config_fields:
         order = [f.key for f in manifest.config_fields]
-        values = {k: values[k] for k in order if k in values} | {k: v for k, v in values.items() if k not in order}
-    return {"id": str(row.id), "name": row.name, "active": row.is_active, "version": row.version,
-            "values": values, "created_at": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat()}
+        values = {k: values[k] for k in order if k in values} | {
+            k: v for k, v in values.items() if k not in order
+        }
+    return {
+        "id": str(row.id),
+        "name": row.name,
+        "active": row.is_active,
+        "version": row.version,
+        "values": values,
+        "created_at": row.created_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
+    }
 
 
 def _audit_view(row: PluginConfig, changed_secrets: Iterable[str] = ()) -> dict[str, Any]:
@@ -246,15 +286,24 @@ def _audit_view(row: PluginConfig, changed_secrets: Iterable[str] = ()) -> dict[
 
 # --- storage --------------------------------------------------------------------------------------
 
+
 async def list_configs(session: AsyncSession, tenant_id: uuid.UUID, plugin_id: str) -> list[PluginConfig]:
-    stmt = (select(PluginConfig).where(PluginConfig.tenant_id == tenant_id, PluginConfig.plugin_id == plugin_id)
-            .order_by(PluginConfig.name))
+    stmt = (
+        select(PluginConfig)
+        .where(PluginConfig.tenant_id == tenant_id, PluginConfig.plugin_id == plugin_id)
+        .order_by(PluginConfig.name)
+    )
     return list((await session.scalars(stmt)).all())
 
 
 async def find(session: AsyncSession, tenant_id: uuid.UUID, plugin_id: str, name: str) -> PluginConfig | None:
-    return await session.scalar(select(PluginConfig).where(
-        PluginConfig.tenant_id == tenant_id, PluginConfig.plugin_id == plugin_id, PluginConfig.name == name))
+    return await session.scalar(
+        select(PluginConfig).where(
+            PluginConfig.tenant_id == tenant_id,
+            PluginConfig.plugin_id == plugin_id,
+            PluginConfig.name == name,
+        )
+    )
 
 
 async def get(session: AsyncSession, tenant_id: uuid.UUID, plugin_id: str, name: str) -> PluginConfig:
@@ -269,26 +318,41 @@ async def _flush(session: AsyncSession) -> None:
     try:
         await session.flush()
     except IntegrityError as exc:
-        raise Conflict("Another change to this plugin's configurations was saved at the same moment; reload "
-                       "and try again") from exc
+        raise Conflict(
+            "Another change to this plugin's configurations was saved at the same moment; reload "
+            "and try again"
+        ) from exc
 
 
 def check_version(row: Any, version: int | None) -> None:
     """Optimistic locking of a named configuration (a plugin's, or an extension's): `version` is what the
     caller read."""
     if version is None:
-        raise ValidationFailed({"version": "required to change an existing configuration (the version you read)"})
+        raise ValidationFailed(
+            {"version": "required to change an existing configuration (the version you read)"}
+        )
     if int(version) != row.version:
-        raise Conflict(f"The configuration {row.name!r} was changed by someone else since you read it (your version "
-                       f"{version}, now {row.version}); reload it and apply your change again")
+        raise Conflict(
+            f"The configuration {row.name!r} was changed by someone else since you read it (your version "
+            f"{version}, now {row.version}); reload it and apply your change again"
+        )
 
 
-async def _set_active(session: AsyncSession, tenant_id: uuid.UUID, plugin_id: str, row: PluginConfig | None) -> None:
+async def _set_active(
+    session: AsyncSession, tenant_id: uuid.UUID, plugin_id: str, row: PluginConfig | None
+) -> None:
     # Deactivate first: the partial unique index allows one active row at any moment.
-    await session.execute(update(PluginConfig).where(
-        PluginConfig.tenant_id == tenant_id, PluginConfig.plugin_id == plugin_id, PluginConfig.is_active.is_(True),
-        *([PluginConfig.id != row.id] if row is not None else [])).values(is_active=False)
-        .execution_options(synchronize_session="fetch"))
+    await session.execute(
+        update(PluginConfig)
+        .where(
+            PluginConfig.tenant_id == tenant_id,
+            PluginConfig.plugin_id == plugin_id,
+            PluginConfig.is_active.is_(True),
+            *([PluginConfig.id != row.id] if row is not None else []),
+        )
+        .values(is_active=False)
+        .execution_options(synchronize_session="fetch")
+    )
     if row is not None and not row.is_active:
         row.is_active = True
     await _flush(session)
@@ -309,13 +373,21 @@ class SaveRequest:
     update_only: bool = False  # the form's "edit": the configuration must still exist
 
 
-async def save(session: AsyncSession, actor: Actor, box: SecretBox, tenant_id: uuid.UUID, manifest: Manifest,
-               req: SaveRequest) -> PluginConfig:
+async def save(
+    session: AsyncSession,
+    actor: Actor,
+    box: SecretBox,
+    tenant_id: uuid.UUID,
+    manifest: Manifest,
+    req: SaveRequest,
+) -> PluginConfig:
     """Create or update a configuration; raise ValidationFailed (per-field errors), Conflict (version)."""
     plugin_id = manifest.id
     row = await find(session, tenant_id, plugin_id, req.name.strip()) if isinstance(req.name, str) else None
     if row is None and (req.update_only or req.new_name is not None):
-        raise NotFound(f"Plugin {plugin_id} has no configuration {req.name!r} in this tenant (deleted meanwhile?)")
+        raise NotFound(
+            f"Plugin {plugin_id} has no configuration {req.name!r} in this tenant (deleted meanwhile?)"
+        )
     errors: dict[str, str] = {}
     target_name = req.new_name if req.new_name is not None else req.name
     problem = check_name(target_name)
@@ -329,18 +401,25 @@ async def save(session: AsyncSession, actor: Actor, box: SecretBox, tenant_id: u
         clash = await find(session, tenant_id, plugin_id, target_name)
         if clash is not None and clash is not row:
             errors["new_name" if req.new_name is not None and row is not None else "name"] = (
-                f"a configuration called {target_name!r} already exists")
+                f"a configuration called {target_name!r} already exists"
+            )
     if row is not None and not errors:
         check_version(row, req.version)
     if manifest.config_fields:
-        incoming = check_values(manifest.config_fields, req.values, (row.secret_values or {}) if row else {},
-                                from_form=req.from_form, clear=req.clear_secrets)
+        incoming = check_values(
+            manifest.config_fields,
+            req.values,
+            (row.secret_values or {}) if row else {},
+            from_form=req.from_form,
+            clear=req.clear_secrets,
+        )
     else:
         incoming = check_text_values(req.values)
     errors.update(incoming.errors)
     if errors:
-        raise ValidationFailed(errors, "The configuration was not saved: " + "; ".join(
-            f"{k}: {v}" for k, v in errors.items()))
+        raise ValidationFailed(
+            errors, "The configuration was not saved: " + "; ".join(f"{k}: {v}" for k, v in errors.items())
+        )
 
     before = _audit_view(row) if row is not None else None
     secrets = dict(row.secret_values or {}) if row is not None else {}
@@ -353,13 +432,22 @@ async def save(session: AsyncSession, actor: Actor, box: SecretBox, tenant_id: u
         declared = {f.key for f in manifest.config_fields if f.secret}
         secrets = {k: v for k, v in secrets.items() if k in declared}
     if row is None:
-        row = PluginConfig(tenant_id=tenant_id, plugin_id=plugin_id, name=target_name, plain_values=incoming.plain,
-                           secret_values=secrets, is_active=False, version=1)
+        row = PluginConfig(
+            tenant_id=tenant_id,
+            plugin_id=plugin_id,
+            name=target_name,
+            plain_values=incoming.plain,
+            secret_values=secrets,
+            is_active=False,
+            version=1,
+        )
         session.add(row)
         await _flush(session)
         action = "plugin.config.created"
     else:
-        changed = (row.name != target_name or row.plain_values != incoming.plain or row.secret_values != secrets)
+        changed = (
+            row.name != target_name or row.plain_values != incoming.plain or row.secret_values != secrets
+        )
         row.name, row.plain_values, row.secret_values = target_name, incoming.plain, secrets
         if changed:
             row.version += 1
@@ -370,50 +458,88 @@ async def save(session: AsyncSession, actor: Actor, box: SecretBox, tenant_id: u
         row.is_active = False
     await _flush(session)
     after = _audit_view(row, set(incoming.secrets_set))
-    await audit.record(session, actor, action, "plugin_config", row.id, tenant_id=tenant_id,
-                       summary=f"{plugin_id}: configuration {row.name!r}", before=before, after=after)
+    await audit.record(
+        session,
+        actor,
+        action,
+        "plugin_config",
+        row.id,
+        tenant_id=tenant_id,
+        summary=f"{plugin_id}: configuration {row.name!r}",
+        before=before,
+        after=after,
+    )
     return row
 
 
-async def activate(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, plugin_id: str,
-                   name: str | None) -> PluginConfig | None:
+async def activate(
+    session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, plugin_id: str, name: str | None
+) -> PluginConfig | None:
     """Make `name` the active configuration; `None`: no configuration is active (the defaults apply)."""
     rows = await list_configs(session, tenant_id, plugin_id)
     previous = next((r for r in rows if r.is_active), None)
     row = await get(session, tenant_id, plugin_id, name) if name is not None else None
     await _set_active(session, tenant_id, plugin_id, row)
     if previous is not row:
-        summary = (f"{plugin_id}: configuration {row.name!r} is now active" if row is not None
-                   else f"{plugin_id}: no configuration is active (the declared defaults apply)")
-        await audit.record(session, actor, "plugin.config.activated", "plugin_config", row.id if row else "",
-                           tenant_id=tenant_id, summary=summary,
-                           before={"active": previous.name if previous else None},
-                           after={"active": row.name if row else None})
+        summary = (
+            f"{plugin_id}: configuration {row.name!r} is now active"
+            if row is not None
+            else f"{plugin_id}: no configuration is active (the declared defaults apply)"
+        )
+        await audit.record(
+            session,
+            actor,
+            "plugin.config.activated",
+            "plugin_config",
+            row.id if row else "",
+            tenant_id=tenant_id,
+            summary=summary,
+            before={"active": previous.name if previous else None},
+            after={"active": row.name if row else None},
+        )
     return row
 
 
-async def delete(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, plugin_id: str, name: str,
-                 version: int | None) -> None:
+async def delete(
+    session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, plugin_id: str, name: str, version: int | None
+) -> None:
     """Delete a configuration. The active one is refused: choose another (or none) first, so the plugin
     never silently falls back to its defaults."""
     row = await get(session, tenant_id, plugin_id, name)
     if version is not None:
         check_version(row, version)
     if row.is_active:
-        raise Conflict(f"{row.name!r} is the active configuration of {plugin_id}; make another one active (or "
-                       "choose “no active configuration”) before deleting it")
+        raise Conflict(
+            f"{row.name!r} is the active configuration of {plugin_id}; make another one active (or "
+            "choose “no active configuration”) before deleting it"
+        )
     before = _audit_view(row)
     await session.delete(row)
     await session.flush()
-    await audit.record(session, actor, "plugin.config.deleted", "plugin_config", row.id, tenant_id=tenant_id,
-                       summary=f"{plugin_id}: configuration {row.name!r} deleted", before=before, after=None)
+    await audit.record(
+        session,
+        actor,
+        "plugin.config.deleted",
+        "plugin_config",
+        row.id,
+        tenant_id=tenant_id,
+        summary=f"{plugin_id}: configuration {row.name!r} deleted",
+        before=before,
+        after=None,
+    )
 
 
 # --- reading for the plugin -----------------------------------------------------------------------
 
+
 async def active(session: AsyncSession, tenant_id: uuid.UUID, plugin_id: str) -> PluginConfig | None:
-    return await session.scalar(select(PluginConfig).where(
-        PluginConfig.tenant_id == tenant_id, PluginConfig.plugin_id == plugin_id, PluginConfig.is_active.is_(True)))
+    return await session.scalar(
+        select(PluginConfig).where(
+            PluginConfig.tenant_id == tenant_id,
+            PluginConfig.plugin_id == plugin_id,
+            PluginConfig.is_active.is_(True),
+        )
+    )
 
 
 def _json_value(spec: ConfigFieldSpec | None, value: Any) -> str:
@@ -423,7 +549,9 @@ def _json_value(spec: ConfigFieldSpec | None, value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def lookup(manifest: Manifest, row: PluginConfig | None, box: SecretBox, tenant_id: uuid.UUID, key: str) -> str | None:
+def lookup(
+    manifest: Manifest, row: PluginConfig | None, box: SecretBox, tenant_id: uuid.UUID, key: str
+) -> str | None:
     """`key` of the active configuration `row` (or the declared default) as JSON text; None when unset/unknown."""
     specs = {f.key: f for f in manifest.config_fields}
     spec = specs.get(key)
@@ -440,10 +568,17 @@ def lookup(manifest: Manifest, row: PluginConfig | None, box: SecretBox, tenant_
             if spec is None:
                 return _json_value(None, value)
             try:  # a value stored under an older schema may no longer fit; then the default applies
-                return _json_value(spec, stored_form(spec, config_value(spec.type, value, spec.option_values)))
+                return _json_value(
+                    spec, stored_form(spec, config_value(spec.type, value, spec.option_values))
+                )
             except ValueError:
-                log.warning("Config %s.%s of tenant %s no longer fits its type %s; using the default",
-                            manifest.id, key, tenant_id, spec.type)
+                log.warning(
+                    "Config %s.%s of tenant %s no longer fits its type %s; using the default",
+                    manifest.id,
+                    key,
+                    tenant_id,
+                    spec.type,
+                )
     if spec is not None and spec.default is not None:
         return _json_value(spec, stored_form(spec, spec.default))
     return None

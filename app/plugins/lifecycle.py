@@ -58,7 +58,9 @@ from app.settings import Settings
 
 log = logging.getLogger("portal.plugins")
 PLATFORM_PERMISSIONS = [
-    PermissionDef("plugin:admin", "Upload, install, upgrade, uninstall and purge plugins (platform)", "base", "platform"),
+    PermissionDef(
+        "plugin:admin", "Upload, install, upgrade, uninstall and purge plugins (platform)", "base", "platform"
+    ),
     PermissionDef("plugin:manage", "Enable and disable plugins in this tenant"),
     PermissionDef("plugin:configure", "Configure plugins in this tenant"),
     PermissionDef("plugin:view", "See the plugins of this tenant and their health"),
@@ -78,8 +80,11 @@ class ManifestRejected(PortalError):
 
 class DestructiveUpgrade(Conflict):
     def __init__(self, losses: list[str]) -> None:
-        super().__init__("The upgrade would lose data: " + "; ".join(losses)
-                         + ". Re-run with allow_destructive to back up and apply it.")
+        super().__init__(
+            "The upgrade would lose data: "
+            + "; ".join(losses)
+            + ". Re-run with allow_destructive to back up and apply it."
+        )
         self.losses = losses
 
 
@@ -102,8 +107,9 @@ async def validation_context(session: AsyncSession, excluding: str | None = None
     foreign = {e: p.id for p in others for e in p.entities}
     # The registry knows every entity still holding its table and permissions, uninstalled plugins'
     # included (kept until a purge): such a name stays taken.
-    for code, module in (await session.execute(select(Permission.code, Permission.module).where(
-            Permission.code.like("db.%")))).all():
+    for code, module in (
+        await session.execute(select(Permission.code, Permission.module).where(Permission.code.like("db.%")))
+    ).all():
         if module != excluding and module not in reserved.base_modules():
             foreign.setdefault(code.split(".")[1], module)
     return ValidationContext(
@@ -129,7 +135,11 @@ def _plugin_id_of(text: str) -> str | None:
     import tomllib
 
     try:  # too large or deep: None, and the validation that follows says why
-        value = loads_toml(text, max_depth=MANIFEST_MAX_DEPTH, max_bytes=MANIFEST_MAX_BYTES).get("plugin", {}).get("id")
+        value = (
+            loads_toml(text, max_depth=MANIFEST_MAX_DEPTH, max_bytes=MANIFEST_MAX_BYTES)
+            .get("plugin", {})
+            .get("id")
+        )
     except (tomllib.TOMLDecodeError, TextRejected, AttributeError):
         return None
     return value if isinstance(value, str) else None
@@ -142,30 +152,54 @@ def _accept_package(package: Package, manifest: Manifest, settings: Settings, ro
         raise ManifestRejected(ManifestError(ManifestIssue(*p.split(": ", 1)) for p in too_high))
     wasm = package.wasm
     if wasm is None and manifest.extensions:
-        raise PackageError("plugin.toml declares [[extensions]] but the package has no plugin.wasm implementing them")
+        raise PackageError(
+            "plugin.toml declares [[extensions]] but the package has no plugin.wasm implementing them"
+        )
     if wasm is not None:
         try:
             check_component_bytes(wasm, needs_extensions=bool(manifest.extensions))
         except ComponentRejected as exc:
             raise PackageError(str(exc)) from exc
-    row.manifest_toml, row.package_sha256, row.has_wasm = package.manifest_text, package.sha256, wasm is not None
+    row.manifest_toml, row.package_sha256, row.has_wasm = (
+        package.manifest_text,
+        package.sha256,
+        wasm is not None,
+    )
     row.wasm_sha256 = hashlib.sha256(wasm).hexdigest() if wasm is not None else ""
 
 
-async def upload(session: AsyncSession, actor: Actor, package: Package, settings: Settings, *,
-                 bundled: bool = False, install_now: bool = False, allow_destructive: bool = False) -> PluginPackage:
+async def upload(
+    session: AsyncSession,
+    actor: Actor,
+    package: Package,
+    settings: Settings,
+    *,
+    bundled: bool = False,
+    install_now: bool = False,
+    allow_destructive: bool = False,
+) -> PluginPackage:
     """Register a package. A newer version of an installed plugin is an upgrade."""
     plugin_id = _plugin_id_of(package.manifest_text)
-    existing = await session.scalar(select(PluginPackage).where(PluginPackage.plugin_id == plugin_id)) if plugin_id else None
+    existing = (
+        await session.scalar(select(PluginPackage).where(PluginPackage.plugin_id == plugin_id))
+        if plugin_id
+        else None
+    )
     if existing is not None and existing.status == "installed" and existing.deleted_at is None:
         return await upgrade(session, actor, package, settings, allow_destructive=allow_destructive)
     manifest = await validate(session, package.manifest_text, excluding=plugin_id)
     if existing is not None and parse_version(manifest.version) < parse_version(existing.version):
-        raise Conflict(f"{manifest.id} {existing.version} was installed before; downgrading to {manifest.version} is refused")
+        raise Conflict(
+            f"{manifest.id} {existing.version} was installed before; downgrading to {manifest.version} is refused"
+        )
     row = existing or PluginPackage(plugin_id=manifest.id)
     _accept_package(package, manifest, settings, row)
     store(package, settings.data_dir, manifest.id)
-    row.name, row.version, row.description = manifest.plugin.name, manifest.version, manifest.plugin.description
+    row.name, row.version, row.description = (
+        manifest.plugin.name,
+        manifest.version,
+        manifest.plugin.description,
+    )
     row.bundled = bundled
     row.error_message = ""
     if existing is None:
@@ -175,23 +209,42 @@ async def upload(session: AsyncSession, actor: Actor, package: Package, settings
         row.status = "uploaded"
     await session.flush()
     await runtime.plugins_changed(session)  # platform-wide: every tenant's set
-    await audit.record(session, actor, "plugin.upload", "plugin", manifest.id, summary=f"Uploaded {manifest.id} {manifest.version}",
-                       after={"version": manifest.version, "sha256": package.sha256})
+    await audit.record(
+        session,
+        actor,
+        "plugin.upload",
+        "plugin",
+        manifest.id,
+        summary=f"Uploaded {manifest.id} {manifest.version}",
+        after={"version": manifest.version, "sha256": package.sha256},
+    )
     if install_now:
         return await install(session, actor, manifest.id)
     return row
 
 
-async def _record_schema_versions(session: AsyncSession, manifest: Manifest, changed: set[str] | None) -> None:
+async def _record_schema_versions(
+    session: AsyncSession, manifest: Manifest, changed: set[str] | None
+) -> None:
     current = {
-        v.entity_name: v for v in (await session.scalars(
-            select(PluginSchemaVersion).where(PluginSchemaVersion.plugin_id == manifest.id))).all()
+        v.entity_name: v
+        for v in (
+            await session.scalars(
+                select(PluginSchemaVersion).where(PluginSchemaVersion.plugin_id == manifest.id)
+            )
+        ).all()
     }
     for entity in manifest.entities:
         row = current.get(entity.name)
         if row is None:
-            session.add(PluginSchemaVersion(plugin_id=manifest.id, entity_name=entity.name, schema_version=1,
-                                            plugin_version=manifest.version))
+            session.add(
+                PluginSchemaVersion(
+                    plugin_id=manifest.id,
+                    entity_name=entity.name,
+                    schema_version=1,
+                    plugin_version=manifest.version,
+                )
+            )
         else:
             if changed is not None and entity.name in changed:
                 row.schema_version += 1
@@ -221,24 +274,35 @@ async def install(session: AsyncSession, actor: Actor, plugin_id: str) -> Plugin
     row.status, row.deleted_at, row.error_message = "installed", None, ""
     await session.flush()
     await runtime.plugins_changed(session)  # platform-wide: every tenant's set
-    await audit.record(session, actor, "plugin.install", "plugin", plugin_id,
-                       summary=f"{'Re-installed' if reinstall else 'Installed'} {plugin_id} {row.version}")
+    await audit.record(
+        session,
+        actor,
+        "plugin.install",
+        "plugin",
+        plugin_id,
+        summary=f"{'Re-installed' if reinstall else 'Installed'} {plugin_id} {row.version}",
+    )
     return row
 
 
 async def _tenant_state(session: AsyncSession, tenant_id: uuid.UUID, plugin_id: str) -> PluginTenant | None:
-    return await session.scalar(select(PluginTenant).where(PluginTenant.tenant_id == tenant_id,
-                                                           PluginTenant.plugin_id == plugin_id))
+    return await session.scalar(
+        select(PluginTenant).where(PluginTenant.tenant_id == tenant_id, PluginTenant.plugin_id == plugin_id)
+    )
 
 
-async def enable(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, plugin_id: str, *,
-                 sandbox: Any = None) -> PluginTenant:
+async def enable(
+    session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, plugin_id: str, *, sandbox: Any = None
+) -> PluginTenant:
     """Enable in a tenant. The first time, the plugin's code gets `on-tenant-created` (after the commit,
     in the background, through `sandbox` when one is given): the tenant is new to the plugin."""
     row = await get(session, plugin_id)
     if row.status != "installed" or row.deleted_at is not None:
         raise Conflict(f"{plugin_id} is not installed on this platform (state: {state_name(row)})")
-    plugin = runtime.catalog_of(session).load(row, (await validation_context(session, plugin_id)).foreign_entity_specs)  # type: ignore[arg-type]
+    plugin = runtime.catalog_of(session).load(
+        row,
+        (await validation_context(session, plugin_id)).foreign_entity_specs,  # type: ignore[arg-type]
+    )
     enabled = {p.id for p in await runtime.enabled_for(session, tenant_id)}
     missing = [d.id for d in plugin.manifest.dependencies.plugins if d.id not in enabled]
     if missing:
@@ -255,23 +319,38 @@ async def enable(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, plug
     await session.flush()
     runtime.forget_enabled(session)
     await _grant_defaults(session, tenant_id, plugin.manifest)
-    await audit.record(session, actor, "plugin.enable", "plugin", plugin_id, tenant_id=tenant_id,
-                       summary=f"Enabled {plugin_id}")
+    await audit.record(
+        session,
+        actor,
+        "plugin.enable",
+        "plugin",
+        plugin_id,
+        tenant_id=tenant_id,
+        summary=f"Enabled {plugin_id}",
+    )
     return state
 
 
 async def enable_defaults(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID) -> list[str]:
     """Enable, in a new tenant, the plugins marked "enable for new tenants" (dependencies first). Their
     on-tenant-created runs when the tenant.created event is delivered, after the commit."""
-    flagged = set((await session.scalars(select(PluginPackage.plugin_id).where(
-        PluginPackage.enable_for_new_tenants.is_(True)))).all())
+    flagged = set(
+        (
+            await session.scalars(
+                select(PluginPackage.plugin_id).where(PluginPackage.enable_for_new_tenants.is_(True))
+            )
+        ).all()
+    )
     wanted = [p for p in await runtime.installed(session) if p.id in flagged] if flagged else []
     done: list[str] = []
     while wanted:
         ready = [p for p in wanted if all(d.id in done for d in p.manifest.dependencies.plugins)]
         if not ready:
-            log.warning("Not enabled in new tenant %s (a dependency is not enabled for new tenants): %s",
-                        tenant_id, ", ".join(p.id for p in wanted))
+            log.warning(
+                "Not enabled in new tenant %s (a dependency is not enabled for new tenants): %s",
+                tenant_id,
+                ", ".join(p.id for p in wanted),
+            )
             break
         for plugin in ready:
             await enable(session, actor, tenant_id, plugin.id)
@@ -280,17 +359,28 @@ async def enable_defaults(session: AsyncSession, actor: Actor, tenant_id: uuid.U
     return done
 
 
-async def set_enable_for_new_tenants(session: AsyncSession, actor: Actor, plugin_id: str, on: bool) -> PluginPackage:
+async def set_enable_for_new_tenants(
+    session: AsyncSession, actor: Actor, plugin_id: str, on: bool
+) -> PluginPackage:
     row = await get(session, plugin_id)
     if on and (row.status != "installed" or row.deleted_at is not None):
-        raise Conflict(f"{plugin_id} is not installed (state: {state_name(row)}); only installed plugins can be "
-                       "enabled for new tenants")
+        raise Conflict(
+            f"{plugin_id} is not installed (state: {state_name(row)}); only installed plugins can be "
+            "enabled for new tenants"
+        )
     if row.enable_for_new_tenants != on:
         row.enable_for_new_tenants = on
         await session.flush()
-        await audit.record(session, actor, "plugin.defaults", "plugin", plugin_id,
-                           summary=f"{plugin_id} {'is now' if on else 'is no longer'} enabled for new tenants",
-                           before={"enable_for_new_tenants": not on}, after={"enable_for_new_tenants": on})
+        await audit.record(
+            session,
+            actor,
+            "plugin.defaults",
+            "plugin",
+            plugin_id,
+            summary=f"{plugin_id} {'is now' if on else 'is no longer'} enabled for new tenants",
+            before={"enable_for_new_tenants": not on},
+            after={"enable_for_new_tenants": on},
+        )
     return row
 
 
@@ -308,16 +398,26 @@ async def disable(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, plu
     state = await _tenant_state(session, tenant_id, plugin_id)
     if state is None or state.status != "enabled":
         raise Conflict(f"{plugin_id} is not enabled in this tenant")
-    dependants = [p.id for p in await runtime.enabled_for(session, tenant_id)
-                  if any(d.id == plugin_id for d in p.manifest.dependencies.plugins)]
+    dependants = [
+        p.id
+        for p in await runtime.enabled_for(session, tenant_id)
+        if any(d.id == plugin_id for d in p.manifest.dependencies.plugins)
+    ]
     if dependants:
         raise Conflict(f"Disable {', '.join(dependants)} first: it depends on {plugin_id}")
     state.status = "disabled"
     await session.flush()
     runtime.forget_enabled(session)
     await policy.bump_policy_version(session, tenant_id)
-    await audit.record(session, actor, "plugin.disable", "plugin", plugin_id, tenant_id=tenant_id,
-                       summary=f"Disabled {plugin_id}")
+    await audit.record(
+        session,
+        actor,
+        "plugin.disable",
+        "plugin",
+        plugin_id,
+        tenant_id=tenant_id,
+        summary=f"Disabled {plugin_id}",
+    )
     return state
 
 
@@ -327,24 +427,39 @@ async def uninstall(session: AsyncSession, actor: Actor, plugin_id: str) -> Plug
         raise Conflict(f"{plugin_id} is already uninstalled")
     if row.status != "installed":
         raise Conflict(f"{plugin_id} is not installed (state: {state_name(row)})")
-    enabled_in = (await session.scalars(
-        select(Tenant.slug).join(PluginTenant, PluginTenant.tenant_id == Tenant.id)
-        .where(PluginTenant.plugin_id == plugin_id, PluginTenant.status == "enabled"))).all()
+    enabled_in = (
+        await session.scalars(
+            select(Tenant.slug)
+            .join(PluginTenant, PluginTenant.tenant_id == Tenant.id)
+            .where(PluginTenant.plugin_id == plugin_id, PluginTenant.status == "enabled")
+        )
+    ).all()
     if enabled_in:
         raise Conflict(f"{plugin_id} is still enabled in: {', '.join(enabled_in)}; disable it there first")
-    dependants = [p.id for p in await runtime.installed(session)
-                  if p.id != plugin_id and any(d.id == plugin_id for d in p.manifest.dependencies.plugins)]
+    dependants = [
+        p.id
+        for p in await runtime.installed(session)
+        if p.id != plugin_id and any(d.id == plugin_id for d in p.manifest.dependencies.plugins)
+    ]
     if dependants:
         raise Conflict(f"Uninstall {', '.join(dependants)} first: it depends on {plugin_id}")
     row.deleted_at = utcnow()
     await session.flush()
     await runtime.plugins_changed(session)  # platform-wide: every tenant's set
-    await audit.record(session, actor, "plugin.uninstall", "plugin", plugin_id,
-                       summary=f"Uninstalled {plugin_id} (tables and data kept)")
+    await audit.record(
+        session,
+        actor,
+        "plugin.uninstall",
+        "plugin",
+        plugin_id,
+        summary=f"Uninstalled {plugin_id} (tables and data kept)",
+    )
     return row
 
 
-async def backup(session: AsyncSession, manifest: Manifest, manifest_toml: str, data_dir: Path, label: str) -> Path:
+async def backup(
+    session: AsyncSession, manifest: Manifest, manifest_toml: str, data_dir: Path, label: str
+) -> Path:
     """JSON Lines per entity plus the manifest, under <data dir>/backups/."""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
     target = data_dir / "backups" / f"{manifest.id}-{label}-{stamp}"
@@ -359,24 +474,35 @@ async def backup(session: AsyncSession, manifest: Manifest, manifest_toml: str, 
         with (target / f"{entity.name}.jsonl").open("w", encoding="utf-8") as out:
             for r in rows:
                 out.write(json.dumps({k: to_json(v) for k, v in r.items()}, ensure_ascii=False) + "\n")
-    (target / "schema.json").write_text(json.dumps({"plugin": manifest.id, "version": manifest.version,
-                                                    "entities": schema}, indent=2), encoding="utf-8")
+    (target / "schema.json").write_text(
+        json.dumps({"plugin": manifest.id, "version": manifest.version, "entities": schema}, indent=2),
+        encoding="utf-8",
+    )
     return target
 
 
-async def purge(session: AsyncSession, actor: Actor, plugin_id: str, confirm: str, settings: Settings) -> Path:
+async def purge(
+    session: AsyncSession, actor: Actor, plugin_id: str, confirm: str, settings: Settings
+) -> Path:
     row = await get(session, plugin_id)
     if row.deleted_at is None:
         raise Conflict(f"Uninstall {plugin_id} before purging it")
     if confirm.strip() != plugin_id:
         raise Conflict(f"Type the plugin id ({plugin_id}) to confirm the purge; nothing was deleted")
     # Entities of the other plugins (uninstalled ones too) resolve this manifest's references to them.
-    others = runtime.catalog_of(session).load_all([r for r in await _rows(session, include_deleted=True) if r.plugin_id != plugin_id])
+    others = runtime.catalog_of(session).load_all(
+        [r for r in await _rows(session, include_deleted=True) if r.plugin_id != plugin_id]
+    )
     try:
-        manifest = parse_manifest(row.manifest_toml, ValidationContext(
-            platform_version=PLATFORM_VERSION, available_modules=available_modules(),
-            installed_plugins=runtime._AnyVersion(),
-            foreign_entity_specs={e: ref.spec for p in others for e, ref in p.entities.items()}))
+        manifest = parse_manifest(
+            row.manifest_toml,
+            ValidationContext(
+                platform_version=PLATFORM_VERSION,
+                available_modules=available_modules(),
+                installed_plugins=runtime._AnyVersion(),
+                foreign_entity_specs={e: ref.spec for p in others for e, ref in p.entities.items()},
+            ),
+        )
     except ManifestError as exc:
         raise ManifestRejected(exc) from exc
     (settings.data_dir / "backups").mkdir(parents=True, exist_ok=True)
@@ -393,26 +519,40 @@ async def purge(session: AsyncSession, actor: Actor, plugin_id: str, confirm: st
     await session.delete(row)
     await session.flush()
     await runtime.plugins_changed(session)  # platform-wide: every tenant's set
-    await audit.record(session, actor, "plugin.purge", "plugin", plugin_id,
-                       summary=f"Purged {plugin_id}; backup in {target}")
+    await audit.record(
+        session, actor, "plugin.purge", "plugin", plugin_id, summary=f"Purged {plugin_id}; backup in {target}"
+    )
     return target
 
 
-async def upgrade(session: AsyncSession, actor: Actor, package: Package, settings: Settings, *,
-                  allow_destructive: bool = False) -> PluginPackage:
+async def upgrade(
+    session: AsyncSession,
+    actor: Actor,
+    package: Package,
+    settings: Settings,
+    *,
+    allow_destructive: bool = False,
+) -> PluginPackage:
     plugin_id = _plugin_id_of(package.manifest_text) or ""
     row = await get(session, plugin_id)
     if row.status != "installed" or row.deleted_at is not None:
         raise Conflict(f"{plugin_id} is not installed; install it instead of upgrading")
     manifest = await validate(session, package.manifest_text, excluding=plugin_id)
-    old = runtime.catalog_of(session).load(row, (await validation_context(session, plugin_id)).foreign_entity_specs)  # type: ignore[arg-type]
+    old = runtime.catalog_of(session).load(
+        row,
+        (await validation_context(session, plugin_id)).foreign_entity_specs,  # type: ignore[arg-type]
+    )
     new_v, old_v = parse_version(manifest.version), parse_version(row.version)
     if new_v < old_v:
-        raise Conflict(f"Downgrade refused: {plugin_id} {row.version} is installed, the package is {manifest.version}")
+        raise Conflict(
+            f"Downgrade refused: {plugin_id} {row.version} is installed, the package is {manifest.version}"
+        )
     if new_v == old_v:
         if package.sha256 == row.package_sha256:
             raise Conflict(f"{plugin_id} {row.version} is already installed with this exact package")
-        raise Conflict(f"{plugin_id} {row.version} is installed with different content; bump the version to upgrade")
+        raise Conflict(
+            f"{plugin_id} {row.version} is installed with different content; bump the version to upgrade"
+        )
     before = {"version": row.version, "sha256": row.package_sha256}
     _accept_package(package, manifest, settings, row)
     diff: SchemaDiff = diff_entities(old.manifest.entities, manifest.entities)
@@ -425,18 +565,32 @@ async def upgrade(session: AsyncSession, actor: Actor, package: Package, setting
     await apply_additive(conn, diff)
     await ensure_tables(conn, manifest.entities)
     store(package, settings.data_dir, plugin_id)
-    row.version, row.name, row.description = manifest.version, manifest.plugin.name, manifest.plugin.description
+    row.version, row.name, row.description = (
+        manifest.version,
+        manifest.plugin.name,
+        manifest.plugin.description,
+    )
     await _register(session, manifest)
     await _record_schema_versions(session, manifest, {c.entity for c in diff.changes})
     await session.flush()
     await runtime.plugins_changed(session)  # platform-wide: every tenant's set
-    for state in (await session.scalars(select(PluginTenant).where(
-            PluginTenant.plugin_id == plugin_id, PluginTenant.status == "enabled"))).all():
+    for state in (
+        await session.scalars(
+            select(PluginTenant).where(PluginTenant.plugin_id == plugin_id, PluginTenant.status == "enabled")
+        )
+    ).all():
         await _grant_defaults(session, state.tenant_id, manifest)
-    await audit.record(session, actor, "plugin.upgrade", "plugin", plugin_id,
-                       summary=f"Upgraded {plugin_id} {before['version']} → {manifest.version}: "
-                               + ("; ".join(diff.describe()) or "no schema change"),
-                       before=before, after={"version": manifest.version, "sha256": package.sha256})
+    await audit.record(
+        session,
+        actor,
+        "plugin.upgrade",
+        "plugin",
+        plugin_id,
+        summary=f"Upgraded {plugin_id} {before['version']} → {manifest.version}: "
+        + ("; ".join(diff.describe()) or "no schema change"),
+        before=before,
+        after={"version": manifest.version, "sha256": package.sha256},
+    )
     return row
 
 

@@ -10,7 +10,7 @@ BASE_MODULES: dict[str, str] = {
     "auth": "Identity and access: tenants, users, roles, Casbin permissions, API tokens (app.identity, app.access)",
     "message": "In-app notifications per user and tenant, optionally emailed (app.messages; host function notify)",
     "workflow": "Approval processes for plugin entities: steps, approver rules, task inbox, events "
-                "workflow.task.created|completed and workflow.instance.completed (app.workflow)",
+    "workflow.task.created|completed and workflow.instance.completed (app.workflow)",
 }
 
 

@@ -16,7 +16,15 @@ from pathlib import Path, PurePosixPath
 
 MAX_FILES = 64
 MAX_UNPACKED_BYTES = 64 * 1024 * 1024
-ALLOWED_ROOT_FILES = {"plugin.toml", "plugin.wasm", "README.md", "README.txt", "README", "icon.png", "icon.svg"}
+ALLOWED_ROOT_FILES = {
+    "plugin.toml",
+    "plugin.wasm",
+    "README.md",
+    "README.txt",
+    "README",
+    "icon.png",
+    "icon.svg",
+}
 
 
 class PackageError(Exception):

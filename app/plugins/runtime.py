@@ -69,8 +69,12 @@ class PluginCatalog:
         hit = self._parsed.get(key)
         if hit is not None:
             return hit
-        ctx = ValidationContext(platform_version=PLATFORM_VERSION, available_modules=available_modules(),
-                                installed_plugins=_AnyVersion(), foreign_entity_specs=foreign or {})
+        ctx = ValidationContext(
+            platform_version=PLATFORM_VERSION,
+            available_modules=available_modules(),
+            installed_plugins=_AnyVersion(),
+            foreign_entity_specs=foreign or {},
+        )
         manifest = parse_manifest(row.manifest_toml, ctx)
         loaded = LoadedPlugin(row.package_sha256, manifest, row.wasm_sha256 if row.has_wasm else "")
         for spec in manifest.entities:
@@ -99,9 +103,13 @@ class PluginCatalog:
         return out
 
     async def installed(self, session: AsyncSession) -> list[LoadedPlugin]:
-        rows = (await session.scalars(
-            select(PluginPackage).where(PluginPackage.status == "installed", PluginPackage.deleted_at.is_(None))
-        )).all()
+        rows = (
+            await session.scalars(
+                select(PluginPackage).where(
+                    PluginPackage.status == "installed", PluginPackage.deleted_at.is_(None)
+                )
+            )
+        ).all()
         return self.load_all(list(rows))
 
     async def enabled_for(self, session: AsyncSession, tenant_id: uuid.UUID) -> list[LoadedPlugin]:
@@ -121,20 +129,29 @@ class PluginCatalog:
 
     async def _query_enabled(self, session: AsyncSession, tenant_id: uuid.UUID) -> list[LoadedPlugin]:
         # Ids and hashes only: manifests are parsed once per worker, so their text is fetched on a miss.
-        keys = (await session.execute(
-            select(PluginPackage.plugin_id, PluginPackage.package_sha256)
-            .join(PluginTenant, PluginTenant.plugin_id == PluginPackage.plugin_id)
-            .where(PluginTenant.tenant_id == tenant_id, PluginTenant.status == "enabled",
-                   PluginPackage.status == "installed", PluginPackage.deleted_at.is_(None))
-            .order_by(PluginPackage.plugin_id)
-        )).all()
+        keys = (
+            await session.execute(
+                select(PluginPackage.plugin_id, PluginPackage.package_sha256)
+                .join(PluginTenant, PluginTenant.plugin_id == PluginPackage.plugin_id)
+                .where(
+                    PluginTenant.tenant_id == tenant_id,
+                    PluginTenant.status == "enabled",
+                    PluginPackage.status == "installed",
+                    PluginPackage.deleted_at.is_(None),
+                )
+                .order_by(PluginPackage.plugin_id)
+            )
+        ).all()
         parsed = self._parsed
         if all(tuple(k) in parsed for k in keys):
             return [parsed[tuple(k)] for k in keys]
-        rows = (await session.scalars(
-            select(PluginPackage).where(PluginPackage.plugin_id.in_([k[0] for k in keys]))
-            .order_by(PluginPackage.plugin_id)
-        )).all()
+        rows = (
+            await session.scalars(
+                select(PluginPackage)
+                .where(PluginPackage.plugin_id.in_([k[0] for k in keys]))
+                .order_by(PluginPackage.plugin_id)
+            )
+        ).all()
         return self.load_all(list(rows))
 
 
@@ -221,9 +238,12 @@ async def plugins_changed(session: AsyncSession, tenant_id: uuid.UUID | None = N
 
     forget_enabled(session)
     target = tenant_id or uuid.UUID(SYSTEM_TENANT_ID)
-    await session.execute(sa.update(Tenant).where(Tenant.id == target)
-                          .values(policy_version=Tenant.policy_version + 1)
-                          .execution_options(synchronize_session=False))
+    await session.execute(
+        sa.update(Tenant)
+        .where(Tenant.id == target)
+        .values(policy_version=Tenant.policy_version + 1)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def enabled_for(session: AsyncSession, tenant_id: uuid.UUID) -> list[LoadedPlugin]:
@@ -231,7 +251,9 @@ async def enabled_for(session: AsyncSession, tenant_id: uuid.UUID) -> list[Loade
     return await catalog_of(session).enabled_for(session, tenant_id)
 
 
-async def entity_in_tenant(session: AsyncSession, tenant_id: uuid.UUID, plugin_id: str, entity: str) -> EntityRef:
+async def entity_in_tenant(
+    session: AsyncSession, tenant_id: uuid.UUID, plugin_id: str, entity: str
+) -> EntityRef:
     """An entity of a plugin enabled in this tenant, or NotFound."""
     for plugin in await enabled_for(session, tenant_id):
         if plugin.id == plugin_id:

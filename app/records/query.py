@@ -29,10 +29,14 @@ COUNT_LOOKAHEAD_PAGES = 20
 MAX_PAGE_SIZE = 200
 SORTABLE_STANDARD = ("created_at", "updated_at")
 # Pages may filter on the standard timestamps too (e.g. a "created_at" from/to filter).
-STANDARD_FILTERS = {name: FieldSpec(name, "datetime", name.replace("_", " ").capitalize()) for name in SORTABLE_STANDARD}
+STANDARD_FILTERS = {
+    name: FieldSpec(name, "datetime", name.replace("_", " ").capitalize()) for name in SORTABLE_STANDARD
+}
 # Rows can be picked by id and by who wrote them (a guest's db.get, "my records" filters in the API).
-STANDARD_FILTERS |= {name: FieldSpec(name, "uuid", label) for name, label in
-                     (("id", "Id"), ("created_by", "Created by"), ("updated_by", "Updated by"))}
+STANDARD_FILTERS |= {
+    name: FieldSpec(name, "uuid", label)
+    for name, label in (("id", "Id"), ("created_by", "Created by"), ("updated_by", "Updated by"))
+}
 
 
 @dataclass
@@ -62,6 +66,7 @@ class ListQuery:
 
 # --- the rule ------------------------------------------------------------------------------------
 
+
 def comparable(spec: FieldSpec | None) -> bool:
     """Whether a field's values can be sorted, filtered on or grouped by (the rule is FieldSpec's)."""
     return spec is not None and spec.sortable
@@ -89,6 +94,7 @@ def filterable(entity: EntityRef, name: str) -> FieldSpec | None:
 
 
 # --- what it means in SQL ------------------------------------------------------------------------
+
 
 def search_condition(entity: EntityRef, q: str) -> sa.ColumnElement[bool] | None:
     cols = [entity.table.c[f.name] for f in entity.spec.searchable_fields]

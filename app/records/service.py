@@ -37,6 +37,7 @@ from app.services import services_of
 
 __all__ = ["ListQuery", "ListResult", "RecordService", "StaleVersion"]  # ListQuery lives in app.records.query
 
+
 class _PgInsertUnlessTaken(postgresql.Insert):
     """The dialects' INSERT and ON CONFLICT constructs opt out of SQLAlchemy's compiled cache, so each
     insert was compiled anew. These classes are only ever built as `INSERT ... ON CONFLICT DO NOTHING
@@ -64,8 +65,10 @@ class StaleVersion(Conflict):
     """Someone changed the record since it was read; `current` holds their values."""
 
     def __init__(self, current: dict[str, Any], given: int) -> None:
-        super().__init__(f"The record was changed by someone else (now version {current.get('version')}, "
-                         f"you edited version {given}); nothing was saved")
+        super().__init__(
+            f"The record was changed by someone else (now version {current.get('version')}, "
+            f"you edited version {given}); nothing was saved"
+        )
         self.current = current
 
 
@@ -127,8 +130,16 @@ def app_hooks(session: AsyncSession) -> RecordHooks:
 
 
 class RecordService:
-    def __init__(self, session: AsyncSession, tenant_id: uuid.UUID, actor: Actor, can: Callable[[str], bool], *,
-                 scope: DataScope | None = None, hooks: RecordHooks = NO_HOOKS) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        tenant_id: uuid.UUID,
+        actor: Actor,
+        can: Callable[[str], bool],
+        *,
+        scope: DataScope | None = None,
+        hooks: RecordHooks = NO_HOOKS,
+    ) -> None:
         self.db = session
         self.tenant_id = tenant_id
         self.actor = actor
@@ -171,7 +182,11 @@ class RecordService:
         query.clamp()
         stmt = await self._filtered(entity, query)
         order = order_by(entity, query.sort)
-        rows = (await self.db.execute(stmt.order_by(*order).offset(query.row_offset).limit(query.size))).mappings().all()
+        rows = (
+            (await self.db.execute(stmt.order_by(*order).offset(query.row_offset).limit(query.size)))
+            .mappings()
+            .all()
+        )
         total, capped = await self.count(stmt, query.count_cap)
         return ListResult([_row(r) for r in rows], total, capped, query)
 
@@ -191,7 +206,9 @@ class RecordService:
         whole: set[str] = set()  # integer results (PostgreSQL sums integers as numeric)
         for i, (fn, name) in enumerate(spec.metrics):
             if fn not in AGGREGATE_FUNCTIONS:
-                errors[f"metrics[{i}].fn"] = f"unknown function {fn!r} (use {', '.join(sorted(AGGREGATE_FUNCTIONS))})"
+                errors[f"metrics[{i}].fn"] = (
+                    f"unknown function {fn!r} (use {', '.join(sorted(AGGREGATE_FUNCTIONS))})"
+                )
                 continue
             if fn == "count" and not name:
                 columns.append(sa.func.count().label("count"))
@@ -199,7 +216,11 @@ class RecordService:
             f = declared(entity, name or "")
             numeric = f is not None and f.type in {"integer", "decimal"}
             ordered = f is not None and f.type in {"integer", "decimal", "date", "datetime", "string"}
-            if f is None or (fn in {"sum", "avg"} and not numeric) or (fn in {"min", "max", "count"} and not ordered):
+            if (
+                f is None
+                or (fn in {"sum", "avg"} and not numeric)
+                or (fn in {"min", "max", "count"} and not ordered)
+            ):
                 errors[f"metrics[{i}].field"] = f"{fn} is not allowed over {name!r}"
                 continue
             columns.append(getattr(sa.func, fn)(t.c[f.name]).label(f"{fn}_{f.name}"))
@@ -207,7 +228,11 @@ class RecordService:
                 whole.add(f"{fn}_{f.name}")
         if errors:
             raise ValidationFailed(errors)
-        base = (await self._filtered(entity, ListQuery(filters=spec.filters))).with_only_columns(*groups, *columns).select_from(t)
+        base = (
+            (await self._filtered(entity, ListQuery(filters=spec.filters)))
+            .with_only_columns(*groups, *columns)
+            .select_from(t)
+        )
         if groups:
             base = base.group_by(*[t.c[g.name] for g in groups]).order_by(*[t.c[g.name] for g in groups])
         limit = max(1, min(spec.limit, MAX_AGGREGATE_GROUPS))
@@ -233,11 +258,15 @@ class RecordService:
                 yield _row(r)
             offset += batch
 
-    async def get(self, entity: EntityRef, record_id: uuid.UUID | str, *, deleted: bool | None = False) -> dict[str, Any]:
+    async def get(
+        self, entity: EntityRef, record_id: uuid.UUID | str, *, deleted: bool | None = False
+    ) -> dict[str, Any]:
         self.require(entity, "select")
         return await self._load(entity, record_id, deleted=deleted)
 
-    async def _load(self, entity: EntityRef, record_id: uuid.UUID | str, *, deleted: bool | None = False) -> dict[str, Any]:
+    async def _load(
+        self, entity: EntityRef, record_id: uuid.UUID | str, *, deleted: bool | None = False
+    ) -> dict[str, Any]:
         try:
             rid = record_id if isinstance(record_id, uuid.UUID) else uuid.UUID(str(record_id))
         except ValueError as exc:
@@ -258,26 +287,43 @@ class RecordService:
             return {}
         t = entity.table
         label_col = t.c.get(entity.spec.display_field, t.c.id)
-        rows = await self.db.execute(sa.select(t.c.id, label_col).where(*await self._visible(entity),
-                                                                         t.c.id.in_(wanted)))
+        rows = await self.db.execute(
+            sa.select(t.c.id, label_col).where(*await self._visible(entity), t.c.id.in_(wanted))
+        )
         return {rid: str(label) for rid, label in rows.all()}
 
-    async def search_labels(self, entity: EntityRef, q: str, limit: int = 20) -> builtins.list[tuple[uuid.UUID, str]]:
+    async def search_labels(
+        self, entity: EntityRef, q: str, limit: int = 20
+    ) -> builtins.list[tuple[uuid.UUID, str]]:
         self.require(entity, "select")
         t = entity.table
         label_col = t.c.get(entity.spec.display_field, t.c.id)
-        stmt = (await self._filtered(entity, ListQuery(q=q))).with_only_columns(t.c.id, label_col).order_by(label_col).limit(limit)
+        stmt = (
+            (await self._filtered(entity, ListQuery(q=q)))
+            .with_only_columns(t.c.id, label_col)
+            .order_by(label_col)
+            .limit(limit)
+        )
         return [(rid, str(label)) for rid, label in (await self.db.execute(stmt)).all()]
 
     # -- writing ---------------------------------------------------------------------------------
 
-    async def _check_values(self, entity: EntityRef, data: Mapping[str, Any], *, creating: bool,
-                            record_id: uuid.UUID | None = None, unique: bool = True) -> dict[str, Any]:
+    async def _check_values(
+        self,
+        entity: EntityRef,
+        data: Mapping[str, Any],
+        *,
+        creating: bool,
+        record_id: uuid.UUID | None = None,
+        unique: bool = True,
+    ) -> dict[str, Any]:
         errors: dict[str, str] = {}
         values: dict[str, Any] = {}
         unknown = [k for k in data if not entity.spec.has_field(k)]
         for key in unknown:
-            errors[key] = "Unknown field" if key not in entity.table.c else "This field is set by the platform"
+            errors[key] = (
+                "Unknown field" if key not in entity.table.c else "This field is set by the platform"
+            )
         for spec in entity.spec.fields:
             if spec.name not in data:
                 if creating:
@@ -300,23 +346,32 @@ class RecordService:
             if unique:
                 errors.update(await self._check_unique(entity, values, record_id))
             errors.update(await self._check_references(entity, values))
-            if errors and not unique:  # refused anyway: name a taken unique value too, as the check up front would
+            if (
+                errors and not unique
+            ):  # refused anyway: name a taken unique value too, as the check up front would
                 errors = {**await self._check_unique(entity, values, record_id), **errors}
         if errors:
             raise ValidationFailed(errors)
         return values
 
-    async def _check_unique(self, entity: EntityRef, values: Mapping[str, Any], record_id: uuid.UUID | None) -> dict[str, str]:
+    async def _check_unique(
+        self, entity: EntityRef, values: Mapping[str, Any], record_id: uuid.UUID | None
+    ) -> dict[str, str]:
         errors = {}
         t = entity.table
         for spec in entity.spec.fields:
             if spec.unique and values.get(spec.name) is not None:
-                stmt = sa.select(t.c.id).where(t.c.tenant_id == self.tenant_id, t.c.deleted_at.is_(None),
-                                               t.c[spec.name] == values[spec.name])
+                stmt = sa.select(t.c.id).where(
+                    t.c.tenant_id == self.tenant_id,
+                    t.c.deleted_at.is_(None),
+                    t.c[spec.name] == values[spec.name],
+                )
                 if record_id is not None:
                     stmt = stmt.where(t.c.id != record_id)
                 if await self.db.scalar(stmt.limit(1)):
-                    errors[spec.name] = f"Another {entity.spec.label} already has {spec.label} = {values[spec.name]}."
+                    errors[spec.name] = (
+                        f"Another {entity.spec.label} already has {spec.label} = {values[spec.name]}."
+                    )
         return errors
 
     async def _check_references(self, entity: EntityRef, values: Mapping[str, Any]) -> dict[str, str]:
@@ -334,29 +389,64 @@ class RecordService:
                 continue
             t = target.table
             # A row outside the user's data scope cannot be referenced (nor its existence learnt).
-            found = await self.db.scalar(sa.select(t.c.id).where(*await self._visible(target),
-                                                                 t.c.deleted_at.is_(None), t.c.id == values[spec.name]))
+            found = await self.db.scalar(
+                sa.select(t.c.id).where(
+                    *await self._visible(target), t.c.deleted_at.is_(None), t.c.id == values[spec.name]
+                )
+            )
             if found is None:
                 errors[spec.name] = f"No {target.spec.label} with that id in this tenant."
         return errors
 
     async def _publish(self, entity: EntityRef, action: str, row: Mapping[str, Any]) -> None:
         """Log the change's event in this transaction (the outbox); it is delivered after the commit."""
-        payload = {"id": str(row["id"]), "entity": entity.name, "plugin": entity.plugin_id,
-                   "tenant_id": str(self.tenant_id), "record": {k: to_json(v) for k, v in row.items() if k != "tenant_id"},
-                   "actor": self.actor.email, "actor_id": str(self.actor.user_id) if self.actor.user_id else None}
-        await emit(self.db, Event(f"{entity.plugin_id}.{entity.name}.{action}", str(self.tenant_id), payload,
-                                  source=entity.plugin_id, actor=self.actor.email))
+        payload = {
+            "id": str(row["id"]),
+            "entity": entity.name,
+            "plugin": entity.plugin_id,
+            "tenant_id": str(self.tenant_id),
+            "record": {k: to_json(v) for k, v in row.items() if k != "tenant_id"},
+            "actor": self.actor.email,
+            "actor_id": str(self.actor.user_id) if self.actor.user_id else None,
+        }
+        await emit(
+            self.db,
+            Event(
+                f"{entity.plugin_id}.{entity.name}.{action}",
+                str(self.tenant_id),
+                payload,
+                source=entity.plugin_id,
+                actor=self.actor.email,
+            ),
+        )
 
-    async def _audit(self, entity: EntityRef, action: str, rid: Any, before: Mapping[str, Any] | None,
-                     after: Mapping[str, Any] | None, summary: str) -> None:
+    async def _audit(
+        self,
+        entity: EntityRef,
+        action: str,
+        rid: Any,
+        before: Mapping[str, Any] | None,
+        after: Mapping[str, Any] | None,
+        summary: str,
+    ) -> None:
         def plain(row: Mapping[str, Any] | None) -> dict[str, Any] | None:
             if row is None:
                 return None
-            return {k: to_json(v) for k, v in row.items() if k not in {"tenant_id", "updated_at", "updated_by"}}
+            return {
+                k: to_json(v) for k, v in row.items() if k not in {"tenant_id", "updated_at", "updated_by"}
+            }
 
-        await audit.write(self.db, self.actor, f"record.{action}", f"{entity.plugin_id}.{entity.name}", rid,
-                          tenant_id=self.tenant_id, summary=summary, before=plain(before), after=plain(after))
+        await audit.write(
+            self.db,
+            self.actor,
+            f"record.{action}",
+            f"{entity.plugin_id}.{entity.name}",
+            rid,
+            tenant_id=self.tenant_id,
+            summary=summary,
+            before=plain(before),
+            after=plain(after),
+        )
 
     async def _check_in_scope(self, entity: EntityRef, row: Mapping[str, Any]) -> None:
         """A write must not put a row outside the writer's own data scope (they could not see it)."""
@@ -370,7 +460,9 @@ class RecordService:
             return await self.db.execute(stmt, params)
         except IntegrityError as exc:
             unique = [f.label for f in entity.spec.fields if f.unique]
-            raise Conflict(f"A conflicting {entity.spec.label} exists (unique: {', '.join(unique) or 'id'})") from exc
+            raise Conflict(
+                f"A conflicting {entity.spec.label} exists (unique: {', '.join(unique) or 'id'})"
+            ) from exc
 
     def _insert_unless_taken(self, entity: EntityRef) -> Any:
         """INSERT ... RETURNING id that returns no row, instead of failing, when a unique index refuses it.
@@ -384,7 +476,9 @@ class RecordService:
             if dialect in ("postgresql", "sqlite"):
                 pg = dialect == "postgresql"
                 stmt = (_PgInsertUnlessTaken if pg else _SqliteInsertUnlessTaken)(t).returning(t.c.id)
-                stmt._post_values_clause = _PgDoNothing() if pg else _SqliteDoNothing()  # ON CONFLICT DO NOTHING
+                stmt._post_values_clause = (
+                    _PgDoNothing() if pg else _SqliteDoNothing()
+                )  # ON CONFLICT DO NOTHING
             else:
                 stmt = sa.insert(t).returning(t.c.id)
             t.info[key] = stmt
@@ -396,8 +490,17 @@ class RecordService:
         # unique field runs only when the row is refused, to say which value is taken.
         values = await self._check_values(entity, data, creating=True, unique=False)
         now = dt.datetime.now(dt.UTC)
-        row = {**values, "id": uuid.uuid4(), "tenant_id": self.tenant_id, "created_at": now, "updated_at": now,
-               "created_by": self.actor.user_id, "updated_by": self.actor.user_id, "deleted_at": None, "version": 1}
+        row = {
+            **values,
+            "id": uuid.uuid4(),
+            "tenant_id": self.tenant_id,
+            "created_at": now,
+            "updated_at": now,
+            "created_by": self.actor.user_id,
+            "updated_by": self.actor.user_id,
+            "deleted_at": None,
+            "version": 1,
+        }
         for check in self.hooks.validate:
             await check(self, entity, row, None)
         try:
@@ -410,8 +513,10 @@ class RecordService:
         if result.first() is None:
             if clash := await self._check_unique(entity, values, None):
                 raise ValidationFailed(clash)
-            raise Conflict(f"A conflicting {entity.spec.label} exists (unique: "
-                           f"{', '.join(f.label for f in entity.spec.fields if f.unique) or 'id'})")
+            raise Conflict(
+                f"A conflicting {entity.spec.label} exists (unique: "
+                f"{', '.join(f.label for f in entity.spec.fields if f.unique) or 'id'})"
+            )
         label = row.get(entity.spec.display_field, row["id"])
         await self._audit(entity, "create", row["id"], None, row, f"Created {entity.spec.label} {label}")
         await self._publish(entity, "created", row)
@@ -419,8 +524,9 @@ class RecordService:
             await hook(self, entity, row)
         return row
 
-    async def update(self, entity: EntityRef, record_id: uuid.UUID | str, data: Mapping[str, Any],
-                     version: int | None) -> dict[str, Any]:
+    async def update(
+        self, entity: EntityRef, record_id: uuid.UUID | str, data: Mapping[str, Any], version: int | None
+    ) -> dict[str, Any]:
         self.require(entity, "update")
         before = await self._load(entity, record_id)
         if version is None:
@@ -430,34 +536,69 @@ class RecordService:
         values = await self._check_values(entity, data, creating=False, record_id=before["id"])
         t = entity.table
         now = dt.datetime.now(dt.UTC)
-        changes = {**values, "updated_at": now, "updated_by": self.actor.user_id, "version": before["version"] + 1}
+        changes = {
+            **values,
+            "updated_at": now,
+            "updated_by": self.actor.user_id,
+            "version": before["version"] + 1,
+        }
         for check in self.hooks.validate:
             await check(self, entity, {**before, **changes}, before)
         await self._check_in_scope(entity, {**before, **changes})
         result = await self._write(
-            sa.update(t).where(t.c.id == before["id"], t.c.tenant_id == self.tenant_id,
-                               t.c.version == before["version"], t.c.deleted_at.is_(None)).values(**changes),
-            entity)
+            sa.update(t)
+            .where(
+                t.c.id == before["id"],
+                t.c.tenant_id == self.tenant_id,
+                t.c.version == before["version"],
+                t.c.deleted_at.is_(None),
+            )
+            .values(**changes),
+            entity,
+        )
         if result.rowcount != 1:  # changed between our read and our write
             raise StaleVersion(await self._load(entity, before["id"], deleted=None), int(version))
         after = {**before, **changes}
-        await self._audit(entity, "update", before["id"], before, after,
-                          f"Edited {entity.spec.label} {after.get(entity.spec.display_field, before['id'])}")
+        await self._audit(
+            entity,
+            "update",
+            before["id"],
+            before,
+            after,
+            f"Edited {entity.spec.label} {after.get(entity.spec.display_field, before['id'])}",
+        )
         await self._publish(entity, "updated", after)
         return after
 
-    async def _set_deleted(self, entity: EntityRef, before: dict[str, Any], deleted_at: dt.datetime | None,
-                           action: str, verb: str) -> dict[str, Any]:
+    async def _set_deleted(
+        self,
+        entity: EntityRef,
+        before: dict[str, Any],
+        deleted_at: dt.datetime | None,
+        action: str,
+        verb: str,
+    ) -> dict[str, Any]:
         t = entity.table
         now = dt.datetime.now(dt.UTC)
-        changes = {"deleted_at": deleted_at, "updated_at": now, "updated_by": self.actor.user_id,
-                   "version": before["version"] + 1}
-        await self._write(sa.update(t).where(t.c.id == before["id"], t.c.tenant_id == self.tenant_id).values(**changes),
-                          entity)
+        changes = {
+            "deleted_at": deleted_at,
+            "updated_at": now,
+            "updated_by": self.actor.user_id,
+            "version": before["version"] + 1,
+        }
+        await self._write(
+            sa.update(t).where(t.c.id == before["id"], t.c.tenant_id == self.tenant_id).values(**changes),
+            entity,
+        )
         after = {**before, **changes}
-        await self._audit(entity, action, before["id"], {"deleted_at": to_json(before["deleted_at"])},
-                          {"deleted_at": to_json(deleted_at)},
-                          f"{verb} {entity.spec.label} {before.get(entity.spec.display_field, before['id'])}")
+        await self._audit(
+            entity,
+            action,
+            before["id"],
+            {"deleted_at": to_json(before["deleted_at"])},
+            {"deleted_at": to_json(deleted_at)},
+            f"{verb} {entity.spec.label} {before.get(entity.spec.display_field, before['id'])}",
+        )
         await self._publish(entity, {"delete": "deleted", "restore": "restored"}[action], after)
         return after
 
@@ -483,7 +624,9 @@ class RecordService:
             count += 1
         return count
 
-    async def import_rows(self, entity: EntityRef, rows: builtins.list[dict[str, Any]]) -> tuple[int, dict[int, dict[str, str]]]:
+    async def import_rows(
+        self, entity: EntityRef, rows: builtins.list[dict[str, Any]]
+    ) -> tuple[int, dict[int, dict[str, str]]]:
         """Insert all rows or none: returns (inserted, errors by 1-based row number)."""
         self.require(entity, "insert")
         errors: dict[int, dict[str, str]] = {}
@@ -504,4 +647,3 @@ class RecordService:
         if errors:  # rolled back with the savepoint: never delivered in-process either
             self.db.sync_session.info.pop(PENDING_KEY, None)
         return inserted, errors
-

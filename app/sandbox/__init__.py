@@ -7,4 +7,11 @@ Public face: `Sandbox` (one per process, `app.state.sandbox`), `GuestFailure`, `
 from app.sandbox.engine import INTERFACE_VERSION, ComponentRejected, check_component_bytes
 from app.sandbox.runner import CallStats, GuestFailure, Sandbox
 
-__all__ = ["INTERFACE_VERSION", "CallStats", "ComponentRejected", "GuestFailure", "Sandbox", "check_component_bytes"]
+__all__ = [
+    "INTERFACE_VERSION",
+    "CallStats",
+    "ComponentRejected",
+    "GuestFailure",
+    "Sandbox",
+    "check_component_bytes",
+]

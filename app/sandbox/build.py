@@ -111,8 +111,11 @@ def _files(root: Path) -> list[tuple[str, Path]]:
 def world_for(plugin_dir: Path) -> str:
     """The WIT world to build: with the extensions export when plugin.toml declares [[extensions]]."""
     try:
-        data = loads_toml((Path(plugin_dir) / "plugin.toml").read_text(encoding="utf-8"),
-                          max_depth=MANIFEST_MAX_DEPTH, max_bytes=MANIFEST_MAX_BYTES)
+        data = loads_toml(
+            (Path(plugin_dir) / "plugin.toml").read_text(encoding="utf-8"),
+            max_depth=MANIFEST_MAX_DEPTH,
+            max_bytes=MANIFEST_MAX_BYTES,
+        )
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, TextRejected):
         return WORLD  # the manifest's own problems are reported when it is validated
     return EXTENSIONS_WORLD if data.get("extensions") else WORLD
@@ -213,8 +216,10 @@ def _run_componentize(guest: Path, target: Path, quiet: bool, world: str = WORLD
         if "has no attribute 'Guest'" in detail:
             detail += "\n(app.py must end with `Guest = plugin.guest_class()`)"
         if "has no attribute 'Extensions'" in detail:
-            detail += ("\n(plugin.toml declares [[extensions]]: define `Extensions` in app.py, or let "
-                       "`Guest = plugin.guest_class()` define it from your @plugin.condition/... handlers)")
+            detail += (
+                "\n(plugin.toml declares [[extensions]]: define `Extensions` in app.py, or let "
+                "`Guest = plugin.guest_class()` define it from your @plugin.condition/... handlers)"
+            )
         raise BuildError(f"componentize-py failed for {guest / 'app.py'}:\n{detail}")
 
 
@@ -269,5 +274,7 @@ def package_from(path: Path) -> Any:
     if path.is_dir() and (path / "guest" / "app.py").is_file():
         # Built beside the cache, not into the source folder (a bundled plugin's folder stays sources only).
         with tempfile.TemporaryDirectory(prefix="package-") as work:
-            return read_source_folder(path, build_component(path, out=Path(work) / "plugin.wasm").read_bytes())
+            return read_source_folder(
+                path, build_component(path, out=Path(work) / "plugin.wasm").read_bytes()
+            )
     return read_package(path)

@@ -41,8 +41,13 @@ async def _user_and_tenant(s: AsyncSession, email: str | None, tenant_ref: str |
         if user is None:
             raise NotFound(f"No user {email}")
     else:  # the first platform admin
-        user = await s.scalar(select(User).join(Membership, Membership.user_id == User.id)
-                              .where(Membership.tenant_id == SYSTEM_TENANT_ID).order_by(User.created_at).limit(1))
+        user = await s.scalar(
+            select(User)
+            .join(Membership, Membership.user_id == User.id)
+            .where(Membership.tenant_id == SYSTEM_TENANT_ID)
+            .order_by(User.created_at)
+            .limit(1)
+        )
         if user is None:
             raise NotFound("No platform admin yet: run `portal serve` once, or pass --user")
     if tenant_ref:
@@ -57,9 +62,19 @@ async def _user_and_tenant(s: AsyncSession, email: str | None, tenant_ref: str |
     return user, tenant
 
 
-async def run(s: AsyncSession, settings: Settings, folder: Path, page_path: str, params: dict[str, Any], *,
-              tenant_ref: str | None = None, email: str | None = None, action: str | None = None,
-              data: dict[str, Any] | None = None, commit: bool = False) -> dict[str, Any]:
+async def run(
+    s: AsyncSession,
+    settings: Settings,
+    folder: Path,
+    page_path: str,
+    params: dict[str, Any],
+    *,
+    tenant_ref: str | None = None,
+    email: str | None = None,
+    action: str | None = None,
+    data: dict[str, Any] | None = None,
+    commit: bool = False,
+) -> dict[str, Any]:
     package = package_from(folder)
     sandbox = Sandbox(replace(settings, wasm_memory_stats=True))  # the author wants the call's peak memory
     if package.wasm is not None:
@@ -69,11 +84,16 @@ async def run(s: AsyncSession, settings: Settings, folder: Path, page_path: str,
             wasm = Path(work) / "plugin.wasm"
             wasm.write_bytes(package.wasm)
             with contextlib.suppress(ComponentRejected):  # the call reports it
-                await asyncio.to_thread(sandbox.components.get, wasm, hashlib.sha256(package.wasm).hexdigest())
+                await asyncio.to_thread(
+                    sandbox.components.get, wasm, hashlib.sha256(package.wasm).hexdigest()
+                )
     user, tenant = await _user_and_tenant(s, email, tenant_ref)
     actor = Actor(user.id, user.email, "cli")
-    row = await s.scalar(select(PluginPackage).where(PluginPackage.package_sha256 == package.sha256,
-                                                     PluginPackage.status == "installed"))
+    row = await s.scalar(
+        select(PluginPackage).where(
+            PluginPackage.package_sha256 == package.sha256, PluginPackage.status == "installed"
+        )
+    )
     if row is None:
         row = await lifecycle.upload(s, actor, package, settings, install_now=True)
         if row.status != "installed":
@@ -85,18 +105,43 @@ async def run(s: AsyncSession, settings: Settings, folder: Path, page_path: str,
     wanted = "/" + page_path.strip("/")
     spec = next((p for p in plugin.manifest.pages if p.path == wanted or p.path.endswith(wanted)), None)
     if spec is None:
-        raise NotFound(f"{plugin.id} has no page {wanted} (pages: {', '.join(p.path for p in plugin.manifest.pages)})")
+        raise NotFound(
+            f"{plugin.id} has no page {wanted} (pages: {', '.join(p.path for p in plugin.manifest.pages)})"
+        )
     access = await compute_access(s, user.id, tenant.id)
-    principal = Principal(actor, access.permissions.allows, {
-        "id": str(user.id), "email": user.email, "display_name": user.display_name, "language": user.language,
-        "tenant_id": str(tenant.id), "tenant_slug": tenant.slug},
-        scope=DataScope(ScopeCache(), tenant.id, user.id, scope_version(tenant), bypass=access.bypasses_scopes))
-    out: dict[str, Any] = {"plugin": plugin.id, "page": spec.path, "tenant": tenant.slug, "user": user.email,
-                           "limits": asdict(sandbox.limits_for(plugin))}
+    principal = Principal(
+        actor,
+        access.permissions.allows,
+        {
+            "id": str(user.id),
+            "email": user.email,
+            "display_name": user.display_name,
+            "language": user.language,
+            "tenant_id": str(tenant.id),
+            "tenant_slug": tenant.slug,
+        },
+        scope=DataScope(
+            ScopeCache(), tenant.id, user.id, scope_version(tenant), bypass=access.bypasses_scopes
+        ),
+    )
+    out: dict[str, Any] = {
+        "plugin": plugin.id,
+        "page": spec.path,
+        "tenant": tenant.slug,
+        "user": user.email,
+        "limits": asdict(sandbox.limits_for(plugin)),
+    }
     try:
         args = (spec.path, action, json.dumps(data or {})) if action else (spec.path, json.dumps(params))
-        text = await sandbox.call(s, plugin, tenant.id, principal, "handle-action" if action else "render-page",
-                                  *args, record_faults=False)
+        text = await sandbox.call(
+            s,
+            plugin,
+            tenant.id,
+            principal,
+            "handle-action" if action else "render-page",
+            *args,
+            record_faults=False,
+        )
         view = parse_ui(text or "", can=access.permissions.allows)
         try:
             out["ui"] = loads_json(text or "null", max_bytes=10_000_000)
@@ -115,4 +160,3 @@ async def run(s: AsyncSession, settings: Settings, folder: Path, page_path: str,
     else:
         await s.rollback()
     return out
-

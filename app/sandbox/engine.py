@@ -55,23 +55,31 @@ def check_component_bytes(wasm: bytes, *, needs_extensions: bool = False) -> Non
     """A fast check at upload, before the (slow) compile: a component of our interface version (and,
     when the manifest declares [[extensions]], one that exports the extensions interface)."""
     if wasm.startswith(_CORE_MODULE):
-        raise ComponentRejected("plugin.wasm is a core WebAssembly module, not a component; build it with "
-                                "`portal plugin build` (componentize-py) against wit/plugin.wit")
+        raise ComponentRejected(
+            "plugin.wasm is a core WebAssembly module, not a component; build it with "
+            "`portal plugin build` (componentize-py) against wit/plugin.wit"
+        )
     if not wasm.startswith(_COMPONENT_LAYER):
         raise ComponentRejected("plugin.wasm is not a WebAssembly component (wrong magic bytes)")
     names = {(m.group(1).decode(), m.group(2).decode()) for m in _INTERFACE_NAME.finditer(wasm)}
     guest = {v for kind, v in names if kind == "guest"}
     if not guest:
-        raise ComponentRejected(f"plugin.wasm does not export the {INTERFACE_PACKAGE}/guest interface "
-                                f"(build it against wit/plugin.wit, package {INTERFACE_PACKAGE}@{INTERFACE_VERSION})")
+        raise ComponentRejected(
+            f"plugin.wasm does not export the {INTERFACE_PACKAGE}/guest interface "
+            f"(build it against wit/plugin.wit, package {INTERFACE_PACKAGE}@{INTERFACE_VERSION})"
+        )
     bad = sorted(v for _, v in names if not _compatible(v))
     if bad:
-        raise ComponentRejected(f"plugin.wasm was built against {INTERFACE_PACKAGE}@{bad[0]}; this portal provides "
-                                f"{INTERFACE_PACKAGE}@{INTERFACE_VERSION} — rebuild it with `portal plugin build`")
+        raise ComponentRejected(
+            f"plugin.wasm was built against {INTERFACE_PACKAGE}@{bad[0]}; this portal provides "
+            f"{INTERFACE_PACKAGE}@{INTERFACE_VERSION} — rebuild it with `portal plugin build`"
+        )
     if needs_extensions and not any(kind == "extensions" for kind, _ in names):
-        raise ComponentRejected(f"plugin.toml declares [[extensions]] but plugin.wasm does not export "
-                                f"{EXTENSIONS_EXPORT} (it was built before extension points existed: rebuild it "
-                                "with `portal plugin build`)")
+        raise ComponentRejected(
+            f"plugin.toml declares [[extensions]] but plugin.wasm does not export "
+            f"{EXTENSIONS_EXPORT} (it was built before extension points existed: rebuild it "
+            "with `portal plugin build`)"
+        )
 
 
 def check_component_type(engine: Engine, component: Component) -> None:
@@ -80,12 +88,16 @@ def check_component_type(engine: Engine, component: Component) -> None:
     imports = set(ctype.imports(engine))
     exports = set(ctype.exports(engine))
     if GUEST_EXPORT not in exports:
-        raise ComponentRejected(f"the component does not export {GUEST_EXPORT} (it exports: "
-                                f"{', '.join(sorted(exports)) or 'nothing'})")
+        raise ComponentRejected(
+            f"the component does not export {GUEST_EXPORT} (it exports: "
+            f"{', '.join(sorted(exports)) or 'nothing'})"
+        )
     foreign = sorted(i for i in imports if i != HOST_IMPORT)
     if foreign:
-        raise ComponentRejected(f"the component imports {', '.join(foreign)}, which this portal does not provide "
-                                f"(only {HOST_IMPORT}; build with --stub-wasi)")
+        raise ComponentRejected(
+            f"the component imports {', '.join(foreign)}, which this portal does not provide "
+            f"(only {HOST_IMPORT}; build with --stub-wasi)"
+        )
 
 
 def make_engine(memory_stats: bool = False) -> Engine:
@@ -157,8 +169,9 @@ class ComponentStore:
                 job.finished = time.monotonic()
                 job.done.set()
                 return job
-        threading.Thread(target=self._compile, args=(wasm_path, job), daemon=True,
-                         name=f"compile-{wasm_sha256[:8]}").start()
+        threading.Thread(
+            target=self._compile, args=(wasm_path, job), daemon=True, name=f"compile-{wasm_sha256[:8]}"
+        ).start()
         return job
 
     def _compile(self, wasm_path: Path, job: CompileJob) -> None:

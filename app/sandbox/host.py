@@ -38,8 +38,13 @@ from app.sandbox.limits import Limits
 
 log = logging.getLogger("portal.plugin")
 ARG_JSON_MAX_BYTES = 4_000_000  # one host-call argument (depth-bounded too: app.nesting)
-LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "warn": logging.WARNING,
-              "error": logging.ERROR}
+LOG_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+}
 _local = threading.local()
 
 
@@ -87,8 +92,14 @@ class CallContext:
         return self.plugin.manifest
 
     def records(self) -> RecordService:
-        return RecordService(self.session, self.tenant_id, self.principal.actor, self.principal.can,
-                             scope=self.principal.scope, hooks=app_hooks(self.session))
+        return RecordService(
+            self.session,
+            self.tenant_id,
+            self.principal.actor,
+            self.principal.can,
+            scope=self.principal.scope,
+            hooks=app_hooks(self.session),
+        )
 
     def run(self, make: Callable[[], Awaitable[Any]]) -> Any:
         """Run a coroutine on the loop that owns the session and wait for it (we are in a worker thread)."""
@@ -147,8 +158,9 @@ def _row_json(row: dict[str, Any]) -> dict[str, Any]:
 def _entity(ctx: CallContext, name: str) -> EntityRef:
     ref = ctx.reachable.get(name)
     if ref is None:
-        raise PermissionError(f"entity {name!r} is not one of {ctx.plugin.id}'s entities or those of its "
-                              f"declared dependencies")
+        raise PermissionError(
+            f"entity {name!r} is not one of {ctx.plugin.id}'s entities or those of its declared dependencies"
+        )
     return ref
 
 
@@ -165,17 +177,26 @@ def _list_query(ref: EntityRef, filters: dict[str, Any], page: dict[str, Any]) -
                 raise ValueError(f"filter {name}: unknown operator {op!r} (use {', '.join(_OPERATORS)})")
             if isinstance(value, dict | list):
                 raise ValueError(f"filter {name}.{op}: expected a single value")
-            out[name + suffix] = "" if value is None else ("true" if value is True else "false" if value is False
-                                                           else str(value))
+            out[name + suffix] = (
+                ""
+                if value is None
+                else ("true" if value is True else "false" if value is False else str(value))
+            )
     limit = page.get("limit", 50)
     offset = page.get("offset", 0)
     if not isinstance(limit, int) or not isinstance(offset, int) or limit < 1 or offset < 0:
         raise ValueError("page.limit must be a positive integer and page.offset a non-negative one")
-    return ListQuery(q=str(page.get("q") or "")[:200], filters=out, sort=str(page.get("sort") or "-created_at"),
-                     size=limit, offset=offset)
+    return ListQuery(
+        q=str(page.get("q") or "")[:200],
+        filters=out,
+        sort=str(page.get("sort") or "-created_at"),
+        size=limit,
+        offset=offset,
+    )
 
 
 # -- the functions ---------------------------------------------------------------------------------
+
 
 def db_insert(ctx: CallContext, entity: str, data: str) -> Variant:
     ref = _entity(ctx, entity)
@@ -187,8 +208,11 @@ def db_query(ctx: CallContext, entity: str, filter_json: str, page_json: str) ->
     ref = _entity(ctx, entity)
     query = _list_query(ref, _object_arg(filter_json, "filter"), _object_arg(page_json, "page"))
     result = ctx.run(lambda: ctx.records().list(ref, query))
-    return _ok(json.dumps({"rows": [_row_json(r) for r in result.rows], "total": result.total,
-                           "capped": result.capped}))
+    return _ok(
+        json.dumps(
+            {"rows": [_row_json(r) for r in result.rows], "total": result.total, "capped": result.capped}
+        )
+    )
 
 
 def db_update(ctx: CallContext, entity: str, record_id: str, data: str, version: int) -> Variant:
@@ -208,16 +232,21 @@ def db_aggregate(ctx: CallContext, entity: str, query_json: str) -> Variant:
     query = _object_arg(query_json, "query")
     unknown = set(query) - {"group_by", "metrics", "filter", "limit"}
     if unknown:
-        raise ValueError(f"query: unknown key {sorted(unknown)[0]!r} (expected group_by, metrics, filter, limit)")
+        raise ValueError(
+            f"query: unknown key {sorted(unknown)[0]!r} (expected group_by, metrics, filter, limit)"
+        )
     group_by = query.get("group_by") or []
     metrics = query.get("metrics") or [{"fn": "count"}]
     if not isinstance(group_by, list) or not all(isinstance(g, str) for g in group_by):
         raise ValueError("query.group_by must be a list of field names")
     if not isinstance(metrics, list) or not all(isinstance(m, dict) for m in metrics):
         raise ValueError('query.metrics must be a list of objects like {"fn": "sum", "field": "quantity"}')
-    spec = Aggregate(group_by=group_by, metrics=[(str(m.get("fn")), m.get("field")) for m in metrics],
-                     filters=_list_query(ref, query.get("filter") or {}, {}).filters,
-                     limit=int(query.get("limit") or 1000))
+    spec = Aggregate(
+        group_by=group_by,
+        metrics=[(str(m.get("fn")), m.get("field")) for m in metrics],
+        filters=_list_query(ref, query.get("filter") or {}, {}).filters,
+        limit=int(query.get("limit") or 1000),
+    )
     rows = ctx.run(lambda: ctx.records().aggregate(ref, spec))
     return _ok(json.dumps([{k: to_json(v) for k, v in r.items()} for r in rows]))
 
@@ -225,7 +254,9 @@ def db_aggregate(ctx: CallContext, entity: str, query_json: str) -> Variant:
 def event_publish(ctx: CallContext, event_type: str, payload: str) -> Variant:
     declared = ctx.manifest.events.published
     if event_type not in declared:
-        raise PermissionError(f"event {event_type!r} is not declared in [events] published of {ctx.plugin.id}")
+        raise PermissionError(
+            f"event {event_type!r} is not declared in [events] published of {ctx.plugin.id}"
+        )
     body = _object_arg(payload, "payload")
     event = Event(event_type, str(ctx.tenant_id), body, source=ctx.plugin.id, actor=ctx.principal.actor.email)
     ctx.run(lambda: emit(ctx.session, event))  # in the call's transaction: gone if the call fails
@@ -248,10 +279,22 @@ def notify(ctx: CallContext, user_ids: list[str], title: str, body: str, link: s
     """Notify members of the tenant as this plugin (source = plugin id, sender = the acting user, if any)."""
     wanted = len(set(user_ids))
     if ctx.notifications + wanted > ctx.limits.notifications:
-        raise LimitBreach("notifications", f"the plugin tried to create more than {ctx.limits.notifications} "
-                                           f"notifications in one call")
-    rows = ctx.run(lambda: messages.notify(ctx.session, ctx.tenant_id, user_ids, title, body, link,
-                                           source=ctx.plugin.id, actor=ctx.principal.actor))
+        raise LimitBreach(
+            "notifications",
+            f"the plugin tried to create more than {ctx.limits.notifications} notifications in one call",
+        )
+    rows = ctx.run(
+        lambda: messages.notify(
+            ctx.session,
+            ctx.tenant_id,
+            user_ids,
+            title,
+            body,
+            link,
+            source=ctx.plugin.id,
+            actor=ctx.principal.actor,
+        )
+    )
     ctx.notifications += len(rows)
     return _ok(len(rows))
 
@@ -260,7 +303,9 @@ def log_write(ctx: CallContext, level: str, message: str) -> None:
     size = len(message.encode("utf-8", "replace"))
     ctx.log_bytes += size
     if ctx.log_bytes > ctx.limits.log_bytes:
-        raise LimitBreach("log_bytes", f"the plugin wrote more than {ctx.limits.log_bytes} bytes of log in one call")
+        raise LimitBreach(
+            "log_bytes", f"the plugin wrote more than {ctx.limits.log_bytes} bytes of log in one call"
+        )
     lvl = level.lower() if level.lower() in LOG_LEVELS else "info"
     ctx.logs.append((lvl, message))
     log.log(LOG_LEVELS[lvl], "[%s tenant=%s] %s", ctx.plugin.id, ctx.tenant_id, message)
@@ -314,7 +359,8 @@ def _call_host(name: str, fn: Callable[..., Any], returns_result: bool, args: tu
     ctx.host_calls += 1
     if ctx.host_calls > ctx.limits.host_calls:
         ctx.breach = ctx.breach or LimitBreach(
-            "host_calls", f"the plugin made more than {ctx.limits.host_calls} host calls in one call")
+            "host_calls", f"the plugin made more than {ctx.limits.host_calls} host calls in one call"
+        )
         raise ctx.breach
     try:
         return fn(ctx, *args)
@@ -329,8 +375,10 @@ def _call_host(name: str, fn: Callable[..., Any], returns_result: bool, args: tu
 
 
 def _refuse(name: str, capability: str, plugin_id: str) -> Callable[..., Any]:
-    message = (f"{name}: plugin {plugin_id} does not have the {capability!r} capability "
-               f"(add `{capability} = true` under [permissions] in plugin.toml)")
+    message = (
+        f"{name}: plugin {plugin_id} does not have the {capability!r} capability "
+        f"(add `{capability} = true` under [permissions] in plugin.toml)"
+    )
 
     def refused(_store: Any, *_args: Any) -> Any:
         ctx = current()

@@ -15,17 +15,30 @@ class Limits:
     output_bytes: int = 1_000_000  # size of a returned JSON document
     host_calls: int = 500  # host functions per guest call
     log_bytes: int = 64 * 1024  # log-write bytes per guest call
-    notifications: int = 100  # messages the notify host function may create per guest call (recipients summed)
+    notifications: int = (
+        100  # messages the notify host function may create per guest call (recipients summed)
+    )
 
     def describe(self, name: str) -> str:
         value = getattr(self, name)
-        return {"deadline_ms": f"{value} ms", "memory_mb": f"{value} MiB", "output_bytes": f"{value} bytes",
-                "log_bytes": f"{value} bytes"}.get(name, str(value))
+        return {
+            "deadline_ms": f"{value} ms",
+            "memory_mb": f"{value} MiB",
+            "output_bytes": f"{value} bytes",
+            "log_bytes": f"{value} bytes",
+        }.get(name, str(value))
 
 
 PLATFORM_DEFAULT = Limits()
-PLATFORM_MAXIMUM = Limits(deadline_ms=30_000, fuel=50_000_000_000, memory_mb=1024, output_bytes=8_000_000,
-                          host_calls=10_000, log_bytes=1_000_000, notifications=1_000)
+PLATFORM_MAXIMUM = Limits(
+    deadline_ms=30_000,
+    fuel=50_000_000_000,
+    memory_mb=1024,
+    output_bytes=8_000_000,
+    host_calls=10_000,
+    log_bytes=1_000_000,
+    notifications=1_000,
+)
 NAMES = tuple(f.name for f in fields(Limits))
 
 
@@ -41,10 +54,15 @@ def from_env(environ: Mapping[str, str], prefix: str, base: Limits) -> Limits:
 
 def problems(requested: Mapping[str, int], maximum: Limits) -> list[str]:
     """Located messages for manifest limits above what the platform allows."""
-    return [f"limits.{name}: {value} is above the platform maximum {getattr(maximum, name)}"
-            for name, value in requested.items() if name in NAMES and value > getattr(maximum, name)]
+    return [
+        f"limits.{name}: {value} is above the platform maximum {getattr(maximum, name)}"
+        for name, value in requested.items()
+        if name in NAMES and value > getattr(maximum, name)
+    ]
 
 
 def effective(requested: Mapping[str, int], default: Limits, maximum: Limits) -> Limits:
     """The plugin's values where it gives them (never above the maximum), the platform's elsewhere."""
-    return replace(default, **{k: min(int(v), getattr(maximum, k)) for k, v in requested.items() if k in NAMES})
+    return replace(
+        default, **{k: min(int(v), getattr(maximum, k)) for k, v in requested.items() if k in NAMES}
+    )

@@ -74,8 +74,17 @@ class CallStats:
 class GuestFailure(Exception):
     """A guest call failed. `message` is safe to show to end users; `detail` is for admins' logs."""
 
-    def __init__(self, plugin_id: str, kind: str, message: str, detail: str = "", *,
-                 counts_as_trap: bool = False, stats: CallStats | None = None, disabled: bool = False) -> None:
+    def __init__(
+        self,
+        plugin_id: str,
+        kind: str,
+        message: str,
+        detail: str = "",
+        *,
+        counts_as_trap: bool = False,
+        stats: CallStats | None = None,
+        disabled: bool = False,
+    ) -> None:
         super().__init__(message)
         self.plugin_id = plugin_id
         self.kind = kind
@@ -111,7 +120,10 @@ def _trap_kind(exc: Exception, ctx: CallContext) -> tuple[str, str]:
     if ctx.memory_mb >= ctx.limits.memory_mb * 0.9:  # a guest that cannot allocate crashes in many ways
         return "memory_mb", f"the plugin needed more than its {ctx.limits.memory_mb} MiB memory limit"
     if "interrupt" in text:
-        return "deadline_ms", f"the plugin ran longer than its {ctx.limits.deadline_ms} ms deadline and was stopped"
+        return (
+            "deadline_ms",
+            f"the plugin ran longer than its {ctx.limits.deadline_ms} ms deadline and was stopped",
+        )
     if "fuel" in text:
         return "fuel", f"the plugin used up its instruction budget ({ctx.limits.fuel:,} fuel) and was stopped"
     if "memory" in text.lower() and "limit" in text.lower():
@@ -167,7 +179,9 @@ class Sandbox:
             return True
         try:
             found = await asyncio.get_running_loop().run_in_executor(
-                self.executor, lambda: self.components.get(self.wasm_path(plugin), plugin.wasm_sha256, wait=timeout))
+                self.executor,
+                lambda: self.components.get(self.wasm_path(plugin), plugin.wasm_sha256, wait=timeout),
+            )
         except ComponentRejected:
             return True  # the call reports it (as `rejected`), where faults are recorded
         return found is not None
@@ -192,7 +206,9 @@ class Sandbox:
         return pool
 
     def drop_instances(self, plugin_id: str, tenant_id: uuid.UUID | None = None) -> None:
-        for key in [k for k in self._pools if k[0] == plugin_id and (tenant_id is None or k[2] == str(tenant_id))]:
+        for key in [
+            k for k in self._pools if k[0] == plugin_id and (tenant_id is None or k[2] == str(tenant_id))
+        ]:
             self._pools[key].idle.clear()
 
     def warm_count(self, plugin_id: str) -> int:
@@ -231,14 +247,23 @@ class Sandbox:
     def _invoke(self, inst: _Instance, name: str, args: tuple[Any, ...]) -> Any:
         func = inst.funcs.get(name)
         if func is None:
-            raise ComponentRejected(f"the component does not export {EXTENSIONS_EXPORT}#{name} (rebuild it with "
-                                    "`portal plugin build`)")
+            raise ComponentRejected(
+                f"the component does not export {EXTENSIONS_EXPORT}#{name} (rebuild it with "
+                "`portal plugin build`)"
+            )
         result = func(inst.store, *args)
         func.post_return(inst.store)
         return result
 
-    def _execute(self, component: Component, plugin: LoadedPlugin, inst: _Instance | None, ctx: CallContext,
-                 name: str, args: tuple[Any, ...]) -> tuple[_Instance | None, Any, int, bool]:
+    def _execute(
+        self,
+        component: Component,
+        plugin: LoadedPlugin,
+        inst: _Instance | None,
+        ctx: CallContext,
+        name: str,
+        args: tuple[Any, ...],
+    ) -> tuple[_Instance | None, Any, int, bool]:
         host.bind(ctx)
         fresh = inst is None
         try:
@@ -260,9 +285,19 @@ class Sandbox:
 
     # -- the public call -------------------------------------------------------------------------
 
-    async def call(self, session: AsyncSession, plugin: LoadedPlugin, tenant_id: uuid.UUID, principal: Principal,
-                   name: str, *args: Any, bus: EventBus | None = None,
-                   record_faults: bool = True, defer_faults: bool = False, error_is_answer: bool = False) -> Any:
+    async def call(
+        self,
+        session: AsyncSession,
+        plugin: LoadedPlugin,
+        tenant_id: uuid.UUID,
+        principal: Principal,
+        name: str,
+        *args: Any,
+        bus: EventBus | None = None,
+        record_faults: bool = True,
+        defer_faults: bool = False,
+        error_is_answer: bool = False,
+    ) -> Any:
         """Call guest function `name`; everything it does runs in one transaction (a savepoint of the
         caller's), rolled back on any failure. Returns the ok payload or raises GuestFailure.
 
@@ -277,22 +312,37 @@ class Sandbox:
         A component not yet compiled fails the call as `compiling` (its compile goes on in the background);
         callers that may wait (event delivery, background calls) await `ready()` before opening a session."""
         if not plugin.wasm_sha256:
-            raise GuestFailure(plugin.id, "no_wasm", f"{plugin.manifest.plugin.name} ships no page code (no plugin.wasm)")
+            raise GuestFailure(
+                plugin.id, "no_wasm", f"{plugin.manifest.plugin.name} ships no page code (no plugin.wasm)"
+            )
         loop = asyncio.get_running_loop()
         component = self.components.loaded(plugin.wasm_sha256) or await loop.run_in_executor(
-            self.executor, self.components.cached, plugin.wasm_sha256)
+            self.executor, self.components.cached, plugin.wasm_sha256
+        )
         if component is None:
             job = self.components.job(plugin.wasm_sha256)
             if job is None or not job.error:  # a failed compile is not retried on every call
                 job = self.components.start_compile(self.wasm_path(plugin), plugin.wasm_sha256)
             if job.error:
                 raise GuestFailure(plugin.id, "rejected", f"the plugin's code cannot run here: {job.error}")
-            raise GuestFailure(plugin.id, "compiling", "the plugin's code is still being compiled"
-                               + (f" ({job.seconds} s so far)" if job else ""))
+            raise GuestFailure(
+                plugin.id,
+                "compiling",
+                "the plugin's code is still being compiled" + (f" ({job.seconds} s so far)" if job else ""),
+            )
         reachable = await self._reachable(session, plugin, tenant_id)
         limits = self.limits_for(plugin)
-        ctx = CallContext(plugin, reachable, tenant_id, principal, session, loop, bus, limits,
-                          secret_key=self.settings.secret_key)
+        ctx = CallContext(
+            plugin,
+            reachable,
+            tenant_id,
+            principal,
+            session,
+            loop,
+            bus,
+            limits,
+            secret_key=self.settings.secret_key,
+        )
         pool = self._pool(plugin, tenant_id)
         pending: list[Any] = session.sync_session.info.setdefault(PENDING_KEY, [])
         events_before = len(pending)
@@ -303,16 +353,43 @@ class Sandbox:
         reentrant = key in in_flight
         in_flight.add(key)
         try:
-            return await self._call_in_pool(session, plugin, tenant_id, component, ctx, pool, pending, events_before,
-                                            name, args, reentrant, record_faults, defer_faults, error_is_answer)
+            return await self._call_in_pool(
+                session,
+                plugin,
+                tenant_id,
+                component,
+                ctx,
+                pool,
+                pending,
+                events_before,
+                name,
+                args,
+                reentrant,
+                record_faults,
+                defer_faults,
+                error_is_answer,
+            )
         finally:
             if not reentrant:
                 in_flight.discard(key)
 
-    async def _call_in_pool(self, session: AsyncSession, plugin: LoadedPlugin, tenant_id: uuid.UUID, component: Component,
-                            ctx: CallContext, pool: _Pool, pending: list[Any], events_before: int, name: str,
-                            args: tuple[Any, ...], reentrant: bool, record_faults: bool, defer_faults: bool,
-                            error_is_answer: bool) -> Any:
+    async def _call_in_pool(
+        self,
+        session: AsyncSession,
+        plugin: LoadedPlugin,
+        tenant_id: uuid.UUID,
+        component: Component,
+        ctx: CallContext,
+        pool: _Pool,
+        pending: list[Any],
+        events_before: int,
+        name: str,
+        args: tuple[Any, ...],
+        reentrant: bool,
+        record_faults: bool,
+        defer_faults: bool,
+        error_is_answer: bool,
+    ) -> Any:
         loop = asyncio.get_running_loop()
         limits = ctx.limits
         async with contextlib.nullcontext() if reentrant else pool.semaphore:
@@ -325,10 +402,12 @@ class Sandbox:
             fuel = 0
             try:
                 inst, result, fuel, fresh = await loop.run_in_executor(
-                    self.executor, self._execute, component, plugin, inst, ctx, name, args)
+                    self.executor, self._execute, component, plugin, inst, ctx, name, args
+                )
             except _InitFailed as exc:
-                failure = GuestFailure(plugin.id, "init", f"the plugin failed to start: {exc}", str(exc),
-                                       counts_as_trap=True)
+                failure = GuestFailure(
+                    plugin.id, "init", f"the plugin failed to start: {exc}", str(exc), counts_as_trap=True
+                )
             except (WasmtimeError, LimitBreach) as exc:
                 kind, message = _trap_kind(exc, ctx)
                 failure = GuestFailure(plugin.id, kind, message, str(exc), counts_as_trap=True)
@@ -336,31 +415,61 @@ class Sandbox:
                 failure = GuestFailure(plugin.id, "rejected", f"the plugin's code cannot run here: {exc}")
             except Exception as exc:
                 if ctx.breach is not None:
-                    failure = GuestFailure(plugin.id, ctx.breach.kind, str(ctx.breach), repr(exc), counts_as_trap=True)
+                    failure = GuestFailure(
+                        plugin.id, ctx.breach.kind, str(ctx.breach), repr(exc), counts_as_trap=True
+                    )
                 else:
                     log.exception("Guest call %s.%s failed in the host", plugin.id, name)
-                    failure = GuestFailure(plugin.id, "host", "the portal failed while running the plugin", repr(exc),
-                                           counts_as_trap=False)
+                    failure = GuestFailure(
+                        plugin.id,
+                        "host",
+                        "the portal failed while running the plugin",
+                        repr(exc),
+                        counts_as_trap=False,
+                    )
             duration = (time.perf_counter() - started) * 1000
             payload: str | None = None
             if failure is None:
                 reported = _error_of(result)
                 if reported is not None:
                     kind = "memory_mb" if "MemoryError" in reported else "error"
-                    text = (f"the plugin ran out of memory (limit {limits.memory_mb} MiB)" if kind == "memory_mb"
-                            else f"the plugin reported an error: {reported[:500]}")
+                    text = (
+                        f"the plugin ran out of memory (limit {limits.memory_mb} MiB)"
+                        if kind == "memory_mb"
+                        else f"the plugin reported an error: {reported[:500]}"
+                    )
                     failure = GuestFailure(plugin.id, kind, text, reported, counts_as_trap=kind != "error")
                 else:
                     # result<string, string> lifts to a Variant; result<bool|list, string> to the bare value.
                     payload = result.payload if isinstance(result, Variant) else result
                     if payload is not None and _size(payload) > limits.output_bytes:
-                        failure = GuestFailure(plugin.id, "output_bytes",
-                                               f"the plugin returned more than {limits.output_bytes} bytes", "",
-                                               counts_as_trap=True)
-            if inst is not None and not inst.dead and (failure is None or failure.kind in {"error", "output_bytes"}):
+                        failure = GuestFailure(
+                            plugin.id,
+                            "output_bytes",
+                            f"the plugin returned more than {limits.output_bytes} bytes",
+                            "",
+                            counts_as_trap=True,
+                        )
+            if (
+                inst is not None
+                and not inst.dead
+                and (failure is None or failure.kind in {"error", "output_bytes"})
+            ):
                 pool.idle.append(inst)
-            stats = CallStats(plugin.id, str(tenant_id), name, failure is None, round(duration, 3), fuel, ctx.host_calls,
-                              _size(payload), ctx.memory_mb, failure.kind if failure else "ok", fresh, logs=ctx.logs)
+            stats = CallStats(
+                plugin.id,
+                str(tenant_id),
+                name,
+                failure is None,
+                round(duration, 3),
+                fuel,
+                ctx.host_calls,
+                _size(payload),
+                ctx.memory_mb,
+                failure.kind if failure else "ok",
+                fresh,
+                logs=ctx.logs,
+            )
             self.stats.setdefault(plugin.id, deque(maxlen=STATS_KEPT)).append(stats)
             self.last = stats
             if failure is None:
@@ -377,8 +486,14 @@ class Sandbox:
             await self._record_failure(session, plugin, tenant_id, name, failure)
         raise failure
 
-    def _record_failure_later(self, session: AsyncSession, plugin: LoadedPlugin, tenant_id: uuid.UUID, call: str,
-                              failure: GuestFailure) -> None:
+    def _record_failure_later(
+        self,
+        session: AsyncSession,
+        plugin: LoadedPlugin,
+        tenant_id: uuid.UUID,
+        call: str,
+        failure: GuestFailure,
+    ) -> None:
         """Record the fault in a session of its own after the caller's transaction ends (committed or not):
         the caller's unit of work stays whole, and on SQLite no second writer waits for it."""
         if self.session_factory is None:
@@ -389,7 +504,9 @@ class Sandbox:
         async def record() -> None:
             try:
                 async with self.session_factory() as own:  # type: ignore[misc]
-                    if own.bind.dialect.name == "sqlite":  # wait for other writers rather than fail after them
+                    if (
+                        own.bind.dialect.name == "sqlite"
+                    ):  # wait for other writers rather than fail after them
                         await own.connection(execution_options={SQLITE_WRITE_LOCK: True})
                     await self._record_failure(own, plugin, tenant_id, call, failure)
             except Exception:
@@ -407,7 +524,9 @@ class Sandbox:
 
         sa.event.listen(session.sync_session, "after_transaction_end", ended)
 
-    async def _reachable(self, session: AsyncSession, plugin: LoadedPlugin, tenant_id: uuid.UUID) -> dict[str, EntityRef]:
+    async def _reachable(
+        self, session: AsyncSession, plugin: LoadedPlugin, tenant_id: uuid.UUID
+    ) -> dict[str, EntityRef]:
         out = dict(plugin.entities)
         deps = {d.id for d in plugin.manifest.dependencies.plugins}
         if deps:
@@ -416,43 +535,82 @@ class Sandbox:
                     out.update(other.entities)
         return out
 
-    async def _record_failure(self, session: AsyncSession, plugin: LoadedPlugin, tenant_id: uuid.UUID, call: str,
-                              failure: GuestFailure) -> None:
+    async def _record_failure(
+        self,
+        session: AsyncSession,
+        plugin: LoadedPlugin,
+        tenant_id: uuid.UUID,
+        call: str,
+        failure: GuestFailure,
+    ) -> None:
         """Persist the fault and apply the crash policy. Commits: the request itself will fail, and the
         fault (and an auto-disable) must outlive it."""
-        log.warning("Plugin %s %s failed in tenant %s: %s (%s)", plugin.id, call, tenant_id, failure.message,
-                    failure.detail[:2000])
+        log.warning(
+            "Plugin %s %s failed in tenant %s: %s (%s)",
+            plugin.id,
+            call,
+            tenant_id,
+            failure.message,
+            failure.detail[:2000],
+        )
         if failure.kind in {"compiling", "no_wasm"}:
             return
-        session.add(PluginFault(tenant_id=tenant_id, plugin_id=plugin.id, call=call, kind=failure.kind,
-                                counts_as_trap=failure.counts_as_trap, message=failure.message,
-                                detail=failure.detail[:4000]))
+        session.add(
+            PluginFault(
+                tenant_id=tenant_id,
+                plugin_id=plugin.id,
+                call=call,
+                kind=failure.kind,
+                counts_as_trap=failure.counts_as_trap,
+                message=failure.message,
+                detail=failure.detail[:4000],
+            )
+        )
         await session.flush()
         reason = ""
         if failure.kind == "init":
             reason = f"Start-up failed: {failure.message}"
         elif failure.counts_as_trap:
             since = dt.datetime.now(dt.UTC) - TRAP_WINDOW
-            traps = await session.scalar(sa.select(sa.func.count()).select_from(PluginFault).where(
-                PluginFault.plugin_id == plugin.id, PluginFault.tenant_id == tenant_id,
-                PluginFault.counts_as_trap.is_(True), PluginFault.created_at >= since))
+            traps = await session.scalar(
+                sa.select(sa.func.count())
+                .select_from(PluginFault)
+                .where(
+                    PluginFault.plugin_id == plugin.id,
+                    PluginFault.tenant_id == tenant_id,
+                    PluginFault.counts_as_trap.is_(True),
+                    PluginFault.created_at >= since,
+                )
+            )
             if (traps or 0) > MAX_TRAPS_PER_WINDOW:
                 reason = f"Auto-disabled after {traps} failures within a minute (last: {failure.message})"
         if reason:
-            state = await session.scalar(sa.select(PluginTenant).where(PluginTenant.tenant_id == tenant_id,
-                                                                       PluginTenant.plugin_id == plugin.id))
+            state = await session.scalar(
+                sa.select(PluginTenant).where(
+                    PluginTenant.tenant_id == tenant_id, PluginTenant.plugin_id == plugin.id
+                )
+            )
             if state is not None and state.status == "enabled":
                 state.status, state.error_message = "error", reason[:2000]
                 await runtime.plugins_changed(session, tenant_id)
-                await audit.record(session, Actor.system(), "plugin.error", "plugin", plugin.id, tenant_id=tenant_id,
-                                   summary=reason[:500])
+                await audit.record(
+                    session,
+                    Actor.system(),
+                    "plugin.error",
+                    "plugin",
+                    plugin.id,
+                    tenant_id=tenant_id,
+                    summary=reason[:500],
+                )
                 failure.disabled = True
             self.drop_instances(plugin.id, tenant_id)
         await session.commit()
 
     # -- background calls ------------------------------------------------------------------------
 
-    def after_commit(self, session: AsyncSession, plugin_id: str, tenant_id: uuid.UUID, name: str, *args: Any) -> None:
+    def after_commit(
+        self, session: AsyncSession, plugin_id: str, tenant_id: uuid.UUID, name: str, *args: Any
+    ) -> None:
         """Call a guest function as the plugin, in its own transaction, once `session` has committed
         (so the call sees what the triggering transaction wrote); dropped if it rolls back."""
         if self.session_factory is None:
@@ -471,20 +629,32 @@ class Sandbox:
         assert self.session_factory is not None
         try:
             async with self.session_factory() as session:  # a read, ended before waiting for a compile
-                plugin = next((p for p in await runtime.enabled_for(session, tenant_id) if p.id == plugin_id), None)
+                plugin = next(
+                    (p for p in await runtime.enabled_for(session, tenant_id) if p.id == plugin_id), None
+                )
             if plugin is None or not plugin.wasm_sha256:
                 return
             await self.ready(plugin, 120.0)
             async with self.session_factory() as session:
-                if session.bind.dialect.name == "sqlite":  # wait for other writers rather than fail after them
+                if (
+                    session.bind.dialect.name == "sqlite"
+                ):  # wait for other writers rather than fail after them
                     await session.connection(execution_options={SQLITE_WRITE_LOCK: True})
-                plugin = next((p for p in await runtime.enabled_for(session, tenant_id) if p.id == plugin_id), None)
+                plugin = next(
+                    (p for p in await runtime.enabled_for(session, tenant_id) if p.id == plugin_id), None
+                )
                 if plugin is None or not plugin.wasm_sha256:
                     return
                 reachable = await self._reachable(session, plugin, tenant_id)
                 try:
-                    await self.call(session, plugin, tenant_id, plugin_principal(plugin, tenant_id, reachable), name,
-                                    *args)
+                    await self.call(
+                        session,
+                        plugin,
+                        tenant_id,
+                        plugin_principal(plugin, tenant_id, reachable),
+                        name,
+                        *args,
+                    )
                 except GuestFailure:
                     return  # recorded (and committed) by call()
                 await session.commit()
@@ -538,11 +708,21 @@ class _InitFailed(Exception):
     """The guest's init returned an error."""
 
 
-def plugin_principal(plugin: LoadedPlugin, tenant_id: uuid.UUID, reachable: dict[str, EntityRef] | None = None) -> Principal:
+def plugin_principal(
+    plugin: LoadedPlugin, tenant_id: uuid.UUID, reachable: dict[str, EntityRef] | None = None
+) -> Principal:
     """Background calls act as the plugin, with the permissions its manifest brings (and its dependencies' db.*)."""
     granted = set(plugin.manifest.permission_codes)
     for ref in (reachable or {}).values():
         granted.update(ref.permission(op) for op in ("select", "insert", "update", "delete"))
-    return Principal(Actor(None, f"plugin:{plugin.id}", ""), granted.__contains__,
-                     {"id": None, "plugin": plugin.id, "tenant_id": str(tenant_id), "email": None,
-                      "display_name": plugin.manifest.plugin.name})
+    return Principal(
+        Actor(None, f"plugin:{plugin.id}", ""),
+        granted.__contains__,
+        {
+            "id": None,
+            "plugin": plugin.id,
+            "tenant_id": str(tenant_id),
+            "email": None,
+            "display_name": plugin.manifest.plugin.name,
+        },
+    )

@@ -138,10 +138,7 @@ def server_default_for(spec: FieldSpec) -> Any:
 def column_for(spec: FieldSpec) -> sa.Column[Any]:
     """A fresh (unattached) column for a declared field."""
     return sa.Column(
-        spec.name,
-        column_type(spec),
-        nullable=spec.nullable,
-        server_default=server_default_for(spec),
+        spec.name, column_type(spec), nullable=spec.nullable, server_default=server_default_for(spec)
     )
 
 
@@ -173,8 +170,14 @@ def build_table(entity: EntitySpec, metadata: sa.MetaData) -> sa.Table:
 
     sa.Index(index_name("ix", name, "tenant"), table.c.tenant_id)
     # Serves the default list order (newest first) and the capped counts with an index-only scan.
-    sa.Index(index_name("ix", name, "live"), table.c.tenant_id, table.c.created_at, table.c.id,
-             sqlite_where=table.c.deleted_at.is_(None), postgresql_where=table.c.deleted_at.is_(None))
+    sa.Index(
+        index_name("ix", name, "live"),
+        table.c.tenant_id,
+        table.c.created_at,
+        table.c.id,
+        sqlite_where=table.c.deleted_at.is_(None),
+        postgresql_where=table.c.deleted_at.is_(None),
+    )
     seen: set[tuple[str, ...]] = {("tenant_id",)}
     # Data scopes filter on the owner (`subtree`/`own`) and the unit (`unit`) within a tenant.
     for purpose, column in (("owner", entity.owner_column), ("unit", entity.unit_field)):
@@ -189,8 +192,9 @@ def build_table(entity: EntitySpec, metadata: sa.MetaData) -> sa.Table:
         sa.Index(index_name("ix", name, *columns), *(table.c[c] for c in key))
     # Searched with lower(column) LIKE '%q%' (app.records.service); PostgreSQL adds trigram indexes
     # for these (see _ensure_search_indexes), which no portable sa.Index can express.
-    table.info["searchable"] = [f.name for f in entity.searchable_fields
-                                if isinstance(table.c[f.name].type, sa.String)]
+    table.info["searchable"] = [
+        f.name for f in entity.searchable_fields if isinstance(table.c[f.name].type, sa.String)
+    ]
     live = table.c.deleted_at.is_(None)
     for spec in entity.fields:
         if spec.unique:
@@ -236,7 +240,9 @@ def _trigram_available(connection: Connection) -> bool:
     since PostgreSQL 13: the database owner may create it). Without it, search scans the tenant's rows."""
     if connection.execute(sa.text("SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'")).first():
         return True
-    if not connection.execute(sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'")).first():
+    if not connection.execute(
+        sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'")
+    ).first():
         return False
     try:
         with connection.begin_nested():
@@ -253,9 +259,15 @@ def _ensure_search_indexes(connection: Connection, table: sa.Table) -> None:
     quote = connection.dialect.identifier_preparer.quote
     wanted = {index_name("trgm", table.name, col): col for col in table.info.get("searchable", [])}
     prefix = index_name("trgm", table.name, "")
-    existing = {str(name) for (name,) in connection.execute(
-        sa.text("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = :t"),
-        {"t": table.name})}
+    existing = {
+        str(name)
+        for (name,) in connection.execute(
+            sa.text(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = :t"
+            ),
+            {"t": table.name},
+        )
+    }
     for name in sorted(n for n in existing - wanted.keys() if n.startswith(prefix)):
         connection.execute(sa.text(f"DROP INDEX IF EXISTS {quote(name)}"))
     for name, col in sorted(wanted.items()):
@@ -263,8 +275,12 @@ def _ensure_search_indexes(connection: Connection, table: sa.Table) -> None:
             # fastupdate off: with GIN's pending list, every search after a burst of inserts would scan
             # all pending entries (15-35 ms instead of 4 ms after 3,000 creates); direct index updates
             # cost no measurable insert time here.
-            connection.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {quote(name)} ON {quote(table.name)} "
-                                       f"USING gin (lower({quote(col)}) gin_trgm_ops) WITH (fastupdate = off)"))
+            connection.execute(
+                sa.text(
+                    f"CREATE INDEX IF NOT EXISTS {quote(name)} ON {quote(table.name)} "
+                    f"USING gin (lower({quote(col)}) gin_trgm_ops) WITH (fastupdate = off)"
+                )
+            )
 
 
 async def ensure_tables(conn: AsyncConnection, entities: Sequence[EntitySpec]) -> None:

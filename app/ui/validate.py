@@ -46,8 +46,17 @@ TONES = ("neutral", "good", "bad", "warning")
 ALIGNS = ("left", "right", "center")
 STYLES = ("primary", "secondary", "danger")
 KINDS = ("bar", "line")
-FIELD_INPUTS = {"string": "text", "text": "textarea", "integer": "number", "decimal": "number", "boolean": "checkbox",
-                "date": "date", "datetime": "datetime-local", "select": "select", "hidden": "hidden"}
+FIELD_INPUTS = {
+    "string": "text",
+    "text": "textarea",
+    "integer": "number",
+    "decimal": "number",
+    "boolean": "checkbox",
+    "date": "date",
+    "datetime": "datetime-local",
+    "select": "select",
+    "hidden": "hidden",
+}
 
 _COMMON = frozenset({"type", "id", "permission"})
 BLOCK_PROPERTIES: dict[str, frozenset[str]] = {
@@ -72,8 +81,21 @@ PART_PROPERTIES: dict[str, frozenset[str]] = {
     "toast": frozenset({"level", "text"}),
     "tableColumn": frozenset({"key", "label", "align"}),
     "cellLink": frozenset({"text", "href"}),
-    "formField": frozenset({"name", "label", "type", "value", "required", "options", "help", "error", "placeholder",
-                            "min", "max"}),
+    "formField": frozenset(
+        {
+            "name",
+            "label",
+            "type",
+            "value",
+            "required",
+            "options",
+            "help",
+            "error",
+            "placeholder",
+            "min",
+            "max",
+        }
+    ),
     "selectOption": frozenset({"value", "label"}),
     "listItem": frozenset({"text", "href"}),
     "chartSeries": frozenset({"name", "values"}),
@@ -104,12 +126,22 @@ class UIView:
     @property
     def document_problems(self) -> list[UIProblem]:
         """Problems not already shown in place of a block: the region lists them in one panel."""
-        return list(self.problems) if self.fatal else [p for p in self.problems if not p.path.startswith("blocks[")]
+        return (
+            list(self.problems)
+            if self.fatal
+            else [p for p in self.problems if not p.path.startswith("blocks[")]
+        )
 
     def render_chart(self, block: dict[str, Any]) -> Markup:
         """The SVG of a validated chart block (a method, so the template needs no extra Jinja global)."""
-        return render_chart(uid=block["uid"], kind=block["kind"], title=block["title"], labels=block["labels"],
-                            series=[(s["name"], s["values"]) for s in block["series"]], unit=block["unit"])
+        return render_chart(
+            uid=block["uid"],
+            kind=block["kind"],
+            title=block["title"],
+            labels=block["labels"],
+            series=[(s["name"], s["values"]) for s in block["series"]],
+            unit=block["unit"],
+        )
 
 
 def safe_relative_url(href: str) -> str | None:
@@ -172,14 +204,20 @@ def c_url(value: Any, path: str, errs: Errs) -> str | Invalid:
     if c_str(value, path, errs) is INVALID:
         return INVALID
     return safe_relative_url(value) or errs.fail(
-        path, 'expected a relative URL starting with a single "/", "?" or "#" (no scheme, host, spaces or '
-              "backslashes)")
+        path,
+        'expected a relative URL starting with a single "/", "?" or "#" (no scheme, host, spaces or '
+        "backslashes)",
+    )
 
 
 def c_enum(*choices: str) -> Check:
     def check(value: Any, path: str, errs: Errs) -> str | Invalid:
-        return value if value in choices and isinstance(value, str) else errs.fail(
-            path, "expected one of: " + ", ".join(choices))
+        return (
+            value
+            if value in choices and isinstance(value, str)
+            else errs.fail(path, "expected one of: " + ", ".join(choices))
+        )
+
     return check
 
 
@@ -187,12 +225,18 @@ def c_int(lo: int, hi: int) -> Check:
     def check(value: Any, path: str, errs: Errs) -> int | Invalid:
         ok = isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
         return value if ok else errs.fail(path, f"expected an integer from {lo} to {hi}")
+
     return check
 
 
 def c_match(regex: re.Pattern[str], what: str) -> Check:
     def check(value: Any, path: str, errs: Errs) -> str | Invalid:
-        return value if isinstance(value, str) and regex.fullmatch(value) else errs.fail(path, f"expected {what}")
+        return (
+            value
+            if isinstance(value, str) and regex.fullmatch(value)
+            else errs.fail(path, f"expected {what}")
+        )
+
     return check
 
 
@@ -203,13 +247,16 @@ def c_list(max_items: int, min_items: int = 0) -> Check:
         if not min_items <= len(value) <= max_items:
             return errs.fail(path, f"expected {min_items} to {max_items:,} items, got {len(value):,}")
         return value
+
     return check
 
 
 c_action = c_match(ACTION_RE, "an action name: 1-64 of a-z, 0-9, _ and -")
 c_id = c_match(ID_RE, "an id: 1-64 of a-z, 0-9, _ and -")
 c_name = c_match(NAME_RE, "a name: a letter, then up to 63 of A-Z, a-z, 0-9, _, . and -")
-c_permission = c_match(PERMISSION_RE, 'a permission like "ui.<plugin>.<element>" or "db.<plugin>.<entity>.<operation>"')
+c_permission = c_match(
+    PERMISSION_RE, 'a permission like "ui.<plugin>.<element>" or "db.<plugin>.<entity>.<operation>"'
+)
 
 
 class _Obj:
@@ -242,6 +289,7 @@ class _Obj:
 
 
 # --- blocks ----------------------------------------------------------------------------------------
+
 
 class _Fatal(Exception):
     def __init__(self, problem: UIProblem) -> None:
@@ -299,8 +347,15 @@ def _block(raw: Any, path: str, st: _State, depth: int) -> dict[str, Any] | None
         return _error(st, [UIProblem(member(path, "type"), "required")])
     if not isinstance(kind, str) or kind not in BLOCK_PROPERTIES:
         shown = json.dumps(kind[:40]) if isinstance(kind, str) else "a " + type(kind).__name__
-        return _error(st, [UIProblem(member(path, "type"), f"unknown block type {shown}; expected one of: "
-                                     + ", ".join(BLOCK_PROPERTIES))])
+        return _error(
+            st,
+            [
+                UIProblem(
+                    member(path, "type"),
+                    f"unknown block type {shown}; expected one of: " + ", ".join(BLOCK_PROPERTIES),
+                )
+            ],
+        )
     kind = ALIASES.get(kind, kind)
     o = _Obj(raw, path, errs, BLOCK_PROPERTIES[kind])
     block_id = o.get("id", c_id)
@@ -323,16 +378,32 @@ def _text(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
 
 
 def _alert(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
-    return {"level": o.get("level", c_enum(*LEVELS), "info"), "title": o.get("title", c_str),
-            "text": o.get("text", c_str, "", required=True)}
+    return {
+        "level": o.get("level", c_enum(*LEVELS), "info"),
+        "title": o.get("title", c_str),
+        "text": o.get("text", c_str, "", required=True),
+    }
 
 
 def _stat(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
-    value = o.get("value", lambda v, p, e: v if _is_number(v) else c_str(v, p, e) if isinstance(v, str) else
-                  e.fail(p, "expected a string or a number"), "", required=True)
-    return {"label": o.get("label", c_str, "", required=True),
-            "value": format_number(value) if _is_number(value) else value,
-            "hint": o.get("hint", c_str), "tone": o.get("tone", c_enum(*TONES), "neutral")}
+    value = o.get(
+        "value",
+        lambda v, p, e: (
+            v
+            if _is_number(v)
+            else c_str(v, p, e)
+            if isinstance(v, str)
+            else e.fail(p, "expected a string or a number")
+        ),
+        "",
+        required=True,
+    )
+    return {
+        "label": o.get("label", c_str, "", required=True),
+        "value": format_number(value) if _is_number(value) else value,
+        "hint": o.get("hint", c_str),
+        "tone": o.get("tone", c_enum(*TONES), "neutral"),
+    }
 
 
 def _card(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
@@ -345,10 +416,21 @@ def _card(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
 def _cell(value: Any, path: str, errs: Errs) -> dict[str, Any]:
     if isinstance(value, dict):
         link = _Obj(value, path, errs, PART_PROPERTIES["cellLink"])
-        return {"text": link.get("text", c_str, "", required=True), "href": link.get("href", c_url, required=True)}
+        return {
+            "text": link.get("text", c_str, "", required=True),
+            "href": link.get("href", c_url, required=True),
+        }
     if value is None or isinstance(value, bool) or _is_number(value):
-        return {"text": "" if value is None else "Yes" if value is True else "No" if value is False else _plain(value),
-                "href": None}
+        return {
+            "text": ""
+            if value is None
+            else "Yes"
+            if value is True
+            else "No"
+            if value is False
+            else _plain(value),
+            "href": None,
+        }
     if isinstance(value, str):
         return {"text": c_str(value, path, errs) or "", "href": None}
     errs.add(path, "expected a string, number, boolean or null")
@@ -360,8 +442,13 @@ def _table(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
     for i, raw in enumerate(o.get("columns", c_list(MAX_COLUMNS, 1), [], required=True)):
         if c := _Obj.of(raw, f"{o.at('columns')}[{i}]", o.errs, "tableColumn"):
             key = c.get("key", c_str, "", required=True)
-            columns.append({"key": key, "label": c.get("label", c_str, key),
-                            "align": c.get("align", c_enum(*ALIGNS), "left")})
+            columns.append(
+                {
+                    "key": key,
+                    "label": c.get("label", c_str, key),
+                    "align": c.get("align", c_enum(*ALIGNS), "left"),
+                }
+            )
     rows = []
     for r, row in enumerate(o.get("rows", c_list(MAX_ROWS), [])):
         path = f"{o.at('rows')}[{r}]"
@@ -404,12 +491,20 @@ def _field(f: _Obj, uid: str, seen: set[str]) -> dict[str, Any]:
             f.errs.add(f.at(key), "only integer, decimal, date and datetime fields have min and max")
             bounds[key] = None
     return {
-        "name": name, "id": f"{uid}-{name}", "type": kind, "input": FIELD_INPUTS[kind],
-        "label": f.get("label", c_str, name), "value": _plain(value),
+        "name": name,
+        "id": f"{uid}-{name}",
+        "type": kind,
+        "input": FIELD_INPUTS[kind],
+        "label": f.get("label", c_str, name),
+        "value": _plain(value),
         "checked": value is True or (isinstance(value, str) and value.lower() in ("true", "1", "on", "yes")),
-        "required": f.get("required", c_bool, False), "options": options, "help": f.get("help", c_str),
-        "error": f.get("error", c_str), "placeholder": f.get("placeholder", c_str),
-        "step": "1" if kind == "integer" else "any" if kind == "decimal" else None, **bounds,
+        "required": f.get("required", c_bool, False),
+        "options": options,
+        "help": f.get("help", c_str),
+        "error": f.get("error", c_str),
+        "placeholder": f.get("placeholder", c_str),
+        "step": "1" if kind == "integer" else "any" if kind == "decimal" else None,
+        **bounds,
     }
 
 
@@ -419,10 +514,16 @@ def _form(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
     for i, raw in enumerate(o.get("fields", c_list(MAX_FIELDS), [])):
         if f := _Obj.of(raw, f"{o.at('fields')}[{i}]", o.errs, "formField"):
             fields.append(_field(f, uid, seen))
-    errors = [c_str(e, f"{o.at('errors')}[{i}]", o.errs) or "" for i, e in
-              enumerate(o.get("errors", c_list(MAX_ERRORS), []))]
-    return {"action": o.get("action", c_action, "", required=True), "fields": fields,
-            "submit": o.get("submit", c_str, "Save"), "errors": errors}
+    errors = [
+        c_str(e, f"{o.at('errors')}[{i}]", o.errs) or ""
+        for i, e in enumerate(o.get("errors", c_list(MAX_ERRORS), []))
+    ]
+    return {
+        "action": o.get("action", c_action, "", required=True),
+        "fields": fields,
+        "submit": o.get("submit", c_str, "Save"),
+        "errors": errors,
+    }
 
 
 def _button(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
@@ -434,8 +535,13 @@ def _button(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
         path = member(o.at("data"), key)
         if c_name(key, path, o.errs) is not INVALID:
             data.append((key, _plain(or_default(c_scalar(value, path, o.errs), None))))
-    return {"label": o.get("label", c_str, "", required=True), "action": o.get("action", c_action, "", required=True),
-            "data": data, "style": o.get("style", c_enum(*STYLES), "secondary"), "confirm": o.get("confirm", c_str)}
+    return {
+        "label": o.get("label", c_str, "", required=True),
+        "action": o.get("action", c_action, "", required=True),
+        "data": data,
+        "style": o.get("style", c_enum(*STYLES), "secondary"),
+        "confirm": o.get("confirm", c_str),
+    }
 
 
 def _link(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
@@ -449,7 +555,9 @@ def _list(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
         if isinstance(raw, str):
             items.append({"text": c_str(raw, path, o.errs) or "", "href": None})
         elif item := _Obj.of(raw, path, o.errs, "listItem"):
-            items.append({"text": item.get("text", c_str, "", required=True), "href": item.get("href", c_url)})
+            items.append(
+                {"text": item.get("text", c_str, "", required=True), "href": item.get("href", c_url)}
+            )
     return {"items": items, "ordered": o.get("ordered", c_bool, False)}
 
 
@@ -460,46 +568,87 @@ def _columns(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
             o.errs.add(f"{o.at('columns')}[{i}]", "expected a list of blocks")
     if o.errs:
         return {"columns": []}
-    return {"columns": [_block_list(col, f"{o.at('columns')}[{i}]", st, depth + 1) for i, col in enumerate(cols)]}
+    return {
+        "columns": [_block_list(col, f"{o.at('columns')}[{i}]", st, depth + 1) for i, col in enumerate(cols)]
+    }
 
 
 def c_chart_value(value: Any, path: str, errs: Errs) -> float | Invalid | None:
     if value is None:
         return None
     if not _is_number(value) or abs(value) > MAX_CHART_VALUE:
-        return errs.fail(path, f"expected a number between -{MAX_CHART_VALUE:.0e} and {MAX_CHART_VALUE:.0e}, or null")
+        return errs.fail(
+            path, f"expected a number between -{MAX_CHART_VALUE:.0e} and {MAX_CHART_VALUE:.0e}, or null"
+        )
     return value
 
 
 def _chart(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
-    labels = [c_str(v, f"{o.at('labels')}[{i}]", o.errs) or "" for i, v in
-              enumerate(o.get("labels", c_list(MAX_LABELS), [], required=True))]
+    labels = [
+        c_str(v, f"{o.at('labels')}[{i}]", o.errs) or ""
+        for i, v in enumerate(o.get("labels", c_list(MAX_LABELS), [], required=True))
+    ]
     series = []
     for j, raw in enumerate(o.get("series", c_list(MAX_SERIES, 1), [], required=True)):
         if s := _Obj.of(raw, f"{o.at('series')}[{j}]", o.errs, "chartSeries"):
             values = s.get("values", c_list(MAX_LABELS), [], required=True)
             if "values" in s.raw and isinstance(s.raw["values"], list) and len(values) != len(labels):
-                o.errs.add(s.at("values"), f"expected {len(labels)} values (one per label), got {len(values)}")
-            series.append({"name": s.get("name", c_str, "", required=True),
-                           "values": [or_default(c_chart_value(v, f"{s.at('values')}[{i}]", o.errs), None)
-                                      for i, v in enumerate(values)]})
+                o.errs.add(
+                    s.at("values"), f"expected {len(labels)} values (one per label), got {len(values)}"
+                )
+            series.append(
+                {
+                    "name": s.get("name", c_str, "", required=True),
+                    "values": [
+                        or_default(c_chart_value(v, f"{s.at('values')}[{i}]", o.errs), None)
+                        for i, v in enumerate(values)
+                    ],
+                }
+            )
     # Rows of the accessible data table rendered under the SVG.
-    rows = [[label, *(format_number(s["values"][i]) if i < len(s["values"]) and s["values"][i] is not None else ""
-                      for s in series)] for i, label in enumerate(labels)]
-    return {"kind": o.get("kind", c_enum(*KINDS), "bar"), "title": o.get("title", c_str), "labels": labels,
-            "series": series, "unit": o.get("unit", c_str), "rows": rows}
+    rows = [
+        [
+            label,
+            *(
+                format_number(s["values"][i]) if i < len(s["values"]) and s["values"][i] is not None else ""
+                for s in series
+            ),
+        ]
+        for i, label in enumerate(labels)
+    ]
+    return {
+        "kind": o.get("kind", c_enum(*KINDS), "bar"),
+        "title": o.get("title", c_str),
+        "labels": labels,
+        "series": series,
+        "unit": o.get("unit", c_str),
+        "rows": rows,
+    }
 
 
 _BUILDERS: dict[str, Callable[[_Obj, _State, int, str], dict[str, Any]]] = {
-    "heading": _heading, "text": _text, "alert": _alert, "stat": _stat, "card": _card, "table": _table,
-    "form": _form, "button": _button, "link": _link, "list": _list, "columns": _columns, "chart": _chart,
+    "heading": _heading,
+    "text": _text,
+    "alert": _alert,
+    "stat": _stat,
+    "card": _card,
+    "table": _table,
+    "form": _form,
+    "button": _button,
+    "link": _link,
+    "list": _list,
+    "columns": _columns,
+    "chart": _chart,
 }
 
 
 # --- the document ----------------------------------------------------------------------------------
 
+
 def _fatal(path: str, message: str) -> UIView:
-    return UIView(title=None, blocks=[], problems=[UIProblem(path, message)], redirect=None, toast=None, fatal=True)
+    return UIView(
+        title=None, blocks=[], problems=[UIProblem(path, message)], redirect=None, toast=None, fatal=True
+    )
 
 
 def _reject_constant(name: str) -> Any:
@@ -528,12 +677,17 @@ def _parse(text: str, can: Callable[[str], bool], max_bytes: int) -> UIView:
     toast = None
     before = len(st.problems)
     if "toast" in doc and (t := _Obj.of(doc["toast"], "toast", st.problems, "toast")):
-        toast = {"level": t.get("level", c_enum(*LEVELS), "info"), "text": t.get("text", c_str, "", required=True)}
+        toast = {
+            "level": t.get("level", c_enum(*LEVELS), "info"),
+            "text": t.get("text", c_str, "", required=True),
+        }
         toast = toast if len(st.problems) == before else None
     title = o.get("title", c_str)
     redirect = o.get("redirect", c_url)
     blocks = _block_list(o.get("blocks", c_list(10**9), []), "blocks", st, 1)
-    return UIView(title=title, blocks=blocks, problems=st.problems.items, redirect=redirect, toast=toast, fatal=False)
+    return UIView(
+        title=title, blocks=blocks, problems=st.problems.items, redirect=redirect, toast=toast, fatal=False
+    )
 
 
 def parse_ui(text: str, *, can: Callable[[str], bool], max_bytes: int = 1_000_000) -> UIView:

@@ -45,20 +45,38 @@ def _s(form: FormMultiDict, key: str, limit: int = 1000) -> str:
 
 # --- home ----------------------------------------------------------------------------------------
 
+
 @get(T("/"), opt={"auth": True}, include_in_schema=False)
 async def home(request: HTMXRequest, ctx: RequestContext) -> Template:
-    count = await ctx.db.scalar(select(func.count()).select_from(Membership).where(Membership.tenant_id == ctx.tenant_id))
+    count = await ctx.db.scalar(
+        select(func.count()).select_from(Membership).where(Membership.tenant_id == ctx.tenant_id)
+    )
     return await page(request, ctx, "home.html", member_count=count)
 
 
 # --- tenants (platform) --------------------------------------------------------------------------
 
-async def _tenants_page(request: HTMXRequest, ctx: RequestContext, errors: dict[str, str] | None = None,
-                        values: dict[str, str] | None = None, status_code: int = 200) -> Template:
+
+async def _tenants_page(
+    request: HTMXRequest,
+    ctx: RequestContext,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Template:
     p = Pager(request)
     rows, p.total = await directory.list_tenants(ctx.db, p.q, p.offset, p.size)
-    return await page(request, ctx, "admin/tenants.html", fragment="admin/_tenant_rows.html", status_code=status_code,
-                      p=p, rows=rows, errors=errors or {}, values=values or {})
+    return await page(
+        request,
+        ctx,
+        "admin/tenants.html",
+        fragment="admin/_tenant_rows.html",
+        status_code=status_code,
+        p=p,
+        rows=rows,
+        errors=errors or {},
+        values=values or {},
+    )
 
 
 @get(T("/admin/tenants"), opt={"permission": "db.tenants.select"}, include_in_schema=False)
@@ -80,29 +98,47 @@ async def tenants_create(request: HTMXRequest, ctx: RequestContext) -> Template 
 @get(T("/admin/tenants/{tenant_id:uuid}"), opt={"permission": "db.tenants.select"}, include_in_schema=False)
 async def tenant_edit(request: HTMXRequest, ctx: RequestContext, tenant_id: uuid.UUID) -> Template:
     target = await directory.get_tenant(ctx.db, str(tenant_id))
-    return await page(request, ctx, "admin/tenant_edit.html", target=target, errors={}, values={"name": target.name})
+    return await page(
+        request, ctx, "admin/tenant_edit.html", target=target, errors={}, values={"name": target.name}
+    )
 
 
 @post(T("/admin/tenants/{tenant_id:uuid}"), opt={"permission": "db.tenants.update"}, include_in_schema=False)
-async def tenant_update(request: HTMXRequest, ctx: RequestContext, tenant_id: uuid.UUID) -> Template | Redirect:
+async def tenant_update(
+    request: HTMXRequest, ctx: RequestContext, tenant_id: uuid.UUID
+) -> Template | Redirect:
     target = await directory.get_tenant(ctx.db, str(tenant_id))
     form = await request.form()
     values = {"name": _s(form, "name", 300)}
     try:
-        await directory.update_tenant(ctx.db, ctx.actor, target, name=values["name"],
-                                      is_active=_s(form, "is_active") == "on")
+        await directory.update_tenant(
+            ctx.db, ctx.actor, target, name=values["name"], is_active=_s(form, "is_active") == "on"
+        )
     except ValidationFailed as exc:
-        return await page(request, ctx, "admin/tenant_edit.html", status_code=422, target=target, errors=exc.errors,
-                          values=values)
+        return await page(
+            request,
+            ctx,
+            "admin/tenant_edit.html",
+            status_code=422,
+            target=target,
+            errors=exc.errors,
+            values=values,
+        )
     return redirect(f"/t/{ctx.tenant.slug}/admin/tenants", f"Tenant {target.slug} saved")  # type: ignore[union-attr]
 
 
 # --- members -------------------------------------------------------------------------------------
 
-async def _members_page(request: HTMXRequest, ctx: RequestContext, errors: dict[str, str] | None = None,
-                        values: dict[str, str] | None = None, status_code: int = 200,
-                        row_errors: dict[uuid.UUID, dict[str, str]] | None = None,
-                        row_values: dict[uuid.UUID, dict[str, str]] | None = None) -> Template:
+
+async def _members_page(
+    request: HTMXRequest,
+    ctx: RequestContext,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    status_code: int = 200,
+    row_errors: dict[uuid.UUID, dict[str, str]] | None = None,
+    row_values: dict[uuid.UUID, dict[str, str]] | None = None,
+) -> Template:
     p = Pager(request)
     rows, p.total = await directory.list_members(ctx.db, ctx.tenant_id, p.q, p.offset, p.size)
     role_rows = await role_service.list_roles(ctx.db, ctx.tenant_id)
@@ -111,10 +147,26 @@ async def _members_page(request: HTMXRequest, ctx: RequestContext, errors: dict[
     for uid, problems in (row_errors or {}).items():
         if uid not in reporting:  # the member is on another page: say it above the list
             errors["reporting"] = " ".join(problems.values())
-    pending = await invitations.list_pending(ctx.db, ctx.tenant_id) if ctx.can("db.tenant_users.insert") else []
-    return await page(request, ctx, "admin/members.html", fragment="admin/_member_rows.html", status_code=status_code,
-                      p=p, rows=rows, invitations=pending, direct_add=is_platform_admin(ctx), roles=[r for r, _ in role_rows], errors=errors, values=values or {},
-                      reporting=reporting, row_errors=row_errors or {}, row_values=row_values or {})
+    pending = (
+        await invitations.list_pending(ctx.db, ctx.tenant_id) if ctx.can("db.tenant_users.insert") else []
+    )
+    return await page(
+        request,
+        ctx,
+        "admin/members.html",
+        fragment="admin/_member_rows.html",
+        status_code=status_code,
+        p=p,
+        rows=rows,
+        invitations=pending,
+        direct_add=is_platform_admin(ctx),
+        roles=[r for r, _ in role_rows],
+        errors=errors,
+        values=values or {},
+        reporting=reporting,
+        row_errors=row_errors or {},
+        row_values=row_values or {},
+    )
 
 
 @get(T("/admin/members"), opt={"permission": "db.tenant_users.select"}, include_in_schema=False)
@@ -132,8 +184,14 @@ async def add_member_from(ctx: RequestContext, values: dict[str, str]) -> tuple[
             raise ValidationFailed({"email": "No user has this email, and you may not create accounts."})
         if not values.get("password"):
             raise ValidationFailed({"password": "This is a new account: set an initial password."})
-        user = await directory.create_user(ctx.db, ctx.actor, values.get("email", ""), values["password"],
-                                           values.get("display_name", ""), tenant_id=ctx.tenant_id)
+        user = await directory.create_user(
+            ctx.db,
+            ctx.actor,
+            values.get("email", ""),
+            values["password"],
+            values.get("display_name", ""),
+            tenant_id=ctx.tenant_id,
+        )
         created = True
     await directory.add_member(ctx.db, ctx.actor, ctx.tenant_id, user, role)
     return user, created
@@ -143,10 +201,18 @@ async def invite_from(ctx: RequestContext, values: dict[str, str]) -> invitation
     """A tenant admin's add-member: an invitation the account holder accepts (app.identity.invitations),
     answered the same whether or not an account has the email."""
     role = await role_service.get_role(ctx.db, ctx.tenant_id, values.get("role") or "Member")
-    return await invitations.invite(ctx.db, ctx.actor, ctx.tenant, values.get("email", ""), role,  # type: ignore[arg-type]
-                                    manager=values.get("manager") or None, unit=values.get("unit") or None,
-                                    password=values.get("password", ""), display_name=values.get("display_name", ""),
-                                    may_create_account=ctx.can("db.users.insert"))
+    return await invitations.invite(
+        ctx.db,
+        ctx.actor,
+        ctx.tenant,  # type: ignore[arg-type]
+        values.get("email", ""),
+        role,
+        manager=values.get("manager") or None,
+        unit=values.get("unit") or None,
+        password=values.get("password", ""),
+        display_name=values.get("display_name", ""),
+        may_create_account=ctx.can("db.users.insert"),
+    )
 
 
 @post(T("/admin/members"), opt={"permission": "db.tenant_users.insert"}, include_in_schema=False)
@@ -176,7 +242,11 @@ async def _refused(request: HTMXRequest, ctx: RequestContext, exc: Conflict) -> 
     return await _members_page(request, ctx, {"member": exc.detail}, status_code=409)
 
 
-@post(T("/admin/members/{user_id:uuid}/role"), opt={"permission": "db.tenant_users.update"}, include_in_schema=False)
+@post(
+    T("/admin/members/{user_id:uuid}/role"),
+    opt={"permission": "db.tenant_users.update"},
+    include_in_schema=False,
+)
 async def members_role(request: HTMXRequest, ctx: RequestContext, user_id: uuid.UUID) -> Template | Redirect:
     form = await request.form()
     role = await role_service.get_role(ctx.db, ctx.tenant_id, _s(form, "role", 100))
@@ -187,9 +257,14 @@ async def members_role(request: HTMXRequest, ctx: RequestContext, user_id: uuid.
     return redirect(f"/t/{ctx.tenant.slug}/admin/members", f"Role changed to {role.name}")  # type: ignore[union-attr]
 
 
-@post(T("/admin/members/{user_id:uuid}/reporting"), opt={"permission": "db.tenant_users.update"},
-      include_in_schema=False)
-async def members_reporting(request: HTMXRequest, ctx: RequestContext, user_id: uuid.UUID) -> Template | Redirect:
+@post(
+    T("/admin/members/{user_id:uuid}/reporting"),
+    opt={"permission": "db.tenant_users.update"},
+    include_in_schema=False,
+)
+async def members_reporting(
+    request: HTMXRequest, ctx: RequestContext, user_id: uuid.UUID
+) -> Template | Redirect:
     """Set a member's manager (email; empty clears it) and unit; refused moves re-render inline."""
     form = await request.form()
     values = {"manager": _s(form, "manager", 300), "unit": _s(form, "unit", 200)}
@@ -201,13 +276,20 @@ async def members_reporting(request: HTMXRequest, ctx: RequestContext, user_id: 
         await ctx.db.rollback()
         for obj in (ctx.user, ctx.tenant):
             await ctx.db.refresh(obj)
-        return await _members_page(request, ctx, status_code=422, row_errors={user_id: exc.errors},
-                                   row_values={user_id: values})
+        return await _members_page(
+            request, ctx, status_code=422, row_errors={user_id: exc.errors}, row_values={user_id: values}
+        )
     return redirect(f"/t/{ctx.tenant.slug}/admin/members", "Reporting line saved")  # type: ignore[union-attr]
 
 
-@post(T("/admin/members/{user_id:uuid}/remove"), opt={"permission": "db.tenant_users.delete"}, include_in_schema=False)
-async def members_remove(request: HTMXRequest, ctx: RequestContext, user_id: uuid.UUID) -> Template | Redirect:
+@post(
+    T("/admin/members/{user_id:uuid}/remove"),
+    opt={"permission": "db.tenant_users.delete"},
+    include_in_schema=False,
+)
+async def members_remove(
+    request: HTMXRequest, ctx: RequestContext, user_id: uuid.UUID
+) -> Template | Redirect:
     try:
         await directory.remove_member(ctx.db, ctx.actor, ctx.tenant_id, user_id)
     except Conflict as exc:
@@ -217,11 +299,24 @@ async def members_remove(request: HTMXRequest, ctx: RequestContext, user_id: uui
 
 # --- roles ---------------------------------------------------------------------------------------
 
-async def _roles_page(request: HTMXRequest, ctx: RequestContext, errors: dict[str, str] | None = None,
-                      values: dict[str, str] | None = None, status_code: int = 200) -> Template:
+
+async def _roles_page(
+    request: HTMXRequest,
+    ctx: RequestContext,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Template:
     rows = await role_service.list_roles(ctx.db, ctx.tenant_id)
-    return await page(request, ctx, "admin/roles.html", status_code=status_code, rows=rows, errors=errors or {},
-                      values=values or {})
+    return await page(
+        request,
+        ctx,
+        "admin/roles.html",
+        status_code=status_code,
+        rows=rows,
+        errors=errors or {},
+        values=values or {},
+    )
 
 
 @get(T("/admin/roles"), opt={"permission": "db.roles.select"}, include_in_schema=False)
@@ -234,33 +329,58 @@ async def roles_create(request: HTMXRequest, ctx: RequestContext) -> Template | 
     form = await request.form()
     values = {"name": _s(form, "name", 200), "description": _s(form, "description", 600)}
     try:
-        role = await role_service.create_role(ctx.db, ctx.actor, ctx.tenant_id, values["name"], values["description"])
+        role = await role_service.create_role(
+            ctx.db, ctx.actor, ctx.tenant_id, values["name"], values["description"]
+        )
     except ValidationFailed as exc:
         return await _roles_page(request, ctx, exc.errors, values, status_code=422)
     return redirect(f"/t/{ctx.tenant.slug}/admin/roles/{role.id}", f"Role {role.name} created")  # type: ignore[union-attr]
 
 
-async def _role_page(request: HTMXRequest, ctx: RequestContext, role_id: uuid.UUID, errors: dict[str, str] | None = None,
-                     values: dict[str, str] | None = None, status_code: int = 200,
-                     scope_values: dict[str, scopes.ScopeRule] | None = None) -> Template:
+async def _role_page(
+    request: HTMXRequest,
+    ctx: RequestContext,
+    role_id: uuid.UUID,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    status_code: int = 200,
+    scope_values: dict[str, scopes.ScopeRule] | None = None,
+) -> Template:
     role = await role_service.get_role(ctx.db, ctx.tenant_id, role_id)
     grants = await role_service.role_grants(ctx.db, role)
     groups = await grouped_registry(ctx.db, grants, include_platform=ctx.tenant_id == directory.SYSTEM_UUID)
     rules = await scopes.role_rules(ctx.db, role.id)
     if scope_values is not None:  # a refused submission: show what was typed
         rules = scope_values
-    enabled = [(p.manifest.plugin.name, list(p.entities.values())) for p in await runtime.enabled_for(ctx.db, ctx.tenant_id)]
+    enabled = [
+        (p.manifest.plugin.name, list(p.entities.values()))
+        for p in await runtime.enabled_for(ctx.db, ctx.tenant_id)
+    ]
     inline = {"scopes.*"} | {f"scopes.{ref.name}" for _, refs in enabled for ref in refs}
     scope_problems = [m for k, m in (errors or {}).items() if k.startswith("scopes.") and k not in inline]
-    return await page(request, ctx, "admin/role.html", status_code=status_code, role=role, grants=grants,
-                      groups=groups, errors=errors or {}, scope_rules=rules, scope_kinds=scopes.SCOPE_KINDS,
-                      scope_problems=scope_problems,
-                      scope_plugins=enabled,
-                      values=values or {"name": role.name, "description": role.description},
-                      extra_patterns=[g for g in grants if g.endswith("*")])
+    return await page(
+        request,
+        ctx,
+        "admin/role.html",
+        status_code=status_code,
+        role=role,
+        grants=grants,
+        groups=groups,
+        errors=errors or {},
+        scope_rules=rules,
+        scope_kinds=scopes.SCOPE_KINDS,
+        scope_problems=scope_problems,
+        scope_plugins=enabled,
+        values=values or {"name": role.name, "description": role.description},
+        extra_patterns=[g for g in grants if g.endswith("*")],
+    )
 
 
-@get(T("/admin/roles/{role_id:uuid}"), opt={"permission": "db.role_permissions.select"}, include_in_schema=False)
+@get(
+    T("/admin/roles/{role_id:uuid}"),
+    opt={"permission": "db.role_permissions.select"},
+    include_in_schema=False,
+)
 async def role_detail(request: HTMXRequest, ctx: RequestContext, role_id: uuid.UUID) -> Template:
     return await _role_page(request, ctx, role_id)
 
@@ -277,8 +397,11 @@ async def role_update(request: HTMXRequest, ctx: RequestContext, role_id: uuid.U
     return redirect(f"/t/{ctx.tenant.slug}/admin/roles/{role.id}", "Role saved")  # type: ignore[union-attr]
 
 
-@post(T("/admin/roles/{role_id:uuid}/grants"), opt={"permission": "db.role_permissions.insert"},
-      include_in_schema=False)
+@post(
+    T("/admin/roles/{role_id:uuid}/grants"),
+    opt={"permission": "db.role_permissions.insert"},
+    include_in_schema=False,
+)
 async def role_grants(request: HTMXRequest, ctx: RequestContext, role_id: uuid.UUID) -> Template | Redirect:
     role = await role_service.get_role(ctx.db, ctx.tenant_id, role_id)
     form = await request.form()
@@ -291,8 +414,10 @@ async def role_grants(request: HTMXRequest, ctx: RequestContext, role_id: uuid.U
         added, removed = await role_service.set_role_grants(ctx.db, ctx.actor, role, wanted)
     except ValidationFailed as exc:
         return await _role_page(request, ctx, role_id, exc.errors, status_code=422)
-    return redirect(f"/t/{ctx.tenant.slug}/admin/roles/{role.id}",  # type: ignore[union-attr]
-                    f"Saved: {len(added)} granted, {len(removed)} revoked")
+    return redirect(
+        f"/t/{ctx.tenant.slug}/admin/roles/{role.id}",  # type: ignore[union-attr]
+        f"Saved: {len(added)} granted, {len(removed)} revoked",
+    )
 
 
 def scope_rules_from_form(form: FormMultiDict) -> tuple[dict[str, scopes.ScopeRule], dict[str, str]]:
@@ -304,8 +429,9 @@ def scope_rules_from_form(form: FormMultiDict) -> tuple[dict[str, scopes.ScopeRu
             continue
         entity = key.removeprefix("scope:")[:64]
         raw = _s(form, key, 20)
-        rule, problem = scopes.parse_rule({"scope": raw, "unit": _s(form, f"unit:{entity}") == "on"} if raw else None,
-                                          f"scopes.{entity}")
+        rule, problem = scopes.parse_rule(
+            {"scope": raw, "unit": _s(form, f"unit:{entity}") == "on"} if raw else None, f"scopes.{entity}"
+        )
         if problem:
             errors[f"scopes.{entity}"] = problem
         elif rule is not None and not (entity == scopes.DEFAULT_ENTITY and rule == scopes.ALL):
@@ -313,8 +439,11 @@ def scope_rules_from_form(form: FormMultiDict) -> tuple[dict[str, scopes.ScopeRu
     return rules, errors
 
 
-@post(T("/admin/roles/{role_id:uuid}/scopes"), opt={"permission": "db.role_permissions.insert"},
-      include_in_schema=False)
+@post(
+    T("/admin/roles/{role_id:uuid}/scopes"),
+    opt={"permission": "db.role_permissions.insert"},
+    include_in_schema=False,
+)
 async def role_scopes(request: HTMXRequest, ctx: RequestContext, role_id: uuid.UUID) -> Template | Redirect:
     role = await role_service.get_role(ctx.db, ctx.tenant_id, role_id)
     form = await request.form()
@@ -342,6 +471,7 @@ async def role_delete(ctx: RequestContext, role_id: uuid.UUID) -> Redirect:
 
 # --- audit ---------------------------------------------------------------------------------------
 
+
 def _date(value: str | None) -> dt.datetime | None:
     try:
         return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC) if value else None
@@ -349,8 +479,9 @@ def _date(value: str | None) -> dt.datetime | None:
         return None
 
 
-async def query_audit(ctx: RequestContext, p: Pager, action: str, actor: str, since: str, until: str,
-                      ) -> list[tuple[AuditEntry, str | None]]:
+async def query_audit(
+    ctx: RequestContext, p: Pager, action: str, actor: str, since: str, until: str
+) -> list[tuple[AuditEntry, str | None]]:
     stmt = select(AuditEntry, Tenant.slug).outerjoin(Tenant, Tenant.id == AuditEntry.tenant_id)
     if ctx.tenant_id != directory.SYSTEM_UUID:
         stmt = stmt.where(AuditEntry.tenant_id == ctx.tenant_id)
@@ -364,49 +495,85 @@ async def query_audit(ctx: RequestContext, p: Pager, action: str, actor: str, si
         stmt = stmt.where(AuditEntry.created_at >= start)
     if (end := _date(until)) is not None:
         stmt = stmt.where(AuditEntry.created_at < end + dt.timedelta(days=1))
-    p.total = await ctx.db.scalar(select(func.count()).select_from(stmt.with_only_columns(AuditEntry.id).subquery())) or 0
+    p.total = (
+        await ctx.db.scalar(
+            select(func.count()).select_from(stmt.with_only_columns(AuditEntry.id).subquery())
+        )
+        or 0
+    )
     rows = await ctx.db.execute(stmt.order_by(AuditEntry.created_at.desc()).offset(p.offset).limit(p.size))
     return [(a, s) for a, s in rows.all()]
 
 
 @get(T("/admin/audit"), opt={"permission": "db.audit_log.select"}, include_in_schema=False)
-async def audit_list(request: HTMXRequest, ctx: RequestContext, action: str = "", actor: str = "", since: str = "",
-                     until: str = "") -> Template:
+async def audit_list(
+    request: HTMXRequest,
+    ctx: RequestContext,
+    action: str = "",
+    actor: str = "",
+    since: str = "",
+    until: str = "",
+) -> Template:
     p = Pager(request)
     p.extra = {"action": action[:100], "actor": actor[:254], "since": since[:10], "until": until[:10]}
     rows = await query_audit(ctx, p, **p.extra)
-    return await page(request, ctx, "admin/audit.html", fragment="admin/_audit_rows.html", p=p, rows=rows,
-                      filters=p.extra)
+    return await page(
+        request, ctx, "admin/audit.html", fragment="admin/_audit_rows.html", p=p, rows=rows, filters=p.extra
+    )
 
 
 # --- explain -------------------------------------------------------------------------------------
 
+
 @get(T("/admin/explain"), opt={"permission": "ui.admin.explain"}, include_in_schema=False)
-async def explain_page(request: HTMXRequest, ctx: RequestContext, user: str = "", permission: str = "") -> Template:
+async def explain_page(
+    request: HTMXRequest, ctx: RequestContext, user: str = "", permission: str = ""
+) -> Template:
     result = None
     errors: dict[str, str] = {}
     status = 200
     if user or permission:
         try:
-            result = await explain_permission(ctx.db, ctx.tenant, user, permission,  # type: ignore[arg-type]
-                                              any_user=is_platform_admin(ctx))
+            result = await explain_permission(
+                ctx.db,
+                ctx.tenant,  # type: ignore[arg-type]
+                user,
+                permission,
+                any_user=is_platform_admin(ctx),
+            )
         except ValidationFailed as exc:
             errors = exc.errors
         except NotFound as exc:  # the same answer whether or not an account has that email
             errors, status = {"user": exc.detail}, 404
-    return await page(request, ctx, "admin/explain.html", result=result, errors=errors, status_code=status,
-                      values={"user": user[:254], "permission": permission[:200]})
+    return await page(
+        request,
+        ctx,
+        "admin/explain.html",
+        result=result,
+        errors=errors,
+        status_code=status,
+        values={"user": user[:254], "permission": permission[:200]},
+    )
 
 
 # --- own profile ---------------------------------------------------------------------------------
+
 
 @get(T("/account"), opt={"auth": True}, include_in_schema=False)
 async def profile(request: HTMXRequest, ctx: RequestContext) -> Template:
     user = ctx.user
     assert user is not None
-    return await page(request, ctx, "account/profile.html", errors={},
-                      values={"display_name": user.display_name, "language": user.language,
-                              "email_notifications": await messages.email_enabled(ctx.db, user.id)})
+    return await page(
+        request,
+        ctx,
+        "account/profile.html",
+        errors={},
+        values={
+            "display_name": user.display_name,
+            "language": user.language,
+            "email_notifications": await messages.email_enabled(ctx.db, user.id),
+        },
+    )
 
 
 @post(T("/account"), opt={"auth": True}, include_in_schema=False)
@@ -414,8 +581,11 @@ async def profile_save(request: HTMXRequest, ctx: RequestContext) -> Template | 
     user = ctx.user
     assert user is not None
     form = await request.form()
-    values: dict[str, Any] = {"display_name": _s(form, "display_name", 300), "language": _s(form, "language", 10),
-                              "email_notifications": form.get("email_notifications") == "on"}
+    values: dict[str, Any] = {
+        "display_name": _s(form, "display_name", 300),
+        "language": _s(form, "language", 10),
+        "email_notifications": form.get("email_notifications") == "on",
+    }
     try:
         await directory.update_profile(ctx.db, ctx.actor, user, values["display_name"], values["language"])
         if ctx.settings.smtp is not None:  # the choice is offered only when the portal can send email
@@ -428,23 +598,42 @@ async def profile_save(request: HTMXRequest, ctx: RequestContext) -> Template | 
             if not verify_password(user.password_hash, _s(form, "current_password", 1024)):
                 raise ValidationFailed({"current_password": "This is not your current password."})
             # Every other session of this user ends; this browser stays signed in.
-            ended = await directory.set_password(ctx.db, ctx.actor, user, new_password,
-                                                 keep_session=ctx.session_token)
+            ended = await directory.set_password(
+                ctx.db, ctx.actor, user, new_password, keep_session=ctx.session_token
+            )
             message = f"Profile saved; password changed, {ended} other session(s) signed out"
     except ValidationFailed as exc:
-        return await page(request, ctx, "account/profile.html", status_code=422, errors=exc.errors, values=values)
+        return await page(
+            request, ctx, "account/profile.html", status_code=422, errors=exc.errors, values=values
+        )
     return redirect(f"/t/{ctx.tenant.slug}/account", message)  # type: ignore[union-attr]
 
 
 # --- own API tokens ------------------------------------------------------------------------------
 
-async def _tokens_page(request: HTMXRequest, ctx: RequestContext, *, secret: str | None = None,
-                       errors: dict[str, str] | None = None, status_code: int = 200) -> Template:
+
+async def _tokens_page(
+    request: HTMXRequest,
+    ctx: RequestContext,
+    *,
+    secret: str | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Template:
     rows = await tokens.list_for(ctx.db, ctx.user.id)  # type: ignore[union-attr]
-    return await page(request, ctx, "account/tokens.html", status_code=status_code, rows=rows, secret=secret,
-                      errors=errors or {}, now=utcnow(), scopes=tokens.SCOPES,
-                      expiry_options=[(d or "never", f"{d} days" if d else "Never") for d in tokens.EXPIRY_CHOICES],
-                      default_expiry=tokens.DEFAULT_EXPIRY_DAYS)
+    return await page(
+        request,
+        ctx,
+        "account/tokens.html",
+        status_code=status_code,
+        rows=rows,
+        secret=secret,
+        errors=errors or {},
+        now=utcnow(),
+        scopes=tokens.SCOPES,
+        expiry_options=[(d or "never", f"{d} days" if d else "Never") for d in tokens.EXPIRY_CHOICES],
+        default_expiry=tokens.DEFAULT_EXPIRY_DAYS,
+    )
 
 
 def _expiry_days(raw: str) -> int | None:
@@ -469,8 +658,14 @@ async def tokens_create(request: HTMXRequest, ctx: RequestContext) -> Template:
         expires_days = _expiry_days(_s(form, "expires_days", 10) or str(tokens.DEFAULT_EXPIRY_DAYS))
         if expires_days not in tokens.EXPIRY_CHOICES:
             raise ValidationFailed({"expires_days": "Choose one of the offered expiries."})
-        _, secret = await tokens.create(ctx.db, ctx.actor, ctx.user, _s(form, "name", 200),  # type: ignore[arg-type]
-                                        expires_days=expires_days, scope=_s(form, "scope", 10) or "full")
+        _, secret = await tokens.create(
+            ctx.db,
+            ctx.actor,
+            ctx.user,  # type: ignore[arg-type]
+            _s(form, "name", 200),
+            expires_days=expires_days,
+            scope=_s(form, "scope", 10) or "full",
+        )
     except ValidationFailed as exc:
         return await _tokens_page(request, ctx, errors=exc.errors, status_code=422)
     # Shown once, on this response only; it is not stored in clear anywhere.
@@ -483,6 +678,29 @@ async def tokens_revoke(ctx: RequestContext, token_id: uuid.UUID) -> Redirect:
     return redirect(f"/t/{ctx.tenant.slug}/account/tokens", "Token revoked")  # type: ignore[union-attr]
 
 
-ROUTES = [home, tenants_list, tenants_create, tenant_edit, tenant_update, members_list, members_add, members_role,
-          members_reporting, members_remove, roles_list, roles_create, role_detail, role_update, role_grants, role_scopes, role_delete, audit_list,
-          explain_page, profile, profile_save, tokens_list, tokens_create, tokens_revoke]
+ROUTES = [
+    home,
+    tenants_list,
+    tenants_create,
+    tenant_edit,
+    tenant_update,
+    members_list,
+    members_add,
+    members_role,
+    members_reporting,
+    members_remove,
+    roles_list,
+    roles_create,
+    role_detail,
+    role_update,
+    role_grants,
+    role_scopes,
+    role_delete,
+    audit_list,
+    explain_page,
+    profile,
+    profile_save,
+    tokens_list,
+    tokens_create,
+    tokens_revoke,
+]

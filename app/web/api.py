@@ -22,7 +22,9 @@ from app.web.admin_pages import add_member_from, invite_from, is_platform_admin,
 from app.web.context import RequestContext
 from app.web.render import Pager
 
-TENANT_HEADER = Parameter(header="X-Tenant", required=False, description="Tenant slug or id; defaults to your only tenant")
+TENANT_HEADER = Parameter(
+    header="X-Tenant", required=False, description="Tenant slug or id; defaults to your only tenant"
+)
 
 
 def _page(request: Request) -> Pager:
@@ -30,8 +32,12 @@ def _page(request: Request) -> Pager:
 
 
 def role_json(role: Role, members: int | None = None, grants: list[str] | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": str(role.id), "name": role.name, "description": role.description,
-                           "builtin": role.builtin}
+    out: dict[str, Any] = {
+        "id": str(role.id),
+        "name": role.name,
+        "description": role.description,
+        "builtin": role.builtin,
+    }
     if members is not None:
         out["members"] = members
     if grants is not None:
@@ -40,6 +46,7 @@ def role_json(role: Role, members: int | None = None, grants: list[str] | None =
 
 
 # --- me ------------------------------------------------------------------------------------------
+
 
 @get("/me", opt={"auth": True}, summary="The signed-in user, their tenants and effective permissions")
 async def me(ctx: RequestContext, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
@@ -56,6 +63,7 @@ async def me(ctx: RequestContext, x_tenant: str | None = TENANT_HEADER) -> dict[
 
 # --- tenants (platform) --------------------------------------------------------------------------
 
+
 @dataclass
 class TenantIn:
     slug: str
@@ -69,14 +77,18 @@ class TenantPatch:
 
 
 @get("/tenants", opt={"permission": "db.tenants.select"})
-async def tenants_index(request: Request, ctx: RequestContext, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+async def tenants_index(
+    request: Request, ctx: RequestContext, x_tenant: str | None = TENANT_HEADER
+) -> dict[str, Any]:
     p = _page(request)
     rows, total = await directory.list_tenants(ctx.db, p.q, p.offset, p.size)
     return {"items": [directory.tenant_dict(t) for t in rows], "total": total, "page": p.page, "size": p.size}
 
 
 @post("/tenants", opt={"permission": "db.tenants.insert"})
-async def tenants_create(ctx: RequestContext, data: TenantIn, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+async def tenants_create(
+    ctx: RequestContext, data: TenantIn, x_tenant: str | None = TENANT_HEADER
+) -> dict[str, Any]:
     tenant = await directory.create_tenant(ctx.db, ctx.actor, data.slug, data.name)
     return directory.tenant_dict(tenant)
 
@@ -87,14 +99,16 @@ async def tenants_show(ctx: RequestContext, ref: str, x_tenant: str | None = TEN
 
 
 @patch("/tenants/{ref:str}", opt={"permission": "db.tenants.update"})
-async def tenants_update(ctx: RequestContext, ref: str, data: TenantPatch,
-                         x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+async def tenants_update(
+    ctx: RequestContext, ref: str, data: TenantPatch, x_tenant: str | None = TENANT_HEADER
+) -> dict[str, Any]:
     tenant = await directory.get_tenant(ctx.db, ref)
     await directory.update_tenant(ctx.db, ctx.actor, tenant, name=data.name, is_active=data.is_active)
     return directory.tenant_dict(tenant)
 
 
 # --- members -------------------------------------------------------------------------------------
+
 
 @dataclass
 class MemberIn:
@@ -117,22 +131,33 @@ class MemberPatch(msgspec.Struct, forbid_unknown_fields=True):
 def member_json(row: directory.MemberRow, rep: hierarchy.Reporting | None = None) -> dict[str, Any]:
     out = {**directory.user_dict(row.user), "role": row.role.name, "role_id": str(row.role.id)}
     if rep is not None:
-        out |= {"manager_id": str(rep.manager_id) if rep.manager_id else None, "manager": rep.manager_email,
-                "unit": rep.unit}
+        out |= {
+            "manager_id": str(rep.manager_id) if rep.manager_id else None,
+            "manager": rep.manager_email,
+            "unit": rep.unit,
+        }
     return out
 
 
 @get("/members", opt={"permission": "db.tenant_users.select"})
-async def members_index(request: Request, ctx: RequestContext, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+async def members_index(
+    request: Request, ctx: RequestContext, x_tenant: str | None = TENANT_HEADER
+) -> dict[str, Any]:
     p = _page(request)
     rows, total = await directory.list_members(ctx.db, ctx.tenant_id, p.q, p.offset, p.size)
     reporting = await hierarchy.reporting_of(ctx.db, ctx.tenant_id, [r.user.id for r in rows])
-    return {"items": [member_json(r, reporting.get(r.user.id)) for r in rows], "total": total, "page": p.page,
-            "size": p.size}
+    return {
+        "items": [member_json(r, reporting.get(r.user.id)) for r in rows],
+        "total": total,
+        "page": p.page,
+        "size": p.size,
+    }
 
 
 @get("/members/{user_id:uuid}", opt={"permission": "db.tenant_users.select"})
-async def members_show(ctx: RequestContext, user_id: uuid.UUID, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+async def members_show(
+    ctx: RequestContext, user_id: uuid.UUID, x_tenant: str | None = TENANT_HEADER
+) -> dict[str, Any]:
     return await _member_out(ctx, user_id)
 
 
@@ -150,14 +175,24 @@ async def _member_out(ctx: RequestContext, user_id: uuid.UUID) -> dict[str, Any]
 
 
 @post("/members", opt={"permission": "db.tenant_users.insert"})
-async def members_create(ctx: RequestContext, data: MemberIn, x_tenant: str | None = TENANT_HEADER) -> Response[dict[str, Any]]:
+async def members_create(
+    ctx: RequestContext, data: MemberIn, x_tenant: str | None = TENANT_HEADER
+) -> Response[dict[str, Any]]:
     """Platform admins add the member directly (201, the member). Anyone else invites: 202 with the
     invitation, the same answer whether or not an account has the email (see app.identity.invitations)."""
-    values = {"email": data.email, "role": data.role, "display_name": data.display_name, "password": data.password,
-              "manager": data.manager or "", "unit": data.unit or ""}
+    values = {
+        "email": data.email,
+        "role": data.role,
+        "display_name": data.display_name,
+        "password": data.password,
+        "manager": data.manager or "",
+        "unit": data.unit or "",
+    }
     if not is_platform_admin(ctx):
         row = await invite_from(ctx, values)
-        return Response({"status": "invited", "invitation": invitations.invitation_json(row)}, status_code=202)
+        return Response(
+            {"status": "invited", "invitation": invitations.invitation_json(row)}, status_code=202
+        )
     user, created = await add_member_from(ctx, values)
     if data.manager:
         await hierarchy.set_manager(ctx.db, ctx.actor, ctx.tenant_id, user.id, data.manager)
@@ -167,8 +202,9 @@ async def members_create(ctx: RequestContext, data: MemberIn, x_tenant: str | No
 
 
 @patch("/members/{user_id:uuid}", opt={"permission": "db.tenant_users.update"})
-async def members_update(ctx: RequestContext, user_id: uuid.UUID, data: MemberPatch,
-                         x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+async def members_update(
+    ctx: RequestContext, user_id: uuid.UUID, data: MemberPatch, x_tenant: str | None = TENANT_HEADER
+) -> dict[str, Any]:
     if data.role is not msgspec.UNSET:
         role = await role_service.get_role(ctx.db, ctx.tenant_id, data.role)
         await directory.change_member_role(ctx.db, ctx.actor, ctx.tenant_id, user_id, role)
@@ -182,11 +218,14 @@ async def members_update(ctx: RequestContext, user_id: uuid.UUID, data: MemberPa
 
 
 @delete("/members/{user_id:uuid}", opt={"permission": "db.tenant_users.delete"}, status_code=204)
-async def members_delete(ctx: RequestContext, user_id: uuid.UUID, x_tenant: str | None = TENANT_HEADER) -> None:
+async def members_delete(
+    ctx: RequestContext, user_id: uuid.UUID, x_tenant: str | None = TENANT_HEADER
+) -> None:
     await directory.remove_member(ctx.db, ctx.actor, ctx.tenant_id, user_id)
 
 
 # --- roles ---------------------------------------------------------------------------------------
+
 
 @dataclass
 class RoleIn:
@@ -212,12 +251,18 @@ async def roles_index(ctx: RequestContext, x_tenant: str | None = TENANT_HEADER)
 
 
 @post("/roles", opt={"permission": "db.roles.insert"})
-async def roles_create(ctx: RequestContext, data: RoleIn, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
-    return role_json(await role_service.create_role(ctx.db, ctx.actor, ctx.tenant_id, data.name, data.description))
+async def roles_create(
+    ctx: RequestContext, data: RoleIn, x_tenant: str | None = TENANT_HEADER
+) -> dict[str, Any]:
+    return role_json(
+        await role_service.create_role(ctx.db, ctx.actor, ctx.tenant_id, data.name, data.description)
+    )
 
 
 @get("/roles/{role_id:uuid}", opt={"permission": "db.roles.select"})
-async def roles_show(ctx: RequestContext, role_id: uuid.UUID, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+async def roles_show(
+    ctx: RequestContext, role_id: uuid.UUID, x_tenant: str | None = TENANT_HEADER
+) -> dict[str, Any]:
     role = await role_service.get_role(ctx.db, ctx.tenant_id, role_id)
     if not ctx.can("db.role_permissions.select"):
         return role_json(role)
@@ -227,11 +272,17 @@ async def roles_show(ctx: RequestContext, role_id: uuid.UUID, x_tenant: str | No
 
 
 @patch("/roles/{role_id:uuid}", opt={"permission": "db.roles.update"})
-async def roles_update(ctx: RequestContext, role_id: uuid.UUID, data: RolePatch,
-                       x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+async def roles_update(
+    ctx: RequestContext, role_id: uuid.UUID, data: RolePatch, x_tenant: str | None = TENANT_HEADER
+) -> dict[str, Any]:
     role = await role_service.get_role(ctx.db, ctx.tenant_id, role_id)
-    await role_service.update_role(ctx.db, ctx.actor, role, data.name if data.name is not None else role.name,
-                                   data.description if data.description is not None else role.description)
+    await role_service.update_role(
+        ctx.db,
+        ctx.actor,
+        role,
+        data.name if data.name is not None else role.name,
+        data.description if data.description is not None else role.description,
+    )
     return role_json(role)
 
 
@@ -242,23 +293,29 @@ async def roles_delete(ctx: RequestContext, role_id: uuid.UUID, x_tenant: str | 
 
 
 @get("/roles/{role_id:uuid}/permissions", opt={"permission": "db.role_permissions.select"})
-async def role_permissions(ctx: RequestContext, role_id: uuid.UUID,
-                           x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+async def role_permissions(
+    ctx: RequestContext, role_id: uuid.UUID, x_tenant: str | None = TENANT_HEADER
+) -> dict[str, Any]:
     role = await role_service.get_role(ctx.db, ctx.tenant_id, role_id)
     return {"role": role_json(role), "permissions": await role_service.role_grants(ctx.db, role)}
 
 
 @put("/roles/{role_id:uuid}/permissions", opt={"permission": "db.role_permissions.insert"})
-async def role_permissions_set(ctx: RequestContext, role_id: uuid.UUID, data: GrantsIn,
-                               x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+async def role_permissions_set(
+    ctx: RequestContext, role_id: uuid.UUID, data: GrantsIn, x_tenant: str | None = TENANT_HEADER
+) -> dict[str, Any]:
     """Replace the role's grants; revoking needs db.role_permissions.delete too."""
     role = await role_service.get_role(ctx.db, ctx.tenant_id, role_id)
     current = set(await role_service.role_grants(ctx.db, role))
     if current - set(data.permissions):
         ctx.require("db.role_permissions.delete")
     added, removed = await role_service.set_role_grants(ctx.db, ctx.actor, role, data.permissions)
-    return {"role": role_json(role), "permissions": await role_service.role_grants(ctx.db, role),
-            "added": added, "removed": removed}
+    return {
+        "role": role_json(role),
+        "permissions": await role_service.role_grants(ctx.db, role),
+        "added": added,
+        "removed": removed,
+    }
 
 
 @dataclass
@@ -269,15 +326,21 @@ class ScopesIn:
 
 
 @get("/roles/{role_id:uuid}/scopes", opt={"permission": "db.role_permissions.select"})
-async def role_scopes(ctx: RequestContext, role_id: uuid.UUID, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+async def role_scopes(
+    ctx: RequestContext, role_id: uuid.UUID, x_tenant: str | None = TENANT_HEADER
+) -> dict[str, Any]:
     role = await role_service.get_role(ctx.db, ctx.tenant_id, role_id)
-    return {"role": role_json(role), "scopes": scopes.rules_json(await scopes.role_rules(ctx.db, role.id)),
-            "kinds": list(scopes.SCOPE_KINDS)}
+    return {
+        "role": role_json(role),
+        "scopes": scopes.rules_json(await scopes.role_rules(ctx.db, role.id)),
+        "kinds": list(scopes.SCOPE_KINDS),
+    }
 
 
 @put("/roles/{role_id:uuid}/scopes", opt={"permission": "db.role_permissions.insert"})
-async def role_scopes_set(ctx: RequestContext, role_id: uuid.UUID, data: ScopesIn,
-                          x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+async def role_scopes_set(
+    ctx: RequestContext, role_id: uuid.UUID, data: ScopesIn, x_tenant: str | None = TENANT_HEADER
+) -> dict[str, Any]:
     """Replace the role's data scopes (entities left out fall back to the default, '*', itself 'all' if unset)."""
     role = await role_service.get_role(ctx.db, ctx.tenant_id, role_id)
     rules: dict[str, scopes.ScopeRule] = {}
@@ -296,34 +359,77 @@ async def role_scopes_set(ctx: RequestContext, role_id: uuid.UUID, data: ScopesI
 
 # --- registry, audit, explain, tokens ------------------------------------------------------------
 
+
 @get("/permissions", opt={"auth": True})
 async def permissions_index(ctx: RequestContext) -> dict[str, Any]:
     rows = await all_permissions(ctx.db)
-    return {"items": [{"code": p.code, "description": p.description, "module": p.module, "scope": p.scope}
-                      for p in rows], "total": len(rows)}
+    return {
+        "items": [
+            {"code": p.code, "description": p.description, "module": p.module, "scope": p.scope} for p in rows
+        ],
+        "total": len(rows),
+    }
 
 
 @get("/audit", opt={"permission": "db.audit_log.select"})
-async def audit_index(request: Request, ctx: RequestContext, action: str = "", actor: str = "", since: str = "",
-                      until: str = "", x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+async def audit_index(
+    request: Request,
+    ctx: RequestContext,
+    action: str = "",
+    actor: str = "",
+    since: str = "",
+    until: str = "",
+    x_tenant: str | None = TENANT_HEADER,
+) -> dict[str, Any]:
     p = _page(request)
     rows = await query_audit(ctx, p, action[:100], actor[:254], since[:10], until[:10])
-    return {"items": [{"id": str(a.id), "tenant": slug, "actor": a.actor_email, "action": a.action,
-                       "target_type": a.target_type, "target_id": a.target_id, "summary": a.summary,
-                       "before": a.before, "after": a.after, "at": a.created_at.isoformat()} for a, slug in rows],
-            "total": p.total, "page": p.page, "size": p.size}
+    return {
+        "items": [
+            {
+                "id": str(a.id),
+                "tenant": slug,
+                "actor": a.actor_email,
+                "action": a.action,
+                "target_type": a.target_type,
+                "target_id": a.target_id,
+                "summary": a.summary,
+                "before": a.before,
+                "after": a.after,
+                "at": a.created_at.isoformat(),
+            }
+            for a, slug in rows
+        ],
+        "total": p.total,
+        "page": p.page,
+        "size": p.size,
+    }
 
 
 @get("/explain", opt={"permission": "ui.admin.explain"})
-async def explain(ctx: RequestContext, user: str, permission: str, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+async def explain(
+    ctx: RequestContext, user: str, permission: str, x_tenant: str | None = TENANT_HEADER
+) -> dict[str, Any]:
     """Only members of the tenant are explained (404 for anyone else, whether or not the account exists),
     except to platform admins."""
-    r = await explain_permission(ctx.db, ctx.tenant, user, permission,  # type: ignore[arg-type]
-                                 any_user=is_platform_admin(ctx))
-    return {"user": r.user.email, "tenant": r.tenant.slug, "permission": r.permission, "allowed": r.allowed,
-            "registered": r.registered, "platform_scoped": r.platform_scoped, "role": r.role_name,
-            "policy": list(r.rule) if r.rule else None, "reason": r.reason,
-            "scope": r.scope.as_json() if r.scope else None}
+    r = await explain_permission(
+        ctx.db,
+        ctx.tenant,  # type: ignore[arg-type]
+        user,
+        permission,
+        any_user=is_platform_admin(ctx),
+    )
+    return {
+        "user": r.user.email,
+        "tenant": r.tenant.slug,
+        "permission": r.permission,
+        "allowed": r.allowed,
+        "registered": r.registered,
+        "platform_scoped": r.platform_scoped,
+        "role": r.role_name,
+        "policy": list(r.rule) if r.rule else None,
+        "reason": r.reason,
+        "scope": r.scope.as_json() if r.scope else None,
+    }
 
 
 @dataclass
@@ -341,8 +447,15 @@ async def tokens_index(ctx: RequestContext) -> dict[str, Any]:
 
 @post("/tokens", opt={"auth": True})
 async def tokens_create(ctx: RequestContext, data: TokenIn) -> dict[str, Any]:
-    row, secret = await tokens.create(ctx.db, ctx.actor, ctx.user, data.name,  # type: ignore[arg-type]
-                                      expires_days=data.expires_days, scope=data.scope, minted_by=ctx.api_token)
+    row, secret = await tokens.create(
+        ctx.db,
+        ctx.actor,
+        ctx.user,  # type: ignore[arg-type]
+        data.name,
+        expires_days=data.expires_days,
+        scope=data.scope,
+        minted_by=ctx.api_token,
+    )
     return {**tokens.as_json(row), "token": secret}
 
 
@@ -353,10 +466,33 @@ async def tokens_revoke(ctx: RequestContext, token_id: uuid.UUID) -> None:
 
 router = Router(
     path="/api/v1",
-    route_handlers=[me, tenants_index, tenants_create, tenants_show, tenants_update, members_index, members_show, members_create,
-                    members_update, members_delete, roles_index, roles_create, roles_show, roles_update, roles_delete,
-                    role_permissions, role_permissions_set, role_scopes, role_scopes_set, permissions_index, audit_index, explain, tokens_index,
-                    tokens_create, tokens_revoke],
+    route_handlers=[
+        me,
+        tenants_index,
+        tenants_create,
+        tenants_show,
+        tenants_update,
+        members_index,
+        members_show,
+        members_create,
+        members_update,
+        members_delete,
+        roles_index,
+        roles_create,
+        roles_show,
+        roles_update,
+        roles_delete,
+        role_permissions,
+        role_permissions_set,
+        role_scopes,
+        role_scopes_set,
+        permissions_index,
+        audit_index,
+        explain,
+        tokens_index,
+        tokens_create,
+        tokens_revoke,
+    ],
     tags=["portal"],
 )
 ROUTES = [router]

@@ -36,8 +36,9 @@ async def login_form(request: HTMXRequest, ctx: RequestContext, next: str = "/")
 
 
 @post("/login", opt={"public": True}, include_in_schema=False, status_code=200)
-async def login(request: HTMXRequest, ctx: RequestContext,
-                data: Annotated[dict[str, Any], FORM]) -> Template | Response[Any]:
+async def login(
+    request: HTMXRequest, ctx: RequestContext, data: Annotated[dict[str, Any], FORM]
+) -> Template | Response[Any]:
     # NUL never belongs in an address (and PostgreSQL text cannot hold it): drop it before any query.
     email = normalize_email(str(data.get("email", "")).replace("\x00", ""))[:254]
     password = str(data.get("password", ""))[:1024]
@@ -47,23 +48,53 @@ async def login(request: HTMXRequest, ctx: RequestContext,
     admission = await throttle.admit(ctx.db, ctx.settings, email, ctx.ip)
     if admission.wait:
         minutes = max(1, round(admission.wait / 60))
-        return await page(request, ctx, "login.html", status_code=429, next=target, email=email,
-                          error=f"Too many failed sign-in attempts. Try again in about {minutes} minute(s).")
-    ok = verify_password(user.password_hash if user else None, password) and user is not None and user.is_active
+        return await page(
+            request,
+            ctx,
+            "login.html",
+            status_code=429,
+            next=target,
+            email=email,
+            error=f"Too many failed sign-in attempts. Try again in about {minutes} minute(s).",
+        )
+    ok = (
+        verify_password(user.password_hash if user else None, password)
+        and user is not None
+        and user.is_active
+    )
     if not ok or user is None:
-        return await page(request, ctx, "login.html", status_code=200, next=target, email=email,
-                          error="Email or password is not correct.")
+        return await page(
+            request,
+            ctx,
+            "login.html",
+            status_code=200,
+            next=target,
+            email=email,
+            error="Email or password is not correct.",
+        )
     # The argon2 check ran outside any transaction; the sign-in's writes take SQLite's write lock again.
     await ctx.db.connection(execution_options={SQLITE_WRITE_LOCK: True})
     await throttle.succeeded(ctx.db, admission)
-    token = await sessions.start(ctx.db, ctx.settings, user, old_token=request.cookies.get(sessions.COOKIE),
-                                 ip=ctx.ip, user_agent=request.headers.get("user-agent", ""))
+    token = await sessions.start(
+        ctx.db,
+        ctx.settings,
+        user,
+        old_token=request.cookies.get(sessions.COOKIE),
+        ip=ctx.ip,
+        user_agent=request.headers.get("user-agent", ""),
+    )
     if target == "/":
         own = await directory.memberships_of(ctx.db, user.id)
         target = f"/t/{own[0][0].slug}/" if own else "/"
     response = Redirect(target, status_code=303)
-    response.set_cookie(sessions.COOKIE, token, httponly=True, samesite="lax", secure=ctx.settings.secure_cookies,
-                        max_age=ctx.settings.session_absolute_seconds)
+    response.set_cookie(
+        sessions.COOKIE,
+        token,
+        httponly=True,
+        samesite="lax",
+        secure=ctx.settings.secure_cookies,
+        max_age=ctx.settings.session_absolute_seconds,
+    )
     return response
 
 
@@ -81,8 +112,14 @@ async def sign_out_everywhere(ctx: RequestContext) -> Redirect:
     """End every session of the signed-in user, this one included (a lost laptop, a shared computer)."""
     assert ctx.user is not None
     ended = await sessions.end_all_for(ctx.db, ctx.user.id)
-    await audit.record(ctx.db, ctx.actor, "user.sign_out_everywhere", "user", ctx.user.id,
-                       summary=f"{ctx.user.email} signed out everywhere ({ended} session(s) ended)")
+    await audit.record(
+        ctx.db,
+        ctx.actor,
+        "user.sign_out_everywhere",
+        "user",
+        ctx.user.id,
+        summary=f"{ctx.user.email} signed out everywhere ({ended} session(s) ended)",
+    )
     response = redirect("/login", f"Signed out everywhere: {ended} session(s) ended.", level="info")
     response.delete_cookie(sessions.COOKIE)
     return response
@@ -98,8 +135,15 @@ async def landing(ctx: RequestContext) -> Redirect:
 
 @get("/account/no-tenant", opt={"auth": True}, include_in_schema=False)
 async def no_tenant(request: HTMXRequest, ctx: RequestContext) -> Template:
-    return await page(request, ctx, "error.html", status_code=200, status="", title="No tenant yet",
-                      detail="Your account is not a member of any tenant. Ask a tenant administrator to add you.")
+    return await page(
+        request,
+        ctx,
+        "error.html",
+        status_code=200,
+        status="",
+        title="No tenant yet",
+        detail="Your account is not a member of any tenant. Ask a tenant administrator to add you.",
+    )
 
 
 @get("/health", opt={"public": True}, include_in_schema=False)

@@ -19,7 +19,9 @@ _FLAT = ("multipart/", "application/x-www-form-urlencoded")
 
 
 async def bound_json_body(request: Request) -> None:
-    if request.method in ("GET", "HEAD", "OPTIONS") or request.headers.get("content-type", "").lower().startswith(_FLAT):
+    if request.method in ("GET", "HEAD", "OPTIONS") or request.headers.get(
+        "content-type", ""
+    ).lower().startswith(_FLAT):
         return None
     body = await request.body()
     problem = scan_depth(body.decode("utf-8", "replace"), "json", DEFAULT_MAX_DEPTH)

@@ -117,7 +117,9 @@ class RequestContext:
 
     @property
     def actor(self) -> Actor:
-        return Actor(self.user.id if self.user else None, self.user.email if self.user else "anonymous", self.ip)
+        return Actor(
+            self.user.id if self.user else None, self.user.email if self.user else "anonymous", self.ip
+        )
 
     @property
     def tenant_id(self) -> uuid.UUID:
@@ -146,12 +148,20 @@ class RequestContext:
         """
         assert self.tenant is not None and self.user is not None and self.scope_cache is not None
         bypass = self.access is None or self.access.bypasses_scopes
-        return DataScope(self.scope_cache, self.tenant.id, self.user.id, scope_version(self.tenant), bypass=bypass)
+        return DataScope(
+            self.scope_cache, self.tenant.id, self.user.id, scope_version(self.tenant), bypass=bypass
+        )
 
     def records(self) -> RecordService:
         """The record service bound to this request's tenant, user, permissions and data scope."""
-        return RecordService(self.db, self.tenant_id, self.actor, self.can, scope=self.data_scope(),
-                             hooks=self.services.record_hooks if self.services is not None else NO_HOOKS)
+        return RecordService(
+            self.db,
+            self.tenant_id,
+            self.actor,
+            self.can,
+            scope=self.data_scope(),
+            hooks=self.services.record_hooks if self.services is not None else NO_HOOKS,
+        )
 
     async def memberships(self) -> Switcher:
         """Tenants the user may switch to (their memberships; all tenants for platform admins)."""
@@ -203,8 +213,11 @@ async def _tenant_pair(db: AsyncSession, ref: str) -> TenantPair:
     rows = (await db.scalars(select(Tenant).where(cond | (Tenant.id == SYSTEM_UUID)))).all()
     system = next((t for t in rows if t.id == SYSTEM_UUID), None)
     match = [t for t in rows if t.id != SYSTEM_UUID or (ref in (SYSTEM_TENANT_ID, t.slug))]
-    return (match[0] if match else None), (system.policy_version if system else 0), (
-        system.directory_version if system else 0)
+    return (
+        (match[0] if match else None),
+        (system.policy_version if system else 0),
+        (system.directory_version if system else 0),
+    )
 
 
 async def resolve_context(connection: ASGIConnection) -> RequestContext:
@@ -213,11 +226,17 @@ async def resolve_context(connection: ASGIConnection) -> RequestContext:
         return cached
     settings: Settings = connection.app.state.settings
     is_api = connection.scope["path"].startswith("/api/")
-    ctx = RequestContext(settings=settings, db=_db(connection), ip=connection.client.host if connection.client else "", is_api=is_api,
-                         bus=connection.app.state.bus, sandbox=connection.app.state.sandbox,
-                         scope_cache=connection.app.state.scope_cache,
-                         switcher_cache=connection.app.state.get("switcher_cache"),
-                         services=connection.app.state.get("services"))
+    ctx = RequestContext(
+        settings=settings,
+        db=_db(connection),
+        ip=connection.client.host if connection.client else "",
+        is_api=is_api,
+        bus=connection.app.state.bus,
+        sandbox=connection.app.state.sandbox,
+        scope_cache=connection.app.state.scope_cache,
+        switcher_cache=connection.app.state.get("switcher_cache"),
+        services=connection.app.state.get("services"),
+    )
     connection.state[STATE_KEY] = ctx
     if settings.is_sqlite and connection.scope.get("method") not in ("GET", "HEAD", "OPTIONS"):
         # A write request takes SQLite's write lock up front: it then waits for a background writer
@@ -227,7 +246,9 @@ async def resolve_context(connection: ASGIConnection) -> RequestContext:
         header = connection.headers.get("authorization", "")
         scheme, _, secret = header.partition(" ")
         if scheme.lower() == "bearer" and secret:
-            found = await tokens.resolve(ctx.db, secret.strip())  # an expired token raises: 401 with the reason
+            found = await tokens.resolve(
+                ctx.db, secret.strip()
+            )  # an expired token raises: 401 with the reason
             if found:
                 ctx.user, ctx.auth_method, ctx.api_token = found[1], "token", found[0]
                 method = str(connection.scope.get("method", "GET"))
@@ -247,9 +268,15 @@ async def resolve_context(connection: ASGIConnection) -> RequestContext:
 def _session_and_tenant_stmt(by_id: bool) -> Any:
     tenant = aliased(Tenant)
     column = tenant.id if by_id else tenant.slug
-    system = select(Tenant.policy_version, Tenant.directory_version).where(Tenant.id == SYSTEM_UUID).subquery()
-    return (sessions.lookup().add_columns(tenant, system.c.policy_version, system.c.directory_version)
-            .outerjoin(tenant, column == sa.bindparam("ref", type_=column.type)).outerjoin(system, sa.true()))
+    system = (
+        select(Tenant.policy_version, Tenant.directory_version).where(Tenant.id == SYSTEM_UUID).subquery()
+    )
+    return (
+        sessions.lookup()
+        .add_columns(tenant, system.c.policy_version, system.c.directory_version)
+        .outerjoin(tenant, column == sa.bindparam("ref", type_=column.type))
+        .outerjoin(system, sa.true())
+    )
 
 
 # Built once: a statement object reused with parameters skips construction and cache-key generation.
@@ -298,7 +325,11 @@ async def _attach_tenant(connection: ASGIConnection, ctx: RequestContext) -> Non
     else:
         tenant, system_version, ctx.directory_version = await _tenant_pair(ctx.db, str(ref))
     if tenant is None:
-        raise PermissionDeniedException(f"Unknown tenant {ref!r}") if ctx.is_api else NotFound(f"No tenant {ref!r}")
+        raise (
+            PermissionDeniedException(f"Unknown tenant {ref!r}")
+            if ctx.is_api
+            else NotFound(f"No tenant {ref!r}")
+        )
     cache: PermissionCache = connection.app.state.permission_cache
     access = await cache.access(ctx.db, ctx.user.id, tenant.id, (tenant.policy_version, system_version))
     if not access.is_member and not access.is_platform_member:
@@ -317,7 +348,9 @@ async def access_guard(connection: ASGIConnection, handler: BaseRouteHandler) ->
     if opt.get("public"):
         return
     if ctx.user is None:
-        raise NotAuthorizedException("Sign in first" if not ctx.is_api else "A valid bearer token is required")
+        raise NotAuthorizedException(
+            "Sign in first" if not ctx.is_api else "A valid bearer token is required"
+        )
     await _attach_tenant(connection, ctx)
     permission = opt.get("permission")
     if permission:

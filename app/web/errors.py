@@ -24,13 +24,20 @@ def _wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", "")
 
 
-def _html_error(request: Request, status: int, title: str, detail: str,
-                errors: dict[str, str] | None = None) -> Response[Any]:
+def _html_error(
+    request: Request, status: int, title: str, detail: str, errors: dict[str, str] | None = None
+) -> Response[Any]:
     from app.web.context import STATE_KEY
 
     ctx = request.scope.get("state", {}).get(STATE_KEY)
-    context = {"status": status, "title": title, "detail": detail, "ctx": ctx, "errors": errors or {},
-               "can": (ctx.can if ctx and ctx.access else (lambda _p: False))}
+    context = {
+        "status": status,
+        "title": title,
+        "detail": detail,
+        "ctx": ctx,
+        "errors": errors or {},
+        "can": (ctx.can if ctx and ctx.access else (lambda _p: False)),
+    }
     return Template(template_name="error.html", context=context, status_code=status)
 
 
@@ -52,15 +59,30 @@ def handle_exception(request: Request, exc: Exception) -> Response[Any]:
         status, title, detail, extra = exc.status_code, _title(exc.status_code), str(exc.detail), {}
     else:
         log.exception("Unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        status, title, detail, extra = 500, "Internal error", "Something went wrong on our side; it has been logged.", {}
+        status, title, detail, extra = (
+            500,
+            "Internal error",
+            "Something went wrong on our side; it has been logged.",
+            {},
+        )
     if _wants_json(request):
         return problem(status, title, detail, **extra)
-    return _html_error(request, status, title, detail, extra.get("errors") if isinstance(extra.get("errors"), dict) else None)
+    return _html_error(
+        request, status, title, detail, extra.get("errors") if isinstance(extra.get("errors"), dict) else None
+    )
 
 
 def _title(status: int) -> str:
-    return {400: "Bad request", 401: "Sign-in required", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
-            409: "Conflict", 413: "Too large", 429: "Too many requests"}.get(status, "Error")
+    return {
+        400: "Bad request",
+        401: "Sign-in required",
+        403: "Forbidden",
+        404: "Not found",
+        405: "Method not allowed",
+        409: "Conflict",
+        413: "Too large",
+        429: "Too many requests",
+    }.get(status, "Error")
 
 
 __all__ = ["MediaType", "handle_exception", "problem"]

@@ -49,13 +49,32 @@ class EventRow:
 
     def json(self) -> dict[str, Any]:
         e = self.event
-        return {"id": str(e.id), "type": e.type, "source": e.source, "tenant_id": str(e.tenant_id) if e.tenant_id else None,
-                "tenant": self.tenant_slug, "actor": e.actor, "status": e.status, "depth": e.depth,
-                "attempts": e.attempts, "at": to_json(e.created_at), "finished_at": to_json(e.finished_at),
-                "payload": e.payload,
-                "deliveries": [{"plugin": d.plugin_id, "handler": d.handler, "status": d.status,
-                                "message": d.message or None, "duration_ms": d.duration_ms, "worker": d.worker,
-                                "at": to_json(d.created_at)} for d in self.deliveries]}
+        return {
+            "id": str(e.id),
+            "type": e.type,
+            "source": e.source,
+            "tenant_id": str(e.tenant_id) if e.tenant_id else None,
+            "tenant": self.tenant_slug,
+            "actor": e.actor,
+            "status": e.status,
+            "depth": e.depth,
+            "attempts": e.attempts,
+            "at": to_json(e.created_at),
+            "finished_at": to_json(e.finished_at),
+            "payload": e.payload,
+            "deliveries": [
+                {
+                    "plugin": d.plugin_id,
+                    "handler": d.handler,
+                    "status": d.status,
+                    "message": d.message or None,
+                    "duration_ms": d.duration_ms,
+                    "worker": d.worker,
+                    "at": to_json(d.created_at),
+                }
+                for d in self.deliveries
+            ],
+        }
 
 
 def _like(text: str) -> str:
@@ -69,7 +88,9 @@ def _bound(value: str, name: str, *, end: bool) -> dt.datetime | None:
     try:
         moment = dt.datetime.fromisoformat(value)
     except ValueError as exc:
-        raise ValidationFailed({name: f"{value!r} is not a date (YYYY-MM-DD) or date-time (YYYY-MM-DDTHH:MM)"}) from exc
+        raise ValidationFailed(
+            {name: f"{value!r} is not a date (YYYY-MM-DD) or date-time (YYYY-MM-DDTHH:MM)"}
+        ) from exc
     moment = moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
     return moment + dt.timedelta(days=1) if end and len(value) <= 10 else moment
 
@@ -84,11 +105,22 @@ class EventFilters:
 
     @classmethod
     def read(cls, type: str, source: str, status: str, since: str, until: str) -> EventFilters:
-        return cls(type.strip()[:200], source.strip()[:64], status.strip()[:20], since.strip()[:32], until.strip()[:32])
+        return cls(
+            type.strip()[:200],
+            source.strip()[:64],
+            status.strip()[:20],
+            since.strip()[:32],
+            until.strip()[:32],
+        )
 
     def as_dict(self) -> dict[str, str]:
-        return {"type": self.type, "source": self.source, "status": self.status, "since": self.since,
-                "until": self.until}
+        return {
+            "type": self.type,
+            "source": self.source,
+            "status": self.status,
+            "since": self.since,
+            "until": self.until,
+        }
 
     def apply(self, stmt: sa.Select[Any]) -> sa.Select[Any]:
         errors: dict[str, str] = {}
@@ -117,7 +149,9 @@ class EventFilters:
                 errors.update(exc.errors)
                 continue
             if moment is not None:
-                stmt = stmt.where(EventRecord.created_at < moment if end else EventRecord.created_at >= moment)
+                stmt = stmt.where(
+                    EventRecord.created_at < moment if end else EventRecord.created_at >= moment
+                )
         if errors:
             raise ValidationFailed(errors)
         return stmt
@@ -130,14 +164,26 @@ async def query_events(ctx: RequestContext, p: Pager, filters: EventFilters) -> 
     if p.q:
         stmt = stmt.where(EventRecord.actor.like(f"%{_like(p.q.lower())}%", escape="\\"))
     stmt = filters.apply(stmt)
-    p.total = await ctx.db.scalar(sa.select(sa.func.count()).select_from(
-        stmt.with_only_columns(EventRecord.id).subquery())) or 0
-    found = (await ctx.db.execute(stmt.order_by(EventRecord.created_at.desc(), EventRecord.id)
-                                  .offset(p.offset).limit(p.size))).all()
+    p.total = (
+        await ctx.db.scalar(
+            sa.select(sa.func.count()).select_from(stmt.with_only_columns(EventRecord.id).subquery())
+        )
+        or 0
+    )
+    found = (
+        await ctx.db.execute(
+            stmt.order_by(EventRecord.created_at.desc(), EventRecord.id).offset(p.offset).limit(p.size)
+        )
+    ).all()
     rows = {e.id: EventRow(e, slug) for e, slug in found}
     if rows:
-        for d in (await ctx.db.scalars(sa.select(EventDelivery).where(EventDelivery.event_id.in_(list(rows)))
-                                       .order_by(EventDelivery.created_at))).all():
+        for d in (
+            await ctx.db.scalars(
+                sa.select(EventDelivery)
+                .where(EventDelivery.event_id.in_(list(rows)))
+                .order_by(EventDelivery.created_at)
+            )
+        ).all():
             rows[d.event_id].deliveries.append(d)
     return list(rows.values())
 
@@ -150,8 +196,15 @@ async def _sources(ctx: RequestContext) -> list[str]:
 
 
 @get("/t/{tenant:str}/admin/events", opt={"permission": PERMISSION}, include_in_schema=False)
-async def events_page(request: HTMXRequest, ctx: RequestContext, type: str = "", source: str = "", status: str = "",
-                      since: str = "", until: str = "") -> Template:
+async def events_page(
+    request: HTMXRequest,
+    ctx: RequestContext,
+    type: str = "",
+    source: str = "",
+    status: str = "",
+    since: str = "",
+    until: str = "",
+) -> Template:
     p = Pager(request)
     filters = EventFilters.read(type, source, status, since, until)
     p.extra = filters.as_dict()
@@ -160,32 +213,73 @@ async def events_page(request: HTMXRequest, ctx: RequestContext, type: str = "",
         rows = await query_events(ctx, p, filters)
     except ValidationFailed as exc:
         rows, errors = [], exc.errors
-    return await page(request, ctx, "admin/events.html", fragment="admin/_event_rows.html",
-                      status_code=422 if errors else 200, p=p, rows=rows, filters=filters.as_dict(), errors=errors,
-                      statuses=STATUSES, status_labels=STATUS_LABELS, sources=await _sources(ctx),
-                      all_tenants=ctx.tenant_id == directory.SYSTEM_UUID)
+    return await page(
+        request,
+        ctx,
+        "admin/events.html",
+        fragment="admin/_event_rows.html",
+        status_code=422 if errors else 200,
+        p=p,
+        rows=rows,
+        filters=filters.as_dict(),
+        errors=errors,
+        statuses=STATUSES,
+        status_labels=STATUS_LABELS,
+        sources=await _sources(ctx),
+        all_tenants=ctx.tenant_id == directory.SYSTEM_UUID,
+    )
 
 
-@get("/api/v1/events", opt={"permission": PERMISSION}, tags=["events"], summary="The event log with delivery results per subscriber")
-async def events_api(request: HTMXRequest, ctx: RequestContext, type: str = "", source: str = "", status: str = "",
-                     since: str = "", until: str = "", x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+@get(
+    "/api/v1/events",
+    opt={"permission": PERMISSION},
+    tags=["events"],
+    summary="The event log with delivery results per subscriber",
+)
+async def events_api(
+    request: HTMXRequest,
+    ctx: RequestContext,
+    type: str = "",
+    source: str = "",
+    status: str = "",
+    since: str = "",
+    until: str = "",
+    x_tenant: str | None = TENANT_HEADER,
+) -> dict[str, Any]:
     p = Pager(request)
     rows = await query_events(ctx, p, EventFilters.read(type, source, status, since, until))
     return {"items": [r.json() for r in rows], "total": p.total, "page": p.page, "size": p.size}
 
 
-@get("/api/v1/events/{event_id:uuid}", opt={"permission": PERMISSION}, tags=["events"], summary="One event and its deliveries")
-async def event_api(ctx: RequestContext, event_id: uuid.UUID, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
-    stmt = sa.select(EventRecord, Tenant.slug).outerjoin(Tenant, Tenant.id == EventRecord.tenant_id).where(
-        EventRecord.id == event_id)
+@get(
+    "/api/v1/events/{event_id:uuid}",
+    opt={"permission": PERMISSION},
+    tags=["events"],
+    summary="One event and its deliveries",
+)
+async def event_api(
+    ctx: RequestContext, event_id: uuid.UUID, x_tenant: str | None = TENANT_HEADER
+) -> dict[str, Any]:
+    stmt = (
+        sa.select(EventRecord, Tenant.slug)
+        .outerjoin(Tenant, Tenant.id == EventRecord.tenant_id)
+        .where(EventRecord.id == event_id)
+    )
     if ctx.tenant_id != directory.SYSTEM_UUID:
         stmt = stmt.where(EventRecord.tenant_id == ctx.tenant_id)
     found = (await ctx.db.execute(stmt)).first()
     if found is None:
         raise NotFound("No such event in this tenant")
     row = EventRow(found[0], found[1])
-    row.deliveries = list((await ctx.db.scalars(sa.select(EventDelivery).where(EventDelivery.event_id == event_id)
-                                                .order_by(EventDelivery.created_at))).all())
+    row.deliveries = list(
+        (
+            await ctx.db.scalars(
+                sa.select(EventDelivery)
+                .where(EventDelivery.event_id == event_id)
+                .order_by(EventDelivery.created_at)
+            )
+        ).all()
+    )
     return row.json()
 
 

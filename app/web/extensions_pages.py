@@ -42,12 +42,32 @@ def _tenant(ctx: RequestContext) -> uuid.UUID:
 
 
 def impl_json(impl: extensions.Implementation) -> dict[str, Any]:
-    return {"key": impl.key, "point": impl.point, "plugin": impl.plugin_id or None, "name": impl.name,
-            "label": impl.label, "description": impl.description, "entities": list(impl.entities) or None,
-            "config_fields": [{"key": f.key, "type": f.type, "label": f.label, "help": f.help, "required": f.required,
-                               "secret": f.secret, "default": None if f.default is None else str(f.default)
-                               if not isinstance(f.default, bool | int) else f.default,
-                               "options": [o.value for o in f.options] or None} for f in impl.fields]}
+    return {
+        "key": impl.key,
+        "point": impl.point,
+        "plugin": impl.plugin_id or None,
+        "name": impl.name,
+        "label": impl.label,
+        "description": impl.description,
+        "entities": list(impl.entities) or None,
+        "config_fields": [
+            {
+                "key": f.key,
+                "type": f.type,
+                "label": f.label,
+                "help": f.help,
+                "required": f.required,
+                "secret": f.secret,
+                "default": None
+                if f.default is None
+                else str(f.default)
+                if not isinstance(f.default, bool | int)
+                else f.default,
+                "options": [o.value for o in f.options] or None,
+            }
+            for f in impl.fields
+        ],
+    }
 
 
 async def _views(ctx: RequestContext, point: str | None = None) -> list[dict[str, Any]]:
@@ -69,21 +89,45 @@ def _request(data: dict[str, Any], *, creating: bool) -> store.SaveRequest:
     version = data.get("version")
     if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
         raise ValidationFailed({"version": "the version number you read"})
-    return store.SaveRequest(values=values if values is not None else ({} if creating else None),  # type: ignore[arg-type]
-                             name=data.get("name"), implementation=data.get("implementation"), version=version,
-                             enabled=enabled)
+    return store.SaveRequest(
+        values=values if values is not None else ({} if creating else None),  # type: ignore[arg-type]
+        name=data.get("name"),
+        implementation=data.get("implementation"),
+        version=version,
+        enabled=enabled,
+    )
 
 
-@get("/api/v1/extensions/points", opt=ADMIN, tags=["extensions"],
-     summary="Extension point types and the implementations available in the tenant")
+@get(
+    "/api/v1/extensions/points",
+    opt=ADMIN,
+    tags=["extensions"],
+    summary="Extension point types and the implementations available in the tenant",
+)
 async def api_points(ctx: RequestContext, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
     impls = await extensions.implementations(ctx.db, _tenant(ctx))
-    return {"items": [{"point": p, "label": extensions.POINT_LABELS[p], "description": extensions.POINT_HELP[p],
-                       "implementations": [impl_json(i) for i in impls if i.point == p]} for p in EXTENSION_POINTS]}
+    return {
+        "items": [
+            {
+                "point": p,
+                "label": extensions.POINT_LABELS[p],
+                "description": extensions.POINT_HELP[p],
+                "implementations": [impl_json(i) for i in impls if i.point == p],
+            }
+            for p in EXTENSION_POINTS
+        ]
+    }
 
 
-@get("/api/v1/extensions/configs", opt=ADMIN, tags=["extensions"], summary="The tenant's extension configurations")
-async def api_configs(ctx: RequestContext, point: str | None = None, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+@get(
+    "/api/v1/extensions/configs",
+    opt=ADMIN,
+    tags=["extensions"],
+    summary="The tenant's extension configurations",
+)
+async def api_configs(
+    ctx: RequestContext, point: str | None = None, x_tenant: str | None = TENANT_HEADER
+) -> dict[str, Any]:
     if point is not None and point not in EXTENSION_POINTS:
         raise ValidationFailed({"point": f"one of {', '.join(EXTENSION_POINTS)}"})
     return {"items": await _views(ctx, point)}
@@ -92,39 +136,69 @@ async def api_configs(ctx: RequestContext, point: str | None = None, x_tenant: s
 async def _one(ctx: RequestContext, config_id: str) -> dict[str, Any]:
     row = await store.get(ctx.db, _tenant(ctx), config_id)
     try:
-        extensions_impl, _plugin = await extensions.implementation(ctx.db, row.tenant_id,
-                                                                   f"{row.plugin_id or 'base'}:{row.implementation}")
+        extensions_impl, _plugin = await extensions.implementation(
+            ctx.db, row.tenant_id, f"{row.plugin_id or 'base'}:{row.implementation}"
+        )
     except NotFound:
         extensions_impl = None
     return store.view(row, extensions_impl)
 
 
-@get("/api/v1/extensions/configs/{config_id:str}", opt=ADMIN, tags=["extensions"], summary="One configuration")
-async def api_config(ctx: RequestContext, config_id: str, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+@get(
+    "/api/v1/extensions/configs/{config_id:str}", opt=ADMIN, tags=["extensions"], summary="One configuration"
+)
+async def api_config(
+    ctx: RequestContext, config_id: str, x_tenant: str | None = TENANT_HEADER
+) -> dict[str, Any]:
     return await _one(ctx, config_id)
 
 
-@post("/api/v1/extensions/configs", opt=ADMIN, tags=["extensions"], status_code=201,
-      summary="Create a configuration: {implementation, name, values[, enabled]} (auto-login verifiers start disabled)")
-async def api_create(ctx: RequestContext, data: dict[str, Any], x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
-    row = await store.create(ctx.db, ctx.actor, secret_box(ctx.settings.secret_key), _tenant(ctx),
-                             _request(data, creating=True))
+@post(
+    "/api/v1/extensions/configs",
+    opt=ADMIN,
+    tags=["extensions"],
+    status_code=201,
+    summary="Create a configuration: {implementation, name, values[, enabled]} (auto-login verifiers start disabled)",
+)
+async def api_create(
+    ctx: RequestContext, data: dict[str, Any], x_tenant: str | None = TENANT_HEADER
+) -> dict[str, Any]:
+    row = await store.create(
+        ctx.db, ctx.actor, secret_box(ctx.settings.secret_key), _tenant(ctx), _request(data, creating=True)
+    )
     return await _one(ctx, str(row.id))
 
 
-@patch("/api/v1/extensions/configs/{config_id:str}", opt=ADMIN, tags=["extensions"],
-       summary="Change name, values or enabled ({version} required; a secret sent as *** or left out is kept)")
-async def api_update(ctx: RequestContext, config_id: str, data: dict[str, Any],
-                     x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
-    row = await store.update(ctx.db, ctx.actor, secret_box(ctx.settings.secret_key), _tenant(ctx), config_id,
-                             _request(data, creating=False))
+@patch(
+    "/api/v1/extensions/configs/{config_id:str}",
+    opt=ADMIN,
+    tags=["extensions"],
+    summary="Change name, values or enabled ({version} required; a secret sent as *** or left out is kept)",
+)
+async def api_update(
+    ctx: RequestContext, config_id: str, data: dict[str, Any], x_tenant: str | None = TENANT_HEADER
+) -> dict[str, Any]:
+    row = await store.update(
+        ctx.db,
+        ctx.actor,
+        secret_box(ctx.settings.secret_key),
+        _tenant(ctx),
+        config_id,
+        _request(data, creating=False),
+    )
     return await _one(ctx, str(row.id))
 
 
-@delete("/api/v1/extensions/configs/{config_id:str}", opt=ADMIN, tags=["extensions"], status_code=204,
-        summary="Delete a configuration (?version= checks it is unchanged)")
-async def api_delete(ctx: RequestContext, config_id: str, version: int | None = None,
-                     x_tenant: str | None = TENANT_HEADER) -> None:
+@delete(
+    "/api/v1/extensions/configs/{config_id:str}",
+    opt=ADMIN,
+    tags=["extensions"],
+    status_code=204,
+    summary="Delete a configuration (?version= checks it is unchanged)",
+)
+async def api_delete(
+    ctx: RequestContext, config_id: str, version: int | None = None, x_tenant: str | None = TENANT_HEADER
+) -> None:
     await store.delete(ctx.db, ctx.actor, _tenant(ctx), config_id, version)
 
 
@@ -132,6 +206,7 @@ API_ROUTES = [api_points, api_configs, api_config, api_create, api_update, api_d
 
 
 # --- admin pages -----------------------------------------------------------------------------------------
+
 
 @dataclass
 class Editor:
@@ -151,8 +226,13 @@ def _admin_url(ctx: RequestContext) -> str:
     return f"/t/{ctx.tenant.slug}/admin/extensions"  # type: ignore[union-attr]
 
 
-async def _admin_page(request: HTMXRequest, ctx: RequestContext, editor: Editor | None = None,
-                      failure: Failure | None = None, status_code: int = 200) -> Template:
+async def _admin_page(
+    request: HTMXRequest,
+    ctx: RequestContext,
+    editor: Editor | None = None,
+    failure: Failure | None = None,
+    status_code: int = 200,
+) -> Template:
     tenant_id = _tenant(ctx)
     impls = await extensions.implementations(ctx.db, tenant_id)
     by_key = {i.key: i for i in impls}
@@ -165,22 +245,47 @@ async def _admin_page(request: HTMXRequest, ctx: RequestContext, editor: Editor 
                 editor = Editor(impl, enabled=impl.point != extensions.AUTH_VERIFIER)
             elif wanted_edit:
                 row = await store.get(ctx.db, tenant_id, wanted_edit)
-                impl, _plugin = await extensions.implementation(ctx.db, tenant_id,
-                                                                f"{row.plugin_id or 'base'}:{row.implementation}")
-                editor = Editor(impl, str(row.id), row.name, row.version, row.is_enabled,
-                                {k: plugin_configs.display(None, v) for k, v in (row.plain_values or {}).items()},
-                                set(row.secret_values or {}))
+                impl, _plugin = await extensions.implementation(
+                    ctx.db, tenant_id, f"{row.plugin_id or 'base'}:{row.implementation}"
+                )
+                editor = Editor(
+                    impl,
+                    str(row.id),
+                    row.name,
+                    row.version,
+                    row.is_enabled,
+                    {k: plugin_configs.display(None, v) for k, v in (row.plain_values or {}).items()},
+                    set(row.secret_values or {}),
+                )
         except NotFound as exc:
             failure, status_code = Failure(404, "Not found", exc.detail, [], []), 404
-    points = [(p, extensions.POINT_LABELS[p], extensions.POINT_HELP[p], [i for i in impls if i.point == p],
-               [(r, by_key.get(f"{r.plugin_id or 'base'}:{r.implementation}")) for r in rows if r.point == p])
-              for p in EXTENSION_POINTS]
-    return await page(request, ctx, "extensions/index.html", fragment="extensions/_editor.html",
-                      status_code=status_code, points=points, editor=editor, failure=failure,
-                      fields=editor.implementation.fields if editor else (), admin_url=_admin_url(ctx))
+    points = [
+        (
+            p,
+            extensions.POINT_LABELS[p],
+            extensions.POINT_HELP[p],
+            [i for i in impls if i.point == p],
+            [(r, by_key.get(f"{r.plugin_id or 'base'}:{r.implementation}")) for r in rows if r.point == p],
+        )
+        for p in EXTENSION_POINTS
+    ]
+    return await page(
+        request,
+        ctx,
+        "extensions/index.html",
+        fragment="extensions/_editor.html",
+        status_code=status_code,
+        points=points,
+        editor=editor,
+        failure=failure,
+        fields=editor.implementation.fields if editor else (),
+        admin_url=_admin_url(ctx),
+    )
 
 
-async def _admin_fail(request: HTMXRequest, ctx: RequestContext, exc: PortalError, editor: Editor | None) -> Template:
+async def _admin_fail(
+    request: HTMXRequest, ctx: RequestContext, exc: PortalError, editor: Editor | None
+) -> Template:
     await ctx.db.rollback()
     for obj in (ctx.user, ctx.tenant):
         if obj is not None:
@@ -223,18 +328,32 @@ async def admin_save(request: HTMXRequest, ctx: RequestContext) -> Template | Re
         else:
             key = _form_text(form, "implementation")
         impl, _plugin = await extensions.implementation(ctx.db, tenant_id, key)
-        editor = Editor(impl, config_id, _form_text(form, "name"), _form_int(form.get("version")),
-                        (form.get("enabled") == "on" and impl.point != extensions.AUTH_VERIFIER) or
-                        (bool(config_id) and form.get("enabled") == "on"))
+        editor = Editor(
+            impl,
+            config_id,
+            _form_text(form, "name"),
+            _form_int(form.get("version")),
+            (form.get("enabled") == "on" and impl.point != extensions.AUTH_VERIFIER)
+            or (bool(config_id) and form.get("enabled") == "on"),
+        )
         # Secrets typed into the form are never echoed back, even when the form must be shown again.
         editor.values = {f.key: _form_text(form, f"v.{f.key}") for f in impl.fields if not f.secret}
         values: dict[str, Any] = {f.key: _form_text(form, f"v.{f.key}") for f in impl.fields}
         clear = tuple(f.key for f in impl.fields if f.secret and form.get(f"clear.{f.key}") == "on")
-        req = store.SaveRequest(values=values, name=editor.name, implementation=key, version=editor.version,
-                                enabled=form.get("enabled") == "on", clear_secrets=clear, from_form=True)
+        req = store.SaveRequest(
+            values=values,
+            name=editor.name,
+            implementation=key,
+            version=editor.version,
+            enabled=form.get("enabled") == "on",
+            clear_secrets=clear,
+            from_form=True,
+        )
         if config_id:
             editor.secrets_set = set(row.secret_values or {})
-            saved = await store.update(ctx.db, ctx.actor, secret_box(ctx.settings.secret_key), tenant_id, config_id, req)
+            saved = await store.update(
+                ctx.db, ctx.actor, secret_box(ctx.settings.secret_key), tenant_id, config_id, req
+            )
         else:
             saved = await store.create(ctx.db, ctx.actor, secret_box(ctx.settings.secret_key), tenant_id, req)
     except PortalError as exc:
@@ -243,20 +362,39 @@ async def admin_save(request: HTMXRequest, ctx: RequestContext) -> Template | Re
     return redirect(_admin_url(ctx), f"Saved {saved.name} ({state})")
 
 
-@post("/t/{tenant:str}/admin/extensions/{config_id:str}/enabled", opt=ADMIN, include_in_schema=False, status_code=200)
+@post(
+    "/t/{tenant:str}/admin/extensions/{config_id:str}/enabled",
+    opt=ADMIN,
+    include_in_schema=False,
+    status_code=200,
+)
 async def admin_toggle(request: HTMXRequest, ctx: RequestContext, config_id: str) -> Template | Redirect:
     form = await request.form()
     on = form.get("enabled") == "on"
     try:
-        row = await store.update(ctx.db, ctx.actor, secret_box(ctx.settings.secret_key), _tenant(ctx), config_id,
-                                 store.SaveRequest(values=None, version=_form_int(form.get("version")),  # type: ignore[arg-type]
-                                                   enabled=on))
+        row = await store.update(
+            ctx.db,
+            ctx.actor,
+            secret_box(ctx.settings.secret_key),
+            _tenant(ctx),
+            config_id,
+            store.SaveRequest(
+                values=None,  # type: ignore[arg-type]
+                version=_form_int(form.get("version")),
+                enabled=on,
+            ),
+        )
     except PortalError as exc:
         return await _admin_fail(request, ctx, exc, None)
     return redirect(_admin_url(ctx), f"{row.name} is now {'enabled' if on else 'disabled'}")
 
 
-@post("/t/{tenant:str}/admin/extensions/{config_id:str}/delete", opt=ADMIN, include_in_schema=False, status_code=200)
+@post(
+    "/t/{tenant:str}/admin/extensions/{config_id:str}/delete",
+    opt=ADMIN,
+    include_in_schema=False,
+    status_code=200,
+)
 async def admin_delete(request: HTMXRequest, ctx: RequestContext, config_id: str) -> Template | Redirect:
     form = await request.form()
     try:
@@ -292,8 +430,9 @@ def verifier_request(request: HTMXRequest, tenant_slug: str) -> dict[str, Any]:
 
 
 @get("/t/{tenant:str}/auto-login/{config_id:str}", opt={"public": True}, include_in_schema=False)
-async def auto_login(request: HTMXRequest, ctx: RequestContext, tenant: str, config_id: str,
-                     next: str | None = None) -> Redirect:
+async def auto_login(
+    request: HTMXRequest, ctx: RequestContext, tenant: str, config_id: str, next: str | None = None
+) -> Redirect:
     """Sign a member in from a link carrying a third-party token, checked by an enabled auth verifier."""
     if ctx.settings.is_sqlite:  # a GET that writes (session, throttle, audit): take the write lock up front
         await ctx.db.connection(execution_options={SQLITE_WRITE_LOCK: True})
@@ -312,27 +451,47 @@ async def auto_login(request: HTMXRequest, ctx: RequestContext, tenant: str, con
     # admit committed: the rest of this GET writes again (audit, session), under SQLite's write lock.
     await ctx.db.connection(execution_options={SQLITE_WRITE_LOCK: True})
     if admission.wait:
-        await audit.record(ctx.db, anonymous, "auth.auto_login.refused", "extension_config", resolved.config.id,
-                           tenant_id=found.id, summary=f"Auto-login through {resolved.config.name!r} refused: "
-                                                       "too many refused links from this address")
+        await audit.record(
+            ctx.db,
+            anonymous,
+            "auth.auto_login.refused",
+            "extension_config",
+            resolved.config.id,
+            tenant_id=found.id,
+            summary=f"Auto-login through {resolved.config.name!r} refused: "
+            "too many refused links from this address",
+        )
         await ctx.db.commit()
         raise TooManyAttempts("Too many sign-in links were refused. Try again later.")
     reason = ""
     user: User | None = None
     try:
-        identity = await extensions.verify_auth(ctx.db, found.id, resolved.config.id,
-                                                verifier_request(request, found.slug))
+        identity = await extensions.verify_auth(
+            ctx.db, found.id, resolved.config.id, verifier_request(request, found.slug)
+        )
         if identity.user_id is not None:
             user = await ctx.db.get(User, identity.user_id)
         elif identity.email:
             user = await directory.find_user(ctx.db, identity.email)
         if user is None or not user.is_active:
             reason = f"{identity.email or identity.user_id} is not an active user"
-        elif await ctx.db.scalar(sa.select(Membership.id).where(Membership.tenant_id == found.id,
-                                                                Membership.user_id == user.id)) is None:
+        elif (
+            await ctx.db.scalar(
+                sa.select(Membership.id).where(
+                    Membership.tenant_id == found.id, Membership.user_id == user.id
+                )
+            )
+            is None
+        ):
             reason = f"{user.email} is not a member of this tenant"
-        elif await ctx.db.scalar(sa.select(Membership.id).where(Membership.tenant_id == SYSTEM_UUID,
-                                                                Membership.user_id == user.id)) is not None:
+        elif (
+            await ctx.db.scalar(
+                sa.select(Membership.id).where(
+                    Membership.tenant_id == SYSTEM_UUID, Membership.user_id == user.id
+                )
+            )
+            is not None
+        ):
             # A tenant's verifier must not mint sessions carrying platform-wide powers.
             reason = f"{user.email} is a platform member; platform members sign in with their password"
     except extensions.Refused as exc:
@@ -340,21 +499,45 @@ async def auto_login(request: HTMXRequest, ctx: RequestContext, tenant: str, con
     except extensions.ExtensionFailed as exc:
         reason = f"the verifier failed: {exc.detail}"
     if reason or user is None:
-        await audit.record(ctx.db, anonymous, "auth.auto_login.refused", "extension_config", resolved.config.id,
-                           tenant_id=found.id, summary=f"Auto-login through {resolved.config.name!r} refused: "
-                                                       f"{reason}"[:500])
+        await audit.record(
+            ctx.db,
+            anonymous,
+            "auth.auto_login.refused",
+            "extension_config",
+            resolved.config.id,
+            tenant_id=found.id,
+            summary=f"Auto-login through {resolved.config.name!r} refused: {reason}"[:500],
+        )
         await ctx.db.commit()
         raise Forbidden(REFUSED)
     await throttle.succeeded(ctx.db, admission)
-    token = await sessions.start(ctx.db, ctx.settings, user, old_token=request.cookies.get(sessions.COOKIE),
-                                 ip=ctx.ip, user_agent=request.headers.get("user-agent", ""))
-    await audit.record(ctx.db, Actor(user.id, user.email, ctx.ip), "auth.auto_login", "extension_config",
-                       resolved.config.id, tenant_id=found.id,
-                       summary=f"{user.email} signed in through the auto-login verifier {resolved.config.name!r}")
+    token = await sessions.start(
+        ctx.db,
+        ctx.settings,
+        user,
+        old_token=request.cookies.get(sessions.COOKIE),
+        ip=ctx.ip,
+        user_agent=request.headers.get("user-agent", ""),
+    )
+    await audit.record(
+        ctx.db,
+        Actor(user.id, user.email, ctx.ip),
+        "auth.auto_login",
+        "extension_config",
+        resolved.config.id,
+        tenant_id=found.id,
+        summary=f"{user.email} signed in through the auto-login verifier {resolved.config.name!r}",
+    )
     target = safe_next(next) if next else f"/t/{found.slug}/"
     response = Redirect(target, status_code=303)
-    response.set_cookie(sessions.COOKIE, token, httponly=True, samesite="lax", secure=ctx.settings.secure_cookies,
-                        max_age=ctx.settings.session_absolute_seconds)
+    response.set_cookie(
+        sessions.COOKIE,
+        token,
+        httponly=True,
+        samesite="lax",
+        secure=ctx.settings.secure_cookies,
+        max_age=ctx.settings.session_absolute_seconds,
+    )
     return response
 
 

@@ -31,9 +31,19 @@ def principal(ctx: RequestContext) -> Principal:
     """Guests called from a request act as the signed-in user, with exactly that user's permissions and data scope."""
     user = ctx.user
     assert user is not None and ctx.tenant is not None
-    return Principal(ctx.actor, ctx.can, {
-        "id": str(user.id), "email": user.email, "display_name": user.display_name, "language": user.language,
-        "tenant_id": str(ctx.tenant.id), "tenant_slug": ctx.tenant.slug}, scope=ctx.data_scope())
+    return Principal(
+        ctx.actor,
+        ctx.can,
+        {
+            "id": str(user.id),
+            "email": user.email,
+            "display_name": user.display_name,
+            "language": user.language,
+            "tenant_id": str(ctx.tenant.id),
+            "tenant_slug": ctx.tenant.slug,
+        },
+        scope=ctx.data_scope(),
+    )
 
 
 def _sandbox(request: HTMXRequest) -> Sandbox:
@@ -53,7 +63,9 @@ async def _ready(request: HTMXRequest, ctx: RequestContext, plugin: LoadedPlugin
     if sandbox.compile_state(plugin) in {"ready", "none", "failed"}:
         return  # loaded or in the compile cache (the call deserializes it in milliseconds), or hopeless
     conn = await ctx.db.connection()
-    locked = bool(conn.sync_connection and conn.sync_connection.get_execution_options().get(SQLITE_WRITE_LOCK))
+    locked = bool(
+        conn.sync_connection and conn.sync_connection.get_execution_options().get(SQLITE_WRITE_LOCK)
+    )
     await ctx.db.commit()  # nothing of the request's own is written before a guest call
     await sandbox.ready(plugin, COMPILE_WAIT_SECONDS)
     if locked:
@@ -84,32 +96,68 @@ def _status(failure: GuestFailure) -> int:
     return 200 if failure.kind in {"compiling", "no_wasm"} else 502
 
 
-async def render_page(request: HTMXRequest, ctx: RequestContext, plugin: LoadedPlugin, spec: PageSpec, url: str,
-                      common: dict[str, Any]) -> Template:
+async def render_page(
+    request: HTMXRequest,
+    ctx: RequestContext,
+    plugin: LoadedPlugin,
+    spec: PageSpec,
+    url: str,
+    common: dict[str, Any],
+) -> Template:
     """GET of a custom page (or a dashboard whose plugin has page code)."""
     data: dict[str, Any] = {**common, "action_url": url + "/actions", "view": None, "failure": None}
     status = 200
     try:
         await _ready(request, ctx, plugin)
-        text = await _sandbox(request).call(ctx.db, plugin, ctx.tenant_id, principal(ctx), "render-page", spec.path,
-                                            json.dumps(_params(request)), bus=ctx.bus)
+        text = await _sandbox(request).call(
+            ctx.db,
+            plugin,
+            ctx.tenant_id,
+            principal(ctx),
+            "render-page",
+            spec.path,
+            json.dumps(_params(request)),
+            bus=ctx.bus,
+        )
         data["view"] = parse_ui(text or "", can=ctx.can)
     except GuestFailure as failure:
         data.update(_failure_context(ctx, failure))
         status = _status(failure)
-    return await page(request, ctx, "records/custom.html", fragment="records/_custom_region.html",
-                      status_code=status, **data)
+    return await page(
+        request,
+        ctx,
+        "records/custom.html",
+        fragment="records/_custom_region.html",
+        status_code=status,
+        **data,
+    )
 
 
-async def post_action(request: HTMXRequest, ctx: RequestContext, plugin: LoadedPlugin, spec: PageSpec, url: str,
-                      action: str, common: dict[str, Any]) -> Response[Any]:
+async def post_action(
+    request: HTMXRequest,
+    ctx: RequestContext,
+    plugin: LoadedPlugin,
+    spec: PageSpec,
+    url: str,
+    action: str,
+    common: dict[str, Any],
+) -> Response[Any]:
     """A button or form of a custom page: handle-action's UI replaces the page region."""
     data: dict[str, Any] = {**common, "action_url": url + "/actions", "view": None, "failure": None}
     status = 200
     try:
         await _ready(request, ctx, plugin)
-        text = await _sandbox(request).call(ctx.db, plugin, ctx.tenant_id, principal(ctx), "handle-action", spec.path,
-                                            action, json.dumps(await _form_data(request)), bus=ctx.bus)
+        text = await _sandbox(request).call(
+            ctx.db,
+            plugin,
+            ctx.tenant_id,
+            principal(ctx),
+            "handle-action",
+            spec.path,
+            action,
+            json.dumps(await _form_data(request)),
+            bus=ctx.bus,
+        )
         view = parse_ui(text or "", can=ctx.can)
         if view.redirect:
             if is_htmx(request):
@@ -120,16 +168,25 @@ async def post_action(request: HTMXRequest, ctx: RequestContext, plugin: LoadedP
         data.update(_failure_context(ctx, failure))
         status = _status(failure)
     if is_htmx(request):
-        return Template(template_name="records/_custom_region.html",
-                        context={"ctx": ctx, "can": ctx.can, "base": f"/t/{ctx.tenant.slug}" if ctx.tenant else "",
-                                 **data}, status_code=status,
-                        headers={"Cache-Control": "no-store"})
+        return Template(
+            template_name="records/_custom_region.html",
+            context={
+                "ctx": ctx,
+                "can": ctx.can,
+                "base": f"/t/{ctx.tenant.slug}" if ctx.tenant else "",
+                **data,
+            },
+            status_code=status,
+            headers={"Cache-Control": "no-store"},
+        )
     return await page(request, ctx, "records/custom.html", status_code=status, **data)
 
 
 # --- JSON API -------------------------------------------------------------------------------------
 
-TENANT_HEADER = Parameter(header="X-Tenant", required=False, description="Tenant slug or id; defaults to your only tenant")
+TENANT_HEADER = Parameter(
+    header="X-Tenant", required=False, description="Tenant slug or id; defaults to your only tenant"
+)
 RULE = {"auth": True}  # permissions inside the page are the user's own, checked by the host API
 
 
@@ -140,7 +197,9 @@ async def _page_target(ctx: RequestContext, plugin_id: str, path: str) -> tuple[
     if plugin is None:
         raise NotFound(f"Plugin {plugin_id!r} is not enabled in this tenant")
     wanted = "/" + path.strip("/")
-    spec = next((s for s in plugin.manifest.pages if s.path == wanted and s.type in {"custom", "dashboard"}), None)
+    spec = next(
+        (s for s in plugin.manifest.pages if s.path == wanted and s.type in {"custom", "dashboard"}), None
+    )
     if spec is None:
         raise NotFound(f"{plugin_id} has no custom page {wanted}")
     return plugin, spec
@@ -148,44 +207,82 @@ async def _page_target(ctx: RequestContext, plugin_id: str, path: str) -> tuple[
 
 def _view_json(text: str | None, ctx: RequestContext) -> dict[str, Any]:
     view = parse_ui(text or "", can=ctx.can)
-    return {"title": view.title, "blocks": view.blocks, "redirect": view.redirect, "toast": view.toast,
-            "problems": [{"path": p.path, "message": p.message} for p in view.problems]}
+    return {
+        "title": view.title,
+        "blocks": view.blocks,
+        "redirect": view.redirect,
+        "toast": view.toast,
+        "problems": [{"path": p.path, "message": p.message} for p in view.problems],
+    }
 
 
 def _failure_problem(failure: GuestFailure) -> Response[Any]:
     status = 503 if failure.kind == "compiling" else 404 if failure.kind == "no_wasm" else 502
-    return problem(status, "Plugin failure", failure.message, plugin=failure.plugin_id, kind=failure.kind,
-                   disabled=failure.disabled)
+    return problem(
+        status,
+        "Plugin failure",
+        failure.message,
+        plugin=failure.plugin_id,
+        kind=failure.kind,
+        disabled=failure.disabled,
+    )
 
 
 @get("/{plugin_id:str}/{path:path}", opt=RULE, summary="Render a custom page: the validated UI instructions")
-async def api_render(request: HTMXRequest, ctx: RequestContext, plugin_id: str, path: str,
-                     x_tenant: str | None = TENANT_HEADER) -> Response[Any]:
+async def api_render(
+    request: HTMXRequest, ctx: RequestContext, plugin_id: str, path: str, x_tenant: str | None = TENANT_HEADER
+) -> Response[Any]:
     plugin, spec = await _page_target(ctx, plugin_id, path)
     try:
         await _ready(request, ctx, plugin)
-        text = await _sandbox(request).call(ctx.db, plugin, ctx.tenant_id, principal(ctx), "render-page", spec.path,
-                                            json.dumps(_params(request)), bus=ctx.bus)
+        text = await _sandbox(request).call(
+            ctx.db,
+            plugin,
+            ctx.tenant_id,
+            principal(ctx),
+            "render-page",
+            spec.path,
+            json.dumps(_params(request)),
+            bus=ctx.bus,
+        )
     except GuestFailure as failure:
         return _failure_problem(failure)
     return Response(_view_json(text, ctx))
 
 
-@post("/{plugin_id:str}/{path:path}", opt=RULE, status_code=200,
-      summary='Run an action of a custom page: body {"action": name, "data": {...}}')
-async def api_action(request: HTMXRequest, ctx: RequestContext, plugin_id: str, path: str,
-                     x_tenant: str | None = TENANT_HEADER) -> Response[Any]:
+@post(
+    "/{plugin_id:str}/{path:path}",
+    opt=RULE,
+    status_code=200,
+    summary='Run an action of a custom page: body {"action": name, "data": {...}}',
+)
+async def api_action(
+    request: HTMXRequest, ctx: RequestContext, plugin_id: str, path: str, x_tenant: str | None = TENANT_HEADER
+) -> Response[Any]:
     plugin, spec = await _page_target(ctx, plugin_id, path)
     try:
         body = await request.json()
     except Exception:
         body = None
-    if not isinstance(body, dict) or not isinstance(body.get("action"), str) or not isinstance(body.get("data", {}), dict):
+    if (
+        not isinstance(body, dict)
+        or not isinstance(body.get("action"), str)
+        or not isinstance(body.get("data", {}), dict)
+    ):
         return problem(400, "Bad request", 'Send a JSON object {"action": "<name>", "data": {...}}')
     try:
         await _ready(request, ctx, plugin)
-        text = await _sandbox(request).call(ctx.db, plugin, ctx.tenant_id, principal(ctx), "handle-action", spec.path,
-                                            body["action"], json.dumps(body.get("data", {})), bus=ctx.bus)
+        text = await _sandbox(request).call(
+            ctx.db,
+            plugin,
+            ctx.tenant_id,
+            principal(ctx),
+            "handle-action",
+            spec.path,
+            body["action"],
+            json.dumps(body.get("data", {})),
+            bus=ctx.bus,
+        )
     except GuestFailure as failure:
         return _failure_problem(failure)
     return Response(_view_json(text, ctx))

@@ -22,13 +22,23 @@ from app.web.render import page, redirect
 @get("/invitations", opt={"auth": True}, include_in_schema=False)
 async def my_invitations(request: HTMXRequest, ctx: RequestContext) -> Template:
     rows = await invitations.for_user(ctx.db, ctx.user)  # type: ignore[arg-type]
-    return await page(request, ctx, "account/invitations.html", rows=rows, has_tenants=bool(await ctx.memberships()))
+    return await page(
+        request, ctx, "account/invitations.html", rows=rows, has_tenants=bool(await ctx.memberships())
+    )
 
 
-async def _one(request: HTMXRequest, ctx: RequestContext, invitation_id: uuid.UUID, *, problem: str | None = None,
-               status_code: int = 200) -> Template:
+async def _one(
+    request: HTMXRequest,
+    ctx: RequestContext,
+    invitation_id: uuid.UUID,
+    *,
+    problem: str | None = None,
+    status_code: int = 200,
+) -> Template:
     row = await invitations.get_for_user(ctx.db, ctx.user, invitation_id)  # type: ignore[arg-type]
-    return await page(request, ctx, "account/invitation.html", row=row, problem=problem, status_code=status_code)
+    return await page(
+        request, ctx, "account/invitation.html", row=row, problem=problem, status_code=status_code
+    )
 
 
 @get("/invitations/{invitation_id:uuid}", opt={"auth": True}, include_in_schema=False)
@@ -37,7 +47,9 @@ async def invitation_page(request: HTMXRequest, ctx: RequestContext, invitation_
 
 
 @post("/invitations/{invitation_id:uuid}/accept", opt={"auth": True}, include_in_schema=False)
-async def invitation_accept(request: HTMXRequest, ctx: RequestContext, invitation_id: uuid.UUID) -> Template | Redirect:
+async def invitation_accept(
+    request: HTMXRequest, ctx: RequestContext, invitation_id: uuid.UUID
+) -> Template | Redirect:
     try:
         row = await invitations.accept(ctx.db, ctx.actor, ctx.user, invitation_id)  # type: ignore[arg-type]
     except Conflict as exc:
@@ -48,7 +60,9 @@ async def invitation_accept(request: HTMXRequest, ctx: RequestContext, invitatio
 
 
 @post("/invitations/{invitation_id:uuid}/decline", opt={"auth": True}, include_in_schema=False)
-async def invitation_decline(request: HTMXRequest, ctx: RequestContext, invitation_id: uuid.UUID) -> Template | Redirect:
+async def invitation_decline(
+    request: HTMXRequest, ctx: RequestContext, invitation_id: uuid.UUID
+) -> Template | Redirect:
     try:
         row = await invitations.decline(ctx.db, ctx.actor, ctx.user, invitation_id)  # type: ignore[arg-type]
     except Conflict as exc:
@@ -61,8 +75,11 @@ async def invitation_decline(request: HTMXRequest, ctx: RequestContext, invitati
 # --- the tenant admin ----------------------------------------------------------------------------
 
 
-@post("/t/{tenant:str}/admin/invitations/{invitation_id:uuid}/revoke", opt={"permission": "db.tenant_users.insert"},
-      include_in_schema=False)
+@post(
+    "/t/{tenant:str}/admin/invitations/{invitation_id:uuid}/revoke",
+    opt={"permission": "db.tenant_users.insert"},
+    include_in_schema=False,
+)
 async def invitation_revoke(ctx: RequestContext, invitation_id: uuid.UUID) -> Redirect:
     row = await invitations.revoke(ctx.db, ctx.actor, ctx.tenant_id, invitation_id)
     return redirect(f"/t/{ctx.tenant.slug}/admin/members", f"Invitation of {row.invitation.email} revoked")  # type: ignore[union-attr]
@@ -71,16 +88,27 @@ async def invitation_revoke(ctx: RequestContext, invitation_id: uuid.UUID) -> Re
 # --- JSON API ------------------------------------------------------------------------------------
 
 
-@get("/api/v1/invitations", opt={"permission": "db.tenant_users.select"}, tags=["portal"],
-     summary="The tenant's open invitations (expired ones marked so)")
+@get(
+    "/api/v1/invitations",
+    opt={"permission": "db.tenant_users.select"},
+    tags=["portal"],
+    summary="The tenant's open invitations (expired ones marked so)",
+)
 async def api_tenant_invitations(ctx: RequestContext, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
     rows = await invitations.list_pending(ctx.db, ctx.tenant_id)
     return {"items": [invitations.invitation_json(r) for r in rows], "total": len(rows)}
 
 
-@delete("/api/v1/invitations/{invitation_id:uuid}", opt={"permission": "db.tenant_users.insert"}, tags=["portal"],
-        status_code=204, summary="Revoke an open invitation of the tenant")
-async def api_revoke(ctx: RequestContext, invitation_id: uuid.UUID, x_tenant: str | None = TENANT_HEADER) -> None:
+@delete(
+    "/api/v1/invitations/{invitation_id:uuid}",
+    opt={"permission": "db.tenant_users.insert"},
+    tags=["portal"],
+    status_code=204,
+    summary="Revoke an open invitation of the tenant",
+)
+async def api_revoke(
+    ctx: RequestContext, invitation_id: uuid.UUID, x_tenant: str | None = TENANT_HEADER
+) -> None:
     await invitations.revoke(ctx.db, ctx.actor, ctx.tenant_id, invitation_id)
 
 
@@ -90,19 +118,39 @@ async def api_my_invitations(ctx: RequestContext) -> dict[str, Any]:
     return {"items": [invitations.invitation_json(r) for r in rows], "total": len(rows)}
 
 
-@post("/api/v1/me/invitations/{invitation_id:uuid}/accept", opt={"auth": True}, tags=["portal"], status_code=200,
-      summary="Accept one of your invitations: you join the tenant with its role")
+@post(
+    "/api/v1/me/invitations/{invitation_id:uuid}/accept",
+    opt={"auth": True},
+    tags=["portal"],
+    status_code=200,
+    summary="Accept one of your invitations: you join the tenant with its role",
+)
 async def api_accept(ctx: RequestContext, invitation_id: uuid.UUID) -> dict[str, Any]:
     row = await invitations.accept(ctx.db, ctx.actor, ctx.user, invitation_id)  # type: ignore[arg-type]
     return invitations.invitation_json(row)
 
 
-@post("/api/v1/me/invitations/{invitation_id:uuid}/decline", opt={"auth": True}, tags=["portal"], status_code=200,
-      summary="Decline one of your invitations")
+@post(
+    "/api/v1/me/invitations/{invitation_id:uuid}/decline",
+    opt={"auth": True},
+    tags=["portal"],
+    status_code=200,
+    summary="Decline one of your invitations",
+)
 async def api_decline(ctx: RequestContext, invitation_id: uuid.UUID) -> dict[str, Any]:
     row = await invitations.decline(ctx.db, ctx.actor, ctx.user, invitation_id)  # type: ignore[arg-type]
     return invitations.invitation_json(row)
 
 
-ROUTES = [my_invitations, invitation_page, invitation_accept, invitation_decline, invitation_revoke,
-          api_tenant_invitations, api_revoke, api_my_invitations, api_accept, api_decline]
+ROUTES = [
+    my_invitations,
+    invitation_page,
+    invitation_accept,
+    invitation_decline,
+    invitation_revoke,
+    api_tenant_invitations,
+    api_revoke,
+    api_my_invitations,
+    api_accept,
+    api_decline,
+]

@@ -53,8 +53,16 @@ async def plugin_menu(ctx: RequestContext) -> list[MenuItem]:
     for plugin in await runtime.enabled_for(ctx.db, ctx.tenant.id):
         for order, spec in enumerate(plugin.manifest.pages):
             perm = f"db.{spec.entity}.select" if spec.entity else None
-            items.append(MenuItem(spec.menu_group or plugin.manifest.plugin.name, spec.name,
-                                  f"/p/{plugin.id}{spec.path}", perm, spec.icon or "", order))
+            items.append(
+                MenuItem(
+                    spec.menu_group or plugin.manifest.plugin.name,
+                    spec.name,
+                    f"/p/{plugin.id}{spec.path}",
+                    perm,
+                    spec.icon or "",
+                    order,
+                )
+            )
     return items
 
 
@@ -66,6 +74,11 @@ def build_menu(ctx: RequestContext, extra: list[MenuItem] | None = None) -> list
     for item in sorted([*base, *(extra or [])], key=lambda i: (i.group != "", i.group, i.order, i.label)):
         if item.permission is None or ctx.can(item.permission):
             groups.setdefault(item.group, []).append(item)
-    order = ["", *sorted(g for g in groups if g not in {"", "Administration", "Platform", "Account"}),
-             "Administration", "Platform", "Account"]
+    order = [
+        "",
+        *sorted(g for g in groups if g not in {"", "Administration", "Platform", "Account"}),
+        "Administration",
+        "Platform",
+        "Account",
+    ]
     return [(g, groups[g]) for g in order if g in groups]

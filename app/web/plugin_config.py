@@ -39,12 +39,20 @@ async def _plugin(session: AsyncSession, plugin_id: str) -> tuple[PluginPackage,
 
 
 def field_json(spec: ConfigFieldSpec) -> dict[str, Any]:
-    return {"key": spec.key, "type": spec.type, "label": spec.label, "help": spec.help, "required": spec.required,
-            "default": to_json(spec.default), "secret": spec.secret,
-            "options": [{"value": o.value, "label": o.label} for o in spec.options]}
+    return {
+        "key": spec.key,
+        "type": spec.type,
+        "label": spec.label,
+        "help": spec.help,
+        "required": spec.required,
+        "default": to_json(spec.default),
+        "secret": spec.secret,
+        "options": [{"value": o.value, "label": o.label} for o in spec.options],
+    }
 
 
 # --- HTML ---------------------------------------------------------------------------------------
+
 
 @dataclass
 class Editor:
@@ -62,13 +70,25 @@ class Editor:
 
 def _editor_of(row: Any, manifest: Manifest) -> Editor:
     values = {k: configs.display(None, v) for k, v in (row.plain_values or {}).items()}
-    return Editor(original=row.name, name=row.name, version=row.version, active=row.is_active, values=values,
-                  secrets_set=set(row.secret_values or {}),
-                  text="" if manifest.config_fields else configs.format_text(row.plain_values or {}))
+    return Editor(
+        original=row.name,
+        name=row.name,
+        version=row.version,
+        active=row.is_active,
+        values=values,
+        secrets_set=set(row.secret_values or {}),
+        text="" if manifest.config_fields else configs.format_text(row.plain_values or {}),
+    )
 
 
-async def _page(request: HTMXRequest, ctx: RequestContext, plugin_id: str, editor: Editor | None = None,
-                failure: Failure | None = None, status_code: int = 200) -> Template:
+async def _page(
+    request: HTMXRequest,
+    ctx: RequestContext,
+    plugin_id: str,
+    editor: Editor | None = None,
+    failure: Failure | None = None,
+    status_code: int = 200,
+) -> Template:
     row, manifest = await _plugin(ctx.db, plugin_id)
     rows = await configs.list_configs(ctx.db, ctx.tenant_id, plugin_id)
     if editor is None:
@@ -80,10 +100,21 @@ async def _page(request: HTMXRequest, ctx: RequestContext, plugin_id: str, edito
                 failure, status_code = Failure(404, "Not found", f"No configuration {wanted!r}", [], []), 404
         elif request.query_params.get("new") is not None or not rows:
             editor = Editor(active=not any(r.is_active for r in rows))
-    return await page(request, ctx, "plugins/config.html", fragment=EDITOR, status_code=status_code,
-                      plugin=row, manifest=manifest, fields=manifest.config_fields, rows=rows,
-                      active=next((r for r in rows if r.is_active), None), editor=editor, failure=failure,
-                      config_url=f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config")  # type: ignore[union-attr]
+    return await page(
+        request,
+        ctx,
+        "plugins/config.html",
+        fragment=EDITOR,
+        status_code=status_code,
+        plugin=row,
+        manifest=manifest,
+        fields=manifest.config_fields,
+        rows=rows,
+        active=next((r for r in rows if r.is_active), None),
+        editor=editor,
+        failure=failure,
+        config_url=f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config",  # type: ignore[union-attr]
+    )
 
 
 def _int(value: Any) -> int | None:
@@ -98,8 +129,9 @@ def _text(form: FormMultiDict, key: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-async def _fail(request: HTMXRequest, ctx: RequestContext, plugin_id: str, exc: PortalError,
-                editor: Editor | None) -> Template:
+async def _fail(
+    request: HTMXRequest, ctx: RequestContext, plugin_id: str, exc: PortalError, editor: Editor | None
+) -> Template:
     await ctx.db.rollback()
     for obj in (ctx.user, ctx.tenant):
         if obj is not None:
@@ -125,13 +157,20 @@ async def save_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str) -
     form = await request.form()
     _, manifest = await _plugin(ctx.db, plugin_id)
     original = _text(form, "original")
-    editor = Editor(original=original, name=_text(form, "name"), version=_int(form.get("version")),
-                    active=form.get("active") == "on", text=_text(form, "text"))
+    editor = Editor(
+        original=original,
+        name=_text(form, "name"),
+        version=_int(form.get("version")),
+        active=form.get("active") == "on",
+        text=_text(form, "text"),
+    )
     if manifest.config_fields:
         # Secrets typed into the form are never echoed back, even when the form must be shown again.
         editor.values = {f.key: _text(form, f"v.{f.key}") for f in manifest.config_fields if not f.secret}
         values: dict[str, Any] = {f.key: _text(form, f"v.{f.key}") for f in manifest.config_fields}
-        clear = tuple(f.key for f in manifest.config_fields if f.secret and form.get(f"clear.{f.key}") == "on")
+        clear = tuple(
+            f.key for f in manifest.config_fields if f.secret and form.get(f"clear.{f.key}") == "on"
+        )
     else:
         values, problems = configs.parse_text(editor.text)
         clear = ()
@@ -141,18 +180,28 @@ async def save_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str) -
     if original:
         existing = await configs.find(ctx.db, ctx.tenant_id, plugin_id, original)
         editor.secrets_set = set(existing.secret_values or {}) if existing else set()
-    req = SaveRequest(name=original or editor.name, new_name=editor.name if original else None, values=values,
-                      version=editor.version, active=True if editor.active else (False if original else None),
-                      clear_secrets=clear, from_form=True, create_only=not original,
-                      update_only=bool(original))
+    req = SaveRequest(
+        name=original or editor.name,
+        new_name=editor.name if original else None,
+        values=values,
+        version=editor.version,
+        active=True if editor.active else (False if original else None),
+        clear_secrets=clear,
+        from_form=True,
+        create_only=not original,
+        update_only=bool(original),
+    )
     try:
-        row = await configs.save(ctx.db, ctx.actor, configs.secret_box(ctx.settings.secret_key), ctx.tenant_id,
-                                 manifest, req)
+        row = await configs.save(
+            ctx.db, ctx.actor, configs.secret_box(ctx.settings.secret_key), ctx.tenant_id, manifest, req
+        )
     except (ValidationFailed, Conflict, PortalError) as exc:
         return await _fail(request, ctx, plugin_id, exc, editor)
     state = " (active)" if row.is_active else ""
-    return redirect(f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config",  # type: ignore[union-attr]
-                    f"Saved configuration {row.name}{state}")
+    return redirect(
+        f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config",  # type: ignore[union-attr]
+        f"Saved configuration {row.name}{state}",
+    )
 
 
 @post(T("/activate"), opt={"permission": CONFIGURE}, include_in_schema=False)
@@ -164,7 +213,11 @@ async def activate_page(request: HTMXRequest, ctx: RequestContext, plugin_id: st
         await configs.activate(ctx.db, ctx.actor, ctx.tenant_id, plugin_id, name)
     except PortalError as exc:
         return await _fail(request, ctx, plugin_id, exc, None)
-    message = f"{name} is now the active configuration" if name else "No configuration is active: the defaults apply"
+    message = (
+        f"{name} is now the active configuration"
+        if name
+        else "No configuration is active: the defaults apply"
+    )
     return redirect(f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config", message)  # type: ignore[union-attr]
 
 
@@ -177,14 +230,17 @@ async def delete_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str)
         await configs.delete(ctx.db, ctx.actor, ctx.tenant_id, plugin_id, name, _int(form.get("version")))
     except PortalError as exc:
         return await _fail(request, ctx, plugin_id, exc, None)
-    return redirect(f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config",  # type: ignore[union-attr]
-                    f"Deleted configuration {name}")
+    return redirect(
+        f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config",  # type: ignore[union-attr]
+        f"Deleted configuration {name}",
+    )
 
 
 HTML_ROUTES: list[ControllerRouterHandler] = [config_page, save_page, activate_page, delete_page]
 
 
 # --- JSON API -----------------------------------------------------------------------------------
+
 
 @dataclass
 class ConfigIn:
@@ -207,49 +263,90 @@ async def _listing(ctx: RequestContext, plugin_id: str) -> dict[str, Any]:
     _, manifest = await _plugin(ctx.db, plugin_id)
     rows = await configs.list_configs(ctx.db, ctx.tenant_id, plugin_id)
     active = next((r.name for r in rows if r.is_active), None)
-    return {"plugin": plugin_id, "tenant": ctx.tenant.slug, "active": active,  # type: ignore[union-attr]
-            "fields": [field_json(f) for f in manifest.config_fields],
-            "items": [configs.masked(manifest, r) for r in rows]}
+    return {
+        "plugin": plugin_id,
+        "tenant": ctx.tenant.slug,  # type: ignore[union-attr]
+        "active": active,
+        "fields": [field_json(f) for f in manifest.config_fields],
+        "items": [configs.masked(manifest, r) for r in rows],
+    }
 
 
-@get("/", opt={"permission": CONFIGURE}, summary="The plugin's named configurations in this tenant (secrets as ***)")
-async def api_list(ctx: RequestContext, plugin_id: str, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+@get(
+    "/",
+    opt={"permission": CONFIGURE},
+    summary="The plugin's named configurations in this tenant (secrets as ***)",
+)
+async def api_list(
+    ctx: RequestContext, plugin_id: str, x_tenant: str | None = TENANT_HEADER
+) -> dict[str, Any]:
     return await _listing(ctx, plugin_id)
 
 
-@put("/", opt={"permission": CONFIGURE},
-     summary="Create or update a named configuration (version-checked; 422 with per-field errors)")
-async def api_put(ctx: RequestContext, plugin_id: str, data: ConfigIn,
-                  x_tenant: str | None = TENANT_HEADER) -> Response[dict[str, Any]]:
+@put(
+    "/",
+    opt={"permission": CONFIGURE},
+    summary="Create or update a named configuration (version-checked; 422 with per-field errors)",
+)
+async def api_put(
+    ctx: RequestContext, plugin_id: str, data: ConfigIn, x_tenant: str | None = TENANT_HEADER
+) -> Response[dict[str, Any]]:
     _, manifest = await _plugin(ctx.db, plugin_id)
     existed = await configs.find(ctx.db, ctx.tenant_id, plugin_id, data.name) is not None
-    row = await configs.save(ctx.db, ctx.actor, configs.secret_box(ctx.settings.secret_key), ctx.tenant_id, manifest,
-                             SaveRequest(name=data.name, values=data.values, version=data.version,
-                                         new_name=data.new_name, active=data.active))
+    row = await configs.save(
+        ctx.db,
+        ctx.actor,
+        configs.secret_box(ctx.settings.secret_key),
+        ctx.tenant_id,
+        manifest,
+        SaveRequest(
+            name=data.name,
+            values=data.values,
+            version=data.version,
+            new_name=data.new_name,
+            active=data.active,
+        ),
+    )
     return Response(configs.masked(manifest, row), status_code=200 if existed else 201)
 
 
-@post("/activate", opt={"permission": CONFIGURE}, status_code=200,
-      summary="Make a configuration the active one ({\"name\": null}: none, the declared defaults apply)")
-async def api_activate(ctx: RequestContext, plugin_id: str, data: ActivateIn,
-                       x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+@post(
+    "/activate",
+    opt={"permission": CONFIGURE},
+    status_code=200,
+    summary='Make a configuration the active one ({"name": null}: none, the declared defaults apply)',
+)
+async def api_activate(
+    ctx: RequestContext, plugin_id: str, data: ActivateIn, x_tenant: str | None = TENANT_HEADER
+) -> dict[str, Any]:
     await _plugin(ctx.db, plugin_id)
     await configs.activate(ctx.db, ctx.actor, ctx.tenant_id, plugin_id, data.name)
     return await _listing(ctx, plugin_id)
 
 
-@delete("/{name:str}", opt={"permission": CONFIGURE}, status_code=200,
-        summary="Delete a configuration (not the active one: 409)")
-async def api_delete(ctx: RequestContext, plugin_id: str, name: str,
-                     version: int | None = None,
-                     x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+@delete(
+    "/{name:str}",
+    opt={"permission": CONFIGURE},
+    status_code=200,
+    summary="Delete a configuration (not the active one: 409)",
+)
+async def api_delete(
+    ctx: RequestContext,
+    plugin_id: str,
+    name: str,
+    version: int | None = None,
+    x_tenant: str | None = TENANT_HEADER,
+) -> dict[str, Any]:
     await _plugin(ctx.db, plugin_id)
     await configs.delete(ctx.db, ctx.actor, ctx.tenant_id, plugin_id, name, version)
     return await _listing(ctx, plugin_id)
 
 
-api_router = Router(path="/api/v1/admin/plugins/{plugin_id:str}/config",
-                    route_handlers=[api_list, api_put, api_activate, api_delete], tags=["plugins"])
+api_router = Router(
+    path="/api/v1/admin/plugins/{plugin_id:str}/config",
+    route_handlers=[api_list, api_put, api_activate, api_delete],
+    tags=["plugins"],
+)
 
 ROUTES: list[ControllerRouterHandler] = [*HTML_ROUTES, api_router]
 

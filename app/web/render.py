@@ -43,24 +43,43 @@ async def _badges(ctx: RequestContext, context: dict[str, Any]) -> dict[str, int
         return {}
     stmt = _BADGE_STATEMENTS.get(wanted)
     if stmt is None:  # built once per combination, run with parameters (no per-request construction)
-        ids: tuple[sa.BindParameter[Any], sa.BindParameter[Any]] = (sa.bindparam("tenant_id"), sa.bindparam("user_id"))  # typed by the columns they meet
+        ids: tuple[sa.BindParameter[Any], sa.BindParameter[Any]] = (
+            sa.bindparam("tenant_id"),
+            sa.bindparam("user_id"),
+        )  # typed by the columns they meet
         stmt = sa.select(*(_BADGES[n](*ids).scalar_subquery().label(n) for n in wanted))
         _BADGE_STATEMENTS[wanted] = stmt
     row = (await ctx.db.execute(stmt, {"tenant_id": ctx.tenant.id, "user_id": ctx.user.id})).one()
     return {name: int(value or 0) for name, value in row._mapping.items()}
 
 
-_BADGES: dict[str, Any] = {"unread_messages": messages.unread_count_query, "open_tasks": workflow.open_task_count_query}
+_BADGES: dict[str, Any] = {
+    "unread_messages": messages.unread_count_query,
+    "open_tasks": workflow.open_task_count_query,
+}
 _BADGE_STATEMENTS: dict[tuple[str, ...], Any] = {}
 
 
-async def page(request: HTMXRequest, ctx: RequestContext, template: str, *, fragment: str | None = None,
-               status_code: int = 200, **data: Any) -> Template:
+async def page(
+    request: HTMXRequest,
+    ctx: RequestContext,
+    template: str,
+    *,
+    fragment: str | None = None,
+    status_code: int = 200,
+    **data: Any,
+) -> Template:
     """Render `template`; an HTMX request targeting a region gets `fragment` (included by the page)."""
     partial = bool(fragment) and wants_fragment(request)
-    context: dict[str, Any] = {"ctx": ctx, "can": ctx.can, "can_any": ctx.can_any, "can_all": ctx.can_all,
-                               "base": f"/t/{ctx.tenant.slug}" if ctx.tenant else "", "path": request.url.path,
-                               **data}
+    context: dict[str, Any] = {
+        "ctx": ctx,
+        "can": ctx.can,
+        "can_any": ctx.can_any,
+        "can_all": ctx.can_all,
+        "base": f"/t/{ctx.tenant.slug}" if ctx.tenant else "",
+        "path": request.url.path,
+        **data,
+    }
     if not partial:
         context["menu"] = build_menu(ctx, await plugin_menu(ctx))
         context["switcher"] = await ctx.memberships() if ctx.user else []
@@ -70,8 +89,12 @@ async def page(request: HTMXRequest, ctx: RequestContext, template: str, *, frag
     headers = {"Cache-Control": "no-store"} if ctx.user else {}
     if fragment:
         headers["Vary"] = "HX-Request"  # one URL, two representations: caches must keep them apart
-    response = Template(template_name=fragment if partial else template, context=context, status_code=status_code,
-                        headers=headers)
+    response = Template(
+        template_name=fragment if partial else template,
+        context=context,
+        status_code=status_code,
+        headers=headers,
+    )
     if not partial and context["flash"]:
         response.delete_cookie("portal_flash")
     return response
@@ -82,8 +105,13 @@ def redirect(path: str, message: str | None = None, level: str = "success") -> R
     response = Redirect(path, status_code=303)
     if message:
         # Percent-encoded: cookie values must be ASCII, messages may carry any user-typed name.
-        response.set_cookie("portal_flash", quote(f"{level}|{message[:200]}", safe=""), max_age=30, httponly=True,
-                            samesite="lax")
+        response.set_cookie(
+            "portal_flash",
+            quote(f"{level}|{message[:200]}", safe=""),
+            max_age=30,
+            httponly=True,
+            samesite="lax",
+        )
     return response
 
 

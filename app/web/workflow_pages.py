@@ -40,6 +40,7 @@ def _tenant(ctx: RequestContext) -> uuid.UUID:
 def _entity_of(ctx: RequestContext) -> Any:
     async def resolve(plugin_id: str, entity: str) -> EntityRef:
         return await runtime.entity_in_tenant(ctx.db, _tenant(ctx), plugin_id, entity)
+
     return resolve
 
 
@@ -50,17 +51,27 @@ def _user(ctx: RequestContext) -> uuid.UUID:
 
 # --- task inbox and task page --------------------------------------------------------------------
 
+
 async def _inbox(request: HTMXRequest, ctx: RequestContext) -> Template:
     pager = Pager(request)
     show_all = request.query_params.get("all") in {"1", "true"}
     if show_all:
         pager.extra["all"] = "1"
-    rows, total = await workflow.tasks_for(ctx.db, _tenant(ctx), _user(ctx), open_only=not show_all,
-                                           offset=pager.offset, limit=pager.size)
+    rows, total = await workflow.tasks_for(
+        ctx.db, _tenant(ctx), _user(ctx), open_only=not show_all, offset=pager.offset, limit=pager.size
+    )
     pager.total = total
     inbox_base = f"/t/{ctx.tenant.slug}/tasks"  # type: ignore[union-attr]
-    return await page(request, ctx, "workflow/tasks.html", fragment="workflow/_tasks.html", rows=rows, p=pager,
-                      show_all=show_all, inbox_base=inbox_base)
+    return await page(
+        request,
+        ctx,
+        "workflow/tasks.html",
+        fragment="workflow/_tasks.html",
+        rows=rows,
+        p=pager,
+        show_all=show_all,
+        inbox_base=inbox_base,
+    )
 
 
 @get("/t/{tenant:str}/tasks", opt=AUTH, include_in_schema=False)
@@ -81,20 +92,37 @@ def _snapshot_fields(entity: EntityRef | None, snapshot: dict[str, Any]) -> list
     return out
 
 
-async def _task_page(request: HTMXRequest, ctx: RequestContext, task_id: uuid.UUID, *, errors: dict[str, str] | None = None,
-                     status_code: int = 200) -> Template:
+async def _task_page(
+    request: HTMXRequest,
+    ctx: RequestContext,
+    task_id: uuid.UUID,
+    *,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Template:
     is_admin = ctx.can(workflow.ADMIN_PERMISSION)
     view = await workflow.get_task(ctx.db, _tenant(ctx), task_id, _user(ctx), admin=is_admin)
     try:
         entity: EntityRef | None = await _entity_of(ctx)(view.instance.plugin_id, view.instance.entity)
     except NotFound:
         entity = None
-    history = await workflow.instances_for_record(ctx.db, _tenant(ctx), view.instance.plugin_id, view.instance.entity,
-                                                  view.instance.record_id)
+    history = await workflow.instances_for_record(
+        ctx.db, _tenant(ctx), view.instance.plugin_id, view.instance.entity, view.instance.record_id
+    )
     tasks = next((t for i, t in history if i.id == view.instance.id), [])
-    return await page(request, ctx, "workflow/task.html", view=view, entity=entity, tasks=tasks,
-                      fields=_snapshot_fields(entity, view.instance.snapshot), may_decide=view.may_decide(_user(ctx)),
-                      is_admin=is_admin, errors=errors or {}, status_code=status_code)
+    return await page(
+        request,
+        ctx,
+        "workflow/task.html",
+        view=view,
+        entity=entity,
+        tasks=tasks,
+        fields=_snapshot_fields(entity, view.instance.snapshot),
+        may_decide=view.may_decide(_user(ctx)),
+        is_admin=is_admin,
+        errors=errors or {},
+        status_code=status_code,
+    )
 
 
 @get("/t/{tenant:str}/tasks/{task_id:uuid}", opt=AUTH, include_in_schema=False)
@@ -107,12 +135,15 @@ async def task_decide(request: HTMXRequest, ctx: RequestContext, task_id: uuid.U
     form = await request.form()
     outcome = {"approve": "approved", "reject": "rejected"}.get(str(form.get("outcome") or ""), "")
     try:
-        view = await workflow.decide(ctx.db, _tenant(ctx), ctx.actor, _entity_of(ctx), task_id, outcome,
-                                     str(form.get("comment") or ""))
+        view = await workflow.decide(
+            ctx.db, _tenant(ctx), ctx.actor, _entity_of(ctx), task_id, outcome, str(form.get("comment") or "")
+        )
     except ValidationFailed as exc:
         return await _task_page(request, ctx, task_id, errors=exc.errors, status_code=422)
-    return redirect(f"/t/{ctx.tenant.slug}/tasks",  # type: ignore[union-attr]
-                    f"{view.instance.title}: {outcome} (step {view.task.step_name})")
+    return redirect(
+        f"/t/{ctx.tenant.slug}/tasks",  # type: ignore[union-attr]
+        f"{view.instance.title}: {outcome} (step {view.task.step_name})",
+    )
 
 
 @post("/t/{tenant:str}/tasks/{task_id:uuid}/reassign", opt=ADMIN, include_in_schema=False, status_code=200)
@@ -122,22 +153,33 @@ async def task_reassign(request: HTMXRequest, ctx: RequestContext, task_id: uuid
         view = await workflow.reassign(ctx.db, _tenant(ctx), ctx.actor, task_id, str(form.get("user") or ""))
     except ValidationFailed as exc:
         return await _task_page(request, ctx, task_id, errors=exc.errors, status_code=422)
-    return redirect(f"/t/{ctx.tenant.slug}/tasks/{task_id}",  # type: ignore[union-attr]
-                    f"Reassigned to {', '.join(e for _, e in view.assignees)}")
+    return redirect(
+        f"/t/{ctx.tenant.slug}/tasks/{task_id}",  # type: ignore[union-attr]
+        f"Reassigned to {', '.join(e for _, e in view.assignees)}",
+    )
 
 
 # --- process admin -------------------------------------------------------------------------------
 
+
 async def _entities(ctx: RequestContext) -> list[EntityRef]:
-    return [ref for plugin in await runtime.enabled_for(ctx.db, _tenant(ctx)) for ref in plugin.entities.values()]
+    return [
+        ref for plugin in await runtime.enabled_for(ctx.db, _tenant(ctx)) for ref in plugin.entities.values()
+    ]
 
 
 @get("/t/{tenant:str}/admin/workflow", opt=ADMIN, include_in_schema=False)
 async def processes_page(request: HTMXRequest, ctx: RequestContext) -> Template:
     processes = await workflow.list_processes(ctx.db, _tenant(ctx))
     described = [(p, [(s["name"], *workflow.describe_step(s)) for s in p.steps]) for p in processes]
-    return await page(request, ctx, "workflow/processes.html", processes=described, entities=await _entities(ctx),
-                      stuck=await workflow.stuck_instances(ctx.db, _tenant(ctx)))
+    return await page(
+        request,
+        ctx,
+        "workflow/processes.html",
+        processes=described,
+        entities=await _entities(ctx),
+        stuck=await workflow.stuck_instances(ctx.db, _tenant(ctx)),
+    )
 
 
 def _form_steps(steps: list[dict[str, Any]]) -> list[dict[str, str]]:
@@ -148,23 +190,50 @@ def _form_steps(steps: list[dict[str, Any]]) -> list[dict[str, str]]:
         clauses = list(cond.get("config", {}).get("all") or []) if cond else []
         clause = clauses[0] if clauses else {}
         value = clause.get("value")
-        rows.append({"name": s["name"], "selector": sel["kind"],
-                     "who": str(sel["config"].get("role") or sel["config"].get("user") or sel["config"].get("name") or ""),
-                     # A configured condition (extension point) is chosen by id from a list.
-                     "cond_config": str(cond["config"].get("config_id") or "") if cond and cond["kind"] == "extension" else "",
-                     "field": str(clause.get("field") or ""), "op": str(clause.get("op") or ""),
-                     "value": ", ".join(map(str, value)) if isinstance(value, list) else str(value or ""),
-                     # Clauses beyond the first (set through the API) ride along unchanged.
-                     "extra": json.dumps(clauses[1:]) if len(clauses) > 1 else "",
-                     "extra_text": CONDITIONS["fields"].describe({"all": clauses[1:]}) if len(clauses) > 1 else ""})
-    empty = {"name": "", "selector": "", "who": "", "field": "", "op": "", "value": "", "extra": "", "extra_text": "",
-             "cond_config": ""}
+        rows.append(
+            {
+                "name": s["name"],
+                "selector": sel["kind"],
+                "who": str(
+                    sel["config"].get("role") or sel["config"].get("user") or sel["config"].get("name") or ""
+                ),
+                # A configured condition (extension point) is chosen by id from a list.
+                "cond_config": str(cond["config"].get("config_id") or "")
+                if cond and cond["kind"] == "extension"
+                else "",
+                "field": str(clause.get("field") or ""),
+                "op": str(clause.get("op") or ""),
+                "value": ", ".join(map(str, value)) if isinstance(value, list) else str(value or ""),
+                # Clauses beyond the first (set through the API) ride along unchanged.
+                "extra": json.dumps(clauses[1:]) if len(clauses) > 1 else "",
+                "extra_text": CONDITIONS["fields"].describe({"all": clauses[1:]}) if len(clauses) > 1 else "",
+            }
+        )
+    empty = {
+        "name": "",
+        "selector": "",
+        "who": "",
+        "field": "",
+        "op": "",
+        "value": "",
+        "extra": "",
+        "extra_text": "",
+        "cond_config": "",
+    }
     return rows + [empty] * FORM_STEPS
 
 
 def _steps_from_form(form: FormMultiDict) -> list[dict[str, Any]]:
-    names, kinds, whos = form.getall("step_name", []), form.getall("step_selector", []), form.getall("step_who", [])
-    fields, ops, values = form.getall("step_field", []), form.getall("step_op", []), form.getall("step_value", [])
+    names, kinds, whos = (
+        form.getall("step_name", []),
+        form.getall("step_selector", []),
+        form.getall("step_who", []),
+    )
+    fields, ops, values = (
+        form.getall("step_field", []),
+        form.getall("step_op", []),
+        form.getall("step_value", []),
+    )
     extras = form.getall("step_extra", [])
     configured = form.getall("step_condition_config", [])
     steps = []
@@ -173,10 +242,22 @@ def _steps_from_form(form: FormMultiDict) -> list[dict[str, Any]]:
         if not kind and not str(name).strip():
             continue  # an unused empty row
         who = whos[i] if i < len(whos) else ""
-        step: dict[str, Any] = {"name": name, "selector": {"kind": kind, "config": {kind: who} if who else {}}}
+        step: dict[str, Any] = {
+            "name": name,
+            "selector": {"kind": kind, "config": {kind: who} if who else {}},
+        }
         field = fields[i] if i < len(fields) else ""
-        clauses = [{"field": field, "op": ops[i] if i < len(ops) else "", "value": values[i] if i < len(values) else ""}
-                   ] if field else []
+        clauses = (
+            [
+                {
+                    "field": field,
+                    "op": ops[i] if i < len(ops) else "",
+                    "value": values[i] if i < len(values) else "",
+                }
+            ]
+            if field
+            else []
+        )
         clauses += _extra(extras[i] if i < len(extras) else "")
         chosen = configured[i] if i < len(configured) else ""
         if chosen:  # a configured condition replaces the field clauses of the row
@@ -203,16 +284,32 @@ def _end(form: FormMultiDict, prefix: str) -> dict[str, Any] | None:
     return {"field": field, "value": form.get(f"{prefix}_value") or ""} if field else None
 
 
-async def _process_form(request: HTMXRequest, ctx: RequestContext, entity: EntityRef, values: dict[str, Any],
-                        errors: dict[str, str] | None = None, status_code: int = 200) -> Template:
+async def _process_form(
+    request: HTMXRequest,
+    ctx: RequestContext,
+    entity: EntityRef,
+    values: dict[str, Any],
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Template:
     from app import extensions
     from app.extensions import store as extension_store
 
     configured = await extension_store.list_configs(ctx.db, _tenant(ctx), extensions.CONDITION)
-    return await page(request, ctx, "workflow/process_form.html", entity=entity, values=values, errors=errors or {},
-                      selectors=SELECTORS, ops=OPS, status_code=status_code, conditions=CONDITIONS,
-                      condition_configs=[(str(r.id), r.name) for r in configured],
-                      may_configure=ctx.can(extensions.ADMIN_PERMISSION))
+    return await page(
+        request,
+        ctx,
+        "workflow/process_form.html",
+        entity=entity,
+        values=values,
+        errors=errors or {},
+        selectors=SELECTORS,
+        ops=OPS,
+        status_code=status_code,
+        conditions=CONDITIONS,
+        condition_configs=[(str(r.id), r.name) for r in configured],
+        may_configure=ctx.can(extensions.ADMIN_PERMISSION),
+    )
 
 
 def _entity_param(request: HTMXRequest) -> tuple[str, str]:
@@ -227,11 +324,23 @@ async def process_edit(request: HTMXRequest, ctx: RequestContext) -> Template:
     plugin_id, name = _entity_param(request)
     entity = await _entity_of(ctx)(plugin_id, name)
     row = await workflow.process_for_any(ctx.db, _tenant(ctx), plugin_id, name)
-    values: dict[str, Any] = {"name": f"Approve {entity.spec.label}", "steps": _form_steps([]), "auto_start": False,
-                              "is_active": True, "on_approve": {}, "on_reject": {}}
+    values: dict[str, Any] = {
+        "name": f"Approve {entity.spec.label}",
+        "steps": _form_steps([]),
+        "auto_start": False,
+        "is_active": True,
+        "on_approve": {},
+        "on_reject": {},
+    }
     if row is not None:
-        values = {"name": row.name, "steps": _form_steps(row.steps), "auto_start": row.auto_start,
-                  "is_active": row.is_active, "on_approve": row.on_approve or {}, "on_reject": row.on_reject or {}}
+        values = {
+            "name": row.name,
+            "steps": _form_steps(row.steps),
+            "auto_start": row.auto_start,
+            "is_active": row.is_active,
+            "on_approve": row.on_approve or {},
+            "on_reject": row.on_reject or {},
+        }
     return await _process_form(request, ctx, entity, values)
 
 
@@ -241,28 +350,45 @@ async def process_save(request: HTMXRequest, ctx: RequestContext) -> Template | 
     entity = await _entity_of(ctx)(plugin_id, name)
     form = await request.form()
     steps = _steps_from_form(form)
-    data = {"name": form.get("name"), "steps": steps, "auto_start": form.get("auto_start") == "on",
-            "is_active": form.get("is_active") == "on", "on_approve": _end(form, "on_approve"),
-            "on_reject": _end(form, "on_reject")}
+    data = {
+        "name": form.get("name"),
+        "steps": steps,
+        "auto_start": form.get("auto_start") == "on",
+        "is_active": form.get("is_active") == "on",
+        "on_approve": _end(form, "on_approve"),
+        "on_reject": _end(form, "on_reject"),
+    }
     try:
         async with ctx.db.begin_nested():
             await workflow.save_process(ctx.db, _tenant(ctx), ctx.actor, entity, data)
     except ValidationFailed as exc:
-        values = {**data, "steps": [*_form_steps(steps)[:len(steps)], *_form_steps([])],
-                  "on_approve": data["on_approve"] or {}, "on_reject": data["on_reject"] or {}}
+        values = {
+            **data,
+            "steps": [*_form_steps(steps)[: len(steps)], *_form_steps([])],
+            "on_approve": data["on_approve"] or {},
+            "on_reject": data["on_reject"] or {},
+        }
         return await _process_form(request, ctx, entity, values, exc.errors, 422)
-    return redirect(f"/t/{ctx.tenant.slug}/admin/workflow", f"Saved the approval process for {entity.spec.label}")  # type: ignore[union-attr]
+    return redirect(
+        f"/t/{ctx.tenant.slug}/admin/workflow",  # type: ignore[union-attr]
+        f"Saved the approval process for {entity.spec.label}",
+    )
 
 
 @post("/t/{tenant:str}/admin/workflow/instances/{instance_id:uuid}/retry", opt=ADMIN, include_in_schema=False)
 async def instance_retry(ctx: RequestContext, instance_id: uuid.UUID) -> Redirect:
     instance = await workflow.retry(ctx.db, _tenant(ctx), ctx.actor, _entity_of(ctx), instance_id)
     level = "warning" if instance.state == "stuck" else "success"
-    text = f"Still stuck: {instance.error}" if instance.state == "stuck" else f"{instance.title}: {instance.state}"
+    text = (
+        f"Still stuck: {instance.error}"
+        if instance.state == "stuck"
+        else f"{instance.title}: {instance.state}"
+    )
     return redirect(f"/t/{ctx.tenant.slug}/admin/workflow", text, level)  # type: ignore[union-attr]
 
 
 # --- JSON API -------------------------------------------------------------------------------------
+
 
 def _comment(data: dict[str, Any] | None) -> str:
     value = (data or {}).get("comment", "")
@@ -271,10 +397,16 @@ def _comment(data: dict[str, Any] | None) -> str:
     return value
 
 
-@post("/api/v1/plugins/{plugin_id:str}/{entity:str}/{record_id:str}/submit", opt=AUTH, tags=["workflow"],
-      status_code=201, summary="Submit a record for approval (needs db.<entity>.update on it)")
-async def api_submit(ctx: RequestContext, plugin_id: str, entity: str, record_id: str,
-                     x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+@post(
+    "/api/v1/plugins/{plugin_id:str}/{entity:str}/{record_id:str}/submit",
+    opt=AUTH,
+    tags=["workflow"],
+    status_code=201,
+    summary="Submit a record for approval (needs db.<entity>.update on it)",
+)
+async def api_submit(
+    ctx: RequestContext, plugin_id: str, entity: str, record_id: str, x_tenant: str | None = TENANT_HEADER
+) -> dict[str, Any]:
     ref = await _entity_of(ctx)(plugin_id, entity)
     instance = await submit_record(ctx, ref, record_id)
     tasks = await workflow.instances_for_record(ctx.db, _tenant(ctx), plugin_id, entity, instance.record_id)
@@ -289,56 +421,117 @@ async def submit_record(ctx: RequestContext, ref: EntityRef, record_id: str) -> 
     return await workflow.start(ctx.db, _tenant(ctx), ctx.actor, ref, row)
 
 
-@get("/api/v1/plugins/{plugin_id:str}/{entity:str}/{record_id:str}/approvals", opt=AUTH, tags=["workflow"],
-     summary="A record's approvals (state and history), newest first")
-async def api_record_approvals(ctx: RequestContext, plugin_id: str, entity: str, record_id: str,
-                               x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+@get(
+    "/api/v1/plugins/{plugin_id:str}/{entity:str}/{record_id:str}/approvals",
+    opt=AUTH,
+    tags=["workflow"],
+    summary="A record's approvals (state and history), newest first",
+)
+async def api_record_approvals(
+    ctx: RequestContext, plugin_id: str, entity: str, record_id: str, x_tenant: str | None = TENANT_HEADER
+) -> dict[str, Any]:
     ref = await _entity_of(ctx)(plugin_id, entity)
     row = await ctx.records().get(ref, record_id)
     found = await workflow.instances_for_record(ctx.db, _tenant(ctx), plugin_id, entity, str(row["id"]))
     return {"items": [workflow.instance_json(i, t) for i, t in found]}
 
 
-@get("/api/v1/tasks", opt=AUTH, tags=["workflow"],
-     summary="Your approval tasks in the tenant: open ones, or ?all=1 for every task assigned to you")
-async def api_tasks(request: HTMXRequest, ctx: RequestContext, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+@get(
+    "/api/v1/tasks",
+    opt=AUTH,
+    tags=["workflow"],
+    summary="Your approval tasks in the tenant: open ones, or ?all=1 for every task assigned to you",
+)
+async def api_tasks(
+    request: HTMXRequest, ctx: RequestContext, x_tenant: str | None = TENANT_HEADER
+) -> dict[str, Any]:
     pager = Pager(request)
-    rows, total = await workflow.tasks_for(ctx.db, _tenant(ctx), _user(ctx),
-                                           open_only=request.query_params.get("all") not in {"1", "true"},
-                                           offset=pager.offset, limit=pager.size)
-    return {"items": [workflow.task_json(t, i) for t, i in rows], "total": total, "page": pager.page, "size": pager.size}
+    rows, total = await workflow.tasks_for(
+        ctx.db,
+        _tenant(ctx),
+        _user(ctx),
+        open_only=request.query_params.get("all") not in {"1", "true"},
+        offset=pager.offset,
+        limit=pager.size,
+    )
+    return {
+        "items": [workflow.task_json(t, i) for t, i in rows],
+        "total": total,
+        "page": pager.page,
+        "size": pager.size,
+    }
 
 
-@get("/api/v1/tasks/{task_id:uuid}", opt=AUTH, tags=["workflow"], summary="One task (its assignees, requester or admins)")
-async def api_task(ctx: RequestContext, task_id: uuid.UUID, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
-    view = await workflow.get_task(ctx.db, _tenant(ctx), task_id, _user(ctx), admin=ctx.can(workflow.ADMIN_PERMISSION))
-    return {**workflow.task_json(view.task, view.instance), "assignees": [e for _, e in view.assignees],
-            "instance_state": view.instance.state}
+@get(
+    "/api/v1/tasks/{task_id:uuid}",
+    opt=AUTH,
+    tags=["workflow"],
+    summary="One task (its assignees, requester or admins)",
+)
+async def api_task(
+    ctx: RequestContext, task_id: uuid.UUID, x_tenant: str | None = TENANT_HEADER
+) -> dict[str, Any]:
+    view = await workflow.get_task(
+        ctx.db, _tenant(ctx), task_id, _user(ctx), admin=ctx.can(workflow.ADMIN_PERMISSION)
+    )
+    return {
+        **workflow.task_json(view.task, view.instance),
+        "assignees": [e for _, e in view.assignees],
+        "instance_state": view.instance.state,
+    }
 
 
-async def _decide(ctx: RequestContext, task_id: uuid.UUID, outcome: str, data: dict[str, Any] | None) -> dict[str, Any]:
-    view = await workflow.decide(ctx.db, _tenant(ctx), ctx.actor, _entity_of(ctx), task_id, outcome, _comment(data))
+async def _decide(
+    ctx: RequestContext, task_id: uuid.UUID, outcome: str, data: dict[str, Any] | None
+) -> dict[str, Any]:
+    view = await workflow.decide(
+        ctx.db, _tenant(ctx), ctx.actor, _entity_of(ctx), task_id, outcome, _comment(data)
+    )
     return {**workflow.task_json(view.task, view.instance), "instance_state": view.instance.state}
 
 
-@post("/api/v1/tasks/{task_id:uuid}/approve", opt=AUTH, tags=["workflow"], status_code=200,
-      summary="Approve a task you are assigned (body: {\"comment\": ...}, optional)")
-async def api_approve(ctx: RequestContext, task_id: uuid.UUID, data: dict[str, Any] | None = None,
-                      x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+@post(
+    "/api/v1/tasks/{task_id:uuid}/approve",
+    opt=AUTH,
+    tags=["workflow"],
+    status_code=200,
+    summary='Approve a task you are assigned (body: {"comment": ...}, optional)',
+)
+async def api_approve(
+    ctx: RequestContext,
+    task_id: uuid.UUID,
+    data: dict[str, Any] | None = None,
+    x_tenant: str | None = TENANT_HEADER,
+) -> dict[str, Any]:
     return await _decide(ctx, task_id, "approved", data)
 
 
-@post("/api/v1/tasks/{task_id:uuid}/reject", opt=AUTH, tags=["workflow"], status_code=200,
-      summary="Reject a task you are assigned; ends the approval (body: {\"comment\": ...})")
-async def api_reject(ctx: RequestContext, task_id: uuid.UUID, data: dict[str, Any] | None = None,
-                     x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+@post(
+    "/api/v1/tasks/{task_id:uuid}/reject",
+    opt=AUTH,
+    tags=["workflow"],
+    status_code=200,
+    summary='Reject a task you are assigned; ends the approval (body: {"comment": ...})',
+)
+async def api_reject(
+    ctx: RequestContext,
+    task_id: uuid.UUID,
+    data: dict[str, Any] | None = None,
+    x_tenant: str | None = TENANT_HEADER,
+) -> dict[str, Any]:
     return await _decide(ctx, task_id, "rejected", data)
 
 
-@post("/api/v1/tasks/{task_id:uuid}/reassign", opt=ADMIN, tags=["workflow"], status_code=200,
-      summary="Give an open task to another member (body: {\"user\": email or id}; workflow admins)")
-async def api_reassign(ctx: RequestContext, task_id: uuid.UUID, data: dict[str, Any],
-                       x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+@post(
+    "/api/v1/tasks/{task_id:uuid}/reassign",
+    opt=ADMIN,
+    tags=["workflow"],
+    status_code=200,
+    summary='Give an open task to another member (body: {"user": email or id}; workflow admins)',
+)
+async def api_reassign(
+    ctx: RequestContext, task_id: uuid.UUID, data: dict[str, Any], x_tenant: str | None = TENANT_HEADER
+) -> dict[str, Any]:
     view = await workflow.reassign(ctx.db, _tenant(ctx), ctx.actor, task_id, str(data.get("user") or ""))
     return {**workflow.task_json(view.task, view.instance), "assignees": [e for _, e in view.assignees]}
 
@@ -348,27 +541,69 @@ async def api_processes(ctx: RequestContext, x_tenant: str | None = TENANT_HEADE
     return {"items": [workflow.process_json(p) for p in await workflow.list_processes(ctx.db, _tenant(ctx))]}
 
 
-@put("/api/v1/workflow/processes/{plugin_id:str}/{entity:str}", opt=ADMIN, tags=["workflow"],
-     summary="Create or replace an entity's approval process (name, steps[{name, selector{kind, config}, "
-             "condition{kind, config}}], on_approve{field, value}, on_reject, auto_start, is_active)")
-async def api_save_process(ctx: RequestContext, plugin_id: str, entity: str, data: dict[str, Any],
-                           x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+@put(
+    "/api/v1/workflow/processes/{plugin_id:str}/{entity:str}",
+    opt=ADMIN,
+    tags=["workflow"],
+    summary="Create or replace an entity's approval process (name, steps[{name, selector{kind, config}, "
+    "condition{kind, config}}], on_approve{field, value}, on_reject, auto_start, is_active)",
+)
+async def api_save_process(
+    ctx: RequestContext,
+    plugin_id: str,
+    entity: str,
+    data: dict[str, Any],
+    x_tenant: str | None = TENANT_HEADER,
+) -> dict[str, Any]:
     ref = await _entity_of(ctx)(plugin_id, entity)
     return workflow.process_json(await workflow.save_process(ctx.db, _tenant(ctx), ctx.actor, ref, data))
 
 
-@get("/api/v1/workflow/instances", opt=ADMIN, tags=["workflow"], summary="Stuck approvals of the tenant, with their errors")
+@get(
+    "/api/v1/workflow/instances",
+    opt=ADMIN,
+    tags=["workflow"],
+    summary="Stuck approvals of the tenant, with their errors",
+)
 async def api_stuck(ctx: RequestContext, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
-    return {"items": [workflow.instance_json(i) for i in await workflow.stuck_instances(ctx.db, _tenant(ctx))]}
+    return {
+        "items": [workflow.instance_json(i) for i in await workflow.stuck_instances(ctx.db, _tenant(ctx))]
+    }
 
 
-@post("/api/v1/workflow/instances/{instance_id:uuid}/retry", opt=ADMIN, tags=["workflow"], status_code=200,
-      summary="Run a stuck approval again from its current step")
-async def api_retry(ctx: RequestContext, instance_id: uuid.UUID, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
-    return workflow.instance_json(await workflow.retry(ctx.db, _tenant(ctx), ctx.actor, _entity_of(ctx), instance_id))
+@post(
+    "/api/v1/workflow/instances/{instance_id:uuid}/retry",
+    opt=ADMIN,
+    tags=["workflow"],
+    status_code=200,
+    summary="Run a stuck approval again from its current step",
+)
+async def api_retry(
+    ctx: RequestContext, instance_id: uuid.UUID, x_tenant: str | None = TENANT_HEADER
+) -> dict[str, Any]:
+    return workflow.instance_json(
+        await workflow.retry(ctx.db, _tenant(ctx), ctx.actor, _entity_of(ctx), instance_id)
+    )
 
 
-ROUTES = [tasks_page, task_page, task_decide, task_reassign, processes_page, process_edit, process_save, instance_retry,
-          api_submit, api_record_approvals, api_tasks, api_task, api_approve, api_reject, api_reassign, api_processes,
-          api_save_process, api_stuck, api_retry]
-
+ROUTES = [
+    tasks_page,
+    task_page,
+    task_decide,
+    task_reassign,
+    processes_page,
+    process_edit,
+    process_save,
+    instance_retry,
+    api_submit,
+    api_record_approvals,
+    api_tasks,
+    api_task,
+    api_approve,
+    api_reject,
+    api_reassign,
+    api_processes,
+    api_save_process,
+    api_stuck,
+    api_retry,
+]

@@ -67,7 +67,9 @@ from app.workflow.kinds import CONDITIONS, SELECTORS, RuleContext, Selection
 
 log = logging.getLogger("portal.workflow")
 # module "base": the role matrix groups base-module permissions with the platform's (module names a plugin otherwise).
-PERMISSIONS = [PermissionDef(ADMIN_PERMISSION, "Approval processes: define them, reassign tasks, retry stuck approvals")]
+PERMISSIONS = [
+    PermissionDef(ADMIN_PERMISSION, "Approval processes: define them, reassign tasks, retry stuck approvals")
+]
 MAX_STEPS = 20
 MAX_COMMENT = 2000
 ACTIVE_STATES = ("running", "stuck")
@@ -99,6 +101,7 @@ __all__ = [
 
 # --- processes -----------------------------------------------------------------------------------
 
+
 def _text(value: Any, name: str, limit: int) -> str:
     text = str(value or "").strip()
     if not text:
@@ -126,8 +129,14 @@ def _end_action(entity: EntityRef, raw: Any, name: str) -> dict[str, Any] | None
     return {"field": field, "value": to_json(value)}
 
 
-async def _rule(session: AsyncSession, tenant_id: uuid.UUID, entity: EntityRef, raw: Any, where: str,
-                registry: Mapping[str, Any]) -> dict[str, Any]:
+async def _rule(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    entity: EntityRef,
+    raw: Any,
+    where: str,
+    registry: Mapping[str, Any],
+) -> dict[str, Any]:
     if not isinstance(raw, Mapping) or str(raw.get("kind") or "") not in registry:
         raise ValidationFailed({f"{where}.kind": f"choose one of {', '.join(registry)}"})
     kind = str(raw["kind"])
@@ -141,8 +150,9 @@ async def _rule(session: AsyncSession, tenant_id: uuid.UUID, entity: EntityRef, 
     return {"kind": kind, "config": normalised}
 
 
-async def save_process(session: AsyncSession, tenant_id: uuid.UUID, actor: Actor, entity: EntityRef,
-                       data: Mapping[str, Any]) -> WorkflowProcess:
+async def save_process(
+    session: AsyncSession, tenant_id: uuid.UUID, actor: Actor, entity: EntityRef, data: Mapping[str, Any]
+) -> WorkflowProcess:
     """Create or replace the entity's process (validated; errors keyed like `steps[1].selector.role`)."""
     name = _text(data.get("name") or f"Approve {entity.spec.label}", "name", 200)
     raw_steps = data.get("steps")
@@ -154,18 +164,27 @@ async def save_process(session: AsyncSession, tenant_id: uuid.UUID, actor: Actor
     for i, raw in enumerate(raw_steps):
         if not isinstance(raw, Mapping):
             raise ValidationFailed({f"steps[{i}]": "must be a table"})
-        step = {"name": _text(raw.get("name") or f"Step {i + 1}", f"steps[{i}].name", 200),
-                "selector": await _rule(session, tenant_id, entity, raw.get("selector"), f"steps[{i}].selector", SELECTORS),
-                "condition": None}
+        step = {
+            "name": _text(raw.get("name") or f"Step {i + 1}", f"steps[{i}].name", 200),
+            "selector": await _rule(
+                session, tenant_id, entity, raw.get("selector"), f"steps[{i}].selector", SELECTORS
+            ),
+            "condition": None,
+        }
         if raw.get("condition"):
-            step["condition"] = await _rule(session, tenant_id, entity, raw["condition"], f"steps[{i}].condition",
-                                            CONDITIONS)
+            step["condition"] = await _rule(
+                session, tenant_id, entity, raw["condition"], f"steps[{i}].condition", CONDITIONS
+            )
         steps.append(step)
     on_approve = _end_action(entity, data.get("on_approve"), "on_approve")
     on_reject = _end_action(entity, data.get("on_reject"), "on_reject")
-    row = await session.scalar(sa.select(WorkflowProcess).where(
-        WorkflowProcess.tenant_id == tenant_id, WorkflowProcess.plugin_id == entity.plugin_id,
-        WorkflowProcess.entity == entity.name))
+    row = await session.scalar(
+        sa.select(WorkflowProcess).where(
+            WorkflowProcess.tenant_id == tenant_id,
+            WorkflowProcess.plugin_id == entity.plugin_id,
+            WorkflowProcess.entity == entity.name,
+        )
+    )
     before = _process_json(row) if row else None
     if row is None:
         row = WorkflowProcess(tenant_id=tenant_id, plugin_id=entity.plugin_id, entity=entity.name)
@@ -178,16 +197,32 @@ async def save_process(session: AsyncSession, tenant_id: uuid.UUID, actor: Actor
     # Every worker's auto-start cache is keyed by the tenant's policy version.
     runtime.forget_enabled(session)
     await policy.bump_policy_version(session, tenant_id)
-    await audit.record(session, actor, "workflow.process.save", "workflow_process", row.id, tenant_id=tenant_id,
-                       summary=f"Saved approval process {name} for {entity.plugin_id}.{entity.name}",
-                       before=before, after=_process_json(row))
+    await audit.record(
+        session,
+        actor,
+        "workflow.process.save",
+        "workflow_process",
+        row.id,
+        tenant_id=tenant_id,
+        summary=f"Saved approval process {name} for {entity.plugin_id}.{entity.name}",
+        before=before,
+        after=_process_json(row),
+    )
     return row
 
 
 def _process_json(row: WorkflowProcess) -> dict[str, Any]:
-    return {"id": str(row.id), "plugin": row.plugin_id, "entity": row.entity, "name": row.name, "steps": row.steps,
-            "on_approve": row.on_approve, "on_reject": row.on_reject, "auto_start": row.auto_start,
-            "is_active": row.is_active}
+    return {
+        "id": str(row.id),
+        "plugin": row.plugin_id,
+        "entity": row.entity,
+        "name": row.name,
+        "steps": row.steps,
+        "on_approve": row.on_approve,
+        "on_reject": row.on_reject,
+        "auto_start": row.auto_start,
+        "is_active": row.is_active,
+    }
 
 
 process_json = _process_json
@@ -196,7 +231,11 @@ process_json = _process_json
 def describe_step(step: Mapping[str, Any]) -> tuple[str, str]:
     """(who decides, when the step applies) in words, for admin pages."""
     selector = SELECTORS.get(step["selector"]["kind"])
-    who = selector.describe(step["selector"]["config"]) if selector else f"unknown selector {step['selector']['kind']}"
+    who = (
+        selector.describe(step["selector"]["config"])
+        if selector
+        else f"unknown selector {step['selector']['kind']}"
+    )
     cond = step.get("condition")
     if not cond:
         return who, "always"
@@ -205,18 +244,33 @@ def describe_step(step: Mapping[str, Any]) -> tuple[str, str]:
 
 
 async def list_processes(session: AsyncSession, tenant_id: uuid.UUID) -> list[WorkflowProcess]:
-    return list((await session.scalars(sa.select(WorkflowProcess).where(WorkflowProcess.tenant_id == tenant_id)
-                                        .order_by(WorkflowProcess.plugin_id, WorkflowProcess.entity))).all())
+    return list(
+        (
+            await session.scalars(
+                sa.select(WorkflowProcess)
+                .where(WorkflowProcess.tenant_id == tenant_id)
+                .order_by(WorkflowProcess.plugin_id, WorkflowProcess.entity)
+            )
+        ).all()
+    )
 
 
-async def process_for(session: AsyncSession, tenant_id: uuid.UUID, plugin_id: str, entity: str) -> WorkflowProcess | None:
+async def process_for(
+    session: AsyncSession, tenant_id: uuid.UUID, plugin_id: str, entity: str
+) -> WorkflowProcess | None:
     """The entity's active process, if any."""
-    return await session.scalar(sa.select(WorkflowProcess).where(
-        WorkflowProcess.tenant_id == tenant_id, WorkflowProcess.plugin_id == plugin_id,
-        WorkflowProcess.entity == entity, WorkflowProcess.is_active.is_(True)))
+    return await session.scalar(
+        sa.select(WorkflowProcess).where(
+            WorkflowProcess.tenant_id == tenant_id,
+            WorkflowProcess.plugin_id == plugin_id,
+            WorkflowProcess.entity == entity,
+            WorkflowProcess.is_active.is_(True),
+        )
+    )
 
 
 # --- running ---------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Failure:
@@ -247,13 +301,24 @@ class Engine:
         return None
 
     async def _event(self, kind: str, payload: dict[str, Any]) -> None:
-        await emit(self.session, Event(f"workflow.{kind}", str(self.tenant_id), payload, source="base",
-                                       actor=self.actor.email))
+        await emit(
+            self.session,
+            Event(f"workflow.{kind}", str(self.tenant_id), payload, source="base", actor=self.actor.email),
+        )
 
-    async def _audit(self, action: str, instance: WorkflowInstance, summary: str,
-                     after: dict[str, Any] | None = None) -> None:
-        await audit.record(self.session, self.actor, f"workflow.{action}", f"{instance.plugin_id}.{instance.entity}",
-                           instance.record_id, tenant_id=self.tenant_id, summary=summary, after=after)
+    async def _audit(
+        self, action: str, instance: WorkflowInstance, summary: str, after: dict[str, Any] | None = None
+    ) -> None:
+        await audit.record(
+            self.session,
+            self.actor,
+            f"workflow.{action}",
+            f"{instance.plugin_id}.{instance.entity}",
+            instance.record_id,
+            tenant_id=self.tenant_id,
+            summary=summary,
+            after=after,
+        )
 
     def _context(self, instance: WorkflowInstance, entity: EntityRef) -> RuleContext:
         record: dict[str, Any] = {}
@@ -264,29 +329,53 @@ class Engine:
                 record[spec.name] = None
         return RuleContext(self.session, self.tenant_id, entity, record, instance.requester_id)
 
-    async def start(self, process: WorkflowProcess, entity: EntityRef, row: Mapping[str, Any],
-                    requester: Actor) -> WorkflowInstance:
+    async def start(
+        self, process: WorkflowProcess, entity: EntityRef, row: Mapping[str, Any], requester: Actor
+    ) -> WorkflowInstance:
         record_id = str(row["id"])
-        busy = await self.session.scalar(sa.select(WorkflowInstance.id).where(
-            WorkflowInstance.tenant_id == self.tenant_id, WorkflowInstance.plugin_id == entity.plugin_id,
-            WorkflowInstance.entity == entity.name, WorkflowInstance.record_id == record_id,
-            WorkflowInstance.state.in_(ACTIVE_STATES)).limit(1))
+        busy = await self.session.scalar(
+            sa.select(WorkflowInstance.id)
+            .where(
+                WorkflowInstance.tenant_id == self.tenant_id,
+                WorkflowInstance.plugin_id == entity.plugin_id,
+                WorkflowInstance.entity == entity.name,
+                WorkflowInstance.record_id == record_id,
+                WorkflowInstance.state.in_(ACTIVE_STATES),
+            )
+            .limit(1)
+        )
         if busy is not None:
             raise Conflict("This record is already waiting for approval")
         title = str(row.get(entity.spec.display_field) or record_id)[:200]
         instance = WorkflowInstance(
-            tenant_id=self.tenant_id, process_id=process.id, plugin_id=entity.plugin_id, entity=entity.name,
-            record_id=record_id, requester_id=requester.user_id, requester_email=requester.email, state="running",
-            step_index=0, snapshot={k: to_json(v) for k, v in row.items() if k != "tenant_id"}, title=title, error="",
-            created_at=utcnow())
+            tenant_id=self.tenant_id,
+            process_id=process.id,
+            plugin_id=entity.plugin_id,
+            entity=entity.name,
+            record_id=record_id,
+            requester_id=requester.user_id,
+            requester_email=requester.email,
+            state="running",
+            step_index=0,
+            snapshot={k: to_json(v) for k, v in row.items() if k != "tenant_id"},
+            title=title,
+            error="",
+            created_at=utcnow(),
+        )
         self.session.add(instance)
         await self.session.flush()
-        await self._audit("start", instance, f"Submitted {entity.spec.label} {title} for approval ({process.name})",
-                          {"instance_id": str(instance.id), "process": process.name})
+        await self._audit(
+            "start",
+            instance,
+            f"Submitted {entity.spec.label} {title} for approval ({process.name})",
+            {"instance_id": str(instance.id), "process": process.name},
+        )
         await self.advance(instance, process, entity, 0)
         return instance
 
-    async def advance(self, instance: WorkflowInstance, process: WorkflowProcess, entity: EntityRef, start: int) -> None:
+    async def advance(
+        self, instance: WorkflowInstance, process: WorkflowProcess, entity: EntityRef, start: int
+    ) -> None:
         """Open the task of the first step from `start` whose condition holds, or finish as approved."""
         steps = process.steps
         ctx = self._context(instance, entity)
@@ -296,26 +385,43 @@ class Engine:
             if cond:
                 kind = CONDITIONS.get(cond["kind"])
                 if kind is None:
-                    return await self._stuck(instance, f"Step {index + 1} ({step['name']}): the condition kind "
-                                                       f"{cond['kind']!r} is not available")
+                    return await self._stuck(
+                        instance,
+                        f"Step {index + 1} ({step['name']}): the condition kind "
+                        f"{cond['kind']!r} is not available",
+                    )
                 holds = await self._guarded(kind.evaluate, ctx, cond["config"])
                 if isinstance(holds, Failure):
-                    return await self._stuck(instance, f"Step {index + 1} ({step['name']}): the condition failed: "
-                                                       f"{holds.reason}")
+                    return await self._stuck(
+                        instance, f"Step {index + 1} ({step['name']}): the condition failed: {holds.reason}"
+                    )
                 if not holds:
-                    await self._audit("step.skipped", instance, f"Skipped step {step['name']}: its condition "
-                                                                f"({kind.describe(cond['config'])}) does not hold")
+                    await self._audit(
+                        "step.skipped",
+                        instance,
+                        f"Skipped step {step['name']}: its condition "
+                        f"({kind.describe(cond['config'])}) does not hold",
+                    )
                     continue
             selector = SELECTORS.get(step["selector"]["kind"])
             if selector is None:
-                return await self._stuck(instance, f"Step {index + 1} ({step['name']}): the selector kind "
-                                                   f"{step['selector']['kind']!r} is not available")
+                return await self._stuck(
+                    instance,
+                    f"Step {index + 1} ({step['name']}): the selector kind "
+                    f"{step['selector']['kind']!r} is not available",
+                )
             chosen = await self._guarded(selector.select, ctx, step["selector"]["config"])
             if isinstance(chosen, Failure) or not isinstance(chosen, Selection):
-                reason = chosen.reason if isinstance(chosen, Failure) else f"it returned {type(chosen).__name__}"
-                return await self._stuck(instance, f"Step {index + 1} ({step['name']}): the approver rule failed: {reason}")
+                reason = (
+                    chosen.reason if isinstance(chosen, Failure) else f"it returned {type(chosen).__name__}"
+                )
+                return await self._stuck(
+                    instance, f"Step {index + 1} ({step['name']}): the approver rule failed: {reason}"
+                )
             if not chosen.user_ids:
-                return await self._stuck(instance, f"Step {index + 1} ({step['name']}) has no approver: {chosen.reason}")
+                return await self._stuck(
+                    instance, f"Step {index + 1} ({step['name']}) has no approver: {chosen.reason}"
+                )
             instance.state, instance.step_index, instance.error = "running", index, ""
             await self._open_task(instance, entity, index, step["name"], chosen.user_ids)
             return None
@@ -332,73 +438,148 @@ class Engine:
             log.warning("Approval rule %s failed", getattr(call, "__qualname__", call), exc_info=True)
             return Failure(f"{type(exc).__name__}: {exc}"[:500])
 
-    async def _open_task(self, instance: WorkflowInstance, entity: EntityRef, index: int, step_name: str,
-                         user_ids: list[uuid.UUID]) -> WorkflowTask:
-        task = WorkflowTask(tenant_id=self.tenant_id, instance_id=instance.id, step_index=index, step_name=step_name,
-                            state="open", decided_by_email="", comment="", created_at=utcnow())
+    async def _open_task(
+        self,
+        instance: WorkflowInstance,
+        entity: EntityRef,
+        index: int,
+        step_name: str,
+        user_ids: list[uuid.UUID],
+    ) -> WorkflowTask:
+        task = WorkflowTask(
+            tenant_id=self.tenant_id,
+            instance_id=instance.id,
+            step_index=index,
+            step_name=step_name,
+            state="open",
+            decided_by_email="",
+            comment="",
+            created_at=utcnow(),
+        )
         self.session.add(task)
         await self.session.flush()
-        self.session.add_all([WorkflowAssignee(tenant_id=self.tenant_id, task_id=task.id, user_id=u, is_open=True)
-                              for u in user_ids])
+        self.session.add_all(
+            [
+                WorkflowAssignee(tenant_id=self.tenant_id, task_id=task.id, user_id=u, is_open=True)
+                for u in user_ids
+            ]
+        )
         await self.session.flush()
-        await self._audit("task.created", instance, f"Approval step {step_name} assigned to {len(user_ids)} user(s)",
-                          {"task_id": str(task.id), "assignees": [str(u) for u in user_ids]})
-        await self._event("task.created", {**self._payload(instance), "task_id": str(task.id), "step": step_name,
-                                           "assignees": [str(u) for u in user_ids]})
-        await messages.notify(self.session, self.tenant_id, user_ids, f"Approval needed: {instance.title}"[:200],
-                              f"{entity.spec.label} {instance.title}, submitted by {instance.requester_email}, "
-                              f"waits for your decision (step {step_name}).",
-                              await self._link(f"/tasks/{task.id}"), source="workflow", actor=self.actor)
+        await self._audit(
+            "task.created",
+            instance,
+            f"Approval step {step_name} assigned to {len(user_ids)} user(s)",
+            {"task_id": str(task.id), "assignees": [str(u) for u in user_ids]},
+        )
+        await self._event(
+            "task.created",
+            {
+                **self._payload(instance),
+                "task_id": str(task.id),
+                "step": step_name,
+                "assignees": [str(u) for u in user_ids],
+            },
+        )
+        await messages.notify(
+            self.session,
+            self.tenant_id,
+            user_ids,
+            f"Approval needed: {instance.title}"[:200],
+            f"{entity.spec.label} {instance.title}, submitted by {instance.requester_email}, "
+            f"waits for your decision (step {step_name}).",
+            await self._link(f"/tasks/{task.id}"),
+            source="workflow",
+            actor=self.actor,
+        )
         return task
 
     @staticmethod
     def _payload(instance: WorkflowInstance) -> dict[str, Any]:
         # `title` (the record's display value when submitted) lets a guest find the row with db.query,
         # which filters on fields, not on ids.
-        return {"business_id": instance.record_id, "entity": instance.entity, "plugin": instance.plugin_id,
-                "instance_id": str(instance.id), "process_id": str(instance.process_id), "title": instance.title}
+        return {
+            "business_id": instance.record_id,
+            "entity": instance.entity,
+            "plugin": instance.plugin_id,
+            "instance_id": str(instance.id),
+            "process_id": str(instance.process_id),
+            "title": instance.title,
+        }
 
     async def _stuck(self, instance: WorkflowInstance, reason: str) -> None:
         instance.state, instance.error = "stuck", reason[:2000]
         await self.session.flush()
-        await self._audit("instance.stuck", instance, f"Approval of {instance.title} is stuck: {reason}"[:500],
-                          {"error": reason})
+        await self._audit(
+            "instance.stuck",
+            instance,
+            f"Approval of {instance.title} is stuck: {reason}"[:500],
+            {"error": reason},
+        )
 
-    async def finish(self, instance: WorkflowInstance, process: WorkflowProcess, entity: EntityRef,
-                     outcome: str) -> None:
+    async def finish(
+        self, instance: WorkflowInstance, process: WorkflowProcess, entity: EntityRef, outcome: str
+    ) -> None:
         action = process.on_approve if outcome == "approved" else process.on_reject
         if action:
             problem = await self._apply(instance, entity, action)
             if problem:
-                return await self._stuck(instance, f"The end action (set {action['field']}) failed: {problem}")
+                return await self._stuck(
+                    instance, f"The end action (set {action['field']}) failed: {problem}"
+                )
         instance.state, instance.finished_at, instance.error = outcome, utcnow(), ""
         await self.session.flush()
-        await self._audit(f"instance.{outcome}", instance, f"Approval of {instance.title}: {outcome}",
-                          {"outcome": outcome})
+        await self._audit(
+            f"instance.{outcome}", instance, f"Approval of {instance.title}: {outcome}", {"outcome": outcome}
+        )
         # `decisions` = 0: every step was skipped, nobody decided (a subscriber may say so on the record).
-        decisions = await self.session.scalar(sa.select(sa.func.count()).select_from(WorkflowTask).where(
-            WorkflowTask.instance_id == instance.id, WorkflowTask.state.in_(OUTCOMES)))
-        await self._event("instance.completed", {**self._payload(instance), "outcome": outcome,
-                                                 "decisions": int(decisions or 0)})
+        decisions = await self.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(WorkflowTask)
+            .where(WorkflowTask.instance_id == instance.id, WorkflowTask.state.in_(OUTCOMES))
+        )
+        await self._event(
+            "instance.completed",
+            {**self._payload(instance), "outcome": outcome, "decisions": int(decisions or 0)},
+        )
         if instance.requester_id is not None and await self._is_member(instance.requester_id):
-            await messages.notify(self.session, self.tenant_id, [instance.requester_id],
-                                  f"{entity.spec.label} {instance.title} was {outcome}"[:200],
-                                  f"Your request for approval of {entity.spec.label} {instance.title} was {outcome}.",
-                                  await self._record_link(instance), source="workflow", actor=self.actor)
+            await messages.notify(
+                self.session,
+                self.tenant_id,
+                [instance.requester_id],
+                f"{entity.spec.label} {instance.title} was {outcome}"[:200],
+                f"Your request for approval of {entity.spec.label} {instance.title} was {outcome}.",
+                await self._record_link(instance),
+                source="workflow",
+                actor=self.actor,
+            )
         return None
 
     async def _is_member(self, user_id: uuid.UUID) -> bool:
-        return await self.session.scalar(sa.select(Membership.id).where(
-            Membership.tenant_id == self.tenant_id, Membership.user_id == user_id)) is not None
+        return (
+            await self.session.scalar(
+                sa.select(Membership.id).where(
+                    Membership.tenant_id == self.tenant_id, Membership.user_id == user_id
+                )
+            )
+            is not None
+        )
 
-    async def _apply(self, instance: WorkflowInstance, entity: EntityRef, action: Mapping[str, Any]) -> str | None:
+    async def _apply(
+        self, instance: WorkflowInstance, entity: EntityRef, action: Mapping[str, Any]
+    ) -> str | None:
         """Set the end action's field through the record service; the reason when it cannot."""
         from app.records.service import RecordService, app_hooks
 
         granted = {entity.permission("select"), entity.permission("update")}
         # The app's hooks: its record validators check this write too.
-        svc = RecordService(self.session, self.tenant_id, self.actor, granted.__contains__, scope=None,
-                            hooks=app_hooks(self.session))
+        svc = RecordService(
+            self.session,
+            self.tenant_id,
+            self.actor,
+            granted.__contains__,
+            scope=None,
+            hooks=app_hooks(self.session),
+        )
         try:
             await guard.write_end_action(svc, entity, instance.record_id, action["field"], action["value"])
         except ValidationFailed as exc:
@@ -412,8 +593,9 @@ def _engine(session: AsyncSession, tenant_id: uuid.UUID, actor: Actor) -> Engine
     return Engine(session, tenant_id, actor)
 
 
-async def start(session: AsyncSession, tenant_id: uuid.UUID, actor: Actor, entity: EntityRef,
-                row: Mapping[str, Any]) -> WorkflowInstance:
+async def start(
+    session: AsyncSession, tenant_id: uuid.UUID, actor: Actor, entity: EntityRef, row: Mapping[str, Any]
+) -> WorkflowInstance:
     """Submit `row` (read by the caller through its RecordService, so visible to it) for approval."""
     process = await process_for(session, tenant_id, entity.plugin_id, entity.name)
     if process is None:
@@ -433,9 +615,13 @@ class StartApprovalOnCreate:
 
     async def entities(self, session: AsyncSession, tenant_id: uuid.UUID) -> frozenset[tuple[str, str]]:
         async def load() -> frozenset[tuple[str, str]]:
-            rows = await session.execute(sa.select(WorkflowProcess.plugin_id, WorkflowProcess.entity).where(
-                WorkflowProcess.tenant_id == tenant_id, WorkflowProcess.is_active.is_(True),
-                WorkflowProcess.auto_start.is_(True)))
+            rows = await session.execute(
+                sa.select(WorkflowProcess.plugin_id, WorkflowProcess.entity).where(
+                    WorkflowProcess.tenant_id == tenant_id,
+                    WorkflowProcess.is_active.is_(True),
+                    WorkflowProcess.auto_start.is_(True),
+                )
+            )
             return frozenset((p, e) for p, e in rows.all())
 
         return await self.cache.get(session, tenant_id, load)
@@ -450,18 +636,28 @@ class StartApprovalOnCreate:
         return await _engine(session, tenant_id, actor).start(process, entity, row, actor)
 
 
-async def _load(session: AsyncSession, tenant_id: uuid.UUID, task_id: uuid.UUID) -> tuple[WorkflowTask, WorkflowInstance]:
-    found = (await session.execute(sa.select(WorkflowTask, WorkflowInstance)
-                                   .join(WorkflowInstance, WorkflowInstance.id == WorkflowTask.instance_id)
-                                   .where(WorkflowTask.tenant_id == tenant_id, WorkflowTask.id == task_id))).first()
+async def _load(
+    session: AsyncSession, tenant_id: uuid.UUID, task_id: uuid.UUID
+) -> tuple[WorkflowTask, WorkflowInstance]:
+    found = (
+        await session.execute(
+            sa.select(WorkflowTask, WorkflowInstance)
+            .join(WorkflowInstance, WorkflowInstance.id == WorkflowTask.instance_id)
+            .where(WorkflowTask.tenant_id == tenant_id, WorkflowTask.id == task_id)
+        )
+    ).first()
     if found is None:  # another tenant's task is simply not there
         raise NotFound("No such approval task in this tenant")
     return found[0], found[1]
 
 
 async def assignees(session: AsyncSession, task_id: uuid.UUID) -> list[tuple[uuid.UUID, str]]:
-    rows = await session.execute(sa.select(User.id, User.email).join(WorkflowAssignee, WorkflowAssignee.user_id == User.id)
-                                 .where(WorkflowAssignee.task_id == task_id).order_by(User.email))
+    rows = await session.execute(
+        sa.select(User.id, User.email)
+        .join(WorkflowAssignee, WorkflowAssignee.user_id == User.id)
+        .where(WorkflowAssignee.task_id == task_id)
+        .order_by(User.email)
+    )
     return [(r[0], r[1]) for r in rows.all()]
 
 
@@ -475,8 +671,14 @@ class TaskView:
         return self.task.state == "open" and any(u == user_id for u, _ in self.assignees)
 
 
-async def get_task(session: AsyncSession, tenant_id: uuid.UUID, task_id: uuid.UUID, user_id: uuid.UUID,
-                   *, admin: bool = False) -> TaskView:
+async def get_task(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    task_id: uuid.UUID,
+    user_id: uuid.UUID,
+    *,
+    admin: bool = False,
+) -> TaskView:
     """A task for its assignees (any state) or for workflow admins; others get 404."""
     task, instance = await _load(session, tenant_id, task_id)
     people = await assignees(session, task.id)
@@ -485,8 +687,15 @@ async def get_task(session: AsyncSession, tenant_id: uuid.UUID, task_id: uuid.UU
     return TaskView(task, instance, people)
 
 
-async def decide(session: AsyncSession, tenant_id: uuid.UUID, actor: Actor, entity_of: Any, task_id: uuid.UUID,
-                 outcome: str, comment: str = "") -> TaskView:
+async def decide(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    actor: Actor,
+    entity_of: Any,
+    task_id: uuid.UUID,
+    outcome: str,
+    comment: str = "",
+) -> TaskView:
     """Approve or reject an open task as one of its assignees.
 
     `entity_of(plugin_id, entity)` returns the EntityRef (the plugin must still be enabled here)."""
@@ -506,22 +715,46 @@ async def decide(session: AsyncSession, tenant_id: uuid.UUID, actor: Actor, enti
     assert process is not None
     now = utcnow()
     # Decided once: a second approver clicking at the same time finds the row no longer open.
-    done = await session.execute(sa.update(WorkflowTask).where(WorkflowTask.id == task.id, WorkflowTask.state == "open")
-                                 .values(state=outcome, decided_by=actor.user_id, decided_by_email=actor.email,
-                                         comment=comment, decided_at=now)
-                                 .execution_options(synchronize_session=False))
+    done = await session.execute(
+        sa.update(WorkflowTask)
+        .where(WorkflowTask.id == task.id, WorkflowTask.state == "open")
+        .values(
+            state=outcome,
+            decided_by=actor.user_id,
+            decided_by_email=actor.email,
+            comment=comment,
+            decided_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
     if done.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict("This task was already decided")
-    await session.execute(sa.update(WorkflowAssignee).where(WorkflowAssignee.task_id == task.id)
-                          .values(is_open=False).execution_options(synchronize_session=False))
+    await session.execute(
+        sa.update(WorkflowAssignee)
+        .where(WorkflowAssignee.task_id == task.id)
+        .values(is_open=False)
+        .execution_options(synchronize_session=False)
+    )
     await session.refresh(task)
     engine = _engine(session, tenant_id, actor)
-    await engine._audit(f"task.{outcome}", instance, f"{actor.email} {outcome} step {task.step_name}"
-                        + (f": {comment[:200]}" if comment else ""), {"task_id": str(task.id), "comment": comment})
-    await engine._event("task.completed", {**Engine._payload(instance), "task_id": str(task.id), "outcome": outcome,
-                                           "comment": comment, "step": task.step_name,
-                                           "decided_by": str(actor.user_id) if actor.user_id else None,
-                                           "decided_by_email": actor.email})
+    await engine._audit(
+        f"task.{outcome}",
+        instance,
+        f"{actor.email} {outcome} step {task.step_name}" + (f": {comment[:200]}" if comment else ""),
+        {"task_id": str(task.id), "comment": comment},
+    )
+    await engine._event(
+        "task.completed",
+        {
+            **Engine._payload(instance),
+            "task_id": str(task.id),
+            "outcome": outcome,
+            "comment": comment,
+            "step": task.step_name,
+            "decided_by": str(actor.user_id) if actor.user_id else None,
+            "decided_by_email": actor.email,
+        },
+    )
     if outcome == "rejected":
         await engine.finish(instance, process, entity, "rejected")
     else:
@@ -529,8 +762,9 @@ async def decide(session: AsyncSession, tenant_id: uuid.UUID, actor: Actor, enti
     return TaskView(task, instance, people)
 
 
-async def reassign(session: AsyncSession, tenant_id: uuid.UUID, actor: Actor, task_id: uuid.UUID,
-                   user_ref: str) -> TaskView:
+async def reassign(
+    session: AsyncSession, tenant_id: uuid.UUID, actor: Actor, task_id: uuid.UUID, user_ref: str
+) -> TaskView:
     """Give an open task to another member instead of its current assignees (admins)."""
     from app.identity.hierarchy import resolve_member
 
@@ -540,25 +774,42 @@ async def reassign(session: AsyncSession, tenant_id: uuid.UUID, actor: Actor, ta
     try:
         user = await resolve_member(session, tenant_id, user_ref, "user")
     except ValidationFailed:
-        raise ValidationFailed({"user": f"{user_ref.strip()[:100]!r} is not a member of this tenant"}) from None
+        raise ValidationFailed(
+            {"user": f"{user_ref.strip()[:100]!r} is not a member of this tenant"}
+        ) from None
     before = [e for _, e in await assignees(session, task.id)]
     await session.execute(sa.delete(WorkflowAssignee).where(WorkflowAssignee.task_id == task.id))
     session.add(WorkflowAssignee(tenant_id=tenant_id, task_id=task.id, user_id=user.id, is_open=True))
     await session.flush()
     engine = _engine(session, tenant_id, actor)
-    await engine._audit("task.reassigned", instance, f"Reassigned step {task.step_name} to {user.email}",
-                        {"task_id": str(task.id), "from": before, "to": user.email})
-    await messages.notify(session, tenant_id, [user.id], f"Approval needed: {instance.title}"[:200],
-                          f"{actor.email} reassigned the approval of {instance.title} (step {task.step_name}) to you.",
-                          await engine._link(f"/tasks/{task.id}"), source="workflow", actor=actor)
+    await engine._audit(
+        "task.reassigned",
+        instance,
+        f"Reassigned step {task.step_name} to {user.email}",
+        {"task_id": str(task.id), "from": before, "to": user.email},
+    )
+    await messages.notify(
+        session,
+        tenant_id,
+        [user.id],
+        f"Approval needed: {instance.title}"[:200],
+        f"{actor.email} reassigned the approval of {instance.title} (step {task.step_name}) to you.",
+        await engine._link(f"/tasks/{task.id}"),
+        source="workflow",
+        actor=actor,
+    )
     return TaskView(task, instance, await assignees(session, task.id))
 
 
-async def retry(session: AsyncSession, tenant_id: uuid.UUID, actor: Actor, entity_of: Any,
-                instance_id: uuid.UUID) -> WorkflowInstance:
+async def retry(
+    session: AsyncSession, tenant_id: uuid.UUID, actor: Actor, entity_of: Any, instance_id: uuid.UUID
+) -> WorkflowInstance:
     """Run a stuck instance again from its current step (after the admin fixed the cause)."""
-    instance = await session.scalar(sa.select(WorkflowInstance).where(WorkflowInstance.tenant_id == tenant_id,
-                                                                      WorkflowInstance.id == instance_id))
+    instance = await session.scalar(
+        sa.select(WorkflowInstance).where(
+            WorkflowInstance.tenant_id == tenant_id, WorkflowInstance.id == instance_id
+        )
+    )
     if instance is None:
         raise NotFound("No such approval in this tenant")
     if instance.state != "stuck":
@@ -569,8 +820,12 @@ async def retry(session: AsyncSession, tenant_id: uuid.UUID, actor: Actor, entit
     engine = _engine(session, tenant_id, actor)
     await engine._audit("instance.retry", instance, f"Retried the approval of {instance.title}")
     # A stuck end action means every step was decided: finish again; otherwise re-run the current step.
-    last = await session.scalar(sa.select(WorkflowTask).where(WorkflowTask.instance_id == instance.id)
-                                .order_by(WorkflowTask.created_at.desc()).limit(1))
+    last = await session.scalar(
+        sa.select(WorkflowTask)
+        .where(WorkflowTask.instance_id == instance.id)
+        .order_by(WorkflowTask.created_at.desc())
+        .limit(1)
+    )
     if last is not None and last.step_index == instance.step_index and last.state in OUTCOMES:
         if last.state == "rejected":
             await engine.finish(instance, process, entity, "rejected")

@@ -47,9 +47,18 @@ def set_permission(entity: str, field: str) -> str:
 
 async def register_for(session: AsyncSession, entity: EntityRef, fields: list[str]) -> None:
     """Register the set-permissions of a process's decided fields (so the role matrix offers them)."""
-    await register_permissions(session, [PermissionDef(
-        set_permission(entity.name, f), f"Set {entity.spec.label} → {entity.spec.field(f).label} directly, although an "
-        "approval process decides it", "base") for f in fields])
+    await register_permissions(
+        session,
+        [
+            PermissionDef(
+                set_permission(entity.name, f),
+                f"Set {entity.spec.label} → {entity.spec.field(f).label} directly, although an "
+                "approval process decides it",
+                "base",
+            )
+            for f in fields
+        ],
+    )
 
 
 def decided_fields(process: WorkflowProcess | None) -> list[str]:
@@ -58,25 +67,41 @@ def decided_fields(process: WorkflowProcess | None) -> list[str]:
     return sorted({a["field"] for a in (process.on_approve, process.on_reject) if a and a.get("field")})
 
 
-async def _active_process(session: AsyncSession, tenant_id: uuid.UUID, entity: EntityRef) -> WorkflowProcess | None:
-    return await session.scalar(sa.select(WorkflowProcess).where(
-        WorkflowProcess.tenant_id == tenant_id, WorkflowProcess.plugin_id == entity.plugin_id,
-        WorkflowProcess.entity == entity.name, WorkflowProcess.is_active.is_(True)))
+async def _active_process(
+    session: AsyncSession, tenant_id: uuid.UUID, entity: EntityRef
+) -> WorkflowProcess | None:
+    return await session.scalar(
+        sa.select(WorkflowProcess).where(
+            WorkflowProcess.tenant_id == tenant_id,
+            WorkflowProcess.plugin_id == entity.plugin_id,
+            WorkflowProcess.entity == entity.name,
+            WorkflowProcess.is_active.is_(True),
+        )
+    )
 
 
-async def readonly_fields(session: AsyncSession, tenant_id: uuid.UUID, entity: EntityRef,
-                          can: Callable[[str], bool]) -> set[str]:
+async def readonly_fields(
+    session: AsyncSession, tenant_id: uuid.UUID, entity: EntityRef, can: Callable[[str], bool]
+) -> set[str]:
     """The fields a generated form shows read-only to this user: decided by an approval, no permission."""
     fields = decided_fields(await _active_process(session, tenant_id, entity))
     return {f for f in fields if not can(set_permission(entity.name, f))}
 
 
-async def open_instance(session: AsyncSession, tenant_id: uuid.UUID, entity: EntityRef,
-                        record_id: Any) -> WorkflowInstance | None:
-    return await session.scalar(sa.select(WorkflowInstance).where(
-        WorkflowInstance.tenant_id == tenant_id, WorkflowInstance.plugin_id == entity.plugin_id,
-        WorkflowInstance.entity == entity.name, WorkflowInstance.record_id == str(record_id),
-        WorkflowInstance.state.in_(ACTIVE_STATES)).limit(1))
+async def open_instance(
+    session: AsyncSession, tenant_id: uuid.UUID, entity: EntityRef, record_id: Any
+) -> WorkflowInstance | None:
+    return await session.scalar(
+        sa.select(WorkflowInstance)
+        .where(
+            WorkflowInstance.tenant_id == tenant_id,
+            WorkflowInstance.plugin_id == entity.plugin_id,
+            WorkflowInstance.entity == entity.name,
+            WorkflowInstance.record_id == str(record_id),
+            WorkflowInstance.state.in_(ACTIVE_STATES),
+        )
+        .limit(1)
+    )
 
 
 class AwaitingApproval(Conflict):
@@ -93,7 +118,9 @@ async def end_action(session: AsyncSession, record_id: str) -> AsyncIterator[Non
         session.info.pop(END_ACTION_KEY, None)
 
 
-async def write_end_action(svc: RecordService, entity: EntityRef, record_id: str, field: str, value: Any) -> None:
+async def write_end_action(
+    svc: RecordService, entity: EntityRef, record_id: str, field: str, value: Any
+) -> None:
     """The workflow's end-action write (marked, so the lock lets it through). Tried once more when a
     plugin's event handler wrote the pending record meanwhile (allowed; on PostgreSQL the two race)."""
     from app.records.service import StaleVersion
@@ -115,20 +142,37 @@ def _plugin_as_itself(svc: RecordService) -> bool:
     return svc.actor.user_id is None and svc.actor.email.startswith("plugin:")
 
 
-async def check(svc: RecordService, entity: EntityRef, row: dict[str, Any], before: dict[str, Any] | None) -> None:
+async def check(
+    svc: RecordService, entity: EntityRef, row: dict[str, Any], before: dict[str, Any] | None
+) -> None:
     """A record-service validate hook (listed first in create_app: a refused write need not run plugin
     code): both rules above."""
     if _plugin_as_itself(svc):
         return
     session = svc.db
-    if before is not None and session.info.get(END_ACTION_KEY) != str(before["id"]) and not svc.can(ADMIN_PERMISSION):
+    if (
+        before is not None
+        and session.info.get(END_ACTION_KEY) != str(before["id"])
+        and not svc.can(ADMIN_PERMISSION)
+    ):
         instance = await open_instance(session, svc.tenant_id, entity, before["id"])
         if instance is not None:
-            step = await session.scalar(sa.select(WorkflowTask.step_name).where(
-                WorkflowTask.instance_id == instance.id, WorkflowTask.state == "open").limit(1))
-            where = f" (step {step})" if step else " (stuck: an admin has to retry it)" if instance.state == "stuck" else ""
-            raise AwaitingApproval(f"This {entity.spec.label.lower()} is awaiting approval{where}; it can't be changed "
-                                   "until the approval is decided.")
+            step = await session.scalar(
+                sa.select(WorkflowTask.step_name)
+                .where(WorkflowTask.instance_id == instance.id, WorkflowTask.state == "open")
+                .limit(1)
+            )
+            where = (
+                f" (step {step})"
+                if step
+                else " (stuck: an admin has to retry it)"
+                if instance.state == "stuck"
+                else ""
+            )
+            raise AwaitingApproval(
+                f"This {entity.spec.label.lower()} is awaiting approval{where}; it can't be changed "
+                "until the approval is decided."
+            )
     if before is not None and session.info.get(END_ACTION_KEY) == str(before["id"]):
         return  # the end action itself sets the decided field
     fields = decided_fields(await _active_process(session, svc.tenant_id, entity))
@@ -143,8 +187,10 @@ async def check(svc: RecordService, entity: EntityRef, row: dict[str, Any], befo
             default = default_for(spec)
             allowed = parse(spec, default) if default is not None else None
         if to_json(row.get(name)) != to_json(allowed):
-            errors[name] = (f"{spec.label} is set by the approval process; you can't set it "
-                            f"(it needs the permission {set_permission(entity.name, name)})")
+            errors[name] = (
+                f"{spec.label} is set by the approval process; you can't set it "
+                f"(it needs the permission {set_permission(entity.name, name)})"
+            )
     if errors:
         raise ValidationFailed(errors)
 
@@ -162,13 +208,17 @@ class ApprovalGuard:
 
     async def entities(self, session: AsyncSession, tenant_id: uuid.UUID) -> frozenset[tuple[str, str]]:
         async def load() -> frozenset[tuple[str, str]]:
-            rows = await session.execute(sa.select(WorkflowProcess.plugin_id, WorkflowProcess.entity).where(
-                WorkflowProcess.tenant_id == tenant_id))
+            rows = await session.execute(
+                sa.select(WorkflowProcess.plugin_id, WorkflowProcess.entity).where(
+                    WorkflowProcess.tenant_id == tenant_id
+                )
+            )
             return frozenset((p, e) for p, e in rows.all())
 
         return await self.cache.get(session, tenant_id, load)
 
-    async def __call__(self, svc: RecordService, entity: EntityRef, row: dict[str, Any],
-                       before: dict[str, Any] | None) -> None:
+    async def __call__(
+        self, svc: RecordService, entity: EntityRef, row: dict[str, Any], before: dict[str, Any] | None
+    ) -> None:
         if (entity.plugin_id, entity.name) in await self.entities(svc.db, svc.tenant_id):
             await check(svc, entity, row, before)

@@ -14,73 +14,145 @@ from app.db.models import WorkflowAssignee, WorkflowInstance, WorkflowProcess, W
 
 def open_task_count_query(tenant_id: uuid.UUID, user_id: uuid.UUID) -> sa.Select[Any]:
     """One COUNT answered by ix_workflow_assignees_inbox (the header badge asks on every full page)."""
-    return sa.select(sa.func.count()).select_from(WorkflowAssignee).where(
-        WorkflowAssignee.tenant_id == tenant_id, WorkflowAssignee.user_id == user_id,
-        WorkflowAssignee.is_open.is_(True))
+    return (
+        sa.select(sa.func.count())
+        .select_from(WorkflowAssignee)
+        .where(
+            WorkflowAssignee.tenant_id == tenant_id,
+            WorkflowAssignee.user_id == user_id,
+            WorkflowAssignee.is_open.is_(True),
+        )
+    )
 
 
 async def open_task_count(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID) -> int:
     return int(await session.scalar(open_task_count_query(tenant_id, user_id)) or 0)
 
 
-async def tasks_for(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid.UUID, *, open_only: bool = True,
-                    offset: int = 0, limit: int = 50) -> tuple[list[tuple[WorkflowTask, WorkflowInstance]], int]:
+async def tasks_for(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    user_id: uuid.UUID,
+    *,
+    open_only: bool = True,
+    offset: int = 0,
+    limit: int = 50,
+) -> tuple[list[tuple[WorkflowTask, WorkflowInstance]], int]:
     """The user's tasks in the tenant, newest first (open ones only, or all they were assigned)."""
     cond = [WorkflowAssignee.tenant_id == tenant_id, WorkflowAssignee.user_id == user_id]
     if open_only:
         cond.append(WorkflowAssignee.is_open.is_(True))
-    total = int(await session.scalar(sa.select(sa.func.count()).select_from(WorkflowAssignee).where(*cond)) or 0)
+    total = int(
+        await session.scalar(sa.select(sa.func.count()).select_from(WorkflowAssignee).where(*cond)) or 0
+    )
     rows = await session.execute(
-        sa.select(WorkflowTask, WorkflowInstance).join(WorkflowAssignee, WorkflowAssignee.task_id == WorkflowTask.id)
-        .join(WorkflowInstance, WorkflowInstance.id == WorkflowTask.instance_id).where(*cond)
-        .order_by(WorkflowTask.created_at.desc(), WorkflowTask.id).offset(offset).limit(limit))
+        sa.select(WorkflowTask, WorkflowInstance)
+        .join(WorkflowAssignee, WorkflowAssignee.task_id == WorkflowTask.id)
+        .join(WorkflowInstance, WorkflowInstance.id == WorkflowTask.instance_id)
+        .where(*cond)
+        .order_by(WorkflowTask.created_at.desc(), WorkflowTask.id)
+        .offset(offset)
+        .limit(limit)
+    )
     return [(r[0], r[1]) for r in rows.all()], total
 
 
-async def instances_for_record(session: AsyncSession, tenant_id: uuid.UUID, plugin_id: str, entity: str,
-                               record_id: str) -> list[tuple[WorkflowInstance, list[WorkflowTask]]]:
+async def instances_for_record(
+    session: AsyncSession, tenant_id: uuid.UUID, plugin_id: str, entity: str, record_id: str
+) -> list[tuple[WorkflowInstance, list[WorkflowTask]]]:
     """The record's approvals, newest first, each with its tasks in order (the record's history)."""
-    instances = (await session.scalars(sa.select(WorkflowInstance).where(
-        WorkflowInstance.tenant_id == tenant_id, WorkflowInstance.plugin_id == plugin_id,
-        WorkflowInstance.entity == entity, WorkflowInstance.record_id == record_id)
-        .order_by(WorkflowInstance.created_at.desc()).limit(20))).all()
+    instances = (
+        await session.scalars(
+            sa.select(WorkflowInstance)
+            .where(
+                WorkflowInstance.tenant_id == tenant_id,
+                WorkflowInstance.plugin_id == plugin_id,
+                WorkflowInstance.entity == entity,
+                WorkflowInstance.record_id == record_id,
+            )
+            .order_by(WorkflowInstance.created_at.desc())
+            .limit(20)
+        )
+    ).all()
     if not instances:
         return []
-    tasks = (await session.scalars(sa.select(WorkflowTask).where(WorkflowTask.instance_id.in_([i.id for i in instances]))
-                                   .order_by(WorkflowTask.created_at))).all()
+    tasks = (
+        await session.scalars(
+            sa.select(WorkflowTask)
+            .where(WorkflowTask.instance_id.in_([i.id for i in instances]))
+            .order_by(WorkflowTask.created_at)
+        )
+    ).all()
     return [(i, [t for t in tasks if t.instance_id == i.id]) for i in instances]
 
 
 async def stuck_instances(session: AsyncSession, tenant_id: uuid.UUID) -> list[WorkflowInstance]:
-    return list((await session.scalars(sa.select(WorkflowInstance).where(
-        WorkflowInstance.tenant_id == tenant_id, WorkflowInstance.state == "stuck")
-        .order_by(WorkflowInstance.created_at.desc()).limit(100))).all())
+    return list(
+        (
+            await session.scalars(
+                sa.select(WorkflowInstance)
+                .where(WorkflowInstance.tenant_id == tenant_id, WorkflowInstance.state == "stuck")
+                .order_by(WorkflowInstance.created_at.desc())
+                .limit(100)
+            )
+        ).all()
+    )
 
 
 def instance_json(instance: WorkflowInstance, tasks: list[WorkflowTask] | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": str(instance.id), "process_id": str(instance.process_id), "plugin": instance.plugin_id,
-           "entity": instance.entity, "record_id": instance.record_id, "title": instance.title,
-           "state": instance.state, "error": instance.error or None, "step_index": instance.step_index,
-           "requester": instance.requester_email, "created_at": instance.created_at.isoformat(),
-           "finished_at": instance.finished_at.isoformat() if instance.finished_at else None}
+    out: dict[str, Any] = {
+        "id": str(instance.id),
+        "process_id": str(instance.process_id),
+        "plugin": instance.plugin_id,
+        "entity": instance.entity,
+        "record_id": instance.record_id,
+        "title": instance.title,
+        "state": instance.state,
+        "error": instance.error or None,
+        "step_index": instance.step_index,
+        "requester": instance.requester_email,
+        "created_at": instance.created_at.isoformat(),
+        "finished_at": instance.finished_at.isoformat() if instance.finished_at else None,
+    }
     if tasks is not None:
         out["tasks"] = [task_json(t) for t in tasks]
     return out
 
 
 def task_json(task: WorkflowTask, instance: WorkflowInstance | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": str(task.id), "instance_id": str(task.instance_id), "step": task.step_name,
-                           "step_index": task.step_index, "state": task.state, "comment": task.comment or None,
-                           "decided_by": task.decided_by_email or None, "created_at": task.created_at.isoformat(),
-                           "decided_at": task.decided_at.isoformat() if task.decided_at else None}
+    out: dict[str, Any] = {
+        "id": str(task.id),
+        "instance_id": str(task.instance_id),
+        "step": task.step_name,
+        "step_index": task.step_index,
+        "state": task.state,
+        "comment": task.comment or None,
+        "decided_by": task.decided_by_email or None,
+        "created_at": task.created_at.isoformat(),
+        "decided_at": task.decided_at.isoformat() if task.decided_at else None,
+    }
     if instance is not None:
-        out.update({"plugin": instance.plugin_id, "entity": instance.entity, "record_id": instance.record_id,
-                    "title": instance.title, "requester": instance.requester_email, "record": instance.snapshot})
+        out.update(
+            {
+                "plugin": instance.plugin_id,
+                "entity": instance.entity,
+                "record_id": instance.record_id,
+                "title": instance.title,
+                "requester": instance.requester_email,
+                "record": instance.snapshot,
+            }
+        )
     return out
 
 
-async def process_for_any(session: AsyncSession, tenant_id: uuid.UUID, plugin_id: str, entity: str) -> WorkflowProcess | None:
+async def process_for_any(
+    session: AsyncSession, tenant_id: uuid.UUID, plugin_id: str, entity: str
+) -> WorkflowProcess | None:
     """The entity's process, active or not (for editing)."""
-    return await session.scalar(sa.select(WorkflowProcess).where(
-        WorkflowProcess.tenant_id == tenant_id, WorkflowProcess.plugin_id == plugin_id,
-        WorkflowProcess.entity == entity))
+    return await session.scalar(
+        sa.select(WorkflowProcess).where(
+            WorkflowProcess.tenant_id == tenant_id,
+            WorkflowProcess.plugin_id == plugin_id,
+            WorkflowProcess.entity == entity,
+        )
+    )

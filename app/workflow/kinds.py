@@ -52,8 +52,9 @@ class ConditionKind(Protocol):
     name: str
     label: str
 
-    async def check(self, session: AsyncSession, tenant_id: uuid.UUID, entity: EntityRef,
-                    config: Mapping[str, Any]) -> dict[str, Any]: ...
+    async def check(
+        self, session: AsyncSession, tenant_id: uuid.UUID, entity: EntityRef, config: Mapping[str, Any]
+    ) -> dict[str, Any]: ...
 
     async def evaluate(self, ctx: RuleContext, config: Mapping[str, Any]) -> bool: ...
 
@@ -64,8 +65,9 @@ class SelectorKind(Protocol):
     name: str
     label: str
 
-    async def check(self, session: AsyncSession, tenant_id: uuid.UUID, entity: EntityRef,
-                    config: Mapping[str, Any]) -> dict[str, Any]: ...
+    async def check(
+        self, session: AsyncSession, tenant_id: uuid.UUID, entity: EntityRef, config: Mapping[str, Any]
+    ) -> dict[str, Any]: ...
 
     async def select(self, ctx: RuleContext, config: Mapping[str, Any]) -> Selection: ...
 
@@ -106,8 +108,9 @@ class FieldCondition:
     name = "fields"
     label = "Field values (all of)"
 
-    async def check(self, session: AsyncSession, tenant_id: uuid.UUID, entity: EntityRef,
-                    config: Mapping[str, Any]) -> dict[str, Any]:
+    async def check(
+        self, session: AsyncSession, tenant_id: uuid.UUID, entity: EntityRef, config: Mapping[str, Any]
+    ) -> dict[str, Any]:
         clauses = config.get("all")
         if not isinstance(clauses, list) or not clauses:
             raise ValidationFailed({"all": "give at least one clause (field, operator, value)"})
@@ -180,19 +183,29 @@ class FieldCondition:
         if actual is None:
             return False  # an empty value is neither above nor below anything
         try:
-            return {"gt": actual > wanted, "ge": actual >= wanted, "lt": actual < wanted, "le": actual <= wanted}[op]
+            return {
+                "gt": actual > wanted,
+                "ge": actual >= wanted,
+                "lt": actual < wanted,
+                "le": actual <= wanted,
+            }[op]
         except TypeError:
             return False
 
     def describe(self, config: Mapping[str, Any]) -> str:
         parts = []
         for c in config.get("all", []):
-            value = "" if c["op"] == "empty" else (", ".join(map(str, c["value"])) if c["op"] == "in" else str(c["value"]))
+            value = (
+                ""
+                if c["op"] == "empty"
+                else (", ".join(map(str, c["value"])) if c["op"] == "in" else str(c["value"]))
+            )
             parts.append(f"{c['field']} {OPS.get(c['op'], c['op'])} {value}".strip())
         return " and ".join(parts)
 
 
 # --- approver selectors --------------------------------------------------------------------------
+
 
 class RoleSelector:
     """Every active member holding a role of the tenant (any one of them decides)."""
@@ -200,8 +213,9 @@ class RoleSelector:
     name = "role"
     label = "Members with a role"
 
-    async def check(self, session: AsyncSession, tenant_id: uuid.UUID, entity: EntityRef,
-                    config: Mapping[str, Any]) -> dict[str, Any]:
+    async def check(
+        self, session: AsyncSession, tenant_id: uuid.UUID, entity: EntityRef, config: Mapping[str, Any]
+    ) -> dict[str, Any]:
         ref = str(config.get("role") or config.get("role_id") or "").strip()
         if not ref:
             raise ValidationFailed({"role": "choose a role"})
@@ -214,7 +228,9 @@ class RoleSelector:
         return {"role_id": str(role.id), "role": role.name}
 
     async def select(self, ctx: RuleContext, config: Mapping[str, Any]) -> Selection:
-        users = await active_member_ids(ctx.session, ctx.tenant_id, Membership.role_id == uuid.UUID(config["role_id"]))
+        users = await active_member_ids(
+            ctx.session, ctx.tenant_id, Membership.role_id == uuid.UUID(config["role_id"])
+        )
         return Selection(users, "" if users else f"nobody holds the role {config.get('role')!r}")
 
     def describe(self, config: Mapping[str, Any]) -> str:
@@ -227,8 +243,9 @@ class UserSelector:
     name = "user"
     label = "A named user"
 
-    async def check(self, session: AsyncSession, tenant_id: uuid.UUID, entity: EntityRef,
-                    config: Mapping[str, Any]) -> dict[str, Any]:
+    async def check(
+        self, session: AsyncSession, tenant_id: uuid.UUID, entity: EntityRef, config: Mapping[str, Any]
+    ) -> dict[str, Any]:
         from app.identity.hierarchy import resolve_member
 
         ref = str(config.get("user") or config.get("user_id") or "").strip()
@@ -241,8 +258,12 @@ class UserSelector:
         return {"user_id": str(user.id), "user": user.email}
 
     async def select(self, ctx: RuleContext, config: Mapping[str, Any]) -> Selection:
-        users = await active_member_ids(ctx.session, ctx.tenant_id, Membership.user_id == uuid.UUID(config["user_id"]))
-        return Selection(users, "" if users else f"{config.get('user')} is no longer an active member of this tenant")
+        users = await active_member_ids(
+            ctx.session, ctx.tenant_id, Membership.user_id == uuid.UUID(config["user_id"])
+        )
+        return Selection(
+            users, "" if users else f"{config.get('user')} is no longer an active member of this tenant"
+        )
 
     def describe(self, config: Mapping[str, Any]) -> str:
         return str(config.get("user"))
@@ -254,19 +275,25 @@ class ManagerSelector:
     name = "manager"
     label = "The requester's manager"
 
-    async def check(self, session: AsyncSession, tenant_id: uuid.UUID, entity: EntityRef,
-                    config: Mapping[str, Any]) -> dict[str, Any]:
+    async def check(
+        self, session: AsyncSession, tenant_id: uuid.UUID, entity: EntityRef, config: Mapping[str, Any]
+    ) -> dict[str, Any]:
         return {}
 
     async def select(self, ctx: RuleContext, config: Mapping[str, Any]) -> Selection:
         if ctx.requester_id is None:
             return Selection([], "the request was not made by a user, so there is no manager to ask")
-        manager = await ctx.session.scalar(sa.select(Membership.manager_id).where(
-            Membership.tenant_id == ctx.tenant_id, Membership.user_id == ctx.requester_id))
+        manager = await ctx.session.scalar(
+            sa.select(Membership.manager_id).where(
+                Membership.tenant_id == ctx.tenant_id, Membership.user_id == ctx.requester_id
+            )
+        )
         if manager is None:
             return Selection([], "the requester has no manager in this tenant")
         users = await active_member_ids(ctx.session, ctx.tenant_id, Membership.user_id == manager)
-        return Selection(users, "" if users else "the requester's manager is not an active member of this tenant")
+        return Selection(
+            users, "" if users else "the requester's manager is not an active member of this tenant"
+        )
 
     def describe(self, config: Mapping[str, Any]) -> str:
         return "the requester's manager"

@@ -28,8 +28,16 @@ from app.settings import load_settings
 from tests.conftest import IN_CI
 
 CHROMIUM = Path(os.environ.get("PORTAL_CHROMIUM", "/usr/bin/chromium"))  # Debian's; override elsewhere
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 VIEWPORT = {"width": 1280, "height": 800}
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -65,8 +73,16 @@ class LiveServer:
 def live_server(settings_env: dict[str, str]) -> Iterator[LiveServer]:
     backend = "sqlite" if settings_env["DATABASE_URL"].startswith("sqlite") else "postgresql"
     app = create_app(load_settings(settings_env))
-    config = uvicorn.Config(app=app, host="127.0.0.1", port=0, log_level="warning", lifespan="on",
-                            access_log=False, ws="none", timeout_graceful_shutdown=3)
+    config = uvicorn.Config(
+        app=app,
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="on",
+        access_log=False,
+        ws="none",
+        timeout_graceful_shutdown=3,
+    )
     server = uvicorn.Server(config)  # off the main thread it installs no signal handlers
     errors: list[BaseException] = []
 
@@ -104,8 +120,11 @@ def _migrate_first(request: pytest.FixtureRequest) -> None:
     or failure here (PostgreSQL unreachable) is cached by pytest and reported by the PostgreSQL tests
     themselves, so the SQLite half still runs.
     """
-    wanted = {item.callspec.params.get("db_url") for item in request.session.items
-              if item.get_closest_marker("browser") and hasattr(item, "callspec")}
+    wanted = {
+        item.callspec.params.get("db_url")
+        for item in request.session.items
+        if item.get_closest_marker("browser") and hasattr(item, "callspec")
+    }
     for backend, fixture in (("sqlite", "sqlite_template"), ("postgresql", "pg_migrated")):
         if backend in wanted:
             with contextlib.suppress(pytest.skip.Exception, pytest.fail.Exception):

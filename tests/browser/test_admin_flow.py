@@ -26,6 +26,7 @@ HOSTILE = "<img src=x onerror=alert(1)>"
 
 # --- steps a person takes ------------------------------------------------------------------------
 
+
 def sign_in(page: Page, email: str, password: str, *, lands_on: str = r"/t/[a-z0-9-]+/$") -> None:
     """Fill the login form (the current page when it is one, else /login)."""
     if "/login" not in page.url:
@@ -64,10 +65,14 @@ def create_tenant(page: Page, slug: str, name: str) -> None:
     details.get_by_role("button", name="Create tenant").click()
     expect(page).to_have_url(re.compile(r"/t/system/admin/tenants$"))
     expect(flash(page)).to_have_text(f"Tenant {slug} created")
-    expect(page.locator("#rows tbody tr", has=page.get_by_role("link", name=slug, exact=True))).to_contain_text(name)
+    expect(
+        page.locator("#rows tbody tr", has=page.get_by_role("link", name=slug, exact=True))
+    ).to_contain_text(name)
 
 
-def add_member(page: Page, tenant: str, email: str, display_name: str, password: str, role: str = "Member") -> None:
+def add_member(
+    page: Page, tenant: str, email: str, display_name: str, password: str, role: str = "Member"
+) -> None:
     page.goto(f"/t/{tenant}/admin/members")
     details = page.locator("details", has=page.get_by_text("Add a member"))
     details.locator("summary").click()
@@ -93,6 +98,7 @@ def member_row(page: Page, email: str) -> Any:
 
 
 # --- the acceptance walk -------------------------------------------------------------------------
+
 
 def test_admin_grants_a_role_and_the_member_sees_it(page: Page, shot: Any) -> None:
     page.goto("/t/system/admin/tenants")  # not signed in: the login form, which leads back here
@@ -159,7 +165,9 @@ def test_admin_grants_a_role_and_the_member_sees_it(page: Page, shot: Any) -> No
     page.get_by_label("User email").fill(BOB[0])
     page.get_by_label("Permission").fill("db.roles.select")
     page.get_by_role("button", name="Explain").click()
-    expect(page).to_have_url(re.compile(r"/t/acme/admin/explain\?user=bob%40acme.test&permission=db.roles.select$"))
+    expect(page).to_have_url(
+        re.compile(r"/t/acme/admin/explain\?user=bob%40acme.test&permission=db.roles.select$")
+    )
     result = page.locator("#explain-result")
     expect(result.locator(".yes")).to_have_text("Yes")
     expect(result).to_contain_text("role Member in acme grants it exactly")
@@ -184,6 +192,7 @@ def test_admin_grants_a_role_and_the_member_sees_it(page: Page, shot: Any) -> No
 
 
 # --- HTMX: the member list filters in place ------------------------------------------------------
+
 
 def test_member_search_updates_rows_without_reloading(page: Page, shot: Any) -> None:
     sign_in(page, ADMIN_EMAIL, ADMIN_PASSWORD)
@@ -214,8 +223,8 @@ def test_member_search_updates_rows_without_reloading(page: Page, shot: Any) -> 
     assert page.evaluate("window.__noReload") == "still here"
 
 
-
 # --- names are text, never markup ---------------------------------------------------------------
+
 
 def test_hostile_names_are_shown_escaped(page: Page, shot: Any) -> None:
     dialogs: list[str] = []
@@ -283,8 +292,9 @@ def test_row_actions_still_work_after_an_htmx_search(page: Page) -> None:
     page.get_by_role("searchbox", name="Search").fill("bob")
     expect(page).to_have_url(re.compile(r"\?q=bob(&|$)"))
     form = member_row(page, BOB[0]).locator("form").first
-    expect(form).to_have_attribute("action", re.compile(r"^/t/acme/admin/members/[0-9a-f-]{36}/role$"),
-                                   timeout=1_000)
+    expect(form).to_have_attribute(
+        "action", re.compile(r"^/t/acme/admin/members/[0-9a-f-]{36}/role$"), timeout=1_000
+    )
     member_row(page, BOB[0]).get_by_label(f"Role of {BOB[0]}").select_option("Admin")
     member_row(page, BOB[0]).get_by_role("button", name="Change").click()
     expect(flash(page)).to_have_text("Role changed to Admin")

@@ -75,11 +75,7 @@ def htmx_get(page: Page, action: Any, fragment: str) -> None:
 
 
 def test_every_main_page_runs_under_the_csp(
-    page: Page,
-    live_server: Any,
-    settings_env: dict[str, str],
-    probe_package: Path,  # noqa: F811 (the fixture imported above)
-    tmp_path: Path,
+    page: Page, live_server: Any, settings_env: dict[str, str], probe_package: Path, tmp_path: Path
 ) -> None:
     setup_probe(settings_env, probe_package)  # acme, with the probe's WASM custom page and its config fields
     install_inventory(settings_env, tmp_path)

@@ -60,8 +60,9 @@ def _run(work: Any, errors: list[BaseException]) -> None:
         errors.append(exc)
 
 
-def test_hostile_ui_json_stays_inert(page: Page, live_server: Any, settings_env: dict[str, str],
-                                     probe_package: Path, shot: Any) -> None:
+def test_hostile_ui_json_stays_inert(
+    page: Page, live_server: Any, settings_env: dict[str, str], probe_package: Path, shot: Any
+) -> None:
     setup_probe(settings_env, probe_package)
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
@@ -82,8 +83,9 @@ def test_hostile_ui_json_stays_inert(page: Page, live_server: Any, settings_env:
     assert dialogs == []
 
 
-def test_action_round_trip_and_failure_panel(page: Page, live_server: Any, settings_env: dict[str, str],
-                                             probe_package: Path) -> None:
+def test_action_round_trip_and_failure_panel(
+    page: Page, live_server: Any, settings_env: dict[str, str], probe_package: Path
+) -> None:
     setup_probe(settings_env, probe_package)
     sign_in(page, ADMIN_EMAIL, ADMIN_PASSWORD, lands_on=r"/t/[a-z0-9-]+/$")
     page.goto("/t/acme/p/probe/probe?mode=hello")

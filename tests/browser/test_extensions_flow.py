@@ -47,7 +47,9 @@ def setup_extkit(settings_env: dict[str, str], folder: Path) -> None:
                 tenant = await directory.create_tenant(s, actor, "acme", "Acme")
                 await lifecycle.enable(s, actor, tenant.id, "extkit")
                 ann = await directory.create_user(s, actor, "ann@corp.test", PASSWORD, "Ann")
-                await directory.add_member(s, actor, tenant.id, ann, await roles.get_role(s, tenant.id, "Admin"))
+                await directory.add_member(
+                    s, actor, tenant.id, ann, await roles.get_role(s, tenant.id, "Admin")
+                )
                 await s.commit()
         finally:
             await config.get_engine().dispose()
@@ -56,7 +58,8 @@ def setup_extkit(settings_env: dict[str, str], folder: Path) -> None:
 
 
 def test_admin_configures_a_validator_and_a_verifier_and_both_take_effect(
-        page: Page, live_server: Any, settings_env: dict[str, str], extkit_package: Path, shot: Any) -> None:  # noqa: F811
+    page: Page, live_server: Any, settings_env: dict[str, str], extkit_package: Path, shot: Any
+) -> None:
     setup_extkit(settings_env, extkit_package)
     sign_in(page, "ann@corp.test", PASSWORD)
     page.goto(ADMIN)

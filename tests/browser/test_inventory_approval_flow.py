@@ -48,13 +48,16 @@ def _reload_until(page: Page, *texts: str, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not all(t in record.inner_text() for t in texts):
         if time.monotonic() > deadline:
-            raise AssertionError(f"{texts!r} did not all appear on {page.url}; the page shows: {record.inner_text()!r}")
+            raise AssertionError(
+                f"{texts!r} did not all appear on {page.url}; the page shows: {record.inner_text()!r}"
+            )
         page.wait_for_timeout(250)
         page.reload()
 
 
-def test_buyer_submits_manager_approves_plugin_marks_the_order(page: Page, live_server: Any,
-                                                               settings_env: dict[str, str], shot: Any) -> None:
+def test_buyer_submits_manager_approves_plugin_marks_the_order(
+    page: Page, live_server: Any, settings_env: dict[str, str], shot: Any
+) -> None:
     _demo(settings_env)
 
     sign_in(page, "carol@demo.test", DEMO_PASSWORD)

@@ -31,11 +31,15 @@ def seed(settings_env: dict[str, str]) -> None:
         try:
             async with config.get_session() as s:
                 actor = Actor(None, "test")
-                for slug, name, email, role in (("demo", "Demo Company", "alice@demo.test", "Admin"),
-                                                ("other", "Other", "gus@other.test", "Member")):
+                for slug, name, email, role in (
+                    ("demo", "Demo Company", "alice@demo.test", "Admin"),
+                    ("other", "Other", "gus@other.test", "Member"),
+                ):
                     tenant = await directory.create_tenant(s, actor, slug, name)
                     user = await directory.create_user(s, actor, email, PW, email.split("@")[0].title())
-                    await directory.add_member(s, actor, tenant.id, user, await role_service.get_role(s, tenant.id, role))
+                    await directory.add_member(
+                        s, actor, tenant.id, user, await role_service.get_role(s, tenant.id, role)
+                    )
                 await s.commit()
         finally:
             await config.get_engine().dispose()
@@ -43,7 +47,9 @@ def seed(settings_env: dict[str, str]) -> None:
     run_off_loop(work, 60)
 
 
-def test_invite_accept_and_last_admin(page: Page, live_server: Any, settings_env: dict[str, str], shot: Any) -> None:
+def test_invite_accept_and_last_admin(
+    page: Page, live_server: Any, settings_env: dict[str, str], shot: Any
+) -> None:
     seed(settings_env)
     sign_in(page, "alice@demo.test", PW, lands_on=r"/t/demo/$")
     page.goto("/t/demo/admin/members")
@@ -60,7 +66,9 @@ def test_invite_accept_and_last_admin(page: Page, live_server: Any, settings_env
     # The last Admin is told why she cannot step down.
     page.get_by_label("Role of alice@demo.test").select_option("Member")
     member_row(page, "alice@demo.test").get_by_role("button", name="Change").click()
-    expect(page.get_by_role("alert")).to_have_text("Demo Company needs at least one Admin; make someone else Admin first.")
+    expect(page.get_by_role("alert")).to_have_text(
+        "Demo Company needs at least one Admin; make someone else Admin first."
+    )
     expect(page.get_by_label("Role of alice@demo.test")).to_have_value("Admin")
     sign_out(page)
 

@@ -22,7 +22,7 @@ from tests.browser.test_admin_flow import sign_in
 pytestmark = pytest.mark.browser
 
 ALICE = ("alice@acme.test", "alice-password-1")
-HOSTILE = "<img src=x onerror=\"window.__pwned=1\">"
+HOSTILE = '<img src=x onerror="window.__pwned=1">'
 
 
 def seed(settings_env: dict[str, str]) -> None:
@@ -35,9 +35,19 @@ def seed(settings_env: dict[str, str]) -> None:
                 actor = Actor(None, "test")
                 tenant = await directory.create_tenant(s, actor, "acme", "Acme")
                 user = await directory.create_user(s, actor, ALICE[0], ALICE[1], "Alice")
-                await directory.add_member(s, actor, tenant.id, user, await role_service.get_role(s, tenant.id, "Member"))
-                await messages.notify(s, tenant.id, [user.id], f"Order {HOSTILE}", f"Body {HOSTILE}",
-                                      "/t/acme/account", source="workflow", actor=actor)
+                await directory.add_member(
+                    s, actor, tenant.id, user, await role_service.get_role(s, tenant.id, "Member")
+                )
+                await messages.notify(
+                    s,
+                    tenant.id,
+                    [user.id],
+                    f"Order {HOSTILE}",
+                    f"Body {HOSTILE}",
+                    "/t/acme/account",
+                    source="workflow",
+                    actor=actor,
+                )
                 for title in ("Second", "Third"):
                     await messages.notify(s, tenant.id, [user.id], title, source="workflow", actor=actor)
                 await s.commit()
@@ -51,7 +61,9 @@ def bell(page: Page) -> Any:
     return page.locator("#message-bell")
 
 
-def test_bell_inbox_mark_read_and_open(page: Page, live_server: Any, settings_env: dict[str, str], shot: Any) -> None:
+def test_bell_inbox_mark_read_and_open(
+    page: Page, live_server: Any, settings_env: dict[str, str], shot: Any
+) -> None:
     seed(settings_env)
     sign_in(page, *ALICE)
     expect(bell(page)).to_have_attribute("aria-label", "Messages: 3 unread")

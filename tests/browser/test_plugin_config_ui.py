@@ -30,7 +30,8 @@ def guest_says(page: Page, key: str) -> str:
 
 
 def test_admin_keeps_two_configurations_and_the_plugin_follows_the_active_one(
-        page: Page, live_server: Any, settings_env: dict[str, str], probe_package: Path, shot: Any) -> None:  # noqa: F811
+    page: Page, live_server: Any, settings_env: dict[str, str], probe_package: Path, shot: Any
+) -> None:
     setup_probe(settings_env, probe_package)
     sign_in(page, ADMIN_EMAIL, ADMIN_PASSWORD)
     assert guest_says(page, "greeting") == '"hello"'  # nothing configured: the declared default

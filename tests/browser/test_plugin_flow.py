@@ -40,6 +40,7 @@ WATCH_PROGRESS = """() => document.addEventListener("htmx:xhr:progress", () => {
 
 # --- steps ---------------------------------------------------------------------------------------
 
+
 def upload_plugin(page: Page, package: Path, *, install_now: bool) -> None:
     """On the (current) plugin list page: choose the package, tick "Install now", upload via HTMX."""
     form = page.locator("#plugin-upload")
@@ -50,18 +51,24 @@ def upload_plugin(page: Page, package: Path, *, install_now: bool) -> None:
     if install_now:
         install.check()
     expect(install).to_be_checked(checked=install_now)
-    with page.expect_request(lambda r: r.url.endswith("/admin/plugins/upload") and r.method == "POST") as sent:
+    with page.expect_request(
+        lambda r: r.url.endswith("/admin/plugins/upload") and r.method == "POST"
+    ) as sent:
         form.get_by_role("button", name="Upload").click()
     assert sent.value.headers.get("hx-request") == "true", "the upload should go through HTMX (progress bar)"
 
 
 def field_value(page: Page, label: str) -> Any:
     """The <dd> after the <dt> with this label on a record's detail page."""
-    return page.locator("dl.record dt", has_text=re.compile(rf"^{re.escape(label)}$")).locator("xpath=following-sibling::dd[1]")
+    return page.locator("dl.record dt", has_text=re.compile(rf"^{re.escape(label)}$")).locator(
+        "xpath=following-sibling::dd[1]"
+    )
 
 
 def conflict_row(page: Page, label: str) -> Any:
-    return page.locator("table.conflict tbody tr", has=page.get_by_role("rowheader", name=re.compile(rf"^{label}\b")))
+    return page.locator(
+        "table.conflict tbody tr", has=page.get_by_role("rowheader", name=re.compile(rf"^{label}\b"))
+    )
 
 
 def list_row(page: Page, text: str) -> Any:
@@ -69,6 +76,7 @@ def list_row(page: Page, text: str) -> Any:
 
 
 # --- the walk ------------------------------------------------------------------------------------
+
 
 def test_plugin_upload_enable_and_customer_crud(page: Page, shot: Any, tmp_path: Path) -> None:
     dialogs: list[str] = []
@@ -127,7 +135,9 @@ def test_plugin_upload_enable_and_customer_crud(page: Page, shot: Any, tmp_path:
     page.get_by_label("Code").fill("GLX-1")
     page.get_by_label("Email").fill("info@globex.test")
     page.get_by_role("button", name="Create").click()
-    expect(page.locator(".flash.error")).to_have_text(re.compile(r"Please correct the marked field; nothing was saved"))
+    expect(page.locator(".flash.error")).to_have_text(
+        re.compile(r"Please correct the marked field; nothing was saved")
+    )
     name_box = page.get_by_label("Name")
     expect(name_box).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#e-name")).to_have_text("This field is required.")
@@ -226,7 +236,9 @@ def test_plugin_upload_enable_and_customer_crud(page: Page, shot: Any, tmp_path:
     with page.expect_download() as caught:
         page.get_by_role("link", name="Export CSV").click()
     download = caught.value
-    assert re.fullmatch(r"customer-\d{8}-\d{4}\.csv", download.suggested_filename), download.suggested_filename
+    assert re.fullmatch(r"customer-\d{8}-\d{4}\.csv", download.suggested_filename), (
+        download.suggested_filename
+    )
     text = Path(download.path()).read_text(encoding="utf-8")
     table = list(csv.reader(io.StringIO(text, newline="")))
     assert table[0] == CSV_HEADER
@@ -236,7 +248,11 @@ def test_plugin_upload_enable_and_customer_crud(page: Page, shot: Any, tmp_path:
     assert match is not None
     assert record["id"] == match.group(1)
     assert {k: record[k] for k in ("name", "code", "email", "phone", "status", "notes")} == {
-        "name": "Globex", "code": "GLX-1", "email": "hello@globex.test",
+        "name": "Globex",
+        "code": "GLX-1",
+        "email": "hello@globex.test",
         "phone": "+1 555 0100",  # phone-like values need no formula guard
-        "status": "active", "notes": "Met at the fair"}
+        "status": "active",
+        "notes": "Met at the fair",
+    }
     assert dialogs == ["Delete Customer Globex? It can be restored from the Deleted view."]

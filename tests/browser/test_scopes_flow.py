@@ -39,7 +39,9 @@ def _setup(settings_env: dict[str, str]) -> None:
         actor = Actor(None, "test")
         try:
             async with config.get_session() as s:
-                await lifecycle.upload(s, actor, read_folder(ROOT / "plugins" / "inventory"), settings, install_now=True)
+                await lifecycle.upload(
+                    s, actor, read_folder(ROOT / "plugins" / "inventory"), settings, install_now=True
+                )
                 acme = await directory.create_tenant(s, actor, "acme", "Acme")
                 await lifecycle.enable(s, actor, acme.id, "inventory")
                 sales = await roles.create_role(s, actor, acme.id, "Sales")
@@ -51,8 +53,9 @@ def _setup(settings_env: dict[str, str]) -> None:
                     await directory.add_member(s, actor, acme.id, user, role)
                     svc = RecordService(s, acme.id, Actor(user.id, user.email), lambda _p: True)
                     await svc.insert(item, {"sku": f"SKU-{n}0", "name": f"{name.title()}'s item"})
-                await hierarchy.set_manager(s, actor, acme.id, (await directory.find_user(s, "mid@acme.test")).id,
-                                            "boss@acme.test")
+                await hierarchy.set_manager(
+                    s, actor, acme.id, (await directory.find_user(s, "mid@acme.test")).id, "boss@acme.test"
+                )
                 await s.commit()
         finally:
             await config.get_engine().dispose()
@@ -77,8 +80,9 @@ def reporting_form(page: Page, email: str) -> Any:
     return page.locator("form", has=page.get_by_label(f"Manager of {email}"))
 
 
-def test_admin_sets_reporting_line_and_scope_then_member_sees_subtree(page: Page, settings_env: dict[str, str],
-                                                                     shot: Any) -> None:
+def test_admin_sets_reporting_line_and_scope_then_member_sees_subtree(
+    page: Page, settings_env: dict[str, str], shot: Any
+) -> None:
     _setup(settings_env)
     sign_in(page, "alice@acme.test", PW)
 

@@ -43,8 +43,10 @@ def _setup(settings_env: dict[str, str], folder: Path) -> None:
                 await lifecycle.upload(s, actor, read_folder(folder), settings, install_now=True)
                 acme = await directory.create_tenant(s, actor, "acme", "Acme")
                 await lifecycle.enable(s, actor, acme.id, "inventory")
-                for name, role_name, grants in (("alice", "Buyer", ["db.purchase_order.*", "db.supplier.select"]),
-                                                ("max", "Manager", ["db.purchase_order.select"])):
+                for name, role_name, grants in (
+                    ("alice", "Buyer", ["db.purchase_order.*", "db.supplier.select"]),
+                    ("max", "Manager", ["db.purchase_order.select"]),
+                ):
                     role = await roles.create_role(s, actor, acme.id, role_name)
                     await roles.set_role_grants(s, actor, role, grants)
                     user = await directory.create_user(s, actor, f"{name}@acme.test", PW, name.title())
@@ -52,11 +54,28 @@ def _setup(settings_env: dict[str, str], folder: Path) -> None:
                 alice = await directory.find_user(s, "alice@acme.test")
                 await hierarchy.set_manager(s, actor, acme.id, alice.id, "max@acme.test")  # type: ignore[union-attr]
                 entity = await runtime.entity_in_tenant(s, acme.id, "inventory", "purchase_order")
-                await workflow.save_process(s, acme.id, actor, entity, {
-                    "name": "Purchase approval",
-                    "steps": [{"name": "Manager", "selector": {"kind": "manager"}, "condition": {
-                        "kind": "fields", "config": {"all": [{"field": "total_amount", "op": "gt", "value": "1000"}]}}}],
-                    "on_approve": {"field": "status", "value": "approved"}})
+                await workflow.save_process(
+                    s,
+                    acme.id,
+                    actor,
+                    entity,
+                    {
+                        "name": "Purchase approval",
+                        "steps": [
+                            {
+                                "name": "Manager",
+                                "selector": {"kind": "manager"},
+                                "condition": {
+                                    "kind": "fields",
+                                    "config": {
+                                        "all": [{"field": "total_amount", "op": "gt", "value": "1000"}]
+                                    },
+                                },
+                            }
+                        ],
+                        "on_approve": {"field": "status", "value": "approved"},
+                    },
+                )
                 await s.commit()
         finally:
             await config.get_engine().dispose()
@@ -64,10 +83,13 @@ def _setup(settings_env: dict[str, str], folder: Path) -> None:
     run_off_loop(work, 60)
 
 
-def test_submit_approve_as_manager_and_see_it_approved(page: Page, live_server: Any, settings_env: dict[str, str],
-                                                       shot: Any, tmp_path: Path) -> None:
+def test_submit_approve_as_manager_and_see_it_approved(
+    page: Page, live_server: Any, settings_env: dict[str, str], shot: Any, tmp_path: Path
+) -> None:
     folder = tmp_path / "inventory"
-    shutil.copytree(ROOT / "plugins" / "inventory", folder, ignore=shutil.ignore_patterns("plugin.wasm", "guest"))
+    shutil.copytree(
+        ROOT / "plugins" / "inventory", folder, ignore=shutil.ignore_patterns("plugin.wasm", "guest")
+    )
     _setup(settings_env, folder)
 
     sign_in(page, "alice@acme.test", PW)
@@ -103,5 +125,7 @@ def test_submit_approve_as_manager_and_see_it_approved(page: Page, live_server: 
     page.goto(detail_url)
     expect(page.locator("#approvals [data-approval]")).to_have_attribute("data-approval", "approved")
     expect(page.locator("#approvals")).to_contain_text("Within budget")
-    expect(page.locator("dl.record")).to_contain_text("Approved")  # the end action's status, via the record service
+    expect(page.locator("dl.record")).to_contain_text(
+        "Approved"
+    )  # the end action's status, via the record service
     shot(page, "approved")

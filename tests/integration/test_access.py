@@ -14,10 +14,16 @@ BOB = ("bob@acme.test", "bob-password-1")
 
 def setup_acme(client) -> None:
     login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
-    r = post_form(client, "/t/system/admin/tenants", {"slug": "acme", "name": "Acme Inc"}, follow_redirects=False)
+    r = post_form(
+        client, "/t/system/admin/tenants", {"slug": "acme", "name": "Acme Inc"}, follow_redirects=False
+    )
     assert r.status_code == 303
-    r = post_form(client, "/t/acme/admin/members", {"email": BOB[0], "password": BOB[1], "display_name": "Bob",
-                                                     "role": "Member"}, follow_redirects=False)
+    r = post_form(
+        client,
+        "/t/acme/admin/members",
+        {"email": BOB[0], "password": BOB[1], "display_name": "Bob", "role": "Member"},
+        follow_redirects=False,
+    )
     assert r.status_code == 303, text_of(r.text)[:400]
 
 
@@ -42,12 +48,20 @@ def test_member_is_refused_until_granted_then_explain_says_why(client):
     assert client.get("/api/v1/roles", headers=bearer(token, "acme")).status_code == 403
 
     login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
-    r = post_form(client, f"/t/acme/admin/roles/{member_role}/grants", [("perm", "db.roles.select")],
-                  follow_redirects=False)
+    r = post_form(
+        client,
+        f"/t/acme/admin/roles/{member_role}/grants",
+        [("perm", "db.roles.select")],
+        follow_redirects=False,
+    )
     assert r.status_code == 303
-    explain = client.get("/t/acme/admin/explain", params={"user": BOB[0], "permission": "db.roles.select"}).text
+    explain = client.get(
+        "/t/acme/admin/explain", params={"user": BOB[0], "permission": "db.roles.select"}
+    ).text
     assert "Yes" in explain and "role Member in acme grants it exactly" in text_of(explain)
-    denied = client.get("/t/acme/admin/explain", params={"user": BOB[0], "permission": "db.roles.delete"}).text
+    denied = client.get(
+        "/t/acme/admin/explain", params={"user": BOB[0], "permission": "db.roles.delete"}
+    ).text
     assert "No" in denied and "no policy line" in text_of(denied)
     logout(client)
 
@@ -65,8 +79,12 @@ def test_tenant_admin_cannot_reach_platform_or_other_tenants(client):
     setup_acme(client)
     post_form(client, "/t/system/admin/tenants", {"slug": "globex", "name": "Globex"})
     admin_role = role_id(client, "acme", "Admin")
-    r = post_form(client, "/t/acme/admin/members/" + _member_id(client, "acme", BOB[0]) + "/role",
-                  {"role": "Admin"}, follow_redirects=False)
+    r = post_form(
+        client,
+        "/t/acme/admin/members/" + _member_id(client, "acme", BOB[0]) + "/role",
+        {"role": "Admin"},
+        follow_redirects=False,
+    )
     assert r.status_code == 303 and admin_role
     logout(client)
     login(client, *BOB)
@@ -78,14 +96,16 @@ def test_tenant_admin_cannot_reach_platform_or_other_tenants(client):
 
 def _member_id(client, tenant: str, email: str) -> str:
     page = client.get(f"/t/{tenant}/admin/members", params={"q": email}).text
-    match = re.search(r'/admin/members/([0-9a-f-]+)/role', page)
+    match = re.search(r"/admin/members/([0-9a-f-]+)/role", page)
     assert match
     return match.group(1)
 
 
 def test_role_lifecycle_and_audit(client):
     setup_acme(client)
-    r = post_form(client, "/t/acme/admin/roles", {"name": "Clerk", "description": "Front desk"}, follow_redirects=False)
+    r = post_form(
+        client, "/t/acme/admin/roles", {"name": "Clerk", "description": "Front desk"}, follow_redirects=False
+    )
     assert r.status_code == 303
     clerk = r.headers["location"].rsplit("/", 1)[1]
     dup = post_form(client, "/t/acme/admin/roles", {"name": "clerk"})
@@ -94,7 +114,10 @@ def test_role_lifecycle_and_audit(client):
     refused = post_form(client, f"/t/acme/admin/roles/{clerk}/delete", {})
     assert refused.status_code == 409 and "still assigned" in refused.text
     post_form(client, f"/t/acme/admin/members/{_member_id(client, 'acme', BOB[0])}/role", {"role": "Member"})
-    assert post_form(client, f"/t/acme/admin/roles/{clerk}/delete", {}, follow_redirects=False).status_code == 303
+    assert (
+        post_form(client, f"/t/acme/admin/roles/{clerk}/delete", {}, follow_redirects=False).status_code
+        == 303
+    )
     audit = text_of(client.get("/t/acme/admin/audit").text)
     for action in ("role.create", "member.role", "role.delete", "member.add"):
         assert action in audit
@@ -103,17 +126,28 @@ def test_role_lifecycle_and_audit(client):
 
 
 def test_every_route_is_guarded_or_explicitly_public(app):
-    public = {"/login", "/health", "/static", "/api/schema", "/t/{tenant:str}/auto-login/"}  # auto-login: a verifier decides
+    public = {
+        "/login",
+        "/health",
+        "/static",
+        "/api/schema",
+        "/t/{tenant:str}/auto-login/",
+    }  # auto-login: a verifier decides
     for route in app.routes:
         handlers = route.route_handlers if isinstance(route, HTTPRoute) else [route.route_handler]  # type: ignore[attr-defined]
         for handler in handlers:
-            if getattr(handler, "http_methods", None) == {"OPTIONS"} and handler.handler_name == "options_handler":
+            if (
+                getattr(handler, "http_methods", None) == {"OPTIONS"}
+                and handler.handler_name == "options_handler"
+            ):
                 continue  # Litestar's automatic OPTIONS answer; the guard refuses it too (no rule)
             opt = handler.opt
             rules = [k for k in ("public", "auth", "permission") if opt.get(k)]
             assert len(rules) == 1, f"{route.path} declares {rules or 'no access rule'}"
             if opt.get("public"):
-                assert any(route.path.startswith(p) for p in public), f"{route.path} is public but not on the list"
+                assert any(route.path.startswith(p) for p in public), (
+                    f"{route.path} is public but not on the list"
+                )
 
 
 def test_deny_by_default_for_a_route_without_rule(app, client):
@@ -144,7 +178,9 @@ def _plugin_page_posts(manifests: list) -> list[str]:
             base = f"/t/acme/p/{manifest.id}{spec.path}"
             if spec.type == "crud":
                 urls += [base, f"{base}/new", f"{base}/import", f"{base}/bulk-delete"]
-                urls += [f"{base}/{SOME_ID}{tail}" for tail in ("", "/edit", "/delete", "/restore", "/submit")]
+                urls += [
+                    f"{base}/{SOME_ID}{tail}" for tail in ("", "/edit", "/delete", "/restore", "/submit")
+                ]
             else:  # custom pages and dashboards with page code: actions go to the plugin's handle-action
                 urls += [f"{base}/actions/save", f"{base}/actions/refresh"]
         urls += [f"/t/acme/p/{manifest.id}/api/notes", f"/t/acme/p/{manifest.id}/api/v1/notes"]
@@ -198,7 +234,9 @@ def test_every_state_changing_route_refuses_a_cookie_request_without_csrf_token(
             for url in _concrete(route.path, plugin_pages):
                 for body in ({"data": {"name": "x"}}, {"json": {"name": "x"}}):  # form and JSON bodies
                     r = client.request(method, url, **body)
-                    assert r.status_code == 403 and "CSRF" in r.text, f"{method} {url} ({route.path}): {r.status_code}"
+                    assert r.status_code == 403 and "CSRF" in r.text, (
+                        f"{method} {url} ({route.path}): {r.status_code}"
+                    )
                 checked.append((method, url))
     # The inventory really covers the base, the API and the plugin's pages.
     assert ("POST", "/logout") in checked and ("POST", f"{items}/new") in checked
@@ -208,7 +246,11 @@ def test_every_state_changing_route_refuses_a_cookie_request_without_csrf_token(
     assert len(checked) > 100
     # Nothing was written by the refused requests; the same form with the token is accepted.
     assert re.search(r"No \w+ records yet", client.get(items).text)
-    created = post_form(client, f"{items}/new", {"sku": "CSRF-1", "name": "Widget", "quantity": "1",
-                                                  "unit_price": "1", "status": "active"}, follow_redirects=False)
+    created = post_form(
+        client,
+        f"{items}/new",
+        {"sku": "CSRF-1", "name": "Widget", "quantity": "1", "unit_price": "1", "status": "active"},
+        follow_redirects=False,
+    )
     assert created.status_code == 303, text_of(created.text)[:400]
     assert client.get("/t/acme/admin/members").status_code == 200  # still signed in: /logout was refused

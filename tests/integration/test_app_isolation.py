@@ -56,13 +56,19 @@ def two_apps(sqlite_template: Path, tmp_path: Path, sink: tuple[Sink, int]) -> I
         folder.mkdir()
     (dirs["a"] / "portal.db").write_bytes(sqlite_template.read_bytes())
     env = {name: _settings_env(folder, f"sqlite:///{folder / 'portal.db'}") for name, folder in dirs.items()}
-    env["a"] |= {"PORTAL_SMTP_HOST": "127.0.0.1", "PORTAL_SMTP_PORT": str(sink[1]),
-                 "PORTAL_SMTP_FROM": "portal@a.test"}
+    env["a"] |= {
+        "PORTAL_SMTP_HOST": "127.0.0.1",
+        "PORTAL_SMTP_PORT": str(sink[1]),
+        "PORTAL_SMTP_FROM": "portal@a.test",
+    }
     app_a = create_app(load_settings(env["a"]))
     with TestClient(app=app_a, base_url="http://testserver.local") as client_a:
         acme = in_db(app_a, lambda s: _tenant(s))
         # B starts as a copy of A: the same tenant, admin and policy versions.
-        with sqlite3.connect(dirs["a"] / "portal.db") as source, sqlite3.connect(dirs["b"] / "portal.db") as target:
+        with (
+            sqlite3.connect(dirs["a"] / "portal.db") as source,
+            sqlite3.connect(dirs["b"] / "portal.db") as target,
+        ):
             source.backup(target)
         app_b = create_app(load_settings(env["b"]))
         with TestClient(app=app_b, base_url="http://testserver.local") as client_b:
@@ -70,14 +76,23 @@ def two_apps(sqlite_template: Path, tmp_path: Path, sink: tuple[Sink, int]) -> I
                 folder = manifest_only(plugin, tmp_path / plugin)
 
                 async def enable(s: Any, app: Any = app, plugin: str = plugin, folder: Path = folder) -> None:
-                    await lifecycle.upload(s, ACTOR, read_folder(folder), app.state.settings, install_now=True)
+                    await lifecycle.upload(
+                        s, ACTOR, read_folder(folder), app.state.settings, install_now=True
+                    )
                     await lifecycle.enable(s, ACTOR, acme, plugin)
 
                 in_db(app, enable)
-            yield {"a": app_a, "b": app_b, "acme": acme, "sink": sink[0],
-                   "client": {"a": client_a, "b": client_b},
-                   "root": {"a": api_token(client_a, ADMIN_EMAIL, ADMIN_PASSWORD),
-                            "b": api_token(client_b, ADMIN_EMAIL, ADMIN_PASSWORD)}}
+            yield {
+                "a": app_a,
+                "b": app_b,
+                "acme": acme,
+                "sink": sink[0],
+                "client": {"a": client_a, "b": client_b},
+                "root": {
+                    "a": api_token(client_a, ADMIN_EMAIL, ADMIN_PASSWORD),
+                    "b": api_token(client_b, ADMIN_EMAIL, ADMIN_PASSWORD),
+                },
+            }
 
 
 async def _tenant(s: Any) -> uuid.UUID:
@@ -86,8 +101,13 @@ async def _tenant(s: Any) -> uuid.UUID:
 
 def _versions(app: Any, tenant_id: uuid.UUID) -> tuple[int, int]:
     async def work(s: Any) -> tuple[int, int]:
-        rows = dict((await s.execute(sa.select(Tenant.id, Tenant.policy_version)
-                                     .where(Tenant.id.in_([tenant_id, SYSTEM])))).all())
+        rows = dict(
+            (
+                await s.execute(
+                    sa.select(Tenant.id, Tenant.policy_version).where(Tenant.id.in_([tenant_id, SYSTEM]))
+                )
+            ).all()
+        )
         return rows[tenant_id], rows[SYSTEM]
 
     return in_db(app, work)  # type: ignore[no-any-return]
@@ -100,7 +120,9 @@ def _instances(app: Any) -> int:
     return in_db(app, work)  # type: ignore[no-any-return]
 
 
-def test_two_apps_in_one_process_share_no_state(two_apps: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_two_apps_in_one_process_share_no_state(
+    two_apps: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     w = two_apps
     a, b, acme = w["a"], w["b"], w["acme"]
 
@@ -114,7 +136,9 @@ def test_two_apps_in_one_process_share_no_state(two_apps: dict[str, Any], monkey
     assert sa_.record_hooks.insert[0] is not sb.record_hooks.insert[0]
     # The approval guard and the validators hook each keep a per-app cache.
     assert all(x is not y for x, y in zip(sa_.record_hooks.validate, sb.record_hooks.validate, strict=True))
-    assert sa_.extension_registry.sandbox is a.state.sandbox and sb.extension_registry.sandbox is b.state.sandbox
+    assert (
+        sa_.extension_registry.sandbox is a.state.sandbox and sb.extension_registry.sandbox is b.state.sandbox
+    )
 
     # --- plugins: each app serves (and caches) only its own enabled plugins ---------------------------
     for _ in range(2):  # the second round is served from each app's per-worker cache
@@ -122,27 +146,45 @@ def test_two_apps_in_one_process_share_no_state(two_apps: dict[str, Any], monkey
         assert api("b", "GET", "/api/v1/plugins/inventory/purchase_order").status_code == 404
         assert api("b", "GET", "/api/v1/plugins/crm/customer").status_code == 200
         assert api("a", "GET", "/api/v1/plugins/crm/customer").status_code == 404
-    cached = {name: [p.id for p in app.state.services.plugin_catalog._enabled_by_version[acme][1]]
-              for name, app in (("a", a), ("b", b))}
+    cached = {
+        name: [p.id for p in app.state.services.plugin_catalog._enabled_by_version[acme][1]]
+        for name, app in (("a", a), ("b", b))
+    }
     assert cached == {"a": ["inventory"], "b": ["crm"]}
 
     # --- record hooks: A's approval hook fires for A's inserts only -------------------------------------
-    process = {"name": "Approve", "auto_start": True, "steps": [{"name": "Boss", "selector": {"kind": "manager"}}]}
-    assert api("a", "PUT", "/api/v1/workflow/processes/inventory/purchase_order", json=process).status_code == 200
+    process = {
+        "name": "Approve",
+        "auto_start": True,
+        "steps": [{"name": "Boss", "selector": {"kind": "manager"}}],
+    }
+    assert (
+        api("a", "PUT", "/api/v1/workflow/processes/inventory/purchase_order", json=process).status_code
+        == 200
+    )
     calls: dict[str, int] = {"a": 0, "b": 0}
     for name, app in (("a", a), ("b", b)):
         hook = app.state.services.record_hooks.insert[0]
         original = hook.entities
 
-        async def spy(session: Any, tenant_id: uuid.UUID, _name: str = name, _original: Any = original) -> Any:
+        async def spy(
+            session: Any, tenant_id: uuid.UUID, _name: str = name, _original: Any = original
+        ) -> Any:
             calls[_name] += 1
             return await _original(session, tenant_id)
 
         monkeypatch.setattr(hook, "entities", spy)
     assert api("b", "POST", "/api/v1/plugins/crm/customer", json={"name": "Initech"}).status_code == 201
     assert calls == {"a": 0, "b": 1}
-    assert api("a", "POST", "/api/v1/plugins/inventory/purchase_order",
-               json={"order_no": "PO-1", "total_amount": "5.00"}).status_code == 201
+    assert (
+        api(
+            "a",
+            "POST",
+            "/api/v1/plugins/inventory/purchase_order",
+            json={"order_no": "PO-1", "total_amount": "5.00"},
+        ).status_code
+        == 201
+    )
     assert calls == {"a": 1, "b": 1}
     assert (_instances(a), _instances(b)) == (1, 0)  # the approval started in A (stuck: root has no manager)
 

@@ -39,8 +39,13 @@ async def _attempts(app: Any, attempts: list[tuple[str, str]]) -> list[httpx.Res
     cookies, own address), its own database session, started together on one event loop whose database
     I/O really interleaves."""
     async with app.lifespan():
-        clients = [httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(ip, 40000 + i)),
-                                     base_url="http://testserver.local") for i, (_, ip) in enumerate(attempts)]
+        clients = [
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app, client=(ip, 40000 + i)),
+                base_url="http://testserver.local",
+            )
+            for i, (_, ip) in enumerate(attempts)
+        ]
         try:
             tokens = []
             for c in clients:  # the CSRF cookie and its form token, fetched before the race starts
@@ -50,10 +55,15 @@ async def _attempts(app: Any, attempts: list[tuple[str, str]]) -> list[httpx.Res
 
             async def one(c: httpx.AsyncClient, email: str, token: str) -> httpx.Response:
                 await start.wait()
-                return await c.post("/login", data={"email": email, "password": "wrong-password-9",
-                                                    "next": "/", "_csrf_token": token})
+                return await c.post(
+                    "/login",
+                    data={"email": email, "password": "wrong-password-9", "next": "/", "_csrf_token": token},
+                )
 
-            tasks = [asyncio.create_task(one(c, email, t)) for c, (email, _), t in zip(clients, attempts, tokens, strict=True)]
+            tasks = [
+                asyncio.create_task(one(c, email, t))
+                for c, (email, _), t in zip(clients, attempts, tokens, strict=True)
+            ]
             await asyncio.sleep(0)
             start.set()
             return list(await asyncio.gather(*tasks))
@@ -132,6 +142,7 @@ def test_fifty_parallel_refused_links_run_the_verifier_at_most_five_times(world:
 
 # --- sessions end with password changes, deactivation, "sign out everywhere" ---------------------------------
 
+
 def _browser(app: Any) -> TestClient:
     return TestClient(app=app, base_url="http://testserver.local")
 
@@ -165,16 +176,26 @@ def test_changing_the_own_password_ends_the_other_sessions_and_keeps_this_one(ap
     with _browser(app) as here, _browser(app) as elsewhere:
         login(here, ADMIN_EMAIL, ADMIN_PASSWORD)
         login(elsewhere, ADMIN_EMAIL, ADMIN_PASSWORD)
-        r = post_form(here, "/t/system/account", {"display_name": "Root", "language": "en",
-                                                  "current_password": ADMIN_PASSWORD, "new_password": "fresh-pass-42"},
-                      follow_redirects=False)
+        r = post_form(
+            here,
+            "/t/system/account",
+            {
+                "display_name": "Root",
+                "language": "en",
+                "current_password": ADMIN_PASSWORD,
+                "new_password": "fresh-pass-42",
+            },
+            follow_redirects=False,
+        )
         assert r.status_code == 303
         assert "password changed, 1 other session(s) signed out" in here.get("/t/system/account").text
         assert _signed_in(here)
         assert not _signed_in(elsewhere)
         # A profile save without a new password ends nothing.
         login(elsewhere, ADMIN_EMAIL, "fresh-pass-42")
-        post_form(here, "/t/system/account", {"display_name": "Root 2", "language": "en"}, follow_redirects=False)
+        post_form(
+            here, "/t/system/account", {"display_name": "Root 2", "language": "en"}, follow_redirects=False
+        )
         assert _signed_in(here) and _signed_in(elsewhere)
 
 
@@ -189,8 +210,18 @@ def test_cli_set_password_ends_every_session(app, settings_env):
 
 def test_deactivating_a_user_ends_their_sessions_and_revokes_their_tokens(app, settings_env):
     with _browser(app) as c:  # (the app's start creates the system tenant)
-        _cli(settings_env, "user", "create", "bob@example.test", "--password", "bob-password-1",
-             "--tenant", "system", "--role", "Admin")
+        _cli(
+            settings_env,
+            "user",
+            "create",
+            "bob@example.test",
+            "--password",
+            "bob-password-1",
+            "--tenant",
+            "system",
+            "--role",
+            "Admin",
+        )
         secret = _cli(settings_env, "token", "create", "--user", "bob@example.test").output.strip()
         login(c, "bob@example.test", "bob-password-1")
         assert c.get("/api/v1/me", headers=bearer(secret)).status_code == 200
@@ -206,7 +237,9 @@ def test_deactivating_a_user_ends_their_sessions_and_revokes_their_tokens(app, s
         login(c, "bob@example.test", "bob-password-1")
     rows = _db(app, lambda s: s.scalars(sa.select(ApiToken)))
     assert [t.revoked_at is not None for t in rows.all()] == [True]
-    actions = _db(app, lambda s: s.scalars(sa.select(AuditEntry.action).where(AuditEntry.action.like("user.%activate"))))
+    actions = _db(
+        app, lambda s: s.scalars(sa.select(AuditEntry.action).where(AuditEntry.action.like("user.%activate")))
+    )
     assert sorted(actions.all()) == ["user.activate", "user.deactivate"]
 
 
@@ -228,6 +261,7 @@ def test_sign_out_everywhere_ends_all_sessions_including_this_one(app):
 
 # --- API tokens: expiry and read-only scope --------------------------------------------------------------------
 
+
 def _ui_token(c: TestClient, **form: str) -> tuple[str, str]:
     """Create a token on the token page (as a user would); its secret and the page's text."""
     r = post_form(c, "/t/system/account/tokens", {"name": "export", **form})
@@ -238,8 +272,14 @@ def _ui_token(c: TestClient, **form: str) -> tuple[str, str]:
 
 
 def _expire(app: Any, secret_prefix: str) -> None:
-    _db(app, lambda s: s.execute(sa.update(ApiToken).where(ApiToken.prefix == secret_prefix[:10])
-                                 .values(expires_at=utcnow() - dt.timedelta(minutes=1))))
+    _db(
+        app,
+        lambda s: s.execute(
+            sa.update(ApiToken)
+            .where(ApiToken.prefix == secret_prefix[:10])
+            .values(expires_at=utcnow() - dt.timedelta(minutes=1))
+        ),
+    )
 
 
 def _problem(r: Any, status: int) -> dict[str, Any]:
@@ -293,10 +333,14 @@ def test_read_only_token_may_get_and_head_only(client):
     client.cookies.clear()  # from here on the token alone
     assert client.get("/api/v1/me", headers=bearer(reader)).json()["user"]["email"] == ADMIN_EMAIL
     # (No API route answers HEAD today, so routing says 405 before any check; the scope itself allows it.)
-    assert tokens.allows(ApiToken(scope="read"), "HEAD") and not tokens.allows(ApiToken(scope="read"), "PATCH")
-    refused = [client.post("/api/v1/tenants", json={"slug": "acme", "name": "Acme"}, headers=bearer(reader)),
-               client.post("/api/v1/tokens", json={"name": "escalate", "scope": "full"}, headers=bearer(reader)),
-               client.delete(f"/api/v1/tokens/{uuid.uuid4()}", headers=bearer(reader))]
+    assert tokens.allows(ApiToken(scope="read"), "HEAD") and not tokens.allows(
+        ApiToken(scope="read"), "PATCH"
+    )
+    refused = [
+        client.post("/api/v1/tenants", json={"slug": "acme", "name": "Acme"}, headers=bearer(reader)),
+        client.post("/api/v1/tokens", json={"name": "escalate", "scope": "full"}, headers=bearer(reader)),
+        client.delete(f"/api/v1/tokens/{uuid.uuid4()}", headers=bearer(reader)),
+    ]
     for r in refused:
         assert "read-only" in _problem(r, 403)["detail"]
     assert client.get("/api/v1/tenants", headers=bearer(reader)).json()["total"] == 1  # acme was not created
@@ -311,15 +355,20 @@ def test_api_token_creation_carries_the_fields_and_cannot_outlive_its_creator(cl
     assert made["token"].startswith("pt_") and made["scope"] == "full" and made["expired"] is False
     left = dt.datetime.fromisoformat(made["expires_at"]) - utcnow()
     assert dt.timedelta(days=89) < left <= dt.timedelta(days=90)  # the API's default, like the page's
-    made = client.post("/api/v1/tokens", json={"name": "ro", "expires_days": None, "scope": "read"},
-                       headers=bearer(forever)).json()
+    made = client.post(
+        "/api/v1/tokens", json={"name": "ro", "expires_days": None, "scope": "read"}, headers=bearer(forever)
+    ).json()
     assert made["expires_at"] is None and made["scope"] == "read"
     # Minted by a 30-day token: "never" and 365 days both end when the minting token does.
     mine = {t["prefix"]: t for t in client.get("/api/v1/tokens", headers=bearer(month)).json()["items"]}
     for days in (None, 365):
-        made = client.post("/api/v1/tokens", json={"name": "longer", "expires_days": days}, headers=bearer(month)).json()
+        made = client.post(
+            "/api/v1/tokens", json={"name": "longer", "expires_days": days}, headers=bearer(month)
+        ).json()
         assert made["expires_at"] == mine[month[:10]]["expires_at"]
-    body = _problem(client.post("/api/v1/tokens", json={"name": "x", "expires_days": 0}, headers=bearer(forever)), 422)
+    body = _problem(
+        client.post("/api/v1/tokens", json={"name": "x", "expires_days": 0}, headers=bearer(forever)), 422
+    )
     assert "expires_days" in body["errors"]
     _problem(client.post("/api/v1/tokens", json={"name": "x", "scope": "root"}, headers=bearer(forever)), 422)
 
@@ -327,12 +376,14 @@ def test_api_token_creation_carries_the_fields_and_cannot_outlive_its_creator(cl
 def test_cli_token_create_takes_expiry_and_read_only(app, settings_env):
     with _browser(app):  # (the app's start creates the admin)
         plain = _cli(settings_env, "token", "create", "--user", ADMIN_EMAIL).output.strip()
-        week = _cli(settings_env, "token", "create", "--user", ADMIN_EMAIL, "--expires-days", "7",
-                    "--read-only").output.strip()
+        week = _cli(
+            settings_env, "token", "create", "--user", ADMIN_EMAIL, "--expires-days", "7", "--read-only"
+        ).output.strip()
     rows = {t.prefix: t for t in _db(app, lambda s: s.scalars(sa.select(ApiToken))).all()}
     assert rows[plain[:10]].expires_at is None and rows[plain[:10]].scope == "full"
     left = rows[week[:10]].expires_at - utcnow()  # type: ignore[operator]
     assert dt.timedelta(days=6) < left <= dt.timedelta(days=7) and rows[week[:10]].scope == "read"
-    bad = CliRunner().invoke(cli.main, ["token", "create", "--user", ADMIN_EMAIL, "--expires-days", "0"],
-                             env=settings_env)
+    bad = CliRunner().invoke(
+        cli.main, ["token", "create", "--user", ADMIN_EMAIL, "--expires-days", "0"], env=settings_env
+    )
     assert bad.exit_code == 2 and "--expires-days" in bad.output

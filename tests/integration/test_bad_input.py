@@ -10,8 +10,24 @@ from tests.helpers import login, post_form
 
 junk = st.one_of(
     st.text(max_size=300),
-    st.sampled_from(["", " ", "\x00", "'; DROP TABLE users; --", "<script>alert(1)</script>", "a" * 5000,
-                     "../../etc/passwd", "Ω≈ç√∫", "\ud7ff", "acme", "Member", "Admin", "1e309", "-1"]),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "\x00",
+            "'; DROP TABLE users; --",
+            "<script>alert(1)</script>",
+            "a" * 5000,
+            "../../etc/passwd",
+            "Ω≈ç√∫",
+            "\ud7ff",
+            "acme",
+            "Member",
+            "Admin",
+            "1e309",
+            "-1",
+        ]
+    ),
 )
 
 FORMS = [

@@ -34,7 +34,9 @@ WRITERS = 20
 
 
 @pytest.fixture
-def settings_env(settings_env: dict[str, str], tmp_path: Path, event_packages: dict[str, Path]) -> dict[str, str]:  # noqa: F811
+def settings_env(
+    settings_env: dict[str, str], tmp_path: Path, event_packages: dict[str, Path]
+) -> dict[str, str]:
     """A compile cache of this test's own: the probe's component is in it, the listener's is not."""
     cache = tmp_path / "fresh-wasm-cache"
     cache.mkdir()
@@ -44,8 +46,9 @@ def settings_env(settings_env: dict[str, str], tmp_path: Path, event_packages: d
     return {**settings_env, "PORTAL_WASM_CACHE_DIR": str(cache)}
 
 
-def test_first_delivery_compiles_outside_any_transaction(client: Any, app: Any,
-                                                         event_packages: dict[str, Path]) -> None:  # noqa: F811
+def test_first_delivery_compiles_outside_any_transaction(
+    client: Any, app: Any, event_packages: dict[str, Path]
+) -> None:
     sandbox, events = app.state.sandbox, app.state.events
     factory = events.session_factory
     listener_sha = sha256_file(event_packages["listener"] / "plugin.wasm")
@@ -61,13 +64,17 @@ def test_first_delivery_compiles_outside_any_transaction(client: Any, app: Any,
     async def scenario() -> dict[str, Any]:
         async with factory() as s:
             for name in ("probe", "listener"):
-                await lifecycle.upload(s, ACTOR, read_folder(event_packages[name]), app.state.settings, install_now=True)
+                await lifecycle.upload(
+                    s, ACTOR, read_folder(event_packages[name]), app.state.settings, install_now=True
+                )
             tenant = await directory.create_tenant(s, ACTOR, "acme", "Acme")
             for name in ("probe", "listener"):
                 await lifecycle.enable(s, ACTOR, tenant.id, name)
             ref = await runtime.entity_in_tenant(s, tenant.id, "probe", "probe_note")
             await RecordService(s, tenant.id, ACTOR, lambda _p: True).insert(ref, {"title": "first event"})
-            await s.commit()  # wakes the dispatcher: the listener's first delivery starts (and waits for the compile)
+            await (
+                s.commit()
+            )  # wakes the dispatcher: the listener's first delivery starts (and waits for the compile)
         tenant_id = tenant.id
 
         # Inside a transaction holding the write lock, a guest call refuses to compile or wait.
@@ -75,8 +82,16 @@ def test_first_delivery_compiles_outside_any_transaction(client: Any, app: Any,
             listener = next(p for p in await runtime.enabled_for(session, tenant_id) if p.id == "listener")
             started = time.perf_counter()
             with pytest.raises(GuestFailure) as failure:
-                await sandbox.call(session, listener, tenant_id, plugin_principal(listener, tenant_id), "handle-event",
-                                   "probe.probe_note.created", "{}", record_faults=False)
+                await sandbox.call(
+                    session,
+                    listener,
+                    tenant_id,
+                    plugin_principal(listener, tenant_id),
+                    "handle-event",
+                    "probe.probe_note.created",
+                    "{}",
+                    record_faults=False,
+                )
             in_tx_call = time.perf_counter() - started
             await session.rollback()
 
@@ -89,7 +104,9 @@ def test_first_delivery_compiles_outside_any_transaction(client: Any, app: Any,
             try:
                 async with locked_session() as session:
                     ref = await runtime.entity_in_tenant(session, tenant_id, "probe", "probe_note")
-                    await RecordService(session, tenant_id, ACTOR, lambda _p: True).insert(ref, {"title": f"user write {i}"})
+                    await RecordService(session, tenant_id, ACTOR, lambda _p: True).insert(
+                        ref, {"title": f"user write {i}"}
+                    )
                     await session.commit()
             except Exception as exc:  # "database is locked" was the failure
                 errors.append(f"{type(exc).__name__}: {exc}")
@@ -102,10 +119,22 @@ def test_first_delivery_compiles_outside_any_transaction(client: Any, app: Any,
             ref = await runtime.entity_in_tenant(s, tenant_id, "probe", "probe_note")
             t = ref.table
             titles = set((await s.scalars(sa.select(t.c.title).where(t.c.tenant_id == tenant_id))).all())
-            statuses = list((await s.scalars(sa.select(EventDelivery.status).where(
-                EventDelivery.plugin_id == "listener"))).all())
-        return {"failure": failure.value, "in_tx_call": in_tx_call, "errors": errors, "latencies": latencies,
-                "titles": titles, "statuses": statuses, "compiling_while_written": compiling_while_written}
+            statuses = list(
+                (
+                    await s.scalars(
+                        sa.select(EventDelivery.status).where(EventDelivery.plugin_id == "listener")
+                    )
+                ).all()
+            )
+        return {
+            "failure": failure.value,
+            "in_tx_call": in_tx_call,
+            "errors": errors,
+            "latencies": latencies,
+            "titles": titles,
+            "statuses": statuses,
+            "compiling_while_written": compiling_while_written,
+        }
 
     out = client.blocking_portal.call(scenario)
     assert out["failure"].kind == "compiling"
@@ -115,23 +144,31 @@ def test_first_delivery_compiles_outside_any_transaction(client: Any, app: Any,
     job = sandbox.components.job(listener_sha)
     assert job is not None and job.state == "ready"
     # The writes ran while the compile did, and none of them waited for it.
-    assert out["compiling_while_written"] or max(out["latencies"]) < job.seconds / 2, (out["latencies"], job.seconds)
+    assert out["compiling_while_written"] or max(out["latencies"]) < job.seconds / 2, (
+        out["latencies"],
+        job.seconds,
+    )
     assert max(out["latencies"]) < 5.0, out["latencies"]
     # Every event reached the listener once its component was ready: the first one, and the 20 writes'.
     assert out["statuses"] and set(out["statuses"]) == {"ok"}
     assert len(out["statuses"]) >= 1 + WRITERS
 
 
-def test_a_page_action_waits_for_the_compile_without_holding_the_write_lock(client: Any, app: Any,
-                                                                          event_packages: dict[str, Path]) -> None:  # noqa: F811
+def test_a_page_action_waits_for_the_compile_without_holding_the_write_lock(
+    client: Any, app: Any, event_packages: dict[str, Path]
+) -> None:
     """A custom page's action (a write request: on SQLite it takes the write lock up front) on a plugin whose
     component is still compiling ends its transaction before waiting; other writers are not held up."""
     probe_sha = sha256_file(event_packages["probe"] / "plugin.wasm")
-    app.state.sandbox.components.cache_path(probe_sha).unlink()  # this test's cache: the probe is not compiled
+    app.state.sandbox.components.cache_path(
+        probe_sha
+    ).unlink()  # this test's cache: the probe is not compiled
     app.state.sandbox.components.forget(probe_sha)
 
     async def setup(s: Any) -> None:
-        await lifecycle.upload(s, ACTOR, read_folder(event_packages["probe"]), app.state.settings, install_now=True)
+        await lifecycle.upload(
+            s, ACTOR, read_folder(event_packages["probe"]), app.state.settings, install_now=True
+        )
         tenant = await directory.create_tenant(s, ACTOR, "acme", "Acme")
         await lifecycle.enable(s, ACTOR, tenant.id, "probe")
 
@@ -140,8 +177,12 @@ def test_a_page_action_waits_for_the_compile_without_holding_the_write_lock(clie
     answer: dict[str, Any] = {}
 
     def act() -> None:
-        answer["r"] = post_form(client, "/t/acme/p/probe/probe/actions/add", {"title": "by the guest", "amount": "1"},
-                                headers={"HX-Request": "true"})
+        answer["r"] = post_form(
+            client,
+            "/t/acme/p/probe/probe/actions/add",
+            {"title": "by the guest", "amount": "1"},
+            headers={"HX-Request": "true"},
+        )
 
     thread = threading.Thread(target=act)
     thread.start()

@@ -25,37 +25,54 @@ from tests.integration.test_record_pages import in_db
 PO = "/api/v1/plugins/inventory/purchase_order"
 
 
-def test_demo_upgrades_inventory_and_its_buyer_needs_her_managers_approval(client: Any, app: Any,
-                                                                           tmp_path: Path) -> None:
+def test_demo_upgrades_inventory_and_its_buyer_needs_her_managers_approval(
+    client: Any, app: Any, tmp_path: Path
+) -> None:
     old = tmp_path / "inventory"
     old.mkdir()
     (old / "plugin.toml").write_text(_previous_manifest((BUNDLED / "inventory" / "plugin.toml").read_text()))
 
     async def setup(s: Any) -> dict[str, Any]:
         # A portal started before inventory 1.1.0: the old bundled version is installed.
-        await lifecycle.upload(s, Actor(None, "test"), read_folder(old), app.state.settings, bundled=True,
-                               install_now=True)
+        await lifecycle.upload(
+            s, Actor(None, "test"), read_folder(old), app.state.settings, bundled=True, install_now=True
+        )
         await s.commit()
         assert await ensure_demo(s, app.state.settings)
         assert not await ensure_demo(s, app.state.settings)  # once
         row = await s.scalar(sa.select(PluginPackage).where(PluginPackage.plugin_id == "inventory"))
         tenant = await directory.get_tenant(s, "demo")
-        carol = await s.scalar(sa.select(Membership).join(User, User.id == Membership.user_id)
-                               .where(Membership.tenant_id == tenant.id, User.email == "carol@demo.test"))
+        carol = await s.scalar(
+            sa.select(Membership)
+            .join(User, User.id == Membership.user_id)
+            .where(Membership.tenant_id == tenant.id, User.email == "carol@demo.test")
+        )
         dave = await directory.find_user(s, "dave@demo.test")
         process = await workflow.process_for(s, tenant.id, "inventory", "purchase_order")
-        return {"version": row.version, "has_wasm": row.has_wasm, "reports_to": carol.manager_id, "dave": dave.id,
-                "process": (process.steps, process.on_approve, process.on_reject) if process else None}
+        return {
+            "version": row.version,
+            "has_wasm": row.has_wasm,
+            "reports_to": carol.manager_id,
+            "dave": dave.id,
+            "process": (process.steps, process.on_approve, process.on_reject) if process else None,
+        }
 
     found = in_db(app, setup)
     assert (found["version"], found["has_wasm"]) == ("1.1.0", True)
     assert found["reports_to"] == found["dave"]
     steps, on_approve, on_reject = found["process"]
     assert [(s["name"], s["selector"]["kind"], s["condition"]["config"]["all"][0]["op"]) for s in steps] == [
-        ("Manager approval", "manager", "gt")]
-    assert steps[0]["condition"]["config"]["all"][0]["value"] == DEMO_PROCESS["steps"][0]["condition"]["config"]["all"][0]["value"]
+        ("Manager approval", "manager", "gt")
+    ]
+    assert (
+        steps[0]["condition"]["config"]["all"][0]["value"]
+        == DEMO_PROCESS["steps"][0]["condition"]["config"]["all"][0]["value"]
+    )
     # The end actions make the status the approval's (read-only to carol, the Buyer).
-    assert on_approve == {"field": "status", "value": "approved"} and on_reject == {"field": "status", "value": "rejected"}
+    assert on_approve == {"field": "status", "value": "approved"} and on_reject == {
+        "field": "status",
+        "value": "rejected",
+    }
 
     carol = bearer(api_token(client, "carol@demo.test", DEMO_PASSWORD), "demo")
     dave = bearer(api_token(client, "dave@demo.test", DEMO_PASSWORD), "demo")

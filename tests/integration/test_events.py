@@ -117,8 +117,9 @@ def heard(app: Any, slug: str) -> list[tuple[str, str]]:
         tenant = await directory.get_tenant(s, slug)
         plugin = next(p for p in await runtime.installed(s) if p.id == "listener")
         t = plugin.entities["heard"].table
-        rows = await s.execute(sa.select(t.c.event_type, t.c.body).where(t.c.tenant_id == tenant.id)
-                               .order_by(t.c.created_at))
+        rows = await s.execute(
+            sa.select(t.c.event_type, t.c.body).where(t.c.tenant_id == tenant.id).order_by(t.c.created_at)
+        )
         return [(r[0], r[1]) for r in rows.all()]
 
     return in_db(app, work)  # type: ignore[no-any-return]
@@ -179,6 +180,7 @@ def test_subscription_is_in_force_only_while_enabled(listening: Any, app: Any) -
 
 def test_a_plugin_disabled_before_delivery_gets_nothing(listening: Any, app: Any) -> None:
     """The subscriber is checked again when the event is handled, not only when it is raised."""
+
     async def raise_then_disable(s: Any) -> str:
         tenant = await directory.get_tenant(s, "acme")
         ref = await runtime.entity_in_tenant(s, tenant.id, "probe", "probe_note")
@@ -199,20 +201,28 @@ def test_delivery_happens_after_commit_and_never_after_rollback(listening: Any, 
         tenant = await directory.get_tenant(s, "acme")
         ref = await runtime.entity_in_tenant(s, tenant.id, "probe", "probe_note")
         await RecordService(s, tenant.id, ACTOR, lambda _p: True).insert(ref, {"title": "rolled back"})
-        assert await s.scalar(sa.select(sa.func.count()).select_from(EventRecord)
-                              .where(EventRecord.status == "pending")) == 1  # in the outbox, uncommitted
+        assert (
+            await s.scalar(
+                sa.select(sa.func.count()).select_from(EventRecord).where(EventRecord.status == "pending")
+            )
+            == 1
+        )  # in the outbox, uncommitted
         raise RuntimeError("the change fails after raising its event")
 
     with pytest.raises(RuntimeError):
         in_db(app, insert_then_fail)
     # A request that fails (here a validation error after nothing was written) logs nothing either.
-    bad = listening.post("/api/v1/plugins/probe/probe_note", json={"amount": 3}, headers=bearer(token, "acme"))
+    bad = listening.post(
+        "/api/v1/plugins/probe/probe_note", json={"amount": 3}, headers=bearer(token, "acme")
+    )
     assert bad.status_code == 422
     deliver(listening, app)
     assert logged(app, "probe.probe_note.created") == [] and heard(app, "acme") == []
 
     # Through a real request: the worker that committed delivers right away (no drain needed).
-    ok = listening.post("/api/v1/plugins/probe/probe_note", json={"title": "via api"}, headers=bearer(token, "acme"))
+    ok = listening.post(
+        "/api/v1/plugins/probe/probe_note", json={"title": "via api"}, headers=bearer(token, "acme")
+    )
     assert ok.status_code == 201, ok.text
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and not heard(app, "acme"):
@@ -225,9 +235,13 @@ def test_delivery_happens_after_commit_and_never_after_rollback(listening: Any, 
 def test_failing_subscribers_never_fail_the_request_and_count_as_faults(listening: Any, app: Any) -> None:
     token = api_token(listening, ADMIN_EMAIL, ADMIN_PASSWORD)
     started = time.perf_counter()
-    r = listening.post("/api/v1/plugins/probe/probe_note", json={"title": "loop"}, headers=bearer(token, "acme"))
+    r = listening.post(
+        "/api/v1/plugins/probe/probe_note", json={"title": "loop"}, headers=bearer(token, "acme")
+    )
     assert r.status_code == 201, r.text
-    assert time.perf_counter() - started < 0.8, "the request waited for the subscriber (its deadline is 800 ms)"
+    assert time.perf_counter() - started < 0.8, (
+        "the request waited for the subscriber (its deadline is 800 ms)"
+    )
     loop_id = r.json()["id"]
     err_id = add_note(app, "acme", "err")
     deliver(listening, app)
@@ -238,13 +252,19 @@ def test_failing_subscribers_never_fail_the_request_and_count_as_faults(listenin
     err_event, err_deliveries = of_note(app, err_id)
     assert err_event.status == "failed" and "the listener refuses" in err_deliveries[0].message
     assert heard(app, "acme") == []  # the failed deliveries' writes were rolled back
-    assert [n["title"] for n in listening.get("/api/v1/plugins/probe/probe_note",
-                                              headers=bearer(token, "acme")).json()["items"]] in (["loop", "err"],
-                                                                                                  ["err", "loop"])
+    assert [
+        n["title"]
+        for n in listening.get("/api/v1/plugins/probe/probe_note", headers=bearer(token, "acme")).json()[
+            "items"
+        ]
+    ] in (["loop", "err"], ["err", "loop"])
 
     async def faults(s: Any) -> list[tuple[str, str, bool]]:
-        rows = await s.execute(sa.select(PluginFault.call, PluginFault.kind, PluginFault.counts_as_trap)
-                               .where(PluginFault.plugin_id == "listener").order_by(PluginFault.created_at))
+        rows = await s.execute(
+            sa.select(PluginFault.call, PluginFault.kind, PluginFault.counts_as_trap)
+            .where(PluginFault.plugin_id == "listener")
+            .order_by(PluginFault.created_at)
+        )
         return [tuple(r) for r in rows.all()]
 
     assert in_db(app, faults) == [("handle-event", "deadline_ms", True), ("handle-event", "error", False)]
@@ -301,37 +321,63 @@ def test_handler_chains_stop_at_the_depth_limit(listening: Any, app: Any) -> Non
 
 def test_tenant_created_reaches_default_plugins_and_user_events_follow(listening: Any, app: Any) -> None:
     token = api_token(listening, ADMIN_EMAIL, ADMIN_PASSWORD)
-    r = listening.patch("/api/v1/admin/plugins/listener", json={"enable_for_new_tenants": True},
-                        headers=bearer(token, "system"))
+    r = listening.patch(
+        "/api/v1/admin/plugins/listener",
+        json={"enable_for_new_tenants": True},
+        headers=bearer(token, "system"),
+    )
     assert r.status_code == 200 and r.json()["enable_for_new_tenants"] is True, r.text
-    r = listening.post("/api/v1/tenants", json={"slug": "initech", "name": "Initech"}, headers=bearer(token, "system"))
+    r = listening.post(
+        "/api/v1/tenants", json={"slug": "initech", "name": "Initech"}, headers=bearer(token, "system")
+    )
     assert r.status_code == 201, r.text
     tenant_id = r.json()["id"]
     deliver(listening, app)
     got = heard(app, "initech")
     assert ("on-tenant-created", tenant_id) in got
     created = next(json.loads(b) for t, b in got if t == "tenant.created")
-    assert created["tenant_id"] == tenant_id and created["slug"] == "initech" and created["plugins"] == ["listener"]
+    assert (
+        created["tenant_id"] == tenant_id
+        and created["slug"] == "initech"
+        and created["plugins"] == ["listener"]
+    )
     assert created["actor"] == ADMIN_EMAIL
     created_event, deliveries = logged(app, "tenant.created")[-1]
     assert created_event.payload["slug"] == "initech"
-    assert sorted((d.handler, d.status) for d in deliveries) == [("handle-event", "ok"), ("on-tenant-created", "ok")]
+    assert sorted((d.handler, d.status) for d in deliveries) == [
+        ("handle-event", "ok"),
+        ("on-tenant-created", "ok"),
+    ]
 
     h = bearer(token, "initech")
-    r = listening.post("/api/v1/members", json={"email": "dana@initech.test", "password": "dana-password-1",
-                                                "role": "Member"}, headers=h)
+    r = listening.post(
+        "/api/v1/members",
+        json={"email": "dana@initech.test", "password": "dana-password-1", "role": "Member"},
+        headers=h,
+    )
     assert r.status_code == 201, r.text
     user_id = r.json()["id"]
     assert listening.patch(f"/api/v1/members/{user_id}", json={"role": "Admin"}, headers=h).status_code == 200
     # Initech's only Admin cannot leave (a refused change raises no event); once erin is Admin too, she can.
     assert listening.delete(f"/api/v1/members/{user_id}", headers=h).status_code == 409
-    assert listening.patch(f"/api/v1/members/{user_id}", json={"role": "Member"}, headers=h).status_code == 409
-    assert listening.post("/api/v1/members", json={"email": "erin@initech.test", "password": "erin-password-1",
-                                                   "role": "Admin"}, headers=h).status_code == 201
+    assert (
+        listening.patch(f"/api/v1/members/{user_id}", json={"role": "Member"}, headers=h).status_code == 409
+    )
+    assert (
+        listening.post(
+            "/api/v1/members",
+            json={"email": "erin@initech.test", "password": "erin-password-1", "role": "Admin"},
+            headers=h,
+        ).status_code
+        == 201
+    )
     assert listening.delete(f"/api/v1/members/{user_id}", headers=h).status_code == 204
     deliver(listening, app)
-    users = [(t, json.loads(b)) for t, b in heard(app, "initech")
-             if t.startswith("user.") and json.loads(b)["user_id"] == user_id]
+    users = [
+        (t, json.loads(b))
+        for t, b in heard(app, "initech")
+        if t.startswith("user.") and json.loads(b)["user_id"] == user_id
+    ]
     assert [t for t, _ in users] == ["user.created", "user.added", "user.role_changed", "user.removed"]
     for _, body in users:
         assert body["user_id"] == user_id and body["tenant_id"] == tenant_id and body["actor"] == ADMIN_EMAIL
@@ -344,9 +390,13 @@ def test_tenant_created_reaches_default_plugins_and_user_events_follow(listening
     login(listening, ADMIN_EMAIL, ADMIN_PASSWORD)
     page = listening.get("/t/system/admin/plugins/listener")
     assert "enabled by default" in text_of(page.text)
-    r = post_form(listening, "/t/system/admin/plugins/listener/new-tenants", {"enable": "off"}, follow_redirects=False)
+    r = post_form(
+        listening, "/t/system/admin/plugins/listener/new-tenants", {"enable": "off"}, follow_redirects=False
+    )
     assert r.status_code == 303
-    r = listening.post("/api/v1/tenants", json={"slug": "hooli", "name": "Hooli"}, headers=bearer(token, "system"))
+    r = listening.post(
+        "/api/v1/tenants", json={"slug": "hooli", "name": "Hooli"}, headers=bearer(token, "system")
+    )
     deliver(listening, app)
     assert logged(app, "tenant.created")[-1][0].status == "none"
     states = listening.get("/api/v1/admin/plugins/listener", headers=bearer(token, "hooli")).json()
@@ -376,7 +426,9 @@ def test_event_log_page_filters_and_api(listening: Any, app: Any) -> None:
     failed = listening.get(base, params={"status": "failed"}, headers=HX)
     assert types_of(failed.text) == ["probe.probe_note.created"] and "the listener refuses" in failed.text
     assert types_of(listening.get(base, params={"source": "base"}, headers=HX).text) == ["tenant.created"]
-    assert types_of(listening.get(base, params={"source": "listener"}, headers=HX).text) == ["listener.heard.created"]
+    assert types_of(listening.get(base, params={"source": "listener"}, headers=HX).text) == [
+        "listener.heard.created"
+    ]
     assert types_of(listening.get(base, params={"until": "2000-01-01"}, headers=HX).text) == []
     today = dt.datetime.now(dt.UTC).date().isoformat()
     assert len(types_of(listening.get(base, params={"since": today, "until": today}, headers=HX).text)) == 4
@@ -398,17 +450,26 @@ def test_event_log_page_filters_and_api(listening: Any, app: Any) -> None:
     assert "globex only" in everything.text and "<th>Tenant</th>" in everything.text
 
     token = api_token(listening, ADMIN_EMAIL, ADMIN_PASSWORD)
-    api = listening.get("/api/v1/events", params={"type": "probe.probe_note.*", "status": "failed"},
-                        headers=bearer(token, "acme"))
+    api = listening.get(
+        "/api/v1/events",
+        params={"type": "probe.probe_note.*", "status": "failed"},
+        headers=bearer(token, "acme"),
+    )
     assert api.status_code == 200, api.text
     items = api.json()["items"]
     assert len(items) == 1 and items[0]["payload"]["record"]["title"] == "err"
-    assert items[0]["deliveries"][0]["plugin"] == "listener" and items[0]["deliveries"][0]["status"] == "failed"
+    assert (
+        items[0]["deliveries"][0]["plugin"] == "listener" and items[0]["deliveries"][0]["status"] == "failed"
+    )
     one = listening.get(f"/api/v1/events/{items[0]['id']}", headers=bearer(token, "acme"))
     assert one.status_code == 200 and one.json()["id"] == items[0]["id"]
-    assert listening.get(f"/api/v1/events/{items[0]['id']}", headers=bearer(token, "globex")).status_code == 404
+    assert (
+        listening.get(f"/api/v1/events/{items[0]['id']}", headers=bearer(token, "globex")).status_code == 404
+    )
     problem = listening.get("/api/v1/events", params={"status": "lost"}, headers=bearer(token, "acme"))
-    assert problem.status_code == 422 and problem.headers["content-type"].startswith("application/problem+json")
+    assert problem.status_code == 422 and problem.headers["content-type"].startswith(
+        "application/problem+json"
+    )
 
 
 def test_members_without_the_permission_see_no_event_log(listening: Any, app: Any) -> None:
@@ -436,12 +497,27 @@ def test_a_crashed_workers_claims_are_taken_over_without_delivering_twice(listen
     async def crash(s: Any) -> None:
         long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
         for note in (lost, half):
-            event = next(e for e in (await s.scalars(sa.select(EventRecord).where(
-                EventRecord.type == "probe.probe_note.created"))).all() if e.payload["id"] == note)
+            event = next(
+                e
+                for e in (
+                    await s.scalars(
+                        sa.select(EventRecord).where(EventRecord.type == "probe.probe_note.created")
+                    )
+                ).all()
+                if e.payload["id"] == note
+            )
             event.status, event.claimed_by, event.claimed_at, event.attempts = "running", dead, long_ago, 1
             if note == half:
-                s.add(EventDelivery(event_id=event.id, plugin_id="listener", handler="handle-event", status="ok",
-                                    duration_ms=1.0, worker=dead))
+                s.add(
+                    EventDelivery(
+                        event_id=event.id,
+                        plugin_id="listener",
+                        handler="handle-event",
+                        status="ok",
+                        duration_ms=1.0,
+                        worker=dead,
+                    )
+                )
 
     writing(app, crash)
     listening.blocking_portal.call(app.state.events.start)
@@ -463,8 +539,10 @@ def test_two_dispatchers_deliver_each_event_once(app: Any, event_packages: dict[
     async def compete() -> tuple[int, int]:
         config = make_alchemy_config(app.state.settings)
         sandboxes = [Sandbox(app.state.settings, config.get_session) for _ in range(2)]
-        workers = [Dispatcher(app.state.settings, config.get_session, sb, EventBus(), worker=f"w{i}")
-                   for i, sb in enumerate(sandboxes)]
+        workers = [
+            Dispatcher(app.state.settings, config.get_session, sb, EventBus(), worker=f"w{i}")
+            for i, sb in enumerate(sandboxes)
+        ]
         try:
             await asyncio.gather(*(w.drain() for w in workers))
             return workers[0].delivered, workers[1].delivered
@@ -482,7 +560,9 @@ def test_two_dispatchers_deliver_each_event_once(app: Any, event_packages: dict[
     assert {d[0].worker for _, d in events} == {"w0", "w1"}
 
 
-def test_prune_deletes_old_handled_events_only(listening: Any, app: Any, settings_env: dict[str, str]) -> None:
+def test_prune_deletes_old_handled_events_only(
+    listening: Any, app: Any, settings_env: dict[str, str]
+) -> None:
     from click.testing import CliRunner
 
     from app.cli import main
@@ -501,7 +581,11 @@ def test_prune_deletes_old_handled_events_only(listening: Any, app: Any, setting
     result = CliRunner().invoke(main, ["events", "prune", "--older-than", "30"], env=settings_env)
     assert result.exit_code == 0, result.output
     assert "Deleted 4 event(s)" in result.output  # the old note's, and tenant.created of system, acme, globex
-    left = {e.payload.get("id"): (e.status, len(d)) for e, d in logged(app) if e.type == "probe.probe_note.created"}
+    left = {
+        e.payload.get("id"): (e.status, len(d))
+        for e, d in logged(app)
+        if e.type == "probe.probe_note.created"
+    }
     assert left == {new_note: ("delivered", 1), stuck: ("pending", 0)}
     refused = CliRunner().invoke(main, ["events", "prune", "--older-than", "0"], env=settings_env)
     assert refused.exit_code == 2 and "0 is not in the range" in refused.output

@@ -32,8 +32,9 @@ BURST = 150
 BY_REQUEST = 30
 
 
-def test_each_event_is_delivered_once_across_two_workers(request: pytest.FixtureRequest, tmp_path: Path,
-                                                         event_packages: dict[str, Path]) -> None:  # noqa: F811
+def test_each_event_is_delivered_once_across_two_workers(
+    request: pytest.FixtureRequest, tmp_path: Path, event_packages: dict[str, Path]
+) -> None:
     url: str = request.getfixturevalue("pg_migrated")
     reset_pg()
     env = server_env(tmp_path, url)
@@ -52,8 +53,9 @@ def test_each_event_is_delivered_once_across_two_workers(request: pytest.Fixture
     try:
         token = cli_token(env, ADMIN_EMAIL)
         for i in range(BY_REQUEST):
-            status, body, _ = server.request("POST", "/api/v1/plugins/probe/probe_note", token, "acme",
-                                             {"title": f"by request {i}"})
+            status, body, _ = server.request(
+                "POST", "/api/v1/plugins/probe/probe_note", token, "acme", {"title": f"by request {i}"}
+            )
             assert status == 201, body
 
         async def burst(s: Any) -> None:  # committed here, where no dispatcher runs: left for the sweeps
@@ -66,22 +68,35 @@ def test_each_event_is_delivered_once_across_two_workers(request: pytest.Fixture
         run_db(settings, burst)
 
         async def open_events(s: Any) -> int:
-            return int(await s.scalar(sa.select(sa.func.count()).select_from(EventRecord).where(
-                EventRecord.status.in_(("pending", "running")))) or 0)
+            return int(
+                await s.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(EventRecord)
+                    .where(EventRecord.status.in_(("pending", "running")))
+                )
+                or 0
+            )
 
         deadline = time.monotonic() + 120
         while run_db(settings, open_events) and time.monotonic() < deadline:
             time.sleep(0.5)
-        assert run_db(settings, open_events) == 0, f"events still undelivered after 120 s:\n{server.log_tail()}"
+        assert run_db(settings, open_events) == 0, (
+            f"events still undelivered after 120 s:\n{server.log_tail()}"
+        )
     finally:
         stop_server(server)
 
     async def outcome(s: Any) -> tuple[list[Any], list[Any], int]:
-        events = (await s.execute(sa.select(EventRecord.id, EventRecord.status, EventRecord.attempts,
-                                            EventRecord.payload).where(
-            EventRecord.type == "probe.probe_note.created"))).all()
-        deliveries = (await s.execute(sa.select(EventDelivery.event_id, EventDelivery.status,
-                                                EventDelivery.worker))).all()
+        events = (
+            await s.execute(
+                sa.select(
+                    EventRecord.id, EventRecord.status, EventRecord.attempts, EventRecord.payload
+                ).where(EventRecord.type == "probe.probe_note.created")
+            )
+        ).all()
+        deliveries = (
+            await s.execute(sa.select(EventDelivery.event_id, EventDelivery.status, EventDelivery.worker))
+        ).all()
         tenant = await directory.get_tenant(s, "acme")
         plugin = next(p for p in await runtime.installed(s) if p.id == "listener")
         t = plugin.entities["heard"].table
@@ -92,7 +107,9 @@ def test_each_event_is_delivered_once_across_two_workers(request: pytest.Fixture
     assert len(events) == BURST + BY_REQUEST
     assert all(e.status == "delivered" and e.attempts == 1 for e in events)
     per_event = Counter(d.event_id for d in deliveries)
-    assert set(per_event) == {e.id for e in events} and set(per_event.values()) == {1}, "an event was delivered twice"
+    assert set(per_event) == {e.id for e in events} and set(per_event.values()) == {1}, (
+        "an event was delivered twice"
+    )
     assert all(d.status == "ok" for d in deliveries)
     assert heard == BURST + BY_REQUEST  # one listener row per event: no delivery ran twice
     burst_ids = {e.id for e in events if e.payload["record"]["title"].startswith("burst")}

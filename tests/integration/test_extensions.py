@@ -54,8 +54,13 @@ def world(client: Any, app: Any, extkit_package: Path) -> dict[str, Any]:
         await roles.grant(s, ACTOR, clerk, ["db.ext_order.*"])
         admin_acme = await roles.get_role(s, ids["acme"], "Admin")
         admin_globex = await roles.get_role(s, ids["globex"], "Admin")
-        for name, tenant, role in (("ann", "acme", admin_acme), ("bob", "acme", clerk), ("cy", "acme", clerk),
-                                   ("dan", "acme", clerk), ("gil", "globex", admin_globex)):
+        for name, tenant, role in (
+            ("ann", "acme", admin_acme),
+            ("bob", "acme", clerk),
+            ("cy", "acme", clerk),
+            ("dan", "acme", clerk),
+            ("gil", "globex", admin_globex),
+        ):
             user = await directory.create_user(s, ACTOR, f"{name}@corp.test", PASSWORD, name.title())
             await directory.add_member(s, ACTOR, ids[tenant], user, role)
             ids[name] = user.id
@@ -73,10 +78,22 @@ def h(w: dict[str, Any], who: str = "ann", tenant: str = "acme") -> dict[str, st
     return bearer(w["tokens"][who], tenant)
 
 
-def configure(w: dict[str, Any], implementation: str, name: str, values: dict[str, Any] | None = None, *,
-              who: str = "ann", tenant: str = "acme", status: int = 201, **extra: Any) -> dict[str, Any]:
-    r = w["client"].post(CONFIGS, json={"implementation": implementation, "name": name, "values": values or {}, **extra},
-                         headers=h(w, who, tenant))
+def configure(
+    w: dict[str, Any],
+    implementation: str,
+    name: str,
+    values: dict[str, Any] | None = None,
+    *,
+    who: str = "ann",
+    tenant: str = "acme",
+    status: int = 201,
+    **extra: Any,
+) -> dict[str, Any]:
+    r = w["client"].post(
+        CONFIGS,
+        json={"implementation": implementation, "name": name, "values": values or {}, **extra},
+        headers=h(w, who, tenant),
+    )
     assert r.status_code == status, r.text
     return r.json()  # type: ignore[no-any-return]
 
@@ -86,8 +103,11 @@ def order(w: dict[str, Any], who: str = "bob", **values: Any) -> Any:
 
 
 def define(w: dict[str, Any], steps: list[dict[str, Any]], status: int = 200) -> Any:
-    r = w["client"].put("/api/v1/workflow/processes/extkit/ext_order", json={"name": "Order approval", "steps": steps},
-                        headers=h(w))
+    r = w["client"].put(
+        "/api/v1/workflow/processes/extkit/ext_order",
+        json={"name": "Order approval", "steps": steps},
+        headers=h(w),
+    )
     assert r.status_code == status, r.text
     return r.json()
 
@@ -102,6 +122,7 @@ def faults(w: dict[str, Any]) -> list[tuple[str, str, bool]]:
     async def work(s: Any) -> list[tuple[str, str, bool]]:
         rows = (await s.scalars(sa.select(PluginFault).order_by(PluginFault.created_at))).all()
         return [(r.call, r.kind, r.counts_as_trap) for r in rows]
+
     return in_db(w["app"], work)  # type: ignore[no-any-return]
 
 
@@ -117,32 +138,52 @@ def wait_for_faults(w: dict[str, Any], count: int) -> list[tuple[str, str, bool]
 
 # --- registry and configurations ------------------------------------------------------------------------
 
+
 def test_points_list_builtin_and_plugin_implementations(world: dict[str, Any]) -> None:
     r = world["client"].get("/api/v1/extensions/points", headers=h(world))
     assert r.status_code == 200, r.text
     points = {p["point"]: [i["key"] for i in p["implementations"]] for p in r.json()["items"]}
     assert points["condition"] == ["base:fields", "extkit:amount-above", "extkit:spin", "extkit:not-bool"]
-    assert points["user-selector"] == ["base:role", "base:user", "base:manager", "extkit:listed-users",
-                                       "extkit:strangers"]
+    assert points["user-selector"] == [
+        "base:role",
+        "base:user",
+        "base:manager",
+        "extkit:listed-users",
+        "extkit:strangers",
+    ]
     assert points["record-validator"] == ["extkit:code-pattern", "extkit:bad-shape"]
     assert points["auth-verifier"] == ["extkit:hmac-token", "extkit:bad-identity"]
-    secret = next(i for p in r.json()["items"] for i in p["implementations"] if i["key"] == "extkit:hmac-token")
+    secret = next(
+        i for p in r.json()["items"] for i in p["implementations"] if i["key"] == "extkit:hmac-token"
+    )
     assert secret["config_fields"][0]["secret"] is True
 
 
 def test_configuration_validation_secrets_versions_and_audit(world: dict[str, Any]) -> None:
     w = world
-    bad = w["client"].post(CONFIGS, json={"implementation": "extkit:amount-above", "name": "Big",
-                                          "values": {"threshold": "lots", "extra": 1}}, headers=h(w))
+    bad = w["client"].post(
+        CONFIGS,
+        json={
+            "implementation": "extkit:amount-above",
+            "name": "Big",
+            "values": {"threshold": "lots", "extra": 1},
+        },
+        headers=h(w),
+    )
     assert bad.status_code == 422
     errors = bad.json()["extra"]["errors"] if "extra" in bad.json() else bad.json()["errors"]
-    assert "not a whole number" in errors["values.threshold"] and "unknown key 'extra'" in errors["values.extra"]
-    missing = w["client"].post(CONFIGS, json={"implementation": "extkit:amount-above", "name": "Big"}, headers=h(w))
+    assert (
+        "not a whole number" in errors["values.threshold"] and "unknown key 'extra'" in errors["values.extra"]
+    )
+    missing = w["client"].post(
+        CONFIGS, json={"implementation": "extkit:amount-above", "name": "Big"}, headers=h(w)
+    )
     assert missing.status_code == 422 and "is required" in missing.text
     unknown = w["client"].post(CONFIGS, json={"implementation": "extkit:nope", "name": "X"}, headers=h(w))
     assert unknown.status_code == 422 and "declares no extension 'nope'" in unknown.text
-    no_role = w["client"].post(CONFIGS, json={"implementation": "base:role", "name": "R", "values": {"role": "Ghosts"}},
-                               headers=h(w))
+    no_role = w["client"].post(
+        CONFIGS, json={"implementation": "base:role", "name": "R", "values": {"role": "Ghosts"}}, headers=h(w)
+    )
     assert no_role.status_code == 422 and "no role 'Ghosts'" in no_role.text
     big = configure(w, "extkit:amount-above", "Big", {"threshold": 100})
     assert big["enabled"] is True and big["values"] == {"threshold": 100} and big["version"] == 1
@@ -152,23 +193,44 @@ def test_configuration_validation_secrets_versions_and_audit(world: dict[str, An
     token = configure(w, "extkit:hmac-token", "Partner SSO", {"secret": "s3cret-value"}, enabled=True)
     assert token["enabled"] is False and token["values"] == {"secret": "***"}
     assert "s3cret-value" not in w["client"].get(f"{CONFIGS}/{token['id']}", headers=h(w)).text
-    stale = w["client"].patch(f"{CONFIGS}/{big['id']}", json={"version": 7, "values": {"threshold": 5}}, headers=h(w))
+    stale = w["client"].patch(
+        f"{CONFIGS}/{big['id']}", json={"version": 7, "values": {"threshold": 5}}, headers=h(w)
+    )
     assert stale.status_code == 409
-    changed = w["client"].patch(f"{CONFIGS}/{big['id']}", json={"version": 1, "values": {"threshold": 5}},
-                                headers=h(w)).json()
+    changed = (
+        w["client"]
+        .patch(f"{CONFIGS}/{big['id']}", json={"version": 1, "values": {"threshold": 5}}, headers=h(w))
+        .json()
+    )
     assert changed["version"] == 2 and changed["values"] == {"threshold": 5}
-    kept = w["client"].patch(f"{CONFIGS}/{token['id']}", json={"version": 1, "enabled": True, "values": {"secret": "***"}},
-                             headers=h(w)).json()
+    kept = (
+        w["client"]
+        .patch(
+            f"{CONFIGS}/{token['id']}",
+            json={"version": 1, "enabled": True, "values": {"secret": "***"}},
+            headers=h(w),
+        )
+        .json()
+    )
     assert kept["enabled"] is True and kept["values"] == {"secret": "***"}
 
     async def work(s: Any) -> list[tuple[str, str]]:
-        rows = (await s.scalars(sa.select(AuditEntry).where(AuditEntry.action.like("extension.config.%"))
-                                .order_by(AuditEntry.created_at))).all()
+        rows = (
+            await s.scalars(
+                sa.select(AuditEntry)
+                .where(AuditEntry.action.like("extension.config.%"))
+                .order_by(AuditEntry.created_at)
+            )
+        ).all()
         return [(r.action, str(r.after)) for r in rows]
 
     trail = in_db(w["app"], work)
-    assert [a for a, _ in trail] == ["extension.config.created", "extension.config.created",
-                                     "extension.config.updated", "extension.config.enabled"]
+    assert [a for a, _ in trail] == [
+        "extension.config.created",
+        "extension.config.created",
+        "extension.config.updated",
+        "extension.config.enabled",
+    ]
     assert all("s3cret-value" not in after for _, after in trail)
     assert w["client"].delete(f"{CONFIGS}/{big['id']}?version=1", headers=h(w)).status_code == 409
     assert w["client"].delete(f"{CONFIGS}/{big['id']}?version=2", headers=h(w)).status_code == 204
@@ -178,17 +240,32 @@ def test_configurations_obey_tenant_isolation_and_permission(world: dict[str, An
     w = world
     mine = configure(w, "base:manager", "Boss")
     assert w["client"].get(CONFIGS, headers=h(w, "bob")).status_code == 403  # a clerk is no extension admin
-    assert w["client"].post(CONFIGS, json={"implementation": "base:manager", "name": "X"},
-                            headers=h(w, "bob")).status_code == 403
+    assert (
+        w["client"]
+        .post(CONFIGS, json={"implementation": "base:manager", "name": "X"}, headers=h(w, "bob"))
+        .status_code
+        == 403
+    )
     assert w["client"].get(CONFIGS, headers=h(w, "gil", "globex")).json()["items"] == []
     assert w["client"].get(f"{CONFIGS}/{mine['id']}", headers=h(w, "gil", "globex")).status_code == 404
-    assert w["client"].patch(f"{CONFIGS}/{mine['id']}", json={"version": 1, "enabled": False},
-                             headers=h(w, "gil", "globex")).status_code == 404
+    assert (
+        w["client"]
+        .patch(
+            f"{CONFIGS}/{mine['id']}", json={"version": 1, "enabled": False}, headers=h(w, "gil", "globex")
+        )
+        .status_code
+        == 404
+    )
     assert w["client"].delete(f"{CONFIGS}/{mine['id']}", headers=h(w, "gil", "globex")).status_code == 404
     # Another tenant's configuration cannot be named in a process either.
     theirs = configure(w, "base:manager", "Theirs", who="gil", tenant="globex")
-    r = w["client"].put("/api/v1/workflow/processes/extkit/ext_order", headers=h(w), json={
-        "steps": [{"name": "S", "selector": {"kind": "extension", "config": {"config_id": theirs["id"]}}}]})
+    r = w["client"].put(
+        "/api/v1/workflow/processes/extkit/ext_order",
+        headers=h(w),
+        json={
+            "steps": [{"name": "S", "selector": {"kind": "extension", "config": {"config_id": theirs["id"]}}}]
+        },
+    )
     assert r.status_code == 422 and "No such extension configuration" in r.text
 
 
@@ -205,8 +282,12 @@ def test_resolution_by_id_and_by_point(world: dict[str, Any]) -> None:
         found = await extensions.resolve(s, acme, big["id"])
         out["by_id"] = (found.impl.key, found.plugin.id if found.plugin else None, found.config.name)
         out["builtin"] = (await extensions.resolve(s, acme, boss["id"], "user-selector")).impl.key
-        for key, args in (("wrong_point", (acme, big["id"], "user-selector")), ("disabled", (acme, off["id"])),
-                          ("other_tenant", (acme, theirs["id"])), ("garbage", (acme, "not-a-uuid"))):
+        for key, args in (
+            ("wrong_point", (acme, big["id"], "user-selector")),
+            ("disabled", (acme, off["id"])),
+            ("other_tenant", (acme, theirs["id"])),
+            ("garbage", (acme, "not-a-uuid")),
+        ):
             try:
                 await extensions.resolve(s, *args)
                 out[key] = "resolved"
@@ -229,31 +310,53 @@ def test_resolution_by_id_and_by_point(world: dict[str, Any]) -> None:
     assert out["builtin"] == "base:manager"
     assert "expected a user selector" in out["wrong_point"]
     assert "'Off' is disabled" in out["disabled"]
-    assert "No such extension configuration" in out["other_tenant"] and "No extension configuration" in out["garbage"]
-    assert out["all_conditions"] == ["Big"] and out["all_selectors"] == ["Boss"] and out["globex"] == ["Theirs"]
+    assert (
+        "No such extension configuration" in out["other_tenant"]
+        and "No extension configuration" in out["garbage"]
+    )
+    assert (
+        out["all_conditions"] == ["Big"] and out["all_selectors"] == ["Boss"] and out["globex"] == ["Theirs"]
+    )
     assert out["after_disable"] == [] and "is not available in this tenant" in out["unavailable"]
 
 
 # --- workflow steps -------------------------------------------------------------------------------------
+
 
 def test_process_steps_use_configured_wasm_condition_and_selector(world: dict[str, Any]) -> None:
     w = world
     ids = w["ids"]
     big = configure(w, "extkit:amount-above", "Big orders", {"threshold": 100})
     # gil is another tenant's member, dan is inactive, the last is nobody: all dropped.
-    people = configure(w, "extkit:listed-users", "Order desk", {
-        "user_ids": f"{ids['cy']}, {ids['gil']}, {ids['dan']}, {uuid.uuid4()}"})
-    define(w, [{"name": "Desk", "selector": {"kind": "extension", "config": {"config_id": people["id"]}},
-                "condition": {"kind": "extension", "config": {"config_id": big["id"]}}}])
+    people = configure(
+        w,
+        "extkit:listed-users",
+        "Order desk",
+        {"user_ids": f"{ids['cy']}, {ids['gil']}, {ids['dan']}, {uuid.uuid4()}"},
+    )
+    define(
+        w,
+        [
+            {
+                "name": "Desk",
+                "selector": {"kind": "extension", "config": {"config_id": people["id"]}},
+                "condition": {"kind": "extension", "config": {"config_id": big["id"]}},
+            }
+        ],
+    )
     large = order(w, amount=500).json()
     instance = submit(w, large["id"])
     assert instance["state"] == "running", instance
-    r = w["client"].get("/api/v1/tasks", headers=bearer(api_token(w["client"], "cy@corp.test", PASSWORD), "acme"))
+    r = w["client"].get(
+        "/api/v1/tasks", headers=bearer(api_token(w["client"], "cy@corp.test", PASSWORD), "acme")
+    )
     assert [t["record_id"] for t in r.json()["items"]] == [large["id"]]
 
     async def assignees(s: Any) -> list[Any]:
         from app.db.models import WorkflowAssignee
+
         return list((await s.scalars(sa.select(WorkflowAssignee.user_id))).all())
+
     assert in_db(w["app"], assignees) == [ids["cy"]]
     small = order(w, amount=50).json()
     assert submit(w, small["id"])["state"] == "approved"  # the condition does not hold: no step applies
@@ -267,24 +370,45 @@ def test_builtin_implementations_through_the_same_registry(world: dict[str, Any]
     cond = configure(w, "base:fields", "Large", {"field": "amount", "op": "gt", "value": "100"})
     clerks = configure(w, "base:role", "Clerks", {"role": "Clerk"})
     bad_field = configure(w, "base:fields", "Typo", {"field": "amuont", "op": "gt", "value": "1"})
-    refused = define(w, [{"name": "S", "selector": {"kind": "role", "config": {"role": "Clerk"}},
-                          "condition": {"kind": "extension", "config": {"config_id": bad_field["id"]}}}], status=422)
+    refused = define(
+        w,
+        [
+            {
+                "name": "S",
+                "selector": {"kind": "role", "config": {"role": "Clerk"}},
+                "condition": {"kind": "extension", "config": {"config_id": bad_field["id"]}},
+            }
+        ],
+        status=422,
+    )
     assert "has no field 'amuont'" in str(refused)
-    define(w, [{"name": "S", "selector": {"kind": "extension", "config": {"config_id": clerks["id"]}},
-                "condition": {"kind": "extension", "config": {"config_id": cond["id"]}}}])
+    define(
+        w,
+        [
+            {
+                "name": "S",
+                "selector": {"kind": "extension", "config": {"config_id": clerks["id"]}},
+                "condition": {"kind": "extension", "config": {"config_id": cond["id"]}},
+            }
+        ],
+    )
     assert submit(w, order(w, amount=500).json()["id"])["state"] == "running"
     assert submit(w, order(w, amount=5).json()["id"])["state"] == "approved"
 
 
-@pytest.mark.parametrize(("implementation", "kind", "reason"), [
-    # A guest that never returns is stopped by whichever limit it reaches first: the wall-clock deadline
-    # on a busy machine, the instruction budget (fuel) on an idle fast one. Either is the right answer.
-    ("extkit:spin", "condition", "deadline|instruction budget"),
-    ("extkit:not-bool", "condition", "returned int, not True or False"),
-    ("extkit:strangers", "selector", "named no active member of this tenant (2 id(s)"),
-])
-def test_a_hostile_implementation_leaves_the_instance_stuck(world: dict[str, Any], implementation: str, kind: str,
-                                                            reason: str) -> None:
+@pytest.mark.parametrize(
+    ("implementation", "kind", "reason"),
+    [
+        # A guest that never returns is stopped by whichever limit it reaches first: the wall-clock deadline
+        # on a busy machine, the instruction budget (fuel) on an idle fast one. Either is the right answer.
+        ("extkit:spin", "condition", "deadline|instruction budget"),
+        ("extkit:not-bool", "condition", "returned int, not True or False"),
+        ("extkit:strangers", "selector", "named no active member of this tenant (2 id(s)"),
+    ],
+)
+def test_a_hostile_implementation_leaves_the_instance_stuck(
+    world: dict[str, Any], implementation: str, kind: str, reason: str
+) -> None:
     w = world
     bad = configure(w, implementation, "Hostile")
     step: dict[str, Any] = {"name": "Check", "selector": {"kind": "role", "config": {"role": "Clerk"}}}
@@ -296,19 +420,25 @@ def test_a_hostile_implementation_leaves_the_instance_stuck(world: dict[str, Any
     instance = submit(w, order(w, amount=5).json()["id"])
     reasons = reason.split("|")
     assert instance["state"] == "stuck", instance
-    assert any(r in instance["error"] for r in reasons) and "Step 1 (Check)" in instance["error"], instance["error"]
+    assert any(r in instance["error"] for r in reasons) and "Step 1 (Check)" in instance["error"], instance[
+        "error"
+    ]
     # The process (and the plugin's other extensions) keep working.
     assert order(w, amount=6).status_code == 201
     if implementation == "extkit:spin":
         faults = wait_for_faults(w, 1)
-        assert {("check-condition", "deadline_ms", True), ("check-condition", "fuel", True)} & set(faults), faults
+        assert {("check-condition", "deadline_ms", True), ("check-condition", "fuel", True)} & set(faults), (
+            faults
+        )
 
     async def work(s: Any) -> str:
-        return (await s.scalar(sa.select(WorkflowInstance.error)))  # type: ignore[no-any-return]
+        return await s.scalar(sa.select(WorkflowInstance.error))  # type: ignore[no-any-return]
+
     assert any(r in in_db(w["app"], work) for r in reasons)
 
 
 # --- record validators ----------------------------------------------------------------------------------
+
 
 def test_record_validator_refuses_writes_on_every_path(world: dict[str, Any]) -> None:
     w = world
@@ -321,7 +451,9 @@ def test_record_validator_refuses_writes_on_every_path(world: dict[str, Any]) ->
     good = order(w, code="ABC-1")
     assert good.status_code == 201, good.text
     row = good.json()
-    update = c.put(f"{ORDERS}/{row['id']}", json={"code": "nope", "version": row["version"]}, headers=h(w, "bob"))
+    update = c.put(
+        f"{ORDERS}/{row['id']}", json={"code": "nope", "version": row["version"]}, headers=h(w, "bob")
+    )
     assert update.status_code == 422 and "must match" in update.text
     # globex has no validator: its writes are not checked.
     gil = c.post(ORDERS, json={"title": "G", "code": "lower"}, headers=h(w, "gil", "globex"))
@@ -339,15 +471,25 @@ def test_record_validator_refuses_writes_on_every_path(world: dict[str, Any]) ->
     # The WASM host API (the plugin's own page writing through db.insert: a validator call inside its call).
     login(c, "bob@corp.test", PASSWORD)
     refused = c.get("/t/acme/p/extkit/extkit/add", params={"code": "guest"})
-    assert refused.status_code == 200 and "refused: db-insert: code: must match" in refused.text, refused.text[-1500:]
+    assert refused.status_code == 200 and "refused: db-insert: code: must match" in refused.text, (
+        refused.text[-1500:]
+    )
     inserted = c.get("/t/acme/p/extkit/extkit/add", params={"code": "GST-7"})
     assert "inserted GST-7" in inserted.text, inserted.text[-1500:]
 
     async def count(s: Any) -> int:
         from app.plugins import runtime
+
         ref = await runtime.entity_in_tenant(s, w["ids"]["acme"], "extkit", "ext_order")
-        return int(await s.scalar(sa.select(sa.func.count()).select_from(ref.table)
-                                  .where(ref.table.c.tenant_id == w["ids"]["acme"])) or 0)
+        return int(
+            await s.scalar(
+                sa.select(sa.func.count())
+                .select_from(ref.table)
+                .where(ref.table.c.tenant_id == w["ids"]["acme"])
+            )
+            or 0
+        )
+
     assert in_db(w["app"], count) == 3  # "anything", "ABC-1" and "GST-7"
 
 
@@ -363,6 +505,7 @@ def test_a_broken_validator_fails_the_write_clearly(world: dict[str, Any]) -> No
 
 # --- components built before extension points ----------------------------------------------------------
 
+
 def _old_wit(target: Path) -> Path:
     """wit/plugin.wit as it was before the extensions interface (same package version 0.1.0)."""
     from app.sandbox.build import wit_dir
@@ -370,7 +513,7 @@ def _old_wit(target: Path) -> Path:
     text = (wit_dir() / "plugin.wit").read_text(encoding="utf-8")
     start = text.index("/// Extension points the plugin implements")
     end = text.index("/// Every plugin's component.")
-    old = text[:start] + text[end:text.index("/// The component of a plugin that declares")]
+    old = text[:start] + text[end : text.index("/// The component of a plugin that declares")]
     assert "extensions" not in old
     target.mkdir(parents=True, exist_ok=True)
     (target / "plugin.wit").write_text(old, encoding="utf-8")
@@ -392,8 +535,9 @@ def old_probe(tmp_path_factory: pytest.TempPathFactory) -> Path:
         patch.undo()
 
 
-def test_a_component_built_before_extension_points_loads_and_runs(client: Any, app: Any, old_probe: Path,
-                                                                  extkit_package: Path, tmp_path: Path) -> None:
+def test_a_component_built_before_extension_points_loads_and_runs(
+    client: Any, app: Any, old_probe: Path, extkit_package: Path, tmp_path: Path
+) -> None:
     import shutil
 
     from app.plugins.packages import PackageError
@@ -431,14 +575,23 @@ def signed(email: str, expiry: int, secret: str = SECRET) -> str:
     import hashlib
     import hmac
 
-    return f"{email}.{expiry}." + hmac.new(secret.encode(), f"{email}.{expiry}".encode(), hashlib.sha256).hexdigest()
+    return (
+        f"{email}.{expiry}."
+        + hmac.new(secret.encode(), f"{email}.{expiry}".encode(), hashlib.sha256).hexdigest()
+    )
 
 
 def audit_rows(w: dict[str, Any], prefix: str) -> list[tuple[str, str, str]]:
     async def work(s: Any) -> list[tuple[str, str, str]]:
-        rows = (await s.scalars(sa.select(AuditEntry).where(AuditEntry.action.like(prefix + "%"))
-                                .order_by(AuditEntry.created_at))).all()
+        rows = (
+            await s.scalars(
+                sa.select(AuditEntry)
+                .where(AuditEntry.action.like(prefix + "%"))
+                .order_by(AuditEntry.created_at)
+            )
+        ).all()
         return [(r.action, r.actor_email, r.summary) for r in rows]
+
     return in_db(w["app"], work)  # type: ignore[no-any-return]
 
 
@@ -450,17 +603,27 @@ def test_auto_login_signs_in_members_only_when_enabled_and_audits_everything(wor
     future = int(time.time()) + 600
     c.cookies.clear()
     # Off until a tenant admin enables it: a disabled verifier's link does not exist.
-    assert c.get(link, params={"token": signed("bob@corp.test", future)}, follow_redirects=False).status_code == 404
+    assert (
+        c.get(link, params={"token": signed("bob@corp.test", future)}, follow_redirects=False).status_code
+        == 404
+    )
     c.patch(f"{CONFIGS}/{sso['id']}", json={"version": 1, "enabled": True}, headers=h(w))
     c.cookies.clear()
-    ok = c.get(link, params={"token": signed("bob@corp.test", future), "next": "/t/acme/tasks"},
-               follow_redirects=False)
+    ok = c.get(
+        link,
+        params={"token": signed("bob@corp.test", future), "next": "/t/acme/tasks"},
+        follow_redirects=False,
+    )
     assert ok.status_code == 303 and ok.headers["location"] == "/t/acme/tasks", ok.text
     assert "portal_session" in ok.cookies
     assert c.get("/t/acme/tasks").status_code == 200  # a normal session
     # An unsafe `next` falls back to a local path.
     c.cookies.clear()
-    evil = c.get(link, params={"token": signed("bob@corp.test", future), "next": "//evil.test/x"}, follow_redirects=False)
+    evil = c.get(
+        link,
+        params={"token": signed("bob@corp.test", future), "next": "//evil.test/x"},
+        follow_redirects=False,
+    )
     assert evil.status_code == 303 and evil.headers["location"] == "/"
     refusals = [
         ({"token": signed("bob@corp.test", future, "wrong-secret")}, "bad signature"),
@@ -476,20 +639,35 @@ def test_auto_login_signs_in_members_only_when_enabled_and_audits_everything(wor
         assert "bad signature" not in r.text  # the visitor learns nothing about why
     # The same link in another tenant's URL is not there.
     c.cookies.clear()
-    assert c.get(f"/t/globex/auto-login/{sso['id']}", params={"token": signed("bob@corp.test", future)},
-                 follow_redirects=False).status_code == 404
+    assert (
+        c.get(
+            f"/t/globex/auto-login/{sso['id']}",
+            params={"token": signed("bob@corp.test", future)},
+            follow_redirects=False,
+        ).status_code
+        == 404
+    )
+
     # A platform member who is also a member of the tenant is never signed in by a tenant's verifier.
     async def platform_member_joins(s: Any) -> None:
         from app.db.models import LoginAttempt
+
         await s.execute(sa.delete(LoginAttempt))
         root = await directory.find_user(s, ADMIN_EMAIL)
-        await directory.add_member(s, ACTOR, w["ids"]["acme"], root, await roles.get_role(s, w["ids"]["acme"], "Member"))
+        await directory.add_member(
+            s, ACTOR, w["ids"]["acme"], root, await roles.get_role(s, w["ids"]["acme"], "Member")
+        )
+
     in_db(w["app"], platform_member_joins)
     c.cookies.clear()
-    assert c.get(link, params={"token": signed(ADMIN_EMAIL, future)}, follow_redirects=False).status_code == 403
+    assert (
+        c.get(link, params={"token": signed(ADMIN_EMAIL, future)}, follow_redirects=False).status_code == 403
+    )
     refusals.append(({}, "is a platform member"))
     trail = audit_rows(w, "auth.auto_login")
-    assert [a for a, _, _ in trail] == ["auth.auto_login", "auth.auto_login"] + ["auth.auto_login.refused"] * 6
+    assert [a for a, _, _ in trail] == ["auth.auto_login", "auth.auto_login"] + [
+        "auth.auto_login.refused"
+    ] * 6
     assert trail[0][1] == "bob@corp.test"
     for (_, _, summary), (_, reason) in zip(trail[2:], refusals, strict=True):
         assert reason in summary, summary
@@ -501,9 +679,15 @@ def test_auto_login_hands_no_portal_credentials_to_the_verifier(world: dict[str,
 
     from app.web.extensions_pages import verifier_request
 
-    request = RequestFactory().get("/t/acme/auto-login/x", query_params={"token": "t"},
-                                   headers={"Cookie": "portal_session=secret", "Authorization": "Bearer p_x",
-                                            "X-Partner-Signature": "abc"})
+    request = RequestFactory().get(
+        "/t/acme/auto-login/x",
+        query_params={"token": "t"},
+        headers={
+            "Cookie": "portal_session=secret",
+            "Authorization": "Bearer p_x",
+            "X-Partner-Signature": "abc",
+        },
+    )
     seen = verifier_request(request, "acme")
     assert seen["query"] == {"token": "t"} and seen["tenant"] == "acme" and seen["now"] > 0
     assert seen["headers"]["x-partner-signature"] == "abc"
@@ -522,7 +706,7 @@ def test_refused_links_are_throttled_and_broken_verifiers_refuse(world: dict[str
     assert 'with "email" or "user_id"' in audit_rows(w, "auth.auto_login.refused")[0][2]
     limit = w["app"].state.settings.login_max_failures
     codes = [c.get(link, follow_redirects=False).status_code for _ in range(limit)]
-    assert codes[-1] == 429 and set(codes[:limit - 1]) == {403}, codes
+    assert codes[-1] == 429 and set(codes[: limit - 1]) == {403}, codes
 
 
 # --- admin pages ------------------------------------------------------------------------------------------
@@ -537,45 +721,91 @@ def test_admin_pages_configure_with_inline_errors_and_feed_the_process_editor(wo
     assert c.get(ADMIN_PAGE).status_code == 403  # not an extension admin
     login(c, "ann@corp.test", PASSWORD)
     index = c.get(ADMIN_PAGE)
-    assert index.status_code == 200 and "Record validator" in index.text and "code-pattern (extkit)" in index.text
-    editor = c.get(ADMIN_PAGE, params={"new": "extkit:amount-above"}, headers={"HX-Request": "true",
-                                                                               "HX-Target": "extension-editor"})
+    assert (
+        index.status_code == 200
+        and "Record validator" in index.text
+        and "code-pattern (extkit)" in index.text
+    )
+    editor = c.get(
+        ADMIN_PAGE,
+        params={"new": "extkit:amount-above"},
+        headers={"HX-Request": "true", "HX-Target": "extension-editor"},
+    )
     assert editor.status_code == 200 and 'name="v.threshold"' in editor.text and "<html" not in editor.text
-    bad = post_form(c, ADMIN_PAGE, {"implementation": "extkit:amount-above", "name": "Big", "v.threshold": "many"})
+    bad = post_form(
+        c, ADMIN_PAGE, {"implementation": "extkit:amount-above", "name": "Big", "v.threshold": "many"}
+    )
     assert bad.status_code == 422 and 'id="e-threshold"' in bad.text and "not a whole number" in bad.text
-    done = post_form(c, ADMIN_PAGE, {"implementation": "extkit:amount-above", "name": "Big", "v.threshold": "100",
-                                     "enabled": "on"}, follow_redirects=False)
+    done = post_form(
+        c,
+        ADMIN_PAGE,
+        {"implementation": "extkit:amount-above", "name": "Big", "v.threshold": "100", "enabled": "on"},
+        follow_redirects=False,
+    )
     assert done.status_code == 303, done.text[:500]
-    sso = post_form(c, ADMIN_PAGE, {"implementation": "extkit:hmac-token", "name": "SSO", "v.secret": "top-secret",
-                                    "enabled": "on"}, follow_redirects=False)
+    sso = post_form(
+        c,
+        ADMIN_PAGE,
+        {"implementation": "extkit:hmac-token", "name": "SSO", "v.secret": "top-secret", "enabled": "on"},
+        follow_redirects=False,
+    )
     assert sso.status_code == 303
     desk = configure(w, "extkit:listed-users", "Order desk", {"user_ids": str(w["ids"]["cy"])})
     listed = c.get(CONFIGS, headers=h(w)).json()["items"]
     by_name = {i["name"]: i for i in listed}
-    assert by_name["Big"]["enabled"] is True and by_name["SSO"]["enabled"] is False  # verifiers start disabled
+    assert (
+        by_name["Big"]["enabled"] is True and by_name["SSO"]["enabled"] is False
+    )  # verifiers start disabled
     assert "top-secret" not in c.get(f"{ADMIN_PAGE}?edit={by_name['SSO']['id']}").text
-    off = post_form(c, f"{ADMIN_PAGE}/{by_name['Big']['id']}/enabled", {"version": "1"}, follow_redirects=False)
+    off = post_form(
+        c, f"{ADMIN_PAGE}/{by_name['Big']['id']}/enabled", {"version": "1"}, follow_redirects=False
+    )
     assert off.status_code == 303
     assert c.get(f"{CONFIGS}/{by_name['Big']['id']}", headers=h(w)).json()["enabled"] is False
     # The process editor offers the configured condition and takes a configured selector by name.
     form_page = c.get("/t/acme/admin/workflow/edit", params={"entity": "extkit.ext_order"})
     assert "Configure conditions and approver rules" in form_page.text and ">Big</option>" in form_page.text
-    saved = post_form(c, "/t/acme/admin/workflow/edit?entity=extkit.ext_order", [
-        ("name", "Orders"), ("is_active", "on"), ("step_name", "Desk"), ("step_selector", "extension"),
-        ("step_who", "Order desk"), ("step_field", ""), ("step_op", "eq"), ("step_value", ""), ("step_extra", ""),
-        ("step_condition_config", by_name["Big"]["id"])], follow_redirects=False)
+    saved = post_form(
+        c,
+        "/t/acme/admin/workflow/edit?entity=extkit.ext_order",
+        [
+            ("name", "Orders"),
+            ("is_active", "on"),
+            ("step_name", "Desk"),
+            ("step_selector", "extension"),
+            ("step_who", "Order desk"),
+            ("step_field", ""),
+            ("step_op", "eq"),
+            ("step_value", ""),
+            ("step_extra", ""),
+            ("step_condition_config", by_name["Big"]["id"]),
+        ],
+        follow_redirects=False,
+    )
     assert saved.status_code == 303, saved.text[:2000]
     process = c.get("/api/v1/workflow/processes", headers=h(w)).json()["items"][0]
-    assert process["steps"][0]["selector"] == {"kind": "extension", "config": {"config_id": desk["id"], "name": "Order desk"}}
+    assert process["steps"][0]["selector"] == {
+        "kind": "extension",
+        "config": {"config_id": desk["id"], "name": "Order desk"},
+    }
     assert process["steps"][0]["condition"]["config"]["config_id"] == by_name["Big"]["id"]
     again = c.get("/t/acme/admin/workflow/edit", params={"entity": "extkit.ext_order"})
-    assert f'<option value="{by_name["Big"]["id"]}" selected>' in again.text and 'value="Order desk"' in again.text
+    assert (
+        f'<option value="{by_name["Big"]["id"]}" selected>' in again.text
+        and 'value="Order desk"' in again.text
+    )
 
 
 def test_openapi_documents_the_extension_api(client: Any) -> None:
     paths = client.get("/api/schema/openapi.json").json()["paths"]
-    assert {"/api/v1/extensions/points", "/api/v1/extensions/configs", "/api/v1/extensions/configs/{config_id}"} <= set(paths)
-    assert not any("auto-login" in p or "admin/extensions" in p for p in paths)  # pages stay out of the API schema
+    assert {
+        "/api/v1/extensions/points",
+        "/api/v1/extensions/configs",
+        "/api/v1/extensions/configs/{config_id}",
+    } <= set(paths)
+    assert not any(
+        "auto-login" in p or "admin/extensions" in p for p in paths
+    )  # pages stay out of the API schema
 
 
 def test_tenants_without_validators_pay_no_query_per_write(world: dict[str, Any]) -> None:
@@ -586,7 +816,9 @@ def test_tenants_without_validators_pay_no_query_per_write(world: dict[str, Any]
 
     w = world
     acme = w["ids"]["acme"]
-    validators = w["app"].state.services.record_hooks.validate[-1]  # the app's RecordValidators (after the approval guard)
+    validators = w["app"].state.services.record_hooks.validate[
+        -1
+    ]  # the app's RecordValidators (after the approval guard)
 
     async def statements(s: Any) -> list[int]:
         counted: list[str] = []
@@ -599,7 +831,9 @@ def test_tenants_without_validators_pay_no_query_per_write(world: dict[str, Any]
         out = []
         try:
             for _ in range(2):
-                for key in [k for k in s.info if k != SERVICES_KEY]:  # a new request's session: only the app's services
+                for key in [
+                    k for k in s.info if k != SERVICES_KEY
+                ]:  # a new request's session: only the app's services
                     del s.info[key]
                 tenant = await s.get(Tenant, acme, populate_existing=True)
                 system = await s.get(Tenant, directory.SYSTEM_UUID)
@@ -625,15 +859,28 @@ def test_traps_in_extension_calls_count_toward_the_crash_policy(world: dict[str,
 
     w = world
     spin = configure(w, "extkit:spin", "Spin")
-    define(w, [{"name": "Check", "selector": {"kind": "role", "config": {"role": "Clerk"}},
-                "condition": {"kind": "extension", "config": {"config_id": spin["id"]}}}])
+    define(
+        w,
+        [
+            {
+                "name": "Check",
+                "selector": {"kind": "role", "config": {"role": "Clerk"}},
+                "condition": {"kind": "extension", "config": {"config_id": spin["id"]}},
+            }
+        ],
+    )
     for _ in range(MAX_TRAPS_PER_WINDOW + 1):
         assert submit(w, order(w, amount=1).json()["id"])["state"] == "stuck"
     assert len(wait_for_faults(w, MAX_TRAPS_PER_WINDOW + 1)) == MAX_TRAPS_PER_WINDOW + 1
 
     async def states(s: Any) -> dict[str, str]:
-        rows = (await s.execute(sa.select(PluginTenant.tenant_id, PluginTenant.status)
-                                .where(PluginTenant.plugin_id == "extkit"))).all()
+        rows = (
+            await s.execute(
+                sa.select(PluginTenant.tenant_id, PluginTenant.status).where(
+                    PluginTenant.plugin_id == "extkit"
+                )
+            )
+        ).all()
         return {str(t): st for t, st in rows}
 
     deadline = time.monotonic() + 10

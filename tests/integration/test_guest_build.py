@@ -78,7 +78,10 @@ def test_new_scaffolds_a_valid_plugin(scaffolded: Path) -> None:
     assert files == [".gitignore", "README.md", "guest/app.py", "plugin.toml", "tests/test_plugin.py"]
     manifest = parse_manifest((scaffolded / "plugin.toml").read_text())
     assert manifest.id == NAME and manifest.capabilities.database
-    assert [(p.path, p.type) for p in manifest.pages] == [(f"/{NAME}/items", "crud"), (f"/{NAME}/overview", "custom")]
+    assert [(p.path, p.type) for p in manifest.pages] == [
+        (f"/{NAME}/items", "crud"),
+        (f"/{NAME}/overview", "custom"),
+    ]
     assert [e.name for e in manifest.entities] == [ENTITY]
 
 
@@ -95,8 +98,13 @@ def test_component_implements_the_plugin_world(engine: Engine, component: Compon
     imports, exports = ty.imports(engine), ty.exports(engine)
     assert list(imports) == [HOST]  # --stub-wasi: no WASI imports, only the host interface
     assert GUEST in exports  # (componentize-py also exports its own "exports" instance)
-    assert set(exports[GUEST].ty.exports(engine)) == {"init", "on-tenant-created", "handle-event", "render-page",
-                                                     "handle-action"}
+    assert set(exports[GUEST].ty.exports(engine)) == {
+        "init",
+        "on-tenant-created",
+        "handle-event",
+        "render-page",
+        "handle-action",
+    }
     assert "db-query" in imports[HOST].ty.exports(engine)
 
 
@@ -136,7 +144,9 @@ class FakeHost:
             sums: dict[str, int] = {}
             for r in self.rows:
                 sums[r["category"]] = sums.get(r["category"], 0) + r["quantity"]
-            return ok(json.dumps([{"category": c, "sum_quantity": s, "count": 1} for c, s in sorted(sums.items())]))
+            return ok(
+                json.dumps([{"category": c, "sum_quantity": s, "count": 1} for c, s in sorted(sums.items())])
+            )
 
         return {
             "db-insert": insert,
@@ -157,6 +167,7 @@ def _instantiate(engine: Engine, component: Component, fake: FakeHost) -> Callab
     linker = Linker(engine)
     with linker.root() as root, root.add_instance(HOST) as host:
         for name, fn in fake.functions().items():
+
             def recorded(_store: Any, *args: Any, _name: str = name, _fn: Callable[..., Any] = fn) -> Any:
                 fake.calls.append((_name, args))
                 return _fn(*args)
@@ -190,8 +201,12 @@ def test_scaffolded_guest_renders_and_handles_its_form(engine: Engine, component
     assert form["type"] == "form" and form["action"] == "add"
     assert doc["blocks"][3]["permission"] == f"db.{ENTITY}.insert"
 
-    added = call("handle-action", f"/{NAME}/overview", "add",
-                 json.dumps({"name": "Laptop stand", "category": "software", "quantity": "3"}))
+    added = call(
+        "handle-action",
+        f"/{NAME}/overview",
+        "add",
+        json.dumps({"name": "Laptop stand", "category": "software", "quantity": "3"}),
+    )
     assert added.tag == "ok", added.payload
     result = json.loads(added.payload)
     assert result["toast"] == {"level": "success", "text": "Added Laptop stand"}
@@ -200,7 +215,9 @@ def test_scaffolded_guest_renders_and_handles_its_form(engine: Engine, component
     chart = next(b for b in result["blocks"] if b["type"] == "chart")
     assert chart["series"] == [{"name": "Quantity", "values": [0, 3, 0]}]
 
-    invalid = json.loads(call("handle-action", f"/{NAME}/overview", "add", '{"name": "", "quantity": "x"}').payload)
+    invalid = json.loads(
+        call("handle-action", f"/{NAME}/overview", "add", '{"name": "", "quantity": "x"}').payload
+    )
     fields = {f["name"]: f for f in invalid["blocks"][0]["blocks"][0]["fields"]}
     assert fields["name"]["error"] == "Enter a name" and fields["quantity"]["error"] == "Enter a whole number"
     assert len(fake.rows) == 1
@@ -209,8 +226,15 @@ def test_scaffolded_guest_renders_and_handles_its_form(engine: Engine, component
     assert call("render-page", f"/{NAME}/missing", "{}") == Variant("err", f"no page '/{NAME}/missing'")
     assert call("handle-action", f"/{NAME}/overview", "zap", "{}").tag == "err"
     assert call("render-page", f"/{NAME}/overview", "{}").tag == "ok"
-    assert ("db-insert", (ENTITY, json.dumps({"name": "Laptop stand", "category": "software", "quantity": 3},
-                                             separators=(",", ":")))) in fake.calls
+    assert (
+        "db-insert",
+        (
+            ENTITY,
+            json.dumps(
+                {"name": "Laptop stand", "category": "software", "quantity": 3}, separators=(",", ":")
+            ),
+        ),
+    ) in fake.calls
 
 
 def test_pack_zips_only_the_package_files(scaffolded: Path, built: Path, tmp_path: Path) -> None:
@@ -282,7 +306,11 @@ def test_scaffolded_tests_pass(scaffolded: Path, built: Path) -> None:
     # What the author runs: `pytest tests` in the plugin folder (the build is a cache hit).
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
-        cwd=scaffolded, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        cwd=scaffolded,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr

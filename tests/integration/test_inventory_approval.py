@@ -31,8 +31,14 @@ from tests.integration.test_record_pages import in_db
 ACTOR = Actor(None, "test")
 PW = "approval-password-1"
 PO = "/api/v1/plugins/inventory/purchase_order"
-MANAGER_STEP = {"name": "Manager approval", "selector": {"kind": "manager"},
-                "condition": {"kind": "fields", "config": {"all": [{"field": "total_amount", "op": "gt", "value": "1000"}]}}}
+MANAGER_STEP = {
+    "name": "Manager approval",
+    "selector": {"kind": "manager"},
+    "condition": {
+        "kind": "fields",
+        "config": {"all": [{"field": "total_amount", "op": "gt", "value": "1000"}]},
+    },
+}
 FINANCE_STEP = {"name": "Finance", "selector": {"kind": "role", "config": {"role": "Finance"}}}
 
 
@@ -47,8 +53,11 @@ def _make_world(app: Any, package: Path, steps: list[dict[str, Any]]) -> dict[st
         tenant = await directory.create_tenant(s, ACTOR, "acme", "Acme")
         await lifecycle.enable(s, ACTOR, tenant.id, "inventory")
         ids: dict[str, Any] = {"acme": tenant.id}
-        grants = {"Buyer": ["db.purchase_order.*", "db.supplier.*"], "Manager": ["db.purchase_order.select"],
-                  "Finance": ["db.purchase_order.select"]}
+        grants = {
+            "Buyer": ["db.purchase_order.*", "db.supplier.*"],
+            "Manager": ["db.purchase_order.select"],
+            "Finance": ["db.purchase_order.select"],
+        }
         made = {}
         for name, patterns in grants.items():
             made[name] = await roles.create_role(s, ACTOR, tenant.id, name)
@@ -62,8 +71,16 @@ def _make_world(app: Any, package: Path, steps: list[dict[str, Any]]) -> dict[st
         # No end action: setting the status is the plugin's reaction.
         await workflow.save_process(s, tenant.id, ACTOR, po, {"name": "Purchase approval", "steps": steps})
         supplier = await runtime.entity_in_tenant(s, tenant.id, "inventory", "supplier")
-        await workflow.save_process(s, tenant.id, ACTOR, supplier, {"name": "Supplier approval", "steps": [
-            {"name": "Manager", "selector": {"kind": "role", "config": {"role": "Manager"}}}]})
+        await workflow.save_process(
+            s,
+            tenant.id,
+            ACTOR,
+            supplier,
+            {
+                "name": "Supplier approval",
+                "steps": [{"name": "Manager", "selector": {"kind": "role", "config": {"role": "Manager"}}}],
+            },
+        )
         return ids
 
     return in_db(app, work)  # type: ignore[no-any-return]
@@ -84,7 +101,9 @@ class World:
         return r.json()  # type: ignore[no-any-return]
 
     def submit(self, record_id: str, entity: str = "purchase_order") -> dict[str, Any]:
-        r = self.client.post(f"/api/v1/plugins/inventory/{entity}/{record_id}/submit", headers=self.h("alice"))
+        r = self.client.post(
+            f"/api/v1/plugins/inventory/{entity}/{record_id}/submit", headers=self.h("alice")
+        )
         assert r.status_code == 201, r.text
         return r.json()  # type: ignore[no-any-return]
 
@@ -94,7 +113,9 @@ class World:
         return r.json()["items"]  # type: ignore[no-any-return]
 
     def decide(self, who: str, task_id: str, verb: str, comment: str = "") -> dict[str, Any]:
-        r = self.client.post(f"/api/v1/tasks/{task_id}/{verb}", json={"comment": comment}, headers=self.h(who))
+        r = self.client.post(
+            f"/api/v1/tasks/{task_id}/{verb}", json={"comment": comment}, headers=self.h(who)
+        )
         assert r.status_code == 200, r.text
         deliver(self.client, self.app)
         return r.json()  # type: ignore[no-any-return]
@@ -106,20 +127,34 @@ class World:
 
     def events(self, prefix: str) -> list[tuple[str, dict[str, Any]]]:
         async def work(s: Any) -> list[tuple[str, dict[str, Any]]]:
-            rows = (await s.scalars(sa.select(EventRecord).where(EventRecord.type.like(prefix + "%"))
-                                    .order_by(EventRecord.created_at))).all()
+            rows = (
+                await s.scalars(
+                    sa.select(EventRecord)
+                    .where(EventRecord.type.like(prefix + "%"))
+                    .order_by(EventRecord.created_at)
+                )
+            ).all()
             return [(r.type, r.payload) for r in rows]
+
         return in_db(self.app, work)  # type: ignore[no-any-return]
 
     def deliveries(self) -> list[tuple[str, str, str]]:
         """(event type, status, message) of every handle-event delivery to inventory, plus its faults."""
+
         async def work(s: Any) -> list[tuple[str, str, str]]:
-            rows = (await s.execute(sa.select(EventRecord.type, EventDelivery.status, EventDelivery.message)
-                                    .join(EventDelivery, EventDelivery.event_id == EventRecord.id)
-                                    .where(EventDelivery.plugin_id == "inventory", EventDelivery.handler == "handle-event")
-                                    .order_by(EventRecord.created_at))).all()
-            faults = (await s.scalars(sa.select(PluginFault.message).where(PluginFault.plugin_id == "inventory"))).all()
+            rows = (
+                await s.execute(
+                    sa.select(EventRecord.type, EventDelivery.status, EventDelivery.message)
+                    .join(EventDelivery, EventDelivery.event_id == EventRecord.id)
+                    .where(EventDelivery.plugin_id == "inventory", EventDelivery.handler == "handle-event")
+                    .order_by(EventRecord.created_at)
+                )
+            ).all()
+            faults = (
+                await s.scalars(sa.select(PluginFault.message).where(PluginFault.plugin_id == "inventory"))
+            ).all()
             return [(r[0], r[1], r[2]) for r in rows] + [("fault", "failed", m) for m in faults]
+
         return in_db(self.app, work)  # type: ignore[no-any-return]
 
 
@@ -144,16 +179,24 @@ def test_manager_approves_and_the_plugin_sets_the_order_approved_with_a_note(w: 
     assert done["instance_state"] == "approved"
     after = w.record(po["id"])
     assert after["status"] == "approved"
-    assert after["notes"] == "Urgent: stock-out\nApproval: approved by max@acme.test (step Manager approval): Within budget"
+    assert (
+        after["notes"]
+        == "Urgent: stock-out\nApproval: approved by max@acme.test (step Manager approval): Within budget"
+    )
     # Three writes by the plugin (submitted when the task was created, the note, then the status), none
     # by the approver: no end action ran.
     assert after["version"] == 4 and after["updated_by"] is None
     assert [p["order_no"] for _, p in w.events("inventory.purchase_order.submitted")] == ["PO-1"]
     approved = w.events("inventory.purchase_order.approved")
-    assert [(p["order_no"], p["order_id"], p["total_amount"]) for _, p in approved] == [("PO-1", po["id"], "5000.00")]
+    assert [(p["order_no"], p["order_id"], p["total_amount"]) for _, p in approved] == [
+        ("PO-1", po["id"], "5000.00")
+    ]
     assert w.events("inventory.purchase_order.rejected") == []
-    assert w.deliveries() == [("workflow.task.created", "ok", ""), ("workflow.task.completed", "ok", ""),
-                              ("workflow.instance.completed", "ok", "")]
+    assert w.deliveries() == [
+        ("workflow.task.created", "ok", ""),
+        ("workflow.task.completed", "ok", ""),
+        ("workflow.instance.completed", "ok", ""),
+    ]
     # What the guest read from the payloads.
     [(_, completed)] = w.events("workflow.task.completed")
     assert completed["decided_by_email"] == "max@acme.test" and completed["title"] == "PO-1"
@@ -165,10 +208,16 @@ def test_manager_rejects_and_the_plugin_sets_the_order_rejected(w: World) -> Non
     po = w.order("PO-2", "2500.00")
     w.submit(po["id"])
     [task] = w.tasks("max")
-    assert w.decide("max", task["id"], "reject", "Too expensive,\n  ask for a quote")["instance_state"] == "rejected"
+    assert (
+        w.decide("max", task["id"], "reject", "Too expensive,\n  ask for a quote")["instance_state"]
+        == "rejected"
+    )
     after = w.record(po["id"])
     assert after["status"] == "rejected"
-    assert after["notes"] == "Approval: rejected by max@acme.test (step Manager approval): Too expensive, ask for a quote"
+    assert (
+        after["notes"]
+        == "Approval: rejected by max@acme.test (step Manager approval): Too expensive, ask for a quote"
+    )
     # Submitted when the task was created, then one write: the rejection's note and status together;
     # instance.completed finds nothing left to do.
     assert after["version"] == 3
@@ -206,8 +255,10 @@ def test_in_two_steps_only_the_final_outcome_approves(w2: World) -> None:
     w.decide("fin", fin_task["id"], "approve")
     after = w.record(po["id"])
     assert after["status"] == "approved"
-    assert after["notes"].splitlines() == ["Approval: approved by max@acme.test (step Manager approval): ok from me",
-                                           "Approval: approved by fin@acme.test (step Finance)"]
+    assert after["notes"].splitlines() == [
+        "Approval: approved by max@acme.test (step Manager approval): ok from me",
+        "Approval: approved by fin@acme.test (step Finance)",
+    ]
     assert len(w.events("inventory.purchase_order.approved")) == 1
 
 
@@ -218,13 +269,17 @@ def test_rejection_at_a_later_step_rejects(w2: World) -> None:
     w.decide("max", w.tasks("max")[0]["id"], "approve")
     w.decide("fin", w.tasks("fin")[0]["id"], "reject", "no budget left")
     after = w.record(po["id"])
-    assert after["status"] == "rejected" and after["notes"].splitlines()[-1] == \
-        "Approval: rejected by fin@acme.test (step Finance): no budget left"
+    assert (
+        after["status"] == "rejected"
+        and after["notes"].splitlines()[-1]
+        == "Approval: rejected by fin@acme.test (step Finance): no budget left"
+    )
 
 
 def test_approvals_of_other_entities_and_plugins_are_ignored(w: World) -> None:
-    r = w.client.post("/api/v1/plugins/inventory/supplier", json={"name": "Northwind", "code": "NW"},
-                      headers=w.h("alice"))
+    r = w.client.post(
+        "/api/v1/plugins/inventory/supplier", json={"name": "Northwind", "code": "NW"}, headers=w.h("alice")
+    )
     assert r.status_code == 201, r.text
     supplier = r.json()
     w.submit(supplier["id"], "supplier")
@@ -237,16 +292,34 @@ def test_approvals_of_other_entities_and_plugins_are_ignored(w: World) -> None:
 
     async def foreign(s: Any) -> None:
         for kind in ("task.completed", "instance.completed"):
-            await emit(s, Event(f"workflow.{kind}", str(w.ids["acme"]), {
-                "business_id": po["id"], "entity": "purchase_order", "plugin": "erp", "title": "PO-6",
-                "instance_id": str(uuid.uuid4()), "outcome": "rejected", "comment": "not yours",
-                "decided_by_email": "max@acme.test", "step": "X", "decisions": 1}, source="base"))
+            await emit(
+                s,
+                Event(
+                    f"workflow.{kind}",
+                    str(w.ids["acme"]),
+                    {
+                        "business_id": po["id"],
+                        "entity": "purchase_order",
+                        "plugin": "erp",
+                        "title": "PO-6",
+                        "instance_id": str(uuid.uuid4()),
+                        "outcome": "rejected",
+                        "comment": "not yours",
+                        "decided_by_email": "max@acme.test",
+                        "step": "X",
+                        "decisions": 1,
+                    },
+                    source="base",
+                ),
+            )
 
     in_db(w.app, foreign)
     deliver(w.client, w.app)
     after = w.record(po["id"])
     assert (after["status"], after["notes"], after["version"]) == ("draft", None, 1)
-    assert w.events("inventory.purchase_order.approved") == w.events("inventory.purchase_order.rejected") == []
+    assert (
+        w.events("inventory.purchase_order.approved") == w.events("inventory.purchase_order.rejected") == []
+    )
     assert {s for _, s, _ in w.deliveries()} == {"ok"} and len(w.deliveries()) == 5
 
 
@@ -258,23 +331,35 @@ def test_a_deleted_order_is_logged_not_a_failure(w: World, caplog: pytest.LogCap
     assert w.client.delete(f"{PO}/{po['id']}", headers=w.h("alice")).status_code == 204
     with caplog.at_level(logging.WARNING, logger="portal.plugin"):
         w.decide("max", task["id"], "approve", "too late")
-    gone = [r.getMessage() for r in caplog.records if r.name == "portal.plugin" and "no longer exists" in r.getMessage()]
+    gone = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "portal.plugin" and "no longer exists" in r.getMessage()
+    ]
     assert len(gone) == 2 and f"purchase order {po['id']} (PO-7)" in gone[0]
     assert [s for _, s, _ in w.deliveries()] == ["ok", "ok", "ok"]
-    assert w.events("inventory.purchase_order.approved") == w.events("inventory.purchase_order.rejected") == []
+    assert (
+        w.events("inventory.purchase_order.approved") == w.events("inventory.purchase_order.rejected") == []
+    )
 
 
 def test_a_renumbered_order_is_still_found(w: World) -> None:
     po = w.order("PO-8", "5000.00")
     w.submit(po["id"])
     # The requester cannot change an order awaiting approval (app.workflow.guard); a workflow admin can.
-    r = w.client.put(f"{PO}/{po['id']}", json={"order_no": "PO-8b", "version": po["version"]}, headers=w.h("alice"))
+    r = w.client.put(
+        f"{PO}/{po['id']}", json={"order_no": "PO-8b", "version": po["version"]}, headers=w.h("alice")
+    )
     assert r.status_code == 409 and "awaiting approval" in r.json()["detail"], r.text
 
     async def rename(s: Any) -> None:
         ref = await runtime.entity_in_tenant(s, w.ids["acme"], "inventory", "purchase_order")
-        svc = RecordService(s, w.ids["acme"], ACTOR, {workflow.ADMIN_PERMISSION, "db.purchase_order.select",
-                                                      "db.purchase_order.update"}.__contains__)
+        svc = RecordService(
+            s,
+            w.ids["acme"],
+            ACTOR,
+            {workflow.ADMIN_PERMISSION, "db.purchase_order.select", "db.purchase_order.update"}.__contains__,
+        )
         current = await svc.get(ref, po["id"])
         await svc.update(ref, po["id"], {"order_no": "PO-8b"}, current["version"])
 
@@ -288,17 +373,23 @@ def test_a_renumbered_order_is_still_found(w: World) -> None:
 def _previous_manifest(current: str) -> str:
     """The bundled manifest as 1.0.0 shipped it: auth only, no workflow subscriptions or PO outcome events."""
     replaced = current
-    for old, new in (('version = "1.1.0"', 'version = "1.0.0"'), ('modules = ["auth", "workflow"]', 'modules = ["auth"]'),
-                     ('subscribed = ["workflow.task.created", "workflow.task.completed", "workflow.instance.completed"]',
-                      'subscribed = ["inventory.purchase_order.updated"]'),
-                     ('  "inventory.purchase_order.approved",\n  "inventory.purchase_order.rejected",\n', '')):
+    for old, new in (
+        ('version = "1.1.0"', 'version = "1.0.0"'),
+        ('modules = ["auth", "workflow"]', 'modules = ["auth"]'),
+        (
+            'subscribed = ["workflow.task.created", "workflow.task.completed", "workflow.instance.completed"]',
+            'subscribed = ["inventory.purchase_order.updated"]',
+        ),
+        ('  "inventory.purchase_order.approved",\n  "inventory.purchase_order.rejected",\n', ""),
+    ):
         assert old in replaced, old
         replaced = replaced.replace(old, new, 1)
     return replaced
 
 
-def test_upgrade_from_1_0_0_keeps_the_orders(client: Any, app: Any, inventory_built: Path,
-                                                          tmp_path: Path) -> None:
+def test_upgrade_from_1_0_0_keeps_the_orders(
+    client: Any, app: Any, inventory_built: Path, tmp_path: Path
+) -> None:
     old = tmp_path / "inventory-1.0.0"
     old.mkdir()
     (old / "plugin.toml").write_text(_previous_manifest((BUNDLED / "inventory" / "plugin.toml").read_text()))
@@ -313,10 +404,13 @@ def test_upgrade_from_1_0_0_keeps_the_orders(client: Any, app: Any, inventory_bu
     async def upgrade(s: Any) -> dict[str, Any]:
         tenant = await directory.get_tenant(s, "acme")
         po = await runtime.entity_in_tenant(s, tenant.id, "inventory", "purchase_order")
-        row = await RecordService(s, tenant.id, ACTOR, lambda _p: True).insert(po, {"order_no": "PO-OLD",
-                                                                                  "total_amount": "10.00"})
+        row = await RecordService(s, tenant.id, ACTOR, lambda _p: True).insert(
+            po, {"order_no": "PO-OLD", "total_amount": "10.00"}
+        )
         await s.commit()
-        upgraded = await lifecycle.upload(s, ACTOR, read_folder(inventory_built), app.state.settings, bundled=True)
+        upgraded = await lifecycle.upload(
+            s, ACTOR, read_folder(inventory_built), app.state.settings, bundled=True
+        )
         return {"version": upgraded.version, "id": str(row["id"])}
 
     done = in_db(app, upgrade)
@@ -326,8 +420,15 @@ def test_upgrade_from_1_0_0_keeps_the_orders(client: Any, app: Any, inventory_bu
         tenant = await directory.get_tenant(s, "acme")
         [plugin] = [p for p in await runtime.enabled_for(s, tenant.id) if p.id == "inventory"]
         po = await runtime.entity_in_tenant(s, tenant.id, "inventory", "purchase_order")
-        order_no = await s.scalar(sa.select(po.table.c.order_no).where(po.table.c.id == uuid.UUID(done["id"])))
-        return plugin.manifest.version, plugin.manifest.dependencies.modules, plugin.manifest.events.subscribed, order_no
+        order_no = await s.scalar(
+            sa.select(po.table.c.order_no).where(po.table.c.id == uuid.UUID(done["id"]))
+        )
+        return (
+            plugin.manifest.version,
+            plugin.manifest.dependencies.modules,
+            plugin.manifest.events.subscribed,
+            order_no,
+        )
 
     version, modules, subscribed, order_no = in_db(app, check)
     assert (version, modules, order_no) == ("1.1.0", ("auth", "workflow"), "PO-OLD")

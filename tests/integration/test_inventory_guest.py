@@ -55,7 +55,9 @@ def rows(app: Any, entity: str) -> list[dict[str, Any]]:
     async def work(s: Any) -> list[dict[str, Any]]:
         tenant = await directory.get_tenant(s, "acme")
         ref = await runtime.entity_in_tenant(s, tenant.id, "inventory", entity)
-        found = await s.execute(sa.select(ref.table).where(ref.table.c.tenant_id == tenant.id).order_by(ref.table.c.created_at))
+        found = await s.execute(
+            sa.select(ref.table).where(ref.table.c.tenant_id == tenant.id).order_by(ref.table.c.created_at)
+        )
         return [dict(r) for r in found.mappings().all()]
 
     return in_db(app, work)  # type: ignore[no-any-return]
@@ -63,9 +65,19 @@ def rows(app: Any, entity: str) -> list[dict[str, Any]]:
 
 def add_items(client: Any, items: list[tuple[str, int, int]]) -> None:
     for sku, quantity, threshold in items:
-        r = post_form(client, "/t/acme/p/inventory/inventory/items/new",
-                      {"sku": sku, "name": f"Item {sku}", "quantity": str(quantity), "threshold": str(threshold),
-                       "unit": "pcs", "status": "active"}, follow_redirects=False)
+        r = post_form(
+            client,
+            "/t/acme/p/inventory/inventory/items/new",
+            {
+                "sku": sku,
+                "name": f"Item {sku}",
+                "quantity": str(quantity),
+                "threshold": str(threshold),
+                "unit": "pcs",
+                "status": "active",
+            },
+            follow_redirects=False,
+        )
         assert r.status_code == 303, text_of(r.text)[:400]
 
 
@@ -83,20 +95,37 @@ def test_stocktaking_adjusts_with_the_version_check(acme: Any, app: Any) -> None
     page = acme.get(STOCK)
     assert page.status_code == 200, page.text[:300]
     text = text_of(page.text)
-    assert "Below threshold 2" in text and "B-2" in text and "C-3" in text and "A-1" not in text.split("Adjust quantity")[0]
+    assert (
+        "Below threshold 2" in text
+        and "B-2" in text
+        and "C-3" in text
+        and "A-1" not in text.split("Adjust quantity")[0]
+    )
     item = next(i for i in rows(app, "inventory_item") if i["sku"] == "A-1")
     before = len(app.state.bus.delivered)
-    r = post_form(acme, STOCK + "/actions/adjust", {"item": f"{item['id']}@{item['version']}", "quantity": "3"}, headers=HX)
+    r = post_form(
+        acme,
+        STOCK + "/actions/adjust",
+        {"item": f"{item['id']}@{item['version']}", "quantity": "3"},
+        headers=HX,
+    )
     assert r.status_code == 200 and "A-1 counted: 3 pcs" in text_of(r.text)
     updated = next(i for i in rows(app, "inventory_item") if i["sku"] == "A-1")
     assert (updated["quantity"], updated["version"]) == (3, 2)
     low = [e for e in app.state.bus.delivered[before:] if e.type == "inventory.stock.low"]
     assert [e.payload["sku"] for e in low] == ["A-1"]
     # The same (now stale) version again: nothing is saved, the user is told why.
-    stale = post_form(acme, STOCK + "/actions/adjust", {"item": f"{item['id']}@{item['version']}", "quantity": "40"}, headers=HX)
+    stale = post_form(
+        acme,
+        STOCK + "/actions/adjust",
+        {"item": f"{item['id']}@{item['version']}", "quantity": "40"},
+        headers=HX,
+    )
     assert "Someone changed this item" in text_of(stale.text)
     assert next(i for i in rows(app, "inventory_item") if i["sku"] == "A-1")["quantity"] == 3
-    bad = post_form(acme, STOCK + "/actions/adjust", {"item": f"{item['id']}@2", "quantity": "-1"}, headers=HX)
+    bad = post_form(
+        acme, STOCK + "/actions/adjust", {"item": f"{item['id']}@2", "quantity": "-1"}, headers=HX
+    )
     assert "Enter a whole number of 0 or more." in text_of(bad.text)
 
 

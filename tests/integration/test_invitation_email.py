@@ -10,7 +10,9 @@ from tests.integration.test_invitations import KNOWN, PW, invitation_id, world  
 from tests.integration.test_messages_email import Sink, client, settings_env, sink  # noqa: F401  (fixtures)
 
 
-def test_an_invitation_is_emailed_with_its_link(client: Any, app: Any, world: Any, sink: tuple[Sink, int]) -> None:  # noqa: F811
+def test_an_invitation_is_emailed_with_its_link(
+    client: Any, app: Any, world: Any, sink: tuple[Sink, int]
+) -> None:
     login(client, "alice@demo.test", PW)
     r = post_form(client, "/t/demo/admin/members", {"email": KNOWN, "role": "Sales"}, follow_redirects=False)
     assert r.status_code == 303

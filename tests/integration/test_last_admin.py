@@ -43,9 +43,13 @@ def demo(app: Any) -> dict[str, Any]:
 
 def admins(app: Any, tenant_id: Any) -> list[str]:
     async def work(s: Any) -> list[str]:
-        rows = await s.scalars(sa.select(User.email).join(Membership, Membership.user_id == User.id)
-                               .join(Role, Role.id == Membership.role_id)
-                               .where(Membership.tenant_id == tenant_id, Role.builtin == "admin").order_by(User.email))
+        rows = await s.scalars(
+            sa.select(User.email)
+            .join(Membership, Membership.user_id == User.id)
+            .join(Role, Role.id == Membership.role_id)
+            .where(Membership.tenant_id == tenant_id, Role.builtin == "admin")
+            .order_by(User.email)
+        )
         return list(rows.all())
 
     return in_db(app, work)
@@ -54,7 +58,9 @@ def admins(app: Any, tenant_id: Any) -> list[str]:
 def test_last_admin_cannot_be_demoted_or_removed_through_the_page(client, app, demo):
     login(client, "alice@demo.test", PW)
     alice = demo["alice"]
-    demoted = post_form(client, f"/t/demo/admin/members/{alice}/role", {"role": "Member"}, follow_redirects=False)
+    demoted = post_form(
+        client, f"/t/demo/admin/members/{alice}/role", {"role": "Member"}, follow_redirects=False
+    )
     assert demoted.status_code == 409 and REFUSAL in text_of(demoted.text)
     assert "Members of Demo Company" in demoted.text  # the members page again, not an error page
     removed = post_form(client, f"/t/demo/admin/members/{alice}/remove", {}, follow_redirects=False)
@@ -67,10 +73,18 @@ def test_last_admin_cannot_be_demoted_or_removed_through_the_page(client, app, d
     by_root = post_form(client, f"/t/demo/admin/members/{alice}/remove", {}, follow_redirects=False)
     assert by_root.status_code == 409 and REFUSAL in text_of(by_root.text)
     # With a second Admin, the first may step down; the new last one is protected in turn.
-    assert post_form(client, f"/t/demo/admin/members/{demo['bob']}/role", {"role": "Admin"},
-                     follow_redirects=False).status_code == 303
-    assert post_form(client, f"/t/demo/admin/members/{alice}/role", {"role": "Member"},
-                     follow_redirects=False).status_code == 303
+    assert (
+        post_form(
+            client, f"/t/demo/admin/members/{demo['bob']}/role", {"role": "Admin"}, follow_redirects=False
+        ).status_code
+        == 303
+    )
+    assert (
+        post_form(
+            client, f"/t/demo/admin/members/{alice}/role", {"role": "Member"}, follow_redirects=False
+        ).status_code
+        == 303
+    )
     again = post_form(client, f"/t/demo/admin/members/{demo['bob']}/remove", {}, follow_redirects=False)
     assert again.status_code == 409 and REFUSAL in text_of(again.text)
     assert admins(app, demo["demo"]) == ["bob@demo.test"]
@@ -94,14 +108,17 @@ def test_last_admin_cannot_be_demoted_or_removed_through_the_api(client, app, de
 
 def test_an_inactive_admin_does_not_count(client, app, demo):
     async def work(s: Any) -> None:
-        await directory.change_member_role(s, ACTOR, demo["demo"], demo["bob"], await roles.get_role(s, demo["demo"], "Admin"))
+        await directory.change_member_role(
+            s, ACTOR, demo["demo"], demo["bob"], await roles.get_role(s, demo["demo"], "Admin")
+        )
         (await s.get(User, demo["bob"])).is_active = False
 
     in_db(app, work)
 
     async def demote_alice(s: Any) -> None:
-        await directory.change_member_role(s, ACTOR, demo["demo"], demo["alice"],
-                                           await roles.get_role(s, demo["demo"], "Member"))
+        await directory.change_member_role(
+            s, ACTOR, demo["demo"], demo["alice"], await roles.get_role(s, demo["demo"], "Member")
+        )
 
     with pytest.raises(Conflict, match=re.escape(REFUSAL)):
         in_db(app, demote_alice)
@@ -112,7 +129,9 @@ def test_two_admins_demoting_each_other_at_once_leave_one(app, demo):
     write lock (SQLite) and is then refused, whichever order they run in."""
 
     async def promote(s: Any) -> None:
-        await directory.change_member_role(s, ACTOR, demo["demo"], demo["bob"], await roles.get_role(s, demo["demo"], "Admin"))
+        await directory.change_member_role(
+            s, ACTOR, demo["demo"], demo["bob"], await roles.get_role(s, demo["demo"], "Admin")
+        )
 
     in_db(app, promote)
 
@@ -166,14 +185,23 @@ def test_the_last_admin_cannot_be_deactivated_from_the_cli(app, demo, settings_e
     assert runner.invoke(main, ["user", "deactivate", "bob@demo.test"], env=settings_env).exit_code == 0
 
     async def state(s: Any) -> dict[str, bool]:
-        return dict((await s.execute(sa.select(User.email, User.is_active).where(User.email.like("%@demo.test")))).all())
+        return dict(
+            (
+                await s.execute(sa.select(User.email, User.is_active).where(User.email.like("%@demo.test")))
+            ).all()
+        )
 
     assert in_db(app, state) == {"alice@demo.test": True, "bob@demo.test": False}
     # With bob back and made Admin, alice may go.
-    assert runner.invoke(main, ["user", "deactivate", "bob@demo.test", "--activate"], env=settings_env).exit_code == 0
+    assert (
+        runner.invoke(main, ["user", "deactivate", "bob@demo.test", "--activate"], env=settings_env).exit_code
+        == 0
+    )
 
     async def promote(s: Any) -> None:
-        await directory.change_member_role(s, ACTOR, demo["demo"], demo["bob"], await roles.get_role(s, demo["demo"], "Admin"))
+        await directory.change_member_role(
+            s, ACTOR, demo["demo"], demo["bob"], await roles.get_role(s, demo["demo"], "Admin")
+        )
 
     in_db(app, promote)
     done = runner.invoke(main, ["user", "deactivate", "alice@demo.test"], env=settings_env)

@@ -33,7 +33,9 @@ def make_world(app: Any) -> dict[str, uuid.UUID]:
         for slug in ("acme", "globex"):
             ids[slug] = (await directory.create_tenant(s, SYSTEM, slug, slug.title())).id
         for name in ("alice", "bob", "carol"):
-            ids[name] = (await directory.create_user(s, SYSTEM, f"{name}@corp.test", PASSWORD, name.title())).id
+            ids[name] = (
+                await directory.create_user(s, SYSTEM, f"{name}@corp.test", PASSWORD, name.title())
+            ).id
         for slug, names in (("acme", ("alice", "bob")), ("globex", ("alice", "carol"))):
             role = await role_service.get_role(s, ids[slug], "Member")
             for name in names:
@@ -44,8 +46,15 @@ def make_world(app: Any) -> dict[str, uuid.UUID]:
     return in_db(app, work)  # type: ignore[no-any-return]
 
 
-def send(app: Any, tenant: uuid.UUID, users: list[Any], title: str = "Hello", body: str = "", link: str | None = None,
-         source: str = "workflow") -> list[str]:
+def send(
+    app: Any,
+    tenant: uuid.UUID,
+    users: list[Any],
+    title: str = "Hello",
+    body: str = "",
+    link: str | None = None,
+    source: str = "workflow",
+) -> list[str]:
     async def work(s: Any) -> list[str]:
         rows = await messages.notify(s, tenant, users, title, body, link, source=source, actor=SYSTEM)
         return [str(r.id) for r in rows]
@@ -75,8 +84,14 @@ def test_notify_checks_membership_caps_and_links(app: Any) -> None:
     assert "required" in refused(app, w["acme"], [w["bob"]], title="  ")["title"]
     assert "at most 200" in refused(app, w["acme"], [w["bob"]], title="x" * 201)["title"]
     assert "at most 4000" in refused(app, w["acme"], [w["bob"]], body="x" * 4001)["body"]
-    for evil in ("https://evil.test/", "//evil.test/x", "javascript:alert(1)", "/\\evil.test", "relative/path",
-                 "/ok\r\nSet-Cookie: x=1"):
+    for evil in (
+        "https://evil.test/",
+        "//evil.test/x",
+        "javascript:alert(1)",
+        "/\\evil.test",
+        "relative/path",
+        "/ok\r\nSet-Cookie: x=1",
+    ):
         assert "link" in refused(app, w["acme"], [w["bob"]], link=evil), evil
     # duplicates collapse; the audit trail has one row for the call, saying who sent to how many
     ids = send(app, w["acme"], [w["alice"], w["bob"], str(w["bob"])], link="/t/acme/messages?x=1")
@@ -103,7 +118,9 @@ def test_unread_counts_mark_read_and_isolation(app: Any) -> None:
         inbox = await messages.list_for(s, w["globex"], w["alice"])
         assert [m.title for m in inbox.rows] == ["for globex"]  # tenant A's messages never show in tenant B
         # bob cannot read or mark alice's message, nor alice a message of acme through globex
-        alice_msg = next(m for m in (await messages.list_for(s, w["acme"], w["alice"])).rows if m.title == "for acme")
+        alice_msg = next(
+            m for m in (await messages.list_for(s, w["acme"], w["alice"])).rows if m.title == "for acme"
+        )
         with pytest.raises(NotFound):
             await messages.mark_read(s, w["acme"], w["bob"], alice_msg.id)
         with pytest.raises(NotFound):
@@ -194,7 +211,11 @@ def test_api_lists_and_marks_read(client: Any, app: Any) -> None:
     token = api_token(client, "alice@corp.test", PASSWORD)
     h = bearer(token, "acme")
     listed = client.get("/api/v1/messages", headers=h).json()
-    assert listed["total"] == 2 and listed["unread"] == 2 and {m["title"] for m in listed["items"]} == {"one", "two"}
+    assert (
+        listed["total"] == 2
+        and listed["unread"] == 2
+        and {m["title"] for m in listed["items"]} == {"one", "two"}
+    )
     one = next(m for m in listed["items"] if m["title"] == "one")
     assert one["link"] == "/t/acme/" and one["read"] is False and one["source"] == "workflow"
     marked = client.post(f"/api/v1/messages/{one['id']}/read", headers=h)
@@ -204,7 +225,9 @@ def test_api_lists_and_marks_read(client: Any, app: Any) -> None:
     # a message of another tenant is not found through this one
     g = client.get("/api/v1/messages", headers=bearer(token, "globex")).json()["items"][0]
     missing = client.post(f"/api/v1/messages/{g['id']}/read", headers=h)
-    assert missing.status_code == 404 and missing.headers["content-type"].startswith("application/problem+json")
+    assert missing.status_code == 404 and missing.headers["content-type"].startswith(
+        "application/problem+json"
+    )
     assert client.post("/api/v1/messages/read-all", headers=h).json()["marked"] == 1
     assert client.get("/api/v1/messages", headers=h).json()["unread"] == 0
     assert client.get("/api/v1/messages", headers=bearer(token, "globex")).json()["unread"] == 1
@@ -212,7 +235,9 @@ def test_api_lists_and_marks_read(client: Any, app: Any) -> None:
     assert client.get("/api/v1/messages", headers=bearer(token)).status_code == 400
     assert client.get("/api/v1/messages").status_code == 401
     schema = client.get("/api/schema/openapi.json").json()["paths"]
-    assert {"/api/v1/messages", "/api/v1/messages/{message_id}/read", "/api/v1/messages/read-all"} <= set(schema)
+    assert {"/api/v1/messages", "/api/v1/messages/{message_id}/read", "/api/v1/messages/read-all"} <= set(
+        schema
+    )
 
 
 def test_paging_runs_across_unread_and_read(app: Any) -> None:
@@ -225,12 +250,21 @@ def test_paging_runs_across_unread_and_read(app: Any) -> None:
         for m in rows:
             if m.title in {"m0", "m2", "m4", "m6"}:
                 await messages.mark_read(s, w["acme"], w["bob"], m.id)
-        pages = [[m.title for m in (await messages.list_for(s, w["acme"], w["bob"], offset=o, limit=2)).rows]
-                 for o in (0, 2, 4, 6)]
+        pages = [
+            [m.title for m in (await messages.list_for(s, w["acme"], w["bob"], offset=o, limit=2)).rows]
+            for o in (0, 2, 4, 6)
+        ]
         # unread newest first (m5, m3, m1), then read newest first (m6, m4, m2, m0)
         assert pages == [["m5", "m3"], ["m1", "m6"], ["m4", "m2"], ["m0"]]
-        unread_pages = [[m.title for m in (await messages.list_for(s, w["acme"], w["bob"], unread_only=True,
-                                                                     offset=o, limit=2)).rows] for o in (0, 2, 4)]
+        unread_pages = [
+            [
+                m.title
+                for m in (
+                    await messages.list_for(s, w["acme"], w["bob"], unread_only=True, offset=o, limit=2)
+                ).rows
+            ]
+            for o in (0, 2, 4)
+        ]
         assert unread_pages == [["m5", "m3"], ["m1"], []]
 
     in_db(app, check)

@@ -65,8 +65,13 @@ def sink() -> Iterator[tuple[Sink, int]]:
 
 @pytest.fixture
 def settings_env(db_url: str, tmp_path: Path, sink: tuple[Sink, int]) -> dict[str, str]:
-    return {**_settings_env(tmp_path, db_url), "PORTAL_SMTP_HOST": "127.0.0.1", "PORTAL_SMTP_PORT": str(sink[1]),
-            "PORTAL_SMTP_FROM": "portal@corp.test", "PORTAL_PUBLIC_URL": "https://portal.corp.test"}
+    return {
+        **_settings_env(tmp_path, db_url),
+        "PORTAL_SMTP_HOST": "127.0.0.1",
+        "PORTAL_SMTP_PORT": str(sink[1]),
+        "PORTAL_SMTP_FROM": "portal@corp.test",
+        "PORTAL_PUBLIC_URL": "https://portal.corp.test",
+    }
 
 
 @pytest.fixture
@@ -78,8 +83,16 @@ def client(app: Any) -> Iterator[TestClient]:
 
 def notify(app: Any, tenant: uuid.UUID, users: list[uuid.UUID], title: str, *, fail: bool = False) -> None:
     async def work(s: Any) -> None:
-        await messages.notify(s, tenant, users, title, "Please look", "/t/acme/messages", source="workflow",
-                              actor=Actor(None, "system"))
+        await messages.notify(
+            s,
+            tenant,
+            users,
+            title,
+            "Please look",
+            "/t/acme/messages",
+            source="workflow",
+            actor=Actor(None, "system"),
+        )
         if fail:
             raise RuntimeError("the caller's transaction fails after notifying")
 
@@ -92,7 +105,9 @@ def test_emails_after_commit_respecting_the_preference(client: Any, app: Any, si
     # bob turns email off on his profile; alice sees it on by default
     login(client, "bob@corp.test", PASSWORD)
     assert 'name="email_notifications" checked' in client.get("/t/acme/account").text
-    saved = post_form(client, "/t/acme/account", {"display_name": "Bob", "language": "en"}, follow_redirects=False)
+    saved = post_form(
+        client, "/t/acme/account", {"display_name": "Bob", "language": "en"}, follow_redirects=False
+    )
     assert saved.status_code == 303
     assert 'name="email_notifications" >' in client.get("/t/acme/account").text
 
@@ -100,7 +115,10 @@ def test_emails_after_commit_respecting_the_preference(client: Any, app: Any, si
     [sent] = box.wait_for(1)
     assert sent["X-Envelope-To"] == "alice@corp.test" and sent["From"] == "portal@corp.test"
     assert sent["Subject"] == "Approve order <PO-7>"
-    assert "Please look" in sent.get_payload() and "https://portal.corp.test/t/acme/messages" in sent.get_payload()
+    assert (
+        "Please look" in sent.get_payload()
+        and "https://portal.corp.test/t/acme/messages" in sent.get_payload()
+    )
 
     # a rolled-back notification sends nothing
     with pytest.raises(RuntimeError):

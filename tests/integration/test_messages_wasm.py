@@ -25,7 +25,7 @@ EVIL = "<script>window.__pwned=1</script>"
 
 
 @pytest.fixture
-def world(client: Any, app: Any, probe_packages: dict[str, Path]) -> dict[str, str]:  # noqa: F811
+def world(client: Any, app: Any, probe_packages: dict[str, Path]) -> dict[str, str]:
     """probe enabled in acme and globex, alice in acme, carol in globex; root signed in."""
     install_probes(client, app, probe_packages)
 
@@ -33,9 +33,12 @@ def world(client: Any, app: Any, probe_packages: dict[str, Path]) -> dict[str, s
         ids: dict[str, str] = {}
         for name, slug in (("alice", "acme"), ("carol", "globex")):
             tenant = await directory.get_tenant(s, slug)
-            user = await directory.create_user(s, Actor(None, "test"), f"{name}@corp.test", PASSWORD, name.title())
-            await directory.add_member(s, Actor(None, "test"), tenant.id, user,
-                                       await role_service.get_role(s, tenant.id, "Member"))
+            user = await directory.create_user(
+                s, Actor(None, "test"), f"{name}@corp.test", PASSWORD, name.title()
+            )
+            await directory.add_member(
+                s, Actor(None, "test"), tenant.id, user, await role_service.get_role(s, tenant.id, "Member")
+            )
             ids[name] = str(user.id)
         return ids
 
@@ -54,18 +57,31 @@ def shown(r: Any) -> str:
 
 
 def test_notify_from_a_component(client: Any, app: Any, world: dict[str, str]) -> None:
-    r = client.get(PAGE, params={"mode": "notify", "to": world["alice"], "title": f"Stock low {EVIL}",
-                                 "body": f"Reorder {EVIL}", "link": "/t/acme/p/probe/probe?mode=hello"})
+    r = client.get(
+        PAGE,
+        params={
+            "mode": "notify",
+            "to": world["alice"],
+            "title": f"Stock low {EVIL}",
+            "body": f"Reorder {EVIL}",
+            "link": "/t/acme/p/probe/probe?mode=hello",
+        },
+    )
     assert r.status_code == 200 and "notified=1" in shown(r), r.text[:500]
     [row] = stored(app)
-    assert row.source == "probe" and row.user_id == uuid.UUID(world["alice"]) and row.title.startswith("Stock low")
+    assert (
+        row.source == "probe"
+        and row.user_id == uuid.UUID(world["alice"])
+        and row.title.startswith("Stock low")
+    )
 
     # recipients outside the tenant: carol is in globex only, root in no tenant but system; nothing is sent
     for to in (world["carol"], "me", f"{world['alice']},{world['carol']}", "not-a-uuid"):
         refused = shown(client.get(PAGE, params={"mode": "notify", "to": to}))
         assert "refused: notify: user_ids:" in refused, refused
-    assert "refused: notify: link:" in shown(client.get(PAGE, params={"mode": "notify", "to": world["alice"],
-                                                                      "link": "https://evil.test/"}))
+    assert "refused: notify: link:" in shown(
+        client.get(PAGE, params={"mode": "notify", "to": world["alice"], "link": "https://evil.test/"})
+    )
     # a plugin without `messages = true` is refused, whatever it asks
     nodb = client.get("/t/acme/p/probe-nodb/probe-nodb", params={"mode": "notify", "to": world["alice"]})
     assert "does not have the 'messages' capability" in shown(nodb), nodb.text[:500]
@@ -75,7 +91,11 @@ def test_notify_from_a_component(client: Any, app: Any, world: dict[str, str]) -
     login(client, "alice@corp.test", PASSWORD)
     inbox = client.get("/t/acme/messages")
     assert re.search(r'data-unread="1"', inbox.text)
-    assert EVIL not in inbox.text and "Stock low &lt;script&gt;" in inbox.text and "probe ·" in text_of(inbox.text)
+    assert (
+        EVIL not in inbox.text
+        and "Stock low &lt;script&gt;" in inbox.text
+        and "probe ·" in text_of(inbox.text)
+    )
 
 
 def test_notification_limit_per_guest_call(client: Any, app: Any, world: dict[str, str]) -> None:

@@ -43,19 +43,33 @@ def free_port() -> int:
 
 def server_env(tmp: Path, url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PORTAL_", "DATABASE_URL"))}
-    env.update({"PORTAL_DATA_DIR": str(tmp), "DATABASE_URL": url, "PORTAL_SECRET_KEY": "test-secret-key-0123456789",
-                "PORTAL_ADMIN_EMAIL": ADMIN_EMAIL, "PORTAL_ADMIN_PASSWORD": ADMIN_PASSWORD})
+    env.update(
+        {
+            "PORTAL_DATA_DIR": str(tmp),
+            "DATABASE_URL": url,
+            "PORTAL_SECRET_KEY": "test-secret-key-0123456789",
+            "PORTAL_ADMIN_EMAIL": ADMIN_EMAIL,
+            "PORTAL_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        }
+    )
     return env
 
 
 def cli_token(env: dict[str, str], email: str) -> str:
-    done = subprocess.run([str(PORTAL), "token", "create", "--user", email, "--name", "multiworker"], env=env,
-                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [str(PORTAL), "token", "create", "--user", email, "--name", "multiworker"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, f"portal token create failed: {done.stderr[-2000:]}"
     return done.stdout.strip().splitlines()[-1]
 
 
 # --- which worker answered? (Linux /proc; None elsewhere) -------------------------------------------
+
 
 def _children(pid: int) -> list[int]:
     try:
@@ -73,7 +87,10 @@ def _server_socket_inode(server_port: int, client_port: int) -> str | None:
         for line in lines:
             parts = line.split()
             local, remote, inode = parts[1], parts[2], parts[9]
-            if int(local.rsplit(":", 1)[1], 16) == server_port and int(remote.rsplit(":", 1)[1], 16) == client_port:
+            if (
+                int(local.rsplit(":", 1)[1], 16) == server_port
+                and int(remote.rsplit(":", 1)[1], 16) == client_port
+            ):
                 return inode
     return None
 
@@ -104,8 +121,9 @@ class Server:
         except OSError:
             return ""
 
-    def request(self, method: str, path: str, token: str | None = None, tenant: str | None = None,
-                body: Any = None) -> tuple[int, Any, int | None]:
+    def request(
+        self, method: str, path: str, token: str | None = None, tenant: str | None = None, body: Any = None
+    ) -> tuple[int, Any, int | None]:
         """One request on a fresh connection: (status, parsed body, pid of the worker that answered)."""
         headers = {"Accept": "application/json"}
         if token:
@@ -139,8 +157,14 @@ def start_server(env: dict[str, str], tmp: Path, workers: int = 2) -> Server:
     port = free_port()
     log = tmp / "server.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([str(PORTAL), "serve", "--workers", str(workers), "--port", str(port)], env=env,
-                                cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [str(PORTAL), "serve", "--workers", str(workers), "--port", str(port)],
+            env=env,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     server = Server(proc, port, log)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -179,10 +203,13 @@ def test_grant_reaches_every_worker_within_a_second(request: pytest.FixtureReque
     server = start_server(env, tmp_path)
     try:
         admin = cli_token(env, ADMIN_EMAIL)
-        status, body, _ = server.request("POST", "/api/v1/tenants", admin, "system", {"slug": "acme", "name": "Acme"})
+        status, body, _ = server.request(
+            "POST", "/api/v1/tenants", admin, "system", {"slug": "acme", "name": "Acme"}
+        )
         assert status == 201, body
-        status, body, _ = server.request("POST", "/api/v1/members", admin, "acme",
-                                         {"email": BOB[0], "password": BOB[1], "role": "Member"})
+        status, body, _ = server.request(
+            "POST", "/api/v1/members", admin, "acme", {"email": BOB[0], "password": BOB[1], "role": "Member"}
+        )
         assert status == 201, body
         bob = cli_token(env, BOB[0])
         status, body, _ = server.request("GET", "/api/v1/roles", admin, "acme")
@@ -202,8 +229,13 @@ def test_grant_reaches_every_worker_within_a_second(request: pytest.FixtureReque
         if workers:
             assert len(seen_before) >= 2, f"only worker(s) {seen_before} of {workers} answered 200 requests"
 
-        status, body, granted_by = server.request("PUT", f"/api/v1/roles/{member_id}/permissions", admin, "acme",
-                                                  {"permissions": ["db.roles.select"]})
+        status, body, granted_by = server.request(
+            "PUT",
+            f"/api/v1/roles/{member_id}/permissions",
+            admin,
+            "acme",
+            {"permissions": ["db.roles.select"]},
+        )
         assert status == 200 and body["added"] == ["db.roles.select"], body
         granted_at = time.monotonic()
 
@@ -217,8 +249,10 @@ def test_grant_reaches_every_worker_within_a_second(request: pytest.FixtureReque
                 break
             assert status == 403, (status, body)
             stale.append((round(elapsed, 3), pid))
-            assert elapsed < PROPAGATION_S, (f"still refused {elapsed:.2f} s after the grant ({len(stale)} refusals, "
-                                             f"by worker(s) {sorted({str(p) for _, p in stale})})")
+            assert elapsed < PROPAGATION_S, (
+                f"still refused {elapsed:.2f} s after the grant ({len(stale)} refusals, "
+                f"by worker(s) {sorted({str(p) for _, p in stale})})"
+            )
         results = []
         seen_after: set[int] = set()
         while len(results) < 20 or (workers and len(seen_after) < 2 and len(results) < 200):
@@ -226,10 +260,14 @@ def test_grant_reaches_every_worker_within_a_second(request: pytest.FixtureReque
             if results[-1][2] is not None:
                 seen_after.add(results[-1][2])
         statuses = [s for s, _, _ in results]
-        assert statuses == [200] * len(results), f"statuses after the grant: {statuses} (stale before: {stale})"
+        assert statuses == [200] * len(results), (
+            f"statuses after the grant: {statuses} (stale before: {stale})"
+        )
         assert all(any(r["name"] == "Member" for r in b["items"]) for _, b, _ in results)
         if workers:
-            assert len(seen_after) >= 2, f"after the grant only worker(s) {seen_after} answered (grant via {granted_by})"
+            assert len(seen_after) >= 2, (
+                f"after the grant only worker(s) {seen_after} answered (grant via {granted_by})"
+            )
     finally:
         stop_server(server)
     assert server.proc.returncode is not None

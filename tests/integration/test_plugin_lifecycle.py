@@ -33,10 +33,13 @@ ROOT = Path(__file__).resolve().parents[2]
 SEED_FIXTURE = ROOT / "tests" / "fixtures" / "manifests" / "seed004_inventory.toml"
 # The seed 004 manifest installs since the workflow module exists; a module the platform still lacks
 # (seed 004's `config`) is refused with a located message.
-MISSING_MODULE_TOML = SEED_FIXTURE.read_text(encoding="utf-8").replace('modules = ["auth", "workflow"]',
-                                                                      'modules = ["auth", "config"]')
-MISSING_MODULE_MESSAGE = ("dependencies.modules[1]: base module 'config' is not available on this platform "
-                          "(available: auth, message, workflow)")
+MISSING_MODULE_TOML = SEED_FIXTURE.read_text(encoding="utf-8").replace(
+    'modules = ["auth", "workflow"]', 'modules = ["auth", "config"]'
+)
+MISSING_MODULE_MESSAGE = (
+    "dependencies.modules[1]: base module 'config' is not available on this platform "
+    "(available: auth, message, workflow)"
+)
 ACTOR = Actor(None, "tests")
 
 # --- test packages, built from inline TOML ------------------------------------------------------
@@ -49,16 +52,18 @@ NOTE_FIELDS = [
     '{ name = "amount", type = "decimal", precision = 10, scale = 2 }',
 ]
 COLOR_FIELD = '{ name = "color", type = "string", max_length = 20, label = "Colour" }'
-NOTEBOOK = '''
+NOTEBOOK = """
 [[schema.entities]]
 name = "notebook"
 label = "Notebook"
 display_field = "name"
 fields = [{ name = "name", type = "string", required = true, unique = true }]
-'''
+"""
 
 
-def notes_toml(version: str = "1.0.0", *, color: bool = False, notebook: bool = False, body: bool = True) -> str:
+def notes_toml(
+    version: str = "1.0.0", *, color: bool = False, notebook: bool = False, body: bool = True
+) -> str:
     """The "notes" plugin: 1.0.0 has one entity; 1.1.0 adds a column, an index and an entity;
     2.0.0 (body=False) drops a column."""
     fields = [f for f in NOTE_FIELDS if body or '"body"' not in f] + ([COLOR_FIELD] if color else [])
@@ -84,7 +89,7 @@ name = "note"
 label = "Note"
 display_field = "title"
 fields = [
-  {(',' + chr(10) + '  ').join(fields)},
+  {("," + chr(10) + "  ").join(fields)},
 ]
 indexes = {indexes}
 {NOTEBOOK if notebook else ""}
@@ -101,7 +106,7 @@ menu_group = "Notes"
 '''
 
 
-TASKS_TOML = '''
+TASKS_TOML = """
 [plugin]
 id = "tasks"
 name = "Tasks"
@@ -123,7 +128,7 @@ fields = [
   { name = "title", type = "string", required = true },
   { name = "note_id", type = "reference", entity = "note" },
 ]
-'''
+"""
 
 
 def make_zip(files: dict[str, str | bytes]) -> bytes:
@@ -143,6 +148,7 @@ def package(toml: str) -> Package:
 
 
 # --- running scenarios against one database -----------------------------------------------------
+
 
 class Db:
     """One engine for a scenario; every `tx()` is a transaction, like one request."""
@@ -166,7 +172,9 @@ class Db:
         async with self.tx() as s:
             return await work(s)
 
-    async def refused(self, work: Callable[[AsyncSession], Awaitable[Any]], kind: type[Exception] = Conflict) -> Any:
+    async def refused(
+        self, work: Callable[[AsyncSession], Awaitable[Any]], kind: type[Exception] = Conflict
+    ) -> Any:
         with pytest.raises(kind) as info:
             await self.step(work)
         return info.value
@@ -190,7 +198,9 @@ class Db:
     async def purge(self, plugin_id: str, confirm: str) -> Path:
         return await self.step(lambda s: lifecycle.purge(s, ACTOR, plugin_id, confirm, self.settings))
 
-    async def insert(self, tenant: str, plugin_id: str, entity: str, values: dict[str, Any]) -> dict[str, Any]:
+    async def insert(
+        self, tenant: str, plugin_id: str, entity: str, values: dict[str, Any]
+    ) -> dict[str, Any]:
         async def work(s: AsyncSession) -> dict[str, Any]:
             ref = await runtime.entity_in_tenant(s, self.tenants[tenant], plugin_id, entity)
             return await RecordService(s, self.tenants[tenant], ACTOR, lambda _p: True).insert(ref, values)
@@ -201,7 +211,8 @@ class Db:
         async def work(s: AsyncSession) -> list[dict[str, Any]]:
             ref = await runtime.entity_in_tenant(s, self.tenants[tenant], plugin_id, entity)
             result = await RecordService(s, self.tenants[tenant], ACTOR, lambda _p: True).list(
-                ref, ListQuery(sort="created_at", size=100))
+                ref, ListQuery(sort="created_at", size=100)
+            )
             return result.rows
 
         return await self.step(work)
@@ -216,8 +227,10 @@ class Db:
 
     async def indexed_columns(self, table: str) -> list[list[str]]:
         async with self.config.get_engine().connect() as conn:
-            return [list(ix["column_names"]) for ix in
-                    await conn.run_sync(lambda c: sa.inspect(c).get_indexes(table))]
+            return [
+                list(ix["column_names"])
+                for ix in await conn.run_sync(lambda c: sa.inspect(c).get_indexes(table))
+            ]
 
     async def scalar(self, stmt: Any) -> Any:
         async with self.tx() as s:
@@ -247,6 +260,7 @@ def scenario(settings_env: dict[str, str]) -> Callable[[Callable[[Db], Awaitable
 
 
 # --- the tests ----------------------------------------------------------------------------------
+
 
 def test_illegal_transitions_are_refused_with_their_reason(scenario):
     async def body(db: Db) -> None:
@@ -283,17 +297,22 @@ def test_illegal_transitions_are_refused_with_their_reason(scenario):
         wrong = await db.refused(lambda s: lifecycle.purge(s, ACTOR, "notes", "note", db.settings))
         assert wrong.detail == "Type the plugin id (notes) to confirm the purge; nothing was deleted"
         assert "plugin_note" in await db.tables()
-        assert not (db.settings.data_dir / "backups").exists() or not any((db.settings.data_dir / "backups").iterdir())
+        assert not (db.settings.data_dir / "backups").exists() or not any(
+            (db.settings.data_dir / "backups").iterdir()
+        )
 
     scenario(body)
 
 
 def test_dependencies_between_plugins(scenario):
     async def body(db: Db) -> None:
-        early = await db.refused(lambda s: lifecycle.upload(s, ACTOR, package(TASKS_TOML), db.settings),
-                                 ManifestRejected)
-        assert early.issues == ["dependencies.plugins[0]: plugin 'notes' is not installed",
-                                "schema.entities[0].fields[1].entity: unknown entity 'note' (known: task)"]
+        early = await db.refused(
+            lambda s: lifecycle.upload(s, ACTOR, package(TASKS_TOML), db.settings), ManifestRejected
+        )
+        assert early.issues == [
+            "dependencies.plugins[0]: plugin 'notes' is not installed",
+            "schema.entities[0].fields[1].entity: unknown entity 'note' (known: task)",
+        ]
 
         await db.upload(notes_toml(), install_now=True)
         await db.upload(TASKS_TOML, install_now=True)
@@ -319,7 +338,9 @@ def test_dependencies_between_plugins(scenario):
         await db.uninstall("tasks")
         await db.uninstall("notes")
         backup = await db.purge("tasks", "tasks")
-        assert [json.loads(line)["title"] for line in (backup / "task.jsonl").read_text().splitlines()] == ["Buy milk"]
+        assert [json.loads(line)["title"] for line in (backup / "task.jsonl").read_text().splitlines()] == [
+            "Buy milk"
+        ]
         assert "plugin_task" not in await db.tables()
         assert "plugin_note" in await db.tables()
 
@@ -333,9 +354,16 @@ def test_reinstall_after_uninstall_gives_the_data_back(scenario):
         first = await db.insert("acme", "notes", "note", {"title": "Kept", "body": "through uninstall"})
         async with db.tx() as s:  # and one written with plain SQL (Core), bypassing the record service
             ref = await runtime.entity_in_tenant(s, db.tenants["acme"], "notes", "note")
-            await s.execute(sa.insert(ref.table).values(
-                id=uuid.uuid4(), tenant_id=db.tenants["acme"], title="By SQL", pinned=False,
-                created_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC), updated_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC)))
+            await s.execute(
+                sa.insert(ref.table).values(
+                    id=uuid.uuid4(),
+                    tenant_id=db.tenants["acme"],
+                    title="By SQL",
+                    pinned=False,
+                    created_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
+                    updated_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
+                )
+            )
         await db.disable("acme", "notes")
         await db.uninstall("notes")
 
@@ -367,8 +395,10 @@ def test_additive_upgrade_applies_entity_column_and_index(scenario):
         assert ["tenant_id", "color"] in await db.indexed_columns("plugin_note")
         assert "plugin_notebook" in await db.tables()
 
-        versions = {v.entity_name: (v.schema_version, v.plugin_version) for v in
-                    (await db.step(lambda s: s.scalars(sa.select(PluginSchemaVersion)))).all()}
+        versions = {
+            v.entity_name: (v.schema_version, v.plugin_version)
+            for v in (await db.step(lambda s: s.scalars(sa.select(PluginSchemaVersion)))).all()
+        }
         assert versions == {"note": (2, "1.1.0"), "notebook": (1, "1.1.0")}
 
         new = await db.insert("acme", "notes", "note", {"title": "After", "color": "red"})
@@ -380,15 +410,23 @@ def test_additive_upgrade_applies_entity_column_and_index(scenario):
         async with db.tx() as s:  # the Member role may now read the new entity too
             assert await s.scalar(sa.select(Permission.code).where(Permission.code == "db.notebook.select"))
 
-        down = await db.refused(lambda s: lifecycle.upload(s, ACTOR, package(notes_toml("1.0.0")), db.settings))
+        down = await db.refused(
+            lambda s: lifecycle.upload(s, ACTOR, package(notes_toml("1.0.0")), db.settings)
+        )
         assert down.detail == "Downgrade refused: notes 1.1.0 is installed, the package is 1.0.0"
-        down2 = await db.refused(lambda s: lifecycle.upgrade(s, ACTOR, package(notes_toml("1.0.9")), db.settings))
+        down2 = await db.refused(
+            lambda s: lifecycle.upgrade(s, ACTOR, package(notes_toml("1.0.9")), db.settings)
+        )
         assert down2.detail.startswith("Downgrade refused")
-        same = await db.refused(lambda s: lifecycle.upload(
-            s, ACTOR, package(notes_toml("1.1.0", color=True, notebook=True)), db.settings))
+        same = await db.refused(
+            lambda s: lifecycle.upload(
+                s, ACTOR, package(notes_toml("1.1.0", color=True, notebook=True)), db.settings
+            )
+        )
         assert same.detail == "notes 1.1.0 is already installed with this exact package"
-        changed = await db.refused(lambda s: lifecycle.upload(
-            s, ACTOR, package(notes_toml("1.1.0", color=True)), db.settings))
+        changed = await db.refused(
+            lambda s: lifecycle.upload(s, ACTOR, package(notes_toml("1.1.0", color=True)), db.settings)
+        )
         assert "bump the version" in changed.detail
 
     scenario(body)
@@ -401,7 +439,9 @@ def test_destructive_upgrade_is_refused_with_losses_then_applied_after_a_backup(
         await db.insert("acme", "notes", "note", {"title": "Keep", "body": "precious text"})
 
         v2 = notes_toml("2.0.0", body=False)
-        refused = await db.refused(lambda s: lifecycle.upload(s, ACTOR, package(v2), db.settings), DestructiveUpgrade)
+        refused = await db.refused(
+            lambda s: lifecycle.upload(s, ACTOR, package(v2), db.settings), DestructiveUpgrade
+        )
         assert refused.losses == ["note.body: field dropped (its data would be lost)"]
         assert "allow_destructive" in refused.detail
         assert "body" in await db.columns("plugin_note")
@@ -427,9 +467,20 @@ def test_purge_writes_a_backup_that_round_trips_and_drops_the_tables(scenario):
         inserted = []
         for tenant in ("acme", "globex"):
             await db.enable(tenant, "notes")
-            inserted.append(await db.insert(tenant, "notes", "note", {
-                "title": f"Ünïcode {tenant} ✓", "body": "line 1\nline 2", "pinned": True, "due": "2026-04-13",
-                "amount": "1234.50"}))
+            inserted.append(
+                await db.insert(
+                    tenant,
+                    "notes",
+                    "note",
+                    {
+                        "title": f"Ünïcode {tenant} ✓",
+                        "body": "line 1\nline 2",
+                        "pinned": True,
+                        "due": "2026-04-13",
+                        "amount": "1234.50",
+                    },
+                )
+            )
             inserted.append(await db.insert(tenant, "notes", "note", {"title": f"Plain {tenant}"}))
             await db.disable(tenant, "notes")
         await db.uninstall("notes")
@@ -441,10 +492,14 @@ def test_purge_writes_a_backup_that_round_trips_and_drops_the_tables(scenario):
         assert schema["plugin"] == "notes" and schema["version"] == "1.0.0"
         assert schema["entities"]["note"]["table"] == "plugin_note"
         assert {"id", "tenant_id", "title", "body", "pinned", "due", "amount", "version"} <= set(
-            schema["entities"]["note"]["columns"])
+            schema["entities"]["note"]["columns"]
+        )
         assert (backup / "plugin.toml").read_text() == notes_toml()
 
-        saved = {r["id"]: r for r in map(json.loads, (backup / "note.jsonl").read_text(encoding="utf-8").splitlines())}
+        saved = {
+            r["id"]: r
+            for r in map(json.loads, (backup / "note.jsonl").read_text(encoding="utf-8").splitlines())
+        }
         assert len(saved) == len(inserted) == 4
         for row in inserted:
             back = saved[str(row["id"])]
@@ -473,8 +528,9 @@ def test_purge_writes_a_backup_that_round_trips_and_drops_the_tables(scenario):
 def test_seed004_manifest_installs_and_a_missing_module_is_refused(scenario):
     async def body(db: Db) -> None:
         lacking = read_zip(plugin_zip(MISSING_MODULE_TOML))
-        refused = await db.refused(lambda s: lifecycle.upload(s, ACTOR, lacking, db.settings, install_now=True),
-                                   ManifestRejected)
+        refused = await db.refused(
+            lambda s: lifecycle.upload(s, ACTOR, lacking, db.settings, install_now=True), ManifestRejected
+        )
         assert refused.issues == [MISSING_MODULE_MESSAGE]
         assert str(refused) == MISSING_MODULE_MESSAGE
         assert await db.scalar(sa.select(sa.func.count()).select_from(PluginPackage)) == 0

@@ -13,7 +13,9 @@ from tests.helpers import text_of
 from tests.integration.test_record_pages import HX, ITEMS, seed_items, tenants  # noqa: F401 (fixture)
 
 
-def statements(app: Any, client: Any, params: dict[str, str], headers: dict[str, str] | None = None) -> tuple[Any, list[str]]:
+def statements(
+    app: Any, client: Any, params: dict[str, str], headers: dict[str, str] | None = None
+) -> tuple[Any, list[str]]:
     seen: list[str] = []
     engine = app.state.alchemy.get_engine().sync_engine
 
@@ -35,7 +37,7 @@ def option_queries(seen: list[str]) -> list[str]:
     return [s for s in seen if "inventory_category" in s and "ORDER BY" in s.upper()]
 
 
-def test_the_rows_fragment_skips_the_filter_options(tenants, app):  # noqa: F811
+def test_the_rows_fragment_skips_the_filter_options(tenants, app):
     client = tenants
     seed_items(client, n=6)
     params = {"q": "widget"}
@@ -50,9 +52,9 @@ def test_the_rows_fragment_skips_the_filter_options(tenants, app):  # noqa: F811
     assert option_queries(frag_sql) == [], frag_sql
     # The same work for the rows (session, rows, capped count, the rows' category labels), then the
     # fragment stops; the whole page goes on with the options, the header's switcher and badges.
-    assert frag_sql == full_sql[:len(frag_sql)], (full_sql, frag_sql)
+    assert frag_sql == full_sql[: len(frag_sql)], (full_sql, frag_sql)
     assert any("IN (" in s and "inventory_category" in s for s in frag_sql)
-    page_only = full_sql[len(frag_sql):]
+    page_only = full_sql[len(frag_sql) :]
     assert option_queries(page_only) and any("unread_messages" in s for s in page_only)
 
     # A history restore (htmx lost its snapshot) is an HTMX request that needs the whole page.

@@ -101,13 +101,25 @@ def skus_on(html: str) -> list[str]:
 
 
 def seed_items(client: Any, base: str = ITEMS, n: int = 30) -> dict[str, str]:
-    cats = {name: make(client, base.replace("/items", "/categories"), {"name": name, "code": name[:3].upper()})
-            for name in ("Tools", "Food")}
+    cats = {
+        name: make(client, base.replace("/items", "/categories"), {"name": name, "code": name[:3].upper()})
+        for name in ("Tools", "Food")
+    }
     for i in range(1, n + 1):
-        make(client, base, {"sku": f"SKU-{i:02d}", "name": f"{'Widget' if i % 3 else 'Gadget'} {i}",
-                            "quantity": str(i), "unit": "pcs", "unit_price": f"{i * 100}.5",
-                            "category_id": cats["Tools" if i % 2 == 0 else "Food"],
-                            "status": "discontinued" if i % 5 == 0 else "active", "threshold": "10"})
+        make(
+            client,
+            base,
+            {
+                "sku": f"SKU-{i:02d}",
+                "name": f"{'Widget' if i % 3 else 'Gadget'} {i}",
+                "quantity": str(i),
+                "unit": "pcs",
+                "unit_price": f"{i * 100}.5",
+                "category_id": cats["Tools" if i % 2 == 0 else "Food"],
+                "status": "discontinued" if i % 5 == 0 else "active",
+                "threshold": "10",
+            },
+        )
     return cats
 
 
@@ -136,7 +148,9 @@ def test_list_search_filter_sort_and_paging(tenants, monkeypatch):
     assert skus_on(desc.text)[:3] == ["SKU-30", "SKU-29", "SKU-28"]
     asc = client.get(ITEMS, params={"sort": "quantity", "size": "10"})
     assert skus_on(asc.text)[:3] == ["SKU-01", "SKU-02", "SKU-03"]
-    assert 'aria-sort="ascending"' in asc.text and "sort=-quantity" in asc.text  # header toggles to descending
+    assert (
+        'aria-sort="ascending"' in asc.text and "sort=-quantity" in asc.text
+    )  # header toggles to descending
     assert client.get(ITEMS, params={"sort": "nope"}).status_code == 200  # unknown sort falls back
 
     assert "10 total" in text_of(client.get(ITEMS, params={"q": "gadget"}).text)
@@ -154,7 +168,11 @@ def test_list_search_filter_sort_and_paging(tenants, monkeypatch):
     monkeypatch.setattr(record_query, "COUNT_CAP", 20)
     monkeypatch.setattr(record_query, "COUNT_LOOKAHEAD_PAGES", 1)
     capped = client.get(ITEMS, params={"size": "10", "page": "2"})
-    assert "20+ total" in text_of(capped.text) and "Page 2 of 2+" in text_of(capped.text) and "Next" in capped.text
+    assert (
+        "20+ total" in text_of(capped.text)
+        and "Page 2 of 2+" in text_of(capped.text)
+        and "Next" in capped.text
+    )
     monkeypatch.undo()
 
     # HTMX asks for the rows region only; the filter form's sort travels with it.
@@ -176,18 +194,24 @@ def test_create_with_inline_errors_then_edit_and_history(tenants):
     new = client.get(f"{ITEMS}/new")
     assert new.status_code == 200
     html = new.text
-    assert '<legend>Item</legend>' in html and '<legend>Stock</legend>' in html  # groups of the page's form
+    assert "<legend>Item</legend>" in html and "<legend>Stock</legend>" in html  # groups of the page's form
     assert re.search(r'id="f-quantity" name="quantity"[^>]*type="number" step="1"[^>]*value="0"', html)
     assert re.search(r'id="f-unit_price"[^>]*step="0.01"', html)
-    assert re.search(r'name="unit"[^>]*value="pcs"', html) and re.search(r'name="threshold"[^>]*value="10"', html)
+    assert re.search(r'name="unit"[^>]*value="pcs"', html) and re.search(
+        r'name="threshold"[^>]*value="10"', html
+    )
     assert '<option value="active" selected>Active</option>' in html
     assert "An inventory.stock.low event is published" in html  # help text
     assert re.search(r'for="f-sku">SKU <span class="req"', html)  # required mark
     assert 'name="_csrf_token"' in html
-    assert f'<option value="{tools}"' in html and "/lookup?entity=inventory_category&amp;field=category_id" in html
+    assert (
+        f'<option value="{tools}"' in html
+        and "/lookup?entity=inventory_category&amp;field=category_id" in html
+    )
 
-    bad = post_form(client, ITEMS, {"sku": "", "name": "", "quantity": "many", "unit_price": "1.234",
-                                    "status": "active"})
+    bad = post_form(
+        client, ITEMS, {"sku": "", "name": "", "quantity": "many", "unit_price": "1.234", "status": "active"}
+    )
     assert bad.status_code == 422
     assert re.search(r'id="e-sku">This field is required.<', bad.text)
     assert re.search(r'id="e-name">This field is required.<', bad.text)
@@ -195,8 +219,20 @@ def test_create_with_inline_errors_then_edit_and_history(tenants):
     assert "Use at most 2 decimal places" in bad.text and 'value="many"' in bad.text
     assert "0 total" in text_of(client.get(ITEMS).text)  # nothing was written
 
-    item = make(client, ITEMS, {"sku": "A-1", "name": "Hammer", "category_id": tools, "quantity": "3",
-                                "unit_price": "12.5", "status": "active", "unit": "pcs", "threshold": "10"})
+    item = make(
+        client,
+        ITEMS,
+        {
+            "sku": "A-1",
+            "name": "Hammer",
+            "category_id": tools,
+            "quantity": "3",
+            "unit_price": "12.5",
+            "status": "active",
+            "unit": "pcs",
+            "threshold": "10",
+        },
+    )
     dup = post_form(client, ITEMS, {"sku": "A-1", "name": "Other", "status": "active"})
     assert dup.status_code == 422 and "already has SKU = A-1" in dup.text
 
@@ -210,13 +246,28 @@ def test_create_with_inline_errors_then_edit_and_history(tenants):
     edit = client.get(f"{ITEMS}/{item}/edit")
     assert edit.status_code == 200 and 'name="version" value="1"' in edit.text
     assert re.search(r'name="quantity"[^>]*value="3"', edit.text)
-    bad_edit = post_form(client, f"{ITEMS}/{item}", {"sku": "A-1", "name": "Hammer", "quantity": "x",
-                                                     "version": "1", "status": "active"})
+    bad_edit = post_form(
+        client,
+        f"{ITEMS}/{item}",
+        {"sku": "A-1", "name": "Hammer", "quantity": "x", "version": "1", "status": "active"},
+    )
     assert bad_edit.status_code == 422 and 'name="version" value="1"' in bad_edit.text
-    saved = post_form(client, f"{ITEMS}/{item}", {"sku": "A-1", "name": "Big hammer", "quantity": "5",
-                                                  "category_id": "", "unit_price": "12.50", "unit": "pcs",
-                                                  "threshold": "10", "status": "discontinued", "version": "1"},
-                      follow_redirects=False)
+    saved = post_form(
+        client,
+        f"{ITEMS}/{item}",
+        {
+            "sku": "A-1",
+            "name": "Big hammer",
+            "quantity": "5",
+            "category_id": "",
+            "unit_price": "12.50",
+            "unit": "pcs",
+            "threshold": "10",
+            "status": "discontinued",
+            "version": "1",
+        },
+        follow_redirects=False,
+    )
     assert saved.status_code == 303 and saved.headers["location"].endswith(item)
     after = text_of(client.get(f"{ITEMS}/{item}").text)
     assert "Item Big hammer" in after and "Discontinued" in after
@@ -225,8 +276,11 @@ def test_create_with_inline_errors_then_edit_and_history(tenants):
     assert after.index("Edited Item") < after.index("Created Item")
 
     # The reference picker's search-as-you-type.
-    found = client.get(f"{ITEMS}/lookup", params={"entity": "inventory_category", "field": "category_id", "q": "too"},
-                       headers=HX)
+    found = client.get(
+        f"{ITEMS}/lookup",
+        params={"entity": "inventory_category", "field": "category_id", "q": "too"},
+        headers=HX,
+    )
     assert found.status_code == 200 and f'<option value="{tools}" selected>Tools</option>' in found.text
     none = client.get(f"{ITEMS}/lookup", params={"field": "category_id", "q": "zzz"}, headers=HX)
     assert "No matches" in none.text
@@ -236,18 +290,31 @@ def test_create_with_inline_errors_then_edit_and_history(tenants):
 def test_stale_edit_shows_the_conflict_and_overwrites_only_when_asked(tenants):
     client = tenants
     item = make(client, ITEMS, {"sku": "C-1", "name": "Crate", "quantity": "1", "status": "active"})
-    form = {"sku": "C-1", "name": "Crate", "unit": "pcs", "threshold": "10", "status": "active", "category_id": "",
-            "unit_price": ""}
+    form = {
+        "sku": "C-1",
+        "name": "Crate",
+        "unit": "pcs",
+        "threshold": "10",
+        "status": "active",
+        "category_id": "",
+        "unit_price": "",
+    }
     # Someone else saves first (from version 1) ...
-    theirs = post_form(client, f"{ITEMS}/{item}", {**form, "quantity": "7", "version": "1"}, follow_redirects=False)
+    theirs = post_form(
+        client, f"{ITEMS}/{item}", {**form, "quantity": "7", "version": "1"}, follow_redirects=False
+    )
     assert theirs.status_code == 303
     # ... then we save what we read at version 1.
-    ours = post_form(client, f"{ITEMS}/{item}", {**form, "name": "Crate (mine)", "quantity": "2", "version": "1"})
+    ours = post_form(
+        client, f"{ITEMS}/{item}", {**form, "name": "Crate (mine)", "quantity": "2", "version": "1"}
+    )
     assert ours.status_code == 409
     text = text_of(ours.text)
     assert "not saved" in text and "Their current value" in text
     assert re.search(r"Quantity differs 7 2", text) and re.search(r"Name differs Crate Crate \(mine\)", text)
-    assert 'name="version" value="2"' in ours.text and "Overwrite with mine" in text and "Discard mine" in text
+    assert (
+        'name="version" value="2"' in ours.text and "Overwrite with mine" in text and "Discard mine" in text
+    )
     assert "Item Crate" in text_of(client.get(f"{ITEMS}/{item}").text)  # nothing overwritten
 
     hidden = dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">', ours.text))
@@ -300,15 +367,28 @@ def test_csv_export_follows_the_filters(tenants):
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
     assert "attachment" in response.headers["content-disposition"]
     rows = list(csv.reader(io.StringIO(response.text)))
-    assert rows[0] == ["id", "sku", "name", "quantity", "unit", "category_id", "unit_price", "threshold", "status",
-                       "created_at", "updated_at"]
+    assert rows[0] == [
+        "id",
+        "sku",
+        "name",
+        "quantity",
+        "unit",
+        "category_id",
+        "unit_price",
+        "threshold",
+        "status",
+        "created_at",
+        "updated_at",
+    ]
     assert [r[1] for r in rows[1:]] == ["SKU-01", "SKU-02", "SKU-04", "SKU-05"]
     assert rows[1][3] == "1" and rows[1][6] == "100.50" and rows[1][8] == "active"
     everything = list(csv.DictReader(io.StringIO(client.get(f"{ITEMS}/export.csv").text)))
     assert len(everything) == 6
     # A formula-looking text cell is neutralised for spreadsheets.
     make(client, ITEMS, {"sku": "=1+1", "name": "@cmd", "status": "active"})
-    risky = next(r for r in csv.DictReader(io.StringIO(client.get(f"{ITEMS}/export.csv").text)) if "1+1" in r["sku"])
+    risky = next(
+        r for r in csv.DictReader(io.StringIO(client.get(f"{ITEMS}/export.csv").text)) if "1+1" in r["sku"]
+    )
     assert risky["sku"] == "'=1+1" and risky["name"] == "'@cmd"
     assert client.get(f"{ITEMS}/export.csv", params={"category_id": "x"}).status_code == 422
     # Categories' page offers no export action.
@@ -322,13 +402,17 @@ def test_csv_import_previews_errors_writes_nothing_then_imports(tenants):
     form = client.get(f"{ITEMS}/import")
     assert form.status_code == 200 and 'enctype="multipart/form-data"' in form.text
 
-    bad_csv = ("sku,name,quantity,category_id,status\n"
-               f"N-1,Nail,100,{tools},active\n"
-               "N-2,Screw,lots,,active\n"
-               "OLD,Clash,1,,active\n"
-               "N-1,Twice,1,,active\n"
-               "N-3,Odd,1,,unknown\n")
-    preview = post_form(client, f"{ITEMS}/import", {}, files={"file": ("items.csv", bad_csv.encode(), "text/csv")})
+    bad_csv = (
+        "sku,name,quantity,category_id,status\n"
+        f"N-1,Nail,100,{tools},active\n"
+        "N-2,Screw,lots,,active\n"
+        "OLD,Clash,1,,active\n"
+        "N-1,Twice,1,,active\n"
+        "N-3,Odd,1,,unknown\n"
+    )
+    preview = post_form(
+        client, f"{ITEMS}/import", {}, files={"file": ("items.csv", bad_csv.encode(), "text/csv")}
+    )
     assert preview.status_code == 200, text_of(preview.text)[:500]
     text = text_of(preview.text)
     assert "4 of 5 rows have errors" in text
@@ -337,17 +421,29 @@ def test_csv_import_previews_errors_writes_nothing_then_imports(tenants):
     assert 'name="confirm"' not in preview.text  # no way to confirm a file with errors
     assert "1 total" in text_of(client.get(ITEMS).text)  # the preview wrote nothing
 
-    good_csv = ("id,sku,name,quantity,category_id,status,unit_price\n"
-                f",N-1,Nail,100,{tools},active,0.10\n"
-                ",N-2,Screw,250,,,\n")
-    preview = post_form(client, f"{ITEMS}/import", {}, files={"file": ("items.csv", good_csv.encode(), "text/csv")})
+    good_csv = (
+        "id,sku,name,quantity,category_id,status,unit_price\n"
+        f",N-1,Nail,100,{tools},active,0.10\n"
+        ",N-2,Screw,250,,,\n"
+    )
+    preview = post_form(
+        client, f"{ITEMS}/import", {}, files={"file": ("items.csv", good_csv.encode(), "text/csv")}
+    )
     assert preview.status_code == 200
-    assert "All 2 rows are valid" in preview.text and "Ignored columns (set by the platform): id" in preview.text
+    assert (
+        "All 2 rows are valid" in preview.text and "Ignored columns (set by the platform): id" in preview.text
+    )
     assert "1 total" in text_of(client.get(ITEMS).text)
-    carried = re.search(r'<textarea name="csv_text" hidden aria-hidden="true">\n(.*?)</textarea>', preview.text, re.S)
+    carried = re.search(
+        r'<textarea name="csv_text" hidden aria-hidden="true">\n(.*?)</textarea>', preview.text, re.S
+    )
     assert carried and "N-2,Screw" in carried.group(1)
-    done = post_form(client, f"{ITEMS}/import", {"confirm": "1", "csv_text": carried.group(1).replace("&#34;", '"')},
-                     follow_redirects=False)
+    done = post_form(
+        client,
+        f"{ITEMS}/import",
+        {"confirm": "1", "csv_text": carried.group(1).replace("&#34;", '"')},
+        follow_redirects=False,
+    )
     assert done.status_code == 303
     listed = client.get(ITEMS, params={"sort": "sku"})
     assert "Imported 2 Item records" in listed.text and "3 total" in text_of(listed.text)
@@ -370,8 +466,11 @@ def test_tenant_isolation(tenants):
     assert "1 total" in text_of(g_list.text) and "SECRET" not in g_list.text and secret not in g_list.text
     assert client.get(f"{G_ITEMS}/{secret}").status_code == 404
     assert client.get(f"{G_ITEMS}/{secret}/edit").status_code == 404
-    forged = post_form(client, f"{G_ITEMS}/{secret}", {"sku": "SECRET", "name": "Hijacked", "status": "active",
-                                                        "version": "1"})
+    forged = post_form(
+        client,
+        f"{G_ITEMS}/{secret}",
+        {"sku": "SECRET", "name": "Hijacked", "status": "active", "version": "1"},
+    )
     assert forged.status_code == 404
     assert post_form(client, f"{G_ITEMS}/{secret}/delete", {}).status_code == 404
     export = client.get(f"{G_ITEMS}/export.csv").text
@@ -435,7 +534,9 @@ def test_crm_pages_filter_on_created_at_and_derive_nothing_unsafe(tenants, app):
 
     async def enable_crm(s: Any) -> None:
         actor = Actor(None, "test")
-        await lifecycle.upload(s, actor, read_folder(ROOT / "plugins" / "crm"), app.state.settings, install_now=True)
+        await lifecycle.upload(
+            s, actor, read_folder(ROOT / "plugins" / "crm"), app.state.settings, install_now=True
+        )
         await lifecycle.enable(s, actor, (await directory.get_tenant(s, "acme")).id, "crm")
 
     in_db(app, enable_crm)
@@ -443,7 +544,9 @@ def test_crm_pages_filter_on_created_at_and_derive_nothing_unsafe(tenants, app):
     make(client, customers, {"name": "<script>alert(1)</script>", "status": "lead"})
     page = client.get(customers)
     assert page.status_code == 200
-    assert "<script>alert(1)</script>" not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    assert (
+        "<script>alert(1)</script>" not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    )
     assert 'name="created_at__from"' in page.text and 'type="datetime-local"' in page.text
     assert "1 total" in text_of(client.get(customers, params={"created_at__from": "2000-01-01T00:00"}).text)
     assert "0 total" in text_of(client.get(customers, params={"created_at__to": "2000-01-01T00:00"}).text)
@@ -524,31 +627,61 @@ def test_derived_page_with_every_field_type(tenants, app, tmp_path):
     assert '<option value="hi" >High</option>' in form and 'class="mono"' in form
     assert re.search(r'id="f-amount"[^>]*step="0.001"', form)
 
-    bad = post_form(client, things, {"title": "T", "meta": "{oops", "due": "someday", "token": "x", "level": "zz"})
+    bad = post_form(
+        client, things, {"title": "T", "meta": "{oops", "due": "someday", "token": "x", "level": "zz"}
+    )
     assert bad.status_code == 422
     for name in ("meta", "due", "token", "level"):
         assert f'id="e-{name}"' in bad.text, name
     nul = post_form(client, things, {"title": "T", "meta": '{"a": "\\u0000"}', "amount": "1e309"})
-    assert nul.status_code == 422 and "may not contain NUL" in nul.text and "digits before the decimal point" in nul.text
-    thing = make(client, things, {"title": "Lamp", "body": "line 1\nline 2", "due": "2026-05-01",
-                                  "seen_at": "2026-05-01T09:30", "level": "hi", "owner_id": owner,
-                                  "meta": '{"a": [1, 2]}', "token": "6b1f0c9e-1111-4a4a-8b8b-123456789abc",
-                                  "amount": "1.5"})  # no "active": an unchecked box means false
+    assert (
+        nul.status_code == 422
+        and "may not contain NUL" in nul.text
+        and "digits before the decimal point" in nul.text
+    )
+    thing = make(
+        client,
+        things,
+        {
+            "title": "Lamp",
+            "body": "line 1\nline 2",
+            "due": "2026-05-01",
+            "seen_at": "2026-05-01T09:30",
+            "level": "hi",
+            "owner_id": owner,
+            "meta": '{"a": [1, 2]}',
+            "token": "6b1f0c9e-1111-4a4a-8b8b-123456789abc",
+            "amount": "1.5",
+        },
+    )  # no "active": an unchecked box means false
     detail = html.unescape(text_of(client.get(f"{things}/{thing}").text))
-    for expected in ("Lamp", "line 1 line 2", "No", "2026-05-01", "2026-05-01 09:30", "High", "Ann",
-                     '{"a": [1, 2]}', "1.500"):
+    for expected in (
+        "Lamp",
+        "line 1 line 2",
+        "No",
+        "2026-05-01",
+        "2026-05-01 09:30",
+        "High",
+        "Ann",
+        '{"a": [1, 2]}',
+        "1.500",
+    ):
         assert expected in detail, expected
 
     listed = client.get(things)
     # Derived: first 7 declared fields except text/json; filters for select/boolean/reference/date/datetime.
     headers = [h.strip() for h in re.findall(r"<th[^>]*>(?:<a[^>]*>)?([^<]+)<", listed.text)]
-    assert headers[:7] == [default_label(n) for n in ("title", "active", "due", "seen_at", "level", "owner_id", "token")]
+    assert headers[:7] == [
+        default_label(n) for n in ("title", "active", "due", "seen_at", "level", "owner_id", "token")
+    ]
     for name in ("active", "level", "owner_id", "due__from", "due__to", "seen_at__from"):
         assert f'name="{name}"' in listed.text, name
     assert 'name="body"' not in listed.text and 'name="title"' not in listed.text
     assert "1 total" in text_of(client.get(things, params={"active": "false", "level": "hi"}).text)
     assert "0 total" in text_of(client.get(things, params={"active": "true"}).text)
-    assert "1 total" in text_of(client.get(things, params={"due__from": "2026-05-01", "due__to": "2026-05-01"}).text)
+    assert "1 total" in text_of(
+        client.get(things, params={"due__from": "2026-05-01", "due__to": "2026-05-01"}).text
+    )
     assert "0 total" in text_of(client.get(things, params={"seen_at__to": "2026-05-01T09:29"}).text)
     assert "1 total" in text_of(client.get(things, params={"owner_id": owner}).text)
 
@@ -566,9 +699,28 @@ def test_garbage_in_forms_and_query_strings_never_gives_a_500(tenants):
 
     client = tenants
     item = make(client, ITEMS, {"sku": "G-1", "name": "Good", "status": "active"})
-    junk = st.one_of(st.text(max_size=200), st.sampled_from(
-        ["", " ", "\x00", "a\x00b", "'; DROP TABLE x; --", "<script>alert(1)</script>", "1e309", "-1", "NaN",
-         "9" * 40, "2026-02-30", "00000000-0000-0000-0000-000000000000", '"\\u0000"', "Ω≈ç√∫", "a" * 5000]))
+    junk = st.one_of(
+        st.text(max_size=200),
+        st.sampled_from(
+            [
+                "",
+                " ",
+                "\x00",
+                "a\x00b",
+                "'; DROP TABLE x; --",
+                "<script>alert(1)</script>",
+                "1e309",
+                "-1",
+                "NaN",
+                "9" * 40,
+                "2026-02-30",
+                "00000000-0000-0000-0000-000000000000",
+                '"\\u0000"',
+                "Ω≈ç√∫",
+                "a" * 5000,
+            ]
+        ),
+    )
     fields = ("sku", "name", "quantity", "unit", "category_id", "unit_price", "threshold", "status")
 
     @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
@@ -579,12 +731,25 @@ def test_garbage_in_forms_and_query_strings_never_gives_a_500(tenants):
         assert created.status_code in {303, 409, 422}, (data, created.text[:300])
         edited = post_form(client, f"{ITEMS}/{item}", {**data, "version": values[-1]}, follow_redirects=False)
         assert edited.status_code in {303, 404, 409, 422}, (data, edited.text[:300])
-        listed = client.get(ITEMS, params={"q": values[0], "page": values[1], "size": values[2], "sort": values[3],
-                                           "status": values[4], "category_id": values[5], "deleted": values[6]})
+        listed = client.get(
+            ITEMS,
+            params={
+                "q": values[0],
+                "page": values[1],
+                "size": values[2],
+                "sort": values[3],
+                "status": values[4],
+                "category_id": values[5],
+                "deleted": values[6],
+            },
+        )
         nul = any("\x00" in v for v in values)  # the guard refuses NUL in URLs with a 400 before any query
-        assert listed.status_code == (400 if nul and "\x00" in "".join(values[:7]) else 200), listed.text[:300]
-        looked = client.get(f"{ITEMS}/lookup", params={"field": "category_id", "q": values[0],
-                                                       "category_id": values[1]})
+        assert listed.status_code == (400 if nul and "\x00" in "".join(values[:7]) else 200), listed.text[
+            :300
+        ]
+        looked = client.get(
+            f"{ITEMS}/lookup", params={"field": "category_id", "q": values[0], "category_id": values[1]}
+        )
         assert looked.status_code in ({200, 400} if nul else {200})
         exported = client.get(f"{ITEMS}/export.csv", params={"q": values[0], "status": values[4]})
         assert exported.status_code in {200, 400, 422}

@@ -26,7 +26,9 @@ def setup_tenants(app: Any) -> None:
         settings = app.state.settings
         async with app.state.alchemy.get_session() as s:
             actor = Actor(None, "test")
-            await lifecycle.upload(s, actor, read_folder(ROOT / "plugins" / "inventory"), settings, install_now=True)
+            await lifecycle.upload(
+                s, actor, read_folder(ROOT / "plugins" / "inventory"), settings, install_now=True
+            )
             for slug in ("acme", "globex"):
                 t = await directory.create_tenant(s, actor, slug, slug.title())
                 await lifecycle.enable(s, actor, t.id, "inventory")
@@ -53,16 +55,36 @@ ITEMS = "/api/v1/plugins/inventory/inventory_item"
 
 def test_crud_with_version_check_and_audit(client, root):
     h = bearer(root, "acme")
-    cat = client.post("/api/v1/plugins/inventory/inventory_category", json={"name": "Tools", "code": "T"}, headers=h)
+    cat = client.post(
+        "/api/v1/plugins/inventory/inventory_category", json={"name": "Tools", "code": "T"}, headers=h
+    )
     assert cat.status_code == 201, cat.text
-    made = client.post(ITEMS, json={"sku": "A-1", "name": "Hammer", "category_id": cat.json()["id"],
-                                    "unit_price": "12.50"}, headers=h)
+    made = client.post(
+        ITEMS,
+        json={"sku": "A-1", "name": "Hammer", "category_id": cat.json()["id"], "unit_price": "12.50"},
+        headers=h,
+    )
     assert made.status_code == 201, made.text
     item = made.json()
-    assert item["quantity"] == 0 and item["unit"] == "pcs" and item["version"] == 1 and item["unit_price"] == "12.50"
+    assert (
+        item["quantity"] == 0
+        and item["unit"] == "pcs"
+        and item["version"] == 1
+        and item["unit_price"] == "12.50"
+    )
 
-    bad = client.post(ITEMS, json={"sku": "A-1", "name": "", "quantity": "many", "unit_price": "1.234",
-                                   "nope": 1, "tenant_id": str(uuid.uuid4())}, headers=h)
+    bad = client.post(
+        ITEMS,
+        json={
+            "sku": "A-1",
+            "name": "",
+            "quantity": "many",
+            "unit_price": "1.234",
+            "nope": 1,
+            "tenant_id": str(uuid.uuid4()),
+        },
+        headers=h,
+    )
     assert bad.status_code == 422
     assert set(bad.json()["errors"]) == {"name", "quantity", "unit_price", "nope", "tenant_id"}
     dup = client.post(ITEMS, json={"sku": "A-1", "name": "Other"}, headers=h)
@@ -107,13 +129,20 @@ def test_tenant_isolation_and_permissions(client, root):
     row = client.post(ITEMS, json={"sku": "SECRET", "name": "Acme only"}, headers=acme).json()
     assert client.get(ITEMS, headers=globex).json()["total"] == 0
     assert client.get(f"{ITEMS}/{row['id']}", headers=globex).status_code == 404
-    assert client.put(f"{ITEMS}/{row['id']}", json={"name": "x", "version": 1}, headers=globex).status_code == 404
+    assert (
+        client.put(f"{ITEMS}/{row['id']}", json={"name": "x", "version": 1}, headers=globex).status_code
+        == 404
+    )
     assert client.delete(f"{ITEMS}/{row['id']}", headers=globex).status_code == 404
     # The same unique value may exist in another tenant.
     assert client.post(ITEMS, json={"sku": "SECRET", "name": "Globex's"}, headers=globex).status_code == 201
     # A reference to another tenant's row is refused.
-    cat = client.post("/api/v1/plugins/inventory/inventory_category", json={"name": "C", "code": "C"}, headers=acme)
-    cross = client.post(ITEMS, json={"sku": "X", "name": "x", "category_id": cat.json()["id"]}, headers=globex)
+    cat = client.post(
+        "/api/v1/plugins/inventory/inventory_category", json={"name": "C", "code": "C"}, headers=acme
+    )
+    cross = client.post(
+        ITEMS, json={"sku": "X", "name": "x", "category_id": cat.json()["id"]}, headers=globex
+    )
     assert cross.status_code == 422 and "category_id" in cross.json()["errors"]
 
     bob = api_token(client, "bob@acme.test", "bob-password-1")

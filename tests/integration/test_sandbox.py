@@ -30,7 +30,10 @@ HX = {"HX-Request": "true"}
 @pytest.fixture(scope="session")
 def probe_packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("guests")
-    return {"probe": built_plugin("probe", base), "probe-nodb": built_plugin("probe-nodb", base, guest_from="probe")}
+    return {
+        "probe": built_plugin("probe", base),
+        "probe-nodb": built_plugin("probe-nodb", base, guest_from="probe"),
+    }
 
 
 @pytest.fixture
@@ -43,7 +46,9 @@ def install_probes(client: Any, app: Any, probe_packages: dict[str, Path]) -> An
     async def work(s: Any) -> None:
         actor = Actor(None, "test")
         for name in ("probe", "probe-nodb"):
-            await lifecycle.upload(s, actor, read_folder(probe_packages[name]), app.state.settings, install_now=True)
+            await lifecycle.upload(
+                s, actor, read_folder(probe_packages[name]), app.state.settings, install_now=True
+            )
         for slug in ("acme", "globex"):
             t = await directory.create_tenant(s, actor, slug, slug.title())
             for name in ("probe", "probe-nodb"):
@@ -58,7 +63,9 @@ def notes(app: Any, slug: str = "acme") -> list[dict[str, Any]]:
     async def work(s: Any) -> list[dict[str, Any]]:
         tenant = await directory.get_tenant(s, slug)
         ref = await runtime.entity_in_tenant(s, tenant.id, "probe", "probe_note")
-        rows = (await s.execute(sa.select(ref.table).where(ref.table.c.tenant_id == tenant.id))).mappings().all()
+        rows = (
+            (await s.execute(sa.select(ref.table).where(ref.table.c.tenant_id == tenant.id))).mappings().all()
+        )
         return [dict(r) for r in rows]
 
     return in_db(app, work)  # type: ignore[no-any-return]
@@ -74,7 +81,7 @@ def test_page_renders_through_the_host_api(probe: Any) -> None:
     assert r.status_code == 200, r.text[:500]
     text = text_of(r.text)
     assert "notes=0" in text and f"user={ADMIN_EMAIL}" in text and "can_insert=True" in text
-    assert 'greeting=&#34;hello&#34;' in text  # config-get answers the declared default (as JSON text)
+    assert "greeting=&#34;hello&#34;" in text  # config-get answers the declared default (as JSON text)
     # The same URL gives only the region to HTMX.
     partial = probe.get(PAGE, params={"mode": "hello"}, headers=HX)
     assert "<html" not in partial.text and "notes=0" in text_of(partial.text)
@@ -90,7 +97,13 @@ def test_action_writes_through_the_record_service(probe: Any, app: Any) -> None:
     assert rows[0]["created_by"] is not None  # standard fields set by the host, as the signed-in user
 
     async def audit(s: Any) -> list[str]:
-        return list((await s.scalars(sa.select(AuditEntry.action).where(AuditEntry.target_type == "probe.probe_note"))).all())
+        return list(
+            (
+                await s.scalars(
+                    sa.select(AuditEntry.action).where(AuditEntry.target_type == "probe.probe_note")
+                )
+            ).all()
+        )
 
     assert in_db(app, audit) == ["record.create"]
     assert "probe.probe_note.flagged" in [e.type for e in app.state.bus.delivered]
@@ -101,12 +114,16 @@ def test_aggregate_is_structured(probe: Any) -> None:
     for title, amount in (("a", 2), ("b", 5)):
         post_form(probe, PAGE + "/actions/add", {"title": title, "amount": str(amount)}, headers=HX)
     r = probe.get(PAGE, params={"mode": "aggregate"})
-    data = json.loads(re.search(r"\[\{.*?\}\]", text_of(r.text).replace("&#34;", '"').replace("&quot;", '"')).group(0))
+    data = json.loads(
+        re.search(r"\[\{.*?\}\]", text_of(r.text).replace("&#34;", '"').replace("&quot;", '"')).group(0)
+    )
     assert data == [{"kind": "a", "count": 2, "sum_amount": 7}]
 
 
-@pytest.mark.parametrize(("mode", "kind"), [("memory", "memory_mb"), ("output", "output_bytes"),
-                                            ("flood", "host_calls"), ("log", "log_bytes")])
+@pytest.mark.parametrize(
+    ("mode", "kind"),
+    [("memory", "memory_mb"), ("output", "output_bytes"), ("flood", "host_calls"), ("log", "log_bytes")],
+)
 def test_each_limit_stops_the_guest(probe: Any, mode: str, kind: str) -> None:
     r = probe.get(PAGE, params={"mode": mode})
     assert r.status_code == 502, r.text[:300]
@@ -134,7 +151,10 @@ def test_guest_error_and_crash(probe: Any) -> None:
 def test_capability_and_entity_boundaries(probe: Any, app: Any) -> None:
     nodb = probe.get("/t/acme/p/probe-nodb/probe-nodb", params={"mode": "hello"})
     assert nodb.status_code == 502
-    assert "does not have the &#39;database&#39; capability" in nodb.text or "does not have the 'database' capability" in nodb.text
+    assert (
+        "does not have the &#39;database&#39; capability" in nodb.text
+        or "does not have the 'database' capability" in nodb.text
+    )
     other = probe.get(PAGE, params={"mode": "other-plugin"})
     assert "refused: db-query: entity" in text_of(other.text).replace("&#39;", "'")
     # A row of globex, addressed by id from acme: not found, not updated.
@@ -172,8 +192,13 @@ def test_six_traps_in_a_minute_disable_the_plugin_for_that_tenant_only(probe: An
     assert "switched off in this tenant" in text_of(r.text)
 
     async def states(s: Any) -> dict[str, tuple[str, str]]:
-        rows = (await s.execute(sa.select(PluginTenant.tenant_id, PluginTenant.status, PluginTenant.error_message)
-                                .where(PluginTenant.plugin_id == "probe"))).all()
+        rows = (
+            await s.execute(
+                sa.select(PluginTenant.tenant_id, PluginTenant.status, PluginTenant.error_message).where(
+                    PluginTenant.plugin_id == "probe"
+                )
+            )
+        ).all()
         out = {}
         for tenant_id, status, message in rows:
             out[(await directory.get_tenant(s, str(tenant_id))).slug] = (status, message)
@@ -204,8 +229,11 @@ def test_api_gives_ui_json_and_problem_details(probe: Any) -> None:
     boom = probe.get("/api/v1/pages/probe/probe", params={"mode": "output"}, headers=bearer(token, "acme"))
     assert boom.status_code == 502 and boom.headers["content-type"].startswith("application/problem+json")
     assert boom.json()["kind"] == "output_bytes" and boom.json()["plugin"] == "probe"
-    act = probe.post("/api/v1/pages/probe/probe", json={"action": "add", "data": {"title": "via api"}},
-                     headers=bearer(token, "acme"))
+    act = probe.post(
+        "/api/v1/pages/probe/probe",
+        json={"action": "add", "data": {"title": "via api"}},
+        headers=bearer(token, "acme"),
+    )
     assert act.status_code == 200 and act.json()["toast"]["text"] == "added via api"
 
 
@@ -235,10 +263,18 @@ def test_upload_refuses_what_is_not_a_component(probe: Any, app: Any, tmp_path: 
 
     folder = tmp_path / "bad"
     folder.mkdir()
-    (folder / "plugin.toml").write_text((Path(__file__).parents[1] / "fixtures/guests/probe/plugin.toml").read_text()
-                                        .replace('id = "probe"', 'id = "bad-wasm"').replace("probe_note", "bad_note")
-                                        .replace('"/probe"', '"/bad"').replace("probe.", "bad-wasm."))
-    for blob, expected in ((b"\x00asm\x01\x00\x00\x00", "core WebAssembly module"), (b"MZ\x90\x00", "not a WebAssembly component")):
+    (folder / "plugin.toml").write_text(
+        (Path(__file__).parents[1] / "fixtures/guests/probe/plugin.toml")
+        .read_text()
+        .replace('id = "probe"', 'id = "bad-wasm"')
+        .replace("probe_note", "bad_note")
+        .replace('"/probe"', '"/bad"')
+        .replace("probe.", "bad-wasm.")
+    )
+    for blob, expected in (
+        (b"\x00asm\x01\x00\x00\x00", "core WebAssembly module"),
+        (b"MZ\x90\x00", "not a WebAssembly component"),
+    ):
         (folder / "plugin.wasm").write_bytes(blob)
 
         async def work(s: Any) -> None:
@@ -248,14 +284,20 @@ def test_upload_refuses_what_is_not_a_component(probe: Any, app: Any, tmp_path: 
             in_db(app, work)
 
 
-def test_limits_above_the_platform_maximum_are_refused(probe: Any, app: Any, probe_packages: dict[str, Path],
-                                                       tmp_path: Path) -> None:
+def test_limits_above_the_platform_maximum_are_refused(
+    probe: Any, app: Any, probe_packages: dict[str, Path], tmp_path: Path
+) -> None:
     folder = tmp_path / "greedy"
     folder.mkdir()
-    (folder / "plugin.toml").write_text((probe_packages["probe"] / "plugin.toml").read_text()
-                                        .replace('id = "probe"', 'id = "greedy"').replace("probe_note", "greedy_note")
-                                        .replace('"/probe"', '"/greedy"').replace("probe.", "greedy.")
-                                        .replace("fuel = 40_000_000_000", "fuel = 900_000_000_000"))
+    (folder / "plugin.toml").write_text(
+        (probe_packages["probe"] / "plugin.toml")
+        .read_text()
+        .replace('id = "probe"', 'id = "greedy"')
+        .replace("probe_note", "greedy_note")
+        .replace('"/probe"', '"/greedy"')
+        .replace("probe.", "greedy.")
+        .replace("fuel = 40_000_000_000", "fuel = 900_000_000_000")
+    )
 
     async def work(s: Any) -> None:
         await lifecycle.upload(s, Actor(None, "t"), read_folder(folder), app.state.settings)
@@ -282,8 +324,9 @@ def test_the_plugin_page_reports_code_health(probe: Any) -> None:
     assert "memory_mb" not in health["runtime"]["figures"]
 
 
-def test_memory_stats_mode_measures_each_call(app: Any, settings_env: dict[str, str],
-                                               probe_packages: dict[str, Path]) -> None:
+def test_memory_stats_mode_measures_each_call(
+    app: Any, settings_env: dict[str, str], probe_packages: dict[str, Path]
+) -> None:
     from litestar.testing import TestClient
 
     from app.server import create_app
@@ -300,31 +343,71 @@ def test_memory_stats_mode_measures_each_call(app: Any, settings_env: dict[str, 
         raw = client.get(PAGE, params={"mode": "memory-raw"})
         assert raw.status_code == 502 and panel_kind(raw.text) == "memory_mb"
         token = api_token(client, ADMIN_EMAIL, ADMIN_PASSWORD)
-        figures = client.get("/api/v1/admin/plugins/probe/health", headers=bearer(token, "acme")).json()["runtime"]["figures"]
+        figures = client.get("/api/v1/admin/plugins/probe/health", headers=bearer(token, "acme")).json()[
+            "runtime"
+        ]["figures"]
     # A Python guest starts at ~12.4 MiB; the bomb reached the 64 MiB cap.
     assert 12 <= figures["memory_mb"]["p50"] <= 64 and figures["memory_mb"]["max"] >= 57
 
 
-def test_plugin_run_renders_against_the_database_and_rolls_back(probe: Any, app: Any, settings_env: dict[str, str],
-                                                                probe_packages: dict[str, Path]) -> None:
+def test_plugin_run_renders_against_the_database_and_rolls_back(
+    probe: Any, app: Any, settings_env: dict[str, str], probe_packages: dict[str, Path]
+) -> None:
     from click.testing import CliRunner
 
     from app.cli import main
 
     folder = str(probe_packages["probe"])
     runner = CliRunner()
-    shown = runner.invoke(main, ["plugin", "run", folder, "--page", "/probe", "--params", '{"mode": "hello"}',
-                                 "--tenant", "acme"], env=settings_env)
+    shown = runner.invoke(
+        main,
+        ["plugin", "run", folder, "--page", "/probe", "--params", '{"mode": "hello"}', "--tenant", "acme"],
+        env=settings_env,
+    )
     assert shown.exit_code == 0, shown.output
     assert '"text": "notes=0"' in shown.stdout and "host calls 4" in shown.stderr and "fuel" in shown.stderr
-    dry = runner.invoke(main, ["plugin", "run", folder, "--page", "/probe", "--action", "add", "--data",
-                               '{"title": "dry"}', "--tenant", "acme"], env=settings_env)
+    dry = runner.invoke(
+        main,
+        [
+            "plugin",
+            "run",
+            folder,
+            "--page",
+            "/probe",
+            "--action",
+            "add",
+            "--data",
+            '{"title": "dry"}',
+            "--tenant",
+            "acme",
+        ],
+        env=settings_env,
+    )
     assert dry.exit_code == 0 and "added dry" in dry.stdout
     assert notes(app) == []
-    kept = runner.invoke(main, ["plugin", "run", folder, "--page", "/probe", "--action", "add", "--data",
-                                '{"title": "kept"}', "--tenant", "acme", "--commit"], env=settings_env)
+    kept = runner.invoke(
+        main,
+        [
+            "plugin",
+            "run",
+            folder,
+            "--page",
+            "/probe",
+            "--action",
+            "add",
+            "--data",
+            '{"title": "kept"}',
+            "--tenant",
+            "acme",
+            "--commit",
+        ],
+        env=settings_env,
+    )
     assert kept.exit_code == 0
     assert [n["title"] for n in notes(app)] == ["kept"]
-    failing = runner.invoke(main, ["plugin", "run", folder, "--page", "/probe", "--params", '{"mode": "output"}',
-                                   "--tenant", "acme"], env=settings_env)
+    failing = runner.invoke(
+        main,
+        ["plugin", "run", folder, "--page", "/probe", "--params", '{"mode": "output"}', "--tenant", "acme"],
+        env=settings_env,
+    )
     assert failing.exit_code == 1 and "output_bytes" in failing.stderr

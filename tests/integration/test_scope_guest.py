@@ -25,16 +25,27 @@ HX = {"HX-Request": "true"}
 PW = "scope-password-1"
 
 
-def test_guest_pages_see_only_the_users_scope(client: Any, app: Any, inventory_package: Path) -> None:  # noqa: F811
+def test_guest_pages_see_only_the_users_scope(client: Any, app: Any, inventory_package: Path) -> None:
     async def work(s: Any) -> dict[str, Any]:
         actor = Actor(None, "test")
         await lifecycle.upload(s, actor, read_folder(inventory_package), app.state.settings, install_now=True)
         tenant = await directory.create_tenant(s, actor, "acme", "Acme")
         await lifecycle.enable(s, actor, tenant.id, "inventory")
         sales = await roles.create_role(s, actor, tenant.id, "Sales")
-        await roles.set_role_grants(s, actor, sales, ["db.inventory_item.*", "db.inventory_category.select",
-                                                      "db.purchase_order.select", "ui.inventory.stocktaking-adjust"])
-        await scopes.set_role_scopes(s, actor, sales, {"*": ScopeRule("subtree")}, await scopes.scope_entities(s))
+        await roles.set_role_grants(
+            s,
+            actor,
+            sales,
+            [
+                "db.inventory_item.*",
+                "db.inventory_category.select",
+                "db.purchase_order.select",
+                "ui.inventory.stocktaking-adjust",
+            ],
+        )
+        await scopes.set_role_scopes(
+            s, actor, sales, {"*": ScopeRule("subtree")}, await scopes.scope_entities(s)
+        )
         ids: dict[str, Any] = {}
         for name in ("carol", "dave", "eve"):
             user = await directory.create_user(s, actor, f"{name}@acme.test", PW, name.title())
@@ -45,8 +56,9 @@ def test_guest_pages_see_only_the_users_scope(client: Any, app: Any, inventory_p
         rows = {}
         for name, sku in (("carol", "C-1"), ("dave", "D-1"), ("eve", "E-1")):
             svc = RecordService(s, tenant.id, Actor(ids[name], f"{name}@acme.test"), lambda _p: True)
-            rows[name] = await svc.insert(item, {"sku": sku, "name": f"{name.title()} box", "quantity": 1,
-                                                 "threshold": 5})
+            rows[name] = await svc.insert(
+                item, {"sku": sku, "name": f"{name.title()} box", "quantity": 1, "threshold": 5}
+            )
         return {"rows": rows, "table": item.table}
 
     made = in_db(app, work)
@@ -59,10 +71,14 @@ def test_guest_pages_see_only_the_users_scope(client: Any, app: Any, inventory_p
     assert "C-1" in text and "D-1" in text and "E-1" not in text
 
     eve = made["rows"]["eve"]
-    forged = post_form(client, STOCK + "/actions/adjust", {"item": f"{eve['id']}@1", "quantity": "0"}, headers=HX)
+    forged = post_form(
+        client, STOCK + "/actions/adjust", {"item": f"{eve['id']}@1", "quantity": "0"}, headers=HX
+    )
     assert forged.status_code == 200 and f"No Item with id {eve['id']}" in text_of(forged.text)
     dave = made["rows"]["dave"]
-    ok = post_form(client, STOCK + "/actions/adjust", {"item": f"{dave['id']}@1", "quantity": "9"}, headers=HX)
+    ok = post_form(
+        client, STOCK + "/actions/adjust", {"item": f"{dave['id']}@1", "quantity": "9"}, headers=HX
+    )
     assert "D-1 counted: 9" in text_of(ok.text)
 
     async def quantities(s: Any) -> dict[str, int]:

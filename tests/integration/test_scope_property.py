@@ -136,7 +136,9 @@ async def _setup(settings_env: dict[str, str], sales: Path) -> tuple[uuid.UUID, 
         async with config.get_session() as s:
             tenant = await directory.create_tenant(s, ACTOR, "forest", "Forest")
             for folder in (ROOT / "plugins" / "inventory", sales):
-                row = await lifecycle.upload(s, ACTOR, read_folder(folder), load_settings(settings_env), install_now=True)
+                row = await lifecycle.upload(
+                    s, ACTOR, read_folder(folder), load_settings(settings_env), install_now=True
+                )
                 await lifecycle.enable(s, ACTOR, tenant.id, row.plugin_id)
             role = await roles.create_role(s, ACTOR, tenant.id, "Sales")
             users = []
@@ -153,25 +155,56 @@ async def _setup(settings_env: dict[str, str], sales: Path) -> tuple[uuid.UUID, 
 async def _arrange(w: World, case: Case) -> dict[str, list[uuid.UUID]]:
     """Reset the tenant to the case's forest, units, scope and rows (through the real services)."""
     async with w.config.get_session() as s:
-        await s.execute(sa.update(Membership).where(Membership.tenant_id == w.tenant_id).values(manager_id=None))
+        await s.execute(
+            sa.update(Membership).where(Membership.tenant_id == w.tenant_id).values(manager_id=None)
+        )
         for i, p in enumerate(case.parent):
             if p is not None:  # edges of an acyclic forest, added one by one, never close a cycle
                 await hierarchy.set_manager(s, ACTOR, w.tenant_id, w.users[i], str(w.users[p]))
             await hierarchy.set_unit(s, ACTOR, w.tenant_id, w.users[i], case.member_units[i])
         role = await roles.get_role(s, w.tenant_id, w.role)
-        await scopes.set_role_scopes(s, ACTOR, role, {"*": ScopeRule(case.kind, case.by_unit)},
-                                     await scopes.scope_entities(s))
+        await scopes.set_role_scopes(
+            s, ACTOR, role, {"*": ScopeRule(case.kind, case.by_unit)}, await scopes.scope_entities(s)
+        )
         item = await runtime.entity_in_tenant(s, w.tenant_id, "inventory", "inventory_item")
         sale = await runtime.entity_in_tenant(s, w.tenant_id, "sales", "sale")
         ids = {"item": [uuid.uuid4() for _ in case.owners], "sale": [uuid.uuid4() for _ in case.owners]}
         now = dt.datetime.now(dt.UTC)
         std = {"tenant_id": w.tenant_id, "created_at": now, "updated_at": now, "version": 1}
         owner = [w.users[o] if o is not None else None for o in case.owners]
-        for ref, rows in ((item, [{**std, "id": rid, "created_by": owner[n], "sku": f"S-{n}", "name": f"Row {n}",
-                                   "quantity": 0, "unit": "pcs", "threshold": 1, "status": "active"}
-                                  for n, rid in enumerate(ids["item"])]),
-                          (sale, [{**std, "id": rid, "created_by": None, "seller": owner[n], "ref": f"R-{n}",
-                                   "shop": case.row_units[n]} for n, rid in enumerate(ids["sale"])])):
+        for ref, rows in (
+            (
+                item,
+                [
+                    {
+                        **std,
+                        "id": rid,
+                        "created_by": owner[n],
+                        "sku": f"S-{n}",
+                        "name": f"Row {n}",
+                        "quantity": 0,
+                        "unit": "pcs",
+                        "threshold": 1,
+                        "status": "active",
+                    }
+                    for n, rid in enumerate(ids["item"])
+                ],
+            ),
+            (
+                sale,
+                [
+                    {
+                        **std,
+                        "id": rid,
+                        "created_by": None,
+                        "seller": owner[n],
+                        "ref": f"R-{n}",
+                        "shop": case.row_units[n],
+                    }
+                    for n, rid in enumerate(ids["sale"])
+                ],
+            ),
+        ):
             await s.execute(sa.delete(ref.table).where(ref.table.c.tenant_id == w.tenant_id))
             if rows:
                 await s.execute(sa.insert(ref.table), rows)
@@ -179,16 +212,25 @@ async def _arrange(w: World, case: Case) -> dict[str, list[uuid.UUID]]:
     return ids
 
 
-async def _check_all(w: World, case: Case, parent: list[int | None], all_ids: dict[str, list[uuid.UUID]]) -> None:
+async def _check_all(
+    w: World, case: Case, parent: list[int | None], all_ids: dict[str, list[uuid.UUID]]
+) -> None:
     async with w.config.get_session() as s:
         version = await scopes.current_scope_version(s, w.tenant_id)
-        entities = {"item": await runtime.entity_in_tenant(s, w.tenant_id, "inventory", "inventory_item"),
-                    "sale": await runtime.entity_in_tenant(s, w.tenant_id, "sales", "sale")}
+        entities = {
+            "item": await runtime.entity_in_tenant(s, w.tenant_id, "inventory", "inventory_item"),
+            "sale": await runtime.entity_in_tenant(s, w.tenant_id, "sales", "sale"),
+        }
         for (name, item), u in ((e, u) for e in entities.items() for u in range(N_USERS)):
             uid, ids = w.users[u], all_ids[name]
             want = {ids[i] for i in expected_rows(case, parent, u, with_units=name == "sale")}
-            svc = RecordService(s, w.tenant_id, Actor(uid, f"u{u}@forest.test"), lambda _p: True,
-                                scope=DataScope(w.cache, w.tenant_id, uid, version))
+            svc = RecordService(
+                s,
+                w.tenant_id,
+                Actor(uid, f"u{u}@forest.test"),
+                lambda _p: True,
+                scope=DataScope(w.cache, w.tenant_id, uid, version),
+            )
             listed = await svc.list(item, ListQuery(size=200, sort="created_at"))
             assert {r["id"] for r in listed.rows} == want, (name, u, parent, case.owners)
             assert listed.total == len(want) and not listed.capped
@@ -217,8 +259,9 @@ async def _example(w: World, case: Case) -> None:
     cycle = target is not None and target in below(parent, user)
     async with w.config.get_session() as s:
         try:
-            await hierarchy.set_manager(s, ACTOR, w.tenant_id, w.users[user],
-                                        str(w.users[target]) if target is not None else "")
+            await hierarchy.set_manager(
+                s, ACTOR, w.tenant_id, w.users[user], str(w.users[target]) if target is not None else ""
+            )
             await s.commit()
             assert not cycle, f"moving {user} under {target} should close a cycle in {parent}"
             parent[user] = target
@@ -234,8 +277,11 @@ def test_what_each_member_sees_matches_the_forest(settings_env: dict[str, str], 
     tenant_id, users, role_id = asyncio.run(_setup(settings_env, tmp_path / "sales"))
     cache = ScopeCache()  # shared by every example, as one worker's cache would be
 
-    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                     HealthCheck.too_slow])
+    @settings(
+        max_examples=25,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
     @given(case=cases())
     def check(case: Case) -> None:
         async def run() -> None:

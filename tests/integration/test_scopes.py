@@ -34,7 +34,14 @@ from tests.integration.test_record_pages import in_db
 ROOT = Path(__file__).resolve().parents[2]
 PW = "scope-password-1"
 SALES = ("boss", "mid", "carol", "dave", "eve")
-SKU = {"boss": "SKU-10", "mid": "SKU-20", "carol": "SKU-30", "dave": "SKU-40", "eve": "SKU-50", "alice": "SKU-60"}
+SKU = {
+    "boss": "SKU-10",
+    "mid": "SKU-20",
+    "carol": "SKU-30",
+    "dave": "SKU-40",
+    "eve": "SKU-50",
+    "alice": "SKU-60",
+}
 ITEMS = "/t/acme/p/inventory/inventory/items"
 API_ITEMS = "/api/v1/plugins/inventory/inventory_item"
 
@@ -73,7 +80,9 @@ async def _org(s: Any, settings: Any) -> dict[str, Any]:
     for name in (*SALES, "alice"):
         svc = RecordService(s, acme.id, Actor(ids[name], email(name)), lambda _p: True)
         rows[name] = str((await svc.insert(item, {"sku": SKU[name], "name": f"{name.title()}'s item"}))["id"])
-        rows[f"cat-{name}"] = str((await svc.insert(cat, {"name": f"{name.title()} tools", "code": name.upper()}))["id"])
+        rows[f"cat-{name}"] = str(
+            (await svc.insert(cat, {"name": f"{name.title()} tools", "code": name.upper()}))["id"]
+        )
     return {"ids": ids, "rows": rows, "sales": sales.id, "acme": acme.id}
 
 
@@ -102,8 +111,9 @@ def test_subtree_scope_on_pages_csv_and_pickers(client: TestClient, org: dict[st
         assert edit.status_code == 404
         assert post_form(client, f"{ITEMS}/{rows[outside]}/delete", {}).status_code == 404
     # A bulk action with one invisible id fails as a whole; nothing is deleted.
-    bulk = post_form(client, f"{ITEMS}/bulk-delete", [("ids", rows["dave"]), ("ids", rows["boss"])],
-                     follow_redirects=False)
+    bulk = post_form(
+        client, f"{ITEMS}/bulk-delete", [("ids", rows["dave"]), ("ids", rows["boss"])], follow_redirects=False
+    )
     assert bulk.status_code == 404
     assert "3 total" in text_of(client.get(ITEMS).text)
 
@@ -113,11 +123,16 @@ def test_subtree_scope_on_pages_csv_and_pickers(client: TestClient, org: dict[st
     # The category picker offers only categories of the subtree; an id outside it cannot be referenced.
     options = client.get(f"{ITEMS}/lookup", params={"field": "category_id"}).text
     assert "Carol tools" in options and "Dave tools" in options and "Boss tools" not in options
-    bad_ref = post_form(client, ITEMS, {"sku": "SKU-21", "name": "New", "status": "active",
-                                        "category_id": rows["cat-boss"]})
+    bad_ref = post_form(
+        client, ITEMS, {"sku": "SKU-21", "name": "New", "status": "active", "category_id": rows["cat-boss"]}
+    )
     assert bad_ref.status_code == 422 and "No Category with that id" in text_of(bad_ref.text)
-    made = post_form(client, ITEMS, {"sku": "SKU-21", "name": "New", "status": "active",
-                                     "category_id": rows["cat-dave"]}, follow_redirects=False)
+    made = post_form(
+        client,
+        ITEMS,
+        {"sku": "SKU-21", "name": "New", "status": "active", "category_id": rows["cat-dave"]},
+        follow_redirects=False,
+    )
     assert made.status_code == 303
     assert skus_on(client.get(ITEMS).text) == {"SKU-20", "SKU-21", "SKU-30", "SKU-40"}
 
@@ -125,7 +140,13 @@ def test_subtree_scope_on_pages_csv_and_pickers(client: TestClient, org: dict[st
     assert skus_on(as_user(client, "dave").get(ITEMS).text) == {"SKU-40"}
     assert skus_on(as_user(client, "eve").get(ITEMS).text) == {"SKU-50"}
     # Boss sees the whole line; the Admin sees everything.
-    assert skus_on(as_user(client, "boss").get(ITEMS).text) == {"SKU-10", "SKU-20", "SKU-21", "SKU-30", "SKU-40"}
+    assert skus_on(as_user(client, "boss").get(ITEMS).text) == {
+        "SKU-10",
+        "SKU-20",
+        "SKU-21",
+        "SKU-30",
+        "SKU-40",
+    }
     assert len(skus_on(as_user(client, "alice").get(ITEMS).text)) == 7
     # A platform admin (Admin of the system tenant, no role in acme) bypasses scopes too.
     client.cookies.clear()
@@ -133,16 +154,22 @@ def test_subtree_scope_on_pages_csv_and_pickers(client: TestClient, org: dict[st
     assert len(skus_on(client.get(ITEMS).text)) == 7
 
 
-VISIBLE_TO_MID = {"all": {"boss", "mid", "carol", "dave", "eve", "alice"}, "subtree": {"mid", "carol", "dave"},
-                  "own": {"mid"}}
+VISIBLE_TO_MID = {
+    "all": {"boss", "mid", "carol", "dave", "eve", "alice"},
+    "subtree": {"mid", "carol", "dave"},
+    "own": {"mid"},
+}
 
 
 @pytest.mark.parametrize("kind", ["all", "subtree", "own"])
-def test_each_scope_on_list_count_detail_csv_and_api(client: TestClient, org: dict[str, Any], app: Any,
-                                                     kind: str) -> None:
+def test_each_scope_on_list_count_detail_csv_and_api(
+    client: TestClient, org: dict[str, Any], app: Any, kind: str
+) -> None:
     async def set_scope(s: Any) -> None:
         role = await roles.get_role(s, org["acme"], "Sales")
-        await scopes.set_role_scopes(s, Actor(None, "test"), role, {"*": ScopeRule(kind)}, await scopes.scope_entities(s))
+        await scopes.set_role_scopes(
+            s, Actor(None, "test"), role, {"*": ScopeRule(kind)}, await scopes.scope_entities(s)
+        )
 
     in_db(app, set_scope)
     want = VISIBLE_TO_MID[kind]
@@ -200,16 +227,21 @@ def test_hierarchy_admin_ui_api_cycles_and_audit(client: TestClient, org: dict[s
     cycle = client.patch(f"/api/v1/members/{ids['boss']}", json={"manager": email("dave")}, headers=h)
     assert cycle.status_code == 422, cycle.text
     message = cycle.json()["errors"]["manager"]
-    assert "cycle" in message and "dave@acme.test → carol@acme.test → mid@acme.test → boss@acme.test" in message
+    assert (
+        "cycle" in message and "dave@acme.test → carol@acme.test → mid@acme.test → boss@acme.test" in message
+    )
     own = client.patch(f"/api/v1/members/{ids['boss']}", json={"manager": str(ids["boss"])}, headers=h)
     assert own.status_code == 422 and "own manager" in own.json()["errors"]["manager"]
     foreign = client.patch(f"/api/v1/members/{ids['boss']}", json={"manager": "gus@globex.test"}, headers=h)
     assert foreign.status_code == 422 and "not a member of this tenant" in foreign.json()["errors"]["manager"]
     unknown = client.patch(f"/api/v1/members/{ids['boss']}", json={"manager": "nobody@x.test"}, headers=h)
     # An unknown email gets the same answer as another tenant's member: no probing for accounts.
-    assert unknown.status_code == 422 and unknown.json()["errors"]["manager"] == foreign.json()["errors"]["manager"].replace(
-        "gus@globex.test", "nobody@x.test")
-    nul = client.patch(f"/api/v1/members/{ids['boss']}", json={"manager": "a\x00b", "unit": "x\x00"}, headers=h)
+    assert unknown.status_code == 422 and unknown.json()["errors"]["manager"] == foreign.json()["errors"][
+        "manager"
+    ].replace("gus@globex.test", "nobody@x.test")
+    nul = client.patch(
+        f"/api/v1/members/{ids['boss']}", json={"manager": "a\x00b", "unit": "x\x00"}, headers=h
+    )
     assert nul.status_code == 422 and "member of this tenant" in nul.json()["errors"]["manager"]
     bad_type = client.patch(f"/api/v1/members/{ids['boss']}", json={"manager": 5}, headers=h)
     assert bad_type.status_code == 400
@@ -221,14 +253,33 @@ def test_hierarchy_admin_ui_api_cycles_and_audit(client: TestClient, org: dict[s
     last = "dave"
     for i in range(1, 10):
         name = f"deep{i}"
-        made = client.post("/api/v1/members", json={"email": email(name), "role": "Sales", "password": PW,
-                                                    "manager": email(last), "unit": " north "}, headers=root)
+        made = client.post(
+            "/api/v1/members",
+            json={
+                "email": email(name),
+                "role": "Sales",
+                "password": PW,
+                "manager": email(last),
+                "unit": " north ",
+            },
+            headers=root,
+        )
         assert made.status_code == 201, made.text
-        assert made.json()["manager"] == email(last) and made.json()["unit"] == "north" and made.json()["role"] == "Sales"
+        assert (
+            made.json()["manager"] == email(last)
+            and made.json()["unit"] == "north"
+            and made.json()["role"] == "Sales"
+        )
         ids[name] = made.json()["id"]
         last = name
-    moved = client.patch(f"/api/v1/members/{ids['deep3']}", json={"manager": email("deep1"), "unit": None}, headers=h)
-    assert moved.status_code == 200 and moved.json()["manager"] == email("deep1") and moved.json()["unit"] is None
+    moved = client.patch(
+        f"/api/v1/members/{ids['deep3']}", json={"manager": email("deep1"), "unit": None}, headers=h
+    )
+    assert (
+        moved.status_code == 200
+        and moved.json()["manager"] == email("deep1")
+        and moved.json()["unit"] is None
+    )
     moved = client.patch(f"/api/v1/members/{ids['deep3']}", json={"manager": email("deep2")}, headers=h)
     assert moved.json()["unit"] is None and moved.json()["reports_to"][:2] == [email("deep2"), email("deep1")]
     deepest = client.get(f"/api/v1/members/{ids['deep9']}", headers=h).json()
@@ -241,28 +292,42 @@ def test_hierarchy_admin_ui_api_cycles_and_audit(client: TestClient, org: dict[s
     assert cleared.status_code == 200 and cleared.json()["manager"] is None
     audit = client.get("/api/v1/audit", params={"action": "member.manager", "size": 100}, headers=h).json()
     summaries = [a["summary"] for a in audit["items"]]
-    assert "deep1@acme.test reports to no one" in summaries and "deep2@acme.test now reports to deep1@acme.test" in summaries
+    assert (
+        "deep1@acme.test reports to no one" in summaries
+        and "deep2@acme.test now reports to deep1@acme.test" in summaries
+    )
     assert not any("boss@acme.test now reports" in s for s in summaries)  # refused moves leave no trace
 
     # The members page: shows and sets the manager; a cycle is refused inline and nothing changes.
     client.cookies.clear()
     login(client, email("alice"), PW)
     page = client.get("/t/acme/admin/members", params={"size": 100}).text
-    assert re.search(r'name="manager"[^>]*value="mid@acme.test"\s+aria-label="Manager of carol@acme.test"', page)
-    refused = post_form(client, f"/t/acme/admin/members/{ids['mid']}/reporting",
-                        {"manager": email("dave"), "unit": "west"})
+    assert re.search(
+        r'name="manager"[^>]*value="mid@acme.test"\s+aria-label="Manager of carol@acme.test"', page
+    )
+    refused = post_form(
+        client, f"/t/acme/admin/members/{ids['mid']}/reporting", {"manager": email("dave"), "unit": "west"}
+    )
     assert refused.status_code == 422 and "would create a cycle" in text_of(refused.text)
     still = in_db(app, lambda s: hierarchy.reporting_of(s, org["acme"], [ids["mid"]]))[ids["mid"]]
     assert still.manager_email == email("boss") and still.unit is None
-    ok = post_form(client, f"/t/acme/admin/members/{ids['eve']}/reporting", {"manager": email("boss"), "unit": ""},
-                   follow_redirects=False)
+    ok = post_form(
+        client,
+        f"/t/acme/admin/members/{ids['eve']}/reporting",
+        {"manager": email("boss"), "unit": ""},
+        follow_redirects=False,
+    )
     assert ok.status_code == 303
-    assert in_db(app, lambda s: hierarchy.reporting_of(s, org["acme"], [ids["eve"]]))[ids["eve"]].manager_email == email("boss")
+    assert in_db(app, lambda s: hierarchy.reporting_of(s, org["acme"], [ids["eve"]]))[
+        ids["eve"]
+    ].manager_email == email("boss")
 
     # Removing a manager moves their reports up to the leaver's own manager.
     gone = post_form(client, f"/t/acme/admin/members/{ids['carol']}/remove", {}, follow_redirects=False)
     assert gone.status_code == 303
-    assert in_db(app, lambda s: hierarchy.reporting_of(s, org["acme"], [ids["dave"]]))[ids["dave"]].manager_email == email("mid")
+    assert in_db(app, lambda s: hierarchy.reporting_of(s, org["acme"], [ids["dave"]]))[
+        ids["dave"]
+    ].manager_email == email("mid")
 
 
 def test_role_scopes_api_page_own_scope_and_explain(client: TestClient, org: dict[str, Any]) -> None:
@@ -270,14 +335,27 @@ def test_role_scopes_api_page_own_scope_and_explain(client: TestClient, org: dic
     h = bearer(api_token(client, email("alice"), PW), "acme")
     shown = client.get(f"/api/v1/roles/{sales}", headers=h).json()
     assert shown["scopes"] == {"*": {"scope": "subtree", "unit": False}}
-    bad = client.put(f"/api/v1/roles/{sales}/scopes", headers=h, json={"scopes": {
-        "inventory_item": "everything", "nope": "own", "supplier": {"scope": "own", "unit": True}, "*": 3}})
+    bad = client.put(
+        f"/api/v1/roles/{sales}/scopes",
+        headers=h,
+        json={
+            "scopes": {
+                "inventory_item": "everything",
+                "nope": "own",
+                "supplier": {"scope": "own", "unit": True},
+                "*": 3,
+            }
+        },
+    )
     assert bad.status_code == 422
     errors = bad.json()["errors"]
     assert "unknown scope 'everything'" in errors["scopes.inventory_item"]
     assert "expected a scope name" in errors["scopes.*"]
-    bad = client.put(f"/api/v1/roles/{sales}/scopes", headers=h, json={"scopes": {
-        "nope": "own", "inventory.supplier": {"scope": "own", "unit": True}}})
+    bad = client.put(
+        f"/api/v1/roles/{sales}/scopes",
+        headers=h,
+        json={"scopes": {"nope": "own", "inventory.supplier": {"scope": "own", "unit": True}}},
+    )
     errors = bad.json()["errors"]
     assert "no installed plugin has an entity 'nope'" in errors["scopes.nope"]
     assert "names no unit_field" in errors["scopes.inventory.supplier"]
@@ -286,70 +364,109 @@ def test_role_scopes_api_page_own_scope_and_explain(client: TestClient, org: dic
     refused = client.put(f"/api/v1/roles/{admin_role['id']}/scopes", headers=h, json={"scopes": {"*": "own"}})
     assert refused.status_code == 409 and "bypass" in refused.json()["detail"]
 
-    saved = client.put(f"/api/v1/roles/{sales}/scopes", headers=h,
-                       json={"scopes": {"*": "subtree", "inventory.inventory_item": "own"}})
-    assert saved.status_code == 200 and saved.json()["scopes"]["inventory_item"] == {"scope": "own", "unit": False}
+    saved = client.put(
+        f"/api/v1/roles/{sales}/scopes",
+        headers=h,
+        json={"scopes": {"*": "subtree", "inventory.inventory_item": "own"}},
+    )
+    assert saved.status_code == 200 and saved.json()["scopes"]["inventory_item"] == {
+        "scope": "own",
+        "unit": False,
+    }
     mid = bearer(api_token(client, email("mid"), PW), "acme")
     assert {r["sku"] for r in client.get(API_ITEMS, headers=mid).json()["items"]} == {"SKU-20"}
     cats = client.get("/api/v1/plugins/inventory/inventory_category", headers=mid).json()
     assert cats["total"] == 3  # the default (subtree) still applies to categories
 
-    explained = client.get("/api/v1/explain", headers=h,
-                           params={"user": email("boss"), "permission": "db.inventory_category.select"}).json()
+    explained = client.get(
+        "/api/v1/explain",
+        headers=h,
+        params={"user": email("boss"), "permission": "db.inventory_category.select"},
+    ).json()
     assert explained["allowed"] is True
     scope = explained["scope"]
     assert scope["rule"] == "subtree" and scope["source"] == "role Sales default scope"
     assert scope["owners"] == [email(n) for n in ("boss", "mid", "carol", "dave")]
-    assert "subtree of Boss: Boss, Mid, Carol, Dave (4 users) — from role Sales default scope" in scope["reason"]
-    own = client.get("/api/v1/explain", headers=h,
-                     params={"user": email("mid"), "permission": "db.inventory_item.update"}).json()["scope"]
+    assert (
+        "subtree of Boss: Boss, Mid, Carol, Dave (4 users) — from role Sales default scope" in scope["reason"]
+    )
+    own = client.get(
+        "/api/v1/explain", headers=h, params={"user": email("mid"), "permission": "db.inventory_item.update"}
+    ).json()["scope"]
     assert own["rule"] == "own" and "role Sales scope for inventory_item" in own["reason"]
-    admin = client.get("/api/v1/explain", headers=h,
-                       params={"user": email("alice"), "permission": "db.inventory_item.select"}).json()["scope"]
+    admin = client.get(
+        "/api/v1/explain",
+        headers=h,
+        params={"user": email("alice"), "permission": "db.inventory_item.select"},
+    ).json()["scope"]
     assert "bypass" in admin["reason"]
-    assert client.get("/api/v1/explain", headers=h,
-                      params={"user": email("mid"), "permission": "db.roles.select"}).json()["scope"] is None
+    assert (
+        client.get(
+            "/api/v1/explain", headers=h, params={"user": email("mid"), "permission": "db.roles.select"}
+        ).json()["scope"]
+        is None
+    )
 
     # The role page shows the scopes and edits them; a bad value re-renders with the error.
     client.cookies.clear()
     login(client, email("alice"), PW)
     page = client.get(f"/t/acme/admin/roles/{sales}").text
-    assert re.search(r'name="scope:inventory_item"[^>]*>\s*<option value="" >default</option>\s*'
-                     r'<option value="all" >all</option><option value="subtree" >subtree</option>'
-                     r'<option value="own" selected>own</option>', page)
+    assert re.search(
+        r'name="scope:inventory_item"[^>]*>\s*<option value="" >default</option>\s*'
+        r'<option value="all" >all</option><option value="subtree" >subtree</option>'
+        r'<option value="own" selected>own</option>',
+        page,
+    )
     assert "no unit field" in page
-    wrong = post_form(client, f"/t/acme/admin/roles/{sales}/scopes", {"scope:*": "everyone", "scope:inventory_item": ""})
+    wrong = post_form(
+        client, f"/t/acme/admin/roles/{sales}/scopes", {"scope:*": "everyone", "scope:inventory_item": ""}
+    )
     assert wrong.status_code == 422 and "unknown scope 'everyone'" in html.unescape(text_of(wrong.text))
-    done = post_form(client, f"/t/acme/admin/roles/{sales}/scopes",
-                     {"scope:*": "own", "scope:inventory_item": "", "scope:supplier": "all"}, follow_redirects=False)
+    done = post_form(
+        client,
+        f"/t/acme/admin/roles/{sales}/scopes",
+        {"scope:*": "own", "scope:inventory_item": "", "scope:supplier": "all"},
+        follow_redirects=False,
+    )
     assert done.status_code == 303
     assert client.get(f"/api/v1/roles/{sales}/scopes", headers=h).json()["scopes"] == {
-        "*": {"scope": "own", "unit": False}, "supplier": {"scope": "all", "unit": False}}
-    explain_page = client.get("/t/acme/admin/explain", params={"user": email("mid"),
-                                                               "permission": "db.inventory_item.select"}).text
+        "*": {"scope": "own", "unit": False},
+        "supplier": {"scope": "all", "unit": False},
+    }
+    explain_page = client.get(
+        "/t/acme/admin/explain", params={"user": email("mid"), "permission": "db.inventory_item.select"}
+    ).text
     assert "Rows owned by Mid only — from role Sales default scope." in text_of(explain_page)
     assert {r["sku"] for r in client.get(API_ITEMS, headers=mid).json()["items"]} == {"SKU-20"}
 
 
-def test_moves_apply_at_once_in_every_worker(client: TestClient, org: dict[str, Any], settings_env: dict[str, str]) -> None:
+def test_moves_apply_at_once_in_every_worker(
+    client: TestClient, org: dict[str, Any], settings_env: dict[str, str]
+) -> None:
     """Two app instances (as two worker processes would be) with their own caches: a move made
     through one is seen by the other on its next request."""
     ids = org["ids"]
     admin = bearer(api_token(client, email("alice"), PW), "acme")
     mid = bearer(api_token(client, email("mid"), PW), "acme")
     with TestClient(app=create_app(load_settings(settings_env)), base_url="http://testserver.local") as other:
+
         def seen() -> set[str]:
             return {r["sku"] for r in other.get(API_ITEMS, headers=mid).json()["items"]}
 
         assert seen() == {"SKU-20", "SKU-30", "SKU-40"}  # now cached in the other worker
         assert seen() == {"SKU-20", "SKU-30", "SKU-40"}
-        moved = client.patch(f"/api/v1/members/{ids['carol']}", json={"manager": email("boss")}, headers=admin)
+        moved = client.patch(
+            f"/api/v1/members/{ids['carol']}", json={"manager": email("boss")}, headers=admin
+        )
         assert moved.status_code == 200
         assert seen() == {"SKU-20"}  # carol took dave with her
         client.patch(f"/api/v1/members/{ids['dave']}", json={"manager": email("mid")}, headers=admin)
         assert seen() == {"SKU-20", "SKU-40"}
         # A role change (policy_version) is seen at once: Member has no scope, so all rows.
-        assert client.patch(f"/api/v1/members/{ids['mid']}", json={"role": "Member"}, headers=admin).status_code == 200
+        assert (
+            client.patch(f"/api/v1/members/{ids['mid']}", json={"role": "Member"}, headers=admin).status_code
+            == 200
+        )
         assert len(seen()) == 6
         client.patch(f"/api/v1/members/{ids['mid']}", json={"role": "Sales"}, headers=admin)
         assert seen() == {"SKU-20", "SKU-40"}
@@ -400,23 +517,35 @@ def test_unit_scope(client: TestClient, org: dict[str, Any], app: Any, tmp_path:
         await lifecycle.enable(s, actor, org["acme"], "shops")
         sales = await roles.get_role(s, org["acme"], "Sales")
         await roles.grant(s, actor, sales, ["db.shop_sale.*"])
-        await scopes.set_role_scopes(s, actor, sales, {"*": ScopeRule("subtree"),
-                                                       "shop_sale": ScopeRule("all", by_unit=True)},
-                                     await scopes.scope_entities(s))
+        await scopes.set_role_scopes(
+            s,
+            actor,
+            sales,
+            {"*": ScopeRule("subtree"), "shop_sale": ScopeRule("all", by_unit=True)},
+            await scopes.scope_entities(s),
+        )
         for name, unit in (("carol", "north"), ("dave", "south")):
             await hierarchy.set_unit(s, actor, org["acme"], ids[name], unit)
         ref = await runtime.entity_in_tenant(s, org["acme"], "shops", "shop_sale")
-        for i, (owner, shop) in enumerate([("boss", "north"), ("eve", "north"), ("dave", "south"), ("mid", None)]):
+        for i, (owner, shop) in enumerate(
+            [("boss", "north"), ("eve", "north"), ("dave", "south"), ("mid", None)]
+        ):
             svc = RecordService(s, org["acme"], Actor(ids[owner], email(owner)), lambda _p: True)
-            await svc.insert(ref, {"ref": f"S-{i}", "shop": shop, "amount": 10 * (i + 1), "seller": str(ids[owner])})
+            await svc.insert(
+                ref, {"ref": f"S-{i}", "shop": shop, "amount": 10 * (i + 1), "seller": str(ids[owner])}
+            )
 
     in_db(app, install)
     url = "/api/v1/plugins/shops/shop_sale"
     carol = bearer(api_token(client, email("carol"), PW), "acme")
     assert {r["ref"] for r in client.get(url, headers=carol).json()["items"]} == {"S-0", "S-1"}
     south = client.post(url, json={"ref": "S-9", "shop": "south"}, headers=carol)
-    assert south.status_code == 422 and south.json()["errors"] == {"shop": "You may only write rows of your own unit (north)."}
-    upper = client.post(url, json={"ref": "S-7", "shop": "North"}, headers=carol)  # units compare exactly, as in SQL
+    assert south.status_code == 422 and south.json()["errors"] == {
+        "shop": "You may only write rows of your own unit (north)."
+    }
+    upper = client.post(
+        url, json={"ref": "S-7", "shop": "North"}, headers=carol
+    )  # units compare exactly, as in SQL
     assert upper.status_code == 422
     north = client.post(url, json={"ref": "S-8", "shop": "north", "seller": str(ids["carol"])}, headers=carol)
     assert north.status_code == 201
@@ -429,32 +558,69 @@ def test_unit_scope(client: TestClient, org: dict[str, Any], app: Any, tmp_path:
     assert client.get(url, headers=mid).json()["total"] == 0
     admin = bearer(api_token(client, email("alice"), PW), "acme")
     assert client.get(url, headers=admin).json()["total"] == 5
-    explained = client.get("/api/v1/explain", headers=admin,
-                           params={"user": email("mid"), "permission": "db.shop_sale.select"}).json()["scope"]
-    assert explained["rule"] == "all within their unit" and "has no unit, so no rows at all" in explained["reason"]
+    explained = client.get(
+        "/api/v1/explain", headers=admin, params={"user": email("mid"), "permission": "db.shop_sale.select"}
+    ).json()["scope"]
+    assert (
+        explained["rule"] == "all within their unit"
+        and "has no unit, so no rows at all" in explained["reason"]
+    )
     # "unit" is shorthand for all rows of the member's unit; narrowing subtree by unit works too.
-    sales = next(r for r in client.get("/api/v1/roles", headers=admin).json()["items"] if r["name"] == "Sales")
-    put = client.put(f"/api/v1/roles/{sales['id']}/scopes", headers=admin,
-                     json={"scopes": {"*": "subtree", "shops.shop_sale": "unit"}})
+    sales = next(
+        r for r in client.get("/api/v1/roles", headers=admin).json()["items"] if r["name"] == "Sales"
+    )
+    put = client.put(
+        f"/api/v1/roles/{sales['id']}/scopes",
+        headers=admin,
+        json={"scopes": {"*": "subtree", "shops.shop_sale": "unit"}},
+    )
     assert put.json()["scopes"]["shop_sale"] == {"scope": "all", "unit": True}
-    client.put(f"/api/v1/roles/{sales['id']}/scopes", headers=admin,
-               json={"scopes": {"shop_sale": {"scope": "subtree", "unit": True}}})
+    client.put(
+        f"/api/v1/roles/{sales['id']}/scopes",
+        headers=admin,
+        json={"scopes": {"shop_sale": {"scope": "subtree", "unit": True}}},
+    )
     assert {r["ref"] for r in client.get(url, headers=carol).json()["items"]} == {"S-8"}  # her own north row
     # The owner is the manifest's owner_field: a row sold by someone outside her line is refused.
-    foreign = client.post(url, json={"ref": "S-6", "shop": "north", "seller": str(ids["boss"])}, headers=carol)
+    foreign = client.post(
+        url, json={"ref": "S-6", "shop": "north", "seller": str(ids["boss"])}, headers=carol
+    )
     assert foreign.status_code == 422 and "would not include this Sale" in foreign.json()["errors"]["seller"]
     mine = client.post(url, json={"ref": "S-6", "shop": "north", "seller": str(ids["dave"])}, headers=carol)
     assert mine.status_code == 201  # dave reports to carol
     boss = client.patch(f"/api/v1/members/{ids['boss']}", json={"manager": email("carol")}, headers=admin)
     assert boss.status_code == 422  # boss is above carol: a cycle
     client.patch(f"/api/v1/members/{ids['eve']}", json={"manager": email("carol")}, headers=admin)
-    assert {r["ref"] for r in client.get(url, headers=carol).json()["items"]} == {"S-8", "S-6", "S-1"}  # + eve's
+    assert {r["ref"] for r in client.get(url, headers=carol).json()["items"]} == {
+        "S-8",
+        "S-6",
+        "S-1",
+    }  # + eve's
     logout(client)
 
 
-JUNK = st.one_of(st.text(max_size=120), st.sampled_from(
-    ["", " ", "\x00", "<script>alert(1)</script>", "a" * 5000, "subtree", "own", "all", "unit", "*",
-     "mid@acme.test", "boss@acme.test", "gus@globex.test", "inventory_item", "inventory.inventory_item"]))
+JUNK = st.one_of(
+    st.text(max_size=120),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "\x00",
+            "<script>alert(1)</script>",
+            "a" * 5000,
+            "subtree",
+            "own",
+            "all",
+            "unit",
+            "*",
+            "mid@acme.test",
+            "boss@acme.test",
+            "gus@globex.test",
+            "inventory_item",
+            "inventory.inventory_item",
+        ]
+    ),
+)
 
 
 def test_garbage_in_reporting_and_scope_forms_and_api(client: TestClient, org: dict[str, Any]) -> None:
@@ -466,8 +632,12 @@ def test_garbage_in_reporting_and_scope_forms_and_api(client: TestClient, org: d
     @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
     @given(who=st.sampled_from(sorted(ids)), a=JUNK, b=JUNK, c=JUNK, d=st.booleans())
     def check(who: str, a: str, b: str, c: str, d: bool) -> None:
-        r = post_form(client, f"/t/acme/admin/members/{ids[who]}/reporting", {"manager": a, "unit": b},
-                      follow_redirects=False)
+        r = post_form(
+            client,
+            f"/t/acme/admin/members/{ids[who]}/reporting",
+            {"manager": a, "unit": b},
+            follow_redirects=False,
+        )
         assert r.status_code in (303, 422), (a, b, r.status_code, r.text[:300])
         if r.status_code == 422:
             assert 'class="error"' in r.text or "flash error" in r.text
@@ -480,11 +650,15 @@ def test_garbage_in_reporting_and_scope_forms_and_api(client: TestClient, org: d
             assert "flash error" in r.text or 'class="error"' in r.text, form
         r = client.patch(f"/api/v1/members/{ids[who]}", json={"manager": a or None, "unit": b}, headers=h)
         assert r.status_code in (200, 400, 422), (a, b, r.text[:300])
-        r = client.put(f"/api/v1/roles/{sales}/scopes", json={"scopes": {a: b, c: {"scope": b, "unit": d}}}, headers=h)
+        r = client.put(
+            f"/api/v1/roles/{sales}/scopes", json={"scopes": {a: b, c: {"scope": b, "unit": d}}}, headers=h
+        )
         assert r.status_code in (200, 400, 422), r.text[:300]
         # The hierarchy stays a forest whatever was accepted: every chain of managers ends.
-        managers = {m["email"]: m["manager"] for m in client.get("/api/v1/members", params={"size": 100},
-                                                                 headers=h).json()["items"]}
+        managers = {
+            m["email"]: m["manager"]
+            for m in client.get("/api/v1/members", params={"size": 100}, headers=h).json()["items"]
+        }
         for start in managers:
             step: str | None = start
             for _ in range(len(managers) + 1):

@@ -39,13 +39,15 @@ def rebuilds(client: TestClient) -> int:
 
 def member_id(client: TestClient, tenant: str, email: str) -> str:
     page = client.get(f"/t/{tenant}/admin/members", params={"q": email}).text
-    match = re.search(rf'/t/{tenant}/admin/members/([0-9a-f-]+)/role', page)
+    match = re.search(rf"/t/{tenant}/admin/members/([0-9a-f-]+)/role", page)
     assert match, f"{email} is listed in {tenant}"
     return match.group(1)
 
 
 def role_id(client: TestClient, tenant: str, name: str) -> str:
-    match = re.search(rf'href="/t/{tenant}/admin/roles/([0-9a-f-]+)">{name}<', client.get(f"/t/{tenant}/admin/roles").text)
+    match = re.search(
+        rf'href="/t/{tenant}/admin/roles/([0-9a-f-]+)">{name}<', client.get(f"/t/{tenant}/admin/roles").text
+    )
     assert match, f"role {name} is listed in {tenant}"
     return match.group(1)
 
@@ -57,14 +59,31 @@ def tenant_id(client: TestClient, slug: str) -> str:
     return match.group(1)
 
 
-def test_membership_and_name_changes_show_in_another_workers_cached_switcher(client: Any, second: TestClient) -> None:
+def test_membership_and_name_changes_show_in_another_workers_cached_switcher(
+    client: Any, second: TestClient
+) -> None:
     login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
-    assert post_form(client, "/t/system/admin/tenants", {"slug": "acme", "name": "Acme Inc"},
-                     follow_redirects=False).status_code == 303
-    assert post_form(client, "/t/system/admin/tenants", {"slug": "globex", "name": "Globex"},
-                     follow_redirects=False).status_code == 303
-    assert post_form(client, "/t/acme/admin/members", {"email": BOB[0], "password": BOB[1], "display_name": "Bob",
-                                                       "role": "Member"}, follow_redirects=False).status_code == 303
+    assert (
+        post_form(
+            client, "/t/system/admin/tenants", {"slug": "acme", "name": "Acme Inc"}, follow_redirects=False
+        ).status_code
+        == 303
+    )
+    assert (
+        post_form(
+            client, "/t/system/admin/tenants", {"slug": "globex", "name": "Globex"}, follow_redirects=False
+        ).status_code
+        == 303
+    )
+    assert (
+        post_form(
+            client,
+            "/t/acme/admin/members",
+            {"email": BOB[0], "password": BOB[1], "display_name": "Bob", "role": "Member"},
+            follow_redirects=False,
+        ).status_code
+        == 303
+    )
 
     login(second, *BOB)
     assert switcher(second) == ["Acme Inc (Member)"]
@@ -73,44 +92,84 @@ def test_membership_and_name_changes_show_in_another_workers_cached_switcher(cli
     assert rebuilds(second) == built, "an unchanged switcher comes from the worker's cache"
 
     # Added to globex through the first app: the second shows it on bob's next page.
-    assert post_form(client, "/t/globex/admin/members", {"email": BOB[0], "role": "Member"},
-                     follow_redirects=False).status_code == 303
+    assert (
+        post_form(
+            client, "/t/globex/admin/members", {"email": BOB[0], "role": "Member"}, follow_redirects=False
+        ).status_code
+        == 303
+    )
     assert switcher(second) == ["Acme Inc (Member)", "Globex (Member)"]
 
     # Role changed in globex, then the role renamed.
     bob_in_globex = member_id(client, "globex", BOB[0])
-    assert post_form(client, f"/t/globex/admin/members/{bob_in_globex}/role", {"role": "Admin"},
-                     follow_redirects=False).status_code == 303
+    assert (
+        post_form(
+            client, f"/t/globex/admin/members/{bob_in_globex}/role", {"role": "Admin"}, follow_redirects=False
+        ).status_code
+        == 303
+    )
     assert switcher(second) == ["Acme Inc (Member)", "Globex (Admin)"]
     member_role = role_id(client, "acme", "Member")
-    assert post_form(client, f"/t/acme/admin/roles/{member_role}", {"name": "Staff", "description": ""},
-                     follow_redirects=False).status_code == 303
+    assert (
+        post_form(
+            client,
+            f"/t/acme/admin/roles/{member_role}",
+            {"name": "Staff", "description": ""},
+            follow_redirects=False,
+        ).status_code
+        == 303
+    )
     assert switcher(second) == ["Acme Inc (Staff)", "Globex (Admin)"]
 
     # Tenant renamed, then deactivated (an inactive tenant is not offered).
     globex = tenant_id(client, "globex")
-    assert post_form(client, f"/t/system/admin/tenants/{globex}", {"name": "Globex Corp", "is_active": "on"},
-                     follow_redirects=False).status_code == 303
+    assert (
+        post_form(
+            client,
+            f"/t/system/admin/tenants/{globex}",
+            {"name": "Globex Corp", "is_active": "on"},
+            follow_redirects=False,
+        ).status_code
+        == 303
+    )
     assert switcher(second) == ["Acme Inc (Staff)", "Globex Corp (Admin)"]
-    assert post_form(client, f"/t/system/admin/tenants/{globex}", {"name": "Globex Corp"},
-                     follow_redirects=False).status_code == 303
+    assert (
+        post_form(
+            client, f"/t/system/admin/tenants/{globex}", {"name": "Globex Corp"}, follow_redirects=False
+        ).status_code
+        == 303
+    )
     assert switcher(second) == ["Acme Inc (Staff)"]
 
     # Removed from acme while on one of its pages in the other app: refused there, and gone from the list.
-    assert post_form(client, "/t/globex/admin/members", {"email": BOB[0], "role": "Member"},
-                     follow_redirects=False).status_code in (303, 422)
-    assert post_form(client, f"/t/acme/admin/members/{member_id(client, 'acme', BOB[0])}/remove", {},
-                     follow_redirects=False).status_code == 303
+    assert post_form(
+        client, "/t/globex/admin/members", {"email": BOB[0], "role": "Member"}, follow_redirects=False
+    ).status_code in (303, 422)
+    assert (
+        post_form(
+            client,
+            f"/t/acme/admin/members/{member_id(client, 'acme', BOB[0])}/remove",
+            {},
+            follow_redirects=False,
+        ).status_code
+        == 303
+    )
     assert second.get("/t/acme/").status_code == 403
 
 
-def test_platform_admin_switcher_lists_a_tenant_created_by_another_worker(client: Any, second: TestClient) -> None:
+def test_platform_admin_switcher_lists_a_tenant_created_by_another_worker(
+    client: Any, second: TestClient
+) -> None:
     login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
     login(second, ADMIN_EMAIL, ADMIN_PASSWORD)
     before = switcher(second, "/t/system/")
     assert not any("Initech" in o for o in before)
-    assert post_form(client, "/t/system/admin/tenants", {"slug": "initech", "name": "Initech"},
-                     follow_redirects=False).status_code == 303
+    assert (
+        post_form(
+            client, "/t/system/admin/tenants", {"slug": "initech", "name": "Initech"}, follow_redirects=False
+        ).status_code
+        == 303
+    )
     assert "Initech (platform)" in switcher(second, "/t/system/")
 
 
@@ -128,8 +187,15 @@ def test_a_request_that_changes_the_directory_neither_reads_nor_fills_the_cache(
             version, admin_id = system.directory_version, admin.id
 
             def ctx() -> RequestContext:
-                return RequestContext(settings=app.state.settings, db=s, ip="", is_api=False, user=admin,
-                                      switcher_cache=cache, directory_version=version)
+                return RequestContext(
+                    settings=app.state.settings,
+                    db=s,
+                    ip="",
+                    is_api=False,
+                    user=admin,
+                    switcher_cache=cache,
+                    directory_version=version,
+                )
 
             listed = await ctx().memberships()
             assert cache.get(admin.id, version) == listed
@@ -140,8 +206,15 @@ def test_a_request_that_changes_the_directory_neither_reads_nor_fills_the_cache(
             await s.rollback()
         async with app.state.alchemy.get_session() as s:
             admin = await directory.find_user(s, ADMIN_EMAIL)
-            fresh = RequestContext(settings=app.state.settings, db=s, ip="", is_api=False, user=admin,
-                                   switcher_cache=cache, directory_version=version)
+            fresh = RequestContext(
+                settings=app.state.settings,
+                db=s,
+                ip="",
+                is_api=False,
+                user=admin,
+                switcher_cache=cache,
+                directory_version=version,
+            )
             assert not any(t.slug == "phantom" for t, _ in await fresh.memberships())
         await app.state.alchemy.get_engine().dispose()  # its connections belong to this event loop
 

@@ -33,8 +33,14 @@ HX = {"HX-Request": "true"}
 PROCESS = {
     "name": "Purchase approval",
     "steps": [
-        {"name": "Manager", "selector": {"kind": "manager"},
-         "condition": {"kind": "fields", "config": {"all": [{"field": "total_amount", "op": "gt", "value": "1000"}]}}},
+        {
+            "name": "Manager",
+            "selector": {"kind": "manager"},
+            "condition": {
+                "kind": "fields",
+                "config": {"all": [{"field": "total_amount", "op": "gt", "value": "1000"}]},
+            },
+        },
         {"name": "Finance", "selector": {"kind": "role", "config": {"role": "Finance"}}},
     ],
     "on_approve": {"field": "status", "value": "approved"},
@@ -56,17 +62,28 @@ def world(client: Any, app: Any, tmp_path: Path) -> dict[str, Any]:
             await lifecycle.enable(s, ACTOR, t.id, "inventory")
             ids[slug] = t.id
         acme = ids["acme"]
-        grants = {"Buyer": ["db.purchase_order.*", "db.supplier.select"], "Manager": ["db.purchase_order.select"],
-                  "Finance": ["db.purchase_order.select"]}
+        grants = {
+            "Buyer": ["db.purchase_order.*", "db.supplier.select"],
+            "Manager": ["db.purchase_order.select"],
+            "Finance": ["db.purchase_order.select"],
+        }
         made = {}
         for name, patterns in grants.items():
             made[name] = await roles.create_role(s, ACTOR, acme, name)
             await roles.grant(s, ACTOR, made[name], patterns)
         made["Member"] = await roles.get_role(s, acme, "Member")
         # Finance sees only its own purchase orders: approvers decide on the submitted snapshot anyway.
-        await set_role_scopes(s, ACTOR, made["Finance"], {"purchase_order": ScopeRule("own")}, await scope_entities(s))
-        for name, role in (("alice", "Buyer"), ("max", "Manager"), ("fin", "Finance"), ("fay", "Finance"),
-                           ("dave", "Buyer"), ("bob", "Member")):
+        await set_role_scopes(
+            s, ACTOR, made["Finance"], {"purchase_order": ScopeRule("own")}, await scope_entities(s)
+        )
+        for name, role in (
+            ("alice", "Buyer"),
+            ("max", "Manager"),
+            ("fin", "Finance"),
+            ("fay", "Finance"),
+            ("dave", "Buyer"),
+            ("bob", "Member"),
+        ):
             user = await directory.create_user(s, ACTOR, f"{name}@acme.test", PASSWORD, name.title())
             await directory.add_member(s, ACTOR, acme, user, made[role])
             ids[name] = user.id
@@ -74,7 +91,10 @@ def world(client: Any, app: Any, tmp_path: Path) -> dict[str, Any]:
         return ids
 
     ids = in_db(app, work)
-    tokens = {name: api_token(client, f"{name}@acme.test", PASSWORD) for name in ("alice", "max", "fin", "dave", "bob")}
+    tokens = {
+        name: api_token(client, f"{name}@acme.test", PASSWORD)
+        for name in ("alice", "max", "fin", "dave", "bob")
+    }
     tokens["root"] = api_token(client, ADMIN_EMAIL, ADMIN_PASSWORD)
     return {"ids": ids, "tokens": tokens, "client": client, "app": app}
 
@@ -84,7 +104,9 @@ def h(w: dict[str, Any], who: str, tenant: str = "acme") -> dict[str, str]:
 
 
 def define(w: dict[str, Any], process: dict[str, Any] | None = None) -> dict[str, Any]:
-    r = w["client"].put("/api/v1/workflow/processes/inventory/purchase_order", json=process or PROCESS, headers=h(w, "root"))
+    r = w["client"].put(
+        "/api/v1/workflow/processes/inventory/purchase_order", json=process or PROCESS, headers=h(w, "root")
+    )
     assert r.status_code == 200, r.text
     return r.json()  # type: ignore[no-any-return]
 
@@ -107,8 +129,12 @@ def tasks(w: dict[str, Any], who: str, tenant: str = "acme") -> list[dict[str, A
     return r.json()["items"]  # type: ignore[no-any-return]
 
 
-def decide(w: dict[str, Any], who: str, task_id: str, verb: str, comment: str = "", tenant: str = "acme") -> Any:
-    return w["client"].post(f"/api/v1/tasks/{task_id}/{verb}", json={"comment": comment}, headers=h(w, who, tenant))
+def decide(
+    w: dict[str, Any], who: str, task_id: str, verb: str, comment: str = "", tenant: str = "acme"
+) -> Any:
+    return w["client"].post(
+        f"/api/v1/tasks/{task_id}/{verb}", json={"comment": comment}, headers=h(w, who, tenant)
+    )
 
 
 def record(w: dict[str, Any], record_id: str) -> dict[str, Any]:
@@ -117,17 +143,29 @@ def record(w: dict[str, Any], record_id: str) -> dict[str, Any]:
 
 def events(w: dict[str, Any], prefix: str = "workflow.") -> list[tuple[str, dict[str, Any]]]:
     async def work(s: Any) -> list[tuple[str, dict[str, Any]]]:
-        rows = (await s.scalars(sa.select(EventRecord).where(EventRecord.type.like(prefix + "%"))
-                                .order_by(EventRecord.created_at))).all()
+        rows = (
+            await s.scalars(
+                sa.select(EventRecord)
+                .where(EventRecord.type.like(prefix + "%"))
+                .order_by(EventRecord.created_at)
+            )
+        ).all()
         return [(r.type, r.payload) for r in rows]
+
     return in_db(w["app"], work)  # type: ignore[no-any-return]
 
 
 def inbox(w: dict[str, Any], who: str) -> list[tuple[str, str | None]]:
     async def work(s: Any) -> list[tuple[str, str | None]]:
-        rows = (await s.scalars(sa.select(Message).where(Message.user_id == w["ids"][who], Message.source == "workflow")
-                                .order_by(Message.created_at))).all()
+        rows = (
+            await s.scalars(
+                sa.select(Message)
+                .where(Message.user_id == w["ids"][who], Message.source == "workflow")
+                .order_by(Message.created_at)
+            )
+        ).all()
         return [(m.title, m.link) for m in rows]
+
     return in_db(w["app"], work)  # type: ignore[no-any-return]
 
 
@@ -153,7 +191,11 @@ def test_two_steps_with_condition_approved_sets_the_field_through_the_record_ser
         assert refused.status_code == 403, refused.text
         assert refused.json()["detail"] == "You are not an approver of this task"
     done = decide(w, "max", task["id"], "approve", "fine by me")
-    assert done.status_code == 200 and done.json()["state"] == "approved" and done.json()["instance_state"] == "running"
+    assert (
+        done.status_code == 200
+        and done.json()["state"] == "approved"
+        and done.json()["instance_state"] == "running"
+    )
     assert decide(w, "max", task["id"], "approve").status_code == 409  # decided once
     # Finance: both members of the role get the task; fin decides although the order is outside fin's scope.
     assert w["client"].get(f"{PO}/{po['id']}", headers=h(w, "fin")).status_code == 404
@@ -163,35 +205,72 @@ def test_two_steps_with_condition_approved_sets_the_field_through_the_record_ser
     assert decided.status_code == 200 and decided.json()["instance_state"] == "approved"
     assert decide(w, "fin", fin_task["id"], "reject").status_code == 409  # decided once
     after = record(w, po["id"])
-    assert after["status"] == "approved" and after["version"] == po["version"] + 1 and after["updated_by"] == str(w["ids"]["fin"])
+    assert (
+        after["status"] == "approved"
+        and after["version"] == po["version"] + 1
+        and after["updated_by"] == str(w["ids"]["fin"])
+    )
     approvals = w["client"].get(f"{PO}/{po['id']}/approvals", headers=h(w, "alice")).json()["items"]
-    assert [(i["state"], [(t["step"], t["state"], t["decided_by"], t["comment"]) for t in i["tasks"]]) for i in approvals] == [
-        ("approved", [("Manager", "approved", "max@acme.test", "fine by me"), ("Finance", "approved", "fin@acme.test", "ok")])]
+    assert [
+        (i["state"], [(t["step"], t["state"], t["decided_by"], t["comment"]) for t in i["tasks"]])
+        for i in approvals
+    ] == [
+        (
+            "approved",
+            [
+                ("Manager", "approved", "max@acme.test", "fine by me"),
+                ("Finance", "approved", "fin@acme.test", "ok"),
+            ],
+        )
+    ]
 
     async def audited(s: Any) -> list[tuple[str, str]]:
-        rows = (await s.scalars(sa.select(AuditEntry).where(AuditEntry.target_id == po["id"])
-                                .order_by(AuditEntry.created_at))).all()
+        rows = (
+            await s.scalars(
+                sa.select(AuditEntry).where(AuditEntry.target_id == po["id"]).order_by(AuditEntry.created_at)
+            )
+        ).all()
         return [(a.action, a.actor_email) for a in rows]
+
     trail = in_db(w["app"], audited)
-    assert ("record.update", "fin@acme.test") in trail and ("workflow.instance.approved", "fin@acme.test") in trail
+    assert ("record.update", "fin@acme.test") in trail and (
+        "workflow.instance.approved",
+        "fin@acme.test",
+    ) in trail
     assert [a for a, _ in trail if a.startswith("workflow.")] == [
-        "workflow.start", "workflow.task.created", "workflow.task.approved", "workflow.task.created",
-        "workflow.task.approved", "workflow.instance.approved"]
+        "workflow.start",
+        "workflow.task.created",
+        "workflow.task.approved",
+        "workflow.task.created",
+        "workflow.task.approved",
+        "workflow.instance.approved",
+    ]
     # Events through the outbox; task.completed carries what seed 004 §10.3's handler reads.
     logged = events(w)
-    assert [t for t, _ in logged] == ["workflow.task.created", "workflow.task.completed", "workflow.task.created",
-                                      "workflow.task.completed", "workflow.instance.completed"]
+    assert [t for t, _ in logged] == [
+        "workflow.task.created",
+        "workflow.task.completed",
+        "workflow.task.created",
+        "workflow.task.completed",
+        "workflow.instance.completed",
+    ]
     completed = [p for t, p in logged if t == "workflow.task.completed"]
     assert completed[0]["business_id"] == po["id"] and completed[0]["entity"] == "purchase_order"
     assert completed[0]["outcome"] == "approved" and completed[0]["comment"] == "fine by me"
     assert completed[0]["task_id"] == task["id"] and completed[0]["instance_id"] == started["id"]
     assert completed[0]["decided_by_email"] == "max@acme.test" and completed[0]["title"] == "PO-1"
-    assert completed[1]["decided_by_email"] == "fin@acme.test" and completed[1]["decided_by"] == str(w["ids"]["fin"])
+    assert completed[1]["decided_by_email"] == "fin@acme.test" and completed[1]["decided_by"] == str(
+        w["ids"]["fin"]
+    )
     assert logged[-1][1]["outcome"] == "approved" and logged[-1][1]["decisions"] == 2
-    assert [t for t, _ in events(w, "inventory.purchase_order.updated")] == ["inventory.purchase_order.updated"]
+    assert [t for t, _ in events(w, "inventory.purchase_order.updated")] == [
+        "inventory.purchase_order.updated"
+    ]
     # Notifications: the assignees of each new task, then the requester with a link to the record.
     assert inbox(w, "max") == [("Approval needed: PO-1", f"/t/acme/tasks/{task['id']}")]
-    assert inbox(w, "fin") == inbox(w, "fay") == [("Approval needed: PO-1", f"/t/acme/tasks/{fin_task['id']}")]
+    assert (
+        inbox(w, "fin") == inbox(w, "fay") == [("Approval needed: PO-1", f"/t/acme/tasks/{fin_task['id']}")]
+    )
     assert inbox(w, "alice") == [("Purchase order PO-1 was approved", f"{PAGE}/{po['id']}")]
     # Decided by fin: gone from fay's open tasks too (the header badge's count).
     assert in_db(w["app"], lambda s: workflow.open_task_count(s, w["ids"]["acme"], w["ids"]["fay"])) == 0
@@ -232,46 +311,89 @@ def test_nobody_to_ask_stops_the_instance_as_stuck_with_a_visible_error(world):
     login(w["client"], ADMIN_EMAIL, ADMIN_PASSWORD)
     page = w["client"].get("/t/acme/admin/workflow")
     assert page.status_code == 200 and "the requester has no manager in this tenant" in page.text
-    in_db(w["app"], lambda s: hierarchy.set_manager(s, ACTOR, w["ids"]["acme"], w["ids"]["dave"], "max@acme.test"))
-    retried = post_form(w["client"], f"/t/acme/admin/workflow/instances/{stuck['id']}/retry", {}, follow_redirects=False)
+    in_db(
+        w["app"],
+        lambda s: hierarchy.set_manager(s, ACTOR, w["ids"]["acme"], w["ids"]["dave"], "max@acme.test"),
+    )
+    retried = post_form(
+        w["client"], f"/t/acme/admin/workflow/instances/{stuck['id']}/retry", {}, follow_redirects=False
+    )
     assert retried.status_code == 303
     logout(w["client"])
     assert [t["record_id"] for t in tasks(w, "max")] == [po["id"]]
     # A user selector naming a member who then leaves: stuck again, with that reason.
-    define(w, {**PROCESS, "steps": [{"name": "Boss", "selector": {"kind": "user", "config": {"user": "bob@acme.test"}}}]})
+    define(
+        w,
+        {
+            **PROCESS,
+            "steps": [{"name": "Boss", "selector": {"kind": "user", "config": {"user": "bob@acme.test"}}}],
+        },
+    )
 
     async def drop_bob(s: Any) -> None:
         await directory.remove_member(s, ACTOR, w["ids"]["acme"], w["ids"]["bob"])
+
     in_db(w["app"], drop_bob)
     other = order(w, "alice", "PO-4", "10.00")
-    assert submit(w, "alice", other["id"])["error"] == ("Step 1 (Boss) has no approver: bob@acme.test is no longer "
-                                                        "an active member of this tenant")
+    assert submit(w, "alice", other["id"])["error"] == (
+        "Step 1 (Boss) has no approver: bob@acme.test is no longer an active member of this tenant"
+    )
 
 
 def test_process_validation_and_admin_permission(world):
     w = world
     url = "/api/v1/workflow/processes/inventory/purchase_order"
-    bad = {**PROCESS, "steps": [
-        {"name": "Manager", "selector": {"kind": "manager"},
-         "condition": {"kind": "fields", "config": {"all": [{"field": "nope", "op": "gt", "value": "1"}]}}}]}
+    bad = {
+        **PROCESS,
+        "steps": [
+            {
+                "name": "Manager",
+                "selector": {"kind": "manager"},
+                "condition": {
+                    "kind": "fields",
+                    "config": {"all": [{"field": "nope", "op": "gt", "value": "1"}]},
+                },
+            }
+        ],
+    }
     r = w["client"].put(url, json=bad, headers=h(w, "root"))
-    assert r.status_code == 422 and r.json()["errors"] == {"steps[0].condition.all[0].field": "purchase_order has no field 'nope'"}
+    assert r.status_code == 422 and r.json()["errors"] == {
+        "steps[0].condition.all[0].field": "purchase_order has no field 'nope'"
+    }
     bad = {**PROCESS, "steps": [{"name": "X", "selector": {"kind": "role", "config": {"role": "Ghosts"}}}]}
     assert w["client"].put(url, json=bad, headers=h(w, "root")).json()["errors"] == {
-        "steps[0].selector.role": "no role 'Ghosts' in this tenant"}
+        "steps[0].selector.role": "no role 'Ghosts' in this tenant"
+    }
     bad = {**PROCESS, "steps": [{"name": "X", "selector": {"kind": "astrology"}}]}
     assert "steps[0].selector.kind" in w["client"].put(url, json=bad, headers=h(w, "root")).json()["errors"]
     bad = {**PROCESS, "on_approve": {"field": "status", "value": "shipped"}}
     assert "on_approve.value" in w["client"].put(url, json=bad, headers=h(w, "root")).json()["errors"]
-    bad = {**PROCESS, "steps": [{"name": "X", "selector": {"kind": "manager"}, "condition": {"kind": "fields", "config": {
-        "all": [{"field": "notes", "op": "gt", "value": "a"}]}}}]}
-    assert "steps[0].condition.all[0]" in str(w["client"].put(url, json=bad, headers=h(w, "root")).json()["errors"])
+    bad = {
+        **PROCESS,
+        "steps": [
+            {
+                "name": "X",
+                "selector": {"kind": "manager"},
+                "condition": {
+                    "kind": "fields",
+                    "config": {"all": [{"field": "notes", "op": "gt", "value": "a"}]},
+                },
+            }
+        ],
+    }
+    assert "steps[0].condition.all[0]" in str(
+        w["client"].put(url, json=bad, headers=h(w, "root")).json()["errors"]
+    )
     assert w["client"].put(url, json=PROCESS, headers=h(w, "alice")).status_code == 403
 
     async def registered(s: Any) -> tuple[str, str] | None:
         row = await s.scalar(sa.select(Permission).where(Permission.code == workflow.ADMIN_PERMISSION))
         return (row.module, row.scope) if row else None
-    assert in_db(w["app"], registered) == ("base", "tenant")  # listed in the role matrix with the base permissions
+
+    assert in_db(w["app"], registered) == (
+        "base",
+        "tenant",
+    )  # listed in the role matrix with the base permissions
     # Without a process there is nothing to submit to; without update permission no submit either.
     po = order(w, "alice", "PO-5", "1.00")
     assert w["client"].post(f"{PO}/{po['id']}/submit", headers=h(w, "alice")).status_code == 404
@@ -290,17 +412,29 @@ def test_tenant_isolation_of_tasks_and_processes(world):
     assert r.status_code == 404
     assert w["client"].get(f"/api/v1/tasks/{task['id']}", headers=h(w, "root")).status_code == 200
     assert w["client"].get("/api/v1/workflow/processes", headers=h(w, "root", "globex")).json()["items"] == []
-    r = w["client"].post(f"/api/v1/tasks/{task['id']}/reassign", json={"user": ADMIN_EMAIL}, headers=h(w, "root", "globex"))
+    r = w["client"].post(
+        f"/api/v1/tasks/{task['id']}/reassign", json={"user": ADMIN_EMAIL}, headers=h(w, "root", "globex")
+    )
     assert r.status_code == 404
     # A user who is not an assignee cannot even read it.
     assert w["client"].get(f"/api/v1/tasks/{task['id']}", headers=h(w, "bob")).status_code == 404
     # Reassigning (admins) moves it to another member, who then decides.
-    r = w["client"].post(f"/api/v1/tasks/{task['id']}/reassign", json={"user": "fin@acme.test"}, headers=h(w, "root"))
+    r = w["client"].post(
+        f"/api/v1/tasks/{task['id']}/reassign", json={"user": "fin@acme.test"}, headers=h(w, "root")
+    )
     assert r.status_code == 200 and r.json()["assignees"] == ["fin@acme.test"]
-    assert w["client"].post(f"/api/v1/tasks/{task['id']}/reassign", json={"user": "x@nowhere.test"},
-                            headers=h(w, "root")).status_code == 422
-    assert w["client"].post(f"/api/v1/tasks/{task['id']}/reassign", json={"user": "fin@acme.test"},
-                            headers=h(w, "alice")).status_code == 403
+    assert (
+        w["client"]
+        .post(f"/api/v1/tasks/{task['id']}/reassign", json={"user": "x@nowhere.test"}, headers=h(w, "root"))
+        .status_code
+        == 422
+    )
+    assert (
+        w["client"]
+        .post(f"/api/v1/tasks/{task['id']}/reassign", json={"user": "fin@acme.test"}, headers=h(w, "alice"))
+        .status_code
+        == 403
+    )
     assert tasks(w, "max") == [] and decide(w, "max", task["id"], "approve").status_code == 403
     assert decide(w, "fin", task["id"], "approve").status_code == 200
 
@@ -329,16 +463,25 @@ def test_pages_submit_inbox_badge_decide_and_auto_start(world):
     assert "<dd>PO-7</dd>" in task_page.text and "Approve</button>" in task_page.text
     long = post_form(c, f"/t/acme/tasks/{task_id}/decide", {"outcome": "approve", "comment": "x" * 2001})
     assert long.status_code == 422 and "at most 2000" in long.text
-    ok = post_form(c, f"/t/acme/tasks/{task_id}/decide", {"outcome": "approve", "comment": "<b>go</b>"},
-                   follow_redirects=False)
+    ok = post_form(
+        c,
+        f"/t/acme/tasks/{task_id}/decide",
+        {"outcome": "approve", "comment": "<b>go</b>"},
+        follow_redirects=False,
+    )
     assert ok.status_code == 303
-    assert 'data-open-tasks' not in c.get("/t/acme/tasks").text
+    assert "data-open-tasks" not in c.get("/t/acme/tasks").text
     logout(c)
     login(c, "fin@acme.test", PASSWORD)
     [fin_task] = tasks(w, "fin")
     page = c.get(f"/t/acme/tasks/{fin_task['id']}")
     assert "&lt;b&gt;go&lt;/b&gt;" in page.text and "<b>go</b>" not in page.text  # comments are escaped
-    assert post_form(c, f"/t/acme/tasks/{fin_task['id']}/decide", {"outcome": "approve"}, follow_redirects=False).status_code == 303
+    assert (
+        post_form(
+            c, f"/t/acme/tasks/{fin_task['id']}/decide", {"outcome": "approve"}, follow_redirects=False
+        ).status_code
+        == 303
+    )
     logout(c)
     login(c, "alice@acme.test", PASSWORD)
     detail = c.get(f"{PAGE}/{po['id']}")
@@ -348,16 +491,36 @@ def test_pages_submit_inbox_badge_decide_and_auto_start(world):
     login(c, ADMIN_EMAIL, ADMIN_PASSWORD)
     form = c.get("/t/acme/admin/workflow/edit?entity=inventory.purchase_order")
     assert form.status_code == 200 and 'value="Manager"' in form.text
-    data = [("name", "Purchase approval"), ("is_active", "on"), ("auto_start", "on"),
-            ("step_name", "Finance"), ("step_selector", "role"), ("step_who", "Finance"), ("step_field", ""),
-            ("step_op", "eq"), ("step_value", ""),
-            ("step_name", ""), ("step_selector", ""), ("step_who", ""), ("step_field", ""), ("step_op", "eq"),
-            ("step_value", ""),
-            ("on_approve_field", "status"), ("on_approve_value", "approved"), ("on_reject_field", ""), ("on_reject_value", "")]
-    bad = post_form(c, "/t/acme/admin/workflow/edit?entity=inventory.purchase_order",
-                    [(k, "Nobody" if k == "step_who" and v == "Finance" else v) for k, v in data])
+    data = [
+        ("name", "Purchase approval"),
+        ("is_active", "on"),
+        ("auto_start", "on"),
+        ("step_name", "Finance"),
+        ("step_selector", "role"),
+        ("step_who", "Finance"),
+        ("step_field", ""),
+        ("step_op", "eq"),
+        ("step_value", ""),
+        ("step_name", ""),
+        ("step_selector", ""),
+        ("step_who", ""),
+        ("step_field", ""),
+        ("step_op", "eq"),
+        ("step_value", ""),
+        ("on_approve_field", "status"),
+        ("on_approve_value", "approved"),
+        ("on_reject_field", ""),
+        ("on_reject_value", ""),
+    ]
+    bad = post_form(
+        c,
+        "/t/acme/admin/workflow/edit?entity=inventory.purchase_order",
+        [(k, "Nobody" if k == "step_who" and v == "Finance" else v) for k, v in data],
+    )
     assert bad.status_code == 422 and "no role &#39;Nobody&#39; in this tenant" in bad.text
-    saved = post_form(c, "/t/acme/admin/workflow/edit?entity=inventory.purchase_order", data, follow_redirects=False)
+    saved = post_form(
+        c, "/t/acme/admin/workflow/edit?entity=inventory.purchase_order", data, follow_redirects=False
+    )
     assert saved.status_code == 303
     listing = c.get("/t/acme/admin/workflow")
     assert "anyone with the role Finance" in listing.text and "on create and on submit" in listing.text
@@ -378,6 +541,7 @@ def test_instances_are_per_tenant_rows(world):
 
     async def check(s: Any) -> list[uuid.UUID]:
         return list((await s.scalars(sa.select(WorkflowInstance.tenant_id))).all())
+
     assert in_db(w["app"], check) == [w["ids"]["acme"]]
 
 
@@ -387,10 +551,12 @@ def test_seed004_manifest_installs_and_its_custom_page_says_it_ships_no_code(cli
     from tests.integration.test_plugin_lifecycle import SEED_FIXTURE, package
 
     async def work(s: Any) -> None:
-        await lifecycle.upload(s, ACTOR, package(SEED_FIXTURE.read_text(encoding="utf-8")), app.state.settings,
-                               install_now=True)
+        await lifecycle.upload(
+            s, ACTOR, package(SEED_FIXTURE.read_text(encoding="utf-8")), app.state.settings, install_now=True
+        )
         t = await directory.create_tenant(s, ACTOR, "acme", "Acme")
         await lifecycle.enable(s, ACTOR, t.id, "erp-inventory")
+
     in_db(app, work)
     login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
     page = client.get("/t/acme/p/erp-inventory/inventory/stocktaking")
@@ -410,7 +576,10 @@ def test_failing_end_action_leaves_the_approval_stuck_and_the_decision_recorded(
     assert r.status_code == 200 and r.json()["state"] == "approved" and r.json()["instance_state"] == "stuck"
     [stuck] = w["client"].get("/api/v1/workflow/instances", headers=h(w, "root")).json()["items"]
     assert stuck["error"] == f"The end action (set status) failed: No Purchase order with id {po['id']}"
-    assert [t for t, _ in events(w)] == ["workflow.task.created", "workflow.task.completed"]  # no instance.completed
+    assert [t for t, _ in events(w)] == [
+        "workflow.task.created",
+        "workflow.task.completed",
+    ]  # no instance.completed
     # Restored, a retry finishes it: the end action runs, the instance completes.
     assert w["client"].post(f"{PO}/{po['id']}/restore", headers=h(w, "alice")).status_code == 201
     done = w["client"].post(f"/api/v1/workflow/instances/{stuck['id']}/retry", headers=h(w, "root"))
@@ -424,8 +593,13 @@ def test_failing_end_action_leaves_the_approval_stuck_and_the_decision_recorded(
 def test_api_is_described_and_forms_need_csrf(world):
     w = world
     paths = w["client"].get("/api/schema/openapi.json").json()["paths"]
-    for path in ("/api/v1/tasks", "/api/v1/tasks/{task_id}/approve", "/api/v1/tasks/{task_id}/reject",
-                 "/api/v1/plugins/{plugin_id}/{entity}/{record_id}/submit", "/api/v1/workflow/processes/{plugin_id}/{entity}"):
+    for path in (
+        "/api/v1/tasks",
+        "/api/v1/tasks/{task_id}/approve",
+        "/api/v1/tasks/{task_id}/reject",
+        "/api/v1/plugins/{plugin_id}/{entity}/{record_id}/submit",
+        "/api/v1/workflow/processes/{plugin_id}/{entity}",
+    ):
         assert path in paths, path
     define(w)
     po = order(w, "alice", "PO-11", "5.00")
@@ -444,22 +618,50 @@ def test_process_form_keeps_clauses_it_does_not_show(world):
     import html as html_lib
 
     w = world
-    two = {"all": [{"field": "total_amount", "op": "gt", "value": "1000"}, {"field": "status", "op": "eq", "value": "draft"}]}
-    define(w, {**PROCESS, "steps": [{"name": "Manager", "selector": {"kind": "manager"},
-                                     "condition": {"kind": "fields", "config": two}}]})
+    two = {
+        "all": [
+            {"field": "total_amount", "op": "gt", "value": "1000"},
+            {"field": "status", "op": "eq", "value": "draft"},
+        ]
+    }
+    define(
+        w,
+        {
+            **PROCESS,
+            "steps": [
+                {
+                    "name": "Manager",
+                    "selector": {"kind": "manager"},
+                    "condition": {"kind": "fields", "config": two},
+                }
+            ],
+        },
+    )
     login(w["client"], ADMIN_EMAIL, ADMIN_PASSWORD)
     url = "/t/acme/admin/workflow/edit?entity=inventory.purchase_order"
     form = w["client"].get(url).text
     assert "and status = draft (set through the API; kept)" in form
     extras = [html_lib.unescape(v) for v in re.findall(r'name="step_extra" value="([^"]*)"', form)]
     assert len(extras) == 3 and extras[1:] == ["", ""]
-    data = [("name", "Purchase approval"), ("is_active", "on"), ("step_name", "Manager"), ("step_selector", "manager"),
-            ("step_who", ""), ("step_field", "total_amount"), ("step_op", "ge"), ("step_value", "2000"),
-            ("step_extra", extras[0]), ("on_approve_field", "status"), ("on_approve_value", "approved")]
+    data = [
+        ("name", "Purchase approval"),
+        ("is_active", "on"),
+        ("step_name", "Manager"),
+        ("step_selector", "manager"),
+        ("step_who", ""),
+        ("step_field", "total_amount"),
+        ("step_op", "ge"),
+        ("step_value", "2000"),
+        ("step_extra", extras[0]),
+        ("on_approve_field", "status"),
+        ("on_approve_value", "approved"),
+    ]
     assert post_form(w["client"], url, data, follow_redirects=False).status_code == 303
     [saved] = w["client"].get("/api/v1/workflow/processes", headers=h(w, "root")).json()["items"]
     assert saved["steps"][0]["condition"]["config"]["all"] == [
-        {"field": "total_amount", "op": "ge", "value": "2000.00"}, {"field": "status", "op": "eq", "value": "draft"}]
+        {"field": "total_amount", "op": "ge", "value": "2000.00"},
+        {"field": "status", "op": "eq", "value": "draft"},
+    ]
     assert saved["on_reject"] is None and saved["auto_start"] is False
 
 
@@ -489,7 +691,10 @@ def test_a_failing_rule_implementation_stops_its_instance_only(world, monkeypatc
     monkeypatch.setitem(kinds.SELECTORS, "exploding", Exploding())
     monkeypatch.setitem(kinds.SELECTORS, "garbage", Garbage())
     w = world
-    for kind, reason in (("exploding", "RuntimeError: guest trapped: unreachable"), ("garbage", "it returned list")):
+    for kind, reason in (
+        ("exploding", "RuntimeError: guest trapped: unreachable"),
+        ("garbage", "it returned list"),
+    ):
         define(w, {**PROCESS, "steps": [{"name": "Odd", "selector": {"kind": kind}}]})
         po = order(w, "alice", f"PO-{kind}", "5.00")
         assert submit(w, "alice", po["id"])["error"] == f"Step 1 (Odd): the approver rule failed: {reason}"

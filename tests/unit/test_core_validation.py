@@ -50,8 +50,18 @@ def test_paths() -> None:
 
 
 def test_value_names_and_lists() -> None:
-    assert [kind(v) for v in (None, True, 1, 1.5, "s", {}, [], dt.datetime(2026, 1, 1), dt.date(2026, 1, 1))] == [
-        "nothing", "a boolean", "an integer", "a float", "a string", "a table", "an array", "a datetime", "a date",
+    assert [
+        kind(v) for v in (None, True, 1, 1.5, "s", {}, [], dt.datetime(2026, 1, 1), dt.date(2026, 1, 1))
+    ] == [
+        "nothing",
+        "a boolean",
+        "an integer",
+        "a float",
+        "a string",
+        "a table",
+        "an array",
+        "a datetime",
+        "a date",
     ]
     assert [show(v) for v in ("x", False, 3, dt.date(2026, 1, 2))] == ["'x'", "false", "3", "2026-01-02"]
     assert one_of(["a", "b"]) == "a, b"

@@ -42,13 +42,16 @@ def test_pattern_table(pattern: str, event_type: str, expected: bool) -> None:
     assert matches(pattern, event_type) is expected
 
 
-@pytest.mark.parametrize(("pattern", "problem"), [
-    ("tenant", "at least two"),
-    ("user.ad*", "a wildcard must be a whole segment"),
-    ("user.**", "a wildcard must be a whole segment"),
-    ("User.added", "not a valid part"),
-    ("user..added", "not a valid part"),
-])
+@pytest.mark.parametrize(
+    ("pattern", "problem"),
+    [
+        ("tenant", "at least two"),
+        ("user.ad*", "a wildcard must be a whole segment"),
+        ("user.**", "a wildcard must be a whole segment"),
+        ("User.added", "not a valid part"),
+        ("user..added", "not a valid part"),
+    ],
+)
 def test_invalid_patterns_are_refused_with_the_reason(pattern: str, problem: str) -> None:
     found = pattern_problem(pattern)
     assert found is not None and problem in found
@@ -80,8 +83,13 @@ def test_bus_filters_by_type_and_unsubscribes() -> None:
     bus.subscribe("tenant.created", broken)
 
     async def run() -> None:
-        for t in ("tenant.created", "inventory.item.created", "inventory.item.deleted", "inventory.stock.deleted",
-                  "crm.item.created"):
+        for t in (
+            "tenant.created",
+            "inventory.item.created",
+            "inventory.item.deleted",
+            "inventory.stock.deleted",
+            "crm.item.created",
+        ):
             await bus.publish(Event(t, None))
         assert bus.unsubscribe(items) is True
         assert bus.unsubscribe(items) is False  # already gone
@@ -106,8 +114,10 @@ def test_event_settings(tmp_path: object) -> None:
     assert (defaults.event_sweep_seconds, defaults.event_claim_timeout_seconds) == (1.5, 300)
     tuned = load_settings({**base, "PORTAL_EVENT_SWEEP_SECONDS": "0.25", "PORTAL_EVENT_CLAIM_TIMEOUT": "60"})
     assert (tuned.event_sweep_seconds, tuned.event_claim_timeout_seconds) == (0.25, 60)
-    for name, value, message in (("PORTAL_EVENT_SWEEP_SECONDS", "soon", "number of seconds"),
-                                 ("PORTAL_EVENT_SWEEP_SECONDS", "0", "more than 0"),
-                                 ("PORTAL_EVENT_CLAIM_TIMEOUT", "1.5", "whole number")):
+    for name, value, message in (
+        ("PORTAL_EVENT_SWEEP_SECONDS", "soon", "number of seconds"),
+        ("PORTAL_EVENT_SWEEP_SECONDS", "0", "more than 0"),
+        ("PORTAL_EVENT_CLAIM_TIMEOUT", "1.5", "whole number"),
+    ):
         with pytest.raises(SettingsError, match=message):
             load_settings({**base, name: value})

@@ -112,18 +112,35 @@ def test_page_document_shape() -> None:
 
 def test_simple_blocks() -> None:
     assert pg.alert("Careful", level="warning", title="Note") == {
-        "type": "alert", "level": "warning", "text": "Careful", "title": "Note"}
+        "type": "alert",
+        "level": "warning",
+        "text": "Careful",
+        "title": "Note",
+    }
     assert pg.alert("Hi") == {"type": "alert", "level": "info", "text": "Hi"}
     assert pg.stat("Items", 42, hint="in stock", tone="good") == {
-        "type": "stat", "label": "Items", "value": 42, "hint": "in stock", "tone": "good"}
+        "type": "stat",
+        "label": "Items",
+        "value": 42,
+        "hint": "in stock",
+        "tone": "good",
+    }
     assert pg.stat("Items", "n/a") == {"type": "stat", "label": "Items", "value": "n/a", "tone": "neutral"}
     assert pg.link("Docs", "/help") == {"type": "link", "text": "Docs", "href": "/help"}
     assert pg.item_list(["a", 2, {"text": "c", "href": "#c"}], ordered=True) == {
-        "type": "list", "items": ["a", "2", {"text": "c", "href": "#c"}], "ordered": True}
+        "type": "list",
+        "items": ["a", "2", {"text": "c", "href": "#c"}],
+        "ordered": True,
+    }
     assert pg.button("Go", "go") == {"type": "button", "label": "Go", "action": "go", "style": "secondary"}
     assert pg.button("Delete", "delete", {"id": "7"}, style="danger", confirm="Sure?") == {
-        "type": "button", "label": "Delete", "action": "delete", "data": {"id": "7"}, "style": "danger",
-        "confirm": "Sure?"}
+        "type": "button",
+        "label": "Delete",
+        "action": "delete",
+        "data": {"id": "7"},
+        "style": "danger",
+        "confirm": "Sure?",
+    }
 
 
 def test_permission_and_id_on_every_block_builder() -> None:
@@ -148,13 +165,18 @@ def test_permission_and_id_on_every_block_builder() -> None:
 
 def test_card_and_columns_nest_blocks() -> None:
     assert pg.card(pg.text("a"), title="Box") == {
-        "type": "card", "title": "Box", "blocks": [{"type": "text", "text": "a", "muted": False}]}
+        "type": "card",
+        "title": "Box",
+        "blocks": [{"type": "text", "text": "a", "muted": False}],
+    }
     assert pg.columns(pg.stat("a", 1), [pg.stat("b", 2), pg.stat("c", 3)]) == {
         "type": "columns",
         "columns": [
             [{"type": "stat", "label": "a", "value": 1, "tone": "neutral"}],
-            [{"type": "stat", "label": "b", "value": 2, "tone": "neutral"},
-             {"type": "stat", "label": "c", "value": 3, "tone": "neutral"}],
+            [
+                {"type": "stat", "label": "b", "value": 2, "tone": "neutral"},
+                {"type": "stat", "label": "c", "value": 3, "tone": "neutral"},
+            ],
         ],
     }
 
@@ -162,8 +184,10 @@ def test_card_and_columns_nest_blocks() -> None:
 def test_table_columns_and_rows() -> None:
     block = pg.table(
         ["sku", ("name", "Name"), ("qty", "Quantity", "right"), {"key": "unit_price", "align": "right"}],
-        [{"sku": "A1", "name": "Bolt", "qty": 3, "unit_price": "0.10", "tenant_id": "t", "version": 2},
-         {"sku": "A2", "name": pg.cell_link("Nut", "/x")}],
+        [
+            {"sku": "A1", "name": "Bolt", "qty": 3, "unit_price": "0.10", "tenant_id": "t", "version": 2},
+            {"sku": "A2", "name": pg.cell_link("Nut", "/x")},
+        ],
         empty="Nothing",
     )
     assert block == {
@@ -188,18 +212,49 @@ def test_table_columns_and_rows() -> None:
 
 
 def test_form_and_fields() -> None:
-    assert pg.field("qty", "Quantity") == {"name": "qty", "label": "Quantity", "type": "string", "required": False}
-    full = pg.field("cat", "Category", type="select", value="b", required=True,
-                    options=["a", ("b", "Bee"), {"value": 3, "label": "Three"}], help="h", error="e",
-                    placeholder="p", min=0, max="9")
+    assert pg.field("qty", "Quantity") == {
+        "name": "qty",
+        "label": "Quantity",
+        "type": "string",
+        "required": False,
+    }
+    full = pg.field(
+        "cat",
+        "Category",
+        type="select",
+        value="b",
+        required=True,
+        options=["a", ("b", "Bee"), {"value": 3, "label": "Three"}],
+        help="h",
+        error="e",
+        placeholder="p",
+        min=0,
+        max="9",
+    )
     assert full == {
-        "name": "cat", "label": "Category", "type": "select", "value": "b", "required": True,
-        "options": [{"value": "a", "label": "a"}, {"value": "b", "label": "Bee"}, {"value": "3", "label": "Three"}],
-        "help": "h", "error": "e", "placeholder": "p", "min": 0, "max": "9",
+        "name": "cat",
+        "label": "Category",
+        "type": "select",
+        "value": "b",
+        "required": True,
+        "options": [
+            {"value": "a", "label": "a"},
+            {"value": "b", "label": "Bee"},
+            {"value": "3", "label": "Three"},
+        ],
+        "help": "h",
+        "error": "e",
+        "placeholder": "p",
+        "min": 0,
+        "max": "9",
     }
     f = pg.form("add", [pg.field("name", "Name")])
-    assert f == {"type": "form", "action": "add", "fields": [{"name": "name", "label": "Name", "type": "string",
-                                                               "required": False}], "submit": "Save"}
+    assert f == {
+        "type": "form",
+        "action": "add",
+        "fields": [{"name": "name", "label": "Name", "type": "string", "required": False}],
+        "submit": "Save",
+    }
     assert pg.form("add", [], errors="Broken")["errors"] == ["Broken"]
     assert pg.form("add", [], errors=["a", "b"])["errors"] == ["a", "b"]
     mapped = pg.form("add", [pg.field("name", "Name")], submit="Add", errors={"name": "Required", "": "Oops"})
@@ -211,7 +266,10 @@ def test_form_and_fields() -> None:
 def test_chart() -> None:
     block = pg.chart("bar", ["Jan", 2], {"Orders": [3, None], "Revenue": ["1.50", 2]}, title="T", unit="€")
     assert block == {
-        "type": "chart", "kind": "bar", "title": "T", "labels": ["Jan", "2"],
+        "type": "chart",
+        "kind": "bar",
+        "title": "T",
+        "labels": ["Jan", "2"],
         "series": [{"name": "Orders", "values": [3, None]}, {"name": "Revenue", "values": [1.5, 2]}],
         "unit": "€",
     }
@@ -224,9 +282,16 @@ def test_chart() -> None:
 def test_action_results() -> None:
     assert pg.result() == {"version": 1, "blocks": []}
     assert pg.result(pg.text("x"), title="Done", redirect="?tab=2", toast="Saved") == {
-        "version": 1, "title": "Done", "blocks": [{"type": "text", "text": "x", "muted": False}],
-        "redirect": "?tab=2", "toast": {"level": "success", "text": "Saved"}}
-    assert pg.result(toast=pg.toast("Careful", level="warning"))["toast"] == {"level": "warning", "text": "Careful"}
+        "version": 1,
+        "title": "Done",
+        "blocks": [{"type": "text", "text": "x", "muted": False}],
+        "redirect": "?tab=2",
+        "toast": {"level": "success", "text": "Saved"},
+    }
+    assert pg.result(toast=pg.toast("Careful", level="warning"))["toast"] == {
+        "level": "warning",
+        "text": "Careful",
+    }
     assert pg.redirect("/t/acme/x") == {"version": 1, "blocks": [], "redirect": "/t/acme/x"}
     assert pg.redirect("/x", toast="Bye")["toast"] == {"level": "success", "text": "Bye"}
 
@@ -249,9 +314,15 @@ def test_documents_pass_the_hosts_validator() -> None:
         pg.columns(pg.stat("s", 1, hint="h", tone="bad"), [pg.stat("s2", "x")]),
         pg.card(pg.link("l", "/x"), title="C", permission="ui.demo.view"),
         pg.table([("a", "A", "right"), "b"], [{"a": 1, "b": pg.cell_link("x", "?q=1")}], empty="none"),
-        pg.form("save", [pg.field("n", "N", type="integer", min=0, max=5, required=True),
-                         pg.field("c", "C", type="select", options=["x", ("y", "Y")], value="y")],
-                submit="Go", errors={"other": "bad"}),
+        pg.form(
+            "save",
+            [
+                pg.field("n", "N", type="integer", min=0, max=5, required=True),
+                pg.field("c", "C", type="select", options=["x", ("y", "Y")], value="y"),
+            ],
+            submit="Go",
+            errors={"other": "bad"},
+        ),
         pg.button("B", "go", {"id": "1"}, style="danger", confirm="Sure?"),
         pg.item_list(["a", {"text": "b", "href": "#b"}], ordered=True),
         pg.chart("line", ["a", "b"], {"s": [1, None]}, title="C", unit="u"),
@@ -275,30 +346,47 @@ def test_db_calls_send_documented_json(host: StubHost) -> None:
     }
     assert pg.db.insert("item", {"name": "a"}) == {"id": "1", "version": 1, "name": "a"}
     assert pg.db.query("item", {"qty": {"lt": 3}}, limit=10, offset=5, sort="-name", q="bolt") == {
-        "rows": [{"id": "1"}], "total": 1}
+        "rows": [{"id": "1"}],
+        "total": 1,
+    }
     pg.db.query("item")
     assert pg.db.update("item", "1", {"name": "b"}, 1) == {"id": "1", "version": 2}
     assert pg.db.delete("item", "1") is None
-    rows = pg.db.aggregate("item", ["category"], [("sum", "quantity"), ("count", None)], {"status": "active"},
-                           limit=5)
+    rows = pg.db.aggregate(
+        "item", ["category"], [("sum", "quantity"), ("count", None)], {"status": "active"}, limit=5
+    )
     assert rows == [{"category": "x", "sum_quantity": 3, "count": 1}]
-    sent = [(name, tuple(json.loads(a) if isinstance(a, str) and a[:1] in "{[" else a for a in args))
-            for name, args in host.calls]
+    sent = [
+        (name, tuple(json.loads(a) if isinstance(a, str) and a[:1] in "{[" else a for a in args))
+        for name, args in host.calls
+    ]
     assert sent == [
         ("db_insert", ("item", {"name": "a"})),
         ("db_query", ("item", {"qty": {"lt": 3}}, {"limit": 10, "offset": 5, "sort": "-name", "q": "bolt"})),
         ("db_query", ("item", {}, {"limit": 50, "offset": 0})),
         ("db_update", ("item", "1", {"name": "b"}, 1)),
         ("db_delete", ("item", "1")),
-        ("db_aggregate", ("item", {"group_by": ["category"],
-                                   "metrics": [{"fn": "sum", "field": "quantity"}, {"fn": "count"}],
-                                   "filter": {"status": "active"}, "limit": 5})),
+        (
+            "db_aggregate",
+            (
+                "item",
+                {
+                    "group_by": ["category"],
+                    "metrics": [{"fn": "sum", "field": "quantity"}, {"fn": "count"}],
+                    "filter": {"status": "active"},
+                    "limit": 5,
+                },
+            ),
+        ),
     ]
 
 
 def test_other_host_calls(host: StubHost) -> None:
-    host.replies = {"config_get": '"eur"', "current_user": '{"id": "u1", "email": "a@b.c"}',
-                    "check_permission": True}
+    host.replies = {
+        "config_get": '"eur"',
+        "current_user": '{"id": "u1", "email": "a@b.c"}',
+        "check_permission": True,
+    }
     pg.events.publish("demo.item.created", {"id": "1"})
     assert pg.config.get("currency") == "eur"
     for text, typed in (("42", 42), ("12.50", Decimal("12.50")), ("true", True), ('"x y"', "x y")):
@@ -318,7 +406,11 @@ def test_other_host_calls(host: StubHost) -> None:
     pg.log.error("e")
     assert ("event_publish", ("demo.item.created", '{"id":"1"}')) in host.calls
     assert [args for name, args in host.calls if name == "log_write"] == [
-        ("debug", "d"), ("info", "42"), ("warning", "w"), ("error", "e")]
+        ("debug", "d"),
+        ("info", "42"),
+        ("warning", "w"),
+        ("error", "e"),
+    ]
 
 
 def test_refusals_raise_host_error(host: StubHost) -> None:
@@ -399,17 +491,24 @@ def plugin(host: StubHost) -> Any:
 
 def test_pages_dispatch_by_path_or_suffix(plugin: Any) -> None:
     out = json.loads(plugin.render_page("/inventory/stocktaking", '{"show": "all"}'))
-    assert out == {"version": 1, "title": "Stocktaking", "blocks": [{"type": "text", "text": "show=all",
-                                                                      "muted": False}]}
+    assert out == {
+        "version": 1,
+        "title": "Stocktaking",
+        "blocks": [{"type": "text", "text": "show=all", "muted": False}],
+    }
     assert json.loads(plugin.render_page("stocktaking", ""))["blocks"][0]["text"] == "show=None"
     assert json.loads(plugin.render_page("/inventory/reports/monthly", "{}")) == {
-        "version": 1, "blocks": [{"type": "text", "text": "m", "muted": False}]}
+        "version": 1,
+        "blocks": [{"type": "text", "text": "m", "muted": False}],
+    }
     assert _err_of(plugin.render_page, "/inventory/nothing", "{}") == "no page '/inventory/nothing'"
 
 
 def test_page_failures_become_error_results(plugin: Any, host: StubHost) -> None:
-    assert _err_of(plugin.render_page, "/x/broken", "{}") == "KeyError: 'b' (test_guest_sdk.py line " + str(
-        _line_of("return {\"a\": 1}[\"b\"]")) + ", in broken)"
+    assert (
+        _err_of(plugin.render_page, "/x/broken", "{}")
+        == "KeyError: 'b' (test_guest_sdk.py line " + str(_line_of('return {"a": 1}["b"]')) + ", in broken)"
+    )
     host.refuse["db_insert"] = "db-insert: no"
     assert _err_of(plugin.render_page, "/x/refused", "{}") == "db-insert: no"
     assert "returned int" in _err_of(plugin.render_page, "/x/wrong", "{}")
@@ -427,12 +526,19 @@ def test_actions(plugin: Any) -> None:
     assert out == {"version": 1, "blocks": [], "toast": {"level": "success", "text": "counted 3"}}
     assert _err_of(plugin.handle_action, "/inventory/stocktaking", "adjust", "{}") == "Enter a quantity"
     assert json.loads(plugin.handle_action("stocktaking", "noop", "{}")) == {"version": 1, "blocks": []}
-    assert (_err_of(plugin.handle_action, "/inventory/stocktaking", "zap", "{}")
-            == "no action 'zap' on page '/inventory/stocktaking'")
+    assert (
+        _err_of(plugin.handle_action, "/inventory/stocktaking", "zap", "{}")
+        == "no action 'zap' on page '/inventory/stocktaking'"
+    )
     assert _err_of(plugin.handle_action, "/inventory/ghost", "adjust", "{}") == "no page '/inventory/ghost'"
-    assert json.loads(plugin.handle_action("/inventory/reports/monthly", "refresh", "{}"))["redirect"] == "?fresh=1"
-    assert (_err_of(plugin.handle_action, "/inventory/reports/monthly", "adjust", "{}")
-            == "no action 'adjust' on page '/inventory/reports/monthly'")
+    assert (
+        json.loads(plugin.handle_action("/inventory/reports/monthly", "refresh", "{}"))["redirect"]
+        == "?fresh=1"
+    )
+    assert (
+        _err_of(plugin.handle_action, "/inventory/reports/monthly", "adjust", "{}")
+        == "no action 'adjust' on page '/inventory/reports/monthly'"
+    )
 
 
 def test_events_init_and_tenants(host: StubHost) -> None:
@@ -449,8 +555,14 @@ def test_events_init_and_tenants(host: StubHost) -> None:
     p.handle_event("crm.customer.updated", '{"id": "c"}')
     p.handle_event("crm.customer.note.added", "{}")  # '*' is one segment: no match
     assert seen == ["init", ("tenant", "t-1"), ("exact", {"task": 1}), ("crm.customer.updated", {"id": "c"})]
-    assert ("log_write", ("warning", "no handler for event 'crm.customer.note.added' "
-                                     "(add @plugin.on_event(\"crm.customer.note.added\"))")) in host.calls
+    assert (
+        "log_write",
+        (
+            "warning",
+            "no handler for event 'crm.customer.note.added' "
+            '(add @plugin.on_event("crm.customer.note.added"))',
+        ),
+    ) in host.calls
 
     @p.on_event("crm.customer.deleted")
     def fails(payload: dict[str, Any]) -> None:
@@ -516,11 +628,13 @@ def test_extension_decorators_dispatch_and_check_the_answer_shape() -> None:
     assert json.loads(ext.validate_record("codes", "{}", '{"record": {}}')) == {"code": "is required"}
     assert json.loads(ext.validate_record("codes", "{}", '{"record": {"code": "x"}}')) == {}
     assert json.loads(ext.verify_auth("token", "{}", '{"query": {"t": "ok"}}')) == {"email": "a@b.test"}
-    for call, message in ((lambda: ext.check_condition("big", "{}", "{}"), "returned str, not True or False"),
-                          (lambda: ext.select_users("people", "{}", "{}"), "not a list of user id strings"),
-                          (lambda: ext.verify_auth("token", "{}", '{"query": {}}'), "bad token"),
-                          (lambda: ext.check_condition("nope", "{}", "{}"), "implements no condition 'nope'"),
-                          (lambda: ext.check_condition("big", "[1]", "{}"), "config must be a JSON object")):
+    for call, message in (
+        (lambda: ext.check_condition("big", "{}", "{}"), "returned str, not True or False"),
+        (lambda: ext.select_users("people", "{}", "{}"), "not a list of user id strings"),
+        (lambda: ext.verify_auth("token", "{}", '{"query": {}}'), "bad token"),
+        (lambda: ext.check_condition("nope", "{}", "{}"), "implements no condition 'nope'"),
+        (lambda: ext.check_condition("big", "[1]", "{}"), "config must be a JSON object"),
+    ):
         with pytest.raises(Err) as caught:
             call()
         assert message in str(caught.value.value)

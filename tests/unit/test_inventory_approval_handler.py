@@ -56,7 +56,7 @@ class FakeHost:
         wanted, page = json.loads(filter_json), json.loads(page_json)
         rows = [r for r in self.rows.values() if all(r.get(k) == v for k, v in wanted.items())]
         rows.sort(key=lambda r: r["updated_at"], reverse=page.get("sort") == "-updated_at")
-        chosen = rows[page.get("offset", 0):page.get("offset", 0) + page.get("limit", 50)]
+        chosen = rows[page.get("offset", 0) : page.get("offset", 0) + page.get("limit", 50)]
         return json.dumps({"rows": [dict(r) for r in chosen], "total": len(rows)})
 
     def db_update(self, entity: str, record_id: str, data: str, version: int) -> str:
@@ -68,7 +68,9 @@ class FakeHost:
             row["version"] += 1
             row["notes"] = ((row["notes"] or "") + "\nedited by someone").strip()
         if version != row["version"]:
-            raise bindings.Err(f"The record was changed by someone else (now version {row['version']}, you sent {version})")
+            raise bindings.Err(
+                f"The record was changed by someone else (now version {row['version']}, you sent {version})"
+            )
         row.update(json.loads(data))
         row["version"] += 1
         row["updated_at"] += 1
@@ -84,21 +86,45 @@ class FakeHost:
 
 @pytest.fixture
 def host(monkeypatch: pytest.MonkeyPatch) -> FakeHost:
-    fake = FakeHost([{"id": ORDER_ID, "order_no": "PO-1", "status": "draft", "notes": None, "version": 1,
-                      "total_amount": "5000.00", "supplier_id": None, "updated_at": 10}])
+    fake = FakeHost(
+        [
+            {
+                "id": ORDER_ID,
+                "order_no": "PO-1",
+                "status": "draft",
+                "notes": None,
+                "version": 1,
+                "total_amount": "5000.00",
+                "supplier_id": None,
+                "updated_at": 10,
+            }
+        ]
+    )
     monkeypatch.setattr(bindings, "host", fake)
     return fake
 
 
 def _event(event_type: str, **extra: Any) -> None:
-    payload = {"business_id": ORDER_ID, "entity": "purchase_order", "plugin": "inventory", "title": "PO-1",
-               "instance_id": "i-1", **extra}
+    payload = {
+        "business_id": ORDER_ID,
+        "entity": "purchase_order",
+        "plugin": "inventory",
+        "title": "PO-1",
+        "instance_id": "i-1",
+        **extra,
+    }
     guest.plugin.handle_event(event_type, json.dumps(payload))
 
 
 def test_a_conflict_is_read_again_and_retried_once(host: FakeHost) -> None:
     host.interfere = 1
-    _event("workflow.task.completed", outcome="rejected", comment="no", decided_by_email="max@acme.test", step="Manager")
+    _event(
+        "workflow.task.completed",
+        outcome="rejected",
+        comment="no",
+        decided_by_email="max@acme.test",
+        step="Manager",
+    )
     row = host.rows[ORDER_ID]
     # The retry started from the other writer's notes: nothing of theirs is lost.
     assert row["notes"] == "edited by someone\nApproval: rejected by max@acme.test (step Manager): no"

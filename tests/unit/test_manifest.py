@@ -73,11 +73,21 @@ BASE: dict[str, Any] = {
     "events": {"published": ["demo.widget.made"], "subscribed": ["auth.login", "demo.gadget.*"]},
     "config": {
         "fields": [
-            {"key": "greeting", "type": "string", "default": "hello", "label": "Greeting", "help": "Shown on top"},  # 0
+            {
+                "key": "greeting",
+                "type": "string",
+                "default": "hello",
+                "label": "Greeting",
+                "help": "Shown on top",
+            },  # 0
             {"key": "retries", "type": "integer", "default": 3},  # 1
             {"key": "rate", "type": "decimal", "default": "0.25"},  # 2
             {"key": "enabled", "type": "boolean", "default": True},  # 3
-            {"key": "currency", "type": "select", "options": ["eur", {"value": "usd", "label": "US dollar"}]},  # 4
+            {
+                "key": "currency",
+                "type": "select",
+                "options": ["eur", {"value": "usd", "label": "US dollar"}],
+            },  # 4
             {"key": "api_key", "type": "string", "secret": True, "required": True},  # 5
             {"key": "endpoint", "type": "url", "default": "https://example.com/api"},  # 6
             {"key": "notify", "type": "email"},  # 7
@@ -184,7 +194,9 @@ INVALID: list[Any] = [
     pytest.param([("events.emitted", [])], "events.emitted", "unknown key", None, id="unknown-events-key"),
     pytest.param([("ui.menus", [])], "ui.menus", "unknown key", None, id="unknown-ui-key"),
     pytest.param(
-        [("ui.permissions", 3), (f"{P0}.actions", ["create"])], "ui.permissions", "expected an array, got an integer",
+        [("ui.permissions", 3), (f"{P0}.actions", ["create"])],
+        "ui.permissions",
+        "expected an array, got an integer",
         None,
         id="ui-permissions-not-array",
     ),
@@ -229,29 +241,88 @@ INVALID: list[Any] = [
         None,
         id="extension-unknown-point",
     ),
-    pytest.param([("extensions", [{k: v for k, v in EXT.items() if k != "point"}])], "extensions[0].point", "is required", None,
-                 id="extension-point-missing"),
-    pytest.param([("extensions", [{k: v for k, v in EXT.items() if k != "description"}])],
-                 "extensions[0].description", "is required", None, id="extension-description-missing"),
-    pytest.param([("extensions", [{**EXT, "name": "Big One"}])], "extensions[0].name", "is not valid", None,
-                 id="extension-name-invalid"),
-    pytest.param([("extensions", [EXT, {**EXT, "point": "user-selector"}])], "extensions[1].name",
-                 "extension 'big' is declared twice (first at extensions[0])", None, id="extension-duplicate-name"),
-    pytest.param([("extensions", [{**EXT, "kind": "x"}])], "extensions[0].kind", "unknown key 'kind'", None,
-                 id="extension-unknown-key"),
-    pytest.param([("extensions", [{**EXT, "config": {"fields": [{"key": "limit", "type": "intger"}]}}])],
-                 "extensions[0].config.fields[0].type", "unknown type 'intger'", None, id="extension-config-type"),
-    pytest.param([("extensions", [{**EXT, "config": {"fields": [{"key": "s", "type": "string", "secret": True,
-                                                                  "default": "x"}]}}])],
-                 "extensions[0].config.fields[0].default", "a secret cannot have a default", None,
-                 id="extension-config-secret-default"),
-    pytest.param([("extensions", [{**EXT, "point": "record-validator"}])], "extensions[0].entities",
-                 "must list the entities it validates", None, id="validator-without-entities"),
-    pytest.param([("extensions", [{**EXT, "point": "record-validator", "entities": ["widget", "customer"]}])],
-                 "extensions[0].entities[1]", "entity 'customer' is neither this plugin's nor one of its dependencies'",
-                 None, id="validator-foreign-entity"),
-    pytest.param([("extensions", [{**EXT, "entities": ["widget"]}])], "extensions[0].entities",
-                 "applies to record-validator extensions only", None, id="entities-on-condition"),
+    pytest.param(
+        [("extensions", [{k: v for k, v in EXT.items() if k != "point"}])],
+        "extensions[0].point",
+        "is required",
+        None,
+        id="extension-point-missing",
+    ),
+    pytest.param(
+        [("extensions", [{k: v for k, v in EXT.items() if k != "description"}])],
+        "extensions[0].description",
+        "is required",
+        None,
+        id="extension-description-missing",
+    ),
+    pytest.param(
+        [("extensions", [{**EXT, "name": "Big One"}])],
+        "extensions[0].name",
+        "is not valid",
+        None,
+        id="extension-name-invalid",
+    ),
+    pytest.param(
+        [("extensions", [EXT, {**EXT, "point": "user-selector"}])],
+        "extensions[1].name",
+        "extension 'big' is declared twice (first at extensions[0])",
+        None,
+        id="extension-duplicate-name",
+    ),
+    pytest.param(
+        [("extensions", [{**EXT, "kind": "x"}])],
+        "extensions[0].kind",
+        "unknown key 'kind'",
+        None,
+        id="extension-unknown-key",
+    ),
+    pytest.param(
+        [("extensions", [{**EXT, "config": {"fields": [{"key": "limit", "type": "intger"}]}}])],
+        "extensions[0].config.fields[0].type",
+        "unknown type 'intger'",
+        None,
+        id="extension-config-type",
+    ),
+    pytest.param(
+        [
+            (
+                "extensions",
+                [
+                    {
+                        **EXT,
+                        "config": {
+                            "fields": [{"key": "s", "type": "string", "secret": True, "default": "x"}]
+                        },
+                    }
+                ],
+            )
+        ],
+        "extensions[0].config.fields[0].default",
+        "a secret cannot have a default",
+        None,
+        id="extension-config-secret-default",
+    ),
+    pytest.param(
+        [("extensions", [{**EXT, "point": "record-validator"}])],
+        "extensions[0].entities",
+        "must list the entities it validates",
+        None,
+        id="validator-without-entities",
+    ),
+    pytest.param(
+        [("extensions", [{**EXT, "point": "record-validator", "entities": ["widget", "customer"]}])],
+        "extensions[0].entities[1]",
+        "entity 'customer' is neither this plugin's nor one of its dependencies'",
+        None,
+        id="validator-foreign-entity",
+    ),
+    pytest.param(
+        [("extensions", [{**EXT, "entities": ["widget"]}])],
+        "extensions[0].entities",
+        "applies to record-validator extensions only",
+        None,
+        id="entities-on-condition",
+    ),
     # -- [[config.fields]] ---------------------------------------------------------------------------
     pytest.param(
         [(f"{C}[1].type", "strng")],
@@ -263,7 +334,9 @@ INVALID: list[Any] = [
     ),
     pytest.param([(f"{C}[1].type", DELETE)], f"{C}[1].type", "is required", None, id="config-type-missing"),
     pytest.param([(f"{C}[0].key", DELETE)], f"{C}[0].key", "is required", None, id="config-key-missing"),
-    pytest.param([(f"{C}[0].key", "Greeting!")], f"{C}[0].key", "is not valid", None, id="config-key-invalid"),
+    pytest.param(
+        [(f"{C}[0].key", "Greeting!")], f"{C}[0].key", "is not valid", None, id="config-key-invalid"
+    ),
     pytest.param(
         [(f"{C}[3].key", "greeting")],
         f"{C}[3].key",
@@ -279,46 +352,88 @@ INVALID: list[Any] = [
         id="config-default-wrong-type",
     ),
     pytest.param(
-        [(f"{C}[3].default", "maybe")], f"{C}[3].default", "is not true or false", None, id="config-bool-default"
+        [(f"{C}[3].default", "maybe")],
+        f"{C}[3].default",
+        "is not true or false",
+        None,
+        id="config-bool-default",
     ),
     pytest.param(
-        [(f"{C}[2].default", "1,5")], f"{C}[2].default", "not a decimal number", None, id="config-decimal-default"
+        [(f"{C}[2].default", "1,5")],
+        f"{C}[2].default",
+        "not a decimal number",
+        None,
+        id="config-decimal-default",
     ),
     pytest.param(
-        [(f"{C}[0].default", 5)], f"{C}[0].default", "expected text, got an integer", None, id="config-string-default"
+        [(f"{C}[0].default", 5)],
+        f"{C}[0].default",
+        "expected text, got an integer",
+        None,
+        id="config-string-default",
     ),
     pytest.param(
-        [(f"{C}[4].default", "gbp")], f"{C}[4].default", "not one of the options (eur, usd)", None,
+        [(f"{C}[4].default", "gbp")],
+        f"{C}[4].default",
+        "not one of the options (eur, usd)",
+        None,
         id="config-select-default",
     ),
     pytest.param(
-        [(f"{C}[4].options", DELETE)], f"{C}[4].options", "select fields need options", None,
+        [(f"{C}[4].options", DELETE)],
+        f"{C}[4].options",
+        "select fields need options",
+        None,
         id="config-select-no-options",
     ),
     pytest.param(
-        [(f"{C}[1].options", ["a"])], f"{C}[1].options", "does not apply to integer", None,
+        [(f"{C}[1].options", ["a"])],
+        f"{C}[1].options",
+        "does not apply to integer",
+        None,
         id="config-options-not-select",
     ),
     pytest.param(
-        [(f"{C}[5].default", "s3cr3t")], f"{C}[5].default", "a secret cannot have a default", None,
+        [(f"{C}[5].default", "s3cr3t")],
+        f"{C}[5].default",
+        "a secret cannot have a default",
+        None,
         id="config-secret-default",
     ),
     pytest.param(
-        [(f"{C}[4].secret", True)], f"{C}[4].secret", "only string, text fields can be secret, not select", None,
+        [(f"{C}[4].secret", True)],
+        f"{C}[4].secret",
+        "only string, text fields can be secret, not select",
+        None,
         id="config-secret-select",
     ),
     pytest.param(
-        [(f"{C}[6].default", "ftp://x")], f"{C}[6].default", "is not an http(s) URL", None, id="config-url-default"
+        [(f"{C}[6].default", "ftp://x")],
+        f"{C}[6].default",
+        "is not an http(s) URL",
+        None,
+        id="config-url-default",
     ),
     pytest.param(
-        [(f"{C}[7].default", "nobody")], f"{C}[7].default", "is not an e-mail address", None,
+        [(f"{C}[7].default", "nobody")],
+        f"{C}[7].default",
+        "is not an e-mail address",
+        None,
         id="config-email-default",
     ),
     pytest.param(
-        [(f"{C}[0].required", "yes")], f"{C}[0].required", "expected true or false", None, id="config-required-bool"
+        [(f"{C}[0].required", "yes")],
+        f"{C}[0].required",
+        "expected true or false",
+        None,
+        id="config-required-bool",
     ),
     pytest.param(
-        [(f"{C}[0].secrt", True)], f"{C}[0].secrt", "did you mean 'secret'?", None, id="config-unknown-field-key"
+        [(f"{C}[0].secrt", True)],
+        f"{C}[0].secrt",
+        "did you mean 'secret'?",
+        None,
+        id="config-unknown-field-key",
     ),
     # -- [dependencies] ------------------------------------------------------------------------------
     pytest.param(
@@ -749,9 +864,19 @@ INVALID: list[Any] = [
     pytest.param([(f"{P0}.path", "/demo/my widgets")], f"{P0}.path", "URL-safe", None, id="page-path-space"),
     pytest.param([(f"{P0}.path", "/demo/../admin")], f"{P0}.path", "URL-safe", None, id="page-path-dotdot"),
     pytest.param([(f"{P0}.path", "/demo//x")], f"{P0}.path", "URL-safe", None, id="page-path-empty-segment"),
-    pytest.param([(f"{P0}.path", "/api/notes")], f"{P0}.path", "segment starting with 'api'", None, id="page-path-api"),
-    pytest.param([(f"{P0}.path", "/x/api-foo")], f"{P0}.path", "segment starting with 'api'", None, id="page-path-api-x"),
-    pytest.param([(f"{P0}.path", "/demo/API")], f"{P0}.path", "segment starting with 'api'", None, id="page-path-API"),
+    pytest.param(
+        [(f"{P0}.path", "/api/notes")], f"{P0}.path", "segment starting with 'api'", None, id="page-path-api"
+    ),
+    pytest.param(
+        [(f"{P0}.path", "/x/api-foo")],
+        f"{P0}.path",
+        "segment starting with 'api'",
+        None,
+        id="page-path-api-x",
+    ),
+    pytest.param(
+        [(f"{P0}.path", "/demo/API")], f"{P0}.path", "segment starting with 'api'", None, id="page-path-API"
+    ),
     pytest.param(
         [(f"{P0}.entity", DELETE)], f"{P0}.entity", "crud pages need an entity", None, id="crud-no-entity"
     ),
@@ -1111,8 +1236,15 @@ def test_parsed_model() -> None:
 def test_extensions_are_exposed() -> None:
     doc = base()
     doc["extensions"] = [
-        {**EXT, "config": {"fields": [{"key": "threshold", "type": "decimal", "required": True},
-                                      {"key": "secret", "type": "string", "secret": True}]}},
+        {
+            **EXT,
+            "config": {
+                "fields": [
+                    {"key": "threshold", "type": "decimal", "required": True},
+                    {"key": "secret", "type": "string", "secret": True},
+                ]
+            },
+        },
         {"point": "record-validator", "name": "codes", "description": "Code pattern", "entities": ["widget"]},
     ]
     extensions = parse_manifest(doc).extensions
@@ -1124,7 +1256,16 @@ def test_extensions_are_exposed() -> None:
 
 def test_config_fields_are_exposed() -> None:
     fields = {f.key: f for f in parse_manifest(base()).config_fields}
-    assert list(fields) == ["greeting", "retries", "rate", "enabled", "currency", "api_key", "endpoint", "notify"]
+    assert list(fields) == [
+        "greeting",
+        "retries",
+        "rate",
+        "enabled",
+        "currency",
+        "api_key",
+        "endpoint",
+        "notify",
+    ]
     assert fields["greeting"].label == "Greeting" and fields["greeting"].help == "Shown on top"
     assert fields["retries"].default == 3 and fields["retries"].label == "Retries"
     assert fields["rate"].default == Decimal("0.25")
@@ -1265,7 +1406,9 @@ def test_bundled_manifest_validates(path: Path) -> None:
     manifest = load_manifest(path, PLATFORM)
     assert manifest.plugin.id == path.parent.name
     # Inventory reacts to purchase-order approvals (1.1.0); the others need identity only.
-    assert manifest.dependencies.modules == (("auth", "workflow") if path.parent.name == "inventory" else ("auth",))
+    assert manifest.dependencies.modules == (
+        ("auth", "workflow") if path.parent.name == "inventory" else ("auth",)
+    )
     assert manifest.entities and manifest.pages
     for page in manifest.pages:
         if page.type == "crud":
@@ -1301,8 +1444,14 @@ def test_bundled_inventory_shape() -> None:
     assert manifest.page("/inventory/stocktaking").type == "custom"
     assert {p.menu_group for p in manifest.pages} == {"Inventory"}
     assert all(e.startswith("inventory.") for e in manifest.events.published)
-    assert {"inventory.purchase_order.approved", "inventory.purchase_order.rejected"} <= set(manifest.events.published)
-    assert manifest.events.subscribed == ("workflow.task.created", "workflow.task.completed", "workflow.instance.completed")
+    assert {"inventory.purchase_order.approved", "inventory.purchase_order.rejected"} <= set(
+        manifest.events.published
+    )
+    assert manifest.events.subscribed == (
+        "workflow.task.created",
+        "workflow.task.completed",
+        "workflow.instance.completed",
+    )
     assert manifest.capabilities.database and manifest.capabilities.events and manifest.capabilities.config
 
 

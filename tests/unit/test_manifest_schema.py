@@ -19,7 +19,9 @@ from tests.unit.test_manifest import PLATFORM, apply, base
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = ROOT / "docs" / "plugin.schema.json"
-VALID = sorted((ROOT / "plugins").glob("*/plugin.toml")) + sorted((ROOT / "tests/fixtures/manifests").glob("*.toml"))
+VALID = sorted((ROOT / "plugins").glob("*/plugin.toml")) + sorted(
+    (ROOT / "tests/fixtures/manifests").glob("*.toml")
+)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +51,9 @@ def test_shipped_manifests_conform(validator: jsonschema.Draft202012Validator, p
     assert problems(validator, tomllib.loads(path.read_text(encoding="utf-8"))) == []
 
 
-def test_the_test_suites_base_manifest_and_the_scaffold_conform(validator: jsonschema.Draft202012Validator) -> None:
+def test_the_test_suites_base_manifest_and_the_scaffold_conform(
+    validator: jsonschema.Draft202012Validator,
+) -> None:
     parse_manifest(base(), PLATFORM)
     assert problems(validator, base()) == []
     scaffold = SCAFFOLD_MANIFEST.format(id="stock-notes", title="Stock Notes", entity="stock_notes_item")

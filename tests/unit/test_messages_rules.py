@@ -39,8 +39,19 @@ def test_relative_links_pass(link: str | None) -> None:
     assert messages.check_link(link) == (link or None)
 
 
-@pytest.mark.parametrize("link", ["http://x.test/", "//x.test", "/\\x.test", "javascript:alert(1)", "x/y",
-                                  "/a\nb", "/" + "a" * 600, " https://x.test"])
+@pytest.mark.parametrize(
+    "link",
+    [
+        "http://x.test/",
+        "//x.test",
+        "/\\x.test",
+        "javascript:alert(1)",
+        "x/y",
+        "/a\nb",
+        "/" + "a" * 600,
+        " https://x.test",
+    ],
+)
 def test_other_links_are_refused(link: str) -> None:
     with pytest.raises(ValidationFailed) as info:
         messages.check_link(link)
@@ -55,8 +66,10 @@ def test_sdk_notify_wrapper(monkeypatch: pytest.MonkeyPatch) -> None:
     host.replies["notify"] = 2
     assert pg.notify(["u1", "u2"], "Title", "Body", "/t/acme/") == 2
     assert pg.notify("u1", "Only one") == 2
-    assert host.calls == [("notify", (["u1", "u2"], "Title", "Body", "/t/acme/")),
-                          ("notify", (["u1"], "Only one", "", None))]
+    assert host.calls == [
+        ("notify", (["u1", "u2"], "Title", "Body", "/t/acme/")),
+        ("notify", (["u1"], "Only one", "", None)),
+    ]
     host.refuse["notify"] = "notify: user_ids: not members of this tenant: u9"
     with pytest.raises(pg.HostError, match="not members"):
         pg.notify(["u9"], "x")
@@ -65,12 +78,25 @@ def test_sdk_notify_wrapper(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_smtp_settings(tmp_path) -> None:  # type: ignore[no-untyped-def]
     env = {"PORTAL_DATA_DIR": str(tmp_path), "PORTAL_SECRET_KEY": "k" * 20}
     assert load_settings(env).smtp is None
-    smtp = load_settings({**env, "PORTAL_SMTP_HOST": "mail.test", "PORTAL_SMTP_PORT": "2525",
-                          "PORTAL_SMTP_FROM": "portal@corp.test", "PORTAL_SMTP_STARTTLS": "true",
-                          "PORTAL_SMTP_USER": "u", "PORTAL_SMTP_PASSWORD": "p",
-                          "PORTAL_PUBLIC_URL": "https://portal.corp.test/"}).smtp
+    smtp = load_settings(
+        {
+            **env,
+            "PORTAL_SMTP_HOST": "mail.test",
+            "PORTAL_SMTP_PORT": "2525",
+            "PORTAL_SMTP_FROM": "portal@corp.test",
+            "PORTAL_SMTP_STARTTLS": "true",
+            "PORTAL_SMTP_USER": "u",
+            "PORTAL_SMTP_PASSWORD": "p",
+            "PORTAL_PUBLIC_URL": "https://portal.corp.test/",
+        }
+    ).smtp
     assert smtp is not None and (smtp.host, smtp.port, smtp.sender, smtp.starttls, smtp.base_url) == (
-        "mail.test", 2525, "portal@corp.test", True, "https://portal.corp.test")
+        "mail.test",
+        2525,
+        "portal@corp.test",
+        True,
+        "https://portal.corp.test",
+    )
     for bad in ({"PORTAL_SMTP_PORT": "x"}, {"PORTAL_SMTP_USER": "u"}, {"PORTAL_SMTP_STARTTLS": "maybe"}):
         with pytest.raises(SettingsError):
             load_settings({**env, "PORTAL_SMTP_HOST": "mail.test", **bad})
@@ -81,9 +107,12 @@ OLD_HOST = """(component
     (export "log-write" (func (param "level" string) (param "message" string)))
     (export "check-permission" (func (param "permission" string) (result (result bool (error string)))))))
 )"""
-NEW_HOST = OLD_HOST.replace('(export "log-write"', '''(export "notify" (func (param "user-ids" (list string))
+NEW_HOST = OLD_HOST.replace(
+    '(export "log-write"',
+    '''(export "notify" (func (param "user-ids" (list string))
       (param "title" string) (param "body" string) (param "link" (option string)) (result (result u32 (error string)))))
-    (export "log-write"''')
+    (export "log-write"''',
+)
 
 
 @pytest.mark.parametrize(("wat", "flag"), [(OLD_HOST, False), (NEW_HOST, True), (NEW_HOST, False)])

@@ -12,15 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.plugins import packages
-from app.plugins.packages import (
-    MAX_FILES,
-    PackageError,
-    make_zip,
-    read_folder,
-    read_package,
-    read_zip,
-    store,
-)
+from app.plugins.packages import MAX_FILES, PackageError, make_zip, read_folder, read_package, read_zip, store
 
 TOML = '[plugin]\nid = "notes"\nname = "Notes"\nversion = "1.0.0"\n'
 
@@ -49,30 +41,43 @@ def test_a_good_package_reads_with_its_hash():
 
 
 def test_path_traversal_is_refused():
-    assert refused(zip_of(("plugin.toml", TOML), ("../evil.py", "boom"))) == \
-        "Refused path traversal in package: ../evil.py"
-    assert refused(zip_of(("plugin.toml", TOML), ("docs/../../evil.py", "boom"))) == \
-        "Refused path traversal in package: docs/../../evil.py"
+    assert (
+        refused(zip_of(("plugin.toml", TOML), ("../evil.py", "boom")))
+        == "Refused path traversal in package: ../evil.py"
+    )
+    assert (
+        refused(zip_of(("plugin.toml", TOML), ("docs/../../evil.py", "boom")))
+        == "Refused path traversal in package: docs/../../evil.py"
+    )
 
 
 def test_absolute_paths_are_refused():
-    assert refused(zip_of(("plugin.toml", TOML), ("/etc/cron.d/evil", "boom"))) == \
-        "Refused absolute path in package: /etc/cron.d/evil"
-    assert refused(zip_of(("plugin.toml", TOML), ("C:/Windows/evil.dll", "boom"))) == \
-        "Refused absolute path in package: C:/Windows/evil.dll"
+    assert (
+        refused(zip_of(("plugin.toml", TOML), ("/etc/cron.d/evil", "boom")))
+        == "Refused absolute path in package: /etc/cron.d/evil"
+    )
+    assert (
+        refused(zip_of(("plugin.toml", TOML), ("C:/Windows/evil.dll", "boom")))
+        == "Refused absolute path in package: C:/Windows/evil.dll"
+    )
 
 
 def test_symlink_entries_are_refused():
     link = zipfile.ZipInfo("README.md")
     link.external_attr = (stat.S_IFLNK | 0o777) << 16
     link.create_system = 3  # unix
-    assert refused(zip_of(("plugin.toml", TOML), (link, "/etc/passwd"))) == \
-        "Refused symbolic link in package: README.md"
+    assert (
+        refused(zip_of(("plugin.toml", TOML), (link, "/etc/passwd")))
+        == "Refused symbolic link in package: README.md"
+    )
 
 
 def test_too_many_files_are_refused():
     entries = [("plugin.toml", TOML)] + [(f"data/{i}.txt", "x") for i in range(MAX_FILES)]
-    assert refused(zip_of(*entries)) == f"The package holds {MAX_FILES + 1} files; at most {MAX_FILES} are allowed"
+    assert (
+        refused(zip_of(*entries))
+        == f"The package holds {MAX_FILES + 1} files; at most {MAX_FILES} are allowed"
+    )
 
 
 def test_too_many_unpacked_bytes_are_refused(monkeypatch):
@@ -93,21 +98,23 @@ def test_a_lying_size_header_is_refused():
     data = bytearray(zip_of(("plugin.toml", TOML), ("a.txt", b"0123456789")))
     # Patch the central directory's uncompressed size of a.txt (10) down to 5.
     central = data.rfind(b"PK\x01\x02")
-    assert data[central + 24:central + 28] == (10).to_bytes(4, "little")
-    data[central + 24:central + 28] = (5).to_bytes(4, "little")
+    assert data[central + 24 : central + 28] == (10).to_bytes(4, "little")
+    data[central + 24 : central + 28] = (5).to_bytes(4, "little")
     assert refused(bytes(data)) == "Cannot unpack a.txt: Bad CRC-32 for file 'a.txt'"
 
 
 def test_damaged_compressed_data_is_refused():
     data = bytearray(zip_of(("plugin.toml", TOML), ("a.txt", b"hello " * 1000)))
     start = data.find(b"a.txt", data.find(b"PK\x03\x04", 4)) + len("a.txt")
-    data[start:start + 8] = b"\xff" * 8  # garbage in the deflate stream
+    data[start : start + 8] = b"\xff" * 8  # garbage in the deflate stream
     assert refused(bytes(data)).startswith("Cannot unpack a.txt: ")
 
 
 def test_not_a_zip_is_refused():
-    assert refused(b"plain text, not an archive") == \
-        "Not a zip archive (a plugin package is a .zip with plugin.toml at its root)"
+    assert (
+        refused(b"plain text, not an archive")
+        == "Not a zip archive (a plugin package is a .zip with plugin.toml at its root)"
+    )
     assert refused(b"PK\x03\x04 truncated").startswith("Not a readable zip archive: ")
 
 

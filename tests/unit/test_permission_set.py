@@ -17,13 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.access.permissions import (
-    BASE_PERMISSIONS,
-    Grant,
-    PermissionSet,
-    is_valid_grant,
-    pattern_matches,
-)
+from app.access.permissions import BASE_PERMISSIONS, Grant, PermissionSet, is_valid_grant, pattern_matches
 from app.access.policy import MODEL_PATH, role_subject, user_subject
 from app.settings import SYSTEM_TENANT_ID
 
@@ -62,11 +56,26 @@ grant_patterns = st.one_of(
 )
 grant_lists = st.lists(grant_patterns, max_size=8)
 # Requests: registered codes plus strings no grant was written for (still answered by both).
-odd_requests = st.sampled_from(["db.users", "db.", "db.users.", "ui.a", "plugin:", "plugin:crmxx", "db.zzz.select",
-                                "DB.users.select", "db.users.*", "", "x"])
+odd_requests = st.sampled_from(
+    [
+        "db.users",
+        "db.",
+        "db.users.",
+        "ui.a",
+        "plugin:",
+        "plugin:crmxx",
+        "db.zzz.select",
+        "DB.users.select",
+        "db.users.*",
+        "",
+        "x",
+    ]
+)
 
 
-def casbin_enforcer(lines: list[tuple[str, str, str]], groupings: list[tuple[str, str, str]]) -> casbin.Enforcer:
+def casbin_enforcer(
+    lines: list[tuple[str, str, str]], groupings: list[tuple[str, str, str]]
+) -> casbin.Enforcer:
     enforcer = casbin.Enforcer(str(MODEL_PATH))
     for line in lines:
         enforcer.add_policy(*line)
@@ -107,15 +116,19 @@ def build(s: dict) -> tuple[PermissionSet, casbin.Enforcer]:
     lines += [(role_subject(ROLE_S), SYSTEM, p) for p in s["system_grants"]]
     lines += [(role_subject(ROLE_X), OTHER_TENANT, p) for p in s["elsewhere_grants"]]
     lines += [(role_subject(ROLE_O), TENANT, p) for p in s["other_user_grants"]]
-    groupings = [(user_subject(USER), role_subject(ROLE_X), OTHER_TENANT),
-                 (user_subject(OTHER_USER), role_subject(ROLE_O), TENANT)]
+    groupings = [
+        (user_subject(USER), role_subject(ROLE_X), OTHER_TENANT),
+        (user_subject(OTHER_USER), role_subject(ROLE_O), TENANT),
+    ]
     if s["tenant_member"]:
         groupings.append((user_subject(USER), role_subject(ROLE_T), TENANT))
     if s["system_member"]:
         groupings.append((user_subject(USER), role_subject(ROLE_S), SYSTEM))
     # What app.access.cache.compute_access builds: only the user's roles in this tenant and the system tenant.
     pset = PermissionSet(
-        tenant_grants=grants(ROLE_T, TENANT, s["tenant_grants"]) if s["tenant_member"] and tenant != SYSTEM else (),
+        tenant_grants=grants(ROLE_T, TENANT, s["tenant_grants"])
+        if s["tenant_member"] and tenant != SYSTEM
+        else (),
         system_grants=grants(ROLE_S, SYSTEM, s["system_grants"]) if s["system_member"] else (),
         platform_codes=s["platform"],
     )
@@ -130,7 +143,9 @@ def test_allows_agrees_with_casbin(s: dict) -> None:
         expected = casbin_allows(enforcer, s["tenant"], permission, s["platform"])
         assert pset.allows(permission) == expected, (permission, s)
         assert pset.allows(permission) == expected, f"memoised answer differs for {permission}"
-    assert pset.effective(CODES) == sorted(c for c in CODES if casbin_allows(enforcer, s["tenant"], c, s["platform"]))
+    assert pset.effective(CODES) == sorted(
+        c for c in CODES if casbin_allows(enforcer, s["tenant"], c, s["platform"])
+    )
 
 
 @given(st.lists(grant_patterns, min_size=1, max_size=5), st.sampled_from([*CODES, "db.", "db.users", ""]))
@@ -144,9 +159,15 @@ def test_pattern_matches_is_casbin_key_match(patterns: list[str], permission: st
 
 # --- examples --------------------------------------------------------------------------------------
 
-def pset(tenant: list[str] = (), system: list[str] = (), platform: frozenset[str] = BASE_PLATFORM) -> PermissionSet:
-    return PermissionSet(tenant_grants=grants(ROLE_T, TENANT, list(tenant)),
-                         system_grants=grants(ROLE_S, SYSTEM, list(system)), platform_codes=platform)
+
+def pset(
+    tenant: list[str] = (), system: list[str] = (), platform: frozenset[str] = BASE_PLATFORM
+) -> PermissionSet:
+    return PermissionSet(
+        tenant_grants=grants(ROLE_T, TENANT, list(tenant)),
+        system_grants=grants(ROLE_S, SYSTEM, list(system)),
+        platform_codes=platform,
+    )
 
 
 def test_exact_grant_allows_only_that_code() -> None:
@@ -199,9 +220,21 @@ def test_empty_set_refuses_everything() -> None:
 
 @pytest.mark.parametrize(
     ("pattern", "valid"),
-    [("*", True), ("db.*", True), ("ui.*", True), ("db.users.*", True), ("db.users.select", True),
-     ("plugin:*", True), ("plugin:crm", True), ("db.*.select", False), ("db.us*", False), ("db", False),
-     ("**", False), ("plugin:CRM", False), ("", False)],
+    [
+        ("*", True),
+        ("db.*", True),
+        ("ui.*", True),
+        ("db.users.*", True),
+        ("db.users.select", True),
+        ("plugin:*", True),
+        ("plugin:crm", True),
+        ("db.*.select", False),
+        ("db.us*", False),
+        ("db", False),
+        ("**", False),
+        ("plugin:CRM", False),
+        ("", False),
+    ],
 )
 def test_grant_syntax(pattern: str, valid: bool) -> None:
     assert is_valid_grant(pattern) is valid

@@ -65,34 +65,51 @@ def manifest() -> Manifest:
     return parse_manifest(MANIFEST)
 
 
-def check(manifest: Manifest, given: dict[str, Any], stored: tuple[str, ...] = (), **kw: Any) -> configs.Incoming:
-    return configs.check_values(manifest.config_fields, given, stored, from_form=kw.pop("from_form", False), **kw)
+def check(
+    manifest: Manifest, given: dict[str, Any], stored: tuple[str, ...] = (), **kw: Any
+) -> configs.Incoming:
+    return configs.check_values(
+        manifest.config_fields, given, stored, from_form=kw.pop("from_form", False), **kw
+    )
 
 
 def test_values_are_typed_and_blanks_fall_back_to_defaults(manifest: Manifest) -> None:
-    out = check(manifest, {"sender": " ops@x.test ", "batch": "12", "rate": 1.5, "tls": "no", "provider": "api",
-                           "endpoint": "", "password": "pw"})
+    out = check(
+        manifest,
+        {
+            "sender": " ops@x.test ",
+            "batch": "12",
+            "rate": 1.5,
+            "tls": "no",
+            "provider": "api",
+            "endpoint": "",
+            "password": "pw",
+        },
+    )
     assert out.errors == {}
     assert out.plain == {"sender": "ops@x.test", "batch": 12, "rate": "1.5", "tls": False, "provider": "api"}
     assert out.secrets_set == {"password": "pw"}
 
 
-@pytest.mark.parametrize(("given", "key", "message"), [
-    ({"batch": "1.5"}, "batch", "'1.5' is not a whole number"),
-    ({"batch": True}, "batch", "true is not a whole number"),
-    ({"batch": 2**63}, "batch", "does not fit a 64-bit integer"),
-    ({"rate": "abc"}, "rate", "'abc' is not a decimal number"),
-    ({"rate": "NaN"}, "rate", "is not a decimal number"),
-    ({"tls": "maybe"}, "tls", "'maybe' is not true or false"),
-    ({"provider": "fax"}, "provider", "'fax' is not one of the options (smtp, api)"),
-    ({"endpoint": "javascript:alert(1)"}, "endpoint", "is not an http(s) URL"),
-    ({"sender": "nobody"}, "sender", "'nobody' is not an e-mail address"),
-    ({"sender": ""}, "sender", "is required"),
-    ({"sender": 5}, "sender", "expected text, got an integer"),
-    ({"colour": "red"}, "colour", "unknown key 'colour'"),
-    ({"password": 5}, "password", "expected text"),
-    ({"password": None}, "password", "is required"),
-])
+@pytest.mark.parametrize(
+    ("given", "key", "message"),
+    [
+        ({"batch": "1.5"}, "batch", "'1.5' is not a whole number"),
+        ({"batch": True}, "batch", "true is not a whole number"),
+        ({"batch": 2**63}, "batch", "does not fit a 64-bit integer"),
+        ({"rate": "abc"}, "rate", "'abc' is not a decimal number"),
+        ({"rate": "NaN"}, "rate", "is not a decimal number"),
+        ({"tls": "maybe"}, "tls", "'maybe' is not true or false"),
+        ({"provider": "fax"}, "provider", "'fax' is not one of the options (smtp, api)"),
+        ({"endpoint": "javascript:alert(1)"}, "endpoint", "is not an http(s) URL"),
+        ({"sender": "nobody"}, "sender", "'nobody' is not an e-mail address"),
+        ({"sender": ""}, "sender", "is required"),
+        ({"sender": 5}, "sender", "expected text, got an integer"),
+        ({"colour": "red"}, "colour", "unknown key 'colour'"),
+        ({"password": 5}, "password", "expected text"),
+        ({"password": None}, "password", "is required"),
+    ],
+)
 def test_value_errors_are_located(manifest: Manifest, given: dict[str, Any], key: str, message: str) -> None:
     base = {"sender": "a@x.test", "password": "pw"}
     out = check(manifest, {**base, **given})
@@ -116,7 +133,9 @@ def test_secret_rules_of_the_api_and_the_form(manifest: Manifest) -> None:
     cleared = check(manifest, {**base, "password": ""}, stored, from_form=True, clear=("password",))
     assert cleared.secrets_cleared == {"password"} and "values.password" in cleared.errors
     # Nothing stored yet: blank means missing.
-    assert check(manifest, {**base, "password": ""}, (), from_form=True).errors == {"values.password": "is required"}
+    assert check(manifest, {**base, "password": ""}, (), from_form=True).errors == {
+        "values.password": "is required"
+    }
 
 
 def test_key_value_text() -> None:
@@ -124,12 +143,16 @@ def test_key_value_text() -> None:
     assert errors == {} and values == {"url": "https://x.test/?a=b", "mode": "fast", "empty": ""}
     assert configs.parse_text(configs.format_text(values)) == (values, {})
     _, errors = configs.parse_text("ok = 1\njust words\n9lives = 1\nok = 2\n")
-    assert errors["text"] == ("line 2: expected key = value; line 3: '9lives' is not a valid key (letters, digits, "
-                              "'_', '.', '-', starting with a letter or '_'); line 4: key 'ok' is already set on line 1")
+    assert errors["text"] == (
+        "line 2: expected key = value; line 3: '9lives' is not a valid key (letters, digits, "
+        "'_', '.', '-', starting with a letter or '_'); line 4: key 'ok' is already set on line 1"
+    )
     assert configs.check_text_values({"a": "1", "b": 2}).errors == {
-        "values.b": "expected text (this plugin declares no [[config.fields]]: values are text)"}
+        "values.b": "expected text (this plugin declares no [[config.fields]]: values are text)"
+    }
     assert configs.check_text_values({"long": "x" * 10_001}).errors == {
-        "values.long": "is 10001 characters long (at most 10000)"}
+        "values.long": "is 10001 characters long (at most 10000)"
+    }
 
 
 def test_names() -> None:
@@ -145,8 +168,11 @@ def test_secrets_are_sealed_and_bound_to_their_place() -> None:
     assert token.startswith("v1:") and "hunter2" not in token
     assert token != box.seal(TENANT, "mailer", "password", "hunter2")  # a fresh nonce each time
     assert box.open(TENANT, "mailer", "password", token) == "hunter2"
-    for tenant, plugin, key in ((OTHER_TENANT, "mailer", "password"), (TENANT, "other", "password"),
-                                (TENANT, "mailer", "token")):
+    for tenant, plugin, key in (
+        (OTHER_TENANT, "mailer", "password"),
+        (TENANT, "other", "password"),
+        (TENANT, "mailer", "token"),
+    ):
         with pytest.raises(configs.SecretUnreadable):
             box.open(tenant, plugin, key, token)  # copied into another row: refused
     with pytest.raises(configs.SecretUnreadable, match="PORTAL_SECRET_KEY"):
@@ -157,9 +183,15 @@ def test_secrets_are_sealed_and_bound_to_their_place() -> None:
 
 def test_lookup_answers_json_with_defaults(manifest: Manifest) -> None:
     box = configs.secret_box("platform-secret-1")
-    row = PluginConfig(tenant_id=TENANT, plugin_id="mailer", name="Main", is_active=True, version=1,
-                       plain_values={"sender": "a@x.test", "rate": "1.50", "tls": False, "batch": "oops"},
-                       secret_values={"password": box.seal(TENANT, "mailer", "password", "pw ü")})
+    row = PluginConfig(
+        tenant_id=TENANT,
+        plugin_id="mailer",
+        name="Main",
+        is_active=True,
+        version=1,
+        plain_values={"sender": "a@x.test", "rate": "1.50", "tls": False, "batch": "oops"},
+        secret_values={"password": box.seal(TENANT, "mailer", "password", "pw ü")},
+    )
 
     def get(key: str, r: PluginConfig | None = row) -> Any:
         return configs.lookup(manifest, r, box, TENANT, key)
@@ -173,8 +205,9 @@ def test_lookup_answers_json_with_defaults(manifest: Manifest) -> None:
     assert get("sender", None) is None and get("tls", None) == "true" and get("rate", None) == "0.50"
 
     free = parse_manifest({"plugin": {"id": "free", "name": "Free", "version": "1.0.0"}})
-    text_row = PluginConfig(tenant_id=TENANT, plugin_id="free", name="x", plain_values={"mode": "fast"},
-                            secret_values={})
+    text_row = PluginConfig(
+        tenant_id=TENANT, plugin_id="free", name="x", plain_values={"mode": "fast"}, secret_values={}
+    )
     assert configs.lookup(free, text_row, box, TENANT, "mode") == '"fast"'
     assert configs.lookup(free, text_row, box, TENANT, "other") is None
 
@@ -184,10 +217,18 @@ def test_masked_view_never_holds_a_secret(manifest: Manifest) -> None:
 
     box = configs.secret_box("platform-secret-1")
     now = dt.datetime.now(dt.UTC)
-    row = PluginConfig(id=uuid.uuid4(), tenant_id=TENANT, plugin_id="mailer", name="Main", is_active=True, version=3,
-                       plain_values={"batch": 5, "sender": "a@x.test"},
-                       secret_values={"password": box.seal(TENANT, "mailer", "password", "hunter2")},
-                       created_at=now, updated_at=now)
+    row = PluginConfig(
+        id=uuid.uuid4(),
+        tenant_id=TENANT,
+        plugin_id="mailer",
+        name="Main",
+        is_active=True,
+        version=3,
+        plain_values={"batch": 5, "sender": "a@x.test"},
+        secret_values={"password": box.seal(TENANT, "mailer", "password", "hunter2")},
+        created_at=now,
+        updated_at=now,
+    )
     view = configs.masked(manifest, row)
     assert view["values"] == {"sender": "a@x.test", "batch": 5, "password": "***"}  # in schema order
     assert "hunter2" not in json.dumps(view) and "v1:" not in json.dumps(view)

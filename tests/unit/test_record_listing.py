@@ -38,8 +38,13 @@ def test_the_deleted_view_does_not_link_the_first_cell():
 
 def test_a_reference_shows_its_label_and_links_when_visible():
     cat = uuid.uuid4()
-    column = Column("category_id", "Category", None, FieldSpec("category_id", "reference", "Category",
-                                                                 entity="inventory_category"), False)
+    column = Column(
+        "category_id",
+        "Category",
+        None,
+        FieldSpec("category_id", "reference", "Category", entity="inventory_category"),
+        False,
+    )
     linked = column.formatter({cat: "<Tools>"}, "/t/acme/p/inventory/inventory/categories")(cat)
     assert linked == Cell("<Tools>", href=f"/t/acme/p/inventory/inventory/categories/{cat}")
     html = table_row({"id": ROW_ID}, [Cell("x"), linked], PAGE, deleted=False).html
@@ -48,13 +53,24 @@ def test_a_reference_shows_its_label_and_links_when_visible():
 
 
 def test_formatters_for_status_dates_and_links():
-    status = Column("status", "Status", "status", FieldSpec("status", "string", "Status"), True,
-                    {"active": ("Active", "green"), "odd": ("Odd", "chartreuse")})
+    status = Column(
+        "status",
+        "Status",
+        "status",
+        FieldSpec("status", "string", "Status"),
+        True,
+        {"active": ("Active", "green"), "odd": ("Odd", "chartreuse")},
+    )
     assert status.formatter()("active") == Cell("Active", badge="green")
     assert status.formatter()("odd") == Cell("Odd", badge="default")  # colours outside the palette
     assert status.formatter()("other") == Cell("other", badge="default")
     when = Column("created_at", "Created", "date", None, True)
-    assert when.formatter()(dt.datetime(2026, 3, 4, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-2)))).text == "2026-03-05"
+    assert (
+        when.formatter()(dt.datetime(2026, 3, 4, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-2)))).text
+        == "2026-03-05"
+    )
     link = Column("site", "Site", "link", FieldSpec("site", "string", "Site"), True)
-    assert link.formatter()("https://example.test/a") == Cell("https://example.test/a", href="https://example.test/a")
+    assert link.formatter()("https://example.test/a") == Cell(
+        "https://example.test/a", href="https://example.test/a"
+    )
     assert link.formatter()("javascript:alert(1)") == Cell("javascript:alert(1)")  # no href for other schemes

@@ -10,18 +10,23 @@ from app.sandbox.limits import PLATFORM_DEFAULT, PLATFORM_MAXIMUM, Limits, effec
 HEADER = b"\x00asm\x0d\x00\x01\x00"
 
 
-@pytest.mark.parametrize(("version", "ok"), [("0.1.0", True), ("0.0.9", False), ("0.2.0", False), ("1.1.0", False),
-                                             ("0.1.1", False)])
+@pytest.mark.parametrize(
+    ("version", "ok"),
+    [("0.1.0", True), ("0.0.9", False), ("0.2.0", False), ("1.1.0", False), ("0.1.1", False)],
+)
 def test_interface_versions(version: str, ok: bool) -> None:
     assert _compatible(version) is ok
 
 
-@pytest.mark.parametrize(("blob", "message"), [
-    (b"\x00asm\x01\x00\x00\x00rest", "core WebAssembly module, not a component"),
-    (b"PK\x03\x04", "not a WebAssembly component"),
-    (HEADER + b"no interface here", "does not export the portal:plugin/guest interface"),
-    (HEADER + b"portal:plugin/host@0.1.0 portal:plugin/guest@0.2.0", "built against portal:plugin@0.2.0"),
-])
+@pytest.mark.parametrize(
+    ("blob", "message"),
+    [
+        (b"\x00asm\x01\x00\x00\x00rest", "core WebAssembly module, not a component"),
+        (b"PK\x03\x04", "not a WebAssembly component"),
+        (HEADER + b"no interface here", "does not export the portal:plugin/guest interface"),
+        (HEADER + b"portal:plugin/host@0.1.0 portal:plugin/guest@0.2.0", "built against portal:plugin@0.2.0"),
+    ],
+)
 def test_bad_components_are_refused_with_a_reason(blob: bytes, message: str) -> None:
     with pytest.raises(ComponentRejected, match=message):
         check_component_bytes(blob)
@@ -36,7 +41,8 @@ def test_limits_tighten_and_loosen_within_the_maximum() -> None:
     assert mine.deadline_ms == 100 and mine.fuel == PLATFORM_MAXIMUM.fuel
     assert mine.memory_mb == PLATFORM_DEFAULT.memory_mb
     assert problems({"fuel": 10**12, "host_calls": 5}, PLATFORM_MAXIMUM) == [
-        f"limits.fuel: {10**12} is above the platform maximum {PLATFORM_MAXIMUM.fuel}"]
+        f"limits.fuel: {10**12} is above the platform maximum {PLATFORM_MAXIMUM.fuel}"
+    ]
 
 
 def test_limits_from_the_environment() -> None:
@@ -49,7 +55,9 @@ def test_declared_extensions_need_the_extensions_export() -> None:
     check_component_bytes(old)  # a component built before extension points still installs
     with pytest.raises(ComponentRejected) as caught:
         check_component_bytes(old, needs_extensions=True)
-    assert "declares [[extensions]] but plugin.wasm does not export portal:plugin/extensions@0.1.0" in str(caught.value)
+    assert "declares [[extensions]] but plugin.wasm does not export portal:plugin/extensions@0.1.0" in str(
+        caught.value
+    )
     check_component_bytes(old + b"portal:plugin/extensions@0.1.0", needs_extensions=True)
 
 
@@ -58,7 +66,9 @@ def test_plugins_with_extensions_build_for_the_extended_world(tmp_path) -> None:
 
     (tmp_path / "plugin.toml").write_text('[plugin]\nid = "x"\n', encoding="utf-8")
     assert world_for(tmp_path) == WORLD
-    (tmp_path / "plugin.toml").write_text('[[extensions]]\npoint = "condition"\nname = "a"\n', encoding="utf-8")
+    (tmp_path / "plugin.toml").write_text(
+        '[[extensions]]\npoint = "condition"\nname = "a"\n', encoding="utf-8"
+    )
     assert world_for(tmp_path) == EXTENSIONS_WORLD == "plugin-with-extensions"
     (tmp_path / "plugin.toml").write_text("not toml [", encoding="utf-8")
     assert world_for(tmp_path) == WORLD  # the manifest's errors are reported by its validation

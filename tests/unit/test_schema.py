@@ -205,7 +205,10 @@ def test_seed_tables_layout() -> None:
         "ix_plugin_inventory_item_owner",
         "uq_plugin_inventory_item_sku",
     }
-    assert [col.name for col in indexes["ix_plugin_inventory_item_owner"].columns] == ["tenant_id", "created_by"]
+    assert [col.name for col in indexes["ix_plugin_inventory_item_owner"].columns] == [
+        "tenant_id",
+        "created_by",
+    ]
     assert [col.name for col in indexes["ix_plugin_inventory_item_tenant"].columns] == ["tenant_id"]
     live = indexes["ix_plugin_inventory_item_live"]
     assert [col.name for col in live.columns] == ["tenant_id", "created_at", "id"]
@@ -298,8 +301,15 @@ async def test_ensure_tables_is_idempotent(db: Db) -> None:
     # PostgreSQL adds a trigram index per searchable text field (pg_trgm ships with the server here).
     searchable = next(e for e in entities if e.table_name == item).searchable_fields
     trigram = {index_name("trgm", item, f.name) for f in searchable} if db.dialect == "postgresql" else set()
-    assert set(indexes) == {f"ix_{item}_tenant", f"ix_{item}_live", f"ix_{item}_sku", f"ix_{item}_category_id", f"ix_{item}_owner",
-                            f"uq_{item}_sku", *trigram}
+    assert set(indexes) == {
+        f"ix_{item}_tenant",
+        f"ix_{item}_live",
+        f"ix_{item}_sku",
+        f"ix_{item}_category_id",
+        f"ix_{item}_owner",
+        f"uq_{item}_sku",
+        *trigram,
+    }
     assert indexes[f"uq_{item}_sku"]["unique"]
     assert indexes[f"uq_{item}_sku"]["column_names"] == ["tenant_id", "sku"]
 
@@ -321,12 +331,15 @@ async def test_search_uses_the_trigram_indexes_on_postgresql(db: Db) -> None:
     compiled = sa.select(table.c.id).where(cond).compile(dialect=db.engine.dialect)
     async with db.engine.begin() as conn:
         await conn.execute(sa.text("SET LOCAL enable_seqscan = off"))
-        plan = "\n".join(r[0] for r in (await conn.exec_driver_sql("EXPLAIN " + str(compiled), compiled.params)).all())
+        plan = "\n".join(
+            r[0] for r in (await conn.exec_driver_sql("EXPLAIN " + str(compiled), compiled.params)).all()
+        )
     for f in entity.searchable_fields:
         assert index_name("trgm", entity.table_name, f.name) in plan, plan
 
-    narrowed = dataclasses.replace(entity, fields=tuple(dataclasses.replace(f, searchable=f.name == "sku")
-                                                        for f in entity.fields))
+    narrowed = dataclasses.replace(
+        entity, fields=tuple(dataclasses.replace(f, searchable=f.name == "sku") for f in entity.fields)
+    )
     async with db.engine.begin() as conn:
         await ensure_tables(conn, [narrowed])
     names = await db.inspect(lambda i: {ix["name"] for ix in i.get_indexes(entity.table_name)})

@@ -47,15 +47,28 @@ def test_bad_database_url_gives_one_line_error(tmp_path, url):
 def test_cli_creates_tenant_user_and_token(tmp_path):
     assert _portal(tmp_path, "db", "upgrade").returncode == 0
     assert "Created tenant acme" in _portal(tmp_path, "tenant", "create", "acme", "--name", "Acme").stdout
-    made = _portal(tmp_path, "user", "create", "bob@acme.test", "--password", "bob-password-1", "--tenant", "acme",
-                   "--role", "Member")
+    made = _portal(
+        tmp_path,
+        "user",
+        "create",
+        "bob@acme.test",
+        "--password",
+        "bob-password-1",
+        "--tenant",
+        "acme",
+        "--role",
+        "Member",
+    )
     assert made.returncode == 0, made.stderr
     dup = _portal(tmp_path, "user", "create", "BOB@acme.test", "--password", "bob-password-1")
     assert dup.returncode == 2 and "already exists" in dup.stderr
     token = _portal(tmp_path, "token", "create", "--user", "bob@acme.test")
     assert token.returncode == 0 and token.stdout.strip().startswith("pt_")
     for cmd in (["serve"], ["db", "upgrade"], ["tenant", "create"], ["user", "create"], ["token", "create"]):
-        assert "--help" in _portal(tmp_path, *cmd, "--help").stdout or "Usage" in _portal(tmp_path, *cmd, "--help").stdout
+        assert (
+            "--help" in _portal(tmp_path, *cmd, "--help").stdout
+            or "Usage" in _portal(tmp_path, *cmd, "--help").stdout
+        )
 
 
 def test_building_many_apps_in_one_process_keeps_the_database_state_keys(tmp_path):
@@ -63,8 +76,13 @@ def test_building_many_apps_in_one_process_keeps_the_database_state_keys(tmp_pat
     them (one config per app), so the thousandth app of a test run gets the same keys as the first."""
     from app.db.engine import make_alchemy_config
 
-    settings = load_settings({"PORTAL_DATA_DIR": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path}/p.db",
-                              "PORTAL_SECRET_KEY": "k" * 32})
+    settings = load_settings(
+        {
+            "PORTAL_DATA_DIR": str(tmp_path),
+            "DATABASE_URL": f"sqlite:///{tmp_path}/p.db",
+            "PORTAL_SECRET_KEY": "k" * 32,
+        }
+    )
     first, second = make_alchemy_config(settings), make_alchemy_config(settings)
     assert second.session_scope_key == first.session_scope_key == "_sqlalchemy_db_session"
     assert second.engine_app_state_key == first.engine_app_state_key

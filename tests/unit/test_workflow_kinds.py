@@ -20,8 +20,9 @@ from app.schema import build_table
 from app.workflow.kinds import CONDITIONS, SELECTORS, FieldCondition, RuleContext
 
 ROOT = Path(__file__).resolve().parents[2]
-MANIFEST = load_manifest(ROOT / "plugins" / "inventory" / "plugin.toml",
-                         ValidationContext(available_modules=available_modules()))
+MANIFEST = load_manifest(
+    ROOT / "plugins" / "inventory" / "plugin.toml", ValidationContext(available_modules=available_modules())
+)
 SPEC = next(e for e in MANIFEST.entities if e.name == "purchase_order")
 PO = EntityRef("inventory", SPEC, build_table(SPEC, sa.MetaData()))
 COND = FieldCondition()
@@ -44,22 +45,35 @@ def test_registries_hold_the_built_in_kinds() -> None:
 
 def test_config_is_normalised_to_typed_json_values() -> None:
     assert check({"field": "total_amount", "op": "gt", "value": "1000"}) == {
-        "all": [{"field": "total_amount", "op": "gt", "value": "1000.00"}]}
-    assert check({"field": "status", "op": "in", "value": "draft, submitted"})["all"][0]["value"] == ["draft", "submitted"]
-    assert check({"field": "order_date", "op": "le", "value": "2026-12-31"})["all"][0]["value"] == "2026-12-31"
+        "all": [{"field": "total_amount", "op": "gt", "value": "1000.00"}]
+    }
+    assert check({"field": "status", "op": "in", "value": "draft, submitted"})["all"][0]["value"] == [
+        "draft",
+        "submitted",
+    ]
+    assert (
+        check({"field": "order_date", "op": "le", "value": "2026-12-31"})["all"][0]["value"] == "2026-12-31"
+    )
     assert check({"field": "notes", "op": "empty"})["all"][0]["value"] is None
 
 
-@pytest.mark.parametrize(("clause", "where", "message"), [
-    ({"field": "nope", "op": "eq", "value": "1"}, "all[0].field", "purchase_order has no field 'nope'"),
-    ({"field": "total_amount", "op": "between", "value": "1"}, "all[0].op", "unknown operator 'between'"),
-    ({"field": "total_amount", "op": "gt", "value": "lots"}, "all[0].value", "Enter a number, like 12.50."),
-    ({"field": "total_amount", "op": "gt", "value": ""}, "all[0].value", "give a value to compare with"),
-    ({"field": "status", "op": "gt", "value": "draft"}, "all[0].op", "has no order"),
-    ({"field": "status", "op": "eq", "value": "shipped"}, "all[0].value", ""),
-    ({"field": "supplier_id", "op": "gt", "value": "x"}, "all[0].op", "has no order"),
-    ({"field": "supplier_id", "op": "eq", "value": "not-a-uuid"}, "all[0].value", ""),
-])
+@pytest.mark.parametrize(
+    ("clause", "where", "message"),
+    [
+        ({"field": "nope", "op": "eq", "value": "1"}, "all[0].field", "purchase_order has no field 'nope'"),
+        ({"field": "total_amount", "op": "between", "value": "1"}, "all[0].op", "unknown operator 'between'"),
+        (
+            {"field": "total_amount", "op": "gt", "value": "lots"},
+            "all[0].value",
+            "Enter a number, like 12.50.",
+        ),
+        ({"field": "total_amount", "op": "gt", "value": ""}, "all[0].value", "give a value to compare with"),
+        ({"field": "status", "op": "gt", "value": "draft"}, "all[0].op", "has no order"),
+        ({"field": "status", "op": "eq", "value": "shipped"}, "all[0].value", ""),
+        ({"field": "supplier_id", "op": "gt", "value": "x"}, "all[0].op", "has no order"),
+        ({"field": "supplier_id", "op": "eq", "value": "not-a-uuid"}, "all[0].value", ""),
+    ],
+)
 def test_bad_clauses_are_located(clause: dict[str, Any], where: str, message: str) -> None:
     with pytest.raises(ValidationFailed) as caught:
         check(clause)
@@ -85,14 +99,21 @@ def test_operators_on_typed_values() -> None:
     le = check({"field": "order_date", "op": "le", "value": "2026-06-01"})
     assert holds(le, order_date=dt.date(2026, 6, 1))
     status = check({"field": "status", "op": "in", "value": ["draft", "submitted"]})
-    assert holds(status, status="submitted") and not holds(status, status="approved") and not holds(status, status=None)
+    assert (
+        holds(status, status="submitted")
+        and not holds(status, status="approved")
+        and not holds(status, status=None)
+    )
     ne = check({"field": "status", "op": "ne", "value": "draft"})
     assert holds(ne, status="approved") and not holds(ne, status="draft")
     eq = check({"field": "order_no", "op": "eq", "value": "PO-1"})
     assert holds(eq, order_no="PO-1") and not holds(eq, order_no="PO-2")
     empty = check({"field": "notes", "op": "empty"})
     assert holds(empty, notes=None) and holds(empty, notes="") and not holds(empty, notes="urgent")
-    both = check({"field": "total_amount", "op": "gt", "value": "1000"}, {"field": "status", "op": "eq", "value": "draft"})
+    both = check(
+        {"field": "total_amount", "op": "gt", "value": "1000"},
+        {"field": "status", "op": "eq", "value": "draft"},
+    )
     assert holds(both, total_amount=Decimal(5000), status="draft")
     assert not holds(both, total_amount=Decimal(5000), status="submitted")
     assert COND.describe(both) == "total_amount > 1000.00 and status = draft"

@@ -108,8 +108,11 @@ def check_page_path(r: ManifestReader, page_path: str, path: str) -> bool:
         return False
     if any(seg.lower().startswith("api") for seg in page_path.split("/")):
         # Paths under /api/ are the JSON API's (token auth, no CSRF check): a page must never look like one.
-        r.add(path, f"path '{page_path}' has a segment starting with 'api', which the portal "
-              "keeps for its JSON API; choose another path")
+        r.add(
+            path,
+            f"path '{page_path}' has a segment starting with 'api', which the portal "
+            "keeps for its JSON API; choose another path",
+        )
         return False
     return True
 
@@ -336,8 +339,7 @@ def read_actions(r: ManifestReader, value: Any, path: str, ui_codes: set[str]) -
                 permission = None
         else:
             r.add(
-                item_path,
-                f"expected an action name or a table {{name, label, permission}}, got {kind(item)}",
+                item_path, f"expected an action name or a table {{name, label, permission}}, got {kind(item)}"
             )
             continue
         if name is None:

@@ -49,6 +49,10 @@ async def submit(request: HTMXRequest, ctx: RequestContext, target: Target, reco
     from app.web.workflow_pages import submit_record
 
     instance = await submit_record(ctx, target.ref, record_id)
-    text = {"stuck": f"Submitted, but the approval is stuck: {instance.error}",
-            "approved": "Submitted: no step applied, so it is approved"}.get(instance.state, "Submitted for approval")
-    return redirect(f"{target.url}/{instance.record_id}", text, "warning" if instance.state == "stuck" else "success")
+    text = {
+        "stuck": f"Submitted, but the approval is stuck: {instance.error}",
+        "approved": "Submitted: no step applied, so it is approved",
+    }.get(instance.state, "Submitted for approval")
+    return redirect(
+        f"{target.url}/{instance.record_id}", text, "warning" if instance.state == "stuck" else "success"
+    )

@@ -15,7 +15,9 @@ from app.records.values import to_json
 from app.web.context import RequestContext
 from app.web.errors import problem
 
-TENANT_HEADER = Parameter(header="X-Tenant", required=False, description="Tenant slug or id; defaults to your only tenant")
+TENANT_HEADER = Parameter(
+    header="X-Tenant", required=False, description="Tenant slug or id; defaults to your only tenant"
+)
 RESERVED_PARAMS = {"q", "sort", "page", "size", "deleted"}
 RULE = {"auth": True}  # the db.<entity>.<op> permission is checked by the record service
 
@@ -42,9 +44,14 @@ def _int(value: str | None, default: int, name: str) -> int:
         raise ValidationFailed({name: "Enter a whole number."}) from exc
 
 
-@get("/{plugin_id:str}/{entity:str}", opt=RULE, summary="List records (filters: any field name, field__from, field__to)")
-async def list_records(request: Request, ctx: RequestContext, plugin_id: str, entity: str,
-                       x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+@get(
+    "/{plugin_id:str}/{entity:str}",
+    opt=RULE,
+    summary="List records (filters: any field name, field__from, field__to)",
+)
+async def list_records(
+    request: Request, ctx: RequestContext, plugin_id: str, entity: str, x_tenant: str | None = TENANT_HEADER
+) -> dict[str, Any]:
     service, ref = await _entity(ctx, plugin_id, entity)
     params = request.query_params
     query = ListQuery(
@@ -56,28 +63,48 @@ async def list_records(request: Request, ctx: RequestContext, plugin_id: str, en
         deleted=(params.get("deleted") or "").lower() in {"1", "true", "yes"},
     )
     result = await service.list(ref, query)
-    return {"items": [record_json(r) for r in result.rows], "total": result.total, "total_is_lower_bound": result.capped,
-            "page": query.page, "size": query.size}
+    return {
+        "items": [record_json(r) for r in result.rows],
+        "total": result.total,
+        "total_is_lower_bound": result.capped,
+        "page": query.page,
+        "size": query.size,
+    }
 
 
 @post("/{plugin_id:str}/{entity:str}", opt=RULE, summary="Create a record")
-async def create_record(ctx: RequestContext, plugin_id: str, entity: str, data: dict[str, Any],
-                        x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+async def create_record(
+    ctx: RequestContext,
+    plugin_id: str,
+    entity: str,
+    data: dict[str, Any],
+    x_tenant: str | None = TENANT_HEADER,
+) -> dict[str, Any]:
     service, ref = await _entity(ctx, plugin_id, entity)
     return record_json(await service.insert(ref, data))
 
 
 @get("/{plugin_id:str}/{entity:str}/{record_id:str}", opt=RULE, summary="Read one record")
-async def get_record(ctx: RequestContext, plugin_id: str, entity: str, record_id: str,
-                     x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+async def get_record(
+    ctx: RequestContext, plugin_id: str, entity: str, record_id: str, x_tenant: str | None = TENANT_HEADER
+) -> dict[str, Any]:
     service, ref = await _entity(ctx, plugin_id, entity)
     return record_json(await service.get(ref, record_id))
 
 
-@put("/{plugin_id:str}/{entity:str}/{record_id:str}", opt=RULE,
-     summary="Update a record; body carries the `version` it was read at (409 when stale)")
-async def update_record(ctx: RequestContext, plugin_id: str, entity: str, record_id: str, data: dict[str, Any],
-                        x_tenant: str | None = TENANT_HEADER) -> Response[Any]:
+@put(
+    "/{plugin_id:str}/{entity:str}/{record_id:str}",
+    opt=RULE,
+    summary="Update a record; body carries the `version` it was read at (409 when stale)",
+)
+async def update_record(
+    ctx: RequestContext,
+    plugin_id: str,
+    entity: str,
+    record_id: str,
+    data: dict[str, Any],
+    x_tenant: str | None = TENANT_HEADER,
+) -> Response[Any]:
     service, ref = await _entity(ctx, plugin_id, entity)
     values = dict(data)
     version = values.pop("version", None)
@@ -92,20 +119,29 @@ async def update_record(ctx: RequestContext, plugin_id: str, entity: str, record
     return Response(record_json(row))
 
 
-@delete("/{plugin_id:str}/{entity:str}/{record_id:str}", opt=RULE, status_code=204, summary="Soft-delete a record")
-async def delete_record(ctx: RequestContext, plugin_id: str, entity: str, record_id: str,
-                        x_tenant: str | None = TENANT_HEADER) -> None:
+@delete(
+    "/{plugin_id:str}/{entity:str}/{record_id:str}", opt=RULE, status_code=204, summary="Soft-delete a record"
+)
+async def delete_record(
+    ctx: RequestContext, plugin_id: str, entity: str, record_id: str, x_tenant: str | None = TENANT_HEADER
+) -> None:
     service, ref = await _entity(ctx, plugin_id, entity)
     await service.delete(ref, record_id)
 
 
-@post("/{plugin_id:str}/{entity:str}/{record_id:str}/restore", opt=RULE, summary="Restore a soft-deleted record")
-async def restore_record(ctx: RequestContext, plugin_id: str, entity: str, record_id: str,
-                         x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
+@post(
+    "/{plugin_id:str}/{entity:str}/{record_id:str}/restore", opt=RULE, summary="Restore a soft-deleted record"
+)
+async def restore_record(
+    ctx: RequestContext, plugin_id: str, entity: str, record_id: str, x_tenant: str | None = TENANT_HEADER
+) -> dict[str, Any]:
     service, ref = await _entity(ctx, plugin_id, entity)
     return record_json(await service.restore(ref, record_id))
 
 
-router = Router(path="/api/v1/plugins", route_handlers=[list_records, create_record, get_record, update_record,
-                                                        delete_record, restore_record], tags=["records"])
+router = Router(
+    path="/api/v1/plugins",
+    route_handlers=[list_records, create_record, get_record, update_record, delete_record, restore_record],
+    tags=["records"],
+)
 ROUTES = [router]

@@ -38,14 +38,19 @@ PHONE_LIKE = re.compile(r"^[+-][0-9][0-9 ().-]*$")
 
 # --- export --------------------------------------------------------------------------------------
 
+
 def csv_cell(spec: FieldSpec | None, value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     text = to_input(spec, value) if spec is not None and spec.type == "json" else str(to_json(value))
-    if (spec is not None and spec.type in {"string", "text", "select", "json"} and text.startswith(CSV_FORMULA)
-            and not PHONE_LIKE.match(text)):
+    if (
+        spec is not None
+        and spec.type in {"string", "text", "select", "json"}
+        and text.startswith(CSV_FORMULA)
+        and not PHONE_LIKE.match(text)
+    ):
         text = "'" + text  # keep spreadsheets from running it as a formula; import strips it again
     return text
 
@@ -56,7 +61,9 @@ async def export(request: HTMXRequest, ctx: RequestContext, target: Target) -> S
     query = ListPage(request, ctx, target).query  # the list's search, filters, sort and deleted view
     svc = ctx.records()
     # Check the query before the response starts (a bad filter is a 422, not a broken download).
-    await svc.list(ref, ListQuery(q=query.q, filters=query.filters, sort=query.sort, size=1, deleted=query.deleted))
+    await svc.list(
+        ref, ListQuery(q=query.q, filters=query.filters, sort=query.sort, size=1, deleted=query.deleted)
+    )
     header = ["id", *ref.spec.field_names, "created_at", "updated_at"]
     specs = [None, *ref.spec.fields, None, None]
     tenant_id, actor, can, alchemy = ctx.tenant_id, ctx.actor, ctx.can, request.app.state.alchemy
@@ -87,11 +94,15 @@ async def export(request: HTMXRequest, ctx: RequestContext, target: Target) -> S
 
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M")
     filename = f"{ref.name}-{stamp}.csv"
-    return Stream(lines(), media_type="text/csv; charset=utf-8",
-                  headers={"content-disposition": f'attachment; filename="{filename}"', "cache-control": "no-store"})
+    return Stream(
+        lines(),
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="{filename}"', "cache-control": "no-store"},
+    )
 
 
 # --- import --------------------------------------------------------------------------------------
+
 
 @dataclass
 class ImportPreview:
@@ -166,7 +177,9 @@ async def csv_text(form: FormMultiDict) -> str:
     return text
 
 
-async def validate_import(svc: RecordService, ctx: RequestContext, ref: EntityRef, text: str) -> ImportPreview:
+async def validate_import(
+    svc: RecordService, ctx: RequestContext, ref: EntityRef, text: str
+) -> ImportPreview:
     header, rows, ignored, unknown = read_csv(text, ref)
     errors: dict[int, dict[str, str]] = {}
     if rows:
@@ -182,15 +195,31 @@ async def validate_import(svc: RecordService, ctx: RequestContext, ref: EntityRe
     # Rows with errors first (all of them, up to the preview size), then the clean ones.
     shown.sort(key=lambda r: (not r[2], r[0]))
     problem = "The file has no data rows." if not rows else None
-    return ImportPreview(columns, ignored, unknown, shown[:PREVIEW_ROWS], len(rows), len(errors), text, problem)
+    return ImportPreview(
+        columns, ignored, unknown, shown[:PREVIEW_ROWS], len(rows), len(errors), text, problem
+    )
 
 
-async def import_page(request: HTMXRequest, ctx: RequestContext, target: Target, *,
-                      preview: ImportPreview | None = None, errors: dict[str, str] | None = None,
-                      status_code: int = 200) -> Template:
-    return await page(request, ctx, "records/import.html", status_code=status_code, **common(ctx, target),
-                      preview=preview, errors=errors or {}, field_labels={f.name: f.label for f in target.ref.spec.fields},
-                      title=f"Import {target.spec.name}")
+async def import_page(
+    request: HTMXRequest,
+    ctx: RequestContext,
+    target: Target,
+    *,
+    preview: ImportPreview | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Template:
+    return await page(
+        request,
+        ctx,
+        "records/import.html",
+        status_code=status_code,
+        **common(ctx, target),
+        preview=preview,
+        errors=errors or {},
+        field_labels={f.name: f.label for f in target.ref.spec.fields},
+        title=f"Import {target.spec.name}",
+    )
 
 
 async def import_form(request: HTMXRequest, ctx: RequestContext, target: Target) -> Template:

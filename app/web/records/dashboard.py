@@ -24,16 +24,25 @@ async def dashboard(request: HTMXRequest, ctx: RequestContext, target: Target) -
         if not ctx.can(ref.permission("select")):
             continue
         result = await svc.list(ref, ListQuery(size=1))
-        cards.append({"label": ref.spec.label, "name": ref.name, "total_text": count_text(result.total, result.capped),
-                      "url": page_url_for(ctx, [target.plugin], ref.name)})
+        cards.append(
+            {
+                "label": ref.spec.label,
+                "name": ref.name,
+                "total_text": count_text(result.total, result.capped),
+                "url": page_url_for(ctx, [target.plugin], ref.name),
+            }
+        )
     return await page(request, ctx, "records/dashboard.html", **common(ctx, target), cards=cards)
 
 
 async def custom(request: HTMXRequest, ctx: RequestContext, target: Target) -> Template:
-    return await guest_pages.render_page(request, ctx, target.plugin, target.spec, target.url, common(ctx, target))
+    return await guest_pages.render_page(
+        request, ctx, target.plugin, target.spec, target.url, common(ctx, target)
+    )
 
 
 async def action(request: HTMXRequest, ctx: RequestContext, target: Target, name: str) -> Response[Any]:
     """A form posted by a page the plugin's WebAssembly renders: its handle-action answers."""
-    return await guest_pages.post_action(request, ctx, target.plugin, target.spec, target.url, name,
-                                         common(ctx, target))
+    return await guest_pages.post_action(
+        request, ctx, target.plugin, target.spec, target.url, name, common(ctx, target)
+    )

@@ -40,24 +40,49 @@ async def detail(request: HTMXRequest, ctx: RequestContext, target: Target, reco
             href = f"{base}/{value}" if base else None
         text = value_text(fspec, value, labels.get(fspec.name))
         fields.append((fspec, text, href, fspec.type in {"json", "text"}))
-    history = (await ctx.db.scalars(
-        select(AuditEntry).where(AuditEntry.tenant_id == ctx.tenant_id,
-                                 AuditEntry.target_type == f"{ref.plugin_id}.{ref.name}",
-                                 AuditEntry.target_id == str(row["id"]))
-        .order_by(AuditEntry.created_at.desc()).limit(HISTORY_LIMIT))).all()
+    history = (
+        await ctx.db.scalars(
+            select(AuditEntry)
+            .where(
+                AuditEntry.tenant_id == ctx.tenant_id,
+                AuditEntry.target_type == f"{ref.plugin_id}.{ref.name}",
+                AuditEntry.target_id == str(row["id"]),
+            )
+            .order_by(AuditEntry.created_at.desc())
+            .limit(HISTORY_LIMIT)
+        )
+    ).all()
     history_rows = [(a, changes(ref, a)) for a in history]
     await label_history(svc, target, history_rows)
-    meta = [("Created", display(None, row.get("created_at"))), ("Last changed", display(None, row.get("updated_at"))),
-            ("Version", str(row.get("version"))), ("Id", str(row["id"]))]
-    approvals = await workflow.instances_for_record(ctx.db, ctx.tenant_id, ref.plugin_id, ref.name, str(row["id"]))
+    meta = [
+        ("Created", display(None, row.get("created_at"))),
+        ("Last changed", display(None, row.get("updated_at"))),
+        ("Version", str(row.get("version"))),
+        ("Id", str(row["id"])),
+    ]
+    approvals = await workflow.instances_for_record(
+        ctx.db, ctx.tenant_id, ref.plugin_id, ref.name, str(row["id"])
+    )
     process = await workflow.process_for(ctx.db, ctx.tenant_id, ref.plugin_id, ref.name)
     busy = any(i.state in workflow.ACTIVE_STATES for i, _ in approvals)
     can_submit = process is not None and not busy and ctx.can(ref.permission("update"))
-    return await page(request, ctx, "records/detail.html", **common(ctx, target), row=row, fields=fields, meta=meta,
-                      history=history_rows, title=title(ref, row, labels), approvals=approvals, can_submit=can_submit)
+    return await page(
+        request,
+        ctx,
+        "records/detail.html",
+        **common(ctx, target),
+        row=row,
+        fields=fields,
+        meta=meta,
+        history=history_rows,
+        title=title(ref, row, labels),
+        approvals=approvals,
+        can_submit=can_submit,
+    )
 
 
 # --- audit history -------------------------------------------------------------------------------
+
 
 @dataclass
 class Change:
@@ -79,11 +104,17 @@ def changes(ref: EntityRef, entry: AuditEntry) -> list[Change]:
         if key in {"version", "updated_at", "updated_by"}:
             continue
         spec = declared(ref, key)
-        out.append(Change(spec.label if spec else STANDARD_LABELS.get(key, key), spec, before.get(key), after.get(key)))
+        out.append(
+            Change(
+                spec.label if spec else STANDARD_LABELS.get(key, key), spec, before.get(key), after.get(key)
+            )
+        )
     return out
 
 
-async def label_history(svc: RecordService, target: Target, history: list[tuple[AuditEntry, list[Change]]]) -> None:
+async def label_history(
+    svc: RecordService, target: Target, history: list[tuple[AuditEntry, list[Change]]]
+) -> None:
     """Audit values for people: option labels, Yes/No, names of referenced rows (one query per field)."""
     wanted: dict[str, set[uuid.UUID]] = {}
     specs: dict[str, FieldSpec] = {}
@@ -92,7 +123,8 @@ async def label_history(svc: RecordService, target: Target, history: list[tuple[
             if ch.spec is not None and ch.spec.type == "reference":
                 specs[ch.spec.name] = ch.spec
                 wanted.setdefault(ch.spec.name, set()).update(
-                    u for v in (ch.before, ch.after) if isinstance(v, str) and (u := as_uuid(v)) is not None)
+                    u for v in (ch.before, ch.after) if isinstance(v, str) and (u := as_uuid(v)) is not None
+                )
     labels: dict[str, dict[Any, str]] = {}
     for name, ids in wanted.items():
         ref = runtime.find_entity(target.plugins, specs[name].entity or "")

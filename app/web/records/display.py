@@ -31,8 +31,9 @@ def step(spec: FieldSpec) -> str:
     return "1" if scale == 0 else "0." + "0" * (scale - 1) + "1"
 
 
-async def reference_labels(svc: RecordService, target: Target, specs: Iterable[FieldSpec | None],
-                           rows: list[dict[str, Any]]) -> dict[str, dict[Any, str]]:
+async def reference_labels(
+    svc: RecordService, target: Target, specs: Iterable[FieldSpec | None], rows: list[dict[str, Any]]
+) -> dict[str, dict[Any, str]]:
     """Display names of referenced rows, one query per reference field."""
     out: dict[str, dict[Any, str]] = {}
     for spec in specs:

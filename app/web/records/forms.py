@@ -28,9 +28,19 @@ from app.workflow import guard as workflow_guard
 
 PICKER_PRELOAD = 50
 MAX_VALUE_LENGTH = 100_000
-INPUTS = {"string": "text", "uuid": "text", "text": "textarea", "json": "json", "integer": "number",
-          "decimal": "number", "boolean": "checkbox", "date": "date", "datetime": "datetime-local",
-          "select": "select", "reference": "reference"}
+INPUTS = {
+    "string": "text",
+    "uuid": "text",
+    "text": "textarea",
+    "json": "json",
+    "integer": "number",
+    "decimal": "number",
+    "boolean": "checkbox",
+    "date": "date",
+    "datetime": "datetime-local",
+    "select": "select",
+    "reference": "reference",
+}
 
 
 @dataclass
@@ -57,7 +67,11 @@ def form_layout(ref: EntityRef, spec: PageSpec) -> list[FormGroup]:
             fspec, label, help_text, readonly = item, item.label, item.help, False
         else:
             fspec = ref.spec.field(item["field"])
-            label, help_text, readonly = item["label"] or fspec.label, item.get("help"), bool(item.get("readonly"))
+            label, help_text, readonly = (
+                item["label"] or fspec.label,
+                item.get("help"),
+                bool(item.get("readonly")),
+            )
         ff = FormField(fspec, label, help_text, readonly, INPUTS.get(fspec.type, "text"))
         if fspec.type in {"integer", "decimal"}:
             ff.step = step(fspec)
@@ -67,7 +81,9 @@ def form_layout(ref: EntityRef, spec: PageSpec) -> list[FormGroup]:
 
     if spec.form is None:
         return [FormGroup(None, [make(f) for f in ref.spec.fields])]
-    groups = [FormGroup(g.get("title"), [make(i) for i in g["fields"]]) for g in spec.form.get("groups") or ()]
+    groups = [
+        FormGroup(g.get("title"), [make(i) for i in g["fields"]]) for g in spec.form.get("groups") or ()
+    ]
     loose = [make(i) for i in spec.form.get("fields") or ()]
     if loose:
         groups.append(FormGroup(None, loose))
@@ -87,8 +103,13 @@ def form_fields(groups: list[FormGroup]) -> list[FormField]:
     return [f for g in groups for f in g.fields]
 
 
-async def prepare_pickers(svc: RecordService, ctx: RequestContext, target: Target, groups: list[FormGroup],
-                          values: Mapping[str, str]) -> None:
+async def prepare_pickers(
+    svc: RecordService,
+    ctx: RequestContext,
+    target: Target,
+    groups: list[FormGroup],
+    values: Mapping[str, str],
+) -> None:
     """Options of the reference pickers: the current choice plus the first few target rows."""
     for ff in form_fields(groups):
         if ff.spec.type != "reference":
@@ -123,9 +144,18 @@ def values_from_form(groups: list[FormGroup], form: FormMultiDict) -> tuple[dict
     return data, dict(data)
 
 
-async def form_page(request: HTMXRequest, ctx: RequestContext, target: Target, *, row: dict[str, Any] | None,
-                    values: dict[str, str], errors: dict[str, str] | None = None, version: Any = None,
-                    status_code: int = 200, form_error: str | None = None) -> Template:
+async def form_page(
+    request: HTMXRequest,
+    ctx: RequestContext,
+    target: Target,
+    *,
+    row: dict[str, Any] | None,
+    values: dict[str, str],
+    errors: dict[str, str] | None = None,
+    version: Any = None,
+    status_code: int = 200,
+    form_error: str | None = None,
+) -> Template:
     svc = ctx.records()
     groups = await layout(ctx, target)
     await prepare_pickers(svc, ctx, target, groups, values)
@@ -134,16 +164,34 @@ async def form_page(request: HTMXRequest, ctx: RequestContext, target: Target, *
     stray = {k: v for k, v in errors.items() if k not in known}
     readonly = {}
     if row is not None:
-        labels = await reference_labels(svc, target, [ff.spec for ff in form_fields(groups) if ff.readonly], [row])
-        readonly = {ff.spec.name: value_text(ff.spec, row.get(ff.spec.name), labels.get(ff.spec.name))
-                    for ff in form_fields(groups) if ff.readonly}
+        labels = await reference_labels(
+            svc, target, [ff.spec for ff in form_fields(groups) if ff.readonly], [row]
+        )
+        readonly = {
+            ff.spec.name: value_text(ff.spec, row.get(ff.spec.name), labels.get(ff.spec.name))
+            for ff in form_fields(groups)
+            if ff.readonly
+        }
     # Posting to .../new keeps a refused create on the form's own URL (a reload shows the form).
     action = f"{target.url}/new" if row is None else f"{target.url}/{row['id']}"
-    return await page(request, ctx, "records/form.html", status_code=status_code, **common(ctx, target),
-                      groups=groups, values=values, errors=errors, stray=stray, row=row, version=version,
-                      action=action, readonly=readonly, form_error=form_error,
-                      lookup_url=f"{target.url}/lookup",
-                      title=(f"New {target.ref.spec.label}" if row is None else f"Edit {title(target.ref, row)}"))
+    return await page(
+        request,
+        ctx,
+        "records/form.html",
+        status_code=status_code,
+        **common(ctx, target),
+        groups=groups,
+        values=values,
+        errors=errors,
+        stray=stray,
+        row=row,
+        version=version,
+        action=action,
+        readonly=readonly,
+        form_error=form_error,
+        lookup_url=f"{target.url}/lookup",
+        title=(f"New {target.ref.spec.label}" if row is None else f"Edit {title(target.ref, row)}"),
+    )
 
 
 async def new(request: HTMXRequest, ctx: RequestContext, target: Target) -> Template:
@@ -163,10 +211,14 @@ async def create(request: HTMXRequest, ctx: RequestContext, target: Target) -> R
         # (which aborts a PostgreSQL transaction) rolls the whole request back before re-rendering.
         row = await svc.insert(target.ref, data)
     except ValidationFailed as exc:
-        return await form_page(request, ctx, target, row=None, values=values, errors=exc.errors, status_code=422)
+        return await form_page(
+            request, ctx, target, row=None, values=values, errors=exc.errors, status_code=422
+        )
     except Conflict as exc:
         await ctx.db.rollback()
-        return await form_page(request, ctx, target, row=None, values=values, form_error=exc.detail, status_code=409)
+        return await form_page(
+            request, ctx, target, row=None, values=values, form_error=exc.detail, status_code=409
+        )
     return redirect(f"{target.url}/{row['id']}", f"{title(target.ref, row)} created")
 
 
@@ -187,7 +239,11 @@ async def update(request: HTMXRequest, ctx: RequestContext, target: Target, reco
     groups = await layout(ctx, target)
     data, values = values_from_form(groups, form)
     raw_version = form.get("version")
-    version = int(raw_version) if isinstance(raw_version, str) and re.fullmatch(r"[0-9]{1,18}", raw_version) else None
+    version = (
+        int(raw_version)
+        if isinstance(raw_version, str) and re.fullmatch(r"[0-9]{1,18}", raw_version)
+        else None
+    )
     try:
         async with atomic(ctx):
             row = await svc.update(target.ref, record_id, data, version)
@@ -195,17 +251,39 @@ async def update(request: HTMXRequest, ctx: RequestContext, target: Target, reco
         return await conflict(request, ctx, target, groups, exc.current, values)
     except ValidationFailed as exc:
         current = await svc.get(target.ref, record_id)
-        return await form_page(request, ctx, target, row=current, values=values, errors=exc.errors, version=version,
-                               status_code=422)
+        return await form_page(
+            request,
+            ctx,
+            target,
+            row=current,
+            values=values,
+            errors=exc.errors,
+            version=version,
+            status_code=422,
+        )
     except Conflict as exc:
         current = await svc.get(target.ref, record_id)
-        return await form_page(request, ctx, target, row=current, values=values, version=version,
-                               form_error=exc.detail, status_code=409)
+        return await form_page(
+            request,
+            ctx,
+            target,
+            row=current,
+            values=values,
+            version=version,
+            form_error=exc.detail,
+            status_code=409,
+        )
     return redirect(f"{target.url}/{row['id']}", f"{title(target.ref, row)} saved")
 
 
-async def conflict(request: HTMXRequest, ctx: RequestContext, target: Target, groups: list[FormGroup],
-                   current: dict[str, Any], mine: dict[str, str]) -> Template:
+async def conflict(
+    request: HTMXRequest,
+    ctx: RequestContext,
+    target: Target,
+    groups: list[FormGroup],
+    current: dict[str, Any],
+    mine: dict[str, str],
+) -> Template:
     """Someone saved first: show their values next to ours; the user decides, nothing is overwritten."""
     svc = ctx.records()
     fields = [ff for ff in form_fields(groups) if not ff.readonly]
@@ -217,10 +295,21 @@ async def conflict(request: HTMXRequest, ctx: RequestContext, target: Target, gr
                 mine_parsed[ff.spec.name] = parse(ff.spec, mine[ff.spec.name])
             except FieldError:
                 mine_parsed[ff.spec.name] = mine[ff.spec.name]
-    ref_ids = {ff.spec.name: [v] for ff in fields if ff.spec.type == "reference"
-               and isinstance(v := mine_parsed.get(ff.spec.name), uuid.UUID)}
-    mine_labels = await reference_labels(svc, target, [ff.spec for ff in fields if ff.spec.name in ref_ids],
-                                         [{k: v[0] for k, v in ref_ids.items()}]) if ref_ids else {}
+    ref_ids = {
+        ff.spec.name: [v]
+        for ff in fields
+        if ff.spec.type == "reference" and isinstance(v := mine_parsed.get(ff.spec.name), uuid.UUID)
+    }
+    mine_labels = (
+        await reference_labels(
+            svc,
+            target,
+            [ff.spec for ff in fields if ff.spec.name in ref_ids],
+            [{k: v[0] for k, v in ref_ids.items()}],
+        )
+        if ref_ids
+        else {}
+    )
     rows = []
     for ff in fields:
         name = ff.spec.name
@@ -228,10 +317,23 @@ async def conflict(request: HTMXRequest, ctx: RequestContext, target: Target, gr
         if name not in mine:
             continue
         yours = mine_parsed.get(name)
-        rows.append({"label": ff.label,
-                     "theirs": value_text(ff.spec, theirs, labels.get(name)),
-                     "yours": value_text(ff.spec, yours, mine_labels.get(name)),
-                     "differs": to_json(theirs) != to_json(yours)})
-    return await page(request, ctx, "records/conflict.html", status_code=409, **common(ctx, target),
-                      row=current, rows=rows, mine=mine, title=title(target.ref, current),
-                      action=f"{target.url}/{current['id']}")
+        rows.append(
+            {
+                "label": ff.label,
+                "theirs": value_text(ff.spec, theirs, labels.get(name)),
+                "yours": value_text(ff.spec, yours, mine_labels.get(name)),
+                "differs": to_json(theirs) != to_json(yours),
+            }
+        )
+    return await page(
+        request,
+        ctx,
+        "records/conflict.html",
+        status_code=409,
+        **common(ctx, target),
+        row=current,
+        rows=rows,
+        mine=mine,
+        title=title(target.ref, current),
+        action=f"{target.url}/{current['id']}",
+    )

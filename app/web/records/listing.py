@@ -34,7 +34,13 @@ from app.web.records.target import Target, allowed, common, record_link_base
 from app.web.render import Pager, page, wants_fragment
 
 DERIVED_COLUMNS = 7  # columns shown when the page declares none
-DERIVED_FILTER_TYPES = {"select", "boolean", "reference", "date", "datetime"}  # filters offered when none are declared
+DERIVED_FILTER_TYPES = {
+    "select",
+    "boolean",
+    "reference",
+    "date",
+    "datetime",
+}  # filters offered when none are declared
 FILTER_OPTIONS_LIMIT = 200
 BADGE_COLORS = {"green", "grey", "gray", "blue", "red", "orange", "purple", "yellow"}
 RANGE_TYPES = {"date": "date", "datetime": "datetime-local", "integer": "number", "decimal": "number"}
@@ -42,6 +48,7 @@ LINK = re.compile(r"^https?://", re.I)
 
 
 # --- columns and cells ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Cell:
@@ -76,12 +83,16 @@ class Column:
             def badge(v: Any) -> Cell:
                 label, color = options.get(str(v), (display(spec, v), None))
                 return Cell(label, badge=color if color in BADGE_COLORS else "default")
+
             return badge
         if self.type == "date":
-            return lambda v: Cell(v.astimezone(dt.UTC).strftime("%Y-%m-%d") if isinstance(v, dt.datetime)
-                                  else display(spec, v))
+            return lambda v: Cell(
+                v.astimezone(dt.UTC).strftime("%Y-%m-%d") if isinstance(v, dt.datetime) else display(spec, v)
+            )
         if self.type == "link":
-            return lambda v: Cell(v, href=v) if isinstance(v, str) and LINK.match(v) else Cell(display(spec, v))
+            return lambda v: (
+                Cell(v, href=v) if isinstance(v, str) and LINK.match(v) else Cell(display(spec, v))
+            )
         return lambda v: Cell(display(spec, v))
 
 
@@ -97,8 +108,16 @@ def columns(ref: EntityRef, spec: PageSpec) -> list[Column]:
         fspec = declared(ref, c["field"])
         sortable_kind = sortable(ref, c["field"]) and not (fspec is not None and fspec.type == "reference")
         options = {o["value"]: (o["label"] or o["value"], o.get("color")) for o in c.get("options") or ()}
-        out.append(Column(c["field"], c["label"] or STANDARD_LABELS.get(c["field"], c["field"]), c.get("type"), fspec,
-                          bool(c.get("sortable", True)) and sortable_kind, options))
+        out.append(
+            Column(
+                c["field"],
+                c["label"] or STANDARD_LABELS.get(c["field"], c["field"]),
+                c.get("type"),
+                fspec,
+                bool(c.get("sortable", True)) and sortable_kind,
+                options,
+            )
+        )
     return out
 
 
@@ -132,6 +151,7 @@ def table_row(row: Mapping[str, Any], cells: list[Cell], page_url: str, deleted:
 
 # --- filters -------------------------------------------------------------------------------------
 
+
 @dataclass
 class Filter:
     name: str
@@ -162,6 +182,7 @@ def _keys(fspec: FieldSpec) -> list[str]:
 
 
 # --- the page ------------------------------------------------------------------------------------
+
 
 class ListPage:
     """One crud list page for one request: parses on construction, `load()` fetches the rows."""
@@ -211,16 +232,33 @@ class ListPage:
             self.filter_errors = exc.errors
         query, p = self.query, self.pager
         p.total = self.total
-        p.extra = {**self.active, "sort": "" if query.sort == DEFAULT_SORT else query.sort,
-                   "deleted": "1" if query.deleted else ""}
+        p.extra = {
+            **self.active,
+            "sort": "" if query.sort == DEFAULT_SORT else query.sort,
+            "deleted": "1" if query.deleted else "",
+        }
         labels = await reference_labels(self.svc, self.target, [c.spec for c in self.columns], rows)
-        formats = [c.formatter(labels.get(c.name), record_link_base(self.ctx, self.target, c.spec.entity)
-                               if c.spec is not None and c.spec.type == "reference" else None)
-                   for c in self.columns]
-        self.rows = [table_row(row, [EMPTY if (v := row.get(c.name)) is None or v == "" else fmt(v)
-                                     for c, fmt in zip(self.columns, formats, strict=True)],
-                               self.target.url, query.deleted)
-                     for row in rows]
+        formats = [
+            c.formatter(
+                labels.get(c.name),
+                record_link_base(self.ctx, self.target, c.spec.entity)
+                if c.spec is not None and c.spec.type == "reference"
+                else None,
+            )
+            for c in self.columns
+        ]
+        self.rows = [
+            table_row(
+                row,
+                [
+                    EMPTY if (v := row.get(c.name)) is None or v == "" else fmt(v)
+                    for c, fmt in zip(self.columns, formats, strict=True)
+                ],
+                self.target.url,
+                query.deleted,
+            )
+            for row in rows
+        ]
 
     @property
     def has_next(self) -> bool:
@@ -234,11 +272,21 @@ class ListPage:
 
     def fragment_context(self) -> dict[str, Any]:
         """What the rows region renders (records/_rows.html): no query beyond the rows' own."""
-        return {**common(self.ctx, self.target, self.allowed), "p": self.pager, "rows": self.rows,
-                "columns": self.columns, "filter_errors": self.filter_errors, "query": self.query,
-                "total": self.total, "capped": self.capped, "total_text": count_text(self.total, self.capped),
-                "filters_active": bool(self.active), "has_next": self.has_next, "default_sort": DEFAULT_SORT,
-                "export_url": self.export_url}
+        return {
+            **common(self.ctx, self.target, self.allowed),
+            "p": self.pager,
+            "rows": self.rows,
+            "columns": self.columns,
+            "filter_errors": self.filter_errors,
+            "query": self.query,
+            "total": self.total,
+            "capped": self.capped,
+            "total_text": count_text(self.total, self.capped),
+            "filters_active": bool(self.active),
+            "has_next": self.has_next,
+            "default_sort": DEFAULT_SORT,
+            "export_url": self.export_url,
+        }
 
     async def page_context(self) -> dict[str, Any]:
         """The whole page: the rows region plus the filter toolbar."""
@@ -250,8 +298,14 @@ class ListPage:
         for fspec, label in self.filter_fields:
             name = fspec.name
             if fspec.type in RANGE_TYPES:
-                w = Filter(name, label, "range", RANGE_TYPES[fspec.type], value_from=self.active.get(f"{name}__from", ""),
-                           value_to=self.active.get(f"{name}__to", ""))
+                w = Filter(
+                    name,
+                    label,
+                    "range",
+                    RANGE_TYPES[fspec.type],
+                    value_from=self.active.get(f"{name}__from", ""),
+                    value_to=self.active.get(f"{name}__to", ""),
+                )
                 if fspec.type in {"integer", "decimal"}:
                     w.step = step(fspec)
             else:
@@ -270,7 +324,9 @@ class ListPage:
         if ref is None or not self.ctx.can(ref.permission("select")):
             return  # no way to list the targets: an exact-value text filter
         w.kind = "select"
-        w.options = [(str(i), label) for i, label in await self.svc.search_labels(ref, "", FILTER_OPTIONS_LIMIT)]
+        w.options = [
+            (str(i), label) for i, label in await self.svc.search_labels(ref, "", FILTER_OPTIONS_LIMIT)
+        ]
         if w.value and w.value not in {v for v, _ in w.options}:
             known = await self.svc.labels(ref, [as_uuid(w.value)])
             w.options.insert(0, (w.value, next(iter(known.values()), w.value)))

@@ -37,6 +37,7 @@ async def lookup(request: HTMXRequest, ctx: RequestContext, target: Target) -> T
         known = await svc.labels(ref, [as_uuid(previous)])
         if known:
             options.append((previous, next(iter(known.values()))))
-    return Template(template_name="records/_options.html",
-                    context={"options": options, "selected": selected, "required": fspec.required,
-                             "empty": not found})
+    return Template(
+        template_name="records/_options.html",
+        context={"options": options, "selected": selected, "required": fspec.required, "empty": not found},
+    )

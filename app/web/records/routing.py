@@ -52,7 +52,9 @@ TABLE: tuple[tuple[str, str, str, Handler], ...] = (
 )
 
 
-def _index(table: tuple[tuple[str, str, str, Handler], ...]) -> dict[tuple[str, str], list[tuple[tuple[str, ...], Handler]]]:
+def _index(
+    table: tuple[tuple[str, str, str, Handler], ...],
+) -> dict[tuple[str, str], list[tuple[tuple[str, ...], Handler]]]:
     """(method, kind) -> [(segments, handler)], each segment a literal, ID or NAME."""
     out: dict[tuple[str, str], list[tuple[tuple[str, ...], Handler]]] = {}
     for method, page_kind, shape, handler in table:
@@ -101,7 +103,9 @@ async def plugin_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str,
 
 
 @post(PREFIX + "/{path:path}", opt=RULE, include_in_schema=False, status_code=200)
-async def plugin_page_post(request: HTMXRequest, ctx: RequestContext, plugin_id: str, path: str) -> Response[Any]:
+async def plugin_page_post(
+    request: HTMXRequest, ctx: RequestContext, plugin_id: str, path: str
+) -> Response[Any]:
     target = await resolve(ctx, plugin_id, path)
     found = find("POST", target)
     if found is None:

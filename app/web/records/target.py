@@ -15,8 +15,15 @@ from app.plugins.runtime import EntityRef, LoadedPlugin
 from app.web.context import RequestContext
 
 # Which database operation each built-in action needs.
-ACTION_OPS = {"create": "insert", "edit": "update", "delete": "delete", "restore": "delete",
-              "bulk_delete": "delete", "import": "insert", "export": "select"}
+ACTION_OPS = {
+    "create": "insert",
+    "edit": "update",
+    "delete": "delete",
+    "restore": "delete",
+    "bulk_delete": "delete",
+    "import": "insert",
+    "export": "select",
+}
 
 
 @dataclass
@@ -47,11 +54,13 @@ async def resolve(ctx: RequestContext, plugin_id: str, path: str) -> Target:
     wanted = "/" + path.strip("/")
     best: PageSpec | None = None
     for spec in plugin.manifest.pages:
-        if (wanted == spec.path or wanted.startswith(spec.path + "/")) and (best is None or len(spec.path) > len(best.path)):
+        if (wanted == spec.path or wanted.startswith(spec.path + "/")) and (
+            best is None or len(spec.path) > len(best.path)
+        ):
             best = spec
     if best is None:
         raise NotFound(f"{plugin.manifest.plugin.name} has no page {wanted}")
-    rest = [s for s in wanted[len(best.path):].split("/") if s]
+    rest = [s for s in wanted[len(best.path) :].split("/") if s]
     target = Target(plugins, plugin, best, rest, f"/t/{ctx.tenant.slug}/p/{plugin.id}{best.path}")  # type: ignore[union-attr]
     if best.type == "crud":
         target.entity = plugin.entities.get(best.entity or "")
@@ -77,10 +86,13 @@ def record_link_base(ctx: RequestContext, target: Target, entity: str | None) ->
 
 # --- actions -------------------------------------------------------------------------------------
 
+
 def actions(spec: PageSpec) -> dict[str, dict[str, Any]]:
     """Built-in actions the page offers (all of them when the manifest does not say)."""
     if spec.actions is None:
-        return {name: {"name": name, "label": default_label(name), "permission": None} for name in BUILTIN_ACTIONS}
+        return {
+            name: {"name": name, "label": default_label(name), "permission": None} for name in BUILTIN_ACTIONS
+        }
     return {a["name"]: a for a in spec.actions if a["name"] in BUILTIN_ACTIONS}
 
 
@@ -90,8 +102,11 @@ def allowed(ctx: RequestContext, target: Target) -> dict[str, bool]:
     out = {}
     for name, op in ACTION_OPS.items():
         action = offered.get(name)
-        out[name] = bool(action) and ctx.can(target.ref.permission(op)) and (
-            not action["permission"] or ctx.can(action["permission"]))  # type: ignore[index]
+        out[name] = (
+            bool(action)
+            and ctx.can(target.ref.permission(op))
+            and (not action["permission"] or ctx.can(action["permission"]))  # type: ignore[index]
+        )
     return out
 
 
@@ -107,11 +122,20 @@ def need_action(ctx: RequestContext, target: Target, name: str) -> None:
 
 # --- shared by the page handlers -----------------------------------------------------------------
 
-def common(ctx: RequestContext, target: Target, allowed_actions: dict[str, bool] | None = None) -> dict[str, Any]:
+
+def common(
+    ctx: RequestContext, target: Target, allowed_actions: dict[str, bool] | None = None
+) -> dict[str, Any]:
     if allowed_actions is None:
         allowed_actions = allowed(ctx, target) if target.entity else {}
-    return {"target": target, "spec": target.spec, "entity": target.entity, "page_url": target.url,
-            "plugin": target.plugin, "allowed": allowed_actions}
+    return {
+        "target": target,
+        "spec": target.spec,
+        "entity": target.entity,
+        "page_url": target.url,
+        "plugin": target.plugin,
+        "allowed": allowed_actions,
+    }
 
 
 def atomic(ctx: RequestContext) -> Any:

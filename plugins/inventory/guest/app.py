@@ -48,32 +48,84 @@ def _low(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [i for i in items if (i.get("quantity") or 0) < (i.get("threshold") or 0)]
 
 
-def _stocktaking(show_all: bool, *, error: str | None = None, values: dict[str, Any] | None = None) -> list[Any]:
+def _stocktaking(
+    show_all: bool, *, error: str | None = None, values: dict[str, Any] | None = None
+) -> list[Any]:
     items = _items()
     low = _low(items)
     shown = items if show_all else low
-    rows = [{"sku": i["sku"], "name": i["name"], "quantity": i["quantity"], "threshold": i["threshold"],
-             "unit": i.get("unit") or ""} for i in shown]
+    rows = [
+        {
+            "sku": i["sku"],
+            "name": i["name"],
+            "quantity": i["quantity"],
+            "threshold": i["threshold"],
+            "unit": i.get("unit") or "",
+        }
+        for i in shown
+    ]
     values = values or {}
     blocks: list[Any] = [
-        columns(stat("Active items", len(items)),
-                stat("Below threshold", len(low), tone="bad" if low else "good")),
-        table([("sku", "SKU"), ("name", "Name"), ("quantity", "Quantity", "right"), ("threshold", "Threshold", "right"),
-               ("unit", "Unit")], rows,
-              empty="Every active item is at or above its threshold." if not show_all else "No active items."),
-        link("Show all active items" if not show_all else "Show only items below threshold",
-             "?show=all" if not show_all else "?show=low"),
+        columns(
+            stat("Active items", len(items)), stat("Below threshold", len(low), tone="bad" if low else "good")
+        ),
+        table(
+            [
+                ("sku", "SKU"),
+                ("name", "Name"),
+                ("quantity", "Quantity", "right"),
+                ("threshold", "Threshold", "right"),
+                ("unit", "Unit"),
+            ],
+            rows,
+            empty="Every active item is at or above its threshold." if not show_all else "No active items.",
+        ),
+        link(
+            "Show all active items" if not show_all else "Show only items below threshold",
+            "?show=all" if not show_all else "?show=low",
+        ),
     ]
     if items:
-        options = [{"value": f"{i['id']}@{i['version']}", "label": f"{i['sku']} — {i['name']} ({i['quantity']})"}
-                   for i in (low or items)]
-        blocks.append(card(form("adjust", [
-            field("item", "Item", type="select", options=options, required=True, value=values.get("item"),
-                  error=error if error and "item" in error.lower() else None),
-            field("quantity", "Counted quantity", type="integer", required=True, min=0, value=values.get("quantity"),
-                  error=error if error and "item" not in error.lower() else None),
-            field("note", "Note", help="Why the count differs (kept in the log)", value=values.get("note")),
-        ], submit="Apply count"), title="Adjust quantity", permission=ADJUST))
+        options = [
+            {"value": f"{i['id']}@{i['version']}", "label": f"{i['sku']} — {i['name']} ({i['quantity']})"}
+            for i in (low or items)
+        ]
+        blocks.append(
+            card(
+                form(
+                    "adjust",
+                    [
+                        field(
+                            "item",
+                            "Item",
+                            type="select",
+                            options=options,
+                            required=True,
+                            value=values.get("item"),
+                            error=error if error and "item" in error.lower() else None,
+                        ),
+                        field(
+                            "quantity",
+                            "Counted quantity",
+                            type="integer",
+                            required=True,
+                            min=0,
+                            value=values.get("quantity"),
+                            error=error if error and "item" not in error.lower() else None,
+                        ),
+                        field(
+                            "note",
+                            "Note",
+                            help="Why the count differs (kept in the log)",
+                            value=values.get("note"),
+                        ),
+                    ],
+                    submit="Apply count",
+                ),
+                title="Adjust quantity",
+                permission=ADJUST,
+            )
+        )
     return blocks
 
 
@@ -99,43 +151,73 @@ def adjust(data: dict[str, Any]) -> dict[str, Any]:
         item = db.update(ITEM, item_ref, {"quantity": quantity}, int(version))
     except HostError as exc:
         if "changed by someone else" in exc.message:
-            return result(alert("Someone changed this item since the page was loaded; the list below is fresh. "
-                                "Check the count and apply it again.", level="warning"),
-                          *_stocktaking(False), toast={"level": "warning", "text": "Nothing was saved"})
+            return result(
+                alert(
+                    "Someone changed this item since the page was loaded; the list below is fresh. "
+                    "Check the count and apply it again.",
+                    level="warning",
+                ),
+                *_stocktaking(False),
+                toast={"level": "warning", "text": "Nothing was saved"},
+            )
         return result(*_stocktaking(False, error=exc.message, values=data))
     if data.get("note"):
         log.info(f"stocktaking {item['sku']}: {data['note']}")
     if item["quantity"] < (item.get("threshold") or 0):
-        events.publish("inventory.stock.low", {"item_id": item["id"], "sku": item["sku"],
-                                               "quantity": item["quantity"], "threshold": item["threshold"]})
-    return result(*_stocktaking(False), toast=f"{item['sku']} counted: {item['quantity']} {item.get('unit') or ''}".strip())
+        events.publish(
+            "inventory.stock.low",
+            {
+                "item_id": item["id"],
+                "sku": item["sku"],
+                "quantity": item["quantity"],
+                "threshold": item["threshold"],
+            },
+        )
+    return result(
+        *_stocktaking(False),
+        toast=f"{item['sku']} counted: {item['quantity']} {item.get('unit') or ''}".strip(),
+    )
 
 
 @plugin.page("dashboard")
 def dashboard(params: dict[str, Any]) -> dict[str, Any]:
     items = _items()
-    by_category = db.aggregate(ITEM, ["category_id"], [("sum", "quantity"), ("count", None)],
-                               {"status": "active"})
+    by_category = db.aggregate(
+        ITEM, ["category_id"], [("sum", "quantity"), ("count", None)], {"status": "active"}
+    )
     names = {c["id"]: c["name"] for c in db.query("inventory_category", limit=200, sort="name")["rows"]}
     orders = db.aggregate("purchase_order", ["status"], [("count", None)])
     open_orders = sum(o["count"] for o in orders if o["status"] in ("draft", "submitted", "approved"))
     labels = [names.get(g["category_id"], "Uncategorised") for g in by_category]
     return page(
         "Inventory dashboard",
-        columns(stat("Active items", len(items)),
-                stat("Below threshold", len(_low(items)), tone="bad" if _low(items) else "good"),
-                stat("Open purchase orders", open_orders)),
-        chart("bar", labels, {"Units in stock": [g["sum_quantity"] or 0 for g in by_category]},
-              title="Stock by category", unit="units") if by_category else text("No active items yet.", muted=True),
-        link("Go to stocktaking", f"/t/{current_user().get('tenant_slug')}/p/inventory/inventory/stocktaking"),
+        columns(
+            stat("Active items", len(items)),
+            stat("Below threshold", len(_low(items)), tone="bad" if _low(items) else "good"),
+            stat("Open purchase orders", open_orders),
+        ),
+        chart(
+            "bar",
+            labels,
+            {"Units in stock": [g["sum_quantity"] or 0 for g in by_category]},
+            title="Stock by category",
+            unit="units",
+        )
+        if by_category
+        else text("No active items yet.", muted=True),
+        link(
+            "Go to stocktaking", f"/t/{current_user().get('tenant_slug')}/p/inventory/inventory/stocktaking"
+        ),
     )
 
 
 @plugin.on_tenant_created
 def create_default_category(tenant_id: str) -> None:
     if not db.query("inventory_category", {"code": "GENERAL"}, limit=1)["rows"]:
-        db.insert("inventory_category", {"name": "General", "code": "GENERAL",
-                                         "description": "Created when the tenant was created"})
+        db.insert(
+            "inventory_category",
+            {"name": "General", "code": "GENERAL", "description": "Created when the tenant was created"},
+        )
 
 
 # --- purchase-order approvals (workflow events) ------------------------------------------------------
@@ -160,8 +242,9 @@ def _find_order(payload: dict[str, Any]) -> dict[str, Any] | None:
     return db.get(ORDER, str(payload["business_id"]))
 
 
-def _update_order(payload: dict[str, Any], change: Callable[[dict[str, Any]], dict[str, Any]],
-                  why: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+def _update_order(
+    payload: dict[str, Any], change: Callable[[dict[str, Any]], dict[str, Any]], why: str
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """Apply `change(order)` with the version check; on a conflict re-read and try once more.
 
     Returns (before, after), or None when there was nothing to do or the order is gone (logged: an
@@ -169,8 +252,10 @@ def _update_order(payload: dict[str, Any], change: Callable[[dict[str, Any]], di
     for attempt in (1, 2):
         order = _find_order(payload)
         if order is None:
-            log.warning(f"{why}: purchase order {payload['business_id']} ({payload.get('title') or '?'}) "
-                        "no longer exists; nothing updated")
+            log.warning(
+                f"{why}: purchase order {payload['business_id']} ({payload.get('title') or '?'}) "
+                "no longer exists; nothing updated"
+            )
             return None
         values = change(order)
         if not values:
@@ -193,10 +278,17 @@ def _with_line(notes: Any, line: str) -> str:
 
 
 def _order_event(kind: str, order: dict[str, Any], payload: dict[str, Any]) -> None:
-    events.publish(f"inventory.purchase_order.{kind}", {
-        "order_id": order["id"], "order_no": order["order_no"], "total_amount": order.get("total_amount"),
-        "supplier_id": order.get("supplier_id"), "instance_id": payload.get("instance_id"),
-        "decided_by": payload.get("decided_by_email")})
+    events.publish(
+        f"inventory.purchase_order.{kind}",
+        {
+            "order_id": order["id"],
+            "order_no": order["order_no"],
+            "total_amount": order.get("total_amount"),
+            "supplier_id": order.get("supplier_id"),
+            "instance_id": payload.get("instance_id"),
+            "decided_by": payload.get("decided_by_email"),
+        },
+    )
 
 
 @plugin.on_event("workflow.task.created")
@@ -222,8 +314,10 @@ def approval_decided(payload: dict[str, Any]) -> None:
         log.warning(f"approval task {payload.get('task_id')}: unknown outcome {outcome!r}; ignored")
         return
     comment = " ".join(str(payload.get("comment") or "").split())[:MAX_NOTE_COMMENT]
-    line = (f"Approval: {outcome} by {payload.get('decided_by_email') or 'an approver'}"
-            f" (step {payload.get('step') or '?'})" + (f": {comment}" if comment else ""))
+    line = (
+        f"Approval: {outcome} by {payload.get('decided_by_email') or 'an approver'}"
+        f" (step {payload.get('step') or '?'})" + (f": {comment}" if comment else "")
+    )
 
     def change(order: dict[str, Any]) -> dict[str, Any]:
         values: dict[str, Any] = {"notes": _with_line(order.get("notes"), line)}
@@ -257,8 +351,9 @@ def approval_finished(payload: dict[str, Any]) -> None:
         if order.get("status") not in (outcome, "received"):
             values["status"] = outcome
         if undecided:
-            values["notes"] = _with_line(order.get("notes"),
-                                         "Approval: approved without a decision (no approval step applied)")
+            values["notes"] = _with_line(
+                order.get("notes"), "Approval: approved without a decision (no approval step applied)"
+            )
         return values
 
     done = _update_order(payload, change, f"approval {payload.get('instance_id')}")

@@ -265,27 +265,37 @@ class Plugin:
         try:
             fn = self._extensions.get((point, name))
             if fn is None:
-                raise ValueError(f"this plugin implements no {point} '{name}' (register it with "
-                                 f"@plugin.{point.replace('-', '_')}(\"{name}\"))")
+                raise ValueError(
+                    f"this plugin implements no {point} '{name}' (register it with "
+                    f'@plugin.{point.replace("-", "_")}("{name}"))'
+                )
             answer = fn(loads_object(config, "config"), loads_object(context, "context"))
             if point == "condition":
                 if not isinstance(answer, bool):
-                    raise ValueError(f"condition '{name}' returned {type(answer).__name__}, not True or False")
+                    raise ValueError(
+                        f"condition '{name}' returned {type(answer).__name__}, not True or False"
+                    )
                 return answer
             if point == "user-selector":
                 if not isinstance(answer, list | tuple) or not all(isinstance(u, str) for u in answer):
-                    raise ValueError(f"user selector '{name}' returned {type(answer).__name__}, not a list of "
-                                     "user id strings")
+                    raise ValueError(
+                        f"user selector '{name}' returned {type(answer).__name__}, not a list of "
+                        "user id strings"
+                    )
                 return list(answer)
             if point == "record-validator":
                 answer = answer or {}
                 if not isinstance(answer, Mapping):
-                    raise ValueError(f"record validator '{name}' returned {type(answer).__name__}, not a dict "
-                                     "of field -> message")
+                    raise ValueError(
+                        f"record validator '{name}' returned {type(answer).__name__}, not a dict "
+                        "of field -> message"
+                    )
                 return dumps({str(k): str(v) for k, v in answer.items()})
             if not isinstance(answer, Mapping):
-                raise ValueError(f"auth verifier '{name}' returned {type(answer).__name__}, not a dict with "
-                                 "'email' or 'user_id'")
+                raise ValueError(
+                    f"auth verifier '{name}' returned {type(answer).__name__}, not a dict with "
+                    "'email' or 'user_id'"
+                )
             return dumps(dict(answer))
         except Exception as exc:
             raise _err(exc) from None
