@@ -13,8 +13,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import Actor
-from app.errors import PortalError, ValidationFailed
-from app.settings import Settings, SettingsError, load_settings
+from app.core.errors import PortalError, ValidationFailed
+from app.core.settings import Settings, SettingsError, load_settings
 
 T = TypeVar("T")
 
@@ -39,7 +39,7 @@ def settings_or_exit() -> Settings:
 
 
 def migrate_or_exit(settings: Settings) -> None:
-    from app.db.migrate import upgrade
+    from app.core.db import upgrade
 
     try:
         upgrade(settings)
@@ -53,7 +53,7 @@ def migrate_or_exit(settings: Settings) -> None:
 
 def run_db(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run `work` in one transaction; domain errors become one-line messages."""
-    from app.db.engine import make_alchemy_config
+    from app.core.db import make_alchemy_config
 
     async def main() -> T:
         config = make_alchemy_config(settings)
@@ -286,7 +286,7 @@ def events_prune(days: int) -> None:
 
     import sqlalchemy as sa
 
-    from app.db.models import EventDelivery, EventRecord
+    from app.core.models import EventDelivery, EventRecord
 
     settings = settings_or_exit()
     migrate_or_exit(settings)
@@ -322,7 +322,7 @@ def plugin() -> None:
 def plugin_install(path: Path, tenant_ref: str | None, enable: bool, allow_destructive: bool) -> None:
     from sqlalchemy import select
 
-    from app.db.models import PluginPackage, PluginTenant
+    from app.core.models import PluginPackage, PluginTenant
     from app.identity import directory
     from app.plugins import lifecycle
     from app.plugins.packages import PackageError
@@ -379,7 +379,7 @@ def plugin_install(path: Path, tenant_ref: str | None, enable: bool, allow_destr
 def plugin_list() -> None:
     from sqlalchemy import select
 
-    from app.db.models import PluginTenant, Tenant
+    from app.core.models import PluginTenant, Tenant
     from app.plugins import lifecycle
 
     settings = settings_or_exit()

@@ -16,14 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import workflow
 from app.access import roles
 from app.audit import Actor
-from app.db.models import PluginPackage
+from app.core.models import PluginPackage
+from app.core.settings import Settings
 from app.identity import directory, hierarchy
 from app.manifest import parse_version
 from app.plugins import lifecycle, runtime
 from app.plugins.packages import read_source_folder
 from app.records.service import RecordService, app_hooks
 from app.sandbox.build import BuildError, package_from
-from app.settings import Settings
 
 log = logging.getLogger("portal.demo")
 DEMO_PASSWORD = "demo-pass-2026"

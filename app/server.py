@@ -21,7 +21,8 @@ from litestar.template.config import TemplateConfig
 from app import PLATFORM_VERSION, extensions
 from app.access.cache import PermissionCache
 from app.access.scopes import ScopeCache
-from app.db.engine import bind_services, make_alchemy_config
+from app.core.db import bind_services, make_alchemy_config
+from app.core.settings import Settings, load_settings
 from app.events import EventBus
 from app.events.delivery import Dispatcher
 from app.extensions import ExtensionRegistry
@@ -33,7 +34,6 @@ from app.plugins.runtime import PluginCatalog
 from app.records.service import RecordHooks
 from app.sandbox import Sandbox
 from app.services import AppServices
-from app.settings import Settings, load_settings
 from app.web import (
     admin_pages,
     api,

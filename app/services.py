@@ -18,20 +18,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from app.core.db import SERVICES_KEY
+
 if TYPE_CHECKING:
     from app.access.cache import PermissionCache
     from app.access.scopes import ScopeCache
+    from app.core.settings import Settings
     from app.events import EventBus
     from app.extensions import ExtensionRegistry
     from app.messages.mail import Mailer
     from app.plugins.runtime import PluginCatalog
     from app.records.service import RecordHooks
     from app.sandbox import Sandbox
-    from app.settings import Settings
     from app.web.context import SwitcherCache
     from app.web.menu import Menu
-
-SERVICES_KEY = "portal_services"
 
 
 @dataclass(frozen=True, eq=False)

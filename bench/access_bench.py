@@ -45,8 +45,8 @@ from sqlalchemy.ext.asyncio import AsyncSession  # noqa: E402
 from app.access.cache import PermissionCache, compute_access  # noqa: E402
 from app.access.permissions import BASE_PERMISSIONS, PermissionDef, PermissionSet, register_permissions  # noqa: E402
 from app.access.policy import MODEL_PATH, role_subject, user_subject  # noqa: E402
-from app.db.models import CasbinRule, Membership, Permission, Role, Tenant, User  # noqa: E402
-from app.settings import SYSTEM_TENANT_ID, Settings, load_settings  # noqa: E402
+from app.core.models import CasbinRule, Membership, Permission, Role, Tenant, User  # noqa: E402
+from app.core.settings import SYSTEM_TENANT_ID, Settings, load_settings  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/portal_bench"
 SYSTEM_UUID = uuid.UUID(SYSTEM_TENANT_ID)
@@ -302,7 +302,7 @@ def bulk_load(settings: Settings, rows: dict[str, list[tuple[Any, ...]]]) -> Non
 
 
 async def prepare(settings: Settings, shape: Shape, rebuild: bool) -> str:
-    from app.db.engine import make_alchemy_config
+    from app.core.db import make_alchemy_config
     from app.identity import bootstrap
     from app.identity.passwords import hash_password
 
@@ -429,7 +429,7 @@ Probe = tuple[str, str, str, bool]  # Casbin request (sub, dom, obj) and the com
 async def measure(
     settings: Settings, shape: Shape, args: argparse.Namespace, plain_probes: list[Probe]
 ) -> list[Row]:
-    from app.db.engine import make_alchemy_config
+    from app.core.db import make_alchemy_config
     from app.web.context import _tenant_pair
 
     rng = random.Random(7)
@@ -679,7 +679,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     if args.roles < 2 or args.tenants < 1 or args.users < 1 or args.perms < 1:
         ap.error("need at least 1 tenant, 2 roles, 1 permission and 1 user")
 
-    from app.db.migrate import upgrade
+    from app.core.db import upgrade
 
     started = time.perf_counter()
     shape = Shape(args.tenants, args.roles, args.perms, args.users)

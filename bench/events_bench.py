@@ -43,9 +43,9 @@ async def run(url: str, data_dir: Path, writes: int, events: int) -> None:
     import sqlalchemy as sa
 
     from app.audit import Actor
-    from app.db.engine import make_alchemy_config
-    from app.db.migrate import upgrade
-    from app.db.models import EventDelivery, EventRecord
+    from app.core.db import make_alchemy_config, upgrade
+    from app.core.models import EventDelivery, EventRecord
+    from app.core.settings import load_settings
     from app.events import Event, EventBus, emit
     from app.events.delivery import Dispatcher
     from app.identity import directory
@@ -53,7 +53,6 @@ async def run(url: str, data_dir: Path, writes: int, events: int) -> None:
     from app.plugins.packages import read_folder
     from app.records.service import RecordService
     from app.sandbox import Sandbox
-    from app.settings import load_settings
     from tests.guests import FIXTURES
 
     env = {

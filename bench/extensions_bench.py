@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from app.settings import load_settings
+from app.core.settings import load_settings
 
 MANIFEST = """
 [plugin]
@@ -37,8 +37,8 @@ fields = [{ name = "title", type = "string", required = true }, { name = "amount
 
 async def main(rows: int, tmp: str) -> None:
     from app.audit import Actor
-    from app.db.engine import make_alchemy_config
-    from app.db.models import Tenant
+    from app.core.db import make_alchemy_config
+    from app.core.models import Tenant
     from app.extensions import hooks
     from app.identity import bootstrap, directory
     from app.plugins import lifecycle, runtime
@@ -98,7 +98,7 @@ def _env(tmp: str) -> dict[str, str]:
 
 
 if __name__ == "__main__":
-    from app.db.migrate import upgrade
+    from app.core.db import upgrade
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=2000)

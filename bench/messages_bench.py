@@ -31,8 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from access_bench import bench_settings, ensure_database, log, sync_url
 
 from app import messages
-from app.db.engine import make_alchemy_config
-from app.db.migrate import upgrade
+from app.core.db import make_alchemy_config, upgrade
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/portal_bench_messages"
 TARGET_COUNT_MS = 1.0

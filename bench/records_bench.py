@@ -78,11 +78,11 @@ def env_for(url: str, data_dir: Path) -> dict[str, str]:
 async def load_data(url: str, data_dir: Path) -> None:
     """Tenants, the inventory plugin and 200k rows, written in the shapes the record service writes."""
     from app.audit import Actor
-    from app.db.engine import make_alchemy_config
+    from app.core.db import make_alchemy_config
+    from app.core.settings import load_settings
     from app.identity import bootstrap, directory
     from app.plugins import lifecycle
     from app.plugins.packages import read_folder
-    from app.settings import load_settings
 
     settings = load_settings(env_for(url, data_dir))
     config = make_alchemy_config(settings)

@@ -64,7 +64,7 @@ async def base_setup(settings: Any) -> None:
     from app.access import roles, scopes
     from app.access.scopes import ScopeRule
     from app.audit import Actor
-    from app.db.engine import make_alchemy_config
+    from app.core.db import make_alchemy_config
     from app.identity import bootstrap, directory
     from app.plugins import lifecycle
     from app.plugins.packages import read_folder
@@ -272,7 +272,7 @@ async def bench_resolution(
     from app.access import scopes
     from app.access.scopes import DataScope, ScopeCache
     from app.audit import Actor
-    from app.db.engine import make_alchemy_config
+    from app.core.db import make_alchemy_config
     from app.identity import directory
     from app.plugins import runtime
     from app.records.service import ListQuery, RecordService
@@ -348,8 +348,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--rebuild", action="store_true")
     args = parser.parse_args()
-    from app.db.migrate import upgrade
-    from app.settings import load_settings
+    from app.core.db import upgrade
+    from app.core.settings import load_settings
 
     url = args.database_url
     ensure_database(url, args.rebuild)

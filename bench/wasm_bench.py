@@ -97,7 +97,8 @@ def env_for(url: str, data_dir: Path) -> dict[str, str]:
 async def in_process(url: str, data_dir: Path, folders: list[Path]) -> dict[str, Any]:
     from app.access import roles
     from app.audit import Actor
-    from app.db.engine import make_alchemy_config
+    from app.core.db import make_alchemy_config
+    from app.core.settings import load_settings
     from app.identity import bootstrap, directory
     from app.plugins import lifecycle, runtime
     from app.plugins.packages import read_folder
@@ -105,7 +106,6 @@ async def in_process(url: str, data_dir: Path, folders: list[Path]) -> dict[str,
     from app.sandbox import Sandbox
     from app.sandbox.engine import ComponentStore, sha256_file, shared_engine
     from app.sandbox.host import Principal
-    from app.settings import load_settings
 
     settings = load_settings(env_for(url, data_dir))
     t0 = time.perf_counter()
@@ -204,12 +204,12 @@ async def rss_child(url: str, data_dir: Path, memory_stats: bool) -> None:
     (one call each), as a worker serving them all; prints the process RSS as JSON."""
     from app.access.cache import compute_access
     from app.audit import Actor
-    from app.db.engine import make_alchemy_config
+    from app.core.db import make_alchemy_config
+    from app.core.settings import load_settings
     from app.identity import directory
     from app.plugins import runtime
     from app.sandbox import Sandbox
     from app.sandbox.host import Principal
-    from app.settings import load_settings
 
     settings = load_settings(
         {**env_for(url, data_dir), "PORTAL_WASM_MEMORY_STATS": "1" if memory_stats else ""}

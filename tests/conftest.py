@@ -18,7 +18,7 @@ import pytest
 from litestar.testing import TestClient
 from sqlalchemy import create_engine, text
 
-from app.settings import load_settings
+from app.core.settings import load_settings
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -63,7 +63,7 @@ def _settings_env(tmp: Path, url: str) -> dict[str, str]:
 
 
 def _migrate(url: str, tmp: Path) -> None:
-    from app.db.migrate import upgrade
+    from app.core.db import upgrade
 
     upgrade(load_settings(_settings_env(tmp, url)))
 

@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.permissions import Grant, PermissionSet, platform_codes
 from app.access.policy import grants_of_roles
-from app.db.models import Membership, Role
-from app.settings import SYSTEM_TENANT_ID
+from app.core.models import Membership, Role
+from app.core.settings import SYSTEM_TENANT_ID
 
 SYSTEM_UUID = uuid.UUID(SYSTEM_TENANT_ID)
 

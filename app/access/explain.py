@@ -12,11 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.access import policy, scopes
 from app.access.cache import compute_access
 from app.access.permissions import PERMISSION_RE
-from app.db.models import Membership, Permission, Role, Tenant, User
-from app.errors import NotFound, ValidationFailed
+from app.core.errors import NotFound, ValidationFailed
+from app.core.models import Membership, Permission, Role, Tenant, User
+from app.core.settings import SYSTEM_TENANT_ID
 from app.identity.validation import normalize_email
 from app.plugins import runtime
-from app.settings import SYSTEM_TENANT_ID
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import Permission
-from app.errors import Conflict
+from app.core.errors import Conflict
+from app.core.models import Permission
 
 log = logging.getLogger("portal.access")
 

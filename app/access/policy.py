@@ -18,8 +18,8 @@ from casbin_async_sqlalchemy_adapter.adapter import Adapter, Filter
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import CasbinRule, Membership, Tenant
-from app.settings import SYSTEM_TENANT_ID
+from app.core.models import CasbinRule, Membership, Tenant
+from app.core.settings import SYSTEM_TENANT_ID
 
 DIRECTORY_CHANGED_KEY = "portal_directory_changed"
 MODEL_PATH = Path(__file__).resolve().parents[2] / "policies" / "model.conf"

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.permissions import pattern_matches
-from app.db.models import Permission
+from app.core.models import Permission
 
 
 @dataclass(frozen=True)

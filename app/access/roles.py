@@ -12,8 +12,8 @@ from app import audit
 from app.access import policy
 from app.access.permissions import is_valid_grant
 from app.audit import Actor
-from app.db.models import Membership, Role
-from app.errors import Conflict, NotFound, ValidationFailed
+from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.models import Membership, Role
 from app.identity.validation import text_problem
 
 ADMIN, MEMBER = "admin", "member"

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import Membership, Role, RoleScope, Tenant
+from app.core.models import Membership, Role, RoleScope, Tenant
 
 SCOPE_KINDS: tuple[str, ...] = ("all", "subtree", "own")
 DEFAULT_ENTITY = "*"
@@ -398,7 +398,7 @@ async def set_role_scopes(
     `entities` maps the entity names that may carry a scope (installed plugins) to their EntitySpec.
     """
     from app import audit
-    from app.errors import Conflict, ValidationFailed
+    from app.core.errors import Conflict, ValidationFailed
 
     if role.builtin == "admin":
         raise Conflict(

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import AuditEntry
+from app.core.models import AuditEntry
 
 
 @dataclass(frozen=True)

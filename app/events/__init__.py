@@ -34,7 +34,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from app.db.models import EventRecord
+from app.core.models import EventRecord
 
 log = logging.getLogger("portal.events")
 Handler = Callable[["Event"], Awaitable[None] | None]

@@ -35,15 +35,15 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import SQLITE_WRITE_LOCK
-from app.db.models import EventDelivery, EventRecord
+from app.core.db import SQLITE_WRITE_LOCK
+from app.core.models import EventDelivery, EventRecord
 from app.events import DEPTH_KEY, Event, EventBus, matches, serve
 from app.plugins import runtime
 from app.plugins.runtime import LoadedPlugin
 
 if TYPE_CHECKING:
+    from app.core.settings import Settings
     from app.sandbox.runner import Sandbox
-    from app.settings import Settings
 
 log = logging.getLogger("portal.events")
 TENANT_CREATED = "tenant.created"

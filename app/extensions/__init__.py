@@ -30,9 +30,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.permissions import PermissionDef
+from app.core.errors import NotFound, PortalError, ValidationFailed
+from app.core.models import ExtensionConfig, Membership
 from app.core.nesting import loads_json
-from app.db.models import ExtensionConfig, Membership
-from app.errors import NotFound, PortalError, ValidationFailed
 from app.identity import directory
 from app.manifest import EXTENSION_POINTS, ConfigFieldSpec, SelectOption
 from app.plugins import configs as plugin_configs

@@ -12,8 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import ExtensionConfig
-from app.errors import NotFound, ValidationFailed
+from app.core.errors import NotFound, ValidationFailed
+from app.core.models import ExtensionConfig
 from app.extensions import (
     CONDITION,
     RECORD_VALIDATOR,

@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import audit
 from app.access import policy
 from app.audit import Actor
-from app.db.models import ExtensionConfig
-from app.errors import Conflict, NotFound, ValidationFailed
+from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.models import ExtensionConfig
 from app.extensions import AUTH_VERIFIER, Implementation, implementation, registry_of
 from app.plugins import configs as plugin_configs
 from app.plugins import runtime
@@ -282,7 +282,7 @@ async def update(
 
 async def used_by(session: AsyncSession, tenant_id: uuid.UUID, config_id: uuid.UUID) -> list[str]:
     """Names of the tenant's approval processes whose steps use this configuration."""
-    from app.db.models import WorkflowProcess
+    from app.core.models import WorkflowProcess
 
     out = []
     for process in (

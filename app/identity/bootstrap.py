@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.access import roles
 from app.access.permissions import register_permissions
 from app.audit import Actor
-from app.db.models import Membership, Role, Tenant
+from app.core.models import Membership, Role, Tenant
+from app.core.settings import SYSTEM_TENANT_SLUG, Settings
 from app.identity import directory
-from app.settings import SYSTEM_TENANT_SLUG, Settings
 
 SYSTEM_UUID = directory.SYSTEM_UUID
 

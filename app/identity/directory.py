@@ -12,13 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import audit
 from app.access import policy, roles
 from app.audit import Actor
-from app.db.models import Membership, Role, Tenant, User
-from app.errors import Conflict, NotFound, ValidationFailed
+from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.models import Membership, Role, Tenant, User
+from app.core.settings import SYSTEM_TENANT_ID
 from app.events import Event, emit
 from app.identity import sessions, tokens
 from app.identity.passwords import hash_password, password_problem
 from app.identity.validation import email_problem, normalize_email, slug_problem, text_problem
-from app.settings import SYSTEM_TENANT_ID
 
 SYSTEM_UUID = uuid.UUID(SYSTEM_TENANT_ID)
 LANGUAGES = ("en", "zh")

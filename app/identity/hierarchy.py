@@ -17,8 +17,8 @@ from sqlalchemy.orm import aliased
 from app import audit
 from app.access.scopes import bump_hierarchy_version, normalize_unit, subtree_select
 from app.audit import Actor
-from app.db.models import Membership, User
-from app.errors import NotFound, ValidationFailed
+from app.core.errors import NotFound, ValidationFailed
+from app.core.models import Membership, User
 from app.identity.validation import normalize_email, text_problem
 
 MAX_CHAIN = 10_000  # a guard for walking up; real chains are far shorter

@@ -33,8 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import audit, messages
 from app.access.scopes import normalize_unit
 from app.audit import Actor
-from app.db.models import Invitation, Membership, Role, Tenant, User, utcnow
-from app.errors import Conflict, NotFound, ValidationFailed
+from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.models import Invitation, Membership, Role, Tenant, User, utcnow
 from app.identity import directory, hierarchy
 from app.identity.passwords import hash_password, password_problem
 from app.identity.validation import email_problem, normalize_email, text_problem

@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy import Select, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import commit_keeping_write_lock
-from app.db.models import User, WebSession, utcnow
-from app.settings import Settings
+from app.core.db import commit_keeping_write_lock
+from app.core.models import User, WebSession, utcnow
+from app.core.settings import Settings
 
 COOKIE = "portal_session"
 TOUCH_EVERY = dt.timedelta(seconds=60)

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import SQLITE_WRITE_LOCK
-from app.db.models import LoginAttempt, utcnow
-from app.settings import Settings
+from app.core.db import SQLITE_WRITE_LOCK
+from app.core.models import LoginAttempt, utcnow
+from app.core.settings import Settings
 
 
 @dataclass(frozen=True)

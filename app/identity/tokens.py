@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
 from app.audit import Actor
-from app.db import commit_keeping_write_lock
-from app.db.models import ApiToken, User, utcnow
-from app.errors import NotFound, Unauthorized, ValidationFailed
+from app.core.db import commit_keeping_write_lock
+from app.core.errors import NotFound, Unauthorized, ValidationFailed
+from app.core.models import ApiToken, User, utcnow
 from app.identity.validation import text_problem
 
 PREFIX = "pt_"

@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
 from app.audit import Actor
-from app.db.models import Membership, Message, MessagePreference, User, utcnow
-from app.errors import NotFound, ValidationFailed
+from app.core.errors import NotFound, ValidationFailed
+from app.core.models import Membership, Message, MessagePreference, User, utcnow
 from app.messages import mail
 from app.services import services_of
 

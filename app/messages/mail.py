@@ -12,14 +12,13 @@ import smtplib
 import threading
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-if TYPE_CHECKING:  # app.settings imports the sandbox, which imports this module
-    from app.settings import SmtpSettings
+from app.core.settings import SmtpSettings
 
 log = logging.getLogger("portal.messages")
 PENDING_KEY = "portal_pending_mail"

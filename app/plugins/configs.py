@@ -31,8 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
 from app.audit import Actor
-from app.db.models import PluginConfig
-from app.errors import Conflict, NotFound, ValidationFailed
+from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.models import PluginConfig
 from app.manifest import CONFIG_VALUE_MAX_LENGTH, ConfigFieldSpec, Manifest, config_value
 
 log = logging.getLogger("portal.plugin")

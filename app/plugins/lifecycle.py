@@ -23,8 +23,9 @@ from app import PLATFORM_VERSION, audit
 from app.access import policy
 from app.access.permissions import PermissionDef, register_permissions
 from app.audit import Actor
-from app.core.nesting import TextRejected, loads_toml
-from app.db.models import (
+from app.core.errors import Conflict, NotFound, PortalError
+from app.core.limits import problems as limit_problems
+from app.core.models import (
     CasbinRule,
     Permission,
     PluginConfig,
@@ -35,7 +36,8 @@ from app.db.models import (
     Tenant,
     utcnow,
 )
-from app.errors import Conflict, NotFound, PortalError
+from app.core.nesting import TextRejected, loads_toml
+from app.core.settings import Settings
 from app.manifest import (
     MANIFEST_MAX_BYTES,
     MANIFEST_MAX_DEPTH,
@@ -51,10 +53,8 @@ from app.plugins.modules import available_modules
 from app.plugins.packages import Package, PackageError, store
 from app.records.values import to_json
 from app.sandbox.engine import ComponentRejected, check_component_bytes
-from app.sandbox.limits import problems as limit_problems
 from app.schema import apply_additive, build_table, diff_entities, ensure_tables
 from app.schema.diff import SchemaDiff
-from app.settings import Settings
 
 log = logging.getLogger("portal.plugins")
 PLATFORM_PERMISSIONS = [

@@ -2,7 +2,7 @@
 
 An entity `tenants` once re-registered `db.tenants.*` as a tenant permission, so every tenant Admin
 could manage all tenants. The names are derived from the base's own definitions, the SQLAlchemy
-metadata of `app.db.models` and the base permission definitions, never from a list kept by hand: a
+metadata of `app.core.models` and the base permission definitions, never from a list kept by hand: a
 base table or permission added later is reserved the moment it exists.
 """
 
@@ -25,7 +25,7 @@ def base_permissions() -> list[PermissionDef]:
 
 @cache
 def base_tables() -> frozenset[str]:
-    from app.db.models import Tenant
+    from app.core.models import Tenant
 
     return frozenset(Tenant.metadata.tables)
 

@@ -16,8 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import PLATFORM_VERSION
-from app.db.models import PluginPackage, PluginTenant
-from app.errors import NotFound
+from app.core.errors import NotFound
+from app.core.models import PluginPackage, PluginTenant
 from app.manifest import EntitySpec, Manifest, ValidationContext, parse_manifest
 from app.plugins.modules import available_modules
 from app.schema import build_table
@@ -233,8 +233,8 @@ def forget_enabled(session: AsyncSession) -> None:
 async def plugins_changed(session: AsyncSession, tenant_id: uuid.UUID | None = None) -> None:
     """A lifecycle change: forget this session's memo and bump the version every worker's cache is keyed
     by — the tenant's, or the system tenant's for a platform-wide change."""
-    from app.db.models import Tenant
-    from app.settings import SYSTEM_TENANT_ID
+    from app.core.models import Tenant
+    from app.core.settings import SYSTEM_TENANT_ID
 
     forget_enabled(session)
     target = tenant_id or uuid.UUID(SYSTEM_TENANT_ID)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from app.errors import ValidationFailed
+from app.core.errors import ValidationFailed
 from app.manifest import FieldSpec
 from app.records.values import FieldError, parse
 

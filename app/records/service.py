@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import audit
 from app.access.scopes import DataScope
 from app.audit import Actor
-from app.errors import Conflict, NotFound, ValidationFailed
+from app.core.errors import Conflict, NotFound, ValidationFailed
 from app.events import PENDING_KEY, Event, emit
 from app.plugins.runtime import EntityRef
 from app.records import query as query_rules

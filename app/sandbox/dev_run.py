@@ -22,16 +22,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.access.cache import compute_access
 from app.access.scopes import DataScope, ScopeCache, scope_version
 from app.audit import Actor
+from app.core.errors import NotFound
+from app.core.models import Membership, PluginPackage, Tenant, User
 from app.core.nesting import loads_json
-from app.db.models import Membership, PluginPackage, Tenant, User
-from app.errors import NotFound
+from app.core.settings import SYSTEM_TENANT_ID, Settings
 from app.identity import directory
 from app.plugins import lifecycle, runtime
 from app.sandbox.build import package_from
 from app.sandbox.engine import ComponentRejected
 from app.sandbox.host import Principal
 from app.sandbox.runner import GuestFailure, Sandbox
-from app.settings import SYSTEM_TENANT_ID, Settings
 from app.ui import parse_ui
 
 

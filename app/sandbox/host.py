@@ -25,8 +25,9 @@ from wasmtime.component import Linker, Variant
 from app import messages
 from app.access.scopes import DataScope
 from app.audit import Actor
+from app.core.errors import PortalError, ValidationFailed
+from app.core.limits import Limits
 from app.core.nesting import TextRejected, loads_json
-from app.errors import PortalError, ValidationFailed
 from app.events import Event, EventBus, emit
 from app.manifest import Manifest
 from app.plugins import configs
@@ -34,7 +35,6 @@ from app.plugins.runtime import EntityRef, LoadedPlugin
 from app.records.service import Aggregate, ListQuery, RecordService, app_hooks
 from app.records.values import to_json
 from app.sandbox.engine import HOST_IMPORT
-from app.sandbox.limits import Limits
 
 log = logging.getLogger("portal.plugin")
 ARG_JSON_MAX_BYTES = 4_000_000  # one host-call argument (depth-bounded too: app.nesting)

@@ -24,8 +24,9 @@ from wasmtime.component import Component, Func, Instance, Linker, Variant
 
 from app import audit
 from app.audit import Actor
-from app.db import SQLITE_WRITE_LOCK
-from app.db.models import PluginFault, PluginTenant
+from app.core.db import SQLITE_WRITE_LOCK
+from app.core.limits import Limits, effective
+from app.core.models import PluginFault, PluginTenant
 from app.events import PENDING_KEY, EventBus
 from app.plugins import runtime
 from app.plugins.runtime import EntityRef, LoadedPlugin
@@ -40,11 +41,10 @@ from app.sandbox.engine import (
     shared_engine,
 )
 from app.sandbox.host import CallContext, LimitBreach, Principal
-from app.sandbox.limits import Limits, effective
 from app.sandbox.memory import LinearMemory
 
 if TYPE_CHECKING:  # settings import the limits of this package
-    from app.settings import Settings
+    from app.core.settings import Settings
 
 log = logging.getLogger("portal.sandbox")
 MIB = 1024 * 1024

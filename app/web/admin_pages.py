@@ -17,8 +17,8 @@ from app.access import roles as role_service
 from app.access import scopes
 from app.access.explain import explain_permission
 from app.access.registry import grouped_registry
-from app.db.models import AuditEntry, Membership, Tenant, utcnow
-from app.errors import Conflict, NotFound, ValidationFailed
+from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.models import AuditEntry, Membership, Tenant, utcnow
 from app.identity import directory, hierarchy, invitations, tokens
 from app.plugins import runtime
 from app.web.context import RequestContext

@@ -15,8 +15,8 @@ from app.access import roles as role_service
 from app.access import scopes
 from app.access.explain import explain_permission
 from app.access.registry import all_permissions
-from app.db.models import Role, User
-from app.errors import ValidationFailed
+from app.core.errors import ValidationFailed
+from app.core.models import Role, User
 from app.identity import directory, hierarchy, invitations, tokens
 from app.web.admin_pages import add_member_from, invite_from, is_platform_admin, query_audit
 from app.web.context import RequestContext

@@ -11,7 +11,7 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Response, Template
 
 from app import audit
-from app.db import SQLITE_WRITE_LOCK
+from app.core.db import SQLITE_WRITE_LOCK
 from app.identity import directory, sessions, throttle
 from app.identity.passwords import verify_password
 from app.identity.validation import normalize_email

@@ -27,14 +27,14 @@ from app.access.cache import Access, PermissionCache
 from app.access.policy import DIRECTORY_CHANGED_KEY
 from app.access.scopes import DataScope, ScopeCache, scope_version
 from app.audit import Actor
-from app.db import SQLITE_WRITE_LOCK
-from app.db.models import ApiToken, Tenant, User
-from app.errors import Forbidden, NotFound
+from app.core.db import SQLITE_WRITE_LOCK
+from app.core.errors import Forbidden, NotFound
+from app.core.models import ApiToken, Tenant, User
+from app.core.settings import SYSTEM_TENANT_ID, Settings
 from app.events import EventBus
 from app.identity import directory, sessions, tokens
 from app.plugins import runtime
 from app.records.service import NO_HOOKS, RecordService
-from app.settings import SYSTEM_TENANT_ID, Settings
 
 SYSTEM_UUID = uuid.UUID(SYSTEM_TENANT_ID)
 STATE_KEY = "portal_ctx"

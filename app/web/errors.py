@@ -10,7 +10,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 from litestar.response import Redirect, Template
 
-from app.errors import PortalError, ValidationFailed
+from app.core.errors import PortalError, ValidationFailed
 
 log = logging.getLogger("portal.web")
 

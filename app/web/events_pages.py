@@ -17,8 +17,8 @@ from litestar import get
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
 
-from app.db.models import EventDelivery, EventRecord, Tenant
-from app.errors import NotFound, ValidationFailed
+from app.core.errors import NotFound, ValidationFailed
+from app.core.models import EventDelivery, EventRecord, Tenant
 from app.events import pattern_problem
 from app.identity import directory
 from app.records.values import to_json

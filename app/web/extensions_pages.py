@@ -17,9 +17,9 @@ from litestar.types import ControllerRouterHandler
 
 from app import audit, extensions
 from app.audit import Actor
-from app.db import SQLITE_WRITE_LOCK
-from app.db.models import Membership, User
-from app.errors import Forbidden, NotFound, PortalError, ValidationFailed
+from app.core.db import SQLITE_WRITE_LOCK
+from app.core.errors import Forbidden, NotFound, PortalError, ValidationFailed
+from app.core.models import Membership, User
 from app.extensions import store
 from app.identity import directory, sessions, throttle
 from app.identity.directory import SYSTEM_UUID

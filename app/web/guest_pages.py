@@ -12,8 +12,8 @@ from litestar.params import Parameter
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
 
-from app.db import SQLITE_WRITE_LOCK
-from app.errors import NotFound
+from app.core.db import SQLITE_WRITE_LOCK
+from app.core.errors import NotFound
 from app.manifest import PageSpec
 from app.plugins import runtime
 from app.plugins.runtime import LoadedPlugin

@@ -10,7 +10,7 @@ from litestar import delete, get, post
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
-from app.errors import Conflict
+from app.core.errors import Conflict
 from app.identity import invitations
 from app.web.api import TENANT_HEADER
 from app.web.context import RequestContext

@@ -11,7 +11,7 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
 from app import messages
-from app.errors import PortalError
+from app.core.errors import PortalError
 from app.web.api import TENANT_HEADER
 from app.web.context import RequestContext
 from app.web.render import Pager, is_htmx, page

@@ -29,8 +29,8 @@ from litestar.types import ControllerRouterHandler
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import Permission, PluginFault, PluginPackage, PluginSchemaVersion, PluginTenant, Tenant
-from app.errors import PortalError
+from app.core.errors import PortalError
+from app.core.models import Permission, PluginFault, PluginPackage, PluginSchemaVersion, PluginTenant, Tenant
 from app.manifest import Manifest, ManifestError
 from app.plugins import lifecycle, runtime
 from app.plugins.lifecycle import DestructiveUpgrade, ManifestRejected

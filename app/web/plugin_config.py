@@ -15,8 +15,8 @@ from litestar.response import Redirect, Template
 from litestar.types import ControllerRouterHandler
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import PluginPackage
-from app.errors import Conflict, PortalError, ValidationFailed
+from app.core.errors import Conflict, PortalError, ValidationFailed
+from app.core.models import PluginPackage
 from app.manifest import ConfigFieldSpec, Manifest, ManifestError
 from app.plugins import configs, lifecycle, runtime
 from app.plugins.configs import SaveRequest

@@ -23,7 +23,7 @@ from litestar.middleware.csrf import CSRFMiddleware
 if TYPE_CHECKING:
     from litestar.types import Message, Receive, Scope, Send
 
-    from app.settings import Settings
+    from app.core.settings import Settings
 
 API_PREFIX = "/api/v1/"
 CSRF_COOKIE = "portal_csrf"

@@ -16,8 +16,8 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
 from app import workflow
+from app.core.errors import NotFound, ValidationFailed
 from app.core.nesting import loads_json
-from app.errors import NotFound, ValidationFailed
 from app.plugins import runtime
 from app.plugins.runtime import EntityRef
 from app.records.values import display, parse

@@ -36,7 +36,8 @@ from app import audit, messages
 from app.access import policy
 from app.access.permissions import PermissionDef
 from app.audit import Actor
-from app.db.models import (
+from app.core.errors import Conflict, Forbidden, NotFound, PortalError, ValidationFailed
+from app.core.models import (
     Membership,
     Tenant,
     User,
@@ -46,7 +47,6 @@ from app.db.models import (
     WorkflowTask,
     utcnow,
 )
-from app.errors import Conflict, Forbidden, NotFound, PortalError, ValidationFailed
 from app.events import Event, emit
 from app.plugins import runtime
 from app.plugins.runtime import EntityRef

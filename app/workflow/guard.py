@@ -26,8 +26,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.permissions import PermissionDef, register_permissions
-from app.db.models import WorkflowInstance, WorkflowProcess, WorkflowTask
-from app.errors import Conflict, ValidationFailed
+from app.core.errors import Conflict, ValidationFailed
+from app.core.models import WorkflowInstance, WorkflowProcess, WorkflowTask
 from app.plugins import runtime
 from app.plugins.runtime import EntityRef
 from app.records.values import default_for, parse, to_json

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import WorkflowAssignee, WorkflowInstance, WorkflowProcess, WorkflowTask
+from app.core.models import WorkflowAssignee, WorkflowInstance, WorkflowProcess, WorkflowTask
 
 
 def open_task_count_query(tenant_id: uuid.UUID, user_id: uuid.UUID) -> sa.Select[Any]:

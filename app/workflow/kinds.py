@@ -21,8 +21,8 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import Membership
-from app.errors import NotFound, ValidationFailed
+from app.core.errors import NotFound, ValidationFailed
+from app.core.models import Membership
 from app.identity.directory import active_member_ids
 from app.manifest import FieldSpec
 from app.plugins.runtime import EntityRef

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 import uvicorn
 
+from app.core.settings import load_settings
 from app.server import create_app
-from app.settings import load_settings
 from tests.conftest import IN_CI
 
 CHROMIUM = Path(os.environ.get("PORTAL_CHROMIUM", "/usr/bin/chromium"))  # Debian's; override elsewhere

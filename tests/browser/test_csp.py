@@ -14,11 +14,11 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from app.audit import Actor
-from app.db.engine import make_alchemy_config
+from app.core.db import make_alchemy_config
+from app.core.settings import load_settings
 from app.identity import directory
 from app.plugins import lifecycle
 from app.plugins.packages import read_folder
-from app.settings import load_settings
 from tests.browser.conftest import run_off_loop
 from tests.browser.test_admin_flow import sign_in
 from tests.browser.test_custom_pages import probe_package, setup_probe  # noqa: F401 (fixture)

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from app.db.engine import make_alchemy_config
+from app.core.db import make_alchemy_config
+from app.core.settings import load_settings
 from app.demo import DEMO_PASSWORD, ensure_demo
-from app.settings import load_settings
 from tests.browser.conftest import run_off_loop
 from tests.browser.test_admin_flow import sign_in, sign_out
 

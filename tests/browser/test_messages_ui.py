@@ -13,9 +13,9 @@ from playwright.sync_api import Page, expect
 from app import messages
 from app.access import roles as role_service
 from app.audit import Actor
-from app.db.engine import make_alchemy_config
+from app.core.db import make_alchemy_config
+from app.core.settings import load_settings
 from app.identity import directory
-from app.settings import load_settings
 from tests.browser.conftest import run_off_loop
 from tests.browser.test_admin_flow import sign_in
 

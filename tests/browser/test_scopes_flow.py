@@ -15,12 +15,12 @@ from playwright.sync_api import Page, expect
 
 from app.access import roles
 from app.audit import Actor
-from app.db.engine import make_alchemy_config
+from app.core.db import make_alchemy_config
+from app.core.settings import load_settings
 from app.identity import directory, hierarchy
 from app.plugins import lifecycle, runtime
 from app.plugins.packages import read_folder
 from app.records.service import RecordService
-from app.settings import load_settings
 from tests.browser.test_admin_flow import sign_in, sign_out
 
 pytestmark = pytest.mark.browser

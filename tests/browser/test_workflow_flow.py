@@ -15,11 +15,11 @@ from playwright.sync_api import Page, expect
 from app import workflow
 from app.access import roles
 from app.audit import Actor
-from app.db.engine import make_alchemy_config
+from app.core.db import make_alchemy_config
+from app.core.settings import load_settings
 from app.identity import directory, hierarchy
 from app.plugins import lifecycle, runtime
 from app.plugins.packages import read_folder
-from app.settings import load_settings
 from tests.browser.conftest import run_off_loop
 from tests.browser.test_admin_flow import sign_in, sign_out
 

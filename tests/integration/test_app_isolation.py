@@ -23,12 +23,12 @@ from litestar.testing import TestClient
 
 from app import messages
 from app.audit import Actor
-from app.db.models import Tenant, User, WorkflowInstance
+from app.core.models import Tenant, User, WorkflowInstance
+from app.core.settings import SYSTEM_TENANT_ID, load_settings
 from app.identity import directory
 from app.plugins import lifecycle
 from app.plugins.packages import read_folder
 from app.server import create_app
-from app.settings import SYSTEM_TENANT_ID, load_settings
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, _settings_env
 from tests.helpers import api_token, bearer
 from tests.integration.test_messages_email import Sink, free_port

@@ -8,9 +8,8 @@ import datetime as dt
 import sqlalchemy as sa
 
 from app.audit import Actor
-from app.db import SQLITE_WRITE_LOCK
-from app.db.engine import make_alchemy_config
-from app.db.models import ApiToken, Tenant, User, WebSession, utcnow
+from app.core.db import SQLITE_WRITE_LOCK, make_alchemy_config
+from app.core.models import ApiToken, Tenant, User, WebSession, utcnow
 from app.identity import directory, sessions, tokens
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.helpers import csrf, login, post_form, text_of

@@ -19,8 +19,8 @@ from click.testing import CliRunner
 from litestar.testing import TestClient
 
 from app import cli
-from app.db.engine import make_alchemy_config
-from app.db.models import ApiToken, AuditEntry, LoginAttempt, WebSession, utcnow
+from app.core.db import make_alchemy_config
+from app.core.models import ApiToken, AuditEntry, LoginAttempt, WebSession, utcnow
 from app.identity import tokens
 from app.web import auth_pages
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD

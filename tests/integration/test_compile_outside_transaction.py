@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from app.db import SQLITE_WRITE_LOCK
-from app.db.models import EventDelivery
+from app.core.db import SQLITE_WRITE_LOCK
+from app.core.models import EventDelivery
 from app.identity import directory
 from app.plugins import lifecycle, runtime
 from app.plugins.packages import read_folder

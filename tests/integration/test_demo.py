@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from app import workflow
 from app.audit import Actor
-from app.db.models import Membership, PluginPackage, User
+from app.core.models import Membership, PluginPackage, User
 from app.demo import DEMO_PASSWORD, DEMO_PROCESS, ensure_demo
 from app.identity import directory
 from app.plugins import lifecycle

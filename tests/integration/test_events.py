@@ -17,9 +17,8 @@ import pytest
 import sqlalchemy as sa
 
 from app.audit import Actor
-from app.db import SQLITE_WRITE_LOCK
-from app.db.engine import make_alchemy_config
-from app.db.models import EventDelivery, EventRecord, PluginFault, PluginTenant
+from app.core.db import SQLITE_WRITE_LOCK, make_alchemy_config
+from app.core.models import EventDelivery, EventRecord, PluginFault, PluginTenant
 from app.events import EventBus
 from app.events.delivery import Dispatcher
 from app.identity import directory

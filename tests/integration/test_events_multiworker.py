@@ -18,12 +18,12 @@ import pytest
 import sqlalchemy as sa
 
 from app.cli import run_db
-from app.db.models import EventDelivery, EventRecord
+from app.core.models import EventDelivery, EventRecord
+from app.core.settings import load_settings
 from app.identity import directory
 from app.plugins import lifecycle, runtime
 from app.plugins.packages import read_folder
 from app.records.service import RecordService
-from app.settings import load_settings
 from tests.conftest import ADMIN_EMAIL, WASM_CACHE, reset_pg
 from tests.integration.test_events import ACTOR, event_packages  # noqa: F401  (the session fixture)
 from tests.integration.test_multiworker import cli_token, server_env, start_server, stop_server

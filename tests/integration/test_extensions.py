@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from app import extensions
 from app.access import roles
 from app.audit import Actor
-from app.db.models import AuditEntry, PluginFault, WorkflowInstance
-from app.errors import NotFound
+from app.core.errors import NotFound
+from app.core.models import AuditEntry, PluginFault, WorkflowInstance
 from app.identity import directory
 from app.plugins import lifecycle
 from app.plugins.packages import read_folder
@@ -353,7 +353,7 @@ def test_process_steps_use_configured_wasm_condition_and_selector(world: dict[st
     assert [t["record_id"] for t in r.json()["items"]] == [large["id"]]
 
     async def assignees(s: Any) -> list[Any]:
-        from app.db.models import WorkflowAssignee
+        from app.core.models import WorkflowAssignee
 
         return list((await s.scalars(sa.select(WorkflowAssignee.user_id))).all())
 
@@ -650,7 +650,7 @@ def test_auto_login_signs_in_members_only_when_enabled_and_audits_everything(wor
 
     # A platform member who is also a member of the tenant is never signed in by a tenant's verifier.
     async def platform_member_joins(s: Any) -> None:
-        from app.db.models import LoginAttempt
+        from app.core.models import LoginAttempt
 
         await s.execute(sa.delete(LoginAttempt))
         root = await directory.find_user(s, ADMIN_EMAIL)
@@ -810,7 +810,7 @@ def test_openapi_documents_the_extension_api(client: Any) -> None:
 
 def test_tenants_without_validators_pay_no_query_per_write(world: dict[str, Any]) -> None:
     """The enabled validators are cached per worker under the policy versions every request reads."""
-    from app.db.models import Tenant
+    from app.core.models import Tenant
     from app.plugins import runtime
     from app.services import SERVICES_KEY
 
@@ -854,7 +854,7 @@ def test_tenants_without_validators_pay_no_query_per_write(world: dict[str, Any]
 
 
 def test_traps_in_extension_calls_count_toward_the_crash_policy(world: dict[str, Any]) -> None:
-    from app.db.models import PluginTenant
+    from app.core.models import PluginTenant
     from app.sandbox.runner import MAX_TRAPS_PER_WINDOW
 
     w = world

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from app import workflow
 from app.access import roles
 from app.audit import Actor
-from app.db.models import EventDelivery, EventRecord, PluginFault
+from app.core.models import EventDelivery, EventRecord, PluginFault
 from app.events import Event, emit
 from app.identity import directory, hierarchy
 from app.plugins import lifecycle, runtime

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from app.access import roles
 from app.audit import Actor
-from app.db.models import AuditEntry, EventRecord, Invitation, Membership, Message, User
+from app.core.models import AuditEntry, EventRecord, Invitation, Membership, Message, User
 from app.identity import directory
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.helpers import api_token, bearer, login, logout, post_form, text_of

@@ -12,9 +12,9 @@ import sqlalchemy as sa
 
 from app.access import roles
 from app.audit import Actor
-from app.db.engine import make_alchemy_config
-from app.db.models import Membership, Role, User
-from app.errors import Conflict
+from app.core.db import make_alchemy_config
+from app.core.errors import Conflict
+from app.core.models import Membership, Role, User
 from app.identity import directory
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.helpers import api_token, bearer, login, logout, post_form, text_of

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from app import messages
 from app.access import roles as role_service
 from app.audit import Actor
-from app.db.models import AuditEntry
-from app.errors import NotFound, ValidationFailed
+from app.core.errors import NotFound, ValidationFailed
+from app.core.models import AuditEntry
 from app.identity import directory
 from app.plugins.modules import available_modules
 from tests.helpers import api_token, bearer, login, post_form, text_of

@@ -19,8 +19,8 @@ from litestar.testing import TestClient
 
 from app import messages
 from app.audit import Actor
+from app.core.settings import load_settings
 from app.server import create_app
-from app.settings import load_settings
 from tests.conftest import _settings_env
 from tests.helpers import login, post_form
 from tests.integration.test_messages import PASSWORD, make_world

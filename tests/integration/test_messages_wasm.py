@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from app.access import roles as role_service
 from app.audit import Actor
-from app.db.models import Message
+from app.core.models import Message
 from app.identity import directory
 from tests.helpers import login, text_of
 from tests.integration.test_record_pages import in_db

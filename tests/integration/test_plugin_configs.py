@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from app.access import roles
 from app.audit import Actor
-from app.db.models import AuditEntry, PluginConfig
+from app.core.models import AuditEntry, PluginConfig
 from app.identity import directory
 from app.plugins import lifecycle
 from app.plugins.packages import read_folder
@@ -550,8 +550,8 @@ def test_guest_reads_the_active_configuration_and_sees_switches_without_restart(
 ) -> None:
     from litestar.testing import TestClient
 
+    from app.core.settings import load_settings
     from app.server import create_app
-    from app.settings import load_settings
 
     assert seen_by_guest(probe) == DEFAULTS
     token = api_token(probe, ADMIN_EMAIL, ADMIN_PASSWORD)
@@ -617,10 +617,10 @@ def test_two_admins_activating_at_once_get_a_conflict_not_an_error(pg_migrated: 
     active, and the loser of the race is told to retry (409) rather than failing with a 500."""
     import asyncio
 
-    from app.db.engine import make_alchemy_config
-    from app.errors import Conflict
+    from app.core.db import make_alchemy_config
+    from app.core.errors import Conflict
+    from app.core.settings import load_settings
     from app.plugins import configs
-    from app.settings import load_settings
     from tests.conftest import _settings_env, reset_pg
 
     reset_pg()

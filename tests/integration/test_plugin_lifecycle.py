@@ -19,15 +19,15 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import Actor
-from app.db.engine import make_alchemy_config
-from app.db.models import Permission, PluginPackage, PluginSchemaVersion, PluginTenant
-from app.errors import Conflict
+from app.core.db import make_alchemy_config
+from app.core.errors import Conflict
+from app.core.models import Permission, PluginPackage, PluginSchemaVersion, PluginTenant
+from app.core.settings import Settings, load_settings
 from app.identity import bootstrap, directory
 from app.plugins import lifecycle, runtime
 from app.plugins.lifecycle import DestructiveUpgrade, ManifestRejected
 from app.plugins.packages import Package, read_zip
 from app.records.service import ListQuery, RecordService
-from app.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED_FIXTURE = ROOT / "tests" / "fixtures" / "manifests" / "seed004_inventory.toml"

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select, update
 
 from app.access.permissions import PermissionDef, PermissionTaken, register_permissions
-from app.db.models import Permission, Tenant
+from app.core.models import Permission, Tenant
 from app.identity import bootstrap
 from app.plugins import lifecycle, reserved
 from app.plugins.lifecycle import ManifestRejected

@@ -18,7 +18,7 @@ import pytest
 
 from app.access import roles
 from app.audit import Actor
-from app.db.engine import bind_services, make_alchemy_config
+from app.core.db import bind_services, make_alchemy_config
 from app.identity import directory
 from app.manifest import default_label
 from app.plugins import lifecycle

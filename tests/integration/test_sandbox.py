@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.audit import Actor
-from app.db.models import AuditEntry, PluginFault, PluginTenant
+from app.core.models import AuditEntry, PluginFault, PluginTenant
 from app.identity import directory
 from app.plugins import lifecycle, runtime
 from app.plugins.packages import read_folder
@@ -329,8 +329,8 @@ def test_memory_stats_mode_measures_each_call(
 ) -> None:
     from litestar.testing import TestClient
 
+    from app.core.settings import load_settings
     from app.server import create_app
-    from app.settings import load_settings
     from tests.guests import precompile
     from tests.helpers import api_token, bearer
 

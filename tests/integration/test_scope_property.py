@@ -21,14 +21,14 @@ from hypothesis import strategies as st
 from app.access import roles, scopes
 from app.access.scopes import DataScope, ScopeCache, ScopeRule
 from app.audit import Actor
-from app.db.engine import make_alchemy_config
-from app.db.models import Membership
-from app.errors import NotFound, ValidationFailed
+from app.core.db import make_alchemy_config
+from app.core.errors import NotFound, ValidationFailed
+from app.core.models import Membership
+from app.core.settings import load_settings
 from app.identity import directory, hierarchy
 from app.plugins import lifecycle, runtime
 from app.plugins.packages import read_folder
 from app.records.service import Aggregate, ListQuery, RecordService
-from app.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 N_USERS = 10

@@ -21,12 +21,12 @@ from litestar.testing import TestClient
 from app.access import roles, scopes
 from app.access.scopes import ScopeRule
 from app.audit import Actor
+from app.core.settings import load_settings
 from app.identity import directory, hierarchy
 from app.plugins import lifecycle, runtime
 from app.plugins.packages import read_folder
 from app.records.service import RecordService
 from app.server import create_app
-from app.settings import load_settings
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.helpers import api_token, bearer, login, logout, post_form, text_of
 from tests.integration.test_record_pages import in_db

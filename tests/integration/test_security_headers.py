@@ -9,8 +9,8 @@ from typing import Any
 
 from litestar.testing import TestClient
 
+from app.core.settings import load_settings
 from app.server import create_app
-from app.settings import load_settings
 from app.web.security import CONTENT_SECURITY_POLICY
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.helpers import api_token, bearer, login

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
+from app.core.settings import load_settings
 from app.server import create_app
-from app.settings import load_settings
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.helpers import login, post_form, text_of
 

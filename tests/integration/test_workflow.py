@@ -16,7 +16,7 @@ from app import workflow
 from app.access import roles
 from app.access.scopes import ScopeRule, scope_entities, set_role_scopes
 from app.audit import Actor
-from app.db.models import AuditEntry, EventRecord, Message, Permission, WorkflowInstance
+from app.core.models import AuditEntry, EventRecord, Message, Permission, WorkflowInstance
 from app.identity import directory, hierarchy
 from app.plugins import lifecycle
 from app.plugins.modules import available_modules

@@ -107,7 +107,7 @@ def test_bus_filters_by_type_and_unsubscribes() -> None:
 
 
 def test_event_settings(tmp_path: object) -> None:
-    from app.settings import SettingsError, load_settings
+    from app.core.settings import SettingsError, load_settings
 
     base = {"PORTAL_DATA_DIR": str(tmp_path), "PORTAL_SECRET_KEY": "k"}
     defaults = load_settings(base)

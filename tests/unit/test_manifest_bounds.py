@@ -9,8 +9,8 @@ import time
 import pytest
 
 from app.access.permissions import BASE_PERMISSIONS
+from app.core.models import Tenant
 from app.core.nesting import TextRejected, loads_json, loads_toml, scan_depth
-from app.db.models import Tenant
 from app.manifest import (
     MANIFEST_MAX_BYTES,
     MANIFEST_MAX_DEPTH,

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from app import messages
-from app.errors import ValidationFailed
+from app.core.errors import ValidationFailed
+from app.core.settings import SettingsError, load_settings
 from app.manifest import ManifestError, ValidationContext, parse_manifest
 from app.plugins.modules import available_modules
-from app.settings import SettingsError, load_settings
 from tests.unit.test_guest_sdk import StubHost, pg
 from tests.unit.test_manifest import apply, base
 

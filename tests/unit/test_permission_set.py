@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from app.access.permissions import BASE_PERMISSIONS, Grant, PermissionSet, is_valid_grant, pattern_matches
 from app.access.policy import MODEL_PATH, role_subject, user_subject
-from app.settings import SYSTEM_TENANT_ID
+from app.core.settings import SYSTEM_TENANT_ID
 
 SYSTEM = SYSTEM_TENANT_ID
 TENANT = "7d6a3f0e-3c57-4d0b-9a0c-5b0d9e4f1a21"

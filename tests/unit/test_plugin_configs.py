@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from app.db.models import PluginConfig
+from app.core.models import PluginConfig
 from app.manifest import Manifest, parse_manifest
 from app.plugins import configs
 

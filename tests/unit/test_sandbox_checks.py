@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from app.core.limits import PLATFORM_DEFAULT, PLATFORM_MAXIMUM, Limits, effective, from_env, problems
 from app.sandbox.engine import ComponentRejected, _compatible, check_component_bytes
-from app.sandbox.limits import PLATFORM_DEFAULT, PLATFORM_MAXIMUM, Limits, effective, from_env, problems
 
 HEADER = b"\x00asm\x0d\x00\x01\x00"
 

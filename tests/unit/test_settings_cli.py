@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import SettingsError, load_settings, normalize_database_url
+from app.core.settings import SettingsError, load_settings, normalize_database_url
 
 PORTAL = str(Path(sys.executable).with_name("portal"))
 
@@ -74,7 +74,7 @@ def test_cli_creates_tenant_user_and_token(tmp_path):
 def test_building_many_apps_in_one_process_keeps_the_database_state_keys(tmp_path):
     """advanced-alchemy renames a repeated state key recursively per config ever built; Portal releases
     them (one config per app), so the thousandth app of a test run gets the same keys as the first."""
-    from app.db.engine import make_alchemy_config
+    from app.core.db import make_alchemy_config
 
     settings = load_settings(
         {

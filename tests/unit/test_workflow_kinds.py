@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from app.errors import ValidationFailed
+from app.core.errors import ValidationFailed
 from app.manifest import ValidationContext, load_manifest
 from app.plugins.modules import available_modules
 from app.plugins.runtime import EntityRef

@@ -6,7 +6,7 @@ from __future__ import annotations
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect
 
-from app.errors import Conflict
+from app.core.errors import Conflict
 from app.web.context import RequestContext
 from app.web.records.display import title
 from app.web.records.target import Target, atomic, need_action

@@ -34,7 +34,7 @@ async def _entity(ctx: RequestContext, plugin_id: str, entity: str) -> tuple[Rec
 
 
 def _int(value: str | None, default: int, name: str) -> int:
-    from app.errors import ValidationFailed
+    from app.core.errors import ValidationFailed
 
     if value in (None, ""):
         return default
@@ -109,7 +109,7 @@ async def update_record(
     values = dict(data)
     version = values.pop("version", None)
     if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
-        from app.errors import ValidationFailed
+        from app.core.errors import ValidationFailed
 
         raise ValidationFailed({"version": "Send the integer version you read."})
     try:

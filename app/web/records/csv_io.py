@@ -16,7 +16,7 @@ from litestar.datastructures import FormMultiDict, UploadFile
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Stream, Template
 
-from app.errors import ValidationFailed
+from app.core.errors import ValidationFailed
 from app.events import PENDING_KEY
 from app.manifest import STANDARD_FIELDS, FieldSpec
 from app.plugins.runtime import EntityRef

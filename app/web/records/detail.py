@@ -11,7 +11,7 @@ from litestar.response import Template
 from sqlalchemy import select
 
 from app import workflow
-from app.db.models import AuditEntry
+from app.core.models import AuditEntry
 from app.manifest import FieldSpec
 from app.plugins import runtime
 from app.plugins.runtime import EntityRef

@@ -14,7 +14,7 @@ from litestar.datastructures import FormMultiDict
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
 
-from app.errors import Conflict, ValidationFailed
+from app.core.errors import Conflict, ValidationFailed
 from app.manifest import FieldSpec, PageSpec
 from app.plugins import runtime
 from app.plugins.runtime import EntityRef

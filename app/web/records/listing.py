@@ -22,7 +22,7 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
 from markupsafe import Markup, escape
 
-from app.errors import ValidationFailed
+from app.core.errors import ValidationFailed
 from app.manifest import FieldSpec, PageSpec
 from app.plugins import runtime
 from app.plugins.runtime import EntityRef

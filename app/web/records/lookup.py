@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
 
-from app.errors import NotFound
+from app.core.errors import NotFound
 from app.plugins import runtime
 from app.records.query import declared
 from app.web.context import RequestContext

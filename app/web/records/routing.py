@@ -14,7 +14,7 @@ from typing import Any
 from litestar import Response, get, post
 from litestar.plugins.htmx import HTMXRequest
 
-from app.errors import NotFound
+from app.core.errors import NotFound
 from app.web.context import RequestContext
 from app.web.records import actions, csv_io, dashboard, detail, forms, listing, lookup
 from app.web.records.display import as_uuid

@@ -8,7 +8,7 @@ from typing import Any
 
 from litestar.exceptions import PermissionDeniedException
 
-from app.errors import NotFound
+from app.core.errors import NotFound
 from app.manifest import BUILTIN_ACTIONS, PageSpec, default_label
 from app.plugins import runtime
 from app.plugins.runtime import EntityRef, LoadedPlugin

@@ -1,10 +1,14 @@
-"""Engine and session configuration shared by the web app, the CLI and the tests."""
+"""The database: engine and session configuration shared by the web app, the CLI and the tests, the
+SQLite write-lock convention, and applying the base migrations (Alembic through advanced-alchemy)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from advanced_alchemy.alembic.commands import AlembicCommands
 from advanced_alchemy.extensions.litestar import (
     AlembicAsyncConfig,
     AsyncSessionConfig,
@@ -14,8 +18,31 @@ from advanced_alchemy.extensions.litestar import (
 from advanced_alchemy.extensions.litestar.plugins.init.config.asyncio import autocommit_handler_maker
 from sqlalchemy import event
 
-from app.db import SQLITE_WRITE_LOCK
-from app.settings import Settings
+from app.core.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+# Execution option: begin this connection's SQLite transaction IMMEDIATE (take the write lock first).
+# Work that reads and then writes while others may write too (write requests, event deliveries,
+# background guest calls) uses it, so it waits for the other writer instead of failing when that one
+# commits between its reads and its writes (SQLite refuses a write from a stale read snapshot).
+SQLITE_WRITE_LOCK = "portal_sqlite_write_lock"
+# Key under which every session carries the app's services (app.services.AppServices) in its `info`.
+SERVICES_KEY = "portal_services"
+
+
+async def commit_keeping_write_lock(session: AsyncSession) -> None:
+    """Commit mid-request (a session or token touch) without losing SQLITE_WRITE_LOCK: the request's
+    next transaction begins IMMEDIATE again when this one did, instead of as a plain deferred one."""
+    conn = await session.connection()
+    locked = bool(
+        conn.sync_connection and conn.sync_connection.get_execution_options().get(SQLITE_WRITE_LOCK)
+    )
+    await session.commit()
+    if locked:
+        await session.connection(execution_options={SQLITE_WRITE_LOCK: True})
+
 
 ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS_DIR = ROOT / "migrations"
@@ -71,8 +98,14 @@ def make_alchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
 def bind_services(config: SQLAlchemyAsyncConfig, services: Any) -> None:
     """Make every session `config` opens carry `services` (app.services.AppServices) in its `info`.
     Called by create_app before the app opens any session."""
-    from app.services import SERVICES_KEY
-
     info = config.session_config.info
     assert isinstance(info, dict)  # advanced-alchemy normalises it to a private dict per config
     info[SERVICES_KEY] = services
+
+
+def upgrade(settings: Settings, *, quiet: bool = True) -> None:
+    """Bring the base tables to the newest revision. Must run outside an event loop."""
+    commands = AlembicCommands(sqlalchemy_config=make_alchemy_config(settings))
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink) if quiet else contextlib.nullcontext():
+        commands.upgrade(revision="head")

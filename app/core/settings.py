@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.sandbox.limits import PLATFORM_DEFAULT, PLATFORM_MAXIMUM, Limits, from_env
+from app.core.limits import PLATFORM_DEFAULT, PLATFORM_MAXIMUM, Limits, from_env
 
 SYSTEM_TENANT_ID = "00000000-0000-0000-0000-000000000001"
 SYSTEM_TENANT_SLUG = "system"
