@@ -155,11 +155,12 @@ def display(field: FieldSpec | None, value: Any) -> str:
     if value is None or value == "":
         return "—"
     if field is not None:
-        if field.type == "boolean":
+        # A conflict page also shows what the user typed, which may not parse: show it as typed.
+        if field.type == "boolean" and isinstance(value, bool):
             return "Yes" if value else "No"
         if field.type == "select":
             return next((o.label for o in field.options if o.value == value), str(value))
-        if field.type == "decimal":
+        if field.type == "decimal" and isinstance(value, int | float | Decimal):
             return f"{value:,.{field.scale if field.scale is not None else 2}f}"
         if field.type == "json":
             return json.dumps(value, ensure_ascii=False)[:200]
