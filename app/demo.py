@@ -77,6 +77,53 @@ DEMO_PROCESS = {
 BUNDLED = Path(__file__).resolve().parents[1] / "plugins"
 
 
+# Per category (in the order the categories are created): name, unit and a plausible price range.
+DEMO_CATALOGUE: tuple[tuple[tuple[str, str, float, float], ...], ...] = (
+    (  # Hardware
+        ("Hex bolt M8", "pcs", 0.1, 0.6),
+        ("Hex nut M8", "pcs", 0.05, 0.3),
+        ("Washer 8mm", "pcs", 0.02, 0.2),
+        ("Wood screws 4x40", "box", 3, 9),
+        ("Wall plugs 6mm", "bag", 2, 6),
+        ("Hinge 80mm", "pcs", 1.5, 6),
+        ("Padlock 40mm", "pcs", 6, 18),
+        ("Cable ties 200mm", "bag", 2, 7),
+        ("Claw hammer", "pcs", 9, 25),
+        ("Screwdriver set", "set", 12, 35),
+        ("Tape measure 5m", "pcs", 5, 15),
+        ("Work gloves", "pair", 3, 10),
+    ),
+    (  # Office supplies
+        ("A4 paper", "ream", 3, 7),
+        ("Stapler", "pcs", 6, 20),
+        ("Staples 24/6", "box", 1, 3),
+        ("Ballpoint pens", "box", 3, 9),
+        ("Highlighters", "set", 3, 8),
+        ("Sticky notes", "pack", 2, 6),
+        ("Lever arch file", "pcs", 2, 5),
+        ("Envelopes C5", "box", 6, 15),
+        ("Whiteboard markers", "set", 4, 11),
+        ("Desk organiser", "pcs", 8, 25),
+        ("Printer toner", "pcs", 45, 90),
+        ("Scissors", "pcs", 3, 9),
+    ),
+    (  # Electronics
+        ("USB-C cable 1m", "pcs", 4, 12),
+        ("HDMI cable 2m", "pcs", 5, 15),
+        ("Label printer", "pcs", 60, 150),
+        ("Wireless mouse", "pcs", 10, 30),
+        ("Keyboard", "pcs", 15, 60),
+        ("USB hub 4-port", "pcs", 10, 30),
+        ("Power strip 6-way", "pcs", 12, 35),
+        ("AA batteries", "pack", 4, 10),
+        ("Headset", "pcs", 20, 80),
+        ("Webcam", "pcs", 25, 90),
+        ("Barcode scanner", "pcs", 40, 120),
+        ("Monitor 24in", "pcs", 110, 220),
+    ),
+)
+
+
 async def install_bundled(session: AsyncSession, settings: Settings, actor: Actor) -> list[str]:
     """Install every plugin folder under plugins/ that is not installed yet (dependencies first), and
     upgrade an installed bundled plugin whose folder has a newer version."""
@@ -153,29 +200,22 @@ async def ensure_demo(session: AsyncSession, settings: Settings) -> bool:
             ("Contoso Supply", "CS", "sales@contoso.test"),
         )
     ]
-    for i, (name, unit) in enumerate(
-        [
-            ("Hex bolt M8", "pcs"),
-            ("Washer 8mm", "pcs"),
-            ("A4 paper", "ream"),
-            ("Stapler", "pcs"),
-            ("USB-C cable", "pcs"),
-            ("Label printer", "pcs"),
-            ("Cable ties", "bag"),
-            ("Wood screws", "box"),
-        ]
-    ):
-        await records.insert(
-            ref("inventory_item"),
-            {
-                "sku": f"SKU-{1001 + i}",
-                "name": name,
-                "unit": unit,
-                "quantity": rng.randint(0, 120),
-                "category_id": str(categories[i % 3]["id"]),
-                "unit_price": f"{rng.uniform(0.2, 90):.2f}",
-            },
-        )
+    # A catalogue a buyer would recognise: each item in its own category, more than one page of them.
+    sku = 1000
+    for category, items in zip(categories, DEMO_CATALOGUE, strict=True):
+        for name, unit, low, high in items:
+            sku += 1
+            await records.insert(
+                ref("inventory_item"),
+                {
+                    "sku": f"SKU-{sku}",
+                    "name": name,
+                    "unit": unit,
+                    "quantity": rng.randint(0, 120),
+                    "category_id": str(category["id"]),
+                    "unit_price": f"{rng.uniform(low, high):.2f}",
+                },
+            )
     await workflow.save_process(session, tenant.id, actor, ref("purchase_order"), DEMO_PROCESS)
     await records.insert(
         ref("purchase_order"),

@@ -89,3 +89,21 @@ def test_demo_upgrades_inventory_and_its_buyer_needs_her_managers_approval(
     after = client.get(f"{PO}/{po['id']}", headers=carol).json()
     assert after["status"] == "approved"
     assert after["notes"] == "Approval: approved by dave@demo.test (step Manager approval): Go ahead"
+
+
+def test_demo_items_sit_in_their_categories_and_fill_more_than_one_page(client: Any, app: Any) -> None:
+    async def setup(s: Any) -> None:
+        assert await ensure_demo(s, app.state.settings)
+
+    in_db(app, setup)
+    alice = bearer(api_token(client, "alice@demo.test", DEMO_PASSWORD), "demo")
+    categories = {
+        c["id"]: c["name"]
+        for c in client.get("/api/v1/plugins/inventory/inventory_category", headers=alice).json()["items"]
+    }
+    listed = client.get("/api/v1/plugins/inventory/inventory_item?size=200", headers=alice).json()["items"]
+    where = {item["name"]: categories[item["category_id"]] for item in listed}
+    assert where["Hex bolt M8"] == "Hardware"
+    assert where["A4 paper"] == "Office supplies"
+    assert where["USB-C cable 1m"] == "Electronics"
+    assert len(listed) > 25  # the list page's default page size: paging shows
