@@ -181,7 +181,21 @@ SEARCHABLE_TYPES = ("string", "text", "select")
 OPTION_KEYS = ("value", "label")
 EVENTS_KEYS = ("published", "subscribed")
 UI_KEYS = ("pages", "permissions")
-PAGE_KEYS = ("name", "path", "type", "entity", "icon", "menu_group", "columns", "filters", "actions", "form")
+PAGE_KEYS = (
+    "name",
+    "path",
+    "type",
+    "entity",
+    "icon",
+    "menu_group",
+    "columns",
+    "filters",
+    "actions",
+    "form",
+    "related",
+)
+RELATED_KEYS = ("entity", "field", "label", "sort", "limit", "hidden")
+RELATED_LIMIT = 100
 COLUMN_KEYS = ("field", "label", "type", "width", "sortable", "hidden", "options")
 COLUMN_OPTION_KEYS = ("value", "label", "color")
 FILTER_KEYS = ("field", "label")
