@@ -236,6 +236,21 @@ def _field() -> Schema:
             pattern=_pattern(v.NAME),
         ),
         "searchable": _flag(f"Included in the list search ({', '.join(v.SEARCHABLE_TYPES)} fields)."),
+        "formula": _string(
+            "integer/decimal fields: computed from this row's numeric fields, e.g. 'round(quantity * unit_price, 2)' "
+            "(+ - * / %, comparisons, and/or/not, x if c else y, round, abs, min, max)."
+        ),
+        "rollup": _table(
+            v.ROLLUP_KEYS,
+            {
+                "entity": _string("The child entity (this plugin's) that references this one."),
+                "op": _enum(v.ROLLUP_OPS, "The aggregate over the child rows."),
+                "field": _string("The child's integer/decimal field (not for count)."),
+                "via": _string("The child's reference field to this entity (needed when it has several)."),
+            },
+            "integer/decimal fields: kept equal to an aggregate over the live child rows.",
+            required=["entity", "op"],
+        ),
     }
     rules: list[Schema] = [
         {"if": {"required": [attr]}, "then": {"properties": {"type": {"enum": list(types)}}}}

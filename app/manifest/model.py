@@ -57,6 +57,17 @@ class SelectOption:
 
 
 @dataclass(frozen=True)
+class Rollup:
+    """A parent field kept equal to an aggregate over its child rows (``op`` of the child's ``field``
+    over the live rows of ``entity`` whose reference ``via`` points at the parent)."""
+
+    entity: str
+    via: str
+    op: str  # sum | count | min | max
+    field: str | None = None  # None for count
+
+
+@dataclass(frozen=True)
 class FieldSpec:
     """One declared field.  ``default`` is normalised to a Python value: ``int`` (integer),
     :class:`~decimal.Decimal` (decimal), ``bool``, :class:`datetime.date` or ``"today"`` (date),
@@ -77,6 +88,13 @@ class FieldSpec:
     options: tuple[SelectOption, ...] = ()
     entity: str | None = None
     searchable: bool = False
+    formula: str | None = None  # a row formula over this entity's numeric fields (app.manifest.formula)
+    rollup: Rollup | None = None
+
+    @property
+    def computed(self) -> bool:
+        """Kept by the record service (formula or rollup): read-only in forms and the API."""
+        return self.formula is not None or self.rollup is not None
 
     @property
     def has_default(self) -> bool:

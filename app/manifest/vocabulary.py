@@ -168,6 +168,8 @@ FIELD_KEYS = (
     "options",
     "entity",
     "searchable",
+    "formula",
+    "rollup",
 )
 #: Field attributes that only make sense for some types.
 TYPE_SPECIFIC: dict[str, tuple[str, ...]] = {
@@ -176,7 +178,11 @@ TYPE_SPECIFIC: dict[str, tuple[str, ...]] = {
     "scale": ("decimal",),
     "options": ("select",),
     "entity": ("reference",),
+    "formula": ("integer", "decimal"),
+    "rollup": ("integer", "decimal"),
 }
+ROLLUP_KEYS = ("entity", "via", "op", "field")
+ROLLUP_OPS = ("sum", "count", "min", "max")
 SEARCHABLE_TYPES = ("string", "text", "select")
 OPTION_KEYS = ("value", "label")
 EVENTS_KEYS = ("published", "subscribed")

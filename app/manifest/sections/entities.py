@@ -9,6 +9,7 @@ from typing import Any
 from app.core.validation import ix, kind, one_of
 from app.manifest.model import EntitySpec, FieldSpec, SelectOption, default_label
 from app.manifest.reader import ManifestReader
+from app.manifest.sections.computed import check_formulas, check_rollups, read_computed
 from app.manifest.values import field_default
 from app.manifest.vocabulary import (
     DECIMAL_DEFAULT_PRECISION,
@@ -62,6 +63,7 @@ def read_schema(r: ManifestReader) -> tuple[EntitySpec, ...]:
         seen[spec.name] = i
         specs.append(spec)
         r.entities[spec.name] = spec
+    check_rollups(r, raw_entities, specs)
     return tuple(specs)
 
 
@@ -117,6 +119,7 @@ def read_entity(
         seen[spec.name] = j
         fields.append(spec)
     by_name = {f.name: f for f in fields}
+    check_formulas(r, path, raw_fields, fields)
 
     indexes = read_indexes(r, raw, path, by_name)
 
@@ -272,6 +275,8 @@ def read_field(
         r.add(f"{path}.nullable", "nullable = false needs required = true or a default")
     nullable = explicit_nullable if explicit_nullable is not None else not required
 
+    formula, rollup = read_computed(r, raw, path, ftype, required=required, unique=unique)
+
     return FieldSpec(
         name=name,
         type=ftype,
@@ -287,6 +292,8 @@ def read_field(
         options=options,
         entity=target,
         searchable=bool(searchable),
+        formula=formula,
+        rollup=rollup,
     )
 
 
