@@ -175,7 +175,7 @@ class RecordService:
         search = search_condition(entity, query.q)
         if search is not None:
             stmt = stmt.where(search)
-        return stmt.where(*filter_conditions(entity, query.filters))
+        return stmt.where(*filter_conditions(entity, query.filters, query.contains))
 
     async def list(self, entity: EntityRef, query: ListQuery) -> ListResult:
         self.require(entity, "select")

@@ -12,7 +12,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import sqlalchemy as sa
 
 from app.core.models import AuditEntry
-from tests.helpers import post_form, text_of
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
+from tests.helpers import api_token, bearer, post_form, text_of
 from tests.integration.test_record_pages import ITEMS, in_db, make, seed_items, skus_on, tenants  # noqa: F401 (fixture)
 
 UNDO = re.compile(
@@ -108,3 +109,87 @@ def test_bulk_delete_returns_to_the_same_list_and_undo_restores_that_batch(tenan
     ], actions
     detail = text_of(client.get(f"{ITEMS}/{ids[0]}").text)
     assert "Version 3" in detail  # created 1, deleted 2, restored 3
+
+
+# --- filters, headers, paging --------------------------------------------------------------------
+
+CATS = ITEMS.replace("/items", "/categories")
+
+
+def names_on(html: str) -> list[str]:
+    """The first column's texts (each a link to its record)."""
+    return re.findall(r'<td><a href="[^"]+">([^<]+)</a></td>', html)
+
+
+def test_text_filters_match_contains_unless_the_page_says_exact(tenants):
+    client = tenants
+    for name, code in (
+        ("Hand tools", "TOOLS"),
+        ("Power TOOLS", "PWR"),
+        ("100% cotton", "COT_1"),
+        ("Food", "COTX1"),
+    ):
+        make(client, CATS, {"name": name, "code": code})
+    page = client.get(CATS).text
+    assert (
+        'name="name" value="" placeholder="contains"' in page
+        and 'name="code" value="" placeholder="exact value"' in page
+    )
+
+    def codes(**params: str) -> list[str]:
+        return names_on(client.get(CATS, params={**params, "sort": "code"}).text)  # the code links
+
+    # `name` matches a part, whatever the case; `code` (match = "exact" in the manifest) the whole value.
+    assert codes(name="tools") == ["PWR", "TOOLS"]
+    assert codes(code="TOOLS") == ["TOOLS"] and codes(code="TOOL") == []
+    # LIKE wildcards typed by the user match themselves, in filters and in the search.
+    assert codes(name="%") == ["COT_1"]
+    assert codes(name="0_") == []
+    assert codes(q="%") == ["COT_1"]
+    assert codes(q="t_1") == ["COT_1"]  # not COTX1
+
+
+def test_the_json_api_filters_like_the_page(tenants):
+    client = tenants
+    for name, code in (("Hand tools", "TOOLS"), ("Power TOOLS", "PWR")):
+        make(client, CATS, {"name": name, "code": code})
+    api = "/api/v1/plugins/inventory/inventory_category"
+    headers = bearer(api_token(client, ADMIN_EMAIL, ADMIN_PASSWORD), "acme")
+
+    def codes(**params: str) -> list[str]:
+        response = client.get(api, params={**params, "sort": "code"}, headers=headers)
+        assert response.status_code == 200, response.text
+        return [item["code"] for item in response.json()["items"]]
+
+    assert codes(name="TOOLS") == ["PWR", "TOOLS"]
+    assert codes(code="TOOL") == [] and codes(code="TOOLS") == ["TOOLS"]
+    assert codes(name="%") == []
+
+
+def test_sort_headers_numbers_and_a_page_past_the_end(tenants):
+    client = tenants
+    seed_items(client, n=30)
+    html = client.get(ITEMS, params={"sort": "-quantity", "size": "10"}).text
+    heads = re.findall(r"<th([^>]*)>(.*?)</th>", html, re.S)
+    sorted_heads = [attrs for attrs, _ in heads if "aria-sort" in attrs]
+    assert sorted_heads == [' class="sortable num" aria-sort="descending"'], heads
+    quantity = next(inner for attrs, inner in heads if "aria-sort" in attrs)
+    assert "icon-sort-desc" in quantity and "Quantity" in quantity
+    sku = next(inner for attrs, inner in heads if ">SKU" in inner)
+    assert "icon-sort" in sku and "icon-sort-desc" not in sku  # sortable, not the current sort
+    assert re.search(r'<td class="num">30</td>', html)  # quantity
+    assert re.search(r'<td class="num">[^<]*3,?000\.50</td>', html)  # unit price (a currency column)
+    assert re.search(r"<td>pcs</td>", html)  # text stays left-aligned
+    assert skus_on(html)[:1] == ["SKU-30"]
+
+    past = client.get(ITEMS, params={"page": "7", "size": "10"}).text
+    text = text_of(past)
+    assert "No rows on this page" in text and "Create the first one" not in text
+    last = re.search(
+        r'<a href="([^"]+)" hx-get="[^"]+" hx-target="#rows" hx-push-url="true">Go to the last page', past
+    )
+    assert last and query_of(last.group(1)) == {"": [ITEMS], "page": ["3"], "size": ["10"]}
+    assert len(skus_on(client.get(last.group(1).replace("&amp;", "&")).text)) == 10
+    # With no rows at all, the first page still invites to create one.
+    empty = text_of(client.get(ITEMS.replace("/items", "/suppliers"), params={"page": "2"}).text)
+    assert "No rows on this page" not in empty and "Create the first one" in empty
