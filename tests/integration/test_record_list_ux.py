@@ -11,10 +11,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import sqlalchemy as sa
 
-from app.core.models import AuditEntry
+from app.core.models import AuditEntry, EventRecord
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
-from tests.helpers import api_token, bearer, post_form, text_of
-from tests.integration.test_record_pages import ITEMS, in_db, make, seed_items, skus_on, tenants  # noqa: F401 (fixture)
+from tests.helpers import api_token, bearer, login, logout, post_form, text_of
+from tests.integration.test_record_pages import BOB, ITEMS, in_db, make, seed_items, skus_on, tenants  # noqa: F401 (fixture)
 
 UNDO = re.compile(
     r'<form method="post" action="([^"]+/bulk-restore)"[^>]*>.*?name="batch" value="([^"]+)">'
@@ -107,6 +107,12 @@ def test_bulk_delete_returns_to_the_same_list_and_undo_restores_that_batch(tenan
         "restore",
         "restore",
     ], actions
+
+    async def restored_events(s: Any) -> int:
+        stmt = sa.select(sa.func.count()).where(EventRecord.type == "inventory.inventory_item.restored")
+        return int(await s.scalar(stmt) or 0)
+
+    assert in_db(app, restored_events) == 2
     detail = text_of(client.get(f"{ITEMS}/{ids[0]}").text)
     assert "Version 3" in detail  # created 1, deleted 2, restored 3
 
@@ -193,3 +199,23 @@ def test_sort_headers_numbers_and_a_page_past_the_end(tenants):
     # With no rows at all, the first page still invites to create one.
     empty = text_of(client.get(ITEMS.replace("/items", "/suppliers"), params={"page": "2"}).text)
     assert "No rows on this page" not in empty and "Create the first one" in empty
+
+
+def test_undo_restores_only_the_users_own_batch(tenants):
+    client = tenants
+    seed_items(client, n=3)
+    ids = re.findall(r'name="ids" value="([^"]+)"', client.get(ITEMS).text)
+    done = post_form(client, f"{ITEMS}/bulk-delete", [("ids", i) for i in ids], follow_redirects=False)
+    page = client.get(done.headers["location"]).text
+    action, batch, _ = UNDO.search(page).groups()
+    # Another member with the same batch token restores nothing (the batch is the deleter's).
+    logout(client)
+    login(client, *BOB)
+    other = post_form(client, action, {"batch": batch}, follow_redirects=False)
+    assert other.status_code in {303, 403}
+    logout(client)
+    login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
+    assert "3 total" in text_of(client.get(ITEMS, params={"deleted": "1"}).text)
+    # A token that is not an instant is refused politely.
+    bad = post_form(client, action, {"batch": "yesterday"}, follow_redirects=False)
+    assert bad.status_code == 303 and "Nothing to undo" in text_of(client.get(bad.headers["location"]).text)
