@@ -164,3 +164,12 @@ def test_sort_open_and_bulk_delete_on_one_list(
     shot(page, "restored-390", full_page=True)
     page.set_viewport_size({"width": 1280, "height": 800})
     shot(page, "restored-1280")
+
+    # A page past the end (say, after deleting the last page's rows) says so and links to the last page.
+    page.goto(f"{ITEMS}?page=9&size=10")
+    expect(page.locator("#rows")).to_contain_text("No rows on this page")
+    expect(page.get_by_text("Create the first one")).to_have_count(0)
+    shot(page, "past-the-end-1280")
+    page.get_by_role("link", name="Go to the last page").click()
+    expect(page).to_have_url(re.compile(r"page=3"))
+    expect(rows(page)).to_have_count(10)
