@@ -98,7 +98,7 @@ async def page(
     )
     if not partial and context["flash"]:
         response.delete_cookie("portal_flash")
-        if context["flash"].undo:
+        if "portal_undo" in request.cookies:
             response.delete_cookie("portal_undo")
     return response
 
@@ -131,18 +131,21 @@ def redirect(
             samesite="lax",
         )
         if undo is not None:
-            value = json.dumps({"action": undo.action, "fields": undo.fields})
+            # Tied to its message: a stale Undo cookie never attaches itself to a later flash.
+            value = json.dumps({"action": undo.action, "fields": undo.fields, "message": message[:200]})
             response.set_cookie(
                 "portal_undo", quote(value, safe=""), max_age=30, httponly=True, samesite="lax"
             )
     return response
 
 
-def _undo(raw: str) -> Undo | None:
+def _undo(raw: str, message: str) -> Undo | None:
     try:
         data = json.loads(unquote(raw))
         action, fields = data["action"], data["fields"]
     except (ValueError, KeyError, TypeError):
+        return None
+    if data.get("message") != message:
         return None
     # Only a path of this site, and plain string fields (the form posts them back as hidden inputs).
     if not isinstance(action, str) or not action.startswith("/") or action.startswith("//"):
@@ -157,7 +160,7 @@ def take_flash(request: Request) -> Flash | None:
     if not raw or "|" not in raw:
         return None
     level, _, message = raw.partition("|")
-    undo = _undo(request.cookies.get("portal_undo") or "")
+    undo = _undo(request.cookies.get("portal_undo") or "", message)
     return Flash(level if level in {"success", "info", "warning", "error"} else "info", message, undo)
 
 
