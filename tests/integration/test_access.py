@@ -177,7 +177,7 @@ def _plugin_page_posts(manifests: list) -> list[str]:
         for spec in manifest.pages:
             base = f"/t/acme/p/{manifest.id}{spec.path}"
             if spec.type == "crud":
-                urls += [base, f"{base}/new", f"{base}/import", f"{base}/bulk-delete"]
+                urls += [base, f"{base}/new", f"{base}/import", f"{base}/bulk-delete", f"{base}/bulk-restore"]
                 urls += [
                     f"{base}/{SOME_ID}{tail}" for tail in ("", "/edit", "/delete", "/restore", "/submit")
                 ]
