@@ -35,16 +35,20 @@ from app.records.service import RecordHooks
 from app.sandbox import Sandbox
 from app.services import AppServices
 from app.web import (
-    admin_pages,
+    account_pages,
     api,
+    audit_pages,
     auth_pages,
+    directory_pages,
     events_pages,
     extensions_pages,
     guest_pages,
     invitation_pages,
     messages,
     plugin_admin,
+    plugin_api,
     plugin_config,
+    role_pages,
     workflow_pages,
 )
 from app.web.body_limits import bound_json_body
@@ -120,7 +124,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[
             *auth_pages.ROUTES,
-            *admin_pages.ROUTES,
+            *directory_pages.ROUTES,
+            *role_pages.ROUTES,
+            *audit_pages.ROUTES,
+            *account_pages.ROUTES,
             *events_pages.ROUTES,
             *api.ROUTES,
             *records_api.ROUTES,
@@ -129,6 +136,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *invitation_pages.ROUTES,
             *workflow_pages.ROUTES,
             *plugin_admin.ROUTES,
+            *plugin_api.ROUTES,
             *plugin_config.ROUTES,
             *extensions_pages.ROUTES,
             *records_routing.ROUTES,

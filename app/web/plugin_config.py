@@ -22,7 +22,8 @@ from app.plugins import configs, lifecycle, runtime
 from app.plugins.configs import SaveRequest
 from app.records.values import to_json
 from app.web.context import RequestContext
-from app.web.plugin_admin import TENANT_HEADER, Failure
+from app.web.plugin_admin import Failure
+from app.web.plugin_facts import TENANT_HEADER
 from app.web.render import page, redirect
 
 CONFIGURE = "plugin:configure"
