@@ -17,7 +17,6 @@ BEING_SPLIT = {
     "app/extensions/__init__.py",
     "app/sandbox/runner.py",
     "app/ui/validate.py",
-    "app/records/service.py",
     "app/web/plugin_admin.py",
     "app/web/workflow_pages.py",
     "app/web/admin_pages.py",
