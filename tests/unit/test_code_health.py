@@ -16,7 +16,6 @@ BEING_SPLIT = {
     "app/cli.py",
     "app/extensions/__init__.py",
     "app/sandbox/runner.py",
-    "app/ui/validate.py",
     "app/web/plugin_admin.py",
     "app/web/workflow_pages.py",
     "app/web/admin_pages.py",
