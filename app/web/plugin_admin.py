@@ -1,7 +1,7 @@
-"""Plugin administration (seed 004 §6, §11, appendix C): pages under /t/{tenant}/admin/plugins and the
+"""Plugin administration: pages under /t/{tenant}/admin/plugins and the
 JSON API under /api/v1/admin/plugins.
 
-Who may do what (appendix C, with uninstall kept platform-wide because it is):
+Who may do what (uninstall is kept platform-wide because it is):
   plugin:view    see the plugins, their detail and health (tenant scope)
   plugin:manage  enable / disable a plugin in this tenant
   plugin:admin   upload, install, upgrade, uninstall, purge (platform: counts only when granted in the
@@ -752,7 +752,7 @@ async def api_purge(
     "/{plugin_id:str}/purge",
     opt={"permission": ADMIN},
     status_code=200,
-    summary="Purge (appendix C form): confirm with ?confirm=<plugin id> or a JSON body {confirm}",
+    summary="Purge: confirm with ?confirm=<plugin id> or a JSON body {confirm}",
 )
 async def api_purge_delete(
     request: HTMXRequest,
