@@ -229,7 +229,8 @@ async def rss_child(url: str, data_dir: Path, memory_stats: bool) -> None:
         principal = Principal(
             Actor(admin.id, admin.email, ""), access.permissions.allows, {"id": str(admin.id)}
         )
-        plugins = await runtime.enabled_for(s, tenant.id)
+        tenant_id = tenant.id  # the rollback below expires the row
+        plugins = await runtime.enabled_for(s, tenant_id)
         sandbox = Sandbox(settings)
         before = rss_mb()
         await s.rollback()  # a call never waits for a compile: load the components outside a transaction
@@ -240,7 +241,7 @@ async def rss_child(url: str, data_dir: Path, memory_stats: bool) -> None:
             await sandbox.call(
                 s,
                 plugin,
-                tenant.id,
+                tenant_id,
                 principal,
                 "render-page",
                 plugin.manifest.pages[0].path,
