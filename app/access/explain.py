@@ -132,7 +132,9 @@ async def _find_subject(session: AsyncSession, tenant: Tenant, ref: str, any_use
     stmt = select(User).where(cond)
     if not any_user:
         stmt = stmt.join(Membership, (Membership.user_id == User.id) & (Membership.tenant_id == tenant.id))
-    return await session.scalar(stmt)
+    # Bound first: returned directly, the call loses its overload's type (mypy picks the Any one).
+    found = await session.scalar(stmt)
+    return found
 
 
 async def explain_permission(

@@ -247,7 +247,7 @@ class PluginFault(UUIDBase):
 
 
 class PluginConfig(TenantScoped, UUIDAuditBase):
-    """A named configuration of a plugin in a tenant (seed 001): several per plugin, at most one active
+    """A named configuration of a plugin in a tenant: several per plugin, at most one active
     (the database enforces it with a partial unique index). Secrets live apart from the plain values,
     encrypted (app.plugins.configs)."""
 

@@ -1,4 +1,4 @@
-"""Extension points (seed 001): typed hooks the base calls, with built-in and plugin (WASM) implementations
+"""Extension points: typed hooks the base calls, with built-in and plugin (WASM) implementations
 and several named configurations per implementation and tenant.
 
 Points (contracts in wit/plugin.wit, interface `extensions`):

@@ -1,4 +1,4 @@
-"""Plugin lifecycle (seed 004 §6): uploaded → installed → enabled/disabled per tenant →
+"""Plugin lifecycle: uploaded → installed → enabled/disabled per tenant →
 uninstalled (soft: tables and data kept) → purged (backup first, then drop tables).
 
 Every step runs in the caller's transaction, so on PostgreSQL a failed step leaves nothing behind

@@ -1,4 +1,4 @@
-"""Named plugin configurations (seed 001): the tenant admin's Configuration page of a plugin under
+"""Named plugin configurations: the tenant admin's Configuration page of a plugin under
 /t/{tenant}/admin/plugins/{plugin_id}/config and the JSON API under /api/v1/admin/plugins/{plugin_id}/config.
 Both need plugin:configure in the tenant. Secrets are never sent back: pages say "set", the API `***`.
 """

@@ -17,7 +17,7 @@ Decisions and rules, briefly:
   reason in `error` (shown to admins, who can retry after fixing the cause); nothing hangs silently.
 - Events (outbox, delivered after commit): workflow.task.created, workflow.task.completed (payload
   business_id = record id, entity, plugin, title, outcome, comment, decided_by(_email), task_id,
-  instance_id — seed 004 §10.3), workflow.instance.completed (outcome, decisions). Notifications go
+  instance_id — what a plugin's handler of a decision reads), workflow.instance.completed (outcome, decisions). Notifications go
   to the assignees of a new task and to the requester on the outcome. Every change writes an audit row.
 """
 

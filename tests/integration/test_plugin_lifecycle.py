@@ -1,4 +1,4 @@
-"""The plugin lifecycle service (seed 004 §6) on both databases: states, dependencies, upgrades, purge."""
+"""The plugin lifecycle service on both databases: states, dependencies, upgrades, purge."""
 
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ from app.records.service import ListQuery, RecordService
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED_FIXTURE = ROOT / "tests" / "fixtures" / "manifests" / "seed004_inventory.toml"
-# The seed 004 manifest installs since the workflow module exists; a module the platform still lacks
-# (seed 004's `config`) is refused with a located message.
+# The example ERP inventory manifest installs since the workflow module exists; a module the platform
+# still lacks (`config`) is refused with a located message.
 MISSING_MODULE_TOML = SEED_FIXTURE.read_text(encoding="utf-8").replace(
     'modules = ["auth", "workflow"]', 'modules = ["auth", "config"]'
 )
@@ -536,7 +536,7 @@ def test_seed004_manifest_installs_and_a_missing_module_is_refused(scenario):
         assert await db.scalar(sa.select(sa.func.count()).select_from(PluginPackage)) == 0
         assert not (db.settings.data_dir / "plugins").exists()
         assert not {t for t in await db.tables() if t.startswith("plugin_")}
-        # Seed 004's example, unchanged, depends on auth and workflow: both exist now.
+        # The example, unchanged, depends on auth and workflow: both exist now.
         row = await db.upload(SEED_FIXTURE.read_text(encoding="utf-8"), install_now=True)
         assert row.plugin_id == "erp-inventory" and lifecycle.state_name(row) == "installed"
         assert {"plugin_inventory_item", "plugin_purchase_order"} <= set(await db.tables())

@@ -1373,7 +1373,7 @@ def test_semver_ordering() -> None:
             parse_version(bad)
 
 
-# -- the seed example and the bundled plugins -------------------------------------------------------
+# -- the example ERP manifest and the bundled plugins ---------------------------------------------
 
 
 def test_seed_manifest_parses_with_workflow_module() -> None:
