@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from app.cli import run_db
+from app.cli.common import run_db
 from app.core.models import EventDelivery, EventRecord
 from app.core.settings import load_settings
 from app.identity import directory

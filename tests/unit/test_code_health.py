@@ -13,7 +13,6 @@ MAX_MODULE_LINES = 600
 # Modules still being split after the switch to `ruff format` (which made them longer). This list only
 # shrinks: a module leaves it when it is cut below the limit, and nothing is ever added.
 BEING_SPLIT = {
-    "app/cli.py",
     "app/extensions/__init__.py",
     "app/sandbox/runner.py",
     "app/ui/validate.py",
