@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.errors import PortalError
 from app.core.models import Permission, PluginFault, PluginPackage, PluginSchemaVersion, PluginTenant, Tenant
 from app.manifest import Manifest, ManifestError
-from app.plugins import lifecycle, runtime
+from app.plugins import lifecycle, removal, runtime
 from app.plugins.lifecycle import DestructiveUpgrade, ManifestRejected
 from app.plugins.packages import MAX_UNPACKED_BYTES, Package, PackageError, read_zip
 from app.records.values import to_json
@@ -511,7 +511,7 @@ async def uninstall_page(request: HTMXRequest, ctx: RequestContext, plugin_id: s
         request,
         ctx,
         plugin_id,
-        lambda: lifecycle.uninstall(ctx.db, ctx.actor, plugin_id),
+        lambda: removal.uninstall(ctx.db, ctx.actor, plugin_id),
         f"Uninstalled {plugin_id}; its tables and data are kept until it is purged",
     )
 
@@ -546,7 +546,7 @@ async def purge_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str) 
     form = await request.form()
     confirm = form.get("confirm")
     try:
-        target = await lifecycle.purge(
+        target = await removal.purge(
             ctx.db, ctx.actor, plugin_id, confirm if isinstance(confirm, str) else "", ctx.settings
         )
     except _FAILURES as exc:
@@ -722,12 +722,12 @@ async def api_disable(
 async def api_uninstall(
     ctx: RequestContext, plugin_id: str, x_tenant: str | None = TENANT_HEADER
 ) -> dict[str, Any]:
-    await lifecycle.uninstall(ctx.db, ctx.actor, plugin_id)
+    await removal.uninstall(ctx.db, ctx.actor, plugin_id)
     return await _detail(ctx, plugin_id)
 
 
 async def _purge(ctx: RequestContext, plugin_id: str, confirm: str) -> dict[str, Any]:
-    target = await lifecycle.purge(ctx.db, ctx.actor, plugin_id, confirm, ctx.settings)
+    target = await removal.purge(ctx.db, ctx.actor, plugin_id, confirm, ctx.settings)
     return {
         "id": plugin_id,
         "state": "purged",

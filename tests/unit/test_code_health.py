@@ -21,7 +21,6 @@ BEING_SPLIT = {
     "app/web/workflow_pages.py",
     "app/web/admin_pages.py",
     "app/workflow/__init__.py",
-    "app/plugins/lifecycle.py",
 }
 
 
