@@ -17,7 +17,7 @@ def db() -> None:
 
 @db.command("upgrade", help="Apply the base migrations (also done by `portal serve`).")
 def db_upgrade() -> None:
-    from app.identity import bootstrap
+    from app import bootstrap
 
     settings = settings_or_exit()
     migrate_or_exit(settings)

@@ -15,7 +15,7 @@ from app.cli.common import migrate_or_exit, run_db, settings_or_exit
 def serve(host: str, port: int, workers: int, demo: bool) -> None:
     import uvicorn
 
-    from app.identity import bootstrap
+    from app import bootstrap
 
     settings = settings_or_exit()
     migrate_or_exit(settings)

@@ -18,12 +18,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import bootstrap
 from app.audit import Actor
 from app.core.db import make_alchemy_config
 from app.core.errors import Conflict
 from app.core.models import Permission, PluginPackage, PluginSchemaVersion, PluginTenant
 from app.core.settings import Settings, load_settings
-from app.identity import bootstrap, directory
+from app.identity import directory
 from app.plugins import lifecycle, removal, runtime
 from app.plugins.lifecycle import DestructiveUpgrade, ManifestRejected
 from app.plugins.packages import Package, read_zip

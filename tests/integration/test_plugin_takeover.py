@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, update
 
+from app import bootstrap
 from app.access.permissions import PermissionDef, PermissionTaken, register_permissions
 from app.core.models import Permission, Tenant
-from app.identity import bootstrap
 from app.plugins import lifecycle, reserved
 from app.plugins.lifecycle import ManifestRejected
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD

@@ -1,4 +1,5 @@
-"""First-start set-up: the system tenant, the base permission registry and the first admin."""
+"""First-start set-up, part of the composition root: the system tenant, the base permission registry
+(every module's permissions) and the first admin."""
 
 from __future__ import annotations
 
