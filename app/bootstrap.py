@@ -26,7 +26,7 @@ class FirstAdmin:
 
 
 async def ensure_base(session: AsyncSession, settings: Settings) -> FirstAdmin | None:
-    from app.plugins.reserved import base_permissions
+    from app.installs.reserved import base_permissions
 
     await register_permissions(session, base_permissions(), authoritative=True)
     system = await session.get(Tenant, SYSTEM_UUID)

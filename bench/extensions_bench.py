@@ -42,7 +42,8 @@ async def main(rows: int, tmp: str) -> None:
     from app.core.models import Tenant
     from app.extensions import hooks
     from app.identity import directory
-    from app.plugins import lifecycle, runtime
+    from app.installs import lifecycle
+    from app.plugins import runtime
     from app.plugins.packages import Package
     from app.records.service import NO_HOOKS, RecordHooks, RecordService
 

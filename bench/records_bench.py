@@ -82,7 +82,7 @@ async def load_data(url: str, data_dir: Path) -> None:
     from app.core.db import make_alchemy_config
     from app.core.settings import load_settings
     from app.identity import directory
-    from app.plugins import lifecycle
+    from app.installs import lifecycle
     from app.plugins.packages import read_folder
 
     settings = load_settings(env_for(url, data_dir))

@@ -67,7 +67,7 @@ async def base_setup(settings: Any) -> None:
     from app.audit import Actor
     from app.core.db import make_alchemy_config
     from app.identity import directory
-    from app.plugins import lifecycle
+    from app.installs import lifecycle
     from app.plugins.packages import read_folder
 
     config = make_alchemy_config(settings)

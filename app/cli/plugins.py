@@ -32,7 +32,7 @@ def plugin_install(path: Path, tenant_ref: str | None, enable: bool, allow_destr
 
     from app.core.models import PluginPackage, PluginTenant
     from app.identity import directory
-    from app.plugins import lifecycle
+    from app.installs import lifecycle
     from app.plugins.packages import PackageError
     from app.sandbox.build import BuildError, package_from
 
@@ -88,7 +88,7 @@ def plugin_list() -> None:
     from sqlalchemy import select
 
     from app.core.models import PluginTenant, Tenant
-    from app.plugins import lifecycle
+    from app.installs import lifecycle
 
     settings = settings_or_exit()
     migrate_or_exit(settings)
@@ -193,8 +193,8 @@ def plugin_pack(folder: Path, output: Path | None) -> None:
     import tomllib
     import zipfile
 
+    from app.installs import reserved
     from app.manifest import ManifestError, ValidationContext, parse_manifest
-    from app.plugins import reserved
     from app.plugins.modules import available_modules
     from app.plugins.packages import ALLOWED_ROOT_FILES, PackageError, read_zip
     from app.sandbox.build import BuildError, ensure_built
@@ -297,8 +297,8 @@ def plugin_run(
 ) -> None:
     import json
 
+    from app.cli import dev_run
     from app.plugins.packages import PackageError
-    from app.sandbox import dev_run
     from app.sandbox.build import BuildError
 
     try:

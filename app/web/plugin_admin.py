@@ -31,9 +31,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import PortalError
 from app.core.models import Permission, PluginFault, PluginPackage, PluginSchemaVersion, PluginTenant, Tenant
+from app.installs import lifecycle, removal
+from app.installs.lifecycle import DestructiveUpgrade, ManifestRejected
 from app.manifest import Manifest, ManifestError
-from app.plugins import lifecycle, removal, runtime
-from app.plugins.lifecycle import DestructiveUpgrade, ManifestRejected
+from app.plugins import runtime
 from app.plugins.packages import MAX_UNPACKED_BYTES, Package, PackageError, read_zip
 from app.records.values import to_json
 from app.sandbox import Sandbox

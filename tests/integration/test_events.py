@@ -21,7 +21,8 @@ from app.core.db import SQLITE_WRITE_LOCK, make_alchemy_config
 from app.core.models import EventDelivery, EventRecord, PluginFault, PluginTenant
 from app.events import EventBus
 from app.identity import directory
-from app.plugins import lifecycle, runtime
+from app.installs import lifecycle
+from app.plugins import runtime
 from app.plugins.packages import read_folder
 from app.records.service import RecordService
 from app.sandbox import Sandbox

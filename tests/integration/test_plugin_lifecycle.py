@@ -25,8 +25,9 @@ from app.core.errors import Conflict
 from app.core.models import Permission, PluginPackage, PluginSchemaVersion, PluginTenant
 from app.core.settings import Settings, load_settings
 from app.identity import directory
-from app.plugins import lifecycle, removal, runtime
-from app.plugins.lifecycle import DestructiveUpgrade, ManifestRejected
+from app.installs import lifecycle, removal
+from app.installs.lifecycle import DestructiveUpgrade, ManifestRejected
+from app.plugins import runtime
 from app.plugins.packages import Package, read_zip
 from app.records.service import ListQuery, RecordService
 

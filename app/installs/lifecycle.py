@@ -25,6 +25,8 @@ from app.core.limits import problems as limit_problems
 from app.core.models import Permission, PluginPackage, PluginSchemaVersion, PluginTenant, Role
 from app.core.nesting import TextRejected, loads_toml
 from app.core.settings import Settings
+from app.installs import reserved
+from app.installs.backups import apply_destructive, backup
 from app.manifest import (
     MANIFEST_MAX_BYTES,
     MANIFEST_MAX_DEPTH,
@@ -35,8 +37,7 @@ from app.manifest import (
     parse_manifest,
     parse_version,
 )
-from app.plugins import reserved, runtime
-from app.plugins.backups import apply_destructive, backup
+from app.plugins import runtime
 from app.plugins.modules import available_modules
 from app.plugins.packages import Package, PackageError, store
 from app.sandbox.engine import ComponentRejected, check_component_bytes

@@ -23,10 +23,10 @@ from app.core.models import (
     utcnow,
 )
 from app.core.settings import Settings
+from app.installs.backups import backup
+from app.installs.lifecycle import ManifestRejected, all_plugins, get, state_name
 from app.manifest import ManifestError, ValidationContext, parse_manifest
 from app.plugins import runtime
-from app.plugins.backups import backup
-from app.plugins.lifecycle import ManifestRejected, all_plugins, get, state_name
 from app.plugins.modules import available_modules
 
 
