@@ -19,6 +19,7 @@ from app.core.settings import SYSTEM_TENANT_ID
 from app.events import Event, emit
 from app.identity import sessions, tokens
 from app.identity.passwords import hash_password, password_problem
+from app.installs import lifecycle
 
 SYSTEM_UUID = uuid.UUID(SYSTEM_TENANT_ID)
 LANGUAGES = ("en", "zh")
@@ -101,10 +102,6 @@ async def create_tenant(
     )
     enabled: list[str] = []
     if tenant.id != SYSTEM_UUID:
-        # The one import up the layers (let through by the no-cycles contract): plugin installs build on
-        # the directory, and a new tenant gets its default plugins in this transaction.
-        from app.installs import lifecycle
-
         enabled = await lifecycle.enable_defaults(session, actor, tenant.id)
     # Delivered after the commit: on-tenant-created of the plugins just enabled, handle-event of subscribers.
     await _raise(session, actor, "tenant.created", tenant.id, {**tenant_dict(tenant), "plugins": enabled})
