@@ -18,21 +18,20 @@ from litestar.plugins.htmx import HTMXPlugin
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from app import PLATFORM_VERSION, extensions
+from app import PLATFORM_VERSION, bootstrap, extensions
 from app.access.cache import PermissionCache
 from app.access.scopes import ScopeCache
 from app.core.db import bind_services, make_alchemy_config
 from app.core.settings import Settings, load_settings
 from app.events import EventBus
-from app.events.delivery import Dispatcher
 from app.extensions import ExtensionRegistry
 from app.extensions import hooks as extension_hooks
 from app.extensions.hooks import RecordValidators
-from app.identity import bootstrap
 from app.messages.mail import Mailer
 from app.plugins.runtime import PluginCatalog
 from app.records.service import RecordHooks
 from app.sandbox import Sandbox
+from app.sandbox.delivery import Dispatcher
 from app.services import AppServices
 from app.web import (
     account_pages,

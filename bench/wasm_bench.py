@@ -102,12 +102,14 @@ def env_for(url: str, data_dir: Path) -> dict[str, str]:
 
 
 async def in_process(url: str, data_dir: Path, folders: list[Path]) -> dict[str, Any]:
+    from app import bootstrap
     from app.access import roles
     from app.audit import Actor
     from app.core.db import make_alchemy_config
     from app.core.settings import load_settings
-    from app.identity import bootstrap, directory
-    from app.plugins import lifecycle, runtime
+    from app.identity import directory
+    from app.installs import lifecycle
+    from app.plugins import runtime
     from app.plugins.packages import read_folder
     from app.records.service import ListQuery, RecordService
     from app.sandbox import Sandbox

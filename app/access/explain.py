@@ -13,9 +13,9 @@ from app.access import policy, scopes
 from app.access.cache import compute_access
 from app.access.permissions import PERMISSION_RE
 from app.core.errors import NotFound, ValidationFailed
+from app.core.identifiers import normalize_email
 from app.core.models import Membership, Permission, Role, Tenant, User
 from app.core.settings import SYSTEM_TENANT_ID
-from app.identity.validation import normalize_email
 from app.plugins import runtime
 
 

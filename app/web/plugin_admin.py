@@ -20,8 +20,8 @@ from sqlalchemy import select
 
 from app.core.errors import PortalError
 from app.core.models import PluginPackage
-from app.plugins import lifecycle
-from app.plugins.lifecycle import DestructiveUpgrade, ManifestRejected
+from app.installs import lifecycle, removal
+from app.installs.lifecycle import DestructiveUpgrade, ManifestRejected
 from app.plugins.packages import MAX_UNPACKED_BYTES, Package, PackageError, read_zip
 from app.web.context import TenantContext
 from app.web.plugin_facts import ADMIN, MANAGE, MAX_UPLOAD_BYTES, VIEW, describe, flag, list_plugins
@@ -249,7 +249,7 @@ async def uninstall_page(request: HTMXRequest, ctx: TenantContext, plugin_id: st
         request,
         ctx,
         plugin_id,
-        lambda: lifecycle.uninstall(ctx.db, ctx.actor, plugin_id),
+        lambda: removal.uninstall(ctx.db, ctx.actor, plugin_id),
         f"Uninstalled {plugin_id}; its tables and data are kept until it is purged",
     )
 
@@ -284,7 +284,7 @@ async def purge_page(request: HTMXRequest, ctx: TenantContext, plugin_id: str) -
     form = await request.form()
     confirm = form.get("confirm")
     try:
-        target = await lifecycle.purge(
+        target = await removal.purge(
             ctx.db, ctx.actor, plugin_id, confirm if isinstance(confirm, str) else "", ctx.settings
         )
     except _FAILURES as exc:

@@ -15,8 +15,8 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.types import ControllerRouterHandler
 
 from app.core.errors import PortalError
-from app.plugins import lifecycle
-from app.plugins.lifecycle import DestructiveUpgrade, ManifestRejected
+from app.installs import lifecycle, removal
+from app.installs.lifecycle import DestructiveUpgrade, ManifestRejected
 from app.plugins.packages import Package, PackageError, read_zip
 from app.web.context import TenantContext
 from app.web.errors import problem
@@ -168,12 +168,12 @@ async def api_disable(
 async def api_uninstall(
     ctx: TenantContext, plugin_id: str, x_tenant: str | None = TENANT_HEADER
 ) -> dict[str, Any]:
-    await lifecycle.uninstall(ctx.db, ctx.actor, plugin_id)
+    await removal.uninstall(ctx.db, ctx.actor, plugin_id)
     return await _detail(ctx, plugin_id)
 
 
 async def _purge(ctx: TenantContext, plugin_id: str, confirm: str) -> dict[str, Any]:
-    target = await lifecycle.purge(ctx.db, ctx.actor, plugin_id, confirm, ctx.settings)
+    target = await removal.purge(ctx.db, ctx.actor, plugin_id, confirm, ctx.settings)
     return {
         "id": plugin_id,
         "state": "purged",

@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import Conflict, PortalError, ValidationFailed
 from app.core.models import PluginPackage
+from app.installs import lifecycle
 from app.manifest import ConfigFieldSpec, Manifest, ManifestError
-from app.plugins import configs, lifecycle, runtime
+from app.plugins import configs, runtime
 from app.plugins.configs import SaveRequest
 from app.records.values import to_json
 from app.web.context import TenantContext

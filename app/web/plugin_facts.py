@@ -20,8 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.models import Permission, PluginFault, PluginPackage, PluginSchemaVersion, PluginTenant, Tenant
 from app.core.tenancy import in_tenant, tenant_is
+from app.installs import lifecycle
 from app.manifest import Manifest, ManifestError
-from app.plugins import lifecycle, runtime
+from app.plugins import runtime
 from app.plugins.packages import MAX_UNPACKED_BYTES
 from app.records.values import to_json
 from app.sandbox import Sandbox

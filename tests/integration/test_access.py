@@ -245,7 +245,8 @@ def test_every_state_changing_route_refuses_a_cookie_request_without_csrf_token(
     of an installed and enabled plugin. With the token, the same kind of request goes through."""
     from app.audit import Actor
     from app.identity import directory
-    from app.plugins import lifecycle, runtime
+    from app.installs import lifecycle
+    from app.plugins import runtime
     from app.plugins.packages import read_folder
     from tests.integration.test_record_pages import in_db, manifest_only
 

@@ -18,7 +18,7 @@ from app.access.scopes import ScopeRule, scope_entities, set_role_scopes
 from app.audit import Actor
 from app.core.models import AuditEntry, EventRecord, Message, Permission, WorkflowInstance
 from app.identity import directory, hierarchy
-from app.plugins import lifecycle
+from app.installs import lifecycle
 from app.plugins.modules import available_modules
 from app.plugins.packages import read_folder
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD

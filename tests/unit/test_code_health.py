@@ -14,12 +14,10 @@ MAX_MODULE_LINES = 600
 # Modules still being split after the switch to `ruff format` (which made them longer). This list only
 # shrinks: a module leaves it when it is cut below the limit, and nothing is ever added.
 BEING_SPLIT = {
-    "app/cli.py",
     "app/extensions/__init__.py",
     "app/sandbox/runner.py",
     "app/web/workflow_pages.py",
     "app/workflow/__init__.py",
-    "app/plugins/lifecycle.py",
 }
 
 
@@ -28,12 +26,12 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_finds_nothing() -> None:
-    out = _run(str(BIN / "ruff"), "check", "app", "tests", "bench")
+    out = _run(str(BIN / "ruff"), "check", "app", "tests", "bench", "scripts")
     assert out.returncode == 0, out.stdout + out.stderr
 
 
 def test_ruff_format_changes_nothing() -> None:
-    out = _run(str(BIN / "ruff"), "format", "--check", "app", "tests", "bench", "plugins")
+    out = _run(str(BIN / "ruff"), "format", "--check", "app", "tests", "bench", "plugins", "scripts")
     assert out.returncode == 0, out.stdout + out.stderr
 
 
