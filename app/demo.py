@@ -19,8 +19,9 @@ from app.audit import Actor
 from app.core.models import PluginPackage
 from app.core.settings import Settings
 from app.identity import directory, hierarchy
+from app.installs import lifecycle
 from app.manifest import parse_version
-from app.plugins import lifecycle, runtime
+from app.plugins import runtime
 from app.plugins.packages import read_source_folder
 from app.records.service import RecordService, app_hooks
 from app.sandbox.build import BuildError, package_from

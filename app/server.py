@@ -18,33 +18,36 @@ from litestar.plugins.htmx import HTMXPlugin
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from app import PLATFORM_VERSION, extensions
+from app import PLATFORM_VERSION, bootstrap, extensions
 from app.access.cache import PermissionCache
 from app.access.scopes import ScopeCache
 from app.core.db import bind_services, make_alchemy_config
 from app.core.settings import Settings, load_settings
 from app.events import EventBus
-from app.events.delivery import Dispatcher
 from app.extensions import ExtensionRegistry
 from app.extensions import hooks as extension_hooks
 from app.extensions.hooks import RecordValidators
-from app.identity import bootstrap
 from app.messages.mail import Mailer
 from app.plugins.runtime import PluginCatalog
 from app.records.service import RecordHooks
 from app.sandbox import Sandbox
+from app.sandbox.delivery import Dispatcher
 from app.services import AppServices
 from app.web import (
-    admin_pages,
+    account_pages,
     api,
+    audit_pages,
     auth_pages,
+    directory_pages,
     events_pages,
     extensions_pages,
     guest_pages,
     invitation_pages,
     messages,
     plugin_admin,
+    plugin_api,
     plugin_config,
+    role_pages,
     workflow_pages,
 )
 from app.web.body_limits import bound_json_body
@@ -120,7 +123,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[
             *auth_pages.ROUTES,
-            *admin_pages.ROUTES,
+            *directory_pages.ROUTES,
+            *role_pages.ROUTES,
+            *audit_pages.ROUTES,
+            *account_pages.ROUTES,
             *events_pages.ROUTES,
             *api.ROUTES,
             *records_api.ROUTES,
@@ -129,6 +135,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *invitation_pages.ROUTES,
             *workflow_pages.ROUTES,
             *plugin_admin.ROUTES,
+            *plugin_api.ROUTES,
             *plugin_config.ROUTES,
             *extensions_pages.ROUTES,
             *records_routing.ROUTES,

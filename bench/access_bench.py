@@ -302,8 +302,8 @@ def bulk_load(settings: Settings, rows: dict[str, list[tuple[Any, ...]]]) -> Non
 
 
 async def prepare(settings: Settings, shape: Shape, rebuild: bool) -> str:
+    from app import bootstrap
     from app.core.db import make_alchemy_config
-    from app.identity import bootstrap
     from app.identity.passwords import hash_password
 
     config = make_alchemy_config(settings)

@@ -47,12 +47,13 @@ async def run(url: str, data_dir: Path, writes: int, events: int) -> None:
     from app.core.models import EventDelivery, EventRecord
     from app.core.settings import load_settings
     from app.events import Event, EventBus, emit
-    from app.events.delivery import Dispatcher
     from app.identity import directory
-    from app.plugins import lifecycle, runtime
+    from app.installs import lifecycle
+    from app.plugins import runtime
     from app.plugins.packages import read_folder
     from app.records.service import RecordService
     from app.sandbox import Sandbox
+    from app.sandbox.delivery import Dispatcher
     from tests.guests import FIXTURES
 
     env = {

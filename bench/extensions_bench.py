@@ -36,12 +36,14 @@ fields = [{ name = "title", type = "string", required = true }, { name = "amount
 
 
 async def main(rows: int, tmp: str) -> None:
+    from app import bootstrap
     from app.audit import Actor
     from app.core.db import make_alchemy_config
     from app.core.models import Tenant
     from app.extensions import hooks
-    from app.identity import bootstrap, directory
-    from app.plugins import lifecycle, runtime
+    from app.identity import directory
+    from app.installs import lifecycle
+    from app.plugins import runtime
     from app.plugins.packages import Package
     from app.records.service import NO_HOOKS, RecordHooks, RecordService
 

@@ -77,11 +77,12 @@ def env_for(url: str, data_dir: Path) -> dict[str, str]:
 
 async def load_data(url: str, data_dir: Path) -> None:
     """Tenants, the inventory plugin and 200k rows, written in the shapes the record service writes."""
+    from app import bootstrap
     from app.audit import Actor
     from app.core.db import make_alchemy_config
     from app.core.settings import load_settings
-    from app.identity import bootstrap, directory
-    from app.plugins import lifecycle
+    from app.identity import directory
+    from app.installs import lifecycle
     from app.plugins.packages import read_folder
 
     settings = load_settings(env_for(url, data_dir))

@@ -61,12 +61,13 @@ def env_for(url: str, data_dir: Path) -> dict[str, str]:
 
 async def base_setup(settings: Any) -> None:
     """Bootstrap, the inventory plugin, tenant `scope` with a Sales role whose default scope is subtree."""
+    from app import bootstrap
     from app.access import roles, scopes
     from app.access.scopes import ScopeRule
     from app.audit import Actor
     from app.core.db import make_alchemy_config
-    from app.identity import bootstrap, directory
-    from app.plugins import lifecycle
+    from app.identity import directory
+    from app.installs import lifecycle
     from app.plugins.packages import read_folder
 
     config = make_alchemy_config(settings)

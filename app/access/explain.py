@@ -13,9 +13,9 @@ from app.access import policy, scopes
 from app.access.cache import compute_access
 from app.access.permissions import PERMISSION_RE
 from app.core.errors import NotFound, ValidationFailed
+from app.core.identifiers import normalize_email
 from app.core.models import Membership, Permission, Role, Tenant, User
 from app.core.settings import SYSTEM_TENANT_ID
-from app.identity.validation import normalize_email
 from app.plugins import runtime
 
 
@@ -132,7 +132,9 @@ async def _find_subject(session: AsyncSession, tenant: Tenant, ref: str, any_use
     stmt = select(User).where(cond)
     if not any_user:
         stmt = stmt.join(Membership, (Membership.user_id == User.id) & (Membership.tenant_id == tenant.id))
-    return await session.scalar(stmt)
+    # Bound first: returned directly, the call loses its overload's type (mypy picks the Any one).
+    found = await session.scalar(stmt)
+    return found
 
 
 async def explain_permission(

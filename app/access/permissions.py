@@ -47,6 +47,19 @@ BASE_PERMISSIONS: list[PermissionDef] = [
     PermissionDef("db.event_log.select", "View the event log and each event's deliveries to plugins"),
     PermissionDef("ui.admin.explain", "Use the permission explain tool"),
 ]
+# The admin permissions of base modules above this one (workflow, extensions): defined here so that the
+# names the base reserves (app.installs.reserved) are known without importing those modules.
+WORKFLOW_ADMIN = "ui.workflow.admin"
+EXTENSIONS_ADMIN = "ui.extensions.admin"
+WORKFLOW_PERMISSIONS = [
+    PermissionDef(WORKFLOW_ADMIN, "Approval processes: define them, reassign tasks, retry stuck approvals")
+]
+EXTENSION_PERMISSIONS = [
+    PermissionDef(
+        EXTENSIONS_ADMIN,
+        "Extension points: configure conditions, approver rules, record validators and auto-login verifiers",
+    )
+]
 
 
 def is_valid_grant(pattern: str) -> bool:

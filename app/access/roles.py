@@ -13,8 +13,8 @@ from app.access import policy
 from app.access.permissions import is_valid_grant
 from app.audit import Actor
 from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.identifiers import text_problem
 from app.core.models import Membership, Role
-from app.identity.validation import text_problem
 
 ADMIN, MEMBER = "admin", "member"
 

@@ -295,10 +295,11 @@ class DataScope:
         owner = row.get(spec.owner_column)
         outside = rule.kind == "own" and owner != self.user_id
         if rule.kind == "subtree":
+            assert self.user_id is not None  # self.data() above holds only for a user
             members = (
                 data.subtree
                 if data.subtree is not None
-                else frozenset(await self.cache.subtree(session, self.tenant_id, self.user_id, data))  # type: ignore[arg-type]
+                else frozenset(await self.cache.subtree(session, self.tenant_id, self.user_id, data))
             )
             outside = owner is None or str(owner) not in members
         if outside:

@@ -3,7 +3,7 @@ and handled only after it commits.
 
 Two kinds of subscribers:
 - plugins, through their manifest's `[events] subscribed` while enabled in the event's tenant:
-  durable delivery to the guest's `handle-event` by `app.events.delivery.Dispatcher` (once across
+  durable delivery to the guest's `handle-event` by `app.sandbox.delivery.Dispatcher` (once across
   workers; see there);
 - base-module code of this process, through `EventBus.subscribe`: called in the worker whose
   transaction committed the event, best effort (nothing is retried, a crash loses the call).
@@ -35,6 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from app.core.models import EventRecord
+from app.plugins import runtime
+from app.plugins.runtime import LoadedPlugin
 
 log = logging.getLogger("portal.events")
 Handler = Callable[["Event"], Awaitable[None] | None]
@@ -42,6 +44,7 @@ PENDING_KEY = "portal_pending_events"
 DEPTH_KEY = "portal_event_depth"  # set on the sessions that deliver an event: the depth of what they raise
 MAX_DEPTH = 8  # events raised by handlers of handlers ... deeper than this are logged, not delivered
 _SEGMENT = re.compile(r"^[a-z0-9_-]+$")
+TENANT_CREATED = "tenant.created"
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,17 @@ def matches(pattern: str, event_type: str) -> bool:
         return True
     want, got = pattern.split("."), event_type.split(".")
     return len(want) == len(got) and all(w == "*" or w == g for w, g in zip(want, got, strict=True))
+
+
+def subscriptions(plugin: LoadedPlugin, event_type: str, source: str, payload: dict[str, Any]) -> list[str]:
+    """The guest functions of `plugin` an event is delivered to. `tenant.created` (raised by the base only)
+    names the plugins enabled by default with the tenant: they get on-tenant-created."""
+    handlers = []
+    if event_type == TENANT_CREATED and source == "base" and plugin.id in (payload.get("plugins") or ()):
+        handlers.append("on-tenant-created")
+    if any(matches(p, event_type) for p in plugin.manifest.events.subscribed):
+        handlers.append("handle-event")
+    return handlers
 
 
 # -- the in-process bus ----------------------------------------------------------------------------
@@ -199,8 +213,6 @@ async def _has_subscribers(session: AsyncSession, event: Event) -> bool:
     again when delivering (a plugin disabled meanwhile gets nothing)."""
     if not event.tenant_id:
         return False
-    from app.events.delivery import subscriptions  # the plugin layer builds on this module
-    from app.plugins import runtime
 
     plugins = await runtime.enabled_for(session, uuid.UUID(event.tenant_id))
     return any(p.wasm_sha256 and subscriptions(p, event.type, event.source, event.payload) for p in plugins)

@@ -1,4 +1,4 @@
-"""Extension points (seed 001): typed hooks the base calls, with built-in and plugin (WASM) implementations
+"""Extension points: typed hooks the base calls, with built-in and plugin (WASM) implementations
 and several named configurations per implementation and tenant.
 
 Points (contracts in wit/plugin.wit, interface `extensions`):
@@ -29,7 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.access.permissions import PermissionDef
+from app.access.permissions import EXTENSIONS_ADMIN
 from app.core.errors import NotFound, PortalError, ValidationFailed
 from app.core.models import ExtensionConfig, Membership
 from app.core.nesting import loads_json
@@ -43,13 +43,7 @@ from app.services import services_of
 
 log = logging.getLogger("portal.extensions")
 
-ADMIN_PERMISSION = "ui.extensions.admin"
-PERMISSIONS = [
-    PermissionDef(
-        ADMIN_PERMISSION,
-        "Extension points: configure conditions, approver rules, record validators and auto-login verifiers",
-    )
-]
+ADMIN_PERMISSION = EXTENSIONS_ADMIN
 CONDITION, USER_SELECTOR, RECORD_VALIDATOR, AUTH_VERIFIER = EXTENSION_POINTS
 WASM_FUNCTION = {
     CONDITION: "check-condition",
@@ -76,7 +70,6 @@ __all__ = [
     "ADMIN_PERMISSION",
     "AUTH_VERIFIER",
     "CONDITION",
-    "PERMISSIONS",
     "POINT_LABELS",
     "RECORD_VALIDATOR",
     "USER_SELECTOR",

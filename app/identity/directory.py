@@ -13,12 +13,13 @@ from app import audit
 from app.access import policy, roles
 from app.audit import Actor
 from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.identifiers import email_problem, normalize_email, slug_problem, text_problem
 from app.core.models import Membership, Role, Tenant, User
 from app.core.settings import SYSTEM_TENANT_ID
 from app.events import Event, emit
 from app.identity import sessions, tokens
 from app.identity.passwords import hash_password, password_problem
-from app.identity.validation import email_problem, normalize_email, slug_problem, text_problem
+from app.installs import lifecycle
 
 SYSTEM_UUID = uuid.UUID(SYSTEM_TENANT_ID)
 LANGUAGES = ("en", "zh")
@@ -101,8 +102,6 @@ async def create_tenant(
     )
     enabled: list[str] = []
     if tenant.id != SYSTEM_UUID:
-        from app.plugins import lifecycle  # the plugin layer builds on this one
-
         enabled = await lifecycle.enable_defaults(session, actor, tenant.id)
     # Delivered after the commit: on-tenant-created of the plugins just enabled, handle-event of subscribers.
     await _raise(session, actor, "tenant.created", tenant.id, {**tenant_dict(tenant), "plugins": enabled})

@@ -18,8 +18,8 @@ from app import audit
 from app.access.scopes import bump_hierarchy_version, normalize_unit, subtree_select
 from app.audit import Actor
 from app.core.errors import NotFound, ValidationFailed
+from app.core.identifiers import normalize_email, text_problem
 from app.core.models import Membership, User
-from app.identity.validation import normalize_email, text_problem
 
 MAX_CHAIN = 10_000  # a guard for walking up; real chains are far shorter
 

@@ -16,7 +16,7 @@ Residual: an admin who set an initial password can try to sign in with it; that 
 account this very call created (an existing account keeps its own password). Telling the two apart
 that way needs a real account made, audited, in the admin's name.
 
-Platform admins (the system tenant's Admin role) still add members directly (app.web.admin_pages): they
+Platform admins (the system tenant's Admin role) still add members directly (app.web.directory_pages): they
 see the whole user directory anyway.
 """
 
@@ -34,10 +34,10 @@ from app import audit, messages
 from app.access.scopes import normalize_unit
 from app.audit import Actor
 from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.identifiers import email_problem, normalize_email, text_problem
 from app.core.models import Invitation, Membership, Role, Tenant, User, utcnow
 from app.identity import directory, hierarchy
 from app.identity.passwords import hash_password, password_problem
-from app.identity.validation import email_problem, normalize_email, text_problem
 
 VALID_DAYS = 14
 PENDING, ACCEPTED, DECLINED, REVOKED, EXPIRED = "pending", "accepted", "declined", "revoked", "expired"

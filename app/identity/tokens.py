@@ -15,8 +15,8 @@ from app import audit
 from app.audit import Actor
 from app.core.db import commit_keeping_write_lock
 from app.core.errors import NotFound, Unauthorized, ValidationFailed
+from app.core.identifiers import text_problem
 from app.core.models import ApiToken, User, utcnow
-from app.identity.validation import text_problem
 
 PREFIX = "pt_"
 TOUCH_EVERY = dt.timedelta(seconds=60)

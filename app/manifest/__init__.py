@@ -50,6 +50,7 @@ from app.manifest.vocabulary import (
     MANIFEST_MAX_DEPTH,
     PAGE_TYPES,
     STANDARD_FIELDS,
+    TEXT_FILTER_TYPES,
 )
 
 __all__ = [
@@ -64,6 +65,7 @@ __all__ = [
     "MANIFEST_MAX_DEPTH",
     "PAGE_TYPES",
     "STANDARD_FIELDS",
+    "TEXT_FILTER_TYPES",
     "Capabilities",
     "ConfigFieldSpec",
     "Dependencies",

@@ -37,6 +37,6 @@ class ValidationContext:
     #: entity specs of dependency plugins, usable as reference targets and dashboard entities
     foreign_entity_specs: Mapping[str, EntitySpec] = field(default_factory=dict)
     #: why an entity name / plugin id is the base's (None: free). The base's own names are derived from
-    #: its tables and permissions (app.plugins.reserved), which this leaf package cannot import.
+    #: its tables and permissions (app.installs.reserved), which this leaf package cannot import.
     entity_name_clash: Callable[[str], str | None] = field(default=lambda _name: None)
     plugin_id_clash: Callable[[str], str | None] = field(default=lambda _id: None)

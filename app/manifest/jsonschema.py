@@ -361,7 +361,14 @@ def _page() -> Schema:
     )
     filter_ = _table(
         v.FILTER_KEYS,
-        {"field": field_ref, "label": _text("The filter's label.")},
+        {
+            "field": field_ref,
+            "label": _text("The filter's label."),
+            "match": _enum(
+                v.FILTER_MATCHES,
+                "string fields: contains (case-insensitive substring, the default) or exact (the whole value).",
+            ),
+        },
         "A list filter.",
         required=["field"],
     )

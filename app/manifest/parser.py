@@ -74,7 +74,7 @@ def _read(r: ManifestReader) -> Manifest:
 
 def _load(source: str | bytes | Mapping[str, Any], issues: Issues) -> dict[str, Any] | None:
     if isinstance(source, Mapping):
-        return _plain(source)
+        return {str(k): _plain(v) for k, v in source.items()}
     if isinstance(source, bytes | bytearray):
         try:
             source = bytes(source).decode("utf-8")

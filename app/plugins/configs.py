@@ -1,4 +1,4 @@
-"""Named plugin configurations (seed 001): per tenant and plugin, several named sets of values, at most
+"""Named plugin configurations: per tenant and plugin, several named sets of values, at most
 one active; `config-get` (app.sandbox.host) reads the active one, falling back to the manifest's defaults.
 
 Values are checked against the manifest's `[[config.fields]]`; a plugin that declares none takes free

@@ -1,7 +1,7 @@
 """Base modules this platform really provides; manifests may depend on these names only.
 
-A name is listed here only when the module behind it exists (seed 004's `config`
-arrives with its own issue and registers itself then).
+A name is listed here only when the module behind it exists (a `config` module, which some manifests
+name, arrives with its own issue and registers itself then).
 """
 
 from __future__ import annotations

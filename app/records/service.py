@@ -1,10 +1,10 @@
-"""The one record service. Generated pages, the JSON API and (later) the WASM host API all call it.
+"""The one record service. Generated pages, the JSON API and the WASM host API all call it.
 
-It injects the tenant, hides soft-deleted rows, applies the user's data scope (app.access.scopes) to
-every read and write (a row outside it does not exist for them), checks `db.<entity>.<op>` permissions, applies
-whitelisted filters/search/sort/paging with a capped count (the rules live in app.records.query), sets the
-standard fields, checks the optimistic-lock `version`, writes an audit row with a before/after diff for every change and
-publishes `{plugin}.{entity}.created|updated|deleted|restored` after the transaction commits.
+Reads (get/list/count/search/aggregate) live in app.records.reads; this module adds the writes: each
+checks its `db.<entity>.<op>` permission and the user's data scope, sets the standard fields, checks the
+optimistic-lock `version`, runs the app's record hooks (app.records.hooks), writes an audit row with a
+before/after diff and publishes `{plugin}.{entity}.created|updated|deleted|restored` after the
+transaction commits.
 """
 
 from __future__ import annotations
@@ -12,12 +12,10 @@ from __future__ import annotations
 import builtins
 import datetime as dt
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from litestar.exceptions import PermissionDeniedException
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import dml as pg_dml
 from sqlalchemy.dialects.sqlite import dml as sqlite_dml
@@ -27,15 +25,30 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import audit
 from app.access.scopes import DataScope
 from app.audit import Actor
-from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.errors import Conflict, ValidationFailed
 from app.events import PENDING_KEY, Event, emit
 from app.plugins.runtime import EntityRef
-from app.records import query as query_rules
-from app.records.query import ListQuery, comparable, declared, filter_conditions, order_by, search_condition
+from app.records.hooks import NO_HOOKS, InsertHook, RecordHooks, ValidateHook, app_hooks
+from app.records.query import ListQuery
+from app.records.reads import AGGREGATE_FUNCTIONS, MAX_AGGREGATE_GROUPS, Aggregate, ListResult, RecordReads
 from app.records.values import FieldError, default_for, parse, to_json
-from app.services import services_of
 
-__all__ = ["ListQuery", "ListResult", "RecordService", "StaleVersion"]  # ListQuery lives in app.records.query
+# Callers import these from here, the service's front door; they live in query, reads and hooks.
+__all__ = [
+    "AGGREGATE_FUNCTIONS",
+    "MAX_AGGREGATE_GROUPS",
+    "NO_HOOKS",
+    "Aggregate",
+    "InsertHook",
+    "ListQuery",
+    "ListResult",
+    "RecordHooks",
+    "RecordReads",
+    "RecordService",
+    "StaleVersion",
+    "ValidateHook",
+    "app_hooks",
+]
 
 
 class _PgInsertUnlessTaken(postgresql.Insert):
@@ -72,64 +85,9 @@ class StaleVersion(Conflict):
         self.current = current
 
 
-AGGREGATE_FUNCTIONS = {"count", "sum", "avg", "min", "max"}
-MAX_AGGREGATE_GROUPS = 1_000
+class RecordService(RecordReads):
+    """Reads (RecordReads) and writes of records for one tenant, user and data scope."""
 
-
-@dataclass
-class Aggregate:
-    """A structured aggregation (never SQL): group by whitelisted fields, functions over fields."""
-
-    group_by: list[str] = field(default_factory=list)
-    metrics: list[tuple[str, str | None]] = field(default_factory=lambda: [("count", None)])
-    filters: dict[str, str] = field(default_factory=dict)
-    limit: int = MAX_AGGREGATE_GROUPS
-
-
-@dataclass
-class ListResult:
-    rows: list[dict[str, Any]]
-    total: int
-    capped: bool  # total is a lower bound
-    query: ListQuery
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.query.size))
-
-
-def _row(mapping: Mapping[Any, Any]) -> dict[str, Any]:
-    return dict(mapping)
-
-
-# Called with (service, entity, row) after every insert, inside its transaction (the workflow module's
-# StartApprovalOnCreate is one: every path — pages, API, WASM host — starts approvals alike).
-InsertHook = Callable[["RecordService", EntityRef, dict[str, Any]], Awaitable[Any]]
-# Called with (service, entity, row as it will be written, row before for an update / None) before every
-# insert and update; raising ValidationFailed refuses the write (app.extensions.hooks.RecordValidators).
-ValidateHook = Callable[["RecordService", EntityRef, dict[str, Any], "dict[str, Any] | None"], Awaitable[Any]]
-
-
-@dataclass(frozen=True)
-class RecordHooks:
-    """What a RecordService runs besides its own checks; the app's are listed in app.server.create_app
-    (AppServices.record_hooks). A service built without them runs none."""
-
-    insert: tuple[InsertHook, ...] = ()
-    validate: tuple[ValidateHook, ...] = ()
-
-
-NO_HOOKS = RecordHooks()
-
-
-def app_hooks(session: AsyncSession) -> RecordHooks:
-    """The record hooks of the app that opened `session` (for code that holds only a session: the WASM
-    host API, workflow end actions); none for a session opened outside an app."""
-    services = services_of(session)
-    return services.record_hooks if services is not None else NO_HOOKS
-
-
-class RecordService:
     def __init__(
         self,
         session: AsyncSession,
@@ -140,171 +98,8 @@ class RecordService:
         scope: DataScope | None = None,
         hooks: RecordHooks = NO_HOOKS,
     ) -> None:
-        self.db = session
-        self.tenant_id = tenant_id
-        self.actor = actor
-        self.can = can
-        self.scope = scope  # None: every row of the tenant (background calls acting as a plugin)
+        super().__init__(session, tenant_id, actor, can, scope=scope)
         self.hooks = hooks  # the app's: AppServices.record_hooks
-
-    # -- permission ------------------------------------------------------------------------------
-
-    def require(self, entity: EntityRef, op: str) -> None:
-        perm = entity.permission(op)
-        if not self.can(perm):
-            raise PermissionDeniedException(f"You need the permission {perm} in this tenant")
-
-    # -- reading ---------------------------------------------------------------------------------
-
-    async def _visible(self, entity: EntityRef) -> list[sa.ColumnElement[bool]]:
-        """The tenant and the data scope: the conditions every statement on `entity` carries."""
-        conds: list[sa.ColumnElement[bool]] = [entity.table.c.tenant_id == self.tenant_id]
-        if self.scope is not None:
-            cond = await self.scope.condition(self.db, entity)
-            if cond is not None:
-                conds.append(cond)
-        return conds
-
-    async def _base(self, entity: EntityRef, *, deleted: bool = False) -> sa.Select[Any]:
-        t = entity.table
-        live = t.c.deleted_at.is_not(None) if deleted else t.c.deleted_at.is_(None)
-        return sa.select(t).where(*await self._visible(entity), live)
-
-    async def _filtered(self, entity: EntityRef, query: ListQuery) -> sa.Select[Any]:
-        stmt = await self._base(entity, deleted=query.deleted)
-        search = search_condition(entity, query.q)
-        if search is not None:
-            stmt = stmt.where(search)
-        return stmt.where(*filter_conditions(entity, query.filters))
-
-    async def list(self, entity: EntityRef, query: ListQuery) -> ListResult:
-        self.require(entity, "select")
-        query.clamp()
-        stmt = await self._filtered(entity, query)
-        order = order_by(entity, query.sort)
-        rows = (
-            (await self.db.execute(stmt.order_by(*order).offset(query.row_offset).limit(query.size)))
-            .mappings()
-            .all()
-        )
-        total, capped = await self.count(stmt, query.count_cap)
-        return ListResult([_row(r) for r in rows], total, capped, query)
-
-    async def aggregate(self, entity: EntityRef, spec: Aggregate) -> builtins.list[dict[str, Any]]:
-        """Grouped counts/sums/averages/min/max over the rows this user may select."""
-        self.require(entity, "select")
-        t = entity.table
-        errors: dict[str, str] = {}
-        groups = []
-        for i, group in enumerate(spec.group_by):
-            f = declared(entity, group)
-            if not comparable(f):
-                errors[f"group_by[{i}]"] = f"cannot group by {group!r}"
-            else:
-                groups.append(t.c[group].label(group))
-        columns = []
-        whole: set[str] = set()  # integer results (PostgreSQL sums integers as numeric)
-        for i, (fn, name) in enumerate(spec.metrics):
-            if fn not in AGGREGATE_FUNCTIONS:
-                errors[f"metrics[{i}].fn"] = (
-                    f"unknown function {fn!r} (use {', '.join(sorted(AGGREGATE_FUNCTIONS))})"
-                )
-                continue
-            if fn == "count" and not name:
-                columns.append(sa.func.count().label("count"))
-                continue
-            f = declared(entity, name or "")
-            numeric = f is not None and f.type in {"integer", "decimal"}
-            ordered = f is not None and f.type in {"integer", "decimal", "date", "datetime", "string"}
-            if (
-                f is None
-                or (fn in {"sum", "avg"} and not numeric)
-                or (fn in {"min", "max", "count"} and not ordered)
-            ):
-                errors[f"metrics[{i}].field"] = f"{fn} is not allowed over {name!r}"
-                continue
-            columns.append(getattr(sa.func, fn)(t.c[f.name]).label(f"{fn}_{f.name}"))
-            if f.type == "integer" and fn != "avg":
-                whole.add(f"{fn}_{f.name}")
-        if errors:
-            raise ValidationFailed(errors)
-        base = (
-            (await self._filtered(entity, ListQuery(filters=spec.filters)))
-            .with_only_columns(*groups, *columns)
-            .select_from(t)
-        )
-        if groups:
-            base = base.group_by(*[t.c[g.name] for g in groups]).order_by(*[t.c[g.name] for g in groups])
-        limit = max(1, min(spec.limit, MAX_AGGREGATE_GROUPS))
-        rows = (await self.db.execute(base.limit(limit))).mappings().all()
-        return [{k: int(v) if k in whole and v is not None else v for k, v in r.items()} for r in rows]
-
-    async def count(self, stmt: sa.Select[Any], cap: int | None = None) -> tuple[int, bool]:
-        cap = cap or query_rules.COUNT_CAP
-        limited = stmt.with_only_columns(sa.literal(1)).order_by(None).limit(cap + 1).subquery()
-        n = await self.db.scalar(sa.select(sa.func.count()).select_from(limited)) or 0
-        return (cap, True) if n > cap else (int(n), False)
-
-    async def iterate(self, entity: EntityRef, query: ListQuery, batch: int = 500) -> Any:
-        """All rows of a filtered list, in batches (CSV export streams from this)."""
-        self.require(entity, "select")
-        stmt = (await self._filtered(entity, query)).order_by(*order_by(entity, query.sort))
-        offset = 0
-        while True:
-            rows = (await self.db.execute(stmt.offset(offset).limit(batch))).mappings().all()
-            if not rows:
-                return
-            for r in rows:
-                yield _row(r)
-            offset += batch
-
-    async def get(
-        self, entity: EntityRef, record_id: uuid.UUID | str, *, deleted: bool | None = False
-    ) -> dict[str, Any]:
-        self.require(entity, "select")
-        return await self._load(entity, record_id, deleted=deleted)
-
-    async def _load(
-        self, entity: EntityRef, record_id: uuid.UUID | str, *, deleted: bool | None = False
-    ) -> dict[str, Any]:
-        try:
-            rid = record_id if isinstance(record_id, uuid.UUID) else uuid.UUID(str(record_id))
-        except ValueError as exc:
-            raise NotFound(f"No {entity.spec.label} with id {record_id!r}") from exc
-        t = entity.table
-        stmt = sa.select(t).where(*await self._visible(entity), t.c.id == rid)
-        if deleted is not None:
-            stmt = stmt.where(t.c.deleted_at.is_not(None) if deleted else t.c.deleted_at.is_(None))
-        row = (await self.db.execute(stmt)).mappings().first()
-        if row is None:
-            raise NotFound(f"No {entity.spec.label} with id {rid}")
-        return _row(row)
-
-    async def labels(self, entity: EntityRef, ids: Iterable[Any]) -> dict[Any, str]:
-        """Display names of referenced rows (for list cells and pickers); only rows of this tenant."""
-        wanted = {i for i in ids if i is not None}
-        if not wanted or not self.can(entity.permission("select")):
-            return {}
-        t = entity.table
-        label_col = t.c.get(entity.spec.display_field, t.c.id)
-        rows = await self.db.execute(
-            sa.select(t.c.id, label_col).where(*await self._visible(entity), t.c.id.in_(wanted))
-        )
-        return {rid: str(label) for rid, label in rows.all()}
-
-    async def search_labels(
-        self, entity: EntityRef, q: str, limit: int = 20
-    ) -> builtins.list[tuple[uuid.UUID, str]]:
-        self.require(entity, "select")
-        t = entity.table
-        label_col = t.c.get(entity.spec.display_field, t.c.id)
-        stmt = (
-            (await self._filtered(entity, ListQuery(q=q)))
-            .with_only_columns(t.c.id, label_col)
-            .order_by(label_col)
-            .limit(limit)
-        )
-        return [(rid, str(label)) for rid, label in (await self.db.execute(stmt)).all()]
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -602,11 +397,13 @@ class RecordService:
         await self._publish(entity, {"delete": "deleted", "restore": "restored"}[action], after)
         return after
 
-    async def delete(self, entity: EntityRef, record_id: uuid.UUID | str) -> dict[str, Any]:
-        """Soft delete: the row stays, hidden, and can be restored."""
+    async def delete(
+        self, entity: EntityRef, record_id: uuid.UUID | str, *, at: dt.datetime | None = None
+    ) -> dict[str, Any]:
+        """Soft delete: the row stays, hidden, and can be restored (`at`: a batch's shared instant)."""
         self.require(entity, "delete")
         before = await self._load(entity, record_id)
-        return await self._set_deleted(entity, before, dt.datetime.now(dt.UTC), "delete", "Deleted")
+        return await self._set_deleted(entity, before, at or dt.datetime.now(dt.UTC), "delete", "Deleted")
 
     async def restore(self, entity: EntityRef, record_id: uuid.UUID | str) -> dict[str, Any]:
         self.require(entity, "delete")

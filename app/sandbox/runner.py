@@ -1,5 +1,5 @@
 """Calling guests: warm instance pools per (plugin, tenant), limits, one transaction per call, call
-figures, and the crash policy (seed 004 appendix E)."""
+figures, and the crash policy (a plugin that keeps trapping is switched to `error` in that tenant)."""
 
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ renders one. The vocabulary is documented in docs/ui-instructions.md and, as a J
 authors, in app/ui/ui-instructions.v1.schema.json.
 """
 
-from app.ui.validate import UI_VERSION, UIProblem, UIView, parse_ui, safe_relative_url
+from app.ui.checks import safe_relative_url
+from app.ui.validate import UI_VERSION, UIProblem, UIView, parse_ui
 
 __all__ = ["UI_VERSION", "UIProblem", "UIView", "parse_ui", "safe_relative_url"]

@@ -4,15 +4,14 @@ A plugin is untrusted. This module turns its JSON into plain dicts of checked va
 own templates render with autoescaping; URLs must be same-origin relative ones. Nothing here raises
 on bad input: each problem is recorded with its JSON path (`blocks[2].rows[0].qty`; `$` is the
 document itself) in an `app.core.validation.Issues` collector, and an invalid block is replaced in place by
-an `_error` block. A check returns the normalized value, or `INVALID` after recording its problem.
+an `_error` block. The checks of single values (each returns the normalized value, or `INVALID` after
+recording its problem) live in app.ui.checks; this module holds the vocabulary, the blocks and the document.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,8 +19,26 @@ from typing import Any
 from markupsafe import Markup
 
 from app.core.nesting import TextRejected, loads_json
-from app.core.validation import INVALID, Invalid, Issue, Issues, member, or_default
+from app.core.validation import INVALID, Issue, Issues, member, or_default
 from app.ui.charts import format_number, render_chart
+from app.ui.checks import (
+    Errs,
+    Obj,
+    c_action,
+    c_bool,
+    c_chart_value,
+    c_enum,
+    c_id,
+    c_int,
+    c_list,
+    c_name,
+    c_number,
+    c_permission,
+    c_scalar,
+    c_str,
+    c_url,
+    is_number,
+)
 
 log = logging.getLogger("portal.ui")
 
@@ -29,8 +46,6 @@ UI_VERSION = 1
 MAX_DEPTH = 8
 MAX_JSON_DEPTH = 64  # arrays/objects in the text, checked before parsing (blocks at MAX_DEPTH need ~20)
 MAX_BLOCKS = 2000
-MAX_STRING = 10_000
-MAX_URL = 2048
 MAX_ROWS = 1000
 MAX_COLUMNS = 30
 MAX_LABELS = 200
@@ -39,7 +54,6 @@ MAX_ITEMS = 1000  # list items and select options
 MAX_FIELDS = 200
 MAX_DATA = 50  # button data entries
 MAX_ERRORS = 50  # form-level errors
-MAX_CHART_VALUE = 1e15
 
 LEVELS = ("info", "success", "warning", "error")
 TONES = ("neutral", "good", "bad", "warning")
@@ -101,15 +115,6 @@ PART_PROPERTIES: dict[str, frozenset[str]] = {
     "chartSeries": frozenset({"name", "values"}),
 }
 
-_SURROGATE = re.compile("[\ud800-\udfff]")  # would make the response unencodable
-_URL_BAD = re.compile(r"[\x00-\x20\x7f\\]")
-ACTION_RE = re.compile(r"[a-z0-9_-]{1,64}")
-ID_RE = re.compile(r"[a-z0-9_-]{1,64}")
-# Field and data names become form keys: a leading letter keeps `_csrf_token` and friends out of reach.
-NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
-PERMISSION_RE = re.compile(r"(?:ui|db)\.[a-z0-9_.*-]{1,200}")
-
-
 #: One problem of a document: `path` (`blocks[2].rows[0].qty`, `$`) and `message`.
 UIProblem = Issue
 
@@ -144,148 +149,9 @@ class UIView:
         )
 
 
-def safe_relative_url(href: str) -> str | None:
-    """`href` when it is a same-origin relative URL (`/path`, `?query`, `#frag`), else None.
-
-    The first character decides: `/` not followed by `/` or `\\` (which browsers treat as another host),
-    `?` or `#`. So no scheme (`javascript:`, `data:`...) can ever lead; controls, whitespace and
-    backslashes are refused anywhere since browsers strip or reinterpret them."""
-    if not isinstance(href, str) or not href or len(href) > MAX_URL:
-        return None
-    if _URL_BAD.search(href) or _SURROGATE.search(href) or any(ch.isspace() for ch in href):
-        return None
-    if href[0] in "?#" or (href[0] == "/" and href[1:2] not in ("/", "\\")):
-        return href
-    return None
-
-
-# --- value checks: (value, path, errs) -> normalized value, or INVALID after recording a problem ------
-
-Errs = Issues
-Check = Callable[[Any, str, Errs], Any]
-
-
-def _is_number(value: Any) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    try:
-        return math.isfinite(float(value))
-    except OverflowError:
-        return False
-
-
-def c_str(value: Any, path: str, errs: Errs) -> str | Invalid:
-    if not isinstance(value, str):
-        return errs.fail(path, "expected a string")
-    if len(value) > MAX_STRING:
-        return errs.fail(path, f"longer than {MAX_STRING:,} characters")
-    if _SURROGATE.search(value):
-        return errs.fail(path, "contains an unpaired surrogate (invalid Unicode)")
-    return value
-
-
-def c_bool(value: Any, path: str, errs: Errs) -> bool | Invalid:
-    return value if isinstance(value, bool) else errs.fail(path, "expected a boolean")
-
-
-def c_number(value: Any, path: str, errs: Errs) -> float | Invalid:
-    return value if _is_number(value) else errs.fail(path, "expected a number")
-
-
-def c_scalar(value: Any, path: str, errs: Errs) -> str | float | bool | Invalid | None:
-    if value is None or isinstance(value, bool) or _is_number(value):
-        return value
-    if isinstance(value, str):
-        return c_str(value, path, errs)
-    return errs.fail(path, "expected a string, number, boolean or null")
-
-
-def c_url(value: Any, path: str, errs: Errs) -> str | Invalid:
-    if c_str(value, path, errs) is INVALID:
-        return INVALID
-    return safe_relative_url(value) or errs.fail(
-        path,
-        'expected a relative URL starting with a single "/", "?" or "#" (no scheme, host, spaces or '
-        "backslashes)",
-    )
-
-
-def c_enum(*choices: str) -> Check:
-    def check(value: Any, path: str, errs: Errs) -> str | Invalid:
-        return (
-            value
-            if value in choices and isinstance(value, str)
-            else errs.fail(path, "expected one of: " + ", ".join(choices))
-        )
-
-    return check
-
-
-def c_int(lo: int, hi: int) -> Check:
-    def check(value: Any, path: str, errs: Errs) -> int | Invalid:
-        ok = isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
-        return value if ok else errs.fail(path, f"expected an integer from {lo} to {hi}")
-
-    return check
-
-
-def c_match(regex: re.Pattern[str], what: str) -> Check:
-    def check(value: Any, path: str, errs: Errs) -> str | Invalid:
-        return (
-            value
-            if isinstance(value, str) and regex.fullmatch(value)
-            else errs.fail(path, f"expected {what}")
-        )
-
-    return check
-
-
-def c_list(max_items: int, min_items: int = 0) -> Check:
-    def check(value: Any, path: str, errs: Errs) -> list[Any] | Invalid:
-        if not isinstance(value, list):
-            return errs.fail(path, "expected a list")
-        if not min_items <= len(value) <= max_items:
-            return errs.fail(path, f"expected {min_items} to {max_items:,} items, got {len(value):,}")
-        return value
-
-    return check
-
-
-c_action = c_match(ACTION_RE, "an action name: 1-64 of a-z, 0-9, _ and -")
-c_id = c_match(ID_RE, "an id: 1-64 of a-z, 0-9, _ and -")
-c_name = c_match(NAME_RE, "a name: a letter, then up to 63 of A-Z, a-z, 0-9, _, . and -")
-c_permission = c_match(
-    PERMISSION_RE, 'a permission like "ui.<plugin>.<element>" or "db.<plugin>.<entity>.<operation>"'
-)
-
-
-class _Obj:
-    """One JSON object being read: unknown keys and failed checks land in `errs`, with their paths."""
-
-    def __init__(self, raw: dict[str, Any], path: str, errs: Errs, allowed: frozenset[str]) -> None:
-        self.raw, self.path, self.errs = raw, path, errs
-        for key in raw:
-            if key not in allowed:
-                errs.add(member(path, key), "unknown property")
-
-    @classmethod
-    def of(cls, raw: Any, path: str, errs: Errs, part: str) -> _Obj | None:
-        if isinstance(raw, dict):
-            return cls(raw, path, errs, PART_PROPERTIES[part])
-        errs.add(path, "expected an object")
-        return None
-
-    def at(self, key: str) -> str:
-        return member(self.path, key)
-
-    def get(self, key: str, check: Check, default: Any = None, *, required: bool = False) -> Any:
-        """The checked value at `key`; `default` when it is missing or invalid, or null (JSON's nothing)."""
-        if key not in self.raw:
-            if required:
-                self.errs.add(self.at(key), "required")
-            return default
-        value = check(self.raw[key], self.at(key), self.errs)
-        return default if value is INVALID or value is None else value
+def _part(raw: Any, path: str, errs: Errs, part: str) -> Obj | None:
+    """The object at `path` read as the vocabulary's `part`, or None after recording that it is not one."""
+    return Obj.of(raw, path, errs, PART_PROPERTIES[part])
 
 
 # --- blocks ----------------------------------------------------------------------------------------
@@ -357,7 +223,7 @@ def _block(raw: Any, path: str, st: _State, depth: int) -> dict[str, Any] | None
             ],
         )
     kind = ALIASES.get(kind, kind)
-    o = _Obj(raw, path, errs, BLOCK_PROPERTIES[kind])
+    o = Obj(raw, path, errs, BLOCK_PROPERTIES[kind])
     block_id = o.get("id", c_id)
     if block_id is not None:
         if block_id in st.ids:
@@ -369,15 +235,15 @@ def _block(raw: Any, path: str, st: _State, depth: int) -> dict[str, Any] | None
     return _error(st, errs) if errs else out
 
 
-def _heading(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
+def _heading(o: Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
     return {"text": o.get("text", c_str, "", required=True), "level": o.get("level", c_int(1, 4), 2)}
 
 
-def _text(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
+def _text(o: Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
     return {"text": o.get("text", c_str, "", required=True), "muted": o.get("muted", c_bool, False)}
 
 
-def _alert(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
+def _alert(o: Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
     return {
         "level": o.get("level", c_enum(*LEVELS), "info"),
         "title": o.get("title", c_str),
@@ -385,12 +251,12 @@ def _alert(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
     }
 
 
-def _stat(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
+def _stat(o: Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
     value = o.get(
         "value",
         lambda v, p, e: (
             v
-            if _is_number(v)
+            if is_number(v)
             else c_str(v, p, e)
             if isinstance(v, str)
             else e.fail(p, "expected a string or a number")
@@ -400,13 +266,13 @@ def _stat(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
     )
     return {
         "label": o.get("label", c_str, "", required=True),
-        "value": format_number(value) if _is_number(value) else value,
+        "value": format_number(value) if is_number(value) else value,
         "hint": o.get("hint", c_str),
         "tone": o.get("tone", c_enum(*TONES), "neutral"),
     }
 
 
-def _card(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
+def _card(o: Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
     title = o.get("title", c_str)
     children = o.get("blocks", c_list(MAX_BLOCKS), [])
     # Children are checked only for a sound parent, so an _error parent does not also report its children.
@@ -415,12 +281,12 @@ def _card(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
 
 def _cell(value: Any, path: str, errs: Errs) -> dict[str, Any]:
     if isinstance(value, dict):
-        link = _Obj(value, path, errs, PART_PROPERTIES["cellLink"])
+        link = Obj(value, path, errs, PART_PROPERTIES["cellLink"])
         return {
             "text": link.get("text", c_str, "", required=True),
             "href": link.get("href", c_url, required=True),
         }
-    if value is None or isinstance(value, bool) or _is_number(value):
+    if value is None or isinstance(value, bool) or is_number(value):
         return {
             "text": ""
             if value is None
@@ -437,10 +303,10 @@ def _cell(value: Any, path: str, errs: Errs) -> dict[str, Any]:
     return {"text": "", "href": None}
 
 
-def _table(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
+def _table(o: Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
     columns = []
     for i, raw in enumerate(o.get("columns", c_list(MAX_COLUMNS, 1), [], required=True)):
-        if c := _Obj.of(raw, f"{o.at('columns')}[{i}]", o.errs, "tableColumn"):
+        if c := _part(raw, f"{o.at('columns')}[{i}]", o.errs, "tableColumn"):
             key = c.get("key", c_str, "", required=True)
             columns.append(
                 {
@@ -460,7 +326,7 @@ def _table(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
     return {"columns": columns, "rows": rows, "empty": o.get("empty", c_str)}
 
 
-def _field(f: _Obj, uid: str, seen: set[str]) -> dict[str, Any]:
+def _field(f: Obj, uid: str, seen: set[str]) -> dict[str, Any]:
     name = f.get("name", c_name, "", required=True)
     if name in seen:
         f.errs.add(f.at("name"), "duplicate field name")
@@ -474,7 +340,7 @@ def _field(f: _Obj, uid: str, seen: set[str]) -> dict[str, Any]:
             if isinstance(raw, str):
                 text = c_str(raw, path, f.errs) or ""
                 options.append((text, text))
-            elif opt := _Obj.of(raw, path, f.errs, "selectOption"):
+            elif opt := _part(raw, path, f.errs, "selectOption"):
                 v = opt.get("value", c_str, "", required=True)
                 options.append((v, opt.get("label", c_str, v)))
     elif "options" in f.raw:
@@ -508,11 +374,11 @@ def _field(f: _Obj, uid: str, seen: set[str]) -> dict[str, Any]:
     }
 
 
-def _form(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
+def _form(o: Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
     fields: list[dict[str, Any]] = []
     seen: set[str] = set()
     for i, raw in enumerate(o.get("fields", c_list(MAX_FIELDS), [])):
-        if f := _Obj.of(raw, f"{o.at('fields')}[{i}]", o.errs, "formField"):
+        if f := _part(raw, f"{o.at('fields')}[{i}]", o.errs, "formField"):
             fields.append(_field(f, uid, seen))
     errors = [
         c_str(e, f"{o.at('errors')}[{i}]", o.errs) or ""
@@ -526,7 +392,7 @@ def _form(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
     }
 
 
-def _button(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
+def _button(o: Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
     data: list[tuple[str, str]] = []
     raw = o.get("data", lambda v, p, e: v if isinstance(v, dict) else e.fail(p, "expected an object"), {})
     if len(raw) > MAX_DATA:
@@ -544,24 +410,24 @@ def _button(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
     }
 
 
-def _link(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
+def _link(o: Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
     return {"text": o.get("text", c_str, "", required=True), "href": o.get("href", c_url, required=True)}
 
 
-def _list(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
+def _list(o: Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
     items = []
     for i, raw in enumerate(o.get("items", c_list(MAX_ITEMS), [], required=True)):
         path = f"{o.at('items')}[{i}]"
         if isinstance(raw, str):
             items.append({"text": c_str(raw, path, o.errs) or "", "href": None})
-        elif item := _Obj.of(raw, path, o.errs, "listItem"):
+        elif item := _part(raw, path, o.errs, "listItem"):
             items.append(
                 {"text": item.get("text", c_str, "", required=True), "href": item.get("href", c_url)}
             )
     return {"items": items, "ordered": o.get("ordered", c_bool, False)}
 
 
-def _columns(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
+def _columns(o: Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
     cols = o.get("columns", c_list(4, 1), [], required=True)
     for i, col in enumerate(cols):
         if not isinstance(col, list):
@@ -573,24 +439,14 @@ def _columns(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
     }
 
 
-def c_chart_value(value: Any, path: str, errs: Errs) -> float | Invalid | None:
-    if value is None:
-        return None
-    if not _is_number(value) or abs(value) > MAX_CHART_VALUE:
-        return errs.fail(
-            path, f"expected a number between -{MAX_CHART_VALUE:.0e} and {MAX_CHART_VALUE:.0e}, or null"
-        )
-    return value
-
-
-def _chart(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
+def _chart(o: Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
     labels = [
         c_str(v, f"{o.at('labels')}[{i}]", o.errs) or ""
         for i, v in enumerate(o.get("labels", c_list(MAX_LABELS), [], required=True))
     ]
     series = []
     for j, raw in enumerate(o.get("series", c_list(MAX_SERIES, 1), [], required=True)):
-        if s := _Obj.of(raw, f"{o.at('series')}[{j}]", o.errs, "chartSeries"):
+        if s := _part(raw, f"{o.at('series')}[{j}]", o.errs, "chartSeries"):
             values = s.get("values", c_list(MAX_LABELS), [], required=True)
             if "values" in s.raw and isinstance(s.raw["values"], list) and len(values) != len(labels):
                 o.errs.add(
@@ -626,7 +482,7 @@ def _chart(o: _Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
     }
 
 
-_BUILDERS: dict[str, Callable[[_Obj, _State, int, str], dict[str, Any]]] = {
+_BUILDERS: dict[str, Callable[[Obj, _State, int, str], dict[str, Any]]] = {
     "heading": _heading,
     "text": _text,
     "alert": _alert,
@@ -673,10 +529,10 @@ def _parse(text: str, can: Callable[[str], bool], max_bytes: int) -> UIView:
     if type(version) is not int or version != UI_VERSION:
         return _fatal("version", f"unsupported version; this portal understands version {UI_VERSION}")
     st = _State(can)
-    o = _Obj(doc, "", st.problems, PART_PROPERTIES["document"])
+    o = Obj(doc, "", st.problems, PART_PROPERTIES["document"])
     toast = None
     before = len(st.problems)
-    if "toast" in doc and (t := _Obj.of(doc["toast"], "toast", st.problems, "toast")):
+    if "toast" in doc and (t := _part(doc["toast"], "toast", st.problems, "toast")):
         toast = {
             "level": t.get("level", c_enum(*LEVELS), "info"),
             "text": t.get("text", c_str, "", required=True),

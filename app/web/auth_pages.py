@@ -12,9 +12,9 @@ from litestar.response import Redirect, Response, Template
 
 from app import audit
 from app.core.db import SQLITE_WRITE_LOCK
+from app.core.identifiers import normalize_email
 from app.identity import directory, sessions, throttle
 from app.identity.passwords import verify_password
-from app.identity.validation import normalize_email
 from app.web.context import RequestContext
 from app.web.render import page, redirect
 

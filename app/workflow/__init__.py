@@ -17,7 +17,7 @@ Decisions and rules, briefly:
   reason in `error` (shown to admins, who can retry after fixing the cause); nothing hangs silently.
 - Events (outbox, delivered after commit): workflow.task.created, workflow.task.completed (payload
   business_id = record id, entity, plugin, title, outcome, comment, decided_by(_email), task_id,
-  instance_id — seed 004 §10.3), workflow.instance.completed (outcome, decisions). Notifications go
+  instance_id — what a plugin's handler of a decision reads), workflow.instance.completed (outcome, decisions). Notifications go
   to the assignees of a new task and to the requester on the outcome. Every change writes an audit row.
 """
 
@@ -34,7 +34,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit, messages
 from app.access import policy
-from app.access.permissions import PermissionDef
 from app.audit import Actor
 from app.core.errors import Conflict, Forbidden, NotFound, PortalError, ValidationFailed
 from app.core.models import (
@@ -66,10 +65,6 @@ from app.workflow.inbox import (
 from app.workflow.kinds import CONDITIONS, SELECTORS, RuleContext, Selection
 
 log = logging.getLogger("portal.workflow")
-# module "base": the role matrix groups base-module permissions with the platform's (module names a plugin otherwise).
-PERMISSIONS = [
-    PermissionDef(ADMIN_PERMISSION, "Approval processes: define them, reassign tasks, retry stuck approvals")
-]
 MAX_STEPS = 20
 MAX_COMMENT = 2000
 ACTIVE_STATES = ("running", "stuck")
@@ -77,7 +72,6 @@ OUTCOMES = ("approved", "rejected")
 
 __all__ = [
     "ADMIN_PERMISSION",
-    "PERMISSIONS",
     "Forbidden",
     "StartApprovalOnCreate",
     "decide",

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.access.permissions import PermissionDef, register_permissions
+from app.access.permissions import WORKFLOW_ADMIN, PermissionDef, register_permissions
 from app.core.errors import Conflict, ValidationFailed
 from app.core.models import WorkflowInstance, WorkflowProcess, WorkflowTask
 from app.plugins import runtime
@@ -35,7 +35,7 @@ from app.records.values import default_for, parse, to_json
 if TYPE_CHECKING:
     from app.records.service import RecordService
 
-ADMIN_PERMISSION = "ui.workflow.admin"  # app.workflow.ADMIN_PERMISSION (imported there from here would cycle)
+ADMIN_PERMISSION = WORKFLOW_ADMIN  # also app.workflow.ADMIN_PERMISSION
 ACTIVE_STATES = ("running", "stuck")
 # Session info key: the record id whose end action the workflow is writing right now.
 END_ACTION_KEY = "portal_workflow_end_action"

@@ -15,7 +15,7 @@ from app.audit import Actor
 from app.core.db import make_alchemy_config
 from app.core.settings import load_settings
 from app.identity import directory
-from app.plugins import lifecycle
+from app.installs import lifecycle
 from app.plugins.packages import read_folder
 from tests.browser.test_admin_flow import sign_in
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD

@@ -19,7 +19,7 @@ from app.audit import Actor
 from app.core.db import make_alchemy_config
 from app.core.settings import load_settings
 from app.identity import directory
-from app.plugins import lifecycle
+from app.installs import lifecycle
 from app.plugins.packages import read_folder
 from tests.browser.conftest import run_off_loop
 from tests.browser.test_admin_flow import flash, sign_in

@@ -18,7 +18,8 @@ from app.audit import Actor
 from app.core.db import make_alchemy_config
 from app.core.settings import load_settings
 from app.identity import directory, hierarchy
-from app.plugins import lifecycle, runtime
+from app.installs import lifecycle
+from app.plugins import runtime
 from app.plugins.packages import read_folder
 from tests.browser.conftest import run_off_loop
 from tests.browser.test_admin_flow import sign_in, sign_out

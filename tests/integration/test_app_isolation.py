@@ -26,7 +26,7 @@ from app.audit import Actor
 from app.core.models import Tenant, User, WorkflowInstance
 from app.core.settings import SYSTEM_TENANT_ID, load_settings
 from app.identity import directory
-from app.plugins import lifecycle
+from app.installs import lifecycle
 from app.plugins.packages import read_folder
 from app.server import create_app
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, _settings_env

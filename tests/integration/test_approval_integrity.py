@@ -18,7 +18,8 @@ import pytest
 from app import workflow
 from app.access import roles
 from app.identity import directory, hierarchy
-from app.plugins import lifecycle, runtime
+from app.installs import lifecycle
+from app.plugins import runtime
 from app.plugins.packages import read_folder
 from tests.helpers import api_token, bearer, login, post_form, text_of
 from tests.integration.test_events import deliver, event_packages  # noqa: F401  (session fixture)

@@ -19,7 +19,8 @@ import sqlalchemy as sa
 from app.core.db import SQLITE_WRITE_LOCK
 from app.core.models import EventDelivery
 from app.identity import directory
-from app.plugins import lifecycle, runtime
+from app.installs import lifecycle
+from app.plugins import runtime
 from app.plugins.packages import read_folder
 from app.records.service import RecordService
 from app.sandbox import GuestFailure

@@ -14,7 +14,7 @@ from app.audit import Actor
 from app.core.models import Membership, PluginPackage, User
 from app.demo import DEMO_PASSWORD, DEMO_PROCESS, ensure_demo
 from app.identity import directory
-from app.plugins import lifecycle
+from app.installs import lifecycle
 from app.plugins.packages import read_folder
 from tests.guests import BUNDLED
 from tests.helpers import api_token, bearer

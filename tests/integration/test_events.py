@@ -20,12 +20,13 @@ from app.audit import Actor
 from app.core.db import SQLITE_WRITE_LOCK, make_alchemy_config
 from app.core.models import EventDelivery, EventRecord, PluginFault, PluginTenant
 from app.events import EventBus
-from app.events.delivery import Dispatcher
 from app.identity import directory
-from app.plugins import lifecycle, runtime
+from app.installs import lifecycle
+from app.plugins import runtime
 from app.plugins.packages import read_folder
 from app.records.service import RecordService
 from app.sandbox import Sandbox
+from app.sandbox.delivery import Dispatcher
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.guests import built_plugin
 from tests.helpers import api_token, bearer, login, post_form, text_of

@@ -17,11 +17,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from app.cli import run_db
+from app.cli.common import run_db
 from app.core.models import EventDelivery, EventRecord
 from app.core.settings import load_settings
 from app.identity import directory
-from app.plugins import lifecycle, runtime
+from app.installs import lifecycle
+from app.plugins import runtime
 from app.plugins.packages import read_folder
 from app.records.service import RecordService
 from tests.conftest import ADMIN_EMAIL, WASM_CACHE, reset_pg

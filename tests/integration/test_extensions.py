@@ -19,7 +19,7 @@ from app.audit import Actor
 from app.core.errors import NotFound
 from app.core.models import AuditEntry, PluginFault, WorkflowInstance
 from app.identity import directory
-from app.plugins import lifecycle
+from app.installs import lifecycle
 from app.plugins.packages import read_folder
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.guests import built_plugin

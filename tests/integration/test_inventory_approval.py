@@ -20,7 +20,8 @@ from app.audit import Actor
 from app.core.models import EventDelivery, EventRecord, PluginFault
 from app.events import Event, emit
 from app.identity import directory, hierarchy
-from app.plugins import lifecycle, runtime
+from app.installs import lifecycle
+from app.plugins import runtime
 from app.plugins.packages import read_folder
 from app.records.service import RecordService
 from tests.guests import BUNDLED, built_plugin

@@ -15,7 +15,8 @@ import sqlalchemy as sa
 from app.access import roles
 from app.audit import Actor
 from app.identity import directory
-from app.plugins import lifecycle, runtime
+from app.installs import lifecycle
+from app.plugins import runtime
 from app.plugins.packages import read_folder
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.guests import BUNDLED, built_plugin

@@ -1,4 +1,4 @@
-"""Plugin administration through the pages and the JSON API: lifecycle, errors, permissions (appendix C)."""
+"""Plugin administration through the pages and the JSON API: lifecycle, errors, permissions."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from app.access import roles
 from app.audit import Actor
 from app.core.models import AuditEntry, PluginConfig
 from app.identity import directory
-from app.plugins import lifecycle
+from app.installs import lifecycle
 from app.plugins.packages import read_folder
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.helpers import api_token, bearer, login, logout, post_form, text_of

@@ -1,4 +1,4 @@
-"""The plugin lifecycle service (seed 004 §6) on both databases: states, dependencies, upgrades, purge."""
+"""The plugin lifecycle service on both databases: states, dependencies, upgrades, purge."""
 
 from __future__ import annotations
 
@@ -18,21 +18,23 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import bootstrap
 from app.audit import Actor
 from app.core.db import make_alchemy_config
 from app.core.errors import Conflict
 from app.core.models import Permission, PluginPackage, PluginSchemaVersion, PluginTenant
 from app.core.settings import Settings, load_settings
-from app.identity import bootstrap, directory
-from app.plugins import lifecycle, runtime
-from app.plugins.lifecycle import DestructiveUpgrade, ManifestRejected
+from app.identity import directory
+from app.installs import lifecycle, removal
+from app.installs.lifecycle import DestructiveUpgrade, ManifestRejected
+from app.plugins import runtime
 from app.plugins.packages import Package, read_zip
 from app.records.service import ListQuery, RecordService
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED_FIXTURE = ROOT / "tests" / "fixtures" / "manifests" / "seed004_inventory.toml"
-# The seed 004 manifest installs since the workflow module exists; a module the platform still lacks
-# (seed 004's `config`) is refused with a located message.
+# The example ERP inventory manifest installs since the workflow module exists; a module the platform
+# still lacks (`config`) is refused with a located message.
 MISSING_MODULE_TOML = SEED_FIXTURE.read_text(encoding="utf-8").replace(
     'modules = ["auth", "workflow"]', 'modules = ["auth", "config"]'
 )
@@ -193,10 +195,10 @@ class Db:
         return await self.step(lambda s: lifecycle.disable(s, ACTOR, self.tenants[tenant], plugin_id))
 
     async def uninstall(self, plugin_id: str) -> Any:
-        return await self.step(lambda s: lifecycle.uninstall(s, ACTOR, plugin_id))
+        return await self.step(lambda s: removal.uninstall(s, ACTOR, plugin_id))
 
     async def purge(self, plugin_id: str, confirm: str) -> Path:
-        return await self.step(lambda s: lifecycle.purge(s, ACTOR, plugin_id, confirm, self.settings))
+        return await self.step(lambda s: removal.purge(s, ACTOR, plugin_id, confirm, self.settings))
 
     async def insert(
         self, tenant: str, plugin_id: str, entity: str, values: dict[str, Any]
@@ -278,23 +280,23 @@ def test_illegal_transitions_are_refused_with_their_reason(scenario):
 
         not_enabled = await db.refused(lambda s: lifecycle.disable(s, ACTOR, db.tenants["acme"], "notes"))
         assert not_enabled.detail == "notes is not enabled in this tenant"
-        too_soon = await db.refused(lambda s: lifecycle.purge(s, ACTOR, "notes", "notes", db.settings))
+        too_soon = await db.refused(lambda s: removal.purge(s, ACTOR, "notes", "notes", db.settings))
         assert too_soon.detail == "Uninstall notes before purging it"
 
         await db.enable("acme", "notes")
         again = await db.refused(lambda s: lifecycle.enable(s, ACTOR, db.tenants["acme"], "notes"))
         assert again.detail == "notes is already enabled in this tenant"
-        busy = await db.refused(lambda s: lifecycle.uninstall(s, ACTOR, "notes"))
+        busy = await db.refused(lambda s: removal.uninstall(s, ACTOR, "notes"))
         assert busy.detail == "notes is still enabled in: acme; disable it there first"
 
         await db.disable("acme", "notes")
         await db.uninstall("notes")
-        gone = await db.refused(lambda s: lifecycle.uninstall(s, ACTOR, "notes"))
+        gone = await db.refused(lambda s: removal.uninstall(s, ACTOR, "notes"))
         assert gone.detail == "notes is already uninstalled"
         late = await db.refused(lambda s: lifecycle.enable(s, ACTOR, db.tenants["acme"], "notes"))
         assert late.detail == "notes is not installed on this platform (state: uninstalled)"
 
-        wrong = await db.refused(lambda s: lifecycle.purge(s, ACTOR, "notes", "note", db.settings))
+        wrong = await db.refused(lambda s: removal.purge(s, ACTOR, "notes", "note", db.settings))
         assert wrong.detail == "Type the plugin id (notes) to confirm the purge; nothing was deleted"
         assert "plugin_note" in await db.tables()
         assert not (db.settings.data_dir / "backups").exists() or not any(
@@ -330,7 +332,7 @@ def test_dependencies_between_plugins(scenario):
 
         await db.disable("acme", "tasks")
         await db.disable("acme", "notes")
-        needed = await db.refused(lambda s: lifecycle.uninstall(s, ACTOR, "notes"))
+        needed = await db.refused(lambda s: removal.uninstall(s, ACTOR, "notes"))
         assert needed.detail == "Uninstall tasks first: it depends on notes"
 
         # The dependant goes first; its manifest (referencing the note entity) still reads for the purge,
@@ -536,7 +538,7 @@ def test_seed004_manifest_installs_and_a_missing_module_is_refused(scenario):
         assert await db.scalar(sa.select(sa.func.count()).select_from(PluginPackage)) == 0
         assert not (db.settings.data_dir / "plugins").exists()
         assert not {t for t in await db.tables() if t.startswith("plugin_")}
-        # Seed 004's example, unchanged, depends on auth and workflow: both exist now.
+        # The example, unchanged, depends on auth and workflow: both exist now.
         row = await db.upload(SEED_FIXTURE.read_text(encoding="utf-8"), install_now=True)
         assert row.plugin_id == "erp-inventory" and lifecycle.state_name(row) == "installed"
         assert {"plugin_inventory_item", "plugin_purchase_order"} <= set(await db.tables())

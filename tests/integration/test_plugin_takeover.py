@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, update
 
+from app import bootstrap
 from app.access.permissions import PermissionDef, PermissionTaken, register_permissions
 from app.core.models import Permission, Tenant
-from app.identity import bootstrap
-from app.plugins import lifecycle, reserved
-from app.plugins.lifecycle import ManifestRejected
+from app.installs import lifecycle, reserved
+from app.installs.lifecycle import ManifestRejected
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.helpers import api_token, bearer, csrf, login, text_of
 from tests.integration.test_plugin_admin import API, BOB, files, root  # noqa: F401 (the fixture)

@@ -20,8 +20,8 @@ from app.access import roles
 from app.audit import Actor
 from app.core.db import bind_services, make_alchemy_config
 from app.identity import directory
+from app.installs import lifecycle
 from app.manifest import default_label
-from app.plugins import lifecycle
 from app.plugins.packages import read_folder
 from app.records import query as record_query
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD

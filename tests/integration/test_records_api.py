@@ -11,7 +11,7 @@ import pytest
 
 from app.audit import Actor
 from app.identity import directory
-from app.plugins import lifecycle
+from app.installs import lifecycle
 from app.plugins.packages import read_folder
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.helpers import api_token, bearer

@@ -12,7 +12,8 @@ from app.access import roles, scopes
 from app.access.scopes import ScopeRule
 from app.audit import Actor
 from app.identity import directory, hierarchy
-from app.plugins import lifecycle, runtime
+from app.installs import lifecycle
+from app.plugins import runtime
 from app.plugins.packages import read_folder
 from app.records.service import RecordService
 from tests.helpers import login, post_form, text_of

@@ -26,7 +26,8 @@ from app.core.errors import NotFound, ValidationFailed
 from app.core.models import Membership
 from app.core.settings import load_settings
 from app.identity import directory, hierarchy
-from app.plugins import lifecycle, runtime
+from app.installs import lifecycle
+from app.plugins import runtime
 from app.plugins.packages import read_folder
 from app.records.service import Aggregate, ListQuery, RecordService
 

@@ -23,7 +23,8 @@ from app.access.scopes import ScopeRule
 from app.audit import Actor
 from app.core.settings import load_settings
 from app.identity import directory, hierarchy
-from app.plugins import lifecycle, runtime
+from app.installs import lifecycle
+from app.plugins import runtime
 from app.plugins.packages import read_folder
 from app.records.service import RecordService
 from app.server import create_app

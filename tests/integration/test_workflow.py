@@ -18,7 +18,7 @@ from app.access.scopes import ScopeRule, scope_entities, set_role_scopes
 from app.audit import Actor
 from app.core.models import AuditEntry, EventRecord, Message, Permission, WorkflowInstance
 from app.identity import directory, hierarchy
-from app.plugins import lifecycle
+from app.installs import lifecycle
 from app.plugins.modules import available_modules
 from app.plugins.packages import read_folder
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
@@ -245,7 +245,7 @@ def test_two_steps_with_condition_approved_sets_the_field_through_the_record_ser
         "workflow.task.approved",
         "workflow.instance.approved",
     ]
-    # Events through the outbox; task.completed carries what seed 004 §10.3's handler reads.
+    # Events through the outbox; task.completed carries what a plugin's handler of the decision reads.
     logged = events(w)
     assert [t for t, _ in logged] == [
         "workflow.task.created",
@@ -546,7 +546,7 @@ def test_instances_are_per_tenant_rows(world):
 
 
 def test_seed004_manifest_installs_and_its_custom_page_says_it_ships_no_code(client, app):
-    """Seed 004's example manifest depends on auth and workflow: it installs and enables unchanged; its
+    """The example ERP inventory manifest (fixture) depends on auth and workflow: it installs and enables unchanged; its
     custom stocktaking page, without a plugin.wasm, shows the notice instead of failing."""
     from tests.integration.test_plugin_lifecycle import SEED_FIXTURE, package
 

@@ -1,5 +1,5 @@
 """Manifest rules against hostile input: names the base owns, `api` page paths, and nesting/size bounds
-of TOML and JSON text (app.plugins.reserved, app.nesting)."""
+of TOML and JSON text (app.installs.reserved, app.nesting)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from app.access.permissions import BASE_PERMISSIONS
 from app.core.models import Tenant
 from app.core.nesting import TextRejected, loads_json, loads_toml, scan_depth
+from app.installs import reserved
 from app.manifest import (
     MANIFEST_MAX_BYTES,
     MANIFEST_MAX_DEPTH,
@@ -19,7 +20,6 @@ from app.manifest import (
     ValidationContext,
     parse_manifest,
 )
-from app.plugins import reserved
 from app.ui import parse_ui
 
 # Upload, install and `plugin pack` check against the base's names (the leaf manifest package gets them here).

@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.ui import UI_VERSION, UIProblem, UIView, parse_ui, safe_relative_url
-from app.ui.validate import ALIASES, BLOCK_PROPERTIES, MAX_BLOCKS, MAX_DEPTH, MAX_STRING, PART_PROPERTIES
+from app.ui.checks import MAX_STRING
+from app.ui.validate import ALIASES, BLOCK_PROPERTIES, MAX_BLOCKS, MAX_DEPTH, PART_PROPERTIES
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "app" / "ui" / "ui-instructions.v1.schema.json").read_text())

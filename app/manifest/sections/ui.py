@@ -19,6 +19,7 @@ from app.manifest.vocabulary import (
     DB_OPERATIONS,
     DB_PERMISSION,
     FILTER_KEYS,
+    FILTER_MATCHES,
     FORM_FIELD_KEYS,
     FORM_GROUP_KEYS,
     FORM_KEYS,
@@ -26,6 +27,7 @@ from app.manifest.vocabulary import (
     PAGE_PATH,
     PAGE_TYPES,
     STANDARD_FIELDS,
+    TEXT_FILTER_TYPES,
     UI_KEYS,
     UI_PERMISSION,
     UI_PERMISSION_KEYS,
@@ -292,11 +294,21 @@ def read_filters(r: ManifestReader, value: Any, path: str, entity: EntitySpec) -
                 else None
             )
             label = r.text(item, "label", item_path)
+            match = item.get("match")
         else:
             name = read_field_ref(r, item, item_path, entity, standard=True)
-            label = None
+            label = match = None
         if name is None:
             continue
+        if match is not None:
+            if match not in FILTER_MATCHES:
+                r.add(f"{item_path}.match", f"expected one of {one_of(FILTER_MATCHES)}, got {match!r}")
+                continue
+            if not (entity.has_field(name) and entity.field(name).type in TEXT_FILTER_TYPES):
+                r.add(
+                    f"{item_path}.match", f"only filters on {one_of(TEXT_FILTER_TYPES)} fields have a match"
+                )
+                continue
         if entity.has_field(name) and entity.field(name).type == "json":
             r.add(item_path, f"json field '{name}' cannot be a filter")
             continue
@@ -304,7 +316,10 @@ def read_filters(r: ManifestReader, value: Any, path: str, entity: EntitySpec) -
             r.add(item_path, f"filter '{name}' is listed twice")
             continue
         seen.add(name)
-        out.append({"field": name, "label": label or field_label(r, entity, name)})
+        out.append(
+            {"field": name, "label": label or field_label(r, entity, name)}
+            | ({"match": match} if match else {})
+        )
     return tuple(out)
 
 

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from functools import cache
 
-from app.access.permissions import PermissionDef
+from app.access.permissions import (
+    BASE_PERMISSIONS,
+    EXTENSION_PERMISSIONS,
+    WORKFLOW_PERMISSIONS,
+    PermissionDef,
+)
 
 
 def base_permissions() -> list[PermissionDef]:
-    """Every permission the base registers at start-up (the modules that define them import late)."""
-    from app.access.permissions import BASE_PERMISSIONS
-    from app.extensions import PERMISSIONS as EXTENSION_PERMISSIONS
-    from app.plugins.lifecycle import PLATFORM_PERMISSIONS
-    from app.workflow import PERMISSIONS as WORKFLOW_PERMISSIONS
+    """Every permission the base registers at start-up."""
+    from app.installs.lifecycle import PLATFORM_PERMISSIONS  # lifecycle imports this module
 
     return [*BASE_PERMISSIONS, *PLATFORM_PERMISSIONS, *WORKFLOW_PERMISSIONS, *EXTENSION_PERMISSIONS]
 

@@ -37,28 +37,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import SQLITE_WRITE_LOCK
 from app.core.models import EventDelivery, EventRecord
-from app.events import DEPTH_KEY, Event, EventBus, matches, serve
+from app.events import DEPTH_KEY, Event, EventBus, serve, subscriptions
 from app.plugins import runtime
 from app.plugins.runtime import LoadedPlugin
+from app.sandbox.runner import GuestFailure, Sandbox, plugin_principal
 
 if TYPE_CHECKING:
     from app.core.settings import Settings
-    from app.sandbox.runner import Sandbox
 
 log = logging.getLogger("portal.events")
-TENANT_CREATED = "tenant.created"
 BATCH = 20
-
-
-def subscriptions(plugin: LoadedPlugin, event_type: str, source: str, payload: dict[str, Any]) -> list[str]:
-    """The guest functions of `plugin` an event is delivered to. `tenant.created` (raised by the base only)
-    names the plugins enabled by default with the tenant: they get on-tenant-created."""
-    handlers = []
-    if event_type == TENANT_CREATED and source == "base" and plugin.id in (payload.get("plugins") or ()):
-        handlers.append("on-tenant-created")
-    if any(matches(p, event_type) for p in plugin.manifest.events.subscribed):
-        handlers.append("handle-event")
-    return handlers
 
 
 class Dispatcher:
@@ -296,8 +284,6 @@ class Dispatcher:
         depth: int,
     ) -> bool | None:
         """Deliver to one subscriber: True (ok), False (failed) or None (no longer subscribed)."""
-        from app.sandbox.runner import GuestFailure, plugin_principal
-
         args = (str(tenant_id),) if handler == "on-tenant-created" else (event_type, json.dumps(payload))
         started = time.perf_counter()
         status, message = "ok", ""

@@ -1,22 +1,19 @@
-"""Plugin lifecycle (seed 004 §6): uploaded → installed → enabled/disabled per tenant →
+"""Plugin lifecycle: uploaded → installed → enabled/disabled per tenant →
 uninstalled (soft: tables and data kept) → purged (backup first, then drop tables).
 
-Every step runs in the caller's transaction, so on PostgreSQL a failed step leaves nothing behind
+Uninstalling and purging are in `removal`, the backups taken before data is lost in `backups`. Every
+step runs in the caller's transaction, so on PostgreSQL a failed step leaves nothing behind
 (DDL included). Illegal transitions raise Conflict with the reason.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
-import json
 import logging
 import uuid
-from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import PLATFORM_VERSION, audit
@@ -25,19 +22,11 @@ from app.access.permissions import PermissionDef, register_permissions
 from app.audit import Actor
 from app.core.errors import Conflict, NotFound, PortalError
 from app.core.limits import problems as limit_problems
-from app.core.models import (
-    CasbinRule,
-    Permission,
-    PluginConfig,
-    PluginPackage,
-    PluginSchemaVersion,
-    PluginTenant,
-    Role,
-    Tenant,
-    utcnow,
-)
+from app.core.models import Permission, PluginPackage, PluginSchemaVersion, PluginTenant, Role
 from app.core.nesting import TextRejected, loads_toml
 from app.core.settings import Settings
+from app.installs import reserved
+from app.installs.backups import apply_destructive, backup
 from app.manifest import (
     MANIFEST_MAX_BYTES,
     MANIFEST_MAX_DEPTH,
@@ -48,12 +37,11 @@ from app.manifest import (
     parse_manifest,
     parse_version,
 )
-from app.plugins import reserved, runtime
+from app.plugins import runtime
 from app.plugins.modules import available_modules
 from app.plugins.packages import Package, PackageError, store
-from app.records.values import to_json
 from app.sandbox.engine import ComponentRejected, check_component_bytes
-from app.schema import apply_additive, build_table, diff_entities, ensure_tables
+from app.schema import apply_additive, diff_entities, ensure_tables
 from app.schema.diff import SchemaDiff
 
 log = logging.getLogger("portal.plugins")
@@ -421,110 +409,6 @@ async def disable(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, plu
     return state
 
 
-async def uninstall(session: AsyncSession, actor: Actor, plugin_id: str) -> PluginPackage:
-    row = await get(session, plugin_id)
-    if row.deleted_at is not None:
-        raise Conflict(f"{plugin_id} is already uninstalled")
-    if row.status != "installed":
-        raise Conflict(f"{plugin_id} is not installed (state: {state_name(row)})")
-    enabled_in = (
-        await session.scalars(
-            select(Tenant.slug)
-            .join(PluginTenant, PluginTenant.tenant_id == Tenant.id)
-            .where(PluginTenant.plugin_id == plugin_id, PluginTenant.status == "enabled")
-        )
-    ).all()
-    if enabled_in:
-        raise Conflict(f"{plugin_id} is still enabled in: {', '.join(enabled_in)}; disable it there first")
-    dependants = [
-        p.id
-        for p in await runtime.installed(session)
-        if p.id != plugin_id and any(d.id == plugin_id for d in p.manifest.dependencies.plugins)
-    ]
-    if dependants:
-        raise Conflict(f"Uninstall {', '.join(dependants)} first: it depends on {plugin_id}")
-    row.deleted_at = utcnow()
-    await session.flush()
-    await runtime.plugins_changed(session)  # platform-wide: every tenant's set
-    await audit.record(
-        session,
-        actor,
-        "plugin.uninstall",
-        "plugin",
-        plugin_id,
-        summary=f"Uninstalled {plugin_id} (tables and data kept)",
-    )
-    return row
-
-
-async def backup(
-    session: AsyncSession, manifest: Manifest, manifest_toml: str, data_dir: Path, label: str
-) -> Path:
-    """JSON Lines per entity plus the manifest, under <data dir>/backups/."""
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
-    target = data_dir / "backups" / f"{manifest.id}-{label}-{stamp}"
-    target.mkdir(parents=True, exist_ok=True)
-    (target / "plugin.toml").write_text(manifest_toml, encoding="utf-8")
-    meta = sa.MetaData()
-    schema = {}
-    for entity in manifest.entities:
-        table = build_table(entity, meta)
-        schema[entity.name] = {"table": table.name, "columns": {c.name: str(c.type) for c in table.columns}}
-        rows = (await session.execute(select(table))).mappings().all()
-        with (target / f"{entity.name}.jsonl").open("w", encoding="utf-8") as out:
-            for r in rows:
-                out.write(json.dumps({k: to_json(v) for k, v in r.items()}, ensure_ascii=False) + "\n")
-    (target / "schema.json").write_text(
-        json.dumps({"plugin": manifest.id, "version": manifest.version, "entities": schema}, indent=2),
-        encoding="utf-8",
-    )
-    return target
-
-
-async def purge(
-    session: AsyncSession, actor: Actor, plugin_id: str, confirm: str, settings: Settings
-) -> Path:
-    row = await get(session, plugin_id)
-    if row.deleted_at is None:
-        raise Conflict(f"Uninstall {plugin_id} before purging it")
-    if confirm.strip() != plugin_id:
-        raise Conflict(f"Type the plugin id ({plugin_id}) to confirm the purge; nothing was deleted")
-    # Entities of the other plugins (uninstalled ones too) resolve this manifest's references to them.
-    others = runtime.catalog_of(session).load_all(
-        [r for r in await _rows(session, include_deleted=True) if r.plugin_id != plugin_id]
-    )
-    try:
-        manifest = parse_manifest(
-            row.manifest_toml,
-            ValidationContext(
-                platform_version=PLATFORM_VERSION,
-                available_modules=available_modules(),
-                installed_plugins=runtime._AnyVersion(),
-                foreign_entity_specs={e: ref.spec for p in others for e, ref in p.entities.items()},
-            ),
-        )
-    except ManifestError as exc:
-        raise ManifestRejected(exc) from exc
-    (settings.data_dir / "backups").mkdir(parents=True, exist_ok=True)
-    target = await backup(session, manifest, row.manifest_toml, settings.data_dir, "purge")
-    conn = await session.connection()
-    for entity in manifest.entities:
-        await conn.execute(sa.text(f'DROP TABLE IF EXISTS "{entity.table_name}"'))
-    codes = [*manifest.permission_codes]
-    await session.execute(delete(CasbinRule).where(CasbinRule.ptype == "p", CasbinRule.v2.in_(codes)))
-    await session.execute(delete(Permission).where(Permission.code.in_(codes)))
-    await session.execute(delete(PluginSchemaVersion).where(PluginSchemaVersion.plugin_id == plugin_id))
-    await session.execute(delete(PluginTenant).where(PluginTenant.plugin_id == plugin_id))
-    await session.execute(delete(PluginConfig).where(PluginConfig.plugin_id == plugin_id))  # secrets included
-    await session.delete(row)
-    await session.flush()
-    await runtime.plugins_changed(session)  # platform-wide: every tenant's set
-    await audit.record(
-        session, actor, "plugin.purge", "plugin", plugin_id, summary=f"Purged {plugin_id}; backup in {target}"
-    )
-    return target
-
-
 async def upgrade(
     session: AsyncSession,
     actor: Actor,
@@ -560,7 +444,7 @@ async def upgrade(
         if not allow_destructive:
             raise DestructiveUpgrade([c.describe() for c in diff.destructive])
         await backup(session, old.manifest, row.manifest_toml, settings.data_dir, "upgrade")
-        await _apply_destructive(session, diff)
+        await apply_destructive(session, diff)
     conn = await session.connection()
     await apply_additive(conn, diff)
     await ensure_tables(conn, manifest.entities)
@@ -592,34 +476,6 @@ async def upgrade(
         after={"version": manifest.version, "sha256": package.sha256},
     )
     return row
-
-
-async def _apply_destructive(session: AsyncSession, diff: SchemaDiff) -> None:
-    """Drop what the new manifest no longer has, and recreate changed columns (data was backed up)."""
-    from alembic.migration import MigrationContext
-    from alembic.operations import Operations
-
-    from app.schema.tables import column_for
-
-    def work(connection: sa.Connection) -> None:
-        ops = Operations(MigrationContext.configure(connection))
-        for change in diff.destructive:
-            if change.field is None and change.new_entity is None:
-                ops.drop_table(change.table_name)
-                continue
-            if change.field is None:
-                continue
-            with ops.batch_alter_table(change.table_name) as batch:
-                batch.drop_column(change.field)
-            if change.new_entity is not None and change.new_entity.has_field(change.field):
-                spec = change.new_entity.field(change.field)
-                column = column_for(spec)
-                column.nullable = True
-                with ops.batch_alter_table(change.table_name) as batch:
-                    batch.add_column(column)
-
-    conn = await session.connection()
-    await conn.run_sync(work)
 
 
 def state_name(row: PluginPackage) -> str:

@@ -1,4 +1,5 @@
-"""First-start set-up: the system tenant, the base permission registry and the first admin."""
+"""First-start set-up, part of the composition root: the system tenant, the base permission registry
+(every module's permissions) and the first admin."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ class FirstAdmin:
 
 
 async def ensure_base(session: AsyncSession, settings: Settings) -> FirstAdmin | None:
-    from app.plugins.reserved import base_permissions
+    from app.installs.reserved import base_permissions
 
     await register_permissions(session, base_permissions(), authoritative=True)
     system = await session.get(Tenant, SYSTEM_UUID)

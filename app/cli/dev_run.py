@@ -27,7 +27,8 @@ from app.core.models import Membership, PluginPackage, Tenant, User
 from app.core.nesting import loads_json
 from app.core.settings import SYSTEM_TENANT_ID, Settings
 from app.identity import directory
-from app.plugins import lifecycle, runtime
+from app.installs import lifecycle
+from app.plugins import runtime
 from app.sandbox.build import package_from
 from app.sandbox.engine import ComponentRejected
 from app.sandbox.host import Principal

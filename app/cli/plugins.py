@@ -1,311 +1,19 @@
-"""The `portal` command."""
+"""`portal plugin`: install and list plugin packages; create, build, pack and run your own."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import click
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import Actor
-from app.core.errors import PortalError, ValidationFailed
-from app.core.settings import Settings, SettingsError, load_settings
+from app.cli.common import author_error, fail, migrate_or_exit, run_db, settings_or_exit
 
-T = TypeVar("T")
 
-
-def fail(message: str) -> None:
-    click.secho(f"portal: {message}", fg="red", err=True)
-    sys.exit(2)
-
-
-def _db_error_line(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None) or exc
-    text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
-    return f"cannot use the database: {text}"
-
-
-def settings_or_exit() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        fail(str(exc))
-        raise  # unreachable
-
-
-def migrate_or_exit(settings: Settings) -> None:
-    from app.core.db import upgrade
-
-    try:
-        upgrade(settings)
-    except (OperationalError, DBAPIError, OSError) as exc:
-        fail(_db_error_line(exc))
-    except Exception as exc:  # driver errors that SQLAlchemy did not wrap (bad host names, ...)
-        if "sqlalchemy" in type(exc).__module__ or "psycopg" in type(exc).__module__:
-            fail(_db_error_line(exc))
-        raise
-
-
-def run_db(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run `work` in one transaction; domain errors become one-line messages."""
-    from app.core.db import make_alchemy_config
-
-    async def main() -> T:
-        config = make_alchemy_config(settings)
-        try:
-            async with config.get_session() as session:
-                result = await work(session)
-                await session.commit()
-                return result
-        finally:
-            await config.get_engine().dispose()
-
-    try:
-        return asyncio.run(main())
-    except ValidationFailed as exc:
-        fail("; ".join(f"{k}: {v}" for k, v in exc.errors.items()))
-    except PortalError as exc:
-        fail(exc.detail)
-    except (OperationalError, DBAPIError) as exc:
-        fail(_db_error_line(exc))
-    raise AssertionError("unreachable")
-
-
-@click.group(help="Portal: a multi-tenant low-code business portal.")
-def main() -> None:
-    pass
-
-
-@main.command(help="Migrate the database, then serve the portal over HTTP.")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", default=8000, show_default=True, type=int, help="TCP port.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
-@click.option("--demo/--no-demo", default=False, help="Create a demo tenant with sample data on first start.")
-def serve(host: str, port: int, workers: int, demo: bool) -> None:
-    import uvicorn
-
-    from app.identity import bootstrap
-
-    settings = settings_or_exit()
-    migrate_or_exit(settings)
-    first = run_db(settings, lambda s: bootstrap.ensure_base(s, settings))
-    if demo:
-        from app.demo import demo_logins, ensure_demo
-
-        run_db(settings, lambda s: ensure_demo(s, settings))
-    url = f"http://{host}:{port}/"
-    click.secho(f"Portal is starting at {url}", fg="green")
-    if demo:
-        click.echo(demo_logins())
-    if first and first.password:
-        click.secho(f"First platform admin: {first.email}  password: {first.password}", fg="yellow")
-        click.echo("This password is shown once; change it after signing in.")
-    elif first:
-        click.echo(f"First platform admin: {first.email} (password from PORTAL_ADMIN_PASSWORD)")
-    uvicorn.run(
-        "app.server:app_factory",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-        proxy_headers=False,
-    )
-
-
-@main.group(help="Database maintenance.")
-def db() -> None:
-    pass
-
-
-@db.command("upgrade", help="Apply the base migrations (also done by `portal serve`).")
-def db_upgrade() -> None:
-    from app.identity import bootstrap
-
-    settings = settings_or_exit()
-    migrate_or_exit(settings)
-    first = run_db(settings, lambda s: bootstrap.ensure_base(s, settings))
-    click.echo("Database is up to date.")
-    if first and first.password:
-        click.secho(f"First platform admin: {first.email}  password: {first.password}", fg="yellow")
-
-
-@main.group(help="Tenants (organizations).")
-def tenant() -> None:
-    pass
-
-
-@tenant.command("create", help="Create a tenant with its default Admin and Member roles.")
-@click.argument("slug")
-@click.option("--name", required=True, help="Display name.")
-def tenant_create(slug: str, name: str) -> None:
-    from app.identity import directory
-
-    settings = settings_or_exit()
-    migrate_or_exit(settings)
-    t = run_db(settings, lambda s: directory.create_tenant(s, Actor(None, "cli"), slug, name))
-    click.echo(f"Created tenant {t.slug} ({t.id})")
-
-
-@main.group(help="User accounts.")
-def user() -> None:
-    pass
-
-
-@user.command("create", help="Create a user, optionally as a member of a tenant with a role.")
-@click.argument("email")
-@click.option("--password", required=True, help="Initial password (at least 10 characters).")
-@click.option("--name", "display_name", default="", help="Display name.")
-@click.option("--tenant", "tenant_ref", default=None, help="Tenant slug or id to join.")
-@click.option("--role", default="Member", show_default=True, help="Role in that tenant.")
-def user_create(email: str, password: str, display_name: str, tenant_ref: str | None, role: str) -> None:
-    from app.access import roles
-    from app.identity import directory
-
-    settings = settings_or_exit()
-    migrate_or_exit(settings)
-
-    async def work(s: AsyncSession) -> Any:
-        actor = Actor(None, "cli")
-        u = await directory.create_user(s, actor, email, password, display_name)
-        if tenant_ref:
-            t = await directory.get_tenant(s, tenant_ref)
-            r = await roles.get_role(s, t.id, role)
-            await directory.add_member(s, actor, t.id, u, r)
-        return u
-
-    u = run_db(settings, work)
-    click.echo(f"Created user {u.email}" + (f" as {role} of {tenant_ref}" if tenant_ref else ""))
-
-
-@user.command("set-password", help="Set a user's password (e.g. a lost admin password).")
-@click.argument("email")
-@click.option("--password", required=True, prompt=True, hide_input=True, confirmation_prompt=True)
-def user_set_password(email: str, password: str) -> None:
-    from app.identity import directory
-
-    settings = settings_or_exit()
-
-    async def work(s: AsyncSession) -> int:
-        u = await directory.find_user(s, email)
-        if u is None:
-            raise PortalError(f"no user {email}")
-        return await directory.set_password(s, Actor(None, "cli"), u, password)  # ends all their sessions
-
-    ended = run_db(settings, work)
-    click.echo(f"Password of {email} changed; {ended} session(s) ended.")
-
-
-def _set_active(email: str, active: bool) -> None:
-    from app.identity import directory
-
-    settings = settings_or_exit()
-
-    async def work(s: AsyncSession) -> None:
-        u = await directory.find_user(s, email)
-        if u is None:
-            raise PortalError(f"no user {email}")
-        await directory.set_user_active(s, Actor(None, "cli"), u, active)
-
-    run_db(settings, work)
-
-
-@user.command(
-    "deactivate",
-    help="Deactivate a user: no sign-in; all sessions end, all API tokens are revoked "
-    "(refused while the account is a tenant's last Admin).",
-)
-@click.argument("email")
-@click.option("--activate", is_flag=True, help="Reactivate it instead (same as `portal user activate`).")
-def user_deactivate(email: str, activate: bool) -> None:
-    _set_active(email, activate)
-    if activate:
-        click.echo(f"{email} reactivated.")
-    else:
-        click.echo(f"Deactivated {email}; their sessions ended and API tokens were revoked.")
-
-
-@user.command("activate", help="Let a deactivated user sign in again (revoked tokens stay revoked).")
-@click.argument("email")
-def user_activate(email: str) -> None:
-    _set_active(email, True)
-    click.echo(f"Activated {email}.")
-
-
-@main.group(help="API tokens.")
-def token() -> None:
-    pass
-
-
-@token.command("create", help="Create an API token for a user and print it (shown once).")
-@click.option("--user", "email", required=True, help="Email of the token's owner.")
-@click.option("--name", default="cli", show_default=True, help="What the token is for.")
-@click.option(
-    "--expires-days",
-    type=click.IntRange(min=1),
-    default=None,
-    metavar="N",
-    help="Expire after N days (default: never).",
-)
-@click.option("--read-only", is_flag=True, help="Allow only GET and HEAD requests.")
-def token_create(email: str, name: str, expires_days: int | None, read_only: bool) -> None:
-    from app.identity import directory, tokens
-
-    settings = settings_or_exit()
-
-    async def work(s: AsyncSession) -> str:
-        u = await directory.find_user(s, email)
-        if u is None:
-            raise PortalError(f"no user {email}")
-        _, secret = await tokens.create(
-            s, Actor(None, "cli"), u, name, expires_days=expires_days, scope="read" if read_only else "full"
-        )
-        return secret
-
-    click.echo(run_db(settings, work))
-
-
-@main.group(help="The event log.")
-def events() -> None:
-    pass
-
-
-@events.command(
-    "prune",
-    help="Delete handled events (and their delivery records) older than DAYS days; "
-    "pending and running ones are kept.",
-)
-@click.option("--older-than", "days", type=click.IntRange(min=1), required=True, metavar="DAYS")
-def events_prune(days: int) -> None:
-    import datetime as dt
-
-    import sqlalchemy as sa
-
-    from app.core.models import EventDelivery, EventRecord
-
-    settings = settings_or_exit()
-    migrate_or_exit(settings)
-    before = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
-
-    async def work(s: AsyncSession) -> int:
-        old = sa.select(EventRecord.id).where(
-            EventRecord.created_at < before, EventRecord.status.not_in(("pending", "running"))
-        )
-        await s.execute(sa.delete(EventDelivery).where(EventDelivery.event_id.in_(old)))
-        result = cast(
-            sa.CursorResult[Any], await s.execute(sa.delete(EventRecord).where(EventRecord.id.in_(old)))
-        )
-        return int(result.rowcount or 0)
-
-    click.echo(f"Deleted {run_db(settings, work)} event(s) from before {before:%Y-%m-%d %H:%M} UTC")
-
-
-@main.group(help="Plugins: install packages, list them; create, build and pack your own.")
+@click.group(help="Plugins: install packages, list them; create, build and pack your own.")
 def plugin() -> None:
     pass
 
@@ -324,7 +32,7 @@ def plugin_install(path: Path, tenant_ref: str | None, enable: bool, allow_destr
 
     from app.core.models import PluginPackage, PluginTenant
     from app.identity import directory
-    from app.plugins import lifecycle
+    from app.installs import lifecycle
     from app.plugins.packages import PackageError
     from app.sandbox.build import BuildError, package_from
 
@@ -380,7 +88,7 @@ def plugin_list() -> None:
     from sqlalchemy import select
 
     from app.core.models import PluginTenant, Tenant
-    from app.plugins import lifecycle
+    from app.installs import lifecycle
 
     settings = settings_or_exit()
     migrate_or_exit(settings)
@@ -418,13 +126,7 @@ def plugin_list() -> None:
         click.echo("  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
 
 
-# -- plugin authoring: new, build, pack ------------------------------------------------------------
-
-
-def _author_error(message: str) -> None:
-    """Authoring commands exit with 1 (the plugin is at fault), not 2 (a usage or setup problem)."""
-    click.secho(f"portal: {message}", fg="red", err=True)
-    sys.exit(1)
+# -- plugin authoring: new, build, pack, run ---------------------------------------------------------
 
 
 @plugin.command(
@@ -445,7 +147,7 @@ def plugin_new(name: str, parent: Path) -> None:
     try:
         folder = scaffold_plugin(name, parent)
     except ScaffoldError as exc:
-        _author_error(str(exc))
+        author_error(str(exc))
         raise  # unreachable
     click.echo(f"Created {folder}: plugin.toml, guest/app.py, README.md, tests/test_plugin.py")
     click.echo("Next:")
@@ -469,7 +171,7 @@ def plugin_build(folder: Path) -> None:
         cached = (folder / "guest").is_dir() and (cache_dir() / f"{source_hash(folder)}.wasm").is_file()
         path = build_component(folder)
     except BuildError as exc:
-        _author_error(str(exc))
+        author_error(str(exc))
         raise  # unreachable
     seconds = time.perf_counter() - started
     size_mb = path.stat().st_size / (1024 * 1024)
@@ -491,15 +193,15 @@ def plugin_pack(folder: Path, output: Path | None) -> None:
     import tomllib
     import zipfile
 
+    from app.installs import reserved
     from app.manifest import ManifestError, ValidationContext, parse_manifest
-    from app.plugins import reserved
     from app.plugins.modules import available_modules
     from app.plugins.packages import ALLOWED_ROOT_FILES, PackageError, read_zip
     from app.sandbox.build import BuildError, ensure_built
 
     toml = folder / "plugin.toml"
     if not toml.is_file():
-        _author_error(f"{folder} has no plugin.toml")
+        author_error(f"{folder} has no plugin.toml")
     try:
         manifest = parse_manifest(
             toml.read_bytes(),
@@ -533,10 +235,10 @@ def plugin_pack(folder: Path, output: Path | None) -> None:
     try:
         wasm = ensure_built(folder)
     except BuildError as exc:
-        _author_error(str(exc))
+        author_error(str(exc))
         raise  # unreachable
     if custom and wasm is None:
-        _author_error(f"custom page {custom[0]} needs guest/app.py or a prebuilt plugin.wasm in {folder}")
+        author_error(f"custom page {custom[0]} needs guest/app.py or a prebuilt plugin.wasm in {folder}")
 
     # Only the package's own files: never guest sources, tests or dotfiles.
     names = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name in ALLOWED_ROOT_FILES)
@@ -552,17 +254,13 @@ def plugin_pack(folder: Path, output: Path | None) -> None:
     try:
         read_zip(data)  # the same checks an upload goes through
     except PackageError as exc:
-        _author_error(f"the package would be refused: {exc}")
+        author_error(f"the package would be refused: {exc}")
     target = output or Path(f"{plugin_id}-{version}.zip")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, target)
     click.echo(f"Packed {target} ({len(data) / (1024 * 1024):.1f} MiB): {', '.join(names)}")
-
-
-if __name__ == "__main__":
-    main()
 
 
 @plugin.command(
@@ -599,17 +297,17 @@ def plugin_run(
 ) -> None:
     import json
 
+    from app.cli import dev_run
     from app.plugins.packages import PackageError
-    from app.sandbox import dev_run
     from app.sandbox.build import BuildError
 
     try:
         params_value, data_value = json.loads(params), json.loads(data)
     except json.JSONDecodeError as exc:
-        _author_error(f"--params and --data take JSON objects: {exc}")
+        author_error(f"--params and --data take JSON objects: {exc}")
         raise  # unreachable
     if not isinstance(params_value, dict) or not isinstance(data_value, dict):
-        _author_error("--params and --data take JSON objects")
+        author_error("--params and --data take JSON objects")
     settings = settings_or_exit()
     migrate_or_exit(settings)
 
@@ -630,7 +328,7 @@ def plugin_run(
     try:
         out = run_db(settings, work)
     except (PackageError, BuildError) as exc:
-        _author_error(str(exc))
+        author_error(str(exc))
         raise  # unreachable
     click.echo(json.dumps(out.get("ui"), indent=2, ensure_ascii=False) if "ui" in out else "")
     for problem in out.get("problems", []):
@@ -647,4 +345,4 @@ def plugin_run(
         err=True,
     )
     if "failure" in out:
-        _author_error(f"{out['failure']['kind']}: {out['failure']['message']}")
+        author_error(f"{out['failure']['kind']}: {out['failure']['message']}")
