@@ -15,90 +15,26 @@ the authority.
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable, Mapping
-from typing import Any
 
 from app.manifest import vocabulary as v
+from app.manifest.schema_parts import (
+    Schema,
+    _array,
+    _enum,
+    _flag,
+    _identifier,
+    _integer,
+    _pattern,
+    _string,
+    _table,
+    _text,
+    _unanchored,
+    _when,
+)
 
 __all__ = ["plugin_schema", "render"]
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
-
-Schema = dict[str, Any]
-
-
-# --- building blocks -------------------------------------------------------------------------------
-
-
-def _table(keys: Iterable[str], properties: Mapping[str, Schema], description: str, **extra: Any) -> Schema:
-    """An object allowing exactly the vocabulary's ``keys`` (in their order), nothing else."""
-    keys = tuple(keys)
-    if set(keys) != set(properties):
-        missing, unknown = set(keys) - set(properties), set(properties) - set(keys)
-        raise AssertionError(f"schema out of step with the vocabulary: missing {missing}, unknown {unknown}")
-    return {
-        "type": "object",
-        "description": description,
-        "properties": {key: properties[key] for key in keys},
-        "additionalProperties": False,
-        **extra,
-    }
-
-
-def _string(description: str, **extra: Any) -> Schema:
-    return {"type": "string", "description": description, **extra}
-
-
-def _text(description: str) -> Schema:
-    """A string that must not be blank."""
-    return _string(description, pattern=r"\S")
-
-
-def _flag(description: str) -> Schema:
-    return {"type": "boolean", "description": description}
-
-
-def _integer(description: str, minimum: int, maximum: int | None = None) -> Schema:
-    out: Schema = {"type": "integer", "description": description, "minimum": minimum}
-    if maximum is not None:
-        out["maximum"] = maximum
-    return out
-
-
-def _array(items: Schema, description: str, **extra: Any) -> Schema:
-    return {"type": "array", "description": description, "items": items, **extra}
-
-
-def _enum(values: Iterable[str], description: str) -> Schema:
-    return {"type": "string", "description": description, "enum": list(values)}
-
-
-def _when(key: str, value: Any) -> Schema:
-    """An ``if`` that holds when ``key`` is present and equals ``value`` (or is one of a list of them)."""
-    test = {"enum": value} if isinstance(value, list) else {"const": value}
-    return {"properties": {key: test}, "required": [key]}
-
-
-def _pattern(regex: re.Pattern[str]) -> str:
-    return regex.pattern
-
-
-def _unanchored(regex: re.Pattern[str]) -> str:
-    return regex.pattern.removeprefix("^").removesuffix("$")
-
-
-def _identifier(description: str, *, max_length: int = 63, forbidden: Iterable[str] = ()) -> Schema:
-    """A table or column name: lowercase, starting with a letter, not a reserved word."""
-    return _string(
-        description,
-        pattern=_pattern(v.NAME),
-        maxLength=max_length,
-        **{"not": {"enum": sorted(set(v.RESERVED_WORDS) | set(forbidden))}},
-    )
-
-
-# --- the parts of the manifest -----------------------------------------------------------------------
 
 
 def _plugin() -> Schema:
