@@ -182,6 +182,11 @@ class EntitySpec:
     def has_field(self, name: str) -> bool:
         return any(f.name == name for f in self.fields)
 
+    @property
+    def has_computed(self) -> bool:
+        """Whether any field is a formula or a rollup (the record service then keeps them)."""
+        return any(f.computed for f in self.fields)
+
     def field(self, name: str) -> FieldSpec:
         """The declared field called ``name``; :class:`KeyError` if there is none."""
         for f in self.fields:

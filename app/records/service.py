@@ -28,6 +28,7 @@ from app.audit import Actor
 from app.core.errors import Conflict, ValidationFailed
 from app.events import PENDING_KEY, Event, emit
 from app.plugins.runtime import EntityRef
+from app.records import computed
 from app.records.hooks import NO_HOOKS, InsertHook, RecordHooks, ValidateHook, app_hooks
 from app.records.query import ListQuery
 from app.records.reads import AGGREGATE_FUNCTIONS, MAX_AGGREGATE_GROUPS, Aggregate, ListResult, RecordReads
@@ -120,6 +121,8 @@ class RecordService(RecordReads):
                 "Unknown field" if key not in entity.table.c else "This field is set by the platform"
             )
         for spec in entity.spec.fields:
+            if spec.computed:
+                continue  # kept by the service (app.records.computed); a value sent for it is ignored
             if spec.name not in data:
                 if creating:
                     default = default_for(spec)
@@ -284,6 +287,9 @@ class RecordService(RecordReads):
         # Unique values are left to the unique indexes (INSERT ... ON CONFLICT DO NOTHING): a SELECT per
         # unique field runs only when the row is refused, to say which value is taken.
         values = await self._check_values(entity, data, creating=True, unique=False)
+        if entity.spec.has_computed:
+            values |= computed.initial_rollups(entity.spec)
+            values |= computed.evaluate(entity.spec, values)
         now = dt.datetime.now(dt.UTC)
         row = {
             **values,
@@ -313,6 +319,7 @@ class RecordService(RecordReads):
                 f"{', '.join(f.label for f in entity.spec.fields if f.unique) or 'id'})"
             )
         label = row.get(entity.spec.display_field, row["id"])
+        await computed.refresh_parents(self, entity, None, row)
         await self._audit(entity, "create", row["id"], None, row, f"Created {entity.spec.label} {label}")
         await self._publish(entity, "created", row)
         for hook in self.hooks.insert:
@@ -329,6 +336,8 @@ class RecordService(RecordReads):
         if int(version) != before["version"]:
             raise StaleVersion(before, int(version))
         values = await self._check_values(entity, data, creating=False, record_id=before["id"])
+        if entity.spec.has_computed:
+            values |= computed.evaluate(entity.spec, {**before, **values})
         t = entity.table
         now = dt.datetime.now(dt.UTC)
         changes = {
@@ -354,6 +363,7 @@ class RecordService(RecordReads):
         if result.rowcount != 1:  # changed between our read and our write
             raise StaleVersion(await self._load(entity, before["id"], deleted=None), int(version))
         after = {**before, **changes}
+        await computed.refresh_parents(self, entity, before, after)
         await self._audit(
             entity,
             "update",
@@ -386,6 +396,7 @@ class RecordService(RecordReads):
             entity,
         )
         after = {**before, **changes}
+        await computed.refresh_parents(self, entity, None, after)
         await self._audit(
             entity,
             action,

@@ -72,7 +72,8 @@ def form_layout(ref: EntityRef, spec: PageSpec) -> list[FormGroup]:
                 item.get("help"),
                 bool(item.get("readonly")),
             )
-        ff = FormField(fspec, label, help_text, readonly, INPUTS.get(fspec.type, "text"))
+        # Formulas and rollups are kept by the record service: shown, never typed.
+        ff = FormField(fspec, label, help_text, readonly or fspec.computed, INPUTS.get(fspec.type, "text"))
         if fspec.type in {"integer", "decimal"}:
             ff.step = step(fspec)
         if fspec.type == "select":
