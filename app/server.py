@@ -22,6 +22,7 @@ from app import PLATFORM_VERSION, extensions
 from app.access.cache import PermissionCache
 from app.access.scopes import ScopeCache
 from app.core.db import bind_services, make_alchemy_config
+from app.core.i18n import Catalogs
 from app.core.settings import Settings, load_settings
 from app.events import EventBus
 from app.events.delivery import Dispatcher
@@ -42,6 +43,7 @@ from app.web import (
     extensions_pages,
     guest_pages,
     invitation_pages,
+    language,
     messages,
     plugin_admin,
     plugin_config,
@@ -87,6 +89,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         permission_cache=PermissionCache(),
         scope_cache=ScopeCache(),
         switcher_cache=SwitcherCache(),
+        catalogs=Catalogs.load(),
     )
     # Every session of this app (requests, event delivery, guest calls) carries the app's services, so
     # code holding only a session (WASM host API, workflow rules, extension calls) uses this app's.
@@ -127,6 +130,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *guest_pages.ROUTES,
             *messages.ROUTES,
             *invitation_pages.ROUTES,
+            *language.ROUTES,
             *workflow_pages.ROUTES,
             *plugin_admin.ROUTES,
             *plugin_config.ROUTES,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+import zoneinfo
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -13,6 +14,7 @@ from app import audit
 from app.access import policy, roles
 from app.audit import Actor
 from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.i18n import N_
 from app.core.models import Membership, Role, Tenant, User
 from app.core.settings import SYSTEM_TENANT_ID
 from app.events import Event, emit
@@ -22,6 +24,8 @@ from app.identity.validation import email_problem, normalize_email, slug_problem
 
 SYSTEM_UUID = uuid.UUID(SYSTEM_TENANT_ID)
 LANGUAGES = ("en", "zh")
+# The IANA zones a tenant may show its times in (the system's zone database), sorted.
+TIME_ZONES: tuple[str, ...] = tuple(sorted(zoneinfo.available_timezones()))
 
 
 class TenantLike(Protocol):
@@ -38,7 +42,13 @@ class TenantLike(Protocol):
 
 
 def tenant_dict(t: TenantLike) -> dict[str, object]:
-    return {"id": str(t.id), "slug": t.slug, "name": t.name, "is_active": t.is_active}
+    return {
+        "id": str(t.id),
+        "slug": t.slug,
+        "name": t.name,
+        "is_active": t.is_active,
+        "time_zone": getattr(t, "time_zone", ""),
+    }
 
 
 def user_dict(u: User) -> dict[str, object]:
@@ -132,8 +142,13 @@ async def update_tenant(
     *,
     name: str | None = None,
     is_active: bool | None = None,
+    time_zone: str | None = None,
 ) -> Tenant:
     before = tenant_dict(tenant)
+    if time_zone is not None:
+        if time_zone and time_zone not in TIME_ZONES:
+            raise ValidationFailed({"time_zone": N_("Choose a time zone from the list (or none: UTC).")})
+        tenant.time_zone = time_zone
     if name is not None:
         if problem := text_problem(name, "name", 200):
             raise ValidationFailed({"name": problem})

@@ -55,7 +55,9 @@ async def login(
             status_code=429,
             next=target,
             email=email,
-            error=f"Too many failed sign-in attempts. Try again in about {minutes} minute(s).",
+            error=ctx.gettext(
+                "Too many failed sign-in attempts. Try again in about %(minutes)s minute(s).", minutes=minutes
+            ),
         )
     ok = (
         verify_password(user.password_hash if user else None, password)
@@ -70,7 +72,7 @@ async def login(
             status_code=200,
             next=target,
             email=email,
-            error="Email or password is not correct.",
+            error=ctx.gettext("Email or password is not correct."),
         )
     # The argon2 check ran outside any transaction; the sign-in's writes take SQLite's write lock again.
     await ctx.db.connection(execution_options={SQLITE_WRITE_LOCK: True})

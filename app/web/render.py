@@ -12,6 +12,8 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
 from app import messages, workflow
+from app.core.i18n import LANGUAGE_NAMES
+from app.web import i18n
 from app.web.context import RequestContext
 from app.web.menu import build_menu, plugin_menu
 
@@ -19,8 +21,11 @@ PAGE_SIZES = (10, 25, 50, 100)
 
 
 def template_globals(engine: JinjaTemplateEngine) -> None:
-    """Names every template (and every imported macro) sees: the page sizes `Pager` accepts."""
+    """Names every template (and every imported macro) sees: the page sizes `Pager` accepts, the
+    languages of the header's switch; and the translation callables and locale filters (app.web.i18n)."""
     engine.engine.globals["page_sizes"] = PAGE_SIZES
+    engine.engine.globals["language_names"] = LANGUAGE_NAMES
+    i18n.install(engine.engine)
 
 
 def is_htmx(request: HTMXRequest) -> bool:
