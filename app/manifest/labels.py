@@ -6,7 +6,11 @@ so code that only needs some text uses it as a string and pages pick the reader'
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+# A language code as manifests may key labels by: `en`, `zh`, `pt-BR`, `zh-Hant`.
+LABEL_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 
 
 class Label(str):
