@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.permissions import PermissionDef
 from app.core.errors import NotFound, PortalError, ValidationFailed
+from app.core.i18n import N_
 from app.core.models import ExtensionConfig, Membership
 from app.core.nesting import loads_json
 from app.identity import directory
@@ -47,7 +48,9 @@ ADMIN_PERMISSION = "ui.extensions.admin"
 PERMISSIONS = [
     PermissionDef(
         ADMIN_PERMISSION,
-        "Extension points: configure conditions, approver rules, record validators and auto-login verifiers",
+        N_(
+            "Extension points: configure conditions, approver rules, record validators and auto-login verifiers"
+        ),
     )
 ]
 CONDITION, USER_SELECTOR, RECORD_VALIDATOR, AUTH_VERIFIER = EXTENSION_POINTS
