@@ -45,7 +45,7 @@ def seed(settings_env: dict[str, str]) -> None:
 def both_widths(page: Page, shot: Any, name: str) -> None:
     shot(page, f"{name}-1280", full_page=True)
     page.set_viewport_size(PHONE)
-    shot(page, f"{name}-390", full_page=True)
+    shot(page, f"{name}-390")  # the first screen: what a phone shows
     page.set_viewport_size(VIEWPORT)
 
 
