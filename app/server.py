@@ -22,7 +22,7 @@ from app import PLATFORM_VERSION, extensions
 from app.access.cache import PermissionCache
 from app.access.scopes import ScopeCache
 from app.core.db import bind_services, make_alchemy_config
-from app.core.i18n import Catalogs
+from app.core.i18n import Catalogs, Msg
 from app.core.settings import Settings, load_settings
 from app.events import EventBus
 from app.events.delivery import Dispatcher
@@ -30,6 +30,7 @@ from app.extensions import ExtensionRegistry
 from app.extensions import hooks as extension_hooks
 from app.extensions.hooks import RecordValidators
 from app.identity import bootstrap
+from app.manifest.labels import Label
 from app.messages.mail import Mailer
 from app.plugins.runtime import PluginCatalog
 from app.records.service import RecordHooks
@@ -157,6 +158,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             security=[{"bearer": []}],
         ),
         exception_handlers={Exception: handle_exception},
+        # Translatable messages and manifest labels are `str` subclasses, which msgspec does not encode:
+        # JSON gets their (English) text.
+        type_encoders={Msg: str, Label: str},
         before_request=bound_json_body,
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],

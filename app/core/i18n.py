@@ -12,6 +12,7 @@ import functools
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from babel.messages import mofile, pofile
 from babel.support import NullTranslations, Translations
@@ -25,9 +26,36 @@ LANGUAGE_NAMES = {"en": "English", "zh": "中文"}
 BABEL_LOCALES = {"en": "en", "zh": "zh_Hans_CN"}
 
 
-def N_(message: str) -> str:
-    """Mark `message` for extraction; it is translated when shown."""
-    return message
+class Msg(str):
+    """A message translated where it is shown: the English text, keeping its msgid and parameters so a
+    page can show it in the reader's language (app.web.i18n's `t` filter, flash messages)."""
+
+    msgid: str
+    params: dict[str, Any]
+
+    def __new__(cls, msgid: str, params: dict[str, Any]) -> Msg:
+        message = super().__new__(cls, _format(msgid, params))
+        message.msgid, message.params = msgid, params
+        return message
+
+    def translated(self, translations: NullTranslations) -> str:
+        params = {k: v.translated(translations) if isinstance(v, Msg) else v for k, v in self.params.items()}
+        return _format(translations.gettext(self.msgid), params)
+
+
+def _format(text: str, params: dict[str, Any]) -> str:
+    if not params:
+        return text
+    try:
+        return text % params
+    except (KeyError, TypeError, ValueError):  # a broken translation (or a forged flash) shows unfilled
+        return text
+
+
+def N_(message: str, **params: Any) -> str:
+    """Mark `message` for extraction; it is translated when shown. With `%(name)s` parameters the result
+    is a :class:`Msg` (its text is the English one filled in)."""
+    return Msg(message, params) if params else message
 
 
 @functools.lru_cache(maxsize=8)

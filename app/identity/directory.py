@@ -89,7 +89,7 @@ async def create_tenant(
     if problem := text_problem(name, "name", 200):
         errors["name"] = problem
     if not errors and await session.scalar(select(Tenant.id).where(Tenant.slug == slug)):
-        errors["slug"] = f"The slug '{slug}' is already taken."
+        errors["slug"] = N_("The slug '%(slug)s' is already taken.", slug=slug)
     if errors:
         raise ValidationFailed(errors)
     tenant = Tenant(slug=slug, name=name.strip(), is_active=True)
@@ -255,7 +255,7 @@ def _profile_errors(display_name: str, language: str) -> dict[str, str]:
     if problem := text_problem(display_name, "display name", 200):
         errors["display_name"] = problem
     if language not in LANGUAGES:
-        errors["language"] = f"Choose one of: {', '.join(LANGUAGES)}."
+        errors["language"] = N_("Choose one of: %(languages)s.", languages=", ".join(LANGUAGES))
     return errors
 
 
@@ -394,7 +394,7 @@ async def add_member(
     session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, user: User, role: Role
 ) -> Membership:
     if role.tenant_id != tenant_id:
-        raise ValidationFailed({"role": "That role belongs to another tenant."})
+        raise ValidationFailed({"role": N_("That role belongs to another tenant.")})
     exists = await session.scalar(
         select(Membership.id).where(Membership.tenant_id == tenant_id, Membership.user_id == user.id)
     )
@@ -429,7 +429,7 @@ async def change_member_role(
     session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, user_id: uuid.UUID, role: Role
 ) -> Membership:
     if role.tenant_id != tenant_id:
-        raise ValidationFailed({"role": "That role belongs to another tenant."})
+        raise ValidationFailed({"role": N_("That role belongs to another tenant.")})
     if role.builtin != roles.ADMIN:  # checked (and locked) before the membership is read: see _keep_one_admin
         await _keep_one_admin(session, tenant_id, user_id)
     m = await get_membership(session, tenant_id, user_id)

@@ -34,6 +34,7 @@ from app import audit, messages
 from app.access.scopes import normalize_unit
 from app.audit import Actor
 from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.i18n import N_
 from app.core.models import Invitation, Membership, Role, Tenant, User, utcnow
 from app.identity import directory, hierarchy
 from app.identity.passwords import hash_password, password_problem
@@ -105,7 +106,7 @@ async def invite(
     if problem := email_problem(email):
         errors["email"] = problem
     if role.tenant_id != tenant.id:
-        errors["role"] = "That role belongs to another tenant."
+        errors["role"] = N_("That role belongs to another tenant.")
     if password and (problem := password_problem(password, email)):
         errors["password"] = problem
     if display_name and (problem := text_problem(display_name, "display name", 200)):

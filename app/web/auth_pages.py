@@ -12,6 +12,7 @@ from litestar.response import Redirect, Response, Template
 
 from app import audit
 from app.core.db import SQLITE_WRITE_LOCK
+from app.core.i18n import N_
 from app.identity import directory, sessions, throttle
 from app.identity.passwords import verify_password
 from app.identity.validation import normalize_email
@@ -122,7 +123,9 @@ async def sign_out_everywhere(ctx: RequestContext) -> Redirect:
         ctx.user.id,
         summary=f"{ctx.user.email} signed out everywhere ({ended} session(s) ended)",
     )
-    response = redirect("/login", f"Signed out everywhere: {ended} session(s) ended.", level="info")
+    response = redirect(
+        "/login", N_("Signed out everywhere: %(ended)s session(s) ended.", ended=ended), level="info"
+    )
     response.delete_cookie(sessions.COOKIE)
     return response
 

@@ -18,7 +18,7 @@ from babel.support import NullTranslations
 from jinja2 import Environment, pass_context
 from jinja2.runtime import Context
 
-from app.core.i18n import BABEL_LOCALES, DEFAULT_LANGUAGE
+from app.core.i18n import BABEL_LOCALES, DEFAULT_LANGUAGE, Msg
 from app.manifest.labels import pick_label
 
 _IDENTITY = NullTranslations()
@@ -52,6 +52,8 @@ def translate(context: Context, text: Any) -> str:
     not in the catalog (a user's name, a formatted message) is shown as it is, and escaped as usual."""
     if text is None:
         return ""
+    if isinstance(text, Msg):
+        return text.translated(_translations(context))
     return _translations(context).gettext(str(text))
 
 

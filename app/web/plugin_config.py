@@ -16,6 +16,7 @@ from litestar.types import ControllerRouterHandler
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import Conflict, PortalError, ValidationFailed
+from app.core.i18n import N_
 from app.core.models import PluginPackage
 from app.manifest import ConfigFieldSpec, Manifest, ManifestError
 from app.plugins import configs, lifecycle, runtime
@@ -197,10 +198,11 @@ async def save_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str) -
         )
     except (ValidationFailed, Conflict, PortalError) as exc:
         return await _fail(request, ctx, plugin_id, exc, editor)
-    state = " (active)" if row.is_active else ""
     return redirect(
         f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config",  # type: ignore[union-attr]
-        f"Saved configuration {row.name}{state}",
+        N_("Saved configuration %(name)s (active)", name=row.name)
+        if row.is_active
+        else N_("Saved configuration %(name)s", name=row.name),
     )
 
 
@@ -214,9 +216,9 @@ async def activate_page(request: HTMXRequest, ctx: RequestContext, plugin_id: st
     except PortalError as exc:
         return await _fail(request, ctx, plugin_id, exc, None)
     message = (
-        f"{name} is now the active configuration"
+        N_("%(name)s is now the active configuration", name=name)
         if name
-        else "No configuration is active: the defaults apply"
+        else N_("No configuration is active: the defaults apply")
     )
     return redirect(f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config", message)  # type: ignore[union-attr]
 
@@ -232,7 +234,7 @@ async def delete_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str)
         return await _fail(request, ctx, plugin_id, exc, None)
     return redirect(
         f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config",  # type: ignore[union-attr]
-        f"Deleted configuration {name}",
+        N_("Deleted configuration %(name)s", name=name),
     )
 
 

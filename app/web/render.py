@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
@@ -12,12 +13,13 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
 from app import messages, workflow
-from app.core.i18n import LANGUAGE_NAMES
+from app.core.i18n import LANGUAGE_NAMES, Msg
 from app.web import i18n
 from app.web.context import RequestContext
 from app.web.menu import build_menu, plugin_menu
 
 PAGE_SIZES = (10, 25, 50, 100)
+FLASH_MSG = "\x1e"  # starts a flash cookie that holds a Msg (msgid and parameters) rather than text
 
 
 def template_globals(engine: JinjaTemplateEngine) -> None:
@@ -109,13 +111,13 @@ def redirect(path: str, message: str | None = None, level: str = "success") -> R
     """303 redirect after a POST, carrying a one-shot flash message in a cookie."""
     response = Redirect(path, status_code=303)
     if message:
+        text = message[:200]
+        if isinstance(message, Msg):  # kept as msgid and parameters: shown in the reader's language
+            packed = json.dumps([message.msgid, message.params], default=str, ensure_ascii=False)
+            text = FLASH_MSG + packed if len(packed) < 1500 else text
         # Percent-encoded: cookie values must be ASCII, messages may carry any user-typed name.
         response.set_cookie(
-            "portal_flash",
-            quote(f"{level}|{message[:200]}", safe=""),
-            max_age=30,
-            httponly=True,
-            samesite="lax",
+            "portal_flash", quote(f"{level}|{text}", safe=""), max_age=30, httponly=True, samesite="lax"
         )
     return response
 
@@ -125,7 +127,14 @@ def take_flash(request: Request) -> tuple[str, str] | None:
     if not raw or "|" not in raw:
         return None
     level, _, message = raw.partition("|")
-    return (level if level in {"success", "info", "warning", "error"} else "info"), message
+    shown: str = message
+    if message.startswith(FLASH_MSG):
+        try:
+            msgid, params = json.loads(message[len(FLASH_MSG) :])
+            shown = Msg(str(msgid), {str(k): v for k, v in dict(params).items()})
+        except (ValueError, TypeError):
+            shown = ""
+    return (level if level in {"success", "info", "warning", "error"} else "info"), shown
 
 
 class Pager:

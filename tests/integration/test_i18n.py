@@ -79,3 +79,32 @@ def test_tenant_time_zone_is_validated_and_used_for_times(client):
     shown = dt.datetime.strptime(cells[0].replace("\u202f", " "), "%b %d, %Y, %I:%M:%S %p")
     shanghai_now = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(hours=8)
     assert abs(shown - shanghai_now) < dt.timedelta(minutes=5)
+
+
+def test_python_messages_and_flashes_follow_the_language(client):
+    login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
+    post_form(client, "/language", {"language": "zh", "next": "/"}, follow_redirects=False)
+    r = post_form(client, "/t/system/account", {"display_name": "", "language": "zh"})
+    assert r.status_code == 422 and "请输入显示名称。" in r.text  # a parameterised message, its parameter too
+    r = post_form(client, "/t/system/admin/tenants", {"slug": "Bad Slug!", "name": ""})
+    assert "使用 1–63 个小写字母、数字和中间的连字符" in r.text and "请输入名称。" in r.text
+    r = post_form(client, "/t/system/account/sign-out-everywhere", {})
+    assert "已在所有设备退出：结束了 1 个会话。" in r.text  # the flash on the sign-in page, in Chinese
+    # The API answers the same errors as English JSON (messages are strings there).
+    api = client.post("/api/v1/tenants", json={"slug": "x", "name": ""})
+    assert api.status_code in (401, 403, 422)
+    assert api.headers["content-type"].startswith("application/problem+json")
+
+
+def test_json_answers_carry_messages_and_labels_as_text(client):
+    from tests.helpers import api_token
+
+    token = api_token(client, ADMIN_EMAIL, ADMIN_PASSWORD)
+    r = client.post(
+        "/api/v1/tenants",
+        json={"slug": "Bad Slug!", "name": ""},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert r.status_code == 422, r.text
+    errors = r.json()["errors"]
+    assert errors["slug"].startswith("Use 1–63 lower-case letters") and errors["name"] == "Enter a name."
