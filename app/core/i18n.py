@@ -17,6 +17,8 @@ from typing import Any
 from babel.messages import mofile, pofile
 from babel.support import NullTranslations, Translations
 
+from app.core.db import SERVICES_KEY
+
 LOCALE_DIR = Path(__file__).resolve().parents[1] / "locale"
 LANGUAGES = ("en", "zh")
 DEFAULT_LANGUAGE = "en"
@@ -88,6 +90,15 @@ class Catalogs:
 
     def get(self, language: str) -> NullTranslations:
         return self.by_language.get(language) or self.by_language[DEFAULT_LANGUAGE]
+
+
+def translations_for(session: Any, language: str | None) -> NullTranslations:
+    """The catalog of `language` from the services of the app that opened `session` (identity outside
+    an app): for texts stored in a recipient's language, such as notifications."""
+    catalogs = getattr(session.info.get(SERVICES_KEY), "catalogs", None)
+    return (
+        catalogs.get(supported(language) or DEFAULT_LANGUAGE) if catalogs is not None else NullTranslations()
+    )
 
 
 def supported(language: str | None) -> str | None:

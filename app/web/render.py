@@ -123,7 +123,12 @@ def redirect(path: str, message: str | None = None, level: str = "success") -> R
 
 
 def take_flash(request: Request) -> tuple[str, str] | None:
-    raw = unquote(request.cookies.get("portal_flash") or "")
+    return decode_flash(request.cookies.get("portal_flash"))
+
+
+def decode_flash(cookie: str | None) -> tuple[str, str] | None:
+    """The (level, message) a flash cookie holds; a Msg when it was one (its str is the English text)."""
+    raw = unquote(cookie or "")
     if not raw or "|" not in raw:
         return None
     level, _, message = raw.partition("|")

@@ -108,3 +108,28 @@ def test_json_answers_carry_messages_and_labels_as_text(client):
     assert r.status_code == 422, r.text
     errors = r.json()["errors"]
     assert errors["slug"].startswith("Use 1–63 lower-case letters") and errors["name"] == "Enter a name."
+
+
+def test_an_invitation_notification_is_written_in_the_invitees_language(app):
+    import sqlalchemy as sa
+
+    from app.access import roles
+    from app.audit import Actor
+    from app.core.models import Message
+    from app.identity import directory, invitations
+    from tests.integration.test_record_pages import in_db
+
+    async def work(s):
+        actor = Actor(None, "admin@test")
+        tenant = await directory.create_tenant(s, actor, "acme", "Acme")
+        member = await roles.get_role(s, tenant.id, "Member")
+        for email, language in (("zoe@test.example", "zh"), ("ed@test.example", "en")):
+            user = await directory.create_user(s, actor, email, "zoe-password-1", email[:3])
+            user.language = language
+            await invitations.invite(s, actor, tenant, email, member)
+        await s.flush()
+        return [tuple(r) for r in (await s.execute(sa.select(Message.title, Message.body))).all()]
+
+    rows = sorted(in_db(app, work))
+    assert rows[0][0] == "Invitation to join Acme" and "invites you to join Acme as Member" in rows[0][1]
+    assert rows[1][0] == "邀请您加入 Acme" and "admin@test 邀请您以 Member 角色加入 Acme" in rows[1][1]
