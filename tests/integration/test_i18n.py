@@ -122,10 +122,12 @@ def test_an_invitation_notification_is_written_in_the_invitees_language(app):
     async def work(s):
         actor = Actor(None, "admin@test")
         tenant = await directory.create_tenant(s, actor, "acme", "Acme")
+        home = await directory.create_tenant(s, actor, "home", "Home")  # the inbox is per tenant
         member = await roles.get_role(s, tenant.id, "Member")
         for email, language in (("zoe@test.example", "zh"), ("ed@test.example", "en")):
             user = await directory.create_user(s, actor, email, "zoe-password-1", email[:3])
             user.language = language
+            await directory.add_member(s, actor, home.id, user, await roles.get_role(s, home.id, "Member"))
             await invitations.invite(s, actor, tenant, email, member)
         await s.flush()
         return [tuple(r) for r in (await s.execute(sa.select(Message.title, Message.body))).all()]
