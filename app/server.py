@@ -37,9 +37,11 @@ from app.records.service import RecordHooks
 from app.sandbox import Sandbox
 from app.services import AppServices
 from app.web import (
-    admin_pages,
+    account_pages,
     api,
+    audit_pages,
     auth_pages,
+    directory_pages,
     events_pages,
     extensions_pages,
     guest_pages,
@@ -47,7 +49,9 @@ from app.web import (
     language,
     messages,
     plugin_admin,
+    plugin_api,
     plugin_config,
+    role_pages,
     workflow_pages,
 )
 from app.web.body_limits import bound_json_body
@@ -124,7 +128,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[
             *auth_pages.ROUTES,
-            *admin_pages.ROUTES,
+            *directory_pages.ROUTES,
+            *role_pages.ROUTES,
+            *audit_pages.ROUTES,
+            *account_pages.ROUTES,
             *events_pages.ROUTES,
             *api.ROUTES,
             *records_api.ROUTES,
@@ -134,6 +141,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *language.ROUTES,
             *workflow_pages.ROUTES,
             *plugin_admin.ROUTES,
+            *plugin_api.ROUTES,
             *plugin_config.ROUTES,
             *extensions_pages.ROUTES,
             *records_routing.ROUTES,

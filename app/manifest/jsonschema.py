@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from app.manifest import vocabulary as v
-from app.manifest.labels import LABEL_LANGUAGE
+from app.manifest.labels import label_schema
 
 __all__ = ["plugin_schema", "render"]
 
@@ -56,20 +56,7 @@ def _text(description: str) -> Schema:
     return _string(description, pattern=r"\S")
 
 
-def _label(description: str) -> Schema:
-    """A label: a non-blank string, or a table of them by language code (`{ en = "...", zh = "..." }`)."""
-    return {
-        "description": description + " A string, or a table of translations by language code.",
-        "oneOf": [
-            {"type": "string", "pattern": r"\S"},
-            {
-                "type": "object",
-                "minProperties": 1,
-                "propertyNames": {"pattern": LABEL_LANGUAGE.pattern},
-                "additionalProperties": {"type": "string", "pattern": r"\S"},
-            },
-        ],
-    }
+_label = label_schema  # a string or a table of translations (app.manifest.labels)
 
 
 def _flag(description: str) -> Schema:
@@ -363,7 +350,14 @@ def _page() -> Schema:
     )
     filter_ = _table(
         v.FILTER_KEYS,
-        {"field": field_ref, "label": _label("The filter's label.")},
+        {
+            "field": field_ref,
+            "label": _label("The filter's label."),
+            "match": _enum(
+                v.FILTER_MATCHES,
+                "string fields: contains (case-insensitive substring, the default) or exact (the whole value).",
+            ),
+        },
         "A list filter.",
         required=["field"],
     )
@@ -411,7 +405,25 @@ def _page() -> Schema:
         "The create/edit form; it must include every required field without a default.",
         anyOf=[{"required": ["groups"]}, {"required": ["fields"]}],
     )
-    crud_only = ("columns", "filters", "actions", "form")
+    related = _table(
+        v.RELATED_KEYS,
+        {
+            "entity": _string("An entity with a reference field to this page's entity."),
+            "field": _string("That reference field (needed when the entity has several to this one)."),
+            "label": _text("The list's heading (default: the entity's label)."),
+            "sort": _string("A sortable field of the related entity, '-' first for descending."),
+            "limit": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": v.RELATED_LIMIT,
+                "description": "Rows shown.",
+            },
+            "hidden": {"type": "boolean", "description": "Do not show this list."},
+        },
+        "A list of the rows that reference the record.",
+        required=["entity"],
+    )
+    crud_only = ("columns", "filters", "actions", "form", "related")
     return _table(
         v.PAGE_KEYS,
         {
@@ -432,6 +444,7 @@ def _page() -> Schema:
                 "crud pages: built-in actions and custom {name, label, permission} ones.",
             ),
             "form": form,
+            "related": _array(related, "crud pages: the record page's lists of rows that reference it."),
         },
         "A page in the tenant's menu.",
         required=["name", "path", "type"],

@@ -37,3 +37,19 @@ def pick_label(label: Any, language: str) -> str:
     if isinstance(label, dict):
         return str(label.get(language) or label.get("en") or next(iter(label.values()), ""))
     return str(label)
+
+
+def label_schema(description: str) -> dict[str, Any]:
+    """The JSON Schema of a label: a non-blank string, or a table of them by language code."""
+    return {
+        "description": description + " A string, or a table of translations by language code.",
+        "oneOf": [
+            {"type": "string", "pattern": r"\S"},
+            {
+                "type": "object",
+                "minProperties": 1,
+                "propertyNames": {"pattern": LABEL_LANGUAGE.pattern},
+                "additionalProperties": {"type": "string", "pattern": r"\S"},
+            },
+        ],
+    }

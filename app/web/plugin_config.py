@@ -22,8 +22,9 @@ from app.manifest import ConfigFieldSpec, Manifest, ManifestError
 from app.plugins import configs, lifecycle, runtime
 from app.plugins.configs import SaveRequest
 from app.records.values import to_json
-from app.web.context import RequestContext
-from app.web.plugin_admin import TENANT_HEADER, Failure
+from app.web.context import TenantContext
+from app.web.plugin_admin import Failure
+from app.web.plugin_facts import TENANT_HEADER
 from app.web.render import page, redirect
 
 CONFIGURE = "plugin:configure"
@@ -84,7 +85,7 @@ def _editor_of(row: Any, manifest: Manifest) -> Editor:
 
 async def _page(
     request: HTMXRequest,
-    ctx: RequestContext,
+    ctx: TenantContext,
     plugin_id: str,
     editor: Editor | None = None,
     failure: Failure | None = None,
@@ -114,7 +115,7 @@ async def _page(
         active=next((r for r in rows if r.is_active), None),
         editor=editor,
         failure=failure,
-        config_url=f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config",  # type: ignore[union-attr]
+        config_url=f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config",
     )
 
 
@@ -131,12 +132,11 @@ def _text(form: FormMultiDict, key: str) -> str:
 
 
 async def _fail(
-    request: HTMXRequest, ctx: RequestContext, plugin_id: str, exc: PortalError, editor: Editor | None
+    request: HTMXRequest, ctx: TenantContext, plugin_id: str, exc: PortalError, editor: Editor | None
 ) -> Template:
     await ctx.db.rollback()
     for obj in (ctx.user, ctx.tenant):
-        if obj is not None:
-            await ctx.db.refresh(obj)
+        await ctx.db.refresh(obj)
     if isinstance(exc, ValidationFailed) and editor is not None:
         editor.errors = exc.errors
         return await _page(request, ctx, plugin_id, editor, status_code=exc.status_code)
@@ -148,13 +148,13 @@ def T(path: str) -> str:
 
 
 @get(T(""), opt={"permission": CONFIGURE}, include_in_schema=False)
-async def config_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str) -> Template:
+async def config_page(request: HTMXRequest, ctx: TenantContext, plugin_id: str) -> Template:
     """The list of configurations; `?new` or `?edit=<name>` adds the editor (HTMX gets the editor alone)."""
     return await _page(request, ctx, plugin_id)
 
 
 @post(T(""), opt={"permission": CONFIGURE}, include_in_schema=False)
-async def save_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str) -> Template | Redirect:
+async def save_page(request: HTMXRequest, ctx: TenantContext, plugin_id: str) -> Template | Redirect:
     form = await request.form()
     _, manifest = await _plugin(ctx.db, plugin_id)
     original = _text(form, "original")
@@ -199,7 +199,7 @@ async def save_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str) -
     except (ValidationFailed, Conflict, PortalError) as exc:
         return await _fail(request, ctx, plugin_id, exc, editor)
     return redirect(
-        f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config",  # type: ignore[union-attr]
+        f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config",
         N_("Saved configuration %(name)s (active)", name=row.name)
         if row.is_active
         else N_("Saved configuration %(name)s", name=row.name),
@@ -207,7 +207,7 @@ async def save_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str) -
 
 
 @post(T("/activate"), opt={"permission": CONFIGURE}, include_in_schema=False)
-async def activate_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str) -> Template | Redirect:
+async def activate_page(request: HTMXRequest, ctx: TenantContext, plugin_id: str) -> Template | Redirect:
     form = await request.form()
     name = _text(form, "name") or None
     try:
@@ -220,11 +220,11 @@ async def activate_page(request: HTMXRequest, ctx: RequestContext, plugin_id: st
         if name
         else N_("No configuration is active: the defaults apply")
     )
-    return redirect(f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config", message)  # type: ignore[union-attr]
+    return redirect(f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config", message)
 
 
 @post(T("/delete"), opt={"permission": CONFIGURE}, include_in_schema=False)
-async def delete_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str) -> Template | Redirect:
+async def delete_page(request: HTMXRequest, ctx: TenantContext, plugin_id: str) -> Template | Redirect:
     form = await request.form()
     name = _text(form, "name")
     try:
@@ -233,7 +233,7 @@ async def delete_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str)
     except PortalError as exc:
         return await _fail(request, ctx, plugin_id, exc, None)
     return redirect(
-        f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config",  # type: ignore[union-attr]
+        f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config",
         N_("Deleted configuration %(name)s", name=name),
     )
 
@@ -261,13 +261,13 @@ class ActivateIn:
     name: str | None = None  # null: no configuration is active (the declared defaults apply)
 
 
-async def _listing(ctx: RequestContext, plugin_id: str) -> dict[str, Any]:
+async def _listing(ctx: TenantContext, plugin_id: str) -> dict[str, Any]:
     _, manifest = await _plugin(ctx.db, plugin_id)
     rows = await configs.list_configs(ctx.db, ctx.tenant_id, plugin_id)
     active = next((r.name for r in rows if r.is_active), None)
     return {
         "plugin": plugin_id,
-        "tenant": ctx.tenant.slug,  # type: ignore[union-attr]
+        "tenant": ctx.tenant.slug,
         "active": active,
         "fields": [field_json(f) for f in manifest.config_fields],
         "items": [configs.masked(manifest, r) for r in rows],
@@ -280,7 +280,7 @@ async def _listing(ctx: RequestContext, plugin_id: str) -> dict[str, Any]:
     summary="The plugin's named configurations in this tenant (secrets as ***)",
 )
 async def api_list(
-    ctx: RequestContext, plugin_id: str, x_tenant: str | None = TENANT_HEADER
+    ctx: TenantContext, plugin_id: str, x_tenant: str | None = TENANT_HEADER
 ) -> dict[str, Any]:
     return await _listing(ctx, plugin_id)
 
@@ -291,7 +291,7 @@ async def api_list(
     summary="Create or update a named configuration (version-checked; 422 with per-field errors)",
 )
 async def api_put(
-    ctx: RequestContext, plugin_id: str, data: ConfigIn, x_tenant: str | None = TENANT_HEADER
+    ctx: TenantContext, plugin_id: str, data: ConfigIn, x_tenant: str | None = TENANT_HEADER
 ) -> Response[dict[str, Any]]:
     _, manifest = await _plugin(ctx.db, plugin_id)
     existed = await configs.find(ctx.db, ctx.tenant_id, plugin_id, data.name) is not None
@@ -319,7 +319,7 @@ async def api_put(
     summary='Make a configuration the active one ({"name": null}: none, the declared defaults apply)',
 )
 async def api_activate(
-    ctx: RequestContext, plugin_id: str, data: ActivateIn, x_tenant: str | None = TENANT_HEADER
+    ctx: TenantContext, plugin_id: str, data: ActivateIn, x_tenant: str | None = TENANT_HEADER
 ) -> dict[str, Any]:
     await _plugin(ctx.db, plugin_id)
     await configs.activate(ctx.db, ctx.actor, ctx.tenant_id, plugin_id, data.name)
@@ -333,7 +333,7 @@ async def api_activate(
     summary="Delete a configuration (not the active one: 409)",
 )
 async def api_delete(
-    ctx: RequestContext,
+    ctx: TenantContext,
     plugin_id: str,
     name: str,
     version: int | None = None,

@@ -18,9 +18,7 @@ BEING_SPLIT = {
     "app/sandbox/runner.py",
     "app/ui/validate.py",
     "app/records/service.py",
-    "app/web/plugin_admin.py",
     "app/web/workflow_pages.py",
-    "app/web/admin_pages.py",
     "app/workflow/__init__.py",
     "app/plugins/lifecycle.py",
 }
