@@ -22,11 +22,13 @@ from app import PLATFORM_VERSION, bootstrap, extensions
 from app.access.cache import PermissionCache
 from app.access.scopes import ScopeCache
 from app.core.db import bind_services, make_alchemy_config
+from app.core.i18n import Catalogs, Msg
 from app.core.settings import Settings, load_settings
 from app.events import EventBus
 from app.extensions import ExtensionRegistry
 from app.extensions import hooks as extension_hooks
 from app.extensions.hooks import RecordValidators
+from app.manifest.labels import Label
 from app.messages.mail import Mailer
 from app.plugins.runtime import PluginCatalog
 from app.records.service import RecordHooks
@@ -43,6 +45,7 @@ from app.web import (
     extensions_pages,
     guest_pages,
     invitation_pages,
+    language,
     messages,
     plugin_admin,
     plugin_api,
@@ -90,6 +93,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         permission_cache=PermissionCache(),
         scope_cache=ScopeCache(),
         switcher_cache=SwitcherCache(),
+        catalogs=Catalogs.load(),
     )
     # Every session of this app (requests, event delivery, guest calls) carries the app's services, so
     # code holding only a session (WASM host API, workflow rules, extension calls) uses this app's.
@@ -133,6 +137,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *guest_pages.ROUTES,
             *messages.ROUTES,
             *invitation_pages.ROUTES,
+            *language.ROUTES,
             *workflow_pages.ROUTES,
             *plugin_admin.ROUTES,
             *plugin_api.ROUTES,
@@ -160,6 +165,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             security=[{"bearer": []}],
         ),
         exception_handlers={Exception: handle_exception},
+        # Translatable messages and manifest labels are `str` subclasses, which msgspec does not encode:
+        # JSON gets their (English) text.
+        type_encoders={Msg: str, Label: str},
         before_request=bound_json_body,
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],

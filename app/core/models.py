@@ -46,6 +46,8 @@ class Tenant(UUIDAuditBase):
     # name anywhere; per-worker caches of each user's tenant switcher compare it per request
     # (see app.web.context).
     directory_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # The IANA time zone (e.g. "Asia/Shanghai") its pages show dates and times in; "" is UTC.
+    time_zone: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
 
 class User(UUIDAuditBase):

@@ -19,6 +19,7 @@ from app import audit, extensions
 from app.audit import Actor
 from app.core.db import SQLITE_WRITE_LOCK
 from app.core.errors import Forbidden, NotFound, PortalError, ValidationFailed
+from app.core.i18n import N_
 from app.core.models import Membership, User
 from app.extensions import store
 from app.identity import directory, sessions, throttle
@@ -358,8 +359,12 @@ async def admin_save(request: HTMXRequest, ctx: RequestContext) -> Template | Re
             saved = await store.create(ctx.db, ctx.actor, secret_box(ctx.settings.secret_key), tenant_id, req)
     except PortalError as exc:
         return await _admin_fail(request, ctx, exc, editor)
-    state = "enabled" if saved.is_enabled else "disabled"
-    return redirect(_admin_url(ctx), f"Saved {saved.name} ({state})")
+    return redirect(
+        _admin_url(ctx),
+        N_("Saved %(name)s (enabled)", name=saved.name)
+        if saved.is_enabled
+        else N_("Saved %(name)s (disabled)", name=saved.name),
+    )
 
 
 @post(
@@ -386,7 +391,10 @@ async def admin_toggle(request: HTMXRequest, ctx: RequestContext, config_id: str
         )
     except PortalError as exc:
         return await _admin_fail(request, ctx, exc, None)
-    return redirect(_admin_url(ctx), f"{row.name} is now {'enabled' if on else 'disabled'}")
+    return redirect(
+        _admin_url(ctx),
+        N_("%(name)s is now enabled", name=row.name) if on else N_("%(name)s is now disabled", name=row.name),
+    )
 
 
 @post(
@@ -403,7 +411,7 @@ async def admin_delete(request: HTMXRequest, ctx: RequestContext, config_id: str
         await store.delete(ctx.db, ctx.actor, _tenant(ctx), config_id, _form_int(form.get("version")))
     except PortalError as exc:
         return await _admin_fail(request, ctx, exc, None)
-    return redirect(_admin_url(ctx), f"Deleted {name}")
+    return redirect(_admin_url(ctx), N_("Deleted %(name)s", name=name))
 
 
 PAGE_ROUTES = [admin_index, admin_save, admin_toggle, admin_delete]

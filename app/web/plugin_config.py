@@ -16,6 +16,7 @@ from litestar.types import ControllerRouterHandler
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import Conflict, PortalError, ValidationFailed
+from app.core.i18n import N_
 from app.core.models import PluginPackage
 from app.installs import lifecycle
 from app.manifest import ConfigFieldSpec, Manifest, ManifestError
@@ -198,9 +199,11 @@ async def save_page(request: HTMXRequest, ctx: TenantContext, plugin_id: str) ->
         )
     except (ValidationFailed, Conflict, PortalError) as exc:
         return await _fail(request, ctx, plugin_id, exc, editor)
-    state = " (active)" if row.is_active else ""
     return redirect(
-        f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config", f"Saved configuration {row.name}{state}"
+        f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config",
+        N_("Saved configuration %(name)s (active)", name=row.name)
+        if row.is_active
+        else N_("Saved configuration %(name)s", name=row.name),
     )
 
 
@@ -214,9 +217,9 @@ async def activate_page(request: HTMXRequest, ctx: TenantContext, plugin_id: str
     except PortalError as exc:
         return await _fail(request, ctx, plugin_id, exc, None)
     message = (
-        f"{name} is now the active configuration"
+        N_("%(name)s is now the active configuration", name=name)
         if name
-        else "No configuration is active: the defaults apply"
+        else N_("No configuration is active: the defaults apply")
     )
     return redirect(f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config", message)
 
@@ -230,7 +233,10 @@ async def delete_page(request: HTMXRequest, ctx: TenantContext, plugin_id: str) 
         await configs.delete(ctx.db, ctx.actor, ctx.tenant_id, plugin_id, name, _int(form.get("version")))
     except PortalError as exc:
         return await _fail(request, ctx, plugin_id, exc, None)
-    return redirect(f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config", f"Deleted configuration {name}")
+    return redirect(
+        f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config",
+        N_("Deleted configuration %(name)s", name=name),
+    )
 
 
 HTML_ROUTES: list[ControllerRouterHandler] = [config_page, save_page, activate_page, delete_page]
