@@ -387,7 +387,7 @@ class WorkflowProcess(UUIDAuditBase):
     """An approval process a tenant admin defined for one plugin entity (the `workflow` base module).
 
     `steps` is a list of {"name", "selector": {"kind", "config"}, "condition": {"kind", "config"} | null};
-    `on_approve` / `on_reject` are {"field", "value"} or null (app.workflow.definitions checks them)."""
+    `on_approve` / `on_reject` are {"field", "value"} or null (app.workflow.processes checks them)."""
 
     __tablename__ = "workflow_processes"
     __table_args__ = (

@@ -18,15 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.errors import Conflict, PortalError, ValidationFailed
 from app.core.models import PluginPackage
 from app.manifest import ConfigFieldSpec, Manifest, ManifestError
-from app.plugins import configs, lifecycle, runtime
+from app.plugins import config_values, configs, lifecycle, runtime
 from app.plugins.configs import SaveRequest
 from app.records.values import to_json
+from app.web.config_form import ConfigForm
 from app.web.context import RequestContext
 from app.web.plugin_admin import TENANT_HEADER, Failure
 from app.web.render import page, redirect
 
 CONFIGURE = "plugin:configure"
-EDITOR = "plugins/_config_editor.html"
+EDITOR = "configs/_editor.html"
 
 
 async def _plugin(session: AsyncSession, plugin_id: str) -> tuple[PluginPackage, Manifest]:
@@ -69,7 +70,7 @@ class Editor:
 
 
 def _editor_of(row: Any, manifest: Manifest) -> Editor:
-    values = {k: configs.display(None, v) for k, v in (row.plain_values or {}).items()}
+    values = {k: config_values.display(None, v) for k, v in (row.plain_values or {}).items()}
     return Editor(
         original=row.name,
         name=row.name,
@@ -77,7 +78,7 @@ def _editor_of(row: Any, manifest: Manifest) -> Editor:
         active=row.is_active,
         values=values,
         secrets_set=set(row.secret_values or {}),
-        text="" if manifest.config_fields else configs.format_text(row.plain_values or {}),
+        text="" if manifest.config_fields else config_values.format_text(row.plain_values or {}),
     )
 
 
@@ -91,6 +92,7 @@ async def _page(
 ) -> Template:
     row, manifest = await _plugin(ctx.db, plugin_id)
     rows = await configs.list_configs(ctx.db, ctx.tenant_id, plugin_id)
+    config_url = f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config"  # type: ignore[union-attr]
     if editor is None:
         wanted = request.query_params.get("edit")
         if wanted is not None:
@@ -112,8 +114,26 @@ async def _page(
         rows=rows,
         active=next((r for r in rows if r.is_active), None),
         editor=editor,
+        form=_form(config_url, editor, not manifest.config_fields) if editor else None,
         failure=failure,
-        config_url=f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config",  # type: ignore[union-attr]
+        config_url=config_url,
+    )
+
+
+def _form(config_url: str, editor: Editor, free_text: bool) -> ConfigForm:
+    return ConfigForm(
+        action=config_url,
+        form_id="config-form",
+        title=f"Edit “{editor.original}”" if editor.original else "New configuration",
+        is_new=not editor.original,
+        hidden=(("original", editor.original),),
+        name_keys=("new_name", "name"),
+        own_keys=("name", "new_name", "text"),
+        free_text=free_text,
+        toggle_name="active",
+        toggle_label="The active configuration (the one the plugin reads)",
+        toggle_on=editor.active,
+        footnote="required. Blank settings use their default.",
     )
 
 
@@ -172,7 +192,7 @@ async def save_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str) -
             f.key for f in manifest.config_fields if f.secret and form.get(f"clear.{f.key}") == "on"
         )
     else:
-        values, problems = configs.parse_text(editor.text)
+        values, problems = config_values.parse_text(editor.text)
         clear = ()
         if problems:
             editor.errors = problems
@@ -193,7 +213,7 @@ async def save_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str) -
     )
     try:
         row = await configs.save(
-            ctx.db, ctx.actor, configs.secret_box(ctx.settings.secret_key), ctx.tenant_id, manifest, req
+            ctx.db, ctx.actor, config_values.secret_box(ctx.settings.secret_key), ctx.tenant_id, manifest, req
         )
     except (ValidationFailed, Conflict, PortalError) as exc:
         return await _fail(request, ctx, plugin_id, exc, editor)
@@ -296,7 +316,7 @@ async def api_put(
     row = await configs.save(
         ctx.db,
         ctx.actor,
-        configs.secret_box(ctx.settings.secret_key),
+        config_values.secret_box(ctx.settings.secret_key),
         ctx.tenant_id,
         manifest,
         SaveRequest(

@@ -14,14 +14,11 @@ MAX_MODULE_LINES = 600
 # shrinks: a module leaves it when it is cut below the limit, and nothing is ever added.
 BEING_SPLIT = {
     "app/cli.py",
-    "app/extensions/__init__.py",
     "app/sandbox/runner.py",
     "app/ui/validate.py",
     "app/records/service.py",
     "app/web/plugin_admin.py",
-    "app/web/workflow_pages.py",
     "app/web/admin_pages.py",
-    "app/workflow/__init__.py",
     "app/plugins/lifecycle.py",
 }
 
