@@ -238,7 +238,7 @@ class PluginFault(UUIDBase):
 class PluginConfig(UUIDAuditBase):
     """A named configuration of a plugin in a tenant (seed 001): several per plugin, at most one active
     (the database enforces it with a partial unique index). Secrets live apart from the plain values,
-    encrypted (app.plugins.configs)."""
+    encrypted (app.plugins.config_values)."""
 
     __tablename__ = "tenant_plugin_configs"
     __table_args__ = (

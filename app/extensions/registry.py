@@ -8,7 +8,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +21,9 @@ from app.plugins import runtime
 from app.plugins.runtime import EntityRef, LoadedPlugin
 from app.records.values import to_json
 from app.services import services_of
+
+if TYPE_CHECKING:
+    from app.extensions.builtins import ConditionKind, SelectorKind
 
 log = logging.getLogger("portal.extensions")
 
@@ -271,8 +274,8 @@ class ExtensionRegistry:
 
     builtins: Mapping[tuple[str, str], Builtin] = field(default_factory=dict)
     # Approval step kinds by name (app.workflow): entry conditions and approver selectors.
-    conditions: dict[str, Any] = field(default_factory=dict)
-    selectors: dict[str, Any] = field(default_factory=dict)
+    conditions: dict[str, ConditionKind] = field(default_factory=dict)
+    selectors: dict[str, SelectorKind] = field(default_factory=dict)
     sandbox: Any = None  # app.sandbox.Sandbox; None: plugin implementations cannot run here
 
 
