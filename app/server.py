@@ -34,16 +34,20 @@ from app.records.service import RecordHooks
 from app.sandbox import Sandbox
 from app.services import AppServices
 from app.web import (
-    admin_pages,
+    account_pages,
     api,
+    audit_pages,
     auth_pages,
+    directory_pages,
     events_pages,
     extensions_pages,
     guest_pages,
     invitation_pages,
     messages,
     plugin_admin,
+    plugin_api,
     plugin_config,
+    role_pages,
     workflow_api,
     workflow_pages,
 )
@@ -118,7 +122,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[
             *auth_pages.ROUTES,
-            *admin_pages.ROUTES,
+            *directory_pages.ROUTES,
+            *role_pages.ROUTES,
+            *audit_pages.ROUTES,
+            *account_pages.ROUTES,
             *events_pages.ROUTES,
             *api.ROUTES,
             *records_api.ROUTES,
@@ -128,6 +135,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *workflow_pages.ROUTES,
             *workflow_api.ROUTES,
             *plugin_admin.ROUTES,
+            *plugin_api.ROUTES,
             *plugin_config.ROUTES,
             *extensions_pages.ROUTES,
             *records_routing.ROUTES,

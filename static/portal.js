@@ -42,6 +42,13 @@
     if (evt.key === "Enter" && closest(evt.target, "[data-no-enter-submit]")) { evt.preventDefault(); }
   });
 
+  // <input data-input-only>: a search-as-you-type box asks for rows on `input`; the `change` event it
+  // fires when focus leaves it (say, to tick a row's checkbox) must not reach its form's `change`
+  // trigger, which would ask for the same rows again and re-render them (dropping the ticks).
+  document.addEventListener("change", function (evt) {
+    if (closest(evt.target, "input[data-input-only]")) { evt.stopPropagation(); }
+  }, true);
+
   // <form data-drop-empty>: empty filters stay out of the htmx request (and so out of the pushed URL).
   document.addEventListener("htmx:configRequest", function (evt) {
     if (!closest(evt.target, "form[data-drop-empty]")) { return; }

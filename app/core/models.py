@@ -16,6 +16,20 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+class TenantScoped:
+    """A base table whose every row belongs to one tenant and goes with it (the foreign key cascades).
+
+    Where a base table row gets its tenant: this column, declared once here. Queries of such tables are
+    limited to one tenant with app.core.tenancy (`in_tenant`, `get_in_tenant`). Tables whose rows may
+    also be platform-wide (audit log, event log, guest faults) keep a nullable `tenant_id` of their own.
+    """
+
+    # sort_order: right after `id`, where each table declared it before the mixin (same DDL).
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        GUID, ForeignKey("tenants.id", ondelete="CASCADE"), sort_order=-50
+    )
+
+
 class Tenant(UUIDAuditBase):
     __tablename__ = "tenants"
 
@@ -46,18 +60,17 @@ class User(UUIDAuditBase):
     last_login_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
 
 
-class Role(UUIDAuditBase):
+class Role(TenantScoped, UUIDAuditBase):
     __tablename__ = "roles"
     __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_roles_tenant_name"),)
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("tenants.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(100))
     description: Mapped[str] = mapped_column(String(500), default="")
     # 'admin' and 'member' mark the default roles every tenant gets; None for roles admins create.
     builtin: Mapped[str | None] = mapped_column(String(20), nullable=True)
 
 
-class Membership(UUIDAuditBase):
+class Membership(TenantScoped, UUIDAuditBase):
     """A user in a tenant, with exactly one role there, optionally a manager and a unit there."""
 
     __tablename__ = "tenant_users"
@@ -68,7 +81,6 @@ class Membership(UUIDAuditBase):
         Index("ix_tenant_users_manager", "tenant_id", "manager_id", "user_id"),
     )
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("tenants.id", ondelete="CASCADE"))
     user_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("users.id", ondelete="CASCADE"), index=True)
     role_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("roles.id"))
     # The user id of this member's manager in the same tenant (checked by app.identity.hierarchy).
@@ -198,11 +210,10 @@ class PluginPackage(UUIDAuditBase):
     deleted_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
 
 
-class PluginTenant(UUIDAuditBase):
+class PluginTenant(TenantScoped, UUIDAuditBase):
     __tablename__ = "tenant_plugins"
     __table_args__ = (UniqueConstraint("tenant_id", "plugin_id", name="uq_tenant_plugins"),)
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("tenants.id", ondelete="CASCADE"))
     plugin_id: Mapped[str] = mapped_column(String(64), index=True)
     # enabled | disabled | error
     status: Mapped[str] = mapped_column(String(20), default="enabled")
@@ -235,7 +246,7 @@ class PluginFault(UUIDBase):
     created_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), default=utcnow)
 
 
-class PluginConfig(UUIDAuditBase):
+class PluginConfig(TenantScoped, UUIDAuditBase):
     """A named configuration of a plugin in a tenant (seed 001): several per plugin, at most one active
     (the database enforces it with a partial unique index). Secrets live apart from the plain values,
     encrypted (app.plugins.config_values)."""
@@ -253,7 +264,6 @@ class PluginConfig(UUIDAuditBase):
         ),
     )
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("tenants.id", ondelete="CASCADE"))
     plugin_id: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(100))
     # key -> JSON value (decimals as strings); keys left out fall back to the manifest's defaults
@@ -264,7 +274,7 @@ class PluginConfig(UUIDAuditBase):
     version: Mapped[int] = mapped_column(Integer, default=1)  # optimistic lock for edits
 
 
-class ExtensionConfig(UUIDAuditBase):
+class ExtensionConfig(TenantScoped, UUIDAuditBase):
     """A named configuration of an extension point implementation in a tenant (app.extensions): built-in
     (plugin_id "") or a plugin's WASM extension. Several per implementation; resolved by id or by point."""
 
@@ -274,7 +284,6 @@ class ExtensionConfig(UUIDAuditBase):
         Index("ix_tenant_extension_configs_point", "tenant_id", "point"),
     )
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("tenants.id", ondelete="CASCADE"))
     point: Mapped[str] = mapped_column(
         String(32)
     )  # condition | user-selector | record-validator | auth-verifier
@@ -289,14 +298,15 @@ class ExtensionConfig(UUIDAuditBase):
     version: Mapped[int] = mapped_column(Integer, default=1)  # optimistic lock for edits
 
 
-class RoleScope(UUIDAuditBase):
+class RoleScope(TenantScoped, UUIDAuditBase):
     """A role's data scope for one entity (or, with entity '*', its default for every entity)."""
 
     __tablename__ = "role_scopes"
     __table_args__ = (UniqueConstraint("role_id", "entity", name="uq_role_scopes_role_entity"),)
 
+    # TenantScoped's column, indexed on its own here (scope lookups by tenant).
     tenant_id: Mapped[uuid.UUID] = mapped_column(
-        GUID, ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+        GUID, ForeignKey("tenants.id", ondelete="CASCADE"), index=True, sort_order=-50
     )
     role_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("roles.id", ondelete="CASCADE"))
     entity: Mapped[str] = mapped_column(String(64))
@@ -352,7 +362,7 @@ class EventDelivery(UUIDBase):
     created_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), default=utcnow)
 
 
-class Message(UUIDBase):
+class Message(TenantScoped, UUIDBase):
     """An in-app notification for one user in one tenant (the `message` base module, app.messages)."""
 
     __tablename__ = "messages"
@@ -363,7 +373,6 @@ class Message(UUIDBase):
         Index("ix_messages_inbox_time", "tenant_id", "user_id", "created_at"),
     )
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("tenants.id", ondelete="CASCADE"))
     user_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("users.id", ondelete="CASCADE"))
     title: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text, default="")
@@ -383,7 +392,7 @@ class MessagePreference(UUIDBase):
     email: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
-class WorkflowProcess(UUIDAuditBase):
+class WorkflowProcess(TenantScoped, UUIDAuditBase):
     """An approval process a tenant admin defined for one plugin entity (the `workflow` base module).
 
     `steps` is a list of {"name", "selector": {"kind", "config"}, "condition": {"kind", "config"} | null};
@@ -394,7 +403,6 @@ class WorkflowProcess(UUIDAuditBase):
         UniqueConstraint("tenant_id", "plugin_id", "entity", name="uq_workflow_processes_entity"),
     )
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("tenants.id", ondelete="CASCADE"))
     plugin_id: Mapped[str] = mapped_column(String(64))
     entity: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
@@ -405,7 +413,7 @@ class WorkflowProcess(UUIDAuditBase):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
-class WorkflowInstance(UUIDBase):
+class WorkflowInstance(TenantScoped, UUIDBase):
     """One run of a process for one record. State: running → approved | rejected, or stuck (with
     `error`) when a step finds no approver or the end action fails."""
 
@@ -415,7 +423,6 @@ class WorkflowInstance(UUIDBase):
         Index("ix_workflow_instances_state", "tenant_id", "state"),
     )
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("tenants.id", ondelete="CASCADE"))
     process_id: Mapped[uuid.UUID] = mapped_column(
         GUID, ForeignKey("workflow_processes.id", ondelete="CASCADE")
     )
@@ -434,14 +441,13 @@ class WorkflowInstance(UUIDBase):
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
 
 
-class WorkflowTask(UUIDBase):
+class WorkflowTask(TenantScoped, UUIDBase):
     """One approval step waiting on (or decided by) one of its assignees. State: open → approved |
     rejected | cancelled."""
 
     __tablename__ = "workflow_tasks"
     __table_args__ = (Index("ix_workflow_tasks_instance", "instance_id", "created_at"),)
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("tenants.id", ondelete="CASCADE"))
     instance_id: Mapped[uuid.UUID] = mapped_column(
         GUID, ForeignKey("workflow_instances.id", ondelete="CASCADE")
     )
@@ -455,7 +461,7 @@ class WorkflowTask(UUIDBase):
     decided_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
 
 
-class WorkflowAssignee(UUIDBase):
+class WorkflowAssignee(TenantScoped, UUIDBase):
     """Who may decide a task (any one of them). `is_open` mirrors the task's state so the header
     badge is one COUNT on ix_workflow_assignees_inbox."""
 
@@ -465,13 +471,12 @@ class WorkflowAssignee(UUIDBase):
         Index("ix_workflow_assignees_inbox", "tenant_id", "user_id", "is_open"),
     )
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("tenants.id", ondelete="CASCADE"))
     task_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("workflow_tasks.id", ondelete="CASCADE"))
     user_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("users.id", ondelete="CASCADE"))
     is_open: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
-class Invitation(UUIDBase):
+class Invitation(TenantScoped, UUIDBase):
     """An offer to join a tenant with a role, made by a tenant admin to an email address; the holder of
     that account accepts or declines it (app.identity.invitations). State: pending → accepted |
     declined | revoked | expired (a pending one past `expires_at` counts as expired when read)."""
@@ -490,7 +495,6 @@ class Invitation(UUIDBase):
         Index("ix_invitations_email", "email", "state"),
     )
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("tenants.id", ondelete="CASCADE"))
     email: Mapped[str] = mapped_column(String(254))  # lower-cased, like users.email
     # The role, manager and unit the admin chose, applied on acceptance.
     role_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("roles.id", ondelete="CASCADE"))

@@ -16,7 +16,7 @@ Residual: an admin who set an initial password can try to sign in with it; that 
 account this very call created (an existing account keeps its own password). Telling the two apart
 that way needs a real account made, audited, in the admin's name.
 
-Platform admins (the system tenant's Admin role) still add members directly (app.web.admin_pages): they
+Platform admins (the system tenant's Admin role) still add members directly (app.web.directory_pages): they
 see the whole user directory anyway.
 """
 

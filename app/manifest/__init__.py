@@ -49,6 +49,7 @@ from app.manifest.vocabulary import (
     MANIFEST_MAX_DEPTH,
     PAGE_TYPES,
     STANDARD_FIELDS,
+    TEXT_FILTER_TYPES,
 )
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "MANIFEST_MAX_DEPTH",
     "PAGE_TYPES",
     "STANDARD_FIELDS",
+    "TEXT_FILTER_TYPES",
     "Capabilities",
     "ConfigFieldSpec",
     "Dependencies",

@@ -346,7 +346,14 @@ def _page() -> Schema:
     )
     filter_ = _table(
         v.FILTER_KEYS,
-        {"field": field_ref, "label": _text("The filter's label.")},
+        {
+            "field": field_ref,
+            "label": _text("The filter's label."),
+            "match": _enum(
+                v.FILTER_MATCHES,
+                "string fields: contains (case-insensitive substring, the default) or exact (the whole value).",
+            ),
+        },
         "A list filter.",
         required=["field"],
     )
@@ -394,7 +401,25 @@ def _page() -> Schema:
         "The create/edit form; it must include every required field without a default.",
         anyOf=[{"required": ["groups"]}, {"required": ["fields"]}],
     )
-    crud_only = ("columns", "filters", "actions", "form")
+    related = _table(
+        v.RELATED_KEYS,
+        {
+            "entity": _string("An entity with a reference field to this page's entity."),
+            "field": _string("That reference field (needed when the entity has several to this one)."),
+            "label": _text("The list's heading (default: the entity's label)."),
+            "sort": _string("A sortable field of the related entity, '-' first for descending."),
+            "limit": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": v.RELATED_LIMIT,
+                "description": "Rows shown.",
+            },
+            "hidden": {"type": "boolean", "description": "Do not show this list."},
+        },
+        "A list of the rows that reference the record.",
+        required=["entity"],
+    )
+    crud_only = ("columns", "filters", "actions", "form", "related")
     return _table(
         v.PAGE_KEYS,
         {
@@ -415,6 +440,7 @@ def _page() -> Schema:
                 "crud pages: built-in actions and custom {name, label, permission} ones.",
             ),
             "form": form,
+            "related": _array(related, "crud pages: the record page's lists of rows that reference it."),
         },
         "A page in the tenant's menu.",
         required=["name", "path", "type"],

@@ -188,6 +188,9 @@ class PageSpec:
     filters: tuple[dict[str, Any], ...] | None = None
     actions: tuple[dict[str, Any], ...] | None = None
     form: dict[str, Any] | None = None
+    #: crud pages: how the record page lists rows of other entities that reference it
+    #: ({entity, field, label, sort, limit, hidden}); ``None``: every such list, defaults.
+    related: tuple[dict[str, Any], ...] | None = None
 
 
 @dataclass(frozen=True)

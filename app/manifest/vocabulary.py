@@ -181,10 +181,28 @@ SEARCHABLE_TYPES = ("string", "text", "select")
 OPTION_KEYS = ("value", "label")
 EVENTS_KEYS = ("published", "subscribed")
 UI_KEYS = ("pages", "permissions")
-PAGE_KEYS = ("name", "path", "type", "entity", "icon", "menu_group", "columns", "filters", "actions", "form")
+PAGE_KEYS = (
+    "name",
+    "path",
+    "type",
+    "entity",
+    "icon",
+    "menu_group",
+    "columns",
+    "filters",
+    "actions",
+    "form",
+    "related",
+)
+RELATED_KEYS = ("entity", "field", "label", "sort", "limit", "hidden")
+RELATED_LIMIT = 100
 COLUMN_KEYS = ("field", "label", "type", "width", "sortable", "hidden", "options")
 COLUMN_OPTION_KEYS = ("value", "label", "color")
-FILTER_KEYS = ("field", "label")
+FILTER_KEYS = ("field", "label", "match")
+#: How a text filter matches: case-insensitive substring (the default for string fields) or the whole value.
+FILTER_MATCHES: tuple[str, ...] = ("contains", "exact")
+#: Field types whose filters match text ("contains" unless the page says exact).
+TEXT_FILTER_TYPES: tuple[str, ...] = ("string",)
 ACTION_KEYS = ("name", "label", "permission")
 FORM_KEYS = ("groups", "fields")
 FORM_GROUP_KEYS = ("title", "fields")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from app.core.errors import ValidationFailed
-from app.manifest import FieldSpec
+from app.manifest import TEXT_FILTER_TYPES, FieldSpec
 from app.records.values import FieldError, parse
 
 if TYPE_CHECKING:
@@ -48,6 +48,9 @@ class ListQuery:
     size: int = 25
     deleted: bool = False  # the "deleted" view lists soft-deleted rows (for restore)
     offset: int | None = None  # an explicit row offset (host API) instead of page * size
+    # Text filters (by field name) that match a case-insensitive substring rather than the whole value:
+    # the pages and the JSON API ask for it (`text_matches`), plugin code (the host API) matches exactly.
+    contains: frozenset[str] = frozenset()
 
     def clamp(self) -> None:
         """Keep page and size in range (in place: the caller's pager reads them back)."""
@@ -93,20 +96,39 @@ def filterable(entity: EntityRef, name: str) -> FieldSpec | None:
     return spec if comparable(spec) else None
 
 
+def text_matches(entity: EntityRef, filters: tuple[Mapping[str, Any], ...] | None) -> frozenset[str]:
+    """The string fields whose filters match "contains": all of them unless the page's filter says
+    `match = "exact"` (`filters`: a crud page's declared filters, or None)."""
+    exact = {f["field"] for f in filters or () if f.get("match") == "exact"}
+    return frozenset(
+        f.name for f in entity.spec.fields if f.type in TEXT_FILTER_TYPES and f.name not in exact
+    )
+
+
 # --- what it means in SQL ------------------------------------------------------------------------
+
+LIKE_ESCAPE = "\\"
+
+
+def contains_pattern(text: str) -> str:
+    """`%text%` for LIKE, lower-cased, with the wildcards the user typed matching themselves."""
+    escaped = text.lower().replace(LIKE_ESCAPE, LIKE_ESCAPE * 2).replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 def search_condition(entity: EntityRef, q: str) -> sa.ColumnElement[bool] | None:
     cols = [entity.table.c[f.name] for f in entity.spec.searchable_fields]
     if not q or not cols:
         return None
-    needle = f"%{q.lower()}%"
-    return sa.or_(*(sa.func.lower(c).like(needle) for c in cols))
+    needle = contains_pattern(q)
+    return sa.or_(*(sa.func.lower(c).like(needle, escape=LIKE_ESCAPE) for c in cols))
 
 
-def filter_conditions(entity: EntityRef, filters: Mapping[str, Any]) -> list[sa.ColumnElement[bool]]:
-    """`field`, `field__from|to|gt|lt|ne` = value, parsed by the field's type; ValidationFailed lists
-    every bad key at once."""
+def filter_conditions(
+    entity: EntityRef, filters: Mapping[str, Any], contains: frozenset[str] = frozenset()
+) -> list[sa.ColumnElement[bool]]:
+    """`field`, `field__from|to|gt|lt|ne` = value, parsed by the field's type (a `field` in `contains`
+    matches a case-insensitive substring); ValidationFailed lists every bad key at once."""
     t = entity.table
     conds: list[sa.ColumnElement[bool]] = []
     errors: dict[str, str] = {}
@@ -134,6 +156,8 @@ def filter_conditions(entity: EntityRef, filters: Mapping[str, Any]) -> list[sa.
                 conds.append(col < value + dt.timedelta(minutes=1))
             else:
                 conds.append(col <= value)
+        elif bound == "" and name in contains and isinstance(value, str):
+            conds.append(sa.func.lower(col).like(contains_pattern(value), escape=LIKE_ESCAPE))
         elif bound == "":
             conds.append(col == value)
         elif bound in {"gt", "lt", "ne"}:

@@ -175,7 +175,7 @@ class RecordService:
         search = search_condition(entity, query.q)
         if search is not None:
             stmt = stmt.where(search)
-        return stmt.where(*filter_conditions(entity, query.filters))
+        return stmt.where(*filter_conditions(entity, query.filters, query.contains))
 
     async def list(self, entity: EntityRef, query: ListQuery) -> ListResult:
         self.require(entity, "select")
@@ -602,11 +602,13 @@ class RecordService:
         await self._publish(entity, {"delete": "deleted", "restore": "restored"}[action], after)
         return after
 
-    async def delete(self, entity: EntityRef, record_id: uuid.UUID | str) -> dict[str, Any]:
-        """Soft delete: the row stays, hidden, and can be restored."""
+    async def delete(
+        self, entity: EntityRef, record_id: uuid.UUID | str, *, at: dt.datetime | None = None
+    ) -> dict[str, Any]:
+        """Soft delete: the row stays, hidden, and can be restored (`at`: a batch's shared instant)."""
         self.require(entity, "delete")
         before = await self._load(entity, record_id)
-        return await self._set_deleted(entity, before, dt.datetime.now(dt.UTC), "delete", "Deleted")
+        return await self._set_deleted(entity, before, at or dt.datetime.now(dt.UTC), "delete", "Deleted")
 
     async def restore(self, entity: EntityRef, record_id: uuid.UUID | str) -> dict[str, Any]:
         self.require(entity, "delete")

@@ -18,8 +18,9 @@ from app.access.registry import all_permissions
 from app.core.errors import ValidationFailed
 from app.core.models import Role, User
 from app.identity import directory, hierarchy, invitations, tokens
-from app.web.admin_pages import add_member_from, invite_from, is_platform_admin, query_audit
-from app.web.context import RequestContext
+from app.web.audit_pages import query_audit
+from app.web.context import RequestContext, TenantContext
+from app.web.directory_pages import add_member_from, invite_from, is_platform_admin
 from app.web.render import Pager
 
 TENANT_HEADER = Parameter(
@@ -176,7 +177,7 @@ async def _member_out(ctx: RequestContext, user_id: uuid.UUID) -> dict[str, Any]
 
 @post("/members", opt={"permission": "db.tenant_users.insert"})
 async def members_create(
-    ctx: RequestContext, data: MemberIn, x_tenant: str | None = TENANT_HEADER
+    ctx: TenantContext, data: MemberIn, x_tenant: str | None = TENANT_HEADER
 ) -> Response[dict[str, Any]]:
     """Platform admins add the member directly (201, the member). Anyone else invites: 202 with the
     invitation, the same answer whether or not an account has the email (see app.identity.invitations)."""
@@ -374,7 +375,7 @@ async def permissions_index(ctx: RequestContext) -> dict[str, Any]:
 @get("/audit", opt={"permission": "db.audit_log.select"})
 async def audit_index(
     request: Request,
-    ctx: RequestContext,
+    ctx: TenantContext,
     action: str = "",
     actor: str = "",
     since: str = "",
@@ -407,17 +408,11 @@ async def audit_index(
 
 @get("/explain", opt={"permission": "ui.admin.explain"})
 async def explain(
-    ctx: RequestContext, user: str, permission: str, x_tenant: str | None = TENANT_HEADER
+    ctx: TenantContext, user: str, permission: str, x_tenant: str | None = TENANT_HEADER
 ) -> dict[str, Any]:
     """Only members of the tenant are explained (404 for anyone else, whether or not the account exists),
     except to platform admins."""
-    r = await explain_permission(
-        ctx.db,
-        ctx.tenant,  # type: ignore[arg-type]
-        user,
-        permission,
-        any_user=is_platform_admin(ctx),
-    )
+    r = await explain_permission(ctx.db, ctx.tenant, user, permission, any_user=is_platform_admin(ctx))
     return {
         "user": r.user.email,
         "tenant": r.tenant.slug,

@@ -6,13 +6,19 @@
   opt={"permission": "db.x.y"}  signed-in user holding that permission in the request's tenant
 Anything else is refused: deny by default. The tenant comes from the `/t/{tenant}` path segment
 (HTML) or the `X-Tenant` header (API, defaulting to the user's only tenant).
+
+Once the guard has proved the user, the tenant and the access there, the request's context becomes a
+`TenantContext`, whose `user`, `tenant` and `access` are not optional. A handler that needs them declares
+`ctx: TenantContext` (instead of `ctx: RequestContext`); the guard refuses such a handler any request
+that has no tenant (403), so the type is a promise the handler can rely on. Public handlers get no
+TenantContext (nothing is proved for them); the route-guard test checks that none asks for one.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import sqlalchemy as sa
@@ -190,6 +196,30 @@ class RequestContext:
         return [(SwitcherTenant(t.id, t.slug, t.name, t.is_active), SwitcherRole(name)) for t, name in found]
 
 
+@dataclass(kw_only=True)
+class TenantContext(RequestContext):
+    """A request's context after the guard proved who is asking, in which tenant, with which access."""
+
+    user: User
+    tenant: Tenant
+    access: Access
+
+    @classmethod
+    def of(cls, ctx: RequestContext) -> TenantContext:
+        """The same request (same session, same caches) with its user, tenant and access proved."""
+        if ctx.user is None or ctx.tenant is None or ctx.access is None:
+            raise PermissionDeniedException("Say which tenant with the X-Tenant header (slug or id)")
+        return cls(**{f.name: getattr(ctx, f.name) for f in fields(ctx)})
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.user.id, self.user.email, self.ip)
+
+    @property
+    def tenant_id(self) -> uuid.UUID:
+        return self.tenant.id
+
+
 def _db(connection: ASGIConnection) -> AsyncSession:
     config = connection.app.state.alchemy
     return config.provide_session(connection.app.state, connection.scope)
@@ -352,6 +382,10 @@ async def access_guard(connection: ASGIConnection, handler: BaseRouteHandler) ->
             "Sign in first" if not ctx.is_api else "A valid bearer token is required"
         )
     await _attach_tenant(connection, ctx)
+    if wants_tenant(handler):
+        # The handler is given the request's context as a TenantContext (a 403 when there is no tenant);
+        # it replaces the RequestContext for the rest of the request, so there is one context object.
+        connection.state[STATE_KEY] = TenantContext.of(ctx)
     permission = opt.get("permission")
     if permission:
         if ctx.tenant is None:
@@ -362,5 +396,13 @@ async def access_guard(connection: ASGIConnection, handler: BaseRouteHandler) ->
         raise PermissionDeniedException("This route declares no access rule and is therefore closed")
 
 
+def wants_tenant(handler: BaseRouteHandler) -> bool:
+    """Whether the handler declares `ctx: TenantContext` (it then runs only with a tenant)."""
+    declared = handler.parsed_fn_signature.parameters.get("ctx")
+    return declared is not None and declared.annotation is TenantContext
+
+
 async def provide_ctx(request: Any) -> RequestContext:
+    """The context the guard resolved: a TenantContext for handlers that declare one (the guard made
+    it), the RequestContext itself for the others (Litestar checks the exact declared type)."""
     return await resolve_context(request)

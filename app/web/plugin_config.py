@@ -22,8 +22,9 @@ from app.plugins import config_values, configs, lifecycle, runtime
 from app.plugins.configs import SaveRequest
 from app.records.values import to_json
 from app.web.config_form import ConfigForm
-from app.web.context import RequestContext
-from app.web.plugin_admin import TENANT_HEADER, Failure
+from app.web.context import TenantContext
+from app.web.plugin_admin import Failure
+from app.web.plugin_facts import TENANT_HEADER
 from app.web.render import page, redirect
 
 CONFIGURE = "plugin:configure"
@@ -84,7 +85,7 @@ def _editor_of(row: Any, manifest: Manifest) -> Editor:
 
 async def _page(
     request: HTMXRequest,
-    ctx: RequestContext,
+    ctx: TenantContext,
     plugin_id: str,
     editor: Editor | None = None,
     failure: Failure | None = None,
@@ -92,7 +93,7 @@ async def _page(
 ) -> Template:
     row, manifest = await _plugin(ctx.db, plugin_id)
     rows = await configs.list_configs(ctx.db, ctx.tenant_id, plugin_id)
-    config_url = f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config"  # type: ignore[union-attr]
+    config_url = f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config"
     if editor is None:
         wanted = request.query_params.get("edit")
         if wanted is not None:
@@ -150,12 +151,11 @@ def _text(form: FormMultiDict, key: str) -> str:
 
 
 async def _fail(
-    request: HTMXRequest, ctx: RequestContext, plugin_id: str, exc: PortalError, editor: Editor | None
+    request: HTMXRequest, ctx: TenantContext, plugin_id: str, exc: PortalError, editor: Editor | None
 ) -> Template:
     await ctx.db.rollback()
     for obj in (ctx.user, ctx.tenant):
-        if obj is not None:
-            await ctx.db.refresh(obj)
+        await ctx.db.refresh(obj)
     if isinstance(exc, ValidationFailed) and editor is not None:
         editor.errors = exc.errors
         return await _page(request, ctx, plugin_id, editor, status_code=exc.status_code)
@@ -167,13 +167,13 @@ def T(path: str) -> str:
 
 
 @get(T(""), opt={"permission": CONFIGURE}, include_in_schema=False)
-async def config_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str) -> Template:
+async def config_page(request: HTMXRequest, ctx: TenantContext, plugin_id: str) -> Template:
     """The list of configurations; `?new` or `?edit=<name>` adds the editor (HTMX gets the editor alone)."""
     return await _page(request, ctx, plugin_id)
 
 
 @post(T(""), opt={"permission": CONFIGURE}, include_in_schema=False)
-async def save_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str) -> Template | Redirect:
+async def save_page(request: HTMXRequest, ctx: TenantContext, plugin_id: str) -> Template | Redirect:
     form = await request.form()
     _, manifest = await _plugin(ctx.db, plugin_id)
     original = _text(form, "original")
@@ -219,13 +219,12 @@ async def save_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str) -
         return await _fail(request, ctx, plugin_id, exc, editor)
     state = " (active)" if row.is_active else ""
     return redirect(
-        f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config",  # type: ignore[union-attr]
-        f"Saved configuration {row.name}{state}",
+        f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config", f"Saved configuration {row.name}{state}"
     )
 
 
 @post(T("/activate"), opt={"permission": CONFIGURE}, include_in_schema=False)
-async def activate_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str) -> Template | Redirect:
+async def activate_page(request: HTMXRequest, ctx: TenantContext, plugin_id: str) -> Template | Redirect:
     form = await request.form()
     name = _text(form, "name") or None
     try:
@@ -238,11 +237,11 @@ async def activate_page(request: HTMXRequest, ctx: RequestContext, plugin_id: st
         if name
         else "No configuration is active: the defaults apply"
     )
-    return redirect(f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config", message)  # type: ignore[union-attr]
+    return redirect(f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config", message)
 
 
 @post(T("/delete"), opt={"permission": CONFIGURE}, include_in_schema=False)
-async def delete_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str) -> Template | Redirect:
+async def delete_page(request: HTMXRequest, ctx: TenantContext, plugin_id: str) -> Template | Redirect:
     form = await request.form()
     name = _text(form, "name")
     try:
@@ -250,10 +249,7 @@ async def delete_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str)
         await configs.delete(ctx.db, ctx.actor, ctx.tenant_id, plugin_id, name, _int(form.get("version")))
     except PortalError as exc:
         return await _fail(request, ctx, plugin_id, exc, None)
-    return redirect(
-        f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config",  # type: ignore[union-attr]
-        f"Deleted configuration {name}",
-    )
+    return redirect(f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config", f"Deleted configuration {name}")
 
 
 HTML_ROUTES: list[ControllerRouterHandler] = [config_page, save_page, activate_page, delete_page]
@@ -279,13 +275,13 @@ class ActivateIn:
     name: str | None = None  # null: no configuration is active (the declared defaults apply)
 
 
-async def _listing(ctx: RequestContext, plugin_id: str) -> dict[str, Any]:
+async def _listing(ctx: TenantContext, plugin_id: str) -> dict[str, Any]:
     _, manifest = await _plugin(ctx.db, plugin_id)
     rows = await configs.list_configs(ctx.db, ctx.tenant_id, plugin_id)
     active = next((r.name for r in rows if r.is_active), None)
     return {
         "plugin": plugin_id,
-        "tenant": ctx.tenant.slug,  # type: ignore[union-attr]
+        "tenant": ctx.tenant.slug,
         "active": active,
         "fields": [field_json(f) for f in manifest.config_fields],
         "items": [configs.masked(manifest, r) for r in rows],
@@ -298,7 +294,7 @@ async def _listing(ctx: RequestContext, plugin_id: str) -> dict[str, Any]:
     summary="The plugin's named configurations in this tenant (secrets as ***)",
 )
 async def api_list(
-    ctx: RequestContext, plugin_id: str, x_tenant: str | None = TENANT_HEADER
+    ctx: TenantContext, plugin_id: str, x_tenant: str | None = TENANT_HEADER
 ) -> dict[str, Any]:
     return await _listing(ctx, plugin_id)
 
@@ -309,7 +305,7 @@ async def api_list(
     summary="Create or update a named configuration (version-checked; 422 with per-field errors)",
 )
 async def api_put(
-    ctx: RequestContext, plugin_id: str, data: ConfigIn, x_tenant: str | None = TENANT_HEADER
+    ctx: TenantContext, plugin_id: str, data: ConfigIn, x_tenant: str | None = TENANT_HEADER
 ) -> Response[dict[str, Any]]:
     _, manifest = await _plugin(ctx.db, plugin_id)
     existed = await configs.find(ctx.db, ctx.tenant_id, plugin_id, data.name) is not None
@@ -337,7 +333,7 @@ async def api_put(
     summary='Make a configuration the active one ({"name": null}: none, the declared defaults apply)',
 )
 async def api_activate(
-    ctx: RequestContext, plugin_id: str, data: ActivateIn, x_tenant: str | None = TENANT_HEADER
+    ctx: TenantContext, plugin_id: str, data: ActivateIn, x_tenant: str | None = TENANT_HEADER
 ) -> dict[str, Any]:
     await _plugin(ctx.db, plugin_id)
     await configs.activate(ctx.db, ctx.actor, ctx.tenant_id, plugin_id, data.name)
@@ -351,7 +347,7 @@ async def api_activate(
     summary="Delete a configuration (not the active one: 409)",
 )
 async def api_delete(
-    ctx: RequestContext,
+    ctx: TenantContext,
     plugin_id: str,
     name: str,
     version: int | None = None,

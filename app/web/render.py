@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Any, NamedTuple
 from urllib.parse import quote, unquote, urlencode
 
 import sqlalchemy as sa
@@ -97,11 +98,28 @@ async def page(
     )
     if not partial and context["flash"]:
         response.delete_cookie("portal_flash")
+        if "portal_undo" in request.cookies:
+            response.delete_cookie("portal_undo")
     return response
 
 
-def redirect(path: str, message: str | None = None, level: str = "success") -> Redirect:
-    """303 redirect after a POST, carrying a one-shot flash message in a cookie."""
+class Undo(NamedTuple):
+    """A flash message's Undo button: a POST of `fields` to `action` (a path of this site)."""
+
+    action: str
+    fields: dict[str, str]
+
+
+class Flash(NamedTuple):
+    level: str
+    message: str
+    undo: Undo | None = None
+
+
+def redirect(
+    path: str, message: str | None = None, level: str = "success", undo: Undo | None = None
+) -> Redirect:
+    """303 redirect after a POST, carrying a one-shot flash message (and its Undo button) in cookies."""
     response = Redirect(path, status_code=303)
     if message:
         # Percent-encoded: cookie values must be ASCII, messages may carry any user-typed name.
@@ -112,15 +130,38 @@ def redirect(path: str, message: str | None = None, level: str = "success") -> R
             httponly=True,
             samesite="lax",
         )
+        if undo is not None:
+            # Tied to its message: a stale Undo cookie never attaches itself to a later flash.
+            value = json.dumps({"action": undo.action, "fields": undo.fields, "message": message[:200]})
+            response.set_cookie(
+                "portal_undo", quote(value, safe=""), max_age=30, httponly=True, samesite="lax"
+            )
     return response
 
 
-def take_flash(request: Request) -> tuple[str, str] | None:
+def _undo(raw: str, message: str) -> Undo | None:
+    try:
+        data = json.loads(unquote(raw))
+        action, fields = data["action"], data["fields"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if data.get("message") != message:
+        return None
+    # Only a path of this site, and plain string fields (the form posts them back as hidden inputs).
+    if not isinstance(action, str) or not action.startswith("/") or action.startswith("//"):
+        return None
+    if not isinstance(fields, dict) or not all(isinstance(v, str) for v in fields.values()):
+        return None
+    return Undo(action, {str(k): v for k, v in fields.items()})
+
+
+def take_flash(request: Request) -> Flash | None:
     raw = unquote(request.cookies.get("portal_flash") or "")
     if not raw or "|" not in raw:
         return None
     level, _, message = raw.partition("|")
-    return (level if level in {"success", "info", "warning", "error"} else "info"), message
+    undo = _undo(request.cookies.get("portal_undo") or "", message)
+    return Flash(level if level in {"success", "info", "warning", "error"} else "info", message, undo)
 
 
 class Pager:

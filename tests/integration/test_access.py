@@ -6,6 +6,7 @@ import re
 
 from litestar.routes import HTTPRoute
 
+from app.web.context import RequestContext, TenantContext, wants_tenant
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.helpers import api_token, bearer, login, logout, post_form, text_of
 
@@ -133,6 +134,7 @@ def test_every_route_is_guarded_or_explicitly_public(app):
         "/api/schema",
         "/t/{tenant:str}/auto-login/",
     }  # auto-login: a verifier decides
+    tenant_scoped = 0
     for route in app.routes:
         handlers = route.route_handlers if isinstance(route, HTTPRoute) else [route.route_handler]  # type: ignore[attr-defined]
         for handler in handlers:
@@ -148,6 +150,11 @@ def test_every_route_is_guarded_or_explicitly_public(app):
                 assert any(route.path.startswith(p) for p in public), (
                     f"{route.path} is public but not on the list"
                 )
+                # Nothing is proved for a public route: its handler cannot be promised a tenant.
+                assert not wants_tenant(handler), f"{route.path} is public but declares ctx: TenantContext"
+            elif wants_tenant(handler):
+                tenant_scoped += 1
+    assert tenant_scoped > 40  # the administration pages and their APIs declare ctx: TenantContext
 
 
 def test_deny_by_default_for_a_route_without_rule(app, client):
@@ -160,6 +167,39 @@ def test_deny_by_default_for_a_route_without_rule(app, client):
     app.register(careless)
     login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
     assert client.get("/t/system/forgot-to-guard").status_code == 403
+
+
+def test_a_handler_declaring_a_tenant_context_runs_only_with_a_tenant(app, client):
+    """`ctx: TenantContext` is a promise: user, tenant and access are there, or the handler never runs."""
+    from litestar import get
+
+    @get("/api/v1/test-tenant-context", opt={"auth": True})
+    async def needs_tenant(ctx: TenantContext) -> dict[str, str]:
+        return {
+            "tenant": ctx.tenant.slug,
+            "user": ctx.user.email,
+            "platform": str(ctx.access.is_platform_member),
+        }
+
+    @get("/api/v1/test-request-context", opt={"auth": True})
+    async def any_tenant(ctx: RequestContext) -> dict[str, str]:
+        return {"context": type(ctx).__name__, "tenant": ctx.tenant.slug if ctx.tenant else ""}
+
+    app.register(needs_tenant)
+    app.register(any_tenant)
+    setup_acme(client)  # the admin is now in two tenants: the API needs X-Tenant to know which
+    token = api_token(client, ADMIN_EMAIL, ADMIN_PASSWORD)
+    refused = client.get("/api/v1/test-tenant-context", headers={"Authorization": f"Bearer {token}"})
+    assert refused.status_code == 403, refused.text
+    assert "X-Tenant" in refused.json()["detail"]
+    ok = client.get("/api/v1/test-tenant-context", headers=bearer(token, "acme"))
+    assert ok.status_code == 200, ok.text
+    assert ok.json() == {"tenant": "acme", "user": ADMIN_EMAIL, "platform": "True"}
+    # A handler that declares the plain RequestContext still gets one, with or without a tenant.
+    plain = client.get("/api/v1/test-request-context", headers={"Authorization": f"Bearer {token}"})
+    assert plain.json() == {"context": "RequestContext", "tenant": ""}
+    plain = client.get("/api/v1/test-request-context", headers=bearer(token, "acme"))
+    assert plain.json() == {"context": "RequestContext", "tenant": "acme"}
 
 
 # --- CSRF: every state-changing route, plugin pages included ------------------------------------
@@ -177,7 +217,7 @@ def _plugin_page_posts(manifests: list) -> list[str]:
         for spec in manifest.pages:
             base = f"/t/acme/p/{manifest.id}{spec.path}"
             if spec.type == "crud":
-                urls += [base, f"{base}/new", f"{base}/import", f"{base}/bulk-delete"]
+                urls += [base, f"{base}/new", f"{base}/import", f"{base}/bulk-delete", f"{base}/bulk-restore"]
                 urls += [
                     f"{base}/{SOME_ID}{tail}" for tail in ("", "/edit", "/delete", "/restore", "/submit")
                 ]

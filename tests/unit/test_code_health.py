@@ -17,8 +17,6 @@ BEING_SPLIT = {
     "app/sandbox/runner.py",
     "app/ui/validate.py",
     "app/records/service.py",
-    "app/web/plugin_admin.py",
-    "app/web/admin_pages.py",
     "app/plugins/lifecycle.py",
 }
 

@@ -928,6 +928,20 @@ INVALID: list[Any] = [
         [(f"{P0}.filters[1].field", "extra")], f"{P0}.filters[1]", "json field", None, id="filter-json"
     ),
     pytest.param(
+        [(f"{P0}.filters[0]", {"field": "code", "match": "prefix"})],
+        f"{P0}.filters[0].match",
+        "expected one of contains, exact",
+        None,
+        id="filter-match-unknown",
+    ),
+    pytest.param(
+        [(f"{P0}.filters[1].match", "exact")],
+        f"{P0}.filters[1].match",
+        "only filters on string fields",
+        None,
+        id="filter-match-not-text",
+    ),
+    pytest.param(
         [(f"{P0}.actions[0]", "frobnicate")],
         f"{P0}.actions[0]",
         "unknown action 'frobnicate'",
@@ -1060,6 +1074,7 @@ def test_each_rule_reports_one_located_issue(
 
 VALID: list[Any] = [
     pytest.param([], None, id="base"),
+    pytest.param([(f"{P0}.filters[0]", {"field": "code", "match": "exact"})], None, id="filter-match-exact"),
     pytest.param([("plugin.version", "1.0.0-beta.1")], None, id="prerelease-version"),
     pytest.param([("plugin.min_platform_version", "1.0.0-rc.1")], None, id="prerelease-platform"),
     pytest.param(

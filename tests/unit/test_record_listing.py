@@ -74,3 +74,15 @@ def test_formatters_for_status_dates_and_links():
         "https://example.test/a", href="https://example.test/a"
     )
     assert link.formatter()("javascript:alert(1)") == Cell("javascript:alert(1)")  # no href for other schemes
+
+
+def test_numbers_are_right_aligned_by_column_type_or_field_type():
+    qty = Column("quantity", "Quantity", None, FieldSpec("quantity", "integer", "Quantity"), True)
+    price = Column("price", "Price", "currency", FieldSpec("price", "decimal", "Price"), True)
+    code = Column("code", "Code", None, FieldSpec("code", "string", "Code"), True)
+    assert [c.numeric for c in (qty, price, code)] == [True, True, False]
+    html = table_row(
+        {"id": ROW_ID}, [Cell("A-1"), Cell("3"), Cell("9.50")], PAGE, False, [False, True, True]
+    ).html
+    assert html.endswith('<td class="num">3</td>\n      <td class="num">9.50</td>')
+    assert html.startswith("<td><a ")

@@ -8,6 +8,7 @@ from typing import Any
 from app.core.validation import ix, kind, one_of
 from app.manifest.model import EntitySpec, PageSpec, UiPermission, default_label
 from app.manifest.reader import ManifestReader
+from app.manifest.sections.related import read_related
 from app.manifest.vocabulary import (
     ACTION_KEYS,
     ACTION_NAME,
@@ -18,6 +19,7 @@ from app.manifest.vocabulary import (
     DB_OPERATIONS,
     DB_PERMISSION,
     FILTER_KEYS,
+    FILTER_MATCHES,
     FORM_FIELD_KEYS,
     FORM_GROUP_KEYS,
     FORM_KEYS,
@@ -25,6 +27,7 @@ from app.manifest.vocabulary import (
     PAGE_PATH,
     PAGE_TYPES,
     STANDARD_FIELDS,
+    TEXT_FILTER_TYPES,
     UI_KEYS,
     UI_PERMISSION,
     UI_PERMISSION_KEYS,
@@ -150,7 +153,8 @@ def read_page(r: ManifestReader, raw: Mapping[str, Any], path: str, ui_codes: se
 
     columns = filters = actions = None
     form = None
-    config_keys = [k for k in ("columns", "filters", "actions", "form") if k in raw]
+    related = None
+    config_keys = [k for k in ("columns", "filters", "actions", "form", "related") if k in raw]
     if ptype is not None and ptype != "crud":
         for key in config_keys:
             r.add(f"{path}.{key}", f"'{key}' only applies to crud pages")
@@ -163,6 +167,8 @@ def read_page(r: ManifestReader, raw: Mapping[str, Any], path: str, ui_codes: se
             actions = read_actions(r, raw["actions"], f"{path}.actions", ui_codes)
         if "form" in raw:
             form = read_form(r, raw["form"], f"{path}.form", entity)
+        if "related" in raw:
+            related = read_related(r, raw["related"], f"{path}.related", entity)
 
     if page_path is None or ptype is None:
         return None
@@ -177,6 +183,7 @@ def read_page(r: ManifestReader, raw: Mapping[str, Any], path: str, ui_codes: se
         filters=filters,
         actions=actions,
         form=form,
+        related=related,
     )
 
 
@@ -287,11 +294,21 @@ def read_filters(r: ManifestReader, value: Any, path: str, entity: EntitySpec) -
                 else None
             )
             label = r.text(item, "label", item_path)
+            match = item.get("match")
         else:
             name = read_field_ref(r, item, item_path, entity, standard=True)
-            label = None
+            label = match = None
         if name is None:
             continue
+        if match is not None:
+            if match not in FILTER_MATCHES:
+                r.add(f"{item_path}.match", f"expected one of {one_of(FILTER_MATCHES)}, got {match!r}")
+                continue
+            if not (entity.has_field(name) and entity.field(name).type in TEXT_FILTER_TYPES):
+                r.add(
+                    f"{item_path}.match", f"only filters on {one_of(TEXT_FILTER_TYPES)} fields have a match"
+                )
+                continue
         if entity.has_field(name) and entity.field(name).type == "json":
             r.add(item_path, f"json field '{name}' cannot be a filter")
             continue
@@ -299,7 +316,10 @@ def read_filters(r: ManifestReader, value: Any, path: str, entity: EntitySpec) -
             r.add(item_path, f"filter '{name}' is listed twice")
             continue
         seen.add(name)
-        out.append({"field": name, "label": label or field_label(r, entity, name)})
+        out.append(
+            {"field": name, "label": label or field_label(r, entity, name)}
+            | ({"match": match} if match else {})
+        )
     return tuple(out)
 
 

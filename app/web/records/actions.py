@@ -1,16 +1,19 @@
 """Record actions that change state and redirect (post/redirect/get): delete, restore, bulk delete and
-submit for approval."""
+its undo, and submit for approval."""
 
 from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect
 
 from app.core.errors import Conflict
+from app.records.restore import batch_token, delete_batch, parse_token, restore_batch
 from app.web.context import RequestContext
 from app.web.records.display import title
-from app.web.records.target import Target, atomic, need_action
-from app.web.render import redirect
+from app.web.records.target import Target, allowed, atomic, need_action
+from app.web.render import Undo, redirect
 
 MAX_BULK = 500
 
@@ -32,16 +35,48 @@ async def restore(request: HTMXRequest, ctx: RequestContext, target: Target, rec
     return redirect(f"{target.url}?deleted=1", f"{title(target.ref, row)} restored")
 
 
+def _back(target: Target, query: object) -> str:
+    """The list URL the user came from: this page's path with their query string, re-encoded (never
+    another path)."""
+    params = parse_qsl(str(query or "")[:2000], keep_blank_values=False)
+    return target.url + ("?" + urlencode(params) if params else "")
+
+
+def _noun(target: Target, count: int) -> str:
+    return target.ref.spec.label if count == 1 else f"{target.ref.spec.label} records"
+
+
 async def bulk_delete(request: HTMXRequest, ctx: RequestContext, target: Target) -> Redirect:
+    """Delete the ticked rows and return to the same list (search, filters, sort, page); the flash
+    offers Undo when the user may restore."""
     need_action(ctx, target, "bulk_delete")
     form = await request.form()
+    back = _back(target, form.get("back"))
     ids = [str(v) for v in form.getall("ids", []) if isinstance(v, str)][:MAX_BULK]
     if not ids:
-        return redirect(target.url, "Nothing was selected", "info")
+        return redirect(back, "Nothing was selected", "info")
     async with atomic(ctx):  # all or nothing: one foreign or unknown id refuses the whole action
-        count = await ctx.records().bulk_delete(target.ref, dict.fromkeys(ids))
-    noun = target.ref.spec.label if count == 1 else f"{target.ref.spec.label} records"
-    return redirect(target.url, f"Deleted {count} {noun}")
+        count, at = await delete_batch(ctx.records(), target.ref, dict.fromkeys(ids))
+    undo = None
+    if allowed(ctx, target)["restore"]:
+        undo = Undo(f"{target.url}/bulk-restore", {"batch": batch_token(at), "back": urlsplit(back).query})
+    return redirect(back, f"Deleted {count} {_noun(target, count)}", undo=undo)
+
+
+async def bulk_restore(request: HTMXRequest, ctx: RequestContext, target: Target) -> Redirect:
+    """Undo of a bulk delete: restore the rows of that batch (see app.records.restore)."""
+    need_action(ctx, target, "restore")
+    form = await request.form()
+    back = _back(target, form.get("back"))
+    at = parse_token(str(form.get("batch") or ""))
+    if at is None:
+        return redirect(back, "Nothing to undo", "info")
+    try:
+        async with atomic(ctx):  # all or nothing: a unique clash keeps every row of the batch deleted
+            count = await restore_batch(ctx.records(), target.ref, at)
+    except Conflict as exc:
+        return redirect(back, exc.detail, "error")
+    return redirect(back, f"Restored {count} {_noun(target, count)}")
 
 
 async def submit(request: HTMXRequest, ctx: RequestContext, target: Target, record_id: str) -> Redirect:

@@ -10,6 +10,7 @@ from litestar.params import Parameter
 
 from app.plugins import runtime
 from app.plugins.runtime import EntityRef
+from app.records.query import text_matches
 from app.records.service import ListQuery, RecordService, StaleVersion
 from app.records.values import to_json
 from app.web.context import RequestContext
@@ -33,6 +34,17 @@ async def _entity(ctx: RequestContext, plugin_id: str, entity: str) -> tuple[Rec
     return ctx.records(), ref
 
 
+async def _page_filters(ctx: RequestContext, ref: EntityRef) -> tuple[dict[str, Any], ...] | None:
+    """The declared filters of the entity's crud page (their `match`), so the API filters like the page."""
+    assert ctx.tenant is not None
+    for plugin in await runtime.enabled_for(ctx.db, ctx.tenant.id):
+        if plugin.id == ref.plugin_id:
+            for page in plugin.manifest.pages:
+                if page.type == "crud" and page.entity == ref.name:
+                    return page.filters
+    return None
+
+
 def _int(value: str | None, default: int, name: str) -> int:
     from app.core.errors import ValidationFailed
 
@@ -47,7 +59,7 @@ def _int(value: str | None, default: int, name: str) -> int:
 @get(
     "/{plugin_id:str}/{entity:str}",
     opt=RULE,
-    summary="List records (filters: any field name, field__from, field__to)",
+    summary="List records (filters: any field name, field__from, field__to; text fields match contains)",
 )
 async def list_records(
     request: Request, ctx: RequestContext, plugin_id: str, entity: str, x_tenant: str | None = TENANT_HEADER
@@ -61,6 +73,7 @@ async def list_records(
         page=_int(params.get("page"), 1, "page"),
         size=_int(params.get("size"), 25, "size"),
         deleted=(params.get("deleted") or "").lower() in {"1", "true", "yes"},
+        contains=text_matches(ref, await _page_filters(ctx, ref)),
     )
     result = await service.list(ref, query)
     return {

@@ -20,6 +20,7 @@ from app.records.service import RecordService
 from app.records.values import display
 from app.web.context import RequestContext
 from app.web.records.display import STANDARD_LABELS, as_uuid, reference_labels, title, value_text
+from app.web.records.related import related_lists
 from app.web.records.target import Target, common, record_link_base
 from app.web.render import page
 
@@ -78,6 +79,7 @@ async def detail(request: HTMXRequest, ctx: RequestContext, target: Target, reco
         title=title(ref, row, labels),
         approvals=approvals,
         can_submit=can_submit,
+        related=await related_lists(ctx, target, row["id"]),
     )
 
 

@@ -198,6 +198,13 @@ async def new(request: HTMXRequest, ctx: RequestContext, target: Target) -> Temp
     need_action(ctx, target, "create")
     ctx.records().require(target.ref, "insert")
     values = {f.name: to_input(f, default_for(f)) for f in target.ref.spec.fields}
+    # Links may pre-fill the form (a related list's "New contact" carries the customer): only fields the
+    # user may set here, as typed text the form parses like any input.
+    params = request.query_params
+    for ff in form_fields(await layout(ctx, target)):
+        given = params.get(ff.spec.name)
+        if given is not None and not ff.readonly:
+            values[ff.spec.name] = given[:MAX_VALUE_LENGTH]
     return await form_page(request, ctx, target, row=None, values=values)
 
 

@@ -26,7 +26,15 @@ from app.core.errors import ValidationFailed
 from app.manifest import FieldSpec, PageSpec
 from app.plugins import runtime
 from app.plugins.runtime import EntityRef
-from app.records.query import DEFAULT_SORT, ListQuery, comparable, declared, filterable, sortable
+from app.records.query import (
+    DEFAULT_SORT,
+    ListQuery,
+    comparable,
+    declared,
+    filterable,
+    sortable,
+    text_matches,
+)
 from app.records.values import display
 from app.web.context import RequestContext
 from app.web.records.display import STANDARD_LABELS, as_uuid, reference_labels, step, value_text
@@ -45,6 +53,7 @@ FILTER_OPTIONS_LIMIT = 200
 BADGE_COLORS = {"green", "grey", "gray", "blue", "red", "orange", "purple", "yellow"}
 RANGE_TYPES = {"date": "date", "datetime": "datetime-local", "integer": "number", "decimal": "number"}
 LINK = re.compile(r"^https?://", re.I)
+NUMERIC_TYPES = {"integer", "decimal", "number", "currency"}  # field or column types shown right-aligned
 
 
 # --- columns and cells ---------------------------------------------------------------------------
@@ -70,6 +79,12 @@ class Column:
     spec: FieldSpec | None
     sortable: bool
     options: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+
+    @property
+    def numeric(self) -> bool:
+        """Numbers line up on the right (the column's display type, else its field's type)."""
+        kind = self.type or (self.spec.type if self.spec is not None else None)
+        return kind in NUMERIC_TYPES
 
     def formatter(self, labels: Mapping[Any, str] | None = None, link_base: str | None = None) -> Formatter:
         """How this column's (non-empty) values become cells, decided once for the whole column.
@@ -129,8 +144,11 @@ class TableRow:
     html: Markup  # the cells' <td>s, escaped here rather than by the template (the list's hot loop)
 
 
-def table_row(row: Mapping[str, Any], cells: list[Cell], page_url: str, deleted: bool) -> TableRow:
-    """One table row's cells as HTML. Every text and URL is escaped here (tests/unit/test_record_listing.py)."""
+def table_row(
+    row: Mapping[str, Any], cells: list[Cell], page_url: str, deleted: bool, numeric: list[bool] | None = None
+) -> TableRow:
+    """One table row's cells as HTML (`numeric`: per column, right-aligned). Every text and URL is escaped
+    here (tests/unit/test_record_listing.py)."""
     url = f"{page_url}/{row['id']}"
     out = []
     for i, cell in enumerate(cells):
@@ -145,7 +163,7 @@ def table_row(row: Mapping[str, Any], cells: list[Cell], page_url: str, deleted:
             inner = f'<span class="muted">{text}</span>'
         else:
             inner = str(text)
-        out.append(f"<td>{inner}</td>")
+        out.append(f'<td class="num">{inner}</td>' if numeric and numeric[i] else f"<td>{inner}</td>")
     return TableRow(row, cells, url, Markup("\n      ".join(out)))
 
 
@@ -163,6 +181,7 @@ class Filter:
     value_from: str = ""
     value_to: str = ""
     step: str | None = None
+    contains: bool = False  # a text filter matching part of the value (else the whole value)
 
 
 def filter_fields(ref: EntityRef, spec: PageSpec) -> list[tuple[FieldSpec, str]]:
@@ -220,7 +239,15 @@ class ListPage:
         deleted = params.get("deleted") in {"1", "true", "on"} and self.allowed["restore"]
         p = self.pager
         p.q = p.q.replace("\x00", "")  # PostgreSQL text cannot hold NUL; nothing can match it anyway
-        return ListQuery(q=p.q, filters=self.active, sort=sort, page=p.page, size=p.size, deleted=deleted)
+        return ListQuery(
+            q=p.q,
+            filters=self.active,
+            sort=sort,
+            page=p.page,
+            size=p.size,
+            deleted=deleted,
+            contains=text_matches(self.ref, self.target.spec.filters),
+        )
 
     async def load(self) -> None:
         """This page's rows, formatted; a filter the service refuses shows its message instead."""
@@ -247,6 +274,7 @@ class ListPage:
             )
             for c in self.columns
         ]
+        numeric = [c.numeric for c in self.columns]
         self.rows = [
             table_row(
                 row,
@@ -256,6 +284,7 @@ class ListPage:
                 ],
                 self.target.url,
                 query.deleted,
+                numeric,
             )
             for row in rows
         ]
@@ -286,6 +315,7 @@ class ListPage:
             "has_next": self.has_next,
             "default_sort": DEFAULT_SORT,
             "export_url": self.export_url,
+            "out_of_range": not self.rows and self.total > 0 and self.pager.page > 1,
         }
 
     async def page_context(self) -> dict[str, Any]:
@@ -309,7 +339,9 @@ class ListPage:
                 if fspec.type in {"integer", "decimal"}:
                     w.step = step(fspec)
             else:
-                w = Filter(name, label, "text", value=self.active.get(name, ""))
+                w = Filter(
+                    name, label, "text", value=self.active.get(name, ""), contains=name in self.query.contains
+                )
                 if fspec.type == "select":
                     w.kind, w.options = "select", [(o.value, o.label) for o in fspec.options]
                 elif fspec.type == "boolean":

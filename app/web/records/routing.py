@@ -40,6 +40,7 @@ TABLE: tuple[tuple[str, str, str, Handler], ...] = (
     ("POST", "crud", "new", forms.create),
     ("POST", "crud", "import", csv_io.import_post),
     ("POST", "crud", "bulk-delete", actions.bulk_delete),
+    ("POST", "crud", "bulk-restore", actions.bulk_restore),
     ("POST", "crud", "{id}", forms.update),
     ("POST", "crud", "{id}/edit", forms.update),
     ("POST", "crud", "{id}/delete", actions.delete),
