@@ -18,15 +18,14 @@ from litestar.plugins.htmx import HTMXPlugin
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from app import PLATFORM_VERSION, bootstrap, extensions
+from app import PLATFORM_VERSION, bootstrap
 from app.access.cache import PermissionCache
 from app.access.scopes import ScopeCache
 from app.core.db import bind_services, make_alchemy_config
 from app.core.i18n import Catalogs, Msg
 from app.core.settings import Settings, load_settings
 from app.events import EventBus
-from app.extensions import ExtensionRegistry
-from app.extensions import hooks as extension_hooks
+from app.extensions import standard_registry
 from app.extensions.hooks import RecordValidators
 from app.manifest.labels import Label
 from app.messages.mail import Mailer
@@ -51,6 +50,7 @@ from app.web import (
     plugin_api,
     plugin_config,
     role_pages,
+    workflow_api,
     workflow_pages,
 )
 from app.web.body_limits import bound_json_body
@@ -86,7 +86,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         plugin_catalog=PluginCatalog(),  # parsed plugins, enabled plugins per tenant (per worker)
         sandbox=sandbox,
-        extension_registry=ExtensionRegistry(builtins=extensions.BUILTINS, sandbox=sandbox),
+        # Built-in implementations and approval kinds (this app's own), plugins' ones run in its sandbox.
+        extension_registry=standard_registry(sandbox),
         mailer=Mailer.from_settings(settings.smtp),
         menu=Menu(),
         bus=bus,
@@ -98,9 +99,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # Every session of this app (requests, event delivery, guest calls) carries the app's services, so
     # code holding only a session (WASM host API, workflow rules, extension calls) uses this app's.
     bind_services(alchemy, services)
-    # Approval steps may use configured conditions/selectors (stateless kinds, the same for every app; they
-    # reach the app's extension registry through the session).
-    extension_hooks.register_workflow_kinds()
     dispatcher = Dispatcher(
         settings, alchemy.get_session, sandbox, bus, sync_engine=alchemy.get_engine().sync_engine
     )
@@ -139,6 +137,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *invitation_pages.ROUTES,
             *language.ROUTES,
             *workflow_pages.ROUTES,
+            *workflow_api.ROUTES,
             *plugin_admin.ROUTES,
             *plugin_api.ROUTES,
             *plugin_config.ROUTES,

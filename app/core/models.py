@@ -251,7 +251,7 @@ class PluginFault(UUIDBase):
 class PluginConfig(TenantScoped, UUIDAuditBase):
     """A named configuration of a plugin in a tenant: several per plugin, at most one active
     (the database enforces it with a partial unique index). Secrets live apart from the plain values,
-    encrypted (app.plugins.configs)."""
+    encrypted (app.plugins.config_values)."""
 
     __tablename__ = "tenant_plugin_configs"
     __table_args__ = (
@@ -398,7 +398,7 @@ class WorkflowProcess(TenantScoped, UUIDAuditBase):
     """An approval process a tenant admin defined for one plugin entity (the `workflow` base module).
 
     `steps` is a list of {"name", "selector": {"kind", "config"}, "condition": {"kind", "config"} | null};
-    `on_approve` / `on_reject` are {"field", "value"} or null (app.workflow.definitions checks them)."""
+    `on_approve` / `on_reject` are {"field", "value"} or null (app.workflow.processes checks them)."""
 
     __tablename__ = "workflow_processes"
     __table_args__ = (

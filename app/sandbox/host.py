@@ -30,7 +30,7 @@ from app.core.limits import Limits
 from app.core.nesting import TextRejected, loads_json
 from app.events import Event, EventBus, emit
 from app.manifest import Manifest
-from app.plugins import configs
+from app.plugins import config_values, configs
 from app.plugins.runtime import EntityRef, LoadedPlugin
 from app.records.service import Aggregate, ListQuery, RecordService, app_hooks
 from app.records.values import to_json
@@ -268,10 +268,10 @@ def config_get(ctx: CallContext, key: str) -> Variant:
     if ctx.config_row is None:
         plugin_id, tenant_id, session = ctx.plugin.id, ctx.tenant_id, ctx.session
         ctx.config_row = (ctx.run(lambda: configs.active(session, tenant_id, plugin_id)),)
-    box = configs.secret_box(ctx.secret_key)
+    box = config_values.secret_box(ctx.secret_key)
     try:
         return _ok(configs.lookup(ctx.manifest, ctx.config_row[0], box, ctx.tenant_id, key))
-    except configs.SecretUnreadable as exc:
+    except config_values.SecretUnreadable as exc:
         raise ValueError(str(exc)) from exc
 
 

@@ -25,10 +25,11 @@ from app.extensions import store
 from app.identity import directory, sessions, throttle
 from app.identity.directory import SYSTEM_UUID
 from app.manifest import EXTENSION_POINTS
-from app.plugins import configs as plugin_configs
-from app.plugins.configs import secret_box
+from app.plugins import config_values
+from app.plugins.config_values import secret_box
 from app.web.api import TENANT_HEADER
 from app.web.auth_pages import safe_next
+from app.web.config_form import ConfigForm
 from app.web.context import RequestContext
 from app.web.plugin_admin import Failure
 from app.web.render import page, redirect
@@ -255,7 +256,7 @@ async def _admin_page(
                     row.name,
                     row.version,
                     row.is_enabled,
-                    {k: plugin_configs.display(None, v) for k, v in (row.plain_values or {}).items()},
+                    {k: config_values.display(None, v) for k, v in (row.plain_values or {}).items()},
                     set(row.secret_values or {}),
                 )
         except NotFound as exc:
@@ -274,13 +275,35 @@ async def _admin_page(
         request,
         ctx,
         "extensions/index.html",
-        fragment="extensions/_editor.html",
+        fragment="configs/_editor.html",
         status_code=status_code,
         points=points,
         editor=editor,
+        form=_form(_admin_url(ctx), editor) if editor else None,
         failure=failure,
         fields=editor.implementation.fields if editor else (),
         admin_url=_admin_url(ctx),
+    )
+
+
+def _form(admin_url: str, editor: Editor) -> ConfigForm:
+    impl, is_new = editor.implementation, not editor.config_id
+    starts_off = impl.point == extensions.AUTH_VERIFIER and is_new
+    return ConfigForm(
+        action=admin_url,
+        form_id="extension-form",
+        title="New configuration" if is_new else f"Edit “{editor.name}”",
+        is_new=is_new,
+        hidden=(("config_id", editor.config_id), ("implementation", impl.key)),
+        subtitle=impl.label,
+        code=impl.key,
+        description=impl.description,
+        toggle_name="enabled",
+        toggle_label="Enabled",
+        toggle_on=editor.enabled,
+        note="An auto-login verifier starts disabled; enable it from the list once it is configured."
+        if starts_off
+        else "",
     )
 
 
