@@ -5,7 +5,7 @@ that goes into them (the guest sources, the SDK, ``wit/plugin.wit`` and the comp
 version): a rebuild of unchanged sources only copies the cached file. The cache lives in
 ``$PORTAL_BUILD_CACHE`` or ``~/.cache/portal/guest-builds/``.
 
-Only ``guest/`` and the SDK are hashed: third-party pure-Python code a guest needs belongs in
+The SDK is ``sdk/python/portal_guest`` (see :func:`sdk_dir`). Only ``guest/`` and the SDK are hashed: third-party pure-Python code a guest needs belongs in
 ``guest/`` (componentize-py would also find the active virtualenv's site-packages, but those are
 not part of the hash).
 """
@@ -60,8 +60,22 @@ def wit_dir() -> Path:
 
 
 def sdk_dir() -> Path:
-    """The folder put on the guest's Python path; it holds the ``portal_guest`` package."""
-    return Path(__file__).resolve().parent / "guest_sdk"
+    """The folder put on the guest's Python path; it holds the ``portal_guest`` package.
+
+    ``$PORTAL_GUEST_SDK`` when set, else ``sdk/python`` of the checkout the app runs from (the SDK is
+    its own package: it runs inside the component, not in the host).
+    """
+    configured = os.environ.get("PORTAL_GUEST_SDK")
+    folder = (
+        Path(configured).expanduser()
+        if configured
+        else Path(__file__).resolve().parents[2] / "sdk" / "python"
+    )
+    if not (folder / "portal_guest" / "__init__.py").is_file():
+        raise BuildError(
+            f"the guest SDK (portal_guest) is not in {folder}; set PORTAL_GUEST_SDK to its folder"
+        )
+    return folder
 
 
 def cache_dir() -> Path:

@@ -1,4 +1,4 @@
-"""The guest SDK (app/sandbox/guest_sdk/portal_guest) on the host: UI builders produce the documented
+"""The guest SDK (sdk/python/portal_guest) on the host: UI builders produce the documented
 shapes (and pass the host's validator), the host-call wrappers send the documented JSON, and the
 Plugin dispatcher routes calls and turns failures into error results.
 
@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SDK_DIR = ROOT / "app" / "sandbox" / "guest_sdk"
+SDK_DIR = ROOT / "sdk" / "python"
 PACKAGE_DIR = SDK_DIR / "portal_guest"
 
 
