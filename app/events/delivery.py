@@ -296,7 +296,8 @@ class Dispatcher:
         depth: int,
     ) -> bool | None:
         """Deliver to one subscriber: True (ok), False (failed) or None (no longer subscribed)."""
-        from app.sandbox.runner import GuestFailure, plugin_principal
+        from app.sandbox.outcomes import GuestFailure
+        from app.sandbox.runner import plugin_principal
 
         args = (str(tenant_id),) if handler == "on-tenant-created" else (event_type, json.dumps(payload))
         started = time.perf_counter()

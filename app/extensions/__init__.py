@@ -13,7 +13,7 @@ plugin is enabled in the tenant. Admins keep named configurations (table tenant_
 extensions.store); the host resolves one by configuration id or all enabled ones of a point, and calls
 it with the plugin's WASM limits. A plugin call that traps, breaches a limit or answers the wrong shape
 raises ExtensionFailed with a clear message; the fault counts toward the plugin's crash policy once the
-caller's transaction has ended (app.sandbox.runner, defer_faults).
+caller's transaction has ended (app.sandbox.runner, defer_faults; app.sandbox.faults).
 """
 
 from __future__ import annotations
@@ -454,7 +454,8 @@ async def _call_wasm(
     *,
     error_is_answer: bool = False,
 ) -> Any:
-    from app.sandbox.runner import GuestFailure, plugin_principal
+    from app.sandbox.outcomes import GuestFailure
+    from app.sandbox.runner import plugin_principal
 
     sandbox = registry_of(ctx_session).sandbox
     if sandbox is None:

@@ -15,7 +15,6 @@ MAX_MODULE_LINES = 600
 BEING_SPLIT = {
     "app/cli.py",
     "app/extensions/__init__.py",
-    "app/sandbox/runner.py",
     "app/ui/validate.py",
     "app/records/service.py",
     "app/web/plugin_admin.py",
