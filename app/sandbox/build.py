@@ -48,6 +48,9 @@ BUILD_TIMEOUT_S = 600
 #: Cached components kept (~18 MB each); the least recently used beyond this are removed.
 CACHE_KEEP = 32
 _ERROR_TAIL_LINES = 40
+#: componentize-py options of every build (part of the cache key). No --stub-wasi: the guest imports
+#: WASI and the host provides clocks, randomness and stdout/stderr (and no files or network).
+COMPONENTIZE_OPTIONS: tuple[str, ...] = ()
 
 
 class BuildError(Exception):
@@ -136,7 +139,7 @@ def world_for(plugin_dir: Path) -> str:
 
 
 def source_hash(plugin_dir: Path) -> str:
-    """sha256 over the guest files, the SDK files, the WIT world and the componentize-py version."""
+    """sha256 over the guest files, the SDK files, the WIT world, componentize-py's version and options."""
     digest = hashlib.sha256()
 
     def add(section: str, name: str, content: bytes) -> None:
@@ -152,6 +155,7 @@ def source_hash(plugin_dir: Path) -> str:
     add("wit", "plugin.wit", (wit_dir() / "plugin.wit").read_bytes())
     add("world", "name", world_for(plugin_dir).encode())
     add("tool", "componentize-py", componentize_py_version().encode())
+    add("tool", "options", " ".join(COMPONENTIZE_OPTIONS).encode())
     return digest.hexdigest()
 
 
@@ -210,7 +214,7 @@ def _same_file_content(a: Path, b: Path) -> bool:
 
 def _run_componentize(guest: Path, target: Path, quiet: bool, world: str = WORLD) -> None:
     paths = [guest, sdk_dir()]
-    args = [componentize_py(), "-d", str(wit_dir()), "-w", world, "componentize", "--stub-wasi"]
+    args = [componentize_py(), "-d", str(wit_dir()), "-w", world, "componentize", *COMPONENTIZE_OPTIONS]
     for path in paths:
         args += ["-p", str(path)]
     args += [ENTRY_MODULE, "-o", str(target)]

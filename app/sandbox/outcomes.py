@@ -3,6 +3,7 @@ trap is told apart (limit breach or crash), and the p50/p95 summary of recent ca
 
 from __future__ import annotations
 
+import re
 import statistics
 import time
 from collections.abc import Iterable
@@ -12,6 +13,8 @@ from typing import Any
 from wasmtime.component import Variant
 
 from app.sandbox.host import CallContext
+
+_PANIC = re.compile(r"thread '.*' .*panicked at ")
 
 
 @dataclass
@@ -77,6 +80,16 @@ def trap_kind(exc: Exception, ctx: CallContext) -> tuple[str, str]:
         return "memory_mb", f"the plugin needed more than its {ctx.limits.memory_mb} MiB memory limit"
     first = next((line.strip() for line in reversed(text.splitlines()) if "trap" in line), "") or "trap"
     return "trap", f"the plugin crashed ({first})"
+
+
+def with_stderr(failure: GuestFailure, tail: list[str]) -> None:
+    """Add the guest's last stderr lines to a trap: for a Python guest its traceback's end (the last
+    line, the exception, also goes into the message of a crash)."""
+    failure.detail = f"{failure.detail}\nthe guest's last stderr lines:\n" + "\n".join(tail)
+    # componentize-py's runtime panics after printing the traceback: its panic lines are not the cause.
+    cause = [line for line in tail[: next((i for i, t in enumerate(tail) if _PANIC.match(t)), len(tail))]]
+    if failure.kind == "trap" and cause:
+        failure.message = f"{failure.message}: {cause[-1].strip()[:300]}"
 
 
 def payload_size(payload: Any) -> int:

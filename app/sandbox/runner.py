@@ -37,10 +37,19 @@ from app.sandbox.engine import (
     shared_engine,
 )
 from app.sandbox.faults import record_failure, record_failure_later
-from app.sandbox.host import CallContext, LimitBreach, Principal
+from app.sandbox.host import LOG_LEVELS, CallContext, LimitBreach, Principal
 from app.sandbox.memory import LinearMemory
-from app.sandbox.outcomes import CallStats, GuestFailure, InitFailed, error_of, payload_size, trap_kind
+from app.sandbox.outcomes import (
+    CallStats,
+    GuestFailure,
+    InitFailed,
+    error_of,
+    payload_size,
+    trap_kind,
+    with_stderr,
+)
 from app.sandbox.outcomes import figures as call_figures
+from app.sandbox.wasi import GuestOutput, stamp_clock, wasi_config
 
 if TYPE_CHECKING:  # settings import the limits of this package
     from app.core.settings import Settings
@@ -57,6 +66,7 @@ class _Instance:
     funcs: dict[str, Func]
     memories: list[LinearMemory] = field(default_factory=list)
     dead: bool = False
+    output: GuestOutput = field(default_factory=GuestOutput)  # its stdout/stderr (WASI)
 
     @property
     def memory_mb(self) -> float:
@@ -131,6 +141,7 @@ class Sandbox:
         linker = self._linkers.get(key)
         if linker is None:
             linker = Linker(self.engine)
+            linker.add_wasip2()  # configured per store by wasi_config: clocks, random, stdout/stderr only
             host.link(linker, plugin.manifest)
             self._linkers[key] = linker
         return linker
@@ -153,8 +164,11 @@ class Sandbox:
 
     # -- running (worker thread) -----------------------------------------------------------------
 
-    def _instantiate(self, component: Component, plugin: LoadedPlugin, ctx: CallContext) -> _Instance:
+    def _instantiate(
+        self, component: Component, plugin: LoadedPlugin, ctx: CallContext, output: GuestOutput
+    ) -> _Instance:
         store = Store(self.engine)
+        store.set_wasi(wasi_config(output))
         store.set_limits(memory_size=ctx.limits.memory_mb * MIB)
         store.set_fuel(ctx.limits.fuel)
         store.set_epoch_deadline(self.ticker.ticks(ctx.limits.deadline_ms))
@@ -175,7 +189,7 @@ class Sandbox:
                 func = instance.get_func(store, index) if index is not None else None
                 if func is not None:
                     funcs[name] = func
-        inst = _Instance(store, funcs, memories)
+        inst = _Instance(store, funcs, memories, output=output)
         problem = error_of(self._invoke(inst, "init", ()))
         if problem is not None:
             raise InitFailed(problem)
@@ -203,9 +217,11 @@ class Sandbox:
     ) -> tuple[_Instance | None, Any, int, bool]:
         host.bind(ctx)
         fresh = inst is None
+        output = inst.output if inst is not None else GuestOutput()
+        output.start(ctx.limits.log_bytes)
         try:
             if inst is None:
-                inst = self._instantiate(component, plugin, ctx)
+                inst = self._instantiate(component, plugin, ctx, output)
             inst.store.set_fuel(ctx.limits.fuel)
             inst.store.set_epoch_deadline(self.ticker.ticks(ctx.limits.deadline_ms))
             try:
@@ -219,6 +235,10 @@ class Sandbox:
             return inst, result, fuel, fresh
         finally:
             host.bind(None)
+            entries, ctx.stderr_tail = output.finish()
+            for level, line in entries:
+                ctx.logs.append((level, line))
+                log.log(LOG_LEVELS[level], "[%s tenant=%s] %s", plugin.id, ctx.tenant_id, line)
 
     # -- the public call -------------------------------------------------------------------------
 
@@ -269,6 +289,7 @@ class Sandbox:
             )
         reachable = await self._reachable(session, plugin, tenant_id)
         limits = self.limits_for(plugin)
+        args = stamp_clock(name, args)  # tenants have no time zone (yet): pages and actions get UTC
         ctx = CallContext(
             plugin,
             reachable,
@@ -364,6 +385,8 @@ class Sandbox:
                         repr(exc),
                         counts_as_trap=False,
                     )
+            if failure is not None and failure.counts_as_trap and ctx.stderr_tail:
+                with_stderr(failure, ctx.stderr_tail)
             duration = (time.perf_counter() - started) * 1000
             payload: str | None = None
             if failure is None:
