@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.core.models import PluginFault
+from tests.guests import built_plugin
 from tests.helpers import text_of
 from tests.integration.test_record_pages import in_db
 from tests.integration.test_sandbox import PAGE, install_probes, probe_packages
@@ -126,3 +127,37 @@ def test_pages_get_now_and_today(probe: Any) -> None:
     assert now.utcoffset() == dt.timedelta(0) and context["time_zone"] == "UTC"
     assert abs(now - dt.datetime.now(dt.UTC)) < dt.timedelta(seconds=30)
     assert context["today"] == now.date().isoformat()
+
+
+def test_fresh_instances_draw_different_random_numbers(probe: Any, app: Any) -> None:
+    drawn = set()
+    for _ in range(2):
+        app.state.sandbox.drop_instances("probe")
+        r = probe.get(PAGE, params={"mode": "wasi"})
+        assert app.state.sandbox.last.fresh_instance
+        drawn.add(_value(text_of(r.text), "random"))
+    assert len(drawn) == 2
+
+
+@pytest.fixture(scope="session")
+def stubbed_probe(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The probe built as before guests had WASI (--stub-wasi): a component importing only the host."""
+    from app.sandbox import build
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(build, "COMPONENTIZE_OPTIONS", ("--stub-wasi",))
+        return built_plugin("probe", tmp_path_factory.mktemp("stubbed"))
+
+
+def test_components_that_import_nothing_still_run(
+    client: Any, app: Any, stubbed_probe: Path, probe_packages: dict[str, Path]
+) -> None:
+    from wasmtime.component import Component
+
+    engine = app.state.sandbox.engine
+    imports = Component.from_file(engine, str(stubbed_probe / "plugin.wasm")).type.imports(engine)
+    assert list(imports) == ["portal:plugin/host@0.1.0"]
+    stubbed = install_probes(client, app, {**probe_packages, "probe": stubbed_probe})
+    r = stubbed.get(PAGE, params={"mode": "hello"})
+    assert r.status_code == 200 and "notes=" in text_of(r.text)
+    assert stubbed.get(PAGE, params={"mode": "wasi"}).status_code == 502  # its WASI stubs trap

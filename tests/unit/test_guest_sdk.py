@@ -676,3 +676,14 @@ def test_pages_and_actions_read_the_hosts_clock() -> None:
     assert pg.time_zone() == "UTC" and pg.now().utcoffset() == dt.timedelta(0)
     assert abs(pg.now() - dt.datetime.now(dt.UTC)) < dt.timedelta(seconds=5)
     assert pg.today() == pg.now().date()
+
+
+def test_init_reseeds_random() -> None:
+    import random
+
+    p = pg.Plugin()
+    random.seed(7)
+    first = random.random()
+    random.seed(7)
+    p.init()  # as every new instance does: its snapshot's state is replaced from the host's randomness
+    assert random.random() != first

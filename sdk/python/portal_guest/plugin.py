@@ -24,6 +24,7 @@ instance (its traceback goes to stderr, which the host keeps in the plugin's log
 
 from __future__ import annotations
 
+import random
 import sys
 import types
 from collections.abc import Callable, Mapping
@@ -207,6 +208,9 @@ class Plugin:
 
     def init(self) -> None:
         try:
+            # The random module's state comes from the build's snapshot, the same in every instance:
+            # reseed it from the host's random source (WASI) whenever an instance starts.
+            random.seed()
             for fn in self._init:
                 fn()
         except Exception as exc:
