@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from wasmtime import Engine, Store
+from wasmtime import Engine, Store, WasiConfig
 from wasmtime.component import Component, Linker, Variant
 
 from app.cli import main
@@ -178,7 +178,9 @@ def _instantiate(engine: Engine, component: Component, fake: FakeHost) -> Callab
                 return _fn(*args)
 
             host.add_func(name, recorded)
+    linker.add_wasip2()  # as the portal links it: the guest imports WASI (clocks, random, stdout/stderr)
     store = Store(engine)
+    store.set_wasi(WasiConfig())
     instance = linker.instantiate(store, component)
     guest = instance.get_export_index(store, GUEST)
 
