@@ -10,6 +10,7 @@ import json
 import re
 import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -129,14 +130,14 @@ def test_pages_get_now_and_today(probe: Any) -> None:
     assert context["today"] == now.date().isoformat()
 
 
-def test_fresh_instances_draw_different_random_numbers(probe: Any, app: Any) -> None:
+def test_fresh_instances_draw_from_the_hosts_random_source(probe: Any, app: Any) -> None:
     drawn = set()
     for _ in range(2):
         app.state.sandbox.drop_instances("probe")
         r = probe.get(PAGE, params={"mode": "wasi"})
         assert app.state.sandbox.last.fresh_instance
-        drawn.add(_value(text_of(r.text), "random"))
-    assert len(drawn) == 2
+        drawn.add(_value(text_of(r.text), "urandom"))
+    assert len(drawn) == 2  # not a value fixed in the build's snapshot
 
 
 @pytest.fixture(scope="session")
@@ -161,3 +162,12 @@ def test_components_that_import_nothing_still_run(
     r = stubbed.get(PAGE, params={"mode": "hello"})
     assert r.status_code == 200 and "notes=" in text_of(r.text)
     assert stubbed.get(PAGE, params={"mode": "wasi"}).status_code == 502  # its WASI stubs trap
+
+
+def test_sleeping_past_the_deadline_fails_the_call(probe: Any, app: Any) -> None:
+    started = time.monotonic()
+    r = probe.get(PAGE, params={"mode": "sleep", "s": "3"})
+    elapsed = time.monotonic() - started
+    assert r.status_code == 502 and "slept" not in text_of(r.text)
+    assert app.state.sandbox.last.kind == "deadline_ms"  # the probe's deadline is 1.5 s
+    assert elapsed < 10
