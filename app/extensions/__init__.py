@@ -14,7 +14,7 @@ app.extensions.store); the host resolves one by configuration id or all enabled 
 (app.extensions.registry), and calls it with the plugin's WASM limits (app.extensions.calls). A plugin call
 that traps, breaches a limit or answers the wrong shape raises ExtensionFailed with a clear message; the
 fault counts toward the plugin's crash policy once the caller's transaction has ended (app.sandbox.runner,
-defer_faults).
+defer_faults; app.sandbox.faults).
 """
 
 from app.extensions.builtins import standard_registry

@@ -65,7 +65,8 @@ async def _call_wasm(
     *,
     error_is_answer: bool = False,
 ) -> Any:
-    from app.sandbox.runner import GuestFailure, plugin_principal
+    from app.sandbox.outcomes import GuestFailure
+    from app.sandbox.runner import plugin_principal
 
     sandbox = registry_of(ctx_session).sandbox
     if sandbox is None:

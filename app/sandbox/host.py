@@ -79,7 +79,8 @@ class CallContext:
     host_calls: int = 0
     log_bytes: int = 0
     notifications: int = 0  # messages created by notify in this guest call
-    logs: list[tuple[str, str]] = field(default_factory=list)
+    logs: list[tuple[str, str]] = field(default_factory=list)  # log-write calls, then stdout/stderr lines
+    stderr_tail: list[str] = field(default_factory=list)  # the call's last stderr lines (a trap reports them)
     breach: LimitBreach | None = None
     memory_mb: float = 0.0  # the instance's linear memory size after the call (set by the runner)
     secret_key: str = ""  # the platform secret: decrypts the plugin's own configuration secrets
