@@ -18,15 +18,16 @@ from litestar.plugins.htmx import HTMXPlugin
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from app import PLATFORM_VERSION, bootstrap, extensions
+from app import PLATFORM_VERSION, bootstrap
 from app.access.cache import PermissionCache
 from app.access.scopes import ScopeCache
 from app.core.db import bind_services, make_alchemy_config
+from app.core.i18n import Catalogs, Msg
 from app.core.settings import Settings, load_settings
 from app.events import EventBus
-from app.extensions import ExtensionRegistry
-from app.extensions import hooks as extension_hooks
+from app.extensions import standard_registry
 from app.extensions.hooks import RecordValidators
+from app.manifest.labels import Label
 from app.messages.mail import Mailer
 from app.plugins.runtime import PluginCatalog
 from app.records.service import RecordHooks
@@ -43,11 +44,13 @@ from app.web import (
     extensions_pages,
     guest_pages,
     invitation_pages,
+    language,
     messages,
     plugin_admin,
     plugin_api,
     plugin_config,
     role_pages,
+    workflow_api,
     workflow_pages,
 )
 from app.web.body_limits import bound_json_body
@@ -83,20 +86,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         plugin_catalog=PluginCatalog(),  # parsed plugins, enabled plugins per tenant (per worker)
         sandbox=sandbox,
-        extension_registry=ExtensionRegistry(builtins=extensions.BUILTINS, sandbox=sandbox),
+        # Built-in implementations and approval kinds (this app's own), plugins' ones run in its sandbox.
+        extension_registry=standard_registry(sandbox),
         mailer=Mailer.from_settings(settings.smtp),
         menu=Menu(),
         bus=bus,
         permission_cache=PermissionCache(),
         scope_cache=ScopeCache(),
         switcher_cache=SwitcherCache(),
+        catalogs=Catalogs.load(),
     )
     # Every session of this app (requests, event delivery, guest calls) carries the app's services, so
     # code holding only a session (WASM host API, workflow rules, extension calls) uses this app's.
     bind_services(alchemy, services)
-    # Approval steps may use configured conditions/selectors (stateless kinds, the same for every app; they
-    # reach the app's extension registry through the session).
-    extension_hooks.register_workflow_kinds()
     dispatcher = Dispatcher(
         settings, alchemy.get_session, sandbox, bus, sync_engine=alchemy.get_engine().sync_engine
     )
@@ -133,7 +135,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *guest_pages.ROUTES,
             *messages.ROUTES,
             *invitation_pages.ROUTES,
+            *language.ROUTES,
             *workflow_pages.ROUTES,
+            *workflow_api.ROUTES,
             *plugin_admin.ROUTES,
             *plugin_api.ROUTES,
             *plugin_config.ROUTES,
@@ -160,6 +164,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             security=[{"bearer": []}],
         ),
         exception_handlers={Exception: handle_exception},
+        # Translatable messages and manifest labels are `str` subclasses, which msgspec does not encode:
+        # JSON gets their (English) text.
+        type_encoders={Msg: str, Label: str},
         before_request=bound_json_body,
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],

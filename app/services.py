@@ -23,6 +23,7 @@ from app.core.db import SERVICES_KEY
 if TYPE_CHECKING:
     from app.access.cache import PermissionCache
     from app.access.scopes import ScopeCache
+    from app.core.i18n import Catalogs
     from app.core.settings import Settings
     from app.events import EventBus
     from app.extensions import ExtensionRegistry
@@ -48,6 +49,7 @@ class AppServices:
     permission_cache: PermissionCache
     scope_cache: ScopeCache
     switcher_cache: SwitcherCache
+    catalogs: Catalogs  # the gettext catalogs of the interface's languages (app/locale)
 
 
 def services_of(session: Any) -> AppServices | None:

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import Conflict
+from app.core.i18n import N_
 from app.core.models import Permission
 
 log = logging.getLogger("portal.access")
@@ -29,35 +30,76 @@ class PermissionDef:
     scope: str = "tenant"  # 'platform': only a grant in the system tenant counts
 
 
-def _crud(table: str, label: str, module: str = "base", scope: str = "tenant") -> list[PermissionDef]:
-    verbs = {"select": "View", "insert": "Create", "update": "Edit", "delete": "Delete"}
-    return [PermissionDef(f"db.{table}.{v}", f"{d} {label}", module, scope) for v, d in verbs.items()]
+def _crud(table: str, descriptions: tuple[str, str, str, str], scope: str = "tenant") -> list[PermissionDef]:
+    """The four permissions of a base table; `descriptions` for select, insert, update, delete."""
+    verbs = ("select", "insert", "update", "delete")
+    return [
+        PermissionDef(f"db.{table}.{v}", d, "base", scope) for v, d in zip(verbs, descriptions, strict=True)
+    ]
 
 
+# Descriptions in English, marked for the catalog: the role editor shows them in the reader's language.
 BASE_PERMISSIONS: list[PermissionDef] = [
-    *_crud("tenants", "tenants (organizations) of the platform", scope="platform"),
-    *_crud("users", "user accounts"),
-    *_crud("tenant_users", "members of the tenant and their role"),
-    *_crud("roles", "roles of the tenant"),
-    PermissionDef("db.role_permissions.select", "View which permissions each role grants"),
-    PermissionDef("db.role_permissions.insert", "Grant permissions to roles"),
-    PermissionDef("db.role_permissions.delete", "Revoke permissions from roles"),
-    PermissionDef("db.permissions.select", "View the permission registry"),
-    PermissionDef("db.audit_log.select", "View the audit log"),
-    PermissionDef("db.event_log.select", "View the event log and each event's deliveries to plugins"),
-    PermissionDef("ui.admin.explain", "Use the permission explain tool"),
+    *_crud(
+        "tenants",
+        (
+            N_("View tenants (organizations) of the platform"),
+            N_("Create tenants (organizations) of the platform"),
+            N_("Edit tenants (organizations) of the platform"),
+            N_("Delete tenants (organizations) of the platform"),
+        ),
+        scope="platform",
+    ),
+    *_crud(
+        "users",
+        (
+            N_("View user accounts"),
+            N_("Create user accounts"),
+            N_("Edit user accounts"),
+            N_("Delete user accounts"),
+        ),
+    ),
+    *_crud(
+        "tenant_users",
+        (
+            N_("View members of the tenant and their role"),
+            N_("Create members of the tenant and their role"),
+            N_("Edit members of the tenant and their role"),
+            N_("Delete members of the tenant and their role"),
+        ),
+    ),
+    *_crud(
+        "roles",
+        (
+            N_("View roles of the tenant"),
+            N_("Create roles of the tenant"),
+            N_("Edit roles of the tenant"),
+            N_("Delete roles of the tenant"),
+        ),
+    ),
+    PermissionDef("db.role_permissions.select", N_("View which permissions each role grants")),
+    PermissionDef("db.role_permissions.insert", N_("Grant permissions to roles")),
+    PermissionDef("db.role_permissions.delete", N_("Revoke permissions from roles")),
+    PermissionDef("db.permissions.select", N_("View the permission registry")),
+    PermissionDef("db.audit_log.select", N_("View the audit log")),
+    PermissionDef("db.event_log.select", N_("View the event log and each event's deliveries to plugins")),
+    PermissionDef("ui.admin.explain", N_("Use the permission explain tool")),
 ]
 # The admin permissions of base modules above this one (workflow, extensions): defined here so that the
 # names the base reserves (app.installs.reserved) are known without importing those modules.
 WORKFLOW_ADMIN = "ui.workflow.admin"
 EXTENSIONS_ADMIN = "ui.extensions.admin"
 WORKFLOW_PERMISSIONS = [
-    PermissionDef(WORKFLOW_ADMIN, "Approval processes: define them, reassign tasks, retry stuck approvals")
+    PermissionDef(
+        WORKFLOW_ADMIN, N_("Approval processes: define them, reassign tasks, retry stuck approvals")
+    )
 ]
 EXTENSION_PERMISSIONS = [
     PermissionDef(
         EXTENSIONS_ADMIN,
-        "Extension points: configure conditions, approver rules, record validators and auto-login verifiers",
+        N_(
+            "Extension points: configure conditions, approver rules, record validators and auto-login verifiers"
+        ),
     )
 ]
 

@@ -32,7 +32,8 @@ from app.plugins import runtime
 from app.sandbox.build import package_from
 from app.sandbox.engine import ComponentRejected
 from app.sandbox.host import Principal
-from app.sandbox.runner import GuestFailure, Sandbox
+from app.sandbox.outcomes import GuestFailure
+from app.sandbox.runner import Sandbox
 from app.ui import parse_ui
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from app.core.i18n import N_
+
 
 class PortalError(Exception):
     status_code = 400
-    title = "Bad request"
+    title = N_("Bad request")
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -16,7 +18,7 @@ class ValidationFailed(PortalError):
     """Bad input; `errors` maps a field name to a message shown next to that field."""
 
     status_code = 422
-    title = "Validation failed"
+    title = N_("Validation failed")
 
     def __init__(self, errors: dict[str, str], detail: str | None = None) -> None:
         super().__init__(detail or "; ".join(f"{k}: {v}" for k, v in errors.items()))
@@ -27,19 +29,19 @@ class Unauthorized(PortalError):
     """The credentials sent are not (or no longer) valid, e.g. an expired API token."""
 
     status_code = 401
-    title = "Sign-in required"
+    title = N_("Sign-in required")
 
 
 class NotFound(PortalError):
     status_code = 404
-    title = "Not found"
+    title = N_("Not found")
 
 
 class Conflict(PortalError):
     status_code = 409
-    title = "Conflict"
+    title = N_("Conflict")
 
 
 class Forbidden(PortalError):
     status_code = 403
-    title = "Forbidden"
+    title = N_("Forbidden")

@@ -46,6 +46,8 @@ class Tenant(UUIDAuditBase):
     # name anywhere; per-worker caches of each user's tenant switcher compare it per request
     # (see app.web.context).
     directory_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # The IANA time zone (e.g. "Asia/Shanghai") its pages show dates and times in; "" is UTC.
+    time_zone: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
 
 class User(UUIDAuditBase):
@@ -249,7 +251,7 @@ class PluginFault(UUIDBase):
 class PluginConfig(TenantScoped, UUIDAuditBase):
     """A named configuration of a plugin in a tenant: several per plugin, at most one active
     (the database enforces it with a partial unique index). Secrets live apart from the plain values,
-    encrypted (app.plugins.configs)."""
+    encrypted (app.plugins.config_values)."""
 
     __tablename__ = "tenant_plugin_configs"
     __table_args__ = (
@@ -396,7 +398,7 @@ class WorkflowProcess(TenantScoped, UUIDAuditBase):
     """An approval process a tenant admin defined for one plugin entity (the `workflow` base module).
 
     `steps` is a list of {"name", "selector": {"kind", "config"}, "condition": {"kind", "config"} | null};
-    `on_approve` / `on_reject` are {"field", "value"} or null (app.workflow.definitions checks them)."""
+    `on_approve` / `on_reject` are {"field", "value"} or null (app.workflow.processes checks them)."""
 
     __tablename__ = "workflow_processes"
     __table_args__ = (

@@ -1,11 +1,10 @@
-"""Where the base calls extension points: workflow kinds that reference a configuration (so a process
-step can use any configured condition or selector, built-in or WASM), and the record service's
-validation hook (every write path: generated forms, JSON API, WASM host API, import)."""
+"""Where the base calls extension points outside approvals: the record service's validation hook (every
+write path: generated forms, JSON API, WASM host API, import). Approval steps call them through the
+"extension" kinds (app.extensions.builtins)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,100 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import NotFound, ValidationFailed
 from app.core.models import ExtensionConfig
-from app.extensions import (
-    CONDITION,
-    RECORD_VALIDATOR,
-    USER_SELECTOR,
-    Context,
-    ExtensionFailed,
-    _lookup,
-    check_condition,
-    config_values,
-    registry_of,
-    resolve,
-    select_users,
-    validate_record,
-)
+from app.extensions.calls import validate_record
+from app.extensions.registry import RECORD_VALIDATOR, Context, ExtensionFailed, _lookup, registry_of, resolve
 from app.plugins import runtime
 from app.plugins.runtime import EntityRef
-from app.workflow.kinds import FieldCondition, RuleContext, Selection, register_condition, register_selector
-
-
-def _context(ctx: RuleContext) -> Context:
-    return Context(ctx.session, ctx.tenant_id, ctx.entity, ctx.record, ctx.requester_id)
-
-
-class _ConfiguredKind:
-    point = ""
-
-    async def check(
-        self, session: AsyncSession, tenant_id: uuid.UUID, entity: EntityRef, config: Mapping[str, Any]
-    ) -> dict[str, Any]:
-        # The API names a configuration by id; the process form by its name (typed or chosen).
-        ref = str(config.get("config_id") or config.get("extension") or "").strip()
-        if not ref:
-            raise ValidationFailed(
-                {"config_id": "choose a configuration (Administration → Extension points)"}
-            )
-        try:
-            uuid.UUID(ref)
-        except ValueError:
-            found = await session.scalar(
-                sa.select(ExtensionConfig.id).where(
-                    ExtensionConfig.tenant_id == tenant_id,
-                    ExtensionConfig.point == self.point,
-                    ExtensionConfig.name == ref[:100],
-                )
-            )
-            if found is None:
-                raise ValidationFailed(
-                    {
-                        "config_id": f"no {self.point} configuration called {ref[:100]!r} in this "
-                        "tenant (Administration → Extension points)"
-                    }
-                ) from None
-            ref = str(found)
-        try:
-            resolved = await resolve(session, tenant_id, ref, self.point, enabled_only=False)
-        except NotFound as exc:
-            raise ValidationFailed({"config_id": exc.detail}) from None
-        if resolved.plugin is None and resolved.impl.point == CONDITION:
-            # A built-in field condition names a field: it must be one of this entity's.
-            clause = {k: config_values(session, resolved).get(k) for k in ("field", "op", "value")}
-            try:
-                await FieldCondition().check(session, tenant_id, entity, {"all": [clause]})
-            except ValidationFailed as exc:
-                raise ValidationFailed(
-                    {"config_id": f"{resolved.config.name}: " + "; ".join(exc.errors.values())}
-                ) from None
-        return {"config_id": str(resolved.config.id), "name": resolved.config.name}
-
-    def describe(self, config: Mapping[str, Any]) -> str:
-        return f"{config.get('name')} (extension)"
-
-
-class ConfiguredCondition(_ConfiguredKind):
-    """A condition configured under Extension points (built-in or a plugin's)."""
-
-    name = "extension"
-    label = "A configured condition (extension point)"
-    point = CONDITION
-
-    async def evaluate(self, ctx: RuleContext, config: Mapping[str, Any]) -> bool:
-        return await check_condition(_context(ctx), config["config_id"])
-
-
-class ConfiguredSelector(_ConfiguredKind):
-    """A user selector configured under Extension points; only active members of the tenant are kept."""
-
-    name = "extension"
-    label = "A configured user selector (extension point)"
-    point = USER_SELECTOR
-
-    async def select(self, ctx: RuleContext, config: Mapping[str, Any]) -> Selection:
-        chosen = await select_users(_context(ctx), config["config_id"])
-        return Selection(chosen.user_ids, chosen.reason)
-
 
 # --- record validators --------------------------------------------------------------------------------
 
@@ -196,10 +105,3 @@ class RecordValidators:
             info.pop(VALIDATING_KEY, None)
         if errors:
             raise ValidationFailed(errors)
-
-
-def register_workflow_kinds() -> None:
-    """Let approval steps use configured conditions and selectors (kind "extension"; idempotent, the
-    kinds are stateless: they find the app's extension registry through the session)."""
-    register_condition(ConfiguredCondition())
-    register_selector(ConfiguredSelector())

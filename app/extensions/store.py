@@ -1,7 +1,7 @@
 """Named configurations of extension implementations per tenant: create, edit, enable/disable, delete.
 
-Values are checked against the implementation's config fields with the same rules as plugin
-configurations (app.plugins.configs: types, required, secrets encrypted at rest and never shown back);
+Values are checked against the implementation's config fields with the same code as plugin
+configurations (app.plugins.config_values: types, required, secrets encrypted at rest and never shown back);
 built-in implementations add their own checks (the role or user must exist). Edits are version-checked,
 every change is audited and bumps the tenant's policy version (the per-worker validator cache's key).
 Auto-login verifiers start disabled: enabling one is a separate, audited decision of a tenant admin.
@@ -23,10 +23,19 @@ from app.access import policy
 from app.audit import Actor
 from app.core.errors import Conflict, NotFound, ValidationFailed
 from app.core.models import ExtensionConfig
-from app.extensions import AUTH_VERIFIER, Implementation, implementation, registry_of
-from app.plugins import configs as plugin_configs
+from app.extensions.registry import AUTH_VERIFIER, Implementation, implementation, registry_of
 from app.plugins import runtime
-from app.plugins.configs import MASK, SecretBox, check_name, check_values, secret_box
+from app.plugins.config_values import (
+    Incoming,
+    SecretBox,
+    audit_view,
+    check_name,
+    check_values,
+    check_version,
+    masked_values,
+    sealed_secrets,
+    secret_box,
+)
 from app.services import services_of
 
 MAX_CONFIGS = 500  # per tenant
@@ -47,9 +56,7 @@ def secret_box_for(session: AsyncSession) -> SecretBox:
 
 def view(row: ExtensionConfig, impl: Implementation | None) -> dict[str, Any]:
     """A configuration as the API shows it (secrets as ***)."""
-    values: dict[str, Any] = dict(row.plain_values or {})
-    for key in row.secret_values or {}:
-        values[key] = MASK
+    values = masked_values(row)
     return {
         "id": str(row.id),
         "name": row.name,
@@ -65,17 +72,12 @@ def view(row: ExtensionConfig, impl: Implementation | None) -> dict[str, Any]:
 
 
 def _audit_view(row: ExtensionConfig, changed_secrets: Iterable[str] = ()) -> dict[str, Any]:
-    changed = set(changed_secrets)
-    out: dict[str, Any] = {
+    head = {
         "name": row.name,
         "enabled": row.is_enabled,
         "implementation": f"{row.plugin_id or 'base'}:{row.implementation}",
     }
-    for key, value in (row.plain_values or {}).items():
-        out[f"values.{key}"] = value
-    for key in row.secret_values or {}:
-        out[f"values.{key}"] = f"{MASK} (changed)" if key in changed else MASK
-    return out
+    return audit_view(row, head, changed_secrets)
 
 
 async def list_configs(
@@ -130,7 +132,7 @@ async def _check(
     row: ExtensionConfig | None,
     req: SaveRequest,
     errors: dict[str, str],
-) -> plugin_configs.Incoming:
+) -> Incoming:
     incoming = check_values(
         impl.fields,
         req.values,
@@ -145,10 +147,10 @@ async def _check(
     return incoming
 
 
-def _apply(row: ExtensionConfig, box: SecretBox, incoming: plugin_configs.Incoming) -> bool:
-    secrets = {k: v for k, v in (row.secret_values or {}).items() if k not in incoming.secrets_cleared}
-    for key, plaintext in incoming.secrets_set.items():
-        secrets[key] = box.seal(row.tenant_id, box_key(row), key, plaintext)
+def _apply(row: ExtensionConfig, box: SecretBox, incoming: Incoming) -> bool:
+    secrets = sealed_secrets(
+        row.secret_values or {}, incoming, lambda key, text: box.seal(row.tenant_id, box_key(row), key, text)
+    )
     changed = row.plain_values != incoming.plain or row.secret_values != secrets
     row.plain_values, row.secret_values = incoming.plain, secrets
     return changed
@@ -223,7 +225,7 @@ async def update(
 ) -> ExtensionConfig:
     """Change name, values and/or the enabled flag of a configuration (values: only when given)."""
     row = await get(session, tenant_id, config_id)
-    plugin_configs.check_version(row, req.version)
+    check_version(row, req.version)
     before = _audit_view(row)
     errors: dict[str, str] = {}
     if req.name is not None:
@@ -305,7 +307,7 @@ async def delete(
     """Delete a configuration; refused while an approval process uses it (its steps would get stuck)."""
     row = await get(session, tenant_id, config_id)
     if version is not None:
-        plugin_configs.check_version(row, version)
+        check_version(row, version)
     users = await used_by(session, tenant_id, row.id)
     if users:
         raise Conflict(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+import zoneinfo
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -13,6 +14,7 @@ from app import audit
 from app.access import policy, roles
 from app.audit import Actor
 from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.i18n import N_
 from app.core.identifiers import email_problem, normalize_email, slug_problem, text_problem
 from app.core.models import Membership, Role, Tenant, User
 from app.core.settings import SYSTEM_TENANT_ID
@@ -23,6 +25,8 @@ from app.installs import lifecycle
 
 SYSTEM_UUID = uuid.UUID(SYSTEM_TENANT_ID)
 LANGUAGES = ("en", "zh")
+# The IANA zones a tenant may show its times in (the system's zone database), sorted.
+TIME_ZONES: tuple[str, ...] = tuple(sorted(zoneinfo.available_timezones()))
 
 
 class TenantLike(Protocol):
@@ -39,7 +43,13 @@ class TenantLike(Protocol):
 
 
 def tenant_dict(t: TenantLike) -> dict[str, object]:
-    return {"id": str(t.id), "slug": t.slug, "name": t.name, "is_active": t.is_active}
+    return {
+        "id": str(t.id),
+        "slug": t.slug,
+        "name": t.name,
+        "is_active": t.is_active,
+        "time_zone": getattr(t, "time_zone", ""),
+    }
 
 
 def user_dict(u: User) -> dict[str, object]:
@@ -80,7 +90,7 @@ async def create_tenant(
     if problem := text_problem(name, "name", 200):
         errors["name"] = problem
     if not errors and await session.scalar(select(Tenant.id).where(Tenant.slug == slug)):
-        errors["slug"] = f"The slug '{slug}' is already taken."
+        errors["slug"] = N_("The slug '%(slug)s' is already taken.", slug=slug)
     if errors:
         raise ValidationFailed(errors)
     tenant = Tenant(slug=slug, name=name.strip(), is_active=True)
@@ -131,8 +141,13 @@ async def update_tenant(
     *,
     name: str | None = None,
     is_active: bool | None = None,
+    time_zone: str | None = None,
 ) -> Tenant:
     before = tenant_dict(tenant)
+    if time_zone is not None:
+        if time_zone and time_zone not in TIME_ZONES:
+            raise ValidationFailed({"time_zone": N_("Choose a time zone from the list (or none: UTC).")})
+        tenant.time_zone = time_zone
     if name is not None:
         if problem := text_problem(name, "name", 200):
             raise ValidationFailed({"name": problem})
@@ -239,7 +254,7 @@ def _profile_errors(display_name: str, language: str) -> dict[str, str]:
     if problem := text_problem(display_name, "display name", 200):
         errors["display_name"] = problem
     if language not in LANGUAGES:
-        errors["language"] = f"Choose one of: {', '.join(LANGUAGES)}."
+        errors["language"] = N_("Choose one of: %(languages)s.", languages=", ".join(LANGUAGES))
     return errors
 
 
@@ -378,7 +393,7 @@ async def add_member(
     session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, user: User, role: Role
 ) -> Membership:
     if role.tenant_id != tenant_id:
-        raise ValidationFailed({"role": "That role belongs to another tenant."})
+        raise ValidationFailed({"role": N_("That role belongs to another tenant.")})
     exists = await session.scalar(
         select(Membership.id).where(Membership.tenant_id == tenant_id, Membership.user_id == user.id)
     )
@@ -413,7 +428,7 @@ async def change_member_role(
     session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, user_id: uuid.UUID, role: Role
 ) -> Membership:
     if role.tenant_id != tenant_id:
-        raise ValidationFailed({"role": "That role belongs to another tenant."})
+        raise ValidationFailed({"role": N_("That role belongs to another tenant.")})
     if role.builtin != roles.ADMIN:  # checked (and locked) before the membership is read: see _keep_one_admin
         await _keep_one_admin(session, tenant_id, user_id)
     m = await get_membership(session, tenant_id, user_id)

@@ -18,6 +18,7 @@ from app import audit
 from app.access.scopes import bump_hierarchy_version, normalize_unit, subtree_select
 from app.audit import Actor
 from app.core.errors import NotFound, ValidationFailed
+from app.core.i18n import N_
 from app.core.identifiers import normalize_email, text_problem
 from app.core.models import Membership, User
 
@@ -46,7 +47,7 @@ async def resolve_member(session: AsyncSession, tenant_id: uuid.UUID, ref: str, 
     """A member of the tenant by email or user id; a clear error on the named field otherwise."""
     ref = ref.strip()
     if len(ref) > 254 or any(ord(ch) < 32 for ch in ref):
-        raise ValidationFailed({field: "Enter the email or user id of a member of this tenant."})
+        raise ValidationFailed({field: N_("Enter the email or user id of a member of this tenant.")})
     try:
         cond = User.id == uuid.UUID(ref)
     except ValueError:

@@ -34,6 +34,7 @@ from app import audit, messages
 from app.access.scopes import normalize_unit
 from app.audit import Actor
 from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.i18n import N_, translations_for
 from app.core.identifiers import email_problem, normalize_email, text_problem
 from app.core.models import Invitation, Membership, Role, Tenant, User, utcnow
 from app.identity import directory, hierarchy
@@ -105,7 +106,7 @@ async def invite(
     if problem := email_problem(email):
         errors["email"] = problem
     if role.tenant_id != tenant.id:
-        errors["role"] = "That role belongs to another tenant."
+        errors["role"] = N_("That role belongs to another tenant.")
     if password and (problem := password_problem(password, email)):
         errors["password"] = problem
     if display_name and (problem := text_problem(display_name, "display name", 200)):
@@ -172,12 +173,22 @@ async def invite(
         after={"email": email, "role": role.name},
     )
     if user is not None and user.is_active:
+        # Stored as text: written in the invitee's language (their inbox and email show it as is).
+        translations = translations_for(session, user.language)
+        title = N_("Invitation to join %(tenant)s", tenant=tenant.name)
+        body = N_(
+            "%(inviter)s invites you to join %(tenant)s as %(role)s. Open the invitation to accept or "
+            "decline it; it expires on %(expires)s.",
+            inviter=actor.email or N_("An administrator"),
+            tenant=tenant.name,
+            role=role.name,
+            expires=f"{inv.expires_at:%Y-%m-%d}",
+        )
         await messages.notify_personal(
             session,
             user.id,
-            f"Invitation to join {tenant.name}",
-            f"{actor.email or 'An administrator'} invites you to join {tenant.name} as {role.name}. Open the "
-            f"invitation to accept or decline it; it expires on {inv.expires_at:%Y-%m-%d}.",
+            title.translated(translations),  # type: ignore[attr-defined]
+            body.translated(translations),  # type: ignore[attr-defined]
             f"/invitations/{inv.id}",
             source="invitations",
             sender=actor,

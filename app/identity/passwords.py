@@ -5,6 +5,8 @@ from __future__ import annotations
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from app.core.i18n import N_
+
 _hasher = PasswordHasher()
 # A hash of a random password, verified against when the email is unknown so timing does not
 # reveal which accounts exist.
@@ -39,13 +41,13 @@ def verify_password(password_hash: str | None, password: str) -> bool:
 def password_problem(password: str, email: str = "") -> str | None:
     """Why this password is too weak, or None when acceptable."""
     if len(password) < MIN_LENGTH:
-        return f"Use at least {MIN_LENGTH} characters."
+        return N_("Use at least %(min_length)s characters.", min_length=MIN_LENGTH)
     if len(password) > 256:
-        return "Use at most 256 characters."
+        return N_("Use at most 256 characters.")
     if password.lower() in COMMON or len(set(password)) < 4:
-        return "This password is too common or repetitive."
+        return N_("This password is too common or repetitive.")
     if email and password.lower() == email.lower():
-        return "The password must differ from the email address."
+        return N_("The password must differ from the email address.")
     if password.isalpha() or password.isdigit():
-        return "Mix letters with digits or symbols."
+        return N_("Mix letters with digits or symbols.")
     return None

@@ -21,6 +21,7 @@ from app.access import policy
 from app.access.permissions import PermissionDef, register_permissions
 from app.audit import Actor
 from app.core.errors import Conflict, NotFound, PortalError
+from app.core.i18n import N_
 from app.core.limits import problems as limit_problems
 from app.core.models import Permission, PluginPackage, PluginSchemaVersion, PluginTenant, Role
 from app.core.nesting import TextRejected, loads_toml
@@ -47,11 +48,14 @@ from app.schema.diff import SchemaDiff
 log = logging.getLogger("portal.plugins")
 PLATFORM_PERMISSIONS = [
     PermissionDef(
-        "plugin:admin", "Upload, install, upgrade, uninstall and purge plugins (platform)", "base", "platform"
+        "plugin:admin",
+        N_("Upload, install, upgrade, uninstall and purge plugins (platform)"),
+        "base",
+        "platform",
     ),
-    PermissionDef("plugin:manage", "Enable and disable plugins in this tenant"),
-    PermissionDef("plugin:configure", "Configure plugins in this tenant"),
-    PermissionDef("plugin:view", "See the plugins of this tenant and their health"),
+    PermissionDef("plugin:manage", N_("Enable and disable plugins in this tenant")),
+    PermissionDef("plugin:configure", N_("Configure plugins in this tenant")),
+    PermissionDef("plugin:view", N_("See the plugins of this tenant and their health")),
 ]
 
 

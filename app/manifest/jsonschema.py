@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 
 from app.manifest import vocabulary as v
+from app.manifest.labels import label_schema
 from app.manifest.schema_parts import (
     Schema,
     _array,
@@ -35,6 +36,8 @@ from app.manifest.schema_parts import (
 __all__ = ["plugin_schema", "render"]
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+_label = label_schema  # a string or a table of translations (app.manifest.labels)
 
 
 def _plugin() -> Schema:
@@ -134,7 +137,7 @@ def _select_options() -> Schema:
                 value,
                 _table(
                     v.OPTION_KEYS,
-                    {"value": value, "label": _text("Shown instead of the value.")},
+                    {"value": value, "label": _label("Shown instead of the value.")},
                     "An option.",
                     required=["value"],
                 ),
@@ -151,7 +154,7 @@ def _field() -> Schema:
             "The column name (lowercase identifier); not a standard field.", forbidden=v.STANDARD_FIELDS
         ),
         "type": _enum(v.FIELD_TYPES, "The field's type."),
-        "label": _text("Shown in forms and lists; default: the name, title-cased."),
+        "label": _label("Shown in forms and lists; default: the name, title-cased."),
         "help": _text("Help text under the form input."),
         "required": _flag("A value is required."),
         "unique": _flag("Unique within a tenant (not for json fields)."),
@@ -219,7 +222,7 @@ def _entity() -> Schema:
                 max_length=v.MAX_ENTITY_NAME_LENGTH,
                 forbidden=v.RESERVED_ENTITY_NAMES,
             ),
-            "label": _text("Shown in menus and titles; default: the name, title-cased."),
+            "label": _label("Shown in menus and titles; default: the name, title-cased."),
             "fields": _array({"$ref": "#/$defs/field"}, "The entity's fields.", minItems=1),
             "indexes": _array(
                 _array(field_name, "The indexed fields, in order.", minItems=1),
@@ -271,7 +274,7 @@ def _page() -> Schema:
         v.COLUMN_KEYS,
         {
             "field": field_ref,
-            "label": _text("The column header."),
+            "label": _label("The column header."),
             "type": _enum(v.COLUMN_TYPES, "How the values are shown."),
             "width": _integer("Width in pixels.", 1, 2000),
             "sortable": _flag(
@@ -283,7 +286,7 @@ def _page() -> Schema:
                     v.COLUMN_OPTION_KEYS,
                     {
                         "value": _text("A value."),
-                        "label": _text("Shown instead."),
+                        "label": _label("Shown instead."),
                         "color": _text("A color."),
                     },
                     "How one value is shown.",
@@ -299,7 +302,7 @@ def _page() -> Schema:
         v.FILTER_KEYS,
         {
             "field": field_ref,
-            "label": _text("The filter's label."),
+            "label": _label("The filter's label."),
             "match": _enum(
                 v.FILTER_MATCHES,
                 "string fields: contains (case-insensitive substring, the default) or exact (the whole value).",
@@ -312,7 +315,7 @@ def _page() -> Schema:
         v.ACTION_KEYS,
         {
             "name": _string("The action's name.", pattern=_pattern(v.ACTION_NAME)),
-            "label": _text("The button's label."),
+            "label": _label("The button's label."),
             "permission": _string("A declared ui.* permission or db.<entity>.<operation>."),
         },
         "A custom action.",
@@ -325,7 +328,7 @@ def _page() -> Schema:
                 v.FORM_FIELD_KEYS,
                 {
                     "field": field_ref,
-                    "label": _text("The input's label."),
+                    "label": _label("The input's label."),
                     "help": _text("Help text."),
                     "readonly": _flag("Shown but not editable."),
                 },
@@ -341,7 +344,7 @@ def _page() -> Schema:
             "groups": _array(
                 _table(
                     v.FORM_GROUP_KEYS,
-                    {"title": _text("The group's title."), "fields": form_fields},
+                    {"title": _label("The group's title."), "fields": form_fields},
                     "A group of fields.",
                     required=["fields"],
                 ),
@@ -374,14 +377,14 @@ def _page() -> Schema:
     return _table(
         v.PAGE_KEYS,
         {
-            "name": _string("The page's title and menu entry."),
+            "name": _label("The page's title and menu entry."),
             "path": _string("The page's URL path, starting with '/'.", pattern=_pattern(v.PAGE_PATH)),
             "type": _enum(
                 v.PAGE_TYPES, "crud: generated list and forms of an entity; dashboard; custom (WebAssembly)."
             ),
             "entity": _string("crud pages: the entity (this plugin's); dashboards: any known entity."),
             "icon": _text("An icon name."),
-            "menu_group": _text("The menu group the page appears in."),
+            "menu_group": _label("The menu group the page appears in."),
             "columns": _array({"oneOf": [field_ref, column]}, "crud pages: the list's columns."),
             "filters": _array(
                 {"oneOf": [field_ref, filter_]}, "crud pages: the list's filters (not json fields)."
@@ -410,7 +413,7 @@ def _ui() -> Schema:
         v.UI_PERMISSION_KEYS,
         {
             "code": _string("ui.<plugin id>.<element>.", pattern=_pattern(v.UI_PERMISSION)),
-            "description": _text("What the permission allows, for the role editor."),
+            "description": _label("What the permission allows, for the role editor."),
         },
         "A permission the plugin's pages check.",
         required=["code", "description"],
@@ -431,7 +434,7 @@ def _config_field() -> Schema:
         {
             "key": _string("The setting's key (lowercase identifier).", pattern=_pattern(v.NAME)),
             "type": _enum(v.CONFIG_FIELD_TYPES, "The value's type."),
-            "label": _text("Shown in the configuration form; default: the key, title-cased."),
+            "label": _label("Shown in the configuration form; default: the key, title-cased."),
             "help": _text("Help text."),
             "required": _flag("A value is required."),
             "default": {

@@ -13,6 +13,7 @@ from typing import Any
 
 from app.core.validation import Issues, at, ix, kind, one_of, suggest
 from app.manifest.errors import ValidationContext
+from app.manifest.labels import LABEL_LANGUAGE, Label
 from app.manifest.model import EntitySpec
 from app.manifest.semver import SemVer, parse_version
 from app.manifest.vocabulary import NAME, RESERVED_WORDS
@@ -77,6 +78,27 @@ class ManifestReader:
             self.add(at(path, key), "must not be empty")
             return None
         return value
+
+    def label(self, parent: Mapping[str, Any], key: str, path: str) -> str | None:
+        """An optional label: a string, or a table of translations `{ en = "...", zh = "..." }` (a
+        :class:`~app.manifest.labels.Label`)."""
+        if key not in parent or not isinstance(parent[key], Mapping):
+            return self.text(parent, key, path)
+        table, where = parent[key], at(path, key)
+        if not table:
+            self.add(where, "a table of translations needs at least one language")
+            return None
+        translations: dict[str, str] = {}
+        for language, text in table.items():
+            if not LABEL_LANGUAGE.match(str(language)):
+                self.add(where, f"'{language}' is not a language code (e.g. en, zh, pt-BR)")
+            elif not isinstance(text, str):
+                self.add(at(where, str(language)), f"expected a string, got {kind(text)}")
+            elif not text.strip():
+                self.add(at(where, str(language)), "must not be empty")
+            else:
+                translations[str(language)] = text
+        return Label(translations) if translations and len(translations) == len(table) else None
 
     def flag(self, parent: Mapping[str, Any], key: str, path: str) -> bool | None:
         if key not in parent:

@@ -1,30 +1,22 @@
 """Named plugin configurations: per tenant and plugin, several named sets of values, at most
 one active; `config-get` (app.sandbox.host) reads the active one, falling back to the manifest's defaults.
 
-Values are checked against the manifest's `[[config.fields]]`; a plugin that declares none takes free
-`key = value` text. Secret fields are encrypted at rest (AES-GCM, key derived from the platform secret,
+Values are checked against the manifest's `[[config.fields]]` (app.plugins.config_values, shared with
+extension configurations); a plugin that declares none takes free `key = value` text. Secret fields are encrypted at rest (AES-GCM, key derived from the platform secret,
 bound to tenant, plugin and key), never shown back (pages say "set", the API `***`) and masked in audit rows.
 Every change is audited; edits are version-checked (optimistic locking).
 """
 
 from __future__ import annotations
 
-import base64
-import functools
 import json
 import logging
-import os
-import re
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,220 +25,20 @@ from app import audit
 from app.audit import Actor
 from app.core.errors import Conflict, NotFound, ValidationFailed
 from app.core.models import PluginConfig
-from app.manifest import CONFIG_VALUE_MAX_LENGTH, ConfigFieldSpec, Manifest, config_value
+from app.manifest import ConfigFieldSpec, Manifest, config_value
+from app.plugins.config_values import (
+    SecretBox,
+    audit_view,
+    check_name,
+    check_text_values,
+    check_values,
+    check_version,
+    masked_values,
+    sealed_secrets,
+    stored_form,
+)
 
 log = logging.getLogger("portal.plugin")
-
-MASK = "***"  # how the API shows a stored secret
-NAME_MAX = 100
-_NAME = re.compile(r"^[\w][\w .@()+-]*$")
-_TEXT_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,99}$")
-_TOKEN_PREFIX = "v1:"
-TEXT_MAX_KEYS = 200
-
-
-# --- secrets at rest ------------------------------------------------------------------------------
-
-
-class SecretUnreadable(Exception):
-    """A stored secret cannot be decrypted (the platform secret key changed, or the row was tampered with)."""
-
-
-class SecretBox:
-    """AES-GCM with a key derived (HKDF-SHA256) from the platform secret. The associated data binds a token
-    to its tenant, plugin and key, so a token copied into another row does not decrypt."""
-
-    def __init__(self, platform_secret: str) -> None:
-        key = HKDF(
-            algorithm=hashes.SHA256(),
-            length=32,
-            salt=b"portal-plugin-config",
-            info=b"plugin configuration secrets v1",
-        ).derive(platform_secret.encode("utf-8"))
-        self._aead = AESGCM(key)
-
-    @staticmethod
-    def _aad(tenant_id: uuid.UUID, plugin_id: str, key: str) -> bytes:
-        return f"{tenant_id}/{plugin_id}/{key}".encode()
-
-    def seal(self, tenant_id: uuid.UUID, plugin_id: str, key: str, plaintext: str) -> str:
-        nonce = os.urandom(12)
-        sealed = self._aead.encrypt(nonce, plaintext.encode("utf-8"), self._aad(tenant_id, plugin_id, key))
-        return _TOKEN_PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
-
-    def open(self, tenant_id: uuid.UUID, plugin_id: str, key: str, token: str) -> str:
-        try:
-            if not token.startswith(_TOKEN_PREFIX):
-                raise ValueError("unknown token format")
-            raw = base64.urlsafe_b64decode(token[len(_TOKEN_PREFIX) :])
-            return self._aead.decrypt(raw[:12], raw[12:], self._aad(tenant_id, plugin_id, key)).decode(
-                "utf-8"
-            )
-        except (InvalidTag, ValueError) as exc:
-            raise SecretUnreadable(
-                f"the secret {key!r} cannot be decrypted (was PORTAL_SECRET_KEY changed?); enter it again"
-            ) from exc
-
-
-@functools.lru_cache(maxsize=4)
-def secret_box(platform_secret: str) -> SecretBox:
-    return SecretBox(platform_secret)
-
-
-# --- values ---------------------------------------------------------------------------------------
-
-
-def stored_form(spec: ConfigFieldSpec, value: Any) -> Any:
-    """A checked value as JSON stores it: decimals as their exact text."""
-    return str(value) if isinstance(value, Decimal) else value
-
-
-def display(spec: ConfigFieldSpec | None, value: Any) -> str:
-    """A stored value as a form shows it."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def parse_text(text: str) -> tuple[dict[str, str], dict[str, str]]:
-    """`key = value` lines (blank lines and `#` comments ignored) → values, or errors located by line."""
-    values: dict[str, str] = {}
-    problems: list[str] = []
-    first_line: dict[str, int] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        key, sep, value = stripped.partition("=")
-        key = key.strip()
-        if not sep:
-            problems.append(f"line {number}: expected key = value")
-        elif not _TEXT_KEY.match(key):
-            problems.append(
-                f"line {number}: {key!r} is not a valid key (letters, digits, '_', '.', '-', starting "
-                "with a letter or '_')"
-            )
-        elif key in values:
-            problems.append(f"line {number}: key {key!r} is already set on line {first_line[key]}")
-        else:
-            values[key] = value.strip()
-            first_line[key] = number
-    if len(values) > TEXT_MAX_KEYS:
-        problems.append(f"at most {TEXT_MAX_KEYS} keys")
-    return values, ({"text": "; ".join(problems)} if problems else {})
-
-
-def format_text(values: Mapping[str, Any]) -> str:
-    return "".join(f"{k} = {display(None, v)}\n" for k, v in values.items())
-
-
-@dataclass
-class Incoming:
-    """Checked input for one configuration."""
-
-    plain: dict[str, Any] = field(default_factory=dict)
-    secrets_set: dict[str, str] = field(default_factory=dict)  # key -> new plaintext
-    secrets_cleared: set[str] = field(default_factory=set)
-    errors: dict[str, str] = field(default_factory=dict)
-
-
-def check_values(
-    fields: tuple[ConfigFieldSpec, ...],
-    given: Mapping[str, Any],
-    stored_secrets: Iterable[str],
-    *,
-    from_form: bool,
-    clear: Iterable[str] = (),
-) -> Incoming:
-    """Check `given` (API JSON or form text) against the schema. Left-out or blank plain values are unset
-    (the default applies). A blank, absent or `***` secret keeps the stored one; `clear` (form) or `null`/""
-    (API) removes it. Errors are keyed `values.<key>`."""
-    out = Incoming()
-    known = {f.key: f for f in fields}
-    stored = set(stored_secrets)
-    cleared = set(clear)
-    for key in given:
-        if key not in known:
-            out.errors[f"values.{key}"] = (
-                f"unknown key {key!r} (this plugin's keys: {', '.join(known) or 'none'})"
-            )
-    for spec in fields:
-        raw = given.get(spec.key)
-        where = f"values.{spec.key}"
-        if spec.secret:
-            if raw is not None and not isinstance(raw, str):
-                out.errors[where] = "expected text"
-                continue
-            if from_form:  # a blank secret input keeps the stored value; the "clear" box removes it
-                action = "clear" if spec.key in cleared else "keep" if raw in (None, "", MASK) else "set"
-            else:  # API: absent or "***" keeps, null or "" removes
-                action = (
-                    "keep"
-                    if spec.key not in given or raw == MASK
-                    else "clear"
-                    if raw in (None, "")
-                    else "set"
-                )
-            has = spec.key in stored
-            if action == "clear":
-                out.secrets_cleared.add(spec.key)
-                has = False
-            elif action == "set":
-                try:
-                    out.secrets_set[spec.key] = config_value(spec.type, raw)
-                except ValueError as exc:
-                    out.errors[where] = str(exc)
-                    continue
-                has = True
-            if spec.required and not has:
-                out.errors[where] = "is required"
-            continue
-        if raw is None or (isinstance(raw, str) and not raw.strip()):  # unset: the default applies
-            if spec.required and spec.default is None:
-                out.errors[where] = "is required"
-            continue
-        try:
-            out.plain[spec.key] = stored_form(spec, config_value(spec.type, raw, spec.option_values))
-        except ValueError as exc:
-            out.errors[where] = str(exc)
-    return out
-
-
-def check_text_values(given: Mapping[str, Any]) -> Incoming:
-    """Values of a plugin without a schema: any keys, text values."""
-    out = Incoming()
-    if len(given) > TEXT_MAX_KEYS:
-        out.errors["values"] = f"at most {TEXT_MAX_KEYS} keys"
-    for key, value in given.items():
-        if not _TEXT_KEY.match(key):
-            out.errors[f"values.{key}"] = (
-                "not a valid key (letters, digits, '_', '.', '-', starting with a letter or '_')"
-            )
-        elif value is None:
-            continue
-        elif not isinstance(value, str):
-            out.errors[f"values.{key}"] = (
-                "expected text (this plugin declares no [[config.fields]]: values are text)"
-            )
-        elif len(value) > CONFIG_VALUE_MAX_LENGTH:
-            out.errors[f"values.{key}"] = (
-                f"is {len(value)} characters long (at most {CONFIG_VALUE_MAX_LENGTH})"
-            )
-        else:
-            out.plain[key] = value
-    return out
-
-
-def check_name(name: Any) -> str | None:
-    if not isinstance(name, str) or not name.strip():
-        return "is required"
-    if len(name.strip()) > NAME_MAX:
-        return f"at most {NAME_MAX} characters"
-    if not _NAME.match(name.strip()):
-        return "letters, digits, spaces and . @ ( ) + - _ only"
-    return None
 
 
 # --- views ----------------------------------------------------------------------------------------
@@ -254,9 +46,7 @@ def check_name(name: Any) -> str | None:
 
 def masked(manifest: Manifest | None, row: PluginConfig) -> dict[str, Any]:
     """A configuration as the API shows it: plain values, and `***` for each stored secret."""
-    values: dict[str, Any] = dict(row.plain_values or {})
-    for key in row.secret_values or {}:
-        values[key] = MASK
+    values = masked_values(row)
     if manifest is not None and manifest.config_fields:
         order = [f.key for f in manifest.config_fields]
         values = {k: values[k] for k in order if k in values} | {
@@ -274,14 +64,7 @@ def masked(manifest: Manifest | None, row: PluginConfig) -> dict[str, Any]:
 
 
 def _audit_view(row: PluginConfig, changed_secrets: Iterable[str] = ()) -> dict[str, Any]:
-    """Flat, secret-free snapshot for audit before/after (flat so the audit diff keeps only what changed)."""
-    changed = set(changed_secrets)
-    out: dict[str, Any] = {"name": row.name, "active": row.is_active}
-    for key, value in (row.plain_values or {}).items():
-        out[f"values.{key}"] = value
-    for key in row.secret_values or {}:
-        out[f"values.{key}"] = f"{MASK} (changed)" if key in changed else MASK
-    return out
+    return audit_view(row, {"name": row.name, "active": row.is_active}, changed_secrets)
 
 
 # --- storage --------------------------------------------------------------------------------------
@@ -322,20 +105,6 @@ async def _flush(session: AsyncSession) -> None:
             "Another change to this plugin's configurations was saved at the same moment; reload "
             "and try again"
         ) from exc
-
-
-def check_version(row: Any, version: int | None) -> None:
-    """Optimistic locking of a named configuration (a plugin's, or an extension's): `version` is what the
-    caller read."""
-    if version is None:
-        raise ValidationFailed(
-            {"version": "required to change an existing configuration (the version you read)"}
-        )
-    if int(version) != row.version:
-        raise Conflict(
-            f"The configuration {row.name!r} was changed by someone else since you read it (your version "
-            f"{version}, now {row.version}); reload it and apply your change again"
-        )
 
 
 async def _set_active(
@@ -422,11 +191,11 @@ async def save(
         )
 
     before = _audit_view(row) if row is not None else None
-    secrets = dict(row.secret_values or {}) if row is not None else {}
-    for key in incoming.secrets_cleared:
-        secrets.pop(key, None)
-    for key, plaintext in incoming.secrets_set.items():
-        secrets[key] = box.seal(tenant_id, plugin_id, key, plaintext)
+    secrets = sealed_secrets(
+        (row.secret_values or {}) if row is not None else {},
+        incoming,
+        lambda key, text: box.seal(tenant_id, plugin_id, key, text),
+    )
     # Secrets of keys the schema no longer declares are dropped with the rest of the stale values.
     if manifest.config_fields:
         declared = {f.key for f in manifest.config_fields if f.secret}

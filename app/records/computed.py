@@ -110,12 +110,7 @@ async def _parents_of(svc: RecordService, child: EntityRef) -> list[tuple[Entity
 
 
 async def _refresh(
-    svc: RecordService,
-    parent: EntityRef,
-    child: EntityRef,
-    via: str,
-    fields: list[FieldSpec],
-    parent_id: Any,
+    svc: RecordService, parent: EntityRef, child: EntityRef, via: str, fields: list[FieldSpec], parent_id: Any
 ) -> None:
     p, c = parent.table, child.table
     pid = parent_id if isinstance(parent_id, uuid.UUID) else uuid.UUID(str(parent_id))
@@ -128,7 +123,7 @@ async def _refresh(
     if locked is None:
         return
     # 2. A new statement, so it sees every child write committed before the lock was granted.
-    aggregates = []
+    aggregates: list[sa.ColumnElement[Any]] = []
     for f in fields:
         rollup = f.rollup
         assert rollup is not None

@@ -5,7 +5,8 @@ Public face: `Sandbox` (one per process, `app.state.sandbox`), `GuestFailure`, `
 """
 
 from app.sandbox.engine import INTERFACE_VERSION, ComponentRejected, check_component_bytes
-from app.sandbox.runner import CallStats, GuestFailure, Sandbox
+from app.sandbox.outcomes import CallStats, GuestFailure
+from app.sandbox.runner import Sandbox
 
 __all__ = [
     "INTERFACE_VERSION",

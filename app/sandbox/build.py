@@ -5,7 +5,7 @@ that goes into them (the guest sources, the SDK, ``wit/plugin.wit`` and the comp
 version): a rebuild of unchanged sources only copies the cached file. The cache lives in
 ``$PORTAL_BUILD_CACHE`` or ``~/.cache/portal/guest-builds/``.
 
-Only ``guest/`` and the SDK are hashed: third-party pure-Python code a guest needs belongs in
+The SDK is ``sdk/python/portal_guest`` (see :func:`sdk_dir`). Only ``guest/`` and the SDK are hashed: third-party pure-Python code a guest needs belongs in
 ``guest/`` (componentize-py would also find the active virtualenv's site-packages, but those are
 not part of the hash).
 """
@@ -48,6 +48,9 @@ BUILD_TIMEOUT_S = 600
 #: Cached components kept (~18 MB each); the least recently used beyond this are removed.
 CACHE_KEEP = 32
 _ERROR_TAIL_LINES = 40
+#: componentize-py options of every build (part of the cache key). No --stub-wasi: the guest imports
+#: WASI and the host provides clocks, randomness and stdout/stderr (and no files or network).
+COMPONENTIZE_OPTIONS: tuple[str, ...] = ()
 
 
 class BuildError(Exception):
@@ -60,8 +63,22 @@ def wit_dir() -> Path:
 
 
 def sdk_dir() -> Path:
-    """The folder put on the guest's Python path; it holds the ``portal_guest`` package."""
-    return Path(__file__).resolve().parent / "guest_sdk"
+    """The folder put on the guest's Python path; it holds the ``portal_guest`` package.
+
+    ``$PORTAL_GUEST_SDK`` when set, else ``sdk/python`` of the checkout the app runs from (the SDK is
+    its own package: it runs inside the component, not in the host).
+    """
+    configured = os.environ.get("PORTAL_GUEST_SDK")
+    folder = (
+        Path(configured).expanduser()
+        if configured
+        else Path(__file__).resolve().parents[2] / "sdk" / "python"
+    )
+    if not (folder / "portal_guest" / "__init__.py").is_file():
+        raise BuildError(
+            f"the guest SDK (portal_guest) is not in {folder}; set PORTAL_GUEST_SDK to its folder"
+        )
+    return folder
 
 
 def cache_dir() -> Path:
@@ -122,7 +139,7 @@ def world_for(plugin_dir: Path) -> str:
 
 
 def source_hash(plugin_dir: Path) -> str:
-    """sha256 over the guest files, the SDK files, the WIT world and the componentize-py version."""
+    """sha256 over the guest files, the SDK files, the WIT world, componentize-py's version and options."""
     digest = hashlib.sha256()
 
     def add(section: str, name: str, content: bytes) -> None:
@@ -138,6 +155,7 @@ def source_hash(plugin_dir: Path) -> str:
     add("wit", "plugin.wit", (wit_dir() / "plugin.wit").read_bytes())
     add("world", "name", world_for(plugin_dir).encode())
     add("tool", "componentize-py", componentize_py_version().encode())
+    add("tool", "options", " ".join(COMPONENTIZE_OPTIONS).encode())
     return digest.hexdigest()
 
 
@@ -196,7 +214,7 @@ def _same_file_content(a: Path, b: Path) -> bool:
 
 def _run_componentize(guest: Path, target: Path, quiet: bool, world: str = WORLD) -> None:
     paths = [guest, sdk_dir()]
-    args = [componentize_py(), "-d", str(wit_dir()), "-w", world, "componentize", "--stub-wasi"]
+    args = [componentize_py(), "-d", str(wit_dir()), "-w", world, "componentize", *COMPONENTIZE_OPTIONS]
     for path in paths:
         args += ["-p", str(path)]
     args += [ENTRY_MODULE, "-o", str(target)]

@@ -40,7 +40,8 @@ from app.core.models import EventDelivery, EventRecord
 from app.events import DEPTH_KEY, Event, EventBus, serve, subscriptions
 from app.plugins import runtime
 from app.plugins.runtime import LoadedPlugin
-from app.sandbox.runner import GuestFailure, Sandbox, plugin_principal
+from app.sandbox.outcomes import GuestFailure
+from app.sandbox.runner import Sandbox, plugin_principal
 
 if TYPE_CHECKING:
     from app.core.settings import Settings

@@ -20,6 +20,7 @@ from wasmtime import Config, Engine
 from wasmtime.component import Component
 
 from app.sandbox import memory
+from app.sandbox.wasi import WASI_INTERFACES, wasi_import_allowed
 
 log = logging.getLogger("portal.sandbox")
 
@@ -92,11 +93,11 @@ def check_component_type(engine: Engine, component: Component) -> None:
             f"the component does not export {GUEST_EXPORT} (it exports: "
             f"{', '.join(sorted(exports)) or 'nothing'})"
         )
-    foreign = sorted(i for i in imports if i != HOST_IMPORT)
+    foreign = sorted(i for i in imports if i != HOST_IMPORT and not wasi_import_allowed(i))
     if foreign:
         raise ComponentRejected(
             f"the component imports {', '.join(foreign)}, which this portal does not provide "
-            f"(only {HOST_IMPORT}; build with --stub-wasi)"
+            f"(only {HOST_IMPORT} and WASI {', '.join(p.rstrip('/') for p in WASI_INTERFACES)})"
         )
 
 

@@ -30,7 +30,7 @@ from app.core.limits import Limits
 from app.core.nesting import TextRejected, loads_json
 from app.events import Event, EventBus, emit
 from app.manifest import Manifest
-from app.plugins import configs
+from app.plugins import config_values, configs
 from app.plugins.runtime import EntityRef, LoadedPlugin
 from app.records.service import Aggregate, ListQuery, RecordService, app_hooks
 from app.records.values import to_json
@@ -79,7 +79,8 @@ class CallContext:
     host_calls: int = 0
     log_bytes: int = 0
     notifications: int = 0  # messages created by notify in this guest call
-    logs: list[tuple[str, str]] = field(default_factory=list)
+    logs: list[tuple[str, str]] = field(default_factory=list)  # log-write calls, then stdout/stderr lines
+    stderr_tail: list[str] = field(default_factory=list)  # the call's last stderr lines (a trap reports them)
     breach: LimitBreach | None = None
     memory_mb: float = 0.0  # the instance's linear memory size after the call (set by the runner)
     secret_key: str = ""  # the platform secret: decrypts the plugin's own configuration secrets
@@ -268,10 +269,10 @@ def config_get(ctx: CallContext, key: str) -> Variant:
     if ctx.config_row is None:
         plugin_id, tenant_id, session = ctx.plugin.id, ctx.tenant_id, ctx.session
         ctx.config_row = (ctx.run(lambda: configs.active(session, tenant_id, plugin_id)),)
-    box = configs.secret_box(ctx.secret_key)
+    box = config_values.secret_box(ctx.secret_key)
     try:
         return _ok(configs.lookup(ctx.manifest, ctx.config_row[0], box, ctx.tenant_id, key))
-    except configs.SecretUnreadable as exc:
+    except config_values.SecretUnreadable as exc:
         raise ValueError(str(exc)) from exc
 
 

@@ -1,13 +1,11 @@
 """Calling guests: warm instance pools per (plugin, tenant), limits, one transaction per call, call
-figures, and the crash policy (a plugin that keeps trapping is switched to `error` in that tenant)."""
+figures (app.sandbox.outcomes) and the crash policy (app.sandbox.faults)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
-import statistics
 import time
 import uuid
 from collections import deque
@@ -22,11 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from wasmtime import Store, WasmtimeError
 from wasmtime.component import Component, Func, Instance, Linker, Variant
 
-from app import audit
 from app.audit import Actor
 from app.core.db import SQLITE_WRITE_LOCK
 from app.core.limits import Limits, effective
-from app.core.models import PluginFault, PluginTenant
+from app.core.models import Tenant
 from app.events import PENDING_KEY, EventBus
 from app.plugins import runtime
 from app.plugins.runtime import EntityRef, LoadedPlugin
@@ -40,59 +37,28 @@ from app.sandbox.engine import (
     ComponentStore,
     shared_engine,
 )
-from app.sandbox.host import CallContext, LimitBreach, Principal
+from app.sandbox.faults import record_failure, record_failure_later
+from app.sandbox.host import LOG_LEVELS, CallContext, LimitBreach, Principal
 from app.sandbox.memory import LinearMemory
+from app.sandbox.outcomes import (
+    CallStats,
+    GuestFailure,
+    InitFailed,
+    error_of,
+    payload_size,
+    trap_kind,
+    with_stderr,
+)
+from app.sandbox.outcomes import figures as call_figures
+from app.sandbox.wasi import GuestOutput, stamp_clock, stamps_clock, wasi_config
 
 if TYPE_CHECKING:  # settings import the limits of this package
     from app.core.settings import Settings
 
 log = logging.getLogger("portal.sandbox")
 MIB = 1024 * 1024
-TRAP_WINDOW = dt.timedelta(minutes=1)
-MAX_TRAPS_PER_WINDOW = 5  # more than this within the window auto-disables the plugin for the tenant
 STATS_KEPT = 500
 IN_FLIGHT_KEY = "portal_guest_calls_in_flight"
-
-
-@dataclass
-class CallStats:
-    plugin_id: str
-    tenant_id: str
-    call: str
-    ok: bool
-    duration_ms: float
-    fuel: int
-    host_calls: int
-    output_bytes: int
-    memory_mb: float = 0.0  # the instance's linear memory after the call: its peak (memories only grow)
-    kind: str = "ok"
-    fresh_instance: bool = False
-    at: float = field(default_factory=time.time)
-    logs: list[tuple[str, str]] = field(default_factory=list, repr=False)
-
-
-class GuestFailure(Exception):
-    """A guest call failed. `message` is safe to show to end users; `detail` is for admins' logs."""
-
-    def __init__(
-        self,
-        plugin_id: str,
-        kind: str,
-        message: str,
-        detail: str = "",
-        *,
-        counts_as_trap: bool = False,
-        stats: CallStats | None = None,
-        disabled: bool = False,
-    ) -> None:
-        super().__init__(message)
-        self.plugin_id = plugin_id
-        self.kind = kind
-        self.message = message
-        self.detail = detail
-        self.counts_as_trap = counts_as_trap
-        self.stats = stats
-        self.disabled = disabled
 
 
 @dataclass
@@ -101,6 +67,7 @@ class _Instance:
     funcs: dict[str, Func]
     memories: list[LinearMemory] = field(default_factory=list)
     dead: bool = False
+    output: GuestOutput = field(default_factory=GuestOutput)  # its stdout/stderr (WASI)
 
     @property
     def memory_mb(self) -> float:
@@ -111,25 +78,6 @@ class _Instance:
 class _Pool:
     semaphore: asyncio.Semaphore
     idle: list[_Instance] = field(default_factory=list)
-
-
-def _trap_kind(exc: Exception, ctx: CallContext) -> tuple[str, str]:
-    text = str(exc)
-    if ctx.breach is not None:
-        return ctx.breach.kind, str(ctx.breach)
-    if ctx.memory_mb >= ctx.limits.memory_mb * 0.9:  # a guest that cannot allocate crashes in many ways
-        return "memory_mb", f"the plugin needed more than its {ctx.limits.memory_mb} MiB memory limit"
-    if "interrupt" in text:
-        return (
-            "deadline_ms",
-            f"the plugin ran longer than its {ctx.limits.deadline_ms} ms deadline and was stopped",
-        )
-    if "fuel" in text:
-        return "fuel", f"the plugin used up its instruction budget ({ctx.limits.fuel:,} fuel) and was stopped"
-    if "memory" in text.lower() and "limit" in text.lower():
-        return "memory_mb", f"the plugin needed more than its {ctx.limits.memory_mb} MiB memory limit"
-    first = next((line.strip() for line in reversed(text.splitlines()) if "trap" in line), "") or "trap"
-    return "trap", f"the plugin crashed ({first})"
 
 
 class Sandbox:
@@ -194,6 +142,7 @@ class Sandbox:
         linker = self._linkers.get(key)
         if linker is None:
             linker = Linker(self.engine)
+            linker.add_wasip2()  # configured per store by wasi_config: clocks, random, stdout/stderr only
             host.link(linker, plugin.manifest)
             self._linkers[key] = linker
         return linker
@@ -216,8 +165,11 @@ class Sandbox:
 
     # -- running (worker thread) -----------------------------------------------------------------
 
-    def _instantiate(self, component: Component, plugin: LoadedPlugin, ctx: CallContext) -> _Instance:
+    def _instantiate(
+        self, component: Component, plugin: LoadedPlugin, ctx: CallContext, output: GuestOutput
+    ) -> _Instance:
         store = Store(self.engine)
+        store.set_wasi(wasi_config(output))
         store.set_limits(memory_size=ctx.limits.memory_mb * MIB)
         store.set_fuel(ctx.limits.fuel)
         store.set_epoch_deadline(self.ticker.ticks(ctx.limits.deadline_ms))
@@ -238,10 +190,10 @@ class Sandbox:
                 func = instance.get_func(store, index) if index is not None else None
                 if func is not None:
                     funcs[name] = func
-        inst = _Instance(store, funcs, memories)
-        problem = _error_of(self._invoke(inst, "init", ()))
+        inst = _Instance(store, funcs, memories, output=output)
+        problem = error_of(self._invoke(inst, "init", ()))
         if problem is not None:
-            raise _InitFailed(problem)
+            raise InitFailed(problem)
         return inst
 
     def _invoke(self, inst: _Instance, name: str, args: tuple[Any, ...]) -> Any:
@@ -266,9 +218,11 @@ class Sandbox:
     ) -> tuple[_Instance | None, Any, int, bool]:
         host.bind(ctx)
         fresh = inst is None
+        output = inst.output if inst is not None else GuestOutput()
+        output.start(ctx.limits.log_bytes)
         try:
             if inst is None:
-                inst = self._instantiate(component, plugin, ctx)
+                inst = self._instantiate(component, plugin, ctx, output)
             inst.store.set_fuel(ctx.limits.fuel)
             inst.store.set_epoch_deadline(self.ticker.ticks(ctx.limits.deadline_ms))
             try:
@@ -282,6 +236,10 @@ class Sandbox:
             return inst, result, fuel, fresh
         finally:
             host.bind(None)
+            entries, ctx.stderr_tail = output.finish()
+            for level, line in entries:
+                ctx.logs.append((level, line))
+                log.log(LOG_LEVELS[level], "[%s tenant=%s] %s", plugin.id, ctx.tenant_id, line)
 
     # -- the public call -------------------------------------------------------------------------
 
@@ -332,6 +290,10 @@ class Sandbox:
             )
         reachable = await self._reachable(session, plugin, tenant_id)
         limits = self.limits_for(plugin)
+        if stamps_clock(name):
+            # The request already loaded its tenant: usually no query (the session's identity map).
+            tenant = await session.get(Tenant, tenant_id)
+            args = stamp_clock(name, args, tenant.time_zone if tenant is not None else None)
         ctx = CallContext(
             plugin,
             reachable,
@@ -404,12 +366,12 @@ class Sandbox:
                 inst, result, fuel, fresh = await loop.run_in_executor(
                     self.executor, self._execute, component, plugin, inst, ctx, name, args
                 )
-            except _InitFailed as exc:
+            except InitFailed as exc:
                 failure = GuestFailure(
                     plugin.id, "init", f"the plugin failed to start: {exc}", str(exc), counts_as_trap=True
                 )
             except (WasmtimeError, LimitBreach) as exc:
-                kind, message = _trap_kind(exc, ctx)
+                kind, message = trap_kind(exc, ctx)
                 failure = GuestFailure(plugin.id, kind, message, str(exc), counts_as_trap=True)
             except ComponentRejected as exc:
                 failure = GuestFailure(plugin.id, "rejected", f"the plugin's code cannot run here: {exc}")
@@ -427,10 +389,12 @@ class Sandbox:
                         repr(exc),
                         counts_as_trap=False,
                     )
+            if failure is not None and failure.counts_as_trap and ctx.stderr_tail:
+                with_stderr(failure, ctx.stderr_tail)
             duration = (time.perf_counter() - started) * 1000
             payload: str | None = None
             if failure is None:
-                reported = _error_of(result)
+                reported = error_of(result)
                 if reported is not None:
                     kind = "memory_mb" if "MemoryError" in reported else "error"
                     text = (
@@ -442,7 +406,7 @@ class Sandbox:
                 else:
                     # result<string, string> lifts to a Variant; result<bool|list, string> to the bare value.
                     payload = result.payload if isinstance(result, Variant) else result
-                    if payload is not None and _size(payload) > limits.output_bytes:
+                    if payload is not None and payload_size(payload) > limits.output_bytes:
                         failure = GuestFailure(
                             plugin.id,
                             "output_bytes",
@@ -464,7 +428,7 @@ class Sandbox:
                 round(duration, 3),
                 fuel,
                 ctx.host_calls,
-                _size(payload),
+                payload_size(payload),
                 ctx.memory_mb,
                 failure.kind if failure else "ok",
                 fresh,
@@ -481,48 +445,21 @@ class Sandbox:
         if error_is_answer and failure.kind == "error":
             pass
         elif defer_faults:
-            self._record_failure_later(session, plugin, tenant_id, name, failure)
+            record_failure_later(
+                session,
+                plugin,
+                tenant_id,
+                name,
+                failure,
+                session_factory=self.session_factory,
+                background=self._background,
+                drop_instances=self.drop_instances,
+            )
         elif record_faults:
-            await self._record_failure(session, plugin, tenant_id, name, failure)
+            await record_failure(
+                session, plugin, tenant_id, name, failure, drop_instances=self.drop_instances
+            )
         raise failure
-
-    def _record_failure_later(
-        self,
-        session: AsyncSession,
-        plugin: LoadedPlugin,
-        tenant_id: uuid.UUID,
-        call: str,
-        failure: GuestFailure,
-    ) -> None:
-        """Record the fault in a session of its own after the caller's transaction ends (committed or not):
-        the caller's unit of work stays whole, and on SQLite no second writer waits for it."""
-        if self.session_factory is None:
-            log.warning("Plugin %s %s failed in tenant %s: %s", plugin.id, call, tenant_id, failure.message)
-            return
-        loop = asyncio.get_running_loop()
-
-        async def record() -> None:
-            try:
-                async with self.session_factory() as own:  # type: ignore[misc]
-                    if (
-                        own.bind.dialect.name == "sqlite"
-                    ):  # wait for other writers rather than fail after them
-                        await own.connection(execution_options={SQLITE_WRITE_LOCK: True})
-                    await self._record_failure(own, plugin, tenant_id, call, failure)
-            except Exception:
-                log.exception("Recording the fault of %s.%s failed", plugin.id, call)
-
-        fired: list[bool] = []
-
-        def ended(_session: Any, transaction: Any) -> None:
-            if transaction.parent is not None or fired:  # a savepoint ended, or already scheduled
-                return
-            fired.append(True)
-            task = loop.create_task(record())
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-
-        sa.event.listen(session.sync_session, "after_transaction_end", ended)
 
     async def _reachable(
         self, session: AsyncSession, plugin: LoadedPlugin, tenant_id: uuid.UUID
@@ -534,77 +471,6 @@ class Sandbox:
                 if other.id in deps:
                     out.update(other.entities)
         return out
-
-    async def _record_failure(
-        self,
-        session: AsyncSession,
-        plugin: LoadedPlugin,
-        tenant_id: uuid.UUID,
-        call: str,
-        failure: GuestFailure,
-    ) -> None:
-        """Persist the fault and apply the crash policy. Commits: the request itself will fail, and the
-        fault (and an auto-disable) must outlive it."""
-        log.warning(
-            "Plugin %s %s failed in tenant %s: %s (%s)",
-            plugin.id,
-            call,
-            tenant_id,
-            failure.message,
-            failure.detail[:2000],
-        )
-        if failure.kind in {"compiling", "no_wasm"}:
-            return
-        session.add(
-            PluginFault(
-                tenant_id=tenant_id,
-                plugin_id=plugin.id,
-                call=call,
-                kind=failure.kind,
-                counts_as_trap=failure.counts_as_trap,
-                message=failure.message,
-                detail=failure.detail[:4000],
-            )
-        )
-        await session.flush()
-        reason = ""
-        if failure.kind == "init":
-            reason = f"Start-up failed: {failure.message}"
-        elif failure.counts_as_trap:
-            since = dt.datetime.now(dt.UTC) - TRAP_WINDOW
-            traps = await session.scalar(
-                sa.select(sa.func.count())
-                .select_from(PluginFault)
-                .where(
-                    PluginFault.plugin_id == plugin.id,
-                    PluginFault.tenant_id == tenant_id,
-                    PluginFault.counts_as_trap.is_(True),
-                    PluginFault.created_at >= since,
-                )
-            )
-            if (traps or 0) > MAX_TRAPS_PER_WINDOW:
-                reason = f"Auto-disabled after {traps} failures within a minute (last: {failure.message})"
-        if reason:
-            state = await session.scalar(
-                sa.select(PluginTenant).where(
-                    PluginTenant.tenant_id == tenant_id, PluginTenant.plugin_id == plugin.id
-                )
-            )
-            if state is not None and state.status == "enabled":
-                state.status, state.error_message = "error", reason[:2000]
-                await runtime.plugins_changed(session, tenant_id)
-                await audit.record(
-                    session,
-                    Actor.system(),
-                    "plugin.error",
-                    "plugin",
-                    plugin.id,
-                    tenant_id=tenant_id,
-                    summary=reason[:500],
-                )
-                failure.disabled = True
-            self.drop_instances(plugin.id, tenant_id)
-        await session.commit()
 
     # -- background calls ------------------------------------------------------------------------
 
@@ -661,51 +527,14 @@ class Sandbox:
         except Exception:
             log.exception("Background call %s.%s for tenant %s failed", plugin_id, name, tenant_id)
 
+    def figures(self, plugin_id: str) -> dict[str, Any]:
+        """p50/p95 of this worker's recent calls of a plugin."""
+        return call_figures(self.stats.get(plugin_id, ()), memory_stats=self.memory_stats)
+
     async def drain(self) -> None:
         """Wait for the background calls in flight (tests and shutdown)."""
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
-
-    # -- figures ---------------------------------------------------------------------------------
-
-    def figures(self, plugin_id: str) -> dict[str, Any]:
-        """p50/p95 of this worker's recent calls of a plugin."""
-        calls = list(self.stats.get(plugin_id, ()))
-        if not calls:
-            return {"calls": 0}
-
-        def pct(values: list[float], q: float) -> float:
-            if len(values) == 1:
-                return values[0]
-            return round(statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1], 3)
-
-        out: dict[str, Any] = {"calls": len(calls), "failures": sum(1 for c in calls if not c.ok)}
-        measured = ("duration_ms", "fuel", "host_calls", "memory_mb", "output_bytes")
-        for name in measured if self.memory_stats else tuple(n for n in measured if n != "memory_mb"):
-            values = sorted(float(getattr(c, name)) for c in calls)
-            out[name] = {"p50": pct(values, 50), "p95": pct(values, 95), "max": values[-1]}
-        return out
-
-
-def _size(payload: Any) -> int:
-    if payload is None or isinstance(payload, bool):
-        return 0
-    if isinstance(payload, str):
-        return len(payload.encode("utf-8", "replace"))
-    if isinstance(payload, list):
-        return sum(len(str(item).encode("utf-8", "replace")) + 1 for item in payload)
-    return len(str(payload))
-
-
-def _error_of(result: Any) -> str | None:
-    """The error of a guest result: a Variant for result<string, string>, a bare string for result<_, string>."""
-    if isinstance(result, Variant):
-        return str(result.payload) if result.tag == "err" else None
-    return result if isinstance(result, str) else None
-
-
-class _InitFailed(Exception):
-    """The guest's init returned an error."""
 
 
 def plugin_principal(

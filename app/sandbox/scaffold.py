@@ -78,8 +78,9 @@ _GUEST = '''\
 """{title}: the plugin's guest code. It runs inside the plugin's WebAssembly component.
 
 Build it with `portal plugin build .` (or `portal plugin pack .`). Inside the component there is no
-filesystem, clock, network or stdout: import every module at the top of this file (an import inside
-a function fails at run time), use `log.info(...)` instead of print, and get data through `db`.
+filesystem or network; clocks, randomness and print() work (print goes to the plugin's log). Import
+every module at the top of this file (a module first imported inside a function is not there), use
+`now()`/`today()` of portal_guest for the tenant's time, and get data through `db`.
 """
 
 from portal_guest import (

@@ -12,6 +12,7 @@ from litestar.response import Redirect, Response, Template
 
 from app import audit
 from app.core.db import SQLITE_WRITE_LOCK
+from app.core.i18n import N_
 from app.core.identifiers import normalize_email
 from app.identity import directory, sessions, throttle
 from app.identity.passwords import verify_password
@@ -55,7 +56,9 @@ async def login(
             status_code=429,
             next=target,
             email=email,
-            error=f"Too many failed sign-in attempts. Try again in about {minutes} minute(s).",
+            error=ctx.gettext(
+                "Too many failed sign-in attempts. Try again in about %(minutes)s minute(s).", minutes=minutes
+            ),
         )
     ok = (
         verify_password(user.password_hash if user else None, password)
@@ -70,7 +73,7 @@ async def login(
             status_code=200,
             next=target,
             email=email,
-            error="Email or password is not correct.",
+            error=ctx.gettext("Email or password is not correct."),
         )
     # The argon2 check ran outside any transaction; the sign-in's writes take SQLite's write lock again.
     await ctx.db.connection(execution_options={SQLITE_WRITE_LOCK: True})
@@ -120,7 +123,9 @@ async def sign_out_everywhere(ctx: RequestContext) -> Redirect:
         ctx.user.id,
         summary=f"{ctx.user.email} signed out everywhere ({ended} session(s) ended)",
     )
-    response = redirect("/login", f"Signed out everywhere: {ended} session(s) ended.", level="info")
+    response = redirect(
+        "/login", N_("Signed out everywhere: %(ended)s session(s) ended.", ended=ended), level="info"
+    )
     response.delete_cookie(sessions.COOKIE)
     return response
 

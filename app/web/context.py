@@ -35,6 +35,7 @@ from app.access.scopes import DataScope, ScopeCache, scope_version
 from app.audit import Actor
 from app.core.db import SQLITE_WRITE_LOCK
 from app.core.errors import Forbidden, NotFound
+from app.core.i18n import DEFAULT_LANGUAGE, LANGUAGE_COOKIE, negotiate
 from app.core.models import ApiToken, Tenant, User
 from app.core.settings import SYSTEM_TENANT_ID, Settings
 from app.events import EventBus
@@ -118,8 +119,16 @@ class RequestContext:
     # The app's app.services.AppServices (app.state.services); typed loosely like `sandbox`: Litestar
     # resolves this dataclass's annotations, and AppServices names its members for type checkers only.
     services: Any = None
+    # The request's language (app.core.i18n.negotiate) and its catalog (a babel NullTranslations).
+    language: str = DEFAULT_LANGUAGE
+    translations: Any = None
     _memberships: Switcher | None = field(default=None, repr=False)
     _prefetched: tuple[str, TenantPair] | None = field(default=None, repr=False)  # read with the session
+
+    def gettext(self, message: str, **params: Any) -> str:
+        """`message` in the request's language, `%(name)s` placeholders filled from `params`."""
+        text = self.translations.gettext(message) if self.translations is not None else message
+        return text % params if params else text
 
     @property
     def actor(self) -> Actor:
@@ -292,7 +301,19 @@ async def resolve_context(connection: ASGIConnection) -> RequestContext:
             found_s = await _session_and_tenant(ctx, token, ref)
             if found_s:
                 ctx.user, ctx.auth_method, ctx.session_token = found_s[1], "session", token
+    set_language(ctx, connection)
     return ctx
+
+
+def set_language(ctx: RequestContext, connection: ASGIConnection) -> None:
+    """The request's language: the user's preference, else the switch's cookie, else Accept-Language."""
+    ctx.language = negotiate(
+        ctx.user.language if ctx.user is not None else None,
+        connection.cookies.get(LANGUAGE_COOKIE),
+        connection.headers.get("accept-language"),
+    )
+    catalogs = getattr(ctx.services, "catalogs", None)
+    ctx.translations = catalogs.get(ctx.language) if catalogs is not None else None
 
 
 def _session_and_tenant_stmt(by_id: bool) -> Any:

@@ -81,7 +81,13 @@ async def tenants_create(request: HTMXRequest, ctx: TenantContext) -> Template |
 async def tenant_edit(request: HTMXRequest, ctx: TenantContext, tenant_id: uuid.UUID) -> Template:
     target = await directory.get_tenant(ctx.db, str(tenant_id))
     return await page(
-        request, ctx, "admin/tenant_edit.html", target=target, errors={}, values={"name": target.name}
+        request,
+        ctx,
+        "admin/tenant_edit.html",
+        target=target,
+        errors={},
+        values={"name": target.name, "time_zone": target.time_zone},
+        time_zones=directory.TIME_ZONES,
     )
 
 
@@ -91,10 +97,15 @@ async def tenant_update(
 ) -> Template | Redirect:
     target = await directory.get_tenant(ctx.db, str(tenant_id))
     form = await request.form()
-    values = {"name": form_text(form, "name", 300)}
+    values = {"name": form_text(form, "name", 300), "time_zone": form_text(form, "time_zone", 64)}
     try:
         await directory.update_tenant(
-            ctx.db, ctx.actor, target, name=values["name"], is_active=form_text(form, "is_active") == "on"
+            ctx.db,
+            ctx.actor,
+            target,
+            name=values["name"],
+            is_active=form_text(form, "is_active") == "on",
+            time_zone=values["time_zone"],
         )
     except ValidationFailed as exc:
         return await page(
@@ -105,6 +116,7 @@ async def tenant_update(
             target=target,
             errors=exc.errors,
             values=values,
+            time_zones=directory.TIME_ZONES,
         )
     return redirect(f"/t/{ctx.tenant.slug}/admin/tenants", f"Tenant {target.slug} saved")
 

@@ -11,6 +11,7 @@ from litestar.exceptions import HTTPException, NotAuthorizedException, Validatio
 from litestar.response import Redirect, Template
 
 from app.core.errors import PortalError, ValidationFailed
+from app.core.i18n import N_
 
 log = logging.getLogger("portal.web")
 
@@ -53,7 +54,7 @@ def handle_exception(request: Request, exc: Exception) -> Response[Any]:
     elif isinstance(exc, PortalError):
         status, title, detail, extra = exc.status_code, exc.title, exc.detail, {}
     elif isinstance(exc, ValidationException):
-        status, title, detail = 400, "Bad request", str(exc.detail)
+        status, title, detail = 400, N_("Bad request"), str(exc.detail)
         extra = {"errors": exc.extra} if exc.extra else {}
     elif isinstance(exc, HTTPException):
         status, title, detail, extra = exc.status_code, _title(exc.status_code), str(exc.detail), {}
@@ -61,8 +62,8 @@ def handle_exception(request: Request, exc: Exception) -> Response[Any]:
         log.exception("Unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         status, title, detail, extra = (
             500,
-            "Internal error",
-            "Something went wrong on our side; it has been logged.",
+            N_("Internal error"),
+            N_("Something went wrong on our side; it has been logged."),
             {},
         )
     if _wants_json(request):
@@ -74,15 +75,15 @@ def handle_exception(request: Request, exc: Exception) -> Response[Any]:
 
 def _title(status: int) -> str:
     return {
-        400: "Bad request",
-        401: "Sign-in required",
-        403: "Forbidden",
-        404: "Not found",
-        405: "Method not allowed",
-        409: "Conflict",
-        413: "Too large",
-        429: "Too many requests",
-    }.get(status, "Error")
+        400: N_("Bad request"),
+        401: N_("Sign-in required"),
+        403: N_("Forbidden"),
+        404: N_("Not found"),
+        405: N_("Method not allowed"),
+        409: N_("Conflict"),
+        413: N_("Too large"),
+        429: N_("Too many requests"),
+    }.get(status, N_("Error"))
 
 
 __all__ = ["MediaType", "handle_exception", "problem"]

@@ -18,6 +18,7 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
 
 from app.core.errors import NotFound, ValidationFailed
+from app.core.i18n import N_
 from app.core.models import EventDelivery, EventRecord, Tenant
 from app.events import pattern_problem
 from app.identity import directory
@@ -140,7 +141,7 @@ class EventFilters:
             stmt = stmt.where(EventRecord.source == self.source)
         if self.status:
             if self.status not in STATUSES:
-                errors["status"] = f"Choose one of: {', '.join(STATUSES)}."
+                errors["status"] = N_("Choose one of: %(languages)s.", languages=", ".join(STATUSES))
             stmt = stmt.where(EventRecord.status == self.status)
         for name, end in (("since", False), ("until", True)):
             try:

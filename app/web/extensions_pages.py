@@ -19,15 +19,17 @@ from app import audit, extensions
 from app.audit import Actor
 from app.core.db import SQLITE_WRITE_LOCK
 from app.core.errors import Forbidden, NotFound, PortalError, ValidationFailed
+from app.core.i18n import N_
 from app.core.models import Membership, User
 from app.extensions import store
 from app.identity import directory, sessions, throttle
 from app.identity.directory import SYSTEM_UUID
 from app.manifest import EXTENSION_POINTS
-from app.plugins import configs as plugin_configs
-from app.plugins.configs import secret_box
+from app.plugins import config_values
+from app.plugins.config_values import secret_box
 from app.web.api import TENANT_HEADER
 from app.web.auth_pages import safe_next
+from app.web.config_form import ConfigForm
 from app.web.context import RequestContext
 from app.web.plugin_admin import Failure
 from app.web.render import page, redirect
@@ -254,7 +256,7 @@ async def _admin_page(
                     row.name,
                     row.version,
                     row.is_enabled,
-                    {k: plugin_configs.display(None, v) for k, v in (row.plain_values or {}).items()},
+                    {k: config_values.display(None, v) for k, v in (row.plain_values or {}).items()},
                     set(row.secret_values or {}),
                 )
         except NotFound as exc:
@@ -273,13 +275,35 @@ async def _admin_page(
         request,
         ctx,
         "extensions/index.html",
-        fragment="extensions/_editor.html",
+        fragment="configs/_editor.html",
         status_code=status_code,
         points=points,
         editor=editor,
+        form=_form(_admin_url(ctx), editor) if editor else None,
         failure=failure,
         fields=editor.implementation.fields if editor else (),
         admin_url=_admin_url(ctx),
+    )
+
+
+def _form(admin_url: str, editor: Editor) -> ConfigForm:
+    impl, is_new = editor.implementation, not editor.config_id
+    starts_off = impl.point == extensions.AUTH_VERIFIER and is_new
+    return ConfigForm(
+        action=admin_url,
+        form_id="extension-form",
+        title="New configuration" if is_new else f"Edit “{editor.name}”",
+        is_new=is_new,
+        hidden=(("config_id", editor.config_id), ("implementation", impl.key)),
+        subtitle=impl.label,
+        code=impl.key,
+        description=impl.description,
+        toggle_name="enabled",
+        toggle_label="Enabled",
+        toggle_on=editor.enabled,
+        note="An auto-login verifier starts disabled; enable it from the list once it is configured."
+        if starts_off
+        else "",
     )
 
 
@@ -358,8 +382,12 @@ async def admin_save(request: HTMXRequest, ctx: RequestContext) -> Template | Re
             saved = await store.create(ctx.db, ctx.actor, secret_box(ctx.settings.secret_key), tenant_id, req)
     except PortalError as exc:
         return await _admin_fail(request, ctx, exc, editor)
-    state = "enabled" if saved.is_enabled else "disabled"
-    return redirect(_admin_url(ctx), f"Saved {saved.name} ({state})")
+    return redirect(
+        _admin_url(ctx),
+        N_("Saved %(name)s (enabled)", name=saved.name)
+        if saved.is_enabled
+        else N_("Saved %(name)s (disabled)", name=saved.name),
+    )
 
 
 @post(
@@ -386,7 +414,10 @@ async def admin_toggle(request: HTMXRequest, ctx: RequestContext, config_id: str
         )
     except PortalError as exc:
         return await _admin_fail(request, ctx, exc, None)
-    return redirect(_admin_url(ctx), f"{row.name} is now {'enabled' if on else 'disabled'}")
+    return redirect(
+        _admin_url(ctx),
+        N_("%(name)s is now enabled", name=row.name) if on else N_("%(name)s is now disabled", name=row.name),
+    )
 
 
 @post(
@@ -403,7 +434,7 @@ async def admin_delete(request: HTMXRequest, ctx: RequestContext, config_id: str
         await store.delete(ctx.db, ctx.actor, _tenant(ctx), config_id, _form_int(form.get("version")))
     except PortalError as exc:
         return await _admin_fail(request, ctx, exc, None)
-    return redirect(_admin_url(ctx), f"Deleted {name}")
+    return redirect(_admin_url(ctx), N_("Deleted %(name)s", name=name))
 
 
 PAGE_ROUTES = [admin_index, admin_save, admin_toggle, admin_delete]

@@ -11,6 +11,7 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
 from app.core.errors import Conflict
+from app.core.i18n import N_
 from app.identity import invitations
 from app.web.api import TENANT_HEADER
 from app.web.context import RequestContext
@@ -56,7 +57,10 @@ async def invitation_accept(
         await ctx.db.rollback()
         await ctx.db.refresh(ctx.user)
         return await _one(request, ctx, invitation_id, problem=exc.detail, status_code=409)
-    return redirect(f"/t/{row.tenant.slug}/", f"You joined {row.tenant.name} as {row.role.name}")
+    return redirect(
+        f"/t/{row.tenant.slug}/",
+        N_("You joined %(tenant)s as %(role)s", tenant=row.tenant.name, role=row.role.name),
+    )
 
 
 @post("/invitations/{invitation_id:uuid}/decline", opt={"auth": True}, include_in_schema=False)
@@ -69,7 +73,7 @@ async def invitation_decline(
         await ctx.db.rollback()
         await ctx.db.refresh(ctx.user)
         return await _one(request, ctx, invitation_id, problem=exc.detail, status_code=409)
-    return redirect("/invitations", f"You declined the invitation to {row.tenant.name}")
+    return redirect("/invitations", N_("You declined the invitation to %(tenant)s", tenant=row.tenant.name))
 
 
 # --- the tenant admin ----------------------------------------------------------------------------
@@ -82,7 +86,10 @@ async def invitation_decline(
 )
 async def invitation_revoke(ctx: RequestContext, invitation_id: uuid.UUID) -> Redirect:
     row = await invitations.revoke(ctx.db, ctx.actor, ctx.tenant_id, invitation_id)
-    return redirect(f"/t/{ctx.tenant.slug}/admin/members", f"Invitation of {row.invitation.email} revoked")  # type: ignore[union-attr]
+    return redirect(
+        f"/t/{ctx.tenant.slug}/admin/members",  # type: ignore[union-attr]
+        N_("Invitation of %(email)s revoked", email=row.invitation.email),
+    )
 
 
 # --- JSON API ------------------------------------------------------------------------------------

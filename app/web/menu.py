@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.core.i18n import N_
 from app.web.context import RequestContext
 
 
@@ -18,21 +19,26 @@ class MenuItem:
     order: int = 100
 
 
+# Labels in English, marked for the catalog: the menu shows them in the reader's language.
 BASE_MENU: tuple[MenuItem, ...] = (
-    MenuItem("", "Home", "/", order=0),
-    MenuItem("Administration", "Members", "/admin/members", "db.tenant_users.select", order=10),
-    MenuItem("Administration", "Roles", "/admin/roles", "db.roles.select", order=20),
-    MenuItem("Administration", "Permissions explain", "/admin/explain", "ui.admin.explain", order=30),
-    MenuItem("Administration", "Audit log", "/admin/audit", "db.audit_log.select", order=40),
-    MenuItem("Administration", "Event log", "/admin/events", "db.event_log.select", order=45),
-    MenuItem("Administration", "Plugins", "/admin/plugins", "plugin:view", order=50),
-    MenuItem("Administration", "Approval processes", "/admin/workflow", "ui.workflow.admin", order=55),
-    MenuItem("Administration", "Extension points", "/admin/extensions", "ui.extensions.admin", order=57),
-    MenuItem("Platform", "Tenants", "/admin/tenants", "db.tenants.select", order=10),
-    MenuItem("Account", "Messages", "/messages", None, order=1),
-    MenuItem("Account", "Approval tasks", "/tasks", None, order=2),
-    MenuItem("Account", "Profile", "/account", None, order=5),
-    MenuItem("Account", "API tokens", "/account/tokens", None, order=10),
+    MenuItem("", N_("Home"), "/", order=0),
+    MenuItem(N_("Administration"), N_("Members"), "/admin/members", "db.tenant_users.select", order=10),
+    MenuItem(N_("Administration"), N_("Roles"), "/admin/roles", "db.roles.select", order=20),
+    MenuItem(N_("Administration"), N_("Permissions explain"), "/admin/explain", "ui.admin.explain", order=30),
+    MenuItem(N_("Administration"), N_("Audit log"), "/admin/audit", "db.audit_log.select", order=40),
+    MenuItem(N_("Administration"), N_("Event log"), "/admin/events", "db.event_log.select", order=45),
+    MenuItem(N_("Administration"), N_("Plugins"), "/admin/plugins", "plugin:view", order=50),
+    MenuItem(
+        N_("Administration"), N_("Approval processes"), "/admin/workflow", "ui.workflow.admin", order=55
+    ),
+    MenuItem(
+        N_("Administration"), N_("Extension points"), "/admin/extensions", "ui.extensions.admin", order=57
+    ),
+    MenuItem(N_("Platform"), N_("Tenants"), "/admin/tenants", "db.tenants.select", order=10),
+    MenuItem(N_("Account"), N_("Messages"), "/messages", None, order=1),
+    MenuItem(N_("Account"), N_("Approval tasks"), "/tasks", None, order=2),
+    MenuItem(N_("Account"), N_("Profile"), "/account", None, order=5),
+    MenuItem(N_("Account"), N_("API tokens"), "/account/tokens", None, order=10),
 )
 
 

@@ -19,6 +19,7 @@ from litestar.types import ControllerRouterHandler
 from sqlalchemy import select
 
 from app.core.errors import PortalError
+from app.core.i18n import N_
 from app.core.models import PluginPackage
 from app.installs import lifecycle, removal
 from app.installs.lifecycle import DestructiveUpgrade, ManifestRejected
@@ -174,9 +175,15 @@ async def upload_page(request: HTMXRequest, ctx: TenantContext) -> Template | Re
     except _FAILURES as exc:
         return await _failed(request, ctx, exc, None, values)
     if old_version is not None and old_version != row.version and lifecycle.state_name(row) == "installed":
-        message = f"Upgraded {row.plugin_id} {old_version} → {row.version}"
+        message = N_(
+            "Upgraded %(plugin)s %(old)s → %(new)s", plugin=row.plugin_id, old=old_version, new=row.version
+        )
     else:
-        message = f"{'Installed' if row.status == 'installed' else 'Uploaded'} {row.plugin_id} {row.version}"
+        message = (
+            N_("Installed %(plugin)s %(version)s", plugin=row.plugin_id, version=row.version)
+            if row.status == "installed"
+            else N_("Uploaded %(plugin)s %(version)s", plugin=row.plugin_id, version=row.version)
+        )
     done = redirect(f"{_base(ctx)}/{row.plugin_id}", message)
     if request.headers.get("hx-request") == "true":
         # The HTMX upload (with its progress bar) navigates to the plugin's page, URL included.
@@ -217,7 +224,7 @@ async def install_page(request: HTMXRequest, ctx: TenantContext, plugin_id: str)
         ctx,
         plugin_id,
         lambda: lifecycle.install(ctx.db, ctx.actor, plugin_id),
-        f"Installed {plugin_id}",
+        N_("Installed %(plugin)s", plugin=plugin_id),
     )
 
 
@@ -228,7 +235,7 @@ async def enable_page(request: HTMXRequest, ctx: TenantContext, plugin_id: str) 
         ctx,
         plugin_id,
         lambda: lifecycle.enable(ctx.db, ctx.actor, ctx.tenant_id, plugin_id, sandbox=ctx.sandbox),
-        f"Enabled {plugin_id} in {ctx.tenant.name}",
+        N_("Enabled %(plugin)s in %(tenant)s", plugin=plugin_id, tenant=ctx.tenant.name),
     )
 
 
@@ -239,7 +246,7 @@ async def disable_page(request: HTMXRequest, ctx: TenantContext, plugin_id: str)
         ctx,
         plugin_id,
         lambda: lifecycle.disable(ctx.db, ctx.actor, ctx.tenant_id, plugin_id),
-        f"Disabled {plugin_id} in {ctx.tenant.name}",
+        N_("Disabled %(plugin)s in %(tenant)s", plugin=plugin_id, tenant=ctx.tenant.name),
     )
 
 
@@ -250,7 +257,7 @@ async def uninstall_page(request: HTMXRequest, ctx: TenantContext, plugin_id: st
         ctx,
         plugin_id,
         lambda: removal.uninstall(ctx.db, ctx.actor, plugin_id),
-        f"Uninstalled {plugin_id}; its tables and data are kept until it is purged",
+        N_("Uninstalled %(plugin)s; its tables and data are kept until it is purged", plugin=plugin_id),
     )
 
 
@@ -276,7 +283,10 @@ async def upgrade_page(request: HTMXRequest, ctx: TenantContext, plugin_id: str)
         )
     except _FAILURES as exc:
         return await _failed(request, ctx, exc, plugin_id, values)
-    return redirect(f"{_base(ctx)}/{plugin_id}", f"Upgraded {plugin_id} {old} → {row.version}")
+    return redirect(
+        f"{_base(ctx)}/{plugin_id}",
+        N_("Upgraded %(plugin)s %(old)s → %(new)s", plugin=plugin_id, old=old, new=row.version),
+    )
 
 
 @post(T("/{plugin_id:str}/purge"), opt={"permission": ADMIN}, include_in_schema=False, status_code=200)
@@ -304,7 +314,9 @@ async def new_tenants_page(request: HTMXRequest, ctx: TenantContext, plugin_id: 
         ctx,
         plugin_id,
         lambda: lifecycle.set_enable_for_new_tenants(ctx.db, ctx.actor, plugin_id, on),
-        f"{plugin_id} {'will be' if on else 'will no longer be'} enabled in new tenants",
+        N_("%(plugin)s will be enabled in new tenants", plugin=plugin_id)
+        if on
+        else N_("%(plugin)s will no longer be enabled in new tenants", plugin=plugin_id),
     )
 
 

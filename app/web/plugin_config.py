@@ -16,19 +16,21 @@ from litestar.types import ControllerRouterHandler
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import Conflict, PortalError, ValidationFailed
+from app.core.i18n import N_
 from app.core.models import PluginPackage
 from app.installs import lifecycle
 from app.manifest import ConfigFieldSpec, Manifest, ManifestError
-from app.plugins import configs, runtime
+from app.plugins import config_values, configs, runtime
 from app.plugins.configs import SaveRequest
 from app.records.values import to_json
+from app.web.config_form import ConfigForm
 from app.web.context import TenantContext
 from app.web.plugin_admin import Failure
 from app.web.plugin_facts import TENANT_HEADER
 from app.web.render import page, redirect
 
 CONFIGURE = "plugin:configure"
-EDITOR = "plugins/_config_editor.html"
+EDITOR = "configs/_editor.html"
 
 
 async def _plugin(session: AsyncSession, plugin_id: str) -> tuple[PluginPackage, Manifest]:
@@ -71,7 +73,7 @@ class Editor:
 
 
 def _editor_of(row: Any, manifest: Manifest) -> Editor:
-    values = {k: configs.display(None, v) for k, v in (row.plain_values or {}).items()}
+    values = {k: config_values.display(None, v) for k, v in (row.plain_values or {}).items()}
     return Editor(
         original=row.name,
         name=row.name,
@@ -79,7 +81,7 @@ def _editor_of(row: Any, manifest: Manifest) -> Editor:
         active=row.is_active,
         values=values,
         secrets_set=set(row.secret_values or {}),
-        text="" if manifest.config_fields else configs.format_text(row.plain_values or {}),
+        text="" if manifest.config_fields else config_values.format_text(row.plain_values or {}),
     )
 
 
@@ -93,6 +95,7 @@ async def _page(
 ) -> Template:
     row, manifest = await _plugin(ctx.db, plugin_id)
     rows = await configs.list_configs(ctx.db, ctx.tenant_id, plugin_id)
+    config_url = f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config"
     if editor is None:
         wanted = request.query_params.get("edit")
         if wanted is not None:
@@ -114,8 +117,26 @@ async def _page(
         rows=rows,
         active=next((r for r in rows if r.is_active), None),
         editor=editor,
+        form=_form(config_url, editor, not manifest.config_fields) if editor else None,
         failure=failure,
-        config_url=f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config",
+        config_url=config_url,
+    )
+
+
+def _form(config_url: str, editor: Editor, free_text: bool) -> ConfigForm:
+    return ConfigForm(
+        action=config_url,
+        form_id="config-form",
+        title=f"Edit “{editor.original}”" if editor.original else "New configuration",
+        is_new=not editor.original,
+        hidden=(("original", editor.original),),
+        name_keys=("new_name", "name"),
+        own_keys=("name", "new_name", "text"),
+        free_text=free_text,
+        toggle_name="active",
+        toggle_label="The active configuration (the one the plugin reads)",
+        toggle_on=editor.active,
+        footnote="required. Blank settings use their default.",
     )
 
 
@@ -173,7 +194,7 @@ async def save_page(request: HTMXRequest, ctx: TenantContext, plugin_id: str) ->
             f.key for f in manifest.config_fields if f.secret and form.get(f"clear.{f.key}") == "on"
         )
     else:
-        values, problems = configs.parse_text(editor.text)
+        values, problems = config_values.parse_text(editor.text)
         clear = ()
         if problems:
             editor.errors = problems
@@ -194,13 +215,15 @@ async def save_page(request: HTMXRequest, ctx: TenantContext, plugin_id: str) ->
     )
     try:
         row = await configs.save(
-            ctx.db, ctx.actor, configs.secret_box(ctx.settings.secret_key), ctx.tenant_id, manifest, req
+            ctx.db, ctx.actor, config_values.secret_box(ctx.settings.secret_key), ctx.tenant_id, manifest, req
         )
     except (ValidationFailed, Conflict, PortalError) as exc:
         return await _fail(request, ctx, plugin_id, exc, editor)
-    state = " (active)" if row.is_active else ""
     return redirect(
-        f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config", f"Saved configuration {row.name}{state}"
+        f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config",
+        N_("Saved configuration %(name)s (active)", name=row.name)
+        if row.is_active
+        else N_("Saved configuration %(name)s", name=row.name),
     )
 
 
@@ -214,9 +237,9 @@ async def activate_page(request: HTMXRequest, ctx: TenantContext, plugin_id: str
     except PortalError as exc:
         return await _fail(request, ctx, plugin_id, exc, None)
     message = (
-        f"{name} is now the active configuration"
+        N_("%(name)s is now the active configuration", name=name)
         if name
-        else "No configuration is active: the defaults apply"
+        else N_("No configuration is active: the defaults apply")
     )
     return redirect(f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config", message)
 
@@ -230,7 +253,10 @@ async def delete_page(request: HTMXRequest, ctx: TenantContext, plugin_id: str) 
         await configs.delete(ctx.db, ctx.actor, ctx.tenant_id, plugin_id, name, _int(form.get("version")))
     except PortalError as exc:
         return await _fail(request, ctx, plugin_id, exc, None)
-    return redirect(f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config", f"Deleted configuration {name}")
+    return redirect(
+        f"/t/{ctx.tenant.slug}/admin/plugins/{plugin_id}/config",
+        N_("Deleted configuration %(name)s", name=name),
+    )
 
 
 HTML_ROUTES: list[ControllerRouterHandler] = [config_page, save_page, activate_page, delete_page]
@@ -293,7 +319,7 @@ async def api_put(
     row = await configs.save(
         ctx.db,
         ctx.actor,
-        configs.secret_box(ctx.settings.secret_key),
+        config_values.secret_box(ctx.settings.secret_key),
         ctx.tenant_id,
         manifest,
         SaveRequest(

@@ -13,15 +13,21 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
 from app import messages, workflow
+from app.core.i18n import LANGUAGE_NAMES, Msg
+from app.web import i18n
 from app.web.context import RequestContext
 from app.web.menu import build_menu, plugin_menu
 
 PAGE_SIZES = (10, 25, 50, 100)
+FLASH_MSG = "\x1e"  # starts a flash cookie that holds a Msg (msgid and parameters) rather than text
 
 
 def template_globals(engine: JinjaTemplateEngine) -> None:
-    """Names every template (and every imported macro) sees: the page sizes `Pager` accepts."""
+    """Names every template (and every imported macro) sees: the page sizes `Pager` accepts, the
+    languages of the header's switch; and the translation callables and locale filters (app.web.i18n)."""
     engine.engine.globals["page_sizes"] = PAGE_SIZES
+    engine.engine.globals["language_names"] = LANGUAGE_NAMES
+    i18n.install(engine.engine)
 
 
 def is_htmx(request: HTMXRequest) -> bool:
@@ -122,13 +128,13 @@ def redirect(
     """303 redirect after a POST, carrying a one-shot flash message (and its Undo button) in cookies."""
     response = Redirect(path, status_code=303)
     if message:
+        text = message[:200]
+        if isinstance(message, Msg):  # kept as msgid and parameters: shown in the reader's language
+            packed = json.dumps([message.msgid, message.params], default=str, ensure_ascii=False)
+            text = FLASH_MSG + packed if len(packed) < 1500 else text
         # Percent-encoded: cookie values must be ASCII, messages may carry any user-typed name.
         response.set_cookie(
-            "portal_flash",
-            quote(f"{level}|{message[:200]}", safe=""),
-            max_age=30,
-            httponly=True,
-            samesite="lax",
+            "portal_flash", quote(f"{level}|{text}", safe=""), max_age=30, httponly=True, samesite="lax"
         )
         if undo is not None:
             # Tied to its message: a stale Undo cookie never attaches itself to a later flash.
@@ -156,12 +162,27 @@ def _undo(raw: str, message: str) -> Undo | None:
 
 
 def take_flash(request: Request) -> Flash | None:
-    raw = unquote(request.cookies.get("portal_flash") or "")
+    found = decode_flash(request.cookies.get("portal_flash"))
+    if found is None:
+        return None
+    level, message = found
+    return Flash(level, message, _undo(request.cookies.get("portal_undo") or "", str(message)[:200]))
+
+
+def decode_flash(cookie: str | None) -> tuple[str, str] | None:
+    """The (level, message) a flash cookie holds; a Msg when it was one (its str is the English text)."""
+    raw = unquote(cookie or "")
     if not raw or "|" not in raw:
         return None
     level, _, message = raw.partition("|")
-    undo = _undo(request.cookies.get("portal_undo") or "", message)
-    return Flash(level if level in {"success", "info", "warning", "error"} else "info", message, undo)
+    shown: str = message
+    if message.startswith(FLASH_MSG):
+        try:
+            msgid, params = json.loads(message[len(FLASH_MSG) :])
+            shown = Msg(str(msgid), {str(k): v for k, v in dict(params).items()})
+        except (ValueError, TypeError):
+            shown = ""
+    return (level if level in {"success", "info", "warning", "error"} else "info"), shown
 
 
 class Pager:

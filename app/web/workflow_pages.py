@@ -1,7 +1,6 @@
 """The workflow base module on the web: the task inbox (/t/{tenant}/tasks), a task's page with approve/
-reject (and reassign for admins), the process admin page (/t/{tenant}/admin/workflow), and the JSON
-API (/api/v1/tasks, /api/v1/workflow/..., POST /api/v1/plugins/{plugin}/{entity}/{id}/submit).
-Submitting from a generated record page lives with the record pages (app.web.records.actions)."""
+reject (and reassign for admins) and the process admin page (/t/{tenant}/admin/workflow); the JSON
+API is app.web.workflow_api. Submitting from a generated record page lives with the record pages (app.web.records.actions)."""
 
 from __future__ import annotations
 
@@ -9,7 +8,7 @@ import json
 import uuid
 from typing import Any
 
-from litestar import get, post, put
+from litestar import get, post
 from litestar.datastructures import FormMultiDict
 from litestar.exceptions import PermissionDeniedException
 from litestar.plugins.htmx import HTMXRequest
@@ -18,33 +17,33 @@ from litestar.response import Redirect, Template
 from app import workflow
 from app.core.errors import NotFound, ValidationFailed
 from app.core.nesting import loads_json
+from app.extensions.builtins import OPS, FieldCondition
+from app.extensions.registry import registry_of
 from app.plugins import runtime
 from app.plugins.runtime import EntityRef
 from app.records.values import display, parse
-from app.web.api import TENANT_HEADER
 from app.web.context import RequestContext
 from app.web.render import Pager, page, redirect
-from app.workflow.kinds import CONDITIONS, OPS, SELECTORS
 
 ADMIN = {"permission": workflow.ADMIN_PERMISSION}
 AUTH = {"auth": True}
 FORM_STEPS = 2  # empty step rows offered below the existing ones on the process form
 
 
-def _tenant(ctx: RequestContext) -> uuid.UUID:
+def tenant_id_of(ctx: RequestContext) -> uuid.UUID:
     if ctx.tenant is None:
         raise PermissionDeniedException("Say which tenant with the X-Tenant header (slug or id)")
     return ctx.tenant.id
 
 
-def _entity_of(ctx: RequestContext) -> Any:
+def entity_lookup(ctx: RequestContext) -> Any:
     async def resolve(plugin_id: str, entity: str) -> EntityRef:
-        return await runtime.entity_in_tenant(ctx.db, _tenant(ctx), plugin_id, entity)
+        return await runtime.entity_in_tenant(ctx.db, tenant_id_of(ctx), plugin_id, entity)
 
     return resolve
 
 
-def _user(ctx: RequestContext) -> uuid.UUID:
+def user_id_of(ctx: RequestContext) -> uuid.UUID:
     assert ctx.user is not None
     return ctx.user.id
 
@@ -58,7 +57,12 @@ async def _inbox(request: HTMXRequest, ctx: RequestContext) -> Template:
     if show_all:
         pager.extra["all"] = "1"
     rows, total = await workflow.tasks_for(
-        ctx.db, _tenant(ctx), _user(ctx), open_only=not show_all, offset=pager.offset, limit=pager.size
+        ctx.db,
+        tenant_id_of(ctx),
+        user_id_of(ctx),
+        open_only=not show_all,
+        offset=pager.offset,
+        limit=pager.size,
     )
     pager.total = total
     inbox_base = f"/t/{ctx.tenant.slug}/tasks"  # type: ignore[union-attr]
@@ -101,13 +105,13 @@ async def _task_page(
     status_code: int = 200,
 ) -> Template:
     is_admin = ctx.can(workflow.ADMIN_PERMISSION)
-    view = await workflow.get_task(ctx.db, _tenant(ctx), task_id, _user(ctx), admin=is_admin)
+    view = await workflow.get_task(ctx.db, tenant_id_of(ctx), task_id, user_id_of(ctx), admin=is_admin)
     try:
-        entity: EntityRef | None = await _entity_of(ctx)(view.instance.plugin_id, view.instance.entity)
+        entity: EntityRef | None = await entity_lookup(ctx)(view.instance.plugin_id, view.instance.entity)
     except NotFound:
         entity = None
     history = await workflow.instances_for_record(
-        ctx.db, _tenant(ctx), view.instance.plugin_id, view.instance.entity, view.instance.record_id
+        ctx.db, tenant_id_of(ctx), view.instance.plugin_id, view.instance.entity, view.instance.record_id
     )
     tasks = next((t for i, t in history if i.id == view.instance.id), [])
     return await page(
@@ -118,7 +122,7 @@ async def _task_page(
         entity=entity,
         tasks=tasks,
         fields=_snapshot_fields(entity, view.instance.snapshot),
-        may_decide=view.may_decide(_user(ctx)),
+        may_decide=view.may_decide(user_id_of(ctx)),
         is_admin=is_admin,
         errors=errors or {},
         status_code=status_code,
@@ -136,7 +140,13 @@ async def task_decide(request: HTMXRequest, ctx: RequestContext, task_id: uuid.U
     outcome = {"approve": "approved", "reject": "rejected"}.get(str(form.get("outcome") or ""), "")
     try:
         view = await workflow.decide(
-            ctx.db, _tenant(ctx), ctx.actor, _entity_of(ctx), task_id, outcome, str(form.get("comment") or "")
+            ctx.db,
+            tenant_id_of(ctx),
+            ctx.actor,
+            entity_lookup(ctx),
+            task_id,
+            outcome,
+            str(form.get("comment") or ""),
         )
     except ValidationFailed as exc:
         return await _task_page(request, ctx, task_id, errors=exc.errors, status_code=422)
@@ -150,7 +160,9 @@ async def task_decide(request: HTMXRequest, ctx: RequestContext, task_id: uuid.U
 async def task_reassign(request: HTMXRequest, ctx: RequestContext, task_id: uuid.UUID) -> Template | Redirect:
     form = await request.form()
     try:
-        view = await workflow.reassign(ctx.db, _tenant(ctx), ctx.actor, task_id, str(form.get("user") or ""))
+        view = await workflow.reassign(
+            ctx.db, tenant_id_of(ctx), ctx.actor, task_id, str(form.get("user") or "")
+        )
     except ValidationFailed as exc:
         return await _task_page(request, ctx, task_id, errors=exc.errors, status_code=422)
     return redirect(
@@ -164,21 +176,24 @@ async def task_reassign(request: HTMXRequest, ctx: RequestContext, task_id: uuid
 
 async def _entities(ctx: RequestContext) -> list[EntityRef]:
     return [
-        ref for plugin in await runtime.enabled_for(ctx.db, _tenant(ctx)) for ref in plugin.entities.values()
+        ref
+        for plugin in await runtime.enabled_for(ctx.db, tenant_id_of(ctx))
+        for ref in plugin.entities.values()
     ]
 
 
 @get("/t/{tenant:str}/admin/workflow", opt=ADMIN, include_in_schema=False)
 async def processes_page(request: HTMXRequest, ctx: RequestContext) -> Template:
-    processes = await workflow.list_processes(ctx.db, _tenant(ctx))
-    described = [(p, [(s["name"], *workflow.describe_step(s)) for s in p.steps]) for p in processes]
+    processes = await workflow.list_processes(ctx.db, tenant_id_of(ctx))
+    kinds = registry_of(ctx.db)
+    described = [(p, [(s["name"], *workflow.describe_step(kinds, s)) for s in p.steps]) for p in processes]
     return await page(
         request,
         ctx,
         "workflow/processes.html",
         processes=described,
         entities=await _entities(ctx),
-        stuck=await workflow.stuck_instances(ctx.db, _tenant(ctx)),
+        stuck=await workflow.stuck_instances(ctx.db, tenant_id_of(ctx)),
     )
 
 
@@ -206,7 +221,7 @@ def _form_steps(steps: list[dict[str, Any]]) -> list[dict[str, str]]:
                 "value": ", ".join(map(str, value)) if isinstance(value, list) else str(value or ""),
                 # Clauses beyond the first (set through the API) ride along unchanged.
                 "extra": json.dumps(clauses[1:]) if len(clauses) > 1 else "",
-                "extra_text": CONDITIONS["fields"].describe({"all": clauses[1:]}) if len(clauses) > 1 else "",
+                "extra_text": FieldCondition().describe({"all": clauses[1:]}) if len(clauses) > 1 else "",
             }
         )
     empty = {
@@ -295,7 +310,8 @@ async def _process_form(
     from app import extensions
     from app.extensions import store as extension_store
 
-    configured = await extension_store.list_configs(ctx.db, _tenant(ctx), extensions.CONDITION)
+    configured = await extension_store.list_configs(ctx.db, tenant_id_of(ctx), extensions.CONDITION)
+    kinds = registry_of(ctx.db)
     return await page(
         request,
         ctx,
@@ -303,10 +319,10 @@ async def _process_form(
         entity=entity,
         values=values,
         errors=errors or {},
-        selectors=SELECTORS,
+        selectors=kinds.selectors,
         ops=OPS,
         status_code=status_code,
-        conditions=CONDITIONS,
+        conditions=kinds.conditions,
         condition_configs=[(str(r.id), r.name) for r in configured],
         may_configure=ctx.can(extensions.ADMIN_PERMISSION),
     )
@@ -322,8 +338,8 @@ def _entity_param(request: HTMXRequest) -> tuple[str, str]:
 @get("/t/{tenant:str}/admin/workflow/edit", opt=ADMIN, include_in_schema=False)
 async def process_edit(request: HTMXRequest, ctx: RequestContext) -> Template:
     plugin_id, name = _entity_param(request)
-    entity = await _entity_of(ctx)(plugin_id, name)
-    row = await workflow.process_for_any(ctx.db, _tenant(ctx), plugin_id, name)
+    entity = await entity_lookup(ctx)(plugin_id, name)
+    row = await workflow.process_for_any(ctx.db, tenant_id_of(ctx), plugin_id, name)
     values: dict[str, Any] = {
         "name": f"Approve {entity.spec.label}",
         "steps": _form_steps([]),
@@ -347,7 +363,7 @@ async def process_edit(request: HTMXRequest, ctx: RequestContext) -> Template:
 @post("/t/{tenant:str}/admin/workflow/edit", opt=ADMIN, include_in_schema=False, status_code=200)
 async def process_save(request: HTMXRequest, ctx: RequestContext) -> Template | Redirect:
     plugin_id, name = _entity_param(request)
-    entity = await _entity_of(ctx)(plugin_id, name)
+    entity = await entity_lookup(ctx)(plugin_id, name)
     form = await request.form()
     steps = _steps_from_form(form)
     data = {
@@ -360,7 +376,7 @@ async def process_save(request: HTMXRequest, ctx: RequestContext) -> Template | 
     }
     try:
         async with ctx.db.begin_nested():
-            await workflow.save_process(ctx.db, _tenant(ctx), ctx.actor, entity, data)
+            await workflow.save_process(ctx.db, tenant_id_of(ctx), ctx.actor, entity, data)
     except ValidationFailed as exc:
         values = {
             **data,
@@ -377,7 +393,7 @@ async def process_save(request: HTMXRequest, ctx: RequestContext) -> Template | 
 
 @post("/t/{tenant:str}/admin/workflow/instances/{instance_id:uuid}/retry", opt=ADMIN, include_in_schema=False)
 async def instance_retry(ctx: RequestContext, instance_id: uuid.UUID) -> Redirect:
-    instance = await workflow.retry(ctx.db, _tenant(ctx), ctx.actor, _entity_of(ctx), instance_id)
+    instance = await workflow.retry(ctx.db, tenant_id_of(ctx), ctx.actor, entity_lookup(ctx), instance_id)
     level = "warning" if instance.state == "stuck" else "success"
     text = (
         f"Still stuck: {instance.error}"
@@ -385,205 +401,6 @@ async def instance_retry(ctx: RequestContext, instance_id: uuid.UUID) -> Redirec
         else f"{instance.title}: {instance.state}"
     )
     return redirect(f"/t/{ctx.tenant.slug}/admin/workflow", text, level)  # type: ignore[union-attr]
-
-
-# --- JSON API -------------------------------------------------------------------------------------
-
-
-def _comment(data: dict[str, Any] | None) -> str:
-    value = (data or {}).get("comment", "")
-    if not isinstance(value, str):
-        raise ValidationFailed({"comment": "must be text"})
-    return value
-
-
-@post(
-    "/api/v1/plugins/{plugin_id:str}/{entity:str}/{record_id:str}/submit",
-    opt=AUTH,
-    tags=["workflow"],
-    status_code=201,
-    summary="Submit a record for approval (needs db.<entity>.update on it)",
-)
-async def api_submit(
-    ctx: RequestContext, plugin_id: str, entity: str, record_id: str, x_tenant: str | None = TENANT_HEADER
-) -> dict[str, Any]:
-    ref = await _entity_of(ctx)(plugin_id, entity)
-    instance = await submit_record(ctx, ref, record_id)
-    tasks = await workflow.instances_for_record(ctx.db, _tenant(ctx), plugin_id, entity, instance.record_id)
-    return workflow.instance_json(instance, next((t for i, t in tasks if i.id == instance.id), []))
-
-
-async def submit_record(ctx: RequestContext, ref: EntityRef, record_id: str) -> Any:
-    """Shared by the API and the record page: the user must be able to edit the record (in scope)."""
-    svc = ctx.records()
-    svc.require(ref, "update")
-    row = await svc.get(ref, record_id)
-    return await workflow.start(ctx.db, _tenant(ctx), ctx.actor, ref, row)
-
-
-@get(
-    "/api/v1/plugins/{plugin_id:str}/{entity:str}/{record_id:str}/approvals",
-    opt=AUTH,
-    tags=["workflow"],
-    summary="A record's approvals (state and history), newest first",
-)
-async def api_record_approvals(
-    ctx: RequestContext, plugin_id: str, entity: str, record_id: str, x_tenant: str | None = TENANT_HEADER
-) -> dict[str, Any]:
-    ref = await _entity_of(ctx)(plugin_id, entity)
-    row = await ctx.records().get(ref, record_id)
-    found = await workflow.instances_for_record(ctx.db, _tenant(ctx), plugin_id, entity, str(row["id"]))
-    return {"items": [workflow.instance_json(i, t) for i, t in found]}
-
-
-@get(
-    "/api/v1/tasks",
-    opt=AUTH,
-    tags=["workflow"],
-    summary="Your approval tasks in the tenant: open ones, or ?all=1 for every task assigned to you",
-)
-async def api_tasks(
-    request: HTMXRequest, ctx: RequestContext, x_tenant: str | None = TENANT_HEADER
-) -> dict[str, Any]:
-    pager = Pager(request)
-    rows, total = await workflow.tasks_for(
-        ctx.db,
-        _tenant(ctx),
-        _user(ctx),
-        open_only=request.query_params.get("all") not in {"1", "true"},
-        offset=pager.offset,
-        limit=pager.size,
-    )
-    return {
-        "items": [workflow.task_json(t, i) for t, i in rows],
-        "total": total,
-        "page": pager.page,
-        "size": pager.size,
-    }
-
-
-@get(
-    "/api/v1/tasks/{task_id:uuid}",
-    opt=AUTH,
-    tags=["workflow"],
-    summary="One task (its assignees, requester or admins)",
-)
-async def api_task(
-    ctx: RequestContext, task_id: uuid.UUID, x_tenant: str | None = TENANT_HEADER
-) -> dict[str, Any]:
-    view = await workflow.get_task(
-        ctx.db, _tenant(ctx), task_id, _user(ctx), admin=ctx.can(workflow.ADMIN_PERMISSION)
-    )
-    return {
-        **workflow.task_json(view.task, view.instance),
-        "assignees": [e for _, e in view.assignees],
-        "instance_state": view.instance.state,
-    }
-
-
-async def _decide(
-    ctx: RequestContext, task_id: uuid.UUID, outcome: str, data: dict[str, Any] | None
-) -> dict[str, Any]:
-    view = await workflow.decide(
-        ctx.db, _tenant(ctx), ctx.actor, _entity_of(ctx), task_id, outcome, _comment(data)
-    )
-    return {**workflow.task_json(view.task, view.instance), "instance_state": view.instance.state}
-
-
-@post(
-    "/api/v1/tasks/{task_id:uuid}/approve",
-    opt=AUTH,
-    tags=["workflow"],
-    status_code=200,
-    summary='Approve a task you are assigned (body: {"comment": ...}, optional)',
-)
-async def api_approve(
-    ctx: RequestContext,
-    task_id: uuid.UUID,
-    data: dict[str, Any] | None = None,
-    x_tenant: str | None = TENANT_HEADER,
-) -> dict[str, Any]:
-    return await _decide(ctx, task_id, "approved", data)
-
-
-@post(
-    "/api/v1/tasks/{task_id:uuid}/reject",
-    opt=AUTH,
-    tags=["workflow"],
-    status_code=200,
-    summary='Reject a task you are assigned; ends the approval (body: {"comment": ...})',
-)
-async def api_reject(
-    ctx: RequestContext,
-    task_id: uuid.UUID,
-    data: dict[str, Any] | None = None,
-    x_tenant: str | None = TENANT_HEADER,
-) -> dict[str, Any]:
-    return await _decide(ctx, task_id, "rejected", data)
-
-
-@post(
-    "/api/v1/tasks/{task_id:uuid}/reassign",
-    opt=ADMIN,
-    tags=["workflow"],
-    status_code=200,
-    summary='Give an open task to another member (body: {"user": email or id}; workflow admins)',
-)
-async def api_reassign(
-    ctx: RequestContext, task_id: uuid.UUID, data: dict[str, Any], x_tenant: str | None = TENANT_HEADER
-) -> dict[str, Any]:
-    view = await workflow.reassign(ctx.db, _tenant(ctx), ctx.actor, task_id, str(data.get("user") or ""))
-    return {**workflow.task_json(view.task, view.instance), "assignees": [e for _, e in view.assignees]}
-
-
-@get("/api/v1/workflow/processes", opt=ADMIN, tags=["workflow"], summary="The tenant's approval processes")
-async def api_processes(ctx: RequestContext, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
-    return {"items": [workflow.process_json(p) for p in await workflow.list_processes(ctx.db, _tenant(ctx))]}
-
-
-@put(
-    "/api/v1/workflow/processes/{plugin_id:str}/{entity:str}",
-    opt=ADMIN,
-    tags=["workflow"],
-    summary="Create or replace an entity's approval process (name, steps[{name, selector{kind, config}, "
-    "condition{kind, config}}], on_approve{field, value}, on_reject, auto_start, is_active)",
-)
-async def api_save_process(
-    ctx: RequestContext,
-    plugin_id: str,
-    entity: str,
-    data: dict[str, Any],
-    x_tenant: str | None = TENANT_HEADER,
-) -> dict[str, Any]:
-    ref = await _entity_of(ctx)(plugin_id, entity)
-    return workflow.process_json(await workflow.save_process(ctx.db, _tenant(ctx), ctx.actor, ref, data))
-
-
-@get(
-    "/api/v1/workflow/instances",
-    opt=ADMIN,
-    tags=["workflow"],
-    summary="Stuck approvals of the tenant, with their errors",
-)
-async def api_stuck(ctx: RequestContext, x_tenant: str | None = TENANT_HEADER) -> dict[str, Any]:
-    return {
-        "items": [workflow.instance_json(i) for i in await workflow.stuck_instances(ctx.db, _tenant(ctx))]
-    }
-
-
-@post(
-    "/api/v1/workflow/instances/{instance_id:uuid}/retry",
-    opt=ADMIN,
-    tags=["workflow"],
-    status_code=200,
-    summary="Run a stuck approval again from its current step",
-)
-async def api_retry(
-    ctx: RequestContext, instance_id: uuid.UUID, x_tenant: str | None = TENANT_HEADER
-) -> dict[str, Any]:
-    return workflow.instance_json(
-        await workflow.retry(ctx.db, _tenant(ctx), ctx.actor, _entity_of(ctx), instance_id)
-    )
 
 
 ROUTES = [
@@ -595,15 +412,4 @@ ROUTES = [
     process_edit,
     process_save,
     instance_retry,
-    api_submit,
-    api_record_approvals,
-    api_tasks,
-    api_task,
-    api_approve,
-    api_reject,
-    api_reassign,
-    api_processes,
-    api_save_process,
-    api_stuck,
-    api_retry,
 ]

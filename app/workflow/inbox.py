@@ -1,15 +1,17 @@
 """Reading the workflow: task inboxes and counts, a record's approvals, stuck instances, and their JSON
-shapes for the API (the writes are in app.workflow)."""
+shapes for the API, and one task with its assignees (the writes are in app.workflow.engine)."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.models import WorkflowAssignee, WorkflowInstance, WorkflowProcess, WorkflowTask
+from app.core.errors import NotFound
+from app.core.models import User, WorkflowAssignee, WorkflowInstance, WorkflowProcess, WorkflowTask
 
 
 def open_task_count_query(tenant_id: uuid.UUID, user_id: uuid.UUID) -> sa.Select[Any]:
@@ -156,3 +158,54 @@ async def process_for_any(
             WorkflowProcess.entity == entity,
         )
     )
+
+
+async def load_task(
+    session: AsyncSession, tenant_id: uuid.UUID, task_id: uuid.UUID
+) -> tuple[WorkflowTask, WorkflowInstance]:
+    found = (
+        await session.execute(
+            sa.select(WorkflowTask, WorkflowInstance)
+            .join(WorkflowInstance, WorkflowInstance.id == WorkflowTask.instance_id)
+            .where(WorkflowTask.tenant_id == tenant_id, WorkflowTask.id == task_id)
+        )
+    ).first()
+    if found is None:  # another tenant's task is simply not there
+        raise NotFound("No such approval task in this tenant")
+    return found[0], found[1]
+
+
+async def assignees(session: AsyncSession, task_id: uuid.UUID) -> list[tuple[uuid.UUID, str]]:
+    rows = await session.execute(
+        sa.select(User.id, User.email)
+        .join(WorkflowAssignee, WorkflowAssignee.user_id == User.id)
+        .where(WorkflowAssignee.task_id == task_id)
+        .order_by(User.email)
+    )
+    return [(r[0], r[1]) for r in rows.all()]
+
+
+@dataclass
+class TaskView:
+    task: WorkflowTask
+    instance: WorkflowInstance
+    assignees: list[tuple[uuid.UUID, str]]
+
+    def may_decide(self, user_id: uuid.UUID | None) -> bool:
+        return self.task.state == "open" and any(u == user_id for u, _ in self.assignees)
+
+
+async def get_task(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    task_id: uuid.UUID,
+    user_id: uuid.UUID,
+    *,
+    admin: bool = False,
+) -> TaskView:
+    """A task for its assignees (any state) or for workflow admins; others get 404."""
+    task, instance = await load_task(session, tenant_id, task_id)
+    people = await assignees(session, task.id)
+    if not admin and all(u != user_id for u, _ in people) and instance.requester_id != user_id:
+        raise NotFound("No such approval task in this tenant")
+    return TaskView(task, instance, people)

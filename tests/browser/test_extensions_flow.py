@@ -71,6 +71,9 @@ def test_admin_configures_a_validator_and_a_verifier_and_both_take_effect(
     form.get_by_role("button", name="Create").click()
     expect(page.locator("#e-pattern")).to_have_text("is required")
     shot(page, "inline-error")
+    page.set_viewport_size({"width": 390, "height": 844})  # the shared editor on a phone
+    shot(page, "inline-error-390", full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 800})
     page.locator("#f-v-pattern").fill(r"[A-Z]{3}-\d+")
     page.locator("#extension-form").get_by_role("button", name="Create").click()
     expect(flash(page)).to_contain_text("Saved Order codes (enabled)")
@@ -89,6 +92,7 @@ def test_admin_configures_a_validator_and_a_verifier_and_both_take_effect(
     # An auto-login verifier starts disabled; once enabled, its link signs ann in.
     page.goto(ADMIN)
     page.get_by_role("link", name="hmac-token (extkit)").click()
+    expect(page.locator("#extension-form")).to_contain_text("An auto-login verifier starts disabled")
     page.locator("#extension-form").get_by_label("Name").fill("Partner SSO")
     page.locator("#f-v-secret").fill(SECRET)
     page.locator("#extension-form").get_by_role("button", name="Create").click()

@@ -79,6 +79,9 @@ def test_admin_keeps_two_configurations_and_the_plugin_follows_the_active_one(
     expect(page.locator("#config-form")).to_contain_text("•••• (set)")
     assert SECRET not in page.content()
     shot(page, "editor")
+    page.set_viewport_size({"width": 390, "height": 844})  # the shared editor on a phone
+    shot(page, "editor-390", full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 800})
     page.locator("#f-v-greeting").fill("hallo")
     page.locator("#config-form").get_by_role("button", name="Save").click()  # the blank secret is kept
     expect(flash(page)).to_contain_text("Saved configuration Main")

@@ -130,6 +130,7 @@ def test_every_route_is_guarded_or_explicitly_public(app):
     public = {
         "/login",
         "/health",
+        "/language",  # the header language switch: a preference (or a cookie when signed out)
         "/static",
         "/api/schema",
         "/t/{tenant:str}/auto-login/",

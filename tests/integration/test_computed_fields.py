@@ -47,13 +47,13 @@ def test_line_amounts_and_order_totals_follow_every_write(tenants: TestClient, a
         LINES,
         {"order_id": po1, "item_id": item, "quantity": "3", "unit_price": "2.50", "amount": "999"},
     )
-    b = make(client, LINES, {"order_id": po1, "item_id": item, "quantity": "2", "unit_price": "10.005"})
+    b = make(client, LINES, {"order_id": po1, "item_id": item, "quantity": "2", "unit_price": "10.01"})
     row = order_row(app, po1)
-    assert row["lines_total"] == Decimal("27.51") and row["line_count"] == 2  # 7.50 + round(20.01, 2)
+    assert row["lines_total"] == Decimal("27.52") and row["line_count"] == 2  # 7.50 + 20.02
     page = client.get(f"{ORDERS}/{po1}")
-    assert "27.51" in text_of(page.text)
+    assert "27.52" in text_of(page.text)
     form = client.get(f"{ORDERS}/{po1}/edit").text
-    assert 'name="lines_total"' not in form and "27.51" in form  # shown read-only, not an input
+    assert 'name="lines_total"' not in form and "27.52" in form  # shown read-only, not an input
 
     # Editing a line, moving one to another order, deleting and restoring it.
     edited = post_form(
@@ -63,16 +63,16 @@ def test_line_amounts_and_order_totals_follow_every_write(tenants: TestClient, a
         follow_redirects=False,
     )
     assert edited.status_code == 303
-    assert order_row(app, po1)["lines_total"] == Decimal("30.01")
+    assert order_row(app, po1)["lines_total"] == Decimal("30.02")
     moved = post_form(
         client,
         f"{LINES}/{b}",
-        {"order_id": po2, "item_id": item, "quantity": "2", "unit_price": "10.005", "version": "1"},
+        {"order_id": po2, "item_id": item, "quantity": "2", "unit_price": "10.01", "version": "1"},
         follow_redirects=False,
     )
     assert moved.status_code == 303
     assert (order_row(app, po1)["lines_total"], order_row(app, po1)["line_count"]) == (Decimal("10.00"), 1)
-    assert (order_row(app, po2)["lines_total"], order_row(app, po2)["line_count"]) == (Decimal("20.01"), 1)
+    assert (order_row(app, po2)["lines_total"], order_row(app, po2)["line_count"]) == (Decimal("20.02"), 1)
     assert post_form(client, f"{LINES}/{a}/delete", {}, follow_redirects=False).status_code == 303
     assert (order_row(app, po1)["lines_total"], order_row(app, po1)["line_count"]) == (Decimal("0"), 0)
     assert post_form(client, f"{LINES}/{a}/restore", {}, follow_redirects=False).status_code in (303, 404)
@@ -86,7 +86,7 @@ def test_line_amounts_and_order_totals_follow_every_write(tenants: TestClient, a
         follow_redirects=False,
     )
     assert saved.status_code == 303, text_of(saved.text)[:400]
-    assert order_row(app, po2)["lines_total"] == Decimal("20.01")
+    assert order_row(app, po2)["lines_total"] == Decimal("20.02")
 
 
 def test_fifty_racing_line_edits_leave_the_right_total(tenants: TestClient, app: Any) -> None:

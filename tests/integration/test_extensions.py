@@ -855,7 +855,7 @@ def test_tenants_without_validators_pay_no_query_per_write(world: dict[str, Any]
 
 def test_traps_in_extension_calls_count_toward_the_crash_policy(world: dict[str, Any]) -> None:
     from app.core.models import PluginTenant
-    from app.sandbox.runner import MAX_TRAPS_PER_WINDOW
+    from app.sandbox.faults import MAX_TRAPS_PER_WINDOW
 
     w = world
     spin = configure(w, "extkit:spin", "Spin")

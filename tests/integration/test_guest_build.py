@@ -19,13 +19,14 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from wasmtime import Engine, Store
+from wasmtime import Engine, Store, WasiConfig
 from wasmtime.component import Component, Linker, Variant
 
 from app.cli import main
 from app.manifest import parse_manifest
 from app.plugins.packages import read_package
 from app.sandbox.build import BuildError, build_component, cache_dir, ensure_built, source_hash
+from app.sandbox.wasi import wasi_import_allowed
 from app.ui import parse_ui
 
 NAME = "stock-notes"
@@ -96,7 +97,11 @@ def test_new_refuses_an_existing_folder_and_bad_names(scaffolded: Path) -> None:
 def test_component_implements_the_plugin_world(engine: Engine, component: Component) -> None:
     ty = component.type
     imports, exports = ty.imports(engine), ty.exports(engine)
-    assert list(imports) == [HOST]  # --stub-wasi: no WASI imports, only the host interface
+    # The host interface, and WASI: clocks, random and stdout/stderr (files and sockets are linked but
+    # refuse everything); nothing the portal does not provide (wasi:http).
+    assert HOST in imports
+    assert all(wasi_import_allowed(name) for name in imports if name != HOST), list(imports)
+    assert any(name.startswith("wasi:clocks/wall-clock") for name in imports)
     assert GUEST in exports  # (componentize-py also exports its own "exports" instance)
     assert set(exports[GUEST].ty.exports(engine)) == {
         "init",
@@ -173,7 +178,9 @@ def _instantiate(engine: Engine, component: Component, fake: FakeHost) -> Callab
                 return _fn(*args)
 
             host.add_func(name, recorded)
+    linker.add_wasip2()  # as the portal links it: the guest imports WASI (clocks, random, stdout/stderr)
     store = Store(engine)
+    store.set_wasi(WasiConfig())
     instance = linker.instantiate(store, component)
     guest = instance.get_export_index(store, GUEST)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 from typing import Any
-from urllib.parse import unquote
 
 import pytest
 import sqlalchemy as sa
@@ -16,6 +15,7 @@ from app.access import roles
 from app.audit import Actor
 from app.core.models import AuditEntry, EventRecord, Invitation, Membership, Message, User
 from app.identity import directory
+from app.web.render import decode_flash
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.helpers import api_token, bearer, login, logout, post_form, text_of
 from tests.integration.test_record_pages import in_db
@@ -55,7 +55,9 @@ def query(app: Any, stmt: Any) -> list[Any]:
 
 
 def flash_of(response: Any) -> str:
-    return unquote(response.cookies.get("portal_flash") or "")
+    """`level|message` of the flash the response sets (its English text)."""
+    found = decode_flash(response.cookies.get("portal_flash"))
+    return f"{found[0]}|{found[1]}" if found else ""
 
 
 def invitation_id(app: Any, email: str) -> str:

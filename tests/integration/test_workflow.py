@@ -665,10 +665,10 @@ def test_process_form_keeps_clauses_it_does_not_show(world):
     assert saved["on_reject"] is None and saved["auto_start"] is False
 
 
-def test_a_failing_rule_implementation_stops_its_instance_only(world, monkeypatch):
+def test_a_failing_rule_implementation_stops_its_instance_only(world, app, monkeypatch):
     """A selector that raises (standing in for a trapped WASM implementation) or returns garbage makes
     that approval stuck with the reason; the request succeeds and other approvals go on."""
-    from app.workflow import kinds
+    selectors = app.state.services.extension_registry.selectors  # this app's kinds (app.extensions.builtins)
 
     class Exploding:
         name, label = "exploding", "Explodes"
@@ -688,8 +688,8 @@ def test_a_failing_rule_implementation_stops_its_instance_only(world, monkeypatc
         async def select(self, ctx: Any, config: Any) -> Any:
             return ["not", "a", "selection"]
 
-    monkeypatch.setitem(kinds.SELECTORS, "exploding", Exploding())
-    monkeypatch.setitem(kinds.SELECTORS, "garbage", Garbage())
+    monkeypatch.setitem(selectors, "exploding", Exploding())
+    monkeypatch.setitem(selectors, "garbage", Garbage())
     w = world
     for kind, reason in (
         ("exploding", "RuntimeError: guest trapped: unreachable"),

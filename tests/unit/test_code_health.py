@@ -13,12 +13,7 @@ BIN = Path(sys.executable).parent
 MAX_MODULE_LINES = 600
 # Modules still being split after the switch to `ruff format` (which made them longer). This list only
 # shrinks: a module leaves it when it is cut below the limit, and nothing is ever added.
-BEING_SPLIT = {
-    "app/extensions/__init__.py",
-    "app/sandbox/runner.py",
-    "app/web/workflow_pages.py",
-    "app/workflow/__init__.py",
-}
+BEING_SPLIT: set[str] = set()
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -26,12 +21,12 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_finds_nothing() -> None:
-    out = _run(str(BIN / "ruff"), "check", "app", "tests", "bench", "scripts")
+    out = _run(str(BIN / "ruff"), "check", "app", "tests", "bench", "scripts", "sdk")
     assert out.returncode == 0, out.stdout + out.stderr
 
 
 def test_ruff_format_changes_nothing() -> None:
-    out = _run(str(BIN / "ruff"), "format", "--check", "app", "tests", "bench", "plugins", "scripts")
+    out = _run(str(BIN / "ruff"), "format", "--check", "app", "tests", "bench", "plugins", "scripts", "sdk")
     assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -42,7 +37,8 @@ def test_layer_contracts_hold() -> None:
 
 
 def test_mypy_finds_nothing() -> None:
-    # Configured in pyproject.toml ([tool.mypy]: the guest SDK is excluded, stub-less libraries listed).
+    # Configured in pyproject.toml ([tool.mypy]: stub-less libraries listed). The guest SDK (sdk/python) is
+    # not host code: it runs under the component's CPython and imports bindings that exist only there..
     out = _run(str(BIN / "mypy"), "app")
     assert out.returncode == 0, out.stdout + out.stderr
 
@@ -51,7 +47,8 @@ def test_no_module_is_over_600_lines() -> None:
     # Migrations are history, and the guest SDK's generated bindings are not ours to cut.
     big = {
         str(path.relative_to(ROOT)): n
-        for path in (ROOT / "app").rglob("*.py")
+        for folder in ("app", "sdk")
+        for path in (ROOT / folder).rglob("*.py")
         if "_bindings.py" not in path.name
         and (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
     }

@@ -1,4 +1,4 @@
-"""The guest SDK (app/sandbox/guest_sdk/portal_guest) on the host: UI builders produce the documented
+"""The guest SDK (sdk/python/portal_guest) on the host: UI builders produce the documented
 shapes (and pass the host's validator), the host-call wrappers send the documented JSON, and the
 Plugin dispatcher routes calls and turns failures into error results.
 
@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SDK_DIR = ROOT / "app" / "sandbox" / "guest_sdk"
+SDK_DIR = ROOT / "sdk" / "python"
 PACKAGE_DIR = SDK_DIR / "portal_guest"
 
 
@@ -76,7 +76,7 @@ def _imports(path: Path) -> set[str]:
 
 
 def test_ui_and_json_modules_import_no_bindings() -> None:
-    for name in ("ui.py", "_jsonutil.py"):
+    for name in ("ui.py", "_jsonutil.py", "clock.py"):
         assert not {m for m in _imports(PACKAGE_DIR / name) if m.startswith(("wit_world", "componentize_py"))}
 
 
@@ -646,3 +646,44 @@ def test_guest_class_leaves_no_extensions_outside_a_component() -> None:
     namespace: dict[str, Any] = {"plugin": pg.Plugin()}
     exec("Guest = plugin.guest_class()", namespace)
     assert "Guest" in namespace and "Extensions" not in namespace  # no bindings here: nothing to export
+
+
+def test_pages_and_actions_read_the_hosts_clock() -> None:
+    import datetime as dt
+
+    p = pg.Plugin()
+    seen: list[Any] = []
+
+    @p.page("clock")
+    def clock_page(params: dict[str, Any]) -> dict[str, Any]:
+        seen.append((dict(params), pg.now(), pg.today(), pg.time_zone()))
+        return pg.page("Clock")
+
+    @p.action("clock", "stamp")
+    def stamp(data: dict[str, Any]) -> None:
+        seen.append((dict(data), pg.now(), pg.today(), pg.time_zone()))
+
+    context = {"now": "2026-03-01T23:30:00+01:00", "today": "2026-03-01", "time_zone": "Europe/Berlin"}
+    p.render_page("clock", json.dumps({"q": "1", "_portal": context}))
+    params, now, today, zone = seen[-1]
+    assert params == {"q": "1"}  # the handler never sees the host's key
+    assert now == dt.datetime(2026, 3, 1, 22, 30, tzinfo=dt.UTC)
+    assert now.utcoffset() == dt.timedelta(hours=1)
+    assert today == dt.date(2026, 3, 1) and zone == "Europe/Berlin"
+    p.handle_action("clock", "stamp", json.dumps({"n": 2, "_portal": {**context, "today": "2026-03-02"}}))
+    assert seen[-1][0] == {"n": 2} and seen[-1][2] == dt.date(2026, 3, 2)
+    # Outside a page or action: the wall clock, in UTC.
+    assert pg.time_zone() == "UTC" and pg.now().utcoffset() == dt.timedelta(0)
+    assert abs(pg.now() - dt.datetime.now(dt.UTC)) < dt.timedelta(seconds=5)
+    assert pg.today() == pg.now().date()
+
+
+def test_init_reseeds_random() -> None:
+    import random
+
+    p = pg.Plugin()
+    random.seed(7)
+    first = random.random()
+    random.seed(7)
+    p.init()  # as every new instance does: its snapshot's state is replaced from the host's randomness
+    assert random.random() != first

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SDK_DIR = ROOT / "app" / "sandbox" / "guest_sdk"
+SDK_DIR = ROOT / "sdk" / "python"
 GUEST = ROOT / "plugins" / "inventory" / "guest" / "app.py"
 ORDER_ID = "0b7c6c4e-0000-4000-8000-000000000001"
 

@@ -12,7 +12,7 @@ import pytest
 
 from app.core.models import PluginConfig
 from app.manifest import Manifest, parse_manifest
-from app.plugins import configs
+from app.plugins import config_values, configs
 
 TENANT = uuid.UUID(int=7)
 OTHER_TENANT = uuid.UUID(int=8)
@@ -67,8 +67,8 @@ def manifest() -> Manifest:
 
 def check(
     manifest: Manifest, given: dict[str, Any], stored: tuple[str, ...] = (), **kw: Any
-) -> configs.Incoming:
-    return configs.check_values(
+) -> config_values.Incoming:
+    return config_values.check_values(
         manifest.config_fields, given, stored, from_form=kw.pop("from_form", False), **kw
     )
 
@@ -139,31 +139,33 @@ def test_secret_rules_of_the_api_and_the_form(manifest: Manifest) -> None:
 
 
 def test_key_value_text() -> None:
-    values, errors = configs.parse_text("# settings\n\nurl = https://x.test/?a=b\nmode=fast  \n empty =\n")
+    values, errors = config_values.parse_text(
+        "# settings\n\nurl = https://x.test/?a=b\nmode=fast  \n empty =\n"
+    )
     assert errors == {} and values == {"url": "https://x.test/?a=b", "mode": "fast", "empty": ""}
-    assert configs.parse_text(configs.format_text(values)) == (values, {})
-    _, errors = configs.parse_text("ok = 1\njust words\n9lives = 1\nok = 2\n")
+    assert config_values.parse_text(config_values.format_text(values)) == (values, {})
+    _, errors = config_values.parse_text("ok = 1\njust words\n9lives = 1\nok = 2\n")
     assert errors["text"] == (
         "line 2: expected key = value; line 3: '9lives' is not a valid key (letters, digits, "
         "'_', '.', '-', starting with a letter or '_'); line 4: key 'ok' is already set on line 1"
     )
-    assert configs.check_text_values({"a": "1", "b": 2}).errors == {
+    assert config_values.check_text_values({"a": "1", "b": 2}).errors == {
         "values.b": "expected text (this plugin declares no [[config.fields]]: values are text)"
     }
-    assert configs.check_text_values({"long": "x" * 10_001}).errors == {
+    assert config_values.check_text_values({"long": "x" * 10_001}).errors == {
         "values.long": "is 10001 characters long (at most 10000)"
     }
 
 
 def test_names() -> None:
-    assert configs.check_name("Main (EU) v2") is None
-    assert configs.check_name("  ") == "is required"
-    assert configs.check_name("a" * 101) == "at most 100 characters"
-    assert configs.check_name("<script>") is not None
+    assert config_values.check_name("Main (EU) v2") is None
+    assert config_values.check_name("  ") == "is required"
+    assert config_values.check_name("a" * 101) == "at most 100 characters"
+    assert config_values.check_name("<script>") is not None
 
 
 def test_secrets_are_sealed_and_bound_to_their_place() -> None:
-    box = configs.SecretBox("platform-secret-1")
+    box = config_values.SecretBox("platform-secret-1")
     token = box.seal(TENANT, "mailer", "password", "hunter2")
     assert token.startswith("v1:") and "hunter2" not in token
     assert token != box.seal(TENANT, "mailer", "password", "hunter2")  # a fresh nonce each time
@@ -173,16 +175,16 @@ def test_secrets_are_sealed_and_bound_to_their_place() -> None:
         (TENANT, "other", "password"),
         (TENANT, "mailer", "token"),
     ):
-        with pytest.raises(configs.SecretUnreadable):
+        with pytest.raises(config_values.SecretUnreadable):
             box.open(tenant, plugin, key, token)  # copied into another row: refused
-    with pytest.raises(configs.SecretUnreadable, match="PORTAL_SECRET_KEY"):
-        configs.SecretBox("platform-secret-2").open(TENANT, "mailer", "password", token)
-    with pytest.raises(configs.SecretUnreadable):
+    with pytest.raises(config_values.SecretUnreadable, match="PORTAL_SECRET_KEY"):
+        config_values.SecretBox("platform-secret-2").open(TENANT, "mailer", "password", token)
+    with pytest.raises(config_values.SecretUnreadable):
         box.open(TENANT, "mailer", "password", token[:-4] + "AAAA")
 
 
 def test_lookup_answers_json_with_defaults(manifest: Manifest) -> None:
-    box = configs.secret_box("platform-secret-1")
+    box = config_values.secret_box("platform-secret-1")
     row = PluginConfig(
         tenant_id=TENANT,
         plugin_id="mailer",
@@ -215,7 +217,7 @@ def test_lookup_answers_json_with_defaults(manifest: Manifest) -> None:
 def test_masked_view_never_holds_a_secret(manifest: Manifest) -> None:
     import datetime as dt
 
-    box = configs.secret_box("platform-secret-1")
+    box = config_values.secret_box("platform-secret-1")
     now = dt.datetime.now(dt.UTC)
     row = PluginConfig(
         id=uuid.uuid4(),

@@ -18,6 +18,7 @@ from litestar.contrib.jinja import JinjaTemplateEngine
 
 from app.ui import UIView, parse_ui, safe_relative_url
 from app.ui.charts import render_chart
+from app.web.i18n import install as install_i18n
 
 ROOT = Path(__file__).resolve().parents[2]
 ACTION_URL = "/t/acme/inventory/stocktake/actions"
@@ -62,6 +63,7 @@ def env() -> Environment:
     # The app's engine: TemplateConfig(directory=ROOT / "templates", engine=JinjaTemplateEngine), autoescape on.
     engine = JinjaTemplateEngine(directory=ROOT / "templates")
     assert engine.engine.autoescape is True
+    install_i18n(engine.engine)  # as create_app does: `_` and the locale filters
     return engine.engine
 
 

@@ -188,7 +188,7 @@ def read_config_field(r: ManifestReader, raw: Mapping[str, Any], path: str) -> C
         hint = f"; did you mean '{close}'?" if close else ""
         r.add(f"{path}.type", f"unknown type '{ftype}' (expected one of: {one_of(CONFIG_FIELD_TYPES)}){hint}")
         ftype = None
-    label = r.text(raw, "label", path)
+    label = r.label(raw, "label", path)
     help_text = r.text(raw, "help", path)
     required = bool(r.flag(raw, "required", path))
     secret = bool(r.flag(raw, "secret", path))

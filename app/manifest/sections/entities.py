@@ -95,7 +95,7 @@ def read_entity(
     if name is None:
         return None
     check_entity_name(r, name, f"{path}.name")
-    label = r.text(raw, "label", path) or default_label(name)
+    label = r.label(raw, "label", path) or default_label(name)
 
     fields: list[FieldSpec] = []
     seen: dict[str, int] = {}
@@ -228,7 +228,7 @@ def read_field(
             if attr in raw and ftype not in types:
                 r.add(f"{path}.{attr}", f"'{attr}' does not apply to {ftype} fields")
 
-    label = r.text(raw, "label", path) or default_label(name)
+    label = r.label(raw, "label", path) or default_label(name)
     help_text = r.text(raw, "help", path)
     required = bool(r.flag(raw, "required", path))
     unique = bool(r.flag(raw, "unique", path))
@@ -316,7 +316,7 @@ def read_options(r: ManifestReader, raw: Mapping[str, Any], path: str) -> tuple[
             value = r.text(item, "value", item_path)
             if value is None:
                 continue
-            label = r.text(item, "label", item_path) or value
+            label = r.label(item, "label", item_path) or value
         else:
             r.add(item_path, f"expected a string or a table {{value, label}}, got {kind(item)}")
             continue

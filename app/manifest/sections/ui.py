@@ -58,7 +58,7 @@ def read_ui_permissions(r: ManifestReader, ui: Mapping[str, Any]) -> tuple[UiPer
             continue
         r.keys(item, UI_PERMISSION_KEYS, path, required=("code", "description"))
         code = r.text(item, "code", path)
-        description = r.text(item, "description", path)
+        description = r.label(item, "description", path)
         if code is None:
             continue
         if not UI_PERMISSION.match(code):
@@ -122,7 +122,7 @@ def check_page_path(r: ManifestReader, page_path: str, path: str) -> bool:
 
 def read_page(r: ManifestReader, raw: Mapping[str, Any], path: str, ui_codes: set[str]) -> PageSpec | None:
     r.keys(raw, PAGE_KEYS, path, required=("name", "path", "type"))
-    name = r.text(raw, "name", path) or ""
+    name = r.label(raw, "name", path) or ""
     page_path = r.text(raw, "path", path)
     if page_path is not None and not check_page_path(r, page_path, f"{path}.path"):
         page_path = None
@@ -131,7 +131,7 @@ def read_page(r: ManifestReader, raw: Mapping[str, Any], path: str, ui_codes: se
         r.add(f"{path}.type", f"unknown page type '{ptype}' (expected one of: {one_of(PAGE_TYPES)})")
         ptype = None
     icon = r.text(raw, "icon", path)
-    menu_group = r.text(raw, "menu_group", path)
+    menu_group = r.label(raw, "menu_group", path)
 
     entity_name = r.text(raw, "entity", path)
     entity: EntitySpec | None = None
@@ -219,7 +219,7 @@ def read_columns(r: ManifestReader, value: Any, path: str, entity: EntitySpec) -
                 if "field" in item
                 else None
             )
-            label = r.text(item, "label", item_path)
+            label = r.label(item, "label", item_path)
             ctype = r.text(item, "type", item_path)
             if ctype is not None and ctype not in COLUMN_TYPES:
                 r.add(
@@ -271,7 +271,7 @@ def read_column_options(
         out.append(
             {
                 "value": value,
-                "label": r.text(option, "label", option_path) or value,
+                "label": r.label(option, "label", option_path) or value,
                 "color": r.text(option, "color", option_path),
             }
         )
@@ -293,7 +293,7 @@ def read_filters(r: ManifestReader, value: Any, path: str, entity: EntitySpec) -
                 if "field" in item
                 else None
             )
-            label = r.text(item, "label", item_path)
+            label = r.label(item, "label", item_path)
             match = item.get("match")
         else:
             name = read_field_ref(r, item, item_path, entity, standard=True)
@@ -351,7 +351,7 @@ def read_actions(r: ManifestReader, value: Any, path: str, ui_codes: set[str]) -
                     f"action name '{name}' is not valid (lowercase letters, digits, '-' and '_')",
                 )
                 name = None
-            label = r.text(item, "label", item_path)
+            label = r.label(item, "label", item_path)
             permission = r.text(item, "permission", item_path)
             if permission is not None and not check_permission_ref(
                 r, permission, f"{item_path}.permission", ui_codes
@@ -408,7 +408,7 @@ def read_form(r: ManifestReader, value: Any, path: str, entity: EntitySpec) -> d
             r.add(group_path, f"expected a table {{title, fields}}, got {kind(group)}")
             continue
         r.keys(group, FORM_GROUP_KEYS, group_path, required=("fields",))
-        title = r.text(group, "title", group_path)
+        title = r.label(group, "title", group_path)
         fields = (
             read_form_fields(r, group.get("fields"), f"{group_path}.fields", entity, seen)
             if "fields" in group
@@ -446,7 +446,7 @@ def read_form_fields(
                 if "field" in item
                 else None
             )
-            label = r.text(item, "label", item_path)
+            label = r.label(item, "label", item_path)
             help_text = r.text(item, "help", item_path)
             readonly = r.flag(item, "readonly", item_path)
         else:

@@ -81,7 +81,7 @@ async def bulk_restore(request: HTMXRequest, ctx: RequestContext, target: Target
 
 async def submit(request: HTMXRequest, ctx: RequestContext, target: Target, record_id: str) -> Redirect:
     """Submit for approval (the record page's button): the user must be able to edit the record."""
-    from app.web.workflow_pages import submit_record
+    from app.web.workflow_api import submit_record
 
     instance = await submit_record(ctx, target.ref, record_id)
     text = {

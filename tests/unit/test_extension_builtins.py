@@ -1,5 +1,5 @@
 """Built-in approval conditions over field values: normalising a config (typed values, located errors)
-and evaluating each operator on typed record values; the kinds registries."""
+and evaluating each operator on typed record values; the per-app registry of the kinds."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import pytest
 import sqlalchemy as sa
 
 from app.core.errors import ValidationFailed
+from app.extensions.builtins import FieldCondition, RuleContext, standard_registry
 from app.manifest import ValidationContext, load_manifest
 from app.plugins.modules import available_modules
 from app.plugins.runtime import EntityRef
 from app.schema import build_table
-from app.workflow.kinds import CONDITIONS, SELECTORS, FieldCondition, RuleContext
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = load_manifest(
@@ -37,10 +37,14 @@ def holds(config: dict[str, Any], **record: Any) -> bool:
     return asyncio.run(COND.evaluate(ctx, config))
 
 
-def test_registries_hold_the_built_in_kinds() -> None:
-    # ...plus "extension" (configured implementations) once app.extensions.hooks.register_workflow_kinds() ran (create_app).
-    assert set(CONDITIONS) - {"extension"} == {"fields"}
-    assert set(SELECTORS) - {"extension"} == {"role", "user", "manager"}
+def test_each_registry_holds_the_built_in_kinds_and_is_its_own() -> None:
+    one, other = standard_registry(), standard_registry()
+    assert set(one.conditions) == {"fields", "extension"}
+    assert set(one.selectors) == {"role", "user", "manager", "extension"}
+    assert {point for point, _ in one.builtins} == {"condition", "user-selector"}
+    # A kind added to one app's registry (as a test does) is not in another's.
+    one.selectors["odd"] = one.selectors["role"]
+    assert "odd" not in other.selectors and one.sandbox is None
 
 
 def test_config_is_normalised_to_typed_json_values() -> None:

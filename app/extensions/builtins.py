@@ -1,12 +1,16 @@
-"""Approval rule kinds: entry conditions ("is this step needed for this record?") and approver
-selectors ("who decides this step?").
+"""The built-in approval rule kinds and extension implementations, and the per-app registry of them.
 
-A process step names a kind and carries its config dict. The built-in kinds live here; each is
-registered by name in CONDITIONS / SELECTORS, so another implementation (a plugin's WASM extension,
-issue 6's extension points) plugs in with `register_condition` / `register_selector` and the same two
-methods: `check` (validate and normalise a config when an admin saves a process; errors keyed by the
-config field) and `evaluate` / `select` (at run time, never raising for bad data: a selector returns
-nobody plus the reason, and the engine stops the instance as `stuck` with that reason).
+Approval steps (app.workflow) name a kind and carry its config dict: entry conditions ("is this step
+needed for this record?") and approver selectors ("who decides this step?"). Each kind has `check`
+(validate and normalise a config when an admin saves a process; errors keyed by the config field) and
+`evaluate` / `select` (at run time, never raising for bad data: a selector returns nobody plus the
+reason, and the engine stops the instance as `stuck` with that reason). Built in: the field condition,
+the role / user / manager selectors, and the "extension" kinds that run a configuration kept under
+Extension points (built-in or a plugin's WASM). The same built-in kinds are the extension points'
+built-in implementations, configured by values instead of a step's config.
+
+`standard_registry` builds an app's ExtensionRegistry from them (app.server; a test may add kinds to its
+app's registry): nothing here is a module-level registry.
 """
 
 from __future__ import annotations
@@ -22,9 +26,23 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import NotFound, ValidationFailed
-from app.core.models import Membership
+from app.core.models import ExtensionConfig, Membership
+from app.extensions.calls import check_condition, config_values, select_users
+from app.extensions.registry import (
+    CONDITION,
+    USER_SELECTOR,
+    Builtin,
+    BuiltinCheck,
+    BuiltinRun,
+    Context,
+    ExtensionFailed,
+    ExtensionRegistry,
+    Implementation,
+    NobodySelected,
+    resolve,
+)
 from app.identity.directory import active_member_ids
-from app.manifest import FieldSpec
+from app.manifest import ConfigFieldSpec, FieldSpec, SelectOption
 from app.plugins.runtime import EntityRef
 from app.records.values import FieldError, parse
 
@@ -72,18 +90,6 @@ class SelectorKind(Protocol):
     async def select(self, ctx: RuleContext, config: Mapping[str, Any]) -> Selection: ...
 
     def describe(self, config: Mapping[str, Any]) -> str: ...
-
-
-CONDITIONS: dict[str, ConditionKind] = {}
-SELECTORS: dict[str, SelectorKind] = {}
-
-
-def register_condition(kind: ConditionKind) -> None:
-    CONDITIONS[kind.name] = kind
-
-
-def register_selector(kind: SelectorKind) -> None:
-    SELECTORS[kind.name] = kind
 
 
 # --- conditions over field values ----------------------------------------------------------------
@@ -299,7 +305,212 @@ class ManagerSelector:
         return "the requester's manager"
 
 
-register_condition(FieldCondition())
-register_selector(RoleSelector())
-register_selector(UserSelector())
-register_selector(ManagerSelector())
+# --- the same kinds as extension implementations ------------------------------------------------
+
+
+def _text_field(
+    key: str,
+    label: str,
+    help_text: str,
+    *,
+    ftype: str = "string",
+    required: bool = True,
+    options: tuple[SelectOption, ...] = (),
+) -> ConfigFieldSpec:
+    return ConfigFieldSpec(
+        key=key, type=ftype, label=label, help=help_text, required=required, options=options
+    )
+
+
+def builtin_implementations() -> dict[tuple[str, str], Builtin]:
+    """The built-in implementations of the extension points (the kinds above, configured by values)."""
+    fields_kind, role_kind, user_kind, manager_kind = (
+        FieldCondition(),
+        RoleSelector(),
+        UserSelector(),
+        ManagerSelector(),
+    )
+    found: list[Builtin] = []
+    add = found.append
+
+    async def fields_run(ctx: Context, values: Mapping[str, Any]) -> bool:
+        if ctx.entity is None:
+            raise ExtensionFailed("a field condition needs a record")
+        clause = {"field": values.get("field"), "op": values.get("op"), "value": values.get("value")}
+        try:
+            checked = await fields_kind.check(ctx.session, ctx.tenant_id, ctx.entity, {"all": [clause]})
+        except ValidationFailed as exc:
+            raise ExtensionFailed("; ".join(v for v in exc.errors.values())) from None
+        return await fields_kind.evaluate(_rule_context(ctx), checked)
+
+    add(
+        Builtin(
+            Implementation(
+                CONDITION,
+                "",
+                "fields",
+                "Field value",
+                "A field of the record compared with a value (e.g. amount > 1000).",
+                (
+                    _text_field("field", "Field", "The field's name, e.g. amount"),
+                    _text_field(
+                        "op",
+                        "Operator",
+                        "How to compare",
+                        ftype="select",
+                        options=tuple(SelectOption(k, v) for k, v in OPS.items()),
+                    ),
+                    _text_field(
+                        "value",
+                        "Value",
+                        "Compared with; several values separated by commas for “is one of”",
+                        required=False,
+                    ),
+                ),
+            ),
+            fields_run,
+        )
+    )
+
+    async def selector_run(kind: Any, ctx: Context, values: Mapping[str, Any]) -> list[uuid.UUID]:
+        try:
+            checked = await kind.check(ctx.session, ctx.tenant_id, ctx.entity, values)
+        except ValidationFailed as exc:
+            raise ExtensionFailed("; ".join(v for v in exc.errors.values())) from None
+        selection = await kind.select(_rule_context(ctx), checked)
+        if not selection.user_ids:
+            raise NobodySelected(selection.reason)
+        return list(selection.user_ids)
+
+    def selector_runner(kind: Any) -> BuiltinRun:
+        async def run(ctx: Context, values: Mapping[str, Any]) -> list[uuid.UUID]:
+            return await selector_run(kind, ctx, values)
+
+        return run
+
+    def selector_check(kind: Any) -> BuiltinCheck:
+        async def check(
+            session: AsyncSession, tenant_id: uuid.UUID, values: Mapping[str, Any]
+        ) -> dict[str, str]:
+            try:
+                await kind.check(session, tenant_id, None, values)
+            except ValidationFailed as exc:
+                return {f"values.{k}": v for k, v in exc.errors.items()}
+            return {}
+
+        return check
+
+    for kind, fields in (
+        (role_kind, (_text_field("role", "Role", "The role's name"),)),
+        (user_kind, (_text_field("user", "User", "The email of a member", ftype="email"),)),
+        (manager_kind, ()),
+    ):
+        add(
+            Builtin(
+                Implementation(USER_SELECTOR, "", kind.name, kind.label, kind.__doc__ or kind.label, fields),
+                selector_runner(kind),
+                selector_check(kind),
+            )
+        )
+    return {(b.impl.point, b.impl.name): b for b in found}
+
+
+def _rule_context(ctx: Context) -> RuleContext:
+    assert ctx.entity is not None
+    return RuleContext(ctx.session, ctx.tenant_id, ctx.entity, ctx.record, ctx.requester_id)
+
+
+# --- kinds that run a configured implementation ---------------------------------------------------
+
+
+def _context(ctx: RuleContext) -> Context:
+    return Context(ctx.session, ctx.tenant_id, ctx.entity, ctx.record, ctx.requester_id)
+
+
+class _ConfiguredKind:
+    point = ""
+
+    async def check(
+        self, session: AsyncSession, tenant_id: uuid.UUID, entity: EntityRef, config: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        # The API names a configuration by id; the process form by its name (typed or chosen).
+        ref = str(config.get("config_id") or config.get("extension") or "").strip()
+        if not ref:
+            raise ValidationFailed(
+                {"config_id": "choose a configuration (Administration → Extension points)"}
+            )
+        try:
+            uuid.UUID(ref)
+        except ValueError:
+            found = await session.scalar(
+                sa.select(ExtensionConfig.id).where(
+                    ExtensionConfig.tenant_id == tenant_id,
+                    ExtensionConfig.point == self.point,
+                    ExtensionConfig.name == ref[:100],
+                )
+            )
+            if found is None:
+                raise ValidationFailed(
+                    {
+                        "config_id": f"no {self.point} configuration called {ref[:100]!r} in this "
+                        "tenant (Administration → Extension points)"
+                    }
+                ) from None
+            ref = str(found)
+        try:
+            resolved = await resolve(session, tenant_id, ref, self.point, enabled_only=False)
+        except NotFound as exc:
+            raise ValidationFailed({"config_id": exc.detail}) from None
+        if resolved.plugin is None and resolved.impl.point == CONDITION:
+            # A built-in field condition names a field: it must be one of this entity's.
+            clause = {k: config_values(session, resolved).get(k) for k in ("field", "op", "value")}
+            try:
+                await FieldCondition().check(session, tenant_id, entity, {"all": [clause]})
+            except ValidationFailed as exc:
+                raise ValidationFailed(
+                    {"config_id": f"{resolved.config.name}: " + "; ".join(exc.errors.values())}
+                ) from None
+        return {"config_id": str(resolved.config.id), "name": resolved.config.name}
+
+    def describe(self, config: Mapping[str, Any]) -> str:
+        return f"{config.get('name')} (extension)"
+
+
+class ConfiguredCondition(_ConfiguredKind):
+    """A condition configured under Extension points (built-in or a plugin's)."""
+
+    name = "extension"
+    label = "A configured condition (extension point)"
+    point = CONDITION
+
+    async def evaluate(self, ctx: RuleContext, config: Mapping[str, Any]) -> bool:
+        return await check_condition(_context(ctx), config["config_id"])
+
+
+class ConfiguredSelector(_ConfiguredKind):
+    """A user selector configured under Extension points; only active members of the tenant are kept."""
+
+    name = "extension"
+    label = "A configured user selector (extension point)"
+    point = USER_SELECTOR
+
+    async def select(self, ctx: RuleContext, config: Mapping[str, Any]) -> Selection:
+        chosen = await select_users(_context(ctx), config["config_id"])
+        return Selection(chosen.user_ids, chosen.reason)
+
+
+# --- the per-app registry --------------------------------------------------------------------------
+
+
+def standard_registry(sandbox: Any = None) -> ExtensionRegistry:
+    """A new registry of the built-in implementations and approval kinds (the app's own: a test may add a
+    kind to it), running plugins' implementations in `sandbox` (None: they cannot run)."""
+    return ExtensionRegistry(
+        builtins=builtin_implementations(),
+        conditions={kind.name: kind for kind in (FieldCondition(), ConfiguredCondition())},
+        selectors={
+            kind.name: kind
+            for kind in (RoleSelector(), UserSelector(), ManagerSelector(), ConfiguredSelector())
+        },
+        sandbox=sandbox,
+    )

@@ -21,6 +21,7 @@ See docs/plugin-authors.md (the SDK) and docs/ui-instructions.md (the UI vocabul
 from __future__ import annotations
 
 from .api import HostError, can, config, current_user, db, events, log, notify
+from .clock import now, time_zone, today
 from .plugin import Plugin
 from .ui import (
     alert,
@@ -64,11 +65,14 @@ __all__ = [
     "link",
     "log",
     "notify",
+    "now",
     "page",
     "redirect",
     "result",
     "stat",
     "table",
     "text",
+    "time_zone",
     "toast",
+    "today",
 ]

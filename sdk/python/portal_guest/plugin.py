@@ -19,17 +19,18 @@ Guest-side code: runs inside the plugin component, never in the portal host.
 Every export catches what the handler raises and returns it as the call's error result (a WIT
 ``result<_, string>``): a :class:`HostError` or :class:`ValueError` with its message, anything else
 with its type, message and the handler's file and line. An uncaught exception would otherwise trap the
-instance (and, with ``--stub-wasi``, printing its traceback traps too).
+instance (its traceback goes to stderr, which the host keeps in the plugin's log).
 """
 
 from __future__ import annotations
 
+import random
 import sys
 import types
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from . import _bindings
+from . import _bindings, clock
 from ._jsonutil import dumps, loads_object
 from .api import HostError, log
 from .ui import VERSION, _blocks
@@ -55,7 +56,7 @@ def _norm(path: str) -> str:
 
 
 def _where(exc: BaseException) -> str:
-    # Frame attributes only: traceback.extract_tb would read source lines, and file access traps.
+    # Frame attributes only: traceback.extract_tb would read source lines, and the guest has no files.
     tb = exc.__traceback__
     last = None
     while tb is not None:
@@ -207,6 +208,9 @@ class Plugin:
 
     def init(self) -> None:
         try:
+            # The random module's state comes from the build's snapshot, the same in every instance:
+            # reseed it from the host's random source (WASI) whenever an instance starts.
+            random.seed()
             for fn in self._init:
                 fn()
         except Exception as exc:
@@ -237,11 +241,13 @@ class Plugin:
             if key is None:
                 raise ValueError(f"no page '{page_path}'")
             fn, arity = self._pages[key]
-            args = loads_object(params, "page parameters")
+            args = clock._enter(loads_object(params, "page parameters"))
             doc = _document(fn(*(args,)[:arity]), f"page '{page_path}'", allow_none=False)
             return dumps(doc)
         except Exception as exc:
             raise _err(exc) from None
+        finally:
+            clock._leave()
 
     def handle_action(self, page_path: str, action: str, data: str) -> str:
         try:
@@ -253,11 +259,13 @@ class Plugin:
                     raise ValueError(f"no page '{page_path}'")
                 raise ValueError(f"no action '{action}' on page '{page_path}'")
             fn, arity = self._actions[(key, action)]
-            args = loads_object(data, f"data of action '{action}'")
+            args = clock._enter(loads_object(data, f"data of action '{action}'"))
             doc = _document(fn(*(args,)[:arity]), f"action '{action}'", allow_none=True)
             return dumps(doc)
         except Exception as exc:
             raise _err(exc) from None
+        finally:
+            clock._leave()
 
     def run_extension(self, point: str, name: str, config: str, context: str) -> Any:
         """Call the handler of extension ``name``; its answer is checked for the point's shape here, so
