@@ -203,10 +203,11 @@ async def ensure_demo(session: AsyncSession, settings: Settings) -> bool:
     ]
     # A catalogue a buyer would recognise: each item in its own category, more than one page of them.
     sku = 1000
+    catalogue = []
     for category, items in zip(categories, DEMO_CATALOGUE, strict=True):
         for name, unit, low, high in items:
             sku += 1
-            await records.insert(
+            item = await records.insert(
                 ref("inventory_item"),
                 {
                     "sku": f"SKU-{sku}",
@@ -217,11 +218,23 @@ async def ensure_demo(session: AsyncSession, settings: Settings) -> bool:
                     "unit_price": f"{rng.uniform(low, high):.2f}",
                 },
             )
+            catalogue.append(item)
     await workflow.save_process(session, tenant.id, actor, ref("purchase_order"), DEMO_PROCESS)
-    await records.insert(
+    order = await records.insert(
         ref("purchase_order"),
         {"order_no": "PO-0001", "supplier_id": str(suppliers[0]["id"]), "total_amount": "1250.00"},
     )
+    # Its lines: amounts come from the line formula, the order's lines total from the rollup.
+    for item, quantity in zip(rng.sample(catalogue, 3), (10, 4, 25), strict=True):
+        await records.insert(
+            ref("purchase_order_line"),
+            {
+                "order_id": str(order["id"]),
+                "item_id": str(item["id"]),
+                "quantity": quantity,
+                "unit_price": str(item["unit_price"]),
+            },
+        )
     for name, email, status in (
         ("Acme Retail", "hello@acme-retail.test", "active"),
         ("Globex", "info@globex.test", "lead"),

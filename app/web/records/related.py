@@ -118,6 +118,7 @@ async def _load(
             ],
             c.page_url,
             False,
+            [col.numeric for col in cols],
         )
         for row in rows
     ]
