@@ -113,6 +113,16 @@ def test_phone_pages_fit_and_menu_opens(
         nav.get_by_role("link", name="Roles").click()
         expect(page).to_have_url(re.compile(r"/t/demo/admin/roles$"))
         expect(page.locator("nav.side")).to_be_hidden()
+
+        # In Chinese (longer "English" switch, translated label) the header still fits on one line.
+        page.get_by_role("button", name="中文").click()
+        menu_zh = page.get_by_role("button", name="菜单")
+        expect(menu_zh).to_be_visible()
+        assert header_on_one_line(page)
+        assert page_width(page) <= PHONE["width"]
+        menu_zh.click()
+        expect(page.locator("nav.side").get_by_role("link", name="成员")).to_be_visible()
+        shot(page, "phone-zh-menu-open")
     finally:
         context.close()
 
