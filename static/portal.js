@@ -26,6 +26,31 @@
     if (select) { window.location = "/t/" + encodeURIComponent(select.value) + "/"; }
   });
 
+  // <a data-menu-toggle aria-controls="side-nav">: the small-screen menu button opens and closes the
+  // navigation (without script its href's :target shows it instead); Escape closes it again.
+  function setMenu(toggle, open) {
+    var nav = document.getElementById(toggle.getAttribute("aria-controls"));
+    if (!nav) { return; }
+    nav.classList.toggle("open", open);
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+  }
+  document.addEventListener("click", function (evt) {
+    var toggle = closest(evt.target, "[data-menu-toggle]");
+    if (!toggle) { return; }
+    evt.preventDefault();
+    setMenu(toggle, toggle.getAttribute("aria-expanded") !== "true");
+  });
+  document.addEventListener("keydown", function (evt) {
+    var toggle = document.querySelector("[data-menu-toggle][aria-expanded=true]");
+    if (evt.key === " " && closest(evt.target, "[data-menu-toggle]")) {  // a link acting as a button
+      evt.preventDefault();
+      evt.target.click();
+    } else if (evt.key === "Escape" && toggle) {
+      setMenu(toggle, false);
+      toggle.focus();
+    }
+  });
+
   // <input type="checkbox" data-select-all="ids">: (un)ticks every checkbox named `ids` in its table.
   document.addEventListener("click", function (evt) {
     var all = closest(evt.target, "input[data-select-all]");
