@@ -81,7 +81,12 @@ def plugin_install(path: Path, tenant_ref: str | None, enable: bool, allow_destr
                 done.append(f"Enabled {plugin_id} in {tenant.slug}")
         return done
 
-    for line in run_db(settings, work):
+    try:
+        lines = run_db(settings, work)
+    except PackageError as exc:  # e.g. a component importing what the host does not provide
+        author_error(str(exc))
+        raise  # unreachable
+    for line in lines:
         click.echo(line)
 
 
@@ -200,6 +205,7 @@ def plugin_pack(folder: Path, output: Path | None) -> None:
     from app.plugins.modules import available_modules
     from app.plugins.packages import ALLOWED_ROOT_FILES, PackageError, read_zip
     from app.sandbox.build import BuildError, ensure_built
+    from app.sandbox.engine import ComponentRejected, check_component_bytes
 
     toml = folder / "plugin.toml"
     if not toml.is_file():
@@ -241,6 +247,11 @@ def plugin_pack(folder: Path, output: Path | None) -> None:
         raise  # unreachable
     if custom and wasm is None:
         author_error(f"custom page {custom[0]} needs guest/app.py or a prebuilt plugin.wasm in {folder}")
+    if wasm is not None:
+        try:  # what an upload refuses, refused here: e.g. imports the host does not provide
+            check_component_bytes(wasm.read_bytes())
+        except ComponentRejected as exc:
+            author_error(f"the package would be refused: {exc}")
 
     # Only the package's own files: never guest sources, tests or dotfiles.
     names = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name in ALLOWED_ROOT_FILES)

@@ -122,3 +122,28 @@ def test_plugin_disable_and_uninstall(dev_packages: dict[str, Path], tmp_path: P
     assert gone.exit_code == 0 and "Uninstalled listener 1.0.0" in gone.stdout
     listed = runner.invoke(main, ["plugin", "list"], env=env)
     assert "uninstalled" in listed.stdout.split("listener", 1)[1].splitlines()[0]
+
+
+def test_pack_and_install_refuse_a_component_importing_what_the_host_does_not_provide(
+    tmp_path: Path, settings_env: dict[str, str]
+) -> None:
+    from tests.guests import FIXTURES
+    from tests.unit.test_sandbox_checks import component_with_imports
+
+    folder = tmp_path / "probe"
+    folder.mkdir()
+    shutil.copy(FIXTURES / "probe" / "plugin.toml", folder / "plugin.toml")
+    (folder / "plugin.wasm").write_bytes(
+        component_with_imports("portal:plugin/host@0.1.0", "wasi:http/outgoing-handler@0.2.0")
+    )
+    runner = CliRunner()
+    packed = runner.invoke(
+        main, ["plugin", "pack", str(folder), "-o", str(tmp_path / "p.zip")], env=settings_env
+    )
+    assert packed.exit_code == 1 and not (tmp_path / "p.zip").exists()
+    assert "does not provide: wasi:http/outgoing-handler@0.2.0" in packed.stderr
+    installed = runner.invoke(main, ["plugin", "install", str(folder)], env=settings_env)
+    assert installed.exit_code == 1, installed.output
+    assert "does not provide: wasi:http/outgoing-handler@0.2.0" in installed.stderr
+    listed = runner.invoke(main, ["plugin", "list"], env=settings_env)
+    assert "probe" not in listed.stdout
