@@ -29,9 +29,9 @@ def _db_error_line(exc: BaseException) -> str:
     return f"cannot use the database: {text}"
 
 
-def settings_or_exit() -> Settings:
+def settings_or_exit(env: dict[str, str] | None = None) -> Settings:
     try:
-        return load_settings()
+        return load_settings(env)
     except SettingsError as exc:
         fail(str(exc))
         raise  # unreachable

@@ -1,8 +1,9 @@
-"""`portal plugin run`: render a plugin's page (or run an action) against a real database, as a user of
-a tenant, and report the UI JSON with the call's figures — a local runner for plugin authors.
+"""`portal plugin run`: render a plugin's page (or run an action, or deliver an event) against a real
+database, as a user of a tenant, and report the UI JSON with the call's figures — a local runner for
+plugin authors.
 
-The plugin is uploaded, installed and enabled inside the run's transaction when the database does not
-have this exact package yet, and everything is rolled back at the end unless `commit` is asked for, so
+The working copy is installed (under a dev revision when other content of the plugin is installed) and
+enabled inside the run's transaction, and everything is rolled back at the end unless `commit` is asked for, so
 a dry run leaves no trace (DDL included on PostgreSQL and SQLite)."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import tempfile
+import time
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,7 @@ from app.sandbox.build import package_from
 from app.sandbox.engine import ComponentRejected
 from app.sandbox.host import Principal
 from app.sandbox.outcomes import GuestFailure
-from app.sandbox.runner import Sandbox
+from app.sandbox.runner import Sandbox, plugin_principal
 from app.ui import parse_ui
 
 
@@ -64,13 +66,35 @@ async def _user_and_tenant(s: AsyncSession, email: str | None, tenant_ref: str |
     return user, tenant
 
 
+async def _install_working_copy(
+    s: AsyncSession, actor: Actor, package: Any, settings: Settings
+) -> PluginPackage:
+    """The folder's package, installed: as it is when this exact content is installed, else under a dev
+    revision (`<version>-dev.<unix time>`) that replaces whatever is installed, so an author never has
+    to bump the version between edits."""
+    plugin_id = lifecycle._plugin_id_of(package.manifest_text) or ""
+    row = await s.scalar(select(PluginPackage).where(PluginPackage.plugin_id == plugin_id))
+    if row is not None and row.status == "installed" and row.deleted_at is None:
+        if row.package_sha256 == package.sha256:
+            return row
+        manifest = await lifecycle.validate(s, package.manifest_text, excluding=plugin_id)
+        revision = f"{manifest.version}{'.' if '-' in manifest.version else '-'}dev.{int(time.time())}"
+        return await lifecycle.upgrade(s, actor, package, settings, dev_revision=revision)
+    row = await lifecycle.upload(s, actor, package, settings, install_now=True)
+    if row.status != "installed":
+        row = await lifecycle.install(s, actor, row.plugin_id)
+    return row
+
+
 async def run(
     s: AsyncSession,
     settings: Settings,
     folder: Path,
-    page_path: str,
+    page_path: str | None,
     params: dict[str, Any],
     *,
+    event: str | None = None,
+    payload: dict[str, Any] | None = None,
     tenant_ref: str | None = None,
     email: str | None = None,
     action: str | None = None,
@@ -91,25 +115,26 @@ async def run(
                 )
     user, tenant = await _user_and_tenant(s, email, tenant_ref)
     actor = Actor(user.id, user.email, "cli")
-    row = await s.scalar(
-        select(PluginPackage).where(
-            PluginPackage.package_sha256 == package.sha256, PluginPackage.status == "installed"
-        )
-    )
-    if row is None:
-        row = await lifecycle.upload(s, actor, package, settings, install_now=True)
-        if row.status != "installed":
-            row = await lifecycle.install(s, actor, row.plugin_id)
+    row = await _install_working_copy(s, actor, package, settings)
     states = await lifecycle.tenant_states(s, tenant.id)
     if states.get(row.plugin_id) is None or states[row.plugin_id].status != "enabled":
         await lifecycle.enable(s, actor, tenant.id, row.plugin_id)
     plugin = next(p for p in await runtime.enabled_for(s, tenant.id) if p.id == row.plugin_id)
-    wanted = "/" + page_path.strip("/")
-    spec = next((p for p in plugin.manifest.pages if p.path == wanted or p.path.endswith(wanted)), None)
-    if spec is None:
-        raise NotFound(
-            f"{plugin.id} has no page {wanted} (pages: {', '.join(p.path for p in plugin.manifest.pages)})"
-        )
+    if event is not None:
+        call: tuple[str, ...] = ("handle-event", event, json.dumps(payload or {}))
+        target = f"event {event}"
+    else:
+        wanted = "/" + (page_path or "").strip("/")
+        spec = next((p for p in plugin.manifest.pages if p.path == wanted or p.path.endswith(wanted)), None)
+        if spec is None:
+            raise NotFound(
+                f"{plugin.id} has no page {wanted} (pages: {', '.join(p.path for p in plugin.manifest.pages)})"
+            )
+        target = spec.path
+        if action:
+            call = ("handle-action", spec.path, action, json.dumps(data or {}))
+        else:
+            call = ("render-page", spec.path, json.dumps(params))
     access = await compute_access(s, user.id, tenant.id)
     principal = Principal(
         actor,
@@ -128,28 +153,23 @@ async def run(
     )
     out: dict[str, Any] = {
         "plugin": plugin.id,
-        "page": spec.path,
+        "version": row.version,
+        "page": target,
         "tenant": tenant.slug,
         "user": user.email,
         "limits": asdict(sandbox.limits_for(plugin)),
     }
     try:
-        args = (spec.path, action, json.dumps(data or {})) if action else (spec.path, json.dumps(params))
-        text = await sandbox.call(
-            s,
-            plugin,
-            tenant.id,
-            principal,
-            "handle-action" if action else "render-page",
-            *args,
-            record_faults=False,
-        )
-        view = parse_ui(text or "", can=access.permissions.allows)
-        try:
-            out["ui"] = loads_json(text or "null", max_bytes=10_000_000)
-        except ValueError:  # not JSON, or nested too deeply: the problems say which
-            out["ui"] = None
-        out["problems"] = [{"path": p.path, "message": p.message} for p in view.problems]
+        if event is not None:  # as event delivery does: the handler acts as the plugin, not as a user
+            principal = plugin_principal(plugin, tenant.id, await sandbox._reachable(s, plugin, tenant.id))
+        text = await sandbox.call(s, plugin, tenant.id, principal, *call, record_faults=False)
+        if event is None:
+            view = parse_ui(text or "", can=access.permissions.allows)
+            try:
+                out["ui"] = loads_json(text or "null", max_bytes=10_000_000)
+            except ValueError:  # not JSON, or nested too deeply: the problems say which
+                out["ui"] = None
+            out["problems"] = [{"path": p.path, "message": p.message} for p in view.problems]
     except GuestFailure as failure:
         out["failure"] = {"kind": failure.kind, "message": failure.message, "detail": failure.detail}
     finally:

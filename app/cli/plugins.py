@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import Actor
 from app.cli.common import author_error, fail, migrate_or_exit, run_db, settings_or_exit
+from app.core.settings import Settings
 
 
 @click.group(help="Plugins: install packages, list them; create, build and pack your own.")
@@ -79,7 +81,12 @@ def plugin_install(path: Path, tenant_ref: str | None, enable: bool, allow_destr
                 done.append(f"Enabled {plugin_id} in {tenant.slug}")
         return done
 
-    for line in run_db(settings, work):
+    try:
+        lines = run_db(settings, work)
+    except PackageError as exc:  # e.g. a component importing what the host does not provide
+        author_error(str(exc))
+        raise  # unreachable
+    for line in lines:
         click.echo(line)
 
 
@@ -152,6 +159,7 @@ def plugin_new(name: str, parent: Path) -> None:
     click.echo(f"Created {folder}: plugin.toml, guest/app.py, README.md, tests/test_plugin.py")
     click.echo("Next:")
     click.echo(f"  portal plugin build {folder}")
+    click.echo(f"  portal plugin run {folder} --page /{name}/overview   # edit, run again: the dev loop")
     click.echo(f"  portal plugin pack {folder}")
     click.echo(f"  portal plugin install {name}-0.1.0.zip --tenant SLUG --enable")
 
@@ -198,6 +206,7 @@ def plugin_pack(folder: Path, output: Path | None) -> None:
     from app.plugins.modules import available_modules
     from app.plugins.packages import ALLOWED_ROOT_FILES, PackageError, read_zip
     from app.sandbox.build import BuildError, ensure_built
+    from app.sandbox.engine import ComponentRejected, check_component_bytes
 
     toml = folder / "plugin.toml"
     if not toml.is_file():
@@ -239,6 +248,11 @@ def plugin_pack(folder: Path, output: Path | None) -> None:
         raise  # unreachable
     if custom and wasm is None:
         author_error(f"custom page {custom[0]} needs guest/app.py or a prebuilt plugin.wasm in {folder}")
+    if wasm is not None:
+        try:  # what an upload refuses, refused here: e.g. imports the host does not provide
+            check_component_bytes(wasm.read_bytes())
+        except ComponentRejected as exc:
+            author_error(f"the package would be refused: {exc}")
 
     # Only the package's own files: never guest sources, tests or dotfiles.
     names = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name in ALLOWED_ROOT_FILES)
@@ -265,17 +279,21 @@ def plugin_pack(folder: Path, output: Path | None) -> None:
 
 @plugin.command(
     "run",
-    help="Render a page of the plugin in FOLDER (or run an action) against the configured database "
-    "and print the UI JSON with the call's duration, fuel and host calls. Nothing is kept "
-    "unless --commit.",
+    help="Render a page of the plugin in FOLDER (or run an action, or deliver an event) and print the UI "
+    "JSON with the call's duration, fuel and host calls. The working copy is installed under a dev "
+    "revision each time (no version bump needed). Without DATABASE_URL or PORTAL_DATA_DIR it uses a "
+    "scratch database under FOLDER/.portal-dev (created with a tenant and a user on first use). Nothing "
+    "is kept unless --commit; the exit code is 1 on any problem (trap, limit, invalid UI JSON).",
 )
 @click.argument("folder", type=click.Path(exists=True, path_type=Path))
 @click.option(
-    "--page", "page_path", required=True, help="The page path of the manifest, e.g. /inventory/stocktaking."
+    "--page", "page_path", default=None, help="The page path of the manifest, e.g. /inventory/stocktaking."
 )
 @click.option("--params", default="{}", help="Query parameters as a JSON object.")
 @click.option("--action", default=None, help="Run this action of the page instead of rendering it.")
 @click.option("--data", default="{}", help="The action's form data as a JSON object.")
+@click.option("--event", "event_type", default=None, help="Call handle-event with this event type instead.")
+@click.option("--payload", default="{}", help="The event's payload as a JSON object (with --event).")
 @click.option(
     "--tenant", "tenant_ref", default=None, help="Tenant slug or id (default: the user's first tenant)."
 )
@@ -287,10 +305,12 @@ def plugin_pack(folder: Path, output: Path | None) -> None:
 )
 def plugin_run(
     folder: Path,
-    page_path: str,
+    page_path: str | None,
     params: str,
     action: str | None,
     data: str,
+    event_type: str | None,
+    payload: str,
     tenant_ref: str | None,
     email: str | None,
     commit: bool,
@@ -301,15 +321,24 @@ def plugin_run(
     from app.plugins.packages import PackageError
     from app.sandbox.build import BuildError
 
+    if (page_path is None) == (event_type is None):
+        fail("give --page PATH (a page or, with --action, an action) or --event TYPE")
+    if event_type is not None and action is not None:
+        fail("--action goes with --page, not with --event")
     try:
-        params_value, data_value = json.loads(params), json.loads(data)
+        values = [json.loads(params), json.loads(data), json.loads(payload)]
     except json.JSONDecodeError as exc:
-        author_error(f"--params and --data take JSON objects: {exc}")
+        author_error(f"--params, --data and --payload take JSON objects: {exc}")
         raise  # unreachable
-    if not isinstance(params_value, dict) or not isinstance(data_value, dict):
-        author_error("--params and --data take JSON objects")
-    settings = settings_or_exit()
+    if not all(isinstance(v, dict) for v in values):
+        author_error("--params, --data and --payload take JSON objects")
+    params_value, data_value, payload_value = values
+    settings, scratch = _run_settings(folder)
     migrate_or_exit(settings)
+    if scratch:
+        click.echo(
+            f"Using the scratch database {settings.database_url.split(':///')[-1]} {scratch}", err=True
+        )
 
     async def work(s: AsyncSession) -> dict[str, Any]:
         return await dev_run.run(
@@ -318,6 +347,8 @@ def plugin_run(
             folder,
             page_path,
             params_value,
+            event=event_type,
+            payload=payload_value,
             tenant_ref=tenant_ref,
             email=email,
             action=action,
@@ -330,14 +361,15 @@ def plugin_run(
     except (PackageError, BuildError) as exc:
         author_error(str(exc))
         raise  # unreachable
-    click.echo(json.dumps(out.get("ui"), indent=2, ensure_ascii=False) if "ui" in out else "")
+    if "ui" in out:
+        click.echo(json.dumps(out.get("ui"), indent=2, ensure_ascii=False))
     for problem in out.get("problems", []):
         click.secho(f"problem: {problem['path']}: {problem['message']}", fg="yellow", err=True)
     for entry in out.get("logs", []):
         click.echo(f"log {entry['level']}: {entry['message']}", err=True)
     stats = out.get("stats") or {}
     click.echo(
-        f"{out['plugin']} {out['page']} as {out['user']} in {out['tenant']}: "
+        f"{out['plugin']} {out['version']} {out['page']} as {out['user']} in {out['tenant']}: "
         f"{stats.get('duration_ms', 0):.1f} ms, fuel {stats.get('fuel', 0):,}, memory {stats.get('memory_mb', 0)} MiB, "
         f"host calls {stats.get('host_calls', 0)}, "
         f"output {stats.get('output_bytes', 0):,} bytes (limits: {out['limits']})"
@@ -346,3 +378,74 @@ def plugin_run(
     )
     if "failure" in out:
         author_error(f"{out['failure']['kind']}: {out['failure']['message']}")
+    if out.get("problems"):
+        author_error(f"the UI JSON has {len(out['problems'])} problem(s)")
+
+
+def _run_settings(folder: Path) -> tuple[Settings, str]:
+    """The configured database, or (neither DATABASE_URL nor PORTAL_DATA_DIR set) a scratch one under
+    the plugin folder, created on first use with a tenant `dev` and a platform admin — never a silent
+    ./var where the command happens to run. The second value says which, for the author."""
+    import os
+
+    from app.plugins.packages import DEV_FOLDER
+
+    if os.environ.get("DATABASE_URL") or os.environ.get("PORTAL_DATA_DIR"):
+        return settings_or_exit(), ""
+    base = folder if folder.is_dir() else folder.parent
+    scratch = base / DEV_FOLDER
+    fresh = not (scratch / "portal.db").exists()
+    env = {**os.environ, "PORTAL_DATA_DIR": str(scratch)}
+    settings = settings_or_exit(env)
+    if fresh:
+        migrate_or_exit(settings)
+        run_db(settings, _scratch_setup(settings))
+        return settings, "(created: tenant dev, user admin@localhost; delete the folder to start over)"
+    return settings, "(no DATABASE_URL or PORTAL_DATA_DIR set; delete the folder to start over)"
+
+
+def _scratch_setup(settings: Settings) -> Callable[[AsyncSession], Awaitable[None]]:
+    async def work(s: AsyncSession) -> None:
+        from app.bootstrap import ensure_base
+        from app.identity import directory
+
+        await ensure_base(s, settings)
+        if await directory.find_tenant(s, "dev") is None:
+            await directory.create_tenant(s, Actor(None, "cli"), "dev", "Dev")
+
+    return work
+
+
+@plugin.command("disable", help="Disable plugin ID in a tenant (its data stays).")
+@click.argument("plugin_id")
+@click.option("--tenant", "tenant_ref", required=True, help="Tenant slug or id.")
+def plugin_disable(plugin_id: str, tenant_ref: str) -> None:
+    from app.identity import directory
+    from app.installs import lifecycle
+
+    settings = settings_or_exit()
+    migrate_or_exit(settings)
+
+    async def work(s: AsyncSession) -> str:
+        tenant = await directory.get_tenant(s, tenant_ref)
+        await lifecycle.disable(s, Actor(None, "cli"), tenant.id, plugin_id)
+        return f"Disabled {plugin_id} in {tenant.slug}"
+
+    click.echo(run_db(settings, work))
+
+
+@plugin.command(
+    "uninstall", help="Uninstall plugin ID (disable it in every tenant first). Its tables and data are kept."
+)
+@click.argument("plugin_id")
+def plugin_uninstall(plugin_id: str) -> None:
+    from app.installs import removal
+
+    settings = settings_or_exit()
+    migrate_or_exit(settings)
+
+    async def work(s: AsyncSession) -> str:
+        row = await removal.uninstall(s, Actor(None, "cli"), plugin_id)
+        return f"Uninstalled {plugin_id} {row.version} (tables and data kept)"
+
+    click.echo(run_db(settings, work))

@@ -420,7 +420,10 @@ async def upgrade(
     settings: Settings,
     *,
     allow_destructive: bool = False,
+    dev_revision: str | None = None,
 ) -> PluginPackage:
+    """Replace an installed plugin by a newer version. With `dev_revision` (`portal plugin run`: an
+    author's working copy) any content replaces the installed one, recorded under that version."""
     plugin_id = _plugin_id_of(package.manifest_text) or ""
     row = await get(session, plugin_id)
     if row.status != "installed" or row.deleted_at is not None:
@@ -431,11 +434,11 @@ async def upgrade(
         (await validation_context(session, plugin_id)).foreign_entity_specs,  # type: ignore[arg-type]
     )
     new_v, old_v = parse_version(manifest.version), parse_version(row.version)
-    if new_v < old_v:
+    if dev_revision is None and new_v < old_v:
         raise Conflict(
             f"Downgrade refused: {plugin_id} {row.version} is installed, the package is {manifest.version}"
         )
-    if new_v == old_v:
+    elif dev_revision is None and new_v == old_v:
         if package.sha256 == row.package_sha256:
             raise Conflict(f"{plugin_id} {row.version} is already installed with this exact package")
         raise Conflict(
@@ -454,7 +457,7 @@ async def upgrade(
     await ensure_tables(conn, manifest.entities)
     store(package, settings.data_dir, plugin_id)
     row.version, row.name, row.description = (
-        manifest.version,
+        dev_revision or manifest.version,
         manifest.plugin.name,
         manifest.plugin.description,
     )
@@ -474,10 +477,10 @@ async def upgrade(
         "plugin.upgrade",
         "plugin",
         plugin_id,
-        summary=f"Upgraded {plugin_id} {before['version']} → {manifest.version}: "
+        summary=f"Upgraded {plugin_id} {before['version']} → {row.version}: "
         + ("; ".join(diff.describe()) or "no schema change"),
         before=before,
-        after={"version": manifest.version, "sha256": package.sha256},
+        after={"version": row.version, "sha256": package.sha256},
     )
     return row
 

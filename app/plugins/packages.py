@@ -90,6 +90,10 @@ def read_zip(data: bytes) -> Package:
     return _finish(files, hashlib.sha256(data).hexdigest())
 
 
+#: Where `portal plugin run` keeps its scratch database inside a plugin folder: never part of the package.
+DEV_FOLDER = ".portal-dev"
+
+
 def read_folder(folder: Path) -> Package:
     if not (folder / "plugin.toml").is_file():
         raise PackageError(f"{folder} has no plugin.toml")
@@ -99,6 +103,8 @@ def read_folder(folder: Path) -> Package:
         if path.is_symlink():
             raise PackageError(f"Refused symbolic link in package: {path.relative_to(folder)}")
         if not path.is_file() or "__pycache__" in path.parts:
+            continue
+        if path.relative_to(folder).parts[0] == DEV_FOLDER:
             continue
         rel = str(path.relative_to(folder).as_posix())
         files[rel] = path.read_bytes()

@@ -53,8 +53,9 @@ def _compatible(version: str) -> bool:
 
 
 def check_component_bytes(wasm: bytes, *, needs_extensions: bool = False) -> None:
-    """A fast check at upload, before the (slow) compile: a component of our interface version (and,
-    when the manifest declares [[extensions]], one that exports the extensions interface)."""
+    """A fast check at pack and upload, before the (slow) compile: a component of our interface version
+    (and, when the manifest declares [[extensions]], one that exports the extensions interface) that
+    imports nothing the host does not link."""
     if wasm.startswith(_CORE_MODULE):
         raise ComponentRejected(
             "plugin.wasm is a core WebAssembly module, not a component; build it with "
@@ -81,6 +82,67 @@ def check_component_bytes(wasm: bytes, *, needs_extensions: bool = False) -> Non
             f"{EXTENSIONS_EXPORT} (it was built before extension points existed: rebuild it "
             "with `portal plugin build`)"
         )
+    missing = missing_imports(wasm)
+    if missing:
+        raise ComponentRejected(
+            f"plugin.wasm imports what this portal does not provide: {', '.join(missing)} (a plugin may "
+            f"import only {HOST_IMPORT} and WASI {', '.join(p.rstrip('/') for p in WASI_INTERFACES)})"
+        )
+
+
+_IMPORT_SECTION = 10
+
+
+def _leb(data: bytes, pos: int) -> tuple[int, int]:
+    """An unsigned LEB128 at `pos`: its value and the position after it."""
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, pos
+
+
+def component_imports(wasm: bytes) -> list[str]:
+    """The names a component imports (its top-level import sections), read from the binary without
+    compiling it: what an upload can check in milliseconds. Raises ComponentRejected when the binary
+    is cut short or malformed."""
+    names: list[str] = []
+    pos = len(_COMPONENT_LAYER)
+    try:
+        while pos < len(wasm):
+            section = wasm[pos]
+            size, pos = _leb(wasm, pos + 1)
+            end = pos + size
+            if section == _IMPORT_SECTION:
+                count, at = _leb(wasm, pos)
+                for _ in range(count):
+                    form = wasm[at]  # 0x00: name; 0x01: name with a version suffix
+                    length, at = _leb(wasm, at + 1)
+                    names.append(wasm[at : at + length].decode("utf-8"))
+                    at += length
+                    if form == 0x01:
+                        length, at = _leb(wasm, at)
+                        at += length
+                    kind = wasm[at]  # externdesc: a sort, then an index (or a bound) by sort
+                    at += 1
+                    if kind in (0x00, 0x02):  # core module (0x11 typeidx); value (bound typeidx)
+                        _, at = _leb(wasm, at + 1)
+                    elif kind == 0x03:  # type: eq typeidx, or a fresh resource
+                        at = _leb(wasm, at + 1)[1] if wasm[at] == 0x00 else at + 1
+                    else:  # func, component, instance: a type index
+                        _, at = _leb(wasm, at)
+            pos = end
+    except (IndexError, UnicodeDecodeError) as exc:
+        raise ComponentRejected("plugin.wasm is not a well-formed WebAssembly component") from exc
+    return names
+
+
+def missing_imports(wasm: bytes) -> list[str]:
+    """What the component imports that this portal does not link (none: it can run here)."""
+    return sorted(i for i in component_imports(wasm) if i != HOST_IMPORT and not wasi_import_allowed(i))
 
 
 def check_component_type(engine: Engine, component: Component) -> None:

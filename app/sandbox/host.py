@@ -83,6 +83,7 @@ class CallContext:
     stderr_tail: list[str] = field(default_factory=list)  # the call's last stderr lines (a trap reports them)
     breach: LimitBreach | None = None
     memory_mb: float = 0.0  # the instance's linear memory size after the call (set by the runner)
+    fuel_used: int = 0  # set by the runner, also when the call fails (a trap may have burnt the budget)
     secret_key: str = ""  # the platform secret: decrypts the plugin's own configuration secrets
     # The active configuration, read once per guest call (so a change applies from the next call, in
     # every worker, without a cache to invalidate): (row or None,) once loaded.

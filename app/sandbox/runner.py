@@ -230,6 +230,8 @@ class Sandbox:
             except Exception:
                 inst.dead = True  # after any trap the instance cannot be entered again
                 ctx.memory_mb = inst.memory_mb
+                with contextlib.suppress(Exception):  # the metering of a failed call counts what it burnt
+                    ctx.fuel_used = ctx.limits.fuel - inst.store.get_fuel()
                 raise
             ctx.memory_mb = inst.memory_mb
             fuel = ctx.limits.fuel - inst.store.get_fuel()
@@ -426,7 +428,7 @@ class Sandbox:
                 name,
                 failure is None,
                 round(duration, 3),
-                fuel,
+                fuel if failure is None else max(fuel, ctx.fuel_used),
                 ctx.host_calls,
                 payload_size(payload),
                 ctx.memory_mb,

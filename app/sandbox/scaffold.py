@@ -227,6 +227,7 @@ _GITIGNORE = """\
 plugin.wasm
 *.zip
 __pycache__/
+.portal-dev/
 """
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from app.core.limits import PLATFORM_DEFAULT, PLATFORM_MAXIMUM, Limits, effective, from_env, problems
-from app.sandbox.engine import ComponentRejected, _compatible, check_component_bytes
+from app.sandbox.engine import ComponentRejected, _compatible, check_component_bytes, component_imports
 
 HEADER = b"\x00asm\x0d\x00\x01\x00"
 
@@ -34,6 +36,39 @@ def test_bad_components_are_refused_with_a_reason(blob: bytes, message: str) -> 
 
 def test_a_compatible_component_header_passes() -> None:
     check_component_bytes(HEADER + b"..portal:plugin/host@0.1.0..portal:plugin/guest@0.1.0..")
+
+
+def component_with_imports(*names: str) -> bytes:
+    """A component binary with one import section (each name an instance import, type 0) and a custom
+    section naming our guest export, as the fast check reads it."""
+
+    def leb(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            byte, n = n & 0x7F, n >> 7
+            out.append(byte | (0x80 if n else 0))
+            if not n:
+                return bytes(out)
+
+    def section(kind: int, body: bytes) -> bytes:
+        return bytes([kind]) + leb(len(body)) + body
+
+    imports = leb(len(names)) + b"".join(b"\x00" + leb(len(n)) + n.encode() + b"\x05\x00" for n in names)
+    custom = b"\x04note" + b"portal:plugin/guest@0.1.0"
+    return HEADER + section(10, imports) + section(0, custom)
+
+
+def test_imports_are_read_from_the_binary_and_foreign_ones_refused() -> None:
+    allowed = component_with_imports("portal:plugin/host@0.1.0", "wasi:clocks/wall-clock@0.2.0")
+    assert component_imports(allowed) == ["portal:plugin/host@0.1.0", "wasi:clocks/wall-clock@0.2.0"]
+    check_component_bytes(allowed)
+    foreign = component_with_imports("portal:plugin/host@0.1.0", "wasi:http/types@0.2.0", "acme:db/sql@1.0.0")
+    with pytest.raises(
+        ComponentRejected, match=re.escape("does not provide: acme:db/sql@1.0.0, wasi:http/types@0.2.0")
+    ):
+        check_component_bytes(foreign)
+    with pytest.raises(ComponentRejected, match="not a well-formed"):
+        check_component_bytes(foreign[:30] + b"portal:plugin/guest@0.1.0")
 
 
 def test_limits_tighten_and_loosen_within_the_maximum() -> None:
