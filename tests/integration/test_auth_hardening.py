@@ -8,7 +8,6 @@ import asyncio
 import datetime as dt
 import re
 import uuid
-from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from threading import Barrier
 from typing import Any
@@ -26,6 +25,7 @@ from app.web import auth_pages
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.helpers import bearer, login, post_form, text_of
 from tests.integration import test_extensions as ext
+from tests.integration.test_record_pages import in_db
 
 # The extkit world's fixtures (a real auth verifier component), for the auto-login race.
 extkit_package, world = ext.extkit_package, ext.world
@@ -158,20 +158,6 @@ def _cli(settings_env: dict[str, str], *args: str) -> Any:
     return result
 
 
-def _db(app: Any, work: Callable[[Any], Awaitable[Any]]) -> Any:
-    async def main() -> Any:
-        config = make_alchemy_config(app.state.settings)
-        try:
-            async with config.get_session() as s:
-                result = await work(s)
-                await s.commit()
-                return result
-        finally:
-            await config.get_engine().dispose()
-
-    return asyncio.run(main())
-
-
 def test_changing_the_own_password_ends_the_other_sessions_and_keeps_this_one(app):
     with _browser(app) as here, _browser(app) as elsewhere:
         login(here, ADMIN_EMAIL, ADMIN_PASSWORD)
@@ -235,9 +221,9 @@ def test_deactivating_a_user_ends_their_sessions_and_revokes_their_tokens(app, s
         assert not _signed_in(c)
         assert c.get("/api/v1/me", headers=bearer(secret)).status_code == 401
         login(c, "bob@example.test", "bob-password-1")
-    rows = _db(app, lambda s: s.scalars(sa.select(ApiToken)))
+    rows = in_db(app, lambda s: s.scalars(sa.select(ApiToken)))
     assert [t.revoked_at is not None for t in rows.all()] == [True]
-    actions = _db(
+    actions = in_db(
         app, lambda s: s.scalars(sa.select(AuditEntry.action).where(AuditEntry.action.like("user.%activate")))
     )
     assert sorted(actions.all()) == ["user.activate", "user.deactivate"]
@@ -255,7 +241,7 @@ def test_sign_out_everywhere_ends_all_sessions_including_this_one(app):
         assert r.status_code == 303 and r.headers["location"] == "/login"
         assert "Signed out everywhere: 2 session(s) ended." in text_of(here.get("/login").text)
         assert not _signed_in(here) and not _signed_in(elsewhere)
-    count = _db(app, lambda s: s.scalar(sa.select(sa.func.count()).select_from(WebSession)))
+    count = in_db(app, lambda s: s.scalar(sa.select(sa.func.count()).select_from(WebSession)))
     assert count == 0
 
 
@@ -272,7 +258,7 @@ def _ui_token(c: TestClient, **form: str) -> tuple[str, str]:
 
 
 def _expire(app: Any, secret_prefix: str) -> None:
-    _db(
+    in_db(
         app,
         lambda s: s.execute(
             sa.update(ApiToken)
@@ -379,7 +365,7 @@ def test_cli_token_create_takes_expiry_and_read_only(app, settings_env):
         week = _cli(
             settings_env, "token", "create", "--user", ADMIN_EMAIL, "--expires-days", "7", "--read-only"
         ).output.strip()
-    rows = {t.prefix: t for t in _db(app, lambda s: s.scalars(sa.select(ApiToken))).all()}
+    rows = {t.prefix: t for t in in_db(app, lambda s: s.scalars(sa.select(ApiToken))).all()}
     assert rows[plain[:10]].expires_at is None and rows[plain[:10]].scope == "full"
     left = rows[week[:10]].expires_at - utcnow()  # type: ignore[operator]
     assert dt.timedelta(days=6) < left <= dt.timedelta(days=7) and rows[week[:10]].scope == "read"

@@ -18,7 +18,7 @@ import pytest
 
 from app.access import roles
 from app.audit import Actor
-from app.core.db import bind_services, make_alchemy_config
+from app.core.db import SQLITE_WRITE_LOCK, bind_services, make_alchemy_config
 from app.identity import directory
 from app.installs import lifecycle
 from app.manifest import default_label
@@ -44,6 +44,9 @@ def in_db(app: Any, work: Callable[[Any], Awaitable[Any]]) -> Any:
         bind_services(config, app.state.services)  # its sessions act for this app (hooks, mailer, plugins)
         try:
             async with config.get_session() as session:
+                # Take SQLite's write lock first, as the app's writers do: a deferred transaction that
+                # reads, then writes after the app's background delivery committed, fails at once.
+                await session.connection(execution_options={SQLITE_WRITE_LOCK: True})
                 result = await work(session)
                 await session.commit()
                 return result
