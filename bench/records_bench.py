@@ -44,6 +44,7 @@ TARGETS_MS = {
     "category filter": 17,
     "edit form": 8,
     "create POST": 4,
+    "GET /health": 0.7,
 }
 
 
@@ -325,6 +326,84 @@ setup = function(thread) thread:set("id", tostring(math.random(1, 1000000000))) 
 """
 
 
+def round_trips(url: str, data_dir: Path, paths: dict[str, str]) -> dict[str, int]:
+    """Database round trips of one request per scenario (statements sent, BEGIN/COMMIT included),
+    counted in-process on the same database with the app the server runs."""
+    from litestar.testing import TestClient
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from app.server import create_app
+
+    os.environ.update(env_for(url, data_dir))
+    sent: list[str] = []
+
+    def count(*_args: object) -> None:
+        sent.append("statement")
+
+    event.listen(Engine, "before_cursor_execute", count)
+    event.listen(Engine, "begin", count)
+    event.listen(Engine, "commit", count)
+    out: dict[str, int] = {}
+    try:
+        with TestClient(create_app(), base_url="http://bench.local") as client:
+            client.get("/login")
+            client.post(
+                "/login",
+                data={
+                    "email": ADMIN[0],
+                    "password": ADMIN[1],
+                    "next": "/",
+                    "_csrf_token": client.cookies["portal_csrf"],
+                },
+            )
+            for name, path in paths.items():
+                for _ in range(2):  # the second request: caches warm, as under load
+                    sent.clear()
+                    if name == "create POST":
+                        form = {
+                            "_csrf_token": client.cookies["portal_csrf"],
+                            "sku": f"RT-{uuid.uuid4().hex[:8]}",
+                            "name": "bench item",
+                            "quantity": "5",
+                            "unit": "pcs",
+                            "unit_price": "1.50",
+                            "threshold": "10",
+                            "status": "active",
+                        }
+                        client.post(path, data=form, follow_redirects=False)
+                    else:
+                        client.get(path)
+                out[name] = len(sent)
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+        event.remove(Engine, "begin", count)
+        event.remove(Engine, "commit", count)
+    return out
+
+
+def balance(before: dict[int, float], after: dict[int, float]) -> str:
+    """Each worker's share of the app CPU, e.g. '52/48' (processes that did no real work left out)."""
+    used = {pid: after.get(pid, 0) - before.get(pid, 0) for pid in before}
+    total = sum(used.values()) or 1
+    shares = sorted((v / total * 100 for v in used.values() if v / total > 0.05), reverse=True)
+    return "/".join(f"{v:.0f}" for v in shares)
+
+
+def rss_mib(pids: list[int]) -> str:
+    sizes = []
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except FileNotFoundError:
+            continue
+        match = re.search(r"VmRSS:\s+(\d+) kB", status)
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if match and b"multiprocessing" in cmd and b"resource_tracker" not in cmd:
+            sizes.append(int(match.group(1)) // 1024)
+    return "/".join(str(v) for v in sizes)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -396,6 +475,7 @@ def main() -> None:
             "page 100": (f"{page}?page=100", None),
             "category filter": (f"{page}?category_id={category}", None),
             "edit form": (f"{page}/{item}/edit", None),
+            "GET /health": (f"{base}/health", None),
         }
         script = data_dir / "post.lua"
         script.write_text(f'cookie = "{cookie}"\ncsrf = "{csrf}"\n' + POST_SCRIPT)
@@ -407,6 +487,9 @@ def main() -> None:
                     print(f"warning: {name} answers {status}")
         workers = tree(server.pid)
         direct = direct_sql_ms(url, tenant_id, category)
+        trips = round_trips(
+            url, data_dir, {name: target.removeprefix(base) for name, (target, _s) in scenarios.items()}
+        )
         dbname = url.rsplit("/", 1)[1]
         shared = server_is_shared(dbname)
         if shared:
@@ -415,12 +498,14 @@ def main() -> None:
             )
         print(
             f"\n{'scenario':<16} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'app ms':>7} {'pg ms':>6} {'CPU ms/req':>11} {'target':>7} "
-            f"{'SQL ms':>7} {'x SQL':>6}  verdict"
+            f"{'SQL ms':>7} {'x SQL':>6} {'trips':>5} {'balance':>8}  verdict"
         )
         for name, (target, lua) in scenarios.items():
             headers = {"Cookie": cookie, "x-csrftoken": csrf}
             app_before, pg_before = cpu_seconds(workers), pg_cpu_seconds(dbname, shared=shared)
+            per_worker = {pid: cpu_seconds([pid], reaped=False) for pid in workers}
             result = wrk(target, headers, args.duration, lua)
+            split = balance(per_worker, {pid: cpu_seconds([pid], reaped=False) for pid in workers})
             app_ms = (cpu_seconds(workers) - app_before) * 1000 / max(1, result["requests"])
             pg_ms = (pg_cpu_seconds(dbname, shared=shared) - pg_before) * 1000 / max(1, result["requests"])
             cpu_ms = app_ms + pg_ms
@@ -434,8 +519,9 @@ def main() -> None:
             )
             print(
                 f"{name:<16} {result['rps']:>8.0f} {result['p50']:>8.1f} {result['p99']:>8.1f} {app_ms:>7.2f} {pg_ms:>6.2f} {cpu_ms:>11.2f} "
-                f"{TARGETS_MS[name]:>7} {sql if sql is None else round(sql, 2)!s:>7} {ratio:>6}  {verdict}"
+                f"{TARGETS_MS[name]:>7} {sql if sql is None else round(sql, 2)!s:>7} {ratio:>6} {trips.get(name, 0):>5} {split:>8}  {verdict}"
             )
+        print(f"\nworker RSS (MiB): {rss_mib(workers)}")
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=20)

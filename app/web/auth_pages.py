@@ -9,6 +9,8 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Response, Template
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
 from app.core.db import SQLITE_WRITE_LOCK
@@ -151,11 +153,10 @@ async def no_tenant(request: HTMXRequest, ctx: RequestContext) -> Template:
     )
 
 
-@get("/health", opt={"public": True}, include_in_schema=False)
-async def health(ctx: RequestContext) -> dict[str, str]:
-    from sqlalchemy import text
-
-    await ctx.db.execute(text("SELECT 1"))
+@get("/health", opt={"public": True, "sessionless": True}, include_in_schema=False)
+async def health(db_session: AsyncSession) -> dict[str, str]:
+    """Liveness and database reachability, for load balancers: no sign-in, so no session lookup."""
+    await db_session.execute(text("SELECT 1"))
     return {"status": "ok"}
 
 

@@ -395,6 +395,8 @@ async def access_guard(connection: ASGIConnection, handler: BaseRouteHandler) ->
     opt = handler.opt
     if b"%00" in connection.scope.get("query_string", b"") or "\x00" in connection.scope["path"]:
         raise ValidationException("NUL characters are not allowed in URLs")
+    if opt.get("sessionless"):
+        return  # public and takes no context (GET /health): no cookie or token lookup
     ctx = await resolve_context(connection)
     if opt.get("public"):
         return
