@@ -253,3 +253,10 @@ def test_big_columns_show_more(acme: dict[str, Any], client: Any, app: Any) -> N
     rest = client.get(url, headers=HX)
     assert rest.status_code == 200 and "<section" not in rest.text
     assert re.findall(r">(PO-X\d+)</a>", rest.text) == ["PO-X00"]  # the oldest: -updated_at order
+
+
+def test_a_move_needs_the_csrf_token(acme: dict[str, Any], client: Any, app: Any) -> None:
+    po1 = acme["ids"]["PO-1"]
+    forged = client.post(f"{PO}/{po1}/move", data={"value": "received", "version": "1"}, headers=HX)
+    assert forged.status_code == 403
+    assert status_in_db(app, acme["tenant"], po1) == ("draft", 1)

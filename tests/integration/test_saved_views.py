@@ -285,3 +285,20 @@ def test_views_need_the_list(acme: Any, app: Any) -> None:
         post_form(client, f"{cats}/views", {"name": "x", "state": ""}, follow_redirects=False).status_code
         == 403
     )
+
+
+def test_every_change_needs_the_csrf_token(acme: Any, app: Any) -> None:
+    client = acme
+    view_id = save(client, "Kept", "q=a").headers["location"].rsplit("=", 1)[1]
+    for url, data in (
+        (f"{ITEMS}/views", {"name": "Forged", "state": ""}),
+        (f"{ITEMS}/views/{view_id}", {"name": "Renamed"}),
+        (f"{ITEMS}/views/{view_id}/default", {}),
+        (f"{ITEMS}/views/{view_id}/delete", {}),
+    ):
+        assert client.post(url, data=data, follow_redirects=False).status_code == 403, url
+
+    async def names(s: Any) -> list[str]:
+        return list((await s.scalars(sa.select(SavedView.name))).all())
+
+    assert in_db(app, names) == ["Kept"]
