@@ -75,12 +75,19 @@
   }, true);
 
   // <form data-drop-empty>: empty filters stay out of the htmx request (and so out of the pushed URL).
+  // With data-default-cols="a,b": the column chooser's boxes stay out too while they tick exactly the
+  // page's default columns.
   document.addEventListener("htmx:configRequest", function (evt) {
-    if (!closest(evt.target, "form[data-drop-empty]")) { return; }
+    var form = closest(evt.target, "form[data-drop-empty]");
+    if (!form) { return; }
     var params = evt.detail.parameters;  // htmx 2: an object view of the request's FormData
     Object.keys(params).forEach(function (key) {
       if (params[key] === "") { delete params[key]; }
     });
+    if (form.hasAttribute("data-default-cols") && params.cols !== undefined) {
+      var cols = [].concat(params.cols).join(",");
+      if (cols === form.getAttribute("data-default-cols")) { delete params.cols; }
+    }
   });
 
   // <form data-sync-attributes>: after each request copy the inputs' current values into their
@@ -119,4 +126,38 @@
       evt.detail.isError = false;
     }
   });
+})();
+
+// Boards (templates/records/_board.html): each column's card list becomes a SortableJS list (the
+// vendored static/sortable.min.js, loaded by the board page) when the board has drag handles, which it
+// has only for readers who may update. Dropping a card in another column sets the card's own
+// "Move to" select to that column and submits its form: the move is the same HTMX request as the
+// keyboard's, and the answer draws the board again.
+(function () {
+  "use strict";
+  if (window.portalBoards) { return; }
+  window.portalBoards = true;
+
+  function initBoard(root) {
+    if (!window.Sortable || !root || !root.querySelectorAll) { return; }
+    root.querySelectorAll(".board-cards").forEach(function (list) {
+      var board = list.closest(".board");
+      if (list.portalSortable || !board || !board.querySelector(".drag-handle")) { return; }
+      list.portalSortable = window.Sortable.create(list, {
+        group: "board",
+        handle: ".drag-handle",
+        draggable: ".board-card",
+        animation: 150,
+        onEnd: function (evt) {
+          if (evt.from === evt.to) { return; }
+          var form = evt.item.querySelector("form.move");
+          if (!form) { return; }
+          form.elements.namedItem("value").value = evt.to.getAttribute("data-value");
+          evt.item.classList.add("moving");
+          if (form.requestSubmit) { form.requestSubmit(); } else { window.htmx.trigger(form, "submit"); }
+        }
+      });
+    });
+  }
+  document.addEventListener("htmx:load", function (evt) { initBoard(evt.detail.elt); });
 })();

@@ -89,6 +89,10 @@ BASE_PERMISSIONS: list[PermissionDef] = [
 # names the base reserves (app.installs.reserved) are known without importing those modules.
 WORKFLOW_ADMIN = "ui.workflow.admin"
 EXTENSIONS_ADMIN = "ui.extensions.admin"
+# Saved views of generated list pages (app.records.views): anyone who may see a list keeps private views
+# of it; sharing one with roles, and managing the views others shared, need these.
+VIEWS_SHARE = "ui.views.share"
+VIEWS_ADMIN = "ui.views.admin"
 WORKFLOW_PERMISSIONS = [
     PermissionDef(
         WORKFLOW_ADMIN, N_("Approval processes: define them, reassign tasks, retry stuck approvals")
@@ -101,6 +105,12 @@ EXTENSION_PERMISSIONS = [
             "Extension points: configure conditions, approver rules, record validators and auto-login verifiers"
         ),
     )
+]
+
+
+VIEW_PERMISSIONS = [
+    PermissionDef(VIEWS_SHARE, N_("Saved list views: share your views with roles of the tenant")),
+    PermissionDef(VIEWS_ADMIN, N_("Saved list views: rename, re-share and delete the views others shared")),
 ]
 
 

@@ -16,6 +16,7 @@ FIELD_NAMES = (
     N_("token name"),
     N_("role name"),
     N_("description"),
+    N_("view name"),
 )
 RESERVED_SLUGS = {"admin", "api", "static", "login", "logout", "t", "me", "new", "system", "health"}
 

@@ -510,3 +510,51 @@ class Invitation(TenantScoped, UUIDBase):
     created_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True))
     decided_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+
+
+class SavedView(TenantScoped, UUIDAuditBase):
+    """A named state of one generated list page (its search, filters, sort, columns and page size, as
+    the page's query parameters), kept by its owner and optionally shared with roles of the tenant
+    (app.records.views)."""
+
+    __tablename__ = "saved_views"
+    __table_args__ = (
+        UniqueConstraint(
+            "tenant_id", "owner_id", "plugin_id", "page_path", "name", name="uq_saved_views_name"
+        ),
+        Index("ix_saved_views_page", "tenant_id", "plugin_id", "page_path"),
+    )
+
+    owner_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("users.id", ondelete="CASCADE"))
+    # The list page: its plugin and its path in the manifest (`/inventory/items`).
+    plugin_id: Mapped[str] = mapped_column(String(64))
+    page_path: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(100))
+    # Query parameter -> value or values (only the page's own: q, sort, size, cols, its filters).
+    params: Mapped[dict[str, Any]] = mapped_column(JsonB, default=dict)
+
+
+class SavedViewShare(TenantScoped, UUIDBase):
+    """A saved view shown to the members of one role (a deleted role takes its shares with it)."""
+
+    __tablename__ = "saved_view_shares"
+    __table_args__ = (UniqueConstraint("view_id", "role_id", name="uq_saved_view_shares"),)
+
+    view_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("saved_views.id", ondelete="CASCADE"))
+    role_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("roles.id", ondelete="CASCADE"), index=True)
+
+
+class SavedViewDefault(TenantScoped, UUIDBase):
+    """The view a user's list page opens with when its URL has no query parameters."""
+
+    __tablename__ = "saved_view_defaults"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "user_id", "plugin_id", "page_path", name="uq_saved_view_defaults"),
+    )
+
+    user_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("users.id", ondelete="CASCADE"))
+    plugin_id: Mapped[str] = mapped_column(String(64))
+    page_path: Mapped[str] = mapped_column(String(200))
+    view_id: Mapped[uuid.UUID] = mapped_column(
+        GUID, ForeignKey("saved_views.id", ondelete="CASCADE"), index=True
+    )

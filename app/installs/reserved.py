@@ -13,6 +13,7 @@ from functools import cache
 from app.access.permissions import (
     BASE_PERMISSIONS,
     EXTENSION_PERMISSIONS,
+    VIEW_PERMISSIONS,
     WORKFLOW_PERMISSIONS,
     PermissionDef,
 )
@@ -22,7 +23,13 @@ def base_permissions() -> list[PermissionDef]:
     """Every permission the base registers at start-up."""
     from app.installs.lifecycle import PLATFORM_PERMISSIONS  # lifecycle imports this module
 
-    return [*BASE_PERMISSIONS, *PLATFORM_PERMISSIONS, *WORKFLOW_PERMISSIONS, *EXTENSION_PERMISSIONS]
+    return [
+        *BASE_PERMISSIONS,
+        *PLATFORM_PERMISSIONS,
+        *WORKFLOW_PERMISSIONS,
+        *EXTENSION_PERMISSIONS,
+        *VIEW_PERMISSIONS,
+    ]
 
 
 @cache

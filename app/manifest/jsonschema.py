@@ -373,7 +373,32 @@ def _page() -> Schema:
         "A list of the rows that reference the record.",
         required=["entity"],
     )
-    crud_only = ("columns", "filters", "actions", "form", "related")
+    board = _table(
+        v.BOARD_KEYS,
+        {
+            "field": _string("A select field of the page's entity: one column per option, one for empty."),
+            "card": _array(
+                field_ref,
+                "Fields shown on each card (default: the entity's display field); created_at and "
+                "updated_at may be shown too.",
+                minItems=1,
+                maxItems=v.BOARD_CARD_FIELDS,
+                uniqueItems=True,
+            ),
+            "limit": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": v.BOARD_LIMIT,
+                "description": "Cards per column before 'Show more' (default 20).",
+            },
+            "sort": _string(
+                "The cards' order: a sortable field, '-' first for descending (default -updated_at)."
+            ),
+        },
+        "crud pages: a board (kanban) of the rows by a select field; moving a card sets the field.",
+        required=["field"],
+    )
+    crud_only = ("columns", "filters", "actions", "form", "related", "board")
     return _table(
         v.PAGE_KEYS,
         {
@@ -395,6 +420,7 @@ def _page() -> Schema:
             ),
             "form": form,
             "related": _array(related, "crud pages: the record page's lists of rows that reference it."),
+            "board": board,
         },
         "A page in the tenant's menu.",
         required=["name", "path", "type"],

@@ -214,6 +214,8 @@ class PageSpec:
     #: crud pages: how the record page lists rows of other entities that reference it
     #: ({entity, field, label, sort, limit, hidden}); ``None``: every such list, defaults.
     related: tuple[dict[str, Any], ...] | None = None
+    #: crud pages: a board of the rows by a select field ({field, card, limit, sort}); ``None``: no board.
+    board: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -199,7 +199,12 @@ PAGE_KEYS = (
     "actions",
     "form",
     "related",
+    "board",
 )
+#: ``board = { field, card, limit, sort }`` on a crud page (app.manifest.sections.board).
+BOARD_KEYS = ("field", "card", "limit", "sort")
+BOARD_LIMIT = 100  # cards per column at most
+BOARD_CARD_FIELDS = 6  # fields on a card at most
 RELATED_KEYS = ("entity", "field", "label", "sort", "limit", "hidden")
 RELATED_LIMIT = 100
 COLUMN_KEYS = ("field", "label", "type", "width", "sortable", "hidden", "options")

@@ -108,6 +108,7 @@ def text_matches(entity: EntityRef, filters: tuple[Mapping[str, Any], ...] | Non
 # --- what it means in SQL ------------------------------------------------------------------------
 
 LIKE_ESCAPE = "\\"
+EMPTY_VALUES = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 def contains_pattern(text: str) -> str:
@@ -127,8 +128,8 @@ def search_condition(entity: EntityRef, q: str) -> sa.ColumnElement[bool] | None
 def filter_conditions(
     entity: EntityRef, filters: Mapping[str, Any], contains: frozenset[str] = frozenset()
 ) -> list[sa.ColumnElement[bool]]:
-    """`field`, `field__from|to|gt|lt|ne` = value, parsed by the field's type (a `field` in `contains`
-    matches a case-insensitive substring); ValidationFailed lists every bad key at once."""
+    """`field`, `field__from|to|gt|lt|ne` = value (`field__empty` = true|false), parsed by the field's
+    type (a `field` in `contains` matches a case-insensitive substring); ValidationFailed lists every bad key at once."""
     t = entity.table
     conds: list[sa.ColumnElement[bool]] = []
     errors: dict[str, str] = {}
@@ -143,12 +144,22 @@ def filter_conditions(
         if not comparable(spec):
             errors[key] = f"{spec.label} cannot be filtered"
             continue
+        col = t.c[name]
+        if bound == "empty":  # `field__empty=true`: no value (NULL, or '' for text); `false`: a value
+            wanted = EMPTY_VALUES.get(str(raw).strip().lower())
+            if wanted is None:
+                errors[key] = "Use true or false"
+                continue
+            blank = (
+                col.is_(None) | (col == "") if spec.type in {"string", "text", "select"} else col.is_(None)
+            )
+            conds.append(blank if wanted else sa.not_(blank))
+            continue
         try:
             value = parse(spec, raw)
         except FieldError as exc:
             errors[key] = str(exc)
             continue
-        col = t.c[name]
         if bound == "from":
             conds.append(col >= value)
         elif bound == "to":

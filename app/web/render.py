@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 from urllib.parse import quote, unquote, urlencode
 
@@ -188,8 +189,10 @@ def decode_flash(cookie: str | None) -> tuple[str, str] | None:
 class Pager:
     """Paging state read from the query string and written back into links."""
 
-    def __init__(self, request: Request, total_hint: int | None = None) -> None:
-        q = request.query_params
+    def __init__(
+        self, request: Request, total_hint: int | None = None, params: Mapping[str, str] | None = None
+    ) -> None:
+        q = request.query_params if params is None else params  # `params`: a saved view's instead
         self.q = (q.get("q") or "").strip()[:200]
         try:
             self.size = int(q.get("size") or 25)

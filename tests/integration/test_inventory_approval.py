@@ -375,7 +375,7 @@ def _previous_manifest(current: str) -> str:
     """The bundled manifest as 1.0.0 shipped it: auth only, no workflow subscriptions or PO outcome events."""
     replaced = current
     for old, new in (
-        ('version = "1.1.0"', 'version = "1.0.0"'),
+        ('version = "1.2.0"', 'version = "1.0.0"'),
         ('modules = ["auth", "workflow"]', 'modules = ["auth"]'),
         (
             'subscribed = ["workflow.task.created", "workflow.task.completed", "workflow.instance.completed"]',
@@ -415,7 +415,7 @@ def test_upgrade_from_1_0_0_keeps_the_orders(
         return {"version": upgraded.version, "id": str(row["id"])}
 
     done = in_db(app, upgrade)
-    assert done["version"] == "1.1.0"
+    assert done["version"] == "1.2.0"
 
     async def check(s: Any) -> tuple[Any, ...]:
         tenant = await directory.get_tenant(s, "acme")
@@ -432,5 +432,5 @@ def test_upgrade_from_1_0_0_keeps_the_orders(
         )
 
     version, modules, subscribed, order_no = in_db(app, check)
-    assert (version, modules, order_no) == ("1.1.0", ("auth", "workflow"), "PO-OLD")
+    assert (version, modules, order_no) == ("1.2.0", ("auth", "workflow"), "PO-OLD")
     assert subscribed == ("workflow.task.created", "workflow.task.completed", "workflow.instance.completed")

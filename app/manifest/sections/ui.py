@@ -8,6 +8,7 @@ from typing import Any
 from app.core.validation import ix, kind, one_of
 from app.manifest.model import EntitySpec, PageSpec, UiPermission, default_label
 from app.manifest.reader import ManifestReader
+from app.manifest.sections.board import read_board
 from app.manifest.sections.related import read_related
 from app.manifest.vocabulary import (
     ACTION_KEYS,
@@ -153,8 +154,8 @@ def read_page(r: ManifestReader, raw: Mapping[str, Any], path: str, ui_codes: se
 
     columns = filters = actions = None
     form = None
-    related = None
-    config_keys = [k for k in ("columns", "filters", "actions", "form", "related") if k in raw]
+    related = board = None
+    config_keys = [k for k in ("columns", "filters", "actions", "form", "related", "board") if k in raw]
     if ptype is not None and ptype != "crud":
         for key in config_keys:
             r.add(f"{path}.{key}", f"'{key}' only applies to crud pages")
@@ -169,6 +170,8 @@ def read_page(r: ManifestReader, raw: Mapping[str, Any], path: str, ui_codes: se
             form = read_form(r, raw["form"], f"{path}.form", entity)
         if "related" in raw:
             related = read_related(r, raw["related"], f"{path}.related", entity)
+        if "board" in raw:
+            board = read_board(r, raw["board"], f"{path}.board", entity)
 
     if page_path is None or ptype is None:
         return None
@@ -184,6 +187,7 @@ def read_page(r: ManifestReader, raw: Mapping[str, Any], path: str, ui_codes: se
         actions=actions,
         form=form,
         related=related,
+        board=board,
     )
 
 

@@ -6,7 +6,7 @@ templates what they render.
 
 The rows region (`records/_rows.html`, what an HTMX search keystroke or a pager link asks for) needs only
 `fragment_context()`; the filter toolbar's widgets, whose reference filters query up to
-FILTER_OPTIONS_LIMIT option rows each, are built by `page_context()` for the whole page only.
+FILTER_OPTIONS_LIMIT option rows each, are built by `filter_widgets()` for the whole page only.
 """
 
 from __future__ import annotations
@@ -15,15 +15,18 @@ import datetime as dt
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
+from litestar.datastructures import MultiDict
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
 from markupsafe import Markup, escape
 
 from app.core.errors import ValidationFailed
 from app.manifest import FieldSpec, PageSpec
+from app.manifest.labels import pick_label
 from app.plugins import runtime
 from app.plugins.runtime import EntityRef
 from app.records.query import (
@@ -38,8 +41,11 @@ from app.records.query import (
 from app.records.values import display
 from app.web.context import RequestContext
 from app.web.records.display import STANDARD_LABELS, as_uuid, reference_labels, step, value_text
+from app.web.records.saved import open_list, view_menu
 from app.web.records.target import Target, allowed, common, record_link_base
-from app.web.render import Pager, page, wants_fragment
+from app.web.render import PAGE_SIZES, Pager, page, wants_fragment
+
+DEFAULT_PAGE_SIZE = 25  # Pager's
 
 DERIVED_COLUMNS = 7  # columns shown when the page declares none
 DERIVED_FILTER_TYPES = {
@@ -53,6 +59,7 @@ FILTER_OPTIONS_LIMIT = 200
 BADGE_COLORS = {"green", "grey", "gray", "blue", "red", "orange", "purple", "yellow"}
 RANGE_TYPES = {"date": "date", "datetime": "datetime-local", "integer": "number", "decimal": "number"}
 LINK = re.compile(r"^https?://", re.I)
+Params = MultiDict[Any]  # a list's query: repeated keys (`cols`) allowed
 NUMERIC_TYPES = {"integer", "decimal", "number", "currency"}  # field or column types shown right-aligned
 
 
@@ -86,9 +93,12 @@ class Column:
         kind = self.type or (self.spec.type if self.spec is not None else None)
         return kind in NUMERIC_TYPES
 
-    def formatter(self, labels: Mapping[Any, str] | None = None, link_base: str | None = None) -> Formatter:
+    def formatter(
+        self, labels: Mapping[Any, str] | None = None, link_base: str | None = None, language: str = "en"
+    ) -> Formatter:
         """How this column's (non-empty) values become cells, decided once for the whole column.
-        `labels`: names of referenced rows; `link_base`: their record pages' URL prefix, if visible."""
+        `labels`: names of referenced rows; `link_base`: their record pages' URL prefix, if visible;
+        `language`: the reader's, for the manifest's option labels."""
         spec = self.spec
         if spec is not None and spec.type == "reference":
             return lambda v: Cell(value_text(spec, v, labels), href=f"{link_base}/{v}" if link_base else None)
@@ -97,7 +107,7 @@ class Column:
 
             def badge(v: Any) -> Cell:
                 label, color = options.get(str(v), (display(spec, v), None))
-                return Cell(label, badge=color if color in BADGE_COLORS else "default")
+                return Cell(pick_label(label, language), badge=color if color in BADGE_COLORS else "default")
 
             return badge
         if self.type == "date":
@@ -108,32 +118,49 @@ class Column:
             return lambda v: (
                 Cell(v, href=v) if isinstance(v, str) and LINK.match(v) else Cell(display(spec, v))
             )
+        if spec is not None and spec.type == "select":
+            return lambda v: Cell(pick_label(display(spec, v), language))
         return lambda v: Cell(display(spec, v))
 
 
 def columns(ref: EntityRef, spec: PageSpec) -> list[Column]:
+    """The columns a list shows unless its reader chose others."""
+    return [c for c, shown in all_columns(ref, spec) if shown]
+
+
+def all_columns(ref: EntityRef, spec: PageSpec) -> list[tuple[Column, bool]]:
+    """Every column the reader may show (the column chooser), with whether it is shown by default:
+    the declared ones (`hidden` ones off), or the entity's comparable fields (the first few on)."""
     # Sorting by a reference would sort by the target's id, which means nothing to people.
     if spec.columns is None:
-        fields = [f for f in ref.spec.fields if comparable(f)][:DERIVED_COLUMNS]
-        return [Column(f.name, f.label, None, f, f.type != "reference") for f in fields]
+        fields = [f for f in ref.spec.fields if comparable(f)]
+        return [
+            (Column(f.name, f.label, None, f, f.type != "reference"), i < DERIVED_COLUMNS)
+            for i, f in enumerate(fields)
+        ]
     out = []
     for c in spec.columns:
-        if c.get("hidden"):
-            continue
         fspec = declared(ref, c["field"])
         sortable_kind = sortable(ref, c["field"]) and not (fspec is not None and fspec.type == "reference")
         options = {o["value"]: (o["label"] or o["value"], o.get("color")) for o in c.get("options") or ()}
-        out.append(
-            Column(
-                c["field"],
-                c["label"] or STANDARD_LABELS.get(c["field"], c["field"]),
-                c.get("type"),
-                fspec,
-                bool(c.get("sortable", True)) and sortable_kind,
-                options,
-            )
+        column = Column(
+            c["field"],
+            c["label"] or STANDARD_LABELS.get(c["field"], c["field"]),
+            c.get("type"),
+            fspec,
+            bool(c.get("sortable", True)) and sortable_kind,
+            options,
         )
+        out.append((column, not c.get("hidden")))
     return out
+
+
+def chosen_columns(available: list[tuple[Column, bool]], params: Params) -> list[Column] | None:
+    """The columns named by `cols` (repeated, or comma-separated), in the page's order; None when the
+    query chooses none that exist (then the defaults show)."""
+    wanted = {name.strip() for value in params.getall("cols", []) for name in str(value).split(",")}
+    chosen = [c for c, _ in available if c.name in wanted]
+    return chosen or None
 
 
 @dataclass(frozen=True)
@@ -197,26 +224,67 @@ def filter_fields(ref: EntityRef, spec: PageSpec) -> list[tuple[FieldSpec, str]]
 
 
 def _keys(fspec: FieldSpec) -> list[str]:
-    return [f"{fspec.name}__from", f"{fspec.name}__to"] if fspec.type in RANGE_TYPES else [fspec.name]
+    """The query keys of a filter; a select or reference filter also takes `<name>__empty=true` (rows
+    without a value: where a board's column of them links to)."""
+    if fspec.type in RANGE_TYPES:
+        return [f"{fspec.name}__from", f"{fspec.name}__to"]
+    return [fspec.name, f"{fspec.name}__empty"] if fspec.type in {"select", "reference"} else [fspec.name]
 
 
 # --- the page ------------------------------------------------------------------------------------
 
 
+def list_state(ref: EntityRef, spec: PageSpec, params: Params) -> dict[str, str | list[str]]:
+    """The state of a list that a saved view keeps, from its query: search, the page's filters, sort,
+    visible columns and page size, each only when it differs from the page's default (never the page
+    number or the deleted view), so two queries showing the same list have the same state."""
+    out: dict[str, str | list[str]] = {}
+    for fspec, _ in filter_fields(ref, spec):
+        for key in _keys(fspec):
+            value = (params.get(key) or "").strip()[:200]
+            if value:
+                out[key] = value
+    q = (params.get("q") or "").strip()[:200].replace("\x00", "")
+    if q:
+        out["q"] = q
+    sort = (params.get("sort") or DEFAULT_SORT)[:80]
+    if sort != DEFAULT_SORT and sortable(ref, sort):
+        out["sort"] = sort
+    size = str(params.get("size") or "")
+    if size.isdigit() and int(size) in PAGE_SIZES and int(size) != DEFAULT_PAGE_SIZE:
+        out["size"] = size
+    available = all_columns(ref, spec)
+    chosen = chosen_columns(available, params)
+    if chosen is not None and [c.name for c in chosen] != [c.name for c, shown in available if shown]:
+        out["cols"] = [c.name for c in chosen]
+    return out
+
+
 class ListPage:
     """One crud list page for one request: parses on construction, `load()` fetches the rows."""
 
-    def __init__(self, request: HTMXRequest, ctx: RequestContext, target: Target) -> None:
+    def __init__(
+        self, request: HTMXRequest, ctx: RequestContext, target: Target, params: Params | None = None
+    ) -> None:
+        """`params`: the list's state (a saved view's, app.web.records.saved), else the query string."""
         self.ctx, self.target, self.ref = ctx, target, target.ref
         self.svc = ctx.records()
         self.svc.require(self.ref, "select")
         self.allowed = allowed(ctx, target)
-        params = request.query_params
+        if params is None:
+            params = request.query_params
+        self.params = params
         self.filter_fields = filter_fields(self.ref, target.spec)
         self.active = self._filter_values(params)
-        self.pager = Pager(request)
+        self.pager = Pager(request, params=params)
         self.query = self._query(params)
-        self.columns = columns(self.ref, target.spec)
+        self.available = all_columns(self.ref, target.spec)
+        self.default_columns = [c for c, shown in self.available if shown]
+        chosen = chosen_columns(self.available, params)
+        self.chosen = chosen is not None and [c.name for c in chosen] != [
+            c.name for c in self.default_columns
+        ]
+        self.columns = chosen or self.default_columns
         self.rows: list[TableRow] = []
         self.total, self.capped = 0, False
         self.filter_errors: dict[str, str] = {}
@@ -262,6 +330,7 @@ class ListPage:
         p.extra = {
             **self.active,
             "sort": "" if query.sort == DEFAULT_SORT else query.sort,
+            "cols": ",".join(c.name for c in self.columns) if self.chosen else "",
             "deleted": "1" if query.deleted else "",
         }
         labels = await reference_labels(self.svc, self.target, [c.spec for c in self.columns], rows)
@@ -271,6 +340,7 @@ class ListPage:
                 record_link_base(self.ctx, self.target, c.spec.entity)
                 if c.spec is not None and c.spec.type == "reference"
                 else None,
+                self.ctx.language,
             )
             for c in self.columns
         ]
@@ -294,6 +364,10 @@ class ListPage:
         # Past the count cap the total is a lower bound: a full page means there may be more.
         return self.pager.page < self.pager.pages or (self.capped and len(self.rows) == self.pager.size)
 
+    def state(self) -> dict[str, str | list[str]]:
+        """What a saved view keeps of this list (see `list_state`)."""
+        return list_state(self.ref, self.target.spec, self.params)
+
     @property
     def export_url(self) -> str:
         params = {k: v for k, v in {"q": self.pager.q, **self.pager.extra}.items() if v}
@@ -316,11 +390,11 @@ class ListPage:
             "default_sort": DEFAULT_SORT,
             "export_url": self.export_url,
             "out_of_range": not self.rows and self.total > 0 and self.pager.page > 1,
+            "state_query": urlencode(self.state(), doseq=True),
+            "visible_columns": {c.name for c in self.columns},
+            "available_columns": [c for c, _ in self.available],
+            "default_columns": [c.name for c in self.default_columns],
         }
-
-    async def page_context(self) -> dict[str, Any]:
-        """The whole page: the rows region plus the filter toolbar."""
-        return {**self.fragment_context(), "filters": await self.filter_widgets()}
 
     async def filter_widgets(self) -> list[Filter]:
         """The toolbar's inputs; a reference filter lists the first FILTER_OPTIONS_LIMIT target rows."""
@@ -369,7 +443,20 @@ def count_text(total: int, capped: bool) -> str:
 
 
 async def list_page(request: HTMXRequest, ctx: RequestContext, target: Target) -> Template:
-    listing = ListPage(request, ctx, target)
+    fragment = wants_fragment(request)
+    opened = await open_list(request, ctx, target, fragment)
+    listing = ListPage(request, ctx, target, opened.params)
     await listing.load()
-    context = listing.fragment_context() if wants_fragment(request) else await listing.page_context()
-    return await page(request, ctx, "records/list.html", fragment="records/_rows.html", **context)
+    # The rows region's work (rows, then the view menu) comes first on both; only the whole page goes
+    # on with the filter widgets' option queries (tests/integration/test_record_list_queries.py).
+    context = listing.fragment_context()
+    state_of = partial(list_state, target.ref, target.spec)
+    context |= await view_menu(ctx, target, listing.state(), state_of, opened, full=not fragment)
+    if not fragment:
+        context["filters"] = await listing.filter_widgets()
+    response = await page(
+        request, ctx, "records/list.html", fragment="records/_rows.html", oob=fragment, **context
+    )
+    if opened.push_url:
+        response.headers["HX-Push-Url"] = opened.push_url
+    return response

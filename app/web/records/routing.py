@@ -16,7 +16,7 @@ from litestar.plugins.htmx import HTMXRequest
 
 from app.core.errors import NotFound
 from app.web.context import RequestContext
-from app.web.records import actions, csv_io, dashboard, detail, forms, listing, lookup
+from app.web.records import actions, board, csv_io, dashboard, detail, forms, listing, lookup, views
 from app.web.records.display import as_uuid
 from app.web.records.target import Target, resolve
 
@@ -34,6 +34,8 @@ TABLE: tuple[tuple[str, str, str, Handler], ...] = (
     ("GET", "crud", "export.csv", csv_io.export),
     ("GET", "crud", "import", csv_io.import_form),
     ("GET", "crud", "lookup", lookup.lookup),
+    ("GET", "crud", "views", views.views_page),
+    ("GET", "crud", "board", board.board_page),
     ("GET", "crud", "{id}", detail.detail),
     ("GET", "crud", "{id}/edit", forms.edit),
     ("POST", "crud", "", forms.create),
@@ -41,6 +43,11 @@ TABLE: tuple[tuple[str, str, str, Handler], ...] = (
     ("POST", "crud", "import", csv_io.import_post),
     ("POST", "crud", "bulk-delete", actions.bulk_delete),
     ("POST", "crud", "bulk-restore", actions.bulk_restore),
+    ("POST", "crud", "views", views.create),
+    ("POST", "crud", "views/{id}", views.update),
+    ("POST", "crud", "views/{id}/delete", views.delete),
+    ("POST", "crud", "views/{id}/default", views.default),
+    ("POST", "crud", "{id}/move", board.move),
     ("POST", "crud", "{id}", forms.update),
     ("POST", "crud", "{id}/edit", forms.update),
     ("POST", "crud", "{id}/delete", actions.delete),
