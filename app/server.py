@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from pathlib import Path
 from typing import Any
@@ -188,6 +189,24 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return app
 
 
+# Young-generation threshold for serving workers. A request allocates tens of thousands of objects
+# that die when it ends; with CPython's default (700) the collector scans them several times per
+# request. Measured with callgrind on a list page: 27.6 M instructions per request by default,
+# 26.8 M with the start-up objects frozen, 26.4 M with this threshold too.
+GC_YOUNG_THRESHOLD = 20_000
+
+
+def _tune_gc() -> None:
+    """After start-up: move everything loaded so far (modules, templates, manifests, caches) out of
+    the collector's sight (it is never garbage), and collect young objects less often."""
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+
+
 def app_factory() -> Any:
     """Entry point for uvicorn worker processes (`--factory`)."""
-    return create_app()
+    app = create_app()
+    app.on_startup.append(_tune_gc)  # last: after the plugin catalog and caches are loaded
+    return app
