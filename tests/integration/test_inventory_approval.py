@@ -375,7 +375,7 @@ def _previous_manifest(current: str) -> str:
     """The bundled manifest as 1.0.0 shipped it: auth only, no workflow subscriptions or PO outcome events."""
     replaced = current
     for old, new in (
-        ('version = "1.1.0"', 'version = "1.0.0"'),
+        ('version = "1.2.0"', 'version = "1.0.0"'),
         ('modules = ["auth", "workflow"]', 'modules = ["auth"]'),
         (
             'subscribed = ["workflow.task.created", "workflow.task.completed", "workflow.instance.completed"]',

@@ -16,7 +16,7 @@ from litestar.plugins.htmx import HTMXRequest
 
 from app.core.errors import NotFound
 from app.web.context import RequestContext
-from app.web.records import actions, csv_io, dashboard, detail, forms, listing, lookup
+from app.web.records import actions, csv_io, dashboard, detail, forms, inline, listing, lookup
 from app.web.records.display import as_uuid
 from app.web.records.target import Target, resolve
 
@@ -34,6 +34,7 @@ TABLE: tuple[tuple[str, str, str, Handler], ...] = (
     ("GET", "crud", "export.csv", csv_io.export),
     ("GET", "crud", "import", csv_io.import_form),
     ("GET", "crud", "lookup", lookup.lookup),
+    ("GET", "crud", "inline/{name}", inline.add_row),
     ("GET", "crud", "{id}", detail.detail),
     ("GET", "crud", "{id}/edit", forms.edit),
     ("POST", "crud", "", forms.create),
