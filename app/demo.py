@@ -23,6 +23,7 @@ from app.installs import lifecycle
 from app.manifest import parse_version
 from app.plugins import runtime
 from app.plugins.packages import read_source_folder
+from app.records import children
 from app.records.service import RecordService, app_hooks
 from app.sandbox.build import BuildError, package_from
 
@@ -220,21 +221,21 @@ async def ensure_demo(session: AsyncSession, settings: Settings) -> bool:
             )
             catalogue.append(item)
     await workflow.save_process(session, tenant.id, actor, ref("purchase_order"), DEMO_PROCESS)
-    order = await records.insert(
+    # The order and its lines in one save (as its form does): amounts come from the line formula, the
+    # order's lines total from the rollup, the line numbers from the lines' order.
+    await children.save(
+        records,
         ref("purchase_order"),
+        None,
         {"order_no": "PO-0001", "supplier_id": str(suppliers[0]["id"]), "total_amount": "1250.00"},
+        None,
+        {
+            "lines": [
+                {"item_id": str(item["id"]), "quantity": quantity, "unit_price": str(item["unit_price"])}
+                for item, quantity in zip(rng.sample(catalogue, 3), (10, 4, 25), strict=True)
+            ]
+        },
     )
-    # Its lines: amounts come from the line formula, the order's lines total from the rollup.
-    for item, quantity in zip(rng.sample(catalogue, 3), (10, 4, 25), strict=True):
-        await records.insert(
-            ref("purchase_order_line"),
-            {
-                "order_id": str(order["id"]),
-                "item_id": str(item["id"]),
-                "quantity": quantity,
-                "unit_price": str(item["unit_price"]),
-            },
-        )
     for name, email, status in (
         ("Acme Retail", "hello@acme-retail.test", "active"),
         ("Globex", "info@globex.test", "lead"),

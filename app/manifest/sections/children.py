@@ -103,15 +103,12 @@ def _read_child(
     if order is not None:
         target = next((f for f in child.fields if f.name == order), None)
         if target is None or target.type != "integer" or target.computed or target.unique:
-            what = (
-                "unknown field"
-                if target is None
-                else "computed field"
-                if target.computed
-                else "unique field"
-                if target.unique
-                else f"{target.type} field"
-            )
+            if target is None:
+                what = "unknown field"
+            elif target.type != "integer":
+                what = f"{target.type} field"
+            else:
+                what = "computed field" if target.computed else "unique field"
             r.add(
                 f"{path}.order",
                 f"the order field must be an integer field of '{child.name}' that people could type "
