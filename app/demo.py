@@ -236,19 +236,24 @@ async def ensure_demo(session: AsyncSession, settings: Settings) -> bool:
             ]
         },
     )
-    for name, email, status in (
-        ("Acme Retail", "hello@acme-retail.test", "active"),
-        ("Globex", "info@globex.test", "lead"),
+    # Customers with their contacts and tags, each saved in one go as the customer form does.
+    tags = {
+        name: await records.insert(ref("tag"), {"name": name, "color": color})
+        for name, color in (("VIP", "purple"), ("Wholesale", "blue"))
+    }
+    for name, email, status, tagged in (
+        ("Acme Retail", "hello@acme-retail.test", "active", ("VIP", "Wholesale")),
+        ("Globex", "info@globex.test", "lead", ()),
     ):
-        customer = await records.insert(
-            ref("customer"), {"name": name, "email": email, "status": status, "code": name[:3].upper()}
-        )
-        await records.insert(
-            ref("contact"),
+        await children.save(
+            records,
+            ref("customer"),
+            None,
+            {"name": name, "email": email, "status": status, "code": name[:3].upper()},
+            None,
             {
-                "customer_id": str(customer["id"]),
-                "name": f"{name} buyer",
-                "email": f"buyer@{email.split('@')[1]}",
+                "contacts": [{"name": f"{name} buyer", "email": f"buyer@{email.split('@')[1]}"}],
+                "tags": [{"tag_id": str(tags[t]["id"])} for t in tagged],
             },
         )
     return True

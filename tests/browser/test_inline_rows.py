@@ -64,7 +64,7 @@ def test_order_form_adds_edits_removes_and_moves_lines(
     rows(page).nth(3).get_by_role("button", name="Move up").click()
     expect(cell(page, 2, "quantity")).to_have_value("2")
     expect(rows(page).nth(2).locator("[data-row-number]")).to_have_text("3")
-    cell(page, 0, "quantity").fill("lots")
+    cell(page, 0, "quantity").fill("1.5")
     rows(page).nth(1).get_by_label("Remove").check()
     page.get_by_role("button", name="Save").click()
 
@@ -72,7 +72,7 @@ def test_order_form_adds_edits_removes_and_moves_lines(
     expect(page.locator(".flash.error")).to_contain_text("Please correct the marked field")
     expect(rows(page).nth(0).locator(".error")).to_contain_text("Enter a whole number")
     expect(cell(page, 0, "quantity")).to_have_attribute("aria-invalid", "true")
-    expect(cell(page, 0, "quantity")).to_have_value("lots")
+    expect(cell(page, 0, "quantity")).to_have_value("1.5")
     expect(cell(page, 2, "quantity")).to_have_value("2")
     expect(cell(page, 2, "unit_price")).to_have_value("3.50")
     expect(rows(page).nth(1).get_by_label("Remove")).to_be_checked()
@@ -82,15 +82,17 @@ def test_order_form_adds_edits_removes_and_moves_lines(
     page.get_by_role("button", name="Save").click()
     expect(page).to_have_url(record_url)
     expect(page.locator(".flash")).to_contain_text("saved")
-    # The record page: three lines left, the new one third, the total from the rollup.
+    # The record page: three lines left (the removed one gone, the new one moved above the last), the
+    # total from the rollup.
     related = page.locator("section.related").filter(has_text="Lines")
     expect(related.locator("tbody tr")).to_have_count(3)
     page.get_by_role("link", name="Edit").first.click()
     expect(rows(page)).to_have_count(3)
     expect(cell(page, 0, "quantity")).to_have_value("11")
-    expect(cell(page, 2, "quantity")).to_have_value("2")
+    expect(cell(page, 1, "quantity")).to_have_value("2")
+    expect(cell(page, 2, "quantity")).to_have_value("25")
     amounts = [money(rows(page).nth(i).locator("td").nth(4).inner_text()) for i in range(3)]
-    assert amounts[2] == Decimal("7.00"), amounts
+    assert amounts[1] == Decimal("7.00"), amounts
     total = page.locator(".field", has_text="Lines total").locator(".readonly").inner_text()
     assert money(total) == sum(amounts), (total, amounts)
     shot(page, "saved-1280-en", full_page=True)
@@ -111,3 +113,45 @@ def test_order_form_adds_edits_removes_and_moves_lines(
     expect(rows(page)).to_have_count(4)
     assert page_width(page) <= PHONE["width"], page_width(page)
     shot(page, "edit-390-en", full_page=True)
+
+
+CUSTOMERS = "/t/demo/p/crm/crm/customers"
+
+
+def test_customer_form_edits_contacts_and_tags_inline(
+    page: Page, live_server: Any, settings_env: dict[str, str], shot: Any
+) -> None:
+    _demo(settings_env)
+    page.set_viewport_size(WIDE)
+    sign_in(page, "alice@demo.test", DEMO_PASSWORD)
+    page.goto(CUSTOMERS)
+    page.get_by_role("link", name="ACM").first.click()  # the list links its first column, the code
+    page.get_by_role("link", name="Edit").first.click()
+    contacts = page.locator("#inline-contacts tbody[data-inline-row]")
+    tags = page.locator("#inline-tags tbody[data-inline-row]")
+    expect(contacts).to_have_count(1)
+    expect(tags).to_have_count(2)
+    expect(page.locator("#inline-contacts [data-move]")).to_have_count(0)  # contacts have no order field
+    # A second contact (name, job title), one tag less; saved with the customer.
+    page.get_by_role("button", name="Add contact").click()
+    expect(contacts).to_have_count(2)
+    contacts.nth(1).locator("[name$='-name']").fill("Mei Chen")
+    contacts.nth(1).locator("[name$='-title']").fill("Purchasing lead")
+    tags.nth(1).get_by_label("Remove").check()
+    shot(page, "customer-1280-en", full_page=True)
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator(".flash")).to_contain_text("saved")
+    expect(page.locator("section.related").filter(has_text="Contacts")).to_contain_text("Mei Chen")
+    page.get_by_role("link", name="Edit").first.click()
+    expect(contacts).to_have_count(2)
+    expect(tags).to_have_count(1)
+    page.get_by_role("button", name="中文").click()
+    expect(page.get_by_role("group", name="联系人")).to_be_visible()
+    shot(page, "customer-1280-zh", full_page=True)
+    page.set_viewport_size(PHONE)
+    page.reload()
+    assert page_width(page) <= PHONE["width"], page_width(page)
+    shot(page, "customer-390-zh", full_page=True)
+    page.get_by_role("button", name="English").click()
+    expect(page.get_by_role("group", name="Tags")).to_be_visible()
+    shot(page, "customer-390-en", full_page=True)

@@ -270,6 +270,8 @@ def test_without_script_add_and_move_redraw_the_form_and_htmx_adds_one_row(tenan
     assert fragment.text.count("data-inline-row") == 1 and 'name="lines-present"' not in fragment.text
     assert re.search(r'name="lines-n[0-9a-f]{8}-quantity"[^>]*value="1"', fragment.text)  # the default
     assert client.get(f"{ORDERS}/inline/nothing", headers=HX).status_code == 404
+    opened = client.get(f"{ORDERS}/inline/lines", follow_redirects=False)  # as a page: the form
+    assert opened.status_code == 303 and opened.headers["location"] == f"{ORDERS}/new"
 
 
 def test_version_checks_cover_the_order_and_each_line(tenants: Any, app: Any) -> None:
@@ -556,3 +558,12 @@ def test_api_expands_lines_and_writes_them_nested_in_one_transaction(tenants: An
     assert shapes.status_code == 422
     assert set(shapes.json()["errors"]) == {"lines[0].id", "lines[1].version", "lines[2]"}
     assert client.put(f"{API}/{po}", headers=h, json={"version": 2, "lines": {"a": 1}}).status_code == 422
+
+
+def test_openapi_describes_expand_and_nested_writes(client: Any) -> None:
+    paths = client.get("/api/schema/openapi.json").json()["paths"]
+    one = paths["/api/v1/plugins/{plugin_id}/{entity}/{record_id}"]
+    assert "expand=lines" in one["get"]["description"]
+    for method in ("put", "patch"):
+        assert "lines[2].quantity" in one[method]["description"] and "version" in one[method]["description"]
+    assert "whole set" in paths["/api/v1/plugins/{plugin_id}/{entity}"]["post"]["description"]

@@ -15,6 +15,8 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
 
 from app.core.errors import Conflict, ValidationFailed
+from app.core.i18n import N_
+from app.manifest.labels import pick_label
 from app.records import children
 from app.records.service import RecordService, StaleVersion
 from app.records.values import TRUE, FieldError, default_for, parse, to_input, to_json
@@ -122,8 +124,17 @@ async def form_page(
         lookup_url=f"{target.url}/lookup",
         inline_sets=sets,
         inline_url=f"{target.url}/inline",
-        title=(f"New {target.ref.spec.label}" if row is None else f"Edit {title(target.ref, row)}"),
+        title=_heading(ctx, target, row),
     )
+
+
+def _heading(ctx: RequestContext, target: Target, row: dict[str, Any] | None) -> str:
+    """ "New Purchase order" / "Edit Purchase order PO-1", in the reader's language."""
+    entity = pick_label(target.ref.spec.label, ctx.language)
+    if row is None:
+        return N_("New %(entity)s", entity=entity)
+    value = row.get(target.ref.spec.display_field)
+    return N_("Edit %(title)s", title=entity if value in (None, "") else f"{entity} {value}")
 
 
 async def new(request: HTMXRequest, ctx: RequestContext, target: Target) -> Template:

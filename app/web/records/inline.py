@@ -19,7 +19,7 @@ from typing import Any
 
 from litestar.datastructures import FormMultiDict
 from litestar.plugins.htmx import HTMXRequest
-from litestar.response import Template
+from litestar.response import Redirect, Template
 
 from app.core.errors import NotFound
 from app.core.i18n import N_
@@ -287,8 +287,13 @@ async def _saved_rows(ctx: RequestContext, s: InlineSet) -> dict[str, dict[str, 
     return {str(r["id"]): r for r in rows}
 
 
-async def add_row(request: HTMXRequest, ctx: RequestContext, target: Target, name: str) -> Template:
-    """One empty row of a set, for htmx to append to the form (the "Add" button)."""
+async def add_row(
+    request: HTMXRequest, ctx: RequestContext, target: Target, name: str
+) -> Template | Redirect:
+    """One empty row of a set, for htmx to append to the form (the "Add" button); opened as a page, the
+    address leads to the record form (rows are added there by its own "Add")."""
+    if not request.htmx:
+        return Redirect(f"{target.url}/new", status_code=303)
     s = next((s for s in await sets_for(ctx, target) if s.name == name), None)
     if s is None:
         raise NotFound(f"{target.ref.spec.label} has no inline rows called {name!r}")
@@ -299,4 +304,5 @@ async def add_row(request: HTMXRequest, ctx: RequestContext, target: Target, nam
     return Template(
         template_name="records/_inline_row.html",
         context={"s": s, "row": row, "lookup_url": f"{target.url}/lookup", "ctx": ctx},
+        headers={"Cache-Control": "no-store", "Vary": "HX-Request"},
     )
