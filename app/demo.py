@@ -23,6 +23,7 @@ from app.installs import lifecycle
 from app.manifest import parse_version
 from app.plugins import runtime
 from app.plugins.packages import read_source_folder
+from app.records import children
 from app.records.service import RecordService, app_hooks
 from app.sandbox.build import BuildError, package_from
 
@@ -220,34 +221,39 @@ async def ensure_demo(session: AsyncSession, settings: Settings) -> bool:
             )
             catalogue.append(item)
     await workflow.save_process(session, tenant.id, actor, ref("purchase_order"), DEMO_PROCESS)
-    order = await records.insert(
+    # The order and its lines in one save (as its form does): amounts come from the line formula, the
+    # order's lines total from the rollup, the line numbers from the lines' order.
+    await children.save(
+        records,
         ref("purchase_order"),
+        None,
         {"order_no": "PO-0001", "supplier_id": str(suppliers[0]["id"]), "total_amount": "1250.00"},
+        None,
+        {
+            "lines": [
+                {"item_id": str(item["id"]), "quantity": quantity, "unit_price": str(item["unit_price"])}
+                for item, quantity in zip(rng.sample(catalogue, 3), (10, 4, 25), strict=True)
+            ]
+        },
     )
-    # Its lines: amounts come from the line formula, the order's lines total from the rollup.
-    for item, quantity in zip(rng.sample(catalogue, 3), (10, 4, 25), strict=True):
-        await records.insert(
-            ref("purchase_order_line"),
-            {
-                "order_id": str(order["id"]),
-                "item_id": str(item["id"]),
-                "quantity": quantity,
-                "unit_price": str(item["unit_price"]),
-            },
-        )
-    for name, email, status in (
-        ("Acme Retail", "hello@acme-retail.test", "active"),
-        ("Globex", "info@globex.test", "lead"),
+    # Customers with their contacts and tags, each saved in one go as the customer form does.
+    tags = {
+        name: await records.insert(ref("tag"), {"name": name, "color": color})
+        for name, color in (("VIP", "purple"), ("Wholesale", "blue"))
+    }
+    for name, email, status, tagged in (
+        ("Acme Retail", "hello@acme-retail.test", "active", ("VIP", "Wholesale")),
+        ("Globex", "info@globex.test", "lead", ()),
     ):
-        customer = await records.insert(
-            ref("customer"), {"name": name, "email": email, "status": status, "code": name[:3].upper()}
-        )
-        await records.insert(
-            ref("contact"),
+        await children.save(
+            records,
+            ref("customer"),
+            None,
+            {"name": name, "email": email, "status": status, "code": name[:3].upper()},
+            None,
             {
-                "customer_id": str(customer["id"]),
-                "name": f"{name} buyer",
-                "email": f"buyer@{email.split('@')[1]}",
+                "contacts": [{"name": f"{name} buyer", "email": f"buyer@{email.split('@')[1]}"}],
+                "tags": [{"tag_id": str(tags[t]["id"])} for t in tagged],
             },
         )
     return True

@@ -107,6 +107,38 @@
     });
   });
 
+  // Inline child rows of a record form (templates/records/_inline.html, one <tbody data-inline-row> per
+  // row): the move buttons move the row in the page (without script they submit the form, which comes
+  // back with the order changed); rows are renumbered after a move or an htmx "Add".
+  function renumber(table) {
+    var n = 0;
+    table.querySelectorAll("tbody[data-inline-row]").forEach(function (row) {
+      n += 1;
+      var cell = row.querySelector("[data-row-number]");
+      if (cell) { cell.textContent = String(n); }
+    });
+  }
+  document.addEventListener("click", function (evt) {
+    var button = closest(evt.target, "button[data-move]");
+    if (!button) { return; }
+    evt.preventDefault();
+    var row = button.closest("tbody[data-inline-row]");
+    var up = button.getAttribute("data-move") === "up";
+    var other = up ? row.previousElementSibling : row.nextElementSibling;
+    if (!other || !other.matches("tbody[data-inline-row]")) { return; }
+    row.parentNode.insertBefore(row, up ? other : other.nextElementSibling);
+    renumber(row.closest("table"));
+    button.focus();
+  });
+  document.addEventListener("htmx:afterSwap", function (evt) {
+    var table = evt.detail && evt.detail.target;
+    if (!table || !table.matches || !table.matches("table.inline-rows")) { return; }
+    renumber(table);
+    var rows = table.querySelectorAll("tbody[data-inline-row]");
+    var first = rows.length && rows[rows.length - 1].querySelector("input:not([type=hidden]), select, textarea");
+    if (first) { first.focus(); }
+  });
+
   // Plugin upload (#plugin-upload): a progress bar, and refusals (invalid package or manifest,
   // destructive upgrade, conflicts) come back as a page to show instead of being dropped as errors.
   function inUploadForm(evt) {  // progress fires on the form itself, beforeSwap on the target (#main)

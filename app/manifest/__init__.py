@@ -20,6 +20,7 @@ A leaf package: it imports only :mod:`app.core`. Its modules:
 from app.manifest.errors import ManifestError, ManifestIssue, ValidationContext
 from app.manifest.model import (
     Capabilities,
+    ChildSpec,
     ConfigFieldSpec,
     Dependencies,
     EntitySpec,
@@ -40,6 +41,7 @@ from app.manifest.semver import SemVer, parse_version
 from app.manifest.values import config_value
 from app.manifest.vocabulary import (
     BUILTIN_ACTIONS,
+    CHILD_ROWS_MAX,
     CONFIG_FIELD_TYPES,
     CONFIG_VALUE_MAX_LENGTH,
     DB_OPERATIONS,
@@ -55,6 +57,7 @@ from app.manifest.vocabulary import (
 
 __all__ = [
     "BUILTIN_ACTIONS",
+    "CHILD_ROWS_MAX",
     "CONFIG_FIELD_TYPES",
     "CONFIG_VALUE_MAX_LENGTH",
     "DB_OPERATIONS",
@@ -67,6 +70,7 @@ __all__ = [
     "STANDARD_FIELDS",
     "TEXT_FILTER_TYPES",
     "Capabilities",
+    "ChildSpec",
     "ConfigFieldSpec",
     "Dependencies",
     "EntitySpec",

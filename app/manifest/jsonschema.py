@@ -241,6 +241,34 @@ def _entity() -> Schema:
                 "Shown for references to this entity; default: the first string field.",
                 pattern=_pattern(v.NAME),
             ),
+            "children": _array(
+                _table(
+                    v.CHILD_KEYS,
+                    {
+                        "name": _string(
+                            "The set's key in the API's JSON and the form ('lines'); not a field name.",
+                            pattern=_pattern(v.NAME),
+                        ),
+                        "entity": _string("The child entity (this plugin's) that references this one."),
+                        "via": _string(
+                            "The child's reference field to this entity (needed when it has several)."
+                        ),
+                        "order": _string(
+                            "An integer field of the child keeping the rows' order; rows can then be reordered.",
+                            pattern=_pattern(v.NAME),
+                        ),
+                        "fields": _array(
+                            field_name,
+                            "The child fields each inline row shows (computed ones read-only); default: all "
+                            "but the reference and the order field.",
+                        ),
+                        "label": _label("The inline rows' heading; default: the child entity's label."),
+                    },
+                    "A child set: rows of another entity edited with this one, in one transaction.",
+                    required=["name", "entity"],
+                ),
+                "Child rows the generated form edits inline and the APIs read and write nested.",
+            ),
         },
         "An entity: a table with generated pages, API and permissions.",
         required=["name", "fields"],

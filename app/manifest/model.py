@@ -68,6 +68,20 @@ class Rollup:
 
 
 @dataclass(frozen=True)
+class ChildSpec:
+    """Child rows edited with their parent (an entity's ``children``): the parent's generated form shows
+    them as inline rows, the JSON API and the host API read (``expand``) and write them nested under
+    ``name``, all in the parent's transaction."""
+
+    name: str  # the key in the API's JSON and the form (``lines``)
+    entity: str  # the child entity (this plugin's)
+    via: str  # the child's reference field to the parent
+    label: str  # the inline table's heading (default: the child entity's label)
+    fields: tuple[str, ...]  # the child fields each inline row edits or shows, in order
+    order: str | None = None  # an integer field of the child keeping the rows' order (1, 2, ...)
+
+
+@dataclass(frozen=True)
 class FieldSpec:
     """One declared field.  ``default`` is normalised to a Python value: ``int`` (integer),
     :class:`~decimal.Decimal` (decimal), ``bool``, :class:`datetime.date` or ``"today"`` (date),
@@ -156,6 +170,12 @@ class EntitySpec:
     # The field naming a row's unit (department, shop...) for `unit` data scopes; None: no unit.
     unit_field: str | None = None
     display_field: str = "id"
+    #: Child rows edited with this entity (``children``), in the manifest's order.
+    children: tuple[ChildSpec, ...] = ()
+
+    def child(self, name: str) -> ChildSpec | None:
+        """The child set called ``name`` (``lines``), or None."""
+        return next((c for c in self.children if c.name == name), None)
 
     @property
     def owner_column(self) -> str:

@@ -152,7 +152,10 @@ DEPENDENCY_KEYS = ("modules", "plugins")
 PLUGIN_DEPENDENCY_KEYS = ("id", "version")
 CAPABILITY_KEYS = ("database", "events", "config", "files", "messages")
 SCHEMA_KEYS = ("entities",)
-ENTITY_KEYS = ("name", "label", "fields", "indexes", "owner_field", "unit_field", "display_field")
+ENTITY_KEYS = ("name", "label", "fields", "indexes", "owner_field", "unit_field", "display_field", "children")
+CHILD_KEYS = ("name", "entity", "via", "order", "fields", "label")
+#: At most this many child rows of one set in one write (a form or a nested API body).
+CHILD_ROWS_MAX = 500
 FIELD_KEYS = (
     "name",
     "type",

@@ -32,6 +32,7 @@ from app.events import Event, EventBus, emit
 from app.manifest import Manifest
 from app.plugins import config_values, configs
 from app.plugins.runtime import EntityRef, LoadedPlugin
+from app.records import children
 from app.records.service import Aggregate, ListQuery, RecordService, app_hooks
 from app.records.values import to_json
 from app.sandbox.engine import HOST_IMPORT
@@ -154,7 +155,39 @@ def _object_arg(text: str, what: str) -> dict[str, Any]:
 
 
 def _row_json(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: to_json(v) for k, v in row.items() if k != "tenant_id"}
+    """A row as JSON; child sets nested by `expand` or a nested write (lists of rows) likewise."""
+    return {
+        k: [_row_json(c) for c in v] if isinstance(v, list) else to_json(v)
+        for k, v in row.items()
+        if k != "tenant_id"
+    }
+
+
+def _expand_arg(page: dict[str, Any]) -> list[str]:
+    names = page.get("expand") or []
+    if isinstance(names, str):
+        names = [names]
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValueError('page.expand must be a list of child set names, like ["lines"]')
+    return names
+
+
+def _write(
+    ctx: CallContext, ref: EntityRef, record_id: str | None, values: dict[str, Any], version: int | None
+) -> Any:
+    """Insert or update; a row carrying child sets (`{"lines": [...]}`) is written with them, all or
+    nothing (app.records.children), also when the guest goes on after a refusal."""
+    data, sets = children.split(ref, values)
+
+    async def write() -> dict[str, Any]:
+        svc = ctx.records()
+        if sets:
+            return await children.save(svc, ref, record_id, data, version, sets)
+        if record_id is None:
+            return await svc.insert(ref, data)
+        return await svc.update(ref, record_id, data, version)
+
+    return ctx.run(write)
 
 
 def _entity(ctx: CallContext, name: str) -> EntityRef:
@@ -203,13 +236,25 @@ def _list_query(ref: EntityRef, filters: dict[str, Any], page: dict[str, Any]) -
 def db_insert(ctx: CallContext, entity: str, data: str) -> Variant:
     ref = _entity(ctx, entity)
     values = _object_arg(data, "data")
-    return _ok(json.dumps(_row_json(ctx.run(lambda: ctx.records().insert(ref, values)))))
+    return _ok(json.dumps(_row_json(_write(ctx, ref, None, values, None))))
 
 
 def db_query(ctx: CallContext, entity: str, filter_json: str, page_json: str) -> Variant:
     ref = _entity(ctx, entity)
-    query = _list_query(ref, _object_arg(filter_json, "filter"), _object_arg(page_json, "page"))
-    result = ctx.run(lambda: ctx.records().list(ref, query))
+    page = _object_arg(page_json, "page")
+    expand = _expand_arg(page)
+    query = _list_query(
+        ref, _object_arg(filter_json, "filter"), {k: v for k, v in page.items() if k != "expand"}
+    )
+
+    async def read() -> Any:
+        svc = ctx.records()
+        found = await svc.list(ref, query)
+        if expand:
+            await children.expand(svc, ref, found.rows, expand)
+        return found
+
+    result = ctx.run(read)
     return _ok(
         json.dumps(
             {"rows": [_row_json(r) for r in result.rows], "total": result.total, "capped": result.capped}
@@ -220,7 +265,7 @@ def db_query(ctx: CallContext, entity: str, filter_json: str, page_json: str) ->
 def db_update(ctx: CallContext, entity: str, record_id: str, data: str, version: int) -> Variant:
     ref = _entity(ctx, entity)
     values = _object_arg(data, "data")
-    return _ok(json.dumps(_row_json(ctx.run(lambda: ctx.records().update(ref, record_id, values, version)))))
+    return _ok(json.dumps(_row_json(_write(ctx, ref, record_id, values, version))))
 
 
 def db_delete(ctx: CallContext, entity: str, record_id: str) -> Variant:

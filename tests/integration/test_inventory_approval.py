@@ -372,8 +372,18 @@ def test_a_renumbered_order_is_still_found(w: World) -> None:
 
 
 def _previous_manifest(current: str) -> str:
-    """The bundled manifest as 1.0.0 shipped it: auth only, no workflow subscriptions or PO outcome events."""
-    replaced = current
+    """The bundled manifest as 1.0.0 shipped it: auth only, no workflow subscriptions or PO outcome events,
+    no line numbers or inline lines (1.2.0 adds the column and the child set)."""
+    children = current[
+        current.index("# The order form edits its lines inline") : current.index(
+            "]\n", current.index("children = [")
+        )
+        + 2
+    ]
+    replaced = current.replace(children, "", 1)
+    position = '  { name = "position", type = "integer", label = { en = "Line no.", zh = "行号" } },\n'
+    assert children and position in replaced
+    replaced = replaced.replace(position, "", 1).replace('sort = "position"', 'sort = "created_at"', 1)
     for old, new in (
         ('version = "1.2.0"', 'version = "1.0.0"'),
         ('modules = ["auth", "workflow"]', 'modules = ["auth"]'),

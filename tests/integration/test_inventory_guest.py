@@ -150,3 +150,48 @@ def test_dashboard_has_cards_and_a_chart(acme: Any) -> None:
     text = text_of(r.text)
     assert "Active items 2" in text and "Below threshold 1" in text and "Open purchase orders 0" in text
     assert re.search(r"<svg[^>]*>", r.text) and "Stock by category" in text
+
+
+def test_reorder_drafts_an_order_and_its_lines_in_one_host_call_or_nothing(acme: Any, app: Any) -> None:
+    """The guest writes the order with its lines nested (db.save_with_children through db-insert): the
+    lines' permission, formula and the order's rollups apply; refused, nothing of it is kept."""
+    add_items(acme, [("A-1", 50, 10), ("B-2", 4, 10), ("C-3", 0, 5)])
+    assert "Draft a purchase order" in acme.get(STOCK).text
+    r = post_form(acme, STOCK + "/actions/reorder", {}, headers=HX)
+    assert r.status_code == 200 and "drafted with 2 lines" in text_of(r.text), text_of(r.text)[:500]
+    (order,) = rows(app, "purchase_order")
+    lines = sorted(rows(app, "purchase_order_line"), key=lambda ln: ln["position"])
+    skus = {i["id"]: i["sku"] for i in rows(app, "inventory_item")}
+    assert [(skus[ln["item_id"]], ln["quantity"], ln["position"]) for ln in lines] == [
+        ("B-2", 16, 1),
+        ("C-3", 10, 2),
+    ]
+    assert order["line_count"] == 2 and all(ln["order_id"] == order["id"] for ln in lines)
+    assert f'href="/t/acme/p/inventory/inventory/purchase/{order["id"]}"' in r.text
+
+    # A buyer who may create orders but not lines gets no button, and the action refuses as a whole.
+    async def buyer(s: Any) -> None:
+        actor = Actor(None, "test")
+        tenant = await directory.get_tenant(s, "acme")
+        role = await roles.create_role(s, actor, tenant.id, "Orders only")
+        await roles.set_role_grants(
+            s,
+            actor,
+            role,
+            ["db.purchase_order.*", "db.purchase_order_line.select", "db.inventory_item.select"],
+        )
+        user = await directory.create_user(s, actor, "orders@acme.test", "orders-password-1")
+        await directory.add_member(s, actor, tenant.id, user, role)
+
+    in_db(app, buyer)
+    logout(acme)
+    login(acme, "orders@acme.test", "orders-password-1")
+    assert "Draft a purchase order" not in acme.get(STOCK).text
+    refused = post_form(acme, STOCK + "/actions/reorder", {}, headers=HX)
+    text = text_of(refused.text)
+    assert (
+        "No purchase order was drafted" in text
+        and "lines[0]" in text
+        and "db.purchase_order_line.insert" in text
+    )
+    assert len(rows(app, "purchase_order")) == 1 and len(rows(app, "purchase_order_line")) == 2

@@ -337,6 +337,31 @@ def test_documents_pass_the_hosts_validator() -> None:
 # -- host-call wrappers ----------------------------------------------------------------------------------
 
 
+def test_child_sets_are_expanded_and_saved_nested(host: StubHost) -> None:
+    host.replies = {
+        "db_query": '{"rows": [{"id": "1", "lines": [{"id": "9", "position": 1}]}], "total": 1}',
+        "db_insert": '{"id": "1", "version": 1, "lines": [{"id": "9"}]}',
+        "db_update": '{"id": "1", "version": 2, "lines": []}',
+    }
+    assert pg.db.get("order", "1", expand=["lines"]) == {"id": "1", "lines": [{"id": "9", "position": 1}]}
+    pg.db.query("order", expand="lines")
+    created = pg.db.save_with_children("order", {"no": "PO-7"}, {"lines": [{"item_id": "x", "quantity": 5}]})
+    assert created["lines"] == [{"id": "9"}]
+    pg.db.save_with_children("order", {}, {"lines": []}, id="1", version=1)
+    with pytest.raises(pg.HostError, match="needs the version"):
+        pg.db.save_with_children("order", {}, {"lines": []}, id="1")
+    sent = [
+        (name, tuple(json.loads(a) if isinstance(a, str) and a[:1] in "{[" else a for a in args))
+        for name, args in host.calls
+    ]
+    assert sent == [
+        ("db_query", ("order", {"id": "1"}, {"limit": 1, "offset": 0, "expand": ["lines"]})),
+        ("db_query", ("order", {}, {"limit": 50, "offset": 0, "expand": ["lines"]})),
+        ("db_insert", ("order", {"no": "PO-7", "lines": [{"item_id": "x", "quantity": 5}]})),
+        ("db_update", ("order", "1", {"lines": []}, 1)),
+    ]
+
+
 def test_db_calls_send_documented_json(host: StubHost) -> None:
     host.replies = {
         "db_insert": '{"id": "1", "version": 1, "name": "a"}',

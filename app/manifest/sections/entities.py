@@ -9,6 +9,7 @@ from typing import Any
 from app.core.validation import ix, kind, one_of
 from app.manifest.model import EntitySpec, FieldSpec, SelectOption, default_label
 from app.manifest.reader import ManifestReader
+from app.manifest.sections.children import check_children
 from app.manifest.sections.computed import check_formulas, check_rollups, read_computed
 from app.manifest.values import field_default
 from app.manifest.vocabulary import (
@@ -64,6 +65,7 @@ def read_schema(r: ManifestReader) -> tuple[EntitySpec, ...]:
         specs.append(spec)
         r.entities[spec.name] = spec
     check_rollups(r, raw_entities, specs)
+    check_children(r, raw_entities, specs)
     return tuple(specs)
 
 

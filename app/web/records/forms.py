@@ -1,12 +1,12 @@
 """Record forms: the layout from the page's `form` (groups, read-only fields, help), reference pickers,
-create and edit with inline errors (422) or a clash (409), and the optimistic-lock conflict page."""
+the entity's child rows inline (app.web.records.inline), create and edit with inline errors (422) or a
+clash (409), and the optimistic-lock conflict page."""
 
 from __future__ import annotations
 
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from litestar import Response
@@ -15,80 +15,18 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
 
 from app.core.errors import Conflict, ValidationFailed
-from app.manifest import FieldSpec, PageSpec
-from app.plugins import runtime
-from app.plugins.runtime import EntityRef
+from app.core.i18n import N_
+from app.manifest.labels import pick_label
+from app.records import children
 from app.records.service import RecordService, StaleVersion
 from app.records.values import TRUE, FieldError, default_for, parse, to_input, to_json
 from app.web.context import RequestContext
-from app.web.records.display import as_uuid, reference_labels, step, title, value_text
+from app.web.records import inline
+from app.web.records.display import reference_labels, title, value_text
+from app.web.records.form_fields import MAX_VALUE_LENGTH, FormGroup, form_fields, form_layout, prepare_picker
 from app.web.records.target import Target, atomic, common, need_action
 from app.web.render import page, redirect
 from app.workflow import guard as workflow_guard
-
-PICKER_PRELOAD = 50
-MAX_VALUE_LENGTH = 100_000
-INPUTS = {
-    "string": "text",
-    "uuid": "text",
-    "text": "textarea",
-    "json": "json",
-    "integer": "number",
-    "decimal": "number",
-    "boolean": "checkbox",
-    "date": "date",
-    "datetime": "datetime-local",
-    "select": "select",
-    "reference": "reference",
-}
-
-
-@dataclass
-class FormField:
-    spec: FieldSpec
-    label: str
-    help: str | None
-    readonly: bool
-    input: str  # text | textarea | number | checkbox | date | datetime-local | select | reference | json
-    step: str | None = None
-    options: list[tuple[str, str]] = field(default_factory=list)
-    lookup: bool = False  # reference picker with search-as-you-type
-
-
-@dataclass
-class FormGroup:
-    title: str | None
-    fields: list[FormField]
-
-
-def form_layout(ref: EntityRef, spec: PageSpec) -> list[FormGroup]:
-    def make(item: Mapping[str, Any] | FieldSpec) -> FormField:
-        if isinstance(item, FieldSpec):
-            fspec, label, help_text, readonly = item, item.label, item.help, False
-        else:
-            fspec = ref.spec.field(item["field"])
-            label, help_text, readonly = (
-                item["label"] or fspec.label,
-                item.get("help"),
-                bool(item.get("readonly")),
-            )
-        # Formulas and rollups are kept by the record service: shown, never typed.
-        ff = FormField(fspec, label, help_text, readonly or fspec.computed, INPUTS.get(fspec.type, "text"))
-        if fspec.type in {"integer", "decimal"}:
-            ff.step = step(fspec)
-        if fspec.type == "select":
-            ff.options = [(o.value, o.label) for o in fspec.options]
-        return ff
-
-    if spec.form is None:
-        return [FormGroup(None, [make(f) for f in ref.spec.fields])]
-    groups = [
-        FormGroup(g.get("title"), [make(i) for i in g["fields"]]) for g in spec.form.get("groups") or ()
-    ]
-    loose = [make(i) for i in spec.form.get("fields") or ()]
-    if loose:
-        groups.append(FormGroup(None, loose))
-    return [g for g in groups if g.fields]
 
 
 async def layout(ctx: RequestContext, target: Target) -> list[FormGroup]:
@@ -100,10 +38,6 @@ async def layout(ctx: RequestContext, target: Target) -> list[FormGroup]:
     return groups
 
 
-def form_fields(groups: list[FormGroup]) -> list[FormField]:
-    return [f for g in groups for f in g.fields]
-
-
 async def prepare_pickers(
     svc: RecordService,
     ctx: RequestContext,
@@ -113,19 +47,8 @@ async def prepare_pickers(
 ) -> None:
     """Options of the reference pickers: the current choice plus the first few target rows."""
     for ff in form_fields(groups):
-        if ff.spec.type != "reference":
-            continue
-        ref = runtime.find_entity(target.plugins, ff.spec.entity or "")
-        if ref is None or not ctx.can(ref.permission("select")):
-            ff.input = "text"  # no way to list the targets: type the id
-            continue
-        ff.lookup = True
-        options = [(str(i), label) for i, label in await svc.search_labels(ref, "", PICKER_PRELOAD)]
-        current = values.get(ff.spec.name) or ""
-        if current and current not in {v for v, _ in options}:
-            known = await svc.labels(ref, [as_uuid(current)])
-            options.insert(0, (current, next(iter(known.values()), current)))
-        ff.options = options
+        if ff.spec.type == "reference":
+            await prepare_picker(svc, ctx, target, ff, [values.get(ff.spec.name) or ""])
 
 
 def values_from_form(groups: list[FormGroup], form: FormMultiDict) -> tuple[dict[str, str], dict[str, str]]:
@@ -156,10 +79,16 @@ async def form_page(
     version: Any = None,
     status_code: int = 200,
     form_error: str | None = None,
+    sets: list[inline.InlineSet] | None = None,
 ) -> Template:
     svc = ctx.records()
     groups = await layout(ctx, target)
     await prepare_pickers(svc, ctx, target, groups, values)
+    if sets is None:  # a form as it starts: the saved child rows (none for a new record)
+        sets = await inline.sets_for(ctx, target)
+        if row is not None:
+            await inline.load_rows(ctx, target, sets, row)
+    await inline.prepare(ctx, target, sets)
     errors = errors or {}
     known = {ff.spec.name for ff in form_fields(groups)}
     stray = {k: v for k, v in errors.items() if k not in known}
@@ -175,6 +104,7 @@ async def form_page(
         }
     # Posting to .../new keeps a refused create on the form's own URL (a reload shows the form).
     action = f"{target.url}/new" if row is None else f"{target.url}/{row['id']}"
+    row_errors = sum(len(r.errors) for st in sets for r in st.rows) + sum(1 for st in sets if st.error)
     return await page(
         request,
         ctx,
@@ -184,6 +114,7 @@ async def form_page(
         groups=groups,
         values=values,
         errors=errors,
+        error_count=len(errors) + row_errors,
         stray=stray,
         row=row,
         version=version,
@@ -191,8 +122,19 @@ async def form_page(
         readonly=readonly,
         form_error=form_error,
         lookup_url=f"{target.url}/lookup",
-        title=(f"New {target.ref.spec.label}" if row is None else f"Edit {title(target.ref, row)}"),
+        inline_sets=sets,
+        inline_url=f"{target.url}/inline",
+        title=_heading(ctx, target, row),
     )
+
+
+def _heading(ctx: RequestContext, target: Target, row: dict[str, Any] | None) -> str:
+    """ "New Purchase order" / "Edit Purchase order PO-1", in the reader's language."""
+    entity = pick_label(target.ref.spec.label, ctx.language)
+    if row is None:
+        return N_("New %(entity)s", entity=entity)
+    value = row.get(target.ref.spec.display_field)
+    return N_("Edit %(title)s", title=entity if value in (None, "") else f"{entity} {value}")
 
 
 async def new(request: HTMXRequest, ctx: RequestContext, target: Target) -> Template:
@@ -209,23 +151,50 @@ async def new(request: HTMXRequest, ctx: RequestContext, target: Target) -> Temp
     return await form_page(request, ctx, target, row=None, values=values)
 
 
+async def _submitted(
+    ctx: RequestContext, target: Target, form: FormMultiDict
+) -> tuple[list[FormGroup], dict[str, str], dict[str, str], list[inline.InlineSet]]:
+    """A posted record form: the layout, the data for the service, the values to show again, and the
+    child sets it carried with their rows as typed."""
+    groups = await layout(ctx, target)
+    data, values = values_from_form(groups, form)
+    sets = inline.posted(await inline.sets_for(ctx, target), form)
+    inline.from_form(sets, form)
+    return groups, data, values, sets
+
+
 async def create(request: HTMXRequest, ctx: RequestContext, target: Target) -> Response[Any]:
     need_action(ctx, target, "create")
     svc = ctx.records()
     svc.require(target.ref, "insert")
-    data, values = values_from_form(await layout(ctx, target), await request.form())
+    _groups, data, values, sets = await _submitted(ctx, target, form := await request.form())
+    if inline.press(sets, form):  # "Add" or a move without script: the same form again, nothing saved
+        return await form_page(request, ctx, target, row=None, values=values, sets=sets)
+    rows, keys = inline.payload(sets)
     try:
-        # No savepoint on the hot path: validation fails before any write, and a unique clash
-        # (which aborts a PostgreSQL transaction) rolls the whole request back before re-rendering.
-        row = await svc.insert(target.ref, data)
+        if sets:  # one transaction for the record and its rows (savepoint inside)
+            row = await children.save(svc, target.ref, None, data, None, rows)
+        else:
+            # No savepoint on the hot path: validation fails before any write, and a unique clash
+            # (which aborts a PostgreSQL transaction) rolls the whole request back before re-rendering.
+            row = await svc.insert(target.ref, data)
     except ValidationFailed as exc:
+        errors = inline.place_errors(sets, exc.errors, keys)
         return await form_page(
-            request, ctx, target, row=None, values=values, errors=exc.errors, status_code=422
+            request,
+            ctx,
+            target,
+            row=None,
+            values=values,
+            errors=errors,
+            status_code=exc.status_code,
+            sets=sets,
         )
     except Conflict as exc:
-        await ctx.db.rollback()
+        if not sets:
+            await ctx.db.rollback()
         return await form_page(
-            request, ctx, target, row=None, values=values, form_error=exc.detail, status_code=409
+            request, ctx, target, row=None, values=values, form_error=exc.detail, status_code=409, sets=sets
         )
     return redirect(f"{target.url}/{row['id']}", f"{title(target.ref, row)} created")
 
@@ -244,19 +213,39 @@ async def update(request: HTMXRequest, ctx: RequestContext, target: Target, reco
     svc = ctx.records()
     svc.require(target.ref, "update")
     form = await request.form()
-    groups = await layout(ctx, target)
-    data, values = values_from_form(groups, form)
+    groups, data, values, sets = await _submitted(ctx, target, form)
     raw_version = form.get("version")
     version = (
         int(raw_version)
         if isinstance(raw_version, str) and re.fullmatch(r"[0-9]{1,18}", raw_version)
         else None
     )
+    if inline.press(sets, form):
+        current = await svc.get(target.ref, record_id)
+        return await form_page(request, ctx, target, row=current, values=values, version=version, sets=sets)
+    rows, keys = inline.payload(sets)
     try:
         async with atomic(ctx):
-            row = await svc.update(target.ref, record_id, data, version)
+            if sets:
+                row = await children.save(svc, target.ref, record_id, data, version, rows)
+            else:
+                row = await svc.update(target.ref, record_id, data, version)
     except StaleVersion as exc:
-        return await conflict(request, ctx, target, groups, exc.current, values)
+        return await conflict(request, ctx, target, groups, exc.current, values, inline.carried(sets, form))
+    except children.ChildStale as exc:
+        inline.stale(sets, exc, keys)
+        current = await svc.get(target.ref, record_id)
+        return await form_page(
+            request,
+            ctx,
+            target,
+            row=current,
+            values=values,
+            version=version,
+            form_error=exc.detail,
+            status_code=409,
+            sets=sets,
+        )
     except ValidationFailed as exc:
         current = await svc.get(target.ref, record_id)
         return await form_page(
@@ -265,9 +254,10 @@ async def update(request: HTMXRequest, ctx: RequestContext, target: Target, reco
             target,
             row=current,
             values=values,
-            errors=exc.errors,
+            errors=inline.place_errors(sets, exc.errors, keys),
             version=version,
-            status_code=422,
+            status_code=exc.status_code,
+            sets=sets,
         )
     except Conflict as exc:
         current = await svc.get(target.ref, record_id)
@@ -280,6 +270,7 @@ async def update(request: HTMXRequest, ctx: RequestContext, target: Target, reco
             version=version,
             form_error=exc.detail,
             status_code=409,
+            sets=sets,
         )
     return redirect(f"{target.url}/{row['id']}", f"{title(target.ref, row)} saved")
 
@@ -291,6 +282,7 @@ async def conflict(
     groups: list[FormGroup],
     current: dict[str, Any],
     mine: dict[str, str],
+    carry: list[tuple[str, str]] | None = None,
 ) -> Template:
     """Someone saved first: show their values next to ours; the user decides, nothing is overwritten."""
     svc = ctx.records()
@@ -342,6 +334,7 @@ async def conflict(
         row=current,
         rows=rows,
         mine=mine,
+        carry=carry or [],
         title=title(target.ref, current),
         action=f"{target.url}/{current['id']}",
     )

@@ -19,6 +19,12 @@ async def lookup(request: HTMXRequest, ctx: RequestContext, target: Target) -> T
     params = request.query_params
     name = params.get("field") or ""
     fspec = declared(target.ref, name)
+    child = target.ref.spec.child(params.get("child") or "")
+    if child is not None:  # a picker in an inline row: the field is the child entity's
+        ref = target.plugin.entities.get(child.entity)
+        fspec = declared(ref, name) if ref is not None and name in child.fields else None
+    # The picker's own input (`lines-<key>-item_id` in an inline row) holds the current choice.
+    current_key = params.get("input") or name
     wanted = params.get("entity")
     if fspec is None or fspec.type != "reference" or (wanted and wanted != fspec.entity):
         raise NotFound("No such reference field on this page")
@@ -29,10 +35,10 @@ async def lookup(request: HTMXRequest, ctx: RequestContext, target: Target) -> T
     q = (params.get("q") or params.get("_q") or "").replace("\x00", "").strip()[:200]
     found = await svc.search_labels(ref, q, LOOKUP_LIMIT)
     options = [(str(i), label) for i, label in found]
-    selected = params.get(name) or ""
+    selected = params.get(current_key) or ""
     if q and options:
         selected = options[0][0]  # typing means choosing: preselect the best match (the old one stays listed)
-    previous = params.get(name) or ""
+    previous = params.get(current_key) or ""
     if previous and previous not in {v for v, _ in options} and as_uuid(previous):
         known = await svc.labels(ref, [as_uuid(previous)])
         if known:

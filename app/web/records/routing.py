@@ -16,7 +16,7 @@ from litestar.plugins.htmx import HTMXRequest
 
 from app.core.errors import NotFound
 from app.web.context import RequestContext
-from app.web.records import actions, board, csv_io, dashboard, detail, forms, listing, lookup, views
+from app.web.records import actions, board, csv_io, dashboard, detail, forms, inline, listing, lookup, views
 from app.web.records.display import as_uuid
 from app.web.records.target import Target, resolve
 
@@ -36,6 +36,7 @@ TABLE: tuple[tuple[str, str, str, Handler], ...] = (
     ("GET", "crud", "lookup", lookup.lookup),
     ("GET", "crud", "views", views.views_page),
     ("GET", "crud", "board", board.board_page),
+    ("GET", "crud", "inline/{name}", inline.add_row),
     ("GET", "crud", "{id}", detail.detail),
     ("GET", "crud", "{id}/edit", forms.edit),
     ("POST", "crud", "", forms.create),

@@ -24,6 +24,7 @@ from portal_guest import (
     form,
     link,
     log,
+    now,
     page,
     result,
     stat,
@@ -36,6 +37,7 @@ ITEM = "inventory_item"
 ADJUST = "ui.inventory.stocktaking-adjust"
 MAX_ITEMS = 200
 ORDER = "purchase_order"
+DRAFT = ("db.purchase_order.insert", "db.purchase_order_line.insert")
 OUTCOMES = ("approved", "rejected")
 MAX_NOTE_COMMENT = 500
 
@@ -126,6 +128,14 @@ def _stocktaking(
                 permission=ADJUST,
             )
         )
+    if low and all(can(p) for p in DRAFT):
+        blocks.append(
+            card(
+                text(f"A draft purchase order with one line per item below its threshold ({len(low)})."),
+                form("reorder", [], submit="Draft a purchase order"),
+                title="Reorder",
+            )
+        )
     return blocks
 
 
@@ -176,6 +186,42 @@ def adjust(data: dict[str, Any]) -> dict[str, Any]:
     return result(
         *_stocktaking(False),
         toast=f"{item['sku']} counted: {item['quantity']} {item.get('unit') or ''}".strip(),
+    )
+
+
+@plugin.action("stocktaking", "reorder")
+def reorder(data: dict[str, Any]) -> dict[str, Any]:
+    """A draft purchase order and its lines (each low item up to twice its threshold), written in one
+    call that keeps the order and all its lines or nothing (db.save_with_children)."""
+    low = _low(_items())
+    if not low:
+        return result(alert("No active item is below its threshold.", level="info"), *_stocktaking(False))
+    lines = [
+        {
+            "item_id": i["id"],
+            "quantity": max(2 * (i.get("threshold") or 0) - (i.get("quantity") or 0), 1),
+            "unit_price": i.get("unit_price"),
+        }
+        for i in low
+    ]
+    try:
+        order = db.save_with_children(
+            ORDER,
+            {"order_no": f"RO-{now():%Y%m%d-%H%M%S}", "notes": "Drafted from stocktaking"},
+            {"lines": lines},
+        )
+    except HostError as exc:
+        return result(
+            alert(f"No purchase order was drafted: {exc.message}", level="error"), *_stocktaking(False)
+        )
+    href = f"/t/{current_user().get('tenant_slug')}/p/inventory/inventory/purchase/{order['id']}"
+    return result(
+        alert(
+            f"Purchase order {order['order_no']} drafted with {order['line_count']} lines.", level="success"
+        ),
+        link(f"Open {order['order_no']}", href),
+        *_stocktaking(False),
+        toast=f"{order['order_no']} drafted",
     )
 
 

@@ -10,7 +10,7 @@ the call's error result.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -61,24 +61,58 @@ class Db:
         offset: int = 0,
         sort: str | None = None,
         q: str | None = None,
+        expand: Iterable[str] = (),
     ) -> dict[str, Any]:
         """Rows matching ``filter``: ``{"rows": [...], "total": n}``.
 
         ``filter`` maps a field to a value (equality) or to operator tests such as
         ``{"quantity": {"lt": 10}}`` (eq, ne, lt, lte, gt, gte). ``sort`` is a field name, ``-field``
-        for descending (the host's default is ``-created_at``); ``q`` a search string.
+        for descending (the host's default is ``-created_at``); ``q`` a search string. ``expand``
+        names child sets of the entity (its ``children`` in plugin.toml, e.g. ``["lines"]``) to nest
+        into each row as a list of child rows, in their order.
         """
         page: dict[str, Any] = {"limit": limit, "offset": offset}
         if sort is not None:
             page["sort"] = sort
         if q is not None:
             page["q"] = q
+        names = [expand] if isinstance(expand, str) else list(expand)
+        if names:
+            page["expand"] = names
         return _parse(_call("db_query", entity, dumps(dict(filter or {})), dumps(page)), "db.query")
 
-    def get(self, entity: str, id: str) -> dict[str, Any] | None:
-        """The live row with this id, or None when there is none (or the acting user may not see it)."""
-        rows = self.query(entity, {"id": str(id)}, limit=1)["rows"]
+    def get(self, entity: str, id: str, *, expand: Iterable[str] = ()) -> dict[str, Any] | None:
+        """The live row with this id, or None when there is none (or the acting user may not see it);
+        ``expand`` nests child sets as in :meth:`query`."""
+        rows = self.query(entity, {"id": str(id)}, limit=1, expand=expand)["rows"]
         return rows[0] if rows else None
+
+    def save_with_children(
+        self,
+        entity: str,
+        data: Mapping[str, Any],
+        children: Mapping[str, Sequence[Mapping[str, Any]]],
+        *,
+        id: str | None = None,
+        version: int | None = None,
+    ) -> dict[str, Any]:
+        """Create (no ``id``) or update (``id`` and the ``version`` you read) a row together with its child
+        sets, all in one write that is kept whole or not at all, e.g. an order and its lines::
+
+            db.save_with_children("purchase_order", {"order_no": "PO-7"},
+                                  {"lines": [{"item_id": item, "quantity": 5}]})
+
+        Each set lists all the rows the parent should have, in order: a row with ``id`` (and the
+        ``version`` it was read at) updates that child, a row without one is added, a child left out is
+        deleted. Returns the parent with each set nested. A refusal raises :class:`HostError` naming the
+        row and field (``lines[1].quantity: ...``).
+        """
+        body = {**dict(data), **{name: [dict(row) for row in rows] for name, rows in children.items()}}
+        if id is None:
+            return _parse(_call("db_insert", entity, dumps(body)), "db.insert")
+        if version is None:
+            raise HostError("db.save_with_children: updating a row needs the version you read")
+        return _parse(_call("db_update", entity, str(id), dumps(body), int(version)), "db.update")
 
     def update(self, entity: str, id: str, data: Mapping[str, Any], version: int) -> dict[str, Any]:
         """Update a row read at ``version`` (a conflict if someone changed it since); returns the new row."""
