@@ -75,19 +75,12 @@
   }, true);
 
   // <form data-drop-empty>: empty filters stay out of the htmx request (and so out of the pushed URL).
-  // With data-default-cols="a,b": the column chooser's boxes stay out too while they tick exactly the
-  // page's default columns.
   document.addEventListener("htmx:configRequest", function (evt) {
-    var form = closest(evt.target, "form[data-drop-empty]");
-    if (!form) { return; }
+    if (!closest(evt.target, "form[data-drop-empty]")) { return; }
     var params = evt.detail.parameters;  // htmx 2: an object view of the request's FormData
     Object.keys(params).forEach(function (key) {
       if (params[key] === "") { delete params[key]; }
     });
-    if (form.hasAttribute("data-default-cols") && params.cols !== undefined) {
-      var cols = [].concat(params.cols).join(",");
-      if (cols === form.getAttribute("data-default-cols")) { delete params.cols; }
-    }
   });
 
   // <form data-sync-attributes>: after each request copy the inputs' current values into their
@@ -139,6 +132,110 @@
     if (first) { first.focus(); }
   });
 
+  // The role–permission matrix (table[data-matrix]): a filter box narrows its rows as you type, and
+  // toggles tick or clear a whole row, a column (of the rows shown) or a module group. Without script
+  // the plain checkboxes still work; the toggles and the filter stay hidden until initMatrix runs.
+  function matrixBoxes(scope, col) {
+    return Array.prototype.filter.call(scope.querySelectorAll("input[name=perm]"), function (box) {
+      var row = box.closest("tr");
+      if (box.disabled || (row && row.hidden) || (row && row.parentNode.hidden)) { return false; }
+      return !col || box.closest("td").getAttribute("data-col") === col;
+    });
+  }
+  function toggleTargets(toggle) {
+    var kind = toggle.getAttribute("data-toggle");
+    if (kind === "row") { return matrixBoxes(toggle.closest("tr")); }
+    if (kind === "group") { return matrixBoxes(toggle.closest("tbody")); }
+    return matrixBoxes(toggle.closest("table"), toggle.getAttribute("data-col"));
+  }
+  function syncToggles(table) {
+    table.querySelectorAll("input[data-toggle]").forEach(function (toggle) {
+      var boxes = toggleTargets(toggle);
+      var on = boxes.filter(function (box) { return box.checked; }).length;
+      toggle.checked = boxes.length > 0 && on === boxes.length;
+      toggle.indeterminate = on > 0 && on < boxes.length;
+      toggle.disabled = boxes.length === 0;
+    });
+  }
+  function filterMatrix(table, query) {
+    var words = query.toLowerCase().split(/\s+/).filter(Boolean);
+    var shown = 0;
+    var total = 0;
+    table.querySelectorAll("tbody").forEach(function (body) {
+      var any = false;
+      body.querySelectorAll("tr[data-row]").forEach(function (row) {
+        var text = row.getAttribute("data-filter") || "";
+        var hit = words.every(function (word) { return text.indexOf(word) !== -1; });
+        row.hidden = !hit;
+        total += 1;
+        if (hit) { shown += 1; any = true; }
+      });
+      body.hidden = !any;
+    });
+    var form = table.closest("form");
+    var count = form.querySelector("[data-matrix-count]");
+    if (count) {
+      count.textContent = words.length ? count.getAttribute("data-matrix-count")
+        .replace("{shown}", shown).replace("{total}", total) : "";
+    }
+    var empty = form.querySelector("[data-matrix-empty]");
+    if (empty) { empty.hidden = shown > 0; }
+    syncToggles(table);
+  }
+  function initMatrix(table) {
+    if (table.classList.contains("enhanced")) { return; }
+    table.classList.add("enhanced");
+    table.querySelectorAll("input[data-toggle]").forEach(function (toggle) { toggle.hidden = false; });
+    var tools = table.closest("form").querySelector("[data-matrix-tools]");
+    if (tools) { tools.hidden = false; }
+    syncToggles(table);
+  }
+  function initMatrices() { document.querySelectorAll("table[data-matrix]").forEach(initMatrix); }
+  initMatrices();  // this script is deferred: the document is parsed by now
+  document.addEventListener("htmx:load", initMatrices);
+  document.addEventListener("change", function (evt) {
+    var table = closest(evt.target, "table[data-matrix]");
+    if (!table) { return; }
+    if (evt.target.hasAttribute("data-toggle")) {
+      var on = evt.target.checked;
+      toggleTargets(evt.target).forEach(function (box) { box.checked = on; });
+    }
+    syncToggles(table);
+  });
+  document.addEventListener("input", function (evt) {
+    var box = closest(evt.target, "input[data-matrix-filter]");
+    var table = box && document.getElementById(box.getAttribute("aria-controls"));
+    if (table) { filterMatrix(table, box.value); }
+  });
+
+  // <a data-pick="f-user" data-value="…">: a match listed under a search field (the explain page's
+  // pickers) puts its value into that field instead of following its link (which, without script,
+  // asks again with it), then moves on to the next field.
+  document.addEventListener("click", function (evt) {
+    var pick = closest(evt.target, "a[data-pick]");
+    var input = pick && document.getElementById(pick.getAttribute("data-pick"));
+    if (!input) { return; }
+    evt.preventDefault();
+    input.value = pick.getAttribute("data-value");
+    input.setAttribute("data-picked", input.value);
+    input.removeAttribute("aria-invalid");
+    if (window.htmx) { window.htmx.trigger(input, "htmx:abort"); }  // a search still on its way
+    var box = pick.closest(".choices-box");
+    if (box) { box.textContent = ""; }
+    var fields = Array.prototype.filter.call(input.form.elements, function (el) {
+      return el.tagName === "BUTTON" || (el.type === "search" && !el.value);
+    });
+    if (fields.length) { fields[0].focus(); }
+  });
+
+  // ...and a search the field's typing had scheduled for later must not list the picked value again.
+  document.addEventListener("htmx:configRequest", function (evt) {
+    var input = evt.detail.elt;
+    if (input && input.hasAttribute && input.getAttribute("data-picked") === input.value) {
+      evt.preventDefault();
+    }
+  });
+
   // Plugin upload (#plugin-upload): a progress bar, and refusals (invalid package or manifest,
   // destructive upgrade, conflicts) come back as a page to show instead of being dropped as errors.
   function inUploadForm(evt) {  // progress fires on the form itself, beforeSwap on the target (#main)
@@ -158,38 +255,4 @@
       evt.detail.isError = false;
     }
   });
-})();
-
-// Boards (templates/records/_board.html): each column's card list becomes a SortableJS list (the
-// vendored static/sortable.min.js, loaded by the board page) when the board has drag handles, which it
-// has only for readers who may update. Dropping a card in another column sets the card's own
-// "Move to" select to that column and submits its form: the move is the same HTMX request as the
-// keyboard's, and the answer draws the board again.
-(function () {
-  "use strict";
-  if (window.portalBoards) { return; }
-  window.portalBoards = true;
-
-  function initBoard(root) {
-    if (!window.Sortable || !root || !root.querySelectorAll) { return; }
-    root.querySelectorAll(".board-cards").forEach(function (list) {
-      var board = list.closest(".board");
-      if (list.portalSortable || !board || !board.querySelector(".drag-handle")) { return; }
-      list.portalSortable = window.Sortable.create(list, {
-        group: "board",
-        handle: ".drag-handle",
-        draggable: ".board-card",
-        animation: 150,
-        onEnd: function (evt) {
-          if (evt.from === evt.to) { return; }
-          var form = evt.item.querySelector("form.move");
-          if (!form) { return; }
-          form.elements.namedItem("value").value = evt.to.getAttribute("data-value");
-          evt.item.classList.add("moving");
-          if (form.requestSubmit) { form.requestSubmit(); } else { window.htmx.trigger(form, "submit"); }
-        }
-      });
-    });
-  }
-  document.addEventListener("htmx:load", function (evt) { initBoard(evt.detail.elt); });
 })();

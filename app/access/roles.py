@@ -13,6 +13,7 @@ from app.access import policy
 from app.access.permissions import is_valid_grant
 from app.audit import Actor
 from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.i18n import N_
 from app.core.identifiers import text_problem
 from app.core.models import Membership, Role
 
@@ -158,12 +159,33 @@ async def role_grants(session: AsyncSession, role: Role) -> list[str]:
 async def set_role_grants(
     session: AsyncSession, actor: Actor, role: Role, patterns: Iterable[str]
 ) -> tuple[list[str], list[str]]:
-    """Make the role grant exactly `patterns`; returns (added, removed)."""
+    """Make the role grant exactly `patterns`; returns (added, removed).
+
+    The built-in Admin role keeps `*`: without it every Admin of the tenant would lose everything at once,
+    which the last-Admin rules (app.identity.directory) exist to prevent."""
     wanted = sorted({p.strip() for p in patterns if p.strip()})
     bad = [p for p in wanted if not is_valid_grant(p)]
     if bad:
-        raise ValidationFailed({"permissions": f"Not a permission or wildcard: {', '.join(bad[:5])}"})
+        raise ValidationFailed(
+            {
+                "permissions": N_(
+                    "Not a permission or wildcard: %(patterns)s. A wildcard may only end a grant: "
+                    "db.purchase_order.*, db.*, ui.*, plugin:* or *.",
+                    patterns=", ".join(bad[:5]),
+                )
+            }
+        )
     current = set(await role_grants(session, role))
+    if role.builtin == ADMIN and "*" in current and "*" not in wanted:
+        raise ValidationFailed(
+            {
+                "permissions": N_(
+                    "The built-in role %(name)s always grants everything (*): it is how a tenant keeps "
+                    "an administrator. Give members who should have less another role.",
+                    name=role.name,
+                )
+            }
+        )
     added = [p for p in wanted if p not in current]
     removed = sorted(current - set(wanted))
     await policy.add_grants(session, role.tenant_id, role.id, added)

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.i18n import N_
 from app.core.models import Membership, Role, RoleScope, Tenant
 
 SCOPE_KINDS: tuple[str, ...] = ("all", "subtree", "own")
@@ -66,14 +67,16 @@ class UserScopeData:
     conditions: dict[tuple[sa.Table, str], sa.ColumnElement[bool] | None] = field(default_factory=dict)
 
     def rule_for(self, entity: str) -> tuple[ScopeRule, str]:
-        """The rule for an entity and where it comes from."""
+        """The rule for an entity and where it comes from (a message the explain page translates)."""
         if entity in self.rules:
-            return self.rules[entity], f"role {self.role_name} scope for {entity}"
+            return self.rules[entity], N_(
+                "role %(role)s scope for %(entity)s", role=self.role_name, entity=entity
+            )
         if DEFAULT_ENTITY in self.rules:
-            return self.rules[DEFAULT_ENTITY], f"role {self.role_name} default scope"
+            return self.rules[DEFAULT_ENTITY], N_("role %(role)s default scope", role=self.role_name)
         if self.role_name is None:
-            return ALL, "no role in this tenant (platform staff see all rows)"
-        return ALL, f"role {self.role_name} sets no scope (all is the default)"
+            return ALL, N_("no role in this tenant (platform staff see all rows)")
+        return ALL, N_("role %(role)s sets no scope (all is the default)", role=self.role_name)
 
 
 def subtree_select(tenant_id: uuid.UUID, user_id: uuid.UUID) -> sa.Select[Any]:

@@ -422,7 +422,10 @@ async def explain(
         "platform_scoped": r.platform_scoped,
         "role": r.role_name,
         "policy": list(r.rule) if r.rule else None,
-        "reason": r.reason,
+        "reason": str(r.reason),  # the English text of the message
+        "would_grant": [
+            {"role": g.role_name, "grant": g.pattern, "platform": g.platform} for g in r.would_grant
+        ],
         "scope": r.scope.as_json() if r.scope else None,
     }
 

@@ -1,4 +1,4 @@
-"""Administration pages that answer questions: the audit log and "why may (not) this user do that"."""
+"""Administration pages that answer questions: the audit log (the explain page: app.web.explain_pages)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,10 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
 from sqlalchemy import func, select
 
-from app.access.explain import explain_permission
-from app.core.errors import NotFound, ValidationFailed
 from app.core.models import AuditEntry, Tenant
 from app.core.tenancy import tenant_is
 from app.identity import directory
 from app.web.context import TenantContext
-from app.web.directory_pages import is_platform_admin
 from app.web.forms import T
 from app.web.render import Pager, page
 
@@ -72,34 +69,4 @@ async def audit_list(
     )
 
 
-# --- explain -------------------------------------------------------------------------------------
-
-
-@get(T("/admin/explain"), opt={"permission": "ui.admin.explain"}, include_in_schema=False)
-async def explain_page(
-    request: HTMXRequest, ctx: TenantContext, user: str = "", permission: str = ""
-) -> Template:
-    result = None
-    errors: dict[str, str] = {}
-    status = 200
-    if user or permission:
-        try:
-            result = await explain_permission(
-                ctx.db, ctx.tenant, user, permission, any_user=is_platform_admin(ctx)
-            )
-        except ValidationFailed as exc:
-            errors = exc.errors
-        except NotFound as exc:  # the same answer whether or not an account has that email
-            errors, status = {"user": exc.detail}, 404
-    return await page(
-        request,
-        ctx,
-        "admin/explain.html",
-        result=result,
-        errors=errors,
-        status_code=status,
-        values={"user": user[:254], "permission": permission[:200]},
-    )
-
-
-ROUTES = [audit_list, explain_page]
+ROUTES = [audit_list]

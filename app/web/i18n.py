@@ -19,7 +19,7 @@ from jinja2 import Environment, pass_context
 from jinja2.runtime import Context
 
 from app.core.i18n import BABEL_LOCALES, DEFAULT_LANGUAGE, Msg
-from app.manifest.labels import pick_label
+from app.manifest.labels import Label, pick_label
 
 _IDENTITY = NullTranslations()
 
@@ -53,11 +53,21 @@ def _ngettext(context: Context, singular: str, plural: str, n: int) -> str:
 def translate(context: Context, text: Any) -> str:
     """`{{ value | t }}`: a message made at run time (a marked Python message, an error); text that is
     not in the catalog (a user's name, a formatted message) is shown as it is, and escaped as usual."""
+    return localize(_ctx_of(context), text)
+
+
+def localize(ctx: Any, text: Any) -> str:
+    """`text` in the language of the request `ctx`: a msgid from the catalog, a `Msg` (its parameters too,
+    manifest labels among them) or a manifest `Label`; other text as it is."""
     if text is None:
         return ""
-    if isinstance(text, Msg):
-        return text.translated(_translations(context))
-    return _translations(context).gettext(str(text))
+    translations = getattr(ctx, "translations", None) or _IDENTITY
+    if isinstance(text, Label):
+        return pick_label(text, getattr(ctx, "language", None) or DEFAULT_LANGUAGE)
+    if isinstance(text, Msg):  # its parameters first: messages and labels among them are shown alike
+        params = {k: localize(ctx, v) if isinstance(v, (Msg, Label)) else v for k, v in text.params.items()}
+        return Msg(text.msgid, params).translated(translations)
+    return str(translations.gettext(str(text)))
 
 
 def tenant_zone(ctx: Any) -> zoneinfo.ZoneInfo | None:

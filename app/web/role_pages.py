@@ -11,8 +11,9 @@ from litestar.response import Redirect, Template
 
 from app.access import roles as role_service
 from app.access import scopes
-from app.access.registry import grouped_registry
+from app.access.matrix import OPERATIONS, role_matrix
 from app.core.errors import ValidationFailed
+from app.core.i18n import N_
 from app.identity import directory
 from app.plugins import runtime
 from app.web.context import TenantContext
@@ -67,17 +68,21 @@ async def _role_page(
     values: dict[str, str] | None = None,
     status_code: int = 200,
     scope_values: dict[str, scopes.ScopeRule] | None = None,
+    grant_values: list[str] | None = None,
 ) -> Template:
     role = await role_service.get_role(ctx.db, ctx.tenant_id, role_id)
     grants = await role_service.role_grants(ctx.db, role)
-    groups = await grouped_registry(ctx.db, grants, include_platform=ctx.tenant_id == directory.SYSTEM_UUID)
+    plugins = await runtime.enabled_for(ctx.db, ctx.tenant_id)
+    matrix = await role_matrix(
+        ctx.db,
+        grants if grant_values is None else grant_values,  # a refused submission: show what was sent
+        plugins,
+        include_platform=ctx.tenant_id == directory.SYSTEM_UUID,
+    )
     rules = await scopes.role_rules(ctx.db, role.id)
     if scope_values is not None:  # a refused submission: show what was typed
         rules = scope_values
-    enabled = [
-        (p.manifest.plugin.name, list(p.entities.values()))
-        for p in await runtime.enabled_for(ctx.db, ctx.tenant_id)
-    ]
+    enabled = [(p.manifest.plugin.name, list(p.entities.values())) for p in plugins]
     inline = {"scopes.*"} | {f"scopes.{ref.name}" for _, refs in enabled for ref in refs}
     scope_problems = [m for k, m in (errors or {}).items() if k.startswith("scopes.") and k not in inline]
     return await page(
@@ -86,15 +91,14 @@ async def _role_page(
         "admin/role.html",
         status_code=status_code,
         role=role,
-        grants=grants,
-        groups=groups,
+        matrix=matrix,
+        operations=OPERATIONS,
         errors=errors or {},
         scope_rules=rules,
         scope_kinds=scopes.SCOPE_KINDS,
         scope_problems=scope_problems,
         scope_plugins=enabled,
         values=values or {"name": role.name, "description": role.description},
-        extra_patterns=[g for g in grants if g.endswith("*")],
     )
 
 
@@ -116,7 +120,7 @@ async def role_update(request: HTMXRequest, ctx: TenantContext, role_id: uuid.UU
         await role_service.update_role(ctx.db, ctx.actor, role, values["name"], values["description"])
     except ValidationFailed as exc:
         return await _role_page(request, ctx, role_id, exc.errors, values, status_code=422)
-    return redirect(f"/t/{ctx.tenant.slug}/admin/roles/{role.id}", "Role saved")
+    return redirect(f"/t/{ctx.tenant.slug}/admin/roles/{role.id}", N_("Role saved"))
 
 
 @post(
@@ -127,7 +131,8 @@ async def role_update(request: HTMXRequest, ctx: TenantContext, role_id: uuid.UU
 async def role_grants(request: HTMXRequest, ctx: TenantContext, role_id: uuid.UUID) -> Template | Redirect:
     role = await role_service.get_role(ctx.db, ctx.tenant_id, role_id)
     form = await request.form()
-    wanted = [str(v) for v in form.getall("perm")] if "perm" in form else []
+    # The grid's checkboxes, and the text box's lines: wildcards and grants without a checkbox here.
+    wanted = [str(v)[:200] for v in form.getall("perm")] if "perm" in form else []
     wanted += [line.strip() for line in form_text(form, "patterns", 20_000).splitlines() if line.strip()]
     current = set(await role_service.role_grants(ctx.db, role))
     if current - set(wanted):
@@ -135,9 +140,10 @@ async def role_grants(request: HTMXRequest, ctx: TenantContext, role_id: uuid.UU
     try:
         added, removed = await role_service.set_role_grants(ctx.db, ctx.actor, role, wanted)
     except ValidationFailed as exc:
-        return await _role_page(request, ctx, role_id, exc.errors, status_code=422)
+        return await _role_page(request, ctx, role_id, exc.errors, status_code=422, grant_values=wanted)
     return redirect(
-        f"/t/{ctx.tenant.slug}/admin/roles/{role.id}", f"Saved: {len(added)} granted, {len(removed)} revoked"
+        f"/t/{ctx.tenant.slug}/admin/roles/{role.id}",
+        N_("Saved: %(added)s granted, %(removed)s revoked", added=len(added), removed=len(removed)),
     )
 
 
@@ -181,7 +187,7 @@ async def role_scopes(request: HTMXRequest, ctx: TenantContext, role_id: uuid.UU
         await scopes.set_role_scopes(ctx.db, ctx.actor, role, rules, await scopes.scope_entities(ctx.db))
     except ValidationFailed as exc:
         return await _role_page(request, ctx, role_id, exc.errors, status_code=422, scope_values=rules)
-    return redirect(f"/t/{ctx.tenant.slug}/admin/roles/{role.id}", "Data scopes saved")
+    return redirect(f"/t/{ctx.tenant.slug}/admin/roles/{role.id}", N_("Data scopes saved"))
 
 
 @post(T("/admin/roles/{role_id:uuid}/delete"), opt={"permission": "db.roles.delete"}, include_in_schema=False)

@@ -64,7 +64,7 @@ def test_explain_refuses_non_members_alike_in_the_api(client, two_tenants):
     ]
     assert {a.status_code for a in answers} == {404}
     assert len({a.text for a in answers}) == 1, [a.text for a in answers]
-    assert answers[0].json()["detail"] == "No member of this tenant has that email or id."
+    assert answers[0].json()["detail"] == "No member of this tenant has that name, email or id."
 
 
 def test_explain_page_refuses_non_members_alike_and_platform_admin_may_explain_anyone(client, two_tenants):
@@ -80,7 +80,7 @@ def test_explain_page_refuses_non_members_alike_and_platform_admin_may_explain_a
     ]
     assert bodies[0] == bodies[1]
     assert (
-        "No member of this tenant has that email or id." in bodies[0]
+        "No member of this tenant has that name, email or id." in bodies[0]
         and "explain-result" not in pages[0].text
     )
     member = client.get(
@@ -93,7 +93,11 @@ def test_explain_page_refuses_non_members_alike_and_platform_admin_may_explain_a
     outsider = client.get(
         "/t/demo/admin/explain", params={"user": "gus@other.test", "permission": "db.roles.select"}
     )
-    assert outsider.status_code == 200 and "gus@other.test is not a member of demo" in text_of(outsider.text)
+    assert (
+        outsider.status_code == 200
+        and "Gus may not use “View roles of the tenant”: they are not a member of demo."
+        in text_of(outsider.text)
+    )
     unknown = client.get(
         "/t/demo/admin/explain", params={"user": "nobody@other.test", "permission": "db.roles.select"}
     )
