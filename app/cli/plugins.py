@@ -166,7 +166,7 @@ def plugin_new(name: str, parent: Path) -> None:
 
 @plugin.command(
     "build",
-    help="Build FOLDER/guest (Python) into FOLDER/plugin.wasm; unchanged sources come from the cache.",
+    help="Build FOLDER/guest (Python app.py or JavaScript app.js) into FOLDER/plugin.wasm; unchanged sources come from the cache.",
 )
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def plugin_build(folder: Path) -> None:
@@ -176,7 +176,10 @@ def plugin_build(folder: Path) -> None:
 
     started = time.perf_counter()
     try:
-        cached = (folder / "guest").is_dir() and (cache_dir() / f"{source_hash(folder)}.wasm").is_file()
+        from app.sandbox.build_js import is_js_guest, js_source_hash
+
+        key = js_source_hash(folder) if is_js_guest(folder) else source_hash(folder)
+        cached = (folder / "guest").is_dir() and (cache_dir() / f"{key}.wasm").is_file()
         path = build_component(folder)
     except BuildError as exc:
         author_error(str(exc))
@@ -247,7 +250,7 @@ def plugin_pack(folder: Path, output: Path | None) -> None:
         author_error(str(exc))
         raise  # unreachable
     if custom and wasm is None:
-        author_error(f"custom page {custom[0]} needs guest/app.py or a prebuilt plugin.wasm in {folder}")
+        author_error(f"custom page {custom[0]} needs guest/app.py, guest/app.js or a prebuilt plugin.wasm in {folder}")
     if wasm is not None:
         try:  # what an upload refuses, refused here: e.g. imports the host does not provide
             check_component_bytes(wasm.read_bytes())

@@ -35,6 +35,7 @@ __all__ = [
     "componentize_py",
     "componentize_py_version",
     "ensure_built",
+    "has_guest_sources",
     "sdk_dir",
     "source_hash",
     "wit_dir",
@@ -249,6 +250,10 @@ def build_component(plugin_dir: Path, *, out: Path | None = None, quiet: bool = 
     """
     plugin_dir = Path(plugin_dir).resolve()
     guest = plugin_dir / "guest"
+    if (guest / "app.js").is_file():  # a JavaScript guest: componentize-js
+        from app.sandbox.build_js import build_js_component
+
+        return build_js_component(plugin_dir, out=out)
     if not (guest / f"{ENTRY_MODULE}.py").is_file():
         raise BuildError(f"{guest / (ENTRY_MODULE + '.py')} not found (the guest's entry module)")
     target = Path(out).resolve() if out is not None else plugin_dir / "plugin.wasm"
@@ -274,11 +279,17 @@ def build_component(plugin_dir: Path, *, out: Path | None = None, quiet: bool = 
     return target
 
 
+def has_guest_sources(plugin_dir: Path) -> bool:
+    """Whether the folder holds a guest to build: ``guest/app.py`` (Python) or ``guest/app.js`` (JavaScript)."""
+    guest = Path(plugin_dir) / "guest"
+    return (guest / f"{ENTRY_MODULE}.py").is_file() or (guest / "app.js").is_file()
+
+
 def ensure_built(plugin_dir: Path) -> Path | None:
-    """Build the guest if the folder has ``guest/app.py``; return the wasm path (an existing prebuilt
-    ``plugin.wasm`` when there is no guest, ``None`` when there is neither)."""
+    """Build the guest if the folder has ``guest/app.py`` (or ``guest/app.js``); return the wasm path (an
+    existing prebuilt ``plugin.wasm`` when there is no guest, ``None`` when there is neither)."""
     plugin_dir = Path(plugin_dir)
-    if (plugin_dir / "guest" / f"{ENTRY_MODULE}.py").is_file():
+    if has_guest_sources(plugin_dir):
         return build_component(plugin_dir)
     wasm = plugin_dir / "plugin.wasm"
     return wasm if wasm.is_file() else None
@@ -289,7 +300,7 @@ def package_from(path: Path) -> Any:
     through the cache; its sources stay out of the package)."""
     from app.plugins.packages import read_package, read_source_folder
 
-    if path.is_dir() and (path / "guest" / "app.py").is_file():
+    if path.is_dir() and has_guest_sources(path):
         # Built beside the cache, not into the source folder (a bundled plugin's folder stays sources only).
         with tempfile.TemporaryDirectory(prefix="package-") as work:
             return read_source_folder(
