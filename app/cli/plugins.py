@@ -166,7 +166,7 @@ def plugin_new(name: str, parent: Path) -> None:
 
 @plugin.command(
     "build",
-    help="Build FOLDER/guest (Python app.py or JavaScript app.js) into FOLDER/plugin.wasm; unchanged sources come from the cache.",
+    help="Build FOLDER/guest (Python app.py, JavaScript app.js or WebAssembly text app.wat) into FOLDER/plugin.wasm; unchanged sources come from the cache.",
 )
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def plugin_build(folder: Path) -> None:
@@ -178,15 +178,17 @@ def plugin_build(folder: Path) -> None:
     try:
         from app.sandbox.build_js import is_js_guest, js_source_hash
 
-        key = js_source_hash(folder) if is_js_guest(folder) else source_hash(folder)
-        cached = (folder / "guest").is_dir() and (cache_dir() / f"{key}.wasm").is_file()
+        python = (folder / "guest" / "app.py").is_file()
+        key = js_source_hash(folder) if is_js_guest(folder) else source_hash(folder) if python else ""
+        cached = bool(key) and (cache_dir() / f"{key}.wasm").is_file()
         path = build_component(folder)
     except BuildError as exc:
         author_error(str(exc))
         raise  # unreachable
     seconds = time.perf_counter() - started
-    size_mb = path.stat().st_size / (1024 * 1024)
-    click.echo(f"Built {path} ({size_mb:.1f} MiB) in {seconds:.1f} s" + (" (cached)" if cached else ""))
+    size = path.stat().st_size
+    shown = f"{size / (1024 * 1024):.1f} MiB" if size >= 1024 * 1024 else f"{size / 1024:.1f} KiB"
+    click.echo(f"Built {path} ({shown}) in {seconds:.1f} s" + (" (cached)" if cached else ""))
 
 
 @plugin.command("pack", help="Validate FOLDER/plugin.toml, build the guest if needed and zip the package.")
@@ -250,7 +252,9 @@ def plugin_pack(folder: Path, output: Path | None) -> None:
         author_error(str(exc))
         raise  # unreachable
     if custom and wasm is None:
-        author_error(f"custom page {custom[0]} needs guest/app.py, guest/app.js or a prebuilt plugin.wasm in {folder}")
+        author_error(
+            f"custom page {custom[0]} needs guest/app.py, app.js or app.wat, or a prebuilt plugin.wasm in {folder}"
+        )
     if wasm is not None:
         try:  # what an upload refuses, refused here: e.g. imports the host does not provide
             check_component_bytes(wasm.read_bytes())

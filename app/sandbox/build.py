@@ -242,6 +242,22 @@ def _run_componentize(guest: Path, target: Path, quiet: bool, world: str = WORLD
         raise BuildError(f"componentize-py failed for {guest / 'app.py'}:\n{detail}")
 
 
+def _build_wat(source: Path, target: Path) -> Path:
+    """A component written in the text format, assembled by wasmtime's parser (milliseconds: no cache)."""
+    import wasmtime
+
+    try:
+        binary = bytes(wasmtime.wat2wasm(source.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, wasmtime.WasmtimeError) as exc:
+        raise BuildError(f"{source} is not valid WebAssembly text:\n{_tail(str(exc))}") from exc
+    if not (target.is_file() and target.read_bytes() == binary):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_bytes(binary)
+        os.replace(tmp, target)
+    return target
+
+
 def build_component(plugin_dir: Path, *, out: Path | None = None, quiet: bool = True) -> Path:
     """Build ``<plugin_dir>/guest`` (entry module ``app``) into ``out`` (default ``<plugin_dir>/plugin.wasm``).
 
@@ -254,6 +270,10 @@ def build_component(plugin_dir: Path, *, out: Path | None = None, quiet: bool = 
         from app.sandbox.build_js import build_js_component
 
         return build_js_component(plugin_dir, out=out)
+    if (guest / "app.wat").is_file():  # a hand-written component in the text format
+        return _build_wat(
+            guest / "app.wat", Path(out).resolve() if out is not None else plugin_dir / "plugin.wasm"
+        )
     if not (guest / f"{ENTRY_MODULE}.py").is_file():
         raise BuildError(f"{guest / (ENTRY_MODULE + '.py')} not found (the guest's entry module)")
     target = Path(out).resolve() if out is not None else plugin_dir / "plugin.wasm"
@@ -280,9 +300,10 @@ def build_component(plugin_dir: Path, *, out: Path | None = None, quiet: bool = 
 
 
 def has_guest_sources(plugin_dir: Path) -> bool:
-    """Whether the folder holds a guest to build: ``guest/app.py`` (Python) or ``guest/app.js`` (JavaScript)."""
+    """Whether the folder holds a guest to build: ``guest/app.py`` (Python), ``guest/app.js`` (JavaScript)
+    or ``guest/app.wat`` (a component in the WebAssembly text format)."""
     guest = Path(plugin_dir) / "guest"
-    return (guest / f"{ENTRY_MODULE}.py").is_file() or (guest / "app.js").is_file()
+    return any((guest / f"{ENTRY_MODULE}.{ext}").is_file() for ext in ("py", "js", "wat"))
 
 
 def ensure_built(plugin_dir: Path) -> Path | None:

@@ -83,7 +83,9 @@ def js_toolchain() -> Path:
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise BuildError(f"npm ci of the JavaScript toolchain failed: {exc}") from exc
         if done.returncode != 0:
-            raise BuildError(f"npm ci of the JavaScript toolchain failed:\n{_tail(done.stderr or done.stdout)}")
+            raise BuildError(
+                f"npm ci of the JavaScript toolchain failed:\n{_tail(done.stderr or done.stdout)}"
+            )
         try:
             os.replace(work, home)
         except OSError:  # another process installed it meanwhile
@@ -128,7 +130,12 @@ def build_js_component(plugin_dir: Path, *, out: Path | None = None) -> Path:
             args += [*JS_OPTIONS, "--out", str(built)]
             try:
                 done = subprocess.run(
-                    args, cwd=entry.parent, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, check=False
+                    args,
+                    cwd=entry.parent,
+                    capture_output=True,
+                    text=True,
+                    timeout=BUILD_TIMEOUT_S,
+                    check=False,
                 )
             except (OSError, subprocess.TimeoutExpired) as exc:
                 raise BuildError(f"componentize-js failed for {entry}: {exc}") from exc
