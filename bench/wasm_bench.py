@@ -13,6 +13,8 @@ Measures, in this order:
      PORTAL_WASM_MEMORY_STATS=1 (own memory creator: per-call peak memory, no CoW);
   4. end to end: `portal serve --workers 1`, wrk on a custom page making 3 host calls, server CPU per
      request (worker + PostgreSQL backends, from /proc) — target ≤ 5 ms.
+  5. guests in Python, JavaScript and hand-written WAT (bench/guest_languages.py): component size, compile
+     time, cold first call and a warm page with 3 host calls (`--languages` runs only this part).
 The first run builds and compiles the components (about 15 s each); later runs reuse the caches.
 """
 
@@ -342,12 +344,18 @@ def main() -> None:
     parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/portal_wasm_bench")
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--plugins", type=int, default=10)
+    parser.add_argument("--languages", action="store_true", help="Only compare the guest languages.")
     parser.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--memory-stats", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child:
         asyncio.run(rss_child(args.database_url, args.data_dir, args.memory_stats))
+        return
+    from guest_languages import report as languages_report
+
+    if args.languages:
+        languages_report()
         return
     if shutil.which("wrk") is None:
         sys.exit("wasm_bench: wrk is missing (apt-get install -y wrk)")
@@ -391,6 +399,8 @@ def main() -> None:
             print(f"{label:<52} {shown:>10} {'' if target is None else '≤ ' + str(target):>8}  {verdict}")
         if e2e["errors"]:
             print(f"warning: {int(e2e['errors'])} non-2xx/3xx responses during the e2e run")
+        print("\nguests in other languages (bench/guest_languages.py):", flush=True)
+        languages_report()
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
 
