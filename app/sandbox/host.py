@@ -200,6 +200,24 @@ def _entity(ctx: CallContext, name: str) -> EntityRef:
 
 
 _OPERATORS = {"eq": "", "gte": "__from", "lte": "__to", "gt": "__gt", "lt": "__lt", "ne": "__ne"}
+_OPERATOR_OF = {suffix: op for op, suffix in _OPERATORS.items() if suffix}
+
+
+def in_guest_terms(exc: ValidationFailed, filters: dict[str, Any]) -> ValidationFailed:
+    """A record-service refusal of a query, its keys in the guest's vocabulary: a filter as the guest
+    wrote it (`filter {"qty": {"lt": "x"}}`), `page.sort`, never the internal `qty__lt` suffixes."""
+    errors: dict[str, str] = {}
+    for key, message in exc.errors.items():
+        if key == "sort":
+            errors["page.sort"] = message
+            continue
+        name, sep, suffix = key.partition("__")
+        op = _OPERATOR_OF.get(sep + suffix, "eq") if sep else "eq"
+        cond = filters.get(name)
+        value = cond.get(op) if isinstance(cond, dict) else cond
+        shown = json.dumps({op: value}) if isinstance(cond, dict) else json.dumps(value)
+        errors[f"filter {{{json.dumps(name)}: {shown}}}"] = message
+    return ValidationFailed(errors)
 
 
 def _list_query(ref: EntityRef, filters: dict[str, Any], page: dict[str, Any]) -> ListQuery:
@@ -243,13 +261,15 @@ def db_query(ctx: CallContext, entity: str, filter_json: str, page_json: str) ->
     ref = _entity(ctx, entity)
     page = _object_arg(page_json, "page")
     expand = _expand_arg(page)
-    query = _list_query(
-        ref, _object_arg(filter_json, "filter"), {k: v for k, v in page.items() if k != "expand"}
-    )
+    filters = _object_arg(filter_json, "filter")
+    query = _list_query(ref, filters, {k: v for k, v in page.items() if k != "expand"})
 
     async def read() -> Any:
         svc = ctx.records()
-        found = await svc.list(ref, query)
+        try:
+            found = await svc.list(ref, query)
+        except ValidationFailed as exc:
+            raise in_guest_terms(exc, filters) from None
         if expand:
             await children.expand(svc, ref, found.rows, expand)
         return found
