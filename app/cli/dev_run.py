@@ -9,6 +9,7 @@ a dry run leaves no trace (DDL included on PostgreSQL and SQLite)."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import contextlib
 import hashlib
 import json
@@ -100,9 +101,11 @@ async def run(
     action: str | None = None,
     data: dict[str, Any] | None = None,
     commit: bool = False,
+    now: dt.datetime | None = None,
 ) -> dict[str, Any]:
     package = package_from(folder)
     sandbox = Sandbox(replace(settings, wasm_memory_stats=True))  # the author wants the call's peak memory
+    sandbox.fixed_now = now
     if package.wasm is not None:
         # Compile before the first query: the call below runs in this session's transaction, which must
         # never wait for a compile (SQLite: the server's writes would fail meanwhile).

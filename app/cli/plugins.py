@@ -310,6 +310,13 @@ def plugin_pack(folder: Path, output: Path | None) -> None:
     is_flag=True,
     help="Keep what the call wrote (and the plugin's install) instead of rolling back.",
 )
+@click.option(
+    "--now",
+    "now_text",
+    default=None,
+    help="Tell the page or action this instant instead of the clock's (ISO 8601, e.g. 2026-03-01T09:30:00Z; "
+    "without an offset: UTC), for repeatable runs and tests.",
+)
 def plugin_run(
     folder: Path,
     page_path: str | None,
@@ -321,7 +328,9 @@ def plugin_run(
     tenant_ref: str | None,
     email: str | None,
     commit: bool,
+    now_text: str | None,
 ) -> None:
+    import datetime as dt
     import json
 
     from app.cli import dev_run
@@ -340,6 +349,16 @@ def plugin_run(
     if not all(isinstance(v, dict) for v in values):
         author_error("--params, --data and --payload take JSON objects")
     params_value, data_value, payload_value = values
+    now = None
+    if now_text is not None:
+        try:
+            now = dt.datetime.fromisoformat(now_text)
+        except ValueError:
+            author_error(
+                f"--now takes an ISO 8601 date and time, e.g. 2026-03-01T09:30:00Z (got {now_text!r})"
+            )
+            raise  # unreachable
+        now = now if now.tzinfo is not None else now.replace(tzinfo=dt.UTC)
     settings, scratch = _run_settings(folder)
     migrate_or_exit(settings)
     if scratch:
@@ -361,6 +380,7 @@ def plugin_run(
             action=action,
             data=data_value,
             commit=commit,
+            now=now,
         )
 
     try:

@@ -3,6 +3,8 @@ figures (app.sandbox.outcomes) and the crash policy (app.sandbox.faults)."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import asyncio
 import contextlib
 import logging
@@ -93,6 +95,8 @@ class Sandbox:
         self._pools: dict[tuple[str, str, str], _Pool] = {}
         self.stats: dict[str, deque[CallStats]] = {}
         self.last: CallStats | None = None  # the latest call's figures (for `portal plugin run`)
+        #: The instant pages and actions are told (`portal plugin run --now`); None: the real clock.
+        self.fixed_now: dt.datetime | None = None
 
     @property
     def executor(self) -> ThreadPoolExecutor:
@@ -295,7 +299,7 @@ class Sandbox:
         if stamps_clock(name):
             # The request already loaded its tenant: usually no query (the session's identity map).
             tenant = await session.get(Tenant, tenant_id)
-            args = stamp_clock(name, args, tenant.time_zone if tenant is not None else None)
+            args = stamp_clock(name, args, tenant.time_zone if tenant is not None else None, self.fixed_now)
         ctx = CallContext(
             plugin,
             reachable,

@@ -111,10 +111,12 @@ def stamps_clock(name: str) -> bool:
     return name in _STAMPED
 
 
-def stamp_clock(name: str, args: tuple[Any, ...], time_zone: str | None = None) -> tuple[Any, ...]:
+def stamp_clock(
+    name: str, args: tuple[Any, ...], time_zone: str | None = None, fixed: dt.datetime | None = None
+) -> tuple[Any, ...]:
     """Pages and actions get `now` and `today` (in the tenant's time zone; UTC when it has none)
-    under CONTEXT_KEY of their JSON argument. Other calls, or an argument that is not a JSON
-    object, pass unchanged."""
+    under CONTEXT_KEY of their JSON argument; `fixed` replaces the current instant (`portal plugin run
+    --now`). Other calls, or an argument that is not a JSON object, pass unchanged."""
     index = _STAMPED.get(name)
     if index is None or len(args) <= index or not isinstance(args[index], str):
         return args
@@ -125,7 +127,7 @@ def stamp_clock(name: str, args: tuple[Any, ...], time_zone: str | None = None) 
     if not isinstance(payload, dict):
         return args
     zone = _zone(time_zone)
-    now = dt.datetime.now(zone).replace(microsecond=0)
+    now = (fixed.astimezone(zone) if fixed is not None else dt.datetime.now(zone)).replace(microsecond=0)
     payload[CONTEXT_KEY] = {
         "now": now.isoformat(),
         "today": now.date().isoformat(),

@@ -147,3 +147,15 @@ def test_pack_and_install_refuse_a_component_importing_what_the_host_does_not_pr
     assert "does not provide: wasi:http/outgoing-handler@0.2.0" in installed.stderr
     listed = runner.invoke(main, ["plugin", "list"], env=settings_env)
     assert "probe" not in listed.stdout
+
+
+def test_plugin_run_now_fixes_the_clock_pages_are_told(dev_packages: dict[str, Path], tmp_path: Path) -> None:
+    folder = tmp_path / "probe"
+    shutil.copytree(dev_packages["probe"], folder)
+    fixed = _run(
+        folder, "--page", "/probe", "--params", '{"mode": "clock-context"}', "--now", "2026-03-01T09:30:00"
+    )
+    assert fixed.exit_code == 0, fixed.output
+    assert "2026-03-01T09:30:00+00:00" in fixed.stdout and "2026-03-01" in fixed.stdout
+    bad = _run(folder, "--page", "/probe", "--now", "next tuesday")
+    assert bad.exit_code == 1 and "--now takes an ISO 8601" in bad.stderr
