@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from app.cli import plugin_dev  # noqa: F401  (registers `portal plugin dev`)
 from app.cli.db import db, events
 from app.cli.plugins import plugin
 from app.cli.serve import serve

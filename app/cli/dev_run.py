@@ -9,8 +9,8 @@ a dry run leaves no trace (DDL included on PostgreSQL and SQLite)."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import contextlib
+import datetime as dt
 import hashlib
 import json
 import tempfile

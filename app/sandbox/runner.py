@@ -3,10 +3,9 @@ figures (app.sandbox.outcomes) and the crash policy (app.sandbox.faults)."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import time
 import uuid

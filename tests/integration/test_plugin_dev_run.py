@@ -159,3 +159,24 @@ def test_plugin_run_now_fixes_the_clock_pages_are_told(dev_packages: dict[str, P
     assert "2026-03-01T09:30:00+00:00" in fixed.stdout and "2026-03-01" in fixed.stdout
     bad = _run(folder, "--page", "/probe", "--now", "next tuesday")
     assert bad.exit_code == 1 and "--now takes an ISO 8601" in bad.stderr
+
+
+def test_plugin_dev_runs_again_after_a_change(dev_packages: dict[str, Path], tmp_path: Path) -> None:
+    import threading
+    import time
+
+    folder = tmp_path / "probe"
+    shutil.copytree(dev_packages["probe"], folder)
+    toml = folder / "plugin.toml"
+
+    def edit() -> None:
+        time.sleep(1.0)
+        toml.write_text(toml.read_text().replace("Sandbox test plugin", "Sandbox test plugin, edited"))
+
+    threading.Thread(target=edit, daemon=True).start()
+    args = ["plugin", "dev", str(folder), "--page", "/probe", "--params", '{"mode": "hello"}']
+    result = CliRunner().invoke(main, [*args, "--interval", "0.1", "--runs", "2"], env=_scratch_env())
+    assert result.exit_code == 0, result.output
+    assert "run 1" in result.stderr and "run 2" in result.stderr
+    assert result.stderr.count("probe 1.0.0 /probe") == 2  # the edited manifest installed again
+    assert result.stdout.count('"text": "notes=0"') == 2
