@@ -90,3 +90,38 @@ def plugin_dev(
                 time.sleep(interval)
     except KeyboardInterrupt:
         click.echo("stopped", err=True)
+
+
+@plugin.command(
+    "test",
+    help="Validate FOLDER/plugin.toml, build the guest, then run FOLDER/tests with pytest; the tests get "
+    "the fixtures plugin_dir, manifest and plugin_wasm (no import of the portal needed). Extra arguments "
+    "go to pytest.",
+    context_settings={"ignore_unknown_options": True},
+)
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
+def plugin_test(folder: Path, pytest_args: tuple[str, ...]) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from app.cli.common import author_error
+    from app.cli.plugin_fixtures import PLUGIN_DIR_ENV, PLUGIN_WASM_ENV
+    from app.manifest import ManifestError, parse_manifest
+    from app.sandbox.build import BuildError, ensure_built
+
+    folder = folder.resolve()
+    try:
+        parse_manifest((folder / "plugin.toml").read_text(encoding="utf-8"))
+        wasm = ensure_built(folder)
+    except (OSError, ManifestError, BuildError) as exc:
+        author_error(str(exc))
+        raise  # unreachable
+    tests = folder / "tests"
+    if not tests.is_dir():
+        author_error(f"{folder} has no tests/ folder")
+    env = {**os.environ, PLUGIN_DIR_ENV: str(folder), PLUGIN_WASM_ENV: str(wasm or "")}
+    args = [sys.executable, "-m", "pytest", "-p", "app.cli.plugin_fixtures", "--rootdir", str(folder)]
+    done = subprocess.run([*args, "-q", str(tests), *pytest_args], cwd=folder, env=env, check=False)
+    sys.exit(done.returncode)

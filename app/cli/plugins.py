@@ -159,7 +159,8 @@ def plugin_new(name: str, parent: Path) -> None:
     click.echo(f"Created {folder}: plugin.toml, guest/app.py, README.md, tests/test_plugin.py")
     click.echo("Next:")
     click.echo(f"  portal plugin build {folder}")
-    click.echo(f"  portal plugin run {folder} --page /{name}/overview   # edit, run again: the dev loop")
+    click.echo(f"  portal plugin dev {folder} --page /{name}/overview   # runs it again after each edit")
+    click.echo(f"  portal plugin test {folder}")
     click.echo(f"  portal plugin pack {folder}")
     click.echo(f"  portal plugin install {name}-0.1.0.zip --tenant SLUG --enable")
 

@@ -309,21 +309,6 @@ def test_missing_guest_is_a_build_error(tmp_path: Path) -> None:
     assert out.exit_code == 1 and "app.py not found" in out.output
 
 
-def test_scaffolded_tests_pass(scaffolded: Path, built: Path) -> None:
-    # What the author runs: `pytest tests` in the plugin folder (the build is a cache hit).
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
-        cwd=scaffolded,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "2 passed" in done.stdout
-
-
 def test_cache_keeps_the_most_recently_used(tmp_path: Path) -> None:
     from app.sandbox.build import _prune
 
@@ -343,3 +328,30 @@ def test_pack_knows_the_platform_base_modules(tmp_path: Path) -> None:
     out = CliRunner().invoke(main, ["plugin", "pack", str(tmp_path), "-o", str(tmp_path / "p.zip")])
     assert out.exit_code == 0, out.output
     assert "messages = true" in read_package(tmp_path / "p.zip").manifest_text
+
+
+def test_portal_plugin_test_runs_the_scaffold_tests_without_portal_imports(
+    built: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    folder = tmp_path / NAME
+    shutil.copytree(built.parent, folder, ignore=shutil.ignore_patterns(".portal-dev", "__pycache__"))
+    test_file = folder / "tests" / "test_plugin.py"
+    assert "from app" not in test_file.read_text() and "import app" not in test_file.read_text()
+
+    def plugin_test() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "app.cli", "plugin", "test", str(folder)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+
+    passed = plugin_test()
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert "2 passed" in passed.stdout
+    test_file.write_text(test_file.read_text().replace(f'== "{NAME}"', '== "someone-else"'))
+    failed = plugin_test()
+    assert failed.returncode == 1 and "1 failed, 1 passed" in failed.stdout, failed.stdout
