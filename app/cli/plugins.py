@@ -212,7 +212,7 @@ def plugin_pack(folder: Path, output: Path | None) -> None:
     from app.plugins.modules import available_modules
     from app.plugins.packages import ALLOWED_ROOT_FILES, PackageError, read_zip
     from app.sandbox.build import BuildError, ensure_built
-    from app.sandbox.engine import ComponentRejected, check_component_bytes
+    from app.sandbox.engine import ComponentRejected, check_component_bytes, missing_exports, needed_exports
 
     toml = folder / "plugin.toml"
     if not toml.is_file():
@@ -257,10 +257,22 @@ def plugin_pack(folder: Path, output: Path | None) -> None:
             f"custom page {custom[0]} needs guest/app.py, app.js or app.wat, or a prebuilt plugin.wasm in {folder}"
         )
     if wasm is not None:
+        raw_manifest = tomllib.loads(toml.read_text(encoding="utf-8"))
+        needs = needed_exports(
+            bool(custom),
+            bool(raw_manifest.get("events", {}).get("subscribed")),
+            [str(e.get("point")) for e in raw_manifest.get("extensions", []) if isinstance(e, dict)],
+        )
         try:  # what an upload refuses, refused here: e.g. imports the host does not provide
-            check_component_bytes(wasm.read_bytes())
+            check_component_bytes(wasm.read_bytes(), needs_extensions=bool(raw_manifest.get("extensions")))
         except ComponentRejected as exc:
             author_error(f"the package would be refused: {exc}")
+        lacking = missing_exports(wasm.read_bytes(), needs)
+        if lacking:
+            author_error(
+                f"the package would be refused: plugin.wasm does not export what plugin.toml declares: "
+                f"{', '.join(lacking)}"
+            )
 
     # Only the package's own files: never guest sources, tests or dotfiles.
     names = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name in ALLOWED_ROOT_FILES)

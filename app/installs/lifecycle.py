@@ -41,7 +41,7 @@ from app.manifest import (
 from app.plugins import runtime
 from app.plugins.modules import available_modules
 from app.plugins.packages import Package, PackageError, store
-from app.sandbox.engine import ComponentRejected, check_component_bytes
+from app.sandbox.engine import ComponentRejected, check_component_bytes, missing_exports, needed_exports
 from app.schema import apply_additive, diff_entities, ensure_tables
 from app.schema.diff import SchemaDiff
 
@@ -137,6 +137,15 @@ def _plugin_id_of(text: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def exports_for(manifest: Manifest) -> list[str]:
+    """The guest functions this manifest's pages, subscriptions and extension points will call."""
+    return needed_exports(
+        any(p.type == "custom" for p in manifest.pages),
+        bool(manifest.events.subscribed),
+        [e.point for e in manifest.extensions],
+    )
+
+
 def _accept_package(package: Package, manifest: Manifest, settings: Settings, row: PluginPackage) -> None:
     """Checks beyond the manifest: limits within the platform maximum and a component of our interface."""
     too_high = limit_problems(manifest.limits, settings.wasm_maximum)
@@ -150,6 +159,11 @@ def _accept_package(package: Package, manifest: Manifest, settings: Settings, ro
     if wasm is not None:
         try:
             check_component_bytes(wasm, needs_extensions=bool(manifest.extensions))
+            lacking = missing_exports(wasm, exports_for(manifest))
+            if lacking:
+                raise ComponentRejected(
+                    f"plugin.wasm does not export what plugin.toml declares: {', '.join(lacking)}"
+                )
         except ComponentRejected as exc:
             raise PackageError(str(exc)) from exc
     row.manifest_toml, row.package_sha256, row.has_wasm = (

@@ -90,6 +90,35 @@ def check_component_bytes(wasm: bytes, *, needs_extensions: bool = False) -> Non
         )
 
 
+#: The extension functions each extension point calls (wit/plugin.wit, interface extensions).
+_POINT_FUNCTIONS = {
+    "condition": "check-condition",
+    "user-selector": "select-users",
+    "record-validator": "validate-record",
+    "auth-verifier": "verify-auth",
+}
+
+
+def needed_exports(custom_pages: bool, subscribes: bool, extension_points: list[str]) -> list[str]:
+    """The guest functions a manifest will call: `init` (every fresh instance) and `on-tenant-created`
+    (first enable in a tenant) always, `render-page` and `handle-action` for custom pages, `handle-event`
+    for subscribed events, one function per declared extension point."""
+    needs = ["init", "on-tenant-created"]
+    if custom_pages:
+        needs += ["render-page", "handle-action"]
+    if subscribes:
+        needs += ["handle-event"]
+    needs += sorted({_POINT_FUNCTIONS[p] for p in extension_points if p in _POINT_FUNCTIONS})
+    return needs
+
+
+def missing_exports(wasm: bytes, needs: list[str]) -> list[str]:
+    """Which of `needs` the component certainly does not export: a name that occurs nowhere in the
+    binary as a length-prefixed name (every export of a component's instance is written so). A fast,
+    conservative check at pack and upload (no false refusals); the compile checks the full type."""
+    return [name for name in needs if bytes([len(name)]) + name.encode() not in wasm]
+
+
 _IMPORT_SECTION = 10
 
 

@@ -102,3 +102,37 @@ def test_wat_guest_is_the_smallest_plugin(
     assert "This page comes from a hand-written component." in text_of(page.text)
     waved = post_form(acme, WAT_PAGE + "/actions/wave", {}, headers=HX)
     assert waved.status_code == 200 and "Hello back" in text_of(waved.text)
+
+
+def test_pack_and_install_refuse_a_component_missing_what_the_manifest_declares(
+    tmp_path: Path, settings_env: dict[str, str]
+) -> None:
+    folder = tmp_path / "hello-wat"
+    (folder / "guest").mkdir(parents=True)
+    # The WAT example with its event handler and action handler exported under other names.
+    wat = (SDK / "wat" / "example" / "guest" / "app.wat").read_text()
+    (folder / "guest" / "app.wat").write_text(
+        wat.replace("handle-event", "handle-evnt").replace("handle-action", "handle-actn")
+    )
+    manifest = (SDK / "wat" / "example" / "plugin.toml").read_text()
+    manifest = manifest.replace(
+        "[[ui.pages]]",
+        '[dependencies]\nmodules = ["auth"]\n\n[permissions]\nevents = true\n\n'
+        '[events]\nsubscribed = ["user.created"]\n\n[[ui.pages]]',
+    )
+    (folder / "plugin.toml").write_text(manifest)
+    runner = CliRunner()
+    packed = runner.invoke(
+        main, ["plugin", "pack", str(folder), "-o", str(tmp_path / "p.zip")], env=settings_env
+    )
+    assert packed.exit_code == 1 and not (tmp_path / "p.zip").exists(), packed.output
+    assert "does not export what plugin.toml declares: handle-action, handle-event" in packed.stderr
+    installed = runner.invoke(main, ["plugin", "install", str(folder)], env=settings_env)
+    assert installed.exit_code == 1, installed.output
+    assert "does not export what plugin.toml declares: handle-action, handle-event" in installed.stderr
+    # The same component is fine for a manifest that needs neither (no custom page, no subscription).
+    (folder / "plugin.toml").write_text(manifest.split("[dependencies]")[0])
+    fine = runner.invoke(
+        main, ["plugin", "pack", str(folder), "-o", str(tmp_path / "p.zip")], env=settings_env
+    )
+    assert fine.exit_code == 0, fine.output
