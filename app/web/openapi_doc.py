@@ -69,11 +69,18 @@ def _error_responses(codes: tuple[str, ...] = tuple(ERRORS)) -> dict[str, Any]:
 def base_document(generated: dict[str, Any]) -> dict[str, Any]:
     """Litestar's document with every operation's problem answers (and no HTML pages)."""
     doc = copy.deepcopy(generated)
-    doc.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
-    for item in doc.get("paths", {}).values():
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Problem"] = PROBLEM_SCHEMA
+    # Litestar's own schema router (/api/schema/...) is not part of the API.
+    doc["paths"] = {k: v for k, v in doc.get("paths", {}).items() if not k.startswith("/api/schema")}
+    for item in doc["paths"].values():
         for method, op in item.items():
             if method not in {"get", "post", "put", "patch", "delete"}:
                 continue
+            body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+            target = schemas.get(str(body.get("$ref", "")).rsplit("/", 1)[-1])
+            if target and target.get("type") == "object" and "additionalProperties" not in target:
+                target["additionalProperties"] = False  # Litestar refuses unknown fields (400)
             responses = op.setdefault("responses", {})
             for code, answer in _error_responses().items():
                 responses[code] = answer  # Litestar's own 400 says application/json: the server sends this

@@ -101,6 +101,10 @@ def _fuzz(url: str, token: str, tmp_path: Path) -> subprocess.CompletedProcess[s
             "--report-ndjson-path",
             str(report),
             "--no-color",
+            # Not yet described well enough to pass (see the module's doc): an extension config's
+            # implementation must name an enabled plugin's code, which a schema cannot list.
+            "--exclude-operation-id",
+            "ApiV1ExtensionsConfigsApiCreate",
         ],
         capture_output=True,
         text=True,
@@ -111,13 +115,14 @@ def _fuzz(url: str, token: str, tmp_path: Path) -> subprocess.CompletedProcess[s
     return done
 
 
-def test_record_api_document_survives_fuzzing(served: tuple[str, str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("document", ["/api/v1/records/openapi.json", "/api/v1/openapi.json"])
+def test_api_document_survives_fuzzing(served: tuple[str, str], document: str, tmp_path: Path) -> None:
     base, token = served
     started = time.monotonic()
-    done = _fuzz(f"{base}/api/v1/records/openapi.json", token, tmp_path)
+    done = _fuzz(base + document, token, tmp_path)
     took = time.monotonic() - started
     out = done.stdout + done.stderr
-    assert done.returncode == 0, out[-6000:]
+    assert done.returncode == 0, out[-20000:]
     generated = re.search(r"(\d+) generated", out)
     assert generated and int(generated.group(1)) >= 500, out[-3000:]  # a real run, not an empty one
     for finding in ("Server error", "Undocumented HTTP status code", "Undocumented Content-Type", "rejected"):
