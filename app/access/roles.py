@@ -12,7 +12,7 @@ from app import audit
 from app.access import policy
 from app.access.permissions import is_valid_grant
 from app.audit import Actor
-from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.errors import Conflict, ConflictingValues, NotFound, ValidationFailed
 from app.core.i18n import N_
 from app.core.identifiers import text_problem
 from app.core.models import Membership, Role
@@ -79,7 +79,7 @@ async def _check_name(
         else select(Role.id).where(Role.tenant_id == tenant_id, same)
     )
     if clash:
-        raise ValidationFailed({"name": f"A role named '{name}' already exists in this tenant."})
+        raise ConflictingValues({"name": f"A role named '{name}' already exists in this tenant."})
     return name
 
 

@@ -25,6 +25,14 @@ class ValidationFailed(PortalError):
         self.errors = errors
 
 
+class ConflictingValues(ValidationFailed):
+    """Values the data's state refuses, not their form: a unique value already taken, a reference to a
+    record that does not exist (or is out of reach). 409: the same request can succeed later."""
+
+    status_code = 409
+    title = N_("Conflicting values")
+
+
 class Unauthorized(PortalError):
     """The credentials sent are not (or no longer) valid, e.g. an expired API token."""
 

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import audit, messages
 from app.access.scopes import normalize_unit
 from app.audit import Actor
-from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.errors import Conflict, ConflictingValues, NotFound, ValidationFailed
 from app.core.i18n import N_, translations_for
 from app.core.identifiers import email_problem, normalize_email, text_problem
 from app.core.models import Invitation, Membership, Role, Tenant, User, utcnow
@@ -140,7 +140,7 @@ async def invite(
         )
     )
     if member or pending:
-        raise ValidationFailed({"email": f"{email} is already a member of this tenant or invited."})
+        raise ConflictingValues({"email": f"{email} is already a member of this tenant or invited."})
     user = await directory.find_user(session, email)
     if user is None and password and may_create_account:
         # Audited (and user.created raised) platform-wide, not in this tenant: the tenant's audit log

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from litestar.exceptions import PermissionDeniedException
 
-from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.errors import Conflict, ConflictingValues, NotFound, ValidationFailed
 from app.events import PENDING_KEY
 from app.manifest import CHILD_ROWS_MAX, ChildSpec
 from app.plugins import runtime
@@ -42,11 +42,14 @@ class ChildrenRefused(ValidationFailed):
     """A save with children refused: ``errors`` located by field (``quantity``) or child row
     (``lines[2].quantity``, ``lines[2]``). 403 when a row was refused for a missing permission."""
 
-    def __init__(self, errors: dict[str, str], *, forbidden: bool = False) -> None:
+    def __init__(self, errors: dict[str, str], *, forbidden: bool = False, state: bool = False) -> None:
         super().__init__(errors)
         if forbidden:
             self.status_code = 403
             self.title = "Forbidden"
+        elif state:  # every value well-formed, refused by the data's state (taken, no such record): 409
+            self.status_code = ConflictingValues.status_code
+            self.title = ConflictingValues.title
 
 
 class ChildStale(Conflict):
@@ -181,10 +184,16 @@ class _Writer:
     def __init__(self) -> None:
         self.errors: dict[str, str] = {}
         self.forbidden = False
+        self.state: set[str] = set()  # the keys of errors that the data's state caused (409, not 422)
 
     def located(self, prefix: str, exc: ValidationFailed) -> None:
         for key, message in exc.errors.items():
             self.errors[f"{prefix}.{key}" if key else prefix] = message
+            if isinstance(exc, ConflictingValues):
+                self.state.add(f"{prefix}.{key}" if key else prefix)
+
+    def only_state(self) -> bool:
+        return bool(self.errors) and set(self.errors) <= self.state
 
     def refused(self, path: str, exc: PermissionDeniedException) -> None:
         self.errors[path] = str(exc.detail)
@@ -210,13 +219,15 @@ async def _write(
                 row = await svc.update(parent, record_id, data, version)
     except ValidationFailed as exc:
         w.errors.update(exc.errors)
+        if isinstance(exc, ConflictingValues):
+            w.state.update(exc.errors)
     parent_id = row["id"] if row is not None else None
     if parent_id is None and record_id is not None:
         parent_id = (await svc._load(parent, record_id))["id"]  # refused: still check the rows against it
     for name, rows in children.items():
         await _write_set(svc, w, sets[name], name, rows, parent_id, write=row is not None)
     if w.errors:
-        raise ChildrenRefused(w.errors, forbidden=w.forbidden)
+        raise ChildrenRefused(w.errors, forbidden=w.forbidden, state=w.only_state())
     assert row is not None
     fresh = await svc._load(parent, row["id"])  # with the rollups the lines just changed
     await expand(svc, parent, [fresh], list(children))
@@ -345,6 +356,7 @@ async def _step(
         w.refused(path, exc)
     except (Conflict, NotFound) as exc:
         w.errors[path] = exc.detail
+        w.state.add(path)
 
 
 async def _check(
@@ -359,4 +371,6 @@ async def _check(
     except ValidationFailed as exc:
         errors = {k: v for k, v in exc.errors.items() if k != cs.spec.via}  # the parent's id is missing
         if errors:
-            raise ValidationFailed(errors) from None
+            raise (ConflictingValues if isinstance(exc, ConflictingValues) else ValidationFailed)(
+                errors
+            ) from None

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import audit
 from app.access.scopes import DataScope
 from app.audit import Actor
-from app.core.errors import Conflict, ValidationFailed
+from app.core.errors import Conflict, ConflictingValues, ValidationFailed
 from app.events import PENDING_KEY, Event, emit
 from app.plugins.runtime import EntityRef
 from app.records import computed
@@ -148,6 +148,8 @@ class RecordService(RecordReads):
                 errors and not unique
             ):  # refused anyway: name a taken unique value too, as the check up front would
                 errors = {**await self._check_unique(entity, values, record_id), **errors}
+            if errors:  # well-formed values the data's state refuses (taken, no such record)
+                raise ConflictingValues(errors)
         if errors:
             raise ValidationFailed(errors)
         return values
@@ -308,12 +310,12 @@ class RecordService(RecordReads):
             await self._check_in_scope(entity, row)
         except ValidationFailed:
             if clash := await self._check_unique(entity, values, None):
-                raise ValidationFailed(clash) from None
+                raise ConflictingValues(clash) from None
             raise
         result = await self._write(self._insert_unless_taken(entity), entity, row)
         if result.first() is None:
             if clash := await self._check_unique(entity, values, None):
-                raise ValidationFailed(clash)
+                raise ConflictingValues(clash)
             raise Conflict(
                 f"A conflicting {entity.spec.label} exists (unique: "
                 f"{', '.join(f.label for f in entity.spec.fields if f.unique) or 'id'})"

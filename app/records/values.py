@@ -39,6 +39,8 @@ def parse(field: FieldSpec, value: Any) -> Any:
                 raise FieldError(f"Use at most {field.max_length} characters (this has {len(value)}).")
         return value if value != "" else None
     if kind == "integer":
+        if isinstance(value, float) and value.is_integer():  # JSON's 5.0 is a whole number too
+            value = int(value)
         if isinstance(value, bool) or not isinstance(value, int | str):
             raise FieldError("Enter a whole number.")
         try:

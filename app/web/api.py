@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, Router, delete, get, patch, post, put
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 from sqlalchemy import select
 
 from app.access import roles as role_service
 from app.access import scopes
 from app.access.explain import explain_permission
+from app.access.permissions import PERMISSION_RE
 from app.access.registry import all_permissions
 from app.core.errors import ValidationFailed
+from app.core.identifiers import EMAIL_RE
 from app.core.models import Role, User
 from app.identity import directory, hierarchy, invitations, tokens
 from app.web.audit_pages import query_audit
@@ -23,6 +26,7 @@ from app.web.context import RequestContext, TenantContext
 from app.web.directory_pages import add_member_from, invite_from, is_platform_admin
 from app.web.render import Pager
 
+TEXT_LINE = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"  # a name: no control characters
 TENANT_HEADER = Parameter(
     header="X-Tenant", required=False, description="Tenant slug or id; defaults to your only tenant"
 )
@@ -113,7 +117,11 @@ async def tenants_update(
 
 @dataclass
 class MemberIn:
-    email: str
+    email: Annotated[
+        str,
+        msgspec.Meta(pattern=EMAIL_RE.pattern, max_length=254),
+        Parameter(pattern=EMAIL_RE.pattern, max_length=254),
+    ]
     role: str = "Member"
     display_name: str = ""
     password: str = ""
@@ -175,7 +183,11 @@ async def _member_out(ctx: RequestContext, user_id: uuid.UUID) -> dict[str, Any]
     return out
 
 
-@post("/members", opt={"permission": "db.tenant_users.insert"})
+@post(
+    "/members",
+    opt={"permission": "db.tenant_users.insert"},
+    responses={202: ResponseSpec(dict[str, Any], description="Not a user yet: invited by email")},
+)
 async def members_create(
     ctx: TenantContext, data: MemberIn, x_tenant: str | None = TENANT_HEADER
 ) -> Response[dict[str, Any]]:
@@ -230,7 +242,10 @@ async def members_delete(
 
 @dataclass
 class RoleIn:
-    name: str
+    # Each constraint twice: msgspec enforces Meta, Litestar's OpenAPI document shows Parameter.
+    name: Annotated[
+        str, msgspec.Meta(pattern=TEXT_LINE, max_length=100), Parameter(pattern=TEXT_LINE, max_length=100)
+    ]
     description: str = ""
 
 
@@ -408,7 +423,10 @@ async def audit_index(
 
 @get("/explain", opt={"permission": "ui.admin.explain"})
 async def explain(
-    ctx: TenantContext, user: str, permission: str, x_tenant: str | None = TENANT_HEADER
+    ctx: TenantContext,
+    user: str = Parameter(pattern=r"\S", description="Name or email of a member of this tenant"),
+    permission: str = Parameter(pattern=PERMISSION_RE.pattern, description="e.g. db.roles.select"),
+    x_tenant: str | None = TENANT_HEADER,
 ) -> dict[str, Any]:
     """Only members of the tenant are explained (404 for anyone else, whether or not the account exists),
     except to platform admins."""
@@ -432,9 +450,13 @@ async def explain(
 
 @dataclass
 class TokenIn:
-    name: str
-    expires_days: int | None = tokens.DEFAULT_EXPIRY_DAYS  # null: never expires
-    scope: str = "full"  # or "read": GET and HEAD only
+    name: Annotated[
+        str, msgspec.Meta(pattern=TEXT_LINE, max_length=100), Parameter(pattern=TEXT_LINE, max_length=100)
+    ]
+    expires_days: Annotated[int, msgspec.Meta(ge=1, le=3650), Parameter(ge=1, le=3650)] | None = (
+        tokens.DEFAULT_EXPIRY_DAYS
+    )  # null: never expires
+    scope: Literal["full", "read"] = "full"  # "read": GET and HEAD only
 
 
 @get("/tokens", opt={"auth": True})

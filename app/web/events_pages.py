@@ -10,10 +10,11 @@ import datetime as dt
 import json
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from litestar import get
+from litestar.params import Parameter
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
 
@@ -28,6 +29,8 @@ from app.web.context import RequestContext
 from app.web.render import Pager, page
 
 PERMISSION = "db.event_log.select"
+# A date or date-time the filters take (years from 1000, days to the 28th: always real dates).
+DATE_OR_TIME = r"^[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])(T([01][0-9]|2[0-3]):[0-5][0-9])?$"
 STATUSES = ("pending", "running", "delivered", "failed", "dropped", "none")
 STATUS_LABELS = {"none": "no subscribers"}
 
@@ -242,13 +245,13 @@ async def events_api(
     ctx: RequestContext,
     type: str = "",
     source: str = "",
-    status: str = "",
-    since: str = "",
-    until: str = "",
+    status: Literal["", "pending", "running", "delivered", "failed", "dropped", "none"] = "",
+    since: str | None = Parameter(default=None, pattern=DATE_OR_TIME, description="YYYY-MM-DD[THH:MM]"),
+    until: str | None = Parameter(default=None, pattern=DATE_OR_TIME, description="YYYY-MM-DD[THH:MM]"),
     x_tenant: str | None = TENANT_HEADER,
 ) -> dict[str, Any]:
     p = Pager(request)
-    rows = await query_events(ctx, p, EventFilters.read(type, source, status, since, until))
+    rows = await query_events(ctx, p, EventFilters.read(type, source, status, since or "", until or ""))
     return {"items": [r.json() for r in rows], "total": p.total, "page": p.page, "size": p.size}
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from litestar import delete, get, patch, post
@@ -128,7 +128,9 @@ async def api_points(ctx: RequestContext, x_tenant: str | None = TENANT_HEADER) 
     summary="The tenant's extension configurations",
 )
 async def api_configs(
-    ctx: RequestContext, point: str | None = None, x_tenant: str | None = TENANT_HEADER
+    ctx: RequestContext,
+    point: Literal["condition", "user-selector", "record-validator", "auth-verifier"] | None = None,
+    x_tenant: str | None = TENANT_HEADER,
 ) -> dict[str, Any]:
     if point is not None and point not in EXTENSION_POINTS:
         raise ValidationFailed({"point": f"one of {', '.join(EXTENSION_POINTS)}"})

@@ -140,6 +140,7 @@ def test_every_route_is_guarded_or_explicitly_public(app):
         "/language",  # the header language switch: a preference (or a cookie when signed out)
         "/static",
         "/api/schema",
+        "/api/v1/openapi.json",  # the API's document (like /api/schema): no data
         "/t/{tenant:str}/auto-login/",
     }  # auto-login: a verifier decides
     tenant_scoped = 0

@@ -237,7 +237,7 @@ def test_create_with_inline_errors_then_edit_and_history(tenants):
         },
     )
     dup = post_form(client, ITEMS, {"sku": "A-1", "name": "Other", "status": "active"})
-    assert dup.status_code == 422 and "already has SKU = A-1" in dup.text
+    assert dup.status_code == 409 and "already has SKU = A-1" in dup.text
 
     detail = client.get(f"{ITEMS}/{item}")
     assert detail.status_code == 200
@@ -482,7 +482,7 @@ def test_tenant_isolation(tenants):
     # A reference to another tenant's row is refused on create.
     acme_cat = make(client, CATS, {"name": "Acme cat", "code": "AC"})
     cross = post_form(client, G_ITEMS, {"sku": "X", "name": "x", "category_id": acme_cat, "status": "active"})
-    assert cross.status_code == 422 and "No Category with that id in this tenant" in cross.text
+    assert cross.status_code == 409 and "No Category with that id in this tenant" in cross.text
     assert "Acme cat" not in client.get(f"{G_ITEMS}/new").text
 
 

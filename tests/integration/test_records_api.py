@@ -88,7 +88,8 @@ def test_crud_with_version_check_and_audit(client, root):
     assert bad.status_code == 422
     assert set(bad.json()["errors"]) == {"name", "quantity", "unit_price", "nope", "tenant_id"}
     dup = client.post(ITEMS, json={"sku": "A-1", "name": "Other"}, headers=h)
-    assert dup.status_code == 422 and "already has SKU" in dup.json()["errors"]["sku"]
+    assert dup.status_code == 409 and dup.json()["title"] == "Conflicting values"
+    assert "already has SKU" in dup.json()["errors"]["sku"]
 
     url = f"{ITEMS}/{item['id']}"
     ok = client.put(url, json={"quantity": 5, "version": 1}, headers=h)
@@ -143,7 +144,7 @@ def test_tenant_isolation_and_permissions(client, root):
     cross = client.post(
         ITEMS, json={"sku": "X", "name": "x", "category_id": cat.json()["id"]}, headers=globex
     )
-    assert cross.status_code == 422 and "category_id" in cross.json()["errors"]
+    assert cross.status_code == 409 and "category_id" in cross.json()["errors"]
 
     bob = api_token(client, "bob@acme.test", "bob-password-1")
     hb = bearer(bob, "acme")

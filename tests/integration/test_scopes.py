@@ -127,7 +127,7 @@ def test_subtree_scope_on_pages_csv_and_pickers(client: TestClient, org: dict[st
     bad_ref = post_form(
         client, ITEMS, {"sku": "SKU-21", "name": "New", "status": "active", "category_id": rows["cat-boss"]}
     )
-    assert bad_ref.status_code == 422 and "No Category with that id" in text_of(bad_ref.text)
+    assert bad_ref.status_code == 409 and "No Category with that id" in text_of(bad_ref.text)
     made = post_form(
         client,
         ITEMS,

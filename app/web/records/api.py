@@ -167,6 +167,8 @@ async def _update(
     service, ref = await _entity(ctx, plugin_id, entity)
     values = dict(data)
     version = values.pop("version", None)
+    if isinstance(version, float) and version.is_integer():  # JSON's 3.0 is the integer 3
+        version = int(version)
     if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
         from app.core.errors import ValidationFailed
 
