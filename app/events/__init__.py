@@ -166,9 +166,14 @@ def serve(sync_engine: Any, dispatcher: Committed | None) -> None:
         _local[sync_engine] = dispatcher
 
 
-async def emit(session: AsyncSession, event: Event) -> Event:
+async def emit(
+    session: AsyncSession, event: Event, *, along: tuple[sa.Table, dict[str, Any]] | None = None
+) -> Event:
     """Record `event` in the event log within `session`'s transaction. It is delivered once that
-    transaction commits; if it rolls back (or the savepoint around it does), the event never existed."""
+    transaction commits; if it rolls back (or the savepoint around it does), the event never existed.
+
+    `along`: another row (table, every column's value) written with it — on PostgreSQL in the same
+    statement (a data-modifying CTE: one round trip for the record service's audit and event rows)."""
     depth = max(event.depth, int(session.sync_session.info.get(DEPTH_KEY, 0)))
     event_id = uuid.uuid4()
     # Most events have no plugin subscriber: they are logged as such, and no dispatcher writes for them.
@@ -182,22 +187,29 @@ async def emit(session: AsyncSession, event: Event) -> Event:
             depth,
             MAX_DEPTH,
         )
-    await session.execute(
-        _INSERT,
-        {  # parameters, not .values(): one statement compiled once
-            "id": event_id,
-            "type": event.type,
-            "source": event.source,
-            "tenant_id": uuid.UUID(event.tenant_id) if event.tenant_id else None,
-            "actor": event.actor[:254],
-            "payload": event.payload,
-            "depth": depth,
-            "status": status,
-            "attempts": 0,
-            "claimed_by": "",
-            "created_at": dt.datetime.now(dt.UTC),
-        },
-    )
+    params = {  # parameters, not .values(): one statement compiled once
+        "id": event_id,
+        "type": event.type,
+        "source": event.source,
+        "tenant_id": uuid.UUID(event.tenant_id) if event.tenant_id else None,
+        "actor": event.actor[:254],
+        "payload": event.payload,
+        "depth": depth,
+        "status": status,
+        "attempts": 0,
+        "claimed_by": "",
+        "created_at": dt.datetime.now(dt.UTC),
+    }
+    if along is None:
+        await session.execute(_INSERT, params)
+    elif session.get_bind().dialect.name == "postgresql":
+        table, row = along
+        await session.execute(
+            _insert_along(table, row, params), {**params, **{f"w_{k}": v for k, v in row.items()}}
+        )
+    else:  # SQLite has no data-modifying CTEs: two statements (no network between them)
+        await session.execute(sa.insert(along[0]), along[1])
+        await session.execute(_INSERT, params)
     recorded = dataclasses.replace(event, id=str(event_id), depth=depth, deliverable=status == "pending")
     sync = session.sync_session
     pending: list[Event] = sync.info.setdefault(PENDING_KEY, [])
@@ -206,6 +218,23 @@ async def emit(session: AsyncSession, event: Event) -> Event:
 
 
 _INSERT = sa.insert(cast(sa.Table, EventRecord.__table__))  # declarative types __table__ as FromClause
+
+
+def _insert_along(table: sa.Table, row: dict[str, Any], params: dict[str, Any]) -> Any:
+    """WITH w AS (INSERT INTO table ...) INSERT INTO event_log ...: built once per table and column set
+    (kept in the table's info), run with parameters (the other row's prefixed `w_`)."""
+    key = ("portal_event_along", tuple(row), tuple(params))
+    stmt = table.info.get(key)
+    if stmt is None:
+        other = sa.insert(table).values({k: sa.bindparam(f"w_{k}", type_=table.c[k].type) for k in row})
+        events = cast(sa.Table, EventRecord.__table__)
+        stmt = (
+            sa.insert(events)
+            .values({k: sa.bindparam(k, type_=events.c[k].type) for k in params})
+            .add_cte(other.cte("w"))
+        )
+        table.info[key] = stmt
+    return stmt
 
 
 async def _has_subscribers(session: AsyncSession, event: Event) -> bool:

@@ -198,8 +198,26 @@ class RecordService(RecordReads):
                 errors[spec.name] = f"No {target.spec.label} with that id in this tenant."
         return errors
 
-    async def _publish(self, entity: EntityRef, action: str, row: Mapping[str, Any]) -> None:
-        """Log the change's event in this transaction (the outbox); it is delivered after the commit."""
+    async def _journal(
+        self,
+        entity: EntityRef,
+        action: str,
+        event_action: str,
+        row: Mapping[str, Any],
+        before: Mapping[str, Any] | None,
+        after: Mapping[str, Any] | None,
+        summary: str,
+    ) -> None:
+        """The change's audit row and its event (the outbox; delivered after the commit), written together:
+        one statement on PostgreSQL (app.events.emit's `along`)."""
+
+        def plain(values: Mapping[str, Any] | None) -> dict[str, Any] | None:
+            if values is None:
+                return None
+            return {
+                k: to_json(v) for k, v in values.items() if k not in {"tenant_id", "updated_at", "updated_by"}
+            }
+
         payload = {
             "id": str(row["id"]),
             "entity": entity.name,
@@ -209,43 +227,26 @@ class RecordService(RecordReads):
             "actor": self.actor.email,
             "actor_id": str(self.actor.user_id) if self.actor.user_id else None,
         }
+        entry = audit.entry(
+            self.actor,
+            f"record.{action}",
+            f"{entity.plugin_id}.{entity.name}",
+            row["id"],
+            tenant_id=self.tenant_id,
+            summary=summary,
+            before=plain(before),
+            after=plain(after),
+        )
         await emit(
             self.db,
             Event(
-                f"{entity.plugin_id}.{entity.name}.{action}",
+                f"{entity.plugin_id}.{entity.name}.{event_action}",
                 str(self.tenant_id),
                 payload,
                 source=entity.plugin_id,
                 actor=self.actor.email,
             ),
-        )
-
-    async def _audit(
-        self,
-        entity: EntityRef,
-        action: str,
-        rid: Any,
-        before: Mapping[str, Any] | None,
-        after: Mapping[str, Any] | None,
-        summary: str,
-    ) -> None:
-        def plain(row: Mapping[str, Any] | None) -> dict[str, Any] | None:
-            if row is None:
-                return None
-            return {
-                k: to_json(v) for k, v in row.items() if k not in {"tenant_id", "updated_at", "updated_by"}
-            }
-
-        await audit.write(
-            self.db,
-            self.actor,
-            f"record.{action}",
-            f"{entity.plugin_id}.{entity.name}",
-            rid,
-            tenant_id=self.tenant_id,
-            summary=summary,
-            before=plain(before),
-            after=plain(after),
+            along=(audit.TABLE, entry),
         )
 
     async def _check_in_scope(self, entity: EntityRef, row: Mapping[str, Any]) -> None:
@@ -322,8 +323,9 @@ class RecordService(RecordReads):
             )
         label = row.get(entity.spec.display_field, row["id"])
         await computed.refresh_parents(self, entity, None, row)
-        await self._audit(entity, "create", row["id"], None, row, f"Created {entity.spec.label} {label}")
-        await self._publish(entity, "created", row)
+        await self._journal(
+            entity, "create", "created", row, None, row, f"Created {entity.spec.label} {label}"
+        )
         for hook in self.hooks.insert:
             await hook(self, entity, row)
         return row
@@ -366,15 +368,15 @@ class RecordService(RecordReads):
             raise StaleVersion(await self._load(entity, before["id"], deleted=None), int(version))
         after = {**before, **changes}
         await computed.refresh_parents(self, entity, before, after)
-        await self._audit(
+        await self._journal(
             entity,
             "update",
-            before["id"],
+            "updated",
+            after,
             before,
             after,
             f"Edited {entity.spec.label} {after.get(entity.spec.display_field, before['id'])}",
         )
-        await self._publish(entity, "updated", after)
         return after
 
     async def _set_deleted(
@@ -399,15 +401,15 @@ class RecordService(RecordReads):
         )
         after = {**before, **changes}
         await computed.refresh_parents(self, entity, None, after)
-        await self._audit(
+        await self._journal(
             entity,
             action,
-            before["id"],
+            {"delete": "deleted", "restore": "restored"}[action],
+            after,
             {"deleted_at": to_json(before["deleted_at"])},
             {"deleted_at": to_json(deleted_at)},
             f"{verb} {entity.spec.label} {before.get(entity.spec.display_field, before['id'])}",
         )
-        await self._publish(entity, {"delete": "deleted", "restore": "restored"}[action], after)
         return after
 
     async def delete(

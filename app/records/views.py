@@ -99,6 +99,7 @@ class ViewService:
         self.user_id: uuid.UUID = actor.user_id
         self.role_id = role_id
         self.can = can
+        self._defaults: dict[Page, uuid.UUID | None] = {}  # read once per page (a list page asks twice)
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -180,6 +181,8 @@ class ViewService:
         raise NotFound(N_("No such saved view"))
 
     async def _default_id(self, page: Page) -> uuid.UUID | None:
+        if page in self._defaults:
+            return self._defaults[page]
         found: uuid.UUID | None = await self.db.scalar(
             in_tenant(SavedViewDefault, self.tenant_id)
             .with_only_columns(SavedViewDefault.view_id)
@@ -189,6 +192,7 @@ class ViewService:
                 SavedViewDefault.page_path == page.path,
             )
         )
+        self._defaults[page] = found
         return found
 
     async def default(self, page: Page) -> ViewInfo | None:
@@ -334,6 +338,7 @@ class ViewService:
     async def set_default(self, page: Page, view_id: uuid.UUID | str | None) -> ViewInfo | None:
         """Make a view this user sees their default for `page` (None: no default)."""
         info = await self.get(page, view_id) if view_id is not None else None
+        self._defaults.pop(page, None)
         await self.db.execute(
             sa.delete(SavedViewDefault).where(
                 tenant_is(SavedViewDefault, self.tenant_id),

@@ -83,7 +83,15 @@ async def _active_process(
 async def readonly_fields(
     session: AsyncSession, tenant_id: uuid.UUID, entity: EntityRef, can: Callable[[str], bool]
 ) -> set[str]:
-    """The fields a generated form shows read-only to this user: decided by an approval, no permission."""
+    """The fields a generated form shows read-only to this user: decided by an approval, no permission.
+    An entity without a process in the tenant (the app's ApprovalGuard knows, per worker) asks nothing."""
+    from app.records.hooks import app_hooks
+
+    for hook in app_hooks(session).validate:
+        if isinstance(hook, ApprovalGuard) and (entity.plugin_id, entity.name) not in await hook.entities(
+            session, tenant_id
+        ):
+            return set()
     fields = decided_fields(await _active_process(session, tenant_id, entity))
     return {f for f in fields if not can(set_permission(entity.name, f))}
 

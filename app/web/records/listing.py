@@ -317,14 +317,26 @@ class ListPage:
             contains=text_matches(self.ref, self.target.spec.filters),
         )
 
+    def _label_targets(self) -> dict[str, EntityRef]:
+        """The shown reference columns' target entities: their labels come with the rows (one query)."""
+        out: dict[str, EntityRef] = {}
+        for c in self.columns:
+            if c.spec is not None and c.spec.type == "reference":
+                ref = runtime.find_entity(self.target.plugins, c.spec.entity or "")
+                if ref is not None:
+                    out[c.name] = ref
+        return out
+
     async def load(self) -> None:
         """This page's rows, formatted; a filter the service refuses shows its message instead."""
         rows: list[dict[str, Any]] = []
         try:
-            result = await self.svc.list(self.ref, self.query)
+            result = await self.svc.list(self.ref, self.query, labels=self._label_targets())
             rows, self.total, self.capped = result.rows, result.total, result.capped
+            folded = result.labels
         except ValidationFailed as exc:
             self.filter_errors = exc.errors
+            folded = {}
         query, p = self.query, self.pager
         p.total = self.total
         p.extra = {
@@ -333,7 +345,9 @@ class ListPage:
             "cols": ",".join(c.name for c in self.columns) if self.chosen else "",
             "deleted": "1" if query.deleted else "",
         }
-        labels = await reference_labels(self.svc, self.target, [c.spec for c in self.columns], rows)
+        labels = folded | await reference_labels(
+            self.svc, self.target, [c.spec for c in self.columns if c.name not in folded], rows
+        )
         formats = [
             c.formatter(
                 labels.get(c.name),

@@ -54,6 +54,7 @@ class Opened:
     view: ViewInfo | None = None  # the view the page was opened with
     push_url: str | None = None  # where the address bar should say the rows came from
     notice: str | None = None  # why the view asked for is not shown
+    views: ViewService | None = None  # the service that opened it (view_menu reuses what it read)
 
 
 async def open_list(request: HTMXRequest, ctx: RequestContext, target: Target, fragment: bool) -> Opened:
@@ -64,22 +65,26 @@ async def open_list(request: HTMXRequest, ctx: RequestContext, target: Target, f
         wanted = str(raw.get("view") or "")
         rest = [(k, v) for k, v in raw.multi_items() if k != "view"]
         if wanted in ("", ALL):
-            return Opened(MultiDict(rest))
+            return Opened(MultiDict(rest), views=views)
         try:
             info = await views.get(page, wanted)
         except NotFound:
-            return Opened(MultiDict(rest), notice=N_("That saved view does not exist (any more)."))
+            return Opened(
+                MultiDict(rest), notice=N_("That saved view does not exist (any more)."), views=views
+            )
         given = {k for k, _ in rest}  # the query's own parameters (a page number) win over the view's
-        return Opened(MultiDict([*(p for p in as_pairs(info.params) if p[0] not in given), *rest]), info)
+        return Opened(
+            MultiDict([*(p for p in as_pairs(info.params) if p[0] not in given), *rest]), info, views=views
+        )
     if not raw:
         default = await views.default(page)
         if default is not None:
             if fragment:
                 # The reader cleared every filter of the default view: these are all rows, and a reload
                 # of the address must show them too, not the default view again.
-                return Opened(MultiDict(), push_url=f"{target.url}?view={ALL}")
-            return Opened(MultiDict(as_pairs(default.params)), default)
-    return Opened(raw)
+                return Opened(MultiDict(), push_url=f"{target.url}?view={ALL}", views=views)
+            return Opened(MultiDict(as_pairs(default.params)), default, views=views)
+    return Opened(raw, views=views)
 
 
 async def view_menu(
@@ -93,7 +98,7 @@ async def view_menu(
 ) -> dict[str, Any]:
     """The view menu of a list page: the views the reader sees, which one shows the current state (the
     one opened, or any whose settings are the list's now), and for the whole page the save form's roles."""
-    infos = await view_service(ctx).visible(page_of(target))
+    infos = await (opened.views or view_service(ctx)).visible(page_of(target))
     current = None
     for info in infos:
         if state_of(MultiDict(as_pairs(info.params))) == state:
