@@ -70,7 +70,7 @@ async def export(request: HTMXRequest, ctx: RequestContext, target: Target) -> S
     await svc.list(
         ref, ListQuery(q=query.q, filters=query.filters, sort=query.sort, size=1, deleted=query.deleted)
     )
-    fields = ref.spec.fields
+    fields: list[FieldSpec] = list(ref.spec.fields)
     if listing.chosen:  # the view's chosen columns (those that are fields), in its order
         fields = [c.spec for c in listing.columns if c.spec is not None and ref.spec.has_field(c.name)]
     header = ["id", *(f.name for f in fields), "created_at", "updated_at"]
