@@ -47,9 +47,14 @@ def make_csv(rows: int, bump: int) -> str:
 
 
 async def one(url: str, rows: int) -> dict[str, float]:
+    import uuid
+
+    import sqlalchemy as sa
+
     from app.audit import Actor
     from app.core.db import SQLITE_WRITE_LOCK, bind_services, make_alchemy_config, upgrade
-    from app.core.settings import load_settings
+    from app.core.models import Tenant
+    from app.core.settings import SYSTEM_TENANT_ID, load_settings
     from app.identity import directory
     from app.installs import lifecycle
     from app.plugins import runtime
@@ -97,6 +102,13 @@ async def one(url: str, rows: int) -> dict[str, float]:
         async with config.get_session() as s:
             if url.startswith("sqlite"):
                 await s.connection(execution_options={SQLITE_WRITE_LOCK: True})
+            # As a request does (app.web.context): note the policy versions, so the per-worker caches of
+            # enabled plugins, hooks and workflow guards answer without a query per row.
+            own = await s.scalar(sa.select(Tenant.policy_version).where(Tenant.id == tenant.id))
+            system = await s.scalar(
+                sa.select(Tenant.policy_version).where(Tenant.id == uuid.UUID(SYSTEM_TENANT_ID))
+            )
+            runtime.note_versions(s, tenant.id, (own or 0, system or 0))
             plugins = await runtime.enabled_for(s, tenant.id)
             items = runtime.find_entity(plugins, "inventory_item")
             svc = RecordService(s, tenant.id, actor, lambda _p: True, hooks=app.state.services.record_hooks)
