@@ -384,7 +384,10 @@ class ListPage:
 
     @property
     def export_url(self) -> str:
-        params = {k: v for k, v in {"q": self.pager.q, **self.pager.extra}.items() if v}
+        """The CSV of this list as shown: its search, filters, sort and (when chosen) its columns."""
+        params: dict[str, str] = {k: v for k, v in {"q": self.pager.q, **self.pager.extra}.items() if v}
+        if self.chosen:
+            params["cols"] = ",".join(c.name for c in self.columns)
         return self.target.url + "/export.csv" + ("?" + urlencode(params) if params else "")
 
     def fragment_context(self) -> dict[str, Any]:

@@ -16,7 +16,19 @@ from litestar.plugins.htmx import HTMXRequest
 
 from app.core.errors import NotFound
 from app.web.context import RequestContext
-from app.web.records import actions, board, csv_io, dashboard, detail, forms, inline, listing, lookup, views
+from app.web.records import (
+    actions,
+    board,
+    csv_import,
+    csv_io,
+    dashboard,
+    detail,
+    forms,
+    inline,
+    listing,
+    lookup,
+    views,
+)
 from app.web.records.display import as_uuid
 from app.web.records.target import Target, resolve
 
@@ -32,7 +44,7 @@ TABLE: tuple[tuple[str, str, str, Handler], ...] = (
     ("GET", "crud", "", listing.list_page),
     ("GET", "crud", "new", forms.new),
     ("GET", "crud", "export.csv", csv_io.export),
-    ("GET", "crud", "import", csv_io.import_form),
+    ("GET", "crud", "import", csv_import.import_form),
     ("GET", "crud", "lookup", lookup.lookup),
     ("GET", "crud", "views", views.views_page),
     ("GET", "crud", "board", board.board_page),
@@ -41,7 +53,7 @@ TABLE: tuple[tuple[str, str, str, Handler], ...] = (
     ("GET", "crud", "{id}/edit", forms.edit),
     ("POST", "crud", "", forms.create),
     ("POST", "crud", "new", forms.create),
-    ("POST", "crud", "import", csv_io.import_post),
+    ("POST", "crud", "import", csv_import.import_post),
     ("POST", "crud", "bulk-delete", actions.bulk_delete),
     ("POST", "crud", "bulk-restore", actions.bulk_restore),
     ("POST", "crud", "views", views.create),

@@ -1,0 +1,81 @@
+"""A CSV import that updates, in Chromium, on SQLite and PostgreSQL, with the demo's data: a pasted file
+keyed by SKU (one existing item changed, one new item in a category named "Hardware", one bad row);
+the preview counts what will be created, updated and refused; the import of the valid rows shows the
+result with the refused rows to download, and the list shows the change. Looked at in English and
+Chinese, at 1280 and 390 px."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from app.demo import DEMO_PASSWORD
+from tests.browser.test_admin_flow import sign_in
+from tests.browser.test_inventory_approval_flow import _demo
+from tests.browser.test_phone import PHONE, page_width
+
+pytestmark = pytest.mark.browser
+
+WIDE = {"width": 1280, "height": 900}
+ITEMS = "/t/demo/p/inventory/inventory/items"
+CSV = "sku,name,category_id,quantity\nSKU-1001,Renamed by import,Hardware,7\nNEW-1,Imported item,HW,3\nNEW-2,Bad,Hardware,lots\n"
+
+
+def count(page: Page, kind: str) -> Any:
+    return page.locator(f".import-counts .{kind} dd")
+
+
+def preview(page: Page) -> None:
+    page.goto(f"{ITEMS}/import")
+    page.locator("details.field summary").click()
+    page.locator("#f-csv").fill(CSV)
+    page.locator("#f-key").select_option("sku")
+    page.locator("input[name=skip_invalid]").check()
+    page.locator("form.card button[type=submit]").click()
+    expect(count(page, "created")).to_have_text("1")
+    expect(count(page, "updated")).to_have_text("1")
+    expect(count(page, "skipped")).to_have_text("0")
+    expect(count(page, "refused")).to_have_text("1")
+
+
+def test_import_that_updates_previews_counts_then_imports(
+    page: Page, live_server: Any, settings_env: dict[str, str], shot: Any
+) -> None:
+    _demo(settings_env)
+    page.set_viewport_size(WIDE)
+    sign_in(page, "alice@demo.test", DEMO_PASSWORD)
+    page.goto(f"{ITEMS}/import")
+    expect(page.get_by_label("Existing records")).to_be_visible()
+    shot(page, "form-1280-en", full_page=True)
+    preview(page)
+    expect(page.locator("table.import-preview")).to_contain_text("Enter a whole number")
+    shot(page, "preview-1280-en", full_page=True)
+    page.set_viewport_size(PHONE)
+    assert page_width(page) <= PHONE["width"], page_width(page)
+    shot(page, "preview-390-en", full_page=True)
+
+    page.get_by_role("button", name="中文").click()
+    preview(page)
+    expect(page.get_by_text("将更新")).to_be_visible()
+    assert page_width(page) <= PHONE["width"], page_width(page)
+    shot(page, "preview-390-zh", full_page=True)
+    page.set_viewport_size(WIDE)
+    shot(page, "preview-1280-zh", full_page=True)
+    page.get_by_role("button", name="English").click()
+    preview(page)
+    assert page.locator(".flash.success, .flash.error").count() >= 1
+
+    page.get_by_role("button", name="Import 2 valid rows, skip 1").click()
+    expect(page.get_by_role("heading", name="Result")).to_be_visible()
+    expect(count(page, "created")).to_have_text("1")
+    expect(count(page, "updated")).to_have_text("1")
+    expect(count(page, "refused")).to_have_text("1")
+    expect(page.get_by_role("link", name="Download the refused rows (CSV with their errors)")).to_be_visible()
+    shot(page, "result-1280-en", full_page=True)
+
+    page.goto(f"{ITEMS}?q=import")
+    expect(page.locator("table.records")).to_contain_text("Renamed by import")
+    expect(page.locator("table.records")).to_contain_text("Imported item")
+    expect(page.locator("table.records")).not_to_contain_text("NEW-2")
