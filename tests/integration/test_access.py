@@ -104,7 +104,7 @@ def test_tenant_admin_cannot_reach_platform_or_other_tenants(client):
 
 def _member_id(client, tenant: str, email: str) -> str:
     page = client.get(f"/t/{tenant}/admin/members", params={"q": email}).text
-    match = re.search(r"/admin/members/([0-9a-f-]+)/role", page)
+    match = re.search(r"/admin/members/([0-9a-f-]{36})", page)
     assert match
     return match.group(1)
 
