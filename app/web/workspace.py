@@ -44,8 +44,12 @@ async def recent_records(ctx: TenantContext) -> list[RecentRecord]:
         pages = {p.entity: p.path for p in plugin.manifest.pages if p.type == "crud" and p.entity}
         for name, page_path in pages.items():
             entity = plugin.entities.get(name)
-            if entity is None or not ctx.can(entity.permission("select")):
-                continue
+            if (
+                entity is None
+                or entity.spec.display_field == "id"
+                or not ctx.can(entity.permission("select"))
+            ):
+                continue  # (an entity without a display field is a link table: nothing to name a row by)
             for row in await svc.recent(entity, PER_ENTITY):
                 value = row.get(entity.spec.display_field)
                 found.append(
