@@ -34,7 +34,7 @@ def both_widths(page: Page, shot: Any, name: str) -> None:
 
 
 def switch_language(page: Page, to: str) -> None:
-    page.locator("form.lang-switch button[value=%s]" % to).click()
+    page.locator(f"form.lang-switch button[value={to}]").click()
     expect(page.locator("html")).to_have_attribute("lang", to)
 
 
