@@ -51,6 +51,40 @@
     }
   });
 
+  // <a data-dialog-open="id">: opens that <dialog> as a modal (without script the link reloads the page
+  // with it open). <a data-dialog-close> inside closes it; a dialog the server sent open (a refused
+  // save, data-open-modal) becomes modal once the page has loaded.
+  document.addEventListener("click", function (evt) {
+    var opener = closest(evt.target, "[data-dialog-open]");
+    var closer = closest(evt.target, "[data-dialog-close]");
+    var dialog = opener ? document.getElementById(opener.getAttribute("data-dialog-open"))
+      : closer ? closest(closer, "dialog") : null;
+    if (!dialog || !dialog.showModal) { return; }
+    evt.preventDefault();
+    if (opener) {
+      if (dialog.open) { dialog.close(); }
+      dialog.showModal();
+    } else {
+      dialog.close();
+    }
+  });
+  function modalDialogs(root) {
+    (root || document).querySelectorAll("dialog[open][data-open-modal]").forEach(function (dialog) {
+      if (!dialog.showModal) { return; }
+      dialog.removeAttribute("data-open-modal");
+      dialog.close();
+      dialog.showModal();
+      var invalid = dialog.querySelector("[aria-invalid=true]");
+      if (invalid) { invalid.focus(); }
+    });
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", function () { modalDialogs(); });
+  } else {
+    modalDialogs();
+  }
+  document.addEventListener("htmx:load", function (evt) { modalDialogs(evt.target); });
+
   // <input type="checkbox" data-select-all="ids">: (un)ticks every checkbox named `ids` in its table.
   document.addEventListener("click", function (evt) {
     var all = closest(evt.target, "input[data-select-all]");

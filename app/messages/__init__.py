@@ -42,6 +42,7 @@ __all__ = [
     "list_for",
     "mark_all_read",
     "mark_read",
+    "mark_read_by_link",
     "message_json",
     "notify",
     "notify_personal",
@@ -309,6 +310,23 @@ async def mark_all_read(session: AsyncSession, tenant_id: uuid.UUID, user_id: uu
     result = await session.execute(
         update(Message)
         .where(_mine(tenant_id, user_id), Message.read_at.is_(None))
+        .values(read_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def mark_read_by_link(session: AsyncSession, tenant_id: uuid.UUID, source: str, link: str) -> int:
+    """Mark read every unread message of `source` pointing at `link` in the tenant (a decided approval
+    task: its "Approval needed" messages, to each assignee it ever had, have nothing left to ask)."""
+    result = await session.execute(
+        update(Message)
+        .where(
+            Message.tenant_id == tenant_id,
+            Message.source == source,
+            Message.link == link,
+            Message.read_at.is_(None),
+        )
         .values(read_at=utcnow())
         .execution_options(synchronize_session=False)
     )

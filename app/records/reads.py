@@ -153,6 +153,14 @@ class RecordReads:
             out[name] = sub.label(f"portal_label_{name}")
         return out
 
+    async def recent(self, entity: EntityRef, limit: int = 5) -> builtins.list[dict[str, Any]]:
+        """The rows this user may see here (tenant, permission, data scope), last changed first."""
+        self.require(entity, "select")
+        stmt = await self._filtered(entity, ListQuery())
+        t = entity.table
+        rows = await self.db.execute(stmt.order_by(t.c.updated_at.desc(), t.c.id.desc()).limit(max(1, limit)))
+        return [_row(r) for r in rows.mappings().all()]
+
     async def aggregate(self, entity: EntityRef, spec: Aggregate) -> builtins.list[dict[str, Any]]:
         """Grouped counts/sums/averages/min/max over the rows this user may select."""
         self.require(entity, "select")

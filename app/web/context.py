@@ -44,6 +44,17 @@ from app.plugins import runtime
 from app.records.service import NO_HOOKS, RecordService
 
 SYSTEM_UUID = uuid.UUID(SYSTEM_TENANT_ID)
+
+
+class MissingPermission(PermissionDeniedException):
+    """A 403 for want of one permission: API clients read the code, people get it in words
+    (app.web.error_pages)."""
+
+    def __init__(self, permission: str) -> None:
+        super().__init__(f"You need the permission {permission} in this tenant")
+        self.permission = permission
+
+
 STATE_KEY = "portal_ctx"
 
 
@@ -153,7 +164,7 @@ class RequestContext:
 
     def require(self, permission: str) -> None:
         if not self.can(permission):
-            raise PermissionDeniedException(f"You need the permission {permission} in this tenant")
+            raise MissingPermission(permission)
 
     def data_scope(self) -> DataScope:
         """Which rows this user may see here (their role's data scopes; admins bypass).

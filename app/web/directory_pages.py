@@ -11,13 +11,15 @@ from litestar.response import Redirect, Template
 from sqlalchemy import func, select
 
 from app.access import roles as role_service
-from app.core.errors import Conflict, ValidationFailed
+from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.i18n import N_
 from app.core.models import Membership
 from app.core.tenancy import tenant_is
 from app.identity import directory, hierarchy, invitations
 from app.web.context import TenantContext
 from app.web.forms import T, form_text
 from app.web.render import Pager, page, redirect
+from app.web.workspace import workspace
 
 
 def is_platform_admin(ctx: TenantContext) -> bool:
@@ -30,10 +32,12 @@ def is_platform_admin(ctx: TenantContext) -> bool:
 
 @get(T("/"), opt={"auth": True}, include_in_schema=False)
 async def home(request: HTMXRequest, ctx: TenantContext) -> Template:
+    """A workspace (app.web.workspace): tasks, unread messages, recent records, shortcuts; platform health."""
     count = await ctx.db.scalar(
         select(func.count()).select_from(Membership).where(tenant_is(Membership, ctx.tenant_id))
     )
-    return await page(request, ctx, "home.html", member_count=count)
+    data = await workspace(ctx, is_platform_admin(ctx))
+    return await page(request, ctx, "home.html", member_count=count, **data)
 
 
 # --- tenants (platform) --------------------------------------------------------------------------
@@ -132,8 +136,16 @@ async def _members_page(
     status_code: int = 200,
     row_errors: dict[uuid.UUID, dict[str, str]] | None = None,
     row_values: dict[uuid.UUID, dict[str, str]] | None = None,
+    editing: uuid.UUID | None = None,
 ) -> Template:
+    """The members table; `editing` (or ?edit=<id>, the Edit link without script) opens that member's
+    edit dialog, as a refused save does with its errors and the values typed."""
     p = Pager(request)
+    if editing is None:
+        try:
+            editing = uuid.UUID(request.query_params.get("edit") or "")
+        except ValueError:
+            editing = None
     rows, p.total = await directory.list_members(ctx.db, ctx.tenant_id, p.q, p.offset, p.size)
     role_rows = await role_service.list_roles(ctx.db, ctx.tenant_id)
     reporting = await hierarchy.reporting_of(ctx.db, ctx.tenant_id, [r.user.id for r in rows])
@@ -160,6 +172,7 @@ async def _members_page(
         reporting=reporting,
         row_errors=row_errors or {},
         row_values=row_values or {},
+        editing=editing,
     )
 
 
@@ -279,6 +292,40 @@ async def members_reporting(
 
 
 @post(
+    T("/admin/members/{user_id:uuid}"), opt={"permission": "db.tenant_users.update"}, include_in_schema=False
+)
+async def members_edit(request: HTMXRequest, ctx: TenantContext, user_id: uuid.UUID) -> Template | Redirect:
+    """The edit dialog's save: role, manager and unit together, or nothing. A refusal shows the members
+    page again with the dialog open, its errors inside and the values as typed."""
+    form = await request.form()
+    values = {
+        "role": form_text(form, "role", 100),
+        "manager": form_text(form, "manager", 300),
+        "unit": form_text(form, "unit", 200),
+    }
+    try:
+        role = await role_service.get_role(ctx.db, ctx.tenant_id, values["role"])
+        await directory.change_member_role(ctx.db, ctx.actor, ctx.tenant_id, user_id, role)
+        await hierarchy.set_manager(ctx.db, ctx.actor, ctx.tenant_id, user_id, values["manager"])
+        await hierarchy.set_unit(ctx.db, ctx.actor, ctx.tenant_id, user_id, values["unit"])
+    except (ValidationFailed, Conflict, NotFound) as exc:
+        problems = exc.errors if isinstance(exc, ValidationFailed) else {"role": exc.detail}
+        await ctx.db.rollback()  # nothing of the refused change may show
+        for obj in (ctx.user, ctx.tenant):
+            await ctx.db.refresh(obj)
+        status = 422 if isinstance(exc, ValidationFailed) else exc.status_code
+        return await _members_page(
+            request,
+            ctx,
+            status_code=status,
+            row_errors={user_id: problems},
+            row_values={user_id: values},
+            editing=user_id,
+        )
+    return redirect(f"/t/{ctx.tenant.slug}/admin/members", N_("Member saved"))
+
+
+@post(
     T("/admin/members/{user_id:uuid}/remove"),
     opt={"permission": "db.tenant_users.delete"},
     include_in_schema=False,
@@ -301,5 +348,6 @@ ROUTES = [
     members_add,
     members_role,
     members_reporting,
+    members_edit,
     members_remove,
 ]

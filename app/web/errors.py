@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
-from litestar.response import Redirect, Template
+from litestar.response import Redirect
 
 from app.core.errors import PortalError, ValidationFailed
 from app.core.i18n import N_
@@ -26,20 +26,14 @@ def _wants_json(request: Request) -> bool:
 
 
 def _html_error(
-    request: Request, status: int, title: str, detail: str, errors: dict[str, str] | None = None
+    request: Request, status: int, title: str, detail: str, errors: dict[str, str] | None, exc: Exception
 ) -> Response[Any]:
-    from app.web.context import STATE_KEY
+    from app.web.error_pages import ErrorPage
 
-    ctx = request.scope.get("state", {}).get(STATE_KEY)
-    context = {
-        "status": status,
-        "title": title,
-        "detail": detail,
-        "ctx": ctx,
-        "errors": errors or {},
-        "can": (ctx.can if ctx and ctx.access else (lambda _p: False)),
-    }
-    return Template(template_name="error.html", context=context, status_code=status)
+    if status == 404 and isinstance(exc, HTTPException) and not isinstance(exc, PortalError):
+        detail = N_("There is nothing at this address. It may have been moved or deleted.")
+    data = {"status": status, "title": title, "detail": detail, "errors": errors or {}, "hint": None}
+    return ErrorPage(request, status, data, exc)
 
 
 def handle_exception(request: Request, exc: Exception) -> Response[Any]:
@@ -68,17 +62,16 @@ def handle_exception(request: Request, exc: Exception) -> Response[Any]:
         )
     if _wants_json(request):
         return problem(status, title, detail, **extra)
-    return _html_error(
-        request, status, title, detail, extra.get("errors") if isinstance(extra.get("errors"), dict) else None
-    )
+    errors = extra.get("errors") if isinstance(extra.get("errors"), dict) else None
+    return _html_error(request, status, title, detail, errors, exc)
 
 
 def _title(status: int) -> str:
     return {
         400: N_("Bad request"),
         401: N_("Sign-in required"),
-        403: N_("Forbidden"),
-        404: N_("Not found"),
+        403: N_("No access"),
+        404: N_("Page not found"),
         405: N_("Method not allowed"),
         409: N_("Conflict"),
         413: N_("Too large"),

@@ -456,6 +456,9 @@ async def decide(
     )
     await session.refresh(task)
     engine = _engine(session, tenant_id, actor)
+    # The task's "Approval needed" messages (to every assignee, before and after a reassignment) are done.
+    link = await engine._link(f"/tasks/{task.id}")
+    await messages.mark_read_by_link(session, tenant_id, "workflow", link)
     await engine._audit(
         f"task.{outcome}",
         instance,

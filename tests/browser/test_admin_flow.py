@@ -97,6 +97,14 @@ def member_row(page: Page, email: str) -> Any:
     return page.locator("#rows tbody tr", has=page.get_by_text(email, exact=True))
 
 
+def edit_member(page: Page, email: str) -> Any:
+    """Open the member's edit dialog (role, reports to, unit); the open dialog."""
+    page.get_by_role("link", name=f"Edit {email}", exact=True).click()
+    dialog = page.locator("dialog.member-dialog[open]")
+    expect(dialog).to_be_visible()
+    return dialog
+
+
 # --- the acceptance walk -------------------------------------------------------------------------
 
 
@@ -112,7 +120,7 @@ def test_admin_grants_a_role_and_the_member_sees_it(page: Page, shot: Any) -> No
 
     add_member(page, "acme", BOB[0], "Bob", BOB[1])
     expect(member_row(page, BOB[0])).to_contain_text("Bob")
-    expect(member_row(page, BOB[0]).get_by_label(f"Role of {BOB[0]}")).to_have_value("Member")
+    expect(member_row(page, BOB[0]).locator(".member-role")).to_have_text("Member")
     shot(page, "members")
 
     # The header's tenant switcher moves between tenants.
@@ -134,8 +142,11 @@ def test_admin_grants_a_role_and_the_member_sees_it(page: Page, shot: Any) -> No
     shot(page, "member-home-before")
     response = page.goto("/t/acme/admin/roles")
     assert response is not None and response.status == 403
-    expect(page.get_by_role("heading", level=1)).to_have_text("403 · Forbidden")
-    expect(page.locator("main")).to_contain_text("db.roles.select")
+    expect(page.get_by_role("heading", level=1)).to_have_text("No access")
+    expect(page.locator("main")).to_contain_text("You can't see Roles in Acme Inc.")
+    expect(page.locator("main")).to_contain_text("Ask an admin of Acme Inc for access.")
+    expect(page.locator("main")).not_to_contain_text("db.roles.select")
+    expect(nav(page)).to_be_visible()  # the error page keeps the layout
     shot(page, "forbidden")
     sign_out(page)
 
@@ -293,13 +304,17 @@ def test_row_actions_still_work_after_an_htmx_search(page: Page) -> None:
     add_member(page, "acme", BOB[0], "Bob", BOB[1])
     page.get_by_role("searchbox", name="Search").fill("bob")
     expect(page).to_have_url(re.compile(r"\?q=bob(&|$)"))
-    form = member_row(page, BOB[0]).locator("form").first
-    expect(form).to_have_attribute(
-        "action", re.compile(r"^/t/acme/admin/members/[0-9a-f-]{36}/role$"), timeout=1_000
+    expect(member_row(page, BOB[0]).get_by_role("link", name=f"Edit {BOB[0]}")).to_have_attribute(
+        "href", re.compile(r"^/t/acme/admin/members\?q=bob&(size=\d+&)?edit=[0-9a-f-]{36}$"), timeout=1_000
     )
-    member_row(page, BOB[0]).get_by_label(f"Role of {BOB[0]}").select_option("Admin")
-    member_row(page, BOB[0]).get_by_role("button", name="Change").click()
-    expect(flash(page)).to_have_text("Role changed to Admin")
+    dialog = edit_member(page, BOB[0])
+    expect(dialog.locator("form")).to_have_attribute(
+        "action", re.compile(r"^/t/acme/admin/members/[0-9a-f-]{36}\?q=bob(&size=\d+)?$")
+    )
+    dialog.get_by_label(f"Role of {BOB[0]}").select_option("Admin")
+    dialog.get_by_role("button", name="Save").click()
+    expect(flash(page)).to_have_text("Member saved")
+    expect(member_row(page, BOB[0]).locator(".member-role")).to_have_text("Admin")
 
 
 @UI_ONLY

@@ -16,7 +16,7 @@ from app.core.db import make_alchemy_config
 from app.core.settings import load_settings
 from app.identity import directory
 from tests.browser.conftest import run_off_loop
-from tests.browser.test_admin_flow import flash, member_row, sign_in, sign_out
+from tests.browser.test_admin_flow import edit_member, flash, member_row, sign_in, sign_out
 
 pytestmark = pytest.mark.browser
 
@@ -64,12 +64,17 @@ def test_invite_accept_and_last_admin(
     shot(page, "members-pending-invitation")
 
     # The last Admin is told why she cannot step down.
-    page.get_by_label("Role of alice@demo.test").select_option("Member")
-    member_row(page, "alice@demo.test").get_by_role("button", name="Change").click()
-    expect(page.get_by_role("alert")).to_have_text(
+    edit_member(page, "alice@demo.test").get_by_label("Role of alice@demo.test").select_option("Member")
+    page.locator("dialog[open]").get_by_role("button", name="Save").click()
+    dialog = page.locator("dialog.member-dialog[open]")  # still open, saying why, the choice kept
+    expect(dialog.locator(".field .error")).to_have_text(
         "Demo Company needs at least one Admin; make someone else Admin first."
     )
-    expect(page.get_by_label("Role of alice@demo.test")).to_have_value("Admin")
+    expect(dialog.get_by_label("Role of alice@demo.test")).to_have_value("Member")
+    expect(member_row(page, "alice@demo.test").locator(".member-role")).to_have_text("Admin")
+    shot(page, "members-last-admin-refused")
+    dialog.get_by_role("link", name="Cancel").click()
+    expect(dialog).to_be_hidden()
     sign_out(page)
 
     sign_in(page, "gus@other.test", PW, lands_on=r"/t/other/$")

@@ -304,7 +304,7 @@ def test_hierarchy_admin_ui_api_cycles_and_audit(client: TestClient, org: dict[s
     login(client, email("alice"), PW)
     page = client.get("/t/acme/admin/members", params={"size": 100}).text
     assert re.search(
-        r'name="manager"[^>]*value="mid@acme.test"\s+aria-label="Manager of carol@acme.test"', page
+        r'>Manager of carol@acme.test</label>\s*<input [^>]*name="manager"[^>]*value="mid@acme.test"', page
     )
     refused = post_form(
         client, f"/t/acme/admin/members/{ids['mid']}/reporting", {"manager": email("dave"), "unit": "west"}

@@ -39,7 +39,7 @@ def rebuilds(client: TestClient) -> int:
 
 def member_id(client: TestClient, tenant: str, email: str) -> str:
     page = client.get(f"/t/{tenant}/admin/members", params={"q": email}).text
-    match = re.search(rf"/t/{tenant}/admin/members/([0-9a-f-]+)/role", page)
+    match = re.search(rf"/t/{tenant}/admin/members/([0-9a-f-]{{36}})", page)
     assert match, f"{email} is listed in {tenant}"
     return match.group(1)
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from app import workflow
+from app import messages, workflow
 from app.access import roles
 from app.access.scopes import ScopeRule, scope_entities, set_role_scopes
 from app.audit import Actor
@@ -274,6 +274,11 @@ def test_two_steps_with_condition_approved_sets_the_field_through_the_record_ser
     assert inbox(w, "alice") == [("Purchase order PO-1 was approved", f"{PAGE}/{po['id']}")]
     # Decided by fin: gone from fay's open tasks too (the header badge's count).
     assert in_db(w["app"], lambda s: workflow.open_task_count(s, w["ids"]["acme"], w["ids"]["fay"])) == 0
+    # A decided task's messages are read, for the approver and the other assignees alike; alice's
+    # note about the outcome waits for her.
+    for who, unread in (("max", 0), ("fin", 0), ("fay", 0), ("alice", 1)):
+        count = in_db(w["app"], lambda s, who=who: messages.unread_count(s, w["ids"]["acme"], w["ids"][who]))
+        assert count == unread, who
 
 
 def test_condition_false_skips_the_step_and_rejection_ends_it(world):
