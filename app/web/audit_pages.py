@@ -14,6 +14,7 @@ from app.core.tenancy import tenant_is
 from app.identity import directory
 from app.web.context import TenantContext
 from app.web.forms import T
+from app.web.readable import Readable, Reader
 from app.web.render import Pager, page
 
 # --- audit ---------------------------------------------------------------------------------------
@@ -65,8 +66,31 @@ async def audit_list(
     p.extra = {"action": action[:100], "actor": actor[:254], "since": since[:10], "until": until[:10]}
     rows = await query_audit(ctx, p, **p.extra)
     return await page(
-        request, ctx, "admin/audit.html", fragment="admin/_audit_rows.html", p=p, rows=rows, filters=p.extra
+        request,
+        ctx,
+        "admin/audit.html",
+        fragment="admin/_audit_rows.html",
+        p=p,
+        rows=await readable_audit(ctx, rows),
+        filters=p.extra,
     )
+
+
+async def readable_audit(
+    ctx: TenantContext, rows: list[tuple[AuditEntry, str | None]]
+) -> list[tuple[AuditEntry, str | None, Readable]]:
+    """Each entry with who did it (a name), the record (its entity's label, display value, link) and the
+    changed fields as labels and values people read (a few batched queries for the whole page)."""
+    reader = await Reader.for_request(ctx)
+    items = []
+    for a, _ in rows:
+        reader.want_user(a.actor_id, a.actor_email)
+        items.append(reader.want_record(reader.entity(a.target_type), a.target_id, a.before, a.after))
+    await reader.resolve()
+    return [
+        (a, slug, reader.readable(reader.user(a.actor_id, a.actor_email), a.action, item))
+        for (a, slug), item in zip(rows, items, strict=True)
+    ]
 
 
 ROUTES = [audit_list]

@@ -26,6 +26,7 @@ from app.identity import directory
 from app.records.values import to_json
 from app.web.api import TENANT_HEADER
 from app.web.context import RequestContext
+from app.web.readable import Readable, Reader
 from app.web.render import Pager, page
 
 PERMISSION = "db.event_log.select"
@@ -40,6 +41,7 @@ class EventRow:
     event: EventRecord
     tenant_slug: str | None
     deliveries: list[EventDelivery] = field(default_factory=list)
+    readable: Readable | None = None  # on the page only: who did what to which record, in words
 
     @property
     def payload_text(self) -> str:
@@ -192,6 +194,25 @@ async def query_events(ctx: RequestContext, p: Pager, filters: EventFilters) -> 
     return list(rows.values())
 
 
+async def read_events(ctx: RequestContext, rows: list[EventRow]) -> None:
+    """A readable summary per event (names, entity labels, display values; batched for the page)."""
+    reader = await Reader.for_request(ctx)
+    items = []
+    for row in rows:
+        e, payload = row.event, row.event.payload if isinstance(row.event.payload, dict) else {}
+        reader.want_user(payload.get("actor_id"), e.actor)
+        entity = reader.entity(e.type) if e.type.count(".") == 2 else None
+        items.append(reader.want_record(entity, payload.get("id")) if entity is not None else None)
+    await reader.resolve()
+    for row, item in zip(rows, items, strict=True):
+        payload = row.event.payload if isinstance(row.event.payload, dict) else {}
+        who = reader.user(payload.get("actor_id"), row.event.actor)
+        if item is not None:
+            row.readable = reader.readable(who, row.event.type, item)
+        else:
+            row.readable = Readable(who=who)
+
+
 async def _sources(ctx: RequestContext) -> list[str]:
     stmt = sa.select(EventRecord.source).distinct().order_by(EventRecord.source)
     if ctx.tenant_id != directory.SYSTEM_UUID:
@@ -217,6 +238,7 @@ async def events_page(
         rows = await query_events(ctx, p, filters)
     except ValidationFailed as exc:
         rows, errors = [], exc.errors
+    await read_events(ctx, rows)
     return await page(
         request,
         ctx,

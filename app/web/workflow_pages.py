@@ -21,8 +21,9 @@ from app.extensions.builtins import OPS, FieldCondition
 from app.extensions.registry import registry_of
 from app.plugins import runtime
 from app.plugins.runtime import EntityRef
-from app.records.values import display, parse
+from app.records.values import parse
 from app.web.context import RequestContext
+from app.web.readable import Reader
 from app.web.render import Pager, page, redirect
 
 ADMIN = {"permission": workflow.ADMIN_PERMISSION}
@@ -65,13 +66,22 @@ async def _inbox(request: HTMXRequest, ctx: RequestContext) -> Template:
         limit=pager.size,
     )
     pager.total = total
+    reader = await Reader.for_request(ctx)
+    for _, i in rows:
+        reader.want_user(i.requester_id, i.requester_email)
+    await reader.resolve()
+    labelled = []
+    for t, i in rows:
+        entity = reader.entity(f"{i.plugin_id}.{i.entity}")
+        what = reader.label(entity.spec.label) if entity is not None else i.entity
+        labelled.append((t, i, what, reader.user(i.requester_id, i.requester_email)))
     inbox_base = f"/t/{ctx.tenant.slug}/tasks"  # type: ignore[union-attr]
     return await page(
         request,
         ctx,
         "workflow/tasks.html",
         fragment="workflow/_tasks.html",
-        rows=rows,
+        rows=labelled,
         p=pager,
         show_all=show_all,
         inbox_base=inbox_base,
@@ -83,7 +93,10 @@ async def tasks_page(request: HTMXRequest, ctx: RequestContext) -> Template:
     return await _inbox(request, ctx)
 
 
-def _snapshot_fields(entity: EntityRef | None, snapshot: dict[str, Any]) -> list[tuple[str, str]]:
+def _snapshot_fields(
+    reader: Reader, entity: EntityRef | None, snapshot: dict[str, Any]
+) -> list[tuple[str, str]]:
+    """The record as submitted, as people read it (labels, options, referenced rows' names)."""
     if entity is None:
         return [(k, str(v)) for k, v in snapshot.items() if k not in {"deleted_at"}]
     out = []
@@ -92,7 +105,7 @@ def _snapshot_fields(entity: EntityRef | None, snapshot: dict[str, Any]) -> list
             value = parse(spec, snapshot.get(spec.name))
         except Exception:  # a value that no longer fits an upgraded field: show it as stored
             value = snapshot.get(spec.name)
-        out.append((spec.label, display(spec, value)))
+        out.append((reader.label(spec.label), reader.value(spec, value)))
     return out
 
 
@@ -114,6 +127,12 @@ async def _task_page(
         ctx.db, tenant_id_of(ctx), view.instance.plugin_id, view.instance.entity, view.instance.record_id
     )
     tasks = next((t for i, t in history if i.id == view.instance.id), [])
+    reader = await Reader.for_request(ctx)
+    reader.want_user(view.instance.requester_id, view.instance.requester_email)
+    for t in tasks:
+        reader.want_user(t.decided_by, t.decided_by_email)
+    item = reader.want_record(entity, view.instance.record_id, after=view.instance.snapshot)
+    await reader.resolve()
     return await page(
         request,
         ctx,
@@ -121,7 +140,10 @@ async def _task_page(
         view=view,
         entity=entity,
         tasks=tasks,
-        fields=_snapshot_fields(entity, view.instance.snapshot),
+        fields=_snapshot_fields(reader, entity, view.instance.snapshot),
+        record=reader.record(item),  # its link when this user may open the live record
+        requester=reader.user(view.instance.requester_id, view.instance.requester_email),
+        names={t.decided_by_email: reader.user(t.decided_by, t.decided_by_email) for t in tasks},
         may_decide=view.may_decide(user_id_of(ctx)),
         is_admin=is_admin,
         errors=errors or {},
