@@ -28,6 +28,7 @@ from app.core.settings import Settings, load_settings
 from app.events import EventBus
 from app.extensions import standard_registry
 from app.extensions.hooks import RecordValidators
+from app.installs import stored
 from app.manifest.labels import Label
 from app.messages.mail import Mailer
 from app.plugins.runtime import PluginCatalog
@@ -110,6 +111,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         async with alchemy.get_session() as session:
             await bootstrap.ensure_base(session, settings)
             await session.commit()
+            # Packages an earlier version kept only under this host's data dir go into the database.
+            if await stored.import_local_packages(session, settings.data_dir):
+                await session.commit()
             # Compile (in the background) any installed component missing from the compile cache.
             for plugin in await services.plugin_catalog.installed(session):
                 sandbox.start_compile(plugin)

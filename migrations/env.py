@@ -20,7 +20,9 @@ def include_object(obj: Any, name: str | None, type_: str, reflected: bool, comp
     # Plugin tables are created at run time from manifests; autogenerate must never drop them.
     if type_ == "table" and reflected and compare_to is None:
         return False
-    return not (type_ == "index" and reflected and compare_to is None and (name or "").startswith("ix_plugin_"))
+    return not (
+        type_ == "index" and reflected and compare_to is None and (name or "").startswith("ix_plugin_")
+    )
 
 
 def _configure(**kwargs: Any) -> None:

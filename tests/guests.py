@@ -35,4 +35,4 @@ def precompile(wasm: Path, *, memory_stats: bool = False) -> None:
     from tests.conftest import WASM_CACHE
 
     store = ComponentStore(shared_engine(memory_stats)[0], WASM_CACHE, memory_stats=memory_stats)
-    store.get(wasm, sha256_file(wasm), wait=None)
+    store.get(wasm.read_bytes, sha256_file(wasm), wait=None)

@@ -13,7 +13,6 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
-import tempfile
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -106,16 +105,12 @@ async def run(
     package = package_from(folder)
     sandbox = Sandbox(replace(settings, wasm_memory_stats=True))  # the author wants the call's peak memory
     sandbox.fixed_now = now
-    if package.wasm is not None:
+    wasm = package.wasm
+    if wasm is not None:
         # Compile before the first query: the call below runs in this session's transaction, which must
         # never wait for a compile (SQLite: the server's writes would fail meanwhile).
-        with tempfile.TemporaryDirectory() as work:
-            wasm = Path(work) / "plugin.wasm"
-            wasm.write_bytes(package.wasm)
-            with contextlib.suppress(ComponentRejected):  # the call reports it
-                await asyncio.to_thread(
-                    sandbox.components.get, wasm, hashlib.sha256(package.wasm).hexdigest()
-                )
+        with contextlib.suppress(ComponentRejected):  # the call reports it
+            await asyncio.to_thread(sandbox.components.get, lambda: wasm, hashlib.sha256(wasm).hexdigest())
     user, tenant = await _user_and_tenant(s, email, tenant_ref)
     actor = Actor(user.id, user.email, "cli")
     row = await _install_working_copy(s, actor, package, settings)

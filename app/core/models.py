@@ -8,7 +8,19 @@ from typing import Any
 
 from advanced_alchemy.base import UUIDAuditBase, UUIDBase
 from advanced_alchemy.types import GUID, DateTimeUTC, JsonB
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false, text
+from sqlalchemy import (
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 
@@ -210,6 +222,33 @@ class PluginPackage(UUIDAuditBase):
     enable_for_new_tenants: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Soft uninstall keeps the row (and the tables); re-installing clears it.
     deleted_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+    # The package's files: path inside the package -> sha256 of a StoredBlob (every host reads them there).
+    package_files: Mapped[dict[str, str]] = mapped_column(JsonB, default=dict, server_default=text("'{}'"))
+
+
+class StoredBlob(UUIDBase):
+    """Bytes kept in the database by their sha256, written once and shared by every host: plugin package
+    files (plugin.wasm among them) and backups of plugins' data."""
+
+    __tablename__ = "stored_blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    size: Mapped[int] = mapped_column(Integer)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), default=utcnow)
+
+
+class PluginBackup(UUIDBase):
+    """A backup of a plugin's data taken before it was lost (purge, destructive upgrade): a zip blob."""
+
+    __tablename__ = "data_backups"
+
+    plugin_id: Mapped[str] = mapped_column(String(64), index=True)
+    label: Mapped[str] = mapped_column(String(20))  # purge | upgrade
+    file_name: Mapped[str] = mapped_column(String(200))
+    blob_sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), default=utcnow)
 
 
 class PluginTenant(TenantScoped, UUIDAuditBase):

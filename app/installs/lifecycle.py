@@ -28,6 +28,7 @@ from app.core.nesting import TextRejected, loads_toml
 from app.core.settings import Settings
 from app.installs import reserved
 from app.installs.backups import apply_destructive, backup
+from app.installs.stored import keep_package
 from app.manifest import (
     MANIFEST_MAX_BYTES,
     MANIFEST_MAX_DEPTH,
@@ -40,7 +41,7 @@ from app.manifest import (
 )
 from app.plugins import runtime
 from app.plugins.modules import available_modules
-from app.plugins.packages import Package, PackageError, store
+from app.plugins.packages import Package, PackageError
 from app.sandbox.engine import ComponentRejected, check_component_bytes, missing_exports, needed_exports
 from app.schema import apply_additive, diff_entities, ensure_tables
 from app.schema.diff import SchemaDiff
@@ -200,7 +201,7 @@ async def upload(
         )
     row = existing or PluginPackage(plugin_id=manifest.id)
     _accept_package(package, manifest, settings, row)
-    store(package, settings.data_dir, manifest.id)
+    await keep_package(session, package, row)
     row.name, row.version, row.description = (
         manifest.plugin.name,
         manifest.version,
@@ -464,12 +465,12 @@ async def upgrade(
     if diff.destructive:
         if not allow_destructive:
             raise DestructiveUpgrade([c.describe() for c in diff.destructive])
-        await backup(session, old.manifest, row.manifest_toml, settings.data_dir, "upgrade")
+        await backup(session, old.manifest, row.manifest_toml, "upgrade")
         await apply_destructive(session, diff)
     conn = await session.connection()
     await apply_additive(conn, diff)
     await ensure_tables(conn, manifest.entities)
-    store(package, settings.data_dir, plugin_id)
+    await keep_package(session, package, row)
     row.version, row.name, row.description = (
         dev_revision or manifest.version,
         manifest.plugin.name,

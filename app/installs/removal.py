@@ -3,8 +3,6 @@ purge (a backup first, then its tables, permissions, tenant states and configura
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import sqlalchemy as sa
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,6 +13,7 @@ from app.core.errors import Conflict
 from app.core.models import (
     CasbinRule,
     Permission,
+    PluginBackup,
     PluginConfig,
     PluginPackage,
     PluginSchemaVersion,
@@ -68,7 +67,7 @@ async def uninstall(session: AsyncSession, actor: Actor, plugin_id: str) -> Plug
 
 async def purge(
     session: AsyncSession, actor: Actor, plugin_id: str, confirm: str, settings: Settings
-) -> Path:
+) -> PluginBackup:
     row = await get(session, plugin_id)
     if row.deleted_at is None:
         raise Conflict(f"Uninstall {plugin_id} before purging it")
@@ -90,8 +89,7 @@ async def purge(
         )
     except ManifestError as exc:
         raise ManifestRejected(exc) from exc
-    (settings.data_dir / "backups").mkdir(parents=True, exist_ok=True)
-    target = await backup(session, manifest, row.manifest_toml, settings.data_dir, "purge")
+    target = await backup(session, manifest, row.manifest_toml, "purge")
     conn = await session.connection()
     for entity in manifest.entities:
         await conn.execute(sa.text(f'DROP TABLE IF EXISTS "{entity.table_name}"'))
@@ -105,6 +103,11 @@ async def purge(
     await session.flush()
     await runtime.plugins_changed(session)  # platform-wide: every tenant's set
     await audit.record(
-        session, actor, "plugin.purge", "plugin", plugin_id, summary=f"Purged {plugin_id}; backup in {target}"
+        session,
+        actor,
+        "plugin.purge",
+        "plugin",
+        plugin_id,
+        summary=f"Purged {plugin_id}; backup {target.file_name}",
     )
     return target

@@ -146,16 +146,3 @@ def make_zip(folder: Path) -> bytes:
             if path.is_file() and "__pycache__" not in path.parts:
                 archive.write(path, path.relative_to(folder).as_posix())
     return buffer.getvalue()
-
-
-def store(package: Package, data_dir: Path, plugin_id: str) -> Path:
-    """Keep the package's files under the data dir, by content hash (written once)."""
-    target = data_dir / "plugins" / plugin_id / package.sha256
-    if not target.exists():
-        tmp = target.with_suffix(".tmp")
-        for rel, content in package.files.items():
-            out = tmp / rel
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_bytes(content)
-        tmp.rename(target)
-    return target

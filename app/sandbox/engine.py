@@ -2,7 +2,8 @@
 
 Compiling a Python guest takes seconds, so it happens once per wasm hash and wasmtime version, in the
 background, and the artefact is kept under the data dir; every later start deserializes the file
-(a few milliseconds, memory-mapped).
+(a few milliseconds, memory-mapped). The wasm itself comes from the database (`load`, given by the
+sandbox), so every host over one database compiles into its own cache on first need.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -249,8 +251,9 @@ class ComponentStore:
         job = self._jobs.get(wasm_sha256)
         return job.state if job else "pending"
 
-    def start_compile(self, wasm_path: Path, wasm_sha256: str) -> CompileJob:
-        """Compile in a background thread (once per hash); the returned job tells progress."""
+    def start_compile(self, load: Callable[[], bytes], wasm_sha256: str) -> CompileJob:
+        """Compile in a background thread (once per hash); the returned job tells progress. `load` gives
+        the wasm (it runs in that thread, and may read the database: no transaction is held meanwhile)."""
         with self._lock:
             job = self._jobs.get(wasm_sha256)
             if job is not None and job.state != "failed":
@@ -262,13 +265,16 @@ class ComponentStore:
                 job.done.set()
                 return job
         threading.Thread(
-            target=self._compile, args=(wasm_path, job), daemon=True, name=f"compile-{wasm_sha256[:8]}"
+            target=self._compile, args=(load, job), daemon=True, name=f"compile-{wasm_sha256[:8]}"
         ).start()
         return job
 
-    def _compile(self, wasm_path: Path, job: CompileJob) -> None:
+    def _compile(self, load: Callable[[], bytes], job: CompileJob) -> None:
         try:
-            component = Component(self.engine, wasm_path.read_bytes())
+            wasm = load()
+            if hashlib.sha256(wasm).hexdigest() != job.wasm_sha256:
+                raise ComponentRejected("plugin.wasm does not match the hash it was installed with")
+            component = Component(self.engine, wasm)
             check_component_type(self.engine, component)
             self.cache_dir.mkdir(parents=True, exist_ok=True)
             target = self.cache_path(job.wasm_sha256)
@@ -279,19 +285,21 @@ class ComponentStore:
         except ComponentRejected as exc:
             job.error = str(exc)
         except Exception as exc:  # a compile failure must reach the admin, not kill the thread silently
-            log.exception("Compiling %s failed", wasm_path)
+            log.exception("Compiling %s failed", job.wasm_sha256)
             job.error = f"the component does not compile: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
         finally:
             job.finished = time.monotonic()
             job.done.set()
 
-    def get(self, wasm_path: Path, wasm_sha256: str, *, wait: float | None = None) -> Component | None:
+    def get(
+        self, load: Callable[[], bytes], wasm_sha256: str, *, wait: float | None = None
+    ) -> Component | None:
         """The compiled component, or None while it is still compiling after `wait` seconds. May wait for
         a compile: never call it with a transaction open (Sandbox.ready is the one caller)."""
         hit = self.cached(wasm_sha256)
         if hit is not None:
             return hit
-        job = self.start_compile(wasm_path, wasm_sha256)
+        job = self.start_compile(load, wasm_sha256)
         if not job.done.wait(wait):
             return None
         if job.error:

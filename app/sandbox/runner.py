@@ -13,7 +13,6 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -22,6 +21,7 @@ from wasmtime import Store, WasmtimeError
 from wasmtime.component import Component, Func, Instance, Linker, Variant
 
 from app.audit import Actor
+from app.core import blobs
 from app.core.db import SQLITE_WRITE_LOCK
 from app.core.limits import Limits, effective
 from app.core.models import Tenant
@@ -110,15 +110,30 @@ class Sandbox:
 
     # -- components ------------------------------------------------------------------------------
 
-    def wasm_path(self, plugin: LoadedPlugin) -> Path:
-        return self.settings.data_dir / "plugins" / plugin.id / plugin.row_sha / "plugin.wasm"
+    def wasm_loader(self, plugin: LoadedPlugin) -> Callable[[], bytes]:
+        """What gives a compile the plugin's wasm: the database's copy (stored at upload, shared by every
+        host), read in a short session of its own on this event loop while the compile thread waits —
+        so no transaction is open while it compiles. Call from the event loop."""
+        loop = asyncio.get_running_loop()
+        sha = plugin.wasm_sha256
+
+        async def fetch() -> bytes:
+            if self.session_factory is None:
+                raise ComponentRejected("plugin.wasm is not reachable (no database session here)")
+            async with self.session_factory() as session:
+                try:
+                    return await blobs.get(session, sha)
+                except blobs.BlobMissing as exc:
+                    raise ComponentRejected(f"plugin.wasm is not in the database: {exc}") from exc
+
+        return lambda: asyncio.run_coroutine_threadsafe(fetch(), loop).result(timeout=300)
 
     def compile_state(self, plugin: LoadedPlugin) -> str:
         return self.components.state(plugin.wasm_sha256) if plugin.wasm_sha256 else "none"
 
     def start_compile(self, plugin: LoadedPlugin) -> None:
         if plugin.wasm_sha256:
-            self.components.start_compile(self.wasm_path(plugin), plugin.wasm_sha256)
+            self.components.start_compile(self.wasm_loader(plugin), plugin.wasm_sha256)
 
     async def ready(self, plugin: LoadedPlugin, timeout: float | None) -> bool:
         """Wait (up to `timeout` seconds, None: no limit) until the plugin's component is compiled and
@@ -128,10 +143,10 @@ class Sandbox:
             return True
         if self.components.loaded(plugin.wasm_sha256) is not None:
             return True
+        load = self.wasm_loader(plugin)
         try:
             found = await asyncio.get_running_loop().run_in_executor(
-                self.executor,
-                lambda: self.components.get(self.wasm_path(plugin), plugin.wasm_sha256, wait=timeout),
+                self.executor, lambda: self.components.get(load, plugin.wasm_sha256, wait=timeout)
             )
         except ComponentRejected:
             return True  # the call reports it (as `rejected`), where faults are recorded
@@ -285,7 +300,7 @@ class Sandbox:
         if component is None:
             job = self.components.job(plugin.wasm_sha256)
             if job is None or not job.error:  # a failed compile is not retried on every call
-                job = self.components.start_compile(self.wasm_path(plugin), plugin.wasm_sha256)
+                job = self.components.start_compile(self.wasm_loader(plugin), plugin.wasm_sha256)
             if job.error:
                 raise GuestFailure(plugin.id, "rejected", f"the plugin's code cannot run here: {job.error}")
             raise GuestFailure(

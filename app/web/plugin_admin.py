@@ -8,6 +8,7 @@ reason. A failed action answers 4xx, so its transaction is rolled back.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,10 +19,12 @@ from litestar.response import Redirect, Template
 from litestar.types import ControllerRouterHandler
 from sqlalchemy import select
 
-from app.core.errors import PortalError
+from app.core import blobs
+from app.core.errors import NotFound, PortalError
 from app.core.i18n import N_
-from app.core.models import PluginPackage
+from app.core.models import PluginBackup, PluginPackage
 from app.installs import lifecycle, removal
+from app.installs.backups import backup_files
 from app.installs.lifecycle import DestructiveUpgrade, ManifestRejected
 from app.plugins.packages import MAX_UNPACKED_BYTES, Package, PackageError, read_zip
 from app.web.context import TenantContext
@@ -299,9 +302,32 @@ async def purge_page(request: HTMXRequest, ctx: TenantContext, plugin_id: str) -
         )
     except _FAILURES as exc:
         return await _failed(request, ctx, exc, plugin_id)
-    files = sorted(p.name for p in target.iterdir())
+    files = backup_files(await blobs.get(ctx.db, target.blob_sha256))
     return await page(
-        request, ctx, "plugins/purged.html", plugin_id=plugin_id, backup=str(target), files=files
+        request,
+        ctx,
+        "plugins/purged.html",
+        plugin_id=plugin_id,
+        backup=target,
+        download=f"{_base(ctx)}/backups/{target.id}",
+        files=files,
+    )
+
+
+@get(T("/backups/{backup_id:uuid}"), opt={"permission": ADMIN}, include_in_schema=False)
+async def backup_download(ctx: TenantContext, backup_id: uuid.UUID) -> Response[bytes]:
+    """A backup of a purged (or destructively upgraded) plugin's data, as a zip download. Stored in the
+    database, so any host serves it; platform admins only (the purge permission)."""
+    record = await ctx.db.get(PluginBackup, backup_id)
+    if record is None:
+        raise NotFound("No such backup")
+    return Response(
+        await blobs.get(ctx.db, record.blob_sha256),
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": f'attachment; filename="{record.file_name}"',
+            "Cache-Control": "no-store",
+        },
     )
 
 
@@ -330,5 +356,6 @@ ROUTES: list[ControllerRouterHandler] = [
     uninstall_page,
     upgrade_page,
     purge_page,
+    backup_download,
     new_tenants_page,
 ]

@@ -14,8 +14,10 @@ from litestar.params import Body
 from litestar.plugins.htmx import HTMXRequest
 from litestar.types import ControllerRouterHandler
 
+from app.core import blobs
 from app.core.errors import PortalError
 from app.installs import lifecycle, removal
+from app.installs.backups import backup_files
 from app.installs.lifecycle import DestructiveUpgrade, ManifestRejected
 from app.plugins.packages import Package, PackageError, read_zip
 from app.web.context import TenantContext
@@ -177,8 +179,9 @@ async def _purge(ctx: TenantContext, plugin_id: str, confirm: str) -> dict[str, 
     return {
         "id": plugin_id,
         "state": "purged",
-        "backup": str(target),
-        "files": sorted(p.name for p in target.iterdir()),
+        "backup": target.file_name,
+        "download": f"/t/{ctx.tenant.slug}/admin/plugins/backups/{target.id}",
+        "files": backup_files(await blobs.get(ctx.db, target.blob_sha256)),
     }
 
 

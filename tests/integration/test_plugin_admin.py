@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import stat
@@ -38,6 +39,22 @@ def files(data: bytes, name: str = "notes.zip") -> dict[str, Any]:
 def sync_engine(settings_env: dict[str, str]) -> sa.Engine:
     url = re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql+psycopg://", settings_env["DATABASE_URL"])
     return sa.create_engine(url)
+
+
+def backup_zip(settings_env: dict[str, str]) -> dict[str, str]:
+    """The files of the purge backup stored in the database, by name."""
+    engine = sync_engine(settings_env)
+    try:
+        with engine.connect() as conn:
+            content = conn.execute(
+                sa.text(
+                    "SELECT content FROM stored_blobs JOIN data_backups ON blob_sha256 = sha256 WHERE label = 'purge'"
+                )
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        return {n.split("/", 1)[1]: archive.read(n).decode("utf-8") for n in archive.namelist()}
 
 
 def plugin_tables(settings_env: dict[str, str]) -> set[str]:
@@ -167,14 +184,14 @@ def test_api_walks_the_whole_lifecycle(client, root, settings_env):
     assert bad.status_code == 409 and "Type the plugin id (notes)" in bad.json()["detail"]
     purged = client.post(f"{API}/notes/purge", json={"confirm": "notes"}, headers=h)
     assert purged.status_code == 200, purged.text
-    backup = Path(purged.json()["backup"])
-    assert backup.is_dir() and purged.json()["files"] == [
+    assert purged.json()["backup"].startswith("notes-purge-") and purged.json()["files"] == [
         "note.jsonl",
         "notebook.jsonl",
         "plugin.toml",
         "schema.json",
     ]
-    saved = [json.loads(r) for r in (backup / "note.jsonl").read_text().splitlines()]
+    assert re.fullmatch(r"/t/system/admin/plugins/backups/[0-9a-f-]{36}", purged.json()["download"])
+    saved = [json.loads(r) for r in backup_zip(settings_env)["note.jsonl"].splitlines()]
     assert sorted((r["title"], r["color"]) for r in saved) == [("First", None), ("Second", "red")]
     assert plugin_tables(settings_env) == set()
     assert client.get(API, headers=h).json()["items"] == []
@@ -475,8 +492,30 @@ def test_pages_upload_show_errors_and_purge(client, root, settings_env):
     assert "plugin_note" in plugin_tables(settings_env)
     done = post_form(client, f"{base}/notes/purge", {"confirm": "notes"})
     assert done.status_code == 200
-    path = re.search(r'<code class="secret" id="backup-path">([^<]+)</code>', done.text).group(1)
-    assert Path(path).is_dir() and (Path(path) / "note.jsonl").exists() and "schema.json" in done.text
+    name = re.search(r'<code class="secret" id="backup-path">([^<]+)</code>', done.text).group(1)
+    link = re.search(r'<a class="button" id="backup-download" href="([^"]+)" download>', done.text).group(1)
+    assert name.startswith("notes-purge-") and name.endswith(".zip") and "schema.json" in done.text
+    # The backup lives in the database (any host serves it), not under this host's data dir.
+    assert not (Path(settings_env["PORTAL_DATA_DIR"]) / "backups").exists()
+    got = client.get(link)
+    assert got.status_code == 200 and got.headers["content-type"] == "application/zip"
+    assert got.headers["content-disposition"] == f'attachment; filename="{name}"'
+    with zipfile.ZipFile(io.BytesIO(got.content)) as archive:
+        assert sorted(n.split("/", 1)[1] for n in archive.namelist()) == [
+            "note.jsonl",
+            "plugin.toml",
+            "schema.json",
+        ]
+    assert (
+        client.get(re.sub(r"[0-9a-f-]{36}$", "00000000-0000-0000-0000-000000000000", link)).status_code == 404
+    )
+    logout(client)
+    login(client, *BOB)  # a tenant admin, not a platform admin: no backups
+    assert client.get(link.replace("/t/system/", "/t/acme/")).status_code == 403
+    assert client.get(link).status_code in (403, 404)
+    logout(client)
+    assert client.get(link, follow_redirects=False).status_code in (302, 303, 401)
+    login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
     assert plugin_tables(settings_env) == set()
     assert client.get(f"{base}/notes").status_code == 404
     assert "No plugins yet" in client.get(base).text

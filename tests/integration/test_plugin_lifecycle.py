@@ -20,9 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import bootstrap
 from app.audit import Actor
+from app.core import blobs
 from app.core.db import make_alchemy_config
 from app.core.errors import Conflict
-from app.core.models import Permission, PluginPackage, PluginSchemaVersion, PluginTenant
+from app.core.models import Permission, PluginBackup, PluginPackage, PluginSchemaVersion, PluginTenant
 from app.core.settings import Settings, load_settings
 from app.identity import directory
 from app.installs import lifecycle, removal
@@ -197,8 +198,26 @@ class Db:
     async def uninstall(self, plugin_id: str) -> Any:
         return await self.step(lambda s: removal.uninstall(s, ACTOR, plugin_id))
 
-    async def purge(self, plugin_id: str, confirm: str) -> Path:
-        return await self.step(lambda s: removal.purge(s, ACTOR, plugin_id, confirm, self.settings))
+    async def purge(self, plugin_id: str, confirm: str) -> dict[str, str]:
+        """Purge; the backup's files (from the zip stored in the database) by name."""
+        record = await self.step(lambda s: removal.purge(s, ACTOR, plugin_id, confirm, self.settings))
+        assert record.file_name.startswith(f"{plugin_id}-purge-") and record.file_name.endswith(".zip")
+        return await self.backup_files(record)
+
+    async def backups(self) -> list[PluginBackup]:
+        return list(
+            (
+                await self.step(
+                    lambda s: s.scalars(sa.select(PluginBackup).order_by(PluginBackup.created_at))
+                )
+            ).all()
+        )
+
+    async def backup_files(self, record: PluginBackup) -> dict[str, str]:
+        content = await self.step(lambda s: blobs.get(s, record.blob_sha256))
+        assert len(content) == record.size
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            return {n.split("/", 1)[1]: archive.read(n).decode("utf-8") for n in archive.namelist()}
 
     async def insert(
         self, tenant: str, plugin_id: str, entity: str, values: dict[str, Any]
@@ -299,9 +318,7 @@ def test_illegal_transitions_are_refused_with_their_reason(scenario):
         wrong = await db.refused(lambda s: removal.purge(s, ACTOR, "notes", "note", db.settings))
         assert wrong.detail == "Type the plugin id (notes) to confirm the purge; nothing was deleted"
         assert "plugin_note" in await db.tables()
-        assert not (db.settings.data_dir / "backups").exists() or not any(
-            (db.settings.data_dir / "backups").iterdir()
-        )
+        assert await db.backups() == []
 
     scenario(body)
 
@@ -340,9 +357,7 @@ def test_dependencies_between_plugins(scenario):
         await db.uninstall("tasks")
         await db.uninstall("notes")
         backup = await db.purge("tasks", "tasks")
-        assert [json.loads(line)["title"] for line in (backup / "task.jsonl").read_text().splitlines()] == [
-            "Buy milk"
-        ]
+        assert [json.loads(line)["title"] for line in backup["task.jsonl"].splitlines()] == ["Buy milk"]
         assert "plugin_task" not in await db.tables()
         assert "plugin_note" in await db.tables()
 
@@ -447,16 +462,17 @@ def test_destructive_upgrade_is_refused_with_losses_then_applied_after_a_backup(
         assert refused.losses == ["note.body: field dropped (its data would be lost)"]
         assert "allow_destructive" in refused.detail
         assert "body" in await db.columns("plugin_note")
-        assert not (db.settings.data_dir / "backups").exists()
+        assert await db.backups() == []
         row = await db.scalar(sa.select(PluginPackage).where(PluginPackage.plugin_id == "notes"))
         assert row.version == "1.0.0"
 
         applied = await db.upload(v2, allow_destructive=True)
         assert applied.version == "2.0.0"
         assert "body" not in await db.columns("plugin_note")
-        backups = list((db.settings.data_dir / "backups").glob("notes-upgrade-*"))
-        assert len(backups) == 1
-        saved = [json.loads(line) for line in (backups[0] / "note.jsonl").read_text().splitlines()]
+        backups = await db.backups()
+        assert [(b.plugin_id, b.label) for b in backups] == [("notes", "upgrade")]
+        assert backups[0].file_name.startswith("notes-upgrade-")
+        saved = [json.loads(line) for line in (await db.backup_files(backups[0]))["note.jsonl"].splitlines()]
         assert [(r["title"], r["body"]) for r in saved] == [("Keep", "precious text")]
         assert [r["title"] for r in await db.rows("acme", "notes", "note")] == ["Keep"]
 
@@ -488,20 +504,17 @@ def test_purge_writes_a_backup_that_round_trips_and_drops_the_tables(scenario):
         await db.uninstall("notes")
 
         backup = await db.purge("notes", " notes ")
-        assert backup.parent == db.settings.data_dir / "backups" and backup.name.startswith("notes-purge-")
-        assert sorted(p.name for p in backup.iterdir()) == ["note.jsonl", "plugin.toml", "schema.json"]
-        schema = json.loads((backup / "schema.json").read_text())
+        assert sorted(backup) == ["note.jsonl", "plugin.toml", "schema.json"]
+        assert not (db.settings.data_dir / "backups").exists()  # in the database, not on this host's disk
+        schema = json.loads(backup["schema.json"])
         assert schema["plugin"] == "notes" and schema["version"] == "1.0.0"
         assert schema["entities"]["note"]["table"] == "plugin_note"
         assert {"id", "tenant_id", "title", "body", "pinned", "due", "amount", "version"} <= set(
             schema["entities"]["note"]["columns"]
         )
-        assert (backup / "plugin.toml").read_text() == notes_toml()
+        assert backup["plugin.toml"] == notes_toml()
 
-        saved = {
-            r["id"]: r
-            for r in map(json.loads, (backup / "note.jsonl").read_text(encoding="utf-8").splitlines())
-        }
+        saved = {r["id"]: r for r in map(json.loads, backup["note.jsonl"].splitlines())}
         assert len(saved) == len(inserted) == 4
         for row in inserted:
             back = saved[str(row["id"])]
