@@ -9,6 +9,7 @@ from app.schema.tables import (
     column_type,
     ensure_tables,
     index_name,
+    search_index_name,
     server_default_for,
 )
 
@@ -25,5 +26,6 @@ __all__ = [
     "diff_entities",
     "ensure_tables",
     "index_name",
+    "search_index_name",
     "server_default_for",
 ]

@@ -230,35 +230,44 @@ def create_tables_sync(connection: Connection, tables: Sequence[sa.Table]) -> No
     for table in tables:
         for index in sorted(table.indexes, key=lambda ix: str(ix.name)):
             connection.execute(CreateIndex(index, if_not_exists=True))
-    if connection.dialect.name == "postgresql" and _trigram_available(connection):
+    if connection.dialect.name == "postgresql" and _extension_available(connection, "pg_trgm"):
+        per_tenant = _extension_available(connection, "btree_gin")
         for table in tables:
-            _ensure_search_indexes(connection, table)
+            _ensure_search_indexes(connection, table, per_tenant)
 
 
-def _trigram_available(connection: Connection) -> bool:
-    """Whether pg_trgm is installed, installing it when the server has it (it is a trusted extension
-    since PostgreSQL 13: the database owner may create it). Without it, search scans the tenant's rows."""
-    if connection.execute(sa.text("SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'")).first():
+def _extension_available(connection: Connection, name: str) -> bool:
+    """Whether extension ``name`` is installed, installing it when the server has it (pg_trgm and
+    btree_gin are trusted extensions since PostgreSQL 13: the database owner may create them)."""
+    if connection.execute(sa.text("SELECT 1 FROM pg_extension WHERE extname = :n"), {"n": name}).first():
         return True
     if not connection.execute(
-        sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'")
+        sa.text("SELECT 1 FROM pg_available_extensions WHERE name = :n"), {"n": name}
     ).first():
         return False
     try:
         with connection.begin_nested():
-            connection.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
+            connection.execute(sa.text(f'CREATE EXTENSION IF NOT EXISTS "{name}"'))
     except sa.exc.DBAPIError:
         return False  # e.g. no CREATE privilege on the database
     return True
 
 
-def _ensure_search_indexes(connection: Connection, table: sa.Table) -> None:
+def search_index_name(table: str, column: str, per_tenant: bool) -> str:
+    return index_name("trgmt" if per_tenant else "trgm", table, column)
+
+
+def _ensure_search_indexes(connection: Connection, table: sa.Table, per_tenant: bool) -> None:
     """One GIN trigram index per searchable text column: `lower(col) LIKE '%q%'` then reads a few
     index pages instead of every row of the tenant (about 3x less PostgreSQL CPU for a 1% match on
-    20,000 rows). Indexes of columns no longer searchable are dropped."""
+    20,000 rows). With btree_gin the index leads with tenant_id, so a search reads only its tenant's
+    entries: with one tenant at 1,000,000 rows and nine at 20,000, a small tenant's capped count took
+    7.2 ms over the all-tenant index (a bitmap AND with every row of the tenant index) and 1.6 ms over
+    (tenant_id, lower(col)); the big tenant's 52 ms and 9 ms (EXPLAIN ANALYZE, generic plans, as the
+    parameterised tenant gets). Indexes of columns no longer searchable, or of the other kind, are dropped."""
     quote = connection.dialect.identifier_preparer.quote
-    wanted = {index_name("trgm", table.name, col): col for col in table.info.get("searchable", [])}
-    prefix = index_name("trgm", table.name, "")
+    wanted = {search_index_name(table.name, col, per_tenant): col for col in table.info.get("searchable", [])}
+    prefixes = (index_name("trgm", table.name, ""), index_name("trgmt", table.name, ""))
     existing = {
         str(name)
         for (name,) in connection.execute(
@@ -268,8 +277,9 @@ def _ensure_search_indexes(connection: Connection, table: sa.Table) -> None:
             {"t": table.name},
         )
     }
-    for name in sorted(n for n in existing - wanted.keys() if n.startswith(prefix)):
+    for name in sorted(n for n in existing - wanted.keys() if n.startswith(prefixes)):
         connection.execute(sa.text(f"DROP INDEX IF EXISTS {quote(name)}"))
+    lead = "tenant_id, " if per_tenant else ""
     for name, col in sorted(wanted.items()):
         if name not in existing:
             # fastupdate off: with GIN's pending list, every search after a burst of inserts would scan
@@ -278,7 +288,7 @@ def _ensure_search_indexes(connection: Connection, table: sa.Table) -> None:
             connection.execute(
                 sa.text(
                     f"CREATE INDEX IF NOT EXISTS {quote(name)} ON {quote(table.name)} "
-                    f"USING gin (lower({quote(col)}) gin_trgm_ops) WITH (fastupdate = off)"
+                    f"USING gin ({lead}lower({quote(col)}) gin_trgm_ops) WITH (fastupdate = off)"
                 )
             )
 
