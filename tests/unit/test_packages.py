@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.plugins import packages
-from app.plugins.packages import MAX_FILES, PackageError, make_zip, read_folder, read_package, read_zip, store
+from app.plugins.packages import MAX_FILES, PackageError, make_zip, read_folder, read_package, read_zip
 
 TOML = '[plugin]\nid = "notes"\nname = "Notes"\nversion = "1.0.0"\n'
 
@@ -159,12 +159,3 @@ def test_folders_with_symlinks_are_refused(tmp_path: Path):
     with pytest.raises(PackageError) as info:
         read_folder(folder)
     assert str(info.value) == "Refused symbolic link in package: secret"
-
-
-def test_store_keeps_files_by_hash_once(tmp_path: Path):
-    package = read_zip(zip_of(("plugin.toml", TOML), ("docs/a.md", "A")))
-    target = store(package, tmp_path, "notes")
-    assert target == tmp_path / "plugins" / "notes" / package.sha256
-    assert (target / "docs" / "a.md").read_text() == "A"
-    assert store(package, tmp_path, "notes") == target  # written once, idempotent
-    assert sorted(p.name for p in (tmp_path / "plugins" / "notes").iterdir()) == [package.sha256]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from app.web.records import actions, csv_io, dashboard, detail, forms, listing, lookup
+from app.web.records import actions, csv_import, csv_io, dashboard, detail, forms, listing, lookup
 from app.web.records.routing import TABLE, find
 from app.web.records.target import Target
 
@@ -28,13 +28,13 @@ def target(page_type: str, rest: str, code: bool = False) -> Target:
         ("GET", "crud", "", False, listing.list_page, []),
         ("GET", "crud", "new", False, forms.new, []),
         ("GET", "crud", "export.csv", False, csv_io.export, []),
-        ("GET", "crud", "import", False, csv_io.import_form, []),
+        ("GET", "crud", "import", False, csv_import.import_form, []),
         ("GET", "crud", "lookup", False, lookup.lookup, []),
         ("GET", "crud", RID, False, detail.detail, [RID]),
         ("GET", "crud", f"{RID}/edit", False, forms.edit, [RID]),
         ("POST", "crud", "", False, forms.create, []),
         ("POST", "crud", "new", False, forms.create, []),
-        ("POST", "crud", "import", False, csv_io.import_post, []),
+        ("POST", "crud", "import", False, csv_import.import_post, []),
         ("POST", "crud", "bulk-delete", False, actions.bulk_delete, []),
         ("POST", "crud", RID, False, forms.update, [RID]),
         ("POST", "crud", f"{RID}/edit", False, forms.update, [RID]),
