@@ -40,7 +40,8 @@ class RecentRecord:
 async def recent_records(ctx: TenantContext) -> list[RecentRecord]:
     svc = ctx.records()
     found: list[RecentRecord] = []
-    for plugin in await runtime.enabled_for(ctx.db, ctx.tenant_id):
+    plugins = await runtime.enabled_for(ctx.db, ctx.tenant_id)
+    for plugin in plugins:
         pages = {p.entity: p.path for p in plugin.manifest.pages if p.type == "crud" and p.entity}
         for name, page_path in pages.items():
             entity = plugin.entities.get(name)
@@ -50,8 +51,18 @@ async def recent_records(ctx: TenantContext) -> list[RecentRecord]:
                 or not ctx.can(entity.permission("select"))
             ):
                 continue  # (an entity without a display field is a link table: nothing to name a row by)
-            for row in await svc.recent(entity, PER_ENTITY):
+            rows = await svc.recent(entity, PER_ENTITY)
+            names: dict[Any, str] = {}
+            spec = next((f for f in entity.spec.fields if f.name == entity.spec.display_field), None)
+            is_ref = spec is not None and spec.type == "reference"
+            if (
+                spec is not None and is_ref
+            ):  # (a link table named by its reference: show the row it points at)
+                ref = runtime.find_entity(plugins, spec.entity or "")
+                names = await svc.labels(ref, [r.get(spec.name) for r in rows]) if ref is not None else {}
+            for row in rows:
                 value = row.get(entity.spec.display_field)
+                value = names.get(value, value) if is_ref else value
                 found.append(
                     RecentRecord(
                         entity.spec.label,

@@ -59,7 +59,11 @@ def test_home_lists_tasks_messages_recent_records_and_shortcuts(client: Any, app
     logout(client)
     # alice (Admin) sees the CRM's recent records.
     login(client, "alice@demo.test", DEMO_PASSWORD)
-    assert "Customer" in _section(client.get(HOME).text, "recent")
+    recent = _section(client.get(HOME).text, "recent")
+    assert "Customer" in recent
+    # A link table named by a reference (crm's customer tags) shows the tag's name, never a row id.
+    assert "Customer tag" in recent and "VIP" in recent
+    assert not re.search(r">[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}<", recent)
 
 
 def test_platform_admin_sees_tenants_and_plugin_health(client: Any, app: Any) -> None:
