@@ -147,7 +147,17 @@ class Reader:
         svc = self.ctx.records()
         for name, ids in self._wanted.items():
             ref = runtime.find_entity(self.plugins, name)
-            self._labels[name] = await svc.labels(ref, ids) if ref is not None and ids else {}
+            found = await svc.labels(ref, ids) if ref is not None and ids else {}
+            by = declared(ref, ref.spec.display_field) if ref is not None else None
+            if by is not None and by.type == "reference" and found:
+                # A row named by a reference (a link table such as customer tags): the name of the row it
+                # points at, within the reader's permission and scope like any other reference.
+                target = runtime.find_entity(self.plugins, by.entity or "")
+                pointed = {u for v in found.values() if (u := as_uuid(v))}
+                names = await svc.labels(target, pointed) if target is not None and pointed else {}
+                hidden = self.label(HIDDEN)
+                found = {k: names.get(as_uuid(v), hidden) for k, v in found.items()}
+            self._labels[name] = found
         if self._user_ids or self._emails:
             cond = []
             if self._user_ids:

@@ -129,3 +129,15 @@ def test_hidden_references_stay_hidden(tenants: Any, app: Any) -> None:
     )
     detail = _text(client.get(f"{ITEMS}/{ids['item']}").text)
     assert "Category: (hidden) → (hidden)" in detail and "Tools" not in detail
+
+
+def test_rows_named_by_a_reference_show_the_referenced_name(client: Any, app: Any) -> None:
+    """crm's customer tags are named by their tag: the audit log says "Customer tag VIP", not a row id."""
+    from app.demo import DEMO_PASSWORD
+    from tests.integration.test_error_pages import _demo
+
+    _demo(app)
+    login(client, "alice@demo.test", DEMO_PASSWORD)
+    page = _text(client.get("/t/demo/admin/audit?q=Customer+tag").text)
+    assert "Customer tag VIP" in page or "Customer tag Wholesale" in page, page[:2000]
+    assert not re.search(r"Customer tag [0-9a-f]{8}-", page)
