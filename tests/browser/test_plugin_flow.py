@@ -234,7 +234,7 @@ def test_plugin_upload_enable_and_customer_crud(page: Page, shot: Any, tmp_path:
 
     # --- export CSV -----------------------------------------------------------------------------
     with page.expect_download() as caught:
-        page.get_by_role("link", name="Export CSV").click()
+        page.get_by_role("link", name="Export CSV", exact=True).click()
     download = caught.value
     assert re.fullmatch(r"customer-\d{8}-\d{4}\.csv", download.suggested_filename), (
         download.suggested_filename
