@@ -290,3 +290,38 @@
     }
   });
 })();
+
+
+// Boards (templates/records/_board.html): each column's card list becomes a SortableJS list (the
+// vendored static/sortable.min.js, loaded by the board page) when the board has drag handles, which it
+// has only for readers who may update. Dropping a card in another column sets the card's own
+// "Move to" select to that column and submits its form: the move is the same HTMX request as the
+// keyboard's, and the answer draws the board again.
+(function () {
+  "use strict";
+  if (window.portalBoards) { return; }
+  window.portalBoards = true;
+
+  function initBoard(root) {
+    if (!window.Sortable || !root || !root.querySelectorAll) { return; }
+    root.querySelectorAll(".board-cards").forEach(function (list) {
+      var board = list.closest(".board");
+      if (list.portalSortable || !board || !board.querySelector(".drag-handle")) { return; }
+      list.portalSortable = window.Sortable.create(list, {
+        group: "board",
+        handle: ".drag-handle",
+        draggable: ".board-card",
+        animation: 150,
+        onEnd: function (evt) {
+          if (evt.from === evt.to) { return; }
+          var form = evt.item.querySelector("form.move");
+          if (!form) { return; }
+          form.elements.namedItem("value").value = evt.to.getAttribute("data-value");
+          evt.item.classList.add("moving");
+          if (form.requestSubmit) { form.requestSubmit(); } else { window.htmx.trigger(form, "submit"); }
+        }
+      });
+    });
+  }
+  document.addEventListener("htmx:load", function (evt) { initBoard(evt.detail.elt); });
+})();
