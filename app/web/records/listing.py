@@ -25,6 +25,7 @@ from litestar.response import Template
 from markupsafe import Markup, escape
 
 from app.core.errors import ValidationFailed
+from app.core.i18n import N_
 from app.manifest import FieldSpec, PageSpec
 from app.manifest.labels import pick_label
 from app.plugins import runtime
@@ -40,6 +41,7 @@ from app.records.query import (
 )
 from app.records.values import display
 from app.web.context import RequestContext
+from app.web.i18n import localize
 from app.web.records.display import STANDARD_LABELS, as_uuid, reference_labels, step, value_text
 from app.web.records.saved import open_list, view_menu
 from app.web.records.target import Target, allowed, common, record_link_base
@@ -61,6 +63,7 @@ RANGE_TYPES = {"date": "date", "datetime": "datetime-local", "integer": "number"
 LINK = re.compile(r"^https?://", re.I)
 Params = MultiDict[Any]  # a list's query: repeated keys (`cols`) allowed
 NUMERIC_TYPES = {"integer", "decimal", "number", "currency"}  # field or column types shown right-aligned
+SELECT_ROW = N_("Select %(record)s")  # a row's checkbox label (records/_rows.html fills in the record)
 
 
 # --- columns and cells ---------------------------------------------------------------------------
@@ -408,6 +411,8 @@ class ListPage:
             "visible_columns": {c.name for c in self.columns},
             "available_columns": [c for c, _ in self.available],
             "default_columns": [c.name for c in self.default_columns],
+            # Translated once per page, marked safe like the template's `_()`: `%` escapes each row's text.
+            "select_row": Markup(localize(self.ctx, SELECT_ROW)),
         }
 
     async def filter_widgets(self) -> list[Filter]:
