@@ -127,30 +127,34 @@ class ViewService:
         if managing and self.can(VIEWS_ADMIN):
             any_share = sa.select(SavedViewShare.view_id).where(tenant_is(SavedViewShare, self.tenant_id))
             condition = sa.or_(condition, SavedView.id.in_(any_share))
+        # The user's default view of the page comes along (one statement, not two, on every list page).
         rows = (
             await self.db.execute(
                 self._of_page(page)
-                .add_columns(User.display_name)
+                .add_columns(User.display_name, self._default_stmt(page).scalar_subquery())
                 .join(User, User.id == SavedView.owner_id)
                 .where(condition)
                 .order_by(SavedView.owner_id != self.user_id, SavedView.name, SavedView.id)
             )
         ).all()
-        views = [(v, str(owner)) for v, owner in rows]
+        if rows:
+            self._defaults[page] = rows[0][2]
+        views = [(v, str(owner)) for v, owner, _ in rows]
         return await self._infos(page, views)
 
     async def _infos(self, page: Page, views: Sequence[tuple[SavedView, str]]) -> list[ViewInfo]:
         ids = [v.id for v, _ in views]
+        if not ids:
+            return []  # nothing to mark as the default either
         shares: dict[uuid.UUID, list[tuple[uuid.UUID, str]]] = {}
-        if ids:
-            found = await self.db.execute(
-                sa.select(SavedViewShare.view_id, Role.id, Role.name)
-                .join(Role, Role.id == SavedViewShare.role_id)
-                .where(tenant_is(SavedViewShare, self.tenant_id), SavedViewShare.view_id.in_(ids))
-                .order_by(Role.name)
-            )
-            for view_id, role_id, role_name in found.all():
-                shares.setdefault(view_id, []).append((role_id, str(role_name)))
+        found = await self.db.execute(
+            sa.select(SavedViewShare.view_id, Role.id, Role.name)
+            .join(Role, Role.id == SavedViewShare.role_id)
+            .where(tenant_is(SavedViewShare, self.tenant_id), SavedViewShare.view_id.in_(ids))
+            .order_by(Role.name)
+        )
+        for view_id, role_id, role_name in found.all():
+            shares.setdefault(view_id, []).append((role_id, str(role_name)))
         default = await self._default_id(page)
         out = []
         for view, owner in views:
@@ -183,7 +187,12 @@ class ViewService:
     async def _default_id(self, page: Page) -> uuid.UUID | None:
         if page in self._defaults:
             return self._defaults[page]
-        found: uuid.UUID | None = await self.db.scalar(
+        found: uuid.UUID | None = await self.db.scalar(self._default_stmt(page))
+        self._defaults[page] = found
+        return found
+
+    def _default_stmt(self, page: Page) -> sa.Select[tuple[uuid.UUID]]:
+        return (
             in_tenant(SavedViewDefault, self.tenant_id)
             .with_only_columns(SavedViewDefault.view_id)
             .where(
@@ -192,8 +201,6 @@ class ViewService:
                 SavedViewDefault.page_path == page.path,
             )
         )
-        self._defaults[page] = found
-        return found
 
     async def default(self, page: Page) -> ViewInfo | None:
         """The user's default view of `page`, while they still see it (a view unshared from their role

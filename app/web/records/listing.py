@@ -291,6 +291,7 @@ class ListPage:
         self.rows: list[TableRow] = []
         self.total, self.capped = 0, False
         self.filter_errors: dict[str, str] = {}
+        self._state: dict[str, str | list[str]] | None = None
 
     def _filter_values(self, params: Mapping[str, str]) -> dict[str, str]:
         """The service's filter dict from the query string: only the page's filters, bounded."""
@@ -382,8 +383,11 @@ class ListPage:
         return self.pager.page < self.pager.pages or (self.capped and len(self.rows) == self.pager.size)
 
     def state(self) -> dict[str, str | list[str]]:
-        """What a saved view keeps of this list (see `list_state`)."""
-        return list_state(self.ref, self.target.spec, self.params)
+        """What a saved view keeps of this list (see `list_state`), worked out once per request (the rows
+        region and the view menu both ask)."""
+        if self._state is None:
+            self._state = list_state(self.ref, self.target.spec, self.params)
+        return self._state
 
     @property
     def export_url(self) -> str:
