@@ -100,6 +100,9 @@ class ViewService:
         self.role_id = role_id
         self.can = can
         self._defaults: dict[Page, uuid.UUID | None] = {}  # read once per page (a list page asks twice)
+        # The views a list page shows, read once per request (its default view and its view menu); a
+        # write through this service forgets them.
+        self._visible: dict[Page, list[ViewInfo]] = {}
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -123,6 +126,8 @@ class ViewService:
     async def visible(self, page: Page, *, managing: bool = False) -> list[ViewInfo]:
         """The views of `page` this user sees, their own first, then by name. `managing`: also every
         shared view of the page when they may manage those (the views page of a tenant admin)."""
+        if not managing and page in self._visible:
+            return self._visible[page]
         condition = self._seen()
         if managing and self.can(VIEWS_ADMIN):
             any_share = sa.select(SavedViewShare.view_id).where(tenant_is(SavedViewShare, self.tenant_id))
@@ -140,7 +145,10 @@ class ViewService:
         if rows:
             self._defaults[page] = rows[0][2]
         views = [(v, str(owner)) for v, owner, _ in rows]
-        return await self._infos(page, views)
+        infos = await self._infos(page, views)
+        if not managing:
+            self._visible[page] = infos
+        return infos
 
     async def _infos(self, page: Page, views: Sequence[tuple[SavedView, str]]) -> list[ViewInfo]:
         ids = [v.id for v, _ in views]
@@ -205,13 +213,12 @@ class ViewService:
     async def default(self, page: Page) -> ViewInfo | None:
         """The user's default view of `page`, while they still see it (a view unshared from their role
         stops being anyone's default but its owner's)."""
-        view_id = await self._default_id(page)
-        if view_id is None:
-            return None
-        try:
-            return await self.get(page, view_id)
-        except NotFound:
-            return None
+        return next((info for info in await self.visible(page) if info.is_default), None)
+
+    def _forget(self, page: Page) -> None:
+        """After a write: the page's views and default are read again when asked."""
+        self._visible.pop(page, None)
+        self._defaults.pop(page, None)
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -284,6 +291,7 @@ class ViewService:
             ) from exc
         await self._set_shares(view, roles)
         await self._audit("view.create", view, None, _facts(view, roles), f"Saved the view {name}")
+        self._forget(page)
         return view
 
     async def _own_or_managed(self, page: Page, view_id: uuid.UUID | str) -> tuple[SavedView, ViewInfo]:
@@ -331,6 +339,7 @@ class ViewService:
                 {"name": N_("There is already a view called %(name)s.", name=view.name)}
             ) from exc
         await self._audit("view.update", view, before, after, f"Changed the view {view.name}")
+        self._forget(page)
         return view
 
     async def delete(self, page: Page, view_id: uuid.UUID | str) -> str:
@@ -340,12 +349,13 @@ class ViewService:
         await self.db.flush()
         facts = {"name": name, "roles": list(info.role_names), "params": info.params}
         await self._audit("view.delete", view, facts, None, f"Deleted the view {name}")
+        self._forget(page)
         return name
 
     async def set_default(self, page: Page, view_id: uuid.UUID | str | None) -> ViewInfo | None:
         """Make a view this user sees their default for `page` (None: no default)."""
         info = await self.get(page, view_id) if view_id is not None else None
-        self._defaults.pop(page, None)
+        self._forget(page)
         await self.db.execute(
             sa.delete(SavedViewDefault).where(
                 tenant_is(SavedViewDefault, self.tenant_id),
@@ -374,6 +384,7 @@ class ViewService:
             tenant_id=self.tenant_id,
             summary=f"Default view of {page.plugin_id}{page.path}: {info.name if info else 'none'}",
         )
+        self._forget(page)
         return info
 
     async def _audit(
