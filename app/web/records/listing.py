@@ -106,11 +106,19 @@ class Column:
         if spec is not None and spec.type == "reference":
             return lambda v: Cell(value_text(spec, v, labels), href=f"{link_base}/{v}" if link_base else None)
         if self.type == "status" or (self.type == "select" and self.options):
-            options = self.options
+            # The declared options' cells once for the column (cells are immutable), others per value.
+            known = {
+                value: Cell(pick_label(label, language), badge=color if color in BADGE_COLORS else "default")
+                for value, (label, color) in self.options.items()
+            }
 
             def badge(v: Any) -> Cell:
-                label, color = options.get(str(v), (display(spec, v), None))
-                return Cell(pick_label(label, language), badge=color if color in BADGE_COLORS else "default")
+                found = known.get(str(v))
+                return (
+                    found
+                    if found is not None
+                    else Cell(pick_label(display(spec, v), language), badge="default")
+                )
 
             return badge
         if self.type == "date":
