@@ -13,6 +13,7 @@ app.core.tenancy, so another tenant's view id is "not found", like another user'
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -81,6 +82,44 @@ def clean_params(raw: Mapping[str, Any]) -> Params:
     return out
 
 
+@functools.cache
+def _visible_statement(with_role: bool, every_shared: bool) -> sa.Select[tuple[SavedView, str, Any]]:
+    """The views of a page a user sees (`ViewService.visible`): their own, those shared with their role
+    (`with_role`), and with `every_shared` every shared one; the user's default view of the page comes
+    along (one statement, not two, on every list page). Built once per variant and run with parameters
+    (tenant_id, user_id, role_id, plugin_id, page_path): no construction or cache key per request."""
+    tenant_id: Any = sa.bindparam("tenant_id")
+    user_id: Any = sa.bindparam("user_id")
+    condition: sa.ColumnElement[bool] = SavedView.owner_id == user_id
+    if with_role:
+        shared = sa.select(SavedViewShare.view_id).where(
+            tenant_is(SavedViewShare, tenant_id), SavedViewShare.role_id == sa.bindparam("role_id")
+        )
+        condition = sa.or_(condition, SavedView.id.in_(shared))
+    if every_shared:
+        any_share = sa.select(SavedViewShare.view_id).where(tenant_is(SavedViewShare, tenant_id))
+        condition = sa.or_(condition, SavedView.id.in_(any_share))
+    plugin_id: Any = sa.bindparam("plugin_id")
+    page_path: Any = sa.bindparam("page_path")
+    default = (
+        in_tenant(SavedViewDefault, tenant_id)
+        .with_only_columns(SavedViewDefault.view_id)
+        .where(
+            SavedViewDefault.user_id == user_id,
+            SavedViewDefault.plugin_id == plugin_id,
+            SavedViewDefault.page_path == page_path,
+        )
+    )
+    return (
+        in_tenant(SavedView, tenant_id)
+        .where(SavedView.plugin_id == plugin_id, SavedView.page_path == page_path)
+        .add_columns(User.display_name, default.scalar_subquery())
+        .join(User, User.id == SavedView.owner_id)
+        .where(condition)
+        .order_by(SavedView.owner_id != user_id, SavedView.name, SavedView.id)
+    )
+
+
 class ViewService:
     """Saved views for one user in one tenant (their role decides which shared views they see)."""
 
@@ -111,15 +150,6 @@ class ViewService:
             SavedView.plugin_id == page.plugin_id, SavedView.page_path == page.path
         )
 
-    def _seen(self) -> sa.ColumnElement[bool]:
-        """Views this user sees: their own and those shared with their role."""
-        shared = sa.select(SavedViewShare.view_id).where(
-            tenant_is(SavedViewShare, self.tenant_id), SavedViewShare.role_id == self.role_id
-        )
-        if self.role_id is None:
-            return SavedView.owner_id == self.user_id
-        return sa.or_(SavedView.owner_id == self.user_id, SavedView.id.in_(shared))
-
     def _manageable(self, view: SavedView, shared: bool) -> bool:
         return view.owner_id == self.user_id or (shared and self.can(VIEWS_ADMIN))
 
@@ -128,20 +158,17 @@ class ViewService:
         shared view of the page when they may manage those (the views page of a tenant admin)."""
         if not managing and page in self._visible:
             return self._visible[page]
-        condition = self._seen()
-        if managing and self.can(VIEWS_ADMIN):
-            any_share = sa.select(SavedViewShare.view_id).where(tenant_is(SavedViewShare, self.tenant_id))
-            condition = sa.or_(condition, SavedView.id.in_(any_share))
-        # The user's default view of the page comes along (one statement, not two, on every list page).
-        rows = (
-            await self.db.execute(
-                self._of_page(page)
-                .add_columns(User.display_name, self._default_stmt(page).scalar_subquery())
-                .join(User, User.id == SavedView.owner_id)
-                .where(condition)
-                .order_by(SavedView.owner_id != self.user_id, SavedView.name, SavedView.id)
-            )
-        ).all()
+        with_role = self.role_id is not None
+        params: dict[str, Any] = {
+            "tenant_id": self.tenant_id,
+            "user_id": self.user_id,
+            "plugin_id": page.plugin_id,
+            "page_path": page.path,
+        }
+        if with_role:
+            params["role_id"] = self.role_id
+        stmt = _visible_statement(with_role, managing and self.can(VIEWS_ADMIN))
+        rows = (await self.db.execute(stmt, params)).all()
         if rows:
             self._defaults[page] = rows[0][2]
         views = [(v, str(owner)) for v, owner, _ in rows]
