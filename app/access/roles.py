@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
@@ -47,6 +49,18 @@ async def list_roles(session: AsyncSession, tenant_id: uuid.UUID) -> list[tuple[
         .order_by(Role.builtin.is_(None), Role.name)
     )
     return [(r, int(n)) for r, n in rows.all()]
+
+
+@functools.cache
+def _roles_statement() -> Any:
+    tenant_id: Any = bindparam("tenant_id")
+    return select(Role).where(Role.tenant_id == tenant_id).order_by(Role.builtin.is_(None), Role.name)
+
+
+async def tenant_roles(session: AsyncSession, tenant_id: uuid.UUID) -> list[Role]:
+    """The tenant's roles in `list_roles`' order, without their member counts (a role picker's options):
+    one statement built once, run with the tenant's id."""
+    return list((await session.scalars(_roles_statement(), {"tenant_id": tenant_id})).all())
 
 
 async def get_role(session: AsyncSession, tenant_id: uuid.UUID, role_ref: uuid.UUID | str) -> Role:

@@ -13,6 +13,7 @@ app.core.tenancy, so another tenant's view id is "not found", like another user'
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -81,6 +82,44 @@ def clean_params(raw: Mapping[str, Any]) -> Params:
     return out
 
 
+@functools.cache
+def _visible_statement(with_role: bool, every_shared: bool) -> sa.Select[tuple[SavedView, str, Any]]:
+    """The views of a page a user sees (`ViewService.visible`): their own, those shared with their role
+    (`with_role`), and with `every_shared` every shared one; the user's default view of the page comes
+    along (one statement, not two, on every list page). Built once per variant and run with parameters
+    (tenant_id, user_id, role_id, plugin_id, page_path): no construction or cache key per request."""
+    tenant_id: Any = sa.bindparam("tenant_id")
+    user_id: Any = sa.bindparam("user_id")
+    condition: sa.ColumnElement[bool] = SavedView.owner_id == user_id
+    if with_role:
+        shared = sa.select(SavedViewShare.view_id).where(
+            tenant_is(SavedViewShare, tenant_id), SavedViewShare.role_id == sa.bindparam("role_id")
+        )
+        condition = sa.or_(condition, SavedView.id.in_(shared))
+    if every_shared:
+        any_share = sa.select(SavedViewShare.view_id).where(tenant_is(SavedViewShare, tenant_id))
+        condition = sa.or_(condition, SavedView.id.in_(any_share))
+    plugin_id: Any = sa.bindparam("plugin_id")
+    page_path: Any = sa.bindparam("page_path")
+    default = (
+        in_tenant(SavedViewDefault, tenant_id)
+        .with_only_columns(SavedViewDefault.view_id)
+        .where(
+            SavedViewDefault.user_id == user_id,
+            SavedViewDefault.plugin_id == plugin_id,
+            SavedViewDefault.page_path == page_path,
+        )
+    )
+    return (
+        in_tenant(SavedView, tenant_id)
+        .where(SavedView.plugin_id == plugin_id, SavedView.page_path == page_path)
+        .add_columns(User.display_name, default.scalar_subquery())
+        .join(User, User.id == SavedView.owner_id)
+        .where(condition)
+        .order_by(SavedView.owner_id != user_id, SavedView.name, SavedView.id)
+    )
+
+
 class ViewService:
     """Saved views for one user in one tenant (their role decides which shared views they see)."""
 
@@ -100,6 +139,9 @@ class ViewService:
         self.role_id = role_id
         self.can = can
         self._defaults: dict[Page, uuid.UUID | None] = {}  # read once per page (a list page asks twice)
+        # The views a list page shows, read once per request (its default view and its view menu); a
+        # write through this service forgets them.
+        self._visible: dict[Page, list[ViewInfo]] = {}
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -108,49 +150,46 @@ class ViewService:
             SavedView.plugin_id == page.plugin_id, SavedView.page_path == page.path
         )
 
-    def _seen(self) -> sa.ColumnElement[bool]:
-        """Views this user sees: their own and those shared with their role."""
-        shared = sa.select(SavedViewShare.view_id).where(
-            tenant_is(SavedViewShare, self.tenant_id), SavedViewShare.role_id == self.role_id
-        )
-        if self.role_id is None:
-            return SavedView.owner_id == self.user_id
-        return sa.or_(SavedView.owner_id == self.user_id, SavedView.id.in_(shared))
-
     def _manageable(self, view: SavedView, shared: bool) -> bool:
         return view.owner_id == self.user_id or (shared and self.can(VIEWS_ADMIN))
 
     async def visible(self, page: Page, *, managing: bool = False) -> list[ViewInfo]:
         """The views of `page` this user sees, their own first, then by name. `managing`: also every
         shared view of the page when they may manage those (the views page of a tenant admin)."""
-        condition = self._seen()
-        if managing and self.can(VIEWS_ADMIN):
-            any_share = sa.select(SavedViewShare.view_id).where(tenant_is(SavedViewShare, self.tenant_id))
-            condition = sa.or_(condition, SavedView.id.in_(any_share))
-        rows = (
-            await self.db.execute(
-                self._of_page(page)
-                .add_columns(User.display_name)
-                .join(User, User.id == SavedView.owner_id)
-                .where(condition)
-                .order_by(SavedView.owner_id != self.user_id, SavedView.name, SavedView.id)
-            )
-        ).all()
-        views = [(v, str(owner)) for v, owner in rows]
-        return await self._infos(page, views)
+        if not managing and page in self._visible:
+            return self._visible[page]
+        with_role = self.role_id is not None
+        params: dict[str, Any] = {
+            "tenant_id": self.tenant_id,
+            "user_id": self.user_id,
+            "plugin_id": page.plugin_id,
+            "page_path": page.path,
+        }
+        if with_role:
+            params["role_id"] = self.role_id
+        stmt = _visible_statement(with_role, managing and self.can(VIEWS_ADMIN))
+        rows = (await self.db.execute(stmt, params)).all()
+        if rows:
+            self._defaults[page] = rows[0][2]
+        views = [(v, str(owner)) for v, owner, _ in rows]
+        infos = await self._infos(page, views)
+        if not managing:
+            self._visible[page] = infos
+        return infos
 
     async def _infos(self, page: Page, views: Sequence[tuple[SavedView, str]]) -> list[ViewInfo]:
         ids = [v.id for v, _ in views]
+        if not ids:
+            return []  # nothing to mark as the default either
         shares: dict[uuid.UUID, list[tuple[uuid.UUID, str]]] = {}
-        if ids:
-            found = await self.db.execute(
-                sa.select(SavedViewShare.view_id, Role.id, Role.name)
-                .join(Role, Role.id == SavedViewShare.role_id)
-                .where(tenant_is(SavedViewShare, self.tenant_id), SavedViewShare.view_id.in_(ids))
-                .order_by(Role.name)
-            )
-            for view_id, role_id, role_name in found.all():
-                shares.setdefault(view_id, []).append((role_id, str(role_name)))
+        found = await self.db.execute(
+            sa.select(SavedViewShare.view_id, Role.id, Role.name)
+            .join(Role, Role.id == SavedViewShare.role_id)
+            .where(tenant_is(SavedViewShare, self.tenant_id), SavedViewShare.view_id.in_(ids))
+            .order_by(Role.name)
+        )
+        for view_id, role_id, role_name in found.all():
+            shares.setdefault(view_id, []).append((role_id, str(role_name)))
         default = await self._default_id(page)
         out = []
         for view, owner in views:
@@ -183,7 +222,12 @@ class ViewService:
     async def _default_id(self, page: Page) -> uuid.UUID | None:
         if page in self._defaults:
             return self._defaults[page]
-        found: uuid.UUID | None = await self.db.scalar(
+        found: uuid.UUID | None = await self.db.scalar(self._default_stmt(page))
+        self._defaults[page] = found
+        return found
+
+    def _default_stmt(self, page: Page) -> sa.Select[tuple[uuid.UUID]]:
+        return (
             in_tenant(SavedViewDefault, self.tenant_id)
             .with_only_columns(SavedViewDefault.view_id)
             .where(
@@ -192,19 +236,16 @@ class ViewService:
                 SavedViewDefault.page_path == page.path,
             )
         )
-        self._defaults[page] = found
-        return found
 
     async def default(self, page: Page) -> ViewInfo | None:
         """The user's default view of `page`, while they still see it (a view unshared from their role
         stops being anyone's default but its owner's)."""
-        view_id = await self._default_id(page)
-        if view_id is None:
-            return None
-        try:
-            return await self.get(page, view_id)
-        except NotFound:
-            return None
+        return next((info for info in await self.visible(page) if info.is_default), None)
+
+    def _forget(self, page: Page) -> None:
+        """After a write: the page's views and default are read again when asked."""
+        self._visible.pop(page, None)
+        self._defaults.pop(page, None)
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -277,6 +318,7 @@ class ViewService:
             ) from exc
         await self._set_shares(view, roles)
         await self._audit("view.create", view, None, _facts(view, roles), f"Saved the view {name}")
+        self._forget(page)
         return view
 
     async def _own_or_managed(self, page: Page, view_id: uuid.UUID | str) -> tuple[SavedView, ViewInfo]:
@@ -324,6 +366,7 @@ class ViewService:
                 {"name": N_("There is already a view called %(name)s.", name=view.name)}
             ) from exc
         await self._audit("view.update", view, before, after, f"Changed the view {view.name}")
+        self._forget(page)
         return view
 
     async def delete(self, page: Page, view_id: uuid.UUID | str) -> str:
@@ -333,12 +376,13 @@ class ViewService:
         await self.db.flush()
         facts = {"name": name, "roles": list(info.role_names), "params": info.params}
         await self._audit("view.delete", view, facts, None, f"Deleted the view {name}")
+        self._forget(page)
         return name
 
     async def set_default(self, page: Page, view_id: uuid.UUID | str | None) -> ViewInfo | None:
         """Make a view this user sees their default for `page` (None: no default)."""
         info = await self.get(page, view_id) if view_id is not None else None
-        self._defaults.pop(page, None)
+        self._forget(page)
         await self.db.execute(
             sa.delete(SavedViewDefault).where(
                 tenant_is(SavedViewDefault, self.tenant_id),
@@ -367,6 +411,7 @@ class ViewService:
             tenant_id=self.tenant_id,
             summary=f"Default view of {page.plugin_id}{page.path}: {info.name if info else 'none'}",
         )
+        self._forget(page)
         return info
 
     async def _audit(

@@ -12,9 +12,9 @@ from sqlalchemy import event
 from tests.helpers import text_of
 from tests.integration.test_record_pages import HX, ITEMS, seed_items, tenants  # noqa: F401 (fixture)
 
-# Session, rows (with their labels), capped count, the saved views of the page and the reader's default
-# (SQLite's BEGIN, sent as a statement, not counted).
-FRAGMENT_STATEMENTS = 5
+# Session, rows (with their labels), capped count, the saved views of the page with the reader's default
+# (one statement; SQLite's BEGIN, sent as a statement, not counted).
+FRAGMENT_STATEMENTS = 4
 
 
 def statements(

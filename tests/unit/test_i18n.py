@@ -117,6 +117,7 @@ def _env() -> Environment:
                 "macro.html": '{% macro m() %}{{ _("Search") }}{% endmacro %}',
                 "uses.html": '{% from "macro.html" import m with context %}{{ m() }}',
                 "plain.html": '{% from "macro.html" import m %}{{ m() }}',
+                "block.html": "{% trans name=who %}Members of {{ name }}{% endtrans %}",
                 "filters.html": "{{ when | datetime }}|{{ when | datetime('date') }}|{{ n | number }}|{{ lbl | label }}",
             }
         ),
@@ -150,6 +151,11 @@ def test_templates_follow_the_language_of_the_rendering_request():
     # Macros see the request's language when imported with context; without one they show English.
     assert env.get_template("uses.html").render(ctx=_ctx("zh")) == "搜索"
     assert env.get_template("plain.html").render(ctx=_ctx("zh")) == "Search"
+    # `{% trans %}` blocks call the same callables (app.web.i18n replaces the extension's wrappers).
+    assert (
+        env.get_template("block.html").render(ctx=_ctx("zh"), who="<b>Acme</b>")
+        == "&lt;b&gt;Acme&lt;/b&gt; 的成员"
+    )
 
 
 def test_locale_formatting_and_tenant_time_zone():

@@ -5,10 +5,18 @@ column formatters pick badges, dates and links."""
 from __future__ import annotations
 
 import datetime as dt
+import types
 import uuid
 
+import pytest
+from jinja2 import Environment
+from markupsafe import Markup
+
+from app.core.i18n import Catalogs
 from app.manifest import FieldSpec
-from app.web.records.listing import EMPTY, Cell, Column, table_row
+from app.web import i18n
+from app.web.i18n import localize
+from app.web.records.listing import EDIT, EMPTY, RESTORE, SELECT_ROW, VIEW, Cell, Column, rows_html, table_row
 
 PAGE = "/t/acme/p/inventory/inventory/items"
 ROW_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
@@ -86,3 +94,49 @@ def test_numbers_are_right_aligned_by_column_type_or_field_type():
     ).html
     assert html.endswith('<td class="num">3</td>\n      <td class="num">9.50</td>')
     assert html.startswith("<td><a ")
+
+
+# What records/_rows.html's row loop rendered before the rows came from rows_html: the same bytes.
+ROW_LOOP = """{% for r in rows %}
+    <tr>
+      {% if bulk %}<td class="sel"><input type="checkbox" name="ids" value="{{ r.row.id }}" form="bulk" aria-label="{{ _("Select %(record)s", record=r.cells[0].text) }}"></td>{% endif %}
+      {{ r.html }}
+      <td class="row-actions">
+        {% if query.deleted %}
+          <form method="post" action="{{ r.url }}/restore" class="inline" hx-boost="true">
+            {{ csrf_input | safe }}<button class="secondary" type="submit">{{ _("Restore") }}</button></form>
+        {% else %}
+          <a href="{{ r.url }}">{{ _("View") }}</a>
+          {% if allowed.edit %}<a href="{{ r.url }}/edit">{{ _("Edit") }}</a>{% endif %}
+        {% endif %}
+      </td>
+    </tr>
+  {% endfor %}"""
+
+
+@pytest.mark.parametrize(
+    ("bulk", "deleted", "can_edit"), [(True, False, True), (False, False, False), (False, True, True)]
+)
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_rows_html_is_what_the_template_loop_rendered(bulk, deleted, can_edit, language):
+    env = Environment(autoescape=True)
+    i18n.install(env)
+    ctx = types.SimpleNamespace(language=language, translations=Catalogs.load().get(language))
+    page = f'{PAGE}?a="b"&c'  # a URL with characters to escape
+    rows = [
+        table_row({"id": uuid.UUID(int=i)}, [Cell(HOSTILE if i else "plain"), Cell(str(i))], page, deleted)
+        for i in range(3)
+    ]
+    csrf = Markup('<input type="hidden" name="_csrf_token" value="t">')
+    texts = {text: localize(ctx, text) for text in (SELECT_ROW, VIEW, EDIT, RESTORE)}
+    expected = env.from_string(ROW_LOOP).render(
+        ctx=ctx,
+        rows=rows,
+        bulk=bulk,
+        query=types.SimpleNamespace(deleted=deleted),
+        allowed={"edit": can_edit},
+        csrf_input=csrf,
+    )
+    got = rows_html(rows, texts, bulk=bulk, deleted=deleted, can_edit=can_edit, csrf_input=str(csrf))
+    assert got == expected
+    assert "<script>" not in got

@@ -112,5 +112,5 @@ async def view_menu(
         "can_share": ctx.can(VIEWS_SHARE),
     }
     if full and out["can_share"]:
-        out["share_roles"] = [r for r, _ in await roles.list_roles(ctx.db, ctx.tenant_id)]
+        out["share_roles"] = await roles.tenant_roles(ctx.db, ctx.tenant_id)
     return out

@@ -48,11 +48,7 @@ async def views_page(
     _need_list(ctx, target)
     infos = await view_service(ctx).visible(page_of(target), managing=True)
     can_share = ctx.can(VIEWS_SHARE)
-    share_roles = (
-        [r for r, _ in await roles.list_roles(ctx.db, ctx.tenant_id)]
-        if can_share or ctx.can(VIEWS_ADMIN)
-        else []
-    )
+    share_roles = await roles.tenant_roles(ctx.db, ctx.tenant_id) if can_share or ctx.can(VIEWS_ADMIN) else []
     return await page(
         request,
         ctx,
