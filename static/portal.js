@@ -270,6 +270,26 @@
     }
   });
 
+  // An HTMX request refused for an expired CSRF token (app/web/error_pages.py) swaps nothing, so what
+  // was typed stays; its answer carries a fresh token, put everywhere the page sends one, and a message
+  // for the live flash area. The person sends again.
+  document.addEventListener("portal:csrf-expired", function (evt) {
+    var token = evt.detail && evt.detail.token;
+    if (token) {
+      document.body.setAttribute("hx-headers", JSON.stringify({"x-csrftoken": token}));
+      document.querySelectorAll("input[name=_csrf_token]").forEach(function (input) { input.value = token; });
+    }
+    var area = document.getElementById("flash-live");
+    if (area && evt.detail && evt.detail.message) {
+      area.textContent = evt.detail.message;
+      area.hidden = false;
+    }
+  });
+  document.addEventListener("htmx:afterRequest", function (evt) {
+    var area = document.getElementById("flash-live");
+    if (area && evt.detail && evt.detail.successful) { area.hidden = true; }
+  });
+
   // Plugin upload (#plugin-upload): a progress bar, and refusals (invalid package or manifest,
   // destructive upgrade, conflicts) come back as a page to show instead of being dropped as errors.
   function inUploadForm(evt) {  // progress fires on the form itself, beforeSwap on the target (#main)

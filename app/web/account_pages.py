@@ -11,6 +11,7 @@ from litestar.response import Redirect, Template
 
 from app import messages
 from app.core.errors import ValidationFailed
+from app.core.i18n import N_
 from app.core.models import utcnow
 from app.identity import directory, tokens
 from app.web.context import TenantContext
@@ -134,7 +135,7 @@ async def tokens_create(request: HTMXRequest, ctx: TenantContext) -> Template:
 @post(T("/account/tokens/{token_id:uuid}/revoke"), opt={"auth": True}, include_in_schema=False)
 async def tokens_revoke(ctx: TenantContext, token_id: uuid.UUID) -> Redirect:
     await tokens.revoke(ctx.db, ctx.actor, ctx.user.id, token_id)
-    return redirect(f"/t/{ctx.tenant.slug}/account/tokens", "Token revoked")
+    return redirect(f"/t/{ctx.tenant.slug}/account/tokens", N_("Token revoked"))
 
 
 ROUTES = [profile, profile_save, tokens_list, tokens_create, tokens_revoke]

@@ -148,8 +148,8 @@ async def no_tenant(request: HTMXRequest, ctx: RequestContext) -> Template:
         "error.html",
         status_code=200,
         status="",
-        title="No tenant yet",
-        detail="Your account is not a member of any tenant. Ask a tenant administrator to add you.",
+        title=N_("No tenant yet"),
+        detail=N_("Your account is not a member of any tenant. Ask a tenant administrator to add you."),
     )
 
 

@@ -78,7 +78,7 @@ async def tenants_create(request: HTMXRequest, ctx: TenantContext) -> Template |
         tenant = await directory.create_tenant(ctx.db, ctx.actor, values["slug"], values["name"])
     except ValidationFailed as exc:
         return await _tenants_page(request, ctx, exc.errors, values, status_code=422)
-    return redirect(f"/t/{ctx.tenant.slug}/admin/tenants", f"Tenant {tenant.slug} created")
+    return redirect(f"/t/{ctx.tenant.slug}/admin/tenants", N_("Tenant %(slug)s created", slug=tenant.slug))
 
 
 @get(T("/admin/tenants/{tenant_id:uuid}"), opt={"permission": "db.tenants.select"}, include_in_schema=False)
@@ -122,7 +122,7 @@ async def tenant_update(
             values=values,
             time_zones=directory.TIME_ZONES,
         )
-    return redirect(f"/t/{ctx.tenant.slug}/admin/tenants", f"Tenant {target.slug} saved")
+    return redirect(f"/t/{ctx.tenant.slug}/admin/tenants", N_("Tenant %(slug)s saved", slug=target.slug))
 
 
 # --- members -------------------------------------------------------------------------------------
@@ -263,7 +263,7 @@ async def members_role(request: HTMXRequest, ctx: TenantContext, user_id: uuid.U
         await directory.change_member_role(ctx.db, ctx.actor, ctx.tenant_id, user_id, role)
     except Conflict as exc:
         return await _refused(request, ctx, exc)
-    return redirect(f"/t/{ctx.tenant.slug}/admin/members", f"Role changed to {role.name}")
+    return redirect(f"/t/{ctx.tenant.slug}/admin/members", N_("Role changed to %(role)s", role=role.name))
 
 
 @post(
@@ -288,7 +288,7 @@ async def members_reporting(
         return await _members_page(
             request, ctx, status_code=422, row_errors={user_id: exc.errors}, row_values={user_id: values}
         )
-    return redirect(f"/t/{ctx.tenant.slug}/admin/members", "Reporting line saved")
+    return redirect(f"/t/{ctx.tenant.slug}/admin/members", N_("Reporting line saved"))
 
 
 @post(
@@ -335,7 +335,7 @@ async def members_remove(request: HTMXRequest, ctx: TenantContext, user_id: uuid
         await directory.remove_member(ctx.db, ctx.actor, ctx.tenant_id, user_id)
     except Conflict as exc:
         return await _refused(request, ctx, exc)
-    return redirect(f"/t/{ctx.tenant.slug}/admin/members", "Member removed")
+    return redirect(f"/t/{ctx.tenant.slug}/admin/members", N_("Member removed"))
 
 
 ROUTES = [

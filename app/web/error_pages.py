@@ -13,6 +13,7 @@ passwords, which are never echoed.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from typing import Any
@@ -25,6 +26,7 @@ from litestar.utils.scope.state import ScopeState
 
 from app.core.i18n import N_, Msg
 from app.web.context import STATE_KEY, MissingPermission, RequestContext, _attach_tenant, resolve_context
+from app.web.i18n import localize
 from app.web.security import CSRF_COOKIE, csrf_config
 
 log = logging.getLogger("portal.web")
@@ -65,6 +67,8 @@ class ErrorPage(Response[Any]):
         request, data = self.request, dict(self.data)
         csrf_cookie = None
         if str(getattr(self.exc, "detail", "")) == CSRF_FAILED:
+            if request.headers.get("hx-request"):
+                return await self._refresh_in_place()
             csrf_cookie = await self._resubmit(data)
         ctx = await _context(request)
         response: Response[Any] | None = None
@@ -97,10 +101,27 @@ class ErrorPage(Response[Any]):
             response.set_cookie(**csrf_cookie)
         return response
 
+    async def _refresh_in_place(self) -> Response[Any]:
+        """An HTMX request refused for its token: nothing is swapped (the form and what was typed stay
+        on the page); the page gets a fresh token and a message through the `portal:csrf-expired` event
+        (static/portal.js), and the person sends again."""
+        request = self.request
+        ctx = await _context(request)
+        token, cookie = _fresh_token(request)
+        message = localize(ctx, N_("Your page had expired, so nothing was saved. Send it again."))
+        event = {"portal:csrf-expired": {"token": token, "message": message}}
+        response: Response[Any] = Response(
+            content=message,
+            status_code=self.status,
+            media_type="text/plain",
+            headers={"HX-Reswap": "none", "HX-Trigger": json.dumps(event), "Cache-Control": "no-store"},
+        )
+        response.set_cookie(**cookie)
+        return response
+
     async def _resubmit(self, data: dict[str, Any]) -> dict[str, Any] | None:
         """Put the posted fields and a fresh token into `data`; the cookie to set with it, if new."""
         request = self.request
-        config = csrf_config(request.app.state.settings)
         try:
             form = await request.form()
         except Exception:
@@ -114,8 +135,7 @@ class ErrorPage(Response[Any]):
                 dropped = True
                 continue
             fields.append((name, str(value)))
-        token = generate_csrf_token(secret=config.secret)
-        ScopeState.from_scope(request.scope).csrf_token = token  # csrf_input / csrf_token() of the layout
+        _token, cookie = _fresh_token(request)
         data.update(
             title=N_("Your form had expired"),
             detail=N_("For your safety nothing was saved. Check what you entered and send it again."),
@@ -123,14 +143,23 @@ class ErrorPage(Response[Any]):
             resubmit_dropped=dropped,
             hint=None,
         )
-        return {
-            "key": CSRF_COOKIE,
-            "value": token,
-            "path": config.cookie_path,
-            "httponly": config.cookie_httponly,
-            "samesite": config.cookie_samesite,
-            "secure": config.cookie_secure,
-        }
+        return cookie
+
+
+def _fresh_token(request: Request) -> tuple[str, dict[str, Any]]:
+    """A new CSRF token, put where the layout's `csrf_input` / `csrf_token()` read it, and its cookie."""
+    config = csrf_config(request.app.state.settings)
+    token = generate_csrf_token(secret=config.secret)
+    ScopeState.from_scope(request.scope).csrf_token = token
+    cookie = {
+        "key": CSRF_COOKIE,
+        "value": token,
+        "path": config.cookie_path,
+        "httponly": config.cookie_httponly,
+        "samesite": config.cookie_samesite,
+        "secure": config.cookie_secure,
+    }
+    return token, cookie
 
 
 async def _context(request: Request) -> RequestContext | None:

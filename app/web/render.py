@@ -15,6 +15,7 @@ from litestar.response import Redirect, Template
 
 from app import messages, workflow
 from app.core.i18n import LANGUAGE_NAMES, Msg
+from app.manifest.labels import Label
 from app.web import i18n
 from app.web.context import RequestContext
 from app.web.menu import build_menu, plugin_menu
@@ -131,7 +132,7 @@ def redirect(
     if message:
         text = message[:200]
         if isinstance(message, Msg):  # kept as msgid and parameters: shown in the reader's language
-            packed = json.dumps([message.msgid, message.params], default=str, ensure_ascii=False)
+            packed = json.dumps([message.msgid, _pack(message.params)], default=str, ensure_ascii=False)
             text = FLASH_MSG + packed if len(packed) < 1500 else text
         # Percent-encoded: cookie values must be ASCII, messages may carry any user-typed name.
         response.set_cookie(
@@ -170,6 +171,33 @@ def take_flash(request: Request) -> Flash | None:
     return Flash(level, message, _undo(request.cookies.get("portal_undo") or "", str(message)[:200]))
 
 
+def _pack(params: dict[str, Any]) -> dict[str, Any]:
+    """A flash Msg's parameters for its cookie: nested messages and manifest labels stay translatable
+    (json would keep only their English text)."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, Msg):
+            value = {"msg": [value.msgid, _pack(value.params)]}
+        elif isinstance(value, Label):
+            value = {"label": value.by_language}
+        out[key] = value
+    return out
+
+
+def _unpack(params: dict[str, Any], depth: int = 0) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, dict) and depth < 4:  # a cookie is user input: bounded, and only these shapes
+            if isinstance(value.get("msg"), list) and len(value["msg"]) == 2:
+                value = Msg(str(value["msg"][0]), _unpack(dict(value["msg"][1]), depth + 1))
+            elif isinstance(value.get("label"), dict):
+                value = Label({str(k): str(v) for k, v in value["label"].items()})
+            else:
+                value = ""
+        out[str(key)] = value
+    return out
+
+
 def decode_flash(cookie: str | None) -> tuple[str, str] | None:
     """The (level, message) a flash cookie holds; a Msg when it was one (its str is the English text)."""
     raw = unquote(cookie or "")
@@ -180,7 +208,7 @@ def decode_flash(cookie: str | None) -> tuple[str, str] | None:
     if message.startswith(FLASH_MSG):
         try:
             msgid, params = json.loads(message[len(FLASH_MSG) :])
-            shown = Msg(str(msgid), {str(k): v for k, v in dict(params).items()})
+            shown = Msg(str(msgid), _unpack(dict(params)))
         except (ValueError, TypeError):
             shown = ""
     return (level if level in {"success", "info", "warning", "error"} else "info"), shown

@@ -57,7 +57,9 @@ async def roles_create(request: HTMXRequest, ctx: TenantContext) -> Template | R
         )
     except ValidationFailed as exc:
         return await _roles_page(request, ctx, exc.errors, values, status_code=422)
-    return redirect(f"/t/{ctx.tenant.slug}/admin/roles/{role.id}", f"Role {role.name} created")
+    return redirect(
+        f"/t/{ctx.tenant.slug}/admin/roles/{role.id}", N_("Role %(role)s created", role=role.name)
+    )
 
 
 async def _role_page(
@@ -194,7 +196,7 @@ async def role_scopes(request: HTMXRequest, ctx: TenantContext, role_id: uuid.UU
 async def role_delete(ctx: TenantContext, role_id: uuid.UUID) -> Redirect:
     role = await role_service.get_role(ctx.db, ctx.tenant_id, role_id)
     await role_service.delete_role(ctx.db, ctx.actor, role)
-    return redirect(f"/t/{ctx.tenant.slug}/admin/roles", f"Role {role.name} deleted")
+    return redirect(f"/t/{ctx.tenant.slug}/admin/roles", N_("Role %(role)s deleted", role=role.name))
 
 
 ROUTES = [roles_list, roles_create, role_detail, role_update, role_grants, role_scopes, role_delete]

@@ -16,6 +16,7 @@ from litestar.response import Redirect, Template
 
 from app import workflow
 from app.core.errors import NotFound, ValidationFailed
+from app.core.i18n import N_
 from app.core.nesting import loads_json
 from app.extensions.builtins import OPS, FieldCondition
 from app.extensions.registry import registry_of
@@ -174,7 +175,9 @@ async def task_decide(request: HTMXRequest, ctx: RequestContext, task_id: uuid.U
         return await _task_page(request, ctx, task_id, errors=exc.errors, status_code=422)
     return redirect(
         f"/t/{ctx.tenant.slug}/tasks",  # type: ignore[union-attr]
-        f"{view.instance.title}: {outcome} (step {view.task.step_name})",
+        N_("%(record)s: approved (step %(step)s)", record=view.instance.title, step=view.task.step_name)
+        if outcome == "approved"
+        else N_("%(record)s: rejected (step %(step)s)", record=view.instance.title, step=view.task.step_name),
     )
 
 
@@ -189,7 +192,7 @@ async def task_reassign(request: HTMXRequest, ctx: RequestContext, task_id: uuid
         return await _task_page(request, ctx, task_id, errors=exc.errors, status_code=422)
     return redirect(
         f"/t/{ctx.tenant.slug}/tasks/{task_id}",  # type: ignore[union-attr]
-        f"Reassigned to {', '.join(e for _, e in view.assignees)}",
+        N_("Reassigned to %(names)s", names=", ".join(e for _, e in view.assignees)),
     )
 
 
@@ -409,7 +412,7 @@ async def process_save(request: HTMXRequest, ctx: RequestContext) -> Template | 
         return await _process_form(request, ctx, entity, values, exc.errors, 422)
     return redirect(
         f"/t/{ctx.tenant.slug}/admin/workflow",  # type: ignore[union-attr]
-        f"Saved the approval process for {entity.spec.label}",
+        N_("Saved the approval process for %(entity)s", entity=entity.spec.label),
     )
 
 

@@ -9,9 +9,10 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect
 
 from app.core.errors import Conflict
+from app.core.i18n import N_
 from app.records.restore import batch_token, delete_batch, parse_token, restore_batch
 from app.web.context import RequestContext
-from app.web.records.display import title
+from app.web.records.display import title_msg
 from app.web.records.target import Target, allowed, atomic, need_action
 from app.web.render import Undo, redirect
 
@@ -22,7 +23,7 @@ async def delete(request: HTMXRequest, ctx: RequestContext, target: Target, reco
     need_action(ctx, target, "delete")
     async with atomic(ctx):
         row = await ctx.records().delete(target.ref, record_id)
-    return redirect(target.url, f"{title(target.ref, row)} deleted")
+    return redirect(target.url, N_("%(record)s deleted", record=title_msg(target.ref, row)))
 
 
 async def restore(request: HTMXRequest, ctx: RequestContext, target: Target, record_id: str) -> Redirect:
@@ -32,7 +33,7 @@ async def restore(request: HTMXRequest, ctx: RequestContext, target: Target, rec
             row = await ctx.records().restore(target.ref, record_id)
     except Conflict as exc:  # a live record took its unique value meanwhile
         return redirect(f"{target.url}?deleted=1", exc.detail, "error")
-    return redirect(f"{target.url}?deleted=1", f"{title(target.ref, row)} restored")
+    return redirect(f"{target.url}?deleted=1", N_("%(record)s restored", record=title_msg(target.ref, row)))
 
 
 def _back(target: Target, query: object) -> str:
@@ -42,8 +43,15 @@ def _back(target: Target, query: object) -> str:
     return target.url + ("?" + urlencode(params) if params else "")
 
 
-def _noun(target: Target, count: int) -> str:
-    return target.ref.spec.label if count == 1 else f"{target.ref.spec.label} records"
+def _counted(target: Target, count: int, restored: bool) -> str:
+    entity = target.ref.spec.label
+    if restored:
+        if count == 1:
+            return N_("Restored %(count)s %(entity)s", count=count, entity=entity)
+        return N_("Restored %(count)s %(entity)s records", count=count, entity=entity)
+    if count == 1:
+        return N_("Deleted %(count)s %(entity)s", count=count, entity=entity)
+    return N_("Deleted %(count)s %(entity)s records", count=count, entity=entity)
 
 
 async def bulk_delete(request: HTMXRequest, ctx: RequestContext, target: Target) -> Redirect:
@@ -54,13 +62,13 @@ async def bulk_delete(request: HTMXRequest, ctx: RequestContext, target: Target)
     back = _back(target, form.get("back"))
     ids = [str(v) for v in form.getall("ids", []) if isinstance(v, str)][:MAX_BULK]
     if not ids:
-        return redirect(back, "Nothing was selected", "info")
+        return redirect(back, N_("Nothing was selected"), "info")
     async with atomic(ctx):  # all or nothing: one foreign or unknown id refuses the whole action
         count, at = await delete_batch(ctx.records(), target.ref, dict.fromkeys(ids))
     undo = None
     if allowed(ctx, target)["restore"]:
         undo = Undo(f"{target.url}/bulk-restore", {"batch": batch_token(at), "back": urlsplit(back).query})
-    return redirect(back, f"Deleted {count} {_noun(target, count)}", undo=undo)
+    return redirect(back, _counted(target, count, restored=False), undo=undo)
 
 
 async def bulk_restore(request: HTMXRequest, ctx: RequestContext, target: Target) -> Redirect:
@@ -70,13 +78,13 @@ async def bulk_restore(request: HTMXRequest, ctx: RequestContext, target: Target
     back = _back(target, form.get("back"))
     at = parse_token(str(form.get("batch") or ""))
     if at is None:
-        return redirect(back, "Nothing to undo", "info")
+        return redirect(back, N_("Nothing to undo"), "info")
     try:
         async with atomic(ctx):  # all or nothing: a unique clash keeps every row of the batch deleted
             count = await restore_batch(ctx.records(), target.ref, at)
     except Conflict as exc:
         return redirect(back, exc.detail, "error")
-    return redirect(back, f"Restored {count} {_noun(target, count)}")
+    return redirect(back, _counted(target, count, restored=True))
 
 
 async def submit(request: HTMXRequest, ctx: RequestContext, target: Target, record_id: str) -> Redirect:

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from app.core.i18n import N_
 from app.manifest import FieldSpec
 from app.plugins import runtime
 from app.plugins.runtime import EntityRef
@@ -48,6 +49,15 @@ def value_text(spec: FieldSpec | None, value: Any, labels: Mapping[Any, str] | N
     if spec is not None and spec.type == "reference" and value is not None:
         return (labels or {}).get(value) or str(value)
     return display(spec, value)
+
+
+def title_msg(ref: EntityRef, row: Mapping[str, Any]) -> str:
+    """A record named for a message shown in the reader's language: "Item Widget" as a Msg whose entity
+    label stays translatable."""
+    value = row.get(ref.spec.display_field)
+    if value in (None, ""):
+        return ref.spec.label
+    return N_("%(entity)s %(name)s", entity=ref.spec.label, name=str(value))
 
 
 def title(ref: EntityRef, row: Mapping[str, Any], labels: dict[str, dict[Any, str]] | None = None) -> str:
