@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import audit
 from app.access import policy
 from app.audit import Actor
-from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.errors import Conflict, ConflictingValues, NotFound, ValidationFailed
 from app.core.models import ExtensionConfig
 from app.extensions.registry import AUTH_VERIFIER, Implementation, implementation, registry_of
 from app.plugins import runtime
@@ -161,6 +161,7 @@ async def create(
 ) -> ExtensionConfig:
     errors: dict[str, str] = {}
     impl: Implementation | None = None
+    clash = False
     try:
         impl, _plugin = await implementation(session, tenant_id, req.implementation or "")
     except NotFound as exc:
@@ -175,13 +176,17 @@ async def create(
         )
     ):
         errors["name"] = f"a configuration called {name!r} already exists"
+        clash = True
     count = await session.scalar(
         sa.select(sa.func.count()).select_from(ExtensionConfig).where(ExtensionConfig.tenant_id == tenant_id)
     )
     if (count or 0) >= MAX_CONFIGS:
         errors["name"] = f"at most {MAX_CONFIGS} extension configurations per tenant"
+        clash = True
+    # The tenant's state refusing it (no such implementation enabled, the name taken, the tenant full),
+    # not the request's shape, answers 409, as the API documents.
     if impl is None:
-        raise ValidationFailed(errors)
+        raise ConflictingValues(errors)
     row = ExtensionConfig(
         id=uuid.uuid4(),
         tenant_id=tenant_id,
@@ -197,7 +202,7 @@ async def create(
     )
     incoming = await _check(session, tenant_id, impl, row, req, errors)
     if errors:
-        raise ValidationFailed(errors)
+        raise (ConflictingValues if clash else ValidationFailed)(errors)
     _apply(row, box, incoming)
     session.add(row)
     await _changed(session, tenant_id)

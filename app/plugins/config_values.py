@@ -26,7 +26,8 @@ from app.manifest import CONFIG_VALUE_MAX_LENGTH, ConfigFieldSpec, config_value
 
 MASK = "***"  # how the API shows a stored secret
 NAME_MAX = 100
-_NAME = re.compile(r"^[\w][\w .@()+-]*$")
+NAME_PATTERN = r"^[\w][\w .@()+-]*$"
+_NAME = re.compile(NAME_PATTERN)
 _TEXT_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,99}$")
 _TOKEN_PREFIX = "v1:"
 TEXT_MAX_KEYS = 200

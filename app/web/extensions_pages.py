@@ -6,8 +6,9 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+import msgspec
 import sqlalchemy as sa
 from litestar import delete, get, patch, post
 from litestar.exceptions import PermissionDeniedException
@@ -157,6 +158,21 @@ async def api_config(
     return await _one(ctx, config_id)
 
 
+class ConfigCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """A new configuration. Which implementations exist is the tenant's state (GET .../points): an
+    unknown one, or a name already taken, answers 409."""
+
+    implementation: Annotated[
+        str,
+        msgspec.Meta(
+            pattern=r"^[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+$", max_length=200, description="plugin:name, e.g. base:amount-above"
+        ),
+    ]
+    name: Annotated[str, msgspec.Meta(pattern=config_values.NAME_PATTERN, max_length=config_values.NAME_MAX)]
+    values: dict[str, Any] = msgspec.field(default_factory=dict)
+    enabled: bool | None = None
+
+
 @post(
     "/api/v1/extensions/configs",
     opt=ADMIN,
@@ -165,11 +181,16 @@ async def api_config(
     summary="Create a configuration: {implementation, name, values[, enabled]} (auto-login verifiers start disabled)",
 )
 async def api_create(
-    ctx: RequestContext, data: dict[str, Any], x_tenant: str | None = TENANT_HEADER
+    ctx: RequestContext, data: ConfigCreate, x_tenant: str | None = TENANT_HEADER
 ) -> dict[str, Any]:
-    row = await store.create(
-        ctx.db, ctx.actor, secret_box(ctx.settings.secret_key), _tenant(ctx), _request(data, creating=True)
+    req = store.SaveRequest(
+        values=data.values,
+        name=data.name,
+        implementation=data.implementation,
+        version=None,
+        enabled=data.enabled,
     )
+    row = await store.create(ctx.db, ctx.actor, secret_box(ctx.settings.secret_key), _tenant(ctx), req)
     return await _one(ctx, str(row.id))
 
 

@@ -180,7 +180,7 @@ def test_configuration_validation_secrets_versions_and_audit(world: dict[str, An
     )
     assert missing.status_code == 422 and "is required" in missing.text
     unknown = w["client"].post(CONFIGS, json={"implementation": "extkit:nope", "name": "X"}, headers=h(w))
-    assert unknown.status_code == 422 and "declares no extension 'nope'" in unknown.text
+    assert unknown.status_code == 409 and "declares no extension 'nope'" in unknown.text  # the tenant's state
     no_role = w["client"].post(
         CONFIGS, json={"implementation": "base:role", "name": "R", "values": {"role": "Ghosts"}}, headers=h(w)
     )
@@ -188,7 +188,7 @@ def test_configuration_validation_secrets_versions_and_audit(world: dict[str, An
     big = configure(w, "extkit:amount-above", "Big", {"threshold": 100})
     assert big["enabled"] is True and big["values"] == {"threshold": 100} and big["version"] == 1
     dup = w["client"].post(CONFIGS, json={"implementation": "base:manager", "name": "Big"}, headers=h(w))
-    assert dup.status_code == 422 and "already exists" in dup.text
+    assert dup.status_code == 409 and "already exists" in dup.text
     # Auto-login verifiers start disabled, whatever the request says; secrets are never shown back.
     token = configure(w, "extkit:hmac-token", "Partner SSO", {"secret": "s3cret-value"}, enabled=True)
     assert token["enabled"] is False and token["values"] == {"secret": "***"}
