@@ -1,5 +1,5 @@
 """The one editor of a named configuration (templates/configs/_editor.html), shared by plugin configurations
-(app.web.plugin_config) and extension configurations (app.web.extensions_pages): each page describes what
+(app.web.plugin_config) and extension configurations (app.web.extensions_pages, app.web.extensions_api): each page describes what
 differs around the values (where the form posts, its heading, hidden inputs, the on/off switch)."""
 
 from __future__ import annotations
