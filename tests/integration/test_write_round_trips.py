@@ -1,0 +1,94 @@
+"""What a write costs in database round trips: statements per request, counted with SQLAlchemy's
+`before_cursor_execute` on the app's own engine (psycopg's implicit BEGIN and the COMMIT are not
+statements there; SQLite's BEGIN, sent as a statement, is not counted either).
+
+On PostgreSQL a create is the session read and one INSERT whose CTEs check the reference (same tenant,
+within the data scope), refuse a taken unique value, and write the audit and event rows — plus COMMIT.
+An update reads the row, writes it (version checked in the UPDATE, audit and event in its CTEs) and
+commits. The edit form reads the session, the row, the reference's options and the header's badges
+(the tenant switcher comes from the per-worker cache). SQLite keeps the generic path (no network between statements): its figures are printed, not
+held to the same bound. `PORTAL_SHOW_TRIPS=1` prints every figure with its statements."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from sqlalchemy import event
+
+from tests.helpers import post_form, text_of
+from tests.integration.test_record_pages import ITEMS, make, tenants  # noqa: F401 (fixture)
+
+CATS = ITEMS.replace("/items", "/categories")
+# Statements per request on PostgreSQL.
+PG_TARGETS = {
+    "create": 2,  # session; INSERT with its CTEs (reference, audit, event)
+    "create with reference": 2,
+    "update": 3,  # session; the row; UPDATE with its CTEs (version, unique, reference, audit, event)
+    "edit form GET": 4,  # session; the row; the reference's options; the header's badges
+}
+
+
+def trips(app: Any, request: Any) -> tuple[Any, list[str]]:
+    seen: list[str] = []
+    engine = app.state.alchemy.get_engine().sync_engine
+
+    def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        response = request()
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    return response, seen
+
+
+def count(statements: list[str]) -> int:
+    return len([s for s in statements if not s.startswith("BEGIN")])
+
+
+def test_write_round_trips(tenants, app):
+    client = tenants
+    dialect = app.state.alchemy.get_engine().dialect.name
+    tools = make(client, CATS, {"name": "Tools", "code": "TL"})
+    make(client, ITEMS, {"sku": "W-0", "name": "Warm", "status": "active"})  # caches warm
+    form = {"name": "Hammer", "quantity": "3", "unit": "pcs", "status": "active"}
+    figures: dict[str, tuple[int, list[str]]] = {}
+
+    r, seen = trips(app, lambda: post_form(client, ITEMS, {**form, "sku": "W-1"}, follow_redirects=False))
+    assert r.status_code == 303, text_of(r.text)[:400]
+    figures["create"] = (count(seen), seen)
+    r, seen = trips(
+        app,
+        lambda: post_form(
+            client, ITEMS, {**form, "sku": "W-2", "category_id": tools}, follow_redirects=False
+        ),
+    )
+    assert r.status_code == 303, text_of(r.text)[:400]
+    item = r.headers["location"].rsplit("/", 1)[1]
+    figures["create with reference"] = (count(seen), seen)
+    assert client.get(f"{ITEMS}/{item}/edit").status_code == 200  # fills the worker's switcher cache
+    r, seen = trips(app, lambda: client.get(f"{ITEMS}/{item}/edit"))
+    assert r.status_code == 200 and 'name="version" value="1"' in r.text
+    figures["edit form GET"] = (count(seen), seen)
+    r, seen = trips(
+        app,
+        lambda: post_form(
+            client,
+            f"{ITEMS}/{item}",
+            {**form, "sku": "W-2", "category_id": tools, "quantity": "4", "version": "1"},
+            follow_redirects=False,
+        ),
+    )
+    assert r.status_code == 303, text_of(r.text)[:400]
+    figures["update"] = (count(seen), seen)
+
+    if os.environ.get("PORTAL_SHOW_TRIPS") == "1":
+        for name, (n, statements) in figures.items():
+            print(f"\n{dialect} {name}: {n} round trips")
+            for s in statements:
+                print("   ", s[:160])
+    if dialect == "postgresql":
+        got = {name: n for name, (n, _) in figures.items()}
+        assert got == PG_TARGETS, {name: figures[name] for name in got if got[name] != PG_TARGETS[name]}
