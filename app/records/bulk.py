@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from app.audit import TABLE as AUDIT
 from app.core.errors import ValidationFailed
@@ -273,21 +274,39 @@ async def _update_group(
         return {rid for rid, version in found.all() if new.get(rid) == version}
     names = ["k_id", "k_version", *columns]
     types = [t.c.id.type, t.c.version.type, *(t.c[c].type for c in columns)]
-    size = max(1, MAX_PARAMETERS // len(names))
-    for start in range(0, len(group), size):
-        part = group[start : start + size]
-        data = sa.values(*(sa.column(n, ty) for n, ty in zip(names, types, strict=True)), name="v").data(
-            [(before["id"], before["version"], *(ch[c] for c in columns)) for _, before, ch in part]
+    rows = [(before["id"], before["version"], *(ch[c] for c in columns)) for _, before, ch in group]
+    if not any(isinstance(ty, sa.JSON) for ty in types):
+        # FROM unnest(:ids, :versions, :col, ...): one array parameter per column, so the statement
+        # is the same for every batch of this column set (compiled once).
+        arrays = [
+            sa.bindparam(f"a_{n}", [r[i] for r in rows], type_=postgresql.ARRAY(ty))
+            for i, (n, ty) in enumerate(zip(names, types, strict=True))
+        ]
+        data: Any = (
+            sa.func.unnest(*arrays)
+            .table_valued(*(sa.column(n, ty) for n, ty in zip(names, types, strict=True)))
+            .render_derived(name="v")
         )
+        parts = [rows]
+    else:  # JSON values: a VALUES list (an array of json would need per-value casts)
+        size = max(1, MAX_PARAMETERS // len(names))
+        parts = [rows[i : i + size] for i in range(0, len(rows), size)]
+        data = None
+    for part in parts:
+        source = data
+        if source is None:
+            source = sa.values(
+                *(sa.column(n, ty) for n, ty in zip(names, types, strict=True)), name="v"
+            ).data(part)
         stmt = (
             sa.update(t)
             .where(
-                t.c.id == data.c.k_id,
-                t.c.version == data.c.k_version,
+                t.c.id == source.c.k_id,
+                t.c.version == source.c.k_version,
                 t.c.tenant_id == svc.tenant_id,
                 t.c.deleted_at.is_(None),
             )
-            .values({c: sa.cast(data.c[c], t.c[c].type) for c in columns})  # a NULL in VALUES is text
+            .values({c: sa.cast(source.c[c], t.c[c].type) for c in columns})  # a NULL in VALUES is text
             .returning(t.c.id)
         )
         done.update((await svc.db.execute(stmt)).scalars().all())

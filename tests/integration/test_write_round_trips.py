@@ -92,3 +92,32 @@ def test_write_round_trips(tenants, app):
     if dialect == "postgresql":
         got = {name: n for name, (n, _) in figures.items()}
         assert got == PG_TARGETS, {name: figures[name] for name in got if got[name] != PG_TARGETS[name]}
+
+
+def test_refusals_of_the_one_statement_writes(tenants, app):
+    """What the statement's CTEs refuse comes back as the generic path's inline errors, nothing written:
+    another tenant's category, a taken SKU (create and update) and a stale version."""
+    client = tenants
+    tools = make(client, CATS, {"name": "Tools", "code": "TL"})
+    theirs = make(client, "/t/globex/p/inventory/inventory/categories", {"name": "Secret", "code": "SC"})
+    form = {"name": "Hammer", "quantity": "3", "unit": "pcs", "status": "active"}
+    make(client, ITEMS, {**form, "sku": "R-1"})
+    item = make(client, ITEMS, {**form, "sku": "R-2", "category_id": tools})
+
+    foreign = post_form(client, ITEMS, {**form, "sku": "R-3", "category_id": theirs})
+    assert foreign.status_code in (409, 422) and "No Category with that id in this tenant." in foreign.text
+    taken = post_form(client, ITEMS, {**form, "sku": "R-1"})
+    assert taken.status_code in (409, 422) and "already has SKU = R-1" in text_of(taken.text)
+    both = post_form(client, ITEMS, {**form, "sku": "R-1", "category_id": theirs})
+    assert "already has SKU = R-1" in text_of(both.text) and "No Category with that id" in both.text
+
+    edit = {**form, "sku": "R-1", "category_id": tools, "version": "1"}
+    clash = post_form(client, f"{ITEMS}/{item}", edit)
+    assert clash.status_code in (409, 422) and "already has SKU = R-1" in text_of(clash.text)
+    moved = post_form(client, f"{ITEMS}/{item}", {**edit, "sku": "R-2", "category_id": theirs})
+    assert "No Category with that id in this tenant." in moved.text
+    saved = post_form(client, f"{ITEMS}/{item}", {**edit, "sku": "R-2"}, follow_redirects=False)
+    assert saved.status_code == 303
+    stale = post_form(client, f"{ITEMS}/{item}", {**edit, "sku": "R-2", "name": "Late"})
+    assert stale.status_code == 409 and "Overwrite with mine" in stale.text
+    assert "R-3" not in client.get(ITEMS).text and "Late" not in client.get(f"{ITEMS}/{item}").text
