@@ -8,8 +8,9 @@ does (app.web.records.csv_import: parse, then per batch of BATCH_SIZE rows one s
 reference lookup, every row through RecordService.insert/update with audit and events, and a commit).
 A second pass imports the same file again with `sku` as the key and every quantity changed: N updates.
 
-Prints rows/s per pass, the longest batch (how long one transaction — SQLite's write lock — was held)
-and peak RSS (before the import and at its end).
+Prints rows/s per pass, statements per 500-row batch (counted with SQLAlchemy's before_cursor_execute:
+deterministic, unlike time on a shared machine), the longest batch (how long one transaction — SQLite's
+write lock — was held) and peak RSS (before the import and at its end).
 
     .venv/bin/python bench/import_bench.py [--rows 100000] [--only sqlite|postgresql]
         [--postgres-url postgresql://postgres@127.0.0.1:5432/portal_import_bench]
@@ -98,6 +99,12 @@ async def one(url: str, rows: int) -> dict[str, float]:
         _, parsed, _, _ = read_csv(text, runtime.find_entity(plugins, "inventory_item"))
         del text
         longest = 0.0
+        statements = [0]
+
+        def note(*_: object, _seen: list[int] = statements) -> None:
+            _seen[0] += 1
+
+        sa.event.listen(config.get_engine().sync_engine, "before_cursor_execute", note)
         started = time.perf_counter()
         async with config.get_session() as s:
             if url.startswith("sqlite"):
@@ -122,6 +129,8 @@ async def one(url: str, rows: int) -> dict[str, float]:
                     await s.connection(execution_options={SQLITE_WRITE_LOCK: True})
                 longest = max(longest, time.perf_counter() - t0)
         took = time.perf_counter() - started
+        sa.event.remove(config.get_engine().sync_engine, "before_cursor_execute", note)
+        out[f"{label}_statements_per_batch"] = statements[0] / -(-rows // BATCH_SIZE)
         done = run.counts.created if key is None else run.counts.updated
         if done != rows or run.counts.refused:
             raise SystemExit(f"{label}: {run.counts} (errors {list(run.errors.items())[:3]})")
@@ -165,7 +174,8 @@ def main() -> None:
         targets.append(("PostgreSQL", fresh_postgres(args.postgres_url)))
     print(f"{args.rows:,} rows, batches of 500, categories by name; create pass then update-by-key pass")
     print(
-        f"{'database':<11} {'create rows/s':>13} {'update rows/s':>13} {'longest batch':>13} {'RSS before':>10} {'RSS peak':>9}"
+        f"{'database':<11} {'create rows/s':>13} {'update rows/s':>13} {'stmts/batch c/u':>15} "
+        f"{'longest batch':>13} {'RSS before':>10} {'RSS peak':>9}"
     )
     for name, url in targets:
         child = subprocess.run(
@@ -181,6 +191,7 @@ def main() -> None:
         longest = max(r["create_longest_batch_s"], r["update_longest_batch_s"])
         print(
             f"{name:<11} {r['create_rows_per_s']:>13,.0f} {r['update_rows_per_s']:>13,.0f} "
+            f"{r['create_statements_per_batch']:>7,.0f}/{r['update_statements_per_batch']:<7,.0f} "
             f"{longest:>12.2f}s {r['rss_before_mb']:>8.0f}MB {r['rss_peak_mb']:>7.0f}MB"
         )
 

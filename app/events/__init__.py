@@ -166,14 +166,18 @@ def serve(sync_engine: Any, dispatcher: Committed | None) -> None:
         _local[sync_engine] = dispatcher
 
 
-async def emit(
-    session: AsyncSession, event: Event, *, along: tuple[sa.Table, dict[str, Any]] | None = None
-) -> Event:
-    """Record `event` in the event log within `session`'s transaction. It is delivered once that
-    transaction commits; if it rolls back (or the savepoint around it does), the event never existed.
+@dataclass(frozen=True)
+class Prepared:
+    """An event ready to be written: its event-log row's values (`params`) and the event as it will be
+    delivered (`event`). A caller that writes the row in a statement of its own (the record service's
+    PostgreSQL writes, app.records.writes) calls `recorded_in` once that statement has run."""
 
-    `along`: another row (table, every column's value) written with it — on PostgreSQL in the same
-    statement (a data-modifying CTE: one round trip for the record service's audit and event rows)."""
+    params: dict[str, Any]
+    event: Event
+
+
+async def prepare(session: AsyncSession, event: Event) -> Prepared:
+    """The event-log row of `event` (its id, depth and delivery status), not yet written."""
     depth = max(event.depth, int(session.sync_session.info.get(DEPTH_KEY, 0)))
     event_id = uuid.uuid4()
     # Most events have no plugin subscriber: they are logged as such, and no dispatcher writes for them.
@@ -200,6 +204,29 @@ async def emit(
         "claimed_by": "",
         "created_at": dt.datetime.now(dt.UTC),
     }
+    recorded = dataclasses.replace(event, id=str(event_id), depth=depth, deliverable=status == "pending")
+    return Prepared(params, recorded)
+
+
+def recorded_in(session: AsyncSession, prepared: Prepared | Event) -> Event:
+    """Note that the event's row was written in `session`'s transaction: delivered after it commits
+    (dropped if it rolls back)."""
+    recorded = prepared.event if isinstance(prepared, Prepared) else prepared
+    pending: list[Event] = session.sync_session.info.setdefault(PENDING_KEY, [])
+    pending.append(recorded)  # handed over (or dropped) by the listeners registered below for every Session
+    return recorded
+
+
+async def emit(
+    session: AsyncSession, event: Event, *, along: tuple[sa.Table, dict[str, Any]] | None = None
+) -> Event:
+    """Record `event` in the event log within `session`'s transaction. It is delivered once that
+    transaction commits; if it rolls back (or the savepoint around it does), the event never existed.
+
+    `along`: another row (table, every column's value) written with it — on PostgreSQL in the same
+    statement (a data-modifying CTE)."""
+    prepared = await prepare(session, event)
+    params = prepared.params
     if along is None:
         await session.execute(_INSERT, params)
     elif session.get_bind().dialect.name == "postgresql":
@@ -210,11 +237,7 @@ async def emit(
     else:  # SQLite has no data-modifying CTEs: two statements (no network between them)
         await session.execute(sa.insert(along[0]), along[1])
         await session.execute(_INSERT, params)
-    recorded = dataclasses.replace(event, id=str(event_id), depth=depth, deliverable=status == "pending")
-    sync = session.sync_session
-    pending: list[Event] = sync.info.setdefault(PENDING_KEY, [])
-    pending.append(recorded)  # handed over (or dropped) by the listeners registered below for every Session
-    return recorded
+    return recorded_in(session, prepared)
 
 
 _INSERT = sa.insert(cast(sa.Table, EventRecord.__table__))  # declarative types __table__ as FromClause

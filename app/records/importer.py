@@ -1,10 +1,12 @@
 """Importing many rows through the record service, in batches.
 
-A batch (`ImportRun.batch`, BATCH_SIZE rows by default) costs a fixed number of queries besides the
-rows' own writes: one per reference column to resolve names ("Hardware") to ids, and one to find the
-rows matching the chosen key field. Every row is then written by `RecordService.insert` or `update`
-(permission, tenant, data scope, validators, computed fields, optimistic lock, audit and events), each
-in a savepoint so a refused row does not poison the next ones. The caller decides where transactions
+A batch (`ImportRun.batch`, BATCH_SIZE rows by default) costs a fixed number of queries: one per
+reference column to resolve names ("Hardware") and check ids, one to find the rows matching the chosen
+key field, then the rows are written together by app.records.bulk (the record service's checks per row
+in Python — tenant, data scope, validators, computed fields, optimistic lock — and per batch one
+multi-row INSERT, one UPDATE, and the audit and event rows). Should the database refuse the batch's
+statements anyway, the batch is written again row by row through `RecordService.insert` or `update`,
+each in a savepoint, so that only the refused rows are refused. The caller decides where transactions
 end: the web import commits after every batch, so no transaction (nor SQLite's write lock) outlives
 one batch.
 
@@ -20,11 +22,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
 
 from app.core.errors import Conflict, ValidationFailed
 from app.core.i18n import N_
+from app.events import PENDING_KEY
 from app.manifest import FieldSpec
 from app.plugins.runtime import EntityRef
+from app.records import bulk
 from app.records.service import RecordService
 from app.records.values import FieldError, parse
 
@@ -82,27 +87,57 @@ class ImportRun:
             errors.setdefault(number, {}).update(problem)
         self._check_file_duplicates(rows, errors)
         existing = await self._matches(rows, errors)
+        creates: list[tuple[int, dict[str, str]]] = []
+        updates: list[tuple[int, dict[str, Any], dict[str, str]]] = []
+        for number, cells in rows:
+            match = existing.get(number)
+            if number in errors:
+                continue
+            if match is None:
+                creates.append((number, cells))
+            elif self._unchanged(match, cells):
+                self.counts.skipped += 1
+            else:
+                updates.append((number, match, {k: v for k, v in cells.items() if k != self.key}))
+        pending = self.svc.db.sync_session.info.setdefault(PENDING_KEY, [])
+        noted = len(pending)
+        try:
+            async with self.svc.db.begin_nested():
+                created, refused = await bulk.insert(self.svc, self.entity, creates)
+                updated, refused_updates = await bulk.update(self.svc, self.entity, updates)
+        except (DBAPIError, Conflict):  # refused by the database (a constraint): row by row instead
+            del pending[noted:]  # their rows were rolled back with the savepoint
+            await self._one_by_one(
+                [(n, c) for n, c in creates] + [(n, c) for n, _, c in updates], existing, errors
+            )
+        else:
+            self.counts.created += created
+            self.counts.updated += updated
+            errors |= refused | refused_updates
+        for number in sorted(errors):
+            self._refuse(number, errors[number])
+
+    async def _one_by_one(
+        self,
+        rows: list[tuple[int, dict[str, str]]],
+        existing: dict[int, dict[str, Any]],
+        errors: dict[int, dict[str, str]],
+    ) -> None:
         db = self.svc.db
         for number, cells in rows:
-            if number in errors:
-                self._refuse(number, errors[number])
-                continue
             match = existing.get(number)
             try:
                 async with db.begin_nested():
                     if match is None:
                         await self.svc.insert(self.entity, cells)
                         self.counts.created += 1
-                    elif self._unchanged(match, cells):
-                        self.counts.skipped += 1
                     else:
-                        changes = {k: v for k, v in cells.items() if k != self.key}
-                        await self.svc.update(self.entity, match["id"], changes, match["version"])
+                        await self.svc.update(self.entity, match["id"], cells, match["version"])
                         self.counts.updated += 1
             except ValidationFailed as exc:
-                self._refuse(number, exc.errors)
+                errors[number] = exc.errors
             except Conflict as exc:  # StaleVersion too: changed since this batch read it
-                self._refuse(number, {"": exc.detail})
+                errors[number] = {"": exc.detail}
 
     def _refuse(self, number: int, errors: dict[str, str]) -> None:
         self.errors[number] = errors
@@ -121,24 +156,28 @@ class ImportRun:
             return errors
         plugins = None
         for spec in refs:
-            names = {
-                cells[spec.name].strip()
-                for _, cells in rows
-                if cells.get(spec.name, "").strip() and not _is_uuid(cells[spec.name])
-            }
-            if not names:
+            given = {cells[spec.name].strip() for _, cells in rows if cells.get(spec.name, "").strip()}
+            if not given:
                 continue
+            names = {v for v in given if not _is_uuid(v)}
             if plugins is None:
                 plugins = await runtime.enabled_for(self.svc.db, self.svc.tenant_id)
             target = runtime.find_entity(plugins, spec.entity or "")
-            found = await self._lookup(target, names) if target is not None else {}
+            found = await self._lookup(target, names, given - names) if target is not None else {}
             label = target.spec.label if target is not None else spec.entity
             for number, cells in rows:
                 value = cells.get(spec.name, "").strip()
-                if value not in names:
+                if value not in given:
                     continue
                 ids = found.get(value, set())
-                if len(ids) == 1:
+                if value not in names:  # an id: kept as given when it names a row the importer may see
+                    if not ids:
+                        errors.setdefault(number, {})[spec.name] = (
+                            N_("No %(entity)s with that id in this tenant.", entity=label)
+                            if target is not None
+                            else N_("%(entity)s is not available in this tenant.", entity=label)
+                        )
+                elif len(ids) == 1:
                     cells[spec.name] = str(next(iter(ids)))
                 elif not ids:
                     errors.setdefault(number, {})[spec.name] = N_(
@@ -153,24 +192,30 @@ class ImportRun:
                     )
         return errors
 
-    async def _lookup(self, target: EntityRef, names: set[str]) -> dict[str, set[uuid.UUID]]:
-        if not self.svc.can(target.permission("select")):
-            return {}  # a user who cannot read the target cannot find its rows by name either
+    async def _lookup(self, target: EntityRef, names: set[str], ids: set[str]) -> dict[str, set[uuid.UUID]]:
+        """The rows of `target` the importer may see named by `names` (display field or a unique text
+        field) or by `ids` (as the record service checks a reference): one query."""
         t = target.table
         columns = [
             t.c[f.name]
             for f in target.spec.fields
             if f.type in MATCHABLE and (f.unique or f.name == target.spec.display_field)
         ]
-        if not columns:
+        if not self.svc.can(target.permission("select")):
+            columns = []  # a user who cannot read the target cannot find its rows by name either
+        wanted = {uuid.UUID(i): i for i in ids}
+        conditions = [c.in_(sorted(names)) for c in columns if names]
+        if wanted:
+            conditions.append(t.c.id.in_(sorted(wanted, key=str)))
+        if not conditions:
             return {}
         stmt = sa.select(t.c.id, *columns).where(
-            *await self.svc._visible(target),
-            t.c.deleted_at.is_(None),
-            sa.or_(*(c.in_(sorted(names)) for c in columns)),
+            *await self.svc._visible(target), t.c.deleted_at.is_(None), sa.or_(*conditions)
         )
         found: dict[str, set[uuid.UUID]] = {}
         for row in (await self.svc.db.execute(stmt)).all():
+            if row[0] in wanted:
+                found.setdefault(wanted[row[0]], set()).add(row[0])
             for value in set(row[1:]):
                 if value in names:
                     found.setdefault(value, set()).add(row[0])

@@ -26,9 +26,9 @@ from app import audit
 from app.access.scopes import DataScope
 from app.audit import Actor
 from app.core.errors import Conflict, ConflictingValues, ValidationFailed
-from app.events import PENDING_KEY, Event, emit
+from app.events import PENDING_KEY, Event, emit, prepare, recorded_in
 from app.plugins.runtime import EntityRef
-from app.records import computed
+from app.records import computed, writes
 from app.records.hooks import NO_HOOKS, InsertHook, RecordHooks, ValidateHook, app_hooks
 from app.records.query import ListQuery
 from app.records.reads import AGGREGATE_FUNCTIONS, MAX_AGGREGATE_GROUPS, Aggregate, ListResult, RecordReads
@@ -112,6 +112,7 @@ class RecordService(RecordReads):
         creating: bool,
         record_id: uuid.UUID | None = None,
         unique: bool = True,
+        references: bool = True,
     ) -> dict[str, Any]:
         errors: dict[str, str] = {}
         values: dict[str, Any] = {}
@@ -143,7 +144,8 @@ class RecordService(RecordReads):
         if not errors:
             if unique:
                 errors.update(await self._check_unique(entity, values, record_id))
-            errors.update(await self._check_references(entity, values))
+            if references:
+                errors.update(await self._check_references(entity, values))
             if (
                 errors and not unique
             ):  # refused anyway: name a taken unique value too, as the check up front would
@@ -169,36 +171,43 @@ class RecordService(RecordReads):
                 if record_id is not None:
                     stmt = stmt.where(t.c.id != record_id)
                 if await self.db.scalar(stmt.limit(1)):
-                    errors[spec.name] = (
-                        f"Another {entity.spec.label} already has {spec.label} = {values[spec.name]}."
-                    )
+                    errors[spec.name] = _taken(entity, spec.name, values[spec.name])
         return errors
 
-    async def _check_references(self, entity: EntityRef, values: Mapping[str, Any]) -> dict[str, str]:
+    async def _references(
+        self, entity: EntityRef, values: Mapping[str, Any]
+    ) -> tuple[list[writes.Reference], dict[str, str]]:
+        """The reference values to check (with their target's tenant and data-scope conditions: a row
+        outside the user's data scope cannot be referenced, nor its existence learnt), and the errors of
+        those whose entity is not available in this tenant."""
         from app.plugins import runtime
 
         errors: dict[str, str] = {}
+        out: list[writes.Reference] = []
         refs = [s for s in entity.spec.fields if s.type == "reference" and values.get(s.name) is not None]
         if not refs:
-            return errors
+            return out, errors
         plugins = await runtime.enabled_for(self.db, self.tenant_id)
         for spec in refs:
             target = runtime.find_entity(plugins, spec.entity or "")
             if target is None:
                 errors[spec.name] = f"{spec.entity} is not available in this tenant."
                 continue
-            t = target.table
-            # A row outside the user's data scope cannot be referenced (nor its existence learnt).
+            out.append(writes.Reference(spec.name, target, await self._visible(target), values[spec.name]))
+        return out, errors
+
+    async def _check_references(self, entity: EntityRef, values: Mapping[str, Any]) -> dict[str, str]:
+        refs, errors = await self._references(entity, values)
+        for ref in refs:
+            t = ref.target.table
             found = await self.db.scalar(
-                sa.select(t.c.id).where(
-                    *await self._visible(target), t.c.deleted_at.is_(None), t.c.id == values[spec.name]
-                )
+                sa.select(t.c.id).where(*ref.visible, t.c.deleted_at.is_(None), t.c.id == ref.value)
             )
             if found is None:
-                errors[spec.name] = f"No {target.spec.label} with that id in this tenant."
+                errors[ref.field] = _missing(ref.target)
         return errors
 
-    async def _journal(
+    def _journal_rows(
         self,
         entity: EntityRef,
         action: str,
@@ -207,9 +216,8 @@ class RecordService(RecordReads):
         before: Mapping[str, Any] | None,
         after: Mapping[str, Any] | None,
         summary: str,
-    ) -> None:
-        """The change's audit row and its event (the outbox; delivered after the commit), written together:
-        one statement on PostgreSQL (app.events.emit's `along`)."""
+    ) -> tuple[dict[str, Any], Event]:
+        """The change's audit row and its event (the outbox; delivered after the commit)."""
 
         def plain(values: Mapping[str, Any] | None) -> dict[str, Any] | None:
             if values is None:
@@ -237,17 +245,19 @@ class RecordService(RecordReads):
             before=plain(before),
             after=plain(after),
         )
-        await emit(
-            self.db,
-            Event(
-                f"{entity.plugin_id}.{entity.name}.{event_action}",
-                str(self.tenant_id),
-                payload,
-                source=entity.plugin_id,
-                actor=self.actor.email,
-            ),
-            along=(audit.TABLE, entry),
+        event = Event(
+            f"{entity.plugin_id}.{entity.name}.{event_action}",
+            str(self.tenant_id),
+            payload,
+            source=entity.plugin_id,
+            actor=self.actor.email,
         )
+        return entry, event
+
+    async def _journal(self, entity: EntityRef, *args: Any) -> None:
+        """Write the audit row and the event together: one statement on PostgreSQL (emit's `along`)."""
+        entry, event = self._journal_rows(entity, *args)
+        await emit(self.db, event, along=(audit.TABLE, entry))
 
     async def _check_in_scope(self, entity: EntityRef, row: Mapping[str, Any]) -> None:
         """A write must not put a row outside the writer's own data scope (they could not see it)."""
@@ -285,11 +295,19 @@ class RecordService(RecordReads):
             t.info[key] = stmt
         return stmt
 
+    @property
+    def _one_statement(self) -> bool:
+        """Whether writes go as one statement with CTEs (app.records.writes): PostgreSQL, where each
+        statement is a round trip. SQLite has no data-modifying CTEs and no network between statements."""
+        return bool(self.db.get_bind().dialect.name == "postgresql")
+
     async def insert(self, entity: EntityRef, data: Mapping[str, Any]) -> dict[str, Any]:
         self.require(entity, "insert")
+        pg = self._one_statement
         # Unique values are left to the unique indexes (INSERT ... ON CONFLICT DO NOTHING): a SELECT per
-        # unique field runs only when the row is refused, to say which value is taken.
-        values = await self._check_values(entity, data, creating=True, unique=False)
+        # unique field runs only when the row is refused, to say which value is taken. On PostgreSQL the
+        # references are checked by the INSERT too (app.records.writes).
+        values = await self._check_values(entity, data, creating=True, unique=False, references=not pg)
         if entity.spec.has_computed:
             values |= computed.initial_rollups(entity.spec)
             values |= computed.evaluate(entity.spec, values)
@@ -313,33 +331,68 @@ class RecordService(RecordReads):
             if clash := await self._check_unique(entity, values, None):
                 raise ConflictingValues(clash) from None
             raise
-        result = await self._write(self._insert_unless_taken(entity), entity, row)
-        if result.first() is None:
-            if clash := await self._check_unique(entity, values, None):
-                raise ConflictingValues(clash)
-            raise Conflict(
-                f"A conflicting {entity.spec.label} exists (unique: "
-                f"{', '.join(f.label for f in entity.spec.fields if f.unique) or 'id'})"
-            )
         label = row.get(entity.spec.display_field, row["id"])
-        await computed.refresh_parents(self, entity, None, row)
-        await self._journal(
-            entity, "create", "created", row, None, row, f"Created {entity.spec.label} {label}"
-        )
+        journal = ("create", "created", row, None, row, f"Created {entity.spec.label} {label}")
+        if pg:
+            await self._insert_one_statement(entity, row, values, journal)
+        else:
+            result = await self._write(self._insert_unless_taken(entity), entity, row)
+            if result.first() is None:
+                await self._refused(entity, values, None, {})
+            await computed.refresh_parents(self, entity, None, row)
+            await self._journal(entity, *journal)
         for hook in self.hooks.insert:
             await hook(self, entity, row)
         return row
+
+    async def _refused(
+        self,
+        entity: EntityRef,
+        values: Mapping[str, Any],
+        record_id: uuid.UUID | None,
+        errors: dict[str, str],
+    ) -> None:
+        """A row the database refused: say which unique value is taken (and which references missing)."""
+        errors = {**await self._check_unique(entity, values, record_id), **errors}
+        if errors:
+            raise ConflictingValues(errors)
+        raise Conflict(
+            f"A conflicting {entity.spec.label} exists (unique: "
+            f"{', '.join(f.label for f in entity.spec.fields if f.unique) or 'id'})"
+        )
+
+    async def _insert_one_statement(
+        self, entity: EntityRef, row: dict[str, Any], values: Mapping[str, Any], journal: tuple[Any, ...]
+    ) -> None:
+        refs, unavailable = await self._references(entity, values)
+        if unavailable:
+            await self._refused(entity, values, None, unavailable)
+        entry, event = self._journal_rows(entity, *journal)
+        prepared = await prepare(self.db, event)
+        try:
+            outcome = await writes.insert(self.db, entity, row, refs, entry, prepared.params)
+        except IntegrityError as exc:
+            raise Conflict(f"A conflicting {entity.spec.label} exists") from exc
+        if not outcome.written:
+            missing = {r.field: _missing(r.target) for r in refs if r.field in outcome.missing}
+            await self._refused(entity, values, None, missing)
+        recorded_in(self.db, prepared)
+        await computed.refresh_parents(self, entity, None, row)
 
     async def update(
         self, entity: EntityRef, record_id: uuid.UUID | str, data: Mapping[str, Any], version: int | None
     ) -> dict[str, Any]:
         self.require(entity, "update")
+        pg = self._one_statement
         before = await self._load(entity, record_id)
         if version is None:
             raise ValidationFailed({"version": "The record's version is required to update it."})
         if int(version) != before["version"]:
             raise StaleVersion(before, int(version))
-        values = await self._check_values(entity, data, creating=False, record_id=before["id"])
+        # On PostgreSQL the UPDATE checks uniqueness, references and the version itself (app.records.writes).
+        values = await self._check_values(
+            entity, data, creating=False, record_id=before["id"], unique=not pg, references=not pg
+        )
         if entity.spec.has_computed:
             values |= computed.evaluate(entity.spec, {**before, **values})
         t = entity.table
@@ -350,9 +403,21 @@ class RecordService(RecordReads):
             "updated_by": self.actor.user_id,
             "version": before["version"] + 1,
         }
+        after = {**before, **changes}
         for check in self.hooks.validate:
-            await check(self, entity, {**before, **changes}, before)
-        await self._check_in_scope(entity, {**before, **changes})
+            await check(self, entity, after, before)
+        await self._check_in_scope(entity, after)
+        journal = (
+            "update",
+            "updated",
+            after,
+            before,
+            after,
+            f"Edited {entity.spec.label} {after.get(entity.spec.display_field, before['id'])}",
+        )
+        if pg:
+            await self._update_one_statement(entity, before, changes, values, journal)
+            return after
         result = await self._write(
             sa.update(t)
             .where(
@@ -365,19 +430,42 @@ class RecordService(RecordReads):
             entity,
         )
         if result.rowcount != 1:  # changed between our read and our write
-            raise StaleVersion(await self._load(entity, before["id"], deleted=None), int(version))
-        after = {**before, **changes}
+            raise StaleVersion(await self._load(entity, before["id"], deleted=None), before["version"])
         await computed.refresh_parents(self, entity, before, after)
-        await self._journal(
-            entity,
-            "update",
-            "updated",
-            after,
-            before,
-            after,
-            f"Edited {entity.spec.label} {after.get(entity.spec.display_field, before['id'])}",
-        )
+        await self._journal(entity, *journal)
         return after
+
+    async def _update_one_statement(
+        self,
+        entity: EntityRef,
+        before: dict[str, Any],
+        changes: dict[str, Any],
+        values: Mapping[str, Any],
+        journal: tuple[Any, ...],
+    ) -> None:
+        refs, unavailable = await self._references(entity, values)
+        if unavailable:
+            await self._refused(entity, values, before["id"], unavailable)
+        unique = {
+            s.name: values[s.name] for s in entity.spec.fields if s.unique and values.get(s.name) is not None
+        }
+        entry, event = self._journal_rows(entity, *journal)
+        prepared = await prepare(self.db, event)
+        try:
+            outcome = await writes.update(
+                self.db, entity, self.tenant_id, before, changes, refs, unique, entry, prepared.params
+            )
+        except IntegrityError as exc:  # a unique value taken by a concurrent transaction
+            raise Conflict(f"A conflicting {entity.spec.label} exists") from exc
+        if not outcome.written:
+            errors = {name: _taken(entity, name, unique[name]) for name in outcome.taken}
+            errors |= {r.field: _missing(r.target) for r in refs if r.field in outcome.missing}
+            if errors:
+                raise ConflictingValues(errors)
+            current = await self._load(entity, before["id"], deleted=None)
+            raise StaleVersion(current, before["version"])  # changed between our read and our write
+        recorded_in(self.db, prepared)
+        await computed.refresh_parents(self, entity, before, {**before, **changes})
 
     async def _set_deleted(
         self,
@@ -459,3 +547,11 @@ class RecordService(RecordReads):
         if errors:  # rolled back with the savepoint: never delivered in-process either
             self.db.sync_session.info.pop(PENDING_KEY, None)
         return inserted, errors
+
+
+def _taken(entity: EntityRef, name: str, value: Any) -> str:
+    return f"Another {entity.spec.label} already has {entity.spec.field(name).label} = {value}."
+
+
+def _missing(target: EntityRef) -> str:
+    return f"No {target.spec.label} with that id in this tenant."

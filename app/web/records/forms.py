@@ -225,11 +225,13 @@ async def update(request: HTMXRequest, ctx: RequestContext, target: Target, reco
         return await form_page(request, ctx, target, row=current, values=values, version=version, sets=sets)
     rows, keys = inline.payload(sets)
     try:
-        async with atomic(ctx):
-            if sets:
+        if sets:
+            async with atomic(ctx):
                 row = await children.save(svc, target.ref, record_id, data, version, rows)
-            else:
-                row = await svc.update(target.ref, record_id, data, version)
+        else:
+            # No savepoint on the hot path (two round trips on PostgreSQL): a refused update writes
+            # nothing; a unique clash raised by the database rolls the request back (below).
+            row = await svc.update(target.ref, record_id, data, version)
     except StaleVersion as exc:
         return await conflict(request, ctx, target, groups, exc.current, values, inline.carried(sets, form))
     except children.ChildStale as exc:
@@ -260,6 +262,8 @@ async def update(request: HTMXRequest, ctx: RequestContext, target: Target, reco
             sets=sets,
         )
     except Conflict as exc:
+        if not sets:
+            await ctx.db.rollback()
         current = await svc.get(target.ref, record_id)
         return await form_page(
             request,
