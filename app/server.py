@@ -33,6 +33,7 @@ from app.manifest.labels import Label
 from app.messages.mail import Mailer
 from app.plugins.runtime import PluginCatalog
 from app.records.service import RecordHooks
+from app.records.views import ViewCache
 from app.sandbox import Sandbox
 from app.sandbox.delivery import Dispatcher
 from app.services import AppServices
@@ -46,6 +47,7 @@ from app.web import (
     explain_pages,
     extensions_pages,
     guest_pages,
+    health,
     invitation_pages,
     language,
     messages,
@@ -98,6 +100,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         permission_cache=PermissionCache(),
         scope_cache=ScopeCache(),
         switcher_cache=SwitcherCache(),
+        view_cache=ViewCache(),
         catalogs=Catalogs.load(),
     )
     # Every session of this app (requests, event delivery, guest calls) carries the app's services, so
@@ -132,6 +135,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[
             *auth_pages.ROUTES,
+            *health.ROUTES,
             *directory_pages.ROUTES,
             *role_pages.ROUTES,
             *audit_pages.ROUTES,

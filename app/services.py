@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from app.messages.mail import Mailer
     from app.plugins.runtime import PluginCatalog
     from app.records.service import RecordHooks
+    from app.records.views import ViewCache
     from app.sandbox import Sandbox
     from app.web.context import SwitcherCache
     from app.web.menu import Menu
@@ -49,6 +50,7 @@ class AppServices:
     permission_cache: PermissionCache
     scope_cache: ScopeCache
     switcher_cache: SwitcherCache
+    view_cache: ViewCache  # saved views and share roles per tenant (views_version, policy_version)
     catalogs: Catalogs  # the gettext catalogs of the interface's languages (app/locale)
 
 

@@ -112,28 +112,6 @@ async def load_data(url: str, data_dir: Path) -> None:
         conn.execute("DELETE FROM plugin_inventory_item")
         conn.execute("DELETE FROM plugin_inventory_category")
         tenants = conn.execute("SELECT id, slug FROM tenants WHERE slug LIKE 't__' ORDER BY slug").fetchall()
-        words = [
-            "bolt",
-            "nut",
-            "washer",
-            "screw",
-            "cable",
-            "paper",
-            "stapler",
-            "printer",
-            "hinge",
-            "bracket",
-            "valve",
-            "pipe",
-            "filter",
-            "sensor",
-            "relay",
-            "fuse",
-            "lamp",
-            "switch",
-            "panel",
-            "drill",
-        ]
         with conn.cursor() as cur:
             for tenant_id, _slug in tenants:
                 cats = [uuid.uuid4() for _ in range(CATEGORIES_PER_TENANT)]
@@ -153,33 +131,85 @@ async def load_data(url: str, data_dir: Path) -> None:
                                 f"C{n:03d}",
                             )
                         )
-                with cur.copy(
-                    "COPY plugin_inventory_item (id, tenant_id, created_at, updated_at, version, sku, name,"
-                    " quantity, unit, category_id, unit_price, threshold, status) FROM STDIN"
-                ) as copy:
-                    for n in range(ROWS_PER_TENANT):
-                        # 'zephyr' appears in 1% of names: the search scenario matches ~1% of a tenant's rows.
-                        special = "zephyr " if n % 100 == 7 else ""
-                        copy.write_row(
-                            (
-                                uuid.uuid4(),
-                                tenant_id,
-                                f"2026-01-01T00:{n // 3600 % 60:02d}:{n % 60:02d}Z",
-                                "2026-01-01T00:00:00Z",
-                                1,
-                                f"SKU-{n:06d}",
-                                f"{special}{words[n % 20]} {words[(n // 20) % 20]} {n}",
-                                n % 500,
-                                "pcs",
-                                cats[n % CATEGORIES_PER_TENANT],
-                                f"{(n % 1000) / 10:.2f}",
-                                10,
-                                "active",
-                            )
-                        )
+                copy_items(cur, tenant_id, cats, range(ROWS_PER_TENANT))
         conn.commit()
     # VACUUM, not just ANALYZE: it also merges the GIN (trigram) indexes' pending lists, as autovacuum
     # would soon after a real bulk load; searches otherwise scan 200,000 pending entries.
+    with psycopg.connect(sync_url(url), autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE plugin_inventory_item")
+
+
+WORDS = [
+    "bolt",
+    "nut",
+    "washer",
+    "screw",
+    "cable",
+    "paper",
+    "stapler",
+    "printer",
+    "hinge",
+    "bracket",
+    "valve",
+    "pipe",
+    "filter",
+    "sensor",
+    "relay",
+    "fuse",
+    "lamp",
+    "switch",
+    "panel",
+    "drill",
+]
+
+
+def copy_items(cur: psycopg.Cursor, tenant_id: object, cats: list[uuid.UUID], numbers: range) -> None:
+    """inventory_item rows of one tenant by COPY, in the record service's shapes; 'zephyr' appears in 1%
+    of names (the search scenario matches ~1% of a tenant's rows)."""
+    with cur.copy(
+        "COPY plugin_inventory_item (id, tenant_id, created_at, updated_at, version, sku, name,"
+        " quantity, unit, category_id, unit_price, threshold, status) FROM STDIN"
+    ) as copy:
+        for n in numbers:
+            special = "zephyr " if n % 100 == 7 else ""
+            copy.write_row(
+                (
+                    uuid.uuid4(),
+                    tenant_id,
+                    f"2026-01-{1 + n // 86400 % 28:02d}T{n // 3600 % 24:02d}:{n // 60 % 60:02d}:{n % 60:02d}Z",
+                    "2026-01-01T00:00:00Z",
+                    1,
+                    f"SKU-{n:07d}",
+                    f"{special}{WORDS[n % 20]} {WORDS[(n // 20) % 20]} {n}",
+                    n % 500,
+                    "pcs",
+                    cats[n % len(cats)],
+                    f"{(n % 1000) / 10:.2f}",
+                    10,
+                    "active",
+                )
+            )
+
+
+def grow_tenant(url: str, slug: str, rows: int) -> None:
+    """Bring tenant `slug` to `rows` inventory_item rows (once; kept afterwards), then VACUUM ANALYZE."""
+    with psycopg.connect(sync_url(url)) as conn:
+        tenant_id = conn.execute("SELECT id FROM tenants WHERE slug = %s", (slug,)).fetchone()[0]
+        have = conn.execute(
+            "SELECT count(*) FROM plugin_inventory_item WHERE tenant_id = %s", (tenant_id,)
+        ).fetchone()[0]
+        if have >= rows:
+            return
+        cats = [
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM plugin_inventory_category WHERE tenant_id = %s ORDER BY code", (tenant_id,)
+            )
+        ]
+        print(f"growing {slug} from {have:,} to {rows:,} rows (once) ...", file=sys.stderr)
+        with conn.cursor() as cur:
+            copy_items(cur, tenant_id, cats, range(have, rows))
+        conn.commit()
     with psycopg.connect(sync_url(url), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE plugin_inventory_item")
 
@@ -404,6 +434,113 @@ def rss_mib(pids: list[int]) -> str:
     return "/".join(str(v) for v in sizes)
 
 
+def start_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    server = subprocess.Popen(
+        [str(ROOT / ".venv/bin/portal"), "serve", "--workers", "2", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(150):
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    return server, base
+
+
+def sign_in(base: str) -> tuple[httpx.Client, str, str]:
+    client = httpx.Client(base_url=base)
+    client.get("/login")
+    client.post(
+        "/login",
+        data={
+            "email": ADMIN[0],
+            "password": ADMIN[1],
+            "next": "/",
+            "_csrf_token": client.cookies["portal_csrf"],
+        },
+    )
+    cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+    return client, cookie, client.cookies["portal_csrf"]
+
+
+def prepare(url: str, rebuild: bool, data_dir: Path) -> dict[str, str]:
+    ensure_database(url, rebuild)
+    env = env_for(url, data_dir)
+    subprocess.run(
+        [str(ROOT / ".venv/bin/portal"), "db", "upgrade"], env=env, check=True, capture_output=True
+    )
+    asyncio.run(load_data(url, data_dir))
+    return env
+
+
+GROW_ROWS = 1_000_000
+
+
+def grow_main(args: argparse.Namespace) -> None:
+    """Issue 17's search-growth check: the search of a 20,000-row tenant (t03) in the ordinary bench
+    database, the same tenant's search while another tenant (t00) holds 1,000,000 rows (a second database,
+    `<name>_grow`, loaded once), and the big tenant's own search. Targets: small ≤ 1.5x, big ≤ 3x."""
+    small_url = args.database_url
+    grow_url = small_url + "_grow"
+    data_dir = Path(tempfile.mkdtemp(prefix="portal-bench-"))
+    runs = [
+        ("t03, 10 x 20k rows", small_url, "t03"),
+        ("t03 beside 1M", grow_url, "t03"),
+        ("t00 at 1M", grow_url, "t00"),
+    ]
+    results: dict[str, tuple[float, float, float, float, float]] = {}
+    try:
+        envs = {
+            small_url: prepare(small_url, args.rebuild, data_dir),
+            grow_url: prepare(grow_url, args.rebuild, data_dir),
+        }
+        grow_tenant(grow_url, "t00", GROW_ROWS)
+        for url in (small_url, grow_url):
+            server, base = start_server(envs[url])
+            try:
+                client, cookie, csrf = sign_in(base)
+                workers = tree(server.pid)
+                dbname = url.rsplit("/", 1)[1]
+                shared = server_is_shared(dbname)
+                for label, run_url, slug in runs:
+                    if run_url != url:
+                        continue
+                    target = f"{base}/t/{slug}/p/inventory/inventory/items?q=zephyr"
+                    if client.get(target.removeprefix(base)).status_code != 200:
+                        print(f"warning: {label} does not answer 200")
+                    app0, pg0 = cpu_seconds(workers), pg_cpu_seconds(dbname, shared=shared)
+                    result = wrk(target, {"Cookie": cookie, "x-csrftoken": csrf}, args.duration)
+                    n = max(1, result["requests"])
+                    app_ms = (cpu_seconds(workers) - app0) * 1000 / n
+                    pg_ms = (pg_cpu_seconds(dbname, shared=shared) - pg0) * 1000 / n
+                    results[label] = (app_ms, pg_ms, app_ms + pg_ms, result["p50"], result["p99"])
+            finally:
+                os.killpg(server.pid, signal.SIGTERM)
+                server.wait(timeout=20)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    print(
+        f"\n{'search ?q=zephyr':<22} {'app ms':>7} {'pg ms':>6} {'CPU ms/req':>11} {'p50 ms':>8} {'p99 ms':>8}"
+    )
+    for label, (app_ms, pg_ms, cpu_ms, p50, p99) in results.items():
+        print(f"{label:<22} {app_ms:>7.2f} {pg_ms:>6.2f} {cpu_ms:>11.2f} {p50:>8.1f} {p99:>8.1f}")
+    base_cpu = results[runs[0][0]][2]
+    beside, big = results[runs[1][0]][2] / base_cpu, results[runs[2][0]][2] / base_cpu
+    print(
+        f"\nsmall tenant beside a 1M-row tenant: {beside:.2f}x its own figure (target <= 1.5x) "
+        f"{'PASS' if beside <= 1.5 else 'FAIL'}"
+    )
+    print(
+        f"1M-row tenant's search: {big:.2f}x the 20k figure (target <= 3x) {'PASS' if big <= 3 else 'FAIL'}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -411,9 +548,15 @@ def main() -> None:
     parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/portal_records_bench")
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument(
+        "--grow", action="store_true", help="the search-growth check (a 1M-row tenant beside the small one)"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("records_bench: wrk is missing (apt-get install -y wrk)")
+    if args.grow:
+        grow_main(args)
+        return
     url = args.database_url
     ensure_database(url, args.rebuild)
     data_dir = Path(tempfile.mkdtemp(prefix="portal-bench-"))

@@ -28,20 +28,53 @@ if TYPE_CHECKING:
 # background guest calls) uses it, so it waits for the other writer instead of failing when that one
 # commits between its reads and its writes (SQLite refuses a write from a stale read snapshot).
 SQLITE_WRITE_LOCK = "portal_sqlite_write_lock"
+# Execution option: this connection only reads (a route with opt {"reads": True}), so its statements
+# run without a transaction: no BEGIN and COMMIT round trips (PostgreSQL: autocommit at the driver;
+# SQLite: no BEGIN is sent). Each statement is atomic on its own, which is all a read needs.
+READS_ONLY = "portal_reads_only"
 # Key under which every session carries the app's services (app.services.AppServices) in its `info`.
 SERVICES_KEY = "portal_services"
+_KEPT = (SQLITE_WRITE_LOCK, READS_ONLY, "isolation_level")
+
+
+def reads_options(is_sqlite: bool) -> dict[str, Any]:
+    return {READS_ONLY: True} if is_sqlite else {READS_ONLY: True, "isolation_level": "AUTOCOMMIT"}
+
+
+async def read_without_transaction(session: AsyncSession, is_sqlite: bool) -> None:
+    """From here on (until `transaction_from_here`), `session` sends its reads without BEGIN/COMMIT."""
+    await session.connection(execution_options=reads_options(is_sqlite))
+
+
+def _options(session: AsyncSession) -> dict[str, Any]:
+    """The kept execution options of the session's current connection ({} when it has none yet)."""
+    transaction = session.sync_session.get_transaction()
+    if transaction is None:
+        return {}
+    bind = session.sync_session.get_bind()
+    conn = transaction._connections.get(bind)
+    if conn is None:
+        return {}
+    opts = conn[0].get_execution_options()
+    return {k: opts[k] for k in _KEPT if k in opts}
+
+
+async def transaction_from_here(session: AsyncSession) -> None:
+    """End a read-only start (READS_ONLY): the next statement opens a transaction as usual. Code that
+    may write (plugin pages, guest calls) runs after this."""
+    if _options(session).get(READS_ONLY):
+        await session.commit()  # no round trip: nothing was begun on the wire
 
 
 async def commit_keeping_write_lock(session: AsyncSession) -> None:
-    """Commit mid-request (a session or token touch) without losing SQLITE_WRITE_LOCK: the request's
-    next transaction begins IMMEDIATE again when this one did, instead of as a plain deferred one."""
-    conn = await session.connection()
-    locked = bool(
-        conn.sync_connection and conn.sync_connection.get_execution_options().get(SQLITE_WRITE_LOCK)
-    )
+    """Commit mid-request (a session or token touch) without losing SQLITE_WRITE_LOCK or READS_ONLY: the
+    request's next transaction begins IMMEDIATE again when this one did (instead of as a plain deferred
+    one), and a read-only request goes on without a transaction."""
+    await session.connection()
+    kept = _options(session)
     await session.commit()
-    if locked:
-        await session.connection(execution_options={SQLITE_WRITE_LOCK: True})
+    if kept:
+        await session.connection(execution_options=kept)
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,6 +94,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Any) -> None:
+    if conn.get_execution_options().get(READS_ONLY):
+        return  # the driver autocommits each statement
     conn.exec_driver_sql(
         "BEGIN IMMEDIATE" if conn.get_execution_options().get(SQLITE_WRITE_LOCK) else "BEGIN"
     )

@@ -48,8 +48,7 @@ class Tenant(UUIDAuditBase):
     slug: Mapped[str] = mapped_column(String(63), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
-    # Bumped on every change of this tenant's roles, grants or memberships; per-user permission
-    # caches in every worker compare it per request (see app.access.cache).
+    # Bumped on every change of its roles, grants or memberships (per-user caches: app.access.cache).
     policy_version: Mapped[int] = mapped_column(Integer, default=1)
     # Bumped on every change of this tenant's reporting lines, member units or role data scopes;
     # per-user data-scope caches compare it per request (see app.access.scopes).
@@ -58,6 +57,8 @@ class Tenant(UUIDAuditBase):
     # name anywhere; per-worker caches of each user's tenant switcher compare it per request
     # (see app.web.context).
     directory_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # Bumped by every write of its saved views, shares and default views (app.records.views.ViewCache).
+    views_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     # The IANA time zone (e.g. "Asia/Shanghai") its pages show dates and times in; "" is UTC.
     time_zone: Mapped[str] = mapped_column(String(64), default="", server_default="")
 

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from litestar.exceptions import PermissionDeniedException
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.util import ClauseAdapter
 
 from app.access.scopes import DataScope
 from app.audit import Actor
@@ -49,6 +50,12 @@ class ListResult:
     @property
     def pages(self) -> int:
         return max(1, -(-self.total // self.query.size))
+
+
+def _capped_count(stmt: sa.Select[Any], cap: int) -> sa.Select[Any]:
+    """How many rows `stmt` has, looking at no more than cap + 1 of them (as `portal_total`)."""
+    limited = stmt.with_only_columns(sa.literal(1)).order_by(None).limit(cap + 1).subquery()
+    return sa.select(sa.func.count().label("portal_total")).select_from(limited)
 
 
 def _row(mapping: Mapping[Any, Any]) -> dict[str, Any]:
@@ -117,7 +124,24 @@ class RecordReads:
         folded = await self._label_columns(entity, labels or {})
         if folded:
             page = page.add_columns(*folded.values())
-        rows = [_row(r) for r in (await self.db.execute(page)).mappings().all()]
+        # One round trip: the capped count as a one-row subquery, the page LEFT JOINed to it, so a page
+        # past the end still brings the count (one row of NULLs); ordered again outside the join.
+        cap = query.count_cap
+        counted = _capped_count(stmt, cap).subquery("portal_count")
+        rows_sub = page.subquery("portal_page")
+        adapt = ClauseAdapter(rows_sub).traverse
+        both = (
+            sa.select(counted.c.portal_total, rows_sub)
+            .select_from(counted.outerjoin(rows_sub, sa.true()))
+            .order_by(*[adapt(o) for o in order])
+        )
+        rows: builtins.list[dict[str, Any]] = []
+        n = 0
+        for mapping in (await self.db.execute(both)).mappings().all():
+            row = _row(mapping)
+            n = row.pop("portal_total") or 0
+            if row["id"] is not None:
+                rows.append(row)
         found: dict[str, dict[Any, str]] = {}
         for name, column in folded.items():
             found[name] = {}
@@ -125,7 +149,7 @@ class RecordReads:
                 label = r.pop(column.key)
                 if label is not None:
                     found[name][r[name]] = label
-        total, capped = await self.count(stmt, query.count_cap)
+        total, capped = (cap, True) if n > cap else (int(n), False)
         return ListResult(rows, total, capped, query, found)
 
     async def _label_columns(
@@ -212,8 +236,7 @@ class RecordReads:
 
     async def count(self, stmt: sa.Select[Any], cap: int | None = None) -> tuple[int, bool]:
         cap = cap or query_rules.COUNT_CAP
-        limited = stmt.with_only_columns(sa.literal(1)).order_by(None).limit(cap + 1).subquery()
-        n = await self.db.scalar(sa.select(sa.func.count()).select_from(limited)) or 0
+        n = await self.db.scalar(_capped_count(stmt, cap)) or 0
         return (cap, True) if n > cap else (int(n), False)
 
     async def iterate(

@@ -13,10 +13,10 @@ app.core.tenancy, so another tenant's view id is "not found", like another user'
 
 from __future__ import annotations
 
-import functools
 import json
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +31,7 @@ from app.audit import Actor
 from app.core.errors import NotFound, ValidationFailed
 from app.core.i18n import N_
 from app.core.identifiers import text_problem
-from app.core.models import Role, SavedView, SavedViewDefault, SavedViewShare, User
+from app.core.models import Role, SavedView, SavedViewDefault, SavedViewShare, Tenant, User
 from app.core.tenancy import in_tenant, tenant_is
 
 MAX_PARAMS_CHARS = 4000  # a view's stored query, as JSON
@@ -82,42 +82,95 @@ def clean_params(raw: Mapping[str, Any]) -> Params:
     return out
 
 
-@functools.cache
-def _visible_statement(with_role: bool, every_shared: bool) -> sa.Select[tuple[SavedView, str, Any]]:
-    """The views of a page a user sees (`ViewService.visible`): their own, those shared with their role
-    (`with_role`), and with `every_shared` every shared one; the user's default view of the page comes
-    along (one statement, not two, on every list page). Built once per variant and run with parameters
-    (tenant_id, user_id, role_id, plugin_id, page_path): no construction or cache key per request."""
-    tenant_id: Any = sa.bindparam("tenant_id")
-    user_id: Any = sa.bindparam("user_id")
-    condition: sa.ColumnElement[bool] = SavedView.owner_id == user_id
-    if with_role:
-        shared = sa.select(SavedViewShare.view_id).where(
-            tenant_is(SavedViewShare, tenant_id), SavedViewShare.role_id == sa.bindparam("role_id")
-        )
-        condition = sa.or_(condition, SavedView.id.in_(shared))
-    if every_shared:
-        any_share = sa.select(SavedViewShare.view_id).where(tenant_is(SavedViewShare, tenant_id))
-        condition = sa.or_(condition, SavedView.id.in_(any_share))
-    plugin_id: Any = sa.bindparam("plugin_id")
-    page_path: Any = sa.bindparam("page_path")
-    default = (
-        in_tenant(SavedViewDefault, tenant_id)
-        .with_only_columns(SavedViewDefault.view_id)
-        .where(
-            SavedViewDefault.user_id == user_id,
-            SavedViewDefault.plugin_id == plugin_id,
-            SavedViewDefault.page_path == page_path,
-        )
+@dataclass(frozen=True)
+class StoredView:
+    """A saved view as the cache keeps it: plain values, safe to share between requests."""
+
+    id: uuid.UUID
+    name: str
+    params: Params
+    owner_id: uuid.UUID
+    owner_name: str
+    roles: tuple[tuple[uuid.UUID, str], ...]  # (role id, role name) it is shared with, by name
+
+
+@dataclass(frozen=True)
+class PageViews:
+    """Every saved view of one list page in one tenant (by name), and each user's default there."""
+
+    views: tuple[StoredView, ...]
+    defaults: Mapping[uuid.UUID, uuid.UUID]
+
+
+CacheKey = tuple[Any, ...]
+
+
+class ViewCache:
+    """Per worker: a tenant's saved views per list page (and its roles for the share form) under version
+    counters the request already read with its tenant — `views_version`, bumped by every view write
+    (ViewService._bump), and `policy_version`, bumped by every change of a role — so a change made
+    through any worker shows on the next request everywhere, and a list page reads no views at all."""
+
+    def __init__(self, max_entries: int = 5_000) -> None:
+        self._entries: OrderedDict[CacheKey, tuple[Any, Any]] = OrderedDict()
+        self._max = max_entries
+        self.loads = 0
+
+    def get(self, key: CacheKey, version: Any) -> Any:
+        hit = self._entries.get(key)
+        if hit is None or hit[0] != version:
+            return None
+        self._entries.move_to_end(key)
+        return hit[1]
+
+    def put(self, key: CacheKey, version: Any, value: Any) -> None:
+        self.loads += 1
+        self._entries[key] = (version, value)
+        self._entries.move_to_end(key)
+        if len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+
+_PAGE_VIEWS = (
+    sa.select(SavedView.id, SavedView.name, SavedView.params, SavedView.owner_id, User.display_name)
+    .join(User, User.id == SavedView.owner_id)
+    .where(
+        SavedView.tenant_id == sa.bindparam("tenant_id"),
+        SavedView.plugin_id == sa.bindparam("plugin_id"),
+        SavedView.page_path == sa.bindparam("page_path"),
     )
-    return (
-        in_tenant(SavedView, tenant_id)
-        .where(SavedView.plugin_id == plugin_id, SavedView.page_path == page_path)
-        .add_columns(User.display_name, default.scalar_subquery())
-        .join(User, User.id == SavedView.owner_id)
-        .where(condition)
-        .order_by(SavedView.owner_id != user_id, SavedView.name, SavedView.id)
+    .order_by(SavedView.name, SavedView.id)
+)
+_PAGE_SHARES = (
+    sa.select(SavedViewShare.view_id, Role.id, Role.name)
+    .join(Role, Role.id == SavedViewShare.role_id)
+    .join(SavedView, SavedView.id == SavedViewShare.view_id)
+    .where(
+        SavedViewShare.tenant_id == sa.bindparam("tenant_id"),
+        SavedView.tenant_id == sa.bindparam("tenant_id"),
+        SavedView.plugin_id == sa.bindparam("plugin_id"),
+        SavedView.page_path == sa.bindparam("page_path"),
     )
+    .order_by(Role.name)
+)
+_PAGE_DEFAULTS = sa.select(SavedViewDefault.user_id, SavedViewDefault.view_id).where(
+    SavedViewDefault.tenant_id == sa.bindparam("tenant_id"),
+    SavedViewDefault.plugin_id == sa.bindparam("plugin_id"),
+    SavedViewDefault.page_path == sa.bindparam("page_path"),
+)
+
+
+async def load_page_views(session: AsyncSession, tenant_id: uuid.UUID, page: Page) -> PageViews:
+    params = {"tenant_id": tenant_id, "plugin_id": page.plugin_id, "page_path": page.path}
+    shares: dict[uuid.UUID, list[tuple[uuid.UUID, str]]] = {}
+    for view_id, role_id, role_name in (await session.execute(_PAGE_SHARES, params)).all():
+        shares.setdefault(view_id, []).append((role_id, str(role_name)))
+    views = tuple(
+        StoredView(vid, name, clean_params(raw or {}), owner, str(owner_name), tuple(shares.get(vid, ())))
+        for vid, name, raw, owner, owner_name in (await session.execute(_PAGE_VIEWS, params)).all()
+    )
+    defaults = dict((await session.execute(_PAGE_DEFAULTS, params)).tuples().all())
+    return PageViews(views, defaults)
 
 
 class ViewService:
@@ -130,8 +183,13 @@ class ViewService:
         actor: Actor,
         role_id: uuid.UUID | None,
         can: Callable[[str], bool],
+        *,
+        cache: ViewCache | None = None,
+        version: Any = None,  # the tenant's (views_version, policy_version): the cache's key
     ) -> None:
         assert actor.user_id is not None, "saved views belong to a user"
+        self.cache = cache if version is not None else None
+        self.version = version
         self.db = session
         self.tenant_id = tenant_id
         self.actor = actor
@@ -150,65 +208,50 @@ class ViewService:
             SavedView.plugin_id == page.plugin_id, SavedView.page_path == page.path
         )
 
-    def _manageable(self, view: SavedView, shared: bool) -> bool:
-        return view.owner_id == self.user_id or (shared and self.can(VIEWS_ADMIN))
+    async def _page_views(self, page: Page) -> PageViews:
+        key = ("views", self.tenant_id, page)
+        found: PageViews | None = self.cache.get(key, self.version) if self.cache is not None else None
+        if found is None:
+            found = await load_page_views(self.db, self.tenant_id, page)
+            if self.cache is not None:
+                self.cache.put(key, self.version, found)
+        return found
 
     async def visible(self, page: Page, *, managing: bool = False) -> list[ViewInfo]:
         """The views of `page` this user sees, their own first, then by name. `managing`: also every
         shared view of the page when they may manage those (the views page of a tenant admin)."""
         if not managing and page in self._visible:
             return self._visible[page]
-        with_role = self.role_id is not None
-        params: dict[str, Any] = {
-            "tenant_id": self.tenant_id,
-            "user_id": self.user_id,
-            "plugin_id": page.plugin_id,
-            "page_path": page.path,
-        }
-        if with_role:
-            params["role_id"] = self.role_id
-        stmt = _visible_statement(with_role, managing and self.can(VIEWS_ADMIN))
-        rows = (await self.db.execute(stmt, params)).all()
-        if rows:
-            self._defaults[page] = rows[0][2]
-        views = [(v, str(owner)) for v, owner, _ in rows]
-        infos = await self._infos(page, views)
+        every_shared = managing and self.can(VIEWS_ADMIN)
+        stored = await self._page_views(page)
+        default = stored.defaults.get(self.user_id)
+        self._defaults[page] = default
+        seen = [
+            v
+            for v in stored.views
+            if v.owner_id == self.user_id
+            or (every_shared and v.roles)
+            or (self.role_id is not None and any(r == self.role_id for r, _ in v.roles))
+        ]
+        seen.sort(key=lambda v: v.owner_id != self.user_id)  # stable: by name within each group
+        infos = [
+            ViewInfo(
+                id=v.id,
+                name=v.name,
+                params=v.params,
+                owner_id=v.owner_id,
+                owner_name=v.owner_name,
+                role_ids=tuple(r for r, _ in v.roles),
+                role_names=tuple(n for _, n in v.roles),
+                mine=v.owner_id == self.user_id,
+                is_default=v.id == default,
+                manageable=v.owner_id == self.user_id or (bool(v.roles) and self.can(VIEWS_ADMIN)),
+            )
+            for v in seen
+        ]
         if not managing:
             self._visible[page] = infos
         return infos
-
-    async def _infos(self, page: Page, views: Sequence[tuple[SavedView, str]]) -> list[ViewInfo]:
-        ids = [v.id for v, _ in views]
-        if not ids:
-            return []  # nothing to mark as the default either
-        shares: dict[uuid.UUID, list[tuple[uuid.UUID, str]]] = {}
-        found = await self.db.execute(
-            sa.select(SavedViewShare.view_id, Role.id, Role.name)
-            .join(Role, Role.id == SavedViewShare.role_id)
-            .where(tenant_is(SavedViewShare, self.tenant_id), SavedViewShare.view_id.in_(ids))
-            .order_by(Role.name)
-        )
-        for view_id, role_id, role_name in found.all():
-            shares.setdefault(view_id, []).append((role_id, str(role_name)))
-        default = await self._default_id(page)
-        out = []
-        for view, owner in views:
-            roles = shares.get(view.id, [])
-            out.append(
-                ViewInfo(
-                    id=view.id,
-                    name=view.name,
-                    params=clean_params(view.params or {}),
-                    owner_id=view.owner_id,
-                    owner_name=owner,
-                    role_ids=tuple(r for r, _ in roles),
-                    role_names=tuple(n for _, n in roles),
-                    mine=view.owner_id == self.user_id,
-                    is_default=view.id == default,
-                    manageable=self._manageable(view, bool(roles)),
-                )
-            )
-        return out
 
     async def get(self, page: Page, view_id: uuid.UUID | str, *, managing: bool = False) -> ViewInfo:
         """One view this user sees (NotFound for another tenant's, another page's or someone's private
@@ -219,33 +262,27 @@ class ViewService:
                 return info
         raise NotFound(N_("No such saved view"))
 
-    async def _default_id(self, page: Page) -> uuid.UUID | None:
-        if page in self._defaults:
-            return self._defaults[page]
-        found: uuid.UUID | None = await self.db.scalar(self._default_stmt(page))
-        self._defaults[page] = found
-        return found
-
-    def _default_stmt(self, page: Page) -> sa.Select[tuple[uuid.UUID]]:
-        return (
-            in_tenant(SavedViewDefault, self.tenant_id)
-            .with_only_columns(SavedViewDefault.view_id)
-            .where(
-                SavedViewDefault.user_id == self.user_id,
-                SavedViewDefault.plugin_id == page.plugin_id,
-                SavedViewDefault.page_path == page.path,
-            )
-        )
-
     async def default(self, page: Page) -> ViewInfo | None:
         """The user's default view of `page`, while they still see it (a view unshared from their role
         stops being anyone's default but its owner's)."""
         return next((info for info in await self.visible(page) if info.is_default), None)
 
     def _forget(self, page: Page) -> None:
-        """After a write: the page's views and default are read again when asked."""
+        """After a write: the page's views and default are read again when asked (from the database:
+        the cache is for the requests after this one, which read the bumped version)."""
         self._visible.pop(page, None)
         self._defaults.pop(page, None)
+        self.cache = None
+
+    async def _bump(self, page: Page) -> None:
+        """Every write: the tenant's views_version moves on, in the same transaction as the write."""
+        await self.db.execute(
+            sa.update(Tenant)
+            .where(Tenant.id == self.tenant_id)
+            .values(views_version=Tenant.views_version + 1)
+            .execution_options(synchronize_session=False)
+        )
+        self._forget(page)
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -318,7 +355,7 @@ class ViewService:
             ) from exc
         await self._set_shares(view, roles)
         await self._audit("view.create", view, None, _facts(view, roles), f"Saved the view {name}")
-        self._forget(page)
+        await self._bump(page)
         return view
 
     async def _own_or_managed(self, page: Page, view_id: uuid.UUID | str) -> tuple[SavedView, ViewInfo]:
@@ -366,7 +403,7 @@ class ViewService:
                 {"name": N_("There is already a view called %(name)s.", name=view.name)}
             ) from exc
         await self._audit("view.update", view, before, after, f"Changed the view {view.name}")
-        self._forget(page)
+        await self._bump(page)
         return view
 
     async def delete(self, page: Page, view_id: uuid.UUID | str) -> str:
@@ -376,7 +413,7 @@ class ViewService:
         await self.db.flush()
         facts = {"name": name, "roles": list(info.role_names), "params": info.params}
         await self._audit("view.delete", view, facts, None, f"Deleted the view {name}")
-        self._forget(page)
+        await self._bump(page)
         return name
 
     async def set_default(self, page: Page, view_id: uuid.UUID | str | None) -> ViewInfo | None:
@@ -411,7 +448,7 @@ class ViewService:
             tenant_id=self.tenant_id,
             summary=f"Default view of {page.plugin_id}{page.path}: {info.name if info else 'none'}",
         )
-        self._forget(page)
+        await self._bump(page)
         return info
 
     async def _audit(

@@ -9,8 +9,6 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Response, Template
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
 from app.core.db import SQLITE_WRITE_LOCK
@@ -153,11 +151,4 @@ async def no_tenant(request: HTMXRequest, ctx: RequestContext) -> Template:
     )
 
 
-@get("/health", opt={"public": True, "sessionless": True}, include_in_schema=False)
-async def health(db_session: AsyncSession) -> dict[str, str]:
-    """Liveness and database reachability, for load balancers: no sign-in, so no session lookup."""
-    await db_session.execute(text("SELECT 1"))
-    return {"status": "ok"}
-
-
-ROUTES = [login_form, login, logout, sign_out_everywhere, landing, no_tenant, health]
+ROUTES = [login_form, login, logout, sign_out_everywhere, landing, no_tenant]

@@ -33,7 +33,7 @@ from app.access.cache import Access, PermissionCache
 from app.access.policy import DIRECTORY_CHANGED_KEY
 from app.access.scopes import DataScope, ScopeCache, scope_version
 from app.audit import Actor
-from app.core.db import SQLITE_WRITE_LOCK
+from app.core.db import SQLITE_WRITE_LOCK, read_without_transaction
 from app.core.errors import Forbidden, NotFound
 from app.core.i18n import DEFAULT_LANGUAGE, LANGUAGE_COOKIE, negotiate
 from app.core.models import ApiToken, Tenant, User
@@ -292,6 +292,9 @@ async def resolve_context(connection: ASGIConnection) -> RequestContext:
         # A write request takes SQLite's write lock up front: it then waits for a background writer
         # (event delivery) instead of failing when that one commits between its reads and its writes.
         await ctx.db.connection(execution_options={SQLITE_WRITE_LOCK: True})
+    elif _reads_only(connection):
+        # A read-only route (opt {"reads": True}): no BEGIN/COMMIT round trips (app.core.db.READS_ONLY).
+        await read_without_transaction(ctx.db, settings.is_sqlite)
     if is_api:
         header = connection.headers.get("authorization", "")
         scheme, _, secret = header.partition(" ")
@@ -314,6 +317,13 @@ async def resolve_context(connection: ASGIConnection) -> RequestContext:
                 ctx.user, ctx.auth_method, ctx.session_token = found_s[1], "session", token
     set_language(ctx, connection)
     return ctx
+
+
+def _reads_only(connection: ASGIConnection) -> bool:
+    if connection.scope.get("method") not in ("GET", "HEAD"):
+        return False
+    handler = connection.scope.get("route_handler")
+    return handler is not None and bool(handler.opt.get("reads"))
 
 
 def set_language(ctx: RequestContext, connection: ASGIConnection) -> None:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from app.core.settings import Settings
 
 API_PREFIX = "/api/v1/"
+HEALTH_PATH = "/health"  # app.web.health
 CSRF_COOKIE = "portal_csrf"
 CSRF_HEADER = "x-csrftoken"
 
@@ -65,7 +66,8 @@ class PortalCSRFMiddleware(CSRFMiddleware):
     """Litestar's double-submit CSRF check, skipped only for bearer-token API calls."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and is_bearer_api_call(scope):
+        # /health sets no CSRF cookie (load balancers call it many times a second and keep no cookies).
+        if scope["type"] == "http" and (scope["path"] == HEALTH_PATH or is_bearer_api_call(scope)):
             await self.app(scope, receive, send)
             return
         await super().__call__(scope, receive, send)

@@ -14,6 +14,7 @@ from typing import Any
 from litestar import Response, get, post
 from litestar.plugins.htmx import HTMXRequest
 
+from app.core.db import transaction_from_here
 from app.core.errors import NotFound
 from app.web.context import RequestContext
 from app.web.records import (
@@ -34,6 +35,9 @@ from app.web.records.target import Target, resolve
 
 PREFIX = "/t/{tenant:str}/p/{plugin_id:str}"
 RULE = {"auth": True}  # db.<entity>.<op> is checked by the record service
+# GET pages start without a transaction (app.core.db.READS_ONLY); handlers outside READS (plugin code,
+# anything that may write) get one before they run.
+READ_RULE = {**RULE, "reads": True}
 
 Handler = Callable[..., Awaitable[Response[Any]]]
 ID, NAME = "{id}", "{name}"  # a record id (a UUID); any one segment
@@ -70,6 +74,12 @@ TABLE: tuple[tuple[str, str, str, Handler], ...] = (
     ("GET", "custom", "", dashboard.custom),
     ("GET", "guest", "", dashboard.custom),
     ("POST", "guest", "actions/{name}", dashboard.action),
+)
+
+
+# The GET handlers that only read records (through the record service) and settings.
+READS: frozenset[Handler] = frozenset(
+    {listing.list_page, detail.detail, forms.new, forms.edit, lookup.lookup, views.views_page}
 )
 
 
@@ -113,13 +123,15 @@ def find(method: str, target: Target) -> tuple[Handler, list[str]] | None:
     return None
 
 
-@get(PREFIX + "/{path:path}", opt=RULE, include_in_schema=False)
+@get(PREFIX + "/{path:path}", opt=READ_RULE, include_in_schema=False)
 async def plugin_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str, path: str) -> Response[Any]:
     target = await resolve(ctx, plugin_id, path)
     found = find("GET", target)
     if found is None:
         raise NotFound(f"{target.spec.name} has no page {'/'.join(target.rest)}")
     handler, params = found
+    if handler not in READS:
+        await transaction_from_here(ctx.db)
     return await handler(request, ctx, target, *params)
 
 

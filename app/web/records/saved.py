@@ -21,7 +21,7 @@ from app.access import roles
 from app.access.permissions import VIEWS_SHARE
 from app.core.errors import NotFound
 from app.core.i18n import N_
-from app.records.views import Page, ViewInfo, ViewService
+from app.records.views import Page, ViewCache, ViewInfo, ViewService
 from app.web.context import RequestContext
 from app.web.records.target import Target
 
@@ -32,10 +32,37 @@ def page_of(target: Target) -> Page:
     return Page(target.plugin.id, target.spec.path)
 
 
+def _cache(ctx: RequestContext) -> ViewCache | None:
+    return getattr(ctx.services, "view_cache", None)
+
+
 def view_service(ctx: RequestContext) -> ViewService:
     assert ctx.user is not None and ctx.tenant is not None
     role_id = ctx.access.role_id if ctx.access is not None else None
-    return ViewService(ctx.db, ctx.tenant.id, ctx.actor, role_id, ctx.can)
+    # The cache's key: the tenant's counters read with this request (role names come with shares).
+    version = (ctx.tenant.views_version, ctx.tenant.policy_version)
+    return ViewService(ctx.db, ctx.tenant.id, ctx.actor, role_id, ctx.can, cache=_cache(ctx), version=version)
+
+
+@dataclass(frozen=True)
+class ShareRole:
+    """A role as the share form lists it (plain values, kept across requests)."""
+
+    id: Any
+    name: str
+
+
+async def share_roles(ctx: RequestContext) -> list[ShareRole]:
+    """The tenant's roles for the share form, per worker under the tenant's policy_version (bumped by
+    every change of a role)."""
+    assert ctx.tenant is not None
+    cache, key, version = _cache(ctx), ("roles", ctx.tenant.id), ctx.tenant.policy_version
+    found: list[ShareRole] | None = cache.get(key, version) if cache is not None else None
+    if found is None:
+        found = [ShareRole(r.id, r.name) for r in await roles.tenant_roles(ctx.db, ctx.tenant.id)]
+        if cache is not None:
+            cache.put(key, version, found)
+    return found
 
 
 def view_url(target: Target, view_id: Any) -> str:
@@ -112,5 +139,5 @@ async def view_menu(
         "can_share": ctx.can(VIEWS_SHARE),
     }
     if full and out["can_share"]:
-        out["share_roles"] = await roles.tenant_roles(ctx.db, ctx.tenant_id)
+        out["share_roles"] = await share_roles(ctx)
     return out

@@ -13,11 +13,11 @@ from litestar.datastructures import MultiDict
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Redirect, Template
 
-from app.access import roles
 from app.access.permissions import VIEWS_ADMIN, VIEWS_SHARE
 from app.core.errors import ValidationFailed
 from app.core.i18n import N_
 from app.web.context import RequestContext
+from app.web.records import saved
 from app.web.records.listing import list_state
 from app.web.records.saved import page_of, view_service, view_url
 from app.web.records.target import Target, atomic, common
@@ -48,7 +48,7 @@ async def views_page(
     _need_list(ctx, target)
     infos = await view_service(ctx).visible(page_of(target), managing=True)
     can_share = ctx.can(VIEWS_SHARE)
-    share_roles = await roles.tenant_roles(ctx.db, ctx.tenant_id) if can_share or ctx.can(VIEWS_ADMIN) else []
+    share_roles = await saved.share_roles(ctx) if can_share or ctx.can(VIEWS_ADMIN) else []
     return await page(
         request,
         ctx,
