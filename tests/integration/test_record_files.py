@@ -1,0 +1,193 @@
+"""Files of file and image fields on the one record path, on both databases: uploads checked from their
+content (type sniffed, size limit, accept), images re-encoded with a thumbnail, equal bytes stored once,
+tenant isolation, data scope and soft delete on download, purge."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from PIL import Image
+
+from app.audit import Actor
+from app.core.attachments import Attachment
+from app.core.errors import NotFound
+from app.core.models import AuditEntry, StoredBlob
+from app.identity import directory
+from app.installs import lifecycle
+from app.plugins import runtime
+from app.plugins.packages import read_folder
+from app.records.files import FileRefused, RecordFiles, Upload, prepare, sniff
+from app.records.service import RecordService
+from tests.integration.test_record_pages import in_db
+
+MANIFEST = """
+[plugin]
+id = "docs"
+name = "Docs"
+version = "1.0.0"
+min_platform_version = "1.0.0"
+
+[dependencies]
+modules = ["auth"]
+
+[[schema.entities]]
+name = "folder"
+label = "Folder"
+display_field = "title"
+fields = [
+  { name = "title", type = "string", required = true },
+  { name = "contract", type = "file", accept = ["application/pdf"], max_size = 4000 },
+  { name = "photos", type = "image", multiple = true },
+]
+
+[[ui.pages]]
+name = "Folders"
+path = "/docs/folders"
+type = "crud"
+entity = "folder"
+columns = ["title", "contract", "photos"]
+"""
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+def png(color: str = "red", size: tuple[int, int] = (640, 480)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, color).save(out, "PNG")
+    return out.getvalue()
+
+
+def install_docs(app: Any, tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "plugin.toml").write_text(MANIFEST, "utf-8")
+
+    async def work(s: Any) -> None:
+        actor = Actor(None, "test")
+        await lifecycle.upload(s, actor, read_folder(folder), app.state.settings, install_now=True)
+        for slug in ("acme", "globex"):
+            t = await directory.create_tenant(s, actor, slug, slug.title())
+            await lifecycle.enable(s, actor, t.id, "docs")
+
+    in_db(app, work)
+
+
+@pytest.fixture
+def docs(app: Any, tmp_path: Path) -> Any:
+    install_docs(app, tmp_path)
+    return app
+
+
+async def service(s: Any, slug: str = "acme") -> tuple[RecordService, Any]:
+    tenant = await directory.get_tenant(s, slug)
+    ref = await runtime.entity_in_tenant(s, tenant.id, "docs", "folder")
+    return RecordService(s, tenant.id, Actor(None, "test"), lambda _p: True), ref
+
+
+def test_the_type_comes_from_the_content() -> None:
+    assert sniff(PDF, "x.txt") == "application/pdf"
+    assert sniff(png(), "x.pdf") == "image/png"
+    assert sniff(b"RIFF\x00\x00\x00\x00WEBPVP8 ", "") == "image/webp"
+    assert sniff(b"a,b\n1,2\n", "t.csv") == "text/csv" and sniff(b"hello", "t.pdf") == "text/plain"
+    assert sniff(b"MZ\x90\x00\x03\x00\x00\x00", "setup.pdf") is None  # an executable named .pdf
+    assert sniff(b"\xff\xfe\x00<\x00h", "") is None
+
+
+def test_upload_checks_sniffing_size_and_dedup(docs: Any) -> None:
+    async def work(s: Any) -> dict[str, Any]:
+        svc, ref = await service(s)
+        files = RecordFiles(svc)
+        contract = ref.spec.field("contract")
+        # A script named contract.pdf: refused by its content (415), nothing stored.
+        with pytest.raises(FileRefused) as refused:
+            await prepare(contract, Upload("contract.pdf", b"<script>alert(1)</script>"))
+        assert refused.value.status_code == 415 and "contract" in refused.value.errors
+        with pytest.raises(FileRefused) as refused:
+            await prepare(contract, Upload("big.pdf", PDF + b"0" * 5000))
+        assert refused.value.status_code == 413
+        with pytest.raises(FileRefused) as refused:
+            await prepare(ref.spec.field("photos"), Upload("fake.png", b"\x89PNG\r\n\x1a\nnot an image"))
+        assert refused.value.status_code == 415
+
+        blobs_before = await s.scalar(sa.select(sa.func.count()).select_from(StoredBlob))  # the package's
+        one = await svc.insert(ref, {"title": "One"})
+        two = await svc.insert(ref, {"title": "Two"})
+        after = await files.change(
+            ref, one["id"], "contract", add=[await prepare(contract, Upload("c.pdf", PDF))]
+        )
+        assert after["version"] == 2
+        assert [(f["name"], f["content_type"], f["size"]) for f in after["contract"]] == [
+            ("c.pdf", "application/pdf", len(PDF))
+        ]
+        await files.change(
+            ref, two["id"], "contract", add=[await prepare(contract, Upload("../../c2.pdf", PDF))]
+        )
+        photo = await prepare(ref.spec.field("photos"), Upload("p.png", png()))
+        assert photo.thumbnail is not None and Image.open(io.BytesIO(photo.thumbnail)).size == (256, 192)
+        after = await files.change(ref, one["id"], "photos", add=[photo, photo])
+        assert [f["thumbnail"] for f in after["photos"]] == [True, True]
+        # Equal content is stored once: one blob for both PDFs, one for the photo, one for its thumbnail.
+        pdf_blobs = await s.scalar(sa.select(sa.func.count()).select_from(StoredBlob))
+        assert pdf_blobs == blobs_before + 3
+        row = await svc.get(ref, two["id"])
+        assert row["contract"][0]["name"] == "c2.pdf"  # no path in a stored name
+        # Replacing a single file removes the old one from the field (kept until purged).
+        again = await files.change(
+            ref, one["id"], "contract", add=[await prepare(contract, Upload("new.pdf", PDF))]
+        )
+        assert [f["name"] for f in again["contract"]] == ["new.pdf"]
+        gone = await files.change(ref, one["id"], "photos", remove=[after["photos"][0]["id"]])
+        assert len(gone["photos"]) == 1 and gone["version"] == 5
+        actions = list(
+            await s.scalars(sa.select(AuditEntry.action).where(AuditEntry.target_id == str(one["id"])))
+        )
+        assert actions.count("record.attach") == 3 and actions.count("record.detach") == 1
+        meta, content = await files.open(ref, one["id"], again["contract"][0]["id"])
+        assert content == PDF and meta.content_type == "application/pdf"
+        _, thumb = await files.open(ref, one["id"], gone["photos"][0]["id"], thumbnail=True)
+        assert thumb == photo.thumbnail
+        return {"one": one["id"], "file": again["contract"][0]["id"]}
+
+    in_db(docs, work)
+
+
+def test_tenants_soft_delete_and_purge(docs: Any) -> None:
+    async def setup(s: Any) -> dict[str, Any]:
+        svc, ref = await service(s)
+        files = RecordFiles(svc)
+        rec = await svc.insert(ref, {"title": "A"})
+        after = await files.change(
+            ref, rec["id"], "contract", add=[await prepare(ref.spec.field("contract"), Upload("a.pdf", PDF))]
+        )
+        return {"id": rec["id"], "file": after["contract"][0]["id"]}
+
+    made = in_db(docs, setup)
+
+    async def elsewhere(s: Any) -> None:
+        svc, ref = await service(s, "globex")
+        with pytest.raises(NotFound):
+            await RecordFiles(svc).open(ref, made["id"], made["file"])
+
+    in_db(docs, elsewhere)
+
+    async def delete_then_purge(s: Any) -> None:
+        svc, ref = await service(s)
+        blobs_before = await s.scalar(sa.select(sa.func.count()).select_from(StoredBlob))
+        files = RecordFiles(svc)
+        assert await files.purge(ref, [made["id"]]) == 0  # a live record's files stay
+        await svc.delete(ref, made["id"])
+        with pytest.raises(NotFound):
+            await files.open(ref, made["id"], made["file"])
+        await svc.restore(ref, made["id"])
+        assert (await files.open(ref, made["id"], made["file"]))[1] == PDF  # back with its record
+        await svc.delete(ref, made["id"])
+        assert await files.purge(ref, [made["id"]]) == 1
+        assert await s.scalar(sa.select(sa.func.count()).select_from(Attachment)) == 0
+        assert await s.scalar(sa.select(sa.func.count()).select_from(StoredBlob)) == blobs_before - 1
+
+    in_db(docs, delete_then_purge)
+    assert uuid.UUID(str(made["id"]))
