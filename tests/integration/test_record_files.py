@@ -5,6 +5,7 @@ tenant isolation, data scope and soft delete on download, purge."""
 from __future__ import annotations
 
 import io
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 
+from app.access import roles, scopes
+from app.access.scopes import ScopeRule
 from app.audit import Actor
 from app.core.attachments import Attachment
 from app.core.errors import NotFound
@@ -23,7 +26,9 @@ from app.plugins import runtime
 from app.plugins.packages import read_folder
 from app.records.files import FileRefused, RecordFiles, Upload, prepare, sniff
 from app.records.service import RecordService
-from tests.integration.test_record_pages import in_db
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
+from tests.helpers import csrf, login, logout, post_form, text_of
+from tests.integration.test_record_pages import UUID, created_id, ids_on, in_db
 
 MANIFEST = """
 [plugin]
@@ -191,3 +196,127 @@ def test_tenants_soft_delete_and_purge(docs: Any) -> None:
 
     in_db(docs, delete_then_purge)
     assert uuid.UUID(str(made["id"]))
+
+
+# --- generated pages -------------------------------------------------------------------------------
+
+FOLDERS = "/t/acme/p/docs/docs/folders"
+BOB = ("bob@acme.test", "bob-password-1")
+CAROL = ("carol@acme.test", "carol-password-1")
+
+
+@pytest.fixture
+def pages(client: Any, app: Any, tmp_path: Path) -> Any:
+    """Docs in acme and globex; Bob and Carol are Members of acme who see their own folders only."""
+    install_docs(app, tmp_path)
+
+    async def work(s: Any) -> None:
+        actor = Actor(None, "test")
+        acme = await directory.get_tenant(s, "acme")
+        member = await roles.get_role(s, acme.id, "Member")
+        await roles.grant(s, actor, member, ["db.folder.*"])
+        await scopes.set_role_scopes(
+            s, actor, member, {"folder": ScopeRule("own")}, await scopes.scope_entities(s)
+        )
+        for email, password in (BOB, CAROL):
+            user = await directory.create_user(s, actor, email, password)
+            await directory.add_member(s, actor, acme.id, user, member)
+
+    in_db(app, work)
+    return client
+
+
+def upload_form(client: Any, url: str, data: dict[str, str], files: dict[str, Any]) -> Any:
+    return client.post(url, data={**data, "_csrf_token": csrf(client)}, files=files, follow_redirects=False)
+
+
+def test_form_upload_detail_download_csv_and_refusals(pages: Any) -> None:
+    client = pages
+    login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
+    form = client.get(f"{FOLDERS}/new").text
+    assert 'enctype="multipart/form-data"' in form and 'type="file"' in form and "data-dropzone" in form
+    assert 'accept="application/pdf"' in form and "data-upload-progress" in form
+
+    # A script named .pdf: refused at its field (415), the typed title stays, nothing is saved.
+    refused = upload_form(
+        client,
+        f"{FOLDERS}/new",
+        {"title": "Typed title"},
+        {"contract": ("c.pdf", b"<html><script>x</script>", "application/pdf")},
+    )
+    assert refused.status_code == 415
+    assert 'value="Typed title"' in refused.text and "this field accepts application/pdf" in refused.text
+    assert ids_on(client.get(FOLDERS).text) == []
+    too_big = upload_form(
+        client,
+        f"{FOLDERS}/new",
+        {"title": "Big"},
+        {"contract": ("c.pdf", PDF + b"0" * 5000, "application/pdf")},
+    )
+    assert too_big.status_code == 413 and 'value="Big"' in too_big.text
+
+    made = upload_form(
+        client,
+        f"{FOLDERS}/new",
+        {"title": "Deal"},
+        {"contract": ("deal.pdf", PDF, "text/plain"), "photos": ("p.png", png(), "image/png")},
+    )
+    record = created_id(made)
+    detail = client.get(f"{FOLDERS}/{record}").text
+    links = re.findall(rf'href="({FOLDERS}/{record}/files/{UUID})" download>deal.pdf', detail)
+    assert len(links) == 1
+    thumbs = re.findall(rf'src="({FOLDERS}/{record}/files/{UUID}/thumbnail)"', detail)
+    assert len(thumbs) == 1
+    got = client.get(links[0])
+    assert got.status_code == 200 and got.content == PDF
+    assert got.headers["content-type"] == "application/pdf"
+    assert got.headers["content-disposition"].startswith('attachment; filename="deal.pdf"')
+    assert got.headers["x-content-type-options"] == "nosniff"
+    thumb = client.get(thumbs[0])
+    assert thumb.headers["content-type"] == "image/png" and thumb.headers["content-disposition"].startswith(
+        "inline"
+    )
+    assert Image.open(io.BytesIO(thumb.content)).size == (256, 192)
+
+    # The list shows the names; the CSV export gives download URLs.
+    assert "deal.pdf" in client.get(FOLDERS).text
+    exported = client.get(f"{FOLDERS}/export.csv").text
+    assert f"http://testserver.local{links[0]}" in exported
+
+    # Edit: remove the photo, keep the contract, change the title (version check as usual).
+    edit = client.get(f"{FOLDERS}/{record}/edit").text
+    photo_id = re.search(rf'name="photos__remove" value="({UUID})"', edit)
+    assert photo_id and "deal.pdf" in edit
+    version = re.search(r'name="version" value="(\d+)"', edit)
+    assert version
+    saved = upload_form(
+        client,
+        f"{FOLDERS}/{record}",
+        {"title": "Deal 2", "version": version.group(1), "photos__remove": photo_id.group(1)},
+        {},
+    )
+    assert saved.status_code == 303, text_of(saved.text)[:500]
+    detail = client.get(f"{FOLDERS}/{record}").text
+    assert "Deal 2" in detail and "/thumbnail" not in detail and "deal.pdf" in detail
+    assert client.get(thumbs[0]).status_code == 404
+
+
+def test_downloads_follow_tenant_scope_and_soft_delete(pages: Any) -> None:
+    client = pages
+    login(client, *BOB)
+    record = created_id(
+        upload_form(
+            client, f"{FOLDERS}/new", {"title": "Bob's"}, {"contract": ("b.pdf", PDF, "application/pdf")}
+        )
+    )
+    link = re.findall(rf'href="({FOLDERS}/{record}/files/{UUID})"', client.get(f"{FOLDERS}/{record}").text)[0]
+    assert client.get(link).status_code == 200
+    logout(client)
+    login(client, *CAROL)  # same tenant, own scope: Bob's folder and its file are out of reach
+    assert client.get(link).status_code == 404
+    logout(client)
+    login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
+    assert client.get(link).status_code == 200
+    assert client.get(link.replace("/t/acme/", "/t/globex/")).status_code == 404  # another tenant
+    assert post_form(client, f"{FOLDERS}/{record}/delete", {}, follow_redirects=False).status_code == 303
+    assert client.get(link).status_code == 404  # hidden with its record
