@@ -27,7 +27,7 @@ from app.plugins.packages import read_folder
 from app.records.files import FileRefused, RecordFiles, Upload, prepare, sniff
 from app.records.service import RecordService
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
-from tests.helpers import csrf, login, logout, post_form, text_of
+from tests.helpers import api_token, bearer, csrf, login, logout, post_form, text_of
 from tests.integration.test_record_pages import UUID, created_id, ids_on, in_db
 
 MANIFEST = """
@@ -320,3 +320,94 @@ def test_downloads_follow_tenant_scope_and_soft_delete(pages: Any) -> None:
     assert client.get(link.replace("/t/acme/", "/t/globex/")).status_code == 404  # another tenant
     assert post_form(client, f"{FOLDERS}/{record}/delete", {}, follow_redirects=False).status_code == 303
     assert client.get(link).status_code == 404  # hidden with its record
+
+
+# --- JSON API --------------------------------------------------------------------------------------
+
+API = "/api/v1/plugins/docs/folder"
+
+
+def test_api_upload_read_download_remove_and_problems(pages: Any) -> None:
+    client = pages
+    h = bearer(api_token(client, ADMIN_EMAIL, ADMIN_PASSWORD), "acme")
+    made = client.post(API, json={"title": "Via API", "contract": "ignored"}, headers=h)
+    assert made.status_code == 201 and made.json()["contract"] == []
+    rid = made.json()["id"]
+    up = client.post(f"{API}/{rid}/files/contract", files={"file": ("api.pdf", PDF, "image/png")}, headers=h)
+    assert up.status_code == 200, up.text
+    (item,) = up.json()["contract"]
+    assert set(item) == {"id", "name", "size", "content_type", "url"}
+    assert (item["name"], item["size"], item["content_type"]) == ("api.pdf", len(PDF), "application/pdf")
+    assert item["url"] == f"{API}/{rid}/files/contract/{item['id']}"
+    got = client.get(item["url"], headers=h)
+    assert got.content == PDF and got.headers["x-content-type-options"] == "nosniff"
+    assert got.headers["content-disposition"].startswith("attachment")
+    listed = client.get(API, headers=h).json()["items"][0]
+    assert listed["contract"][0]["url"] == item["url"]
+    photos = client.post(
+        f"{API}/{rid}/files/photos",
+        files=[("file", ("a.png", png("red"), "image/png")), ("file", ("b.png", png("blue"), "image/png"))],
+        headers=h,
+    ).json()["photos"]
+    assert len(photos) == 2 and all("thumbnail_url" in p for p in photos)
+    assert client.get(photos[0]["thumbnail_url"], headers=h).headers["content-type"] == "image/png"
+
+    # Problem details, never a 500.
+    def status(response: Any) -> tuple[int, str]:
+        return response.status_code, response.headers["content-type"].split(";")[0]
+
+    assert status(
+        client.post(
+            f"{API}/{rid}/files/contract",
+            files={"file": ("x.pdf", b"MZ\x90\x00exe", "application/pdf")},
+            headers=h,
+        )
+    ) == (415, "application/problem+json")
+    assert status(
+        client.post(
+            f"{API}/{rid}/files/contract",
+            files={"file": ("x.pdf", PDF + b"0" * 5000, "application/pdf")},
+            headers=h,
+        )
+    ) == (413, "application/problem+json")
+    assert (
+        status(
+            client.post(
+                f"{API}/{rid}/files/contract",
+                content=b"%PDF-",
+                headers=h | {"content-type": "application/pdf"},
+            )
+        )[0]
+        == 415
+    )
+    assert status(
+        client.post(
+            f"{API}/{rid}/files/contract", files={"other": ("x.pdf", PDF, "application/pdf")}, headers=h
+        )
+    ) == (422, "application/problem+json")
+    assert (
+        client.post(f"{API}/{rid}/files/title", files={"file": ("x.pdf", PDF, "a/b")}, headers=h).status_code
+        == 404
+    )
+    assert (
+        client.post(
+            f"{API}/{uuid.uuid4()}/files/contract", files={"file": ("x.pdf", PDF, "a/b")}, headers=h
+        ).status_code
+        == 404
+    )
+    assert client.get(f"{API}/{rid}/files/contract/not-a-uuid", headers=h).status_code == 404
+    assert client.get(item["url"].replace("/contract/", "/photos/"), headers=h).status_code == 404
+
+    removed = client.delete(item["url"], headers=h)
+    assert removed.status_code == 200 and removed.json()["contract"] == []
+    assert client.get(item["url"], headers=h).status_code == 404
+
+    # The tenant's OpenAPI document describes the file fields and their endpoints.
+    doc = client.get("/api/v1/records/openapi.json", headers=h).json()
+    assert "post" in doc["paths"][f"{API}/{{record_id}}/files/contract"]
+    assert set(doc["paths"][f"{API}/{{record_id}}/files/photos/{{attachment_id}}"]) == {"get", "delete"}
+    schema = doc["components"]["schemas"]
+    assert any(
+        "contract" in s.get("properties", {}) and s["properties"]["contract"]["type"] == "array"
+        for s in schema.values()
+    )
