@@ -329,8 +329,8 @@
 // File fields (app.web.records.files). <div data-dropzone>: files dropped on it go into its file input
 // (a single-file input takes the first), and the chosen names show beside it. <form data-upload>: with
 // files chosen, the form is sent by XMLHttpRequest so its <progress data-upload-progress> shows the
-// upload; the answer (the record page, or the form again with its errors) replaces <main> and the
-// address follows it. A file over its input's data-max-size is refused before sending, at its field.
+// upload; the answer (the record page, or the form again with its errors) replaces the page's body and
+// the address follows it. A file over its input's data-max-size is refused before sending, at its field.
 (function () {
   "use strict";
   if (window.portalUploads) { return; }
@@ -397,18 +397,18 @@
       if (bar && e.lengthComputable) { bar.value = Math.round(100 * e.loaded / e.total); }
     });
     xhr.addEventListener("load", function () {
+      if (bar) { bar.value = 100; }  // sent (a fast upload may report no progress of its own)
       var type = xhr.getResponseHeader("content-type") || "";
       var doc = type.indexOf("text/html") === 0 ? new DOMParser().parseFromString(xhr.responseText, "text/html") : null;
-      var main = doc ? doc.getElementById("main") : null;
-      if (!main) { window.location = xhr.responseURL || form.action; return; }
-      var here = document.getElementById("main");
-      here.innerHTML = main.innerHTML;
+      if (!doc || !doc.getElementById("main")) { window.location = xhr.responseURL || form.action; return; }
+      // The whole body: the header's forms (language, tenant) carry the page's address too.
+      document.body.replaceWith(document.adoptNode(doc.body));
       document.title = doc.title;
       if (xhr.responseURL && xhr.responseURL !== window.location.href) {
         window.history.pushState(null, "", xhr.responseURL);
       }
       window.scrollTo(0, 0);
-      if (window.htmx) { window.htmx.process(here); }
+      if (window.htmx) { window.htmx.process(document.body); }
     });
     xhr.addEventListener("error", function () {
       buttons.forEach(function (b) { b.disabled = false; });
