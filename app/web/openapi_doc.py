@@ -349,7 +349,11 @@ def _file_paths(
                             "type": "object",
                             "required": ["file"],
                             "properties": {
-                                "file": {"type": "array", "items": {"type": "string", "format": "binary"}}
+                                "file": {
+                                    "type": "array",
+                                    "minItems": 1,
+                                    "items": {"type": "string", "format": "binary"},
+                                }
                             },
                         }
                     }

@@ -92,13 +92,13 @@ async def upload_files(
         return problem(
             415, "Unsupported media type", "Send the file as multipart/form-data (a part named file)"
         )
+    service.require(ref, "update")
+    await service.get(ref, record_id)  # 404 before reading the bytes when the record is out of reach
     form = await request.form()
     parts = [v for v in form.getall("file", []) if isinstance(v, UploadFile)]
     if not parts:
         raise ValidationFailed({"file": "Send the file in a multipart part named file."})
     spec = ref.spec.field(field)
-    service.require(ref, "update")
-    await service.get(ref, record_id)  # 404 before reading the bytes when the record is out of reach
     prepared = [await prepare(spec, Upload(p.filename or "file", await p.read())) for p in parts]
     row = await RecordFiles(service).change(ref, record_id, field, add=prepared)
     return Response(file_json(ref, record_json(row), row))
