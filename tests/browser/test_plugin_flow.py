@@ -28,7 +28,18 @@ ROOT = Path(__file__).resolve().parents[2]
 CRM = ROOT / "plugins" / "crm"
 CUSTOMERS = "/t/acme/p/crm/crm/customers"
 RECORD_URL = re.compile(rf"{CUSTOMERS}/([0-9a-f-]{{36}})$")
-CSV_HEADER = ["id", "name", "code", "email", "phone", "status", "notes", "contract", "created_at", "updated_at"]
+CSV_HEADER = [
+    "id",
+    "name",
+    "code",
+    "email",
+    "phone",
+    "status",
+    "notes",
+    "contract",
+    "created_at",
+    "updated_at",
+]
 
 # Remembers the upload progress bar's state after each htmx:xhr:progress event (the page's own listener
 # runs first: it was registered earlier). sessionStorage survives the HX-Redirect that follows the upload.
