@@ -345,3 +345,95 @@
   }
   document.addEventListener("htmx:load", function (evt) { initBoard(evt.detail.elt); });
 })();
+
+// File fields (app.web.records.files). <div data-dropzone>: files dropped on it go into its file input
+// (a single-file input takes the first), and the chosen names show beside it. <form data-upload>: with
+// files chosen, the form is sent by XMLHttpRequest so its <progress data-upload-progress> shows the
+// upload; the answer (the record page, or the form again with its errors) replaces the page's body and
+// the address follows it. A file over its input's data-max-size is refused before sending, at its field.
+(function () {
+  "use strict";
+  if (window.portalUploads) { return; }
+  window.portalUploads = true;
+
+  function zoneOf(target) { return target && target.closest ? target.closest("[data-dropzone]") : null; }
+
+  function showNames(input) {
+    var zone = zoneOf(input);
+    var out = zone ? zone.querySelector("[data-file-names]") : null;
+    if (out) { out.textContent = Array.prototype.map.call(input.files, function (f) { return f.name; }).join(", "); }
+    var field = input.closest(".field");
+    var error = field ? field.querySelector("[data-file-error]") : null;
+    var max = parseInt(input.getAttribute("data-max-size") || "0", 10);
+    var big = Array.prototype.some.call(input.files, function (f) { return max > 0 && f.size > max; });
+    if (error) { error.hidden = !big; }
+    if (big) { input.setAttribute("aria-invalid", "true"); } else { input.removeAttribute("aria-invalid"); }
+    return big;
+  }
+
+  ["dragenter", "dragover"].forEach(function (name) {
+    document.addEventListener(name, function (evt) {
+      var zone = zoneOf(evt.target);
+      if (zone) { evt.preventDefault(); zone.classList.add("over"); }
+    });
+  });
+  document.addEventListener("dragleave", function (evt) {
+    var zone = zoneOf(evt.target);
+    if (zone && !zone.contains(evt.relatedTarget)) { zone.classList.remove("over"); }
+  });
+  document.addEventListener("drop", function (evt) {
+    var zone = zoneOf(evt.target);
+    var input = zone ? zone.querySelector("input[type=file]") : null;
+    if (!input || !evt.dataTransfer || !window.DataTransfer) { return; }
+    evt.preventDefault();
+    zone.classList.remove("over");
+    var chosen = new DataTransfer();
+    var files = evt.dataTransfer.files;
+    for (var i = 0; i < files.length && (input.multiple || i < 1); i++) { chosen.items.add(files[i]); }
+    input.files = chosen.files;
+    input.dispatchEvent(new Event("change", { bubbles: true }));
+  });
+  document.addEventListener("change", function (evt) {
+    if (zoneOf(evt.target) && evt.target.type === "file") { showNames(evt.target); }
+  });
+
+  document.addEventListener("submit", function (evt) {
+    var form = evt.target && evt.target.closest ? evt.target.closest("form[data-upload]") : null;
+    if (!form || evt.defaultPrevented || !window.FormData || !window.DOMParser) { return; }
+    var inputs = Array.prototype.slice.call(form.querySelectorAll("input[type=file]"));
+    var refused = inputs.filter(showNames);
+    if (refused.length) { evt.preventDefault(); refused[0].focus(); return; }
+    if (!inputs.some(function (input) { return input.files.length > 0; })) { return; }  // a plain submit
+    evt.preventDefault();
+    var data;
+    try { data = new FormData(form, evt.submitter || undefined); } catch (e) { data = new FormData(form); }
+    var bar = form.querySelector("[data-upload-progress]");
+    var buttons = form.querySelectorAll("button[type=submit]");
+    buttons.forEach(function (b) { b.disabled = true; });
+    if (bar) { bar.hidden = false; bar.value = 0; }
+    var xhr = new XMLHttpRequest();
+    xhr.open("POST", form.action);
+    xhr.upload.addEventListener("progress", function (e) {
+      if (bar && e.lengthComputable) { bar.value = Math.round(100 * e.loaded / e.total); }
+    });
+    xhr.addEventListener("load", function () {
+      if (bar) { bar.value = 100; }  // sent (a fast upload may report no progress of its own)
+      var type = xhr.getResponseHeader("content-type") || "";
+      var doc = type.indexOf("text/html") === 0 ? new DOMParser().parseFromString(xhr.responseText, "text/html") : null;
+      if (!doc || !doc.getElementById("main")) { window.location = xhr.responseURL || form.action; return; }
+      // The whole body: the header's forms (language, tenant) carry the page's address too.
+      document.body.replaceWith(document.adoptNode(doc.body));
+      document.title = doc.title;
+      if (xhr.responseURL && xhr.responseURL !== window.location.href) {
+        window.history.pushState(null, "", xhr.responseURL);
+      }
+      window.scrollTo(0, 0);
+      if (window.htmx) { window.htmx.process(document.body); }
+    });
+    xhr.addEventListener("error", function () {
+      buttons.forEach(function (b) { b.disabled = false; });
+      if (bar) { bar.hidden = true; }
+    });
+    xhr.send(data);
+  });
+})();

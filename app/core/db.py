@@ -18,6 +18,7 @@ from advanced_alchemy.extensions.litestar import (
 from advanced_alchemy.extensions.litestar.plugins.init.config.asyncio import autocommit_handler_maker
 from sqlalchemy import event
 
+from app.core import attachments as _attachments  # noqa: F401  (registers the attachments table)
 from app.core.settings import Settings
 
 if TYPE_CHECKING:

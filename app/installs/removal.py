@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import PLATFORM_VERSION, audit
 from app.audit import Actor
+from app.core import attachments
 from app.core.errors import Conflict
 from app.core.models import (
     CasbinRule,
@@ -90,6 +91,7 @@ async def purge(
     except ManifestError as exc:
         raise ManifestRejected(exc) from exc
     target = await backup(session, manifest, row.manifest_toml, "purge")
+    await attachments.purge_plugin(session, plugin_id)  # its records' files (blobs no longer used too)
     conn = await session.connection()
     for entity in manifest.entities:
         await conn.execute(sa.text(f'DROP TABLE IF EXISTS "{entity.table_name}"'))

@@ -31,6 +31,7 @@ from app.manifest.schema_parts import (
     _text,
     _unanchored,
     _when,
+    file_field_properties,
 )
 
 __all__ = ["plugin_schema", "render"]
@@ -190,6 +191,7 @@ def _field() -> Schema:
             "integer/decimal fields: kept equal to an aggregate over the live child rows.",
             required=["entity", "op"],
         ),
+        **file_field_properties(),
     }
     rules: list[Schema] = [
         {"if": {"required": [attr]}, "then": {"properties": {"type": {"enum": list(types)}}}}

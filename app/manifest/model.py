@@ -9,7 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from app.manifest.vocabulary import DB_OPERATIONS, STANDARD_FIELDS, TABLE_PREFIX, UNORDERED_FIELD_TYPES
+from app.manifest.vocabulary import (
+    DB_OPERATIONS,
+    FILE_FIELD_TYPES,
+    STANDARD_FIELDS,
+    TABLE_PREFIX,
+    UNORDERED_FIELD_TYPES,
+)
 
 
 def default_label(name: str) -> str:
@@ -104,11 +110,22 @@ class FieldSpec:
     searchable: bool = False
     formula: str | None = None  # a row formula over this entity's numeric fields (app.manifest.formula)
     rollup: Rollup | None = None
+    #: file/image fields: the content types allowed (() = any the host recognises), the size limit in
+    #: bytes, and whether the field holds several files
+    accept: tuple[str, ...] = ()
+    max_size: int | None = None
+    multiple: bool = False
+
+    @property
+    def is_file(self) -> bool:
+        """A file or image field: its value is the list of its attachments (app.records.files)."""
+        return self.type in FILE_FIELD_TYPES
 
     @property
     def computed(self) -> bool:
-        """Kept by the record service (formula or rollup): read-only in forms and the API."""
-        return self.formula is not None or self.rollup is not None
+        """Kept by the platform (formula, rollup, or a file field's attachment list): never written
+        as a plain value by forms and the API."""
+        return self.formula is not None or self.rollup is not None or self.is_file
 
     @property
     def has_default(self) -> bool:
@@ -116,12 +133,12 @@ class FieldSpec:
 
     @property
     def sortable(self) -> bool:
-        """Whether lists may be sorted (and grouped) by this field: not json or text."""
+        """Whether lists may be sorted (and grouped) by this field: not json, text or files."""
         return self.type not in UNORDERED_FIELD_TYPES
 
     @property
     def filterable(self) -> bool:
-        """Whether lists may be filtered on this field: not json or text."""
+        """Whether lists may be filtered on this field: not json, text or files."""
         return self.type not in UNORDERED_FIELD_TYPES
 
     @property

@@ -83,3 +83,23 @@ def _identifier(description: str, *, max_length: int = 63, forbidden: Iterable[s
 
 
 # --- the parts of the manifest -----------------------------------------------------------------------
+
+
+def file_field_properties() -> dict[str, Schema]:
+    """The keys of file/image fields (app.manifest.sections.files)."""
+    return {
+        "accept": {
+            "type": "array",
+            "description": "file/image fields: the content types allowed, recognised from the file's "
+            "content (default: any recognised type; image fields: the four image types).",
+            "items": {"enum": [*v.FILE_CONTENT_TYPES, "image/*"]},
+            "minItems": 1,
+            "uniqueItems": True,
+        },
+        "max_size": _integer(
+            f"file/image fields: the largest file in bytes (default {v.FILE_DEFAULT_MAX_SIZE}).",
+            1,
+            v.FILE_MAX_SIZE,
+        ),
+        "multiple": _flag("file/image fields: the field holds several files (default: one)."),
+    }

@@ -15,6 +15,8 @@ FIELD_TYPES: tuple[str, ...] = (
     "date",
     "datetime",
     "decimal",
+    "file",
+    "image",
     "integer",
     "json",
     "reference",
@@ -39,9 +41,28 @@ CONFIG_FIELD_TYPES: tuple[str, ...] = (
 SECRET_CONFIG_TYPES: tuple[str, ...] = ("string", "text")
 CONFIG_VALUE_MAX_LENGTH = 10_000
 
-#: Field types whose values the host never sorts, filters or groups by (long text, JSON documents).
-#: :attr:`FieldSpec.sortable <app.manifest.model.FieldSpec.sortable>` and ``.filterable`` own this rule.
-UNORDERED_FIELD_TYPES: tuple[str, ...] = ("json", "text")
+#: Field types holding uploaded files (app.records.files): their values are attachment lists the platform
+#: keeps, never written as plain values.
+FILE_FIELD_TYPES: tuple[str, ...] = ("file", "image")
+#: Content types the host recognises from a file's first bytes (app.records.files.sniff): what
+#: ``accept`` may name. ``image/*`` stands for the four image types, which are re-encoded.
+IMAGE_CONTENT_TYPES: tuple[str, ...] = ("image/png", "image/jpeg", "image/gif", "image/webp")
+FILE_CONTENT_TYPES: tuple[str, ...] = (
+    *IMAGE_CONTENT_TYPES,
+    "application/pdf",
+    "application/zip",
+    "application/gzip",
+    "text/plain",
+    "text/csv",
+)
+FILE_DEFAULT_MAX_SIZE = 10 * 1024 * 1024
+FILE_MAX_SIZE = 50 * 1024 * 1024  # stored in the database: keep single values reasonable
+FILE_MULTIPLE_MAX = 20  # files in one multiple field at most
+
+#: Field types whose values the host never sorts, filters or groups by (long text, JSON documents,
+#: files). :attr:`FieldSpec.sortable <app.manifest.model.FieldSpec.sortable>` and ``.filterable`` own
+#: this rule.
+UNORDERED_FIELD_TYPES: tuple[str, ...] = ("json", "text", *FILE_FIELD_TYPES)
 
 #: Columns the host adds to every plugin table, in table order.
 STANDARD_FIELDS: tuple[str, ...] = (
@@ -173,6 +194,9 @@ FIELD_KEYS = (
     "searchable",
     "formula",
     "rollup",
+    "accept",
+    "max_size",
+    "multiple",
 )
 #: Field attributes that only make sense for some types.
 TYPE_SPECIFIC: dict[str, tuple[str, ...]] = {
@@ -183,6 +207,9 @@ TYPE_SPECIFIC: dict[str, tuple[str, ...]] = {
     "entity": ("reference",),
     "formula": ("integer", "decimal"),
     "rollup": ("integer", "decimal"),
+    "accept": FILE_FIELD_TYPES,
+    "max_size": FILE_FIELD_TYPES,
+    "multiple": FILE_FIELD_TYPES,
 }
 ROLLUP_KEYS = ("entity", "via", "op", "field")
 ROLLUP_OPS = ("sum", "count", "min", "max")

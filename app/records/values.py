@@ -166,6 +166,9 @@ def display(field: FieldSpec | None, value: Any) -> str:
             return f"{value:,.{field.scale if field.scale is not None else 2}f}"
         if field.type == "json":
             return json.dumps(value, ensure_ascii=False)[:200]
+        if field.is_file and isinstance(value, list):  # the attachment list (app.records.files)
+            names = [str(v.get("name")) for v in value if isinstance(v, dict)]
+            return ", ".join(names) if names else "—"
     if isinstance(value, dt.datetime):
         return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M")
     if isinstance(value, int) and not isinstance(value, bool):

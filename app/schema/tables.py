@@ -110,6 +110,10 @@ def column_type(spec: FieldSpec) -> sa.types.TypeEngine[Any]:
             return sa.String(100)
         case "json":
             return sa.JSON()
+        case "file" | "image":
+            # The field's attachments as [{id, name, size, content_type, thumbnail}], kept by
+            # app.records.files beside the attachments rows (lists and exports read the row alone).
+            return sa.JSON()
     raise ValueError(f"field '{spec.name}' has unknown type '{spec.type}'")
 
 

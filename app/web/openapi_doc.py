@@ -40,6 +40,8 @@ ERRORS: dict[str, str] = {
     "404": "Not found",
     "409": "Conflict: a stale version (with the `current` row), or a unique value already taken",
     "412": "Precondition failed",
+    "413": "The file is larger than the field's max_size",
+    "415": "The file's content (or the request's media type) is not a type the field accepts",
     "422": "Validation failed: `errors` maps each field to its message",
 }
 PROBLEM_SCHEMA: Schema = {
@@ -56,6 +58,17 @@ PROBLEM_SCHEMA: Schema = {
     },
 }
 NO_NUL = "^[^\\x00]*$"  # the record service refuses NUL characters in text
+FILE_SCHEMA: Schema = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "format": "uuid"},
+        "name": {"type": "string"},
+        "size": {"type": "integer"},
+        "content_type": {"type": "string"},
+        "url": {"type": "string", "description": "GET: the file, as an attachment"},
+        "thumbnail_url": {"type": "string", "description": "Images: a thumbnail"},
+    },
+}
 
 
 def _error_responses(codes: tuple[str, ...] = tuple(ERRORS)) -> dict[str, Any]:
@@ -128,6 +141,9 @@ def _value(field: FieldSpec, *, request: bool) -> Schema:
             out["description"] = f"The id of a {field.entity} record"
     elif kind == "select":
         out = {"type": "string", "enum": list(field.option_values)}
+    elif field.is_file:
+        out = {"type": "array", "readOnly": True, "items": FILE_SCHEMA}
+        out["description"] = "Uploaded with POST …/{record_id}/files/" + field.name
     else:  # json
         out = {}
     if field.label:
@@ -162,7 +178,13 @@ def _entity_schemas(manifest: Manifest, spec: EntitySpec) -> dict[str, Schema]:
     read: Schema = {
         "type": "object",
         "title": str(spec.label),
-        "properties": {**SYSTEM, **{f.name: _nullable(_value(f, request=False)) for f in spec.fields}},
+        "properties": {
+            **SYSTEM,
+            **{
+                f.name: _value(f, request=False) if f.is_file else _nullable(_value(f, request=False))
+                for f in spec.fields
+            },
+        },
         "required": ["id", "version"],
     }
     writable = [f for f in spec.fields if not f.computed]
@@ -229,7 +251,7 @@ def _entity_paths(manifest: Manifest, spec: EntitySpec, tenant: Schema) -> dict[
         if expand_names
         else {"type": "string", "maxLength": 0},
     }
-    sortable = [f.name for f in spec.fields if f.type not in {"json", "text"}] + ["created_at", "updated_at"]
+    sortable = [f.name for f in spec.fields if f.sortable] + ["created_at", "updated_at"]
     list_params = [
         tenant,
         {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 200, "pattern": NO_NUL}},
@@ -295,7 +317,78 @@ def _entity_paths(manifest: Manifest, spec: EntitySpec, tenant: Schema) -> dict[
             ),
         },
         base + "/{record_id}/restore": {"post": op("Restore " + str(spec.label), one, [tenant, record_id])},
+        **_file_paths(spec, base, tag, name, [tenant, record_id], one),
     }
+
+
+def _file_paths(
+    spec: EntitySpec, base: str, tag: str, name: str, params: list[Schema], one: Schema
+) -> dict[str, Any]:
+    """Per file field: the multipart upload, and per attachment its download and removal."""
+    out: dict[str, Any] = {}
+    attachment = {
+        "name": "attachment_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "format": "uuid"},
+    }
+    for field in (f for f in spec.fields if f.is_file):
+        accepts = ", ".join(field.accept) or "any recognised type"
+        upload = {
+            "tags": [tag],
+            "summary": f"Upload to {field.label}",
+            "operationId": f"upload_{name}_{field.name}",
+            "description": f"Accepts {accepts}, recognised from the content; at most {field.max_size} bytes"
+            + ("; several files." if field.multiple else "; one file (it replaces the current one)."),
+            "parameters": params,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["file"],
+                            "properties": {
+                                "file": {
+                                    "type": "array",
+                                    "minItems": 1,
+                                    "items": {"type": "string", "format": "binary"},
+                                }
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {**one, **_error_responses()},
+        }
+        download = {
+            "tags": [tag],
+            "summary": f"Download a file of {field.label}",
+            "operationId": f"download_{name}_{field.name}",
+            "parameters": [*params, attachment],
+            "responses": {
+                "200": {
+                    "description": "The file (Content-Disposition: attachment; X-Content-Type-Options: nosniff)",
+                    "content": {
+                        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+                    },
+                },
+                **_error_responses(),
+            },
+        }
+        remove = {
+            "tags": [tag],
+            "summary": f"Remove a file of {field.label}",
+            "operationId": f"remove_{name}_{field.name}",
+            "parameters": [*params, attachment],
+            "responses": {**one, **_error_responses()},
+        }
+        out[f"{base}/{{record_id}}/files/{field.name}"] = {"post": upload}
+        out[f"{base}/{{record_id}}/files/{field.name}/{{attachment_id}}"] = {
+            "get": download,
+            "delete": remove,
+        }
+    return out
 
 
 def tenant_document(slug: str, manifests: list[Manifest]) -> dict[str, Any]:

@@ -28,7 +28,18 @@ ROOT = Path(__file__).resolve().parents[2]
 CRM = ROOT / "plugins" / "crm"
 CUSTOMERS = "/t/acme/p/crm/crm/customers"
 RECORD_URL = re.compile(rf"{CUSTOMERS}/([0-9a-f-]{{36}})$")
-CSV_HEADER = ["id", "name", "code", "email", "phone", "status", "notes", "created_at", "updated_at"]
+CSV_HEADER = [
+    "id",
+    "name",
+    "code",
+    "email",
+    "phone",
+    "status",
+    "notes",
+    "contract",
+    "created_at",
+    "updated_at",
+]
 
 # Remembers the upload progress bar's state after each htmx:xhr:progress event (the page's own listener
 # runs first: it was registered earlier). sessionStorage survives the HX-Redirect that follows the upload.
@@ -80,7 +91,7 @@ def list_row(page: Page, text: str) -> Any:
 
 def test_plugin_upload_enable_and_customer_crud(page: Page, shot: Any, tmp_path: Path) -> None:
     dialogs: list[str] = []
-    package = tmp_path / "crm-1.1.0.zip"
+    package = tmp_path / "crm-1.2.0.zip"
     package.write_bytes(make_zip(CRM))
 
     sign_in(page, ADMIN_EMAIL, ADMIN_PASSWORD)
@@ -92,7 +103,7 @@ def test_plugin_upload_enable_and_customer_crud(page: Page, shot: Any, tmp_path:
     expect(page.locator("#plugins")).to_contain_text("No plugins yet.")
     upload_plugin(page, package, install_now=True)
     expect(page).to_have_url(re.compile(r"/t/system/admin/plugins/crm$"))  # HX-Redirect to the plugin's page
-    expect(flash(page)).to_have_text("Installed crm 1.1.0")
+    expect(flash(page)).to_have_text("Installed crm 1.2.0")
     expect(page.get_by_role("heading", level=1)).to_contain_text("CRM")
     state = page.locator("#plugin-state")
     expect(state.locator("tr", has_text="Platform").locator(".badge")).to_have_text("installed")
@@ -104,7 +115,7 @@ def test_plugin_upload_enable_and_customer_crud(page: Page, shot: Any, tmp_path:
     nav(page).get_by_role("link", name="Plugins").click()
     crm_row = page.locator("#plugin-crm")
     expect(crm_row.locator("td").nth(2)).to_have_text("installed")
-    expect(crm_row.locator("td").nth(1)).to_have_text("1.1.0")
+    expect(crm_row.locator("td").nth(1)).to_have_text("1.2.0")
 
     # --- enabled for acme; the CRM menu appears --------------------------------------------------
     open_tenant_from_tenants_page(page, "acme")

@@ -496,7 +496,7 @@ INVALID: list[Any] = [
     pytest.param(
         [(f"{F}[2].type", "strng")],
         f"{F}[2].type",
-        "unknown type 'strng' (expected one of: boolean, date, datetime, decimal, integer, json, reference, "
+        "unknown type 'strng' (expected one of: boolean, date, datetime, decimal, file, image, integer, json, reference, "
         "select, string, text, uuid)",
         None,
         id="unknown-type",

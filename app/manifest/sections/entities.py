@@ -11,6 +11,7 @@ from app.manifest.model import EntitySpec, FieldSpec, SelectOption, default_labe
 from app.manifest.reader import ManifestReader
 from app.manifest.sections.children import check_children
 from app.manifest.sections.computed import check_formulas, check_rollups, read_computed
+from app.manifest.sections.files import read_file_keys
 from app.manifest.values import field_default
 from app.manifest.vocabulary import (
     DECIMAL_DEFAULT_PRECISION,
@@ -187,8 +188,8 @@ def read_indexes(
             if known is None and column not in STANDARD_FIELDS:
                 r.add(col_path, f"unknown field '{column}'")
                 ok = False
-            elif known is not None and known.type == "json":
-                r.add(col_path, f"json field '{column}' cannot be indexed")
+            elif known is not None and not known.sortable and known.type != "text":
+                r.add(col_path, f"{known.type} field '{column}' cannot be indexed")
                 ok = False
             elif column in columns:
                 r.add(col_path, f"field '{column}' appears twice in this index")
@@ -278,6 +279,10 @@ def read_field(
     nullable = explicit_nullable if explicit_nullable is not None else not required
 
     formula, rollup = read_computed(r, raw, path, ftype, required=required, unique=unique)
+    accept, max_size, multiple = read_file_keys(r, raw, path, ftype)
+    if accept or max_size:  # files: no plain value (read_file_keys reported the keys given)
+        required = unique = searchable = False
+        default, nullable = None, True
 
     return FieldSpec(
         name=name,
@@ -296,6 +301,9 @@ def read_field(
         searchable=bool(searchable),
         formula=formula,
         rollup=rollup,
+        accept=accept,
+        max_size=max_size,
+        multiple=multiple,
     )
 
 

@@ -313,8 +313,8 @@ def read_filters(r: ManifestReader, value: Any, path: str, entity: EntitySpec) -
                     f"{item_path}.match", f"only filters on {one_of(TEXT_FILTER_TYPES)} fields have a match"
                 )
                 continue
-        if entity.has_field(name) and entity.field(name).type == "json":
-            r.add(item_path, f"json field '{name}' cannot be a filter")
+        if entity.has_field(name) and entity.field(name).type in ("json", "file", "image"):
+            r.add(item_path, f"{entity.field(name).type} field '{name}' cannot be a filter")
             continue
         if name in seen:
             r.add(item_path, f"filter '{name}' is listed twice")

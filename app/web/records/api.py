@@ -16,6 +16,8 @@ from app.records.service import ListQuery, RecordService, StaleVersion
 from app.records.values import to_json
 from app.web.context import RequestContext
 from app.web.errors import problem
+from app.web.records import files_api
+from app.web.records.files_api import file_json
 
 TENANT_HEADER = Parameter(
     header="X-Tenant", required=False, description="Tenant slug or id; defaults to your only tenant"
@@ -32,13 +34,15 @@ NESTED = (
 )
 
 
-def record_json(row: dict[str, Any]) -> dict[str, Any]:
-    """A row as JSON; child sets attached by `expand` (lists of rows) as lists of the same."""
-    return {
+def record_json(row: dict[str, Any], ref: EntityRef | None = None) -> dict[str, Any]:
+    """A row as JSON; child sets attached by `expand` (lists of rows) as lists of the same; with the
+    entity, file fields as [{id, name, size, content_type, url}] (app.web.records.files_api)."""
+    out = {
         k: [record_json(c) for c in v] if isinstance(v, list) else to_json(v)
         for k, v in row.items()
         if k != "tenant_id"
     }
+    return file_json(ref, out, row) if ref is not None else out
 
 
 def _expand(request: Request) -> list[str]:
@@ -116,7 +120,7 @@ async def list_records(
     if expand := _expand(request):
         await children.expand(service, ref, result.rows, expand)
     return {
-        "items": [record_json(r) for r in result.rows],
+        "items": [record_json(r, ref) for r in result.rows],
         "total": result.total,
         "total_is_lower_bound": result.capped,
         "page": query.page,
@@ -137,7 +141,7 @@ async def create_record(
         row = await _write(service, ref, None, data, None)
     except children.ChildStale as exc:  # a row naming an id is not new: it cannot be stale, but say so
         return _stale_child(exc)
-    return Response(record_json(row), status_code=201)
+    return Response(record_json(row, ref), status_code=201)
 
 
 @get(
@@ -158,7 +162,7 @@ async def get_record(
     row = await service.get(ref, record_id)
     if expand := _expand(request):
         await children.expand(service, ref, [row], expand)
-    return record_json(row)
+    return record_json(row, ref)
 
 
 async def _update(
@@ -179,7 +183,7 @@ async def _update(
         return problem(409, exc.title, exc.detail, current=record_json(exc.current))
     except children.ChildStale as exc:
         return _stale_child(exc)
-    return Response(record_json(row))
+    return Response(record_json(row, ref))
 
 
 @put(
@@ -233,7 +237,7 @@ async def restore_record(
     ctx: RequestContext, plugin_id: str, entity: str, record_id: str, x_tenant: str | None = TENANT_HEADER
 ) -> dict[str, Any]:
     service, ref = await _entity(ctx, plugin_id, entity)
-    return record_json(await service.restore(ref, record_id))
+    return record_json(await service.restore(ref, record_id), ref)
 
 
 router = Router(
@@ -249,4 +253,4 @@ router = Router(
     ],
     tags=["records"],
 )
-ROUTES = [router]
+ROUTES: list[Any] = [router, *files_api.ROUTES]

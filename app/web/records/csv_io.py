@@ -22,6 +22,7 @@ from app.records.query import ListQuery
 from app.records.service import RecordService
 from app.records.values import to_input, to_json
 from app.web.context import RequestContext
+from app.web.records.files import file_links
 from app.web.records.listing import ListPage
 from app.web.records.target import Target, need_action
 
@@ -78,6 +79,7 @@ async def export(request: HTMXRequest, ctx: RequestContext, target: Target) -> S
     names = await _reference_targets(ctx, fields) if request.query_params.get("names") == "1" else {}
     tenant_id, actor, can, alchemy = ctx.tenant_id, ctx.actor, ctx.can, request.app.state.alchemy
     scope = ctx.data_scope()
+    base = str(request.base_url).rstrip("/") + target.url  # file fields: their download URLs
 
     async def lines() -> AsyncIterator[str]:
         buffer = io.StringIO()
@@ -108,6 +110,9 @@ async def export(request: HTMXRequest, ctx: RequestContext, target: Target) -> S
                         value = row.get(h)
                         if h in labels and value is not None:
                             cells.append(csv_cell(LABEL_SPEC, labels[h].get(value, str(value))))
+                        elif s is not None and s.is_file:
+                            links = file_links(base, row["id"], s, value)
+                            cells.append(" ".join(link["url"] for link in links))
                         else:
                             cells.append(csv_cell(s, value))
                     writer.writerow(cells)

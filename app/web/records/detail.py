@@ -12,6 +12,7 @@ from app.records.values import display
 from app.web.context import RequestContext
 from app.web.readable import Reader
 from app.web.records.display import reference_labels, title, value_text
+from app.web.records.files import file_links
 from app.web.records.related import related_lists
 from app.web.records.target import Target, common, record_link_base
 from app.web.render import page
@@ -84,4 +85,9 @@ async def detail(request: HTMXRequest, ctx: RequestContext, target: Target, reco
         approvals=approvals,
         can_submit=can_submit,
         related=await related_lists(ctx, target, row["id"]),
+        files={
+            f.name: file_links(target.url, row["id"], f, row.get(f.name))
+            for f in ref.spec.fields
+            if f.is_file
+        },
     )

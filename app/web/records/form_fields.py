@@ -30,6 +30,8 @@ INPUTS = {
     "datetime": "datetime-local",
     "select": "select",
     "reference": "reference",
+    "file": "file",
+    "image": "file",
 }
 
 
@@ -39,7 +41,9 @@ class FormField:
     label: str
     help: str | None
     readonly: bool
-    input: str  # text | textarea | number | checkbox | date | datetime-local | select | reference | json
+    input: (
+        str  # text | textarea | number | checkbox | date | datetime-local | select | reference | json | file
+    )
     step: str | None = None
     options: list[tuple[str, str]] = field(default_factory=list)
     lookup: bool = False  # reference picker with search-as-you-type
@@ -52,8 +56,9 @@ class FormGroup:
 
 
 def form_field(fspec: FieldSpec, label: str, help_text: str | None, readonly: bool) -> FormField:
-    # Formulas and rollups are kept by the record service: shown, never typed.
-    ff = FormField(fspec, label, help_text, readonly or fspec.computed, INPUTS.get(fspec.type, "text"))
+    # Formulas and rollups are kept by the record service: shown, never typed. Files are uploaded.
+    shown_only = fspec.computed and not fspec.is_file
+    ff = FormField(fspec, label, help_text, readonly or shown_only, INPUTS.get(fspec.type, "text"))
     if fspec.type in {"integer", "decimal"}:
         ff.step = step(fspec)
     if fspec.type == "select":

@@ -21,6 +21,7 @@ from app.records import children
 from app.records.service import RecordService, StaleVersion
 from app.records.values import TRUE, FieldError, default_for, parse, to_input, to_json
 from app.web.context import RequestContext
+from app.web.records import files as web_files
 from app.web.records import inline
 from app.web.records.display import reference_labels, title, title_msg, value_text
 from app.web.records.form_fields import MAX_VALUE_LENGTH, FormGroup, form_fields, form_layout, prepare_picker
@@ -55,7 +56,7 @@ def values_from_form(groups: list[FormGroup], form: FormMultiDict) -> tuple[dict
     """(data for the service, raw values to show again) from a submitted record form."""
     data: dict[str, str] = {}
     for ff in form_fields(groups):
-        if ff.readonly:
+        if ff.readonly or ff.input == "file":  # files: app.web.records.files
             continue
         name = ff.spec.name
         if ff.spec.type == "boolean":
@@ -124,6 +125,8 @@ async def form_page(
         lookup_url=f"{target.url}/lookup",
         inline_sets=sets,
         inline_url=f"{target.url}/inline",
+        files=web_files.existing(target, row),
+        multipart=any(ff.input == "file" for ff in form_fields(groups)),
         title=_heading(ctx, target, row),
     )
 
@@ -167,9 +170,21 @@ async def create(request: HTMXRequest, ctx: RequestContext, target: Target) -> R
     need_action(ctx, target, "create")
     svc = ctx.records()
     svc.require(target.ref, "insert")
-    _groups, data, values, sets = await _submitted(ctx, target, form := await request.form())
+    groups, data, values, sets = await _submitted(ctx, target, form := await request.form())
     if inline.press(sets, form):  # "Add" or a move without script: the same form again, nothing saved
         return await form_page(request, ctx, target, row=None, values=values, sets=sets)
+    posted = await web_files.from_form(groups, form)
+    if posted.errors:  # checked before anything is written; the typed values stay on the form
+        return await form_page(
+            request,
+            ctx,
+            target,
+            row=None,
+            values=values,
+            errors=posted.errors,
+            status_code=posted.status,
+            sets=sets,
+        )
     rows, keys = inline.payload(sets)
     try:
         if sets:  # one transaction for the record and its rows (savepoint inside)
@@ -178,6 +193,7 @@ async def create(request: HTMXRequest, ctx: RequestContext, target: Target) -> R
             # No savepoint on the hot path: validation fails before any write, and a unique clash
             # (which aborts a PostgreSQL transaction) rolls the whole request back before re-rendering.
             row = await svc.insert(target.ref, data)
+        await web_files.apply(svc, target.ref, row["id"], posted)
     except ValidationFailed as exc:
         errors = inline.place_errors(sets, exc.errors, keys)
         return await form_page(
@@ -223,15 +239,20 @@ async def update(request: HTMXRequest, ctx: RequestContext, target: Target, reco
     if inline.press(sets, form):
         current = await svc.get(target.ref, record_id)
         return await form_page(request, ctx, target, row=current, values=values, version=version, sets=sets)
+    posted = await web_files.from_form(groups, form)
     rows, keys = inline.payload(sets)
     try:
+        if posted.errors:
+            raise web_files.Refused(posted)
         if sets:
             async with atomic(ctx):
                 row = await children.save(svc, target.ref, record_id, data, version, rows)
+                await web_files.apply(svc, target.ref, row["id"], posted)
         else:
             # No savepoint on the hot path (two round trips on PostgreSQL): a refused update writes
             # nothing; a unique clash raised by the database rolls the request back (below).
             row = await svc.update(target.ref, record_id, data, version)
+            await web_files.apply(svc, target.ref, row["id"], posted)
     except StaleVersion as exc:
         return await conflict(request, ctx, target, groups, exc.current, values, inline.carried(sets, form))
     except children.ChildStale as exc:

@@ -24,6 +24,7 @@ from app.web.records import (
     csv_io,
     dashboard,
     detail,
+    files,
     forms,
     inline,
     listing,
@@ -55,6 +56,8 @@ TABLE: tuple[tuple[str, str, str, Handler], ...] = (
     ("GET", "crud", "inline/{name}", inline.add_row),
     ("GET", "crud", "{id}", detail.detail),
     ("GET", "crud", "{id}/edit", forms.edit),
+    ("GET", "crud", "{id}/files/{id}", files.download),
+    ("GET", "crud", "{id}/files/{id}/thumbnail", files.thumbnail),
     ("POST", "crud", "", forms.create),
     ("POST", "crud", "new", forms.create),
     ("POST", "crud", "import", csv_import.import_post),
@@ -135,7 +138,13 @@ async def plugin_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str,
     return await handler(request, ctx, target, *params)
 
 
-@post(PREFIX + "/{path:path}", opt=RULE, include_in_schema=False, status_code=200)
+@post(
+    PREFIX + "/{path:path}",
+    opt=RULE,
+    include_in_schema=False,
+    status_code=200,
+    request_max_body_size=files.FORM_MAX_BYTES,  # record forms carry file fields' uploads
+)
 async def plugin_page_post(
     request: HTMXRequest, ctx: RequestContext, plugin_id: str, path: str
 ) -> Response[Any]:
