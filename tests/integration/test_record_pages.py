@@ -380,6 +380,7 @@ def test_csv_export_follows_the_filters(tenants):
         "unit_price",
         "threshold",
         "status",
+        "photo",  # a file field: its download URL (app.web.records.files)
         "created_at",
         "updated_at",
     ]
