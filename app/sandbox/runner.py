@@ -87,8 +87,13 @@ class Sandbox(Compiling):
         self.session_factory = session_factory  # own sessions for background calls (after a commit)
         self._background: set[asyncio.Task[None]] = set()
         self.memory_stats = settings.wasm_memory_stats
-        self.engine, self.ticker = shared_engine(self.memory_stats)
-        self.components = ComponentStore(self.engine, settings.compile_cache, memory_stats=self.memory_stats)
+        self.engine, self.ticker = shared_engine(self.memory_stats, settings.wasm_compiler)
+        self.components = ComponentStore(
+            self.engine,
+            settings.compile_cache,
+            memory_stats=self.memory_stats,
+            compiler=settings.wasm_compiler,
+        )
         self._executor: ThreadPoolExecutor | None = None
         self._linkers: dict[tuple[str, str], Linker] = {}
         self._pools: dict[tuple[str, str, str], _Pool] = {}
