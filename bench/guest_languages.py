@@ -4,14 +4,16 @@ the figures are the guest's language runtime and the boundary, not the database)
 
     .venv/bin/python bench/guest_languages.py      (also the last part of bench/wasm_bench.py)
 
-For each: the component's size, its build time (cached builds are 0), compile time (Cranelift, no
-compile cache), cold first call (instantiate + init + the first page, median of 5) and a warm page
-(median of 200 calls on one instance).
+For each, with each compiler (Cranelift, and Winch: PORTAL_WASM_COMPILER): the component's size, its
+build time (cached builds are 0), compile time (wall, and CPU of all compile threads: the figure that
+does not depend on how busy the machine is), the compiled artefact's size, cold first call (instantiate +
+init + the first page, median of 5) and a warm page (median of 200 calls on one instance).
 """
 
 from __future__ import annotations
 
 import json
+import resource
 import shutil
 import statistics
 import sys
@@ -76,22 +78,35 @@ def _instance(engine: Any, component: Any) -> Any:
     return call
 
 
-def measure(language: str, work: Path) -> dict[str, float]:
-    from wasmtime.component import Component
+COMPILERS = ("cranelift", "winch")
 
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # every thread of this process: parallel compiles
+    return usage.ru_utime + usage.ru_stime
+
+
+def build(language: str, work: Path) -> tuple[bytes, float]:
     from app.sandbox.build import build_component
-    from app.sandbox.engine import make_engine
 
     folder = work / language
     shutil.copytree(GUESTS / language, folder)
     t = time.perf_counter()
     wasm = build_component(folder)
-    built_s = time.perf_counter() - t
-    data = wasm.read_bytes()
-    engine = make_engine()
-    t = time.perf_counter()
+    return wasm.read_bytes(), time.perf_counter() - t
+
+
+def measure(data: bytes, built_s: float, compiler: str) -> dict[str, float]:
+    from wasmtime.component import Component
+
+    from app.sandbox.engine import make_engine
+
+    engine = make_engine(compiler=compiler)
+    t, cpu = time.perf_counter(), _cpu()
     component = Component(engine, data)
     compile_ms = (time.perf_counter() - t) * 1000
+    compile_cpu_s = _cpu() - cpu
+    artefact = len(component.serialize())
     # Cold: a fresh instance of the compiled component, init, the first page (as a worker's first call).
     colds = []
     for _ in range(5):
@@ -110,30 +125,40 @@ def measure(language: str, work: Path) -> dict[str, float]:
         "size_bytes": len(data),
         "build_s": built_s,
         "compile_ms": compile_ms,
+        "compile_cpu_s": compile_cpu_s,
+        "artefact_bytes": artefact,
         "cold_ms": statistics.median(colds),
         "warm_ms": statistics.median(warm),
     }
 
 
-def report(languages: tuple[str, ...] = LANGUAGES) -> dict[str, dict[str, float]]:
+def _size(size: float) -> str:
+    return f"{size / 1048576:.1f} MiB" if size >= 1048576 else f"{size / 1024:.1f} KiB"
+
+
+def report(
+    languages: tuple[str, ...] = LANGUAGES, compilers: tuple[str, ...] = COMPILERS
+) -> dict[str, dict[str, float]]:
     figures = {}
     with tempfile.TemporaryDirectory(prefix="portal-guest-bench-") as work:
         for language in languages:
-            figures[language] = measure(language, Path(work))
-            print(f"  measured {language}", flush=True)
+            data, built_s = build(language, Path(work))
+            for compiler in compilers:
+                figures[f"{language}/{compiler}"] = measure(data, built_s, compiler)
+                print(f"  measured {language} with {compiler}", flush=True)
     print()
     print(
-        f"{'guest':<8} {'size':>10} {'build s':>8} {'compile ms':>11} {'cold call ms':>13} {'warm 3 calls ms':>16}"
+        f"{'guest/compiler':<16} {'size':>9} {'build s':>8} {'compile ms':>11} {'compile CPU s':>14}"
+        f" {'artefact':>10} {'cold call ms':>13} {'warm 3 calls ms':>16}"
     )
-    for language, f in figures.items():
-        size = f["size_bytes"]
-        shown = f"{size / 1048576:.1f} MiB" if size >= 1048576 else f"{size / 1024:.1f} KiB"
+    for name, f in figures.items():
         print(
-            f"{language:<8} {shown:>10} {f['build_s']:>8.1f} {f['compile_ms']:>11.1f} {f['cold_ms']:>13.2f}"
+            f"{name:<16} {_size(f['size_bytes']):>9} {f['build_s']:>8.1f} {f['compile_ms']:>11.1f}"
+            f" {f['compile_cpu_s']:>14.2f} {_size(f['artefact_bytes']):>10} {f['cold_ms']:>13.2f}"
             f" {f['warm_ms']:>16.3f}"
         )
     return figures
 
 
 if __name__ == "__main__":
-    report()
+    report(tuple(sys.argv[1:]) or LANGUAGES)

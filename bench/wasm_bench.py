@@ -123,7 +123,8 @@ async def in_process(url: str, data_dir: Path, folders: list[Path]) -> dict[str,
     for stats in (False, True):  # both engine modes: the RSS children must not compile
         store = ComponentStore(shared_engine(stats)[0], CACHE, memory_stats=stats)
         for folder in folders:
-            store.get(folder / "plugin.wasm", sha256_file(folder / "plugin.wasm"), wait=None)
+            wasm = folder / "plugin.wasm"
+            store.get(wasm.read_bytes, sha256_file(wasm), wait=None)
     print(f"  compile cache ready in {time.perf_counter() - t0:.1f} s", flush=True)
     config = make_alchemy_config(settings)
     actor = Actor(None, "bench")

@@ -59,6 +59,8 @@ def _settings_env(tmp: Path, url: str) -> dict[str, str]:
         "PORTAL_ADMIN_EMAIL": ADMIN_EMAIL,
         "PORTAL_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "PORTAL_WASM_CACHE_DIR": str(WASM_CACHE),
+        # The suite can run its guests on another compiler (PORTAL_WASM_COMPILER=winch pytest ...).
+        "PORTAL_WASM_COMPILER": os.environ.get("PORTAL_WASM_COMPILER", ""),
     }
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -34,5 +35,8 @@ def precompile(wasm: Path, *, memory_stats: bool = False) -> None:
     from app.sandbox.engine import ComponentStore, sha256_file, shared_engine
     from tests.conftest import WASM_CACHE
 
-    store = ComponentStore(shared_engine(memory_stats)[0], WASM_CACHE, memory_stats=memory_stats)
+    compiler = os.environ.get("PORTAL_WASM_COMPILER") or "cranelift"
+    store = ComponentStore(
+        shared_engine(memory_stats, compiler)[0], WASM_CACHE, memory_stats=memory_stats, compiler=compiler
+    )
     store.get(wasm.read_bytes, sha256_file(wasm), wait=None)

@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import os
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -103,7 +104,10 @@ async def run(
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
     package = package_from(folder)
-    sandbox = Sandbox(replace(settings, wasm_memory_stats=True))  # the author wants the call's peak memory
+    # The author wants the call's peak memory, and each edit compiled fast: Winch compiles a Python guest
+    # ~5x faster than Cranelift (unless PORTAL_WASM_COMPILER says otherwise).
+    compiler = settings.wasm_compiler if os.environ.get("PORTAL_WASM_COMPILER") else "winch"
+    sandbox = Sandbox(replace(settings, wasm_memory_stats=True, wasm_compiler=compiler))
     sandbox.fixed_now = now
     wasm = package.wasm
     if wasm is not None:

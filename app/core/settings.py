@@ -53,6 +53,8 @@ class Settings:
     wasm_cache_dir: Path | None = None  # compiled components; default <data_dir>/wasm-cache
     # Per-call peak memory of guests (own memory creator, no copy-on-write images: more RSS per instance).
     wasm_memory_stats: bool = False
+    # PORTAL_WASM_COMPILER: cranelift (optimising, slow to compile) or winch (baseline: compiles ~5x faster).
+    wasm_compiler: str = "cranelift"
     event_sweep_seconds: float = 1.5  # how often each worker looks for events left by other processes
     event_claim_timeout_seconds: int = 300  # a claim this old (its worker died) is taken over
     smtp: SmtpSettings | None = None  # PORTAL_SMTP_*; None = notifications are in-app only
@@ -121,10 +123,18 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         if environ.get("PORTAL_WASM_CACHE_DIR")
         else None,
         wasm_memory_stats=environ.get("PORTAL_WASM_MEMORY_STATS", "").lower() in {"1", "true", "yes"},
+        wasm_compiler=_compiler(environ),
         event_sweep_seconds=_positive_float(environ, "PORTAL_EVENT_SWEEP_SECONDS", 1.5),
         event_claim_timeout_seconds=_int(environ, "PORTAL_EVENT_CLAIM_TIMEOUT", 300),
         smtp=_smtp(environ),
     )
+
+
+def _compiler(environ: dict[str, str]) -> str:
+    value = environ.get("PORTAL_WASM_COMPILER", "").strip().lower() or "cranelift"
+    if value not in {"cranelift", "winch"}:
+        raise ValueError(f"PORTAL_WASM_COMPILER must be cranelift or winch, not {value!r}")
+    return value
 
 
 def _smtp(environ: dict[str, str]) -> SmtpSettings | None:

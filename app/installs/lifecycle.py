@@ -184,8 +184,10 @@ async def upload(
     bundled: bool = False,
     install_now: bool = False,
     allow_destructive: bool = False,
+    sandbox: Any = None,
 ) -> PluginPackage:
-    """Register a package. A newer version of an installed plugin is an upgrade."""
+    """Register a package. A newer version of an installed plugin is an upgrade. With `sandbox` (this
+    host's) its component starts compiling once the transaction commits."""
     plugin_id = _plugin_id_of(package.manifest_text)
     existing = (
         await session.scalar(select(PluginPackage).where(PluginPackage.plugin_id == plugin_id))
@@ -193,7 +195,9 @@ async def upload(
         else None
     )
     if existing is not None and existing.status == "installed" and existing.deleted_at is None:
-        return await upgrade(session, actor, package, settings, allow_destructive=allow_destructive)
+        return await upgrade(
+            session, actor, package, settings, allow_destructive=allow_destructive, sandbox=sandbox
+        )
     manifest = await validate(session, package.manifest_text, excluding=plugin_id)
     if existing is not None and parse_version(manifest.version) < parse_version(existing.version):
         raise Conflict(
@@ -226,7 +230,8 @@ async def upload(
         after={"version": manifest.version, "sha256": package.sha256},
     )
     if install_now:
-        return await install(session, actor, manifest.id)
+        return await install(session, actor, manifest.id, sandbox=sandbox)
+    compile_after_commit(session, sandbox, row)
     return row
 
 
@@ -268,7 +273,16 @@ async def _register(session: AsyncSession, manifest: Manifest) -> None:
     await register_permissions(session, defs)
 
 
-async def install(session: AsyncSession, actor: Actor, plugin_id: str) -> PluginPackage:
+def compile_after_commit(session: AsyncSession, sandbox: Any, row: PluginPackage) -> None:
+    """The receiving host compiles the component after the commit, in the background (no transaction
+    held), so its first call does not wait; other hosts compile at their next start or first need."""
+    if sandbox is not None and row.has_wasm:
+        sandbox.compile_after_commit(session, row.wasm_sha256)
+
+
+async def install(
+    session: AsyncSession, actor: Actor, plugin_id: str, *, sandbox: Any = None
+) -> PluginPackage:
     row = await get(session, plugin_id)
     if row.status == "installed" and row.deleted_at is None:
         raise Conflict(f"{plugin_id} is already installed")
@@ -289,6 +303,7 @@ async def install(session: AsyncSession, actor: Actor, plugin_id: str) -> Plugin
         plugin_id,
         summary=f"{'Re-installed' if reinstall else 'Installed'} {plugin_id} {row.version}",
     )
+    compile_after_commit(session, sandbox, row)
     return row
 
 
@@ -436,6 +451,7 @@ async def upgrade(
     *,
     allow_destructive: bool = False,
     dev_revision: str | None = None,
+    sandbox: Any = None,
 ) -> PluginPackage:
     """Replace an installed plugin by a newer version. With `dev_revision` (`portal plugin run`: an
     author's working copy) any content replaces the installed one, recorded under that version."""
@@ -497,6 +513,7 @@ async def upgrade(
         before=before,
         after={"version": row.version, "sha256": package.sha256},
     )
+    compile_after_commit(session, sandbox, row)
     return row
 
 

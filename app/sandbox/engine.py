@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wasmtime import Config, Engine
+from wasmtime import _ffi as wasmtime_ffi
 from wasmtime.component import Component
 
 from app.sandbox import memory
@@ -194,13 +195,20 @@ def check_component_type(engine: Engine, component: Component) -> None:
         )
 
 
-def make_engine(memory_stats: bool = False) -> Engine:
+#: wasmtime's `wasmtime_strategy_t`: wasmtime-py offers only auto and cranelift as names.
+_STRATEGIES = {"cranelift": 1, "winch": 2}
+
+
+def make_engine(memory_stats: bool = False, compiler: str = "cranelift") -> Engine:
     """An engine with fuel and epoch interruption. With `memory_stats` our own memory creator
     allocates every linear memory, so each call's peak memory is known — at the price of
-    copy-on-write images: an extra instance then costs ~12 MiB of RSS instead of ~2 MiB (bench/wasm_bench.py)."""
+    copy-on-write images: an extra instance then costs ~12 MiB of RSS instead of ~2 MiB (bench/wasm_bench.py).
+    `compiler`: cranelift (optimised code) or winch (a baseline compiler: a Python guest compiles in a
+    fraction of the time, its code runs slower and its artefact is larger; bench/compile_bench.py)."""
     config = Config()
     config.consume_fuel = True
     config.epoch_interruption = True
+    wasmtime_ffi.wasmtime_config_strategy_set(config.ptr(), _STRATEGIES[compiler])
     if memory_stats:
         memory.install(config)
     return Engine(config)
@@ -228,17 +236,20 @@ class CompileJob:
 class ComponentStore:
     """Compiled components by wasm hash: memory, then the cache file, then a compile."""
 
-    def __init__(self, engine: Engine, cache_dir: Path, *, memory_stats: bool = False) -> None:
+    def __init__(
+        self, engine: Engine, cache_dir: Path, *, memory_stats: bool = False, compiler: str = "cranelift"
+    ) -> None:
         self.engine = engine
         self.cache_dir = cache_dir
         self.memory_stats = memory_stats
+        self.compiler = compiler
         self._components: dict[str, Component] = {}
         self._jobs: dict[str, CompileJob] = {}
         self._lock = threading.Lock()
 
     def cache_path(self, wasm_sha256: str) -> Path:
         # The engine's settings are part of the artefact (the host memory creator disables CoW images).
-        mode = "-hostmem" if self.memory_stats else ""
+        mode = ("-hostmem" if self.memory_stats else "") + ("-winch" if self.compiler == "winch" else "")
         return self.cache_dir / f"{wasm_sha256}-wasmtime{WASMTIME_VERSION}{mode}.cwasm"
 
     def job(self, wasm_sha256: str) -> CompileJob | None:
@@ -366,15 +377,16 @@ class EpochTicker:
         return max(1, int(milliseconds / 1000 / self.interval) + 1)
 
 
-_shared: dict[bool, tuple[Engine, EpochTicker]] = {}
+_shared: dict[tuple[bool, str], tuple[Engine, EpochTicker]] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_engine(memory_stats: bool = False) -> tuple[Engine, EpochTicker]:
-    """One Engine (and epoch ticker) per process and memory mode: engines are thread-safe and
+def shared_engine(memory_stats: bool = False, compiler: str = "cranelift") -> tuple[Engine, EpochTicker]:
+    """One Engine (and epoch ticker) per process, memory mode and compiler: engines are thread-safe and
     compiled code is per engine."""
     with _shared_lock:
-        if memory_stats not in _shared:
-            engine = make_engine(memory_stats)
-            _shared[memory_stats] = (engine, EpochTicker(engine))
-        return _shared[memory_stats]
+        key = (memory_stats, compiler)
+        if key not in _shared:
+            engine = make_engine(memory_stats, compiler)
+            _shared[key] = (engine, EpochTicker(engine))
+        return _shared[key]

@@ -21,7 +21,6 @@ from wasmtime import Store, WasmtimeError
 from wasmtime.component import Component, Func, Instance, Linker, Variant
 
 from app.audit import Actor
-from app.core import blobs
 from app.core.db import SQLITE_WRITE_LOCK
 from app.core.limits import Limits, effective
 from app.core.models import Tenant
@@ -29,6 +28,7 @@ from app.events import PENDING_KEY, EventBus
 from app.plugins import runtime
 from app.plugins.runtime import EntityRef, LoadedPlugin
 from app.sandbox import host, memory
+from app.sandbox.compiling import Compiling
 from app.sandbox.engine import (
     EXTENSION_FUNCTIONS,
     EXTENSIONS_EXPORT,
@@ -81,14 +81,19 @@ class _Pool:
     idle: list[_Instance] = field(default_factory=list)
 
 
-class Sandbox:
+class Sandbox(Compiling):
     def __init__(self, settings: Settings, session_factory: Callable[[], Any] | None = None) -> None:
         self.settings = settings
         self.session_factory = session_factory  # own sessions for background calls (after a commit)
         self._background: set[asyncio.Task[None]] = set()
         self.memory_stats = settings.wasm_memory_stats
-        self.engine, self.ticker = shared_engine(self.memory_stats)
-        self.components = ComponentStore(self.engine, settings.compile_cache, memory_stats=self.memory_stats)
+        self.engine, self.ticker = shared_engine(self.memory_stats, settings.wasm_compiler)
+        self.components = ComponentStore(
+            self.engine,
+            settings.compile_cache,
+            memory_stats=self.memory_stats,
+            compiler=settings.wasm_compiler,
+        )
         self._executor: ThreadPoolExecutor | None = None
         self._linkers: dict[tuple[str, str], Linker] = {}
         self._pools: dict[tuple[str, str, str], _Pool] = {}
@@ -107,50 +112,6 @@ class Sandbox:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
         self._pools.clear()
-
-    # -- components ------------------------------------------------------------------------------
-
-    def wasm_loader(self, plugin: LoadedPlugin) -> Callable[[], bytes]:
-        """What gives a compile the plugin's wasm: the database's copy (stored at upload, shared by every
-        host), read in a short session of its own on this event loop while the compile thread waits —
-        so no transaction is open while it compiles. Call from the event loop."""
-        loop = asyncio.get_running_loop()
-        sha = plugin.wasm_sha256
-
-        async def fetch() -> bytes:
-            if self.session_factory is None:
-                raise ComponentRejected("plugin.wasm is not reachable (no database session here)")
-            async with self.session_factory() as session:
-                try:
-                    return await blobs.get(session, sha)
-                except blobs.BlobMissing as exc:
-                    raise ComponentRejected(f"plugin.wasm is not in the database: {exc}") from exc
-
-        return lambda: asyncio.run_coroutine_threadsafe(fetch(), loop).result(timeout=300)
-
-    def compile_state(self, plugin: LoadedPlugin) -> str:
-        return self.components.state(plugin.wasm_sha256) if plugin.wasm_sha256 else "none"
-
-    def start_compile(self, plugin: LoadedPlugin) -> None:
-        if plugin.wasm_sha256:
-            self.components.start_compile(self.wasm_loader(plugin), plugin.wasm_sha256)
-
-    async def ready(self, plugin: LoadedPlugin, timeout: float | None) -> bool:
-        """Wait (up to `timeout` seconds, None: no limit) until the plugin's component is compiled and
-        loaded; False when it is still compiling. Compiling takes seconds: call this with no transaction
-        open (before opening the session a guest call then uses), never from inside one."""
-        if not plugin.wasm_sha256:
-            return True
-        if self.components.loaded(plugin.wasm_sha256) is not None:
-            return True
-        load = self.wasm_loader(plugin)
-        try:
-            found = await asyncio.get_running_loop().run_in_executor(
-                self.executor, lambda: self.components.get(load, plugin.wasm_sha256, wait=timeout)
-            )
-        except ComponentRejected:
-            return True  # the call reports it (as `rejected`), where faults are recorded
-        return found is not None
 
     def limits_for(self, plugin: LoadedPlugin) -> Limits:
         return effective(plugin.manifest.limits, self.settings.wasm_default, self.settings.wasm_maximum)
@@ -300,7 +261,7 @@ class Sandbox:
         if component is None:
             job = self.components.job(plugin.wasm_sha256)
             if job is None or not job.error:  # a failed compile is not retried on every call
-                job = self.components.start_compile(self.wasm_loader(plugin), plugin.wasm_sha256)
+                job = self.components.start_compile(self.wasm_loader(plugin.wasm_sha256), plugin.wasm_sha256)
             if job.error:
                 raise GuestFailure(plugin.id, "rejected", f"the plugin's code cannot run here: {job.error}")
             raise GuestFailure(

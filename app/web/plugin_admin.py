@@ -174,6 +174,7 @@ async def upload_page(request: HTMXRequest, ctx: TenantContext) -> Template | Re
             ctx.settings,
             install_now=values["install_now"],
             allow_destructive=values["allow_destructive"],
+            sandbox=ctx.sandbox,
         )
     except _FAILURES as exc:
         return await _failed(request, ctx, exc, None, values)
@@ -226,7 +227,7 @@ async def install_page(request: HTMXRequest, ctx: TenantContext, plugin_id: str)
         request,
         ctx,
         plugin_id,
-        lambda: lifecycle.install(ctx.db, ctx.actor, plugin_id),
+        lambda: lifecycle.install(ctx.db, ctx.actor, plugin_id, sandbox=ctx.sandbox),
         N_("Installed %(plugin)s", plugin=plugin_id),
     )
 
@@ -282,7 +283,12 @@ async def upgrade_page(request: HTMXRequest, ctx: TenantContext, plugin_id: str)
             )
         old = (await lifecycle.get(ctx.db, plugin_id)).version
         row = await lifecycle.upgrade(
-            ctx.db, ctx.actor, package, ctx.settings, allow_destructive=values["allow_destructive"]
+            ctx.db,
+            ctx.actor,
+            package,
+            ctx.settings,
+            allow_destructive=values["allow_destructive"],
+            sandbox=ctx.sandbox,
         )
     except _FAILURES as exc:
         return await _failed(request, ctx, exc, plugin_id, values)

@@ -95,6 +95,7 @@ async def api_upload(
         ctx.settings,
         install_now=bool(install) or flag(data.install),
         allow_destructive=bool(allow_destructive) or flag(data.allow_destructive),
+        sandbox=ctx.sandbox,
     )
     return await describe(ctx.db, row, ctx.tenant_id, ctx.sandbox)
 
@@ -131,7 +132,7 @@ async def api_patch(
 async def api_install(
     ctx: TenantContext, plugin_id: str, x_tenant: str | None = TENANT_HEADER
 ) -> dict[str, Any]:
-    await lifecycle.install(ctx.db, ctx.actor, plugin_id)
+    await lifecycle.install(ctx.db, ctx.actor, plugin_id, sandbox=ctx.sandbox)
     return await _detail(ctx, plugin_id)
 
 
@@ -244,6 +245,7 @@ async def api_upgrade(
         package,
         ctx.settings,
         allow_destructive=bool(allow_destructive) or flag(data.allow_destructive),
+        sandbox=ctx.sandbox,
     )
     return await describe(ctx.db, row, ctx.tenant_id, ctx.sandbox)
 
