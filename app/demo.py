@@ -5,9 +5,11 @@ handle-event notes the decision)."""
 
 from __future__ import annotations
 
+import datetime
 import logging
 import random
 import tomllib
+from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import select
@@ -29,6 +31,7 @@ from app.sandbox.build import BuildError, package_from
 
 log = logging.getLogger("portal.demo")
 DEMO_PASSWORD = "demo-pass-2026"
+DEMO_ORDERS = 40  # past purchase orders beside PO-0001: more than a page of them
 DEMO_USERS = (
     ("alice@demo.test", "Alice Admin", "Admin"),
     ("bob@demo.test", "Bob Member", "Member"),
@@ -236,6 +239,32 @@ async def ensure_demo(session: AsyncSession, settings: Settings) -> bool:
             ]
         },
     )
+    # A purchasing history, so that the orders list pages and sorts like a real one: older orders
+    # received, recent ones approved or still drafts; each total is what its lines add up to.
+    today = datetime.date.today()
+    for number in range(2, DEMO_ORDERS + 2):
+        age = (DEMO_ORDERS + 2 - number) * 3  # days: PO-0002 is the oldest
+        picked = [(item, rng.randint(1, 20)) for item in rng.sample(catalogue, rng.randint(1, 3))]
+        lines = [
+            {"item_id": str(item["id"]), "quantity": quantity, "unit_price": str(item["unit_price"])}
+            for item, quantity in picked
+        ]
+        total = sum((Decimal(str(item["unit_price"])) * quantity for item, quantity in picked), Decimal(0))
+        status = "received" if age > 30 else rng.choice(("approved", "draft", "submitted"))
+        await children.save(
+            records,
+            ref("purchase_order"),
+            None,
+            {
+                "order_no": f"PO-{number:04d}",
+                "supplier_id": str(rng.choice(suppliers)["id"]),
+                "status": status,
+                "total_amount": f"{total:.2f}",
+                "order_date": (today - datetime.timedelta(days=age)).isoformat(),
+            },
+            None,
+            {"lines": lines},
+        )
     # Customers with their contacts and tags, each saved in one go as the customer form does.
     tags = {
         name: await records.insert(ref("tag"), {"name": name, "color": color})

@@ -26,6 +26,7 @@ from app import audit
 from app.access.scopes import DataScope
 from app.audit import Actor
 from app.core.errors import Conflict, ConflictingValues, ValidationFailed
+from app.core.i18n import N_
 from app.events import PENDING_KEY, Event, emit, prepare, recorded_in
 from app.plugins.runtime import EntityRef
 from app.records import computed, writes
@@ -119,7 +120,7 @@ class RecordService(RecordReads):
         unknown = [k for k in data if not entity.spec.has_field(k)]
         for key in unknown:
             errors[key] = (
-                "Unknown field" if key not in entity.table.c else "This field is set by the platform"
+                N_("Unknown field") if key not in entity.table.c else N_("This field is set by the platform")
             )
         for spec in entity.spec.fields:
             if spec.computed:
@@ -130,15 +131,15 @@ class RecordService(RecordReads):
                     if default is not None:
                         values[spec.name] = default
                     elif spec.required:
-                        errors[spec.name] = "This field is required."
+                        errors[spec.name] = N_("This field is required.")
                 continue
             try:
                 value = parse(spec, data[spec.name])
             except FieldError as exc:
-                errors[spec.name] = str(exc)
+                errors[spec.name] = exc.message
                 continue
             if value is None and spec.required:
-                errors[spec.name] = "This field is required."
+                errors[spec.name] = N_("This field is required.")
                 continue
             values[spec.name] = value
         if not errors:
@@ -191,7 +192,7 @@ class RecordService(RecordReads):
         for spec in refs:
             target = runtime.find_entity(plugins, spec.entity or "")
             if target is None:
-                errors[spec.name] = f"{spec.entity} is not available in this tenant."
+                errors[spec.name] = N_("%(entity)s is not available in this tenant.", entity=spec.entity)
                 continue
             out.append(writes.Reference(spec.name, target, await self._visible(target), values[spec.name]))
         return out, errors
@@ -386,7 +387,7 @@ class RecordService(RecordReads):
         pg = self._one_statement
         before = await self._load(entity, record_id)
         if version is None:
-            raise ValidationFailed({"version": "The record's version is required to update it."})
+            raise ValidationFailed({"version": N_("The record's version is required to update it.")})
         if int(version) != before["version"]:
             raise StaleVersion(before, int(version))
         # On PostgreSQL the UPDATE checks uniqueness, references and the version itself (app.records.writes).
@@ -550,8 +551,13 @@ class RecordService(RecordReads):
 
 
 def _taken(entity: EntityRef, name: str, value: Any) -> str:
-    return f"Another {entity.spec.label} already has {entity.spec.field(name).label} = {value}."
+    return N_(
+        "Another %(entity)s already has %(field)s = %(value)s.",
+        entity=entity.spec.label,
+        field=entity.spec.field(name).label,
+        value=str(value),
+    )
 
 
 def _missing(target: EntityRef) -> str:
-    return f"No {target.spec.label} with that id in this tenant."
+    return N_("No %(entity)s with that id in this tenant.", entity=target.spec.label)

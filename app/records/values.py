@@ -8,6 +8,7 @@ import uuid
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
+from app.core.i18n import N_
 from app.core.nesting import TextRejected, loads_json
 from app.manifest import FieldSpec
 
@@ -18,7 +19,12 @@ JSON_FIELD_MAX_BYTES = 1_000_000  # a json field typed into a form (depth-bounde
 
 
 class FieldError(ValueError):
-    """A value that does not fit its field; the message is shown next to the field."""
+    """A value that does not fit its field; the message (a msgid or Msg, translated where it is shown)
+    is shown next to the field."""
+
+    @property
+    def message(self) -> str:
+        return self.args[0] if self.args else str(self)
 
 
 def parse(field: FieldSpec, value: Any) -> Any:
@@ -30,58 +36,60 @@ def parse(field: FieldSpec, value: Any) -> Any:
     kind = field.type
     if kind in {"string", "text"}:
         if not isinstance(value, str):
-            raise FieldError("Enter text.")
+            raise FieldError(N_("Enter text."))
         if "\x00" in value:
-            raise FieldError("Text may not contain NUL characters.")
+            raise FieldError(N_("Text may not contain NUL characters."))
         if kind == "string":
             value = value.strip()
             if field.max_length and len(value) > field.max_length:
-                raise FieldError(f"Use at most {field.max_length} characters (this has {len(value)}).")
+                raise FieldError(
+                    N_("Use at most %(max)s characters (this has %(n)s).", max=field.max_length, n=len(value))
+                )
         return value if value != "" else None
     if kind == "integer":
         if isinstance(value, float) and value.is_integer():  # JSON's 5.0 is a whole number too
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int | str):
-            raise FieldError("Enter a whole number.")
+            raise FieldError(N_("Enter a whole number."))
         try:
             number = int(value)
         except ValueError as exc:
-            raise FieldError("Enter a whole number, like 42.") from exc
+            raise FieldError(N_("Enter a whole number, like 42.")) from exc
         if abs(number) > INT64:
-            raise FieldError("That number is too large.")
+            raise FieldError(N_("That number is too large."))
         return number
     if kind == "decimal":
         if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
-            raise FieldError("Enter a number.")
+            raise FieldError(N_("Enter a number."))
         try:
             amount = Decimal(str(value))
         except InvalidOperation as exc:
-            raise FieldError("Enter a number, like 12.50.") from exc
+            raise FieldError(N_("Enter a number, like 12.50.")) from exc
         if not amount.is_finite():
-            raise FieldError("Enter a finite number.")
+            raise FieldError(N_("Enter a finite number."))
         scale = field.scale if field.scale is not None else 2
         precision = field.precision or 18
         if amount and amount.adjusted() >= precision - scale:  # first: quantize() cannot hold huge values
-            raise FieldError(f"Use at most {precision - scale} digits before the decimal point.")
+            raise FieldError(N_("Use at most %(n)s digits before the decimal point.", n=precision - scale))
         quantized = amount.quantize(Decimal(1).scaleb(-scale), context=Context(prec=precision + 1))
         if quantized != amount:
-            raise FieldError(f"Use at most {scale} decimal places.")
+            raise FieldError(N_("Use at most %(n)s decimal places.", n=scale))
         if abs(quantized) >= Decimal(10) ** (precision - scale):
-            raise FieldError(f"Use at most {precision - scale} digits before the decimal point.")
+            raise FieldError(N_("Use at most %(n)s digits before the decimal point.", n=precision - scale))
         return quantized
     if kind == "boolean":
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.lower() in TRUE | FALSE:
             return value.lower() in TRUE
-        raise FieldError("Choose yes or no.")
+        raise FieldError(N_("Choose yes or no."))
     if kind == "date":
         if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
             return value
         try:
             return dt.date.fromisoformat(str(value))
         except ValueError as exc:
-            raise FieldError("Enter a date as YYYY-MM-DD.") from exc
+            raise FieldError(N_("Enter a date as YYYY-MM-DD.")) from exc
     if kind == "datetime":
         if isinstance(value, dt.datetime):
             moment = value
@@ -89,30 +97,32 @@ def parse(field: FieldSpec, value: Any) -> Any:
             try:
                 moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
             except ValueError as exc:
-                raise FieldError("Enter a date and time, like 2026-05-01T09:30.") from exc
+                raise FieldError(N_("Enter a date and time, like 2026-05-01T09:30.")) from exc
         return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
     if kind in {"uuid", "reference"}:
         try:
             return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
         except ValueError as exc:
-            raise FieldError("Choose a record." if kind == "reference" else "Enter a UUID.") from exc
+            raise FieldError(N_("Choose a record.") if kind == "reference" else N_("Enter a UUID.")) from exc
     if kind == "select":
         text = str(value)
         if text not in field.option_values:
-            raise FieldError(f"Choose one of: {', '.join(field.option_values)}.")
+            raise FieldError(N_("Choose one of: %(options)s.", options=", ".join(field.option_values)))
         return text
     if kind == "json":
         if isinstance(value, str):
             try:
                 value = loads_json(value, max_bytes=JSON_FIELD_MAX_BYTES)
             except TextRejected as exc:
-                raise FieldError(f"The JSON is {exc}.") from exc
+                raise FieldError(N_("The JSON is %(problem)s.", problem=str(exc))) from exc
             except json.JSONDecodeError as exc:
-                raise FieldError(f"Not valid JSON: {exc.msg} at position {exc.pos}.") from exc
+                raise FieldError(
+                    N_("Not valid JSON: %(problem)s at position %(pos)s.", problem=exc.msg, pos=exc.pos)
+                ) from exc
         if _has_nul(value):  # PostgreSQL's jsonb refuses them
-            raise FieldError("JSON may not contain NUL characters.")
+            raise FieldError(N_("JSON may not contain NUL characters."))
         return value
-    raise FieldError(f"Unsupported field type {kind}.")
+    raise FieldError(N_("Unsupported field type %(kind)s.", kind=kind))
 
 
 def _has_nul(value: Any) -> bool:

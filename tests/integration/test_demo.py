@@ -107,3 +107,8 @@ def test_demo_items_sit_in_their_categories_and_fill_more_than_one_page(client: 
     assert where["A4 paper"] == "Office supplies"
     assert where["USB-C cable 1m"] == "Electronics"
     assert len(listed) > 25  # the list page's default page size: paging shows
+    orders = client.get("/api/v1/plugins/inventory/purchase_order?size=200", headers=alice).json()["items"]
+    assert len(orders) > 25  # the orders list pages too
+    # Each past order's total is what its lines add up to (the rollup agrees with the typed total).
+    assert all(o["lines_total"] == o["total_amount"] for o in orders if o["order_no"] != "PO-0001")
+    assert {o["status"] for o in orders} >= {"received", "draft"}

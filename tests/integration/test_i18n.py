@@ -135,3 +135,28 @@ def test_an_invitation_notification_is_written_in_the_invitees_language(app):
     rows = sorted(in_db(app, work))
     assert rows[0][0] == "Invitation to join Acme" and "invites you to join Acme as Member" in rows[0][1]
     assert rows[1][0] == "邀请您加入 Acme" and "admin@test 邀请您以 Member 角色加入 Acme" in rows[1][1]
+
+
+def test_record_form_errors_and_flashes_follow_the_language(client, app):
+    """A generated form's field errors (a value's shape, a taken unique value) and the flash after the
+    save, in Chinese; the entity's label in the flash comes from the manifest's zh label."""
+    from app.demo import DEMO_PASSWORD, ensure_demo
+    from tests.integration.test_record_pages import in_db
+
+    async def setup(s):
+        assert await ensure_demo(s, app.state.settings)
+
+    in_db(app, setup)
+    login(client, "alice@demo.test", DEMO_PASSWORD)
+    post_form(client, "/language", {"language": "zh", "next": "/"}, follow_redirects=False)
+    items = "/t/demo/p/inventory/inventory/items"
+    row = {"sku": "SKU-9001", "name": "Torque wrench", "quantity": "lots", "unit": "pcs"}
+    r = post_form(client, items, row)
+    assert r.status_code == 422 and "请输入整数，例如 42。" in r.text
+    assert 'value="Torque wrench"' in r.text  # what was typed stays
+    r = post_form(client, items, {**row, "sku": "SKU-1001", "quantity": "3"})
+    assert r.status_code == 409 and "已有另一条物品的" in r.text and "SKU-1001" in r.text
+    r = post_form(client, items, {**row, "quantity": "3"})
+    page = text_of(r.text)
+    assert r.status_code == 200 and "已创建物品 Torque wrench" in page, page[:600]
+    assert "<h1>物品 Torque wrench</h1>" in r.text and "Item Torque wrench" not in page

@@ -7,6 +7,7 @@ from litestar.response import Template
 from sqlalchemy import select
 
 from app import workflow
+from app.core.i18n import N_
 from app.core.models import AuditEntry
 from app.records.values import display
 from app.web.context import RequestContext
@@ -18,6 +19,13 @@ from app.web.records.target import Target, common, record_link_base
 from app.web.render import page
 
 HISTORY_LIMIT = 100
+# The history's "What" in the reader's language; the stored summary (English) for other actions.
+ACTIONS = {
+    "record.create": N_("Created"),
+    "record.update": N_("Changed"),
+    "record.delete": N_("Deleted"),
+    "record.restore": N_("Restored"),
+}
 
 
 async def detail(request: HTMXRequest, ctx: RequestContext, target: Target, record_id: str) -> Template:
@@ -57,6 +65,7 @@ async def detail(request: HTMXRequest, ctx: RequestContext, target: Target, reco
             a,
             reader.user(a.actor_id, a.actor_email),
             reader.changes(item) if a.action != "record.create" else [],
+            ACTIONS.get(a.action, a.summary),
         )
         for a, item in zip(history, items, strict=True)
     ]

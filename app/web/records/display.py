@@ -51,17 +51,14 @@ def value_text(spec: FieldSpec | None, value: Any, labels: Mapping[Any, str] | N
     return display(spec, value)
 
 
-def title_msg(ref: EntityRef, row: Mapping[str, Any]) -> str:
-    """A record named for a message shown in the reader's language: "Item Widget" as a Msg whose entity
-    label stays translatable."""
-    value = row.get(ref.spec.display_field)
-    if value in (None, ""):
-        return ref.spec.label
-    return N_("%(entity)s %(name)s", entity=ref.spec.label, name=str(value))
-
-
 def title(ref: EntityRef, row: Mapping[str, Any], labels: dict[str, dict[Any, str]] | None = None) -> str:
+    """A record named for people: "Item Widget", a Msg whose entity label is shown in the reader's
+    language (the `t` filter, flash messages)."""
     value = row.get(ref.spec.display_field)
     if value in (None, ""):
         return ref.spec.label
-    return f"{ref.spec.label} {(labels or {}).get(ref.spec.display_field, {}).get(value, value)}"
+    shown = (labels or {}).get(ref.spec.display_field, {}).get(value, value)
+    return N_("%(entity)s %(name)s", entity=ref.spec.label, name=str(shown))
+
+
+title_msg = title  # the name the flash messages use

@@ -13,7 +13,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 from app.core.errors import ValidationFailed
+from app.core.i18n import LANGUAGE_NAMES
 from app.manifest import FieldSpec, PageSpec
+from app.manifest.labels import Label, pick_label
 from app.plugins.runtime import EntityRef, LoadedPlugin
 from app.records.query import DEFAULT_SORT, ListQuery, sortable
 from app.records.service import RecordService
@@ -150,4 +152,7 @@ def _filters_on(c: Candidate) -> bool:
 def _default_label(c: Candidate, target: Target) -> str:
     """The entity's label, and the field's when the child references this entity more than once."""
     refs = [f for f in c.ref.spec.fields if f.type == "reference" and f.entity == target.ref.name]
-    return c.ref.spec.label if len(refs) == 1 else f"{c.ref.spec.label} ({c.field.label})"
+    if len(refs) == 1:
+        return c.ref.spec.label
+    entity, via = c.ref.spec.label, c.field.label
+    return Label({lang: f"{pick_label(entity, lang)} ({pick_label(via, lang)})" for lang in LANGUAGE_NAMES})
