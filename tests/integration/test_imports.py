@@ -235,3 +235,42 @@ def test_export_with_names_and_the_views_columns_reimports(tenants):
     # The export with names imports again, updating by SKU: nothing changes.
     again = upload(client, body, key="sku")
     assert counts(again.text) == {"created": 0, "updated": 0, "skipped": 2, "refused": 0}
+
+
+def test_a_batch_written_together_refuses_what_a_single_write_would(tenants, app):
+    """The bulk path (app.records.bulk) keeps the record service's answers: a SKU another record holds
+    is refused by name (the multi-row INSERT's ON CONFLICT), an id of another tenant's category is not
+    found, the other rows are created with their audit rows and events, and an update by key bumps the
+    version once."""
+    client = tenants
+    make(client, ITEMS, {"sku": "T-1", "name": "Taken", "status": "active"})
+    theirs = make(client, "/t/globex/p/inventory/inventory/categories", {"name": "Secret", "code": "SC"})
+    page = upload(
+        client,
+        f"sku,name,quantity,category_id\nT-1,Again,1,\nT-2,New,2,\nT-3,Foreign,3,{theirs}\n",
+        skip_invalid="1",
+    )
+    assert counts(page.text) == {"created": 1, "updated": 0, "skipped": 0, "refused": 2}, text_of(page.text)
+    result = confirm(client, page, skip_invalid="1")
+    assert result.status_code == 200 and counts(result.text)["created"] == 1
+    text = text_of(html.unescape(unquote(result.text)))
+    assert "already has SKU = T-1" in text and "No Category with that id in this tenant." in text
+    assert [r["sku"] for r in items(client)] == ["T-1", "T-2"]
+
+    updated = confirm(client, upload(client, "sku,name\nT-2,Renamed\n", key="sku"), key="sku")
+    assert updated.status_code in (200, 303)
+
+    async def work(session: Any) -> dict[str, Any]:
+        acme = (await directory.get_tenant(session, "acme")).id
+        t = runtime.find_entity(await runtime.enabled_for(session, acme), "inventory_item").table
+        row = (await session.execute(sa.select(t).where(t.c.sku == "T-2"))).mappings().one()
+        audit = await session.scalar(
+            sa.text("SELECT count(*) FROM audit_log WHERE target_id = :id"), {"id": str(row["id"])}
+        )
+        events = await session.scalar(
+            sa.text("SELECT count(*) FROM event_log WHERE CAST(payload AS TEXT) LIKE :id"),
+            {"id": f"%{row['id']}%"},
+        )
+        return {"name": row["name"], "version": row["version"], "audit": audit, "events": events}
+
+    assert in_db(app, work) == {"name": "Renamed", "version": 2, "audit": 2, "events": 2}
