@@ -11,6 +11,7 @@ guest, so they raise, which traps the call.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import queue
@@ -34,12 +35,14 @@ from app.manifest import Manifest
 from app.plugins import config_values, configs
 from app.plugins.runtime import EntityRef, LoadedPlugin
 from app.records import children
+from app.records.files import RecordFiles
 from app.records.service import Aggregate, ListQuery, RecordService, app_hooks
 from app.records.values import to_json
 from app.sandbox.engine import HOST_IMPORT
 
 log = logging.getLogger("portal.plugin")
 ARG_JSON_MAX_BYTES = 4_000_000  # one host-call argument (depth-bounded too: app.nesting)
+FILE_READ_MAX_BYTES = 8 * 1024 * 1024  # file-read with content: base64 in one JSON string
 LOG_LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -375,6 +378,30 @@ def notify(ctx: CallContext, user_ids: list[str], title: str, body: str, link: s
     return _ok(len(rows))
 
 
+def file_read(ctx: CallContext, entity: str, record_id: str, file_id: str, content: bool) -> Variant:
+    """A file of a record (app.records.files: through the record's read), its bytes as base64 on request."""
+    ref = _entity(ctx, entity)
+
+    async def read() -> dict[str, Any]:
+        meta, data = await RecordFiles(ctx.records()).open(ref, record_id, file_id)
+        out: dict[str, Any] = {
+            "id": str(meta.id),
+            "field": meta.field,
+            "name": meta.filename,
+            "size": meta.size,
+            "content_type": meta.content_type,
+        }
+        if content:
+            if meta.size > FILE_READ_MAX_BYTES:
+                raise ValueError(
+                    f"the file is {meta.size} bytes; plugins read files up to {FILE_READ_MAX_BYTES}"
+                )
+            out["content"] = base64.b64encode(data).decode("ascii")
+        return out
+
+    return _ok(json.dumps(ctx.run(read)))
+
+
 def log_write(ctx: CallContext, level: str, message: str) -> None:
     size = len(message.encode("utf-8", "replace"))
     ctx.log_bytes += size
@@ -405,6 +432,7 @@ FUNCTIONS: tuple[tuple[str, Callable[..., Any], str | None], ...] = (
     ("event-publish", event_publish, "events"),
     ("config-get", config_get, "config"),
     ("notify", notify, "messages"),
+    ("file-read", file_read, "files"),
     ("log-write", log_write, None),
     ("current-user", current_user, None),
     ("check-permission", check_permission, None),

@@ -9,6 +9,7 @@ the call's error result.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
@@ -17,7 +18,7 @@ from typing import Any
 from . import _bindings
 from ._jsonutil import dumps
 
-__all__ = ["HostError", "can", "config", "current_user", "db", "events", "log", "notify"]
+__all__ = ["HostError", "can", "config", "current_user", "db", "events", "files", "log", "notify"]
 
 
 class HostError(Exception):
@@ -202,7 +203,24 @@ class Log:
 
 
 db = Db()
+
+
+class Files:
+    """Files of records' file and image fields (``files = true`` under [permissions]), read through
+    the record: only files of records the acting user may see."""
+
+    def info(self, entity: str, id: str, file_id: str) -> dict[str, Any]:
+        """``{"id", "field", "name", "size", "content_type"}`` of one file of a record."""
+        return _parse(_call("file_read", entity, id, file_id, False), "files.info") or {}
+
+    def read(self, entity: str, id: str, file_id: str) -> bytes:
+        """The file's bytes (up to 8 MiB)."""
+        found = _parse(_call("file_read", entity, id, file_id, True), "files.read") or {}
+        return base64.b64decode(found.get("content") or "")
+
+
 events = Events()
+files = Files()
 config = Config()
 log = Log()
 
