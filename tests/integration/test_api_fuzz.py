@@ -123,5 +123,4 @@ def test_api_document_survives_fuzzing(served: tuple[str, str], document: str, t
     assert generated and int(generated.group(1)) >= 500, out[-3000:]  # a real run, not an empty one
     for finding in ("Server error", "Undocumented HTTP status code", "Undocumented Content-Type", "rejected"):
         assert finding not in out, out[-6000:]
-    assert took < 90, f"the run took {took:.0f} s"
     print(f"{document}: {generated.group(0)} in {took:.0f} s")  # shown with -s
