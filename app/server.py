@@ -162,7 +162,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         guards=[access_guard],
         dependencies={"ctx": Provide(provide_ctx)},
         template_config=TemplateConfig(
-            directory=ROOT / "templates", engine=JinjaTemplateEngine, engine_callback=template_globals
+            directory=ROOT / "templates",
+            engine=JinjaTemplateEngine,
+            engine_callback=lambda engine: template_globals(engine, reload=settings.debug),
         ),
         # CSRF on every state-changing request but bearer-token API calls; CSP and friends on every response.
         middleware=[csrf_middleware(settings)],

@@ -7,6 +7,7 @@ rules in app.records.query. RecordService (app.records.service) adds the writes 
 from __future__ import annotations
 
 import builtins
+import functools
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -54,8 +55,58 @@ class ListResult:
 
 def _capped_count(stmt: sa.Select[Any], cap: int) -> sa.Select[Any]:
     """How many rows `stmt` has, looking at no more than cap + 1 of them (as `portal_total`)."""
-    limited = stmt.with_only_columns(sa.literal(1)).order_by(None).limit(cap + 1).subquery()
+    return _count_up_to(stmt, cap + 1)
+
+
+def _count_up_to(stmt: sa.Select[Any], limit: Any) -> sa.Select[Any]:
+    limited = stmt.with_only_columns(sa.literal(1)).order_by(None).limit(limit).subquery()
     return sa.select(sa.func.count().label("portal_total")).select_from(limited)
+
+
+# The parameters of a list statement (`RecordReads.list`).
+_TENANT, _OFFSET, _LIMIT, _CAP = "portal_tenant", "portal_offset", "portal_limit", "portal_cap"
+
+
+def _with_count(stmt: sa.Select[Any], page: sa.Select[Any], order: builtins.list[Any]) -> sa.Select[Any]:
+    """One round trip: the capped count (`portal_cap` rows at most) as a one-row subquery, the page LEFT
+    JOINed to it, so a page past the end still brings the count (one row of NULLs); ordered again
+    outside the join."""
+    counted = _count_up_to(stmt, sa.bindparam(_CAP)).subquery("portal_count")
+    rows_sub = page.subquery("portal_page")
+    adapt = ClauseAdapter(rows_sub).traverse
+    return (
+        sa.select(counted.c.portal_total, rows_sub)
+        .select_from(counted.outerjoin(rows_sub, sa.true()))
+        .order_by(*[adapt(o) for o in order])
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _plain_list(
+    t: sa.Table, sort: str, deleted: bool, labels: tuple[tuple[str, sa.Table, str], ...]
+) -> tuple[sa.Select[Any], dict[str, sa.Label[Any]]]:
+    """`RecordReads.list` without search, filters or data scope, as one statement object per shape (run
+    with portal_tenant/offset/limit/cap): the same SQL as the general path, with its label rules."""
+    tenant = sa.bindparam(_TENANT, type_=t.c.tenant_id.type)
+    live = t.c.deleted_at.is_not(None) if deleted else t.c.deleted_at.is_(None)
+    stmt = sa.select(t).where(t.c.tenant_id == tenant, live)
+    col = t.c[sort.lstrip("-")]
+    order = [col.desc(), t.c.id.desc()] if sort.startswith("-") else [col.asc(), t.c.id.asc()]
+    page = stmt.order_by(*order).offset(sa.bindparam(_OFFSET)).limit(sa.bindparam(_LIMIT))
+    folded: dict[str, sa.Label[Any]] = {}
+    for name, tt, display_field in labels:
+        label_col = tt.c.get(display_field, tt.c.id)
+        if tt is t or not isinstance(label_col.type, sa.String):
+            continue
+        sub = (
+            sa.select(sa.func.coalesce(label_col, "None"))
+            .where(tt.c.tenant_id == tenant, tt.c.id == t.c[name])
+            .scalar_subquery()
+        )
+        folded[name] = sub.label(f"portal_label_{name}")
+    if folded:
+        page = page.add_columns(*folded.values())
+    return _with_count(stmt, page, order), folded
 
 
 def _row(mapping: Mapping[Any, Any]) -> dict[str, Any]:
@@ -118,26 +169,31 @@ class RecordReads:
         subquery per field in the rows' statement instead of a query per field afterwards."""
         self.require(entity, "select")
         query.clamp()
-        stmt = await self._filtered(entity, query)
-        order = order_by(entity, query.sort)
-        page = stmt.order_by(*order).offset(query.row_offset).limit(query.size)
-        folded = await self._label_columns(entity, labels or {})
-        if folded:
-            page = page.add_columns(*folded.values())
-        # One round trip: the capped count as a one-row subquery, the page LEFT JOINed to it, so a page
-        # past the end still brings the count (one row of NULLs); ordered again outside the join.
+        order = order_by(entity, query.sort)  # refuses what cannot be sorted
+        targets = labels or {}
         cap = query.count_cap
-        counted = _capped_count(stmt, cap).subquery("portal_count")
-        rows_sub = page.subquery("portal_page")
-        adapt = ClauseAdapter(rows_sub).traverse
-        both = (
-            sa.select(counted.c.portal_total, rows_sub)
-            .select_from(counted.outerjoin(rows_sub, sa.true()))
-            .order_by(*[adapt(o) for o in order])
-        )
+        values: dict[str, Any] = {_OFFSET: query.row_offset, _LIMIT: query.size, _CAP: cap + 1}
+        folded: dict[str, sa.Label[Any]]
+        if not query.q and not query.filters and await self._unscoped(entity, targets):
+            # The statement of a plain list (no search, filter or data scope) is built once per shape and
+            # run with parameters: no construction or cache key per request.
+            allowed = tuple(
+                (name, target.table, target.spec.display_field)
+                for name, target in targets.items()
+                if self.can(target.permission("select"))
+            )
+            both, folded = _plain_list(entity.table, query.sort, query.deleted, allowed)
+            values[_TENANT] = self.tenant_id
+        else:
+            stmt = await self._filtered(entity, query)
+            page = stmt.order_by(*order).offset(sa.bindparam(_OFFSET)).limit(sa.bindparam(_LIMIT))
+            folded = await self._label_columns(entity, targets)
+            if folded:
+                page = page.add_columns(*folded.values())
+            both = _with_count(stmt, page, order)
         rows: builtins.list[dict[str, Any]] = []
         n = 0
-        for mapping in (await self.db.execute(both)).mappings().all():
+        for mapping in (await self.db.execute(both, values)).mappings().all():
             row = _row(mapping)
             n = row.pop("portal_total") or 0
             if row["id"] is not None:
@@ -151,6 +207,15 @@ class RecordReads:
                     found[name][r[name]] = label
         total, capped = (cap, True) if n > cap else (int(n), False)
         return ListResult(rows, total, capped, query, found)
+
+    async def _unscoped(self, entity: EntityRef, targets: Mapping[str, EntityRef]) -> bool:
+        """Whether the data scope adds no condition to `entity` or to any of the label targets."""
+        if self.scope is None:
+            return True
+        for ref in (entity, *targets.values()):
+            if await self.scope.condition(self.db, ref) is not None:
+                return False
+        return True
 
     async def _label_columns(
         self, entity: EntityRef, targets: Mapping[str, EntityRef]
@@ -293,6 +358,11 @@ class RecordReads:
     ) -> builtins.list[tuple[uuid.UUID, str]]:
         self.require(entity, "select")
         t = entity.table
+        if not q and await self._unscoped(entity, {}):
+            # A filter's option list (no search, no scope): one statement object per table and label.
+            stmt = _all_labels(t, entity.spec.display_field)
+            values = {_TENANT: self.tenant_id, _LIMIT: limit}
+            return [(rid, str(label)) for rid, label in (await self.db.execute(stmt, values)).all()]
         label_col = t.c.get(entity.spec.display_field, t.c.id)
         stmt = (
             (await self._filtered(entity, ListQuery(q=q)))
@@ -301,3 +371,15 @@ class RecordReads:
             .limit(limit)
         )
         return [(rid, str(label)) for rid, label in (await self.db.execute(stmt)).all()]
+
+
+@functools.lru_cache(maxsize=1024)
+def _all_labels(t: sa.Table, display_field: str) -> sa.Select[Any]:
+    """`search_labels` with no search and no data scope, run with portal_tenant and portal_limit."""
+    label_col = t.c.get(display_field, t.c.id)
+    return (
+        sa.select(t.c.id, label_col)
+        .where(t.c.tenant_id == sa.bindparam(_TENANT, type_=t.c.tenant_id.type), t.c.deleted_at.is_(None))
+        .order_by(label_col)
+        .limit(sa.bindparam(_LIMIT))
+    )

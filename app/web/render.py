@@ -24,9 +24,12 @@ PAGE_SIZES = (10, 25, 50, 100)
 FLASH_MSG = "\x1e"  # starts a flash cookie that holds a Msg (msgid and parameters) rather than text
 
 
-def template_globals(engine: JinjaTemplateEngine) -> None:
+def template_globals(engine: JinjaTemplateEngine, *, reload: bool = True) -> None:
     """Names every template (and every imported macro) sees: the page sizes `Pager` accepts, the
-    languages of the header's switch; and the translation callables and locale filters (app.web.i18n)."""
+    languages of the header's switch; and the translation callables and locale filters (app.web.i18n).
+    `reload`: check the template files for changes on every use (PORTAL_DEBUG); otherwise a template
+    is read once per worker (the files ship with the app), sparing a stat() per template per page."""
+    engine.engine.auto_reload = reload
     engine.engine.globals["page_sizes"] = PAGE_SIZES
     engine.engine.globals["language_names"] = LANGUAGE_NAMES
     i18n.install(engine.engine)
