@@ -13,6 +13,7 @@ from litestar import Response
 from litestar.datastructures import FormMultiDict
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
+from sqlalchemy.exc import IntegrityError
 
 from app.core.errors import Conflict, ValidationFailed
 from app.core.i18n import N_
@@ -166,6 +167,18 @@ async def _submitted(
     return groups, data, values, sets
 
 
+async def _recover(ctx: RequestContext, exc: Conflict) -> None:
+    """A unique value taken by a concurrent transaction aborts the (PostgreSQL) transaction: roll it
+    back and reload what the page still reads. Other conflicts (an approval's lock, say) wrote nothing,
+    and rolling back would only expire the request's tenant and user under the page."""
+    if not isinstance(exc.__cause__, IntegrityError):
+        return
+    await ctx.db.rollback()
+    for obj in (ctx.tenant, ctx.user):
+        if obj is not None and obj in ctx.db:
+            await ctx.db.refresh(obj)
+
+
 async def create(request: HTMXRequest, ctx: RequestContext, target: Target) -> Response[Any]:
     need_action(ctx, target, "create")
     svc = ctx.records()
@@ -208,7 +221,7 @@ async def create(request: HTMXRequest, ctx: RequestContext, target: Target) -> R
         )
     except Conflict as exc:
         if not sets:
-            await ctx.db.rollback()
+            await _recover(ctx, exc)
         return await form_page(
             request, ctx, target, row=None, values=values, form_error=exc.detail, status_code=409, sets=sets
         )
@@ -284,7 +297,7 @@ async def update(request: HTMXRequest, ctx: RequestContext, target: Target, reco
         )
     except Conflict as exc:
         if not sets:
-            await ctx.db.rollback()
+            await _recover(ctx, exc)
         current = await svc.get(target.ref, record_id)
         return await form_page(
             request,
