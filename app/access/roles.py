@@ -93,7 +93,9 @@ async def _check_name(
         else select(Role.id).where(Role.tenant_id == tenant_id, same)
     )
     if clash:
-        raise ConflictingValues({"name": f"A role named '{name}' already exists in this tenant."})
+        raise ConflictingValues(
+            {"name": N_("A role named '%(name)s' already exists in this tenant.", name=name)}
+        )
     return name
 
 
@@ -144,12 +146,18 @@ async def update_role(session: AsyncSession, actor: Actor, role: Role, name: str
 
 async def delete_role(session: AsyncSession, actor: Actor, role: Role) -> None:
     if role.builtin:
-        raise Conflict(f"The built-in role {role.name} cannot be deleted")
+        raise Conflict(N_("The built-in role %(name)s cannot be deleted", name=role.name))
     assigned = await session.scalar(
         select(func.count()).select_from(Membership).where(Membership.role_id == role.id)
     )
     if assigned:
-        raise Conflict(f"Role {role.name} is still assigned to {assigned} member(s); change their role first")
+        raise Conflict(
+            N_(
+                "Role %(name)s is still assigned to %(n)s member(s); change their role first",
+                name=role.name,
+                n=assigned,
+            )
+        )
     grants = [p for _, _, p in await policy.grants_of_roles(session, [role.id])]
     await policy.drop_role_grants(session, role.tenant_id, role.id)
     await session.delete(role)

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import NotFound, ValidationFailed
+from app.core.i18n import N_
 from app.core.models import ExtensionConfig, Membership
 from app.extensions.calls import check_condition, config_values, select_users
 from app.extensions.registry import (
@@ -119,34 +120,44 @@ class FieldCondition:
     ) -> dict[str, Any]:
         clauses = config.get("all")
         if not isinstance(clauses, list) or not clauses:
-            raise ValidationFailed({"all": "give at least one clause (field, operator, value)"})
+            raise ValidationFailed({"all": N_("give at least one clause (field, operator, value)")})
         if len(clauses) > MAX_CLAUSES:
-            raise ValidationFailed({"all": f"at most {MAX_CLAUSES} clauses"})
+            raise ValidationFailed({"all": N_("at most %(n)s clauses", n=MAX_CLAUSES)})
         errors: dict[str, str] = {}
         out = []
         for i, clause in enumerate(clauses):
             where = f"all[{i}]"
             if not isinstance(clause, Mapping):
-                errors[where] = "must be a table with field, op and value"
+                errors[where] = N_("must be a table with field, op and value")
                 continue
             name, op = str(clause.get("field") or ""), str(clause.get("op") or "")
             spec = entity.spec.field(name) if entity.spec.has_field(name) else None
             if spec is None:
-                errors[f"{where}.field"] = f"{entity.name} has no field {name!r}"
+                errors[f"{where}.field"] = N_(
+                    "%(entity)s has no field %(field)s", entity=entity.name, field=repr(name)
+                )
                 continue
             if op not in OPS:
-                errors[f"{where}.op"] = f"unknown operator {op!r} (use {', '.join(OPS)})"
+                errors[f"{where}.op"] = N_(
+                    "unknown operator %(op)s (use %(ops)s)", op=repr(op), ops=", ".join(OPS)
+                )
                 continue
             if spec.type not in COMPARABLE_TYPES:
-                errors[f"{where}.field"] = f"{spec.label} ({spec.type}) cannot be compared"
+                errors[f"{where}.field"] = N_(
+                    "%(field)s (%(type)s) cannot be compared", field=spec.label, type=spec.type
+                )
                 continue
             if op in ORDERED_OPS and spec.type not in ORDERED_TYPES:
-                errors[f"{where}.op"] = f"{spec.label} ({spec.type}) has no order; use eq, ne, in or empty"
+                errors[f"{where}.op"] = N_(
+                    "%(field)s (%(type)s) has no order; use eq, ne, in or empty",
+                    field=spec.label,
+                    type=spec.type,
+                )
                 continue
             try:
                 value = self._value(spec, op, clause.get("value"))
             except FieldError as exc:
-                errors[f"{where}.value"] = str(exc)
+                errors[f"{where}.value"] = exc.message
                 continue
             out.append({"field": name, "op": op, "value": value})
         if errors:
@@ -161,11 +172,11 @@ class FieldCondition:
             items = raw if isinstance(raw, list) else [s for s in str(raw or "").split(",")]
             parsed = [parse(spec, item) for item in items]
             if not [p for p in parsed if p is not None]:
-                raise FieldError("give one or more values, separated by commas")
+                raise FieldError(N_("give one or more values, separated by commas"))
             return [_jsonable(p) for p in parsed if p is not None]
         value = parse(spec, raw)
         if value is None:
-            raise FieldError("give a value to compare with (or use the 'empty' operator)")
+            raise FieldError(N_("give a value to compare with (or use the 'empty' operator)"))
         return _jsonable(value)
 
     async def evaluate(self, ctx: RuleContext, config: Mapping[str, Any]) -> bool:
@@ -224,13 +235,13 @@ class RoleSelector:
     ) -> dict[str, Any]:
         ref = str(config.get("role") or config.get("role_id") or "").strip()
         if not ref:
-            raise ValidationFailed({"role": "choose a role"})
+            raise ValidationFailed({"role": N_("choose a role")})
         from app.access.roles import get_role
 
         try:
             role = await get_role(session, tenant_id, ref)
         except NotFound:
-            raise ValidationFailed({"role": f"no role {ref!r} in this tenant"}) from None
+            raise ValidationFailed({"role": N_("no role %(role)s in this tenant", role=repr(ref))}) from None
         return {"role_id": str(role.id), "role": role.name}
 
     async def select(self, ctx: RuleContext, config: Mapping[str, Any]) -> Selection:
@@ -256,11 +267,13 @@ class UserSelector:
 
         ref = str(config.get("user") or config.get("user_id") or "").strip()
         if not ref:
-            raise ValidationFailed({"user": "enter the email of a member of this tenant"})
+            raise ValidationFailed({"user": N_("enter the email of a member of this tenant")})
         try:
             user = await resolve_member(session, tenant_id, ref, "user")
         except ValidationFailed as exc:  # its message talks about managers
-            raise ValidationFailed({"user": f"{ref!r} is not a member of this tenant"}) from exc
+            raise ValidationFailed(
+                {"user": N_("%(user)s is not a member of this tenant", user=repr(ref))}
+            ) from exc
         return {"user_id": str(user.id), "user": user.email}
 
     async def select(self, ctx: RuleContext, config: Mapping[str, Any]) -> Selection:

@@ -154,7 +154,7 @@ async def update_tenant(
         tenant.name = name.strip()
     if is_active is not None:
         if tenant.id == SYSTEM_UUID and not is_active:
-            raise Conflict("The system tenant cannot be deactivated")
+            raise Conflict(N_("The system tenant cannot be deactivated"))
         tenant.is_active = is_active
     await session.flush()
     await policy.bump_directory_version(session)  # tenant switchers show names and hide inactive tenants
@@ -213,7 +213,7 @@ async def create_user(
     if problem := email_problem(email):
         errors["email"] = problem
     elif await find_user(session, email):
-        errors["email"] = f"A user with the email {email} already exists."
+        errors["email"] = N_("A user with the email %(email)s already exists.", email=email)
     if problem := password_problem(password, email):
         errors["password"] = problem
     display_name = display_name.strip() or email.split("@")[0]
@@ -385,7 +385,7 @@ async def get_membership(session: AsyncSession, tenant_id: uuid.UUID, user_id: u
         select(Membership).where(Membership.tenant_id == tenant_id, Membership.user_id == user_id)
     )
     if m is None:
-        raise NotFound("That user is not a member of this tenant")
+        raise NotFound(N_("That user is not a member of this tenant"))
     return m
 
 
@@ -398,7 +398,9 @@ async def add_member(
         select(Membership.id).where(Membership.tenant_id == tenant_id, Membership.user_id == user.id)
     )
     if exists:
-        raise ValidationFailed({"email": f"{user.email} is already a member of this tenant."})
+        raise ValidationFailed(
+            {"email": N_("%(email)s is already a member of this tenant.", email=user.email)}
+        )
     m = Membership(tenant_id=tenant_id, user_id=user.id, role_id=role.id)
     session.add(m)
     await session.flush()
@@ -526,7 +528,7 @@ async def _keep_one_admin(session: AsyncSession, tenant_id: uuid.UUID, leaving: 
     if leaving in admins and not [uid for uid in admins if uid != leaving]:
         tenant = await session.get(Tenant, tenant_id)
         name = tenant.name if tenant else "This tenant"
-        raise Conflict(f"{name} needs at least one Admin; make someone else Admin first.")
+        raise Conflict(N_("%(name)s needs at least one Admin; make someone else Admin first.", name=name))
 
 
 async def memberships_of(session: AsyncSession, user_id: uuid.UUID) -> list[tuple[Tenant, Role]]:

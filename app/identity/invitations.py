@@ -140,7 +140,9 @@ async def invite(
         )
     )
     if member or pending:
-        raise ConflictingValues({"email": f"{email} is already a member of this tenant or invited."})
+        raise ConflictingValues(
+            {"email": N_("%(email)s is already a member of this tenant or invited.", email=email)}
+        )
     user = await directory.find_user(session, email)
     if user is None and password and may_create_account:
         # Audited (and user.created raised) platform-wide, not in this tenant: the tenant's audit log
@@ -225,17 +227,25 @@ async def get_for_user(
     stmt = _select().where(Invitation.id == invitation_id, Invitation.email == user.email)  # type: ignore[attr-defined]
     row = (await session.execute(stmt.with_for_update(of=Invitation) if lock else stmt)).first()
     if row is None:
-        raise NotFound("No such invitation")
+        raise NotFound(N_("No such invitation"))
     return InvitationRow(*row)
 
 
 def _open(row: InvitationRow) -> None:
     if row.expired:
-        raise Conflict(f"This invitation to {row.tenant.name} has expired; ask for a new one.")
+        raise Conflict(
+            N_("This invitation to %(tenant)s has expired; ask for a new one.", tenant=row.tenant.name)
+        )
     if row.invitation.state != PENDING:
-        raise Conflict(f"This invitation to {row.tenant.name} is no longer open ({row.invitation.state}).")
+        raise Conflict(
+            N_(
+                "This invitation to %(tenant)s is no longer open (%(state)s).",
+                tenant=row.tenant.name,
+                state=row.invitation.state,
+            )
+        )
     if not row.tenant.is_active:
-        raise Conflict(f"{row.tenant.name} is deactivated.")
+        raise Conflict(N_("%(tenant)s is deactivated.", tenant=row.tenant.name))
 
 
 async def accept(session: AsyncSession, actor: Actor, user: User, invitation_id: uuid.UUID) -> InvitationRow:
@@ -247,7 +257,7 @@ async def accept(session: AsyncSession, actor: Actor, user: User, invitation_id:
     try:
         await directory.add_member(session, actor, inv.tenant_id, user, row.role)
     except ValidationFailed:
-        raise Conflict(f"You are already a member of {row.tenant.name}.") from None
+        raise Conflict(N_("You are already a member of %(tenant)s.", tenant=row.tenant.name)) from None
     if inv.manager_id:
         # The manager may have left meanwhile (refused before any write): join without one rather than not at all.
         with contextlib.suppress(ValidationFailed, NotFound):
@@ -277,7 +287,7 @@ async def revoke(
         )
     ).first()
     if row is None or row[0].state != PENDING:
-        raise NotFound("No such open invitation in this tenant")
+        raise NotFound(N_("No such open invitation in this tenant"))
     found = InvitationRow(*row)
     await _decide(session, actor, found, REVOKED)
     return found

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from app.core.errors import Conflict, ValidationFailed
+from app.core.i18n import N_
 from app.manifest import CONFIG_VALUE_MAX_LENGTH, ConfigFieldSpec, config_value
 
 MASK = "***"  # how the API shows a stored secret
@@ -157,15 +158,17 @@ def check_values(
     cleared = set(clear)
     for key in given:
         if key not in known:
-            out.errors[f"values.{key}"] = (
-                f"unknown key {key!r} (this plugin's keys: {', '.join(known) or 'none'})"
+            out.errors[f"values.{key}"] = N_(
+                "unknown key %(key)s (this plugin's keys: %(keys)s)",
+                key=repr(key),
+                keys=", ".join(known) or "none",
             )
     for spec in fields:
         raw = given.get(spec.key)
         where = f"values.{spec.key}"
         if spec.secret:
             if raw is not None and not isinstance(raw, str):
-                out.errors[where] = "expected text"
+                out.errors[where] = N_("expected text")
                 continue
             if from_form:  # a blank secret input keeps the stored value; the "clear" box removes it
                 action = "clear" if spec.key in cleared else "keep" if raw in (None, "", MASK) else "set"
@@ -189,11 +192,11 @@ def check_values(
                     continue
                 has = True
             if spec.required and not has:
-                out.errors[where] = "is required"
+                out.errors[where] = N_("is required")
             continue
         if raw is None or (isinstance(raw, str) and not raw.strip()):  # unset: the default applies
             if spec.required and spec.default is None:
-                out.errors[where] = "is required"
+                out.errors[where] = N_("is required")
             continue
         try:
             out.plain[spec.key] = stored_form(spec, config_value(spec.type, raw, spec.option_values))

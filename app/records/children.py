@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from litestar.exceptions import PermissionDeniedException
 
 from app.core.errors import Conflict, ConflictingValues, NotFound, ValidationFailed
+from app.core.i18n import N_
 from app.events import PENDING_KEY
 from app.manifest import CHILD_ROWS_MAX, ChildSpec
 from app.plugins import runtime
@@ -160,7 +161,9 @@ async def save(
     errors: dict[str, str] = {}
     for name in children:
         if name not in sets:
-            errors[name] = f"{parent.spec.label} has no child set {name!r}"
+            errors[name] = N_(
+                "%(entity)s has no child set %(name)s", entity=parent.spec.label, name=repr(name)
+            )
     if errors:
         raise ChildrenRefused(errors)
     for name in children:
@@ -239,10 +242,10 @@ async def _write_set(
 ) -> None:
     """Plan and write one child set; with `write` False (the parent was refused) only check the rows."""
     if not isinstance(rows, list | tuple):
-        w.errors[name] = "Send a list of rows (each an object; with its id and version to keep a row)."
+        w.errors[name] = N_("Send a list of rows (each an object; with its id and version to keep a row).")
         return
     if len(rows) > CHILD_ROWS_MAX:
-        w.errors[name] = f"At most {CHILD_ROWS_MAX} rows."
+        w.errors[name] = N_("At most %(n)s rows.", n=CHILD_ROWS_MAX)
         return
     existing = {r["id"]: r for r in await _children(svc, cs, [parent_id])} if parent_id is not None else {}
     plan: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []  # (path, values, current row)
@@ -250,12 +253,12 @@ async def _write_set(
     for i, item in enumerate(rows):
         path = f"{name}[{i}]"
         if not isinstance(item, Mapping):
-            w.errors[path] = "Each row is an object of field values."
+            w.errors[path] = N_("Each row is an object of field values.")
             continue
         values = {k: v for k, v in item.items() if k not in ROW_KEYS}
         given_via = values.pop(cs.spec.via, None)
         if given_via not in (None, "") and str(given_via) != str(parent_id):
-            w.errors[f"{path}.{cs.spec.via}"] = (
+            w.errors[f"{path}.{cs.spec.via}"] = N_(
                 "A row belongs to the record it is saved with; leave this out."
             )
             continue
@@ -296,17 +299,19 @@ def _existing_row(
         rid = None
     current = existing.get(rid)
     if current is None:
-        w.errors[f"{path}.id"] = f"No {cs.ref.spec.label} with this id belongs to this record."
+        w.errors[f"{path}.id"] = N_(
+            "No %(entity)s with this id belongs to this record.", entity=cs.ref.spec.label
+        )
         return None
     if rid in kept:
-        w.errors[f"{path}.id"] = "This row is listed twice."
+        w.errors[f"{path}.id"] = N_("This row is listed twice.")
         return None
     kept.add(rid)  # named: never deleted by this save, even when the row has errors
     given = item.get("version")
     if isinstance(given, str) and given.isdigit():
         given = int(given)
     if isinstance(given, bool) or not isinstance(given, int):
-        w.errors[f"{path}.version"] = "Send the integer version of the row you read."
+        w.errors[f"{path}.version"] = N_("Send the integer version of the row you read.")
         return None
     if given != current["version"]:
         raise ChildStale(path, cs.ref.spec.label, current, given)

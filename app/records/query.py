@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from app.core.errors import ValidationFailed
+from app.core.i18n import N_
 from app.manifest import TEXT_FILTER_TYPES, FieldSpec
 from app.records.values import FieldError, parse
 
@@ -139,16 +140,16 @@ def filter_conditions(
         name, _, bound = key.partition("__")
         spec = filter_spec(entity, name)
         if spec is None:
-            errors[key] = f"Unknown filter field {name!r}"
+            errors[key] = N_("Unknown filter field %(name)s", name=repr(name))
             continue
         if not comparable(spec):
-            errors[key] = f"{spec.label} cannot be filtered"
+            errors[key] = N_("%(field)s cannot be filtered", field=spec.label)
             continue
         col = t.c[name]
         if bound == "empty":  # `field__empty=true`: no value (NULL, or '' for text); `false`: a value
             wanted = EMPTY_VALUES.get(str(raw).strip().lower())
             if wanted is None:
-                errors[key] = "Use true or false"
+                errors[key] = N_("Use true or false")
                 continue
             blank = (
                 col.is_(None) | (col == "") if spec.type in {"string", "text", "select"} else col.is_(None)
@@ -158,7 +159,7 @@ def filter_conditions(
         try:
             value = parse(spec, raw)
         except FieldError as exc:
-            errors[key] = str(exc)
+            errors[key] = exc.message
             continue
         if bound == "from":
             conds.append(col >= value)
@@ -174,7 +175,7 @@ def filter_conditions(
         elif bound in {"gt", "lt", "ne"}:
             conds.append(col > value if bound == "gt" else col < value if bound == "lt" else col != value)
         else:
-            errors[key] = f"Unknown filter suffix {bound!r}"
+            errors[key] = N_("Unknown filter suffix %(suffix)s", suffix=repr(bound))
     if errors:
         raise ValidationFailed(errors)
     return conds
@@ -183,7 +184,7 @@ def filter_conditions(
 def order_by(entity: EntityRef, sort: str) -> list[Any]:
     """ORDER BY for `sort`, the id breaking ties (stable pages); ValidationFailed if not sortable."""
     if not sortable(entity, sort):
-        raise ValidationFailed({"sort": f"Cannot sort by {sort.lstrip('-')!r}"})
+        raise ValidationFailed({"sort": N_("Cannot sort by %(field)s", field=repr(sort.lstrip("-")))})
     t = entity.table
     col = t.c[sort.lstrip("-")]
     if sort.startswith("-"):

@@ -15,6 +15,7 @@ from app import audit
 from app.access import policy
 from app.audit import Actor
 from app.core.errors import ValidationFailed
+from app.core.i18n import N_
 from app.core.models import WorkflowProcess
 from app.extensions.registry import ExtensionRegistry, registry_of
 from app.plugins import runtime
@@ -28,9 +29,9 @@ MAX_STEPS = 20
 def _text(value: Any, name: str, limit: int) -> str:
     text = str(value or "").strip()
     if not text:
-        raise ValidationFailed({name: "is required"})
+        raise ValidationFailed({name: N_("is required")})
     if len(text) > limit or any(ord(c) < 32 for c in text):
-        raise ValidationFailed({name: f"use at most {limit} printable characters"})
+        raise ValidationFailed({name: N_("use at most %(n)s printable characters", n=limit)})
     return text
 
 
@@ -38,17 +39,19 @@ def _end_action(entity: EntityRef, raw: Any, name: str) -> dict[str, Any] | None
     if raw in (None, {}, ""):
         return None
     if not isinstance(raw, Mapping) or not raw.get("field"):
-        raise ValidationFailed({f"{name}.field": "choose the field to set"})
+        raise ValidationFailed({f"{name}.field": N_("choose the field to set")})
     field = str(raw["field"])
     if not entity.spec.has_field(field):
-        raise ValidationFailed({f"{name}.field": f"{entity.name} has no field {field!r}"})
+        raise ValidationFailed(
+            {f"{name}.field": N_("%(entity)s has no field %(field)s", entity=entity.name, field=repr(field))}
+        )
     spec = entity.spec.field(field)
     try:
         value = parse(spec, raw.get("value"))
     except FieldError as exc:
-        raise ValidationFailed({f"{name}.value": str(exc)}) from None
+        raise ValidationFailed({f"{name}.value": exc.message}) from None
     if value is None and spec.required:
-        raise ValidationFailed({f"{name}.value": f"{spec.label} is required; give a value"})
+        raise ValidationFailed({f"{name}.value": N_("%(field)s is required; give a value", field=spec.label)})
     return {"field": field, "value": to_json(value)}
 
 
@@ -61,11 +64,11 @@ async def _rule(
     registry: Mapping[str, Any],
 ) -> dict[str, Any]:
     if not isinstance(raw, Mapping) or str(raw.get("kind") or "") not in registry:
-        raise ValidationFailed({f"{where}.kind": f"choose one of {', '.join(registry)}"})
+        raise ValidationFailed({f"{where}.kind": N_("choose one of %(kinds)s", kinds=", ".join(registry))})
     kind = str(raw["kind"])
     config = raw.get("config") or {}
     if not isinstance(config, Mapping):
-        raise ValidationFailed({f"{where}.config": "must be a table"})
+        raise ValidationFailed({f"{where}.config": N_("must be a table")})
     try:
         normalised = await registry[kind].check(session, tenant_id, entity, config)
     except ValidationFailed as exc:
@@ -80,14 +83,14 @@ async def save_process(
     name = _text(data.get("name") or f"Approve {entity.spec.label}", "name", 200)
     raw_steps = data.get("steps")
     if not isinstance(raw_steps, list) or not raw_steps:
-        raise ValidationFailed({"steps": "add at least one step"})
+        raise ValidationFailed({"steps": N_("add at least one step")})
     if len(raw_steps) > MAX_STEPS:
-        raise ValidationFailed({"steps": f"at most {MAX_STEPS} steps"})
+        raise ValidationFailed({"steps": N_("at most %(n)s steps", n=MAX_STEPS)})
     kinds = registry_of(session)
     steps = []
     for i, raw in enumerate(raw_steps):
         if not isinstance(raw, Mapping):
-            raise ValidationFailed({f"steps[{i}]": "must be a table"})
+            raise ValidationFailed({f"steps[{i}]": N_("must be a table")})
         step = {
             "name": _text(raw.get("name") or f"Step {i + 1}", f"steps[{i}].name", 200),
             "selector": await _rule(
