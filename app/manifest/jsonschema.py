@@ -390,7 +390,7 @@ def _page() -> Schema:
         {
             "entity": _string("An entity with a reference field to this page's entity."),
             "field": _string("That reference field (needed when the entity has several to this one)."),
-            "label": _text("The list's heading (default: the entity's label)."),
+            "label": _label("The list's heading (default: the entity's label)."),
             "sort": _string("A sortable field of the related entity, '-' first for descending."),
             "limit": {
                 "type": "integer",

@@ -48,7 +48,7 @@ def _read_item(
     r: ManifestReader, item: Mapping[str, Any], path: str, parent: EntitySpec
 ) -> dict[str, Any] | None:
     name = r.text(item, "entity", path)
-    label = r.text(item, "label", path)
+    label = r.label(item, "label", path)
     sort = r.text(item, "sort", path)
     limit = r.integer(item, "limit", path, 1, RELATED_LIMIT)
     hidden = r.flag(item, "hidden", path)

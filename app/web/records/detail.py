@@ -11,7 +11,7 @@ from app.core.i18n import N_
 from app.core.models import AuditEntry
 from app.records.values import display
 from app.web.context import RequestContext
-from app.web.readable import Reader
+from app.web.readable import CHANGED, CREATED, DELETED, RESTORED, Reader
 from app.web.records.display import reference_labels, title, value_text
 from app.web.records.files import file_links
 from app.web.records.related import related_lists
@@ -21,10 +21,10 @@ from app.web.render import page
 HISTORY_LIMIT = 100
 # The history's "What" in the reader's language; the stored summary (English) for other actions.
 ACTIONS = {
-    "record.create": N_("Created"),
-    "record.update": N_("Changed"),
-    "record.delete": N_("Deleted"),
-    "record.restore": N_("Restored"),
+    "record.create": CREATED,
+    "record.update": CHANGED,
+    "record.delete": DELETED,
+    "record.restore": RESTORED,
 }
 
 
@@ -70,10 +70,10 @@ async def detail(request: HTMXRequest, ctx: RequestContext, target: Target, reco
         for a, item in zip(history, items, strict=True)
     ]
     meta = [
-        ("Created", display(None, row.get("created_at"))),
-        ("Last changed", display(None, row.get("updated_at"))),
-        ("Version", str(row.get("version"))),
-        ("Id", str(row["id"])),
+        (N_("Created"), display(None, row.get("created_at"))),
+        (N_("Last changed"), display(None, row.get("updated_at"))),
+        (N_("Version"), str(row.get("version"))),
+        (N_("Id"), str(row["id"])),
     ]
     approvals = await workflow.instances_for_record(
         ctx.db, ctx.tenant_id, ref.plugin_id, ref.name, str(row["id"])
