@@ -165,6 +165,7 @@ class FakeHost:
             "current-user": lambda: ok('{"id": "u1"}'),
             "check-permission": lambda *a: True,
             "notify": lambda *a: len(a[0]),  # componentize-py imports the whole host interface
+            "file-read": lambda *a: Variant("err", "not here"),
         }
 
 
