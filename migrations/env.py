@@ -11,7 +11,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_engine_from_config
 
-import app.core.attachments  # noqa: F401  (registers the base tables on the metadata)
+import app.core.attachments
 import app.core.models  # noqa: F401
 
 config = context.config

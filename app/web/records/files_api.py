@@ -119,12 +119,7 @@ async def download_file(
     attachment_id: str,
     x_tenant: str | None = TENANT_HEADER,
 ) -> Response[bytes]:
-    service, ref = await _entity(ctx, plugin_id, entity)
-    _file_field(ref, field)
-    meta, content = await RecordFiles(service).open(ref, record_id, attachment_id)
-    if meta.field != field:
-        raise NotFound("No such file")
-    return file_response(meta, content)
+    return await _serve(ctx, plugin_id, entity, record_id, field, attachment_id, thumbnail=False)
 
 
 @get(
@@ -142,12 +137,27 @@ async def download_thumbnail(
     attachment_id: str,
     x_tenant: str | None = TENANT_HEADER,
 ) -> Response[bytes]:
+    return await _serve(ctx, plugin_id, entity, record_id, field, attachment_id, thumbnail=True)
+
+
+async def _serve(
+    ctx: RequestContext,
+    plugin_id: str,
+    entity: str,
+    record_id: str,
+    field: str,
+    attachment_id: str,
+    *,
+    thumbnail: bool,
+) -> Response[bytes]:
+    """A file (or an image's re-encoded thumbnail, the only bytes shown inline) through the record
+    service; a file of another field of the record is not found here."""
     service, ref = await _entity(ctx, plugin_id, entity)
     _file_field(ref, field)
-    meta, content = await RecordFiles(service).open(ref, record_id, attachment_id, thumbnail=True)
+    meta, content = await RecordFiles(service).open(ref, record_id, attachment_id, thumbnail=thumbnail)
     if meta.field != field:
         raise NotFound("No such file")
-    return file_response(meta, content, inline=True)
+    return file_response(meta, content, inline=thumbnail)
 
 
 @delete(
