@@ -12,7 +12,7 @@ from app.core.errors import Conflict
 from app.core.i18n import N_
 from app.records.restore import batch_token, delete_batch, parse_token, restore_batch
 from app.web.context import RequestContext
-from app.web.records.display import title_msg
+from app.web.records.display import title
 from app.web.records.target import Target, allowed, atomic, need_action
 from app.web.render import Undo, redirect
 
@@ -23,7 +23,7 @@ async def delete(request: HTMXRequest, ctx: RequestContext, target: Target, reco
     need_action(ctx, target, "delete")
     async with atomic(ctx):
         row = await ctx.records().delete(target.ref, record_id)
-    return redirect(target.url, N_("%(record)s deleted", record=title_msg(target.ref, row)))
+    return redirect(target.url, N_("%(record)s deleted", record=title(target.ref, row)))
 
 
 async def restore(request: HTMXRequest, ctx: RequestContext, target: Target, record_id: str) -> Redirect:
@@ -33,7 +33,7 @@ async def restore(request: HTMXRequest, ctx: RequestContext, target: Target, rec
             row = await ctx.records().restore(target.ref, record_id)
     except Conflict as exc:  # a live record took its unique value meanwhile
         return redirect(f"{target.url}?deleted=1", exc.detail, "error")
-    return redirect(f"{target.url}?deleted=1", N_("%(record)s restored", record=title_msg(target.ref, row)))
+    return redirect(f"{target.url}?deleted=1", N_("%(record)s restored", record=title(target.ref, row)))
 
 
 def _back(target: Target, query: object) -> str:

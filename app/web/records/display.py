@@ -59,6 +59,3 @@ def title(ref: EntityRef, row: Mapping[str, Any], labels: dict[str, dict[Any, st
         return ref.spec.label
     shown = (labels or {}).get(ref.spec.display_field, {}).get(value, value)
     return N_("%(entity)s %(name)s", entity=ref.spec.label, name=str(shown))
-
-
-title_msg = title  # the name the flash messages use

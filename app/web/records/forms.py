@@ -24,7 +24,7 @@ from app.records.values import TRUE, FieldError, default_for, parse, to_input, t
 from app.web.context import RequestContext
 from app.web.records import files as web_files
 from app.web.records import inline
-from app.web.records.display import reference_labels, title, title_msg, value_text
+from app.web.records.display import reference_labels, title, value_text
 from app.web.records.form_fields import MAX_VALUE_LENGTH, FormGroup, form_fields, form_layout, prepare_picker
 from app.web.records.target import Target, atomic, common, need_action
 from app.web.render import page, redirect
@@ -225,7 +225,7 @@ async def create(request: HTMXRequest, ctx: RequestContext, target: Target) -> R
         return await form_page(
             request, ctx, target, row=None, values=values, form_error=exc.detail, status_code=409, sets=sets
         )
-    return redirect(f"{target.url}/{row['id']}", N_("%(record)s created", record=title_msg(target.ref, row)))
+    return redirect(f"{target.url}/{row['id']}", N_("%(record)s created", record=title(target.ref, row)))
 
 
 async def edit(request: HTMXRequest, ctx: RequestContext, target: Target, record_id: str) -> Template:
@@ -310,7 +310,7 @@ async def update(request: HTMXRequest, ctx: RequestContext, target: Target, reco
             status_code=409,
             sets=sets,
         )
-    return redirect(f"{target.url}/{row['id']}", N_("%(record)s saved", record=title_msg(target.ref, row)))
+    return redirect(f"{target.url}/{row['id']}", N_("%(record)s saved", record=title(target.ref, row)))
 
 
 async def conflict(
