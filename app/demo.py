@@ -6,12 +6,14 @@ handle-event notes the decision)."""
 from __future__ import annotations
 
 import datetime
+import io
 import logging
 import random
 import tomllib
 from decimal import Decimal
 from pathlib import Path
 
+from PIL import Image, ImageDraw, ImageFont
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +28,7 @@ from app.manifest import parse_version
 from app.plugins import runtime
 from app.plugins.packages import read_source_folder
 from app.records import children
+from app.records.files import RecordFiles, Upload, prepare
 from app.records.service import RecordService, app_hooks
 from app.sandbox.build import BuildError, package_from
 
@@ -129,6 +132,21 @@ DEMO_CATALOGUE: tuple[tuple[tuple[str, str, float, float], ...], ...] = (
 )
 
 
+DEMO_COLOURS = ("#7a5c3e", "#2f6f9f", "#3c7a4a")  # per category
+
+
+def demo_photo(name: str, colour: str) -> bytes:
+    """A small product tile: the item's initials on its category's colour (PNG)."""
+    image = Image.new("RGB", (160, 160), colour)
+    draw = ImageDraw.Draw(image)
+    initials = "".join(word[0] for word in name.split()[:2]).upper()
+    font = ImageFont.load_default(size=64)
+    draw.text((80, 80), initials, fill="white", font=font, anchor="mm")
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
 async def install_bundled(session: AsyncSession, settings: Settings, actor: Actor) -> list[str]:
     """Install every plugin folder under plugins/ that is not installed yet (dependencies first), and
     upgrade an installed bundled plugin whose folder has a newer version."""
@@ -223,6 +241,12 @@ async def ensure_demo(session: AsyncSession, settings: Settings) -> bool:
                 },
             )
             catalogue.append(item)
+    # A photo for every item, so the items list shows its thumbnails.
+    files, spec = RecordFiles(records), ref("inventory_item").spec.field("photo")
+    for index, item in enumerate(catalogue):
+        colour = DEMO_COLOURS[index // len(DEMO_CATALOGUE[0])]
+        upload = Upload(f"{item['sku']}.png", demo_photo(str(item["name"]), colour))
+        await files.change(ref("inventory_item"), item["id"], "photo", add=[await prepare(spec, upload)])
     await workflow.save_process(session, tenant.id, actor, ref("purchase_order"), DEMO_PROCESS)
     # The order and its lines in one save (as its form does): amounts come from the line formula, the
     # order's lines total from the rollup, the line numbers from the lines' order.

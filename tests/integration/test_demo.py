@@ -58,7 +58,7 @@ def test_demo_upgrades_inventory_and_its_buyer_needs_her_managers_approval(
         }
 
     found = in_db(app, setup)
-    assert (found["version"], found["has_wasm"]) == ("1.3.0", True)
+    assert (found["version"], found["has_wasm"]) == ("1.3.1", True)
     assert found["reports_to"] == found["dave"]
     steps, on_approve, on_reject = found["process"]
     assert [(s["name"], s["selector"]["kind"], s["condition"]["config"]["all"][0]["op"]) for s in steps] == [

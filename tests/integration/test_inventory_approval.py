@@ -373,7 +373,8 @@ def test_a_renumbered_order_is_still_found(w: World) -> None:
 
 def _previous_manifest(current: str) -> str:
     """The bundled manifest as 1.0.0 shipped it: auth only, no workflow subscriptions or PO outcome events,
-    no line numbers or inline lines (1.2.0 adds the column and the child set), no item photo (1.3.0)."""
+    no line numbers or inline lines (1.2.0 adds the column and the child set), no item photo (1.3.0) nor
+    its list column (1.3.1)."""
     children = current[
         current.index("# The order form edits its lines inline") : current.index(
             "]\n", current.index("children = [")
@@ -385,12 +386,16 @@ def _previous_manifest(current: str) -> str:
     assert children and position in replaced
     replaced = replaced.replace(position, "", 1).replace('sort = "position"', 'sort = "created_at"', 1)
     for old, new in (
-        ('version = "1.3.0"', 'version = "1.0.0"'),
+        ('version = "1.3.1"', 'version = "1.0.0"'),
         (
             '  { name = "photo", type = "image", label = { en = "Photo", zh = "照片" }, max_size = 5_000_000 },\n',
             "",
         ),
         ('"category_id", "status", "photo"] }', '"category_id", "status"] }'),
+        (
+            '  # 1.3.1: the photo\'s thumbnail in the list\n  { field = "photo", label = { en = "Photo", zh = "照片" } },\n',
+            "",
+        ),
         ('modules = ["auth", "workflow"]', 'modules = ["auth"]'),
         (
             'subscribed = ["workflow.task.created", "workflow.task.completed", "workflow.instance.completed"]',
@@ -430,7 +435,7 @@ def test_upgrade_from_1_0_0_keeps_the_orders(
         return {"version": upgraded.version, "id": str(row["id"])}
 
     done = in_db(app, upgrade)
-    assert done["version"] == "1.3.0"
+    assert done["version"] == "1.3.1"
 
     async def check(s: Any) -> tuple[Any, ...]:
         tenant = await directory.get_tenant(s, "acme")
@@ -447,5 +452,5 @@ def test_upgrade_from_1_0_0_keeps_the_orders(
         )
 
     version, modules, subscribed, order_no = in_db(app, check)
-    assert (version, modules, order_no) == ("1.3.0", ("auth", "workflow"), "PO-OLD")
+    assert (version, modules, order_no) == ("1.3.1", ("auth", "workflow"), "PO-OLD")
     assert subscribed == ("workflow.task.created", "workflow.task.completed", "workflow.instance.completed")

@@ -278,8 +278,10 @@ def test_form_upload_detail_download_csv_and_refusals(pages: Any) -> None:
     )
     assert Image.open(io.BytesIO(thumb.content)).size == (256, 192)
 
-    # The list shows the names; the CSV export gives download URLs.
-    assert "deal.pdf" in client.get(FOLDERS).text
+    # The list links the contract and shows the photo's thumbnail; the CSV export gives download URLs.
+    listed = client.get(FOLDERS).text
+    assert f'<a href="{links[0]}">deal.pdf</a>' in listed
+    assert re.search(rf'<img class="thumb" src="{thumbs[0]}" alt="p.png" loading="lazy"', listed)
     exported = client.get(f"{FOLDERS}/export.csv").text
     assert f"http://testserver.local{links[0]}" in exported
 

@@ -16,7 +16,18 @@ from app.core.i18n import Catalogs
 from app.manifest import FieldSpec
 from app.web import i18n
 from app.web.i18n import localize
-from app.web.records.listing import EDIT, EMPTY, RESTORE, SELECT_ROW, VIEW, Cell, Column, rows_html, table_row
+from app.web.records.listing import (
+    EDIT,
+    EMPTY,
+    RESTORE,
+    SELECT_ROW,
+    VIEW,
+    Cell,
+    Column,
+    file_cell,
+    rows_html,
+    table_row,
+)
 
 PAGE = "/t/acme/p/inventory/inventory/items"
 ROW_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
@@ -37,6 +48,24 @@ def test_badges_links_and_muted_cells_escape_their_attributes():
     assert 'class="badge c-green&#34; onclick=&#34;x"' in html
     assert '<a href="/a?&#34;&gt;&lt;b&gt;">ref</a>' in html
     assert '<td><span class="muted">—</span></td>' in html
+
+
+def test_file_cells_link_the_first_file_and_show_an_images_thumbnail():
+    doc = {"id": "a1", "name": HOSTILE, "thumbnail": None}
+    photo = {"id": "b2", "name": "p.png", "thumbnail": "f00"}
+    assert file_cell(None) is EMPTY and file_cell([]) is EMPTY and file_cell("not a list") is EMPTY
+    assert file_cell([doc, photo]) == Cell(f"{HOSTILE}, p.png", file="files/a1")
+    assert file_cell([photo]) == Cell("p.png", file="files/b2", thumb="files/b2/thumbnail")
+    cells = [Cell("name"), file_cell([doc]), file_cell([photo])]
+    html = table_row({"id": ROW_ID}, cells, PAGE, deleted=False).html
+    record = f"{PAGE}/{ROW_ID}"
+    assert f'<td><a href="{record}/files/a1">&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;</a></td>' in html
+    assert (
+        f'<a href="{record}/files/b2"><img class="thumb" src="{record}/files/b2/thumbnail" alt="p.png"'
+        in html
+    )
+    spec = FieldSpec("photo", "image", "Photo")
+    assert Column("photo", "Photo", None, spec, False).formatter()([photo]).thumb == "files/b2/thumbnail"
 
 
 def test_the_deleted_view_does_not_link_the_first_cell():

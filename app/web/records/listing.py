@@ -29,6 +29,7 @@ from app.manifest import FieldSpec, PageSpec
 from app.manifest.labels import pick_label
 from app.plugins import runtime
 from app.plugins.runtime import EntityRef
+from app.records.files import file_value
 from app.records.query import (
     DEFAULT_SORT,
     ListQuery,
@@ -75,6 +76,9 @@ class Cell:
     href: str | None = None
     badge: str | None = None  # a colour name for status badges
     muted: bool = False
+    # File cells: paths under the record's URL (the cell formatter sees the value, not the row).
+    file: str | None = None  # the first file's download
+    thumb: str | None = None  # an image's re-encoded thumbnail, the only bytes shown inline
 
 
 EMPTY = Cell("—", muted=True)
@@ -103,6 +107,8 @@ class Column:
         `labels`: names of referenced rows; `link_base`: their record pages' URL prefix, if visible;
         `language`: the reader's, for the manifest's option labels."""
         spec = self.spec
+        if spec is not None and spec.is_file:
+            return file_cell
         if spec is not None and spec.type == "reference":
             return lambda v: Cell(value_text(spec, v, labels), href=f"{link_base}/{v}" if link_base else None)
         if self.type == "status" or (self.type == "select" and self.options):
@@ -132,6 +138,17 @@ class Column:
         if spec is not None and spec.type == "select":
             return lambda v: Cell(pick_label(display(spec, v), language))
         return lambda v: Cell(display(spec, v))
+
+
+def file_cell(value: Any) -> Cell:
+    """A file column: the files' names, the first one linked, an image's thumbnail shown."""
+    items = file_value(value)
+    if not items:
+        return EMPTY
+    first = items[0]
+    names = ", ".join(str(v.get("name")) for v in items)
+    path = f"files/{first.get('id')}"
+    return Cell(names, file=path, thumb=f"{path}/thumbnail" if first.get("thumbnail") else None)
 
 
 def columns(ref: EntityRef, spec: PageSpec) -> list[Column]:
@@ -193,6 +210,13 @@ def table_row(
         text = escape(cell.text)
         if i == 0 and not deleted:
             inner = f'<a href="{escape(url)}">{text}</a>'
+        elif cell.thumb:
+            inner = (
+                f'<a href="{escape(url)}/{escape(cell.file)}"><img class="thumb" src="{escape(url)}/'
+                f'{escape(cell.thumb)}" alt="{text}" loading="lazy" width="32" height="32"></a>'
+            )
+        elif cell.file:
+            inner = f'<a href="{escape(url)}/{escape(cell.file)}">{text}</a>'
         elif cell.badge:
             inner = f'<span class="badge c-{escape(cell.badge)}">{text}</span>'
         elif cell.href:
