@@ -22,7 +22,9 @@ import argparse
 import asyncio
 import cProfile
 import json
+import os
 import pstats
+import re
 import resource
 import shutil
 import statistics
@@ -37,11 +39,35 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
+if os.environ.get("PORTAL_CG_ROOT"):  # --callgrind --root: another checkout's app, this bench
+    sys.path.insert(0, os.environ["PORTAL_CG_ROOT"])
 
 from records_bench import ensure_database  # noqa: E402
 from wasm_bench import ADMIN, CACHE, build_variants, env_for  # noqa: E402
 
 TIMES: dict[str, float] = defaultdict(float)
+COUNTED: dict[str, int] = {}  # --callgrind: how many calls each dump holds
+
+
+class Callgrind:
+    """Inside valgrind (--callgrind): collection switched on only around a measured part, one dump each
+    (the helper of bench/records_callgrind.py)."""
+
+    def __init__(self) -> None:
+        import ctypes
+
+        helper = os.environ.get("PORTAL_CG_HELPER")
+        self.lib = ctypes.CDLL(helper) if helper else None
+
+    async def count(self, name: str, calls: int, work: Any) -> None:
+        if self.lib is None:
+            return
+        self.lib.portal_zero()
+        self.lib.portal_toggle()
+        await work()
+        self.lib.portal_toggle()
+        self.lib.portal_dump(name.encode())
+        COUNTED[name] = calls
 
 
 def cpu() -> float:
@@ -74,8 +100,34 @@ def _timed(owner: Any, name: str, label: str) -> None:
     setattr(owner, name, wrapper)
 
 
+def run_guests_on_the_loop() -> None:
+    """Design (b) of issue 17, as an experiment (not what the app does): the guest call runs on the event
+    loop's thread inside SQLAlchemy's greenlet bridge, and a host function awaits the record service
+    there (`await_only`) instead of hopping from a worker thread. Measured, not shipped: while the guest's
+    own code runs, the worker's event loop serves nobody (a guest spinning to its deadline would stall
+    every request for 1.5 s; tests/integration/test_sandbox.py holds the app to the opposite), and two
+    guests suspended in host calls on one thread would interleave wasmtime's per-thread call state."""
+    from sqlalchemy.util import await_only, greenlet_spawn
+
+    from app.sandbox import host
+
+    def run(self: Any, make: Any) -> Any:
+        return await_only(host._call(make))
+
+    host.CallContext.run = run  # type: ignore[method-assign]
+    loop = asyncio.get_running_loop()
+    threaded = loop.run_in_executor
+
+    def run_in_executor(executor: Any, fn: Any, *args: Any) -> Any:
+        if getattr(fn, "__name__", "") == "_execute":  # the guest call itself
+            return asyncio.ensure_future(greenlet_spawn(fn, *args))
+        return threaded(executor, fn, *args)
+
+    loop.run_in_executor = run_in_executor  # type: ignore[method-assign]
+
+
 async def profile(
-    url: str, data_dir: Path, folder: Path, calls: int, rounds: int, use_cprofile: bool
+    url: str, data_dir: Path, folder: Path, calls: int, rounds: int, use_cprofile: bool, on_loop: bool
 ) -> None:
     from app import bootstrap
     from app.access import roles
@@ -93,6 +145,8 @@ async def profile(
     from app.sandbox.engine import ComponentStore, sha256_file, shared_engine
     from app.sandbox.host import Principal
 
+    if on_loop:
+        run_guests_on_the_loop()
     settings = load_settings(env_for(url, data_dir))
     wasm = folder / "plugin.wasm"
     ComponentStore(shared_engine()[0], CACHE).get(wasm.read_bytes, sha256_file(wasm), wait=None)
@@ -125,6 +179,35 @@ async def profile(
 
         for _ in range(3):
             await page("queries", 5)
+        cg = Callgrind()
+        if cg.lib is not None:  # instructions, then exit: the timers below would only slow valgrind down
+            ref = probe.entities["probe_note"]
+            svc = RecordService(s, tenant.id, principal.actor, principal.can)
+
+            async def guest_pages() -> None:
+                for _ in range(rounds):
+                    await page("queries", calls)
+
+            async def empty_pages() -> None:
+                for _ in range(rounds):
+                    await page("calls", 0)
+
+            async def direct() -> None:
+                for _ in range(calls * rounds):
+                    await svc.list(ref, ListQuery(size=1))
+
+            async def permission_pages() -> None:
+                for _ in range(rounds):
+                    await page("calls", calls)
+
+            await cg.count("guest db-query", calls * rounds, guest_pages)
+            await cg.count("guest check-permission", calls * rounds, permission_pages)
+            await cg.count("empty page", rounds, empty_pages)
+            await cg.count("direct list", calls * rounds, direct)
+            await s.rollback()
+            sandbox.close()
+            print(json.dumps(COUNTED))
+            return
         if use_cprofile:  # the guest's worker thread through 2,000 check-permission calls (the bare boundary)
             worker = cProfile.Profile()
             execute = sandbox._execute
@@ -174,12 +257,16 @@ async def profile(
     per = {k: v / n * 1e6 for k, v in host_times.items()}
     total = (sum(totals) - base * rounds) / n * 1e6
     direct_us = sum(direct) / n * 1e6
+    hop = per["hop + record service"]
+    if on_loop:  # one thread: the host function's time includes the record service's
+        per["host function"] -= per["record service list()"]
+        hop -= per["record service list()"]
     rest = total - per["host function"] - per["record service list()"]
     rows = [
         ("db-query from the guest, total (process CPU)", total),
         ("  record service list() (event loop thread CPU)", per["record service list()"]),
         ("  host function (worker thread CPU: args, JSON, its side of the hop)", per["host function"]),
-        ("    of which CallContext.run (the worker's side of the hop)", per["hop + record service"]),
+        ("    of which CallContext.run (the worker's side of the hop)", hop),
         ("  the rest: guest code in wasm, wasmtime lift/lower, the loop's side of the hop", rest),
         ("record service list() called directly (process CPU)", direct_us),
         ("overhead over the direct call", total - direct_us),
@@ -192,6 +279,82 @@ async def profile(
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
 
 
+def callgrind(args: argparse.Namespace) -> None:
+    """Run this bench under `valgrind --tool=callgrind --collect-atstart=no` and print instructions per
+    call: db-query from the guest (its page minus an empty page, per call), the direct list(), the
+    overhead, and a bare check-permission call (page minus an empty page, per call)."""
+    from records_callgrind import build_helper
+
+    work = Path(tempfile.mkdtemp(prefix="portal-host-cg-"))
+    try:
+        env = {
+            **os.environ,
+            "PORTAL_CG_HELPER": str(build_helper(work)),
+            "PORTAL_CG_ROOT": str((args.root or ROOT).resolve()),
+            "PYTHONHASHSEED": "0",
+        }
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--database-url", args.database_url]
+        cmd += [
+            "--calls",
+            str(args.calls),
+            "--rounds",
+            str(args.rounds),
+            *(["--on-loop"] if args.on_loop else []),
+        ]
+        ensure_database(args.database_url, rebuild=True)
+        data_dir = work / "data"
+        data_dir.mkdir()
+        subprocess.run(
+            [str(ROOT / ".venv/bin/portal"), "db", "upgrade"],
+            env=env_for(args.database_url, data_dir),
+            check=True,
+            capture_output=True,
+        )
+        (folder,) = build_variants(1, work / "src")
+        out = work / "callgrind.out"
+        inner = ["--inner-data", str(data_dir), "--inner-folder", str(folder)]
+        done = subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                "--collect-atstart=no",
+                f"--callgrind-out-file={out}",
+                *cmd,
+                *inner,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            sys.exit(f"host_call_profile: valgrind run failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+        counted = json.loads(done.stdout.strip().splitlines()[-1])
+        found: dict[str, float] = {}
+        for dump in work.glob("callgrind.out*"):
+            text = dump.read_text(errors="replace")
+            trigger = re.search(r"^desc: Trigger: Client Request: (.+)$", text, re.M)
+            total = re.search(r"^(?:summary|totals):\s+(\d+)", text, re.M)
+            if trigger and total and trigger.group(1).strip() in counted:
+                found[trigger.group(1).strip()] = int(total.group(1))
+        empty = found["empty page"] / counted["empty page"]
+        rounds = counted["empty page"]
+        query = (found["guest db-query"] - empty * rounds) / counted["guest db-query"]
+        check = (found["guest check-permission"] - empty * rounds) / counted["guest check-permission"]
+        direct = found["direct list"] / counted["direct list"]
+        label = f"{(args.root or ROOT).name}{' (guest on the event loop)' if args.on_loop else ''}"
+        print(f"\n{label}: thousands of instructions per call (callgrind, every thread):")
+        for name, value in (
+            ("db-query from the guest", query),
+            ("record service list() called directly", direct),
+            ("overhead over the direct call", query - direct),
+            ("check-permission from the guest (the bare boundary)", check),
+        ):
+            print(f"  {name:<56} {value / 1000:>10.1f}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -202,7 +365,34 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--cprofile", action="store_true")
+    parser.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="Count instructions with valgrind instead of timing (deterministic on a shared machine).",
+    )
+    parser.add_argument("--inner-data", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--inner-folder", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--root", type=Path, help="With --callgrind: measure this checkout's app.")
+    parser.add_argument(
+        "--on-loop", action="store_true", help="Design (b): run the guest on the event loop (an experiment)."
+    )
     args = parser.parse_args()
+    if args.callgrind:
+        callgrind(args)
+        return
+    if args.inner_data:  # inside valgrind: the database and the component are ready
+        asyncio.run(
+            profile(
+                args.database_url,
+                args.inner_data,
+                args.inner_folder,
+                args.calls,
+                args.rounds,
+                False,
+                args.on_loop,
+            )
+        )
+        return
     ensure_database(args.database_url, rebuild=True)
     data_dir = Path(tempfile.mkdtemp(prefix="portal-host-call-"))
     try:
@@ -211,7 +401,9 @@ def main() -> None:
             [str(ROOT / ".venv/bin/portal"), "db", "upgrade"], env=env, check=True, capture_output=True
         )
         (folder,) = build_variants(1, data_dir / "src")
-        asyncio.run(profile(args.database_url, data_dir, folder, args.calls, args.rounds, args.cprofile))
+        asyncio.run(
+            profile(args.database_url, data_dir, folder, args.calls, args.rounds, args.cprofile, args.on_loop)
+        )
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
 

@@ -203,7 +203,9 @@ class Sandbox(Compiling):
             if inst is None:
                 inst = self._instantiate(component, plugin, ctx, output)
             inst.store.set_fuel(ctx.limits.fuel)
-            inst.store.set_epoch_deadline(self.ticker.ticks(ctx.limits.deadline_ms))
+            ticks = self.ticker.ticks(ctx.limits.deadline_ms)
+            inst.store.set_epoch_deadline(ticks)
+            ctx.deadline = host.Deadline(self.ticker, ticks)
             try:
                 result = self._invoke(inst, name, args)
             except Exception:
