@@ -1,7 +1,8 @@
 """Where a guest's db-query goes (issue 17: overhead over the record service called directly ≤ 100 µs).
 
     .venv/bin/python bench/host_call_profile.py [--database-url postgresql://postgres@127.0.0.1:5432/portal_host_call_profile]
-                                                [--calls 200] [--rounds 5] [--cprofile]
+                                                [--calls 200] [--rounds 5] [--cprofile] [--root ../other-checkout]
+    .venv/bin/python bench/host_call_profile.py --on-loop    # design (b), an experiment
 
 One probe plugin (built and compiled like bench/wasm_bench.py, same caches), one warm instance; the guest
 makes `--calls` db-query calls per page. The host side is timed in place (wrapping the host function, the
@@ -14,6 +15,7 @@ hop to the event loop and the record service), so a call splits into:
 and beside it the same list() called directly. Figures are CPU time, not wall time: the whole process's
 for the totals (getrusage), the thread's for the parts (thread_time), so the split is approximate (the
 parts do not count what the other thread spends waking up). `--cprofile` adds the event loop's profile of the calls.
+`--on-loop` measures design (b) of issue 17 (run_guests_on_the_loop); `--root` another checkout's app.
 """
 
 from __future__ import annotations
@@ -22,9 +24,7 @@ import argparse
 import asyncio
 import cProfile
 import json
-import os
 import pstats
-import re
 import resource
 import shutil
 import statistics
@@ -39,35 +39,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-if os.environ.get("PORTAL_CG_ROOT"):  # --callgrind --root: another checkout's app, this bench
-    sys.path.insert(0, os.environ["PORTAL_CG_ROOT"])
 
 from records_bench import ensure_database  # noqa: E402
 from wasm_bench import ADMIN, CACHE, build_variants, env_for  # noqa: E402
 
 TIMES: dict[str, float] = defaultdict(float)
-COUNTED: dict[str, int] = {}  # --callgrind: how many calls each dump holds
-
-
-class Callgrind:
-    """Inside valgrind (--callgrind): collection switched on only around a measured part, one dump each
-    (the helper of bench/records_callgrind.py)."""
-
-    def __init__(self) -> None:
-        import ctypes
-
-        helper = os.environ.get("PORTAL_CG_HELPER")
-        self.lib = ctypes.CDLL(helper) if helper else None
-
-    async def count(self, name: str, calls: int, work: Any) -> None:
-        if self.lib is None:
-            return
-        self.lib.portal_zero()
-        self.lib.portal_toggle()
-        await work()
-        self.lib.portal_toggle()
-        self.lib.portal_dump(name.encode())
-        COUNTED[name] = calls
 
 
 def cpu() -> float:
@@ -179,35 +155,6 @@ async def profile(
 
         for _ in range(3):
             await page("queries", 5)
-        cg = Callgrind()
-        if cg.lib is not None:  # instructions, then exit: the timers below would only slow valgrind down
-            ref = probe.entities["probe_note"]
-            svc = RecordService(s, tenant.id, principal.actor, principal.can)
-
-            async def guest_pages() -> None:
-                for _ in range(rounds):
-                    await page("queries", calls)
-
-            async def empty_pages() -> None:
-                for _ in range(rounds):
-                    await page("calls", 0)
-
-            async def direct() -> None:
-                for _ in range(calls * rounds):
-                    await svc.list(ref, ListQuery(size=1))
-
-            async def permission_pages() -> None:
-                for _ in range(rounds):
-                    await page("calls", calls)
-
-            await cg.count("guest db-query", calls * rounds, guest_pages)
-            await cg.count("guest check-permission", calls * rounds, permission_pages)
-            await cg.count("empty page", rounds, empty_pages)
-            await cg.count("direct list", calls * rounds, direct)
-            await s.rollback()
-            sandbox.close()
-            print(json.dumps(COUNTED))
-            return
         if use_cprofile:  # the guest's worker thread through 2,000 check-permission calls (the bare boundary)
             worker = cProfile.Profile()
             execute = sandbox._execute
@@ -231,6 +178,7 @@ async def profile(
         _timed(host.CallContext, "run", "hop + record service")
         _timed(record_service.RecordService, "list", "record service list()")
         base = statistics.median([await page("calls", 0) for _ in range(20)])
+        bare = statistics.median([await page("calls", calls) for _ in range(rounds)])
         totals = []
         profiler = cProfile.Profile() if use_cprofile else None
         TIMES.clear()
@@ -263,6 +211,10 @@ async def profile(
         hop -= per["record service list()"]
     rest = total - per["host function"] - per["record service list()"]
     rows = [
+        (
+            "check-permission from the guest: the bare boundary, no hop (process CPU)",
+            (bare - base) / calls * 1e6,
+        ),
         ("db-query from the guest, total (process CPU)", total),
         ("  record service list() (event loop thread CPU)", per["record service list()"]),
         ("  host function (worker thread CPU: args, JSON, its side of the hop)", per["host function"]),
@@ -279,82 +231,6 @@ async def profile(
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
 
 
-def callgrind(args: argparse.Namespace) -> None:
-    """Run this bench under `valgrind --tool=callgrind --collect-atstart=no` and print instructions per
-    call: db-query from the guest (its page minus an empty page, per call), the direct list(), the
-    overhead, and a bare check-permission call (page minus an empty page, per call)."""
-    from records_callgrind import build_helper
-
-    work = Path(tempfile.mkdtemp(prefix="portal-host-cg-"))
-    try:
-        env = {
-            **os.environ,
-            "PORTAL_CG_HELPER": str(build_helper(work)),
-            "PORTAL_CG_ROOT": str((args.root or ROOT).resolve()),
-            "PYTHONHASHSEED": "0",
-        }
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--database-url", args.database_url]
-        cmd += [
-            "--calls",
-            str(args.calls),
-            "--rounds",
-            str(args.rounds),
-            *(["--on-loop"] if args.on_loop else []),
-        ]
-        ensure_database(args.database_url, rebuild=True)
-        data_dir = work / "data"
-        data_dir.mkdir()
-        subprocess.run(
-            [str(ROOT / ".venv/bin/portal"), "db", "upgrade"],
-            env=env_for(args.database_url, data_dir),
-            check=True,
-            capture_output=True,
-        )
-        (folder,) = build_variants(1, work / "src")
-        out = work / "callgrind.out"
-        inner = ["--inner-data", str(data_dir), "--inner-folder", str(folder)]
-        done = subprocess.run(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                "--collect-atstart=no",
-                f"--callgrind-out-file={out}",
-                *cmd,
-                *inner,
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode != 0:
-            sys.exit(f"host_call_profile: valgrind run failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
-        counted = json.loads(done.stdout.strip().splitlines()[-1])
-        found: dict[str, float] = {}
-        for dump in work.glob("callgrind.out*"):
-            text = dump.read_text(errors="replace")
-            trigger = re.search(r"^desc: Trigger: Client Request: (.+)$", text, re.M)
-            total = re.search(r"^(?:summary|totals):\s+(\d+)", text, re.M)
-            if trigger and total and trigger.group(1).strip() in counted:
-                found[trigger.group(1).strip()] = int(total.group(1))
-        empty = found["empty page"] / counted["empty page"]
-        rounds = counted["empty page"]
-        query = (found["guest db-query"] - empty * rounds) / counted["guest db-query"]
-        check = (found["guest check-permission"] - empty * rounds) / counted["guest check-permission"]
-        direct = found["direct list"] / counted["direct list"]
-        label = f"{(args.root or ROOT).name}{' (guest on the event loop)' if args.on_loop else ''}"
-        print(f"\n{label}: thousands of instructions per call (callgrind, every thread):")
-        for name, value in (
-            ("db-query from the guest", query),
-            ("record service list() called directly", direct),
-            ("overhead over the direct call", query - direct),
-            ("check-permission from the guest (the bare boundary)", check),
-        ):
-            print(f"  {name:<56} {value / 1000:>10.1f}")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -366,33 +242,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--cprofile", action="store_true")
     parser.add_argument(
-        "--callgrind",
-        action="store_true",
-        help="Count instructions with valgrind instead of timing (deterministic on a shared machine).",
+        "--root", type=Path, help="Measure this checkout's app (its `app` package) with this bench."
     )
-    parser.add_argument("--inner-data", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--inner-folder", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--root", type=Path, help="With --callgrind: measure this checkout's app.")
     parser.add_argument(
         "--on-loop", action="store_true", help="Design (b): run the guest on the event loop (an experiment)."
     )
     args = parser.parse_args()
-    if args.callgrind:
-        callgrind(args)
-        return
-    if args.inner_data:  # inside valgrind: the database and the component are ready
-        asyncio.run(
-            profile(
-                args.database_url,
-                args.inner_data,
-                args.inner_folder,
-                args.calls,
-                args.rounds,
-                False,
-                args.on_loop,
-            )
-        )
-        return
+    if args.root:  # that checkout's app, imported from here on
+        sys.path.insert(0, str(args.root.resolve()))
     ensure_database(args.database_url, rebuild=True)
     data_dir = Path(tempfile.mkdtemp(prefix="portal-host-call-"))
     try:
