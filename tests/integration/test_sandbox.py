@@ -438,3 +438,16 @@ def test_time_in_host_calls_does_not_count_against_the_deadline(probe: Any) -> N
     assert slow > 1.5, f"the host calls were not slow ({slow:.2f} s): the test proves nothing"
     assert r.status_code == 200 and "done" in text_of(r.text), r.text[:500]
     assert spinning.status_code == 502 and panel_kind(spinning.text) == "deadline_ms"
+
+
+def test_a_reading_guest_page_sends_no_transaction(probe: Any, app: Any) -> None:
+    """A custom page whose guest only reads stays in the GET's read-only start: no BEGIN, SAVEPOINT,
+    RELEASE or COMMIT round trips; one whose guest writes (notify) gets its transaction and savepoint
+    and the write is committed."""
+    from tests.integration.test_list_round_trips import sent
+
+    probe.get(PAGE, params={"mode": "hello"})
+    statements = sent(app, probe, PAGE, {"mode": "hello"})
+    assert not [s for s in statements if s in {"BEGIN", "COMMIT"} or "SAVEPOINT" in s], statements
+    writing = sent(app, probe, PAGE, {"mode": "notify", "to": "me"})
+    assert any("SAVEPOINT" in s for s in writing) and "COMMIT" in writing, writing
