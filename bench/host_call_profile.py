@@ -87,8 +87,8 @@ def run_guests_on_the_loop() -> None:
 
     from app.sandbox import host
 
-    def run(self: Any, make: Any) -> Any:
-        return await_only(host._call(make))
+    def run(self: Any, make: Any, *, reads: bool = False) -> Any:
+        return await_only(host._call(make if reads else self._writing(make)))
 
     host.CallContext.run = run  # type: ignore[method-assign]
     loop = asyncio.get_running_loop()
