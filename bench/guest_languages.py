@@ -47,6 +47,7 @@ def _host_functions() -> dict[str, Any]:
         "event-publish": lambda *a: refuse,
         "config-get": lambda *a: Variant("ok", None),
         "notify": lambda *a: refuse,
+        "file-read": lambda *a: refuse,
         "log-write": lambda *a: None,
         "current-user": lambda *a: Variant("ok", user),
         "check-permission": lambda *a: True,  # result<bool, string>: untagged in wasmtime-py

@@ -1,7 +1,8 @@
 """Where a guest's db-query goes (issue 17: overhead over the record service called directly ≤ 100 µs).
 
     .venv/bin/python bench/host_call_profile.py [--database-url postgresql://postgres@127.0.0.1:5432/portal_host_call_profile]
-                                                [--calls 200] [--rounds 5] [--cprofile]
+                                                [--calls 200] [--rounds 5] [--cprofile] [--root ../other-checkout]
+    .venv/bin/python bench/host_call_profile.py --on-loop    # design (b), an experiment
 
 One probe plugin (built and compiled like bench/wasm_bench.py, same caches), one warm instance; the guest
 makes `--calls` db-query calls per page. The host side is timed in place (wrapping the host function, the
@@ -14,6 +15,7 @@ hop to the event loop and the record service), so a call splits into:
 and beside it the same list() called directly. Figures are CPU time, not wall time: the whole process's
 for the totals (getrusage), the thread's for the parts (thread_time), so the split is approximate (the
 parts do not count what the other thread spends waking up). `--cprofile` adds the event loop's profile of the calls.
+`--on-loop` measures design (b) of issue 17 (run_guests_on_the_loop); `--root` another checkout's app.
 """
 
 from __future__ import annotations
@@ -74,8 +76,34 @@ def _timed(owner: Any, name: str, label: str) -> None:
     setattr(owner, name, wrapper)
 
 
+def run_guests_on_the_loop() -> None:
+    """Design (b) of issue 17, as an experiment (not what the app does): the guest call runs on the event
+    loop's thread inside SQLAlchemy's greenlet bridge, and a host function awaits the record service
+    there (`await_only`) instead of hopping from a worker thread. Measured, not shipped: while the guest's
+    own code runs, the worker's event loop serves nobody (a guest spinning to its deadline would stall
+    every request for 1.5 s; tests/integration/test_sandbox.py holds the app to the opposite), and two
+    guests suspended in host calls on one thread would interleave wasmtime's per-thread call state."""
+    from sqlalchemy.util import await_only, greenlet_spawn
+
+    from app.sandbox import host
+
+    def run(self: Any, make: Any, *, reads: bool = False) -> Any:
+        return await_only(host._call(make if reads else self._writing(make)))
+
+    host.CallContext.run = run  # type: ignore[method-assign]
+    loop = asyncio.get_running_loop()
+    threaded = loop.run_in_executor
+
+    def run_in_executor(executor: Any, fn: Any, *args: Any) -> Any:
+        if getattr(fn, "__name__", "") == "_execute":  # the guest call itself
+            return asyncio.ensure_future(greenlet_spawn(fn, *args))
+        return threaded(executor, fn, *args)
+
+    loop.run_in_executor = run_in_executor  # type: ignore[method-assign]
+
+
 async def profile(
-    url: str, data_dir: Path, folder: Path, calls: int, rounds: int, use_cprofile: bool
+    url: str, data_dir: Path, folder: Path, calls: int, rounds: int, use_cprofile: bool, on_loop: bool
 ) -> None:
     from app import bootstrap
     from app.access import roles
@@ -93,6 +121,8 @@ async def profile(
     from app.sandbox.engine import ComponentStore, sha256_file, shared_engine
     from app.sandbox.host import Principal
 
+    if on_loop:
+        run_guests_on_the_loop()
     settings = load_settings(env_for(url, data_dir))
     wasm = folder / "plugin.wasm"
     ComponentStore(shared_engine()[0], CACHE).get(wasm.read_bytes, sha256_file(wasm), wait=None)
@@ -148,6 +178,7 @@ async def profile(
         _timed(host.CallContext, "run", "hop + record service")
         _timed(record_service.RecordService, "list", "record service list()")
         base = statistics.median([await page("calls", 0) for _ in range(20)])
+        bare = statistics.median([await page("calls", calls) for _ in range(rounds)])
         totals = []
         profiler = cProfile.Profile() if use_cprofile else None
         TIMES.clear()
@@ -174,12 +205,20 @@ async def profile(
     per = {k: v / n * 1e6 for k, v in host_times.items()}
     total = (sum(totals) - base * rounds) / n * 1e6
     direct_us = sum(direct) / n * 1e6
+    hop = per["hop + record service"]
+    if on_loop:  # one thread: the host function's time includes the record service's
+        per["host function"] -= per["record service list()"]
+        hop -= per["record service list()"]
     rest = total - per["host function"] - per["record service list()"]
     rows = [
+        (
+            "check-permission from the guest: the bare boundary, no hop (process CPU)",
+            (bare - base) / calls * 1e6,
+        ),
         ("db-query from the guest, total (process CPU)", total),
         ("  record service list() (event loop thread CPU)", per["record service list()"]),
         ("  host function (worker thread CPU: args, JSON, its side of the hop)", per["host function"]),
-        ("    of which CallContext.run (the worker's side of the hop)", per["hop + record service"]),
+        ("    of which CallContext.run (the worker's side of the hop)", hop),
         ("  the rest: guest code in wasm, wasmtime lift/lower, the loop's side of the hop", rest),
         ("record service list() called directly (process CPU)", direct_us),
         ("overhead over the direct call", total - direct_us),
@@ -202,7 +241,15 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--cprofile", action="store_true")
+    parser.add_argument(
+        "--root", type=Path, help="Measure this checkout's app (its `app` package) with this bench."
+    )
+    parser.add_argument(
+        "--on-loop", action="store_true", help="Design (b): run the guest on the event loop (an experiment)."
+    )
     args = parser.parse_args()
+    if args.root:  # that checkout's app, imported from here on
+        sys.path.insert(0, str(args.root.resolve()))
     ensure_database(args.database_url, rebuild=True)
     data_dir = Path(tempfile.mkdtemp(prefix="portal-host-call-"))
     try:
@@ -211,7 +258,9 @@ def main() -> None:
             [str(ROOT / ".venv/bin/portal"), "db", "upgrade"], env=env, check=True, capture_output=True
         )
         (folder,) = build_variants(1, data_dir / "src")
-        asyncio.run(profile(args.database_url, data_dir, folder, args.calls, args.rounds, args.cprofile))
+        asyncio.run(
+            profile(args.database_url, data_dir, folder, args.calls, args.rounds, args.cprofile, args.on_loop)
+        )
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
 

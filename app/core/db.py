@@ -60,6 +60,11 @@ def _options(session: AsyncSession) -> dict[str, Any]:
     return {k: opts[k] for k in _KEPT if k in opts}
 
 
+def reads_only(session: AsyncSession) -> bool:
+    """Whether `session` is in a read-only start (READS_ONLY): its statements run without a transaction."""
+    return bool(_options(session).get(READS_ONLY))
+
+
 async def transaction_from_here(session: AsyncSession) -> None:
     """End a read-only start (READS_ONLY): the next statement opens a transaction as usual. Code that
     may write (plugin pages, guest calls) runs after this."""

@@ -143,10 +143,14 @@ def default_for(field: FieldSpec) -> Any:
     return field.default
 
 
+_DATES = (dt.datetime, dt.date)  # tuples, not `a | b` unions built on every call (a row has a dozen values)
+_TEXTS = (Decimal, uuid.UUID)
+
+
 def to_json(value: Any) -> Any:
-    if isinstance(value, dt.datetime | dt.date):
+    if isinstance(value, _DATES):
         return value.isoformat()
-    if isinstance(value, Decimal | uuid.UUID):
+    if isinstance(value, _TEXTS):
         return str(value)
     return value
 

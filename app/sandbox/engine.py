@@ -362,11 +362,15 @@ class EpochTicker:
         self.interval = interval
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        #: Ticks since the thread started, as far as this thread knows (the engine's epoch cannot be
+        #: read): a host call measures the ticks it spent with it (app.sandbox.host.Deadline).
+        self.now = 0
 
     def _run(self) -> None:
         while True:
             time.sleep(self.interval)
             self.engine.increment_epoch()
+            self.now += 1
 
     def ticks(self, milliseconds: int) -> int:
         if self._thread is None:

@@ -22,11 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from litestar.exceptions import HTTPException
+from wasmtime import _ffi as wasmtime_ffi
 from wasmtime.component import Linker, Variant
 
 from app import messages
 from app.access.scopes import DataScope
 from app.audit import Actor
+from app.core.db import transaction_from_here
 from app.core.errors import PortalError, ValidationFailed
 from app.core.limits import Limits
 from app.core.nesting import TextRejected, loads_json
@@ -38,6 +40,7 @@ from app.records import children
 from app.records.files import RecordFiles
 from app.records.service import Aggregate, ListQuery, RecordService, app_hooks
 from app.records.values import to_json
+from app.sandbox import boundary
 from app.sandbox.engine import HOST_IMPORT
 
 log = logging.getLogger("portal.plugin")
@@ -93,36 +96,82 @@ class CallContext:
     # The active configuration, read once per guest call (so a change applies from the next call, in
     # every worker, without a cache to invalidate): (row or None,) once loaded.
     config_row: tuple[Any, ...] | None = None
+    deadline: Deadline | None = None  # the guest's epoch deadline (set by the runner)
+    service: RecordService | None = None  # built by records() on the first host call that needs it
+    savepoint: Any = None  # the call's savepoint (runner; or the first write's, see before_write)
 
     @property
     def manifest(self) -> Manifest:
         return self.plugin.manifest
 
     def records(self) -> RecordService:
-        return RecordService(
-            self.session,
-            self.tenant_id,
-            self.principal.actor,
-            self.principal.can,
-            scope=self.principal.scope,
-            hooks=app_hooks(self.session),
-        )
+        """The call's record service (one per guest call: same session, tenant, actor, scope and hooks)."""
+        if self.service is None:
+            self.service = RecordService(
+                self.session,
+                self.tenant_id,
+                self.principal.actor,
+                self.principal.can,
+                scope=self.principal.scope,
+                hooks=app_hooks(self.session),
+            )
+        return self.service
 
-    def run(self, make: Callable[[], Awaitable[Any]]) -> Any:
+    async def before_write(self) -> None:
+        """Before anything the guest writes: a request still reading without a transaction begins one,
+        and the call's savepoint, so that a failed call rolls back only its own writes."""
+        if self.savepoint is None:
+            await transaction_from_here(self.session)
+            self.savepoint = await self.session.begin_nested()
+
+    def run(self, make: Callable[[], Awaitable[Any]], *, reads: bool = False) -> Any:
         """Run a coroutine on the loop that owns the session and wait for it (we are in a worker thread).
         The finished task comes back through a SimpleQueue: a third less CPU per hop than
-        run_coroutine_threadsafe's chained futures (bench/host_call_profile.py)."""
+        run_coroutine_threadsafe's chained futures (bench/host_call_profile.py). `reads`: `make` only
+        reads (otherwise the call's savepoint is made sure of first)."""
         done: queue.SimpleQueue[asyncio.Task[Any]] = queue.SimpleQueue()
 
         def start() -> None:
-            self.loop.create_task(_call(make)).add_done_callback(done.put)
+            self.loop.create_task(_call(make if reads else self._writing(make))).add_done_callback(done.put)
 
         self.loop.call_soon_threadsafe(start)
         return done.get().result()
 
+    def _writing(self, make: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[Any]]:
+        async def write() -> Any:
+            await self.before_write()
+            return await make()
+
+        return write
+
 
 async def _call(make: Callable[[], Awaitable[Any]]) -> Any:
     return await make()
+
+
+class Deadline:
+    """A guest's epoch deadline that does not run while the guest waits in a host call.
+
+    The deadline stops guests spinning in their own code; time in a host function (the hop to the event
+    loop, a database wait, on a loaded machine easily hundreds of ms) is the host's, and no epoch can
+    interrupt a host function anyway, so it only decided whether the guest was killed right after a slow
+    call returned. Host calls are bounded by their number (limits.host_calls) and the database's own
+    timeouts. `ticker` is the engine's EpochTicker (its `now` counts ticks)."""
+
+    __slots__ = ("ends", "ticker")
+
+    def __init__(self, ticker: Any, ticks: int) -> None:
+        self.ticker = ticker
+        self.ends = ticker.now + ticks
+
+    def left(self) -> int:
+        return self.ends - self.ticker.now
+
+    def resume(self, store: Any, left: int) -> None:
+        """After a host call: the guest gets back the ticks it had left when it made the call."""
+        left = max(1, left)
+        self.ends = self.ticker.now + left
+        wasmtime_ffi.wasmtime_context_set_epoch_deadline(store._context(), left)
 
 
 def current() -> CallContext | None:
@@ -286,7 +335,7 @@ def db_query(ctx: CallContext, entity: str, filter_json: str, page_json: str) ->
             await children.expand(svc, ref, found.rows, expand)
         return found
 
-    result = ctx.run(read)
+    result = ctx.run(read, reads=True)
     return _ok(
         json.dumps(
             {"rows": [_row_json(r) for r in result.rows], "total": result.total, "capped": result.capped}
@@ -326,7 +375,7 @@ def db_aggregate(ctx: CallContext, entity: str, query_json: str) -> Variant:
         filters=_list_query(ref, query.get("filter") or {}, {}).filters,
         limit=int(query.get("limit") or 1000),
     )
-    rows = ctx.run(lambda: ctx.records().aggregate(ref, spec))
+    rows = ctx.run(lambda: ctx.records().aggregate(ref, spec), reads=True)
     return _ok(json.dumps([{k: to_json(v) for k, v in r.items()} for r in rows]))
 
 
@@ -346,7 +395,7 @@ def config_get(ctx: CallContext, key: str) -> Variant:
     """The value of `key` in the tenant's active configuration (or its declared default) as JSON text."""
     if ctx.config_row is None:
         plugin_id, tenant_id, session = ctx.plugin.id, ctx.tenant_id, ctx.session
-        ctx.config_row = (ctx.run(lambda: configs.active(session, tenant_id, plugin_id)),)
+        ctx.config_row = (ctx.run(lambda: configs.active(session, tenant_id, plugin_id), reads=True),)
     box = config_values.secret_box(ctx.secret_key)
     try:
         return _ok(configs.lookup(ctx.manifest, ctx.config_row[0], box, ctx.tenant_id, key))
@@ -399,7 +448,7 @@ def file_read(ctx: CallContext, entity: str, record_id: str, file_id: str, conte
             out["content"] = base64.b64encode(data).decode("ascii")
         return out
 
-    return _ok(json.dumps(ctx.run(read)))
+    return _ok(json.dumps(ctx.run(read, reads=True)))
 
 
 def log_write(ctx: CallContext, level: str, message: str) -> None:
@@ -439,27 +488,27 @@ FUNCTIONS: tuple[tuple[str, Callable[..., Any], str | None], ...] = (
 )
 
 
-# wasmtime-py wants a Variant only where a result's ok and err cases have overlapping Python types
-# (result<string, string>); for result<_, string> and result<bool, string> it wants the bare value.
-UNTAGGED = {"db-delete", "event-publish", "check-permission", "notify"}
-
-
-def _lowered(name: str, value: Any) -> Any:
-    return value.payload if name in UNTAGGED and isinstance(value, Variant) else value
-
-
 def _wrap(name: str, fn: Callable[..., Any], returns_result: bool) -> Callable[..., Any]:
-    def host_function(_store: Any, *args: Any) -> Any:
-        return _lowered(name, _call_host(name, fn, returns_result, args))
+    def host_function(store: Any, *args: Any) -> Any:
+        ctx = current()
+        if ctx is None:  # only possible if a guest calls out while no call is bound (init of a broken pool)
+            return _err("no active call") if returns_result else None
+        deadline = ctx.deadline
+        if deadline is None:
+            return _call_host(ctx, name, fn, returns_result, args)
+        left = deadline.left()
+        try:
+            return _call_host(ctx, name, fn, returns_result, args)
+        finally:
+            deadline.resume(store, left)
 
     return host_function
 
 
-def _call_host(name: str, fn: Callable[..., Any], returns_result: bool, args: tuple[Any, ...]) -> Any:
+def _call_host(
+    ctx: CallContext, name: str, fn: Callable[..., Any], returns_result: bool, args: tuple[Any, ...]
+) -> Any:
     """One body for every host function: count, enforce the limit, run, turn refusals into error values."""
-    ctx = current()
-    if ctx is None:  # only possible if a guest calls out while no call is bound (init of a broken pool)
-        return _err("no active call") if returns_result else None
     ctx.host_calls += 1
     if ctx.host_calls > ctx.limits.host_calls:
         ctx.breach = ctx.breach or LimitBreach(
@@ -488,7 +537,7 @@ def _refuse(name: str, capability: str, plugin_id: str) -> Callable[..., Any]:
         ctx = current()
         if ctx is not None:
             ctx.host_calls += 1
-        return _lowered(name, _err(message))
+        return _err(message)
 
     return refused
 
@@ -500,6 +549,6 @@ def link(linker: Linker, manifest: Manifest) -> None:
         for name, fn, capability in FUNCTIONS:
             returns_result = name != "log-write"
             if capability is None or getattr(caps, capability):
-                host.add_func(name, _wrap(name, fn, returns_result))
+                boundary.add_func(host, name, _wrap(name, fn, returns_result))
             else:
-                host.add_func(name, _refuse(name, capability, manifest.id))
+                boundary.add_func(host, name, _refuse(name, capability, manifest.id))

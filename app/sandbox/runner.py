@@ -21,7 +21,7 @@ from wasmtime import Store, WasmtimeError
 from wasmtime.component import Component, Func, Instance, Linker, Variant
 
 from app.audit import Actor
-from app.core.db import SQLITE_WRITE_LOCK
+from app.core.db import SQLITE_WRITE_LOCK, reads_only, transaction_from_here
 from app.core.limits import Limits, effective
 from app.core.models import Tenant
 from app.events import PENDING_KEY, EventBus
@@ -203,7 +203,9 @@ class Sandbox(Compiling):
             if inst is None:
                 inst = self._instantiate(component, plugin, ctx, output)
             inst.store.set_fuel(ctx.limits.fuel)
-            inst.store.set_epoch_deadline(self.ticker.ticks(ctx.limits.deadline_ms))
+            ticks = self.ticker.ticks(ctx.limits.deadline_ms)
+            inst.store.set_epoch_deadline(ticks)
+            ctx.deadline = host.Deadline(self.ticker, ticks)
             try:
                 result = self._invoke(inst, name, args)
             except Exception:
@@ -237,8 +239,9 @@ class Sandbox(Compiling):
         defer_faults: bool = False,
         error_is_answer: bool = False,
     ) -> Any:
-        """Call guest function `name`; everything it does runs in one transaction (a savepoint of the
-        caller's), rolled back on any failure. Returns the ok payload or raises GuestFailure.
+        """Call guest function `name`; everything it writes runs in one transaction (a savepoint of the
+        caller's), rolled back on any failure. Returns the ok payload or raises GuestFailure. A session in
+        a read-only start (a GET page) reads without a transaction until the guest's first write.
 
         `defer_faults`: record a failure (and apply the crash policy) in a session of its own once the
         caller's transaction ended, instead of committing the caller's session now — for calls in the
@@ -337,7 +340,12 @@ class Sandbox(Compiling):
         limits = ctx.limits
         async with contextlib.nullcontext() if reentrant else pool.semaphore:
             inst = pool.idle.pop() if pool.idle else None
-            savepoint = await session.begin_nested()
+            # A request that began without a transaction (a GET page: app.core.db.READS_ONLY) keeps
+            # reading without one; the guest's first write begins it and the call's savepoint
+            # (CallContext.before_write). Otherwise the savepoint is taken now: a failed read inside a
+            # transaction must not abort the caller's.
+            if not reads_only(session):
+                ctx.savepoint = await session.begin_nested()
             started = time.perf_counter()
             failure: GuestFailure | None = None
             result: Any = None
@@ -418,9 +426,11 @@ class Sandbox(Compiling):
             self.stats.setdefault(plugin.id, deque(maxlen=STATS_KEPT)).append(stats)
             self.last = stats
             if failure is None:
-                await savepoint.commit()
+                if ctx.savepoint is not None:
+                    await ctx.savepoint.commit()
                 return payload
-            await savepoint.rollback()
+            if ctx.savepoint is not None:
+                await ctx.savepoint.rollback()
             del pending[events_before:]  # events of the failed call are never published
             failure.stats = stats
         if error_is_answer and failure.kind == "error":
@@ -437,6 +447,7 @@ class Sandbox(Compiling):
                 drop_instances=self.drop_instances,
             )
         elif record_faults:
+            await transaction_from_here(session)  # the fault is written in a transaction
             await record_failure(
                 session, plugin, tenant_id, name, failure, drop_instances=self.drop_instances
             )

@@ -3,6 +3,7 @@ on the record service, limits, crash policy, capabilities, tenant isolation and 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import threading
@@ -412,3 +413,41 @@ def test_plugin_run_renders_against_the_database_and_rolls_back(
         env=settings_env,
     )
     assert failing.exit_code == 1 and "output_bytes" in failing.stderr
+
+
+def test_time_in_host_calls_does_not_count_against_the_deadline(probe: Any) -> None:
+    """A busy event loop (a loaded machine) makes each host call's hop slow: four db-query calls then
+    take seconds, over the probe's 1500 ms deadline, yet the guest's own code runs a few ms. It is not
+    killed; a guest spinning in its own code still is, on the same busy loop."""
+    stop = threading.Event()
+
+    async def busy_loop() -> None:  # blocks the app's event loop 250 ms at a time, as CPU starvation does
+        while not stop.is_set():
+            time.sleep(0.25)
+            await asyncio.sleep(0)
+
+    probe.get(PAGE, params={"mode": "hello"})  # a warm instance: the timed calls do not instantiate
+    probe.blocking_portal.start_task_soon(busy_loop)
+    try:
+        started = time.perf_counter()
+        r = probe.get(PAGE, params={"mode": "queries", "n": 4})
+        slow = time.perf_counter() - started
+        spinning = probe.get(PAGE, params={"mode": "loop"})
+    finally:
+        stop.set()
+    assert slow > 1.5, f"the host calls were not slow ({slow:.2f} s): the test proves nothing"
+    assert r.status_code == 200 and "done" in text_of(r.text), r.text[:500]
+    assert spinning.status_code == 502 and panel_kind(spinning.text) == "deadline_ms"
+
+
+def test_a_reading_guest_page_sends_no_transaction(probe: Any, app: Any) -> None:
+    """A custom page whose guest only reads stays in the GET's read-only start: no BEGIN, SAVEPOINT,
+    RELEASE or COMMIT round trips; one whose guest writes (notify) gets its transaction and savepoint
+    and the write is committed."""
+    from tests.integration.test_list_round_trips import sent
+
+    probe.get(PAGE, params={"mode": "hello"})
+    statements = sent(app, probe, PAGE, {"mode": "hello"})
+    assert not [s for s in statements if s in {"BEGIN", "COMMIT"} or "SAVEPOINT" in s], statements
+    writing = sent(app, probe, PAGE, {"mode": "notify", "to": "me"})
+    assert any("SAVEPOINT" in s for s in writing) and "COMMIT" in writing, writing

@@ -80,9 +80,19 @@ TABLE: tuple[tuple[str, str, str, Handler], ...] = (
 )
 
 
-# The GET handlers that only read records (through the record service) and settings.
+# The GET handlers that only read records (through the record service) and settings; and the custom
+# page, whose guest call begins the transaction itself at its first write (app.sandbox.host
+# CallContext.before_write): a page whose guest only reads sends no BEGIN, SAVEPOINT, RELEASE, COMMIT.
 READS: frozenset[Handler] = frozenset(
-    {listing.list_page, detail.detail, forms.new, forms.edit, lookup.lookup, views.views_page}
+    {
+        listing.list_page,
+        detail.detail,
+        forms.new,
+        forms.edit,
+        lookup.lookup,
+        views.views_page,
+        dashboard.custom,
+    }
 )
 
 
