@@ -65,7 +65,7 @@ async def tenant_roles(session: AsyncSession, tenant_id: uuid.UUID) -> list[Role
 
 async def get_role(session: AsyncSession, tenant_id: uuid.UUID, role_ref: uuid.UUID | str) -> Role:
     if isinstance(role_ref, str) and ("\x00" in role_ref or len(role_ref) > 200):
-        raise NotFound("No such role in this tenant")
+        raise NotFound(N_("No such role in this tenant"))
     try:
         rid = role_ref if isinstance(role_ref, uuid.UUID) else uuid.UUID(str(role_ref))
         role = await session.scalar(select(Role).where(Role.tenant_id == tenant_id, Role.id == rid))
@@ -74,7 +74,7 @@ async def get_role(session: AsyncSession, tenant_id: uuid.UUID, role_ref: uuid.U
             select(Role).where(Role.tenant_id == tenant_id, Role.name == str(role_ref))
         )
     if role is None:
-        raise NotFound(f"No role {role_ref!r} in this tenant")
+        raise NotFound(N_("No role %(role_ref)s in this tenant", role_ref=repr(role_ref)))
     return role
 
 

@@ -60,6 +60,19 @@ def N_(message: str, **params: Any) -> str:
     return Msg(message, params) if params else message
 
 
+def phrase(message: str) -> Msg:
+    """`message` (marked with `N_`) as a :class:`Msg`: a word or phrase that fills another message's
+    parameter (`N_("expected %(what)s", what=phrase(N_("a table")))`) is translated with it."""
+    return Msg(message, {})
+
+
+def message_of(exc: BaseException) -> str:
+    """The message an exception was raised with, still a :class:`Msg` when it was one (`str(exc)`
+    would give its English text)."""
+    first = exc.args[0] if len(exc.args) == 1 else None
+    return first if isinstance(first, str) else str(exc)
+
+
 @functools.lru_cache(maxsize=8)
 def _compiled(path: Path, mtime_ns: int) -> Translations:
     with path.open("rb") as f:

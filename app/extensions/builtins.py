@@ -450,7 +450,7 @@ class _ConfiguredKind:
         ref = str(config.get("config_id") or config.get("extension") or "").strip()
         if not ref:
             raise ValidationFailed(
-                {"config_id": "choose a configuration (Administration → Extension points)"}
+                {"config_id": N_("choose a configuration (Administration → Extension points)")}
             )
         try:
             uuid.UUID(ref)
@@ -465,8 +465,11 @@ class _ConfiguredKind:
             if found is None:
                 raise ValidationFailed(
                     {
-                        "config_id": f"no {self.point} configuration called {ref[:100]!r} in this "
-                        "tenant (Administration → Extension points)"
+                        "config_id": N_(
+                            "no %(point)s configuration called %(ref)s in this tenant (Administration → Extension points)",
+                            point=self.point,
+                            ref=repr(ref[:100]),
+                        )
                     }
                 ) from None
             ref = str(found)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.permissions import EXTENSIONS_ADMIN
 from app.core.errors import NotFound, PortalError
+from app.core.i18n import N_
 from app.core.models import ExtensionConfig
 from app.manifest import EXTENSION_POINTS, ConfigFieldSpec
 from app.plugins import runtime
@@ -162,14 +163,22 @@ async def implementation(
         for builtin in registry_of(session).builtins.values():
             if builtin.impl.name == name:
                 return builtin.impl, None
-        raise NotFound(f"There is no built-in implementation {name!r}")
+        raise NotFound(N_("There is no built-in implementation %(name)s", name=repr(name)))
     for plugin in await runtime.enabled_for(session, tenant_id):
         if plugin.id == plugin_id and plugin.wasm_sha256:
             for impl in _plugin_implementations(plugin):
                 if impl.name == name:
                     return impl, plugin
-            raise NotFound(f"Plugin {plugin_id} declares no extension {name!r}")
-    raise NotFound(f"Plugin {plugin_id!r} is not enabled in this tenant (or ships no code)")
+            raise NotFound(
+                N_(
+                    "Plugin %(plugin_id)s declares no extension %(name)s",
+                    plugin_id=plugin_id,
+                    name=repr(name),
+                )
+            )
+    raise NotFound(
+        N_("Plugin %(plugin_id)s is not enabled in this tenant (or ships no code)", plugin_id=repr(plugin_id))
+    )
 
 
 @dataclass(frozen=True)
@@ -210,7 +219,9 @@ async def resolve(
     try:
         cid = config_id if isinstance(config_id, uuid.UUID) else uuid.UUID(str(config_id))
     except ValueError:
-        raise NotFound(f"No extension configuration {str(config_id)[:40]!r} in this tenant") from None
+        raise NotFound(
+            N_("No extension configuration %(config_id)s in this tenant", config_id=repr(str(config_id)[:40]))
+        ) from None
     row = await session.scalar(
         sa.select(ExtensionConfig).where(ExtensionConfig.tenant_id == tenant_id, ExtensionConfig.id == cid)
     )
@@ -220,7 +231,7 @@ async def resolve(
             + (f" (expected a {POINT_LABELS.get(point, point).lower()})" if row is not None and point else "")
         )
     if enabled_only and not row.is_enabled:
-        raise NotFound(f"The extension configuration {row.name!r} is disabled")
+        raise NotFound(N_("The extension configuration %(name)s is disabled", name=repr(row.name)))
     found = _lookup(
         row.point,
         row.plugin_id,
@@ -231,8 +242,12 @@ async def resolve(
     if found is None:
         where = f"plugin {row.plugin_id}" if row.plugin_id else "the base"
         raise NotFound(
-            f"The implementation of {row.name!r} ({row.implementation} from {where}) is not available in "
-            "this tenant (is the plugin enabled?)"
+            N_(
+                "The implementation of %(name)s (%(implementation)s from %(where)s) is not available in this tenant (is the plugin enabled?)",
+                name=repr(row.name),
+                implementation=row.implementation,
+                where=where,
+            )
         )
     return Resolved(row, found[0], found[1])
 

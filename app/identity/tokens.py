@@ -15,6 +15,7 @@ from app import audit
 from app.audit import Actor
 from app.core.db import commit_keeping_write_lock
 from app.core.errors import NotFound, Unauthorized, ValidationFailed
+from app.core.i18n import N_
 from app.core.identifiers import text_problem
 from app.core.models import ApiToken, User, utcnow
 
@@ -137,7 +138,10 @@ async def resolve(session: AsyncSession, secret: str) -> tuple[ApiToken, User] |
     if is_expired(token, now):
         assert token.expires_at is not None
         raise Unauthorized(
-            f"This API token expired on {token.expires_at:%Y-%m-%d %H:%M} UTC; create a new one."
+            N_(
+                "This API token expired on %(expires_at)s UTC; create a new one.",
+                expires_at=format(token.expires_at, "%Y-%m-%d %H:%M"),
+            )
         )
     if token.last_used_at is None or now - token.last_used_at > TOUCH_EVERY:
         # End the read first: on SQLite a transaction that has read cannot become a writer once another
@@ -178,7 +182,7 @@ async def revoke_all_for(session: AsyncSession, actor: Actor, user: User) -> int
 async def revoke(session: AsyncSession, actor: Actor, user_id: uuid.UUID, token_id: uuid.UUID) -> ApiToken:
     token = await session.scalar(select(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == user_id))
     if token is None:
-        raise NotFound("No such token")
+        raise NotFound(N_("No such token"))
     if token.revoked_at is None:
         token.revoked_at = utcnow()
         await session.flush()

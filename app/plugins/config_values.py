@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from app.core.errors import Conflict, ValidationFailed
-from app.core.i18n import N_
+from app.core.i18n import N_, message_of
 from app.manifest import CONFIG_VALUE_MAX_LENGTH, ConfigFieldSpec, config_value
 
 MASK = "***"  # how the API shows a stored secret
@@ -188,7 +188,7 @@ def check_values(
                 try:
                     out.secrets_set[spec.key] = config_value(spec.type, raw)
                 except ValueError as exc:
-                    out.errors[where] = str(exc)
+                    out.errors[where] = message_of(exc)
                     continue
                 has = True
             if spec.required and not has:
@@ -201,7 +201,7 @@ def check_values(
         try:
             out.plain[spec.key] = stored_form(spec, config_value(spec.type, raw, spec.option_values))
         except ValueError as exc:
-            out.errors[where] = str(exc)
+            out.errors[where] = message_of(exc)
     return out
 
 
@@ -245,12 +245,16 @@ def check_version(row: Any, version: int | None) -> None:
     caller read."""
     if version is None:
         raise ValidationFailed(
-            {"version": "required to change an existing configuration (the version you read)"}
+            {"version": N_("required to change an existing configuration (the version you read)")}
         )
     if int(version) != row.version:
         raise Conflict(
-            f"The configuration {row.name!r} was changed by someone else since you read it (your version "
-            f"{version}, now {row.version}); reload it and apply your change again"
+            N_(
+                "The configuration %(name)s was changed by someone else since you read it (your version %(version)s, now %(version2)s); reload it and apply your change again",
+                name=repr(row.name),
+                version=version,
+                version2=row.version,
+            )
         )
 
 

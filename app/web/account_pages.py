@@ -56,7 +56,7 @@ async def profile_save(request: HTMXRequest, ctx: TenantContext) -> Template | R
             from app.identity.passwords import verify_password
 
             if not verify_password(user.password_hash, form_text(form, "current_password", 1024)):
-                raise ValidationFailed({"current_password": "This is not your current password."})
+                raise ValidationFailed({"current_password": N_("This is not your current password.")})
             # Every other session of this user ends; this browser stays signed in.
             ended = await directory.set_password(
                 ctx.db, ctx.actor, user, new_password, keep_session=ctx.session_token
@@ -117,7 +117,7 @@ async def tokens_create(request: HTMXRequest, ctx: TenantContext) -> Template:
     try:
         expires_days = _expiry_days(form_text(form, "expires_days", 10) or str(tokens.DEFAULT_EXPIRY_DAYS))
         if expires_days not in tokens.EXPIRY_CHOICES:
-            raise ValidationFailed({"expires_days": "Choose one of the offered expiries."})
+            raise ValidationFailed({"expires_days": N_("Choose one of the offered expiries.")})
         _, secret = await tokens.create(
             ctx.db,
             ctx.actor,

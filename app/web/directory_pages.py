@@ -188,9 +188,9 @@ async def add_member_from(ctx: TenantContext, values: dict[str, str]) -> tuple[A
     created = False
     if user is None:
         if not ctx.can("db.users.insert"):
-            raise ValidationFailed({"email": "No user has this email, and you may not create accounts."})
+            raise ValidationFailed({"email": N_("No user has this email, and you may not create accounts.")})
         if not values.get("password"):
-            raise ValidationFailed({"password": "This is a new account: set an initial password."})
+            raise ValidationFailed({"password": N_("This is a new account: set an initial password.")})
         user = await directory.create_user(
             ctx.db,
             ctx.actor,

@@ -95,7 +95,11 @@ def _bound(value: str, name: str, *, end: bool) -> dt.datetime | None:
         moment = dt.datetime.fromisoformat(value)
     except ValueError as exc:
         raise ValidationFailed(
-            {name: f"{value!r} is not a date (YYYY-MM-DD) or date-time (YYYY-MM-DDTHH:MM)"}
+            {
+                name: N_(
+                    "%(value)s is not a date (YYYY-MM-DD) or date-time (YYYY-MM-DDTHH:MM)", value=repr(value)
+                )
+            }
         ) from exc
     moment = moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
     return moment + dt.timedelta(days=1) if end and len(value) <= 10 else moment
@@ -295,7 +299,7 @@ async def event_api(
         stmt = stmt.where(EventRecord.tenant_id == ctx.tenant_id)
     found = (await ctx.db.execute(stmt)).first()
     if found is None:
-        raise NotFound("No such event in this tenant")
+        raise NotFound(N_("No such event in this tenant"))
     row = EventRow(found[0], found[1])
     row.deliveries = list(
         (

@@ -88,7 +88,7 @@ async def _admin_page(
                     set(row.secret_values or {}),
                 )
         except NotFound as exc:
-            failure, status_code = Failure(404, "Not found", exc.detail, [], []), 404
+            failure, status_code = Failure(404, N_("Not found"), exc.detail, [], []), 404
     points = [
         (
             p,
@@ -297,11 +297,11 @@ async def auto_login(
         await ctx.db.connection(execution_options={SQLITE_WRITE_LOCK: True})
     found = await directory.find_tenant(ctx.db, tenant)
     if found is None or not found.is_active:
-        raise NotFound("No such sign-in link")
+        raise NotFound(N_("No such sign-in link"))
     try:  # a disabled, deleted or unavailable verifier is simply not there
         resolved = await extensions.resolve(ctx.db, found.id, config_id, extensions.AUTH_VERIFIER)
     except NotFound:
-        raise NotFound("No such sign-in link") from None
+        raise NotFound(N_("No such sign-in link")) from None
     # Per link and address: refusals from one address must not lock everybody out of a shared link.
     key = f"auto-login:{resolved.config.id}:{ctx.ip}"[:254]
     anonymous = Actor(None, "auto-login", ctx.ip)

@@ -356,7 +356,7 @@ async def _process_form(
 def _entity_param(request: HTMXRequest) -> tuple[str, str]:
     plugin_id, _, name = (request.query_params.get("entity") or "").partition(".")
     if not plugin_id or not name:
-        raise NotFound("Choose an entity (plugin.entity)")
+        raise NotFound(N_("Choose an entity (plugin.entity)"))
     return plugin_id, name
 
 
