@@ -21,7 +21,7 @@ from app.access import policy
 from app.access.permissions import PermissionDef, register_permissions
 from app.audit import Actor
 from app.core.errors import Conflict, NotFound, PortalError
-from app.core.i18n import N_, message_of
+from app.core.i18n import N_, message_of, phrase
 from app.core.limits import problems as limit_problems
 from app.core.models import Permission, PluginPackage, PluginSchemaVersion, PluginTenant, Role
 from app.core.nesting import TextRejected, loads_toml
@@ -334,7 +334,7 @@ async def enable(
             N_(
                 "%(plugin_id)s is not installed on this platform (state: %(state)s)",
                 plugin_id=plugin_id,
-                state=state_name(row),
+                state=phrase(state_name(row)),
             )
         )
     plugin = runtime.catalog_of(session).load(
@@ -412,7 +412,7 @@ async def set_enable_for_new_tenants(
             N_(
                 "%(plugin_id)s is not installed (state: %(state)s); only installed plugins can be enabled for new tenants",
                 plugin_id=plugin_id,
-                state=state_name(row),
+                state=phrase(state_name(row)),
             )
         )
     if row.enable_for_new_tenants != on:
@@ -566,7 +566,7 @@ async def upgrade(
 
 
 def state_name(row: PluginPackage) -> str:
-    return "uninstalled" if row.deleted_at is not None else row.status
+    return N_("uninstalled") if row.deleted_at is not None else row.status
 
 
 async def tenant_states(session: AsyncSession, tenant_id: uuid.UUID) -> dict[str, PluginTenant]:

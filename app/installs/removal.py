@@ -11,7 +11,7 @@ from app import PLATFORM_VERSION, audit
 from app.audit import Actor
 from app.core import attachments
 from app.core.errors import Conflict
-from app.core.i18n import N_
+from app.core.i18n import N_, phrase
 from app.core.models import (
     CasbinRule,
     Permission,
@@ -40,7 +40,7 @@ async def uninstall(session: AsyncSession, actor: Actor, plugin_id: str) -> Plug
             N_(
                 "%(plugin_id)s is not installed (state: %(state)s)",
                 plugin_id=plugin_id,
-                state=state_name(row),
+                state=phrase(state_name(row)),
             )
         )
     enabled_in = (

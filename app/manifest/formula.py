@@ -121,9 +121,7 @@ def _compile(node: ast.expr, fields: frozenset[str], names: set[str]) -> Evaluat
 
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, int | float):
-            raise FormulaError(
-                N_("only numbers may be written in a formula (%(_where)s)", _where=_where(node))
-            )
+            raise FormulaError(N_("only numbers may be written in a formula (%(where)s)", where=_where(node)))
         constant = Decimal(str(node.value))
         return lambda _row: constant
     if isinstance(node, ast.Name):
@@ -131,9 +129,9 @@ def _compile(node: ast.expr, fields: frozenset[str], names: set[str]) -> Evaluat
             known = ", ".join(sorted(fields)) or "none"
             raise FormulaError(
                 N_(
-                    "unknown field '%(id)s' (%(_where)s; numeric fields: %(known)s)",
+                    "unknown field '%(id)s' (%(where)s; numeric fields: %(known)s)",
                     id=node.id,
-                    _where=_where(node),
+                    where=_where(node),
                     known=known,
                 )
             )
@@ -161,7 +159,7 @@ def _compile(node: ast.expr, fields: frozenset[str], names: set[str]) -> Evaluat
         return lambda row: None if (v := _number(operand(row))) is None else v * sign
     if isinstance(node, ast.Compare):
         if not all(type(op) in _COMPARE for op in node.ops):
-            raise FormulaError(N_("only < <= > >= == != compare (%(_where)s)", _where=_where(node)))
+            raise FormulaError(N_("only < <= > >= == != compare (%(where)s)", where=_where(node)))
         parts = [sub(node.left), *(sub(c) for c in node.comparators)]
         ops = [_COMPARE[type(op)] for op in node.ops]
 
@@ -195,9 +193,9 @@ def _compile(node: ast.expr, fields: frozenset[str], names: set[str]) -> Evaluat
         return _call(node, sub)
     raise FormulaError(
         N_(
-            "'%(unparse)s' is not allowed in a formula (%(_where)s)",
+            "'%(unparse)s' is not allowed in a formula (%(where)s)",
             unparse=ast.unparse(node),
-            _where=_where(node),
+            where=_where(node),
         )
     )
 
@@ -207,9 +205,9 @@ def _call(node: ast.Call, sub: Callable[[ast.expr], Evaluator]) -> Evaluator:
     if func not in FUNCTIONS or node.keywords:
         raise FormulaError(
             N_(
-                "'%(unparse)s' is not a formula function (%(_where)s; functions: %(functions)s)",
+                "'%(unparse)s' is not a formula function (%(where)s; functions: %(functions)s)",
                 unparse=ast.unparse(node.func),
-                _where=_where(node),
+                where=_where(node),
                 functions=", ".join(FUNCTIONS),
             )
         )
@@ -217,7 +215,7 @@ def _call(node: ast.Call, sub: Callable[[ast.expr], Evaluator]) -> Evaluator:
     if func == "round":
         if len(args) not in (1, 2):
             raise FormulaError(
-                N_("round takes a number and optionally its places (%(_where)s)", _where=_where(node))
+                N_("round takes a number and optionally its places (%(where)s)", where=_where(node))
             )
 
         def rounded(row: Mapping[str, Any]) -> Value:
@@ -230,11 +228,11 @@ def _call(node: ast.Call, sub: Callable[[ast.expr], Evaluator]) -> Evaluator:
         return rounded
     if func == "abs":
         if len(args) != 1:
-            raise FormulaError(N_("abs takes one number (%(_where)s)", _where=_where(node)))
+            raise FormulaError(N_("abs takes one number (%(where)s)", where=_where(node)))
         return lambda row: None if (v := _number(args[0](row))) is None else abs(v)
     if not args:
         raise FormulaError(
-            N_("%(func)s needs at least one number (%(_where)s)", func=func, _where=_where(node))
+            N_("%(func)s needs at least one number (%(where)s)", func=func, where=_where(node))
         )
     pick = min if func == "min" else max
 

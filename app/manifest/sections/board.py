@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from app.core.i18n import N_
+from app.core.i18n import N_, phrase
 from app.core.validation import ix, kind, one_of
 from app.manifest.model import EntitySpec
 from app.manifest.reader import ManifestReader
@@ -112,9 +112,11 @@ def _read_card(
                 ok = False
             out.append(item)
         else:
-            hint = " (json fields cannot be shown on a card)" if entity.has_field(item) else ""
+            hint = phrase(N_(" (json fields cannot be shown on a card)")) if entity.has_field(item) else ""
             standard = (
-                " (of the standard fields only created_at and updated_at)" if item in STANDARD_FIELDS else ""
+                phrase(N_(" (of the standard fields only created_at and updated_at)"))
+                if item in STANDARD_FIELDS
+                else ""
             )
             r.add(
                 item_path,

@@ -138,7 +138,7 @@ def _read_child(
         target = next((f for f in child.fields if f.name == order), None)
         if target is None or target.type != "integer" or target.computed or target.unique:
             if target is None:
-                what = phrase(N_("unknown field"))
+                what: str = phrase(N_("unknown field"))
             elif target.type != "integer":
                 what = N_("%(type)s field", type=target.type)
             else:
@@ -197,10 +197,16 @@ def _read_fields(
     if ok and missing:
         r.add(
             f"{path}.fields",
-            N_(
-                "the rows leave out required field%(value)s %(choices)s (rows could not be added)",
-                value="s" if len(missing) > 1 else "",
-                choices=one_of(repr(m) for m in missing),
+            (
+                N_(
+                    "the rows leave out required fields %(choices)s (rows could not be added)",
+                    choices=one_of(repr(m) for m in missing),
+                )
+                if len(missing) > 1
+                else N_(
+                    "the rows leave out required field %(choices)s (rows could not be added)",
+                    choices=one_of(repr(m) for m in missing),
+                )
             ),
         )
         return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from app.core.i18n import N_
+from app.core.i18n import N_, phrase
 from app.core.validation import ix, kind, one_of
 from app.manifest.model import EntitySpec, PageSpec, UiPermission, default_label
 from app.manifest.reader import ManifestReader
@@ -169,16 +169,20 @@ def read_page(r: ManifestReader, raw: Mapping[str, Any], path: str, ui_codes: se
         if entity is None and ptype != "crud":
             entity = r.ctx.foreign_entity_specs.get(entity_name)
         if entity is None:
-            scope = "this plugin's" if ptype == "crud" else "known"
             known = (
                 sorted(r.entities) if ptype == "crud" else sorted({*r.entities, *r.ctx.foreign_entity_specs})
             )
             r.add(
                 f"{path}.entity",
                 N_(
-                    "unknown entity '%(entity_name)s' (%(scope)s entities: %(value)s)",
+                    "unknown entity '%(entity_name)s' (this plugin's entities: %(value)s)",
                     entity_name=entity_name,
-                    scope=scope,
+                    value=one_of(known) or "none",
+                )
+                if ptype == "crud"
+                else N_(
+                    "unknown entity '%(entity_name)s' (known entities: %(value)s)",
+                    entity_name=entity_name,
                     value=one_of(known) or "none",
                 ),
             )
@@ -232,7 +236,7 @@ def read_field_ref(
         return None
     if entity.has_field(value) or (standard and value in STANDARD_FIELDS):
         return value
-    hint = " (standard fields are not editable)" if value in STANDARD_FIELDS else ""
+    hint = phrase(N_(" (standard fields are not editable)")) if value in STANDARD_FIELDS else ""
     r.add(
         path,
         N_(
@@ -502,10 +506,16 @@ def read_form(r: ManifestReader, value: Any, path: str, entity: EntitySpec) -> d
     if seen and missing:
         r.add(
             path,
-            N_(
-                "the form leaves out required field%(value)s %(choices)s (records could not be created)",
-                value="s" if len(missing) > 1 else "",
-                choices=one_of(repr(m) for m in missing),
+            (
+                N_(
+                    "the form leaves out required fields %(choices)s (records could not be created)",
+                    choices=one_of(repr(m) for m in missing),
+                )
+                if len(missing) > 1
+                else N_(
+                    "the form leaves out required field %(choices)s (records could not be created)",
+                    choices=one_of(repr(m) for m in missing),
+                )
             ),
         )
     return {"groups": tuple(groups), "fields": loose}
