@@ -25,10 +25,13 @@ ADMIN, MEMBER = "admin", "member"
 async def create_default_roles(session: AsyncSession, tenant_id: uuid.UUID) -> tuple[Role, Role]:
     """Every tenant starts with Admin (everything, including permissions registered later) and Member."""
     admin = Role(
-        tenant_id=tenant_id, name="Admin", description="All permissions in this tenant", builtin=ADMIN
+        tenant_id=tenant_id, name="Admin", description=N_("All permissions in this tenant"), builtin=ADMIN
     )
     member = Role(
-        tenant_id=tenant_id, name="Member", description="Read-only access to business data", builtin=MEMBER
+        tenant_id=tenant_id,
+        name="Member",
+        description=N_("Read-only access to business data"),
+        builtin=MEMBER,
     )
     session.add_all([admin, member])
     await session.flush()

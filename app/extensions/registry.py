@@ -36,17 +36,19 @@ WASM_FUNCTION = {
     RECORD_VALIDATOR: "validate-record",
     AUTH_VERIFIER: "verify-auth",
 }
-POINT_LABELS = {
-    CONDITION: "Condition",
-    USER_SELECTOR: "User selector",
-    RECORD_VALIDATOR: "Record validator",
-    AUTH_VERIFIER: "Auto-login verifier",
+POINT_LABELS = {  # msgids: shown in the reader's language
+    CONDITION: N_("Condition"),
+    USER_SELECTOR: N_("User selector"),
+    RECORD_VALIDATOR: N_("Record validator"),
+    AUTH_VERIFIER: N_("Auto-login verifier"),
 }
 POINT_HELP = {
-    CONDITION: "Given a record and its context, answers true or false (approval step conditions).",
-    USER_SELECTOR: "Given a record and its context, names members of the tenant (approvers of a step).",
-    RECORD_VALIDATOR: "Checks a record before every insert and update; its errors refuse the write.",
-    AUTH_VERIFIER: "Verifies the token of an auto-login link and names the member to sign in. Off until enabled.",
+    CONDITION: N_("Given a record and its context, answers true or false (approval step conditions)."),
+    USER_SELECTOR: N_("Given a record and its context, names members of the tenant (approvers of a step)."),
+    RECORD_VALIDATOR: N_("Checks a record before every insert and update; its errors refuse the write."),
+    AUTH_VERIFIER: N_(
+        "Verifies the token of an auto-login link and names the member to sign in. Off until enabled."
+    ),
 }
 MAX_MESSAGE = 500
 GUEST_JSON_MAX_BYTES = 1_000_000  # an extension's answer (depth-bounded too: app.nesting)
@@ -56,7 +58,7 @@ class ExtensionFailed(PortalError):
     """An implementation failed or answered the wrong shape; the message says which and why."""
 
     status_code = 502
-    title = "Extension failed"
+    title = N_("Extension failed")
 
     def __init__(self, detail: str, *, kind: str = "", guest_message: str = "") -> None:
         super().__init__(detail)

@@ -21,7 +21,7 @@ from app.core.models import ApiToken, User, utcnow
 
 PREFIX = "pt_"
 TOUCH_EVERY = dt.timedelta(seconds=60)
-SCOPES = {"full": "Full (acts as you)", "read": "Read-only (GET and HEAD)"}
+SCOPES = {"full": N_("Full (acts as you)"), "read": N_("Read-only (GET and HEAD)")}
 READ_ONLY_METHODS = frozenset({"GET", "HEAD"})
 EXPIRY_CHOICES = (30, 90, 365, None)  # days offered on the token page; None = never
 DEFAULT_EXPIRY_DAYS = 90
@@ -34,7 +34,7 @@ def _hash(token: str) -> str:
 
 def expiry_problem(days: int | None) -> str | None:
     if days is not None and not 1 <= days <= MAX_EXPIRY_DAYS:
-        return f"Choose between 1 and {MAX_EXPIRY_DAYS} days, or no expiry."
+        return N_("Choose between 1 and %(max_days)s days, or no expiry.", max_days=MAX_EXPIRY_DAYS)
     return None
 
 
@@ -80,7 +80,7 @@ async def create(
     if problem := expiry_problem(expires_days):
         errors["expires_days"] = problem
     if scope not in SCOPES:
-        errors["scope"] = f"Choose one of: {', '.join(SCOPES)}."
+        errors["scope"] = N_("Choose one of: %(choices)s.", choices=", ".join(SCOPES))
     if errors:
         raise ValidationFailed(errors)
     now = utcnow()

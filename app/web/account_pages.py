@@ -90,8 +90,11 @@ async def _tokens_page(
         secret=secret,
         errors=errors or {},
         now=utcnow(),
-        scopes=tokens.SCOPES,
-        expiry_options=[(d or "never", f"{d} days" if d else "Never") for d in tokens.EXPIRY_CHOICES],
+        scopes={key: ctx.gettext(text) for key, text in tokens.SCOPES.items()},
+        expiry_options=[
+            (d or "never", ctx.gettext(N_("%(days)s days"), days=d) if d else ctx.gettext(N_("Never")))
+            for d in tokens.EXPIRY_CHOICES
+        ],
         default_expiry=tokens.DEFAULT_EXPIRY_DAYS,
     )
 

@@ -33,7 +33,14 @@ PERMISSION = "db.event_log.select"
 # A date or date-time the filters take (years from 1000, days to the 28th: always real dates).
 DATE_OR_TIME = r"^[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])(T([01][0-9]|2[0-3]):[0-5][0-9])?$"
 STATUSES = ("pending", "running", "delivered", "failed", "dropped", "none")
-STATUS_LABELS = {"none": "no subscribers"}
+STATUS_LABELS = {  # shown in the reader's language
+    "pending": N_("pending"),
+    "running": N_("running"),
+    "delivered": N_("delivered"),
+    "failed": N_("failed"),
+    "dropped": N_("dropped"),
+    "none": N_("no subscribers"),
+}
 
 
 @dataclass

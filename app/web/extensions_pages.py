@@ -120,16 +120,16 @@ def _form(admin_url: str, editor: Editor) -> ConfigForm:
     return ConfigForm(
         action=admin_url,
         form_id="extension-form",
-        title="New configuration" if is_new else f"Edit “{editor.name}”",
+        title=N_("New configuration") if is_new else N_("Edit “%(name)s”", name=editor.name),
         is_new=is_new,
         hidden=(("config_id", editor.config_id), ("implementation", impl.key)),
         subtitle=impl.label,
         code=impl.key,
         description=impl.description,
         toggle_name="enabled",
-        toggle_label="Enabled",
+        toggle_label=N_("Enabled"),
         toggle_on=editor.enabled,
-        note="An auto-login verifier starts disabled; enable it from the list once it is configured."
+        note=N_("An auto-login verifier starts disabled; enable it from the list once it is configured.")
         if starts_off
         else "",
     )

@@ -136,16 +136,16 @@ def _form(config_url: str, editor: Editor, free_text: bool) -> ConfigForm:
     return ConfigForm(
         action=config_url,
         form_id="config-form",
-        title=f"Edit “{editor.original}”" if editor.original else "New configuration",
+        title=N_("Edit “%(name)s”", name=editor.original) if editor.original else N_("New configuration"),
         is_new=not editor.original,
         hidden=(("original", editor.original),),
         name_keys=("new_name", "name"),
         own_keys=("name", "new_name", "text"),
         free_text=free_text,
         toggle_name="active",
-        toggle_label="The active configuration (the one the plugin reads)",
+        toggle_label=N_("The active configuration (the one the plugin reads)"),
         toggle_on=editor.active,
-        footnote="required. Blank settings use their default.",
+        footnote=N_("required. Blank settings use their default."),
     )
 
 
