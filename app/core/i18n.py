@@ -40,6 +40,9 @@ class Msg(str):
         message.msgid, message.params = msgid, params
         return message
 
+    def __reduce__(self) -> tuple[Any, ...]:  # copies and pickles keep the msgid (str's would lose it)
+        return (Msg, (self.msgid, self.params))
+
     def translated(self, translations: NullTranslations) -> str:
         params = {k: v.translated(translations) if isinstance(v, Msg) else v for k, v in self.params.items()}
         return _format(translations.gettext(self.msgid), params)

@@ -28,6 +28,7 @@ from app.manifest.vocabulary import (
     PAGE_KEYS,
     PAGE_PATH,
     PAGE_TYPES,
+    STANDARD_FIELD_LABELS,
     STANDARD_FIELDS,
     TEXT_FILTER_TYPES,
     UI_KEYS,
@@ -247,7 +248,9 @@ def read_field_ref(
 
 
 def field_label(r: ManifestReader, entity: EntitySpec, name: str) -> str:
-    return entity.field(name).label if entity.has_field(name) else default_label(name)
+    if entity.has_field(name):
+        return entity.field(name).label
+    return STANDARD_FIELD_LABELS.get(name) or default_label(name)
 
 
 def read_columns(r: ManifestReader, value: Any, path: str, entity: EntitySpec) -> tuple[dict[str, Any], ...]:
