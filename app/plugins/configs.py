@@ -176,13 +176,13 @@ async def save(
         errors["new_name" if req.new_name is not None else "name"] = problem
     target_name = (target_name or "").strip() if isinstance(target_name, str) else ""
     if row is not None and req.create_only:
-        errors["name"] = f"a configuration called {row.name!r} already exists"
+        errors["name"] = N_("a configuration called %(name)s already exists", name=repr(row.name))
         row = None  # not this one's values or secrets: the form meant a new configuration
     elif not problem and target_name != (row.name if row else None):
         clash = await find(session, tenant_id, plugin_id, target_name)
         if clash is not None and clash is not row:
-            errors["new_name" if req.new_name is not None and row is not None else "name"] = (
-                f"a configuration called {target_name!r} already exists"
+            errors["new_name" if req.new_name is not None and row is not None else "name"] = N_(
+                "a configuration called %(name)s already exists", name=repr(target_name)
             )
     if row is not None and not errors:
         check_version(row, req.version)

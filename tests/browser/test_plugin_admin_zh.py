@@ -111,6 +111,17 @@ def test_plugin_admin_in_chinese(browser: Any, live_server: Any, shot: Any, tmp_
         page.goto(f"{PLUGINS}/crm")
         page.get_by_role("button", name="启用", exact=True).click()
         expect(page.locator(".flash")).to_have_text("已在 Platform 中启用 crm")
+        # A configuration's value errors, located by line, in Chinese.
+        page.goto(f"{PLUGINS}/crm/config")
+        form = page.locator("#config-form")
+        form.get_by_label("名称").fill("main")
+        form.get_by_label("值").fill("region\n1x = 2")
+        form.get_by_role("button", name="创建").click()
+        expect(page.locator("#e-text")).to_have_text(
+            "第 1 行：应为 键 = 值；第 2 行：'1x' 不是有效的键（只能使用字母、数字、“_”、“.”、“-”，以字母或“_”开头）"
+        )
+        both_widths(page, shot, "config-errors-zh")
+        page.goto(f"{PLUGINS}/crm")
         page.get_by_role("button", name="停用", exact=True).click()
         expect(page.locator(".flash")).to_have_text("已在 Platform 中停用 crm")
         asked: list[str] = []

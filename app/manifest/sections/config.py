@@ -228,7 +228,7 @@ def read_config_field(r: ManifestReader, raw: Mapping[str, Any], path: str) -> C
         )
         ftype = None
     label = r.label(raw, "label", path)
-    help_text = r.text(raw, "help", path)
+    help_text = r.label(raw, "help", path)
     required = bool(r.flag(raw, "required", path))
     secret = bool(r.flag(raw, "secret", path))
     options: tuple[SelectOption, ...] = ()

@@ -280,7 +280,7 @@ def read_field(
                 )
 
     label = r.label(raw, "label", path) or default_label(name)
-    help_text = r.text(raw, "help", path)
+    help_text = r.label(raw, "help", path)
     required = bool(r.flag(raw, "required", path))
     unique = bool(r.flag(raw, "unique", path))
     if unique and ftype == "json":

@@ -541,7 +541,7 @@ def read_form_fields(
                 else None
             )
             label = r.label(item, "label", item_path)
-            help_text = r.text(item, "help", item_path)
+            help_text = r.label(item, "help", item_path)
             readonly = r.flag(item, "readonly", item_path)
         else:
             name = read_field_ref(r, item, item_path, entity, standard=False)
