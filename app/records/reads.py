@@ -137,7 +137,9 @@ class RecordReads:
     def require(self, entity: EntityRef, op: str) -> None:
         perm = entity.permission(op)
         if not self.can(perm):
-            raise PermissionDeniedException(f"You need the permission {perm} in this tenant")
+            raise PermissionDeniedException(
+                detail=N_("You need the permission %(perm)s in this tenant", perm=perm)
+            )
 
     # -- reading ---------------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ ADMIN = {"permission": extensions.ADMIN_PERMISSION}
 
 def tenant_of(ctx: RequestContext) -> uuid.UUID:
     if ctx.tenant is None:
-        raise PermissionDeniedException("Say which tenant with the X-Tenant header (slug or id)")
+        raise PermissionDeniedException(detail=N_("Say which tenant with the X-Tenant header (slug or id)"))
     return ctx.tenant.id
 
 

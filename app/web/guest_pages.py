@@ -193,7 +193,7 @@ RULE = {"auth": True}  # permissions inside the page are the user's own, checked
 
 async def _page_target(ctx: RequestContext, plugin_id: str, path: str) -> tuple[LoadedPlugin, PageSpec]:
     if ctx.tenant is None:
-        raise PermissionDeniedException("Say which tenant with the X-Tenant header (slug or id)")
+        raise PermissionDeniedException(detail=N_("Say which tenant with the X-Tenant header (slug or id)"))
     plugin = next((p for p in await runtime.enabled_for(ctx.db, ctx.tenant.id) if p.id == plugin_id), None)
     if plugin is None:
         raise NotFound(N_("Plugin %(plugin_id)s is not enabled in this tenant", plugin_id=repr(plugin_id)))
