@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import NotFound, ValidationFailed
-from app.core.i18n import N_
+from app.core.i18n import N_, Msg, phrase
 from app.core.models import ExtensionConfig
 from app.extensions.calls import validate_record
 from app.extensions.registry import RECORD_VALIDATOR, Context, ExtensionFailed, _lookup, registry_of, resolve
@@ -99,7 +99,12 @@ class RecordValidators:
                     continue  # deleted or disabled since the cache was filled
                 except ExtensionFailed as exc:  # a broken validator refuses the write, clearly (never a 500)
                     raise ValidationFailed(
-                        {"": N_("The record could not be validated: %(detail)s", detail=exc.detail)}
+                        {
+                            "": N_(
+                                "The record could not be validated: %(detail)s",
+                                detail=exc.detail if isinstance(exc.detail, Msg) else phrase(exc.detail),
+                            )
+                        }
                     ) from None
                 for key, message in found.items():
                     target = key if entity.spec.has_field(key) else ""

@@ -62,6 +62,15 @@ def test_lifecycle_messages_and_refusals_in_the_readers_language(client):
     )
     enabled = post_form(client, f"{PLUGINS}/notes/enable", {}, follow_redirects=False)
     assert "已在 Platform 中启用 notes" in flash_after(client, enabled)
+    destructive = client.post(
+        f"{PLUGINS}/notes/upgrade",
+        data={"_csrf_token": csrf(client)},
+        files=files(plugin_zip(notes_toml("2.0.0", body=False))),
+        follow_redirects=False,
+    )
+    assert destructive.status_code == 409
+    shown = text_of(destructive.text)
+    assert "已拒绝破坏性升级" in shown and "note.body：字段被删除（其数据会丢失）" in shown
     refused = post_form(client, f"{PLUGINS}/notes/uninstall", {}, follow_redirects=False)
     assert refused.status_code == 409
     assert "notes 仍在以下租户中启用：system；请先在那里停用" in text_of(refused.text)
