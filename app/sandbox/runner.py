@@ -22,6 +22,7 @@ from wasmtime.component import Component, Func, Instance, Linker, Variant
 
 from app.audit import Actor
 from app.core.db import SQLITE_WRITE_LOCK
+from app.core.i18n import N_
 from app.core.limits import Limits, effective
 from app.core.models import Tenant
 from app.events import PENDING_KEY, EventBus
@@ -252,7 +253,9 @@ class Sandbox(Compiling):
         callers that may wait (event delivery, background calls) await `ready()` before opening a session."""
         if not plugin.wasm_sha256:
             raise GuestFailure(
-                plugin.id, "no_wasm", f"{plugin.manifest.plugin.name} ships no page code (no plugin.wasm)"
+                plugin.id,
+                "no_wasm",
+                N_("%(name)s ships no page code (no plugin.wasm)", name=plugin.manifest.plugin.name),
             )
         loop = asyncio.get_running_loop()
         component = self.components.loaded(plugin.wasm_sha256) or await loop.run_in_executor(
@@ -263,11 +266,15 @@ class Sandbox(Compiling):
             if job is None or not job.error:  # a failed compile is not retried on every call
                 job = self.components.start_compile(self.wasm_loader(plugin.wasm_sha256), plugin.wasm_sha256)
             if job.error:
-                raise GuestFailure(plugin.id, "rejected", f"the plugin's code cannot run here: {job.error}")
+                raise GuestFailure(
+                    plugin.id, "rejected", N_("the plugin's code cannot run here: %(error)s", error=job.error)
+                )
             raise GuestFailure(
                 plugin.id,
                 "compiling",
-                "the plugin's code is still being compiled" + (f" ({job.seconds} s so far)" if job else ""),
+                N_("the plugin's code is still being compiled (%(seconds)s s so far)", seconds=job.seconds)
+                if job
+                else N_("the plugin's code is still being compiled"),
             )
         reachable = await self._reachable(session, plugin, tenant_id)
         limits = self.limits_for(plugin)
@@ -349,13 +356,19 @@ class Sandbox(Compiling):
                 )
             except InitFailed as exc:
                 failure = GuestFailure(
-                    plugin.id, "init", f"the plugin failed to start: {exc}", str(exc), counts_as_trap=True
+                    plugin.id,
+                    "init",
+                    N_("the plugin failed to start: %(error)s", error=str(exc)),
+                    str(exc),
+                    counts_as_trap=True,
                 )
             except (WasmtimeError, LimitBreach) as exc:
                 kind, message = trap_kind(exc, ctx)
                 failure = GuestFailure(plugin.id, kind, message, str(exc), counts_as_trap=True)
             except ComponentRejected as exc:
-                failure = GuestFailure(plugin.id, "rejected", f"the plugin's code cannot run here: {exc}")
+                failure = GuestFailure(
+                    plugin.id, "rejected", N_("the plugin's code cannot run here: %(error)s", error=str(exc))
+                )
             except Exception as exc:
                 if ctx.breach is not None:
                     failure = GuestFailure(
@@ -366,7 +379,7 @@ class Sandbox(Compiling):
                     failure = GuestFailure(
                         plugin.id,
                         "host",
-                        "the portal failed while running the plugin",
+                        N_("the portal failed while running the plugin"),
                         repr(exc),
                         counts_as_trap=False,
                     )
@@ -391,7 +404,7 @@ class Sandbox(Compiling):
                         failure = GuestFailure(
                             plugin.id,
                             "output_bytes",
-                            f"the plugin returned more than {limits.output_bytes} bytes",
+                            N_("the plugin returned more than %(bytes)s bytes", bytes=limits.output_bytes),
                             "",
                             counts_as_trap=True,
                         )
