@@ -45,11 +45,11 @@ def test_manifest_problems_are_shown_in_the_readers_language(client):
     shown = text_of(bad.text)
     assert "插件清单无效" in shown and "清单（plugin.toml）有以下问题：" in shown
     # Located: the path as written, the message in Chinese, the values it names kept.
-    assert "dependencies.modules[1] : 本平台没有基础模块“config”（可用：auth, message, workflow）" in shown
+    assert "dependencies.modules[1]: 本平台没有基础模块“config”（可用：auth, message, workflow）" in shown
     assert "is not available on this platform" not in shown
     wrong_type = upload(client, plugin_zip(notes_toml().replace('version = "1.0.0"', "version = 1")))
     assert wrong_type.status_code == 422
-    assert "plugin.version : 应为字符串，实际为整数" in text_of(wrong_type.text)
+    assert "plugin.version: 应为字符串，实际为整数" in text_of(wrong_type.text)
     junk = upload(client, b"not a zip")
     assert junk.status_code == 422
     assert "插件包无效" in text_of(junk.text) and "不是 zip 压缩包" in text_of(junk.text)
