@@ -253,11 +253,11 @@ def check_text_values(given: Mapping[str, Any]) -> Incoming:
 
 def check_name(name: Any) -> str | None:
     if not isinstance(name, str) or not name.strip():
-        return "is required"
+        return N_("is required")
     if len(name.strip()) > NAME_MAX:
-        return f"at most {NAME_MAX} characters"
+        return N_("at most %(max)s characters", max=NAME_MAX)
     if not _NAME.match(name.strip()):
-        return "letters, digits, spaces and . @ ( ) + - _ only"
+        return N_("letters, digits, spaces and . @ ( ) + - _ only")
     return None
 
 

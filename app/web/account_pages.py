@@ -51,7 +51,7 @@ async def profile_save(request: HTMXRequest, ctx: TenantContext) -> Template | R
         if ctx.settings.smtp is not None:  # the choice is offered only when the portal can send email
             await messages.set_email_enabled(ctx.db, user.id, values["email_notifications"])
         new_password = form_text(form, "new_password", 300)
-        message = "Profile saved"
+        message = N_("Profile saved")
         if new_password:
             from app.identity.passwords import verify_password
 
@@ -61,7 +61,9 @@ async def profile_save(request: HTMXRequest, ctx: TenantContext) -> Template | R
             ended = await directory.set_password(
                 ctx.db, ctx.actor, user, new_password, keep_session=ctx.session_token
             )
-            message = f"Profile saved; password changed, {ended} other session(s) signed out"
+            message = N_(
+                "Profile saved; password changed, %(ended)s other session(s) signed out", ended=ended
+            )
     except ValidationFailed as exc:
         return await page(
             request, ctx, "account/profile.html", status_code=422, errors=exc.errors, values=values

@@ -231,9 +231,14 @@ async def members_add(request: HTMXRequest, ctx: TenantContext) -> Template | Re
     try:
         if is_platform_admin(ctx):  # platform staff add directly, as before (they see every account anyway)
             user, created = await add_member_from(ctx, values)
-            message = f"{'Created and added' if created else 'Added'} {user.email}"
+            message = (
+                N_("Created and added %(email)s", email=user.email)
+                if created
+                else N_("Added %(email)s", email=user.email)
+            )
         else:
-            message = f"Invitation sent to {(await invite_from(ctx, values)).invitation.email}"
+            invited = await invite_from(ctx, values)
+            message = N_("Invitation sent to %(email)s", email=invited.invitation.email)
     except ValidationFailed as exc:
         values.pop("password", None)
         await ctx.db.rollback()  # nothing of the refused add may show (an account created on the way)
