@@ -34,7 +34,7 @@ FORM_STEPS = 2  # empty step rows offered below the existing ones on the process
 
 def tenant_id_of(ctx: RequestContext) -> uuid.UUID:
     if ctx.tenant is None:
-        raise PermissionDeniedException("Say which tenant with the X-Tenant header (slug or id)")
+        raise PermissionDeniedException(detail=N_("Say which tenant with the X-Tenant header (slug or id)"))
     return ctx.tenant.id
 
 

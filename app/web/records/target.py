@@ -124,7 +124,9 @@ def need_action(ctx: RequestContext, target: Target, name: str) -> None:
             )
         )
     if action["permission"] and not ctx.can(action["permission"]):
-        raise PermissionDeniedException(f"You need the permission {action['permission']} in this tenant")
+        raise PermissionDeniedException(
+            detail=N_("You need the permission %(perm)s in this tenant", perm=action["permission"])
+        )
 
 
 # --- shared by the page handlers -----------------------------------------------------------------
