@@ -147,6 +147,12 @@ def test_plugin_admin_in_chinese(browser: Any, live_server: Any, shot: Any, tmp_
         # The API tokens and messages pages.
         page.goto("/t/system/account/tokens")
         expect(page.get_by_role("heading", level=1)).to_contain_text("API 令牌")
+        expect(page.get_by_label("有效期")).to_contain_text("90 天")
+        page.get_by_label("令牌名称").fill("nightly")
+        page.get_by_role("button", name="创建令牌").click()
+        expect(page.locator("#new-token")).to_contain_text("请立即复制新令牌")
+        row = page.locator("tbody tr", has_text="nightly")
+        expect(row).to_contain_text(re.compile(r"\d{4}年\d{1,2}月\d{1,2}日"))  # dates written the Chinese way
         both_widths(page, shot, "tokens-zh")
         page.goto("/t/system/messages")
         expect(page.get_by_role("heading", level=1)).to_contain_text("消息")
