@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from app.core.i18n import N_
+from app.core.i18n import N_, message_of
 from app.core.nesting import TextRejected, loads_toml
 from app.core.validation import Issues
 from app.manifest.errors import ManifestError, ValidationContext
@@ -91,7 +91,7 @@ def _load(source: str | bytes | Mapping[str, Any], issues: Issues) -> dict[str, 
     try:
         return loads_toml(source, max_depth=MANIFEST_MAX_DEPTH, max_bytes=MANIFEST_MAX_BYTES)
     except TextRejected as exc:
-        issues.add("plugin.toml", str(exc))
+        issues.add("plugin.toml", message_of(exc))
     except tomllib.TOMLDecodeError as exc:
         issues.add("plugin.toml", N_("invalid TOML: %(exc)s", exc=exc))
     return None
