@@ -161,7 +161,13 @@ class Sandbox(Compiling):
             index = instance.get_export_index(store, name, guest)
             func = instance.get_func(store, index) if index is not None else None
             if func is None:
-                raise ComponentRejected(f"the component does not export {GUEST_EXPORT}#{name}")
+                raise ComponentRejected(
+                    N_(
+                        "the component does not export %(guest_export)s#%(name)s",
+                        guest_export=GUEST_EXPORT,
+                        name=name,
+                    )
+                )
             funcs[name] = func
         extensions = instance.get_export_index(store, EXTENSIONS_EXPORT)
         if extensions is not None:  # optional: components built before extension points lack it
@@ -180,8 +186,11 @@ class Sandbox(Compiling):
         func = inst.funcs.get(name)
         if func is None:
             raise ComponentRejected(
-                f"the component does not export {EXTENSIONS_EXPORT}#{name} (rebuild it with "
-                "`portal plugin build`)"
+                N_(
+                    "the component does not export %(extensions_export)s#%(name)s (rebuild it with `portal plugin build`)",
+                    extensions_export=EXTENSIONS_EXPORT,
+                    name=name,
+                )
             )
         result = func(inst.store, *args)
         func.post_return(inst.store)
