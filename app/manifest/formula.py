@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from app.core.i18n import N_
+from app.core.i18n import N_, phrase
 
 MAX_LENGTH = 500
 MAX_NODES = 200
@@ -126,7 +126,7 @@ def _compile(node: ast.expr, fields: frozenset[str], names: set[str]) -> Evaluat
         return lambda _row: constant
     if isinstance(node, ast.Name):
         if node.id not in fields:
-            known = ", ".join(sorted(fields)) or "none"
+            known = ", ".join(sorted(fields)) or phrase(N_("none"))
             raise FormulaError(
                 N_(
                     "unknown field '%(id)s' (%(where)s; numeric fields: %(known)s)",

@@ -39,7 +39,7 @@ def read_board(r: ManifestReader, value: Any, path: str, entity: EntitySpec) -> 
                     "unknown field '%(name)s' in entity '%(name2)s' (select fields: %(value)s)",
                     name=name,
                     name2=entity.name,
-                    value=one_of(selects) or "none",
+                    value=one_of(selects) or phrase(N_("none")),
                 ),
             )
         elif entity.field(name).type != "select":
@@ -49,7 +49,7 @@ def read_board(r: ManifestReader, value: Any, path: str, entity: EntitySpec) -> 
                     "field '%(name)s' is %(type)s; a board's columns are the options of a select field (select fields: %(value)s)",
                     name=name,
                     type=entity.field(name).type,
-                    value=one_of(selects) or "none",
+                    value=one_of(selects) or phrase(N_("none")),
                 ),
             )
         elif entity.field(name).computed:

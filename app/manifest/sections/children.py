@@ -95,7 +95,7 @@ def _read_child(
             N_(
                 "unknown entity '%(entity_name)s' (this plugin's entities: %(value)s)",
                 entity_name=entity_name,
-                value=one_of(sorted(r.entities)) or "none",
+                value=one_of(sorted(r.entities)) or phrase(N_("none")),
             ),
         )
         return None

@@ -157,7 +157,7 @@ def read_extension(r: ManifestReader, raw: Mapping[str, Any], path: str) -> Exte
                         N_(
                             "entity '%(entity)s' is neither this plugin's nor one of its dependencies' (known: %(value)s)",
                             entity=entity,
-                            value=one_of(sorted(known)) or "none",
+                            value=one_of(sorted(known)) or phrase(N_("none")),
                         ),
                     )
                 else:

@@ -422,7 +422,9 @@ def read_reference(r: ManifestReader, raw: Mapping[str, Any], path: str, local_n
         r.add(
             f"{path}.entity",
             N_(
-                "unknown entity '%(target)s' (known: %(value)s)", target=target, value=one_of(known) or "none"
+                "unknown entity '%(target)s' (known: %(value)s)",
+                target=target,
+                value=one_of(known) or phrase(N_("none")),
             ),
         )
     return target

@@ -93,7 +93,7 @@ def read_dependencies(r: ManifestReader) -> Dependencies:
     r.keys(section, DEPENDENCY_KEYS, path)
     modules: list[str] = []
     if "modules" in section:
-        available = one_of(sorted(r.ctx.available_modules)) or "none"
+        available = one_of(sorted(r.ctx.available_modules)) or phrase(N_("none"))
         for item_path, module in r.names(section["modules"], f"{path}.modules", phrase(N_("module ids"))):
             if module in modules:
                 r.add(item_path, N_("module '%(module)s' is listed twice", module=module))

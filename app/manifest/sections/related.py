@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from app.core.i18n import N_
+from app.core.i18n import N_, phrase
 from app.core.validation import ix, kind, one_of
 from app.manifest.model import EntitySpec, FieldSpec
 from app.manifest.reader import ManifestReader
@@ -71,7 +71,7 @@ def _read_item(
             N_(
                 "unknown entity '%(name)s' (known entities: %(value)s)",
                 name=name,
-                value=one_of(known) or "none",
+                value=one_of(known) or phrase(N_("none")),
             ),
         )
         return None

@@ -178,13 +178,13 @@ def read_page(r: ManifestReader, raw: Mapping[str, Any], path: str, ui_codes: se
                 N_(
                     "unknown entity '%(entity_name)s' (this plugin's entities: %(value)s)",
                     entity_name=entity_name,
-                    value=one_of(known) or "none",
+                    value=one_of(known) or phrase(N_("none")),
                 )
                 if ptype == "crud"
                 else N_(
                     "unknown entity '%(entity_name)s' (known entities: %(value)s)",
                     entity_name=entity_name,
-                    value=one_of(known) or "none",
+                    value=one_of(known) or phrase(N_("none")),
                 ),
             )
     elif ptype == "crud":
