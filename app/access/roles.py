@@ -25,10 +25,13 @@ ADMIN, MEMBER = "admin", "member"
 async def create_default_roles(session: AsyncSession, tenant_id: uuid.UUID) -> tuple[Role, Role]:
     """Every tenant starts with Admin (everything, including permissions registered later) and Member."""
     admin = Role(
-        tenant_id=tenant_id, name="Admin", description="All permissions in this tenant", builtin=ADMIN
+        tenant_id=tenant_id, name="Admin", description=N_("All permissions in this tenant"), builtin=ADMIN
     )
     member = Role(
-        tenant_id=tenant_id, name="Member", description="Read-only access to business data", builtin=MEMBER
+        tenant_id=tenant_id,
+        name="Member",
+        description=N_("Read-only access to business data"),
+        builtin=MEMBER,
     )
     session.add_all([admin, member])
     await session.flush()
@@ -65,7 +68,7 @@ async def tenant_roles(session: AsyncSession, tenant_id: uuid.UUID) -> list[Role
 
 async def get_role(session: AsyncSession, tenant_id: uuid.UUID, role_ref: uuid.UUID | str) -> Role:
     if isinstance(role_ref, str) and ("\x00" in role_ref or len(role_ref) > 200):
-        raise NotFound("No such role in this tenant")
+        raise NotFound(N_("No such role in this tenant"))
     try:
         rid = role_ref if isinstance(role_ref, uuid.UUID) else uuid.UUID(str(role_ref))
         role = await session.scalar(select(Role).where(Role.tenant_id == tenant_id, Role.id == rid))
@@ -74,7 +77,7 @@ async def get_role(session: AsyncSession, tenant_id: uuid.UUID, role_ref: uuid.U
             select(Role).where(Role.tenant_id == tenant_id, Role.name == str(role_ref))
         )
     if role is None:
-        raise NotFound(f"No role {role_ref!r} in this tenant")
+        raise NotFound(N_("No role %(role_ref)s in this tenant", role_ref=repr(role_ref)))
     return role
 
 

@@ -406,8 +406,10 @@ async def set_role_scopes(
 
     if role.builtin == "admin":
         raise Conflict(
-            f"{role.name} is the built-in admin role: its members bypass data scopes, so a scope on it "
-            "would have no effect"
+            N_(
+                "%(name)s is the built-in admin role: its members bypass data scopes, so a scope on it would have no effect",
+                name=role.name,
+            )
         )
     errors: dict[str, str] = {}
     clean: dict[str, ScopeRule] = {}

@@ -40,6 +40,9 @@ class Msg(str):
         message.msgid, message.params = msgid, params
         return message
 
+    def __reduce__(self) -> tuple[Any, ...]:  # copies and pickles keep the msgid (str's would lose it)
+        return (Msg, (self.msgid, self.params))
+
     def translated(self, translations: NullTranslations) -> str:
         params = {k: v.translated(translations) if isinstance(v, Msg) else v for k, v in self.params.items()}
         return _format(translations.gettext(self.msgid), params)
@@ -58,6 +61,19 @@ def N_(message: str, **params: Any) -> str:
     """Mark `message` for extraction; it is translated when shown. With `%(name)s` parameters the result
     is a :class:`Msg` (its text is the English one filled in)."""
     return Msg(message, params) if params else message
+
+
+def phrase(message: str) -> Msg:
+    """`message` (marked with `N_`) as a :class:`Msg`: a word or phrase that fills another message's
+    parameter (`N_("expected %(what)s", what=phrase(N_("a table")))`) is translated with it."""
+    return Msg(message, {})
+
+
+def message_of(exc: BaseException) -> str:
+    """The message an exception was raised with, still a :class:`Msg` when it was one (`str(exc)`
+    would give its English text)."""
+    first = exc.args[0] if len(exc.args) == 1 else None
+    return first if isinstance(first, str) else str(exc)
 
 
 @functools.lru_cache(maxsize=8)

@@ -39,7 +39,7 @@ def slug_problem(slug: str) -> str | None:
     if not SLUG_RE.match(slug):
         return N_("Use 1–63 lower-case letters, digits and inner hyphens (e.g. acme-eu).")
     if slug in RESERVED_SLUGS:
-        return f"'{slug}' is reserved; choose another."
+        return N_("'%(slug)s' is reserved; choose another.", slug=slug)
     return None
 
 

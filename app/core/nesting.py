@@ -14,6 +14,8 @@ import re
 import tomllib
 from typing import Any, Literal
 
+from app.core.i18n import N_
+
 #: Generous for every legitimate document here (a manifest nests about 8 levels, UI JSON about 20) and
 #: far below Python's recursion limit.
 DEFAULT_MAX_DEPTH = 64
@@ -26,7 +28,12 @@ class TextRejected(ValueError):
 
 
 def _too_deep(limit: int, line: int, column: int) -> str:
-    return f"nested more than {limit} levels deep (line {line}, column {column})"
+    return N_(
+        "nested more than %(limit)s levels deep (line %(line)s, column %(column)s)",
+        limit=limit,
+        line=line,
+        column=column,
+    )
 
 
 def too_large(text: str, max_bytes: int) -> str | None:
@@ -34,7 +41,11 @@ def too_large(text: str, max_bytes: int) -> str | None:
     if len(text) <= max_bytes // 4:
         return None
     size = len(text.encode("utf-8", "surrogatepass"))
-    return f"is {size:,} bytes; at most {max_bytes:,} are allowed" if size > max_bytes else None
+    if size <= max_bytes:
+        return None
+    return N_(
+        "is %(size)s bytes; at most %(max_bytes)s are allowed", size=f"{size:,}", max_bytes=f"{max_bytes:,}"
+    )
 
 
 # Tokens that matter for depth: brackets, and what hides brackets (strings, TOML comments). Every string
@@ -101,7 +112,12 @@ def loads_toml(text: str, *, max_depth: int = DEFAULT_MAX_DEPTH, max_bytes: int)
         raise TextRejected(problem)
     data = tomllib.loads(text)
     if value_too_deep(data, max_depth):
-        raise TextRejected(f"nested more than {max_depth} levels deep (dotted keys or table headers)")
+        raise TextRejected(
+            N_(
+                "nested more than %(max_depth)s levels deep (dotted keys or table headers)",
+                max_depth=max_depth,
+            )
+        )
     return data
 
 
@@ -111,7 +127,13 @@ def loads_json(
     """`json.loads` within bounds; TextRejected (size/depth) or ValueError (not JSON) otherwise."""
     if isinstance(text, bytes | bytearray):
         if len(text) > max_bytes:
-            raise TextRejected(f"is {len(text):,} bytes; at most {max_bytes:,} are allowed")
+            raise TextRejected(
+                N_(
+                    "is %(size)s bytes; at most %(max_bytes)s are allowed",
+                    size=f"{len(text):,}",
+                    max_bytes=f"{max_bytes:,}",
+                )
+            )
         text = bytes(text).decode("utf-8")
     problem = check(text, "json", max_depth=max_depth, max_bytes=max_bytes)
     if problem:

@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import NotFound
+from app.core.i18n import N_
 
 M = TypeVar("M")
 S = TypeVar("S", bound=Select[Any])
@@ -56,5 +57,5 @@ async def get_in_tenant(
     another tenant as for none, so ids of other tenants reveal nothing)."""
     row = await session.scalar(in_tenant(model, tenant_id).where(model.id == row_id))  # type: ignore[attr-defined]
     if row is None:
-        raise NotFound(f"No {what or model.__name__} {row_id}")
+        raise NotFound(N_("No %(what)s %(row_id)s", what=what or model.__name__, row_id=row_id))
     return row

@@ -25,6 +25,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias, TypeVar
 
+from app.core.i18n import N_, phrase
+
 __all__ = [
     "INVALID",
     "Invalid",
@@ -135,25 +137,25 @@ def member(path: str, key: str) -> str:
 def kind(value: Any) -> str:
     """The type of a (TOML or JSON) value for messages: "a string", "a table", "an array"..."""
     if value is None:
-        return "nothing"
+        return phrase(N_("nothing"))
     if isinstance(value, bool):
-        return "a boolean"
+        return phrase(N_("a boolean"))
     if isinstance(value, int):
-        return "an integer"
+        return phrase(N_("an integer"))
     if isinstance(value, float):
-        return "a float"
+        return phrase(N_("a float"))
     if isinstance(value, str):
-        return "a string"
+        return phrase(N_("a string"))
     if isinstance(value, Mapping):
-        return "a table"
+        return phrase(N_("a table"))
     if isinstance(value, list | tuple):
-        return "an array"
+        return phrase(N_("an array"))
     if isinstance(value, dt.datetime):
-        return "a datetime"
+        return phrase(N_("a datetime"))
     if isinstance(value, dt.date):
-        return "a date"
+        return phrase(N_("a date"))
     if isinstance(value, dt.time):
-        return "a time"
+        return phrase(N_("a time"))
     return type(value).__name__
 
 

@@ -96,7 +96,7 @@ class SelectorKind(Protocol):
 # --- conditions over field values ----------------------------------------------------------------
 
 ORDERED_OPS = {"gt": ">", "ge": "≥", "lt": "<", "le": "≤"}
-OPS = {"eq": "=", "ne": "≠", **ORDERED_OPS, "in": "is one of", "empty": "is empty"}
+OPS = {"eq": "=", "ne": "≠", **ORDERED_OPS, "in": N_("is one of"), "empty": N_("is empty")}
 ORDERED_TYPES = {"integer", "decimal", "date", "datetime", "string"}
 COMPARABLE_TYPES = ORDERED_TYPES | {"select", "boolean", "uuid", "reference", "text"}
 
@@ -113,7 +113,7 @@ class FieldCondition:
     """All of a list of clauses `field op value` hold (op: eq ne gt ge lt le in empty)."""
 
     name = "fields"
-    label = "Field values (all of)"
+    label = N_("Field values (all of)")
 
     async def check(
         self, session: AsyncSession, tenant_id: uuid.UUID, entity: EntityRef, config: Mapping[str, Any]
@@ -228,7 +228,8 @@ class RoleSelector:
     """Every active member holding a role of the tenant (any one of them decides)."""
 
     name = "role"
-    label = "Members with a role"
+    label = N_("Members with a role")
+    description = N_("Every active member holding a role of the tenant (any one of them decides).")
 
     async def check(
         self, session: AsyncSession, tenant_id: uuid.UUID, entity: EntityRef, config: Mapping[str, Any]
@@ -258,7 +259,8 @@ class UserSelector:
     """One named member of the tenant."""
 
     name = "user"
-    label = "A named user"
+    label = N_("A named user")
+    description = N_("One named member of the tenant.")
 
     async def check(
         self, session: AsyncSession, tenant_id: uuid.UUID, entity: EntityRef, config: Mapping[str, Any]
@@ -292,7 +294,8 @@ class ManagerSelector:
     """The requester's manager in this tenant (tenant_users.manager_id, app.identity.hierarchy)."""
 
     name = "manager"
-    label = "The requester's manager"
+    label = N_("The requester's manager")
+    description = N_("The requester's manager in this tenant.")
 
     async def check(
         self, session: AsyncSession, tenant_id: uuid.UUID, entity: EntityRef, config: Mapping[str, Any]
@@ -348,7 +351,7 @@ def builtin_implementations() -> dict[tuple[str, str], Builtin]:
 
     async def fields_run(ctx: Context, values: Mapping[str, Any]) -> bool:
         if ctx.entity is None:
-            raise ExtensionFailed("a field condition needs a record")
+            raise ExtensionFailed(N_("a field condition needs a record"))
         clause = {"field": values.get("field"), "op": values.get("op"), "value": values.get("value")}
         try:
             checked = await fields_kind.check(ctx.session, ctx.tenant_id, ctx.entity, {"all": [clause]})
@@ -362,21 +365,21 @@ def builtin_implementations() -> dict[tuple[str, str], Builtin]:
                 CONDITION,
                 "",
                 "fields",
-                "Field value",
-                "A field of the record compared with a value (e.g. amount > 1000).",
+                N_("Field value"),
+                N_("A field of the record compared with a value (e.g. amount > 1000)."),
                 (
-                    _text_field("field", "Field", "The field's name, e.g. amount"),
+                    _text_field("field", N_("Field"), N_("The field's name, e.g. amount")),
                     _text_field(
                         "op",
-                        "Operator",
-                        "How to compare",
+                        N_("Operator"),
+                        N_("How to compare"),
                         ftype="select",
                         options=tuple(SelectOption(k, v) for k, v in OPS.items()),
                     ),
                     _text_field(
                         "value",
-                        "Value",
-                        "Compared with; several values separated by commas for “is one of”",
+                        N_("Value"),
+                        N_("Compared with; several values separated by commas for “is one of”"),
                         required=False,
                     ),
                 ),
@@ -414,13 +417,13 @@ def builtin_implementations() -> dict[tuple[str, str], Builtin]:
         return check
 
     for kind, fields in (
-        (role_kind, (_text_field("role", "Role", "The role's name"),)),
-        (user_kind, (_text_field("user", "User", "The email of a member", ftype="email"),)),
+        (role_kind, (_text_field("role", N_("Role"), N_("The role's name")),)),
+        (user_kind, (_text_field("user", N_("User"), N_("The email of a member"), ftype="email"),)),
         (manager_kind, ()),
     ):
         add(
             Builtin(
-                Implementation(USER_SELECTOR, "", kind.name, kind.label, kind.__doc__ or kind.label, fields),
+                Implementation(USER_SELECTOR, "", kind.name, kind.label, kind.description, fields),
                 selector_runner(kind),
                 selector_check(kind),
             )
@@ -450,7 +453,7 @@ class _ConfiguredKind:
         ref = str(config.get("config_id") or config.get("extension") or "").strip()
         if not ref:
             raise ValidationFailed(
-                {"config_id": "choose a configuration (Administration → Extension points)"}
+                {"config_id": N_("choose a configuration (Administration → Extension points)")}
             )
         try:
             uuid.UUID(ref)
@@ -465,8 +468,11 @@ class _ConfiguredKind:
             if found is None:
                 raise ValidationFailed(
                     {
-                        "config_id": f"no {self.point} configuration called {ref[:100]!r} in this "
-                        "tenant (Administration → Extension points)"
+                        "config_id": N_(
+                            "no %(point)s configuration called %(ref)s in this tenant (Administration → Extension points)",
+                            point=self.point,
+                            ref=repr(ref[:100]),
+                        )
                     }
                 ) from None
             ref = str(found)
@@ -493,7 +499,7 @@ class ConfiguredCondition(_ConfiguredKind):
     """A condition configured under Extension points (built-in or a plugin's)."""
 
     name = "extension"
-    label = "A configured condition (extension point)"
+    label = N_("A configured condition (extension point)")
     point = CONDITION
 
     async def evaluate(self, ctx: RuleContext, config: Mapping[str, Any]) -> bool:
@@ -504,7 +510,7 @@ class ConfiguredSelector(_ConfiguredKind):
     """A user selector configured under Extension points; only active members of the tenant are kept."""
 
     name = "extension"
-    label = "A configured user selector (extension point)"
+    label = N_("A configured user selector (extension point)")
     point = USER_SELECTOR
 
     async def select(self, ctx: RuleContext, config: Mapping[str, Any]) -> Selection:

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.i18n import N_
 from app.core.models import Membership
 from app.core.nesting import loads_json
 from app.extensions.registry import (
@@ -49,7 +50,7 @@ def config_values(session: AsyncSession, resolved: Resolved) -> dict[str, Any]:
         try:
             out[key] = box.open(row.tenant_id, box_key(row), key, token)
         except SecretUnreadable as exc:
-            raise ExtensionFailed(f"{row.name}: {exc}") from None
+            raise ExtensionFailed(N_("%(name)s: %(exc)s", name=row.name, exc=exc)) from None
     return out
 
 
@@ -70,7 +71,7 @@ async def _call_wasm(
 
     sandbox = registry_of(ctx_session).sandbox
     if sandbox is None:
-        raise ExtensionFailed("plugin code cannot run in this process (no sandbox)")
+        raise ExtensionFailed(N_("plugin code cannot run in this process (no sandbox)"))
     plugin = resolved.plugin
     assert plugin is not None
     reachable = await sandbox._reachable(ctx_session, plugin, tenant_id)
@@ -97,8 +98,14 @@ async def _call_wasm(
 
 def _shape(resolved: Resolved, what: str, got: Any) -> ExtensionFailed:
     return ExtensionFailed(
-        f"{resolved.config.name} ({resolved.impl.key}) answered {type(got).__name__} "
-        f"{str(got)[:80]!r}, not {what}"
+        N_(
+            "%(name)s (%(key)s) answered %(type)s %(got)s, not %(what)s",
+            name=resolved.config.name,
+            key=resolved.impl.key,
+            type=type(got).__name__,
+            got=repr(str(got)[:80]),
+            what=what,
+        )
     )
 
 
@@ -191,7 +198,7 @@ async def verify_auth(
     """Run an auth verifier on a link's request; Refused when it says no; ExtensionFailed when it breaks."""
     resolved = await resolve(session, tenant_id, config_id, AUTH_VERIFIER)
     if resolved.plugin is None:  # no built-in verifiers (yet): a verifier is always the tenant's own code
-        raise ExtensionFailed("no built-in auth verifier exists")
+        raise ExtensionFailed(N_("no built-in auth verifier exists"))
     try:
         answer = await _call_wasm(session, tenant_id, resolved, request, error_is_answer=True)
     except ExtensionFailed as exc:

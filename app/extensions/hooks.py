@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import NotFound, ValidationFailed
+from app.core.i18n import N_, Msg, phrase
 from app.core.models import ExtensionConfig
 from app.extensions.calls import validate_record
 from app.extensions.registry import RECORD_VALIDATOR, Context, ExtensionFailed, _lookup, registry_of, resolve
@@ -76,7 +77,7 @@ class RecordValidators:
         info = svc.db.info
         if info.get(VALIDATING_KEY):
             raise ValidationFailed(
-                {"": "a record validator cannot write records that are validated themselves"}
+                {"": N_("a record validator cannot write records that are validated themselves")}
             )
         ctx = Context(
             svc.db,
@@ -97,7 +98,14 @@ class RecordValidators:
                 except NotFound:
                     continue  # deleted or disabled since the cache was filled
                 except ExtensionFailed as exc:  # a broken validator refuses the write, clearly (never a 500)
-                    raise ValidationFailed({"": f"The record could not be validated: {exc.detail}"}) from None
+                    raise ValidationFailed(
+                        {
+                            "": N_(
+                                "The record could not be validated: %(detail)s",
+                                detail=exc.detail if isinstance(exc.detail, Msg) else phrase(exc.detail),
+                            )
+                        }
+                    ) from None
                 for key, message in found.items():
                     target = key if entity.spec.has_field(key) else ""
                     errors[target] = f"{errors[target]} {message}" if target in errors else message

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.permissions import EXTENSIONS_ADMIN
 from app.core.errors import NotFound, PortalError
+from app.core.i18n import N_
 from app.core.models import ExtensionConfig
 from app.manifest import EXTENSION_POINTS, ConfigFieldSpec
 from app.plugins import runtime
@@ -35,17 +36,19 @@ WASM_FUNCTION = {
     RECORD_VALIDATOR: "validate-record",
     AUTH_VERIFIER: "verify-auth",
 }
-POINT_LABELS = {
-    CONDITION: "Condition",
-    USER_SELECTOR: "User selector",
-    RECORD_VALIDATOR: "Record validator",
-    AUTH_VERIFIER: "Auto-login verifier",
+POINT_LABELS = {  # msgids: shown in the reader's language
+    CONDITION: N_("Condition"),
+    USER_SELECTOR: N_("User selector"),
+    RECORD_VALIDATOR: N_("Record validator"),
+    AUTH_VERIFIER: N_("Auto-login verifier"),
 }
 POINT_HELP = {
-    CONDITION: "Given a record and its context, answers true or false (approval step conditions).",
-    USER_SELECTOR: "Given a record and its context, names members of the tenant (approvers of a step).",
-    RECORD_VALIDATOR: "Checks a record before every insert and update; its errors refuse the write.",
-    AUTH_VERIFIER: "Verifies the token of an auto-login link and names the member to sign in. Off until enabled.",
+    CONDITION: N_("Given a record and its context, answers true or false (approval step conditions)."),
+    USER_SELECTOR: N_("Given a record and its context, names members of the tenant (approvers of a step)."),
+    RECORD_VALIDATOR: N_("Checks a record before every insert and update; its errors refuse the write."),
+    AUTH_VERIFIER: N_(
+        "Verifies the token of an auto-login link and names the member to sign in. Off until enabled."
+    ),
 }
 MAX_MESSAGE = 500
 GUEST_JSON_MAX_BYTES = 1_000_000  # an extension's answer (depth-bounded too: app.nesting)
@@ -55,7 +58,7 @@ class ExtensionFailed(PortalError):
     """An implementation failed or answered the wrong shape; the message says which and why."""
 
     status_code = 502
-    title = "Extension failed"
+    title = N_("Extension failed")
 
     def __init__(self, detail: str, *, kind: str = "", guest_message: str = "") -> None:
         super().__init__(detail)
@@ -162,14 +165,22 @@ async def implementation(
         for builtin in registry_of(session).builtins.values():
             if builtin.impl.name == name:
                 return builtin.impl, None
-        raise NotFound(f"There is no built-in implementation {name!r}")
+        raise NotFound(N_("There is no built-in implementation %(name)s", name=repr(name)))
     for plugin in await runtime.enabled_for(session, tenant_id):
         if plugin.id == plugin_id and plugin.wasm_sha256:
             for impl in _plugin_implementations(plugin):
                 if impl.name == name:
                     return impl, plugin
-            raise NotFound(f"Plugin {plugin_id} declares no extension {name!r}")
-    raise NotFound(f"Plugin {plugin_id!r} is not enabled in this tenant (or ships no code)")
+            raise NotFound(
+                N_(
+                    "Plugin %(plugin_id)s declares no extension %(name)s",
+                    plugin_id=plugin_id,
+                    name=repr(name),
+                )
+            )
+    raise NotFound(
+        N_("Plugin %(plugin_id)s is not enabled in this tenant (or ships no code)", plugin_id=repr(plugin_id))
+    )
 
 
 @dataclass(frozen=True)
@@ -210,7 +221,9 @@ async def resolve(
     try:
         cid = config_id if isinstance(config_id, uuid.UUID) else uuid.UUID(str(config_id))
     except ValueError:
-        raise NotFound(f"No extension configuration {str(config_id)[:40]!r} in this tenant") from None
+        raise NotFound(
+            N_("No extension configuration %(config_id)s in this tenant", config_id=repr(str(config_id)[:40]))
+        ) from None
     row = await session.scalar(
         sa.select(ExtensionConfig).where(ExtensionConfig.tenant_id == tenant_id, ExtensionConfig.id == cid)
     )
@@ -220,7 +233,7 @@ async def resolve(
             + (f" (expected a {POINT_LABELS.get(point, point).lower()})" if row is not None and point else "")
         )
     if enabled_only and not row.is_enabled:
-        raise NotFound(f"The extension configuration {row.name!r} is disabled")
+        raise NotFound(N_("The extension configuration %(name)s is disabled", name=repr(row.name)))
     found = _lookup(
         row.point,
         row.plugin_id,
@@ -231,8 +244,12 @@ async def resolve(
     if found is None:
         where = f"plugin {row.plugin_id}" if row.plugin_id else "the base"
         raise NotFound(
-            f"The implementation of {row.name!r} ({row.implementation} from {where}) is not available in "
-            "this tenant (is the plugin enabled?)"
+            N_(
+                "The implementation of %(name)s (%(implementation)s from %(where)s) is not available in this tenant (is the plugin enabled?)",
+                name=repr(row.name),
+                implementation=row.implementation,
+                where=where,
+            )
         )
     return Resolved(row, found[0], found[1])
 

@@ -22,6 +22,7 @@ from app import audit
 from app.access import policy
 from app.audit import Actor
 from app.core.errors import Conflict, ConflictingValues, NotFound, ValidationFailed
+from app.core.i18n import N_
 from app.core.models import ExtensionConfig
 from app.extensions.registry import AUTH_VERIFIER, Implementation, implementation, registry_of
 from app.plugins import runtime
@@ -93,12 +94,12 @@ async def get(session: AsyncSession, tenant_id: uuid.UUID, config_id: uuid.UUID 
     try:
         cid = config_id if isinstance(config_id, uuid.UUID) else uuid.UUID(str(config_id))
     except ValueError:
-        raise NotFound("No such extension configuration in this tenant") from None
+        raise NotFound(N_("No such extension configuration in this tenant")) from None
     row = await session.scalar(
         sa.select(ExtensionConfig).where(ExtensionConfig.tenant_id == tenant_id, ExtensionConfig.id == cid)
     )
     if row is None:  # another tenant's configuration is simply not there
-        raise NotFound("No such extension configuration in this tenant")
+        raise NotFound(N_("No such extension configuration in this tenant"))
     return row
 
 
@@ -107,8 +108,9 @@ async def _changed(session: AsyncSession, tenant_id: uuid.UUID) -> None:
         await session.flush()
     except IntegrityError as exc:
         raise Conflict(
-            "Another extension configuration with this name was saved at the same moment; reload and "
-            "try again"
+            N_(
+                "Another extension configuration with this name was saved at the same moment; reload and try again"
+            )
         ) from exc
     runtime.forget_enabled(session)
     await policy.bump_policy_version(session, tenant_id)  # every worker's validator cache is keyed by it
@@ -252,7 +254,7 @@ async def update(
                 session, tenant_id, f"{row.plugin_id or 'base'}:{row.implementation}"
             )
         except NotFound as exc:
-            raise Conflict(f"{exc.detail}: its values cannot be checked now") from None
+            raise Conflict(N_("%(detail)s: its values cannot be checked now", detail=exc.detail)) from None
         incoming = await _check(session, tenant_id, impl, row, req, errors)
     if errors:
         raise ValidationFailed(errors)
@@ -316,8 +318,11 @@ async def delete(
     users = await used_by(session, tenant_id, row.id)
     if users:
         raise Conflict(
-            f"{row.name!r} is used by the approval process(es) {', '.join(users)}; change their steps "
-            "first (or disable the configuration)"
+            N_(
+                "%(name)s is used by the approval process(es) %(users)s; change their steps first (or disable the configuration)",
+                name=repr(row.name),
+                users=", ".join(users),
+            )
         )
     before = _audit_view(row)
     await session.delete(row)

@@ -76,7 +76,7 @@ async def find_tenant(session: AsyncSession, ref: str) -> Tenant | None:
 async def get_tenant(session: AsyncSession, ref: str) -> Tenant:
     tenant = await find_tenant(session, ref)
     if tenant is None:
-        raise NotFound(f"No tenant {ref!r}")
+        raise NotFound(N_("No tenant %(ref)s", ref=repr(ref)))
     return tenant
 
 

@@ -39,7 +39,7 @@ async def _membership(session: AsyncSession, tenant_id: uuid.UUID, user_id: uuid
         sa.select(Membership).where(Membership.tenant_id == tenant_id, Membership.user_id == user_id)
     )
     if m is None:
-        raise NotFound("That user is not a member of this tenant")
+        raise NotFound(N_("That user is not a member of this tenant"))
     return m
 
 
@@ -59,7 +59,9 @@ async def resolve_member(session: AsyncSession, tenant_id: uuid.UUID, ref: str, 
         .join(Membership, (Membership.user_id == User.id) & (Membership.tenant_id == tenant_id))
     )
     if user is None:
-        raise ValidationFailed({field: f"{ref!r} is not a member of this tenant; a manager must be one."})
+        raise ValidationFailed(
+            {field: N_("%(ref)s is not a member of this tenant; a manager must be one.", ref=repr(ref))}
+        )
     return user
 
 
@@ -106,7 +108,7 @@ async def set_manager(
     )
     if manager is not None:
         if manager.id == user_id:
-            raise ValidationFailed({"manager": "A member cannot be their own manager."})
+            raise ValidationFailed({"manager": N_("A member cannot be their own manager.")})
         below = set((await session.scalars(subtree_select(tenant_id, user_id))).all())
         if manager.id in below:
             path = [manager.id]
@@ -119,8 +121,12 @@ async def set_manager(
             raise ValidationFailed(
                 {
                     "manager": (
-                        f"{emails[manager.id]} already reports to {emails[user_id]} ({chain}); "
-                        "making them their manager would create a cycle."
+                        N_(
+                            "%(emails)s already reports to %(emails2)s (%(chain)s); making them their manager would create a cycle.",
+                            emails=emails[manager.id],
+                            emails2=emails[user_id],
+                            chain=chain,
+                        )
                     )
                 }
             )

@@ -15,12 +15,13 @@ from app import audit
 from app.audit import Actor
 from app.core.db import commit_keeping_write_lock
 from app.core.errors import NotFound, Unauthorized, ValidationFailed
+from app.core.i18n import N_
 from app.core.identifiers import text_problem
 from app.core.models import ApiToken, User, utcnow
 
 PREFIX = "pt_"
 TOUCH_EVERY = dt.timedelta(seconds=60)
-SCOPES = {"full": "Full (acts as you)", "read": "Read-only (GET and HEAD)"}
+SCOPES = {"full": N_("Full (acts as you)"), "read": N_("Read-only (GET and HEAD)")}
 READ_ONLY_METHODS = frozenset({"GET", "HEAD"})
 EXPIRY_CHOICES = (30, 90, 365, None)  # days offered on the token page; None = never
 DEFAULT_EXPIRY_DAYS = 90
@@ -33,7 +34,7 @@ def _hash(token: str) -> str:
 
 def expiry_problem(days: int | None) -> str | None:
     if days is not None and not 1 <= days <= MAX_EXPIRY_DAYS:
-        return f"Choose between 1 and {MAX_EXPIRY_DAYS} days, or no expiry."
+        return N_("Choose between 1 and %(max_days)s days, or no expiry.", max_days=MAX_EXPIRY_DAYS)
     return None
 
 
@@ -79,7 +80,7 @@ async def create(
     if problem := expiry_problem(expires_days):
         errors["expires_days"] = problem
     if scope not in SCOPES:
-        errors["scope"] = f"Choose one of: {', '.join(SCOPES)}."
+        errors["scope"] = N_("Choose one of: %(choices)s.", choices=", ".join(SCOPES))
     if errors:
         raise ValidationFailed(errors)
     now = utcnow()
@@ -137,7 +138,10 @@ async def resolve(session: AsyncSession, secret: str) -> tuple[ApiToken, User] |
     if is_expired(token, now):
         assert token.expires_at is not None
         raise Unauthorized(
-            f"This API token expired on {token.expires_at:%Y-%m-%d %H:%M} UTC; create a new one."
+            N_(
+                "This API token expired on %(expires_at)s UTC; create a new one.",
+                expires_at=format(token.expires_at, "%Y-%m-%d %H:%M"),
+            )
         )
     if token.last_used_at is None or now - token.last_used_at > TOUCH_EVERY:
         # End the read first: on SQLite a transaction that has read cannot become a writer once another
@@ -178,7 +182,7 @@ async def revoke_all_for(session: AsyncSession, actor: Actor, user: User) -> int
 async def revoke(session: AsyncSession, actor: Actor, user_id: uuid.UUID, token_id: uuid.UUID) -> ApiToken:
     token = await session.scalar(select(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == user_id))
     if token is None:
-        raise NotFound("No such token")
+        raise NotFound(N_("No such token"))
     if token.revoked_at is None:
         token.revoked_at = utcnow()
         await session.flush()

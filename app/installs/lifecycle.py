@@ -21,7 +21,7 @@ from app.access import policy
 from app.access.permissions import PermissionDef, register_permissions
 from app.audit import Actor
 from app.core.errors import Conflict, NotFound, PortalError
-from app.core.i18n import N_
+from app.core.i18n import N_, message_of, phrase
 from app.core.limits import problems as limit_problems
 from app.core.models import Permission, PluginPackage, PluginSchemaVersion, PluginTenant, Role
 from app.core.nesting import TextRejected, loads_toml
@@ -64,19 +64,21 @@ class ManifestRejected(PortalError):
     """The manifest is invalid; `issues` are the located messages."""
 
     status_code = 422
-    title = "Invalid plugin manifest"
+    title = N_("Invalid plugin manifest")
 
     def __init__(self, error: ManifestError) -> None:
         super().__init__(str(error))
-        self.issues = [str(i) for i in error.issues]
+        self.issues = [str(i) for i in error.issues]  # English, for the JSON API
+        self.located = list(error.issues)  # messages kept as msgids, for pages in the reader's language
 
 
 class DestructiveUpgrade(Conflict):
     def __init__(self, losses: list[str]) -> None:
         super().__init__(
-            "The upgrade would lose data: "
-            + "; ".join(losses)
-            + ". Re-run with allow_destructive to back up and apply it."
+            N_(
+                "The upgrade would lose data: %(losses)s. Re-run with allow_destructive to back up and apply it.",
+                losses="; ".join(losses),
+            )
         )
         self.losses = losses
 
@@ -91,7 +93,7 @@ async def _rows(session: AsyncSession, *, include_deleted: bool = False) -> list
 async def get(session: AsyncSession, plugin_id: str) -> PluginPackage:
     row = await session.scalar(select(PluginPackage).where(PluginPackage.plugin_id == plugin_id))
     if row is None:
-        raise NotFound(f"No plugin {plugin_id!r}")
+        raise NotFound(N_("No plugin %(plugin_id)s", plugin_id=repr(plugin_id)))
     return row
 
 
@@ -155,7 +157,7 @@ def _accept_package(package: Package, manifest: Manifest, settings: Settings, ro
     wasm = package.wasm
     if wasm is None and manifest.extensions:
         raise PackageError(
-            "plugin.toml declares [[extensions]] but the package has no plugin.wasm implementing them"
+            N_("plugin.toml declares [[extensions]] but the package has no plugin.wasm implementing them")
         )
     if wasm is not None:
         try:
@@ -163,10 +165,13 @@ def _accept_package(package: Package, manifest: Manifest, settings: Settings, ro
             lacking = missing_exports(wasm, exports_for(manifest))
             if lacking:
                 raise ComponentRejected(
-                    f"plugin.wasm does not export what plugin.toml declares: {', '.join(lacking)}"
+                    N_(
+                        "plugin.wasm does not export what plugin.toml declares: %(lacking)s",
+                        lacking=", ".join(lacking),
+                    )
                 )
         except ComponentRejected as exc:
-            raise PackageError(str(exc)) from exc
+            raise PackageError(message_of(exc)) from exc
     row.manifest_toml, row.package_sha256, row.has_wasm = (
         package.manifest_text,
         package.sha256,
@@ -201,7 +206,12 @@ async def upload(
     manifest = await validate(session, package.manifest_text, excluding=plugin_id)
     if existing is not None and parse_version(manifest.version) < parse_version(existing.version):
         raise Conflict(
-            f"{manifest.id} {existing.version} was installed before; downgrading to {manifest.version} is refused"
+            N_(
+                "%(id)s %(version)s was installed before; downgrading to %(version2)s is refused",
+                id=manifest.id,
+                version=existing.version,
+                version2=manifest.version,
+            )
         )
     row = existing or PluginPackage(plugin_id=manifest.id)
     _accept_package(package, manifest, settings, row)
@@ -285,7 +295,7 @@ async def install(
 ) -> PluginPackage:
     row = await get(session, plugin_id)
     if row.status == "installed" and row.deleted_at is None:
-        raise Conflict(f"{plugin_id} is already installed")
+        raise Conflict(N_("%(plugin_id)s is already installed", plugin_id=plugin_id))
     manifest = await validate(session, row.manifest_toml, excluding=plugin_id)
     conn = await session.connection()
     await ensure_tables(conn, manifest.entities)
@@ -320,7 +330,13 @@ async def enable(
     in the background, through `sandbox` when one is given): the tenant is new to the plugin."""
     row = await get(session, plugin_id)
     if row.status != "installed" or row.deleted_at is not None:
-        raise Conflict(f"{plugin_id} is not installed on this platform (state: {state_name(row)})")
+        raise Conflict(
+            N_(
+                "%(plugin_id)s is not installed on this platform (state: %(state)s)",
+                plugin_id=plugin_id,
+                state=phrase(state_name(row)),
+            )
+        )
     plugin = runtime.catalog_of(session).load(
         row,
         (await validation_context(session, plugin_id)).foreign_entity_specs,  # type: ignore[arg-type]
@@ -328,10 +344,16 @@ async def enable(
     enabled = {p.id for p in await runtime.enabled_for(session, tenant_id)}
     missing = [d.id for d in plugin.manifest.dependencies.plugins if d.id not in enabled]
     if missing:
-        raise Conflict(f"Enable {', '.join(missing)} in this tenant first: {plugin_id} depends on it")
+        raise Conflict(
+            N_(
+                "Enable %(missing)s in this tenant first: %(plugin_id)s depends on it",
+                missing=", ".join(missing),
+                plugin_id=plugin_id,
+            )
+        )
     state = await _tenant_state(session, tenant_id, plugin_id)
     if state is not None and state.status == "enabled":
-        raise Conflict(f"{plugin_id} is already enabled in this tenant")
+        raise Conflict(N_("%(plugin_id)s is already enabled in this tenant", plugin_id=plugin_id))
     if state is None:
         state = PluginTenant(tenant_id=tenant_id, plugin_id=plugin_id, status="enabled")
         session.add(state)
@@ -387,8 +409,11 @@ async def set_enable_for_new_tenants(
     row = await get(session, plugin_id)
     if on and (row.status != "installed" or row.deleted_at is not None):
         raise Conflict(
-            f"{plugin_id} is not installed (state: {state_name(row)}); only installed plugins can be "
-            "enabled for new tenants"
+            N_(
+                "%(plugin_id)s is not installed (state: %(state)s); only installed plugins can be enabled for new tenants",
+                plugin_id=plugin_id,
+                state=phrase(state_name(row)),
+            )
         )
     if row.enable_for_new_tenants != on:
         row.enable_for_new_tenants = on
@@ -419,14 +444,20 @@ async def _grant_defaults(session: AsyncSession, tenant_id: uuid.UUID, manifest:
 async def disable(session: AsyncSession, actor: Actor, tenant_id: uuid.UUID, plugin_id: str) -> PluginTenant:
     state = await _tenant_state(session, tenant_id, plugin_id)
     if state is None or state.status != "enabled":
-        raise Conflict(f"{plugin_id} is not enabled in this tenant")
+        raise Conflict(N_("%(plugin_id)s is not enabled in this tenant", plugin_id=plugin_id))
     dependants = [
         p.id
         for p in await runtime.enabled_for(session, tenant_id)
         if any(d.id == plugin_id for d in p.manifest.dependencies.plugins)
     ]
     if dependants:
-        raise Conflict(f"Disable {', '.join(dependants)} first: it depends on {plugin_id}")
+        raise Conflict(
+            N_(
+                "Disable %(dependants)s first: it depends on %(plugin_id)s",
+                dependants=", ".join(dependants),
+                plugin_id=plugin_id,
+            )
+        )
     state.status = "disabled"
     await session.flush()
     runtime.forget_enabled(session)
@@ -458,7 +489,9 @@ async def upgrade(
     plugin_id = _plugin_id_of(package.manifest_text) or ""
     row = await get(session, plugin_id)
     if row.status != "installed" or row.deleted_at is not None:
-        raise Conflict(f"{plugin_id} is not installed; install it instead of upgrading")
+        raise Conflict(
+            N_("%(plugin_id)s is not installed; install it instead of upgrading", plugin_id=plugin_id)
+        )
     manifest = await validate(session, package.manifest_text, excluding=plugin_id)
     old = runtime.catalog_of(session).load(
         row,
@@ -467,13 +500,28 @@ async def upgrade(
     new_v, old_v = parse_version(manifest.version), parse_version(row.version)
     if dev_revision is None and new_v < old_v:
         raise Conflict(
-            f"Downgrade refused: {plugin_id} {row.version} is installed, the package is {manifest.version}"
+            N_(
+                "Downgrade refused: %(plugin_id)s %(version)s is installed, the package is %(version2)s",
+                plugin_id=plugin_id,
+                version=row.version,
+                version2=manifest.version,
+            )
         )
     elif dev_revision is None and new_v == old_v:
         if package.sha256 == row.package_sha256:
-            raise Conflict(f"{plugin_id} {row.version} is already installed with this exact package")
+            raise Conflict(
+                N_(
+                    "%(plugin_id)s %(version)s is already installed with this exact package",
+                    plugin_id=plugin_id,
+                    version=row.version,
+                )
+            )
         raise Conflict(
-            f"{plugin_id} {row.version} is installed with different content; bump the version to upgrade"
+            N_(
+                "%(plugin_id)s %(version)s is installed with different content; bump the version to upgrade",
+                plugin_id=plugin_id,
+                version=row.version,
+            )
         )
     before = {"version": row.version, "sha256": row.package_sha256}
     _accept_package(package, manifest, settings, row)
@@ -518,7 +566,7 @@ async def upgrade(
 
 
 def state_name(row: PluginPackage) -> str:
-    return "uninstalled" if row.deleted_at is not None else row.status
+    return N_("uninstalled") if row.deleted_at is not None else row.status
 
 
 async def tenant_states(session: AsyncSession, tenant_id: uuid.UUID) -> dict[str, PluginTenant]:

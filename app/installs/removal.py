@@ -11,6 +11,7 @@ from app import PLATFORM_VERSION, audit
 from app.audit import Actor
 from app.core import attachments
 from app.core.errors import Conflict
+from app.core.i18n import N_, phrase
 from app.core.models import (
     CasbinRule,
     Permission,
@@ -33,9 +34,15 @@ from app.plugins.modules import available_modules
 async def uninstall(session: AsyncSession, actor: Actor, plugin_id: str) -> PluginPackage:
     row = await get(session, plugin_id)
     if row.deleted_at is not None:
-        raise Conflict(f"{plugin_id} is already uninstalled")
+        raise Conflict(N_("%(plugin_id)s is already uninstalled", plugin_id=plugin_id))
     if row.status != "installed":
-        raise Conflict(f"{plugin_id} is not installed (state: {state_name(row)})")
+        raise Conflict(
+            N_(
+                "%(plugin_id)s is not installed (state: %(state)s)",
+                plugin_id=plugin_id,
+                state=phrase(state_name(row)),
+            )
+        )
     enabled_in = (
         await session.scalars(
             select(Tenant.slug)
@@ -44,14 +51,26 @@ async def uninstall(session: AsyncSession, actor: Actor, plugin_id: str) -> Plug
         )
     ).all()
     if enabled_in:
-        raise Conflict(f"{plugin_id} is still enabled in: {', '.join(enabled_in)}; disable it there first")
+        raise Conflict(
+            N_(
+                "%(plugin_id)s is still enabled in: %(enabled_in)s; disable it there first",
+                plugin_id=plugin_id,
+                enabled_in=", ".join(enabled_in),
+            )
+        )
     dependants = [
         p.id
         for p in await runtime.installed(session)
         if p.id != plugin_id and any(d.id == plugin_id for d in p.manifest.dependencies.plugins)
     ]
     if dependants:
-        raise Conflict(f"Uninstall {', '.join(dependants)} first: it depends on {plugin_id}")
+        raise Conflict(
+            N_(
+                "Uninstall %(dependants)s first: it depends on %(plugin_id)s",
+                dependants=", ".join(dependants),
+                plugin_id=plugin_id,
+            )
+        )
     row.deleted_at = utcnow()
     await session.flush()
     await runtime.plugins_changed(session)  # platform-wide: every tenant's set
@@ -71,9 +90,14 @@ async def purge(
 ) -> PluginBackup:
     row = await get(session, plugin_id)
     if row.deleted_at is None:
-        raise Conflict(f"Uninstall {plugin_id} before purging it")
+        raise Conflict(N_("Uninstall %(plugin_id)s before purging it", plugin_id=plugin_id))
     if confirm.strip() != plugin_id:
-        raise Conflict(f"Type the plugin id ({plugin_id}) to confirm the purge; nothing was deleted")
+        raise Conflict(
+            N_(
+                "Type the plugin id (%(plugin_id)s) to confirm the purge; nothing was deleted",
+                plugin_id=plugin_id,
+            )
+        )
     # Entities of the other plugins (uninstalled ones too) resolve this manifest's references to them.
     others = runtime.catalog_of(session).load_all(
         [r for r in await all_plugins(session) if r.plugin_id != plugin_id]

@@ -17,6 +17,7 @@ from app.access.permissions import (
     WORKFLOW_PERMISSIONS,
     PermissionDef,
 )
+from app.core.i18n import N_
 
 
 def base_permissions() -> list[PermissionDef]:
@@ -64,16 +65,24 @@ def base_modules() -> frozenset[str]:
 def entity_name_clash(name: str) -> str | None:
     """Why a plugin entity may not be called `name` (its `db.<name>.*` codes would be the base's)."""
     if name in base_tables():
-        return f"'{name}' is a base table of the portal; choose another name"
+        return N_("'%(name)s' is a base table of the portal; choose another name", name=name)
     if name in base_db_families():
-        return f"'{name}' names base permissions of the portal (db.{name}.*); choose another name"
+        return N_(
+            "'%(name)s' names base permissions of the portal (db.%(name)s.*); choose another name", name=name
+        )
     return None
 
 
 def plugin_id_clash(plugin_id: str) -> str | None:
     """Why a plugin may not have the id `plugin_id` (its module name or ui.<id>.* codes are the base's)."""
     if plugin_id in base_modules():
-        return f"plugin id '{plugin_id}' is a module name of the portal's base; choose another id"
+        return N_(
+            "plugin id '%(plugin_id)s' is a module name of the portal's base; choose another id",
+            plugin_id=plugin_id,
+        )
     if plugin_id in base_ui_families():
-        return f"plugin id '{plugin_id}' names base permissions of the portal (ui.{plugin_id}.*); choose another id"
+        return N_(
+            "plugin id '%(plugin_id)s' names base permissions of the portal (ui.%(plugin_id)s.*); choose another id",
+            plugin_id=plugin_id,
+        )
     return None

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from app.core.i18n import N_, phrase
+
 MAX_LENGTH = 500
 MAX_NODES = 200
 FUNCTIONS = ("round", "abs", "min", "max")
@@ -48,23 +50,31 @@ class Formula:
 def compile_formula(source: str, fields: Collection[str]) -> Formula:
     """The checked, compiled expression; FormulaError if it is not one (`fields`: the names it may read)."""
     if not source.strip():
-        raise FormulaError("the formula is empty")
+        raise FormulaError(N_("the formula is empty"))
     if len(source) > MAX_LENGTH:
-        raise FormulaError(f"the formula is longer than {MAX_LENGTH} characters")
+        raise FormulaError(N_("the formula is longer than %(max_length)s characters", max_length=MAX_LENGTH))
     try:
         tree = ast.parse(source.strip(), mode="eval")
     except SyntaxError as exc:
-        raise FormulaError(f"not an expression (column {exc.offset or 1}): {exc.msg}") from None
+        raise FormulaError(
+            N_("not an expression (column %(value)s): %(msg)s", value=exc.offset or 1, msg=exc.msg)
+        ) from None
     nodes = sum(1 for _ in ast.walk(tree))
     if nodes > MAX_NODES:
-        raise FormulaError(f"the formula is too complex ({nodes} parts, at most {MAX_NODES})")
+        raise FormulaError(
+            N_(
+                "the formula is too complex (%(nodes)s parts, at most %(max_nodes)s)",
+                nodes=nodes,
+                max_nodes=MAX_NODES,
+            )
+        )
     names: set[str] = set()
     evaluate = _compile(tree.body, frozenset(fields), names)
     return Formula(source, frozenset(names), evaluate)
 
 
 def _where(node: ast.AST) -> str:
-    return f"column {getattr(node, 'col_offset', 0) + 1}"
+    return N_("column %(column)s", column=getattr(node, "col_offset", 0) + 1)
 
 
 def _number(value: Any) -> Decimal | None:
@@ -111,13 +121,20 @@ def _compile(node: ast.expr, fields: frozenset[str], names: set[str]) -> Evaluat
 
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, int | float):
-            raise FormulaError(f"only numbers may be written in a formula ({_where(node)})")
+            raise FormulaError(N_("only numbers may be written in a formula (%(where)s)", where=_where(node)))
         constant = Decimal(str(node.value))
         return lambda _row: constant
     if isinstance(node, ast.Name):
         if node.id not in fields:
-            known = ", ".join(sorted(fields)) or "none"
-            raise FormulaError(f"unknown field '{node.id}' ({_where(node)}; numeric fields: {known})")
+            known = ", ".join(sorted(fields)) or phrase(N_("none"))
+            raise FormulaError(
+                N_(
+                    "unknown field '%(id)s' (%(where)s; numeric fields: %(known)s)",
+                    id=node.id,
+                    where=_where(node),
+                    known=known,
+                )
+            )
         name = node.id
         names.add(name)
         return lambda row: _number(row.get(name))
@@ -142,7 +159,7 @@ def _compile(node: ast.expr, fields: frozenset[str], names: set[str]) -> Evaluat
         return lambda row: None if (v := _number(operand(row))) is None else v * sign
     if isinstance(node, ast.Compare):
         if not all(type(op) in _COMPARE for op in node.ops):
-            raise FormulaError(f"only < <= > >= == != compare ({_where(node)})")
+            raise FormulaError(N_("only < <= > >= == != compare (%(where)s)", where=_where(node)))
         parts = [sub(node.left), *(sub(c) for c in node.comparators)]
         ops = [_COMPARE[type(op)] for op in node.ops]
 
@@ -174,20 +191,32 @@ def _compile(node: ast.expr, fields: frozenset[str], names: set[str]) -> Evaluat
         return choose
     if isinstance(node, ast.Call):
         return _call(node, sub)
-    raise FormulaError(f"'{ast.unparse(node)}' is not allowed in a formula ({_where(node)})")
+    raise FormulaError(
+        N_(
+            "'%(unparse)s' is not allowed in a formula (%(where)s)",
+            unparse=ast.unparse(node),
+            where=_where(node),
+        )
+    )
 
 
 def _call(node: ast.Call, sub: Callable[[ast.expr], Evaluator]) -> Evaluator:
     func = node.func.id if isinstance(node.func, ast.Name) else None
     if func not in FUNCTIONS or node.keywords:
         raise FormulaError(
-            f"'{ast.unparse(node.func)}' is not a formula function ({_where(node)}; "
-            f"functions: {', '.join(FUNCTIONS)})"
+            N_(
+                "'%(unparse)s' is not a formula function (%(where)s; functions: %(functions)s)",
+                unparse=ast.unparse(node.func),
+                where=_where(node),
+                functions=", ".join(FUNCTIONS),
+            )
         )
     args = [sub(a) for a in node.args]
     if func == "round":
         if len(args) not in (1, 2):
-            raise FormulaError(f"round takes a number and optionally its places ({_where(node)})")
+            raise FormulaError(
+                N_("round takes a number and optionally its places (%(where)s)", where=_where(node))
+            )
 
         def rounded(row: Mapping[str, Any]) -> Value:
             values = [_number(a(row)) for a in args]
@@ -199,10 +228,12 @@ def _call(node: ast.Call, sub: Callable[[ast.expr], Evaluator]) -> Evaluator:
         return rounded
     if func == "abs":
         if len(args) != 1:
-            raise FormulaError(f"abs takes one number ({_where(node)})")
+            raise FormulaError(N_("abs takes one number (%(where)s)", where=_where(node)))
         return lambda row: None if (v := _number(args[0](row))) is None else abs(v)
     if not args:
-        raise FormulaError(f"{func} needs at least one number ({_where(node)})")
+        raise FormulaError(
+            N_("%(func)s needs at least one number (%(where)s)", func=func, where=_where(node))
+        )
     pick = min if func == "min" else max
 
     def extreme(row: Mapping[str, Any]) -> Value:

@@ -156,7 +156,7 @@ def _field() -> Schema:
         ),
         "type": _enum(v.FIELD_TYPES, "The field's type."),
         "label": _label("Shown in forms and lists; default: the name, title-cased."),
-        "help": _text("Help text under the form input."),
+        "help": _label("Help text under the form input (or a table of translations)."),
         "required": _flag("A value is required."),
         "unique": _flag("Unique within a tenant (not for json fields)."),
         "nullable": _flag("Whether the column accepts null; default: not required."),
@@ -359,7 +359,7 @@ def _page() -> Schema:
                 {
                     "field": field_ref,
                     "label": _label("The input's label."),
-                    "help": _text("Help text."),
+                    "help": _label("Help text (or a table of translations)."),
                     "readonly": _flag("Shown but not editable."),
                 },
                 "A form field.",
@@ -491,7 +491,7 @@ def _config_field() -> Schema:
             "key": _string("The setting's key (lowercase identifier).", pattern=_pattern(v.NAME)),
             "type": _enum(v.CONFIG_FIELD_TYPES, "The value's type."),
             "label": _label("Shown in the configuration form; default: the key, title-cased."),
-            "help": _text("Help text."),
+            "help": _label("Help text (or a table of translations)."),
             "required": _flag("A value is required."),
             "default": {
                 "type": ["string", "integer", "number", "boolean"],

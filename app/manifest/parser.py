@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from app.core.i18n import N_, message_of
 from app.core.nesting import TextRejected, loads_toml
 from app.core.validation import Issues
 from app.manifest.errors import ManifestError, ValidationContext
@@ -49,8 +50,9 @@ def _read(r: ManifestReader) -> Manifest:
     if capabilities.messages and "message" not in dependencies.modules:
         r.add(
             "permissions.messages",
-            "the plugin requests messages = true but does not depend on the "
-            '"message" base module (add it to [dependencies] modules)',
+            N_(
+                'the plugin requests messages = true but does not depend on the "message" base module (add it to [dependencies] modules)'
+            ),
         )
     entities = read_schema(r)
     events = read_events(r, capabilities)
@@ -79,16 +81,19 @@ def _load(source: str | bytes | Mapping[str, Any], issues: Issues) -> dict[str, 
         try:
             source = bytes(source).decode("utf-8")
         except UnicodeDecodeError as exc:
-            issues.add("plugin.toml", f"not valid UTF-8 ({exc.reason} at byte {exc.start})")
+            issues.add(
+                "plugin.toml",
+                N_("not valid UTF-8 (%(reason)s at byte %(start)s)", reason=exc.reason, start=exc.start),
+            )
             return None
     if source.startswith("\ufeff"):
         source = source[1:]
     try:
         return loads_toml(source, max_depth=MANIFEST_MAX_DEPTH, max_bytes=MANIFEST_MAX_BYTES)
     except TextRejected as exc:
-        issues.add("plugin.toml", str(exc))
+        issues.add("plugin.toml", message_of(exc))
     except tomllib.TOMLDecodeError as exc:
-        issues.add("plugin.toml", f"invalid TOML: {exc}")
+        issues.add("plugin.toml", N_("invalid TOML: %(exc)s", exc=exc))
     return None
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from app.core.i18n import N_, message_of
 from app.core.validation import Issues, at, ix, kind, one_of, suggest
 from app.manifest.errors import ValidationContext
 from app.manifest.labels import LABEL_LANGUAGE, Label
@@ -41,11 +42,15 @@ class ManifestReader:
             if key in allowed:
                 continue
             close = suggest(key, allowed)
-            hint = f"did you mean '{close}'?" if close else f"expected one of: {one_of(sorted(allowed))}"
-            self.add(at(path, key), f"unknown key '{key}' ({hint})")
+            hint = (
+                N_("did you mean '%(close)s'?", close=close)
+                if close
+                else N_("expected one of: %(choices)s", choices=one_of(sorted(allowed)))
+            )
+            self.add(at(path, key), N_("unknown key '%(key)s' (%(hint)s)", key=key, hint=hint))
         for key in required:
             if key not in table:
-                self.add(at(path, key), "is required")
+                self.add(at(path, key), N_("is required"))
 
     def table(self, parent: Mapping[str, Any], key: str, path: str) -> dict[str, Any] | None:
         """An optional sub-table; ``None`` when absent or not a table (then an issue is recorded)."""
@@ -53,7 +58,7 @@ class ManifestReader:
             return None
         value = parent[key]
         if not isinstance(value, Mapping):
-            self.add(at(path, key), f"expected a table, got {kind(value)}")
+            self.add(at(path, key), N_("expected a table, got %(kind)s", kind=kind(value)))
             return None
         return dict(value)
 
@@ -62,7 +67,7 @@ class ManifestReader:
             return []
         value = parent[key]
         if not isinstance(value, list | tuple):
-            self.add(at(path, key), f"expected an array, got {kind(value)}")
+            self.add(at(path, key), N_("expected an array, got %(kind)s", kind=kind(value)))
             return []
         return list(value)
 
@@ -72,10 +77,10 @@ class ManifestReader:
             return None
         value = parent[key]
         if not isinstance(value, str):
-            self.add(at(path, key), f"expected a string, got {kind(value)}")
+            self.add(at(path, key), N_("expected a string, got %(kind)s", kind=kind(value)))
             return None
         if nonempty and not value.strip():
-            self.add(at(path, key), "must not be empty")
+            self.add(at(path, key), N_("must not be empty"))
             return None
         return value
 
@@ -86,16 +91,18 @@ class ManifestReader:
             return self.text(parent, key, path)
         table, where = parent[key], at(path, key)
         if not table:
-            self.add(where, "a table of translations needs at least one language")
+            self.add(where, N_("a table of translations needs at least one language"))
             return None
         translations: dict[str, str] = {}
         for language, text in table.items():
             if not LABEL_LANGUAGE.match(str(language)):
-                self.add(where, f"'{language}' is not a language code (e.g. en, zh, pt-BR)")
+                self.add(
+                    where, N_("'%(language)s' is not a language code (e.g. en, zh, pt-BR)", language=language)
+                )
             elif not isinstance(text, str):
-                self.add(at(where, str(language)), f"expected a string, got {kind(text)}")
+                self.add(at(where, str(language)), N_("expected a string, got %(kind)s", kind=kind(text)))
             elif not text.strip():
-                self.add(at(where, str(language)), "must not be empty")
+                self.add(at(where, str(language)), N_("must not be empty"))
             else:
                 translations[str(language)] = text
         return Label(translations) if translations and len(translations) == len(table) else None
@@ -105,7 +112,7 @@ class ManifestReader:
             return None
         value = parent[key]
         if not isinstance(value, bool):
-            self.add(at(path, key), f"expected true or false, got {kind(value)}")
+            self.add(at(path, key), N_("expected true or false, got %(kind)s", kind=kind(value)))
             return None
         return value
 
@@ -116,25 +123,34 @@ class ManifestReader:
             return None
         value = parent[key]
         if isinstance(value, bool) or not isinstance(value, int):
-            self.add(at(path, key), f"expected an integer, got {kind(value)}")
+            self.add(at(path, key), N_("expected an integer, got %(kind)s", kind=kind(value)))
             return None
         if value < low or (high is not None and value > high):
-            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
-            self.add(at(path, key), f"{value} is out of range (must be {bounds})")
+            bounds = (
+                N_("between %(low)s and %(high)s", low=low, high=high)
+                if high is not None
+                else N_("at least %(low)s", low=low)
+            )
+            self.add(
+                at(path, key),
+                N_("%(value)s is out of range (must be %(bounds)s)", value=value, bounds=bounds),
+            )
             return None
         return value
 
     def names(self, value: Any, path: str, what: str) -> list[tuple[str, str]]:
         """An array of strings; returns ``(path, string)`` pairs of the valid items."""
         if not isinstance(value, list | tuple):
-            self.add(path, f"expected an array of {what}, got {kind(value)}")
+            self.add(path, N_("expected an array of %(what)s, got %(kind)s", what=what, kind=kind(value)))
             return []
         out: list[tuple[str, str]] = []
         for i, item in enumerate(value):
             if isinstance(item, str):
                 out.append((ix(path, i), item))
             else:
-                self.add(ix(path, i), f"expected a string ({what}), got {kind(item)}")
+                self.add(
+                    ix(path, i), N_("expected a string (%(what)s), got %(kind)s", what=what, kind=kind(item))
+                )
         return out
 
     def identifier(self, value: str, path: str, what: str) -> bool:
@@ -142,12 +158,22 @@ class ManifestReader:
         if not NAME.match(value):
             self.add(
                 path,
-                f"{what} name '{value}' is not valid (lowercase letters, digits and underscores, "
-                "starting with a letter, at most 63 characters)",
+                N_(
+                    "%(what)s name '%(value)s' is not valid (lowercase letters, digits and underscores, starting with a letter, at most 63 characters)",
+                    what=what,
+                    value=value,
+                ),
             )
             return False
         if value in RESERVED_WORDS:
-            self.add(path, f"{what} name '{value}' is a reserved SQL word; choose another name")
+            self.add(
+                path,
+                N_(
+                    "%(what)s name '%(value)s' is a reserved SQL word; choose another name",
+                    what=what,
+                    value=value,
+                ),
+            )
             return False
         return True
 
@@ -155,5 +181,5 @@ class ManifestReader:
         try:
             return parse_version(text)
         except ValueError as exc:
-            self.add(path, str(exc))
+            self.add(path, message_of(exc))
             return None

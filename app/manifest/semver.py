@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from functools import total_ordering
 from typing import Any
 
+from app.core.i18n import N_
 from app.manifest.vocabulary import SEMVER
 
 
@@ -40,6 +41,8 @@ def parse_version(text: str) -> SemVer:
     """Parse ``MAJOR.MINOR.PATCH[-prerelease]``; raise :class:`ValueError` if it is not one."""
     match = SEMVER.match(text)
     if match is None:
-        raise ValueError(f"'{text}' is not a semantic version (MAJOR.MINOR.PATCH, e.g. 1.0.0)")
+        raise ValueError(
+            N_("'%(text)s' is not a semantic version (MAJOR.MINOR.PATCH, e.g. 1.0.0)", text=text)
+        )
     major, minor, patch, pre = match.groups()
     return SemVer(int(major), int(minor), int(patch), tuple(pre.split(".")) if pre else ())

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from app.core.i18n import N_
 from app.core.validation import Issues, kind, one_of, show
 from app.manifest.model import SelectOption
 from app.manifest.vocabulary import (
@@ -29,29 +30,41 @@ def config_value(ftype: str, value: Any, options: Iterable[str] = ()) -> Any:
     message for people. Accepts the typed TOML/JSON value or the text a form sends."""
     if ftype in ("string", "text", "url", "email", "select"):
         if not isinstance(value, str):
-            raise ValueError(f"expected text, got {kind(value)}")
+            raise ValueError(N_("expected text, got %(kind)s", kind=kind(value)))
         if len(value) > CONFIG_VALUE_MAX_LENGTH:
-            raise ValueError(f"is {len(value)} characters long (at most {CONFIG_VALUE_MAX_LENGTH})")
+            raise ValueError(
+                N_(
+                    "is %(length)s characters long (at most %(config_value_max_length)s)",
+                    length=len(value),
+                    config_value_max_length=CONFIG_VALUE_MAX_LENGTH,
+                )
+            )
         if ftype == "url":
             value = value.strip()
             if not re.match(r"^https?://[^\s/?#]+[^\s]*$", value):
-                raise ValueError(f"{show(value)} is not an http(s) URL")
+                raise ValueError(N_("%(value)s is not an http(s) URL", value=show(value)))
         elif ftype == "email":
             value = value.strip()
             if not EMAIL.match(value):
-                raise ValueError(f"{show(value)} is not an e-mail address")
+                raise ValueError(N_("%(value)s is not an e-mail address", value=show(value)))
         elif ftype == "select":
             allowed = tuple(options)
             if value not in allowed:
-                raise ValueError(f"{show(value)} is not one of the options ({one_of(allowed)})")
+                raise ValueError(
+                    N_(
+                        "%(value)s is not one of the options (%(choices)s)",
+                        value=show(value),
+                        choices=one_of(allowed),
+                    )
+                )
         return value
     if ftype == "integer":
         if isinstance(value, str) and re.match(r"^\s*[+-]?\d+\s*$", value):
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{show(value)} is not a whole number")
+            raise ValueError(N_("%(value)s is not a whole number", value=show(value)))
         if not INT64_MIN <= value <= INT64_MAX:
-            raise ValueError(f"{value} does not fit a 64-bit integer")
+            raise ValueError(N_("%(value)s does not fit a 64-bit integer", value=value))
         return value
     if ftype == "decimal":
         number: Decimal | None = None
@@ -61,15 +74,15 @@ def config_value(ftype: str, value: Any, options: Iterable[str] = ()) -> Any:
             except InvalidOperation:
                 number = None
         if number is None or not number.is_finite():
-            raise ValueError(f"{show(value)} is not a decimal number")
+            raise ValueError(N_("%(value)s is not a decimal number", value=show(value)))
         return number
     if ftype == "boolean":
         if isinstance(value, str) and value.strip().lower() in _TRUE_WORDS | _FALSE_WORDS:
             return value.strip().lower() in _TRUE_WORDS
         if not isinstance(value, bool):
-            raise ValueError(f"{show(value)} is not true or false")
+            raise ValueError(N_("%(value)s is not true or false", value=show(value)))
         return value
-    raise ValueError(f"unknown type '{ftype}'")
+    raise ValueError(N_("unknown type '%(ftype)s'", ftype=ftype))
 
 
 def field_default(
@@ -86,14 +99,21 @@ def field_default(
     issue when it does not fit the field."""
 
     def bad(what: str = ftype) -> None:
-        issues.add(path, f"default {show(value)} is not a valid {what}")
+        issues.add(path, N_("default %(value)s is not a valid %(what)s", value=show(value), what=what))
 
     if ftype in ("string", "text"):
         if not isinstance(value, str):
             bad("string")
             return None
         if max_length is not None and len(value) > max_length:
-            issues.add(path, f"default is {len(value)} characters long (max_length is {max_length})")
+            issues.add(
+                path,
+                N_(
+                    "default is %(length)s characters long (max_length is %(max_length)s)",
+                    length=len(value),
+                    max_length=max_length,
+                ),
+            )
             return None
         return value
     if ftype == "integer":
@@ -101,7 +121,7 @@ def field_default(
             bad()
             return None
         if not INT64_MIN <= value <= INT64_MAX:
-            issues.add(path, f"default {value} does not fit a 64-bit integer")
+            issues.add(path, N_("default %(value)s does not fit a 64-bit integer", value=value))
             return None
         return value
     if ftype == "decimal":
@@ -121,7 +141,9 @@ def field_default(
                 return dt.date.fromisoformat(value)
             except ValueError:
                 pass
-        issues.add(path, f'default {show(value)} is not a valid date (use YYYY-MM-DD or "today")')
+        issues.add(
+            path, N_('default %(value)s is not a valid date (use YYYY-MM-DD or "today")', value=show(value))
+        )
         return None
     if ftype == "datetime":
         if value == "now":
@@ -133,7 +155,10 @@ def field_default(
             except ValueError:
                 parsed = None
         if parsed is None:
-            issues.add(path, f'default {show(value)} is not a valid datetime (use ISO 8601 or "now")')
+            issues.add(
+                path,
+                N_('default %(value)s is not a valid datetime (use ISO 8601 or "now")', value=show(value)),
+            )
             return None
         return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
     if ftype in ("uuid", "reference"):
@@ -147,12 +172,19 @@ def field_default(
     if ftype == "select":
         values = [o.value for o in options]
         if not isinstance(value, str) or (values and value not in values):
-            issues.add(path, f"default {show(value)} is not one of the options ({one_of(values)})")
+            issues.add(
+                path,
+                N_(
+                    "default %(value)s is not one of the options (%(choices)s)",
+                    value=show(value),
+                    choices=one_of(values),
+                ),
+            )
             return None
         return value
     # json: any TOML value is a valid JSON document except dates and times.
     if _has_temporal(value):
-        issues.add(path, "json defaults cannot contain TOML dates or times")
+        issues.add(path, N_("json defaults cannot contain TOML dates or times"))
         return None
     return value
 
@@ -165,14 +197,22 @@ def decimal_default(issues: Issues, value: Any, path: str, precision: int, scale
         except InvalidOperation:
             number = None
     if number is None or not number.is_finite():
-        issues.add(path, f"default {show(value)} is not a valid decimal")
+        issues.add(path, N_("default %(value)s is not a valid decimal", value=show(value)))
         return None
     _sign, digits, exponent = number.as_tuple()
     assert isinstance(exponent, int)  # finite
     places = max(0, -exponent)
     integer_digits = max(0, len(digits) + exponent) if number != 0 else 0
     if places > scale or integer_digits > precision - scale:
-        issues.add(path, f"default {show(value)} does not fit decimal({precision}, {scale})")
+        issues.add(
+            path,
+            N_(
+                "default %(value)s does not fit decimal(%(precision)s, %(scale)s)",
+                value=show(value),
+                precision=precision,
+                scale=scale,
+            ),
+        )
         return None
     return number
 

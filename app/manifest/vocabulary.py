@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from app.core.i18n import N_, phrase
+
 FIELD_TYPES: tuple[str, ...] = (
     "boolean",
     "date",
@@ -75,6 +77,14 @@ STANDARD_FIELDS: tuple[str, ...] = (
     "deleted_at",
     "version",
 )
+
+#: What pages call the standard fields a manifest does not label (msgids: in the reader's language).
+STANDARD_FIELD_LABELS: dict[str, str] = {
+    "id": phrase(N_("Id")),
+    "created_at": phrase(N_("Created")),
+    "updated_at": phrase(N_("Updated")),
+    "version": phrase(N_("Version")),
+}
 
 #: Standard fields that may serve as an entity's owner (they hold a user id).
 OWNER_STANDARD_FIELDS: tuple[str, ...] = ("created_by", "updated_by")

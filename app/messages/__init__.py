@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import audit
 from app.audit import Actor
 from app.core.errors import NotFound, ValidationFailed
+from app.core.i18n import N_
 from app.core.models import Membership, Message, MessagePreference, User, utcnow
 from app.messages import mail
 from app.services import services_of
@@ -65,12 +66,14 @@ def check_link(link: str | None) -> str | None:
         return None
     link = link.strip()
     if len(link) > MAX_LINK:
-        raise ValidationFailed({"link": f"must be at most {MAX_LINK} characters"})
+        raise ValidationFailed({"link": N_("must be at most %(max_link)s characters", max_link=MAX_LINK)})
     if any(ord(c) < 32 or c == "\\" for c in link):
-        raise ValidationFailed({"link": "must not contain control characters or backslashes"})
+        raise ValidationFailed({"link": N_("must not contain control characters or backslashes")})
     parts = urlsplit(link)
     if not link.startswith("/") or link.startswith("//") or parts.scheme or parts.netloc:
-        raise ValidationFailed({"link": "must be a relative URL inside the portal, starting with a single /"})
+        raise ValidationFailed(
+            {"link": N_("must be a relative URL inside the portal, starting with a single /")}
+        )
     return link
 
 
@@ -80,24 +83,36 @@ def _user_ids(user_ids: Iterable[Any]) -> list[uuid.UUID]:
         try:
             uid = raw if isinstance(raw, uuid.UUID) else uuid.UUID(str(raw))
         except ValueError:
-            raise ValidationFailed({"user_ids": f"{str(raw)[:60]!r} is not a user id"}) from None
+            raise ValidationFailed(
+                {"user_ids": N_("%(raw)s is not a user id", raw=repr(str(raw)[:60]))}
+            ) from None
         if uid not in out:
             out.append(uid)
     if not out:
-        raise ValidationFailed({"user_ids": "name at least one recipient"})
+        raise ValidationFailed({"user_ids": N_("name at least one recipient")})
     if len(out) > MAX_RECIPIENTS:
-        raise ValidationFailed({"user_ids": f"at most {MAX_RECIPIENTS} recipients per call, got {len(out)}"})
+        raise ValidationFailed(
+            {
+                "user_ids": N_(
+                    "at most %(max_recipients)s recipients per call, got %(out_length)s",
+                    max_recipients=MAX_RECIPIENTS,
+                    out_length=len(out),
+                )
+            }
+        )
     return out
 
 
 def _text(value: str, name: str, limit: int, *, required: bool) -> str:
     if not isinstance(value, str):
-        raise ValidationFailed({name: "must be text"})
+        raise ValidationFailed({name: N_("must be text")})
     value = value.strip()
     if required and not value:
-        raise ValidationFailed({name: "is required"})
+        raise ValidationFailed({name: N_("is required")})
     if len(value) > limit:
-        raise ValidationFailed({name: f"must be at most {limit} characters, got {len(value)}"})
+        raise ValidationFailed(
+            {name: N_("must be at most %(limit)s characters, got %(length)s", limit=limit, length=len(value))}
+        )
     return value
 
 
@@ -134,7 +149,7 @@ async def notify(
     outsiders = [str(u) for u in recipients if u not in members]
     if outsiders:
         shown = ", ".join(outsiders[:5]) + (f" and {len(outsiders) - 5} more" if len(outsiders) > 5 else "")
-        raise ValidationFailed({"user_ids": f"not members of this tenant: {shown}"})
+        raise ValidationFailed({"user_ids": N_("not members of this tenant: %(shown)s", shown=shown)})
     now = utcnow()
     rows = [
         Message(
@@ -292,7 +307,7 @@ async def get(
 ) -> Message:
     row = await session.scalar(select(Message).where(_mine(tenant_id, user_id), Message.id == message_id))
     if row is None:  # another user's or another tenant's message is simply not there
-        raise NotFound("No such message")
+        raise NotFound(N_("No such message"))
     return row
 
 

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from app.core.errors import Conflict, ValidationFailed
-from app.core.i18n import N_
+from app.core.i18n import N_, message_of
 from app.manifest import CONFIG_VALUE_MAX_LENGTH, ConfigFieldSpec, config_value
 
 MASK = "***"  # how the API shows a stored secret
@@ -111,20 +111,39 @@ def parse_text(text: str) -> tuple[dict[str, str], dict[str, str]]:
         key, sep, value = stripped.partition("=")
         key = key.strip()
         if not sep:
-            problems.append(f"line {number}: expected key = value")
+            problems.append(N_("line %(number)s: expected key = value", number=number))
         elif not _TEXT_KEY.match(key):
             problems.append(
-                f"line {number}: {key!r} is not a valid key (letters, digits, '_', '.', '-', starting "
-                "with a letter or '_')"
+                N_(
+                    "line %(number)s: %(key)s is not a valid key (letters, digits, '_', '.', '-', starting "
+                    "with a letter or '_')",
+                    number=number,
+                    key=repr(key),
+                )
             )
         elif key in values:
-            problems.append(f"line {number}: key {key!r} is already set on line {first_line[key]}")
+            problems.append(
+                N_(
+                    "line %(number)s: key %(key)s is already set on line %(first)s",
+                    number=number,
+                    key=repr(key),
+                    first=first_line[key],
+                )
+            )
         else:
             values[key] = value.strip()
             first_line[key] = number
     if len(values) > TEXT_MAX_KEYS:
-        problems.append(f"at most {TEXT_MAX_KEYS} keys")
-    return values, ({"text": "; ".join(problems)} if problems else {})
+        problems.append(N_("at most %(max_keys)s keys", max_keys=TEXT_MAX_KEYS))
+    return values, ({"text": joined(problems)} if problems else {})
+
+
+def joined(problems: list[str]) -> str:
+    """`a; b; c`, each part still a message (translated where shown)."""
+    text = problems[-1]
+    for problem in reversed(problems[:-1]):
+        text = N_("%(first)s; %(rest)s", first=problem, rest=text)
+    return text
 
 
 def format_text(values: Mapping[str, Any]) -> str:
@@ -188,7 +207,7 @@ def check_values(
                 try:
                     out.secrets_set[spec.key] = config_value(spec.type, raw)
                 except ValueError as exc:
-                    out.errors[where] = str(exc)
+                    out.errors[where] = message_of(exc)
                     continue
                 has = True
             if spec.required and not has:
@@ -201,7 +220,7 @@ def check_values(
         try:
             out.plain[spec.key] = stored_form(spec, config_value(spec.type, raw, spec.option_values))
         except ValueError as exc:
-            out.errors[where] = str(exc)
+            out.errors[where] = message_of(exc)
     return out
 
 
@@ -209,21 +228,23 @@ def check_text_values(given: Mapping[str, Any]) -> Incoming:
     """Values of a plugin without a schema: any keys, text values."""
     out = Incoming()
     if len(given) > TEXT_MAX_KEYS:
-        out.errors["values"] = f"at most {TEXT_MAX_KEYS} keys"
+        out.errors["values"] = N_("at most %(max_keys)s keys", max_keys=TEXT_MAX_KEYS)
     for key, value in given.items():
         if not _TEXT_KEY.match(key):
-            out.errors[f"values.{key}"] = (
+            out.errors[f"values.{key}"] = N_(
                 "not a valid key (letters, digits, '_', '.', '-', starting with a letter or '_')"
             )
         elif value is None:
             continue
         elif not isinstance(value, str):
-            out.errors[f"values.{key}"] = (
+            out.errors[f"values.{key}"] = N_(
                 "expected text (this plugin declares no [[config.fields]]: values are text)"
             )
         elif len(value) > CONFIG_VALUE_MAX_LENGTH:
-            out.errors[f"values.{key}"] = (
-                f"is {len(value)} characters long (at most {CONFIG_VALUE_MAX_LENGTH})"
+            out.errors[f"values.{key}"] = N_(
+                "is %(length)s characters long (at most %(config_value_max_length)s)",
+                length=len(value),
+                config_value_max_length=CONFIG_VALUE_MAX_LENGTH,
             )
         else:
             out.plain[key] = value
@@ -232,11 +253,11 @@ def check_text_values(given: Mapping[str, Any]) -> Incoming:
 
 def check_name(name: Any) -> str | None:
     if not isinstance(name, str) or not name.strip():
-        return "is required"
+        return N_("is required")
     if len(name.strip()) > NAME_MAX:
-        return f"at most {NAME_MAX} characters"
+        return N_("at most %(max)s characters", max=NAME_MAX)
     if not _NAME.match(name.strip()):
-        return "letters, digits, spaces and . @ ( ) + - _ only"
+        return N_("letters, digits, spaces and . @ ( ) + - _ only")
     return None
 
 
@@ -245,12 +266,16 @@ def check_version(row: Any, version: int | None) -> None:
     caller read."""
     if version is None:
         raise ValidationFailed(
-            {"version": "required to change an existing configuration (the version you read)"}
+            {"version": N_("required to change an existing configuration (the version you read)")}
         )
     if int(version) != row.version:
         raise Conflict(
-            f"The configuration {row.name!r} was changed by someone else since you read it (your version "
-            f"{version}, now {row.version}); reload it and apply your change again"
+            N_(
+                "The configuration %(name)s was changed by someone else since you read it (your version %(version)s, now %(version2)s); reload it and apply your change again",
+                name=repr(row.name),
+                version=version,
+                version2=row.version,
+            )
         )
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import audit
 from app.audit import Actor
 from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.i18n import N_
 from app.core.models import PluginConfig
 from app.manifest import ConfigFieldSpec, Manifest, config_value
 from app.plugins.config_values import (
@@ -92,7 +93,13 @@ async def find(session: AsyncSession, tenant_id: uuid.UUID, plugin_id: str, name
 async def get(session: AsyncSession, tenant_id: uuid.UUID, plugin_id: str, name: str) -> PluginConfig:
     row = await find(session, tenant_id, plugin_id, name)
     if row is None:
-        raise NotFound(f"Plugin {plugin_id} has no configuration {name!r} in this tenant")
+        raise NotFound(
+            N_(
+                "Plugin %(plugin_id)s has no configuration %(name)s in this tenant",
+                plugin_id=plugin_id,
+                name=repr(name),
+            )
+        )
     return row
 
 
@@ -102,8 +109,9 @@ async def _flush(session: AsyncSession) -> None:
         await session.flush()
     except IntegrityError as exc:
         raise Conflict(
-            "Another change to this plugin's configurations was saved at the same moment; reload "
-            "and try again"
+            N_(
+                "Another change to this plugin's configurations was saved at the same moment; reload and try again"
+            )
         ) from exc
 
 
@@ -155,7 +163,11 @@ async def save(
     row = await find(session, tenant_id, plugin_id, req.name.strip()) if isinstance(req.name, str) else None
     if row is None and (req.update_only or req.new_name is not None):
         raise NotFound(
-            f"Plugin {plugin_id} has no configuration {req.name!r} in this tenant (deleted meanwhile?)"
+            N_(
+                "Plugin %(plugin_id)s has no configuration %(name)s in this tenant (deleted meanwhile?)",
+                plugin_id=plugin_id,
+                name=repr(req.name),
+            )
         )
     errors: dict[str, str] = {}
     target_name = req.new_name if req.new_name is not None else req.name
@@ -164,13 +176,13 @@ async def save(
         errors["new_name" if req.new_name is not None else "name"] = problem
     target_name = (target_name or "").strip() if isinstance(target_name, str) else ""
     if row is not None and req.create_only:
-        errors["name"] = f"a configuration called {row.name!r} already exists"
+        errors["name"] = N_("a configuration called %(name)s already exists", name=repr(row.name))
         row = None  # not this one's values or secrets: the form meant a new configuration
     elif not problem and target_name != (row.name if row else None):
         clash = await find(session, tenant_id, plugin_id, target_name)
         if clash is not None and clash is not row:
-            errors["new_name" if req.new_name is not None and row is not None else "name"] = (
-                f"a configuration called {target_name!r} already exists"
+            errors["new_name" if req.new_name is not None and row is not None else "name"] = N_(
+                "a configuration called %(name)s already exists", name=repr(target_name)
             )
     if row is not None and not errors:
         check_version(row, req.version)
@@ -279,8 +291,11 @@ async def delete(
         check_version(row, version)
     if row.is_active:
         raise Conflict(
-            f"{row.name!r} is the active configuration of {plugin_id}; make another one active (or "
-            "choose “no active configuration”) before deleting it"
+            N_(
+                "%(name)s is the active configuration of %(plugin_id)s; make another one active (or choose “no active configuration”) before deleting it",
+                name=repr(row.name),
+                plugin_id=plugin_id,
+            )
         )
     before = _audit_view(row)
     await session.delete(row)

@@ -14,6 +14,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from app.core.i18n import N_
+
 MAX_FILES = 64
 MAX_UNPACKED_BYTES = 64 * 1024 * 1024
 ALLOWED_ROOT_FILES = {
@@ -45,47 +47,58 @@ class Package:
 def _finish(files: dict[str, bytes], sha256: str) -> Package:
     raw = files.get("plugin.toml")
     if raw is None:
-        raise PackageError("The package has no plugin.toml at its root")
+        raise PackageError(N_("The package has no plugin.toml at its root"))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise PackageError(f"plugin.toml is not UTF-8 text (byte {exc.start})") from exc
+        raise PackageError(N_("plugin.toml is not UTF-8 text (byte %(start)s)", start=exc.start)) from exc
     return Package(text, files, sha256)
 
 
 def read_zip(data: bytes) -> Package:
     if not data.startswith(b"PK"):
-        raise PackageError("Not a zip archive (a plugin package is a .zip with plugin.toml at its root)")
+        raise PackageError(N_("Not a zip archive (a plugin package is a .zip with plugin.toml at its root)"))
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as exc:
-        raise PackageError(f"Not a readable zip archive: {exc}") from exc
+        raise PackageError(N_("Not a readable zip archive: %(exc)s", exc=exc)) from exc
     infos = [i for i in archive.infolist() if not i.is_dir()]
     if len(infos) > MAX_FILES:
-        raise PackageError(f"The package holds {len(infos)} files; at most {MAX_FILES} are allowed")
+        raise PackageError(
+            N_(
+                "The package holds %(infos_length)s files; at most %(max_files)s are allowed",
+                infos_length=len(infos),
+                max_files=MAX_FILES,
+            )
+        )
     total = 0
     files: dict[str, bytes] = {}
     for info in infos:
         name = info.filename
         path = PurePosixPath(name)
         if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or path.is_absolute():
-            raise PackageError(f"Refused absolute path in package: {name}")
+            raise PackageError(N_("Refused absolute path in package: %(name)s", name=name))
         if ".." in path.parts or "\\" in name:
-            raise PackageError(f"Refused path traversal in package: {name}")
+            raise PackageError(N_("Refused path traversal in package: %(name)s", name=name))
         mode = info.external_attr >> 16
         if stat.S_ISLNK(mode):
-            raise PackageError(f"Refused symbolic link in package: {name}")
+            raise PackageError(N_("Refused symbolic link in package: %(name)s", name=name))
         total += info.file_size
         if total > MAX_UNPACKED_BYTES:
-            raise PackageError(f"The package unpacks to more than {MAX_UNPACKED_BYTES // (1024 * 1024)} MiB")
+            raise PackageError(
+                N_(
+                    "The package unpacks to more than %(value)s MiB",
+                    value=MAX_UNPACKED_BYTES // (1024 * 1024),
+                )
+            )
         try:
             with archive.open(info) as handle:
                 content = handle.read(MAX_UNPACKED_BYTES + 1)
         except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
             # Damaged data, a bad CRC, an unsupported compression method or an encrypted entry.
-            raise PackageError(f"Cannot unpack {name}: {exc}") from exc
+            raise PackageError(N_("Cannot unpack %(name)s: %(exc)s", name=name, exc=exc)) from exc
         if len(content) != info.file_size:
-            raise PackageError(f"The size of {name} does not match its zip header")
+            raise PackageError(N_("The size of %(name)s does not match its zip header", name=name))
         files[str(path)] = content
     return _finish(files, hashlib.sha256(data).hexdigest())
 
@@ -96,12 +109,14 @@ DEV_FOLDER = ".portal-dev"
 
 def read_folder(folder: Path) -> Package:
     if not (folder / "plugin.toml").is_file():
-        raise PackageError(f"{folder} has no plugin.toml")
+        raise PackageError(N_("%(folder)s has no plugin.toml", folder=folder))
     files: dict[str, bytes] = {}
     digest = hashlib.sha256()
     for path in sorted(folder.rglob("*")):
         if path.is_symlink():
-            raise PackageError(f"Refused symbolic link in package: {path.relative_to(folder)}")
+            raise PackageError(
+                N_("Refused symbolic link in package: %(relative_to)s", relative_to=path.relative_to(folder))
+            )
         if not path.is_file() or "__pycache__" in path.parts:
             continue
         if path.relative_to(folder).parts[0] == DEV_FOLDER:
@@ -109,7 +124,7 @@ def read_folder(folder: Path) -> Package:
         rel = str(path.relative_to(folder).as_posix())
         files[rel] = path.read_bytes()
         if len(files) > MAX_FILES * 8:
-            raise PackageError(f"{folder} holds too many files")
+            raise PackageError(N_("%(folder)s holds too many files", folder=folder))
         digest.update(rel.encode() + b"\0" + files[rel])
     return _finish(files, digest.hexdigest())
 
@@ -134,7 +149,7 @@ def read_package(path: Path) -> Package:
     if path.is_dir():
         return read_folder(path)
     if not path.is_file():
-        raise PackageError(f"No such package: {path}")
+        raise PackageError(N_("No such package: %(path)s", path=path))
     return read_zip(path.read_bytes())
 
 

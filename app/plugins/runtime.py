@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import PLATFORM_VERSION
 from app.core.errors import NotFound
+from app.core.i18n import N_
 from app.core.models import PluginPackage, PluginTenant
 from app.manifest import EntitySpec, Manifest, ValidationContext, parse_manifest
 from app.plugins.modules import available_modules
@@ -259,9 +260,15 @@ async def entity_in_tenant(
         if plugin.id == plugin_id:
             ref = plugin.entities.get(entity)
             if ref is None:
-                raise NotFound(f"Plugin {plugin_id} has no entity {entity!r}")
+                raise NotFound(
+                    N_(
+                        "Plugin %(plugin_id)s has no entity %(entity)s",
+                        plugin_id=plugin_id,
+                        entity=repr(entity),
+                    )
+                )
             return ref
-    raise NotFound(f"Plugin {plugin_id!r} is not enabled in this tenant")
+    raise NotFound(N_("Plugin %(plugin_id)s is not enabled in this tenant", plugin_id=repr(plugin_id)))
 
 
 def find_entity(plugins: list[LoadedPlugin], name: str) -> EntityRef | None:

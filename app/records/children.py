@@ -103,7 +103,14 @@ async def expand(
     if unknown:
         known = ", ".join(sets) or "none"
         raise ValidationFailed(
-            {"expand": f"{parent.spec.label} has no child set {unknown[0]!r} (known: {known})"}
+            {
+                "expand": N_(
+                    "%(label)s has no child set %(unknown)s (known: %(known)s)",
+                    label=parent.spec.label,
+                    unknown=repr(unknown[0]),
+                    known=known,
+                )
+            }
         )
     ids = [r["id"] for r in rows]
     for name in dict.fromkeys(names):

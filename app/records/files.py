@@ -29,6 +29,7 @@ from app.core import attachments as stored
 from app.core import blobs
 from app.core.attachments import Attachment
 from app.core.errors import NotFound, ValidationFailed
+from app.core.i18n import N_, message_of, phrase
 from app.manifest import FieldSpec
 from app.manifest.vocabulary import FILE_MULTIPLE_MAX, IMAGE_CONTENT_TYPES
 from app.records.images import ImageRefused, reencode
@@ -103,23 +104,37 @@ async def prepare(spec: FieldSpec, upload: Upload) -> Prepared:
     """Check one upload against its field and re-encode images; raise :class:`FileRefused`."""
     max_size = spec.max_size or 0
     if not upload.content:
-        raise FileRefused(spec.name, "The file is empty.")
+        raise FileRefused(spec.name, N_("The file is empty."))
     if len(upload.content) > max_size:
         raise FileRefused(
-            spec.name, f"The file is {_size(len(upload.content))}; at most {_size(max_size)} is allowed.", 413
+            spec.name,
+            N_(
+                "The file is %(size)s; at most %(max_size)s is allowed.",
+                size=_size(len(upload.content)),
+                max_size=_size(max_size),
+            ),
+            413,
         )
     name = clean_name(upload.filename)
     content_type = sniff(upload.content, name)
     if content_type is None or (spec.accept and content_type not in spec.accept):
-        allowed = ", ".join(spec.accept) if spec.accept else "a recognised type"
-        shown = content_type or "an unrecognised type"
-        raise FileRefused(spec.name, f"The file's content is {shown}; this field accepts {allowed}.", 415)
+        allowed = ", ".join(spec.accept) if spec.accept else phrase(N_("a recognised type"))
+        shown = content_type or phrase(N_("an unrecognised type"))
+        raise FileRefused(
+            spec.name,
+            N_(
+                "The file's content is %(shown)s; this field accepts %(allowed)s.",
+                shown=shown,
+                allowed=allowed,
+            ),
+            415,
+        )
     if content_type not in IMAGE_CONTENT_TYPES:
         return Prepared(name, content_type, upload.content, None)
     try:
         image = await anyio.to_thread.run_sync(reencode, upload.content, content_type)
     except ImageRefused as exc:
-        raise FileRefused(spec.name, str(exc), 415) from exc
+        raise FileRefused(spec.name, message_of(exc), 415) from exc
     return Prepared(name, content_type, image.content, image.thumbnail)
 
 
@@ -156,7 +171,9 @@ class RecordFiles:
 
     def _field(self, entity: EntityRef, field: str) -> FieldSpec:
         if not entity.spec.has_field(field) or not entity.spec.field(field).is_file:
-            raise NotFound(f"{entity.spec.label} has no file field '{field}'")
+            raise NotFound(
+                N_("%(label)s has no file field '%(field)s'", label=entity.spec.label, field=field)
+            )
         return entity.spec.field(field)
 
     async def live(
@@ -198,7 +215,10 @@ class RecordFiles:
             add = add[-1:]
         keep = [a for a in current if str(a.id) not in gone]
         if len(keep) + len(add) > FILE_MULTIPLE_MAX:
-            raise FileRefused(field, f"A field holds at most {FILE_MULTIPLE_MAX} files.")
+            raise FileRefused(
+                field,
+                N_("A field holds at most %(file_multiple_max)s files.", file_multiple_max=FILE_MULTIPLE_MAX),
+            )
         now = dt.datetime.now(dt.UTC)
         removed = [a for a in current if str(a.id) in gone]
         for a in removed:
@@ -285,7 +305,7 @@ class RecordFiles:
         try:
             aid = attachment_id if isinstance(attachment_id, uuid.UUID) else uuid.UUID(str(attachment_id))
         except ValueError as exc:
-            raise NotFound("No such file") from exc
+            raise NotFound(N_("No such file")) from exc
         found = await self.db.scalar(
             sa.select(Attachment).where(
                 Attachment.id == aid,
@@ -296,7 +316,7 @@ class RecordFiles:
             )
         )
         if found is None or (thumbnail and found.thumbnail_sha256 is None):
-            raise NotFound("No such file")
+            raise NotFound(N_("No such file"))
         sha = found.thumbnail_sha256 if thumbnail and found.thumbnail_sha256 else found.sha256
         return found, await blobs.get(self.db, sha)
 

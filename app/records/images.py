@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps
 
+from app.core.i18n import N_
+
 THUMBNAIL_SIZE = (256, 256)
 MAX_PIXELS = 40_000_000  # a decompression bomb is refused before it is decoded
 
@@ -37,7 +39,13 @@ def reencode(content: bytes, content_type: str) -> Reencoded:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(content), formats=[fmt]) as source:
                 if source.width * source.height > MAX_PIXELS:
-                    raise ImageRefused(f"The image is too large ({source.width}×{source.height} pixels).")
+                    raise ImageRefused(
+                        N_(
+                            "The image is too large (%(width)s×%(height)s pixels).",
+                            width=source.width,
+                            height=source.height,
+                        )
+                    )
                 source.load()
                 image = ImageOps.exif_transpose(source) or source
                 image = _for(fmt, image)
@@ -57,7 +65,7 @@ def reencode(content: bytes, content_type: str) -> Reencoded:
         Image.DecompressionBombError,
         Image.DecompressionBombWarning,
     ) as exc:
-        raise ImageRefused("The file is not a readable image.") from exc
+        raise ImageRefused(N_("The file is not a readable image.")) from exc
 
 
 def _for(fmt: str, image: Image.Image) -> Image.Image:

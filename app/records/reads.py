@@ -21,6 +21,7 @@ from sqlalchemy.sql.util import ClauseAdapter
 from app.access.scopes import DataScope
 from app.audit import Actor
 from app.core.errors import NotFound, ValidationFailed
+from app.core.i18n import N_
 from app.plugins.runtime import EntityRef
 from app.records import query as query_rules
 from app.records.query import ListQuery, comparable, declared, filter_conditions, order_by, search_condition
@@ -136,7 +137,9 @@ class RecordReads:
     def require(self, entity: EntityRef, op: str) -> None:
         perm = entity.permission(op)
         if not self.can(perm):
-            raise PermissionDeniedException(f"You need the permission {perm} in this tenant")
+            raise PermissionDeniedException(
+                detail=N_("You need the permission %(perm)s in this tenant", perm=perm)
+            )
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -331,14 +334,16 @@ class RecordReads:
         try:
             rid = record_id if isinstance(record_id, uuid.UUID) else uuid.UUID(str(record_id))
         except ValueError as exc:
-            raise NotFound(f"No {entity.spec.label} with id {record_id!r}") from exc
+            raise NotFound(
+                N_("No %(label)s with id %(record_id)s", label=entity.spec.label, record_id=repr(record_id))
+            ) from exc
         t = entity.table
         stmt = sa.select(t).where(*await self._visible(entity), t.c.id == rid)
         if deleted is not None:
             stmt = stmt.where(t.c.deleted_at.is_not(None) if deleted else t.c.deleted_at.is_(None))
         row = (await self.db.execute(stmt)).mappings().first()
         if row is None:
-            raise NotFound(f"No {entity.spec.label} with id {rid}")
+            raise NotFound(N_("No %(label)s with id %(rid)s", label=entity.spec.label, rid=rid))
         return _row(row)
 
     async def labels(self, entity: EntityRef, ids: Iterable[Any]) -> dict[Any, str]:

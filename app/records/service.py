@@ -273,7 +273,11 @@ class RecordService(RecordReads):
         except IntegrityError as exc:
             unique = [f.label for f in entity.spec.fields if f.unique]
             raise Conflict(
-                f"A conflicting {entity.spec.label} exists (unique: {', '.join(unique) or 'id'})"
+                N_(
+                    "A conflicting %(label)s exists (unique: %(value)s)",
+                    label=entity.spec.label,
+                    value=", ".join(unique) or "id",
+                )
             ) from exc
 
     def _insert_unless_taken(self, entity: EntityRef) -> Any:
@@ -358,8 +362,11 @@ class RecordService(RecordReads):
         if errors:
             raise ConflictingValues(errors)
         raise Conflict(
-            f"A conflicting {entity.spec.label} exists (unique: "
-            f"{', '.join(f.label for f in entity.spec.fields if f.unique) or 'id'})"
+            N_(
+                "A conflicting %(label)s exists (unique: %(value)s)",
+                label=entity.spec.label,
+                value=", ".join(f.label for f in entity.spec.fields if f.unique) or "id",
+            )
         )
 
     async def _insert_one_statement(
@@ -373,7 +380,7 @@ class RecordService(RecordReads):
         try:
             outcome = await writes.insert(self.db, entity, row, refs, entry, prepared.params)
         except IntegrityError as exc:
-            raise Conflict(f"A conflicting {entity.spec.label} exists") from exc
+            raise Conflict(N_("A conflicting %(label)s exists", label=entity.spec.label)) from exc
         if not outcome.written:
             missing = {r.field: _missing(r.target) for r in refs if r.field in outcome.missing}
             await self._refused(entity, values, None, missing)
@@ -457,7 +464,7 @@ class RecordService(RecordReads):
                 self.db, entity, self.tenant_id, before, changes, refs, unique, entry, prepared.params
             )
         except IntegrityError as exc:  # a unique value taken by a concurrent transaction
-            raise Conflict(f"A conflicting {entity.spec.label} exists") from exc
+            raise Conflict(N_("A conflicting %(label)s exists", label=entity.spec.label)) from exc
         if not outcome.written:
             errors = {name: _taken(entity, name, unique[name]) for name in outcome.taken}
             errors |= {r.field: _missing(r.target) for r in refs if r.field in outcome.missing}

@@ -303,7 +303,9 @@ class ViewService:
         if not wanted:
             return []
         if not self.can(VIEWS_SHARE) and not self.can(VIEWS_ADMIN):
-            raise PermissionDeniedException(f"You need the permission {VIEWS_SHARE} in this tenant")
+            raise PermissionDeniedException(
+                detail=N_("You need the permission %(views_share)s in this tenant", views_share=VIEWS_SHARE)
+            )
         roles = list(
             (await self.db.scalars(in_tenant(Role, self.tenant_id).where(Role.id.in_(wanted)))).all()
         )
@@ -329,7 +331,9 @@ class ViewService:
         name = await self._check_name(page, name, self.user_id, None)
         roles = await self._roles(role_ids)
         if roles and not self.can(VIEWS_SHARE):
-            raise PermissionDeniedException(f"You need the permission {VIEWS_SHARE} in this tenant")
+            raise PermissionDeniedException(
+                detail=N_("You need the permission %(views_share)s in this tenant", views_share=VIEWS_SHARE)
+            )
         count = await self.db.scalar(
             self._of_page(page).with_only_columns(sa.func.count()).where(SavedView.owner_id == self.user_id)
         )
@@ -362,7 +366,11 @@ class ViewService:
         info = await self.get(page, view_id, managing=True)
         if not info.manageable:
             raise PermissionDeniedException(
-                f"Only its owner or a holder of {VIEWS_ADMIN} may change the view {info.name}"
+                detail=N_(
+                    "Only its owner or a holder of %(views_admin)s may change the view %(name)s",
+                    views_admin=VIEWS_ADMIN,
+                    name=info.name,
+                )
             )
         view = await self.db.scalar(self._of_page(page).where(SavedView.id == info.id))
         if view is None:
@@ -389,7 +397,11 @@ class ViewService:
             changed = {r.id for r in roles} != set(info.role_ids)
             # Re-sharing is for those who may share; an admin may also withdraw others' shares.
             if changed and not (self.can(VIEWS_SHARE) or (not info.mine and self.can(VIEWS_ADMIN))):
-                raise PermissionDeniedException(f"You need the permission {VIEWS_SHARE} in this tenant")
+                raise PermissionDeniedException(
+                    detail=N_(
+                        "You need the permission %(views_share)s in this tenant", views_share=VIEWS_SHARE
+                    )
+                )
             await self._set_shares(view, roles)
         if params is not None:
             view.params = clean_params(params)

@@ -22,6 +22,7 @@ from wasmtime import Config, Engine
 from wasmtime import _ffi as wasmtime_ffi
 from wasmtime.component import Component
 
+from app.core.i18n import N_
 from app.sandbox import memory
 from app.sandbox.wasi import WASI_INTERFACES, wasi_import_allowed
 
@@ -61,35 +62,48 @@ def check_component_bytes(wasm: bytes, *, needs_extensions: bool = False) -> Non
     imports nothing the host does not link."""
     if wasm.startswith(_CORE_MODULE):
         raise ComponentRejected(
-            "plugin.wasm is a core WebAssembly module, not a component; build it with "
-            "`portal plugin build` (componentize-py) against wit/plugin.wit"
+            N_(
+                "plugin.wasm is a core WebAssembly module, not a component; build it with `portal plugin build` (componentize-py) against wit/plugin.wit"
+            )
         )
     if not wasm.startswith(_COMPONENT_LAYER):
-        raise ComponentRejected("plugin.wasm is not a WebAssembly component (wrong magic bytes)")
+        raise ComponentRejected(N_("plugin.wasm is not a WebAssembly component (wrong magic bytes)"))
     names = {(m.group(1).decode(), m.group(2).decode()) for m in _INTERFACE_NAME.finditer(wasm)}
     guest = {v for kind, v in names if kind == "guest"}
     if not guest:
         raise ComponentRejected(
-            f"plugin.wasm does not export the {INTERFACE_PACKAGE}/guest interface "
-            f"(build it against wit/plugin.wit, package {INTERFACE_PACKAGE}@{INTERFACE_VERSION})"
+            N_(
+                "plugin.wasm does not export the %(interface_package)s/guest interface (build it against wit/plugin.wit, package %(interface_package)s@%(interface_version)s)",
+                interface_package=INTERFACE_PACKAGE,
+                interface_version=INTERFACE_VERSION,
+            )
         )
     bad = sorted(v for _, v in names if not _compatible(v))
     if bad:
         raise ComponentRejected(
-            f"plugin.wasm was built against {INTERFACE_PACKAGE}@{bad[0]}; this portal provides "
-            f"{INTERFACE_PACKAGE}@{INTERFACE_VERSION} — rebuild it with `portal plugin build`"
+            N_(
+                "plugin.wasm was built against %(interface_package)s@%(bad)s; this portal provides %(interface_package)s@%(interface_version)s — rebuild it with `portal plugin build`",
+                interface_package=INTERFACE_PACKAGE,
+                bad=bad[0],
+                interface_version=INTERFACE_VERSION,
+            )
         )
     if needs_extensions and not any(kind == "extensions" for kind, _ in names):
         raise ComponentRejected(
-            f"plugin.toml declares [[extensions]] but plugin.wasm does not export "
-            f"{EXTENSIONS_EXPORT} (it was built before extension points existed: rebuild it "
-            "with `portal plugin build`)"
+            N_(
+                "plugin.toml declares [[extensions]] but plugin.wasm does not export %(extensions_export)s (it was built before extension points existed: rebuild it with `portal plugin build`)",
+                extensions_export=EXTENSIONS_EXPORT,
+            )
         )
     missing = missing_imports(wasm)
     if missing:
         raise ComponentRejected(
-            f"plugin.wasm imports what this portal does not provide: {', '.join(missing)} (a plugin may "
-            f"import only {HOST_IMPORT} and WASI {', '.join(p.rstrip('/') for p in WASI_INTERFACES)})"
+            N_(
+                "plugin.wasm imports what this portal does not provide: %(missing)s (a plugin may import only %(host_import)s and WASI %(names)s)",
+                missing=", ".join(missing),
+                host_import=HOST_IMPORT,
+                names=", ".join(p.rstrip("/") for p in WASI_INTERFACES),
+            )
         )
 
 
@@ -168,7 +182,7 @@ def component_imports(wasm: bytes) -> list[str]:
                         _, at = _leb(wasm, at)
             pos = end
     except (IndexError, UnicodeDecodeError) as exc:
-        raise ComponentRejected("plugin.wasm is not a well-formed WebAssembly component") from exc
+        raise ComponentRejected(N_("plugin.wasm is not a well-formed WebAssembly component")) from exc
     return names
 
 
@@ -184,14 +198,21 @@ def check_component_type(engine: Engine, component: Component) -> None:
     exports = set(ctype.exports(engine))
     if GUEST_EXPORT not in exports:
         raise ComponentRejected(
-            f"the component does not export {GUEST_EXPORT} (it exports: "
-            f"{', '.join(sorted(exports)) or 'nothing'})"
+            N_(
+                "the component does not export %(guest_export)s (it exports: %(value)s)",
+                guest_export=GUEST_EXPORT,
+                value=", ".join(sorted(exports)) or "nothing",
+            )
         )
     foreign = sorted(i for i in imports if i != HOST_IMPORT and not wasi_import_allowed(i))
     if foreign:
         raise ComponentRejected(
-            f"the component imports {', '.join(foreign)}, which this portal does not provide "
-            f"(only {HOST_IMPORT} and WASI {', '.join(p.rstrip('/') for p in WASI_INTERFACES)})"
+            N_(
+                "the component imports %(foreign)s, which this portal does not provide (only %(host_import)s and WASI %(names)s)",
+                foreign=", ".join(foreign),
+                host_import=HOST_IMPORT,
+                names=", ".join(p.rstrip("/") for p in WASI_INTERFACES),
+            )
         )
 
 
@@ -284,7 +305,7 @@ class ComponentStore:
         try:
             wasm = load()
             if hashlib.sha256(wasm).hexdigest() != job.wasm_sha256:
-                raise ComponentRejected("plugin.wasm does not match the hash it was installed with")
+                raise ComponentRejected(N_("plugin.wasm does not match the hash it was installed with"))
             component = Component(self.engine, wasm)
             check_component_type(self.engine, component)
             self.cache_dir.mkdir(parents=True, exist_ok=True)

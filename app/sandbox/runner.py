@@ -22,6 +22,7 @@ from wasmtime.component import Component, Func, Instance, Linker, Variant
 
 from app.audit import Actor
 from app.core.db import SQLITE_WRITE_LOCK, reads_only, transaction_from_here
+from app.core.i18n import N_
 from app.core.limits import Limits, effective
 from app.core.models import Tenant
 from app.events import PENDING_KEY, EventBus
@@ -160,7 +161,13 @@ class Sandbox(Compiling):
             index = instance.get_export_index(store, name, guest)
             func = instance.get_func(store, index) if index is not None else None
             if func is None:
-                raise ComponentRejected(f"the component does not export {GUEST_EXPORT}#{name}")
+                raise ComponentRejected(
+                    N_(
+                        "the component does not export %(guest_export)s#%(name)s",
+                        guest_export=GUEST_EXPORT,
+                        name=name,
+                    )
+                )
             funcs[name] = func
         extensions = instance.get_export_index(store, EXTENSIONS_EXPORT)
         if extensions is not None:  # optional: components built before extension points lack it
@@ -179,8 +186,11 @@ class Sandbox(Compiling):
         func = inst.funcs.get(name)
         if func is None:
             raise ComponentRejected(
-                f"the component does not export {EXTENSIONS_EXPORT}#{name} (rebuild it with "
-                "`portal plugin build`)"
+                N_(
+                    "the component does not export %(extensions_export)s#%(name)s (rebuild it with `portal plugin build`)",
+                    extensions_export=EXTENSIONS_EXPORT,
+                    name=name,
+                )
             )
         result = func(inst.store, *args)
         func.post_return(inst.store)
@@ -255,7 +265,9 @@ class Sandbox(Compiling):
         callers that may wait (event delivery, background calls) await `ready()` before opening a session."""
         if not plugin.wasm_sha256:
             raise GuestFailure(
-                plugin.id, "no_wasm", f"{plugin.manifest.plugin.name} ships no page code (no plugin.wasm)"
+                plugin.id,
+                "no_wasm",
+                N_("%(name)s ships no page code (no plugin.wasm)", name=plugin.manifest.plugin.name),
             )
         loop = asyncio.get_running_loop()
         component = self.components.loaded(plugin.wasm_sha256) or await loop.run_in_executor(
@@ -266,11 +278,15 @@ class Sandbox(Compiling):
             if job is None or not job.error:  # a failed compile is not retried on every call
                 job = self.components.start_compile(self.wasm_loader(plugin.wasm_sha256), plugin.wasm_sha256)
             if job.error:
-                raise GuestFailure(plugin.id, "rejected", f"the plugin's code cannot run here: {job.error}")
+                raise GuestFailure(
+                    plugin.id, "rejected", N_("the plugin's code cannot run here: %(error)s", error=job.error)
+                )
             raise GuestFailure(
                 plugin.id,
                 "compiling",
-                "the plugin's code is still being compiled" + (f" ({job.seconds} s so far)" if job else ""),
+                N_("the plugin's code is still being compiled (%(seconds)s s so far)", seconds=job.seconds)
+                if job
+                else N_("the plugin's code is still being compiled"),
             )
         reachable = await self._reachable(session, plugin, tenant_id)
         limits = self.limits_for(plugin)
@@ -357,13 +373,19 @@ class Sandbox(Compiling):
                 )
             except InitFailed as exc:
                 failure = GuestFailure(
-                    plugin.id, "init", f"the plugin failed to start: {exc}", str(exc), counts_as_trap=True
+                    plugin.id,
+                    "init",
+                    N_("the plugin failed to start: %(error)s", error=str(exc)),
+                    str(exc),
+                    counts_as_trap=True,
                 )
             except (WasmtimeError, LimitBreach) as exc:
                 kind, message = trap_kind(exc, ctx)
                 failure = GuestFailure(plugin.id, kind, message, str(exc), counts_as_trap=True)
             except ComponentRejected as exc:
-                failure = GuestFailure(plugin.id, "rejected", f"the plugin's code cannot run here: {exc}")
+                failure = GuestFailure(
+                    plugin.id, "rejected", N_("the plugin's code cannot run here: %(error)s", error=str(exc))
+                )
             except Exception as exc:
                 if ctx.breach is not None:
                     failure = GuestFailure(
@@ -374,7 +396,7 @@ class Sandbox(Compiling):
                     failure = GuestFailure(
                         plugin.id,
                         "host",
-                        "the portal failed while running the plugin",
+                        N_("the portal failed while running the plugin"),
                         repr(exc),
                         counts_as_trap=False,
                     )
@@ -399,7 +421,7 @@ class Sandbox(Compiling):
                         failure = GuestFailure(
                             plugin.id,
                             "output_bytes",
-                            f"the plugin returned more than {limits.output_bytes} bytes",
+                            N_("the plugin returned more than %(bytes)s bytes", bytes=limits.output_bytes),
                             "",
                             counts_as_trap=True,
                         )

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.schema import CreateIndex
 
+from app.core.i18n import N_, Msg, phrase
 from app.manifest import EntitySpec, FieldSpec
 from app.schema.tables import build_table, column_for, column_type, create_tables_sync, server_default_for
 
@@ -82,7 +83,9 @@ class Change:
     def describe(self) -> str:
         """E.g. ``inventory_item.sku: type change string → integer (data would be lost)``."""
         target = f"{self.entity}.{self.field}" if self.field else self.entity
-        return f"{target}: {self.detail}"
+        # A detail without parameters is plain text (N_): a phrase, so that it is translated with the rest.
+        detail = self.detail if isinstance(self.detail, Msg) else phrase(self.detail)
+        return N_("%(target)s: %(detail)s", target=target, detail=detail)
 
     def __str__(self) -> str:
         return self.describe()
@@ -142,38 +145,62 @@ def _compare_field(
         elif old.type in textual and new.type in ("string", "text"):
             old_len, new_len = _string_length(old), _string_length(new)
             if new_len is None or (old_len is not None and new_len >= old_len):
-                change(ChangeKind.WIDEN_COLUMN, f"widened {_type_label(old)} → {_type_label(new)}")
+                change(
+                    ChangeKind.WIDEN_COLUMN,
+                    N_("widened %(old)s → %(new)s", old=_type_label(old), new=_type_label(new)),
+                )
             else:
                 change(
                     ChangeKind.NARROW_COLUMN,
-                    f"narrowed {_type_label(old)} → {_type_label(new)} (longer values would be cut)",
+                    N_(
+                        "narrowed %(old)s → %(new)s (longer values would be cut)",
+                        old=_type_label(old),
+                        new=_type_label(new),
+                    ),
                 )
         else:
-            change(ChangeKind.CHANGE_TYPE, f"type change {old.type} → {new.type} (data would be lost)")
+            change(
+                ChangeKind.CHANGE_TYPE,
+                N_("type change %(type)s → %(type2)s (data would be lost)", type=old.type, type2=new.type),
+            )
             return
     elif new.type == "string" and old.max_length != new.max_length:
         if (new.max_length or 0) > (old.max_length or 0):
-            change(ChangeKind.WIDEN_COLUMN, f"widened {_type_label(old)} → {_type_label(new)}")
+            change(
+                ChangeKind.WIDEN_COLUMN,
+                N_("widened %(old)s → %(new)s", old=_type_label(old), new=_type_label(new)),
+            )
         else:
             change(
                 ChangeKind.NARROW_COLUMN,
-                f"narrowed {_type_label(old)} → {_type_label(new)} (longer values would be cut)",
+                N_(
+                    "narrowed %(old)s → %(new)s (longer values would be cut)",
+                    old=_type_label(old),
+                    new=_type_label(new),
+                ),
             )
     elif new.type == "decimal" and (old.precision, old.scale) != (new.precision, new.scale):
         old_int = (old.precision or 0) - (old.scale or 0)
         new_int = (new.precision or 0) - (new.scale or 0)
         if (new.scale or 0) >= (old.scale or 0) and new_int >= old_int:
-            change(ChangeKind.WIDEN_COLUMN, f"widened {_type_label(old)} → {_type_label(new)}")
+            change(
+                ChangeKind.WIDEN_COLUMN,
+                N_("widened %(old)s → %(new)s", old=_type_label(old), new=_type_label(new)),
+            )
         else:
             change(
                 ChangeKind.NARROW_COLUMN,
-                f"narrowed {_type_label(old)} → {_type_label(new)} (values would be rounded or not fit)",
+                N_(
+                    "narrowed %(old)s → %(new)s (values would be rounded or not fit)",
+                    old=_type_label(old),
+                    new=_type_label(new),
+                ),
             )
 
     if not old.nullable and new.nullable:
-        change(ChangeKind.RELAX_NULLABLE, "no longer required (NOT NULL dropped)")
+        change(ChangeKind.RELAX_NULLABLE, N_("no longer required (NOT NULL dropped)"))
     elif old.nullable and not new.nullable:
-        change(ChangeKind.REQUIRE_VALUES, "becomes required (existing rows may have no value)")
+        change(ChangeKind.REQUIRE_VALUES, N_("becomes required (existing rows may have no value)"))
 
 
 def diff_entities(old: Sequence[EntitySpec], new: Sequence[EntitySpec]) -> SchemaDiff:
@@ -186,7 +213,10 @@ def diff_entities(old: Sequence[EntitySpec], new: Sequence[EntitySpec]) -> Schem
         if name not in old_by_name:
             diff._add(
                 Change(
-                    ChangeKind.ADD_ENTITY, name, f"new entity (table {entity.table_name})", new_entity=entity
+                    ChangeKind.ADD_ENTITY,
+                    name,
+                    N_("new entity (table %(table_name)s)", table_name=entity.table_name),
+                    new_entity=entity,
                 )
             )
     for name, entity in old_by_name.items():
@@ -195,7 +225,10 @@ def diff_entities(old: Sequence[EntitySpec], new: Sequence[EntitySpec]) -> Schem
                 Change(
                     ChangeKind.DROP_ENTITY,
                     name,
-                    f"entity dropped (table {entity.table_name} and its data would be lost)",
+                    N_(
+                        "entity dropped (table %(table_name)s and its data would be lost)",
+                        table_name=entity.table_name,
+                    ),
                     old_entity=entity,
                 )
             )
@@ -213,18 +246,21 @@ def diff_entities(old: Sequence[EntitySpec], new: Sequence[EntitySpec]) -> Schem
                 continue
             if spec.nullable or server_default_for(spec) is not None:
                 detail = (
-                    f"new field ({_type_label(spec)}{'' if spec.nullable else ', required, with default'})"
+                    N_("new field (%(type)s)", type=_type_label(spec))
+                    if spec.nullable
+                    else N_("new field (%(type)s, required, with default)", type=_type_label(spec))
                 )
                 kind = ChangeKind.ADD_COLUMN
             elif spec.has_default:
                 kind = ChangeKind.ADD_REQUIRED_COLUMN
-                detail = (
-                    f"new required field whose default {spec.default!r} the database cannot fill in "
-                    "(existing rows have no value)"
+                detail = N_(
+                    "new required field whose default %(default)s the database cannot fill in "
+                    "(existing rows have no value)",
+                    default=repr(spec.default),
                 )
             else:
                 kind = ChangeKind.ADD_REQUIRED_COLUMN
-                detail = "new required field without default (existing rows have no value)"
+                detail = N_("new required field without default (existing rows have no value)")
             diff._add(
                 Change(kind, name, detail, field=field_name, old_entity=old_entity, new_entity=new_entity)
             )
@@ -234,7 +270,7 @@ def diff_entities(old: Sequence[EntitySpec], new: Sequence[EntitySpec]) -> Schem
                 Change(
                     ChangeKind.DROP_COLUMN,
                     name,
-                    "field dropped (its data would be lost)",
+                    N_("field dropped (its data would be lost)"),
                     field=field_name,
                     old_entity=old_entity,
                     new_entity=new_entity,
@@ -255,12 +291,17 @@ def _compare_indexes(
 
     for name in sorted(new_indexes.keys() - old_indexes.keys()):
         index = new_indexes[name]
-        kind = "unique index" if index.unique else "index"
+        kind = phrase(N_("unique index")) if index.unique else phrase(N_("index"))
         diff._add(
             Change(
                 ChangeKind.ADD_INDEX,
                 new_entity.name,
-                f"new {kind} {name} on ({', '.join(columns(index))})",
+                N_(
+                    "new %(kind)s %(name)s on (%(names)s)",
+                    kind=kind,
+                    name=name,
+                    names=", ".join(columns(index)),
+                ),
                 index=name,
                 old_entity=old_entity,
                 new_entity=new_entity,
@@ -270,12 +311,17 @@ def _compare_indexes(
         index = old_indexes[name]
         if dropped.intersection(columns(index)):
             continue  # goes with the (destructive) drop of its column
-        kind = "unique index" if index.unique else "index"
+        kind = phrase(N_("unique index")) if index.unique else phrase(N_("index"))
         diff._add(
             Change(
                 ChangeKind.DROP_INDEX,
                 new_entity.name,
-                f"{kind} {name} on ({', '.join(columns(index))}) no longer declared",
+                N_(
+                    "%(kind)s %(name)s on (%(names)s) no longer declared",
+                    kind=kind,
+                    name=name,
+                    names=", ".join(columns(index)),
+                ),
                 index=name,
                 old_entity=old_entity,
                 new_entity=new_entity,

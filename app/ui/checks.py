@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from app.core.i18n import N_, phrase
 from app.core.validation import INVALID, Invalid, Issues, member
 
 MAX_STRING = 10_000
@@ -57,20 +58,22 @@ def is_number(value: Any) -> bool:
 
 def c_str(value: Any, path: str, errs: Errs) -> str | Invalid:
     if not isinstance(value, str):
-        return errs.fail(path, "expected a string")
+        return errs.fail(path, N_("expected a string"))
     if len(value) > MAX_STRING:
-        return errs.fail(path, f"longer than {MAX_STRING:,} characters")
+        return errs.fail(
+            path, N_("longer than %(max_string)s characters", max_string=format(MAX_STRING, ","))
+        )
     if _SURROGATE.search(value):
-        return errs.fail(path, "contains an unpaired surrogate (invalid Unicode)")
+        return errs.fail(path, N_("contains an unpaired surrogate (invalid Unicode)"))
     return value
 
 
 def c_bool(value: Any, path: str, errs: Errs) -> bool | Invalid:
-    return value if isinstance(value, bool) else errs.fail(path, "expected a boolean")
+    return value if isinstance(value, bool) else errs.fail(path, N_("expected a boolean"))
 
 
 def c_number(value: Any, path: str, errs: Errs) -> float | Invalid:
-    return value if is_number(value) else errs.fail(path, "expected a number")
+    return value if is_number(value) else errs.fail(path, N_("expected a number"))
 
 
 def c_scalar(value: Any, path: str, errs: Errs) -> str | float | bool | Invalid | None:
@@ -78,7 +81,7 @@ def c_scalar(value: Any, path: str, errs: Errs) -> str | float | bool | Invalid 
         return value
     if isinstance(value, str):
         return c_str(value, path, errs)
-    return errs.fail(path, "expected a string, number, boolean or null")
+    return errs.fail(path, N_("expected a string, number, boolean or null"))
 
 
 def c_url(value: Any, path: str, errs: Errs) -> str | Invalid:
@@ -86,8 +89,9 @@ def c_url(value: Any, path: str, errs: Errs) -> str | Invalid:
         return INVALID
     return safe_relative_url(value) or errs.fail(
         path,
-        'expected a relative URL starting with a single "/", "?" or "#" (no scheme, host, spaces or '
-        "backslashes)",
+        N_(
+            'expected a relative URL starting with a single "/", "?" or "#" (no scheme, host, spaces or backslashes)'
+        ),
     )
 
 
@@ -96,7 +100,7 @@ def c_enum(*choices: str) -> Check:
         return (
             value
             if value in choices and isinstance(value, str)
-            else errs.fail(path, "expected one of: " + ", ".join(choices))
+            else errs.fail(path, N_("expected one of: %(choices)s", choices=", ".join(choices)))
         )
 
     return check
@@ -105,7 +109,7 @@ def c_enum(*choices: str) -> Check:
 def c_int(lo: int, hi: int) -> Check:
     def check(value: Any, path: str, errs: Errs) -> int | Invalid:
         ok = isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
-        return value if ok else errs.fail(path, f"expected an integer from {lo} to {hi}")
+        return value if ok else errs.fail(path, N_("expected an integer from %(lo)s to %(hi)s", lo=lo, hi=hi))
 
     return check
 
@@ -115,7 +119,7 @@ def c_match(regex: re.Pattern[str], what: str) -> Check:
         return (
             value
             if isinstance(value, str) and regex.fullmatch(value)
-            else errs.fail(path, f"expected {what}")
+            else errs.fail(path, N_("expected %(what)s", what=what))
         )
 
     return check
@@ -124,19 +128,28 @@ def c_match(regex: re.Pattern[str], what: str) -> Check:
 def c_list(max_items: int, min_items: int = 0) -> Check:
     def check(value: Any, path: str, errs: Errs) -> list[Any] | Invalid:
         if not isinstance(value, list):
-            return errs.fail(path, "expected a list")
+            return errs.fail(path, N_("expected a list"))
         if not min_items <= len(value) <= max_items:
-            return errs.fail(path, f"expected {min_items} to {max_items:,} items, got {len(value):,}")
+            return errs.fail(
+                path,
+                N_(
+                    "expected %(min_items)s to %(max_items)s items, got %(length)s",
+                    min_items=min_items,
+                    max_items=format(max_items, ","),
+                    length=format(len(value), ","),
+                ),
+            )
         return value
 
     return check
 
 
-c_action = c_match(ACTION_RE, "an action name: 1-64 of a-z, 0-9, _ and -")
-c_id = c_match(ID_RE, "an id: 1-64 of a-z, 0-9, _ and -")
-c_name = c_match(NAME_RE, "a name: a letter, then up to 63 of A-Z, a-z, 0-9, _, . and -")
+c_action = c_match(ACTION_RE, phrase(N_("an action name: 1-64 of a-z, 0-9, _ and -")))
+c_id = c_match(ID_RE, phrase(N_("an id: 1-64 of a-z, 0-9, _ and -")))
+c_name = c_match(NAME_RE, phrase(N_("a name: a letter, then up to 63 of A-Z, a-z, 0-9, _, . and -")))
 c_permission = c_match(
-    PERMISSION_RE, 'a permission like "ui.<plugin>.<element>" or "db.<plugin>.<entity>.<operation>"'
+    PERMISSION_RE,
+    phrase(N_('a permission like "ui.<plugin>.<element>" or "db.<plugin>.<entity>.<operation>"')),
 )
 
 
@@ -147,14 +160,14 @@ class Obj:
         self.raw, self.path, self.errs = raw, path, errs
         for key in raw:
             if key not in allowed:
-                errs.add(member(path, key), "unknown property")
+                errs.add(member(path, key), N_("unknown property"))
 
     @classmethod
     def of(cls, raw: Any, path: str, errs: Errs, allowed: frozenset[str]) -> Obj | None:
         """The object at `path`, or None after recording that `raw` is not one."""
         if isinstance(raw, dict):
             return cls(raw, path, errs, allowed)
-        errs.add(path, "expected an object")
+        errs.add(path, N_("expected an object"))
         return None
 
     def at(self, key: str) -> str:
@@ -164,7 +177,7 @@ class Obj:
         """The checked value at `key`; `default` when it is missing or invalid, or null (JSON's nothing)."""
         if key not in self.raw:
             if required:
-                self.errs.add(self.at(key), "required")
+                self.errs.add(self.at(key), N_("required"))
             return default
         value = check(self.raw[key], self.at(key), self.errs)
         return default if value is INVALID or value is None else value
@@ -175,6 +188,10 @@ def c_chart_value(value: Any, path: str, errs: Errs) -> float | Invalid | None:
         return None
     if not is_number(value) or abs(value) > MAX_CHART_VALUE:
         return errs.fail(
-            path, f"expected a number between -{MAX_CHART_VALUE:.0e} and {MAX_CHART_VALUE:.0e}, or null"
+            path,
+            N_(
+                "expected a number between -%(max_chart_value)s and %(max_chart_value)s, or null",
+                max_chart_value=format(MAX_CHART_VALUE, ".0e"),
+            ),
         )
     return value

@@ -18,6 +18,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+from app.core.i18n import N_
 from app.core.nesting import TextRejected, loads_json
 from app.core.validation import INVALID, Issue, Issues, member, or_default
 from app.ui.charts import format_number, render_chart
@@ -196,12 +197,16 @@ def _error(st: _State, errs: Iterable[Issue]) -> dict[str, Any]:
 def _block(raw: Any, path: str, st: _State, depth: int) -> dict[str, Any] | None:
     st.count += 1
     if st.count > MAX_BLOCKS:
-        raise _Fatal(UIProblem("$", f"more than {MAX_BLOCKS:,} blocks"))
+        raise _Fatal(
+            UIProblem("$", N_("more than %(max_blocks)s blocks", max_blocks=format(MAX_BLOCKS, ",")))
+        )
     errs = Issues()
     if not isinstance(raw, dict):
-        return _error(st, [UIProblem(path, 'expected a block: an object with a "type"')])
+        return _error(st, [UIProblem(path, N_('expected a block: an object with a "type"'))])
     if depth > MAX_DEPTH:
-        return _error(st, [UIProblem(path, f"blocks nested more than {MAX_DEPTH} deep")])
+        return _error(
+            st, [UIProblem(path, N_("blocks nested more than %(max_depth)s deep", max_depth=MAX_DEPTH))]
+        )
     if "permission" in raw:
         permission = c_permission(raw["permission"], member(path, "permission"), errs)
         if permission is INVALID:
@@ -210,7 +215,7 @@ def _block(raw: Any, path: str, st: _State, depth: int) -> dict[str, Any] | None
             return None  # hidden from this user, children included
     kind = raw.get("type")
     if kind is None:
-        return _error(st, [UIProblem(member(path, "type"), "required")])
+        return _error(st, [UIProblem(member(path, "type"), N_("required"))])
     if not isinstance(kind, str) or kind not in BLOCK_PROPERTIES:
         shown = json.dumps(kind[:40]) if isinstance(kind, str) else "a " + type(kind).__name__
         return _error(
@@ -218,7 +223,11 @@ def _block(raw: Any, path: str, st: _State, depth: int) -> dict[str, Any] | None
             [
                 UIProblem(
                     member(path, "type"),
-                    f"unknown block type {shown}; expected one of: " + ", ".join(BLOCK_PROPERTIES),
+                    N_(
+                        "unknown block type %(shown)s; expected one of: %(choices)s",
+                        shown=shown,
+                        choices=", ".join(BLOCK_PROPERTIES),
+                    ),
                 )
             ],
         )
@@ -227,7 +236,7 @@ def _block(raw: Any, path: str, st: _State, depth: int) -> dict[str, Any] | None
     block_id = o.get("id", c_id)
     if block_id is not None:
         if block_id in st.ids:
-            errs.add(o.at("id"), "duplicate id")
+            errs.add(o.at("id"), N_("duplicate id"))
         st.ids.add(block_id)
     # `uid` prefixes the DOM ids this block renders; plugin ids render as "ui-<id>", so they cannot collide.
     out: dict[str, Any] = {"type": kind, "id": block_id, "uid": f"uib{st.count}"}
@@ -259,7 +268,7 @@ def _stat(o: Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
             if is_number(v)
             else c_str(v, p, e)
             if isinstance(v, str)
-            else e.fail(p, "expected a string or a number")
+            else e.fail(p, N_("expected a string or a number"))
         ),
         "",
         required=True,
@@ -299,7 +308,7 @@ def _cell(value: Any, path: str, errs: Errs) -> dict[str, Any]:
         }
     if isinstance(value, str):
         return {"text": c_str(value, path, errs) or "", "href": None}
-    errs.add(path, "expected a string, number, boolean or null")
+    errs.add(path, N_("expected a string, number, boolean or null"))
     return {"text": "", "href": None}
 
 
@@ -319,7 +328,7 @@ def _table(o: Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
     for r, row in enumerate(o.get("rows", c_list(MAX_ROWS), [])):
         path = f"{o.at('rows')}[{r}]"
         if not isinstance(row, dict):
-            o.errs.add(path, "expected an object mapping column keys to cells")
+            o.errs.add(path, N_("expected an object mapping column keys to cells"))
             continue
         # Keys without a column are ignored: plugins may pass whole records.
         rows.append([_cell(row.get(c["key"]), member(path, c["key"]), o.errs) for c in columns])
@@ -329,7 +338,7 @@ def _table(o: Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
 def _field(f: Obj, uid: str, seen: set[str]) -> dict[str, Any]:
     name = f.get("name", c_name, "", required=True)
     if name in seen:
-        f.errs.add(f.at("name"), "duplicate field name")
+        f.errs.add(f.at("name"), N_("duplicate field name"))
     seen.add(name)
     kind = f.get("type", c_enum(*FIELD_INPUTS), "string")
     value = f.get("value", c_scalar)
@@ -344,7 +353,7 @@ def _field(f: Obj, uid: str, seen: set[str]) -> dict[str, Any]:
                 v = opt.get("value", c_str, "", required=True)
                 options.append((v, opt.get("label", c_str, v)))
     elif "options" in f.raw:
-        f.errs.add(f.at("options"), "only select fields have options")
+        f.errs.add(f.at("options"), N_("only select fields have options"))
     bounds: dict[str, Any] = {}
     for key in ("min", "max"):
         if key not in f.raw:
@@ -354,7 +363,7 @@ def _field(f: Obj, uid: str, seen: set[str]) -> dict[str, Any]:
         elif kind in ("date", "datetime"):
             bounds[key] = f.get(key, c_str)
         else:
-            f.errs.add(f.at(key), "only integer, decimal, date and datetime fields have min and max")
+            f.errs.add(f.at(key), N_("only integer, decimal, date and datetime fields have min and max"))
             bounds[key] = None
     return {
         "name": name,
@@ -394,9 +403,9 @@ def _form(o: Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
 
 def _button(o: Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
     data: list[tuple[str, str]] = []
-    raw = o.get("data", lambda v, p, e: v if isinstance(v, dict) else e.fail(p, "expected an object"), {})
+    raw = o.get("data", lambda v, p, e: v if isinstance(v, dict) else e.fail(p, N_("expected an object")), {})
     if len(raw) > MAX_DATA:
-        o.errs.add(o.at("data"), f"more than {MAX_DATA} entries")
+        o.errs.add(o.at("data"), N_("more than %(max_data)s entries", max_data=MAX_DATA))
     for key, value in list(raw.items())[:MAX_DATA]:
         path = member(o.at("data"), key)
         if c_name(key, path, o.errs) is not INVALID:
@@ -431,7 +440,7 @@ def _columns(o: Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
     cols = o.get("columns", c_list(4, 1), [], required=True)
     for i, col in enumerate(cols):
         if not isinstance(col, list):
-            o.errs.add(f"{o.at('columns')}[{i}]", "expected a list of blocks")
+            o.errs.add(f"{o.at('columns')}[{i}]", N_("expected a list of blocks"))
     if o.errs:
         return {"columns": []}
     return {
@@ -450,7 +459,12 @@ def _chart(o: Obj, st: _State, depth: int, uid: str) -> dict[str, Any]:
             values = s.get("values", c_list(MAX_LABELS), [], required=True)
             if "values" in s.raw and isinstance(s.raw["values"], list) and len(values) != len(labels):
                 o.errs.add(
-                    s.at("values"), f"expected {len(labels)} values (one per label), got {len(values)}"
+                    s.at("values"),
+                    N_(
+                        "expected %(labels_length)s values (one per label), got %(values_length)s",
+                        labels_length=len(labels),
+                        values_length=len(values),
+                    ),
                 )
             series.append(
                 {
@@ -513,21 +527,31 @@ def _reject_constant(name: str) -> Any:
 
 def _parse(text: str, can: Callable[[str], bool], max_bytes: int) -> UIView:
     if not isinstance(text, str):
-        return _fatal("$", "expected JSON text")
+        return _fatal("$", N_("expected JSON text"))
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > max_bytes:
-        return _fatal("$", f"the document is {size:,} bytes; the limit is {max_bytes:,}")
+        return _fatal(
+            "$",
+            N_(
+                "the document is %(size)s bytes; the limit is %(max_bytes)s",
+                size=format(size, ","),
+                max_bytes=format(max_bytes, ","),
+            ),
+        )
     try:
         doc = loads_json(text, max_depth=MAX_JSON_DEPTH, max_bytes=max_bytes, parse_constant=_reject_constant)
     except TextRejected as exc:
-        return _fatal("$", f"the document is {exc}")
+        return _fatal("$", N_("the document is %(exc)s", exc=exc))
     except ValueError as exc:
-        return _fatal("$", f"not valid JSON: {exc}")
+        return _fatal("$", N_("not valid JSON: %(exc)s", exc=exc))
     if not isinstance(doc, dict):
-        return _fatal("$", 'expected a JSON object such as {"version": 1, "blocks": [...]}')
+        return _fatal("$", N_('expected a JSON object such as {"version": 1, "blocks": [...]}'))
     version = doc.get("version", UI_VERSION)
     if type(version) is not int or version != UI_VERSION:
-        return _fatal("version", f"unsupported version; this portal understands version {UI_VERSION}")
+        return _fatal(
+            "version",
+            N_("unsupported version; this portal understands version %(ui_version)s", ui_version=UI_VERSION),
+        )
     st = _State(can)
     o = Obj(doc, "", st.problems, PART_PROPERTIES["document"])
     toast = None
@@ -554,4 +578,4 @@ def parse_ui(text: str, *, can: Callable[[str], bool], max_bytes: int = 1_000_00
         return _fatal(exc.problem.path, exc.problem.message)
     except Exception:  # a validator bug must not turn a plugin page into a server error
         log.exception("UI instructions could not be validated")
-        return _fatal("$", "the portal could not check this document")
+        return _fatal("$", N_("the portal could not check this document"))

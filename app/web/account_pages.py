@@ -51,17 +51,19 @@ async def profile_save(request: HTMXRequest, ctx: TenantContext) -> Template | R
         if ctx.settings.smtp is not None:  # the choice is offered only when the portal can send email
             await messages.set_email_enabled(ctx.db, user.id, values["email_notifications"])
         new_password = form_text(form, "new_password", 300)
-        message = "Profile saved"
+        message = N_("Profile saved")
         if new_password:
             from app.identity.passwords import verify_password
 
             if not verify_password(user.password_hash, form_text(form, "current_password", 1024)):
-                raise ValidationFailed({"current_password": "This is not your current password."})
+                raise ValidationFailed({"current_password": N_("This is not your current password.")})
             # Every other session of this user ends; this browser stays signed in.
             ended = await directory.set_password(
                 ctx.db, ctx.actor, user, new_password, keep_session=ctx.session_token
             )
-            message = f"Profile saved; password changed, {ended} other session(s) signed out"
+            message = N_(
+                "Profile saved; password changed, %(ended)s other session(s) signed out", ended=ended
+            )
     except ValidationFailed as exc:
         return await page(
             request, ctx, "account/profile.html", status_code=422, errors=exc.errors, values=values
@@ -90,8 +92,11 @@ async def _tokens_page(
         secret=secret,
         errors=errors or {},
         now=utcnow(),
-        scopes=tokens.SCOPES,
-        expiry_options=[(d or "never", f"{d} days" if d else "Never") for d in tokens.EXPIRY_CHOICES],
+        scopes={key: ctx.gettext(text) for key, text in tokens.SCOPES.items()},
+        expiry_options=[
+            (d or "never", ctx.gettext(N_("%(days)s days"), days=d) if d else ctx.gettext(N_("Never")))
+            for d in tokens.EXPIRY_CHOICES
+        ],
         default_expiry=tokens.DEFAULT_EXPIRY_DAYS,
     )
 
@@ -117,7 +122,7 @@ async def tokens_create(request: HTMXRequest, ctx: TenantContext) -> Template:
     try:
         expires_days = _expiry_days(form_text(form, "expires_days", 10) or str(tokens.DEFAULT_EXPIRY_DAYS))
         if expires_days not in tokens.EXPIRY_CHOICES:
-            raise ValidationFailed({"expires_days": "Choose one of the offered expiries."})
+            raise ValidationFailed({"expires_days": N_("Choose one of the offered expiries.")})
         _, secret = await tokens.create(
             ctx.db,
             ctx.actor,

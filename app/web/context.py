@@ -35,7 +35,7 @@ from app.access.scopes import DataScope, ScopeCache, scope_version
 from app.audit import Actor
 from app.core.db import SQLITE_WRITE_LOCK, read_without_transaction
 from app.core.errors import Forbidden, NotFound
-from app.core.i18n import DEFAULT_LANGUAGE, LANGUAGE_COOKIE, negotiate
+from app.core.i18n import DEFAULT_LANGUAGE, LANGUAGE_COOKIE, N_, negotiate
 from app.core.models import ApiToken, Tenant, User
 from app.core.settings import SYSTEM_TENANT_ID, Settings
 from app.events import EventBus
@@ -150,7 +150,7 @@ class RequestContext:
     @property
     def tenant_id(self) -> uuid.UUID:
         if self.tenant is None:
-            raise NotFound("This request has no tenant")
+            raise NotFound(N_("This request has no tenant"))
         return self.tenant.id
 
     def can(self, permission: str) -> bool:
@@ -228,7 +228,9 @@ class TenantContext(RequestContext):
     def of(cls, ctx: RequestContext) -> TenantContext:
         """The same request (same session, same caches) with its user, tenant and access proved."""
         if ctx.user is None or ctx.tenant is None or ctx.access is None:
-            raise PermissionDeniedException("Say which tenant with the X-Tenant header (slug or id)")
+            raise PermissionDeniedException(
+                detail=N_("Say which tenant with the X-Tenant header (slug or id)")
+            )
         return cls(**{f.name: getattr(ctx, f.name) for f in fields(ctx)})
 
     @property
@@ -307,7 +309,12 @@ async def resolve_context(connection: ASGIConnection) -> RequestContext:
                 method = str(connection.scope.get("method", "GET"))
                 if not tokens.allows(found[0], method):
                     # Enforced here, for every route, rather than per handler: a read-only token can change nothing.
-                    raise Forbidden(f"This API token is read-only: it may only GET and HEAD, not {method}.")
+                    raise Forbidden(
+                        N_(
+                            "This API token is read-only: it may only GET and HEAD, not %(method)s.",
+                            method=method,
+                        )
+                    )
     else:
         token = connection.cookies.get(sessions.COOKIE)
         if token:
@@ -398,16 +405,18 @@ async def _attach_tenant(connection: ASGIConnection, ctx: RequestContext) -> Non
         tenant, system_version, ctx.directory_version = await _tenant_pair(ctx.db, str(ref))
     if tenant is None:
         raise (
-            PermissionDeniedException(f"Unknown tenant {ref!r}")
+            PermissionDeniedException(detail=N_("Unknown tenant %(ref)s", ref=repr(ref)))
             if ctx.is_api
-            else NotFound(f"No tenant {ref!r}")
+            else NotFound(N_("No tenant %(ref)s", ref=repr(ref)))
         )
     cache: PermissionCache = connection.app.state.permission_cache
     access = await cache.access(ctx.db, ctx.user.id, tenant.id, (tenant.policy_version, system_version))
     if not access.is_member and not access.is_platform_member:
-        raise PermissionDeniedException(f"You are not a member of tenant {tenant.slug}")
+        raise PermissionDeniedException(
+            detail=N_("You are not a member of tenant %(slug)s", slug=tenant.slug)
+        )
     if not tenant.is_active and not access.is_platform_member:
-        raise PermissionDeniedException(f"Tenant {tenant.slug} is deactivated")
+        raise PermissionDeniedException(detail=N_("Tenant %(slug)s is deactivated", slug=tenant.slug))
     ctx.tenant, ctx.access = tenant, access
     runtime.note_versions(ctx.db, tenant.id, (tenant.policy_version, system_version))
 
@@ -415,7 +424,7 @@ async def _attach_tenant(connection: ASGIConnection, ctx: RequestContext) -> Non
 async def access_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
     opt = handler.opt
     if b"%00" in connection.scope.get("query_string", b"") or "\x00" in connection.scope["path"]:
-        raise ValidationException("NUL characters are not allowed in URLs")
+        raise ValidationException(detail=N_("NUL characters are not allowed in URLs"))
     if opt.get("sessionless"):
         return  # public and takes no context (GET /health): no cookie or token lookup
     ctx = await resolve_context(connection)
@@ -433,11 +442,15 @@ async def access_guard(connection: ASGIConnection, handler: BaseRouteHandler) ->
     permission = opt.get("permission")
     if permission:
         if ctx.tenant is None:
-            raise PermissionDeniedException("Say which tenant with the X-Tenant header (slug or id)")
+            raise PermissionDeniedException(
+                detail=N_("Say which tenant with the X-Tenant header (slug or id)")
+            )
         ctx.require(permission)
         return
     if not opt.get("auth"):
-        raise PermissionDeniedException("This route declares no access rule and is therefore closed")
+        raise PermissionDeniedException(
+            detail=N_("This route declares no access rule and is therefore closed")
+        )
 
 
 def wants_tenant(handler: BaseRouteHandler) -> bool:

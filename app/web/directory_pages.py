@@ -188,9 +188,9 @@ async def add_member_from(ctx: TenantContext, values: dict[str, str]) -> tuple[A
     created = False
     if user is None:
         if not ctx.can("db.users.insert"):
-            raise ValidationFailed({"email": "No user has this email, and you may not create accounts."})
+            raise ValidationFailed({"email": N_("No user has this email, and you may not create accounts.")})
         if not values.get("password"):
-            raise ValidationFailed({"password": "This is a new account: set an initial password."})
+            raise ValidationFailed({"password": N_("This is a new account: set an initial password.")})
         user = await directory.create_user(
             ctx.db,
             ctx.actor,
@@ -231,9 +231,14 @@ async def members_add(request: HTMXRequest, ctx: TenantContext) -> Template | Re
     try:
         if is_platform_admin(ctx):  # platform staff add directly, as before (they see every account anyway)
             user, created = await add_member_from(ctx, values)
-            message = f"{'Created and added' if created else 'Added'} {user.email}"
+            message = (
+                N_("Created and added %(email)s", email=user.email)
+                if created
+                else N_("Added %(email)s", email=user.email)
+            )
         else:
-            message = f"Invitation sent to {(await invite_from(ctx, values)).invitation.email}"
+            invited = await invite_from(ctx, values)
+            message = N_("Invitation sent to %(email)s", email=invited.invitation.email)
     except ValidationFailed as exc:
         values.pop("password", None)
         await ctx.db.rollback()  # nothing of the refused add may show (an account created on the way)

@@ -48,10 +48,10 @@ def handle_exception(request: Request, exc: Exception) -> Response[Any]:
     elif isinstance(exc, PortalError):
         status, title, detail, extra = exc.status_code, exc.title, exc.detail, {}
     elif isinstance(exc, ValidationException):
-        status, title, detail = 400, N_("Bad request"), str(exc.detail)
+        status, title, detail = 400, N_("Bad request"), _detail(exc)
         extra = {"errors": exc.extra} if exc.extra else {}
     elif isinstance(exc, HTTPException):
-        status, title, detail, extra = exc.status_code, _title(exc.status_code), str(exc.detail), {}
+        status, title, detail, extra = exc.status_code, _title(exc.status_code), _detail(exc), {}
     else:
         log.exception("Unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         status, title, detail, extra = (
@@ -64,6 +64,11 @@ def handle_exception(request: Request, exc: Exception) -> Response[Any]:
         return problem(status, title, detail, **extra)
     errors = extra.get("errors") if isinstance(extra.get("errors"), dict) else None
     return _html_error(request, status, title, detail, errors, exc)
+
+
+def _detail(exc: HTTPException) -> str:
+    """The exception's detail, still a message (`Msg`) when raised as one: a page translates it."""
+    return exc.detail if isinstance(exc.detail, str) else str(exc.detail)
 
 
 def _title(status: int) -> str:

@@ -33,7 +33,14 @@ PERMISSION = "db.event_log.select"
 # A date or date-time the filters take (years from 1000, days to the 28th: always real dates).
 DATE_OR_TIME = r"^[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])(T([01][0-9]|2[0-3]):[0-5][0-9])?$"
 STATUSES = ("pending", "running", "delivered", "failed", "dropped", "none")
-STATUS_LABELS = {"none": "no subscribers"}
+STATUS_LABELS = {  # shown in the reader's language
+    "pending": N_("pending"),
+    "running": N_("running"),
+    "delivered": N_("delivered"),
+    "failed": N_("failed"),
+    "dropped": N_("dropped"),
+    "none": N_("no subscribers"),
+}
 
 
 @dataclass
@@ -95,7 +102,11 @@ def _bound(value: str, name: str, *, end: bool) -> dt.datetime | None:
         moment = dt.datetime.fromisoformat(value)
     except ValueError as exc:
         raise ValidationFailed(
-            {name: f"{value!r} is not a date (YYYY-MM-DD) or date-time (YYYY-MM-DDTHH:MM)"}
+            {
+                name: N_(
+                    "%(value)s is not a date (YYYY-MM-DD) or date-time (YYYY-MM-DDTHH:MM)", value=repr(value)
+                )
+            }
         ) from exc
     moment = moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
     return moment + dt.timedelta(days=1) if end and len(value) <= 10 else moment
@@ -295,7 +306,7 @@ async def event_api(
         stmt = stmt.where(EventRecord.tenant_id == ctx.tenant_id)
     found = (await ctx.db.execute(stmt)).first()
     if found is None:
-        raise NotFound("No such event in this tenant")
+        raise NotFound(N_("No such event in this tenant"))
     row = EventRow(found[0], found[1])
     row.deliveries = list(
         (

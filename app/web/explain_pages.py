@@ -136,7 +136,7 @@ async def explain_choices(ctx: TenantContext, field: str, user: str = "", permis
     elif field == "permission":
         found = await permission_choices(ctx, permission[:200])
     else:
-        raise NotFound("No such field")
+        raise NotFound(N_("No such field"))
     return Template(
         template_name=CHOICES,
         context={

@@ -12,6 +12,7 @@ from litestar.exceptions import PermissionDeniedException
 
 from app import extensions
 from app.core.errors import NotFound, ValidationFailed
+from app.core.i18n import N_
 from app.extensions import store
 from app.manifest import EXTENSION_POINTS
 from app.plugins import config_values
@@ -24,7 +25,7 @@ ADMIN = {"permission": extensions.ADMIN_PERMISSION}
 
 def tenant_of(ctx: RequestContext) -> uuid.UUID:
     if ctx.tenant is None:
-        raise PermissionDeniedException("Say which tenant with the X-Tenant header (slug or id)")
+        raise PermissionDeniedException(detail=N_("Say which tenant with the X-Tenant header (slug or id)"))
     return ctx.tenant.id
 
 
@@ -66,16 +67,16 @@ async def _views(ctx: RequestContext, point: str | None = None) -> list[dict[str
 
 def _request(data: dict[str, Any], *, creating: bool) -> store.SaveRequest:
     if not isinstance(data, dict):
-        raise ValidationFailed({"": "send a JSON object"})
+        raise ValidationFailed({"": N_("send a JSON object")})
     values = data.get("values")
     if values is not None and not isinstance(values, dict):
-        raise ValidationFailed({"values": "must be an object of key -> value"})
+        raise ValidationFailed({"values": N_("must be an object of key -> value")})
     enabled = data.get("enabled")
     if enabled is not None and not isinstance(enabled, bool):
-        raise ValidationFailed({"enabled": "true or false"})
+        raise ValidationFailed({"enabled": N_("true or false")})
     version = data.get("version")
     if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
-        raise ValidationFailed({"version": "the version number you read"})
+        raise ValidationFailed({"version": N_("the version number you read")})
     return store.SaveRequest(
         values=values if values is not None else ({} if creating else None),  # type: ignore[arg-type]
         name=data.get("name"),
@@ -118,7 +119,9 @@ async def api_configs(
     x_tenant: str | None = TENANT_HEADER,
 ) -> dict[str, Any]:
     if point is not None and point not in EXTENSION_POINTS:
-        raise ValidationFailed({"point": f"one of {', '.join(EXTENSION_POINTS)}"})
+        raise ValidationFailed(
+            {"point": N_("one of %(extension_points)s", extension_points=", ".join(EXTENSION_POINTS))}
+        )
     return {"items": await _views(ctx, point)}
 
 

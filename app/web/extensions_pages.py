@@ -88,7 +88,7 @@ async def _admin_page(
                     set(row.secret_values or {}),
                 )
         except NotFound as exc:
-            failure, status_code = Failure(404, "Not found", exc.detail, [], []), 404
+            failure, status_code = Failure(404, N_("Not found"), exc.detail, [], []), 404
     points = [
         (
             p,
@@ -120,16 +120,16 @@ def _form(admin_url: str, editor: Editor) -> ConfigForm:
     return ConfigForm(
         action=admin_url,
         form_id="extension-form",
-        title="New configuration" if is_new else f"Edit “{editor.name}”",
+        title=N_("New configuration") if is_new else N_("Edit “%(name)s”", name=editor.name),
         is_new=is_new,
         hidden=(("config_id", editor.config_id), ("implementation", impl.key)),
         subtitle=impl.label,
         code=impl.key,
         description=impl.description,
         toggle_name="enabled",
-        toggle_label="Enabled",
+        toggle_label=N_("Enabled"),
         toggle_on=editor.enabled,
-        note="An auto-login verifier starts disabled; enable it from the list once it is configured."
+        note=N_("An auto-login verifier starts disabled; enable it from the list once it is configured.")
         if starts_off
         else "",
     )
@@ -297,11 +297,11 @@ async def auto_login(
         await ctx.db.connection(execution_options={SQLITE_WRITE_LOCK: True})
     found = await directory.find_tenant(ctx.db, tenant)
     if found is None or not found.is_active:
-        raise NotFound("No such sign-in link")
+        raise NotFound(N_("No such sign-in link"))
     try:  # a disabled, deleted or unavailable verifier is simply not there
         resolved = await extensions.resolve(ctx.db, found.id, config_id, extensions.AUTH_VERIFIER)
     except NotFound:
-        raise NotFound("No such sign-in link") from None
+        raise NotFound(N_("No such sign-in link")) from None
     # Per link and address: refusals from one address must not lock everybody out of a shared link.
     key = f"auto-login:{resolved.config.id}:{ctx.ip}"[:254]
     anonymous = Actor(None, "auto-login", ctx.ip)

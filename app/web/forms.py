@@ -5,6 +5,7 @@ from __future__ import annotations
 from litestar.datastructures import FormMultiDict
 
 from app.core.errors import ValidationFailed
+from app.core.i18n import N_
 
 
 def T(path: str) -> str:
@@ -18,5 +19,5 @@ def form_text(form: FormMultiDict, key: str, limit: int = 1000) -> str:
     if not isinstance(value, str):
         return ""
     if "\x00" in value:  # no database stores NUL in text; refuse it here with the field's name
-        raise ValidationFailed({key: "NUL characters are not allowed."})
+        raise ValidationFailed({key: N_("NUL characters are not allowed.")})
     return value[:limit]

@@ -14,6 +14,7 @@ from litestar.response import Template
 
 from app.core.db import SQLITE_WRITE_LOCK
 from app.core.errors import NotFound
+from app.core.i18n import N_
 from app.manifest import PageSpec
 from app.plugins import runtime
 from app.plugins.runtime import LoadedPlugin
@@ -192,16 +193,16 @@ RULE = {"auth": True}  # permissions inside the page are the user's own, checked
 
 async def _page_target(ctx: RequestContext, plugin_id: str, path: str) -> tuple[LoadedPlugin, PageSpec]:
     if ctx.tenant is None:
-        raise PermissionDeniedException("Say which tenant with the X-Tenant header (slug or id)")
+        raise PermissionDeniedException(detail=N_("Say which tenant with the X-Tenant header (slug or id)"))
     plugin = next((p for p in await runtime.enabled_for(ctx.db, ctx.tenant.id) if p.id == plugin_id), None)
     if plugin is None:
-        raise NotFound(f"Plugin {plugin_id!r} is not enabled in this tenant")
+        raise NotFound(N_("Plugin %(plugin_id)s is not enabled in this tenant", plugin_id=repr(plugin_id)))
     wanted = "/" + path.strip("/")
     spec = next(
         (s for s in plugin.manifest.pages if s.path == wanted and s.type in {"custom", "dashboard"}), None
     )
     if spec is None:
-        raise NotFound(f"{plugin_id} has no custom page {wanted}")
+        raise NotFound(N_("%(plugin_id)s has no custom page %(wanted)s", plugin_id=plugin_id, wanted=wanted))
     return plugin, spec
 
 

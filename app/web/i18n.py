@@ -131,7 +131,10 @@ def _number_filter(context: Context, value: Any) -> str:
 
 @pass_context
 def _label_filter(context: Context, label: Any) -> str:
-    """A manifest label (a string, or a `{language: text}` table) in the request's language."""
+    """A manifest label (a string, or a `{language: text}` table) in the request's language; a message
+    (`Msg`, e.g. a standard field's label) from the catalog."""
+    if isinstance(label, Msg):
+        return localize(_ctx_of(context), label)
     return pick_label(label, _language(context))
 
 

@@ -12,6 +12,7 @@ from litestar.response import Redirect, Template
 
 from app import messages
 from app.core.errors import PortalError
+from app.core.i18n import N_
 from app.web.api import TENANT_HEADER
 from app.web.context import RequestContext
 from app.web.render import Pager, is_htmx, page
@@ -29,7 +30,7 @@ def _pager(request: HTMXRequest) -> Pager:
 def _owner(ctx: RequestContext) -> tuple[uuid.UUID, uuid.UUID]:
     assert ctx.user is not None
     if ctx.tenant is None:
-        raise PortalError("Say which tenant with the X-Tenant header (slug or id)")
+        raise PortalError(N_("Say which tenant with the X-Tenant header (slug or id)"))
     return ctx.tenant.id, ctx.user.id
 
 

@@ -21,8 +21,9 @@ from sqlalchemy import select
 
 from app.core import blobs
 from app.core.errors import NotFound, PortalError
-from app.core.i18n import N_
+from app.core.i18n import N_, message_of
 from app.core.models import PluginBackup, PluginPackage
+from app.core.validation import Issue
 from app.installs import lifecycle, removal
 from app.installs.backups import backup_files
 from app.installs.lifecycle import DestructiveUpgrade, ManifestRejected
@@ -38,31 +39,38 @@ def T(path: str) -> str:
 
 @dataclass
 class Failure:
-    """What went wrong, for the error box of the pages."""
+    """What went wrong, for the error box of the pages (messages as msgids: shown in the reader's
+    language)."""
 
     status: int
     title: str
     detail: str
-    issues: list[str]
+    issues: list[Issue]
     losses: list[str]
 
     @classmethod
     def of(cls, exc: Exception) -> Failure:
         if isinstance(exc, ManifestRejected):
             return cls(
-                exc.status_code, exc.title, "The manifest (plugin.toml) has these problems:", exc.issues, []
+                exc.status_code,
+                exc.title,
+                N_("The manifest (plugin.toml) has these problems:"),
+                exc.located,
+                [],
             )
         if isinstance(exc, DestructiveUpgrade):
             return cls(
                 exc.status_code,
-                "Destructive upgrade refused",
-                "The upgrade would lose data. Tick “allow destructive upgrade” to back the data up and "
-                "apply it anyway.",
+                N_("Destructive upgrade refused"),
+                N_(
+                    "The upgrade would lose data. Tick “allow destructive upgrade” to back the data up and "
+                    "apply it anyway."
+                ),
                 [],
                 exc.losses,
             )
         if isinstance(exc, PackageError):
-            return cls(422, "Invalid plugin package", str(exc), [], [])
+            return cls(422, N_("Invalid plugin package"), message_of(exc), [], [])
         assert isinstance(exc, PortalError)
         return cls(exc.status_code, exc.title, exc.detail, [], [])
 
@@ -122,7 +130,7 @@ async def _detail_page(
 async def _package_from(form: FormMultiDict) -> Package:
     upload = form.get("plugin")
     if not isinstance(upload, UploadFile) or not upload.filename:
-        raise PackageError("Choose a plugin package (.zip) to upload")
+        raise PackageError(N_("Choose a plugin package (.zip) to upload"))
     return read_zip(await upload.read())
 
 
@@ -279,7 +287,11 @@ async def upgrade_page(request: HTMXRequest, ctx: TenantContext, plugin_id: str)
         found = lifecycle._plugin_id_of(package.manifest_text)
         if found != plugin_id:
             raise PortalError(
-                f"This package is the plugin {found!r}, not {plugin_id!r}; upload it from the plugin list"
+                N_(
+                    "This package is the plugin %(found)s, not %(plugin_id)s; upload it from the plugin list",
+                    found=repr(found),
+                    plugin_id=repr(plugin_id),
+                )
             )
         old = (await lifecycle.get(ctx.db, plugin_id)).version
         row = await lifecycle.upgrade(
@@ -326,7 +338,7 @@ async def backup_download(ctx: TenantContext, backup_id: uuid.UUID) -> Response[
     database, so any host serves it; platform admins only (the purge permission)."""
     record = await ctx.db.get(PluginBackup, backup_id)
     if record is None:
-        raise NotFound("No such backup")
+        raise NotFound(N_("No such backup"))
     return Response(
         await blobs.get(ctx.db, record.blob_sha256),
         media_type="application/zip",

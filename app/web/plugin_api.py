@@ -16,6 +16,7 @@ from litestar.types import ControllerRouterHandler
 
 from app.core import blobs
 from app.core.errors import PortalError
+from app.core.i18n import N_
 from app.installs import lifecycle, removal
 from app.installs.backups import backup_files
 from app.installs.lifecycle import DestructiveUpgrade, ManifestRejected
@@ -59,7 +60,7 @@ MultipartUpload = Annotated[UploadForm, Body(media_type=RequestEncodingType.MULT
 
 async def _read_upload(data: UploadForm) -> Package:
     if not isinstance(data.plugin, UploadFile):
-        raise PackageError("Send the plugin package (.zip) in the multipart field `plugin`")
+        raise PackageError(N_("Send the plugin package (.zip) in the multipart field `plugin`"))
     return read_zip(await data.plugin.read())
 
 
@@ -238,7 +239,13 @@ async def api_upgrade(
     package = await _read_upload(data)
     found = lifecycle._plugin_id_of(package.manifest_text)
     if found != plugin_id:
-        raise PortalError(f"This package is the plugin {found!r}, not {plugin_id!r}")
+        raise PortalError(
+            N_(
+                "This package is the plugin %(found)s, not %(plugin_id)s",
+                found=repr(found),
+                plugin_id=repr(plugin_id),
+            )
+        )
     row = await lifecycle.upgrade(
         ctx.db,
         ctx.actor,

@@ -39,7 +39,13 @@ async def _plugin(session: AsyncSession, plugin_id: str) -> tuple[PluginPackage,
     try:
         return row, runtime.catalog_of(session).load(row, dict(ctx.foreign_entity_specs)).manifest
     except ManifestError as exc:
-        raise PortalError(f"The manifest of {plugin_id} cannot be read on this platform now: {exc}") from exc
+        raise PortalError(
+            N_(
+                "The manifest of %(plugin_id)s cannot be read on this platform now: %(exc)s",
+                plugin_id=plugin_id,
+                exc=exc,
+            )
+        ) from exc
 
 
 def field_json(spec: ConfigFieldSpec) -> dict[str, Any]:
@@ -102,7 +108,10 @@ async def _page(
             found = next((r for r in rows if r.name == wanted), None)
             editor = _editor_of(found, manifest) if found is not None else None
             if found is None:
-                failure, status_code = Failure(404, "Not found", f"No configuration {wanted!r}", [], []), 404
+                failure, status_code = (
+                    Failure(404, N_("Not found"), N_("No configuration %(name)s", name=repr(wanted)), [], []),
+                    404,
+                )
         elif request.query_params.get("new") is not None or not rows:
             editor = Editor(active=not any(r.is_active for r in rows))
     return await page(
@@ -127,16 +136,16 @@ def _form(config_url: str, editor: Editor, free_text: bool) -> ConfigForm:
     return ConfigForm(
         action=config_url,
         form_id="config-form",
-        title=f"Edit “{editor.original}”" if editor.original else "New configuration",
+        title=N_("Edit “%(name)s”", name=editor.original) if editor.original else N_("New configuration"),
         is_new=not editor.original,
         hidden=(("original", editor.original),),
         name_keys=("new_name", "name"),
         own_keys=("name", "new_name", "text"),
         free_text=free_text,
         toggle_name="active",
-        toggle_label="The active configuration (the one the plugin reads)",
+        toggle_label=N_("The active configuration (the one the plugin reads)"),
         toggle_on=editor.active,
-        footnote="required. Blank settings use their default.",
+        footnote=N_("required. Blank settings use their default."),
     )
 
 

@@ -18,6 +18,8 @@ from litestar.params import Parameter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.access.matrix import ENTITY_VERBS
+from app.core.i18n import Msg
 from app.core.models import Permission, PluginFault, PluginPackage, PluginSchemaVersion, PluginTenant, Tenant
 from app.core.tenancy import in_tenant, tenant_is
 from app.installs import lifecycle
@@ -169,11 +171,10 @@ async def describe(
     registered = {
         p.code: p for p in (await session.scalars(select(Permission).where(Permission.code.in_(codes)))).all()
     }
-    described = {
-        c: f"{verb} {e.label or e.name} records"
+    described: dict[str, Any] = {  # in the reader's language where shown (the stored text is English)
+        f"db.{e.name}.{op}": Msg(verb, {"entity": e.label or e.name})
         for e in manifest.entities
-        for op, verb in (("select", "View"), ("insert", "Create"), ("update", "Edit"), ("delete", "Delete"))
-        for c in [f"db.{e.name}.{op}"]
+        for op, verb in ENTITY_VERBS.items()
     }
     described.update({p.code: p.description for p in manifest.ui_permissions})
     out.update(
@@ -204,7 +205,7 @@ async def describe(
         permissions=[
             {
                 "code": c,
-                "description": registered[c].description if c in registered else described.get(c, ""),
+                "description": described.get(c) or (registered[c].description if c in registered else ""),
                 "registered": c in registered,
             }
             for c in codes

@@ -12,6 +12,7 @@ from litestar.plugins.htmx import HTMXRequest
 
 from app import workflow
 from app.core.errors import ValidationFailed
+from app.core.i18n import N_
 from app.plugins.runtime import EntityRef
 from app.web.api import TENANT_HEADER
 from app.web.context import RequestContext
@@ -22,7 +23,7 @@ from app.web.workflow_pages import ADMIN, AUTH, entity_lookup, tenant_id_of, use
 def _comment(data: dict[str, Any] | None) -> str:
     value = (data or {}).get("comment", "")
     if not isinstance(value, str):
-        raise ValidationFailed({"comment": "must be text"})
+        raise ValidationFailed({"comment": N_("must be text")})
     return value
 
 

@@ -34,7 +34,7 @@ FORM_STEPS = 2  # empty step rows offered below the existing ones on the process
 
 def tenant_id_of(ctx: RequestContext) -> uuid.UUID:
     if ctx.tenant is None:
-        raise PermissionDeniedException("Say which tenant with the X-Tenant header (slug or id)")
+        raise PermissionDeniedException(detail=N_("Say which tenant with the X-Tenant header (slug or id)"))
     return ctx.tenant.id
 
 
@@ -356,7 +356,7 @@ async def _process_form(
 def _entity_param(request: HTMXRequest) -> tuple[str, str]:
     plugin_id, _, name = (request.query_params.get("entity") or "").partition(".")
     if not plugin_id or not name:
-        raise NotFound("Choose an entity (plugin.entity)")
+        raise NotFound(N_("Choose an entity (plugin.entity)"))
     return plugin_id, name
 
 

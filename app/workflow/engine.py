@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import audit, messages
 from app.audit import Actor
 from app.core.errors import Conflict, Forbidden, NotFound, PortalError, ValidationFailed
+from app.core.i18n import N_, phrase
 from app.core.models import (
     Membership,
     Tenant,
@@ -114,7 +115,7 @@ class Engine:
             .limit(1)
         )
         if busy is not None:
-            raise Conflict("This record is already waiting for approval")
+            raise Conflict(N_("This record is already waiting for approval"))
         title = str(row.get(entity.spec.display_field) or record_id)[:200]
         instance = WorkflowInstance(
             tenant_id=self.tenant_id,
@@ -369,7 +370,9 @@ async def start(
     """Submit `row` (read by the caller through its RecordService, so visible to it) for approval."""
     process = await process_for(session, tenant_id, entity.plugin_id, entity.name)
     if process is None:
-        raise NotFound(f"There is no approval process for {entity.spec.label} in this tenant")
+        raise NotFound(
+            N_("There is no approval process for %(label)s in this tenant", label=entity.spec.label)
+        )
     return await _engine(session, tenant_id, actor).start(process, entity, row, actor)
 
 
@@ -419,16 +422,18 @@ async def decide(
 
     `entity_of(plugin_id, entity)` returns the EntityRef (the plugin must still be enabled here)."""
     if outcome not in OUTCOMES:
-        raise ValidationFailed({"outcome": "approve or reject"})
+        raise ValidationFailed({"outcome": N_("approve or reject")})
     comment = str(comment or "").strip()
     if len(comment) > MAX_COMMENT:
-        raise ValidationFailed({"comment": f"use at most {MAX_COMMENT} characters"})
+        raise ValidationFailed(
+            {"comment": N_("use at most %(max_comment)s characters", max_comment=MAX_COMMENT)}
+        )
     task, instance = await load_task(session, tenant_id, task_id)
     people = await assignees(session, task.id)
     if all(u != actor.user_id for u, _ in people):
-        raise Forbidden("You are not an approver of this task")
+        raise Forbidden(N_("You are not an approver of this task"))
     if task.state != "open":
-        raise Conflict(f"This task was already decided ({task.state})")
+        raise Conflict(N_("This task was already decided (%(state)s)", state=phrase(task.state)))
     entity: EntityRef = await entity_of(instance.plugin_id, instance.entity)
     process = await session.get(WorkflowProcess, instance.process_id)
     assert process is not None
@@ -447,7 +452,7 @@ async def decide(
         .execution_options(synchronize_session=False)
     )
     if done.rowcount != 1:  # type: ignore[attr-defined]
-        raise Conflict("This task was already decided")
+        raise Conflict(N_("This task was already decided"))
     await session.execute(
         sa.update(WorkflowAssignee)
         .where(WorkflowAssignee.task_id == task.id)
@@ -492,12 +497,12 @@ async def reassign(
 
     task, instance = await load_task(session, tenant_id, task_id)
     if task.state != "open":
-        raise Conflict(f"This task was already decided ({task.state})")
+        raise Conflict(N_("This task was already decided (%(state)s)", state=phrase(task.state)))
     try:
         user = await resolve_member(session, tenant_id, user_ref, "user")
     except ValidationFailed:
         raise ValidationFailed(
-            {"user": f"{user_ref.strip()[:100]!r} is not a member of this tenant"}
+            {"user": N_("%(user)s is not a member of this tenant", user=repr(user_ref.strip()[:100]))}
         ) from None
     before = [e for _, e in await assignees(session, task.id)]
     await session.execute(sa.delete(WorkflowAssignee).where(WorkflowAssignee.task_id == task.id))
@@ -533,9 +538,11 @@ async def retry(
         )
     )
     if instance is None:
-        raise NotFound("No such approval in this tenant")
+        raise NotFound(N_("No such approval in this tenant"))
     if instance.state != "stuck":
-        raise Conflict(f"Only a stuck approval can be retried (this one is {instance.state})")
+        raise Conflict(
+            N_("Only a stuck approval can be retried (this one is %(state)s)", state=phrase(instance.state))
+        )
     process = await session.get(WorkflowProcess, instance.process_id)
     assert process is not None
     entity: EntityRef = await entity_of(instance.plugin_id, instance.entity)

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import NotFound
+from app.core.i18n import N_
 from app.core.models import User, WorkflowAssignee, WorkflowInstance, WorkflowProcess, WorkflowTask
 
 
@@ -171,7 +172,7 @@ async def load_task(
         )
     ).first()
     if found is None:  # another tenant's task is simply not there
-        raise NotFound("No such approval task in this tenant")
+        raise NotFound(N_("No such approval task in this tenant"))
     return found[0], found[1]
 
 
@@ -207,5 +208,5 @@ async def get_task(
     task, instance = await load_task(session, tenant_id, task_id)
     people = await assignees(session, task.id)
     if not admin and all(u != user_id for u, _ in people) and instance.requester_id != user_id:
-        raise NotFound("No such approval task in this tenant")
+        raise NotFound(N_("No such approval task in this tenant"))
     return TaskView(task, instance, people)

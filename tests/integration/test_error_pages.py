@@ -78,3 +78,13 @@ def test_expired_csrf_token_shows_the_form_again_with_the_input(client: Any, app
         follow_redirects=False,
     )
     assert again.status_code == 303, again.text[:500]
+
+
+def test_a_refusal_raised_as_a_message_is_shown_in_the_readers_language(client: Any, app: Any) -> None:
+    _demo(app)
+    login(client, "bob@demo.test", DEMO_PASSWORD)
+    post_form(client, "/language", {"language": "zh", "next": "/t/demo/"})
+    response = client.get("/t/system/")  # not his tenant: refused by the guard (a Litestar exception)
+    assert response.status_code == 403
+    words = text_of(response.text)
+    assert "您不是租户 system 的成员" in words and "not a member" not in words

@@ -425,7 +425,8 @@ def test_pages_upload_show_errors_and_purge(client, root, settings_env):
 
     bad = upload(plugin_zip(MISSING_MODULE_TOML), install_now="on")
     assert bad.status_code == 422
-    assert f"<li><code>{MISSING_MODULE_MESSAGE}</code></li>".replace("'", "&#39;") in bad.text
+    where, message = MISSING_MODULE_MESSAGE.split(": ", 1)
+    assert f"<li><code>{where}:</code> {message}</li>".replace("'", "&#39;") in bad.text
     assert "No plugins yet" in bad.text
     junk = upload(b"not a zip")
     assert junk.status_code == 422 and "Not a zip archive" in text_of(junk.text)

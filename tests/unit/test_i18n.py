@@ -183,3 +183,56 @@ def test_manifest_labels():
     import pickle
 
     assert pickle.loads(pickle.dumps(label)).by_language == {"zh": "物品", "en": "Items"}
+
+
+def test_manifest_problems_are_messages_translated_with_their_words():
+    from app.manifest import ManifestError, parse_manifest
+
+    try:
+        parse_manifest(
+            '[plugin]\nid = "x"\nname = "X"\nversion = "1.0.0"\nauthr = 1\n[permissions]\nevents = "y"\n'
+        )
+    except ManifestError as exc:
+        issues = {i.path: i.message for i in exc.issues}
+    else:
+        raise AssertionError("the manifest should be refused")
+    zh = _ctx("zh")
+    # English as before (str, the JSON API, the CLI) ...
+    assert issues["permissions.events"] == "expected true or false, got a string"
+    assert issues["plugin.authr"] == "unknown key 'authr' (did you mean 'author'?)"
+    # ... and Chinese where shown, the words filling the message ("a string") translated with it.
+    assert i18n.localize(zh, issues["permissions.events"]) == "应为 true 或 false，实际为字符串"
+    assert i18n.localize(zh, issues["plugin.authr"]) == "未知键“authr”（您是否想写“author”？）"
+
+
+def test_messages_survive_exceptions_copies_and_pickles():
+    import copy
+    import pickle
+
+    from app.core.i18n import N_, Msg, message_of, phrase
+    from app.plugins.config_values import parse_text
+
+    message = N_("expected a table, got %(kind)s", kind=phrase(N_("a string")))
+    for again in (
+        pickle.loads(pickle.dumps(message)),
+        copy.deepcopy(message),
+        message_of(ValueError(message)),
+    ):
+        assert isinstance(again, Msg) and again == "expected a table, got a string"
+        assert i18n.localize(_ctx("zh"), again) == "应为表，实际为字符串"
+    assert message_of(ValueError("plain", 2)) == "('plain', 2)"
+    _values, errors = parse_text("oops\nok = 1\nok = 2")
+    assert errors["text"] == "line 1: expected key = value; line 3: key 'ok' is already set on line 2"
+    assert (
+        i18n.localize(_ctx("zh"), errors["text"]) == "第 1 行：应为 键 = 值；第 3 行：键 'ok' 已在第 2 行设置"
+    )
+
+
+def test_the_label_filter_translates_a_standard_fields_message():
+    env = Environment(loader=DictLoader({"l.html": "{{ lbl | label }}"}), autoescape=True)
+    i18n.install(env)
+    from app.manifest.vocabulary import STANDARD_FIELD_LABELS
+
+    created = STANDARD_FIELD_LABELS["created_at"]
+    assert env.get_template("l.html").render(ctx=_ctx("zh"), lbl=created) == "创建时间"
+    assert env.get_template("l.html").render(ctx=_ctx("en"), lbl=created) == "Created"

@@ -1224,7 +1224,7 @@ def test_parsed_model() -> None:
     assert page.type == "crud" and page.entity == "widget" and page.menu_group == "Demo"
     assert page.columns is not None and [c["field"] for c in page.columns] == ["code", "title", "created_at"]
     assert page.columns[1]["label"] == "Title!"
-    assert page.columns[2]["label"] == "Created At"
+    assert page.columns[2]["label"] == "Created"  # a standard field: the host's label (translated)
     assert page.columns[0] == {
         "field": "code",
         "label": "Code",

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from app.core.i18n import N_, phrase
 from app.core.validation import ix, kind, one_of
 from app.manifest.model import EntitySpec
 from app.manifest.reader import ManifestReader
@@ -21,7 +22,7 @@ CARD_STANDARD = ("created_at", "updated_at")
 def read_board(r: ManifestReader, value: Any, path: str, entity: EntitySpec) -> dict[str, Any] | None:
     """``{ field, card, limit, sort }``: the normalised board, or None (issues recorded)."""
     if not isinstance(value, Mapping):
-        r.add(path, f"expected a table {{field, card, limit, sort}}, got {kind(value)}")
+        r.add(path, N_("expected a table {field, card, limit, sort}, got %(kind)s", kind=kind(value)))
         return None
     r.keys(value, BOARD_KEYS, path, required=("field",))
     name = r.text(value, "field", path)
@@ -34,20 +35,38 @@ def read_board(r: ManifestReader, value: Any, path: str, entity: EntitySpec) -> 
         if not entity.has_field(name):
             r.add(
                 f"{path}.field",
-                f"unknown field '{name}' in entity '{entity.name}' (select fields: {one_of(selects) or 'none'})",
+                N_(
+                    "unknown field '%(name)s' in entity '%(name2)s' (select fields: %(value)s)",
+                    name=name,
+                    name2=entity.name,
+                    value=one_of(selects) or phrase(N_("none")),
+                ),
             )
         elif entity.field(name).type != "select":
             r.add(
                 f"{path}.field",
-                f"field '{name}' is {entity.field(name).type}; a board's columns are the options of a "
-                f"select field (select fields: {one_of(selects) or 'none'})",
+                N_(
+                    "field '%(name)s' is %(type)s; a board's columns are the options of a select field (select fields: %(value)s)",
+                    name=name,
+                    type=entity.field(name).type,
+                    value=one_of(selects) or phrase(N_("none")),
+                ),
             )
         elif entity.field(name).computed:
-            r.add(f"{path}.field", f"field '{name}' is computed; a board moves cards by setting it")
+            r.add(
+                f"{path}.field",
+                N_("field '%(name)s' is computed; a board moves cards by setting it", name=name),
+            )
         else:
             field_ok = True
     if sort is not None and not _sortable(entity, sort.removeprefix("-")):
-        r.add(f"{path}.sort", f"cannot sort by '{sort.removeprefix('-')}' (json, text or unknown)")
+        r.add(
+            f"{path}.sort",
+            N_(
+                "cannot sort by '%(removeprefix)s' (json, text or unknown)",
+                removeprefix=sort.removeprefix("-"),
+            ),
+        )
         sort = None
     if not field_ok or name is None or card is None:
         return None
@@ -68,29 +87,47 @@ def _read_card(
     items = value["card"]
     where = f"{path}.card"
     if not isinstance(items, list | tuple) or not items:
-        r.add(where, f"expected a non-empty array of field names, got {kind(items)}")
+        r.add(where, N_("expected a non-empty array of field names, got %(kind)s", kind=kind(items)))
         return None
     if len(items) > BOARD_CARD_FIELDS:
-        r.add(where, f"a card shows at most {BOARD_CARD_FIELDS} fields, got {len(items)}")
+        r.add(
+            where,
+            N_(
+                "a card shows at most %(board_card_fields)s fields, got %(items_length)s",
+                board_card_fields=BOARD_CARD_FIELDS,
+                items_length=len(items),
+            ),
+        )
         return None
     out: list[str] = []
     ok = True
     for i, item in enumerate(items):
         item_path = ix(where, i)
         if not isinstance(item, str):
-            r.add(item_path, f"expected a field name, got {kind(item)}")
+            r.add(item_path, N_("expected a field name, got %(kind)s", kind=kind(item)))
             ok = False
         elif item in CARD_STANDARD or (entity.has_field(item) and entity.field(item).type != "json"):
             if item in out:
-                r.add(item_path, f"field '{item}' is listed twice")
+                r.add(item_path, N_("field '%(item)s' is listed twice", item=item))
                 ok = False
             out.append(item)
         else:
-            hint = " (json fields cannot be shown on a card)" if entity.has_field(item) else ""
+            hint = phrase(N_(" (json fields cannot be shown on a card)")) if entity.has_field(item) else ""
             standard = (
-                " (of the standard fields only created_at and updated_at)" if item in STANDARD_FIELDS else ""
+                phrase(N_(" (of the standard fields only created_at and updated_at)"))
+                if item in STANDARD_FIELDS
+                else ""
             )
-            r.add(item_path, f"unknown field '{item}' in entity '{entity.name}'{hint}{standard}")
+            r.add(
+                item_path,
+                N_(
+                    "unknown field '%(item)s' in entity '%(name)s'%(hint)s%(standard)s",
+                    item=item,
+                    name=entity.name,
+                    hint=hint,
+                    standard=standard,
+                ),
+            )
             ok = False
     return tuple(out) if ok else None
 

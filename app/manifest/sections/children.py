@@ -8,6 +8,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from app.core.i18n import N_, phrase
 from app.core.validation import ix, kind, one_of
 from app.manifest.model import ChildSpec, EntitySpec
 from app.manifest.reader import ManifestReader
@@ -28,7 +29,7 @@ def check_children(r: ManifestReader, raw_entities: Sequence[Any], specs: list[E
 
 def read_children(r: ManifestReader, value: Any, path: str, parent: EntitySpec) -> tuple[ChildSpec, ...]:
     if not isinstance(value, list | tuple):
-        r.add(path, f"expected an array of child sets {{name, entity, ...}}, got {kind(value)}")
+        r.add(path, N_("expected an array of child sets {name, entity, ...}, got %(kind)s", kind=kind(value)))
         return ()
     out: list[ChildSpec] = []
     seen: dict[str, str] = {}
@@ -36,7 +37,11 @@ def read_children(r: ManifestReader, value: Any, path: str, parent: EntitySpec) 
         item_path = ix(path, i)
         if not isinstance(item, Mapping):
             r.add(
-                item_path, f"expected a table {{name, entity, via, order, fields, label}}, got {kind(item)}"
+                item_path,
+                N_(
+                    "expected a table {name, entity, via, order, fields, label}, got %(kind)s",
+                    kind=kind(item),
+                ),
             )
             continue
         r.keys(item, CHILD_KEYS, item_path, required=("name", "entity"))
@@ -46,7 +51,11 @@ def read_children(r: ManifestReader, value: Any, path: str, parent: EntitySpec) 
         if child.name in seen:
             r.add(
                 f"{item_path}.name",
-                f"child set '{child.name}' is declared twice (first at {seen[child.name]})",
+                N_(
+                    "child set '%(name)s' is declared twice (first at %(index)s)",
+                    name=child.name,
+                    index=seen[child.name],
+                ),
             )
             continue
         seen[child.name] = item_path
@@ -64,11 +73,18 @@ def _read_child(
     label = r.label(item, "label", path)
     ok = True
     if name is not None:
-        if not r.identifier(name, f"{path}.name", "child set"):
+        if not r.identifier(name, f"{path}.name", phrase(N_("child set"))):
             ok = False
         elif parent.has_field(name) or name in STANDARD_FIELDS:
             # The API's JSON carries the set next to the parent's fields: the key must be free.
-            r.add(f"{path}.name", f"'{name}' is a field of '{parent.name}'; name the child set differently")
+            r.add(
+                f"{path}.name",
+                N_(
+                    "'%(name)s' is a field of '%(name2)s'; name the child set differently",
+                    name=name,
+                    name2=parent.name,
+                ),
+            )
             ok = False
     if entity_name is None or name is None:
         return None
@@ -76,43 +92,65 @@ def _read_child(
     if child is None:
         r.add(
             f"{path}.entity",
-            f"unknown entity '{entity_name}' (this plugin's entities: {one_of(sorted(r.entities)) or 'none'})",
+            N_(
+                "unknown entity '%(entity_name)s' (this plugin's entities: %(value)s)",
+                entity_name=entity_name,
+                value=one_of(sorted(r.entities)) or phrase(N_("none")),
+            ),
         )
         return None
     if child.name == parent.name:
-        r.add(f"{path}.entity", f"'{parent.name}' cannot be a child of itself")
+        r.add(f"{path}.entity", N_("'%(name)s' cannot be a child of itself", name=parent.name))
         return None
     refs = [f.name for f in references_to(child, parent.name)]
     if not refs:
-        r.add(f"{path}.entity", f"entity '{child.name}' has no reference field to '{parent.name}'")
+        r.add(
+            f"{path}.entity",
+            N_("entity '%(name)s' has no reference field to '%(name2)s'", name=child.name, name2=parent.name),
+        )
         return None
     if via is None:
         if len(refs) > 1:
             r.add(
                 f"{path}.via",
-                f"'{child.name}' references '{parent.name}' in several fields ({one_of(refs)}): name one",
+                N_(
+                    "'%(name)s' references '%(name2)s' in several fields (%(choices)s): name one",
+                    name=child.name,
+                    name2=parent.name,
+                    choices=one_of(refs),
+                ),
             )
             return None
         via = refs[0]
     elif via not in refs:
         r.add(
             f"{path}.via",
-            f"'{via}' is not a reference from '{child.name}' to '{parent.name}' (expected one of: {one_of(refs)})",
+            N_(
+                "'%(via)s' is not a reference from '%(name)s' to '%(name2)s' (expected one of: %(choices)s)",
+                via=via,
+                name=child.name,
+                name2=parent.name,
+                choices=one_of(refs),
+            ),
         )
         return None
     if order is not None:
         target = next((f for f in child.fields if f.name == order), None)
         if target is None or target.type != "integer" or target.computed or target.unique:
             if target is None:
-                what = "unknown field"
+                what: str = phrase(N_("unknown field"))
             elif target.type != "integer":
-                what = f"{target.type} field"
+                what = N_("%(type)s field", type=target.type)
             else:
-                what = "computed field" if target.computed else "unique field"
+                what = phrase(N_("computed field")) if target.computed else phrase(N_("unique field"))
             r.add(
                 f"{path}.order",
-                f"the order field must be an integer field of '{child.name}' that people could type "
-                f"({what} '{order}')",
+                N_(
+                    "the order field must be an integer field of '%(name)s' that people could type (%(what)s '%(order)s')",
+                    name=child.name,
+                    what=what,
+                    order=order,
+                ),
             )
             ok = False
     fields = _read_fields(r, item, path, child, via, order)
@@ -130,23 +168,26 @@ def _read_fields(
         return tuple(f.name for f in child.fields if f.name not in (via, order))
     out: list[str] = []
     ok = True
-    for at, name in r.names(item["fields"], f"{path}.fields", "field names"):
+    for at, name in r.names(item["fields"], f"{path}.fields", phrase(N_("field names"))):
         if not child.has_field(name):
-            r.add(at, f"unknown field '{name}' in entity '{child.name}'")
+            r.add(at, N_("unknown field '%(name)s' in entity '%(name2)s'", name=name, name2=child.name))
             ok = False
         elif name == via:
-            r.add(at, f"'{name}' is the reference to the parent: every row gets it from the parent")
+            r.add(
+                at,
+                N_("'%(name)s' is the reference to the parent: every row gets it from the parent", name=name),
+            )
             ok = False
         elif name == order:
-            r.add(at, f"'{name}' is the order field: the rows' order sets it")
+            r.add(at, N_("'%(name)s' is the order field: the rows' order sets it", name=name))
             ok = False
         elif name in out:
-            r.add(at, f"field '{name}' is listed twice")
+            r.add(at, N_("field '%(name)s' is listed twice", name=name))
             ok = False
         else:
             out.append(name)
     if isinstance(item["fields"], list | tuple) and not item["fields"]:
-        r.add(f"{path}.fields", "an inline row needs at least one field")
+        r.add(f"{path}.fields", N_("an inline row needs at least one field"))
         return None
     missing = [
         f.name
@@ -156,8 +197,17 @@ def _read_fields(
     if ok and missing:
         r.add(
             f"{path}.fields",
-            f"the rows leave out required field{'s' if len(missing) > 1 else ''} "
-            f"{one_of(repr(m) for m in missing)} (rows could not be added)",
+            (
+                N_(
+                    "the rows leave out required fields %(choices)s (rows could not be added)",
+                    choices=one_of(repr(m) for m in missing),
+                )
+                if len(missing) > 1
+                else N_(
+                    "the rows leave out required field %(choices)s (rows could not be added)",
+                    choices=one_of(repr(m) for m in missing),
+                )
+            ),
         )
         return None
     return tuple(out) if ok else None

@@ -7,6 +7,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from app.core.i18n import N_, message_of, phrase
 from app.core.validation import ix, kind, one_of
 from app.manifest.formula import FormulaError, compile_formula
 from app.manifest.model import EntitySpec, FieldSpec, Rollup
@@ -25,15 +26,16 @@ def read_computed(
     if formula is None and rollup is None:
         return None, None
     if formula is not None and rollup is not None:
-        r.add(path, "a field is either a formula or a rollup, not both")
+        r.add(path, N_("a field is either a formula or a rollup, not both"))
         return None, None
-    what = "formula" if formula is not None else "rollup"
+    what = phrase(N_("formula")) if formula is not None else phrase(N_("rollup"))
     for key, bad in (("required", required), ("unique", unique), ("default", "default" in raw)):
         if bad:
             r.add(
                 f"{path}.{key}",
-                f"a {what} field is computed: it cannot be {key}"
-                + (" (no default)" if key == "default" else ""),
+                N_("a %(what)s field is computed: it cannot be %(key)s (no default)", what=what, key=key)
+                if key == "default"
+                else N_("a %(what)s field is computed: it cannot be %(key)s", what=what, key=key),
             )
     if ftype not in NUMERIC:
         return None, None  # TYPE_SPECIFIC already reported it
@@ -42,7 +44,7 @@ def read_computed(
 
 def _read_rollup(r: ManifestReader, value: Any, path: str) -> Rollup | None:
     if not isinstance(value, Mapping):
-        r.add(path, f"expected a table {{entity, op, field, via}}, got {kind(value)}")
+        r.add(path, N_("expected a table {entity, op, field, via}, got %(kind)s", kind=kind(value)))
         return None
     r.keys(value, ROLLUP_KEYS, path, required=("entity", "op"))
     entity = r.text(value, "entity", path)
@@ -50,13 +52,16 @@ def _read_rollup(r: ManifestReader, value: Any, path: str) -> Rollup | None:
     field = r.text(value, "field", path)
     via = r.text(value, "via", path)
     if op is not None and op not in ROLLUP_OPS:
-        r.add(f"{path}.op", f"unknown rollup '{op}' (expected one of: {one_of(ROLLUP_OPS)})")
+        r.add(
+            f"{path}.op",
+            N_("unknown rollup '%(op)s' (expected one of: %(choices)s)", op=op, choices=one_of(ROLLUP_OPS)),
+        )
         return None
     if op == "count" and field is not None:
-        r.add(f"{path}.field", "count counts rows: it takes no field")
+        r.add(f"{path}.field", N_("count counts rows: it takes no field"))
         return None
     if op not in (None, "count") and field is None:
-        r.add(f"{path}.field", f"{op} needs the child field to aggregate")
+        r.add(f"{path}.field", N_("%(op)s needs the child field to aggregate", op=op))
         return None
     if entity is None or op is None:
         return None
@@ -75,7 +80,7 @@ def check_formulas(r: ManifestReader, path: str, raw_fields: Sequence[Any], fiel
         try:
             reads[f.name] = compile_formula(f.formula, numeric - {f.name}).names
         except FormulaError as exc:
-            r.add(at, str(exc))
+            r.add(at, message_of(exc))
     # A formula may read another formula's field, never (through others) its own.
     for name in reads:
         seen: set[str] = set()
@@ -83,7 +88,10 @@ def check_formulas(r: ManifestReader, path: str, raw_fields: Sequence[Any], fiel
         while todo:
             current = todo.pop()
             if current == name:
-                r.add(f"{_raw_path(path, raw_fields, name)}.formula", f"formula '{name}' depends on itself")
+                r.add(
+                    f"{_raw_path(path, raw_fields, name)}.formula",
+                    N_("formula '%(name)s' depends on itself", name=name),
+                )
                 break
             if current not in seen:
                 seen.add(current)
@@ -114,35 +122,59 @@ def _resolve(r: ManifestReader, at: str, parent: EntitySpec, rollup: Rollup) -> 
     if child is None:
         r.add(
             f"{at}.entity",
-            f"unknown entity '{rollup.entity}' (this plugin's entities: {one_of(sorted(r.entities))})",
+            N_(
+                "unknown entity '%(entity)s' (this plugin's entities: %(choices)s)",
+                entity=rollup.entity,
+                choices=one_of(sorted(r.entities)),
+            ),
         )
         return None
     refs = [f.name for f in child.fields if f.type == "reference" and f.entity == parent.name]
     via = rollup.via
     if not refs:
-        r.add(f"{at}.entity", f"entity '{child.name}' has no reference field to '{parent.name}'")
+        r.add(
+            f"{at}.entity",
+            N_("entity '%(name)s' has no reference field to '%(name2)s'", name=child.name, name2=parent.name),
+        )
         return None
     if not via:
         if len(refs) > 1:
             r.add(
                 f"{at}.via",
-                f"'{child.name}' references '{parent.name}' in several fields ({one_of(refs)}): name one",
+                N_(
+                    "'%(name)s' references '%(name2)s' in several fields (%(choices)s): name one",
+                    name=child.name,
+                    name2=parent.name,
+                    choices=one_of(refs),
+                ),
             )
             return None
         via = refs[0]
     elif via not in refs:
         r.add(
             f"{at}.via",
-            f"'{via}' is not a reference from '{child.name}' to '{parent.name}' (expected one of: {one_of(refs)})",
+            N_(
+                "'%(via)s' is not a reference from '%(name)s' to '%(name2)s' (expected one of: %(choices)s)",
+                via=via,
+                name=child.name,
+                name2=parent.name,
+                choices=one_of(refs),
+            ),
         )
         return None
     if rollup.field is not None:
         target = next((f for f in child.fields if f.name == rollup.field), None)
         if target is None or target.type not in NUMERIC:
-            what = "unknown field" if target is None else f"{target.type} field"
+            what = phrase(N_("unknown field")) if target is None else N_("%(type)s field", type=target.type)
             r.add(
                 f"{at}.field",
-                f"{rollup.op} needs an integer or decimal field of '{child.name}' ({what} '{rollup.field}')",
+                N_(
+                    "%(op)s needs an integer or decimal field of '%(name)s' (%(what)s '%(field)s')",
+                    op=rollup.op,
+                    name=child.name,
+                    what=what,
+                    field=rollup.field,
+                ),
             )
             return None
     return dataclasses.replace(rollup, via=via)

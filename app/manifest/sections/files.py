@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from app.core.i18n import N_
 from app.core.validation import ix, kind, one_of
 from app.manifest.reader import ManifestReader
 from app.manifest.vocabulary import (
@@ -30,12 +31,22 @@ def read_file_keys(
         return (), None, False
     for key in ("required", "unique", "default"):  # searchable: reported with SEARCHABLE_TYPES
         if key in raw:
-            r.add(f"{path}.{key}", f"'{key}' does not apply to {ftype} fields (their files are uploaded)")
+            r.add(
+                f"{path}.{key}",
+                N_(
+                    "'%(key)s' does not apply to %(ftype)s fields (their files are uploaded)",
+                    key=key,
+                    ftype=ftype,
+                ),
+            )
     accept: list[str] = []
     if "accept" in raw:
         value = raw["accept"]
         if not isinstance(value, list) or not value:
-            r.add(f"{path}.accept", f"expected a non-empty array of content types, got {kind(value)}")
+            r.add(
+                f"{path}.accept",
+                N_("expected a non-empty array of content types, got %(kind)s", kind=kind(value)),
+            )
         else:
             for i, item in enumerate(value):
                 item_path = ix(f"{path}.accept", i)
@@ -43,12 +54,22 @@ def read_file_keys(
                     shown = item if isinstance(item, str) else kind(item)
                     r.add(
                         item_path,
-                        f"'{shown}' is not a content type the host recognises (one of: {one_of(ACCEPT_VALUES)})",
+                        N_(
+                            "'%(shown)s' is not a content type the host recognises (one of: %(choices)s)",
+                            shown=shown,
+                            choices=one_of(ACCEPT_VALUES),
+                        ),
                     )
                 elif ftype == "image" and item not in (*IMAGE_CONTENT_TYPES, "image/*"):
-                    r.add(item_path, f"image fields accept images only ({one_of(IMAGE_CONTENT_TYPES)})")
+                    r.add(
+                        item_path,
+                        N_(
+                            "image fields accept images only (%(choices)s)",
+                            choices=one_of(IMAGE_CONTENT_TYPES),
+                        ),
+                    )
                 elif item in accept:
-                    r.add(item_path, f"'{item}' is listed twice")
+                    r.add(item_path, N_("'%(item)s' is listed twice", item=item))
                 else:
                     accept.append(item)
     expanded: list[str] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from app.core.i18n import N_, phrase
 from app.core.validation import at, ix, kind, one_of, show
 from app.manifest.model import Capabilities, Dependencies, PluginDependency, PluginInfo
 from app.manifest.reader import ManifestReader
@@ -23,7 +24,7 @@ from app.manifest.vocabulary import (
 
 def read_plugin_info(r: ManifestReader) -> PluginInfo:
     if "plugin" not in r.data:
-        r.add("plugin", "the [plugin] table is required")
+        r.add("plugin", N_("the [plugin] table is required"))
     section = r.table(r.data, "plugin", "") or {}
     path = "plugin"
     if isinstance(r.data.get("plugin"), Mapping):
@@ -34,16 +35,25 @@ def read_plugin_info(r: ManifestReader) -> PluginInfo:
         if not KEBAB_ID.match(plugin_id):
             r.add(
                 f"{path}.id",
-                f"plugin id '{plugin_id}' must be kebab-case (lowercase letters and digits in "
-                "words joined by single hyphens, starting with a letter)",
+                N_(
+                    "plugin id '%(plugin_id)s' must be kebab-case (lowercase letters and digits in words joined by single hyphens, starting with a letter)",
+                    plugin_id=plugin_id,
+                ),
             )
         elif len(plugin_id) > MAX_PLUGIN_ID_LENGTH:
             r.add(
                 f"{path}.id",
-                f"plugin id is {len(plugin_id)} characters long (at most {MAX_PLUGIN_ID_LENGTH})",
+                N_(
+                    "plugin id is %(plugin_id_length)s characters long (at most %(max_plugin_id_length)s)",
+                    plugin_id_length=len(plugin_id),
+                    max_plugin_id_length=MAX_PLUGIN_ID_LENGTH,
+                ),
             )
         elif plugin_id in r.ctx.available_modules:
-            r.add(f"{path}.id", f"plugin id '{plugin_id}' is the name of a base module")
+            r.add(
+                f"{path}.id",
+                N_("plugin id '%(plugin_id)s' is the name of a base module", plugin_id=plugin_id),
+            )
         elif clash := r.ctx.plugin_id_clash(plugin_id):
             r.add(f"{path}.id", clash)
         else:
@@ -66,7 +76,11 @@ def read_plugin_info(r: ManifestReader) -> PluginInfo:
         if required is not None and platform is not None and required > platform:
             r.add(
                 f"{path}.min_platform_version",
-                f"requires platform >= {min_platform}, this is {r.ctx.platform_version}",
+                N_(
+                    "requires platform >= %(min_platform)s, this is %(platform_version)s",
+                    min_platform=min_platform,
+                    platform_version=r.ctx.platform_version,
+                ),
             )
     return PluginInfo(plugin_id, name, version, description, author, min_platform)
 
@@ -79,16 +93,20 @@ def read_dependencies(r: ManifestReader) -> Dependencies:
     r.keys(section, DEPENDENCY_KEYS, path)
     modules: list[str] = []
     if "modules" in section:
-        available = one_of(sorted(r.ctx.available_modules)) or "none"
-        for item_path, module in r.names(section["modules"], f"{path}.modules", "module ids"):
+        available = one_of(sorted(r.ctx.available_modules)) or phrase(N_("none"))
+        for item_path, module in r.names(section["modules"], f"{path}.modules", phrase(N_("module ids"))):
             if module in modules:
-                r.add(item_path, f"module '{module}' is listed twice")
+                r.add(item_path, N_("module '%(module)s' is listed twice", module=module))
                 continue
             modules.append(module)
             if module not in r.ctx.available_modules:
                 r.add(
                     item_path,
-                    f"base module '{module}' is not available on this platform (available: {available})",
+                    N_(
+                        "base module '%(module)s' is not available on this platform (available: %(available)s)",
+                        module=module,
+                        available=available,
+                    ),
                 )
     plugins = (
         read_plugin_dependencies(r, section.get("plugins"), f"{path}.plugins") if "plugins" in section else []
@@ -109,27 +127,33 @@ def read_plugin_dependencies(r: ManifestReader, value: Any, path: str) -> list[P
                 r.keys(item, PLUGIN_DEPENDENCY_KEYS, item_path, required=("id",))
                 entries.append((item_path, item.get("id"), item.get("version")))
             else:
-                r.add(item_path, f"expected a plugin id or a table {{id, version}}, got {kind(item)}")
+                r.add(
+                    item_path,
+                    N_("expected a plugin id or a table {id, version}, got %(kind)s", kind=kind(item)),
+                )
     else:
-        r.add(path, f"expected an array of plugin ids or a table of id = version, got {kind(value)}")
+        r.add(
+            path,
+            N_("expected an array of plugin ids or a table of id = version, got %(kind)s", kind=kind(value)),
+        )
     out: list[PluginDependency] = []
     seen: set[str] = set()
     for item_path, dep_id, constraint in entries:
         if not isinstance(dep_id, str) or not KEBAB_ID.match(dep_id):
-            r.add(item_path, f"{show(dep_id)} is not a plugin id")
+            r.add(item_path, N_("%(dep_id)s is not a plugin id", dep_id=show(dep_id)))
             continue
         if dep_id in seen:
-            r.add(item_path, f"plugin '{dep_id}' is listed twice")
+            r.add(item_path, N_("plugin '%(dep_id)s' is listed twice", dep_id=dep_id))
             continue
         seen.add(dep_id)
         if dep_id == r.plugin_id:
-            r.add(item_path, "a plugin cannot depend on itself")
+            r.add(item_path, N_("a plugin cannot depend on itself"))
             continue
         minimum = read_constraint(r, constraint, item_path)
         out.append(PluginDependency(dep_id, str(minimum) if minimum is not None else None))
         installed = r.ctx.installed_plugins.get(dep_id)
         if installed is None:
-            r.add(item_path, f"plugin '{dep_id}' is not installed")
+            r.add(item_path, N_("plugin '%(dep_id)s' is not installed", dep_id=dep_id))
             continue
         if minimum is not None:
             try:
@@ -137,7 +161,15 @@ def read_plugin_dependencies(r: ManifestReader, value: Any, path: str) -> list[P
             except ValueError:
                 ok = False
             if not ok:
-                r.add(item_path, f"requires plugin '{dep_id}' >= {minimum}, installed is {installed}")
+                r.add(
+                    item_path,
+                    N_(
+                        "requires plugin '%(dep_id)s' >= %(minimum)s, installed is %(installed)s",
+                        dep_id=dep_id,
+                        minimum=minimum,
+                        installed=installed,
+                    ),
+                )
     return out
 
 
@@ -145,7 +177,10 @@ def read_constraint(r: ManifestReader, constraint: Any, path: str) -> SemVer | N
     if constraint is None:
         return None
     if not isinstance(constraint, str):
-        r.add(path, f"version constraint must be a string like '>=1.0.0', got {kind(constraint)}")
+        r.add(
+            path,
+            N_("version constraint must be a string like '>=1.0.0', got %(kind)s", kind=kind(constraint)),
+        )
         return None
     if constraint.strip() in ("", "*"):
         return None
@@ -155,7 +190,13 @@ def read_constraint(r: ManifestReader, constraint: Any, path: str) -> SemVer | N
             raise ValueError
         return parse_version(match.group(2))
     except ValueError:
-        r.add(path, f"version constraint '{constraint}' is not valid (use '>=MAJOR.MINOR.PATCH')")
+        r.add(
+            path,
+            N_(
+                "version constraint '%(constraint)s' is not valid (use '>=MAJOR.MINOR.PATCH')",
+                constraint=constraint,
+            ),
+        )
         return None
 
 

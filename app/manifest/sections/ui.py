@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from app.core.i18n import N_, phrase
 from app.core.validation import ix, kind, one_of
 from app.manifest.model import EntitySpec, PageSpec, UiPermission, default_label
 from app.manifest.reader import ManifestReader
@@ -27,6 +28,7 @@ from app.manifest.vocabulary import (
     PAGE_KEYS,
     PAGE_PATH,
     PAGE_TYPES,
+    STANDARD_FIELD_LABELS,
     STANDARD_FIELDS,
     TEXT_FILTER_TYPES,
     UI_KEYS,
@@ -55,7 +57,7 @@ def read_ui_permissions(r: ManifestReader, ui: Mapping[str, Any]) -> tuple[UiPer
     for i, item in enumerate(r.array(ui, "permissions", "ui")):
         path = ix("ui.permissions", i)
         if not isinstance(item, Mapping):
-            r.add(path, f"expected a table {{code, description}}, got {kind(item)}")
+            r.add(path, N_("expected a table {code, description}, got %(kind)s", kind=kind(item)))
             continue
         r.keys(item, UI_PERMISSION_KEYS, path, required=("code", "description"))
         code = r.text(item, "code", path)
@@ -65,15 +67,24 @@ def read_ui_permissions(r: ManifestReader, ui: Mapping[str, Any]) -> tuple[UiPer
         if not UI_PERMISSION.match(code):
             r.add(
                 f"{path}.code",
-                f"permission code '{code}' is not valid (ui.<plugin>.<element>, lowercase words "
-                "joined by '-' or '_')",
+                N_(
+                    "permission code '%(code)s' is not valid (ui.<plugin>.<element>, lowercase words joined by '-' or '_')",
+                    code=code,
+                ),
             )
             continue
         if r.plugin_id and code.split(".")[1] != r.plugin_id:
-            r.add(f"{path}.code", f"permission code '{code}' must start with 'ui.{r.plugin_id}.'")
+            r.add(
+                f"{path}.code",
+                N_(
+                    "permission code '%(code)s' must start with 'ui.%(plugin_id)s.'",
+                    code=code,
+                    plugin_id=r.plugin_id,
+                ),
+            )
             continue
         if code in seen:
-            r.add(f"{path}.code", f"permission '{code}' is declared twice")
+            r.add(f"{path}.code", N_("permission '%(code)s' is declared twice", code=code))
             continue
         seen.add(code)
         if description is not None:
@@ -87,13 +98,20 @@ def read_pages(r: ManifestReader, ui: Mapping[str, Any], ui_codes: set[str]) -> 
     for i, item in enumerate(r.array(ui, "pages", "ui")):
         path = ix("ui.pages", i)
         if not isinstance(item, Mapping):
-            r.add(path, f"expected a table, got {kind(item)}")
+            r.add(path, N_("expected a table, got %(kind)s", kind=kind(item)))
             continue
         page = read_page(r, item, path, ui_codes)
         if page is None:
             continue
         if page.path in paths:
-            r.add(f"{path}.path", f"path '{page.path}' is already used by ui.pages[{paths[page.path]}]")
+            r.add(
+                f"{path}.path",
+                N_(
+                    "path '%(path)s' is already used by ui.pages[%(paths)s]",
+                    path=page.path,
+                    paths=paths[page.path],
+                ),
+            )
             continue
         paths[page.path] = i
         out.append(page)
@@ -106,16 +124,20 @@ def check_page_path(r: ManifestReader, page_path: str, path: str) -> bool:
     if not PAGE_PATH.match(page_path):
         r.add(
             path,
-            f"path '{page_path}' must start with '/' and use only URL-safe characters "
-            "(letters, digits, '-', '_', '.', '~'; no empty, '.' or '..' segments)",
+            N_(
+                "path '%(page_path)s' must start with '/' and use only URL-safe characters (letters, digits, '-', '_', '.', '~'; no empty, '.' or '..' segments)",
+                page_path=page_path,
+            ),
         )
         return False
     if any(seg.lower().startswith("api") for seg in page_path.split("/")):
         # Paths under /api/ are the JSON API's (token auth, no CSRF check): a page must never look like one.
         r.add(
             path,
-            f"path '{page_path}' has a segment starting with 'api', which the portal "
-            "keeps for its JSON API; choose another path",
+            N_(
+                "path '%(page_path)s' has a segment starting with 'api', which the portal keeps for its JSON API; choose another path",
+                page_path=page_path,
+            ),
         )
         return False
     return True
@@ -129,7 +151,14 @@ def read_page(r: ManifestReader, raw: Mapping[str, Any], path: str, ui_codes: se
         page_path = None
     ptype = r.text(raw, "type", path)
     if ptype is not None and ptype not in PAGE_TYPES:
-        r.add(f"{path}.type", f"unknown page type '{ptype}' (expected one of: {one_of(PAGE_TYPES)})")
+        r.add(
+            f"{path}.type",
+            N_(
+                "unknown page type '%(ptype)s' (expected one of: %(choices)s)",
+                ptype=ptype,
+                choices=one_of(PAGE_TYPES),
+            ),
+        )
         ptype = None
     icon = r.text(raw, "icon", path)
     menu_group = r.label(raw, "menu_group", path)
@@ -141,16 +170,25 @@ def read_page(r: ManifestReader, raw: Mapping[str, Any], path: str, ui_codes: se
         if entity is None and ptype != "crud":
             entity = r.ctx.foreign_entity_specs.get(entity_name)
         if entity is None:
-            scope = "this plugin's" if ptype == "crud" else "known"
             known = (
                 sorted(r.entities) if ptype == "crud" else sorted({*r.entities, *r.ctx.foreign_entity_specs})
             )
             r.add(
                 f"{path}.entity",
-                f"unknown entity '{entity_name}' ({scope} entities: {one_of(known) or 'none'})",
+                N_(
+                    "unknown entity '%(entity_name)s' (this plugin's entities: %(value)s)",
+                    entity_name=entity_name,
+                    value=one_of(known) or phrase(N_("none")),
+                )
+                if ptype == "crud"
+                else N_(
+                    "unknown entity '%(entity_name)s' (known entities: %(value)s)",
+                    entity_name=entity_name,
+                    value=one_of(known) or phrase(N_("none")),
+                ),
             )
     elif ptype == "crud":
-        r.add(f"{path}.entity", "crud pages need an entity")
+        r.add(f"{path}.entity", N_("crud pages need an entity"))
 
     columns = filters = actions = None
     form = None
@@ -158,7 +196,7 @@ def read_page(r: ManifestReader, raw: Mapping[str, Any], path: str, ui_codes: se
     config_keys = [k for k in ("columns", "filters", "actions", "form", "related", "board") if k in raw]
     if ptype is not None and ptype != "crud":
         for key in config_keys:
-            r.add(f"{path}.{key}", f"'{key}' only applies to crud pages")
+            r.add(f"{path}.{key}", N_("'%(key)s' only applies to crud pages", key=key))
     elif entity is not None:
         if "columns" in raw:
             columns = read_columns(r, raw["columns"], f"{path}.columns", entity)
@@ -195,22 +233,29 @@ def read_field_ref(
     r: ManifestReader, value: Any, path: str, entity: EntitySpec, *, standard: bool
 ) -> str | None:
     if not isinstance(value, str):
-        r.add(path, f"expected a field name, got {kind(value)}")
+        r.add(path, N_("expected a field name, got %(kind)s", kind=kind(value)))
         return None
     if entity.has_field(value) or (standard and value in STANDARD_FIELDS):
         return value
-    hint = " (standard fields are not editable)" if value in STANDARD_FIELDS else ""
-    r.add(path, f"unknown field '{value}' in entity '{entity.name}'{hint}")
+    hint = phrase(N_(" (standard fields are not editable)")) if value in STANDARD_FIELDS else ""
+    r.add(
+        path,
+        N_(
+            "unknown field '%(value)s' in entity '%(name)s'%(hint)s", value=value, name=entity.name, hint=hint
+        ),
+    )
     return None
 
 
 def field_label(r: ManifestReader, entity: EntitySpec, name: str) -> str:
-    return entity.field(name).label if entity.has_field(name) else default_label(name)
+    if entity.has_field(name):
+        return entity.field(name).label
+    return STANDARD_FIELD_LABELS.get(name) or default_label(name)
 
 
 def read_columns(r: ManifestReader, value: Any, path: str, entity: EntitySpec) -> tuple[dict[str, Any], ...]:
     if not isinstance(value, list | tuple):
-        r.add(path, f"expected an array of columns, got {kind(value)}")
+        r.add(path, N_("expected an array of columns, got %(kind)s", kind=kind(value)))
         return ()
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -228,7 +273,11 @@ def read_columns(r: ManifestReader, value: Any, path: str, entity: EntitySpec) -
             if ctype is not None and ctype not in COLUMN_TYPES:
                 r.add(
                     f"{item_path}.type",
-                    f"unknown column type '{ctype}' (expected one of: {one_of(COLUMN_TYPES)})",
+                    N_(
+                        "unknown column type '%(ctype)s' (expected one of: %(choices)s)",
+                        ctype=ctype,
+                        choices=one_of(COLUMN_TYPES),
+                    ),
                 )
                 ctype = None
             width = r.integer(item, "width", item_path, 1, 2000)
@@ -242,7 +291,7 @@ def read_columns(r: ManifestReader, value: Any, path: str, entity: EntitySpec) -
         if name is None:
             continue
         if name in seen:
-            r.add(item_path, f"column '{name}' is listed twice")
+            r.add(item_path, N_("column '%(name)s' is listed twice", name=name))
             continue
         seen.add(name)
         out.append(
@@ -266,7 +315,7 @@ def read_column_options(
     for i, option in enumerate(r.array(item, "options", path)):
         option_path = ix(f"{path}.options", i)
         if not isinstance(option, Mapping):
-            r.add(option_path, f"expected a table {{value, label, color}}, got {kind(option)}")
+            r.add(option_path, N_("expected a table {value, label, color}, got %(kind)s", kind=kind(option)))
             continue
         r.keys(option, COLUMN_OPTION_KEYS, option_path, required=("value",))
         value = r.text(option, "value", option_path)
@@ -284,7 +333,7 @@ def read_column_options(
 
 def read_filters(r: ManifestReader, value: Any, path: str, entity: EntitySpec) -> tuple[dict[str, Any], ...]:
     if not isinstance(value, list | tuple):
-        r.add(path, f"expected an array of filters, got {kind(value)}")
+        r.add(path, N_("expected an array of filters, got %(kind)s", kind=kind(value)))
         return ()
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -306,18 +355,29 @@ def read_filters(r: ManifestReader, value: Any, path: str, entity: EntitySpec) -
             continue
         if match is not None:
             if match not in FILTER_MATCHES:
-                r.add(f"{item_path}.match", f"expected one of {one_of(FILTER_MATCHES)}, got {match!r}")
+                r.add(
+                    f"{item_path}.match",
+                    N_(
+                        "expected one of %(choices)s, got %(match)s",
+                        choices=one_of(FILTER_MATCHES),
+                        match=repr(match),
+                    ),
+                )
                 continue
             if not (entity.has_field(name) and entity.field(name).type in TEXT_FILTER_TYPES):
                 r.add(
-                    f"{item_path}.match", f"only filters on {one_of(TEXT_FILTER_TYPES)} fields have a match"
+                    f"{item_path}.match",
+                    N_("only filters on %(choices)s fields have a match", choices=one_of(TEXT_FILTER_TYPES)),
                 )
                 continue
         if entity.has_field(name) and entity.field(name).type in ("json", "file", "image"):
-            r.add(item_path, f"{entity.field(name).type} field '{name}' cannot be a filter")
+            r.add(
+                item_path,
+                N_("%(type)s field '%(name)s' cannot be a filter", type=entity.field(name).type, name=name),
+            )
             continue
         if name in seen:
-            r.add(item_path, f"filter '{name}' is listed twice")
+            r.add(item_path, N_("filter '%(name)s' is listed twice", name=name))
             continue
         seen.add(name)
         out.append(
@@ -329,7 +389,7 @@ def read_filters(r: ManifestReader, value: Any, path: str, entity: EntitySpec) -
 
 def read_actions(r: ManifestReader, value: Any, path: str, ui_codes: set[str]) -> tuple[dict[str, Any], ...]:
     if not isinstance(value, list | tuple):
-        r.add(path, f"expected an array of actions, got {kind(value)}")
+        r.add(path, N_("expected an array of actions, got %(kind)s", kind=kind(value)))
         return ()
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -342,8 +402,11 @@ def read_actions(r: ManifestReader, value: Any, path: str, ui_codes: set[str]) -
             if item not in BUILTIN_ACTIONS:
                 r.add(
                     item_path,
-                    f"unknown action '{item}' (built-in actions: {one_of(BUILTIN_ACTIONS)}; "
-                    "custom actions are tables {name, label, permission})",
+                    N_(
+                        "unknown action '%(item)s' (built-in actions: %(choices)s; custom actions are tables {name, label, permission})",
+                        item=item,
+                        choices=one_of(BUILTIN_ACTIONS),
+                    ),
                 )
                 continue
         elif isinstance(item, Mapping):
@@ -352,7 +415,10 @@ def read_actions(r: ManifestReader, value: Any, path: str, ui_codes: set[str]) -
             if name is not None and not ACTION_NAME.match(name):
                 r.add(
                     f"{item_path}.name",
-                    f"action name '{name}' is not valid (lowercase letters, digits, '-' and '_')",
+                    N_(
+                        "action name '%(name)s' is not valid (lowercase letters, digits, '-' and '_')",
+                        name=name,
+                    ),
                 )
                 name = None
             label = r.label(item, "label", item_path)
@@ -363,13 +429,17 @@ def read_actions(r: ManifestReader, value: Any, path: str, ui_codes: set[str]) -
                 permission = None
         else:
             r.add(
-                item_path, f"expected an action name or a table {{name, label, permission}}, got {kind(item)}"
+                item_path,
+                N_(
+                    "expected an action name or a table {name, label, permission}, got %(kind)s",
+                    kind=kind(item),
+                ),
             )
             continue
         if name is None:
             continue
         if name in seen:
-            r.add(item_path, f"action '{name}' is listed twice")
+            r.add(item_path, N_("action '%(name)s' is listed twice", name=name))
             continue
         seen.add(name)
         out.append({"name": name, "label": label or default_label(name), "permission": permission})
@@ -379,21 +449,32 @@ def read_actions(r: ManifestReader, value: Any, path: str, ui_codes: set[str]) -
 def check_permission_ref(r: ManifestReader, code: str, path: str, ui_codes: set[str]) -> bool:
     if code.startswith("ui."):
         if code not in ui_codes:
-            r.add(path, f"permission '{code}' is not declared in [[ui.permissions]]")
+            r.add(path, N_("permission '%(code)s' is not declared in [[ui.permissions]]", code=code))
             return False
         return True
     match = DB_PERMISSION.match(code)
     if match is None:
-        r.add(path, f"permission '{code}' is neither a declared ui.* permission nor db.<entity>.<operation>")
+        r.add(
+            path,
+            N_(
+                "permission '%(code)s' is neither a declared ui.* permission nor db.<entity>.<operation>",
+                code=code,
+            ),
+        )
         return False
     entity, operation = match.groups()
     if entity not in r.entities and entity not in r.ctx.foreign_entity_specs:
-        r.add(path, f"permission '{code}' names unknown entity '{entity}'")
+        r.add(path, N_("permission '%(code)s' names unknown entity '%(entity)s'", code=code, entity=entity))
         return False
     if operation not in DB_OPERATIONS:
         r.add(
             path,
-            f"permission '{code}': unknown operation '{operation}' (expected one of: {one_of(DB_OPERATIONS)})",
+            N_(
+                "permission '%(code)s': unknown operation '%(operation)s' (expected one of: %(choices)s)",
+                code=code,
+                operation=operation,
+                choices=one_of(DB_OPERATIONS),
+            ),
         )
         return False
     return True
@@ -401,7 +482,7 @@ def check_permission_ref(r: ManifestReader, code: str, path: str, ui_codes: set[
 
 def read_form(r: ManifestReader, value: Any, path: str, entity: EntitySpec) -> dict[str, Any] | None:
     if not isinstance(value, Mapping):
-        r.add(path, f"expected a table {{groups, fields}}, got {kind(value)}")
+        r.add(path, N_("expected a table {groups, fields}, got %(kind)s", kind=kind(value)))
         return None
     r.keys(value, FORM_KEYS, path)
     seen: dict[str, str] = {}
@@ -409,7 +490,7 @@ def read_form(r: ManifestReader, value: Any, path: str, entity: EntitySpec) -> d
     for i, group in enumerate(r.array(value, "groups", path)):
         group_path = ix(f"{path}.groups", i)
         if not isinstance(group, Mapping):
-            r.add(group_path, f"expected a table {{title, fields}}, got {kind(group)}")
+            r.add(group_path, N_("expected a table {title, fields}, got %(kind)s", kind=kind(group)))
             continue
         r.keys(group, FORM_GROUP_KEYS, group_path, required=("fields",))
         title = r.label(group, "title", group_path)
@@ -421,15 +502,24 @@ def read_form(r: ManifestReader, value: Any, path: str, entity: EntitySpec) -> d
         groups.append({"title": title, "fields": fields})
     loose = read_form_fields(r, value["fields"], f"{path}.fields", entity, seen) if "fields" in value else ()
     if "groups" not in value and "fields" not in value:
-        r.add(path, "a form needs 'fields' or 'groups'")
+        r.add(path, N_("a form needs 'fields' or 'groups'"))
     elif not seen and not _form_has_entries(value):
-        r.add(path, "a form needs at least one field")
+        r.add(path, N_("a form needs at least one field"))
     missing = [f.name for f in entity.fields if f.required and not f.has_default and f.name not in seen]
     if seen and missing:
         r.add(
             path,
-            f"the form leaves out required field{'s' if len(missing) > 1 else ''} "
-            f"{one_of(repr(m) for m in missing)} (records could not be created)",
+            (
+                N_(
+                    "the form leaves out required fields %(choices)s (records could not be created)",
+                    choices=one_of(repr(m) for m in missing),
+                )
+                if len(missing) > 1
+                else N_(
+                    "the form leaves out required field %(choices)s (records could not be created)",
+                    choices=one_of(repr(m) for m in missing),
+                )
+            ),
         )
     return {"groups": tuple(groups), "fields": loose}
 
@@ -438,7 +528,7 @@ def read_form_fields(
     r: ManifestReader, value: Any, path: str, entity: EntitySpec, seen: dict[str, str]
 ) -> tuple[dict[str, Any], ...]:
     if not isinstance(value, list | tuple):
-        r.add(path, f"expected an array of field names, got {kind(value)}")
+        r.add(path, N_("expected an array of field names, got %(kind)s", kind=kind(value)))
         return ()
     out: list[dict[str, Any]] = []
     for i, item in enumerate(value):
@@ -451,7 +541,7 @@ def read_form_fields(
                 else None
             )
             label = r.label(item, "label", item_path)
-            help_text = r.text(item, "help", item_path)
+            help_text = r.label(item, "help", item_path)
             readonly = r.flag(item, "readonly", item_path)
         else:
             name = read_field_ref(r, item, item_path, entity, standard=False)
@@ -460,7 +550,10 @@ def read_form_fields(
         if name is None:
             continue
         if name in seen:
-            r.add(item_path, f"field '{name}' is already in the form (at {seen[name]})")
+            r.add(
+                item_path,
+                N_("field '%(name)s' is already in the form (at %(index)s)", name=name, index=seen[name]),
+            )
             continue
         seen[name] = item_path
         spec = entity.field(name)

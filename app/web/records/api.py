@@ -8,6 +8,7 @@ from litestar import Request, Response, Router, delete, get, patch, post, put
 from litestar.exceptions import PermissionDeniedException
 from litestar.params import Parameter
 
+from app.core.i18n import N_
 from app.plugins import runtime
 from app.plugins.runtime import EntityRef
 from app.records import children
@@ -70,7 +71,7 @@ def _stale_child(exc: children.ChildStale) -> Response[Any]:
 
 async def _entity(ctx: RequestContext, plugin_id: str, entity: str) -> tuple[RecordService, EntityRef]:
     if ctx.tenant is None:
-        raise PermissionDeniedException("Say which tenant with the X-Tenant header (slug or id)")
+        raise PermissionDeniedException(detail=N_("Say which tenant with the X-Tenant header (slug or id)"))
     ref = await runtime.entity_in_tenant(ctx.db, ctx.tenant.id, plugin_id, entity)
     return ctx.records(), ref
 
@@ -94,7 +95,7 @@ def _int(value: str | None, default: int, name: str) -> int:
     try:
         return int(value)
     except ValueError as exc:
-        raise ValidationFailed({name: "Enter a whole number."}) from exc
+        raise ValidationFailed({name: N_("Enter a whole number.")}) from exc
 
 
 @get(
@@ -176,7 +177,7 @@ async def _update(
     if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
         from app.core.errors import ValidationFailed
 
-        raise ValidationFailed({"version": "Send the integer version you read."})
+        raise ValidationFailed({"version": N_("Send the integer version you read.")})
     try:
         row = await _write(service, ref, record_id, values, version)
     except StaleVersion as exc:

@@ -94,9 +94,9 @@ def _parse_csv(text: str, ref: EntityRef) -> tuple[list[str], Rows, list[str], l
     try:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
-        raise ValidationFailed({"file": "The CSV file is empty."}) from None
+        raise ValidationFailed({"file": N_("The CSV file is empty.")}) from None
     if not any(header):
-        raise ValidationFailed({"file": "The first line must name the columns (field names)."})
+        raise ValidationFailed({"file": N_("The first line must name the columns (field names).")})
     ignored = [h for h in header if h in STANDARD_FIELDS]
     unknown = [h for h in header if h and h not in STANDARD_FIELDS and not ref.spec.has_field(h)]
     rows: Rows = []
@@ -140,7 +140,7 @@ async def csv_text(form: FormMultiDict) -> str:
             ) from exc
     text = raw.lstrip("\ufeff")
     if not text.strip():
-        raise ValidationFailed({"file": "Choose a CSV file (or paste CSV text)."})
+        raise ValidationFailed({"file": N_("Choose a CSV file (or paste CSV text).")})
     return text
 
 

@@ -8,13 +8,14 @@ from typing import Any
 
 from app.core.i18n import N_
 from app.manifest import FieldSpec
+from app.manifest.vocabulary import STANDARD_FIELD_LABELS
 from app.plugins import runtime
 from app.plugins.runtime import EntityRef
 from app.records.service import RecordService
 from app.records.values import display
 from app.web.records.target import Target
 
-STANDARD_LABELS = {"created_at": "Created", "updated_at": "Updated", "id": "Id", "version": "Version"}
+STANDARD_LABELS = STANDARD_FIELD_LABELS
 
 
 def as_uuid(value: str) -> uuid.UUID | None:

@@ -14,6 +14,7 @@ from litestar.exceptions import PermissionDeniedException
 from litestar.params import Parameter
 
 from app.core.errors import NotFound, ValidationFailed
+from app.core.i18n import N_
 from app.plugins import runtime
 from app.plugins.runtime import EntityRef
 from app.records.files import RecordFiles, Upload, file_value, prepare
@@ -57,13 +58,13 @@ def file_json(ref: EntityRef, record: dict[str, Any], row: dict[str, Any]) -> di
 
 async def _entity(ctx: RequestContext, plugin_id: str, entity: str) -> tuple[RecordService, EntityRef]:
     if ctx.tenant is None:
-        raise PermissionDeniedException("Say which tenant with the X-Tenant header (slug or id)")
+        raise PermissionDeniedException(detail=N_("Say which tenant with the X-Tenant header (slug or id)"))
     return ctx.records(), await runtime.entity_in_tenant(ctx.db, ctx.tenant.id, plugin_id, entity)
 
 
 def _file_field(ref: EntityRef, field: str) -> None:
     if not ref.spec.has_field(field) or not ref.spec.field(field).is_file:
-        raise NotFound(f"{ref.spec.label} has no file field '{field}'")
+        raise NotFound(N_("%(label)s has no file field '%(field)s'", label=ref.spec.label, field=field))
 
 
 @post(
@@ -97,7 +98,7 @@ async def upload_files(
     form = await request.form()
     parts = [v for v in form.getall("file", []) if isinstance(v, UploadFile)]
     if not parts:
-        raise ValidationFailed({"file": "Send the file in a multipart part named file."})
+        raise ValidationFailed({"file": N_("Send the file in a multipart part named file.")})
     spec = ref.spec.field(field)
     prepared = [await prepare(spec, Upload(p.filename or "file", await p.read())) for p in parts]
     row = await RecordFiles(service).change(ref, record_id, field, add=prepared)
@@ -156,7 +157,7 @@ async def _serve(
     _file_field(ref, field)
     meta, content = await RecordFiles(service).open(ref, record_id, attachment_id, thumbnail=thumbnail)
     if meta.field != field:
-        raise NotFound("No such file")
+        raise NotFound(N_("No such file"))
     return file_response(meta, content, inline=thumbnail)
 
 
@@ -183,7 +184,7 @@ async def remove_file(
     files = RecordFiles(service)
     row = await service.get(ref, record_id)
     if attachment_id not in {str(a.id) for a in await files.live(ref, row["id"], field)}:
-        raise NotFound("No such file")
+        raise NotFound(N_("No such file"))
     row = await files.change(ref, record_id, field, remove=[attachment_id])
     return file_json(ref, record_json(row), row)
 

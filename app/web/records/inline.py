@@ -296,7 +296,9 @@ async def add_row(
         return Redirect(f"{target.url}/new", status_code=303)
     s = next((s for s in await sets_for(ctx, target) if s.name == name), None)
     if s is None:
-        raise NotFound(f"{target.ref.spec.label} has no inline rows called {name!r}")
+        raise NotFound(
+            N_("%(label)s has no inline rows called %(name)s", label=target.ref.spec.label, name=repr(name))
+        )
     ctx.records().require(s.ref, "insert")
     row = s.new_row()
     s.rows = [row]

@@ -6,6 +6,7 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
 
 from app.core.errors import NotFound
+from app.core.i18n import N_
 from app.plugins import runtime
 from app.records.query import declared
 from app.web.context import RequestContext
@@ -27,10 +28,10 @@ async def lookup(request: HTMXRequest, ctx: RequestContext, target: Target) -> T
     current_key = params.get("input") or name
     wanted = params.get("entity")
     if fspec is None or fspec.type != "reference" or (wanted and wanted != fspec.entity):
-        raise NotFound("No such reference field on this page")
+        raise NotFound(N_("No such reference field on this page"))
     ref = runtime.find_entity(target.plugins, fspec.entity or "")
     if ref is None:
-        raise NotFound(f"{fspec.entity} is not available in this tenant")
+        raise NotFound(N_("%(entity)s is not available in this tenant", entity=fspec.entity))
     svc = ctx.records()
     q = (params.get("q") or params.get("_q") or "").replace("\x00", "").strip()[:200]
     found = await svc.search_labels(ref, q, LOOKUP_LIMIT)

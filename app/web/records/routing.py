@@ -16,6 +16,7 @@ from litestar.plugins.htmx import HTMXRequest
 
 from app.core.db import transaction_from_here
 from app.core.errors import NotFound
+from app.core.i18n import N_, phrase
 from app.web.context import RequestContext
 from app.web.records import (
     actions,
@@ -141,7 +142,7 @@ async def plugin_page(request: HTMXRequest, ctx: RequestContext, plugin_id: str,
     target = await resolve(ctx, plugin_id, path)
     found = find("GET", target)
     if found is None:
-        raise NotFound(f"{target.spec.name} has no page {'/'.join(target.rest)}")
+        raise NotFound(N_("%(name)s has no page %(rest)s", name=target.spec.name, rest="/".join(target.rest)))
     handler, params = found
     if handler not in READS:
         await transaction_from_here(ctx.db)
@@ -161,7 +162,13 @@ async def plugin_page_post(
     target = await resolve(ctx, plugin_id, path)
     found = find("POST", target)
     if found is None:
-        raise NotFound(f"{target.spec.name} accepts no form at {'/'.join(target.rest) or 'this address'}")
+        raise NotFound(
+            N_(
+                "%(name)s accepts no form at %(path)s",
+                name=target.spec.name,
+                path="/".join(target.rest) or phrase(N_("this address")),
+            )
+        )
     handler, params = found
     return await handler(request, ctx, target, *params)
 

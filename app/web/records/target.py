@@ -9,6 +9,7 @@ from typing import Any
 from litestar.exceptions import PermissionDeniedException
 
 from app.core.errors import NotFound
+from app.core.i18n import N_
 from app.manifest import BUILTIN_ACTIONS, PageSpec, default_label
 from app.plugins import runtime
 from app.plugins.runtime import EntityRef, LoadedPlugin
@@ -50,7 +51,7 @@ async def resolve(ctx: RequestContext, plugin_id: str, path: str) -> Target:
     plugins = await runtime.enabled_for(ctx.db, ctx.tenant_id)
     plugin = next((p for p in plugins if p.id == plugin_id), None)
     if plugin is None:
-        raise NotFound(f"Plugin {plugin_id!r} is not enabled in this tenant")
+        raise NotFound(N_("Plugin %(plugin_id)s is not enabled in this tenant", plugin_id=repr(plugin_id)))
     wanted = "/" + path.strip("/")
     best: PageSpec | None = None
     for spec in plugin.manifest.pages:
@@ -59,13 +60,13 @@ async def resolve(ctx: RequestContext, plugin_id: str, path: str) -> Target:
         ):
             best = spec
     if best is None:
-        raise NotFound(f"{plugin.manifest.plugin.name} has no page {wanted}")
+        raise NotFound(N_("%(name)s has no page %(wanted)s", name=plugin.manifest.plugin.name, wanted=wanted))
     rest = [s for s in wanted[len(best.path) :].split("/") if s]
     target = Target(plugins, plugin, best, rest, f"/t/{ctx.tenant.slug}/p/{plugin.id}{best.path}")  # type: ignore[union-attr]
     if best.type == "crud":
         target.entity = plugin.entities.get(best.entity or "")
         if target.entity is None:
-            raise NotFound(f"Page {best.path} names an unknown entity")
+            raise NotFound(N_("Page %(path)s names an unknown entity", path=best.path))
     return target
 
 
@@ -115,9 +116,17 @@ def need_action(ctx: RequestContext, target: Target, name: str) -> None:
     The db.<entity>.<op> permission itself is checked by the record service."""
     action = actions(target.spec).get(name)
     if action is None:
-        raise NotFound(f"The page {target.spec.name} has no {name.replace('_', ' ')} action")
+        raise NotFound(
+            N_(
+                "The page %(name)s has no %(replace)s action",
+                name=target.spec.name,
+                replace=name.replace("_", " "),
+            )
+        )
     if action["permission"] and not ctx.can(action["permission"]):
-        raise PermissionDeniedException(f"You need the permission {action['permission']} in this tenant")
+        raise PermissionDeniedException(
+            detail=N_("You need the permission %(perm)s in this tenant", perm=action["permission"])
+        )
 
 
 # --- shared by the page handlers -----------------------------------------------------------------
