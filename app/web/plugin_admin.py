@@ -19,7 +19,6 @@ from litestar.response import Redirect, Template
 from litestar.types import ControllerRouterHandler
 from sqlalchemy import select
 
-from app.core import blobs
 from app.core.errors import NotFound, PortalError
 from app.core.i18n import N_
 from app.core.models import PluginBackup, PluginPackage
@@ -308,7 +307,7 @@ async def purge_page(request: HTMXRequest, ctx: TenantContext, plugin_id: str) -
         )
     except _FAILURES as exc:
         return await _failed(request, ctx, exc, plugin_id)
-    files = backup_files(await blobs.get(ctx.db, target.blob_sha256))
+    files = backup_files(await ctx.services.blob_store.get(ctx.db, target.blob_sha256))
     return await page(
         request,
         ctx,
@@ -328,7 +327,7 @@ async def backup_download(ctx: TenantContext, backup_id: uuid.UUID) -> Response[
     if record is None:
         raise NotFound("No such backup")
     return Response(
-        await blobs.get(ctx.db, record.blob_sha256),
+        await ctx.services.blob_store.get(ctx.db, record.blob_sha256),
         media_type="application/zip",
         headers={
             "Content-Disposition": f'attachment; filename="{record.file_name}"',

@@ -14,7 +14,6 @@ from litestar.params import Body
 from litestar.plugins.htmx import HTMXRequest
 from litestar.types import ControllerRouterHandler
 
-from app.core import blobs
 from app.core.errors import PortalError
 from app.installs import lifecycle, removal
 from app.installs.backups import backup_files
@@ -182,7 +181,7 @@ async def _purge(ctx: TenantContext, plugin_id: str, confirm: str) -> dict[str, 
         "state": "purged",
         "backup": target.file_name,
         "download": f"/t/{ctx.tenant.slug}/admin/plugins/backups/{target.id}",
-        "files": backup_files(await blobs.get(ctx.db, target.blob_sha256)),
+        "files": backup_files(await ctx.services.blob_store.get(ctx.db, target.blob_sha256)),
     }
 
 

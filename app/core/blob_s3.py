@@ -1,0 +1,195 @@
+"""Stored files in an S3-compatible bucket (PORTAL_STORAGE_URL=s3://...), through boto3.
+
+The object of a blob is ``<prefix><sha256>``; its stored_blobs row (location "s3", no content) is what
+references and purges see (app.core.blobs). Objects are written before their row: an object is the same
+whoever writes it, so writing it twice, or leaving one behind when the transaction rolls back, is
+harmless — a row never names an object that was not written. Objects of deleted rows go after the
+commit, so a rollback keeps both.
+
+boto3 is synchronous: every call runs in the store's own small thread pool, never on the event loop.
+Errors become StorageUnavailable (503, naming the bucket) or BlobMissing (no such object).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.blobs import BlobMissing, BlobStore, StorageUnavailable, sha256_of
+from app.core.settings import StorageSettings
+
+log = logging.getLogger("portal.storage")
+T = TypeVar("T")
+_REMOVE_KEY = "portal_blob_objects_to_remove"
+_STAGED_KEPT = 1024  # hashes this process wrote lately: a put right after its stage uploads nothing again
+_MISSING = {"NoSuchKey", "404", "NotFound"}
+
+
+class S3BlobStore(BlobStore):
+    location = "s3"
+
+    def __init__(self, storage: StorageSettings, threads: int = 4) -> None:
+        self.storage = storage
+        self.name = storage.name
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="portal-s3")
+        self._lock = threading.Lock()
+        self._client: Any = None
+        self._staged: OrderedDict[str, None] = OrderedDict()
+        self._removals: set[Future[None]] = set()
+
+    def client(self) -> Any:
+        """The boto3 client, made at first use (making one reads boto's service models: ~0.1 s)."""
+        with self._lock:
+            if self._client is None:
+                s = self.storage
+                session = boto3.session.Session(
+                    aws_access_key_id=s.access_key or None,
+                    aws_secret_access_key=s.secret_key or None,
+                    aws_session_token=s.session_token or None,
+                    region_name=s.region or None,
+                )
+                self._client = session.client(
+                    "s3",
+                    endpoint_url=s.endpoint or None,
+                    config=Config(
+                        connect_timeout=5,
+                        read_timeout=60,
+                        retries={"max_attempts": 3, "mode": "standard"},
+                        s3={"addressing_style": s.addressing or "auto"},
+                    ),
+                )
+            return self._client
+
+    def key(self, sha256: str) -> str:
+        return f"{self.storage.prefix}{sha256}"
+
+    async def _call(self, work: Callable[[], T]) -> T:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            if error.get("Code") in _MISSING:
+                raise
+            raise StorageUnavailable(
+                self.name, f"{error.get('Code')}: {error.get('Message', '')}".strip()
+            ) from exc
+        except NoCredentialsError as exc:
+            raise StorageUnavailable(
+                self.name, "no credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+            ) from exc
+        except EndpointConnectionError as exc:
+            raise StorageUnavailable(
+                self.name, f"cannot connect to {exc.kwargs.get('endpoint_url')}"
+            ) from exc
+        except BotoCoreError as exc:
+            raise StorageUnavailable(self.name, str(exc)) from exc
+
+    def _note_staged(self, sha256: str) -> None:
+        with self._lock:
+            self._staged[sha256] = None
+            self._staged.move_to_end(sha256)
+            while len(self._staged) > _STAGED_KEPT:
+                self._staged.popitem(last=False)
+
+    async def stage(self, content: bytes) -> str:
+        sha = sha256_of(content)
+        if sha not in self._staged:
+            await self._upload(sha, content)
+        return sha
+
+    async def _upload(self, sha256: str, content: bytes) -> None:
+        client = await self._call(self.client)
+        await self._call(
+            functools.partial(
+                client.put_object,
+                Bucket=self.storage.bucket,
+                Key=self.key(sha256),
+                Body=content,
+                ContentType="application/octet-stream",
+                Metadata={"sha256": sha256},
+            )
+        )
+        self._note_staged(sha256)
+
+    async def _write(self, sha256: str, content: bytes) -> bytes | None:
+        if sha256 not in self._staged:
+            await self._upload(sha256, content)
+        return None
+
+    async def _read(self, sha256: str) -> bytes:
+        client = await self._call(self.client)
+
+        def read() -> bytes:
+            response = client.get_object(Bucket=self.storage.bucket, Key=self.key(sha256))
+            return bytes(response["Body"].read())
+
+        try:
+            return await self._call(read)
+        except ClientError as exc:
+            raise BlobMissing(f"the stored file {sha256} is missing from {self.name}") from exc
+
+    def _remove_after_commit(self, session: AsyncSession, shas: list[str]) -> None:
+        sync = session.sync_session
+        wanted: set[str] | None = sync.info.get(_REMOVE_KEY)
+        if wanted is None:
+            wanted = sync.info[_REMOVE_KEY] = set()
+
+            def committed(_session: Any) -> None:
+                gone = sorted(sync.info.pop(_REMOVE_KEY, ()))
+                if gone:  # in the store's threads: done even when the caller's event loop ends first
+                    future = self._executor.submit(self._remove, gone)
+                    self._removals.add(future)
+                    future.add_done_callback(self._removals.discard)
+
+            def rolled_back(_session: Any) -> None:
+                sync.info.pop(_REMOVE_KEY, None)
+                if event.contains(sync, "after_commit", committed):
+                    event.remove(sync, "after_commit", committed)
+
+            event.listen(sync, "after_commit", committed, once=True)
+            event.listen(sync, "after_rollback", rolled_back, once=True)
+        wanted.update(shas)
+
+    def _remove(self, shas: list[str]) -> None:
+        with self._lock:
+            for sha in shas:
+                self._staged.pop(sha, None)
+        try:
+            client = self.client()
+            for start in range(0, len(shas), 1000):  # DeleteObjects takes at most 1000 keys
+                client.delete_objects(
+                    Bucket=self.storage.bucket,
+                    Delete={
+                        "Objects": [{"Key": self.key(s)} for s in shas[start : start + 1000]],
+                        "Quiet": True,
+                    },
+                )
+        except (BotoCoreError, ClientError) as exc:
+            # The rows are gone; the objects stay until the next `portal storage sweep`.
+            log.error("could not remove %d object(s) from %s: %s", len(shas), self.name, exc)
+
+    async def check(self) -> None:
+        client = await self._call(self.client)
+        try:
+            await self._call(functools.partial(client.head_bucket, Bucket=self.storage.bucket))
+        except ClientError as exc:  # 404 from HeadBucket: the bucket does not exist
+            raise StorageUnavailable(self.name, f"there is no bucket {self.storage.bucket!r}") from exc
+
+    async def drain(self) -> None:
+        for future in list(self._removals):
+            await asyncio.wrap_future(future)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
