@@ -13,8 +13,10 @@ Errors become StorageUnavailable (503, naming the bucket) or BlobMissing (no suc
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import functools
 import logging
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -35,6 +37,7 @@ T = TypeVar("T")
 _REMOVE_KEY = "portal_blob_objects_to_remove"
 _STAGED_KEPT = 1024  # hashes this process wrote lately: a put right after its stage uploads nothing again
 _MISSING = {"NoSuchKey", "404", "NotFound"}
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class S3BlobStore(BlobStore):
@@ -43,7 +46,8 @@ class S3BlobStore(BlobStore):
     def __init__(self, storage: StorageSettings, threads: int = 4) -> None:
         self.storage = storage
         self.name = storage.name
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="portal-s3")
+        self._threads = threads
+        self._executor: ThreadPoolExecutor | None = None  # made at first use, again after close()
         self._lock = threading.Lock()
         self._client: Any = None
         self._staged: OrderedDict[str, None] = OrderedDict()
@@ -72,12 +76,18 @@ class S3BlobStore(BlobStore):
                 )
             return self._client
 
+    def pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="portal-s3")
+            return self._executor
+
     def key(self, sha256: str) -> str:
         return f"{self.storage.prefix}{sha256}"
 
     async def _call(self, work: Callable[[], T]) -> T:
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+            return await asyncio.get_running_loop().run_in_executor(self.pool(), work)
         except ClientError as exc:
             error = exc.response.get("Error", {})
             if error.get("Code") in _MISSING:
@@ -149,7 +159,7 @@ class S3BlobStore(BlobStore):
             def committed(_session: Any) -> None:
                 gone = sorted(sync.info.pop(_REMOVE_KEY, ()))
                 if gone:  # in the store's threads: done even when the caller's event loop ends first
-                    future = self._executor.submit(self._remove, gone)
+                    future = self.pool().submit(self._remove, gone)
                     self._removals.add(future)
                     future.add_done_callback(self._removals.discard)
 
@@ -180,6 +190,30 @@ class S3BlobStore(BlobStore):
             # The rows are gone; the objects stay until the next `portal storage sweep`.
             log.error("could not remove %d object(s) from %s: %s", len(shas), self.name, exc)
 
+    async def listing(self) -> list[list[tuple[str, dt.datetime]]]:
+        """The objects under the prefix, (sha256, last modified), a page (≤ 1000) per list; keys that are
+        not a sha256 (someone else's objects under the prefix) are left out."""
+        client = await self._call(self.client)
+
+        def pages() -> list[list[tuple[str, dt.datetime]]]:
+            found = []
+            paginator = client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.storage.bucket, Prefix=self.storage.prefix):
+                found.append(
+                    [
+                        (o["Key"][len(self.storage.prefix) :], o["LastModified"])
+                        for o in page.get("Contents", [])
+                        if _SHA256.fullmatch(o["Key"][len(self.storage.prefix) :])
+                    ]
+                )
+            return found
+
+        return await self._call(pages)
+
+    async def remove(self, shas: list[str]) -> None:
+        if shas:
+            await asyncio.wrap_future(self.pool().submit(self._remove, shas))
+
     async def check(self) -> None:
         client = await self._call(self.client)
         try:
@@ -192,4 +226,8 @@ class S3BlobStore(BlobStore):
             await asyncio.wrap_future(future)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True)
+        """Wait for the removals under way and stop the threads (the next use starts new ones)."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
