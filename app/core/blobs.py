@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable
-from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -26,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.errors import PortalError
 from app.core.i18n import N_
 from app.core.models import StoredBlob
+from app.core.settings import Settings
 
 log = logging.getLogger("portal.storage")
 # Key under which every session carries its config's blob store in its `info`.
@@ -161,7 +161,7 @@ class DatabaseBlobStore(BlobStore):
         log.warning("%d object(s) left in an object store no longer configured: %s", len(shas), shas[:5])
 
 
-def store_for(settings: Any) -> BlobStore:
+def store_for(settings: Settings) -> BlobStore:
     """The store PORTAL_STORAGE_URL names (`settings.storage`, app.core.settings.StorageSettings)."""
     if settings.storage.kind == "s3":
         from app.core.blob_s3 import S3BlobStore  # boto3 is imported only when S3 is configured
