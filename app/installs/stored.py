@@ -25,6 +25,14 @@ async def keep_package(session: AsyncSession, package: Package, row: PluginPacka
     row.package_files = files
 
 
+async def stage_package(store: blobs.BlobStore, package: Package) -> None:
+    """Write the package's files to the store before the install's transaction (an S3 upload of a
+    megabytes-large plugin.wasm takes time); `keep_package` then only adds their rows. A package refused
+    later leaves objects no row names: `portal storage sweep` removes them."""
+    for content in package.files.values():
+        await store.stage(content)
+
+
 async def import_local_packages(session: AsyncSession, data_dir: Path) -> list[str]:
     """Packages of rows stored before packages lived in the database: read them from
     <data dir>/plugins/<id>/<package sha256>/ (where this host kept them) into the database. Returns the

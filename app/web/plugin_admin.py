@@ -22,7 +22,7 @@ from sqlalchemy import select
 from app.core.errors import NotFound, PortalError
 from app.core.i18n import N_
 from app.core.models import PluginBackup, PluginPackage
-from app.installs import lifecycle, removal
+from app.installs import lifecycle, removal, stored
 from app.installs.backups import backup_files
 from app.installs.lifecycle import DestructiveUpgrade, ManifestRejected
 from app.plugins.packages import MAX_UNPACKED_BYTES, Package, PackageError, read_zip
@@ -118,11 +118,13 @@ async def _detail_page(
     )
 
 
-async def _package_from(form: FormMultiDict) -> Package:
+async def _package_from(ctx: TenantContext, form: FormMultiDict) -> Package:
     upload = form.get("plugin")
     if not isinstance(upload, UploadFile) or not upload.filename:
         raise PackageError("Choose a plugin package (.zip) to upload")
-    return read_zip(await upload.read())
+    package = read_zip(await upload.read())
+    await stored.stage_package(ctx.services.blob_store, package)  # before the install's writes
+    return package
 
 
 async def _failed(
@@ -159,7 +161,7 @@ async def upload_page(request: HTMXRequest, ctx: TenantContext) -> Template | Re
         "allow_destructive": flag(form.get("allow_destructive")),
     }
     try:
-        package = await _package_from(form)
+        package = await _package_from(ctx, form)
         before = await ctx.db.scalar(
             select(PluginPackage).where(
                 PluginPackage.plugin_id == lifecycle._plugin_id_of(package.manifest_text)
@@ -274,7 +276,7 @@ async def upgrade_page(request: HTMXRequest, ctx: TenantContext, plugin_id: str)
     form = await request.form()
     values = {"allow_destructive": flag(form.get("allow_destructive"))}
     try:
-        package = await _package_from(form)
+        package = await _package_from(ctx, form)
         found = lifecycle._plugin_id_of(package.manifest_text)
         if found != plugin_id:
             raise PortalError(

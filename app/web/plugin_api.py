@@ -15,7 +15,7 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.types import ControllerRouterHandler
 
 from app.core.errors import PortalError
-from app.installs import lifecycle, removal
+from app.installs import lifecycle, removal, stored
 from app.installs.backups import backup_files
 from app.installs.lifecycle import DestructiveUpgrade, ManifestRejected
 from app.plugins.packages import Package, PackageError, read_zip
@@ -56,10 +56,12 @@ class PluginPatch:
 MultipartUpload = Annotated[UploadForm, Body(media_type=RequestEncodingType.MULTI_PART)]
 
 
-async def _read_upload(data: UploadForm) -> Package:
+async def _read_upload(ctx: TenantContext, data: UploadForm) -> Package:
     if not isinstance(data.plugin, UploadFile):
         raise PackageError("Send the plugin package (.zip) in the multipart field `plugin`")
-    return read_zip(await data.plugin.read())
+    package = read_zip(await data.plugin.read())
+    await stored.stage_package(ctx.services.blob_store, package)  # before the install's writes
+    return package
 
 
 async def _detail(ctx: TenantContext, plugin_id: str) -> dict[str, Any]:
@@ -86,7 +88,7 @@ async def api_upload(
     allow_destructive: bool | None = None,
     x_tenant: str | None = TENANT_HEADER,
 ) -> dict[str, Any]:
-    package = await _read_upload(data)
+    package = await _read_upload(ctx, data)
     row = await lifecycle.upload(
         ctx.db,
         ctx.actor,
@@ -234,7 +236,7 @@ async def api_upgrade(
     allow_destructive: bool | None = None,
     x_tenant: str | None = TENANT_HEADER,
 ) -> dict[str, Any]:
-    package = await _read_upload(data)
+    package = await _read_upload(ctx, data)
     found = lifecycle._plugin_id_of(package.manifest_text)
     if found != plugin_id:
         raise PortalError(f"This package is the plugin {found!r}, not {plugin_id!r}")
