@@ -30,6 +30,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.blobs import BlobMissing, BlobStore, StorageUnavailable, sha256_of
+from app.core.i18n import N_
 from app.core.settings import StorageSettings
 
 log = logging.getLogger("portal.storage")
@@ -97,11 +98,11 @@ class S3BlobStore(BlobStore):
             ) from exc
         except NoCredentialsError as exc:
             raise StorageUnavailable(
-                self.name, "no credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+                self.name, N_("no credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")
             ) from exc
         except EndpointConnectionError as exc:
             raise StorageUnavailable(
-                self.name, f"cannot connect to {exc.kwargs.get('endpoint_url')}"
+                self.name, N_("cannot connect to %(endpoint)s", endpoint=self.storage.endpoint or "AWS S3")
             ) from exc
         except BotoCoreError as exc:
             raise StorageUnavailable(self.name, str(exc)) from exc
@@ -148,7 +149,9 @@ class S3BlobStore(BlobStore):
         try:
             return await self._call(read)
         except ClientError as exc:
-            raise BlobMissing(f"the stored file {sha256} is missing from {self.name}") from exc
+            raise BlobMissing(
+                N_("The stored file %(sha256)s is missing from %(store)s", sha256=sha256, store=self.name)
+            ) from exc
 
     def _remove_after_commit(self, session: AsyncSession, shas: list[str]) -> None:
         sync = session.sync_session
@@ -219,7 +222,9 @@ class S3BlobStore(BlobStore):
         try:
             await self._call(functools.partial(client.head_bucket, Bucket=self.storage.bucket))
         except ClientError as exc:  # 404 from HeadBucket: the bucket does not exist
-            raise StorageUnavailable(self.name, f"there is no bucket {self.storage.bucket!r}") from exc
+            raise StorageUnavailable(
+                self.name, N_("there is no bucket %(bucket)s", bucket=self.storage.bucket)
+            ) from exc
 
     async def drain(self) -> None:
         for future in list(self._removals):

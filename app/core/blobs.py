@@ -47,7 +47,9 @@ class StorageUnavailable(PortalError):
     title = N_("Storage unavailable")
 
     def __init__(self, store: str, reason: str) -> None:
-        super().__init__(f"The file store {store} is unavailable: {reason}")
+        super().__init__(
+            N_("The file store %(store)s is unavailable: %(reason)s", store=store, reason=reason)
+        )
         self.store = store
 
 
@@ -57,7 +59,9 @@ def sha256_of(content: bytes) -> str:
 
 def checked(sha256: str, content: bytes) -> bytes:
     if sha256_of(content) != sha256:
-        raise BlobMissing(f"the stored file {sha256} is damaged (its content has another hash)")
+        raise BlobMissing(
+            N_("The stored file %(sha256)s is damaged (its content has another hash)", sha256=sha256)
+        )
     return content
 
 
@@ -114,11 +118,11 @@ class BlobStore:
             )
         ).first()
         if row is None:
-            raise BlobMissing(f"no stored file with sha256 {sha256}")
+            raise BlobMissing(N_("No stored file has the sha256 %(sha256)s", sha256=sha256))
         location, content = row
         if location == DATABASE:
             if content is None:
-                raise BlobMissing(f"the stored file {sha256} has no content")
+                raise BlobMissing(N_("The stored file %(sha256)s has no content", sha256=sha256))
             return checked(sha256, bytes(content))
         return checked(sha256, await self._read(sha256))
 
@@ -154,7 +158,10 @@ class DatabaseBlobStore(BlobStore):
 
     async def _read(self, sha256: str) -> bytes:
         raise BlobMissing(
-            f"the stored file {sha256} is in an object store, but PORTAL_STORAGE_URL names none (the database)"
+            N_(
+                "The stored file %(sha256)s is in an object store, but PORTAL_STORAGE_URL names none",
+                sha256=sha256,
+            )
         )
 
     def _remove_after_commit(self, session: AsyncSession, shas: list[str]) -> None:
