@@ -18,6 +18,7 @@ import functools
 import logging
 import re
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,14 +30,17 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.blobs import BlobMissing, BlobStore, StorageUnavailable, sha256_of
+from app.core.blobs import BlobMissing, BlobStore, StorageUnavailable, hashed
 from app.core.i18n import N_
 from app.core.settings import StorageSettings
 
 log = logging.getLogger("portal.storage")
 T = TypeVar("T")
 _REMOVE_KEY = "portal_blob_objects_to_remove"
-_STAGED_KEPT = 1024  # hashes this process wrote lately: a put right after its stage uploads nothing again
+# Objects this process wrote lately: a put right after its stage (the same request) uploads nothing again.
+# Short, because another host may purge the object meanwhile; then the next upload must write it again.
+_STAGED_KEPT = 1024
+_STAGED_SECONDS = 120.0
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -51,7 +55,7 @@ class S3BlobStore(BlobStore):
         self._executor: ThreadPoolExecutor | None = None  # made at first use, again after close()
         self._lock = threading.Lock()
         self._client: Any = None
-        self._staged: OrderedDict[str, None] = OrderedDict()
+        self._staged: OrderedDict[str, float] = OrderedDict()  # sha256 -> time.monotonic() written
         self._removals: set[Future[None]] = set()
 
     def client(self) -> Any:
@@ -109,14 +113,19 @@ class S3BlobStore(BlobStore):
 
     def _note_staged(self, sha256: str) -> None:
         with self._lock:
-            self._staged[sha256] = None
+            self._staged[sha256] = time.monotonic()
             self._staged.move_to_end(sha256)
             while len(self._staged) > _STAGED_KEPT:
                 self._staged.popitem(last=False)
 
+    def _written_lately(self, sha256: str) -> bool:
+        with self._lock:
+            at = self._staged.get(sha256)
+        return at is not None and time.monotonic() - at < _STAGED_SECONDS
+
     async def stage(self, content: bytes) -> str:
-        sha = sha256_of(content)
-        if sha not in self._staged:
+        sha = await hashed(content)
+        if not self._written_lately(sha):
             await self._upload(sha, content)
         return sha
 
@@ -135,9 +144,21 @@ class S3BlobStore(BlobStore):
         self._note_staged(sha256)
 
     async def _write(self, sha256: str, content: bytes) -> bytes | None:
-        if sha256 not in self._staged:
+        # Staged moments ago (the same request): a HEAD instead of the bytes again, as another host may
+        # have purged the object since (its row was gone, which is why this put writes one).
+        if not (self._written_lately(sha256) and await self._held(sha256)):
             await self._upload(sha256, content)
         return None
+
+    async def _held(self, sha256: str) -> bool:
+        client = await self._call(self.client)
+        try:
+            await self._call(
+                functools.partial(client.head_object, Bucket=self.storage.bucket, Key=self.key(sha256))
+            )
+        except ClientError:  # 404 (the others are StorageUnavailable)
+            return False
+        return True
 
     async def _read(self, sha256: str) -> bytes:
         client = await self._call(self.client)

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.blob_s3 import S3BlobStore
-from app.core.blobs import DATABASE, sha256_of
+from app.core.blobs import DATABASE, hashed
 from app.core.models import StoredBlob
 
 
@@ -51,7 +51,7 @@ async def copy_into(
         done = []
         for sha, content in rows:
             data = bytes(content or b"")
-            if sha256_of(data) != sha:
+            if await hashed(data) != sha:
                 moved.damaged.append(sha)
                 skip.add(sha)
                 continue

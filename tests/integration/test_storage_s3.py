@@ -73,6 +73,31 @@ def test_two_hosts_over_one_database_and_one_bucket_see_the_same_file(
         assert not [p for p in (tmp_path / host).rglob("*") if p.is_file() and p.read_bytes() == PDF]
 
 
+async def _purge_record(s: Any, record_id: str) -> None:
+    svc, ref = await service(s)
+    await svc.delete(ref, record_id)
+    assert await RecordFiles(svc).purge(ref, [uuid.UUID(record_id)]) == 1
+
+
+def test_bytes_purged_on_one_host_are_written_again_by_the_other(
+    db_url: str, tmp_path: Path, s3_endpoint: str
+) -> None:
+    """Host A staged the PDF moments ago; host B purges it (row and object); A's next upload of the
+    same bytes must write the object again, not trust what it wrote before."""
+    bucket = new_bucket(s3_endpoint)
+    app_a = _host(db_url, tmp_path / "a", WASM_CACHE, bucket)
+    app_b = _host(db_url, tmp_path / "b", WASM_CACHE, bucket)
+    install_docs(app_a, tmp_path)
+    with _client(app_a) as client_a:
+        h = bearer(api_token(client_a, ADMIN_EMAIL, ADMIN_PASSWORD), "acme")
+        first = _record_with_file(client_a, h)
+        in_db(app_b, lambda s: _purge_record(s, first.split("/")[-4]))
+        asyncio.run(app_b.state.services.blob_store.drain())
+        assert SHA not in objects(app_a)
+        again = _record_with_file(client_a, h)
+        assert SHA in objects(app_a) and client_a.get(again, headers=h).content == PDF
+
+
 def test_a_purge_removes_the_object_after_its_commit_only(
     db_url: str, tmp_path: Path, s3_endpoint: str
 ) -> None:
@@ -86,9 +111,7 @@ def test_a_purge_removes_the_object_after_its_commit_only(
         pass
 
     async def purge(s: Any, keep: bool) -> None:
-        svc, ref = await service(s)
-        await svc.delete(ref, record_id)
-        assert await RecordFiles(svc).purge(ref, [uuid.UUID(record_id)]) == 1
+        await _purge_record(s, record_id)
         if keep:
             raise RolledBack
 
