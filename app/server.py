@@ -22,6 +22,7 @@ from litestar.template.config import TemplateConfig
 from app import PLATFORM_VERSION, bootstrap
 from app.access.cache import PermissionCache
 from app.access.scopes import ScopeCache
+from app.core.blobs import StorageUnavailable, store_for
 from app.core.db import bind_services, make_alchemy_config
 from app.core.i18n import Catalogs, Msg
 from app.core.settings import Settings, load_settings
@@ -76,7 +77,8 @@ log = logging.getLogger("portal")
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
-    alchemy = make_alchemy_config(settings)
+    blob_store = store_for(settings)  # the database or a bucket (PORTAL_STORAGE_URL), shared by every host
+    alchemy = make_alchemy_config(settings, blob_store)
     sandbox = Sandbox(settings, alchemy.get_session)
     bus = EventBus()
     # What the app's behaviour is wired through, explicitly (app.services): all of it is this app's own.
@@ -102,6 +104,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         switcher_cache=SwitcherCache(),
         view_cache=ViewCache(),
         catalogs=Catalogs.load(),
+        blob_store=blob_store,
     )
     # Every session of this app (requests, event delivery, guest calls) carries the app's services, so
     # code holding only a session (WASM host API, workflow rules, extension calls) uses this app's.
@@ -111,6 +114,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
 
     async def on_startup(app: Litestar) -> None:
+        try:
+            await blob_store.check()
+        except StorageUnavailable as exc:  # the app starts: uploads answer 503, /health names the store
+            log.error("%s (check PORTAL_STORAGE_URL and the AWS_* credentials)", exc.detail)
         async with alchemy.get_session() as session:
             await bootstrap.ensure_base(session, settings)
             await session.commit()
@@ -128,6 +135,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await services.mailer.drain()
         await sandbox.drain()
         sandbox.close()
+        await blob_store.drain()
+        blob_store.close()
 
     static = create_static_files_router(
         path="/static", directories=[ROOT / "static"], opt={"public": True}, include_in_schema=False

@@ -1,7 +1,7 @@
 """The application's services: one explicit object per app, built by the composition root (app.server).
 
 Everything that used to live in module-global registries (record hooks, the extension registry and its
-sandbox, the mailer, the plugin catalog, the menu) is an attribute of `AppServices`. `create_app` builds
+sandbox, the mailer, the plugin catalog, the menu, the blob store) is an attribute of `AppServices`. `create_app` builds
 it, stores it in `app.state.services` (handlers reach it through `RequestContext.services`), and binds it
 to every session the app's SQLAlchemy config makes (`session.info[SERVICES_KEY]`), so code that only holds
 a session — the WASM host API, event delivery, workflow rules, extension calls — reaches the services of
@@ -23,6 +23,7 @@ from app.core.db import SERVICES_KEY
 if TYPE_CHECKING:
     from app.access.cache import PermissionCache
     from app.access.scopes import ScopeCache
+    from app.core.blobs import BlobStore
     from app.core.i18n import Catalogs
     from app.core.settings import Settings
     from app.events import EventBus
@@ -52,6 +53,7 @@ class AppServices:
     switcher_cache: SwitcherCache
     view_cache: ViewCache  # saved views and share roles per tenant (views_version, policy_version)
     catalogs: Catalogs  # the gettext catalogs of the interface's languages (app/locale)
+    blob_store: BlobStore  # where stored files live (PORTAL_STORAGE_URL: the database or a bucket)
 
 
 def services_of(session: Any) -> AppServices | None:

@@ -139,9 +139,34 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server on a free port, for the whole session (buckets are per test)."""
+    from moto.server import ThreadedMotoServer
+
+    from tests.storage import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
 @pytest.fixture
-def settings_env(db_url: str, tmp_path: Path) -> dict[str, str]:
-    return _settings_env(tmp_path, db_url)
+def storage_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Where stored files live: the database ({}, the default) or, parametrized "s3" (tests.storage
+    BOTH_STORES), a fresh bucket on the moto server."""
+    if getattr(request, "param", "database") == "database":
+        return {}
+    from tests.storage import new_bucket
+
+    return new_bucket(request.getfixturevalue("s3_endpoint"))
+
+
+@pytest.fixture
+def settings_env(db_url: str, tmp_path: Path, storage_env: dict[str, str]) -> dict[str, str]:
+    return {**_settings_env(tmp_path, db_url), **storage_env}
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from app.cli import plugin_dev  # noqa: F401  (registers `portal plugin dev`)
 from app.cli.db import db, events
 from app.cli.plugins import plugin
 from app.cli.serve import serve
+from app.cli.storage import storage
 from app.cli.users import tenant, token, user
 
 
@@ -16,5 +17,5 @@ def main() -> None:
     pass
 
 
-for command in (serve, db, tenant, user, token, events, plugin):
+for command in (serve, db, tenant, user, token, events, plugin, storage):
     main.add_command(command)

@@ -52,10 +52,12 @@ def migrate_or_exit(settings: Settings) -> None:
 
 def run_db(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run `work` in one transaction; domain errors become one-line messages."""
+    from app.core.blobs import store_for
     from app.core.db import make_alchemy_config
 
     async def main() -> T:
-        config = make_alchemy_config(settings)
+        store = store_for(settings)  # PORTAL_STORAGE_URL: the database or a bucket
+        config = make_alchemy_config(settings, store)
         try:
             async with config.get_session() as session:
                 result = await work(session)
@@ -63,6 +65,8 @@ def run_db(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> 
                 return result
         finally:
             await config.get_engine().dispose()
+            await store.drain()  # objects of blobs a command purged
+            store.close()
 
     try:
         return asyncio.run(main())

@@ -1,5 +1,5 @@
 """Files attached to plugin records (file and image fields): one row per file of a record's field,
-its bytes (and an image's thumbnail) in stored_blobs by sha256 (app.core.blobs), so equal files are
+its bytes (and an image's thumbnail) stored by sha256 (app.core.blobs), so equal files are
 stored once and every host over the database serves them. app.records.files writes and reads them on
 the record service's path; this module holds the table and what plugin removal needs (purge)."""
 
@@ -16,7 +16,7 @@ from sqlalchemy import BigInteger, Index, Integer, String, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.models import PluginBackup, PluginPackage, StoredBlob, TenantScoped, utcnow
+from app.core.models import PluginBackup, PluginPackage, TenantScoped, utcnow
 
 
 class Attachment(TenantScoped, UUIDBase):
@@ -65,7 +65,11 @@ async def purge_plugin(session: AsyncSession, plugin_id: str) -> int:
 
 
 async def collect_unreferenced(session: AsyncSession, shas: Iterable[str]) -> None:
-    """Delete the blobs among ``shas`` that nothing references any more."""
+    """Delete the blobs among ``shas`` that nothing references any more (an S3 object once the
+    transaction commits)."""
+    from app.core.blobs import store_of  # blobs -> errors -> i18n -> db -> this module: not at import
+
+    unused = []
     for sha in set(shas):
         used = await session.scalar(
             select(Attachment.id)
@@ -76,7 +80,8 @@ async def collect_unreferenced(session: AsyncSession, shas: Iterable[str]) -> No
             select(PluginBackup.id).where(PluginBackup.blob_sha256 == sha).limit(1)
         )
         if used is None and not await _in_a_package(session, sha):
-            await session.execute(delete(StoredBlob).where(StoredBlob.sha256 == sha))
+            unused.append(sha)
+    await store_of(session).forget(session, unused)
 
 
 async def _in_a_package(session: AsyncSession, sha: str) -> bool:

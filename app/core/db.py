@@ -24,6 +24,8 @@ from app.core.settings import Settings
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from app.core.blobs import BlobStore
+
 # Execution option: begin this connection's SQLite transaction IMMEDIATE (take the write lock first).
 # Work that reads and then writes while others may write too (write requests, event deliveries,
 # background guest calls) uses it, so it waits for the other writer instead of failing when that one
@@ -107,7 +109,9 @@ def _sqlite_begin(conn: Any) -> None:
     )
 
 
-def make_alchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
+def make_alchemy_config(settings: Settings, blob_store: BlobStore | None = None) -> SQLAlchemyAsyncConfig:
+    """The SQLAlchemy config of an app or a command. Its sessions carry `blob_store` (app.core.blobs;
+    by default the one PORTAL_STORAGE_URL names, made here for a command's short life)."""
     engine_config = EngineConfig() if settings.is_sqlite else EngineConfig(pool_size=10, max_overflow=10)
     config = SQLAlchemyAsyncConfig(
         connection_string=settings.database_url,
@@ -116,6 +120,11 @@ def make_alchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
         alembic_config=AlembicAsyncConfig(script_location=str(MIGRATIONS_DIR)),
         create_all=False,
     )
+    if blob_store is None:
+        from app.core.blobs import store_for  # blobs -> errors -> i18n -> this module: not at import
+
+        blob_store = store_for(settings)
+    bind_blob_store(config, blob_store)
     # advanced-alchemy keeps every config's state keys in class-level registries and renames a repeated
     # key recursively (`_1`, `_2`, ...), for several configs in one app. Portal has one config per app
     # (scope and app state are per app), so release the keys: a process that builds many apps (the
@@ -137,11 +146,20 @@ def make_alchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
 
 
 def bind_services(config: SQLAlchemyAsyncConfig, services: Any) -> None:
-    """Make every session `config` opens carry `services` (app.services.AppServices) in its `info`.
-    Called by create_app before the app opens any session."""
+    """Make every session `config` opens carry `services` (app.services.AppServices) in its `info`,
+    and the services' blob store. Called by create_app before the app opens any session."""
     info = config.session_config.info
     assert isinstance(info, dict)  # advanced-alchemy normalises it to a private dict per config
     info[SERVICES_KEY] = services
+    bind_blob_store(config, services.blob_store)
+
+
+def bind_blob_store(config: SQLAlchemyAsyncConfig, store: BlobStore) -> None:
+    from app.core.blobs import BLOB_STORE_KEY
+
+    info = config.session_config.info
+    assert isinstance(info, dict)
+    info[BLOB_STORE_KEY] = store
 
 
 def upgrade(settings: Settings, *, quiet: bool = True) -> None:

@@ -228,14 +228,14 @@ class PluginPackage(UUIDAuditBase):
 
 
 class StoredBlob(UUIDBase):
-    """Bytes kept in the database by their sha256, written once and shared by every host: plugin package
-    files (plugin.wasm among them) and backups of plugins' data."""
+    """A file by its sha256, shared by every host (app.core.blobs): bytes in `content`, or in a bucket."""
 
     __tablename__ = "stored_blobs"
 
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
     size: Mapped[int] = mapped_column(Integer)
-    content: Mapped[bytes] = mapped_column(LargeBinary)
+    content: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    location: Mapped[str] = mapped_column(String(16), default="database", server_default="database")
     created_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), default=utcnow)
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 from app.core.limits import PLATFORM_DEFAULT, PLATFORM_MAXIMUM, Limits, from_env
 
@@ -29,6 +31,29 @@ class SmtpSettings:
     starttls: bool = False
     timeout_seconds: float = 10.0
     base_url: str = ""  # PORTAL_PUBLIC_URL, prefixed to the relative links in emails
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Where stored files live (PORTAL_STORAGE_URL, app.core.blobs): the database (empty or
+    ``database``) or an S3-compatible bucket, ``s3://bucket/prefix?endpoint=URL&region=R&addressing=path``.
+    Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN), else from
+    boto3's usual chain (~/.aws, instance role)."""
+
+    kind: str = "database"  # database | s3
+    bucket: str = ""
+    prefix: str = ""  # "" or ending in "/": objects are <prefix><sha256>
+    endpoint: str = ""  # "" = AWS itself
+    region: str = ""
+    addressing: str = ""  # path | virtual | "" (path when an endpoint is given, else boto3's choice)
+    access_key: str = field(default="", repr=False)
+    secret_key: str = field(default="", repr=False)
+    session_token: str = field(default="", repr=False)
+
+    @property
+    def name(self) -> str:
+        """How errors, logs and /health name the store (no credentials)."""
+        return "the database" if self.kind == "database" else f"s3://{self.bucket}/{self.prefix}"
 
 
 @dataclass(frozen=True)
@@ -58,6 +83,7 @@ class Settings:
     event_sweep_seconds: float = 1.5  # how often each worker looks for events left by other processes
     event_claim_timeout_seconds: int = 300  # a claim this old (its worker died) is taken over
     smtp: SmtpSettings | None = None  # PORTAL_SMTP_*; None = notifications are in-app only
+    storage: StorageSettings = StorageSettings()  # PORTAL_STORAGE_URL; default: in the database
 
     @property
     def compile_cache(self) -> Path:
@@ -127,6 +153,56 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         event_sweep_seconds=_positive_float(environ, "PORTAL_EVENT_SWEEP_SECONDS", 1.5),
         event_claim_timeout_seconds=_int(environ, "PORTAL_EVENT_CLAIM_TIMEOUT", 300),
         smtp=_smtp(environ),
+        storage=storage_settings(environ),
+    )
+
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_STORAGE_OPTIONS = {"endpoint", "region", "addressing"}
+
+
+def storage_settings(environ: dict[str, str]) -> StorageSettings:
+    """PORTAL_STORAGE_URL read and checked (a bad one stops the start with one line naming it)."""
+    raw = environ.get("PORTAL_STORAGE_URL", "").strip()
+    if raw in {"", "database", "db"}:
+        return StorageSettings()
+    url = urlsplit(raw)
+    if url.scheme != "s3":
+        raise SettingsError(
+            f"PORTAL_STORAGE_URL {raw!r}: use database, or s3://bucket/prefix?endpoint=...&region=..."
+        )
+    if not _BUCKET.fullmatch(url.netloc):
+        raise SettingsError(f"PORTAL_STORAGE_URL {raw!r}: {url.netloc!r} is not an S3 bucket name")
+    query = parse_qs(url.query, keep_blank_values=True)
+    unknown = sorted(set(query) - _STORAGE_OPTIONS)
+    if unknown:
+        raise SettingsError(
+            f"PORTAL_STORAGE_URL {raw!r}: unknown option {unknown[0]!r} (known: endpoint, region, addressing)"
+        )
+    option = {k: v[-1].strip() for k, v in query.items()}
+    endpoint = option.get("endpoint", "")
+    if endpoint and urlsplit(endpoint).scheme not in {"http", "https"}:
+        raise SettingsError(f"PORTAL_STORAGE_URL {raw!r}: endpoint must be an http:// or https:// URL")
+    addressing = option.get("addressing", "")
+    if addressing not in {"", "path", "virtual"}:
+        raise SettingsError(f"PORTAL_STORAGE_URL {raw!r}: addressing must be path or virtual")
+    prefix = url.path.strip("/")
+    access_key = environ.get("AWS_ACCESS_KEY_ID", "")
+    secret_key = environ.get("AWS_SECRET_ACCESS_KEY", "")
+    if bool(access_key) != bool(secret_key):
+        raise SettingsError("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together")
+    return StorageSettings(
+        kind="s3",
+        bucket=url.netloc,
+        prefix=f"{prefix}/" if prefix else "",
+        endpoint=endpoint,
+        region=option.get("region", "")
+        or environ.get("AWS_DEFAULT_REGION", "")
+        or environ.get("AWS_REGION", ""),
+        addressing=addressing or ("path" if endpoint else ""),
+        access_key=access_key,
+        secret_key=secret_key,
+        session_token=environ.get("AWS_SESSION_TOKEN", ""),
     )
 
 

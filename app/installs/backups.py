@@ -52,7 +52,7 @@ async def backup(session: AsyncSession, manifest: Manifest, manifest_toml: str, 
         plugin_id=manifest.id,
         label=label,
         file_name=f"{name}.zip",
-        blob_sha256=await blobs.put(session, content),
+        blob_sha256=await blobs.store_of(session).put(session, content),
         size=len(content),
     )
     session.add(record)

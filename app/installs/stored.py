@@ -1,5 +1,5 @@
-"""Plugin packages kept in the database (app.core.blobs), where every host over one database reads
-them; and the import of packages that earlier versions kept only under one host's data dir."""
+"""Plugin packages kept in the blob store (app.core.blobs: the database or a bucket), where every host
+reads them; and the import of packages that earlier versions kept only under one host's data dir."""
 
 from __future__ import annotations
 
@@ -19,9 +19,18 @@ log = logging.getLogger("portal.plugins")
 async def keep_package(session: AsyncSession, package: Package, row: PluginPackage) -> None:
     """Store the package's files (each once, by hash) and note them on the plugin's row."""
     files = {}
+    store = blobs.store_of(session)
     for rel, content in sorted(package.files.items()):
-        files[rel] = await blobs.put(session, content)
+        files[rel] = await store.put(session, content)
     row.package_files = files
+
+
+async def stage_package(store: blobs.BlobStore, package: Package) -> None:
+    """Write the package's files to the store before the install's transaction (an S3 upload of a
+    megabytes-large plugin.wasm takes time); `keep_package` then only adds their rows. A package refused
+    later leaves objects no row names: `portal storage sweep` removes them."""
+    for content in package.files.values():
+        await store.stage(content)
 
 
 async def import_local_packages(session: AsyncSession, data_dir: Path) -> list[str]:

@@ -8,8 +8,8 @@ journals the change (audit row and ``updated`` event) like any other write.
 
 Uploads are checked from their content: the first bytes name the type (:func:`sniff`, a signature table;
 the file name and the type the client claims are ignored), then the field's ``accept`` and ``max_size``.
-Images are re-encoded (app.records.images). Bytes go to stored_blobs by sha256 (app.core.blobs): the
-same content is stored once.
+Images are re-encoded (app.records.images). Bytes are stored by sha256 (app.core.blobs: the database or
+a bucket): the same content is stored once.
 """
 
 from __future__ import annotations
@@ -100,8 +100,18 @@ def clean_name(filename: str) -> str:
     return name[:200] or "file"
 
 
-async def prepare(spec: FieldSpec, upload: Upload) -> Prepared:
-    """Check one upload against its field and re-encode images; raise :class:`FileRefused`."""
+async def prepare(spec: FieldSpec, upload: Upload, store: blobs.BlobStore | None = None) -> Prepared:
+    """Check one upload against its field and re-encode images; raise :class:`FileRefused`. With a
+    `store`, the bytes are staged there now (an S3 upload), before the record's writes take locks."""
+    prepared = await _checked(spec, upload)
+    if store is not None:
+        await store.stage(prepared.content)
+        if prepared.thumbnail is not None:
+            await store.stage(prepared.thumbnail)
+    return prepared
+
+
+async def _checked(spec: FieldSpec, upload: Upload) -> Prepared:
     max_size = spec.max_size or 0
     if not upload.content:
         raise FileRefused(spec.name, N_("The file is empty."))
@@ -225,9 +235,10 @@ class RecordFiles:
             a.deleted_at = now
         position = max((a.position for a in keep), default=0)
         added: list[Attachment] = []
+        store = blobs.store_of(self.db)
         for i, item in enumerate(add, start=1):
-            sha = await blobs.put(self.db, item.content)
-            thumb = await blobs.put(self.db, item.thumbnail) if item.thumbnail is not None else None
+            sha = await store.put(self.db, item.content)
+            thumb = await store.put(self.db, item.thumbnail) if item.thumbnail is not None else None
             added.append(
                 Attachment(
                     tenant_id=self.records.tenant_id,
@@ -318,7 +329,7 @@ class RecordFiles:
         if found is None or (thumbnail and found.thumbnail_sha256 is None):
             raise NotFound(N_("No such file"))
         sha = found.thumbnail_sha256 if thumbnail and found.thumbnail_sha256 else found.sha256
-        return found, await blobs.get(self.db, sha)
+        return found, await blobs.store_of(self.db).get(self.db, sha)
 
     async def purge(self, entity: EntityRef, record_ids: Iterable[uuid.UUID]) -> int:
         """Remove the attachment rows of soft-deleted records for good (their blobs too when nothing

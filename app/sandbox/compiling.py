@@ -1,7 +1,7 @@
 """When a plugin's component gets compiled: after the commit of an upload, install or upgrade on the host
 that received it; at the next start of every other host (app.server) or its first need (a call, a page,
 an event delivery). Compiling takes seconds, so it runs in a background thread that holds no database
-transaction; the wasm it compiles is read from the database (app.core.blobs) in a short session of its
+transaction; the wasm it compiles is read from the blob store (app.core.blobs) in a short session of its
 own, retried for a while (the committing transaction may not be visible yet, or the database briefly away).
 """
 
@@ -51,12 +51,12 @@ class Compiling:
             for pause in (*READ_RETRIES, None):
                 try:
                     async with self.session_factory() as session:
-                        return await blobs.get(session, wasm_sha256)
-                except (blobs.BlobMissing, DBAPIError, OSError) as exc:
+                        return await blobs.store_of(session).get(session, wasm_sha256)
+                except (blobs.BlobMissing, blobs.StorageUnavailable, DBAPIError, OSError) as exc:
                     problem = exc
                 if pause is not None:
                     await asyncio.sleep(pause)
-            raise ComponentRejected(f"plugin.wasm could not be read from the database: {problem}")
+            raise ComponentRejected(f"plugin.wasm could not be read: {problem}")
 
         return lambda: asyncio.run_coroutine_threadsafe(fetch(), loop).result(timeout=300)
 

@@ -19,12 +19,11 @@ from litestar.response import Redirect, Template
 from litestar.types import ControllerRouterHandler
 from sqlalchemy import select
 
-from app.core import blobs
 from app.core.errors import NotFound, PortalError
 from app.core.i18n import N_, message_of
 from app.core.models import PluginBackup, PluginPackage
 from app.core.validation import Issue
-from app.installs import lifecycle, removal
+from app.installs import lifecycle, removal, stored
 from app.installs.backups import backup_files
 from app.installs.lifecycle import DestructiveUpgrade, ManifestRejected
 from app.plugins.packages import MAX_UNPACKED_BYTES, Package, PackageError, read_zip
@@ -127,11 +126,13 @@ async def _detail_page(
     )
 
 
-async def _package_from(form: FormMultiDict) -> Package:
+async def _package_from(ctx: TenantContext, form: FormMultiDict) -> Package:
     upload = form.get("plugin")
     if not isinstance(upload, UploadFile) or not upload.filename:
         raise PackageError(N_("Choose a plugin package (.zip) to upload"))
-    return read_zip(await upload.read())
+    package = read_zip(await upload.read())
+    await stored.stage_package(ctx.services.blob_store, package)  # before the install's writes
+    return package
 
 
 async def _failed(
@@ -168,7 +169,7 @@ async def upload_page(request: HTMXRequest, ctx: TenantContext) -> Template | Re
         "allow_destructive": flag(form.get("allow_destructive")),
     }
     try:
-        package = await _package_from(form)
+        package = await _package_from(ctx, form)
         before = await ctx.db.scalar(
             select(PluginPackage).where(
                 PluginPackage.plugin_id == lifecycle._plugin_id_of(package.manifest_text)
@@ -283,7 +284,7 @@ async def upgrade_page(request: HTMXRequest, ctx: TenantContext, plugin_id: str)
     form = await request.form()
     values = {"allow_destructive": flag(form.get("allow_destructive"))}
     try:
-        package = await _package_from(form)
+        package = await _package_from(ctx, form)
         found = lifecycle._plugin_id_of(package.manifest_text)
         if found != plugin_id:
             raise PortalError(
@@ -320,7 +321,7 @@ async def purge_page(request: HTMXRequest, ctx: TenantContext, plugin_id: str) -
         )
     except _FAILURES as exc:
         return await _failed(request, ctx, exc, plugin_id)
-    files = backup_files(await blobs.get(ctx.db, target.blob_sha256))
+    files = backup_files(await ctx.services.blob_store.get(ctx.db, target.blob_sha256))
     return await page(
         request,
         ctx,
@@ -340,7 +341,7 @@ async def backup_download(ctx: TenantContext, backup_id: uuid.UUID) -> Response[
     if record is None:
         raise NotFound(N_("No such backup"))
     return Response(
-        await blobs.get(ctx.db, record.blob_sha256),
+        await ctx.services.blob_store.get(ctx.db, record.blob_sha256),
         media_type="application/zip",
         headers={
             "Content-Disposition": f'attachment; filename="{record.file_name}"',

@@ -14,10 +14,9 @@ from litestar.params import Body
 from litestar.plugins.htmx import HTMXRequest
 from litestar.types import ControllerRouterHandler
 
-from app.core import blobs
 from app.core.errors import PortalError
 from app.core.i18n import N_
-from app.installs import lifecycle, removal
+from app.installs import lifecycle, removal, stored
 from app.installs.backups import backup_files
 from app.installs.lifecycle import DestructiveUpgrade, ManifestRejected
 from app.plugins.packages import Package, PackageError, read_zip
@@ -58,10 +57,12 @@ class PluginPatch:
 MultipartUpload = Annotated[UploadForm, Body(media_type=RequestEncodingType.MULTI_PART)]
 
 
-async def _read_upload(data: UploadForm) -> Package:
+async def _read_upload(ctx: TenantContext, data: UploadForm) -> Package:
     if not isinstance(data.plugin, UploadFile):
         raise PackageError(N_("Send the plugin package (.zip) in the multipart field `plugin`"))
-    return read_zip(await data.plugin.read())
+    package = read_zip(await data.plugin.read())
+    await stored.stage_package(ctx.services.blob_store, package)  # before the install's writes
+    return package
 
 
 async def _detail(ctx: TenantContext, plugin_id: str) -> dict[str, Any]:
@@ -88,7 +89,7 @@ async def api_upload(
     allow_destructive: bool | None = None,
     x_tenant: str | None = TENANT_HEADER,
 ) -> dict[str, Any]:
-    package = await _read_upload(data)
+    package = await _read_upload(ctx, data)
     row = await lifecycle.upload(
         ctx.db,
         ctx.actor,
@@ -183,7 +184,7 @@ async def _purge(ctx: TenantContext, plugin_id: str, confirm: str) -> dict[str, 
         "state": "purged",
         "backup": target.file_name,
         "download": f"/t/{ctx.tenant.slug}/admin/plugins/backups/{target.id}",
-        "files": backup_files(await blobs.get(ctx.db, target.blob_sha256)),
+        "files": backup_files(await ctx.services.blob_store.get(ctx.db, target.blob_sha256)),
     }
 
 
@@ -236,7 +237,7 @@ async def api_upgrade(
     allow_destructive: bool | None = None,
     x_tenant: str | None = TENANT_HEADER,
 ) -> dict[str, Any]:
-    package = await _read_upload(data)
+    package = await _read_upload(ctx, data)
     found = lifecycle._plugin_id_of(package.manifest_text)
     if found != plugin_id:
         raise PortalError(

@@ -102,7 +102,7 @@ def test_a_compile_started_before_the_package_is_committed_retries_its_read(
 
     async def scenario() -> tuple[str | None, str]:
         async with factory() as s:
-            await blobs.put(s, wasm)
+            await blobs.store_of(s).put(s, wasm)
             job = sandbox.components.start_compile(sandbox.wasm_loader(sha), sha)
             await asyncio.sleep(0.6)  # the compile's first reads find nothing
             assert not job.done.is_set()

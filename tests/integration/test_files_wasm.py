@@ -18,6 +18,7 @@ from app.records.service import RecordService
 from tests.helpers import text_of
 from tests.integration.test_record_pages import in_db
 from tests.integration.test_sandbox import install_probes, probe_packages  # noqa: F401 (fixture)
+from tests.storage import BOTH_STORES
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
@@ -43,6 +44,7 @@ def shown(response: Any) -> str:
     return html.unescape(text_of(response.text))
 
 
+@BOTH_STORES
 def test_a_plugin_reads_a_records_file(client: Any, note_with_file: dict[str, str]) -> None:
     params = {"mode": "file", **note_with_file}
     page = shown(client.get("/t/acme/p/probe/probe", params=params))

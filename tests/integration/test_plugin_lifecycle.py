@@ -214,7 +214,7 @@ class Db:
         )
 
     async def backup_files(self, record: PluginBackup) -> dict[str, str]:
-        content = await self.step(lambda s: blobs.get(s, record.blob_sha256))
+        content = await self.step(lambda s: blobs.store_of(s).get(s, record.blob_sha256))
         assert len(content) == record.size
         with zipfile.ZipFile(io.BytesIO(content)) as archive:
             return {n.split("/", 1)[1]: archive.read(n).decode("utf-8") for n in archive.namelist()}

@@ -4,6 +4,8 @@ tenant isolation, data scope and soft delete on download, purge."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import io
 import re
 import uuid
@@ -29,6 +31,7 @@ from app.records.service import RecordService
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.helpers import api_token, bearer, csrf, login, logout, post_form, text_of
 from tests.integration.test_record_pages import UUID, created_id, ids_on, in_db
+from tests.storage import BOTH_STORES, check_placement, objects
 
 MANIFEST = """
 [plugin]
@@ -102,6 +105,7 @@ def test_the_type_comes_from_the_content() -> None:
     assert sniff(b"\xff\xfe\x00<\x00h", "") is None
 
 
+@BOTH_STORES
 def test_upload_checks_sniffing_size_and_dedup(docs: Any) -> None:
     async def work(s: Any) -> dict[str, Any]:
         svc, ref = await service(s)
@@ -138,6 +142,7 @@ def test_upload_checks_sniffing_size_and_dedup(docs: Any) -> None:
         # Equal content is stored once: one blob for both PDFs, one for the photo, one for its thumbnail.
         pdf_blobs = await s.scalar(sa.select(sa.func.count()).select_from(StoredBlob))
         assert pdf_blobs == blobs_before + 3
+        assert await check_placement(s, docs) == pdf_blobs  # in the row, or in the bucket (one object)
         row = await svc.get(ref, two["id"])
         assert row["contract"][0]["name"] == "c2.pdf"  # no path in a stored name
         # Replacing a single file removes the old one from the field (kept until purged).
@@ -160,6 +165,7 @@ def test_upload_checks_sniffing_size_and_dedup(docs: Any) -> None:
     in_db(docs, work)
 
 
+@BOTH_STORES
 def test_tenants_soft_delete_and_purge(docs: Any) -> None:
     async def setup(s: Any) -> dict[str, Any]:
         svc, ref = await service(s)
@@ -194,7 +200,11 @@ def test_tenants_soft_delete_and_purge(docs: Any) -> None:
         assert await s.scalar(sa.select(sa.func.count()).select_from(Attachment)) == 0
         assert await s.scalar(sa.select(sa.func.count()).select_from(StoredBlob)) == blobs_before - 1
 
+    sha = hashlib.sha256(PDF).hexdigest()
+    assert (sha in objects(docs)) is (docs.state.settings.storage.kind == "s3")
     in_db(docs, delete_then_purge)
+    asyncio.run(docs.state.services.blob_store.drain())  # an object goes after the purge's commit
+    assert sha not in objects(docs)
     assert uuid.UUID(str(made["id"]))
 
 
@@ -230,6 +240,7 @@ def upload_form(client: Any, url: str, data: dict[str, str], files: dict[str, An
     return client.post(url, data={**data, "_csrf_token": csrf(client)}, files=files, follow_redirects=False)
 
 
+@BOTH_STORES
 def test_form_upload_detail_download_csv_and_refusals(pages: Any) -> None:
     client = pages
     login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
@@ -303,6 +314,7 @@ def test_form_upload_detail_download_csv_and_refusals(pages: Any) -> None:
     assert client.get(thumbs[0]).status_code == 404
 
 
+@BOTH_STORES
 def test_downloads_follow_tenant_scope_and_soft_delete(pages: Any) -> None:
     client = pages
     login(client, *BOB)
@@ -329,6 +341,7 @@ def test_downloads_follow_tenant_scope_and_soft_delete(pages: Any) -> None:
 API = "/api/v1/plugins/docs/folder"
 
 
+@BOTH_STORES
 def test_api_upload_read_download_remove_and_problems(pages: Any) -> None:
     client = pages
     h = bearer(api_token(client, ADMIN_EMAIL, ADMIN_PASSWORD), "acme")

@@ -28,14 +28,17 @@ from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, WASM_CACHE, _settings_en
 from tests.helpers import api_token, bearer, login, post_form
 from tests.integration.test_events import HX, event_packages, heard, logged  # noqa: F401
 from tests.integration.test_record_pages import in_db
+from tests.storage import BOTH_STORES, check_placement
 
 PAGE = "/t/acme/p/probe/probe"
 
 
-def _host(db_url: str, folder: Path, cache: Path) -> Any:
+def _host(db_url: str, folder: Path, cache: Path, storage: dict[str, str] | None = None) -> Any:
+    """An app with a data dir and compile cache of its own, over the database (and bucket) given."""
     folder.mkdir(exist_ok=True)
     cache.mkdir(exist_ok=True)
-    return create_app(load_settings({**_settings_env(folder, db_url), "PORTAL_WASM_CACHE_DIR": str(cache)}))
+    env = {**_settings_env(folder, db_url), "PORTAL_WASM_CACHE_DIR": str(cache), **(storage or {})}
+    return create_app(load_settings(env))
 
 
 def _render(client: TestClient[Any], deadline: float = 300.0) -> tuple[float, str]:
@@ -49,13 +52,14 @@ def _render(client: TestClient[Any], deadline: float = 300.0) -> tuple[float, st
         assert time.perf_counter() - started < deadline
 
 
+@BOTH_STORES
 def test_a_plugin_uploaded_on_one_host_runs_on_another(
-    db_url: str, tmp_path: Path, event_packages: dict[str, Path]
+    db_url: str, tmp_path: Path, event_packages: dict[str, Path], storage_env: dict[str, str]
 ) -> None:
     shas = {name: sha256_file(folder / "plugin.wasm") for name, folder in event_packages.items()}
     # Host A compiles from the tests' shared cache (fast); host B's cache is empty: it must compile.
-    app_a = _host(db_url, tmp_path / "a", WASM_CACHE)
-    app_b = _host(db_url, tmp_path / "b", tmp_path / "b-wasm-cache")
+    app_a = _host(db_url, tmp_path / "a", WASM_CACHE, storage_env)
+    app_b = _host(db_url, tmp_path / "b", tmp_path / "b-wasm-cache", storage_env)
     with contextlib.ExitStack() as stack:
         client_b = stack.enter_context(TestClient(app=app_b, base_url="http://testserver.local"))
         with TestClient(app=app_a, base_url="http://testserver.local") as client_a:
@@ -86,6 +90,7 @@ def test_a_plugin_uploaded_on_one_host_runs_on_another(
 
         files = in_db(app_b, stored_files)
         assert {name: f["plugin.wasm"] for name, f in files.items()} == shas
+        in_db(app_b, lambda s: check_placement(s, app_b))  # in the database's rows, or in the bucket
         assert "plugin.toml" in files["probe"]
         assert app_b.state.sandbox.components.state(shas["probe"]) == "pending"  # nothing cached on B
 
@@ -110,12 +115,13 @@ def test_a_plugin_uploaded_on_one_host_runs_on_another(
         assert f"notes={notes + 1}<" in _render(client_b)[1]
 
     # B again after a restart: its start compiles nothing (its cache has both), the page loads the cache.
-    app_b2 = _host(db_url, tmp_path / "b", tmp_path / "b-wasm-cache")
+    app_b2 = _host(db_url, tmp_path / "b", tmp_path / "b-wasm-cache", storage_env)
     with TestClient(app=app_b2, base_url="http://testserver.local") as client_b2:
         login(client_b2, ADMIN_EMAIL, ADMIN_PASSWORD)
         restarted, _ = _render(client_b2)
     print(
-        f"\n[several hosts, {db_url.split(':')[0]}] first render on host B (compile from the database): "
+        f"\n[several hosts, {db_url.split(':')[0]}, {app_b.state.settings.storage.kind} storage] first render "
+        "on host B (compile from the stored wasm): "
         f"{first:.2f} s; again: {warm * 1000:.1f} ms; after B's restart (compile cache file): "
         f"{restarted * 1000:.1f} ms"
     )

@@ -15,6 +15,7 @@ from litestar.datastructures import FormMultiDict, UploadFile
 from litestar.plugins.htmx import HTMXRequest
 
 from app.core.attachments import Attachment
+from app.core.blobs import BlobStore
 from app.core.errors import ValidationFailed
 from app.manifest import FieldSpec
 from app.manifest.vocabulary import IMAGE_CONTENT_TYPES
@@ -48,7 +49,8 @@ class Refused(ValidationFailed):
         self.status_code = posted.status
 
 
-async def from_form(groups: list[FormGroup], form: FormMultiDict) -> Posted:
+async def from_form(groups: list[FormGroup], form: FormMultiDict, store: BlobStore | None = None) -> Posted:
+    """The form's files checked (and staged in `store`, before the record's writes)."""
     posted = Posted()
     for ff in form_fields(groups):
         if ff.input != "file" or ff.readonly:
@@ -60,7 +62,7 @@ async def from_form(groups: list[FormGroup], form: FormMultiDict) -> Posted:
         for upload in uploads:
             try:
                 posted.adds.setdefault(name, []).append(
-                    await prepare(ff.spec, Upload(upload.filename, await upload.read()))
+                    await prepare(ff.spec, Upload(upload.filename, await upload.read()), store)
                 )
             except FileRefused as exc:
                 posted.errors[name] = exc.errors[name]

@@ -100,7 +100,8 @@ async def upload_files(
     if not parts:
         raise ValidationFailed({"file": N_("Send the file in a multipart part named file.")})
     spec = ref.spec.field(field)
-    prepared = [await prepare(spec, Upload(p.filename or "file", await p.read())) for p in parts]
+    store = ctx.services.blob_store  # staged there now, before the record's writes
+    prepared = [await prepare(spec, Upload(p.filename or "file", await p.read()), store) for p in parts]
     row = await RecordFiles(service).change(ref, record_id, field, add=prepared)
     return Response(file_json(ref, record_json(row), row))
 

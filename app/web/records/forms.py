@@ -186,7 +186,7 @@ async def create(request: HTMXRequest, ctx: RequestContext, target: Target) -> R
     groups, data, values, sets = await _submitted(ctx, target, form := await request.form())
     if inline.press(sets, form):  # "Add" or a move without script: the same form again, nothing saved
         return await form_page(request, ctx, target, row=None, values=values, sets=sets)
-    posted = await web_files.from_form(groups, form)
+    posted = await web_files.from_form(groups, form, ctx.services.blob_store)
     if posted.errors:  # checked before anything is written; the typed values stay on the form
         return await form_page(
             request,
@@ -252,7 +252,7 @@ async def update(request: HTMXRequest, ctx: RequestContext, target: Target, reco
     if inline.press(sets, form):
         current = await svc.get(target.ref, record_id)
         return await form_page(request, ctx, target, row=current, values=values, version=version, sets=sets)
-    posted = await web_files.from_form(groups, form)
+    posted = await web_files.from_form(groups, form, ctx.services.blob_store)
     rows, keys = inline.payload(sets)
     try:
         if posted.errors:
