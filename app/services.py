@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from app.extensions import ExtensionRegistry
     from app.messages.mail import Mailer
     from app.plugins.runtime import PluginCatalog
+    from app.records.import_jobs import ImportJobs
     from app.records.service import RecordHooks
     from app.records.views import ViewCache
     from app.sandbox import Sandbox
@@ -52,6 +53,7 @@ class AppServices:
     switcher_cache: SwitcherCache
     view_cache: ViewCache  # saved views and share roles per tenant (views_version, policy_version)
     catalogs: Catalogs  # the gettext catalogs of the interface's languages (app/locale)
+    import_jobs: ImportJobs  # this process's running background CSV imports (app.records.import_jobs)
 
 
 def services_of(session: Any) -> AppServices | None:

@@ -1,0 +1,252 @@
+"""Background CSV imports: after the preview, "Import" starts a job that runs in the app's process as an
+asyncio task and writes its progress to `import_jobs` (app.core.import_jobs), so the page that polls it
+may be served by any host over the same database, and a reload finds it again.
+
+The job reads the stored file a batch at a time (app.records.csv_source) and imports each batch of
+BATCH_SIZE rows through the importer (app.records.importer: the record service's rules, with the
+permissions and data scope of the user who started it, as they were at the start) in a transaction of
+its own, committed with the batch's progress and refused rows. No transaction outlives one batch; on
+SQLite the job also pauses SQLITE_PAUSE between batches, longer than SQLite's busy handler waits between
+two tries, so a writer waiting for the write lock (another user's form) gets it before the next batch.
+
+When it stops: *done*; *cancelled* (asked on the page; noticed before the next batch); *failed* (the file
+or the entity became unusable, an unexpected error, or the server stopped). A process that dies mid-import
+leaves its job "running" with an old `beat_at`: shown as failed once the beat is STALE_AFTER old, and
+marked failed at the next start of any host (`mark_lost`). Batches committed before stay imported either
+way (each batch is whole or absent); the page says how many rows were done, so the rest can be imported
+again (with a key field, rows already imported update or are skipped instead of being refused).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import io
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.access.scopes import DataScope
+from app.audit import Actor
+from app.core.db import SQLITE_WRITE_LOCK, commit_keeping_write_lock
+from app.core.errors import ValidationFailed
+from app.core.i18n import N_
+from app.core.import_jobs import ImportJob
+from app.core.models import utcnow
+from app.plugins import runtime
+from app.records.csv_source import CsvFile, Rows, count_rows
+from app.records.importer import BATCH_SIZE, ImportRun
+from app.records.service import NO_HOOKS, RecordHooks, RecordService
+
+log = logging.getLogger("portal.imports")
+Sessions = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+
+STALE_AFTER = dt.timedelta(minutes=2)  # a running job's beat older than this: its process is gone
+SQLITE_PAUSE = 0.11  # s; SQLite's busy handler retries a waiting writer at most every 100 ms
+PREVIEW_KEPT = dt.timedelta(days=1)  # files of previews nobody imported are dropped after this
+# Stored in the job (`problem`) as the English msgid, shown translated.
+LOST = N_("The import stopped because the server stopped. The rows counted as done were imported.")
+FAILED = N_("The import stopped on an unexpected error. The rows counted as done were imported.")
+GONE = N_("This list is no longer available in this tenant.")
+
+
+@dataclass(frozen=True)
+class Importer:
+    """Who imports: what the record service needs, taken from the request that started the job."""
+
+    tenant_id: uuid.UUID
+    actor: Actor
+    can: Callable[[str], bool]
+    scope: DataScope | None
+    hooks: RecordHooks = NO_HOOKS
+    translate: Callable[[Any], str] = str  # error messages in the refused rows' CSV, in their language
+
+
+def refused_rows_csv(
+    columns: list[str],
+    rows: Rows,
+    errors: Mapping[int, Mapping[str, Any]],
+    translate: Callable[[Any], str],
+    *,
+    header: bool = True,
+) -> str:
+    """The refused rows among `rows` as they were in the file, with the row number and the errors."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    if header:
+        writer.writerow([*columns, "row", "errors"])
+    for number, cells in rows:
+        if number in errors:
+            problems = "; ".join(
+                f"{key}: {translate(message)}" if key else translate(message)
+                for key, message in errors[number].items()
+            )
+            writer.writerow([*(cells.get(c, "") for c in columns), number, problems])
+    return buffer.getvalue()
+
+
+async def create(
+    session: AsyncSession,
+    who: Importer,
+    entity: str,
+    page_url: str,
+    raw: bytes,
+    key: str | None,
+    filename: str,
+) -> ImportJob:
+    """A job in preview: the file kept until "Import" (or dropped with other old previews)."""
+    assert who.actor.user_id is not None
+    await session.execute(
+        sa.delete(ImportJob).where(
+            ImportJob.status == "preview", ImportJob.created_at < utcnow() - PREVIEW_KEPT
+        )
+    )
+    job = ImportJob(
+        tenant_id=who.tenant_id,
+        user_id=who.actor.user_id,
+        entity=entity,
+        page_url=page_url,
+        filename=filename[:255],
+        key=key,
+        status="preview",
+        cancel_requested=False,
+        source=raw,
+        refused_csv="",
+    )
+    session.add(job)
+    await session.flush()
+    return job
+
+
+def status_of(job: ImportJob, now: dt.datetime | None = None) -> str:
+    """The job's status as shown: a running job whose process stopped beating has failed."""
+    if job.status == "running" and (now or utcnow()) - job.beat_at > STALE_AFTER:
+        return "failed"
+    return job.status
+
+
+async def mark_lost(session: AsyncSession) -> int:
+    """At start: the running jobs whose process is gone (no beat for STALE_AFTER) are failed."""
+    now = utcnow()
+    result = await session.execute(
+        sa.update(ImportJob)
+        .where(ImportJob.status == "running", ImportJob.beat_at < now - STALE_AFTER)
+        .values(status="failed", problem=LOST, finished_at=now, source=None)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+@dataclass
+class ImportJobs:
+    """This process's running imports (AppServices.import_jobs): their tasks, stopped at shutdown."""
+
+    tasks: dict[uuid.UUID, asyncio.Task[None]] = field(default_factory=dict)
+
+    def start(self, sessions: Sessions, job_id: uuid.UUID, who: Importer) -> None:
+        task = asyncio.get_running_loop().create_task(run(sessions, job_id, who), name=f"import {job_id}")
+        self.tasks[job_id] = task
+        task.add_done_callback(lambda _t: self.tasks.pop(job_id, None))
+
+    async def stop(self) -> None:
+        tasks = list(self.tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def run(sessions: Sessions, job_id: uuid.UUID, who: Importer) -> None:
+    """Import the job's file; whatever happens, the job ends in a final status."""
+    try:
+        await _import(sessions, job_id, who)
+    except asyncio.CancelledError:
+        await _finish(sessions, job_id, "failed", LOST)
+        raise
+    except ValidationFailed as exc:  # the file (read again) or the options are refused
+        await _finish(sessions, job_id, "failed", "; ".join(who.translate(m) for m in exc.errors.values()))
+    except Exception:
+        log.exception("import job %s failed", job_id)
+        await _finish(sessions, job_id, "failed", FAILED)
+
+
+async def _finish(sessions: Sessions, job_id: uuid.UUID, status: str, problem: str | None = None) -> None:
+    async with sessions() as session:
+        await _lock(session)
+        await session.execute(
+            sa.update(ImportJob)
+            .where(ImportJob.id == job_id)
+            .values(
+                status=status, problem=problem[:500] if problem else None, finished_at=utcnow(), source=None
+            )
+        )
+        await session.commit()
+
+
+async def _lock(session: AsyncSession) -> None:
+    if session.get_bind().dialect.name == "sqlite":  # BEGIN IMMEDIATE: see app.core.db
+        await session.connection(execution_options={SQLITE_WRITE_LOCK: True})
+
+
+async def _import(sessions: Sessions, job_id: uuid.UUID, who: Importer) -> None:
+    async with sessions() as session:
+        job = await session.get(ImportJob, job_id)
+        if job is None or job.tenant_id != who.tenant_id or job.source is None:
+            return
+        raw, entity_name, key = job.source, job.entity, job.key
+    del job
+    pause = SQLITE_PAUSE if session.get_bind().dialect.name == "sqlite" else 0.0
+    async with sessions() as session:
+        await _lock(session)
+        entity = runtime.find_entity(await runtime.enabled_for(session, who.tenant_id), entity_name)
+        if entity is None:
+            await session.rollback()
+            await _finish(sessions, job_id, "failed", GONE)
+            return
+        svc = RecordService(session, who.tenant_id, who.actor, who.can, scope=who.scope, hooks=who.hooks)
+        importer = ImportRun(svc, entity, key)  # checks the permissions again
+        total = count_rows(io.BytesIO(raw), entity)
+        await _progress(session, job_id, total=total)
+        source = CsvFile(io.BytesIO(raw), entity)
+        del raw  # the BytesIO keeps it; no other copy
+        first = True
+        for rows in source.batches(BATCH_SIZE):
+            if await session.scalar(sa.select(ImportJob.cancel_requested).where(ImportJob.id == job_id)):
+                await session.rollback()
+                await _finish(sessions, job_id, "cancelled")
+                return
+            async with session.begin_nested():
+                await importer.batch(rows)
+            chunk = ""
+            if importer.errors:
+                chunk = refused_rows_csv(source.columns, rows, importer.errors, who.translate, header=first)
+                first = False
+                importer.errors.clear()  # written with the batch: memory stays one batch's
+            c = importer.counts
+            await _progress(
+                session,
+                job_id,
+                done=source.rows_read,
+                created=c.created,
+                updated=c.updated,
+                skipped=c.skipped,
+                refused=c.refused,
+                refused_csv=ImportJob.refused_csv + chunk,
+            )
+            if pause:
+                await asyncio.sleep(pause)  # nothing held: another writer may take the lock now
+        await session.rollback()
+    await _finish(sessions, job_id, "done")
+
+
+async def _progress(session: AsyncSession, job_id: uuid.UUID, **values: Any) -> None:
+    """Write the progress with the batch's rows, and commit them together (the batch's transaction ends)."""
+    await session.execute(
+        sa.update(ImportJob).where(ImportJob.id == job_id).values(beat_at=utcnow(), **values)
+    )
+    await commit_keeping_write_lock(session)
