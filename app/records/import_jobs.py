@@ -35,21 +35,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.scopes import DataScope
 from app.audit import Actor
-from app.core.db import SQLITE_WRITE_LOCK, commit_keeping_write_lock
+from app.core.db import SQLITE_WRITE_LOCK
 from app.core.errors import ValidationFailed
 from app.core.i18n import N_
 from app.core.import_jobs import ImportJob
-from app.core.models import utcnow
+from app.core.models import Tenant, utcnow
+from app.core.settings import SYSTEM_TENANT_ID
 from app.plugins import runtime
 from app.records.csv_source import CsvFile, Rows, count_rows
 from app.records.importer import BATCH_SIZE, ImportRun
 from app.records.service import NO_HOOKS, RecordHooks, RecordService
 
 log = logging.getLogger("portal.imports")
+SYSTEM = uuid.UUID(SYSTEM_TENANT_ID)
 Sessions = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
 STALE_AFTER = dt.timedelta(minutes=2)  # a running job's beat older than this: its process is gone
 SQLITE_PAUSE = 0.11  # s; SQLite's busy handler retries a waiting writer at most every 100 ms
+POSTGRES_PAUSE = 0.0  # row locks only: other writers never wait for a batch of new rows
 PREVIEW_KEPT = dt.timedelta(days=1)  # files of previews nobody imported are dropped after this
 # Stored in the job (`problem`) as the English msgid, shown translated.
 LOST = N_("The import stopped because the server stopped. The rows counted as done were imported.")
@@ -193,6 +196,26 @@ async def _lock(session: AsyncSession) -> None:
         await session.connection(execution_options={SQLITE_WRITE_LOCK: True})
 
 
+async def between_batches(session: AsyncSession) -> None:
+    """Commit a batch, leave the database to other writers for a moment, then begin the next batch's
+    transaction (on SQLite taking the write lock again: BEGIN IMMEDIATE is sent at once)."""
+    await session.commit()
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    pause = SQLITE_PAUSE if sqlite else POSTGRES_PAUSE
+    if pause:
+        await asyncio.sleep(pause)  # nothing held: a writer waiting for the lock takes it now
+    await _lock(session)
+
+
+async def _note_versions(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """As a request does (app.web.context): note the tenant's and the platform's policy versions read in
+    this transaction, so the per-worker caches (enabled plugins, hooks, validators) answer without a
+    query per row, and a change of settings is seen by the next batch."""
+    query = sa.select(Tenant.id, Tenant.policy_version).where(Tenant.id.in_((tenant_id, SYSTEM)))
+    found: dict[uuid.UUID, int] = {rid: version for rid, version in (await session.execute(query)).all()}
+    runtime.note_versions(session, tenant_id, (found.get(tenant_id) or 0, found.get(SYSTEM) or 0))
+
+
 async def _import(sessions: Sessions, job_id: uuid.UUID, who: Importer) -> None:
     async with sessions() as session:
         job = await session.get(ImportJob, job_id)
@@ -200,9 +223,9 @@ async def _import(sessions: Sessions, job_id: uuid.UUID, who: Importer) -> None:
             return
         raw, entity_name, key = job.source, job.entity, job.key
     del job
-    pause = SQLITE_PAUSE if session.get_bind().dialect.name == "sqlite" else 0.0
     async with sessions() as session:
         await _lock(session)
+        await _note_versions(session, who.tenant_id)
         entity = runtime.find_entity(await runtime.enabled_for(session, who.tenant_id), entity_name)
         if entity is None:
             await session.rollback()
@@ -216,6 +239,8 @@ async def _import(sessions: Sessions, job_id: uuid.UUID, who: Importer) -> None:
         del raw  # the BytesIO keeps it; no other copy
         first = True
         for rows in source.batches(BATCH_SIZE):
+            await between_batches(session)  # the previous batch's (or the count's) transaction ends
+            await _note_versions(session, who.tenant_id)
             if await session.scalar(sa.select(ImportJob.cancel_requested).where(ImportJob.id == job_id)):
                 await session.rollback()
                 await _finish(sessions, job_id, "cancelled")
@@ -238,15 +263,12 @@ async def _import(sessions: Sessions, job_id: uuid.UUID, who: Importer) -> None:
                 refused=c.refused,
                 refused_csv=ImportJob.refused_csv + chunk,
             )
-            if pause:
-                await asyncio.sleep(pause)  # nothing held: another writer may take the lock now
-        await session.rollback()
+        await session.commit()
     await _finish(sessions, job_id, "done")
 
 
 async def _progress(session: AsyncSession, job_id: uuid.UUID, **values: Any) -> None:
-    """Write the progress with the batch's rows, and commit them together (the batch's transaction ends)."""
+    """Write the progress in the batch's transaction: committed together with the batch's rows."""
     await session.execute(
         sa.update(ImportJob).where(ImportJob.id == job_id).values(beat_at=utcnow(), **values)
     )
-    await commit_keeping_write_lock(session)

@@ -41,9 +41,9 @@ def carried(page: str) -> str:
 
 def counts(page: str) -> dict[str, int]:
     found = dict(
-        re.findall(r'<div class="(created|updated|skipped|refused)"><dt>[^<]*</dt><dd>(\d+)</dd>', page)
+        re.findall(r'<div class="(created|updated|skipped|refused)"><dt>[^<]*</dt><dd>([\d,]+)</dd>', page)
     )
-    return {k: int(v) for k, v in found.items()}
+    return {k: int(v.replace(",", "")) for k, v in found.items()}
 
 
 def confirm(client: Any, page: Any, **options: str) -> Any:

@@ -27,7 +27,6 @@ from litestar.datastructures import FormMultiDict, UploadFile
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
 
-from app.core.db import commit_keeping_write_lock
 from app.core.errors import ValidationFailed
 from app.core.i18n import N_
 from app.core.import_jobs import ImportJob
@@ -154,7 +153,11 @@ async def _run(
     `commit`: the request's transaction commits after each batch, so SQLite's write lock is never held
     for the whole file (not in all-or-nothing mode: one transaction)."""
     scan = Scan()
+    first = True
     for rows in source.batches(BATCH_SIZE):
+        if commit and not first:
+            await import_jobs.between_batches(ctx.db)  # other writers may write between two batches
+        first = False
         if not skip and source.rows_read > MAX_ATOMIC_ROWS:
             raise _too_many()
         async with ctx.db.begin_nested() as savepoint:
@@ -165,8 +168,6 @@ async def _run(
             ctx.db.sync_session.info.pop(PENDING_KEY, None)  # no events for rows that were never kept
         scan.note(ctx, source, rows, run.errors)
         run.errors.clear()  # noted: memory stays one batch's
-        if commit:
-            await commit_keeping_write_lock(ctx.db)
     return scan
 
 
