@@ -59,7 +59,6 @@ class ImportPreview:
     skip_invalid: bool = False
     problem: str | None = None
     refused_csv: str = ""
-    done: bool = False  # the result of an import, not a preview
     job_id: uuid.UUID | None = None  # the import job keeping the file ("skip the rest" mode)
 
     @property
@@ -70,8 +69,7 @@ class ImportPreview:
     def ok(self) -> bool:
         """May be confirmed: no file problem, and every row valid unless refused rows are skipped."""
         return (
-            not self.done
-            and self.problem is None
+            self.problem is None
             and self.total > 0
             and (self.counts.refused == 0 or self.skip_invalid)
             and self.counts.refused < self.total
@@ -171,9 +169,7 @@ async def _run(
     return scan
 
 
-def _preview(
-    source: CsvFile, text: str, run: ImportRun, skip: bool, scan: Scan, *, done: bool = False
-) -> ImportPreview:
+def _preview(source: CsvFile, text: str, run: ImportRun, skip: bool, scan: Scan) -> ImportPreview:
     return ImportPreview(
         source.columns,
         source.ignored,
@@ -186,7 +182,6 @@ def _preview(
         skip,
         None if source.rows_read else "The file has no data rows.",
         "".join(scan.refused),
-        done,
     )
 
 
