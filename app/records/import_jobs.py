@@ -224,16 +224,17 @@ async def _import(sessions: Sessions, job_id: uuid.UUID, who: Importer) -> None:
         raw, entity_name, key = job.source, job.entity, job.key
     del job
     async with sessions() as session:
-        await _lock(session)
-        await _note_versions(session, who.tenant_id)
+        await _note_versions(session, who.tenant_id)  # reads: no write lock yet
         entity = runtime.find_entity(await runtime.enabled_for(session, who.tenant_id), entity_name)
+        await session.commit()
         if entity is None:
-            await session.rollback()
             await _finish(sessions, job_id, "failed", GONE)
             return
         svc = RecordService(session, who.tenant_id, who.actor, who.can, scope=who.scope, hooks=who.hooks)
         importer = ImportRun(svc, entity, key)  # checks the permissions again
-        total = count_rows(io.BytesIO(raw), entity)
+        # Parsing the whole file once for the total is CPU work: in a thread, holding no transaction.
+        total = await asyncio.to_thread(count_rows, io.BytesIO(raw), entity)
+        await _lock(session)
         await _progress(session, job_id, total=total)
         source = CsvFile(io.BytesIO(raw), entity)
         del raw  # the BytesIO keeps it; no other copy
