@@ -251,3 +251,20 @@ def test_references_in_imports_respect_the_importers_data_scope(client: TestClie
         client, f"{SCOPED_ITEMS}/import", {"csv_text": "sku,name,category_id\nM-6,x,Boss tools\n"}
     )
     assert counts(admin.text)["refused"] == 0
+
+
+def test_a_shutdown_mid_import_fails_the_job_and_keeps_its_batches(tenants, app, settings_env, monkeypatch):
+    monkeypatch.setattr(import_jobs, "SQLITE_PAUSE", 0.5)
+    monkeypatch.setattr(import_jobs, "POSTGRES_PAUSE", 0.5)
+    host = create_app(load_settings(settings_env))  # a host of its own, stopped mid-import
+    with TestClient(app=host, base_url="http://testserver.local") as other:
+        other.cookies.update(tenants.cookies)
+        started = start(other, rows_csv(3_000))
+        url = started.headers["location"]
+        while progress(other.get(url, headers=HX).text)[0] == 0:
+            time.sleep(0.05)
+    page = tenants.get(url)  # the first host shows what the stopped one left
+    done, total, polling = progress(page.text)
+    assert not polling and 0 < done < total == 3_000
+    assert "The import stopped because the server stopped." in text_of(page.text)
+    assert counts(page.text)["created"] == done == len(items(tenants))
