@@ -33,6 +33,8 @@ from app.installs import stored
 from app.manifest.labels import Label
 from app.messages.mail import Mailer
 from app.plugins.runtime import PluginCatalog
+from app.records import import_jobs
+from app.records.import_jobs import ImportJobs
 from app.records.service import RecordHooks
 from app.records.views import ViewCache
 from app.sandbox import Sandbox
@@ -105,6 +107,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         view_cache=ViewCache(),
         catalogs=Catalogs.load(),
         blob_store=blob_store,
+        import_jobs=ImportJobs(),
     )
     # Every session of this app (requests, event delivery, guest calls) carries the app's services, so
     # code holding only a session (WASM host API, workflow rules, extension calls) uses this app's.
@@ -127,9 +130,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             # Compile (in the background) any installed component missing from the compile cache.
             for plugin in await services.plugin_catalog.installed(session):
                 sandbox.start_compile(plugin)
+            # Imports whose process died mid-file (no progress for a while) are failed, not "running".
+            if await import_jobs.mark_lost(session):
+                await session.commit()
         dispatcher.start()  # delivers events after their commit, and sweeps for ones left by others
 
     async def on_shutdown(app: Litestar) -> None:
+        await services.import_jobs.stop()  # each stopped job is marked failed, its batches kept
         await dispatcher.stop()
         if services.mailer is not None:
             await services.mailer.drain()

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from app.extensions import ExtensionRegistry
     from app.messages.mail import Mailer
     from app.plugins.runtime import PluginCatalog
+    from app.records.import_jobs import ImportJobs
     from app.records.service import RecordHooks
     from app.records.views import ViewCache
     from app.sandbox import Sandbox
@@ -54,6 +55,7 @@ class AppServices:
     view_cache: ViewCache  # saved views and share roles per tenant (views_version, policy_version)
     catalogs: Catalogs  # the gettext catalogs of the interface's languages (app/locale)
     blob_store: BlobStore  # where stored files live (PORTAL_STORAGE_URL: the database or a bucket)
+    import_jobs: ImportJobs  # this process's running background CSV imports (app.records.import_jobs)
 
 
 def services_of(session: Any) -> AppServices | None:

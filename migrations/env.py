@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_engine_from_config
 
 import app.core.attachments
+import app.core.import_jobs
 import app.core.models  # noqa: F401
 
 config = context.config

@@ -288,19 +288,25 @@ async def _update_group(
             .render_derived(name="v")
         )
         parts = [rows]
+        keys: Any = sa.any_(arrays[0])
     else:  # JSON values: a VALUES list (an array of json would need per-value casts)
         size = max(1, MAX_PARAMETERS // len(names))
         parts = [rows[i : i + size] for i in range(0, len(rows), size)]
-        data = None
+        data = keys = None
     for part in parts:
         source = data
         if source is None:
             source = sa.values(
                 *(sa.column(n, ty) for n, ty in zip(names, types, strict=True)), name="v"
             ).data(part)
+        # The ids again, as a condition on the primary key: the plan reads the batch's rows by their
+        # index whatever the table's statistics say (right after a bulk load they may say "empty",
+        # and a nested loop over every row of the tenant for each row of the batch took ~8 s/batch).
+        ids = t.c.id == keys if keys is not None else t.c.id.in_([r[0] for r in part])
         stmt = (
             sa.update(t)
             .where(
+                ids,
                 t.c.id == source.c.k_id,
                 t.c.version == source.c.k_version,
                 t.c.tenant_id == svc.tenant_id,

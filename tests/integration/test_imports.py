@@ -9,8 +9,8 @@ import csv
 import html
 import io
 import re
+import time
 from typing import Any
-from urllib.parse import unquote
 
 import pytest
 import sqlalchemy as sa
@@ -22,7 +22,7 @@ from app.records.importer import ImportRun
 from app.records.service import RecordService
 from app.web.records import csv_import
 from tests.helpers import post_form, text_of
-from tests.integration.test_record_pages import CATS, G_ITEMS, ITEMS, in_db, make, tenants  # noqa: F401
+from tests.integration.test_record_pages import CATS, G_ITEMS, HX, ITEMS, in_db, make, tenants  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("tenants")
 
@@ -41,18 +41,38 @@ def carried(page: str) -> str:
 
 def counts(page: str) -> dict[str, int]:
     found = dict(
-        re.findall(r'<div class="(created|updated|skipped|refused)"><dt>[^<]*</dt><dd>(\d+)</dd>', page)
+        re.findall(r'<div class="(created|updated|skipped|refused)"><dt>[^<]*</dt><dd>([\d,]+)</dd>', page)
     )
-    return {k: int(v) for k, v in found.items()}
+    return {k: int(v.replace(",", "")) for k, v in found.items()}
 
 
 def confirm(client: Any, page: Any, **options: str) -> Any:
-    return post_form(
-        client,
-        f"{ITEMS}/import",
-        {"confirm": "1", "csv_text": carried(page.text), **options},
-        follow_redirects=False,
-    )
+    """Press "Import" on a preview: the file rides along (all or nothing) or stays in the preview's job."""
+    job = re.search(r'<input type="hidden" name="job" value="([0-9a-f-]{36})">', page.text)
+    carry = {"job": job.group(1)} if job else {"csv_text": carried(page.text)}
+    return post_form(client, f"{ITEMS}/import", {"confirm": "1", **carry, **options}, follow_redirects=False)
+
+
+def finished(client: Any, started: Any, timeout: float = 120) -> Any:
+    """Follow an import job's page as the browser does (HTMX polling of its fragment) until it stops
+    polling; return the full page then."""
+    assert started.status_code == 303, text_of(started.text)[:600]
+    url = started.headers["location"]
+    assert "/import/jobs/" in url, url
+    deadline = time.monotonic() + timeout
+    while 'hx-trigger="every' in (fragment := client.get(url, headers=HX)).text:
+        assert fragment.status_code == 200 and "<html" not in fragment.text
+        assert time.monotonic() < deadline, text_of(fragment.text)
+        time.sleep(0.05)
+    return client.get(url)
+
+
+def refused_rows(client: Any, page: Any) -> list[dict[str, str]]:
+    link = re.search(r'href="([^"]*/import/jobs/[0-9a-f-]{36}/refused\.csv)"', page.text)
+    assert link, text_of(page.text)[:800]
+    body = client.get(link.group(1))
+    assert body.headers["content-type"].startswith("text/csv")
+    return list(csv.DictReader(io.StringIO(body.text.lstrip("\ufeff"))))
 
 
 def items(client: Any) -> list[dict[str, str]]:
@@ -160,7 +180,7 @@ def test_import_updates_by_key_with_preview_counts_version_and_audit(tenants, ap
     assert counts(page.text) == {"created": 1, "updated": 1, "skipped": 1, "refused": 1}
     assert "Import 3 valid rows, skip 1" in text_of(page.text)
     assert len(items(client)) == 2  # previews write nothing
-    result = confirm(client, page, key="sku", skip_invalid="1")
+    result = finished(client, confirm(client, page, key="sku", skip_invalid="1"))
     assert result.status_code == 200 and counts(result.text) == {
         "created": 1,
         "updated": 1,
@@ -195,11 +215,9 @@ def test_skip_invalid_offers_the_refused_rows_as_csv(tenants):
     client = tenants
     page = upload(client, "sku,name,quantity\nS-1,Ok,1\nS-2,Bad,x\nS-1,Again,2\n", skip_invalid="1")
     assert counts(page.text)["refused"] == 2
-    result = confirm(client, page, skip_invalid="1")
+    result = finished(client, confirm(client, page, skip_invalid="1"))
     assert result.status_code == 200
-    link = re.search(r'href="data:text/csv;charset=utf-8,([^"]+)" download="refused-rows.csv"', result.text)
-    assert link
-    refused = list(csv.DictReader(io.StringIO(unquote(html.unescape(link.group(1))).lstrip("\ufeff"))))
+    refused = refused_rows(client, result)
     assert [r["row"] for r in refused] == ["2", "3"]
     assert "quantity: " in refused[0]["errors"] and "The same SKU as row 1" in refused[1]["errors"]
     assert [r["sku"] for r in items(client)] == ["S-1"]
@@ -215,7 +233,7 @@ def test_big_files_import_in_committed_batches(tenants, monkeypatch):
     page = upload(client, body, skip_invalid="1")
     assert counts(page.text) == {"created": 1201, "updated": 0, "skipped": 0, "refused": 1}
     assert len(items(client)) == 0
-    result = confirm(client, page, skip_invalid="1")
+    result = finished(client, confirm(client, page, skip_invalid="1"))
     assert result.status_code == 200 and counts(result.text)["created"] == 1201
     assert len(items(client)) == 1201
 
@@ -251,9 +269,9 @@ def test_a_batch_written_together_refuses_what_a_single_write_would(tenants, app
         skip_invalid="1",
     )
     assert counts(page.text) == {"created": 1, "updated": 0, "skipped": 0, "refused": 2}, text_of(page.text)
-    result = confirm(client, page, skip_invalid="1")
+    result = finished(client, confirm(client, page, skip_invalid="1"))
     assert result.status_code == 200 and counts(result.text)["created"] == 1
-    text = text_of(html.unescape(unquote(result.text)))
+    text = " ".join(r["errors"] for r in refused_rows(client, result))
     assert "already has SKU = T-1" in text and "No Category with that id in this tenant." in text
     assert [r["sku"] for r in items(client)] == ["T-1", "T-2"]
 

@@ -1,46 +1,49 @@
 """CSV import (upload or paste): a dry-run preview counting the rows that would be created, updated,
 skipped and refused, then the import itself through the record service (app.records.importer).
 
-Two modes. *All or nothing* (the default): every row valid or none written, in one transaction — so
-at most MAX_ATOMIC_ROWS rows. *Import the valid rows, skip the rest*: batches of BATCH_SIZE rows, each
-committed on its own (SQLite's write lock is released between batches), refused rows offered as a CSV
-of the rows and their errors. Reference cells may name the row (its display value or a unique field)
-instead of its id; a key field makes rows that match an existing row update it.
+The file is read a batch at a time (app.records.csv_source): the preview keeps the counts, the first
+PREVIEW_ROWS rows with problems and clean ones, and the refused rows' CSV, never every row. Two modes.
+*All or nothing* (the default): every row valid or none written, in one transaction of this request — so
+at most MAX_ATOMIC_ROWS rows. *Import the valid rows, skip the rest*: the preview keeps the file in an
+import job, and "Import" starts it in the background (app.records.import_jobs: batches of BATCH_SIZE rows,
+each committed on its own); the browser goes to the job's progress page (app.web.records.import_jobs).
+Reference cells may name the row (its display value or a unique field) instead of its id; a key field
+makes rows that match an existing row update it.
 """
 
 from __future__ import annotations
 
-import csv
+import functools
 import io
+import uuid
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote
 
+import sqlalchemy as sa
 from litestar import Response
 from litestar.datastructures import FormMultiDict, UploadFile
 from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Template
 
-from app.core.db import commit_keeping_write_lock
 from app.core.errors import ValidationFailed
 from app.core.i18n import N_
+from app.core.import_jobs import ImportJob
+from app.core.models import utcnow
 from app.events import PENDING_KEY
-from app.manifest import STANDARD_FIELDS
 from app.manifest.labels import pick_label
-from app.plugins.runtime import EntityRef
+from app.records import import_jobs
+from app.records.csv_source import MAX_IMPORT_BYTES, CsvFile, Rows, check_text
 from app.records.importer import BATCH_SIZE, ImportCounts, ImportRun
-from app.web.context import RequestContext
+from app.web.context import RequestContext, TenantContext
 from app.web.i18n import localize
-from app.web.records.csv_io import CSV_FORMULA
 from app.web.records.target import Target, atomic, common, need_action
 from app.web.render import page, redirect
 
-MAX_IMPORT_BYTES = 32 * 1024 * 1024
-MAX_IMPORT_ROWS = 200_000
+__all__ = ["MAX_IMPORT_BYTES", "import_form", "import_post"]
 MAX_ATOMIC_ROWS = 5_000  # all-or-nothing is one transaction: bigger files import in batches
 PREVIEW_ROWS = 200
-
-Rows = list[tuple[int, dict[str, str]]]
 
 
 @dataclass
@@ -56,8 +59,7 @@ class ImportPreview:
     skip_invalid: bool = False
     problem: str | None = None
     refused_csv: str = ""
-    done: bool = False  # the result of an import, not a preview
-    errors: dict[int, dict[str, str]] = field(default_factory=dict)
+    job_id: uuid.UUID | None = None  # the import job keeping the file ("skip the rest" mode)
 
     @property
     def error_rows(self) -> int:
@@ -67,8 +69,7 @@ class ImportPreview:
     def ok(self) -> bool:
         """May be confirmed: no file problem, and every row valid unless refused rows are skipped."""
         return (
-            not self.done
-            and self.problem is None
+            self.problem is None
             and self.total > 0
             and (self.counts.refused == 0 or self.skip_invalid)
             and self.counts.refused < self.total
@@ -79,72 +80,48 @@ class ImportPreview:
         return "data:text/csv;charset=utf-8," + quote("\ufeff" + self.refused_csv) if self.refused_csv else ""
 
 
-def read_csv(text: str, ref: EntityRef) -> tuple[list[str], Rows, list[str], list[str]]:
-    """(header, numbered rows for the service, ignored standard columns, unknown columns)."""
-    try:
-        return _parse_csv(text, ref)
-    except csv.Error as exc:
-        raise ValidationFailed(
-            {"file": N_("This is not a readable CSV file: %(error)s.", error=str(exc))}
-        ) from exc
+@dataclass
+class Scan:
+    """What one pass over the file keeps: the rows shown (problems first) and the refused rows' CSV."""
 
+    bad: list[tuple[int, dict[str, str], dict[str, str]]] = field(default_factory=list)
+    good: list[tuple[int, dict[str, str], dict[str, str]]] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
 
-def _parse_csv(text: str, ref: EntityRef) -> tuple[list[str], Rows, list[str], list[str]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise ValidationFailed({"file": N_("The CSV file is empty.")}) from None
-    if not any(header):
-        raise ValidationFailed({"file": N_("The first line must name the columns (field names).")})
-    ignored = [h for h in header if h in STANDARD_FIELDS]
-    unknown = [h for h in header if h and h not in STANDARD_FIELDS and not ref.spec.has_field(h)]
-    rows: Rows = []
-    for line in reader:
-        if not any(cell.strip() for cell in line):
-            continue
-        if len(rows) >= MAX_IMPORT_ROWS:
-            raise ValidationFailed(
-                {"file": N_("Import at most %(rows)s rows at a time.", rows=f"{MAX_IMPORT_ROWS:,}")}
+    def note(
+        self, ctx: RequestContext, source: CsvFile, rows: Rows, errors: dict[int, dict[str, str]]
+    ) -> None:
+        for number, cells in rows:
+            problems = errors.get(number)
+            kept = self.bad if problems else self.good
+            if len(kept) < PREVIEW_ROWS:
+                kept.append((number, cells, problems or {}))
+        if errors:
+            translate = functools.partial(localize, ctx)
+            self.refused.append(
+                import_jobs.refused_rows_csv(source.columns, rows, errors, translate, header=not self.refused)
             )
-        data: dict[str, str] = {}
-        for i, name in enumerate(header):
-            if not name or name in STANDARD_FIELDS:
-                continue
-            cell = line[i] if i < len(line) else ""
-            if len(cell) > 1 and cell[0] == "'" and cell[1] in CSV_FORMULA:
-                cell = cell[1:]  # undo the export's formula guard
-            if cell != "":  # an empty cell means "no value": the field's default applies
-                data[name] = cell
-        rows.append((len(rows) + 1, data))
-    return header, rows, ignored, unknown
+
+    @property
+    def shown(self) -> list[tuple[int, dict[str, str], dict[str, str]]]:
+        return (self.bad + self.good)[:PREVIEW_ROWS]
 
 
-async def csv_text(form: FormMultiDict) -> str:
+async def file_bytes(form: FormMultiDict) -> tuple[bytes, str]:
+    """The uploaded file (or the pasted text) and its name, checked to be readable text."""
     upload = form.get("file")
-    raw: bytes | str = ""
+    raw = b""
+    name = ""
     if isinstance(upload, UploadFile) and upload.filename:
         raw = await upload.read(MAX_IMPORT_BYTES + 1)
+        name = upload.filename
     elif isinstance(form.get("csv_text"), str):
-        raw = str(form.get("csv_text"))
-    if len(raw) > MAX_IMPORT_BYTES:
-        raise ValidationFailed(
-            {"file": N_("The file is larger than %(mb)s MB.", mb=MAX_IMPORT_BYTES // (1024 * 1024))}
-        )
-    if isinstance(raw, bytes):
-        try:
-            raw = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise ValidationFailed(
-                {"file": N_("The file is not UTF-8 text (byte %(at)s).", at=exc.start)}
-            ) from exc
-    text = raw.lstrip("\ufeff")
-    if not text.strip():
-        raise ValidationFailed({"file": N_("Choose a CSV file (or paste CSV text).")})
-    return text
+        raw = str(form.get("csv_text")).encode("utf-8")
+    check_text(raw)
+    return raw, name
 
 
-def _options(form: FormMultiDict, ref: EntityRef, header: list[str], rows: Rows) -> tuple[str | None, bool]:
+def _options(form: FormMultiDict, ref: Any, header: list[str]) -> tuple[str | None, bool]:
     key = str(form.get("key") or "").strip() or None
     skip = form.get("skip_invalid") == "1"
     if key is not None:
@@ -152,82 +129,73 @@ def _options(form: FormMultiDict, ref: EntityRef, header: list[str], rows: Rows)
             raise ValidationFailed({"key": N_("Choose a unique field as the key.")})
         if key not in header:
             raise ValidationFailed({"key": N_("The key column %(key)s is not in the file.", key=key)})
-    if not skip and len(rows) > MAX_ATOMIC_ROWS:
-        raise ValidationFailed(
-            {
-                "skip_invalid": N_(
-                    "Files of more than %(rows)s rows import in batches: choose “Import the valid rows, "
-                    "skip the rest”.",
-                    rows=f"{MAX_ATOMIC_ROWS:,}",
-                )
-            }
-        )
     return key, skip
 
 
-def refused_csv(
-    ctx: RequestContext, columns: list[str], rows: Rows, errors: dict[int, dict[str, str]]
-) -> str:
-    """The refused rows as they were in the file, with the row number and the errors (to fix, re-import)."""
-    if not errors:
-        return ""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow([*columns, "row", "errors"])
-    for number, cells in rows:
-        if number in errors:
-            problems = "; ".join(
-                f"{key}: {localize(ctx, message)}" if key else localize(ctx, message)
-                for key, message in errors[number].items()
+def _too_many() -> ValidationFailed:
+    return ValidationFailed(
+        {
+            "skip_invalid": N_(
+                "Files of more than %(rows)s rows import in batches: choose “Import the valid rows, "
+                "skip the rest”.",
+                rows=f"{MAX_ATOMIC_ROWS:,}",
             )
-            writer.writerow([*(cells.get(c, "") for c in columns), number, problems])
-    return buffer.getvalue()
+        }
+    )
 
 
-async def _run(ctx: RequestContext, run: ImportRun, rows: Rows, *, keep: bool, commit: bool = True) -> None:
+async def _run(
+    ctx: RequestContext, run: ImportRun, source: CsvFile, *, keep: bool, skip: bool, commit: bool = True
+) -> Scan:
     """Every batch in a savepoint; `keep`: keep each batch's rows, else roll them back (a dry run).
-    `commit`: the request's transaction commits after each batch of a file of several batches, so
-    SQLite's write lock is never held for the whole file (not in all-or-nothing mode: one transaction)."""
-    for start in range(0, len(rows), BATCH_SIZE):
+    `commit`: the request's transaction commits after each batch, so SQLite's write lock is never held
+    for the whole file (not in all-or-nothing mode: one transaction)."""
+    scan = Scan()
+    first = True
+    for rows in source.batches(BATCH_SIZE):
+        if commit and not first:
+            await import_jobs.between_batches(ctx.db)  # other writers may write between two batches
+        first = False
+        if not skip and source.rows_read > MAX_ATOMIC_ROWS:
+            raise _too_many()
         async with ctx.db.begin_nested() as savepoint:
-            await run.batch(rows[start : start + BATCH_SIZE])
+            await run.batch(rows)
             if not keep and savepoint.is_active:
                 await savepoint.rollback()
         if not keep:
             ctx.db.sync_session.info.pop(PENDING_KEY, None)  # no events for rows that were never kept
-        if commit and len(rows) > BATCH_SIZE:
-            await commit_keeping_write_lock(ctx.db)
+        scan.note(ctx, source, rows, run.errors)
+        run.errors.clear()  # noted: memory stays one batch's
+    return scan
 
 
-def _preview(
-    ctx: RequestContext,
-    header: list[str],
-    rows: Rows,
-    ignored: list[str],
-    unknown: list[str],
-    text: str,
-    run: ImportRun,
-    skip: bool,
-    *,
-    done: bool = False,
-) -> ImportPreview:
-    columns = [h for h in header if h and h not in STANDARD_FIELDS]
-    shown = [(n, cells, run.errors.get(n, {})) for n, cells in rows]
-    shown.sort(key=lambda r: (not r[2], r[0]))  # rows with errors first, then the clean ones
+def _preview(source: CsvFile, text: str, run: ImportRun, skip: bool, scan: Scan) -> ImportPreview:
     return ImportPreview(
-        columns,
-        ignored,
-        unknown,
-        shown[:PREVIEW_ROWS],
-        len(rows),
+        source.columns,
+        source.ignored,
+        source.unknown,
+        scan.shown,
+        source.rows_read,
         run.counts,
         text,
         run.key,
         skip,
-        None if rows else "The file has no data rows.",
-        refused_csv(ctx, columns, rows, run.errors),
-        done,
-        run.errors,
+        None if source.rows_read else "The file has no data rows.",
+        "".join(scan.refused),
+    )
+
+
+def importer(ctx: TenantContext) -> import_jobs.Importer:
+    """The user importing, as a background job needs them after this request (permissions and data
+    scope as they are now; error messages in this request's language)."""
+    language = SimpleNamespace(translations=ctx.translations, language=ctx.language)
+    return import_jobs.Importer(
+        ctx.tenant_id,
+        ctx.actor,
+        ctx.can,
+        ctx.data_scope(),
+        hooks=ctx.records().hooks,
+        translate=functools.partial(localize, language),
     )
 
 
@@ -265,39 +233,45 @@ async def import_form(request: HTMXRequest, ctx: RequestContext, target: Target)
     return await import_page(request, ctx, target)
 
 
-async def import_post(request: HTMXRequest, ctx: RequestContext, target: Target) -> Response[Any]:
+async def import_post(request: HTMXRequest, ctx: TenantContext, target: Target) -> Response[Any]:
     need_action(ctx, target, "import")
     svc = ctx.records()
     ref = target.ref
     svc.require(ref, "insert")
     form = await request.form()
     chosen = {"key": str(form.get("key") or ""), "skip_invalid": form.get("skip_invalid") == "1"}
+    confirm = form.get("confirm") == "1"
     try:
-        text = await csv_text(form)
-        header, rows, ignored, unknown = read_csv(text, ref)
-        key, skip = _options(form, ref, header, rows)
+        if confirm and form.get("job"):  # "Import" after a preview that kept the file
+            return await _start(request, ctx, target, await _previewed(ctx, target, str(form.get("job"))))
+        raw, filename = await file_bytes(form)
+        source = CsvFile(io.BytesIO(raw), ref)
+        key, skip = _options(form, ref, source.header)
         run = ImportRun(svc, ref, key)
-        if form.get("confirm") != "1" or not rows:
-            await _run(ctx, run, rows, keep=False)
-            preview = _preview(ctx, header, rows, ignored, unknown, text, run, skip)
+        if confirm and skip:  # the file posted again with "Import": straight to a job
+            who = importer(ctx)
+            job = await import_jobs.create(ctx.db, who, ref.name, target.url, raw, key, filename)
+            return await _start(request, ctx, target, job)
+        if not confirm:
+            scan = await _run(ctx, run, source, keep=False, skip=skip)
+            preview = _preview(source, "" if skip else raw.decode("utf-8-sig"), run, skip, scan)
+            if skip and preview.ok:  # keep the file for "Import" (not sent back and forth)
+                job = await import_jobs.create(
+                    ctx.db, importer(ctx), ref.name, target.url, raw, key, filename
+                )
+                preview.job_id = job.id
             return await import_page(request, ctx, target, preview=preview, form=chosen)
-        if skip:
-            await _run(ctx, run, rows, keep=True)
-        else:
-            async with atomic(ctx) as everything:
-                await _run(ctx, run, rows, keep=True, commit=False)
-                if run.errors and everything.is_active:  # changed since the preview: write nothing
-                    await everything.rollback()
-            if run.errors:
-                ctx.db.sync_session.info.pop(PENDING_KEY, None)
-                preview = _preview(ctx, header, rows, ignored, unknown, text, run, skip)
-                return await import_page(request, ctx, target, preview=preview, form=chosen, status_code=422)
+        async with atomic(ctx) as everything:
+            scan = await _run(ctx, run, source, keep=True, skip=False, commit=False)
+            if run.counts.refused and everything.is_active:  # changed since the preview: write nothing
+                await everything.rollback()
+        if run.counts.refused:
+            ctx.db.sync_session.info.pop(PENDING_KEY, None)
+            preview = _preview(source, raw.decode("utf-8-sig"), run, skip, scan)
+            return await import_page(request, ctx, target, preview=preview, form=chosen, status_code=422)
     except ValidationFailed as exc:
         return await import_page(request, ctx, target, errors=exc.errors, form=chosen, status_code=422)
     c = run.counts
-    if c.refused:  # the result, with the refused rows to download
-        preview = _preview(ctx, header, rows, ignored, unknown, text, run, skip, done=True)
-        return await import_page(request, ctx, target, preview=preview, form=chosen)
     return redirect(
         target.url,
         N_(
@@ -308,3 +282,35 @@ async def import_post(request: HTMXRequest, ctx: RequestContext, target: Target)
             skipped=c.skipped,
         ),
     )
+
+
+async def _previewed(ctx: TenantContext, target: Target, given: str) -> ImportJob:
+    """The preview's job holding the file: this user's, in this tenant, for this list, not started."""
+    try:
+        job_id = uuid.UUID(given)
+    except ValueError:
+        job_id = None
+    job = (
+        await ctx.db.scalar(
+            sa.select(ImportJob).where(
+                ImportJob.id == job_id,
+                ImportJob.tenant_id == ctx.tenant_id,
+                ImportJob.user_id == ctx.user.id,
+                ImportJob.entity == target.ref.name,
+            )
+        )
+        if job_id
+        else None
+    )
+    if job is None or job.status != "preview":
+        raise ValidationFailed({"file": N_("This preview is no longer available: choose the file again.")})
+    return job
+
+
+async def _start(request: HTMXRequest, ctx: TenantContext, target: Target, job: ImportJob) -> Response[Any]:
+    """Mark the job running, commit (the task reads it at once), start it; show its progress page."""
+    job.status = "running"
+    job.beat_at = job.created_at = utcnow()
+    await ctx.db.commit()
+    ctx.services.import_jobs.start(request.app.state.alchemy.get_session, job.id, importer(ctx))
+    return redirect(f"{target.url}/import/jobs/{job.id}")

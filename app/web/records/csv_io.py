@@ -18,6 +18,7 @@ from litestar.response import Stream
 from app.manifest import FieldSpec
 from app.plugins import runtime
 from app.plugins.runtime import EntityRef
+from app.records.csv_source import CSV_FORMULA  # the export guards what the import strips
 from app.records.query import ListQuery
 from app.records.service import RecordService
 from app.records.values import to_input, to_json
@@ -26,7 +27,6 @@ from app.web.records.files import file_links
 from app.web.records.listing import ListPage
 from app.web.records.target import Target, need_action
 
-CSV_FORMULA = ("=", "+", "-", "@", "\t", "\r")
 # "+1 555 0100" or "-12.5" cannot run as a formula: no guard apostrophe for plain numbers/phones.
 PHONE_LIKE = re.compile(r"^[+-][0-9][0-9 ().-]*$")
 LABEL_SPEC = FieldSpec(name="label", type="string", label="Label")  # a name is guarded like text

@@ -27,6 +27,7 @@ from app.web.records import (
     detail,
     files,
     forms,
+    import_jobs,
     inline,
     listing,
     lookup,
@@ -51,6 +52,8 @@ TABLE: tuple[tuple[str, str, str, Handler], ...] = (
     ("GET", "crud", "new", forms.new),
     ("GET", "crud", "export.csv", csv_io.export),
     ("GET", "crud", "import", csv_import.import_form),
+    ("GET", "crud", "import/jobs/{id}", import_jobs.job_page),
+    ("GET", "crud", "import/jobs/{id}/refused.csv", import_jobs.refused_rows),
     ("GET", "crud", "lookup", lookup.lookup),
     ("GET", "crud", "views", views.views_page),
     ("GET", "crud", "board", board.board_page),
@@ -62,6 +65,7 @@ TABLE: tuple[tuple[str, str, str, Handler], ...] = (
     ("POST", "crud", "", forms.create),
     ("POST", "crud", "new", forms.create),
     ("POST", "crud", "import", csv_import.import_post),
+    ("POST", "crud", "import/jobs/{id}/cancel", import_jobs.cancel),
     ("POST", "crud", "bulk-delete", actions.bulk_delete),
     ("POST", "crud", "bulk-restore", actions.bulk_restore),
     ("POST", "crud", "views", views.create),
@@ -93,6 +97,8 @@ READS: frozenset[Handler] = frozenset(
         lookup.lookup,
         views.views_page,
         dashboard.custom,
+        import_jobs.job_page,  # the import job's row: read only (the job writes it)
+        import_jobs.refused_rows,
     }
 )
 
