@@ -44,7 +44,7 @@ def check_text(raw: bytes) -> None:
                 {"file": N_("The file is not UTF-8 text (byte %(at)s).", at=at + exc.start)}
             ) from exc
     if not raw.removeprefix(codecs.BOM_UTF8).strip():
-        raise ValidationFailed({"file": "Choose a CSV file (or paste CSV text)."})
+        raise ValidationFailed({"file": N_("Choose a CSV file (or paste CSV text).")})
 
 
 class CsvFile:
@@ -55,11 +55,11 @@ class CsvFile:
         try:
             header = [h.strip() for h in next(self._reader)]
         except StopIteration:
-            raise ValidationFailed({"file": "The CSV file is empty."}) from None
+            raise ValidationFailed({"file": N_("The CSV file is empty.")}) from None
         except csv.Error as exc:
             raise _unreadable(exc) from exc
         if not any(header):
-            raise ValidationFailed({"file": "The first line must name the columns (field names)."})
+            raise ValidationFailed({"file": N_("The first line must name the columns (field names).")})
         self.header = header
         self.columns = [h for h in header if h and h not in STANDARD_FIELDS]  # what the rows carry
         self.ignored = [h for h in header if h in STANDARD_FIELDS]
