@@ -22,6 +22,7 @@ from app.identity import directory
 from app.plugins import runtime
 from app.records import import_jobs
 from app.server import create_app
+from app.web.records import csv_import
 from tests.conftest import ADMIN_EMAIL
 from tests.helpers import login, post_form, text_of
 from tests.integration.test_imports import confirm, counts, finished, items, refused_rows, upload
@@ -83,6 +84,26 @@ def test_a_job_shows_its_progress_then_the_result_and_the_refused_rows(tenants, 
     assert [r["row"] for r in refused] == [str(n) for n in range(100, 1_301, 100)]
     assert refused[0]["sku"] == "J-00100" and "quantity: " in refused[0]["errors"]
     assert len(items(client)) == 1_287
+
+
+def test_a_big_files_preview_checks_its_first_rows_and_the_job_the_rest(tenants, monkeypatch):
+    """A file bigger than PREVIEW_CHECKED previews its first rows and counts the others (a 100,000-row
+    file previews in seconds); the job checks every row, so a bad row past the preview is refused then."""
+    client = tenants
+    monkeypatch.setattr(csv_import, "PREVIEW_CHECKED", 1_000)
+    preview = upload(client, rows_csv(1_300, bad_every=1_200), skip_invalid="1")
+    assert preview.status_code == 200, text_of(preview.text)[:600]
+    shown = text_of(preview.text)
+    assert "The first 1,000 of 1,300 rows were checked" in shown
+    assert (
+        "All 1,000 checked rows are valid" in shown
+        and "Import the 1,300 rows, skipping refused ones" in shown
+    )
+    assert counts(preview.text) == {"created": 1_000, "updated": 0, "skipped": 0, "refused": 0}
+    assert items(client) == []  # a dry run
+    result = finished(client, confirm(client, preview, skip_invalid="1"))
+    assert counts(result.text) == {"created": 1_299, "updated": 0, "skipped": 0, "refused": 1}
+    assert [r["row"] for r in refused_rows(client, result)] == ["1200"]
 
 
 def test_other_users_write_between_batches(tenants):

@@ -13,6 +13,7 @@ makes rows that match an existing row update it.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import io
 import uuid
@@ -34,7 +35,7 @@ from app.core.models import utcnow
 from app.events import PENDING_KEY
 from app.manifest.labels import pick_label
 from app.records import import_jobs
-from app.records.csv_source import MAX_IMPORT_BYTES, CsvFile, Rows, check_text
+from app.records.csv_source import MAX_IMPORT_BYTES, CsvFile, Rows, check_text, count_rows
 from app.records.importer import BATCH_SIZE, ImportCounts, ImportRun
 from app.web.context import RequestContext, TenantContext
 from app.web.i18n import localize
@@ -44,6 +45,9 @@ from app.web.render import page, redirect
 __all__ = ["MAX_IMPORT_BYTES", "import_form", "import_post"]
 MAX_ATOMIC_ROWS = 5_000  # all-or-nothing is one transaction: bigger files import in batches
 PREVIEW_ROWS = 200
+# A "skip the rest" preview checks this many rows and counts the others: a 100,000-row file previews in
+# seconds, not as long as its import (whose job checks every row and lists the refused ones).
+PREVIEW_CHECKED = 5_000
 
 
 @dataclass
@@ -60,6 +64,11 @@ class ImportPreview:
     problem: str | None = None
     refused_csv: str = ""
     job_id: uuid.UUID | None = None  # the import job keeping the file ("skip the rest" mode)
+    checked: int = 0  # rows checked: `total`, or the first PREVIEW_CHECKED of a bigger file
+
+    @property
+    def partial(self) -> bool:
+        return self.checked < self.total
 
     @property
     def error_rows(self) -> int:
@@ -72,7 +81,7 @@ class ImportPreview:
             self.problem is None
             and self.total > 0
             and (self.counts.refused == 0 or self.skip_invalid)
-            and self.counts.refused < self.total
+            and self.counts.refused < self.checked
         )
 
     @property
@@ -145,11 +154,19 @@ def _too_many() -> ValidationFailed:
 
 
 async def _run(
-    ctx: RequestContext, run: ImportRun, source: CsvFile, *, keep: bool, skip: bool, commit: bool = True
+    ctx: RequestContext,
+    run: ImportRun,
+    source: CsvFile,
+    *,
+    keep: bool,
+    skip: bool,
+    commit: bool = True,
+    limit: int | None = None,
 ) -> Scan:
     """Every batch in a savepoint; `keep`: keep each batch's rows, else roll them back (a dry run).
     `commit`: the request's transaction commits after each batch, so SQLite's write lock is never held
-    for the whole file (not in all-or-nothing mode: one transaction)."""
+    for the whole file (not in all-or-nothing mode: one transaction). `limit`: stop after the batch that
+    reaches this many rows."""
     scan = Scan()
     first = True
     for rows in source.batches(BATCH_SIZE):
@@ -166,22 +183,27 @@ async def _run(
             ctx.db.sync_session.info.pop(PENDING_KEY, None)  # no events for rows that were never kept
         scan.note(ctx, source, rows, run.errors)
         run.errors.clear()  # noted: memory stays one batch's
+        if limit is not None and source.rows_read >= limit:
+            break
     return scan
 
 
-def _preview(source: CsvFile, text: str, run: ImportRun, skip: bool, scan: Scan) -> ImportPreview:
+def _preview(
+    source: CsvFile, text: str, run: ImportRun, skip: bool, scan: Scan, total: int | None = None
+) -> ImportPreview:
     return ImportPreview(
         source.columns,
         source.ignored,
         source.unknown,
         scan.shown,
-        source.rows_read,
+        source.rows_read if total is None else total,
         run.counts,
         text,
         run.key,
         skip,
         None if source.rows_read else "The file has no data rows.",
         "".join(scan.refused),
+        checked=source.rows_read,
     )
 
 
@@ -253,8 +275,13 @@ async def import_post(request: HTMXRequest, ctx: TenantContext, target: Target) 
             job = await import_jobs.create(ctx.db, who, ref.name, target.url, raw, key, filename)
             return await _start(request, ctx, target, job)
         if not confirm:
-            scan = await _run(ctx, run, source, keep=False, skip=skip)
-            preview = _preview(source, "" if skip else raw.decode("utf-8-sig"), run, skip, scan)
+            scan = await _run(
+                ctx, run, source, keep=False, skip=skip, limit=PREVIEW_CHECKED if skip else None
+            )
+            total = None
+            if skip and source.rows_read >= PREVIEW_CHECKED:  # the rest counted, not checked
+                total = await asyncio.to_thread(count_rows, io.BytesIO(raw), ref)
+            preview = _preview(source, "" if skip else raw.decode("utf-8-sig"), run, skip, scan, total)
             if skip and preview.ok:  # keep the file for "Import" (not sent back and forth)
                 job = await import_jobs.create(
                     ctx.db, importer(ctx), ref.name, target.url, raw, key, filename
