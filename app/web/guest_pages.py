@@ -39,7 +39,7 @@ def principal(ctx: RequestContext) -> Principal:
             "id": str(user.id),
             "email": user.email,
             "display_name": user.display_name,
-            "language": user.language,
+            "language": ctx.language,  # what the reader sees: preference, switch or browser
             "tenant_id": str(ctx.tenant.id),
             "tenant_slug": ctx.tenant.slug,
         },

@@ -150,6 +150,12 @@ def test_dashboard_has_cards_and_a_chart(acme: Any) -> None:
     text = text_of(r.text)
     assert "Active items 2" in text and "Below threshold 1" in text and "Open purchase orders 0" in text
     assert re.search(r"<svg[^>]*>", r.text) and "Stock by category" in text
+    # The page speaks the reader's language (the host passes it to the guest).
+    post_form(acme, "/language", {"language": "zh", "next": DASH})
+    zh = text_of(acme.get(DASH).text)
+    assert "库存仪表板" in zh and "在用物品 2" in zh and "低于阈值 1" in zh and "各类别库存" in zh
+    stock = text_of(acme.get(STOCK).text)
+    assert "盘点" in stock and "调整数量" in stock and "Adjust quantity" not in stock
 
 
 def test_reorder_drafts_an_order_and_its_lines_in_one_host_call_or_nothing(acme: Any, app: Any) -> None:

@@ -40,6 +40,64 @@ ORDER = "purchase_order"
 DRAFT = ("db.purchase_order.insert", "db.purchase_order_line.insert")
 OUTCOMES = ("approved", "rejected")
 MAX_NOTE_COMMENT = 500
+# The pages' texts in Chinese: the host passes the reader's language (current_user()["language"]).
+ZH = {
+    "Active items": "在用物品",
+    "Below threshold": "低于阈值",
+    "Open purchase orders": "未完成采购订单",
+    "SKU": "SKU",
+    "Name": "名称",
+    "Quantity": "数量",
+    "Threshold": "阈值",
+    "Unit": "单位",
+    "Every active item is at or above its threshold.": "所有在用物品的库存均不低于阈值。",
+    "No active items.": "没有在用物品。",
+    "Show all active items": "显示全部在用物品",
+    "Show only items below threshold": "只显示低于阈值的物品",
+    "Item": "物品",
+    "Counted quantity": "盘点数量",
+    "Note": "备注",
+    "Why the count differs (kept in the log)": "数量不符的原因（记入日志）",
+    "Apply count": "应用盘点数",
+    "Adjust quantity": "调整数量",
+    "A draft purchase order with one line per item below its threshold ({n}).": (
+        "为每个低于阈值的物品（{n} 个）各建一行的采购订单草稿。"
+    ),
+    "Draft a purchase order": "起草采购订单",
+    "Reorder": "补货",
+    "Stocktaking": "盘点",
+    "You may not apply stocktaking counts.": "你无权应用盘点数。",
+    "Enter a whole number of 0 or more.": "请输入 0 或更大的整数。",
+    "Choose an item.": "请选择物品。",
+    "Someone changed this item since the page was loaded; the list below is fresh. "
+    "Check the count and apply it again.": "页面加载后有人修改了此物品；下面的列表已刷新。请核对数量后再次应用。",
+    "Nothing was saved": "未保存任何内容",
+    "{sku} counted: {quantity} {unit}": "{sku} 已盘点：{quantity} {unit}",
+    "No active item is below its threshold.": "没有低于阈值的在用物品。",
+    "No purchase order was drafted: {error}": "未起草采购订单：{error}",
+    "Purchase order {order} drafted with {lines} lines.": "已起草采购订单 {order}，共 {lines} 行。",
+    "Open {order}": "打开 {order}",
+    "{order} drafted": "已起草 {order}",
+    "Uncategorised": "未分类",
+    "Inventory dashboard": "库存仪表板",
+    "Units in stock": "库存数量",
+    "Stock by category": "各类别库存",
+    "units": "件",
+    "No active items yet.": "还没有在用物品。",
+    "Go to stocktaking": "前往盘点",
+}
+
+
+_reader = {"zh": False}  # set at the start of every page and action (an instance serves many users)
+
+
+def _read_language() -> None:
+    _reader["zh"] = str(current_user().get("language") or "").startswith("zh")
+
+
+def _t(message: str, **values: Any) -> str:
+    """`message` in the reader's language (read by _read_language), with `values` filled in."""
+    return (ZH.get(message, message) if _reader["zh"] else message).format(**values)
 
 
 def _items() -> list[dict[str, Any]]:
@@ -51,7 +109,11 @@ def _low(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _stocktaking(
-    show_all: bool, *, error: str | None = None, values: dict[str, Any] | None = None
+    show_all: bool,
+    *,
+    error: str | None = None,
+    error_field: str = "quantity",
+    values: dict[str, Any] | None = None,
 ) -> list[Any]:
     items = _items()
     low = _low(items)
@@ -69,21 +131,24 @@ def _stocktaking(
     values = values or {}
     blocks: list[Any] = [
         columns(
-            stat("Active items", len(items)), stat("Below threshold", len(low), tone="bad" if low else "good")
+            stat(_t("Active items"), len(items)),
+            stat(_t("Below threshold"), len(low), tone="bad" if low else "good"),
         ),
         table(
             [
-                ("sku", "SKU"),
-                ("name", "Name"),
-                ("quantity", "Quantity", "right"),
-                ("threshold", "Threshold", "right"),
-                ("unit", "Unit"),
+                ("sku", _t("SKU")),
+                ("name", _t("Name")),
+                ("quantity", _t("Quantity"), "right"),
+                ("threshold", _t("Threshold"), "right"),
+                ("unit", _t("Unit")),
             ],
             rows,
-            empty="Every active item is at or above its threshold." if not show_all else "No active items.",
+            empty=_t(
+                "Every active item is at or above its threshold." if not show_all else "No active items."
+            ),
         ),
         link(
-            "Show all active items" if not show_all else "Show only items below threshold",
+            _t("Show all active items" if not show_all else "Show only items below threshold"),
             "?show=all" if not show_all else "?show=low",
         ),
     ]
@@ -99,41 +164,43 @@ def _stocktaking(
                     [
                         field(
                             "item",
-                            "Item",
+                            _t("Item"),
                             type="select",
                             options=options,
                             required=True,
                             value=values.get("item"),
-                            error=error if error and "item" in error.lower() else None,
+                            error=error if error_field == "item" else None,
                         ),
                         field(
                             "quantity",
-                            "Counted quantity",
+                            _t("Counted quantity"),
                             type="integer",
                             required=True,
                             min=0,
                             value=values.get("quantity"),
-                            error=error if error and "item" not in error.lower() else None,
+                            error=error if error_field == "quantity" else None,
                         ),
                         field(
                             "note",
-                            "Note",
-                            help="Why the count differs (kept in the log)",
+                            _t("Note"),
+                            help=_t("Why the count differs (kept in the log)"),
                             value=values.get("note"),
                         ),
                     ],
-                    submit="Apply count",
+                    submit=_t("Apply count"),
                 ),
-                title="Adjust quantity",
+                title=_t("Adjust quantity"),
                 permission=ADJUST,
             )
         )
     if low and all(can(p) for p in DRAFT):
         blocks.append(
             card(
-                text(f"A draft purchase order with one line per item below its threshold ({len(low)})."),
-                form("reorder", [], submit="Draft a purchase order"),
-                title="Reorder",
+                text(
+                    _t("A draft purchase order with one line per item below its threshold ({n}).", n=len(low))
+                ),
+                form("reorder", [], submit=_t("Draft a purchase order")),
+                title=_t("Reorder"),
             )
         )
     return blocks
@@ -141,34 +208,38 @@ def _stocktaking(
 
 @plugin.page("stocktaking")
 def stocktaking(params: dict[str, Any]) -> dict[str, Any]:
-    return page("Stocktaking", *_stocktaking(params.get("show") == "all"))
+    _read_language()
+    return page(_t("Stocktaking"), *_stocktaking(params.get("show") == "all"))
 
 
 @plugin.action("stocktaking", "adjust")
 def adjust(data: dict[str, Any]) -> dict[str, Any]:
+    _read_language()
     if not can(ADJUST):
-        return result(alert("You may not apply stocktaking counts.", level="error"))
+        return result(alert(_t("You may not apply stocktaking counts."), level="error"))
     item_ref, _, version = str(data.get("item") or "").partition("@")
     try:
         quantity = int(str(data.get("quantity", "")).strip())
         if quantity < 0:
             raise ValueError
     except ValueError:
-        return result(*_stocktaking(False, error="Enter a whole number of 0 or more.", values=data))
+        return result(*_stocktaking(False, error=_t("Enter a whole number of 0 or more."), values=data))
     if not item_ref or not version.isdigit():
-        return result(*_stocktaking(False, error="Choose an item.", values=data))
+        return result(*_stocktaking(False, error=_t("Choose an item."), error_field="item", values=data))
     try:
         item = db.update(ITEM, item_ref, {"quantity": quantity}, int(version))
     except HostError as exc:
         if "changed by someone else" in exc.message:
             return result(
                 alert(
-                    "Someone changed this item since the page was loaded; the list below is fresh. "
-                    "Check the count and apply it again.",
+                    _t(
+                        "Someone changed this item since the page was loaded; the list below is fresh. "
+                        "Check the count and apply it again."
+                    ),
                     level="warning",
                 ),
                 *_stocktaking(False),
-                toast={"level": "warning", "text": "Nothing was saved"},
+                toast={"level": "warning", "text": _t("Nothing was saved")},
             )
         return result(*_stocktaking(False, error=exc.message, values=data))
     if data.get("note"):
@@ -185,7 +256,12 @@ def adjust(data: dict[str, Any]) -> dict[str, Any]:
         )
     return result(
         *_stocktaking(False),
-        toast=f"{item['sku']} counted: {item['quantity']} {item.get('unit') or ''}".strip(),
+        toast=_t(
+            "{sku} counted: {quantity} {unit}",
+            sku=item["sku"],
+            quantity=item["quantity"],
+            unit=item.get("unit") or "",
+        ).strip(),
     )
 
 
@@ -193,9 +269,10 @@ def adjust(data: dict[str, Any]) -> dict[str, Any]:
 def reorder(data: dict[str, Any]) -> dict[str, Any]:
     """A draft purchase order and its lines (each low item up to twice its threshold), written in one
     call that keeps the order and all its lines or nothing (db.save_with_children)."""
+    _read_language()
     low = _low(_items())
     if not low:
-        return result(alert("No active item is below its threshold.", level="info"), *_stocktaking(False))
+        return result(alert(_t("No active item is below its threshold."), level="info"), *_stocktaking(False))
     lines = [
         {
             "item_id": i["id"],
@@ -212,21 +289,28 @@ def reorder(data: dict[str, Any]) -> dict[str, Any]:
         )
     except HostError as exc:
         return result(
-            alert(f"No purchase order was drafted: {exc.message}", level="error"), *_stocktaking(False)
+            alert(_t("No purchase order was drafted: {error}", error=exc.message), level="error"),
+            *_stocktaking(False),
         )
     href = f"/t/{current_user().get('tenant_slug')}/p/inventory/inventory/purchase/{order['id']}"
     return result(
         alert(
-            f"Purchase order {order['order_no']} drafted with {order['line_count']} lines.", level="success"
+            _t(
+                "Purchase order {order} drafted with {lines} lines.",
+                order=order["order_no"],
+                lines=order["line_count"],
+            ),
+            level="success",
         ),
-        link(f"Open {order['order_no']}", href),
+        link(_t("Open {order}", order=order["order_no"]), href),
         *_stocktaking(False),
-        toast=f"{order['order_no']} drafted",
+        toast=_t("{order} drafted", order=order["order_no"]),
     )
 
 
 @plugin.page("dashboard")
 def dashboard(params: dict[str, Any]) -> dict[str, Any]:
+    _read_language()
     items = _items()
     by_category = db.aggregate(
         ITEM, ["category_id"], [("sum", "quantity"), ("count", None)], {"status": "active"}
@@ -234,25 +318,26 @@ def dashboard(params: dict[str, Any]) -> dict[str, Any]:
     names = {c["id"]: c["name"] for c in db.query("inventory_category", limit=200, sort="name")["rows"]}
     orders = db.aggregate("purchase_order", ["status"], [("count", None)])
     open_orders = sum(o["count"] for o in orders if o["status"] in ("draft", "submitted", "approved"))
-    labels = [names.get(g["category_id"], "Uncategorised") for g in by_category]
+    labels = [names.get(g["category_id"], _t("Uncategorised")) for g in by_category]
     return page(
-        "Inventory dashboard",
+        _t("Inventory dashboard"),
         columns(
-            stat("Active items", len(items)),
-            stat("Below threshold", len(_low(items)), tone="bad" if _low(items) else "good"),
-            stat("Open purchase orders", open_orders),
+            stat(_t("Active items"), len(items)),
+            stat(_t("Below threshold"), len(_low(items)), tone="bad" if _low(items) else "good"),
+            stat(_t("Open purchase orders"), open_orders),
         ),
         chart(
             "bar",
             labels,
-            {"Units in stock": [g["sum_quantity"] or 0 for g in by_category]},
-            title="Stock by category",
-            unit="units",
+            {_t("Units in stock"): [g["sum_quantity"] or 0 for g in by_category]},
+            title=_t("Stock by category"),
+            unit=_t("units"),
         )
         if by_category
-        else text("No active items yet.", muted=True),
+        else text(_t("No active items yet."), muted=True),
         link(
-            "Go to stocktaking", f"/t/{current_user().get('tenant_slug')}/p/inventory/inventory/stocktaking"
+            _t("Go to stocktaking"),
+            f"/t/{current_user().get('tenant_slug')}/p/inventory/inventory/stocktaking",
         ),
     )
 
