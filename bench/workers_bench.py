@@ -32,6 +32,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from records_bench import POST_SCRIPT, ROOT, balance, cpu_seconds, free_port, prepare, sign_in, tree, wrk
 
 
+def busy_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine from /proc/stat: how many cores a run kept busy."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
 def start(env: dict[str, str], workers: int) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     server = subprocess.Popen(
@@ -63,9 +70,12 @@ def run(env: dict[str, str], workers: int, seconds: int, data_dir: Path) -> dict
         for name, target, lua in (("list page 1", page, None), ("create POST", f"{page}/new", script)):
             wrk(target, {"Cookie": cookie, "x-csrftoken": csrf}, 2, lua)  # warm both workers
             before = {pid: cpu_seconds([pid], reaped=False) for pid in pids}
+            busy0, total0 = busy_jiffies()
             result = wrk(target, {"Cookie": cookie, "x-csrftoken": csrf}, seconds, lua)
+            busy1, total1 = busy_jiffies()
             split = balance(before, {pid: cpu_seconds([pid], reaped=False) for pid in pids})
-            out[name] = {**result, "split": split}
+            cores = (os.cpu_count() or 1) * (busy1 - busy0) / max(1, total1 - total0)
+            out[name] = {**result, "split": split, "cores": cores}
         return out
     finally:
         os.killpg(server.pid, signal.SIGTERM)
@@ -88,7 +98,7 @@ def main() -> None:
         env = prepare(args.database_url, args.rebuild, data_dir)
         runs: dict[int, list[dict[str, dict[str, object]]]] = {1: [], 2: []}
         print(
-            f"{'run':<10} {'scenario':<12} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'p99/p50':>7} {'split':>7}"
+            f"{'run':<10} {'scenario':<12} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'p99/p50':>7} {'split':>7} {'busy cores':>10}"
         )
         for round_no in range(1, args.rounds + 1):
             for workers in (1, 2):
@@ -98,7 +108,7 @@ def main() -> None:
                     p50, p99 = float(r["p50"]), float(r["p99"])  # type: ignore[arg-type]
                     print(
                         f"{round_no}:{workers} wkr   {name:<12} {float(r['rps']):>7.0f} {p50:>7.1f} {p99:>7.1f} "  # type: ignore[arg-type]
-                        f"{p99 / p50:>7.2f} {r['split']!s:>7}"
+                        f"{p99 / p50:>7.2f} {r['split']!s:>7} {float(r['cores']):>10.2f}"  # type: ignore[arg-type]
                     )
         print()
         for name in ("list page 1", "create POST"):
