@@ -59,6 +59,7 @@ POSTGRES_PAUSE = 0.0  # row locks only: other writers never wait for a batch of 
 # took ~3 s on a 100,000-row table before its first ANALYZE, ~50 ms after.
 ANALYZE_EVERY = 20_000
 PREVIEW_KEPT = dt.timedelta(days=1)  # files of previews nobody imported are dropped after this
+FINISHED_KEPT = dt.timedelta(days=30)  # finished jobs (their result page, refused rows) kept this long
 # Stored in the job (`problem`) as the English msgid, shown translated.
 LOST = N_("The import stopped because the server stopped. The rows counted as done were imported.")
 FAILED = N_("The import stopped on an unexpected error. The rows counted as done were imported.")
@@ -109,11 +110,15 @@ async def create(
     key: str | None,
     filename: str,
 ) -> ImportJob:
-    """A job in preview: the file kept until "Import" (or dropped with other old previews)."""
+    """A job in preview: the file kept until "Import". Old previews and long-finished jobs go meanwhile."""
     assert who.actor.user_id is not None
+    now = utcnow()
     await session.execute(
         sa.delete(ImportJob).where(
-            ImportJob.status == "preview", ImportJob.created_at < utcnow() - PREVIEW_KEPT
+            sa.or_(
+                sa.and_(ImportJob.status == "preview", ImportJob.created_at < now - PREVIEW_KEPT),
+                ImportJob.finished_at < now - FINISHED_KEPT,
+            )
         )
     )
     job = ImportJob(

@@ -226,6 +226,24 @@ def test_a_stale_preview_cannot_be_imported(tenants):
     assert bogus.status_code == 422
 
 
+def test_long_finished_jobs_are_dropped_by_later_imports(tenants):
+    """A finished job's page (and its refused rows) stays for FINISHED_KEPT; a later import drops it."""
+    client = tenants
+    started = start(client, rows_csv(2))
+    url = started.headers["location"]
+    assert counts(finished(client, started).text)["created"] == 2
+    job_id = uuid.UUID(url.rsplit("/", 1)[1])
+
+    async def age(s: Any) -> None:
+        job = await s.get(ImportJob, job_id)
+        job.finished_at -= import_jobs.FINISHED_KEPT + dt.timedelta(days=1)
+
+    in_db(client.app, age)
+    assert client.get(url).status_code == 200  # kept until another import comes along
+    assert upload(client, rows_csv(1, prefix="K"), skip_invalid="1").status_code == 200
+    assert client.get(url).status_code == 404
+
+
 def test_references_in_imports_respect_the_importers_data_scope(client: TestClient, org: dict[str, Any]):
     """Mid sees the subtree mid ← carol ← dave: a reference to a category of boss, eve or alice (by
     name, code or id) is a row error like a missing one, in the preview and in the job; carol's is fine."""
