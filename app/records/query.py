@@ -8,7 +8,7 @@ same functions to decide which headers are sortable and which filters to offer.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -118,21 +118,61 @@ def contains_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
+def search_columns(entity: EntityRef) -> tuple[str, ...]:
+    """The fields a list's free-text search looks in."""
+    return tuple(f.name for f in entity.spec.searchable_fields)
+
+
+def search_clause(t: sa.Table, columns: tuple[str, ...], needle: Any) -> sa.ColumnElement[bool]:
+    """Any of `columns` contains `needle` (a `contains_pattern`, or a bind parameter standing for one)."""
+    return sa.or_(*(sa.func.lower(t.c[c]).like(needle, escape=LIKE_ESCAPE) for c in columns))
+
+
 def search_condition(entity: EntityRef, q: str) -> sa.ColumnElement[bool] | None:
-    cols = [entity.table.c[f.name] for f in entity.spec.searchable_fields]
-    if not q or not cols:
+    columns = search_columns(entity)
+    if not q or not columns:
         return None
-    needle = contains_pattern(q)
-    return sa.or_(*(sa.func.lower(c).like(needle, escape=LIKE_ESCAPE) for c in cols))
+    return search_clause(entity.table, columns, contains_pattern(q))
 
 
-def filter_conditions(
+@dataclass(frozen=True)
+class Term:
+    """One parsed filter: `op` on field `name` with `value` (None for the blank/filled tests). The
+    statement's shape is (name, op) alone, so a list can keep one statement per shape (app.records.reads)."""
+
+    name: str
+    op: str
+    value: Any = None
+
+
+# op -> the comparison; "like" takes a contains_pattern; the blank tests take no value.
+COMPARISONS: dict[str, Callable[[Any, Any], sa.ColumnElement[bool]]] = {
+    "eq": lambda c, v: c == v,
+    "ne": lambda c, v: c != v,
+    "ge": lambda c, v: c >= v,
+    "le": lambda c, v: c <= v,
+    "gt": lambda c, v: c > v,
+    "lt": lambda c, v: c < v,
+    "like": lambda c, v: sa.func.lower(c).like(v, escape=LIKE_ESCAPE),
+}
+BLANK_TESTS = {"blank", "filled", "blank_text", "filled_text"}
+
+
+def term_condition(col: sa.ColumnElement[Any], op: str, value: Any = None) -> sa.ColumnElement[bool]:
+    """The SQL of one Term on `col`; `value` may be a bind parameter."""
+    if op in BLANK_TESTS:  # text fields count '' as empty too
+        blank = col.is_(None) | (col == "") if op.endswith("_text") else col.is_(None)
+        return blank if op.startswith("blank") else sa.not_(blank)
+    return COMPARISONS[op](col, value)
+
+
+def parse_filters(
     entity: EntityRef, filters: Mapping[str, Any], contains: frozenset[str] = frozenset()
-) -> list[sa.ColumnElement[bool]]:
+) -> list[Term]:
     """`field`, `field__from|to|gt|lt|ne` = value (`field__empty` = true|false), parsed by the field's
-    type (a `field` in `contains` matches a case-insensitive substring); ValidationFailed lists every bad key at once."""
-    t = entity.table
-    conds: list[sa.ColumnElement[bool]] = []
+    type (a `field` in `contains` matches a case-insensitive substring); ValidationFailed lists every bad
+    key at once."""
+    terms: list[Term] = []
     errors: dict[str, str] = {}
     for key, raw in filters.items():
         if raw in ("", None):
@@ -145,40 +185,42 @@ def filter_conditions(
         if not comparable(spec):
             errors[key] = N_("%(field)s cannot be filtered", field=spec.label)
             continue
-        col = t.c[name]
         if bound == "empty":  # `field__empty=true`: no value (NULL, or '' for text); `false`: a value
             wanted = EMPTY_VALUES.get(str(raw).strip().lower())
             if wanted is None:
                 errors[key] = N_("Use true or false")
                 continue
-            blank = (
-                col.is_(None) | (col == "") if spec.type in {"string", "text", "select"} else col.is_(None)
-            )
-            conds.append(blank if wanted else sa.not_(blank))
+            text = "_text" if spec.type in {"string", "text", "select"} else ""
+            terms.append(Term(name, ("blank" if wanted else "filled") + text))
+            continue
+        if bound not in BOUNDS:
+            errors[key] = N_("Unknown filter suffix %(suffix)s", suffix=repr(bound))
             continue
         try:
             value = parse(spec, raw)
         except FieldError as exc:
             errors[key] = exc.message
             continue
-        if bound == "from":
-            conds.append(col >= value)
-        elif bound == "to":
-            if spec.type == "datetime" and isinstance(value, dt.datetime):
-                conds.append(col < value + dt.timedelta(minutes=1))
-            else:
-                conds.append(col <= value)
+        if bound == "to" and spec.type == "datetime" and isinstance(value, dt.datetime):
+            terms.append(Term(name, "lt", value + dt.timedelta(minutes=1)))  # the whole minute shown
         elif bound == "" and name in contains and isinstance(value, str):
-            conds.append(sa.func.lower(col).like(contains_pattern(value), escape=LIKE_ESCAPE))
-        elif bound == "":
-            conds.append(col == value)
-        elif bound in {"gt", "lt", "ne"}:
-            conds.append(col > value if bound == "gt" else col < value if bound == "lt" else col != value)
+            terms.append(Term(name, "like", contains_pattern(value)))
         else:
-            errors[key] = N_("Unknown filter suffix %(suffix)s", suffix=repr(bound))
+            terms.append(Term(name, BOUNDS[bound], value))
     if errors:
         raise ValidationFailed(errors)
-    return conds
+    return terms
+
+
+BOUNDS = {"": "eq", "from": "ge", "to": "le", "gt": "gt", "lt": "lt", "ne": "ne"}
+
+
+def filter_conditions(
+    entity: EntityRef, filters: Mapping[str, Any], contains: frozenset[str] = frozenset()
+) -> list[sa.ColumnElement[bool]]:
+    """The WHERE conditions of `filters` (see parse_filters), values inline."""
+    t = entity.table
+    return [term_condition(t.c[x.name], x.op, x.value) for x in parse_filters(entity, filters, contains)]
 
 
 def order_by(entity: EntityRef, sort: str) -> list[Any]:

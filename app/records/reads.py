@@ -66,6 +66,7 @@ def _count_up_to(stmt: sa.Select[Any], limit: Any) -> sa.Select[Any]:
 
 # The parameters of a list statement (`RecordReads.list`).
 _TENANT, _OFFSET, _LIMIT, _CAP = "portal_tenant", "portal_offset", "portal_limit", "portal_cap"
+_SEARCH, _TERM = "portal_q", "portal_f"
 
 
 def _with_count(
@@ -87,15 +88,34 @@ def _with_count(
     return both, outer
 
 
+# A list statement's shape: (field, op) per filter term (app.records.query.Term); its values are
+# bound as portal_f0, portal_f1, ... and the search needle as portal_q.
+Shape = tuple[tuple[str, str], ...]
+
+
 @functools.lru_cache(maxsize=1024)
-def _plain_list(
-    t: sa.Table, sort: str, deleted: bool, labels: tuple[tuple[str, sa.Table, str], ...]
+def _list_statement(
+    t: sa.Table,
+    sort: str,
+    deleted: bool,
+    labels: tuple[tuple[str, sa.Table, str], ...],
+    terms: Shape,
+    search: tuple[str, ...],
 ) -> tuple[sa.Select[Any], dict[str, sa.Label[Any]]]:
-    """`RecordReads.list` without search, filters or data scope, as one statement object per shape (run
-    with portal_tenant/offset/limit/cap): the same SQL as the general path, with its label rules."""
+    """`RecordReads.list` without a data scope, as one statement object per shape (run with
+    portal_tenant/offset/limit/cap and the terms' values): the SQL of the general path, with its label
+    rules, and no statement construction or cache key computed per request."""
     tenant = sa.bindparam(_TENANT, type_=t.c.tenant_id.type)
     live = t.c.deleted_at.is_not(None) if deleted else t.c.deleted_at.is_(None)
     stmt = sa.select(t).where(t.c.tenant_id == tenant, live)
+    if search:
+        stmt = stmt.where(query_rules.search_clause(t, search, sa.bindparam(_SEARCH)))
+    stmt = stmt.where(
+        *(
+            query_rules.term_condition(t.c[name], op, sa.bindparam(f"{_TERM}{i}"))
+            for i, (name, op) in enumerate(terms)
+        )
+    )
     col = t.c[sort.lstrip("-")]
     order = [col.desc(), t.c.id.desc()] if sort.startswith("-") else [col.asc(), t.c.id.asc()]
     page = stmt.order_by(*order).offset(sa.bindparam(_OFFSET)).limit(sa.bindparam(_LIMIT))
@@ -180,16 +200,21 @@ class RecordReads:
         cap = query.count_cap
         values: dict[str, Any] = {_OFFSET: query.row_offset, _LIMIT: query.size, _CAP: cap + 1}
         folded: dict[str, sa.Label[Any]]
-        if not query.q and not query.filters and await self._unscoped(entity, targets):
-            # The statement of a plain list (no search, filter or data scope) is built once per shape and
-            # run with parameters: no construction or cache key per request.
+        if await self._unscoped(entity, targets):
+            # Without a data scope the statement is built once per shape and run with parameters.
             allowed = tuple(
                 (name, target.table, target.spec.display_field)
                 for name, target in targets.items()
                 if self.can(target.permission("select"))
             )
-            both, folded = _plain_list(entity.table, query.sort, query.deleted, allowed)
+            terms = query_rules.parse_filters(entity, query.filters, query.contains)
+            search = query_rules.search_columns(entity) if query.q else ()
+            shape = tuple((x.name, x.op) for x in terms)
+            both, folded = _list_statement(entity.table, query.sort, query.deleted, allowed, shape, search)
             values[_TENANT] = self.tenant_id
+            values |= {f"{_TERM}{i}": x.value for i, x in enumerate(terms) if x.op in query_rules.COMPARISONS}
+            if search:
+                values[_SEARCH] = query_rules.contains_pattern(query.q)
         else:
             stmt = await self._filtered(entity, query)
             page = stmt.order_by(*order).offset(sa.bindparam(_OFFSET)).limit(sa.bindparam(_LIMIT))
