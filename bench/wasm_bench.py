@@ -108,6 +108,7 @@ async def in_process(url: str, data_dir: Path, folders: list[Path]) -> dict[str,
     from app.access import roles
     from app.audit import Actor
     from app.core.db import make_alchemy_config
+    from app.core.models import Tenant
     from app.core.settings import load_settings
     from app.identity import directory
     from app.installs import lifecycle
@@ -164,6 +165,9 @@ async def in_process(url: str, data_dir: Path, folders: list[Path]) -> dict[str,
         plugins = {p.id: p for p in await runtime.enabled_for(s, tenant.id)}
         probe = plugins["probe"]
         principal = await principal_for(s)
+        # A request's session holds its tenant (RequestContext.tenant), so the time zone a page call is
+        # stamped with comes from the identity map; unheld, every call here would read the row again.
+        request_tenant = await s.get(Tenant, tenant.id)
 
         async def call(sandbox: Sandbox, plugin: Any, mode: str, **params: Any) -> float:
             t = time.perf_counter()
@@ -206,6 +210,7 @@ async def in_process(url: str, data_dir: Path, folders: list[Path]) -> dict[str,
         )
 
         sandbox.close()
+        del request_tenant
         await s.rollback()
     await config.get_engine().dispose()
     return figures
