@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -53,15 +54,9 @@ async def _badges(ctx: RequestContext, context: dict[str, Any]) -> dict[str, int
     wanted = tuple(name for name in _BADGES if name not in context)
     if not wanted:
         return {}
-    stmt = _BADGE_STATEMENTS.get(wanted)
-    if stmt is None:  # built once per combination, run with parameters (no per-request construction)
-        ids: tuple[sa.BindParameter[Any], sa.BindParameter[Any]] = (
-            sa.bindparam("tenant_id"),
-            sa.bindparam("user_id"),
-        )  # typed by the columns they meet
-        stmt = sa.select(*(_BADGES[n](*ids).scalar_subquery().label(n) for n in wanted))
-        _BADGE_STATEMENTS[wanted] = stmt
-    row = (await ctx.db.execute(stmt, {"tenant_id": ctx.tenant.id, "user_id": ctx.user.id})).one()
+    row = (
+        await ctx.db.execute(_badge_statement(wanted), {"tenant_id": ctx.tenant.id, "user_id": ctx.user.id})
+    ).one()
     return {name: int(value or 0) for name, value in row._mapping.items()}
 
 
@@ -69,7 +64,14 @@ _BADGES: dict[str, Any] = {
     "unread_messages": messages.unread_count_query,
     "open_tasks": workflow.open_task_count_query,
 }
-_BADGE_STATEMENTS: dict[tuple[str, ...], Any] = {}
+
+
+@functools.lru_cache(maxsize=8)
+def _badge_statement(wanted: tuple[str, ...]) -> sa.Select[Any]:
+    """The badges' counts as one statement per combination, run with parameters (no per-request
+    construction); the parameters take their types from the columns they meet."""
+    ids: tuple[sa.BindParameter[Any], ...] = (sa.bindparam("tenant_id"), sa.bindparam("user_id"))
+    return sa.select(*(_BADGES[n](*ids).scalar_subquery().label(n) for n in wanted))
 
 
 async def page(
