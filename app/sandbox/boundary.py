@@ -89,25 +89,27 @@ class HostFunction:
         self.fn = fn
         self.plan: _Plan | None = None
 
-    def __call__(self, context: Any, ty_raw: Any, args: Any, nargs: int, results: Any) -> int:
-        def run(store: Any) -> None:
-            plan = self.plan
-            if plan is None:
-                with FuncType._from_ptr(ty_raw, owner=store) as fty:
-                    plan = self.plan = _Plan(fty)
-            if len(plan.lifts) != nargs:
-                raise TypeError("the import's type differs from the one this host function was planned for")
-            value = self.fn(store, *[lift(args[i]) for i, lift in enumerate(plan.lifts)])
-            if plan.lower is not None:
-                plan.lower(store, value, results)
-
-        return catch_exceptions(context, run)  # type: ignore[return-value]
+    def __call__(self, store: Any, ty_raw: Any, args: Any, nargs: int, results: Any) -> None:
+        plan = self.plan
+        if plan is None:
+            with FuncType._from_ptr(ty_raw, owner=store) as fty:
+                plan = self.plan = _Plan(fty)
+        if len(plan.lifts) != nargs:
+            raise TypeError("the import's type differs from the one this host function was planned for")
+        value = self.fn(store, *[lift(args[i]) for i, lift in enumerate(plan.lifts)])
+        if plan.lower is not None:
+            plan.lower(store, value, results)
 
 
 @ffi.wasmtime_component_func_callback_t
 def _trampoline(idx: Any, context: Any, ty_raw: Any, args: Any, nargs: int, results: Any, _n: int) -> int:
-    entry: HostFunction = FUNCTIONS.get(idx or 0)  # type: ignore[assignment]
-    return entry(context, ty_raw, args, nargs, results)
+    # Everything, the slot lookup included, runs under catch_exceptions: an exception escaping a ctypes
+    # callback would return 0 (success) with the results unwritten, which wasmtime then reads.
+    def run(store: Any) -> None:
+        entry: HostFunction = FUNCTIONS.get(idx or 0)  # type: ignore[assignment]
+        entry(store, ty_raw, args, nargs, results)
+
+    return catch_exceptions(context, run)  # type: ignore[return-value]
 
 
 def add_func(instance: LinkerInstance, name: str, fn: Callable[..., Any]) -> None:
