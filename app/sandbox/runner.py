@@ -70,10 +70,6 @@ class _Instance:
     memories: list[LinearMemory] = field(default_factory=list)
     dead: bool = False
     output: GuestOutput = field(default_factory=GuestOutput)  # its stdout/stderr (WASI)
-    # The linker it was made from, kept alive as long as the instance: deleting a component Linker frees
-    # its host functions' closures, which the instance's imports still call (a guest call still running
-    # when its app shut down crashed the process in wasmtime's host-function dispatch).
-    linker: Linker | None = None
 
     @property
     def memory_mb(self) -> float:
@@ -157,9 +153,8 @@ class Sandbox(Compiling):
         store.set_limits(memory_size=ctx.limits.memory_mb * MIB)
         store.set_fuel(ctx.limits.fuel)
         store.set_epoch_deadline(self.ticker.ticks(ctx.limits.deadline_ms))
-        linker = self._linker(plugin)
         with memory.Collect(self.memory_stats) as memories:
-            instance: Instance = linker.instantiate(store, component)
+            instance: Instance = self._linker(plugin).instantiate(store, component)
         guest = instance.get_export_index(store, GUEST_EXPORT)
         funcs = {}
         for name in GUEST_FUNCTIONS:
@@ -181,7 +176,7 @@ class Sandbox(Compiling):
                 func = instance.get_func(store, index) if index is not None else None
                 if func is not None:
                     funcs[name] = func
-        inst = _Instance(store, funcs, memories, output=output, linker=linker)
+        inst = _Instance(store, funcs, memories, output=output)
         problem = error_of(self._invoke(inst, "init", ()))
         if problem is not None:
             raise InitFailed(problem)
