@@ -156,6 +156,8 @@ COMPARISONS: dict[str, Callable[[Any, Any], sa.ColumnElement[bool]]] = {
     "like": lambda c, v: sa.func.lower(c).like(v, escape=LIKE_ESCAPE),
 }
 BLANK_TESTS = {"blank", "filled", "blank_text", "filled_text"}
+# A filter key's suffix (`field__from`) -> its op; `to` on a datetime becomes "lt" the next minute.
+BOUNDS = {"": "eq", "from": "ge", "to": "le", "gt": "gt", "lt": "lt", "ne": "ne"}
 
 
 def term_condition(col: sa.ColumnElement[Any], op: str, value: Any = None) -> sa.ColumnElement[bool]:
@@ -210,9 +212,6 @@ def parse_filters(
     if errors:
         raise ValidationFailed(errors)
     return terms
-
-
-BOUNDS = {"": "eq", "from": "ge", "to": "le", "gt": "gt", "lt": "lt", "ne": "ne"}
 
 
 def filter_conditions(
